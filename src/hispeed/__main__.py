@@ -1,0 +1,3 @@
+from hispeed.cli.main import main
+
+main()

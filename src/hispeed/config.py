@@ -1,0 +1,86 @@
+"""Every setting in one place: defaults < file (hispeed.toml) < environment < command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hispeed.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "hispeed.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """hispeed's settings. Build with `Settings.load()`; each field names its HISPEED_* variable."""
+
+    data_dir: Path = Path("hispeed-data")
+    host: str = "127.0.0.1"
+    port: int = 8088
+    #: partitions of a topic created without a count (by ingestion or `topic create`)
+    default_partitions: int = 1
+    #: "always" (fsync each append before it returns), "never" (leave it to the OS),
+    #: or an interval such as "1000ms" (a background fsync at most that long after an append)
+    fsync: str = "1000ms"
+    #: seconds between background retention and compaction passes
+    cleaner_interval_s: float = 30.0
+    auto_create_topics: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(
+        cls,
+        config_file: str | os.PathLike[str] | None = None,
+        env: dict[str, str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Layer defaults, the config file, the environment and explicit overrides (None: unset)."""
+        env = dict(os.environ) if env is None else env
+        values: dict[str, Any] = {}
+        path = config_file or env.get("HISPEED_CONFIG")
+        if path is None and Path(DEFAULT_CONFIG_FILE).is_file():
+            path = DEFAULT_CONFIG_FILE
+        if path is not None:
+            try:
+                with open(path, "rb") as f:
+                    doc = tomllib.load(f)
+            except FileNotFoundError:
+                raise ConfigError(f"config file {path} does not exist") from None
+            except tomllib.TOMLDecodeError as e:
+                raise ConfigError(f"config file {path}: {e}") from None
+            values.update(doc.get("hispeed", doc))
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "extra"}
+        for name in fields:
+            var = f"HISPEED_{name.upper()}"
+            if var in env:
+                values[name] = env[var]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        extra = {k: v for k, v in values.items() if k not in fields}
+        kwargs = {k: _coerce(k, fields[k].type, v) for k, v in values.items() if k in fields}
+        return cls(**kwargs, extra=extra)
+
+
+def _coerce(name: str, type_name: Any, value: Any) -> Any:
+    try:
+        if type_name in ("Path", Path):
+            return Path(value)
+        if type_name in ("int", int):
+            return int(value)
+        if type_name in ("float", float):
+            return float(value)
+        if type_name in ("bool", bool):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        return str(value)
+    except ValueError:
+        raise ConfigError(f"setting {name!r} cannot be {value!r}: expected {type_name}") from None

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hispeed.log.embedded import EmbeddedLog
+
+pytest_plugins = ["hispeed.testing.services"]
+
+LogFactory = Callable[..., EmbeddedLog]
+
+
+@pytest.fixture
+def log_factory(tmp_path: Path) -> Iterator[LogFactory]:
+    """Open embedded logs (by default on one data directory per test); all closed at the end."""
+    opened: list[EmbeddedLog] = []
+
+    def open_log(data_dir: Path | None = None, **kwargs: Any) -> EmbeddedLog:
+        kwargs.setdefault("fsync", "never")
+        kwargs.setdefault("cleaner_interval_s", None)
+        log = EmbeddedLog(data_dir or tmp_path / "data", **kwargs)
+        opened.append(log)
+        return log
+
+    yield open_log
+    for log in opened:
+        log.close()
+
+
+@pytest.fixture
+def log(log_factory: LogFactory) -> EmbeddedLog:
+    return log_factory()
