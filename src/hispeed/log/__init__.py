@@ -1,0 +1,35 @@
+"""The durable partitioned log: the `Log` interface and its embedded backend."""
+
+from hispeed.log._murmur2 import murmur2, partition_for_key
+from hispeed.log.base import (
+    RECORD_SCHEMA,
+    AppendResult,
+    Consumer,
+    Log,
+    PartitionInfo,
+    PolledBatch,
+    Record,
+    TopicConfig,
+    TopicInfo,
+    TopicPartition,
+    Transaction,
+)
+from hispeed.log.embedded import EmbeddedLog, FsyncPolicy
+
+__all__ = [
+    "RECORD_SCHEMA",
+    "AppendResult",
+    "Consumer",
+    "EmbeddedLog",
+    "FsyncPolicy",
+    "Log",
+    "PartitionInfo",
+    "PolledBatch",
+    "Record",
+    "TopicConfig",
+    "TopicInfo",
+    "TopicPartition",
+    "Transaction",
+    "murmur2",
+    "partition_for_key",
+]

@@ -1,0 +1,323 @@
+"""One partition of the embedded log: its segments, appends, reads, retention and compaction."""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hispeed.errors import OffsetOutOfRangeError
+from hispeed.log._segment import Segment, encode_frame
+from hispeed.log.base import RECORD_SCHEMA, TopicConfig
+
+log = logging.getLogger(__name__)
+
+START_FILE = "log-start-offset"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Partition:
+    """Segments of one partition. Appends and segment-list changes hold `lock`; reads do not."""
+
+    def __init__(
+        self,
+        directory: Path,
+        topic: str,
+        index: int,
+        config: TopicConfig,
+        clock: Callable[[], int] = _now_ms,
+    ) -> None:
+        self.directory = directory
+        self.topic = topic
+        self.index = index
+        self.config = config
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.dirty = False  # appended since the last fsync
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = sorted(directory.glob("*.seg"))
+        for leftover in directory.glob("*.cleaned"):
+            leftover.unlink()  # a compaction that did not finish: the originals are intact
+        self.segments: list[Segment] = [
+            Segment.open(
+                p, active=(i == len(paths) - 1), index_interval=config.index_interval_bytes
+            )
+            for i, p in enumerate(paths)
+        ]
+        start_path = directory / START_FILE
+        self.start_offset = int(start_path.read_text()) if start_path.exists() else 0
+        if not self.segments:
+            self.segments.append(
+                Segment.create(directory, self.start_offset, config.index_interval_bytes)
+            )
+        self.end_offset = max(self.segments[-1].next_offset, self.start_offset)
+        self._bases = [s.base_offset for s in self.segments]
+        self._active_created_ms = clock()
+        #: the end offset readers may see; transactions raise it once all their parts are written
+        self.visible_end = self.end_offset
+        self.cleaned_through = -1  # closed segments up to this base offset are compacted
+
+    # -- writing ------------------------------------------------------------------------
+
+    @property
+    def active(self) -> Segment:
+        return self.segments[-1]
+
+    def append(self, batch: pa.RecordBatch, at: int | None = None) -> int:
+        """Append records (RECORD_SCHEMA without `offset`); returns the first offset given.
+
+        `at` places the batch at a later offset (a transaction replayed after lost writes).
+        Call with `lock` held when the caller must see the offsets before others append.
+        """
+        with self.lock:
+            base = self.end_offset if at is None else max(at, self.end_offset)
+            n = batch.num_rows
+            offsets = pa.array(np.arange(base, base + n, dtype=np.int64))
+            full = pa.RecordBatch.from_arrays([offsets, *batch.columns], schema=RECORD_SCHEMA)
+            header, payload = encode_frame(full, self.config.compression)
+            self.write_frame(header, payload, base + n)
+            return base
+
+    def write_frame(self, header: bytes, payload: bytes | pa.Buffer, end: int) -> None:
+        """Write an encoded frame ending at `end` (exclusive), rolling the segment first if due."""
+        with self.lock:
+            self._maybe_roll(len(header) + len(payload))
+            self.active.append(header, payload)
+            self.end_offset = end
+            self.dirty = True
+
+    def _maybe_roll(self, incoming: int) -> None:
+        seg = self.active
+        if seg.size == 0:
+            return
+        too_big = seg.size + incoming > self.config.segment_bytes
+        too_old = self.clock() - self._active_created_ms >= self.config.segment_ms
+        if too_big or too_old:
+            self.roll()
+
+    def roll(self) -> None:
+        """Seal the active segment and start a new one at the end offset (no-op when empty)."""
+        with self.lock:
+            if self.active.size == 0:
+                return
+            self.active.seal()
+            seg = Segment.create(self.directory, self.end_offset, self.config.index_interval_bytes)
+            self.segments.append(seg)
+            self._bases.append(seg.base_offset)
+            self._active_created_ms = self.clock()
+
+    def fsync(self) -> None:
+        with self.lock:
+            if self.dirty:
+                self.active.fsync()
+                self.dirty = False
+
+    def close(self) -> None:
+        with self.lock:
+            self.fsync()
+            for seg in self.segments:
+                seg.close()
+
+    # -- reading ------------------------------------------------------------------------
+
+    def read(
+        self, offset: int, max_records: int | None = None, max_bytes: int | None = None
+    ) -> list[pa.RecordBatch]:
+        """Batches of records with offsets >= `offset`, up to the visible end and the limits.
+
+        At least one record is returned when one exists, whatever `max_bytes` says.
+        """
+        end = self.visible_end
+        start = self.start_offset
+        if offset < start or offset > end:
+            raise OffsetOutOfRangeError(
+                f"offset {offset} is out of range for {self.topic}[{self.index}]: "
+                f"it holds offsets {start} to {end - 1}"
+                if end > start
+                else f"offset {offset} is out of range for {self.topic}[{self.index}]: "
+                f"it is empty, and the next offset is {end}",
+                start,
+                end,
+            )
+        out: list[pa.RecordBatch] = []
+        remaining = max_records if max_records is not None else 1 << 62
+        budget = max_bytes if max_bytes is not None else 1 << 62
+        segments = self.segments  # a snapshot: compaction swaps the list, never edits it
+        i = max(bisect.bisect_right([s.base_offset for s in segments], offset) - 1, 0)
+        position = offset
+        for seg in segments[i:]:
+            size = seg.size
+            for header in seg.frames_from(position, size):
+                if header.base >= end or remaining <= 0 or (budget <= 0 and out):
+                    return out
+                batch = seg.read_frame(header)
+                offsets = batch.column(0)
+                lo = 0 if header.base >= position else _first_at_least(offsets, position)
+                hi = batch.num_rows
+                if header.last >= end:
+                    hi = _first_at_least(offsets, end)
+                hi = min(hi, lo + remaining)
+                if hi > lo:
+                    piece = batch.slice(lo, hi - lo) if (lo, hi) != (0, batch.num_rows) else batch
+                    out.append(piece)
+                    remaining -= piece.num_rows
+                    budget -= header.length * piece.num_rows // max(batch.num_rows, 1)
+                position = header.last + 1
+        return out
+
+    # -- retention and compaction -------------------------------------------------------
+
+    def apply_retention(self) -> int:
+        """Delete whole closed segments past retention.ms or retention.bytes; returns how many."""
+        cfg = self.config
+        if not cfg.deletes:
+            return 0
+        now = self.clock()
+        removed = 0
+        with self.lock:
+            while len(self.segments) > 1:
+                oldest = self.segments[0]
+                total = sum(s.size for s in self.segments)
+                expired = (
+                    cfg.retention_ms >= 0 and 0 <= oldest.max_timestamp < now - cfg.retention_ms
+                )
+                too_big = cfg.retention_bytes >= 0 and total - oldest.size >= cfg.retention_bytes
+                if not (expired or too_big):
+                    break
+                nxt = self.segments[1].base_offset
+                self._set_start(nxt)
+                self.segments = self.segments[1:]
+                self._bases = self._bases[1:]
+                oldest.delete()
+                removed += 1
+        return removed
+
+    def delete_records_before(self, offset: int) -> None:
+        """Advance the log start offset (as Kafka's DeleteRecords); whole segments below it go."""
+        with self.lock:
+            offset = min(offset, self.end_offset)
+            if offset <= self.start_offset:
+                return
+            self._set_start(offset)
+            while len(self.segments) > 1 and self.segments[1].base_offset <= offset:
+                self.segments[0].delete()
+                self.segments = self.segments[1:]
+                self._bases = self._bases[1:]
+
+    def _set_start(self, offset: int) -> None:
+        self.start_offset = offset
+        tmp = self.directory / (START_FILE + ".tmp")
+        tmp.write_text(str(offset))
+        os.replace(tmp, self.directory / START_FILE)
+
+    def compact(self) -> int:
+        """Keep only the newest record per key in closed segments; returns records removed.
+
+        Tombstones are dropped once older than delete.retention.ms. The active segment is never
+        touched, so appends go on while this runs; only the final swap takes the lock.
+        """
+        cfg = self.config
+        if not cfg.compacts:
+            return 0
+        with self.lock:
+            closed = self.segments[:-1]
+            active_base = self.active.base_offset
+        if not closed:
+            return 0
+        # The newest offset of every key up to the end of the log as it stands now.
+        keys: list[pa.Array] = []
+        offsets: list[pa.Array] = []
+        for batch in self.read(max(self.start_offset, closed[0].base_offset)):
+            keys.append(batch.column(2))
+            offsets.append(batch.column(0))
+        table = pa.table(
+            {
+                "key": pa.chunked_array(keys, pa.binary()),
+                "offset": pa.chunked_array(offsets, pa.int64()),
+            }
+        )
+        latest = table.group_by("key").aggregate([("offset", "max")]).column("offset_max")
+        latest_set = latest.combine_chunks() if isinstance(latest, pa.ChunkedArray) else latest
+        horizon = self.clock() - cfg.delete_retention_ms
+        removed = 0
+        replacements: dict[int, Segment | None] = {}
+        for seg in closed:
+            if seg.base_offset >= active_base:
+                break
+            tmp_path = seg.path.with_suffix(".cleaned")
+            kept_any = False
+            changed = False
+            with open(tmp_path, "wb") as out:
+                for header in seg.frames_from(-1):
+                    batch = seg.read_frame(header)
+                    keep = pc.is_in(batch.column(0), value_set=latest_set)
+                    tomb = pc.and_(pc.is_null(batch.column(3)), pc.less(batch.column(1), horizon))
+                    keep = pc.and_(keep, pc.invert(tomb))
+                    kept = batch.filter(keep)
+                    if kept.num_rows != batch.num_rows:
+                        changed = True
+                        removed += batch.num_rows - kept.num_rows
+                    if kept.num_rows:
+                        kept_any = True
+                        h, p = encode_frame(kept, cfg.compression)
+                        out.write(h)
+                        out.write(p)
+                out.flush()
+                os.fsync(out.fileno())
+            if not changed:
+                tmp_path.unlink()
+                continue
+            if not kept_any:
+                tmp_path.unlink()
+                replacements[seg.base_offset] = None
+                continue
+            replacements[seg.base_offset] = _swap_in(seg, tmp_path)
+        if replacements:
+            with self.lock:
+                new_list: list[Segment] = []
+                for seg in self.segments:
+                    if seg.base_offset in replacements and seg is not self.active:
+                        repl = replacements[seg.base_offset]
+                        if repl is not None:
+                            new_list.append(repl)
+                        else:
+                            seg.delete()
+                    else:
+                        new_list.append(seg)
+                self.segments = new_list
+                self._bases = [s.base_offset for s in new_list]
+        self.cleaned_through = active_base
+        return removed
+
+    def needs_compaction(self) -> bool:
+        return (
+            self.config.compacts
+            and len(self.segments) > 1
+            and (self.segments[-2].base_offset >= self.cleaned_through)
+        )
+
+
+def _swap_in(old: Segment, cleaned: Path) -> Segment:
+    """Replace a closed segment's file with its compacted copy, atomically by rename."""
+    index = old.index_path
+    index.unlink(missing_ok=True)  # rebuilt for the new file on open
+    # Readers holding `old` go on reading its descriptor, which still sees the old inode;
+    # it is closed when the last of them lets go of it.
+    os.replace(cleaned, old.path)
+    return Segment.open(old.path, active=False, index_interval=old.index_interval)
+
+
+def _first_at_least(offsets: pa.Array, value: int) -> int:
+    arr = offsets.to_numpy(zero_copy_only=False)
+    return int(np.searchsorted(arr, value, side="left"))

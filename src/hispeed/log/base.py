@@ -1,0 +1,442 @@
+"""The Log interface: topics of partitions of offset-numbered records, groups and transactions.
+
+A backend (embedded segment files, or Apache Kafka) implements `Log`. Records go in as an
+Arrow batch or a list of `Record`s and come out as Arrow record batches with the columns of
+`RECORD_SCHEMA`: offset, timestamp (ms), key, value, headers. A null value is a tombstone.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from hispeed.errors import ConfigError, InvalidRecordError, LogError
+
+HEADERS_TYPE = pa.list_(pa.struct([("key", pa.string()), ("value", pa.binary())]))
+#: what a read returns
+RECORD_SCHEMA = pa.schema(
+    [
+        pa.field("offset", pa.int64(), nullable=False),
+        pa.field("timestamp", pa.int64(), nullable=False),
+        pa.field("key", pa.binary()),
+        pa.field("value", pa.binary()),
+        pa.field("headers", HEADERS_TYPE),
+    ]
+)
+#: what an append stores (the log gives the offsets)
+APPEND_SCHEMA = pa.schema(list(RECORD_SCHEMA)[1:])
+
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+class TopicPartition(NamedTuple):
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record to append. Strings are encoded as UTF-8; a None value is a tombstone."""
+
+    value: bytes | str | None
+    key: bytes | str | None = None
+    timestamp: int | None = None
+    headers: Sequence[tuple[str, bytes | str]] = ()
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """Where each appended record landed, in input order."""
+
+    partitions: npt.NDArray[np.int32]
+    offsets: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def pairs(self) -> list[tuple[int, int]]:
+        return list(zip(self.partitions.tolist(), self.offsets.tolist(), strict=True))
+
+
+_KNOWN_CONFIGS = {
+    "cleanup.policy": "delete, compact, or compact,delete",
+    "retention.ms": "milliseconds a record is kept (-1: forever)",
+    "retention.bytes": "bytes a partition keeps (-1: no limit)",
+    "segment.bytes": "bytes after which a new segment file starts",
+    "segment.ms": "milliseconds after which a new segment file starts",
+    "compression.type": "none, lz4 or zstd",
+    "delete.retention.ms": "milliseconds a tombstone survives compaction",
+    "index.interval.bytes": "bytes between sparse index entries",
+}
+
+
+@dataclass(frozen=True)
+class TopicConfig:
+    """A topic's settings, named as Kafka names them."""
+
+    cleanup_policy: str = "delete"
+    retention_ms: int = 7 * 24 * 3600 * 1000
+    retention_bytes: int = -1
+    segment_bytes: int = 64 * 1024 * 1024
+    segment_ms: int = 7 * 24 * 3600 * 1000
+    compression_type: str = "none"
+    delete_retention_ms: int = 24 * 3600 * 1000
+    index_interval_bytes: int = 4096
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> TopicConfig:
+        """Build from Kafka-style names (`retention.ms`), checking names and values."""
+        kwargs: dict[str, Any] = {}
+        for name, raw in (values or {}).items():
+            if name not in _KNOWN_CONFIGS:
+                known = ", ".join(sorted(_KNOWN_CONFIGS))
+                raise ConfigError(f"unknown topic config {name!r}; known configs: {known}")
+            attr = name.replace(".", "_")
+            if name == "cleanup.policy":
+                policy = ",".join(sorted(p.strip() for p in str(raw).split(",")))
+                if policy not in ("compact", "delete", "compact,delete"):
+                    raise ConfigError(
+                        f"cleanup.policy cannot be {raw!r}: use delete, compact or compact,delete"
+                    )
+                kwargs[attr] = policy
+            elif name == "compression.type":
+                comp = str(raw).strip().lower()
+                if comp not in ("none", "lz4", "zstd"):
+                    raise ConfigError(
+                        f"compression.type cannot be {raw!r}: hispeed compresses with none, "
+                        "lz4 or zstd (Arrow IPC buffer compression)"
+                    )
+                kwargs[attr] = comp
+            else:
+                try:
+                    kwargs[attr] = int(raw)
+                except (TypeError, ValueError):
+                    raise ConfigError(
+                        f"topic config {name} must be a whole number ({_KNOWN_CONFIGS[name]}), "
+                        f"not {raw!r}"
+                    ) from None
+        cfg = cls(**kwargs)
+        if cfg.segment_bytes < 64:
+            raise ConfigError(f"segment.bytes must be at least 64, not {cfg.segment_bytes}")
+        if cfg.segment_ms < 1 or cfg.index_interval_bytes < 0:
+            raise ConfigError("segment.ms must be positive and index.interval.bytes not negative")
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name.replace(".", "_")) for name in _KNOWN_CONFIGS}
+
+    @property
+    def compression(self) -> str | None:
+        return None if self.compression_type == "none" else self.compression_type
+
+    @property
+    def compacts(self) -> bool:
+        return "compact" in self.cleanup_policy
+
+    @property
+    def deletes(self) -> bool:
+        return "delete" in self.cleanup_policy
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    partition: int
+    start_offset: int
+    end_offset: int
+    size_bytes: int
+    segments: int
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    name: str
+    partitions: list[PartitionInfo]
+    config: TopicConfig
+    internal: bool = False
+
+    @property
+    def records(self) -> int:
+        """Offsets held (after compaction, more than the records left)."""
+        return sum(p.end_offset - p.start_offset for p in self.partitions)
+
+
+def validate_topic_name(name: str) -> None:
+    if not _TOPIC_NAME.match(name) or name in (".", ".."):
+        raise LogError(
+            f"invalid topic name {name!r}: use 1 to 249 of the characters A-Z a-z 0-9 . _ -"
+        )
+
+
+def _as_bytes(value: object) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise InvalidRecordError(f"record keys and values are bytes or str, not {type(value).__name__}")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def to_append_batch(records: Any, now: int | None = None) -> pa.RecordBatch:
+    """Normalize what a caller appends into a batch of APPEND_SCHEMA.
+
+    Accepts a pyarrow RecordBatch or Table (a `value` column; optional `key`, `timestamp`,
+    `headers`) or an iterable of `Record`s, dicts with those names, or (key, value) pairs.
+    Missing timestamps become the current time.
+    """
+    if isinstance(records, pa.Table):
+        batches = records.to_batches()
+        if not batches:
+            return _from_arrow(pa.RecordBatch.from_pylist([], schema=records.schema), now)
+        records = batches[0] if len(batches) == 1 else pa.concat_batches(batches)
+    if isinstance(records, pa.RecordBatch):
+        return _from_arrow(records, now)
+    return _from_python(records, now)
+
+
+def _from_arrow(batch: pa.RecordBatch, now: int | None) -> pa.RecordBatch:
+    names = batch.schema.names
+    if "value" not in names:
+        raise InvalidRecordError(f"an appended batch needs a 'value' column; it has {names}")
+    n = batch.num_rows
+
+    def column(name: str, typ: pa.DataType) -> pa.Array:
+        if name not in names:
+            return pa.nulls(n, typ)
+        col = batch.column(name)
+        if col.type == typ:
+            return col
+        try:
+            return col.cast(typ)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise InvalidRecordError(
+                f"column {name!r} of type {col.type} cannot be stored as {typ}"
+            ) from None
+
+    ts = column("timestamp", pa.int64())
+    if ts.null_count:
+        ts = pa.compute.fill_null(ts, now if now is not None else now_ms())
+    return pa.RecordBatch.from_arrays(
+        [
+            ts,
+            column("key", pa.binary()),
+            column("value", pa.binary()),
+            column("headers", HEADERS_TYPE),
+        ],
+        schema=APPEND_SCHEMA,
+    )
+
+
+def _from_python(records: Iterable[Any], now: int | None) -> pa.RecordBatch:
+    keys: list[bytes | None] = []
+    values: list[bytes | None] = []
+    stamps: list[int] = []
+    headers: list[list[dict[str, Any]] | None] = []
+    stamp_now = now if now is not None else now_ms()
+    h: Any
+    for i, rec in enumerate(records):
+        if isinstance(rec, Record):
+            k, v, t, h = rec.key, rec.value, rec.timestamp, rec.headers
+        elif isinstance(rec, dict):
+            k, v, t, h = rec.get("key"), rec.get("value"), rec.get("timestamp"), rec.get("headers")
+        elif isinstance(rec, tuple) and len(rec) == 2:
+            (k, v), t, h = rec, None, None
+        else:
+            raise InvalidRecordError(
+                f"record {i}: expected a Record, a dict or a (key, value) pair, "
+                f"not {type(rec).__name__}"
+            )
+        keys.append(_as_bytes(k))
+        values.append(_as_bytes(v))
+        stamps.append(stamp_now if t is None else int(t))
+        headers.append([{"key": hk, "value": _as_bytes(hv)} for hk, hv in h] if h else None)
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array(stamps, pa.int64()),
+            pa.array(keys, pa.binary()),
+            pa.array(values, pa.binary()),
+            pa.array(headers, HEADERS_TYPE),
+        ],
+        schema=APPEND_SCHEMA,
+    )
+
+
+class Transaction(ABC):
+    """Appends and offset commits that become visible together, or not at all.
+
+    Use as a context manager: it commits when the block ends normally and aborts on an
+    exception. Offsets of the appended records are known only after `commit()`.
+    """
+
+    @abstractmethod
+    def append(self, topic: str, records: Any, *, partition: int | None = None) -> None: ...
+
+    @abstractmethod
+    def commit_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None: ...
+
+    @abstractmethod
+    def commit(self) -> dict[TopicPartition, tuple[int, int]]:
+        """Make everything visible; returns each partition's (first offset, end offset)."""
+
+    @abstractmethod
+    def abort(self) -> None: ...
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+@dataclass
+class PolledBatch:
+    partition: TopicPartition
+    batch: pa.RecordBatch
+
+
+@dataclass
+class ConsumerOptions:
+    group: str | None = None
+    auto_offset_reset: str = "latest"  # "earliest" or "latest", as Kafka
+    max_records: int = 100_000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Consumer(ABC):
+    """Reads topics as a member of a consumer group (or alone, with group None)."""
+
+    @abstractmethod
+    def poll(self, timeout: float = 1.0, max_records: int | None = None) -> list[PolledBatch]:
+        """Batches from the assigned partitions; waits up to `timeout` s when there are none."""
+
+    @abstractmethod
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        """Commit the given offsets, or the current positions (the next offset to read)."""
+
+    @abstractmethod
+    def assignment(self) -> list[TopicPartition]: ...
+
+    @abstractmethod
+    def position(self, tp: TopicPartition) -> int: ...
+
+    @abstractmethod
+    def seek(self, tp: TopicPartition, offset: int) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Log(ABC):
+    """A durable partitioned log. Backends: `EmbeddedLog` (segment files), later Kafka."""
+
+    @abstractmethod
+    def create_topic(
+        self,
+        name: str,
+        partitions: int | None = None,
+        config: Mapping[str, Any] | None = None,
+        *,
+        exist_ok: bool = False,
+    ) -> TopicInfo: ...
+
+    @abstractmethod
+    def delete_topic(self, name: str) -> None: ...
+
+    @abstractmethod
+    def list_topics(self, *, internal: bool = False) -> list[str]: ...
+
+    @abstractmethod
+    def describe_topic(self, name: str) -> TopicInfo: ...
+
+    @abstractmethod
+    def append(self, topic: str, records: Any, *, partition: int | None = None) -> AppendResult:
+        """Append a batch; returns where each record landed once it is acknowledged.
+
+        With no `partition`, keyed records go where Kafka's default partitioner puts them
+        (murmur2 of the key) and a batch's null-keyed records go together to one partition,
+        taking turns between partitions from batch to batch.
+        """
+
+    @abstractmethod
+    def read(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        *,
+        max_records: int | None = None,
+        max_bytes: int | None = None,
+    ) -> list[pa.RecordBatch]:
+        """Record batches of one partition from `offset` on (RECORD_SCHEMA)."""
+
+    @abstractmethod
+    def offsets(self, topic: str, partition: int) -> tuple[int, int]:
+        """(log start offset, end offset): the first offset held and the next one to be written."""
+
+    @abstractmethod
+    def wait(self, timeout: float) -> bool:
+        """Block until something is appended anywhere or `timeout` s pass; True if appended."""
+
+    @abstractmethod
+    def commit_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None: ...
+
+    @abstractmethod
+    def committed_offsets(
+        self, group: str, topic: str | None = None
+    ) -> dict[TopicPartition, int]: ...
+
+    @abstractmethod
+    def list_groups(self) -> list[str]: ...
+
+    @abstractmethod
+    def transaction(self) -> Transaction: ...
+
+    @abstractmethod
+    def consumer(
+        self,
+        topics: Sequence[str] | str,
+        *,
+        group: str | None = None,
+        auto_offset_reset: str = "latest",
+    ) -> Consumer:
+        """A consumer of `topics` (names, or one regular expression string starting with ^)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Log:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def read_table(self, topic: str, partition: int, offset: int = 0) -> pa.Table:
+        """Everything from `offset` to the end of one partition as one table."""
+        return pa.Table.from_batches(self.read(topic, partition, offset), schema=RECORD_SCHEMA)
