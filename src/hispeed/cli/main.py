@@ -1,0 +1,447 @@
+"""`hispeed`: server, topics, produce, consume and benchmarks, on a data directory.
+
+Errors print one line, `error: ...`, and exit 1; a bug prints one line too (set
+HISPEED_DEBUG=1 for its traceback) and exits 2; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hispeed import __version__
+from hispeed.config import Settings
+from hispeed.errors import HispeedError
+from hispeed.log.embedded import EmbeddedLog
+
+
+class _Context:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def open_log(self) -> EmbeddedLog:
+        s = self.settings
+        return EmbeddedLog(
+            s.data_dir,
+            fsync=s.fsync,
+            default_partitions=s.default_partitions,
+            cleaner_interval_s=None,
+        )
+
+
+pass_ctx = click.make_pass_decorator(_Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hispeed")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where topics and state live [HISPEED_DATA_DIR; default ./hispeed-data].",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A hispeed.toml settings file [HISPEED_CONFIG].",
+)
+@click.option(
+    "--fsync", default=None, help="always | never | an interval such as 1000ms [HISPEED_FSYNC]."
+)
+@click.pass_context
+def cli(
+    ctx: click.Context, data_dir: Path | None, config_file: str | None, fsync: str | None
+) -> None:
+    """hispeed: a real-time data platform for Python."""
+    ctx.obj = _Context(Settings.load(config_file, data_dir=data_dir, fsync=fsync))
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to bind [default 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port [default 8088, as ksqlDB].")
+@pass_ctx
+def server(obj: _Context, host: str | None, port: int | None) -> None:
+    """Run the hispeed server on the embedded log."""
+    from hispeed.server.app import serve
+
+    settings = (
+        Settings.load(
+            None,
+            data_dir=obj.settings.data_dir,
+            fsync=obj.settings.fsync,
+            host=host,
+            port=port,
+        )
+        if (host or port)
+        else obj.settings
+    )
+    serve(settings)
+
+
+# -- topics ---------------------------------------------------------------------------------
+
+
+@cli.group()
+def topic() -> None:
+    """Create, list, describe and delete topics."""
+
+
+def _parse_configs(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise HispeedError(f"--config takes name=value, like retention.ms=60000; got {pair!r}")
+        name, value = pair.split("=", 1)
+        out[name.strip()] = value.strip()
+    return out
+
+
+@topic.command("create")
+@click.argument("name")
+@click.option("-p", "--partitions", type=click.IntRange(1, 10_000), default=None)
+@click.option(
+    "-c",
+    "--config",
+    "configs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A topic config, e.g. cleanup.policy=compact (repeatable).",
+)
+@click.option("--if-not-exists", is_flag=True, help="Succeed if the topic already exists.")
+@pass_ctx
+def topic_create(
+    obj: _Context, name: str, partitions: int | None, configs: tuple[str, ...], if_not_exists: bool
+) -> None:
+    """Create topic NAME."""
+    with obj.open_log() as log:
+        info = log.create_topic(name, partitions, _parse_configs(configs), exist_ok=if_not_exists)
+    click.echo(f"created topic {info.name} with {len(info.partitions)} partition(s)")
+
+
+@topic.command("list")
+@click.option("--internal", is_flag=True, help="Include internal topics (__consumer_offsets).")
+@pass_ctx
+def topic_list(obj: _Context, internal: bool) -> None:
+    """List topics with their partitions and records."""
+    with obj.open_log() as log:
+        rows = [log.describe_topic(n) for n in log.list_topics(internal=internal)]
+    if not rows:
+        click.echo("no topics")
+        return
+    _table(
+        ["topic", "partitions", "offsets", "bytes"],
+        [
+            [t.name, len(t.partitions), t.records, sum(p.size_bytes for p in t.partitions)]
+            for t in rows
+        ],
+    )
+
+
+@topic.command("describe")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_ctx
+def topic_describe(obj: _Context, name: str, as_json: bool) -> None:
+    """Show a topic's partitions, offsets and configs."""
+    with obj.open_log() as log:
+        info = log.describe_topic(name)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "name": info.name,
+                    "config": info.config.to_dict(),
+                    "partitions": [vars(p) for p in info.partitions],
+                }
+            )
+        )
+        return
+    click.echo(f"topic {info.name}")
+    for key, value in info.config.to_dict().items():
+        click.echo(f"  {key} = {value}")
+    _table(
+        ["partition", "start", "end", "bytes", "segments"],
+        [
+            [p.partition, p.start_offset, p.end_offset, p.size_bytes, p.segments]
+            for p in info.partitions
+        ],
+    )
+
+
+@topic.command("delete")
+@click.argument("name")
+@pass_ctx
+def topic_delete(obj: _Context, name: str) -> None:
+    """Delete topic NAME and its data."""
+    with obj.open_log() as log:
+        log.delete_topic(name)
+    click.echo(f"deleted topic {name}")
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> None:
+    cells = [headers] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for r in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+# -- produce and consume --------------------------------------------------------------------
+
+
+def _key_of(
+    line: bytes, number: int, key_field: str | None, separator: str | None
+) -> tuple[bytes | None, bytes]:
+    if separator is not None:
+        sep = separator.encode()
+        if sep not in line:
+            raise HispeedError(f"line {number} has no key separator {separator!r}: {line[:60]!r}")
+        key, value = line.split(sep, 1)
+        return key, value
+    if key_field is not None:
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise HispeedError(f"line {number} is not JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(doc, dict) or key_field not in doc:
+            raise HispeedError(f"line {number} has no field {key_field!r} to use as the key")
+        key = doc[key_field]
+        return (
+            None if key is None else (key if isinstance(key, str) else json.dumps(key)).encode()
+        ), line
+    return None, line
+
+
+@cli.command()
+@click.argument("topic_name", metavar="TOPIC")
+@click.option("--key-field", default=None, help="Take each JSON line's key from this field.")
+@click.option("--key-separator", default=None, help="Split each line into KEY<sep>VALUE.")
+@click.option("-p", "--partition", type=int, default=None, help="Write to this partition only.")
+@click.option(
+    "--create/--no-create",
+    default=True,
+    show_default=True,
+    help="Create the topic when it does not exist.",
+)
+@pass_ctx
+def produce(
+    obj: _Context,
+    topic_name: str,
+    key_field: str | None,
+    key_separator: str | None,
+    partition: int | None,
+    create: bool,
+) -> None:
+    """Append lines from standard input to TOPIC, one record a line."""
+    if key_field and key_separator:
+        raise HispeedError("use --key-field or --key-separator, not both")
+    stdin = sys.stdin.buffer
+    interactive = stdin.isatty()
+    total = 0
+    with obj.open_log() as log:
+        if create:
+            log.create_topic(topic_name, exist_ok=True)
+        keys: list[bytes | None] = []
+        values: list[bytes] = []
+
+        def flush() -> None:
+            nonlocal total
+            if values:
+                log.append(topic_name, list(zip(keys, values, strict=True)), partition=partition)
+                total += len(values)
+                keys.clear()
+                values.clear()
+
+        for number, raw in enumerate(stdin, start=1):
+            line = raw.rstrip(b"\r\n")
+            if not line:
+                continue
+            try:
+                key, value = _key_of(line, number, key_field, key_separator)
+            except HispeedError as e:
+                flush()
+                raise HispeedError(f"{e}; the {total} records before it were written") from None
+            keys.append(key)
+            values.append(value)
+            if interactive or len(values) >= 10_000:
+                flush()
+        flush()
+    click.echo(f"produced {total} records to {topic_name}", err=True)
+
+
+def _render(record: dict[str, Any], fmt: str, partition: int) -> str:
+    def text(b: bytes | None) -> str | None:
+        return None if b is None else b.decode("utf-8", errors="replace")
+
+    if fmt == "json":
+        return json.dumps(
+            {
+                "partition": partition,
+                "offset": record["offset"],
+                "timestamp": record["timestamp"],
+                "key": text(record["key"]),
+                "value": text(record["value"]),
+                "headers": {h["key"]: text(h["value"]) for h in record["headers"] or []},
+            }
+        )
+    value = text(record["value"])
+    value = "null" if value is None else value
+    if fmt == "key-value":
+        return f"{text(record['key'])}\t{value}"
+    return value
+
+
+@cli.command()
+@click.argument("topic_name", metavar="TOPIC")
+@click.option("--from-beginning", is_flag=True, help="Start at the oldest record, not the newest.")
+@click.option("-g", "--group", default=None, help="Consume as this group, committing as it goes.")
+@click.option("-n", "--max", "max_records", type=int, default=None, help="Stop after N records.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=None,
+    help="Stop after this many seconds without a new record (default: run until Ctrl-C).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["value", "key-value", "json"]),
+    default="value",
+    show_default=True,
+)
+@pass_ctx
+def consume(
+    obj: _Context,
+    topic_name: str,
+    from_beginning: bool,
+    group: str | None,
+    max_records: int | None,
+    timeout: float | None,
+    fmt: str,
+) -> None:
+    """Print TOPIC's records, one a line, as they arrive."""
+    printed = 0
+    with obj.open_log() as log:
+        consumer = log.consumer(
+            topic_name,
+            group=group,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+        )
+        idle_since = time.monotonic()
+        try:
+            while max_records is None or printed < max_records:
+                wait = 0.5 if timeout is None else max(min(timeout, 0.5), 0.01)
+                polled = consumer.poll(
+                    wait, max_records=None if max_records is None else max_records - printed
+                )
+                if not polled:
+                    if timeout is not None and time.monotonic() - idle_since >= timeout:
+                        break
+                    continue
+                idle_since = time.monotonic()
+                out = sys.stdout
+                last: dict[Any, int] = {}
+                for item in polled:
+                    for record in item.batch.to_pylist():
+                        if max_records is not None and printed >= max_records:
+                            break
+                        out.write(_render(record, fmt, item.partition.partition) + "\n")
+                        printed += 1
+                        last[item.partition] = record["offset"] + 1
+                out.flush()
+                if group is not None and last:
+                    consumer.commit(last)
+        finally:
+            consumer.close()
+    click.echo(f"consumed {printed} records", err=True)
+
+
+# -- benchmarks -----------------------------------------------------------------------------
+
+
+@cli.group()
+def bench() -> None:
+    """Measure hispeed on this machine (figures for docs/benchmarks.md)."""
+
+
+@bench.command("log")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--records", type=click.IntRange(10_000), default=2_000_000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=10_000, show_default=True)
+@click.option("--value-size", type=click.IntRange(0), default=100, show_default=True)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where to write the bench topics (default: the system temp directory).",
+)
+def bench_log(
+    as_json: bool, records: int, batch_size: int, value_size: int, directory: str | None
+) -> None:
+    """Append and read throughput of the embedded log."""
+    from hispeed.bench import log as bench_log_module
+
+    show = sys.stderr.isatty()
+    last = [""]
+
+    def progress(phase: str, done: int) -> None:
+        if show and (phase != last[0] or done % 20 == 0):
+            last[0] = phase
+            click.echo(f"\r{phase}: {done} batches   ", err=True, nl=False)
+
+    results = bench_log_module.run(records, batch_size, value_size, directory, progress)
+    if show:
+        click.echo("\r" + " " * 40 + "\r", err=True, nl=False)
+    if as_json:
+        click.echo(json.dumps(results))
+        return
+    for name, value in results.items():
+        click.echo(f"{name:40s} {value:>14,}")
+
+
+# -- entry point ----------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; turn every failure into one line and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="hispeed", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except HispeedError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): quietly stop, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
+    except Exception as e:
+        if os.environ.get("HISPEED_DEBUG"):
+            raise
+        click.echo(
+            f"internal error: {type(e).__name__}: {e} "
+            "(set HISPEED_DEBUG=1 to see the traceback, and please report it)",
+            err=True,
+        )
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Turn an HTTP body of JSON records into log records, all or nothing.
+
+A body is a JSON array of values, one JSON value, NDJSON (one value a line), or the
+Confluent REST Proxy shape `{"records": [{"key": ..., "value": ..., "partition": ...}]}`
+when sent as `application/vnd.kafka.json.v2+json`. A key comes from a field of each value
+(`key_field`), one key for all (`key`), or the REST Proxy records themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from hispeed.errors import HispeedError
+
+REST_PROXY_TYPE = "application/vnd.kafka.json.v2+json"
+
+
+class IngestError(HispeedError):
+    """A body or record that cannot be ingested; nothing of the request was written."""
+
+
+@dataclass
+class IngestBatch:
+    keys: list[bytes | None]
+    values: list[bytes | None]
+    partitions: list[int | None]
+
+
+def _key_bytes(value: Any) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return msgspec.json.encode(value)
+    return str(value).encode()
+
+
+def parse_body(
+    body: bytes, content_type: str, key_field: str | None = None, key: str | None = None
+) -> IngestBatch:
+    """Parse and validate every record of a body; raises IngestError naming the bad one."""
+    ctype = content_type.split(";")[0].strip().lower()
+    if not body.strip():
+        raise IngestError("the request body is empty: send a JSON value, an array, or NDJSON")
+    items: list[Any]
+    if ctype in ("application/x-ndjson", "application/jsonlines", "application/jsonl"):
+        items = _ndjson(body)
+    else:
+        try:
+            doc = msgspec.json.decode(body)
+        except msgspec.DecodeError as e:
+            if b"\n" not in body.strip():
+                raise IngestError(f"the body is not JSON: {e}") from None
+            items = _ndjson(body)  # several lines: NDJSON sent without its content type
+        else:
+            if ctype == REST_PROXY_TYPE:
+                return _rest_proxy(doc)
+            items = doc if isinstance(doc, list) else [doc]
+    keys: list[bytes | None] = []
+    values: list[bytes | None] = []
+    fixed = key.encode() if key is not None else None
+    for i, item in enumerate(items):
+        if key_field is not None:
+            if not isinstance(item, dict):
+                raise IngestError(
+                    f"record {i}: key_field={key_field!r} needs a JSON object, "
+                    f"not {type(item).__name__}"
+                )
+            if key_field not in item:
+                raise IngestError(f"record {i} has no field {key_field!r} to use as its key")
+            keys.append(_key_bytes(item[key_field]))
+        else:
+            keys.append(fixed)
+        values.append(None if item is None else msgspec.json.encode(item))
+    return IngestBatch(keys, values, [None] * len(values))
+
+
+def _ndjson(body: bytes) -> list[Any]:
+    items = []
+    for n, line in enumerate(body.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append(msgspec.json.decode(line))
+        except msgspec.DecodeError as e:
+            raise IngestError(f"line {n} is not JSON: {e}") from None
+    return items
+
+
+def _rest_proxy(doc: Any) -> IngestBatch:
+    if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
+        raise IngestError(f'a {REST_PROXY_TYPE} body is {{"records": [...]}}')
+    batch = IngestBatch([], [], [])
+    for i, rec in enumerate(doc["records"]):
+        if not isinstance(rec, dict) or "value" not in rec:
+            raise IngestError(f'records[{i}] needs a "value" (and may have "key", "partition")')
+        part = rec.get("partition")
+        if part is not None and (not isinstance(part, int) or isinstance(part, bool) or part < 0):
+            raise IngestError(f"records[{i}].partition must be a partition number, not {part!r}")
+        batch.keys.append(_key_bytes(rec.get("key")))
+        value = rec["value"]
+        batch.values.append(None if value is None else msgspec.json.encode(value))
+        batch.partitions.append(part)
+    return batch
