@@ -32,34 +32,61 @@ def make_batch(n: int, value_size: int, seed: int = 0) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([key_arr, value_arr, ts], names=["key", "value", "timestamp"])
 
 
+Progress = Callable[[str, int], Any] | None
+
+
+def _appends_per_s(
+    log: EmbeddedLog,
+    records: Any,
+    batches: int,
+    partition: int | None,
+    phase: str,
+    progress: Progress,
+) -> int:
+    """Append `records` `batches` times to topic bench; records per second."""
+    size = len(records) if isinstance(records, list) else records.num_rows
+    t0 = time.perf_counter()
+    for i in range(batches):
+        log.append("bench", records, partition=partition)
+        if progress:
+            progress(phase, i + 1)
+    return round(batches * size / (time.perf_counter() - t0))
+
+
 def run(
     records: int = 2_000_000,
     batch_size: int = 10_000,
     value_size: int = 100,
     directory: str | None = None,
-    progress: Callable[[str, int], Any] | None = None,
+    progress: Progress = None,
 ) -> dict[str, Any]:
-    """Measure appends (fsync never, then fsync after each batch) and reads on one partition."""
+    """Measure appends (fsync never, then fsync after each batch) and reads on one partition.
+
+    The secondary figures (fsync always, keyed over 8 partitions, Python tuples) append a
+    quarter as many records.
+    """
     batches = max(records // batch_size, 1)
     records = batches * batch_size
+    quarter = max(batches // 4, 1)
     batch = make_batch(batch_size, value_size)
+    pairs = list(zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True))
     root = tempfile.mkdtemp(prefix="hispeed-bench-", dir=directory)
+
+    def open_log(name: str, fsync: str, partitions: int) -> EmbeddedLog:
+        log = EmbeddedLog(os.path.join(root, name), fsync=fsync, cleaner_interval_s=None)
+        log.create_topic("bench", partitions)
+        return log
+
     try:
         results: dict[str, Any] = {
             "records": records,
             "batch_size": batch_size,
             "value_bytes": value_size,
         }
-        with EmbeddedLog(
-            os.path.join(root, "never"), fsync="never", cleaner_interval_s=None
-        ) as log:
-            log.create_topic("bench", 1)
-            t0 = time.perf_counter()
-            for i in range(batches):
-                log.append("bench", batch, partition=0)
-                if progress:
-                    progress("append", i + 1)
-            results["append_records_per_s"] = round(records / (time.perf_counter() - t0))
+        with open_log("never", "never", 1) as log:
+            results["append_records_per_s"] = _appends_per_s(
+                log, batch, batches, 0, "append", progress
+            )
             t0 = time.perf_counter()
             offset, got = 0, 0
             while offset < records:
@@ -69,45 +96,17 @@ def run(
                 if progress:
                     progress("read", offset // batch_size)
             results["read_records_per_s"] = round(got / (time.perf_counter() - t0))
-        fsync_batches = max(batches // 4, 1)
-        with EmbeddedLog(
-            os.path.join(root, "always"), fsync="always", cleaner_interval_s=None
-        ) as log:
-            log.create_topic("bench", 1)
-            t0 = time.perf_counter()
-            for i in range(fsync_batches):
-                log.append("bench", batch, partition=0)
-                if progress:
-                    progress("append+fsync", i + 1)
-            elapsed = time.perf_counter() - t0
-            results["append_fsync_batch_records_per_s"] = round(
-                fsync_batches * batch_size / elapsed
+        with open_log("always", "always", 1) as log:
+            results["append_fsync_batch_records_per_s"] = _appends_per_s(
+                log, batch, quarter, 0, "append+fsync", progress
             )
-        keyed = max(batches // 4, 1)
-        with EmbeddedLog(
-            os.path.join(root, "keyed"), fsync="never", cleaner_interval_s=None
-        ) as log:
-            log.create_topic("bench", 8)
-            t0 = time.perf_counter()
-            for i in range(keyed):
-                log.append("bench", batch)
-                if progress:
-                    progress("append keyed", i + 1)
-            results["append_keyed_8_partitions_records_per_s"] = round(
-                keyed * batch_size / (time.perf_counter() - t0)
+        with open_log("keyed", "never", 8) as log:
+            results["append_keyed_8_partitions_records_per_s"] = _appends_per_s(
+                log, batch, quarter, None, "append keyed", progress
             )
-        pairs = list(zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True))
-        with EmbeddedLog(
-            os.path.join(root, "python"), fsync="never", cleaner_interval_s=None
-        ) as log:
-            log.create_topic("bench", 1)
-            t0 = time.perf_counter()
-            for i in range(keyed):
-                log.append("bench", pairs, partition=0)
-                if progress:
-                    progress("append python tuples", i + 1)
-            results["append_python_tuples_records_per_s"] = round(
-                keyed * batch_size / (time.perf_counter() - t0)
+        with open_log("python", "never", 1) as log:
+            results["append_python_tuples_records_per_s"] = _appends_per_s(
+                log, pairs, quarter, 0, "append python tuples", progress
             )
         return results
     finally:

@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -153,28 +153,39 @@ class Partition:
         out: list[pa.RecordBatch] = []
         remaining = max_records if max_records is not None else 1 << 62
         budget = max_bytes if max_bytes is not None else 1 << 62
+        for batch, frame_bytes in self._frames(offset, end):
+            if batch.num_rows > remaining:
+                batch = batch.slice(0, remaining)
+            out.append(batch)
+            remaining -= batch.num_rows
+            budget -= frame_bytes
+            if remaining <= 0 or budget <= 0:
+                break  # before the generator reads another frame
+        return out
+
+    def iter_batches(self, offset: int) -> Iterator[pa.RecordBatch]:
+        """Every batch from `offset` to the visible end, one frame at a time."""
+        for batch, _ in self._frames(offset, self.visible_end):
+            yield batch
+
+    def _frames(self, offset: int, end: int) -> Iterator[tuple[pa.RecordBatch, int]]:
+        """(batch, frame bytes) of the records with offsets in [offset, end), in order."""
         segments = self.segments  # a snapshot: compaction swaps the list, never edits it
         i = max(bisect.bisect_right([s.base_offset for s in segments], offset) - 1, 0)
         position = offset
         for seg in segments[i:]:
-            size = seg.size
-            for header in seg.frames_from(position, size):
-                if header.base >= end or remaining <= 0 or (budget <= 0 and out):
-                    return out
+            for header in seg.frames_from(position, seg.size):
+                if header.base >= end:
+                    return
                 batch = seg.read_frame(header)
                 offsets = batch.column(0)
                 lo = 0 if header.base >= position else _first_at_least(offsets, position)
-                hi = batch.num_rows
-                if header.last >= end:
-                    hi = _first_at_least(offsets, end)
-                hi = min(hi, lo + remaining)
+                hi = batch.num_rows if header.last < end else _first_at_least(offsets, end)
                 if hi > lo:
-                    piece = batch.slice(lo, hi - lo) if (lo, hi) != (0, batch.num_rows) else batch
-                    out.append(piece)
-                    remaining -= piece.num_rows
-                    budget -= header.length * piece.num_rows // max(batch.num_rows, 1)
+                    if (lo, hi) != (0, batch.num_rows):
+                        batch = batch.slice(lo, hi - lo)
+                    yield batch, header.length
                 position = header.last + 1
-        return out
 
     # -- retention and compaction -------------------------------------------------------
 
@@ -235,20 +246,7 @@ class Partition:
             active_base = self.active.base_offset
         if not closed:
             return 0
-        # The newest offset of every key up to the end of the log as it stands now.
-        keys: list[pa.Array] = []
-        offsets: list[pa.Array] = []
-        for batch in self.read(max(self.start_offset, closed[0].base_offset)):
-            keys.append(batch.column(2))
-            offsets.append(batch.column(0))
-        table = pa.table(
-            {
-                "key": pa.chunked_array(keys, pa.binary()),
-                "offset": pa.chunked_array(offsets, pa.int64()),
-            }
-        )
-        latest = table.group_by("key").aggregate([("offset", "max")]).column("offset_max")
-        latest_set = latest.combine_chunks() if isinstance(latest, pa.ChunkedArray) else latest
+        latest_set = self._latest_offsets(max(self.start_offset, closed[0].base_offset))
         horizon = self.clock() - cfg.delete_retention_ms
         removed = 0
         replacements: dict[int, Segment | None] = {}
@@ -299,6 +297,26 @@ class Partition:
                 self._bases = [s.base_offset for s in new_list]
         self.cleaned_through = active_base
         return removed
+
+    def _latest_offsets(self, offset: int) -> pa.Array:
+        """The newest offset of every key from `offset` to the end, in memory of O(keys)."""
+        partial: list[pa.Table] = []
+
+        def reduce(tables: list[pa.Table]) -> pa.Table:
+            merged = pa.concat_tables(tables)
+            return (
+                merged.group_by("key")
+                .aggregate([("offset", "max")])
+                .rename_columns(["key", "offset"])
+            )
+
+        for batch in self.iter_batches(offset):
+            partial.append(reduce([pa.table({"key": batch.column(2), "offset": batch.column(0)})]))
+            if len(partial) >= 64:
+                partial = [reduce(partial)]
+        if not partial:
+            return pa.array([], pa.int64())
+        return reduce(partial).column("offset").combine_chunks()
 
     def needs_compaction(self) -> bool:
         return (
