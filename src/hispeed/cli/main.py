@@ -407,6 +407,51 @@ def bench_log(
         click.echo(f"{name:40s} {value:>14,}")
 
 
+# -- conformance ----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "-k",
+    "--filter",
+    "name_filter",
+    default=None,
+    help="Run only cases whose file or name contains this text.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Show every failing case with its diff.")
+def qtt(paths: tuple[Path, ...], as_json: bool, name_filter: str | None, verbose: bool) -> None:
+    """Run ksqlDB query-validation test files through hispeed and report conformance."""
+    import logging
+
+    from hispeed.testing import qtt as runner
+
+    logging.disable(logging.WARNING)
+    summary = runner.Summary()
+    show = sys.stderr.isatty() and not as_json
+    for result in runner.run(list(paths), name_filter=name_filter):
+        summary.results.append(result)
+        if show and len(summary.results) % 25 == 0:
+            click.echo(f"\r{len(summary.results)} cases...", err=True, nl=False)
+        if verbose and not as_json and result.status in ("failed", "unsupported"):
+            click.echo(f"{result.status.upper()} {result.file} :: {result.name}")
+            for line in result.detail.splitlines():
+                click.echo(f"    {line}")
+    if show:
+        click.echo("\r" + " " * 30 + "\r", err=True, nl=False)
+    if as_json:
+        click.echo(json.dumps(summary.as_json()))
+        return
+    for file, counts in sorted(summary.by_file().items()):
+        if counts["total"]:
+            click.echo(f"{file:55s} {counts['passed']:4d} / {counts['total']:4d}")
+    line = f"{summary.passed} passed, {summary.failed} failed"
+    if summary.skipped:
+        line += f", {summary.skipped} skipped"
+    click.echo(line)
+
+
 # -- entry point ----------------------------------------------------------------------------
 
 

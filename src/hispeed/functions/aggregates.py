@@ -1,0 +1,458 @@
+"""Aggregate functions: per-group state with add, undo (for tables) and result.
+
+This is the reference path: one Python state per group, updated record by record, which
+gives ksqlDB's per-record change semantics exactly. Each aggregate says how its result type
+follows from its argument types.
+"""
+
+from __future__ import annotations
+
+import decimal
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hispeed.functions.registry import FunctionTypeError
+from hispeed.sql import types as T
+from hispeed.sql.types import SqlType
+
+
+class Aggregate:
+    """One aggregate call's logic. `args` of add/undo are the call's argument values."""
+
+    #: how many leading arguments are per-record values (the rest are constant parameters)
+    value_args = 1
+    #: whether the aggregate can take back a value (needed for aggregating a table)
+    undoable = True
+
+    def __init__(self, arg_types: Sequence[SqlType], params: Sequence[Any]) -> None:
+        self.arg_types = list(arg_types)
+        self.params = list(params)
+
+    def result_type(self) -> SqlType:
+        raise NotImplementedError
+
+    def init(self) -> Any:
+        raise NotImplementedError
+
+    def add(self, state: Any, args: Sequence[Any]) -> Any:
+        raise NotImplementedError
+
+    def undo(self, state: Any, args: Sequence[Any]) -> Any:
+        raise NotImplementedError
+
+    def result(self, state: Any) -> Any:
+        return state
+
+
+@dataclass(frozen=True)
+class AggregateSpec:
+    name: str
+    make: Callable[[Sequence[SqlType], Sequence[Any]], Aggregate]
+    #: arguments that must be literals (e.g. TOPK's k), by position
+    constant_args: tuple[int, ...] = ()
+    min_args: int = 1
+    max_args: int = 1
+
+
+AGGREGATES: dict[str, AggregateSpec] = {}
+
+
+def _register(
+    name: str, min_args: int = 1, max_args: int = 1, constant_args: tuple[int, ...] = ()
+) -> Callable[[type[Aggregate]], type[Aggregate]]:
+    def wrap(cls: type[Aggregate]) -> type[Aggregate]:
+        AGGREGATES[name] = AggregateSpec(name, cls, constant_args, min_args, max_args)
+        return cls
+
+    return wrap
+
+
+def _numeric(name: str, t: SqlType) -> None:
+    if not t.is_numeric:
+        raise FunctionTypeError(f"{name} takes INT, BIGINT, DOUBLE or DECIMAL, not {t}")
+
+
+@_register("COUNT", 0, 1)
+class Count(Aggregate):
+    """Count the rows (COUNT(*)) or the non-NULL values (COUNT(x))."""
+
+    value_args = 1
+
+    def result_type(self) -> SqlType:
+        return T.BIGINT
+
+    def init(self) -> int:
+        return 0
+
+    def add(self, state: int, args: Sequence[Any]) -> int:
+        return state + (1 if not args or args[0] is not None else 0)
+
+    def undo(self, state: int, args: Sequence[Any]) -> int:
+        return state - (1 if not args or args[0] is not None else 0)
+
+
+@_register("SUM")
+class Sum(Aggregate):
+    def __init__(self, arg_types: Sequence[SqlType], params: Sequence[Any]) -> None:
+        super().__init__(arg_types, params)
+        _numeric("SUM", arg_types[0])
+
+    def result_type(self) -> SqlType:
+        return self.arg_types[0]
+
+    def init(self) -> Any:
+        t = self.arg_types[0]
+        return decimal.Decimal(0) if t.name == "DECIMAL" else 0.0 if t.name == "DOUBLE" else 0
+
+    def add(self, state: Any, args: Sequence[Any]) -> Any:
+        v = args[0]
+        if v is None:
+            return state
+        out = state + v
+        if self.arg_types[0].name == "INTEGER":
+            out = _wrap32(out)
+        elif self.arg_types[0].name == "BIGINT":
+            out = _wrap64(out)
+        return out
+
+    def undo(self, state: Any, args: Sequence[Any]) -> Any:
+        v = args[0]
+        return state if v is None else state - v
+
+
+def _wrap32(v: int) -> int:
+    return (v + (1 << 31)) % (1 << 32) - (1 << 31)
+
+
+def _wrap64(v: int) -> int:
+    return (v + (1 << 63)) % (1 << 64) - (1 << 63)
+
+
+@_register("AVG")
+class Avg(Aggregate):
+    def __init__(self, arg_types: Sequence[SqlType], params: Sequence[Any]) -> None:
+        super().__init__(arg_types, params)
+        _numeric("AVG", arg_types[0])
+
+    def result_type(self) -> SqlType:
+        return T.DOUBLE
+
+    def init(self) -> tuple[Any, int]:
+        return (0, 0)
+
+    def add(self, state: tuple[Any, int], args: Sequence[Any]) -> tuple[Any, int]:
+        v = args[0]
+        return state if v is None else (state[0] + v, state[1] + 1)
+
+    def undo(self, state: tuple[Any, int], args: Sequence[Any]) -> tuple[Any, int]:
+        v = args[0]
+        return state if v is None else (state[0] - v, state[1] - 1)
+
+    def result(self, state: tuple[Any, int]) -> float:
+        total, count = state
+        return 0.0 if count == 0 else float(total) / count
+
+
+class _Extreme(Aggregate):
+    undoable = False
+    smallest = True
+
+    def result_type(self) -> SqlType:
+        return self.arg_types[0]
+
+    def init(self) -> Any:
+        return None
+
+    def add(self, state: Any, args: Sequence[Any]) -> Any:
+        v = args[0]
+        if v is None:
+            return state
+        if state is None:
+            return v
+        return min(state, v) if self.smallest else max(state, v)
+
+
+@_register("MIN")
+class Min(_Extreme):
+    smallest = True
+
+
+@_register("MAX")
+class Max(_Extreme):
+    smallest = False
+
+
+class _Multiset(Aggregate):
+    """State is a Counter of values, so a table update can take one back."""
+
+    def init(self) -> Counter[Any]:
+        return Counter()
+
+    def add(self, state: Counter[Any], args: Sequence[Any]) -> Counter[Any]:
+        v = args[0]
+        if v is not None:
+            state = state.copy()
+            state[_hashable(v)] += 1
+        return state
+
+    def undo(self, state: Counter[Any], args: Sequence[Any]) -> Counter[Any]:
+        v = args[0]
+        if v is not None:
+            state = state.copy()
+            key = _hashable(v)
+            state[key] -= 1
+            if state[key] <= 0:
+                del state[key]
+        return state
+
+
+def _hashable(v: Any) -> Any:
+    if isinstance(v, list):
+        return tuple(_hashable(x) for x in v)
+    if isinstance(v, dict):
+        return tuple(sorted((k, _hashable(x)) for k, x in v.items()))
+    return v
+
+
+def _unhashable(v: Any, t: SqlType) -> Any:
+    if t.name == "ARRAY" and isinstance(v, tuple):
+        assert t.element is not None
+        return [_unhashable(x, t.element) for x in v]
+    if t.name in ("STRUCT", "MAP") and isinstance(v, tuple):
+        return {k: x for k, x in v}
+    return v
+
+
+@_register("COUNT_DISTINCT")
+class CountDistinct(_Multiset):
+    """Count distinct non-NULL values, exactly."""
+
+    def result_type(self) -> SqlType:
+        return T.BIGINT
+
+    def result(self, state: Counter[Any]) -> int:
+        return len(state)
+
+
+@_register("HISTOGRAM")
+class Histogram(_Multiset):
+    def __init__(self, arg_types: Sequence[SqlType], params: Sequence[Any]) -> None:
+        super().__init__(arg_types, params)
+        if arg_types[0].name != "STRING":
+            raise FunctionTypeError(f"HISTOGRAM takes a STRING, not {arg_types[0]}")
+
+    def result_type(self) -> SqlType:
+        return T.map_(T.STRING, T.BIGINT)
+
+    def result(self, state: Counter[Any]) -> dict[str, int]:
+        return dict(state)
+
+
+@_register("COLLECT_SET")
+class CollectSet(_Multiset):
+    def result_type(self) -> SqlType:
+        return T.array(self.arg_types[0])
+
+    def result(self, state: Counter[Any]) -> list[Any]:
+        return [_unhashable(v, self.arg_types[0]) for v in state]
+
+
+@_register("COLLECT_LIST")
+class CollectList(Aggregate):
+    LIMIT = 1000
+
+    def result_type(self) -> SqlType:
+        return T.array(self.arg_types[0])
+
+    def init(self) -> list[Any]:
+        return []
+
+    def add(self, state: list[Any], args: Sequence[Any]) -> list[Any]:
+        if len(state) >= self.LIMIT:
+            return state
+        return [*state, args[0]]
+
+    def undo(self, state: list[Any], args: Sequence[Any]) -> list[Any]:
+        out = list(state)
+        if args[0] in out:
+            out.remove(args[0])
+        return out
+
+
+@_register("TOPK", 2, 2, constant_args=(1,))
+class TopK(Aggregate):
+    undoable = False
+
+    def __init__(self, arg_types: Sequence[SqlType], params: Sequence[Any]) -> None:
+        super().__init__(arg_types, params)
+        self.k = int(params[0]) if params else 1
+
+    def result_type(self) -> SqlType:
+        return T.array(self.arg_types[0])
+
+    def init(self) -> list[Any]:
+        return []
+
+    def add(self, state: list[Any], args: Sequence[Any]) -> list[Any]:
+        v = args[0]
+        if v is None:
+            return state
+        return sorted([*state, v], reverse=True)[: self.k]
+
+
+@_register("TOPKDISTINCT", 2, 2, constant_args=(1,))
+class TopKDistinct(TopK):
+    def add(self, state: list[Any], args: Sequence[Any]) -> list[Any]:
+        v = args[0]
+        if v is None or v in state:
+            return state
+        return sorted([*state, v], reverse=True)[: self.k]
+
+
+class _ByOffset(Aggregate):
+    """LATEST_BY_OFFSET / EARLIEST_BY_OFFSET (col [, n] [, ignore_nulls])."""
+
+    undoable = False
+    latest = True
+
+    def __init__(self, arg_types: Sequence[SqlType], params: Sequence[Any]) -> None:
+        super().__init__(arg_types, params)
+        self.n: int | None = None
+        self.ignore_nulls = True
+        for p in params:
+            if isinstance(p, bool):
+                self.ignore_nulls = p
+            elif isinstance(p, int):
+                self.n = p
+        if self.n is not None and self.n <= 0:
+            raise FunctionTypeError("the number of values to keep must be positive")
+
+    def result_type(self) -> SqlType:
+        return T.array(self.arg_types[0]) if self.n is not None else self.arg_types[0]
+
+    def init(self) -> list[Any]:
+        return []
+
+    def add(self, state: list[Any], args: Sequence[Any]) -> list[Any]:
+        v = args[0]
+        if v is None and self.ignore_nulls:
+            return state
+        keep = self.n or 1
+        if self.latest:
+            return [*state, v][-keep:]
+        return state if len(state) >= keep else [*state, v]
+
+    def result(self, state: list[Any]) -> Any:
+        if self.n is not None:
+            return list(state)
+        return state[-1] if state else None
+
+
+@_register("LATEST_BY_OFFSET", 1, 3, constant_args=(1, 2))
+class LatestByOffset(_ByOffset):
+    latest = True
+
+
+@_register("EARLIEST_BY_OFFSET", 1, 3, constant_args=(1, 2))
+class EarliestByOffset(_ByOffset):
+    latest = False
+
+
+class _Moments(Aggregate):
+    """Count, mean and sum of squared differences (Welford), undoable."""
+
+    def __init__(self, arg_types: Sequence[SqlType], params: Sequence[Any]) -> None:
+        super().__init__(arg_types, params)
+        _numeric(type(self).__name__.upper(), arg_types[0])
+
+    def result_type(self) -> SqlType:
+        return T.DOUBLE
+
+    def init(self) -> tuple[int, float, float]:
+        return (0, 0.0, 0.0)
+
+    def add(self, state: tuple[int, float, float], args: Sequence[Any]) -> tuple[int, float, float]:
+        v = args[0]
+        if v is None:
+            return state
+        n, mean, m2 = state
+        x = float(v)
+        n += 1
+        delta = x - mean
+        mean += delta / n
+        return (n, mean, m2 + delta * (x - mean))
+
+    def undo(
+        self, state: tuple[int, float, float], args: Sequence[Any]
+    ) -> tuple[int, float, float]:
+        v = args[0]
+        if v is None or state[0] == 0:
+            return state
+        n, mean, m2 = state
+        x = float(v)
+        if n == 1:
+            return (0, 0.0, 0.0)
+        new_mean = (mean * n - x) / (n - 1)
+        return (n - 1, new_mean, m2 - (x - mean) * (x - new_mean))
+
+
+@_register("STDDEV_SAMP")
+class StddevSamp(_Moments):
+    def result(self, state: tuple[int, float, float]) -> float | None:
+        n, _, m2 = state
+        return math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
+
+
+AGGREGATES["STDDEV_SAMPLE"] = AGGREGATES["STDDEV_SAMP"]
+
+
+@_register("STDDEV_POP")
+class StddevPop(_Moments):
+    def result(self, state: tuple[int, float, float]) -> float | None:
+        n, _, m2 = state
+        return math.sqrt(m2 / n) if n > 0 else 0.0
+
+
+@_register("CORRELATION", 2, 2)
+class Correlation(Aggregate):
+    value_args = 2
+
+    def result_type(self) -> SqlType:
+        return T.DOUBLE
+
+    def init(self) -> tuple[int, float, float, float, float, float]:
+        return (0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+    def add(
+        self, state: tuple[int, float, float, float, float, float], args: Sequence[Any]
+    ) -> tuple[int, float, float, float, float, float]:
+        x, y = args[0], args[1]
+        if x is None or y is None:
+            return state
+        n, sx, sy, sxx, syy, sxy = state
+        x, y = float(x), float(y)
+        return (n + 1, sx + x, sy + y, sxx + x * x, syy + y * y, sxy + x * y)
+
+    def undo(
+        self, state: tuple[int, float, float, float, float, float], args: Sequence[Any]
+    ) -> tuple[int, float, float, float, float, float]:
+        x, y = args[0], args[1]
+        if x is None or y is None:
+            return state
+        n, sx, sy, sxx, syy, sxy = state
+        x, y = float(x), float(y)
+        return (n - 1, sx - x, sy - y, sxx - x * x, syy - y * y, sxy - x * y)
+
+    def result(self, state: tuple[int, float, float, float, float, float]) -> float | None:
+        n, sx, sy, sxx, syy, sxy = state
+        if n < 2:
+            return math.nan
+        cov = sxy - sx * sy / n
+        vx = sxx - sx * sx / n
+        vy = syy - sy * sy / n
+        if vx <= 0 or vy <= 0:
+            return math.nan
+        return cov / math.sqrt(vx * vy)

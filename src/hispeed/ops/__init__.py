@@ -1,0 +1,1 @@
+"""Physical operators over Arrow batches."""

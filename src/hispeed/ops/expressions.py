@@ -1,0 +1,812 @@
+"""Type an expression against the columns in scope and compile it into a vectorized evaluator.
+
+`compile_expr` checks names and types once, when a query is planned; the evaluator it returns
+computes a whole Arrow column per batch with pyarrow compute. SQL NULL semantics hold
+throughout (Kleene AND/OR, NULL in gives NULL out). A row that cannot be computed (a bad
+cast, an integer divided by zero) becomes NULL and its reason goes to `EvalContext.errors`.
+"""
+
+from __future__ import annotations
+
+import decimal
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hispeed.errors import HispeedError, SqlError
+from hispeed.functions.registry import EvalContext, FunctionTypeError, lookup, rowwise
+from hispeed.sql import ast
+from hispeed.sql import types as T
+from hispeed.sql.javatext import java_double
+from hispeed.sql.types import SqlType
+
+Evaluator = Callable[[pa.RecordBatch, EvalContext], pa.Array]
+
+
+@dataclass(frozen=True)
+class ScopeColumn:
+    name: str  # the column's SQL name
+    type: SqlType
+    field: str  # the batch column that holds it
+    source: str | None = None  # the alias or source name that qualifies it
+
+
+@dataclass
+class Scope:
+    columns: list[ScopeColumn]
+    lambdas: dict[str, ScopeColumn] = field(default_factory=dict)
+
+    def resolve(self, ref: ast.ColumnRef) -> ScopeColumn:
+        if ref.source is None and ref.name in self.lambdas:
+            return self.lambdas[ref.name]
+        matches = [
+            c
+            for c in self.columns
+            if c.name == ref.name and (ref.source is None or c.source == ref.source)
+        ]
+        if len(matches) == 1:
+            return matches[0]
+        line, col = ref.pos
+        shown = f"{ref.source}.{ref.name}" if ref.source else ref.name
+        if not matches:
+            if ref.source is not None and not any(c.source == ref.source for c in self.columns):
+                sources = sorted({c.source for c in self.columns if c.source})
+                raise SqlError(
+                    f"unknown source {ref.source!r} in {shown}; sources here: {', '.join(sources)}",
+                    line,
+                    col,
+                )
+            names = ", ".join(
+                dict.fromkeys(
+                    (f"{c.source}.{c.name}" if ref.source and c.source else c.name)
+                    for c in self.columns
+                    if not c.name.startswith("$")
+                )
+            )
+            raise SqlError(
+                f"column '{shown}' cannot be resolved; the columns here are: {names}", line, col
+            )
+        raise SqlError(
+            f"column '{shown}' is ambiguous: it is in "
+            f"{', '.join(str(c.source) for c in matches)}; qualify it, like "
+            f"{matches[0].source}.{ref.name}",
+            line,
+            col,
+        )
+
+
+@dataclass(frozen=True)
+class Compiled:
+    type: SqlType | None  # None: the NULL literal, of no type yet
+    evaluate: Evaluator
+    constant: bool = False
+
+    def __call__(self, batch: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+        out = self.evaluate(batch, ctx)
+        if isinstance(out, pa.ChunkedArray):
+            out = out.combine_chunks()
+        return out
+
+
+def _err(node: Any, message: str) -> SqlError:
+    line, col = getattr(node, "pos", (0, 0))
+    return SqlError(message, line or 1, col or 1)
+
+
+def _null_array(t: SqlType | None, n: int) -> pa.Array:
+    return pa.nulls(n, t.to_arrow() if t is not None else pa.null())
+
+
+def broadcast(value: Any, t: SqlType | None, n: int) -> pa.Array:
+    if value is None:
+        return _null_array(t, n)
+    assert t is not None
+    arrow = t.to_arrow()
+    if isinstance(value, bool | int | float) and not pa.types.is_decimal(arrow):
+        return pa.array(np.full(n, value), arrow) if n else pa.array([], arrow)
+    return pc.fill_null(pa.nulls(n, arrow), pa.scalar(value, arrow)) if n else pa.array([], arrow)
+
+
+def cast_array(
+    arr: pa.Array, source: SqlType | None, target: SqlType, ctx: EvalContext
+) -> pa.Array:
+    """CAST with ksqlDB's rules; rows that cannot convert become NULL and are reported."""
+    arrow = target.to_arrow()
+    if source is None or pa.types.is_null(arr.type):
+        return pa.nulls(len(arr), arrow)
+    if arr.type == arrow:
+        return arr
+    if target.name == "STRING":
+        return _to_string(arr, source, ctx)
+    if source.name == "STRING" and target.name == "BOOLEAN":
+        lowered = pc.utf8_lower(pc.utf8_trim_whitespace(arr))
+        return pc.if_else(
+            pc.equal(lowered, "true"), True, pc.if_else(pc.is_null(lowered), None, False)
+        )
+    if source.name == "STRING" and target.is_numeric:
+        trimmed = pc.utf8_trim_whitespace(arr)
+        try:
+            if target.name == "DECIMAL":
+                return _rescale(pc.cast(trimmed, pa.decimal128(38, target.scale or 0)), target, ctx)
+            return pc.cast(trimmed, arrow)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return rowwise(ctx, [trimmed], target, lambda s: _parse_number(s, target))
+    if source.is_numeric and target.is_numeric:
+        if target.name == "DECIMAL":
+            return _rescale(arr, target, ctx)
+        if target.is_integral and source.name in ("DOUBLE", "DECIMAL"):
+            # Java truncates toward zero
+            truncated = pc.trunc(arr if source.name == "DOUBLE" else pc.cast(arr, pa.float64()))
+            return pc.cast(truncated, arrow, safe=False)
+        return pc.cast(arr, arrow, safe=False)
+    if source.name == "STRING" and target.is_temporal:
+        from hispeed.ops import _temporal
+
+        return _temporal.parse_iso(arr, target, ctx)
+    if source.is_temporal and target.is_temporal:
+        return pc.cast(arr, arrow)
+    if source.name == target.name and target.name in ("ARRAY", "MAP", "STRUCT"):
+        return rowwise(ctx, [arr], target, lambda v: _cast_nested(v, target))
+    raise HispeedError(f"Cast of {source} to {target} is not supported")
+
+
+def _parse_number(text: str, target: SqlType) -> Any:
+    if target.is_integral:
+        return int(text)
+    if target.name == "DOUBLE":
+        return float(text)
+    return decimal.Decimal(text)
+
+
+def _rescale(arr: pa.Array, target: SqlType, ctx: EvalContext) -> pa.Array:
+    assert target.precision is not None and target.scale is not None
+    scale = target.scale
+    limit = decimal.Decimal(10) ** (target.precision - scale)
+    quant = decimal.Decimal(1).scaleb(-scale)
+
+    def one(v: Any) -> decimal.Decimal:
+        d = decimal.Decimal(str(v)) if not isinstance(v, decimal.Decimal) else v
+        q = d.quantize(quant, rounding=decimal.ROUND_HALF_UP)
+        if abs(q) >= limit:
+            raise ValueError(f"Numeric field overflow: {d} does not fit {target}")
+        return q
+
+    return rowwise(ctx, [arr], target, one)
+
+
+def _cast_nested(value: Any, target: SqlType) -> Any:
+    return value
+
+
+def _to_string(arr: pa.Array, source: SqlType, ctx: EvalContext) -> pa.Array:
+    if source.name == "BOOLEAN":
+        return pc.if_else(arr, "true", "false")
+    if source.is_integral:
+        return pc.cast(arr, pa.string())
+    if source.name == "DOUBLE":
+        return rowwise(ctx, [arr], T.STRING, java_double)
+    if source.name == "DECIMAL":
+        return rowwise(ctx, [arr], T.STRING, lambda d: format(d, "f"))
+    if source.name == "BYTES":
+        import base64
+
+        return rowwise(ctx, [arr], T.STRING, lambda b: base64.b64encode(b).decode())
+    if source.name in ("TIMESTAMP", "DATE", "TIME"):
+        from hispeed.ops import _temporal
+
+        return _temporal.to_iso(arr, source)
+    return rowwise(ctx, [arr], T.STRING, lambda v: sql_text(v, source))
+
+
+def sql_text(value: Any, t: SqlType) -> str:
+    """How ksqlDB prints a value of a nested type when casting it to STRING."""
+    if value is None:
+        return "null"
+    if t.name == "STRING":
+        return str(value)
+    if t.name == "BOOLEAN":
+        return "true" if value else "false"
+    if t.name == "DOUBLE":
+        return java_double(value)
+    if t.name == "DECIMAL":
+        return format(value, "f")
+    if t.name == "ARRAY":
+        assert t.element is not None
+        return "[" + ", ".join(sql_text(v, t.element) for v in value) + "]"
+    if t.name == "MAP":
+        assert t.element is not None and t.key is not None
+        return (
+            "{"
+            + ", ".join(f"{sql_text(k, t.key)}={sql_text(v, t.element)}" for k, v in value)
+            + "}"
+        )
+    if t.name == "STRUCT":
+        return (
+            "Struct{"
+            + ",".join(
+                f"{n}={sql_text(value.get(n), ft)}"
+                for n, ft in t.fields
+                if value.get(n) is not None
+            )
+            + "}"
+        )
+    return str(value)
+
+
+# -- type rules -------------------------------------------------------------------------------
+
+
+def common_type(types: Sequence[SqlType | None], node: Any, what: str) -> SqlType | None:
+    """The one type values of `types` can all take (for CASE, IN, COALESCE, comparisons)."""
+    known = [t for t in types if t is not None]
+    if not known:
+        return None
+    result = known[0]
+    for t in known[1:]:
+        if t == result:
+            continue
+        if t.is_numeric and result.is_numeric:
+            result = T.widest_numeric(result, t)
+        elif {t.name, result.name} <= {"ARRAY", "MAP", "STRUCT"} and t.name == result.name:
+            continue
+        else:
+            raise _err(node, f"{what} mixes {result} and {t}; cast one to the other")
+    return result
+
+
+def arithmetic_type(op: str, a: SqlType, b: SqlType, node: Any) -> SqlType:
+    if not (a.is_numeric and b.is_numeric):
+        if op == "+" and a.name == "STRING" and b.name == "STRING":
+            return T.STRING
+        raise _err(
+            node,
+            f"Error processing expression: Unsupported arithmetic types. {a} {b} for operator {op}",
+        )
+    if a.name == "DECIMAL" or b.name == "DECIMAL":
+        if a.name == "DOUBLE" or b.name == "DOUBLE":
+            return T.DOUBLE
+        da = a if a.name == "DECIMAL" else T.integral_as_decimal(a)
+        db = b if b.name == "DECIMAL" else T.integral_as_decimal(b)
+        assert da.precision is not None and da.scale is not None
+        assert db.precision is not None and db.scale is not None
+        p1, s1, p2, s2 = da.precision, da.scale, db.precision, db.scale
+        if op in ("+", "-"):
+            s = max(s1, s2)
+            p = max(p1 - s1, p2 - s2) + s + 1
+        elif op == "*":
+            p, s = p1 + p2 + 1, s1 + s2
+        elif op == "/":
+            s = max(6, s1 + p2 + 1)
+            p = p1 - s1 + s2 + s
+        else:  # %
+            s = max(s1, s2)
+            p = min(p1 - s1, p2 - s2) + s
+        return T.decimal(min(p, 38), min(s, min(p, 38)))
+    return T.widest_numeric(a, b)
+
+
+# -- the compiler ------------------------------------------------------------------------------
+
+Aggregates = dict[ast.Expr, ScopeColumn]
+
+
+def compile_expr(expr: ast.Expr, scope: Scope, replaced: Aggregates | None = None) -> Compiled:
+    """Type-check `expr` in `scope` and return its evaluator.
+
+    `replaced` maps sub-expressions (aggregate calls, GROUP BY expressions) to columns that
+    already hold their values.
+    """
+    return _Compiler(scope, replaced or {}).compile(expr)
+
+
+class _Compiler:
+    def __init__(self, scope: Scope, replaced: Aggregates) -> None:
+        self.scope = scope
+        self.replaced = replaced
+
+    def compile(self, e: ast.Expr) -> Compiled:
+        if e in self.replaced:
+            return _column(self.replaced[e])
+        method = getattr(self, "c_" + type(e).__name__, None)
+        if method is None:
+            raise _err(e, f"{type(e).__name__} is not supported here")
+        result: Compiled = method(e)
+        return result
+
+    def c_Literal(self, e: ast.Literal) -> Compiled:
+        value, t = e.value, e.type
+        return Compiled(t, lambda b, ctx: broadcast(value, t, b.num_rows), constant=True)
+
+    def c_ColumnRef(self, e: ast.ColumnRef) -> Compiled:
+        return _column(self.scope.resolve(e))
+
+    def c_Dereference(self, e: ast.Dereference) -> Compiled:
+        base = self.compile(e.base)
+        if base.type is None or base.type.name != "STRUCT":
+            raise _err(e, f"'->' needs a STRUCT on its left, not {base.type}")
+        names = [n for n, _ in base.type.fields]
+        name = next((n for n in names if n == e.field), None) or next(
+            (n for n in names if n.upper() == e.field.upper()), None
+        )
+        if name is None:
+            raise _err(e, f"the struct has no field {e.field}; its fields are {', '.join(names)}")
+        ftype = base.type.field(name)
+        index = names.index(name)
+
+        def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+            arr = base(b, ctx)
+            return pc.struct_field(arr, [index])
+
+        return Compiled(ftype, ev)
+
+    def c_Subscript(self, e: ast.Subscript) -> Compiled:
+        base = self.compile(e.base)
+        index = self.compile(e.index)
+        t = base.type
+        if t is not None and t.name == "ARRAY":
+            assert t.element is not None
+
+            def ev_array(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+                arr, idx = base(b, ctx), index(b, ctx)
+
+                def pick(values: list[Any], i: int) -> Any:
+                    n = len(values)
+                    pos = i - 1 if i > 0 else n + i
+                    return values[pos] if 0 <= pos < n and i != 0 else None
+
+                return rowwise(ctx, [arr, idx], t.element, pick)  # type: ignore[arg-type]
+
+            return Compiled(t.element, ev_array)
+        if t is not None and t.name == "MAP":
+            assert t.element is not None
+
+            def ev_map(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+                arr, key = base(b, ctx), index(b, ctx)
+                if index.constant and len(key):
+                    return pc.map_lookup(arr, key[0], "first")
+                return rowwise(
+                    ctx,
+                    [arr, key],
+                    t.element,  # type: ignore[arg-type]
+                    lambda m, k: dict(m).get(k),
+                )
+
+            return Compiled(t.element, ev_map)
+        raise _err(e, f"'[...]' needs an ARRAY or a MAP, not {t}")
+
+    def c_UnaryOp(self, e: ast.UnaryOp) -> Compiled:
+        inner = self.compile(e.operand)
+        if e.op == "NOT":
+            if inner.type is not None and inner.type.name != "BOOLEAN":
+                raise _err(e, f"NOT needs a BOOLEAN, not {inner.type}")
+            return Compiled(T.BOOLEAN, lambda b, ctx: pc.invert(_as_type(inner(b, ctx), T.BOOLEAN)))
+        if inner.type is not None and not inner.type.is_numeric:
+            raise _err(e, f"unary minus needs a number, not {inner.type}")
+        return Compiled(inner.type, lambda b, ctx: pc.negate(inner(b, ctx)))
+
+    def c_BinaryOp(self, e: ast.BinaryOp) -> Compiled:
+        left, right = self.compile(e.left), self.compile(e.right)
+        op = e.op
+        if op in ("AND", "OR"):
+            for side in (left, right):
+                if side.type is not None and side.type.name != "BOOLEAN":
+                    raise _err(e, f"{op} needs BOOLEAN operands, not {side.type}")
+            fn = pc.and_kleene if op == "AND" else pc.or_kleene
+            return Compiled(
+                T.BOOLEAN,
+                lambda b, ctx: fn(
+                    _as_type(left(b, ctx), T.BOOLEAN), _as_type(right(b, ctx), T.BOOLEAN)
+                ),
+            )
+        if op in ("=", "!=", "<", "<=", ">", ">="):
+            return self._comparison(e, op, left, right)
+        lt, rt = left.type, right.type
+        if lt is None or rt is None:
+            t = lt or rt or T.INTEGER
+            return Compiled(t, lambda b, ctx: _null_array(t, b.num_rows))
+        result = arithmetic_type(op, lt, rt, e)
+        if result.name == "STRING":
+            return Compiled(
+                T.STRING,
+                lambda b, ctx: pc.binary_join_element_wise(left(b, ctx), right(b, ctx), ""),
+            )
+        return Compiled(result, _arithmetic(op, left, right, lt, rt, result))
+
+    def _comparison(self, e: ast.BinaryOp, op: str, left: Compiled, right: Compiled) -> Compiled:
+        fn = {
+            "=": pc.equal,
+            "!=": pc.not_equal,
+            "<": pc.less,
+            "<=": pc.less_equal,
+            ">": pc.greater,
+            ">=": pc.greater_equal,
+        }[op]
+        lt, rt = left.type, right.type
+        common = _comparable(lt, rt, e, op)
+
+        def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+            la, ra = left(b, ctx), right(b, ctx)
+            if common is None:
+                return pa.nulls(b.num_rows, pa.bool_())
+            la = coerce(la, lt, common, ctx)
+            ra = coerce(ra, rt, common, ctx)
+            if common.name in ("ARRAY", "MAP", "STRUCT"):
+                if op not in ("=", "!="):
+                    raise HispeedError(f"cannot order values of type {common}")
+                eq = rowwise(ctx, [la, ra], T.BOOLEAN, lambda x, y: x == y)
+                return eq if op == "=" else pc.invert(eq)
+            return fn(la, ra)
+
+        return Compiled(T.BOOLEAN, ev)
+
+    def c_IsNull(self, e: ast.IsNull) -> Compiled:
+        inner = self.compile(e.operand)
+        if e.negated:
+            return Compiled(T.BOOLEAN, lambda b, ctx: pc.is_valid(inner(b, ctx)))
+        return Compiled(T.BOOLEAN, lambda b, ctx: pc.is_null(inner(b, ctx)))
+
+    def c_Between(self, e: ast.Between) -> Compiled:
+        ge = ast.BinaryOp(">=", e.operand, e.low, pos=e.pos)
+        le = ast.BinaryOp("<=", e.operand, e.high, pos=e.pos)
+        both: ast.Expr = ast.BinaryOp("AND", ge, le, pos=e.pos)
+        if e.negated:
+            both = ast.UnaryOp("NOT", both, pos=e.pos)
+        return self.compile(both)
+
+    def c_InList(self, e: ast.InList) -> Compiled:
+        operand = self.compile(e.operand)
+        items = [self.compile(i) for i in e.items]
+        for item, node in zip(items, e.items, strict=True):
+            _comparable(operand.type, item.type, node, "IN")
+        common = common_type([operand.type] + [i.type for i in items], e, "IN")
+
+        def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+            value = coerce(operand(b, ctx), operand.type, common, ctx)
+            result = pa.array(np.zeros(b.num_rows, bool))
+            for item in items:
+                arr = coerce(item(b, ctx), item.type, common, ctx)
+                result = pc.or_kleene(
+                    result,
+                    pc.equal(value, arr)
+                    if common is None or common.name not in ("ARRAY", "MAP", "STRUCT")
+                    else rowwise(ctx, [value, arr], T.BOOLEAN, lambda x, y: x == y),
+                )
+            # x IN (...) is false, not NULL, when no item matches: ksqlDB ignores NULL items
+            result = pc.fill_null(result, False)
+            result = pc.if_else(pc.is_null(value), None, result)
+            return pc.invert(result) if e.negated else result
+
+        return Compiled(T.BOOLEAN, ev)
+
+    def c_Like(self, e: ast.Like) -> Compiled:
+        operand = self.compile(e.operand)
+        pattern = self.compile(e.pattern)
+        if operand.type is not None and operand.type.name != "STRING":
+            raise _err(e, f"LIKE needs a STRING, not {operand.type}")
+
+        def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+            value = operand(b, ctx)
+            pat = pattern(b, ctx)
+            if pattern.constant and len(pat) and pat[0].is_valid:
+                text = pat[0].as_py()
+                if e.escape:
+                    text = _escape_like(text, e.escape)
+                out = pc.match_like(value, text)
+            else:
+                out = rowwise(ctx, [value, pat], T.BOOLEAN, _like_row)
+            return pc.invert(out) if e.negated else out
+
+        return Compiled(T.BOOLEAN, ev)
+
+    def c_Case(self, e: ast.Case) -> Compiled:
+        conds: list[Compiled] = []
+        for cond, _ in e.whens:
+            if e.operand is not None:
+                conds.append(self.compile(ast.BinaryOp("=", e.operand, cond, pos=e.pos)))
+            else:
+                c = self.compile(cond)
+                if c.type is not None and c.type.name != "BOOLEAN":
+                    raise _err(cond, f"WHEN needs a BOOLEAN condition, not {c.type}")
+                conds.append(c)
+        results = [self.compile(r) for _, r in e.whens]
+        default = self.compile(e.default) if e.default is not None else None
+        all_results = results + ([default] if default is not None else [])
+        t = common_type([r.type for r in all_results], e, "CASE")
+
+        def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+            n = b.num_rows
+            out = (
+                coerce(default(b, ctx), default.type, t, ctx)
+                if default is not None
+                else _null_array(t, n)
+            )
+            for cond, res in zip(reversed(conds), reversed(results), strict=True):
+                mask = pc.fill_null(_as_type(cond(b, ctx), T.BOOLEAN), False)
+                out = pc.if_else(mask, coerce(res(b, ctx), res.type, t, ctx), out)
+            return out
+
+        return Compiled(t, ev)
+
+    def c_Cast(self, e: ast.Cast) -> Compiled:
+        inner = self.compile(e.operand)
+        target = e.type
+        if inner.type is not None and not _castable(inner.type, target):
+            raise _err(e, f"Cast of {inner.type} to {target} is not supported")
+        return Compiled(target, lambda b, ctx: cast_array(inner(b, ctx), inner.type, target, ctx))
+
+    def c_ArrayConstructor(self, e: ast.ArrayConstructor) -> Compiled:
+        items = [self.compile(i) for i in e.items]
+        element = common_type([i.type for i in items], e, "ARRAY[...]")
+        if element is None:
+            raise _err(
+                e,
+                "an ARRAY[...] of only NULLs has no type; cast one item, like "
+                "ARRAY[CAST(NULL AS INT)]",
+            )
+        t = T.array(element)
+
+        def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+            cols = [coerce(i(b, ctx), i.type, element, ctx).to_pylist() for i in items]
+            return pa.array(
+                [list(row) for row in zip(*cols, strict=True)]
+                if cols
+                else [[] for _ in range(b.num_rows)],
+                t.to_arrow(),
+            )
+
+        return Compiled(t, ev)
+
+    def c_MapConstructor(self, e: ast.MapConstructor) -> Compiled:
+        keys = [self.compile(k) for k, _ in e.entries]
+        values = [self.compile(v) for _, v in e.entries]
+        kt = common_type([k.type for k in keys], e, "MAP keys")
+        vt = common_type([v.type for v in values], e, "MAP values")
+        if kt is None or vt is None:
+            raise _err(e, "a MAP(...) of only NULLs has no type; cast a key and a value")
+        t = T.map_(kt, vt)
+
+        def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+            kcols = [coerce(k(b, ctx), k.type, kt, ctx).to_pylist() for k in keys]
+            vcols = [coerce(v(b, ctx), v.type, vt, ctx).to_pylist() for v in values]
+            rows = []
+            for i in range(b.num_rows):
+                entries: dict[Any, Any] = {}
+                for kc, vc in zip(kcols, vcols, strict=True):
+                    if kc[i] is not None:
+                        entries[kc[i]] = vc[i]
+                rows.append(list(entries.items()))
+            return pa.array(rows, t.to_arrow())
+
+        return Compiled(t, ev)
+
+    def c_StructConstructor(self, e: ast.StructConstructor) -> Compiled:
+        parts = [(name, self.compile(v)) for name, v in e.fields]
+        fields = [(name, c.type or T.STRING) for name, c in parts]
+        t = T.struct(fields)
+
+        def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+            arrays = [
+                coerce(c(b, ctx), c.type, ft, ctx)
+                for (_, c), (_, ft) in zip(parts, fields, strict=True)
+            ]
+            if not arrays:
+                return pa.array([{}] * b.num_rows, pa.struct([]))
+            return pa.StructArray.from_arrays(arrays, names=[n for n, _ in fields])
+
+        return Compiled(t, ev)
+
+    def c_FunctionCall(self, e: ast.FunctionCall) -> Compiled:
+        name = e.name.upper()
+        if name in ("IS_DISTINCT_FROM", "IS_NOT_DISTINCT_FROM"):
+            left, right = (self.compile(a) for a in e.args)
+            common = _comparable(left.type, right.type, e, "IS DISTINCT FROM")
+
+            def distinct(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+                la = coerce(left(b, ctx), left.type, common, ctx)
+                ra = coerce(right(b, ctx), right.type, common, ctx)
+                same = pc.fill_null(pc.equal(la, ra), False)
+                both_null = pc.and_(pc.is_null(la), pc.is_null(ra))
+                equal = pc.or_(same, both_null)
+                return equal if name == "IS_NOT_DISTINCT_FROM" else pc.invert(equal)
+
+            return Compiled(T.BOOLEAN, distinct)
+        fn = lookup(name)
+        if fn is None:
+            from hispeed.functions.aggregates import AGGREGATES
+
+            if name in AGGREGATES:
+                raise _err(
+                    e,
+                    f"aggregate function {name} is only allowed in the SELECT list "
+                    "or HAVING of a query with GROUP BY",
+                )
+            raise _err(e, f"Can't find any functions with the name '{name}'")
+        args = [self.compile(a) for a in e.args]
+        types = [a.type or T.STRING for a in args]
+        try:
+            result_type = fn.resolve(types)
+        except FunctionTypeError as err:
+            raise _err(e, str(err)) from None
+
+        def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+            arrays = [a(b, ctx) for a in args]
+            arrays = [
+                arr.cast(t.to_arrow()) if pa.types.is_null(arr.type) else arr
+                for arr, t in zip(arrays, types, strict=True)
+            ]
+            out = fn.evaluate(ctx, arrays, types, result_type)
+            return out
+
+        return Compiled(result_type, ev)
+
+    def c_Lambda(self, e: ast.Lambda) -> Compiled:
+        raise _err(e, "a lambda is only allowed as an argument of TRANSFORM, FILTER or REDUCE")
+
+
+def _column(col: ScopeColumn) -> Compiled:
+    name = col.field
+
+    def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+        return b.column(name)
+
+    return Compiled(col.type, ev)
+
+
+def _as_type(arr: pa.Array, t: SqlType) -> pa.Array:
+    if pa.types.is_null(arr.type):
+        return pa.nulls(len(arr), t.to_arrow())
+    return arr
+
+
+def coerce(
+    arr: pa.Array, source: SqlType | None, target: SqlType | None, ctx: EvalContext
+) -> pa.Array:
+    """Widen a value to `target` for comparing or combining (INT -> BIGINT -> DECIMAL -> DOUBLE)."""
+    if target is None:
+        return arr
+    if source is None or pa.types.is_null(arr.type):
+        return pa.nulls(len(arr), target.to_arrow())
+    if source == target:
+        return arr
+    if source.is_numeric and target.is_numeric:
+        if target.name == "DECIMAL":
+            return pc.cast(arr, target.to_arrow())
+        return pc.cast(arr, target.to_arrow(), safe=False)
+    if target.name == "STRING":
+        return cast_array(arr, source, target, ctx)
+    if source.name == "STRING" and target.is_temporal:
+        return cast_array(arr, source, target, ctx)
+    return arr
+
+
+def _comparable(lt: SqlType | None, rt: SqlType | None, node: Any, op: str) -> SqlType | None:
+    if lt is None or rt is None:
+        return lt or rt
+    if lt == rt:
+        return lt
+    if lt.is_numeric and rt.is_numeric:
+        return T.widest_numeric(lt, rt)
+    if (
+        {lt.name, rt.name} == {"STRING", "TIMESTAMP"}
+        or {lt.name, rt.name} == {"STRING", "DATE"}
+        or {lt.name, rt.name} == {"STRING", "TIME"}
+    ):
+        return lt if lt.name != "STRING" else rt
+    if lt.name == rt.name and lt.name in ("ARRAY", "MAP", "STRUCT"):
+        return lt
+    raise _err(node, f"Cannot compare {lt} to {rt} with {op}: cast one side, like CAST(x AS {lt})")
+
+
+def _castable(source: SqlType, target: SqlType) -> bool:
+    if source == target or target.name == "STRING":
+        return True
+    if source.name == "STRING":
+        return target.name not in ("ARRAY", "MAP", "STRUCT", "BYTES")
+    if source.is_numeric and target.is_numeric:
+        return True
+    if source.is_temporal and target.is_temporal:
+        return {source.name, target.name} != {"DATE", "TIME"}
+    return source.name == target.name and target.name in ("ARRAY", "MAP", "STRUCT")
+
+
+def _arithmetic(
+    op: str, left: Compiled, right: Compiled, lt: SqlType, rt: SqlType, result: SqlType
+) -> Evaluator:
+    def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+        la = left(b, ctx)
+        ra = right(b, ctx)
+        if result.name == "DECIMAL":
+            return _decimal_arith(op, la, ra, result, ctx)
+        la = coerce(la, lt, result, ctx)
+        ra = coerce(ra, rt, result, ctx)
+        if op == "+":
+            return pc.add(la, ra)
+        if op == "-":
+            return pc.subtract(la, ra)
+        if op == "*":
+            return pc.multiply(la, ra)
+        if result.is_integral:
+            zero = pc.fill_null(pc.equal(ra, 0), False)
+            if pc.any(zero).as_py():
+                for i in np.nonzero(np.asarray(zero))[0]:
+                    ctx.error(int(i), "/ by zero" if op == "/" else "% by zero")
+                ra = pc.if_else(zero, None, ra)
+            if op == "/":
+                # Java integer division truncates toward zero
+                q = pc.divide(pc.cast(la, pa.float64()), pc.cast(ra, pa.float64()))
+                return pc.cast(pc.trunc(q), result.to_arrow(), safe=False)
+            rem = pc.subtract(
+                la,
+                pc.multiply(
+                    pc.cast(
+                        pc.trunc(pc.divide(pc.cast(la, pa.float64()), pc.cast(ra, pa.float64()))),
+                        result.to_arrow(),
+                        safe=False,
+                    ),
+                    ra,
+                ),
+            )
+            return rem
+        if op == "/":
+            return pc.divide(la, ra)
+        return rowwise(ctx, [la, ra], T.DOUBLE, lambda x, y: float(np.fmod(x, y)))
+
+    return ev
+
+
+def _decimal_arith(
+    op: str, la: pa.Array, ra: pa.Array, result: SqlType, ctx: EvalContext
+) -> pa.Array:
+    assert result.scale is not None
+    quant = decimal.Decimal(1).scaleb(-result.scale)
+
+    def one(x: Any, y: Any) -> decimal.Decimal:
+        dx, dy = decimal.Decimal(x), decimal.Decimal(y)
+        with decimal.localcontext() as c:
+            c.prec = 80
+            if op == "+":
+                v = dx + dy
+            elif op == "-":
+                v = dx - dy
+            elif op == "*":
+                v = dx * dy
+            elif op == "/":
+                if dy == 0:
+                    raise ZeroDivisionError("Division by zero")
+                v = dx / dy
+            else:
+                v = dx % dy
+            return v.quantize(quant, rounding=decimal.ROUND_HALF_UP)
+
+    return rowwise(ctx, [la, ra], result, one)
+
+
+def _escape_like(pattern: str, escape: str) -> str:
+    out = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == escape and i + 1 < len(pattern):
+            nxt = pattern[i + 1]
+            out.append("\\" + nxt if nxt in "%_\\" else nxt)
+            i += 2
+            continue
+        out.append("\\\\" if c == "\\" else c)
+        i += 1
+    return "".join(out)
+
+
+def _like_row(value: str, pattern: str) -> bool:
+    import re
+
+    regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.DOTALL) is not None
+
+
+def to_json_text(value: Any) -> str:
+    return json.dumps(value)

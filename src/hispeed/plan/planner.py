@@ -1,0 +1,485 @@
+"""Plan a query: resolve its source, type its expressions and decide its output schema.
+
+The plan is what a query task runs. Planning does every check that can fail before any
+record flows, so a bad query is refused with a message that says what and where.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hispeed.catalog import Catalog, Source, WindowInfo
+from hispeed.errors import HispeedError, SqlError
+from hispeed.formats.base import Column
+from hispeed.functions.aggregates import AGGREGATES, Aggregate, AggregateSpec
+from hispeed.functions.registry import FunctionTypeError
+from hispeed.ops.expressions import Compiled, Scope, ScopeColumn, compile_expr
+from hispeed.sql import ast
+from hispeed.sql import types as T
+
+PSEUDO_COLUMNS = {"ROWTIME": T.BIGINT, "ROWPARTITION": T.INTEGER, "ROWOFFSET": T.BIGINT}
+WINDOW_COLUMNS = {"WINDOWSTART": T.BIGINT, "WINDOWEND": T.BIGINT}
+DEFAULT_GRACE_MS = 24 * 3600 * 1000
+
+
+class UnsupportedError(HispeedError):
+    """A query shape hispeed does not run yet: the message says which."""
+
+
+def field_name(label: str, name: str) -> str:
+    return f"{label}.{name}"
+
+
+@dataclass
+class AggregateCall:
+    spec: AggregateSpec
+    logic: Aggregate
+    args: list[Compiled]  # the per-record value arguments
+    column: ScopeColumn  # where the result sits after aggregation
+
+
+@dataclass
+class AggregationPlan:
+    group_exprs: list[Compiled]
+    group_columns: list[ScopeColumn]
+    calls: list[AggregateCall]
+    window: ast.WindowSpec | None
+    grace_ms: int
+    post_scope: Scope
+
+
+@dataclass
+class OutputColumn:
+    name: str
+    type: T.SqlType
+    expr: Compiled
+
+
+@dataclass
+class QueryPlan:
+    source: Source
+    label: str
+    scope: Scope
+    where: Compiled | None
+    key: list[OutputColumn]
+    value: list[OutputColumn]
+    aggregation: AggregationPlan | None = None
+    having: Compiled | None = None
+    sink_kind: str = "STREAM"
+    #: PARTITION BY: the key is recomputed; the output goes to the partition of the new key
+    repartition: bool = False
+    limit: int | None = None
+    emit: str | None = None
+    window_info: WindowInfo | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def key_columns(self) -> list[Column]:
+        return [Column(c.name, c.type) for c in self.key]
+
+    @property
+    def value_columns(self) -> list[Column]:
+        return [Column(c.name, c.type) for c in self.value]
+
+
+def source_scope(source: Source, label: str) -> Scope:
+    cols = [ScopeColumn(c.name, c.type, field_name(label, c.name), label) for c in source.columns]
+    cols += [ScopeColumn(n, t, field_name(label, n), label) for n, t in PSEUDO_COLUMNS.items()]
+    if source.window is not None:
+        cols += [ScopeColumn(n, t, field_name(label, n), label) for n, t in WINDOW_COLUMNS.items()]
+    return Scope(cols)
+
+
+def _err(node: Any, message: str) -> SqlError:
+    line, col = getattr(node, "pos", (1, 1))
+    return SqlError(message, line or 1, col or 1)
+
+
+def _walk(e: ast.Expr) -> list[ast.Expr]:
+    """e and every expression inside it, parents first."""
+    out = [e]
+    for value in vars(e).values():
+        if isinstance(value, ast.Expr):
+            out += _walk(value)
+        elif isinstance(value, tuple):
+            for item in value:
+                if isinstance(item, ast.Expr):
+                    out += _walk(item)
+                elif isinstance(item, tuple):
+                    out += [x for sub in item if isinstance(sub, ast.Expr) for x in _walk(sub)]
+    return out
+
+
+def _is_aggregate(e: ast.Expr) -> bool:
+    return isinstance(e, ast.FunctionCall) and e.name.upper() in AGGREGATES
+
+
+def default_name(e: ast.Expr) -> str | None:
+    """The column name an unaliased select item gets, or None for a generated KSQL_COL_n."""
+    if isinstance(e, ast.ColumnRef):
+        return e.name
+    if isinstance(e, ast.Dereference):
+        return e.field
+    return None
+
+
+def plan_select(select: ast.Select, catalog: Catalog, sink_kind: str | None = None) -> QueryPlan:
+    if not isinstance(select.from_, ast.SourceRef):
+        raise UnsupportedError("joins are not supported yet")
+    ref = select.from_
+    line, col = ref.pos
+    source = catalog.get(ref.name, line=line or 1, column=col or 1)
+    label = ref.label
+    scope = source_scope(source, label)
+    where = None
+    if select.where is not None:
+        for e in _walk(select.where):
+            if _is_aggregate(e):
+                raise _err(e, "aggregate functions are not allowed in WHERE; use HAVING")
+        where = compile_expr(select.where, scope)
+        if where.type is not None and where.type.name != "BOOLEAN":
+            raise _err(select.where, f"WHERE needs a BOOLEAN expression, not {where.type}")
+
+    items = _expand(select, source, label)
+    has_aggregates = any(_is_aggregate(x) for item in items for x in _walk(item.expr)) or (
+        select.having is not None
+    )
+    if select.window is not None and not select.group_by:
+        raise _err(select.window, "WINDOW needs GROUP BY: a windowed query aggregates")
+    if select.group_by or has_aggregates:
+        if select.partition_by:
+            raise _err(select.partition_by[0], "PARTITION BY cannot be used with GROUP BY")
+        return _plan_aggregate(select, source, label, scope, where, items, sink_kind)
+    if select.having is not None:
+        raise _err(select.having, "HAVING needs GROUP BY")
+
+    names = _output_names(items)
+    outputs = []
+    for item, name in zip(items, names, strict=True):
+        compiled = compile_expr(item.expr, scope)
+        outputs.append(OutputColumn(name, compiled.type or T.STRING, compiled))
+    kind = sink_kind or source.kind
+    if select.partition_by:
+        if source.kind == "TABLE":
+            raise _err(
+                select.partition_by[0],
+                "PARTITION BY is not supported on tables; use GROUP BY to change a table's key",
+            )
+        key, value = _split_key(select.partition_by, items, names, outputs, scope, "PARTITION BY")
+        return QueryPlan(
+            source,
+            label,
+            scope,
+            where,
+            key,
+            value,
+            sink_kind=kind,
+            repartition=True,
+            limit=select.limit,
+            emit=select.emit,
+            window_info=source.window,
+        )
+    # the key columns pass through and must be selected
+    key_names = [c.name for c in source.key_columns]
+    keyed: dict[str, OutputColumn] = {}
+    value = []
+    for item, out in zip(items, outputs, strict=True):
+        e = item.expr
+        if (
+            isinstance(e, ast.ColumnRef)
+            and e.name in key_names
+            and e.name not in keyed
+            and (e.source is None or e.source == label)
+        ):
+            keyed[e.name] = out
+        else:
+            value.append(out)
+    missing = [n for n in key_names if n not in keyed]
+    if missing and sink_kind is not None:
+        raise _err(
+            select,
+            f"Key missing from projection (ie, SELECT). The query used to build "
+            f"a {kind.lower()} must include the key columns "
+            f"{', '.join('`' + m + '`' for m in missing)} in its projection "
+            f"(eg, SELECT {missing[0]}...).",
+        )
+    key = [keyed[n] for n in key_names if n in keyed]
+    return QueryPlan(
+        source,
+        label,
+        scope,
+        where,
+        key,
+        value,
+        sink_kind=kind,
+        limit=select.limit,
+        emit=select.emit,
+        window_info=source.window,
+    )
+
+
+def _expand(select: ast.Select, source: Source, label: str) -> list[ast.SelectItem]:
+    items: list[ast.SelectItem] = []
+    for item in select.items:
+        if isinstance(item, ast.AllColumns):
+            if item.source is not None and item.source != label:
+                raise _err(item, f"unknown source {item.source} in {item.source}.*")
+            cols = [
+                *source.key_columns,
+                *source.value_columns,
+                *(c for c, _ in source.header_columns),
+            ]
+            if source.window is not None:
+                items += [
+                    ast.SelectItem(ast.ColumnRef(c.name, pos=item.pos), pos=item.pos)
+                    for c in source.key_columns
+                ]
+                items += [
+                    ast.SelectItem(ast.ColumnRef(n, pos=item.pos), pos=item.pos)
+                    for n in WINDOW_COLUMNS
+                ]
+                cols = [*source.value_columns, *(c for c, _ in source.header_columns)]
+            items += [
+                ast.SelectItem(ast.ColumnRef(c.name, pos=item.pos), pos=item.pos) for c in cols
+            ]
+        else:
+            items.append(item)
+    return items
+
+
+def _output_names(items: list[ast.SelectItem]) -> list[str]:
+    names: list[str | None] = [i.alias or default_name(i.expr) for i in items]
+    taken = {n for n in names if n is not None}
+    counter = 0
+    out = []
+    for name in names:
+        if name is None:
+            while f"KSQL_COL_{counter}" in taken:
+                counter += 1
+            name = f"KSQL_COL_{counter}"
+            counter += 1
+        out.append(name)
+    seen: set[str] = set()
+    for item, name in zip(items, out, strict=True):
+        if name in seen:
+            raise _err(
+                item,
+                f"Duplicate value columns found in schema: `{name}`; give one of "
+                f"them another name with AS",
+            )
+        seen.add(name)
+    return out
+
+
+def _split_key(
+    exprs: tuple[ast.Expr, ...],
+    items: list[ast.SelectItem],
+    names: list[str],
+    outputs: list[OutputColumn],
+    scope: Scope,
+    clause: str,
+) -> tuple[list[OutputColumn], list[OutputColumn]]:
+    """Key columns are the select items equal to `exprs`; the rest are value columns."""
+    if len(exprs) == 1 and isinstance(exprs[0], ast.Literal) and exprs[0].value is None:
+        return [], outputs  # PARTITION BY NULL: no key
+    key: list[OutputColumn] = []
+    used: set[int] = set()
+    for e in exprs:
+        match = next((i for i, item in enumerate(items) if i not in used and item.expr == e), None)
+        if match is None:
+            shown = e.name if isinstance(e, ast.ColumnRef) else "the expression"
+            raise _err(
+                e,
+                f"Key missing from projection (ie, SELECT). The query used to build "
+                f"the result must include the {clause} expression {shown} in its "
+                f"projection (eg, SELECT {shown}...).",
+            )
+        used.add(match)
+        key.append(outputs[match])
+    value = [o for i, o in enumerate(outputs) if i not in used]
+    return key, value
+
+
+def _plan_aggregate(
+    select: ast.Select,
+    source: Source,
+    label: str,
+    scope: Scope,
+    where: Compiled | None,
+    items: list[ast.SelectItem],
+    sink_kind: str | None,
+) -> QueryPlan:
+    if not select.group_by:
+        raise _err(
+            select,
+            "an aggregate query needs GROUP BY (hispeed does not yet aggregate "
+            "a whole stream into one row)",
+        )
+    group_exprs = [compile_expr(g, scope) for g in select.group_by]
+    for g, c in zip(select.group_by, group_exprs, strict=True):
+        if c.type is None:
+            raise _err(g, "GROUP BY NULL is not allowed")
+        if any(_is_aggregate(x) for x in _walk(g)):
+            raise _err(g, "GROUP BY cannot contain aggregate functions")
+    group_columns = [
+        ScopeColumn(f"$g{i}", c.type or T.STRING, f"$g{i}") for i, c in enumerate(group_exprs)
+    ]
+    replaced: dict[ast.Expr, ScopeColumn] = {
+        g: gc for g, gc in zip(select.group_by, group_columns, strict=True)
+    }
+    calls: list[AggregateCall] = []
+    exprs = [i.expr for i in items] + ([select.having] if select.having is not None else [])
+    for e in exprs:
+        for x in _walk(e):
+            if _is_aggregate(x) and x not in replaced:
+                assert isinstance(x, ast.FunctionCall)
+                call = _aggregate_call(x, scope, len(calls))
+                calls.append(call)
+                replaced[x] = call.column
+    window_cols: list[ScopeColumn] = []
+    if select.window is not None:
+        window_cols = [ScopeColumn(n, T.BIGINT, f"${n}") for n in WINDOW_COLUMNS]
+        for wc in window_cols:
+            replaced[ast.ColumnRef(wc.name)] = wc
+    post_scope = Scope([*group_columns, *(c.column for c in calls), *window_cols])
+    names = _output_names(items)
+    outputs: list[OutputColumn] = []
+    for item, name in zip(items, names, strict=True):
+        outputs.append(
+            OutputColumn(
+                name, T.STRING, _compile_post(item.expr, post_scope, replaced, select.group_by)
+            )
+        )
+        outputs[-1].type = outputs[-1].expr.type or T.STRING
+    having = None
+    if select.having is not None:
+        having = _compile_post(select.having, post_scope, replaced, select.group_by)
+        if having.type is not None and having.type.name != "BOOLEAN":
+            raise _err(select.having, f"HAVING needs a BOOLEAN expression, not {having.type}")
+    # key columns: the select items that are the GROUP BY expressions
+    key: list[OutputColumn] = []
+    value: list[OutputColumn] = []
+    used: set[int] = set()
+    for g in select.group_by:
+        match = next((i for i, item in enumerate(items) if i not in used and item.expr == g), None)
+        if match is None:
+            shown = g.name if isinstance(g, ast.ColumnRef) else "the expression"
+            raise _err(
+                g,
+                f"Key missing from projection (ie, SELECT). The query used to build "
+                f"a table must include the grouping expression {shown} in its "
+                f"projection (eg, SELECT {shown}...).",
+            )
+        used.add(match)
+        key.append(outputs[match])
+    window_names = set()
+    for i, (item, out) in enumerate(zip(items, outputs, strict=True)):
+        if i in used:
+            continue
+        if (
+            select.window is not None
+            and isinstance(item.expr, ast.ColumnRef)
+            and item.expr.name in WINDOW_COLUMNS
+            and item.alias is None
+        ):
+            window_names.add(out.name)
+            continue  # windowed keys carry their bounds; WINDOWSTART/END are not value columns
+        value.append(out)
+    window = select.window
+    grace = DEFAULT_GRACE_MS
+    if window is not None and window.grace_ms is not None:
+        grace = window.grace_ms
+    agg = AggregationPlan(group_exprs, group_columns, calls, window, grace, post_scope)
+    window_info = None
+    if window is not None:
+        window_info = WindowInfo(window.kind, window.size_ms if window.kind != "SESSION" else None)
+    return QueryPlan(
+        source,
+        label,
+        scope,
+        where,
+        key,
+        value,
+        agg,
+        having,
+        sink_kind=sink_kind or "TABLE",
+        limit=select.limit,
+        emit=select.emit,
+        window_info=window_info,
+    )
+
+
+def _compile_post(
+    e: ast.Expr,
+    post_scope: Scope,
+    replaced: dict[ast.Expr, ScopeColumn],
+    group_by: tuple[ast.Expr, ...],
+) -> Compiled:
+    # a column used outside an aggregate must be (part of) a GROUP BY expression
+    for x in _walk(e):
+        if x in replaced:
+            continue
+        if isinstance(x, ast.ColumnRef) and not _inside_replaced(e, x, replaced):
+            raise _err(
+                x,
+                f"Non-aggregate SELECT expression(s) not part of GROUP BY: {x.name}; "
+                f"add it to GROUP BY or aggregate it, like LATEST_BY_OFFSET({x.name})",
+            )
+    return compile_expr(e, post_scope, replaced)
+
+
+def _inside_replaced(
+    root: ast.Expr, target: ast.Expr, replaced: dict[ast.Expr, ScopeColumn]
+) -> bool:
+    if root in replaced:
+        return any(x is target for x in _walk(root))
+    for value in vars(root).values():
+        children = (
+            [value]
+            if isinstance(value, ast.Expr)
+            else [
+                v
+                for v in (value if isinstance(value, tuple) else ())
+                for v in ((v,) if isinstance(v, ast.Expr) else v if isinstance(v, tuple) else ())
+                if isinstance(v, ast.Expr)
+            ]
+        )
+        for child in children:
+            if any(x is target for x in _walk(child)) and _inside_replaced(child, target, replaced):
+                return True
+    return False
+
+
+def _aggregate_call(e: ast.FunctionCall, scope: Scope, index: int) -> AggregateCall:
+    name = e.name.upper()
+    spec = AGGREGATES[name]
+    args = list(e.args)
+    if e.star:
+        args = []
+    if not spec.min_args <= len(args) <= spec.max_args:
+        raise _err(e, f"{name} takes {spec.min_args} to {spec.max_args} arguments, not {len(args)}")
+    values: list[Compiled] = []
+    params: list[Any] = []
+    types: list[T.SqlType] = []
+    for i, a in enumerate(args):
+        if i in spec.constant_args:
+            if not isinstance(a, ast.Literal):
+                raise _err(a, f"argument {i + 1} of {name} must be a literal")
+            params.append(a.value)
+            continue
+        for x in _walk(a):
+            if _is_aggregate(x):
+                inner = x.name if isinstance(x, ast.FunctionCall) else "?"
+                raise _err(x, f"aggregate functions cannot be nested ({inner} in {name})")
+        c = compile_expr(a, scope)
+        values.append(c)
+        types.append(c.type or T.STRING)
+    if name == "COUNT" and len(args) == 1 and isinstance(args[0], ast.Literal):
+        values, types = [], []  # COUNT(1) counts rows
+    try:
+        logic = spec.make(types or [T.BIGINT], params)
+        result_type = logic.result_type()
+    except FunctionTypeError as err:
+        raise _err(e, str(err)) from None
+    return AggregateCall(spec, logic, values, ScopeColumn(f"$a{index}", result_type, f"$a{index}"))

@@ -1,0 +1,312 @@
+"""GROUP BY, windowed or not, over a stream or a table: the per-record reference path.
+
+Each input record updates its group's state and yields one change (ksqlDB with its record
+cache off). Group keys and aggregate arguments are computed for the whole batch at once; the
+state updates walk the records in order; the select list and HAVING are computed for all
+the changes at once.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hispeed.functions.registry import EvalContext
+from hispeed.log.base import PolledBatch
+from hispeed.plan.planner import field_name
+
+if TYPE_CHECKING:
+    from hispeed.runtime.task import Outputs, QueryTask
+
+
+@dataclass
+class Change:
+    group: tuple[Any, ...]
+    window: tuple[int, int] | None
+    results: list[Any] | None  # None: a deletion (a merged-away session)
+    timestamp: int
+
+
+class Aggregator:
+    def __init__(self, task: QueryTask) -> None:
+        self.task = task
+        self.plan = task.plan
+        agg = self.plan.aggregation
+        assert agg is not None
+        self.agg = agg
+        self.calls = agg.calls
+        #: (group, window) -> list of aggregate states
+        self.states: dict[tuple[Any, Any], list[Any]] = {}
+        #: a table source's current rows: source key -> (group, args) it contributed
+        self.table_rows: dict[Any, tuple[tuple[Any, ...], list[list[Any]]]] = {}
+        #: session windows per group: list of [start, end]
+        self.sessions: dict[tuple[Any, ...], list[list[int]]] = {}
+        self.dirty: set[Any] = set()
+
+    def restore(self, key: Any, state: Any) -> None:
+        kind, k = key
+        if kind == "S":
+            self.states[k] = state
+        elif kind == "T":
+            self.table_rows[k] = state
+        elif kind == "W":
+            self.sessions[k] = state
+
+    # -- processing -------------------------------------------------------------------------
+
+    def process(
+        self,
+        frame: pa.RecordBatch,
+        tombstones: np.ndarray,
+        partition: int,
+        item: PolledBatch,
+        out: Outputs,
+    ) -> None:
+        ctx = EvalContext()
+        label = self.plan.label
+        n = frame.num_rows
+        where = None
+        if self.plan.where is not None:
+            where = np.asarray(
+                pc.fill_null(self.plan.where(frame, ctx), False).to_numpy(zero_copy_only=False)
+            )
+        groups = [g(frame, ctx).to_pylist() for g in self.agg.group_exprs]
+        args = [[a(frame, ctx).to_pylist() for a in call.args] for call in self.calls]
+        stamps = frame.column(field_name(label, "ROWTIME")).to_pylist()
+        self.task._report(ctx, item, out, frame)
+        changes: list[Change] = []
+        is_table = self.plan.source.kind == "TABLE"
+        source_keys = None
+        if is_table:
+            key_names = [field_name(label, c.name) for c in self.plan.source.key_columns]
+            source_keys = (
+                list(zip(*(frame.column(k).to_pylist() for k in key_names), strict=True))
+                if key_names
+                else [()] * n
+            )
+        stream_time = self.task.stream_time.get(partition, 0)
+        for i in range(n):
+            ts = stamps[i]
+            group = tuple(g[i] for g in groups)
+            row_args = [[a[i] for a in call_args] for call_args in args]
+            passes = where is None or bool(where[i])
+            if is_table:
+                assert source_keys is not None
+                self._table_update(
+                    source_keys[i],
+                    group,
+                    row_args,
+                    passes and not tombstones[i] and None not in group,
+                    ts,
+                    changes,
+                )
+                continue
+            if not passes or None in group:
+                continue  # ksqlDB drops rows whose grouping key is NULL
+            stream_time = max(stream_time, ts)
+            self._stream_update(group, row_args, ts, stream_time, changes)
+        self.task.stream_time[partition] = max(self.task.stream_time.get(partition, 0), stream_time)
+        self._evict(partition)
+        self._emit(changes, out)
+        from hispeed.runtime.task import _STREAM_TIME
+
+        out.changelog[_STREAM_TIME] = pickle.dumps(self.task.stream_time)
+        for key in self.dirty:
+            kind, k = key
+            stores: dict[str, dict[Any, Any]] = {
+                "S": self.states,
+                "T": self.table_rows,
+                "W": self.sessions,
+            }
+            store = stores[kind]
+            value = store.get(k)
+            out.changelog[pickle.dumps(key)] = None if value is None else pickle.dumps(value)
+        self.dirty.clear()
+
+    def _add(self, states: list[Any], row_args: list[list[Any]]) -> list[Any]:
+        return [
+            call.logic.add(s, a) for call, s, a in zip(self.calls, states, row_args, strict=True)
+        ]
+
+    def _results(self, states: list[Any]) -> list[Any]:
+        return [call.logic.result(s) for call, s in zip(self.calls, states, strict=True)]
+
+    def _init(self) -> list[Any]:
+        return [call.logic.init() for call in self.calls]
+
+    def _stream_update(
+        self,
+        group: tuple[Any, ...],
+        row_args: list[list[Any]],
+        ts: int,
+        stream_time: int,
+        changes: list[Change],
+    ) -> None:
+        window = self.agg.window
+        if window is None:
+            key = (group, None)
+            states = self._add(self.states.get(key) or self._init(), row_args)
+            self.states[key] = states
+            self.dirty.add(("S", key))
+            changes.append(Change(group, None, self._results(states), ts))
+            return
+        grace = self.agg.grace_ms
+        if window.kind == "SESSION":
+            self._session_update(group, row_args, ts, stream_time, changes)
+            return
+        size = window.size_ms
+        advance = window.advance_ms or size
+        first = ts - ts % advance
+        starts = []
+        s = first
+        while s > ts - size and s >= 0:
+            starts.append(s)
+            s -= advance
+        for start in sorted(starts):
+            end = start + size
+            if end + grace <= stream_time:
+                continue  # the window has closed: a late record
+            wkey: tuple[Any, Any] = (group, (start, end))
+            states = self._add(self.states.get(wkey) or self._init(), row_args)
+            self.states[wkey] = states
+            self.dirty.add(("S", wkey))
+            changes.append(Change(group, (start, end), self._results(states), ts))
+
+    def _session_update(
+        self,
+        group: tuple[Any, ...],
+        row_args: list[list[Any]],
+        ts: int,
+        stream_time: int,
+        changes: list[Change],
+    ) -> None:
+        """Open or extend a session; sessions the record bridges merge into one.
+
+        A session's state is the list of its records' arguments, folded for each change, so
+        that merging needs nothing from the aggregates but `add`.
+        """
+        assert self.agg.window is not None
+        gap = self.agg.window.size_ms
+        sessions = self.sessions.setdefault(group, [])
+        overlapping = sorted(s for s in sessions if s[0] - gap <= ts <= s[1] + gap)
+        start = min([ts] + [s[0] for s in overlapping])
+        end = max([ts] + [s[1] for s in overlapping])
+        if end + self.agg.grace_ms <= stream_time:
+            return  # too late to open or extend a session
+        rows: list[list[list[Any]]] = []
+        for s in overlapping:
+            old_key = (group, (s[0], s[1]))
+            rows += self.states.pop(old_key, [])
+            self.dirty.add(("S", old_key))
+            sessions.remove(s)
+            if (s[0], s[1]) != (start, end):
+                changes.append(Change(group, (s[0], s[1]), None, ts))
+        rows.append(row_args)
+        sessions.append([start, end])
+        self.dirty.add(("W", group))
+        key = (group, (start, end))
+        self.states[key] = rows
+        self.dirty.add(("S", key))
+        states = self._init()
+        for r in rows:
+            states = self._add(states, r)
+        changes.append(Change(group, (start, end), self._results(states), ts))
+
+    def _table_update(
+        self,
+        source_key: Any,
+        group: tuple[Any, ...],
+        row_args: list[list[Any]],
+        present: bool,
+        ts: int,
+        changes: list[Change],
+    ) -> None:
+        old = self.table_rows.pop(source_key, None)
+        self.dirty.add(("T", source_key))
+        if old is not None:
+            old_group, old_args = old
+            key = (old_group, None)
+            states = self.states.get(key) or self._init()
+            states = [
+                call.logic.undo(s, a)
+                for call, s, a in zip(self.calls, states, old_args, strict=True)
+            ]
+            self.states[key] = states
+            self.dirty.add(("S", key))
+            changes.append(Change(old_group, None, self._results(states), ts))
+        if not present:
+            return
+        key = (group, None)
+        states = self._add(self.states.get(key) or self._init(), row_args)
+        self.states[key] = states
+        self.dirty.add(("S", key))
+        self.table_rows[source_key] = (group, row_args)
+        changes.append(Change(group, None, self._results(states), ts))
+
+    def _evict(self, partition: int) -> None:
+        """Forget windows that can no longer change (memory bounded by open windows)."""
+        window = self.agg.window
+        if window is None:
+            return
+        now = max(self.task.stream_time.values(), default=0)
+        retention = window.retention_ms if window.retention_ms is not None else 0
+        horizon = now - max(self.agg.grace_ms, retention)
+        for key in [k for k in self.states if k[1] is not None and k[1][1] < horizon]:
+            del self.states[key]
+            self.dirty.add(("S", key))
+            if window.kind == "SESSION":
+                group_sessions = self.sessions.get(key[0], [])
+                if list(key[1]) in group_sessions:
+                    group_sessions.remove(list(key[1]))
+                self.dirty.add(("W", key[0]))
+
+    # -- output -----------------------------------------------------------------------------
+
+    def _emit(self, changes: list[Change], out: Outputs) -> None:
+        if not changes:
+            return
+        agg = self.agg
+        n = len(changes)
+        arrays: list[pa.Array] = []
+        names: list[str] = []
+        for i, col in enumerate(agg.group_columns):
+            arrays.append(pa.array([c.group[i] for c in changes], col.type.to_arrow()))
+            names.append(col.field)
+        for j, call in enumerate(self.calls):
+            values = [c.results[j] if c.results is not None else None for c in changes]
+            arrays.append(_array(values, call.column.type.to_arrow()))
+            names.append(call.column.field)
+        windowed = agg.window is not None
+        if windowed:
+            arrays.append(
+                pa.array([c.window[0] if c.window else None for c in changes], pa.int64())
+            )
+            arrays.append(
+                pa.array([c.window[1] if c.window else None for c in changes], pa.int64())
+            )
+            names += ["$WINDOWSTART", "$WINDOWEND"]
+        post = pa.RecordBatch.from_arrays(arrays, names=names)
+        ctx = EvalContext()
+        keys = [c.expr(post, ctx) for c in self.plan.key]
+        values = [c.expr(post, ctx) for c in self.plan.value]
+        deleted = np.array([c.results is None for c in changes])
+        if self.plan.having is not None:
+            keep = np.asarray(
+                pc.fill_null(self.plan.having(post, ctx), False).to_numpy(zero_copy_only=False)
+            )
+            deleted |= ~keep
+        stamps = pa.array([c.timestamp for c in changes], pa.int64())
+        window = (post.column("$WINDOWSTART"), post.column("$WINDOWEND")) if windowed else None
+        del n
+        self.task.emit(keys, values, stamps, deleted, out, window=window)
+
+
+def _array(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
+    if pa.types.is_map(arrow_type):
+        values = [list(v.items()) if isinstance(v, dict) else v for v in values]
+    return pa.array(values, arrow_type)

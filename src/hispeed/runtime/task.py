@@ -1,0 +1,422 @@
+"""A persistent query's task: read a batch of its source, compute, commit it all at once.
+
+Every poll ends in one log transaction holding the outputs, the processing-log entries, the
+changed aggregation state (a changelog topic) and the input offsets, so a crash at any point
+resumes from the last commit and emits nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hispeed.catalog import Source
+from hispeed.errors import HispeedError
+from hispeed.formats.base import Column, Format, get_format
+from hispeed.functions.registry import EvalContext
+from hispeed.log.base import PolledBatch, TopicPartition
+from hispeed.plan.planner import PSEUDO_COLUMNS, WINDOW_COLUMNS, QueryPlan, field_name
+
+if TYPE_CHECKING:
+    from hispeed.engine import Engine
+
+log = logging.getLogger(__name__)
+
+PROCESSING_LOG = "hispeed_processing_log"
+_STREAM_TIME = b"\x00stream-time"
+
+
+@dataclass
+class Outputs:
+    keys: list[Any] = field(default_factory=list)  # pa arrays of key bytes
+    values: list[Any] = field(default_factory=list)
+    timestamps: list[Any] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    changelog: dict[bytes, bytes | None] = field(default_factory=dict)
+
+    def add(self, keys: pa.Array, values: pa.Array, timestamps: pa.Array) -> None:
+        if len(keys):
+            self.keys.append(keys)
+            self.values.append(values)
+            self.timestamps.append(timestamps)
+
+
+def window_suffix(starts: Sequence[int], ends: Sequence[int] | None) -> list[bytes]:
+    """Kafka Streams' windowed key layout: 8-byte big-endian start (and end, for sessions)."""
+    if ends is None:
+        return [struct.pack(">q", s) for s in starts]
+    return [struct.pack(">qq", s, e) for s, e in zip(starts, ends, strict=True)]
+
+
+class QueryTask:
+    """Runs one persistent query's plan against the log."""
+
+    def __init__(self, engine: Engine, query_id: str, plan: QueryPlan, sink: Source) -> None:
+        self.engine = engine
+        self.log = engine.log
+        self.id = query_id
+        self.plan = plan
+        self.sink = sink
+        self.source = plan.source
+        self.group = f"_hispeed_query_{query_id}"
+        self.changelog_topic = f"_hispeed_{query_id}_changelog"
+        reset = str(engine.properties.get("auto.offset.reset", "earliest")).lower()
+        self.consumer = self.log.consumer(
+            self.source.topic, group=self.group, auto_offset_reset=reset
+        )
+        src = self.source
+        self.src_key_format = get_format(src.key_format, src.key_properties, is_key=True)
+        self.src_value_format = get_format(src.value_format, src.value_properties)
+        self.sink_key_format = get_format(sink.key_format, sink.key_properties, is_key=True)
+        self.sink_value_format = get_format(sink.value_format, sink.value_properties)
+        self.records_in = 0
+        self.records_out = 0
+        self.errors = 0
+        self.stream_time: dict[int, int] = {}
+        self.aggregator = None
+        if plan.aggregation is not None:
+            from hispeed.runtime.aggregate import Aggregator
+
+            self.aggregator = Aggregator(self)
+            self.log.create_topic(
+                self.changelog_topic, 1, {"cleanup.policy": "compact"}, exist_ok=True
+            )
+            self._restore()
+        elif src.kind == "TABLE":
+            pass
+
+    # -- state ------------------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        assert self.aggregator is not None
+        start, end = self.log.offsets(self.changelog_topic, 0)
+        latest: dict[bytes, bytes | None] = {}
+        for batch in self.log.read(self.changelog_topic, 0, start) if end > start else []:
+            for k, v in zip(
+                batch.column("key").to_pylist(), batch.column("value").to_pylist(), strict=True
+            ):
+                latest[k] = v
+        for k, v in latest.items():
+            if v is None:
+                continue
+            if k == _STREAM_TIME:
+                self.stream_time = pickle.loads(v)
+            else:
+                self.aggregator.restore(pickle.loads(k), pickle.loads(v))
+
+    # -- running ----------------------------------------------------------------------------
+
+    def poll(self, timeout: float = 0.0, max_records: int = 10_000) -> int:
+        """Process what the source has (up to max_records); returns the records read."""
+        polled = self.consumer.poll(timeout, max_records=max_records)
+        if not polled:
+            return 0
+        out = Outputs()
+        positions: dict[TopicPartition, int] = {}
+        n = 0
+        for item in polled:
+            n += item.batch.num_rows
+            self.process(item, out)
+            last = item.batch.column(0)[item.batch.num_rows - 1].as_py()
+            positions[item.partition] = last + 1
+        self.commit(out, positions)
+        self.records_in += n
+        return n
+
+    def commit(self, out: Outputs, positions: dict[TopicPartition, int]) -> None:
+        txn = self.log.transaction()
+        try:
+            if out.keys:
+                keys = pa.concat_arrays(out.keys)
+                values = pa.concat_arrays(out.values)
+                stamps = pa.concat_arrays(out.timestamps)
+                batch = pa.record_batch({"key": keys, "value": values, "timestamp": stamps})
+                txn.append(self.sink.topic, batch)
+                self.records_out += batch.num_rows
+            if out.errors:
+                self.errors += len(out.errors)
+                txn.append(PROCESSING_LOG, [(None, msgspec.json.encode(e)) for e in out.errors])
+            if out.changelog:
+                txn.append(self.changelog_topic, list(out.changelog.items()), partition=0)
+            txn.commit_offsets(self.group, positions)
+        except BaseException:
+            txn.abort()
+            raise
+        txn.commit()
+
+    def close(self) -> None:
+        self.consumer.close()
+
+    # -- decoding ---------------------------------------------------------------------------
+
+    def error(self, out: Outputs, item: PolledBatch, row: int, message: str) -> None:
+        offsets = item.batch.column(0)
+        out.errors.append(
+            {
+                "type": "RECORD_PROCESSING_ERROR",
+                "query": self.id,
+                "message": message,
+                "topic": item.partition.topic,
+                "partition": item.partition.partition,
+                "offset": offsets[row].as_py() if row < len(offsets) else None,
+            }
+        )
+
+    def decode(self, item: PolledBatch, out: Outputs) -> tuple[pa.RecordBatch, np.ndarray]:
+        """The frame of a polled batch, and a mask of tombstone rows (tables).
+
+        Rows that cannot be decoded go to the processing log and are dropped.
+        """
+        batch = item.batch
+        src = self.source
+        n = batch.num_rows
+        label = self.plan.label
+        keep = np.ones(n, bool)
+        key_bytes = batch.column("key")
+        window_start = window_end = None
+        if src.window is not None:
+            key_bytes, window_start, window_end = _split_window(
+                key_bytes, src.window.kind, src.window.size_ms
+            )
+        key_result = self.src_key_format.decode(key_bytes, src.key_columns)
+        for row, reason in key_result.errors:
+            keep[row] = False
+            self.error(out, item, row, f"Error deserializing key: {reason}")
+        value_result = self.src_value_format.decode(batch.column("value"), src.value_columns)
+        for row, reason in value_result.errors:
+            keep[row] = False
+            self.error(out, item, row, f"Error deserializing value: {reason}")
+        tombstones = value_result.null_rows.copy()
+        if src.kind == "STREAM":
+            keep &= ~tombstones  # a stream has no deletes: null values are skipped
+        arrays: list[pa.Array] = []
+        names: list[str] = []
+        for c in src.key_columns:
+            arrays.append(key_result.batch.column(c.name))
+            names.append(field_name(label, c.name))
+        for c in src.value_columns:
+            arrays.append(value_result.batch.column(c.name))
+            names.append(field_name(label, c.name))
+        for c, header_key in src.header_columns:
+            arrays.append(_headers(batch.column("headers"), header_key, c))
+            names.append(field_name(label, c.name))
+        ts = batch.column("timestamp")
+        if src.timestamp:
+            ts = self._extract_timestamp(value_result.batch, key_result.batch, item, out, keep)
+        pseudo = {
+            "ROWTIME": ts,
+            "ROWPARTITION": pa.array(np.full(n, item.partition.partition, np.int32)),
+            "ROWOFFSET": batch.column("offset"),
+        }
+        for name in PSEUDO_COLUMNS:
+            arrays.append(pseudo[name])
+            names.append(field_name(label, name))
+        if src.window is not None:
+            assert window_start is not None and window_end is not None
+            arrays += [window_start, window_end]
+            names += [field_name(label, n_) for n_ in WINDOW_COLUMNS]
+        frame = pa.RecordBatch.from_arrays(arrays, names=names)
+        if not keep.all():
+            mask = pa.array(keep)
+            frame = frame.filter(mask)
+            tombstones = tombstones[keep]
+        return frame, tombstones
+
+    def _extract_timestamp(
+        self,
+        values: pa.RecordBatch,
+        keys: pa.RecordBatch,
+        item: PolledBatch,
+        out: Outputs,
+        keep: np.ndarray,
+    ) -> pa.Array:
+        src = self.source
+        assert src.timestamp is not None
+        col = src.column(src.timestamp)
+        assert col is not None
+        arr = values.column(col.name) if col.name in values.schema.names else keys.column(col.name)
+        if col.type.name == "BIGINT":
+            result = arr
+        elif col.type.name == "TIMESTAMP":
+            result = arr.cast(pa.int64())
+        else:
+            from hispeed.runtime.timestamps import parse_timestamps
+
+            result = parse_timestamps(arr, src.timestamp_format)
+        bad = np.asarray(pc.is_null(result).to_numpy(zero_copy_only=False))
+        for row in np.nonzero(bad & keep)[0]:
+            keep[row] = False
+            self.error(out, item, int(row), f"timestamp column {col.name} has no valid value")
+        return pc.fill_null(result, 0)
+
+    # -- processing -------------------------------------------------------------------------
+
+    def process(self, item: PolledBatch, out: Outputs) -> None:
+        frame, tombstones = self.decode(item, out)
+        if frame.num_rows == 0:
+            return
+        part = item.partition.partition
+        ts = frame.column(field_name(self.plan.label, "ROWTIME"))
+        newest = pc.max(ts).as_py()
+        if newest is not None:
+            self.stream_time[part] = max(self.stream_time.get(part, newest), newest)
+        if self.aggregator is not None:
+            self.aggregator.process(frame, tombstones, part, item, out)
+            return
+        self._stateless(frame, tombstones, item, out)
+
+    def _stateless(
+        self, frame: pa.RecordBatch, tombstones: np.ndarray, item: PolledBatch, out: Outputs
+    ) -> None:
+        plan = self.plan
+        ctx = EvalContext()
+        deleted = pa.array(tombstones)
+        if plan.where is not None:
+            mask = pc.fill_null(plan.where(frame, ctx), False)
+            if self.source.kind == "TABLE":
+                # a table row that stops matching is deleted downstream
+                deleted = pc.or_(deleted, pc.invert(mask))
+            else:
+                frame = frame.filter(mask)
+                deleted = deleted.filter(mask)
+        if frame.num_rows == 0:
+            return
+        keys = [c.expr(frame, ctx) for c in plan.key]
+        values = [c.expr(frame, ctx) for c in plan.value]
+        self._report(ctx, item, out, frame)
+        ts = frame.column(field_name(plan.label, "ROWTIME"))
+        if self.source.kind == "TABLE" and pc.any(deleted).as_py():
+            # deletions of rows that never matched are not sent (as ksqlDB's table filter)
+            pass
+        self.emit(
+            keys,
+            values,
+            ts,
+            np.asarray(deleted),
+            out,
+            window=(
+                frame.column(field_name(plan.label, "WINDOWSTART")),
+                frame.column(field_name(plan.label, "WINDOWEND")),
+            )
+            if self.source.window is not None and self.sink.window is not None
+            else None,
+        )
+
+    def _report(
+        self, ctx: EvalContext, item: PolledBatch, out: Outputs, frame: pa.RecordBatch
+    ) -> None:
+        offsets = frame.column(field_name(self.plan.label, "ROWOFFSET"))
+        for row, message in ctx.errors:
+            out.errors.append(
+                {
+                    "type": "RECORD_PROCESSING_ERROR",
+                    "query": self.id,
+                    "message": message,
+                    "topic": item.partition.topic,
+                    "partition": item.partition.partition,
+                    "offset": offsets[row].as_py() if row < len(offsets) else None,
+                }
+            )
+
+    def emit(
+        self,
+        keys: list[pa.Array],
+        values: list[pa.Array],
+        timestamps: pa.Array,
+        deleted: np.ndarray,
+        out: Outputs,
+        window: tuple[pa.Array, pa.Array] | None = None,
+    ) -> None:
+        """Encode key and value columns into records of the sink."""
+        plan = self.plan
+        n = len(timestamps)
+        key_cols = plan.key_columns
+        value_cols = plan.value_columns
+        key_batch = (
+            pa.RecordBatch.from_arrays(keys, names=[c.name for c in key_cols]) if key_cols else None
+        )
+        if key_batch is not None:
+            key_bytes = self.sink_key_format.encode(key_batch, key_cols)
+        else:
+            key_bytes = pa.nulls(n, pa.binary())
+        if window is not None:
+            starts = window[0].to_pylist()
+            ends = (
+                window[1].to_pylist()
+                if self.sink.window and self.sink.window.kind == "SESSION"
+                else None
+            )
+            suffix = window_suffix(starts, ends)
+            key_bytes = pa.array(
+                [(k or b"") + s for k, s in zip(key_bytes.to_pylist(), suffix, strict=True)],
+                pa.binary(),
+            )
+        if value_cols:
+            value_batch = pa.RecordBatch.from_arrays(values, names=[c.name for c in value_cols])
+        else:
+            value_batch = pa.RecordBatch.from_pydict({})
+            value_batch = pa.RecordBatch.from_struct_array(pa.array([{}] * n, type=pa.struct([])))
+        value_bytes = self.sink_value_format.encode(
+            value_batch, value_cols, null_rows=deleted if deleted.any() else None
+        )
+        out.add(key_bytes, value_bytes, pc.cast(timestamps, pa.int64()))
+
+
+def _split_window(
+    keys: pa.Array, kind: str, size_ms: int | None
+) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Windowed key bytes -> (key bytes, window start, window end)."""
+    suffix = 16 if kind == "SESSION" else 8
+    raw = keys.to_pylist()
+    plain: list[bytes | None] = []
+    starts: list[int | None] = []
+    ends: list[int | None] = []
+    for k in raw:
+        if k is None or len(k) < suffix:
+            plain.append(k)
+            starts.append(None)
+            ends.append(None)
+            continue
+        plain.append(k[:-suffix])
+        if suffix == 16:
+            s, e = struct.unpack(">qq", k[-16:])
+        else:
+            (s,) = struct.unpack(">q", k[-8:])
+            e = s + (size_ms or 0)
+        starts.append(s)
+        ends.append(e)
+    return (pa.array(plain, pa.binary()), pa.array(starts, pa.int64()), pa.array(ends, pa.int64()))
+
+
+def _headers(headers: pa.Array, key: str, column: Column) -> pa.Array:
+    rows = headers.to_pylist()
+    if key == "":
+        return pa.array(
+            [[{"KEY": h["key"], "VALUE": h["value"]} for h in r] if r else [] for r in rows],
+            column.type.to_arrow(),
+        )
+    out = []
+    for r in rows:
+        found = None
+        for h in r or []:
+            if h["key"] == key:
+                found = h["value"]
+        out.append(found)
+    return pa.array(out, pa.binary())
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+__all__ = ["PROCESSING_LOG", "Format", "HispeedError", "Outputs", "QueryTask"]

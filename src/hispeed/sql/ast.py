@@ -1,0 +1,378 @@
+"""The statement model: what the parser makes of ksqlDB SQL.
+
+Nodes are frozen dataclasses; `pos` (line, column) is kept for error messages and is left
+out of equality, so that `GROUP BY a + 1` matches `SELECT a + 1` wherever each is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hispeed.sql.types import SqlType
+
+Pos = tuple[int, int]
+NOPOS: Pos = (0, 0)
+
+
+def _pos() -> Any:
+    return field(default=NOPOS, compare=False, repr=False)
+
+
+# -- expressions ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expr:
+    pass
+
+
+@dataclass(frozen=True)
+class Literal(Expr):
+    value: Any  # None, bool, int, float, decimal.Decimal, str, bytes
+    type: SqlType | None  # None for the NULL literal
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class ColumnRef(Expr):
+    name: str
+    source: str | None = None  # the qualifier in `s.col`
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class Dereference(Expr):
+    """`expr->field` on a STRUCT."""
+
+    base: Expr
+    field: str
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class Subscript(Expr):
+    """`expr[index]` on an ARRAY (1-based; negative from the end) or a MAP."""
+
+    base: Expr
+    index: Expr
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class FunctionCall(Expr):
+    name: str
+    args: tuple[Expr, ...]
+    distinct: bool = False
+    star: bool = False  # COUNT(*)
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class Lambda(Expr):
+    params: tuple[str, ...]
+    body: Expr
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class BinaryOp(Expr):
+    op: str  # + - * / % || = != < <= > >= AND OR
+    left: Expr
+    right: Expr
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class UnaryOp(Expr):
+    op: str  # NOT - +
+    operand: Expr
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class IsNull(Expr):
+    operand: Expr
+    negated: bool = False
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class InList(Expr):
+    operand: Expr
+    items: tuple[Expr, ...]
+    negated: bool = False
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class Between(Expr):
+    operand: Expr
+    low: Expr
+    high: Expr
+    negated: bool = False
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class Like(Expr):
+    operand: Expr
+    pattern: Expr
+    escape: str | None = None
+    negated: bool = False
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class Case(Expr):
+    operand: Expr | None  # CASE x WHEN ... (simple) or CASE WHEN ... (searched)
+    whens: tuple[tuple[Expr, Expr], ...]
+    default: Expr | None = None
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class Cast(Expr):
+    operand: Expr
+    type: SqlType
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class ArrayConstructor(Expr):
+    items: tuple[Expr, ...]
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class MapConstructor(Expr):
+    entries: tuple[tuple[Expr, Expr], ...]
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class StructConstructor(Expr):
+    fields: tuple[tuple[str, Expr], ...]
+    pos: Pos = _pos()
+
+
+# -- queries --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SelectItem:
+    expr: Expr
+    alias: str | None = None
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class AllColumns:
+    """`*` or `s.*` in a select list."""
+
+    source: str | None = None
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class Relation:
+    pass
+
+
+@dataclass(frozen=True)
+class SourceRef(Relation):
+    name: str
+    alias: str | None = None
+    pos: Pos = _pos()
+
+    @property
+    def label(self) -> str:
+        return self.alias or self.name
+
+
+@dataclass(frozen=True)
+class WithinSpec:
+    before_ms: int
+    after_ms: int
+    grace_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Join(Relation):
+    left: Relation
+    right: SourceRef
+    kind: str  # INNER LEFT RIGHT FULL
+    on: Expr
+    within: WithinSpec | None = None
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    kind: str  # TUMBLING HOPPING SESSION
+    size_ms: int
+    advance_ms: int | None = None
+    grace_ms: int | None = None
+    retention_ms: int | None = None
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class Select:
+    items: tuple[SelectItem | AllColumns, ...]
+    from_: Relation
+    where: Expr | None = None
+    window: WindowSpec | None = None
+    group_by: tuple[Expr, ...] = ()
+    partition_by: tuple[Expr, ...] = ()
+    having: Expr | None = None
+    emit: str | None = None  # CHANGES, FINAL, or None (a pull query)
+    limit: int | None = None
+    pos: Pos = _pos()
+
+
+# -- statements -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Statement:
+    pass
+
+
+@dataclass(frozen=True)
+class ColumnDef:
+    name: str
+    type: SqlType
+    key: bool = False  # KEY (streams)
+    primary_key: bool = False  # PRIMARY KEY (tables)
+    headers: str | None = None  # HEADERS, or HEADER('k') -> 'k'; '' for all headers
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class Property:
+    value: Any  # str, int, float, bool
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class CreateSource(Statement):
+    kind: str  # STREAM TABLE
+    name: str
+    columns: tuple[ColumnDef, ...]
+    properties: dict[str, Property]
+    or_replace: bool = False
+    if_not_exists: bool = False
+    source: bool = False  # CREATE SOURCE TABLE: read-only, materialized
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class CreateAsSelect(Statement):
+    kind: str
+    name: str
+    query: Select
+    properties: dict[str, Property]
+    or_replace: bool = False
+    if_not_exists: bool = False
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class InsertInto(Statement):
+    target: str
+    query: Select
+    properties: dict[str, Property] = field(default_factory=dict)
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class InsertValues(Statement):
+    target: str
+    columns: tuple[str, ...]  # empty: all columns in order
+    values: tuple[Expr, ...]
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class Drop(Statement):
+    kind: str  # STREAM TABLE TYPE
+    name: str
+    if_exists: bool = False
+    delete_topic: bool = False
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class Show(Statement):
+    what: str  # STREAMS TABLES TOPICS QUERIES PROPERTIES FUNCTIONS TYPES
+    extended: bool = False
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class Describe(Statement):
+    name: str
+    extended: bool = False
+    function: bool = False  # DESCRIBE FUNCTION
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class Explain(Statement):
+    target: Statement | str  # a statement, or a query id
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class Terminate(Statement):
+    query_id: str | None  # None: TERMINATE ALL
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class Print(Statement):
+    topic: str
+    from_beginning: bool = False
+    limit: int | None = None
+    interval: int | None = None
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class SetProperty(Statement):
+    name: str
+    value: str
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class UnsetProperty(Statement):
+    name: str
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class CreateType(Statement):
+    name: str
+    type: SqlType
+    if_not_exists: bool = False
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class QueryStatement(Statement):
+    """A bare SELECT: a pull query, or a push query with EMIT CHANGES."""
+
+    query: Select
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class ParsedStatement:
+    """One statement with the exact text it came from."""
+
+    statement: Statement
+    text: str
+    line: int
+    column: int

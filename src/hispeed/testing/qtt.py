@@ -1,0 +1,498 @@
+"""Run ksqlDB's query-validation test files (QTT) through the real engine and log.
+
+Each case's statements run on a fresh engine; its input records are serialized with the
+formats of the source that reads their topic, produced one by one (each fully processed
+before the next, as ksqlDB's test driver does), and the records on each expected output topic
+are decoded and compared in order. A case passes, fails (with a diff), or is unsupported
+(with the reason: a query shape or feature hispeed does not run yet).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import struct
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hispeed.catalog import Source
+from hispeed.errors import HispeedError
+from hispeed.log.embedded import EmbeddedLog
+
+SCHEMA_REGISTRY_FORMATS = ("AVRO", "PROTOBUF", "PROTOBUF_NOSR", "JSON_SR")
+_SR_PATTERN = re.compile(r"\b(AVRO|PROTOBUF|PROTOBUF_NOSR|JSON_SR)\b", re.IGNORECASE)
+
+
+@dataclass
+class CaseResult:
+    file: str
+    name: str
+    status: str  # passed failed unsupported skipped
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Case:
+    file: str
+    name: str
+    spec: dict[str, Any]
+    statements: list[str]
+    properties: dict[str, Any]
+
+
+def load_cases(paths: list[Path]) -> Iterator[Case]:
+    """Every case variant (one per format and config value) of the files under `paths`."""
+    files: list[Path] = []
+    for p in paths:
+        files += sorted(p.rglob("*.json")) if p.is_dir() else [p]
+    for f in files:
+        doc = json.loads(f.read_text())
+        rel = f.name if f.parent.name == "query-validation-tests" else f"{f.parent.name}/{f.name}"
+        for spec in doc.get("tests", []):
+            if spec.get("enabled") is False:
+                continue
+            formats = spec.get("format") or [None]
+            configs = spec.get("config") or [None]
+            for fmt in formats:
+                for cfg in configs:
+                    name = spec["name"]
+                    if fmt is not None:
+                        name += f" - {fmt}"
+                    if cfg is not None:
+                        name += f" - {cfg}"
+                    statements = [_fill(s, fmt, cfg) for s in spec.get("statements", [])]
+                    props = {
+                        k: _fill(v, fmt, cfg) if isinstance(v, str) else v
+                        for k, v in spec.get("properties", {}).items()
+                    }
+                    yield Case(rel, name, spec, statements, props)
+
+
+def _fill(text: str, fmt: str | None, cfg: str | None) -> str:
+    if fmt is not None:
+        text = text.replace("{FORMAT}", fmt)
+    if cfg is not None:
+        text = text.replace("{CONFIG}", cfg)
+    return text
+
+
+def needs_schema_registry(case: Case) -> bool:
+    return any(_SR_PATTERN.search(s) for s in case.statements)
+
+
+def run_case(case: Case, workdir: Path) -> CaseResult:
+    started = time.perf_counter()
+    result = _run(case, workdir)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _run(case: Case, workdir: Path) -> CaseResult:
+    from hispeed.engine import Engine
+    from hispeed.plan.planner import UnsupportedError
+
+    spec = case.spec
+    if needs_schema_registry(case):
+        return CaseResult(case.file, case.name, "skipped", "needs a schema registry format")
+    expected_error = spec.get("expectedException") or spec.get("expectedError")
+    data_dir = Path(tempfile.mkdtemp(prefix="qtt-", dir=workdir))
+    log = EmbeddedLog(data_dir, fsync="never", cleaner_interval_s=None)
+    try:
+        properties = {
+            "auto.offset.reset": "earliest",
+            "ksql.streams.cache.max.bytes.buffering": "0",
+            **case.properties,
+        }
+        engine = Engine(log_=log, properties=properties)
+        _create_topics(case, log)
+        try:
+            for statement in case.statements:
+                engine.execute(statement)
+        except UnsupportedError as e:
+            return CaseResult(case.file, case.name, "unsupported", str(e))
+        except HispeedError as e:
+            if expected_error:
+                return _check_error(case, expected_error, str(e))
+            return CaseResult(case.file, case.name, "failed", f"statement failed: {e}")
+        except Exception as e:  # a bug: report it as a failure of this case only
+            return CaseResult(
+                case.file, case.name, "failed", f"internal error: {type(e).__name__}: {e}"
+            )
+        if spec.get("responses") and any(
+            "query" in r or "queryProto" in r for r in spec["responses"]
+        ):
+            return CaseResult(
+                case.file,
+                case.name,
+                "unsupported",
+                "pull and push query responses are not checked yet",
+            )
+        try:
+            for record in spec.get("inputs", []):
+                _produce(engine, record)
+                engine.drain()
+        except UnsupportedError as e:
+            return CaseResult(case.file, case.name, "unsupported", str(e))
+        except Exception as e:
+            return CaseResult(
+                case.file, case.name, "failed", f"while processing inputs: {type(e).__name__}: {e}"
+            )
+        if expected_error:
+            return CaseResult(
+                case.file,
+                case.name,
+                "failed",
+                f"expected an error ({expected_error.get('message', '')!r}) but the "
+                "statements succeeded",
+            )
+        diff = _compare_outputs(engine, spec.get("outputs", []))
+        if diff:
+            return CaseResult(case.file, case.name, "failed", diff)
+        post = _check_post(engine, spec.get("post", {}))
+        if post:
+            return CaseResult(case.file, case.name, "failed", post)
+        return CaseResult(case.file, case.name, "passed")
+    finally:
+        try:
+            log.close()
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _check_error(case: Case, expected: dict[str, Any], message: str) -> CaseResult:
+    want = str(expected.get("message", ""))
+    if not want or want.lower() in message.lower():
+        return CaseResult(case.file, case.name, "passed")
+    return CaseResult(
+        case.file,
+        case.name,
+        "failed",
+        f"error message differs:\n  expected to contain: {want}\n  got: {message}",
+    )
+
+
+def _create_topics(case: Case, log: EmbeddedLog) -> None:
+    partitions: dict[str, int] = {}
+    for t in case.spec.get("topics", []):
+        partitions[t["name"]] = int(t.get("partitions", 1))
+    for record in case.spec.get("inputs", []):
+        partitions.setdefault(record["topic"], 1)
+    for statement in case.statements:
+        upper = statement.upper()
+        if (
+            " AS SELECT" in upper
+            or "PARTITIONS" in upper
+            or not upper.lstrip().startswith("CREATE")
+        ):
+            continue
+        match = re.search(r"KAFKA_TOPIC\s*=\s*'([^']*)'", statement, re.IGNORECASE)
+        if match:
+            partitions.setdefault(match.group(1), 1)
+    for name, count in partitions.items():
+        log.create_topic(name, count, exist_ok=True)
+
+
+# -- serialization of the test's records ---------------------------------------------------------
+
+
+def _source_for_topic(engine: Any, topic: str) -> Source | None:
+    sources: list[Source] = [s for s in engine.catalog.sources.values() if s.topic == topic]
+    if not sources:
+        return None
+    return next((s for s in sources if s.writer is None), sources[0])
+
+
+def _produce(engine: Any, record: dict[str, Any]) -> None:
+    topic = record["topic"]
+    source = _source_for_topic(engine, topic)
+    key = record.get("key")
+    value = record.get("value")
+    key_bytes = _serialize(key, source, is_key=True) if source else _raw(key)
+    value_bytes = _serialize(value, source, is_key=False) if source else _raw(value)
+    window = record.get("window")
+    if window is not None and key_bytes is not None:
+        if str(window.get("type", "")).lower() == "session":
+            key_bytes += struct.pack(">qq", window["start"], window["end"])
+        else:
+            key_bytes += struct.pack(">q", window["start"])
+    headers = [
+        (h["KEY"], base64.b64decode(h["VALUE"]) if h.get("VALUE") is not None else None)
+        for h in record.get("headers", [])
+    ]
+    engine.log.append(
+        topic,
+        [
+            {
+                "key": key_bytes,
+                "value": value_bytes,
+                "timestamp": record.get("timestamp", 0),
+                "headers": headers,
+            }
+        ],
+    )
+
+
+def _raw(value: Any) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.encode()
+    return json.dumps(value).encode()
+
+
+def _serialize(value: Any, source: Source, *, is_key: bool) -> bytes | None:
+    if value is None:
+        return None
+    fmt = source.key_format if is_key else source.value_format
+    columns = source.key_columns if is_key else source.value_columns
+    if fmt == "NONE":
+        return None
+    if fmt == "KAFKA":
+        if not columns:
+            return _raw(value)
+        t = columns[0].type.name
+        if isinstance(value, dict) and len(value) == 1:
+            value = next(iter(value.values()))
+        if t == "INTEGER":
+            return struct.pack(">i", int(value))
+        if t == "BIGINT":
+            return struct.pack(">q", int(value))
+        if t == "DOUBLE":
+            return struct.pack(">d", float(value))
+        if t == "BYTES":
+            return base64.b64decode(value) if isinstance(value, str) else bytes(value)
+        return str(value).encode() if not isinstance(value, str) else value.encode()
+    if fmt == "DELIMITED":
+        return value.encode() if isinstance(value, str) else str(value).encode()
+    return json.dumps(value).encode()
+
+
+def _deserialize(data: bytes | None, source: Source | None, *, is_key: bool) -> Any:
+    if data is None:
+        return None
+    if source is None:
+        try:
+            return json.loads(data)
+        except ValueError:
+            return data.decode(errors="replace")
+    fmt = source.key_format if is_key else source.value_format
+    columns = source.key_columns if is_key else source.value_columns
+    if fmt == "KAFKA" and columns:
+        t = columns[0].type.name
+        if t == "INTEGER" and len(data) == 4:
+            return struct.unpack(">i", data)[0]
+        if t == "BIGINT" and len(data) == 8:
+            return struct.unpack(">q", data)[0]
+        if t == "DOUBLE" and len(data) == 8:
+            return struct.unpack(">d", data)[0]
+        if t == "BYTES":
+            return base64.b64encode(data).decode()
+        return data.decode(errors="replace")
+    if fmt == "DELIMITED" or fmt == "KAFKA":
+        return data.decode(errors="replace")
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data.decode(errors="replace")
+
+
+# -- comparing outputs ------------------------------------------------------------------------
+
+
+def _actual_records(engine: Any, topic: str) -> list[dict[str, Any]]:
+    if topic not in engine.log.list_topics(internal=True):
+        return []
+    source = next(
+        (s for s in engine.catalog.sources.values() if s.topic == topic and s.writer is not None),
+        None,
+    ) or _source_for_topic(engine, topic)
+    records = []
+    for p in range(len(engine.log.describe_topic(topic).partitions)):
+        start, _ = engine.log.offsets(topic, p)
+        for batch in engine.log.read(topic, p, start):
+            for r in batch.to_pylist():
+                key = r["key"]
+                window = None
+                if source is not None and source.window is not None and key is not None:
+                    if source.window.kind == "SESSION":
+                        s, e = struct.unpack(">qq", key[-16:])
+                        key = key[:-16]
+                        window = {"start": s, "end": e, "type": "session"}
+                    else:
+                        (s,) = struct.unpack(">q", key[-8:])
+                        key = key[:-8]
+                        window = {
+                            "start": s,
+                            "end": s + (source.window.size_ms or 0),
+                            "type": "time",
+                        }
+                records.append(
+                    {
+                        "key": _deserialize(key, source, is_key=True),
+                        "value": _deserialize(r["value"], source, is_key=False),
+                        "timestamp": r["timestamp"],
+                        "window": window,
+                        "partition": p,
+                        "offset": r["offset"],
+                    }
+                )
+    return records
+
+
+def _same(expected: Any, actual: Any) -> bool:
+    if (
+        (isinstance(expected, float) or isinstance(actual, float))
+        and isinstance(expected, int | float)
+        and isinstance(actual, int | float)
+        and not isinstance(expected, bool)
+        and not isinstance(actual, bool)
+    ):
+        return expected == actual or abs(expected - actual) <= 1e-9 * max(abs(expected), 1)
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        return expected.keys() == actual.keys() and all(
+            _same(expected[k], actual[k]) for k in expected
+        )
+    if isinstance(expected, list) and isinstance(actual, list):
+        return len(expected) == len(actual) and all(
+            _same(e, a) for e, a in zip(expected, actual, strict=True)
+        )
+    if isinstance(expected, bool) != isinstance(actual, bool):
+        return False
+    return bool(expected == actual)
+
+
+def _compare_outputs(engine: Any, outputs: list[dict[str, Any]]) -> str:
+    by_topic: dict[str, list[dict[str, Any]]] = {}
+    for o in outputs:
+        by_topic.setdefault(o["topic"], []).append(o)
+    problems = []
+    for topic, expected in by_topic.items():
+        actual = _actual_records(engine, topic)
+        if (
+            len(engine.log.describe_topic(topic).partitions) > 1
+            if topic in engine.log.list_topics(internal=True)
+            else False
+        ):
+            actual.sort(key=lambda r: r["timestamp"])
+        for i, exp in enumerate(expected):
+            if i >= len(actual):
+                problems.append(
+                    f"{topic}: expected {len(expected)} records, got {len(actual)}; "
+                    f"missing from #{i}: {_show(exp)}"
+                )
+                break
+            act = actual[i]
+            diffs = []
+            if "key" in exp and not _same(exp["key"], act["key"]):
+                diffs.append(f"key {exp['key']!r} != {act['key']!r}")
+            if "value" in exp and not _same(exp["value"], act["value"]):
+                diffs.append(f"value {exp['value']!r} != {act['value']!r}")
+            if "timestamp" in exp and exp["timestamp"] != act["timestamp"]:
+                diffs.append(f"timestamp {exp['timestamp']} != {act['timestamp']}")
+            if "window" in exp and exp["window"] is not None:
+                w = act["window"] or {}
+                if (exp["window"].get("start"), exp["window"].get("end")) != (
+                    w.get("start"),
+                    w.get("end"),
+                ):
+                    diffs.append(f"window {exp['window']} != {act['window']}")
+            if diffs:
+                problems.append(f"{topic} record #{i}: " + "; ".join(diffs))
+                break
+        else:
+            if len(actual) > len(expected):
+                problems.append(
+                    f"{topic}: expected {len(expected)} records, got {len(actual)}; "
+                    f"extra: {_show(actual[len(expected)])}"
+                )
+    return "\n".join(problems)
+
+
+def _show(record: dict[str, Any]) -> str:
+    return json.dumps(
+        {k: record.get(k) for k in ("key", "value", "timestamp") if k in record}, default=str
+    )
+
+
+def _check_post(engine: Any, post: dict[str, Any]) -> str:
+    for src in post.get("sources", []):
+        name = src.get("name")
+        source = engine.catalog.sources.get(name)
+        if source is None:
+            return f"post: source {name} does not exist"
+        if "type" in src and src["type"].upper() != source.kind:
+            return f"post: {name} is a {source.kind}, expected {src['type']}"
+        schema = src.get("schema")
+        if schema:
+            want = _normalize_schema(schema)
+            got = _normalize_schema(source.schema_text())
+            if want != got:
+                return f"post: {name} schema is {source.schema_text()}, expected {schema}"
+    return ""
+
+
+def _normalize_schema(text: str) -> str:
+    text = text.replace("`", "").upper()
+    text = re.sub(r"\bVARCHAR\b", "STRING", text)
+    text = re.sub(r"\bINT\b", "INTEGER", text)
+    text = re.sub(r"\s+", " ", text)
+    text = re.sub(r"\s*,\s*", ",", text)
+    text = re.sub(r"\s*<\s*", "<", text)
+    text = re.sub(r"\s*>", ">", text)
+    text = re.sub(r"\s*\(\s*", "(", text)
+    text = re.sub(r"\s*\)", ")", text)
+    return text.strip()
+
+
+@dataclass
+class Summary:
+    results: list[CaseResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> int:
+        return sum(r.status == "passed" for r in self.results)
+
+    @property
+    def skipped(self) -> int:
+        return sum(r.status == "skipped" for r in self.results)
+
+    @property
+    def failed(self) -> int:
+        return sum(r.status in ("failed", "unsupported") for r in self.results)
+
+    def by_file(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for r in self.results:
+            entry = out.setdefault(r.file, {"passed": 0, "failed": 0, "total": 0})
+            if r.status == "skipped":
+                continue
+            entry["total"] += 1
+            entry["passed" if r.status == "passed" else "failed"] += 1
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "failed": self.failed,
+            "total": self.passed + self.failed,
+            "skipped": self.skipped,
+            "by_file": self.by_file(),
+        }
+
+
+def run(paths: list[Path], *, name_filter: str | None = None) -> Iterator[CaseResult]:
+    workdir = Path(tempfile.mkdtemp(prefix="hispeed-qtt-"))
+    try:
+        for case in load_cases(paths):
+            if name_filter and name_filter.lower() not in f"{case.file} {case.name}".lower():
+                continue
+            yield run_case(case, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,295 @@
+"""The engine end to end on the embedded log: statements, persistent queries, restarts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hispeed.engine import Engine
+from hispeed.errors import HispeedError, SqlError
+from hispeed.runtime.task import PROCESSING_LOG
+
+EngineFactory = Callable[..., Engine]
+
+
+@pytest.fixture
+def engine_factory(tmp_path: Path) -> Iterator[EngineFactory]:
+    opened: list[Engine] = []
+
+    def make(path: Path | None = None) -> Engine:
+        e = Engine(path or tmp_path / "data", fsync="never")
+        opened.append(e)
+        return e
+
+    yield make
+    for e in opened:
+        e.close()
+
+
+@pytest.fixture
+def engine(engine_factory: EngineFactory) -> Engine:
+    return engine_factory()
+
+
+def rows(engine: Engine, topic: str) -> list[tuple[Any, Any, int]]:
+    out = []
+    for p in range(len(engine.log.describe_topic(topic).partitions)):
+        for r in engine.log.read_table(topic, p).to_pylist():
+            value = json.loads(r["value"]) if r["value"] is not None else None
+            out.append((r["key"], value, r["timestamp"]))
+    return out
+
+
+READINGS = (
+    "CREATE STREAM readings (device STRING KEY, temp DOUBLE, site STRING) "
+    "WITH (kafka_topic='readings', value_format='JSON', partitions=1);"
+)
+
+
+def test_projection_and_filter(engine: Engine) -> None:
+    engine.execute(READINGS)
+    engine.execute(
+        "CREATE STREAM hot AS SELECT device, temp * 2 AS doubled, UCASE(site) AS site "
+        "FROM readings WHERE temp > 20;"
+    )
+    engine.insert("readings", {"DEVICE": "d1", "TEMP": 25.0, "SITE": "lab"}, timestamp=1000)
+    engine.insert("readings", {"DEVICE": "d2", "TEMP": 10.0, "SITE": "lab"}, timestamp=2000)
+    engine.drain()
+    assert rows(engine, "HOT") == [(b"d1", {"DOUBLED": 50.0, "SITE": "LAB"}, 1000)]
+
+
+def test_group_by_emits_every_change(engine: Engine) -> None:
+    engine.execute(READINGS)
+    engine.execute(
+        "CREATE TABLE stats AS SELECT device, COUNT(*) AS n, MAX(temp) AS peak, "
+        "AVG(temp) AS mean FROM readings GROUP BY device;"
+    )
+    for i, t in enumerate([10.0, 30.0, 20.0]):
+        engine.insert("readings", {"DEVICE": "d1", "TEMP": t}, timestamp=i)
+    engine.drain()
+    assert [v for _, v, _ in rows(engine, "STATS")] == [
+        {"N": 1, "PEAK": 10.0, "MEAN": 10.0},
+        {"N": 2, "PEAK": 30.0, "MEAN": 20.0},
+        {"N": 3, "PEAK": 30.0, "MEAN": 20.0},
+    ]
+
+
+def test_fraud_detection_with_a_tumbling_window_and_having(engine: Engine) -> None:
+    engine.execute(
+        "CREATE STREAM authorization_attempts (card_number STRING KEY, amount DOUBLE) "
+        "WITH (kafka_topic='auth', value_format='JSON', partitions=1);"
+    )
+    engine.execute(
+        "CREATE TABLE possible_fraud AS SELECT card_number, count(*) FROM "
+        "authorization_attempts WINDOW TUMBLING (SIZE 5 SECONDS) GROUP BY card_number "
+        "HAVING count(*) > 3;"
+    )
+    for ts in [0, 1000, 2000, 3000, 4000, 6000]:
+        engine.insert("authorization_attempts", {"CARD_NUMBER": "c1", "AMOUNT": 1.0}, timestamp=ts)
+    engine.drain()
+    out = rows(engine, "POSSIBLE_FRAUD")
+    # the first three changes do not pass HAVING and are deletions; then counts 4 and 5
+    assert [v for _, v, _ in out] == [None, None, None, {"KSQL_COL_0": 4}, {"KSQL_COL_0": 5}, None]
+    assert out[3][0] == b"c1" + (0).to_bytes(8, "big")
+    assert out[5][0] == b"c1" + (5000).to_bytes(8, "big")
+
+
+def test_hopping_and_session_windows(engine: Engine) -> None:
+    engine.execute(READINGS)
+    engine.execute(
+        "CREATE TABLE hop AS SELECT device, COUNT(*) AS n FROM readings "
+        "WINDOW HOPPING (SIZE 10 SECONDS, ADVANCE BY 5 SECONDS) GROUP BY device;"
+    )
+    engine.execute(
+        "CREATE TABLE sess AS SELECT device, COUNT(*) AS n FROM readings "
+        "WINDOW SESSION (10 SECONDS) GROUP BY device;"
+    )
+    for ts in [7000, 30000, 12000]:
+        engine.insert("readings", {"DEVICE": "d", "TEMP": 1.0}, timestamp=ts)
+    engine.drain()
+    hop = [(int.from_bytes(k[-8:], "big"), v["N"]) for k, v, _ in rows(engine, "HOP")]
+    assert hop == [(0, 1), (5000, 1), (25000, 1), (30000, 1), (5000, 2), (10000, 1)]
+    sess = [
+        (int.from_bytes(k[-16:-8], "big"), int.from_bytes(k[-8:], "big"), v and v["N"])
+        for k, v, _ in rows(engine, "SESS")
+    ]
+    # 7000 opens a session, 30000 another; 12000 extends the first (within the 10 s gap)
+    assert sess == [(7000, 7000, 1), (30000, 30000, 1), (7000, 7000, None), (7000, 12000, 2)]
+
+
+def test_late_records_are_dropped_after_the_grace_period(engine: Engine) -> None:
+    engine.execute(READINGS)
+    engine.execute(
+        "CREATE TABLE w AS SELECT device, COUNT(*) AS n FROM readings "
+        "WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 5 SECONDS) GROUP BY device;"
+    )
+    for ts in [1000, 16000, 2000, 20000, 3000]:
+        engine.insert("readings", {"DEVICE": "d", "TEMP": 1.0}, timestamp=ts)
+    engine.drain()
+    got = [(int.from_bytes(k[-8:], "big"), v["N"]) for k, v, _ in rows(engine, "W")]
+    # 2000 arrives while stream time is 16000 < 10000 + 5000 + ...: still in grace? no:
+    # window [0, 10000) closes at 15000, so 2000 and 3000 are late and dropped
+    assert got == [(0, 1), (10000, 1), (20000, 1)]
+
+
+def test_table_aggregation_retracts_the_old_value(engine: Engine) -> None:
+    engine.execute(
+        "CREATE TABLE users (id STRING PRIMARY KEY, region STRING) "
+        "WITH (kafka_topic='users', value_format='JSON', partitions=1);"
+    )
+    engine.execute(
+        "CREATE TABLE per_region AS SELECT region, COUNT(*) AS n FROM users GROUP BY region;"
+    )
+    engine.insert("users", {"ID": "u1", "REGION": "eu"})
+    engine.insert("users", {"ID": "u2", "REGION": "eu"})
+    engine.insert("users", {"ID": "u1", "REGION": "us"})
+    engine.drain()
+    assert [(k, v["N"]) for k, v, _ in rows(engine, "PER_REGION")] == [
+        (b"eu", 1),
+        (b"eu", 2),
+        (b"eu", 1),
+        (b"us", 1),
+    ]
+
+
+def test_a_bad_record_goes_to_the_processing_log_and_the_query_goes_on(engine: Engine) -> None:
+    engine.execute(READINGS)
+    engine.execute("CREATE STREAM copy AS SELECT device, temp FROM readings;")
+    engine.log.append("readings", [(b"d1", b"{not json"), (b"d2", b'{"temp": 3.5}')])
+    engine.drain()
+    assert rows(engine, "COPY") == [(b"d2", {"TEMP": 3.5}, rows(engine, "COPY")[0][2])]
+    logged = [
+        json.loads(v)
+        for _, v, _ in [
+            (r["key"], r["value"], 0) for r in engine.log.read_table(PROCESSING_LOG, 0).to_pylist()
+        ]
+    ]
+    assert len(logged) == 1
+    assert logged[0]["offset"] == 0
+    assert "Error deserializing value" in logged[0]["message"]
+
+
+def test_a_row_that_cannot_be_computed_is_logged_and_null(engine: Engine) -> None:
+    engine.execute(
+        "CREATE STREAM nums (k STRING KEY, a INT, b INT) WITH (kafka_topic='nums', "
+        "value_format='JSON', partitions=1);"
+    )
+    engine.execute("CREATE STREAM q AS SELECT k, a / b AS ratio FROM nums;")
+    engine.insert("nums", {"K": "x", "A": 6, "B": 0})
+    engine.insert("nums", {"K": "y", "A": 6, "B": 3})
+    engine.drain()
+    assert [v for _, v, _ in rows(engine, "Q")] == [{"RATIO": None}, {"RATIO": 2}]
+    assert (
+        "/ by zero" in engine.log.read_table(PROCESSING_LOG, 0).column("value")[0].as_py().decode()
+    )
+
+
+def test_restart_restores_queries_and_state_without_repeating(
+    engine_factory: EngineFactory, tmp_path: Path
+) -> None:
+    engine = engine_factory(tmp_path / "d")
+    engine.execute(READINGS)
+    engine.execute(
+        "CREATE TABLE stats AS SELECT device, COUNT(*) AS n FROM readings GROUP BY device;"
+    )
+    engine.insert("readings", {"DEVICE": "d1", "TEMP": 1.0})
+    engine.drain()
+    engine.close()
+    engine = engine_factory(tmp_path / "d")
+    assert set(engine.catalog.sources) == {"READINGS", "STATS"}
+    assert list(engine.tasks) == ["CTAS_STATS_0"]
+    engine.insert("readings", {"DEVICE": "d1", "TEMP": 2.0})
+    engine.drain()
+    assert [v["N"] for _, v, _ in rows(engine, "STATS")] == [1, 2]
+
+
+def test_unknown_columns_name_the_ones_that_exist(engine: Engine) -> None:
+    engine.execute(
+        "CREATE STREAM clickstream (userid VARCHAR KEY, url VARCHAR, status INT) "
+        "WITH (kafka_topic='clicks', value_format='JSON', partitions=1);"
+    )
+    with pytest.raises(SqlError) as err:
+        engine.execute("CREATE STREAM vip AS SELECT userid, fullname FROM clickstream;")
+    assert (err.value.line, err.value.column) == (1, 37)
+    assert "column 'FULLNAME' cannot be resolved" in str(err.value)
+    assert "USERID, URL, STATUS" in str(err.value)
+
+
+def test_the_old_key_property_says_how_to_declare_the_key(engine: Engine) -> None:
+    with pytest.raises(SqlError, match="user_id INTEGER PRIMARY KEY"):
+        engine.execute(
+            "CREATE TABLE users (user_id INTEGER, name VARCHAR) WITH (key = "
+            "'user_id', kafka_topic='users', value_format='JSON', partitions=1);"
+        )
+
+
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        ("CREATE STREAM s AS SELECT temp FROM readings;", "Key missing from projection"),
+        ("CREATE TABLE t AS SELECT device FROM readings;", "Your SELECT query produces a STREAM"),
+        (
+            "CREATE TABLE t AS SELECT COUNT(*) FROM readings GROUP BY device;",
+            "Key missing from projection",
+        ),
+        (
+            "CREATE TABLE t AS SELECT device, temp FROM readings GROUP BY device;",
+            "Non-aggregate SELECT expression(s) not part of GROUP BY: TEMP",
+        ),
+        (
+            "CREATE STREAM s AS SELECT device FROM readings WHERE COUNT(*) > 1;",
+            "not allowed in WHERE",
+        ),
+        (
+            "CREATE STREAM s AS SELECT device, temp + site FROM readings;",
+            "Unsupported arithmetic types",
+        ),
+        (
+            "CREATE STREAM s AS SELECT device, NOSUCH(temp) FROM readings;",
+            "Can't find any functions with the name 'NOSUCH'",
+        ),
+        (
+            "CREATE STREAM readings (a INT) WITH (kafka_topic='x', value_format='JSON');",
+            "already exists",
+        ),
+        (
+            "CREATE STREAM x (a INT) WITH (kafka_topic='missing', value_format='JSON');",
+            "Topic 'missing' does not exist",
+        ),
+        ("CREATE STREAM x (a INT) WITH (value_format='JSON');", "KAFKA_TOPIC"),
+        (
+            "CREATE TABLE x (a INT) WITH (kafka_topic='readings', value_format='JSON');",
+            "Tables require a PRIMARY KEY",
+        ),
+    ],
+)
+def test_statement_errors(engine: Engine, statement: str, message: str) -> None:
+    engine.execute(READINGS)
+    with pytest.raises(HispeedError) as err:
+        engine.execute(statement)
+    assert message in str(err.value)
+
+
+def test_insert_values_show_describe_drop(engine: Engine) -> None:
+    engine.execute(READINGS)
+    engine.execute("INSERT INTO readings (device, temp, ROWTIME) VALUES ('d9', 1.5, 42);")
+    assert rows(engine, "readings") == [(b"d9", {"TEMP": 1.5, "SITE": None}, 42)]
+    engine.execute("CREATE STREAM copy AS SELECT * FROM readings;")
+    assert [r["name"] for r in engine.execute("SHOW STREAMS;")[0].rows] == ["COPY", "READINGS"]
+    assert [r["id"] for r in engine.execute("SHOW QUERIES;")[0].rows] == ["CSAS_COPY_0"]
+    described = engine.execute("DESCRIBE readings;")[0]
+    assert [r["name"] for r in described.rows] == ["DEVICE", "TEMP", "SITE"]
+    with pytest.raises(
+        HispeedError,
+        match="The following queries read from this source: "
+        r"\[CSAS_COPY_0\]",
+    ):
+        engine.execute("DROP STREAM readings;")
+    engine.execute("DROP STREAM copy DELETE TOPIC;")
+    assert "COPY" not in engine.log.list_topics()
+    engine.execute("DROP STREAM readings;")
+    assert engine.execute("SHOW STREAMS;")[0].rows == []
