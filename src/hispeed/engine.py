@@ -39,7 +39,7 @@ from hispeed.plan.planner import QueryPlan, UnsupportedError, plan_select
 from hispeed.runtime.task import PROCESSING_LOG, QueryTask
 from hispeed.sql import ast
 from hispeed.sql import types as T
-from hispeed.sql.parser import parse
+from hispeed.sql.parser import parse_iter
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class Engine:
         """Run one or more statements; returns a result per statement."""
         with self._lock:
             results = []
-            for parsed in parse(sql, self.catalog.types):
+            for parsed in parse_iter(sql, self.catalog.types):
                 results.append(self._execute(parsed, dict(properties or {})))
             return results
 
@@ -175,7 +175,7 @@ class Engine:
                 saved = dict(self.properties)
                 try:
                     self.properties.update(entry.get("properties", {}))
-                    for parsed in parse(entry["statement"], self.catalog.types):
+                    for parsed in parse_iter(entry["statement"], self.catalog.types):
                         self._execute(parsed, {}, replay=True)
                 except HispeedError as e:  # a statement that no longer applies
                     log.warning("skipped on replay: %s (%s)", entry["statement"], e)
@@ -328,11 +328,10 @@ class Engine:
             )
         self.log.create_topic(topic, int(count), exist_ok=True)
 
-    def _plan(self, select: ast.Select, sink_kind: str | None) -> QueryPlan:
-        try:
-            return plan_select(select, self.catalog, sink_kind)
-        except UnsupportedError:
-            raise
+    def _plan(
+        self, select: ast.Select, sink_kind: str | None, sink_name: str | None = None
+    ) -> QueryPlan:
+        return plan_select(select, self.catalog, sink_kind, sink_name)
 
     def _create_as_select(
         self, stmt: ast.CreateAsSelect, text: str, props: dict[str, Any], replay: bool
@@ -345,7 +344,7 @@ class Engine:
                 f"Cannot add {stmt.kind.lower()} '{stmt.name}': A "
                 f"{existing.kind.lower()} with the same name already exists"
             )
-        plan = self._plan(stmt.query, stmt.kind)
+        plan = self._plan(stmt.query, stmt.kind, stmt.name)
         produces = (
             "TABLE" if (plan.aggregation is not None or plan.source.kind == "TABLE") else "STREAM"
         )
@@ -404,7 +403,7 @@ class Engine:
         target = self.catalog.get(stmt.target, line=stmt.pos[0], column=stmt.pos[1])
         if target.source_table:
             raise HispeedError(f"Cannot insert into read-only table: {target.name}")
-        plan = self._plan(stmt.query, target.kind)
+        plan = self._plan(stmt.query, target.kind, target.name)
         if plan.aggregation is not None or plan.source.kind == "TABLE":
             raise HispeedError(
                 f"INSERT INTO can only be used to insert into a stream. {target.name} is a table."

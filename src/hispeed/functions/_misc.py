@@ -51,6 +51,18 @@ def _coalesce_arrays(args: Args, rt: SqlType) -> pa.Array:
         return pa.array(out, rt.to_arrow())
 
 
+def _resolve_as_value(arg_types: Types) -> SqlType:
+    if len(arg_types) != 1:
+        reject("AS_VALUE", "one argument of any type", arg_types)
+    return arg_types[0]
+
+
+@scalar("AS_VALUE", _resolve_as_value, handles_nulls=True)
+def _as_value(ctx: EvalContext, args: Args, arg_types: Types, rt: SqlType) -> pa.Array:
+    """Copy a key column into the value (the same value, as a value column)."""
+    return args[0]
+
+
 @scalar("COALESCE", _resolve_coalesce, handles_nulls=True)
 def _coalesce(ctx: EvalContext, args: Args, arg_types: Types, rt: SqlType) -> pa.Array:
     """Return the first non-NULL argument."""

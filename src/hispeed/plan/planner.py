@@ -6,6 +6,7 @@ record flows, so a bad query is refused with a message that says what and where.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from hispeed.functions.registry import FunctionTypeError
 from hispeed.ops.expressions import Compiled, Scope, ScopeColumn, compile_expr
 from hispeed.sql import ast
 from hispeed.sql import types as T
+from hispeed.sql.format import sql
 
 PSEUDO_COLUMNS = {"ROWTIME": T.BIGINT, "ROWPARTITION": T.INTEGER, "ROWOFFSET": T.BIGINT}
 WINDOW_COLUMNS = {"WINDOWSTART": T.BIGINT, "WINDOWEND": T.BIGINT}
@@ -124,7 +126,12 @@ def default_name(e: ast.Expr) -> str | None:
     return None
 
 
-def plan_select(select: ast.Select, catalog: Catalog, sink_kind: str | None = None) -> QueryPlan:
+def plan_select(
+    select: ast.Select,
+    catalog: Catalog,
+    sink_kind: str | None = None,
+    sink_name: str | None = None,
+) -> QueryPlan:
     if not isinstance(select.from_, ast.SourceRef):
         raise UnsupportedError("joins are not supported yet")
     ref = select.from_
@@ -132,6 +139,8 @@ def plan_select(select: ast.Select, catalog: Catalog, sink_kind: str | None = No
     source = catalog.get(ref.name, line=line or 1, column=col or 1)
     label = ref.label
     scope = source_scope(source, label)
+    written_group_by = select.group_by
+    select = _unqualify(select, label, source)
     where = None
     if select.where is not None:
         for e in _walk(select.where):
@@ -150,7 +159,9 @@ def plan_select(select: ast.Select, catalog: Catalog, sink_kind: str | None = No
     if select.group_by or has_aggregates:
         if select.partition_by:
             raise _err(select.partition_by[0], "PARTITION BY cannot be used with GROUP BY")
-        return _plan_aggregate(select, source, label, scope, where, items, sink_kind)
+        return _plan_aggregate(
+            select, source, label, scope, where, items, sink_kind, sink_name, written_group_by
+        )
     if select.having is not None:
         raise _err(select.having, "HAVING needs GROUP BY")
 
@@ -197,14 +208,9 @@ def plan_select(select: ast.Select, catalog: Catalog, sink_kind: str | None = No
             value.append(out)
     missing = [n for n in key_names if n not in keyed]
     if missing and sink_kind is not None:
-        raise _err(
-            select,
-            f"Key missing from projection (ie, SELECT). The query used to build "
-            f"a {kind.lower()} must include the key columns "
-            f"{', '.join('`' + m + '`' for m in missing)} in its projection "
-            f"(eg, SELECT {missing[0]}...).",
-        )
+        raise _err(select, _key_missing(sink_name, "key column", missing))
     key = [keyed[n] for n in key_names if n in keyed]
+    _check_value_columns(select, value, sink_kind)
     return QueryPlan(
         source,
         label,
@@ -288,13 +294,7 @@ def _split_key(
     for e in exprs:
         match = next((i for i, item in enumerate(items) if i not in used and item.expr == e), None)
         if match is None:
-            shown = e.name if isinstance(e, ast.ColumnRef) else "the expression"
-            raise _err(
-                e,
-                f"Key missing from projection (ie, SELECT). The query used to build "
-                f"the result must include the {clause} expression {shown} in its "
-                f"projection (eg, SELECT {shown}...).",
-            )
+            raise _err(e, _key_missing(None, f"{clause} expression", [sql(e)]))
         used.add(match)
         key.append(outputs[match])
     value = [o for i, o in enumerate(outputs) if i not in used]
@@ -309,13 +309,54 @@ def _plan_aggregate(
     where: Compiled | None,
     items: list[ast.SelectItem],
     sink_kind: str | None,
+    sink_name: str | None,
+    written_group_by: tuple[ast.Expr, ...],
 ) -> QueryPlan:
+    _check_functions_exist([i.expr for i in items] + ([select.having] if select.having else []))
+    for e in [i.expr for i in items] + ([select.having] if select.having else []):
+        for x in _walk(e):
+            if _is_aggregate(x):
+                assert isinstance(x, ast.FunctionCall)
+                for arg in x.args:
+                    if any(_is_aggregate(y) for y in _walk(arg)):
+                        raise _err(x, f"Aggregate functions can not be nested: {sql(x)}")
+    for g in select.group_by:
+        bad = next((x for x in _walk(g) if _is_aggregate(x)), None)
+        if isinstance(bad, ast.FunctionCall):
+            raise _err(
+                g,
+                f"GROUP BY does not support aggregate functions: {bad.name} is an "
+                "aggregate function.",
+            )
+    has_aggregates = any(
+        _is_aggregate(x)
+        for e in [i.expr for i in items] + ([select.having] if select.having else [])
+        for x in _walk(e)
+    )
+    if select.group_by and not has_aggregates:
+        raise _err(
+            select, "GROUP BY requires aggregate functions in either the SELECT or HAVING clause."
+        )
     if not select.group_by:
+        loose = [sql(i.expr) for i in items if _loose_columns(i.expr)]
+        if loose:
+            raise _err(
+                select,
+                "Non-aggregate SELECT expression(s) not part of GROUP BY: " + ", ".join(loose),
+            )
+        first = next(x for item in items for x in _walk(item.expr) if _is_aggregate(x))
+        assert isinstance(first, ast.FunctionCall)
+        shown = f"{first.name}(ROWTIME)" if first.star else sql(first)
         raise _err(
             select,
-            "an aggregate query needs GROUP BY (hispeed does not yet aggregate "
-            "a whole stream into one row)",
+            f"CREATE {sink_kind or 'TABLE'} AS SELECT statement does not support aggregate "
+            f"function [{shown}] without a GROUP BY clause.",
         )
+    seen_groups: list[ast.Expr] = []
+    for g, original in zip(select.group_by, written_group_by, strict=True):
+        if g in seen_groups:
+            raise _err(g, f"Duplicate GROUP BY expression: {sql(original)}")
+        seen_groups.append(g)
     group_exprs = [compile_expr(g, scope) for g in select.group_by]
     for g, c in zip(select.group_by, group_exprs, strict=True):
         if c.type is None:
@@ -344,6 +385,24 @@ def _plan_aggregate(
             replaced[ast.ColumnRef(wc.name)] = wc
     post_scope = Scope([*group_columns, *(c.column for c in calls), *window_cols])
     names = _output_names(items)
+    offending = [
+        sql(i.expr)
+        for i in items
+        if any(
+            isinstance(x, ast.ColumnRef)
+            and x not in replaced
+            and not _inside_replaced(i.expr, x, replaced)
+            for x in _walk(i.expr)
+        )
+    ]
+    if offending:
+        raise _err(
+            select,
+            "Non-aggregate SELECT expression(s) not part of GROUP BY: "
+            + ", ".join(offending)
+            + "\nEither add the column(s) to the GROUP BY or remove them from the "
+            "SELECT.",
+        )
     outputs: list[OutputColumn] = []
     for item, name in zip(items, names, strict=True):
         outputs.append(
@@ -354,25 +413,45 @@ def _plan_aggregate(
         outputs[-1].type = outputs[-1].expr.type or T.STRING
     having = None
     if select.having is not None:
-        having = _compile_post(select.having, post_scope, replaced, select.group_by)
+        having = _compile_post(select.having, post_scope, replaced, select.group_by, "HAVING")
         if having.type is not None and having.type.name != "BOOLEAN":
             raise _err(select.having, f"HAVING needs a BOOLEAN expression, not {having.type}")
     # key columns: the select items that are the GROUP BY expressions
     key: list[OutputColumn] = []
     value: list[OutputColumn] = []
     used: set[int] = set()
+    missing: list[str] = []
     for g in select.group_by:
         match = next((i for i, item in enumerate(items) if i not in used and item.expr == g), None)
         if match is None:
-            shown = g.name if isinstance(g, ast.ColumnRef) else "the expression"
-            raise _err(
-                g,
-                f"Key missing from projection (ie, SELECT). The query used to build "
-                f"a table must include the grouping expression {shown} in its "
-                f"projection (eg, SELECT {shown}...).",
-            )
+            missing.append(sql(g))
+            continue
         used.add(match)
         key.append(outputs[match])
+    if missing:
+        raise _err(select, _key_missing(sink_name, "grouping expression", missing))
+    for i, item in enumerate(items):
+        if i in used:
+            continue
+        twin = next((j for j in used if items[j].expr == item.expr), None)
+        if twin is not None:
+            raise _err(
+                item,
+                "The projection contains a key column more than once: "
+                f"`{outputs[twin].name}` and `{outputs[i].name}`.",
+            )
+    if source.kind == "TABLE":
+        stream_only = [c.spec.name for c in calls if not c.logic.undoable]
+        if stream_only:
+            names_ = list(dict.fromkeys(stream_only))
+            listed = (
+                names_[0] if len(names_) == 1 else (", ".join(names_[:-1]) + " and " + names_[-1])
+            )
+            raise _err(
+                select,
+                f"The aggregation functions {listed} cannot be applied to a table "
+                "source, only to a stream source.",
+            )
     window_names = set()
     for i, (item, out) in enumerate(zip(items, outputs, strict=True)):
         if i in used:
@@ -386,6 +465,7 @@ def _plan_aggregate(
             window_names.add(out.name)
             continue  # windowed keys carry their bounds; WINDOWSTART/END are not value columns
         value.append(out)
+    _check_value_columns(select, value, sink_kind)
     window = select.window
     grace = DEFAULT_GRACE_MS
     if window is not None and window.grace_ms is not None:
@@ -410,21 +490,113 @@ def _plan_aggregate(
     )
 
 
+def _loose_columns(e: ast.Expr) -> bool:
+    """Whether `e` reads a column outside any aggregate call."""
+    if _is_aggregate(e):
+        return False
+    if isinstance(e, ast.ColumnRef):
+        return e.name not in WINDOW_COLUMNS
+    return any(_loose_columns(c) for c in _children(e))
+
+
+def _children(e: ast.Expr) -> list[ast.Expr]:
+    out: list[ast.Expr] = []
+    for value in vars(e).values():
+        if isinstance(value, ast.Expr):
+            out.append(value)
+        elif isinstance(value, tuple):
+            for item in value:
+                if isinstance(item, ast.Expr):
+                    out.append(item)
+                elif isinstance(item, tuple):
+                    out += [x for x in item if isinstance(x, ast.Expr)]
+    return out
+
+
+def _check_functions_exist(exprs: list[ast.Expr]) -> None:
+    from hispeed.functions.registry import lookup
+
+    for e in exprs:
+        for x in _walk(e):
+            if isinstance(x, ast.FunctionCall):
+                name = x.name.upper()
+                if (
+                    name not in AGGREGATES
+                    and lookup(name) is None
+                    and name not in ("IS_DISTINCT_FROM", "IS_NOT_DISTINCT_FROM")
+                ):
+                    raise _err(x, f"Can't find any functions with the name '{name}'")
+
+
+def _key_missing(sink: str | None, what: str, names: list[str]) -> str:
+    built = f"`{sink}`" if sink else "the result"
+    if len(names) == 1:
+        listed, plural = names[0], ""
+    else:
+        listed, plural = ", ".join(names[:-1]) + " and " + names[-1], "s"
+    return (
+        f"Key missing from projection (ie, SELECT). The query used to build {built} must "
+        f"include the {what}{plural} {listed} in its projection (eg, SELECT "
+        f"{', '.join(names)}...)."
+    )
+
+
+def _check_value_columns(select: ast.Select, value: list[OutputColumn], sink: str | None) -> None:
+    if not value and sink is not None:
+        raise _err(select, "The projection contains no value columns.")
+
+
+def _unqualify(select: ast.Select, label: str, source: Source) -> ast.Select:
+    """Drop qualifiers that name the only source, so `T.A` and `A` are one expression."""
+
+    def fix(e: Any) -> Any:
+        if isinstance(e, ast.ColumnRef) and e.source in (label, source.name):
+            return ast.ColumnRef(e.name, None, pos=e.pos)
+        if isinstance(e, ast.Expr):
+            changes = {}
+            for name, value in vars(e).items():
+                new = fix(value)
+                if new is not value:
+                    changes[name] = new
+            return dataclasses.replace(e, **changes) if changes else e
+        if isinstance(e, tuple):
+            items = tuple(fix(v) for v in e)
+            return items if any(a is not b for a, b in zip(items, e, strict=True)) else e
+        return e
+
+    items = tuple(
+        dataclasses.replace(i, expr=fix(i.expr)) if isinstance(i, ast.SelectItem) else i
+        for i in select.items
+    )
+    return dataclasses.replace(
+        select,
+        items=items,
+        where=fix(select.where),
+        group_by=fix(select.group_by),
+        partition_by=fix(select.partition_by),
+        having=fix(select.having),
+    )
+
+
 def _compile_post(
     e: ast.Expr,
     post_scope: Scope,
     replaced: dict[ast.Expr, ScopeColumn],
     group_by: tuple[ast.Expr, ...],
+    clause: str = "SELECT",
 ) -> Compiled:
     # a column used outside an aggregate must be (part of) a GROUP BY expression
     for x in _walk(e):
         if x in replaced:
             continue
         if isinstance(x, ast.ColumnRef) and not _inside_replaced(e, x, replaced):
+            if clause == "HAVING":
+                raise _err(x, f"Non-aggregate HAVING expression not part of GROUP BY: {sql(x)}")
             raise _err(
                 x,
-                f"Non-aggregate SELECT expression(s) not part of GROUP BY: {x.name}; "
-                f"add it to GROUP BY or aggregate it, like LATEST_BY_OFFSET({x.name})",
+                f"Non-aggregate {clause} expression(s) not part of GROUP BY: {sql(e)}\n"
+                "Either add the column(s) to the GROUP BY or remove them from the "
+                f"{clause}.",
             )
     return compile_expr(e, post_scope, replaced)
 

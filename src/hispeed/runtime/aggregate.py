@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hispeed.functions.aggregates import _hashable, _unhashable
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import PolledBatch
 from hispeed.plan.planner import field_name
@@ -47,6 +48,8 @@ class Aggregator:
         #: session windows per group: list of [start, end]
         self.sessions: dict[tuple[Any, ...], list[list[int]]] = {}
         self.dirty: set[Any] = set()
+        #: (group, window) whose latest output row passed HAVING (so a failing one deletes it)
+        self.present: dict[Any, bool] = {}
 
     def restore(self, key: Any, state: Any) -> None:
         kind, k = key
@@ -56,6 +59,8 @@ class Aggregator:
             self.table_rows[k] = state
         elif kind == "W":
             self.sessions[k] = state
+        elif kind == "P":
+            self.present[k] = state
 
     # -- processing -------------------------------------------------------------------------
 
@@ -92,7 +97,7 @@ class Aggregator:
         stream_time = self.task.stream_time.get(partition, 0)
         for i in range(n):
             ts = stamps[i]
-            group = tuple(g[i] for g in groups)
+            group = tuple(_hashable(g[i]) for g in groups)
             row_args = [[a[i] for a in call_args] for call_args in args]
             passes = where is None or bool(where[i])
             if is_table:
@@ -122,6 +127,7 @@ class Aggregator:
                 "S": self.states,
                 "T": self.table_rows,
                 "W": self.sessions,
+                "P": self.present,
             }
             store = stores[kind]
             value = store.get(k)
@@ -238,7 +244,9 @@ class Aggregator:
             ]
             self.states[key] = states
             self.dirty.add(("S", key))
-            changes.append(Change(old_group, None, self._results(states), ts))
+            if not (present and old_group == group):
+                # a row that stays in its group changes it once, after the new value is in
+                changes.append(Change(old_group, None, self._results(states), ts))
         if not present:
             return
         key = (group, None)
@@ -275,7 +283,9 @@ class Aggregator:
         arrays: list[pa.Array] = []
         names: list[str] = []
         for i, col in enumerate(agg.group_columns):
-            arrays.append(pa.array([c.group[i] for c in changes], col.type.to_arrow()))
+            arrays.append(
+                _array([_unhashable(c.group[i], col.type) for c in changes], col.type.to_arrow())
+            )
             names.append(col.field)
         for j, call in enumerate(self.calls):
             values = [c.results[j] if c.results is not None else None for c in changes]
@@ -295,13 +305,32 @@ class Aggregator:
         keys = [c.expr(post, ctx) for c in self.plan.key]
         values = [c.expr(post, ctx) for c in self.plan.value]
         deleted = np.array([c.results is None for c in changes])
+        emit = np.ones(len(changes), bool)
         if self.plan.having is not None:
             keep = np.asarray(
                 pc.fill_null(self.plan.having(post, ctx), False).to_numpy(zero_copy_only=False)
             )
             deleted |= ~keep
+            # a row that fails HAVING deletes the key only if its last output passed
+            for i, c in enumerate(changes):
+                key = (c.group, c.window)
+                if deleted[i]:
+                    emit[i] = self.present.pop(key, False)
+                else:
+                    self.present[key] = True
+                self.dirty.add(("P", key))
         stamps = pa.array([c.timestamp for c in changes], pa.int64())
         window = (post.column("$WINDOWSTART"), post.column("$WINDOWEND")) if windowed else None
+        if not emit.all():
+            mask = pa.array(emit)
+            keys = [pc.filter(k, mask) for k in keys]
+            values = [pc.filter(v, mask) for v in values]
+            stamps = pc.filter(stamps, mask)
+            deleted = deleted[emit]
+            if window is not None:
+                window = (pc.filter(window[0], mask), pc.filter(window[1], mask))
+            if not emit.any():
+                return
         del n
         self.task.emit(keys, values, stamps, deleted, out, window=window)
 

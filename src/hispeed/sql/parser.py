@@ -4,7 +4,7 @@ says what was expected there."""
 from __future__ import annotations
 
 import decimal as _decimal
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from hispeed.errors import HispeedError, SqlError
 from hispeed.sql import ast
@@ -71,7 +71,15 @@ _RESERVED = {
 
 def parse(text: str, types: Mapping[str, T.SqlType] | None = None) -> list[ast.ParsedStatement]:
     """Parse one or more statements separated by ';'."""
-    return _Parser(text, types or {}).statements()
+    return list(parse_iter(text, types))
+
+
+def parse_iter(
+    text: str, types: Mapping[str, T.SqlType] | None = None
+) -> Iterator[ast.ParsedStatement]:
+    """Parse statements one at a time, so that running one (CREATE TYPE) can change how the
+    next parses: `types` is read as each statement is parsed."""
+    return _Parser(text, types if types is not None else {}).statements()
 
 
 def parse_one(text: str, types: Mapping[str, T.SqlType] | None = None) -> ast.Statement:
@@ -100,7 +108,7 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
-        self.types = {k.upper(): v for k, v in types.items()}
+        self.types = types  # upper-case names; read live, see parse_iter
 
     # -- token helpers -----------------------------------------------------------------------
 
@@ -163,8 +171,7 @@ class _Parser:
 
     # -- statements --------------------------------------------------------------------------
 
-    def statements(self) -> list[ast.ParsedStatement]:
-        out = []
+    def statements(self) -> Iterator[ast.ParsedStatement]:
         while True:
             while self.accept_op(";"):
                 pass
@@ -176,7 +183,7 @@ class _Parser:
             if not self.accept_op(";") and self.tok.kind != EOF:
                 raise self.error("';' or the end of the statement")
             end = self.tokens[self.i - 1].end
-            out.append(
+            yield (
                 ast.ParsedStatement(
                     stmt,
                     self.text[first.start : max(end, last.end)].strip(),
@@ -184,7 +191,7 @@ class _Parser:
                     first.column,
                 )
             )
-        return out
+        return
 
     def statement(self) -> ast.Statement:
         tok = self.tok
