@@ -219,7 +219,11 @@ class Engine:
                     *c.pos,
                 )
             if c.name in ("ROWTIME", "ROWPARTITION", "ROWOFFSET", "WINDOWSTART", "WINDOWEND"):
-                raise SqlError(f"'{c.name}' is a reserved column name.", *c.pos)
+                raise SqlError(
+                    f"'{c.name}' is a reserved column name. You cannot use it as a name for a "
+                    "column.",
+                    *c.pos,
+                )
             column = Column(c.name, c.type)
             if c.key or c.primary_key:
                 key_cols.append(column)
@@ -227,6 +231,26 @@ class Engine:
                 header_cols.append((column, c.headers))
             else:
                 value_cols.append(column)
+        if stmt.or_replace and stmt.source:
+            raise HispeedError(
+                f"Cannot add {kind.lower()} '{stmt.name}': CREATE OR REPLACE is not "
+                f"supported on source {kind.lower()}s."
+            )
+        key_format, value_format = self._formats(props, stmt.pos)
+        probe = Source(
+            name=stmt.name,
+            kind=kind,
+            key_columns=key_cols,
+            value_columns=value_cols,
+            topic="",
+            key_format=key_format,
+            value_format=value_format,
+            key_properties=_format_props(props, key=True),
+            value_properties=_format_props(props, key=False),
+        )
+        if not stmt.columns:
+            self._check_formats(probe, columns=False)
+            raise SqlError("No columns supplied.", *stmt.pos)
         if "KEY" in props:
             line, col = stmt.properties["KEY"].pos
             raise SqlError(
@@ -240,12 +264,9 @@ class Engine:
             raise SqlError(
                 "Tables require a PRIMARY KEY. Please define the PRIMARY KEY.", *stmt.pos
             )
-        if not value_cols and not stmt.columns:
-            raise SqlError("The statement does not define any columns.", *stmt.pos)
         topic = props.get("KAFKA_TOPIC")
         if topic is None:
             raise SqlError(f'Missing required property "KAFKA_TOPIC" for CREATE {kind}', *stmt.pos)
-        key_format, value_format = self._formats(props, stmt.pos)
         window = None
         if "WINDOW_TYPE" in props:
             window = _window_info(props)
@@ -278,8 +299,14 @@ class Engine:
         fmt = props.get("FORMAT")
         key_format = props.get("KEY_FORMAT")
         value_format = props.get("VALUE_FORMAT")
-        if fmt is not None and (key_format is not None or value_format is not None):
-            raise SqlError("Cannot supply both 'FORMAT' and 'KEY_FORMAT' or 'VALUE_FORMAT'", *pos)
+        for name in ("KEY_FORMAT", "VALUE_FORMAT"):
+            if fmt is not None and props.get(name) is not None:
+                raise SqlError(
+                    f"Cannot supply both '{name}' and 'FORMAT' properties, as 'FORMAT' sets both "
+                    "key and value formats. Either use just 'FORMAT', or use 'KEY_FORMAT' and "
+                    "'VALUE_FORMAT'.",
+                    *pos,
+                )
         key_format = (
             key_format or fmt or self.properties.get("ksql.persistence.default.format.key", "KAFKA")
         )
@@ -295,10 +322,12 @@ class Engine:
             )
         return str(key_format).upper(), str(value_format).upper()
 
-    def _check_formats(self, source: Source) -> None:
+    def _check_formats(self, source: Source, columns: bool = True) -> None:
         try:
             key_fmt = get_format(source.key_format, source.key_properties, is_key=True)
             value_fmt = get_format(source.value_format, source.value_properties)
+            if not columns:
+                return
             if source.key_columns or source.key_format != "KAFKA":
                 key_fmt.check_columns(source.key_columns, is_key=True)
             value_fmt.check_columns(source.value_columns, is_key=False)
@@ -400,9 +429,17 @@ class Engine:
         return Result("status", f"Created query with ID {query_id}", query_id=query_id)
 
     def _insert_into(self, stmt: ast.InsertInto, text: str, replay: bool) -> Result:
-        target = self.catalog.get(stmt.target, line=stmt.pos[0], column=stmt.pos[1])
+        target = self.catalog.sources.get(stmt.target)
+        if target is None:
+            raise SqlError(f"Source `{stmt.target}` does not exist.", *stmt.pos)
+        if target.kind == "TABLE":
+            raise HispeedError(
+                f"INSERT INTO can only be used to insert into a stream. {target.name} is a table."
+            )
         if target.source_table:
-            raise HispeedError(f"Cannot insert into read-only table: {target.name}")
+            raise HispeedError(f"Cannot insert into read-only {target.kind.lower()}: {target.name}")
+        if target.header_columns:
+            raise HispeedError(f"Cannot insert into {target.name} because it has header columns")
         plan = self._plan(stmt.query, target.kind, target.name)
         if plan.aggregation is not None or plan.source.kind == "TABLE":
             raise HispeedError(
@@ -431,14 +468,27 @@ class Engine:
         self.tasks[query_id] = QueryTask(self, query_id, plan, sink)
 
     def _insert_values(self, stmt: ast.InsertValues) -> Result:
-        target = self.catalog.get(stmt.target, line=stmt.pos[0], column=stmt.pos[1])
+        target = self.catalog.sources.get(stmt.target)
+        if target is None:
+            raise SqlError(
+                f"Cannot insert values into an unknown stream/table: `{stmt.target}`", *stmt.pos
+            )
+        if target.source_table:
+            raise HispeedError(f"Cannot insert into read-only {target.kind.lower()}: {target.name}")
         columns = [*target.key_columns, *target.value_columns]
         names = list(stmt.columns) or [c.name for c in columns]
         if len(names) != len(stmt.values):
             raise SqlError(
-                f"Expected number columns and values to match: {names}, {len(stmt.values)} values",
+                "Failed to prepare statement: Expected number columns and values to match: "
+                f"{len(names)}, {len(stmt.values)}",
                 *stmt.pos,
             )
+        headers = [c.name for c, _ in target.header_columns if c.name in names]
+        if headers:
+            raise SqlError(f"Cannot insert into HEADER columns: {', '.join(headers)}", *stmt.pos)
+        for name in names:
+            if name in ("ROWPARTITION", "ROWOFFSET", "WINDOWSTART", "WINDOWEND"):
+                raise SqlError(f"Inserting into column `{name}` is not allowed.", *stmt.pos)
         by_name = {c.name: c for c in columns}
         ctx = EvalContext()
         one = pa.RecordBatch.from_pydict({"$": [0]})
@@ -504,7 +554,7 @@ class Engine:
         if source is None:
             if stmt.if_exists:
                 return Result("status", f"Source {stmt.name} does not exist.")
-            raise HispeedError(f"Source {stmt.name} does not exist.")
+            raise HispeedError(f"{stmt.kind.capitalize()} {stmt.name} does not exist.")
         if source.kind != stmt.kind:
             raise HispeedError(
                 f"Incompatible data source type is {source.kind}, but statement "

@@ -22,6 +22,7 @@ from hispeed.errors import HispeedError, SqlError
 from hispeed.functions.registry import EvalContext, FunctionTypeError, lookup, rowwise
 from hispeed.sql import ast
 from hispeed.sql import types as T
+from hispeed.sql.format import sql
 from hispeed.sql.javatext import java_double
 from hispeed.sql.types import SqlType
 
@@ -40,6 +41,8 @@ class ScopeColumn:
 class Scope:
     columns: list[ScopeColumn]
     lambdas: dict[str, ScopeColumn] = field(default_factory=dict)
+    #: the clause being compiled, for messages: SELECT, WHERE, HAVING, PARTITION BY...
+    clause: str = "SELECT"
 
     def resolve(self, ref: ast.ColumnRef) -> ScopeColumn:
         if ref.source is None and ref.name in self.lambdas:
@@ -54,10 +57,19 @@ class Scope:
         line, col = ref.pos
         shown = f"{ref.source}.{ref.name}" if ref.source else ref.name
         if not matches:
+            if ref.name in ("WINDOWSTART", "WINDOWEND") and ref.source is None:
+                raise SqlError(
+                    f"Window bounds column {ref.name} can only be used in the SELECT clause of "
+                    "windowed aggregations",
+                    line,
+                    col,
+                )
             if ref.source is not None and not any(c.source == ref.source for c in self.columns):
                 sources = sorted({c.source for c in self.columns if c.source})
                 raise SqlError(
-                    f"unknown source {ref.source!r} in {shown}; sources here: {', '.join(sources)}",
+                    f"{self.clause} column '{shown}' cannot be resolved: "
+                    f"'{ref.source}' is not a valid stream/table name or alias here "
+                    f"({', '.join(sources)})",
                     line,
                     col,
                 )
@@ -69,7 +81,9 @@ class Scope:
                 )
             )
             raise SqlError(
-                f"column '{shown}' cannot be resolved; the columns here are: {names}", line, col
+                f"{self.clause} column '{shown}' cannot be resolved. The columns here are: {names}",
+                line,
+                col,
             )
         raise SqlError(
             f"column '{shown}' is ambiguous: it is in "
@@ -259,13 +273,13 @@ def common_type(types: Sequence[SqlType | None], node: Any, what: str) -> SqlTyp
     return result
 
 
-def arithmetic_type(op: str, a: SqlType, b: SqlType, node: Any) -> SqlType:
+def arithmetic_type(op: str, a: SqlType, b: SqlType, node: Any, text: str = "") -> SqlType:
     if not (a.is_numeric and b.is_numeric):
         if op == "+" and a.name == "STRING" and b.name == "STRING":
             return T.STRING
         raise _err(
             node,
-            f"Error processing expression: Unsupported arithmetic types. {a} {b} for operator {op}",
+            f"Error processing expression: {text}. Unsupported arithmetic types. {a.name} {b.name}",
         )
     if a.name == "DECIMAL" or b.name == "DECIMAL":
         if a.name == "DOUBLE" or b.name == "DOUBLE":
@@ -392,6 +406,17 @@ class _Compiler:
     def c_BinaryOp(self, e: ast.BinaryOp) -> Compiled:
         left, right = self.compile(e.left), self.compile(e.right)
         op = e.op
+        if op in ("=", "!=", "<", "<=", ">", ">="):
+            left = _coerce_literal(e.left, left, right.type) or left
+            right = _coerce_literal(e.right, right, left.type) or right
+            try:
+                _comparable(left.type, right.type, e, op)
+            except SqlError:
+                raise _err(
+                    e,
+                    f"Cannot compare {sql(e.left)} ({left.type}) to {sql(e.right)} "
+                    f"({right.type}) with {_OP_NAMES[op]}.",
+                ) from None
         if op in ("AND", "OR"):
             for side in (left, right):
                 if side.type is not None and side.type.name != "BOOLEAN":
@@ -409,7 +434,7 @@ class _Compiler:
         if lt is None or rt is None:
             t = lt or rt or T.INTEGER
             return Compiled(t, lambda b, ctx: _null_array(t, b.num_rows))
-        result = arithmetic_type(op, lt, rt, e)
+        result = arithmetic_type(op, lt, rt, e, sql(e))
         if result.name == "STRING":
             return Compiled(
                 T.STRING,
@@ -460,9 +485,20 @@ class _Compiler:
 
     def c_InList(self, e: ast.InList) -> Compiled:
         operand = self.compile(e.operand)
-        items = [self.compile(i) for i in e.items]
-        for item, node in zip(items, e.items, strict=True):
-            _comparable(operand.type, item.type, node, "IN")
+        items = []
+        for node in e.items:
+            item = self.compile(node)
+            coerced = _coerce_literal(node, item, operand.type, strict=True)
+            item = coerced or item
+            try:
+                _comparable(operand.type, item.type, node, "IN")
+            except SqlError:
+                raise _err(
+                    node,
+                    f"Invalid Predicate: operator does not exist: {operand.type} = {item.type} "
+                    f"({sql(node)})\nHint: You might need to add explicit type casts.",
+                ) from None
+            items.append(item)
         common = common_type([operand.type] + [i.type for i in items], e, "IN")
 
         def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
@@ -540,7 +576,20 @@ class _Compiler:
         return Compiled(target, lambda b, ctx: cast_array(inner(b, ctx), inner.type, target, ctx))
 
     def c_ArrayConstructor(self, e: ast.ArrayConstructor) -> Compiled:
-        items = [self.compile(i) for i in e.items]
+        if not e.items:
+            raise _err(
+                e,
+                "Array constructor cannot be empty. Please supply at least one element "
+                "(see https://github.com/confluentinc/ksql/issues/4239).",
+            )
+        items = self._unify_literals(list(e.items))
+        if all(i.type is None for i in items):
+            raise _err(
+                e,
+                "Cannot construct an array with all NULL elements (see "
+                "https://github.com/confluentinc/ksql/issues/4239). As a workaround, "
+                "you may cast a NULL value to the desired type.",
+            )
         element = common_type([i.type for i in items], e, "ARRAY[...]")
         if element is None:
             raise _err(
@@ -562,8 +611,21 @@ class _Compiler:
         return Compiled(t, ev)
 
     def c_MapConstructor(self, e: ast.MapConstructor) -> Compiled:
-        keys = [self.compile(k) for k, _ in e.entries]
-        values = [self.compile(v) for _, v in e.entries]
+        if not e.entries:
+            raise _err(
+                e,
+                "Map constructor cannot be empty. Please supply at least one key value "
+                "pair (see https://github.com/confluentinc/ksql/issues/4239).",
+            )
+        keys = self._unify_literals([k for k, _ in e.entries])
+        values = self._unify_literals([v for _, v in e.entries])
+        if all(k.type is None for k in keys):
+            raise _err(
+                e,
+                "Cannot construct a map with all NULL keys (see "
+                "https://github.com/confluentinc/ksql/issues/4239). As a workaround, "
+                "you may cast a NULL key to the desired type.",
+            )
         kt = common_type([k.type for k in keys], e, "MAP keys")
         vt = common_type([v.type for v in values], e, "MAP values")
         if kt is None or vt is None:
@@ -584,7 +646,35 @@ class _Compiler:
 
         return Compiled(t, ev)
 
+    def _unify_literals(self, nodes: list[ast.Expr]) -> list[Compiled]:
+        """Compile constructor items; STRING literals among numbers take the numbers' type."""
+        compiled = [self.compile(n) for n in nodes]
+        others = [
+            c.type
+            for c, n in zip(compiled, nodes, strict=True)
+            if c.type is not None and not (isinstance(n, ast.Literal) and isinstance(n.value, str))
+        ]
+        target = others[0] if others else None
+        if target is None or not (target.is_numeric or target.name == "BOOLEAN"):
+            return compiled
+        out = []
+        for c, n in zip(compiled, nodes, strict=True):
+            if isinstance(n, ast.Literal) and isinstance(n.value, str):
+                coerced = _coerce_literal(n, c, target)
+                if coerced is None:
+                    raise _err(n, f'invalid input syntax for type {target.name}: "{n.value}".')
+                c = coerced
+            out.append(c)
+        return out
+
     def c_StructConstructor(self, e: ast.StructConstructor) -> Compiled:
+        names = [n.upper() for n, _ in e.fields]
+        if len(set(names)) != len(names):
+            raise _err(
+                e,
+                "Duplicate field names found in STRUCT: "
+                + ", ".join(sorted({n for n in names if names.count(n) > 1})),
+            )
         parts = [(name, self.compile(v)) for name, v in e.fields]
         fields = [(name, c.type or T.STRING) for name, c in parts]
         t = T.struct(fields)
@@ -631,7 +721,10 @@ class _Compiler:
         try:
             result_type = fn.resolve(types)
         except FunctionTypeError as err:
-            raise _err(e, str(err)) from None
+            shown = ", ".join(str(t) for t in types)
+            raise _err(
+                e, f"Function '{e.name.lower()}' does not accept parameters ({shown}). {err}"
+            ) from None
 
         def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
             arrays = [a(b, ctx) for a in args]
@@ -682,6 +775,49 @@ def coerce(
     if source.name == "STRING" and target.is_temporal:
         return cast_array(arr, source, target, ctx)
     return arr
+
+
+_OP_NAMES = {
+    "=": "EQUAL",
+    "!=": "NOT_EQUAL",
+    "<": "LESS_THAN",
+    "<=": "LESS_THAN_OR_EQUAL",
+    ">": "GREATER_THAN",
+    ">=": "GREATER_THAN_OR_EQUAL",
+}
+
+
+def _coerce_literal(
+    node: ast.Expr, compiled: Compiled, target: SqlType | None, strict: bool = False
+) -> Compiled | None:
+    """A STRING literal compared with a number or a BOOLEAN becomes a literal of that type.
+
+    With `strict` (IN lists), text that does not parse is an error, as in ksqlDB.
+    """
+    if not (isinstance(node, ast.Literal) and isinstance(node.value, str) and target is not None):
+        return None
+    if not (target.is_numeric or target.name == "BOOLEAN"):
+        return None
+    text = node.value.strip()
+    try:
+        if target.name == "BOOLEAN":
+            if text.lower() not in ("true", "false"):
+                raise ValueError(text)
+            value: Any = text.lower() == "true"
+        elif target.is_integral:
+            value = int(text)
+        elif target.name == "DOUBLE":
+            value = float(text)
+        else:
+            value = decimal.Decimal(text)
+    except (ValueError, decimal.InvalidOperation):
+        if strict:
+            raise _err(
+                node,
+                f'Invalid Predicate: invalid input syntax for type {target.name}: "{node.value}".',
+            ) from None
+        return None
+    return Compiled(target, lambda b, ctx: broadcast(value, target, b.num_rows), constant=True)
 
 
 def _comparable(lt: SqlType | None, rt: SqlType | None, node: Any, op: str) -> SqlType | None:

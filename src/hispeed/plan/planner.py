@@ -146,16 +146,21 @@ def plan_select(
         for e in _walk(select.where):
             if _is_aggregate(e):
                 raise _err(e, "aggregate functions are not allowed in WHERE; use HAVING")
-        where = compile_expr(select.where, scope)
+        where = _compile(select.where, scope, "WHERE")
         if where.type is not None and where.type.name != "BOOLEAN":
-            raise _err(select.where, f"WHERE needs a BOOLEAN expression, not {where.type}")
+            raise _err(
+                select.where,
+                f"Type error in WHERE expression: Should evaluate to boolean but is "
+                f"{sql(select.where)} ({where.type}) instead.",
+            )
 
     items = _expand(select, source, label)
     has_aggregates = any(_is_aggregate(x) for item in items for x in _walk(item.expr)) or (
         select.having is not None
     )
     if select.window is not None and not select.group_by:
-        raise _err(select.window, "WINDOW needs GROUP BY: a windowed query aggregates")
+        raise _err(select.window, "WINDOW clause requires a GROUP BY clause.")
+    _check_reserved_names(items, sink_kind, windowed=select.window is not None)
     if select.group_by or has_aggregates:
         if select.partition_by:
             raise _err(select.partition_by[0], "PARTITION BY cannot be used with GROUP BY")
@@ -168,7 +173,7 @@ def plan_select(
     names = _output_names(items)
     outputs = []
     for item, name in zip(items, names, strict=True):
-        compiled = compile_expr(item.expr, scope)
+        compiled = _compile(item.expr, scope, "SELECT")
         outputs.append(OutputColumn(name, compiled.type or T.STRING, compiled))
     kind = sink_kind or source.kind
     if select.partition_by:
@@ -357,7 +362,7 @@ def _plan_aggregate(
         if g in seen_groups:
             raise _err(g, f"Duplicate GROUP BY expression: {sql(original)}")
         seen_groups.append(g)
-    group_exprs = [compile_expr(g, scope) for g in select.group_by]
+    group_exprs = [_compile(g, scope, "GROUP BY") for g in select.group_by]
     for g, c in zip(select.group_by, group_exprs, strict=True):
         if c.type is None:
             raise _err(g, "GROUP BY NULL is not allowed")
@@ -490,6 +495,51 @@ def _plan_aggregate(
     )
 
 
+_PREFIXES = {
+    "WHERE": "Error in WHERE expression: ",
+    "HAVING": "Error in HAVING expression: ",
+    "SELECT": "Invalid Select: ",
+}
+
+
+def _compile(
+    e: ast.Expr,
+    scope: Scope,
+    clause: str,
+    replaced: dict[ast.Expr, ScopeColumn] | None = None,
+) -> Compiled:
+    """Compile an expression of one clause; its errors say which clause, as ksqlDB's do."""
+    saved = scope.clause
+    scope.clause = clause
+    try:
+        return compile_expr(e, scope, replaced)
+    except SqlError as err:
+        raise SqlError(_PREFIXES.get(clause, "") + err.reason, err.line, err.column) from None
+    finally:
+        scope.clause = saved
+
+
+def _check_reserved_names(
+    items: list[ast.SelectItem], sink_kind: str | None, *, windowed: bool
+) -> None:
+    if sink_kind is None:
+        return
+    for item in items:
+        name = item.alias or default_name(item.expr)
+        reserved = set(PSEUDO_COLUMNS) | (set() if windowed else set(WINDOW_COLUMNS))
+        if item.alias is not None and item.alias in reserved:
+            raise _err(
+                item,
+                f"`{item.alias}` is a reserved column name. You cannot use it as an alias for a "
+                "column.",
+            )
+        if name in reserved and name != "ROWTIME":
+            raise _err(
+                item,
+                f"Reserved column name in select: `{name}`. Please remove or alias the column.",
+            )
+
+
 def _loose_columns(e: ast.Expr) -> bool:
     """Whether `e` reads a column outside any aggregate call."""
     if _is_aggregate(e):
@@ -598,7 +648,7 @@ def _compile_post(
                 "Either add the column(s) to the GROUP BY or remove them from the "
                 f"{clause}.",
             )
-    return compile_expr(e, post_scope, replaced)
+    return _compile(e, post_scope, clause, replaced)
 
 
 def _inside_replaced(
@@ -637,14 +687,18 @@ def _aggregate_call(e: ast.FunctionCall, scope: Scope, index: int) -> AggregateC
     for i, a in enumerate(args):
         if i in spec.constant_args:
             if not isinstance(a, ast.Literal):
-                raise _err(a, f"argument {i + 1} of {name} must be a literal")
+                raise _err(
+                    a,
+                    f"Parameter {i + 1} passed to function {name} must be a literal constant, "
+                    f"but was expression: '{sql(a)}'",
+                )
             params.append(a.value)
             continue
         for x in _walk(a):
             if _is_aggregate(x):
                 inner = x.name if isinstance(x, ast.FunctionCall) else "?"
                 raise _err(x, f"aggregate functions cannot be nested ({inner} in {name})")
-        c = compile_expr(a, scope)
+        c = _compile(a, scope, "SELECT")
         values.append(c)
         types.append(c.type or T.STRING)
     if name == "COUNT" and len(args) == 1 and isinstance(args[0], ast.Literal):
