@@ -620,6 +620,33 @@ def _json_ready(t: pa.DataType) -> pa.DataType:
     return t
 
 
+def _has_floats(t: pa.DataType) -> bool:
+    if pa.types.is_floating(t):
+        return True
+    if pa.types.is_map(t):
+        return _has_floats(t.key_type) or _has_floats(t.item_type)
+    if pa.types.is_list(t):
+        return _has_floats(t.value_type)
+    if pa.types.is_struct(t):
+        return any(_has_floats(f.type) for f in t)
+    return False
+
+
+def _finite_or_text(v: Any) -> Any:
+    """NaN and infinities as Jackson writes them: the strings "NaN", "Infinity", "-Infinity"."""
+    if isinstance(v, float):
+        if v != v:
+            return "NaN"
+        if v in (float("inf"), float("-inf")):
+            return "Infinity" if v > 0 else "-Infinity"
+        return v
+    if isinstance(v, list):
+        return [_finite_or_text(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _finite_or_text(x) for k, x in v.items()}
+    return v
+
+
 def _lines_to_array(buf: bytes, n: int) -> pa.BinaryArray:
     """One binary value per line of newline-terminated JSON (msgspec never emits raw newlines)."""
     raw = np.frombuffer(buf, dtype=np.uint8)
@@ -640,6 +667,10 @@ def _json_texts(arr: pa.Array) -> pa.BinaryArray:
     if pa.types.is_integer(t) or pa.types.is_boolean(t):
         return pc.cast(arr, pa.string()).cast(pa.binary())
     values = arr.cast(_json_ready(t)).to_pylist(maps_as_pydicts="strict")
+    if _has_floats(t):
+        all_finite = pa.types.is_floating(t) and pc.all(pc.is_finite(arr)).as_py() is not False
+        if not all_finite:
+            values = [_finite_or_text(v) for v in values]
     out = _lines_to_array(_ENCODER.encode_lines(values), len(arr))
     if arr.null_count:
         out = pc.if_else(arr.is_null(), pa.nulls(len(arr), pa.binary()), out)

@@ -160,7 +160,9 @@ def plan_select(
     )
     if select.window is not None and not select.group_by:
         raise _err(select.window, "WINDOW clause requires a GROUP BY clause.")
-    _check_reserved_names(items, sink_kind, windowed=select.window is not None)
+    _check_reserved_names(
+        items, sink_kind, windowed=select.window is not None or source.window is not None
+    )
     if select.group_by or has_aggregates:
         if select.partition_by:
             raise _err(select.partition_by[0], "PARTITION BY cannot be used with GROUP BY")

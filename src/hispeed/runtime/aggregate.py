@@ -211,7 +211,8 @@ class Aggregator:
             self.dirty.add(("S", old_key))
             sessions.remove(s)
             if (s[0], s[1]) != (start, end):
-                changes.append(Change(group, (s[0], s[1]), None, ts))
+                # the merged-away session is deleted as of its own last record
+                changes.append(Change(group, (s[0], s[1]), None, s[1]))
         rows.append(row_args)
         sessions.append([start, end])
         self.dirty.add(("W", group))

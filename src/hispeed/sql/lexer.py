@@ -140,6 +140,13 @@ def tokenize(text: str, line: int = 1, column: int = 1) -> list[Token]:
                     j = k
                     while j < n and text[j].isdigit():
                         j += 1
+            if j < n and (text[j].isalpha() or text[j] == "_") and kind == INTEGER:
+                # ksqlDB's identifiers may start with digits (`1R`), if letters follow
+                while j < n and (text[j].isalnum() or text[j] in "_$@"):
+                    j += 1
+                tokens.append(Token(IDENT, text[i:j].upper(), ln, col, start, j))
+                i = j
+                continue
             if j < n and (text[j].isalpha() or text[j] == "_"):
                 raise SqlError(
                     f"Syntax error at or near '{text[i : j + 1]}': not a number", ln, col

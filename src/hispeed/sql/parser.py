@@ -677,7 +677,7 @@ class _Parser:
 
     def type_(self) -> T.SqlType:
         tok = self.tok
-        if tok.kind not in (IDENT, QUOTED):
+        if tok.kind not in (IDENT, QUOTED) or tok.is_word("NULL"):
             raise self.error("a type, like INT, STRING or ARRAY<STRING>")
         name = tok.value.upper() if tok.kind == IDENT else tok.value
         self.advance()
