@@ -692,6 +692,18 @@ class _Compiler:
 
     def c_FunctionCall(self, e: ast.FunctionCall) -> Compiled:
         name = e.name.upper()
+        if name in LAMBDA_FUNCTIONS:
+            return self._higher_order(e, name)
+        if (
+            name in _UNIT_FUNCTIONS
+            and e.args
+            and isinstance(e.args[0], ast.ColumnRef)
+            and e.args[0].source is None
+            and e.args[0].name in _TIME_UNITS
+        ):
+            # DATEADD(DAYS, 1, d): the unit is a keyword, passed on as text
+            unit = ast.Literal(e.args[0].name, T.STRING, pos=e.args[0].pos)
+            e = ast.FunctionCall(e.name, (unit, *e.args[1:]), e.distinct, e.star, pos=e.pos)
         if name in ("IS_DISTINCT_FROM", "IS_NOT_DISTINCT_FROM"):
             left, right = (self.compile(a) for a in e.args)
             common = _comparable(left.type, right.type, e, "IS DISTINCT FROM")
@@ -737,8 +749,198 @@ class _Compiler:
 
         return Compiled(result_type, ev)
 
+    # -- lambdas: TRANSFORM, FILTER, REDUCE over arrays and maps ------------------------------
+
+    def _lambda_body(
+        self, lam: ast.Expr, param_types: list[SqlType], name: str
+    ) -> tuple[Compiled, list[str]]:
+        """Compile a lambda's body with its parameters in scope; returns it and their fields."""
+        if not isinstance(lam, ast.Lambda):
+            raise _err(lam, f"{name} expects a lambda function here, like x => x + 1")
+        if len(lam.params) != len(param_types):
+            raise _err(
+                lam,
+                f"{name} expects a lambda of {len(param_types)} argument(s) here, not "
+                f"{len(lam.params)}",
+            )
+        depth = len(self.scope.lambdas)
+        fields = [f"$lambda{depth}.{p}" for p in lam.params]
+        inner = dict(self.scope.lambdas)
+        for p, t, f in zip(lam.params, param_types, fields, strict=True):
+            inner[p] = ScopeColumn(p, t, f)
+        child = _Compiler(Scope(self.scope.columns, inner, self.scope.clause), self.replaced)
+        return child.compile(lam.body), fields
+
+    def _higher_order(self, e: ast.FunctionCall, name: str) -> Compiled:
+        if not e.args:
+            raise _err(e, f"Function '{name.lower()}' does not accept parameters ().")
+        coll = self.compile(e.args[0])
+        t = coll.type
+        if t is None or t.name not in ("ARRAY", "MAP"):
+            raise _err(e, f"{name} takes an ARRAY or a MAP as its first argument, not {t}")
+        is_map = t.name == "MAP"
+        elem_types: list[SqlType] = (
+            [t.key, t.element] if is_map else [t.element]  # type: ignore[list-item]
+        )
+        if name == "REDUCE":
+            if len(e.args) != 3:
+                raise _err(e, "REDUCE takes (collection, initial state, lambda)")
+            init = self.compile(e.args[1])
+            state_type = init.type or T.INTEGER
+            body, fields = self._lambda_body(e.args[2], [state_type, *elem_types], name)
+            return Compiled(state_type, _reduce(coll, init, body, fields, is_map, state_type))
+        expected = 3 if (is_map and name == "TRANSFORM") else 2
+        if len(e.args) != expected:
+            raise _err(e, f"{name} over a {t.name} takes {expected} arguments")
+        bodies = []
+        all_fields: list[list[str]] = []
+        for lam in e.args[1:]:
+            body, fields = self._lambda_body(lam, elem_types, name)
+            bodies.append(body)
+            all_fields.append(fields)
+        if name == "FILTER":
+            if bodies[0].type is not None and bodies[0].type.name != "BOOLEAN":
+                raise _err(e, f"FILTER needs a BOOLEAN lambda, not {bodies[0].type}")
+            return Compiled(t, _filter(coll, bodies[0], all_fields[0], is_map, t))
+        if is_map:
+            out_type = T.map_(bodies[0].type or T.STRING, bodies[1].type or T.STRING)
+        else:
+            out_type = T.array(bodies[0].type or T.STRING)
+        return Compiled(out_type, _transform(coll, bodies, all_fields, is_map, out_type))
+
     def c_Lambda(self, e: ast.Lambda) -> Compiled:
         raise _err(e, "a lambda is only allowed as an argument of TRANSFORM, FILTER or REDUCE")
+
+
+LAMBDA_FUNCTIONS = ("TRANSFORM", "FILTER", "REDUCE")
+_UNIT_FUNCTIONS = ("DATEADD", "DATESUB", "TIMEADD", "TIMESUB", "TIMESTAMPADD", "TIMESTAMPSUB")
+_TIME_UNITS = {
+    f"{u}{s}"
+    for u in (
+        "NANOSECOND",
+        "MICROSECOND",
+        "MILLISECOND",
+        "SECOND",
+        "MINUTE",
+        "HOUR",
+        "DAY",
+        "WEEK",
+        "MONTH",
+        "YEAR",
+    )
+    for s in ("", "S")
+}
+
+
+def _elements(arr: pa.Array, is_map: bool) -> tuple[np.ndarray, list[pa.Array], np.ndarray]:
+    """(offsets relative to 0, element arrays, parent row of each element) of a list/map column."""
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    offsets = np.asarray(arr.offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
+    start = offsets[0]
+    offsets = offsets - start
+    total = int(offsets[-1]) if len(offsets) else 0
+    if is_map:
+        parts = [arr.keys.slice(start, total), arr.items.slice(start, total)]
+    else:
+        parts = [arr.values.slice(start, total)]
+    lengths = np.diff(offsets)
+    if arr.null_count:
+        lengths = np.where(np.asarray(arr.is_null()), 0, lengths)
+    parent = np.repeat(np.arange(len(arr)), np.diff(offsets))
+    return offsets, parts, parent
+
+
+def _lambda_batch(
+    batch: pa.RecordBatch, parent: np.ndarray, fields: list[str], params: list[pa.Array]
+) -> pa.RecordBatch:
+    outer = batch.take(pa.array(parent, pa.int64())) if batch.num_columns else None
+    arrays = list(outer.columns) if outer is not None else []
+    names = list(outer.schema.names) if outer is not None else []
+    for f, a in zip(fields, params, strict=True):
+        arrays.append(a)
+        names.append(f)
+    if not arrays:
+        return pa.RecordBatch.from_pydict({})
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _transform(
+    coll: Compiled, bodies: list[Compiled], fields: list[list[str]], is_map: bool, out: SqlType
+) -> Evaluator:
+    def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+        arr = coll(b, ctx)
+        offsets, parts, parent = _elements(arr, is_map)
+        results = [
+            body(_lambda_batch(b, parent, f, parts), ctx)
+            for body, f in zip(bodies, fields, strict=True)
+        ]
+        mask = arr.is_null() if arr.null_count else None
+        offs = pa.array(offsets.astype(np.int32))
+        if is_map:
+            keys = coerce(results[0], bodies[0].type, out.key, ctx)
+            items = coerce(results[1], bodies[1].type, out.element, ctx)
+            made = pa.MapArray.from_arrays(offs, keys, items, mask=mask)
+            return made.cast(out.to_arrow())
+        values = coerce(results[0], bodies[0].type, out.element, ctx)
+        return pa.ListArray.from_arrays(offs, values, mask=mask).cast(out.to_arrow())
+
+    return ev
+
+
+def _filter(
+    coll: Compiled, body: Compiled, fields: list[str], is_map: bool, t: SqlType
+) -> Evaluator:
+    def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+        arr = coll(b, ctx)
+        offsets, parts, parent = _elements(arr, is_map)
+        inner = _lambda_batch(b, parent, fields, parts)
+        keep = np.asarray(
+            pc.fill_null(_as_type(body(inner, ctx), T.BOOLEAN), False).to_numpy(
+                zero_copy_only=False
+            ),
+            dtype=bool,
+        )
+        kept_before = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))
+        new_offsets = kept_before[offsets].astype(np.int32)
+        mask = arr.is_null() if arr.null_count else None
+        kept = [pc.filter(p, pa.array(keep)) for p in parts]
+        if is_map:
+            made = pa.MapArray.from_arrays(pa.array(new_offsets), kept[0], kept[1], mask=mask)
+        else:
+            made = pa.ListArray.from_arrays(pa.array(new_offsets), kept[0], mask=mask)
+        return made.cast(t.to_arrow())
+
+    return ev
+
+
+def _reduce(
+    coll: Compiled,
+    init: Compiled,
+    body: Compiled,
+    fields: list[str],
+    is_map: bool,
+    state_type: SqlType,
+) -> Evaluator:
+    def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+        arr = coll(b, ctx)
+        offsets, parts, _ = _elements(arr, is_map)
+        lengths = np.diff(offsets)
+        if arr.null_count:
+            lengths = np.where(np.asarray(arr.is_null()), 0, lengths)
+        state = coerce(init(b, ctx), init.type, state_type, ctx)
+        for k in range(int(lengths.max()) if len(lengths) else 0):
+            rows = np.nonzero(lengths > k)[0]
+            at = pa.array(offsets[rows] + k, pa.int64())
+            params = [state.take(pa.array(rows)), *(p.take(at) for p in parts)]
+            inner = _lambda_batch(b, rows, fields, params)
+            step = coerce(body(inner, ctx), body.type, state_type, ctx)
+            values = state.to_pylist()
+            for r, v in zip(rows.tolist(), step.to_pylist(), strict=True):
+                values[r] = v
+            state = pa.array(values, state_type.to_arrow())
+        return state  # an empty or NULL collection reduces to the initial state
+
+    return ev
 
 
 def _column(col: ScopeColumn) -> Compiled:

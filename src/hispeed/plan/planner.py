@@ -576,6 +576,7 @@ def _check_functions_exist(exprs: list[ast.Expr]) -> None:
                     name not in AGGREGATES
                     and lookup(name) is None
                     and name not in ("IS_DISTINCT_FROM", "IS_NOT_DISTINCT_FROM")
+                    and name not in ("TRANSFORM", "FILTER", "REDUCE")
                 ):
                     raise _err(x, f"Can't find any functions with the name '{name}'")
 
