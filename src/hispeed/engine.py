@@ -706,7 +706,62 @@ class Engine:
         return Result("rows", rows=rows)
 
     def _query(self, select: ast.Select) -> Result:
-        raise UnsupportedError("pull and push queries come with the next issue")
+        if select.emit is not None:
+            raise UnsupportedError(
+                "push queries (EMIT CHANGES) run through Engine.stream() or the server's /query"
+            )
+        from hispeed.runtime.queries import pull
+
+        return Result("rows", rows=pull(self, self._plan(select, None)))
+
+    def _select(self, sql: str) -> ast.Select:
+        parsed = list(parse_iter(sql, self.catalog.types))
+        if len(parsed) != 1 or not isinstance(parsed[0].statement, ast.QueryStatement):
+            raise HispeedError("expected one SELECT statement")
+        return parsed[0].statement.query
+
+    def query(self, sql: str, *, format: str = "rows") -> Any:
+        """Run a pull query: the current rows of a table (or what a stream holds now).
+
+        `format` is "rows" (a list of dicts), "polars" or "pandas" (a DataFrame).
+
+            >>> engine.query("SELECT * FROM peaks WHERE id = 'device1'")
+            [{'ID': 'device1', 'PEAK': 0.5}]
+        """
+        from hispeed.runtime.queries import pull
+
+        with self._lock:
+            select = self._select(sql)
+            if select.emit is not None:
+                raise HispeedError("a push query (EMIT CHANGES) runs with Engine.stream()")
+            rows = pull(self, self._plan(select, None))
+        if format == "rows":
+            return rows
+        if format == "polars":
+            import polars as pl
+
+            return pl.DataFrame(rows)
+        if format == "pandas":
+            import pandas as pd
+
+            return pd.DataFrame(rows)
+        raise HispeedError(f"format must be rows, polars or pandas, not {format!r}")
+
+    def stream(self, sql: str, *, from_beginning: bool | None = None) -> Any:
+        """Run a push query: its rows as they happen, as an iterator or an async iterator.
+
+            >>> with engine.stream("SELECT id, x FROM readings WHERE x > 1 EMIT CHANGES") as q:
+            ...     for row in q:      # or: async for row in q
+            ...         print(row)
+
+        `from_beginning` reads the source from its first record (default: from now on, or
+        as the `auto.offset.reset` property says).
+        """
+        from hispeed.runtime.queries import PushQuery
+
+        with self._lock:
+            select = self._select(sql)
+            return PushQuery(self, self._plan(select, None), from_beginning=from_beginning)
 
     # -- running ----------------------------------------------------------------------------
 

@@ -136,3 +136,14 @@ def test_errors_say_what_and_where(text: str, message: str) -> None:
         evaluate(text)
     assert message in str(err.value)
     assert err.value.line == 1
+
+
+def test_case_branches_run_only_for_their_rows() -> None:
+    result, errors = evaluate("CASE WHEN I - 1 <> 0 THEN B / (I - 1) ELSE -1 END")
+    assert result == [-1, None, -1, 0]  # a NULL condition is not true: ELSE
+    assert errors == []  # the division by zero in row 0 was never computed
+
+
+def test_functions_of_no_arguments_fill_every_row() -> None:
+    assert values("PI()") == [3.141592653589793] * 4
+    assert len(set(values("UUID()"))) == 4

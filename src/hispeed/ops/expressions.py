@@ -552,19 +552,38 @@ class _Compiler:
         results = [self.compile(r) for _, r in e.whens]
         default = self.compile(e.default) if e.default is not None else None
         all_results = results + ([default] if default is not None else [])
+        if all(r.type is None for r in all_results):
+            raise _err(e, "Invalid Case expression. All case branches have NULL type")
         t = common_type([r.type for r in all_results], e, "CASE")
 
         def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+            # Lazily, as SQL promises: each WHEN sees only the rows no earlier WHEN took, and
+            # each branch is computed only for its own rows (so `WHEN x <> 0 THEN 10 / x`
+            # never divides by zero).
             n = b.num_rows
-            out = (
-                coerce(default(b, ctx), default.type, t, ctx)
-                if default is not None
-                else _null_array(t, n)
-            )
-            for cond, res in zip(reversed(conds), reversed(results), strict=True):
-                mask = pc.fill_null(_as_type(cond(b, ctx), T.BOOLEAN), False)
-                out = pc.if_else(mask, coerce(res(b, ctx), res.type, t, ctx), out)
-            return out
+            remaining = np.ones(n, bool)
+            pieces: list[tuple[np.ndarray, pa.Array]] = []
+            for cond, res in zip(conds, results, strict=True):
+                rows = np.flatnonzero(remaining)
+                if not len(rows):
+                    break
+                sub = _subset(b, rows)
+                hit = np.asarray(
+                    pc.fill_null(
+                        _as_type(_on_rows(cond, sub, rows, ctx), T.BOOLEAN), False
+                    ).to_numpy(zero_copy_only=False),
+                    dtype=bool,
+                )
+                taken = rows[hit]
+                if len(taken):
+                    value = _on_rows(res, _subset(b, taken), taken, ctx)
+                    pieces.append((taken, coerce(value, res.type, t, ctx)))
+                remaining[taken] = False
+            rest = np.flatnonzero(remaining)
+            if default is not None and len(rest):
+                value = _on_rows(default, _subset(b, rest), rest, ctx)
+                pieces.append((rest, coerce(value, default.type, t, ctx)))
+            return _scatter(pieces, n, t)
 
         return Compiled(t, ev)
 
@@ -745,6 +764,14 @@ class _Compiler:
                 for arr, t in zip(arrays, types, strict=True)
             ]
             out = fn.evaluate(ctx, arrays, types, result_type)
+            n = b.num_rows
+            if not args and len(out) != n:
+                # a function of no arguments: the same value for every row, or a new one
+                # each row if it is not deterministic (RANDOM, UUID)
+                if fn.deterministic:
+                    return out.take(pa.array(np.zeros(n, np.int64)))
+                more = [fn.evaluate(ctx, arrays, types, result_type) for _ in range(n)]
+                return pa.concat_arrays(more) if more else out.slice(0, 0)
             return out
 
         return Compiled(result_type, ev)
@@ -941,6 +968,35 @@ def _reduce(
         return state  # an empty or NULL collection reduces to the initial state
 
     return ev
+
+
+def _subset(b: pa.RecordBatch, rows: np.ndarray) -> pa.RecordBatch:
+    if len(rows) == b.num_rows:
+        return b
+    return b.take(pa.array(rows, pa.int64()))
+
+
+def _on_rows(c: Compiled, sub: pa.RecordBatch, rows: np.ndarray, ctx: EvalContext) -> pa.Array:
+    """Evaluate on a subset of the batch, reporting row errors by their rows in the batch."""
+    inner = EvalContext()
+    out = c(sub, inner)
+    for i, message in inner.errors:
+        ctx.error(int(rows[i]), message)
+    return out
+
+
+def _scatter(pieces: list[tuple[np.ndarray, pa.Array]], n: int, t: SqlType | None) -> pa.Array:
+    """Put each piece's values at its rows; rows of no piece are NULL."""
+    arrow = t.to_arrow() if t is not None else pa.null()
+    if len(pieces) == 1 and len(pieces[0][0]) == n:
+        return pieces[0][1]
+    if not pieces:
+        return pa.nulls(n, arrow)
+    rows = np.concatenate([r for r, _ in pieces])
+    values = pa.concat_arrays([v.cast(arrow) for _, v in pieces])
+    where = np.full(n, -1, np.int64)
+    where[rows] = np.arange(len(rows))
+    return values.take(pa.array(where, mask=where < 0))
 
 
 def _column(col: ScopeColumn) -> Compiled:

@@ -75,6 +75,8 @@ class QueryPlan:
     emit: str | None = None
     window_info: WindowInfo | None = None
     notes: list[str] = field(default_factory=list)
+    #: every output column in the order of the select list
+    outputs: list[OutputColumn] = field(default_factory=list)
 
     @property
     def key_columns(self) -> list[Column]:
@@ -197,6 +199,7 @@ def plan_select(
             limit=select.limit,
             emit=select.emit,
             window_info=source.window,
+            outputs=outputs,
         )
     # the key columns pass through and must be selected
     key_names = [c.name for c in source.key_columns]
@@ -229,6 +232,7 @@ def plan_select(
         limit=select.limit,
         emit=select.emit,
         window_info=source.window,
+        outputs=outputs,
     )
 
 
@@ -494,6 +498,7 @@ def _plan_aggregate(
         limit=select.limit,
         emit=select.emit,
         window_info=window_info,
+        outputs=outputs,
     )
 
 

@@ -22,10 +22,11 @@ import pyarrow.compute as pc
 
 from hispeed.catalog import Source
 from hispeed.errors import HispeedError
-from hispeed.formats.base import Column, Format, get_format
+from hispeed.formats.base import Format, get_format
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import PolledBatch, TopicPartition
-from hispeed.plan.planner import PSEUDO_COLUMNS, WINDOW_COLUMNS, QueryPlan, field_name
+from hispeed.plan.planner import QueryPlan, field_name
+from hispeed.runtime.decode import SourceDecoder
 
 if TYPE_CHECKING:
     from hispeed.engine import Engine
@@ -74,9 +75,8 @@ class QueryTask:
         self.consumer = self.log.consumer(
             self.source.topic, group=self.group, auto_offset_reset=reset
         )
-        src = self.source
-        self.src_key_format = get_format(src.key_format, src.key_properties, is_key=True)
-        self.src_value_format = get_format(src.value_format, src.value_properties)
+        self.decoder = SourceDecoder(self.source, plan.label, query_id)
+        self.consumer.assignment()  # fix the starting positions now, not at the first poll
         self.sink_key_format = get_format(sink.key_format, sink.key_properties, is_key=True)
         self.sink_value_format = get_format(sink.value_format, sink.value_properties)
         self.records_in = 0
@@ -92,8 +92,6 @@ class QueryTask:
                 self.changelog_topic, 1, {"cleanup.policy": "compact"}, exist_ok=True
             )
             self._restore()
-        elif src.kind == "TABLE":
-            pass
 
     # -- state ------------------------------------------------------------------------------
 
@@ -160,104 +158,10 @@ class QueryTask:
     # -- decoding ---------------------------------------------------------------------------
 
     def error(self, out: Outputs, item: PolledBatch, row: int, message: str) -> None:
-        offsets = item.batch.column(0)
-        out.errors.append(
-            {
-                "type": "RECORD_PROCESSING_ERROR",
-                "query": self.id,
-                "message": message,
-                "topic": item.partition.topic,
-                "partition": item.partition.partition,
-                "offset": offsets[row].as_py() if row < len(offsets) else None,
-            }
-        )
+        self.decoder.error(out.errors, item, row, message)
 
     def decode(self, item: PolledBatch, out: Outputs) -> tuple[pa.RecordBatch, np.ndarray]:
-        """The frame of a polled batch, and a mask of tombstone rows (tables).
-
-        Rows that cannot be decoded go to the processing log and are dropped.
-        """
-        batch = item.batch
-        src = self.source
-        n = batch.num_rows
-        label = self.plan.label
-        keep = np.ones(n, bool)
-        key_bytes = batch.column("key")
-        window_start = window_end = None
-        if src.window is not None:
-            key_bytes, window_start, window_end = _split_window(
-                key_bytes, src.window.kind, src.window.size_ms
-            )
-        key_result = self.src_key_format.decode(key_bytes, src.key_columns)
-        for row, reason in key_result.errors:
-            keep[row] = False
-            self.error(out, item, row, f"Error deserializing key: {reason}")
-        value_result = self.src_value_format.decode(batch.column("value"), src.value_columns)
-        for row, reason in value_result.errors:
-            keep[row] = False
-            self.error(out, item, row, f"Error deserializing value: {reason}")
-        tombstones = value_result.null_rows.copy()
-        if src.kind == "STREAM":
-            keep &= ~tombstones  # a stream has no deletes: null values are skipped
-        arrays: list[pa.Array] = []
-        names: list[str] = []
-        for c in src.key_columns:
-            arrays.append(key_result.batch.column(c.name))
-            names.append(field_name(label, c.name))
-        for c in src.value_columns:
-            arrays.append(value_result.batch.column(c.name))
-            names.append(field_name(label, c.name))
-        for c, header_key in src.header_columns:
-            arrays.append(_headers(batch.column("headers"), header_key, c))
-            names.append(field_name(label, c.name))
-        ts = batch.column("timestamp")
-        if src.timestamp:
-            ts = self._extract_timestamp(value_result.batch, key_result.batch, item, out, keep)
-        pseudo = {
-            "ROWTIME": ts,
-            "ROWPARTITION": pa.array(np.full(n, item.partition.partition, np.int32)),
-            "ROWOFFSET": batch.column("offset"),
-        }
-        for name in PSEUDO_COLUMNS:
-            arrays.append(pseudo[name])
-            names.append(field_name(label, name))
-        if src.window is not None:
-            assert window_start is not None and window_end is not None
-            arrays += [window_start, window_end]
-            names += [field_name(label, n_) for n_ in WINDOW_COLUMNS]
-        frame = pa.RecordBatch.from_arrays(arrays, names=names)
-        if not keep.all():
-            mask = pa.array(keep)
-            frame = frame.filter(mask)
-            tombstones = tombstones[keep]
-        return frame, tombstones
-
-    def _extract_timestamp(
-        self,
-        values: pa.RecordBatch,
-        keys: pa.RecordBatch,
-        item: PolledBatch,
-        out: Outputs,
-        keep: np.ndarray,
-    ) -> pa.Array:
-        src = self.source
-        assert src.timestamp is not None
-        col = src.column(src.timestamp)
-        assert col is not None
-        arr = values.column(col.name) if col.name in values.schema.names else keys.column(col.name)
-        if col.type.name == "BIGINT":
-            result = arr
-        elif col.type.name == "TIMESTAMP":
-            result = arr.cast(pa.int64())
-        else:
-            from hispeed.runtime.timestamps import parse_timestamps
-
-            result = parse_timestamps(arr, src.timestamp_format)
-        bad = np.asarray(pc.is_null(result).to_numpy(zero_copy_only=False))
-        for row in np.nonzero(bad & keep)[0]:
-            keep[row] = False
-            self.error(out, item, int(row), f"timestamp column {col.name} has no valid value")
-        return pc.fill_null(result, 0)
+        return self.decoder.decode(item, out.errors)
 
     # -- processing -------------------------------------------------------------------------
 
@@ -370,49 +274,6 @@ class QueryTask:
             value_batch, value_cols, null_rows=deleted if deleted.any() else None
         )
         out.add(key_bytes, value_bytes, pc.cast(timestamps, pa.int64()))
-
-
-def _split_window(
-    keys: pa.Array, kind: str, size_ms: int | None
-) -> tuple[pa.Array, pa.Array, pa.Array]:
-    """Windowed key bytes -> (key bytes, window start, window end)."""
-    suffix = 16 if kind == "SESSION" else 8
-    raw = keys.to_pylist()
-    plain: list[bytes | None] = []
-    starts: list[int | None] = []
-    ends: list[int | None] = []
-    for k in raw:
-        if k is None or len(k) < suffix:
-            plain.append(k)
-            starts.append(None)
-            ends.append(None)
-            continue
-        plain.append(k[:-suffix])
-        if suffix == 16:
-            s, e = struct.unpack(">qq", k[-16:])
-        else:
-            (s,) = struct.unpack(">q", k[-8:])
-            e = s + (size_ms or 0)
-        starts.append(s)
-        ends.append(e)
-    return (pa.array(plain, pa.binary()), pa.array(starts, pa.int64()), pa.array(ends, pa.int64()))
-
-
-def _headers(headers: pa.Array, key: str, column: Column) -> pa.Array:
-    rows = headers.to_pylist()
-    if key == "":
-        return pa.array(
-            [[{"KEY": h["key"], "VALUE": h["value"]} for h in r] if r else [] for r in rows],
-            column.type.to_arrow(),
-        )
-    out = []
-    for r in rows:
-        found = None
-        for h in r or []:
-            if h["key"] == key:
-                found = h["value"]
-        out.append(found)
-    return pa.array(out, pa.binary())
 
 
 def now_ms() -> int:

@@ -99,6 +99,9 @@ def run_case(case: Case, workdir: Path) -> CaseResult:
 def _run(case: Case, workdir: Path) -> CaseResult:
     from hispeed.engine import Engine
     from hispeed.plan.planner import UnsupportedError
+    from hispeed.testing import qtt_functions
+
+    qtt_functions.register()  # ksqlDB's test-only UDFs (BAD_UDF...), fresh per case
 
     spec = case.spec
     if needs_schema_registry(case):
