@@ -13,7 +13,10 @@ from hispeed.engine import Engine
 
 def main() -> None:
     data_dir, total = sys.argv[1], int(sys.argv[2])
-    engine = Engine(data_dir, fsync="never")
+    # per-record output, so the test can check every change
+    engine = Engine(
+        data_dir, fsync="never", properties={"ksql.streams.cache.max.bytes.buffering": "0"}
+    )
     if "EVENTS" not in engine.catalog.sources:
         engine.execute(
             "CREATE STREAM events (k STRING KEY, v INT) WITH (kafka_topic='events', "

@@ -20,8 +20,10 @@ EngineFactory = Callable[..., Engine]
 def engine_factory(tmp_path: Path) -> Iterator[EngineFactory]:
     opened: list[Engine] = []
 
-    def make(path: Path | None = None) -> Engine:
-        e = Engine(path or tmp_path / "data", fsync="never")
+    def make(path: Path | None = None, per_record: bool = True) -> Engine:
+        # most tests check ksqlDB's per-record semantics (its record cache off)
+        properties = {"ksql.streams.cache.max.bytes.buffering": "0"} if per_record else {}
+        e = Engine(path or tmp_path / "data", fsync="never", properties=properties)
         opened.append(e)
         return e
 
@@ -76,6 +78,39 @@ def test_group_by_emits_every_change(engine: Engine) -> None:
         {"N": 2, "PEAK": 30.0, "MEAN": 20.0},
         {"N": 3, "PEAK": 30.0, "MEAN": 20.0},
     ]
+
+
+def test_by_default_a_batch_emits_the_latest_change_per_key(
+    engine_factory: EngineFactory, tmp_path: Path
+) -> None:
+    engine = engine_factory(tmp_path / "coalesced", per_record=False)
+    engine.execute(READINGS)
+    engine.execute(
+        "CREATE TABLE stats AS SELECT device, COUNT(*) AS n FROM readings GROUP BY device;"
+    )
+    for device in ["a", "b", "a", "a", "b"]:
+        engine.insert("readings", {"DEVICE": device, "TEMP": 1.0})
+    engine.drain()
+    assert [(k, v["N"]) for k, v, _ in rows(engine, "STATS")] == [(b"a", 3), (b"b", 2)]
+
+
+def test_emit_final_outputs_each_window_once_when_it_closes(engine: Engine) -> None:
+    engine.execute(READINGS)
+    engine.execute(
+        "CREATE TABLE w AS SELECT device, COUNT(*) AS n FROM readings "
+        "WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY device EMIT FINAL;"
+    )
+    for ts in [1000, 2000, 9000, 12000, 15000]:
+        engine.insert("readings", {"DEVICE": "d", "TEMP": 1.0}, timestamp=ts)
+    engine.drain()
+    # [0, 10 s) closed when stream time reached 12 s; [10 s, 20 s) is still open
+    assert [(int.from_bytes(k[-8:], "big"), v["N"], t) for k, v, t in rows(engine, "W")] == [
+        (0, 3, 9000)
+    ]
+    with pytest.raises(HispeedError, match="only supported for windowed aggregations"):
+        engine.execute(
+            "CREATE TABLE nw AS SELECT device, COUNT(*) FROM readings GROUP BY device EMIT FINAL;"
+        )
 
 
 def test_fraud_detection_with_a_tumbling_window_and_having(engine: Engine) -> None:

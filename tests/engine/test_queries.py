@@ -14,7 +14,9 @@ from hispeed.errors import HispeedError
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    e = Engine(tmp_path / "data", fsync="never")
+    e = Engine(
+        tmp_path / "data", fsync="never", properties={"ksql.streams.cache.max.bytes.buffering": "0"}
+    )
     e.execute(
         "CREATE STREAM readings (id STRING KEY, x DOUBLE) WITH (kafka_topic='readings', "
         "value_format='JSON', partitions=2);"

@@ -478,7 +478,11 @@ def _plan_aggregate(
         value.append(out)
     _check_value_columns(select, value, sink_kind)
     window = select.window
-    grace = DEFAULT_GRACE_MS
+    if select.emit == "FINAL" and window is None:
+        raise _err(select, "EMIT FINAL is only supported for windowed aggregations.")
+    # a window without GRACE PERIOD accepts late records for 24 hours, as ksqlDB's does;
+    # with EMIT FINAL it closes at its end, so that final results come when it ends
+    grace = 0 if select.emit == "FINAL" else DEFAULT_GRACE_MS
     if window is not None and window.grace_ms is not None:
         grace = window.grace_ms
     agg = AggregationPlan(group_exprs, group_columns, calls, window, grace, post_scope)

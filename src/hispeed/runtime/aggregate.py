@@ -50,6 +50,12 @@ class Aggregator:
         self.dirty: set[Any] = set()
         #: (group, window) whose latest output row passed HAVING (so a failing one deletes it)
         self.present: dict[Any, bool] = {}
+        #: EMIT FINAL: the newest record time in each open window, to stamp its final row
+        self.window_time: dict[Any, int] = {}
+        self.final = self.plan.emit == "FINAL"
+        cache = str(task.engine.properties.get("ksql.streams.cache.max.bytes.buffering", ""))
+        #: ksqlDB with its record cache off: every input record's change is output
+        self.per_record = cache == "0"
 
     def restore(self, key: Any, state: Any) -> None:
         kind, k = key
@@ -61,6 +67,8 @@ class Aggregator:
             self.sessions[k] = state
         elif kind == "P":
             self.present[k] = state
+        elif kind == "X":
+            self.window_time[k] = state
 
     # -- processing -------------------------------------------------------------------------
 
@@ -95,6 +103,7 @@ class Aggregator:
                 else [()] * n
             )
         stream_time = self.task.stream_time.get(partition, 0)
+        finals: list[Change] = []
         for i in range(n):
             ts = stamps[i]
             group = tuple(_hashable(g[i]) for g in groups)
@@ -114,8 +123,28 @@ class Aggregator:
             if not passes or None in group:
                 continue  # ksqlDB drops rows whose grouping key is NULL
             stream_time = max(stream_time, ts)
+            if self.final:
+                self._close_windows(stream_time, finals)
+                before = len(changes)
+                self._stream_update(group, row_args, ts, stream_time, changes)
+                newest = ts
+                for c in changes[before:]:  # sessions merged away hand on their newest time
+                    if c.results is None and c.window is not None:
+                        newest = max(newest, self.window_time.pop((c.group, c.window), ts))
+                        self.dirty.add(("X", (c.group, c.window)))
+                for c in changes[before:]:
+                    if c.results is not None and c.window is not None:
+                        key = (c.group, c.window)
+                        self.window_time[key] = max(self.window_time.get(key, newest), newest)
+                        self.dirty.add(("X", key))
+                continue
             self._stream_update(group, row_args, ts, stream_time, changes)
         self.task.stream_time[partition] = max(self.task.stream_time.get(partition, 0), stream_time)
+        if self.final:
+            self._close_windows(stream_time, finals)
+            changes = finals
+        elif not self.per_record:
+            changes = _coalesce(changes)
         self._evict(partition)
         self._emit(changes, out)
         from hispeed.runtime.task import _STREAM_TIME
@@ -128,11 +157,36 @@ class Aggregator:
                 "T": self.table_rows,
                 "W": self.sessions,
                 "P": self.present,
+                "X": self.window_time,
             }
             store = stores[kind]
             value = store.get(k)
             out.changelog[pickle.dumps(key)] = None if value is None else pickle.dumps(value)
         self.dirty.clear()
+
+    def _close_windows(self, stream_time: int, finals: list[Change]) -> None:
+        """EMIT FINAL: output each window whose end plus grace stream time has reached."""
+        grace = self.agg.grace_ms
+        session = self.agg.window is not None and self.agg.window.kind == "SESSION"
+        closing = sorted(
+            (k for k in self.states if k[1] is not None and k[1][1] + grace <= stream_time),
+            key=lambda k: (k[1][1], k[1][0]),
+        )
+        for key in closing:
+            state = self.states.pop(key)
+            if session:
+                folded = self._init()
+                for r in state:
+                    folded = self._add(folded, r)
+                state = folded
+                group_sessions = self.sessions.get(key[0], [])
+                if list(key[1]) in group_sessions:
+                    group_sessions.remove(list(key[1]))
+                self.dirty.add(("W", key[0]))
+            stamp = self.window_time.pop(key, key[1][1])
+            finals.append(Change(key[0], key[1], self._results(state), stamp))
+            self.dirty.add(("S", key))
+            self.dirty.add(("X", key))
 
     def _add(self, states: list[Any], row_args: list[list[Any]]) -> list[Any]:
         return [
@@ -334,6 +388,15 @@ class Aggregator:
                 return
         del n
         self.task.emit(keys, values, stamps, deleted, out, window=window)
+
+
+def _coalesce(changes: list[Change]) -> list[Change]:
+    """The latest change of each group and window, in the order of those latest changes."""
+    last: dict[Any, int] = {}
+    for i, c in enumerate(changes):
+        last[(c.group, c.window)] = i
+    keep = sorted(last.values())
+    return [changes[i] for i in keep]
 
 
 def _array(values: list[Any], arrow_type: pa.DataType) -> pa.Array:

@@ -122,7 +122,7 @@ class QueryTask:
         out = Outputs()
         positions: dict[TopicPartition, int] = {}
         n = 0
-        for item in polled:
+        for item in _merge_by_partition(polled):
             n += item.batch.num_rows
             self.process(item, out)
             last = item.batch.column(0)[item.batch.num_rows - 1].as_py()
@@ -170,11 +170,8 @@ class QueryTask:
         if frame.num_rows == 0:
             return
         part = item.partition.partition
-        ts = frame.column(field_name(self.plan.label, "ROWTIME"))
-        newest = pc.max(ts).as_py()
-        if newest is not None:
-            self.stream_time[part] = max(self.stream_time.get(part, newest), newest)
         if self.aggregator is not None:
+            # stream time advances record by record inside the aggregation
             self.aggregator.process(frame, tombstones, part, item, out)
             return
         self._stateless(frame, tombstones, item, out)
@@ -274,6 +271,17 @@ class QueryTask:
             value_batch, value_cols, null_rows=deleted if deleted.any() else None
         )
         out.add(key_bytes, value_bytes, pc.cast(timestamps, pa.int64()))
+
+
+def _merge_by_partition(polled: list[PolledBatch]) -> list[PolledBatch]:
+    """One batch per partition (in order), so a poll's records are processed together."""
+    parts: dict[TopicPartition, list[pa.RecordBatch]] = {}
+    for item in polled:
+        parts.setdefault(item.partition, []).append(item.batch)
+    return [
+        PolledBatch(tp, batches[0] if len(batches) == 1 else pa.concat_batches(batches))
+        for tp, batches in parts.items()
+    ]
 
 
 def now_ms() -> int:
