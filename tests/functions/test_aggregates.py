@@ -1,0 +1,150 @@
+"""Each aggregate: its result type, its per-record results, and taking values back (tables)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from hispeed.functions.aggregates import AGGREGATES
+from hispeed.functions.registry import FunctionTypeError
+from hispeed.sql import types as T
+
+
+def run(
+    name: str, types: Sequence[T.SqlType], rows: list[list[Any]], params: Sequence[Any] = ()
+) -> tuple[T.SqlType, list[Any]]:
+    logic = AGGREGATES[name].make(list(types), list(params))
+    state = logic.init()
+    results = []
+    for args in rows:
+        state = logic.add(state, args)
+        results.append(logic.result(state))
+    return logic.result_type(), results
+
+
+@pytest.mark.parametrize(
+    ("name", "types", "rows", "params", "result_type", "results"),
+    [
+        ("COUNT", [T.BIGINT], [[1], [None], [3]], (), T.BIGINT, [1, 1, 2]),
+        ("COUNT", [], [[], [], []], (), T.BIGINT, [1, 2, 3]),
+        ("SUM", [T.INTEGER], [[1], [None], [2]], (), T.INTEGER, [1, 1, 3]),
+        ("SUM", [T.INTEGER], [[2147483647], [1]], (), T.INTEGER, [2147483647, -2147483648]),
+        ("SUM", [T.DOUBLE], [[1.5], [2.5]], (), T.DOUBLE, [1.5, 4.0]),
+        (
+            "SUM",
+            [T.decimal(4, 2)],
+            [[Decimal("1.10")], [Decimal("2.05")]],
+            (),
+            T.decimal(4, 2),
+            [Decimal("1.10"), Decimal("3.15")],
+        ),
+        ("AVG", [T.INTEGER], [[1], [None], [4]], (), T.DOUBLE, [1.0, 1.0, 2.5]),
+        ("MIN", [T.STRING], [["b"], [None], ["a"]], (), T.STRING, ["b", "b", "a"]),
+        ("MAX", [T.BIGINT], [[1], [5], [3]], (), T.BIGINT, [1, 5, 5]),
+        ("COUNT_DISTINCT", [T.STRING], [["a"], ["b"], ["a"], [None]], (), T.BIGINT, [1, 2, 2, 2]),
+        ("LATEST_BY_OFFSET", [T.STRING], [["a"], [None], ["c"]], (), T.STRING, ["a", "a", "c"]),
+        ("LATEST_BY_OFFSET", [T.STRING], [["a"], [None]], (False,), T.STRING, ["a", None]),
+        (
+            "LATEST_BY_OFFSET",
+            [T.INTEGER],
+            [[1], [2], [3]],
+            (2,),
+            T.array(T.INTEGER),
+            [[1], [1, 2], [2, 3]],
+        ),
+        ("EARLIEST_BY_OFFSET", [T.STRING], [[None], ["b"], ["c"]], (), T.STRING, [None, "b", "b"]),
+        (
+            "COLLECT_LIST",
+            [T.INTEGER],
+            [[1], [None], [1]],
+            (),
+            T.array(T.INTEGER),
+            [[1], [1, None], [1, None, 1]],
+        ),
+        (
+            "COLLECT_SET",
+            [T.INTEGER],
+            [[1], [2], [1]],
+            (),
+            T.array(T.INTEGER),
+            [[1], [1, 2], [1, 2]],
+        ),
+        (
+            "TOPK",
+            [T.INTEGER],
+            [[3], [7], [5], [1]],
+            (2,),
+            T.array(T.INTEGER),
+            [[3], [7, 3], [7, 5], [7, 5]],
+        ),
+        (
+            "TOPKDISTINCT",
+            [T.INTEGER],
+            [[3], [3], [1]],
+            (2,),
+            T.array(T.INTEGER),
+            [[3], [3], [3, 1]],
+        ),
+        (
+            "HISTOGRAM",
+            [T.STRING],
+            [["a"], ["b"], ["a"]],
+            (),
+            T.map_(T.STRING, T.BIGINT),
+            [{"a": 1}, {"a": 1, "b": 1}, {"a": 2, "b": 1}],
+        ),
+        (
+            "STDDEV_POP",
+            [T.DOUBLE],
+            [[2.0], [4.0], [6.0]],
+            (),
+            T.DOUBLE,
+            [0.0, 1.0, math.sqrt(8 / 3)],
+        ),
+        ("STDDEV_SAMP", [T.DOUBLE], [[2.0], [4.0], [6.0]], (), T.DOUBLE, [0.0, math.sqrt(2), 2.0]),
+    ],
+)
+def test_aggregates(
+    name: str,
+    types: list[T.SqlType],
+    rows: list[list[Any]],
+    params: tuple[Any, ...],
+    result_type: T.SqlType,
+    results: list[Any],
+) -> None:
+    got_type, got = run(name, types, rows, params)
+    assert got_type == result_type
+    for g, want in zip(got, results, strict=True):
+        if isinstance(want, float):
+            assert g == pytest.approx(want)
+        else:
+            assert g == want
+
+
+def test_correlation() -> None:
+    _, got = run("CORRELATION", [T.DOUBLE, T.DOUBLE], [[1.0, 2.0], [2.0, 4.0], [3.0, 7.0]])
+    assert math.isnan(got[0])
+    assert got[1] == pytest.approx(1.0)
+    assert got[2] == pytest.approx(0.9933992677987828)
+
+
+@pytest.mark.parametrize(
+    "name", ["COUNT", "SUM", "AVG", "COUNT_DISTINCT", "HISTOGRAM", "COLLECT_LIST", "STDDEV_SAMP"]
+)
+def test_undo_takes_a_value_back(name: str) -> None:
+    t = T.STRING if name in ("COUNT_DISTINCT", "HISTOGRAM", "COLLECT_LIST") else T.BIGINT
+    value = "x" if t == T.STRING else 5
+    other = "y" if t == T.STRING else 7
+    logic = AGGREGATES[name].make([t], [])
+    before = logic.add(logic.init(), [other])
+    after = logic.undo(logic.add(before, [value]), [value])
+    assert logic.result(after) == logic.result(before)
+
+
+def test_bad_argument_types_say_what_is_accepted() -> None:
+    with pytest.raises(FunctionTypeError, match="SUM takes INT, BIGINT, DOUBLE or DECIMAL"):
+        AGGREGATES["SUM"].make([T.STRING], [])
