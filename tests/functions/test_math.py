@@ -32,7 +32,7 @@ def test_type_error_says_what_is_accepted() -> None:
         ("ACOS", [2], [math.nan]),
         ("COT", [0], [math.inf]),
         ("DEGREES", [0], [0.0]),
-        ("LOG", [100, 0], [2.0, -math.inf]),
+        ("LOG", [1, 0], [0.0, -math.inf]),  # natural, as ksqlDB's LOG
     ],
 )
 def test_double_functions(name: str, inp: list[int], expected: list[float]) -> None:

@@ -113,10 +113,10 @@ def _resolve_log(arg_types: Sequence[SqlType]) -> SqlType:
 def _log(
     ctx: EvalContext, args: Sequence[pa.Array], arg_types: Sequence[SqlType], rt: SqlType
 ) -> pa.Array:
-    """Return the base-10 logarithm, or LOG(base, value) in the given base."""
+    """Return the natural logarithm (as ksqlDB's LOG), or LOG(base, value) in the base."""
     with np.errstate(all="ignore"):
         if len(args) == 1:
-            return from_numpy(np.log10(float_values(args[0])), null_mask(args[0]), DOUBLE)
+            return from_numpy(np.log(float_values(args[0])), null_mask(args[0]), DOUBLE)
         base = float_values(args[0])
         out = np.log(float_values(args[1])) / np.log(base)
         out = np.where((base <= 0) | (base == 1), np.nan, out)

@@ -131,6 +131,31 @@ def _wrap64(v: int) -> int:
     return (v + (1 << 63)) % (1 << 64) - (1 << 63)
 
 
+@_register("SUM_LIST")
+class SumList(Aggregate):
+    """Sum the elements of each record's array (NULL elements count as nothing)."""
+
+    def __init__(self, arg_types: Sequence[SqlType], params: Sequence[Any]) -> None:
+        super().__init__(arg_types, params)
+        t = arg_types[0]
+        if t.name != "ARRAY" or t.element is None or not t.element.is_numeric:
+            raise FunctionTypeError(f"SUM_LIST takes an ARRAY of numbers, not {t}")
+        self.element = t.element
+
+    def result_type(self) -> SqlType:
+        return self.element
+
+    def init(self) -> Any:
+        t = self.element
+        return decimal.Decimal(0) if t.name == "DECIMAL" else 0.0 if t.name == "DOUBLE" else 0
+
+    def add(self, state: Any, args: Sequence[Any]) -> Any:
+        return state + sum(v for v in args[0] or [] if v is not None)
+
+    def undo(self, state: Any, args: Sequence[Any]) -> Any:
+        return state - sum(v for v in args[0] or [] if v is not None)
+
+
 @_register("AVG")
 class Avg(Aggregate):
     def __init__(self, arg_types: Sequence[SqlType], params: Sequence[Any]) -> None:

@@ -165,7 +165,7 @@ def cast_array(
     if source.is_temporal and target.is_temporal:
         return pc.cast(arr, arrow)
     if source.name == target.name and target.name in ("ARRAY", "MAP", "STRUCT"):
-        return rowwise(ctx, [arr], target, lambda v: _cast_nested(v, target))
+        return rowwise(ctx, [arr], target, lambda v: _cast_value(v, source, target))
     raise HispeedError(f"Cast of {source} to {target} is not supported")
 
 
@@ -193,8 +193,48 @@ def _rescale(arr: pa.Array, target: SqlType, ctx: EvalContext) -> pa.Array:
     return rowwise(ctx, [arr], target, one)
 
 
-def _cast_nested(value: Any, target: SqlType) -> Any:
-    return value
+def _cast_value(v: Any, source: SqlType, target: SqlType) -> Any:
+    """One value CAST as Java does it, for the insides of arrays, maps and structs."""
+    if v is None:
+        return None
+    if target.name == "ARRAY":
+        assert source.element is not None and target.element is not None
+        return [_cast_value(x, source.element, target.element) for x in v]
+    if target.name == "MAP":
+        assert source.key is not None and source.element is not None
+        assert target.key is not None and target.element is not None
+        items = v.items() if isinstance(v, dict) else v
+        return [
+            (_cast_value(k, source.key, target.key), _cast_value(x, source.element, target.element))
+            for k, x in items
+        ]
+    if target.name == "STRUCT":
+        out = {}
+        for name, ftype in target.fields:
+            src_name = next((n for n, _ in source.fields if n.upper() == name.upper()), None)
+            src_type = source.field(src_name) if src_name is not None else None
+            out[name] = (
+                _cast_value(v.get(src_name), src_type, ftype)
+                if src_name is not None and src_type is not None
+                else None
+            )
+        return out
+    if target.name == "STRING":
+        return sql_text(v, source)
+    if target.name in ("INTEGER", "BIGINT"):
+        n = int(v) if not isinstance(v, str) else int(v.strip())
+        bits = 32 if target.name == "INTEGER" else 64
+        return (n + (1 << (bits - 1))) % (1 << bits) - (1 << (bits - 1))  # Java narrowing
+    if target.name == "DOUBLE":
+        return float(v)
+    if target.name == "DECIMAL":
+        assert target.scale is not None
+        return decimal.Decimal(str(v)).quantize(
+            decimal.Decimal(1).scaleb(-target.scale), rounding=decimal.ROUND_HALF_UP
+        )
+    if target.name == "BOOLEAN":
+        return v if isinstance(v, bool) else str(v).strip().lower() == "true"
+    return v
 
 
 def _to_string(arr: pa.Array, source: SqlType, ctx: EvalContext) -> pa.Array:

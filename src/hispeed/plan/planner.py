@@ -156,7 +156,7 @@ def plan_select(
                 f"{sql(select.where)} ({where.type}) instead.",
             )
 
-    items = _expand(select, source, label)
+    items = _expand(select, source, label, transient=sink_kind is None)
     has_aggregates = any(_is_aggregate(x) for item in items for x in _walk(item.expr)) or (
         select.having is not None
     )
@@ -218,7 +218,20 @@ def plan_select(
             value.append(out)
     missing = [n for n in key_names if n not in keyed]
     if missing and sink_kind is not None:
-        raise _err(select, _key_missing(sink_name, "key column", missing))
+        raise _err(select, _key_missing(sink_name, "key column", key_names))
+    if sink_kind is not None:
+        for name, out in keyed.items():
+            again = [
+                o.name
+                for item, o in zip(items, outputs, strict=True)
+                if o is not out and isinstance(item.expr, ast.ColumnRef) and item.expr.name == name
+            ]
+            if again:
+                raise _err(
+                    select,
+                    f"The projection contains a key column (`{name}`) more than once, aliased "
+                    f"as: {out.name} and {' and '.join(again)}.",
+                )
     key = [keyed[n] for n in key_names if n in keyed]
     _check_value_columns(select, value, sink_kind)
     return QueryPlan(
@@ -236,7 +249,11 @@ def plan_select(
     )
 
 
-def _expand(select: ast.Select, source: Source, label: str) -> list[ast.SelectItem]:
+def _expand(
+    select: ast.Select, source: Source, label: str, transient: bool = False
+) -> list[ast.SelectItem]:
+    """Spell out `*`: key, value and header columns; a transient query over a windowed source
+    also gets WINDOWSTART and WINDOWEND (a persistent one keeps them in its windowed key)."""
     items: list[ast.SelectItem] = []
     for item in select.items:
         if isinstance(item, ast.AllColumns):
@@ -247,7 +264,7 @@ def _expand(select: ast.Select, source: Source, label: str) -> list[ast.SelectIt
                 *source.value_columns,
                 *(c for c, _ in source.header_columns),
             ]
-            if source.window is not None:
+            if source.window is not None and transient:
                 items += [
                     ast.SelectItem(ast.ColumnRef(c.name, pos=item.pos), pos=item.pos)
                     for c in source.key_columns

@@ -127,8 +127,12 @@ class _Parser:
 
     def error(self, expected: str, tok: Token | None = None) -> SqlError:
         tok = tok or self.tok
+        # the phrase ksqlDB uses, then what would have fitted there
         return SqlError(
-            f"Syntax error at or near {tok.describe()}: expected {expected}", tok.line, tok.column
+            f"Syntax error at or near {tok.describe()} at line {tok.line}:{tok.column}: "
+            f"expected {expected}",
+            tok.line,
+            tok.column,
         )
 
     def accept_word(self, *words: str) -> Token | None:
