@@ -65,7 +65,11 @@ def pull(engine: Engine, plan: QueryPlan) -> list[dict[str, Any]]:
         columns = [frame.column(k).to_pylist() for k in keys]
         for i, key in enumerate(zip(*columns, strict=True)):
             latest[_hashable(key)] = i
-        rows = np.array(sorted(i for i in latest.values() if not gone[i]), dtype=np.int64)
+        # rows in key order, as a table's store iterates them
+        ordered = sorted(
+            ((k, i) for k, i in latest.items() if not gone[i]), key=lambda ki: _sort_key(ki[0])
+        )
+        rows = np.array([i for _, i in ordered], dtype=np.int64)
         frame = frame.take(pa.array(rows))
     ctx = EvalContext()
     if plan.where is not None:
@@ -77,6 +81,11 @@ def pull(engine: Engine, plan: QueryPlan) -> list[dict[str, Any]]:
     if plan.limit is not None:
         rows_out = rows_out[: plan.limit]
     return rows_out
+
+
+def _sort_key(key: Any) -> Any:
+    """An order for key tuples that tolerates NULLs and mixed types."""
+    return tuple((v is None, str(type(v)), v if v is not None else 0) for v in key)
 
 
 def _hashable(v: Any) -> Any:

@@ -117,6 +117,8 @@ def _run(case: Case, workdir: Path) -> CaseResult:
         }
         engine = Engine(log_=log, properties=properties)
         _create_topics(case, log)
+        if "responses" in spec or (expected_error and "status" in expected_error):
+            return _run_rest(case, engine, expected_error)
         try:
             # one script, as ksqlDB's test runner sends them: errors name the script's line
             engine.execute("\n".join(case.statements))
@@ -169,6 +171,142 @@ def _run(case: Case, workdir: Path) -> CaseResult:
             log.close()
         finally:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _run_rest(case: Case, engine: Any, expected_error: dict[str, Any] | None) -> CaseResult:
+    """A REST case: statements one by one, the inputs before the first query, and each
+    query's answer compared with the expected response (header schema and rows)."""
+    from hispeed.plan.planner import UnsupportedError
+
+    spec = case.spec
+    responses = spec.get("responses", [])
+    produced = False
+
+    def produce() -> None:
+        for record in spec.get("inputs", []):
+            _produce(engine, record)
+            engine.drain()
+
+    for i, statement in enumerate(case.statements):
+        is_query = statement.lstrip().upper().startswith("SELECT")
+        try:
+            if is_query and not produced:
+                produce()
+                produced = True
+            expected = responses[i] if i < len(responses) else None
+            if is_query:
+                want = (expected or {}).get("query")
+                header, rows = _query_response(engine, statement, want)
+                if want is not None:
+                    diff = _compare_query(want, header, rows)
+                    if diff:
+                        return CaseResult(case.file, case.name, "failed", diff)
+            else:
+                engine.execute(statement)
+        except UnsupportedError as e:
+            return CaseResult(case.file, case.name, "unsupported", str(e))
+        except HispeedError as e:
+            if expected_error:
+                return _check_error(case, expected_error, str(e))
+            return CaseResult(case.file, case.name, "failed", f"statement {i + 1} failed: {e}")
+        except Exception as e:
+            return CaseResult(
+                case.file, case.name, "failed", f"internal error: {type(e).__name__}: {e}"
+            )
+    if not produced:
+        produce()
+    if expected_error:
+        return CaseResult(
+            case.file,
+            case.name,
+            "failed",
+            f"expected an error ({expected_error.get('message', '')!r}) but the "
+            "statements succeeded",
+        )
+    diff = _compare_outputs(engine, spec.get("outputs", []))
+    if diff:
+        return CaseResult(case.file, case.name, "failed", diff)
+    return CaseResult(case.file, case.name, "passed")
+
+
+def _query_response(
+    engine: Any, sql: str, want: list[dict[str, Any]] | None
+) -> tuple[str, list[list[Any]]]:
+    """The header schema and rows a pull or push query gives."""
+    import msgspec
+
+    select = engine._select(sql)
+    plan = engine._plan(select, None)
+    table = plan.source.kind == "TABLE" and select.emit is None
+    key_names = {c.name for c in plan.source.key_columns}
+    if plan.source.window is not None:
+        key_names |= {"WINDOWSTART", "WINDOWEND"}
+    parts = []
+    for item, out in zip(_select_items(plan), plan.outputs, strict=True):
+        is_key = table and item in key_names
+        parts.append(f"`{out.name}` {out.type}" + (" KEY" if is_key else ""))
+    header = ", ".join(parts)
+    names = [c.name for c in plan.outputs]
+    if select.emit is None:
+        dict_rows = engine.query(sql)
+    else:
+        wanted = sum(1 for e in want or [] if "row" in e)
+        dict_rows = []
+        with engine.stream(sql, from_beginning=True) as q:
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline and len(dict_rows) < max(wanted, 1):
+                dict_rows += q.poll(0.1)
+                if q.closed:
+                    break
+    encoder = msgspec.json.Encoder(decimal_format="number")
+    rows = [json.loads(encoder.encode([_jsonable(r.get(n)) for n in names])) for r in dict_rows]
+    return header, rows
+
+
+def _jsonable(v: Any) -> Any:
+    """Values as ksqlDB's REST API writes them: bytes base64, dates and times as text."""
+    import datetime as dt
+
+    if isinstance(v, bytes):
+        return base64.b64encode(v).decode()
+    if isinstance(v, dt.datetime):
+        return v.strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}"
+    if isinstance(v, dt.date | dt.time):
+        return v.isoformat()
+    if isinstance(v, list):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
+    return v
+
+
+def _select_items(plan: Any) -> list[str | None]:
+    """The source column each output reads directly (None for expressions)."""
+    from hispeed.sql import ast as _ast
+
+    out: list[str | None] = []
+    for c in plan.outputs:
+        name = None
+        expr_src = getattr(c, "source_expr", None)
+        if isinstance(expr_src, _ast.ColumnRef):
+            name = expr_src.name
+        out.append(name if name is not None else c.name)
+    return out
+
+
+def _compare_query(want: list[dict[str, Any]], header: str, rows: list[list[Any]]) -> str:
+    want_header = next((e["header"]["schema"] for e in want if "header" in e), None)
+    if want_header is not None and _normalize_schema(want_header) != _normalize_schema(header):
+        return f"query header: expected {want_header}, got {header}"
+    want_rows = [e["row"]["columns"] for e in want if "row" in e]
+    if len(want_rows) != len(rows):
+        return f"query rows: expected {len(want_rows)}, got {len(rows)}: {rows[:5]}"
+    for i, (w, g) in enumerate(zip(want_rows, rows, strict=True)):
+        if not _same(w, g):
+            return f"query row #{i}: expected {w}, got {g}"
+    return ""
 
 
 def _check_error(case: Case, expected: dict[str, Any], message: str) -> CaseResult:
