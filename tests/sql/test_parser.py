@@ -238,7 +238,7 @@ def test_statement_text_and_position_are_kept() -> None:
     [
         ("SELEC * FROM s", 1, 1, "expected a statement"),
         ("SELECT * FROM s WHERE", 1, 22, "expected an expression"),
-        ("SELECT a FROM s GROUP BY f3, (f2, f1)", 1, 33, "expected ')'"),
+        ("SELECT a FROM s GROUP BY f3, (f2, f1)", 1, 33, "missing ')' at ','"),
         ("CREATE STREAM s (k STRING (KEY)) WITH (kafka_topic='t')", 1, 27, "expected ',' or ')'"),
         ("SELECT * FROM s WHERE id IN ()", 1, 30, "IN needs at least one"),
         ("SELECT CAST(x AS NULL) FROM s", 1, 18, "Syntax error at or near 'NULL'"),

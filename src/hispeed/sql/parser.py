@@ -153,7 +153,9 @@ class _Parser:
     def expect_op(self, op: str) -> Token:
         if self.tok.is_op(op):
             return self.advance()
-        raise self.error(f"'{op}'")
+        tok = self.tok
+        # ksqlDB's (ANTLR's) words for a missing token
+        raise SqlError(f"Syntax Error\nmissing '{op}' at {tok.describe()}", tok.line, tok.column)
 
     def expect_eof(self) -> None:
         if self.tok.kind != EOF:
@@ -559,21 +561,24 @@ class _Parser:
         )
 
     def expr_list(self) -> tuple[ast.Expr, ...]:
-        # `GROUP BY (a, b)` is one parenthesized list; `GROUP BY a, (b, c)` is an error
+        """GROUP BY / PARTITION BY expressions: values, not conditions (as ksqlDB's grammar).
+
+        `GROUP BY (a, b)` is one parenthesized list; `GROUP BY a, (b, c)` is an error.
+        """
         if self.tok.is_op("("):
             save = self.i
             self.advance()
-            first = self.expr()
+            first = self.predicate()
             if self.accept_op(","):
-                items = [first, self.expr()]
+                items = [first, self.predicate()]
                 while self.accept_op(","):
-                    items.append(self.expr())
+                    items.append(self.predicate())
                 self.expect_op(")")
                 return tuple(items)
             self.i = save
-        items = [self.expr()]
+        items = [self.predicate()]
         while self.accept_op(","):
-            items.append(self.expr())
+            items.append(self.predicate())
         return tuple(items)
 
     def relation(self) -> ast.Relation:
