@@ -666,6 +666,12 @@ def _json_texts(arr: pa.Array) -> pa.BinaryArray:
     t = arr.type
     if pa.types.is_integer(t) or pa.types.is_boolean(t):
         return pc.cast(arr, pa.string()).cast(pa.binary())
+    if pa.types.is_string(t) and len(arr):
+        # most text needs no escaping: quote it with Arrow, and escape the rest with msgspec
+        plain = pc.invert(pc.match_substring_regex(arr, r'["\\\x00-\x1f]'))
+        if pc.all(pc.fill_null(plain, True)).as_py():
+            quoted = pc.binary_join_element_wise('"', arr, '"', "")
+            return quoted.cast(pa.binary())
     values = arr.cast(_json_ready(t)).to_pylist(maps_as_pydicts="strict")
     if _has_floats(t):
         all_finite = pa.types.is_floating(t) and pc.all(pc.is_finite(arr)).as_py() is not False

@@ -1193,10 +1193,27 @@ def _arithmetic(
     return ev
 
 
+def _as_decimal(arr: pa.Array) -> pa.Array:
+    t = arr.type
+    if pa.types.is_decimal(t):
+        return arr
+    return arr.cast(pa.decimal128(10 if t.bit_width <= 32 else 19, 0))
+
+
 def _decimal_arith(
     op: str, la: pa.Array, ra: pa.Array, result: SqlType, ctx: EvalContext
 ) -> pa.Array:
-    assert result.scale is not None
+    assert result.scale is not None and result.precision is not None
+    if op in ("+", "-", "*"):
+        # whole columns in Arrow's decimal arithmetic, rounded half up to the result's scale;
+        # Python's decimal only when Arrow cannot (a result past 38 digits)
+        try:
+            fn = {"+": pc.add, "-": pc.subtract, "*": pc.multiply}[op]
+            exact = fn(_as_decimal(la), _as_decimal(ra))
+            rounded = pc.round(exact, ndigits=result.scale, round_mode="half_up")
+            return rounded.cast(pa.decimal128(result.precision, result.scale))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
     quant = decimal.Decimal(1).scaleb(-result.scale)
 
     def one(x: Any, y: Any) -> decimal.Decimal:
