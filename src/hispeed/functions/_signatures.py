@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hispeed.functions.registry import EvalContext, FunctionTypeError
+from hispeed.functions.registry import EvalContext, FunctionTypeError, rowwise
 from hispeed.sql.javatext import java_double
 from hispeed.sql.types import (
     DOUBLE,
@@ -160,20 +160,7 @@ def rows(
     skip_nulls: bool = True,
 ) -> pa.Array:
     """Apply `fn` row by row, reporting a row's failure as `NAME: message` and giving NULL."""
-    columns = [a.to_pylist() for a in args]
-    n = len(args[0]) if args else 0
-    out: list[Any] = []
-    for i in range(n):
-        row = [c[i] for c in columns]
-        if skip_nulls and any(v is None for v in row):
-            out.append(None)
-            continue
-        try:
-            out.append(fn(*row))
-        except Exception as e:  # one bad row must not stop the query
-            ctx.error(i, f"{name}: {e}")
-            out.append(None)
-    return pa.array(out, return_type.to_arrow())
+    return rowwise(ctx, args, return_type, fn, skip_nulls=skip_nulls, label=name)
 
 
 def java_string(value: Any) -> str:

@@ -98,6 +98,7 @@ def rowwise(
     fn: Callable[..., Any],
     *,
     skip_nulls: bool = True,
+    label: str = "",
 ) -> pa.Array:
     """Apply a Python function row by row: the slow path, for what Arrow compute cannot do.
 
@@ -115,6 +116,6 @@ def rowwise(
         try:
             out.append(fn(*row))
         except Exception as e:  # one bad row must not stop the query
-            ctx.error(i, f"{type(e).__name__}: {e}")
+            ctx.error(i, f"{label}: {e}" if label else f"{type(e).__name__}: {e}")
             out.append(None)
     return pa.array(out, return_type.to_arrow())
