@@ -407,6 +407,31 @@ def bench_log(
         click.echo(f"{name:40s} {value:>14,}")
 
 
+@bench.command("engine")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--events", type=click.IntRange(10_000), default=1_000_000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=100_000, show_default=True)
+@click.option("--auctions", type=click.IntRange(1), default=10_000, show_default=True)
+def bench_engine(as_json: bool, events: int, batch_size: int, auctions: int) -> None:
+    """Events per second through the SQL engine's operators (Nexmark-like bids, one core)."""
+    from hispeed.bench import engine as bench_engine_module
+
+    show = sys.stderr.isatty()
+
+    def progress(phase: str, done: int) -> None:
+        if show:
+            click.echo(f"\r{phase}: {done} batches   ", err=True, nl=False)
+
+    results = bench_engine_module.run(events, batch_size, auctions, progress=progress)
+    if show:
+        click.echo("\r" + " " * 40 + "\r", err=True, nl=False)
+    if as_json:
+        click.echo(json.dumps(results))
+        return
+    for name, value in results.items():
+        click.echo(f"{name:16s} {value:>14,} events/s")
+
+
 # -- conformance ----------------------------------------------------------------------------
 
 

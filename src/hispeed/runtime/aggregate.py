@@ -20,6 +20,7 @@ from hispeed.functions.aggregates import _hashable, _unhashable
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import PolledBatch
 from hispeed.plan.planner import field_name
+from hispeed.runtime.vectorized import VectorizedAggregator
 
 if TYPE_CHECKING:
     from hispeed.runtime.task import Outputs, QueryTask
@@ -56,6 +57,8 @@ class Aggregator:
         cache = str(task.engine.properties.get("ksql.streams.cache.max.bytes.buffering", ""))
         #: ksqlDB with its record cache off: every input record's change is output
         self.per_record = cache == "0"
+        #: whole batches at a time, for the query shapes runtime/vectorized.py supports
+        self.vectorized = VectorizedAggregator.build(self.plan, coalesce=not self.per_record)
 
     def restore(self, key: Any, state: Any) -> None:
         kind, k = key
@@ -80,6 +83,8 @@ class Aggregator:
         item: PolledBatch,
         out: Outputs,
     ) -> None:
+        if self.vectorized and self.vectorized.process(self, frame, partition, item, out):
+            return  # else the fast path refused this batch, having changed nothing
         ctx = EvalContext()
         label = self.plan.label
         n = frame.num_rows

@@ -1,0 +1,234 @@
+"""`hispeed bench engine`: events per second through the SQL engine's operators, on one core.
+
+Nexmark-like bids are generated as columns, in batches, in this process. Each query is a real
+persistent query planned by a real `Engine`; the bench hands its task ready-made frames (the
+decoded form of a polled batch) and runs the task's own code path (`QueryTask.process`:
+filter, projection, window assignment, aggregation, output encoding), then discards the
+outputs instead of committing them to the log. `tumbling_json` starts from the log: the bids
+are first appended to a topic as JSON (not timed), then the query's task polls, decodes and
+aggregates them (timed), its commits discarded likewise.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+
+from hispeed.engine import Engine
+from hispeed.log.base import PolledBatch, TopicPartition
+from hispeed.plan.planner import field_name
+from hispeed.runtime.task import Outputs, QueryTask
+
+Progress = Callable[[str, int], Any] | None
+
+COLUMNS = "auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING, dateTime BIGINT"
+QUERIES = {
+    "q0": "CREATE STREAM q0 AS SELECT * FROM bids;",
+    "q1": (
+        "CREATE STREAM q1 AS SELECT auction, bidder, price * 0.908 AS price, dateTime FROM bids;"
+    ),
+    "q2": "CREATE STREAM q2 AS SELECT auction, price FROM bids WHERE auction % 123 = 0;",
+    "tumbling": (
+        "CREATE TABLE tumbling AS SELECT auction, COUNT(*) AS bids, MAX(price) AS top "
+        "FROM bids WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 1 SECONDS) GROUP BY auction;"
+    ),
+    "hopping": (
+        "CREATE TABLE hopping AS SELECT auction, COUNT(*) AS bids, MAX(price) AS top "
+        "FROM bids WINDOW HOPPING (SIZE 10 SECONDS, ADVANCE BY 2 SECONDS, "
+        "GRACE PERIOD 1 SECONDS) GROUP BY auction;"
+    ),
+    "session": (
+        "CREATE TABLE session AS SELECT bidder, COUNT(*) AS bids, MAX(price) AS top "
+        "FROM bids WINDOW SESSION (10 SECONDS, GRACE PERIOD 1 SECONDS) GROUP BY bidder;"
+    ),
+    "tumbling_json": (
+        "CREATE TABLE tumbling_json AS SELECT auction, COUNT(*) AS bids, MAX(price) AS top "
+        "FROM bids_json WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 1 SECONDS) "
+        "GROUP BY auction;"
+    ),
+}
+#: event time advances 10,000 events a second, as Nexmark's default rate
+EVENTS_PER_S = 10_000
+START_MS = 1_700_000_000_000
+CHANNELS = np.array(["Google", "Facebook", "Baidu", "Apple"], dtype=object)
+
+
+def make_bids(
+    n: int, auctions: int, first: int = 0, seed: int = 0
+) -> dict[str, np.ndarray[Any, Any]]:
+    """n Nexmark-like bids (events first .. first + n - 1), as columns, without a Python loop.
+
+    A bidder bids during a few seconds of event time (new bidders keep arriving), so sessions
+    per bidder open, grow and close.
+    """
+    rng = np.random.default_rng(seed + first)
+    ids = np.arange(first, first + n, dtype=np.int64)
+    auction = rng.integers(0, auctions, n, dtype=np.int64)
+    bidder = ids // 50 + rng.integers(0, 1_000, n, dtype=np.int64)
+    price = rng.integers(100, 100_000, n, dtype=np.int64)
+    channel = CHANNELS[rng.integers(0, len(CHANNELS), n)]
+    url = np.char.add("https://www.nexmark.com/item.htm?query=1&channel_id=", auction.astype(str))
+    stamps = START_MS + ids * 1000 // EVENTS_PER_S
+    return {
+        "AUCTION": auction,
+        "BIDDER": bidder,
+        "PRICE": price,
+        "CHANNEL": channel,
+        "URL": url.astype(object),
+        "DATETIME": stamps,
+    }
+
+
+def _frame(label: str, bids: dict[str, np.ndarray[Any, Any]], first: int) -> pa.RecordBatch:
+    n = len(bids["AUCTION"])
+    arrays: dict[str, pa.Array] = {}
+    for name, values in bids.items():
+        arrow = pa.string() if values.dtype == object else pa.int64()
+        arrays[field_name(label, name)] = pa.array(values, arrow)
+    arrays[field_name(label, "ROWTIME")] = pa.array(bids["DATETIME"])
+    arrays[field_name(label, "ROWPARTITION")] = pa.array(np.zeros(n, np.int32))
+    arrays[field_name(label, "ROWOFFSET")] = pa.array(np.arange(first, first + n, dtype=np.int64))
+    return pa.RecordBatch.from_pydict(arrays)
+
+
+def _use_fast_path(task: QueryTask) -> None:
+    """Wire the vectorized GROUP BY path in as docs/wiring-vectorized.patch does, if not yet."""
+    from hispeed.runtime.vectorized import VectorizedAggregator
+
+    aggregator = task.aggregator
+    if aggregator is None or hasattr(aggregator, "vectorized"):
+        return
+    fast = VectorizedAggregator.build(task.plan, coalesce=not aggregator.per_record)
+    if fast is None:
+        return
+    reference = aggregator.process
+
+    def process(
+        frame: pa.RecordBatch,
+        tombstones: np.ndarray[Any, Any],
+        partition: int,
+        item: PolledBatch,
+        out: Outputs,
+    ) -> None:
+        if not fast.process(aggregator, frame, partition, item, out):
+            reference(frame, tombstones, partition, item, out)
+
+    aggregator.process = process  # type: ignore[method-assign]
+
+
+def _frames_per_s(
+    task: QueryTask, frames: list[pa.RecordBatch], phase: str, progress: Progress
+) -> int:
+    """Run the task's own processing over ready-made frames; events per second."""
+    queue: list[tuple[pa.RecordBatch, np.ndarray[Any, Any]]] = []
+
+    def decode(item: PolledBatch, out: Outputs) -> tuple[pa.RecordBatch, np.ndarray[Any, Any]]:
+        return queue.pop()
+
+    task.decode = decode  # type: ignore[method-assign]
+    partition = TopicPartition(task.source.topic, 0)
+    events = 0
+    t0 = time.perf_counter()
+    for i, frame in enumerate(frames):
+        queue.append((frame, np.zeros(frame.num_rows, bool)))
+        item = PolledBatch(partition, frame)
+        task.process(item, Outputs())  # the sink discards what the query emits
+        events += frame.num_rows
+        if progress:
+            progress(phase, i + 1)
+    return round(events / (time.perf_counter() - t0))
+
+
+def _json_per_s(
+    engine: Engine,
+    task: QueryTask,
+    events: int,
+    batch_size: int,
+    auctions: int,
+    phase: str,
+    progress: Progress,
+) -> int:
+    """Append the bids to the topic as JSON (untimed), then time the task polling them."""
+    encoder = msgspec.json.Encoder()
+    for first in range(0, events, batch_size):
+        bids = make_bids(min(batch_size, events - first), auctions, first)
+        names = [n for n in bids if n != "DATETIME"]
+        columns = [bids[n].tolist() for n in names]
+        values = [
+            encoder.encode(dict(zip(names, row, strict=True))) for row in zip(*columns, strict=True)
+        ]
+        batch = pa.record_batch(
+            {
+                "key": pa.nulls(len(values), pa.binary()),
+                "value": pa.array(values, pa.binary()),
+                "timestamp": pa.array(bids["DATETIME"]),
+            }
+        )
+        engine.log.append(task.source.topic, batch, partition=0)
+
+    def commit(out: Outputs, positions: dict[TopicPartition, int]) -> None:
+        """Discard the outputs (the consumer's position has moved on already)."""
+
+    task.commit = commit  # type: ignore[method-assign]
+    done = 0
+    rounds = 0
+    t0 = time.perf_counter()
+    while done < events:
+        got = task.poll(0, max_records=batch_size)
+        if not got:
+            break
+        done += got
+        rounds += 1
+        if progress:
+            progress(phase, rounds)
+    return round(done / (time.perf_counter() - t0))
+
+
+def run(
+    events: int = 1_000_000,
+    batch_size: int = 100_000,
+    auctions: int = 10_000,
+    directory: str | None = None,
+    progress: Progress = None,
+) -> dict[str, int]:
+    """Events per second for each query in QUERIES (see the module docstring)."""
+    root = tempfile.mkdtemp(prefix="hispeed-bench-engine-", dir=directory)
+    try:
+        with Engine(Path(root) / "data", fsync="never") as engine:
+            engine.execute(
+                f"CREATE STREAM bids ({COLUMNS}) WITH (kafka_topic='bids', "
+                "value_format='JSON', partitions=1);"
+            )
+            engine.execute(
+                f"CREATE STREAM bids_json ({COLUMNS}) WITH (kafka_topic='bids_json', "
+                "value_format='JSON', partitions=1);"
+            )
+            tasks: dict[str, QueryTask] = {}
+            for name, sql in QUERIES.items():
+                (result,) = engine.execute(sql)
+                tasks[name] = engine.tasks[str(result.query_id)]
+                _use_fast_path(tasks[name])
+            label = tasks["q0"].plan.label
+            frames = [
+                _frame(label, make_bids(min(batch_size, events - f), auctions, f), f)
+                for f in range(0, events, batch_size)
+            ]
+            results: dict[str, int] = {}
+            for name, task in tasks.items():
+                if name == "tumbling_json":
+                    results[name] = _json_per_s(
+                        engine, task, events, batch_size, auctions, name, progress
+                    )
+                else:
+                    results[name] = _frames_per_s(task, frames, name, progress)
+            return results
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
