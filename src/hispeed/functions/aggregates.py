@@ -46,6 +46,13 @@ class Aggregate:
     def result(self, state: Any) -> Any:
         return state
 
+    #: whether `merge` combines two states (session windows merge without replaying records)
+    mergeable = False
+
+    def merge(self, earlier: Any, later: Any) -> Any:
+        """The state of the records of `earlier` followed by those of `later`."""
+        raise TypeError(f"{type(self).__name__} cannot merge states")
+
 
 @dataclass(frozen=True)
 class AggregateSpec:
@@ -93,6 +100,11 @@ class Count(Aggregate):
     def undo(self, state: int, args: Sequence[Any]) -> int:
         return state - (1 if not args or args[0] is not None else 0)
 
+    mergeable = True
+
+    def merge(self, earlier: int, later: int) -> int:
+        return earlier + later
+
 
 @_register("SUM")
 class Sum(Aggregate):
@@ -121,6 +133,11 @@ class Sum(Aggregate):
     def undo(self, state: Any, args: Sequence[Any]) -> Any:
         v = args[0]
         return state if v is None else state - v
+
+    mergeable = True
+
+    def merge(self, earlier: Any, later: Any) -> Any:
+        return self.add(earlier, [later])
 
 
 def _wrap32(v: int) -> int:
@@ -176,6 +193,11 @@ class Avg(Aggregate):
         v = args[0]
         return state if v is None else (state[0] - v, state[1] - 1)
 
+    mergeable = True
+
+    def merge(self, earlier: tuple[Any, int], later: tuple[Any, int]) -> tuple[Any, int]:
+        return (earlier[0] + later[0], earlier[1] + later[1])
+
     def result(self, state: tuple[Any, int]) -> float:
         total, count = state
         return 0.0 if count == 0 else float(total) / count
@@ -198,6 +220,11 @@ class _Extreme(Aggregate):
         if state is None:
             return v
         return min(state, v) if self.smallest else max(state, v)
+
+    mergeable = True
+
+    def merge(self, earlier: Any, later: Any) -> Any:
+        return self.add(earlier, [later])
 
 
 @_register("MIN")

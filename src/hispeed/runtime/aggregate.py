@@ -43,7 +43,7 @@ class Aggregator:
         self.agg = agg
         self.calls = agg.calls
         #: (group, window) -> list of aggregate states
-        self.states: dict[tuple[Any, Any], list[Any]] = {}
+        self.states: dict[tuple[Any, Any], Any] = {}
         #: a table source's current rows: source key -> (group, args) it contributed
         self.table_rows: dict[Any, tuple[tuple[Any, ...], list[list[Any]]]] = {}
         #: session windows per group: list of [start, end]
@@ -180,10 +180,7 @@ class Aggregator:
         for key in closing:
             state = self.states.pop(key)
             if session:
-                folded = self._init()
-                for r in state:
-                    folded = self._add(folded, r)
-                state = folded
+                state = state[1]  # (rows, running states)
                 group_sessions = self.sessions.get(key[0], [])
                 if list(key[1]) in group_sessions:
                     group_sessions.remove(list(key[1]))
@@ -252,8 +249,9 @@ class Aggregator:
     ) -> None:
         """Open or extend a session; sessions the record bridges merge into one.
 
-        A session's state is the list of its records' arguments, folded for each change, so
-        that merging needs nothing from the aggregates but `add`.
+        A session's state is (its records' arguments or None, their aggregate states). A new
+        record adds to the states. Sessions merge with the aggregates' `merge` when all have
+        one (then no records are kept), or else by folding the merged sessions' records.
         """
         assert self.agg.window is not None
         gap = self.agg.window.size_ms
@@ -263,24 +261,43 @@ class Aggregator:
         end = max([ts] + [s[1] for s in overlapping])
         if end + self.agg.grace_ms <= stream_time:
             return  # too late to open or extend a session
-        rows: list[list[list[Any]]] = []
+        mergeable = all(call.logic.mergeable for call in self.calls)
+        rows: list[list[list[Any]]] | None = None if mergeable else []
+        running: list[Any] | None = None
         for s in overlapping:
             old_key = (group, (s[0], s[1]))
-            rows += self.states.pop(old_key, [])
+            old_rows, old_running = self.states.pop(old_key, (None, None))
+            if mergeable:
+                running = (
+                    old_running
+                    if running is None
+                    else [
+                        call.logic.merge(a, b)
+                        for call, a, b in zip(self.calls, running, old_running, strict=True)
+                    ]
+                )
+            elif len(overlapping) == 1:
+                rows, running = old_rows, old_running  # extend in place: no copies
+            else:
+                assert rows is not None
+                rows += old_rows
             self.dirty.add(("S", old_key))
             sessions.remove(s)
             if (s[0], s[1]) != (start, end):
                 # the merged-away session is deleted as of its own last record
                 changes.append(Change(group, (s[0], s[1]), None, s[1]))
-        rows.append(row_args)
+        if running is None:  # a new session, or a merge to replay
+            running = self._init()
+            for r in rows or []:
+                running = self._add(running, r)
+        if rows is not None:
+            rows.append(row_args)
+        states = self._add(running, row_args)
         sessions.append([start, end])
         self.dirty.add(("W", group))
         key = (group, (start, end))
-        self.states[key] = rows
+        self.states[key] = (rows, states)
         self.dirty.add(("S", key))
-        states = self._init()
-        for r in rows:
-            states = self._add(states, r)
         changes.append(Change(group, (start, end), self._results(states), ts))
 
     def _table_update(
