@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import decimal
 import math
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from hispeed.sql import types as T
 from hispeed.sql.types import SqlType
 
 
-class Aggregate:
+class Aggregate(ABC):
     """One aggregate call's logic. `args` of add/undo are the call's argument values."""
 
     #: how many leading arguments are per-record values (the rest are constant parameters)
@@ -31,17 +32,18 @@ class Aggregate:
         self.arg_types = list(arg_types)
         self.params = list(params)
 
-    def result_type(self) -> SqlType:
-        raise NotImplementedError
+    @abstractmethod
+    def result_type(self) -> SqlType: ...
 
-    def init(self) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def init(self) -> Any: ...
 
-    def add(self, state: Any, args: Sequence[Any]) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def add(self, state: Any, args: Sequence[Any]) -> Any: ...
 
     def undo(self, state: Any, args: Sequence[Any]) -> Any:
-        raise NotImplementedError
+        """Take a value back (a table row that changed); only for `undoable` aggregates."""
+        raise TypeError(f"{type(self).__name__} cannot take values back")
 
     def result(self, state: Any) -> Any:
         return state

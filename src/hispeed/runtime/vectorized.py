@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import pickle
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -510,32 +511,32 @@ def _supported_call(call: AggregateCall) -> bool:
     return False
 
 
-class _Column:
+class _Column(ABC):
     """One aggregate call's running values over a batch's sorted events."""
 
+    @abstractmethod
     def finals(self, ends: IntArray) -> list[Any]:
         """Each key's state after the batch, in the aggregate's own representation."""
-        raise NotImplementedError
 
+    @abstractmethod
     def results(self, picked: IntArray) -> pa.Array:
         """The aggregate's result after each picked (sorted) event."""
-        raise NotImplementedError
 
 
-class _Kernel:
+class _Kernel(ABC):
     def __init__(self, logic: Aggregate, arrow: pa.DataType) -> None:
         self.logic = logic
         self.arrow = arrow
         self.arg_type = logic.arg_types[0].name if logic.arg_types else "BIGINT"
 
+    @abstractmethod
     def run(
         self,
         priors: Sequence[Any],
         args: Sequence[pa.Array],
         rows: IntArray,
         segments: _Segments,
-    ) -> _Column:
-        raise NotImplementedError
+    ) -> _Column: ...
 
 
 def _kernel(call: AggregateCall) -> _Kernel:
