@@ -10,6 +10,7 @@ changelog and hold the same state.
 from __future__ import annotations
 
 import math
+import os
 import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -236,7 +237,7 @@ def _loads(value: bytes | None) -> Any:
 # -- the properties --------------------------------------------------------------------------
 
 SETTINGS = settings(
-    max_examples=50,
+    max_examples=int(os.environ.get("HISPEED_HYPOTHESIS_EXAMPLES", "50")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -349,6 +349,12 @@ class _Segments:
         out = np.empty_like(values)
         if not len(values):
             return out
+        with np.errstate(all="ignore"):  # inf - inf is NaN here, as in a Python loop
+            return self._accumulate(ufunc, values, init, out)
+
+    def _accumulate(
+        self, ufunc: Ufunc, values: np.ndarray, init: np.ndarray, out: np.ndarray
+    ) -> np.ndarray:
         by_length = np.argsort(-self.lengths, kind="stable")
         lengths = self.lengths[by_length]
         starts = self.starts[by_length]
@@ -700,7 +706,8 @@ class _AvgColumn(_Column):
         counts = self.counts[picked]
         totals = self.totals[picked].astype(np.float64)
         means = np.zeros(len(picked), np.float64)
-        np.divide(totals, counts, out=means, where=counts != 0)
+        with np.errstate(all="ignore"):  # inf / n and nan as a Python loop gives them
+            np.divide(totals, counts, out=means, where=counts != 0)
         return pa.array(means, pa.float64())
 
 
