@@ -1,12 +1,20 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from hispeed.log.embedded import EmbeddedLog
+
+# CI explores the same examples every run, so that a landing never depends on luck; run the
+# suite locally (or raise HISPEED_HYPOTHESIS_EXAMPLES) to explore new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 pytest_plugins = ["hispeed.testing.services"]
 
