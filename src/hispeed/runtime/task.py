@@ -196,9 +196,6 @@ class QueryTask:
         values = [c.expr(frame, ctx) for c in plan.value]
         self._report(ctx, item, out, frame)
         ts = frame.column(field_name(plan.label, "ROWTIME"))
-        if self.source.kind == "TABLE" and pc.any(deleted).as_py():
-            # deletions of rows that never matched are not sent (as ksqlDB's table filter)
-            pass
         self.emit(
             keys,
             values,

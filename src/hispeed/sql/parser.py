@@ -179,8 +179,8 @@ class _Parser:
 
     def statements(self) -> Iterator[ast.ParsedStatement]:
         while True:
-            while self.accept_op(";"):
-                pass
+            while self.accept_op(";") is not None:
+                continue  # empty statements
             if self.tok.kind == EOF:
                 break
             first = self.tok
