@@ -49,6 +49,9 @@ class Aggregator:
         #: session windows per group: list of [start, end]
         self.sessions: dict[tuple[Any, ...], list[list[int]]] = {}
         self.dirty: set[Any] = set()
+        #: pickled changelog keys of live states, so a state changed every batch is not
+        #: pickled again each time
+        self._key_bytes: dict[Any, bytes] = {}
         #: (group, window) whose latest output row passed HAVING (so a failing one deletes it)
         self.present: dict[Any, bool] = {}
         #: EMIT FINAL: the newest record time in each open window, to stamp its final row
@@ -152,21 +155,32 @@ class Aggregator:
             changes = _coalesce(changes)
         self._evict(partition)
         self._emit(changes, out)
+        self.checkpoint(out)
+
+    def checkpoint(self, out: Outputs) -> None:
+        """Write stream time and every changed state to the changelog (it commits with the
+        outputs and the input offsets)."""
         from hispeed.runtime.task import _STREAM_TIME
 
         out.changelog[_STREAM_TIME] = pickle.dumps(self.task.stream_time)
+        stores: dict[str, dict[Any, Any]] = {
+            "S": self.states,
+            "T": self.table_rows,
+            "W": self.sessions,
+            "P": self.present,
+            "X": self.window_time,
+        }
+        names = self._key_bytes
         for key in self.dirty:
-            kind, k = key
-            stores: dict[str, dict[Any, Any]] = {
-                "S": self.states,
-                "T": self.table_rows,
-                "W": self.sessions,
-                "P": self.present,
-                "X": self.window_time,
-            }
-            store = stores[kind]
-            value = store.get(k)
-            out.changelog[pickle.dumps(key)] = None if value is None else pickle.dumps(value)
+            value = stores[key[0]].get(key[1])
+            name = names.get(key)
+            if name is None:
+                name = names[key] = pickle.dumps(key)
+            if value is None:
+                del names[key]  # a deleted state's key is not needed again soon
+                out.changelog[name] = None
+            else:
+                out.changelog[name] = pickle.dumps(value)
         self.dirty.clear()
 
     def _close_windows(self, stream_time: int, finals: list[Change]) -> None:

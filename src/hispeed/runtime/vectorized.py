@@ -22,7 +22,6 @@ runs the reference path on it.
 from __future__ import annotations
 
 import itertools
-import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -452,22 +451,8 @@ class _Batch:
 
 
 def _checkpoint(aggregator: Aggregator, out: Outputs) -> None:
-    """Write stream time and the changed state to the changelog, as `Aggregator.process` does."""
-    from hispeed.runtime.task import _STREAM_TIME
-
-    out.changelog[_STREAM_TIME] = pickle.dumps(aggregator.task.stream_time)
-    stores: dict[str, dict[Any, Any]] = {
-        "S": aggregator.states,
-        "T": aggregator.table_rows,
-        "W": aggregator.sessions,
-        "P": aggregator.present,
-        "X": aggregator.window_time,
-    }
-    for key in aggregator.dirty:
-        kind, k = key
-        value = stores[kind].get(k)
-        out.changelog[pickle.dumps(key)] = None if value is None else pickle.dumps(value)
-    aggregator.dirty.clear()
+    """Write stream time and the changed state to the changelog, as the reference does."""
+    aggregator.checkpoint(out)
 
 
 def _group_ids(groups: list[pa.Array], rows: IntArray) -> tuple[IntArray, list[tuple[Any, ...]]]:
