@@ -1213,7 +1213,7 @@ def _decimal_arith(
             rounded = pc.round(exact, ndigits=result.scale, round_mode="half_up")
             return rounded.cast(pa.decimal128(result.precision, result.scale))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
+            pass  # past 38 digits: the exact path below
     quant = decimal.Decimal(1).scaleb(-result.scale)
 
     def one(x: Any, y: Any) -> decimal.Decimal:

@@ -4,12 +4,16 @@ says what was expected there."""
 from __future__ import annotations
 
 import decimal as _decimal
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import TypeVar
 
 from hispeed.errors import HispeedError, SqlError
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.lexer import DECIMAL, EOF, FLOAT, IDENT, INTEGER, QUOTED, STRING, Token, tokenize
+
+_T = TypeVar("_T")
+_K = TypeVar("_K")
 
 _DURATION_UNITS = {
     "MILLISECOND": 1,
@@ -160,6 +164,24 @@ class _Parser:
     def expect_eof(self) -> None:
         if self.tok.kind != EOF:
             raise self.error("the end of the statement")
+
+    def items_until(self, close: str, item: Callable[[], _T]) -> list[_T]:
+        """Items separated by ',' up to `close` (the opening token is already read)."""
+        items: list[_T] = []
+        if self.accept_op(close):
+            return items
+        while True:
+            items.append(item())
+            if self.accept_op(close):
+                return items
+            if not self.accept_op(","):
+                raise self.error(f"',' or '{close}'")
+
+    def assignment(self, target: Callable[[], _K]) -> tuple[_K, ast.Expr]:
+        """`target := expression`, as in MAP('a' := 1) and STRUCT(a := 1)."""
+        left = target()
+        self.expect_op(":=")
+        return left, self.expr()
 
     def identifier(self, what: str = "a name") -> str:
         tok = self.tok
@@ -389,22 +411,10 @@ class _Parser:
         if self.tok.is_op("(") or self.tok.is_word("VALUES"):
             columns: list[str] = []
             if self.accept_op("("):
-                while True:
-                    columns.append(self.identifier("a column name"))
-                    if self.accept_op(")"):
-                        break
-                    if not self.accept_op(","):
-                        raise self.error("',' or ')'")
+                columns = self.items_until(")", lambda: self.identifier("a column name"))
             self.expect_word("VALUES")
             self.expect_op("(")
-            values: list[ast.Expr] = []
-            if not self.accept_op(")"):
-                while True:
-                    values.append(self.expr())
-                    if self.accept_op(")"):
-                        break
-                    if not self.accept_op(","):
-                        raise self.error("',' or ')'")
+            values = self.items_until(")", self.expr)
             return ast.InsertValues(target, tuple(columns), tuple(values), pos=self.pos(start))
         properties = self.with_properties()
         return ast.InsertInto(target, self.select(), properties, pos=self.pos(start))
@@ -714,15 +724,7 @@ class _Parser:
             return T.map_(key, value)
         if name == "STRUCT":
             self.expect_op("<")
-            fields: list[tuple[str, T.SqlType]] = []
-            if not self.accept_op(">"):
-                while True:
-                    fname = self.identifier("a field name")
-                    fields.append((fname, self.type_()))
-                    if self.accept_op(">"):
-                        break
-                    if not self.accept_op(","):
-                        raise self.error("',' or '>'")
+            fields = self.items_until(">", lambda: (self.identifier("a field name"), self.type_()))
             return T.struct(fields)
         simple = T.by_name(name)
         if simple is not None:
@@ -920,30 +922,14 @@ class _Parser:
         if word == "MAP" and self.peek().is_op("("):
             self.advance()
             self.advance()
-            entries: list[tuple[ast.Expr, ast.Expr]] = []
-            if not self.accept_op(")"):
-                while True:
-                    k = self.expr()
-                    self.expect_op(":=")
-                    entries.append((k, self.expr()))
-                    if self.accept_op(")"):
-                        break
-                    if not self.accept_op(","):
-                        raise self.error("',' or ')'")
+            entries = self.items_until(")", lambda: self.assignment(self.expr))
             return ast.MapConstructor(tuple(entries), pos=p)
         if word == "STRUCT" and self.peek().is_op("("):
             self.advance()
             self.advance()
-            fields: list[tuple[str, ast.Expr]] = []
-            if not self.accept_op(")"):
-                while True:
-                    name = self.identifier("a field name")
-                    self.expect_op(":=")
-                    fields.append((name, self.expr()))
-                    if self.accept_op(")"):
-                        break
-                    if not self.accept_op(","):
-                        raise self.error("',' or ')'")
+            fields = self.items_until(
+                ")", lambda: self.assignment(lambda: self.identifier("a field name"))
+            )
             return ast.StructConstructor(tuple(fields), pos=p)
         if self.peek().is_op("=>"):
             return self.lambda_()
@@ -985,14 +971,7 @@ class _Parser:
                 self.expect_op(")")
                 return ast.FunctionCall(name, (), star=True, pos=self.pos(tok))
             distinct = bool(self.accept_word("DISTINCT"))
-            args: list[ast.Expr] = []
-            if not self.accept_op(")"):
-                while True:
-                    args.append(self.expr())
-                    if self.accept_op(")"):
-                        break
-                    if not self.accept_op(","):
-                        raise self.error("',' or ')'")
+            args = self.items_until(")", self.expr)
             return ast.FunctionCall(name, tuple(args), distinct, pos=self.pos(tok))
         if self.tok.is_op(".") and self.peek().kind in (IDENT, QUOTED):
             self.advance()
