@@ -46,6 +46,7 @@ from hispeed.formats.base import (
     columns_of,
     make_batch,
     null_mask,
+    null_out,
 )
 from hispeed.sql.types import STRING, SqlType
 
@@ -134,10 +135,7 @@ class JsonFormat(Format):
                     error_rows.setdefault(i, reason)
 
         if error_rows:
-            bad = np.zeros(n, dtype=np.bool_)
-            bad[list(error_rows)] = True
-            mask = pa.array(bad)
-            arrays = [pc.if_else(mask, pa.nulls(n, a.type), a) for a in arrays]
+            arrays, bad = null_out(arrays, error_rows, n)
             null_rows &= ~bad
         batch = make_batch(columns, arrays, n)
         return DecodeResult(batch, sorted(error_rows.items()), null_rows)

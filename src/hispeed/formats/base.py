@@ -194,6 +194,18 @@ def null_batch(columns: Sequence[Column], n: int) -> pa.RecordBatch:
     )
 
 
+def null_out(
+    arrays: list[pa.Array], error_rows: Mapping[int, str], n: int
+) -> tuple[list[pa.Array], npt.NDArray[np.bool_]]:
+    """Make the rows that failed all-null in every column; also returns which rows those are."""
+    bad = np.zeros(n, dtype=np.bool_)
+    if not error_rows:
+        return arrays, bad
+    bad[list(error_rows)] = True
+    mask = pa.array(bad)
+    return [pc.if_else(mask, pa.nulls(n, a.type), a) for a in arrays], bad
+
+
 def make_batch(columns: Sequence[Column], arrays: Sequence[pa.Array], n: int) -> pa.RecordBatch:
     """A batch from one array per column (no columns: n rows, zero columns)."""
     if not columns:

@@ -43,6 +43,7 @@ from hispeed.formats.base import (
     columns_of,
     make_batch,
     null_mask,
+    null_out,
 )
 from hispeed.sql.javatext import java_double
 from hispeed.sql.types import SqlType
@@ -84,11 +85,7 @@ class DelimitedFormat(Format):
             arrays.append(arr)
             for i, reason in col_errors:
                 errors.setdefault(i, reason)
-        if errors:
-            bad = np.zeros(n, dtype=np.bool_)
-            bad[list(errors)] = True
-            mask = pa.array(bad)
-            arrays = [pc.if_else(mask, pa.nulls(n, a.type), a) for a in arrays]
+        arrays, _ = null_out(arrays, errors, n)
         return DecodeResult(make_batch(columns, arrays, n), sorted(errors.items()), nulls)
 
     def _split(
