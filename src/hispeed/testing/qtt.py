@@ -151,21 +151,7 @@ def _run(case: Case, workdir: Path) -> CaseResult:
             return CaseResult(
                 case.file, case.name, "failed", f"while processing inputs: {type(e).__name__}: {e}"
             )
-        if expected_error:
-            return CaseResult(
-                case.file,
-                case.name,
-                "failed",
-                f"expected an error ({expected_error.get('message', '')!r}) but the "
-                "statements succeeded",
-            )
-        diff = _compare_outputs(engine, spec.get("outputs", []))
-        if diff:
-            return CaseResult(case.file, case.name, "failed", diff)
-        post = _check_post(engine, spec.get("post", {}))
-        if post:
-            return CaseResult(case.file, case.name, "failed", post)
-        return CaseResult(case.file, case.name, "passed")
+        return _verdict(case, engine, expected_error)
     finally:
         try:
             log.close()
@@ -215,6 +201,11 @@ def _run_rest(case: Case, engine: Any, expected_error: dict[str, Any] | None) ->
             )
     if not produced:
         produce()
+    return _verdict(case, engine, expected_error)
+
+
+def _verdict(case: Case, engine: Any, expected_error: dict[str, Any] | None) -> CaseResult:
+    """After a case ran without a statement error: the expected error, outputs and sources."""
     if expected_error:
         return CaseResult(
             case.file,
@@ -223,9 +214,11 @@ def _run_rest(case: Case, engine: Any, expected_error: dict[str, Any] | None) ->
             f"expected an error ({expected_error.get('message', '')!r}) but the "
             "statements succeeded",
         )
-    diff = _compare_outputs(engine, spec.get("outputs", []))
-    if diff:
-        return CaseResult(case.file, case.name, "failed", diff)
+    problem = _compare_outputs(engine, case.spec.get("outputs", [])) or _check_post(
+        engine, case.spec.get("post", {})
+    )
+    if problem:
+        return CaseResult(case.file, case.name, "failed", problem)
     return CaseResult(case.file, case.name, "passed")
 
 
