@@ -228,6 +228,27 @@ def test_json_doubles_keep_their_point() -> None:
     assert msgspec.json.decode(out[2].as_py()) == 1e20
 
 
+def test_json_text_escaping_and_sliced_columns() -> None:
+    fmt = get_format("JSON", {"WRAP_SINGLE_VALUE": False})
+    texts = pa.array(['say "hi"', "back\\slash", "tab\there", "plain", "ünï", None])
+    for start in range(len(texts)):
+        part = texts.slice(start)
+        out = fmt.encode(pa.table({"V": part}), [Column("V", T.STRING)]).to_pylist()
+        decoded = [msgspec.json.decode(o) if o is not None else None for o in out]
+        assert decoded == part.to_pylist()
+    plain = fmt.encode(pa.table({"V": texts.slice(3, 2)}), [Column("V", T.STRING)])
+    assert plain.to_pylist() == [b'"plain"', '"ünï"'.encode()]
+
+
+def test_json_decimals_keep_their_scale() -> None:
+    fmt = get_format("JSON", {"WRAP_SINGLE_VALUE": False})
+    values = [Decimal("0.000"), Decimal("-0.005"), Decimal("1000.000"), None]
+    out = fmt.encode(
+        pa.table({"V": pa.array(values, pa.decimal128(10, 3))}), [Column("V", T.decimal(10, 3))]
+    )
+    assert out.to_pylist() == [b"0.000", b"-0.005", b"1000.000", None]
+
+
 json_values = st.fixed_dictionaries(
     {
         "ID": st.none() | st.integers(-(2**63), 2**63 - 1),

@@ -99,31 +99,6 @@ def _frame(label: str, bids: dict[str, np.ndarray[Any, Any]], first: int) -> pa.
     return pa.RecordBatch.from_pydict(arrays)
 
 
-def _use_fast_path(task: QueryTask) -> None:
-    """Wire the vectorized GROUP BY path in as docs/wiring-vectorized.patch does, if not yet."""
-    from hispeed.runtime.vectorized import VectorizedAggregator
-
-    aggregator = task.aggregator
-    if aggregator is None or hasattr(aggregator, "vectorized"):
-        return
-    fast = VectorizedAggregator.build(task.plan, coalesce=not aggregator.per_record)
-    if fast is None:
-        return
-    reference = aggregator.process
-
-    def process(
-        frame: pa.RecordBatch,
-        tombstones: np.ndarray[Any, Any],
-        partition: int,
-        item: PolledBatch,
-        out: Outputs,
-    ) -> None:
-        if not fast.process(aggregator, frame, partition, item, out):
-            reference(frame, tombstones, partition, item, out)
-
-    aggregator.process = process  # type: ignore[method-assign]
-
-
 def _frames_per_s(
     task: QueryTask, frames: list[pa.RecordBatch], phase: str, progress: Progress
 ) -> int:
@@ -215,8 +190,7 @@ def run(
             for name, sql in QUERIES.items():
                 (result,) = engine.execute(sql)
                 tasks[name] = engine.tasks[str(result.query_id)]
-                _use_fast_path(tasks[name])
-            label = tasks["q0"].plan.label
+            label = next(iter(tasks.values())).plan.label
             frames = [
                 _frame(label, make_bids(min(batch_size, events - f), auctions, f), f)
                 for f in range(0, events, batch_size)

@@ -658,18 +658,30 @@ def _lines_to_array(buf: bytes, n: int) -> pa.BinaryArray:
     )
 
 
+def _needs_escaping(arr: pa.StringArray) -> bool:
+    """Whether any text holds a byte JSON must escape: a quote, a backslash or a control byte.
+
+    One pass of numpy over the array's UTF-8 bytes (bytes of multi-byte characters are all
+    0x80 or above, so none is mistaken for one of these)."""
+    offsets = np.frombuffer(arr.buffers()[1], np.int32, len(arr) + 1, arr.offset * 4)
+    data = arr.buffers()[2]
+    if data is None or offsets[-1] == offsets[0]:
+        return False
+    raw = np.frombuffer(data, np.uint8)[offsets[0] : offsets[-1]]
+    return bool(raw.min() < 0x20 or (raw == ord('"')).any() or (raw == ord("\\")).any())
+
+
 def _json_texts(arr: pa.Array) -> pa.BinaryArray:
-    """Each value's JSON text (null where the value is null): Arrow casts for integers and
-    booleans, one msgspec call for everything else."""
+    """Each value's JSON text (null where the value is null): Arrow casts for integers,
+    booleans and DECIMALs, one msgspec call for everything else."""
     t = arr.type
-    if pa.types.is_integer(t) or pa.types.is_boolean(t):
+    if pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t):
+        # Arrow writes DECIMALs as Java's BigDecimal.toString does ("1.500", "-1E-8")
         return pc.cast(arr, pa.string()).cast(pa.binary())
-    if pa.types.is_string(t) and len(arr):
+    if pa.types.is_string(t) and len(arr) and not _needs_escaping(arr):
         # most text needs no escaping: quote it with Arrow, and escape the rest with msgspec
-        plain = pc.invert(pc.match_substring_regex(arr, r'["\\\x00-\x1f]'))
-        if pc.all(pc.fill_null(plain, True)).as_py():
-            quoted = pc.binary_join_element_wise('"', arr, '"', "")
-            return quoted.cast(pa.binary())
+        quoted = pc.binary_join_element_wise('"', arr, '"', "")
+        return quoted.cast(pa.binary())
     values = arr.cast(_json_ready(t)).to_pylist(maps_as_pydicts="strict")
     if _has_floats(t):
         all_finite = pa.types.is_floating(t) and pc.all(pc.is_finite(arr)).as_py() is not False
