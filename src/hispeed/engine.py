@@ -397,8 +397,10 @@ class Engine:
             }
         if plan.key and str(key_format).upper() == "NONE":
             key_format = "KAFKA"
+        if not plan.key and stmt.kind == "STREAM" and "KEY_FORMAT" in with_props:
+            raise SqlError("Key format specified for stream without key columns.", *stmt.pos)
         if not plan.key and plan.repartition:
-            key_format = "NONE" if "KEY_FORMAT" not in with_props else key_format
+            key_format = "NONE"
         topic = str(with_props.get("KAFKA_TOPIC", stmt.name))
         sink = Source(
             name=stmt.name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -273,9 +274,46 @@ def test_the_old_key_property_says_how_to_declare_the_key(engine: Engine) -> Non
         )
 
 
+def test_partition_by_rekeys_and_passes_null_values_on(engine: Engine) -> None:
+    engine.execute(READINGS)
+    engine.execute("CREATE STREAM by_site AS SELECT * FROM readings PARTITION BY site;")
+    engine.execute("CREATE STREAM by_abs AS SELECT * FROM readings PARTITION BY ABS(temp);")
+    assert engine.catalog.get("BY_SITE").schema_text() == (
+        "`SITE` STRING KEY, `TEMP` DOUBLE, `DEVICE` STRING"
+    )
+    assert engine.catalog.get("BY_ABS").schema_text().startswith("`KSQL_COL_0` DOUBLE KEY")
+    engine.insert("readings", {"DEVICE": "d1", "TEMP": -2.5, "SITE": "lab"}, timestamp=1000)
+    engine.log.append("readings", [(b"d2", None)], partition=0)
+    engine.drain()
+    assert rows(engine, "BY_SITE")[0] == (b"lab", {"TEMP": -2.5, "DEVICE": "d1"}, 1000)
+    # a null value is passed on, keyed by the expression over its (null) columns
+    assert rows(engine, "BY_SITE")[1][:2] == (None, None)
+    # the KAFKA key format writes a DOUBLE as 8 big-endian bytes
+    assert rows(engine, "BY_ABS")[0][:2] == (
+        struct.pack(">d", 2.5),
+        {"TEMP": -2.5, "SITE": "lab", "DEVICE": "d1"},
+    )
+
+
 @pytest.mark.parametrize(
     ("statement", "message"),
     [
+        (
+            "CREATE STREAM s AS SELECT device, temp FROM readings PARTITION BY site, temp;",
+            "must include the partitioning expressions READINGS.SITE and READINGS.TEMP",
+        ),
+        (
+            "CREATE STREAM s AS SELECT temp AS t2, site FROM readings PARTITION BY t2;",
+            "PARTITION BY column 'T2' cannot be resolved",
+        ),
+        (
+            "CREATE STREAM s AS SELECT * FROM readings PARTITION BY site, NULL;",
+            "Cannot PARTITION BY multiple columns including NULL",
+        ),
+        (
+            "CREATE STREAM s WITH (key_format='JSON') AS SELECT * FROM readings PARTITION BY NULL;",
+            "Key format specified for stream without key columns.",
+        ),
         ("CREATE STREAM s AS SELECT temp FROM readings;", "Key missing from projection"),
         (
             "CREATE TABLE t AS SELECT device, temp FROM readings;",

@@ -186,7 +186,7 @@ def plan_select(
                 select.partition_by[0],
                 "PARTITION BY is not supported on tables; use GROUP BY to change a table's key",
             )
-        key, value = _split_key(select.partition_by, items, names, outputs, scope, "PARTITION BY")
+        key, value, outputs = _partition_key(select, source, label, scope, items, sink_name)
         return QueryPlan(
             source,
             label,
@@ -306,27 +306,85 @@ def _output_names(items: list[ast.SelectItem]) -> list[str]:
     return out
 
 
-def _split_key(
-    exprs: tuple[ast.Expr, ...],
-    items: list[ast.SelectItem],
-    names: list[str],
-    outputs: list[OutputColumn],
+def _partition_key(
+    select: ast.Select,
+    source: Source,
+    label: str,
     scope: Scope,
-    clause: str,
-) -> tuple[list[OutputColumn], list[OutputColumn]]:
-    """Key columns are the select items equal to `exprs`; the rest are value columns."""
-    if len(exprs) == 1 and isinstance(exprs[0], ast.Literal) and exprs[0].value is None:
-        return [], outputs  # PARTITION BY NULL: no key
-    key: list[OutputColumn] = []
-    used: set[int] = set()
-    for e in exprs:
-        match = next((i for i, item in enumerate(items) if i not in used and item.expr == e), None)
-        if match is None:
-            raise _err(e, _key_missing(None, f"{clause} expression", [sql(e)]))
-        used.add(match)
-        key.append(outputs[match])
-    value = [o for i, o in enumerate(outputs) if i not in used]
-    return key, value
+    items: list[ast.SelectItem],
+    sink_name: str | None,
+) -> tuple[list[OutputColumn], list[OutputColumn], list[OutputColumn]]:
+    """PARTITION BY: (key, value, outputs). The key columns are the select items equal to the
+    PARTITION BY expressions; with `*` in the select list, an expression not selected becomes
+    a key column of its own (named as its column or field, or KSQL_COL_n) and `*` stands for
+    the value columns, then the old key columns, less those the new key holds."""
+    exprs = select.partition_by
+    nulls = [e for e in exprs if isinstance(e, ast.Literal) and e.value is None]
+    if nulls and len(exprs) > 1:
+        raise _err(nulls[0], "Cannot PARTITION BY multiple columns including NULL")
+    compiled = [_compile(e, scope, "PARTITION BY") for e in exprs if e not in nulls]
+    starred = any(isinstance(i, ast.AllColumns) for i in select.items)
+    if starred:
+        moved = {e.name for e in exprs if isinstance(e, ast.ColumnRef)}
+        items = []
+        for item in select.items:
+            if not isinstance(item, ast.AllColumns):
+                items.append(item)
+                continue
+            cols = [*source.value_columns, *source.key_columns]
+            items += [
+                ast.SelectItem(ast.ColumnRef(c.name, pos=item.pos), pos=item.pos)
+                for c in cols
+                if c.name not in moved
+            ]
+    if nulls:  # PARTITION BY NULL: no key
+        names = _output_names(items)
+        outputs = [_output(item, name, scope) for item, name in zip(items, names, strict=True)]
+        return [], outputs, outputs
+    used: dict[int, int] = {}  # partition expression -> select item
+    for i, e in enumerate(exprs):
+        match = next(
+            (j for j, item in enumerate(items) if j not in used.values() and item.expr == e), None
+        )
+        if match is not None:
+            used[i] = match
+    missing = [e for i, e in enumerate(exprs) if i not in used]
+    if missing and not starred:
+        shown = [sql(_qualify(e, source.name)) for e in exprs]  # ksqlDB lists them all
+        raise _err(select, _key_missing(sink_name, "partitioning expression", shown))
+    extra = [ast.SelectItem(e) for e in missing]
+    names = _output_names(items + extra)
+    outputs = [_output(item, name, scope) for item, name in zip(items, names, strict=False)]
+    synthesized = iter(
+        OutputColumn(name, c.type or T.STRING, c)
+        for name, c in zip(
+            names[len(items) :],
+            [compiled[i] for i in range(len(exprs)) if i not in used],
+            strict=True,
+        )
+    )
+    key = [outputs[used[i]] if i in used else next(synthesized) for i in range(len(exprs))]
+    value = [o for j, o in enumerate(outputs) if j not in used.values()]
+    return key, value, outputs
+
+
+def _output(item: ast.SelectItem, name: str, scope: Scope) -> OutputColumn:
+    compiled = _compile(item.expr, scope, "SELECT")
+    return OutputColumn(name, compiled.type or T.STRING, compiled)
+
+
+def _qualify(e: Any, source: str) -> Any:
+    """`e` with its unqualified columns qualified by `source`, for messages."""
+    if isinstance(e, ast.ColumnRef):
+        return e if e.source is not None else dataclasses.replace(e, source=source)
+    if isinstance(e, ast.Expr):
+        changes = {k: _qualify(v, source) for k, v in vars(e).items() if k != "pos"}
+        changes = {k: v for k, v in changes.items() if v is not getattr(e, k)}
+        return dataclasses.replace(e, **changes) if changes else e
+    if isinstance(e, tuple):
+        items = tuple(_qualify(v, source) for v in e)
+        return items if any(a is not b for a, b in zip(items, e, strict=True)) else e
+    return e
 
 
 def _plan_aggregate(

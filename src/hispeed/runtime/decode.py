@@ -18,8 +18,12 @@ from hispeed.plan.planner import PSEUDO_COLUMNS, WINDOW_COLUMNS, field_name
 class SourceDecoder:
     """Decodes a source's records; rows that cannot be read go to `errors` and are dropped."""
 
-    def __init__(self, source: Source, label: str, query_id: str) -> None:
+    def __init__(
+        self, source: Source, label: str, query_id: str, *, keep_tombstones: bool = False
+    ) -> None:
         self.source = source
+        #: PARTITION BY passes a stream's null values on (their new key from null columns)
+        self.keep_tombstones = keep_tombstones
         self.label = label
         self.id = query_id
         self.src_key_format = get_format(source.key_format, source.key_properties, is_key=True)
@@ -67,7 +71,7 @@ class SourceDecoder:
             keep[row] = False
             self.error(errors, item, row, f"Error deserializing value: {reason}")
         tombstones = value_result.null_rows.copy()
-        if src.kind == "STREAM":
+        if src.kind == "STREAM" and not self.keep_tombstones:
             keep &= ~tombstones  # a stream has no deletes: null values are skipped
         arrays: list[pa.Array] = []
         names: list[str] = []

@@ -75,7 +75,9 @@ class QueryTask:
         self.consumer = self.log.consumer(
             self.source.topic, group=self.group, auto_offset_reset=reset
         )
-        self.decoder = SourceDecoder(self.source, plan.label, query_id)
+        self.decoder = SourceDecoder(
+            self.source, plan.label, query_id, keep_tombstones=plan.repartition
+        )
         self.consumer.assignment()  # fix the starting positions now, not at the first poll
         self.sink_key_format = get_format(sink.key_format, sink.key_properties, is_key=True)
         self.sink_value_format = get_format(sink.value_format, sink.value_properties)
