@@ -466,7 +466,9 @@ class Engine:
         return f"{base}_{self._query_counter - 1}"
 
     def _start(self, query_id: str, text: str, plan: QueryPlan, sink: Source) -> None:
-        self.catalog.queries[query_id] = QueryInfo(query_id, text, sink.name, [plan.source.name])
+        join = plan.join
+        sources = [s.source.name for s in join.sides] if join is not None else [plan.source.name]
+        self.catalog.queries[query_id] = QueryInfo(query_id, text, sink.name, sources)
         self.tasks[query_id] = QueryTask(self, query_id, plan, sink)
 
     def _insert_values(self, stmt: ast.InsertValues) -> Result:

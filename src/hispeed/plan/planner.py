@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hispeed.catalog import Catalog, Source, WindowInfo
 from hispeed.errors import HispeedError, SqlError
@@ -19,6 +19,9 @@ from hispeed.ops.expressions import Compiled, Scope, ScopeColumn, compile_expr
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.format import sql
+
+if TYPE_CHECKING:
+    from hispeed.plan.joins import JoinPlan
 
 PSEUDO_COLUMNS = {"ROWTIME": T.BIGINT, "ROWPARTITION": T.INTEGER, "ROWOFFSET": T.BIGINT}
 WINDOW_COLUMNS = {"WINDOWSTART": T.BIGINT, "WINDOWEND": T.BIGINT}
@@ -77,6 +80,8 @@ class QueryPlan:
     notes: list[str] = field(default_factory=list)
     #: every output column in the order of the select list
     outputs: list[OutputColumn] = field(default_factory=list)
+    #: a join's sides and steps: the query reads every side and runs over the joined rows
+    join: JoinPlan | None = None
 
     @property
     def key_columns(self) -> list[Column]:
@@ -134,8 +139,9 @@ def plan_select(
     sink_kind: str | None = None,
     sink_name: str | None = None,
 ) -> QueryPlan:
-    if not isinstance(select.from_, ast.SourceRef):
-        raise UnsupportedError("joins are not supported yet")
+    if isinstance(select.from_, ast.Join):
+        return _plan_join(select, catalog, sink_kind, sink_name)
+    assert isinstance(select.from_, ast.SourceRef)
     ref = select.from_
     line, col = ref.pos
     source = catalog.get(ref.name, line=line or 1, column=col or 1)
@@ -143,19 +149,7 @@ def plan_select(
     scope = source_scope(source, label)
     written_group_by = select.group_by
     select = _unqualify(select, label, source)
-    where = None
-    if select.where is not None:
-        for e in _walk(select.where):
-            if _is_aggregate(e):
-                raise _err(e, "aggregate functions are not allowed in WHERE; use HAVING")
-        where = _compile(select.where, scope, "WHERE")
-        if where.type is not None and where.type.name != "BOOLEAN":
-            raise _err(
-                select.where,
-                f"Type error in WHERE expression: Should evaluate to boolean but is "
-                f"{sql(select.where)} ({where.type}) instead.",
-            )
-
+    where = _where(select, scope)
     items = _expand(select, source, label, transient=sink_kind is None)
     has_aggregates = any(_is_aggregate(x) for item in items for x in _walk(item.expr)) or (
         select.having is not None
@@ -246,6 +240,98 @@ def plan_select(
         emit=select.emit,
         window_info=source.window,
         outputs=outputs,
+    )
+
+
+def _where(select: ast.Select, scope: Scope) -> Compiled | None:
+    if select.where is None:
+        return None
+    for e in _walk(select.where):
+        if _is_aggregate(e):
+            raise _err(e, "aggregate functions are not allowed in WHERE; use HAVING")
+    where = _compile(select.where, scope, "WHERE")
+    if where.type is not None and where.type.name != "BOOLEAN":
+        raise _err(
+            select.where,
+            f"Type error in WHERE expression: Should evaluate to boolean but is "
+            f"{sql(select.where)} ({where.type}) instead.",
+        )
+    return where
+
+
+def _plan_join(
+    select: ast.Select, catalog: Catalog, sink_kind: str | None, sink_name: str | None
+) -> QueryPlan:
+    """A query over a join: the clauses run over the joined rows (plan/joins.py)."""
+    from hispeed.plan import joins
+
+    assert isinstance(select.from_, ast.Join)
+    join, scope, source = joins.plan_relation(select.from_, catalog, _compile, _err)
+    label = joins.LABEL
+    where = _where(select, scope)
+    items = joins.expand_items(select, join, _err)
+    select = dataclasses.replace(select, items=tuple(items))
+    has_aggregates = any(_is_aggregate(x) for item in items for x in _walk(item.expr))
+    if select.window is not None and not select.group_by:
+        raise _err(select.window, "WINDOW clause requires a GROUP BY clause.")
+    _check_reserved_names(items, sink_kind, windowed=select.window is not None)
+    if select.group_by or has_aggregates or select.having is not None:
+        if select.partition_by:
+            raise _err(select.partition_by[0], "PARTITION BY cannot be used with GROUP BY")
+        plan = _plan_aggregate(
+            select, source, label, scope, where, items, sink_kind, sink_name, select.group_by
+        )
+        plan.join = join
+        return plan
+    kind = sink_kind or source.kind
+    if select.partition_by:
+        key, value, outputs = _partition_key(select, source, label, scope, items, sink_name)
+        return QueryPlan(
+            source,
+            label,
+            scope,
+            where,
+            key,
+            value,
+            sink_kind=kind,
+            repartition=True,
+            limit=select.limit,
+            emit=select.emit,
+            outputs=outputs,
+            join=join,
+        )
+    names = _output_names(items)
+    outputs = [_output(item, name, scope) for item, name in zip(items, names, strict=True)]
+    at, twins = joins.key_item(items, join, scope)
+    if at is None and sink_kind is not None:
+        raise _err(select, joins.missing_key_message(sink_name, join))
+    if at is not None and sink_kind is not None:
+        again = [
+            outputs[i].name
+            for i in twins
+            if scope.resolve(items[i].expr).field == scope.resolve(items[at].expr).field  # type: ignore[arg-type]
+        ]
+        if again:
+            raise _err(
+                select,
+                f"The projection contains a key column (`{outputs[at].name}`) more than once, "
+                f"aliased as: {outputs[at].name} and {' and '.join(again)}.",
+            )
+    key = [outputs[at]] if at is not None and sink_kind is not None else []
+    value = [o for i, o in enumerate(outputs) if not (key and i == at)]
+    _check_value_columns(select, value, sink_kind)
+    return QueryPlan(
+        source,
+        label,
+        scope,
+        where,
+        key,
+        value,
+        sink_kind=kind,
+        limit=select.limit,
+        emit=select.emit,
+        outputs=outputs,
+        join=join,
     )
 
 

@@ -72,9 +72,14 @@ class QueryTask:
         self.group = f"_hispeed_query_{query_id}"
         self.changelog_topic = f"_hispeed_{query_id}_changelog"
         reset = str(engine.properties.get("auto.offset.reset", "earliest")).lower()
-        self.consumer = self.log.consumer(
-            self.source.topic, group=self.group, auto_offset_reset=reset
-        )
+        self.join = None
+        topics = [self.source.topic]
+        if plan.join is not None:
+            from hispeed.runtime.join import JoinRuntime
+
+            self.join = JoinRuntime(plan, query_id)
+            topics = list(self.join.topics)
+        self.consumer = self.log.consumer(topics, group=self.group, auto_offset_reset=reset)
         self.decoder = SourceDecoder(
             self.source, plan.label, query_id, keep_tombstones=plan.repartition
         )
@@ -90,6 +95,7 @@ class QueryTask:
             from hispeed.runtime.aggregate import Aggregator
 
             self.aggregator = Aggregator(self)
+        if self.aggregator is not None or self.join is not None:
             self.log.create_topic(
                 self.changelog_topic, 1, {"cleanup.policy": "compact"}, exist_ok=True
             )
@@ -98,7 +104,6 @@ class QueryTask:
     # -- state ------------------------------------------------------------------------------
 
     def _restore(self) -> None:
-        assert self.aggregator is not None
         start, end = self.log.offsets(self.changelog_topic, 0)
         latest: dict[bytes, bytes | None] = {}
         for batch in self.log.read(self.changelog_topic, 0, start) if end > start else []:
@@ -111,8 +116,12 @@ class QueryTask:
                 continue
             if k == _STREAM_TIME:
                 self.stream_time = pickle.loads(v)
-            else:
-                self.aggregator.restore(pickle.loads(k), pickle.loads(v))
+                continue
+            name = pickle.loads(k)
+            if name[0] == "J" and self.join is not None:
+                self.join.restore(name, pickle.loads(v))
+            elif self.aggregator is not None:
+                self.aggregator.restore(name, pickle.loads(v))
 
     # -- running ----------------------------------------------------------------------------
 
@@ -129,6 +138,8 @@ class QueryTask:
             self.process(item, out)
             last = item.batch.column(0)[item.batch.num_rows - 1].as_py()
             positions[item.partition] = last + 1
+        if self.join is not None:
+            self.join.checkpoint(out.changelog)
         self.commit(out, positions)
         self.records_in += n
         return n
@@ -163,6 +174,8 @@ class QueryTask:
         self.decoder.error(out.errors, item, row, message)
 
     def decode(self, item: PolledBatch, out: Outputs) -> tuple[pa.RecordBatch, np.ndarray]:
+        if self.join is not None:
+            return self.join.process(item, out)
         return self.decoder.decode(item, out.errors)
 
     # -- processing -------------------------------------------------------------------------

@@ -1,0 +1,484 @@
+"""Joins at run time: each side's records through the join steps, into joined rows.
+
+A polled batch comes from one side's topic (or from two sides of a self-join). Its records go
+through the steps in order: side 0 enters step 0 from the left, side i (i >= 1) enters step
+i - 1 from the right, and each step's output enters the next step from the left. Each step
+walks its input records one by one against its state, so the result is exactly the
+record-at-a-time semantics of Kafka Streams' join processors, which ksqlDB uses:
+
+- stream-stream: both sides are kept for the window (`WITHIN before, after` plus grace); a
+  record joins every record of the other side with its key inside the window, stamped with
+  the later of the two times. Without GRACE PERIOD an unmatched record of an outer side is
+  sent at once, joined to NULLs (ksqlDB's old semantics); with GRACE PERIOD it waits until
+  its window closes, and is sent only if nothing joined it meanwhile.
+- stream-table: a stream record joins the table's current row for its key; table changes
+  update the state and send nothing.
+- table-table: a change on either side sends the joined row (or a deletion) for its key,
+  stamped with the later of the two rows' times; a foreign-key join looks up the right row
+  by a left column and sends again for every left row that refers to a right row that
+  changed.
+
+The state goes to the query's changelog with the rest of its state, so a restart goes on
+where the last commit left off.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from hispeed.functions.aggregates import _hashable
+from hispeed.functions.registry import EvalContext
+from hispeed.log.base import PolledBatch
+from hispeed.plan.joins import LABEL, ROWKEY, JoinPlan, JoinStep
+from hispeed.plan.planner import PSEUDO_COLUMNS, QueryPlan, field_name, source_scope
+from hispeed.runtime.decode import SourceDecoder
+
+if TYPE_CHECKING:
+    from hispeed.runtime.task import Outputs
+
+#: Kafka Streams' grace for windows given without one (JoinWindows.of)
+LEGACY_GRACE_MS = 24 * 3600 * 1000
+
+
+@dataclass
+class Event:
+    """A record on its way through the steps: a row of fields, or a table row's deletion."""
+
+    row: dict[str, Any]
+    ts: int
+    key: Any = None  # a table row's primary key; a step's output key
+    deleted: bool = False
+    partition: int = 0
+    offset: int = 0
+
+
+class _Step:
+    def __init__(self, step: JoinStep, left_fields: list[str], right_fields: list[str]) -> None:
+        self.step = step
+        self.left_fields = left_fields
+        self.right_fields = right_fields
+        self.dirty: set[Any] = set()
+
+    def joined(self, left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
+        row: dict[str, Any] = {}
+        row.update(left if left is not None else dict.fromkeys(self.left_fields))
+        row.update(right if right is not None else dict.fromkeys(self.right_fields))
+        return row
+
+    def left(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
+        raise NotImplementedError
+
+    def right(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
+        raise NotImplementedError
+
+    def state(self) -> dict[Any, Any]:
+        raise NotImplementedError
+
+    def restore(self, name: Any, value: Any) -> None:
+        raise NotImplementedError
+
+
+class _StreamStream(_Step):
+    """Both sides kept per key for the window; outer rows wait for their window with GRACE."""
+
+    def __init__(self, step: JoinStep, left_fields: list[str], right_fields: list[str]) -> None:
+        super().__init__(step, left_fields, right_fields)
+        self.grace = step.grace_ms if step.grace_ms is not None else LEGACY_GRACE_MS
+        self.retention = step.before_ms + step.after_ms + self.grace
+        #: side (0 left, 1 right) -> key -> [(ts, seq, row)]
+        self.buffers: list[dict[Any, list[tuple[int, int, dict[str, Any]]]]] = [{}, {}]
+        #: unmatched rows of outer sides waiting for their window to close: (ts, side, seq)
+        self.pending: dict[tuple[int, int, int], tuple[Any, dict[str, Any]]] = {}
+        self.seq = 0
+        self.outer = [step.kind in ("LEFT", "FULL"), step.kind in ("RIGHT", "FULL")]
+        self.min_pending: int | None = None
+
+    def left(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
+        return self._side(0, events, keys, st)
+
+    def right(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
+        return self._side(1, events, keys, st)
+
+    def _side(self, side: int, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
+        step = self.step
+        # the window around a record of this side, in the other side's times
+        before, after = (
+            (step.before_ms, step.after_ms) if side == 0 else (step.after_ms, step.before_ms)
+        )
+        out: list[Event] = []
+        own, other = self.buffers[side], self.buffers[1 - side]
+        for e, k in zip(events, keys, strict=True):
+            t = e.ts
+            st[0] = max(st[0], t)
+            now = st[0]
+            if k is None:
+                continue  # a NULL key joins nothing
+            if t == now and self.pending:
+                out += self._expire(now, e)
+            horizon = now - self.retention
+            if t >= horizon:
+                self.seq += 1
+                own.setdefault(k, []).append((t, self.seq, e.row))
+                self.dirty.add((side, k))
+            matched = False
+            for ot, oseq, orow in other.get(k, ()):
+                if ot < max(0, t - before) or ot > t + after or ot < horizon:
+                    continue
+                matched = True
+                if self.pending.pop((ot, 1 - side, oseq), None) is not None:
+                    self.dirty.add(("P", ot, 1 - side, oseq))
+                pair = (e.row, orow) if side == 0 else (orow, e.row)
+                out.append(self._out(self.joined(*pair), max(t, ot), k, e))
+            if not matched and self.outer[side]:
+                if step.grace_ms is None or t + after < now:
+                    alone = self.joined(e.row, None) if side == 0 else self.joined(None, e.row)
+                    out.append(self._out(alone, t, k, e))
+                else:
+                    self.pending[(t, side, self.seq)] = (k, e.row)
+                    self.dirty.add(("P", t, side, self.seq))
+            self._evict(horizon)
+        return out
+
+    def _expire(self, now: int, trigger: Event) -> list[Event]:
+        """Send the waiting outer rows whose window has closed, oldest first."""
+        out = []
+        step = self.step
+        for ts, side, seq in sorted(self.pending):
+            look = step.after_ms if side == 0 else step.before_ms
+            if ts + look + self.grace >= now:
+                continue
+            k, row = self.pending.pop((ts, side, seq))
+            self.dirty.add(("P", ts, side, seq))
+            pair = (row, None) if side == 0 else (None, row)
+            out.append(self._out(self.joined(*pair), ts, k, trigger))
+        return out
+
+    def _evict(self, horizon: int) -> None:
+        for side in (0, 1):
+            buf = self.buffers[side]
+            for k in [k for k, rows in buf.items() if rows and rows[0][0] < horizon]:
+                kept = [r for r in buf[k] if r[0] >= horizon]
+                if kept:
+                    buf[k] = kept
+                else:
+                    del buf[k]
+                self.dirty.add((side, k))
+
+    @staticmethod
+    def _out(row: dict[str, Any], ts: int, key: Any, e: Event) -> Event:
+        return Event(row, ts, key, False, e.partition, e.offset)
+
+    def state(self) -> dict[Any, Any]:
+        changed: dict[Any, Any] = {}
+        for d in self.dirty:
+            if d[0] == "P":
+                changed[d] = self.pending.get(d[1:])
+            else:
+                changed[d] = self.buffers[d[0]].get(d[1])
+        changed[("seq",)] = self.seq
+        self.dirty.clear()
+        return changed
+
+    def restore(self, name: Any, value: Any) -> None:
+        if name == ("seq",):
+            self.seq = value
+        elif name[0] == "P":
+            self.pending[name[1:]] = value
+        else:
+            self.buffers[name[0]][name[1]] = value
+
+
+class _StreamTable(_Step):
+    """A stream record joins the table's current row; table changes only update the state."""
+
+    def __init__(self, step: JoinStep, left_fields: list[str], right_fields: list[str]) -> None:
+        super().__init__(step, left_fields, right_fields)
+        self.table: dict[Any, dict[str, Any]] = {}
+
+    def left(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
+        out = []
+        inner = self.step.kind == "INNER"
+        for e, k in zip(events, keys, strict=True):
+            st[0] = max(st[0], e.ts)
+            if k is None:
+                continue
+            row = self.table.get(k)
+            if row is None and inner:
+                continue
+            out.append(Event(self.joined(e.row, row), e.ts, k, False, e.partition, e.offset))
+        return out
+
+    def right(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
+        for e, k in zip(events, keys, strict=True):
+            st[0] = max(st[0], e.ts)
+            if k is None:
+                continue
+            if e.deleted:
+                self.table.pop(k, None)
+            else:
+                self.table[k] = e.row
+            self.dirty.add(k)
+        return []
+
+    def state(self) -> dict[Any, Any]:
+        changed = {d: self.table.get(d) for d in self.dirty}
+        self.dirty.clear()
+        return changed
+
+    def restore(self, name: Any, value: Any) -> None:
+        self.table[name] = value
+
+
+class _TableTable(_Step):
+    """Both tables' current rows; a change on either side sends the join for its key."""
+
+    def __init__(
+        self, step: JoinStep, left_fields: list[str], right_fields: list[str], key_fields: list[str]
+    ) -> None:
+        super().__init__(step, left_fields, right_fields)
+        #: table key -> (row, ts, join key) of the left; join key -> (row, ts) of the right
+        self.lefts: dict[Any, tuple[dict[str, Any], int, Any]] = {}
+        self.rights: dict[Any, tuple[dict[str, Any], int]] = {}
+        #: foreign-key joins: right key -> the left table keys that refer to it
+        self.refs: dict[Any, set[Any]] = {}
+        self.key_fields = key_fields
+        kind = step.kind
+        self.keep_left = kind in ("LEFT", "FULL")
+        self.keep_right = kind in ("RIGHT", "FULL")
+
+    def _emit(
+        self,
+        key: Any,
+        left: tuple[dict[str, Any], int, Any] | None,
+        right: tuple[dict[str, Any], int] | None,
+        trigger: Event,
+        out: list[Event],
+        existed: bool,
+    ) -> None:
+        """Send the join of `left` and `right` for `key`, or its deletion."""
+        lrow = left[0] if left else None
+        rrow = right[0] if right else None
+        present = (lrow is not None and rrow is not None) or (
+            (lrow is not None and self.keep_left) or (rrow is not None and self.keep_right)
+        )
+        ts = max(trigger.ts, *(x[1] for x in (left, right) if x is not None))
+        if present:
+            out.append(
+                Event(self.joined(lrow, rrow), ts, key, False, trigger.partition, trigger.offset)
+            )
+        elif existed:
+            row = self.joined(None, None)
+            for f in self.key_fields:
+                row[f] = key
+            out.append(Event(row, ts, key, True, trigger.partition, trigger.offset))
+
+    def _had(self, lrow: Any, rrow: Any) -> bool:
+        return (lrow is not None and rrow is not None) or (
+            (lrow is not None and self.keep_left) or (rrow is not None and self.keep_right)
+        )
+
+    def left(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
+        out: list[Event] = []
+        fk = self.step.foreign_key
+        for e, k in zip(events, keys, strict=True):
+            st[0] = max(st[0], e.ts)
+            tkey = e.key if fk else k
+            if tkey is None:
+                continue
+            old = self.lefts.get(tkey)
+            old_right = self.rights.get(old[2]) if old is not None else None
+            existed = old is not None and self._had(old[0], old_right)
+            if fk and old is not None and old[2] is not None:
+                self.refs.get(old[2], set()).discard(tkey)
+            self.dirty.add(("L", tkey))
+            if e.deleted:
+                self.lefts.pop(tkey, None)
+                if fk:
+                    if existed:
+                        self._emit(tkey, None, None, e, out, True)
+                    continue
+                right = self.rights.get(tkey)
+                self._emit(tkey, None, right, e, out, existed or right is not None)
+                continue
+            entry = (e.row, e.ts, k)
+            self.lefts[tkey] = entry
+            if fk and k is not None:
+                self.refs.setdefault(k, set()).add(tkey)
+            right = self.rights.get(k) if k is not None else None
+            self._emit(tkey, entry, right, e, out, existed)
+        return out
+
+    def right(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
+        out: list[Event] = []
+        fk = self.step.foreign_key
+        for e, k in zip(events, keys, strict=True):
+            st[0] = max(st[0], e.ts)
+            if k is None:
+                continue
+            old = self.rights.get(k)
+            self.dirty.add(("R", k))
+            new = None if e.deleted else (e.row, e.ts)
+            if new is None:
+                self.rights.pop(k, None)
+            else:
+                self.rights[k] = new
+            if fk:
+                for tkey in sorted(self.refs.get(k, ()), key=repr):
+                    referring = self.lefts[tkey]
+                    existed = self._had(referring[0], old[0] if old else None)
+                    self._emit(tkey, referring, new, e, out, existed)
+                continue
+            left = self.lefts.get(k)
+            existed = self._had(left[0] if left else None, old[0] if old else None)
+            self._emit(k, left, new, e, out, existed)
+        return out
+
+    def state(self) -> dict[Any, Any]:
+        changed: dict[Any, Any] = {}
+        for d in self.dirty:
+            changed[d] = self.lefts.get(d[1]) if d[0] == "L" else self.rights.get(d[1])
+        self.dirty.clear()
+        return changed
+
+    def restore(self, name: Any, value: Any) -> None:
+        if name[0] == "L":
+            self.lefts[name[1]] = value
+            if self.step.foreign_key and value[2] is not None:
+                self.refs.setdefault(value[2], set()).add(name[1])
+        else:
+            self.rights[name[1]] = value
+
+
+class JoinRuntime:
+    """Decodes each side's records and runs them through the join steps."""
+
+    def __init__(self, plan: QueryPlan, query_id: str) -> None:
+        join = plan.join
+        assert join is not None
+        self.plan = plan
+        self.join: JoinPlan = join
+        self.decoders = [SourceDecoder(s.source, s.label, query_id) for s in join.sides]
+        #: topic -> the sides that read it (two for a self-join)
+        self.topics: dict[str, list[int]] = {}
+        for i, side in enumerate(join.sides):
+            self.topics.setdefault(side.source.topic, []).append(i)
+        #: each side's frame columns, and their Arrow types
+        self.side_fields: list[list[str]] = []
+        self.types: dict[str, pa.DataType] = {}
+        for side in join.sides:
+            cols = source_scope(side.source, side.label).columns
+            self.side_fields.append([c.field for c in cols])
+            for c in cols:
+                self.types[c.field] = c.type.to_arrow()
+        self.steps: list[_Step] = []
+        for step in join.steps:
+            left_fields = [f for s in range(step.right) for f in self.side_fields[s]]
+            right_fields = self.side_fields[step.right]
+            if step.left_kind == "STREAM" and step.right_kind == "STREAM":
+                self.steps.append(_StreamStream(step, left_fields, right_fields))
+            elif step.left_kind == "STREAM":
+                self.steps.append(_StreamTable(step, left_fields, right_fields))
+            else:
+                key_fields = [f for f in join.key_fields if not f.startswith(LABEL)]
+                self.steps.append(_TableTable(step, left_fields, right_fields, key_fields))
+        self.stream_time = [0]
+        self.key_type = join.key_type.to_arrow()
+
+    # -- processing -------------------------------------------------------------------------
+
+    def process(self, item: PolledBatch, out: Outputs) -> tuple[pa.RecordBatch, np.ndarray]:
+        """The joined rows a polled batch gives, and which of them are deletions."""
+        events: list[Event] = []
+        for side in self.topics.get(item.partition.topic, []):
+            frame, tombstones = self.decoders[side].decode(item, out.errors)
+            if frame.num_rows:
+                events += self._side(side, frame, tombstones)
+        return self._frame(events)
+
+    def _side(self, side: int, frame: pa.RecordBatch, tombstones: np.ndarray) -> list[Event]:
+        source = self.join.sides[side].source
+        label = self.join.sides[side].label
+        rows = frame.to_pylist()
+        stamps = frame.column(field_name(label, "ROWTIME")).to_pylist()
+        offsets = frame.column(field_name(label, "ROWOFFSET")).to_pylist()
+        parts = frame.column(field_name(label, "ROWPARTITION")).to_pylist()
+        key_names = [field_name(label, c.name) for c in source.key_columns]
+        events = []
+        for i, row in enumerate(rows):
+            key = None
+            if source.kind == "TABLE":
+                values = [_hashable(row[k]) for k in key_names]
+                key = values[0] if len(values) == 1 else tuple(values)
+            deleted = bool(tombstones[i]) if source.kind == "TABLE" else False
+            events.append(Event(row, stamps[i], key, deleted, parts[i], offsets[i]))
+        if side == 0:
+            return self._through(0, events, from_left=True)
+        return self._through(side - 1, events, from_left=False)
+
+    def _through(self, index: int, events: list[Event], *, from_left: bool) -> list[Event]:
+        """Run events into step `index` (and on through the steps after it)."""
+        while events and index < len(self.steps):
+            runner = self.steps[index]
+            step = runner.step
+            keys = self._keys(step.left_key if from_left else step.right_key, events)
+            if from_left:
+                events = runner.left(events, keys, self.stream_time)
+            else:
+                events = runner.right(events, keys, self.stream_time)
+            index += 1
+            from_left = True
+        return events if index >= len(self.steps) else []
+
+    def _keys(self, compiled: Any, events: list[Event]) -> list[Any]:
+        fields = list(dict.fromkeys(f for e in events for f in e.row))
+        arrays = [
+            pa.array([e.row.get(f) for e in events], self.types[f])
+            for f in fields
+            if f in self.types
+        ]
+        batch = pa.RecordBatch.from_arrays(arrays, names=[f for f in fields if f in self.types])
+        values = compiled(batch, EvalContext()).to_pylist()
+        return [_hashable(v) for v in values]
+
+    def _frame(self, events: list[Event]) -> tuple[pa.RecordBatch, np.ndarray]:
+        fields = [f for s in self.side_fields for f in s]
+        arrays = [pa.array([e.row.get(f) for e in events], self.types[f]) for f in fields]
+        names = list(fields)
+        own = {
+            "ROWTIME": [e.ts for e in events],
+            "ROWPARTITION": [e.partition for e in events],
+            "ROWOFFSET": [e.offset for e in events],
+        }
+        for name, t in PSEUDO_COLUMNS.items():
+            arrays.append(pa.array(own[name], t.to_arrow()))
+            names.append(field_name(LABEL, name))
+        arrays.append(pa.array([_plain(e.key) for e in events], self.key_type))
+        names.append(field_name(LABEL, ROWKEY))
+        deleted = np.array([e.deleted for e in events], bool)
+        return pa.RecordBatch.from_arrays(arrays, names=names), deleted
+
+    # -- state ------------------------------------------------------------------------------
+
+    def checkpoint(self, changelog: dict[bytes, bytes | None]) -> None:
+        for i, step in enumerate(self.steps):
+            for name, value in step.state().items():
+                k = pickle.dumps(("J", i, name))
+                changelog[k] = None if value is None else pickle.dumps(value)
+        changelog[pickle.dumps(("J", -1, "time"))] = pickle.dumps(self.stream_time[0])
+
+    def restore(self, name: tuple[Any, ...], value: Any) -> None:
+        _, i, inner = name
+        if i == -1:
+            self.stream_time[0] = value
+        else:
+            self.steps[i].restore(inner, value)
+
+
+def _plain(v: Any) -> Any:
+    """A hashable key back to what Arrow takes (tuples of a struct's items to dicts aside)."""
+    return list(v) if isinstance(v, tuple) else v
