@@ -65,11 +65,12 @@ class Scope:
                     col,
                 )
             if ref.source is not None and not any(c.source == ref.source for c in self.columns):
-                sources = sorted({c.source for c in self.columns if c.source})
+                sources = sorted(
+                    {c.source for c in self.columns if c.source and not c.source.startswith("$")}
+                )
                 raise SqlError(
-                    f"{self.clause} column '{shown}' cannot be resolved: "
-                    f"'{ref.source}' is not a valid stream/table name or alias here "
-                    f"({', '.join(sources)})",
+                    f"Failed to prepare statement: '{ref.source}' is not a valid stream/table "
+                    f"name or alias. The sources here are: {', '.join(sources)}",
                     line,
                     col,
                 )
@@ -86,9 +87,9 @@ class Scope:
                 col,
             )
         raise SqlError(
-            f"column '{shown}' is ambiguous: it is in "
-            f"{', '.join(str(c.source) for c in matches)}; qualify it, like "
-            f"{matches[0].source}.{ref.name}",
+            f"Column '{shown}' is ambiguous. Could be "
+            + " or ".join(f"{c.source}.{ref.name}" for c in matches)
+            + ".",
             line,
             col,
         )

@@ -100,25 +100,27 @@ def plan_relation(
     refs.append((node, None))
     refs.reverse()
     sides: list[JoinSide] = []
-    labels: set[str] = set()
     for ref, _ in refs:
         line, col = ref.pos
         source = catalog.get(ref.name, line=line or 1, column=col or 1)
-        if ref.label in labels:
+        if any(s.label == ref.label for s in sides):
+            # the same source twice needs an alias for each (hispeed joins it with itself)
             raise err(
                 ref,
-                f"Can not join '{ref.name}' to '{ref.name}': self joins need an alias for each "
-                "side, like FROM s AS a JOIN s AS b",
+                "N-way joins do not support multiple occurrences of the same source. "
+                f"Source: '{ref.name}'. Give each occurrence its own alias to join a source "
+                "with itself, like FROM s AS a JOIN s AS b",
             )
-        labels.add(ref.label)
         sides.append(JoinSide(source, ref.label))
+    _check_sources(join, sides, err)
     columns: list[ScopeColumn] = []
     for side in sides:
         columns += source_scope(side.source, side.label).columns
-    scope = JoinScope(columns)
+    scope = JoinScope(columns, clause="JOIN ON")
     steps: list[JoinStep] = []
     kind = sides[0].source.kind
-    candidates: list[str] = []  # fields equal to the current key
+    candidates: list[str] = []  # fields equal to the current key, in ksqlDB's order
+    equal: list[str] = []  # fields equal to the current key
     synthetic = False
     key_type: T.SqlType | None = None
     for i, (_, jn) in enumerate(refs[1:], start=1):
@@ -126,48 +128,51 @@ def plan_relation(
         right = sides[i]
         left_labels = {s.label for s in sides[:i]}
         left_e, right_e = _split_on(jn.on, left_labels, right.label, scope, err)
-        left_key = compile_(left_e, scope, "JOIN")
-        right_key = compile_(right_e, scope, "JOIN")
+        left_key = compile_(left_e, scope, "JOIN ON")
+        right_key = compile_(right_e, scope, "JOIN ON")
         lt, rt = left_key.type, right_key.type
+        written = (left_key, right_key) if _operands(jn.on)[0] is left_e else (right_key, left_key)
+        shown = " = ".join(_shown(x, scope) for x in _operands(jn.on))
         if lt is None or rt is None or lt != rt:
+            a, b = _operands(jn.on)
             raise err(
                 jn.on,
-                f"Invalid join condition: types don't match. Got {sql(left_e)}{{{lt}}} = "
-                f"{sql(right_e)}{{{rt}}}.",
+                f"Invalid join condition: types don't match. Got {_shown(a, scope)}"
+                f"{{{written[0].type}}} = {_shown(b, scope)}{{{written[1].type}}}.",
             )
-        step = _step(jn, i, left_key, right_key, kind, right.source, err)
+        left_label = _label_of(left_e, scope)
+        step = _step(jn, i, left_key, right_key, kind, right, left_label, err)
         right_field = _column_field(right_e, scope)
         left_field = _column_field(left_e, scope)
-        if step.right_kind == "TABLE" and step.left_kind == "TABLE":
-            right_pk = [f"{right.label}.{c.name}" for c in right.source.key_columns]
+        right_pk = [f"{right.label}.{c.name}" for c in right.source.key_columns]
+        if step.left_kind == "TABLE":
             if right_field is None or [right_field] != right_pk:
                 raise err(
                     jn.on,
-                    f"Invalid join condition: table-table joins require to join on the primary "
-                    f"key of the right input table. Got {sql(left_e)} = {sql(right_e)}.",
+                    "Invalid join condition: table-table joins require to join on the primary "
+                    f"key of the right input table. Got {shown}.",
                 )
-            left_pk = (
-                [f"{sides[0].label}.{c.name}" for c in sides[0].source.key_columns]
-                if i == 1
-                else candidates
-            )
-            step.foreign_key = left_field is None or left_field not in left_pk
-        elif step.right_kind == "TABLE":
-            right_pk = [f"{right.label}.{c.name}" for c in right.source.key_columns]
-            if right_field is None or [right_field] != right_pk:
-                raise err(
-                    jn.on,
-                    f"Invalid comparison expression '{sql(right_e)}' in join "
-                    f"'{sql(jn.on)}'. Joins must only contain a field comparison.",
-                )
-        steps.append(step)
-        if step.foreign_key:
             if i == 1:
-                candidates = [f"{sides[0].label}.{c.name}" for c in sides[0].source.key_columns]
-            key_type = key_type or (
-                sides[0].source.key_columns[0].type if sides[0].source.key_columns else lt
+                left_pk = [f"{sides[0].label}.{c.name}" for c in sides[0].source.key_columns]
+                step.foreign_key = left_field is None or [left_field] != left_pk
+            else:
+                step.foreign_key = left_field is None or left_field not in equal
+            if step.foreign_key:
+                _check_foreign_key(jn, i, shown, left_label, right.label, err)
+        elif step.right_kind == "TABLE" and (right_field is None or [right_field] != right_pk):
+            raise err(
+                jn.on,
+                "Invalid join condition: stream-table joins require to join on the table's "
+                f"primary key. Got {shown}.",
             )
-        elif step.kind == "FULL" or (left_field is None and right_field is None):
+        steps.append(step)
+        if steps[0].foreign_key:
+            # the key stays the left table's; later steps join on it
+            candidates = [f"{sides[0].label}.{c.name}" for c in sides[0].source.key_columns]
+            key_type = sides[0].source.key_columns[0].type
+            equal = [*candidates, *([right_field] if right_field else [])]
+            continue
+        if step.kind == "FULL" or (left_field is None and right_field is None):
             candidates, synthetic, key_type = [f"{LABEL}.{ROWKEY}"], True, lt
         elif left_field is not None and left_field in candidates:
             candidates = [*candidates, *([right_field] if right_field else [])]
@@ -175,15 +180,16 @@ def plan_relation(
             candidates = [f for f in (left_field, right_field) if f is not None]
             synthetic, key_type = False, lt
         kind = step.result
+        equal = candidates
     assert key_type is not None
     plan = JoinPlan(sides, steps, key_type, candidates, synthetic)
-    result_cols = [ScopeColumn(n, t, f"{LABEL}.{n}", LABEL) for n, t in PSEUDO_COLUMNS.items()]
+    scope.clause = "SELECT"
+    scope.columns += [ScopeColumn(n, t, f"{LABEL}.{n}", LABEL) for n, t in PSEUDO_COLUMNS.items()]
     if synthetic:
-        result_cols.append(ScopeColumn(ROWKEY, key_type, f"{LABEL}.{ROWKEY}", LABEL))
-    scope.columns += result_cols
+        scope.columns.append(ScopeColumn(ROWKEY, key_type, f"{LABEL}.{ROWKEY}", LABEL))
     first = sides[0].source  # the result's formats are the left side's, as in ksqlDB
     result = Source(
-        name=" JOIN ".join(s.source.name for s in sides),
+        name=first.name,
         kind=plan.kind,
         key_columns=[Column(ROWKEY, key_type)],
         value_columns=[],
@@ -196,21 +202,94 @@ def plan_relation(
     return plan, scope, result
 
 
+_KIND_WORDS = {
+    "INNER": "[INNER] JOIN",
+    "LEFT": "LEFT [OUTER] JOIN",
+    "RIGHT": "RIGHT [OUTER] JOIN",
+    "FULL": "[FULL] OUTER JOIN",
+}
+
+
+def _check_sources(join: ast.Join, sides: list[JoinSide], err: Any) -> None:
+    kafka = [s.source.name for s in sides if s.source.value_format == "KAFKA"]
+    if kafka:
+        raise err(
+            join,
+            f"Source(s) {', '.join(kafka)} are using the 'KAFKA' value format. This format "
+            "does not yet support JOIN.",
+        )
+    windowed = [s for s in sides if s.source.window is not None]
+    plain = [s for s in sides if s.source.window is None]
+    if windowed and plain:
+        w, p = windowed[0], plain[0]
+        assert w.source.window is not None
+        raise err(
+            join,
+            "Can not join windowed source to non-windowed source.\n"
+            f"`{w.source.name}` is {w.source.window.kind} windowed\n"
+            f"`{p.source.name}` is not windowed",
+        )
+
+
+def _check_foreign_key(jn: ast.Join, i: int, shown: str, left: str, right: str, err: Any) -> None:
+    if jn.kind == "RIGHT":
+        raise err(jn, "RIGHT OUTER JOIN on a foreign key is not supported")
+    if jn.kind == "FULL":
+        raise err(
+            jn,
+            "Invalid join type: full-outer join not supported for foreign-key table-table "
+            f"join. Got {left} [FULL] OUTER JOIN {right}.",
+        )
+    if i > 1:
+        raise err(
+            jn.on,
+            "Invalid join condition: foreign-key table-table joins are not supported as part "
+            f"of n-way joins. Got {shown}.",
+        )
+
+
+def _operands(on: ast.Expr) -> tuple[ast.Expr, ast.Expr]:
+    assert isinstance(on, ast.BinaryOp)
+    return on.left, on.right
+
+
+def _label_of(e: ast.Expr, scope: Scope) -> str:
+    return sorted(_labels_in(e, scope))[0]
+
+
+def _shown(e: ast.Expr, scope: Scope) -> str:
+    """`e` in ksqlDB's messages: every column qualified by its source."""
+
+    def fix(x: Any) -> Any:
+        if isinstance(x, ast.ColumnRef):
+            return dataclasses.replace(x, source=scope.resolve(x).source)
+        if isinstance(x, ast.Expr):
+            changes = {k: fix(v) for k, v in vars(x).items() if k != "pos"}
+            return dataclasses.replace(x, **changes)
+        if isinstance(x, tuple):
+            return tuple(fix(v) for v in x)
+        return x
+
+    return sql(fix(e))
+
+
 def _step(
     node: ast.Join,
     i: int,
     left_key: Compiled,
     right_key: Compiled,
     left_kind: str,
-    right: Source,
+    right: JoinSide,
+    left_label: str,
     err: Any,
 ) -> JoinStep:
-    right_kind = right.kind
+    right_kind = right.source.kind
     within = node.within
     if left_kind == "TABLE" and right_kind == "STREAM":
         raise err(
             node,
-            "Join between invalid operands requested: left type: KTABLE, right type: KSTREAM",
+            "Invalid join order: table-stream joins are not supported; only stream-table "
+            f"joins. Got {left_label} {_KIND_WORDS[node.kind]} {right.label}.",
         )
     if left_kind == "STREAM" and right_kind == "STREAM":
         if within is None:
@@ -233,18 +312,19 @@ def _step(
             within.grace_ms,
         )
     if within is not None:
+        what = "Stream-Table" if left_kind == "STREAM" else "Table-Table"
         raise err(
             node,
-            "A window definition was provided for a Stream-Table join. These joins are not "
+            f"A window definition was provided for a {what} join. These joins are not "
             "windowed. Please drop the window definition (ie. the WITHIN clause) and try to "
             "execute your join again.",
         )
     if left_kind == "STREAM" and node.kind in ("RIGHT", "FULL"):
-        shown = "FULL OUTER" if node.kind == "FULL" else node.kind
+        shown = "full-outer" if node.kind == "FULL" else "right"
         raise err(
             node,
             f"Invalid join type: {shown} join not supported for stream-table join. "
-            "Only INNER and LEFT joins are supported.",
+            f"Got {left_label} {_KIND_WORDS[node.kind]} {right.label}.",
         )
     return JoinStep(node.kind, i, left_key, right_key, left_kind, right_kind)
 
@@ -263,28 +343,43 @@ def _split_on(
     on: ast.Expr, left_labels: set[str], right_label: str, scope: Scope, err: Any
 ) -> tuple[ast.Expr, ast.Expr]:
     """The ON clause's (left expression, right expression)."""
-    if not isinstance(on, ast.BinaryOp) or on.op != "=":
+    from hispeed.plan.planner import _walk
+
+    refs = [x for x in _walk(on) if isinstance(x, ast.ColumnRef)]
+    for ref in sorted(refs, key=lambda r: r.source is None):  # unknown qualifiers first
+        scope.resolve(ref)
+    if isinstance(on, ast.BinaryOp) and on.op == "AND":
         raise err(
             on,
-            f"Unsupported join expression: {sql(on)}; joins need an equality, like ON a.id = b.id",
+            "Invalid join condition: joins on multiple conditions are not yet supported. "
+            f"Got {_shown(on, scope)}.",
         )
+    if not isinstance(on, ast.BinaryOp) or on.op != "=":
+        raise err(on, "Only equality join criteria is supported.")
     a, b = on.left, on.right
     la, lb = _labels_in(a, scope), _labels_in(b, scope)
     for side, used in ((a, la), (b, lb)):
-        if not used:
+        if len(used) != 1:
             raise err(
                 on,
                 f"Invalid comparison expression '{sql(side)}' in join '{sql(on)}'. Each side "
                 "of the join comparision must contain references from exactly one source.",
             )
+    if la == lb:
+        raise err(
+            on,
+            "Each side of the join must reference exactly one source and not the same "
+            f"source. Left side references `{min(la)}` and right references `{min(lb)}`",
+        )
     if la <= left_labels and lb == {right_label}:
         return a, b
     if lb <= left_labels and la == {right_label}:
         return b, a
     raise err(
         on,
-        f"Invalid comparison expression '{sql(on)}' in join '{sql(on)}'. Each side of the "
-        "join comparision must contain references from exactly one source.",
+        f"A join criteria is expected to reference the source (`{right_label}`) in the FROM "
+        f"clause, instead the right source references `{min(lb)}` and the left source "
+        f"references `{min(la)}`",
     )
 
 
@@ -319,48 +414,101 @@ def expand_items(select: ast.Select, plan: JoinPlan, err: Any) -> list[ast.Selec
             continue
         e = item.expr
         if item.alias is None and isinstance(e, ast.ColumnRef) and e.source is not None:
-            item = dataclasses.replace(item, alias=f"{e.source}_{e.name}")
+            # a column only one side has keeps its name; others are prefixed by their side
+            from hispeed.plan.planner import PSEUDO_COLUMNS
+
+            owners = [s for s in plan.sides if s.source.column(e.name) is not None]
+            if len(owners) > 1 or e.name in PSEUDO_COLUMNS:
+                item = dataclasses.replace(item, alias=f"{e.source}_{e.name}")
         items.append(item)
     return items
 
 
-def key_item(
-    items: list[ast.SelectItem], plan: JoinPlan, scope: Scope
-) -> tuple[int | None, list[int]]:
-    """(the select item that is the result's key, other items that are the same column)."""
-    found: list[int] = []
-    for i, item in enumerate(items):
-        e = item.expr
-        if isinstance(e, ast.ColumnRef):
-            try:
-                f = scope.resolve(e).field
-            except SqlError:
-                continue
-            if f in plan.key_fields:
-                found.append(i)
-    if not found:
-        return None, []
-    return found[0], found[1:]
+def key_items(items: list[ast.SelectItem], plan: JoinPlan, scope: Scope) -> list[int]:
+    """The select items that are the result's key: the first key column (in ksqlDB's order
+    of the join's equal columns) that is selected; for a foreign-key join, the left table's
+    key columns."""
+    fields = [_item_field(item, scope) for item in items]
+    if plan.steps[0].foreign_key:
+        return [fields.index(f) for f in plan.key_fields if f in fields]
+    for f in plan.key_fields:
+        if f in fields:
+            return [fields.index(f)]
+    return []
 
 
-def missing_key_message(sink: str | None, plan: JoinPlan) -> str:
+def _item_field(item: ast.SelectItem, scope: Scope) -> str | None:
+    if not isinstance(item.expr, ast.ColumnRef):
+        return None
+    try:
+        return scope.resolve(item.expr).field
+    except SqlError:
+        return None
+
+
+def check_key(
+    items: list[ast.SelectItem],
+    names: list[str],
+    at: list[int],
+    plan: JoinPlan,
+    scope: Scope,
+    sink: str | None,
+) -> str | None:
+    """What is wrong with the key columns of a persistent query's select list, if anything."""
     built = f"`{sink}`" if sink else "the result"
-    if plan.synthetic_key:
+    fields = [_item_field(item, scope) for item in items]
+    if plan.steps[0].foreign_key:
+        first = plan.sides[0]
+        missing = [f.split(".", 1)[1] for f in plan.key_fields if f not in fields]
+        if missing:
+            s = "s" if len(missing) > 1 else ""
+            return (
+                f"Primary key column{s} missing in projection. For foreign-key table-table "
+                "joins, the projection must include all primary key columns from the left "
+                f"input table (`{first.source.name}`). Missing column{s}: "
+                + ", ".join(f"`{m}`" for m in missing)
+                + "."
+            )
+    elif not at:
+        if plan.synthetic_key:
+            return (
+                "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\n"
+                f"The query used to build {built} must include the join expression {ROWKEY} "
+                f"in its projection (eg, SELECT {ROWKEY}...).\n{ROWKEY} was added as a "
+                "synthetic key column because the join criteria did not match any source "
+                "column. This expression must be included in the projection and may be "
+                "aliased."
+            )
+        keys = plan.key_fields
+        listed = keys[0] if len(keys) == 1 else ", ".join(keys[:-1]) + " or " + keys[-1]
+        what = "join expression" if len(keys) == 1 else "join expressions"
         return (
-            f"Key missing from projection (ie, SELECT). The query used to build {built} must "
-            f"include the join expression {ROWKEY} in its projection (eg, SELECT {ROWKEY}...)."
-            f"\n{ROWKEY} was added as a synthetic key column because the join criteria did "
-            "not match any source column. This expression must be included in the projection "
-            "and may be aliased."
+            "Key missing from projection (ie, SELECT). \nThe query used to build "
+            f"{built} must include the {what} {listed} in its projection (eg, SELECT "
+            f"{keys[0]}...)."
         )
-    names = plan.key_fields
-    if len(names) == 1:
-        listed, what = names[0], "join expression"
-    elif len(names) == 2:
-        listed, what = f"{names[0]} or {names[1]}", "join expressions"
-    else:
-        listed, what = ", ".join(names[:-1]) + " or " + names[-1], "join expressions"
-    return (
-        f"Key missing from projection (ie, SELECT). The query used to build {built} must "
-        f"include the {what} {listed} in its projection (eg, SELECT {names[0]}...)."
-    )
+    for i in at:
+        same = sorted(names[j] for j, f in enumerate(fields) if f == fields[i])
+        if len(same) > 1:
+            shown = (
+                fields[i].replace(".", "_", 1)  # type: ignore[union-attr]
+                if plan.steps[0].foreign_key
+                else names[i]
+            )
+            listed = ", ".join(same[:-1]) + " and " + same[-1]
+            return (
+                f"The projection contains a key column (`{shown}`) more than once, aliased "
+                f"as: {listed}."
+            )
+    return None
+
+
+def result_key(scope: Scope, plan: JoinPlan) -> Compiled:
+    """An evaluator of the result's key (the frame's `$J.ROWKEY`)."""
+    from hispeed.ops.expressions import compile_expr
+
+    scope.columns.append(ScopeColumn("$KEY", plan.key_type, f"{LABEL}.{ROWKEY}", "$KEY"))
+    try:
+        return compile_expr(ast.ColumnRef("$KEY", "$KEY"), scope)
+    finally:
+        scope.columns.pop()

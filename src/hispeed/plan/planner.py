@@ -285,40 +285,37 @@ def _plan_join(
         return plan
     kind = sink_kind or source.kind
     if select.partition_by:
-        key, value, outputs = _partition_key(select, source, label, scope, items, sink_name)
+        pkey, pvalue, poutputs = _partition_key(select, source, label, scope, items, sink_name)
         return QueryPlan(
             source,
             label,
             scope,
             where,
-            key,
-            value,
+            pkey,
+            pvalue,
             sink_kind=kind,
             repartition=True,
             limit=select.limit,
             emit=select.emit,
-            outputs=outputs,
+            outputs=poutputs,
             join=join,
         )
     names = _output_names(items)
     outputs = [_output(item, name, scope) for item, name in zip(items, names, strict=True)]
-    at, twins = joins.key_item(items, join, scope)
-    if at is None and sink_kind is not None:
-        raise _err(select, joins.missing_key_message(sink_name, join))
-    if at is not None and sink_kind is not None:
-        again = [
-            outputs[i].name
-            for i in twins
-            if scope.resolve(items[i].expr).field == scope.resolve(items[at].expr).field  # type: ignore[arg-type]
-        ]
-        if again:
-            raise _err(
-                select,
-                f"The projection contains a key column (`{outputs[at].name}`) more than once, "
-                f"aliased as: {outputs[at].name} and {' and '.join(again)}.",
-            )
-    key = [outputs[at]] if at is not None and sink_kind is not None else []
-    value = [o for i, o in enumerate(outputs) if not (key and i == at)]
+    at = joins.key_items(items, join, scope)
+    key: list[OutputColumn] = []
+    if sink_kind is not None:
+        problem = joins.check_key(items, names, at, join, scope, sink_name)
+        if problem is not None:
+            raise _err(select, problem)
+        if join.steps[0].foreign_key:
+            key = [outputs[i] for i in at]
+        else:
+            # the key is the join's: the other side's when this side is missing from an
+            # outer join
+            key = [dataclasses.replace(outputs[at[0]], expr=joins.result_key(scope, join))]
+            outputs[at[0]] = key[0]
+    value = [o for i, o in enumerate(outputs) if not (key and i in at)]
     _check_value_columns(select, value, sink_kind)
     return QueryPlan(
         source,
@@ -344,7 +341,11 @@ def _expand(
     for item in select.items:
         if isinstance(item, ast.AllColumns):
             if item.source is not None and item.source != label:
-                raise _err(item, f"unknown source {item.source} in {item.source}.*")
+                raise _err(
+                    item,
+                    f"Failed to prepare statement: '{item.source}' is not a valid stream/table "
+                    "name or alias.",
+                )
             cols = [
                 *source.key_columns,
                 *source.value_columns,

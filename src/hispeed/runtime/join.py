@@ -25,6 +25,7 @@ where the last commit left off.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -96,7 +97,8 @@ class _StreamStream(_Step):
         self.pending: dict[tuple[int, int, int], tuple[Any, dict[str, Any]]] = {}
         self.seq = 0
         self.outer = [step.kind in ("LEFT", "FULL"), step.kind in ("RIGHT", "FULL")]
-        self.min_pending: int | None = None
+        #: the newest record time seen on each side
+        self.newest = [0, 0]
 
     def left(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
         return self._side(0, events, keys, st)
@@ -120,14 +122,11 @@ class _StreamStream(_Step):
                 continue  # a NULL key joins nothing
             if t == now and self.pending:
                 out += self._expire(now, e)
-            horizon = now - self.retention
-            if t >= horizon:
-                self.seq += 1
-                own.setdefault(k, []).append((t, self.seq, e.row))
-                self.dirty.add((side, k))
+            # a record is visible while it is within retention of its own side's newest time
+            visible = self.newest[1 - side] - self.retention
             matched = False
             for ot, oseq, orow in other.get(k, ()):
-                if ot < max(0, t - before) or ot > t + after or ot < horizon:
+                if ot < max(0, t - before) or ot > t + after or ot <= visible:
                     continue
                 matched = True
                 if self.pending.pop((ot, 1 - side, oseq), None) is not None:
@@ -139,9 +138,13 @@ class _StreamStream(_Step):
                     alone = self.joined(e.row, None) if side == 0 else self.joined(None, e.row)
                     out.append(self._out(alone, t, k, e))
                 else:
-                    self.pending[(t, side, self.seq)] = (k, e.row)
-                    self.dirty.add(("P", t, side, self.seq))
-            self._evict(horizon)
+                    self.pending[(t, side, self.seq + 1)] = (k, e.row)
+                    self.dirty.add(("P", t, side, self.seq + 1))
+            self.seq += 1
+            own.setdefault(k, []).append((t, self.seq, e.row))
+            self.newest[side] = max(self.newest[side], t)
+            self.dirty.add((side, k))
+            self._evict(now - self.retention)
         return out
 
     def _expire(self, now: int, trigger: Event) -> list[Event]:
@@ -180,13 +183,13 @@ class _StreamStream(_Step):
                 changed[d] = self.pending.get(d[1:])
             else:
                 changed[d] = self.buffers[d[0]].get(d[1])
-        changed[("seq",)] = self.seq
+        changed[("seq",)] = (self.seq, self.newest)
         self.dirty.clear()
         return changed
 
     def restore(self, name: Any, value: Any) -> None:
         if name == ("seq",):
-            self.seq = value
+            self.seq, self.newest = value
         elif name[0] == "P":
             self.pending[name[1:]] = value
         else:
@@ -266,15 +269,16 @@ class _TableTable(_Step):
         present = (lrow is not None and rrow is not None) or (
             (lrow is not None and self.keep_left) or (rrow is not None and self.keep_right)
         )
-        ts = max(trigger.ts, *(x[1] for x in (left, right) if x is not None))
+        ts = max([trigger.ts, *(x[1] for x in (left, right) if x is not None)])
         if present:
             out.append(
                 Event(self.joined(lrow, rrow), ts, key, False, trigger.partition, trigger.offset)
             )
         elif existed:
             row = self.joined(None, None)
-            for f in self.key_fields:
-                row[f] = key
+            parts = key if isinstance(key, tuple) and len(self.key_fields) > 1 else (key,)
+            for f, part in zip(self.key_fields, parts, strict=False):
+                row[f] = part
             out.append(Event(row, ts, key, True, trigger.partition, trigger.offset))
 
     def _had(self, lrow: Any, rrow: Any) -> bool:
@@ -292,7 +296,8 @@ class _TableTable(_Step):
                 continue
             old = self.lefts.get(tkey)
             old_right = self.rights.get(old[2]) if old is not None else None
-            existed = old is not None and self._had(old[0], old_right)
+            # a foreign-key join sends a left row's change even when it joined nothing
+            existed = old is not None and (fk or self._had(old[0], old_right))
             if fk and old is not None and old[2] is not None:
                 self.refs.get(old[2], set()).discard(tkey)
             self.dirty.add(("L", tkey))
@@ -310,6 +315,8 @@ class _TableTable(_Step):
             if fk and k is not None:
                 self.refs.setdefault(k, set()).add(tkey)
             right = self.rights.get(k) if k is not None else None
+            if fk and k is None and not self.keep_left:
+                continue  # an inner join leaves the old result for a NULL foreign key
             self._emit(tkey, entry, right, e, out, existed)
         return out
 
@@ -328,10 +335,10 @@ class _TableTable(_Step):
             else:
                 self.rights[k] = new
             if fk:
-                for tkey in sorted(self.refs.get(k, ()), key=repr):
+                for tkey in _ordered(self.refs.get(k, ())):
                     referring = self.lefts[tkey]
-                    existed = self._had(referring[0], old[0] if old else None)
-                    self._emit(tkey, referring, new, e, out, existed)
+                    # stamped with the right record's time
+                    self._emit(tkey, (referring[0], e.ts, k), new, e, out, True)
                 continue
             left = self.lefts.get(k)
             existed = self._had(left[0] if left else None, old[0] if old else None)
@@ -388,6 +395,14 @@ class JoinRuntime:
                 self.steps.append(_TableTable(step, left_fields, right_fields, key_fields))
         self.stream_time = [0]
         self.key_type = join.key_type.to_arrow()
+
+    def looked_up_tables(self) -> list[str]:
+        """Topics of tables that streams look up (their changes send nothing by themselves)."""
+        return [
+            self.join.sides[step.right].source.topic
+            for step in self.join.steps
+            if step.left_kind == "STREAM" and step.right_kind == "TABLE"
+        ]
 
     # -- processing -------------------------------------------------------------------------
 
@@ -480,5 +495,13 @@ class JoinRuntime:
 
 
 def _plain(v: Any) -> Any:
-    """A hashable key back to what Arrow takes (tuples of a struct's items to dicts aside)."""
-    return list(v) if isinstance(v, tuple) else v
+    """A key as the frame's `$J.ROWKEY` holds it: a multi-column key by its first column."""
+    return v[0] if isinstance(v, tuple) else v
+
+
+def _ordered(keys: Iterable[Any]) -> list[Any]:
+    """Left table keys in a stable order (by value when they compare, else by text)."""
+    try:
+        return sorted(keys)
+    except TypeError:
+        return sorted(keys, key=repr)

@@ -29,6 +29,11 @@ _transient = itertools.count()
 
 def pull(engine: Engine, plan: QueryPlan) -> list[dict[str, Any]]:
     """Rows of a pull query: a table's current row per key, or everything a stream holds."""
+    if plan.join is not None:
+        raise HispeedError(
+            "Pull queries don't support JOIN clauses: create a table with CREATE TABLE ... AS "
+            "SELECT ... JOIN, then query the table"
+        )
     if plan.aggregation is not None:
         raise HispeedError(
             "Pull queries don't support GROUP BY or aggregate functions: create a table with "
@@ -127,7 +132,7 @@ class PushQuery:
             saved = engine.properties.get("auto.offset.reset")
             engine.properties["auto.offset.reset"] = reset
             try:
-                self.task = QueryTask(engine, self.id, plan, self.sink)
+                self.task = QueryTask(engine, self.id, plan, self.sink, tables_from_beginning=True)
             finally:
                 if saved is None:
                     engine.properties.pop("auto.offset.reset", None)

@@ -62,7 +62,18 @@ def window_suffix(starts: Sequence[int], ends: Sequence[int] | None) -> list[byt
 class QueryTask:
     """Runs one persistent query's plan against the log."""
 
-    def __init__(self, engine: Engine, query_id: str, plan: QueryPlan, sink: Source) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        query_id: str,
+        plan: QueryPlan,
+        sink: Source,
+        *,
+        tables_from_beginning: bool = False,
+    ) -> None:
+        """`tables_from_beginning`: a new query reads the tables a stream joins from their
+        first record whatever `auto.offset.reset` says (a push query starting now still
+        sees the tables' current rows)."""
         self.engine = engine
         self.log = engine.log
         self.id = query_id
@@ -84,6 +95,11 @@ class QueryTask:
             self.source, plan.label, query_id, keep_tombstones=plan.repartition
         )
         self.consumer.assignment()  # fix the starting positions now, not at the first poll
+        if self.join is not None and tables_from_beginning:
+            for topic in self.join.looked_up_tables():
+                for tp in self.consumer.assignment():
+                    if tp.topic == topic:
+                        self.consumer.seek(tp, self.log.offsets(topic, tp.partition)[0])
         self.sink_key_format = get_format(sink.key_format, sink.key_properties, is_key=True)
         self.sink_value_format = get_format(sink.value_format, sink.value_properties)
         self.records_in = 0
@@ -133,7 +149,13 @@ class QueryTask:
         out = Outputs()
         positions: dict[TopicPartition, int] = {}
         n = 0
-        for item in _merge_by_partition(polled):
+        items = _merge_by_partition(polled)
+        if self.join is not None:
+            # what streams look up goes first: a stream record sees the table rows that
+            # arrived in the same poll
+            tables = set(self.join.looked_up_tables())
+            items.sort(key=lambda item: item.partition.topic not in tables)
+        for item in items:
             n += item.batch.num_rows
             self.process(item, out)
             last = item.batch.column(0)[item.batch.num_rows - 1].as_py()

@@ -1,0 +1,287 @@
+"""Joins end to end on the embedded log: every join type, n-way, foreign keys, errors, restarts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hispeed.engine import Engine
+from hispeed.errors import HispeedError
+from hispeed.log.base import Record
+
+CLICKS = (
+    "CREATE STREAM clicks (user_id STRING KEY, page STRING) "
+    "WITH (kafka_topic='clicks', value_format='JSON', partitions=1);"
+)
+VIEWS = (
+    "CREATE STREAM views (user_id STRING KEY, ms INT) "
+    "WITH (kafka_topic='views', value_format='JSON', partitions=1);"
+)
+USERS = (
+    "CREATE TABLE users (user_id STRING PRIMARY KEY, name STRING, country_id STRING) "
+    "WITH (kafka_topic='users', value_format='JSON', partitions=1);"
+)
+COUNTRIES = (
+    "CREATE TABLE countries (id STRING PRIMARY KEY, country STRING) "
+    "WITH (kafka_topic='countries', value_format='JSON', partitions=1);"
+)
+
+
+def open_engine(path: Path) -> Engine:
+    return Engine(path, fsync="never", properties={"ksql.streams.cache.max.bytes.buffering": "0"})
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    e = open_engine(tmp_path / "data")
+    for ddl in (CLICKS, VIEWS, USERS, COUNTRIES):
+        e.execute(ddl)
+    yield e
+    e.close()
+
+
+def send(engine: Engine, topic: str, key: str, value: dict[str, Any] | None, ts: int) -> None:
+    """One record, processed before the next (the order the join sees them in)."""
+    raw = json.dumps(value).encode() if value is not None else None
+    engine.log.append(topic, [Record(raw, key, ts)], partition=0)
+    engine.drain()
+
+
+def out(engine: Engine, topic: str) -> list[tuple[str | None, Any, int]]:
+    rows = []
+    for r in engine.log.read_table(topic, 0).to_pylist():
+        key = r["key"].decode() if r["key"] is not None else None
+        value = json.loads(r["value"]) if r["value"] is not None else None
+        rows.append((key, value, r["timestamp"]))
+    return rows
+
+
+def test_stream_table_inner_and_left(engine: Engine) -> None:
+    engine.execute(
+        "CREATE STREAM enriched AS SELECT c.user_id, page, name FROM clicks c "
+        "JOIN users u ON c.user_id = u.user_id;"
+    )
+    engine.execute(
+        "CREATE STREAM enriched_all AS SELECT c.user_id, page, name FROM clicks c "
+        "LEFT JOIN users u ON c.user_id = u.user_id;"
+    )
+    send(engine, "clicks", "u1", {"PAGE": "/a"}, 1)  # no user yet
+    send(engine, "users", "u1", {"NAME": "Ada", "COUNTRY_ID": "uk"}, 2)  # sends nothing
+    send(engine, "clicks", "u1", {"PAGE": "/b"}, 3)
+    send(engine, "users", "u1", None, 4)  # the user is deleted
+    send(engine, "clicks", "u1", {"PAGE": "/c"}, 5)
+    assert out(engine, "ENRICHED") == [("u1", {"PAGE": "/b", "NAME": "Ada"}, 3)]
+    assert out(engine, "ENRICHED_ALL") == [
+        ("u1", {"PAGE": "/a", "NAME": None}, 1),
+        ("u1", {"PAGE": "/b", "NAME": "Ada"}, 3),
+        ("u1", {"PAGE": "/c", "NAME": None}, 5),
+    ]
+    assert engine.catalog.get("ENRICHED").schema_text() == (
+        "`C_USER_ID` STRING KEY, `PAGE` STRING, `NAME` STRING"
+    )
+
+
+def test_stream_stream_within_and_every_outer_kind(engine: Engine) -> None:
+    for kind in ("INNER", "LEFT", "RIGHT", "FULL OUTER"):
+        name = kind.split()[0].lower()
+        key = "ROWKEY" if kind == "FULL OUTER" else "c.user_id"
+        engine.execute(
+            f"CREATE STREAM ss_{name} AS SELECT {key}, page, ms FROM clicks c "
+            f"{kind} JOIN views v WITHIN 10 SECONDS ON c.user_id = v.user_id;"
+        )
+    send(engine, "clicks", "u1", {"PAGE": "/a"}, 1_000)
+    send(engine, "views", "u1", {"MS": 40}, 5_000)  # within 10 s of the click
+    send(engine, "views", "u2", {"MS": 7}, 6_000)  # no click for u2
+    send(engine, "clicks", "u1", {"PAGE": "/b"}, 30_000)  # too far from the view
+    assert out(engine, "SS_INNER") == [("u1", {"PAGE": "/a", "MS": 40}, 5_000)]
+    # without GRACE PERIOD an unmatched outer row is sent at once (ksqlDB's old semantics)
+    assert out(engine, "SS_LEFT") == [
+        ("u1", {"PAGE": "/a", "MS": None}, 1_000),
+        ("u1", {"PAGE": "/a", "MS": 40}, 5_000),
+        ("u1", {"PAGE": "/b", "MS": None}, 30_000),
+    ]
+    assert out(engine, "SS_RIGHT") == [
+        ("u1", {"PAGE": "/a", "MS": 40}, 5_000),
+        ("u2", {"PAGE": None, "MS": 7}, 6_000),  # keyed by the join key, not the null column
+    ]
+    assert [r[0] for r in out(engine, "SS_FULL")] == ["u1", "u1", "u2", "u1"]
+
+
+def test_stream_stream_with_grace_waits_for_the_window_to_close(engine: Engine) -> None:
+    engine.execute(
+        "CREATE STREAM late AS SELECT c.user_id, page, ms FROM clicks c LEFT JOIN views v "
+        "WITHIN 1 SECOND GRACE PERIOD 1 SECOND ON c.user_id = v.user_id;"
+    )
+    send(engine, "clicks", "u1", {"PAGE": "/a"}, 1_000)
+    send(engine, "clicks", "u2", {"PAGE": "/x"}, 1_500)
+    assert out(engine, "LATE") == []  # both still wait for a view
+    send(engine, "views", "u2", {"MS": 3}, 2_000)
+    send(engine, "clicks", "u3", {"PAGE": "/z"}, 10_000)  # stream time passes both windows
+    assert out(engine, "LATE") == [
+        ("u2", {"PAGE": "/x", "MS": 3}, 2_000),
+        ("u1", {"PAGE": "/a", "MS": None}, 1_000),  # u1 never matched: sent once, when closed
+    ]
+
+
+def test_table_table_joins_send_changes_and_deletions(engine: Engine) -> None:
+    engine.execute(
+        "CREATE TABLE tt_inner AS SELECT u.user_id, name, country FROM users u "
+        "JOIN countries c ON u.user_id = c.id;"
+    )
+    engine.execute(
+        "CREATE TABLE tt_full AS SELECT ROWKEY AS id, name, country FROM users u "
+        "FULL OUTER JOIN countries c ON u.user_id = c.id;"
+    )
+    send(engine, "users", "k", {"NAME": "Ada", "COUNTRY_ID": None}, 10)
+    send(engine, "countries", "k", {"COUNTRY": "Kenya"}, 20)
+    send(engine, "users", "k", None, 30)
+    assert out(engine, "TT_INNER") == [
+        ("k", {"NAME": "Ada", "COUNTRY": "Kenya"}, 20),
+        ("k", None, 30),
+    ]
+    assert out(engine, "TT_FULL") == [
+        ("k", {"NAME": "Ada", "COUNTRY": None}, 10),
+        ("k", {"NAME": "Ada", "COUNTRY": "Kenya"}, 20),
+        ("k", {"NAME": None, "COUNTRY": "Kenya"}, 30),
+    ]
+
+
+def test_foreign_key_join_follows_the_referenced_row(engine: Engine) -> None:
+    engine.execute(
+        "CREATE TABLE located AS SELECT u.user_id, name, country FROM users u "
+        "JOIN countries c ON u.country_id = c.id;"
+    )
+    send(engine, "countries", "ke", {"COUNTRY": "Kenya"}, 1)
+    send(engine, "users", "u1", {"NAME": "Ada", "COUNTRY_ID": "ke"}, 2)
+    send(engine, "users", "u2", {"NAME": "Bo", "COUNTRY_ID": "ke"}, 3)
+    send(engine, "countries", "ke", {"COUNTRY": "Kenya!"}, 4)  # both users change
+    assert out(engine, "LOCATED") == [
+        ("u1", {"NAME": "Ada", "COUNTRY": "Kenya"}, 2),
+        ("u2", {"NAME": "Bo", "COUNTRY": "Kenya"}, 3),
+        ("u1", {"NAME": "Ada", "COUNTRY": "Kenya!"}, 4),
+        ("u2", {"NAME": "Bo", "COUNTRY": "Kenya!"}, 4),
+    ]
+
+
+def test_n_way_join_and_self_join(engine: Engine) -> None:
+    engine.execute(
+        "CREATE STREAM three AS SELECT c.user_id, page, name, ms FROM clicks c "
+        "JOIN users u ON c.user_id = u.user_id "
+        "JOIN views v WITHIN 5 SECONDS ON c.user_id = v.user_id;"
+    )
+    # ksqlDB refuses to join a source with itself; hispeed does it when each side has an alias
+    engine.execute(
+        "CREATE STREAM pairs AS SELECT a.user_id, a.page AS first, b.page AS second "
+        "FROM clicks a JOIN clicks b WITHIN 1 MINUTE ON a.user_id = b.user_id "
+        "WHERE a.ROWOFFSET < b.ROWOFFSET;"
+    )
+    send(engine, "users", "u1", {"NAME": "Ada", "COUNTRY_ID": "uk"}, 1)
+    send(engine, "clicks", "u1", {"PAGE": "/a"}, 1_000)
+    send(engine, "views", "u1", {"MS": 9}, 2_000)
+    send(engine, "clicks", "u1", {"PAGE": "/b"}, 3_000)
+    assert out(engine, "THREE") == [
+        ("u1", {"PAGE": "/a", "NAME": "Ada", "MS": 9}, 2_000),
+        ("u1", {"PAGE": "/b", "NAME": "Ada", "MS": 9}, 3_000),
+    ]
+    assert out(engine, "PAIRS") == [("u1", {"FIRST": "/a", "SECOND": "/b"}, 3_000)]
+
+
+def test_a_join_feeds_an_aggregation(engine: Engine) -> None:
+    engine.execute(
+        "CREATE TABLE per_country AS SELECT country_id, COUNT(*) AS clicks FROM clicks c "
+        "JOIN users u ON c.user_id = u.user_id GROUP BY country_id;"
+    )
+    send(engine, "users", "u1", {"NAME": "Ada", "COUNTRY_ID": "uk"}, 1)
+    send(engine, "users", "u2", {"NAME": "Bo", "COUNTRY_ID": "uk"}, 2)
+    for user in ("u1", "u2", "u1"):
+        send(engine, "clicks", user, {"PAGE": "/"}, 10)
+    assert out(engine, "PER_COUNTRY")[-1] == ("uk", {"CLICKS": 3}, 10)
+
+
+def test_push_query_that_joins_and_aggregates(engine: Engine) -> None:
+    send(engine, "users", "u1", {"NAME": "Ada", "COUNTRY_ID": "uk"}, 1)
+    with engine.stream(
+        "SELECT name, COUNT(*) AS n FROM clicks c JOIN users u ON c.user_id = u.user_id "
+        "GROUP BY name EMIT CHANGES;"
+    ) as query:
+        send(engine, "clicks", "u1", {"PAGE": "/a"}, 2)
+        send(engine, "clicks", "u1", {"PAGE": "/b"}, 3)
+        rows = query.poll(1.0)
+        while len(rows) < 2:
+            more = query.poll(1.0)
+            assert more, f"only {rows} arrived"
+            rows += more
+    assert rows == [{"NAME": "Ada", "N": 1}, {"NAME": "Ada", "N": 2}]
+
+
+def test_join_state_survives_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    with open_engine(path) as e:
+        for ddl in (CLICKS, USERS):
+            e.execute(ddl)
+        e.execute(
+            "CREATE STREAM enriched AS SELECT c.user_id, page, name FROM clicks c "
+            "JOIN users u ON c.user_id = u.user_id;"
+        )
+        send(e, "users", "u1", {"NAME": "Ada", "COUNTRY_ID": "uk"}, 1)
+    with open_engine(path) as e:
+        send(e, "clicks", "u1", {"PAGE": "/a"}, 2)  # the table side came back from the log
+        assert out(e, "ENRICHED") == [("u1", {"PAGE": "/a", "NAME": "Ada"}, 2)]
+
+
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        (
+            "CREATE STREAM x AS SELECT * FROM clicks c JOIN views v ON c.user_id = v.user_id;",
+            "Stream-Stream joins must have a WITHIN clause specified",
+        ),
+        (
+            "CREATE STREAM x AS SELECT * FROM users u JOIN clicks c ON u.user_id = c.user_id;",
+            "Invalid join order: table-stream joins are not supported; only stream-table joins."
+            " Got U [INNER] JOIN C.",
+        ),
+        (
+            "CREATE STREAM x AS SELECT * FROM clicks c FULL JOIN users u ON c.user_id = u.user_id;",
+            "full-outer join not supported for stream-table join",
+        ),
+        (
+            "CREATE STREAM x AS SELECT * FROM clicks c JOIN users u ON c.page = u.name;",
+            "stream-table joins require to join on the table's primary key. Got C.PAGE = U.NAME.",
+        ),
+        (
+            "CREATE STREAM x AS SELECT * FROM clicks c JOIN views v WITHIN 1 SECOND "
+            "ON c.user_id = v.ms;",
+            "Invalid join condition: types don't match. Got C.USER_ID{STRING} = V.MS{INTEGER}.",
+        ),
+        (
+            "CREATE STREAM x AS SELECT page, ms FROM clicks c JOIN views v WITHIN 1 SECOND "
+            "ON c.user_id = v.user_id;",
+            "must include the join expressions C.USER_ID or V.USER_ID in its projection",
+        ),
+        (
+            "CREATE STREAM x AS SELECT * FROM clicks c JOIN views v WITHIN 1 SECOND "
+            "ON c.user_id = 'u1';",
+            "Each side of the join comparision must contain references from exactly one source",
+        ),
+        (
+            "CREATE TABLE x AS SELECT * FROM users u RIGHT JOIN countries c "
+            "ON u.country_id = c.id;",
+            "RIGHT OUTER JOIN on a foreign key is not supported",
+        ),
+        (
+            "CREATE STREAM x AS SELECT * FROM clicks JOIN clicks WITHIN 1 SECOND "
+            "ON clicks.user_id = clicks.user_id;",
+            "Give each occurrence its own alias",
+        ),
+        ("SELECT * FROM users u JOIN countries c ON u.user_id = c.id;", "JOIN clauses"),
+    ],
+)
+def test_join_errors_say_what_and_how(engine: Engine, statement: str, message: str) -> None:
+    with pytest.raises(HispeedError) as err:
+        engine.execute(statement)
+    assert message in str(err.value)
