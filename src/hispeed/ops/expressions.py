@@ -43,6 +43,8 @@ class Scope:
     lambdas: dict[str, ScopeColumn] = field(default_factory=dict)
     #: the clause being compiled, for messages: SELECT, WHERE, HAVING, PARTITION BY...
     clause: str = "SELECT"
+    #: sub-expressions whose values a column already holds (table function calls)
+    replaced: dict[ast.Expr, ScopeColumn] = field(default_factory=dict)
 
     def resolve(self, ref: ast.ColumnRef) -> ScopeColumn:
         if ref.source is None and ref.name in self.lambdas:
@@ -356,7 +358,7 @@ def compile_expr(expr: ast.Expr, scope: Scope, replaced: Aggregates | None = Non
     `replaced` maps sub-expressions (aggregate calls, GROUP BY expressions) to columns that
     already hold their values.
     """
-    return _Compiler(scope, replaced or {}).compile(expr)
+    return _Compiler(scope, replaced or scope.replaced).compile(expr)
 
 
 class _Compiler:

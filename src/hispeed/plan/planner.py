@@ -61,6 +61,15 @@ class OutputColumn:
     expr: Compiled
 
 
+@dataclass(frozen=True)
+class TableCall(ScopeColumn):
+    """A table function in the select list: the column of its values, and how to get them."""
+
+    function: Any = None  # functions.tables.TableFunction
+    args: tuple[Compiled, ...] = ()
+    arg_types: tuple[T.SqlType, ...] = ()
+
+
 @dataclass
 class QueryPlan:
     source: Source
@@ -82,6 +91,8 @@ class QueryPlan:
     outputs: list[OutputColumn] = field(default_factory=list)
     #: a join's sides and steps: the query reads every side and runs over the joined rows
     join: JoinPlan | None = None
+    #: table functions (EXPLODE...): each row becomes as many rows as they give values
+    table_functions: list[TableCall] = field(default_factory=list)
 
     @property
     def key_columns(self) -> list[Column]:
@@ -139,6 +150,18 @@ def plan_select(
     sink_kind: str | None = None,
     sink_name: str | None = None,
 ) -> QueryPlan:
+    plan = _plan_select(select, catalog, sink_kind, sink_name)
+    replaced = plan.scope.replaced
+    plan.table_functions = [c for c in replaced.values() if isinstance(c, TableCall)]
+    return plan
+
+
+def _plan_select(
+    select: ast.Select,
+    catalog: Catalog,
+    sink_kind: str | None = None,
+    sink_name: str | None = None,
+) -> QueryPlan:
     if isinstance(select.from_, ast.Join):
         return _plan_join(select, catalog, sink_kind, sink_name)
     assert isinstance(select.from_, ast.SourceRef)
@@ -154,6 +177,7 @@ def plan_select(
     has_aggregates = any(_is_aggregate(x) for item in items for x in _walk(item.expr)) or (
         select.having is not None
     )
+    _table_calls(items, source, scope, has_aggregates or bool(select.group_by))
     if select.window is not None and not select.group_by:
         raise _err(select.window, "WINDOW clause requires a GROUP BY clause.")
     _check_reserved_names(
@@ -272,6 +296,7 @@ def _plan_join(
     items = joins.expand_items(select, join, _err)
     select = dataclasses.replace(select, items=tuple(items))
     has_aggregates = any(_is_aggregate(x) for item in items for x in _walk(item.expr))
+    _table_calls(items, source, scope, has_aggregates or bool(select.group_by))
     if select.window is not None and not select.group_by:
         raise _err(select.window, "WINDOW clause requires a GROUP BY clause.")
     _check_reserved_names(items, sink_kind, windowed=select.window is not None)
@@ -453,6 +478,42 @@ def _partition_key(
     key = [outputs[used[i]] if i in used else next(synthesized) for i in range(len(exprs))]
     value = [o for j, o in enumerate(outputs) if j not in used.values()]
     return key, value, outputs
+
+
+def _table_calls(
+    items: list[ast.SelectItem], source: Source, scope: Scope, aggregated: bool
+) -> None:
+    """Find the table functions of the select list; their calls are replaced by columns
+    (`scope.replaced` maps each call to a `TableCall`, a ScopeColumn of the value)."""
+    from hispeed.functions.tables import lookup_table
+
+    calls = [
+        x
+        for item in items
+        for x in _walk(item.expr)
+        if isinstance(x, ast.FunctionCall) and lookup_table(x.name) is not None
+    ]
+    if not calls:
+        return
+    if aggregated:
+        raise _err(calls[0], "Table functions cannot be used with aggregations.")
+    if source.kind == "TABLE":
+        raise _err(calls[0], "Table source is not supported with table functions")
+    for call in calls:
+        if call in scope.replaced:
+            continue  # the same call twice: one column
+        fn = lookup_table(call.name)
+        assert fn is not None
+        args = [_compile(a, scope, "SELECT") for a in call.args]
+        types = [a.type or T.STRING for a in args]
+        try:
+            out = fn.resolve(types)
+        except FunctionTypeError as e:
+            raise _err(call, str(e)) from None
+        n = len(scope.replaced)
+        scope.replaced[call] = TableCall(
+            f"$t{n}", out, f"$t{n}", None, fn, tuple(args), tuple(types)
+        )
 
 
 def _output(item: ast.SelectItem, name: str, scope: Scope) -> OutputColumn:
