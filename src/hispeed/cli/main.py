@@ -423,13 +423,17 @@ def bench_engine(as_json: bool, events: int, batch_size: int, auctions: int) -> 
             click.echo(f"\r{phase}: {done} batches   ", err=True, nl=False)
 
     results = bench_engine_module.run(events, batch_size, auctions, progress=progress)
+    from hispeed.bench import joins as bench_joins_module
+
+    results |= bench_joins_module.run(events, batch_size, auctions, progress=progress)
     if show:
         click.echo("\r" + " " * 40 + "\r", err=True, nl=False)
     if as_json:
         click.echo(json.dumps(results))
         return
     for name, value in results.items():
-        click.echo(f"{name:16s} {value:>14,} events/s")
+        unit = "lookups/s" if name.endswith("_per_s") else "events/s"
+        click.echo(f"{name:20s} {value:>14,} {unit}")
 
 
 # -- conformance ----------------------------------------------------------------------------

@@ -25,18 +25,21 @@ where the last commit left off.
 from __future__ import annotations
 
 import pickle
+from bisect import insort
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hispeed.functions.aggregates import _hashable
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import PolledBatch
 from hispeed.plan.joins import LABEL, ROWKEY, JoinPlan, JoinStep
 from hispeed.plan.planner import PSEUDO_COLUMNS, QueryPlan, field_name, source_scope
+from hispeed.runtime._stream_join import ColumnarStreamJoin, supported
 from hispeed.runtime.decode import SourceDecoder
 
 if TYPE_CHECKING:
@@ -141,10 +144,12 @@ class _StreamStream(_Step):
                     self.pending[(t, side, self.seq + 1)] = (k, e.row)
                     self.dirty.add(("P", t, side, self.seq + 1))
             self.seq += 1
-            own.setdefault(k, []).append((t, self.seq, e.row))
+            # kept in time order (then arrival order): matches come out in that order
+            insort(own.setdefault(k, []), (t, self.seq, e.row), key=_time_order)
             self.newest[side] = max(self.newest[side], t)
             self.dirty.add((side, k))
-            self._evict(now - self.retention)
+        # expired records are already invisible; forgetting them is memory upkeep, per batch
+        self._evict()
         return out
 
     def _expire(self, now: int, trigger: Event) -> list[Event]:
@@ -161,8 +166,9 @@ class _StreamStream(_Step):
             out.append(self._out(self.joined(*pair), ts, k, trigger))
         return out
 
-    def _evict(self, horizon: int) -> None:
+    def _evict(self) -> None:
         for side in (0, 1):
+            horizon = self.newest[side] - self.retention + 1  # what lookups no longer see
             buf = self.buffers[side]
             for k in [k for k, rows in buf.items() if rows and rows[0][0] < horizon]:
                 kept = [r for r in buf[k] if r[0] >= horizon]
@@ -202,6 +208,17 @@ class _StreamTable(_Step):
     def __init__(self, step: JoinStep, left_fields: list[str], right_fields: list[str]) -> None:
         super().__init__(step, left_fields, right_fields)
         self.table: dict[Any, dict[str, Any]] = {}
+        #: the table as columns, for whole batches of stream records (rebuilt after changes)
+        self._snapshot: tuple[dict[Any, int], list[pa.Array]] | None = None
+
+    def snapshot(self, types: dict[str, pa.DataType]) -> tuple[dict[Any, int], list[pa.Array]]:
+        """(key -> row number, one array per right field) of the table as it is now."""
+        if self._snapshot is None:
+            rows = list(self.table.values())
+            index = {k: i for i, k in enumerate(self.table)}
+            columns = [pa.array([r.get(f) for r in rows], types[f]) for f in self.right_fields]
+            self._snapshot = (index, columns)
+        return self._snapshot
 
     def left(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
         out = []
@@ -226,6 +243,7 @@ class _StreamTable(_Step):
             else:
                 self.table[k] = e.row
             self.dirty.add(k)
+            self._snapshot = None
         return []
 
     def state(self) -> dict[Any, Any]:
@@ -235,6 +253,7 @@ class _StreamTable(_Step):
 
     def restore(self, name: Any, value: Any) -> None:
         self.table[name] = value
+        self._snapshot = None
 
 
 class _TableTable(_Step):
@@ -395,6 +414,18 @@ class JoinRuntime:
                 self.steps.append(_TableTable(step, left_fields, right_fields, key_fields))
         self.stream_time = [0]
         self.key_type = join.key_type.to_arrow()
+        #: a one-step stream-table join runs whole stream batches at once
+        only = self.steps[0] if len(self.steps) == 1 else None
+        self.lookup = only if isinstance(only, _StreamTable) else None
+        #: so does a one-step stream-stream join of the common shape (runtime/_stream_join.py)
+        self.columnar: ColumnarStreamJoin | None = None
+        labels = [s.label for s in join.sides]
+        if supported(join.steps, labels, [s.source.topic for s in join.sides]):
+            self.columnar = ColumnarStreamJoin(
+                join.steps[0], labels, self.side_fields, self.types, self.key_type
+            )
+        #: what holds state, for checkpoints and restores
+        self.stores: list[Any] = [self.columnar] if self.columnar else list(self.steps)
 
     def looked_up_tables(self) -> list[str]:
         """Topics of tables that streams look up (their changes send nothing by themselves)."""
@@ -409,11 +440,59 @@ class JoinRuntime:
     def process(self, item: PolledBatch, out: Outputs) -> tuple[pa.RecordBatch, np.ndarray]:
         """The joined rows a polled batch gives, and which of them are deletions."""
         events: list[Event] = []
+        fast: list[pa.RecordBatch] = []
         for side in self.topics.get(item.partition.topic, []):
             frame, tombstones = self.decoders[side].decode(item, out.errors)
-            if frame.num_rows:
+            if not frame.num_rows:
+                continue
+            if side == 0 and self.lookup is not None:
+                fast.append(self._look_up(self.lookup, frame))
+            elif self.columnar is not None:
+                step = self.join.steps[0]
+                key = (step.left_key if side == 0 else step.right_key)(frame, EvalContext())
+                fast.append(self.columnar.process(side, frame, key, self.stream_time))
+            else:
                 events += self._side(side, frame, tombstones)
-        return self._frame(events)
+        if fast and not events:
+            batch = fast[0] if len(fast) == 1 else pa.concat_batches(fast)
+            return batch, np.zeros(batch.num_rows, bool)
+        batch, deleted = self._frame(events)
+        if fast:
+            batch = pa.concat_batches([*fast, batch])
+            deleted = np.concatenate([np.zeros(batch.num_rows - len(deleted), bool), deleted])
+        return batch, deleted
+
+    def _look_up(self, runner: _StreamTable, frame: pa.RecordBatch) -> pa.RecordBatch:
+        """A stream batch joined to the table a whole batch at a time (a one-step
+        stream-table join): one dict lookup per record, the rest in Arrow."""
+        label = self.join.sides[0].label
+        key_arr = runner.step.left_key(frame, EvalContext())
+        keys = key_arr.to_pylist()
+        if not _plain_type(key_arr.type):
+            keys = [_hashable(k) for k in keys]
+        stamps = frame.column(field_name(label, "ROWTIME"))
+        if len(stamps):
+            self.stream_time[0] = max(self.stream_time[0], pc.max(stamps).as_py() or 0)
+        index, columns = runner.snapshot(self.types)
+        get = index.get
+        slots = np.fromiter(
+            (-2 if k is None else get(k, -1) for k in keys), np.int64, count=len(keys)
+        )
+        keep = slots >= 0 if runner.step.kind == "INNER" else slots != -2
+        if not keep.all():
+            mask = pa.array(keep)
+            frame, key_arr, slots = frame.filter(mask), key_arr.filter(mask), slots[keep]
+        found = slots >= 0
+        rows = pa.array(np.where(found, slots, 0), mask=~found)
+        arrays = [frame.column(f) for f in self.side_fields[0]]
+        arrays += [c.take(rows) for c in columns]
+        names = [*self.side_fields[0], *runner.right_fields]
+        for name in PSEUDO_COLUMNS:
+            arrays.append(frame.column(field_name(label, name)))
+            names.append(field_name(LABEL, name))
+        arrays.append(key_arr.cast(self.key_type))
+        names.append(field_name(LABEL, ROWKEY))
+        return pa.RecordBatch.from_arrays(arrays, names=names)
 
     def _side(self, side: int, frame: pa.RecordBatch, tombstones: np.ndarray) -> list[Event]:
         source = self.join.sides[side].source
@@ -431,22 +510,31 @@ class JoinRuntime:
                 key = values[0] if len(values) == 1 else tuple(values)
             deleted = bool(tombstones[i]) if source.kind == "TABLE" else False
             events.append(Event(row, stamps[i], key, deleted, parts[i], offsets[i]))
-        if side == 0:
-            return self._through(0, events, from_left=True)
-        return self._through(side - 1, events, from_left=False)
+        index, from_left = (0, True) if side == 0 else (side - 1, False)
+        step = self.steps[index].step
+        key_arr = (step.left_key if from_left else step.right_key)(frame, EvalContext())
+        keys = key_arr.to_pylist()
+        if not _plain_type(key_arr.type):
+            keys = [_hashable(k) for k in keys]
+        return self._through(index, events, from_left=from_left, keys=keys)
 
-    def _through(self, index: int, events: list[Event], *, from_left: bool) -> list[Event]:
-        """Run events into step `index` (and on through the steps after it)."""
+    def _through(
+        self, index: int, events: list[Event], *, from_left: bool, keys: list[Any] | None = None
+    ) -> list[Event]:
+        """Run events into step `index` (and on through the steps after it); `keys`: the
+        events' join keys for the first step, if known."""
         while events and index < len(self.steps):
             runner = self.steps[index]
             step = runner.step
-            keys = self._keys(step.left_key if from_left else step.right_key, events)
+            if keys is None:
+                keys = self._keys(step.left_key if from_left else step.right_key, events)
             if from_left:
                 events = runner.left(events, keys, self.stream_time)
             else:
                 events = runner.right(events, keys, self.stream_time)
             index += 1
             from_left = True
+            keys = None
         return events if index >= len(self.steps) else []
 
     def _keys(self, compiled: Any, events: list[Event]) -> list[Any]:
@@ -480,7 +568,7 @@ class JoinRuntime:
     # -- state ------------------------------------------------------------------------------
 
     def checkpoint(self, changelog: dict[bytes, bytes | None]) -> None:
-        for i, step in enumerate(self.steps):
+        for i, step in enumerate(self.stores):
             for name, value in step.state().items():
                 k = pickle.dumps(("J", i, name))
                 changelog[k] = None if value is None else pickle.dumps(value)
@@ -491,7 +579,16 @@ class JoinRuntime:
         if i == -1:
             self.stream_time[0] = value
         else:
-            self.steps[i].restore(inner, value)
+            self.stores[i].restore(inner, value)
+
+
+def _time_order(entry: tuple[int, int, Any]) -> tuple[int, int]:
+    return entry[0], entry[1]
+
+
+def _plain_type(t: pa.DataType) -> bool:
+    """Whether values of `t` are hashable as Python gives them (no lists, maps or structs)."""
+    return not (pa.types.is_nested(t) or pa.types.is_map(t))
 
 
 def _plain(v: Any) -> Any:
