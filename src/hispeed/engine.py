@@ -433,7 +433,7 @@ class Engine:
     def _insert_into(self, stmt: ast.InsertInto, text: str, replay: bool) -> Result:
         target = self.catalog.sources.get(stmt.target)
         if target is None:
-            raise SqlError(f"Source `{stmt.target}` does not exist.", *stmt.pos)
+            raise SqlError(f"Source `{stmt.target}` does not exist.", *stmt.target_pos)
         if target.kind == "TABLE":
             raise HispeedError(
                 f"INSERT INTO can only be used to insert into a stream. {target.name} is a table."

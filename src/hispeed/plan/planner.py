@@ -299,7 +299,7 @@ def _plan_join(
     _table_calls(items, source, scope, has_aggregates or bool(select.group_by))
     if select.window is not None and not select.group_by:
         raise _err(select.window, "WINDOW clause requires a GROUP BY clause.")
-    _check_reserved_names(items, sink_kind, windowed=select.window is not None)
+    _check_reserved_names(items, sink_kind, windowed=select.window is not None, join=True)
     if select.group_by or has_aggregates or select.having is not None:
         if select.partition_by:
             raise _err(select.partition_by[0], "PARTITION BY cannot be used with GROUP BY")
@@ -754,20 +754,20 @@ def _compile(
 
 
 def _check_reserved_names(
-    items: list[ast.SelectItem], sink_kind: str | None, *, windowed: bool
+    items: list[ast.SelectItem], sink_kind: str | None, *, windowed: bool, join: bool = False
 ) -> None:
     if sink_kind is None:
         return
     for item in items:
         name = item.alias or default_name(item.expr)
         reserved = set(PSEUDO_COLUMNS) | (set() if windowed else set(WINDOW_COLUMNS))
-        if item.alias is not None and item.alias in reserved:
+        if item.alias is not None and item.alias in reserved and not join:
             raise _err(
                 item,
                 f"`{item.alias}` is a reserved column name. You cannot use it as an alias for a "
                 "column.",
             )
-        if name in reserved and name != "ROWTIME":
+        if name in reserved:
             raise _err(
                 item,
                 f"Reserved column name in select: `{name}`. Please remove or alias the column.",

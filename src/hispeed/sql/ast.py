@@ -284,6 +284,7 @@ class InsertInto(Statement):
     query: Select
     properties: dict[str, Property] = field(default_factory=dict)
     pos: Pos = _pos()
+    target_pos: Pos = _pos()
 
 
 @dataclass(frozen=True)

@@ -407,6 +407,7 @@ class _Parser:
     def insert(self) -> ast.Statement:
         start = self.advance()
         self.expect_word("INTO")
+        target_tok = self.tok
         target = self.identifier("the stream or table to insert into")
         if self.tok.is_op("(") or self.tok.is_word("VALUES"):
             columns: list[str] = []
@@ -417,7 +418,13 @@ class _Parser:
             values = self.items_until(")", self.expr)
             return ast.InsertValues(target, tuple(columns), tuple(values), pos=self.pos(start))
         properties = self.with_properties()
-        return ast.InsertInto(target, self.select(), properties, pos=self.pos(start))
+        return ast.InsertInto(
+            target,
+            self.select(),
+            properties,
+            pos=self.pos(start),
+            target_pos=self.pos(target_tok),
+        )
 
     def drop(self) -> ast.Statement:
         start = self.advance()
