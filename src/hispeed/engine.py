@@ -474,9 +474,19 @@ class Engine:
     def _insert_values(self, stmt: ast.InsertValues) -> Result:
         target = self.catalog.sources.get(stmt.target)
         if target is None:
-            raise SqlError(
-                f"Cannot insert values into an unknown stream/table: `{stmt.target}`", *stmt.pos
-            )
+            message = f"Cannot insert values into an unknown stream/table: `{stmt.target}`"
+            near = [n for n in self.catalog.sources if n.upper() == stmt.target.upper()]
+            if near and near[0] != near[0].upper():
+                message += (
+                    f'\nDid you mean "{near[0]}"? Hint: wrap the source name in double quotes '
+                    "to make it case-sensitive."
+                )
+            elif near:
+                message += (
+                    f"\nDid you mean {near[0]}? Hint: try removing double quotes from the "
+                    "source name."
+                )
+            raise SqlError(message, *stmt.pos)
         if target.source_table:
             raise HispeedError(f"Cannot insert into read-only {target.kind.lower()}: {target.name}")
         columns = [*target.key_columns, *target.value_columns]

@@ -314,6 +314,10 @@ def test_partition_by_rekeys_and_passes_null_values_on(engine: Engine) -> None:
             "CREATE STREAM s WITH (key_format='JSON') AS SELECT * FROM readings PARTITION BY NULL;",
             "Key format specified for stream without key columns.",
         ),
+        (
+            """INSERT INTO "readings" (device) VALUES ('x');""",
+            "Did you mean READINGS? Hint: try removing double quotes from the source name.",
+        ),
         ("CREATE STREAM s AS SELECT temp FROM readings;", "Key missing from projection"),
         (
             "CREATE TABLE t AS SELECT device, temp FROM readings;",
