@@ -274,6 +274,20 @@ def test_the_old_key_property_says_how_to_declare_the_key(engine: Engine) -> Non
         )
 
 
+def test_a_stream_null_value_passes_a_projection_but_no_filter(engine: Engine) -> None:
+    engine.execute(READINGS)
+    engine.execute("CREATE STREAM copy AS SELECT * FROM readings;")
+    engine.execute("CREATE STREAM nulls AS SELECT * FROM readings WHERE temp IS NULL;")
+    engine.log.append("readings", [(b"d1", None)], partition=0)
+    engine.insert("readings", {"DEVICE": "d2", "TEMP": None, "SITE": "x"}, timestamp=5)
+    engine.drain()
+    assert [r[:2] for r in rows(engine, "COPY")] == [
+        (b"d1", None),
+        (b"d2", {"TEMP": None, "SITE": "x"}),
+    ]
+    assert [r[:2] for r in rows(engine, "NULLS")] == [(b"d2", {"TEMP": None, "SITE": "x"})]
+
+
 def test_partition_by_rekeys_and_passes_null_values_on(engine: Engine) -> None:
     engine.execute(READINGS)
     engine.execute("CREATE STREAM by_site AS SELECT * FROM readings PARTITION BY site;")

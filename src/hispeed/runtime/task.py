@@ -92,7 +92,11 @@ class QueryTask:
             topics = list(self.join.topics)
         self.consumer = self.log.consumer(topics, group=self.group, auto_offset_reset=reset)
         self.decoder = SourceDecoder(
-            self.source, plan.label, query_id, keep_tombstones=plan.repartition
+            # a stream's null values pass a projection on as null values, as in ksqlDB
+            self.source,
+            plan.label,
+            query_id,
+            keep_tombstones=plan.aggregation is None,
         )
         self.consumer.assignment()  # fix the starting positions now, not at the first poll
         if self.join is not None and tables_from_beginning:
@@ -221,6 +225,8 @@ class QueryTask:
         deleted = pa.array(tombstones)
         if plan.where is not None:
             mask = pc.fill_null(plan.where(frame, ctx), False)
+            if self.source.kind == "STREAM" and tombstones.any():
+                mask = pc.and_(mask, pa.array(~tombstones))  # a null value matches nothing
             if self.source.kind == "TABLE":
                 # a table row that stops matching is deleted downstream
                 deleted = pc.or_(deleted, pc.invert(mask))
