@@ -147,3 +147,23 @@ def test_case_branches_run_only_for_their_rows() -> None:
 def test_functions_of_no_arguments_fill_every_row() -> None:
     assert values("PI()") == [3.141592653589793] * 4
     assert len(set(values("UUID()"))) == 4
+
+
+def test_greatest_and_least_resolve_as_ksqldb_overloads() -> None:
+    import datetime as dt
+
+    assert values("GREATEST(B, NULL)") == [10, None, 30, 3]
+    assert values("GREATEST(I, D, NULL)") == [1.5, 2.0, None, -0.5]  # a DOUBLE decides
+    assert (
+        values("LEAST(PARSE_DATE('2022-06-15', 'yyyy-MM-dd'), '2022-06-14')")
+        == [dt.date(2022, 6, 14)] * 4
+    )
+    for text, shown in [
+        ("GREATEST(I, B)", "(INTEGER, BIGINT)"),
+        ("GREATEST(NULL, NULL)", "(null, null)"),
+    ]:
+        with pytest.raises(SqlError, match="ambiguous method parameters"):
+            values(text)
+        with pytest.raises(SqlError) as err:
+            values(text)
+        assert shown in str(err.value)

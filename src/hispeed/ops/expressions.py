@@ -791,6 +791,8 @@ class _Compiler:
                 )
             raise _err(e, f"Can't find any functions with the name '{name}'")
         args = [self.compile(a) for a in e.args]
+        if name in ("GREATEST", "LEAST") and args:
+            args = _extreme_args(e, args)
         types = [a.type or T.STRING for a in args]
         try:
             result_type = fn.resolve(types)
@@ -1264,3 +1266,59 @@ def _like_row(value: str, pattern: str) -> bool:
 
 def to_json_text(value: Any) -> str:
     return json.dumps(value)
+
+
+_TEMPORAL = ("DATE", "TIME", "TIMESTAMP")
+
+
+def _extreme_args(e: ast.FunctionCall, args: list[Compiled]) -> list[Compiled]:
+    """GREATEST and LEAST resolve as ksqlDB's overloads do: NULLs take the others' type, text
+    literals beside dates or times are read as such, and mixed numbers need a DOUBLE or all
+    DECIMALs to pick one overload."""
+    types = [a.type for a in args]
+    known = [t for t in types if t is not None]
+    shown = ", ".join(str(t) if t is not None else "null" for t in types)
+    ambiguous = (
+        f"Function '{e.name.lower()}' cannot be resolved due to ambiguous method parameters "
+        f"({shown})."
+    )
+    if not known:
+        raise _err(e, ambiguous)
+    temporal = next((t for t in known if t.name in _TEMPORAL), None)
+    if temporal is not None:
+        literal_text = [
+            i
+            for i, (a, t) in enumerate(zip(e.args, types, strict=True))
+            if t is not None and t.name == "STRING" and isinstance(a, ast.Literal)
+        ]
+        args = list(args)
+        for i in literal_text:
+            args[i] = _cast_compiled(args[i], T.STRING, temporal)
+        types = [a.type for a in args]
+        known = [t for t in types if t is not None]
+    target = known[0]
+    if len({str(t) for t in known}) > 1 and all(t.is_numeric for t in known):
+        if any(t.name == "DOUBLE" for t in known):
+            target = T.DOUBLE
+        elif all(t.name == "DECIMAL" for t in known):
+            target = known[0]
+            for t in known[1:]:
+                target = _widest_decimal(target, t)
+        else:
+            raise _err(e, ambiguous)
+    return [a if a.type is not None else Compiled(target, a.evaluate, a.constant) for a in args]
+
+
+def _widest_decimal(a: SqlType, b: SqlType) -> SqlType:
+    assert a.precision is not None and a.scale is not None
+    assert b.precision is not None and b.scale is not None
+    scale = max(a.scale, b.scale)
+    digits = max(a.precision - a.scale, b.precision - b.scale)
+    return T.decimal(min(digits + scale, 38), scale)
+
+
+def _cast_compiled(c: Compiled, src: SqlType, dst: SqlType) -> Compiled:
+    def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+        return coerce(c(b, ctx), src, dst, ctx)
+
+    return Compiled(dst, ev, c.constant)
