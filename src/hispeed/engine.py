@@ -360,7 +360,21 @@ class Engine:
     def _plan(
         self, select: ast.Select, sink_kind: str | None, sink_name: str | None = None
     ) -> QueryPlan:
-        return plan_select(select, self.catalog, sink_kind, sink_name)
+        plan = plan_select(select, self.catalog, sink_kind, sink_name)
+        for step in plan.join.steps if plan.join is not None else []:
+            if step.copartitioned is None:
+                continue
+            left, right = (self.catalog.sources[n] for n in step.copartitioned)
+            counts = [len(self.log.describe_topic(s.topic).partitions) for s in (left, right)]
+            if counts[0] != counts[1]:
+                raise SqlError(
+                    f"Can't join `{left.name}` with `{right.name}` since the number of "
+                    f"partitions don't match. `{left.name}` partitions = {counts[0]}; "
+                    f"`{right.name}` partitions = {counts[1]}. Please repartition either one "
+                    "so that the number of partitions match.",
+                    *select.pos,
+                )
+        return plan
 
     def _create_as_select(
         self, stmt: ast.CreateAsSelect, text: str, props: dict[str, Any], replay: bool

@@ -345,3 +345,50 @@ def test_columnar_stream_join_matches_the_per_record_path(
                 i = j
             results.append(out(e, "J"))
     assert results[0] == results[1]
+
+
+def test_where_on_a_table_join_deletes_only_rows_it_sent(engine: Engine) -> None:
+    engine.execute(
+        "CREATE TABLE big AS SELECT u.user_id, name, country FROM users u "
+        "JOIN countries c ON u.user_id = c.id WHERE name <> 'skip';"
+    )
+    send(engine, "countries", "k", {"COUNTRY": "Kenya"}, 1)
+    send(engine, "users", "k", {"NAME": "skip", "COUNTRY_ID": None}, 2)  # never sent: no delete
+    send(engine, "users", "k", {"NAME": "Ada", "COUNTRY_ID": None}, 3)
+    send(engine, "users", "k", {"NAME": "skip", "COUNTRY_ID": None}, 4)  # was sent: deleted
+    assert out(engine, "BIG") == [("k", {"NAME": "Ada", "COUNTRY": "Kenya"}, 3), ("k", None, 4)]
+
+
+def test_windowed_streams_join_on_key_and_window(engine: Engine) -> None:
+    for side in ("a", "b"):
+        engine.execute(
+            f"CREATE STREAM w{side} (id STRING KEY, v INT) WITH (kafka_topic='w{side}', "
+            "value_format='JSON', window_type='SESSION', partitions=1);"
+        )
+    engine.execute(
+        "CREATE STREAM wj AS SELECT wa.id, wa.v AS va, wb.v AS vb FROM wa "
+        "JOIN wb WITHIN 1 MINUTE ON wa.id = wb.id;"
+    )
+
+    def windowed(topic: str, start: int, end: int, v: int) -> None:
+        key = b"k" + start.to_bytes(8, "big") + end.to_bytes(8, "big")
+        engine.log.append(topic, [Record(json.dumps({"V": v}), key, end)], partition=0)
+        engine.drain()
+
+    windowed("wa", 10, 50, 1)
+    windowed("wb", 10, 40, 2)  # another session: no match
+    windowed("wb", 10, 50, 3)
+    (row,) = engine.log.read_table("WJ", 0).to_pylist()
+    assert row["key"] == b"k" + (10).to_bytes(8, "big") + (50).to_bytes(8, "big")
+    assert json.loads(row["value"]) == {"VA": 1, "VB": 3}
+
+
+def test_sides_joined_on_their_keys_need_as_many_partitions(engine: Engine) -> None:
+    engine.execute(
+        "CREATE TABLE wide (id STRING PRIMARY KEY, x INT) "
+        "WITH (kafka_topic='wide', value_format='JSON', partitions=3);"
+    )
+    with pytest.raises(HispeedError, match="partitions = 1; `WIDE` partitions = 3"):
+        engine.execute(
+            "CREATE STREAM x AS SELECT c.user_id, x FROM clicks c JOIN wide w ON c.user_id = w.id;"
+        )

@@ -54,6 +54,8 @@ class JoinStep:
     grace_ms: int | None = None
     #: a table-table join on the right table's key from a left value column
     foreign_key: bool = False
+    #: (left source, right source) whose partitions must match: both joined on their keys
+    copartitioned: tuple[str, str] | None = None
 
     @property
     def result(self) -> str:
@@ -123,11 +125,16 @@ def plan_relation(
     equal: list[str] = []  # fields equal to the current key
     synthetic = False
     key_type: T.SqlType | None = None
+    # every ON clause's sources are checked before any join's keys, as ksqlDB does
+    splits = []
+    for i, (_, jn) in enumerate(refs[1:], start=1):
+        assert jn is not None
+        left_labels = {s.label for s in sides[:i]}
+        splits.append(_split_on(jn.on, left_labels, sides[i].label, scope, err))
     for i, (_, jn) in enumerate(refs[1:], start=1):
         assert jn is not None
         right = sides[i]
-        left_labels = {s.label for s in sides[:i]}
-        left_e, right_e = _split_on(jn.on, left_labels, right.label, scope, err)
+        left_e, right_e = splits[i - 1]
         left_key = compile_(left_e, scope, "JOIN ON")
         right_key = compile_(right_e, scope, "JOIN ON")
         lt, rt = left_key.type, right_key.type
@@ -145,6 +152,14 @@ def plan_relation(
         right_field = _column_field(right_e, scope)
         left_field = _column_field(left_e, scope)
         right_pk = [f"{right.label}.{c.name}" for c in right.source.key_columns]
+        if right.source.window is not None:
+            keyed = [f"{s.label}.{c.name}" for s in sides for c in s.source.key_columns]
+            if left_field not in keyed or right_field not in keyed:
+                raise err(
+                    jn.on,
+                    "Implicit repartitioning of windowed sources is not supported. See "
+                    "https://github.com/confluentinc/ksql/issues/4385.",
+                )
         if step.left_kind == "TABLE":
             if right_field is None or [right_field] != right_pk:
                 raise err(
@@ -158,13 +173,25 @@ def plan_relation(
             else:
                 step.foreign_key = left_field is None or left_field not in equal
             if step.foreign_key:
-                _check_foreign_key(jn, i, shown, left_label, right.label, err)
+                _check_foreign_key(
+                    jn, i, shown, left_label, right.label, err, right.source.window is not None
+                )
         elif step.right_kind == "TABLE" and (right_field is None or [right_field] != right_pk):
             raise err(
                 jn.on,
                 "Invalid join condition: stream-table joins require to join on the table's "
                 f"primary key. Got {shown}.",
             )
+        owner = next(
+            (x for x in sides[:i] if left_field and left_field.startswith(x.label + ".")), None
+        )
+        if (
+            not step.foreign_key
+            and owner is not None
+            and left_field in [f"{owner.label}.{c.name}" for c in owner.source.key_columns]
+            and right_field in right_pk
+        ):
+            step.copartitioned = (owner.source.name, right.source.name)
         steps.append(step)
         if steps[0].foreign_key:
             # the key stays the left table's; later steps join on it
@@ -198,6 +225,7 @@ def plan_relation(
         value_format=first.value_format,
         key_properties=dict(first.key_properties),
         value_properties=dict(first.value_properties),
+        window=first.window,  # windowed sides join on key and window: the result keeps it
     )
     return plan, scope, result
 
@@ -220,6 +248,18 @@ def _check_sources(join: ast.Join, sides: list[JoinSide], err: Any) -> None:
         )
     windowed = [s for s in sides if s.source.window is not None]
     plain = [s for s in sides if s.source.window is None]
+    kinds = {s.source.window.kind == "SESSION" for s in windowed if s.source.window is not None}
+    if len(kinds) > 1:
+        a, b = windowed[0].source.window, windowed[1].source.window
+        assert a is not None and b is not None
+        raise err(
+            join,
+            f"Incompatible windowed sources.\nLeft source: {a.kind}\nRight source: {b.kind}\n"
+            "Session windowed sources can only be joined to other session windowed sources, "
+            "and may still not result in expected behaviour as session bounds must be an "
+            "exact match for the join to work\nHopping and tumbling windowed sources can "
+            "only be joined to other hopping and tumbling windowed sources",
+        )
     if windowed and plain:
         w, p = windowed[0], plain[0]
         assert w.source.window is not None
@@ -231,7 +271,11 @@ def _check_sources(join: ast.Join, sides: list[JoinSide], err: Any) -> None:
         )
 
 
-def _check_foreign_key(jn: ast.Join, i: int, shown: str, left: str, right: str, err: Any) -> None:
+def _check_foreign_key(
+    jn: ast.Join, i: int, shown: str, left: str, right: str, err: Any, windowed: bool = False
+) -> None:
+    if windowed:
+        raise err(jn, "Foreign-key table-table joins are not supported on windowed tables.")
     if jn.kind == "RIGHT":
         raise err(jn, "RIGHT OUTER JOIN on a foreign key is not supported")
     if jn.kind == "FULL":

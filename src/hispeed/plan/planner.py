@@ -352,6 +352,7 @@ def _plan_join(
         sink_kind=kind,
         limit=select.limit,
         emit=select.emit,
+        window_info=source.window,
         outputs=outputs,
         join=join,
     )

@@ -420,10 +420,14 @@ class JoinRuntime:
         #: so does a one-step stream-stream join of the common shape (runtime/_stream_join.py)
         self.columnar: ColumnarStreamJoin | None = None
         labels = [s.label for s in join.sides]
-        if supported(join.steps, labels, [s.source.topic for s in join.sides]):
+        windowed = any(s.source.window is not None for s in join.sides)
+        if not windowed and supported(join.steps, labels, [s.source.topic for s in join.sides]):
             self.columnar = ColumnarStreamJoin(
                 join.steps[0], labels, self.side_fields, self.types, self.key_type
             )
+        #: keys of a table join whose last row passed WHERE (so a failing row deletes them)
+        self.passed: set[Any] = set()
+        self.passed_dirty: set[Any] = set()
         #: what holds state, for checkpoints and restores
         self.stores: list[Any] = [self.columnar] if self.columnar else list(self.steps)
 
@@ -516,6 +520,15 @@ class JoinRuntime:
         keys = key_arr.to_pylist()
         if not _plain_type(key_arr.type):
             keys = [_hashable(k) for k in keys]
+        if source.window is not None:  # windowed records join only the same window
+            bounds = zip(
+                frame.column(field_name(label, "WINDOWSTART")).to_pylist(),
+                frame.column(field_name(label, "WINDOWEND")).to_pylist(),
+                strict=True,
+            )
+            keys = [
+                (k, s, e) if k is not None else None for k, (s, e) in zip(keys, bounds, strict=True)
+            ]
         return self._through(index, events, from_left=from_left, keys=keys)
 
     def _through(
@@ -560,10 +573,37 @@ class JoinRuntime:
         for name, t in PSEUDO_COLUMNS.items():
             arrays.append(pa.array(own[name], t.to_arrow()))
             names.append(field_name(LABEL, name))
-        arrays.append(pa.array([_plain(e.key) for e in events], self.key_type))
+        window = self.join.sides[0].source.window
+        keys = [e.key for e in events]
+        if window is not None:  # keys are (key, window start, window end)
+            for i, bound in ((1, "WINDOWSTART"), (2, "WINDOWEND")):
+                arrays.append(pa.array([k[i] if k else None for k in keys], pa.int64()))
+                names.append(field_name(LABEL, bound))
+            keys = [k[0] if k else None for k in keys]
+        arrays.append(pa.array([_plain(k) for k in keys], self.key_type))
         names.append(field_name(LABEL, ROWKEY))
         deleted = np.array([e.deleted for e in events], bool)
         return pa.RecordBatch.from_arrays(arrays, names=names), deleted
+
+    def filter_table(
+        self, frame: pa.RecordBatch, mask: pa.Array, deleted: pa.Array
+    ) -> tuple[pa.RecordBatch, pa.Array]:
+        """WHERE over a table join's rows: a row that fails it deletes its key downstream
+        only if the key's last row passed (else nothing is sent)."""
+        keys = frame.column(field_name(LABEL, ROWKEY)).to_pylist()
+        passes = np.asarray(mask.to_numpy(zero_copy_only=False), bool)
+        gone = np.asarray(deleted.to_numpy(zero_copy_only=False), bool)
+        send = np.ones(len(keys), bool)
+        for i, k in enumerate(keys):
+            k = _hashable(k)
+            if passes[i] and not gone[i]:
+                self.passed.add(k)
+            else:
+                send[i] = k in self.passed
+                self.passed.discard(k)
+            self.passed_dirty.add(k)
+        out = pa.array(send)
+        return frame.filter(out), pa.array(gone | ~passes).filter(out)
 
     # -- state ------------------------------------------------------------------------------
 
@@ -573,10 +613,15 @@ class JoinRuntime:
                 k = pickle.dumps(("J", i, name))
                 changelog[k] = None if value is None else pickle.dumps(value)
         changelog[pickle.dumps(("J", -1, "time"))] = pickle.dumps(self.stream_time[0])
+        for k in self.passed_dirty:
+            changelog[pickle.dumps(("J", -2, k))] = pickle.dumps(True) if k in self.passed else None
+        self.passed_dirty.clear()
 
     def restore(self, name: tuple[Any, ...], value: Any) -> None:
         _, i, inner = name
-        if i == -1:
+        if i == -2:
+            self.passed.add(inner)
+        elif i == -1:
             self.stream_time[0] = value
         else:
             self.stores[i].restore(inner, value)

@@ -227,7 +227,10 @@ class QueryTask:
             mask = pc.fill_null(plan.where(frame, ctx), False)
             if self.source.kind == "STREAM" and tombstones.any():
                 mask = pc.and_(mask, pa.array(~tombstones))  # a null value matches nothing
-            if self.source.kind == "TABLE":
+            if self.source.kind == "TABLE" and self.join is not None:
+                # a joined row that does not match deletes its key only if it was sent
+                frame, deleted = self.join.filter_table(frame, mask, deleted)
+            elif self.source.kind == "TABLE":
                 # a table row that stops matching is deleted downstream
                 deleted = pc.or_(deleted, pc.invert(mask))
             else:
