@@ -274,6 +274,24 @@ def test_the_old_key_property_says_how_to_declare_the_key(engine: Engine) -> Non
         )
 
 
+def test_record_times_from_source_and_sink_timestamp_columns(engine: Engine) -> None:
+    engine.execute(
+        "CREATE STREAM events (k STRING KEY, at BIGINT, v INT) "
+        "WITH (kafka_topic='events', value_format='JSON', timestamp='at', partitions=1);"
+    )
+    engine.execute(
+        "CREATE STREAM later WITH (timestamp='t2') AS SELECT k, at + 5 AS t2 FROM events;"
+    )
+    for at in (100, -1, 200):  # a time before 1970 is dropped, as ksqlDB does
+        engine.insert("events", {"K": "a", "AT": at, "V": 1}, timestamp=7)
+    engine.drain()
+    assert [(v, ts) for _, v, ts in rows(engine, "LATER")] == [
+        ({"T2": 105}, 105),
+        ({"T2": 205}, 205),
+    ]
+    assert engine.log.offsets(PROCESSING_LOG, 0)[1] == 1
+
+
 def test_a_stream_null_value_passes_a_projection_but_no_filter(engine: Engine) -> None:
     engine.execute(READINGS)
     engine.execute("CREATE STREAM copy AS SELECT * FROM readings;")

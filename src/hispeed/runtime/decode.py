@@ -127,7 +127,10 @@ class SourceDecoder:
             from hispeed.runtime.timestamps import parse_timestamps
 
             result = parse_timestamps(arr, src.timestamp_format)
-        bad = np.asarray(pc.is_null(result).to_numpy(zero_copy_only=False))
+        # no time, or one before 1970, as ksqlDB: the record is dropped
+        bad = np.asarray(
+            pc.fill_null(pc.less(result, 0), True).to_numpy(zero_copy_only=False), bool
+        )
         for row in np.nonzero(bad & keep)[0]:
             keep[row] = False
             self.error(errors, item, int(row), f"timestamp column {col.name} has no valid value")

@@ -261,6 +261,50 @@ class QueryTask:
             else None,
         )
 
+    def _sink_times(
+        self,
+        keys: list[pa.Array],
+        values: list[pa.Array],
+        timestamps: pa.Array,
+        deleted: np.ndarray,
+        window: tuple[pa.Array, pa.Array] | None,
+        out: Outputs,
+    ) -> tuple[
+        list[pa.Array], list[pa.Array], pa.Array, np.ndarray, tuple[pa.Array, pa.Array] | None
+    ]:
+        """Timestamps from the sink's `timestamp` column; a row without a valid one (NULL or
+        before 1970) is not written and goes to the processing log."""
+        columns = [*self.plan.key_columns, *self.plan.value_columns]
+        at = next(
+            (i for i, c in enumerate(columns) if c.name == self.sink.timestamp),
+            None,
+        )
+        if at is None:
+            return keys, values, timestamps, deleted, window
+        column = columns[at]
+        arr = (keys + values)[at]
+        stamps = _record_times(arr, column.type.name, self.sink.timestamp_format)
+        good = pc.fill_null(pc.greater_equal(stamps, 0), False)
+        good = pc.or_(good, pa.array(deleted))  # a deletion keeps its own time
+        stamps = pc.if_else(pa.array(deleted), pc.cast(timestamps, pa.int64()), stamps)
+        if not pc.all(good).as_py():
+            for _ in range(len(good) - pc.sum(good).as_py()):
+                out.errors.append(
+                    {
+                        "type": "RECORD_PROCESSING_ERROR",
+                        "query": self.id,
+                        "message": f"timestamp column {column.name} has no valid value",
+                    }
+                )
+            keys = [k.filter(good) for k in keys]
+            values = [v.filter(good) for v in values]
+            stamps = stamps.filter(good)
+            keep = np.asarray(good.to_numpy(zero_copy_only=False), bool)
+            deleted = deleted[keep]
+            if window is not None:
+                window = (window[0].filter(good), window[1].filter(good))
+        return keys, values, stamps, deleted, window
+
     def _report(
         self, ctx: EvalContext, item: PolledBatch, out: Outputs, frame: pa.RecordBatch
     ) -> None:
@@ -288,9 +332,14 @@ class QueryTask:
     ) -> None:
         """Encode key and value columns into records of the sink."""
         plan = self.plan
-        n = len(timestamps)
         key_cols = plan.key_columns
         value_cols = plan.value_columns
+        if self.sink.timestamp is not None:
+            # the sink's `timestamp` column stamps its records
+            keys, values, timestamps, deleted, window = self._sink_times(
+                keys, values, timestamps, deleted, window, out
+            )
+        n = len(timestamps)
         key_batch = (
             pa.RecordBatch.from_arrays(keys, names=[c.name for c in key_cols]) if key_cols else None
         )
@@ -319,6 +368,17 @@ class QueryTask:
             value_batch, value_cols, null_rows=deleted if deleted.any() else None
         )
         out.add(key_bytes, value_bytes, pc.cast(timestamps, pa.int64()))
+
+
+def _record_times(arr: pa.Array, type_name: str, pattern: str | None) -> pa.Array:
+    """Epoch ms from a BIGINT, TIMESTAMP or formatted STRING column (NULL where unreadable)."""
+    if type_name == "BIGINT":
+        return arr
+    if type_name == "TIMESTAMP":
+        return arr.cast(pa.int64())
+    from hispeed.runtime.timestamps import parse_timestamps
+
+    return parse_timestamps(arr, pattern)
 
 
 def _explode(
