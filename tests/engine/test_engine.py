@@ -292,6 +292,18 @@ def test_record_times_from_source_and_sink_timestamp_columns(engine: Engine) -> 
     assert engine.log.offsets(PROCESSING_LOG, 0)[1] == 1
 
 
+def test_a_record_without_a_key_keeps_none_in_any_key_format(engine: Engine) -> None:
+    engine.execute(
+        "CREATE STREAM pairs (a STRING KEY, b STRING KEY, v INT) "
+        "WITH (kafka_topic='pairs', format='DELIMITED', partitions=1);"
+    )
+    engine.execute("CREATE STREAM pairs_json WITH (key_format='JSON') AS SELECT * FROM pairs;")
+    engine.log.append("pairs", [(None, b"1"), (b"x,y", b"2")], partition=0)
+    engine.drain()
+    keys = [r["key"] for r in engine.log.read_table("PAIRS_JSON", 0).to_pylist()]
+    assert keys == [None, b'{"A":"x","B":"y"}']
+
+
 def test_a_stream_null_value_passes_a_projection_but_no_filter(engine: Engine) -> None:
     engine.execute(READINGS)
     engine.execute("CREATE STREAM copy AS SELECT * FROM readings;")

@@ -344,7 +344,14 @@ class QueryTask:
             pa.RecordBatch.from_arrays(keys, names=[c.name for c in key_cols]) if key_cols else None
         )
         if key_batch is not None:
-            key_bytes = self.sink_key_format.encode(key_batch, key_cols)
+            # a key passed on whose columns are all NULL (a record without a key) is no key
+            # at all, in every format, as in ksqlDB; PARTITION BY makes its key of the columns
+            empty = np.logical_and.reduce(
+                [np.asarray(k.is_null().to_numpy(zero_copy_only=False), bool) for k in keys]
+            ) & (not plan.repartition)
+            key_bytes = self.sink_key_format.encode(
+                key_batch, key_cols, null_rows=empty if empty.any() else None
+            )
         else:
             key_bytes = pa.nulls(n, pa.binary())
         if window is not None:
