@@ -399,6 +399,7 @@ class Engine:
             )
         with_props = {k: p.value for k, p in stmt.properties.items()}
         src = plan.source
+        _check_intermediate_types(plan)
         key_format = with_props.get("KEY_FORMAT") or with_props.get("FORMAT") or src.key_format
         value_format = (
             with_props.get("VALUE_FORMAT") or with_props.get("FORMAT") or src.value_format
@@ -914,3 +915,38 @@ def _check_timestamp_column(source: Source) -> None:
 
 
 __all__ = ["Engine", "Result", "T"]
+
+
+#: aggregates whose running state is a STRUCT, ARRAY or MAP, which DELIMITED cannot hold
+_COMPLEX_STATE = frozenset(
+    {
+        "AVG",
+        "CORRELATION",
+        "STDDEV_SAMP",
+        "STDDEV_SAMPLE",
+        "STDDEV_POP",
+        "TOPK",
+        "TOPKDISTINCT",
+        "COLLECT_LIST",
+        "COLLECT_SET",
+        "HISTOGRAM",
+        "LATEST_BY_OFFSET",
+        "EARLIEST_BY_OFFSET",
+        "COUNT_DISTINCT",
+    }
+)
+
+
+def _check_intermediate_types(plan: QueryPlan) -> None:
+    """ksqlDB keeps an aggregation's state in the source's value format and refuses what
+    DELIMITED cannot hold; hispeed refuses the same statements, so that a query written here
+    also runs on ksqlDB."""
+    agg = plan.aggregation
+    if agg is None or plan.source.value_format != "DELIMITED":
+        return
+    if any(call.spec.name.upper() in _COMPLEX_STATE for call in agg.calls):
+        raise HispeedError(
+            "One of the functions used in the statement has an intermediate type that the "
+            "value format can not handle. Please remove the function or change the format."
+        )
+

@@ -362,6 +362,11 @@ def test_partition_by_rekeys_and_passes_null_values_on(engine: Engine) -> None:
             """INSERT INTO "readings" (device) VALUES ('x');""",
             "Did you mean READINGS? Hint: try removing double quotes from the source name.",
         ),
+        (
+            "CREATE STREAM csv (k STRING KEY, x INT) WITH (kafka_topic='readings', "
+            "value_format='DELIMITED'); CREATE TABLE t AS SELECT k, AVG(x) FROM csv GROUP BY k;",
+            "has an intermediate type that the value format can not handle",
+        ),
         ("CREATE STREAM s AS SELECT temp FROM readings;", "Key missing from projection"),
         (
             "CREATE TABLE t AS SELECT device, temp FROM readings;",
