@@ -304,6 +304,20 @@ def test_a_record_without_a_key_keeps_none_in_any_key_format(engine: Engine) -> 
     assert keys == [None, b'{"A":"x","B":"y"}']
 
 
+def test_struct_star_selects_every_field(engine: Engine) -> None:
+    engine.execute(
+        "CREATE STREAM nested (k STRING KEY, s STRUCT<a INT, b STRING>) "
+        "WITH (kafka_topic='nested', value_format='JSON', partitions=1);"
+    )
+    engine.execute("CREATE STREAM flat AS SELECT k, s->* FROM nested;")
+    assert engine.catalog.get("FLAT").schema_text() == "`K` STRING KEY, `A` INTEGER, `B` STRING"
+    engine.insert("nested", {"K": "x", "S": {"A": 1, "B": "one"}})
+    engine.drain()
+    assert rows(engine, "FLAT")[0][:2] == (b"x", {"A": 1, "B": "one"})
+    with pytest.raises(SqlError, match="may only stand alone in a select list"):
+        engine.execute("CREATE STREAM bad AS SELECT k, s FROM nested WHERE s->* IS NULL;")
+
+
 def test_a_stream_null_value_passes_a_projection_but_no_filter(engine: Engine) -> None:
     engine.execute(READINGS)
     engine.execute("CREATE STREAM copy AS SELECT * FROM readings;")

@@ -375,6 +375,9 @@ class _Compiler:
         result: Compiled = method(e)
         return result
 
+    def c_StructStar(self, e: ast.StructStar) -> Compiled:
+        raise _err(e, "`->*` may only stand alone in a select list, like SELECT s->* FROM ...")
+
     def c_Literal(self, e: ast.Literal) -> Compiled:
         value, t = e.value, e.type
         return Compiled(t, lambda b, ctx: broadcast(value, t, b.num_rows), constant=True)

@@ -173,7 +173,7 @@ def _plan_select(
     written_group_by = select.group_by
     select = _unqualify(select, label, source)
     where = _where(select, scope)
-    items = _expand(select, source, label, transient=sink_kind is None)
+    items = _struct_stars(_expand(select, source, label, transient=sink_kind is None), scope)
     has_aggregates = any(_is_aggregate(x) for item in items for x in _walk(item.expr)) or (
         select.having is not None
     )
@@ -293,7 +293,7 @@ def _plan_join(
     join, scope, source = joins.plan_relation(select.from_, catalog, _compile, _err)
     label = joins.LABEL
     where = _where(select, scope)
-    items = joins.expand_items(select, join, _err)
+    items = _struct_stars(joins.expand_items(select, join, _err), scope)
     select = dataclasses.replace(select, items=tuple(items))
     has_aggregates = any(_is_aggregate(x) for item in items for x in _walk(item.expr))
     _table_calls(items, source, scope, has_aggregates or bool(select.group_by))
@@ -393,6 +393,24 @@ def _expand(
         else:
             items.append(item)
     return items
+
+
+def _struct_stars(items: list[ast.SelectItem], scope: Scope) -> list[ast.SelectItem]:
+    """Spell out `s->*`: one item per field of the STRUCT, named as the field."""
+    out: list[ast.SelectItem] = []
+    for item in items:
+        e = item.expr
+        if not isinstance(e, ast.StructStar):
+            out.append(item)
+            continue
+        base = _compile(e.base, scope, "SELECT")
+        if base.type is None or base.type.name != "STRUCT":
+            raise _err(e, f"{sql(e.base)} is not a STRUCT: `->*` needs one")
+        out += [
+            ast.SelectItem(ast.Dereference(e.base, name, pos=e.pos), name, pos=item.pos)
+            for name, _ in base.type.fields
+        ]
+    return out
 
 
 def _output_names(items: list[ast.SelectItem]) -> list[str]:

@@ -51,6 +51,14 @@ class Dereference(Expr):
 
 
 @dataclass(frozen=True)
+class StructStar(Expr):
+    """`expr->*` in a select list: every field of a STRUCT, each a column of its own."""
+
+    base: Expr
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
 class Subscript(Expr):
     """`expr[index]` on an ARRAY (1-based; negative from the end) or a MAP."""
 

@@ -24,6 +24,8 @@ def sql(e: ast.Expr) -> str:
         return f"{e.source}.{e.name}" if e.source else e.name
     if isinstance(e, ast.Dereference):
         return f"{sql(e.base)}->{e.field}"
+    if isinstance(e, ast.StructStar):
+        return f"{sql(e.base)}->*"
     if isinstance(e, ast.Subscript):
         return f"{sql(e.base)}[{sql(e.index)}]"
     if isinstance(e, ast.FunctionCall):

@@ -854,6 +854,8 @@ class _Parser:
                 self.expect_op("]")
                 expr = ast.Subscript(expr, index, pos=self.pos(tok))
             elif self.accept_op("->"):
+                if self.accept_op("*"):
+                    return ast.StructStar(expr, pos=self.pos(tok))
                 expr = ast.Dereference(expr, self.identifier("a field name"), pos=self.pos(tok))
             else:
                 return expr
