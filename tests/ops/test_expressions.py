@@ -167,3 +167,13 @@ def test_greatest_and_least_resolve_as_ksqldb_overloads() -> None:
         with pytest.raises(SqlError) as err:
             values(text)
         assert shown in str(err.value)
+
+
+def test_in_lists_read_literals_as_the_operand_type() -> None:
+    assert values("S IN (true, 10, 'apple')") == [True, False, None, False]
+    assert values("I IN ('2147483648', '2.0')") == [False, True, None, False]
+    assert values("A IN (ARRAY['1', '2', '3'])") == [True, False, None, False]
+    with pytest.raises(SqlError, match='invalid input syntax for type INTEGER: "x"'):
+        values("A IN (ARRAY['x'])")
+    with pytest.raises(SqlError, match="operator does not exist: ARRAY<INTEGER> = ARRAY<BOOLEAN>"):
+        values("A IN (ARRAY[F])")

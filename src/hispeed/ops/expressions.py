@@ -533,11 +533,24 @@ class _Compiler:
         operand = self.compile(e.operand)
         items = []
         for node in e.items:
+            if (
+                operand.type is not None
+                and operand.type.name == "STRING"
+                and isinstance(node, ast.Literal)
+                and node.value is not None
+                and not isinstance(node.value, str)
+            ):
+                # a number or boolean in a list of texts is compared as it is written
+                node = ast.Literal(sql(node), T.STRING, pos=node.pos)
+            if operand.type is not None:
+                node = _typed_texts(node, operand.type)
             item = self.compile(node)
             coerced = _coerce_literal(node, item, operand.type, strict=True)
             item = coerced or item
             try:
                 _comparable(operand.type, item.type, node, "IN")
+                if not _same_shape(operand.type, item.type):
+                    raise _err(node, "different shapes")
             except SqlError:
                 raise _err(
                     node,
@@ -1111,7 +1124,12 @@ def _coerce_literal(
                 raise ValueError(text)
             value: Any = text.lower() == "true"
         elif target.is_integral:
-            value = int(text)
+            exact = decimal.Decimal(text)
+            if exact != exact.to_integral_value() or not exact.is_finite():
+                raise ValueError(text)
+            value = int(exact)
+            if target.name == "INTEGER" and not -(2**31) <= value < 2**31:
+                target = T.BIGINT  # too big for the column: compared as a BIGINT
         elif target.name == "DOUBLE":
             value = float(text)
         else:
@@ -1325,3 +1343,57 @@ def _cast_compiled(c: Compiled, src: SqlType, dst: SqlType) -> Compiled:
         return coerce(c(b, ctx), src, dst, ctx)
 
     return Compiled(dst, ev, c.constant)
+
+
+def _typed_texts(node: ast.Expr, target: SqlType) -> ast.Expr:
+    """Text literals inside ARRAY[...], MAP(...) and STRUCT(...) constructors compared with a
+    collection, read as the collection's element types (an IN list's rule, as ksqlDB's)."""
+    if isinstance(node, ast.Literal) and isinstance(node.value, str):
+        if target.is_numeric or target.name == "BOOLEAN":
+            parsed = _coerce_literal(node, Compiled(T.STRING, lambda b, c: b), target, strict=True)
+            assert parsed is not None
+            value = parsed(pa.RecordBatch.from_pydict({"x": [0]}), EvalContext())[0].as_py()
+            return ast.Literal(value, parsed.type, pos=node.pos)
+        return node
+    if isinstance(node, ast.ArrayConstructor) and target.name == "ARRAY":
+        assert target.element is not None
+        element = target.element
+        return ast.ArrayConstructor(
+            tuple(_typed_texts(i, element) for i in node.items), pos=node.pos
+        )
+    if isinstance(node, ast.MapConstructor) and target.name == "MAP":
+        assert target.key is not None and target.element is not None
+        kt, vt = target.key, target.element
+        return ast.MapConstructor(
+            tuple((_typed_texts(k, kt), _typed_texts(v, vt)) for k, v in node.entries),
+            pos=node.pos,
+        )
+    if isinstance(node, ast.StructConstructor) and target.name == "STRUCT":
+        fields = dict(target.fields)
+        return ast.StructConstructor(
+            tuple(
+                (n, _typed_texts(v, fields[n.upper()]) if n.upper() in fields else v)
+                for n, v in node.fields
+            ),
+            pos=node.pos,
+        )
+    return node
+
+
+def _same_shape(a: SqlType | None, b: SqlType | None) -> bool:
+    """Whether values of two types may be compared: numbers with numbers, and collections
+    whose parts may be (STRUCTs by the fields they share)."""
+    if a is None or b is None or a == b:
+        return True
+    if a.is_numeric and b.is_numeric:
+        return True
+    if a.name != b.name:
+        return a.name == "STRING" or b.name == "STRING" and (a.is_temporal or b.is_temporal)
+    if a.name == "ARRAY":
+        return _same_shape(a.element, b.element)
+    if a.name == "MAP":
+        return _same_shape(a.key, b.key) and _same_shape(a.element, b.element)
+    if a.name == "STRUCT":
+        fa, fb = dict(a.fields), dict(b.fields)
+        return all(_same_shape(fa[n], fb[n]) for n in set(fa) & set(fb))
+    return True
