@@ -1388,7 +1388,7 @@ def _same_shape(a: SqlType | None, b: SqlType | None) -> bool:
     if a.is_numeric and b.is_numeric:
         return True
     if a.name != b.name:
-        return a.name == "STRING" or b.name == "STRING" and (a.is_temporal or b.is_temporal)
+        return "STRING" in (a.name, b.name) and (a.is_temporal or b.is_temporal)
     if a.name == "ARRAY":
         return _same_shape(a.element, b.element)
     if a.name == "MAP":
