@@ -106,6 +106,8 @@ def run(
             [0.0, 1.0, math.sqrt(8 / 3)],
         ),
         ("STDDEV_SAMP", [T.DOUBLE], [[2.0], [4.0], [6.0]], (), T.DOUBLE, [0.0, math.sqrt(2), 2.0]),
+        ("ATTR", [T.STRING], [["a"], ["a"], ["b"]], (), T.STRING, ["a", "a", None]),
+        ("ATTR", [T.array(T.INTEGER)], [[[1, 2]], [[1, 2]]], (), T.array(T.INTEGER), [[1, 2]] * 2),
     ],
 )
 def test_aggregates(
@@ -133,10 +135,11 @@ def test_correlation() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["COUNT", "SUM", "AVG", "COUNT_DISTINCT", "HISTOGRAM", "COLLECT_LIST", "STDDEV_SAMP"]
+    "name",
+    ["COUNT", "SUM", "AVG", "COUNT_DISTINCT", "HISTOGRAM", "COLLECT_LIST", "STDDEV_SAMP", "ATTR"],
 )
 def test_undo_takes_a_value_back(name: str) -> None:
-    t = T.STRING if name in ("COUNT_DISTINCT", "HISTOGRAM", "COLLECT_LIST") else T.BIGINT
+    t = T.STRING if name in ("COUNT_DISTINCT", "HISTOGRAM", "COLLECT_LIST", "ATTR") else T.BIGINT
     value = "x" if t == T.STRING else 5
     other = "y" if t == T.STRING else 7
     logic = AGGREGATES[name].make([t], [])

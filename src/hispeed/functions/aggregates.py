@@ -314,6 +314,32 @@ class CollectSet(_Multiset):
         return [_unhashable(v, self.arg_types[0]) for v in state]
 
 
+@_register("ATTR")
+class Attr(_Multiset):
+    """The group's value when all its rows have the same one (NULL included), else NULL."""
+
+    def result_type(self) -> SqlType:
+        return self.arg_types[0]
+
+    def add(self, state: Counter[Any], args: Sequence[Any]) -> Counter[Any]:
+        state = state.copy()
+        state[_hashable(args[0])] += 1
+        return state
+
+    def undo(self, state: Counter[Any], args: Sequence[Any]) -> Counter[Any]:
+        state = state.copy()
+        key = _hashable(args[0])
+        state[key] -= 1
+        if state[key] <= 0:
+            del state[key]
+        return state
+
+    def result(self, state: Counter[Any]) -> Any:
+        if len(state) != 1:
+            return None
+        return _unhashable(next(iter(state)), self.arg_types[0])
+
+
 @_register("COLLECT_LIST")
 class CollectList(Aggregate):
     LIMIT = 1000
