@@ -177,3 +177,8 @@ def test_in_lists_read_literals_as_the_operand_type() -> None:
         values("A IN (ARRAY['x'])")
     with pytest.raises(SqlError, match="operator does not exist: ARRAY<INTEGER> = ARRAY<BOOLEAN>"):
         values("A IN (ARRAY[F])")
+
+
+def test_a_null_argument_fits_any_parameter() -> None:
+    assert values("SUBSTRING(S, NULL)") == [None] * 4
+    assert values("SUBSTRING(S, 2, NULL)") == [None] * 4

@@ -813,10 +813,19 @@ class _Compiler:
         try:
             result_type = fn.resolve(types)
         except FunctionTypeError as err:
-            shown = ", ".join(str(t) for t in types)
-            raise _err(
-                e, f"Function '{e.name.lower()}' does not accept parameters ({shown}). {err}"
-            ) from None
+            # a NULL argument fits any parameter: try it as each other type before refusing
+            for guess in _NULL_GUESSES if any(a.type is None for a in args) else ():
+                try:
+                    result_type = fn.resolve([a.type or guess for a in args])
+                except FunctionTypeError:
+                    continue
+                types = [a.type or guess for a in args]
+                break
+            else:
+                shown = ", ".join(str(t) for t in types)
+                raise _err(
+                    e, f"Function '{e.name.lower()}' does not accept parameters ({shown}). {err}"
+                ) from None
 
         def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
             arrays = [a(b, ctx) for a in args]
@@ -1290,6 +1299,8 @@ def to_json_text(value: Any) -> str:
 
 
 _TEMPORAL = ("DATE", "TIME", "TIMESTAMP")
+#: the types a NULL argument is tried as, in order, when STRING does not fit the function
+_NULL_GUESSES = (T.INTEGER, T.BIGINT, T.DOUBLE, T.BOOLEAN, T.BYTES, T.DATE, T.TIME, T.TIMESTAMP)
 
 
 def _extreme_args(e: ast.FunctionCall, args: list[Compiled]) -> list[Compiled]:
