@@ -123,6 +123,7 @@ def plan_relation(
     kind = sides[0].source.kind
     candidates: list[str] = []  # fields equal to the current key, in ksqlDB's order
     equal: list[str] = []  # fields equal to the current key
+    equivalent: list[tuple[str, str | None]] = []  # (expression, its field if a column)
     synthetic = False
     key_type: T.SqlType | None = None
     # every ON clause's sources are checked before any join's keys, as ksqlDB does
@@ -187,6 +188,7 @@ def plan_relation(
         )
         if (
             not step.foreign_key
+            and step.left_kind == "STREAM"
             and owner is not None
             and left_field in [f"{owner.label}.{c.name}" for c in owner.source.key_columns]
             and right_field in right_pk
@@ -194,18 +196,30 @@ def plan_relation(
             step.copartitioned = (owner.source.name, right.source.name)
         steps.append(step)
         if steps[0].foreign_key:
-            # the key stays the left table's; later steps join on it
-            candidates = [f"{sides[0].label}.{c.name}" for c in sides[0].source.key_columns]
+            # the key stays the left table's; later steps join on it, and a single-column
+            # key may be selected as any column joined to it
+            if i == 1:
+                candidates = [f"{sides[0].label}.{c.name}" for c in sides[0].source.key_columns]
+            elif right_field and len(candidates) == 1:
+                candidates = [*candidates, right_field]
             key_type = sides[0].source.key_columns[0].type
             equal = [*candidates, *([right_field] if right_field else [])]
             continue
-        if step.kind == "FULL" or (left_field is None and right_field is None):
-            candidates, synthetic, key_type = [f"{LABEL}.{ROWKEY}"], True, lt
-        elif left_field is not None and left_field in candidates:
-            candidates = [*candidates, *([right_field] if right_field else [])]
+        # the expressions equal to the key (ksqlDB's equivalence set): the left input's set
+        # goes on when this join's left expression is in it
+        left_repr, right_repr = _shown(left_e, scope), _shown(right_e, scope)
+        if step.kind == "FULL":
+            equivalent = []
+        elif left_repr in [r for r, _ in equivalent]:
+            equivalent = [*equivalent, (right_repr, right_field)]
         else:
-            candidates = [f for f in (left_field, right_field) if f is not None]
-            synthetic, key_type = False, lt
+            equivalent = [(left_repr, left_field), (right_repr, right_field)]
+        viable = list(dict.fromkeys(f for _, f in equivalent if f is not None))
+        if viable:
+            candidates, synthetic = viable, False
+        else:  # no column is the key: a synthetic ROWKEY holds it
+            candidates, synthetic = [f"{LABEL}.{ROWKEY}"], True
+        key_type = lt
         kind = step.result
         equal = candidates
     assert key_type is not None
@@ -435,7 +449,12 @@ def _column_field(e: ast.Expr, scope: Scope) -> str | None:
 
 
 def expand_items(select: ast.Select, plan: JoinPlan, err: Any) -> list[ast.SelectItem]:
-    """The select list with `*` spelled out and every column named as ksqlDB names it."""
+    """The select list with `*` spelled out and every column named as ksqlDB names it.
+
+    With PARTITION BY, ksqlDB spells `*` out differently: per side, the value columns, then
+    ROWTIME, ROWPARTITION and ROWOFFSET, then the key columns."""
+    from hispeed.plan.planner import PSEUDO_COLUMNS
+
     items: list[ast.SelectItem] = []
     for item in select.items:
         if isinstance(item, ast.AllColumns):
@@ -447,13 +466,22 @@ def expand_items(select: ast.Select, plan: JoinPlan, err: Any) -> list[ast.Selec
             elif plan.synthetic_key:
                 items.append(ast.SelectItem(ast.ColumnRef(ROWKEY, pos=item.pos), pos=item.pos))
             for side in sides:
+                names = [c.name for c in side.source.columns]
+                if select.partition_by:
+                    src = side.source
+                    names = [
+                        *(c.name for c in src.value_columns),
+                        *(c.name for c, _ in src.header_columns),
+                        *PSEUDO_COLUMNS,
+                        *(c.name for c in src.key_columns),
+                    ]
                 items += [
                     ast.SelectItem(
-                        ast.ColumnRef(c.name, side.label, pos=item.pos),
-                        f"{side.label}_{c.name}",
+                        ast.ColumnRef(name, side.label, pos=item.pos),
+                        f"{side.label}_{name}",
                         pos=item.pos,
                     )
-                    for c in side.source.columns
+                    for name in names
                 ]
             continue
         e = item.expr
@@ -473,7 +501,8 @@ def key_items(items: list[ast.SelectItem], plan: JoinPlan, scope: Scope) -> list
     of the join's equal columns) that is selected; for a foreign-key join, the left table's
     key columns."""
     fields = [_item_field(item, scope) for item in items]
-    if plan.steps[0].foreign_key:
+    first = plan.sides[0].source
+    if plan.steps[0].foreign_key and len(first.key_columns) > 1:
         return [fields.index(f) for f in plan.key_fields if f in fields]
     for f in plan.key_fields:
         if f in fields:
@@ -504,6 +533,8 @@ def check_key(
     if plan.steps[0].foreign_key:
         first = plan.sides[0]
         missing = [f.split(".", 1)[1] for f in plan.key_fields if f not in fields]
+        if len(first.source.key_columns) == 1 and at:
+            missing = []  # the key is selected as a column joined to it
         if missing:
             s = "s" if len(missing) > 1 else ""
             return (

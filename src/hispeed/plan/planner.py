@@ -333,8 +333,8 @@ def _plan_join(
         problem = joins.check_key(items, names, at, join, scope, sink_name)
         if problem is not None:
             raise _err(select, problem)
-        if join.steps[0].foreign_key:
-            key = [outputs[i] for i in at]
+        if join.steps[0].foreign_key and len(at) > 1:
+            key = [outputs[i] for i in at]  # a multi-column left key: its own columns
         else:
             # the key is the join's: the other side's when this side is missing from an
             # outer join

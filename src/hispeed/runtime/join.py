@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hispeed.functions.aggregates import _hashable
+from hispeed.functions.aggregates import _hashable, _unhashable
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import PolledBatch
 from hispeed.plan.joins import LABEL, ROWKEY, JoinPlan, JoinStep
@@ -580,7 +580,12 @@ class JoinRuntime:
                 arrays.append(pa.array([k[i] if k else None for k in keys], pa.int64()))
                 names.append(field_name(LABEL, bound))
             keys = [k[0] if k else None for k in keys]
-        arrays.append(pa.array([_plain(k) for k in keys], self.key_type))
+        key_type = self.join.key_type
+        if key_type.name in ("ARRAY", "MAP", "STRUCT"):
+            keys = [_unhashable(k, key_type) for k in keys]
+        else:
+            keys = [_plain(k) for k in keys]
+        arrays.append(pa.array(keys, self.key_type))
         names.append(field_name(LABEL, ROWKEY))
         deleted = np.array([e.deleted for e in events], bool)
         return pa.RecordBatch.from_arrays(arrays, names=names), deleted
