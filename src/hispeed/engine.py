@@ -228,6 +228,13 @@ class Engine:
             if c.key or c.primary_key:
                 key_cols.append(column)
             elif c.headers is not None:
+                want = T.BYTES if c.headers else _HEADERS_TYPE
+                if c.type != want:
+                    shown = f"HEADER('{c.headers}')" if c.headers else "HEADERS"
+                    raise SqlError(
+                        f"Invalid type for {shown} column: expected {want}, got {c.type}",
+                        *c.pos,
+                    )
                 header_cols.append((column, c.headers))
             else:
                 value_cols.append(column)
@@ -949,4 +956,8 @@ def _check_intermediate_types(plan: QueryPlan) -> None:
             "One of the functions used in the statement has an intermediate type that the "
             "value format can not handle. Please remove the function or change the format."
         )
+
+
+#: the type of a HEADERS column: every header of the record
+_HEADERS_TYPE = T.array(T.struct([("KEY", T.STRING), ("VALUE", T.BYTES)]))
 

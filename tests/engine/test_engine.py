@@ -381,6 +381,16 @@ def test_partition_by_rekeys_and_passes_null_values_on(engine: Engine) -> None:
             "value_format='DELIMITED'); CREATE TABLE t AS SELECT k, AVG(x) FROM csv GROUP BY k;",
             "has an intermediate type that the value format can not handle",
         ),
+        (
+            "CREATE STREAM h (a INT, hs BYTES HEADERS) WITH (kafka_topic='readings', "
+            "value_format='JSON');",
+            "Invalid type for HEADERS column: expected ARRAY<STRUCT<`KEY` STRING, `VALUE` BYTES>>",
+        ),
+        (
+            "CREATE STREAM h (a INT, hk INT HEADER('k')) WITH (kafka_topic='readings', "
+            "value_format='JSON');",
+            "Invalid type for HEADER('k') column: expected BYTES, got INTEGER",
+        ),
         ("CREATE STREAM s AS SELECT temp FROM readings;", "Key missing from projection"),
         (
             "CREATE TABLE t AS SELECT device, temp FROM readings;",
