@@ -143,10 +143,16 @@ def plan_relation(
         shown = " = ".join(_shown(x, scope) for x in _operands(jn.on))
         if lt is None or rt is None or lt != rt:
             a, b = _operands(jn.on)
+            fix = (
+                f" Cast one side to the other's type, like CAST({_shown(a, scope)} AS "
+                f"{written[1].type})"
+                if lt is not None and rt is not None
+                else ""
+            )
             raise err(
                 jn.on,
                 f"Invalid join condition: types don't match. Got {_shown(a, scope)}"
-                f"{{{written[0].type}}} = {_shown(b, scope)}{{{written[1].type}}}.",
+                f"{{{written[0].type}}} = {_shown(b, scope)}{{{written[1].type}}}.{fix}",
             )
         left_label = _label_of(left_e, scope)
         step = _step(jn, i, left_key, right_key, kind, right, left_label, err)
