@@ -25,6 +25,7 @@ where the last commit left off.
 from __future__ import annotations
 
 import pickle
+from abc import ABC, abstractmethod
 from bisect import insort
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -61,7 +62,9 @@ class Event:
     offset: int = 0
 
 
-class _Step:
+class _Step(ABC):
+    """One binary join step at run time."""
+
     def __init__(self, step: JoinStep, left_fields: list[str], right_fields: list[str]) -> None:
         self.step = step
         self.left_fields = left_fields
@@ -74,17 +77,22 @@ class _Step:
         row.update(right if right is not None else dict.fromkeys(self.right_fields))
         return row
 
+    @abstractmethod
     def left(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
-        raise NotImplementedError
+        """Run records of the left input (with their join keys); the rows they give.
+        `st` holds the stream time, which the records advance."""
 
+    @abstractmethod
     def right(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
-        raise NotImplementedError
+        """Run records of the right input; the rows they give."""
 
+    @abstractmethod
     def state(self) -> dict[Any, Any]:
-        raise NotImplementedError
+        """The state changed since the last call, by name (None: deleted), for the changelog."""
 
+    @abstractmethod
     def restore(self, name: Any, value: Any) -> None:
-        raise NotImplementedError
+        """Take back one piece of state that `state` gave."""
 
 
 class _StreamStream(_Step):
