@@ -204,21 +204,8 @@ def _plan_select(
                 select.partition_by[0],
                 "PARTITION BY is not supported on tables; use GROUP BY to change a table's key",
             )
-        key, value, outputs = _partition_key(select, source, label, scope, items, sink_name)
-        return QueryPlan(
-            source,
-            label,
-            scope,
-            where,
-            key,
-            value,
-            sink_kind=kind,
-            repartition=True,
-            limit=select.limit,
-            emit=select.emit,
-            window_info=source.window,
-            outputs=outputs,
-        )
+        parts = _partition_key(select, source, label, scope, items, sink_name)
+        return _stateless_plan(select, source, label, scope, where, parts, kind, repartition=True)
     # the key columns pass through and must be selected
     key_names = [c.name for c in source.key_columns]
     keyed: dict[str, OutputColumn] = {}
@@ -252,6 +239,23 @@ def _plan_select(
                 )
     key = [keyed[n] for n in key_names if n in keyed]
     _check_value_columns(select, value, sink_kind)
+    return _stateless_plan(select, source, label, scope, where, (key, value, outputs), kind)
+
+
+def _stateless_plan(
+    select: ast.Select,
+    source: Source,
+    label: str,
+    scope: Scope,
+    where: Compiled | None,
+    parts: tuple[list[OutputColumn], list[OutputColumn], list[OutputColumn]],
+    kind: str,
+    *,
+    repartition: bool = False,
+    join: JoinPlan | None = None,
+) -> QueryPlan:
+    """A plan without aggregation: `parts` is (key, value, outputs)."""
+    key, value, outputs = parts
     return QueryPlan(
         source,
         label,
@@ -260,10 +264,12 @@ def _plan_select(
         key,
         value,
         sink_kind=kind,
+        repartition=repartition,
         limit=select.limit,
         emit=select.emit,
         window_info=source.window,
         outputs=outputs,
+        join=join,
     )
 
 
@@ -310,20 +316,9 @@ def _plan_join(
         return plan
     kind = sink_kind or source.kind
     if select.partition_by:
-        pkey, pvalue, poutputs = _partition_key(select, source, label, scope, items, sink_name)
-        return QueryPlan(
-            source,
-            label,
-            scope,
-            where,
-            pkey,
-            pvalue,
-            sink_kind=kind,
-            repartition=True,
-            limit=select.limit,
-            emit=select.emit,
-            outputs=poutputs,
-            join=join,
+        parts = _partition_key(select, source, label, scope, items, sink_name)
+        return _stateless_plan(
+            select, source, label, scope, where, parts, kind, repartition=True, join=join
         )
     names = _output_names(items)
     outputs = [_output(item, name, scope) for item, name in zip(items, names, strict=True)]
@@ -342,19 +337,8 @@ def _plan_join(
             outputs[at[0]] = key[0]
     value = [o for i, o in enumerate(outputs) if not (key and i in at)]
     _check_value_columns(select, value, sink_kind)
-    return QueryPlan(
-        source,
-        label,
-        scope,
-        where,
-        key,
-        value,
-        sink_kind=kind,
-        limit=select.limit,
-        emit=select.emit,
-        window_info=source.window,
-        outputs=outputs,
-        join=join,
+    return _stateless_plan(
+        select, source, label, scope, where, (key, value, outputs), kind, join=join
     )
 
 
