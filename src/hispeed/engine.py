@@ -746,9 +746,9 @@ class Engine:
             raise UnsupportedError(
                 "push queries (EMIT CHANGES) run through Engine.stream() or the server's /query"
             )
-        from hispeed.runtime.queries import pull
+        from hispeed.runtime.pull import run_select
 
-        return Result("rows", rows=pull(self, self._plan(select, None)))
+        return Result("rows", rows=run_select(self, select))
 
     def _select(self, sql: str) -> ast.Select:
         parsed = list(parse_iter(sql, self.catalog.types))
@@ -764,13 +764,10 @@ class Engine:
             >>> engine.query("SELECT * FROM peaks WHERE id = 'device1'")
             [{'ID': 'device1', 'PEAK': 0.5}]
         """
-        from hispeed.runtime.queries import pull
+        from hispeed.runtime.pull import run_sql
 
         with self._lock:
-            select = self._select(sql)
-            if select.emit is not None:
-                raise HispeedError("a push query (EMIT CHANGES) runs with Engine.stream()")
-            rows = pull(self, self._plan(select, None))
+            rows = run_sql(self, sql)
         if format == "rows":
             return rows
         if format == "polars":
@@ -960,4 +957,3 @@ def _check_intermediate_types(plan: QueryPlan) -> None:
 
 #: the type of a HEADERS column: every header of the record
 _HEADERS_TYPE = T.array(T.struct([("KEY", T.STRING), ("VALUE", T.BYTES)]))
-

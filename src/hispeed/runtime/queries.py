@@ -1,4 +1,4 @@
-"""Pull queries (the current rows, now) and push queries (rows as they happen)."""
+"""Push queries: rows as they happen (pull queries are in runtime/pull.py)."""
 
 from __future__ import annotations
 
@@ -9,96 +9,15 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from hispeed.catalog import Source
-from hispeed.errors import HispeedError
-from hispeed.functions.registry import EvalContext
-from hispeed.log.base import PolledBatch, TopicPartition
-from hispeed.plan.planner import QueryPlan, field_name
-from hispeed.runtime.decode import SourceDecoder, _split_window
+from hispeed.plan.planner import QueryPlan
+from hispeed.runtime.decode import _split_window
 from hispeed.runtime.task import QueryTask
 
 if TYPE_CHECKING:
     from hispeed.engine import Engine
 
 _transient = itertools.count()
-
-
-def pull(engine: Engine, plan: QueryPlan) -> list[dict[str, Any]]:
-    """Rows of a pull query: a table's current row per key, or everything a stream holds."""
-    if plan.join is not None:
-        raise HispeedError(
-            "Pull queries don't support JOIN clauses: create a table with CREATE TABLE ... AS "
-            "SELECT ... JOIN, then query the table"
-        )
-    if plan.aggregation is not None:
-        raise HispeedError(
-            "Pull queries don't support GROUP BY or aggregate functions: create a table with "
-            "CREATE TABLE ... AS SELECT ... GROUP BY, then query the table"
-        )
-    source = plan.source
-    decoder = SourceDecoder(source, plan.label, "pull")
-    frames: list[pa.RecordBatch] = []
-    deleted: list[np.ndarray] = []
-    log = engine.log
-    for p in range(len(log.describe_topic(source.topic).partitions)):
-        start, end = log.offsets(source.topic, p)
-        if end <= start:
-            continue
-        for batch in log.read(source.topic, p, start):
-            frame, tombstones = decoder.decode(
-                PolledBatch(TopicPartition(source.topic, p), batch), []
-            )
-            frames.append(frame)
-            deleted.append(tombstones)
-    if not frames:
-        return []
-    frame = (
-        pa.Table.from_batches(frames).combine_chunks().to_batches()[0]
-        if len(frames) > 1
-        else frames[0]
-    )
-    gone = np.concatenate(deleted)
-    if source.kind == "TABLE":
-        keys = [field_name(plan.label, c.name) for c in source.key_columns]
-        if source.window is not None:
-            keys += [field_name(plan.label, "WINDOWSTART")]
-        latest: dict[Any, int] = {}
-        columns = [frame.column(k).to_pylist() for k in keys]
-        for i, key in enumerate(zip(*columns, strict=True)):
-            latest[_hashable(key)] = i
-        # rows in key order, as a table's store iterates them
-        ordered = sorted(
-            ((k, i) for k, i in latest.items() if not gone[i]), key=lambda ki: _sort_key(ki[0])
-        )
-        rows = np.array([i for _, i in ordered], dtype=np.int64)
-        frame = frame.take(pa.array(rows))
-    ctx = EvalContext()
-    if plan.where is not None:
-        frame = frame.filter(pc.fill_null(plan.where(frame, ctx), False))
-    names = [c.name for c in plan.outputs]
-    arrays = [c.expr(frame, ctx) for c in plan.outputs]
-    table = pa.Table.from_arrays(arrays, names=names)
-    rows_out: list[dict[str, Any]] = table.to_pylist(maps_as_pydicts="strict")
-    if plan.limit is not None:
-        rows_out = rows_out[: plan.limit]
-    return rows_out
-
-
-def _sort_key(key: Any) -> Any:
-    """An order for key tuples that tolerates NULLs and mixed types."""
-    return tuple((v is None, str(type(v)), v if v is not None else 0) for v in key)
-
-
-def _hashable(v: Any) -> Any:
-    if isinstance(v, list | tuple):
-        return tuple(_hashable(x) for x in v)
-    if isinstance(v, dict):
-        return tuple(sorted((k, _hashable(x)) for k, x in v.items()))
-    return v
 
 
 class PushQuery:

@@ -184,7 +184,9 @@ def _run_rest(case: Case, engine: Any, expected_error: dict[str, Any] | None) ->
                 want = (expected or {}).get("query")
                 header, rows = _query_response(engine, statement, want)
                 if want is not None:
-                    diff = _compare_query(want, header, rows)
+                    diff = _compare_query(
+                        want, header, rows, spec.get("outputConditions", {}).get("verifyOrder")
+                    )
                     if diff:
                         return CaseResult(case.file, case.name, "failed", diff)
             else:
@@ -228,8 +230,11 @@ def _query_response(
     """The header schema and rows a pull or push query gives."""
     import msgspec
 
+    from hispeed.runtime.pull import prepare
+
     select = engine._select(sql)
-    plan = engine._plan(select, None)
+    prepared = prepare(engine, select) if select.emit is None else None
+    plan = prepared.plan if prepared is not None else engine._plan(select, None)
     table = plan.source.kind == "TABLE" and select.emit is None
     key_names = {c.name for c in plan.source.key_columns}
     if plan.source.window is not None:
@@ -238,10 +243,22 @@ def _query_response(
     for item, out in zip(_select_items(plan), plan.outputs, strict=True):
         is_key = table and item in key_names
         parts.append(f"`{out.name}` {out.type}" + (" KEY" if is_key else ""))
+    if prepared is not None and plan.source.source_table and plan.source.header_columns:
+        # ksqlDB lists a source table's header columns right after its keys, marked
+        headers = {c.name: k for c, k in plan.source.header_columns}
+        marked = [
+            f"`{o.name}` {o.type} "
+            + (f"HEADER('{headers[o.name]}')" if headers[o.name] else "HEADERS")
+            for o in plan.outputs
+            if o.name in headers
+        ]
+        keyed = sum(1 for p in parts if p.endswith(" KEY"))
+        parts = [p for p in parts if p.split("`")[1] not in headers]
+        parts[keyed:keyed] = marked
     header = ", ".join(parts)
     names = [c.name for c in plan.outputs]
-    if select.emit is None:
-        dict_rows = engine.query(sql)
+    if prepared is not None:
+        dict_rows = prepared.run(engine)
     else:
         wanted = sum(1 for e in want or [] if "row" in e)
         dict_rows = []
@@ -289,16 +306,27 @@ def _select_items(plan: Any) -> list[str | None]:
     return out
 
 
-def _compare_query(want: list[dict[str, Any]], header: str, rows: list[list[Any]]) -> str:
+def _compare_query(
+    want: list[dict[str, Any]], header: str, rows: list[list[Any]], verify_order: bool = False
+) -> str:
     want_header = next((e["header"]["schema"] for e in want if "header" in e), None)
     if want_header is not None and _normalize_schema(want_header) != _normalize_schema(header):
         return f"query header: expected {want_header}, got {header}"
     want_rows = [e["row"]["columns"] for e in want if "row" in e]
     if len(want_rows) != len(rows):
         return f"query rows: expected {len(want_rows)}, got {len(rows)}: {rows[:5]}"
-    for i, (w, g) in enumerate(zip(want_rows, rows, strict=True)):
-        if not _same(w, g):
-            return f"query row #{i}: expected {w}, got {g}"
+    if verify_order:
+        for i, (w, g) in enumerate(zip(want_rows, rows, strict=True)):
+            if not _same(w, g):
+                return f"query row #{i}: expected {w}, got {g}"
+        return ""
+    # as ksqlDB's runner: rows in any order unless the case asks to verify it
+    unmatched = list(rows)
+    for i, w in enumerate(want_rows):
+        at = next((j for j, g in enumerate(unmatched) if _same(w, g)), None)
+        if at is None:
+            return f"query row #{i}: expected {w} among {unmatched[:5]}"
+        unmatched.pop(at)
     return ""
 
 

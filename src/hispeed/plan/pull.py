@@ -1,0 +1,554 @@
+"""Check a pull query as ksqlDB does, and find how it reads a table: by key, by range, or all.
+
+ksqlDB refuses some pull queries outright (JOIN, GROUP BY, ROWOFFSET...) and others only when
+table scans are disabled (`ksql.query.pull.table.scan.enabled=false`). Its WHERE analysis
+rewrites IN and BETWEEN into comparisons, puts the predicate in disjunctive normal form and
+looks at each disjunct for equalities on every key column. This module does the same on the
+AST, before the planner sees the query, so that the messages are ksqlDB's. Whatever the
+access path, the full WHERE clause is applied to the rows it yields: the path is an index,
+never a change of meaning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from hispeed.catalog import Catalog, Source
+from hispeed.errors import HispeedError, SqlError
+from hispeed.sql import ast
+from hispeed.sql import types as T
+from hispeed.sql.format import sql
+
+TABLE_SCAN_ENABLED = "ksql.query.pull.table.scan.enabled"
+RANGE_SCAN_ENABLED = "ksql.query.pull.range.scan.enabled"
+LIMIT_ENABLED = "ksql.query.pull.limit.clause.enabled"
+
+SYNTAX_HELP = (
+    " See https://cnfl.io/queries for more info.\n"
+    "Add EMIT CHANGES if you intended to issue a push query."
+)
+#: pseudo columns a pull query may not read: a table's row has no single offset
+DISALLOWED = ("ROWPARTITION", "ROWOFFSET")
+WINDOW_BOUNDS = ("WINDOWSTART", "WINDOWEND")
+_COMPARISONS = {
+    "=": "EQUAL",
+    "!=": "NOT_EQUAL",
+    "<>": "NOT_EQUAL",
+    "<": "LESS_THAN",
+    "<=": "LESS_THAN_OR_EQUAL",
+    ">": "GREATER_THAN",
+    ">=": "GREATER_THAN_OR_EQUAL",
+}
+_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "!=": "!=", "<>": "<>"}
+
+
+@dataclass
+class PullAccess:
+    """How a pull query reads a table: the keys to look up, or a scan of every row.
+
+    `keys` holds one tuple per looked-up key, in the order of the source's key columns.
+    `exact` is true when the WHERE clause says nothing but those keys, so the rows found
+    need no further filtering.
+    """
+
+    kind: str  # "lookup" "range" "scan"
+    keys: list[tuple[Any, ...]] = field(default_factory=list)
+    exact: bool = False
+
+
+def _truthy(value: Any, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value)
+
+
+def check_pull(select: ast.Select, catalog: Catalog, properties: dict[str, Any]) -> ast.Select:
+    """Refuse what ksqlDB's analyzer refuses in a pull query; returns the query to plan.
+
+    The query returned has window bounds given as text (`WINDOWSTART >= '2020-02-23T23:45'`)
+    turned into epoch milliseconds, as ksqlDB reads them.
+    """
+    rule = _first_broken_rule(select, properties)
+    if rule:
+        raise HispeedError(rule + SYNTAX_HELP)
+    assert isinstance(select.from_, ast.SourceRef)
+    ref = select.from_
+    line, col = ref.pos
+    source = catalog.get(ref.name, line=line or 1, column=col or 1)
+    windowed = source.window is not None
+    if select.where is not None:
+        _check_where_types(select.where, source, ref.label, windowed)
+        if windowed:
+            select = dataclasses.replace(select, where=_window_bounds_as_millis(select.where))
+    return select
+
+
+def pull_access(
+    select: ast.Select, source: Source, label: str, properties: dict[str, Any]
+) -> PullAccess:
+    """How a checked pull query reads its source; refuses what needs a scan when scans are
+    disabled, and tables that no query materializes."""
+    if source.kind != "TABLE":
+        return PullAccess("scan")
+    windowed = source.window is not None
+    table_scans = _truthy(properties.get(TABLE_SCAN_ENABLED), True)
+    range_scans = _truthy(properties.get(RANGE_SCAN_ENABLED), True)
+    access = _access(select.where, source, label, table_scans, windowed)
+    if not (source.writer or source.source_table):
+        name = source.name
+        raise HispeedError(
+            f"The `{name}` table isn't queryable. To derive a queryable table, you can do "
+            f"'CREATE TABLE QUERYABLE_{name} AS SELECT * FROM {name}'." + SYNTAX_HELP
+        )
+    if access.kind == "range" and (not range_scans or windowed):
+        access = PullAccess("scan")
+    if access.kind == "scan" and not table_scans:
+        raise HispeedError(
+            "Query requires table scan to be enabled. Table scans can be enabled by setting "
+            f"{TABLE_SCAN_ENABLED}=true"
+        )
+    return access
+
+
+def _first_broken_rule(select: ast.Select, properties: dict[str, Any]) -> str:
+    if isinstance(select.from_, ast.Join):
+        return "Pull queries don't support JOIN clauses."
+    if select.window is not None:
+        return "Pull queries don't support WINDOW clauses."
+    if select.group_by:
+        return "Pull queries don't support GROUP BY clauses."
+    if select.partition_by:
+        return "Pull queries don't support PARTITION BY clauses."
+    if select.having is not None:
+        return "Pull queries don't support HAVING clauses."
+    if select.limit is not None:
+        if not _truthy(properties.get(LIMIT_ENABLED), True):
+            return (
+                "LIMIT clause in pull queries is currently disabled. You can enable them by "
+                f"setting {LIMIT_ENABLED}=true."
+            )
+        if select.limit < 0:
+            return "Pull queries don't support negative integers in the LIMIT clause."
+    used = [
+        c
+        for item in select.items
+        if isinstance(item, ast.SelectItem)
+        for c in _columns(item.expr)
+        if c in DISALLOWED
+    ]
+    if used:
+        names = ", ".join(f"`{c}`" for c in dict.fromkeys(used))
+        return f"Pull queries don't support the following columns in SELECT clauses: {names}\n"
+    used = [c for c in _columns(select.where) if c in DISALLOWED] if select.where else []
+    if used:
+        names = ", ".join(f"`{c}`" for c in dict.fromkeys(used))
+        return f"Pull queries don't support the following columns in WHERE clauses: {names}\n"
+    return ""
+
+
+def _walk(e: Any) -> list[ast.Expr]:
+    out: list[ast.Expr] = []
+    if isinstance(e, ast.Expr):
+        out.append(e)
+        for value in vars(e).values():
+            out += _walk(value)
+    elif isinstance(e, tuple):
+        for item in e:
+            out += _walk(item)
+    return out
+
+
+def _columns(e: ast.Expr | None) -> list[str]:
+    return [x.name for x in _walk(e) if isinstance(x, ast.ColumnRef)]
+
+
+def _column(e: ast.Expr, label: str) -> str | None:
+    """The column `e` names directly, or None."""
+    if isinstance(e, ast.ColumnRef) and (e.source is None or e.source.upper() == label.upper()):
+        return e.name
+    return None
+
+
+def _check_where_types(where: ast.Expr, source: Source, label: str, windowed: bool) -> None:
+    """The comparisons ksqlDB's analyzer refuses before it looks for keys."""
+    for e in _walk(where):
+        names = [_column(e, label)] if isinstance(e, ast.ColumnRef) else []
+        for name in names:
+            if name in WINDOW_BOUNDS and not windowed:
+                raise HispeedError(f"WHERE column '{name}' cannot be resolved.")
+        if isinstance(e, ast.Like):
+            name = _column(e.operand, label)
+            column = source.column(name) if name else None
+            if column is not None and column.type.name != "STRING":
+                raise _invalid_where(
+                    "The column type for Like condition must be VARCHAR. The column type is "
+                    f"{column.type}",
+                    windowed,
+                )
+        if not (isinstance(e, ast.BinaryOp) and e.op in _COMPARISONS):
+            continue
+        for col_side, other in ((e.left, e.right), (e.right, e.left)):
+            name = _column(col_side, label)
+            column = source.column(name) if name else None
+            if column is None or not isinstance(other, ast.Literal):
+                continue
+            left, right = (column.type, other) if col_side is e.left else (other, column.type)
+            if other.value is None:
+                raise _where_error(
+                    e,
+                    f"Comparison with NULL not supported: {_type_name(left)} {e.op} "
+                    f"{_type_name(right)}\nUse 'IS NULL' or 'IS NOT NULL' instead.",
+                )
+            if column.type.is_numeric and isinstance(other.value, str):
+                raise _where_error(
+                    e,
+                    f"Cannot compare {name} ({column.type}) to {sql(other)} (STRING) with "
+                    f"{_COMPARISONS[e.op]}.",
+                )
+
+
+def _type_name(side: Any) -> str:
+    if isinstance(side, T.SqlType):
+        return str(side)
+    return "NULL" if side.value is None else str(side.type)
+
+
+def _where_error(e: ast.Expr, message: str) -> SqlError:
+    line, col = getattr(e, "pos", (1, 1))
+    return SqlError(f"Error in WHERE expression: {message}", line or 1, col or 1)
+
+
+def _window_bounds_as_millis(where: ast.Expr) -> ast.Expr:
+    """`WINDOWSTART >= '2020-02-23T23:45:12'`: text bounds as epoch milliseconds (UTC)."""
+
+    def rewrite(e: ast.Expr) -> ast.Expr:
+        if isinstance(e, ast.BinaryOp):
+            left, right = rewrite(e.left), rewrite(e.right)
+            if e.op in _COMPARISONS:
+                for a, b in ((left, right), (right, left)):
+                    if (
+                        isinstance(a, ast.ColumnRef)
+                        and a.name in WINDOW_BOUNDS
+                        and isinstance(b, ast.Literal)
+                        and isinstance(b.value, str)
+                    ):
+                        millis = ast.Literal(_parse_partial_timestamp(b.value), T.BIGINT, b.pos)
+                        if b is right:
+                            right = millis
+                        else:
+                            left = millis
+            return dataclasses.replace(e, left=left, right=right)
+        if isinstance(e, ast.Between):
+            return dataclasses.replace(
+                e, operand=rewrite(e.operand), low=rewrite(e.low), high=rewrite(e.high)
+            )
+        return e
+
+    return rewrite(where)
+
+
+_PARTIAL = re.compile(
+    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,3})\d*)?)?)?)?)?)?"
+    r"(Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def _parse_partial_timestamp(text: str) -> int:
+    """Milliseconds of a possibly partial ISO-8601 datetime; UTC unless it names a zone."""
+    m = _PARTIAL.match(text.strip())
+    if not m:
+        raise HispeedError(f"Failed to parse datetime: {text}")
+    year, month, day, hour, minute, second, frac, zone = m.groups()
+    tz = dt.UTC
+    if zone and zone != "Z":
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        tz = dt.timezone(sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    moment = dt.datetime(
+        int(year),
+        int(month or 1),
+        int(day or 1),
+        int(hour or 0),
+        int(minute or 0),
+        int(second or 0),
+        int((frac or "0").ljust(3, "0")) * 1000,
+        tzinfo=tz,
+    )
+    return int(moment.timestamp() * 1000)
+
+
+# -- the WHERE clause as key constraints ----------------------------------------------------
+
+
+def _dnf(e: ast.Expr) -> list[list[ast.Expr]]:
+    """The predicate as a disjunction of conjunctions, IN and BETWEEN as comparisons."""
+    if isinstance(e, ast.BinaryOp) and e.op == "AND":
+        return [a + b for a in _dnf(e.left) for b in _dnf(e.right)]
+    if isinstance(e, ast.BinaryOp) and e.op == "OR":
+        return _dnf(e.left) + _dnf(e.right)
+    if isinstance(e, ast.InList) and not e.negated:
+        return [[ast.BinaryOp("=", e.operand, item, e.pos)] for item in e.items]
+    if isinstance(e, ast.Between) and not e.negated:
+        return [
+            [
+                ast.BinaryOp(">=", e.operand, e.low, e.pos),
+                ast.BinaryOp("<=", e.operand, e.high, e.pos),
+            ]
+        ]
+    return [[e]]
+
+
+def _disjunct_text(atoms: list[ast.Expr]) -> str:
+    text = sql(atoms[0])
+    for atom in atoms[1:]:
+        text = f"({text} AND {sql(atom)})"
+    return text
+
+
+class _TableScanNeededError(Exception):
+    """The WHERE clause cannot be answered from keys alone."""
+
+
+def _invalid_where(message: str, windowed: bool) -> HispeedError:
+    extra = (
+        "\n - (optionally) limits the time bounds of the windowed table.\n"
+        "\t Bounds on [`WINDOWSTART`, `WINDOWEND`] are supported\n"
+        "\t Supported operators are [EQUAL, GREATER_THAN, GREATER_THAN_OR_EQUAL, LESS_THAN, "
+        "LESS_THAN_OR_EQUAL]"
+        if windowed
+        else ""
+    )
+    return HispeedError(
+        f"{message}.{SYNTAX_HELP}\n"
+        "Pull queries require a WHERE clause that:\n"
+        " - includes a key equality expression, e.g. `SELECT * FROM X WHERE <key-column> = Y;`.\n"
+        " - in the case of a multi-column key, is a conjunction of equality expressions that "
+        "cover all key columns.\n"
+        " - to support range expressions, e.g.,  SELECT * FROM X WHERE <key-column> < Y;`, range "
+        f"scans need to be enabled by setting {RANGE_SCAN_ENABLED}=true{extra}\n"
+        "If more flexible queries are needed, , table scans can be enabled by setting "
+        f"{TABLE_SCAN_ENABLED}=true."
+    )
+
+
+def _access(
+    where: ast.Expr | None, source: Source, label: str, table_scans: bool, windowed: bool
+) -> PullAccess:
+    if where is None:
+        return PullAccess("scan")
+    disjuncts = _dnf(where)
+    try:
+        for atoms in disjuncts:
+            _validate(atoms, source, label, table_scans, windowed)
+    except _TableScanNeededError:
+        return PullAccess("scan")
+    keys: list[tuple[Any, ...]] = []
+    ranged = 0
+    exact = True
+    for atoms in disjuncts:
+        found = _key_constraint(atoms, source, label)
+        if found is None:
+            return PullAccess("scan")
+        key, equal, only_keys = found
+        if equal:
+            keys.append(key)
+            exact = exact and only_keys
+        else:
+            ranged += 1
+    if ranged:
+        return PullAccess("range" if ranged == 1 and len(disjuncts) == 1 else "scan")
+    unique = {hashable_key(k): k for k in keys}
+    return PullAccess("lookup", list(unique.values()), exact=exact and not windowed)
+
+
+def hashable_key(v: Any) -> Any:
+    """A key value a dict can hold: lists and structs as nested tuples."""
+    if isinstance(v, list | tuple):
+        return tuple(hashable_key(x) for x in v)
+    if isinstance(v, dict):
+        return tuple(sorted((k, hashable_key(x)) for k, x in v.items()))
+    return v
+
+
+def _validate(
+    atoms: list[ast.Expr], source: Source, label: str, table_scans: bool, windowed: bool
+) -> None:
+    """ksqlDB's checks of one disjunct; raises _TableScanNeededError when a scan must answer."""
+    key_names = [c.name for c in source.key_columns]
+    seen: set[str] = set()
+
+    def scan_or_raise(message: str, win: bool = windowed) -> None:
+        if table_scans:
+            raise _TableScanNeededError
+        raise _invalid_where(message, win)
+
+    for atom in atoms:
+        if isinstance(atom, ast.BinaryOp) and atom.op in _COMPARISONS:
+            name = _column(atom.right, label) or _column(atom.left, label)
+            if name is None:
+                scan_or_raise("A comparison must directly reference a key column")
+                continue
+            other = atom.left if _column(atom.right, label) else atom.right
+            if _columns(other):
+                scan_or_raise(
+                    "A comparison must be between a key column and a resolvable expression"
+                )
+                continue
+            if name in WINDOW_BOUNDS:
+                if atom.op in ("!=", "<>"):
+                    raise _invalid_where(f"Unsupported {name} bounds: NOT_EQUAL", True)
+                continue
+            if name in key_names:
+                if atom.op in ("!=", "<>"):
+                    keys = ", ".join(f"`{c.name}` {c.type} KEY" for c in source.key_columns)
+                    scan_or_raise(f"Bound on key columns '[{keys}]' must currently be '='")
+                if name in seen and not table_scans:
+                    raise _invalid_where(
+                        "A comparison condition on the key column cannot be combined with other "
+                        "comparisons such as an IN predicate",
+                        windowed,
+                    )
+                seen.add(name)
+            continue
+        if isinstance(atom, ast.Like):
+            name = _column(atom.operand, label)
+            if name is None:
+                scan_or_raise("Like condition must be between strings")
+                continue
+            column = source.column(name)
+            if column is not None and column.type.name != "STRING":
+                raise _invalid_where(
+                    "The column type for Like condition must be VARCHAR. The column type is "
+                    f"{column.type}",
+                    windowed,
+                )
+            continue
+        scan_or_raise(f"Unsupported expression in WHERE clause: {sql(atom)}", False)
+    if not seen:
+        scan_or_raise(f"WHERE clause missing key column for disjunct: {_disjunct_text(atoms)}")
+    if len(seen) != len(key_names):
+        named = ", ".join(f"`{n}`" for n in key_names if n in seen)
+        expected = ", ".join(f"`{c.name}` {c.type} KEY" for c in source.key_columns)
+        scan_or_raise(
+            f"Multi-column sources must specify every key in the WHERE clause. Specified: "
+            f"[{named}] Expected: [{expected}]"
+        )
+
+
+def _key_constraint(
+    atoms: list[ast.Expr], source: Source, label: str
+) -> tuple[tuple[Any, ...], bool, bool] | None:
+    """(key values, all equalities, nothing but key equalities) of one disjunct; None if
+    its keys cannot be known before reading (an expression hispeed does not fold)."""
+    key_columns = source.key_columns
+    values: dict[str, Any] = {}
+    ops: dict[str, str] = {}
+    only_keys = True
+    for atom in atoms:
+        if not (isinstance(atom, ast.BinaryOp) and atom.op in _COMPARISONS):
+            only_keys = False
+            continue
+        name = _column(atom.right, label) or _column(atom.left, label)
+        column = next((c for c in key_columns if c.name == name), None)
+        if column is None:
+            only_keys = False
+            continue
+        other = atom.left if _column(atom.right, label) else atom.right
+        op = atom.op if other is atom.right else _FLIPPED[atom.op]
+        value = _resolve_key(other, column, atom)
+        if ops.get(column.name) == "=":
+            only_keys = False
+            continue
+        if op == "=" or column.name not in ops:
+            if column.name in ops:
+                only_keys = False
+            values[column.name] = value
+            ops[column.name] = op
+        else:
+            only_keys = False
+    if any(v is _UNRESOLVED for v in values.values()):
+        return None
+    equal = all(op == "=" for op in ops.values())
+    if not equal and (
+        len(ops) > 1 or key_columns[0].type.name not in ("STRING", "BYTES") or len(key_columns) > 1
+    ):
+        return None
+    key = tuple(values.get(c.name) for c in key_columns)
+    return key, equal, only_keys
+
+
+_UNRESOLVED = object()
+
+
+def _resolve_key(e: ast.Expr, column: Any, atom: ast.Expr) -> Any:
+    """A literal as the key column's type, strictly, as ksqlDB's lookups read it."""
+    if not isinstance(e, ast.Literal):
+        value = _fold(e)
+        if value is _UNRESOLVED:
+            return _UNRESOLVED
+        e = ast.Literal(value, column.type, getattr(e, "pos", (1, 1)))
+    if e.value is None:
+        raise HispeedError(f"Primary key columns can not be NULL: {sql(atom)}")
+    coerced = coerce_key(e.value, column.type)
+    if coerced is _UNRESOLVED:
+        raise HispeedError(
+            f"'{e.value}' can not be converted to the type of the key column: "
+            f"{column.name} {column.type} KEY"
+        )
+    return coerced
+
+
+def _fold(e: ast.Expr) -> Any:
+    """The value of an expression without columns (`10 + 1`), or _UNRESOLVED."""
+    import pyarrow as pa
+
+    from hispeed.functions.registry import EvalContext
+    from hispeed.ops.expressions import Scope, compile_expr
+
+    try:
+        compiled = compile_expr(e, Scope([]))
+        one = pa.RecordBatch.from_arrays([pa.array([0])], names=["_"])
+        return compiled(one, EvalContext())[0].as_py()
+    except Exception:  # not a constant hispeed can fold: the WHERE clause filters instead
+        return _UNRESOLVED
+
+
+def coerce_key(value: Any, type_: T.SqlType) -> Any:
+    """`value` as a key of `type_` holds it in memory, or _UNRESOLVED when it cannot be."""
+    name = type_.name
+    if isinstance(value, bool):
+        return value if name == "BOOLEAN" else _UNRESOLVED
+    if name in ("INTEGER", "BIGINT"):
+        return value if isinstance(value, int) else _UNRESOLVED
+    if name == "DOUBLE":
+        if isinstance(value, int | float | decimal.Decimal):
+            return float(value)
+        return _UNRESOLVED
+    if name == "DECIMAL":
+        if isinstance(value, int | decimal.Decimal):
+            return decimal.Decimal(value).quantize(decimal.Decimal(1).scaleb(-(type_.scale or 0)))
+        return _UNRESOLVED
+    if name == "STRING":
+        return value if isinstance(value, str) else _UNRESOLVED
+    if name == "BYTES":
+        return value if isinstance(value, bytes) else _UNRESOLVED
+    if name in ("ARRAY", "STRUCT"):
+        return value if isinstance(value, list | dict) else _UNRESOLVED
+    if name == "TIMESTAMP":
+        return value if isinstance(value, dt.datetime) else _UNRESOLVED
+    if name == "DATE":
+        return value if isinstance(value, dt.date) else _UNRESOLVED
+    if name == "TIME":
+        return value if isinstance(value, dt.time) else _UNRESOLVED
+    return _UNRESOLVED
+
+
+def is_unresolved(value: Any) -> bool:
+    return value is _UNRESOLVED
