@@ -10,8 +10,9 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from hispeed.engine import Engine
+    from hispeed.udf import udaf, udf, udtf
 
-__all__ = ["Engine", "HispeedError", "__version__"]
+__all__ = ["Engine", "HispeedError", "__version__", "udaf", "udf", "udtf"]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,4 +21,10 @@ def __getattr__(name: str) -> Any:
         from hispeed.engine import Engine
 
         return Engine
+    if name in ("udf", "udaf", "udtf"):
+        # the Python function decorators; importing hispeed.udf may rebind `hispeed.udf` to
+        # the module, which is callable as the decorator too
+        import importlib
+
+        return getattr(importlib.import_module("hispeed.udf"), name)
     raise AttributeError(f"module 'hispeed' has no attribute {name!r}")

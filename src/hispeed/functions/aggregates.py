@@ -69,6 +69,14 @@ class AggregateSpec:
 AGGREGATES: dict[str, AggregateSpec] = {}
 
 
+def register(spec: AggregateSpec, *, replace: bool = False) -> None:
+    """Add an aggregate (a Python UDAF) under `spec.name`; `replace` lets it take the place of
+    one registered before under that name."""
+    if spec.name in AGGREGATES and not replace:
+        raise AssertionError(f"aggregate {spec.name} registered twice")
+    AGGREGATES[spec.name] = spec
+
+
 def _register(
     name: str, min_args: int = 1, max_args: int = 1, constant_args: tuple[int, ...] = ()
 ) -> Callable[[type[Aggregate]], type[Aggregate]]:
