@@ -139,7 +139,7 @@ class FunctionInfo:
     overloads: list[Overload] = field(default_factory=list)
 
 
-_USER: dict[str, FunctionInfo] = {}
+USER_FUNCTIONS: dict[str, FunctionInfo] = {}
 
 
 def functions() -> list[dict[str, str]]:
@@ -152,7 +152,7 @@ def functions() -> list[dict[str, str]]:
         rows[name] = {"name": name, "type": "AGGREGATE", "category": "BUILT-IN"}
     for name in tables.TABLE_FUNCTIONS:
         rows[name] = {"name": name, "type": "TABLE", "category": "BUILT-IN"}
-    for name, info in _USER.items():
+    for name, info in USER_FUNCTIONS.items():
         rows[name] = {"name": name, "type": info.kind, "category": info.category}
     return [rows[n] for n in sorted(rows)]
 
@@ -160,8 +160,8 @@ def functions() -> list[dict[str, str]]:
 def describe(name: str) -> FunctionInfo:
     """What DESCRIBE FUNCTION shows of `name`, or a HispeedError when there is no such function."""
     key = name.upper()
-    if key in _USER:
-        return _USER[key]
+    if key in USER_FUNCTIONS:
+        return USER_FUNCTIONS[key]
     fn = lookup(key)
     if fn is not None:
         return FunctionInfo(key, "SCALAR", fn.description.strip(), "BUILT-IN")
@@ -177,7 +177,7 @@ def describe(name: str) -> FunctionInfo:
 def _claim(name: str, kind: str) -> FunctionInfo:
     """The registry entry for a user function `name` of `kind`, refusing built-in names."""
     key = name.upper()
-    info = _USER.get(key)
+    info = USER_FUNCTIONS.get(key)
     if info is not None:
         if info.kind != kind:
             raise UdfError(
@@ -189,14 +189,14 @@ def _claim(name: str, kind: str) -> FunctionInfo:
     if key in SCALAR_FUNCTIONS or key in aggregates.AGGREGATES or key in tables.TABLE_FUNCTIONS:
         raise UdfError(f"{key} is a built-in function: give the Python function another name")
     info = FunctionInfo(key, kind)
-    _USER[key] = info
+    USER_FUNCTIONS[key] = info
     return info
 
 
 def unregister(name: str) -> None:
     """Take the user function `name` out of every registry (tests reload modules)."""
     key = name.upper()
-    info = _USER.pop(key, None)
+    info = USER_FUNCTIONS.pop(key, None)
     if info is None:
         return
     if info.kind == "SCALAR":
@@ -590,7 +590,7 @@ def _register_scalar(fn: Callable[..., Any], options: _ScalarOptions) -> None:
         key,
         resolve,
         evaluate,
-        _USER[key].description,
+        USER_FUNCTIONS[key].description,
         handles_nulls=True,
         deterministic=options.get("deterministic", True),
     )
@@ -692,7 +692,7 @@ def _register_table(fn: Callable[..., Any], options: _Options) -> None:
             return _vector_rows(ctx, key, impl, call, out)
         return _row_rows(ctx, key, impl, call, out)
 
-    description = _USER[key].description
+    description = USER_FUNCTIONS[key].description
     tables.TABLE_FUNCTIONS[key] = tables.TableFunction(key, resolve, evaluate, description)
 
 

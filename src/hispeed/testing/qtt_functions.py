@@ -47,6 +47,8 @@ from hispeed.functions.registry import (
     scalar,
 )
 from hispeed.sql.types import BIGINT, BOOLEAN, INTEGER, STRING, SqlType, struct
+from hispeed.udf import USER_FUNCTIONS
+from hispeed.udf import unregister as unregister_user_function
 
 Args = Sequence[pa.Array]
 Types = Sequence[SqlType]
@@ -310,6 +312,10 @@ def register() -> None:
     starts BAD_UDF(STRING)'s call count again, so call it once per test case.
     """
     _bad_udf_calls.calls = 0
+    from hispeed.testing import _qtt_udafs
+
+    if not all(n in USER_FUNCTIONS for n in _qtt_udafs.NAMES):
+        _qtt_udafs.register()
     for name, overloads, evaluate, deterministic in _FUNCTIONS:
         if lookup(name) is not None:  # lookup loads the built-ins first
             continue
@@ -328,3 +334,7 @@ def unregister() -> None:
         fn = SCALAR_FUNCTIONS.get(name)
         if fn is not None and fn.evaluate is evaluate:
             del SCALAR_FUNCTIONS[name]
+    from hispeed.testing import _qtt_udafs
+
+    for name in _qtt_udafs.NAMES:
+        unregister_user_function(name)
