@@ -29,6 +29,9 @@ class Settings:
     #: seconds between background retention and compaction passes
     cleaner_interval_s: float = 30.0
     auto_create_topics: bool = True
+    #: Python modules (dotted names or .py paths) whose @hispeed.udf/udaf/udtf functions are
+    #: loaded at start: HISPEED_UDF_MODULES="a,b", or `modules = [...]` under [udf] in the file
+    udf_modules: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -53,18 +56,26 @@ class Settings:
             except tomllib.TOMLDecodeError as e:
                 raise ConfigError(f"config file {path}: {e}") from None
             values.update(doc.get("hispeed", doc))
+            udf = doc.get("udf")
+            if isinstance(udf, dict) and "modules" in udf:
+                values["udf_modules"] = udf["modules"]
         fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "extra"}
         for name in fields:
             var = f"HISPEED_{name.upper()}"
             if var in env:
                 values[name] = env[var]
         values.update({k: v for k, v in overrides.items() if v is not None})
-        extra = {k: v for k, v in values.items() if k not in fields}
+        extra = {k: v for k, v in values.items() if k not in fields and k != "udf"}
         kwargs = {k: _coerce(k, fields[k].type, v) for k, v in values.items() if k in fields}
         return cls(**kwargs, extra=extra)
 
 
 def _coerce(name: str, type_name: Any, value: Any) -> Any:
+    if type_name in ("tuple[str, ...]", tuple[str, ...]):
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+            raise ConfigError(f"setting {name!r} cannot be {value!r}: expected a list of names")
+        return tuple(i.strip() for i in items if i.strip())
     try:
         if type_name in ("Path", Path):
             return Path(value)

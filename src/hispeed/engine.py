@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +74,11 @@ class Engine:
         log_: Log | None = None,
         properties: Mapping[str, Any] | None = None,
         fsync: str = "1000ms",
+        udf_modules: Sequence[str] = (),
     ) -> None:
+        from hispeed.udf import load_modules
+
+        load_modules(udf_modules)  # before the replay: restored queries may call them
         if log_ is None:
             if data_dir is None:
                 raise HispeedError("Engine needs a data directory or a log")
@@ -675,18 +679,27 @@ class Engine:
             rows = [{"name": k, "type": str(v)} for k, v in sorted(self.catalog.types.items())]
             return Result("types", rows=rows)
         if stmt.what == "FUNCTIONS":
-            from hispeed.functions.aggregates import AGGREGATES
-            from hispeed.functions.registry import SCALAR_FUNCTIONS, lookup
+            from hispeed.udf import functions
 
-            lookup("ABS")
-            rows = [{"name": n, "type": "SCALAR"} for n in sorted(SCALAR_FUNCTIONS)]
-            rows += [{"name": n, "type": "AGGREGATE"} for n in sorted(AGGREGATES)]
-            return Result("functions", rows=sorted(rows, key=lambda r: r["name"]))
+            return Result("functions", rows=functions())
         raise HispeedError(f"SHOW {stmt.what} is not supported yet")
 
     def _describe(self, stmt: ast.Describe) -> Result:
         if stmt.function:
-            raise HispeedError("DESCRIBE FUNCTION is not supported yet")
+            from hispeed.udf import describe
+
+            fn = describe(stmt.name)
+            about = {"name": fn.name, "type": fn.kind, "description": fn.description}
+            about.update(category=fn.category, author=fn.author, path=fn.path)
+            overloads = [
+                {
+                    "arguments": o.arguments(),
+                    "returnType": o.returns,
+                    "description": o.description,
+                }
+                for o in fn.overloads
+            ]
+            return Result("describe_function", rows=overloads, message=str(about))
         source = self.catalog.get(stmt.name, line=stmt.pos[0], column=stmt.pos[1])
         rows = [
             {"name": c.name, "type": str(c.type), "key": c in source.key_columns}

@@ -67,10 +67,17 @@ def cli(
 @cli.command()
 @click.option("--host", default=None, help="Address to bind [default 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port [default 8088, as ksqlDB].")
+@click.option(
+    "--udf-module",
+    "udf_modules",
+    multiple=True,
+    help="Load Python UDFs from this module or .py file (repeatable) [HISPEED_UDF_MODULES].",
+)
 @pass_ctx
-def server(obj: _Context, host: str | None, port: int | None) -> None:
+def server(obj: _Context, host: str | None, port: int | None, udf_modules: tuple[str, ...]) -> None:
     """Run the hispeed server on the embedded log."""
     from hispeed.server.app import serve
+    from hispeed.udf import load_modules
 
     settings = (
         Settings.load(
@@ -79,10 +86,12 @@ def server(obj: _Context, host: str | None, port: int | None) -> None:
             fsync=obj.settings.fsync,
             host=host,
             port=port,
+            udf_modules=(*obj.settings.udf_modules, *udf_modules),
         )
-        if (host or port)
+        if (host or port or udf_modules)
         else obj.settings
     )
+    load_modules(settings.udf_modules)  # the function registries are the process's
     serve(settings)
 
 
