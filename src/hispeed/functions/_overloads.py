@@ -28,9 +28,15 @@ class TypeParam(SqlType):
         return "ANY" if self.wildcard else self.name
 
 
+@dataclass(frozen=True)
+class _AnyDecimal(SqlType):
+    def __str__(self) -> str:
+        return "DECIMAL"
+
+
 ANY = TypeParam("ANY", wildcard=True)
 #: a DECIMAL of any precision and scale
-ANY_DECIMAL = SqlType("DECIMAL")
+ANY_DECIMAL: SqlType = _AnyDecimal("DECIMAL")
 
 #: the return type of a call from its argument types (ksqlDB's schema provider)
 ReturnProvider = Callable[[Sequence[SqlType]], SqlType]
@@ -96,7 +102,7 @@ def fits(param: SqlType, arg: SqlType, bindings: dict[str, SqlType], *, widen: b
             return False
         pairs = [(param.element, arg.element), (param.key, arg.key)]
         return all(
-            p is None or (a is not None and fits(p, a, bindings, widen=False)) for p, a in pairs
+            p is None or (a is not None and fits(p, a, bindings, widen=widen)) for p, a in pairs
         )
     if param.name == "STRUCT":
         if arg.name != "STRUCT":
@@ -168,6 +174,6 @@ def call_type(param: SqlType, arg: SqlType) -> SqlType:
     and different (an implicit widening), else the argument's own."""
     if param.name == "DECIMAL" and param.precision is None and arg.is_integral:
         return T.integral_as_decimal(arg)
-    if is_concrete(param) and param != arg and param.name not in ("STRUCT", "ARRAY", "MAP"):
+    if is_concrete(param) and param != arg and param.name != "STRUCT":
         return param
     return arg
