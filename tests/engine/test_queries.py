@@ -108,3 +108,47 @@ def test_the_engine_runs_queries_in_the_background(engine: Engine) -> None:
             if rows:
                 break
     assert rows == [{"ID": "z", "X": 4.0}]
+
+
+def test_many_subscribers_share_one_reader_of_the_stream(engine: Engine) -> None:
+    from hispeed.runtime.queries import _FEEDS
+
+    queries = [
+        engine.stream(f"SELECT id, x FROM readings WHERE x > {i} EMIT CHANGES;") for i in range(50)
+    ]
+    assert len(_FEEDS[engine]) == 1  # one reader for the fifty
+    feed = next(iter(_FEEDS[engine].values()))
+    assert len(feed.subscribers) == 50
+    for x in [0.5, 10.5, 30.5]:
+        engine.insert("readings", {"ID": "d", "X": x})
+    got = [[r["X"] for r in q.poll(0.05)] for q in queries]
+    assert got[0] == [0.5, 10.5, 30.5]
+    assert got[20] == [30.5]
+    assert got[40] == []
+    for q in queries:
+        q.close()
+    assert not _FEEDS[engine]  # the last one to leave closes the reader
+
+
+def test_a_subscriber_from_the_beginning_does_not_join_a_reader_past_it(engine: Engine) -> None:
+    engine.insert("readings", {"ID": "a", "X": 1.0})
+    first = engine.stream("SELECT id FROM readings EMIT CHANGES;", from_beginning=True)
+    assert [r["ID"] for r in first.poll(0.5)] == ["a"]
+    engine.insert("readings", {"ID": "b", "X": 1.0})
+    second = engine.stream("SELECT id FROM readings EMIT CHANGES LIMIT 2;", from_beginning=True)
+    assert [r["ID"] for r in list(second)] == ["a", "b"]
+    assert second.closed
+    assert [r["ID"] for r in first.poll(0.5)] == ["b"]
+    first.close()
+
+
+def test_push_query_on_a_table_delivers_deletes_as_null_rows(tmp_path: Path) -> None:
+    with Engine(tmp_path / "t", fsync="never") as e:
+        e.execute(
+            "CREATE TABLE t (k INT PRIMARY KEY, v INT) WITH (kafka_topic='t', "
+            "value_format='JSON', partitions=1);"
+        )
+        e.log.append("t", [(b"\x00\x00\x00\x01", b'{"V": 5}'), (b"\x00\x00\x00\x01", None)])
+        with e.stream("SELECT k, v FROM t EMIT CHANGES LIMIT 2;", from_beginning=True) as q:
+            rows = list(q)
+    assert rows == [{"K": 1, "V": 5}, {"K": 1, "V": None}]
