@@ -414,7 +414,8 @@ def _python(value: Any, t: SqlType) -> Any:
     if value is None:
         return None
     if t.name == "MAP" and t.element is not None:
-        return {k: _python(v, t.element) for k, v in value}
+        pairs = value.items() if isinstance(value, dict) else value
+        return {k: _python(v, t.element) for k, v in pairs}
     if t.name == "ARRAY" and t.element is not None:
         return [_python(v, t.element) for v in value]
     if t.name == "STRUCT":
@@ -841,14 +842,17 @@ class _UserAggregate(aggregates.Aggregate):
         self.undoable = impl.undoable
         self.mergeable = impl.mergeable
         self.literal = n_init > 0
-        self.objects: dict[tuple[Any, ...], Any] = {}
+        #: the user's objects by their literal arguments (as text: literals may be lists)
+        self.objects: dict[str, Any] = {}
         if impl.vectorized:
             types = [call_type(p, a) for p, a in zip(match.params, arg_types, strict=True)]
             self.vector_types = types[: self.columns]
+        #: the argument types whose values need converting (Arrow gives MAPs as pairs)
+        self.maps = [(i, t) for i, t in enumerate(arg_types[: self.columns]) if _has_map(t)]
         self.failures = 0
 
     def _object(self, literals: tuple[Any, ...]) -> Any:
-        obj = self.objects.get(literals)
+        obj = self.objects.get(repr(literals))
         if obj is None:
             if self.impl.vectorized:
                 fn = self.impl.make
@@ -857,7 +861,7 @@ class _UserAggregate(aggregates.Aggregate):
                 )
             else:
                 obj = self.impl.make(*literals)
-            self.objects[literals] = obj
+            self.objects[repr(literals)] = obj
         return obj
 
     def result_type(self) -> SqlType:
@@ -889,6 +893,8 @@ class _UserAggregate(aggregates.Aggregate):
     def _apply(self, method: str, state: Any, args: Sequence[Any]) -> Any:
         obj, user, literals = self._open(state, tuple(args[self.columns :]))
         values = list(args[: self.columns])
+        for i, t in self.maps:
+            values[i] = _python(values[i], t)
         if not self._skips(values):
             try:
                 user = getattr(obj, method)(user, *values)
