@@ -136,7 +136,15 @@ def test_bench_log_json(cli: Cli) -> None:
 def test_bench_engine_json_has_every_figure(cli: Cli) -> None:
     result = cli("bench", "engine", "--json", "--events", "20000", "--batch-size", "5000")
     figures = json.loads(result.stdout)
-    for name in ("q0", "q1", "q2", "tumbling", "stream_table_join", "stream_stream_join"):
+    for name in (
+        "q0",
+        "q1",
+        "q2",
+        "tumbling",
+        "stream_table_join",
+        "stream_stream_join",
+        "pull_lookups_per_s",
+    ):
         assert figures[name] > 0
 
 

@@ -435,13 +435,18 @@ def bench_engine(as_json: bool, events: int, batch_size: int, auctions: int) -> 
     from hispeed.bench import joins as bench_joins_module
 
     results |= bench_joins_module.run(events, batch_size, auctions, progress=progress)
+    from hispeed.bench import pull as bench_pull_module
+
+    results |= bench_pull_module.run(keys=events, progress=progress)
     if show:
         click.echo("\r" + " " * 40 + "\r", err=True, nl=False)
     if as_json:
         click.echo(json.dumps(results))
         return
     for name, value in results.items():
-        unit = "lookups/s" if name.endswith("_per_s") else "events/s"
+        unit = (
+            "lookups/s" if name.endswith("_per_s") else "ms" if name.endswith("_ms") else "events/s"
+        )
         click.echo(f"{name:20s} {value:>14,} {unit}")
 
 
