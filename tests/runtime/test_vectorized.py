@@ -1,10 +1,11 @@
 """The vectorized GROUP BY path against the per-record reference path in runtime/aggregate.py.
 
 Two persistent queries with the same SELECT run on one engine: one's Aggregator always takes
-the reference path; the other's takes the fast path for the batches Hypothesis picks (and the
-reference path for the rest, or when the fast path refuses a batch), as the wiring patch
-does. After every batch, both must have emitted the same records and changes, written the same
-changelog and hold the same state.
+the reference path; the other's takes the fast path for the batches Hypothesis picks (the
+reference path for the rest, or when the fast path refuses a batch), its state moving between
+the two forms as `Aggregator.process` moves it. After every batch, both must have emitted the
+same records and changes and hold the same state, and a new aggregator restored from either
+one's changelog (as compaction leaves it) must hold that state too.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from hispeed.engine import Engine
 from hispeed.log.base import PolledBatch, TopicPartition
 from hispeed.plan.planner import field_name
 from hispeed.runtime.aggregate import Aggregator, Change
-from hispeed.runtime.task import Outputs, QueryTask
+from hispeed.runtime.task import _STREAM_TIME, Outputs, QueryTask
 from hispeed.runtime.vectorized import Changes, VectorizedAggregator
 
 SOURCE = (
@@ -153,30 +154,37 @@ class Side:
     def __init__(self, task: QueryTask, coalesce: bool, *, reference: bool = False) -> None:
         task.stream_time.clear()
         self.reference = reference
+        self.coalesce = coalesce
         self.task = task
-        self.aggregator = Aggregator(task)
-        # the reference coalesces as the fast path does (ksqlDB's record cache on or off)
-        self.aggregator.per_record = not coalesce
-        # with the wiring patch applied, the Aggregator would try the fast path itself
-        if hasattr(self.aggregator, "vectorized"):
-            self.aggregator.vectorized = None
+        self.aggregator = fresh_aggregator(task, coalesce, reference=reference)
         task.aggregator = self.aggregator
-        self.fast = VectorizedAggregator(task.plan, coalesce=coalesce)
         self.changes: list[Change] = []
         self.fast_batches = 0
+        #: the changelog as compaction leaves it: the latest value of each key
+        self.changelog: dict[bytes, bytes | None] = {}
         reference_emit = self.aggregator._emit
-        fast_emit = self.fast.emit
 
         def record_reference(changes: list[Change], out: Outputs) -> None:
             self.changes.extend(changes)
             reference_emit(changes, out)
 
-        def record_fast(aggregator: Aggregator, changes: Changes, out: Outputs) -> None:
-            self.changes.extend(changes.to_list())
-            fast_emit(aggregator, changes, out)
-
         self.aggregator._emit = record_reference  # type: ignore[method-assign]
-        self.fast.emit = record_fast  # type: ignore[method-assign]
+        fast = self.aggregator.vectorized
+        if fast is not None:
+            fast_emit = fast.emit
+            fast_process = fast.process
+
+            def record_fast(aggregator: Aggregator, changes: Changes, out: Outputs) -> None:
+                self.changes.extend(changes.to_list())
+                fast_emit(aggregator, changes, out)
+
+            def count_fast(*args: Any) -> bool:
+                taken = fast_process(*args)
+                self.fast_batches += taken
+                return taken
+
+            fast.emit = record_fast  # type: ignore[method-assign]
+            fast.process = count_fast  # type: ignore[method-assign]
 
     def run(self, frame: pa.RecordBatch, step: Step, offset: int) -> Outputs:
         out = Outputs()
@@ -184,16 +192,46 @@ class Side:
         if step.advance_first and frame.num_rows:
             newest = int(np.max(frame.column(field_name(self.task.plan.label, "ROWTIME"))))
             self.task.stream_time[0] = max(self.task.stream_time.get(0, newest), newest)
-        # the wiring patch: the fast path, or the reference when it is off or refuses the batch
-        if (
-            not self.reference
-            and step.fast
-            and self.fast.process(self.aggregator, frame, 0, item, out)
-        ):
-            self.fast_batches += 1
-        else:
-            self.aggregator.process(frame, np.zeros(frame.num_rows, bool), 0, item, out)
+        tombstones = np.zeros(frame.num_rows, bool)
+        if self.reference or not step.fast:
+            self.aggregator.process_records(frame, tombstones, 0, item, out)
+        else:  # the fast path, or the reference when it refuses the batch
+            self.aggregator.process(frame, tombstones, 0, item, out)
+        self.changelog.update(out.changelog)
         return out
+
+    def restored(self) -> Aggregator:
+        """A new aggregator restored from the changelog, as `QueryTask` does after a restart."""
+        aggregator = fresh_aggregator(self.task, self.coalesce, reference=self.reference)
+        for key, value in self.changelog.items():
+            if value is not None and key != _STREAM_TIME:
+                aggregator.restore(pickle.loads(key), pickle.loads(value))
+        return aggregator
+
+
+def fresh_aggregator(task: QueryTask, coalesce: bool, *, reference: bool) -> Aggregator:
+    aggregator = Aggregator(task)
+    # the reference coalesces as the fast path does (ksqlDB's record cache on or off)
+    aggregator.per_record = not coalesce
+    if reference:
+        aggregator.vectorized = None
+        aggregator.in_dict = aggregator._key_records = True
+    else:
+        aggregator.vectorized = VectorizedAggregator(task.plan, coalesce=coalesce)
+        # small changelog chunks and early renumbering, so that streams this small meet them
+        aggregator.vectorized.store.chunk_bits = 1
+        aggregator.vectorized.store.spare_groups = 2
+    return aggregator
+
+
+def states_of(aggregator: Aggregator) -> list[tuple[Any, Any]]:
+    """The (group, window) states in key order, from whichever form holds them."""
+    states = aggregator.states
+    if not aggregator.in_dict:
+        assert aggregator.vectorized is not None
+        assert not states
+        states = aggregator.vectorized.store.to_dict()
+    return sorted(states.items(), key=repr)
 
 
 def same(a: Any, b: Any) -> bool:
@@ -221,17 +259,17 @@ def check(pair: Pair, plan: list[Step], coalesce: bool) -> None:
         offset += len(step.rows)
         assert same(fast.changes[fast_before:], reference.changes[before:])
         assert same(records_of(fast_out), records_of(ref_out))
-        assert same(reference.aggregator.states, fast.aggregator.states)
+        expected = states_of(reference.aggregator)
+        assert same(states_of(fast.aggregator), expected)
         assert reference.aggregator.present == fast.aggregator.present
         assert reference.task.stream_time == fast.task.stream_time
         assert ref_out.errors == fast_out.errors
-        assert ref_out.changelog.keys() == fast_out.changelog.keys()
-        for key, value in ref_out.changelog.items():
-            assert same(_loads(value), _loads(fast_out.changelog[key]))
-
-
-def _loads(value: bytes | None) -> Any:
-    return None if value is None else pickle.loads(value)
+        assert pickle.loads(fast_out.changelog[_STREAM_TIME]) == reference.task.stream_time
+        # a restart from either changelog brings the same state back
+        for side in (reference, fast):
+            restored = side.restored()
+            assert same(states_of(restored), expected)
+            assert restored.present == reference.aggregator.present
 
 
 # -- the properties --------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from hispeed.functions.aggregates import _hashable, _unhashable
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import PolledBatch
 from hispeed.plan.planner import field_name
+from hispeed.runtime._state_columns import CHANGELOG_KIND
 from hispeed.runtime.vectorized import VectorizedAggregator
 
 if TYPE_CHECKING:
@@ -62,11 +63,21 @@ class Aggregator:
         self.per_record = cache == "0"
         #: whole batches at a time, for the query shapes runtime/vectorized.py supports
         self.vectorized = VectorizedAggregator.build(self.plan, coalesce=not self.per_record)
+        #: where the (group, window) states are: in `states` (the reference path's form), or
+        #: in the fast path's columns (`vectorized.store`) while `states` is empty
+        self.in_dict = self.vectorized is None
+        #: the changelog holds the states as per-key "S" records (else as the store's chunks)
+        self._key_records = self.vectorized is None
+        #: "S" records to delete at the next checkpoint (the states went back into columns)
+        self._stale_keys: set[Any] = set()
 
     def restore(self, key: Any, state: Any) -> None:
-        kind, k = key
-        if kind == "S":
+        kind, k = key[0], key[1]
+        if kind == CHANGELOG_KIND and self.vectorized is not None:
+            self.vectorized.store.restore(key[1], key[2], state)
+        elif kind == "S":
             self.states[k] = state
+            self.in_dict = self._key_records = True
         elif kind == "T":
             self.table_rows[k] = state
         elif kind == "W":
@@ -86,8 +97,26 @@ class Aggregator:
         item: PolledBatch,
         out: Outputs,
     ) -> None:
-        if self.vectorized and self.vectorized.process(self, frame, partition, item, out):
-            return  # else the fast path refused this batch, having changed nothing
+        if self.vectorized is not None:
+            if self.in_dict:
+                self._to_columns()
+            if not self.in_dict and self.vectorized.process(self, frame, partition, item, out):
+                return  # else the fast path refused this batch, having changed nothing
+        self.process_records(frame, tombstones, partition, item, out)
+
+    def process_records(
+        self,
+        frame: pa.RecordBatch,
+        tombstones: np.ndarray,
+        partition: int,
+        item: PolledBatch,
+        out: Outputs,
+    ) -> None:
+        """The reference path: the records one by one."""
+        if not self.in_dict:
+            assert self.vectorized is not None
+            self.states = self.vectorized.store.take_dict()
+            self.in_dict = True
         ctx = EvalContext()
         label = self.plan.label
         n = frame.num_rows
@@ -163,6 +192,8 @@ class Aggregator:
         from hispeed.runtime.task import _STREAM_TIME
 
         out.changelog[_STREAM_TIME] = pickle.dumps(self.task.stream_time)
+        if self.vectorized is not None:
+            self._checkpoint_columns(out)
         stores: dict[str, dict[Any, Any]] = {
             "S": self.states,
             "T": self.table_rows,
@@ -182,6 +213,37 @@ class Aggregator:
             else:
                 out.changelog[name] = pickle.dumps(value)
         self.dirty.clear()
+
+    def _checkpoint_columns(self, out: Outputs) -> None:
+        """Write the fast path's states, or all states in the reference's form when they do
+        not fit its columns; the changelog holds one form only, as a restore reads it back."""
+        assert self.vectorized is not None
+        if self.in_dict:
+            self._to_columns()
+        store = self.vectorized.store
+        if self.in_dict:
+            if not self._key_records:  # from now on, per-key records of every state
+                self.dirty.update(("S", k) for k in self.states)
+                self._key_records = True
+        else:
+            changed = [k for k in self.dirty if k[0] == "S"]
+            self.dirty.difference_update(changed)
+            for key in self._stale_keys:
+                out.changelog[pickle.dumps(("S", key))] = None
+            self._stale_keys.clear()
+        store.checkpoint(out.changelog)
+
+    def _to_columns(self) -> None:
+        """Hand the states back to the fast path's columns, if they fit them."""
+        assert self.vectorized is not None
+        if not self.vectorized.store.load_dict(self.states):
+            return
+        if self._key_records:  # delete the per-key records, live or written in this batch
+            self._stale_keys.update(self.states)
+            self._stale_keys.update(k[1] for k in self.dirty if k[0] == "S")
+            self._key_records = False
+        self.states = {}
+        self.in_dict = False
 
     def _close_windows(self, stream_time: int, finals: list[Change]) -> None:
         """EMIT FINAL: output each window whose end plus grace stream time has reached."""
@@ -352,9 +414,7 @@ class Aggregator:
         window = self.agg.window
         if window is None:
             return
-        now = max(self.task.stream_time.values(), default=0)
-        retention = window.retention_ms if window.retention_ms is not None else 0
-        horizon = now - max(self.agg.grace_ms, retention)
+        horizon = self.horizon()
         for key in [k for k in self.states if k[1] is not None and k[1][1] < horizon]:
             del self.states[key]
             self.dirty.add(("S", key))
@@ -363,6 +423,13 @@ class Aggregator:
                 if list(key[1]) in group_sessions:
                     group_sessions.remove(list(key[1]))
                 self.dirty.add(("W", key[0]))
+
+    def horizon(self) -> int:
+        """Windows that end before this time can no longer change (any partition's time)."""
+        window = self.agg.window
+        now = max(self.task.stream_time.values(), default=0)
+        retention = window.retention_ms if window is not None and window.retention_ms else 0
+        return int(now - max(self.agg.grace_ms, retention))
 
     # -- output -----------------------------------------------------------------------------
 

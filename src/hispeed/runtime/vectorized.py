@@ -1,16 +1,17 @@
 """GROUP BY over a stream, a whole batch at a time: the fast path beside the reference.
 
-`Aggregator.process` (runtime/aggregate.py) walks the records one by one; this module computes
-the same changes with numpy: the batch's (group, window) events are sorted by key (stably, so
-each key keeps its records' order) and every aggregate becomes a cumulative computation per
-key, seeded with the state the key had before the batch. With the record cache off (ksqlDB's
-`ksql.streams.cache.max.bytes.buffering` = 0) every event is a change, in record order and, for
-one record, in window order, exactly as the reference path emits them; otherwise only each
-key's last change of the batch is emitted (DESIGN.md, decision 3).
+`Aggregator.process_records` (runtime/aggregate.py) walks the records one by one; this module
+computes the same changes with numpy: the batch's (window, group) events are sorted by key
+(stably, so each key keeps its records' order) and every aggregate becomes a cumulative
+computation per key, seeded with the state the key had before the batch. With the record cache
+off (ksqlDB's `ksql.streams.cache.max.bytes.buffering` = 0) every event is a change, in record
+order and, for one record, in window order, exactly as the reference path emits them;
+otherwise only each key's last change of the batch is emitted (DESIGN.md, decision 3), and
+only each key's final state is computed.
 
-The state between batches is the reference path's own: `Aggregator.states` maps (group tuple,
-window tuple or None) to a list of states in each aggregate class's representation, so the two
-paths interleave batch by batch and checkpoints are unchanged.
+The state between batches is a `ColumnarStateStore` (runtime/_state_columns.py): the reference
+path's states as numpy columns, one block per window. A batch the reference path runs gets
+them as the reference's dict and gives them back after (`Aggregator.process_records`).
 
 Exactness: floating-point sums are accumulated in record order (`ufunc.accumulate` and a loop
 over ranks, never a pairwise reduction); integer sums wrap as the aggregates do. A batch whose
@@ -22,9 +23,10 @@ runs the reference path on it.
 from __future__ import annotations
 
 import itertools
-from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,6 +37,7 @@ from hispeed.functions.aggregates import Aggregate, Avg, Count, Max, Min, Sum
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import PolledBatch
 from hispeed.plan.planner import AggregateCall, QueryPlan, field_name
+from hispeed.runtime._state_columns import ColumnarStateStore, StateLayout
 
 if TYPE_CHECKING:
     from hispeed.runtime.aggregate import Aggregator, Change
@@ -57,11 +60,16 @@ class Changes:
     results: list[pa.Array]  # one per aggregate call
     window: tuple[pa.Array, pa.Array] | None  # start and end, for a windowed query
     timestamps: pa.Array
-    keys: list[Any]  # the (group, window) keys of `Aggregator.states` the changes are for
     key_ids: IntArray  # each change's index in `keys`
+    #: the (group, window) keys the changes are for, built when asked (HAVING needs them)
+    make_keys: Callable[[], list[Any]] = field(repr=False)
 
     def __len__(self) -> int:
         return len(self.timestamps)
+
+    @cached_property
+    def keys(self) -> list[Any]:
+        return self.make_keys()
 
     def to_list(self) -> list[Change]:
         """The changes as the reference path's `Change` objects (for tests and debugging)."""
@@ -106,6 +114,8 @@ class VectorizedAggregator:
         self.size = window.size_ms if window is not None else 0
         self.advance = (window.advance_ms or window.size_ms) if window is not None else 0
         self.kernels = [_kernel(call) for call in agg.calls]
+        #: the state between batches
+        self.store = ColumnarStateStore(self.kernels, self.size if window is not None else None)
 
     @staticmethod
     def supports(plan: QueryPlan) -> bool:
@@ -139,22 +149,22 @@ class VectorizedAggregator:
         task = aggregator.task
         ctx = EvalContext()
         try:
-            batch = self._prepare(aggregator, frame, partition, ctx)
+            batch = self._prepare(frame, partition, task.stream_time.get(partition, 0), ctx)
         except _RefusedError:
             return False
         task._report(ctx, item, out, frame)
-        changes = batch.apply(aggregator, self.coalesce) if batch is not None else None
+        changes = batch.apply(self.store, self.coalesce) if batch is not None else None
         seed = task.stream_time.get(partition, 0)
         newest = batch.stream_time if batch is not None else seed
         task.stream_time[partition] = max(seed, newest)
-        aggregator._evict(partition)
+        self.store.evict(aggregator.horizon())
         if changes is not None and len(changes):
             self.emit(aggregator, changes, out)
-        _checkpoint(aggregator, out)
+        aggregator.checkpoint(out)
         return True
 
     def _prepare(
-        self, aggregator: Aggregator, frame: pa.RecordBatch, partition: int, ctx: EvalContext
+        self, frame: pa.RecordBatch, partition: int, seed: int, ctx: EvalContext
     ) -> _Batch | None:
         """Evaluate the batch's expressions and key its events (the order `process` uses)."""
         plan = self.plan
@@ -176,53 +186,58 @@ class VectorizedAggregator:
             frame.column(field_name(plan.label, "ROWTIME")).to_numpy(zero_copy_only=False),
             np.int64,
         )[rows]
-        seed = aggregator.task.stream_time.get(partition, 0)
         # stream time as each record sees it: it advances record by record
         stream_time = np.maximum.accumulate(np.maximum(stamps, seed))
-        gid, group_keys = _group_ids(groups, rows)
+        local, tuples = _group_ids(groups, rows)
+        store = self.store
+        gid = store.ids(tuples)[local]
+        width = len(store.groups)
+        starts: IntArray | None = None
         if self.agg.window is None:
             event_rows = np.arange(len(rows))
-            starts: IntArray | None = None
-            key = gid
+            key, bound = gid, width
         else:
             event_rows, starts = self._windows(stamps, stream_time)
             if not len(event_rows):
                 return _Batch.empty(self, int(stream_time[-1]))
             span = (starts - starts.min()) // self.advance
             spans = int(span.max()) + 1
-            if len(group_keys) * spans < 1 << 62:
-                key = gid[event_rows] * spans + span
-            else:  # too wide to pack into one int64: number the (group, window) pairs
-                pairs = np.stack((gid[event_rows], span), axis=1)
+            if spans * width < 1 << 62:
+                key, bound = span * width + gid[event_rows], spans * width
+            else:  # too wide to pack into one int64: number the (window, group) pairs
+                pairs = np.stack((span, gid[event_rows]), axis=1)
                 key = np.unique(pairs, axis=0, return_inverse=True)[1].reshape(-1)
-        order = np.argsort(key, kind="stable")
+                bound = int(key.max()) + 1
+        order = _stable_order(key, bound)
         sorted_key = key[order]
-        bounds = np.flatnonzero(np.diff(sorted_key)) + 1
-        seg_starts = np.concatenate(([0], bounds)).astype(np.int64)
-        seg_lengths = np.diff(np.concatenate((seg_starts, [len(order)]))).astype(np.int64)
+        seg_starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
+        seg_lengths = np.diff(np.r_[seg_starts, len(order)]).astype(np.int64)
         first = order[seg_starts]  # each key's first event
         seg_gid = gid[event_rows[first]]
-        windows: list[Any]
-        if starts is None:
-            windows = [None] * len(seg_starts)
-        else:
-            windows = [(s, s + self.size) for s in starts[first].tolist()]
-        keys = [(group_keys[g], w) for g, w in zip(seg_gid.tolist(), windows, strict=True)]
-        priors = [aggregator.states.get(k) for k in keys]
+        seg_window = starts[first] if starts is not None else None
+        windows = _runs(seg_window, len(seg_gid))
+        found, pos, priors = self._priors(seg_gid, seg_window, windows)
         event_frame_rows = rows[event_rows]
         sorted_rows = event_frame_rows[order]
         seg_id = np.repeat(np.arange(len(seg_starts)), seg_lengths)
         segments = _Segments(seg_starts, seg_lengths, seg_id)
-        columns = [
-            kernel.run(
-                [p[j] if p is not None else None for p in priors], call_args, sorted_rows, segments
+        running = not self.coalesce
+        columns: list[_Column] = []
+        k = 0
+        for kernel, call_args in zip(self.kernels, args, strict=True):
+            width = len(kernel.dtypes)
+            columns.append(
+                kernel.run(priors[k : k + width], call_args, sorted_rows, segments, running)
             )
-            for j, (kernel, call_args) in enumerate(zip(self.kernels, args, strict=True))
-        ]
+            k += width
         return _Batch(
             self,
             groups,
-            keys,
+            seg_gid,
+            seg_window,
+            windows,
+            found,
+            pos,
             first,
             order,
             segments,
@@ -232,6 +247,24 @@ class VectorizedAggregator:
             stamps[event_rows],
             int(stream_time[-1]),
         )
+
+    def _priors(
+        self, gids: IntArray, windows: IntArray | None, runs: list[tuple[int, int]]
+    ) -> tuple[np.ndarray, IntArray, list[np.ndarray]]:
+        """Each key's slot in its window's block, whether it has one, and its prior state."""
+        found_parts: list[np.ndarray] = []
+        pos_parts: list[IntArray] = []
+        array_parts: list[list[np.ndarray]] = []
+        for a, b in runs:
+            start = int(windows[a]) if windows is not None else None
+            pos, found, arrays = self.store.priors(start, gids[a:b])
+            found_parts.append(found)
+            pos_parts.append(pos)
+            array_parts.append(arrays)
+        if len(runs) == 1:
+            return found_parts[0], pos_parts[0], array_parts[0]
+        arrays = [np.concatenate(p) for p in zip(*array_parts, strict=True)]
+        return np.concatenate(found_parts), np.concatenate(pos_parts), arrays
 
     def _windows(self, stamps: IntArray, stream_time: IntArray) -> tuple[IntArray, IntArray]:
         """Each record's open windows in ascending start order: (record index, start)."""
@@ -288,7 +321,42 @@ class VectorizedAggregator:
                 deleted = deleted[emitted]
                 if window is not None:
                     window = (pc.filter(window[0], mask), pc.filter(window[1], mask))
-        aggregator.task.emit(keys, values, stamps, deleted, out, window=window)
+        emit_windowed(aggregator, keys, values, stamps, deleted, out, window)
+
+
+def emit_windowed(
+    aggregator: Aggregator,
+    keys: list[pa.Array],
+    values: list[pa.Array],
+    stamps: pa.Array,
+    deleted: np.ndarray,
+    out: Outputs,
+    window: tuple[pa.Array, pa.Array] | None,
+) -> None:
+    """`QueryTask.emit`, with the window appended to the keys by Arrow instead of per row."""
+    task = aggregator.task
+    before = len(out.keys)
+    task.emit(keys, values, stamps, deleted, out)
+    if window is None or len(out.keys) == before:
+        return
+    sink_window = task.sink.window
+    ends = window[1] if sink_window is not None and sink_window.kind == "SESSION" else None
+    out.keys[-1] = with_window_suffix(out.keys[-1], window[0], ends)
+
+
+def with_window_suffix(keys: pa.Array, starts: pa.Array, ends: pa.Array | None) -> pa.Array:
+    """Kafka Streams' windowed key layout: each key, then its window's start as an 8-byte
+    big-endian integer (and its end, for sessions), as `task.window_suffix` builds it."""
+    parts = [starts] if ends is None else [starts, ends]
+    n = len(keys)
+    columns = [np.asarray(p.to_numpy(zero_copy_only=False), np.int64) for p in parts]
+    raw = np.stack(columns, axis=1).astype(">i8")
+    width = 8 * len(parts)
+    suffix = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(width), n, [None, pa.py_buffer(raw.tobytes())]
+    ).cast(pa.binary())
+    joined = pc.binary_join_element_wise(keys.fill_null(b""), suffix, b"")
+    return joined.cast(pa.binary())
 
 
 def _having_emits(aggregator: Aggregator, changes: Changes, passed: np.ndarray) -> np.ndarray:
@@ -330,6 +398,16 @@ class _Segments:
     @property
     def ends(self) -> IntArray:
         return self.starts + self.lengths - 1
+
+    def ranks(self) -> IntArray:
+        """Each event's position within its key's run (0 for the first)."""
+        out: IntArray = np.arange(len(self.ids)) - self.starts[self.ids]
+        return out
+
+    def reduce(self, ufunc: Ufunc, values: np.ndarray) -> np.ndarray:
+        """Per key: ufunc over its events (for integers and ufuncs whose order cannot matter)."""
+        out: np.ndarray = ufunc.reduceat(values, self.starts)
+        return out
 
     def cumsum(self, values: IntArray) -> IntArray:
         """Per-key running sums of int64 values (wrapping, as the integer aggregates do)."""
@@ -377,14 +455,40 @@ class _Segments:
         return out
 
 
+def _runs(values: IntArray | None, n: int) -> list[tuple[int, int]]:
+    """The [a, b) ranges of equal values in a sorted array of n (None: one range)."""
+    if values is None:
+        return [(0, n)]
+    cuts = np.flatnonzero(values[1:] != values[:-1]) + 1
+    bounds = [0, *cuts.tolist(), n]
+    return list(itertools.pairwise(bounds))
+
+
+def _stable_order(key: IntArray, bound: int) -> IntArray:
+    """`np.argsort(key, kind="stable")` for keys in [0, bound): radix passes of 16 bits."""
+    if bound <= 1 << 16:
+        order: IntArray = np.argsort(key.astype(np.uint16), kind="stable")
+        return order
+    if bound <= 1 << 32:
+        low = np.argsort((key & 0xFFFF).astype(np.uint16), kind="stable")
+        high = np.argsort((key[low] >> 16).astype(np.uint16), kind="stable")
+        out: IntArray = low[high]
+        return out
+    return np.argsort(key, kind="stable")
+
+
 class _Batch:
-    """A prepared batch: its keys, their prior states and every event's running results."""
+    """A prepared batch: its keys, their prior states and the aggregates' new values."""
 
     def __init__(
         self,
         owner: VectorizedAggregator,
         groups: list[pa.Array],
-        keys: list[Any],
+        gids: IntArray,
+        windows: IntArray | None,
+        runs: list[tuple[int, int]],
+        found: np.ndarray,
+        pos: IntArray,
         first: IntArray,
         order: IntArray,
         segments: _Segments | None,
@@ -396,7 +500,11 @@ class _Batch:
     ) -> None:
         self.owner = owner
         self.groups = groups
-        self.keys = keys
+        self.gids = gids  # each key's group id
+        self.windows = windows  # each key's window start
+        self.runs = runs  # the keys of each window
+        self.found = found
+        self.pos = pos
         self.first = first
         self.order = order
         self.segments = segments
@@ -409,30 +517,33 @@ class _Batch:
     @classmethod
     def empty(cls, owner: VectorizedAggregator, stream_time: int) -> _Batch:
         nothing = np.zeros(0, np.int64)
-        return cls(owner, [], [], nothing, nothing, None, [], nothing, None, nothing, stream_time)
+        return cls(
+            owner, [], nothing, None, [], nothing.astype(bool), nothing, nothing, nothing, None,
+            [], nothing, None, nothing, stream_time,
+        )  # fmt: skip
 
-    def apply(self, aggregator: Aggregator, coalesce: bool) -> Changes | None:
+    def apply(self, store: ColumnarStateStore, coalesce: bool) -> Changes | None:
         """Store each key's state after the batch; the changes to emit, in emission order."""
         if self.segments is None:
             return None
         segments = self.segments
+        finals = [a for c in self.columns for a in c.finals()]
+        for a, b in self.runs:
+            start = int(self.windows[a]) if self.windows is not None else None
+            store.put(
+                start, self.gids[a:b], self.pos[a:b], self.found[a:b], [f[a:b] for f in finals]
+            )
         ends = segments.ends
-        finals = [c.finals(ends) for c in self.columns]
-        # new keys enter the dict in the order of their first record, as the reference's do
-        by_first = np.argsort(self.first, kind="stable").tolist()
-        keys = [self.keys[i] for i in by_first]
-        values: Iterable[list[Any]] = (
-            map(list, zip(*([f[i] for i in by_first] for f in finals), strict=True))
-            if finals
-            else ([] for _ in keys)  # GROUP BY without aggregates
-        )
-        aggregator.states.update(zip(keys, values, strict=True))
-        aggregator.dirty.update(zip(itertools.repeat("S"), keys))
         if coalesce:
-            picked = ends[np.argsort(self.order[ends], kind="stable")]
+            by_last = np.argsort(self.order[ends], kind="stable")
+            picked = ends[by_last]
+            results = [c.results(by_last, by_key=True) for c in self.columns]
+            key_ids = by_last
         else:
             picked = np.empty(len(self.order), np.int64)
             picked[self.order] = np.arange(len(self.order))
+            results = [c.results(picked, by_key=False) for c in self.columns]
+            key_ids = segments.ids[picked]
         events = self.order[picked]
         rows = pa.array(self.rows[events])
         owner = self.owner
@@ -442,17 +553,20 @@ class _Batch:
             window = (pa.array(starts), pa.array(starts + owner.size))
         return Changes(
             [g.take(rows) for g in self.groups],
-            [c.results(picked) for c in self.columns],
+            results,
             window,
             pa.array(self.stamps[events]),
-            self.keys,
-            segments.ids[picked],
+            key_ids,
+            self._keys,
         )
 
-
-def _checkpoint(aggregator: Aggregator, out: Outputs) -> None:
-    """Write stream time and the changed state to the changelog, as the reference does."""
-    aggregator.checkpoint(out)
+    def _keys(self) -> list[Any]:
+        groups = self.owner.store.groups
+        tuples = [groups[g] for g in self.gids.tolist()]
+        if self.windows is None:
+            return [(t, None) for t in tuples]
+        size = self.owner.size
+        return [(t, (s, s + size)) for t, s in zip(tuples, self.windows.tolist(), strict=True)]
 
 
 def _group_ids(groups: list[pa.Array], rows: IntArray) -> tuple[IntArray, list[tuple[Any, ...]]]:
@@ -502,32 +616,65 @@ def _supported_call(call: AggregateCall) -> bool:
     return False
 
 
-class _Column(ABC):
-    """One aggregate call's running values over a batch's sorted events."""
+class _Column:
+    """One aggregate call's values over a batch: per sorted event, or per key (`per_event`
+    False: only each key's final value, when no event's own result is asked for).
 
-    @abstractmethod
-    def finals(self, ends: IntArray) -> list[Any]:
-        """Each key's state after the batch, in the aggregate's own representation."""
+    `arrays` are the state's arrays (as the kernel's `dtypes`); `result` makes the aggregate's
+    result from them, at the positions asked.
+    """
 
-    @abstractmethod
-    def results(self, picked: IntArray) -> pa.Array:
-        """The aggregate's result after each picked (sorted) event."""
+    def __init__(
+        self,
+        arrays: list[np.ndarray],
+        result: Callable[[list[np.ndarray]], pa.Array],
+        segments: _Segments,
+        per_event: bool,
+    ) -> None:
+        self.arrays = arrays
+        self.result = result
+        self.segments = segments
+        self.per_event = per_event
+
+    def finals(self) -> list[np.ndarray]:
+        """Each key's state after the batch, as the store's arrays."""
+        if not self.per_event:
+            return self.arrays
+        ends = self.segments.ends
+        return [a[ends] for a in self.arrays]
+
+    def results(self, index: IntArray, *, by_key: bool) -> pa.Array:
+        """The aggregate's results for the keys `index` (after their last events) if `by_key`,
+        else after the sorted events `index` (then the kernel ran per event)."""
+        if by_key and self.per_event:
+            index = self.segments.ends[index]
+        return self.result([a[index] for a in self.arrays])
 
 
-class _Kernel(ABC):
+class _Kernel(StateLayout):
     def __init__(self, logic: Aggregate, arrow: pa.DataType) -> None:
         self.logic = logic
         self.arrow = arrow
         self.arg_type = logic.arg_types[0].name if logic.arg_types else "BIGINT"
+        self.floating = self.arg_type == "DOUBLE"
 
     @abstractmethod
     def run(
         self,
-        priors: Sequence[Any],
+        prior: list[np.ndarray],
         args: Sequence[pa.Array],
         rows: IntArray,
         segments: _Segments,
-    ) -> _Column: ...
+        running: bool,
+    ) -> _Column:
+        """The call's values over the sorted events, from each key's prior state's arrays:
+        per event if `running`, else per key (or per event, when that is how it computes)."""
+
+    def _numbers(self, arrays: list[np.ndarray]) -> pa.Array:
+        values = arrays[0]
+        if pa.types.is_int32(self.arrow):
+            values = values.astype(np.int32)
+        return pa.array(values, self.arrow)
 
 
 def _kernel(call: AggregateCall) -> _Kernel:
@@ -554,146 +701,218 @@ def _values(arg: pa.Array, rows: IntArray, dtype: type[Any], fill: Any) -> np.nd
     return np.asarray(arg.to_numpy(zero_copy_only=False), dtype)[rows]
 
 
+def _ints(states: Sequence[Any]) -> np.ndarray | None:
+    """Python ints as int64, or None if one does not fit."""
+    try:
+        return np.array(states, np.int64)
+    except OverflowError:
+        return None
+
+
+def _counts(
+    prior: np.ndarray, ones: np.ndarray | None, segments: _Segments, running: bool
+) -> np.ndarray:
+    """Prior counts plus the events counted (`ones`; None: every event), per event or per key."""
+    if running:
+        step = segments.cumsum(ones) if ones is not None else segments.ranks() + 1
+        out: np.ndarray = prior[segments.ids] + step
+        return out
+    added = segments.reduce(np.add, ones) if ones is not None else segments.lengths
+    total: np.ndarray = prior + added
+    return total
+
+
 class _CountKernel(_Kernel):
+    dtypes = (np.int64,)
+
+    def fill(self) -> tuple[Any, ...]:
+        return (0,)
+
+    def to_python(self, arrays: Sequence[np.ndarray]) -> list[Any]:
+        out: list[Any] = arrays[0].tolist()
+        return out
+
+    def from_python(self, states: Sequence[Any]) -> list[np.ndarray] | None:
+        counts = _ints(states)
+        return None if counts is None else [counts]
+
     def run(
         self,
-        priors: Sequence[Any],
+        prior: list[np.ndarray],
         args: Sequence[pa.Array],
         rows: IntArray,
         segments: _Segments,
+        running: bool,
     ) -> _Column:
-        ones = _valid(args[0], rows) if args else np.ones(len(rows), bool)
-        prior = np.array([0 if p is None else p for p in priors], np.int64)
-        running = prior[segments.ids] + segments.cumsum(ones.astype(np.int64))
-        return _NumberColumn(running, None, self.arrow, np.int64)
+        ones = _valid(args[0], rows).astype(np.int64) if args else None
+        return _Column(
+            [_counts(prior[0], ones, segments, running)], self._numbers, segments, running
+        )
 
 
 class _SumKernel(_Kernel):
+    def __init__(self, logic: Aggregate, arrow: pa.DataType) -> None:
+        super().__init__(logic, arrow)
+        self.dtypes = (np.float64,) if self.floating else (np.int64,)
+
+    def fill(self) -> tuple[Any, ...]:
+        return (0.0,) if self.floating else (0,)
+
+    def to_python(self, arrays: Sequence[np.ndarray]) -> list[Any]:
+        out: list[Any] = arrays[0].tolist()
+        return out
+
+    def from_python(self, states: Sequence[Any]) -> list[np.ndarray] | None:
+        if self.floating:
+            return [np.array(states, np.float64)]
+        sums = _ints(states)
+        return None if sums is None else [sums]
+
     def run(
         self,
-        priors: Sequence[Any],
+        prior: list[np.ndarray],
         args: Sequence[pa.Array],
         rows: IntArray,
         segments: _Segments,
+        running: bool,
     ) -> _Column:
-        if self.arg_type == "DOUBLE":
+        if self.floating:
             # a NULL adds 0.0, which leaves any sum but -0.0 unchanged; a sum from 0.0 never is
             values = _values(args[0], rows, np.float64, 0.0)
-            prior = np.array([0.0 if p is None else p for p in priors], np.float64)
-            running = segments.accumulate(np.add, values, prior)
-            return _NumberColumn(running, None, self.arrow, np.float64)
+            sums = segments.accumulate(np.add, values, prior[0])
+            return _Column([sums], self._numbers, segments, True)
         values = _values(args[0], rows, np.int64, 0)
-        prior = np.array([0 if p is None else p for p in priors], np.int64)
-        running = prior[segments.ids] + segments.cumsum(values)
+        if running:
+            sums = prior[0][segments.ids] + segments.cumsum(values)
+        else:
+            sums = prior[0] + segments.reduce(np.add, values)
         if self.arg_type == "INTEGER":
-            running = running.astype(np.int32).astype(np.int64)  # wraps as _wrap32
-        return _NumberColumn(running, None, self.arrow, np.int64)
+            sums = sums.astype(np.int32).astype(np.int64)  # wraps as _wrap32
+        return _Column([sums], self._numbers, segments, running)
 
 
 class _AvgKernel(_Kernel):
-    def run(
-        self,
-        priors: Sequence[Any],
-        args: Sequence[pa.Array],
-        rows: IntArray,
-        segments: _Segments,
-    ) -> _Column:
-        valid = _valid(args[0], rows)
-        prior_totals = [0 if p is None else p[0] for p in priors]
-        prior_counts = np.array([0 if p is None else p[1] for p in priors], np.int64)
-        counts = prior_counts[segments.ids] + segments.cumsum(valid.astype(np.int64))
-        if self.arg_type == "DOUBLE":
-            values = _values(args[0], rows, np.float64, 0.0)
-            prior = np.array(prior_totals, np.float64)
-            totals: np.ndarray = segments.accumulate(np.add, values, prior)
-        else:
-            # Python's total is unbounded: refuse a batch whose running total could overflow
-            values = _values(args[0], rows, np.int64, 0)
-            if len(values) and (int(values.min()) == _INT64_MIN):
-                raise _RefusedError
-            largest = max((abs(int(t)) for t in prior_totals), default=0)
-            if largest + int(np.abs(values).max(initial=0)) * len(values) > _INT64_MAX:
-                raise _RefusedError
-            prior_int = np.array(prior_totals, np.int64)
-            totals = prior_int[segments.ids] + segments.cumsum(values)
-        return _AvgColumn(totals, counts, self.arg_type == "DOUBLE")
+    def __init__(self, logic: Aggregate, arrow: pa.DataType) -> None:
+        super().__init__(logic, arrow)
+        self.dtypes = (np.float64 if self.floating else np.int64, np.int64)
 
+    def fill(self) -> tuple[Any, ...]:
+        return (0.0 if self.floating else 0, 0)
 
-class _ExtremeKernel(_Kernel):
-    def run(
-        self,
-        priors: Sequence[Any],
-        args: Sequence[pa.Array],
-        rows: IntArray,
-        segments: _Segments,
-    ) -> _Column:
-        smallest = isinstance(self.logic, Min)
-        valid = _valid(args[0], rows)
-        dtype: type[Any]
-        if self.arg_type == "DOUBLE":
-            dtype = np.float64
-            identity: Any = np.inf if smallest else -np.inf
-        else:
-            dtype = np.int64
-            identity = _INT64_MAX if smallest else _INT64_MIN
-        values = _values(args[0], rows, dtype, 0)
-        values = np.where(valid, values, identity).astype(dtype)
-        prior = np.array([identity if p is None else p for p in priors], dtype)
-        if dtype is np.float64:
-            # min() keeps the first of equals and does not propagate a later NaN; numpy's
-            # minimum does neither, so such batches take the reference path
-            for a in (values, prior):
-                if np.isnan(a).any() or (np.signbit(a) & (a == 0)).any():
-                    raise _RefusedError
-        seen_before = np.array([p is not None for p in priors], bool)
-        seen = seen_before[segments.ids] | (segments.cumsum(valid.astype(np.int64)) > 0)
-        ufunc = np.minimum if smallest else np.maximum
-        running = segments.accumulate(ufunc, values, prior)
-        return _NumberColumn(running, ~seen, self.arrow, dtype)
-
-
-class _NumberColumn(_Column):
-    def __init__(
-        self, running: np.ndarray, missing: np.ndarray | None, arrow: pa.DataType, dtype: Any
-    ) -> None:
-        self.running = running
-        self.missing = missing
-        self.arrow = arrow
-        self.dtype = dtype
-
-    def finals(self, ends: IntArray) -> list[Any]:
-        values: list[Any] = self.running[ends].tolist()
-        if self.missing is None:
-            return values
-        return [None if m else v for v, m in zip(values, self.missing[ends].tolist(), strict=True)]
-
-    def results(self, picked: IntArray) -> pa.Array:
-        values = self.running[picked]
-        mask = self.missing[picked] if self.missing is not None else None
-        if pa.types.is_int32(self.arrow):
-            values = values.astype(np.int32)
-        return pa.array(values, self.arrow, mask=mask)
-
-
-class _AvgColumn(_Column):
-    def __init__(self, totals: np.ndarray, counts: IntArray, floating: bool) -> None:
-        self.totals = totals
-        self.counts = counts
-        self.floating = floating
-
-    def finals(self, ends: IntArray) -> list[Any]:
-        totals = self.totals[ends].tolist()
-        counts = self.counts[ends].tolist()
+    def to_python(self, arrays: Sequence[np.ndarray]) -> list[Any]:
+        totals = arrays[0].tolist()
+        counts = arrays[1].tolist()
         # the state holds int 0 until a value arrives, as Avg.init
         return [(t, c) if c else (0, 0) for t, c in zip(totals, counts, strict=True)]
 
-    def results(self, picked: IntArray) -> pa.Array:
-        counts = self.counts[picked]
-        totals = self.totals[picked].astype(np.float64)
-        means = np.zeros(len(picked), np.float64)
-        with np.errstate(all="ignore"):  # inf / n and nan as a Python loop gives them
-            np.divide(totals, counts, out=means, where=counts != 0)
-        return pa.array(means, pa.float64())
+    def from_python(self, states: Sequence[Any]) -> list[np.ndarray] | None:
+        counts = _ints([c for _, c in states])
+        if self.floating:
+            totals: np.ndarray | None = np.array([t for t, _ in states], np.float64)
+        else:
+            totals = _ints([t for t, _ in states])
+        return None if totals is None or counts is None else [totals, counts]
+
+    def run(
+        self,
+        prior: list[np.ndarray],
+        args: Sequence[pa.Array],
+        rows: IntArray,
+        segments: _Segments,
+        running: bool,
+    ) -> _Column:
+        valid = _valid(args[0], rows).astype(np.int64)
+        if self.floating:
+            values = _values(args[0], rows, np.float64, 0.0)
+            totals = segments.accumulate(np.add, values, prior[0])
+            counts = _counts(prior[1], valid, segments, True)
+            return _Column([totals, counts], _means, segments, True)
+        # Python's total is unbounded: refuse a batch whose running total could overflow
+        values = _values(args[0], rows, np.int64, 0)
+        if len(values) and (int(values.min()) == _INT64_MIN):
+            raise _RefusedError
+        largest = max(int(prior[0].max(initial=0)), -int(prior[0].min(initial=0)))
+        if largest + int(np.abs(values).max(initial=0)) * len(values) > _INT64_MAX:
+            raise _RefusedError
+        if running:
+            totals = prior[0][segments.ids] + segments.cumsum(values)
+        else:
+            totals = prior[0] + segments.reduce(np.add, values)
+        counts = _counts(prior[1], valid, segments, running)
+        return _Column([totals, counts], _means, segments, running)
 
 
-__all__ = ["Changes", "VectorizedAggregator"]
+def _means(arrays: list[np.ndarray]) -> pa.Array:
+    totals = arrays[0].astype(np.float64)
+    counts = arrays[1]
+    means = np.zeros(len(counts), np.float64)
+    with np.errstate(all="ignore"):  # inf / n and nan as a Python loop gives them
+        np.divide(totals, counts, out=means, where=counts != 0)
+    return pa.array(means, pa.float64())
+
+
+class _ExtremeKernel(_Kernel):
+    def __init__(self, logic: Aggregate, arrow: pa.DataType) -> None:
+        super().__init__(logic, arrow)
+        self.smallest = isinstance(logic, Min)
+        self.dtypes = (np.float64 if self.floating else np.int64, np.bool_)
+
+    def fill(self) -> tuple[Any, ...]:
+        return (0.0 if self.floating else 0, False)
+
+    def to_python(self, arrays: Sequence[np.ndarray]) -> list[Any]:
+        values = arrays[0].tolist()
+        seen = arrays[1].tolist()
+        return [v if s else None for v, s in zip(values, seen, strict=True)]
+
+    def from_python(self, states: Sequence[Any]) -> list[np.ndarray] | None:
+        seen = np.array([s is not None for s in states], bool)
+        fill = 0.0 if self.floating else 0
+        plain = [fill if s is None else s for s in states]
+        values = np.array(plain, np.float64) if self.floating else _ints(plain)
+        return None if values is None else [values, seen]
+
+    def run(
+        self,
+        prior: list[np.ndarray],
+        args: Sequence[pa.Array],
+        rows: IntArray,
+        segments: _Segments,
+        running: bool,
+    ) -> _Column:
+        valid = _valid(args[0], rows)
+        dtype: type[Any]
+        if self.floating:
+            dtype = np.float64
+            identity: Any = np.inf if self.smallest else -np.inf
+        else:
+            dtype = np.int64
+            identity = _INT64_MAX if self.smallest else _INT64_MIN
+        values = _values(args[0], rows, dtype, 0)
+        values = np.where(valid, values, identity).astype(dtype)
+        seen_before = prior[1]
+        start = np.where(seen_before, prior[0], identity).astype(dtype)
+        if self.floating:
+            # min() keeps the first of equals and does not propagate a later NaN; numpy's
+            # minimum does neither, so such batches take the reference path
+            for a in (values, start):
+                if np.isnan(a).any() or (np.signbit(a) & (a == 0)).any():
+                    raise _RefusedError
+        ufunc = np.minimum if self.smallest else np.maximum
+        counted = valid.astype(np.int64)
+        if running:
+            extremes = segments.accumulate(ufunc, values, start)
+            seen = seen_before[segments.ids] | (segments.cumsum(counted) > 0)
+        else:
+            extremes = ufunc(start, segments.reduce(ufunc, values))
+            seen = seen_before | (segments.reduce(np.add, counted) > 0)
+        return _Column([extremes, seen], self._extremes, segments, running)
+
+    def _extremes(self, arrays: list[np.ndarray]) -> pa.Array:
+        values, seen = arrays
+        if pa.types.is_int32(self.arrow):
+            values = values.astype(np.int32)
+        return pa.array(values, self.arrow, mask=~seen)
+
+
+__all__ = ["Changes", "VectorizedAggregator", "emit_windowed", "with_window_suffix"]
