@@ -88,6 +88,17 @@ def test_push_query_with_aggregation_window_and_limit(engine: Engine) -> None:
     assert not [t for t in engine.log.list_topics(internal=True) if "transient" in t]
 
 
+def test_push_query_may_aggregate_a_whole_stream_without_its_key(engine: Engine) -> None:
+    total = engine.stream("SELECT COUNT(*) AS n FROM readings EMIT CHANGES LIMIT 2;")
+    per_device = engine.stream(
+        "SELECT MAX(x) AS top FROM readings GROUP BY id EMIT CHANGES LIMIT 2;"
+    )
+    engine.insert("readings", {"ID": "a", "X": 1.0})
+    engine.insert("readings", {"ID": "b", "X": 5.0})
+    assert [r["N"] for r in total] == [1, 2]
+    assert [r["TOP"] for r in per_device] == [1.0, 5.0]
+
+
 def test_push_query_as_an_async_iterator(engine: Engine) -> None:
     async def collect() -> list[dict[str, object]]:
         q = engine.stream("SELECT id FROM readings EMIT CHANGES LIMIT 2;", from_beginning=True)

@@ -182,3 +182,9 @@ def test_in_lists_read_literals_as_the_operand_type() -> None:
 def test_a_null_argument_fits_any_parameter() -> None:
     assert values("SUBSTRING(S, NULL)") == [None] * 4
     assert values("SUBSTRING(S, 2, NULL)") == [None] * 4
+
+
+def test_arithmetic_with_an_untyped_null_is_refused() -> None:
+    with pytest.raises(SqlError, match=r"Arithmetic on types INTEGER and null are not supported"):
+        values("I + NULL")
+    assert values("I + CAST(NULL AS INT)") == [None] * 4

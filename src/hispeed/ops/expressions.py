@@ -59,6 +59,9 @@ class Scope:
         line, col = ref.pos
         shown = f"{ref.source}.{ref.name}" if ref.source else ref.name
         if not matches:
+            if ref.name in ("WINDOWSTART", "WINDOWEND") and self.clause == "WHERE":
+                # WHERE runs before a window is assigned
+                raise SqlError(f"Unknown column {ref.name}.", line, col)
             if ref.name in ("WINDOWSTART", "WINDOWEND") and ref.source is None:
                 raise SqlError(
                     f"Window bounds column {ref.name} can only be used in the SELECT clause of "
@@ -478,8 +481,13 @@ class _Compiler:
             return self._comparison(e, op, left, right)
         lt, rt = left.type, right.type
         if lt is None or rt is None:
-            t = lt or rt or T.INTEGER
-            return Compiled(t, lambda b, ctx: _null_array(t, b.num_rows))
+            # ksqlDB refuses arithmetic with an untyped NULL: it cannot tell the result's type
+            raise _err(
+                e,
+                f"Error processing expression: {sql(e)}. Arithmetic on types "
+                f"{lt if lt is not None else 'null'} and {rt if rt is not None else 'null'} "
+                "are not supported.",
+            )
         result = arithmetic_type(op, lt, rt, e, sql(e))
         if result.name == "STRING":
             return Compiled(

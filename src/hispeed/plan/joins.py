@@ -159,7 +159,7 @@ def plan_relation(
         right_field = _column_field(right_e, scope)
         left_field = _column_field(left_e, scope)
         right_pk = [f"{right.label}.{c.name}" for c in right.source.key_columns]
-        if right.source.window is not None:
+        if right.source.window is not None and kind == "STREAM":
             keyed = [f"{s.label}.{c.name}" for s in sides for c in s.source.key_columns]
             if left_field not in keyed or right_field not in keyed:
                 raise err(

@@ -584,11 +584,16 @@ def _plan_aggregate(
         first = next(x for item in items for x in _walk(item.expr) if _is_aggregate(x))
         assert isinstance(first, ast.FunctionCall)
         shown = f"{first.name}(ROWTIME)" if first.star else sql(first)
-        raise _err(
-            select,
-            f"CREATE {sink_kind or 'TABLE'} AS SELECT statement does not support aggregate "
-            f"function [{shown}] without a GROUP BY clause.",
-        )
+        if sink_kind is not None:
+            raise _err(
+                select,
+                f"CREATE {sink_kind} AS SELECT statement does not support aggregate "
+                f"function [{shown}] without a GROUP BY clause.",
+            )
+        # a push query may aggregate a whole stream: one group, with no key
+        whole = (ast.Literal(True, T.BOOLEAN, pos=select.pos),)
+        select = dataclasses.replace(select, group_by=whole)
+        written_group_by = whole
     seen_groups: list[ast.Expr] = []
     for g, original in zip(select.group_by, written_group_by, strict=True):
         if g in seen_groups:
@@ -665,7 +670,7 @@ def _plan_aggregate(
             continue
         used.add(match)
         key.append(outputs[match])
-    if missing:
+    if missing and sink_kind is not None:  # a push query need not select its key
         raise _err(select, _key_missing(sink_name, "grouping expression", missing))
     for i, item in enumerate(items):
         if i in used:
