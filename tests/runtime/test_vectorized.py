@@ -29,7 +29,8 @@ from hispeed.log.base import PolledBatch, TopicPartition
 from hispeed.plan.planner import field_name
 from hispeed.runtime.aggregate import Aggregator, Change
 from hispeed.runtime.task import _STREAM_TIME, Outputs, QueryTask
-from hispeed.runtime.vectorized import Changes, VectorizedAggregator
+from hispeed.runtime.vectorized import Changes, FastPath, VectorizedAggregator
+from hispeed.runtime.vectorized_sessions import SessionAggregator
 
 SOURCE = (
     "CREATE STREAM s (id INT KEY, g STRING, h INT, v BIGINT, d DOUBLE, i INT) "
@@ -42,6 +43,7 @@ WINDOWS = {
         "WINDOW HOPPING (SIZE 10 MILLISECONDS, ADVANCE BY 3 MILLISECONDS, "
         "GRACE PERIOD 6 MILLISECONDS)"
     ),
+    "session": "WINDOW SESSION (5 MILLISECONDS, GRACE PERIOD 4 MILLISECONDS)",
 }
 #: every supported aggregate, two group columns, WHERE and HAVING (ordinary values)
 WIDE = (
@@ -100,8 +102,17 @@ class Step:
     advance_first: bool  # advance stream time to the batch's newest first, as QueryTask does
 
 
+def in_time_order(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The same records with their timestamps sorted (sessions' fast path needs each group's
+    records in time order; out of order, the batch falls back to the reference)."""
+    stamps = sorted(r[-1] for r in rows)
+    return [(*r[:-1], t) for r, t in zip(rows, stamps, strict=True)]
+
+
 def steps(query: str) -> st.SearchStrategy[list[Step]]:
-    batch = st.builds(Step, st.lists(records(query), max_size=25), st.booleans(), st.booleans())
+    rows = st.lists(records(query), max_size=25)
+    rows = st.one_of(rows, rows.map(in_time_order))
+    batch = st.builds(Step, rows, st.booleans(), st.booleans())
     return st.lists(batch, min_size=1, max_size=4)
 
 
@@ -213,14 +224,17 @@ def fresh_aggregator(task: QueryTask, coalesce: bool, *, reference: bool) -> Agg
     aggregator = Aggregator(task)
     # the reference coalesces as the fast path does (ksqlDB's record cache on or off)
     aggregator.per_record = not coalesce
-    if reference:
-        aggregator.vectorized = None
-        aggregator.in_dict = aggregator._key_records = True
-    else:
-        aggregator.vectorized = VectorizedAggregator(task.plan, coalesce=coalesce)
+    fast: FastPath | None = None
+    if not reference:
+        fast = VectorizedAggregator.build(task.plan, coalesce=coalesce)
+        fast = fast or SessionAggregator(task.plan, coalesce=coalesce)
+    aggregator.vectorized = fast
+    aggregator.store = fast.store if isinstance(fast, VectorizedAggregator) else None
+    aggregator.in_dict = aggregator._key_records = aggregator.store is None
+    if aggregator.store is not None:
         # small changelog chunks and early renumbering, so that streams this small meet them
-        aggregator.vectorized.store.chunk_bits = 1
-        aggregator.vectorized.store.spare_groups = 2
+        aggregator.store.chunk_bits = 1
+        aggregator.store.spare_groups = 2
     return aggregator
 
 
@@ -228,10 +242,15 @@ def states_of(aggregator: Aggregator) -> list[tuple[Any, Any]]:
     """The (group, window) states in key order, from whichever form holds them."""
     states = aggregator.states
     if not aggregator.in_dict:
-        assert aggregator.vectorized is not None
+        assert aggregator.store is not None
         assert not states
-        states = aggregator.vectorized.store.to_dict()
+        states = aggregator.store.to_dict()
     return sorted(states.items(), key=repr)
+
+
+def sessions_of(aggregator: Aggregator) -> list[tuple[Any, Any]]:
+    """Each group's sessions, in order (a group without any may have an empty list or none)."""
+    return sorted((g, sorted(s)) for g, s in aggregator.sessions.items() if s)
 
 
 def same(a: Any, b: Any) -> bool:
@@ -261,6 +280,7 @@ def check(pair: Pair, plan: list[Step], coalesce: bool) -> None:
         assert same(records_of(fast_out), records_of(ref_out))
         expected = states_of(reference.aggregator)
         assert same(states_of(fast.aggregator), expected)
+        assert sessions_of(fast.aggregator) == sessions_of(reference.aggregator)
         assert reference.aggregator.present == fast.aggregator.present
         assert reference.task.stream_time == fast.task.stream_time
         assert ref_out.errors == fast_out.errors
@@ -269,6 +289,7 @@ def check(pair: Pair, plan: list[Step], coalesce: bool) -> None:
         for side in (reference, fast):
             restored = side.restored()
             assert same(states_of(restored), expected)
+            assert sessions_of(restored) == sessions_of(reference.aggregator)
             assert restored.present == reference.aggregator.present
 
 

@@ -20,8 +20,9 @@ from hispeed.functions.aggregates import _hashable, _unhashable
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import PolledBatch
 from hispeed.plan.planner import field_name
-from hispeed.runtime._state_columns import CHANGELOG_KIND
-from hispeed.runtime.vectorized import VectorizedAggregator
+from hispeed.runtime._state_columns import CHANGELOG_KIND, ColumnarStateStore
+from hispeed.runtime.vectorized import FastPath, VectorizedAggregator, only_rows
+from hispeed.runtime.vectorized_sessions import SessionAggregator
 
 if TYPE_CHECKING:
     from hispeed.runtime.task import Outputs, QueryTask
@@ -61,20 +62,27 @@ class Aggregator:
         cache = str(task.engine.properties.get("ksql.streams.cache.max.bytes.buffering", ""))
         #: ksqlDB with its record cache off: every input record's change is output
         self.per_record = cache == "0"
-        #: whole batches at a time, for the query shapes runtime/vectorized.py supports
-        self.vectorized = VectorizedAggregator.build(self.plan, coalesce=not self.per_record)
+        #: whole batches at a time, for the query shapes runtime/vectorized.py and
+        #: runtime/vectorized_sessions.py support
+        coalesce = not self.per_record
+        self.vectorized: FastPath | None = VectorizedAggregator.build(
+            self.plan, coalesce=coalesce
+        ) or SessionAggregator.build(self.plan, coalesce=coalesce)
+        self.store: ColumnarStateStore | None = (
+            self.vectorized.store if isinstance(self.vectorized, VectorizedAggregator) else None
+        )
         #: where the (group, window) states are: in `states` (the reference path's form), or
-        #: in the fast path's columns (`vectorized.store`) while `states` is empty
-        self.in_dict = self.vectorized is None
+        #: in the fast path's columns (`store`) while `states` is empty
+        self.in_dict = self.store is None
         #: the changelog holds the states as per-key "S" records (else as the store's chunks)
-        self._key_records = self.vectorized is None
+        self._key_records = self.store is None
         #: "S" records to delete at the next checkpoint (the states went back into columns)
         self._stale_keys: set[Any] = set()
 
     def restore(self, key: Any, state: Any) -> None:
         kind, k = key[0], key[1]
-        if kind == CHANGELOG_KIND and self.vectorized is not None:
-            self.vectorized.store.restore(key[1], key[2], state)
+        if kind == CHANGELOG_KIND and self.store is not None:
+            self.store.restore(key[1], key[2], state)
         elif kind == "S":
             self.states[k] = state
             self.in_dict = self._key_records = True
@@ -97,11 +105,12 @@ class Aggregator:
         item: PolledBatch,
         out: Outputs,
     ) -> None:
-        if self.vectorized is not None:
-            if self.in_dict:
-                self._to_columns()
-            if not self.in_dict and self.vectorized.process(self, frame, partition, item, out):
-                return  # else the fast path refused this batch, having changed nothing
+        if self.store is not None and self.in_dict:
+            self._to_columns()
+        fast = self.vectorized
+        ready = self.in_dict == (self.store is None)  # the states are in the fast path's form
+        if fast is not None and ready and fast.process(self, frame, partition, item, out):
+            return  # else the fast path refused this batch, having changed nothing
         self.process_records(frame, tombstones, partition, item, out)
 
     def process_records(
@@ -114,8 +123,8 @@ class Aggregator:
     ) -> None:
         """The reference path: the records one by one."""
         if not self.in_dict:
-            assert self.vectorized is not None
-            self.states = self.vectorized.store.take_dict()
+            assert self.store is not None
+            self.states = self.store.take_dict()
             self.in_dict = True
         ctx = EvalContext()
         label = self.plan.label
@@ -192,7 +201,7 @@ class Aggregator:
         from hispeed.runtime.task import _STREAM_TIME
 
         out.changelog[_STREAM_TIME] = pickle.dumps(self.task.stream_time)
-        if self.vectorized is not None:
+        if self.store is not None:
             self._checkpoint_columns(out)
         stores: dict[str, dict[Any, Any]] = {
             "S": self.states,
@@ -217,10 +226,10 @@ class Aggregator:
     def _checkpoint_columns(self, out: Outputs) -> None:
         """Write the fast path's states, or all states in the reference's form when they do
         not fit its columns; the changelog holds one form only, as a restore reads it back."""
-        assert self.vectorized is not None
+        store = self.store
+        assert store is not None
         if self.in_dict:
             self._to_columns()
-        store = self.vectorized.store
         if self.in_dict:
             if not self._key_records:  # from now on, per-key records of every state
                 self.dirty.update(("S", k) for k in self.states)
@@ -235,8 +244,8 @@ class Aggregator:
 
     def _to_columns(self) -> None:
         """Hand the states back to the fast path's columns, if they fit them."""
-        assert self.vectorized is not None
-        if not self.vectorized.store.load_dict(self.states):
+        assert self.store is not None
+        if not self.store.load_dict(self.states):
             return
         if self._key_records:  # delete the per-key records, live or written in this batch
             self._stale_keys.update(self.states)
@@ -479,16 +488,12 @@ class Aggregator:
                 self.dirty.add(("P", key))
         stamps = pa.array([c.timestamp for c in changes], pa.int64())
         window = (post.column("$WINDOWSTART"), post.column("$WINDOWEND")) if windowed else None
+        if not emit.any():
+            return
         if not emit.all():
-            mask = pa.array(emit)
-            keys = [pc.filter(k, mask) for k in keys]
-            values = [pc.filter(v, mask) for v in values]
-            stamps = pc.filter(stamps, mask)
-            deleted = deleted[emit]
-            if window is not None:
-                window = (pc.filter(window[0], mask), pc.filter(window[1], mask))
-            if not emit.any():
-                return
+            keys, values, stamps, deleted, window = only_rows(
+                emit, keys, values, stamps, deleted, window
+            )
         del n
         self.task.emit(keys, values, stamps, deleted, out, window=window)
 

@@ -23,11 +23,11 @@ runs the reference path on it.
 from __future__ import annotations
 
 import itertools
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import pyarrow as pa
@@ -63,6 +63,8 @@ class Changes:
     key_ids: IntArray  # each change's index in `keys`
     #: the (group, window) keys the changes are for, built when asked (HAVING needs them)
     make_keys: Callable[[], list[Any]] = field(repr=False)
+    #: which changes delete their key (a merged-away session); None: none does
+    deleted: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.timestamps)
@@ -82,26 +84,35 @@ class Changes:
             if self.window is not None
             else [None] * len(self)
         )
+        deleted = self.deleted.tolist() if self.deleted is not None else [False] * len(self)
         return [
-            Change(group, window, [r[i] for r in results], ts)
+            Change(group, window, None if deleted[i] else [r[i] for r in results], ts)
             for i, (group, window, ts) in enumerate(
                 zip(groups, windows, self.timestamps.to_pylist(), strict=True)
             )
         ]
 
 
+@dataclass
+class _Selection:
+    """The records of a batch that count, and what they evaluate to."""
+
+    groups: list[pa.Array]  # the GROUP BY values (of every row of the frame)
+    args: list[list[pa.Array]]  # each call's arguments (likewise)
+    rows: IntArray  # the rows that count
+    stamps: IntArray  # their timestamps
+    stream_time: IntArray  # the stream time each of them sees
+    local: IntArray  # their groups' indexes in `tuples`
+    tuples: list[tuple[Any, ...]]  # the distinct groups, as the reference's tuples
+
+
 class _RefusedError(Exception):
     """This batch needs the reference path (raised before any state changes)."""
 
 
-class VectorizedAggregator:
-    """Run `Aggregator.process` for whole batches of a stream: no window, TUMBLING or HOPPING.
-
-    `build(plan, coalesce=...)` returns None for a query this path does not run (a table
-    source, session windows, EMIT FINAL, other aggregates, group keys other than BOOLEAN,
-    INTEGER, BIGINT or STRING). `process` returns False, having changed nothing, for a batch
-    the reference path must run.
-    """
+class FastPath(ABC):
+    """What the vectorized paths share: the plan's kernels, the selection of a batch's records
+    and the output of changes. `supports` and `process` are each path's."""
 
     def __init__(self, plan: QueryPlan, *, coalesce: bool = False) -> None:
         assert self.supports(plan)
@@ -110,32 +121,22 @@ class VectorizedAggregator:
         self.plan = plan
         self.agg = agg
         self.coalesce = coalesce
-        window = agg.window
-        self.size = window.size_ms if window is not None else 0
-        self.advance = (window.advance_ms or window.size_ms) if window is not None else 0
         self.kernels = [_kernel(call) for call in agg.calls]
-        #: the state between batches
-        self.store = ColumnarStateStore(self.kernels, self.size if window is not None else None)
 
     @staticmethod
     def supports(plan: QueryPlan) -> bool:
+        """Whether this path runs the plan: here, what all paths need."""
         agg = plan.aggregation
         if agg is None or plan.source.kind != "STREAM" or plan.emit == "FINAL":
-            return False
-        if agg.window is not None and agg.window.kind not in ("TUMBLING", "HOPPING"):
-            return False
-        if agg.window is not None and (agg.window.advance_ms or agg.window.size_ms) <= 0:
             return False
         if not all(c.type is not None and c.type.name in _KEY_TYPES for c in agg.group_exprs):
             return False
         return all(_supported_call(call) for call in agg.calls)
 
     @classmethod
-    def build(cls, plan: QueryPlan, *, coalesce: bool) -> VectorizedAggregator | None:
+    def build(cls, plan: QueryPlan, *, coalesce: bool) -> Self | None:
         """The fast path for this plan, or None if it does not support the plan."""
         return cls(plan, coalesce=coalesce) if cls.supports(plan) else None
-
-    # -- processing -------------------------------------------------------------------------
 
     def process(
         self,
@@ -145,31 +146,40 @@ class VectorizedAggregator:
         item: PolledBatch,
         out: Outputs,
     ) -> bool:
-        """Do all that `aggregator.process` does for this batch; False if it must do it itself."""
+        """Do all that `aggregator.process` does for this batch; False if it must do it itself
+        (then nothing has changed)."""
         task = aggregator.task
         ctx = EvalContext()
+        seed = task.stream_time.get(partition, 0)
         try:
-            batch = self._prepare(frame, partition, task.stream_time.get(partition, 0), ctx)
+            batch = self._prepare(aggregator, frame, seed, ctx)
         except _RefusedError:
             return False
         task._report(ctx, item, out, frame)
-        changes = batch.apply(self.store, self.coalesce) if batch is not None else None
-        seed = task.stream_time.get(partition, 0)
-        newest = batch.stream_time if batch is not None else seed
-        task.stream_time[partition] = max(seed, newest)
-        self.store.evict(aggregator.horizon())
+        changes = batch.apply(aggregator) if batch is not None else None
+        task.stream_time[partition] = max(seed, batch.stream_time if batch is not None else seed)
+        self._evict(aggregator, partition)
         if changes is not None and len(changes):
             self.emit(aggregator, changes, out)
         aggregator.checkpoint(out)
         return True
 
+    @abstractmethod
     def _prepare(
-        self, frame: pa.RecordBatch, partition: int, seed: int, ctx: EvalContext
-    ) -> _Batch | None:
-        """Evaluate the batch's expressions and key its events (the order `process` uses)."""
+        self, aggregator: Aggregator, frame: pa.RecordBatch, seed: int, ctx: EvalContext
+    ) -> Prepared | None:
+        """Compute the batch's changes without changing any state (None: no record counts);
+        raise `_RefusedError` for a batch the reference path must run."""
+
+    @abstractmethod
+    def _evict(self, aggregator: Aggregator, partition: int) -> None:
+        """Forget the windows that can no longer change."""
+
+    def _select(self, frame: pa.RecordBatch, seed: int, ctx: EvalContext) -> _Selection | None:
+        """Evaluate the batch's expressions for the records that count (they pass WHERE and
+        have no NULL group), or None if none does."""
         plan = self.plan
-        n = frame.num_rows
-        keep = np.ones(n, bool)
+        keep = np.ones(frame.num_rows, bool)
         if plan.where is not None:
             keep &= np.asarray(
                 pc.fill_null(plan.where(frame, ctx), False).to_numpy(zero_copy_only=False)
@@ -189,7 +199,132 @@ class VectorizedAggregator:
         # stream time as each record sees it: it advances record by record
         stream_time = np.maximum.accumulate(np.maximum(stamps, seed))
         local, tuples = _group_ids(groups, rows)
+        return _Selection(groups, args, rows, stamps, stream_time, local, tuples)
+
+    def _run_kernels(
+        self,
+        priors: list[np.ndarray],
+        args: list[list[pa.Array]],
+        rows: IntArray,
+        segments: _Segments,
+    ) -> list[_Column]:
+        """Each call's values over the sorted events (`rows` of the frame), from the keys'
+        prior states (the kernels' arrays, one after the other)."""
+        columns: list[_Column] = []
+        k = 0
+        for kernel, call_args in zip(self.kernels, args, strict=True):
+            width = len(kernel.dtypes)
+            prior = priors[k : k + width]
+            columns.append(kernel.run(prior, call_args, rows, segments, not self.coalesce))
+            k += width
+        return columns
+
+    # -- output -----------------------------------------------------------------------------
+
+    def emit(self, aggregator: Aggregator, changes: Changes, out: Outputs) -> None:
+        """Compute the select list and HAVING over the changes and encode them (as `_emit`)."""
+        agg = self.agg
+        arrays: list[pa.Array] = []
+        names: list[str] = []
+        for col, values in zip(agg.group_columns, changes.groups, strict=True):
+            arrow = col.type.to_arrow()
+            arrays.append(values if values.type == arrow else values.cast(arrow))
+            names.append(col.field)
+        for call, values in zip(agg.calls, changes.results, strict=True):
+            arrays.append(values)
+            names.append(call.column.field)
+        if changes.window is not None:
+            arrays += list(changes.window)
+            names += ["$WINDOWSTART", "$WINDOWEND"]
+        post = pa.RecordBatch.from_arrays(arrays, names=names)
+        ctx = EvalContext()
+        plan = self.plan
+        keys = [c.expr(post, ctx) for c in plan.key]
+        values = [c.expr(post, ctx) for c in plan.value]
+        stamps = changes.timestamps
+        window = changes.window
+        removed = changes.deleted if changes.deleted is not None else np.zeros(len(changes), bool)
+        deleted = removed
+        if plan.having is not None:
+            passed = np.asarray(
+                pc.fill_null(plan.having(post, ctx), False).to_numpy(zero_copy_only=False)
+            )
+            passed &= ~removed
+            deleted = ~passed
+            emitted = _having_emits(aggregator, changes, passed)
+            if not emitted.any():
+                return
+            if not emitted.all():
+                keys, values, stamps, deleted, window = only_rows(
+                    emitted, keys, values, stamps, deleted, window
+                )
+        emit_windowed(aggregator, keys, values, stamps, deleted, out, window)
+
+
+Rows = tuple[list[pa.Array], list[pa.Array], pa.Array, np.ndarray, tuple[pa.Array, pa.Array] | None]
+
+
+def only_rows(
+    mask: np.ndarray,
+    keys: list[pa.Array],
+    values: list[pa.Array],
+    stamps: pa.Array,
+    deleted: np.ndarray,
+    window: tuple[pa.Array, pa.Array] | None,
+) -> Rows:
+    """The output rows where `mask` is True: keys, values, timestamps, deletions, window."""
+    selected = pa.array(mask)
+    return (
+        [pc.filter(k, selected) for k in keys],
+        [pc.filter(v, selected) for v in values],
+        pc.filter(stamps, selected),
+        deleted[mask],
+        None if window is None else (window[0].filter(selected), window[1].filter(selected)),
+    )
+
+
+class VectorizedAggregator(FastPath):
+    """Run `Aggregator.process` for whole batches of a stream: no window, TUMBLING or HOPPING.
+
+    `build(plan, coalesce=...)` returns None for a query this path does not run (a table
+    source, session windows, EMIT FINAL, other aggregates, group keys other than BOOLEAN,
+    INTEGER, BIGINT or STRING). `process` returns False, having changed nothing, for a batch
+    the reference path must run.
+    """
+
+    def __init__(self, plan: QueryPlan, *, coalesce: bool = False) -> None:
+        super().__init__(plan, coalesce=coalesce)
+        window = self.agg.window
+        self.size = window.size_ms if window is not None else 0
+        self.advance = (window.advance_ms or window.size_ms) if window is not None else 0
+        #: the state between batches
+        self.store = ColumnarStateStore(self.kernels, self.size if window is not None else None)
+
+    @staticmethod
+    def supports(plan: QueryPlan) -> bool:
+        agg = plan.aggregation
+        if not FastPath.supports(plan) or agg is None:
+            return False
+        if agg.window is not None and agg.window.kind not in ("TUMBLING", "HOPPING"):
+            return False
+        return agg.window is None or (agg.window.advance_ms or agg.window.size_ms) > 0
+
+    # -- processing -------------------------------------------------------------------------
+
+    def _evict(self, aggregator: Aggregator, partition: int) -> None:
+        self.store.evict(aggregator.horizon())
+
+    def _prepare(
+        self, aggregator: Aggregator, frame: pa.RecordBatch, seed: int, ctx: EvalContext
+    ) -> _Batch | None:
+        """Evaluate the batch's expressions and key its events (the order `process` uses)."""
+        selected = self._select(frame, seed, ctx)
+        if selected is None:
+            return None
+        groups, args, rows, stamps = selected.groups, selected.args, selected.rows, selected.stamps
+        stream_time, local = selected.stream_time, selected.local
         store = self.store
+        tuples = selected.tuples
         gid = store.ids(tuples)[local]
         width = len(store.groups)
         starts: IntArray | None = None
@@ -221,15 +356,7 @@ class VectorizedAggregator:
         sorted_rows = event_frame_rows[order]
         seg_id = np.repeat(np.arange(len(seg_starts)), seg_lengths)
         segments = _Segments(seg_starts, seg_lengths, seg_id)
-        running = not self.coalesce
-        columns: list[_Column] = []
-        k = 0
-        for kernel, call_args in zip(self.kernels, args, strict=True):
-            width = len(kernel.dtypes)
-            columns.append(
-                kernel.run(priors[k : k + width], call_args, sorted_rows, segments, running)
-            )
-            k += width
+        columns = self._run_kernels(priors, args, sorted_rows, segments)
         return _Batch(
             self,
             groups,
@@ -279,49 +406,6 @@ class VectorizedAggregator:
         valid &= (starts + size + grace) > stream_time[:, None]  # later: the window has closed
         record, j = np.nonzero(valid)
         return record.astype(np.int64), starts[record, j]
-
-    # -- output -----------------------------------------------------------------------------
-
-    def emit(self, aggregator: Aggregator, changes: Changes, out: Outputs) -> None:
-        """Compute the select list and HAVING over the changes and encode them (as `_emit`)."""
-        agg = self.agg
-        arrays: list[pa.Array] = []
-        names: list[str] = []
-        for col, values in zip(agg.group_columns, changes.groups, strict=True):
-            arrow = col.type.to_arrow()
-            arrays.append(values if values.type == arrow else values.cast(arrow))
-            names.append(col.field)
-        for call, values in zip(agg.calls, changes.results, strict=True):
-            arrays.append(values)
-            names.append(call.column.field)
-        if changes.window is not None:
-            arrays += list(changes.window)
-            names += ["$WINDOWSTART", "$WINDOWEND"]
-        post = pa.RecordBatch.from_arrays(arrays, names=names)
-        ctx = EvalContext()
-        plan = self.plan
-        keys = [c.expr(post, ctx) for c in plan.key]
-        values = [c.expr(post, ctx) for c in plan.value]
-        stamps = changes.timestamps
-        window = changes.window
-        deleted = np.zeros(len(changes), bool)
-        if plan.having is not None:
-            passed = np.asarray(
-                pc.fill_null(plan.having(post, ctx), False).to_numpy(zero_copy_only=False)
-            )
-            deleted = ~passed
-            emitted = _having_emits(aggregator, changes, passed)
-            if not emitted.all():
-                if not emitted.any():
-                    return
-                mask = pa.array(emitted)
-                keys = [pc.filter(k, mask) for k in keys]
-                values = [pc.filter(v, mask) for v in values]
-                stamps = pc.filter(stamps, mask)
-                deleted = deleted[emitted]
-                if window is not None:
-                    window = (pc.filter(window[0], mask), pc.filter(window[1], mask))
-        emit_windowed(aggregator, keys, values, stamps, deleted, out, window)
 
 
 def emit_windowed(
@@ -477,42 +561,35 @@ def _stable_order(key: IntArray, bound: int) -> IntArray:
     return np.argsort(key, kind="stable")
 
 
-class _Batch:
+class Prepared(ABC):
+    """A batch whose changes are computed, to be applied to the state."""
+
+    stream_time: int  # the stream time after the batch
+
+    @abstractmethod
+    def apply(self, aggregator: Aggregator) -> Changes | None:
+        """Store the state after the batch; the changes to emit, in emission order."""
+
+
+@dataclass
+class _Batch(Prepared):
     """A prepared batch: its keys, their prior states and the aggregates' new values."""
 
-    def __init__(
-        self,
-        owner: VectorizedAggregator,
-        groups: list[pa.Array],
-        gids: IntArray,
-        windows: IntArray | None,
-        runs: list[tuple[int, int]],
-        found: np.ndarray,
-        pos: IntArray,
-        first: IntArray,
-        order: IntArray,
-        segments: _Segments | None,
-        columns: list[_Column],
-        rows: IntArray,
-        starts: IntArray | None,
-        stamps: IntArray,
-        stream_time: int,
-    ) -> None:
-        self.owner = owner
-        self.groups = groups
-        self.gids = gids  # each key's group id
-        self.windows = windows  # each key's window start
-        self.runs = runs  # the keys of each window
-        self.found = found
-        self.pos = pos
-        self.first = first
-        self.order = order
-        self.segments = segments
-        self.columns = columns
-        self.rows = rows
-        self.starts = starts
-        self.stamps = stamps
-        self.stream_time = stream_time
+    owner: VectorizedAggregator
+    groups: list[pa.Array]
+    gids: IntArray  # each key's group id
+    windows: IntArray | None  # each key's window start
+    runs: list[tuple[int, int]]  # the keys of each window
+    found: np.ndarray  # whether the key has a slot in its window's block
+    pos: IntArray  # ... and where it is (or goes)
+    first: IntArray  # each key's first event
+    order: IntArray  # the events sorted by key
+    segments: _Segments | None
+    columns: list[_Column]
+    rows: IntArray  # each event's row of the frame
+    starts: IntArray | None  # each event's window start
+    stamps: IntArray  # each event's timestamp
+    stream_time: int
 
     @classmethod
     def empty(cls, owner: VectorizedAggregator, stream_time: int) -> _Batch:
@@ -522,10 +599,11 @@ class _Batch:
             [], nothing, None, nothing, stream_time,
         )  # fmt: skip
 
-    def apply(self, store: ColumnarStateStore, coalesce: bool) -> Changes | None:
-        """Store each key's state after the batch; the changes to emit, in emission order."""
+    def apply(self, aggregator: Aggregator) -> Changes | None:
         if self.segments is None:
             return None
+        store = self.owner.store
+        coalesce = self.owner.coalesce
         segments = self.segments
         finals = [a for c in self.columns for a in c.finals()]
         for a, b in self.runs:
@@ -915,4 +993,11 @@ class _ExtremeKernel(_Kernel):
         return pa.array(values, self.arrow, mask=~seen)
 
 
-__all__ = ["Changes", "VectorizedAggregator", "emit_windowed", "with_window_suffix"]
+__all__ = [
+    "Changes",
+    "FastPath",
+    "VectorizedAggregator",
+    "emit_windowed",
+    "only_rows",
+    "with_window_suffix",
+]
