@@ -398,6 +398,10 @@ class Engine:
                 f"Cannot add {stmt.kind.lower()} '{stmt.name}': A "
                 f"{existing.kind.lower()} with the same name already exists"
             )
+        if stmt.query.limit is not None:
+            raise SqlError(
+                f"CREATE {stmt.kind} AS SELECT statements don't support LIMIT clause.", *stmt.pos
+            )
         plan = self._plan(stmt.query, stmt.kind, stmt.name)
         produces = (
             "TABLE" if (plan.aggregation is not None or plan.source.kind == "TABLE") else "STREAM"

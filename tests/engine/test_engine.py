@@ -391,6 +391,14 @@ def test_partition_by_rekeys_and_passes_null_values_on(engine: Engine) -> None:
             "value_format='JSON');",
             "Invalid type for HEADER('k') column: expected BYTES, got INTEGER",
         ),
+        (
+            "CREATE STREAM s AS SELECT * FROM readings LIMIT 2;",
+            "CREATE STREAM AS SELECT statements don't support LIMIT clause.",
+        ),
+        (
+            "SELECT * FROM readings EMIT CHANGES LIMIT 2.5;",
+            "Value must be integer for command: LIMIT",
+        ),
         ("CREATE STREAM s AS SELECT temp FROM readings;", "Key missing from projection"),
         (
             "CREATE TABLE t AS SELECT device, temp FROM readings;",

@@ -150,6 +150,8 @@ def plan_select(
     sink_kind: str | None = None,
     sink_name: str | None = None,
 ) -> QueryPlan:
+    if select.limit is not None and select.limit < 0 and select.emit is not None:
+        raise _err(select, f"LIMIT must be a number of rows, not {select.limit}")
     plan = _plan_select(select, catalog, sink_kind, sink_name)
     replaced = plan.scope.replaced
     plan.table_functions = [c for c in replaced.values() if isinstance(c, TableCall)]

@@ -557,7 +557,15 @@ class _Parser:
             emit = self.expect_word("CHANGES", "FINAL").value
         limit = None
         if self.accept_word("LIMIT"):
+            if self.tok.kind in (DECIMAL, FLOAT):
+                raise SqlError(
+                    "Failed to prepare statement: Value must be integer for command: LIMIT",
+                    *self.pos(self.tok),
+                )
+            negative = self.accept_op("-")
             limit = self.integer("a number of rows")
+            if negative:
+                limit = -limit  # refused where it is used, with what LIMIT allows
         if self.tok.kind != EOF and not self.tok.is_op(";"):
             raise self.error(
                 "WINDOW, WHERE, GROUP BY, PARTITION BY, HAVING, EMIT, LIMIT or ';'"
