@@ -229,6 +229,15 @@ def plan_relation(
         kind = step.result
         equal = candidates
     assert key_type is not None
+    if _has_map(key_type):  # refused by name before any projection, as ksqlDB does
+        name = ROWKEY if synthetic else candidates[0].replace(".", "_", 1)
+        raise err(
+            join,
+            "Map keys, including types that contain maps, are not supported as they may lead "
+            f"to unexpected behavior due to inconsistent serialization. Key column name: "
+            f"`{name}`. Column type: {key_type}. See "
+            "https://github.com/confluentinc/ksql/issues/6621 for more.",
+        )
     plan = JoinPlan(sides, steps, key_type, candidates, synthetic)
     scope.clause = "SELECT"
     scope.columns += [ScopeColumn(n, t, f"{LABEL}.{n}", LABEL) for n, t in PSEUDO_COLUMNS.items()]
@@ -248,6 +257,13 @@ def plan_relation(
         window=first.window,  # windowed sides join on key and window: the result keeps it
     )
     return plan, scope, result
+
+
+def _has_map(t: T.SqlType) -> bool:
+    if t.name == "MAP":
+        return True
+    parts = [t.element, t.key, *(ft for _, ft in t.fields)]
+    return any(p is not None and _has_map(p) for p in parts)
 
 
 _KIND_WORDS = {
