@@ -489,6 +489,9 @@ def expand_items(select: ast.Select, plan: JoinPlan, err: Any) -> list[ast.Selec
                 items.append(ast.SelectItem(ast.ColumnRef(ROWKEY, pos=item.pos), pos=item.pos))
             for side in sides:
                 names = [c.name for c in side.source.columns]
+                if side.source.window is not None:  # a windowed side's bounds follow its key
+                    keys = [c.name for c in side.source.key_columns]
+                    names = [*keys, "WINDOWSTART", "WINDOWEND", *names[len(keys) :]]
                 if select.partition_by:
                     src = side.source
                     names = [
