@@ -8,10 +8,11 @@ WRAP_SINGLE_VALUE=false) is the whole JSON value. Values are coerced as ksqlDB's
 KsqlJsonDeserializer does: numbers and booleans into STRING give their text, numeric text into
 numbers parses, fractional numbers into INT/BIGINT truncate, DECIMAL must fit without rounding.
 
-Decoding is batched: every record is parsed by one msgspec call over the joined bytes, fields
-are picked per column, and each column is built by one `pa.array` call; only a column whose
-values need coercing goes value by value, and only a batch with unparsable records is parsed
-record by record.
+Decoding is batched. A batch of flat objects sharing one layout (the usual machine-written JSON)
+is decoded by numpy without a Python object per value (`_flat_json.py`). Otherwise every record
+is parsed by one msgspec call over the joined bytes, fields are picked per column, and each
+column is built by one `pa.array` call; only a column whose values need coercing goes value by
+value, and only a batch with unparsable records is parsed record by record.
 
 Writing: an object with the column names as written (or the bare value when unwrapped), with
 DECIMAL as a number with its scale, TIMESTAMP as epoch millis, DATE as epoch days, TIME as
@@ -37,6 +38,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hispeed.formats._flat_json import decode_flat
 from hispeed.formats.base import (
     Column,
     DecodeResult,
@@ -94,8 +96,11 @@ class JsonFormat(Format):
     def decode(self, data: pa.Array, columns: Sequence[Column]) -> DecodeResult:
         data = binary_chunk(data)
         n = len(data)
-        nulls = null_mask(data)
         wrapped = not self.unwrapped(columns)
+        flat = decode_flat(data, columns) if wrapped else None
+        if flat is not None:  # flat objects of one layout: decoded by numpy
+            return DecodeResult(make_batch(columns, flat, n), [], np.zeros(n, np.bool_))
+        nulls = null_mask(data)
         values, picked, errors, null_rows = _parse(data, nulls, columns if wrapped else None)
         error_rows: dict[int, str] = dict(errors)
         raw_cache: list[bytes | None] = []
@@ -224,11 +229,16 @@ def _parse(
 def _joined(data: pa.BinaryArray) -> bytes | None:
     """All records as one JSON array "[r0,r1,...]", or None if that cannot be trusted.
 
-    It is trusted only when it parses into exactly one element per record with each element
-    exactly as long as its record; a record that is not valid JSON on its own (say `[1`
-    followed by `2]`) fails that check, and the batch is parsed record by record.
+    It is trusted only when the records are UTF-8 and it parses into exactly one element per
+    record with each element exactly as long as its record; a record that is not valid JSON
+    on its own (say `[1` followed by `2]`) fails that check, and the batch is parsed record
+    by record.
     """
     n = len(data)
+    try:  # skipping over values, msgspec does not check that text is UTF-8
+        data.cast(pa.string())
+    except pa.ArrowInvalid:
+        return None
     filled = data.fill_null(b"null")
     lists = pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), filled)
     joined = pc.binary_join(lists, pa.scalar(b",", pa.binary()))[0]

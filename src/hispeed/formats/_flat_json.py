@@ -1,0 +1,181 @@
+"""Decode a batch of flat JSON objects that all share one layout, with numpy, into columns.
+
+Machine-written JSON records usually have the same fields in the same order, with numbers and
+text that need no escaping: `{"AUCTION":12,"CHANNEL":"Google",...}`. For such a batch the
+position of every field follows from the positions of its quotes, so the whole batch is
+decoded without a Python object per value: integers are parsed from their digits, text is cut
+out of the records' bytes.
+
+`decode_flat` takes a batch only when every record matches the first record's layout exactly:
+no whitespace, the same keys in the same order (each the exact name of a declared column),
+each value of the same kind (an integer for a BIGINT or INTEGER column that holds it, a string
+for a STRING column), strings without backslashes or control characters and in valid UTF-8.
+Such a record is valid JSON whose values are exactly what the general decoder (`_json.py`)
+makes of it, so both give the same columns. For anything else it returns None and the general
+decoder runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hispeed.formats.base import Column
+
+_QUOTE, _COLON, _COMMA, _OPEN, _CLOSE = (ord(c) for c in '":,{}')
+_BACKSLASH, _MINUS, _ZERO = ord("\\"), ord("-"), ord("0")
+_INT_BITS = {"BIGINT": 64, "INTEGER": 32}
+#: digits of the longest integer parsed (longer ones, rare, go to the general decoder)
+_MAX_DIGITS = 18
+
+IntArray = np.ndarray[Any, Any]
+
+
+def decode_flat(data: pa.BinaryArray, columns: Sequence[Column]) -> list[pa.Array] | None:
+    """One array per column if every record matches the first one's layout, else None."""
+    n = len(data)
+    if n == 0 or data.null_count or not columns:
+        return None
+    if any(c.type.name not in _INT_BITS and c.type.name != "STRING" for c in columns):
+        return None
+    buffers = data.buffers()
+    if buffers[2] is None:
+        return None
+    offsets = np.frombuffer(buffers[1], np.int32, n + 1, 4 * data.offset).astype(np.int64)
+    raw = np.frombuffer(buffers[2], np.uint8)
+    starts, ends = offsets[:-1], offsets[1:]
+    if ((ends - starts) < 2).any():
+        return None
+    body = raw[offsets[0] : offsets[-1]]
+    if body.min() < 0x20 or (body == _BACKSLASH).any():
+        return None  # whitespace, control characters or escapes: not this layout
+    layout = _layout(bytes(raw[starts[0] : ends[0]]), columns)
+    if not layout:
+        return None
+    width = sum(4 if kind is str else 2 for _, kind in layout)
+    quotes = np.flatnonzero(body == _QUOTE) + offsets[0]
+    if len(quotes) != width * n:
+        return None
+    at = quotes.reshape(n, width)  # each record's quotes, if each has `width` of them
+    if not ((at[:, 0] == starts + 1).all() and (at[:, -1] < ends).all()):
+        return None
+    if (raw[starts] != _OPEN).any() or (raw[ends - 1] != _CLOSE).any():
+        return None
+    windows = _windows(raw)
+    values: dict[str, pa.Array] = {}
+    q = 0
+    for j, (name, kind) in enumerate(layout):
+        last = j == len(layout) - 1
+        key_open = at[:, q]
+        # the fixed text from the key's opening quote: "KEY": then the value's quote, if text
+        fixed = b'"' + name.encode() + b'":' + (b'"' if kind is str else b"")
+        if not (at[:, q + 1] == key_open + len(fixed) - (3 if kind is str else 2)).all():
+            return None
+        if not _spelled(windows, key_open, fixed):
+            return None
+        q += 2
+        if kind is str:
+            value_close = at[:, q + 1]
+            q += 2
+            after = value_close + 1  # the comma, or the closing brace
+            array = _text(buffers[2], key_open + len(fixed), value_close)
+        else:
+            after = ends - 1 if last else at[:, q] - 1
+            column = next(c for c in columns if c.name == name)
+            array = _integers(buffers[2], raw, key_open + len(fixed), after, column)
+        if array is None:
+            return None
+        if last:
+            if not (after == ends - 1).all():
+                return None
+        elif not ((at[:, q] == after + 1).all() and (raw[after] == _COMMA).all()):
+            return None
+        values[name] = array
+    return [values[c.name] if c.name in values else pa.nulls(n, c.type.to_arrow()) for c in columns]
+
+
+def _layout(record: bytes, columns: Sequence[Column]) -> list[tuple[str, type]] | None:
+    """The first record's fields and the kind of each value, if it can be the batch's layout."""
+    try:
+        fields = msgspec.json.decode(record)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    if type(fields) is not dict:
+        return None
+    types = {c.name: c.type.name for c in columns}
+    layout: list[tuple[str, type]] = []
+    for name, value in fields.items():
+        target = types.get(name)
+        kind = type(value)
+        if target is None or (kind is str) != (target == "STRING") or kind not in (int, str):
+            return None  # another field, a value needing coercion, NULL or another kind
+        layout.append((name, kind))
+    return layout
+
+
+def _windows(raw: np.ndarray) -> np.ndarray:
+    """Every 8 bytes of `raw` as a little-endian integer, one per starting position."""
+    padded = np.concatenate((raw, np.zeros(8, np.uint8)))
+    return np.ndarray((len(raw),), "<u8", padded.data, 0, (1,))
+
+
+def _spelled(windows: np.ndarray, at: IntArray, text: bytes) -> bool:
+    """Whether every position in `at` starts `text`, compared 8 bytes at a time."""
+    padded = text + b"\0" * (-len(text) % 8)
+    for k in range(0, len(text), 8):
+        chunk = int.from_bytes(padded[k : k + 8], "little")
+        width = min(8, len(text) - k)
+        mask = (1 << (8 * width)) - 1
+        if not ((windows[at + k] & np.uint64(mask)) == np.uint64(chunk & mask)).all():
+            return False
+    return True
+
+
+def _slices(buffer: pa.Buffer, starts: IntArray, stops: IntArray) -> pa.BinaryArray:
+    """The bytes buffer[starts[i]:stops[i]] (in increasing, disjoint ranges) as one array."""
+    n = len(starts)
+    bounds = np.empty(2 * n, np.int32)
+    bounds[0::2] = starts
+    bounds[1::2] = stops
+    # the ranges and the gaps between them, all views of the buffer; then the ranges only
+    views = pa.Array.from_buffers(pa.binary(), 2 * n - 1, [None, pa.py_buffer(bounds), buffer])
+    return views.take(pa.array(np.arange(0, 2 * n, 2)))
+
+
+def _integers(
+    buffer: pa.Buffer, raw: np.ndarray, starts: IntArray, stops: IntArray, column: Column
+) -> pa.Array | None:
+    """The JSON integers raw[starts[i]:stops[i]] in the column's type, or None if one is not
+    such an integer (a fraction, an exponent, a leading zero) or does not fit the type."""
+    negative = raw[starts] == _MINUS
+    first = starts + negative
+    digits = stops - first
+    if (digits < 1).any() or (digits > _MAX_DIGITS).any():
+        return None
+    if ((raw[first] == _ZERO) & (digits > 1)).any():
+        return None
+    text = _slices(buffer, starts, stops)
+    chars = np.frombuffer(text.buffers()[2], np.uint8, int(np.sum(stops - starts)))
+    # every byte is a digit but a leading minus (counted above)
+    if int(np.count_nonzero((chars - _ZERO).astype(np.uint8) > 9)) != int(negative.sum()):
+        return None
+    try:
+        return pc.cast(text.cast(pa.string()), column.type.to_arrow())
+    except (pa.ArrowInvalid, OverflowError):
+        return None  # beyond INTEGER: ksqlDB wraps it, the general decoder does it
+
+
+def _text(buffer: pa.Buffer, starts: IntArray, stops: IntArray) -> pa.Array | None:
+    """The bytes buffer[starts[i]:stops[i]] as a string array, or None if not valid UTF-8."""
+    try:
+        return _slices(buffer, starts, stops).cast(pa.string())
+    except pa.ArrowInvalid:
+        return None
+
+
+__all__ = ["decode_flat"]

@@ -1,0 +1,155 @@
+"""The numpy decoder of flat JSON objects (formats/_flat_json.py) against the general one.
+
+`JsonFormat.decode` tries `decode_flat` first; with it switched off, the general decoder runs.
+On random batches, mostly of one layout and sometimes with records that break it in the ways
+JSON can (spaces, escapes, other spellings and orders of fields, other kinds of values, numbers
+JSON or ksqlDB read differently, bad bytes), both must give the same columns, errors and
+tombstones.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hispeed.formats import Column, _json, get_format
+from hispeed.formats._flat_json import decode_flat
+from hispeed.sql import types as T
+
+COLUMNS = [
+    Column("A", T.BIGINT),
+    Column("I", T.INTEGER),
+    Column("S", T.STRING),
+    Column("tx", T.STRING),
+    Column("N", T.BIGINT),  # in no record: all NULL
+]
+KEYS = ["A", "I", "S", "tx"]
+
+ints64 = st.integers(-(2**63), 2**63 - 1)
+ints32 = st.integers(-(2**31), 2**31 - 1)
+texts = st.text(st.sampled_from([*'ab é€😀 {}[]:,"\\\n\t/', "\u2028", "\x7f"]), max_size=8)
+#: number texts JSON or ksqlDB read in some special way
+odd_numbers = st.sampled_from(
+    ["-0", "007", "1.0", "1e3", "-", "+1", "2147483648", "-2147483649", "9" * 19, "9" * 25]
+)
+
+
+@st.composite
+def value_text(draw: st.DrawFn, key: str) -> bytes:
+    """A field's value as JSON text: usually of its column's kind, sometimes not."""
+    kind = draw(st.sampled_from(["plain"] * 8 + ["null", "odd", "other"]))
+    text = key in ("S", "tx")
+    if kind == "null":
+        return b"null"
+    if kind == "odd":
+        return draw(odd_numbers).encode() if not text else b'"\\u00e9\\ud800"'
+    if kind == "other":
+        other: Any = draw(st.sampled_from([True, 1.5, [1], {"x": 1}, "7", 7]))
+        return msgspec.json.encode(other)
+    if text:
+        return msgspec.json.encode(draw(texts))
+    return str(draw(ints32 if key == "I" else ints64)).encode()
+
+
+@st.composite
+def record(draw: st.DrawFn, layout: list[str], plain: bool) -> bytes | None:
+    keys = layout
+    if not plain:
+        shape = draw(st.sampled_from(["same"] * 4 + ["order", "case", "extra", "dup", "raw"]))
+        if shape == "order":
+            keys = draw(st.permutations(layout))
+        elif shape == "case":
+            keys = [k.lower() if k.isupper() else k.upper() for k in layout]
+        elif shape == "extra":
+            keys = [*layout, "X"]
+        elif shape == "dup" and layout:
+            keys = [*layout, layout[0]]
+        elif shape == "raw":
+            return draw(
+                st.sampled_from(
+                    [
+                        None,
+                        b"",
+                        b"null",
+                        b"[1]",
+                        b"{",
+                        b"{}",
+                        b'{"A":1} ',
+                        b'{"A":1}x',
+                        b'{"S":"\xff"}',
+                    ]
+                )
+            )
+    fields = [
+        b'"' + k.encode() + b'":' + (draw(value_text(k)) if not plain else plain_value(draw, k))
+        for k in keys
+    ]
+    separator = b", " if not plain and draw(st.booleans()) else b","
+    return b"{" + separator.join(fields) + b"}"
+
+
+def plain_value(draw: st.DrawFn, key: str) -> bytes:
+    if key in ("S", "tx"):
+        return msgspec.json.encode(draw(texts))
+    return str(draw(ints32 if key == "I" else ints64)).encode()
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> list[bytes | None]:
+    layout = draw(st.lists(st.sampled_from(KEYS), unique=True, max_size=4))
+    plain = draw(st.booleans())  # one layout throughout, values of the columns' kinds
+    return draw(st.lists(record(layout, plain or draw(st.booleans())), min_size=1, max_size=12))
+
+
+def decode_both(values: list[bytes | None]) -> tuple[Any, Any, bool]:
+    data = pa.array(values, pa.binary())
+    fmt = get_format("JSON")
+    fast = fmt.decode(data, COLUMNS)
+    saved = _json.decode_flat
+    _json.decode_flat = lambda data, columns: None  # type: ignore[assignment]
+    try:
+        general = fmt.decode(data, COLUMNS)
+    finally:
+        _json.decode_flat = saved
+    return fast, general, decode_flat(data, COLUMNS) is not None
+
+
+@settings(
+    max_examples=int(os.environ.get("HISPEED_HYPOTHESIS_EXAMPLES", "50")) * 4,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(values=batches())
+def test_flat_decoding_matches_the_general_decoder(values: list[bytes | None]) -> None:
+    fast, general, _ = decode_both(values)
+    assert fast.batch.to_pylist() == general.batch.to_pylist()
+    assert fast.batch.schema == general.batch.schema
+    assert fast.errors == general.errors
+    assert fast.null_rows.tolist() == general.null_rows.tolist()
+
+
+@pytest.mark.parametrize(
+    ("values", "taken"),
+    [
+        ([b'{"A":12,"S":"x y","I":-3}', b'{"A":-0,"S":"","I":0}'], True),
+        ([b'{"tx":"\xc3\xa9\xe2\x82\xac"}'], True),
+        ([b'{"A":12}', b'{"A":12.0}'], False),  # ksqlDB truncates: the general decoder
+        ([b'{"I":2147483648}'], False),  # ksqlDB wraps it
+        ([b'{"A":1}', b'{"a":1}'], False),  # matched by its upper-cased name
+        ([b'{"A":1}', b'{"A":1,"X":2}'], False),  # an extra field
+        ([b'{"S":"a\\"b"}'], False),  # an escape
+        ([b'{"A":1}', None], False),  # a tombstone
+        ([b'{"S":"\xff"}'], False),  # not UTF-8: a row error
+    ],
+)
+def test_which_batches_are_flat(values: list[bytes | None], taken: bool) -> None:
+    fast, general, flat = decode_both(values)
+    assert flat == taken
+    assert fast.batch.to_pylist() == general.batch.to_pylist()
+    assert fast.errors == general.errors
