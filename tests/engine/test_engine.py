@@ -318,6 +318,17 @@ def test_struct_star_selects_every_field(engine: Engine) -> None:
         engine.execute("CREATE STREAM bad AS SELECT k, s FROM nested WHERE s->* IS NULL;")
 
 
+def test_a_table_record_without_a_key_changes_nothing(engine: Engine) -> None:
+    engine.execute(
+        "CREATE TABLE t (k STRING PRIMARY KEY, v INT) "
+        "WITH (kafka_topic='t', value_format='JSON', partitions=1);"
+    )
+    engine.execute("CREATE TABLE t2 AS SELECT k, v * 2 AS v2 FROM t;")
+    engine.log.append("t", [(None, b'{"V": 1}'), (b"a", b'{"V": 2}')], partition=0)
+    engine.drain()
+    assert [r[:2] for r in rows(engine, "T2")] == [(b"a", {"V2": 4})]
+
+
 def test_a_stream_null_value_passes_a_projection_but_no_filter(engine: Engine) -> None:
     engine.execute(READINGS)
     engine.execute("CREATE STREAM copy AS SELECT * FROM readings;")

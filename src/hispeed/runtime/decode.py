@@ -66,6 +66,9 @@ class SourceDecoder:
         for row, reason in key_result.errors:
             keep[row] = False
             self.error(errors, item, row, f"Error deserializing key: {reason}")
+        if src.kind == "TABLE" and src.key_columns and key_bytes.null_count:
+            # a table's row is its key's: a record without one changes nothing
+            keep &= np.asarray(key_bytes.is_valid().to_numpy(zero_copy_only=False), bool)
         value_result = self.src_value_format.decode(batch.column("value"), src.value_columns)
         for row, reason in value_result.errors:
             keep[row] = False
