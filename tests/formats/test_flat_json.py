@@ -31,7 +31,8 @@ COLUMNS = [
 ]
 KEYS = ["A", "I", "S", "tx"]
 
-ints64 = st.integers(-(2**63), 2**63 - 1)
+#: mostly integers of up to 16 digits (read eight at a time), sometimes longer ones
+ints64 = st.one_of(st.integers(-(10**16) + 1, 10**16 - 1), st.integers(-(2**63), 2**63 - 1))
 ints32 = st.integers(-(2**31), 2**31 - 1)
 texts = st.text(st.sampled_from([*'ab é€😀 {}[]:,"\\\n\t/', "\u2028", "\x7f"]), max_size=8)
 #: number texts JSON or ksqlDB read in some special way
@@ -138,6 +139,8 @@ def test_flat_decoding_matches_the_general_decoder(values: list[bytes | None]) -
     ("values", "taken"),
     [
         ([b'{"A":12,"S":"x y","I":-3}', b'{"A":-0,"S":"","I":0}'], True),
+        ([b'{"A":-9999999999999999}', b'{"A":100000000}', b'{"A":12345678}'], True),
+        ([b'{"A":12345678901234567}'], False),  # 17 digits: the general decoder
         ([b'{"tx":"\xc3\xa9\xe2\x82\xac"}'], True),
         ([b'{"A":12}', b'{"A":12.0}'], False),  # ksqlDB truncates: the general decoder
         ([b'{"I":2147483648}'], False),  # ksqlDB wraps it

@@ -188,7 +188,8 @@ def empty_result(
 def null_batch(columns: Sequence[Column], n: int) -> pa.RecordBatch:
     """n rows of nulls with one column per `Column` (zero columns still keep the row count)."""
     if not columns:
-        return pa.RecordBatch.from_struct_array(pa.array([{}] * n, type=pa.struct([])))
+        rows = pa.StructArray.from_buffers(pa.struct([]), n, [None], children=[])
+        return pa.RecordBatch.from_struct_array(rows)
     return pa.RecordBatch.from_arrays(
         [pa.nulls(n, type=c.type.to_arrow()) for c in columns], names=[c.name for c in columns]
     )
