@@ -73,6 +73,9 @@ class ColumnarStateStore:
         self.fills = [v for layout in self.layouts for v in layout.fill()]
         self.group_index: dict[tuple[Any, ...], int] = {}
         self.groups: list[tuple[Any, ...]] = []
+        #: for groups of one integer column: the known values, sorted, and their ids
+        self._int_keys: IntArray | None = None
+        self._int_ids: IntArray = np.zeros(0, np.int64)
         self.blocks: dict[int | None, _Block] = {}
         self._dirty: dict[int | None, list[IntArray]] = {}
         self._tombstones: set[tuple[int | None, int]] = set()
@@ -94,6 +97,35 @@ class ColumnarStateStore:
             index.update(zip(added, range(base, base + len(added)), strict=True))
             self.groups += added
             out[new] = np.arange(base, base + len(added), dtype=np.int64)
+            self._int_keys = None
+        return out
+
+    def int_ids(self, values: IntArray) -> IntArray:
+        """`ids` of groups of one integer column, given as distinct values: found in a sorted
+        table of the known values, without a Python object per value."""
+        if self._int_keys is None:
+            known = np.array([g[0] for g in self.groups], np.int64)
+            order = np.argsort(known, kind="stable")
+            self._int_keys, self._int_ids = known[order], order.astype(np.int64)
+        keys, ids = self._int_keys, self._int_ids
+        out = np.full(len(values), -1, np.int64)
+        if len(keys):
+            pos = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
+            found = keys[pos] == values
+            out[found] = ids[pos[found]]
+        new = np.flatnonzero(out < 0)
+        if len(new):
+            fresh = values[new]
+            base = len(self.groups)
+            added_ids = np.arange(base, base + len(new), dtype=np.int64)
+            added = [(v,) for v in fresh.tolist()]
+            self.group_index.update(zip(added, added_ids.tolist(), strict=True))
+            self.groups += added
+            out[new] = added_ids
+            order = np.argsort(fresh)
+            where = np.searchsorted(keys, fresh[order])
+            self._int_keys = np.insert(keys, where, fresh[order])
+            self._int_ids = np.insert(ids, where, added_ids[order])
         return out
 
     # -- a batch's keys ---------------------------------------------------------------------
@@ -167,6 +199,7 @@ class ColumnarStateStore:
         blocks = self.blocks.values()
         live = np.unique(np.concatenate([b.gids for b in blocks] + [np.zeros(0, np.int64)]))
         self.groups = [self.groups[g] for g in live.tolist()]
+        self._int_keys = None
         self.group_index = {t: i for i, t in enumerate(self.groups)}
         for block in self.blocks.values():
             block.gids = np.searchsorted(live, block.gids).astype(np.int64)

@@ -102,8 +102,16 @@ class _Selection:
     rows: IntArray  # the rows that count
     stamps: IntArray  # their timestamps
     stream_time: IntArray  # the stream time each of them sees
-    local: IntArray  # their groups' indexes in `tuples`
-    tuples: list[tuple[Any, ...]]  # the distinct groups, as the reference's tuples
+    local: IntArray  # their groups' indexes in `distinct`
+    #: the distinct groups: tuples, or for one integer column the values (no Python objects)
+    distinct: list[tuple[Any, ...]] | IntArray
+
+    @cached_property
+    def tuples(self) -> list[tuple[Any, ...]]:
+        """The distinct groups as the reference's tuples."""
+        if isinstance(self.distinct, np.ndarray):
+            return [(v,) for v in self.distinct.tolist()]
+        return self.distinct
 
 
 class _RefusedError(Exception):
@@ -324,8 +332,9 @@ class VectorizedAggregator(FastPath):
         groups, args, rows, stamps = selected.groups, selected.args, selected.rows, selected.stamps
         stream_time, local = selected.stream_time, selected.local
         store = self.store
-        tuples = selected.tuples
-        gid = store.ids(tuples)[local]
+        distinct = selected.distinct
+        ids = store.int_ids(distinct) if isinstance(distinct, np.ndarray) else store.ids(distinct)
+        gid = ids[local]
         width = len(store.groups)
         starts: IntArray | None = None
         if self.agg.window is None:
@@ -647,13 +656,19 @@ class _Batch(Prepared):
         return [(t, (s, s + size)) for t, s in zip(tuples, self.windows.tolist(), strict=True)]
 
 
-def _group_ids(groups: list[pa.Array], rows: IntArray) -> tuple[IntArray, list[tuple[Any, ...]]]:
-    """A dense id for each selected row's group, and each id's group tuple."""
+def _group_ids(
+    groups: list[pa.Array], rows: IntArray
+) -> tuple[IntArray, list[tuple[Any, ...]] | IntArray]:
+    """A dense id for each selected row's group, and each id's group tuple (for one integer
+    column, each id's value)."""
     codes: list[IntArray] = []
     values: list[list[Any]] = []
     for g in groups:
-        encoded = pc.dictionary_encode(g.take(pa.array(rows)))
+        selected = g if len(rows) == len(g) else g.take(pa.array(rows))
+        encoded = pc.dictionary_encode(selected)
         codes.append(np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64))
+        if len(groups) == 1 and pa.types.is_integer(encoded.dictionary.type):
+            return codes[0], np.asarray(encoded.dictionary.to_numpy(), np.int64)
         values.append(encoded.dictionary.to_pylist())
     if len(groups) == 1:
         return codes[0], [(v,) for v in values[0]]
