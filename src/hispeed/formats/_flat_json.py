@@ -64,8 +64,9 @@ def decode_flat(data: pa.BinaryArray, columns: Sequence[Column]) -> list[pa.Arra
     quotes = np.flatnonzero(body == _QUOTE) + offsets[0]
     if len(quotes) != width * n:
         return None
-    at = quotes.reshape(n, width)  # each record's quotes, if each has `width` of them
-    if not ((at[:, 0] == starts + 1).all() and (at[:, -1] < ends).all()):
+    # each record's quotes, if each has `width` of them: at[k] holds every record's k-th
+    at = np.ascontiguousarray(quotes.reshape(n, width).T)
+    if not ((at[0] == starts + 1).all() and (at[-1] < ends).all()):
         return None
     if (raw[starts] != _OPEN).any() or (raw[ends - 1] != _CLOSE).any():
         return None
@@ -74,21 +75,21 @@ def decode_flat(data: pa.BinaryArray, columns: Sequence[Column]) -> list[pa.Arra
     q = 0
     for j, (name, kind) in enumerate(layout):
         last = j == len(layout) - 1
-        key_open = at[:, q]
+        key_open = at[q]
         # the fixed text from the key's opening quote: "KEY": then the value's quote, if text
         fixed = b'"' + name.encode() + b'":' + (b'"' if kind is str else b"")
-        if not (at[:, q + 1] == key_open + len(fixed) - (3 if kind is str else 2)).all():
+        if not (at[q + 1] == key_open + len(fixed) - (3 if kind is str else 2)).all():
             return None
         if not _spelled(windows, key_open, fixed):
             return None
         q += 2
         if kind is str:
-            value_close = at[:, q + 1]
+            value_close = at[q + 1]
             q += 2
             after = value_close + 1  # the comma, or the closing brace
             array = _text(buffers[2], key_open + len(fixed), value_close)
         else:
-            after = ends - 1 if last else at[:, q] - 1
+            after = ends - 1 if last else at[q] - 1
             column = next(c for c in columns if c.name == name)
             array = _integers(windows, raw, key_open + len(fixed), after, column)
         if array is None:
@@ -96,7 +97,7 @@ def decode_flat(data: pa.BinaryArray, columns: Sequence[Column]) -> list[pa.Arra
         if last:
             if not (after == ends - 1).all():
                 return None
-        elif not ((at[:, q] == after + 1).all() and (raw[after] == _COMMA).all()):
+        elif not ((at[q] == after + 1).all() and (raw[after] == _COMMA).all()):
             return None
         values[name] = array
     return [values[c.name] if c.name in values else pa.nulls(n, c.type.to_arrow()) for c in columns]
@@ -181,11 +182,12 @@ def _integers(
         return None
     if ((raw[first] == _ZERO) & (digits > 1)).any():
         return None
-    low = _digits(windows, stops, np.minimum(digits, 8))
-    high = _digits(windows, stops - 8, np.clip(digits - 8, 0, 8))
-    if low is None or high is None:
+    total = _digits(windows, stops, np.minimum(digits, 8))
+    if total is not None and int(digits.max()) > 8:
+        high = _digits(windows, stops - 8, np.clip(digits - 8, 0, 8))
+        total = None if high is None else high * 100_000_000 + total
+    if total is None:
         return None
-    total = high * 100_000_000 + low
     total = np.where(negative, -total, total)
     if _INT_BITS[column.type.name] == 32:
         if (total < -(2**31)).any() or (total >= 2**31).any():
