@@ -188,3 +188,15 @@ def test_arithmetic_with_an_untyped_null_is_refused() -> None:
     with pytest.raises(SqlError, match=r"Arithmetic on types INTEGER and null are not supported"):
         values("I + NULL")
     assert values("I + CAST(NULL AS INT)") == [None] * 4
+
+
+def test_round_keeps_every_digit_of_a_wide_decimal() -> None:
+    big = T.decimal(33, 16)
+    scope = Scope([ScopeColumn("V", big, "V")])
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([Decimal("12345678987654321.4999999999999999")], big.to_arrow())], names=["V"]
+    )
+    ctx = EvalContext()
+    out = compile_expr(parse_expression("ROUND(V, 0)"), scope)(batch, ctx).to_pylist()
+    assert out == [Decimal("12345678987654321")]
+    assert ctx.errors == []

@@ -5,7 +5,15 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_DOWN, ROUND_HALF_UP, Decimal
+from decimal import (
+    ROUND_CEILING,
+    ROUND_DOWN,
+    ROUND_FLOOR,
+    ROUND_HALF_DOWN,
+    ROUND_HALF_UP,
+    Decimal,
+    localcontext,
+)
 from typing import Any
 
 import numpy as np
@@ -287,7 +295,9 @@ def _decimal_places(
     quantum = Decimal(1).scaleb(-rt.scale)
 
     def one(v: Decimal, places: int) -> Decimal:
-        out = op(places)(v).quantize(quantum)
+        with localcontext() as exact:
+            exact.prec = 80  # DECIMALs have up to 38 digits; Python's default context has 28
+            out = op(places)(v).quantize(quantum)
         if abs(out) >= limit:
             raise ValueError(f"result {out} does not fit {rt}")
         return out
