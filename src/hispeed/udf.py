@@ -435,7 +435,14 @@ def _arrow(ctx: EvalContext, name: str, values: list[Any], t: SqlType, rows: lis
     try:
         return pa.array(values, target)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
-        pass
+        return _arrow_by_value(ctx, name, values, t, rows)
+
+
+def _arrow_by_value(
+    ctx: EvalContext, name: str, values: list[Any], t: SqlType, rows: list[int]
+) -> pa.Array:
+    """`_arrow` one value at a time, to find the values that do not fit."""
+    target = t.to_arrow()
     fixed: list[Any] = []
     for v, row in zip(values, rows, strict=True):
         try:
@@ -636,15 +643,14 @@ def _vectors(
     try:
         return run(arrays, call.rows())
     except Exception:  # find the rows that fail: call once per row
-        pass
-    parts = []
-    for i in range(call.rows()):
-        try:
-            parts.append(run([a.slice(i, 1) for a in arrays], 1))
-        except Exception as e:  # a user's function: its failure is the row's error
-            ctx.error(i, _failure(kind, name, e))
-            parts.append(pa.nulls(1, out.to_arrow()))
-    return pa.concat_arrays(parts) if parts else pa.nulls(0, out.to_arrow())
+        parts = []
+        for i in range(call.rows()):
+            try:
+                parts.append(run([a.slice(i, 1) for a in arrays], 1))
+            except Exception as e:  # a user's function: its failure is the row's error
+                ctx.error(i, _failure(kind, name, e))
+                parts.append(pa.nulls(1, out.to_arrow()))
+        return pa.concat_arrays(parts) if parts else pa.nulls(0, out.to_arrow())
 
 
 @overload
