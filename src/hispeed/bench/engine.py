@@ -14,7 +14,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,26 @@ def _json_per_s(
     return round(done / (time.perf_counter() - t0))
 
 
+@contextmanager
+def scratch_engine(directory: str | None, name: str) -> Iterator[Engine]:
+    """An engine on a temporary data directory, removed afterwards (every bench's set-up)."""
+    root = tempfile.mkdtemp(prefix=f"hispeed-bench-{name}-", dir=directory)
+    try:
+        with Engine(Path(root) / "data", fsync="never") as engine:
+            yield engine
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def start_queries(engine: Engine, queries: dict[str, str]) -> dict[str, QueryTask]:
+    """Run each persistent query's statement; the task of each, by name."""
+    tasks: dict[str, QueryTask] = {}
+    for name, sql in queries.items():
+        (result,) = engine.execute(sql)
+        tasks[name] = engine.tasks[str(result.query_id)]
+    return tasks
+
+
 def run(
     events: int = 1_000_000,
     batch_size: int = 100_000,
@@ -175,34 +196,24 @@ def run(
     progress: Progress = None,
 ) -> dict[str, int]:
     """Events per second for each query in QUERIES (see the module docstring)."""
-    root = tempfile.mkdtemp(prefix="hispeed-bench-engine-", dir=directory)
-    try:
-        with Engine(Path(root) / "data", fsync="never") as engine:
+    with scratch_engine(directory, "engine") as engine:
+        for stream in ("bids", "bids_json"):
             engine.execute(
-                f"CREATE STREAM bids ({COLUMNS}) WITH (kafka_topic='bids', "
+                f"CREATE STREAM {stream} ({COLUMNS}) WITH (kafka_topic='{stream}', "
                 "value_format='JSON', partitions=1);"
             )
-            engine.execute(
-                f"CREATE STREAM bids_json ({COLUMNS}) WITH (kafka_topic='bids_json', "
-                "value_format='JSON', partitions=1);"
-            )
-            tasks: dict[str, QueryTask] = {}
-            for name, sql in QUERIES.items():
-                (result,) = engine.execute(sql)
-                tasks[name] = engine.tasks[str(result.query_id)]
-            label = next(iter(tasks.values())).plan.label
-            frames = [
-                _frame(label, make_bids(min(batch_size, events - f), auctions, f), f)
-                for f in range(0, events, batch_size)
-            ]
-            results: dict[str, int] = {}
-            for name, task in tasks.items():
-                if name == "tumbling_json":
-                    results[name] = _json_per_s(
-                        engine, task, events, batch_size, auctions, name, progress
-                    )
-                else:
-                    results[name] = _frames_per_s(task, frames, name, progress)
-            return results
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+        tasks = start_queries(engine, QUERIES)
+        label = next(iter(tasks.values())).plan.label
+        frames = [
+            _frame(label, make_bids(min(batch_size, events - f), auctions, f), f)
+            for f in range(0, events, batch_size)
+        ]
+        results: dict[str, int] = {}
+        for name, task in tasks.items():
+            if name == "tumbling_json":
+                results[name] = _json_per_s(
+                    engine, task, events, batch_size, auctions, name, progress
+                )
+            else:
+                results[name] = _frames_per_s(task, frames, name, progress)
+        return results

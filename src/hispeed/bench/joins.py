@@ -10,18 +10,20 @@ WHERE, projection and output encoding, and the outputs are discarded instead of 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from hispeed.bench.engine import EVENTS_PER_S, START_MS, make_bids
-from hispeed.engine import Engine
+from hispeed.bench.engine import (
+    EVENTS_PER_S,
+    START_MS,
+    make_bids,
+    scratch_engine,
+    start_queries,
+)
 from hispeed.log.base import PolledBatch, TopicPartition
 from hispeed.plan.planner import field_name
 from hispeed.runtime.task import Outputs, QueryTask
@@ -100,25 +102,18 @@ def run(
     progress: Progress = None,
 ) -> dict[str, int]:
     """Events per second (bids, plus auction events for the stream-stream join)."""
-    root = tempfile.mkdtemp(prefix="hispeed-bench-joins-", dir=directory)
-    try:
-        with Engine(Path(root) / "data", fsync="never") as engine:
-            for ddl in (BIDS, AUCTIONS, NEW_AUCTIONS):
-                engine.execute(ddl)
-            tasks: dict[str, QueryTask] = {}
-            for name, sql in QUERIES.items():
-                (result,) = engine.execute(sql)
-                tasks[name] = engine.tasks[str(result.query_id)]
-            results: dict[str, int] = {}
-            results["stream_table_join"] = _stream_table(
+    with scratch_engine(directory, "joins") as engine:
+        for ddl in (BIDS, AUCTIONS, NEW_AUCTIONS):
+            engine.execute(ddl)
+        tasks = start_queries(engine, QUERIES)
+        return {
+            "stream_table_join": _stream_table(
                 tasks["stream_table_join"], events, batch_size, auctions, progress
-            )
-            results["stream_stream_join"] = _stream_stream(
+            ),
+            "stream_stream_join": _stream_stream(
                 tasks["stream_stream_join"], events, batch_size, auctions, progress
-            )
-            return results
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+            ),
+        }
 
 
 def _bid_frames(label: str, events: int, batch_size: int, auctions: int) -> list[pa.RecordBatch]:

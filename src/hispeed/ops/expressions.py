@@ -1247,16 +1247,24 @@ def _decimal_arith(
     op: str, la: pa.Array, ra: pa.Array, result: SqlType, ctx: EvalContext
 ) -> pa.Array:
     assert result.scale is not None and result.precision is not None
-    if op in ("+", "-", "*"):
-        # whole columns in Arrow's decimal arithmetic, rounded half up to the result's scale;
-        # Python's decimal only when Arrow cannot (a result past 38 digits)
-        try:
-            fn = {"+": pc.add, "-": pc.subtract, "*": pc.multiply}[op]
-            exact = fn(_as_decimal(la), _as_decimal(ra))
-            rounded = pc.round(exact, ndigits=result.scale, round_mode="half_up")
-            return rounded.cast(pa.decimal128(result.precision, result.scale))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass  # past 38 digits: the exact path below
+    if op not in ("+", "-", "*"):
+        return _decimal_rows(op, la, ra, result, ctx)
+    # whole columns in Arrow's decimal arithmetic, rounded half up to the result's scale;
+    # Python's decimal only when Arrow cannot (a result past 38 digits)
+    try:
+        fn = {"+": pc.add, "-": pc.subtract, "*": pc.multiply}[op]
+        exact = fn(_as_decimal(la), _as_decimal(ra))
+        rounded = pc.round(exact, ndigits=result.scale, round_mode="half_up")
+        return rounded.cast(pa.decimal128(result.precision, result.scale))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return _decimal_rows(op, la, ra, result, ctx)
+
+
+def _decimal_rows(
+    op: str, la: pa.Array, ra: pa.Array, result: SqlType, ctx: EvalContext
+) -> pa.Array:
+    """DECIMAL arithmetic row by row in Python's decimal, exact to 80 digits."""
+    assert result.scale is not None
     quant = decimal.Decimal(1).scaleb(-result.scale)
 
     def one(x: Any, y: Any) -> decimal.Decimal:
