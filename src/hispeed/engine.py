@@ -62,6 +62,7 @@ class Result:
     rows: list[dict[str, Any]] = field(default_factory=list)
     statement: str = ""
     query_id: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # DESCRIBE's details, structured
 
 
 class Engine:
@@ -703,7 +704,7 @@ class Engine:
                 }
                 for o in fn.overloads
             ]
-            return Result("describe_function", rows=overloads, message=str(about))
+            return Result("describe_function", rows=overloads, message=str(about), info=about)
         source = self.catalog.get(stmt.name, line=stmt.pos[0], column=stmt.pos[1])
         rows = [
             {"name": c.name, "type": str(c.type), "key": c in source.key_columns}
@@ -722,7 +723,7 @@ class Engine:
         }
         if source.window is not None:
             info["windowType"] = source.window.kind
-        return Result("describe", rows=rows, message=str(info))
+        return Result("describe", rows=rows, message=str(info), info=info)
 
     def _explain(self, stmt: ast.Explain) -> Result:
         if isinstance(stmt.target, str):
