@@ -32,6 +32,20 @@ class Settings:
     #: Python modules (dotted names or .py paths) whose @hispeed.udf/udaf/udtf functions are
     #: loaded at start: HISPEED_UDF_MODULES="a,b", or `modules = [...]` under [udf] in the file
     udf_modules: tuple[str, ...] = ()
+    #: the gRPC service's port on `host` (0: no gRPC service)
+    grpc_port: int = 8089
+    #: an MQTT broker to bridge ("host:port"; empty: no bridge)
+    mqtt_broker: str = ""
+    #: MQTT topic filters into hispeed topics: "devices/+/readings=readings,alerts/#=alerts"
+    mqtt_in: tuple[str, ...] = ()
+    #: hispeed topics out to MQTT topics, {KEY} and {column} filled from each record:
+    #: "commands=devices/{KEY}/commands"
+    mqtt_out: tuple[str, ...] = ()
+    #: a file of credentials; when set, every HTTP, WebSocket and gRPC request must carry one:
+    #: lines "basic USER PASSWORD" or "bearer TOKEN" (# starts a comment)
+    auth_file: str = ""
+    #: the largest request body (HTTP) or message (WebSocket, gRPC) accepted, in bytes
+    max_request_bytes: int = 16 * 1024 * 1024
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
