@@ -10,6 +10,12 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# the seed's own ksqlDB client, for the REST API's tests: its build needs setuptools and
+	# wheel without isolation, and it shares the `ksql` import name with ksql-python-ng, so it
+	# lives in a directory of its own that its test puts on a subprocess's path
+	$(BIN)/python -m pip install --quiet setuptools wheel
+	$(BIN)/python -m pip install --quiet --upgrade --no-build-isolation \
+		--target $(VENV)/ksql-0.10.2 ksql==0.10.2
 	touch $(STAMP)
 
 run: $(STAMP)  ## start hispeed on its embedded default (http://127.0.0.1:8088)

@@ -15,6 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from hispeed.config import Settings
+from hispeed.engine import Engine
 from hispeed.log import EmbeddedLog, partition_for_key
 from hispeed.server.app import MAX_BODY_BYTES, create_app
 from hispeed.testing.services import free_port
@@ -29,7 +30,7 @@ def log(log_factory: LogFactory) -> EmbeddedLog:
 @pytest.fixture
 def client(log: EmbeddedLog, tmp_path: Path) -> Iterator[TestClient]:
     settings = Settings.load(None, env={}, data_dir=tmp_path / "data", default_partitions=3)
-    with TestClient(create_app(log, settings)) as c:
+    with TestClient(create_app(Engine(log_=log), settings)) as c:
         yield c
 
 
@@ -144,7 +145,7 @@ def test_oversized_body_is_refused(client: TestClient) -> None:
 
 def test_unknown_topics_404_when_auto_create_is_off(log: EmbeddedLog, tmp_path: Path) -> None:
     settings = Settings.load(None, env={}, auto_create_topics=False)
-    with TestClient(create_app(log, settings)) as client:
+    with TestClient(create_app(Engine(log_=log), settings)) as client:
         response = client.post("/topics/absent", json=[1])
         assert response.status_code == 404
         assert "'absent' does not exist" in response.json()["message"]
@@ -153,7 +154,7 @@ def test_unknown_topics_404_when_auto_create_is_off(log: EmbeddedLog, tmp_path: 
 
 def test_list_and_describe_topics(client: TestClient) -> None:
     client.post("/topics/a", json=[1, 2])
-    assert client.get("/topics").json() == {"topics": ["a"]}
+    assert "a" in client.get("/topics").json()["topics"]
     described = client.get("/topics/a").json()
     assert sum(p["end_offset"] for p in described["partitions"]) == 2
 
@@ -172,6 +173,8 @@ def test_the_server_process_serves_and_stops_cleanly(tmp_path: Path) -> None:
             "server",
             "--port",
             str(port),
+            "--grpc-port",
+            "0",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -73,23 +73,38 @@ def cli(
     multiple=True,
     help="Load Python UDFs from this module or .py file (repeatable) [HISPEED_UDF_MODULES].",
 )
+@click.option("--grpc-port", type=int, default=None, help="gRPC port [default 8089; 0: none].")
+@click.option("--mqtt-broker", default=None, help="Bridge this MQTT broker (HOST:PORT).")
+@click.option(
+    "--auth-file", default=None, help="Require credentials from this file (basic/bearer lines)."
+)
 @pass_ctx
-def server(obj: _Context, host: str | None, port: int | None, udf_modules: tuple[str, ...]) -> None:
+def server(
+    obj: _Context,
+    host: str | None,
+    port: int | None,
+    udf_modules: tuple[str, ...],
+    grpc_port: int | None,
+    mqtt_broker: str | None,
+    auth_file: str | None,
+) -> None:
     """Run the hispeed server on the embedded log."""
+    from dataclasses import replace
+
     from hispeed.server.app import serve
     from hispeed.udf import load_modules
 
-    settings = (
-        Settings.load(
-            None,
-            data_dir=obj.settings.data_dir,
-            fsync=obj.settings.fsync,
-            host=host,
-            port=port,
-            udf_modules=(*obj.settings.udf_modules, *udf_modules),
-        )
-        if (host or port or udf_modules)
-        else obj.settings
+    given = {
+        "host": host,
+        "port": port,
+        "grpc_port": grpc_port,
+        "mqtt_broker": mqtt_broker,
+        "auth_file": auth_file,
+    }
+    settings = replace(
+        obj.settings,
+        **{k: v for k, v in given.items() if v is not None},
+        udf_modules=(*obj.settings.udf_modules, *udf_modules),
     )
     load_modules(settings.udf_modules)  # the function registries are the process's
     serve(settings)

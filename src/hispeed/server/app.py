@@ -1,46 +1,125 @@
-"""The HTTP app: server info and health as ksqlDB answers them, and JSON ingestion into topics."""
+"""The server: ksqlDB's REST API, WebSockets and JSON ingestion over one engine.
+
+Endpoints (ksqlDB's unless marked):
+    GET  /info, /healthcheck, /status, /status/{commandId}
+    POST /ksql                 statements; ksqlDB's entities, or its error shape
+    POST /query                pull and push queries, PRINT: a chunked JSON array over
+                               HTTP/1.1, delimited rows over HTTP/2 (as ksqlDB's clients expect)
+    POST /query-stream         the delimited form: a header line, then a JSON array a row
+    POST /close-query          ends a push query by id
+    POST /inserts-stream       rows into a stream, one JSON object a line
+    GET  /topics, /topics/{t}; POST /topics/{t}         (hispeed) ingestion of JSON records
+    WS   /ws/query, /ws/topics, /ws/produce/{t}         (hispeed) see `hispeed.server.ws`
+    GET  /metrics              (hispeed) Prometheus text
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
+import socket
+import threading
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import msgspec
 import pyarrow as pa
-import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hispeed import __version__
 from hispeed.config import Settings
-from hispeed.errors import HispeedError, UnknownTopicError
+from hispeed.engine import Engine
+from hispeed.errors import HispeedError, SqlError, UnknownTopicError
 from hispeed.log import TopicPartition, partition_for_key
 from hispeed.log.base import Log
 from hispeed.log.embedded import EmbeddedLog
 from hispeed.server.ingest import IngestError, parse_body
+from hispeed.server.metrics import Metrics
+from hispeed.server.statements import BAD_STATEMENT, error_body, run_ksql
+from hispeed.server.streaming import QueryRegistry, QuerySession, encode
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+DELIMITED = "application/vnd.ksqlapi.delimited.v1"
+
+
+class BodyTooLargeError(HispeedError):
+    """A request body over the server's limit."""
 
 
 def error_response(status: int, message: str, error_code: int | None = None) -> JSONResponse:
     """ksqlDB's error shape: {"@type", "error_code", "message"}."""
-    return JSONResponse(
-        {"@type": "generic_error", "error_code": error_code or status * 100, "message": message},
-        status_code=status,
-    )
+    return JSONResponse(error_body(message, error_code or status * 100), status_code=status)
 
 
-def create_app(log_: Log, settings: Settings) -> Starlette:
-    """The ASGI app over an open log. The caller owns the log and closes it."""
-    started = time.time()
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused (413) past `limit` bytes without reading the rest."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise BodyTooLargeError(f"the body is over {limit} bytes; send less at once")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLargeError(f"the body is over {limit} bytes; send less at once")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    body = await read_body(request, limit)
+    if not body.strip():
+        raise IngestError("the request body is empty: send a JSON object")
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as e:
+        raise IngestError(f"the request body is not JSON: {e}") from None
+
+
+class ServerState:
+    """What every endpoint shares: the engine, the running queries, the command statuses."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.queries = QueryRegistry()
+        self.commands: dict[str, dict[str, Any]] = {}
+        self.metrics = Metrics(engine)
+        self.started = time.time()
+        self.extra_stats: dict[str, Callable[[], dict[str, Any]]] = {}
+
+
+def _statement_request(doc: Any) -> tuple[str, dict[str, Any]]:
+    """The statement text and properties of a /ksql, /query or /query-stream body."""
+    if not isinstance(doc, dict):
+        raise IngestError('the body must be a JSON object like {"ksql": "SHOW STREAMS;"}')
+    text = doc.get("ksql", doc.get("sql"))
+    if not isinstance(text, str):
+        raise IngestError('the body needs the statement text as "ksql" (or "sql")')
+    props = doc.get("streamsProperties", doc.get("properties")) or {}
+    if not isinstance(props, dict):
+        raise IngestError("the properties must be a JSON object of names to values")
+    return text, props
+
+
+def create_app(
+    engine: Engine, settings: Settings, *, extra_routes: list[BaseRoute] | None = None
+) -> Starlette:
+    """The ASGI app over a running engine. The caller owns the engine and closes it."""
+    state = ServerState(engine, settings)
+    log_ = engine.log
+    limit = settings.max_request_bytes
 
     async def info(request: Request) -> Response:
         return JSONResponse(
@@ -53,7 +132,7 @@ def create_app(log_: Log, settings: Settings) -> Starlette:
                 },
                 "hispeed": {
                     "data_dir": str(settings.data_dir),
-                    "uptime_s": round(time.time() - started, 3),
+                    "uptime_s": round(time.time() - state.started, 3),
                 },
             }
         )
@@ -69,6 +148,76 @@ def create_app(log_: Log, settings: Settings) -> Starlette:
             "details": {"metastore": {"isHealthy": healthy}, "kafka": {"isHealthy": healthy}},
         }
         return JSONResponse(body, status_code=200 if healthy else 503)
+
+    async def ksql(request: Request) -> Response:
+        text, props = _statement_request(await read_json(request, limit))
+        status, body = await run_in_threadpool(run_ksql, engine, text, props)
+        if status == 200:
+            for entity in body:
+                if entity.get("@type") == "currentStatus":
+                    state.commands[entity["commandId"]] = entity["commandStatus"]
+        return JSONResponse(body, status_code=status)
+
+    async def status_all(request: Request) -> Response:
+        return JSONResponse(
+            {"commandStatuses": {k: v["status"] for k, v in state.commands.items()}}
+        )
+
+    async def status_one(request: Request) -> Response:
+        command = request.path_params["command_id"]
+        found = state.commands.get(command)
+        if found is None:
+            return error_response(404, f"Command not found: {command}", 40400)
+        return JSONResponse({"status": found["status"], "message": found["message"]})
+
+    async def open_session(request: Request) -> QuerySession | Response:
+        text, props = _statement_request(await read_json(request, limit))
+        try:
+            return await run_in_threadpool(QuerySession, engine, text, props, state.queries)
+        except HispeedError as e:
+            return JSONResponse(error_body(str(e), BAD_STATEMENT, statement=text), status_code=400)
+
+    async def query(request: Request) -> Response:
+        session = await open_session(request)
+        if isinstance(session, Response):
+            return session
+        if request.scope.get("http_version") == "2" or DELIMITED in request.headers.get(
+            "accept", ""
+        ):
+            return _delimited(session)
+        return StreamingResponse(_json_array(session), media_type="application/json")
+
+    async def query_stream(request: Request) -> Response:
+        session = await open_session(request)
+        if isinstance(session, Response):
+            return session
+        if "application/json" in request.headers.get("accept", ""):
+            return StreamingResponse(_stream_array(session), media_type="application/json")
+        return _delimited(session)
+
+    async def close_query(request: Request) -> Response:
+        doc = await read_json(request, limit)
+        query_id = doc.get("queryId") if isinstance(doc, dict) else None
+        if not isinstance(query_id, str):
+            raise IngestError('the body must name the query: {"queryId": "..."}')
+        if not state.queries.close(query_id):
+            return error_response(400, f"No query with id {query_id}", 40001)
+        return JSONResponse({})
+
+    async def inserts_stream(request: Request) -> Response:
+        body = await read_body(request, limit)
+        lines = [line for line in body.splitlines() if line.strip()]
+        if not lines:
+            raise IngestError('the body starts with {"target": "STREAM_NAME"} on its own line')
+        try:
+            first = msgspec.json.decode(lines[0])
+        except msgspec.DecodeError as e:
+            raise IngestError(f"line 1 is not JSON: {e}") from None
+        target = first.get("target") if isinstance(first, dict) else None
+        if not isinstance(target, str):
+            raise IngestError('line 1 must be {"target": "STREAM_NAME"}')
+        acks = await run_in_threadpool(_insert_rows, engine, target, lines[1:])
+        return Response(b"\n".join(acks) + b"\n", media_type=DELIMITED)
 
     async def list_topics(request: Request) -> Response:
         names = await run_in_threadpool(log_.list_topics)
@@ -87,52 +236,116 @@ def create_app(log_: Log, settings: Settings) -> Starlette:
 
     async def produce(request: Request) -> Response:
         name = request.path_params["topic"]
-        length = request.headers.get("content-length")
-        if length is not None and int(length) > MAX_BODY_BYTES:
-            return error_response(
-                413, f"the body is over {MAX_BODY_BYTES} bytes; send less at once"
-            )
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                return error_response(
-                    413, f"the body is over {MAX_BODY_BYTES} bytes; send less at once"
-                )
+        body = await read_body(request, limit)
         params = request.query_params
         partition = params.get("partition")
         try:
-            batch = parse_body(
-                body,
-                request.headers.get("content-type", "application/json"),
-                key_field=params.get("key_field"),
-                key=params.get("key"),
-            )
             fixed_partition = int(partition) if partition is not None else None
         except ValueError:
             return error_response(400, f"partition must be a number, not {partition!r}")
-        result = await run_in_threadpool(_append, log_, settings, name, batch, fixed_partition)
+        batch = parse_body(
+            body,
+            request.headers.get("content-type", "application/json"),
+            key_field=params.get("key_field"),
+            key=params.get("key"),
+        )
+        result = await run_in_threadpool(append_batch, log_, settings, name, batch, fixed_partition)
+        state.metrics.ingested(name, "http", len(result))
         return JSONResponse({"topic": name, "offsets": result})
 
-    return Starlette(
-        routes=[
-            Route("/info", info, methods=["GET"]),
-            Route("/healthcheck", healthcheck, methods=["GET"]),
-            Route("/topics", list_topics, methods=["GET"]),
-            Route("/topics/{topic}", describe_topic, methods=["GET"]),
-            Route("/topics/{topic}", produce, methods=["POST"]),
-        ],
+    async def metrics(request: Request) -> Response:
+        text = await run_in_threadpool(state.metrics.render, state)
+        return Response(text, media_type="text/plain; version=0.0.4")
+
+    from hispeed.server import ws
+
+    routes: list[BaseRoute] = [
+        Route("/info", info, methods=["GET"]),
+        Route("/healthcheck", healthcheck, methods=["GET"]),
+        Route("/ksql", ksql, methods=["POST"]),
+        Route("/status", status_all, methods=["GET"]),
+        Route("/status/{command_id:path}", status_one, methods=["GET"]),
+        Route("/query", query, methods=["POST"]),
+        Route("/query-stream", query_stream, methods=["POST"]),
+        Route("/close-query", close_query, methods=["POST"]),
+        Route("/inserts-stream", inserts_stream, methods=["POST"]),
+        Route("/topics", list_topics, methods=["GET"]),
+        Route("/topics/{topic}", describe_topic, methods=["GET"]),
+        Route("/topics/{topic}", produce, methods=["POST"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        WebSocketRoute("/ws/query", ws.query_endpoint(state)),
+        WebSocketRoute("/ws/topics", ws.topics_endpoint(state)),
+        WebSocketRoute("/ws/produce/{topic}", ws.produce_endpoint(state)),
+        *(extra_routes or []),
+    ]
+    app = Starlette(
+        routes=routes,
         exception_handlers={
             HispeedError: _hispeed_error,
             HTTPException: _http_error,
             Exception: _internal_error,
         },
     )
+    app.state.hispeed = state
+    return app
 
 
-def _append(
+def _delimited(session: QuerySession) -> StreamingResponse:
+    async def body() -> AsyncIterator[bytes]:
+        yield encode(session.header.stream_header()) + b"\n"
+        async for rows in session.rows():
+            yield b"".join(encode(r) + b"\n" for r in rows)
+
+    return StreamingResponse(body(), media_type=DELIMITED)
+
+
+async def _json_array(session: QuerySession) -> AsyncIterator[bytes]:
+    """ksqlDB's /query over HTTP/1.1: `[{"header":...},\\n{"row":...},\\n...]`."""
+    header = {"queryId": session.header.query_id, "schema": session.header.schema()}
+    yield b'[{"header":' + encode(header) + b"}"
+    async for rows in session.rows():
+        yield b"".join(b',\n{"row":{"columns":' + encode(r) + b"}}" for r in rows)
+    if session.limit_reached:
+        yield b',\n{"finalMessage":"Limit Reached"}'
+    yield b"]\n"
+
+
+async def _stream_array(session: QuerySession) -> AsyncIterator[bytes]:
+    """/query-stream asked for application/json: one JSON array, the header first."""
+    yield b"[" + encode(session.header.stream_header())
+    async for rows in session.rows():
+        yield b"".join(b",\n" + encode(r) for r in rows)
+    yield b"]\n"
+
+
+def _insert_rows(engine: Engine, target: str, lines: list[bytes]) -> list[bytes]:
+    """ksqlDB's /inserts-stream: each row inserted, each answered with an ack or an error."""
+    acks = []
+    for seq, line in enumerate(lines):
+        try:
+            row = msgspec.json.decode(line)
+            if not isinstance(row, dict):
+                raise HispeedError(f"row {seq} must be a JSON object of column values")
+            engine.insert(target, {k.upper(): v for k, v in row.items()})
+            acks.append(encode({"status": "ok", "seq": seq}))
+        except (HispeedError, msgspec.DecodeError) as e:
+            acks.append(
+                encode(
+                    {
+                        "status": "error",
+                        "seq": seq,
+                        "error_code": BAD_STATEMENT,
+                        "message": str(e),
+                    }
+                )
+            )
+    return acks
+
+
+def append_batch(
     log_: Log, settings: Settings, name: str, batch: Any, partition: int | None
 ) -> list[dict[str, int]]:
+    """Append an ingested batch to a topic, all or nothing; returns each record's place."""
     if name not in log_.list_topics(internal=True):
         if not settings.auto_create_topics:
             raise UnknownTopicError(f"topic {name!r} does not exist")
@@ -172,10 +385,11 @@ def _append(
 
 async def _hispeed_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HispeedError)
+    if isinstance(exc, BodyTooLargeError):
+        return error_response(413, str(exc))
     status = 404 if isinstance(exc, UnknownTopicError) else 400
-    if isinstance(exc, IngestError):
-        status = 400
-    return error_response(status, str(exc))
+    code = BAD_STATEMENT if isinstance(exc, SqlError) else None
+    return error_response(status, str(exc), code)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -188,47 +402,214 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
 
 
-def _exit_normally(signum: int, frame: object) -> None:
-    raise SystemExit(0)
+class Authenticated:
+    """ASGI middleware: every request but /healthcheck carries a credential from the file.
+
+    HTTP and WebSocket requests send `Authorization: Basic ...` or `Bearer ...`; a browser's
+    WebSocket, which cannot set headers, may send `?access_token=TOKEN` instead."""
+
+    def __init__(self, app: ASGIApp, auth_file: str) -> None:
+        from hispeed.server.auth import Credentials
+
+        self.app = app
+        self.credentials = Credentials.load(auth_file)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope.get("path") == "/healthcheck":
+            await self.app(scope, receive, send)
+            return
+        header = None
+        for name, value in scope.get("headers", []):
+            if name == b"authorization":
+                header = value.decode("latin-1")
+        if header is None and scope["type"] == "websocket":
+            from urllib.parse import parse_qs
+
+            token = parse_qs(scope.get("query_string", b"").decode()).get("access_token")
+            if token:
+                header = f"Bearer {token[0]}"
+        if self.credentials.check(header):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": "unauthorized"})
+            return
+        body = encode(error_body("Unauthorized: send HTTP basic or bearer credentials", 40100))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"www-authenticate", b'Basic realm="hispeed"'),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def build_app(
+    engine: Engine, settings: Settings, *, extra_routes: list[BaseRoute] | None = None
+) -> ASGIApp:
+    """The app with authentication when the settings name a credentials file."""
+    app: ASGIApp = create_app(engine, settings, extra_routes=extra_routes)
+    if settings.auth_file:
+        app = Authenticated(app, settings.auth_file)
+    return app
+
+
+def _dashboard_routes(engine: Engine, settings: Settings) -> list[BaseRoute]:
+    try:
+        from hispeed.server import dashboard
+    except ImportError:
+        return []
+    return list(dashboard.routes(engine, settings))
+
+
+class Server:
+    """hispeed's HTTP server (hypercorn: HTTP/1.1, HTTP/2 cleartext and WebSockets) over an
+    engine, with the MQTT bridge and the gRPC service when the settings ask for them."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.app = build_app(engine, settings, extra_routes=_dashboard_routes(engine, settings))
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self.components: list[Any] = []
+
+    @property
+    def state(self) -> ServerState:
+        app = self.app
+        while not isinstance(app, Starlette):
+            app = app.app  # type: ignore[attr-defined]
+        state: ServerState = app.state.hispeed
+        return state
+
+    def _start_components(self) -> None:
+        if self.settings.mqtt_broker:
+            from hispeed.server.mqtt import MqttBridge
+
+            bridge = MqttBridge(self.engine, self.settings)
+            bridge.start()
+            self.components.append(bridge)
+            self.state.extra_stats["mqtt"] = bridge.stats
+        if self.settings.grpc_port:
+            from hispeed.server.grpc_service import GrpcServer
+
+            grpc_server = GrpcServer(self.engine, self.settings)
+            grpc_server.start()
+            self.components.append(grpc_server)
+
+    def _stop_components(self) -> None:
+        for c in reversed(self.components):
+            try:
+                c.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(c).__name__)
+        self.components.clear()
+
+    async def run(self, shutdown: Callable[[], Awaitable[object]] | None = None) -> None:
+        """Serve until `shutdown` returns (or `stop()`), then end every push query."""
+        from hypercorn.asyncio import serve as hypercorn_serve
+        from hypercorn.config import Config
+
+        config = Config()
+        config.bind = [f"{self.settings.host}:{self.settings.port}"]
+        config.accesslog = None
+        config.errorlog = logging.getLogger("hypercorn.error")
+        config.graceful_timeout = 5.0
+        config.h2_max_inbound_frame_size = 2**20
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+
+        async def trigger() -> None:
+            waiters = [asyncio.ensure_future(self._stop.wait())]  # type: ignore[union-attr]
+            if shutdown is not None:
+                waiters.append(asyncio.ensure_future(shutdown()))
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
+            self.state.queries.close_all()  # streaming responses end, so shutdown is prompt
+
+        self._start_components()
+        try:
+            serving = asyncio.ensure_future(
+                hypercorn_serve(self.app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
+            )
+            await asyncio.sleep(0)
+            self._ready.set()
+            await serving
+        finally:
+            self._stop_components()
+
+    def start(self) -> None:
+        """Serve on a background thread (tests, benches, notebooks); `stop()` ends it."""
+
+        def main() -> None:
+            asyncio.run(self.run())
+
+        self._thread = threading.Thread(target=main, name="hispeed-server", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self._thread.is_alive():
+            try:
+                with socket.create_connection((self.settings.host, self.settings.port), 0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        raise HispeedError(
+            f"the server did not listen on {self.settings.host}:{self.settings.port} within 10 s"
+        )
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(15)
+            self._thread = None
 
 
 def serve(settings: Settings) -> None:
-    """Open the data directory, serve until interrupted, then close the log cleanly."""
+    """Open the data directory, run the queries and serve until SIGINT/SIGTERM; then end
+    every push query, stop the queries where they are (their state is committed with each
+    batch) and close the log."""
     log_ = EmbeddedLog(
         settings.data_dir,
         fsync=settings.fsync,
         default_partitions=settings.default_partitions,
         cleaner_interval_s=settings.cleaner_interval_s,
     )
+    engine = Engine(log_=log_, udf_modules=settings.udf_modules)
     try:
-        app = create_app(log_, settings)
-        config = uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-        )
-        server = uvicorn.Server(config)
+        engine.start()
+        server = Server(engine, settings)
+        extras = []
+        if settings.grpc_port:
+            extras.append(f"gRPC on {settings.host}:{settings.grpc_port}")
+        if settings.mqtt_broker:
+            extras.append(f"MQTT bridge to {settings.mqtt_broker}")
         print(
             f"hispeed {__version__} server listening on http://{settings.host}:{settings.port} "
-            f"(data directory {settings.data_dir.resolve()}, fsync {settings.fsync})",
+            f"(data directory {settings.data_dir.resolve()}, fsync {settings.fsync}"
+            + "".join(f"; {e}" for e in extras)
+            + ")",
             flush=True,
         )
-        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
-        # handler it found: make that handler end the process normally, so the log closes.
-        previous = {
-            sig: signal.signal(sig, _exit_normally) for sig in (signal.SIGINT, signal.SIGTERM)
-        }
-        try:
-            server.run()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await server.run(stop.wait)
+
+        asyncio.run(main())
     finally:
-        log_.close()
+        engine.close()
         print("hispeed server stopped", flush=True)
 
 
-__all__ = ["create_app", "error_response", "serve"]
+__all__ = ["MAX_BODY_BYTES", "Server", "append_batch", "build_app", "create_app", "serve"]

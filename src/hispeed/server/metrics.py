@@ -1,0 +1,149 @@
+"""`GET /metrics`: Prometheus' text format, read off the engine and the server when asked.
+
+Records in and out per query, each query's lag (records its inputs hold that it has not
+read), processing-log errors, records per topic, and what the server ingested per topic and
+protocol with the sizes and latencies of those requests.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from hispeed.engine import Engine
+from hispeed.runtime.task import PROCESSING_LOG
+
+if TYPE_CHECKING:
+    from hispeed.server.app import ServerState
+
+#: upper bounds of the ingest batch-size histogram (records a request)
+_SIZE_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class Metrics:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._ingested: dict[tuple[str, str], int] = defaultdict(int)
+        self._sizes: dict[str, list[int]] = defaultdict(lambda: [0] * (len(_SIZE_BUCKETS) + 1))
+
+    def ingested(self, topic: str, protocol: str, records: int) -> None:
+        """Count one ingestion request of `records` records into `topic` over `protocol`."""
+        with self._lock:
+            self._ingested[(topic, protocol)] += records
+            buckets = self._sizes[protocol]
+            for i, bound in enumerate(_SIZE_BUCKETS):
+                if records <= bound:
+                    buckets[i] += 1
+                    break
+            else:
+                buckets[-1] += 1
+
+    def query_stats(self) -> list[dict[str, Any]]:
+        """Per running query: records in and out, errors, and lag."""
+        engine = self.engine
+        out = []
+        with engine._lock:
+            tasks = list(engine.tasks.values())
+            for task in tasks:
+                lag = 0
+                consumer = task.consumer
+                for tp in consumer.assignment():
+                    try:
+                        end = engine.log.offsets(tp.topic, tp.partition)[1]
+                        lag += max(0, end - consumer.position(tp))
+                    except Exception:  # a topic dropped under us: no lag to report
+                        continue
+                out.append(
+                    {
+                        "id": task.id,
+                        "records_in": task.records_in,
+                        "records_out": task.records_out,
+                        "errors": task.errors,
+                        "lag": lag,
+                    }
+                )
+        return out
+
+    def topic_records(self) -> dict[str, int]:
+        """Records each topic has had written (the sum of its partitions' end offsets)."""
+        log_ = self.engine.log
+        counts = {}
+        for name in log_.list_topics(internal=True):
+            try:
+                parts = len(log_.describe_topic(name).partitions)
+                counts[name] = sum(log_.offsets(name, p)[1] for p in range(parts))
+            except Exception:  # deleted while we looked
+                continue
+        return counts
+
+    def render(self, state: ServerState) -> str:
+        lines: list[str] = []
+
+        def family(name: str, kind: str, text: str) -> None:
+            lines.append(f"# HELP {name} {text}")
+            lines.append(f"# TYPE {name} {kind}")
+
+        queries = self.query_stats()
+        family("hispeed_query_records_in_total", "counter", "Records a query has read.")
+        for q in queries:
+            lines.append(
+                f'hispeed_query_records_in_total{{query="{_label(q["id"])}"}} {q["records_in"]}'
+            )
+        family("hispeed_query_records_out_total", "counter", "Records a query has written.")
+        for q in queries:
+            lines.append(
+                f'hispeed_query_records_out_total{{query="{_label(q["id"])}"}} {q["records_out"]}'
+            )
+        family(
+            "hispeed_query_errors_total", "counter", "Records a query sent to the processing log."
+        )
+        for q in queries:
+            lines.append(f'hispeed_query_errors_total{{query="{_label(q["id"])}"}} {q["errors"]}')
+        family("hispeed_query_lag_records", "gauge", "Records in a query's inputs not yet read.")
+        for q in queries:
+            lines.append(f'hispeed_query_lag_records{{query="{_label(q["id"])}"}} {q["lag"]}')
+        topics = self.topic_records()
+        family("hispeed_processing_log_records_total", "counter", "Processing-log records.")
+        lines.append(f"hispeed_processing_log_records_total {topics.get(PROCESSING_LOG, 0)}")
+        family("hispeed_topic_records_total", "counter", "Records written to a topic.")
+        for name, n in sorted(topics.items()):
+            lines.append(f'hispeed_topic_records_total{{topic="{_label(name)}"}} {n}')
+        family("hispeed_push_queries", "gauge", "Push queries being served.")
+        lines.append(f"hispeed_push_queries {len(state.queries)}")
+        with self._lock:
+            ingested = dict(self._ingested)
+            sizes = {k: list(v) for k, v in self._sizes.items()}
+        family("hispeed_ingested_records_total", "counter", "Records ingested by the server.")
+        for (topic, protocol), n in sorted(ingested.items()):
+            lines.append(
+                f'hispeed_ingested_records_total{{topic="{_label(topic)}",'
+                f'protocol="{protocol}"}} {n}'
+            )
+        family("hispeed_ingest_batch_records", "histogram", "Records per ingestion request.")
+        for protocol, buckets in sorted(sizes.items()):
+            running = 0
+            for bound, count in zip((*_SIZE_BUCKETS, "+Inf"), buckets, strict=True):
+                running += count
+                lines.append(
+                    f'hispeed_ingest_batch_records_bucket{{protocol="{protocol}",le="{bound}"}} '
+                    f"{running}"
+                )
+            lines.append(f'hispeed_ingest_batch_records_count{{protocol="{protocol}"}} {running}')
+            total = sum(n for (_, p), n in ingested.items() if p == protocol)
+            lines.append(f'hispeed_ingest_batch_records_sum{{protocol="{protocol}"}} {total}')
+        for component, stats in sorted(state.extra_stats.items()):
+            for key, value in sorted(stats().items()):
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    name = f"hispeed_{component}_{key}"
+                    family(name, "gauge", f"{component}: {key}.")
+                    lines.append(f"{name} {value}")
+        return "\n".join(lines) + "\n"
+
+
+__all__ = ["Metrics"]

@@ -1,0 +1,279 @@
+"""`POST /ksql`: statements run one by one, answered in ksqlDB's entity shapes.
+
+ksqlDB answers a request of statements with a list of entities, one per statement, each
+tagged by `@type` (`currentStatus` for what changes the catalog, `streams`, `tables`,
+`queries`, `sourceDescription`, ...). A statement that fails ends the request: the answer is
+a 400 with ksqlDB's error shape, carrying the entities of the statements that ran before it.
+Queries (SELECT, PRINT) belong to `/query`; sending one here is an error, as in ksqlDB.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hispeed.engine import Engine, Result
+from hispeed.errors import HispeedError, SqlError
+from hispeed.sql import ast
+from hispeed.sql.parser import parse_iter
+
+#: ksqlDB's error codes
+BAD_STATEMENT = 40001
+QUERY_ENDPOINT = 40002
+NOT_FOUND = 40401
+SERVER_ERROR = 50000
+
+_QUERY_ENDPOINT_MESSAGE = (
+    "The following statement types should be issued to the websocket endpoint '/query':\n"
+    "\t* PRINT\n\t* SELECT"
+)
+
+
+def error_body(
+    message: str, code: int, *, statement: str | None = None, entities: list[Any] | None = None
+) -> dict[str, Any]:
+    """ksqlDB's error shape; with a statement, its `statement_error` form."""
+    if statement is None:
+        return {"@type": "generic_error", "error_code": code, "message": message}
+    return {
+        "@type": "statement_error",
+        "error_code": code,
+        "message": message,
+        "statementText": statement,
+        "entities": entities or [],
+    }
+
+
+def run_ksql(
+    engine: Engine, text: str, properties: dict[str, Any] | None = None
+) -> tuple[int, Any]:
+    """Run the statements of a `/ksql` request; returns the HTTP status and the JSON body."""
+    if not text.strip():
+        return 400, error_body('No statements were given: send them as {"ksql": "..."}', 40000)
+    entities: list[Any] = []
+    with engine._lock:
+        statements = parse_iter(text, engine.catalog.types)
+        while True:
+            statement_text = ""
+            try:
+                parsed = next(statements, None)
+                if parsed is None:
+                    return 200, entities
+                statement_text = parsed.text
+                stmt = parsed.statement
+                if isinstance(stmt, ast.QueryStatement | ast.Print):
+                    return 400, error_body(
+                        _QUERY_ENDPOINT_MESSAGE,
+                        QUERY_ENDPOINT,
+                        statement=statement_text,
+                        entities=entities,
+                    )
+                result = engine._execute(parsed, dict(properties or {}))
+            except SqlError as e:
+                return 400, error_body(
+                    str(e), BAD_STATEMENT, statement=statement_text or text, entities=entities
+                )
+            except HispeedError as e:
+                return 400, error_body(
+                    str(e), BAD_STATEMENT, statement=statement_text, entities=entities
+                )
+            entity = to_entity(engine, stmt, statement_text, result, len(entities) + 1)
+            if entity is not None:
+                entities.append(entity)
+
+
+def to_entity(
+    engine: Engine, stmt: ast.Statement, text: str, result: Result, sequence: int
+) -> dict[str, Any] | None:
+    """The ksqlDB entity for a statement's result (None for INSERT VALUES, as ksqlDB)."""
+    kind = result.kind
+    base: dict[str, Any] = {"statementText": text, "warnings": []}
+    if isinstance(stmt, ast.InsertValues):
+        return None
+    if kind in ("streams", "tables"):
+        sources = [
+            {
+                "type": r["type"],
+                "name": r["name"],
+                "topic": r["topic"],
+                "keyFormat": r["keyFormat"],
+                "valueFormat": r["valueFormat"],
+                "isWindowed": r["isWindowed"],
+            }
+            for r in result.rows
+        ]
+        return {"@type": kind, **base, kind: sources}
+    if kind == "topics":
+        return {"@type": "kafka_topics", **base, "topics": result.rows}
+    if kind == "queries":
+        return {"@type": "queries", **base, "queries": [_query(engine, r) for r in result.rows]}
+    if kind == "properties":
+        props = [{"name": r["name"], "scope": "KSQL", "value": r["value"]} for r in result.rows]
+        return {
+            "@type": "properties",
+            **base,
+            "properties": props,
+            "overwrittenProperties": [],
+            "defaultProperties": [],
+        }
+    if kind == "types":
+        types = {
+            r["name"]: {"type": r["type"], "fields": None, "memberSchema": None}
+            for r in result.rows
+        }
+        return {"@type": "type_list", **base, "types": types}
+    if kind == "functions":
+        functions = [
+            {"name": r["name"], "type": r.get("type", "SCALAR"), "category": r.get("category", "")}
+            for r in result.rows
+        ]
+        return {"@type": "function_names", **base, "functions": functions}
+    if kind == "describe_function":
+        info = result.info
+        return {
+            "@type": "describe_function",
+            **base,
+            "name": info.get("name"),
+            "description": info.get("description", ""),
+            "author": info.get("author", ""),
+            "version": "",
+            "path": info.get("path", ""),
+            "type": info.get("type", "SCALAR"),
+            "functions": [
+                {
+                    "arguments": [
+                        {"name": a, "type": a, "description": "", "isVariadic": False}
+                        for a in _arguments(r["arguments"])
+                    ],
+                    "returnType": r["returnType"],
+                    "description": r.get("description", ""),
+                    "argumentTypes": _arguments(r["arguments"]),
+                }
+                for r in result.rows
+            ],
+        }
+    if kind == "describe":
+        return {"@type": "sourceDescription", **base, "sourceDescription": _source(engine, result)}
+    if kind == "explain":
+        return {
+            "@type": "queryDescription",
+            **base,
+            "queryDescription": {
+                "id": getattr(stmt, "target", "") if isinstance(stmt, ast.Explain) else "",
+                "statementText": text,
+                "executionPlan": result.message,
+                "topology": result.message,
+                "fields": [],
+                "sources": [],
+                "sinks": [],
+                "overriddenProperties": {},
+                "queryType": "PERSISTENT",
+                "state": "RUNNING",
+            },
+        }
+    # what changes the catalog: CREATE, DROP, TERMINATE, SET, INSERT INTO, types
+    return {
+        "@type": "currentStatus",
+        **base,
+        "commandId": _command_id(stmt),
+        "commandStatus": {
+            "status": "SUCCESS",
+            "message": result.message,
+            "queryId": result.query_id,
+        },
+        "commandSequenceNumber": sequence,
+    }
+
+
+def _arguments(args: Any) -> list[str]:
+    if isinstance(args, str):
+        return [a.strip() for a in args.split(",") if a.strip()]
+    return [str(a) for a in args or []]
+
+
+def _query(engine: Engine, row: dict[str, Any]) -> dict[str, Any]:
+    sinks = row.get("sinks", [])
+    topics = [engine.catalog.sources[s].topic for s in sinks if s in engine.catalog.sources]
+    state = row.get("state", "RUNNING")
+    return {
+        "queryString": row.get("queryString", ""),
+        "sinks": sinks,
+        "sinkKafkaTopics": topics,
+        "id": row["id"],
+        "statusCount": {state: 1},
+        "queryType": "PERSISTENT",
+        "state": state,
+    }
+
+
+def _query_by_id(engine: Engine, query_id: str) -> dict[str, Any]:
+    q = engine.catalog.queries.get(query_id)
+    if q is None:
+        return {"id": query_id}
+    return _query(
+        engine,
+        {
+            "id": q.id,
+            "queryString": q.statement,
+            "sinks": [q.sink] if q.sink else [],
+            "state": q.state,
+        },
+    )
+
+
+def _source(engine: Engine, result: Result) -> dict[str, Any]:
+    info = result.info
+    name = info.get("name", "")
+    source = engine.catalog.sources.get(name)
+    partitions = 0
+    if source is not None and source.topic in engine.log.list_topics(internal=True):
+        partitions = len(engine.log.describe_topic(source.topic).partitions)
+    fields = [
+        {
+            "name": r["name"],
+            "schema": {"type": _base_type(r["type"]), "fields": None, "memberSchema": None},
+            **({"type": "KEY"} if r["key"] else {}),
+        }
+        for r in result.rows
+    ]
+    return {
+        "name": name,
+        "windowType": info.get("windowType"),
+        "readQueries": [_query_by_id(engine, q) for q in info.get("readQueries", [])],
+        "writeQueries": [_query_by_id(engine, q) for q in info.get("writeQueries", [])],
+        "fields": fields,
+        "type": info.get("type", ""),
+        "timestamp": "",
+        "statistics": "",
+        "errorStats": "",
+        "extended": False,
+        "keyFormat": info.get("keyFormat", ""),
+        "valueFormat": info.get("valueFormat", ""),
+        "topic": info.get("topic", ""),
+        "partitions": partitions,
+        "replication": 1,
+        "statement": info.get("statement", ""),
+        "queryOffsetSummaries": [],
+        "sourceConstraints": [],
+        "clusterStatistics": [],
+        "clusterErrorStats": [],
+    }
+
+
+def _base_type(type_text: str) -> str:
+    """ksqlDB's schema `type` is the type's name without its parameters."""
+    for sep in ("(", "<"):
+        type_text = type_text.split(sep, 1)[0]
+    return type_text.strip().upper()
+
+
+def _command_id(stmt: ast.Statement) -> str:
+    if isinstance(stmt, ast.CreateSource | ast.CreateAsSelect):
+        return f"{stmt.kind.lower()}/`{stmt.name}`/create"
+    if isinstance(stmt, ast.Drop):
+        return f"{stmt.kind.lower()}/`{stmt.name}`/drop"
+    if isinstance(stmt, ast.Terminate):
+        return f"terminate/`{getattr(stmt, 'query_id', '') or 'ALL'}`/execute"
+    return f"{type(stmt).__name__.lower()}/execute"
+
+
+__all__ = ["BAD_STATEMENT", "QUERY_ENDPOINT", "error_body", "run_ksql", "to_entity"]

@@ -1,0 +1,277 @@
+"""Queries over the wire: pull and push queries, and PRINT, as streams of encoded rows.
+
+A `QuerySession` opens a query once and yields its header and rows as Python values; the
+endpoints (`/query`, `/query-stream`, the WebSocket, gRPC) each encode them their own way.
+Push queries stay registered until they end or `/close-query` closes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import itertools
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from hispeed.engine import Engine
+from hispeed.errors import HispeedError
+from hispeed.sql import ast
+from hispeed.sql.parser import parse_iter
+
+_ids = itertools.count(1)
+
+
+def json_value(v: Any) -> Any:
+    """A value as ksqlDB's REST API writes it: bytes base64, dates and times as text,
+    NaN and the infinities as strings; decimals stay numbers (see `encode`)."""
+    if isinstance(v, bytes):
+        return base64.b64encode(v).decode()
+    if isinstance(v, dt.datetime):
+        return v.strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}"
+    if isinstance(v, dt.date | dt.time):
+        return v.isoformat()
+    if isinstance(v, list):
+        return [json_value(x) for x in v]
+    if isinstance(v, dict):
+        return {k: json_value(x) for k, x in v.items()}
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
+    return v
+
+
+_encoder = msgspec.json.Encoder(decimal_format="number")
+
+
+def encode(value: Any) -> bytes:
+    """JSON bytes of a value already passed through `json_value`."""
+    return _encoder.encode(value)
+
+
+@dataclass
+class Header:
+    query_id: str
+    names: list[str]
+    types: list[str]
+    key_names: set[str] = field(default_factory=set)
+
+    def schema(self) -> str:
+        """ksqlDB's header schema text: "`ID` STRING KEY, `X` DOUBLE"."""
+        return ", ".join(
+            f"`{n}` {t}" + (" KEY" if n in self.key_names else "")
+            for n, t in zip(self.names, self.types, strict=True)
+        )
+
+    def stream_header(self) -> dict[str, Any]:
+        """The header line of `/query-stream`."""
+        return {"queryId": self.query_id, "columnNames": self.names, "columnTypes": self.types}
+
+
+class QueryRegistry:
+    """The running push queries, by id, so `/close-query` can end one."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, QuerySession] = {}
+        self._lock = threading.Lock()
+
+    def add(self, session: QuerySession) -> None:
+        with self._lock:
+            self._sessions[session.header.query_id] = session
+
+    def remove(self, session: QuerySession) -> None:
+        with self._lock:
+            self._sessions.pop(session.header.query_id, None)
+
+    def close(self, query_id: str) -> bool:
+        """End a push query: its stream of rows stops and closes it."""
+        with self._lock:
+            session = self._sessions.pop(query_id, None)
+        if session is None:
+            return False
+        session.cancel()
+        return True
+
+    def close_all(self) -> None:
+        with self._lock:
+            sessions = list(self._sessions.values())
+            self._sessions.clear()
+        for s in sessions:
+            s.cancel()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+
+class QuerySession:
+    """One pull query, push query or PRINT: its header, then its rows as lists of values."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        sql: str,
+        properties: dict[str, Any] | None = None,
+        registry: QueryRegistry | None = None,
+    ) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.properties = dict(properties or {})
+        self.closed = False
+        self.cancelled = False
+        self.limit_reached = False
+        self._push: Any = None
+        self._pull_rows: list[dict[str, Any]] | None = None
+        self._print: ast.Print | None = None
+        self.is_pull = False
+        with engine._lock:
+            parsed = list(parse_iter(sql, engine.catalog.types))
+            if len(parsed) != 1:
+                raise HispeedError(
+                    f"a query request takes one statement; this one has {len(parsed)}"
+                )
+            stmt = parsed[0].statement
+            if isinstance(stmt, ast.Print):
+                self._open_print(stmt)
+                return
+            if not isinstance(stmt, ast.QueryStatement):
+                raise HispeedError("/query runs SELECT and PRINT; send other statements to /ksql")
+            select = stmt.query
+            if select.emit is None:
+                self._open_pull(select)
+            else:
+                self._open_push(select)
+                if registry is not None:
+                    registry.add(self)
+
+    def _open_pull(self, select: ast.Select) -> None:
+        from hispeed.runtime.pull import prepare
+
+        prepared = prepare(self.engine, select)
+        plan = prepared.plan
+        keys: set[str] = set()
+        if plan.source.kind == "TABLE":
+            keys = {c.name for c in plan.source.key_columns}
+            if plan.source.window is not None:
+                keys |= {"WINDOWSTART", "WINDOWEND"}
+        self.header = Header(
+            f"query_{next(_ids)}",
+            [c.name for c in plan.outputs],
+            [str(c.type) for c in plan.outputs],
+            {c.name for c in plan.outputs if c.name in keys},
+        )
+        self.is_pull = True
+        self._pull_rows = prepared.run(self.engine)
+
+    def _open_push(self, select: ast.Select) -> None:
+        from hispeed.runtime.queries import PushQuery
+
+        reset = str(
+            self.properties.get(
+                "auto.offset.reset",
+                self.properties.get("ksql.streams.auto.offset.reset", "latest"),
+            )
+        ).lower()
+        push = PushQuery(
+            self.engine, self.engine._plan(select, None), from_beginning=reset == "earliest"
+        )
+        self._push = push
+        plan = push.plan
+        self.header = Header(
+            push.id, [c.name for c in plan.outputs], [str(c.type) for c in plan.outputs]
+        )
+
+    def _open_print(self, stmt: ast.Print) -> None:
+        if stmt.topic not in self.engine.log.list_topics(internal=True):
+            raise HispeedError(
+                f"Could not find topic '{stmt.topic}', or the KSQL user does not have "
+                "permissions to list the topic. Topic names are case-sensitive."
+            )
+        self._print = stmt
+        self.header = Header(f"print_{next(_ids)}", ["record"], ["STRING"])
+        self._consumer = self.engine.log.consumer(
+            stmt.topic, auto_offset_reset="earliest" if stmt.from_beginning else "latest"
+        )
+        self._printed = 0
+
+    @property
+    def is_print(self) -> bool:
+        return self._print is not None
+
+    def poll(self, timeout: float) -> list[list[Any]]:
+        """The next rows (maybe none within `timeout`); [] for ever once `done`."""
+        if self.closed:
+            return []
+        if self._pull_rows is not None:
+            rows = self._pull_rows
+            self._pull_rows = None
+            self.closed = True
+            names = self.header.names
+            return [[json_value(r.get(n)) for n in names] for r in rows]
+        if self._print is not None:
+            return self._poll_print(timeout)
+        push = self._push
+        got = push.poll(timeout)
+        names = self.header.names
+        out = [[json_value(r.get(n)) for n in names] for r in got]
+        if push.closed:
+            self.limit_reached = push.limit is not None and push.delivered >= push.limit
+            self.close()
+        return out
+
+    def _poll_print(self, timeout: float) -> list[list[Any]]:
+        assert self._print is not None
+        limit = self._print.limit
+        out: list[list[Any]] = []
+        for item in self._consumer.poll(timeout):
+            for r in item.batch.to_pylist():
+                out.append([_print_line(r, item.partition.partition)])
+                self._printed += 1
+                if limit is not None and self._printed >= limit:
+                    self.limit_reached = True
+                    self.close()
+                    return out
+        return out
+
+    def cancel(self) -> None:
+        """Ask `rows()` to end (from any thread); it closes the query on its way out."""
+        self.cancelled = True
+
+    async def rows(self, timeout: float = 0.25) -> AsyncIterator[list[list[Any]]]:
+        """Batches of rows until the query ends; closes the query when the consumer stops."""
+        try:
+            while not self.closed and not self.cancelled:
+                batch = await asyncio.to_thread(self.poll, timeout)
+                if batch:
+                    yield batch
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.closed and self._push is None and self._print is None:
+            return
+        self.closed = True
+        if self._push is not None:
+            push, self._push = self._push, None
+            push.close()
+            if self.registry is not None:
+                self.registry.remove(self)
+        if self._print is not None:
+            self._print = None
+            self._consumer.close()
+
+
+def _print_line(record: dict[str, Any], partition: int) -> str:
+    """A record as ksqlDB's PRINT shows it."""
+    ts = dt.datetime.fromtimestamp(record["timestamp"] / 1000, tz=dt.UTC)
+    key = record["key"].decode(errors="replace") if record["key"] is not None else "<null>"
+    value = record["value"].decode(errors="replace") if record["value"] is not None else "<null>"
+    return (
+        f"rowtime: {ts.strftime('%Y/%m/%d %H:%M:%S.')}{ts.microsecond // 1000:03d} Z, "
+        f"key: {key}, value: {value}, partition: {partition}"
+    )
+
+
+__all__ = ["Header", "QueryRegistry", "QuerySession", "encode", "json_value"]

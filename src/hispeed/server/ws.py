@@ -1,0 +1,226 @@
+"""WebSockets: push queries, topic tails (patterns included) and produce.
+
+`/ws/query`   the query comes as ksqlDB's `?request={"ksql": ..., "streamsProperties": ...}`
+              or as the first message (the same JSON object, or the bare SQL text). Messages
+              back: the header `{"queryId", "columnNames", "columnTypes"}`, then one JSON array
+              a row; an error is `{"@type": "generic_error", "error_code", "message"}` and ends
+              the socket (code 1008 for a bad query, 1011 for a failure).
+`/ws/topics`  `?topics=a,b` or `?pattern=^device.*` (a regular expression, new topics
+              included), `&from=beginning|latest` (default latest): each record as
+              `{"topic", "partition", "offset", "timestamp", "key", "value"}`, the value parsed
+              as JSON when it is JSON.
+`/ws/produce/{topic}`  each message is a JSON value, an array of values or NDJSON (as
+              `POST /topics/{topic}`, with `?key_field=` or `?key=`); each is answered with
+              `{"offsets": [...]}` or an error naming the bad record, which writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from hispeed.errors import HispeedError
+from hispeed.server.ingest import parse_body
+from hispeed.server.statements import BAD_STATEMENT, SERVER_ERROR, error_body
+from hispeed.server.streaming import QuerySession, encode
+
+if TYPE_CHECKING:
+    from hispeed.server.app import ServerState
+
+Endpoint = Callable[[WebSocket], Awaitable[None]]
+
+
+async def _send_error(ws: WebSocket, message: str, code: int, close: int) -> None:
+    await ws.send_text(encode(error_body(message, code)).decode())
+    await ws.close(code=close)
+
+
+async def _until_closed(ws: WebSocket) -> None:
+    """Returns when the client goes away (what it sends on a read-only socket is ignored)."""
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+    except (WebSocketDisconnect, RuntimeError):
+        return
+
+
+def query_endpoint(state: ServerState) -> Endpoint:
+    async def endpoint(ws: WebSocket) -> None:
+        await ws.accept()
+        request = ws.query_params.get("request")
+        try:
+            if request is None:
+                request = await ws.receive_text()
+            text, props = _query_request(request)
+        except WebSocketDisconnect:
+            return
+        except HispeedError as e:
+            await _send_error(ws, str(e), BAD_STATEMENT, 1008)
+            return
+        try:
+            session = await run_in_threadpool(
+                QuerySession, state.engine, text, props, state.queries
+            )
+        except HispeedError as e:
+            await _send_error(ws, str(e), BAD_STATEMENT, 1008)
+            return
+        await ws.send_text(encode(session.header.stream_header()).decode())
+        closed = asyncio.ensure_future(_until_closed(ws))
+        closed.add_done_callback(lambda _: session.cancel())
+        try:
+            async for rows in session.rows():
+                for row in rows:
+                    await ws.send_text(encode(row).decode())
+                if closed.done():
+                    return
+            await ws.close(code=1000)
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        except Exception as e:
+            await _send_error(ws, f"the query failed: {e}", SERVER_ERROR, 1011)
+        finally:
+            closed.cancel()
+            session.close()
+
+    return endpoint
+
+
+def _query_request(text: str) -> tuple[str, dict[str, Any]]:
+    stripped = text.strip()
+    if not stripped.startswith("{"):
+        return stripped, {}
+    try:
+        doc = msgspec.json.decode(stripped)
+    except msgspec.DecodeError as e:
+        raise HispeedError(f"the request is not JSON: {e}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("ksql", doc.get("sql")), str):
+        raise HispeedError('the request must be {"ksql": "SELECT ... EMIT CHANGES;"}')
+    props = doc.get("streamsProperties", doc.get("properties")) or {}
+    if not isinstance(props, dict):
+        raise HispeedError("the properties must be a JSON object of names to values")
+    sql = str(doc.get("ksql", doc.get("sql")))
+    return sql, props
+
+
+def topics_endpoint(state: ServerState) -> Endpoint:
+    async def endpoint(ws: WebSocket) -> None:
+        await ws.accept()
+        params = ws.query_params
+        pattern = params.get("pattern")
+        names = [t for t in params.get("topics", "").split(",") if t]
+        start = params.get("from", "latest")
+        if start not in ("beginning", "latest"):
+            await _send_error(ws, f"from must be beginning or latest, not {start!r}", 40000, 1008)
+            return
+        if not pattern and not names:
+            await _send_error(ws, "name the topics: ?topics=a,b or ?pattern=^device.*", 40000, 1008)
+            return
+        subscription: str | list[str]
+        if pattern:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                message = f"pattern {pattern!r} is not a regular expression: {e}"
+                await _send_error(ws, message, 40000, 1008)
+                return
+            subscription = pattern if pattern.startswith("^") else "^" + pattern
+        else:
+            subscription = names
+        log_ = state.engine.log
+        try:
+            consumer = await run_in_threadpool(
+                log_.consumer,
+                subscription,
+                auto_offset_reset="earliest" if start == "beginning" else "latest",
+            )
+        except HispeedError as e:
+            await _send_error(ws, str(e), 40400, 1008)
+            return
+        closed = asyncio.ensure_future(_until_closed(ws))
+        try:
+            while not closed.done():
+                polled = await run_in_threadpool(consumer.poll, 0.2)
+                for item in polled:
+                    tp = item.partition
+                    for r in item.batch.to_pylist():
+                        await ws.send_text(encode(_record(tp.topic, tp.partition, r)).decode())
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        finally:
+            closed.cancel()
+            consumer.close()
+
+    return endpoint
+
+
+def _record(topic: str, partition: int, r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "topic": topic,
+        "partition": partition,
+        "offset": r["offset"],
+        "timestamp": r["timestamp"],
+        "key": _text(r["key"], parse=False),
+        "value": _text(r["value"], parse=True),
+    }
+
+
+def _text(raw: bytes | None, *, parse: bool) -> Any:
+    if raw is None:
+        return None
+    if parse:
+        try:
+            return msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            pass
+    return raw.decode(errors="replace")
+
+
+def produce_endpoint(state: ServerState) -> Endpoint:
+    async def endpoint(ws: WebSocket) -> None:
+        from hispeed.server.app import append_batch
+
+        await ws.accept()
+        topic = ws.path_params["topic"]
+        params = ws.query_params
+        limit = state.settings.max_request_bytes
+        try:
+            while True:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                data = message.get("bytes") or (message.get("text") or "").encode()
+                if len(data) > limit:
+                    await ws.send_text(
+                        encode(error_body(f"the message is over {limit} bytes", 41300)).decode()
+                    )
+                    continue
+                try:
+                    batch = parse_body(
+                        data,
+                        "application/json",
+                        key_field=params.get("key_field"),
+                        key=params.get("key"),
+                    )
+                    offsets = await run_in_threadpool(
+                        append_batch, state.engine.log, state.settings, topic, batch, None
+                    )
+                except HispeedError as e:
+                    await ws.send_text(encode(error_body(str(e), 40000)).decode())
+                    continue
+                state.metrics.ingested(topic, "websocket", len(offsets))
+                await ws.send_text(encode({"topic": topic, "offsets": offsets}).decode())
+        except (WebSocketDisconnect, RuntimeError):
+            return
+
+    return endpoint
+
+
+__all__ = ["produce_endpoint", "query_endpoint", "topics_endpoint"]
