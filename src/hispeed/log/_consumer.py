@@ -118,7 +118,10 @@ class EmbeddedConsumer(Consumer):
                     f"topic pattern {topics!r} is not a regular expression: {e}"
                 ) from None
             self._names: list[str] = []
+            # "latest" means from now on: a topic the pattern finds later is read whole
+            self._existing = set(log.list_topics(internal=True))
         else:
+            self._existing = set()
             self._pattern = None
             self._names = [topics] if isinstance(topics, str) else list(topics)
             for name in self._names:
@@ -157,7 +160,8 @@ class EmbeddedConsumer(Consumer):
                 positions[tp] = committed[tp]
             else:
                 start, end = self._log.offsets(*tp)
-                positions[tp] = start if self._reset == "earliest" else end
+                new_topic = self._pattern is not None and tp.topic not in self._existing
+                positions[tp] = start if self._reset == "earliest" or new_topic else end
         self._positions = positions
         self._assigned = assigned
 

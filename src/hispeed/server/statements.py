@@ -52,6 +52,7 @@ def run_ksql(
     entities: list[Any] = []
     with engine._lock:
         statements = parse_iter(text, engine.catalog.types)
+        consumed = 0  # where the statements not yet run begin in `text`
         while True:
             statement_text = ""
             try:
@@ -59,6 +60,8 @@ def run_ksql(
                 if parsed is None:
                     return 200, entities
                 statement_text = parsed.text
+                found = text.find(statement_text, consumed)
+                consumed = found + len(statement_text) if found >= 0 else consumed
                 stmt = parsed.statement
                 if isinstance(stmt, ast.QueryStatement | ast.Print):
                     return 400, error_body(
@@ -69,8 +72,9 @@ def run_ksql(
                     )
                 result = engine._execute(parsed, dict(properties or {}))
             except SqlError as e:
+                unparsed = text[consumed:].strip()
                 return 400, error_body(
-                    str(e), BAD_STATEMENT, statement=statement_text or text, entities=entities
+                    str(e), BAD_STATEMENT, statement=statement_text or unparsed, entities=entities
                 )
             except HispeedError as e:
                 return 400, error_body(
