@@ -16,6 +16,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet setuptools wheel
 	$(BIN)/python -m pip install --quiet --upgrade --no-build-isolation \
 		--target $(VENV)/ksql-0.10.2 ksql==0.10.2
+	# ksql-python-ng calls httpx.get(cert=...), which httpx 0.28 removed: its own directory too
+	$(BIN)/python -m pip install --quiet --upgrade --target $(VENV)/ksql-python-ng \
+		ksql-python-ng 'httpx[http2]<0.28'
+	# jetblack-ksql-dbapi needs Python 3.12 or later: a venv of its own when one is here
+	py312=$$(scripts/python312); if [ -n "$$py312" ]; then \
+		$$py312 -m venv $(VENV)/jetblack && \
+		$(VENV)/jetblack/bin/python -m pip install --quiet jetblack-ksql-dbapi 'httpx[http2]'; fi
 	touch $(STAMP)
 
 run: $(STAMP)  ## start hispeed on its embedded default (http://127.0.0.1:8088)

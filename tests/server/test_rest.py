@@ -140,7 +140,8 @@ def test_pull_query_over_http1_is_ksqldb_json_array(server: RunningServer) -> No
     rows = sorted(tuple(e["row"]["columns"]) for e in doc[1:])
     assert rows == [("d1", 1.5), ("d2", 2.5)]
     lines = r.text.splitlines()  # ksql 0.10.2 reads it a line at a time
-    assert lines[0].startswith('[{"header"') and lines[1].startswith('{"row"')
+    assert lines[0].startswith('[{"header"')
+    assert lines[1].startswith('{"row"')
 
 
 def test_push_query_over_http1_streams_rows_until_its_limit(server: RunningServer) -> None:
@@ -206,7 +207,8 @@ def test_print_over_query(server: RunningServer) -> None:
     r = httpx.post(f"{server.url}/query", json={"ksql": "PRINT events FROM BEGINNING LIMIT 2;"})
     doc = r.json()
     lines = [e["row"]["columns"][0] for e in doc[1:3]]
-    assert "key: a" in lines[0] and '"n":1' in lines[0]
+    assert "key: a" in lines[0]
+    assert '"n":1' in lines[0]
     assert doc[-1] == {"finalMessage": "Limit Reached"}
 
 
@@ -216,7 +218,8 @@ def test_inserts_stream_acks_each_row(server: RunningServer) -> None:
     r = httpx.post(f"{server.url}/inserts-stream", content=body)
     acks = [json.loads(line) for line in r.text.splitlines()]
     assert acks[0] == {"status": "ok", "seq": 0}
-    assert acks[1]["status"] == "error" and acks[1]["seq"] == 1
+    assert acks[1]["status"] == "error"
+    assert acks[1]["seq"] == 1
     rows = server.engine.query("SELECT * FROM readings")
     assert [r["DEVICE"] for r in rows] == ["d1"]
 
@@ -316,7 +319,8 @@ def test_websocket_produce_answers_offsets_and_refuses_bad_records(
         ws.send(json.dumps([{"user": "u3"}, {"page": "no user"}]))
         bad = json.loads(ws.recv(timeout=5))
         assert bad["@type"] == "generic_error"
-        assert "record 1" in bad["message"] and "'user'" in bad["message"]
+        assert "record 1" in bad["message"]
+        assert "'user'" in bad["message"]
         ws.send("{broken")
         assert "not JSON" in json.loads(ws.recv(timeout=5))["message"]
     log_ = server.engine.log
