@@ -257,6 +257,20 @@ def test_websocket_push_query_receives_rows_as_json(server: RunningServer) -> No
     server.wait_for(lambda: len(server.server.state.queries) == 0)  # closed with the socket
 
 
+def test_websocket_push_query_in_batches(server: RunningServer) -> None:
+    ksql(server, READINGS)
+    with connect(ws_url(server, "/ws/query?batch=true"), open_timeout=5) as ws:
+        ws.send("SELECT device, x FROM readings EMIT CHANGES;")
+        assert json.loads(ws.recv(timeout=5))["columnNames"] == ["DEVICE", "X"]
+        produce(server, "readings", [{"device": f"d{i}", "x": i} for i in range(50)])
+        rows: list[list[object]] = []
+        while len(rows) < 50:
+            batch = json.loads(ws.recv(timeout=5))
+            assert isinstance(batch[0], list)  # a message is a list of rows
+            rows += batch
+    assert sorted(r[1] for r in rows) == list(range(50))
+
+
 def test_websocket_push_query_that_joins_and_aggregates(server: RunningServer) -> None:
     ksql(
         server,

@@ -465,6 +465,36 @@ def bench_engine(as_json: bool, events: int, batch_size: int, auctions: int) -> 
         click.echo(f"{name:20s} {value:>14,} {unit}")
 
 
+@bench.command("server")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--records", type=click.IntRange(10_000), default=500_000, show_default=True)
+@click.option("--batch", type=click.IntRange(1), default=5_000, show_default=True)
+@click.option("--seconds", type=click.FloatRange(1), default=5.0, show_default=True)
+def bench_server(as_json: bool, records: int, batch: int, seconds: float) -> None:
+    """Ingestion over HTTP, WebSocket and MQTT; produce-to-WebSocket latency at 1k and 20k/s."""
+    from hispeed.bench import server as bench_server_module
+
+    show = sys.stderr.isatty()
+
+    def progress(phase: str, done: int) -> None:
+        if show:
+            click.echo(f"\r{phase}...          ", err=True, nl=False)
+
+    try:
+        results = bench_server_module.run(records, batch, seconds, progress=progress)
+    except RuntimeError as e:
+        raise HispeedError(f"bench server: {e}") from None
+    if show:
+        click.echo("\r" + " " * 40 + "\r", err=True, nl=False)
+    if as_json:
+        click.echo(json.dumps(results))
+        return
+    for name, value in results.items():
+        unit = "ms" if "_ms_" in name else "records/s"
+        shown = "n/a (no mosquitto)" if value is None else f"{value:>14,}"
+        click.echo(f"{name:28s} {shown} {unit}")
+
+
 # -- conformance ----------------------------------------------------------------------------
 
 

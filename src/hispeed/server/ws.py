@@ -3,8 +3,9 @@
 `/ws/query`   the query comes as ksqlDB's `?request={"ksql": ..., "streamsProperties": ...}`
               or as the first message (the same JSON object, or the bare SQL text). Messages
               back: the header `{"queryId", "columnNames", "columnTypes"}`, then one JSON array
-              a row; an error is `{"@type": "generic_error", "error_code", "message"}` and ends
-              the socket (code 1008 for a bad query, 1011 for a failure).
+              a row (with `?batch=true`, one JSON array of the rows that arrived together, for
+              clients that take thousands a second). An error is `{"@type": "generic_error",
+              "error_code", "message"}` and ends the socket (1008: a bad query; 1011: a failure).
 `/ws/topics`  `?topics=a,b` or `?pattern=^device.*` (a regular expression, new topics
               included), `&from=beginning|latest` (default latest): each record as
               `{"topic", "partition", "offset", "timestamp", "key", "value"}`, the value parsed
@@ -56,6 +57,7 @@ def query_endpoint(state: ServerState) -> Endpoint:
     async def endpoint(ws: WebSocket) -> None:
         await ws.accept()
         request = ws.query_params.get("request")
+        batched = ws.query_params.get("batch", "").lower() in ("1", "true", "yes")
         try:
             if request is None:
                 request = await ws.receive_text()
@@ -77,8 +79,11 @@ def query_endpoint(state: ServerState) -> Endpoint:
         closed.add_done_callback(lambda _: session.cancel())
         try:
             async for rows in session.rows():
-                for row in rows:
-                    await ws.send_text(encode(row).decode())
+                if batched:
+                    await ws.send_text(encode(rows).decode())
+                else:
+                    for row in rows:
+                        await ws.send_text(encode(row).decode())
                 if closed.done():
                     return
             await ws.close(code=1000)
