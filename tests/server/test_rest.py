@@ -235,6 +235,7 @@ def test_metrics_count_query_records_and_ingestion(server: RunningServer) -> Non
     assert 'hispeed_ingested_records_total{topic="readings",protocol="http"} 2' in text
     assert 'hispeed_ingest_batch_records_bucket{protocol="http",le="10"} 1' in text
     assert f'hispeed_topic_records_total{{topic="{PROCESSING_LOG}"}} 0' in text
+    assert 'hispeed_ingest_latency_seconds_count{protocol="http"} 1' in text
 
 
 # -- WebSockets ---------------------------------------------------------------------------

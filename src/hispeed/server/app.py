@@ -236,6 +236,7 @@ def create_app(
         )
 
     async def produce(request: Request) -> Response:
+        began = time.perf_counter()
         name = request.path_params["topic"]
         body = await read_body(request, limit)
         params = request.query_params
@@ -251,7 +252,7 @@ def create_app(
             key=params.get("key"),
         )
         result = await run_in_threadpool(append_batch, log_, settings, name, batch, fixed_partition)
-        state.metrics.ingested(name, "http", len(result))
+        state.metrics.ingested(name, "http", len(result), time.perf_counter() - began)
         return JSONResponse({"topic": name, "offsets": result})
 
     async def metrics(request: Request) -> Response:

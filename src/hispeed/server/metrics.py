@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 #: upper bounds of the ingest batch-size histogram (records a request)
 _SIZE_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000)
+#: upper bounds of the ingest latency histogram (seconds from request to acknowledgement)
+_TIME_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
 def _label(value: str) -> str:
@@ -31,18 +33,17 @@ class Metrics:
         self._lock = threading.Lock()
         self._ingested: dict[tuple[str, str], int] = defaultdict(int)
         self._sizes: dict[str, list[int]] = defaultdict(lambda: [0] * (len(_SIZE_BUCKETS) + 1))
+        self._times: dict[str, list[int]] = defaultdict(lambda: [0] * (len(_TIME_BUCKETS) + 1))
+        self._seconds: dict[str, float] = defaultdict(float)
 
-    def ingested(self, topic: str, protocol: str, records: int) -> None:
-        """Count one ingestion request of `records` records into `topic` over `protocol`."""
+    def ingested(self, topic: str, protocol: str, records: int, seconds: float = 0.0) -> None:
+        """Count one ingestion request of `records` records into `topic` over `protocol`,
+        acknowledged `seconds` after it arrived."""
         with self._lock:
             self._ingested[(topic, protocol)] += records
-            buckets = self._sizes[protocol]
-            for i, bound in enumerate(_SIZE_BUCKETS):
-                if records <= bound:
-                    buckets[i] += 1
-                    break
-            else:
-                buckets[-1] += 1
+            _observe(self._sizes[protocol], _SIZE_BUCKETS, records)
+            _observe(self._times[protocol], _TIME_BUCKETS, seconds)
+            self._seconds[protocol] += seconds
 
     def query_stats(self) -> list[dict[str, Any]]:
         """Per running query: records in and out, errors, and lag."""
@@ -119,6 +120,8 @@ class Metrics:
         with self._lock:
             ingested = dict(self._ingested)
             sizes = {k: list(v) for k, v in self._sizes.items()}
+            times = {k: list(v) for k, v in self._times.items()}
+            seconds = dict(self._seconds)
         family("hispeed_ingested_records_total", "counter", "Records ingested by the server.")
         for (topic, protocol), n in sorted(ingested.items()):
             lines.append(
@@ -127,16 +130,22 @@ class Metrics:
             )
         family("hispeed_ingest_batch_records", "histogram", "Records per ingestion request.")
         for protocol, buckets in sorted(sizes.items()):
-            running = 0
-            for bound, count in zip((*_SIZE_BUCKETS, "+Inf"), buckets, strict=True):
-                running += count
-                lines.append(
-                    f'hispeed_ingest_batch_records_bucket{{protocol="{protocol}",le="{bound}"}} '
-                    f"{running}"
-                )
-            lines.append(f'hispeed_ingest_batch_records_count{{protocol="{protocol}"}} {running}')
             total = sum(n for (_, p), n in ingested.items() if p == protocol)
-            lines.append(f'hispeed_ingest_batch_records_sum{{protocol="{protocol}"}} {total}')
+            _histogram(
+                lines, "hispeed_ingest_batch_records", protocol, _SIZE_BUCKETS, buckets, total
+            )
+        family(
+            "hispeed_ingest_latency_seconds", "histogram", "From an ingestion request to its ack."
+        )
+        for protocol, buckets in sorted(times.items()):
+            _histogram(
+                lines,
+                "hispeed_ingest_latency_seconds",
+                protocol,
+                _TIME_BUCKETS,
+                buckets,
+                round(seconds[protocol], 6),
+            )
         for component, stats in sorted(state.extra_stats.items()):
             for key, value in sorted(stats().items()):
                 if isinstance(value, int | float) and not isinstance(value, bool):
@@ -144,6 +153,30 @@ class Metrics:
                     family(name, "gauge", f"{component}: {key}.")
                     lines.append(f"{name} {value}")
         return "\n".join(lines) + "\n"
+
+
+def _observe(buckets: list[int], bounds: tuple[float, ...], value: float) -> None:
+    for i, bound in enumerate(bounds):
+        if value <= bound:
+            buckets[i] += 1
+            return
+    buckets[-1] += 1
+
+
+def _histogram(
+    lines: list[str],
+    name: str,
+    protocol: str,
+    bounds: tuple[float, ...],
+    buckets: list[int],
+    total: float,
+) -> None:
+    running = 0
+    for bound, count in zip((*bounds, "+Inf"), buckets, strict=True):
+        running += count
+        lines.append(f'{name}_bucket{{protocol="{protocol}",le="{bound}"}} {running}')
+    lines.append(f'{name}_count{{protocol="{protocol}"}} {running}')
+    lines.append(f'{name}_sum{{protocol="{protocol}"}} {total}')
 
 
 __all__ = ["Metrics"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -201,6 +202,7 @@ def produce_endpoint(state: ServerState) -> Endpoint:
                 message = await ws.receive()
                 if message["type"] == "websocket.disconnect":
                     return
+                began = time.perf_counter()
                 data = message.get("bytes") or (message.get("text") or "").encode()
                 if len(data) > limit:
                     await ws.send_text(
@@ -220,7 +222,9 @@ def produce_endpoint(state: ServerState) -> Endpoint:
                 except HispeedError as e:
                     await ws.send_text(encode(error_body(str(e), 40000)).decode())
                     continue
-                state.metrics.ingested(topic, "websocket", len(offsets))
+                state.metrics.ingested(
+                    topic, "websocket", len(offsets), time.perf_counter() - began
+                )
                 await ws.send_text(encode({"topic": topic, "offsets": offsets}).decode())
         except (WebSocketDisconnect, RuntimeError):
             return
