@@ -1,0 +1,1 @@
+"""Connectors: sinks and sources as plugins (see `hispeed.connectors.base`)."""
