@@ -101,6 +101,7 @@ class Connector(ABC):
             raise ConnectorError(f"connector {self.name} needs '{key}' in its WITH clause")
         return value
 
+    @abstractmethod
     def stop(self) -> None:
         """Release what the connector holds (connections, threads)."""
 
@@ -112,6 +113,7 @@ class Connector(ABC):
 class SinkConnector(Connector):
     kind = "SINK"
 
+    @abstractmethod
     def start(self) -> None:
         """Connect; raise RetriableError while the outside system cannot be reached."""
 
