@@ -21,6 +21,20 @@ pytest_plugins = ["hispeed.testing.services"]
 LogFactory = Callable[..., EmbeddedLog]
 
 
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Poll `predicate` until it returns something truthy (and return that); fail after
+    `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = predicate()
+        if got:
+            return got
+        time.sleep(0.02)
+    raise AssertionError(f"nothing within {timeout}s")
+
+
 @pytest.fixture
 def log_factory(tmp_path: Path) -> Iterator[LogFactory]:
     """Open embedded logs (by default on one data directory per test); all closed at the end."""

@@ -94,6 +94,9 @@ class Engine:
         self._stop = threading.Event()
         self.log.create_topic(COMMAND_TOPIC, 1, exist_ok=True)
         self.log.create_topic(PROCESSING_LOG, 1, exist_ok=True)
+        from hispeed.connectors.runner import Connectors
+
+        self.connectors = Connectors(self)
         self._replay()
 
     # -- statements -------------------------------------------------------------------------
@@ -121,6 +124,15 @@ class Engine:
             return self._insert_values(stmt)
         elif isinstance(stmt, ast.Drop):
             result = self._drop(stmt, replay)
+        elif isinstance(stmt, ast.CreateConnector):
+            if stmt.if_not_exists and stmt.name in self.connectors.runners:
+                return Result("status", f"Connector {stmt.name} already exists")
+            props = {k: p.value for k, p in stmt.properties.items()}
+            result = Result(
+                "status", self.connectors.create(stmt.kind, stmt.name, props, parsed.text)
+            )
+        elif isinstance(stmt, ast.DropConnector):
+            result = Result("status", self.connectors.drop(stmt.name, stmt.if_exists))
         elif isinstance(stmt, ast.CreateType):
             if stmt.name.upper() in self.catalog.types and not stmt.if_not_exists:
                 raise HispeedError(
@@ -683,6 +695,8 @@ class Engine:
         if stmt.what == "TYPES":
             rows = [{"name": k, "type": str(v)} for k, v in sorted(self.catalog.types.items())]
             return Result("types", rows=rows)
+        if stmt.what == "CONNECTORS":
+            return Result("connectors", rows=self.connectors.rows())
         if stmt.what == "FUNCTIONS":
             from hispeed.udf import functions
 
@@ -690,6 +704,9 @@ class Engine:
         raise HispeedError(f"SHOW {stmt.what} is not supported yet")
 
     def _describe(self, stmt: ast.Describe) -> Result:
+        if stmt.connector:
+            info = self.connectors.describe(stmt.name)
+            return Result("describe_connector", message=str(info), info=info)
         if stmt.function:
             from hispeed.udf import describe
 
@@ -845,6 +862,7 @@ class Engine:
         self._thread.start()
 
     def close(self) -> None:
+        self.connectors.close()
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

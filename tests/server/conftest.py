@@ -13,6 +13,7 @@ from hispeed.config import Settings
 from hispeed.engine import Engine
 from hispeed.server.app import Server
 from hispeed.testing.services import free_port
+from tests.conftest import wait_for
 
 
 @dataclass
@@ -24,15 +25,7 @@ class RunningServer:
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
         """Poll `predicate` until it returns something truthy; fail after `timeout` s."""
-        import time
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            got = predicate()
-            if got:
-                return got
-            time.sleep(0.02)
-        raise AssertionError(f"nothing within {timeout}s")
+        return wait_for(predicate, timeout)
 
 
 ServerFactory = Callable[..., RunningServer]

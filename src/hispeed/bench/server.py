@@ -174,7 +174,7 @@ def ws_ingest(url: str, records: int, batch: int) -> float:
             while sent < n and sent - received < window:
                 ws.send(bodies[sent % len(bodies)])
                 sent += 1
-            reply = ws.recv(timeout=60)
+            reply = str(ws.recv(timeout=60))
             if '"offsets"' not in reply[:40]:
                 raise RuntimeError(f"WebSocket ingestion failed: {reply[:200]}")
             received += 1
@@ -184,8 +184,9 @@ def ws_ingest(url: str, records: int, batch: int) -> float:
 
 def mqtt_ingest(url: str, mqtt_port: int, records: int) -> float:
     import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="hispeed-bench")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="hispeed-bench")
     client.connect("127.0.0.1", mqtt_port)
     client.loop_start()
     try:

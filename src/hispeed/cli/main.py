@@ -94,7 +94,7 @@ def server(
     from hispeed.server.app import serve
     from hispeed.udf import load_modules
 
-    given = {
+    given: dict[str, Any] = {
         "host": host,
         "port": port,
         "grpc_port": grpc_port,

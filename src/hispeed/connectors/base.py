@@ -148,9 +148,11 @@ def register(cls: type[Connector]) -> type[Connector]:
 
 
 def connector_class(name: str, kind: str) -> type[Connector]:
-    from hispeed.connectors import builtin  # noqa: F401  (registers the built-in connectors)
-
     cls = _REGISTRY.get(name.lower())
+    if cls is None:
+        from hispeed.connectors import builtin  # noqa: F401  (registers the built-in ones)
+
+        cls = _REGISTRY.get(name.lower())
     if cls is None:
         known = ", ".join(sorted(n for n, c in _REGISTRY.items() if c.kind == kind)) or "none"
         raise ConnectorError(f"no {kind.lower()} connector class '{name}' (known: {known})")

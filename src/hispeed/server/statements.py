@@ -155,6 +155,24 @@ def to_entity(
                 for r in result.rows
             ],
         }
+    if kind == "connectors":
+        return {"@type": "connector_list", **base, "connectors": result.rows}
+    if kind == "describe_connector":
+        info = result.info
+        return {
+            "@type": "connector_description",
+            **base,
+            "connectorClass": info.get("className", ""),
+            "status": {
+                "name": info.get("name"),
+                "connector": {"state": info.get("state"), "worker_id": "hispeed"},
+                "tasks": [],
+                "type": info.get("type"),
+            },
+            "sources": [],
+            "topics": info.get("topics", []),
+            "hispeed": info,
+        }
     if kind == "describe":
         return {"@type": "sourceDescription", **base, "sourceDescription": _source(engine, result)}
     if kind == "explain":
@@ -275,6 +293,10 @@ def _command_id(stmt: ast.Statement) -> str:
         return f"{stmt.kind.lower()}/`{stmt.name}`/create"
     if isinstance(stmt, ast.Drop):
         return f"{stmt.kind.lower()}/`{stmt.name}`/drop"
+    if isinstance(stmt, ast.CreateConnector):
+        return f"connector/`{stmt.name}`/create"
+    if isinstance(stmt, ast.DropConnector):
+        return f"connector/`{stmt.name}`/drop"
     if isinstance(stmt, ast.Terminate):
         return f"terminate/`{getattr(stmt, 'query_id', '') or 'ALL'}`/execute"
     return f"{type(stmt).__name__.lower()}/execute"

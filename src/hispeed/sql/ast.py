@@ -313,6 +313,22 @@ class Drop(Statement):
 
 
 @dataclass(frozen=True)
+class CreateConnector(Statement):
+    kind: str  # SOURCE SINK
+    name: str
+    properties: dict[str, Property]  # names lower-cased, as connectors read them
+    if_not_exists: bool = False
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class DropConnector(Statement):
+    name: str
+    if_exists: bool = False
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
 class Show(Statement):
     what: str  # STREAMS TABLES TOPICS QUERIES PROPERTIES FUNCTIONS TYPES
     extended: bool = False
@@ -324,6 +340,7 @@ class Describe(Statement):
     name: str
     extended: bool = False
     function: bool = False  # DESCRIBE FUNCTION
+    connector: bool = False  # DESCRIBE CONNECTOR
     pos: Pos = _pos()
 
 

@@ -275,6 +275,16 @@ class _Parser:
             self.expect_word("REPLACE")
             or_replace = True
         source = bool(self.accept_word("SOURCE"))
+        sink = not source and bool(self.accept_word("SINK"))
+        if (source or sink) and self.accept_word("CONNECTOR"):
+            if_not_exists = self.if_not_exists()
+            name = self.identifier("the connector's name")
+            props = {k.lower(): v for k, v in self.with_properties().items()}
+            return ast.CreateConnector(
+                "SOURCE" if source else "SINK", name, props, if_not_exists, pos=self.pos(start)
+            )
+        if sink:
+            raise self.error("CONNECTOR: CREATE SINK CONNECTOR name WITH (...)")
         if self.tok.is_word("TYPE"):
             self.advance()
             if_not_exists = self.if_not_exists()
@@ -428,11 +438,14 @@ class _Parser:
 
     def drop(self) -> ast.Statement:
         start = self.advance()
-        kind = self.expect_word("STREAM", "TABLE", "TYPE").value
+        kind = self.expect_word("STREAM", "TABLE", "TYPE", "CONNECTOR").value
         if_exists = False
         if self.accept_word("IF"):
             self.expect_word("EXISTS")
             if_exists = True
+        if kind == "CONNECTOR":
+            name = self.identifier("the name of the connector to drop")
+            return ast.DropConnector(name, if_exists, pos=self.pos(start))
         name = self.identifier(f"the name of the {kind.lower()} to drop")
         delete_topic = False
         if kind != "TYPE" and self.accept_word("DELETE"):
@@ -463,6 +476,10 @@ class _Parser:
         if self.accept_word("FUNCTION"):
             return ast.Describe(
                 self.identifier("a function name"), function=True, pos=self.pos(start)
+            )
+        if self.accept_word("CONNECTOR"):
+            return ast.Describe(
+                self.identifier("a connector name"), connector=True, pos=self.pos(start)
             )
         extended = bool(self.accept_word("EXTENDED"))
         name = self.identifier("a stream or table name")

@@ -1,0 +1,3 @@
+"""The connectors hispeed ships; importing this module registers them."""
+
+from hispeed.connectors import redis  # noqa: F401

@@ -1,0 +1,417 @@
+"""Running connectors: a thread each, positions committed with what they did.
+
+`Connectors` is what the engine holds: CREATE/DROP/SHOW/DESCRIBE CONNECTOR land here. A
+connector's statement is in the engine's command topic, so a restart creates it again and it
+resumes from its committed position: a sink from its consumer group's offsets (committed
+after each batch is written), a source from the last position it committed in the same
+transaction as its records (the compacted topic `_hispeed_connector_offsets`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from hispeed.catalog import Source
+from hispeed.connectors.base import (
+    Connector,
+    ConnectorError,
+    ConnectorStatus,
+    RetriableError,
+    SinkBatch,
+    SinkConnector,
+    SourceConnector,
+    connector_class,
+)
+from hispeed.errors import HispeedError
+from hispeed.log.base import PolledBatch, TopicPartition
+from hispeed.runtime.task import PROCESSING_LOG
+
+if TYPE_CHECKING:
+    from hispeed.engine import Engine
+
+log = logging.getLogger(__name__)
+
+OFFSETS_TOPIC = "_hispeed_connector_offsets"
+BACKOFF_START_S = 0.1
+BACKOFF_MAX_S = 5.0
+
+
+class _Runner:
+    """One connector on its own thread, with its counts and state."""
+
+    def __init__(self, engine: Engine, connector: Connector, statement: str) -> None:
+        self.engine = engine
+        self.connector = connector
+        self.statement = statement
+        self.name = connector.name
+        self.status = ConnectorStatus("STARTING")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._main, name=f"connector-{self.name}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        try:
+            self.connector.stop()
+        except Exception as e:  # stopping must not fail the engine's close
+            log.warning("connector %s did not stop cleanly: %s", self.name, e)
+        self.status.state = "STOPPED"
+
+    def _main(self) -> None:
+        try:
+            self._run()
+        except Exception as e:
+            log.exception("connector %s failed", self.name)
+            self.status.state = "FAILED"
+            self.status.last_error = f"{type(e).__name__}: {e}"
+
+    def _run(self) -> None:
+        raise ConnectorError(f"connector {self.name} has no way to run")
+
+    def _retrying(self, what: str, action: Any) -> Any:
+        """Call `action()` until it succeeds, backing off while it raises RetriableError."""
+        delay = BACKOFF_START_S
+        while not self._stop.is_set():
+            try:
+                result = action()
+                if self.status.state in ("RETRYING", "STARTING"):
+                    self.status.state = "RUNNING"
+                return result
+            except RetriableError as e:
+                self.status.state = "RETRYING"
+                self.status.last_error = f"{what}: {e}"
+                self._stop.wait(delay)
+                delay = min(BACKOFF_MAX_S, delay * 2)
+        return None
+
+    def _log_errors(self, errors: list[dict[str, Any]]) -> None:
+        if not errors:
+            return
+        self.status.errors += len(errors)
+        self.status.last_error = str(errors[-1]["message"])
+        self.engine.log.append(PROCESSING_LOG, [(None, msgspec.json.encode(e)) for e in errors])
+
+
+class SinkRunner(_Runner):
+    def __init__(
+        self,
+        engine: Engine,
+        connector: SinkConnector,
+        statement: str,
+        topics: list[str],
+        sources: Mapping[str, Source],
+    ) -> None:
+        super().__init__(engine, connector, statement)
+        self.sink = connector
+        self.topics = topics
+        self.sources = dict(sources)
+        self.group = f"_hispeed_connector_{self.name}"
+        self._decoders: dict[str, Any] = {}
+
+    def _run(self) -> None:
+        self._retrying("connecting", self.sink.start)
+        consumer = self.engine.log.consumer(
+            self.topics, group=self.group, auto_offset_reset="earliest"
+        )
+        try:
+            while not self._stop.is_set():
+                for item in consumer.poll(0.2):
+                    errors: list[dict[str, Any]] = []
+                    batch = self._batch(item, errors)
+                    if len(batch):
+                        written = self._retrying("writing", lambda b=batch: self.sink.write(b))
+                        if self._stop.is_set() and written is None:
+                            return  # stopped while retrying: nothing committed, nothing lost
+                        for i, message in batch.failures:
+                            errors.append(self._error(batch, i, message))
+                        self.status.records += len(batch) - len(batch.failures)
+                    self._log_errors(errors)
+                    offsets = item.batch.column("offset")
+                    tp = item.partition
+                    consumer.commit({tp: int(offsets[len(offsets) - 1].as_py()) + 1})
+        finally:
+            consumer.close()
+
+    def _error(self, batch: SinkBatch, i: int, message: str) -> dict[str, Any]:
+        return {
+            "type": "RECORD_PROCESSING_ERROR",
+            "query": f"connector {self.name}",
+            "message": message,
+            "topic": batch.topic,
+            "partition": batch.partition,
+            "offset": batch.offsets[i],
+        }
+
+    def _batch(self, item: PolledBatch, errors: list[dict[str, Any]]) -> SinkBatch:
+        tp = item.partition
+        source = self.sources.get(tp.topic)
+        if source is None:
+            return _json_batch(item, errors, self.name)
+        from hispeed.runtime.decode import SourceDecoder
+
+        decoder = self._decoders.get(tp.topic)
+        if decoder is None:
+            decoder = SourceDecoder(source, "S", f"connector {self.name}", keep_tombstones=True)
+            self._decoders[tp.topic] = decoder
+        frame, tombstones = decoder.decode(item, errors)
+        names = [n.split(".", 1)[1] for n in frame.schema.names]
+        columns = {n: frame.column(i).to_pylist() for i, n in enumerate(names)}
+        key_names = [c.name for c in source.key_columns]
+        value_names = [c.name for c in source.value_columns]
+        window = ["WINDOWSTART", "WINDOWEND"] if source.window is not None else []
+        row_names = key_names + value_names + window
+        n = frame.num_rows
+        keys: list[Any] = []
+        rows: list[dict[str, Any] | None] = []
+        for i in range(n):
+            if len(key_names) == 1:
+                keys.append(columns[key_names[0]][i])
+            elif key_names:
+                keys.append({k: columns[k][i] for k in key_names})
+            else:
+                keys.append(None)
+            if bool(tombstones[i]):
+                rows.append(None)
+            else:
+                rows.append({c: columns[c][i] for c in row_names})
+        return SinkBatch(
+            topic=tp.topic,
+            partition=tp.partition,
+            offsets=[int(o) for o in columns["ROWOFFSET"]],
+            timestamps=[int(t) for t in columns["ROWTIME"]],
+            keys=keys,
+            rows=rows,
+            key_columns=key_names,
+        )
+
+
+def _json_batch(item: PolledBatch, errors: list[dict[str, Any]], name: str) -> SinkBatch:
+    """A topic without a stream or table over it: keys as text, values as JSON objects."""
+    tp = item.partition
+    records = item.batch.to_pylist()
+    batch = SinkBatch(tp.topic, tp.partition, [], [], [], [])
+    for r in records:
+        value: dict[str, Any] | None = None
+        if r["value"] is not None:
+            try:
+                decoded = msgspec.json.decode(r["value"])
+            except msgspec.DecodeError as e:
+                errors.append(_raw_error(name, tp, r["offset"], f"value is not JSON: {e}"))
+                continue
+            value = decoded if isinstance(decoded, dict) else {"VALUE": decoded}
+            value = {str(k).upper(): v for k, v in value.items()}
+        key = r["key"].decode(errors="replace") if r["key"] is not None else None
+        batch.offsets.append(int(r["offset"]))
+        batch.timestamps.append(int(r["timestamp"]))
+        batch.keys.append(key)
+        batch.rows.append(value)
+    return batch
+
+
+def _raw_error(name: str, tp: TopicPartition, offset: int, message: str) -> dict[str, Any]:
+    return {
+        "type": "RECORD_PROCESSING_ERROR",
+        "query": f"connector {name}",
+        "message": message,
+        "topic": tp.topic,
+        "partition": tp.partition,
+        "offset": offset,
+    }
+
+
+class SourceRunner(_Runner):
+    def __init__(
+        self, engine: Engine, connector: SourceConnector, statement: str, topic: str
+    ) -> None:
+        super().__init__(engine, connector, statement)
+        self.source = connector
+        self.topic = topic
+
+    def _position(self) -> Any:
+        """The last position this connector committed, or None."""
+        log_ = self.engine.log
+        found: Any = None
+        start, end = log_.offsets(OFFSETS_TOPIC, 0)
+        if end <= start:
+            return None
+        key = self.name.encode()
+        for batch in log_.read(OFFSETS_TOPIC, 0, start):
+            keys = batch.column("key").to_pylist()
+            values = batch.column("value").to_pylist()
+            for k, v in zip(keys, values, strict=True):
+                if k == key:
+                    found = None if v is None else msgspec.json.decode(v)["position"]
+        return found
+
+    def _run(self) -> None:
+        position = self._position()
+        self._retrying("connecting", lambda: self.source.start(position))
+        log_ = self.engine.log
+        key = self.name.encode()
+        while not self._stop.is_set():
+            records = self._retrying("reading", lambda: self.source.poll(0.2))
+            if not records:
+                continue
+            txn = log_.transaction()
+            try:
+                now = int(time.time() * 1000)
+                txn.append(
+                    self.topic,
+                    [
+                        {"key": r.key, "value": r.value, "timestamp": r.timestamp or now}
+                        for r in records
+                    ],
+                )
+                last = records[-1].position
+                txn.append(
+                    OFFSETS_TOPIC, [(key, msgspec.json.encode({"position": last}))], partition=0
+                )
+            except BaseException:
+                txn.abort()
+                raise
+            txn.commit()
+            self.status.records += len(records)
+
+
+class Connectors:
+    """The engine's connectors, by name."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.runners: dict[str, _Runner] = {}
+        engine.log.create_topic(
+            OFFSETS_TOPIC, 1, config={"cleanup.policy": "compact"}, exist_ok=True
+        )
+
+    def create(self, kind: str, name: str, properties: Mapping[str, Any], statement: str) -> str:
+        if name in self.runners:
+            raise ConnectorError(f"Connector {name} already exists")
+        config = {k.lower(): str(v) for k, v in properties.items()}
+        cls_name = config.get("connector.class")
+        if not cls_name:
+            raise ConnectorError(
+                f"connector {name} needs 'connector.class' in its WITH clause, like "
+                "'connector.class'='redis'"
+            )
+        cls = connector_class(cls_name, kind)
+        connector = cls(name, config)
+        runner: _Runner
+        if isinstance(connector, SinkConnector):
+            topics, sources = self._sink_topics(name, config)
+            runner = SinkRunner(self.engine, connector, statement, topics, sources)
+        elif isinstance(connector, SourceConnector):
+            topic = config.get("kafka.topic") or config.get("topic")
+            if not topic:
+                raise ConnectorError(
+                    f"source connector {name} needs 'kafka.topic' (the topic it writes to)"
+                )
+            partitions = int(config.get("partitions", "1"))
+            self.engine.log.create_topic(topic, partitions, exist_ok=True)
+            runner = SourceRunner(self.engine, connector, statement, topic)
+        else:
+            raise ConnectorError(f"{cls_name} is neither a sink nor a source")
+        self.runners[name] = runner
+        runner.start()
+        return f"Created connector {name}"
+
+    def _sink_topics(
+        self, name: str, config: Mapping[str, str]
+    ) -> tuple[list[str], dict[str, Source]]:
+        catalog = self.engine.catalog
+        by_topic = {s.topic: s for s in catalog.sources.values()}
+        topics: list[str] = []
+        sources: dict[str, Source] = {}
+        if "source" in config:
+            for source_name in config["source"].split(","):
+                source = catalog.sources.get(source_name.strip().upper())
+                if source is None:
+                    raise ConnectorError(
+                        f"sink connector {name}: no stream or table {source_name.strip()!r}"
+                    )
+                topics.append(source.topic)
+                sources[source.topic] = source
+        for topic in (t.strip() for t in config.get("topics", "").split(",")):
+            if not topic:
+                continue
+            if topic not in self.engine.log.list_topics(internal=True):
+                raise ConnectorError(f"sink connector {name}: topic {topic!r} does not exist")
+            topics.append(topic)
+            if topic in by_topic:
+                sources[topic] = by_topic[topic]
+        if not topics:
+            raise ConnectorError(
+                f"sink connector {name} needs 'topics' (topic names) or 'source' "
+                "(a stream or table) in its WITH clause"
+            )
+        return topics, sources
+
+    def drop(self, name: str, if_exists: bool) -> str:
+        runner = self.runners.pop(name, None)
+        if runner is None:
+            if if_exists:
+                return f"Connector {name} does not exist."
+            raise ConnectorError(f"Connector {name} does not exist.")
+        runner.stop()
+        return f'Dropped connector "{name}"'
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [self._row(r) for r in sorted(self.runners.values(), key=lambda r: r.name)]
+
+    def _row(self, runner: _Runner) -> dict[str, Any]:
+        status = runner.status
+        return {
+            "name": runner.name,
+            "type": runner.connector.kind.lower(),
+            "className": runner.connector.config.get("connector.class", ""),
+            "state": status.state,
+            "records": status.records,
+            "errors": status.errors,
+        }
+
+    def describe(self, name: str) -> dict[str, Any]:
+        runner = self.runners.get(name)
+        if runner is None:
+            raise ConnectorError(f"Could not find connector {name}")
+        info = self._row(runner)
+        info["lastError"] = runner.status.last_error
+        info["statement"] = runner.statement
+        info["config"] = dict(runner.connector.config)
+        if isinstance(runner, SinkRunner):
+            info["topics"] = runner.topics
+            info["lag"] = self._lag(runner)
+        elif isinstance(runner, SourceRunner):
+            info["topics"] = [runner.topic]
+        try:
+            info["details"] = runner.connector.details()
+        except HispeedError as e:
+            info["details"] = {"error": str(e)}
+        return info
+
+    def _lag(self, runner: SinkRunner) -> int:
+        log_ = self.engine.log
+        committed = log_.committed_offsets(runner.group)
+        lag = 0
+        for topic in runner.topics:
+            for p in range(len(log_.describe_topic(topic).partitions)):
+                end = log_.offsets(topic, p)[1]
+                lag += max(0, end - committed.get(TopicPartition(topic, p), 0))
+        return lag
+
+    def close(self) -> None:
+        for runner in list(self.runners.values()):
+            runner.stop()
+        self.runners.clear()
+
+
+__all__ = ["OFFSETS_TOPIC", "Connectors", "SinkRunner", "SourceRunner"]
