@@ -72,6 +72,8 @@ class SourceRecord:
     timestamp: int | None = None
     #: where the outside system is after this record (committed with it)
     position: Any = None
+    #: the topic it goes to, when not the connector's own ('kafka.topic')
+    topic: str | None = None
 
 
 @dataclass
@@ -129,6 +131,10 @@ class SourceConnector(Connector):
     @abstractmethod
     def start(self, position: Any) -> None:
         """Connect and resume after `position` (None: from where the source says)."""
+
+    def default_topic(self) -> str | None:
+        """The topic records go to when the WITH clause names none (None: it must)."""
+        return None
 
     @abstractmethod
     def poll(self, timeout: float) -> list[SourceRecord]:

@@ -1,3 +1,3 @@
 """The connectors hispeed ships; importing this module registers them."""
 
-from hispeed.connectors import redis  # noqa: F401
+from hispeed.connectors import datagen, redis  # noqa: F401

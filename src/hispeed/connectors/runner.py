@@ -232,11 +232,18 @@ def _raw_error(name: str, tp: TopicPartition, offset: int, message: str) -> dict
 
 class SourceRunner(_Runner):
     def __init__(
-        self, engine: Engine, connector: SourceConnector, statement: str, topic: str
+        self,
+        engine: Engine,
+        connector: SourceConnector,
+        statement: str,
+        topic: str,
+        partitions: int = 1,
     ) -> None:
         super().__init__(engine, connector, statement)
         self.source = connector
         self.topic = topic
+        self.partitions = partitions
+        self._known: set[str] = {topic}
 
     def _position(self) -> Any:
         """The last position this connector committed, or None."""
@@ -263,16 +270,19 @@ class SourceRunner(_Runner):
             records = self._retrying("reading", lambda: self.source.poll(0.2))
             if not records:
                 continue
+            by_topic: dict[str, list[dict[str, Any]]] = {}
+            now = int(time.time() * 1000)
+            for r in records:
+                record = {"key": r.key, "value": r.value, "timestamp": r.timestamp or now}
+                by_topic.setdefault(r.topic or self.topic, []).append(record)
+            for topic in by_topic:
+                if topic not in self._known:
+                    log_.create_topic(topic, self.partitions, exist_ok=True)
+                    self._known.add(topic)
             txn = log_.transaction()
             try:
-                now = int(time.time() * 1000)
-                txn.append(
-                    self.topic,
-                    [
-                        {"key": r.key, "value": r.value, "timestamp": r.timestamp or now}
-                        for r in records
-                    ],
-                )
+                for topic, rows in by_topic.items():
+                    txn.append(topic, rows)
                 last = records[-1].position
                 txn.append(
                     OFFSETS_TOPIC, [(key, msgspec.json.encode({"position": last}))], partition=0
@@ -314,14 +324,14 @@ class Connectors:
             topics, sources = self._sink_topics(name, config)
             runner = SinkRunner(self.engine, connector, statement, topics, sources)
         elif isinstance(connector, SourceConnector):
-            topic = config.get("kafka.topic") or config.get("topic")
+            topic = config.get("kafka.topic") or config.get("topic") or connector.default_topic()
             if not topic:
                 raise ConnectorError(
                     f"source connector {name} needs 'kafka.topic' (the topic it writes to)"
                 )
             partitions = int(config.get("partitions", "1"))
             self.engine.log.create_topic(topic, partitions, exist_ok=True)
-            runner = SourceRunner(self.engine, connector, statement, topic)
+            runner = SourceRunner(self.engine, connector, statement, topic, partitions)
         else:
             raise ConnectorError(f"{cls_name} is neither a sink nor a source")
         self.runners[name] = runner

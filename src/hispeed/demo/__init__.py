@@ -1,0 +1,1 @@
+"""The course's scenarios: data generators, simulated devices and the demo `make run` shows."""
