@@ -44,8 +44,12 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
         )
         engine = Engine(data_dir, fsync="never")
         engine.start()
-        server = Server(engine, settings)
-        server.start()
+        try:
+            server = Server(engine, settings)
+            server.start()
+        except BaseException:
+            engine.close()
+            raise
         running = RunningServer(f"http://127.0.0.1:{settings.port}", engine, server, settings)
         started.append(running)
         return running
