@@ -9,10 +9,11 @@ from hispeed.errors import HispeedError
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from hispeed.client import Client
     from hispeed.engine import Engine
     from hispeed.udf import udaf, udf, udtf
 
-__all__ = ["Engine", "HispeedError", "__version__", "udaf", "udf", "udtf"]
+__all__ = ["Client", "Engine", "HispeedError", "__version__", "udaf", "udf", "udtf"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,6 +22,10 @@ def __getattr__(name: str) -> Any:
         from hispeed.engine import Engine
 
         return Engine
+    if name == "Client":
+        from hispeed.client import Client
+
+        return Client
     if name in ("udf", "udaf", "udtf"):
         # the Python function decorators; importing hispeed.udf may rebind `hispeed.udf` to
         # the module, which is callable as the decorator too

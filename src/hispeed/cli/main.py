@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from hispeed import __version__
+from hispeed.cli.shell import sql as sql_shell
 from hispeed.config import Settings
 from hispeed.errors import HispeedError
 from hispeed.log.embedded import EmbeddedLog
@@ -62,6 +63,9 @@ def cli(
 ) -> None:
     """hispeed: a real-time data platform for Python."""
     ctx.obj = _Context(Settings.load(config_file, data_dir=data_dir, fsync=fsync))
+
+
+cli.add_command(sql_shell)
 
 
 @cli.command()

@@ -1,0 +1,247 @@
+"""`hispeed sql` as users run it: a real process against a running server."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hispeed.testing.services import free_port
+from tests.server.conftest import RunningServer, ServerFactory
+
+READINGS = (
+    "CREATE STREAM readings (device STRING KEY, x DOUBLE) "
+    "WITH (kafka_topic='readings', value_format='JSON', partitions=1);"
+)
+
+
+def shell(
+    server: RunningServer, *args: str, input: str | None = None, url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "hispeed", "sql", "--url", url or server.url, *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "HISPEED_DEBUG": ""},
+    )
+    assert "Traceback" not in proc.stderr + proc.stdout
+    return proc
+
+
+def test_execute_prints_tables_and_statuses(server: RunningServer) -> None:
+    proc = shell(server, "-e", READINGS + " SHOW STREAMS; DESCRIBE readings;")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "Stream created"
+    assert lines[1:6] == [
+        "+-------------+-------------+------------+--------------+----------+",
+        "| Stream Name | Kafka Topic | Key Format | Value Format | Windowed |",
+        "+-------------+-------------+------------+--------------+----------+",
+        "| READINGS    | readings    | KAFKA      | JSON         | false    |",
+        "+-------------+-------------+------------+--------------+----------+",
+    ]
+    assert "Name                : READINGS" in lines
+    assert "| DEVICE | STRING (key) |" in lines
+    assert "| X      | DOUBLE       |" in lines
+
+
+def test_file_stops_at_the_first_error_with_one_line(server: RunningServer, tmp_path: Path) -> None:
+    script = tmp_path / "setup.sql"
+    script.write_text(
+        "-- the readings; a ';' in a comment does not end a statement\n"
+        + READINGS
+        + "\nCREATE TABLE peaks AS SELECT device, MAX(nope) AS peak\n"
+        "  FROM readings GROUP BY device;\n"
+        "CREATE STREAM never (x INT) WITH (kafka_topic='never', value_format='JSON');\n"
+    )
+    proc = shell(server, "-f", str(script))
+    assert proc.returncode == 1
+    assert proc.stdout == "Stream created\n"
+    [error] = proc.stderr.splitlines()
+    assert error.startswith("error: line 1:")
+    assert "NOPE" in error
+    assert set(server.engine.catalog.sources) == {"READINGS"}
+
+
+def test_statements_from_stdin(server: RunningServer) -> None:
+    proc = shell(
+        server,
+        input=(
+            "CREATE STREAM readings (device STRING KEY,\n"
+            "  x DOUBLE) WITH (kafka_topic='readings',\n"
+            "  value_format='JSON', partitions=1);\n"
+            "SELECT nope FROM readings;\n"
+            "INSERT INTO readings (device, x) VALUES ('a', 1.5); "
+            "INSERT INTO readings (device, x) VALUES ('b;', 2.5);\n"
+            "SELECT * FROM readings;\n"
+            "SET 'auto.offset.reset' = 'earliest';\n"
+            "SELECT device FROM readings EMIT CHANGES LIMIT 2;\n"
+            "exit\n"
+            "SHOW STREAMS;\n"
+        ),
+    )
+    assert proc.returncode == 0, proc.stderr
+    [error] = proc.stderr.splitlines()
+    assert error.startswith("error: line 1:8: ")
+    assert "'NOPE' cannot be resolved" in error
+    assert proc.stdout.splitlines() == [
+        "Stream created",
+        "Inserted",
+        "Inserted",
+        "+--------+-----+",
+        "| DEVICE | X   |",
+        "+--------+-----+",
+        "| a      | 1.5 |",
+        "| b;     | 2.5 |",
+        "+--------+-----+",
+        "Successfully changed local property 'auto.offset.reset' to 'earliest'.",
+        "+------------+",
+        "| DEVICE     |",
+        "+------------+",
+        "| a          |",
+        "| b;         |",
+        "+------------+",
+        "Query terminated",
+    ]
+
+
+def test_a_server_that_is_not_there(server: RunningServer) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = shell(server, "-e", "SHOW STREAMS;", url=url)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"error: cannot reach hispeed at {url}: ")
+    assert len(proc.stderr.splitlines()) == 1
+
+
+def test_execute_and_file_together_is_a_usage_error(server: RunningServer, tmp_path: Path) -> None:
+    script = tmp_path / "x.sql"
+    script.write_text("SHOW STREAMS;")
+    proc = shell(server, "-e", "SHOW STREAMS;", "-f", str(script))
+    assert proc.returncode == 2
+    assert "give -e or -f, not both" in proc.stderr
+
+
+class Terminal:
+    """`hispeed sql` on a pseudo-terminal that is its controlling terminal, so that Ctrl-C
+    typed there interrupts it as it would a user's."""
+
+    def __init__(self, url: str, history: Path) -> None:
+        import pty
+
+        self.master, slave = pty.openpty()
+        become_terminal = (
+            "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+            "os.execv(sys.executable, [sys.executable, '-m', 'hispeed', 'sql', *sys.argv[1:]])"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", become_terminal, "--url", url],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+            env={**os.environ, "HISPEED_HISTORY": str(history), "TERM": "dumb"},
+        )
+        os.close(slave)
+        self.seen = ""
+
+    def expect(self, text: str, timeout: float = 20) -> str:
+        """Read until `text` shows; returns what came before it and consumes both."""
+        deadline = time.monotonic() + timeout
+        while text not in self.seen:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{text!r} never showed; the terminal shows:\n{self.seen}")
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                try:
+                    self.seen += os.read(self.master, 4096).decode(errors="replace")
+                except OSError:  # the shell exited and its side of the terminal closed
+                    time.sleep(0.05)
+        before, _, self.seen = self.seen.partition(text)
+        return before
+
+    def type(self, keys: str) -> None:
+        os.write(self.master, keys.encode())
+
+    def close(self) -> int:
+        code = self.proc.wait(20)
+        os.close(self.master)
+        return code
+
+
+@pytest.fixture
+def terminal(server: RunningServer, tmp_path: Path) -> Iterator[Terminal]:
+    term = Terminal(server.url, tmp_path / "history")
+    yield term
+    if term.proc.poll() is None:
+        term.proc.kill()
+        term.close()
+
+
+def test_interactive_push_query_until_ctrl_c(
+    server: RunningServer, terminal: Terminal, tmp_path: Path
+) -> None:
+    terminal.expect("hispeed sql: connected to ")
+    terminal.expect("hispeed> ")
+    terminal.type("CREATE STREAM readings (device STRING KEY, x DOUBLE)\r")
+    terminal.expect("       > ")  # the statement goes on until its ';'
+    terminal.type("WITH (kafka_topic='readings', value_format='JSON', partitions=1);\r")
+    terminal.expect("Stream created")
+    terminal.expect("hispeed> ")
+    terminal.type("SELECT device, x FROM readings EMIT CHANGES;\r")
+    terminal.expect("| DEVICE     | X          |")
+    server.wait_for(lambda: len(server.server.state.queries) == 1)
+    r = httpx.post(
+        f"{server.url}/topics/readings?key_field=device", json=[{"device": "d1", "x": 4.5}]
+    )
+    assert r.status_code == 200, r.text
+    terminal.expect("| d1         | 4.5        |")
+    terminal.type("\x03")  # Ctrl-C ends the query, on the server too
+    terminal.expect("Query terminated")
+    terminal.expect("hispeed> ")
+    server.wait_for(lambda: len(server.server.state.queries) == 0)
+    terminal.type("SELECT * FROM readings;\r")
+    terminal.expect("| d1     | 4.5 |")
+    terminal.expect("hispeed> ")
+    terminal.type("\x03")  # Ctrl-C again, at an empty prompt, leaves
+    assert terminal.close() == 0
+    history = (tmp_path / "history").read_text()
+    assert "SELECT device, x FROM readings EMIT CHANGES;" in history
+
+
+def test_interactive_ctrl_d_leaves_and_errors_stay_one_line(terminal: Terminal) -> None:
+    terminal.expect("hispeed> ")
+    terminal.type("DESCRIBE nope;\r")
+    error = terminal.expect("hispeed> ")
+    assert "error: " in error
+    assert "NOPE does not exist" in error
+    terminal.type("SHOW STREAMS;  -- a comment after the statement\r")
+    terminal.expect("| Stream Name |")
+    terminal.expect("hispeed> ")
+    terminal.type("\x04")
+    assert terminal.close() == 0
+
+
+def test_credentials_for_a_server_that_asks(server_factory: ServerFactory, tmp_path: Path) -> None:
+    pytest.importorskip("hispeed.server.auth")
+    auth_file = tmp_path / "credentials"
+    auth_file.write_text("basic alice s3cret\nbearer tok3n\n")
+    guarded = server_factory(auth_file=str(auth_file))
+    for credentials in (["--user", "alice", "--password", "s3cret"], ["--token", "tok3n"]):
+        proc = shell(guarded, *credentials, "-e", "SHOW STREAMS;")
+        assert proc.returncode == 0, proc.stderr
+        assert "| Stream Name |" in proc.stdout
+    proc = shell(guarded, "--user", "alice", "--password", "wrong", "-e", "SHOW STREAMS;")
+    assert proc.returncode == 1
+    assert proc.stderr == "error: Unauthorized: send HTTP basic or bearer credentials\n"
+    proc = shell(guarded, "--user", "alice", "-e", "SHOW STREAMS;", input="s3cret\n")
+    assert proc.returncode == 0, proc.stderr
