@@ -4,60 +4,63 @@
 # source: hispeed/server/proto/hispeed.proto
 # Protobuf Python Version: 7.35.1
 """Generated protocol buffer code."""
-
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import descriptor_pool as _descriptor_pool
 from google.protobuf import runtime_version as _runtime_version
 from google.protobuf import symbol_database as _symbol_database
 from google.protobuf.internal import builder as _builder
-
 _runtime_version.ValidateProtobufRuntimeVersion(
-    _runtime_version.Domain.PUBLIC, 7, 35, 1, "", "hispeed/server/proto/hispeed.proto"
+    _runtime_version.Domain.PUBLIC,
+    7,
+    35,
+    1,
+    '',
+    'hispeed/server/proto/hispeed.proto'
 )
 # @@protoc_insertion_point(imports)
 
 _sym_db = _symbol_database.Default()
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(
-    b'\n"hispeed/server/proto/hispeed.proto\x12\nhispeed.v1"\x99\x01\n\x06Record\x12\x0e\n\x04json\x18\x01 \x01(\tH\x00\x12\r\n\x03raw\x18\x02 \x01(\x0cH\x00\x12\x11\n\ttombstone\x18\x03 \x01(\x08\x12\r\n\x03key\x18\x04 \x01(\tH\x01\x12\x13\n\tkey_bytes\x18\x05 \x01(\x0cH\x01\x12\x16\n\tpartition\x18\x06 \x01(\x05H\x02\x88\x01\x01\x42\x07\n\x05valueB\n\n\x08key_kindB\x0c\n\n_partition"D\n\x0eProduceRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12#\n\x07records\x18\x02 \x03(\x0b\x32\x12.hispeed.v1.Record"?\n\x0bRecordError\x12\x0f\n\x07request\x18\x01 \x01(\r\x12\x0e\n\x06record\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t"T\n\rProduceResult\x12\x0f\n\x07request\x18\x01 \x01(\r\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x12\n\npartitions\x18\x03 \x03(\x05\x12\x0f\n\x07offsets\x18\x04 \x03(\x03"\x7f\n\x0fProduceResponse\x12\x17\n\x0frecords_written\x18\x01 \x01(\x04\x12*\n\x07results\x18\x02 \x03(\x0b\x32\x19.hispeed.v1.ProduceResult\x12\'\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x17.hispeed.v1.RecordError"\xa4\x01\n\x0cQueryRequest\x12\x0b\n\x03sql\x18\x01 \x01(\t\x12<\n\nproperties\x18\x02 \x03(\x0b\x32(.hispeed.v1.QueryRequest.PropertiesEntry\x12\x16\n\x0e\x66rom_beginning\x18\x03 \x01(\x08\x1a\x31\n\x0fPropertiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01"n\n\x0bQueryHeader\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63olumn_names\x18\x02 \x03(\t\x12\x14\n\x0c\x63olumn_types\x18\x03 \x03(\t\x12\x13\n\x0bkey_columns\x18\x04 \x03(\t\x12\x0c\n\x04pull\x18\x05 \x01(\x08"\x18\n\x08QueryRow\x12\x0c\n\x04json\x18\x01 \x01(\t"g\n\rQueryResponse\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x17.hispeed.v1.QueryHeaderH\x00\x12#\n\x03row\x18\x02 \x01(\x0b\x32\x14.hispeed.v1.QueryRowH\x00\x42\x06\n\x04kind"\x90\x01\n\x0e\x45xecuteRequest\x12\x0b\n\x03sql\x18\x01 \x01(\t\x12>\n\nproperties\x18\x02 \x03(\x0b\x32*.hispeed.v1.ExecuteRequest.PropertiesEntry\x1a\x31\n\x0fPropertiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01"\x1f\n\x0f\x45xecuteResponse\x12\x0c\n\x04json\x18\x01 \x01(\t2\xd3\x01\n\x07Hispeed\x12\x44\n\x07Produce\x12\x1a.hispeed.v1.ProduceRequest\x1a\x1b.hispeed.v1.ProduceResponse(\x01\x12>\n\x05Query\x12\x18.hispeed.v1.QueryRequest\x1a\x19.hispeed.v1.QueryResponse0\x01\x12\x42\n\x07\x45xecute\x12\x1a.hispeed.v1.ExecuteRequest\x1a\x1b.hispeed.v1.ExecuteResponseb\x06proto3'
-)
+
+
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"hispeed/server/proto/hispeed.proto\x12\nhispeed.v1\"\x99\x01\n\x06Record\x12\x0e\n\x04json\x18\x01 \x01(\tH\x00\x12\r\n\x03raw\x18\x02 \x01(\x0cH\x00\x12\x11\n\ttombstone\x18\x03 \x01(\x08\x12\r\n\x03key\x18\x04 \x01(\tH\x01\x12\x13\n\tkey_bytes\x18\x05 \x01(\x0cH\x01\x12\x16\n\tpartition\x18\x06 \x01(\x05H\x02\x88\x01\x01\x42\x07\n\x05valueB\n\n\x08key_kindB\x0c\n\n_partition\"D\n\x0eProduceRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12#\n\x07records\x18\x02 \x03(\x0b\x32\x12.hispeed.v1.Record\"?\n\x0bRecordError\x12\x0f\n\x07request\x18\x01 \x01(\r\x12\x0e\n\x06record\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\"T\n\rProduceResult\x12\x0f\n\x07request\x18\x01 \x01(\r\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x12\n\npartitions\x18\x03 \x03(\x05\x12\x0f\n\x07offsets\x18\x04 \x03(\x03\"\x7f\n\x0fProduceResponse\x12\x17\n\x0frecords_written\x18\x01 \x01(\x04\x12*\n\x07results\x18\x02 \x03(\x0b\x32\x19.hispeed.v1.ProduceResult\x12\'\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x17.hispeed.v1.RecordError\"\xa4\x01\n\x0cQueryRequest\x12\x0b\n\x03sql\x18\x01 \x01(\t\x12<\n\nproperties\x18\x02 \x03(\x0b\x32(.hispeed.v1.QueryRequest.PropertiesEntry\x12\x16\n\x0e\x66rom_beginning\x18\x03 \x01(\x08\x1a\x31\n\x0fPropertiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"n\n\x0bQueryHeader\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63olumn_names\x18\x02 \x03(\t\x12\x14\n\x0c\x63olumn_types\x18\x03 \x03(\t\x12\x13\n\x0bkey_columns\x18\x04 \x03(\t\x12\x0c\n\x04pull\x18\x05 \x01(\x08\"\x18\n\x08QueryRow\x12\x0c\n\x04json\x18\x01 \x01(\t\"g\n\rQueryResponse\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x17.hispeed.v1.QueryHeaderH\x00\x12#\n\x03row\x18\x02 \x01(\x0b\x32\x14.hispeed.v1.QueryRowH\x00\x42\x06\n\x04kind\"\x90\x01\n\x0e\x45xecuteRequest\x12\x0b\n\x03sql\x18\x01 \x01(\t\x12>\n\nproperties\x18\x02 \x03(\x0b\x32*.hispeed.v1.ExecuteRequest.PropertiesEntry\x1a\x31\n\x0fPropertiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1f\n\x0f\x45xecuteResponse\x12\x0c\n\x04json\x18\x01 \x01(\t2\xd3\x01\n\x07Hispeed\x12\x44\n\x07Produce\x12\x1a.hispeed.v1.ProduceRequest\x1a\x1b.hispeed.v1.ProduceResponse(\x01\x12>\n\x05Query\x12\x18.hispeed.v1.QueryRequest\x1a\x19.hispeed.v1.QueryResponse0\x01\x12\x42\n\x07\x45xecute\x12\x1a.hispeed.v1.ExecuteRequest\x1a\x1b.hispeed.v1.ExecuteResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
-_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, "hispeed.server.proto.hispeed_pb2", _globals)
+_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hispeed.server.proto.hispeed_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-    DESCRIPTOR._loaded_options = None
-    _globals["_QUERYREQUEST_PROPERTIESENTRY"]._loaded_options = None
-    _globals["_QUERYREQUEST_PROPERTIESENTRY"]._serialized_options = b"8\001"
-    _globals["_EXECUTEREQUEST_PROPERTIESENTRY"]._loaded_options = None
-    _globals["_EXECUTEREQUEST_PROPERTIESENTRY"]._serialized_options = b"8\001"
-    _globals["_RECORD"]._serialized_start = 51
-    _globals["_RECORD"]._serialized_end = 204
-    _globals["_PRODUCEREQUEST"]._serialized_start = 206
-    _globals["_PRODUCEREQUEST"]._serialized_end = 274
-    _globals["_RECORDERROR"]._serialized_start = 276
-    _globals["_RECORDERROR"]._serialized_end = 339
-    _globals["_PRODUCERESULT"]._serialized_start = 341
-    _globals["_PRODUCERESULT"]._serialized_end = 425
-    _globals["_PRODUCERESPONSE"]._serialized_start = 427
-    _globals["_PRODUCERESPONSE"]._serialized_end = 554
-    _globals["_QUERYREQUEST"]._serialized_start = 557
-    _globals["_QUERYREQUEST"]._serialized_end = 721
-    _globals["_QUERYREQUEST_PROPERTIESENTRY"]._serialized_start = 672
-    _globals["_QUERYREQUEST_PROPERTIESENTRY"]._serialized_end = 721
-    _globals["_QUERYHEADER"]._serialized_start = 723
-    _globals["_QUERYHEADER"]._serialized_end = 833
-    _globals["_QUERYROW"]._serialized_start = 835
-    _globals["_QUERYROW"]._serialized_end = 859
-    _globals["_QUERYRESPONSE"]._serialized_start = 861
-    _globals["_QUERYRESPONSE"]._serialized_end = 964
-    _globals["_EXECUTEREQUEST"]._serialized_start = 967
-    _globals["_EXECUTEREQUEST"]._serialized_end = 1111
-    _globals["_EXECUTEREQUEST_PROPERTIESENTRY"]._serialized_start = 672
-    _globals["_EXECUTEREQUEST_PROPERTIESENTRY"]._serialized_end = 721
-    _globals["_EXECUTERESPONSE"]._serialized_start = 1113
-    _globals["_EXECUTERESPONSE"]._serialized_end = 1144
-    _globals["_HISPEED"]._serialized_start = 1147
-    _globals["_HISPEED"]._serialized_end = 1358
+  DESCRIPTOR._loaded_options = None
+  _globals['_QUERYREQUEST_PROPERTIESENTRY']._loaded_options = None
+  _globals['_QUERYREQUEST_PROPERTIESENTRY']._serialized_options = b'8\001'
+  _globals['_EXECUTEREQUEST_PROPERTIESENTRY']._loaded_options = None
+  _globals['_EXECUTEREQUEST_PROPERTIESENTRY']._serialized_options = b'8\001'
+  _globals['_RECORD']._serialized_start=51
+  _globals['_RECORD']._serialized_end=204
+  _globals['_PRODUCEREQUEST']._serialized_start=206
+  _globals['_PRODUCEREQUEST']._serialized_end=274
+  _globals['_RECORDERROR']._serialized_start=276
+  _globals['_RECORDERROR']._serialized_end=339
+  _globals['_PRODUCERESULT']._serialized_start=341
+  _globals['_PRODUCERESULT']._serialized_end=425
+  _globals['_PRODUCERESPONSE']._serialized_start=427
+  _globals['_PRODUCERESPONSE']._serialized_end=554
+  _globals['_QUERYREQUEST']._serialized_start=557
+  _globals['_QUERYREQUEST']._serialized_end=721
+  _globals['_QUERYREQUEST_PROPERTIESENTRY']._serialized_start=672
+  _globals['_QUERYREQUEST_PROPERTIESENTRY']._serialized_end=721
+  _globals['_QUERYHEADER']._serialized_start=723
+  _globals['_QUERYHEADER']._serialized_end=833
+  _globals['_QUERYROW']._serialized_start=835
+  _globals['_QUERYROW']._serialized_end=859
+  _globals['_QUERYRESPONSE']._serialized_start=861
+  _globals['_QUERYRESPONSE']._serialized_end=964
+  _globals['_EXECUTEREQUEST']._serialized_start=967
+  _globals['_EXECUTEREQUEST']._serialized_end=1111
+  _globals['_EXECUTEREQUEST_PROPERTIESENTRY']._serialized_start=672
+  _globals['_EXECUTEREQUEST_PROPERTIESENTRY']._serialized_end=721
+  _globals['_EXECUTERESPONSE']._serialized_start=1113
+  _globals['_EXECUTERESPONSE']._serialized_end=1144
+  _globals['_HISPEED']._serialized_start=1147
+  _globals['_HISPEED']._serialized_end=1358
 # @@protoc_insertion_point(module_scope)

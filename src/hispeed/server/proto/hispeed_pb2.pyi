@@ -20,15 +20,7 @@ class Record(_message.Message):
     key: str
     key_bytes: bytes
     partition: int
-    def __init__(
-        self,
-        json: _Optional[str] = ...,
-        raw: _Optional[bytes] = ...,
-        tombstone: _Optional[bool] = ...,
-        key: _Optional[str] = ...,
-        key_bytes: _Optional[bytes] = ...,
-        partition: _Optional[int] = ...,
-    ) -> None: ...
+    def __init__(self, json: _Optional[str] = ..., raw: _Optional[bytes] = ..., tombstone: _Optional[bool] = ..., key: _Optional[str] = ..., key_bytes: _Optional[bytes] = ..., partition: _Optional[int] = ...) -> None: ...
 
 class ProduceRequest(_message.Message):
     __slots__ = ("topic", "records")
@@ -36,11 +28,7 @@ class ProduceRequest(_message.Message):
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     topic: str
     records: _containers.RepeatedCompositeFieldContainer[Record]
-    def __init__(
-        self,
-        topic: _Optional[str] = ...,
-        records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ...,
-    ) -> None: ...
+    def __init__(self, topic: _Optional[str] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ...) -> None: ...
 
 class RecordError(_message.Message):
     __slots__ = ("request", "record", "message")
@@ -50,12 +38,7 @@ class RecordError(_message.Message):
     request: int
     record: int
     message: str
-    def __init__(
-        self,
-        request: _Optional[int] = ...,
-        record: _Optional[int] = ...,
-        message: _Optional[str] = ...,
-    ) -> None: ...
+    def __init__(self, request: _Optional[int] = ..., record: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class ProduceResult(_message.Message):
     __slots__ = ("request", "topic", "partitions", "offsets")
@@ -67,13 +50,7 @@ class ProduceResult(_message.Message):
     topic: str
     partitions: _containers.RepeatedScalarFieldContainer[int]
     offsets: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(
-        self,
-        request: _Optional[int] = ...,
-        topic: _Optional[str] = ...,
-        partitions: _Optional[_Iterable[int]] = ...,
-        offsets: _Optional[_Iterable[int]] = ...,
-    ) -> None: ...
+    def __init__(self, request: _Optional[int] = ..., topic: _Optional[str] = ..., partitions: _Optional[_Iterable[int]] = ..., offsets: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class ProduceResponse(_message.Message):
     __slots__ = ("records_written", "results", "errors")
@@ -83,12 +60,7 @@ class ProduceResponse(_message.Message):
     records_written: int
     results: _containers.RepeatedCompositeFieldContainer[ProduceResult]
     errors: _containers.RepeatedCompositeFieldContainer[RecordError]
-    def __init__(
-        self,
-        records_written: _Optional[int] = ...,
-        results: _Optional[_Iterable[_Union[ProduceResult, _Mapping]]] = ...,
-        errors: _Optional[_Iterable[_Union[RecordError, _Mapping]]] = ...,
-    ) -> None: ...
+    def __init__(self, records_written: _Optional[int] = ..., results: _Optional[_Iterable[_Union[ProduceResult, _Mapping]]] = ..., errors: _Optional[_Iterable[_Union[RecordError, _Mapping]]] = ...) -> None: ...
 
 class QueryRequest(_message.Message):
     __slots__ = ("sql", "properties", "from_beginning")
@@ -99,19 +71,13 @@ class QueryRequest(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-
     SQL_FIELD_NUMBER: _ClassVar[int]
     PROPERTIES_FIELD_NUMBER: _ClassVar[int]
     FROM_BEGINNING_FIELD_NUMBER: _ClassVar[int]
     sql: str
     properties: _containers.ScalarMap[str, str]
     from_beginning: bool
-    def __init__(
-        self,
-        sql: _Optional[str] = ...,
-        properties: _Optional[_Mapping[str, str]] = ...,
-        from_beginning: _Optional[bool] = ...,
-    ) -> None: ...
+    def __init__(self, sql: _Optional[str] = ..., properties: _Optional[_Mapping[str, str]] = ..., from_beginning: _Optional[bool] = ...) -> None: ...
 
 class QueryHeader(_message.Message):
     __slots__ = ("query_id", "column_names", "column_types", "key_columns", "pull")
@@ -125,14 +91,7 @@ class QueryHeader(_message.Message):
     column_types: _containers.RepeatedScalarFieldContainer[str]
     key_columns: _containers.RepeatedScalarFieldContainer[str]
     pull: bool
-    def __init__(
-        self,
-        query_id: _Optional[str] = ...,
-        column_names: _Optional[_Iterable[str]] = ...,
-        column_types: _Optional[_Iterable[str]] = ...,
-        key_columns: _Optional[_Iterable[str]] = ...,
-        pull: _Optional[bool] = ...,
-    ) -> None: ...
+    def __init__(self, query_id: _Optional[str] = ..., column_names: _Optional[_Iterable[str]] = ..., column_types: _Optional[_Iterable[str]] = ..., key_columns: _Optional[_Iterable[str]] = ..., pull: _Optional[bool] = ...) -> None: ...
 
 class QueryRow(_message.Message):
     __slots__ = ("json",)
@@ -146,11 +105,7 @@ class QueryResponse(_message.Message):
     ROW_FIELD_NUMBER: _ClassVar[int]
     header: QueryHeader
     row: QueryRow
-    def __init__(
-        self,
-        header: _Optional[_Union[QueryHeader, _Mapping]] = ...,
-        row: _Optional[_Union[QueryRow, _Mapping]] = ...,
-    ) -> None: ...
+    def __init__(self, header: _Optional[_Union[QueryHeader, _Mapping]] = ..., row: _Optional[_Union[QueryRow, _Mapping]] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
     __slots__ = ("sql", "properties")
@@ -161,14 +116,11 @@ class ExecuteRequest(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-
     SQL_FIELD_NUMBER: _ClassVar[int]
     PROPERTIES_FIELD_NUMBER: _ClassVar[int]
     sql: str
     properties: _containers.ScalarMap[str, str]
-    def __init__(
-        self, sql: _Optional[str] = ..., properties: _Optional[_Mapping[str, str]] = ...
-    ) -> None: ...
+    def __init__(self, sql: _Optional[str] = ..., properties: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ExecuteResponse(_message.Message):
     __slots__ = ("json",)
