@@ -9,6 +9,7 @@ import pytest
 from hypothesis import settings
 
 from hispeed.log.embedded import EmbeddedLog
+from hispeed.testing.wait import wait_for
 
 # CI explores the same examples every run, so that a landing never depends on luck; run the
 # suite locally (or raise HISPEED_HYPOTHESIS_EXAMPLES) to explore new ones.
@@ -16,23 +17,9 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-pytest_plugins = ["hispeed.testing.services"]
+pytest_plugins = ["hispeed.testing.services", "hispeed.testing.server"]
 
 LogFactory = Callable[..., EmbeddedLog]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll `predicate` until it returns something truthy (and return that); fail after
-    `timeout` seconds."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(0.02)
-    raise AssertionError(f"nothing within {timeout}s")
 
 
 @pytest.fixture
@@ -55,3 +42,6 @@ def log_factory(tmp_path: Path) -> Iterator[LogFactory]:
 @pytest.fixture
 def log(log_factory: LogFactory) -> EmbeddedLog:
     return log_factory()
+
+
+__all__ = ["LogFactory", "wait_for"]

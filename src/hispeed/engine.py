@@ -470,7 +470,7 @@ class Engine:
         query_id = self._next_query_id(f"{prefix}_{stmt.name}")
         self.catalog.add(sink, replace=stmt.or_replace)
         sink.writer = query_id
-        self._start(query_id, text, plan, sink)
+        self._start(query_id, text, plan, sink, props)
         return Result("status", f"Created query with ID {query_id}", query_id=query_id)
 
     def _insert_into(self, stmt: ast.InsertInto, text: str, replay: bool) -> Result:
@@ -508,11 +508,18 @@ class Engine:
             return f"INSERTQUERY_{self._query_counter - 1}"
         return f"{base}_{self._query_counter - 1}"
 
-    def _start(self, query_id: str, text: str, plan: QueryPlan, sink: Source) -> None:
+    def _start(
+        self,
+        query_id: str,
+        text: str,
+        plan: QueryPlan,
+        sink: Source,
+        props: Mapping[str, Any] | None = None,
+    ) -> None:
         join = plan.join
         sources = [s.source.name for s in join.sides] if join is not None else [plan.source.name]
         self.catalog.queries[query_id] = QueryInfo(query_id, text, sink.name, sources)
-        self.tasks[query_id] = QueryTask(self, query_id, plan, sink)
+        self.tasks[query_id] = QueryTask(self, query_id, plan, sink, properties=props)
 
     def _insert_values(self, stmt: ast.InsertValues) -> Result:
         target = self.catalog.sources.get(stmt.target)

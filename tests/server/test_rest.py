@@ -340,3 +340,30 @@ def test_websocket_produce_answers_offsets_and_refuses_bad_records(
         assert "not JSON" in json.loads(ws.recv(timeout=5))["message"]
     log_ = server.engine.log
     assert log_.offsets("clicks", 0)[1] == 2  # the bad message wrote nothing
+
+
+def test_set_holds_for_the_rest_of_its_request_only(server: RunningServer) -> None:
+    r = ksql(server, "SET 'auto.offset.reset'='latest'; SHOW PROPERTIES;")
+    props = {p["name"]: p["value"] for p in r.json()[0]["properties"]}
+    assert props["auto.offset.reset"] == "earliest"  # the engine's own: not changed for all
+    assert [e["@type"] for e in r.json()] == ["properties"]
+
+
+def test_set_applies_to_the_statements_after_it(server: RunningServer) -> None:
+    ksql(server, READINGS)
+    produce(server, "readings", [{"device": "old", "x": 1}])
+    r = ksql(
+        server,
+        "SET 'auto.offset.reset'='latest'; CREATE STREAM fresh AS SELECT * FROM readings;",
+    )
+    assert r.status_code == 200, r.text
+    time.sleep(0.5)
+    produce(server, "readings", [{"device": "new", "x": 2}])
+    log_ = server.engine.log
+
+    def keys() -> list[bytes]:
+        return [k for p in (0, 1) for k in log_.read_table("FRESH", p).column("key").to_pylist()]
+
+    server.wait_for(keys)
+    time.sleep(0.3)
+    assert keys() == [b"new"]

@@ -550,7 +550,9 @@ def qtt(paths: tuple[Path, ...], as_json: bool, name_filter: str | None, verbose
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn every failure into one line and an exit code."""
     try:
-        cli.main(args=argv, prog_name="hispeed", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="hispeed", standalone_mode=False)
+        if isinstance(code, int) and code:  # a command's ctx.exit(n)
+            sys.exit(code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

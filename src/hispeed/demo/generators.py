@@ -83,24 +83,25 @@ class SenseHat(Generator):
 
     def records(self, n: int) -> list[Generated]:
         devices = self.devices()
-        device = devices[n % len(devices)]
-        rng = self.rng(n)
         if n % self.joystick_every == self.joystick_every - 1:
             device = devices[(n // self.joystick_every) % len(devices)]
-            event = {
-                "button": "held" if rng.random() < 0.3 else "pressed",
-                "direction": rng.choice(["up", "down", "left", "right", "middle"]),
-                "device": device,
-            }
-            out = [
-                Generated(f"{device}alerts", "alert", event),
-                Generated(device, "alert", event),
-            ]
-            if event["button"] == "held":
-                out.append(Generated("alerts", "alert", event))
-            return out
-        t = n / max(1, len(devices))  # a slow drift, so charts show movement
-        reading = {
+            return joystick_records(self.joystick(device, n))
+        device = devices[n % len(devices)]
+        return [Generated(device, "message", self.reading(n, n / len(devices)))]
+
+    def joystick(self, device: str, n: int) -> dict[str, str]:
+        """A joystick event of `device`: pressed or held, in one of five directions."""
+        rng = self.rng(n, "joystick")
+        return {
+            "button": "held" if rng.random() < 0.3 else "pressed",
+            "direction": rng.choice(["up", "down", "left", "right", "middle"]),
+            "device": device,
+        }
+
+    def reading(self, n: int, t: float) -> dict[str, Any]:
+        """Reading `n`, at time step `t` of a slow drift (so that charts show movement)."""
+        rng = self.rng(n)
+        return {
             "orentation": {
                 "pitch": round((rng.gauss(0, 2) + 10 * math.sin(t / 20)) % 360, 3),
                 "roll": round(rng.gauss(0, 2) % 360, 3),
@@ -118,7 +119,16 @@ class SenseHat(Generator):
                 "z": round(rng.gauss(1, 0.01), 4),
             },
         }
-        return [Generated(device, "message", reading)]
+
+
+def joystick_records(event: dict[str, str]) -> list[Generated]:
+    """Where a joystick event goes, as the course's devices send it: to `<device>alerts` and
+    `<device>` (key "alert"), and a "held" one to the shared `alerts` too."""
+    device = event["device"]
+    out = [Generated(f"{device}alerts", "alert", event), Generated(device, "alert", event)]
+    if event["button"] == "held":
+        out.append(Generated("alerts", "alert", event))
+    return out
 
 
 class Weather(Generator):
@@ -215,15 +225,19 @@ class Clickstream(Generator):
 
     def records(self, n: int) -> list[Generated]:
         rng = self.rng(n)
+        url = rng.choice(_PAGES)
+        status = rng.choices((200, 302, 404, 500), weights=(90, 5, 4, 1))[0]
+        size = rng.randint(200, 40_000)
+        userid = str(rng.randint(1, self.keys or 100))
         value = {
             "time": 1_700_000_000_000 + n * 20,
-            "url": rng.choice(_PAGES),
-            "status": rng.choices((200, 302, 404, 500), weights=(90, 5, 4, 1))[0],
-            "bytes": rng.randint(200, 40_000),
-            "userid": str(rng.randint(1, self.keys or 100)),
+            "url": url,
+            "status": status,
+            "bytes": size,
+            "userid": userid,
             "agent": rng.choice(_AGENTS),
         }
-        return [Generated("my_clickstream_topic", value["userid"], value)]
+        return [Generated("my_clickstream_topic", userid, value)]
 
 
 class AuthorizationAttempts(Generator):
@@ -334,4 +348,4 @@ def generator(name: str, seed: int = 42, keys: int | None = None) -> Generator:
     return cls(seed, keys)
 
 
-__all__ = ["GENERATORS", "Generated", "Generator", "generator"]
+__all__ = ["GENERATORS", "Generated", "Generator", "SenseHat", "generator", "joystick_records"]

@@ -11,7 +11,7 @@ import logging
 import pickle
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -70,10 +70,12 @@ class QueryTask:
         sink: Source,
         *,
         tables_from_beginning: bool = False,
+        properties: Mapping[str, Any] | None = None,
     ) -> None:
         """`tables_from_beginning`: a new query reads the tables a stream joins from their
         first record whatever `auto.offset.reset` says (a push query starting now still
-        sees the tables' current rows)."""
+        sees the tables' current rows). `properties`: the statement's own (the engine's
+        with the request's overrides), else the engine's."""
         self.engine = engine
         self.log = engine.log
         self.id = query_id
@@ -82,7 +84,8 @@ class QueryTask:
         self.source = plan.source
         self.group = f"_hispeed_query_{query_id}"
         self.changelog_topic = f"_hispeed_{query_id}_changelog"
-        reset = str(engine.properties.get("auto.offset.reset", "earliest")).lower()
+        props = properties if properties is not None else engine.properties
+        reset = str(props.get("auto.offset.reset", "earliest")).lower()
         self.join = None
         topics = [self.source.topic]
         if plan.join is not None:

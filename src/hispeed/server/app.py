@@ -504,6 +504,7 @@ class Server:
             grpc_server = GrpcServer(self.engine, self.settings)
             grpc_server.start()
             self.components.append(grpc_server)
+            self.state.extra_stats["grpc"] = grpc_server.stats
 
     def _stop_components(self) -> None:
         for c in reversed(self.components):

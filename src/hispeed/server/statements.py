@@ -50,6 +50,7 @@ def run_ksql(
     if not text.strip():
         return 400, error_body('No statements were given: send them as {"ksql": "..."}', 40000)
     entities: list[Any] = []
+    request_props = dict(properties or {})
     with engine._lock:
         statements = parse_iter(text, engine.catalog.types)
         consumed = 0  # where the statements not yet run begin in `text`
@@ -70,7 +71,14 @@ def run_ksql(
                         statement=statement_text,
                         entities=entities,
                     )
-                result = engine._execute(parsed, dict(properties or {}))
+                if isinstance(stmt, ast.SetProperty | ast.UnsetProperty):
+                    # as ksqlDB: a SET holds for the rest of its request, not for everyone
+                    if isinstance(stmt, ast.SetProperty):
+                        request_props[stmt.name] = stmt.value
+                    else:
+                        request_props.pop(stmt.name, None)
+                    continue
+                result = engine._execute(parsed, dict(request_props))
             except SqlError as e:
                 unparsed = text[consumed:].strip()
                 return 400, error_body(

@@ -1,0 +1,70 @@
+"""Pytest fixtures for a running hispeed server on a free loopback port, over an engine in a
+temporary directory: `server` (default settings) and `server_factory(**settings)`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hispeed.config import Settings
+from hispeed.engine import Engine
+from hispeed.server.app import Server
+from hispeed.testing.services import free_port
+from hispeed.testing.wait import wait_for
+
+
+@dataclass
+class RunningServer:
+    url: str
+    engine: Engine
+    server: Server
+    settings: Settings
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Poll `predicate` until it returns something truthy; fail after `timeout` s."""
+        return wait_for(predicate, timeout)
+
+
+ServerFactory = Callable[..., RunningServer]
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
+    """Start servers with settings overrides (`auth_file=...`); all stopped at the end."""
+    started: list[RunningServer] = []
+
+    def start(**overrides: Any) -> RunningServer:
+        overrides.setdefault("grpc_port", 0)
+        data_dir = tmp_path / f"data{len(started)}"
+        settings = Settings.load(
+            None, env={}, data_dir=data_dir, port=free_port(), fsync="never", **overrides
+        )
+        engine = Engine(data_dir, fsync="never")
+        engine.start()
+        try:
+            server = Server(engine, settings)
+            server.start()
+        except BaseException:
+            engine.close()
+            raise
+        running = RunningServer(f"http://127.0.0.1:{settings.port}", engine, server, settings)
+        started.append(running)
+        return running
+
+    yield start
+    for s in started:
+        s.server.stop()
+        s.engine.close()
+
+
+@pytest.fixture
+def server(server_factory: ServerFactory) -> RunningServer:
+    """One server with default settings (no auth, no gRPC, no MQTT)."""
+    return server_factory()
+
+
+__all__ = ["RunningServer", "ServerFactory", "server", "server_factory", "wait_for"]
