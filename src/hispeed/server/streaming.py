@@ -95,6 +95,11 @@ class QueryRegistry:
         session.cancel()
         return True
 
+    def sessions(self) -> list[QuerySession]:
+        """The push queries being served now."""
+        with self._lock:
+            return list(self._sessions.values())
+
     def close_all(self) -> None:
         with self._lock:
             sessions = list(self._sessions.values())
@@ -117,11 +122,14 @@ class QuerySession:
         registry: QueryRegistry | None = None,
     ) -> None:
         self.engine = engine
+        self.sql = sql
         self.registry = registry
         self.properties = dict(properties or {})
         self.closed = False
         self.cancelled = False
         self.limit_reached = False
+        #: rows handed out so far
+        self.delivered = 0
         self._push: Any = None
         self._pull_rows: list[dict[str, Any]] | None = None
         self._print: ast.Print | None = None
@@ -216,6 +224,7 @@ class QuerySession:
         got = push.poll(timeout)
         names = self.header.names
         out = [[json_value(r.get(n)) for n in names] for r in got]
+        self.delivered += len(out)
         if push.closed:
             self.limit_reached = push.limit is not None and push.delivered >= push.limit
             self.close()
