@@ -224,3 +224,27 @@ def test_drop_connector_stops_it(tmp_path: Path) -> None:
         time.sleep(0.3)
         assert MemorySink.written.get("D", []) == []
         assert not [t for t in threading.enumerate() if t.name == "connector-D"]
+
+
+def test_the_dashboard_overview_shows_connectors_and_their_trouble(tmp_path: Path) -> None:
+    from hispeed.server.dashboard import Overview
+
+    MemorySink.written.clear()
+    with Engine(tmp_path / "data", fsync="never") as engine:
+        engine.execute(READINGS)
+        MemorySink.down["DASH"] = True
+        engine.execute(
+            "CREATE SINK CONNECTOR dash WITH ('connector.class'='test-memory', "
+            "'topics'='readings');"
+        )
+        engine.insert("readings", {"DEVICE": "a", "X": 1.0})
+        overview = Overview(engine)
+        row = wait_for(
+            lambda: next(
+                (c for c in overview.document()["connectors"] if c["state"] == "RETRYING"), None
+            )
+        )
+        assert row["name"] == "DASH"
+        assert row["type"] == "sink"
+        assert row["lag"] == 1
+        assert "the store is down" in row["last_error"]

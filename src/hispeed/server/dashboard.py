@@ -122,8 +122,33 @@ class Overview:
             "tables": [_source(s, records) for s in sources if s.kind == "TABLE"],
             "topics": topics,
             "queries": self.queries(persistent, push),
+            "connectors": self.connectors(),
             "processing_log": self.processing_log(),
         }
+
+    def connectors(self) -> list[dict[str, Any]]:
+        """Each connector's state, counts, lag (sinks) and last error."""
+        connectors = self.engine.connectors
+        out = []
+        for row in connectors.rows():
+            try:
+                info = connectors.describe(row["name"])
+            except HispeedError:  # dropped while we looked
+                continue
+            out.append(
+                {
+                    "name": info["name"],
+                    "type": info["type"],
+                    "class": info["className"],
+                    "state": info["state"],
+                    "records": info["records"],
+                    "errors": info["errors"],
+                    "lag": info.get("lag"),
+                    "topics": info.get("topics", []),
+                    "last_error": info.get("lastError"),
+                }
+            )
+        return out
 
     def topics(self) -> list[dict[str, Any]]:
         log_ = self.engine.log

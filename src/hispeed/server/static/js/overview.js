@@ -65,6 +65,34 @@ function queriesTable(queries) {
   );
 }
 
+function connectorsTable(connectors) {
+  if (!connectors.length) return empty("no connectors (CREATE SINK|SOURCE CONNECTOR ...)");
+  return table(
+    [
+      "name",
+      "type",
+      "class",
+      "state",
+      "topics",
+      { name: "records", class: "num" },
+      { name: "lag", class: "num" },
+      { name: "errors", class: "num" },
+      "last error",
+    ],
+    connectors.map((c) => [
+      h("span", { class: "mono" }, c.name),
+      c.type,
+      c.class,
+      h("span", { class: `badge ${c.state === "RUNNING" ? "running" : "other"}` }, c.state),
+      (c.topics || []).join(", "),
+      count(c.records),
+      c.lag === null || c.lag === undefined ? "–" : count(c.lag),
+      c.errors ? h("span", { class: "errors" }, count(c.errors)) : "0",
+      c.last_error ? h("span", { title: c.last_error }, c.last_error) : "",
+    ]),
+  );
+}
+
 function processingLogTable(records) {
   if (!records.length) return empty("no processing errors");
   return table(
@@ -121,6 +149,8 @@ export class OverviewPanels {
     replace(document.getElementById("topics"), topicsTable(doc.topics, this.showInternal.checked));
     replace(document.getElementById("queries"), queriesTable(doc.queries));
     replace(document.getElementById("plog"), processingLogTable(doc.processing_log));
+    replace(document.getElementById("connectors"), connectorsTable(doc.connectors || []));
+    document.getElementById("connectors-count").textContent = (doc.connectors || []).length || "";
     document.getElementById("streams-count").textContent = doc.streams.length || "";
     document.getElementById("tables-count").textContent = doc.tables.length || "";
     document.getElementById("topics-count").textContent = doc.topics.filter((t) => !t.internal).length || "";
