@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from hispeed import __version__
+from hispeed.cli.demo import demo
 from hispeed.cli.shell import sql as sql_shell
 from hispeed.config import Settings
 from hispeed.errors import HispeedError
@@ -66,6 +67,7 @@ def cli(
 
 
 cli.add_command(sql_shell)
+cli.add_command(demo)
 
 
 @cli.command()
