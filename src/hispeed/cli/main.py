@@ -501,6 +501,31 @@ def bench_server(as_json: bool, records: int, batch: int, seconds: float) -> Non
         click.echo(f"{name:28s} {shown} {unit}")
 
 
+@bench.command("redis")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--records", type=click.IntRange(10_000), default=200_000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=10_000, show_default=True)
+@click.option("--mode", "modes", multiple=True, help="Only these sink modes (default: all).")
+def bench_redis(as_json: bool, records: int, batch_size: int, modes: tuple[str, ...]) -> None:
+    """Redis sink writes per second, per mode, into a Redis of the bench's own (one core)."""
+    from hispeed.bench import redis as bench_redis_module
+
+    show = sys.stderr.isatty()
+
+    def progress(phase: str, done: int) -> None:
+        if show:
+            click.echo(f"\r{phase}: {done} batches   ", err=True, nl=False)
+
+    results = bench_redis_module.run(records, batch_size, list(modes) or None, progress)
+    if show:
+        click.echo("\r" + " " * 40 + "\r", err=True, nl=False)
+    if as_json:
+        click.echo(json.dumps(results))
+        return
+    for name, value in results.items():
+        click.echo(f"{name:24s} {value:>14,} writes/s")
+
+
 # -- conformance ----------------------------------------------------------------------------
 
 
