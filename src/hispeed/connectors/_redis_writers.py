@@ -113,19 +113,28 @@ def _texts(values: Sequence[Any]) -> list[str] | None:
 _SIZES = tuple(str(n) for n in range(4096))
 
 
-def _bulks(texts: list[str], head: str = "") -> list[Iterable[str]]:
-    """The pieces of many bulk strings, each after `head`, as iterables to zip: one piece
-    of each per record, so that `"".join(chain.from_iterable(zip(...)))` makes the text of
-    many commands in C loops, without Python code per record."""
+def _lengths(texts: list[str]) -> Iterable[str]:
+    """The byte length of each text, as text."""
     if all(map(str.isascii, texts)):
         sizes = list(map(len, texts))
         if max(sizes, default=0) < len(_SIZES):
-            lengths: Iterable[str] = map(_SIZES.__getitem__, sizes)
-        else:
-            lengths = map(str, sizes)
-    else:
-        lengths = [str(len(t) if t.isascii() else _blen(t)) for t in texts]
-    return [repeat(head + "$"), lengths, repeat("\r\n"), texts, repeat("\r\n")]
+            return map(_SIZES.__getitem__, sizes)
+        return map(str, sizes)
+    return [str(len(t) if t.isascii() else _blen(t)) for t in texts]
+
+
+def commands_text(head: str, args: list[tuple[str, list[str]]]) -> str:
+    """The text of many commands of one shape: `head` (like `*4\\r\\n$4\\r\\nHSET\\r\\n`),
+    then per (before, texts) the constant `before` (bulk text, may be empty) and the bulk
+    string of texts[i], for every i. Made in C loops, without Python code per command: the
+    pieces are zipped, chained and joined."""
+    pieces: list[Iterable[str]] = []
+    before = head
+    for prefix, texts in args:
+        pieces += [repeat(before + prefix + "$"), _lengths(texts), repeat("\r\n"), texts]
+        before = "\r\n"
+    pieces.append(repeat("\r\n"))
+    return "".join(chain.from_iterable(zip(*pieces, strict=False)))
 
 
 def describe_record(batch: SinkBatch, i: int) -> str:
@@ -328,26 +337,23 @@ class HashWriter(Writer):
         if not columns or set(map(len, chunk)) != {len(first)}:
             return False
         try:
-            values = list(map(itemgetter(*columns), chunk))
+            by_column = [list(map(itemgetter(c), chunk)) for c in columns]
         except KeyError:
             return False
-        by_column = [values] if len(columns) == 1 else list(zip(*values, strict=True))
         key_texts: list[str] = keys  # type: ignore[assignment]
-        pieces = [repeat(f"*{2 * len(columns) + 2}\r\n$4\r\nHSET\r\n"), *_bulks(key_texts)]
+        args = [("", key_texts)]
         for name, column in zip(columns, by_column, strict=True):
             column_texts = _texts(column)
             if column_texts is None:
                 return False
-            pieces.extend(_bulks(column_texts, bulk(name)))
-        plan.parts.append("".join(chain.from_iterable(zip(*pieces, strict=False))))
+            args.append((bulk(name), column_texts))
+        plan.parts.append(commands_text(f"*{2 * len(columns) + 2}\r\n$4\r\nHSET\r\n", args))
         plan.owners.extend(range(start, stop))
         plan.keys.extend(key_texts)
         if self.ttl_seconds is not None:
-            head = repeat("*3\r\n$6\r\nEXPIRE\r\n")
-            expire = repeat(bulk(str(self.ttl_seconds)))
-            plan.parts.append(
-                "".join(chain.from_iterable(zip(head, *_bulks(key_texts), expire, strict=False)))
-            )
+            seconds = [str(self.ttl_seconds)] * len(key_texts)
+            expire = commands_text("*3\r\n$6\r\nEXPIRE\r\n", [("", key_texts), ("", seconds)])
+            plan.parts.append(expire)
             plan.owners.extend(range(start, stop))
             plan.keys.extend(key_texts)
         return True
