@@ -1,3 +1,6 @@
 """The connectors hispeed ships; importing this module registers them."""
 
-from hispeed.connectors import datagen, redis  # noqa: F401
+import hispeed.connectors.datagen
+import hispeed.connectors.redis
+
+__all__ = ["hispeed"]
