@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis as redis_py
 
 from hispeed.connectors.redis import RedisSink
-from hispeed.testing.services import Service
+from hispeed.testing.services import Service, free_port, require_binary, stop, wait_for_port
 
 SinkFactory = Callable[..., RedisSink]
 
@@ -45,3 +47,37 @@ def redis_sink_factory(redis_server: Service) -> Iterator[SinkFactory]:
     yield make
     for s in made:
         s.stop()
+
+
+class RedisProcess:
+    """A redis-server of a test's own on a fixed port, to stop (by its PID) and start again."""
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        self.proc = subprocess.Popen(
+            [*args, "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, self.proc, "redis-server")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+
+
+@pytest.fixture
+def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A started redis-server that the test may stop and start again; stopped at the end."""
+    process = RedisProcess(require_binary("redis-server", "redis-server"), tmp_path)
+    process.start()
+    yield process
+    process.stop()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +16,8 @@ from hispeed.connectors.base import (
     connector_class,
 )
 from hispeed.connectors.redis import RedisSink
-from hispeed.testing.services import free_port, require_binary, stop, wait_for_port
-from tests.connectors.conftest import SinkFactory
+from hispeed.testing.services import free_port
+from tests.connectors.conftest import RedisProcess, SinkFactory
 
 pytestmark = pytest.mark.services
 
@@ -570,27 +568,13 @@ def test_publish_sends_each_record_to_its_channel(
 # -- Redis away --------------------------------------------------------------------------------
 
 
-def _start_redis(binary: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_port(port, proc, "redis-server")
-    return proc
-
-
 def test_an_unreachable_redis_is_retriable_and_the_batch_goes_in_once_it_is_back(
-    tmp_path: Path,
+    redis_process: RedisProcess,
 ) -> None:
-    binary = require_binary("redis-server", "redis-server")
-    port = free_port()
-    proc = _start_redis(binary, port, tmp_path)
-    url = f"redis://127.0.0.1:{port}"
     sink = RedisSink(
         "outage",
         {
-            "redis.url": url,
+            "redis.url": redis_process.url,
             "redis.mode": "zset",
             "zset.key": "lb",
             "score.column": "S",
@@ -600,21 +584,34 @@ def test_an_unreachable_redis_is_retriable_and_the_batch_goes_in_once_it_is_back
     try:
         sink.start()
         sink.write(make_batch([{"ID": "a", "S": 1}]))
-        stop(proc)  # Redis goes away, by its PID
+        redis_process.stop()  # Redis goes away, by its PID
         batch = make_batch([{"ID": "b", "S": 2}], start=1)
         with pytest.raises(RetriableError, match="outage"):
             sink.write(batch)
         with pytest.raises(RetriableError, match="cannot connect"):
             sink.write(batch)  # the runner's retry, still down
-        proc = _start_redis(binary, port, tmp_path)
+        redis_process.start()  # empty: no persistence
         sink.write(batch)  # the same batch, once Redis is back
         assert batch.failures == []
-        client = redis_py.Redis(port=port, decode_responses=True)
+        client = redis_py.Redis(port=redis_process.port, decode_responses=True)
         assert client.zrange("lb", 0, -1, withscores=True) == [("b", 2.0)]
         client.close()
     finally:
         sink.stop()
-        stop(proc)
     never = RedisSink("nowhere", {"redis.url": f"redis://127.0.0.1:{free_port()}"})
     with pytest.raises(RetriableError, match="nowhere: cannot connect"):
         never.start()
+
+
+@pytest.mark.parametrize("ttl", ["", "60"])
+def test_a_wrong_type_deep_in_a_large_batch_fails_the_right_record(
+    redis_sink_factory: SinkFactory, redis_client: redis_py.Redis, redis_prefix: str, ttl: str
+) -> None:
+    redis_client.rpush(f"{redis_prefix}:k2500", "a list")
+    options = {"ttl_seconds": ttl} if ttl else {}
+    sink = redis_sink_factory(redis_mode="hash", key_template=redis_prefix + ":{KEY}", **options)
+    batch = make_batch([{"ID": f"k{i}", "N": i, "X": i / 2} for i in range(5000)])
+    sink.write(batch)
+    assert [i for i, _ in batch.failures] == [2500]
+    assert f"'{redis_prefix}:k2500'" in batch.failures[0][1]
+    assert redis_client.hgetall(f"{redis_prefix}:k4999") == {"N": "4999", "X": "2499.5"}

@@ -10,6 +10,7 @@ import redis as redis_py
 from hispeed.engine import Engine
 from hispeed.testing.services import Service
 from tests.conftest import wait_for
+from tests.connectors.conftest import RedisProcess
 
 pytestmark = pytest.mark.services
 
@@ -53,3 +54,37 @@ def test_a_leaderboard_and_a_latest_reading_cache_from_sql(
         info = engine.execute("DESCRIBE CONNECTOR leaders;")[0].info
         assert info["details"]["mode"] == "zset"
         assert info["errors"] == 0
+
+
+def test_a_sink_waits_out_a_redis_restart_and_loses_nothing(
+    tmp_path: Path, redis_process: RedisProcess
+) -> None:
+    port = redis_process.port
+    client = redis_py.Redis(port=port, decode_responses=True)
+    try:
+        with Engine(tmp_path / "data", fsync="never") as engine:
+            engine.execute(
+                "CREATE STREAM visits (page STRING KEY, user_id STRING) "
+                "WITH (kafka_topic='visits', value_format='JSON', partitions=1);"
+                "CREATE SINK CONNECTOR uniques WITH ('connector.class'='redis', "
+                f"'redis.url'='redis://127.0.0.1:{port}', 'source'='VISITS', "
+                "'redis.mode'='hll', 'key.template'='visitors:{PAGE}', "
+                "'element.column'='USER_ID', 'redis.timeout.ms'='500');"
+            )
+            engine.insert("visits", {"PAGE": "/home", "USER_ID": "u1"})
+            wait_for(lambda: client.pfcount("visitors:/home") == 1)
+            redis_process.stop()  # Redis goes away, by its PID
+            for user in ("u2", "u3", "u2"):
+                engine.insert("visits", {"PAGE": "/home", "USER_ID": user})
+
+            def state() -> str:
+                return str(engine.execute("DESCRIBE CONNECTOR uniques;")[0].info["state"])
+
+            wait_for(lambda: state() == "RETRYING")
+            info = engine.execute("DESCRIBE CONNECTOR uniques;")[0].info
+            assert "connector UNIQUES: Redis at" in info["lastError"]
+            redis_process.start()  # empty again: no persistence; the lost visitor u1 is gone
+            wait_for(lambda: state() == "RUNNING", timeout=15)
+            wait_for(lambda: client.pfcount("visitors:/home") == 2)  # u2, u3: none lost
+    finally:
+        client.close()

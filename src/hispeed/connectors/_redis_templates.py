@@ -128,6 +128,10 @@ class KeyTemplate:
                     actual = next((c for c in row if c.lower() == name.lower()), name)
                     break
             values = [MISSING if r is None else r.get(actual, MISSING) for r in rows]
+        if set(map(type, values)) == {str}:  # the common case, without a test per record
+            if before or after:
+                return [before + v + after for v in values], errors
+            return list(values), errors
         for i in range(n):
             v = values[i]
             t = type(v)

@@ -43,7 +43,7 @@ class SkippedError(Exception):
 
 
 #: commands a writer makes before it sends them, so that Redis works while the rest is made
-FLUSH_EVERY = 1024
+FLUSH_EVERY = 512
 
 
 class Plan:
@@ -109,18 +109,18 @@ def _texts(values: Sequence[Any]) -> list[str] | None:
     return [v if type(v) is str else _val(v) for v in values]
 
 
-#: the text of small lengths, looked up rather than made
-_SIZES = tuple(str(n) for n in range(4096))
+#: the text of small lengths and the line end after them, looked up rather than made
+_SIZES = tuple(f"{n}\r\n" for n in range(4096))
 
 
 def _lengths(texts: list[str]) -> Iterable[str]:
-    """The byte length of each text, as text."""
+    """The byte length of each text, as text, and the line end after it."""
     if all(map(str.isascii, texts)):
         sizes = list(map(len, texts))
         if max(sizes, default=0) < len(_SIZES):
             return map(_SIZES.__getitem__, sizes)
-        return map(str, sizes)
-    return [str(len(t) if t.isascii() else _blen(t)) for t in texts]
+        return [f"{n}\r\n" for n in sizes]
+    return [f"{len(t) if t.isascii() else _blen(t)}\r\n" for t in texts]
 
 
 def commands_text(head: str, args: list[tuple[str, list[str]]]) -> str:
@@ -131,7 +131,7 @@ def commands_text(head: str, args: list[tuple[str, list[str]]]) -> str:
     pieces: list[Iterable[str]] = []
     before = head
     for prefix, texts in args:
-        pieces += [repeat(before + prefix + "$"), _lengths(texts), repeat("\r\n"), texts]
+        pieces += [repeat(before + prefix + "$"), _lengths(texts), texts]
         before = "\r\n"
     pieces.append(repeat("\r\n"))
     return "".join(chain.from_iterable(zip(*pieces, strict=False)))
