@@ -153,6 +153,35 @@ class QueryTask:
         polled = self.consumer.poll(timeout, max_records=max_records)
         if not polled:
             return 0
+        firsts: dict[TopicPartition, int] = {}
+        for item in polled:
+            first = item.batch.column(0)[0].as_py()
+            firsts[item.partition] = min(first, firsts.get(item.partition, first))
+        try:
+            return self._process_polled(polled)
+        except Exception:
+            self._rewind(firsts)
+            raise
+
+    def _rewind(self, firsts: dict[TopicPartition, int]) -> None:
+        """After a batch failed part-way (a lookup whose server is away): read it again from
+        where it began, with the state as the changelog last committed it, so that nothing
+        is skipped and nothing counted twice."""
+        for tp, offset in firsts.items():
+            self.consumer.seek(tp, offset)
+        self.stream_time = {}
+        if self.aggregator is not None:
+            from hispeed.runtime.aggregate import Aggregator
+
+            self.aggregator = Aggregator(self)
+        if self.join is not None:
+            from hispeed.runtime.join import JoinRuntime
+
+            self.join = JoinRuntime(self.plan, self.id)
+        if self.aggregator is not None or self.join is not None:
+            self._restore()
+
+    def _process_polled(self, polled: list[PolledBatch]) -> int:
         out = Outputs()
         positions: dict[TopicPartition, int] = {}
         n = 0
