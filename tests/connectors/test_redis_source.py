@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis as redis_py
 
-from hispeed.connectors.base import ConnectorError, SourceRecord
+from hispeed.connectors.base import ConnectorError, RetriableError, SourceRecord
 from hispeed.connectors.redis import RedisSource
 from hispeed.testing.services import Service
 
@@ -127,3 +127,28 @@ def test_a_source_needs_what_it_reads() -> None:
         RedisSource("s", {"redis.source": "stream"})
     with pytest.raises(ConnectorError, match="pubsub, stream or keyspace"):
         RedisSource("s", {"redis.source": "list"})
+
+
+def test_a_stream_source_whose_connection_drops_reads_what_it_had_not_handed_out(
+    source_factory: SourceFactory, redis_client: redis_py.Redis, redis_prefix: str
+) -> None:
+    stream = f"{redis_prefix}:jobs"
+    for i in range(4):
+        redis_client.xadd(stream, {"job": f"j{i}"}, id=f"{i + 1}-0")
+    source = source_factory(
+        redis_source="stream", redis_stream=stream, redis_group="g", batch_size="2"
+    )
+    assert [r.position for r in poll_until(source, 2)] == ["1-0", "2-0"]
+    # entries 3 and 4 are delivered to the consumer, and the connection is lost on the way
+    redis_client.xreadgroup("g", "test_source", {stream: ">"}, count=2)
+    for c in redis_client.client_list():
+        if c["cmd"] in ("xreadgroup", "xack"):
+            redis_client.client_kill_filter(_id=c["id"])
+    got: list[SourceRecord] = []
+    deadline = time.monotonic() + 5
+    while len(got) < 2 and time.monotonic() < deadline:
+        try:
+            got += source.poll(0.1)
+        except RetriableError:  # the runner retries the poll
+            continue
+    assert [r.position for r in got] == ["3-0", "4-0"]

@@ -99,13 +99,18 @@ class RedisSink(SinkConnector):
         if not len(batch):
             return
         plan = Plan(self.conn.send_text)
-        self.writer.plan(batch, plan)
-        if not plan.owners:
-            return
-        rest = plan.rest()
-        if rest:
-            self.conn.send_text(rest)
-        errors = self.conn.collect(len(plan.owners), plan.simple)
+        try:
+            self.writer.plan(batch, plan)
+            if not plan.owners:
+                return
+            rest = plan.rest()
+            if rest:
+                self.conn.send_text(rest)
+            errors = self.conn.collect(len(plan.owners), plan.simple)
+        except BaseException:
+            # commands may have gone out without their replies read: start afresh
+            self.conn.close()
+            raise
         if not errors:
             return
         for _, message in errors:
@@ -292,6 +297,7 @@ class RedisSource(SourceConnector):
             return self._poll_messages(timeout)
         except RetriableError:
             self._listening = False
+            self._pending = True  # entries delivered on the lost connection come again
             raise
 
     def _poll_messages(self, timeout: float) -> list[SourceRecord]:
