@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import subprocess
@@ -173,8 +174,18 @@ class Terminal:
         os.write(self.master, keys.encode())
 
     def close(self) -> int:
-        code = self.proc.wait(20)
-        os.close(self.master)
+        try:
+            code = self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            with contextlib.suppress(OSError):
+                self.seen += os.read(self.master, 65536).decode(errors="replace")
+            raise AssertionError(
+                f"the shell did not exit; the terminal shows:\n{self.seen}"
+            ) from None
+        finally:
+            os.close(self.master)
         return code
 
 
