@@ -117,3 +117,19 @@ def test_timestamp_column_with_a_format(engine: Engine) -> None:
     assert len(rows) == 1  # the record without a valid time went to the processing log
     assert json.loads(rows[0]["value"]) == {"RT": 1704164645000, "P": 0, "O": 0}
     assert rows[0]["timestamp"] == 1704164645000
+
+
+@pytest.mark.parametrize(
+    ("select", "column"),
+    [
+        ("CREATE STREAM o AS SELECT k, v, v FROM s;", "`V` INTEGER"),
+        ("CREATE STREAM o AS SELECT k, CAST(v AS STRING) AS k FROM s;", "`K` STRING"),
+        ("CREATE TABLE o AS SELECT k, COUNT(*) AS k FROM s GROUP BY k;", "`K`"),  # untyped
+    ],
+)
+def test_a_duplicate_column_is_named_with_its_type(
+    engine: Engine, select: str, column: str
+) -> None:
+    with pytest.raises(SqlError) as caught:
+        engine.execute(select)
+    assert f"Duplicate value columns found in schema: {column};" in str(caught.value)

@@ -69,6 +69,48 @@ def test_a_passing_a_failing_and_an_expected_error_case(tmp_path: Path) -> None:
     assert results["sr - JSON"].status == "passed"
 
 
+def test_rest_cases_run_each_statement_on_its_own_over_four_partitions(tmp_path: Path) -> None:
+    rest = tmp_path / "rest-query-validation-tests"
+    rest.mkdir()
+    create = "CREATE STREAM S (K STRING KEY, ID INT) WITH (kafka_topic='t', value_format='JSON');"
+    path = rest / "cases.json"
+    path.write_text(
+        json.dumps(
+            {
+                "tests": [
+                    {
+                        "name": "syntax error",
+                        "statements": [create, "SELECT * FROM S LIMIT heh;"],
+                        "expectedError": {"message": "line 1:23: Syntax Error\n\nStatement: x"},
+                    },
+                    {
+                        "name": "partition of the key",
+                        "statements": [
+                            create,
+                            "SELECT K, ROWPARTITION FROM S EMIT CHANGES LIMIT 1;",
+                        ],
+                        "inputs": [{"topic": "t", "key": "x", "value": {"id": 1}}],
+                        "responses": [
+                            {"admin": {"@type": "currentStatus"}},
+                            {
+                                "query": [
+                                    {"header": {"schema": "`K` STRING, `ROWPARTITION` INTEGER"}},
+                                    {"row": {"columns": ["x", 2]}},  # murmur2("x") % 4
+                                ]
+                            },
+                        ],
+                    },
+                ]
+            }
+        )
+    )
+    results = {r.name: r for r in qtt.run([path])}
+    assert results["syntax error"].status == "passed", results["syntax error"].detail
+    assert results["partition of the key"].status == "passed", results[
+        "partition of the key"
+    ].detail
+
+
 @pytest.mark.slow
 def test_conformance_does_not_drop_below_the_floor() -> None:
     assert SUITE.is_dir(), f"the conformance cases are expected at {SUITE}"

@@ -7,13 +7,14 @@ record flows, so a bad query is refused with a message that says what and where.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hispeed.catalog import Catalog, Source, WindowInfo
 from hispeed.errors import HispeedError, SqlError
 from hispeed.formats.base import Column
-from hispeed.functions.aggregates import AGGREGATES, Aggregate, AggregateSpec
+from hispeed.functions.aggregates import AGGREGATES, Aggregate, AggregateSpec, Max
 from hispeed.functions.registry import FunctionTypeError
 from hispeed.ops.expressions import Compiled, Scope, ScopeColumn, compile_expr
 from hispeed.sql import ast
@@ -52,6 +53,36 @@ class AggregationPlan:
     window: ast.WindowSpec | None
     grace_ms: int
     post_scope: Scope
+    #: each aggregate's row time (the newest record time it has seen), kept beside the
+    #: calls' states; no select item reads it
+    row_time: AggregateCall
+
+    @property
+    def state_calls(self) -> list[AggregateCall]:
+        """The calls whose states the aggregation keeps: the query's, then `row_time`."""
+        return [*self.calls, self.row_time]
+
+
+class NewestTime(Max):
+    """An aggregate's row time: Kafka Streams stamps an aggregate with the newest of its
+    records' times and its stored time, also when a table row is taken back."""
+
+    undoable = True
+
+    def undo(self, state: Any, args: Sequence[Any]) -> Any:
+        return self.add(state, args)
+
+
+def _row_time_call(label: str) -> AggregateCall:
+    """The hidden call that keeps an aggregate's row time (see `NewestTime`)."""
+    column = field_name(label, "ROWTIME")
+    read = Compiled(T.BIGINT, lambda batch, ctx: batch.column(column))
+    return AggregateCall(
+        AGGREGATES["MAX"],
+        NewestTime([T.BIGINT], []),
+        [read],
+        ScopeColumn("$ROWTIME", T.BIGINT, "$ROWTIME"),
+    )
 
 
 @dataclass
@@ -194,7 +225,7 @@ def _plan_select(
     if select.having is not None:
         raise _err(select.having, "HAVING needs GROUP BY")
 
-    names = _output_names(items)
+    names = _output_names(items, scope)
     outputs = []
     for item, name in zip(items, names, strict=True):
         compiled = _compile(item.expr, scope, "SELECT")
@@ -322,7 +353,7 @@ def _plan_join(
         return _stateless_plan(
             select, source, label, scope, where, parts, kind, repartition=True, join=join
         )
-    names = _output_names(items)
+    names = _output_names(items, scope)
     outputs = [_output(item, name, scope) for item, name in zip(items, names, strict=True)]
     at = joins.key_items(items, join, scope)
     key: list[OutputColumn] = []
@@ -399,7 +430,9 @@ def _struct_stars(items: list[ast.SelectItem], scope: Scope) -> list[ast.SelectI
     return out
 
 
-def _output_names(items: list[ast.SelectItem]) -> list[str]:
+def _output_names(items: list[ast.SelectItem], scope: Scope | None = None) -> list[str]:
+    """The select items' column names (KSQL_COL_n for unnamed expressions); two items of one
+    name are an error, naming the column's type when `scope` can type it, as ksqlDB does."""
     names: list[str | None] = [i.alias or default_name(i.expr) for i in items]
     taken = {n for n in names if n is not None}
     counter = 0
@@ -414,13 +447,26 @@ def _output_names(items: list[ast.SelectItem]) -> list[str]:
     seen: set[str] = set()
     for item, name in zip(items, out, strict=True):
         if name in seen:
+            column = f"`{name}`"
+            typed = _type_of(item.expr, scope) if scope is not None else None
+            if typed is not None:
+                column += f" {typed}"
             raise _err(
                 item,
-                f"Duplicate value columns found in schema: `{name}`; give one of "
+                f"Duplicate value columns found in schema: {column}; give one of "
                 f"them another name with AS",
             )
         seen.add(name)
     return out
+
+
+def _type_of(expr: ast.Expr, scope: Scope) -> T.SqlType | None:
+    """The expression's type in `scope`, or None if it does not compile there (an aggregate
+    call in a GROUP BY's select list)."""
+    try:
+        return _compile(expr, scope, "SELECT").type
+    except HispeedError:
+        return None
 
 
 def _partition_key(
@@ -718,7 +764,9 @@ def _plan_aggregate(
     grace = 0 if select.emit == "FINAL" else DEFAULT_GRACE_MS
     if window is not None and window.grace_ms is not None:
         grace = window.grace_ms
-    agg = AggregationPlan(group_exprs, group_columns, calls, window, grace, post_scope)
+    agg = AggregationPlan(
+        group_exprs, group_columns, calls, window, grace, post_scope, _row_time_call(label)
+    )
     window_info = None
     if window is not None:
         window_info = WindowInfo(window.kind, window.size_ms if window.kind != "SESSION" else None)

@@ -43,7 +43,8 @@ class Aggregator:
         agg = self.plan.aggregation
         assert agg is not None
         self.agg = agg
-        self.calls = agg.calls
+        #: the query's calls and the row time's (the last): a state has one entry per call
+        self.calls = agg.state_calls
         #: (group, window) -> list of aggregate states
         self.states: dict[tuple[Any, Any], Any] = {}
         #: a table source's current rows: source key -> (group, args) it contributed
@@ -286,6 +287,14 @@ class Aggregator:
     def _init(self) -> list[Any]:
         return [call.logic.init() for call in self.calls]
 
+    def _change(
+        self, group: tuple[Any, ...], window: tuple[int, int] | None, states: list[Any]
+    ) -> Change:
+        """The change to a key, stamped with its row time (the newest record time it has
+        seen, as Kafka Streams stamps an aggregate; the last call's result)."""
+        results = self._results(states)
+        return Change(group, window, results, results[-1])
+
     def _stream_update(
         self,
         group: tuple[Any, ...],
@@ -300,7 +309,7 @@ class Aggregator:
             states = self._add(self.states.get(key) or self._init(), row_args)
             self.states[key] = states
             self.dirty.add(("S", key))
-            changes.append(Change(group, None, self._results(states), ts))
+            changes.append(self._change(group, None, states))
             return
         grace = self.agg.grace_ms
         if window.kind == "SESSION":
@@ -322,7 +331,7 @@ class Aggregator:
             states = self._add(self.states.get(wkey) or self._init(), row_args)
             self.states[wkey] = states
             self.dirty.add(("S", wkey))
-            changes.append(Change(group, (start, end), self._results(states), ts))
+            changes.append(self._change(group, (start, end), states))
 
     def _session_update(
         self,
@@ -383,7 +392,7 @@ class Aggregator:
         key = (group, (start, end))
         self.states[key] = (rows, states)
         self.dirty.add(("S", key))
-        changes.append(Change(group, (start, end), self._results(states), ts))
+        changes.append(self._change(group, (start, end), states))
 
     def _table_update(
         self,
@@ -400,15 +409,17 @@ class Aggregator:
             old_group, old_args = old
             key = (old_group, None)
             states = self.states.get(key) or self._init()
+            # the row time takes this record's time, not the old row's
+            undo_args = [*old_args[:-1], row_args[-1]]
             states = [
                 call.logic.undo(s, a)
-                for call, s, a in zip(self.calls, states, old_args, strict=True)
+                for call, s, a in zip(self.calls, states, undo_args, strict=True)
             ]
             self.states[key] = states
             self.dirty.add(("S", key))
             if not (present and old_group == group):
                 # a row that stays in its group changes it once, after the new value is in
-                changes.append(Change(old_group, None, self._results(states), ts))
+                changes.append(self._change(old_group, None, states))
         if not present:
             return
         key = (group, None)
@@ -416,7 +427,7 @@ class Aggregator:
         self.states[key] = states
         self.dirty.add(("S", key))
         self.table_rows[source_key] = (group, row_args)
-        changes.append(Change(group, None, self._results(states), ts))
+        changes.append(self._change(group, None, states))
 
     def _evict(self, partition: int) -> None:
         """Forget windows that can no longer change (memory bounded by open windows)."""

@@ -57,7 +57,7 @@ class Changes:
     """A batch's changes, as columns: what the reference path's list of `Change` holds."""
 
     groups: list[pa.Array]  # one per GROUP BY expression
-    results: list[pa.Array]  # one per aggregate call
+    results: list[pa.Array]  # one per state call (the row time's last)
     window: tuple[pa.Array, pa.Array] | None  # start and end, for a windowed query
     timestamps: pa.Array
     key_ids: IntArray  # each change's index in `keys`
@@ -129,7 +129,8 @@ class FastPath(ABC):
         self.plan = plan
         self.agg = agg
         self.coalesce = coalesce
-        self.kernels = [_kernel(call) for call in agg.calls]
+        #: one per state call: the query's calls', then the row time's
+        self.kernels = [_kernel(call) for call in agg.state_calls]
 
     @staticmethod
     def supports(plan: QueryPlan) -> bool:
@@ -193,7 +194,7 @@ class FastPath(ABC):
                 pc.fill_null(plan.where(frame, ctx), False).to_numpy(zero_copy_only=False)
             )
         groups = [g(frame, ctx) for g in self.agg.group_exprs]
-        args = [[a(frame, ctx) for a in call.args] for call in self.agg.calls]
+        args = [[a(frame, ctx) for a in call.args] for call in self.agg.state_calls]
         for g in groups:
             if g.null_count:
                 keep &= np.asarray(g.is_valid().to_numpy(zero_copy_only=False))
@@ -238,7 +239,7 @@ class FastPath(ABC):
             arrow = col.type.to_arrow()
             arrays.append(values if values.type == arrow else values.cast(arrow))
             names.append(col.field)
-        for call, values in zip(agg.calls, changes.results, strict=True):
+        for call, values in zip(agg.state_calls, changes.results, strict=True):
             arrays.append(values)
             names.append(call.column.field)
         if changes.window is not None:
@@ -380,7 +381,6 @@ class VectorizedAggregator(FastPath):
             columns,
             event_frame_rows,
             starts,
-            stamps[event_rows],
             int(stream_time[-1]),
         )
 
@@ -597,7 +597,6 @@ class _Batch(Prepared):
     columns: list[_Column]
     rows: IntArray  # each event's row of the frame
     starts: IntArray | None  # each event's window start
-    stamps: IntArray  # each event's timestamp
     stream_time: int
 
     @classmethod
@@ -605,7 +604,7 @@ class _Batch(Prepared):
         nothing = np.zeros(0, np.int64)
         return cls(
             owner, [], nothing, None, [], nothing.astype(bool), nothing, nothing, nothing, None,
-            [], nothing, None, nothing, stream_time,
+            [], nothing, None, stream_time,
         )  # fmt: skip
 
     def apply(self, aggregator: Aggregator) -> Changes | None:
@@ -642,7 +641,7 @@ class _Batch(Prepared):
             [g.take(rows) for g in self.groups],
             results,
             window,
-            pa.array(self.stamps[events]),
+            results[-1].cast(pa.int64()),  # each key's row time
             key_ids,
             self._keys,
         )

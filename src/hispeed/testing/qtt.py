@@ -28,6 +28,8 @@ from hispeed.errors import HispeedError
 from hispeed.log.embedded import EmbeddedLog
 
 SCHEMA_REGISTRY_FORMATS = ("AVRO", "PROTOBUF", "PROTOBUF_NOSR", "JSON_SR")
+#: ksqlDB's test tool's topic partitions (`Topic.DEFAULT_PARTITIONS`)
+_REST_PARTITIONS = 4
 _SR_PATTERN = re.compile(r"\b(AVRO|PROTOBUF|PROTOBUF_NOSR|JSON_SR)\b", re.IGNORECASE)
 
 
@@ -47,6 +49,8 @@ class Case:
     spec: dict[str, Any]
     statements: list[str]
     properties: dict[str, Any]
+    #: from ksqlDB's REST tests: each statement is its own request (errors name its lines)
+    rest: bool = False
 
 
 def load_cases(paths: list[Path]) -> Iterator[Case]:
@@ -57,6 +61,7 @@ def load_cases(paths: list[Path]) -> Iterator[Case]:
     for f in files:
         doc = json.loads(f.read_text())
         rel = f.name if f.parent.name == "query-validation-tests" else f"{f.parent.name}/{f.name}"
+        rest = f.parent.name == "rest-query-validation-tests"
         for spec in doc.get("tests", []):
             if spec.get("enabled") is False:
                 continue
@@ -74,7 +79,7 @@ def load_cases(paths: list[Path]) -> Iterator[Case]:
                         k: _fill(v, fmt, cfg) if isinstance(v, str) else v
                         for k, v in spec.get("properties", {}).items()
                     }
-                    yield Case(rel, name, spec, statements, props)
+                    yield Case(rel, name, spec, statements, props, rest)
 
 
 def _fill(text: str, fmt: str | None, cfg: str | None) -> str:
@@ -117,7 +122,7 @@ def _run(case: Case, workdir: Path) -> CaseResult:
         }
         engine = Engine(log_=log, properties=properties)
         _create_topics(case, log)
-        if "responses" in spec or (expected_error and "status" in expected_error):
+        if case.rest or "responses" in spec:
             return _run_rest(case, engine, expected_error)
         try:
             # one script, as ksqlDB's test runner sends them: errors name the script's line
@@ -332,7 +337,7 @@ def _compare_query(
 
 def _check_error(case: Case, expected: dict[str, Any], message: str) -> CaseResult:
     # ksqlDB appends the statement, reformatted, to its messages: that part is not the error
-    want = str(expected.get("message", "")).split("\nStatement: ")[0]
+    want = str(expected.get("message", "")).split("\nStatement: ")[0].strip()
     # ksqlDB's "Line: 3, Col: 38: ..." is hispeed's "line 3:38: ...": the same place
     at = re.match(r"Line: (\d+), Col: (\d+): (.*)", want, re.S)
     if at and message.startswith(f"line {at[1]}:{at[2]}: "):
@@ -348,11 +353,15 @@ def _check_error(case: Case, expected: dict[str, Any], message: str) -> CaseResu
 
 
 def _create_topics(case: Case, log: EmbeddedLog) -> None:
+    """The case's topics, with the partitions it names; ksqlDB's REST test server gives the
+    others its test tool's default of 4 (records land on the partition their key hashes to),
+    its topology test driver 1."""
+    default = _REST_PARTITIONS if case.rest else 1
     partitions: dict[str, int] = {}
     for t in case.spec.get("topics", []):
-        partitions[t["name"]] = int(t.get("partitions", 1))
+        partitions[t["name"]] = int(t.get("partitions", default))
     for record in case.spec.get("inputs", []):
-        partitions.setdefault(record["topic"], 1)
+        partitions.setdefault(record["topic"], default)
     for statement in case.statements:
         upper = statement.upper()
         if " AS SELECT" in upper or not upper.lstrip().startswith("CREATE"):
@@ -364,7 +373,7 @@ def _create_topics(case: Case, log: EmbeddedLog) -> None:
         if given:
             partitions[match.group(1)] = int(given.group(1))
         else:
-            partitions.setdefault(match.group(1), 1)
+            partitions.setdefault(match.group(1), default)
     for name, count in partitions.items():
         log.create_topic(name, count, exist_ok=True)
 
