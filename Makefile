@@ -25,8 +25,8 @@ $(STAMP): pyproject.toml
 		$(VENV)/jetblack/bin/python -m pip install --quiet jetblack-ksql-dbapi 'httpx[http2]'; fi
 	touch $(STAMP)
 
-run: $(STAMP)  ## start hispeed on its embedded default (http://127.0.0.1:8088)
-	$(BIN)/hispeed server
+run: $(STAMP)  ## hispeed on its embedded default with the course's scenarios (http://127.0.0.1:8088/demo)
+	$(BIN)/hispeed demo run
 
 test: $(STAMP)  ## lint, types and the whole suite, as CI runs it
 	$(BIN)/ruff check src tests

@@ -22,6 +22,23 @@ def demo() -> None:
     """The course's scenarios: simulated devices and data generators."""
 
 
+@demo.command("run")
+@click.option("--devices", type=click.IntRange(0, 9), default=2, show_default=True)
+@click.option("--host", default=None, help="Address to bind [default 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port [default 8088].")
+@click.pass_context
+def run_demo(ctx: click.Context, devices: int, host: str | None, port: int | None) -> None:
+    """Run the server, a Redis, the course's scenarios, their generators and simulated
+    devices until Ctrl-C (what `make run` starts). Running it again resumes them."""
+    from dataclasses import replace
+
+    from hispeed.demo.runner import run
+
+    settings = ctx.obj.settings
+    given = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    run(replace(settings, **given), devices=devices)
+
+
 @demo.command()
 @click.option("--id", "device_id", default="device1", show_default=True, help="The device's id.")
 @click.option("--url", default="http://127.0.0.1:8088", show_default=True, help="The server.")

@@ -96,7 +96,9 @@ class Led:
 
 
 def led_command(device: str, event: dict[str, Any]) -> tuple[str, str]:
-    """(direction, colour) the LED shows for an event that reached `device`."""
+    """(direction, colour) the LED shows for an event that reached `device` (field names in
+    any case: a query's output names them in capitals)."""
+    event = {str(k).lower(): v for k, v in event.items()}
     direction = str(event.get("direction", "middle"))
     if "color" in event or "colour" in event:
         return direction, str(event.get("color", event.get("colour")))
