@@ -6,6 +6,14 @@
 `/api/overview`   what the page polls every 2 s: streams, tables, topics, the running queries
                   (persistent and push) with their throughput, lag and errors, and the last
                   records of the processing log
+`/demo`           the course's scenarios live (`static/demo.html`): the Sense HAT devices with
+                  their charts, speed gauge, joystick toasts and LED matrix; fraud alerts; VIP
+                  actions; the leaderboard
+`/api/led`        the pictures and colours of a device's LED (`hispeed.demo.device.Led`), so
+                  that the page's virtual matrix draws exactly what a device shows
+`/api/redis/top`  `?pattern=leaderboard:*&n=10`: the newest sorted set whose key matches (the
+                  largest suffix after the pattern's fixed prefix, numerically when it is a
+                  number) and its top `n` members, read from the server's Redis
 
 The page talks to the server's own endpoints for everything else: `/ksql` for statements,
 `/query-stream` for pull queries, `/ws/query` for push queries and `/ws/topics` for topic tails.
@@ -13,6 +21,7 @@ The page talks to the server's own endpoints for everything else: `/ksql` for st
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import deque
@@ -30,10 +39,13 @@ from starlette.staticfiles import StaticFiles
 from hispeed import __version__
 from hispeed.catalog import Source
 from hispeed.config import Settings
+from hispeed.connectors._resp import RedisConnection, RedisURL, ReplyError, text
+from hispeed.demo.device import COLORS, Led
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError
 from hispeed.runtime.task import PROCESSING_LOG
 from hispeed.server.metrics import Metrics
+from hispeed.server.statements import error_body
 from hispeed.server.streaming import QueryRegistry
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -42,6 +54,12 @@ STATIC_DIR = Path(__file__).parent / "static"
 PROCESSING_LOG_RECORDS = 50
 #: seconds of samples a query's throughput is averaged over
 THROUGHPUT_WINDOW_S = 10.0
+#: the joystick's directions, each a picture on the LED
+LED_DIRECTIONS = ("up", "down", "left", "right", "middle")
+#: members `/api/redis/top` returns at most
+MAX_TOP_MEMBERS = 1000
+#: seconds `/api/redis/top` waits for Redis
+REDIS_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -253,14 +271,123 @@ def _parsed(raw: bytes | None) -> Any:
         return raw.decode(errors="replace")
 
 
+def led_pictures() -> dict[str, Any]:
+    """The LED's pictures (8 rows of "X" lit and "." dark a direction) and colours (RGB),
+    taken from the devices' own `Led`, for the page to draw what a device shows."""
+    pictures = {}
+    for direction in LED_DIRECTIONS:
+        led = Led()
+        led.show(direction, "white")
+        lit = ["X" if p != (0, 0, 0) else "." for p in led.pixels]
+        pictures[direction] = ["".join(lit[r * 8 : r * 8 + 8]) for r in range(8)]
+    return {"pictures": pictures, "colors": {name: list(rgb) for name, rgb in COLORS.items()}}
+
+
+class RedisUnavailableError(HispeedError):
+    """The server has no Redis, or its Redis cannot be reached."""
+
+
+class TopSortedSet:
+    """The newest sorted set of a key pattern and its highest members, read from one Redis.
+
+    "Newest" is the key with the largest suffix after the pattern's fixed prefix: a number
+    when the suffix is one (`leaderboard:<hour start in ms>`), else compared as text, numbers
+    first. Each call opens a connection of its own and closes it, so nothing outlives it."""
+
+    def __init__(self, url: str, timeout: float = REDIS_TIMEOUT_S) -> None:
+        self.url = RedisURL.parse(url, "the dashboard")
+        self.timeout = timeout
+
+    def read(self, pattern: str, n: int) -> dict[str, Any]:
+        """`{"key": newest matching key or None, "members": [{"member", "score"}]}`, the
+        members highest score first."""
+        conn = RedisConnection(self.url, self.timeout, "the dashboard")
+        try:
+            key = self.newest(conn, pattern)
+            if key is None:
+                return {"key": None, "members": []}
+            flat = conn.call("ZREVRANGE", key, "0", str(n - 1), "WITHSCORES")
+            members = [
+                {"member": text(flat[i]), "score": float(text(flat[i + 1]))}
+                for i in range(0, len(flat), 2)
+            ]
+            return {"key": key, "members": members}
+        except ReplyError as e:
+            raise RedisUnavailableError(f"Redis at {self.url.display()} answered: {e}") from None
+        except HispeedError as e:  # refused, reset, timed out
+            raise RedisUnavailableError(str(e)) from None
+        finally:
+            conn.close()
+
+    def newest(self, conn: RedisConnection, pattern: str) -> str | None:
+        """The matching sorted set with the largest suffix, or None when none matches."""
+        prefix = re.split(r"[*?\[\\]", pattern, maxsplit=1)[0]
+        best: tuple[bool, int, str] | None = None
+        found: str | None = None
+        cursor = "0"
+        while True:
+            reply = conn.call("SCAN", cursor, "MATCH", pattern, "COUNT", "1000", "TYPE", "zset")
+            cursor = text(reply[0])
+            for raw in reply[1]:
+                key = text(raw)
+                suffix = key[len(prefix) :] if key.startswith(prefix) else key
+                rank = (suffix.isdigit(), int(suffix) if suffix.isdigit() else 0, suffix)
+                if best is None or rank > best:
+                    best, found = rank, key
+            if cursor == "0":
+                return found
+
+
+def _top_request(request: Request) -> tuple[str, int]:
+    """(pattern, n) of a `/api/redis/top` request, or HispeedError saying what is wrong."""
+    pattern = request.query_params.get("pattern", "")
+    if not pattern:
+        raise HispeedError("name the keys: /api/redis/top?pattern=leaderboard:*&n=10")
+    raw = request.query_params.get("n", "10")
+    try:
+        n = int(raw)
+    except ValueError:
+        message = f"n must be a whole number from 1 to {MAX_TOP_MEMBERS}, not {raw!r}"
+        raise HispeedError(message) from None
+    if not 1 <= n <= MAX_TOP_MEMBERS:
+        raise HispeedError(f"n must be from 1 to {MAX_TOP_MEMBERS}, not {n}")
+    return pattern, n
+
+
 def routes(engine: Engine, settings: Settings) -> list[BaseRoute]:
     """The dashboard's routes, for the server to mount beside its API."""
     overview = Overview(engine)
     index = STATIC_DIR / "index.html"
+    demo = STATIC_DIR / "demo.html"
+    led = led_pictures()
 
     async def page(request: Request) -> Response:
         # the page changes with the package: never let a browser keep an old one
         return FileResponse(index, headers={"cache-control": "no-cache"})
+
+    async def demo_page(request: Request) -> Response:
+        return FileResponse(demo, headers={"cache-control": "no-cache"})
+
+    async def api_led(request: Request) -> Response:
+        return JSONResponse(led)
+
+    async def api_redis_top(request: Request) -> Response:
+        try:
+            pattern, n = _top_request(request)
+        except HispeedError as e:
+            return JSONResponse(error_body(str(e), 40000), status_code=400)
+        url = engine.properties.get("redis.url")
+        if not url:
+            message = (
+                "this server has no Redis: start it with redis_url set, or install "
+                "redis-server (apt-get install redis-server) for the embedded one"
+            )
+            return JSONResponse(error_body(message, 50300), status_code=503)
+        try:
+            top = await run_in_threadpool(TopSortedSet(str(url)).read, pattern, n)
+        except HispeedError as e:
+            return JSONResponse(error_body(str(e), 50300), status_code=503)
+        return JSONResponse(top, headers={"cache-control": "no-store"})
 
     async def api_overview(request: Request) -> Response:
         # the server's shared state, when the routes are mounted in its app
@@ -271,9 +398,19 @@ def routes(engine: Engine, settings: Settings) -> list[BaseRoute]:
 
     return [
         Route("/", page, methods=["GET"]),
+        Route("/demo", demo_page, methods=["GET"]),
         Route("/api/overview", api_overview, methods=["GET"]),
+        Route("/api/led", api_led, methods=["GET"]),
+        Route("/api/redis/top", api_redis_top, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 
 
-__all__ = ["Overview", "ThroughputTracker", "routes"]
+__all__ = [
+    "Overview",
+    "RedisUnavailableError",
+    "ThroughputTracker",
+    "TopSortedSet",
+    "led_pictures",
+    "routes",
+]

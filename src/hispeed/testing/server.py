@@ -34,16 +34,20 @@ ServerFactory = Callable[..., RunningServer]
 
 @pytest.fixture
 def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
-    """Start servers with settings overrides (`auth_file=...`); all stopped at the end."""
+    """Start servers with settings overrides (`auth_file=...`) and, with `engine_properties`,
+    the engine's properties (`{"redis.url": ...}`, as `hispeed server` sets for its Redis);
+    all stopped at the end."""
     started: list[RunningServer] = []
 
-    def start(**overrides: Any) -> RunningServer:
+    def start(
+        *, engine_properties: dict[str, Any] | None = None, **overrides: Any
+    ) -> RunningServer:
         overrides.setdefault("grpc_port", 0)
         data_dir = tmp_path / f"data{len(started)}"
         settings = Settings.load(
             None, env={}, data_dir=data_dir, port=free_port(), fsync="never", **overrides
         )
-        engine = Engine(data_dir, fsync="never")
+        engine = Engine(data_dir, fsync="never", properties=engine_properties)
         engine.start()
         try:
             server = Server(engine, settings)
@@ -59,6 +63,11 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
     for s in started:
         s.server.stop()
         s.engine.close()
+    if any(s.engine.properties.get("redis.url") for s in started):
+        # an engine with a Redis makes it the REDIS_* functions' default, for the process
+        from hispeed.functions._redis import set_default_url
+
+        set_default_url(None)
 
 
 @pytest.fixture
