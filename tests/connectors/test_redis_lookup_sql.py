@@ -97,6 +97,11 @@ def test_redis_away_holds_the_batch_until_it_is_back(tmp_path: Path) -> None:
 
     port = free_port()
     url = f"redis://127.0.0.1:{port}"
+    redis = EmbeddedRedis(tmp_path, find_binary())
+    redis.start(port)  # the value goes into its append-only file, there when it comes back
+    with redis_py.Redis(port=port) as client:
+        client.set("k", "late")
+    redis.stop()
     with Engine(tmp_path / "data", fsync="never") as engine:
         engine.execute(
             READINGS + f"CREATE STREAM e AS SELECT device, REDIS_GET('k', '{url}') AS v "
@@ -106,10 +111,8 @@ def test_redis_away_holds_the_batch_until_it_is_back(tmp_path: Path) -> None:
         engine.start()
         time.sleep(0.5)
         assert engine.log.offsets("E", 0)[1] == 0  # held while Redis is away
-        redis = EmbeddedRedis(tmp_path, find_binary())
         redis.start(port)
         try:
-            redis_py.Redis(port=port).set("k", "late")
             wait_for(lambda: engine.log.offsets("E", 0)[1] == 1, timeout=15)
             assert engine.query("SELECT * FROM e") == [{"DEVICE": "a", "V": "late"}]
         finally:
