@@ -102,6 +102,7 @@ class Engine:
 
         self.connectors = Connectors(self)
         self._replay()
+        self.connectors.start_held()
 
     # -- statements -------------------------------------------------------------------------
 

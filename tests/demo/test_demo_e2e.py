@@ -7,6 +7,7 @@ import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -161,3 +162,29 @@ def test_a_device_gets_a_command_after_a_joystick_event(demo: Demo) -> None:
     # the device shows it: a yellow arrow up on its LED
     wait_for(lambda: '"COLOR": "yellow"' in log.read_text(errors="replace"), timeout=15)
     assert "\x1b[38;2;255;255;0m" in log.read_text(errors="replace")
+
+
+def test_running_again_resumes_without_duplicating(tmp_path: Path) -> None:
+    require_binary("redis-server", "redis-server")
+    settings = Settings.load(
+        None, env={}, data_dir=tmp_path / "data", port=free_port(), grpc_port=0, fsync="never"
+    )
+    with running_demo(settings, devices=0, say=lambda _: None) as first:
+        queries = sorted(first.engine.catalog.queries)
+        connectors = [r["name"] for r in first.engine.connectors.rows()]
+        time.sleep(1)
+        first.engine.execute("DROP CONNECTOR WEATHER_GEN;")
+        made = first.engine.log.offsets("weather", 0)[1]
+    with running_demo(settings, devices=0, say=lambda _: None) as second:
+        assert second.ran == []  # nothing installed twice
+        assert sorted(second.engine.catalog.queries) == queries
+        assert [r["name"] for r in second.engine.connectors.rows()] == [
+            c for c in connectors if c != "WEATHER_GEN"
+        ]
+        assert second.engine.log.offsets("weather", 0)[1] == made  # the dropped one stays so
+        time.sleep(1)
+        drone = second.engine.log.read_table("drone", 0).column("value").to_pylist()
+    from hispeed.demo.generators import generator
+
+    expected = [r.value_bytes() for _, r in generator("drone").take(len(drone))]
+    assert drone == expected  # the generator went on from its position: no repeats, no gaps
