@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -200,3 +201,24 @@ def test_round_keeps_every_digit_of_a_wide_decimal() -> None:
     out = compile_expr(parse_expression("ROUND(V, 0)"), scope)(batch, ctx).to_pylist()
     assert out == [Decimal("12345678987654321")]
     assert ctx.errors == []
+
+
+def test_a_double_compares_equal_to_the_decimal_literal_it_was_written_as(
+    tmp_path: Path,
+) -> None:
+    """11.1 (a DECIMAL literal) is the double 11.1, not 11.100000000000001 (Arrow's own cast
+    from DECIMAL divides in floating point)."""
+    from hispeed.engine import Engine
+
+    with Engine(tmp_path / "data", fsync="never") as engine:
+        engine.execute(
+            "CREATE STREAM s (id INT KEY, d DOUBLE) "
+            "WITH (kafka_topic='s', value_format='JSON', partitions=1);"
+        )
+        engine.insert("s", {"ID": 1, "D": 11.1})
+        engine.drain()
+        rows = engine.query(
+            "SELECT d = 11.1 AS eq, d = CAST(11.1 AS DOUBLE) AS eq2, "
+            "CAST(0.3 AS DOUBLE) AS third FROM s"
+        )
+    assert rows == [{"EQ": True, "EQ2": True, "THIRD": 0.3}]

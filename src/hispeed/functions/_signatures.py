@@ -99,7 +99,15 @@ def cast(arr: pa.Array, to: SqlType) -> pa.Array:
     target = to.to_arrow()
     if arr.type == target:
         return arr
+    if pa.types.is_decimal(arr.type) and pa.types.is_float64(target):
+        return decimal_to_double(arr)
     return pc.cast(arr, target)
+
+
+def decimal_to_double(arr: pa.Array) -> pa.Array:
+    """DECIMAL values as the nearest doubles, as Java's BigDecimal.doubleValue() gives them
+    (Arrow's own cast divides in floating point: 11.1 became 11.100000000000001)."""
+    return pc.cast(pc.cast(arr, pa.string()), pa.float64())
 
 
 def as_double(arr: pa.Array) -> pa.Array:

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hispeed.errors import HispeedError, SqlError
+from hispeed.functions._signatures import decimal_to_double
 from hispeed.functions.registry import EvalContext, FunctionTypeError, lookup, rowwise
 from hispeed.sql import ast
 from hispeed.sql import types as T
@@ -161,8 +162,10 @@ def cast_array(
             return _rescale(arr, target, ctx)
         if target.is_integral and source.name in ("DOUBLE", "DECIMAL"):
             # Java truncates toward zero
-            truncated = pc.trunc(arr if source.name == "DOUBLE" else pc.cast(arr, pa.float64()))
+            truncated = pc.trunc(arr if source.name == "DOUBLE" else decimal_to_double(arr))
             return pc.cast(truncated, arrow, safe=False)
+        if source.name == "DECIMAL" and target.name == "DOUBLE":
+            return decimal_to_double(arr)
         return pc.cast(arr, arrow, safe=False)
     if source.name == "STRING" and target.is_temporal:
         from hispeed.ops import _temporal
@@ -1105,6 +1108,8 @@ def coerce(
     if source.is_numeric and target.is_numeric:
         if target.name == "DECIMAL":
             return pc.cast(arr, target.to_arrow())
+        if source.name == "DECIMAL" and target.name == "DOUBLE":
+            return decimal_to_double(arr)
         return pc.cast(arr, target.to_arrow(), safe=False)
     if target.name == "STRING":
         return cast_array(arr, source, target, ctx)

@@ -138,6 +138,8 @@ class PushQuery:
         self.closed = False
         self.columns = [c.name for c in plan.outputs]
         self.feed: SourceFeed | None = None
+        #: the keys (with their windows) of the table rows sent so far
+        self._sent_keys: set[bytes | None] = set()
         if _shareable(plan):
             # as ksqlDB: from now on unless asked to start from the beginning
             with engine._lock:
@@ -197,6 +199,7 @@ class PushQuery:
         window = self.sink.window
         for item in self.consumer.poll(wait):
             key_bytes = item.batch.column("key")
+            raw_keys = key_bytes.to_pylist()
             starts: list[Any] = [None] * len(key_bytes)
             ends: list[Any] = [None] * len(key_bytes)
             if window is not None:
@@ -206,9 +209,18 @@ class PushQuery:
                 starts, ends = start_arr.to_pylist(), end_arr.to_pylist()
             keys = key_bytes.to_pylist()
             values = item.batch.column("value").to_pylist()
-            for k, v, ws, we in zip(keys, values, starts, ends, strict=True):
+            for raw, k, v, ws, we in zip(raw_keys, keys, values, starts, ends, strict=True):
                 if v is None and self.sink.kind != "TABLE":
                     continue
+                if self.sink.kind == "TABLE":
+                    # as ksqlDB: a deletion only for a row this query has sent (a WHERE that
+                    # a row never matched deletes nothing the subscriber saw)
+                    if v is None:
+                        if raw not in self._sent_keys:
+                            continue
+                        self._sent_keys.discard(raw)
+                    else:
+                        self._sent_keys.add(raw)
                 row: dict[str, Any] = {"WINDOWSTART": ws, "WINDOWEND": we}
                 key = json.loads(k) if k else None
                 if len(self.plan.key) == 1 and not isinstance(key, dict):
