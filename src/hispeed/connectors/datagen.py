@@ -22,6 +22,8 @@ from hispeed.errors import HispeedError
 
 #: the most records one poll returns
 MAX_BATCH = 10_000
+#: the shortest pause between two polls that return records
+BATCH_INTERVAL_S = 0.1
 
 
 @register
@@ -66,7 +68,9 @@ class DataGen(SourceConnector):
             return []
         due = int((time.monotonic() - self._t0) * self.rate) - (self.next - self._base)
         if due <= 0:
-            time.sleep(min(timeout, (1 - due) / self.rate))
+            # a tenth of a second's records at a time: fewer, larger transactions for the
+            # queries downstream to wake up for (the generated data needs no lower latency)
+            time.sleep(min(timeout, max(BATCH_INTERVAL_S, (1 - due) / self.rate)))
             due = int((time.monotonic() - self._t0) * self.rate) - (self.next - self._base)
             if due <= 0:
                 return []
