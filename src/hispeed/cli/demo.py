@@ -6,6 +6,7 @@ hispeed demo generate weather --rate 20     # a generator's records into a serve
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -77,12 +78,11 @@ def device(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     deadline = None if seconds is None else time.monotonic() + seconds
     try:
-        while sim.running and not stop.is_set():
-            if deadline is not None and time.monotonic() > deadline:
-                break
-            stop.wait(0.2)
-    except KeyboardInterrupt:
-        pass
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: stop, as SIGTERM does
+            while sim.running and not stop.is_set():
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+                stop.wait(0.2)
     finally:
         sim.stop()
     if sim.error:
@@ -138,7 +138,7 @@ def generate(
         except httpx.TransportError as e:
             raise HispeedError(f"cannot reach hispeed at {url}: {e}") from None
         except KeyboardInterrupt:
-            pass
+            click.echo("stopped", err=True)  # Ctrl-C ends the run; what was sent stays
     click.echo(json.dumps({"generator": name, "positions": n, "records": sent}), file=sys.stdout)
 
 

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -182,10 +183,8 @@ def _text(raw: bytes | None, *, parse: bool) -> Any:
     if raw is None:
         return None
     if parse:
-        try:
+        with contextlib.suppress(msgspec.DecodeError):  # not JSON: sent as text
             return msgspec.json.decode(raw)
-        except msgspec.DecodeError:
-            pass
     return raw.decode(errors="replace")
 
 

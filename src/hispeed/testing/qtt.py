@@ -236,6 +236,7 @@ def _query_response(
     import msgspec
 
     from hispeed.runtime.pull import prepare
+    from hispeed.server.streaming import json_value
 
     select = engine._select(sql)
     prepared = prepare(engine, select) if select.emit is None else None
@@ -274,27 +275,8 @@ def _query_response(
                 if q.closed:
                     break
     encoder = msgspec.json.Encoder(decimal_format="number")
-    rows = [json.loads(encoder.encode([_jsonable(r.get(n)) for n in names])) for r in dict_rows]
+    rows = [json.loads(encoder.encode([json_value(r.get(n)) for n in names])) for r in dict_rows]
     return header, rows
-
-
-def _jsonable(v: Any) -> Any:
-    """Values as ksqlDB's REST API writes them: bytes base64, dates and times as text."""
-    import datetime as dt
-
-    if isinstance(v, bytes):
-        return base64.b64encode(v).decode()
-    if isinstance(v, dt.datetime):
-        return v.strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}"
-    if isinstance(v, dt.date | dt.time):
-        return v.isoformat()
-    if isinstance(v, list):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
-        return "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
-    return v
 
 
 def _select_items(plan: Any) -> list[str | None]:
