@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import httpx
 import pytest
 
 from hispeed.connectors.embedded_redis import EmbeddedRedis, RedisBinary, find_binary
+from hispeed.testing.server import server_process
 from hispeed.testing.services import free_port
 
 
@@ -68,23 +67,7 @@ def test_embedded_redis_serves_keeps_its_data_and_stops(tmp_path: Path, which: s
 @pytest.mark.slow
 def test_the_server_starts_a_redis_and_says_which(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hispeed",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "server",
-            "--port",
-            str(port),
-            "--grpc-port",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = server_process(tmp_path / "data", port)
     try:
         assert proc.stdout is not None
         banner = proc.stdout.readline()

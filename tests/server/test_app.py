@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from hispeed.config import Settings
 from hispeed.engine import Engine
 from hispeed.log import EmbeddedLog, partition_for_key
 from hispeed.server.app import MAX_BODY_BYTES, create_app
+from hispeed.testing.server import server_process
 from hispeed.testing.services import free_port
 from tests.conftest import LogFactory
 
@@ -163,23 +162,7 @@ def test_list_and_describe_topics(client: TestClient) -> None:
 def test_the_server_process_serves_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     data_dir = tmp_path / "data"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hispeed",
-            "--data-dir",
-            str(data_dir),
-            "server",
-            "--port",
-            str(port),
-            "--grpc-port",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = server_process(data_dir, port)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()

@@ -4,34 +4,18 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from hispeed.testing.server import server_process
 from hispeed.testing.services import free_port
 
 
 def _start(data_dir: Path, port: int) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hispeed",
-            "--data-dir",
-            str(data_dir),
-            "server",
-            "--port",
-            str(port),
-            "--grpc-port",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = server_process(data_dir, port)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:

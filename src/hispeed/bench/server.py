@@ -20,8 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,69 +27,28 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from hispeed.testing.processes import find_binary, free_port, mosquitto, stop, wait_for_port
+
 Progress = Callable[[str, int], None]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {proc.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @contextmanager
 def _mosquitto() -> Iterator[int | None]:
-    binary = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None
-    )
+    binary = find_binary("mosquitto")
     if binary is None:
         yield None
         return
-    port = _free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="hispeed-bench-mqtt-"))
-    conf = workdir / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen(
-        [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        _wait_port(port, proc, "mosquitto")
+    with mosquitto(binary) as (port, _):
         yield port
-    finally:
-        _stop(proc)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @contextmanager
 def _server(mqtt_port: int | None) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     data_dir = tempfile.mkdtemp(prefix="hispeed-bench-server-")
     env = {**os.environ, "HISPEED_FSYNC": "never", "HISPEED_GRPC_PORT": "0"}
     if mqtt_port is not None:
@@ -104,10 +61,10 @@ def _server(mqtt_port: int | None) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_port(port, proc, "hispeed server")
+        wait_for_port(port, proc, "hispeed server", timeout=20)
         yield f"http://127.0.0.1:{port}"
     finally:
-        _stop(proc)
+        stop(proc, timeout=15)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -401,6 +402,33 @@ def bench() -> None:
     """Measure hispeed on this machine (figures for docs/benchmarks.md)."""
 
 
+def _bench_progress() -> Callable[[str, int], None]:
+    """A progress line on a terminal's stderr (nothing when it is not a terminal)."""
+    show = sys.stderr.isatty()
+    last = [""]
+
+    def progress(phase: str, done: int) -> None:
+        if show and (phase != last[0] or done % 20 == 0):
+            last[0] = phase
+            click.echo(f"\r{phase}: {done} batches   ", err=True, nl=False)
+
+    return progress
+
+
+def _bench_report(
+    results: dict[str, Any], as_json: bool, unit: Callable[[str], str], width: int = 28
+) -> None:
+    """Clear the progress line, then print one JSON object or a line per figure."""
+    if sys.stderr.isatty():
+        click.echo("\r" + " " * 40 + "\r", err=True, nl=False)
+    if as_json:
+        click.echo(json.dumps(results))
+        return
+    for name, value in results.items():
+        shown = "n/a" if value is None else f"{value:>14,}"
+        click.echo(f"{name:{width}s} {shown} {unit(name)}".rstrip())
+
+
 @bench.command("log")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--records", type=click.IntRange(10_000), default=2_000_000, show_default=True)
@@ -419,22 +447,8 @@ def bench_log(
     """Append and read throughput of the embedded log."""
     from hispeed.bench import log as bench_log_module
 
-    show = sys.stderr.isatty()
-    last = [""]
-
-    def progress(phase: str, done: int) -> None:
-        if show and (phase != last[0] or done % 20 == 0):
-            last[0] = phase
-            click.echo(f"\r{phase}: {done} batches   ", err=True, nl=False)
-
-    results = bench_log_module.run(records, batch_size, value_size, directory, progress)
-    if show:
-        click.echo("\r" + " " * 40 + "\r", err=True, nl=False)
-    if as_json:
-        click.echo(json.dumps(results))
-        return
-    for name, value in results.items():
-        click.echo(f"{name:40s} {value:>14,}")
+    results = bench_log_module.run(records, batch_size, value_size, directory, _bench_progress())
+    _bench_report(results, as_json, lambda name: "", width=40)
 
 
 @bench.command("engine")
@@ -445,30 +459,20 @@ def bench_log(
 def bench_engine(as_json: bool, events: int, batch_size: int, auctions: int) -> None:
     """Events per second through the SQL engine's operators (Nexmark-like bids, one core)."""
     from hispeed.bench import engine as bench_engine_module
-
-    show = sys.stderr.isatty()
-
-    def progress(phase: str, done: int) -> None:
-        if show:
-            click.echo(f"\r{phase}: {done} batches   ", err=True, nl=False)
-
-    results = bench_engine_module.run(events, batch_size, auctions, progress=progress)
     from hispeed.bench import joins as bench_joins_module
-
-    results |= bench_joins_module.run(events, batch_size, auctions, progress=progress)
     from hispeed.bench import pull as bench_pull_module
 
+    progress = _bench_progress()
+    results = bench_engine_module.run(events, batch_size, auctions, progress=progress)
+    results |= bench_joins_module.run(events, batch_size, auctions, progress=progress)
     results |= bench_pull_module.run(keys=events, progress=progress)
-    if show:
-        click.echo("\r" + " " * 40 + "\r", err=True, nl=False)
-    if as_json:
-        click.echo(json.dumps(results))
-        return
-    for name, value in results.items():
-        unit = (
+
+    def unit(name: str) -> str:
+        return (
             "lookups/s" if name.endswith("_per_s") else "ms" if name.endswith("_ms") else "events/s"
         )
-        click.echo(f"{name:20s} {value:>14,} {unit}")
+
+    _bench_report(results, as_json, unit, width=20)
 
 
 @bench.command("server")
@@ -480,25 +484,11 @@ def bench_server(as_json: bool, records: int, batch: int, seconds: float) -> Non
     """Ingestion over HTTP, WebSocket and MQTT; produce-to-WebSocket latency at 1k and 20k/s."""
     from hispeed.bench import server as bench_server_module
 
-    show = sys.stderr.isatty()
-
-    def progress(phase: str, done: int) -> None:
-        if show:
-            click.echo(f"\r{phase}...          ", err=True, nl=False)
-
     try:
-        results = bench_server_module.run(records, batch, seconds, progress=progress)
+        results = bench_server_module.run(records, batch, seconds, progress=_bench_progress())
     except RuntimeError as e:
         raise HispeedError(f"bench server: {e}") from None
-    if show:
-        click.echo("\r" + " " * 40 + "\r", err=True, nl=False)
-    if as_json:
-        click.echo(json.dumps(results))
-        return
-    for name, value in results.items():
-        unit = "ms" if "_ms_" in name else "records/s"
-        shown = "n/a (no mosquitto)" if value is None else f"{value:>14,}"
-        click.echo(f"{name:28s} {shown} {unit}")
+    _bench_report(results, as_json, lambda name: "ms" if "_ms_" in name else "records/s")
 
 
 @bench.command("redis")
@@ -510,20 +500,8 @@ def bench_redis(as_json: bool, records: int, batch_size: int, modes: tuple[str, 
     """Redis sink writes per second, per mode, into a Redis of the bench's own (one core)."""
     from hispeed.bench import redis as bench_redis_module
 
-    show = sys.stderr.isatty()
-
-    def progress(phase: str, done: int) -> None:
-        if show:
-            click.echo(f"\r{phase}: {done} batches   ", err=True, nl=False)
-
-    results = bench_redis_module.run(records, batch_size, list(modes) or None, progress)
-    if show:
-        click.echo("\r" + " " * 40 + "\r", err=True, nl=False)
-    if as_json:
-        click.echo(json.dumps(results))
-        return
-    for name, value in results.items():
-        click.echo(f"{name:24s} {value:>14,} writes/s")
+    results = bench_redis_module.run(records, batch_size, list(modes) or None, _bench_progress())
+    _bench_report(results, as_json, lambda name: "writes/s", width=24)
 
 
 # -- conformance ----------------------------------------------------------------------------

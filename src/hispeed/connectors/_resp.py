@@ -332,12 +332,10 @@ class RedisConnection:
         self.connect()
         sock = self._sock
         assert sock is not None
-        try:
+        with contextlib.suppress(_IncompleteError, IndexError):  # not whole yet: read more
             reply, pos = parse_reply(self._buf, 0)
             self._buf = self._buf[pos:]
             return reply
-        except (_IncompleteError, IndexError):
-            pass
         sock.settimeout(timeout)
         try:
             while True:

@@ -21,6 +21,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from hispeed.errors import HispeedError
+from hispeed.testing.processes import free_port
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class EmbeddedRedis:
             [self.binary.path, "--version"], capture_output=True, text=True, check=False
         ).stdout
         self.version = version.split(" v=")[1].split()[0] if " v=" in version else "?"
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self._proc = subprocess.Popen(
             [
                 self.binary.path,
@@ -136,12 +137,6 @@ class EmbeddedRedis:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 __all__ = ["EmbeddedRedis", "RedisBinary", "find_binary"]

@@ -21,6 +21,7 @@ committed them) or keyspace ('redis.keys': keyspace notifications).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -330,11 +331,9 @@ class RedisSource(SourceConnector):
     @staticmethod
     def _message_value(channel: str, data: bytes) -> bytes:
         if data[:1] == b"{":
-            try:
+            with contextlib.suppress(msgspec.DecodeError):  # not JSON: wrapped below
                 if isinstance(msgspec.json.decode(data), dict):
                     return bytes(data)
-            except msgspec.DecodeError:
-                pass
         return to_json({"channel": channel, "message": text(data)}).encode()
 
     def _poll_stream(self, timeout: float) -> list[SourceRecord]:

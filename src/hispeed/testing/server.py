@@ -3,6 +3,8 @@ temporary directory: `server` (default settings) and `server_factory(**settings)
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 from hispeed.config import Settings
 from hispeed.engine import Engine
 from hispeed.server.app import Server
-from hispeed.testing.services import free_port
+from hispeed.testing.processes import free_port
 from hispeed.testing.wait import wait_for
 
 
@@ -76,4 +78,34 @@ def server(server_factory: ServerFactory) -> RunningServer:
     return server_factory()
 
 
-__all__ = ["RunningServer", "ServerFactory", "server", "server_factory", "wait_for"]
+def server_process(data_dir: Path, port: int, *args: str) -> subprocess.Popen[str]:
+    """`hispeed server` as users run it, in a process of its own (no gRPC port, unless `args`
+    name one), its output piped as text."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hispeed",
+            "--data-dir",
+            str(data_dir),
+            "server",
+            "--port",
+            str(port),
+            "--grpc-port",
+            "0",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+__all__ = [
+    "RunningServer",
+    "ServerFactory",
+    "server",
+    "server_factory",
+    "server_process",
+    "wait_for",
+]
