@@ -608,7 +608,12 @@ class Engine:
         values = {}
         for c in [*target.key_columns, *target.value_columns]:
             if c.name in row:
-                values[c.name] = pa.array([row[c.name]], c.type.to_arrow())
+                try:
+                    values[c.name] = pa.array([row[c.name]], c.type.to_arrow())
+                except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as e:
+                    raise HispeedError(
+                        f"{target.name}.{c.name} is {c.type}: {row[c.name]!r} does not fit ({e})"
+                    ) from None
         self.insert_row(target, values, timestamp)
 
     def _drop(self, stmt: ast.Drop, replay: bool) -> Result:

@@ -219,6 +219,7 @@ def test_inserts_stream_acks_each_row(server: RunningServer) -> None:
     acks = [json.loads(line) for line in r.text.splitlines()]
     assert acks[0] == {"status": "ok", "seq": 0}
     assert acks[1]["status"] == "error"
+    assert "READINGS.X is DOUBLE: 'bad' does not fit" in acks[1]["message"]
     assert acks[1]["seq"] == 1
     rows = server.engine.query("SELECT * FROM readings")
     assert [r["DEVICE"] for r in rows] == ["d1"]
