@@ -215,6 +215,10 @@ class EmbeddedConsumer(Consumer):
             raise LogError("a consumer without a group has nowhere to commit offsets")
         self._log.commit_offsets(self.group, dict(self._positions if offsets is None else offsets))
 
+    def caught_up(self) -> bool:
+        self._refresh()
+        return all(self._positions[tp] >= self._log.offsets(*tp)[1] for tp in self._assigned)
+
     def assignment(self) -> list[TopicPartition]:
         self._check()
         self._refresh()

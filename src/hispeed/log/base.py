@@ -335,6 +335,10 @@ class Consumer(ABC):
         """Commit the given offsets, or the current positions (the next offset to read)."""
 
     @abstractmethod
+    def caught_up(self) -> bool:
+        """Whether every assigned partition has been read to its end (nothing left now)."""
+
+    @abstractmethod
     def assignment(self) -> list[TopicPartition]: ...
 
     @abstractmethod
@@ -354,7 +358,7 @@ class Consumer(ABC):
 
 
 class Log(ABC):
-    """A durable partitioned log. Backends: `EmbeddedLog` (segment files), later Kafka."""
+    """A durable partitioned log. Backends: `EmbeddedLog` (segment files), `KafkaLog`."""
 
     @abstractmethod
     def create_topic(
@@ -416,7 +420,9 @@ class Log(ABC):
     def list_groups(self) -> list[str]: ...
 
     @abstractmethod
-    def transaction(self) -> Transaction: ...
+    def transaction(self, owner: str | None = None) -> Transaction:
+        """A transaction; `owner` names who writes it (a query, a connector), so a backend
+        that keeps a transactional producer per writer (Kafka) can fence an older one."""
 
     @abstractmethod
     def consumer(

@@ -359,7 +359,7 @@ class EmbeddedLog(Log):
 
     # -- transactions -------------------------------------------------------------------
 
-    def transaction(self) -> Transaction:
+    def transaction(self, owner: str | None = None) -> Transaction:
         self._check_open()
         return EmbeddedTransaction(self)
 

@@ -1,0 +1,1116 @@
+"""The Kafka backend of the Log interface, on confluent-kafka (librdkafka).
+
+Every topic lives in Apache Kafka. Records come out as the same Arrow batches as from the
+embedded log; the only per-record Python is the client's own message objects, read column by
+column with the garbage collector paused (a batch of message objects holds no cycles, and
+collecting while tens of thousands are alive costs more than reading them).
+
+- Keys go to partitions by murmur2, as Kafka's Java clients and the embedded log do, so a
+  topic moves between backends and between hispeed and other clients without re-keying.
+- A transaction is a Kafka transaction of a transactional producer kept per owner (a query,
+  a connector); its input offsets go in with `send_offsets_to_transaction` and the group
+  metadata of the owner's consumer, so a worker that lost its partitions is fenced.
+- Every consumer reads `read_committed`.
+- `prefix` puts every topic and group name of this log under a namespace: tests and the
+  conformance runner share one broker that way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+import itertools
+import logging
+import re
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from hispeed.errors import (
+    ConfigError,
+    InvalidRecordError,
+    LogError,
+    OffsetOutOfRangeError,
+    TopicExistsError,
+    TransactionError,
+    UnknownTopicError,
+)
+from hispeed.log._murmur2 import partitions_for_keys
+from hispeed.log.base import (
+    _KNOWN_CONFIGS,
+    RECORD_SCHEMA,
+    AppendResult,
+    Consumer,
+    Log,
+    PartitionInfo,
+    PolledBatch,
+    TopicConfig,
+    TopicInfo,
+    TopicPartition,
+    Transaction,
+    to_append_batch,
+    validate_topic_name,
+)
+
+ck: Any
+try:
+    import confluent_kafka as ck
+    from confluent_kafka import ConfigResource  # type: ignore[attr-defined]
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - the `kafka` extra is part of every install we test
+    ck = None
+
+log = logging.getLogger(__name__)
+
+GUARANTEES = ("exactly_once", "exactly_once_v2", "at_least_once")
+_TIMEOUT = 30.0
+#: errors a new topic gives for a moment, until every broker knows its leaders
+_SETTLING = ("NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "NOT_LEADER_OR_FOLLOWER")
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No collections while a batch of message objects (which hold no cycles) is alive."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _kafka_error(err: Any) -> str:
+    return err.str() if hasattr(err, "str") else str(err)
+
+
+class KafkaLog(Log):
+    """A `Log` whose topics live in Apache Kafka at `bootstrap` ("host:port[,host:port]")."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        prefix: str = "",
+        guarantee: str = "exactly_once",
+        transactional_id: str | None = None,
+        default_partitions: int = 1,
+        session_timeout_ms: int = 10_000,
+        transaction_timeout_ms: int = 10_000,
+        config: Mapping[str, Any] | None = None,
+        timeout: float = _TIMEOUT,
+    ) -> None:
+        """`transactional_id`: the stem of this process's transactional ids (one per owner);
+        keep it stable across restarts of one worker so that a restart aborts what the
+        previous run left open at once, instead of after `transaction_timeout_ms`.
+        `config`: more librdkafka settings for every client (security, for instance)."""
+        if ck is None:
+            raise ConfigError(
+                "Kafka mode needs the confluent-kafka package: pip install 'hispeed[kafka]'"
+            )
+        if guarantee not in GUARANTEES:
+            raise ConfigError(
+                f"processing.guarantee cannot be {guarantee!r}: use exactly_once or at_least_once"
+            )
+        self.bootstrap = bootstrap
+        self.prefix = prefix
+        self.guarantee = "at_least_once" if guarantee == "at_least_once" else "exactly_once"
+        self.default_partitions = default_partitions
+        self.session_timeout_ms = session_timeout_ms
+        self.transaction_timeout_ms = transaction_timeout_ms
+        self.timeout = timeout
+        self._txn_stem = transactional_id or f"{prefix}hispeed-{uuid.uuid4().hex[:12]}"
+        self._base: dict[str, Any] = {"bootstrap.servers": bootstrap, **(config or {})}
+        self._admin = AdminClient({**self._base, "client.id": "hispeed-admin"})
+        self._producer: Any = None
+        self._producer_lock = threading.Lock()
+        self._txn: dict[str, _TxnProducer] = {}
+        self._txn_lock = threading.Lock()
+        self._reader: Any = None
+        self._reader_lock = threading.RLock()
+        self._meta: dict[str, tuple[int, TopicConfig]] = {}
+        self._deleted: set[str] = set()
+        self._round_robin = 0
+        self._consumers: weakref.WeakSet[KafkaConsumer] = weakref.WeakSet()
+        self._committers: dict[str, Any] = {}
+        self._data = threading.Condition()
+        self._appends = 0
+        self._closed = False
+        try:
+            self._admin.list_topics(timeout=min(timeout, 10.0))
+        except ck.KafkaException as e:
+            raise LogError(
+                f"cannot reach Kafka at {bootstrap}: {_kafka_error(e.args[0])}"
+            ) from None
+
+    # -- names --------------------------------------------------------------------------
+
+    def _p(self, name: str) -> str:
+        return self.prefix + name
+
+    def _unp(self, name: str) -> str | None:
+        return name[len(self.prefix) :] if name.startswith(self.prefix) else None
+
+    def _tp(self, tp: TopicPartition, offset: int | None = None) -> Any:
+        if offset is None:
+            return ck.TopicPartition(self._p(tp.topic), tp.partition)
+        return ck.TopicPartition(self._p(tp.topic), tp.partition, offset)
+
+    def client_config(self, **extra: Any) -> dict[str, Any]:
+        """librdkafka settings for another client of the same cluster."""
+        return {**self._base, **extra}
+
+    # -- topics -------------------------------------------------------------------------
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int | None = None,
+        config: Mapping[str, Any] | None = None,
+        *,
+        exist_ok: bool = False,
+    ) -> TopicInfo:
+        self._check_open()
+        validate_topic_name(name)
+        count = partitions or self.default_partitions
+        if count < 1 or count > 10_000:
+            raise ConfigError(f"a topic has 1 to 10000 partitions, not {count}")
+        cfg = TopicConfig.from_dict(config)
+        given = cfg.to_dict()
+        kafka_config = {k: str(given[k]) for k in (config or {})}
+        deadline = time.monotonic() + self.timeout
+        while True:
+            new = NewTopic(self._p(name), num_partitions=count, config=kafka_config)
+            future = self._admin.create_topics([new], operation_timeout=self.timeout)[self._p(name)]
+            try:
+                future.result()
+                break
+            except ck.KafkaException as e:
+                err = e.args[0]
+                if err.code() == ck.KafkaError.TOPIC_ALREADY_EXISTS:
+                    if name in self._deleted and time.monotonic() < deadline:
+                        time.sleep(0.1)  # the broker is still deleting an earlier one
+                        continue
+                    if exist_ok:
+                        return self.describe_topic(name)
+                    raise TopicExistsError(f"topic {name!r} already exists") from None
+                raise LogError(f"Kafka refused to create {name!r}: {_kafka_error(err)}") from None
+        self._deleted.discard(name)
+        self._meta[name] = (count, cfg)
+        self._wait_for_metadata(name, count)
+        return self.describe_topic(name)
+
+    def _wait_for_metadata(self, name: str, count: int) -> None:
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            md = self._admin.list_topics(self._p(name), timeout=self.timeout).topics.get(
+                self._p(name)
+            )
+            if (
+                md is not None
+                and md.error is None
+                and len(md.partitions) == count
+                and all(p.leader >= 0 for p in md.partitions.values())
+            ):
+                return
+            time.sleep(0.02)
+        raise LogError(f"topic {name!r} was created but its partitions have no leader yet")
+
+    def delete_topic(self, name: str) -> None:
+        self._check_open()
+        self._partition_count(name)  # fails clearly for an unknown topic
+        future = self._admin.delete_topics([self._p(name)], operation_timeout=self.timeout)
+        try:
+            future[self._p(name)].result()
+        except ck.KafkaException as e:
+            raise LogError(f"Kafka refused to delete {name!r}: {_kafka_error(e.args[0])}") from None
+        self._meta.pop(name, None)
+        self._deleted.add(name)
+        deadline = time.monotonic() + self.timeout
+        while name in self.list_topics(internal=True) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def list_topics(self, *, internal: bool = False) -> list[str]:
+        self._check_open()
+        topics = self._admin.list_topics(timeout=self.timeout).topics
+        names = (self._unp(t) for t in topics)
+        return sorted(n for n in names if n and (internal or not n.startswith("__")))
+
+    def _partition_count(self, name: str) -> int:
+        cached = self._meta.get(name)
+        if cached is not None:
+            return cached[0]
+        md = self._admin.list_topics(self._p(name), timeout=self.timeout).topics.get(self._p(name))
+        if md is None or md.error is not None or not md.partitions:
+            raise UnknownTopicError(f"topic {name!r} does not exist")
+        count = len(md.partitions)
+        self._meta[name] = (count, self._describe_config(name))
+        return count
+
+    def _config(self, name: str) -> TopicConfig:
+        self._partition_count(name)
+        return self._meta[name][1]
+
+    def _describe_config(self, name: str) -> TopicConfig:
+        resource = ConfigResource("topic", self._p(name))
+        try:
+            entries = self._admin.describe_configs([resource])[resource].result(self.timeout)
+        except ck.KafkaException:
+            return TopicConfig()
+        values: dict[str, Any] = {}
+        for key in _KNOWN_CONFIGS:
+            entry = entries.get(key)
+            if entry is None or entry.value is None:
+                continue
+            value = entry.value
+            if key == "compression.type" and value not in ("none", "lz4", "zstd"):
+                continue  # "producer", gzip, snappy: what hispeed writes is not compressed
+            values[key] = value
+        try:
+            return TopicConfig.from_dict(values)
+        except ConfigError:
+            return TopicConfig()
+
+    def describe_topic(self, name: str) -> TopicInfo:
+        self._check_open()
+        count = self._partition_count(name)
+        parts = []
+        for p in range(count):
+            start, end = self.offsets(name, p)
+            parts.append(PartitionInfo(p, start, end, 0, 0))
+        return TopicInfo(name, parts, self._config(name), internal=name.startswith("__"))
+
+    # -- appending ----------------------------------------------------------------------
+
+    def _route(
+        self, topic: str, records: Any, partition: int | None
+    ) -> tuple[pa.RecordBatch, np.ndarray]:
+        """Normalize records and decide each one's partition, as the embedded log does."""
+        self._check_open()
+        count = self._partition_count(topic)
+        batch = to_append_batch(records)
+        if self._config(topic).compacts and batch.column(1).null_count:
+            raise InvalidRecordError(
+                f"topic {topic!r} is compacted, so every record needs a key; "
+                f"{batch.column(1).null_count} of {batch.num_rows} have none"
+            )
+        if partition is not None:
+            if not 0 <= partition < count:
+                raise LogError(
+                    f"topic {topic!r} has partitions 0 to {count - 1}; there is no {partition}"
+                )
+            return batch, np.full(batch.num_rows, partition, np.int32)
+        if count == 1:
+            return batch, np.zeros(batch.num_rows, np.int32)
+        target = partitions_for_keys(batch.column(1), count)
+        if batch.column(1).null_count:
+            self._round_robin = (self._round_robin + 1) % count
+            target[target < 0] = self._round_robin
+        return batch, target
+
+    def _produce(
+        self, producer: Any, topic: str, batch: pa.RecordBatch, target: np.ndarray, acks: _Acks
+    ) -> None:
+        physical = self._p(topic)
+        stamps = batch.column(0).to_numpy().tolist()
+        keys = batch.column(1).to_pylist()
+        values = batch.column(2).to_pylist()
+        headers_col = batch.column(3)
+        headers: list[Any] = (
+            [None] * batch.num_rows
+            if headers_col.null_count == len(headers_col)
+            else [
+                [(h["key"], h["value"]) for h in hs] if hs else None
+                for hs in headers_col.to_pylist()
+            ]
+        )
+        produce = producer.produce
+        done = acks.done
+        for i, (p, k, v, t, h) in enumerate(
+            zip(target.tolist(), keys, values, stamps, headers, strict=True)
+        ):
+            callback = functools.partial(done, i)
+            while True:
+                try:
+                    if h is None:
+                        produce(physical, v, k, partition=p, timestamp=t, on_delivery=callback)
+                    else:
+                        produce(
+                            physical,
+                            v,
+                            k,
+                            partition=p,
+                            timestamp=t,
+                            headers=h,
+                            on_delivery=callback,
+                        )
+                    break
+                except BufferError:
+                    producer.poll(0.01)  # the local queue is full: let deliveries drain it
+        producer.poll(0)
+
+    def _plain_producer(self) -> Any:
+        with self._producer_lock:
+            if self._producer is None:
+                self._producer = ck.Producer(
+                    {
+                        **self._base,
+                        "client.id": "hispeed",
+                        "enable.idempotence": True,
+                        "acks": "all",
+                        "linger.ms": 2,
+                        "batch.num.messages": 10_000,
+                        "queue.buffering.max.messages": 1_000_000,
+                    }
+                )
+            return self._producer
+
+    def append(self, topic: str, records: Any, *, partition: int | None = None) -> AppendResult:
+        batch, target = self._route(topic, records, partition)
+        n = batch.num_rows
+        acks = _Acks(n)
+        if n == 0:
+            return AppendResult(target, acks.offsets)
+        producer = self._plain_producer()
+        self._produce(producer, topic, batch, target, acks)
+        deadline = time.monotonic() + self.timeout
+        while acks.pending and time.monotonic() < deadline:
+            producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
+        if acks.pending:
+            raise LogError(f"Kafka did not acknowledge {acks.pending} of {n} records to {topic!r}")
+        if acks.errors:
+            raise LogError(
+                f"Kafka refused {len(acks.errors)} of {n} records to {topic!r}: {acks.errors[0]}"
+            )
+        self._notify()
+        return AppendResult(target, acks.offsets)
+
+    def _notify(self) -> None:
+        with self._data:
+            self._appends += 1
+            self._data.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        """Appends from other processes are not seen here: consumers poll for those."""
+        with self._data:
+            seen = self._appends
+            self._data.wait_for(lambda: self._appends != seen or self._closed, timeout)
+            return self._appends != seen
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _reader_consumer(self) -> Any:
+        if self._reader is None:
+            self._reader = ck.Consumer(self._consumer_config(f"{self.prefix}_hispeed_reader"))
+        return self._reader
+
+    def _consumer_config(self, group: str, reset: str = "earliest") -> dict[str, Any]:
+        return {
+            **self._base,
+            "group.id": group,
+            "client.id": "hispeed",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": reset,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "session.timeout.ms": self.session_timeout_ms,
+            "heartbeat.interval.ms": max(100, self.session_timeout_ms // 5),
+            "partition.assignment.strategy": "range",
+            "fetch.wait.max.ms": 50,
+            "fetch.max.bytes": 52_428_800,
+            "max.partition.fetch.bytes": 10_485_760,
+        }
+
+    def read(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        *,
+        max_records: int | None = None,
+        max_bytes: int | None = None,
+    ) -> list[pa.RecordBatch]:
+        self._check_open()
+        count = self._partition_count(topic)
+        if not 0 <= partition < count:
+            raise LogError(
+                f"topic {topic!r} has partitions 0 to {count - 1}; there is no {partition}"
+            )
+        start, end = self.offsets(topic, partition)
+        if offset < start or offset > end:
+            raise OffsetOutOfRangeError(
+                f"offset {offset} is out of range for {topic}[{partition}]: "
+                + (
+                    f"it holds offsets {start} to {end - 1}"
+                    if end > start
+                    else f"it is empty, and the next offset is {end}"
+                ),
+                start,
+                end,
+            )
+        if offset == end:
+            return []
+        budget = max_records if max_records is not None else 1 << 62
+        byte_budget = max_bytes if max_bytes is not None else 1 << 62
+        out: list[pa.RecordBatch] = []
+        tp = TopicPartition(topic, partition)
+        with self._reader_lock:
+            reader = self._reader_consumer()
+            reader.assign([self._tp(tp, offset)])
+            try:
+                position = offset
+                idle_until = time.monotonic() + self.timeout
+                while budget > 0 and byte_budget > 0 and position < end:
+                    with gc_paused():
+                        msgs = reader.consume(min(budget, 100_000), 0.2)
+                        batches, eof = messages_to_batches(msgs, self.prefix)
+                    for _, batch in batches:
+                        out.append(batch)
+                        budget -= batch.num_rows
+                        byte_budget -= batch.column(3).nbytes
+                        position = batch.column(0)[batch.num_rows - 1].as_py() + 1
+                    if eof:
+                        break
+                    if batches:
+                        idle_until = time.monotonic() + self.timeout
+                    elif time.monotonic() > idle_until:
+                        raise LogError(f"reading {topic}[{partition}] from Kafka timed out")
+            finally:
+                reader.unassign()
+        if max_records is not None and sum(b.num_rows for b in out) > max_records:
+            table = pa.Table.from_batches(out, schema=RECORD_SCHEMA).slice(0, max_records)
+            out = table.to_batches()
+        return out
+
+    def offsets(self, topic: str, partition: int) -> tuple[int, int]:
+        """(log start offset, last stable offset): the end a read_committed reader reaches."""
+        self._check_open()
+        deadline = time.monotonic() + self.timeout
+        while True:
+            with self._reader_lock:
+                try:
+                    low, high = self._reader_consumer().get_watermark_offsets(
+                        self._tp(TopicPartition(topic, partition)),
+                        timeout=self.timeout,
+                        cached=False,
+                    )
+                    return int(low), int(high)
+                except ck.KafkaException as e:
+                    err = e.args[0]
+            settling = err.retriable() or err.name() in _SETTLING
+            if settling and time.monotonic() < deadline:
+                time.sleep(0.05)  # a new topic's leader is not known everywhere yet
+                continue
+            if err.code() in (
+                ck.KafkaError.UNKNOWN_TOPIC_OR_PART,
+                ck.KafkaError._UNKNOWN_PARTITION,
+                ck.KafkaError._UNKNOWN_TOPIC,
+            ):
+                raise UnknownTopicError(f"topic {topic!r} has no partition {partition}")
+            raise LogError(
+                f"could not read the offsets of {topic}[{partition}]: {_kafka_error(err)}"
+            )
+
+    # -- groups -------------------------------------------------------------------------
+
+    def _live_consumer(self, group: str) -> KafkaConsumer | None:
+        for consumer in list(self._consumers):
+            if consumer.group == group and not consumer.closed:
+                return consumer
+        return None
+
+    def _committer(self, group: str) -> Any:
+        """A consumer of the group that never joins it: commits (and group metadata) for a
+        group with no live member in this process."""
+        committer = self._committers.get(group)
+        if committer is None:
+            committer = ck.Consumer(self._consumer_config(self._p(group)))
+            self._committers[group] = committer
+        return committer
+
+    def group_metadata(self, group: str) -> Any:
+        live = self._live_consumer(group)
+        if live is not None:
+            return live.group_metadata()
+        return self._committer(group).consumer_group_metadata()
+
+    def commit_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
+        self._check_open()
+        if not offsets:
+            return
+        parts = [self._tp(tp, o) for tp, o in offsets.items()]
+        live = self._live_consumer(group)
+        try:
+            if live is not None:
+                live.commit_raw(parts)
+            else:
+                self._committer(group).commit(offsets=parts, asynchronous=False)
+        except ck.KafkaException as e:
+            raise LogError(
+                f"Kafka refused the offsets of group {group!r}: {_kafka_error(e.args[0])}"
+            ) from None
+
+    def committed_offsets(self, group: str, topic: str | None = None) -> dict[TopicPartition, int]:
+        self._check_open()
+        from confluent_kafka import ConsumerGroupTopicPartitions
+
+        request = [ConsumerGroupTopicPartitions(self._p(group))]
+        try:
+            result = self._admin.list_consumer_group_offsets(request)[self._p(group)].result(
+                self.timeout
+            )
+        except ck.KafkaException as e:
+            err = e.args[0]
+            if err.code() in (ck.KafkaError.GROUP_ID_NOT_FOUND,):
+                return {}
+            raise LogError(
+                f"could not read the offsets of group {group!r}: {_kafka_error(err)}"
+            ) from None
+        out: dict[TopicPartition, int] = {}
+        for part in result.topic_partitions or []:
+            name = self._unp(part.topic)
+            if name is None or part.offset < 0 or (topic is not None and name != topic):
+                continue
+            out[TopicPartition(name, part.partition)] = part.offset
+        return out
+
+    def list_groups(self) -> list[str]:
+        self._check_open()
+        result = self._admin.list_consumer_groups().result(self.timeout)
+        names = (self._unp(g.group_id) for g in result.valid)
+        return sorted(
+            n for n in names if n and not n.startswith(("_hispeed_reader", "_hispeed_standalone_"))
+        )
+
+    def transaction(self, owner: str | None = None) -> Transaction:
+        """A Kafka transaction of `owner`'s transactional producer (one per owner, made on
+        first use). With processing.guarantee at_least_once: appends, then offsets, each
+        acknowledged, but not atomic together."""
+        self._check_open()
+        if self.guarantee == "at_least_once":
+            return _AtLeastOnce(self)
+        name = owner or "default"
+        with self._txn_lock:
+            producer = self._txn.get(name)
+            if producer is None or producer.fatal:
+                producer = _TxnProducer(self, f"{self._txn_stem}-{name}")
+                self._txn[name] = producer
+        return KafkaTransaction(self, producer)
+
+    def consumer(
+        self,
+        topics: Sequence[str] | str,
+        *,
+        group: str | None = None,
+        auto_offset_reset: str = "latest",
+    ) -> Consumer:
+        self._check_open()
+        consumer = KafkaConsumer(self, topics, group=group, auto_offset_reset=auto_offset_reset)
+        self._consumers.add(consumer)
+        return consumer
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogError("this log is closed")
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._data:
+            self._data.notify_all()
+        for consumer in list(self._consumers):
+            consumer.close()
+        for txn in list(self._txn.values()):
+            txn.close()
+        for committer in self._committers.values():
+            committer.close()
+        if self._producer is not None:
+            self._producer.flush(self.timeout)
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+
+
+class _Acks:
+    """Delivery reports of one append, by position in the batch."""
+
+    def __init__(self, n: int) -> None:
+        self.offsets = np.full(n, -1, np.int64)
+        self.pending = n
+        self.errors: list[str] = []
+        self.ranges: dict[tuple[str, int], tuple[int, int]] = {}
+
+    def done(self, i: int, err: Any, msg: Any) -> None:
+        self.pending -= 1
+        if err is not None:
+            self.errors.append(_kafka_error(err))
+            return
+        offset = msg.offset()
+        self.offsets[i] = offset
+        key = (msg.topic(), msg.partition())
+        first, end = self.ranges.get(key, (offset, offset + 1))
+        self.ranges[key] = (min(first, offset), max(end, offset + 1))
+
+
+class _TxnProducer:
+    """One owner's transactional producer; one transaction at a time."""
+
+    def __init__(self, log_: KafkaLog, transactional_id: str) -> None:
+        self.log = log_
+        self.lock = threading.Lock()
+        self.fatal = False
+        self.producer = ck.Producer(
+            {
+                **log_._base,
+                "client.id": "hispeed",
+                "transactional.id": transactional_id,
+                "transaction.timeout.ms": log_.transaction_timeout_ms,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 2,
+                "batch.num.messages": 10_000,
+                "queue.buffering.max.messages": 1_000_000,
+            }
+        )
+        try:
+            self.producer.init_transactions(log_.timeout)
+        except ck.KafkaException as e:
+            raise TransactionError(
+                f"Kafka refused transactions for {transactional_id!r}: {_kafka_error(e.args[0])}"
+            ) from None
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.producer.flush(1.0)
+
+
+class KafkaTransaction(Transaction):
+    def __init__(self, log_: KafkaLog, producer: _TxnProducer) -> None:
+        self.log = log_
+        self.owner = producer
+        self.producer = producer.producer
+        self.acks: list[_Acks] = []
+        self.begun = False
+        self.done = False
+        producer.lock.acquire()
+
+    def _begin(self) -> None:
+        if self.done:
+            raise TransactionError("this transaction has already ended")
+        if not self.begun:
+            self._call(self.producer.begin_transaction)
+            self.begun = True
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except ck.KafkaException as e:
+            err = e.args[0]
+            if err.fatal():
+                self.owner.fatal = True
+                self._release()
+                raise TransactionError(
+                    f"this worker's transactions were fenced or failed for good "
+                    f"({_kafka_error(err)}): another worker has taken its partitions over"
+                ) from None
+            if getattr(err, "txn_requires_abort", lambda: False)():
+                self.abort()
+            else:
+                self._release()
+            raise TransactionError(f"Kafka transaction failed: {_kafka_error(err)}") from None
+
+    def append(self, topic: str, records: Any, *, partition: int | None = None) -> None:
+        batch, target = self.log._route(topic, records, partition)
+        if batch.num_rows == 0:
+            return
+        self._begin()
+        acks = _Acks(batch.num_rows)
+        self.acks.append(acks)
+        self.log._produce(self.producer, topic, batch, target, acks)
+
+    def commit_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
+        if not offsets:
+            return
+        self._begin()
+        parts = [self.log._tp(tp, o) for tp, o in offsets.items()]
+        metadata = self.log.group_metadata(group)
+        self._call(self.producer.send_offsets_to_transaction, parts, metadata, self.log.timeout)
+
+    def commit(self) -> dict[TopicPartition, tuple[int, int]]:
+        if self.done:
+            raise TransactionError("this transaction has already ended")
+        if self.begun:
+            self._call(self.producer.commit_transaction, self.log.timeout)
+        self._release()
+        ranges: dict[TopicPartition, tuple[int, int]] = {}
+        for acks in self.acks:
+            if acks.errors:
+                raise TransactionError(f"Kafka refused records: {acks.errors[0]}")
+            for (topic, p), (first, end) in acks.ranges.items():
+                name = self.log._unp(topic) or topic
+                tp = TopicPartition(name, p)
+                have = ranges.get(tp, (first, end))
+                ranges[tp] = (min(have[0], first), max(have[1], end))
+        if self.acks:
+            self.log._notify()
+        return ranges
+
+    def abort(self) -> None:
+        if self.done:
+            return
+        try:
+            if self.begun:
+                self.producer.abort_transaction(self.log.timeout)
+        except ck.KafkaException as e:
+            if e.args[0].fatal():
+                self.owner.fatal = True
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if not self.done:
+            self.done = True
+            self.owner.lock.release()
+
+
+class _AtLeastOnce(Transaction):
+    """processing.guarantee = at_least_once: the appends, acknowledged, then the offsets."""
+
+    def __init__(self, log_: KafkaLog) -> None:
+        self.log = log_
+        self.appends: list[tuple[str, Any, int | None]] = []
+        self.offsets: list[tuple[str, Mapping[TopicPartition, int]]] = []
+
+    def append(self, topic: str, records: Any, *, partition: int | None = None) -> None:
+        self.appends.append((topic, records, partition))
+
+    def commit_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
+        self.offsets.append((group, dict(offsets)))
+
+    def commit(self) -> dict[TopicPartition, tuple[int, int]]:
+        ranges: dict[TopicPartition, tuple[int, int]] = {}
+        for topic, records, partition in self.appends:
+            result = self.log.append(topic, records, partition=partition)
+            for p, o in result.pairs():
+                tp = TopicPartition(topic, p)
+                first, end = ranges.get(tp, (o, o + 1))
+                ranges[tp] = (min(first, o), max(end, o + 1))
+        for group, offsets in self.offsets:
+            self.log.commit_offsets(group, offsets)
+        return ranges
+
+    def abort(self) -> None:
+        self.appends.clear()
+        self.offsets.clear()
+
+
+def messages_to_batches(
+    msgs: list[Any], prefix: str = ""
+) -> tuple[list[tuple[TopicPartition, pa.RecordBatch]], list[tuple[TopicPartition, int]]]:
+    """Message objects to one Arrow batch (RECORD_SCHEMA) per run of one partition, and the
+    partitions whose end was reached (with the end offset). Raises on a real error."""
+    if not msgs:
+        return [], []
+    message = ck.Message
+    errors = list(map(message.error, msgs))
+    eof: list[tuple[TopicPartition, int]] = []
+    if any(e is not None for e in errors):
+        kept = []
+        for m, e in zip(msgs, errors, strict=True):
+            if e is None:
+                kept.append(m)
+            elif e.code() == ck.KafkaError._PARTITION_EOF:
+                eof.append((TopicPartition(m.topic()[len(prefix) :], m.partition()), m.offset()))
+            elif e.fatal() or e.code() in (
+                ck.KafkaError.UNKNOWN_TOPIC_OR_PART,
+                ck.KafkaError._UNKNOWN_TOPIC,
+                ck.KafkaError.TOPIC_AUTHORIZATION_FAILED,
+            ):
+                raise LogError(f"reading from Kafka failed: {_kafka_error(e)}")
+            else:
+                log.warning("Kafka consumer: %s", _kafka_error(e))
+        msgs = kept
+        if not msgs:
+            return [], eof
+    partitions = np.fromiter(map(message.partition, msgs), np.int64, len(msgs))
+    topics = list(map(message.topic, msgs))
+    first_topic = topics[0]
+    if topics.count(first_topic) == len(topics):
+        codes = partitions
+        names = [first_topic]
+        topic_of = np.zeros(len(msgs), np.int64)
+    else:
+        index: dict[str, int] = {}
+        topic_of = np.fromiter((index.setdefault(t, len(index)) for t in topics), np.int64)
+        names = list(index)
+        codes = topic_of * 1_000_000 + partitions
+    cuts = [0, *(np.flatnonzero(np.diff(codes)) + 1).tolist(), len(msgs)]
+    offsets = pa.array(np.fromiter(map(message.offset, msgs), np.int64, len(msgs)))
+    stamps = pa.array(
+        np.fromiter((t[1] for t in map(message.timestamp, msgs)), np.int64, len(msgs))
+    )
+    keys = pa.array(list(map(message.key, msgs)), pa.binary())
+    values = pa.array(list(map(message.value, msgs)), pa.binary())
+    raw_headers = list(map(message.headers, msgs))
+    if any(h is not None for h in raw_headers):
+        headers = pa.array(
+            [
+                [{"key": k, "value": v} for k, v in h] if h is not None else None
+                for h in raw_headers
+            ],
+            RECORD_SCHEMA.field("headers").type,
+        )
+    else:
+        headers = pa.nulls(len(msgs), RECORD_SCHEMA.field("headers").type)
+    whole = pa.RecordBatch.from_arrays(
+        [offsets, stamps, keys, values, headers], schema=RECORD_SCHEMA
+    )
+    out = []
+    for a, b in itertools.pairwise(cuts):
+        name = names[int(topic_of[a])][len(prefix) :]
+        out.append((TopicPartition(name, int(partitions[a])), whole.slice(a, b - a)))
+    return out, eof
+
+
+class KafkaConsumer(Consumer):
+    """Reads topics `read_committed`, alone (assigned every partition) or in a consumer group
+    (subscribed: Kafka's range assignment shares the partitions among the members)."""
+
+    def __init__(
+        self,
+        log_: KafkaLog,
+        topics: Sequence[str] | str,
+        *,
+        group: str | None,
+        auto_offset_reset: str = "latest",
+    ) -> None:
+        if auto_offset_reset not in ("earliest", "latest"):
+            raise ConfigError(
+                f"auto_offset_reset cannot be {auto_offset_reset!r}: use earliest or latest"
+            )
+        self.log = log_
+        self.group = group
+        self.closed = False
+        self._reset = auto_offset_reset
+        self._pattern: re.Pattern[str] | None = None
+        self._names: list[str] = []
+        if isinstance(topics, str) and topics.startswith("^"):
+            try:
+                self._pattern = re.compile(topics)
+            except re.error as e:
+                raise ConfigError(
+                    f"topic pattern {topics!r} is not a regular expression: {e}"
+                ) from None
+            # "latest" means from now on: a topic the pattern finds later is read whole
+            self._existing = set(log_.list_topics(internal=True))
+        else:
+            self._existing = set()
+            self._names = [topics] if isinstance(topics, str) else list(topics)
+            for name in self._names:
+                log_._partition_count(name)  # fails clearly for an unknown topic
+        group_id = (
+            log_._p(group) if group else f"{log_.prefix}_hispeed_standalone_{uuid.uuid4().hex}"
+        )
+        self._c = ck.Consumer(log_._consumer_config(group_id, auto_offset_reset))
+        self._positions: dict[TopicPartition, int] = {}
+        self._assigned: list[TopicPartition] = []
+        self._pending: list[PolledBatch] = []
+        self._at_end: set[TopicPartition] = set()
+        self._lock = threading.RLock()
+        self._assigned_once = False
+        self._last_refresh = 0.0
+        #: called with the partitions gained and lost at each rebalance
+        self.on_assign: list[Any] = []
+        self.on_revoke: list[Any] = []
+        if group is None:
+            self._refresh_standalone()
+        else:
+            physical = (
+                ["^" + re.escape(log_.prefix) + self._pattern.pattern[1:]]
+                if self._pattern is not None
+                else [log_._p(n) for n in self._names]
+            )
+            self._c.subscribe(physical, on_assign=self._assigned_cb, on_revoke=self._revoked_cb)
+
+    # -- assignment -------------------------------------------------------------------------
+
+    def _topics_now(self) -> list[str]:
+        if self._pattern is None:
+            return list(self._names)
+        return [t for t in self.log.list_topics() if self._pattern.match(t)]
+
+    def _refresh_standalone(self) -> None:
+        """Assign every partition of the topics (the pattern's, as they are now)."""
+        self._last_refresh = time.monotonic()
+        wanted = [
+            TopicPartition(t, p)
+            for t in self._topics_now()
+            for p in range(self.log._partition_count(t))
+        ]
+        if wanted == self._assigned and self._assigned_once:
+            return
+        for tp in wanted:
+            if tp not in self._positions:
+                new_topic = self._pattern is not None and tp.topic not in self._existing
+                self._positions[tp] = self._start(tp, new_topic)
+        self._assigned = wanted
+        self._assigned_once = True
+        self._c.assign([self.log._tp(tp, self._positions[tp]) for tp in wanted])
+
+    def _start(self, tp: TopicPartition, from_start: bool = False) -> int:
+        start, end = self.log.offsets(*tp)
+        return start if self._reset == "earliest" or from_start else end
+
+    def _assigned_cb(self, consumer: Any, partitions: list[Any]) -> None:
+        tps = [TopicPartition(self.log._unp(p.topic) or p.topic, p.partition) for p in partitions]
+        committed: dict[TopicPartition, int] = {}
+        if partitions:
+            for p in consumer.committed(partitions, timeout=self.log.timeout):
+                if p.offset >= 0:
+                    committed[TopicPartition(self.log._unp(p.topic) or p.topic, p.partition)] = (
+                        p.offset
+                    )
+        positions = {}
+        for tp in tps:
+            if tp in committed:
+                positions[tp] = committed[tp]
+            else:
+                new_topic = self._pattern is not None and tp.topic not in self._existing
+                positions[tp] = self._start(tp, new_topic)
+        self._positions = positions
+        self._assigned = tps
+        self._at_end = set()
+        self._assigned_once = True
+        consumer.assign([self.log._tp(tp, positions[tp]) for tp in tps])
+        for listener in self.on_assign:
+            listener(list(tps))
+
+    def _revoked_cb(self, consumer: Any, partitions: list[Any]) -> None:
+        lost = list(self._assigned)
+        for listener in self.on_revoke:
+            listener(lost)
+        self._pending = []
+        self._positions = {}
+        self._assigned = []
+        consumer.unassign()
+
+    def _wait_for_assignment(self) -> None:
+        deadline = time.monotonic() + self.log.timeout
+        while not self._assigned_once and time.monotonic() < deadline:
+            self._pending += self._fetch(0.1, 10_000)
+        if not self._assigned_once:
+            raise LogError(
+                f"group {self.group!r} gave this consumer no partitions within "
+                f"{self.log.timeout:.0f} s"
+            )
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _fetch(self, timeout: float, max_records: int) -> list[PolledBatch]:
+        with gc_paused():
+            msgs = self._c.consume(max_records, timeout)
+            batches, eof = messages_to_batches(msgs, self.log.prefix)
+        out = []
+        for tp, batch in batches:
+            if tp not in self._positions:
+                continue  # from before a rebalance that took the partition away
+            out.append(PolledBatch(tp, batch))
+            self._positions[tp] = batch.column(0)[batch.num_rows - 1].as_py() + 1
+            self._at_end.discard(tp)
+        for tp, offset in eof:
+            if tp in self._positions:
+                self._positions[tp] = max(self._positions[tp], offset)
+                self._at_end.add(tp)
+        return out
+
+    def poll(self, timeout: float = 1.0, max_records: int | None = None) -> list[PolledBatch]:
+        self._check()
+        budget = max_records if max_records is not None else 100_000
+        with self._lock:
+            stale = time.monotonic() - self._last_refresh > 1.0
+            if self.group is None and self._pattern is not None and stale:
+                self._refresh_standalone()
+            if self._pending:
+                out, self._pending = self._pending, []
+                return out
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    out = self._fetch(max(0.0, deadline - time.monotonic()), budget)
+                except ck.KafkaException as e:
+                    raise LogError(
+                        f"reading from Kafka failed: {_kafka_error(e.args[0])}"
+                    ) from None
+                if out or time.monotonic() >= deadline:
+                    return out
+
+    def caught_up(self) -> bool:
+        """Whether every assigned partition has been read to its last stable offset."""
+        with self._lock:
+            if self.group is not None and not self._assigned_once:
+                return False
+            for tp in self._assigned:
+                if self._positions.get(tp, 0) < self.log.offsets(*tp)[1]:
+                    return False
+            return not self._pending
+
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        self._check()
+        if self.group is None:
+            raise LogError("a consumer without a group has nowhere to commit offsets")
+        chosen = dict(self._positions if offsets is None else offsets)
+        self.commit_raw([self.log._tp(tp, o) for tp, o in chosen.items()])
+
+    def commit_raw(self, parts: list[Any]) -> None:
+        with self._lock:
+            self._c.commit(offsets=parts, asynchronous=False)
+
+    def group_metadata(self) -> Any:
+        return self._c.consumer_group_metadata()
+
+    def assignment(self) -> list[TopicPartition]:
+        self._check()
+        with self._lock:
+            if self.group is not None and not self._assigned_once:
+                self._wait_for_assignment()
+            return list(self._assigned)
+
+    def position(self, tp: TopicPartition) -> int:
+        self.assignment()
+        try:
+            return self._positions[tp]
+        except KeyError:
+            raise LogError(f"{tp.topic}[{tp.partition}] is not assigned to this consumer") from None
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.assignment()
+        with self._lock:
+            if tp not in self._positions:
+                raise LogError(f"{tp.topic}[{tp.partition}] is not assigned to this consumer")
+            self._positions[tp] = offset
+            self._at_end.discard(tp)
+            self._pending = [p for p in self._pending if p.partition != tp]
+            try:
+                self._c.seek(self.log._tp(tp, offset))
+            except ck.KafkaException:
+                # not fetching yet: assign again with every partition where it stands
+                self._c.assign([self.log._tp(t, self._positions[t]) for t in self._assigned])
+
+    def _check(self) -> None:
+        if self.closed:
+            raise LogError("this consumer is closed")
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            with self._lock, contextlib.suppress(Exception):
+                self._c.close()
