@@ -7,9 +7,12 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hispeed.errors import ConfigError
+
+if TYPE_CHECKING:
+    from hispeed.log.base import Log
 
 DEFAULT_CONFIG_FILE = "hispeed.toml"
 
@@ -51,7 +54,44 @@ class Settings:
     embedded_redis: bool = True
     #: the largest request body (HTTP) or message (WebSocket, gRPC) accepted, in bytes
     max_request_bytes: int = 16 * 1024 * 1024
+    #: Kafka mode: the cluster's bootstrap servers ("host:port[,host:port]"); empty: the
+    #: embedded log in `data_dir`
+    kafka: str = ""
+    #: Kafka mode: the application this worker belongs to; workers with one app id share the
+    #: catalog and split every query's partitions (ksqlDB's service id)
+    app_id: str = "default"
+    #: Kafka mode: this worker's name, stable across its restarts (default: host and port)
+    worker_id: str = ""
+    #: Kafka mode: exactly_once (Kafka transactions) or at_least_once, as ksqlDB names them
+    processing_guarantee: str = "exactly_once"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def worker_name(self) -> str:
+        import socket
+
+        return self.worker_id or f"{socket.gethostname()}-{self.port}"
+
+    def open_log(self, cleaner_interval_s: float | None = None) -> Log:
+        """The log these settings name: Kafka's when `kafka` is set, else the embedded one."""
+        if self.kafka:
+            from hispeed.log.kafka import KafkaLog
+
+            return KafkaLog(
+                self.kafka,
+                app_id=self.app_id,
+                guarantee=self.processing_guarantee,
+                transactional_id=f"hispeed-{self.app_id}-{self.worker_name}",
+                default_partitions=self.default_partitions,
+            )
+        from hispeed.log.embedded import EmbeddedLog
+
+        return EmbeddedLog(
+            self.data_dir,
+            fsync=self.fsync,
+            default_partitions=self.default_partitions,
+            cleaner_interval_s=cleaner_interval_s,
+        )
 
     @classmethod
     def load(

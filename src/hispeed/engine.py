@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -76,7 +77,10 @@ class Engine:
         properties: Mapping[str, Any] | None = None,
         fsync: str = "1000ms",
         udf_modules: Sequence[str] = (),
+        worker_id: str | None = None,
     ) -> None:
+        """`worker_id`: this process's name among the workers of one application on Kafka
+        (default: host and PID)."""
         from hispeed.udf import load_modules
 
         load_modules(udf_modules)  # before the replay: restored queries may call them
@@ -93,6 +97,11 @@ class Engine:
             set_default_url(str(self.properties["redis.url"]))
         self.tasks: dict[str, QueryTask] = {}
         self._query_counter = 0
+        #: who this engine is among the workers sharing a (Kafka) log's command topic
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        #: the next command-topic offset this engine has not applied
+        self._command_offset = 0
+        self._synced_at = 0.0
         self._lock = threading.RLock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -109,6 +118,7 @@ class Engine:
     def execute(self, sql: str, properties: Mapping[str, Any] | None = None) -> list[Result]:
         """Run one or more statements; returns a result per statement."""
         with self._lock:
+            self.sync_commands()
             results = []
             for parsed in parse_iter(sql, self.catalog.types):
                 results.append(self._execute(parsed, dict(properties or {})))
@@ -181,19 +191,37 @@ class Engine:
             for k, v in {**self.properties, **overrides}.items()
             if isinstance(v, str | int | float | bool)
         }
-        self.log.append(
-            COMMAND_TOPIC,
-            [(None, msgspec.json.encode({"statement": text, "properties": props}))],
-            partition=0,
-        )
+        entry = {"statement": text, "properties": props, "worker": self.worker_id}
+        result = self.log.append(COMMAND_TOPIC, [(None, msgspec.json.encode(entry))], partition=0)
+        if int(result.offsets[0]) == self._command_offset:
+            self._command_offset += 1  # nothing from another worker came in between
 
     def _replay(self) -> None:
-        start, end = self.log.offsets(COMMAND_TOPIC, 0)
-        if end == start:
+        self._apply_commands(own=True)
+
+    def sync_commands(self, every: float = 0.0) -> None:
+        """Apply the statements other workers of a shared (Kafka) log have recorded since the
+        last call, in the command topic's order: a statement sent to any worker runs on all."""
+        if not self.log.shared or time.monotonic() - self._synced_at < every:
             return
-        for batch in self.log.read(COMMAND_TOPIC, 0, start):
-            for value in batch.column("value").to_pylist():
+        with self._lock:
+            self._apply_commands(own=False)
+            self._synced_at = time.monotonic()
+
+    def _apply_commands(self, own: bool) -> None:
+        """The command topic from where this engine stands; `own`: also this worker's own
+        statements (a restart replays everything)."""
+        start, end = self.log.offsets(COMMAND_TOPIC, 0)
+        position = max(start, self._command_offset)
+        if end <= position:
+            return
+        for batch in self.log.read(COMMAND_TOPIC, 0, position):
+            offsets = batch.column("offset").to_pylist()
+            for offset, value in zip(offsets, batch.column("value").to_pylist(), strict=True):
+                self._command_offset = offset + 1
                 entry = msgspec.json.decode(value)
+                if not own and entry.get("worker") == self.worker_id:
+                    continue
                 saved = dict(self.properties)
                 try:
                     self.properties.update(entry.get("properties", {}))
@@ -850,15 +878,36 @@ class Engine:
 
     # -- running ----------------------------------------------------------------------------
 
-    def drain(self, max_rounds: int = 1000) -> int:
-        """Run every query until none has anything left to read; returns records processed."""
+    def drain(self, max_rounds: int = 1000, timeout: float = 60.0) -> int:
+        """Run every query until none has anything left to read; returns records processed.
+
+        On a shared log (Kafka) records arrive from the broker a moment after they are
+        written: a query has nothing left only when its consumer has reached the end of every
+        partition it reads, so this waits (up to `timeout` s without progress) until then.
+        """
         total = 0
-        for _ in range(max_rounds):
+        rounds = 0
+        wait = 0.0
+        deadline = time.monotonic() + timeout
+        while rounds < max_rounds:
             with self._lock:
-                done = sum(task.poll(0) for task in list(self.tasks.values()))
+                tasks = list(self.tasks.values())
+                done = sum(task.poll(wait) for task in tasks)
             total += done
-            if done == 0:
+            rounds += 1
+            if done:
+                wait = 0.0
+                deadline = time.monotonic() + timeout
+                continue
+            if not self.log.shared or max_rounds == 1:
                 break
+            with self._lock:
+                if all(task.consumer.caught_up() for task in tasks):
+                    break
+            if time.monotonic() > deadline:
+                raise HispeedError(f"queries made no progress for {timeout:.0f} s")
+            rounds -= 1  # waiting for records on their way is not a round
+            wait = 0.01
         return total
 
     def start(self) -> None:
@@ -869,6 +918,7 @@ class Engine:
         def loop() -> None:
             while not self._stop.is_set():
                 try:
+                    self.sync_commands(every=0.5)
                     if self.drain(max_rounds=1) == 0:
                         self.log.wait(0.05)
                 except Exception:

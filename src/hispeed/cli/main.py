@@ -21,21 +21,16 @@ from hispeed.cli.demo import demo
 from hispeed.cli.shell import sql as sql_shell
 from hispeed.config import Settings
 from hispeed.errors import HispeedError
-from hispeed.log.embedded import EmbeddedLog
+from hispeed.log.base import Log
 
 
 class _Context:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def open_log(self) -> EmbeddedLog:
-        s = self.settings
-        return EmbeddedLog(
-            s.data_dir,
-            fsync=s.fsync,
-            default_partitions=s.default_partitions,
-            cleaner_interval_s=None,
-        )
+    def open_log(self) -> Log:
+        """The embedded log in the data directory, or Kafka's with HISPEED_KAFKA set."""
+        return self.settings.open_log()
 
 
 pass_ctx = click.make_pass_decorator(_Context)
@@ -85,6 +80,29 @@ cli.add_command(demo)
 @click.option(
     "--auth-file", default=None, help="Require credentials from this file (basic/bearer lines)."
 )
+@click.option(
+    "--kafka",
+    default=None,
+    metavar="HOST:PORT",
+    help="Kafka mode: every topic in this Kafka cluster [HISPEED_KAFKA].",
+)
+@click.option(
+    "--app-id",
+    default=None,
+    help="Kafka mode: workers with one app id share the catalog and the queries' partitions "
+    "[HISPEED_APP_ID; default 'default'].",
+)
+@click.option(
+    "--worker-id",
+    default=None,
+    help="Kafka mode: this worker's name, stable across restarts [default: host-port].",
+)
+@click.option(
+    "--processing-guarantee",
+    type=click.Choice(["exactly_once", "exactly_once_v2", "at_least_once"]),
+    default=None,
+    help="Kafka mode: exactly_once (Kafka transactions, the default) or at_least_once.",
+)
 @pass_ctx
 def server(
     obj: _Context,
@@ -94,8 +112,12 @@ def server(
     grpc_port: int | None,
     mqtt_broker: str | None,
     auth_file: str | None,
+    kafka: str | None,
+    app_id: str | None,
+    worker_id: str | None,
+    processing_guarantee: str | None,
 ) -> None:
-    """Run the hispeed server on the embedded log."""
+    """Run the hispeed server: on the embedded log, or a worker of an application on Kafka."""
     from dataclasses import replace
 
     from hispeed.server.app import serve
@@ -107,6 +129,10 @@ def server(
         "grpc_port": grpc_port,
         "mqtt_broker": mqtt_broker,
         "auth_file": auth_file,
+        "kafka": kafka,
+        "app_id": app_id,
+        "worker_id": worker_id,
+        "processing_guarantee": processing_guarantee,
     }
     settings = replace(
         obj.settings,
@@ -518,7 +544,20 @@ def bench_redis(as_json: bool, records: int, batch_size: int, modes: tuple[str, 
     help="Run only cases whose file or name contains this text.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show every failing case with its diff.")
-def qtt(paths: tuple[Path, ...], as_json: bool, name_filter: str | None, verbose: bool) -> None:
+@click.option(
+    "--kafka",
+    default=None,
+    metavar="HOST:PORT",
+    help="Run every case on this Kafka cluster (each in a namespace of its own) instead of "
+    "the embedded log.",
+)
+def qtt(
+    paths: tuple[Path, ...],
+    as_json: bool,
+    name_filter: str | None,
+    verbose: bool,
+    kafka: str | None,
+) -> None:
     """Run ksqlDB query-validation test files through hispeed and report conformance."""
     import logging
 
@@ -527,7 +566,7 @@ def qtt(paths: tuple[Path, ...], as_json: bool, name_filter: str | None, verbose
     logging.disable(logging.WARNING)
     summary = runner.Summary()
     show = sys.stderr.isatty() and not as_json
-    for result in runner.run(list(paths), name_filter=name_filter):
+    for result in runner.run(list(paths), name_filter=name_filter, kafka=kafka):
         summary.results.append(result)
         if show and len(summary.results) % 25 == 0:
             click.echo(f"\r{len(summary.results)} cases...", err=True, nl=False)

@@ -360,6 +360,10 @@ class Consumer(ABC):
 class Log(ABC):
     """A durable partitioned log. Backends: `EmbeddedLog` (segment files), `KafkaLog`."""
 
+    #: other processes write to it too (Kafka): consumers must poll to see their records, and
+    #: the catalog's command topic may hold statements another worker ran
+    shared: bool = False
+
     @abstractmethod
     def create_topic(
         self,

@@ -62,8 +62,11 @@ from hispeed.log.base import (
 ck: Any
 try:
     import confluent_kafka as ck
-    from confluent_kafka import ConfigResource  # type: ignore[attr-defined]
-    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]
+        AdminClient,
+        ConfigResource,
+        NewTopic,
+    )
 except ImportError:  # pragma: no cover - the `kafka` extra is part of every install we test
     ck = None
 
@@ -71,6 +74,9 @@ log = logging.getLogger(__name__)
 
 GUARANTEES = ("exactly_once", "exactly_once_v2", "at_least_once")
 _TIMEOUT = 30.0
+#: librdkafka cannot write a record timestamp of 0 (it means "now" there): such a record
+#: carries this header, which hispeed's reads turn back into timestamp 0 and drop
+ZERO_TIMESTAMP_HEADER = "hispeed.timestamp.zero"
 #: errors a new topic gives for a moment, until every broker knows its leaders
 _SETTLING = ("NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "NOT_LEADER_OR_FOLLOWER")
 
@@ -94,11 +100,14 @@ def _kafka_error(err: Any) -> str:
 class KafkaLog(Log):
     """A `Log` whose topics live in Apache Kafka at `bootstrap` ("host:port[,host:port]")."""
 
+    shared = True
+
     def __init__(
         self,
         bootstrap: str,
         *,
         prefix: str = "",
+        app_id: str | None = None,
         guarantee: str = "exactly_once",
         transactional_id: str | None = None,
         default_partitions: int = 1,
@@ -121,6 +130,10 @@ class KafkaLog(Log):
             )
         self.bootstrap = bootstrap
         self.prefix = prefix
+        #: hispeed's own topics and groups (`_hispeed_...`) are the application's:
+        #: `_hispeed-<app id>_...` in Kafka, so applications sharing a cluster stay apart
+        self.app_id = app_id
+        self._own = f"_hispeed-{app_id}_" if app_id else "_hispeed_"
         self.guarantee = "at_least_once" if guarantee == "at_least_once" else "exactly_once"
         self.default_partitions = default_partitions
         self.session_timeout_ms = session_timeout_ms
@@ -153,10 +166,19 @@ class KafkaLog(Log):
     # -- names --------------------------------------------------------------------------
 
     def _p(self, name: str) -> str:
+        if name.startswith("_hispeed_"):
+            name = self._own + name[len("_hispeed_") :]
         return self.prefix + name
 
     def _unp(self, name: str) -> str | None:
-        return name[len(self.prefix) :] if name.startswith(self.prefix) else None
+        if not name.startswith(self.prefix):
+            return None
+        name = name[len(self.prefix) :]
+        if name.startswith(self._own):
+            return "_hispeed_" + name[len(self._own) :]
+        if name.startswith("_hispeed"):
+            return None  # another application's
+        return name
 
     def _tp(self, tp: TopicPartition, offset: int | None = None) -> Any:
         if offset is None:
@@ -236,6 +258,21 @@ class KafkaLog(Log):
         deadline = time.monotonic() + self.timeout
         while name in self.list_topics(internal=True) and time.monotonic() < deadline:
             time.sleep(0.02)
+
+    def delete_namespace(self) -> None:
+        """Delete every topic of this log's prefix (not waiting for the broker to finish)."""
+        if not self.prefix:
+            raise LogError("only a log with a prefix has a namespace of its own to delete")
+        topics = [
+            t
+            for t in self._admin.list_topics(timeout=self.timeout).topics
+            if t.startswith(self.prefix)
+        ]
+        if topics:
+            for future in self._admin.delete_topics(topics, operation_timeout=0).values():
+                with contextlib.suppress(ck.KafkaException):
+                    future.result()
+        self._meta.clear()
 
     def list_topics(self, *, internal: bool = False) -> list[str]:
         self._check_open()
@@ -337,6 +374,8 @@ class KafkaLog(Log):
             zip(target.tolist(), keys, values, stamps, headers, strict=True)
         ):
             callback = functools.partial(done, i)
+            if t == 0:  # librdkafka reads 0 as "now": say it in a header hispeed reads back
+                h = [*(h or ()), (ZERO_TIMESTAMP_HEADER, b"")]
             while True:
                 try:
                     if h is None:
@@ -471,7 +510,7 @@ class KafkaLog(Log):
                 while budget > 0 and byte_budget > 0 and position < end:
                     with gc_paused():
                         msgs = reader.consume(min(budget, 100_000), 0.2)
-                        batches, eof = messages_to_batches(msgs, self.prefix)
+                        batches, eof = messages_to_batches(msgs, self._unp)
                     for _, batch in batches:
                         out.append(batch)
                         budget -= batch.num_rows
@@ -814,7 +853,7 @@ class _AtLeastOnce(Transaction):
 
 
 def messages_to_batches(
-    msgs: list[Any], prefix: str = ""
+    msgs: list[Any], name: Any = None
 ) -> tuple[list[tuple[TopicPartition, pa.RecordBatch]], list[tuple[TopicPartition, int]]]:
     """Message objects to one Arrow batch (RECORD_SCHEMA) per run of one partition, and the
     partitions whose end was reached (with the end offset). Raises on a real error."""
@@ -829,7 +868,8 @@ def messages_to_batches(
             if e is None:
                 kept.append(m)
             elif e.code() == ck.KafkaError._PARTITION_EOF:
-                eof.append((TopicPartition(m.topic()[len(prefix) :], m.partition()), m.offset()))
+                topic = (name(m.topic()) if name is not None else None) or m.topic()
+                eof.append((TopicPartition(topic, m.partition()), m.offset()))
             elif e.fatal() or e.code() in (
                 ck.KafkaError.UNKNOWN_TOPIC_OR_PART,
                 ck.KafkaError._UNKNOWN_TOPIC,
@@ -855,13 +895,16 @@ def messages_to_batches(
         codes = topic_of * 1_000_000 + partitions
     cuts = [0, *(np.flatnonzero(np.diff(codes)) + 1).tolist(), len(msgs)]
     offsets = pa.array(np.fromiter(map(message.offset, msgs), np.int64, len(msgs)))
-    stamps = pa.array(
-        np.fromiter((t[1] for t in map(message.timestamp, msgs)), np.int64, len(msgs))
-    )
+    stamp_values = np.fromiter((t[1] for t in map(message.timestamp, msgs)), np.int64, len(msgs))
     keys = pa.array(list(map(message.key, msgs)), pa.binary())
     values = pa.array(list(map(message.value, msgs)), pa.binary())
     raw_headers = list(map(message.headers, msgs))
     if any(h is not None for h in raw_headers):
+        for i, h in enumerate(raw_headers):
+            if h is not None and any(k == ZERO_TIMESTAMP_HEADER for k, _ in h):
+                stamp_values[i] = 0
+                h = [(k, v) for k, v in h if k != ZERO_TIMESTAMP_HEADER]
+                raw_headers[i] = h or None
         headers = pa.array(
             [
                 [{"key": k, "value": v} for k, v in h] if h is not None else None
@@ -872,12 +915,13 @@ def messages_to_batches(
     else:
         headers = pa.nulls(len(msgs), RECORD_SCHEMA.field("headers").type)
     whole = pa.RecordBatch.from_arrays(
-        [offsets, stamps, keys, values, headers], schema=RECORD_SCHEMA
+        [offsets, pa.array(stamp_values), keys, values, headers], schema=RECORD_SCHEMA
     )
     out = []
     for a, b in itertools.pairwise(cuts):
-        name = names[int(topic_of[a])][len(prefix) :]
-        out.append((TopicPartition(name, int(partitions[a])), whole.slice(a, b - a)))
+        physical = names[int(topic_of[a])]
+        topic = (name(physical) if name is not None else None) or physical
+        out.append((TopicPartition(topic, int(partitions[a])), whole.slice(a, b - a)))
     return out, eof
 
 
@@ -1018,7 +1062,7 @@ class KafkaConsumer(Consumer):
     def _fetch(self, timeout: float, max_records: int) -> list[PolledBatch]:
         with gc_paused():
             msgs = self._c.consume(max_records, timeout)
-            batches, eof = messages_to_batches(msgs, self.log.prefix)
+            batches, eof = messages_to_batches(msgs, self.log._unp)
         out = []
         for tp, batch in batches:
             if tp not in self._positions:

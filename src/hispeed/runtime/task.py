@@ -203,7 +203,7 @@ class QueryTask:
         return n
 
     def commit(self, out: Outputs, positions: dict[TopicPartition, int]) -> None:
-        txn = self.log.transaction()
+        txn = self.log.transaction(owner=self.id)
         try:
             if out.keys:
                 keys = pa.concat_arrays(out.keys)

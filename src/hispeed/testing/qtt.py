@@ -16,6 +16,7 @@ import shutil
 import struct
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ import pyarrow as pa
 
 from hispeed.catalog import Source
 from hispeed.errors import HispeedError
+from hispeed.log.base import Log
 from hispeed.log.embedded import EmbeddedLog
 
 SCHEMA_REGISTRY_FORMATS = ("AVRO", "PROTOBUF", "PROTOBUF_NOSR", "JSON_SR")
@@ -94,14 +96,33 @@ def needs_schema_registry(case: Case) -> bool:
     return any(_SR_PATTERN.search(s) for s in case.statements)
 
 
-def run_case(case: Case, workdir: Path) -> CaseResult:
+def run_case(case: Case, workdir: Path, kafka: str | None = None) -> CaseResult:
+    """Run one case on a fresh embedded log in `workdir`, or on the Kafka cluster at `kafka`
+    (in a namespace of its own, deleted afterwards)."""
     started = time.perf_counter()
-    result = _run(case, workdir)
+    result = _run(case, workdir, kafka)
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _run(case: Case, workdir: Path) -> CaseResult:
+def _open_log(data_dir: Path, kafka: str | None) -> Log:
+    if kafka is None:
+        return EmbeddedLog(data_dir, fsync="never", cleaner_interval_s=None)
+    from hispeed.log.kafka import KafkaLog
+
+    return KafkaLog(kafka, prefix=f"qtt-{uuid.uuid4().hex[:10]}.", session_timeout_ms=6000)
+
+
+def _close_log(log: Log) -> None:
+    if log.shared:
+        from hispeed.log.kafka import KafkaLog
+
+        assert isinstance(log, KafkaLog)
+        log.delete_namespace()
+    log.close()
+
+
+def _run(case: Case, workdir: Path, kafka: str | None = None) -> CaseResult:
     from hispeed.engine import Engine
     from hispeed.plan.planner import UnsupportedError
     from hispeed.testing import qtt_functions
@@ -113,7 +134,7 @@ def _run(case: Case, workdir: Path) -> CaseResult:
         return CaseResult(case.file, case.name, "skipped", "needs a schema registry format")
     expected_error = spec.get("expectedException") or spec.get("expectedError")
     data_dir = Path(tempfile.mkdtemp(prefix="qtt-", dir=workdir))
-    log = EmbeddedLog(data_dir, fsync="never", cleaner_interval_s=None)
+    log = _open_log(data_dir, kafka)
     try:
         properties = {
             "auto.offset.reset": "earliest",
@@ -159,7 +180,7 @@ def _run(case: Case, workdir: Path) -> CaseResult:
         return _verdict(case, engine, expected_error)
     finally:
         try:
-            log.close()
+            _close_log(log)
         finally:
             shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -334,7 +355,7 @@ def _check_error(case: Case, expected: dict[str, Any], message: str) -> CaseResu
     )
 
 
-def _create_topics(case: Case, log: EmbeddedLog) -> None:
+def _create_topics(case: Case, log: Log) -> None:
     """The case's topics, with the partitions it names; ksqlDB's REST test server gives the
     others its test tool's default of 4 (records land on the partition their key hashes to),
     its topology test driver 1."""
@@ -696,12 +717,16 @@ class Summary:
         }
 
 
-def run(paths: list[Path], *, name_filter: str | None = None) -> Iterator[CaseResult]:
+def run(
+    paths: list[Path], *, name_filter: str | None = None, kafka: str | None = None
+) -> Iterator[CaseResult]:
+    """Every case of the files (or those whose file or name contains `name_filter`), on the
+    embedded log or on the Kafka cluster at `kafka`."""
     workdir = Path(tempfile.mkdtemp(prefix="hispeed-qtt-"))
     try:
         for case in load_cases(paths):
             if name_filter and name_filter.lower() not in f"{case.file} {case.name}".lower():
                 continue
-            yield run_case(case, workdir)
+            yield run_case(case, workdir, kafka)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
