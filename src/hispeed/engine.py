@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import pyarrow as pa
@@ -38,6 +38,9 @@ from hispeed.log.embedded import EmbeddedLog
 from hispeed.ops.expressions import Scope, coerce, compile_expr
 from hispeed.plan.planner import QueryPlan, UnsupportedError, plan_select
 from hispeed.runtime.task import PROCESSING_LOG, QueryTask
+
+if TYPE_CHECKING:
+    from hispeed.runtime.distributed import DistributedTask
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.parser import parse_iter
@@ -95,7 +98,7 @@ class Engine:
             from hispeed.functions._redis import set_default_url
 
             set_default_url(str(self.properties["redis.url"]))
-        self.tasks: dict[str, QueryTask] = {}
+        self.tasks: dict[str, QueryTask | DistributedTask] = {}
         self._query_counter = 0
         #: who this engine is among the workers sharing a (Kafka) log's command topic
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
@@ -552,7 +555,13 @@ class Engine:
         join = plan.join
         sources = [s.source.name for s in join.sides] if join is not None else [plan.source.name]
         self.catalog.queries[query_id] = QueryInfo(query_id, text, sink.name, sources)
-        self.tasks[query_id] = QueryTask(self, query_id, plan, sink, properties=props)
+        if self.log.shared:
+            from hispeed.runtime.distributed import DistributedTask
+
+            # on Kafka, the application's workers share the query (runtime/distributed.py)
+            self.tasks[query_id] = DistributedTask(self, query_id, plan, sink, properties=props)
+        else:
+            self.tasks[query_id] = QueryTask(self, query_id, plan, sink, properties=props)
 
     def _insert_values(self, stmt: ast.InsertValues) -> Result:
         target = self.catalog.sources.get(stmt.target)

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hispeed.errors import (
     ConfigError,
@@ -91,6 +92,23 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
+
+
+def consume_some(client: Any, max_records: int, timeout: float) -> list[Any]:
+    """The messages there within `timeout` s: waits for the first one only, then takes what
+    has arrived (librdkafka's consume waits for all `max_records`, or the whole timeout)."""
+    first = client.poll(timeout)
+    if first is None:
+        return []
+    if max_records <= 1:
+        return [first]
+    return [first, *client.consume(max_records - 1, 0)]
+
+
+def _bytes_upto(batch: pa.RecordBatch) -> np.ndarray:
+    """Each record's running total of key and value bytes."""
+    sizes = [pc.fill_null(pc.binary_length(batch.column(c)), 0) for c in (2, 3)]
+    return np.cumsum(sizes[0].to_numpy() + sizes[1].to_numpy())
 
 
 def _kafka_error(err: Any) -> str:
@@ -207,6 +225,8 @@ class KafkaLog(Log):
         cfg = TopicConfig.from_dict(config)
         given = cfg.to_dict()
         kafka_config = {k: str(given[k]) for k in (config or {})}
+        if kafka_config.get("compression.type") == "none":
+            kafka_config["compression.type"] = "uncompressed"  # Kafka's "none" is "uncompressed"
         deadline = time.monotonic() + self.timeout
         while True:
             new = NewTopic(self._p(name), num_partitions=count, config=kafka_config)
@@ -306,7 +326,7 @@ class KafkaLog(Log):
             entry = entries.get(key)
             if entry is None or entry.value is None:
                 continue
-            value = entry.value
+            value = "none" if entry.value == "uncompressed" else entry.value
             if key == "compression.type" and value not in ("none", "lz4", "zstd"):
                 continue  # "producer", gzip, snappy: what hispeed writes is not compressed
             values[key] = value
@@ -509,12 +529,17 @@ class KafkaLog(Log):
                 idle_until = time.monotonic() + self.timeout
                 while budget > 0 and byte_budget > 0 and position < end:
                     with gc_paused():
-                        msgs = reader.consume(min(budget, 100_000), 0.2)
+                        msgs = consume_some(reader, min(budget, 100_000), 0.2)
                         batches, eof = messages_to_batches(msgs, self._unp)
                     for _, batch in batches:
+                        if budget <= 0 or byte_budget <= 0:
+                            break
+                        upto = _bytes_upto(batch)  # at least one record, however big
+                        keep = min(batch.num_rows, int(np.searchsorted(upto, byte_budget)) + 1)
+                        batch = batch.slice(0, keep) if keep < batch.num_rows else batch
                         out.append(batch)
                         budget -= batch.num_rows
-                        byte_budget -= batch.column(3).nbytes
+                        byte_budget -= int(upto[keep - 1])
                         position = batch.column(0)[batch.num_rows - 1].as_py() + 1
                     if eof:
                         break
@@ -603,9 +628,9 @@ class KafkaLog(Log):
 
         request = [ConsumerGroupTopicPartitions(self._p(group))]
         try:
-            result = self._admin.list_consumer_group_offsets(request)[self._p(group)].result(
-                self.timeout
-            )
+            result = self._admin.list_consumer_group_offsets(request, require_stable=True)[
+                self._p(group)
+            ].result(self.timeout)
         except ck.KafkaException as e:
             err = e.args[0]
             if err.code() in (ck.KafkaError.GROUP_ID_NOT_FOUND,):
@@ -740,11 +765,15 @@ class KafkaTransaction(Transaction):
         self.acks: list[_Acks] = []
         self.begun = False
         self.done = False
+        self.state = "open"  # then committed, aborted or failed
         producer.lock.acquire()
 
-    def _begin(self) -> None:
+    def _check(self) -> None:
         if self.done:
-            raise TransactionError("this transaction has already ended")
+            raise TransactionError(f"this transaction is already {self.state}")
+
+    def _begin(self) -> None:
+        self._check()
         if not self.begun:
             self._call(self.producer.begin_transaction)
             self.begun = True
@@ -756,7 +785,7 @@ class KafkaTransaction(Transaction):
             err = e.args[0]
             if err.fatal():
                 self.owner.fatal = True
-                self._release()
+                self._release("failed")
                 raise TransactionError(
                     f"this worker's transactions were fenced or failed for good "
                     f"({_kafka_error(err)}): another worker has taken its partitions over"
@@ -764,10 +793,11 @@ class KafkaTransaction(Transaction):
             if getattr(err, "txn_requires_abort", lambda: False)():
                 self.abort()
             else:
-                self._release()
+                self._release("failed")
             raise TransactionError(f"Kafka transaction failed: {_kafka_error(err)}") from None
 
     def append(self, topic: str, records: Any, *, partition: int | None = None) -> None:
+        self._check()
         batch, target = self.log._route(topic, records, partition)
         if batch.num_rows == 0:
             return
@@ -785,11 +815,10 @@ class KafkaTransaction(Transaction):
         self._call(self.producer.send_offsets_to_transaction, parts, metadata, self.log.timeout)
 
     def commit(self) -> dict[TopicPartition, tuple[int, int]]:
-        if self.done:
-            raise TransactionError("this transaction has already ended")
+        self._check()
         if self.begun:
             self._call(self.producer.commit_transaction, self.log.timeout)
-        self._release()
+        self._release("committed")
         ranges: dict[TopicPartition, tuple[int, int]] = {}
         for acks in self.acks:
             if acks.errors:
@@ -799,9 +828,20 @@ class KafkaTransaction(Transaction):
                 tp = TopicPartition(name, p)
                 have = ranges.get(tp, (first, end))
                 ranges[tp] = (min(have[0], first), max(have[1], end))
+        self._await_visible(ranges)
         if self.acks:
             self.log._notify()
         return ranges
+
+    def _await_visible(self, ranges: Mapping[TopicPartition, tuple[int, int]]) -> None:
+        """Kafka confirms a commit before it writes the commit markers that make the records
+        readable (read_committed): wait for each partition's last stable offset to pass them,
+        so that a read after commit() sees them, as on the embedded log. A transaction left
+        open by another writer holds that offset back until it ends, at most its timeout."""
+        deadline = time.monotonic() + self.log.transaction_timeout_ms / 1000 + 1
+        for tp, (_, end) in ranges.items():
+            while self.log.offsets(*tp)[1] < end and time.monotonic() < deadline:
+                time.sleep(0.001)
 
     def abort(self) -> None:
         if self.done:
@@ -813,11 +853,12 @@ class KafkaTransaction(Transaction):
             if e.args[0].fatal():
                 self.owner.fatal = True
         finally:
-            self._release()
+            self._release("aborted")
 
-    def _release(self) -> None:
+    def _release(self, state: str) -> None:
         if not self.done:
             self.done = True
+            self.state = state
             self.owner.lock.release()
 
 
@@ -964,10 +1005,16 @@ class KafkaConsumer(Consumer):
         group_id = (
             log_._p(group) if group else f"{log_.prefix}_hispeed_standalone_{uuid.uuid4().hex}"
         )
-        self._c = ck.Consumer(log_._consumer_config(group_id, auto_offset_reset))
+        config = log_._consumer_config(group_id, auto_offset_reset)
+        if self._pattern is not None:  # a new topic of the pattern is found within 1 s, not 5 min
+            config["topic.metadata.refresh.interval.ms"] = 1000
+        self._c = ck.Consumer(config)
         self._positions: dict[TopicPartition, int] = {}
         self._assigned: list[TopicPartition] = []
+        #: fetched, not handed out yet (positions move as poll hands batches out)
         self._pending: list[PolledBatch] = []
+        #: ends of partitions reached, applied to positions once their batches are handed out
+        self._eof: dict[TopicPartition, int] = {}
         self._at_end: set[TopicPartition] = set()
         self._lock = threading.RLock()
         self._assigned_once = False
@@ -1008,6 +1055,7 @@ class KafkaConsumer(Consumer):
                 self._positions[tp] = self._start(tp, new_topic)
         self._assigned = wanted
         self._assigned_once = True
+        self._pending, self._eof = [], {}  # fetched again from the positions handed out
         self._c.assign([self.log._tp(tp, self._positions[tp]) for tp in wanted])
 
     def _start(self, tp: TopicPartition, from_start: bool = False) -> int:
@@ -1015,6 +1063,8 @@ class KafkaConsumer(Consumer):
         return start if self._reset == "earliest" or from_start else end
 
     def _assigned_cb(self, consumer: Any, partitions: list[Any]) -> None:
+        if self.closed:
+            return
         tps = [TopicPartition(self.log._unp(p.topic) or p.topic, p.partition) for p in partitions]
         committed: dict[TopicPartition, int] = {}
         if partitions:
@@ -1043,14 +1093,20 @@ class KafkaConsumer(Consumer):
         for listener in self.on_revoke:
             listener(lost)
         self._pending = []
+        self._eof = {}
         self._positions = {}
         self._assigned = []
         consumer.unassign()
 
     def _wait_for_assignment(self) -> None:
+        """Poll until the group gives this member its partitions. A rebalance waits for every
+        member to poll, so the group's other members in this process poll too."""
         deadline = time.monotonic() + self.log.timeout
         while not self._assigned_once and time.monotonic() < deadline:
-            self._pending += self._fetch(0.1, 10_000)
+            self._fetch(0.1, 10_000)
+            for other in list(self.log._consumers):
+                if other is not self and other.group == self.group and not other.closed:
+                    other._drive()
         if not self._assigned_once:
             raise LogError(
                 f"group {self.group!r} gave this consumer no partitions within "
@@ -1059,18 +1115,49 @@ class KafkaConsumer(Consumer):
 
     # -- reading ----------------------------------------------------------------------------
 
-    def _fetch(self, timeout: float, max_records: int) -> list[PolledBatch]:
+    def _drive(self) -> None:
+        """Take part in a rebalance (callbacks run in polls), unless polling elsewhere now."""
+        if self._lock.acquire(blocking=False):
+            try:
+                if not self.closed:
+                    self._fetch(0, 10_000)
+            finally:
+                self._lock.release()
+
+    def _fetch(self, timeout: float, max_records: int) -> None:
+        """Fetch into the pending batches, waiting up to `timeout` s for the first message only
+        (librdkafka's consume waits for all `max_records`, or the whole timeout)."""
         with gc_paused():
-            msgs = self._c.consume(max_records, timeout)
+            msgs = consume_some(self._c, max_records, timeout)
             batches, eof = messages_to_batches(msgs, self.log._unp)
-        out = []
         for tp, batch in batches:
-            if tp not in self._positions:
-                continue  # from before a rebalance that took the partition away
+            if tp in self._positions:  # else from before a rebalance that took it away
+                self._pending.append(PolledBatch(tp, batch))
+        for tp, offset in eof:
+            if tp in self._positions:
+                self._eof[tp] = offset
+
+    def _hand_out(self, budget: int) -> list[PolledBatch]:
+        """Up to `budget` records of the pending batches; positions move past what is handed
+        out, and to a partition's end once nothing of it is pending."""
+        out: list[PolledBatch] = []
+        rest: list[PolledBatch] = []
+        for polled in self._pending:
+            tp, batch = polled.partition, polled.batch
+            if budget <= 0:
+                rest.append(polled)
+                continue
+            if batch.num_rows > budget:
+                rest.append(PolledBatch(tp, batch.slice(budget)))
+                batch = batch.slice(0, budget)
             out.append(PolledBatch(tp, batch))
+            budget -= batch.num_rows
             self._positions[tp] = batch.column(0)[batch.num_rows - 1].as_py() + 1
             self._at_end.discard(tp)
-        for tp, offset in eof:
+        self._pending = rest
+        waiting = {polled.partition for polled in rest}
+        for tp in [tp for tp in self._eof if tp not in waiting]:
+            offset = self._eof.pop(tp)
             if tp in self._positions:
                 self._positions[tp] = max(self._positions[tp], offset)
                 self._at_end.add(tp)
@@ -1083,17 +1170,16 @@ class KafkaConsumer(Consumer):
             stale = time.monotonic() - self._last_refresh > 1.0
             if self.group is None and self._pattern is not None and stale:
                 self._refresh_standalone()
-            if self._pending:
-                out, self._pending = self._pending, []
-                return out
             deadline = time.monotonic() + timeout
             while True:
-                try:
-                    out = self._fetch(max(0.0, deadline - time.monotonic()), budget)
-                except ck.KafkaException as e:
-                    raise LogError(
-                        f"reading from Kafka failed: {_kafka_error(e.args[0])}"
-                    ) from None
+                if not self._pending:
+                    try:
+                        self._fetch(max(0.0, deadline - time.monotonic()), budget)
+                    except ck.KafkaException as e:
+                        raise LogError(
+                            f"reading from Kafka failed: {_kafka_error(e.args[0])}"
+                        ) from None
+                out = self._hand_out(budget)
                 if out or time.monotonic() >= deadline:
                     return out
 
@@ -1112,7 +1198,12 @@ class KafkaConsumer(Consumer):
         if self.group is None:
             raise LogError("a consumer without a group has nowhere to commit offsets")
         chosen = dict(self._positions if offsets is None else offsets)
-        self.commit_raw([self.log._tp(tp, o) for tp, o in chosen.items()])
+        try:
+            self.commit_raw([self.log._tp(tp, o) for tp, o in chosen.items()])
+        except ck.KafkaException as e:
+            raise LogError(
+                f"Kafka refused the offsets of group {self.group!r}: {_kafka_error(e.args[0])}"
+            ) from None
 
     def commit_raw(self, parts: list[Any]) -> None:
         with self._lock:
@@ -1126,6 +1217,11 @@ class KafkaConsumer(Consumer):
         with self._lock:
             if self.group is not None and not self._assigned_once:
                 self._wait_for_assignment()
+            return list(self._assigned)
+
+    def current_assignment(self) -> list[TopicPartition]:
+        """The partitions assigned now, without waiting for a first assignment."""
+        with self._lock:
             return list(self._assigned)
 
     def position(self, tp: TopicPartition) -> int:
@@ -1142,11 +1238,13 @@ class KafkaConsumer(Consumer):
                 raise LogError(f"{tp.topic}[{tp.partition}] is not assigned to this consumer")
             self._positions[tp] = offset
             self._at_end.discard(tp)
+            self._eof.pop(tp, None)
             self._pending = [p for p in self._pending if p.partition != tp]
             try:
                 self._c.seek(self.log._tp(tp, offset))
             except ck.KafkaException:
                 # not fetching yet: assign again with every partition where it stands
+                self._pending, self._eof = [], {}
                 self._c.assign([self.log._tp(t, self._positions[t]) for t in self._assigned])
 
     def _check(self) -> None:
@@ -1156,5 +1254,8 @@ class KafkaConsumer(Consumer):
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            with self._lock, contextlib.suppress(Exception):
-                self._c.close()
+            with self._lock:
+                try:
+                    self._c.close()
+                except Exception as e:  # leaving the group is best effort
+                    log.debug("closing a Kafka consumer: %s", e)

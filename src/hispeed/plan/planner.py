@@ -56,6 +56,8 @@ class AggregationPlan:
     #: each aggregate's row time (the newest record time it has seen), kept beside the
     #: calls' states; no select item reads it
     row_time: AggregateCall
+    #: per GROUP BY expression, the column it names when it is a plain column reference
+    group_names: list[str | None] = dataclasses.field(default_factory=list)
 
     @property
     def state_calls(self) -> list[AggregateCall]:
@@ -765,7 +767,14 @@ def _plan_aggregate(
     if window is not None and window.grace_ms is not None:
         grace = window.grace_ms
     agg = AggregationPlan(
-        group_exprs, group_columns, calls, window, grace, post_scope, _row_time_call(label)
+        group_exprs,
+        group_columns,
+        calls,
+        window,
+        grace,
+        post_scope,
+        _row_time_call(label),
+        [g.name if isinstance(g, ast.ColumnRef) else None for g in select.group_by],
     )
     window_info = None
     if window is not None:

@@ -24,7 +24,7 @@ from hispeed.catalog import Source
 from hispeed.errors import HispeedError
 from hispeed.formats.base import Format, get_format
 from hispeed.functions.registry import EvalContext
-from hispeed.log.base import PolledBatch, TopicPartition
+from hispeed.log.base import PolledBatch, TopicPartition, Transaction
 from hispeed.plan.planner import QueryPlan, field_name
 from hispeed.runtime.decode import SourceDecoder
 
@@ -71,11 +71,14 @@ class QueryTask:
         *,
         tables_from_beginning: bool = False,
         properties: Mapping[str, Any] | None = None,
+        unit: int | None = None,
     ) -> None:
         """`tables_from_beginning`: a new query reads the tables a stream joins from their
         first record whatever `auto.offset.reset` says (a push query starting now still
         sees the tables' current rows). `properties`: the statement's own (the engine's
-        with the request's overrides), else the engine's."""
+        with the request's overrides), else the engine's. `unit`: this task is one unit of
+        a query split across workers (runtime/distributed.py), which reads and commits for
+        it; its state is partition `unit` of the changelog."""
         self.engine = engine
         self.log = engine.log
         self.id = query_id
@@ -93,7 +96,9 @@ class QueryTask:
 
             self.join = JoinRuntime(plan, query_id)
             topics = list(self.join.topics)
-        self.consumer = self.log.consumer(topics, group=self.group, auto_offset_reset=reset)
+        self.unit = unit
+        if unit is None:
+            self.consumer = self.log.consumer(topics, group=self.group, auto_offset_reset=reset)
         self.decoder = SourceDecoder(
             # a stream's null values pass a projection on as null values, as in ksqlDB
             self.source,
@@ -101,7 +106,8 @@ class QueryTask:
             query_id,
             keep_tombstones=plan.aggregation is None,
         )
-        self.consumer.assignment()  # fix the starting positions now, not at the first poll
+        if unit is None:
+            self.consumer.assignment()  # fix the starting positions now, not at the first poll
         if self.join is not None and tables_from_beginning:
             for topic in self.join.looked_up_tables():
                 for tp in self.consumer.assignment():
@@ -118,18 +124,24 @@ class QueryTask:
             from hispeed.runtime.aggregate import Aggregator
 
             self.aggregator = Aggregator(self)
-        if self.aggregator is not None or self.join is not None:
-            self.log.create_topic(
-                self.changelog_topic, 1, {"cleanup.policy": "compact"}, exist_ok=True
-            )
+        if self.stateful:
+            if unit is None:
+                self.log.create_topic(
+                    self.changelog_topic, 1, {"cleanup.policy": "compact"}, exist_ok=True
+                )
             self._restore()
+
+    @property
+    def stateful(self) -> bool:
+        return self.aggregator is not None or self.join is not None
 
     # -- state ------------------------------------------------------------------------------
 
     def _restore(self) -> None:
-        start, end = self.log.offsets(self.changelog_topic, 0)
+        part = self.unit or 0
+        start, end = self.log.offsets(self.changelog_topic, part)
         latest: dict[bytes, bytes | None] = {}
-        for batch in self.log.read(self.changelog_topic, 0, start) if end > start else []:
+        for batch in self.log.read(self.changelog_topic, part, start) if end > start else []:
             for k, v in zip(
                 batch.column("key").to_pylist(), batch.column("value").to_pylist(), strict=True
             ):
@@ -169,6 +181,10 @@ class QueryTask:
         is skipped and nothing counted twice."""
         for tp, offset in firsts.items():
             self.consumer.seek(tp, offset)
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        """Forget the state in memory and restore it as the changelog last committed it."""
         self.stream_time = {}
         if self.aggregator is not None:
             from hispeed.runtime.aggregate import Aggregator
@@ -182,6 +198,13 @@ class QueryTask:
             self._restore()
 
     def _process_polled(self, polled: list[PolledBatch]) -> int:
+        out, positions, n = self.run(polled)
+        self.commit(out, positions)
+        return n
+
+    def run(self, polled: list[PolledBatch]) -> tuple[Outputs, dict[TopicPartition, int], int]:
+        """Compute a poll's batches: the outputs and state changes to commit, the positions
+        to commit with them, and how many records were read."""
         out = Outputs()
         positions: dict[TopicPartition, int] = {}
         n = 0
@@ -198,33 +221,37 @@ class QueryTask:
             positions[item.partition] = last + 1
         if self.join is not None:
             self.join.checkpoint(out.changelog)
-        self.commit(out, positions)
         self.records_in += n
-        return n
+        return out, positions, n
 
     def commit(self, out: Outputs, positions: dict[TopicPartition, int]) -> None:
         txn = self.log.transaction(owner=self.id)
         try:
-            if out.keys:
-                keys = pa.concat_arrays(out.keys)
-                values = pa.concat_arrays(out.values)
-                stamps = pa.concat_arrays(out.timestamps)
-                batch = pa.record_batch({"key": keys, "value": values, "timestamp": stamps})
-                txn.append(self.sink.topic, batch)
-                self.records_out += batch.num_rows
-            if out.errors:
-                self.errors += len(out.errors)
-                txn.append(PROCESSING_LOG, [(None, msgspec.json.encode(e)) for e in out.errors])
-            if out.changelog:
-                txn.append(self.changelog_topic, list(out.changelog.items()), partition=0)
+            self.write(txn, out)
             txn.commit_offsets(self.group, positions)
         except BaseException:
             txn.abort()
             raise
         txn.commit()
 
+    def write(self, txn: Transaction, out: Outputs) -> None:
+        """Put a batch's outputs, processing-log entries and state changes in `txn`."""
+        if out.keys:
+            keys = pa.concat_arrays(out.keys)
+            values = pa.concat_arrays(out.values)
+            stamps = pa.concat_arrays(out.timestamps)
+            batch = pa.record_batch({"key": keys, "value": values, "timestamp": stamps})
+            txn.append(self.sink.topic, batch)
+            self.records_out += batch.num_rows
+        if out.errors:
+            self.errors += len(out.errors)
+            txn.append(PROCESSING_LOG, [(None, msgspec.json.encode(e)) for e in out.errors])
+        if out.changelog:
+            txn.append(self.changelog_topic, list(out.changelog.items()), partition=self.unit or 0)
+
     def close(self) -> None:
-        self.consumer.close()
+        if self.unit is None:
+            self.consumer.close()
 
     # -- decoding ---------------------------------------------------------------------------
 

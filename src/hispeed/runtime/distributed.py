@@ -1,0 +1,258 @@
+"""A persistent query on a shared log (Kafka), its work split among the application's workers.
+
+Every worker runs every query of the catalog; Kafka's consumer groups decide who does what,
+as in Kafka Streams (DESIGN.md decision 9):
+
+- A *partition-local* query (one that filters and projects, or aggregates by its source's
+  key) is split by input partition. Partition p is a unit with state of its own, kept in
+  partition p of the query's changelog topic. The query's consumer group shares the input
+  partitions among the workers; a unit is made (and its state restored from the changelog)
+  when its partition arrives, and forgotten when it goes.
+- Any other stateful query (an aggregation by other columns, a join) needs every record in one
+  place, so it is one unit: the worker the group gives the query's one-partition ownership
+  topic runs it over every input partition. Another worker takes over when that one goes.
+
+Either way a poll's outputs, the units' state changes and the input offsets commit in one
+Kafka transaction whose offsets carry the group's metadata, so a worker that lost its
+partitions (or was thought dead) cannot commit any more: nothing is lost or written twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from hispeed.catalog import Source
+from hispeed.log.base import Consumer, PolledBatch, TopicPartition
+from hispeed.plan.planner import QueryPlan
+from hispeed.runtime.task import Outputs, QueryTask
+
+if TYPE_CHECKING:
+    from hispeed.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+def partition_local(plan: QueryPlan) -> bool:
+    """Whether each input partition can be computed on its own: no state, or an aggregation
+    of a stream by exactly its key columns (records of one group share a partition)."""
+    if plan.join is not None:
+        return False
+    agg = plan.aggregation
+    if agg is None:
+        return True
+    keys = [c.name for c in plan.source.key_columns]
+    return (
+        plan.source.kind == "STREAM"
+        and bool(keys)
+        and agg.group_names == keys
+        and plan.source.window is None
+    )
+
+
+class DistributedTask:
+    """One worker's share of a persistent query on a shared log (see the module's notes)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        query_id: str,
+        plan: QueryPlan,
+        sink: Source,
+        *,
+        properties: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.log = engine.log
+        self.id = query_id
+        self.plan = plan
+        self.sink = sink
+        self.properties = properties
+        self.group = f"_hispeed_query_{query_id}"
+        self.changelog_topic = f"_hispeed_{query_id}_changelog"
+        props = properties if properties is not None else engine.properties
+        self.reset = str(props.get("auto.offset.reset", "earliest")).lower()
+        self.local = partition_local(plan)
+        self.topics = (
+            [s.source.topic for s in plan.join.sides]
+            if plan.join is not None
+            else [plan.source.topic]
+        )
+        self.units: dict[int, QueryTask] = {}
+        self.records_out_before = 0
+        self.errors_before = 0
+        self.records_in_before = 0
+        stateful = plan.aggregation is not None or plan.join is not None
+        if stateful:
+            partitions = (
+                len(self.log.describe_topic(plan.source.topic).partitions) if self.local else 1
+            )
+            self.log.create_topic(
+                self.changelog_topic, partitions, {"cleanup.policy": "compact"}, exist_ok=True
+            )
+        self.owner: Consumer | None = None
+        if self.local:
+            self.consumer: Consumer = self.log.consumer(
+                self.topics, group=self.group, auto_offset_reset=self.reset
+            )
+            self._listen(self.consumer, self._lost_partitions)
+        else:
+            owner_topic = f"_hispeed_{query_id}_owner"
+            self.log.create_topic(owner_topic, 1, exist_ok=True)
+            self.owner = self.log.consumer(owner_topic, group=self.group)
+            self._listen(self.owner, self._lost_ownership)
+            # reads every input partition while this worker owns the query
+            self.consumer = _OwnedReader(self)
+
+    def _listen(self, consumer: Consumer, lost: Any) -> None:
+        revoke = getattr(consumer, "on_revoke", None)
+        if revoke is not None:
+            revoke.append(lost)
+
+    # -- units --------------------------------------------------------------------------------
+
+    def _unit(self, number: int) -> QueryTask:
+        unit = self.units.get(number)
+        if unit is None:
+            unit = QueryTask(
+                self.engine, self.id, self.plan, self.sink, properties=self.properties, unit=number
+            )
+            self.units[number] = unit
+        return unit
+
+    def _lost_partitions(self, partitions: list[TopicPartition]) -> None:
+        for number in {tp.partition for tp in partitions}:
+            self._forget(number)
+
+    def _lost_ownership(self, partitions: list[TopicPartition]) -> None:
+        if partitions:
+            self._forget(0)
+            assert isinstance(self.consumer, _OwnedReader)
+            self.consumer.release()
+
+    def _forget(self, number: int) -> None:
+        unit = self.units.pop(number, None)
+        if unit is not None:
+            self.records_in_before += unit.records_in
+            self.records_out_before += unit.records_out
+            self.errors_before += unit.errors
+
+    @property
+    def records_in(self) -> int:
+        return self.records_in_before + sum(u.records_in for u in self.units.values())
+
+    @property
+    def records_out(self) -> int:
+        return self.records_out_before + sum(u.records_out for u in self.units.values())
+
+    @property
+    def errors(self) -> int:
+        return self.errors_before + sum(u.errors for u in self.units.values())
+
+    # -- running ------------------------------------------------------------------------------
+
+    def poll(self, timeout: float = 0.0, max_records: int = 10_000) -> int:
+        polled = self.consumer.poll(timeout, max_records=max_records)
+        if not polled:
+            return 0
+        by_unit: dict[int, list[PolledBatch]] = {}
+        firsts: dict[TopicPartition, int] = {}
+        for item in polled:
+            number = item.partition.partition if self.local else 0
+            by_unit.setdefault(number, []).append(item)
+            first = item.batch.column(0)[0].as_py()
+            firsts[item.partition] = min(first, firsts.get(item.partition, first))
+        try:
+            return self._process(by_unit)
+        except Exception:
+            for tp, offset in firsts.items():
+                self.consumer.seek(tp, offset)
+            for number in by_unit:
+                if number in self.units:
+                    self.units[number].reset_state()
+            raise
+
+    def _process(self, by_unit: dict[int, list[PolledBatch]]) -> int:
+        results: list[tuple[QueryTask, Outputs]] = []
+        positions: dict[TopicPartition, int] = {}
+        n = 0
+        for number, items in by_unit.items():
+            unit = self._unit(number)
+            out, unit_positions, count = unit.run(items)
+            results.append((unit, out))
+            positions.update(unit_positions)
+            n += count
+        txn = self.log.transaction(owner=self.id)
+        try:
+            for unit, out in results:
+                unit.write(txn, out)
+            txn.commit_offsets(self.group, positions)
+        except BaseException:
+            txn.abort()
+            raise
+        txn.commit()
+        return n
+
+    def close(self) -> None:
+        self.consumer.close()
+        if self.owner is not None:
+            self.owner.close()
+
+
+class _OwnedReader(Consumer):
+    """The input of a query that runs in one place: every partition of its topics, read from
+    the query group's committed offsets while this worker holds the ownership partition."""
+
+    def __init__(self, task: DistributedTask) -> None:
+        self.task = task
+        self.reader: Consumer | None = None
+
+    def _owned(self) -> bool:
+        owner = self.task.owner
+        assert owner is not None
+        owner.poll(0)  # drives the group: heartbeats, and the rebalance that may hand it over
+        current = getattr(owner, "current_assignment", owner.assignment)
+        return bool(current())
+
+    def _open(self) -> Consumer:
+        if self.reader is None:
+            task = self.task
+            reader = task.log.consumer(task.topics, auto_offset_reset=task.reset)
+            committed = task.log.committed_offsets(task.group)
+            for tp in reader.assignment():
+                if tp in committed:
+                    reader.seek(tp, committed[tp])
+            self.reader = reader
+        return self.reader
+
+    def release(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
+
+    def poll(self, timeout: float = 1.0, max_records: int | None = None) -> list[PolledBatch]:
+        if not self._owned():
+            self.release()
+            return []
+        return self._open().poll(timeout, max_records)
+
+    def caught_up(self) -> bool:
+        if not self._owned():
+            return True  # another worker's to read
+        return self._open().caught_up()
+
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        self.task.log.commit_offsets(self.task.group, dict(offsets or {}))
+
+    def assignment(self) -> list[TopicPartition]:
+        return self._open().assignment() if self._owned() else []
+
+    def position(self, tp: TopicPartition) -> int:
+        return self._open().position(tp)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self._open().seek(tp, offset)
+
+    def close(self) -> None:
+        self.release()
