@@ -1,8 +1,10 @@
 """Loopback processes, without pytest: free ports, waiting for a listener, stopping by PID,
-and a mosquitto of one's own. The test fixtures (`services.py`) and the benches share them."""
+and a mosquitto of one's own (a Kafka broker of one's own is in `kafka.py`). The test
+fixtures (`services.py`) and the benches share them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -45,6 +47,39 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
             proc.wait()
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process runs with this PID (a zombie, ended but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def stop_pid(pid: int, timeout: float = 10) -> None:
+    """Stops a process that need not be our child: SIGTERM, then SIGKILL if it has not ended
+    within `timeout` seconds; an error if it has not ended `timeout` seconds after that."""
+    if pid <= 0:
+        raise ValueError(f"not a process id: {pid}")
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while pid_alive(pid):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        else:
+            return
+    raise RuntimeError(f"process {pid} did not end after SIGKILL")
+
+
 def find_binary(name: str) -> str | None:
     """A program on the PATH, or in /usr/sbin or /usr/bin (Debian puts mosquitto in sbin)."""
     return shutil.which(name) or next(
@@ -71,4 +106,12 @@ def mosquitto(binary: str) -> Iterator[tuple[int, int]]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-__all__ = ["find_binary", "free_port", "mosquitto", "stop", "wait_for_port"]
+__all__ = [
+    "find_binary",
+    "free_port",
+    "mosquitto",
+    "pid_alive",
+    "stop",
+    "stop_pid",
+    "wait_for_port",
+]

@@ -1,8 +1,10 @@
-"""Pytest fixtures that start real services on free loopback ports: redis-server, mosquitto.
+"""Pytest fixtures that start real services on free loopback ports: redis-server, mosquitto,
+and an Apache Kafka broker (scripts/kafka/kafka).
 
-A test that needs a service asks for its fixture. When the binary is missing, the test is
-skipped with the install command, unless HISPEED_REQUIRE_SERVICES=1 (as CI sets it), in
-which case it fails: in CI a missing service is a failure, never a skip.
+A test that needs a service asks for its fixture. When the service cannot run here (its
+binary missing; for Kafka, java or the jars), the test is skipped with the install command,
+unless HISPEED_REQUIRE_SERVICES=1 (as CI sets it), in which case it fails: in CI a missing
+service is a failure, never a skip.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import NoReturn
 
 import pytest
 
+from hispeed.testing.kafka import KafkaUnavailableError, kafka_broker
 from hispeed.testing.processes import find_binary, free_port, mosquitto, stop, wait_for_port
 
 
@@ -27,19 +32,31 @@ class Service:
     pid: int
 
     @property
+    def bootstrap(self) -> str:
+        """HOST:PORT, as Kafka's bootstrap.servers takes it."""
+        return f"{self.host}:{self.port}"
+
+    @property
     def url(self) -> str:
+        """redis://HOST:PORT, mqtt://HOST:PORT; for Kafka, which has no scheme, HOST:PORT."""
+        if self.name == "kafka":
+            return self.bootstrap
         scheme = {"redis": "redis", "mosquitto": "mqtt"}.get(self.name, "tcp")
         return f"{scheme}://{self.host}:{self.port}"
+
+
+def unavailable(message: str) -> NoReturn:
+    """Skips the test, or fails it under HISPEED_REQUIRE_SERVICES=1."""
+    if os.environ.get("HISPEED_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{message}; HISPEED_REQUIRE_SERVICES=1 makes this a failure")
+    pytest.skip(message)
 
 
 def require_binary(name: str, package: str) -> str:
     found = find_binary(name)
     if found:
         return found
-    message = f"{name} is not installed (apt-get install {package})"
-    if os.environ.get("HISPEED_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{message}; HISPEED_REQUIRE_SERVICES=1 makes this a failure")
-    pytest.skip(message)
+    unavailable(f"{name} is not installed (apt-get install {package})")
 
 
 @pytest.fixture(scope="session")
@@ -81,12 +98,30 @@ def mosquitto_server() -> Iterator[Service]:
         yield Service("mosquitto", "127.0.0.1", port, pid)
 
 
+@pytest.fixture(scope="session")
+def kafka_server() -> Iterator[Service]:
+    """A single-node Apache Kafka broker (KRaft) of its own on a free loopback port (the
+    controller on the next one), from scripts/kafka/kafka with the test settings of
+    `hispeed.testing.kafka` (topics created explicitly, session timeouts down to 1 s, a
+    timed-out transaction aborted within 1 s). Its `bootstrap` (also `url`) is "127.0.0.1:PORT".
+    Skipped without java or the broker's jars (fetched with mvn on first use), unless
+    HISPEED_REQUIRE_SERVICES=1."""
+    with ExitStack() as stack:
+        try:  # in a temporary directory of its own, removed with the broker
+            broker = stack.enter_context(kafka_broker())
+        except KafkaUnavailableError as e:
+            unavailable(f"no Kafka broker: {e}")
+        yield Service("kafka", broker.host, broker.port, broker.pid)
+
+
 __all__ = [
     "Service",
     "free_port",
+    "kafka_server",
     "mosquitto_server",
     "redis_server",
     "require_binary",
     "stop",
+    "unavailable",
     "wait_for_port",
 ]
