@@ -159,7 +159,7 @@ class KafkaLog(Log):
         self.timeout = timeout
         self._txn_stem = transactional_id or f"{prefix}hispeed-{uuid.uuid4().hex[:12]}"
         self._base: dict[str, Any] = {"bootstrap.servers": bootstrap, **(config or {})}
-        self._admin = AdminClient({**self._base, "client.id": "hispeed-admin"})
+        self._admin: Any = AdminClient({**self._base, "client.id": "hispeed-admin"})
         self._producer: Any = None
         self._producer_lock = threading.Lock()
         self._txn: dict[str, _TxnProducer] = {}
@@ -578,7 +578,11 @@ class KafkaLog(Log):
                 ck.KafkaError._UNKNOWN_PARTITION,
                 ck.KafkaError._UNKNOWN_TOPIC,
             ):
-                raise UnknownTopicError(f"topic {topic!r} has no partition {partition}")
+                self._meta.pop(topic, None)
+                count = self._partition_count(topic)  # "does not exist", for an unknown topic
+                raise LogError(
+                    f"topic {topic!r} has partitions 0 to {count - 1}; there is no {partition}"
+                )
             raise LogError(
                 f"could not read the offsets of {topic}[{partition}]: {_kafka_error(err)}"
             )
@@ -627,17 +631,32 @@ class KafkaLog(Log):
         from confluent_kafka import ConsumerGroupTopicPartitions
 
         request = [ConsumerGroupTopicPartitions(self._p(group))]
-        try:
-            result = self._admin.list_consumer_group_offsets(request, require_stable=True)[
-                self._p(group)
-            ].result(self.timeout)
-        except ck.KafkaException as e:
-            err = e.args[0]
-            if err.code() in (ck.KafkaError.GROUP_ID_NOT_FOUND,):
-                return {}
-            raise LogError(
-                f"could not read the offsets of group {group!r}: {_kafka_error(err)}"
-            ) from None
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                result = self._admin.list_consumer_group_offsets(request, require_stable=True)[
+                    self._p(group)
+                ].result(self.timeout)
+            except ck.KafkaException as e:
+                err = e.args[0]
+                if err.code() in (ck.KafkaError.GROUP_ID_NOT_FOUND,):
+                    return {}
+                raise LogError(
+                    f"could not read the offsets of group {group!r}: {_kafka_error(err)}"
+                ) from None
+            unstable = [
+                p
+                for p in result.topic_partitions or []
+                if p.error is not None and p.error.code() == ck.KafkaError.UNSTABLE_OFFSET_COMMIT
+            ]
+            if not unstable:
+                break
+            if time.monotonic() >= deadline:
+                raise LogError(
+                    f"the offsets of group {group!r} are still being committed: "
+                    f"{_kafka_error(unstable[0].error)}"
+                )
+            time.sleep(0.005)  # a committed transaction's offsets are on their way in
         out: dict[TopicPartition, int] = {}
         for part in result.topic_partitions or []:
             name = self._unp(part.topic)
@@ -695,13 +714,19 @@ class KafkaLog(Log):
             consumer.close()
         for txn in list(self._txn.values()):
             txn.close()
+        self._txn.clear()
         for committer in self._committers.values():
             committer.close()
+        self._committers.clear()
+        self._admin = None  # its threads end when it is collected (it has no close)
         if self._producer is not None:
             self._producer.flush(self.timeout)
+            self._producer.close()
+            self._producer = None
         with self._reader_lock:
             if self._reader is not None:
                 self._reader.close()
+                self._reader = None
 
 
 class _Acks:
@@ -753,8 +778,9 @@ class _TxnProducer:
             ) from None
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # closing is best effort: the broker may be gone
             self.producer.flush(1.0)
+            self.producer.close()
 
 
 class KafkaTransaction(Transaction):
@@ -1218,6 +1244,11 @@ class KafkaConsumer(Consumer):
             if self.group is not None and not self._assigned_once:
                 self._wait_for_assignment()
             return list(self._assigned)
+
+    @property
+    def assigned_once(self) -> bool:
+        """Whether the group has given this consumer its partitions (maybe none) yet."""
+        return self._assigned_once
 
     def current_assignment(self) -> list[TopicPartition]:
         """The partitions assigned now, without waiting for a first assignment."""

@@ -239,7 +239,8 @@ class _OwnedReader(Consumer):
 
     def caught_up(self) -> bool:
         if not self._owned():
-            return True  # another worker's to read
+            # another worker's to read, once the group has said who owns the query
+            return bool(getattr(self.task.owner, "assigned_once", True))
         return self._open().caught_up()
 
     def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
