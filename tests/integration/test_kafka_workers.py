@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hispeed.client import Client
 from hispeed.testing.processes import free_port, stop, wait_for_port
 from hispeed.testing.services import Service
 
@@ -323,3 +324,14 @@ def test_outputs_are_exact_without_failures(cluster: Cluster) -> None:
     produce_clicks(cluster.bootstrap, cluster.app, 0, 3000)
     wait_for_outputs(cluster.bootstrap, cluster.app, 3000)
     check_outputs(cluster.bootstrap, cluster.app, 3000, tiers)
+    # a pull query answers the same on every worker, whichever computed the rows
+    want = sorted(
+        (start, count, total)
+        for (uid, start), (count, total) in expected_windows(3000).items()
+        if uid == "u3"
+    )
+    for name in list(cluster.workers):
+        with Client(cluster.url(name)) as client:
+            rows = client.query("SELECT * FROM per_user WHERE uid = 'u3';")
+        got = sorted((r["WINDOWSTART"], r["CLICKS"], r["TOTAL"]) for r in rows)
+        assert got == want, name

@@ -54,7 +54,8 @@ class Metrics:
             for task in tasks:
                 lag = 0
                 consumer = task.consumer
-                for tp in consumer.assignment():
+                # on Kafka, what the group has given it so far (never waiting for a rebalance)
+                for tp in getattr(consumer, "current_assignment", consumer.assignment)():
                     try:
                         end = engine.log.offsets(tp.topic, tp.partition)[1]
                         lag += max(0, end - consumer.position(tp))
