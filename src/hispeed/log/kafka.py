@@ -159,7 +159,11 @@ class KafkaLog(Log):
         self.timeout = timeout
         self._txn_stem = transactional_id or f"{prefix}hispeed-{uuid.uuid4().hex[:12]}"
         self._base: dict[str, Any] = {"bootstrap.servers": bootstrap, **(config or {})}
-        self._admin: Any = AdminClient({**self._base, "client.id": "hispeed-admin"})
+        # topics are created explicitly: asking a broker with auto.create.topics.enable (its
+        # default) about a topic that does not exist must not create it
+        self._admin: Any = AdminClient(
+            {**self._base, "client.id": "hispeed-admin", "allow.auto.create.topics": False}
+        )
         self._producer: Any = None
         self._producer_lock = threading.Lock()
         self._txn: dict[str, _TxnProducer] = {}
@@ -422,6 +426,7 @@ class KafkaLog(Log):
                     {
                         **self._base,
                         "client.id": "hispeed",
+                        "allow.auto.create.topics": False,
                         "enable.idempotence": True,
                         "acks": "all",
                         "linger.ms": 2,
@@ -467,7 +472,12 @@ class KafkaLog(Log):
 
     def _reader_consumer(self) -> Any:
         if self._reader is None:
-            self._reader = ck.Consumer(self._consumer_config(f"{self.prefix}_hispeed_reader"))
+            config = self._consumer_config(f"{self.prefix}_hispeed_reader")
+            # a read wants what is there: the broker need not wait for more before answering
+            # that the end is reached (a transaction's marker after the last record costs a
+            # fetch that finds nothing)
+            config["fetch.wait.max.ms"] = 1
+            self._reader = ck.Consumer(config)
         return self._reader
 
     def _consumer_config(self, group: str, reset: str = "earliest") -> dict[str, Any]:
@@ -761,6 +771,7 @@ class _TxnProducer:
             {
                 **log_._base,
                 "client.id": "hispeed",
+                "allow.auto.create.topics": False,
                 "transactional.id": transactional_id,
                 "transaction.timeout.ms": log_.transaction_timeout_ms,
                 "enable.idempotence": True,
@@ -789,6 +800,7 @@ class KafkaTransaction(Transaction):
         self.owner = producer
         self.producer = producer.producer
         self.acks: list[_Acks] = []
+        self.sent: dict[str, set[TopicPartition]] = {}  # the offsets' partitions, by group
         self.begun = False
         self.done = False
         self.state = "open"  # then committed, aborted or failed
@@ -839,6 +851,7 @@ class KafkaTransaction(Transaction):
         parts = [self.log._tp(tp, o) for tp, o in offsets.items()]
         metadata = self.log.group_metadata(group)
         self._call(self.producer.send_offsets_to_transaction, parts, metadata, self.log.timeout)
+        self.sent.setdefault(group, set()).update(offsets)
 
     def commit(self) -> dict[TopicPartition, tuple[int, int]]:
         self._check()
@@ -863,11 +876,18 @@ class KafkaTransaction(Transaction):
         """Kafka confirms a commit before it writes the commit markers that make the records
         readable (read_committed): wait for each partition's last stable offset to pass them,
         so that a read after commit() sees them, as on the embedded log. A transaction left
-        open by another writer holds that offset back until it ends, at most its timeout."""
+        open by another writer holds that offset back until it ends, at most its timeout.
+        The group offsets likewise: a group that has no others yet shows them a moment later."""
         deadline = time.monotonic() + self.log.transaction_timeout_ms / 1000 + 1
         for tp, (_, end) in ranges.items():
             while self.log.offsets(*tp)[1] < end and time.monotonic() < deadline:
                 time.sleep(0.001)
+        for group, partitions in self.sent.items():
+            with contextlib.suppress(LogError):  # committed all the same: only slow to show
+                while time.monotonic() < deadline and not partitions <= set(
+                    self.log.committed_offsets(group)  # waits while the broker says "unstable"
+                ):
+                    time.sleep(0.001)
 
     def abort(self) -> None:
         if self.done:
