@@ -24,6 +24,7 @@ from hispeed.catalog import Source
 from hispeed.errors import HispeedError
 from hispeed.formats.base import Format, get_format
 from hispeed.functions.registry import EvalContext
+from hispeed.log._murmur2 import partitions_for_keys
 from hispeed.log.base import PolledBatch, TopicPartition, Transaction
 from hispeed.plan.planner import QueryPlan, field_name
 from hispeed.runtime.decode import SourceDecoder
@@ -115,6 +116,7 @@ class QueryTask:
                         self.consumer.seek(tp, self.log.offsets(topic, tp.partition)[0])
         self.sink_key_format = get_format(sink.key_format, sink.key_properties, is_key=True)
         self.sink_value_format = get_format(sink.value_format, sink.value_properties)
+        self._sink_partitions: int | None = None  # known once a windowed sink is written
         self.records_in = 0
         self.records_out = 0
         self.errors = 0
@@ -241,13 +243,31 @@ class QueryTask:
             values = pa.concat_arrays(out.values)
             stamps = pa.concat_arrays(out.timestamps)
             batch = pa.record_batch({"key": keys, "value": values, "timestamp": stamps})
-            txn.append(self.sink.topic, batch)
+            if self.sink.window is not None:
+                self._append_windowed(txn, batch)
+            else:
+                txn.append(self.sink.topic, batch)
             self.records_out += batch.num_rows
         if out.errors:
             self.errors += len(out.errors)
             txn.append(PROCESSING_LOG, [(None, msgspec.json.encode(e)) for e in out.errors])
         if out.changelog:
             txn.append(self.changelog_topic, list(out.changelog.items()), partition=self.unit or 0)
+
+    def _append_windowed(self, txn: Transaction, batch: pa.RecordBatch) -> None:
+        """A windowed key goes to the partition of its plain key (murmur2 of the key without
+        the window's bytes), as Kafka Streams' WindowedStreamPartitioner puts ksqlDB's."""
+        if self._sink_partitions is None:
+            self._sink_partitions = len(self.log.describe_topic(self.sink.topic).partitions)
+        if self._sink_partitions == 1:
+            txn.append(self.sink.topic, batch, partition=0)
+            return
+        assert self.sink.window is not None
+        suffix = 16 if self.sink.window.kind == "SESSION" else 8
+        plain = pc.binary_slice(batch.column("key"), 0, -suffix)
+        target = partitions_for_keys(plain, self._sink_partitions)
+        for p in np.unique(target).tolist():
+            txn.append(self.sink.topic, batch.filter(pa.array(target == p)), partition=p)
 
     def close(self) -> None:
         if self.unit is None:
