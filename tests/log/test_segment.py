@@ -44,7 +44,8 @@ def flip(path: Path, position: int, count: int = 4) -> None:
 
 def read_all(log: EmbeddedLog) -> list[bytes]:
     start = log.offsets("t", 0)[0]
-    return log.read_table("t", 0, start).column("value").to_pylist()
+    got: list[bytes] = log.read_table("t", 0, start).column("value").to_pylist()
+    return got
 
 
 @pytest.mark.parametrize("keep", [1, 20, HEADER_SIZE - 1, HEADER_SIZE, HEADER_SIZE + 100])
