@@ -129,6 +129,7 @@ class KafkaLog(Log):
         guarantee: str = "exactly_once",
         transactional_id: str | None = None,
         default_partitions: int = 1,
+        topic_config: Mapping[str, Any] | None = None,
         session_timeout_ms: int = 10_000,
         transaction_timeout_ms: int = 10_000,
         config: Mapping[str, Any] | None = None,
@@ -137,7 +138,8 @@ class KafkaLog(Log):
         """`transactional_id`: the stem of this process's transactional ids (one per owner);
         keep it stable across restarts of one worker so that a restart aborts what the
         previous run left open at once, instead of after `transaction_timeout_ms`.
-        `config`: more librdkafka settings for every client (security, for instance)."""
+        `config`: more librdkafka settings for every client (security, for instance).
+        `topic_config`: topic settings (`retention.ms`...) for every topic this log creates."""
         if ck is None:
             raise ConfigError(
                 "Kafka mode needs the confluent-kafka package: pip install 'hispeed[kafka]'"
@@ -154,6 +156,9 @@ class KafkaLog(Log):
         self._own = f"_hispeed-{app_id}_" if app_id else "_hispeed_"
         self.guarantee = "at_least_once" if guarantee == "at_least_once" else "exactly_once"
         self.default_partitions = default_partitions
+        #: settings every topic this log creates gets, unless its own say otherwise
+        self.topic_config = dict(topic_config or {})
+        TopicConfig.from_dict(self.topic_config)  # checked now, not at the first topic
         self.session_timeout_ms = session_timeout_ms
         self.transaction_timeout_ms = transaction_timeout_ms
         self.timeout = timeout
@@ -226,9 +231,10 @@ class KafkaLog(Log):
         count = partitions or self.default_partitions
         if count < 1 or count > 10_000:
             raise ConfigError(f"a topic has 1 to 10000 partitions, not {count}")
+        config = {**self.topic_config, **(config or {})}
         cfg = TopicConfig.from_dict(config)
         given = cfg.to_dict()
-        kafka_config = {k: str(given[k]) for k in (config or {})}
+        kafka_config = {k: str(given[k]) for k in config}
         if kafka_config.get("compression.type") == "none":
             kafka_config["compression.type"] = "uncompressed"  # Kafka's "none" is "uncompressed"
         deadline = time.monotonic() + self.timeout

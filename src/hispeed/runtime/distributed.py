@@ -3,14 +3,16 @@
 Every worker runs every query of the catalog; Kafka's consumer groups decide who does what,
 as in Kafka Streams (DESIGN.md decision 9):
 
-- A *partition-local* query (one that filters and projects, or aggregates by its source's
-  key) is split by input partition. Partition p is a unit with state of its own, kept in
-  partition p of the query's changelog topic. The query's consumer group shares the input
-  partitions among the workers; a unit is made (and its state restored from the changelog)
-  when its partition arrives, and forgotten when it goes.
-- Any other stateful query (an aggregation by other columns, a join) needs every record in one
-  place, so it is one unit: the worker the group gives the query's one-partition ownership
-  topic runs it over every input partition. Another worker takes over when that one goes.
+- A *partition-local* query (one that filters and projects, aggregates a stream by its
+  key, or joins co-partitioned sources on their keys) is split by input partition.
+  Partition p is a unit with state of its own, kept in partition p of the query's changelog
+  topic. The query's consumer group shares the input partitions among the workers; a unit is
+  made (and its state restored from the changelog) when its partition arrives, and forgotten
+  when it goes.
+- Any other stateful query (an aggregation by other columns, a foreign-key join) needs every
+  record in one place, so it is one unit: the worker the group gives the query's
+  one-partition ownership topic runs it over every input partition. Another worker takes
+  over when that one goes.
 
 Either way a poll's outputs, the units' state changes and the input offsets commit in one
 Kafka transaction whose offsets carry the group's metadata, so a worker that lost its
@@ -20,7 +22,7 @@ partitions (or was thought dead) cannot commit any more: nothing is lost or writ
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from hispeed.catalog import Source
@@ -34,11 +36,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def partition_local(plan: QueryPlan) -> bool:
-    """Whether each input partition can be computed on its own: no state, or an aggregation
-    of a stream by exactly its key columns (records of one group share a partition)."""
-    if plan.join is not None:
-        return False
+def partition_local(plan: QueryPlan, partitions: Callable[[str], int]) -> bool:
+    """Whether each input partition can be computed on its own: no state; an aggregation of
+    a stream by exactly its key columns (records of one group share a partition); or a join
+    of sources joined on their keys with as many partitions each (co-partitioned, as ksqlDB
+    requires), whose partition p meets only partition p of the others."""
+    join = plan.join
+    if join is not None:
+        counts = {partitions(side.source.topic) for side in join.sides}
+        return (
+            plan.aggregation is None
+            and len(counts) == 1
+            and all(step.copartitioned is not None and not step.foreign_key for step in join.steps)
+        )
     agg = plan.aggregation
     if agg is None:
         return True
@@ -73,7 +83,9 @@ class DistributedTask:
         self.changelog_topic = f"_hispeed_{query_id}_changelog"
         props = properties if properties is not None else engine.properties
         self.reset = str(props.get("auto.offset.reset", "earliest")).lower()
-        self.local = partition_local(plan)
+        self.local = partition_local(
+            plan, lambda topic: len(self.log.describe_topic(topic).partitions)
+        )
         self.topics = (
             [s.source.topic for s in plan.join.sides]
             if plan.join is not None

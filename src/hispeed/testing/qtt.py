@@ -110,7 +110,13 @@ def _open_log(data_dir: Path, kafka: str | None) -> Log:
         return EmbeddedLog(data_dir, fsync="never", cleaner_interval_s=None)
     from hispeed.log.kafka import KafkaLog
 
-    return KafkaLog(kafka, prefix=f"qtt-{uuid.uuid4().hex[:10]}.", session_timeout_ms=6000)
+    # the cases' records are stamped near 1970: kept forever, not deleted by time retention
+    return KafkaLog(
+        kafka,
+        prefix=f"qtt-{uuid.uuid4().hex[:10]}.",
+        session_timeout_ms=6000,
+        topic_config={"retention.ms": -1},
+    )
 
 
 def _close_log(log: Log) -> None:
