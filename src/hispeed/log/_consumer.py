@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import itertools
-import re
 import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from hispeed.errors import ConfigError, LogError
-from hispeed.log.base import Consumer, PolledBatch, TopicPartition
+from hispeed.errors import LogError
+from hispeed.log.base import Consumer, PolledBatch, TopicPartition, check_reset, parse_topics
 
 if TYPE_CHECKING:
     from hispeed.log.embedded import EmbeddedLog
@@ -102,28 +101,15 @@ class EmbeddedConsumer(Consumer):
         group: str | None,
         auto_offset_reset: str = "latest",
     ) -> None:
-        if auto_offset_reset not in ("earliest", "latest"):
-            raise ConfigError(
-                f"auto_offset_reset cannot be {auto_offset_reset!r}: use earliest or latest"
-            )
+        check_reset(auto_offset_reset)
         self._log = log
         self.group = group
         self.member_id = f"{group or 'standalone'}-{uuid.uuid4().hex[:12]}"
         self._reset = auto_offset_reset
-        if isinstance(topics, str) and topics.startswith("^"):
-            try:
-                self._pattern: re.Pattern[str] | None = re.compile(topics)
-            except re.error as e:
-                raise ConfigError(
-                    f"topic pattern {topics!r} is not a regular expression: {e}"
-                ) from None
-            self._names: list[str] = []
-            # "latest" means from now on: a topic the pattern finds later is read whole
-            self._existing = set(log.list_topics(internal=True))
-        else:
-            self._existing = set()
-            self._pattern = None
-            self._names = [topics] if isinstance(topics, str) else list(topics)
+        self._pattern, self._names = parse_topics(topics)
+        # "latest" means from now on: a topic a pattern finds later is read whole
+        self._existing = set(log.list_topics(internal=True)) if self._pattern else set()
+        if self._pattern is None:
             for name in self._names:
                 log.describe_topic(name)  # fails clearly for an unknown topic
         self._positions: dict[TopicPartition, int] = {}

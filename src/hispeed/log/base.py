@@ -8,6 +8,7 @@ Arrow batch or a list of `Record`s and come out as Arrow record batches with the
 from __future__ import annotations
 
 import re
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -355,6 +356,46 @@ class Consumer(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_reset(auto_offset_reset: str) -> None:
+    if auto_offset_reset not in ("earliest", "latest"):
+        raise ConfigError(
+            f"auto_offset_reset cannot be {auto_offset_reset!r}: use earliest or latest"
+        )
+
+
+def parse_topics(topics: Sequence[str] | str) -> tuple[re.Pattern[str] | None, list[str]]:
+    """What a consumer subscribes to: one regular expression (a string starting with ^),
+    or topic names."""
+    if isinstance(topics, str) and topics.startswith("^"):
+        try:
+            return re.compile(topics), []
+        except re.error as e:
+            raise ConfigError(
+                f"topic pattern {topics!r} is not a regular expression: {e}"
+            ) from None
+    return None, [topics] if isinstance(topics, str) else list(topics)
+
+
+class AppendSignal:
+    """`wait()` for a backend that counts this process's appends in `_appends`, under the
+    condition `_data` (set `_closed` and notify it to wake every waiter for good)."""
+
+    _data: threading.Condition
+    _appends: int
+    _closed: bool
+
+    def _notify(self) -> None:
+        with self._data:
+            self._appends += 1
+            self._data.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        with self._data:
+            seen = self._appends
+            self._data.wait_for(lambda: self._appends != seen or self._closed, timeout)
+            return self._appends != seen
 
 
 class Log(ABC):

@@ -43,6 +43,7 @@ from hispeed.log._segment import HEADER_SIZE, encode_frame
 from hispeed.log.base import (
     RECORD_SCHEMA,
     AppendResult,
+    AppendSignal,
     Consumer,
     Log,
     PartitionInfo,
@@ -100,7 +101,7 @@ class FsyncPolicy:
         return f"{self.interval_ms}ms" if self.mode == "interval" else self.mode
 
 
-class EmbeddedLog(Log):
+class EmbeddedLog(AppendSignal, Log):
     """The log kept in `data_dir/log`, for one process at a time."""
 
     def __init__(
@@ -285,17 +286,6 @@ class EmbeddedLog(Log):
                 out_offsets[rows] = np.arange(base, base + len(rows))
         self._notify()
         return AppendResult(out_parts, out_offsets)
-
-    def _notify(self) -> None:
-        with self._data:
-            self._appends += 1
-            self._data.notify_all()
-
-    def wait(self, timeout: float) -> bool:
-        with self._data:
-            seen = self._appends
-            self._data.wait_for(lambda: self._appends != seen or self._closed, timeout)
-            return self._appends != seen
 
     # -- reading ------------------------------------------------------------------------
 

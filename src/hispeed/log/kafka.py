@@ -48,6 +48,7 @@ from hispeed.log.base import (
     _KNOWN_CONFIGS,
     RECORD_SCHEMA,
     AppendResult,
+    AppendSignal,
     Consumer,
     Log,
     PartitionInfo,
@@ -56,6 +57,8 @@ from hispeed.log.base import (
     TopicInfo,
     TopicPartition,
     Transaction,
+    check_reset,
+    parse_topics,
     to_append_batch,
     validate_topic_name,
 )
@@ -115,7 +118,7 @@ def _kafka_error(err: Any) -> str:
     return err.str() if hasattr(err, "str") else str(err)
 
 
-class KafkaLog(Log):
+class KafkaLog(AppendSignal, Log):
     """A `Log` whose topics live in Apache Kafka at `bootstrap` ("host:port[,host:port]")."""
 
     shared = True
@@ -461,18 +464,6 @@ class KafkaLog(Log):
             )
         self._notify()
         return AppendResult(target, acks.offsets)
-
-    def _notify(self) -> None:
-        with self._data:
-            self._appends += 1
-            self._data.notify_all()
-
-    def wait(self, timeout: float) -> bool:
-        """Appends from other processes are not seen here: consumers poll for those."""
-        with self._data:
-            seen = self._appends
-            self._data.wait_for(lambda: self._appends != seen or self._closed, timeout)
-            return self._appends != seen
 
     # -- reading ------------------------------------------------------------------------
 
@@ -1030,28 +1021,15 @@ class KafkaConsumer(Consumer):
         group: str | None,
         auto_offset_reset: str = "latest",
     ) -> None:
-        if auto_offset_reset not in ("earliest", "latest"):
-            raise ConfigError(
-                f"auto_offset_reset cannot be {auto_offset_reset!r}: use earliest or latest"
-            )
+        check_reset(auto_offset_reset)
         self.log = log_
         self.group = group
         self.closed = False
         self._reset = auto_offset_reset
-        self._pattern: re.Pattern[str] | None = None
-        self._names: list[str] = []
-        if isinstance(topics, str) and topics.startswith("^"):
-            try:
-                self._pattern = re.compile(topics)
-            except re.error as e:
-                raise ConfigError(
-                    f"topic pattern {topics!r} is not a regular expression: {e}"
-                ) from None
-            # "latest" means from now on: a topic the pattern finds later is read whole
-            self._existing = set(log_.list_topics(internal=True))
-        else:
-            self._existing = set()
-            self._names = [topics] if isinstance(topics, str) else list(topics)
+        self._pattern, self._names = parse_topics(topics)
+        # "latest" means from now on: a topic a pattern finds later is read whole
+        self._existing = set(log_.list_topics(internal=True)) if self._pattern else set()
+        if self._pattern is None:
             for name in self._names:
                 log_._partition_count(name)  # fails clearly for an unknown topic
         group_id = (
