@@ -137,3 +137,17 @@ def test_outputs_are_plain_json_for_other_clients(kafka_server: Service) -> None
                 ):
                     rows[k.decode()] = json.loads(v)
         assert rows == expected(40)
+
+
+def test_a_query_takes_its_guarantee_from_set(kafka_server: Service) -> None:
+    prefix = f"s{uuid.uuid4().hex[:8]}."
+    log_ = open_log(kafka_server, prefix)
+    with Engine(log_=log_, worker_id="w1") as engine:
+        engine.execute(QUERY.split(";")[0] + ";")
+        engine.execute("SET 'processing.guarantee' = 'at_least_once';")
+        (created,) = engine.execute(QUERY.split(";")[1] + ";")
+        feed(engine, 0, 60)
+        engine.drain()
+        assert table(engine) == expected(60)
+        # at least once: the query wrote without a transactional producer of its own
+        assert created.query_id not in log_._txn

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from hispeed.catalog import Source
-from hispeed.log.base import Consumer, PolledBatch, TopicPartition
+from hispeed.log.base import Consumer, PolledBatch, TopicPartition, Transaction
 from hispeed.plan.planner import QueryPlan
 from hispeed.runtime.task import Outputs, QueryTask
 
@@ -83,6 +83,9 @@ class DistributedTask:
         self.changelog_topic = f"_hispeed_{query_id}_changelog"
         props = properties if properties is not None else engine.properties
         self.reset = str(props.get("auto.offset.reset", "earliest")).lower()
+        #: ksqlDB's per-query setting (SET 'processing.guarantee'=...), else the log's
+        chosen = props.get("processing.guarantee", props.get("ksql.streams.processing.guarantee"))
+        self.guarantee = str(chosen).lower() if chosen is not None else None
         self.local = partition_local(
             plan, lambda topic: len(self.log.describe_topic(topic).partitions)
         )
@@ -195,7 +198,7 @@ class DistributedTask:
             results.append((unit, out))
             positions.update(unit_positions)
             n += count
-        txn = self.log.transaction(owner=self.id)
+        txn = self._transaction()
         try:
             for unit, out in results:
                 unit.write(txn, out)
@@ -205,6 +208,13 @@ class DistributedTask:
             raise
         txn.commit()
         return n
+
+    def _transaction(self) -> Transaction:
+        from hispeed.log.kafka import KafkaLog
+
+        if self.guarantee is not None and isinstance(self.log, KafkaLog):
+            return self.log.transaction(owner=self.id, guarantee=self.guarantee)
+        return self.log.transaction(owner=self.id)
 
     def close(self) -> None:
         self.consumer.close()
