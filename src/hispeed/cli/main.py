@@ -530,6 +530,29 @@ def bench_redis(as_json: bool, records: int, batch_size: int, modes: tuple[str, 
     _bench_report(results, as_json, lambda name: "writes/s", width=24)
 
 
+@bench.command("kafka")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--bootstrap", help="A Kafka broker, HOST:PORT (default: start one of its own).")
+@click.option("--records", type=click.IntRange(10_000), default=1_000_000, show_default=True)
+def bench_kafka(as_json: bool, bootstrap: str | None, records: int) -> None:
+    """Kafka mode: produce, consume into Arrow, the tumbling query on 1 and 2 workers."""
+    from hispeed.bench import kafka as bench_kafka_module
+
+    try:
+        results = bench_kafka_module.run(records, bootstrap, progress=_bench_progress())
+    except RuntimeError as e:
+        raise HispeedError(f"bench kafka: {e}") from None
+
+    def unit(name: str) -> str:
+        if name.endswith("_ms"):
+            return "ms"
+        if "per_s" in name:
+            return "events/s" if name.startswith("tumbling") else "records/s"
+        return ""
+
+    _bench_report(results, as_json, unit, width=44)
+
+
 # -- conformance ----------------------------------------------------------------------------
 
 
