@@ -18,7 +18,6 @@ collecting while tens of thousands are alive costs more than reading them).
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import itertools
 import logging
@@ -433,11 +432,8 @@ class KafkaLog(AppendSignal, Log):
             ]
         )
         produce = producer.produce
-        done = acks.done
-        for i, (p, k, v, t, h) in enumerate(
-            zip(target.tolist(), keys, values, stamps, headers, strict=True)
-        ):
-            callback = functools.partial(done, i)
+        callback = acks.done
+        for p, k, v, t, h in zip(target.tolist(), keys, values, stamps, headers, strict=True):
             if t == 0:  # librdkafka reads 0 as "now": say it in a header hispeed reads back
                 h = [*(h or ()), (ZERO_TIMESTAMP_HEADER, b"")]
             while True:
@@ -479,7 +475,7 @@ class KafkaLog(AppendSignal, Log):
     def append(self, topic: str, records: Any, *, partition: int | None = None) -> AppendResult:
         batch, target = self._route(topic, records, partition)
         n = batch.num_rows
-        acks = _Acks(n)
+        acks = _Acks(target)
         if n == 0:
             return AppendResult(target, acks.offsets)
         producer = self._plain_producer()
@@ -709,12 +705,16 @@ class KafkaLog(AppendSignal, Log):
             n for n in names if n and not n.startswith(("_hispeed_reader", "_hispeed_standalone_"))
         )
 
-    def transaction(self, owner: str | None = None) -> Transaction:
+    def transaction(self, owner: str | None = None, guarantee: str | None = None) -> Transaction:
         """A Kafka transaction of `owner`'s transactional producer (one per owner, made on
-        first use). With processing.guarantee at_least_once: appends, then offsets, each
-        acknowledged, but not atomic together."""
+        first use). With processing.guarantee at_least_once (this log's, or `guarantee`):
+        appends, then offsets, each acknowledged, but not atomic together."""
         self._check_open()
-        if self.guarantee == "at_least_once":
+        if guarantee is not None and guarantee not in GUARANTEES:
+            raise ConfigError(
+                f"processing.guarantee cannot be {guarantee!r}: use exactly_once or at_least_once"
+            )
+        if (guarantee or self.guarantee) == "at_least_once":
             return _AtLeastOnce(self)
         name = owner or "default"
         with self._txn_lock:
@@ -766,24 +766,41 @@ class KafkaLog(AppendSignal, Log):
 
 
 class _Acks:
-    """Delivery reports of one append, by position in the batch."""
+    """Delivery reports of one append (one topic). An idempotent producer delivers each
+    partition's records in the order they were produced, and reports them in that order: each
+    partition's offsets, as they arrive, belong to its rows in order (no callback per row)."""
 
-    def __init__(self, n: int) -> None:
-        self.offsets = np.full(n, -1, np.int64)
-        self.pending = n
+    def __init__(self, target: np.ndarray) -> None:
+        self.target = target
+        self.pending = len(target)
         self.errors: list[str] = []
-        self.ranges: dict[tuple[str, int], tuple[int, int]] = {}
+        self.by_partition: dict[tuple[str, int], list[int]] = {}
 
-    def done(self, i: int, err: Any, msg: Any) -> None:
+    def done(self, err: Any, msg: Any) -> None:
         self.pending -= 1
         if err is not None:
             self.errors.append(_kafka_error(err))
             return
-        offset = msg.offset()
-        self.offsets[i] = offset
         key = (msg.topic(), msg.partition())
-        first, end = self.ranges.get(key, (offset, offset + 1))
-        self.ranges[key] = (min(first, offset), max(end, offset + 1))
+        offsets = self.by_partition.get(key)
+        if offsets is None:
+            self.by_partition[key] = [msg.offset()]
+        else:
+            offsets.append(msg.offset())
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Each row's offset, in the batch's order (-1 where it was not written)."""
+        out = np.full(len(self.target), -1, np.int64)
+        for (_, partition), offsets in self.by_partition.items():
+            rows = np.flatnonzero(self.target == partition)
+            if len(rows) == len(offsets):
+                out[rows] = offsets
+        return out
+
+    @property
+    def ranges(self) -> dict[tuple[str, int], tuple[int, int]]:
+        return {key: (min(o), max(o) + 1) for key, o in self.by_partition.items()}
 
 
 class _TxnProducer:
@@ -866,7 +883,7 @@ class KafkaTransaction(Transaction):
         if batch.num_rows == 0:
             return
         self._begin()
-        acks = _Acks(batch.num_rows)
+        acks = _Acks(target)
         self.acks.append(acks)
         self.log._produce(self.producer, topic, batch, target, acks)
 

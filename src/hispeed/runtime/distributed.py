@@ -167,7 +167,10 @@ class DistributedTask:
 
     # -- running ------------------------------------------------------------------------------
 
-    def poll(self, timeout: float = 0.0, max_records: int = 10_000) -> int:
+    def poll(self, timeout: float = 0.0, max_records: int = 50_000) -> int:
+        """Process what the inputs have, up to `max_records` (a poll takes what has arrived:
+        a few records when idle; under load, larger batches spread each transaction's fixed
+        cost and coalesce more updates of a key)."""
         polled = self.consumer.poll(timeout, max_records=max_records)
         if not polled:
             return 0
