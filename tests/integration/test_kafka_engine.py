@@ -40,9 +40,10 @@ def feed(engine: Engine, first: int, count: int) -> None:
         engine.insert("READINGS", {"DEVICE": f"d{i % 4}", "TEMP": 20.0 + i % 20})
 
 
-def expected(count: int) -> dict[str, dict[str, float]]:
+def expected(count: int, first: int = 0) -> dict[str, dict[str, float]]:
+    """What the HOT table holds after readings `first` to `count - 1`."""
     out: dict[str, dict[str, float]] = {}
-    for i in range(count):
+    for i in range(first, count):
         temp = 20.0 + i % 20
         if temp > 30:
             row = out.setdefault(f"d{i % 4}", {"N": 0, "TOP": temp})
@@ -151,3 +152,19 @@ def test_a_query_takes_its_guarantee_from_set(kafka_server: Service) -> None:
         assert table(engine) == expected(60)
         # at least once: the query wrote without a transactional producer of its own
         assert created.query_id not in log_._txn
+
+
+def test_latest_starts_where_the_inputs_were_when_the_query_was_made(
+    kafka_server: Service,
+) -> None:
+    """Records that come after CREATE ... AS SELECT but before the query's consumer group
+    has handed out its partitions are the query's, as ksqlDB's `latest` means."""
+    prefix = f"l{uuid.uuid4().hex[:8]}."
+    with Engine(log_=open_log(kafka_server, prefix), worker_id="w1") as engine:
+        engine.execute(QUERY.split(";")[0] + ";")
+        feed(engine, 10, 10)  # before the query (all hot): not the query's
+        engine.execute("SET 'auto.offset.reset' = 'latest';")
+        engine.execute(QUERY.split(";")[1] + ";")
+        feed(engine, 20, 60)  # no poll yet: the group has not formed
+        engine.drain()
+        assert table(engine) == expected(80, first=20)

@@ -27,6 +27,7 @@ SUBSET = [
     "query-validation-tests/suppress.json",
     "query-validation-tests/timestamp-extractor.json",
     "query-validation-tests/count.json",
+    "rest-query-validation-tests/scalable-push-queries.json",
 ]
 
 

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from hispeed.catalog import Source
+from hispeed.errors import LogError
 from hispeed.log.base import Consumer, PolledBatch, TopicPartition, Transaction
 from hispeed.plan.planner import QueryPlan
 from hispeed.runtime.task import Outputs, QueryTask
@@ -106,6 +107,8 @@ class DistributedTask:
             self.log.create_topic(
                 self.changelog_topic, partitions, {"cleanup.policy": "compact"}, exist_ok=True
             )
+        if self.reset == "latest":
+            self._pin_start()
         self.owner: Consumer | None = None
         if self.local:
             self.consumer: Consumer = self.log.consumer(
@@ -119,6 +122,22 @@ class DistributedTask:
             self._listen(self.owner, self._lost_ownership)
             # reads every input partition while this worker owns the query
             self.consumer = _OwnedReader(self)
+
+    def _pin_start(self) -> None:
+        """`latest` means from when the query was made, not from when the group first hands
+        its partitions out (a moment later, maybe after records have come): a new query's
+        group starts at the ends of its inputs as they are now."""
+        if self.log.committed_offsets(self.group):
+            return  # the query has run before (a restart, or another worker runs it)
+        ends = {
+            TopicPartition(topic, p): self.log.offsets(topic, p)[1]
+            for topic in self.topics
+            for p in range(len(self.log.describe_topic(topic).partitions))
+        }
+        try:
+            self.log.commit_offsets(self.group, ends)
+        except LogError as e:  # another worker's group got there first: it has its offsets
+            log.info("query %s: start offsets not pinned: %s", self.id, e)
 
     def _listen(self, consumer: Consumer, lost: Any) -> None:
         revoke = getattr(consumer, "on_revoke", None)
