@@ -46,6 +46,7 @@ from hispeed.bench.engine import QUERIES, make_bids
 from hispeed.bench.log import make_batch
 from hispeed.log.base import TopicPartition
 from hispeed.log.kafka import KafkaLog
+from hispeed.runtime.task import query_group
 
 Progress = Callable[[str, int], Any] | None
 
@@ -244,7 +245,7 @@ def _tumbling(
     with Engine(log_=setup_log, worker_id="setup") as setup:
         setup.execute(STREAM)
         (result,) = setup.execute(QUERY)
-        group = f"_hispeed_query_{result.query_id}"
+        group = query_group(str(result.query_id))
     label = f"tumbling, {workers} worker{'s' if workers > 1 else ''}"
     monitor = KafkaLog(bootstrap, prefix=prefix, app_id=app)
     with tempfile.TemporaryDirectory(prefix="hispeed-bench-kafka-") as logs:

@@ -342,6 +342,16 @@ class Consumer(ABC):
     @abstractmethod
     def assignment(self) -> list[TopicPartition]: ...
 
+    def current_assignment(self) -> list[TopicPartition]:
+        """The partitions assigned now, never waiting for a group to hand them out (a backend
+        whose groups rebalance in the background says what it has so far)."""
+        return self.assignment()
+
+    @property
+    def assigned_once(self) -> bool:
+        """Whether the group has given this consumer its partitions (maybe none) yet."""
+        return True
+
     @abstractmethod
     def position(self, tp: TopicPartition) -> int: ...
 

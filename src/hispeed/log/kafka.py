@@ -213,6 +213,9 @@ class KafkaLog(AppendSignal, Log):
         self._round_robin = 0
         self._consumers: weakref.WeakSet[KafkaConsumer] = weakref.WeakSet()
         self._committers: dict[str, Any] = {}
+        #: per group, the partitions whose committed offsets a read has seen: a group's first
+        #: offsets show a moment after their transaction commits, later ones at once
+        self._shown_offsets: dict[str, set[TopicPartition]] = {}
         self._data = threading.Condition()
         self._appends = 0
         self._closed = False
@@ -926,10 +929,14 @@ class KafkaTransaction(Transaction):
             while self.log.offsets(*tp)[1] < end and time.monotonic() < deadline:
                 time.sleep(0.001)
         for group, partitions in self.sent.items():
+            shown = self.log._shown_offsets.setdefault(group, set())
+            if partitions <= shown:
+                continue  # shown before: a read now waits while the broker says "unstable"
             with contextlib.suppress(LogError):  # committed all the same: only slow to show
-                while time.monotonic() < deadline and not partitions <= set(
-                    self.log.committed_offsets(group)  # waits while the broker says "unstable"
-                ):
+                while time.monotonic() < deadline:
+                    shown |= set(self.log.committed_offsets(group)) & partitions
+                    if partitions <= shown:
+                        break
                     time.sleep(0.001)
 
     def abort(self) -> None:

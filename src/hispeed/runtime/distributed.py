@@ -29,7 +29,13 @@ from hispeed.catalog import Source
 from hispeed.errors import LogError
 from hispeed.log.base import Consumer, PolledBatch, TopicPartition, Transaction
 from hispeed.plan.planner import QueryPlan
-from hispeed.runtime.task import Outputs, QueryTask
+from hispeed.runtime.task import (
+    Outputs,
+    QueryTask,
+    changelog_topic,
+    offset_reset,
+    query_group,
+)
 
 if TYPE_CHECKING:
     from hispeed.engine import Engine
@@ -80,10 +86,10 @@ class DistributedTask:
         self.plan = plan
         self.sink = sink
         self.properties = properties
-        self.group = f"_hispeed_query_{query_id}"
-        self.changelog_topic = f"_hispeed_{query_id}_changelog"
+        self.group = query_group(query_id)
+        self.changelog_topic = changelog_topic(query_id)
+        self.reset = offset_reset(engine, properties)
         props = properties if properties is not None else engine.properties
-        self.reset = str(props.get("auto.offset.reset", "earliest")).lower()
         #: ksqlDB's per-query setting (SET 'processing.guarantee'=...), else the log's
         chosen = props.get("processing.guarantee", props.get("ksql.streams.processing.guarantee"))
         self.guarantee = str(chosen).lower() if chosen is not None else None
@@ -256,8 +262,7 @@ class _OwnedReader(Consumer):
         owner = self.task.owner
         assert owner is not None
         owner.poll(0)  # drives the group: heartbeats, and the rebalance that may hand it over
-        current = getattr(owner, "current_assignment", owner.assignment)
-        return bool(current())
+        return bool(owner.current_assignment())
 
     def _open(self) -> Consumer:
         if self.reader is None:
@@ -284,7 +289,8 @@ class _OwnedReader(Consumer):
     def caught_up(self) -> bool:
         if not self._owned():
             # another worker's to read, once the group has said who owns the query
-            return bool(getattr(self.task.owner, "assigned_once", True))
+            assert self.task.owner is not None
+            return self.task.owner.assigned_once
         return self._open().caught_up()
 
     def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:

@@ -60,6 +60,22 @@ def window_suffix(starts: Sequence[int], ends: Sequence[int] | None) -> list[byt
     return [struct.pack(">qq", s, e) for s, e in zip(starts, ends, strict=True)]
 
 
+def query_group(query_id: str) -> str:
+    """The consumer group whose committed offsets are a query's input positions."""
+    return f"_hispeed_query_{query_id}"
+
+
+def changelog_topic(query_id: str) -> str:
+    """The compacted topic that holds a query's state."""
+    return f"_hispeed_{query_id}_changelog"
+
+
+def offset_reset(engine: Engine, properties: Mapping[str, Any] | None) -> str:
+    """Where a new query starts: the statement's `auto.offset.reset`, else the engine's."""
+    props = properties if properties is not None else engine.properties
+    return str(props.get("auto.offset.reset", "earliest")).lower()
+
+
 class QueryTask:
     """Runs one persistent query's plan against the log."""
 
@@ -86,10 +102,9 @@ class QueryTask:
         self.plan = plan
         self.sink = sink
         self.source = plan.source
-        self.group = f"_hispeed_query_{query_id}"
-        self.changelog_topic = f"_hispeed_{query_id}_changelog"
-        props = properties if properties is not None else engine.properties
-        reset = str(props.get("auto.offset.reset", "earliest")).lower()
+        self.group = query_group(query_id)
+        self.changelog_topic = changelog_topic(query_id)
+        reset = offset_reset(engine, properties)
         self.join = None
         topics = [self.source.topic]
         if plan.join is not None:

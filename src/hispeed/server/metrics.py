@@ -55,7 +55,7 @@ class Metrics:
                 lag = 0
                 consumer = task.consumer
                 # on Kafka, what the group has given it so far (never waiting for a rebalance)
-                for tp in getattr(consumer, "current_assignment", consumer.assignment)():
+                for tp in consumer.current_assignment():
                     try:
                         end = engine.log.offsets(tp.topic, tp.partition)[1]
                         lag += max(0, end - consumer.position(tp))
