@@ -1,4 +1,5 @@
-"""The numpy decoder of flat JSON objects (formats/_flat_json.py) against the general one.
+"""The decoders of flat JSON objects (formats/_flat_json.py: numpy, and its C twin
+_flatjson.c) against the general one.
 
 `JsonFormat.decode` tries `decode_flat` first; with it switched off, the general decoder runs.
 On random batches, mostly of one layout and sometimes with records that break it in the ways
@@ -9,7 +10,9 @@ tombstones.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -18,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hispeed.formats import Column, _json, get_format
+from hispeed.formats import Column, _flat_json, _json, get_format
 from hispeed.formats._flat_json import decode_flat
 from hispeed.sql import types as T
 
@@ -108,6 +111,22 @@ def batches(draw: st.DrawFn) -> list[bytes | None]:
     return draw(st.lists(record(layout, plain or draw(st.booleans())), min_size=1, max_size=12))
 
 
+IMPLEMENTATIONS = ["native", "numpy"]
+
+
+@contextlib.contextmanager
+def implementation(name: str) -> Iterator[None]:
+    """decode_flat with its C part (`_flatjson`) or with numpy only."""
+    built = _flat_json._extension()
+    assert built is not None, "hispeed.formats._flatjson is not built (pip install -e .)"
+    saved = _flat_json._extension
+    _flat_json._extension = (lambda: built) if name == "native" else (lambda: None)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        _flat_json._extension = saved  # type: ignore[assignment]
+
+
 def decode_both(values: list[bytes | None]) -> tuple[Any, Any, bool]:
     data = pa.array(values, pa.binary())
     fmt = get_format("JSON")
@@ -126,9 +145,11 @@ def decode_both(values: list[bytes | None]) -> tuple[Any, Any, bool]:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 @given(values=batches())
-def test_flat_decoding_matches_the_general_decoder(values: list[bytes | None]) -> None:
-    fast, general, _ = decode_both(values)
+def test_flat_decoding_matches_the_general_decoder(impl: str, values: list[bytes | None]) -> None:
+    with implementation(impl):
+        fast, general, _ = decode_both(values)
     assert fast.batch.to_pylist() == general.batch.to_pylist()
     assert fast.batch.schema == general.batch.schema
     assert fast.errors == general.errors
@@ -149,10 +170,17 @@ def test_flat_decoding_matches_the_general_decoder(values: list[bytes | None]) -
         ([b'{"S":"a\\"b"}'], False),  # an escape
         ([b'{"A":1}', None], False),  # a tombstone
         ([b'{"S":"\xff"}'], False),  # not UTF-8: a row error
+        ([b'{"A":1,"S":"x"}', b'{"A":1,"S":"x\x01"}'], False),  # a control character
+        ([b'{"A":1}', b'{"A":1 }'], False),  # a space
+        ([b'{"A":1}', b'{"A":01}'], False),  # a leading zero
+        ([b'{"A":1}', b'{"A":1}x'], False),  # something after the object
+        ([b'{"A":1,"I":2}', b'{"A":1,"I":-}'], False),  # a sign without digits
     ],
 )
-def test_which_batches_are_flat(values: list[bytes | None], taken: bool) -> None:
-    fast, general, flat = decode_both(values)
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_which_batches_are_flat(impl: str, values: list[bytes | None], taken: bool) -> None:
+    with implementation(impl):
+        fast, general, flat = decode_both(values)
     assert flat == taken
     assert fast.batch.to_pylist() == general.batch.to_pylist()
     assert fast.errors == general.errors

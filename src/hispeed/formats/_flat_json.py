@@ -17,6 +17,8 @@ decoder runs.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,17 +51,86 @@ def decode_flat(data: pa.BinaryArray, columns: Sequence[Column]) -> list[pa.Arra
     buffers = data.buffers()
     if buffers[2] is None:
         return None
-    offsets = np.frombuffer(buffers[1], np.int32, n + 1, 4 * data.offset).astype(np.int64)
+    offsets32 = np.frombuffer(buffers[1], np.int32, n + 1, 4 * data.offset)
     raw = np.frombuffer(buffers[2], np.uint8)
+    layout = _layout(bytes(raw[offsets32[0] : offsets32[1]]), columns)
+    if not layout:
+        return None
+    native = _extension()
+    if native is not None:
+        values = _decode_native(native, offsets32, buffers[2], layout, columns)
+    else:
+        values = _decode_numpy(offsets32, buffers[2], layout, columns)
+    if values is None:
+        return None
+    return [values[c.name] if c.name in values else pa.nulls(n, c.type.to_arrow()) for c in columns]
+
+
+@functools.cache
+def _extension() -> Any:
+    """The C version of this module (`_flatjson.c`), or None: not built, or switched off with
+    HISPEED_NATIVE=0."""
+    if os.environ.get("HISPEED_NATIVE", "1") == "0":
+        return None
+    try:
+        from hispeed.formats import _flatjson  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _flatjson
+
+
+def _decode_native(
+    native: Any,
+    offsets32: np.ndarray,
+    data: pa.Buffer,
+    layout: list[tuple[str, type]],
+    columns: Sequence[Column],
+) -> dict[str, pa.Array] | None:
+    """The layout's columns by `_flatjson` (C): one pass over each record."""
+    n = len(offsets32) - 1
+    types = {c.name: c.type.name for c in columns}
+    kinds = [
+        2 if kind is str else 1 if _INT_BITS[types[name]] == 32 else 0 for name, kind in layout
+    ]
+    keys = [b'"' + name.encode() + b'":' for name, _ in layout]
+    decoded = native.decode(offsets32, data, keys, kinds)
+    if decoded is None:
+        return None
+    values: dict[str, pa.Array] = {}
+    for (name, _), kind, got in zip(layout, kinds, decoded, strict=True):
+        if kind == 2:
+            offsets, text = got
+            array = pa.Array.from_buffers(
+                pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text)]
+            )
+            try:
+                array.validate(full=True)  # UTF-8
+            except pa.ArrowInvalid:
+                return None
+        else:
+            arrow_type = pa.int32() if kind == 1 else pa.int64()
+            array = pa.Array.from_buffers(arrow_type, n, [None, pa.py_buffer(got)])
+        values[name] = array
+    return values
+
+
+def _decode_numpy(
+    offsets32: np.ndarray,
+    data: pa.Buffer,
+    layout: list[tuple[str, type]],
+    columns: Sequence[Column],
+) -> dict[str, pa.Array] | None:
+    """The layout's columns by numpy: every record's quotes found at once, each field's
+    spelling and values checked and read for all records together."""
+    n = len(offsets32) - 1
+    offsets = offsets32.astype(np.int64)
+    raw = np.frombuffer(data, np.uint8)
     starts, ends = offsets[:-1], offsets[1:]
     if ((ends - starts) < 2).any():
         return None
     body = raw[offsets[0] : offsets[-1]]
     if body.min() < 0x20 or (body == _BACKSLASH).any():
         return None  # whitespace, control characters or escapes: not this layout
-    layout = _layout(bytes(raw[starts[0] : ends[0]]), columns)
-    if not layout:
-        return None
     width = sum(4 if kind is str else 2 for _, kind in layout)
     quotes = np.flatnonzero(body == _QUOTE) + offsets[0]
     if len(quotes) != width * n:
@@ -87,7 +158,7 @@ def decode_flat(data: pa.BinaryArray, columns: Sequence[Column]) -> list[pa.Arra
             value_close = at[q + 1]
             q += 2
             after = value_close + 1  # the comma, or the closing brace
-            array = _text(buffers[2], key_open + len(fixed), value_close)
+            array = _text(data, key_open + len(fixed), value_close)
         else:
             after = ends - 1 if last else at[q] - 1
             column = next(c for c in columns if c.name == name)
@@ -100,7 +171,7 @@ def decode_flat(data: pa.BinaryArray, columns: Sequence[Column]) -> list[pa.Arra
         elif not ((at[q] == after + 1).all() and (raw[after] == _COMMA).all()):
             return None
         values[name] = array
-    return [values[c.name] if c.name in values else pa.nulls(n, c.type.to_arrow()) for c in columns]
+    return values
 
 
 def _layout(record: bytes, columns: Sequence[Column]) -> list[tuple[str, type]] | None:

@@ -44,6 +44,8 @@ from hispeed.errors import (
     UnknownTopicError,
 )
 from hispeed.log._murmur2 import partitions_for_keys
+from hispeed.log._native import NativeFetcher
+from hispeed.log._native import extension as native_extension
 from hispeed.log.base import (
     _KNOWN_CONFIGS,
     RECORD_SCHEMA,
@@ -81,6 +83,8 @@ _TIMEOUT = 30.0
 #: librdkafka cannot write a record timestamp of 0 (it means "now" there): such a record
 #: carries this header, which hispeed's reads turn back into timestamp 0 and drop
 ZERO_TIMESTAMP_HEADER = "hispeed.timestamp.zero"
+#: the longest wait for records of the native fetcher, between services of the consumer queue
+_NATIVE_WAIT = 0.1
 #: errors a new topic gives for a moment, until every broker knows its leaders
 _SETTLING = ("NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "NOT_LEADER_OR_FOLLOWER")
 
@@ -1094,6 +1098,12 @@ class KafkaConsumer(Consumer):
         if self._pattern is not None:  # a new topic of the pattern is found within 1 s, not 5 min
             config["topic.metadata.refresh.interval.ms"] = 1000
         self._c = ck.Consumer(config)
+        #: records in bulk, without a message object each (None: through message objects)
+        self._native = (
+            NativeFetcher(self._c, ZERO_TIMESTAMP_HEADER)
+            if native_extension() is not None
+            else None
+        )
         self._positions: dict[TopicPartition, int] = {}
         self._assigned: list[TopicPartition] = []
         #: fetched, not handed out yet (positions move as poll hands batches out)
@@ -1141,7 +1151,7 @@ class KafkaConsumer(Consumer):
         self._assigned = wanted
         self._assigned_once = True
         self._pending, self._eof = [], {}  # fetched again from the positions handed out
-        self._c.assign([self.log._tp(tp, self._positions[tp]) for tp in wanted])
+        self._assign(self._c, {tp: self._positions[tp] for tp in wanted})
 
     def _start(self, tp: TopicPartition, from_start: bool = False) -> int:
         start, end = self.log.offsets(*tp)
@@ -1169,9 +1179,17 @@ class KafkaConsumer(Consumer):
         self._assigned = tps
         self._at_end = set()
         self._assigned_once = True
-        consumer.assign([self.log._tp(tp, positions[tp]) for tp in tps])
+        self._assign(consumer, {tp: positions[tp] for tp in tps})
         for listener in self.on_assign:
             listener(list(tps))
+
+    def _assign(self, consumer: Any, positions: Mapping[TopicPartition, int]) -> None:
+        """Fetch these partitions from these offsets (their records routed to the native
+        fetcher first, when there is one: librdkafka leaves them where they were routed)."""
+        parts = [self.log._tp(tp, offset) for tp, offset in positions.items()]
+        if self._native is not None:
+            self._native.forward((p.topic, p.partition) for p in parts)
+        consumer.assign(parts)
 
     def _revoked_cb(self, consumer: Any, partitions: list[Any]) -> None:
         lost = list(self._assigned)
@@ -1212,7 +1230,18 @@ class KafkaConsumer(Consumer):
     def _fetch(self, timeout: float, max_records: int) -> None:
         """Fetch into the pending batches, waiting up to `timeout` s for the first message only
         (librdkafka's consume waits for all `max_records`, or the whole timeout)."""
-        batches, eof = fetch_batches(self._c, max_records, timeout, self.log._unp)
+        if self._native is None:
+            batches, eof = fetch_batches(self._c, max_records, timeout, self.log._unp)
+        else:
+            # the consumer queue first: rebalances, errors and callbacks (and the records of
+            # any partition not routed to the native fetcher); the wait is in slices, so a
+            # rebalance is served within one
+            batches, eof = fetch_batches(self._c, max_records, 0.0, self.log._unp)
+            if not batches:
+                more, ends = self._native.fetch(
+                    max_records, min(timeout, _NATIVE_WAIT), self.log._unp
+                )
+                batches, eof = more, eof + ends
         for tp, batch in batches:
             if tp in self._positions:  # else from before a rebalance that took it away
                 self._pending.append(PolledBatch(tp, batch))
@@ -1333,7 +1362,7 @@ class KafkaConsumer(Consumer):
             except ck.KafkaException:
                 # not fetching yet: assign again with every partition where it stands
                 self._pending, self._eof = [], {}
-                self._c.assign([self.log._tp(t, self._positions[t]) for t in self._assigned])
+                self._assign(self._c, {t: self._positions[t] for t in self._assigned})
 
     def _check(self) -> None:
         if self.closed:
@@ -1343,6 +1372,9 @@ class KafkaConsumer(Consumer):
         if not self.closed:
             self.closed = True
             with self._lock:
+                if self._native is not None:
+                    # first: librdkafka's destroy (in the consumer's close) waits for its queues
+                    self._native.close()
                 try:
                     self._c.close()
                 except Exception as e:  # leaving the group is best effort
