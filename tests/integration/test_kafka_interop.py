@@ -455,12 +455,6 @@ def test_confluent_headers_and_timestamps(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hispeed's outputs carry no headers: a query's Outputs (src/hispeed/runtime/task.py) "
-    "keep key, value and timestamp only, while Kafka Streams forwards each input record's "
-    "headers to ksqlDB's outputs (ksqlDB's QTT headers.json expects them on OUTPUT)",
-)
 def test_outputs_carry_the_input_headers(
     open_engine: OpenEngine, admin: AdminClient, bootstrap: str, tag: str
 ) -> None:

@@ -14,6 +14,22 @@ from hispeed.formats.base import Column, get_format
 from hispeed.log.base import PolledBatch
 from hispeed.plan.planner import PSEUDO_COLUMNS, WINDOW_COLUMNS, field_name
 
+#: the hidden frame column (after the label's dot) that carries each input record's headers
+#: to the outputs it causes, as Kafka Streams forwards a record's headers; a name no SQL column
+#: can have. A frame has it only when some record of its batch has headers.
+HEADERS = "\x00headers"
+
+
+def headers_field(label: str) -> str:
+    """The name of the hidden headers column in a frame of `label`."""
+    return field_name(label, HEADERS)
+
+
+def frame_headers(frame: pa.RecordBatch, label: str) -> pa.Array | None:
+    """A frame's hidden headers column, or None when none of its records has headers."""
+    i = frame.schema.get_field_index(headers_field(label))
+    return frame.column(i) if i >= 0 else None
+
 
 class SourceDecoder:
     """Decodes a source's records; rows that cannot be read go to `errors` and are dropped."""
@@ -102,6 +118,10 @@ class SourceDecoder:
             assert window_start is not None and window_end is not None
             arrays += [window_start, window_end]
             names += [field_name(label, n_) for n_ in WINDOW_COLUMNS]
+        headers = batch.column("headers")
+        if headers.null_count < n:  # a batch without headers costs nothing more
+            arrays.append(headers)
+            names.append(headers_field(label))
         frame = pa.RecordBatch.from_arrays(arrays, names=names)
         if not keep.all():
             mask = pa.array(keep)

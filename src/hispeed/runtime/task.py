@@ -25,9 +25,9 @@ from hispeed.errors import HispeedError
 from hispeed.formats.base import Format, get_format
 from hispeed.functions.registry import EvalContext
 from hispeed.log._murmur2 import partitions_for_keys
-from hispeed.log.base import PolledBatch, TopicPartition, Transaction
+from hispeed.log.base import HEADERS_TYPE, PolledBatch, TopicPartition, Transaction
 from hispeed.plan.planner import QueryPlan, field_name
-from hispeed.runtime.decode import SourceDecoder
+from hispeed.runtime.decode import SourceDecoder, frame_headers
 
 if TYPE_CHECKING:
     from hispeed.engine import Engine
@@ -43,14 +43,40 @@ class Outputs:
     keys: list[Any] = field(default_factory=list)  # pa arrays of key bytes
     values: list[Any] = field(default_factory=list)
     timestamps: list[Any] = field(default_factory=list)
+    #: the headers of each part's records (HEADERS_TYPE), None for a part without any
+    headers: list[Any] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     changelog: dict[bytes, bytes | None] = field(default_factory=dict)
 
-    def add(self, keys: pa.Array, values: pa.Array, timestamps: pa.Array) -> None:
+    def add(
+        self,
+        keys: pa.Array,
+        values: pa.Array,
+        timestamps: pa.Array,
+        headers: pa.Array | None = None,
+    ) -> None:
         if len(keys):
             self.keys.append(keys)
             self.values.append(values)
             self.timestamps.append(timestamps)
+            self.headers.append(headers)
+
+    def record_batch(self) -> pa.RecordBatch:
+        """The outputs as one batch to append: key, value, timestamp and, if any output has
+        them, headers."""
+        columns = {
+            "key": pa.concat_arrays(self.keys),
+            "value": pa.concat_arrays(self.values),
+            "timestamp": pa.concat_arrays(self.timestamps),
+        }
+        if any(h is not None for h in self.headers):
+            columns["headers"] = pa.concat_arrays(
+                [
+                    h if h is not None else pa.nulls(len(k), HEADERS_TYPE)
+                    for h, k in zip(self.headers, self.keys, strict=True)
+                ]
+            )
+        return pa.record_batch(columns)
 
 
 def window_suffix(starts: Sequence[int], ends: Sequence[int] | None) -> list[bytes]:
@@ -254,10 +280,7 @@ class QueryTask:
     def write(self, txn: Transaction, out: Outputs) -> None:
         """Put a batch's outputs, processing-log entries and state changes in `txn`."""
         if out.keys:
-            keys = pa.concat_arrays(out.keys)
-            values = pa.concat_arrays(out.values)
-            stamps = pa.concat_arrays(out.timestamps)
-            batch = pa.record_batch({"key": keys, "value": values, "timestamp": stamps})
+            batch = out.record_batch()
             if self.sink.window is not None:
                 self._append_windowed(txn, batch)
             else:
@@ -353,6 +376,7 @@ class QueryTask:
             )
             if self.source.window is not None and self.sink.window is not None
             else None,
+            headers=frame_headers(frame, plan.label),
         )
 
     def _sink_times(
@@ -363,8 +387,14 @@ class QueryTask:
         deleted: np.ndarray,
         window: tuple[pa.Array, pa.Array] | None,
         out: Outputs,
+        headers: pa.Array | None = None,
     ) -> tuple[
-        list[pa.Array], list[pa.Array], pa.Array, np.ndarray, tuple[pa.Array, pa.Array] | None
+        list[pa.Array],
+        list[pa.Array],
+        pa.Array,
+        np.ndarray,
+        tuple[pa.Array, pa.Array] | None,
+        pa.Array | None,
     ]:
         """Timestamps from the sink's `timestamp` column; a row without a valid one (NULL or
         before 1970) is not written and goes to the processing log."""
@@ -374,7 +404,7 @@ class QueryTask:
             None,
         )
         if at is None:
-            return keys, values, timestamps, deleted, window
+            return keys, values, timestamps, deleted, window, headers
         column = columns[at]
         arr = (keys + values)[at]
         stamps = _record_times(arr, column.type.name, self.sink.timestamp_format)
@@ -397,7 +427,9 @@ class QueryTask:
             deleted = deleted[keep]
             if window is not None:
                 window = (window[0].filter(good), window[1].filter(good))
-        return keys, values, stamps, deleted, window
+            if headers is not None:
+                headers = headers.filter(good)
+        return keys, values, stamps, deleted, window, headers
 
     def _report(
         self, ctx: EvalContext, item: PolledBatch, out: Outputs, frame: pa.RecordBatch
@@ -423,15 +455,17 @@ class QueryTask:
         deleted: np.ndarray,
         out: Outputs,
         window: tuple[pa.Array, pa.Array] | None = None,
+        headers: pa.Array | None = None,
     ) -> None:
-        """Encode key and value columns into records of the sink."""
+        """Encode key and value columns into records of the sink. `headers`: each record's
+        headers, those of the input record that caused it (None: none has any)."""
         plan = self.plan
         key_cols = plan.key_columns
         value_cols = plan.value_columns
         if self.sink.timestamp is not None:
             # the sink's `timestamp` column stamps its records
-            keys, values, timestamps, deleted, window = self._sink_times(
-                keys, values, timestamps, deleted, window, out
+            keys, values, timestamps, deleted, window, headers = self._sink_times(
+                keys, values, timestamps, deleted, window, out, headers
             )
         n = len(timestamps)
         key_batch = (
@@ -468,7 +502,7 @@ class QueryTask:
         value_bytes = self.sink_value_format.encode(
             value_batch, value_cols, null_rows=deleted if deleted.any() else None
         )
-        out.add(key_bytes, value_bytes, pc.cast(timestamps, pa.int64()))
+        out.add(key_bytes, value_bytes, pc.cast(timestamps, pa.int64()), headers)
 
 
 def _record_times(arr: pa.Array, type_name: str, pattern: str | None) -> pa.Array:
