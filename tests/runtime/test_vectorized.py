@@ -185,9 +185,14 @@ class Side:
             fast_emit = fast.emit
             fast_process = fast.process
 
-            def record_fast(aggregator: Aggregator, changes: Changes, out: Outputs) -> None:
+            def record_fast(
+                aggregator: Aggregator,
+                changes: Changes,
+                out: Outputs,
+                headers: pa.Array | None = None,
+            ) -> None:
                 self.changes.extend(changes.to_list())
-                fast_emit(aggregator, changes, out)
+                fast_emit(aggregator, changes, out, headers)
 
             def count_fast(*args: Any) -> bool:
                 taken = fast_process(*args)

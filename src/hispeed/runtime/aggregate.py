@@ -18,9 +18,10 @@ import pyarrow.compute as pc
 
 from hispeed.functions.aggregates import _hashable, _unhashable
 from hispeed.functions.registry import EvalContext
-from hispeed.log.base import PolledBatch
+from hispeed.log.base import HEADERS_TYPE, PolledBatch
 from hispeed.plan.planner import field_name
 from hispeed.runtime._state_columns import CHANGELOG_KIND, ColumnarStateStore
+from hispeed.runtime.decode import frame_headers
 from hispeed.runtime.vectorized import FastPath, VectorizedAggregator, only_rows
 from hispeed.runtime.vectorized_sessions import SessionAggregator
 
@@ -34,6 +35,8 @@ class Change:
     window: tuple[int, int] | None
     results: list[Any] | None  # None: a deletion (a merged-away session)
     timestamp: int
+    #: the headers of the record that made the change (a list of {"key", "value"}), or None
+    headers: Any = None
 
 
 class Aggregator:
@@ -59,6 +62,12 @@ class Aggregator:
         self.present: dict[Any, bool] = {}
         #: EMIT FINAL: the newest record time in each open window, to stamp its final row
         self.window_time: dict[Any, int] = {}
+        #: EMIT FINAL: the headers of the last record that changed each open window (only
+        #: windows whose last record had headers), which its final row carries, as Kafka
+        #: Streams' suppression buffer keeps each key's last record context
+        self.window_headers: dict[Any, Any] = {}
+        #: the headers of the record being processed (the reference path's changes take them)
+        self._headers: Any = None
         self.final = self.plan.emit == "FINAL"
         cache = str(task.engine.properties.get("ksql.streams.cache.max.bytes.buffering", ""))
         #: ksqlDB with its record cache off: every input record's change is output
@@ -95,6 +104,8 @@ class Aggregator:
             self.present[k] = state
         elif kind == "X":
             self.window_time[k] = state
+        elif kind == "H":
+            self.window_headers[k] = state
 
     # -- processing -------------------------------------------------------------------------
 
@@ -138,6 +149,8 @@ class Aggregator:
         groups = [g(frame, ctx).to_pylist() for g in self.agg.group_exprs]
         args = [[a(frame, ctx).to_pylist() for a in call.args] for call in self.calls]
         stamps = frame.column(field_name(label, "ROWTIME")).to_pylist()
+        header_column = frame_headers(frame, label)
+        headers = header_column.to_pylist() if header_column is not None else None
         self.task._report(ctx, item, out, frame)
         changes: list[Change] = []
         is_table = self.plan.source.kind == "TABLE"
@@ -154,6 +167,7 @@ class Aggregator:
         for i in range(n):
             ts = stamps[i]
             group = tuple(_hashable(g[i]) for g in groups)
+            self._headers = headers[i] if headers is not None else None
             row_args = [[a[i] for a in call_args] for call_args in args]
             passes = where is None or bool(where[i])
             if is_table:
@@ -180,12 +194,22 @@ class Aggregator:
                         newest = max(newest, self.window_time.pop((c.group, c.window), ts))
                         self.dirty.add(("X", (c.group, c.window)))
                 for c in changes[before:]:
+                    gone = c.results is None and c.window is not None
+                    if gone and self.window_headers.pop((c.group, c.window), None) is not None:
+                        self.dirty.add(("H", (c.group, c.window)))
+                for c in changes[before:]:
                     if c.results is not None and c.window is not None:
                         key = (c.group, c.window)
                         self.window_time[key] = max(self.window_time.get(key, newest), newest)
                         self.dirty.add(("X", key))
+                        if c.headers is not None:
+                            self.window_headers[key] = c.headers
+                            self.dirty.add(("H", key))
+                        elif self.window_headers.pop(key, None) is not None:
+                            self.dirty.add(("H", key))
                 continue
             self._stream_update(group, row_args, ts, stream_time, changes)
+        self._headers = None
         self.task.stream_time[partition] = max(self.task.stream_time.get(partition, 0), stream_time)
         if self.final:
             self._close_windows(stream_time, finals)
@@ -210,6 +234,7 @@ class Aggregator:
             "W": self.sessions,
             "P": self.present,
             "X": self.window_time,
+            "H": self.window_headers,
         }
         names = self._key_bytes
         for key in self.dirty:
@@ -272,9 +297,12 @@ class Aggregator:
                     group_sessions.remove(list(key[1]))
                 self.dirty.add(("W", key[0]))
             stamp = self.window_time.pop(key, key[1][1])
-            finals.append(Change(key[0], key[1], self._results(state), stamp))
+            headers = self.window_headers.pop(key, None)
+            finals.append(Change(key[0], key[1], self._results(state), stamp, headers))
             self.dirty.add(("S", key))
             self.dirty.add(("X", key))
+            if headers is not None:
+                self.dirty.add(("H", key))
 
     def _add(self, states: list[Any], row_args: list[list[Any]]) -> list[Any]:
         return [
@@ -293,7 +321,7 @@ class Aggregator:
         """The change to a key, stamped with its row time (the newest record time it has
         seen, as Kafka Streams stamps an aggregate; the last call's result)."""
         results = self._results(states)
-        return Change(group, window, results, results[-1])
+        return Change(group, window, results, results[-1], self._headers)
 
     def _stream_update(
         self,
@@ -379,7 +407,7 @@ class Aggregator:
             sessions.remove(s)
             if (s[0], s[1]) != (start, end):
                 # the merged-away session is deleted as of its own last record
-                changes.append(Change(group, (s[0], s[1]), None, s[1]))
+                changes.append(Change(group, (s[0], s[1]), None, s[1], self._headers))
         if running is None:  # a new session, or a merge to replay
             running = self._init()
             for r in rows or []:
@@ -501,12 +529,19 @@ class Aggregator:
         window = (post.column("$WINDOWSTART"), post.column("$WINDOWEND")) if windowed else None
         if not emit.any():
             return
+        headers = (
+            pa.array([c.headers for c in changes], HEADERS_TYPE)
+            if any(c.headers is not None for c in changes)
+            else None
+        )
         if not emit.all():
             keys, values, stamps, deleted, window = only_rows(
                 emit, keys, values, stamps, deleted, window
             )
+            if headers is not None:
+                headers = headers.filter(pa.array(emit))
         del n
-        self.task.emit(keys, values, stamps, deleted, out, window=window)
+        self.task.emit(keys, values, stamps, deleted, out, window=window, headers=headers)
 
 
 def _coalesce(changes: list[Change]) -> list[Change]:

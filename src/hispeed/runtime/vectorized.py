@@ -38,6 +38,7 @@ from hispeed.functions.registry import EvalContext
 from hispeed.log.base import PolledBatch
 from hispeed.plan.planner import AggregateCall, QueryPlan, field_name
 from hispeed.runtime._state_columns import ColumnarStateStore, StateLayout
+from hispeed.runtime.decode import frame_headers
 
 if TYPE_CHECKING:
     from hispeed.runtime.aggregate import Aggregator, Change
@@ -65,6 +66,8 @@ class Changes:
     make_keys: Callable[[], list[Any]] = field(repr=False)
     #: which changes delete their key (a merged-away session); None: none does
     deleted: np.ndarray | None = None
+    #: each change's record: its row of the batch's frame (whose headers the change carries)
+    rows: pa.Array | None = None
 
     def __len__(self) -> int:
         return len(self.timestamps)
@@ -169,7 +172,14 @@ class FastPath(ABC):
         task.stream_time[partition] = max(seed, batch.stream_time if batch is not None else seed)
         self._evict(aggregator, partition)
         if changes is not None and len(changes):
-            self.emit(aggregator, changes, out)
+            headers = frame_headers(frame, self.plan.label)
+            if headers is not None and changes.rows is not None:
+                # a change carries the headers of the record that made it, as Kafka Streams'
+                # aggregations forward the current record's (and its cache, the last one's)
+                headers = headers.take(changes.rows)
+            else:
+                headers = None
+            self.emit(aggregator, changes, out, headers)
         aggregator.checkpoint(out)
         return True
 
@@ -230,8 +240,15 @@ class FastPath(ABC):
 
     # -- output -----------------------------------------------------------------------------
 
-    def emit(self, aggregator: Aggregator, changes: Changes, out: Outputs) -> None:
-        """Compute the select list and HAVING over the changes and encode them (as `_emit`)."""
+    def emit(
+        self,
+        aggregator: Aggregator,
+        changes: Changes,
+        out: Outputs,
+        headers: pa.Array | None = None,
+    ) -> None:
+        """Compute the select list and HAVING over the changes and encode them (as `_emit`);
+        `headers`: each change's."""
         agg = self.agg
         arrays: list[pa.Array] = []
         names: list[str] = []
@@ -267,7 +284,9 @@ class FastPath(ABC):
                 keys, values, stamps, deleted, window = only_rows(
                     emitted, keys, values, stamps, deleted, window
                 )
-        emit_windowed(aggregator, keys, values, stamps, deleted, out, window)
+                if headers is not None:
+                    headers = headers.filter(pa.array(emitted))
+        emit_windowed(aggregator, keys, values, stamps, deleted, out, window, headers)
 
 
 Rows = tuple[list[pa.Array], list[pa.Array], pa.Array, np.ndarray, tuple[pa.Array, pa.Array] | None]
@@ -425,11 +444,12 @@ def emit_windowed(
     deleted: np.ndarray,
     out: Outputs,
     window: tuple[pa.Array, pa.Array] | None,
+    headers: pa.Array | None = None,
 ) -> None:
     """`QueryTask.emit`, with the window appended to the keys by Arrow instead of per row."""
     task = aggregator.task
     before = len(out.keys)
-    task.emit(keys, values, stamps, deleted, out)
+    task.emit(keys, values, stamps, deleted, out, headers=headers)
     if window is None or len(out.keys) == before:
         return
     sink_window = task.sink.window
@@ -644,6 +664,7 @@ class _Batch(Prepared):
             results[-1].cast(pa.int64()),  # each key's row time
             key_ids,
             self._keys,
+            rows=rows,
         )
 
     def _keys(self) -> list[Any]:

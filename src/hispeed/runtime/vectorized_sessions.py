@@ -297,6 +297,7 @@ class _SessionBatch(Prepared):
             np.asarray(key_ids, np.int64).reshape(-1),
             keys,
             deleted,
+            rows,
         )
 
 
