@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from hispeed.plan.joins import LABEL, ROWKEY, JoinStep
 from hispeed.plan.planner import PSEUDO_COLUMNS, field_name
+from hispeed.runtime.decode import frame_headers, headers_field
 
 #: Kafka Streams' grace for join windows given without one (JoinWindows.of)
 LEGACY_GRACE_MS = 24 * 3600 * 1000
@@ -193,6 +194,10 @@ class ColumnarStreamJoin:
             names.append(field_name(LABEL, name))
         arrays.append(keys.take(mine))
         names.append(field_name(LABEL, ROWKEY))
+        headers = frame_headers(frame, label)
+        if headers is not None:  # a joined row carries the headers of this side's record
+            arrays.append(headers.take(mine))
+            names.append(headers_field(LABEL))
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
     def _keep(self, side: int, frame: pa.RecordBatch, keys: pa.Array, stamps: np.ndarray) -> None:

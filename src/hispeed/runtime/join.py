@@ -18,6 +18,10 @@ record-at-a-time semantics of Kafka Streams' join processors, which ksqlDB uses:
   by a left column and sends again for every left row that refers to a right row that
   changed.
 
+Each joined row carries the headers of the record whose processing sent it (a stream record
+that found its matches, the table change, the record whose stream time closed an outer row's
+window), as Kafka Streams' join processors forward the current record's.
+
 The state goes to the query's changelog with the rest of its state, so a restart goes on
 where the last commit left off.
 """
@@ -37,11 +41,11 @@ import pyarrow.compute as pc
 
 from hispeed.functions.aggregates import _hashable, _unhashable
 from hispeed.functions.registry import EvalContext
-from hispeed.log.base import PolledBatch
+from hispeed.log.base import HEADERS_TYPE, PolledBatch
 from hispeed.plan.joins import LABEL, ROWKEY, JoinPlan, JoinStep
 from hispeed.plan.planner import PSEUDO_COLUMNS, QueryPlan, field_name, source_scope
 from hispeed.runtime._stream_join import ColumnarStreamJoin, supported
-from hispeed.runtime.decode import SourceDecoder
+from hispeed.runtime.decode import SourceDecoder, frame_headers, headers_field
 
 if TYPE_CHECKING:
     from hispeed.runtime.task import Outputs
@@ -60,6 +64,8 @@ class Event:
     deleted: bool = False
     partition: int = 0
     offset: int = 0
+    #: the headers of the record that sent it (a list of {"key", "value"}), or None
+    headers: Any = None
 
 
 class _Step(ABC):
@@ -188,7 +194,7 @@ class _StreamStream(_Step):
 
     @staticmethod
     def _out(row: dict[str, Any], ts: int, key: Any, e: Event) -> Event:
-        return Event(row, ts, key, False, e.partition, e.offset)
+        return Event(row, ts, key, False, e.partition, e.offset, e.headers)
 
     def state(self) -> dict[Any, Any]:
         changed: dict[Any, Any] = {}
@@ -238,7 +244,8 @@ class _StreamTable(_Step):
             row = self.table.get(k)
             if row is None and inner:
                 continue
-            out.append(Event(self.joined(e.row, row), e.ts, k, False, e.partition, e.offset))
+            joined = self.joined(e.row, row)
+            out.append(Event(joined, e.ts, k, False, e.partition, e.offset, e.headers))
         return out
 
     def right(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
@@ -297,16 +304,15 @@ class _TableTable(_Step):
             (lrow is not None and self.keep_left) or (rrow is not None and self.keep_right)
         )
         ts = max([trigger.ts, *(x[1] for x in (left, right) if x is not None)])
+        where = (trigger.partition, trigger.offset, trigger.headers)
         if present:
-            out.append(
-                Event(self.joined(lrow, rrow), ts, key, False, trigger.partition, trigger.offset)
-            )
+            out.append(Event(self.joined(lrow, rrow), ts, key, False, *where))
         elif existed:
             row = self.joined(None, None)
             parts = key if isinstance(key, tuple) and len(self.key_fields) > 1 else (key,)
             for f, part in zip(self.key_fields, parts, strict=False):
                 row[f] = part
-            out.append(Event(row, ts, key, True, trigger.partition, trigger.offset))
+            out.append(Event(row, ts, key, True, *where))
 
     def _had(self, lrow: Any, rrow: Any) -> bool:
         return (lrow is not None and rrow is not None) or (
@@ -466,11 +472,11 @@ class JoinRuntime:
             else:
                 events += self._side(side, frame, tombstones)
         if fast and not events:
-            batch = fast[0] if len(fast) == 1 else pa.concat_batches(fast)
+            batch = fast[0] if len(fast) == 1 else pa.concat_batches(_same_columns(fast))
             return batch, np.zeros(batch.num_rows, bool)
         batch, deleted = self._frame(events)
         if fast:
-            batch = pa.concat_batches([*fast, batch])
+            batch = pa.concat_batches(_same_columns([*fast, batch]))
             deleted = np.concatenate([np.zeros(batch.num_rows - len(deleted), bool), deleted])
         return batch, deleted
 
@@ -504,12 +510,23 @@ class JoinRuntime:
             names.append(field_name(LABEL, name))
         arrays.append(key_arr.cast(self.key_type))
         names.append(field_name(LABEL, ROWKEY))
+        headers = frame_headers(frame, label)
+        if headers is not None:
+            arrays.append(headers)
+            names.append(headers_field(LABEL))
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
     def _side(self, side: int, frame: pa.RecordBatch, tombstones: np.ndarray) -> list[Event]:
         source = self.join.sides[side].source
         label = self.join.sides[side].label
         rows = frame.to_pylist()
+        hidden = headers_field(label)
+        # the headers go with the event, not into the joined rows (nor the state)
+        headers = (
+            [row.pop(hidden) for row in rows]
+            if frame_headers(frame, label) is not None
+            else [None] * len(rows)
+        )
         stamps = frame.column(field_name(label, "ROWTIME")).to_pylist()
         offsets = frame.column(field_name(label, "ROWOFFSET")).to_pylist()
         parts = frame.column(field_name(label, "ROWPARTITION")).to_pylist()
@@ -521,7 +538,7 @@ class JoinRuntime:
                 values = [_hashable(row[k]) for k in key_names]
                 key = values[0] if len(values) == 1 else tuple(values)
             deleted = bool(tombstones[i]) if source.kind == "TABLE" else False
-            events.append(Event(row, stamps[i], key, deleted, parts[i], offsets[i]))
+            events.append(Event(row, stamps[i], key, deleted, parts[i], offsets[i], headers[i]))
         index, from_left = (0, True) if side == 0 else (side - 1, False)
         step = self.steps[index].step
         key_arr = (step.left_key if from_left else step.right_key)(frame, EvalContext())
@@ -595,6 +612,9 @@ class JoinRuntime:
             keys = [_plain(k) for k in keys]
         arrays.append(pa.array(keys, self.key_type))
         names.append(field_name(LABEL, ROWKEY))
+        if any(e.headers is not None for e in events):
+            arrays.append(pa.array([e.headers for e in events], HEADERS_TYPE))
+            names.append(headers_field(LABEL))
         deleted = np.array([e.deleted for e in events], bool)
         return pa.RecordBatch.from_arrays(arrays, names=names), deleted
 
@@ -638,6 +658,18 @@ class JoinRuntime:
             self.stream_time[0] = value
         else:
             self.stores[i].restore(inner, value)
+
+
+def _same_columns(batches: list[pa.RecordBatch]) -> list[pa.RecordBatch]:
+    """The joined batches with the hidden headers column in all or none, to concatenate."""
+    name = headers_field(LABEL)
+    have = [b.schema.get_field_index(name) >= 0 for b in batches]
+    if all(have) or not any(have):
+        return batches
+    return [
+        b if had else b.append_column(name, pa.nulls(b.num_rows, HEADERS_TYPE))
+        for b, had in zip(batches, have, strict=True)
+    ]
 
 
 def _time_order(entry: tuple[int, int, Any]) -> tuple[int, int]:
