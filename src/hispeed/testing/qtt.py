@@ -532,9 +532,21 @@ def _actual_records(engine: Any, topic: str) -> list[dict[str, Any]]:
                         "window": window,
                         "partition": p,
                         "offset": r["offset"],
+                        "headers": _headers_as_listed(r["headers"]),
                     }
                 )
     return records
+
+
+def _headers_as_listed(headers: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """A record's headers as a QTT case lists them: KEY, and VALUE in base64 (or null)."""
+    return [
+        {
+            "KEY": h["key"],
+            "VALUE": base64.b64encode(h["value"]).decode() if h["value"] is not None else None,
+        }
+        for h in headers or []
+    ]
 
 
 def _same(expected: Any, actual: Any) -> bool:
@@ -632,6 +644,8 @@ def _compare_outputs(engine: Any, outputs: list[dict[str, Any]]) -> str:
                 diffs.append(f"value {exp['value']!r} != {act['value']!r}")
             if "timestamp" in exp and exp["timestamp"] != act["timestamp"]:
                 diffs.append(f"timestamp {exp['timestamp']} != {act['timestamp']}")
+            if "headers" in exp and (exp["headers"] or []) != act["headers"]:
+                diffs.append(f"headers {exp['headers']} != {act['headers']}")
             if "window" in exp and exp["window"] is not None:
                 w = act["window"] or {}
                 if (exp["window"].get("start"), exp["window"].get("end")) != (
