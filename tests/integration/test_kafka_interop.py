@@ -477,6 +477,47 @@ def test_outputs_carry_the_input_headers(
     assert (record.value(), record.headers()) == (b'{"V":1}', headers)
 
 
+def test_aggregation_and_join_outputs_carry_the_headers_of_the_record_that_made_them(
+    open_engine: OpenEngine, admin: AdminClient, bootstrap: str, tag: str
+) -> None:
+    """As ksqlDB's: an aggregation's change has the headers of the record that changed its
+    row, a stream-table join's row those of the stream record (not the table's)."""
+    create_topic(admin, f"hits_{tag}", 1)
+    create_topic(admin, f"pages_{tag}", 1)
+    producer = ck.Producer({"bootstrap.servers": bootstrap})
+    producer.produce(
+        f"pages_{tag}", b'{"TITLE": "home"}', b"p1", timestamp=T0, headers=[("t", b"0")]
+    )
+    for i, trace in enumerate([b"t-1", b"t-2"]):
+        producer.produce(
+            f"hits_{tag}", b'{"N": 1}', b"p1", timestamp=T0 + 1 + i, headers=[("trace", trace)]
+        )
+    assert producer.flush(30) == 0
+    engine = open_engine()
+    engine.execute(
+        f"CREATE STREAM hits_{tag} (page STRING KEY, n INT) "
+        f"WITH (kafka_topic='hits_{tag}', value_format='JSON');"
+        f"CREATE TABLE pages_{tag} (page STRING PRIMARY KEY, title STRING) "
+        f"WITH (kafka_topic='pages_{tag}', value_format='JSON');"
+        f"CREATE TABLE totals_{tag} AS SELECT page, SUM(n) AS total FROM hits_{tag} "
+        "GROUP BY page;"
+        f"CREATE STREAM titled_{tag} AS SELECT h.page, n, title FROM hits_{tag} h "
+        f"JOIN pages_{tag} p ON h.page = p.page;"
+    )
+    engine.drain()
+    totals = confluent_read(bootstrap, f"TOTALS_{tag.upper()}", 1)
+    # one poll, the record cache on: the key's last change, with its last record's headers
+    assert [(m.value(), m.headers()) for m in totals][-1] == (
+        b'{"TOTAL":2}',
+        [("trace", b"t-2")],
+    )
+    titled = confluent_read(bootstrap, f"TITLED_{tag.upper()}", 1)
+    assert [(m.value(), m.headers()) for m in titled] == [
+        (b'{"N":1,"TITLE":"home"}', [("trace", b"t-1")]),
+        (b'{"N":1,"TITLE":"home"}', [("trace", b"t-2")]),
+    ]
+
+
 # -- 4. hispeed's own writes: engine.insert, INSERT VALUES, INSERT INTO ... SELECT ---------------
 
 
