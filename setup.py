@@ -1,5 +1,5 @@
 """hispeed's native parts, each a faster twin of Python code that stays (see each source's
-notes): `hispeed.log._rdfetch` reads Kafka records in bulk, `hispeed.formats._flatjson`
+notes): `hispeed.log._rdbulk` reads Kafka records in bulk, `hispeed.formats._flatjson`
 decodes flat JSON records. Both are optional: without a C compiler the build goes on without
 them, and the Python code runs instead (slower, the same results). HISPEED_NATIVE=0 switches
 them off at run time. Everything else is in pyproject.toml.
@@ -12,8 +12,8 @@ FLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 setup(
     ext_modules=[
         Extension(
-            "hispeed.log._rdfetch",
-            ["src/hispeed/log/_rdfetch.c"],
+            "hispeed.log._rdbulk",
+            ["src/hispeed/log/_rdbulk.c"],
             libraries=["dl"],
             extra_compile_args=FLAGS,
             optional=True,

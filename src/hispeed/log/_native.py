@@ -1,6 +1,6 @@
 """A Kafka consumer's records into Arrow batches without a Python object per record.
 
-`_rdfetch` (C, `_rdfetch.c`) takes a consumer's fetched records from librdkafka in bulk and
+`_rdbulk` (C, `_rdbulk.c`) takes a consumer's fetched records from librdkafka in bulk and
 copies them into contiguous buffers; here they become `RECORD_SCHEMA` batches, one per run of
 a partition, exactly as `kafka.messages_to_batches` makes them from confluent-kafka's message
 objects. It is used when the extension was built and drives the very librdkafka confluent-kafka
@@ -58,14 +58,14 @@ def _librdkafka_path() -> str | None:
 
 @functools.cache
 def extension() -> Any:
-    """The `_rdfetch` module bound to the loaded librdkafka, or None when it cannot be used:
+    """The `_rdbulk` module bound to the loaded librdkafka, or None when it cannot be used:
     not built, switched off, or a librdkafka other than confluent-kafka's."""
     if os.environ.get("HISPEED_NATIVE", "1") == "0":
         return None
     try:
-        from hispeed.log import _rdfetch  # type: ignore[attr-defined]
+        from hispeed.log import _rdbulk  # type: ignore[attr-defined]
     except ImportError:
-        log.info("hispeed.log._rdfetch is not built: Kafka reads go through message objects")
+        log.info("hispeed.log._rdbulk is not built: Kafka reads go through message objects")
         return None
     import confluent_kafka as ck
 
@@ -74,14 +74,14 @@ def extension() -> Any:
         log.info("librdkafka's file was not found: Kafka reads go through message objects")
         return None
     try:
-        version = _rdfetch.load(path)
+        version = _rdbulk.load(path)
     except ImportError as e:
         log.info("%s: Kafka reads go through message objects", e)
         return None
     if version != ck.libversion()[0]:
         log.info("librdkafka %s at %s is not confluent-kafka's %s", version, path, ck.libversion())
         return None
-    return _rdfetch
+    return _rdbulk
 
 
 def _binary(n: int, offsets: bytes, data: bytes, valid: bytes | None, nulls: int) -> pa.Array:
@@ -103,7 +103,7 @@ class NativeFetcher:
     def __init__(self, consumer: Any, zero_header: str) -> None:
         ext = extension()
         if ext is None:
-            raise LogError("hispeed.log._rdfetch is not available")
+            raise LogError("hispeed.log._rdbulk is not available")
         self._f = ext.Fetcher(consumer)
         self._zero_header = zero_header
 

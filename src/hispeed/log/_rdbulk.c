@@ -1,5 +1,8 @@
 /*
- * hispeed.log._rdfetch: a Kafka consumer's fetched records straight into Arrow buffers.
+ * hispeed.log._rdbulk: Kafka records between librdkafka and Arrow buffers, in bulk.
+ *
+ * Reads: a consumer's fetched records straight into Arrow buffers (Fetcher).
+ * Writes: an Arrow batch's records handed to a producer without a Python call each (produce).
  *
  * confluent-kafka makes a Python Message object of every record, and reading eight fields
  * back from each object costs as much again: about 1 us of CPU per record, half of a Kafka
@@ -45,7 +48,13 @@ typedef struct {
 } rd_kafka_message_t;
 
 #define ERR_NO_ERROR 0
+#define ERR_QUEUE_FULL (-184)
+#define RD_KAFKA_PRODUCER 0
 #define RD_KAFKA_CONSUMER 1
+#define MSG_F_COPY 0x2
+/* rd_kafka_vtype_t */
+enum { V_END = 0, V_RKT = 2, V_PARTITION = 3, V_VALUE = 4, V_KEY = 5, V_MSGFLAGS = 7,
+       V_TIMESTAMP = 8 };
 
 static struct {
     int loaded;
@@ -65,6 +74,9 @@ static struct {
                           size_t *);
     const char *(*topic_name)(const rd_kafka_topic_t *);
     const char *(*err2str)(int);
+    rd_kafka_topic_t *(*topic_new)(rd_kafka_t *, const char *, void *);
+    void (*topic_destroy)(rd_kafka_topic_t *);
+    int (*producev)(rd_kafka_t *, ...);
 } rd;
 
 /* load(path): the librdkafka already loaded at `path`; returns its version string */
@@ -100,6 +112,9 @@ static PyObject *load(PyObject *self, PyObject *args) {
     SYM(header_get_all, "rd_kafka_header_get_all");
     SYM(topic_name, "rd_kafka_topic_name");
     SYM(err2str, "rd_kafka_err2str");
+    SYM(topic_new, "rd_kafka_topic_new");
+    SYM(topic_destroy, "rd_kafka_topic_destroy");
+    SYM(producev, "rd_kafka_producev");
 #undef SYM
     rd.loaded = 1;
     return PyUnicode_FromString(rd.version_str());
@@ -432,7 +447,7 @@ static PyMethodDef Fetcher_methods[] = {
 };
 
 static PyTypeObject FetcherType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "hispeed.log._rdfetch.Fetcher",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "hispeed.log._rdbulk.Fetcher",
     .tp_basicsize = sizeof(Fetcher),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Fetcher(consumer): records of a confluent_kafka.Consumer's partitions, in bulk",
@@ -442,20 +457,153 @@ static PyTypeObject FetcherType = {
     .tp_methods = Fetcher_methods,
 };
 
+/* One binary Arrow array's parts: validity bitmap (or none), int32 offsets, data, offset. */
+typedef struct {
+    Py_buffer valid, offsets, data;
+    int has_valid;
+    Py_ssize_t offset;
+} Binary;
+
+static int binary_get(PyObject *parts, Binary *b) {
+    PyObject *valid, *offsets, *data;
+    if (!PyArg_ParseTuple(parts, "OOOn", &valid, &offsets, &data, &b->offset))
+        return 0;
+    if (valid != Py_None) {
+        if (PyObject_GetBuffer(valid, &b->valid, PyBUF_SIMPLE) < 0)
+            return 0;
+        b->has_valid = 1;
+    }
+    if (PyObject_GetBuffer(offsets, &b->offsets, PyBUF_SIMPLE) < 0)
+        return 0;
+    if (PyObject_GetBuffer(data, &b->data, PyBUF_SIMPLE) < 0)
+        return 0;
+    return 1;
+}
+
+static void binary_release(Binary *b) {
+    if (b->has_valid)
+        PyBuffer_Release(&b->valid);
+    if (b->offsets.obj != NULL)
+        PyBuffer_Release(&b->offsets);
+    if (b->data.obj != NULL)
+        PyBuffer_Release(&b->data);
+}
+
+/* row i's bytes (NULL for a null) and their length */
+static const char *binary_at(const Binary *b, Py_ssize_t i, size_t *len) {
+    Py_ssize_t j = b->offset + i;
+    if (b->has_valid && !(((const uint8_t *)b->valid.buf)[j >> 3] & (1u << (j & 7)))) {
+        *len = 0;
+        return NULL;
+    }
+    const int32_t *offsets = b->offsets.buf;
+    *len = (size_t)(offsets[j + 1] - offsets[j]);
+    return (const char *)b->data.buf + offsets[j];
+}
+
+/*
+ * produce(producer, topic, partitions, skip, keys, values, timestamps, start) -> next row
+ *
+ * Hands rows start.. of a batch to a confluent_kafka.Producer's librdkafka (copied), in order,
+ * each to its partition (int32 buffer) with its timestamp (int64 buffer); rows whose byte in
+ * `skip` (a buffer, or None) is set are left out (the caller produces them itself). keys and
+ * values are (validity or None, int32 offsets, data, array offset) of Arrow binary arrays.
+ * The records carry no delivery callback (their failure fails the transaction they are in).
+ * Returns the row it stopped at: the batch's length, or a row the local queue had no room
+ * for (the caller serves the producer's deliveries, then calls again from there).
+ */
+static PyObject *produce(PyObject *self, PyObject *args) {
+    PyObject *producer, *skip_obj, *keys_obj, *values_obj;
+    const char *topic;
+    Py_buffer parts_view, stamps_view, skip_view = {0};
+    Py_ssize_t start;
+    if (!rd.loaded) {
+        PyErr_SetString(PyExc_RuntimeError, "load() librdkafka first");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "Osy*OOOy*n", &producer, &topic, &parts_view, &skip_obj,
+                          &keys_obj, &values_obj, &stamps_view, &start))
+        return NULL;
+    PyObject *result = NULL;
+    Binary keys = {0}, values = {0};
+    rd_kafka_topic_t *rkt = NULL;
+    Py_ssize_t n = parts_view.len / (Py_ssize_t)sizeof(int32_t);
+    if (stamps_view.len != n * (Py_ssize_t)sizeof(int64_t)) {
+        PyErr_SetString(PyExc_ValueError, "a timestamp per partition, please");
+        goto out;
+    }
+    if (skip_obj != Py_None) {
+        if (PyObject_GetBuffer(skip_obj, &skip_view, PyBUF_SIMPLE) < 0)
+            goto out;
+        if (skip_view.len != n) {
+            PyErr_SetString(PyExc_ValueError, "a skip byte per row, please");
+            goto out;
+        }
+    }
+    if (!binary_get(keys_obj, &keys) || !binary_get(values_obj, &values))
+        goto out;
+    rd_kafka_t *rk = *(rd_kafka_t **)((char *)producer + sizeof(PyObject));
+    if (rk == NULL || rd.type(rk) != RD_KAFKA_PRODUCER) {
+        PyErr_SetString(PyExc_TypeError, "not an open confluent_kafka.Producer");
+        goto out;
+    }
+    rkt = rd.topic_new(rk, topic, NULL);
+    if (rkt == NULL) {
+        PyErr_Format(PyExc_RuntimeError, "librdkafka has no handle for topic %s", topic);
+        goto out;
+    }
+    const int32_t *partitions = parts_view.buf;
+    const int64_t *stamps = stamps_view.buf;
+    const uint8_t *skip = skip_view.buf;
+    int err = ERR_NO_ERROR;
+    Py_ssize_t i = start;
+    Py_BEGIN_ALLOW_THREADS
+    for (; i < n; i++) {
+        if (skip != NULL && skip[i])
+            continue;
+        size_t key_len, value_len;
+        const char *key = binary_at(&keys, i, &key_len);
+        const char *value = binary_at(&values, i, &value_len);
+        err = rd.producev(rk, V_RKT, rkt, V_PARTITION, partitions[i], V_MSGFLAGS, MSG_F_COPY,
+                          V_VALUE, (void *)value, value_len, V_KEY, (void *)key, key_len,
+                          V_TIMESTAMP, stamps[i], V_END);
+        if (err != ERR_NO_ERROR)
+            break;
+    }
+    Py_END_ALLOW_THREADS
+    if (err != ERR_NO_ERROR && err != ERR_QUEUE_FULL) {
+        PyErr_Format(PyExc_RuntimeError, "Kafka refused a record: %s", rd.err2str(err));
+        goto out;
+    }
+    result = PyLong_FromSsize_t(i);
+out:
+    if (rkt != NULL)
+        rd.topic_destroy(rkt);
+    binary_release(&keys);
+    binary_release(&values);
+    if (skip_view.obj != NULL)
+        PyBuffer_Release(&skip_view);
+    PyBuffer_Release(&parts_view);
+    PyBuffer_Release(&stamps_view);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
     {"load", load, METH_VARARGS, "load(path): use the librdkafka loaded from path"},
+    {"produce", produce, METH_VARARGS,
+     "produce(producer, topic, partitions, skip, keys, values, timestamps, start): next row"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "_rdfetch",
+    .m_name = "_rdbulk",
     .m_doc = "A Kafka consumer's records into Arrow buffers.",
     .m_size = -1,
     .m_methods = module_methods,
 };
 
-PyMODINIT_FUNC PyInit__rdfetch(void) {
+PyMODINIT_FUNC PyInit__rdbulk(void) {
     if (PyType_Ready(&FetcherType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
