@@ -9,14 +9,23 @@ as in Kafka Streams (DESIGN.md decision 9):
   topic. The query's consumer group shares the input partitions among the workers; a unit is
   made (and its state restored from the changelog) when its partition arrives, and forgotten
   when it goes.
-- Any other stateful query (an aggregation by other columns, a foreign-key join) needs every
-  record in one place, so it is one unit: the worker the group gives the query's
-  one-partition ownership topic runs it over every input partition. Another worker takes
-  over when that one goes.
+- An aggregation of a stream by other columns than its key is *repartitioned*, as Kafka
+  Streams does it (runtime/repartition.py): the query's group reads both the source and the
+  query's repartition topic (as many partitions as the source). A source partition's records
+  are routed to the repartition topic's partitions by their grouping key; partition p of the
+  repartition topic is a unit as above, aggregated with its state in partition p of the
+  changelog. Both stages are split by partition among the workers.
+- Any other stateful query (a table aggregation, a foreign-key join) needs every record in
+  one place, so it is one unit: the worker the group gives the query's one-partition
+  ownership topic runs it over every input partition. Another worker takes over when that
+  one goes.
 
-Either way a poll's outputs, the units' state changes and the input offsets commit in one
-Kafka transaction whose offsets carry the group's metadata, so a worker that lost its
-partitions (or was thought dead) cannot commit any more: nothing is lost or written twice.
+Either way a poll's outputs, the records routed to the repartition topic, the units' state
+changes and the input offsets (the source's and the repartition topic's) commit in one Kafka
+transaction whose offsets carry the group's metadata, so a worker that lost its partitions
+(or was thought dead) cannot commit any more: nothing is lost or written twice. Routed
+records are read (read_committed) once their transaction has committed, by whichever worker
+has their partition.
 """
 
 from __future__ import annotations
@@ -25,11 +34,23 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+import numpy as np
+import pyarrow as pa
+
 from hispeed.catalog import Source
 from hispeed.errors import LogError
 from hispeed.log.base import Consumer, PolledBatch, TopicPartition, Transaction
 from hispeed.plan.planner import QueryPlan
+from hispeed.runtime.repartition import (
+    GroupByRouter,
+    RepartitionedDecoder,
+    Routed,
+    repartition_topic,
+    repartitions,
+)
 from hispeed.runtime.task import (
+    PROCESSING_LOG,
     Outputs,
     QueryTask,
     changelog_topic,
@@ -105,18 +126,28 @@ class DistributedTask:
         self.records_out_before = 0
         self.errors_before = 0
         self.records_in_before = 0
+        #: the first stage of a repartitioned aggregation (None: the query has no such stage)
+        self.router: GroupByRouter | None = None
+        self.repartition: str | None = None
+        #: what the first stage has read from the source, and sent to the processing log
+        self.routed_in = 0
+        self.routed_errors = 0
         stateful = plan.aggregation is not None or plan.join is not None
         if stateful:
-            partitions = (
-                len(self.log.describe_topic(plan.source.topic).partitions) if self.local else 1
-            )
-            self.log.create_topic(
+            count = len(self.log.describe_topic(plan.source.topic).partitions)
+            split = not self.local and repartitions(plan) and count > 1
+            partitions = count if self.local or split else 1
+            made = self.log.create_topic(
                 self.changelog_topic, partitions, {"cleanup.policy": "compact"}, exist_ok=True
             )
+            # a changelog of one partition is the state of the query run in one place (before
+            # hispeed repartitioned): it goes on so, its state whole
+            if split and len(made.partitions) == count:
+                self._split(count)
         if self.reset == "latest":
             self._pin_start()
         self.owner: Consumer | None = None
-        if self.local:
+        if self.local or self.router is not None:
             self.consumer: Consumer = self.log.consumer(
                 self.topics, group=self.group, auto_offset_reset=self.reset
             )
@@ -129,14 +160,29 @@ class DistributedTask:
             # reads every input partition while this worker owns the query
             self.consumer = _OwnedReader(self)
 
+    def _split(self, partitions: int) -> None:
+        """Run the aggregation in two stages joined by a repartition topic of `partitions`."""
+        topic = repartition_topic(self.id)
+        # kept until read (Kafka Streams purges what its group has committed): a time limit
+        # would delete records by their event times, which may be long past
+        self.log.create_topic(
+            topic, partitions, {"cleanup.policy": "delete", "retention.ms": -1}, exist_ok=True
+        )
+        self.repartition = topic
+        self.router = GroupByRouter(self.plan, self.id, partitions)
+        self.topics = [self.plan.source.topic, topic]
+
     def _pin_start(self) -> None:
         """`latest` means from when the query was made, not from when the group first hands
         its partitions out (a moment later, maybe after records have come): a new query's
-        group starts at the ends of its inputs as they are now."""
+        group starts at the ends of its inputs as they are now (and at the start of its
+        repartition topic, whose every record is the query's)."""
         if self.log.committed_offsets(self.group):
             return  # the query has run before (a restart, or another worker runs it)
         ends = {
-            TopicPartition(topic, p): self.log.offsets(topic, p)[1]
+            TopicPartition(topic, p): self.log.offsets(topic, p)[
+                0 if topic == self.repartition else 1
+            ]
             for topic in self.topics
             for p in range(len(self.log.describe_topic(topic).partitions))
         }
@@ -158,12 +204,17 @@ class DistributedTask:
             unit = QueryTask(
                 self.engine, self.id, self.plan, self.sink, properties=self.properties, unit=number
             )
+            if self.repartition is not None:
+                unit.decoder = RepartitionedDecoder(
+                    self.plan.source, self.plan.label, self.id, keep_tombstones=False
+                )
             self.units[number] = unit
         return unit
 
     def _lost_partitions(self, partitions: list[TopicPartition]) -> None:
-        for number in {tp.partition for tp in partitions}:
-            self._forget(number)
+        for tp in partitions:
+            if self.repartition is None or tp.topic == self.repartition:
+                self._forget(tp.partition)
 
     def _lost_ownership(self, partitions: list[TopicPartition]) -> None:
         if partitions:
@@ -180,6 +231,16 @@ class DistributedTask:
 
     @property
     def records_in(self) -> int:
+        """The source records this worker's share has read."""
+        return self.routed_in if self.router is not None else self._units_in()
+
+    @property
+    def repartition_records_in(self) -> int:
+        """The records this worker's share of a repartitioned aggregation has read from the
+        repartition topic (its share of the aggregating; 0 for other queries)."""
+        return self._units_in() if self.router is not None else 0
+
+    def _units_in(self) -> int:
         return self.records_in_before + sum(u.records_in for u in self.units.values())
 
     @property
@@ -188,7 +249,7 @@ class DistributedTask:
 
     @property
     def errors(self) -> int:
-        return self.errors_before + sum(u.errors for u in self.units.values())
+        return self.routed_errors + self.errors_before + sum(u.errors for u in self.units.values())
 
     # -- running ------------------------------------------------------------------------------
 
@@ -200,14 +261,18 @@ class DistributedTask:
         if not polled:
             return 0
         by_unit: dict[int, list[PolledBatch]] = {}
+        sources: list[PolledBatch] = []  # a repartitioned aggregation's first stage's
         firsts: dict[TopicPartition, int] = {}
         for item in polled:
-            number = item.partition.partition if self.local else 0
-            by_unit.setdefault(number, []).append(item)
+            if self.router is not None and item.partition.topic != self.repartition:
+                sources.append(item)
+            else:
+                number = item.partition.partition if self.local or self.router else 0
+                by_unit.setdefault(number, []).append(item)
             first = item.batch.column(0)[0].as_py()
             firsts[item.partition] = min(first, firsts.get(item.partition, first))
         try:
-            return self._process(by_unit)
+            return self._process(by_unit, sources)
         except Exception:
             for tp, offset in firsts.items():
                 self.consumer.seek(tp, offset)
@@ -216,10 +281,22 @@ class DistributedTask:
                     self.units[number].reset_state()
             raise
 
-    def _process(self, by_unit: dict[int, list[PolledBatch]]) -> int:
+    def _process(self, by_unit: dict[int, list[PolledBatch]], sources: list[PolledBatch]) -> int:
         results: list[tuple[QueryTask, Outputs]] = []
         positions: dict[TopicPartition, int] = {}
         n = 0
+        routed: list[Routed] = []
+        errors: list[dict[str, Any]] = []
+        if sources:
+            assert self.router is not None
+            for item in sources:
+                batch = self.router.route(item, errors)
+                if batch is not None:
+                    routed.append(batch)
+                positions[item.partition] = (
+                    item.batch.column(0)[item.batch.num_rows - 1].as_py() + 1
+                )
+                n += item.batch.num_rows
         for number, items in by_unit.items():
             unit = self._unit(number)
             out, unit_positions, count = unit.run(items)
@@ -228,6 +305,7 @@ class DistributedTask:
             n += count
         txn = self._transaction()
         try:
+            self._write_routed(txn, routed, errors)
             for unit, out in results:
                 unit.write(txn, out)
             txn.commit_offsets(self.group, positions)
@@ -235,7 +313,28 @@ class DistributedTask:
             txn.abort()
             raise
         txn.commit()
+        if sources:
+            self.routed_in += sum(item.batch.num_rows for item in sources)
+            self.routed_errors += len(errors)
         return n
+
+    def _write_routed(
+        self, txn: Transaction, routed: list[Routed], errors: list[dict[str, Any]]
+    ) -> None:
+        """Put the first stage's records in `txn`, each in its partition of the repartition
+        topic (a source partition's records in their order), and its processing-log entries."""
+        if routed:
+            assert self.repartition is not None
+            batch = (
+                routed[0].batch
+                if len(routed) == 1
+                else pa.concat_batches([r.batch for r in routed])
+            )
+            target = np.concatenate([r.partitions for r in routed])
+            for p in np.unique(target).tolist():
+                txn.append(self.repartition, batch.filter(pa.array(target == p)), partition=p)
+        if errors:
+            txn.append(PROCESSING_LOG, [(None, msgspec.json.encode(e)) for e in errors])
 
     def _transaction(self) -> Transaction:
         from hispeed.log.kafka import KafkaLog

@@ -65,6 +65,8 @@ class Metrics:
                     {
                         "id": task.id,
                         "records_in": task.records_in,
+                        # a repartitioned aggregation's second stage (runtime/repartition.py)
+                        "repartition_records_in": getattr(task, "repartition_records_in", 0),
                         "records_out": task.records_out,
                         "errors": task.errors,
                         "lag": lag,
@@ -96,6 +98,16 @@ class Metrics:
         for q in queries:
             lines.append(
                 f'hispeed_query_records_in_total{{query="{_label(q["id"])}"}} {q["records_in"]}'
+            )
+        family(
+            "hispeed_query_repartition_records_in_total",
+            "counter",
+            "Records a query has read from its repartition topic (its aggregation's input).",
+        )
+        for q in queries:
+            lines.append(
+                f'hispeed_query_repartition_records_in_total{{query="{_label(q["id"])}"}} '
+                f"{q['repartition_records_in']}"
             )
         family("hispeed_query_records_out_total", "counter", "Records a query has written.")
         for q in queries:
