@@ -213,18 +213,24 @@ def check_outputs(bootstrap: str, app: str, clicks: int, tiers: dict[str, str]) 
     assert all(r["TIER"] == tiers[f"u{r['N'] % USERS}"] for r in joined)
     # the windowed aggregation: each window's last update exact, and its updates only ever
     # growing (an update written twice, from a batch done again, would repeat a count)
-    history: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
-    for m in read_all(bootstrap, f"{app}-per-user"):
-        key = m.key()
-        (start,) = struct.unpack(">q", key[-8:])
-        value = json.loads(m.value())
-        history[(key[:-8].decode(), start)].append((value["CLICKS"], value["TOTAL"]))
+    history = window_history(bootstrap, f"{app}-per-user")
     want = expected_windows(clicks)
     got = {k: v[-1] for k, v in history.items()}
     assert got == want
     for key, updates in history.items():
         seen = [c for c, _ in updates]
         assert seen == sorted(set(seen)), f"window {key} updated out of order: {seen}"
+
+
+def window_history(bootstrap: str, topic: str) -> dict[tuple[str, int], list[tuple[int, int]]]:
+    """Each window's (CLICKS, TOTAL) updates in `topic`, in the order it has them."""
+    history: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
+    for m in read_all(bootstrap, topic):
+        key = m.key()
+        (start,) = struct.unpack(">q", key[-8:])
+        value = json.loads(m.value())
+        history[(key[:-8].decode(), start)].append((value["CLICKS"], value["TOTAL"]))
+    return history
 
 
 def wait_for_outputs(bootstrap: str, app: str, clicks: int, timeout: float = 120) -> None:
@@ -260,12 +266,13 @@ def start_app(cluster: Cluster) -> dict[str, str]:
     return tiers
 
 
-def records_in(url: str, query_prefix: str) -> int:
-    """What a worker's /metrics says its share of a query has read."""
+def records_in(url: str, query_prefix: str, metric: str = "hispeed_query_records_in_total") -> int:
+    """What a worker's /metrics says its share of a query has read (`metric`: of its source,
+    or hispeed_query_repartition_records_in_total, of its repartition topic)."""
     text = httpx.get(f"{url}/metrics", timeout=30).text
     total = 0
     for line in text.splitlines():
-        if line.startswith("hispeed_query_records_in_total") and f'"{query_prefix}' in line:
+        if line.startswith(metric + "{") and f'"{query_prefix}' in line:
             total += int(float(line.rsplit(" ", 1)[1]))
     return total
 
