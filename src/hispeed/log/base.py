@@ -474,6 +474,12 @@ class Log(ABC):
     @abstractmethod
     def list_groups(self) -> list[str]: ...
 
+    def delete_records(self, topic: str, before: Mapping[int, int]) -> None:
+        """Let go of the records of `topic` before these offsets (partition -> offset), as
+        Kafka's DeleteRecords: what every reader of an internal topic is done with. A backend
+        may keep them until its retention takes them (the embedded log does)."""
+        return None
+
     @abstractmethod
     def transaction(self, owner: str | None = None) -> Transaction:
         """A transaction; `owner` names who writes it (a query, a connector), so a backend

@@ -776,6 +776,19 @@ class KafkaLog(AppendSignal, Log):
             out[TopicPartition(name, part.partition)] = part.offset
         return out
 
+    def delete_records(self, topic: str, before: Mapping[int, int]) -> None:
+        self._check_open()
+        parts = [ck.TopicPartition(self._p(topic), p, o) for p, o in before.items()]
+        try:
+            for future in self._admin.delete_records(
+                parts, operation_timeout=self.timeout
+            ).values():
+                future.result()
+        except ck.KafkaException as e:
+            raise LogError(
+                f"Kafka refused to delete records of {topic!r}: {_kafka_error(e.args[0])}"
+            ) from None
+
     def list_groups(self) -> list[str]:
         self._check_open()
         result = self._admin.list_consumer_groups().result(self.timeout)

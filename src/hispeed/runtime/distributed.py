@@ -31,6 +31,7 @@ has their partition.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +93,9 @@ def partition_local(plan: QueryPlan, partitions: Callable[[str], int]) -> bool:
 class DistributedTask:
     """One worker's share of a persistent query on a shared log (see the module's notes)."""
 
+    #: seconds between deletions of what the query has committed of its repartition topic
+    purge_interval = 30.0
+
     def __init__(
         self,
         engine: Engine,
@@ -132,6 +136,9 @@ class DistributedTask:
         #: what the first stage has read from the source, and sent to the processing log
         self.routed_in = 0
         self.routed_errors = 0
+        #: the repartition topic's offsets committed since its last purge, by partition
+        self._purgeable: dict[int, int] = {}
+        self._purged_at = time.monotonic()
         stateful = plan.aggregation is not None or plan.join is not None
         if stateful:
             count = len(self.log.describe_topic(plan.source.topic).partitions)
@@ -316,7 +323,26 @@ class DistributedTask:
         if sources:
             self.routed_in += sum(item.batch.num_rows for item in sources)
             self.routed_errors += len(errors)
+        if self.repartition is not None:
+            self._purge(positions)
         return n
+
+    def _purge(self, committed: Mapping[TopicPartition, int]) -> None:
+        """Now and then, delete what the query has committed of its repartition topic (no
+        worker reads it again), as Kafka Streams purges its repartition topics."""
+        for tp, offset in committed.items():
+            if tp.topic == self.repartition:
+                self._purgeable[tp.partition] = offset
+        now = time.monotonic()
+        if not self._purgeable or now - self._purged_at < self.purge_interval:
+            return
+        assert self.repartition is not None
+        self._purged_at = now
+        try:
+            self.log.delete_records(self.repartition, self._purgeable)
+        except LogError as e:  # kept a while longer: the next purge takes it
+            log.warning("query %s: could not purge %s: %s", self.id, self.repartition, e)
+        self._purgeable = {}
 
     def _write_routed(
         self, txn: Transaction, routed: list[Routed], errors: list[dict[str, Any]]
