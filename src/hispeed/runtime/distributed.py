@@ -47,6 +47,7 @@ from hispeed.runtime.repartition import (
     GroupByRouter,
     RepartitionedDecoder,
     Routed,
+    aggregating_plan,
     repartition_topic,
     repartitions,
 )
@@ -208,13 +209,13 @@ class DistributedTask:
     def _unit(self, number: int) -> QueryTask:
         unit = self.units.get(number)
         if unit is None:
+            # a repartitioned aggregation groups by what its first stage computed
+            plan = aggregating_plan(self.plan) if self.repartition is not None else self.plan
             unit = QueryTask(
-                self.engine, self.id, self.plan, self.sink, properties=self.properties, unit=number
+                self.engine, self.id, plan, self.sink, properties=self.properties, unit=number
             )
             if self.repartition is not None:
-                unit.decoder = RepartitionedDecoder(
-                    self.plan.source, self.plan.label, self.id, keep_tombstones=False
-                )
+                unit.decoder = RepartitionedDecoder(self.plan, self.id)
             self.units[number] = unit
         return unit
 

@@ -9,12 +9,14 @@ one transaction per poll):
 
 - `GroupByRouter` is the first stage. It decodes a source batch, drops what WHERE drops and
   the rows whose grouping key is NULL (to the processing log, as ksqlDB does), and routes each
-  remaining record to a partition by murmur2 of its grouping values. The record goes as it
-  came: its key, value, timestamp (the event time windows need) and headers; its key is
-  prefixed with where it came from, so the second stage still sees ROWPARTITION and ROWOFFSET
-  as the source's.
-- `RepartitionedDecoder` is the second stage's decoder: it takes that prefix off, decodes the
-  record as the source's, and puts the source's partition and offset back.
+  remaining record to a partition by murmur2 of its grouping values (as JSON). The record goes
+  as it came: its value, timestamp (the event time windows need) and headers; its key carries
+  where it came from (so the second stage still sees ROWPARTITION and ROWOFFSET as the
+  source's), the source key, and the grouping values, computed once (a grouping expression
+  need not give the same value twice).
+- `RepartitionedDecoder` is the second stage's decoder: it decodes the record as the source's,
+  with the source's partition and offset and the grouping values as hidden columns, which
+  the second stage's plan (`aggregating_plan`) groups by.
 
 Only streams are repartitioned: a table aggregation needs the old row of a key taken back
 where it was counted (Kafka Streams sends old and new values through its repartition topic),
@@ -23,24 +25,31 @@ and stays in one place.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hispeed.formats.base import Column, Format, get_format
 from hispeed.functions.registry import EvalContext
 from hispeed.log._murmur2 import partitions_for_keys
 from hispeed.log.base import PolledBatch
+from hispeed.ops.expressions import Compiled
 from hispeed.plan.planner import QueryPlan, field_name
 from hispeed.runtime.decode import SourceDecoder
 
-#: what the first stage puts before a record's key: 1 if it had a key (else 0), the source
-#: partition (4 bytes) and offset (8 bytes), big-endian
-_ORIGIN = np.dtype([("has_key", "u1"), ("partition", ">i4"), ("offset", ">i8")])
+#: how a repartitioned record's key begins: 1 if the source record had a key (else 0), its
+#: partition, its offset and its key's length, big-endian; the source key and the grouping
+#: values (JSON) follow
+_ORIGIN = np.dtype(
+    [("has_key", "u1"), ("partition", ">i4"), ("offset", ">i8"), ("key_length", ">i4")]
+)
 _PREFIX = _ORIGIN.itemsize
+#: the grouping values' format in a repartitioned record
+_GROUPS: Format = get_format("JSON")
 
 
 def repartition_topic(query_id: str) -> str:
@@ -59,6 +68,30 @@ def repartitions(plan: QueryPlan) -> bool:
     )
 
 
+def _group_columns(plan: QueryPlan) -> list[Column]:
+    assert plan.aggregation is not None
+    return [Column(f"G{i}", c.type) for i, c in enumerate(plan.aggregation.group_columns)]
+
+
+def _carried(label: str, index: int) -> str:
+    """The hidden frame column of the `index`th grouping value the first stage computed."""
+    return field_name(label, f"\x00group{index}")
+
+
+def aggregating_plan(plan: QueryPlan) -> QueryPlan:
+    """The second stage's plan: the query's, grouping by the values the first stage computed
+    (a frame of `RepartitionedDecoder`'s) instead of computing them again."""
+    agg = plan.aggregation
+    assert agg is not None
+
+    def reader(index: int) -> Any:
+        name = _carried(plan.label, index)
+        return lambda frame, ctx: frame.column(name)
+
+    exprs = [Compiled(g.type, reader(i)) for i, g in enumerate(agg.group_exprs)]
+    return dataclasses.replace(plan, aggregation=dataclasses.replace(agg, group_exprs=exprs))
+
+
 @dataclass
 class Routed:
     """A source batch's records, each with the repartition topic's partition it goes to."""
@@ -75,6 +108,7 @@ class GroupByRouter:
         self.plan = plan
         self.id = query_id
         self.partitions = partitions
+        self.group_columns = _group_columns(plan)
         # what the aggregation would drop, dropped here: null values, undecodable records
         self.decoder = SourceDecoder(plan.source, plan.label, query_id, keep_tombstones=False)
 
@@ -126,14 +160,22 @@ class GroupByRouter:
         )
         taken = batch.take(pa.array(rows))
         keys = taken.column("key")
+        values = _GROUPS.encode(
+            pa.RecordBatch.from_arrays(groups, names=[c.name for c in self.group_columns]),
+            self.group_columns,
+        )
         origin = np.empty(len(rows), _ORIGIN)
         origin["has_key"] = np.asarray(keys.is_valid().to_numpy(zero_copy_only=False), np.uint8)
         origin["partition"] = item.partition.partition
         origin["offset"] = np.asarray(offsets.to_numpy(zero_copy_only=False), np.int64)
+        keys = keys.fill_null(b"")
+        origin["key_length"] = np.asarray(
+            pc.binary_length(keys).to_numpy(zero_copy_only=False), np.int32
+        )
         prefix = pa.FixedSizeBinaryArray.from_buffers(
             pa.binary(_PREFIX), len(rows), [None, pa.py_buffer(origin.tobytes())]
         ).cast(pa.binary())
-        key = pc.binary_join_element_wise(prefix, keys.fill_null(b""), b"")
+        key = pc.binary_join_element_wise(prefix, keys, values, b"")
         out = pa.record_batch(
             {
                 "key": key,
@@ -142,7 +184,7 @@ class GroupByRouter:
                 "headers": taken.column("headers"),
             }
         )
-        return Routed(out, partitions_for_keys(_routing_key(groups), self.partitions))
+        return Routed(out, partitions_for_keys(values, self.partitions))
 
     def _report(
         self,
@@ -166,28 +208,32 @@ class GroupByRouter:
         }
 
 
-def _routing_key(groups: list[pa.Array]) -> pa.Array:
-    """Bytes that are the same for every record of a group, in any worker process (two groups
-    may share them: they only decide a partition)."""
-    parts = []
-    for g in groups:
-        t = g.type
-        if pa.types.is_binary(t) or pa.types.is_large_binary(t):
-            parts.append(g.cast(pa.binary()))
-        elif pa.types.is_string(t) or pa.types.is_large_string(t):
-            parts.append(g.cast(pa.string()).cast(pa.binary()))
-        elif pa.types.is_nested(t):
-            parts.append(pa.array([msgspec.json.encode(v) for v in g.to_pylist()], pa.binary()))
-        else:
-            parts.append(g.cast(pa.string()).cast(pa.binary()))
-    if len(parts) == 1:
-        return parts[0]
-    return pc.binary_join_element_wise(*parts, b"\x00")
+def _slices(data: pa.Array, starts: np.ndarray, stops: np.ndarray) -> pa.Array:
+    """Bytes `starts[i]` to `stops[i]` of each value of a binary array without nulls."""
+    n = len(data)
+    offsets = np.frombuffer(data.buffers()[1], np.int32, count=n + 1, offset=data.offset * 4)
+    body = data.buffers()[2]
+    raw = np.frombuffer(body, np.uint8) if body is not None else np.zeros(0, np.uint8)
+    lengths = (stops - starts).astype(np.int64)
+    ends = np.cumsum(lengths)
+    begins = ends - lengths
+    # the index in `raw` of every byte taken
+    taken = np.repeat(offsets[:-1].astype(np.int64) + starts - begins, lengths) + np.arange(
+        int(ends[-1]) if n else 0
+    )
+    new_offsets = np.concatenate([[0], ends]).astype(np.int32)
+    return pa.Array.from_buffers(
+        pa.binary(), n, [None, pa.py_buffer(new_offsets), pa.py_buffer(raw[taken].tobytes())]
+    )
 
 
 class RepartitionedDecoder(SourceDecoder):
     """Decodes the repartition topic's records as the source's, with the source's
-    ROWPARTITION and ROWOFFSET (the first stage put them before each key)."""
+    ROWPARTITION and ROWOFFSET, and the grouping values the first stage computed."""
+
+    def __init__(self, plan: QueryPlan, query_id: str) -> None:
+        super().__init__(plan.source, plan.label, query_id, keep_tombstones=False)
+        self.group_columns = _group_columns(plan)
 
     def decode(
         self, item: PolledBatch, errors: list[dict[str, Any]]
@@ -200,8 +246,10 @@ class RepartitionedDecoder(SourceDecoder):
             prefix.buffers()[1], _ORIGIN, count=n, offset=prefix.offset * _PREFIX
         )
         has_key = origin["has_key"].astype(bool)
-        longest = pc.max(pc.binary_length(keys)).as_py() or _PREFIX
-        plain = pc.binary_slice(keys, _PREFIX, longest)
+        ends = _PREFIX + origin["key_length"].astype(np.int64)
+        lengths = np.asarray(pc.binary_length(keys).to_numpy(zero_copy_only=False), np.int64)
+        plain = _slices(keys, np.full(n, _PREFIX, np.int64), ends)
+        groups = _GROUPS.decode(_slices(keys, ends, lengths), self.group_columns).batch
         if not has_key.all():
             plain = pc.if_else(pa.array(has_key), plain, pa.nulls(n, pa.binary()))
         index = batch.schema.get_field_index("key")
@@ -226,4 +274,7 @@ class RepartitionedDecoder(SourceDecoder):
             field_name(label, "ROWPARTITION"),
             pa.array(origin["partition"][rows].astype(np.int32)),
         )
+        taken = pa.array(rows)
+        for i, column in enumerate(groups.columns):
+            frame = frame.append_column(_carried(label, i), column.take(taken))
         return frame, tombstones
