@@ -154,32 +154,30 @@ def test_workers_share_a_repartitioned_aggregation_and_a_kill_loses_nothing(
         while "PER_PAGE" not in json.dumps(ksql(cluster.url(name), "SHOW TABLES;")):
             assert time.monotonic() < deadline, f"{name} never ran the statements"
             time.sleep(0.2)
-    clicks = 12_000
-    produce_clicks(cluster.bootstrap, app, 0, 3000)
-    # every worker aggregates a share: the repartition topic's partitions are split too
-    deadline = time.monotonic() + 30
-    while True:
-        shares = {n: aggregated(cluster.url(n)) for n in cluster.workers}
-        if sum(shares.values()) >= 3000:
-            break
-        assert time.monotonic() < deadline, f"the aggregation read {shares}"
-        time.sleep(0.2)
-    assert sum(1 for s in shares.values() if s) >= 2, shares
-    assert max(shares.values()) < 3000, shares
+    clicks = 16_000
 
-    def feed() -> None:
-        for start in range(3000, clicks, 250):
+    def feed() -> None:  # about 10 s of clicks
+        for start in range(0, clicks, 250):
             produce_clicks(cluster.bootstrap, app, start, 250)
-            time.sleep(0.1)
+            time.sleep(0.15)
 
     feeder = threading.Thread(target=feed)
     feeder.start()
     try:
-        time.sleep(1.0)
-        victim = max(shares, key=lambda n: shares[n])
-        cluster.kill(victim)
+        # every worker aggregates a share once the group has them all: the repartition
+        # topic's partitions are split too; the busiest is killed while clicks keep coming
+        deadline = time.monotonic() + 30
+        while True:
+            shares = {n: aggregated(cluster.url(n)) for n in cluster.workers}
+            if sum(1 for s in shares.values() if s) == len(shares):
+                break
+            assert time.monotonic() < deadline, f"the aggregation's shares: {shares}"
+            time.sleep(0.2)
+        cluster.kill(max(shares, key=lambda n: shares[n]))
+        mid_stream = feeder.is_alive()
     finally:
         feeder.join()
+    assert mid_stream
     want = expected(clicks)
     deadline = time.monotonic() + 60
     while True:
