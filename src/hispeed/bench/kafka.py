@@ -348,10 +348,9 @@ def _broker(bootstrap: str | None) -> Iterator[tuple[str, int | None]]:
     if bootstrap is not None:
         yield bootstrap, None
         return
-    from hispeed.testing.kafka import TEST_SETTINGS, kafka_broker
+    from hispeed.testing.kafka import KEEPING_SETTINGS, kafka_broker
 
-    settings = {**TEST_SETTINGS, "log.retention.ms": "-1"}
-    with kafka_broker(settings=settings, jvm_options=()) as broker:
+    with kafka_broker(settings=KEEPING_SETTINGS, jvm_options=()) as broker:
         yield broker.bootstrap, broker.pid
 
 

@@ -31,6 +31,10 @@ TEST_SETTINGS: Mapping[str, str] = {
     "auto.create.topics.enable": "false",
     "log.cleaner.dedupe.buffer.size": str(4 * 1024 * 1024),
 }
+#: and records kept whatever their timestamps: tests, conformance cases and benches stamp
+#: records in the past (2023, 1970), which a 7-day retention deletes once the broker checks
+#: (every 5 minutes), in the middle of whatever runs then
+KEEPING_SETTINGS: Mapping[str, str] = {**TEST_SETTINGS, "log.retention.ms": "-1"}
 
 
 class KafkaUnavailableError(RuntimeError):

@@ -20,7 +20,7 @@ from typing import NoReturn
 
 import pytest
 
-from hispeed.testing.kafka import KafkaUnavailableError, kafka_broker
+from hispeed.testing.kafka import KEEPING_SETTINGS, KafkaUnavailableError, kafka_broker
 from hispeed.testing.processes import find_binary, free_port, mosquitto, stop, wait_for_port
 
 
@@ -108,7 +108,7 @@ def kafka_server() -> Iterator[Service]:
     HISPEED_REQUIRE_SERVICES=1."""
     with ExitStack() as stack:
         try:  # in a temporary directory of its own, removed with the broker
-            broker = stack.enter_context(kafka_broker())
+            broker = stack.enter_context(kafka_broker(settings=KEEPING_SETTINGS))
         except KafkaUnavailableError as e:
             unavailable(f"no Kafka broker: {e}")
         yield Service("kafka", broker.host, broker.port, broker.pid)
