@@ -5,12 +5,15 @@ uses wherever the extension is built (every machine with a C compiler)."""
 
 from __future__ import annotations
 
+import gc
 import uuid
+import weakref
 from collections.abc import Iterator
 
 import pyarrow as pa
 import pytest
 
+from hispeed.errors import TransactionError
 from hispeed.log import kafka as kafka_module
 from hispeed.log.base import APPEND_SCHEMA, PolledBatch
 from hispeed.log.kafka import KafkaLog
@@ -157,3 +160,42 @@ def test_a_transaction_writes_natively_what_it_was_given(log: KafkaLog) -> None:
     assert sorted(nulls, key=repr) == sorted(
         (written(r) for r in rows if r["key"] is None), key=repr
     )
+
+
+def test_a_consumer_left_unclosed_is_collected(log: KafkaLog) -> None:
+    """The native fetcher holds the confluent-kafka consumer, whose callbacks hold the
+    KafkaConsumer that holds the fetcher: the collector must see that cycle and free it."""
+    log.create_topic("data-a", 1)
+    consumer = log.consumer("data-a", group="left", auto_offset_reset="earliest")
+    consumer.assignment()
+    gone = weakref.ref(consumer)
+    del consumer
+    gc.collect()
+    assert gone() is None
+
+
+def test_a_record_refused_natively_aborts_the_transaction(log: KafkaLog) -> None:
+    """A record librdkafka refuses in the middle of a bulk append (too large for the
+    producer) fails the append and aborts the transaction: none of its records are seen."""
+    log.create_topic("data-out", 1)
+    values = [b"v"] * 10
+    values[5] = b"x" * 2_000_000  # past the producer's message.max.bytes (1 MB)
+    batch = pa.record_batch(
+        [
+            pa.array([1_700_000_000_000 + i for i in range(10)], pa.int64()),
+            pa.array([f"k{i}".encode() for i in range(10)], pa.binary()),
+            pa.array(values, pa.binary()),
+            pa.nulls(10, APPEND_SCHEMA.field("headers").type),
+        ],
+        schema=APPEND_SCHEMA,
+    )
+    txn = log.transaction("writer")
+    with pytest.raises(TransactionError, match="Kafka refused a record"):
+        txn.append("data-out", batch)
+    with pytest.raises(TransactionError, match="aborted"):
+        txn.commit()
+    txn = log.transaction("writer")
+    txn.append("data-out", batch.slice(0, 3))
+    txn.commit()
+    rows = [r for p in read_all(log, 3) for r in p.batch.to_pylist()]
+    assert [r["value"] for r in rows] == [b"v"] * 3

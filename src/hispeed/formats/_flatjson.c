@@ -84,6 +84,10 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     }
 
     for (Py_ssize_t i = 0; i < n; i++) {
+        if (offsets[i + 1] < offsets[i] || offsets[i + 1] > data_view.len) {
+            PyErr_SetString(PyExc_ValueError, "record offsets go down or beyond the data");
+            goto out;
+        }
         const unsigned char *p = data + offsets[i], *end = data + offsets[i + 1];
         if (end - p < 2 || *p++ != '{')
             goto mismatch;

@@ -101,9 +101,13 @@ class NativeFetcher:
     """The records of a confluent-kafka consumer's forwarded partitions, in bulk."""
 
     def __init__(self, consumer: Any, zero_header: str) -> None:
+        import confluent_kafka as ck
+
         ext = extension()
         if ext is None:
             raise LogError("hispeed.log._rdbulk is not available")
+        if not isinstance(consumer, ck.Consumer):  # the extension reads its handle's struct
+            raise TypeError(f"a confluent_kafka.Consumer, not {type(consumer).__name__}")
         self._f = ext.Fetcher(consumer)
         self._zero_header = zero_header
 

@@ -129,6 +129,7 @@ typedef struct {
     rd_kafka_queue_t *queue;
     rd_kafka_message_t **msgs;
     size_t capacity;
+    int busy; /* a fetch waits without the GIL: its queue and array must stay */
 } Fetcher;
 
 static void Fetcher_release(Fetcher *f) {
@@ -141,9 +142,17 @@ static void Fetcher_release(Fetcher *f) {
     f->capacity = 0;
 }
 
+static int Fetcher_idle(Fetcher *f) {
+    if (f->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "this fetcher is fetching in another thread");
+        return 0;
+    }
+    return 1;
+}
+
 static int Fetcher_init(Fetcher *f, PyObject *args, PyObject *kwds) {
     PyObject *consumer;
-    if (!PyArg_ParseTuple(args, "O", &consumer))
+    if (!PyArg_ParseTuple(args, "O", &consumer) || !Fetcher_idle(f))
         return -1;
     if (!rd.loaded) {
         PyErr_SetString(PyExc_RuntimeError, "load() librdkafka first");
@@ -166,9 +175,20 @@ static int Fetcher_init(Fetcher *f, PyObject *args, PyObject *kwds) {
     return 0;
 }
 
-static void Fetcher_dealloc(Fetcher *f) {
+static int Fetcher_traverse(Fetcher *f, visitproc visit, void *arg) {
+    Py_VISIT(f->consumer);
+    return 0;
+}
+
+static int Fetcher_clear(Fetcher *f) {
     Fetcher_release(f); /* before the consumer (and its rd_kafka_t) can go */
     Py_CLEAR(f->consumer);
+    return 0;
+}
+
+static void Fetcher_dealloc(Fetcher *f) {
+    PyObject_GC_UnTrack(f);
+    Fetcher_clear(f);
     Py_TYPE(f)->tp_free((PyObject *)f);
 }
 
@@ -294,13 +314,15 @@ static PyObject *headers_of(rd_kafka_message_t *m) {
 static PyObject *Fetcher_fetch(Fetcher *f, PyObject *args) {
     Py_ssize_t max_records;
     int timeout_ms;
-    if (!PyArg_ParseTuple(args, "ni", &max_records, &timeout_ms) || !Fetcher_open(f))
+    if (!PyArg_ParseTuple(args, "ni", &max_records, &timeout_ms) || !Fetcher_open(f) ||
+        !Fetcher_idle(f))
         return NULL;
     if (max_records < 1)
         max_records = 1;
     if (!grow(f, (size_t)max_records))
         return NULL;
     ssize_t got;
+    f->busy = 1;
     Py_BEGIN_ALLOW_THREADS
     got = rd.consume_batch_queue(f->queue, timeout_ms, f->msgs, 1);
     if (got == 1 && max_records > 1) {
@@ -309,6 +331,7 @@ static PyObject *Fetcher_fetch(Fetcher *f, PyObject *args) {
             got += more;
     }
     Py_END_ALLOW_THREADS
+    f->busy = 0;
     if (got < 0) {
         PyErr_SetString(PyExc_RuntimeError, "librdkafka could not consume from its queue");
         return NULL;
@@ -433,6 +456,8 @@ done:
 }
 
 static PyObject *Fetcher_close(Fetcher *f, PyObject *ignored) {
+    if (!Fetcher_idle(f))
+        return NULL;
     Fetcher_release(f);
     Py_RETURN_NONE;
 }
@@ -449,7 +474,9 @@ static PyMethodDef Fetcher_methods[] = {
 static PyTypeObject FetcherType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "hispeed.log._rdbulk.Fetcher",
     .tp_basicsize = sizeof(Fetcher),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)Fetcher_traverse,
+    .tp_clear = (inquiry)Fetcher_clear,
     .tp_doc = "Fetcher(consumer): records of a confluent_kafka.Consumer's partitions, in bulk",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Fetcher_init,
@@ -464,10 +491,14 @@ typedef struct {
     Py_ssize_t offset;
 } Binary;
 
-static int binary_get(PyObject *parts, Binary *b) {
+static int binary_get(PyObject *parts, Binary *b, Py_ssize_t n) {
     PyObject *valid, *offsets, *data;
     if (!PyArg_ParseTuple(parts, "OOOn", &valid, &offsets, &data, &b->offset))
         return 0;
+    if (b->offset < 0) {
+        PyErr_SetString(PyExc_ValueError, "a negative array offset");
+        return 0;
+    }
     if (valid != Py_None) {
         if (PyObject_GetBuffer(valid, &b->valid, PyBUF_SIMPLE) < 0)
             return 0;
@@ -477,6 +508,20 @@ static int binary_get(PyObject *parts, Binary *b) {
         return 0;
     if (PyObject_GetBuffer(data, &b->data, PyBUF_SIMPLE) < 0)
         return 0;
+    /* every row's bytes within the buffers */
+    Py_ssize_t end = b->offset + n;
+    const int32_t *o = b->offsets.buf;
+    if (b->offsets.len < (end + 1) * (Py_ssize_t)sizeof(int32_t) ||
+        (b->has_valid && b->valid.len < (end + 7) / 8) || o[b->offset] < 0 ||
+        o[end] > b->data.len) {
+        PyErr_SetString(PyExc_ValueError, "an array's buffers are shorter than its rows");
+        return 0;
+    }
+    for (Py_ssize_t j = b->offset; j < end; j++)
+        if (o[j + 1] < o[j]) {
+            PyErr_SetString(PyExc_ValueError, "an array's offsets go down");
+            return 0;
+        }
     return 1;
 }
 
@@ -540,7 +585,11 @@ static PyObject *produce(PyObject *self, PyObject *args) {
             goto out;
         }
     }
-    if (!binary_get(keys_obj, &keys) || !binary_get(values_obj, &values))
+    if (start < 0 || start > n) {
+        PyErr_SetString(PyExc_ValueError, "start is not a row of the batch");
+        goto out;
+    }
+    if (!binary_get(keys_obj, &keys, n) || !binary_get(values_obj, &values, n))
         goto out;
     rd_kafka_t *rk = *(rd_kafka_t **)((char *)producer + sizeof(PyObject));
     if (rk == NULL || rd.type(rk) != RD_KAFKA_PRODUCER) {

@@ -440,7 +440,8 @@ class KafkaLog(AppendSignal, Log):
         them go through the native extension without a Python call each (when it is built,
         and the batch has no headers and no timestamp 0)."""
         physical = self._p(topic)
-        ext = native_extension() if bulk and batch.num_rows > 2 else None
+        bulk = bulk and batch.num_rows > 2 and isinstance(producer, ck.Producer)
+        ext = native_extension() if bulk else None
         stamps = batch.column(0).to_numpy()
         headers_col = batch.column(3)
         if ext is not None and headers_col.null_count == len(headers_col) and stamps.all():
@@ -864,6 +865,8 @@ class _Acks:
 
     def __init__(self, target: np.ndarray) -> None:
         self.target = target
+        #: deliveries to come (a transaction's bulk append reports only each partition's
+        #: first and last record, and never reads this)
         self.pending = len(target)
         self.errors: list[str] = []
         self.by_partition: dict[tuple[str, int], list[int]] = {}
@@ -977,7 +980,11 @@ class KafkaTransaction(Transaction):
         self._begin()
         acks = _Acks(target)
         self.acks.append(acks)
-        self.log._produce(self.producer, topic, batch, target, acks, bulk=True)
+        try:
+            self.log._produce(self.producer, topic, batch, target, acks, bulk=True)
+        except TransactionError:
+            self.abort()  # part of the batch is in: none of the transaction may commit
+            raise
 
     def commit_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
         if not offsets:
@@ -1323,9 +1330,15 @@ class KafkaConsumer(Consumer):
             # rebalance is served within one
             batches, eof = fetch_batches(self._c, max_records, 0.0, self.log._unp)
             if not batches:
-                more, ends = self._native.fetch(
-                    max_records, min(timeout, _NATIVE_WAIT), self.log._unp
-                )
+                try:
+                    more, ends = self._native.fetch(
+                        max_records, min(timeout, _NATIVE_WAIT), self.log._unp
+                    )
+                except Exception:
+                    # what librdkafka handed over is gone: fetch it again from the positions
+                    self._pending, self._eof = [], {}
+                    self._assign(self._c, {tp: self._positions[tp] for tp in self._assigned})
+                    raise
                 batches, eof = more, eof + ends
         for tp, batch in batches:
             if tp in self._positions:  # else from before a rebalance that took it away
