@@ -97,6 +97,43 @@ def _binary(n: int, offsets: bytes, data: bytes, valid: bytes | None, nulls: int
     )
 
 
+def headers_column(
+    n: int,
+    sparse: Iterable[tuple[int, list[tuple[str, bytes | None]]]],
+    stamps: np.ndarray,
+    zero_header: str,
+) -> tuple[pa.Array, np.ndarray]:
+    """The headers column of `n` records read from Kafka, from the (row, [(name, value)])
+    of those that have headers; and their timestamps, where a record marked with
+    `zero_header` (a write of timestamp 0) has 0 again and loses the mark."""
+    headers: list[Any] | None = None
+    for row, pairs in sparse:
+        if headers is None:
+            headers = [None] * n
+        if any(k == zero_header for k, _ in pairs):
+            if not stamps.flags.writeable:
+                stamps = stamps.copy()
+            stamps[row] = 0
+            pairs = [(k, v) for k, v in pairs if k != zero_header]
+        headers[row] = [{"key": k, "value": v} for k, v in pairs] or None
+    if headers is None:
+        return pa.nulls(n, _HEADERS_TYPE), stamps
+    return pa.array(headers, _HEADERS_TYPE), stamps
+
+
+def by_partition(
+    whole: pa.RecordBatch, topics: list[str], topic_of: np.ndarray, partitions: np.ndarray
+) -> list[tuple[TopicPartition, pa.RecordBatch]]:
+    """`whole` cut into its runs of one partition: row i is of topic `topics[topic_of[i]]`
+    and partition `partitions[i]`."""
+    codes = topic_of.astype(np.int64) * 1_000_000 + partitions if len(topics) > 1 else partitions
+    cuts = [0, *(np.flatnonzero(np.diff(codes)) + 1).tolist(), whole.num_rows]
+    return [
+        (TopicPartition(topics[int(topic_of[a])], int(partitions[a])), whole.slice(a, b - a))
+        for a, b in itertools.pairwise(cuts)
+    ]
+
+
 class NativeFetcher:
     """The records of a confluent-kafka consumer's forwarded partitions, in bulk."""
 
@@ -141,37 +178,19 @@ class NativeFetcher:
         if n == 0:
             return [], eof
         stamp_values = np.frombuffer(stamps, np.int64)
-        if raw_headers:
-            headers: list[Any] = [None] * n
-            for row, pairs in raw_headers:
-                if any(k == self._zero_header for k, _ in pairs):
-                    if not stamp_values.flags.writeable:
-                        stamp_values = stamp_values.copy()
-                    stamp_values[row] = 0
-                    pairs = [(k, v) for k, v in pairs if k != self._zero_header]
-                headers[row] = [{"key": k, "value": v} for k, v in pairs] or None
-            header_array = pa.array(headers, _HEADERS_TYPE)
-        else:
-            header_array = pa.nulls(n, _HEADERS_TYPE)
+        headers, stamp_values = headers_column(n, raw_headers, stamp_values, self._zero_header)
         whole = pa.RecordBatch.from_arrays(
             [
                 pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(offsets)]),
                 pa.array(stamp_values),
                 keys,
                 values,
-                header_array,
+                headers,
             ],
             schema=RECORD_SCHEMA,
         )
-        parts = np.frombuffer(partitions, np.int32)
         which = np.frombuffer(topic_index, np.int32)
-        codes = which.astype(np.int64) * 1_000_000 + parts if len(topics) > 1 else parts
-        cuts = [0, *(np.flatnonzero(np.diff(codes)) + 1).tolist(), n]
-        out = [
-            (TopicPartition(logical[int(which[a])], int(parts[a])), whole.slice(a, b - a))
-            for a, b in itertools.pairwise(cuts)
-        ]
-        return out, eof
+        return by_partition(whole, logical, which, np.frombuffer(partitions, np.int32)), eof
 
     def close(self) -> None:
         self._f.close()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import itertools
 import logging
 import operator
 import re
@@ -44,7 +43,7 @@ from hispeed.errors import (
     UnknownTopicError,
 )
 from hispeed.log._murmur2 import partitions_for_keys
-from hispeed.log._native import NativeFetcher
+from hispeed.log._native import NativeFetcher, by_partition, headers_column
 from hispeed.log._native import extension as native_extension
 from hispeed.log.base import (
     _KNOWN_CONFIGS,
@@ -1118,15 +1117,12 @@ def messages_to_batches(
     topics = list(map(message.topic, msgs))
     first_topic = topics[0]
     if topics.count(first_topic) == len(topics):
-        codes = partitions
         names = [first_topic]
         topic_of = np.zeros(len(msgs), np.int64)
     else:
         index: dict[str, int] = {}
         topic_of = np.fromiter((index.setdefault(t, len(index)) for t in topics), np.int64)
         names = list(index)
-        codes = topic_of * 1_000_000 + partitions
-    cuts = [0, *(np.flatnonzero(np.diff(codes)) + 1).tolist(), len(msgs)]
     offsets = pa.array(np.fromiter(map(message.offset, msgs), np.int64, len(msgs)))
     # (type, timestamp) pairs: the second of each, without a Python-level loop
     stamps = map(operator.itemgetter(1), map(message.timestamp, msgs))
@@ -1134,30 +1130,17 @@ def messages_to_batches(
     keys = pa.array(list(map(message.key, msgs)), pa.binary())
     values = pa.array(list(map(message.value, msgs)), pa.binary())
     raw_headers = list(map(message.headers, msgs))
-    if raw_headers.count(None) != len(raw_headers):
-        for i, h in enumerate(raw_headers):
-            if h is not None and any(k == ZERO_TIMESTAMP_HEADER for k, _ in h):
-                stamp_values[i] = 0
-                h = [(k, v) for k, v in h if k != ZERO_TIMESTAMP_HEADER]
-                raw_headers[i] = h or None
-        headers = pa.array(
-            [
-                [{"key": k, "value": v} for k, v in h] if h is not None else None
-                for h in raw_headers
-            ],
-            RECORD_SCHEMA.field("headers").type,
-        )
-    else:
-        headers = pa.nulls(len(msgs), RECORD_SCHEMA.field("headers").type)
+    sparse = (
+        [(i, h) for i, h in enumerate(raw_headers) if h is not None]
+        if raw_headers.count(None) != len(raw_headers)
+        else []
+    )
+    headers, stamp_values = headers_column(len(msgs), sparse, stamp_values, ZERO_TIMESTAMP_HEADER)
     whole = pa.RecordBatch.from_arrays(
         [offsets, pa.array(stamp_values), keys, values, headers], schema=RECORD_SCHEMA
     )
-    out = []
-    for a, b in itertools.pairwise(cuts):
-        physical = names[int(topic_of[a])]
-        topic = (name(physical) if name is not None else None) or physical
-        out.append((TopicPartition(topic, int(partitions[a])), whole.slice(a, b - a)))
-    return out, eof
+    logical = [(name(t) if name is not None else None) or t for t in names]
+    return by_partition(whole, logical, topic_of, partitions), eof
 
 
 class KafkaConsumer(Consumer):
@@ -1283,6 +1266,12 @@ class KafkaConsumer(Consumer):
             self._native.forward((p.topic, p.partition) for p in parts)
         consumer.assign(parts)
 
+    def _reassign(self) -> None:
+        """Assign every partition again where it stands (what was fetched and not handed out
+        is fetched again)."""
+        self._pending, self._eof = [], {}
+        self._assign(self._c, {tp: self._positions[tp] for tp in self._assigned})
+
     def _revoked_cb(self, consumer: Any, partitions: list[Any]) -> None:
         lost = list(self._assigned)
         for listener in self.on_revoke:
@@ -1335,9 +1324,7 @@ class KafkaConsumer(Consumer):
                         max_records, min(timeout, _NATIVE_WAIT), self.log._unp
                     )
                 except Exception:
-                    # what librdkafka handed over is gone: fetch it again from the positions
-                    self._pending, self._eof = [], {}
-                    self._assign(self._c, {tp: self._positions[tp] for tp in self._assigned})
+                    self._reassign()  # what librdkafka handed over is gone: fetch it again
                     raise
                 batches, eof = more, eof + ends
         for tp, batch in batches:
@@ -1458,9 +1445,7 @@ class KafkaConsumer(Consumer):
             try:
                 self._c.seek(self.log._tp(tp, offset))
             except ck.KafkaException:
-                # not fetching yet: assign again with every partition where it stands
-                self._pending, self._eof = [], {}
-                self._assign(self._c, {t: self._positions[t] for t in self._assigned})
+                self._reassign()  # not fetching yet
 
     def _check(self) -> None:
         if self.closed:
