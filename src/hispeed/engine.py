@@ -37,6 +37,7 @@ from hispeed.log.base import Log
 from hispeed.log.embedded import EmbeddedLog
 from hispeed.ops.expressions import Scope, coerce, compile_expr
 from hispeed.plan.planner import QueryPlan, UnsupportedError, plan_select
+from hispeed.runtime.context import QueryContext
 from hispeed.runtime.task import PROCESSING_LOG, QueryTask
 
 if TYPE_CHECKING:
@@ -105,7 +106,10 @@ class Engine:
         #: the next command-topic offset this engine has not applied
         self._command_offset = 0
         self._synced_at = 0.0
-        self._lock = threading.RLock()
+        #: what the runtime and the connectors are given (the engine's log, catalog,
+        #: properties and lock), never the engine itself
+        self.context = QueryContext(self.log, self.catalog, self.properties)
+        self._lock = self.context.lock
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.log.create_topic(COMMAND_TOPIC, 1, exist_ok=True)
@@ -559,9 +563,11 @@ class Engine:
             from hispeed.runtime.distributed import DistributedTask
 
             # on Kafka, the application's workers share the query (runtime/distributed.py)
-            self.tasks[query_id] = DistributedTask(self, query_id, plan, sink, properties=props)
+            self.tasks[query_id] = DistributedTask(
+                self.context, query_id, plan, sink, properties=props
+            )
         else:
-            self.tasks[query_id] = QueryTask(self, query_id, plan, sink, properties=props)
+            self.tasks[query_id] = QueryTask(self.context, query_id, plan, sink, properties=props)
 
     def _insert_values(self, stmt: ast.InsertValues) -> Result:
         target = self.catalog.sources.get(stmt.target)

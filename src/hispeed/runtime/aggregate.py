@@ -69,7 +69,7 @@ class Aggregator:
         #: the headers of the record being processed (the reference path's changes take them)
         self._headers: Any = None
         self.final = self.plan.emit == "FINAL"
-        cache = str(task.engine.properties.get("ksql.streams.cache.max.bytes.buffering", ""))
+        cache = str(task.context.properties.get("ksql.streams.cache.max.bytes.buffering", ""))
         #: ksqlDB with its record cache off: every input record's change is output
         self.per_record = cache == "0"
         #: whole batches at a time, for the query shapes runtime/vectorized.py and

@@ -56,12 +56,11 @@ from hispeed.runtime.task import (
     Outputs,
     QueryTask,
     changelog_topic,
-    offset_reset,
     query_group,
 )
 
 if TYPE_CHECKING:
-    from hispeed.engine import Engine
+    from hispeed.runtime.context import QueryContext
 
 log = logging.getLogger(__name__)
 
@@ -99,23 +98,23 @@ class DistributedTask:
 
     def __init__(
         self,
-        engine: Engine,
+        context: QueryContext,
         query_id: str,
         plan: QueryPlan,
         sink: Source,
         *,
         properties: Mapping[str, Any] | None = None,
     ) -> None:
-        self.engine = engine
-        self.log = engine.log
+        self.context = context
+        self.log = context.log
         self.id = query_id
         self.plan = plan
         self.sink = sink
         self.properties = properties
         self.group = query_group(query_id)
         self.changelog_topic = changelog_topic(query_id)
-        self.reset = offset_reset(engine, properties)
-        props = properties if properties is not None else engine.properties
+        self.reset = context.offset_reset(properties)
+        props = properties if properties is not None else context.properties
         #: ksqlDB's per-query setting (SET 'processing.guarantee'=...), else the log's
         chosen = props.get("processing.guarantee", props.get("ksql.streams.processing.guarantee"))
         self.guarantee = str(chosen).lower() if chosen is not None else None
@@ -212,7 +211,7 @@ class DistributedTask:
             # a repartitioned aggregation groups by what its first stage computed
             plan = aggregating_plan(self.plan) if self.repartition is not None else self.plan
             unit = QueryTask(
-                self.engine, self.id, plan, self.sink, properties=self.properties, unit=number
+                self.context, self.id, plan, self.sink, properties=self.properties, unit=number
             )
             if self.repartition is not None:
                 unit.decoder = RepartitionedDecoder(self.plan, self.id)

@@ -171,7 +171,9 @@ class PushQuery:
             saved = engine.properties.get("auto.offset.reset")
             engine.properties["auto.offset.reset"] = reset
             try:
-                self.task = QueryTask(engine, self.id, plan, self.sink, tables_from_beginning=True)
+                self.task = QueryTask(
+                    engine.context, self.id, plan, self.sink, tables_from_beginning=True
+                )
             finally:
                 if saved is None:
                     engine.properties.pop("auto.offset.reset", None)

@@ -30,7 +30,7 @@ from hispeed.plan.planner import QueryPlan, field_name
 from hispeed.runtime.decode import SourceDecoder, frame_headers
 
 if TYPE_CHECKING:
-    from hispeed.engine import Engine
+    from hispeed.runtime.context import QueryContext
 
 log = logging.getLogger(__name__)
 
@@ -96,18 +96,12 @@ def changelog_topic(query_id: str) -> str:
     return f"_hispeed_{query_id}_changelog"
 
 
-def offset_reset(engine: Engine, properties: Mapping[str, Any] | None) -> str:
-    """Where a new query starts: the statement's `auto.offset.reset`, else the engine's."""
-    props = properties if properties is not None else engine.properties
-    return str(props.get("auto.offset.reset", "earliest")).lower()
-
-
 class QueryTask:
     """Runs one persistent query's plan against the log."""
 
     def __init__(
         self,
-        engine: Engine,
+        context: QueryContext,
         query_id: str,
         plan: QueryPlan,
         sink: Source,
@@ -122,15 +116,15 @@ class QueryTask:
         with the request's overrides), else the engine's. `unit`: this task is one unit of
         a query split across workers (runtime/distributed.py), which reads and commits for
         it; its state is partition `unit` of the changelog."""
-        self.engine = engine
-        self.log = engine.log
+        self.context = context
+        self.log = context.log
         self.id = query_id
         self.plan = plan
         self.sink = sink
         self.source = plan.source
         self.group = query_group(query_id)
         self.changelog_topic = changelog_topic(query_id)
-        reset = offset_reset(engine, properties)
+        reset = context.offset_reset(properties)
         self.join = None
         topics = [self.source.topic]
         if plan.join is not None:

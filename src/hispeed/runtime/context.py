@@ -1,0 +1,32 @@
+"""What the runtime and the connectors are given by the engine that owns them.
+
+A query task, a push-query feed, a pull view or a connector needs the log, the catalog, the
+engine's properties and the lock that statements and the query loop share; never the engine
+itself (the engine is the facade above them: `docs/architecture.md`).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from hispeed.catalog import Catalog
+from hispeed.log.base import Log
+
+
+@dataclass
+class QueryContext:
+    """The log, catalog, properties and lock of one engine."""
+
+    log: Log
+    catalog: Catalog
+    #: the engine's properties (the very dict: a SET is seen by every holder)
+    properties: dict[str, Any]
+    #: held by statements and by each round of the query loop
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def offset_reset(self, properties: Any = None) -> str:
+        """Where a new query starts: the statement's `auto.offset.reset`, else the engine's."""
+        props = properties if properties is not None else self.properties
+        return str(props.get("auto.offset.reset", "earliest")).lower()
