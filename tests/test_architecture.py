@@ -176,36 +176,27 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-@pytest.fixture(scope="module")
-def graph() -> tuple[dict[str, Path], list[Import]]:
-    mods = modules()
-    return mods, list(imports(mods))
-
-
-def test_no_import_cycles(graph: tuple[dict[str, Path], list[Import]]) -> None:
-    mods, found = graph
+def import_cycles(mods: dict[str, Path], found: list[Import]) -> list[list[str]]:
     edges: dict[str, set[str]] = {mod: set() for mod in mods}
     for imp in found:
         if imp.target != imp.importer:
             edges[imp.importer].add(imp.target)
-    assert cycles(edges) == []
+    return cycles(edges)
 
 
-def test_every_module_has_a_layer(graph: tuple[dict[str, Path], list[Import]]) -> None:
-    mods, _ = graph
+def without_layer(mods: dict[str, Path]) -> list[str]:
     table = layer_table()
-    assert [mod for mod in mods if layer_of(mod, table) is None] == []
+    return [mod for mod in mods if layer_of(mod, table) is None]
 
 
-def test_imports_run_down_the_layers(graph: tuple[dict[str, Path], list[Import]]) -> None:
-    _, found = graph
+def upward_imports(found: list[Import]) -> list[str]:
     table = layer_table()
     upward = []
     for imp in found:
         low, high = layer_of(imp.importer, table), layer_of(imp.target, table)
         if low is not None and high is not None and high > low:
             upward.append(f"{imp.importer}:{imp.line} imports {imp.target}")
-    assert upward == []
+    return upward
 
 
 def private_owner(imp: Import) -> str | None:
@@ -216,13 +207,12 @@ def private_owner(imp: Import) -> str | None:
             return ".".join(parts[:i])
     if imp.name and imp.name.startswith("_") and not imp.name.startswith("__"):
         # a private name of a module: its package's (the module's, for a package's __init__)
-        path = modules()[imp.target]
-        return imp.target if path.name == "__init__.py" else imp.target.rsplit(".", 1)[0]
+        path = SRC.joinpath(*imp.target.split("."))
+        return imp.target if path.is_dir() else imp.target.rsplit(".", 1)[0]
     return None
 
 
-def test_no_private_names_across_packages(graph: tuple[dict[str, Path], list[Import]]) -> None:
-    _, found = graph
+def private_crossings(found: list[Import]) -> list[str]:
     crossing = []
     for imp in found:
         owner = private_owner(imp)
@@ -230,10 +220,10 @@ def test_no_private_names_across_packages(graph: tuple[dict[str, Path], list[Imp
         if not inside:
             what = f"{imp.target}.{imp.name}" if imp.name else imp.target
             crossing.append(f"{imp.importer}:{imp.line} imports {what}")
-    assert crossing == []
+    return crossing
 
 
-def test_files_stay_under_900_lines() -> None:
+def long_files() -> list[str]:
     long = []
     for path in sorted(PACKAGE.rglob("*.py")):
         if GENERATED.search(path.name):
@@ -241,7 +231,33 @@ def test_files_stay_under_900_lines() -> None:
         lines = len(path.read_text().splitlines())
         if lines > MAX_LINES:
             long.append(f"{path.relative_to(ROOT)}: {lines}")
-    assert long == []
+    return long
+
+
+@pytest.fixture(scope="module")
+def graph() -> tuple[dict[str, Path], list[Import]]:
+    mods = modules()
+    return mods, list(imports(mods))
+
+
+def test_no_import_cycles(graph: tuple[dict[str, Path], list[Import]]) -> None:
+    assert import_cycles(*graph) == []
+
+
+def test_every_module_has_a_layer(graph: tuple[dict[str, Path], list[Import]]) -> None:
+    assert without_layer(graph[0]) == []
+
+
+def test_imports_run_down_the_layers(graph: tuple[dict[str, Path], list[Import]]) -> None:
+    assert upward_imports(graph[1]) == []
+
+
+def test_no_private_names_across_packages(graph: tuple[dict[str, Path], list[Import]]) -> None:
+    assert private_crossings(graph[1]) == []
+
+
+def test_files_stay_under_900_lines() -> None:
+    assert long_files() == []
 
 
 def test_the_checker_sees_a_cycle_and_an_upward_import() -> None:
@@ -255,3 +271,19 @@ def test_the_checker_sees_a_cycle_and_an_upward_import() -> None:
     assert private_owner(imp) == "hispeed.log"
     own = Import("hispeed.log.kafka", "hispeed.log._murmur2", None, 1)
     assert own.importer.startswith(f"{private_owner(own)}.")
+
+
+if __name__ == "__main__":  # `python tests/test_architecture.py`: every finding, in full
+    all_modules = modules()
+    all_imports = list(imports(all_modules))
+    findings = {
+        "import cycles": [" <-> ".join(c) for c in import_cycles(all_modules, all_imports)],
+        "modules in no layer": without_layer(all_modules),
+        "imports up a layer": upward_imports(all_imports),
+        "private names across packages": private_crossings(all_imports),
+        "files over 900 lines": long_files(),
+    }
+    for title, items in findings.items():
+        print(f"{title}: {len(items)}")
+        for item in items:
+            print(f"  {item}")
