@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hispeed.errors import HispeedError
-
-__version__ = "0.1.0"
+from hispeed.version import __version__
 
 if TYPE_CHECKING:
     from hispeed.client import Client

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from hispeed import __version__
+from hispeed.version import __version__
 from hispeed.cli.demo import demo
 from hispeed.cli.shell import sql as sql_shell
 from hispeed.config import Settings

@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hispeed import __version__
+from hispeed.version import __version__
 from hispeed.config import Settings
 from hispeed.errors import HispeedError
 

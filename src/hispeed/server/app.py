@@ -36,7 +36,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hispeed import __version__
+from hispeed.version import __version__
 from hispeed.config import Settings
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError, SqlError, UnknownTopicError

@@ -36,7 +36,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from hispeed import __version__
+from hispeed.version import __version__
 from hispeed.catalog import Source
 from hispeed.config import Settings
 from hispeed.connectors._resp import RedisConnection, RedisURL, ReplyError, text
