@@ -117,7 +117,7 @@ def test_an_unknown_guarantee_is_a_clear_error(kafka_server: Service) -> None:
 
 def test_an_unreachable_cluster_is_a_clear_error() -> None:
     from hispeed.errors import LogError
-    from hispeed.testing.processes import free_port
+    from hispeed.processes import free_port
 
     with pytest.raises(LogError, match=r"cannot reach Kafka at 127\.0\.0\.1:"):
         KafkaLog(f"127.0.0.1:{free_port()}", timeout=2)

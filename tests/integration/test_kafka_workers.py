@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from hispeed.client import Client
-from hispeed.testing.processes import free_port, stop, wait_for_port
+from hispeed.processes import free_port, stop, wait_for_port
 from hispeed.testing.services import Service
 
 ck = pytest.importorskip("confluent_kafka")

@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from hispeed.testing.processes import find_binary, free_port, mosquitto, stop, wait_for_port
+from hispeed.processes import find_binary, free_port, mosquitto, stop, wait_for_port
 
 Progress = Callable[[str, int], None]
 

@@ -21,7 +21,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from hispeed.errors import HispeedError
-from hispeed.testing.processes import free_port
+from hispeed.processes import free_port
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
-from hispeed.testing.processes import find_binary, free_port, pid_alive, stop_pid
+from hispeed.processes import find_binary, free_port, pid_alive, stop_pid
 
 # JVM options for a quick start (about a second sooner on two cores): the C1 compiler alone
 # and the serial collector. The broker's peak throughput is lower; benches pass `()`.

@@ -15,7 +15,7 @@ import pytest
 from hispeed.config import Settings
 from hispeed.engine import Engine
 from hispeed.server.app import Server
-from hispeed.testing.processes import free_port
+from hispeed.processes import free_port
 from hispeed.testing.wait import wait_for
 
 

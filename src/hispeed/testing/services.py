@@ -21,7 +21,7 @@ from typing import NoReturn
 import pytest
 
 from hispeed.testing.kafka import KEEPING_SETTINGS, KafkaUnavailableError, kafka_broker
-from hispeed.testing.processes import find_binary, free_port, mosquitto, stop, wait_for_port
+from hispeed.processes import find_binary, free_port, mosquitto, stop, wait_for_port
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Loopback processes, without pytest: free ports, waiting for a listener, stopping by PID,
-and a mosquitto of one's own (a Kafka broker of one's own is in `kafka.py`). The test
-fixtures (`services.py`) and the benches share them."""
+and a mosquitto of one's own (a Kafka broker of one's own is in `testing/kafka.py`). Production
+code needs them (the embedded Redis takes a free port), and so do the test fixtures
+(`testing/services.py`) and the benches."""
 
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ from pathlib import Path
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 10) -> None:
+    """Wait until `proc` (called `what` in errors) listens on 127.0.0.1:`port`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
