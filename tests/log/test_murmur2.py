@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hispeed.log._murmur2 import murmur2, murmur2_array, partition_for_key, partitions_for_keys
+from hispeed.log.murmur2 import murmur2, murmur2_array, partition_for_key, partitions_for_keys
 
 # Apache Kafka's own vectors (UtilsTest.testMurmur2): the Java client's murmur2 of these bytes.
 KAFKA_VECTORS = {

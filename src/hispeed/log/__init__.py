@@ -1,6 +1,6 @@
 """The durable partitioned log: the `Log` interface and its embedded backend."""
 
-from hispeed.log._murmur2 import murmur2, partition_for_key
+from hispeed.log.murmur2 import murmur2, partition_for_key
 from hispeed.log.base import (
     RECORD_SCHEMA,
     AppendResult,

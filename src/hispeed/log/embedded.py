@@ -37,7 +37,7 @@ from hispeed.errors import (
     UnknownTopicError,
 )
 from hispeed.log._consumer import EmbeddedConsumer, GroupCoordinator
-from hispeed.log._murmur2 import partitions_for_keys
+from hispeed.log.murmur2 import partitions_for_keys
 from hispeed.log._partition import Partition
 from hispeed.log._segment import HEADER_SIZE, encode_frame
 from hispeed.log.base import (

@@ -42,7 +42,7 @@ from hispeed.errors import (
     TransactionError,
     UnknownTopicError,
 )
-from hispeed.log._murmur2 import partitions_for_keys
+from hispeed.log.murmur2 import partitions_for_keys
 from hispeed.log._native import NativeFetcher, by_partition, headers_column
 from hispeed.log._native import extension as native_extension
 from hispeed.log.base import (

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 
 from hispeed.formats.base import Column, Format, get_format
 from hispeed.functions.registry import EvalContext
-from hispeed.log._murmur2 import partitions_for_keys
+from hispeed.log.murmur2 import partitions_for_keys
 from hispeed.log.base import PolledBatch
 from hispeed.ops.expressions import Compiled
 from hispeed.plan.planner import QueryPlan, field_name
