@@ -16,12 +16,12 @@ from typing import Any
 
 import click
 
-from hispeed.version import __version__
 from hispeed.cli.demo import demo
 from hispeed.cli.shell import sql as sql_shell
 from hispeed.config import Settings
 from hispeed.errors import HispeedError
 from hispeed.log.base import Log
+from hispeed.version import __version__
 
 
 class _Context:

@@ -24,9 +24,9 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hispeed.version import __version__
 from hispeed.config import Settings
 from hispeed.errors import HispeedError
+from hispeed.version import __version__
 
 if TYPE_CHECKING:
     from hispeed.engine import Engine

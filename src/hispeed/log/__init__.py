@@ -1,6 +1,5 @@
 """The durable partitioned log: the `Log` interface and its embedded backend."""
 
-from hispeed.log.murmur2 import murmur2, partition_for_key
 from hispeed.log.base import (
     RECORD_SCHEMA,
     AppendResult,
@@ -15,6 +14,7 @@ from hispeed.log.base import (
     Transaction,
 )
 from hispeed.log.embedded import EmbeddedLog, FsyncPolicy
+from hispeed.log.murmur2 import murmur2, partition_for_key
 
 __all__ = [
     "RECORD_SCHEMA",

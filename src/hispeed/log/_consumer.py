@@ -7,13 +7,54 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
+
+import pyarrow as pa
 
 from hispeed.errors import LogError
-from hispeed.log.base import Consumer, PolledBatch, TopicPartition, check_reset, parse_topics
+from hispeed.log.base import (
+    Consumer,
+    PolledBatch,
+    TopicInfo,
+    TopicPartition,
+    check_reset,
+    parse_topics,
+)
 
-if TYPE_CHECKING:
-    from hispeed.log.embedded import EmbeddedLog
+
+class GroupLog(Protocol):
+    """What the embedded consumers and their coordinator need of their log (`EmbeddedLog` is
+    one): its topics and partitions, reads, committed offsets, the group coordinator, and the
+    append signal a poll waits on (`AppendSignal`)."""
+
+    coordinator: GroupCoordinator
+
+    def list_topics(self, *, internal: bool = False) -> list[str]: ...
+
+    def describe_topic(self, name: str) -> TopicInfo: ...
+
+    def offsets(self, topic: str, partition: int) -> tuple[int, int]: ...
+
+    def read(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        *,
+        max_records: int | None = None,
+        max_bytes: int | None = None,
+    ) -> list[pa.RecordBatch]: ...
+
+    def commit_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None: ...
+
+    def committed_offsets(
+        self, group: str, topic: str | None = None
+    ) -> dict[TopicPartition, int]: ...
+
+    @property
+    def appends(self) -> int: ...
+
+    def wait_for_append(self, seen: int, timeout: float) -> bool: ...
 
 
 class GroupCoordinator:
@@ -23,7 +64,7 @@ class GroupCoordinator:
     assignment at their next poll.
     """
 
-    def __init__(self, log: EmbeddedLog) -> None:
+    def __init__(self, log: GroupLog) -> None:
         self._log = log
         self._lock = threading.Lock()
         self._members: dict[str, dict[str, EmbeddedConsumer]] = {}
@@ -95,7 +136,7 @@ class EmbeddedConsumer(Consumer):
 
     def __init__(
         self,
-        log: EmbeddedLog,
+        log: GroupLog,
         topics: Sequence[str] | str,
         *,
         group: str | None,
@@ -156,7 +197,7 @@ class EmbeddedConsumer(Consumer):
         budget_total = max_records if max_records is not None else 100_000
         deadline = time.monotonic() + timeout
         while True:
-            seen = self._log._appends
+            seen = self._log.appends
             self._refresh()
             out: list[PolledBatch] = []
             budget = budget_total
@@ -170,14 +211,8 @@ class EmbeddedConsumer(Consumer):
             remaining = deadline - time.monotonic()
             if out or remaining <= 0:
                 return out
-
-            def arrived(seen: int = seen) -> bool:
-                return self._log._appends != seen or self._log._closed
-
-            with self._log._data:
-                self._log._data.wait_for(arrived, remaining)
-            if self._log._closed:
-                return []
+            if not self._log.wait_for_append(seen, remaining):
+                return []  # the log is closed
 
     def _poll_partition(self, tp: TopicPartition, budget: int, out: list[PolledBatch]) -> int:
         start, end = self._log.offsets(*tp)

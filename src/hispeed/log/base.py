@@ -407,6 +407,19 @@ class AppendSignal:
             self._data.wait_for(lambda: self._appends != seen or self._closed, timeout)
             return self._appends != seen
 
+    @property
+    def appends(self) -> int:
+        """How many appends this process has made so far: read it before looking for records,
+        then `wait_for_append` on it, so an append in between is not missed."""
+        return self._appends
+
+    def wait_for_append(self, seen: int, timeout: float) -> bool:
+        """Block until the count of appends is no longer `seen`, the log closes or `timeout`
+        s pass; False once the log is closed (nothing more will arrive)."""
+        with self._data:
+            self._data.wait_for(lambda: self._appends != seen or self._closed, timeout)
+            return not self._closed
+
 
 class Log(ABC):
     """A durable partitioned log. Backends: `EmbeddedLog` (segment files), `KafkaLog`."""

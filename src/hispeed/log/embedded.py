@@ -37,7 +37,6 @@ from hispeed.errors import (
     UnknownTopicError,
 )
 from hispeed.log._consumer import EmbeddedConsumer, GroupCoordinator
-from hispeed.log.murmur2 import partitions_for_keys
 from hispeed.log._partition import Partition
 from hispeed.log._segment import HEADER_SIZE, encode_frame
 from hispeed.log.base import (
@@ -55,6 +54,7 @@ from hispeed.log.base import (
     to_append_batch,
     validate_topic_name,
 )
+from hispeed.log.murmur2 import partitions_for_keys
 
 log = logging.getLogger(__name__)
 

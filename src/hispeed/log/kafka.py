@@ -42,7 +42,6 @@ from hispeed.errors import (
     TransactionError,
     UnknownTopicError,
 )
-from hispeed.log.murmur2 import partitions_for_keys
 from hispeed.log._native import NativeFetcher, by_partition, headers_column
 from hispeed.log._native import extension as native_extension
 from hispeed.log.base import (
@@ -63,6 +62,7 @@ from hispeed.log.base import (
     to_append_batch,
     validate_topic_name,
 )
+from hispeed.log.murmur2 import partitions_for_keys
 
 ck: Any
 try:

@@ -35,8 +35,8 @@ import pyarrow.compute as pc
 
 from hispeed.formats.base import Column, Format, get_format
 from hispeed.functions.registry import EvalContext
-from hispeed.log.murmur2 import partitions_for_keys
 from hispeed.log.base import PolledBatch
+from hispeed.log.murmur2 import partitions_for_keys
 from hispeed.ops.expressions import Compiled
 from hispeed.plan.planner import QueryPlan, field_name
 from hispeed.runtime.decode import SourceDecoder

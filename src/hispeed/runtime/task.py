@@ -24,8 +24,8 @@ from hispeed.catalog import Source
 from hispeed.errors import HispeedError
 from hispeed.formats.base import Format, get_format
 from hispeed.functions.registry import EvalContext
-from hispeed.log.murmur2 import partitions_for_keys
 from hispeed.log.base import HEADERS_TYPE, PolledBatch, TopicPartition, Transaction
+from hispeed.log.murmur2 import partitions_for_keys
 from hispeed.plan.planner import QueryPlan, field_name
 from hispeed.runtime.decode import SourceDecoder, frame_headers
 

@@ -36,7 +36,6 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hispeed.version import __version__
 from hispeed.config import Settings
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError, SqlError, UnknownTopicError
@@ -47,6 +46,7 @@ from hispeed.server.ingest import IngestError, parse_body
 from hispeed.server.metrics import Metrics
 from hispeed.server.statements import BAD_STATEMENT, error_body, run_ksql
 from hispeed.server.streaming import QueryRegistry, QuerySession, encode
+from hispeed.version import __version__
 
 log = logging.getLogger(__name__)
 

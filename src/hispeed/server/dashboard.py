@@ -36,7 +36,6 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from hispeed.version import __version__
 from hispeed.catalog import Source
 from hispeed.config import Settings
 from hispeed.connectors._resp import RedisConnection, RedisURL, ReplyError, text
@@ -47,6 +46,7 @@ from hispeed.runtime.task import PROCESSING_LOG
 from hispeed.server.metrics import Metrics
 from hispeed.server.statements import error_body
 from hispeed.server.streaming import QueryRegistry
+from hispeed.version import __version__
 
 STATIC_DIR = Path(__file__).parent / "static"
 

@@ -14,8 +14,8 @@ import pytest
 
 from hispeed.config import Settings
 from hispeed.engine import Engine
-from hispeed.server.app import Server
 from hispeed.processes import free_port
+from hispeed.server.app import Server
 from hispeed.testing.wait import wait_for
 
 

@@ -20,8 +20,8 @@ from typing import NoReturn
 
 import pytest
 
-from hispeed.testing.kafka import KEEPING_SETTINGS, KafkaUnavailableError, kafka_broker
 from hispeed.processes import find_binary, free_port, mosquitto, stop, wait_for_port
+from hispeed.testing.kafka import KEEPING_SETTINGS, KafkaUnavailableError, kafka_broker
 
 
 @dataclass(frozen=True)
