@@ -36,7 +36,8 @@ from hispeed.functions.registry import EvalContext
 from hispeed.log.base import Log
 from hispeed.log.embedded import EmbeddedLog
 from hispeed.ops.expressions import Scope, coerce, compile_expr
-from hispeed.plan.planner import QueryPlan, UnsupportedError, plan_select
+from hispeed.plan.model import QueryPlan, UnsupportedError
+from hispeed.plan.planner import plan_select
 from hispeed.runtime.context import QueryContext
 from hispeed.runtime.task import PROCESSING_LOG, QueryTask
 

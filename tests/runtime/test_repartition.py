@@ -15,7 +15,7 @@ from hispeed.engine import Engine
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import HEADERS_TYPE, RECORD_SCHEMA, PolledBatch, TopicPartition
 from hispeed.log.murmur2 import partitions_for_keys
-from hispeed.plan.planner import QueryPlan, field_name
+from hispeed.plan.model import QueryPlan, field_name
 from hispeed.runtime.repartition import (
     GroupByRouter,
     RepartitionedDecoder,

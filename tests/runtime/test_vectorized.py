@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from hispeed.engine import Engine
 from hispeed.log.base import PolledBatch, TopicPartition
-from hispeed.plan.planner import field_name
+from hispeed.plan.model import field_name
 from hispeed.runtime.aggregate import Aggregator, Change
 from hispeed.runtime.task import _STREAM_TIME, Outputs, QueryTask
 from hispeed.runtime.vectorized import Changes, FastPath, VectorizedAggregator

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from hispeed.engine import Engine
 from hispeed.log.base import PolledBatch, TopicPartition
-from hispeed.plan.planner import field_name
+from hispeed.plan.model import field_name
 from hispeed.runtime.task import Outputs, QueryTask
 
 Progress = Callable[[str, int], Any] | None

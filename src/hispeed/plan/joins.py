@@ -15,65 +15,17 @@ FULL OUTER, by a synthetic column `ROWKEY` that must be selected.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Any
 
 from hispeed.catalog import Catalog, Source
 from hispeed.errors import SqlError
 from hispeed.formats.base import Column
-from hispeed.ops.expressions import Compiled, Scope, ScopeColumn
+from hispeed.ops.expressions import Compiled, Scope, ScopeColumn, compile_expr
+from hispeed.plan.model import LABEL, PSEUDO_COLUMNS, ROWKEY, JoinPlan, JoinSide, JoinStep
+from hispeed.plan.scope import source_scope, walk
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.format import sql
-
-#: the joined frame's own columns are `$J.<name>`
-LABEL = "$J"
-ROWKEY = "ROWKEY"
-
-
-@dataclass
-class JoinSide:
-    source: Source
-    label: str
-
-
-@dataclass
-class JoinStep:
-    """One binary join: the result so far (sides 0 .. right - 1) with side `right`."""
-
-    kind: str  # INNER LEFT RIGHT FULL
-    right: int
-    left_key: Compiled  # over the fields of sides 0 .. right - 1
-    right_key: Compiled  # over the fields of side `right`
-    left_kind: str  # STREAM or TABLE
-    right_kind: str
-    before_ms: int = 0
-    after_ms: int = 0
-    #: stream-stream joins: how long after a window closes records may still join it; None
-    #: when no GRACE PERIOD is given (then unmatched rows of outer joins are sent at once)
-    grace_ms: int | None = None
-    #: a table-table join on the right table's key from a left value column
-    foreign_key: bool = False
-    #: (left source, right source) whose partitions must match: both joined on their keys
-    copartitioned: tuple[str, str] | None = None
-
-    @property
-    def result(self) -> str:
-        return "TABLE" if self.left_kind == "TABLE" and self.right_kind == "TABLE" else "STREAM"
-
-
-@dataclass
-class JoinPlan:
-    sides: list[JoinSide]
-    steps: list[JoinStep]
-    key_type: T.SqlType
-    #: fields of the result key: the join expression's columns, or `$J.ROWKEY`
-    key_fields: list[str]
-    synthetic_key: bool
-
-    @property
-    def kind(self) -> str:
-        return self.steps[-1].result
 
 
 class JoinScope(Scope):
@@ -91,8 +43,6 @@ def plan_relation(
     join: ast.Join, catalog: Catalog, compile_: Any, err: Any
 ) -> tuple[JoinPlan, JoinScope, Source]:
     """The join plan, the scope of the joined columns and a Source describing the result."""
-    from hispeed.plan.planner import PSEUDO_COLUMNS, source_scope
-
     refs: list[tuple[ast.SourceRef, ast.Join | None]] = []
     node: ast.Relation = join
     while isinstance(node, ast.Join):
@@ -410,10 +360,8 @@ def _step(
 
 
 def _labels_in(e: ast.Expr, scope: Scope) -> set[str]:
-    from hispeed.plan.planner import _walk
-
     found: set[str] = set()
-    for x in _walk(e):
+    for x in walk(e):
         if isinstance(x, ast.ColumnRef):
             found.add(str(scope.resolve(x).source))
     return found
@@ -423,9 +371,7 @@ def _split_on(
     on: ast.Expr, left_labels: set[str], right_label: str, scope: Scope, err: Any
 ) -> tuple[ast.Expr, ast.Expr]:
     """The ON clause's (left expression, right expression)."""
-    from hispeed.plan.planner import _walk
-
-    refs = [x for x in _walk(on) if isinstance(x, ast.ColumnRef)]
+    refs = [x for x in walk(on) if isinstance(x, ast.ColumnRef)]
     for ref in sorted(refs, key=lambda r: r.source is None):  # unknown qualifiers first
         scope.resolve(ref)
     if isinstance(on, ast.BinaryOp) and on.op == "AND":
@@ -475,8 +421,6 @@ def expand_items(select: ast.Select, plan: JoinPlan, err: Any) -> list[ast.Selec
 
     With PARTITION BY, ksqlDB spells `*` out differently: per side, the value columns, then
     ROWTIME, ROWPARTITION and ROWOFFSET, then the key columns."""
-    from hispeed.plan.planner import PSEUDO_COLUMNS
-
     items: list[ast.SelectItem] = []
     for item in select.items:
         if isinstance(item, ast.AllColumns):
@@ -512,8 +456,6 @@ def expand_items(select: ast.Select, plan: JoinPlan, err: Any) -> list[ast.Selec
         e = item.expr
         if item.alias is None and isinstance(e, ast.ColumnRef) and e.source is not None:
             # a column only one side has keeps its name; others are prefixed by their side
-            from hispeed.plan.planner import PSEUDO_COLUMNS
-
             owners = [s for s in plan.sides if s.source.column(e.name) is not None]
             if len(owners) > 1 or e.name in PSEUDO_COLUMNS:
                 item = dataclasses.replace(item, alias=f"{e.source}_{e.name}")
@@ -605,8 +547,6 @@ def check_key(
 
 def result_key(scope: Scope, plan: JoinPlan) -> Compiled:
     """An evaluator of the result's key (the frame's `$J.ROWKEY`)."""
-    from hispeed.ops.expressions import compile_expr
-
     scope.columns.append(ScopeColumn("$KEY", plan.key_type, f"{LABEL}.{ROWKEY}", "$KEY"))
     try:
         return compile_expr(ast.ColumnRef("$KEY", "$KEY"), scope)

@@ -153,20 +153,22 @@ def _first_broken_rule(select: ast.Select, properties: dict[str, Any]) -> str:
     return ""
 
 
-def _walk(e: Any) -> list[ast.Expr]:
+def expressions_in(e: Any) -> list[ast.Expr]:
+    """Every expression in `e` (an expression, a tuple of them, or anything else), parents
+    first."""
     out: list[ast.Expr] = []
     if isinstance(e, ast.Expr):
         out.append(e)
         for value in vars(e).values():
-            out += _walk(value)
+            out += expressions_in(value)
     elif isinstance(e, tuple):
         for item in e:
-            out += _walk(item)
+            out += expressions_in(item)
     return out
 
 
 def _columns(e: ast.Expr | None) -> list[str]:
-    return [x.name for x in _walk(e) if isinstance(x, ast.ColumnRef)]
+    return [x.name for x in expressions_in(e) if isinstance(x, ast.ColumnRef)]
 
 
 def _column(e: ast.Expr, label: str) -> str | None:
@@ -178,7 +180,7 @@ def _column(e: ast.Expr, label: str) -> str | None:
 
 def _check_where_types(where: ast.Expr, source: Source, label: str, windowed: bool) -> None:
     """The comparisons ksqlDB's analyzer refuses before it looks for keys."""
-    for e in _walk(where):
+    for e in expressions_in(where):
         names = [_column(e, label)] if isinstance(e, ast.ColumnRef) else []
         for name in names:
             if name in WINDOW_BOUNDS and not windowed:

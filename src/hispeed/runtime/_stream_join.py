@@ -23,8 +23,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from hispeed.plan.joins import LABEL, ROWKEY, JoinStep
-from hispeed.plan.planner import PSEUDO_COLUMNS, field_name
+from hispeed.plan.model import LABEL, PSEUDO_COLUMNS, ROWKEY, JoinStep, field_name
 from hispeed.runtime.decode import frame_headers, headers_field
 
 #: Kafka Streams' grace for join windows given without one (JoinWindows.of)

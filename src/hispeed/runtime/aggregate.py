@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from hispeed.functions.aggregates import _hashable, _unhashable
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import HEADERS_TYPE, PolledBatch
-from hispeed.plan.planner import field_name
+from hispeed.plan.model import field_name
 from hispeed.runtime._state_columns import CHANGELOG_KIND, ColumnarStateStore
 from hispeed.runtime.decode import frame_headers
 from hispeed.runtime.vectorized import FastPath, VectorizedAggregator, only_rows

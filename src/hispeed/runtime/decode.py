@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from hispeed.catalog import Source
 from hispeed.formats.base import Column, get_format
 from hispeed.log.base import PolledBatch
-from hispeed.plan.planner import PSEUDO_COLUMNS, WINDOW_COLUMNS, field_name
+from hispeed.plan.model import PSEUDO_COLUMNS, WINDOW_COLUMNS, field_name
 
 #: the hidden frame column (after the label's dot) that carries each input record's headers
 #: to the outputs it causes, as Kafka Streams forwards a record's headers; a name no SQL column

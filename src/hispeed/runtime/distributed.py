@@ -42,7 +42,7 @@ import pyarrow as pa
 from hispeed.catalog import Source
 from hispeed.errors import LogError
 from hispeed.log.base import Consumer, PolledBatch, TopicPartition, Transaction
-from hispeed.plan.planner import QueryPlan
+from hispeed.plan.model import QueryPlan
 from hispeed.runtime.repartition import (
     GroupByRouter,
     RepartitionedDecoder,

@@ -42,8 +42,16 @@ import pyarrow.compute as pc
 from hispeed.functions.aggregates import _hashable, _unhashable
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import HEADERS_TYPE, PolledBatch
-from hispeed.plan.joins import LABEL, ROWKEY, JoinPlan, JoinStep
-from hispeed.plan.planner import PSEUDO_COLUMNS, QueryPlan, field_name, source_scope
+from hispeed.plan.model import (
+    LABEL,
+    PSEUDO_COLUMNS,
+    ROWKEY,
+    JoinPlan,
+    JoinStep,
+    QueryPlan,
+    field_name,
+)
+from hispeed.plan.scope import source_scope
 from hispeed.runtime._stream_join import ColumnarStreamJoin, supported
 from hispeed.runtime.decode import SourceDecoder, frame_headers, headers_field
 

@@ -27,7 +27,7 @@ from hispeed.catalog import Source
 from hispeed.errors import HispeedError
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import PolledBatch, TopicPartition
-from hispeed.plan.planner import PSEUDO_COLUMNS, WINDOW_COLUMNS, QueryPlan, field_name
+from hispeed.plan.model import PSEUDO_COLUMNS, WINDOW_COLUMNS, QueryPlan, field_name
 from hispeed.plan.pull import (
     LIMIT_ENABLED,
     RANGE_SCAN_ENABLED,
@@ -35,6 +35,7 @@ from hispeed.plan.pull import (
     PullAccess,
     check_pull,
     coerce_key,
+    expressions_in,
     hashable_key,
     is_unresolved,
     pull_access,
@@ -326,9 +327,7 @@ def prepare(engine: Engine, select: ast.Select) -> PreparedPull:
 
 
 def _has_between(where: ast.Expr | None) -> bool:
-    from hispeed.plan.pull import _walk
-
-    return any(isinstance(e, ast.Between) for e in _walk(where))
+    return any(isinstance(e, ast.Between) for e in expressions_in(where))
 
 
 def _projection(

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from hispeed.catalog import Source
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import Consumer
-from hispeed.plan.planner import QueryPlan, field_name
+from hispeed.plan.model import QueryPlan, field_name
 from hispeed.runtime.decode import SourceDecoder, _split_window
 from hispeed.runtime.task import QueryTask
 

@@ -38,7 +38,7 @@ from hispeed.functions.registry import EvalContext
 from hispeed.log.base import PolledBatch
 from hispeed.log.murmur2 import partitions_for_keys
 from hispeed.ops.expressions import Compiled
-from hispeed.plan.planner import QueryPlan, field_name
+from hispeed.plan.model import QueryPlan, field_name
 from hispeed.runtime.decode import SourceDecoder
 
 #: how a repartitioned record's key begins: 1 if the source record had a key (else 0), its

@@ -26,7 +26,7 @@ from hispeed.formats.base import Format, get_format
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import HEADERS_TYPE, PolledBatch, TopicPartition, Transaction
 from hispeed.log.murmur2 import partitions_for_keys
-from hispeed.plan.planner import QueryPlan, field_name
+from hispeed.plan.model import QueryPlan, field_name
 from hispeed.runtime.decode import SourceDecoder, frame_headers
 
 if TYPE_CHECKING:

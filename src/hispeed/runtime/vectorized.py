@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 from hispeed.functions.aggregates import Aggregate, Avg, Count, Max, Min, Sum
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import PolledBatch
-from hispeed.plan.planner import AggregateCall, QueryPlan, field_name
+from hispeed.plan.model import AggregateCall, QueryPlan, field_name
 from hispeed.runtime._state_columns import ColumnarStateStore, StateLayout
 from hispeed.runtime.decode import frame_headers
 

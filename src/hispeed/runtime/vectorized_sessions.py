@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from hispeed.functions.registry import EvalContext
-from hispeed.plan.planner import QueryPlan
+from hispeed.plan.model import QueryPlan
 from hispeed.runtime.vectorized import (
     Changes,
     FastPath,

@@ -130,7 +130,7 @@ def _close_log(log: Log) -> None:
 
 def _run(case: Case, workdir: Path, kafka: str | None = None) -> CaseResult:
     from hispeed.engine import Engine
-    from hispeed.plan.planner import UnsupportedError
+    from hispeed.plan.model import UnsupportedError
     from hispeed.testing import qtt_functions
 
     qtt_functions.register()  # ksqlDB's test-only UDFs (BAD_UDF...), fresh per case
@@ -194,7 +194,7 @@ def _run(case: Case, workdir: Path, kafka: str | None = None) -> CaseResult:
 def _run_rest(case: Case, engine: Any, expected_error: dict[str, Any] | None) -> CaseResult:
     """A REST case: statements one by one, the inputs before the first query, and each
     query's answer compared with the expected response (header schema and rows)."""
-    from hispeed.plan.planner import UnsupportedError
+    from hispeed.plan.model import UnsupportedError
 
     spec = case.spec
     responses = spec.get("responses", [])

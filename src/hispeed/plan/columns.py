@@ -1,0 +1,75 @@
+"""The select list's output columns: their names, and the checks on key and value columns."""
+
+from __future__ import annotations
+
+from hispeed.errors import HispeedError
+from hispeed.ops.expressions import Scope
+from hispeed.plan.model import OutputColumn
+from hispeed.plan.scope import compile_clause, default_name, error_at
+from hispeed.sql import ast
+from hispeed.sql import types as T
+
+
+def output_names(items: list[ast.SelectItem], scope: Scope | None = None) -> list[str]:
+    """The select items' column names (KSQL_COL_n for unnamed expressions); two items of one
+    name are an error, naming the column's type when `scope` can type it, as ksqlDB does."""
+    names: list[str | None] = [i.alias or default_name(i.expr) for i in items]
+    taken = {n for n in names if n is not None}
+    counter = 0
+    out = []
+    for name in names:
+        if name is None:
+            while f"KSQL_COL_{counter}" in taken:
+                counter += 1
+            name = f"KSQL_COL_{counter}"
+            counter += 1
+        out.append(name)
+    seen: set[str] = set()
+    for item, name in zip(items, out, strict=True):
+        if name in seen:
+            column = f"`{name}`"
+            typed = _type_of(item.expr, scope) if scope is not None else None
+            if typed is not None:
+                column += f" {typed}"
+            raise error_at(
+                item,
+                f"Duplicate value columns found in schema: {column}; give one of "
+                f"them another name with AS",
+            )
+        seen.add(name)
+    return out
+
+
+def _type_of(expr: ast.Expr, scope: Scope) -> T.SqlType | None:
+    """The expression's type in `scope`, or None if it does not compile there (an aggregate
+    call in a GROUP BY's select list)."""
+    try:
+        return compile_clause(expr, scope, "SELECT").type
+    except HispeedError:
+        return None
+
+
+def output_column(item: ast.SelectItem, name: str, scope: Scope) -> OutputColumn:
+    """The output column `name` of a select item, compiled in `scope`."""
+    compiled = compile_clause(item.expr, scope, "SELECT")
+    return OutputColumn(name, compiled.type or T.STRING, compiled)
+
+
+def key_missing(sink: str | None, what: str, names: list[str]) -> str:
+    """The message for a query that does not select its key (`what`: which expressions)."""
+    built = f"`{sink}`" if sink else "the result"
+    if len(names) == 1:
+        listed, plural = names[0], ""
+    else:
+        listed, plural = ", ".join(names[:-1]) + " and " + names[-1], "s"
+    return (
+        f"Key missing from projection (ie, SELECT). The query used to build {built} must "
+        f"include the {what}{plural} {listed} in its projection (eg, SELECT "
+        f"{', '.join(names)}...)."
+    )
+
+
+def check_value_columns(select: ast.Select, value: list[OutputColumn], sink: str | None) -> None:
+    """Refuse a persistent query (one with a sink) that selects no value column."""
+    if not value and sink is not None:
+        raise error_at(select, "The projection contains no value columns.")

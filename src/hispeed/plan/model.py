@@ -1,0 +1,161 @@
+"""The query plan model: what a query task runs, and its parts.
+
+`QueryPlan` holds a query's source, its compiled WHERE, key and value columns, and, where the
+query has them, its aggregation (`AggregationPlan`, `AggregateCall`), its table functions
+(`TableCall`) and its join (`JoinPlan`, `JoinStep`, `JoinSide`). The planners
+(plan/planner.py, plan/aggregates.py, plan/joins.py) build it; runtime and operators read it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from hispeed.catalog import Source, WindowInfo
+from hispeed.errors import HispeedError
+from hispeed.formats.base import Column
+from hispeed.functions.aggregates import Aggregate, AggregateSpec
+from hispeed.ops.expressions import Compiled, Scope, ScopeColumn
+from hispeed.sql import ast
+from hispeed.sql import types as T
+
+PSEUDO_COLUMNS = {"ROWTIME": T.BIGINT, "ROWPARTITION": T.INTEGER, "ROWOFFSET": T.BIGINT}
+WINDOW_COLUMNS = {"WINDOWSTART": T.BIGINT, "WINDOWEND": T.BIGINT}
+DEFAULT_GRACE_MS = 24 * 3600 * 1000
+
+
+class UnsupportedError(HispeedError):
+    """A query shape hispeed does not run yet: the message says which."""
+
+
+def field_name(label: str, name: str) -> str:
+    """The field of a frame that holds column `name` of the source read as `label`."""
+    return f"{label}.{name}"
+
+
+@dataclass
+class AggregateCall:
+    spec: AggregateSpec
+    logic: Aggregate
+    args: list[Compiled]  # the per-record value arguments
+    column: ScopeColumn  # where the result sits after aggregation
+
+
+@dataclass
+class AggregationPlan:
+    group_exprs: list[Compiled]
+    group_columns: list[ScopeColumn]
+    calls: list[AggregateCall]
+    window: ast.WindowSpec | None
+    grace_ms: int
+    post_scope: Scope
+    #: each aggregate's row time (the newest record time it has seen), kept beside the
+    #: calls' states; no select item reads it
+    row_time: AggregateCall
+    #: per GROUP BY expression, the column it names when it is a plain column reference
+    group_names: list[str | None] = dataclasses.field(default_factory=list)
+
+    @property
+    def state_calls(self) -> list[AggregateCall]:
+        """The calls whose states the aggregation keeps: the query's, then `row_time`."""
+        return [*self.calls, self.row_time]
+
+
+@dataclass
+class OutputColumn:
+    name: str
+    type: T.SqlType
+    expr: Compiled
+
+
+@dataclass(frozen=True)
+class TableCall(ScopeColumn):
+    """A table function in the select list: the column of its values, and how to get them."""
+
+    function: Any = None  # functions.tables.TableFunction
+    args: tuple[Compiled, ...] = ()
+    arg_types: tuple[T.SqlType, ...] = ()
+
+
+#: the joined frame's own columns are `$J.<name>`
+LABEL = "$J"
+ROWKEY = "ROWKEY"
+
+
+@dataclass
+class JoinSide:
+    source: Source
+    label: str
+
+
+@dataclass
+class JoinStep:
+    """One binary join: the result so far (sides 0 .. right - 1) with side `right`."""
+
+    kind: str  # INNER LEFT RIGHT FULL
+    right: int
+    left_key: Compiled  # over the fields of sides 0 .. right - 1
+    right_key: Compiled  # over the fields of side `right`
+    left_kind: str  # STREAM or TABLE
+    right_kind: str
+    before_ms: int = 0
+    after_ms: int = 0
+    #: stream-stream joins: how long after a window closes records may still join it; None
+    #: when no GRACE PERIOD is given (then unmatched rows of outer joins are sent at once)
+    grace_ms: int | None = None
+    #: a table-table join on the right table's key from a left value column
+    foreign_key: bool = False
+    #: (left source, right source) whose partitions must match: both joined on their keys
+    copartitioned: tuple[str, str] | None = None
+
+    @property
+    def result(self) -> str:
+        return "TABLE" if self.left_kind == "TABLE" and self.right_kind == "TABLE" else "STREAM"
+
+
+@dataclass
+class JoinPlan:
+    sides: list[JoinSide]
+    steps: list[JoinStep]
+    key_type: T.SqlType
+    #: fields of the result key: the join expression's columns, or `$J.ROWKEY`
+    key_fields: list[str]
+    synthetic_key: bool
+
+    @property
+    def kind(self) -> str:
+        return self.steps[-1].result
+
+
+@dataclass
+class QueryPlan:
+    source: Source
+    label: str
+    scope: Scope
+    where: Compiled | None
+    key: list[OutputColumn]
+    value: list[OutputColumn]
+    aggregation: AggregationPlan | None = None
+    having: Compiled | None = None
+    sink_kind: str = "STREAM"
+    #: PARTITION BY: the key is recomputed; the output goes to the partition of the new key
+    repartition: bool = False
+    limit: int | None = None
+    emit: str | None = None
+    window_info: WindowInfo | None = None
+    notes: list[str] = field(default_factory=list)
+    #: every output column in the order of the select list
+    outputs: list[OutputColumn] = field(default_factory=list)
+    #: a join's sides and steps: the query reads every side and runs over the joined rows
+    join: JoinPlan | None = None
+    #: table functions (EXPLODE...): each row becomes as many rows as they give values
+    table_functions: list[TableCall] = field(default_factory=list)
+
+    @property
+    def key_columns(self) -> list[Column]:
+        return [Column(c.name, c.type) for c in self.key]
+
+    @property
+    def value_columns(self) -> list[Column]:
+        return [Column(c.name, c.type) for c in self.value]

@@ -1,0 +1,86 @@
+"""Scopes: the columns an expression of a query can name, and compiling in one clause.
+
+`source_scope` gives a source's columns (its own, ROWTIME and the like, WINDOWSTART/END when
+windowed) under the label the query reads it by; `compile_clause` compiles an expression of
+one clause, its errors saying which clause, as ksqlDB's do. `walk` and `is_aggregate` are the
+AST helpers every planner shares.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hispeed.catalog import Source
+from hispeed.errors import SqlError
+from hispeed.functions.aggregates import AGGREGATES
+from hispeed.ops.expressions import Compiled, Scope, ScopeColumn, compile_expr
+from hispeed.plan.model import PSEUDO_COLUMNS, WINDOW_COLUMNS, field_name
+from hispeed.sql import ast
+
+
+def source_scope(source: Source, label: str) -> Scope:
+    """The columns a query can name in `source`, read as `label`."""
+    cols = [ScopeColumn(c.name, c.type, field_name(label, c.name), label) for c in source.columns]
+    cols += [ScopeColumn(n, t, field_name(label, n), label) for n, t in PSEUDO_COLUMNS.items()]
+    if source.window is not None:
+        cols += [ScopeColumn(n, t, field_name(label, n), label) for n, t in WINDOW_COLUMNS.items()]
+    return Scope(cols)
+
+
+def error_at(node: Any, message: str) -> SqlError:
+    """A SqlError at the position of `node` (the start of the statement if it has none)."""
+    line, col = getattr(node, "pos", (1, 1))
+    return SqlError(message, line or 1, col or 1)
+
+
+def walk(e: ast.Expr) -> list[ast.Expr]:
+    """e and every expression inside it, parents first."""
+    out = [e]
+    for value in vars(e).values():
+        if isinstance(value, ast.Expr):
+            out += walk(value)
+        elif isinstance(value, tuple):
+            for item in value:
+                if isinstance(item, ast.Expr):
+                    out += walk(item)
+                elif isinstance(item, tuple):
+                    out += [x for sub in item if isinstance(sub, ast.Expr) for x in walk(sub)]
+    return out
+
+
+def is_aggregate(e: ast.Expr) -> bool:
+    """Whether `e` calls an aggregate function."""
+    return isinstance(e, ast.FunctionCall) and e.name.upper() in AGGREGATES
+
+
+def default_name(e: ast.Expr) -> str | None:
+    """The column name an unaliased select item gets, or None for a generated KSQL_COL_n."""
+    if isinstance(e, ast.ColumnRef):
+        return e.name
+    if isinstance(e, ast.Dereference):
+        return e.field
+    return None
+
+
+_PREFIXES = {
+    "WHERE": "Error in WHERE expression: ",
+    "HAVING": "Error in HAVING expression: ",
+    "SELECT": "Invalid Select: ",
+}
+
+
+def compile_clause(
+    e: ast.Expr,
+    scope: Scope,
+    clause: str,
+    replaced: dict[ast.Expr, ScopeColumn] | None = None,
+) -> Compiled:
+    """Compile an expression of one clause; its errors say which clause, as ksqlDB's do."""
+    saved = scope.clause
+    scope.clause = clause
+    try:
+        return compile_expr(e, scope, replaced)
+    except SqlError as err:
+        raise SqlError(_PREFIXES.get(clause, "") + err.reason, err.line, err.column) from None
+    finally:
+        scope.clause = saved
