@@ -49,6 +49,7 @@ from hispeed.formats.base import (
     make_batch,
     null_mask,
     null_out,
+    register_format,
 )
 from hispeed.sql.types import STRING, SqlType
 
@@ -80,6 +81,7 @@ class _NeedExact(Exception):  # noqa: N818 - a signal, not an error
     """A float met a DECIMAL or STRING target: the record must be re-read with exact numbers."""
 
 
+@register_format
 class JsonFormat(Format):
     """ksqlDB's JSON format (schemaless; JSON_SR is not handled here)."""
 

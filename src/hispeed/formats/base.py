@@ -14,6 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -114,11 +115,19 @@ class Format(ABC):
     #: which of ksqlDB's wrapping features the format supports, for WRAP_SINGLE_VALUE checks
     supports_wrap: bool = False
     supports_unwrap: bool = False
+    #: whether the format reads the KEY_DELIMITER / VALUE_DELIMITER options (DELIMITED)
+    takes_delimiter: bool = False
 
     def __init__(self, *, is_key: bool = False, wrap_single_value: bool | None = None) -> None:
         self.is_key = is_key
         #: WRAP_SINGLE_VALUE as given (None: the format's default); values only
         self.wrap_single_value = None if is_key else wrap_single_value
+
+    @classmethod
+    def configured(cls, *, is_key: bool, wrap_single_value: bool | None, delimiter: str) -> Format:
+        """The format as `get_format` makes it from checked options; `delimiter` matters only
+        to a format that `takes_delimiter`."""
+        return cls(is_key=is_key, wrap_single_value=wrap_single_value)
 
     def __repr__(self) -> str:
         side = "key" if self.is_key else "value"
@@ -252,6 +261,19 @@ def apply_null_rows(values: pa.Array, null_rows: npt.NDArray[np.bool_] | None) -
     return pc.if_else(pa.array(null_rows), pa.nulls(len(values), values.type), values)
 
 
+#: the formats `get_format` knows, by name in upper case: filled by `register_format` as each
+#: format's module is imported (`hispeed.formats` imports the built-in ones)
+FORMATS: dict[str, type[Format]] = {}
+
+F = TypeVar("F", bound=type[Format])
+
+
+def register_format(cls: F) -> F:
+    """Class decorator: make a `Format` subclass available to `get_format` by its `name`."""
+    FORMATS[cls.name.upper()] = cls
+    return cls
+
+
 def get_format(
     name: str, properties: Mapping[str, object] | None = None, *, is_key: bool = False
 ) -> Format:
@@ -261,26 +283,15 @@ def get_format(
     depends on `is_key`), WRAP_SINGLE_VALUE (values only). Other options are ignored, so the
     whole WITH clause can be passed.
     """
-    from hispeed.formats._json import JsonFormat
-    from hispeed.formats.delimited import DelimitedFormat
-    from hispeed.formats.kafka import KafkaFormat
-    from hispeed.formats.none import NoneFormat
-
     props = {str(k).upper(): v for k, v in (properties or {}).items()}
     upper = name.strip().upper()
-    classes: dict[str, type[Format]] = {
-        "JSON": JsonFormat,
-        "DELIMITED": DelimitedFormat,
-        "KAFKA": KafkaFormat,
-        "NONE": NoneFormat,
-    }
-    cls = classes.get(upper)
+    cls = FORMATS.get(upper)
     if cls is None:
         raise FormatError(f"Unknown format: {name}")
 
     delimiter_option = "KEY_DELIMITER" if is_key else "VALUE_DELIMITER"
     delimiter = props.get(delimiter_option)
-    if delimiter is not None and cls is not DelimitedFormat:
+    if delimiter is not None and not cls.takes_delimiter:
         raise FormatError(f"{upper} does not support the following configs: [delimiter]")
 
     wrap: bool | None = None
@@ -293,7 +304,5 @@ def get_format(
                 f"'{str(wrap).lower()}'."
             )
 
-    if cls is DelimitedFormat:
-        sep = "," if delimiter is None else parse_delimiter(delimiter_option, delimiter)
-        return DelimitedFormat(is_key=is_key, wrap_single_value=wrap, delimiter=sep)
-    return cls(is_key=is_key, wrap_single_value=wrap)
+    sep = "," if delimiter is None else parse_delimiter(delimiter_option, delimiter)
+    return cls.configured(is_key=is_key, wrap_single_value=wrap, delimiter=sep)

@@ -44,6 +44,7 @@ from hispeed.formats.base import (
     make_batch,
     null_mask,
     null_out,
+    register_format,
 )
 from hispeed.sql.javatext import java_double
 from hispeed.sql.types import SqlType
@@ -59,11 +60,13 @@ _SUPPORTED = {
 _DAY_MS = 86_400_000
 
 
+@register_format
 class DelimitedFormat(Format):
     """Delimiter-separated text (CSV by default); primitive columns only."""
 
     name = "DELIMITED"
     supports_unwrap = True
+    takes_delimiter = True
 
     def __init__(
         self, *, is_key: bool = False, wrap_single_value: bool | None = None, delimiter: str = ","
@@ -72,6 +75,12 @@ class DelimitedFormat(Format):
         if len(delimiter) != 1:
             raise ValueError("the delimiter must be one character")
         self.delimiter = delimiter
+
+    @classmethod
+    def configured(
+        cls, *, is_key: bool, wrap_single_value: bool | None, delimiter: str
+    ) -> DelimitedFormat:
+        return cls(is_key=is_key, wrap_single_value=wrap_single_value, delimiter=delimiter)
 
     def decode(self, data: pa.Array, columns: Sequence[Column]) -> DecodeResult:
         data = binary_chunk(data)

@@ -26,6 +26,7 @@ from hispeed.formats.base import (
     make_batch,
     null_batch,
     null_mask,
+    register_format,
 )
 
 #: SQL type -> (byte width, big-endian numpy dtype, Kafka deserializer's name for messages)
@@ -37,6 +38,7 @@ _FIXED: dict[str, tuple[int, str, str]] = {
 _SUPPORTED = (*_FIXED, "STRING", "BYTES")
 
 
+@register_format
 class KafkaFormat(Format):
     """A single INTEGER, BIGINT, DOUBLE, STRING or BYTES column, as Kafka's serdes write it."""
 

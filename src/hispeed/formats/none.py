@@ -20,9 +20,11 @@ from hispeed.formats.base import (
     columns_text,
     null_batch,
     null_mask,
+    register_format,
 )
 
 
+@register_format
 class NoneFormat(Format):
     """Carries nothing: for sources whose key (or value) has no columns."""
 
