@@ -154,11 +154,9 @@ def register(cls: type[Connector]) -> type[Connector]:
 
 
 def connector_class(name: str, kind: str) -> type[Connector]:
+    """The registered connector class called `name` (any case), which must be of `kind`
+    (SINK or SOURCE); `hispeed.connectors` imports (so registers) the built-in ones."""
     cls = _REGISTRY.get(name.lower())
-    if cls is None:
-        from hispeed.connectors import builtin  # noqa: F401  (registers the built-in ones)
-
-        cls = _REGISTRY.get(name.lower())
     if cls is None:
         known = ", ".join(sorted(n for n, c in _REGISTRY.items() if c.kind == kind)) or "none"
         raise ConnectorError(f"no {kind.lower()} connector class '{name}' (known: {known})")

@@ -22,12 +22,11 @@ import socket
 import sys
 import threading
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 import msgspec
-import pyarrow as pa
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -37,15 +36,17 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hispeed.config import Settings
+from hispeed.connectors.embedded_redis import EmbeddedRedis, find_binary
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError, SqlError, UnknownTopicError
-from hispeed.log import TopicPartition, partition_for_key
-from hispeed.log.base import Log
 from hispeed.log.embedded import EmbeddedLog
+from hispeed.server import dashboard, ws
+from hispeed.server.auth import Credentials
 from hispeed.server.ingest import IngestError, parse_body
-from hispeed.server.metrics import Metrics
+from hispeed.server.mqtt import MqttBridge
+from hispeed.server.state import ServerState, append_batch
 from hispeed.server.statements import BAD_STATEMENT, error_body, run_ksql
-from hispeed.server.streaming import QueryRegistry, QuerySession, encode
+from hispeed.server.streaming import QuerySession, encode
 from hispeed.version import __version__
 
 log = logging.getLogger(__name__)
@@ -86,19 +87,6 @@ async def read_json(request: Request, limit: int) -> Any:
         return msgspec.json.decode(body)
     except msgspec.DecodeError as e:
         raise IngestError(f"the request body is not JSON: {e}") from None
-
-
-class ServerState:
-    """What every endpoint shares: the engine, the running queries, the command statuses."""
-
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
-        self.settings = settings
-        self.queries = QueryRegistry()
-        self.commands: dict[str, dict[str, Any]] = {}
-        self.metrics = Metrics(engine)
-        self.started = time.time()
-        self.extra_stats: dict[str, Callable[[], dict[str, Any]]] = {}
 
 
 def _statement_request(doc: Any) -> tuple[str, dict[str, Any]]:
@@ -256,10 +244,8 @@ def create_app(
         return JSONResponse({"topic": name, "offsets": result})
 
     async def metrics(request: Request) -> Response:
-        text = await run_in_threadpool(state.metrics.render, state)
+        text = await run_in_threadpool(state.metrics.render, len(state.queries), state.extra_stats)
         return Response(text, media_type="text/plain; version=0.0.4")
-
-    from hispeed.server import ws
 
     routes: list[BaseRoute] = [
         Route("/info", info, methods=["GET"]),
@@ -344,47 +330,6 @@ def _insert_rows(engine: Engine, target: str, lines: list[bytes]) -> list[bytes]
     return acks
 
 
-def append_batch(
-    log_: Log, settings: Settings, name: str, batch: Any, partition: int | None
-) -> list[dict[str, int]]:
-    """Append an ingested batch to a topic, all or nothing; returns each record's place."""
-    if name not in log_.list_topics(internal=True):
-        if not settings.auto_create_topics:
-            raise UnknownTopicError(f"topic {name!r} does not exist")
-        log_.create_topic(name, settings.default_partitions, exist_ok=True)
-    n = len(batch.values)
-    if partition is not None or all(p is None for p in batch.partitions):
-        records = pa.record_batch(
-            {"key": pa.array(batch.keys, pa.binary()), "value": pa.array(batch.values, pa.binary())}
-        )
-        result = log_.append(name, records, partition=partition)
-        return [{"partition": p, "offset": o} for p, o in result.pairs()]
-    # REST Proxy records that name partitions: place the others as the log would, then write
-    # every partition's share in one transaction so that the request lands whole or not at all.
-    count = len(log_.describe_topic(name).partitions)
-    rows_of: dict[int, list[int]] = defaultdict(list)
-    for i, (key, part) in enumerate(zip(batch.keys, batch.partitions, strict=True)):
-        if part is None:
-            part = partition_for_key(key, count) if key is not None else i % count
-        elif part >= count:
-            raise IngestError(f"records[{i}].partition {part} does not exist: {name!r} has {count}")
-        rows_of[part].append(i)
-    txn = log_.transaction()
-    try:
-        for part, rows in rows_of.items():
-            txn.append(name, [(batch.keys[i], batch.values[i]) for i in rows], partition=part)
-    except BaseException:
-        txn.abort()
-        raise
-    ranges = txn.commit()
-    out = [{"partition": 0, "offset": 0} for _ in range(n)]
-    for part, rows in rows_of.items():
-        base = ranges[TopicPartition(name, part)][0]
-        for j, i in enumerate(rows):
-            out[i] = {"partition": part, "offset": base + j}
-    return out
-
-
 async def _hispeed_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HispeedError)
     if isinstance(exc, BodyTooLargeError):
@@ -411,8 +356,6 @@ class Authenticated:
     WebSocket, which cannot set headers, may send `?access_token=TOKEN` instead."""
 
     def __init__(self, app: ASGIApp, auth_file: str) -> None:
-        from hispeed.server.auth import Credentials
-
         self.app = app
         self.credentials = Credentials.load(auth_file)
 
@@ -425,8 +368,6 @@ class Authenticated:
             if name == b"authorization":
                 header = value.decode("latin-1")
         if header is None and scope["type"] == "websocket":
-            from urllib.parse import parse_qs
-
             token = parse_qs(scope.get("query_string", b"").decode()).get("access_token")
             if token:
                 header = f"Bearer {token[0]}"
@@ -460,14 +401,6 @@ def build_app(
     return app
 
 
-def _dashboard_routes(engine: Engine, settings: Settings) -> list[BaseRoute]:
-    try:
-        from hispeed.server import dashboard
-    except ImportError:
-        return []
-    return list(dashboard.routes(engine, settings))
-
-
 class Server:
     """hispeed's HTTP server (hypercorn: HTTP/1.1, HTTP/2 cleartext and WebSockets) over an
     engine, with the MQTT bridge and the gRPC service when the settings ask for them."""
@@ -475,7 +408,9 @@ class Server:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
         self.settings = settings
-        self.app = build_app(engine, settings, extra_routes=_dashboard_routes(engine, settings))
+        self.app = build_app(
+            engine, settings, extra_routes=list(dashboard.routes(engine, settings))
+        )
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -492,13 +427,13 @@ class Server:
 
     def _start_components(self) -> None:
         if self.settings.mqtt_broker:
-            from hispeed.server.mqtt import MqttBridge
-
             bridge = MqttBridge(self.engine, self.settings)
             bridge.start()
             self.components.append(bridge)
             self.state.extra_stats["mqtt"] = bridge.stats
         if self.settings.grpc_port:
+            # imported only when asked for: grpcio and the generated modules take about
+            # a tenth of a second to import, which every other server start would pay
             from hispeed.server.grpc_service import GrpcServer
 
             grpc_server = GrpcServer(self.engine, self.settings)
@@ -582,17 +517,14 @@ def serve(settings: Settings) -> None:
     log_ = settings.open_log(cleaner_interval_s=settings.cleaner_interval_s)
     redis = None
     redis_url = settings.redis_url
-    if not redis_url and settings.embedded_redis:
-        from hispeed.connectors.embedded_redis import EmbeddedRedis, find_binary
-
-        if find_binary() is not None:
-            redis = EmbeddedRedis(settings.data_dir)
-            try:
-                redis.start()
-            except BaseException:
-                log_.close()
-                raise
-            redis_url = redis.url
+    if not redis_url and settings.embedded_redis and find_binary() is not None:
+        redis = EmbeddedRedis(settings.data_dir)
+        try:
+            redis.start()
+        except BaseException:
+            log_.close()
+            raise
+        redis_url = redis.url
     properties = {"redis.url": redis_url} if redis_url else {}
     try:
         engine = Engine(
@@ -650,4 +582,4 @@ def serve(settings: Settings) -> None:
         print("hispeed server stopped", flush=True)
 
 
-__all__ = ["MAX_BODY_BYTES", "Server", "append_batch", "build_app", "create_app", "serve"]
+__all__ = ["MAX_BODY_BYTES", "Server", "build_app", "create_app", "serve"]

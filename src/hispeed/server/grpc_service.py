@@ -1,7 +1,7 @@
 """hispeed's gRPC service (`proto/hispeed.proto`): Produce, Query and Execute over one engine.
 
 - Produce (client streaming): each ProduceRequest is checked record by record, then
-  appended by the same code path as HTTP ingestion (`hispeed.server.app.append_batch`), so a
+  appended by the same code path as HTTP ingestion (`hispeed.server.state.append_batch`), so a
   request lands whole or not at all. Requests are independent: one with a bad record writes
   nothing, and the reply names its index and the record's, while the others land.
 - Query (server streaming): a header, then rows as JSON arrays. A pull query's rows end the
@@ -33,11 +33,11 @@ import msgspec
 from hispeed.config import Settings
 from hispeed.engine import Engine
 from hispeed.errors import ConfigError, HispeedError
-from hispeed.server.app import append_batch
 from hispeed.server.auth import Credentials
 from hispeed.server.ingest import IngestBatch
 from hispeed.server.proto import hispeed_pb2 as pb
 from hispeed.server.proto import hispeed_pb2_grpc as pb_grpc
+from hispeed.server.state import append_batch
 from hispeed.server.statements import run_ksql
 from hispeed.server.streaming import QuerySession, encode
 

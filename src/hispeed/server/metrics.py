@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from hispeed.engine import Engine
 from hispeed.runtime.task import PROCESSING_LOG
-
-if TYPE_CHECKING:
-    from hispeed.server.app import ServerState
 
 #: upper bounds of the ingest batch-size histogram (records a request)
 _SIZE_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000)
@@ -86,7 +84,11 @@ class Metrics:
                 continue
         return counts
 
-    def render(self, state: ServerState) -> str:
+    def render(
+        self, push_queries: int, extra_stats: Mapping[str, Callable[[], dict[str, Any]]]
+    ) -> str:
+        """The Prometheus text: these metrics, `push_queries` being served, and each server
+        component's numeric `extra_stats` (MQTT, gRPC) as gauges."""
         lines: list[str] = []
 
         def family(name: str, kind: str, text: str) -> None:
@@ -129,7 +131,7 @@ class Metrics:
         for name, n in sorted(topics.items()):
             lines.append(f'hispeed_topic_records_total{{topic="{_label(name)}"}} {n}')
         family("hispeed_push_queries", "gauge", "Push queries being served.")
-        lines.append(f"hispeed_push_queries {len(state.queries)}")
+        lines.append(f"hispeed_push_queries {push_queries}")
         with self._lock:
             ingested = dict(self._ingested)
             sizes = {k: list(v) for k, v in self._sizes.items()}
@@ -159,7 +161,7 @@ class Metrics:
                 buckets,
                 round(seconds[protocol], 6),
             )
-        for component, stats in sorted(state.extra_stats.items()):
+        for component, stats in sorted(extra_stats.items()):
             for key, value in sorted(stats().items()):
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     name = f"hispeed_{component}_{key}"

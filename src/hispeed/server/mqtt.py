@@ -7,7 +7,7 @@ it came. The record's key is the topic level matched by the filter's first `+`
 `#` matched ("alerts/#" keys "alerts/a/b" as "a/b"), and a filter without wildcards leaves
 the key null. A message that matches several filters goes to each of their topics. Messages
 are collected for a few milliseconds and appended together through the same path as HTTP
-ingestion (`hispeed.server.app.append_batch`), so each topic creation and limit applies. A
+ingestion (`hispeed.server.state.append_batch`), so each topic creation and limit applies. A
 payload that is not JSON is not appended: it goes to the processing log
 (`hispeed_processing_log`) with the MQTT topic and the reason, and the rest go on.
 
@@ -49,8 +49,8 @@ from hispeed.engine import Engine
 from hispeed.errors import ConfigError, HispeedError
 from hispeed.log.base import Consumer, PolledBatch, TopicPartition, validate_topic_name
 from hispeed.runtime.task import PROCESSING_LOG
-from hispeed.server.app import append_batch
 from hispeed.server.ingest import IngestBatch
+from hispeed.server.state import append_batch
 
 try:
     import paho.mqtt.client as mqtt

@@ -22,7 +22,7 @@ import contextlib
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
@@ -30,11 +30,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hispeed.errors import HispeedError
 from hispeed.server.ingest import parse_body
+from hispeed.server.state import ServerState, append_batch
 from hispeed.server.statements import BAD_STATEMENT, SERVER_ERROR, error_body
 from hispeed.server.streaming import QuerySession, encode
-
-if TYPE_CHECKING:
-    from hispeed.server.app import ServerState
 
 Endpoint = Callable[[WebSocket], Awaitable[None]]
 
@@ -190,8 +188,6 @@ def _text(raw: bytes | None, *, parse: bool) -> Any:
 
 def produce_endpoint(state: ServerState) -> Endpoint:
     async def endpoint(ws: WebSocket) -> None:
-        from hispeed.server.app import append_batch
-
         await ws.accept()
         topic = ws.path_params["topic"]
         params = ws.query_params
