@@ -97,7 +97,7 @@ class Engine:
         self.catalog = Catalog()
         self.properties: dict[str, Any] = {"auto.offset.reset": "earliest", **(properties or {})}
         if self.properties.get("redis.url"):  # what REDIS_HASH / REDIS_GET read by default
-            from hispeed.functions._redis import set_default_url
+            from hispeed.functions.redis import set_default_url
 
             set_default_url(str(self.properties["redis.url"]))
         self.tasks: dict[str, QueryTask | DistributedTask] = {}

@@ -84,3 +84,12 @@ class DataDirLockedError(LogError):
 
 class TransactionError(LogError):
     """A transaction used after it ended, or one that could not commit."""
+
+
+class ConnectorError(HispeedError):
+    """A connector (or a client of an outside system, such as the Redis client in
+    `hispeed.resp`) that cannot be created or run as configured."""
+
+
+class RetriableError(HispeedError):
+    """A failure that may pass (an unreachable server): the same batch is tried again."""

@@ -1,4 +1,4 @@
-"""Fixtures of the connector tests: Redis sinks, a redis-py client, a key prefix per test."""
+"""Fixtures of the connector tests: Redis sinks on the test Redis."""
 
 from __future__ import annotations
 
@@ -7,28 +7,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis as redis_py
 
 from hispeed.connectors.redis import RedisSink
 from hispeed.testing.services import Service, free_port, require_binary, stop, wait_for_port
 
 SinkFactory = Callable[..., RedisSink]
-
-
-@pytest.fixture
-def redis_client(redis_server: Service) -> Iterator[redis_py.Redis]:
-    c = redis_py.Redis(host=redis_server.host, port=redis_server.port, decode_responses=True)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def redis_prefix(request: pytest.FixtureRequest, redis_client: redis_py.Redis) -> str:
-    """A key prefix of the test's own (its keys are deleted first)."""
-    name = request.node.name.replace("[", ":").replace("]", "")
-    for key in redis_client.scan_iter(f"{name}:*"):
-        redis_client.delete(key)
-    return name
 
 
 @pytest.fixture

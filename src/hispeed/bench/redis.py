@@ -27,11 +27,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hispeed.connectors._resp import RedisConnection, RedisURL
 from hispeed.connectors.base import SinkBatch
 from hispeed.connectors.embedded_redis import EmbeddedRedis, find_binary
 from hispeed.connectors.redis import RedisSink
 from hispeed.errors import HispeedError
+from hispeed.resp.client import RedisConnection, RedisURL
 
 Progress = Callable[[str, int], None]
 

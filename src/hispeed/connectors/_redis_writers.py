@@ -16,15 +16,8 @@ from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any, ClassVar, cast
 
-from hispeed.connectors._redis_templates import (
-    MISSING,
-    KeyTemplate,
-    column_value,
-    key_text,
-    to_json,
-    to_text,
-)
-from hispeed.connectors._resp import (
+from hispeed.connectors.base import ConnectorError, SinkBatch
+from hispeed.resp.client import (
     ENCODING,
     ERRORS,
     RedisConnection,
@@ -33,7 +26,14 @@ from hispeed.connectors._resp import (
     command,
     text,
 )
-from hispeed.connectors.base import ConnectorError, SinkBatch
+from hispeed.resp.templates import (
+    MISSING,
+    KeyTemplate,
+    column_value,
+    key_text,
+    to_json,
+    to_text,
+)
 
 Row = Mapping[str, Any]
 

@@ -26,15 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from hispeed.errors import HispeedError
-
-
-class ConnectorError(HispeedError):
-    """A connector that cannot be created or run as configured."""
-
-
-class RetriableError(HispeedError):
-    """A failure that may pass (an unreachable server): the same batch is tried again."""
+# the errors a connector raises are part of its contract; they are defined with the other
+# errors so that the Redis client (hispeed.resp), below the connectors, raises them too
+from hispeed.errors import ConnectorError, RetriableError
 
 
 @dataclass

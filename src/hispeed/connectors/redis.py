@@ -16,30 +16,20 @@ raises RetriableError so that the runner tries the whole batch again.
 ('redis.stream', 'redis.group': a consumer group, entries acknowledged once the runner has
 committed them) or keyspace ('redis.keys': keyspace notifications).
 
-`RedisLookup`: values read from Redis for enrichment joins, through a bounded LRU cache.
+Both talk to Redis through `hispeed.resp`, which also holds the lookups (`RedisLookup`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
-from hispeed.connectors._redis_templates import KeyTemplate, TemplateError, to_json
 from hispeed.connectors._redis_writers import WRITERS, Plan, describe_record
-from hispeed.connectors._resp import (
-    RedisConnection,
-    RedisURL,
-    ReplyError,
-    is_transient,
-    text,
-)
 from hispeed.connectors.base import (
     ConnectorError,
     RetriableError,
@@ -49,11 +39,19 @@ from hispeed.connectors.base import (
     SourceRecord,
     register,
 )
+from hispeed.resp.client import (
+    DEFAULT_TIMEOUT_MS,
+    DEFAULT_URL,
+    RedisConnection,
+    RedisURL,
+    ReplyError,
+    fields,
+    is_transient,
+    text,
+)
+from hispeed.resp.templates import to_json
 
 log = logging.getLogger(__name__)
-
-DEFAULT_URL = "redis://127.0.0.1:6379"
-DEFAULT_TIMEOUT_MS = 5_000
 
 
 def _timeout(config: Mapping[str, str], what: str) -> float:
@@ -150,10 +148,6 @@ class RedisSink(SinkConnector):
 def _id(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
-
-
-def _fields(flat: list[Any]) -> dict[str, str]:
-    return {text(flat[j]): text(flat[j + 1]) for j in range(0, len(flat), 2)}
 
 
 def _split(value: str) -> list[str]:
@@ -365,9 +359,9 @@ class RedisSource(SourceConnector):
             self._unacked.append(entry_id)
             if flat is None or _id(entry_id) <= done:
                 continue  # deleted from the stream, or committed before a restart
-            fields = _fields(flat)
-            key = fields.get(self.key_field) if self.key_field else entry_id
-            value = to_json({**fields, "_id": entry_id}).encode()
+            entry = fields(flat)
+            key = entry.get(self.key_field) if self.key_field else entry_id
+            value = to_json({**entry, "_id": entry_id}).encode()
             ms = _id(entry_id)[0]
             out.append(SourceRecord(None if key is None else key.encode(), value, ms, entry_id))
             self.position = entry_id
@@ -375,116 +369,4 @@ class RedisSource(SourceConnector):
         return out
 
 
-class RedisLookup:
-    """Values from Redis by key, for enrichment joins, through a bounded LRU cache.
-
-    Consistency: a value (or its absence) is cached for `ttl_ms` after it was read, so a join
-    may see a value up to `ttl_ms` old; `ttl_ms=0` or `cache_size=0` reads Redis every time.
-    Misses of one `get_many` call are read in one pipelined round trip. Modes: `hash`
-    (HGETALL: the hash's fields as text), `string` (GET: `{"value": text}`), `json` (GET
-    of a JSON object). A missing key, and a key of another type (counted in `errors`), is
-    None. Returned dicts are shared with the cache: do not change them. Thread-safe.
-    """
-
-    def __init__(
-        self,
-        url: str = DEFAULT_URL,
-        key_template: str = "{KEY}",
-        mode: str = "hash",
-        cache_size: int = 10_000,
-        ttl_ms: int = 1_000,
-        timeout_ms: int = DEFAULT_TIMEOUT_MS,
-    ) -> None:
-        what = "Redis lookup"
-        self.template = KeyTemplate(key_template, "key.template")
-        self.mode = mode.lower()
-        if self.mode not in ("hash", "string", "json"):
-            raise ConnectorError(f"{what}: mode must be hash, string or json, not {mode!r}")
-        self.cache_size = max(0, cache_size)
-        self.ttl_s = max(0, ttl_ms) / 1000
-        self.conn = RedisConnection(RedisURL.parse(url, what), timeout_ms / 1000, what)
-        self._cache: OrderedDict[str, tuple[float, dict[str, Any] | None]] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-        self.errors = 0
-        self.last_error: str | None = None
-
-    def key(self, key: Any) -> str:
-        """The Redis key for a lookup key (a value for {KEY}, or a dict of columns)."""
-        try:
-            return self.template.fill(key, key if isinstance(key, Mapping) else None)
-        except TemplateError as e:
-            raise ConnectorError(f"Redis lookup of {key!r}: {e}") from None
-
-    def get(self, key: Any) -> dict[str, Any] | None:
-        return self.get_many([key])[0]
-
-    def get_many(self, keys: Sequence[Any]) -> list[dict[str, Any] | None]:
-        """The value for each key (None: not in Redis); RetriableError if Redis is away."""
-        redis_keys = [self.key(k) for k in keys]
-        results: list[dict[str, Any] | None] = [None] * len(redis_keys)
-        with self._lock:
-            now = time.monotonic()
-            cache = self._cache
-            missing: dict[str, list[int]] = {}
-            for j, rk in enumerate(redis_keys):
-                entry = cache.get(rk)
-                if entry is not None and entry[0] > now:
-                    cache.move_to_end(rk)
-                    results[j] = entry[1]
-                    self.hits += 1
-                else:
-                    missing.setdefault(rk, []).append(j)
-            if not missing:
-                return results
-            self.misses += len(missing)
-            verb = "HGETALL" if self.mode == "hash" else "GET"
-            names = list(missing)
-            replies = self.conn.pipeline([[verb, rk] for rk in names])
-            expires = time.monotonic() + self.ttl_s
-            keep = self.cache_size > 0 and self.ttl_s > 0
-            for rk, reply in zip(names, replies, strict=True):
-                value = self._decode(rk, reply)
-                for j in missing[rk]:
-                    results[j] = value
-                if keep:
-                    cache[rk] = (expires, value)
-                    cache.move_to_end(rk)
-            while len(cache) > self.cache_size:
-                cache.popitem(last=False)
-        return results
-
-    def _decode(self, key: str, reply: Any) -> dict[str, Any] | None:
-        if isinstance(reply, ReplyError):
-            self.errors += 1
-            self.last_error = f"Redis lookup of key {key!r}: {reply.message}"
-            return None
-        if reply is None:
-            return None
-        if self.mode == "hash":
-            return _fields(reply) if reply else None
-        if self.mode == "string":
-            return {"value": text(reply)}
-        try:
-            value = msgspec.json.decode(reply)
-        except msgspec.DecodeError as e:
-            self.errors += 1
-            self.last_error = f"Redis lookup of key {key!r}: not JSON: {e}"
-            return None
-        return value if isinstance(value, dict) else {"value": value}
-
-    def invalidate(self, key: Any = None) -> None:
-        """Forget one key's cached value (its lookup key), or all of them."""
-        with self._lock:
-            if key is None:
-                self._cache.clear()
-            else:
-                self._cache.pop(self.key(key), None)
-
-    def close(self) -> None:
-        with self._lock:
-            self.conn.close()
-
-
-__all__ = ["DEFAULT_URL", "RedisLookup", "RedisSink", "RedisSource"]
+__all__ = ["RedisSink", "RedisSource"]

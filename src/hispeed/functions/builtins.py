@@ -6,6 +6,6 @@ from hispeed.functions import (  # noqa: F401  (registers on import)
     _json,
     _math,
     _misc,
-    _redis,
     _string,
+    redis,
 )

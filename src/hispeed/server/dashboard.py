@@ -38,10 +38,10 @@ from starlette.staticfiles import StaticFiles
 
 from hispeed.catalog import Source
 from hispeed.config import Settings
-from hispeed.connectors._resp import RedisConnection, RedisURL, ReplyError, text
 from hispeed.demo.device import COLORS, Led
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError
+from hispeed.resp.client import RedisConnection, RedisURL, ReplyError, text
 from hispeed.runtime.task import PROCESSING_LOG
 from hispeed.server.metrics import Metrics
 from hispeed.server.statements import error_body

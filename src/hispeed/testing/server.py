@@ -67,7 +67,7 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
         s.engine.close()
     if any(s.engine.properties.get("redis.url") for s in started):
         # an engine with a Redis makes it the REDIS_* functions' default, for the process
-        from hispeed.functions._redis import set_default_url
+        from hispeed.functions.redis import set_default_url
 
         set_default_url(None)
 

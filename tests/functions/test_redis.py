@@ -9,7 +9,7 @@ import pytest
 import redis as redis_py
 
 from hispeed.engine import Engine
-from hispeed.functions import _redis
+from hispeed.functions import redis as redis_functions
 from hispeed.testing.services import Service
 from tests.conftest import wait_for
 
@@ -67,7 +67,7 @@ def test_the_cache_is_bounded_in_time(
         redis_client.set(key, "bo")
         engine.insert("readings", {"DEVICE": "b", "SPEED": 1.0})  # within the second: cached
         engine.drain()
-        time.sleep(_redis.TTL_MS / 1000 + 0.1)
+        time.sleep(redis_functions.TTL_MS / 1000 + 0.1)
         engine.insert("readings", {"DEVICE": "c", "SPEED": 1.0})  # after it: read again
         engine.drain()
         owners = [r["OWNER"] for r in engine.query("SELECT * FROM enriched")]

@@ -21,7 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from hispeed.connectors.base import ConnectorError, RetriableError
+from hispeed.errors import ConnectorError, RetriableError
+
+#: the Redis a client without a URL talks to
+DEFAULT_URL = "redis://127.0.0.1:6379"
+#: how long a command may take before the connection counts as lost
+DEFAULT_TIMEOUT_MS = 5_000
 
 ENCODING = "utf-8"
 ERRORS = "surrogateescape"
@@ -364,7 +369,14 @@ def text(value: bytes | str) -> str:
     return value if isinstance(value, str) else value.decode(ENCODING, ERRORS)
 
 
+def fields(flat: list[Any]) -> dict[str, str]:
+    """A flat `[field, value, field, value...]` reply (HGETALL, a stream entry) as a dict."""
+    return {text(flat[j]): text(flat[j + 1]) for j in range(0, len(flat), 2)}
+
+
 __all__ = [
+    "DEFAULT_TIMEOUT_MS",
+    "DEFAULT_URL",
     "ENCODING",
     "ERRORS",
     "RedisConnection",
@@ -372,6 +384,7 @@ __all__ = [
     "ReplyError",
     "bulk",
     "command",
+    "fields",
     "is_transient",
     "parse_reply",
     "text",

@@ -20,16 +20,15 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
 from hispeed.functions._signatures import check
 from hispeed.functions.registry import EvalContext, scalar
+from hispeed.resp.client import DEFAULT_URL
+from hispeed.resp.lookup import RedisLookup
 from hispeed.sql.types import STRING, SqlType
-
-if TYPE_CHECKING:
-    from hispeed.connectors.redis import RedisLookup
 
 Args = Sequence[pa.Array]
 Types = Sequence[SqlType]
@@ -43,13 +42,13 @@ TTL_MS = 1_000
 
 
 def set_default_url(url: str | None) -> None:
+    """Make `url` the Redis that REDIS_HASH / REDIS_GET read when a call names none (None:
+    `HISPEED_REDIS_URL`, else Redis's default address); for the whole process."""
     global _default_url
     _default_url = url
 
 
 def _lookup(url: str | None, mode: str) -> RedisLookup:
-    from hispeed.connectors.redis import DEFAULT_URL, RedisLookup
-
     chosen = url or _default_url or os.environ.get("HISPEED_REDIS_URL") or DEFAULT_URL
     with _lock:
         found = _lookups.get((chosen, mode))

@@ -7,8 +7,8 @@ import time
 import pytest
 import redis as redis_py
 
-from hispeed.connectors.base import ConnectorError, RetriableError
-from hispeed.connectors.redis import RedisLookup
+from hispeed.errors import ConnectorError, RetriableError
+from hispeed.resp.lookup import RedisLookup
 from hispeed.testing.services import Service, free_port
 
 pytestmark = pytest.mark.services
