@@ -14,9 +14,10 @@ import pyarrow as pa
 import pytest
 
 from hispeed.errors import TransactionError
-from hispeed.log import kafka as kafka_module
+from hispeed.log import kafka_client, kafka_consumer
 from hispeed.log.base import APPEND_SCHEMA, PolledBatch
 from hispeed.log.kafka import KafkaLog
+from hispeed.log.murmur2 import partitions_for_keys
 from hispeed.testing.services import Service
 
 pytestmark = [pytest.mark.services, pytest.mark.kafka]
@@ -101,7 +102,7 @@ def test_native_reads_equal_message_object_reads(
     expected = 1050
 
     native = read_all(log, expected)
-    monkeypatch.setattr(kafka_module, "native_extension", lambda: None)
+    monkeypatch.setattr(kafka_consumer, "native_extension", lambda: None)
     plain = read_all(log, expected)
 
     assert sum(p.batch.num_rows for p in native) == expected
@@ -116,7 +117,7 @@ def test_native_reads_equal_message_object_reads(
     assert any(row["key"] is None for row in rows)
     assert any(row["headers"] for row in rows)
     assert all(  # the timestamp-0 header is read back as the timestamp and taken away
-        h["key"] != kafka_module.ZERO_TIMESTAMP_HEADER for row in rows for h in row["headers"] or ()
+        h["key"] != kafka_client.ZERO_TIMESTAMP_HEADER for row in rows for h in row["headers"] or ()
     )
 
 
@@ -148,7 +149,7 @@ def test_a_transaction_writes_natively_what_it_was_given(log: KafkaLog) -> None:
 
     # keyed records in their murmur2 partition, in the batch's order
     rows = plain.to_pylist() + plain.slice(0, 2).to_pylist()
-    target = kafka_module.partitions_for_keys(plain.column(1), 3).tolist()
+    target = partitions_for_keys(plain.column(1), 3).tolist()
     expected: dict[tuple[str, int], list[tuple[object, ...]]] = {}
     for row, p in zip(rows, target + target[:2], strict=True):
         if row["key"] is not None:

@@ -2,9 +2,9 @@
 
 `_rdbulk` (C, `_rdbulk.c`) takes a consumer's fetched records from librdkafka in bulk and
 copies them into contiguous buffers; here they become `RECORD_SCHEMA` batches, one per run of
-a partition, exactly as `kafka.messages_to_batches` makes them from confluent-kafka's message
-objects. It is used when the extension was built and drives the very librdkafka confluent-kafka
-loaded; otherwise (or with `HISPEED_NATIVE=0`) reads go through the message objects.
+a partition, exactly as `kafka_client.messages_to_batches` makes them from confluent-kafka's
+message objects. It is used when the extension was built and drives the very librdkafka
+confluent-kafka loaded; otherwise (or with `HISPEED_NATIVE=0`) reads go through the message objects.
 """
 
 from __future__ import annotations

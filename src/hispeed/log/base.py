@@ -396,7 +396,8 @@ class AppendSignal:
     _appends: int
     _closed: bool
 
-    def _notify(self) -> None:
+    def notify_append(self) -> None:
+        """Count an append of this process and wake every waiter (the backend calls it)."""
         with self._data:
             self._appends += 1
             self._data.notify_all()

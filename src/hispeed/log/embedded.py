@@ -284,7 +284,7 @@ class EmbeddedLog(AppendSignal, Log):
             else:
                 out_parts[rows] = part.index
                 out_offsets[rows] = np.arange(base, base + len(rows))
-        self._notify()
+        self.notify_append()
         return AppendResult(out_parts, out_offsets)
 
     # -- reading ------------------------------------------------------------------------
@@ -396,7 +396,7 @@ class EmbeddedLog(AppendSignal, Log):
                 for tp, _base, end, _h, _p in frames:
                     parts[tp].visible_end = end
             self._maybe_truncate_wal()
-        self._notify()
+        self.notify_append()
         return {tp: (base, end) for tp, base, end, _h, _p in frames}
 
     def _write_wal(self, frames: list[tuple[TopicPartition, int, int, bytes, pa.Buffer]]) -> None:
