@@ -1,19 +1,16 @@
 """A recursive-descent parser for ksqlDB's SQL. Every error names its line and column and
-says what was expected there."""
+says what was expected there. This module parses statements and queries; their expressions
+and types are parsed by `expression_parser.py`, which it builds on."""
 
 from __future__ import annotations
 
-import decimal as _decimal
-from collections.abc import Callable, Iterator, Mapping
-from typing import TypeVar
+from collections.abc import Iterator, Mapping
 
-from hispeed.errors import HispeedError, SqlError
+from hispeed.errors import SqlError
 from hispeed.sql import ast
 from hispeed.sql import types as T
-from hispeed.sql.lexer import DECIMAL, EOF, FLOAT, IDENT, INTEGER, QUOTED, STRING, Token, tokenize
-
-_T = TypeVar("_T")
-_K = TypeVar("_K")
+from hispeed.sql.expression_parser import RESERVED, ExpressionParser
+from hispeed.sql.lexer import DECIMAL, EOF, FLOAT, IDENT, INTEGER, QUOTED, STRING, Token
 
 _DURATION_UNITS = {
     "MILLISECOND": 1,
@@ -27,50 +24,6 @@ _DURATION_UNITS = {
     "DAY": 86_400_000,
     "DAYS": 86_400_000,
 }
-#: words that end an expression or cannot start an identifier in a select list
-_RESERVED = {
-    "SELECT",
-    "FROM",
-    "WHERE",
-    "GROUP",
-    "BY",
-    "HAVING",
-    "WINDOW",
-    "PARTITION",
-    "EMIT",
-    "LIMIT",
-    "AND",
-    "OR",
-    "NOT",
-    "AS",
-    "ON",
-    "JOIN",
-    "LEFT",
-    "RIGHT",
-    "FULL",
-    "INNER",
-    "OUTER",
-    "WITHIN",
-    "CASE",
-    "WHEN",
-    "THEN",
-    "ELSE",
-    "END",
-    "IS",
-    "NULL",
-    "IN",
-    "BETWEEN",
-    "LIKE",
-    "TRUE",
-    "FALSE",
-    "CAST",
-    "WITH",
-    "VALUES",
-    "INTO",
-    "CREATE",
-    "INSERT",
-    "DROP",
-}
 
 
 def parse(text: str, types: Mapping[str, T.SqlType] | None = None) -> list[ast.ParsedStatement]:
@@ -83,7 +36,7 @@ def parse_iter(
 ) -> Iterator[ast.ParsedStatement]:
     """Parse statements one at a time, so that running one (CREATE TYPE) can change how the
     next parses: `types` is read as each statement is parsed."""
-    return _Parser(text, types if types is not None else {}).statements()
+    return StatementParser(text, types if types is not None else {}).statements()
 
 
 def parse_one(text: str, types: Mapping[str, T.SqlType] | None = None) -> ast.Statement:
@@ -94,108 +47,21 @@ def parse_one(text: str, types: Mapping[str, T.SqlType] | None = None) -> ast.St
 
 
 def parse_expression(text: str) -> ast.Expr:
-    p = _Parser(text, {})
+    p = ExpressionParser(text, {})
     expr = p.expr()
     p.expect_eof()
     return expr
 
 
 def parse_type(text: str, types: Mapping[str, T.SqlType] | None = None) -> T.SqlType:
-    p = _Parser(text, types or {})
+    p = ExpressionParser(text, types or {})
     t = p.type_()
     p.expect_eof()
     return t
 
 
-class _Parser:
-    def __init__(self, text: str, types: Mapping[str, T.SqlType]) -> None:
-        self.text = text
-        self.tokens = tokenize(text)
-        self.i = 0
-        self.types = types  # upper-case names; read live, see parse_iter
-
-    # -- token helpers -----------------------------------------------------------------------
-
-    @property
-    def tok(self) -> Token:
-        return self.tokens[self.i]
-
-    def peek(self, n: int = 1) -> Token:
-        return self.tokens[min(self.i + n, len(self.tokens) - 1)]
-
-    def advance(self) -> Token:
-        tok = self.tokens[self.i]
-        if tok.kind != EOF:
-            self.i += 1
-        return tok
-
-    def error(self, expected: str, tok: Token | None = None) -> SqlError:
-        tok = tok or self.tok
-        # the phrase ksqlDB uses, then what would have fitted there
-        return SqlError(
-            f"Syntax error at or near {tok.describe()} at line {tok.line}:{tok.column}: "
-            f"expected {expected}",
-            tok.line,
-            tok.column,
-        )
-
-    def accept_word(self, *words: str) -> Token | None:
-        if self.tok.is_word(*words):
-            return self.advance()
-        return None
-
-    def expect_word(self, *words: str) -> Token:
-        if self.tok.is_word(*words):
-            return self.advance()
-        raise self.error(" or ".join(words))
-
-    def accept_op(self, *ops: str) -> Token | None:
-        if self.tok.is_op(*ops):
-            return self.advance()
-        return None
-
-    def expect_op(self, op: str) -> Token:
-        if self.tok.is_op(op):
-            return self.advance()
-        tok = self.tok
-        # ksqlDB's (ANTLR's) words for a missing token
-        raise SqlError(f"Syntax Error\nmissing '{op}' at {tok.describe()}", tok.line, tok.column)
-
-    def expect_eof(self) -> None:
-        if self.tok.kind != EOF:
-            raise self.error("the end of the statement")
-
-    def items_until(self, close: str, item: Callable[[], _T]) -> list[_T]:
-        """Items separated by ',' up to `close` (the opening token is already read)."""
-        items: list[_T] = []
-        if self.accept_op(close):
-            return items
-        while True:
-            items.append(item())
-            if self.accept_op(close):
-                return items
-            if not self.accept_op(","):
-                raise self.error(f"',' or '{close}'")
-
-    def assignment(self, target: Callable[[], _K]) -> tuple[_K, ast.Expr]:
-        """`target := expression`, as in MAP('a' := 1) and STRUCT(a := 1)."""
-        left = target()
-        self.expect_op(":=")
-        return left, self.expr()
-
-    def identifier(self, what: str = "a name") -> str:
-        tok = self.tok
-        if tok.kind == QUOTED:
-            self.advance()
-            return tok.value
-        if tok.kind == IDENT:
-            self.advance()
-            return tok.value
-        raise self.error(what)
-
-    @staticmethod
-    def pos(tok: Token) -> ast.Pos:
-        return (tok.line, tok.column)
+class StatementParser(ExpressionParser):
+    """Statements and queries, over the expression parser."""
 
     # -- statements --------------------------------------------------------------------------
 
@@ -262,11 +128,6 @@ class _Parser:
             "a statement (CREATE, INSERT, SELECT, DROP, SHOW, LIST, DESCRIBE, EXPLAIN, "
             "TERMINATE, PRINT, SET, UNSET)"
         )
-
-    def string(self, what: str) -> str:
-        if self.tok.kind == STRING:
-            return self.advance().value
-        raise self.error(what)
 
     def create(self) -> ast.Statement:
         start = self.advance()
@@ -518,11 +379,6 @@ class _Parser:
             return self.text[tok.start : tok.end]
         raise self.error(what)
 
-    def integer(self, what: str) -> int:
-        if self.tok.kind != INTEGER:
-            raise self.error(what)
-        return int(self.advance().value)
-
     # -- queries -----------------------------------------------------------------------------
 
     def select(self) -> ast.Select:
@@ -544,7 +400,7 @@ class _Parser:
                 if self.accept_word("AS"):
                     alias = self.identifier("a column alias")
                 elif self.tok.kind == QUOTED or (
-                    self.tok.kind == IDENT and self.tok.value not in _RESERVED
+                    self.tok.kind == IDENT and self.tok.value not in RESERVED
                 ):
                     alias = self.identifier()
                 items.append(ast.SelectItem(expr, alias, pos=self.pos(tok)))
@@ -658,7 +514,7 @@ class _Parser:
             alias = self.identifier("an alias")
         elif self.tok.kind == QUOTED or (
             self.tok.kind == IDENT
-            and self.tok.value not in _RESERVED
+            and self.tok.value not in RESERVED
             and not self.tok.is_word("EMIT")
         ):
             alias = self.identifier()
@@ -723,310 +579,3 @@ class _Parser:
                 f"ADVANCE BY is for HOPPING windows, not {kind}", start.line, start.column
             )
         return ast.WindowSpec(kind, size, advance, grace, retention, pos=self.pos(start))
-
-    # -- types -------------------------------------------------------------------------------
-
-    def type_(self) -> T.SqlType:
-        tok = self.tok
-        if tok.kind not in (IDENT, QUOTED) or tok.is_word("NULL"):
-            raise self.error("a type, like INT, STRING or ARRAY<STRING>")
-        name = tok.value.upper() if tok.kind == IDENT else tok.value
-        self.advance()
-        if name == "DECIMAL":
-            self.expect_op("(")
-            precision = self.integer("the precision, a whole number")
-            self.expect_op(",")
-            scale = self.integer("the scale, a whole number")
-            self.expect_op(")")
-            try:
-                return T.decimal(precision, scale)
-            except HispeedError as e:
-                raise SqlError(str(e), tok.line, tok.column) from None
-        if name == "ARRAY":
-            self.expect_op("<")
-            element = self.type_()
-            self.expect_op(">")
-            return T.array(element)
-        if name == "MAP":
-            self.expect_op("<")
-            key = self.type_()
-            self.expect_op(",")
-            value = self.type_()
-            self.expect_op(">")
-            return T.map_(key, value)
-        if name == "STRUCT":
-            self.expect_op("<")
-            fields = self.items_until(">", lambda: (self.identifier("a field name"), self.type_()))
-            return T.struct(fields)
-        simple = T.by_name(name)
-        if simple is not None:
-            if name == "VARCHAR" and self.tok.is_op("(") and self.peek().kind == INTEGER:
-                self.advance()
-                self.advance()
-                self.expect_op(")")
-            return simple
-        if name in self.types:
-            return self.types[name]
-        raise SqlError(
-            f"unknown type {tok.value}: use BOOLEAN, INT, BIGINT, DOUBLE, DECIMAL(p, s), STRING, "
-            "BYTES, TIMESTAMP, DATE, TIME, ARRAY<..>, MAP<..>, STRUCT<..>, or a type made with "
-            "CREATE TYPE",
-            tok.line,
-            tok.column,
-        )
-
-    # -- expressions -------------------------------------------------------------------------
-
-    def expr(self) -> ast.Expr:
-        return self.or_()
-
-    def or_(self) -> ast.Expr:
-        left = self.and_()
-        while (tok := self.accept_word("OR")) is not None:
-            left = ast.BinaryOp("OR", left, self.and_(), pos=self.pos(tok))
-        return left
-
-    def and_(self) -> ast.Expr:
-        left = self.not_()
-        while (tok := self.accept_word("AND")) is not None:
-            left = ast.BinaryOp("AND", left, self.not_(), pos=self.pos(tok))
-        return left
-
-    def not_(self) -> ast.Expr:
-        if (tok := self.accept_word("NOT")) is not None:
-            return ast.UnaryOp("NOT", self.not_(), pos=self.pos(tok))
-        return self.predicate()
-
-    def predicate(self) -> ast.Expr:
-        left = self.value()
-        tok = self.tok
-        if tok.is_op("=", "!=", "<>", "<", "<=", ">", ">="):
-            self.advance()
-            op = "!=" if tok.value == "<>" else tok.value
-            return ast.BinaryOp(op, left, self.value(), pos=self.pos(tok))
-        if tok.is_word("IS"):
-            self.advance()
-            negated = bool(self.accept_word("NOT"))
-            if self.accept_word("NULL"):
-                return ast.IsNull(left, negated, pos=self.pos(tok))
-            if self.accept_word("DISTINCT"):
-                self.expect_word("FROM")
-                right = self.value()
-                fn = "IS_NOT_DISTINCT_FROM" if negated else "IS_DISTINCT_FROM"
-                return ast.FunctionCall(fn, (left, right), pos=self.pos(tok))
-            raise self.error("NULL, NOT NULL or DISTINCT FROM")
-        negated = False
-        if tok.is_word("NOT") and self.peek().is_word("BETWEEN", "IN", "LIKE"):
-            self.advance()
-            negated = True
-        if self.accept_word("BETWEEN"):
-            low = self.value()
-            self.expect_word("AND")
-            high = self.value()
-            return ast.Between(left, low, high, negated, pos=self.pos(tok))
-        if self.accept_word("IN"):
-            self.expect_op("(")
-            if self.tok.is_op(")"):
-                raise self.error("a value: IN needs at least one")
-            items = [self.expr()]
-            while self.accept_op(","):
-                items.append(self.expr())
-            self.expect_op(")")
-            return ast.InList(left, tuple(items), negated, pos=self.pos(tok))
-        if self.accept_word("LIKE"):
-            pattern = self.value()
-            escape = None
-            if self.accept_word("ESCAPE"):
-                escape = self.string("an escape character in quotes")
-            return ast.Like(left, pattern, escape, negated, pos=self.pos(tok))
-        if negated:
-            raise self.error("BETWEEN, IN or LIKE")
-        return left
-
-    def value(self) -> ast.Expr:
-        left = self.additive()
-        while (tok := self.accept_op("||")) is not None:
-            left = ast.FunctionCall("CONCAT", (left, self.additive()), pos=self.pos(tok))
-        return left
-
-    def additive(self) -> ast.Expr:
-        left = self.multiplicative()
-        while (tok := self.accept_op("+", "-")) is not None:
-            left = ast.BinaryOp(tok.value, left, self.multiplicative(), pos=self.pos(tok))
-        return left
-
-    def multiplicative(self) -> ast.Expr:
-        left = self.unary()
-        while (tok := self.accept_op("*", "/", "%")) is not None:
-            left = ast.BinaryOp(tok.value, left, self.unary(), pos=self.pos(tok))
-        return left
-
-    def unary(self) -> ast.Expr:
-        tok = self.tok
-        if tok.is_op("-", "+"):
-            self.advance()
-            if tok.value == "-" and self.tok.kind in (INTEGER, DECIMAL, FLOAT):
-                return self.postfix(self.number(negative=True, sign=tok))
-            operand = self.unary()
-            return operand if tok.value == "+" else ast.UnaryOp("-", operand, pos=self.pos(tok))
-        return self.postfix(self.primary())
-
-    def postfix(self, expr: ast.Expr) -> ast.Expr:
-        while True:
-            tok = self.tok
-            if self.accept_op("["):
-                index = self.expr()
-                self.expect_op("]")
-                expr = ast.Subscript(expr, index, pos=self.pos(tok))
-            elif self.accept_op("->"):
-                if self.accept_op("*"):
-                    return ast.StructStar(expr, pos=self.pos(tok))
-                expr = ast.Dereference(expr, self.identifier("a field name"), pos=self.pos(tok))
-            else:
-                return expr
-
-    def number(self, negative: bool = False, sign: Token | None = None) -> ast.Literal:
-        tok = self.advance()
-        at = sign or tok
-        text = ("-" if negative else "") + tok.value
-        if tok.kind == INTEGER:
-            value = int(text)
-            if -(1 << 31) <= value < (1 << 31):
-                return ast.Literal(value, T.INTEGER, pos=self.pos(at))
-            if -(1 << 63) <= value < (1 << 63):
-                return ast.Literal(value, T.BIGINT, pos=self.pos(at))
-            raise SqlError(f"Invalid numeric literal: {text}", at.line, at.column)
-        if tok.kind == FLOAT:
-            return ast.Literal(float(text), T.DOUBLE, pos=self.pos(at))
-        dec = _decimal.Decimal(text)
-        digits = tok.value.replace(".", "").lstrip("0") or "0"
-        scale = len(tok.value.split(".", 1)[1]) if "." in tok.value else 0
-        precision = max(len(digits), scale, 1)
-        if precision > 38:
-            raise SqlError(f"Invalid numeric literal: {text}", at.line, at.column)
-        return ast.Literal(dec, T.decimal(precision, scale), pos=self.pos(at))
-
-    def primary(self) -> ast.Expr:
-        tok = self.tok
-        p = self.pos(tok)
-        if tok.kind in (INTEGER, DECIMAL, FLOAT):
-            return self.number()
-        if tok.kind == STRING:
-            self.advance()
-            return ast.Literal(tok.value, T.STRING, pos=p)
-        if tok.is_op("("):
-            # a lambda with several parameters: (x, y) => ...
-            if self._lambda_ahead():
-                return self.lambda_()
-            self.advance()
-            inner = self.expr()
-            self.expect_op(")")
-            return inner
-        if tok.kind == QUOTED:
-            return self.column_or_call()
-        if tok.kind != IDENT:
-            raise self.error("an expression")
-        word = tok.value
-        if word in ("TRUE", "FALSE"):
-            self.advance()
-            return ast.Literal(word == "TRUE", T.BOOLEAN, pos=p)
-        if word == "NULL":
-            self.advance()
-            return ast.Literal(None, None, pos=p)
-        if word == "CASE":
-            return self.case()
-        if word == "CAST":
-            self.advance()
-            self.expect_op("(")
-            operand = self.expr()
-            self.expect_word("AS")
-            target = self.type_()
-            self.expect_op(")")
-            return ast.Cast(operand, target, pos=p)
-        if word == "ARRAY" and self.peek().is_op("["):
-            self.advance()
-            self.advance()
-            items: list[ast.Expr] = []
-            if not self.accept_op("]"):
-                items.append(self.expr())
-                while self.accept_op(","):
-                    items.append(self.expr())
-                self.expect_op("]")
-            return ast.ArrayConstructor(tuple(items), pos=p)
-        if word == "MAP" and self.peek().is_op("("):
-            self.advance()
-            self.advance()
-            entries = self.items_until(")", lambda: self.assignment(self.expr))
-            return ast.MapConstructor(tuple(entries), pos=p)
-        if word == "STRUCT" and self.peek().is_op("("):
-            self.advance()
-            self.advance()
-            fields = self.items_until(
-                ")", lambda: self.assignment(lambda: self.identifier("a field name"))
-            )
-            return ast.StructConstructor(tuple(fields), pos=p)
-        if self.peek().is_op("=>"):
-            return self.lambda_()
-        if word in _RESERVED and word not in ("LEFT", "RIGHT"):
-            raise self.error("an expression")
-        return self.column_or_call()
-
-    def _lambda_ahead(self) -> bool:
-        j = self.i + 1
-        toks = self.tokens
-        while toks[j].kind in (IDENT, QUOTED):
-            j += 1
-            if toks[j].is_op(","):
-                j += 1
-                continue
-            return toks[j].is_op(")") and toks[j + 1].is_op("=>")
-        return False
-
-    def lambda_(self) -> ast.Expr:
-        tok = self.tok
-        params = []
-        if self.accept_op("("):
-            while True:
-                params.append(self.identifier("a lambda parameter"))
-                if self.accept_op(")"):
-                    break
-                self.expect_op(",")
-        else:
-            params.append(self.identifier("a lambda parameter"))
-        self.expect_op("=>")
-        return ast.Lambda(tuple(params), self.expr(), pos=self.pos(tok))
-
-    def column_or_call(self) -> ast.Expr:
-        tok = self.tok
-        name = self.identifier()
-        if self.tok.is_op("(") and tok.kind == IDENT:
-            self.advance()
-            if self.accept_op("*"):
-                self.expect_op(")")
-                return ast.FunctionCall(name, (), star=True, pos=self.pos(tok))
-            distinct = bool(self.accept_word("DISTINCT"))
-            args = self.items_until(")", self.expr)
-            return ast.FunctionCall(name, tuple(args), distinct, pos=self.pos(tok))
-        if self.tok.is_op(".") and self.peek().kind in (IDENT, QUOTED):
-            self.advance()
-            column = self.identifier()
-            return ast.ColumnRef(column, name, pos=self.pos(tok))
-        return ast.ColumnRef(name, pos=self.pos(tok))
-
-    def case(self) -> ast.Expr:
-        start = self.advance()
-        operand = None
-        if not self.tok.is_word("WHEN"):
-            operand = self.expr()
-        whens = []
-        while self.accept_word("WHEN"):
-            cond = self.expr()
-            self.expect_word("THEN")
-            whens.append((cond, self.expr()))
-        if not whens:
-            raise self.error("WHEN")
-        default = None
-        if self.accept_word("ELSE"):
-            default = self.expr()
-        self.expect_word("END")
-        return ast.Case(operand, tuple(whens), default, pos=self.pos(start))
