@@ -86,7 +86,7 @@ class Engine:
     ) -> None:
         """`worker_id`: this process's name among the workers of one application on Kafka
         (default: host and PID)."""
-        from hispeed.udf import load_modules
+        from hispeed.functions.udf.loading import load_modules
 
         load_modules(udf_modules)  # before the replay: restored queries may call them
         if log_ is None:
@@ -759,7 +759,7 @@ class Engine:
         if stmt.what == "CONNECTORS":
             return Result("connectors", rows=self.connectors.rows())
         if stmt.what == "FUNCTIONS":
-            from hispeed.udf import functions
+            from hispeed.functions.udf.catalog import functions
 
             return Result("functions", rows=functions())
         raise HispeedError(f"SHOW {stmt.what} is not supported yet")
@@ -769,7 +769,7 @@ class Engine:
             info = self.connectors.describe(stmt.name)
             return Result("describe_connector", message=str(info), info=info)
         if stmt.function:
-            from hispeed.udf import describe
+            from hispeed.functions.udf.catalog import describe
 
             fn = describe(stmt.name)
             about = {"name": fn.name, "type": fn.kind, "description": fn.description}

@@ -34,8 +34,8 @@ from typing import Annotated, Any, Generic, TypedDict, TypeVar
 
 from hispeed.functions._overloads import ANY_DECIMAL
 from hispeed.functions._signatures import java_string
+from hispeed.functions.udf.decorators import udaf, udtf
 from hispeed.sql import types as T
-from hispeed.udf import udaf, udtf
 
 A = TypeVar("A")
 B = TypeVar("B")

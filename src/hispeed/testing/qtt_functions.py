@@ -46,9 +46,9 @@ from hispeed.functions.registry import (
     lookup,
     scalar,
 )
+from hispeed.functions.udf.catalog import USER_FUNCTIONS
+from hispeed.functions.udf.decorators import unregister as unregister_user_function
 from hispeed.sql.types import BIGINT, BOOLEAN, INTEGER, STRING, SqlType, struct
-from hispeed.udf import USER_FUNCTIONS
-from hispeed.udf import unregister as unregister_user_function
 
 Args = Sequence[pa.Array]
 Types = Sequence[SqlType]
