@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import pyarrow as pa
 
-from hispeed.catalog import Catalog, QueryInfo, Source, WindowInfo
+from hispeed.catalog import Catalog, Source, WindowInfo
 from hispeed.errors import HispeedError, SqlError
 from hispeed.formats.base import Column, FormatError, get_format
 from hispeed.functions.registry import EvalContext
@@ -37,15 +37,17 @@ from hispeed.log.base import Log
 from hispeed.log.embedded import EmbeddedLog
 from hispeed.ops.expressions import Scope, coerce, compile_expr
 from hispeed.plan.model import QueryPlan, UnsupportedError
-from hispeed.plan.planner import plan_select
+from hispeed.plan.query import plan_query
 from hispeed.runtime.context import QueryContext
-from hispeed.runtime.task import PROCESSING_LOG, QueryTask
+from hispeed.runtime.manager import QueryManager
+from hispeed.runtime.task import PROCESSING_LOG
 
 if TYPE_CHECKING:
     from hispeed.runtime.distributed import DistributedTask
+    from hispeed.runtime.task import QueryTask
 from hispeed.sql import ast
 from hispeed.sql import types as T
-from hispeed.sql.parser import parse_iter
+from hispeed.sql.parser import parse_iter, parse_query
 
 log = logging.getLogger(__name__)
 
@@ -95,42 +97,62 @@ class Engine:
             log_ = EmbeddedLog(Path(data_dir), fsync=fsync)
         self.log = log_
         self.catalog = Catalog()
-        self.properties: dict[str, Any] = {"auto.offset.reset": "earliest", **(properties or {})}
+        #: what the runtime and the connectors are given (the engine's log, catalog,
+        #: properties and lock), never the engine itself
+        self.context = QueryContext(
+            self.log, self.catalog, {"auto.offset.reset": "earliest", **(properties or {})}
+        )
         if self.properties.get("redis.url"):  # what REDIS_HASH / REDIS_GET read by default
             from hispeed.functions.redis import set_default_url
 
             set_default_url(str(self.properties["redis.url"]))
-        self.tasks: dict[str, QueryTask | DistributedTask] = {}
-        self._query_counter = 0
+        #: what runs: the queries' tasks, push-query feeds and pull views
+        self.runtime = QueryManager(self.context)
         #: who this engine is among the workers sharing a (Kafka) log's command topic
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
         #: the next command-topic offset this engine has not applied
         self._command_offset = 0
         self._synced_at = 0.0
-        #: what the runtime and the connectors are given (the engine's log, catalog,
-        #: properties and lock), never the engine itself
-        self.context = QueryContext(self.log, self.catalog, self.properties)
-        self._lock = self.context.lock
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
         self.log.create_topic(COMMAND_TOPIC, 1, exist_ok=True)
         self.log.create_topic(PROCESSING_LOG, 1, exist_ok=True)
         from hispeed.connectors.runner import Connectors
 
-        self.connectors = Connectors(self)
+        self.connectors = Connectors(self.context)
         self._replay()
         self.connectors.start_held()
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        """The engine's properties (SET and UNSET change them; queries read them)."""
+        return self.context.properties
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by statements and each round of the query loop: hold it to read the catalog
+        or the tasks while queries may run."""
+        return self.context.lock
+
+    @property
+    def tasks(self) -> dict[str, QueryTask | DistributedTask]:
+        """The running queries' tasks by query id (the runtime manager's)."""
+        return self.runtime.tasks
 
     # -- statements -------------------------------------------------------------------------
 
     def execute(self, sql: str, properties: Mapping[str, Any] | None = None) -> list[Result]:
         """Run one or more statements; returns a result per statement."""
-        with self._lock:
+        with self.lock:
             self.sync_commands()
             results = []
             for parsed in parse_iter(sql, self.catalog.types):
                 results.append(self._execute(parsed, dict(properties or {})))
             return results
+
+    def execute_statement(
+        self, parsed: ast.ParsedStatement, properties: Mapping[str, Any] | None = None
+    ) -> Result:
+        """Run one parsed statement with `properties` over the engine's (hold `lock`)."""
+        return self._execute(parsed, dict(properties or {}))
 
     def _execute(
         self, parsed: ast.ParsedStatement, overrides: dict[str, Any], replay: bool = False
@@ -212,7 +234,7 @@ class Engine:
         last call, in the command topic's order: a statement sent to any worker runs on all."""
         if not self.log.shared or time.monotonic() - self._synced_at < every:
             return
-        with self._lock:
+        with self.lock:
             self._apply_commands(own=False)
             self._synced_at = time.monotonic()
 
@@ -237,8 +259,9 @@ class Engine:
                         self._execute(parsed, {}, replay=True)
                 except HispeedError as e:  # a statement that no longer applies
                     log.warning("skipped on replay: %s (%s)", entry["statement"], e)
-                finally:
-                    self.properties = saved
+                finally:  # in place: the runtime holds this very dict
+                    self.properties.clear()
+                    self.properties.update(saved)
 
     # -- DDL --------------------------------------------------------------------------------
 
@@ -425,21 +448,7 @@ class Engine:
     def _plan(
         self, select: ast.Select, sink_kind: str | None, sink_name: str | None = None
     ) -> QueryPlan:
-        plan = plan_select(select, self.catalog, sink_kind, sink_name)
-        for step in plan.join.steps if plan.join is not None else []:
-            if step.copartitioned is None:
-                continue
-            left, right = (self.catalog.sources[n] for n in step.copartitioned)
-            counts = [len(self.log.describe_topic(s.topic).partitions) for s in (left, right)]
-            if counts[0] != counts[1]:
-                raise SqlError(
-                    f"Can't join `{left.name}` with `{right.name}` since the number of "
-                    f"partitions don't match. `{left.name}` partitions = {counts[0]}; "
-                    f"`{right.name}` partitions = {counts[1]}. Please repartition either one "
-                    "so that the number of partitions match.",
-                    *select.pos,
-                )
-        return plan
+        return plan_query(select, self.catalog, self.log, sink_kind, sink_name)
 
     def _create_as_select(
         self, stmt: ast.CreateAsSelect, text: str, props: dict[str, Any], replay: bool
@@ -508,10 +517,10 @@ class Engine:
         else:
             self.log.create_topic(topic, partitions, exist_ok=True)
         prefix = "CTAS" if stmt.kind == "TABLE" else "CSAS"
-        query_id = self._next_query_id(f"{prefix}_{stmt.name}")
+        query_id = self.runtime.next_query_id(f"{prefix}_{stmt.name}")
         self.catalog.add(sink, replace=stmt.or_replace)
         sink.writer = query_id
-        self._start(query_id, text, plan, sink, props)
+        self.runtime.start_query(query_id, text, plan, sink, props)
         return Result("status", f"Created query with ID {query_id}", query_id=query_id)
 
     def _insert_into(self, stmt: ast.InsertInto, text: str, replay: bool) -> Result:
@@ -539,36 +548,9 @@ class Engine:
                 f"{_schema(plan.key_columns, plan.value_columns)}\nSink schema is "
                 f"{_schema(target.key_columns, target.value_columns)}"
             )
-        query_id = self._next_query_id(f"INSERTQUERY_{self._query_counter}")
-        self._start(query_id, text, plan, target)
+        query_id = self.runtime.next_query_id("INSERTQUERY")
+        self.runtime.start_query(query_id, text, plan, target)
         return Result("status", f"Created query with ID {query_id}", query_id=query_id)
-
-    def _next_query_id(self, base: str) -> str:
-        self._query_counter += 1
-        if base.startswith("INSERTQUERY"):
-            return f"INSERTQUERY_{self._query_counter - 1}"
-        return f"{base}_{self._query_counter - 1}"
-
-    def _start(
-        self,
-        query_id: str,
-        text: str,
-        plan: QueryPlan,
-        sink: Source,
-        props: Mapping[str, Any] | None = None,
-    ) -> None:
-        join = plan.join
-        sources = [s.source.name for s in join.sides] if join is not None else [plan.source.name]
-        self.catalog.queries[query_id] = QueryInfo(query_id, text, sink.name, sources)
-        if self.log.shared:
-            from hispeed.runtime.distributed import DistributedTask
-
-            # on Kafka, the application's workers share the query (runtime/distributed.py)
-            self.tasks[query_id] = DistributedTask(
-                self.context, query_id, plan, sink, properties=props
-            )
-        else:
-            self.tasks[query_id] = QueryTask(self.context, query_id, plan, sink, properties=props)
 
     def _insert_values(self, stmt: ast.InsertValues) -> Result:
         target = self.catalog.sources.get(stmt.target)
@@ -688,17 +670,11 @@ class Engine:
                 "dropping " + source.name + "."
             )
         if source.writer and source.writer in self.tasks:
-            self._stop_query(source.writer)
+            self.runtime.stop_query(source.writer)
         del self.catalog.sources[source.name]
         if stmt.delete_topic and not replay:
             self.log.delete_topic(source.topic)
         return Result("status", f"Source `{source.name}` (topic: {source.topic}) was dropped.")
-
-    def _stop_query(self, query_id: str) -> None:
-        task = self.tasks.pop(query_id, None)
-        if task is not None:
-            task.close()
-        self.catalog.queries.pop(query_id, None)
 
     def _terminate(self, stmt: ast.Terminate) -> Result:
         ids = list(self.tasks) if stmt.query_id is None else [stmt.query_id.upper()]
@@ -706,7 +682,7 @@ class Engine:
             if query_id not in self.catalog.queries:
                 raise HispeedError(f"Unknown queryId: {query_id}")
             sink = self.catalog.queries[query_id].sink
-            self._stop_query(query_id)
+            self.runtime.stop_query(query_id)
             if (
                 sink
                 and sink in self.catalog.sources
@@ -844,13 +820,7 @@ class Engine:
             )
         from hispeed.runtime.pull import run_select
 
-        return Result("rows", rows=run_select(self, select))
-
-    def _select(self, sql: str) -> ast.Select:
-        parsed = list(parse_iter(sql, self.catalog.types))
-        if len(parsed) != 1 or not isinstance(parsed[0].statement, ast.QueryStatement):
-            raise HispeedError("expected one SELECT statement")
-        return parsed[0].statement.query
+        return Result("rows", rows=run_select(self.runtime.views, select))
 
     def query(self, sql: str, *, format: str = "rows") -> Any:
         """Run a pull query: the current rows of a table (or what a stream holds now).
@@ -862,8 +832,8 @@ class Engine:
         """
         from hispeed.runtime.pull import run_sql
 
-        with self._lock:
-            rows = run_sql(self, sql)
+        with self.lock:
+            rows = run_sql(self.runtime.views, sql)
         if format == "rows":
             return rows
         if format == "polars":
@@ -888,9 +858,9 @@ class Engine:
         """
         from hispeed.runtime.queries import PushQuery
 
-        with self._lock:
-            select = self._select(sql)
-            return PushQuery(self, self._plan(select, None), from_beginning=from_beginning)
+        with self.lock:
+            select = parse_query(sql, self.catalog.types)
+            return PushQuery(self.runtime, self._plan(select, None), from_beginning=from_beginning)
 
     # -- running ----------------------------------------------------------------------------
 
@@ -901,57 +871,16 @@ class Engine:
         written: a query has nothing left only when its consumer has reached the end of every
         partition it reads, so this waits (up to `timeout` s without progress) until then.
         """
-        total = 0
-        rounds = 0
-        wait = 0.0
-        deadline = time.monotonic() + timeout
-        while rounds < max_rounds:
-            with self._lock:
-                tasks = list(self.tasks.values())
-                done = sum(task.poll(wait) for task in tasks)
-            total += done
-            rounds += 1
-            if done:
-                wait = 0.0
-                deadline = time.monotonic() + timeout
-                continue
-            if not self.log.shared or max_rounds == 1:
-                break
-            with self._lock:
-                if all(task.consumer.caught_up() for task in tasks):
-                    break
-            if time.monotonic() > deadline:
-                raise HispeedError(f"queries made no progress for {timeout:.0f} s")
-            rounds -= 1  # waiting for records on their way is not a round
-            wait = 0.01
-        return total
+        return self.runtime.drain(max_rounds, timeout)
 
     def start(self) -> None:
         """Run the queries on a background thread until `close()`."""
-        if self._thread is not None:
-            return
-
-        def loop() -> None:
-            while not self._stop.is_set():
-                try:
-                    self.sync_commands(every=0.5)
-                    if self.drain(max_rounds=1) == 0:
-                        self.log.wait(0.05)
-                except Exception:
-                    log.exception("query loop failed; retrying")
-                    time.sleep(0.5)
-
-        self._thread = threading.Thread(target=loop, name="hispeed-engine", daemon=True)
-        self._thread.start()
+        self.runtime.start(lambda: self.sync_commands(every=0.5))
 
     def close(self) -> None:
+        """Stop the connectors and the queries, and close the log."""
         self.connectors.close()
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        for task in self.tasks.values():
-            task.close()
-        self.tasks.clear()
+        self.runtime.close()
         self.log.close()
 
     def __enter__(self) -> Engine:

@@ -122,13 +122,12 @@ def test_the_engine_runs_queries_in_the_background(engine: Engine) -> None:
 
 
 def test_many_subscribers_share_one_reader_of_the_stream(engine: Engine) -> None:
-    from hispeed.runtime.queries import _FEEDS
-
+    feeds = engine.runtime.feeds.feeds
     queries = [
         engine.stream(f"SELECT id, x FROM readings WHERE x > {i} EMIT CHANGES;") for i in range(50)
     ]
-    assert len(_FEEDS[engine]) == 1  # one reader for the fifty
-    feed = next(iter(_FEEDS[engine].values()))
+    assert len(feeds) == 1  # one reader for the fifty
+    feed = next(iter(feeds.values()))
     assert len(feed.subscribers) == 50
     for x in [0.5, 10.5, 30.5]:
         engine.insert("readings", {"ID": "d", "X": x})
@@ -138,7 +137,7 @@ def test_many_subscribers_share_one_reader_of_the_stream(engine: Engine) -> None
     assert got[40] == []
     for q in queries:
         q.close()
-    assert not _FEEDS[engine]  # the last one to leave closes the reader
+    assert not feeds  # the last one to leave closes the reader
 
 
 def test_a_subscriber_from_the_beginning_does_not_join_a_reader_past_it(engine: Engine) -> None:

@@ -142,4 +142,6 @@ def test_a_dropped_and_recreated_table_gets_a_new_view(engine: Engine) -> None:
     engine.execute(f"TERMINATE {writer}; DROP TABLE peaks;")
     engine.execute("CREATE TABLE peaks AS SELECT id, MIN(x) AS peak FROM readings GROUP BY id;")
     engine.drain()
-    assert run_sql(engine, "SELECT * FROM peaks WHERE id = 'a';") == [{"ID": "a", "PEAK": 1.0}]
+    assert run_sql(engine.runtime.views, "SELECT * FROM peaks WHERE id = 'a';") == [
+        {"ID": "a", "PEAK": 1.0}
+    ]

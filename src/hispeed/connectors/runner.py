@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
@@ -30,10 +30,8 @@ from hispeed.connectors.base import (
 )
 from hispeed.errors import HispeedError
 from hispeed.log.base import PolledBatch, TopicPartition
+from hispeed.runtime.context import QueryContext
 from hispeed.runtime.task import PROCESSING_LOG
-
-if TYPE_CHECKING:
-    from hispeed.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +43,8 @@ BACKOFF_MAX_S = 5.0
 class _Runner:
     """One connector on its own thread, with its counts and state."""
 
-    def __init__(self, engine: Engine, connector: Connector, statement: str) -> None:
-        self.engine = engine
+    def __init__(self, context: QueryContext, connector: Connector, statement: str) -> None:
+        self.context = context
         self.connector = connector
         self.statement = statement
         self.name = connector.name
@@ -105,19 +103,19 @@ class _Runner:
             return
         self.status.errors += len(errors)
         self.status.last_error = str(errors[-1]["message"])
-        self.engine.log.append(PROCESSING_LOG, [(None, msgspec.json.encode(e)) for e in errors])
+        self.context.log.append(PROCESSING_LOG, [(None, msgspec.json.encode(e)) for e in errors])
 
 
 class SinkRunner(_Runner):
     def __init__(
         self,
-        engine: Engine,
+        context: QueryContext,
         connector: SinkConnector,
         statement: str,
         topics: list[str],
         sources: Mapping[str, Source],
     ) -> None:
-        super().__init__(engine, connector, statement)
+        super().__init__(context, connector, statement)
         self.sink = connector
         self.topics = topics
         self.sources = dict(sources)
@@ -126,7 +124,7 @@ class SinkRunner(_Runner):
 
     def _run(self) -> None:
         self._retrying("connecting", self.sink.start)
-        consumer = self.engine.log.consumer(
+        consumer = self.context.log.consumer(
             self.topics, group=self.group, auto_offset_reset="earliest"
         )
         try:
@@ -238,13 +236,13 @@ def _raw_error(name: str, tp: TopicPartition, offset: int, message: str) -> dict
 class SourceRunner(_Runner):
     def __init__(
         self,
-        engine: Engine,
+        context: QueryContext,
         connector: SourceConnector,
         statement: str,
         topic: str,
         partitions: int = 1,
     ) -> None:
-        super().__init__(engine, connector, statement)
+        super().__init__(context, connector, statement)
         self.source = connector
         self.topic = topic
         self.partitions = partitions
@@ -252,7 +250,7 @@ class SourceRunner(_Runner):
 
     def _position(self) -> Any:
         """The last position this connector committed, or None."""
-        log_ = self.engine.log
+        log_ = self.context.log
         found: Any = None
         start, end = log_.offsets(OFFSETS_TOPIC, 0)
         if end <= start:
@@ -269,7 +267,7 @@ class SourceRunner(_Runner):
     def _run(self) -> None:
         position = self._position()
         self._retrying("connecting", lambda: self.source.start(position))
-        log_ = self.engine.log
+        log_ = self.context.log
         key = self.name.encode()
         while not self._stop.is_set():
             records = self._retrying("reading", lambda: self.source.poll(0.2))
@@ -300,14 +298,14 @@ class SourceRunner(_Runner):
 
 
 class Connectors:
-    """The engine's connectors, by name."""
+    """The engine's connectors, by name (given the engine's context, never the engine)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, context: QueryContext) -> None:
+        self.context = context
         self.runners: dict[str, _Runner] = {}
         #: True while the engine replays its statements: connectors wait for the end of it
         self.holding = True
-        engine.log.create_topic(
+        context.log.create_topic(
             OFFSETS_TOPIC, 1, config={"cleanup.policy": "compact"}, exist_ok=True
         )
 
@@ -315,7 +313,7 @@ class Connectors:
         if name in self.runners:
             raise ConnectorError(f"Connector {name} already exists")
         config = {k.lower(): str(v) for k, v in properties.items()}
-        default_redis = self.engine.properties.get("redis.url")
+        default_redis = self.context.properties.get("redis.url")
         if default_redis and "redis.url" not in config:
             config["redis.url"] = str(default_redis)  # the server's own Redis
         cls_name = config.get("connector.class")
@@ -329,7 +327,7 @@ class Connectors:
         runner: _Runner
         if isinstance(connector, SinkConnector):
             topics, sources = self._sink_topics(name, config)
-            runner = SinkRunner(self.engine, connector, statement, topics, sources)
+            runner = SinkRunner(self.context, connector, statement, topics, sources)
         elif isinstance(connector, SourceConnector):
             topic = config.get("kafka.topic") or config.get("topic") or connector.default_topic()
             if not topic:
@@ -337,8 +335,8 @@ class Connectors:
                     f"source connector {name} needs 'kafka.topic' (the topic it writes to)"
                 )
             partitions = int(config.get("partitions", "1"))
-            self.engine.log.create_topic(topic, partitions, exist_ok=True)
-            runner = SourceRunner(self.engine, connector, statement, topic, partitions)
+            self.context.log.create_topic(topic, partitions, exist_ok=True)
+            runner = SourceRunner(self.context, connector, statement, topic, partitions)
         else:
             raise ConnectorError(f"{cls_name} is neither a sink nor a source")
         self.runners[name] = runner
@@ -357,7 +355,7 @@ class Connectors:
     def _sink_topics(
         self, name: str, config: Mapping[str, str]
     ) -> tuple[list[str], dict[str, Source]]:
-        catalog = self.engine.catalog
+        catalog = self.context.catalog
         by_topic = {s.topic: s for s in catalog.sources.values()}
         topics: list[str] = []
         sources: dict[str, Source] = {}
@@ -373,7 +371,7 @@ class Connectors:
         for topic in (t.strip() for t in config.get("topics", "").split(",")):
             if not topic:
                 continue
-            if topic not in self.engine.log.list_topics(internal=True):
+            if topic not in self.context.log.list_topics(internal=True):
                 raise ConnectorError(f"sink connector {name}: topic {topic!r} does not exist")
             topics.append(topic)
             if topic in by_topic:
@@ -428,7 +426,7 @@ class Connectors:
         return info
 
     def _lag(self, runner: SinkRunner) -> int:
-        log_ = self.engine.log
+        log_ = self.context.log
         committed = log_.committed_offsets(runner.group)
         lag = 0
         for topic in runner.topics:

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import decimal
 import re
-import weakref
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -40,11 +39,11 @@ from hispeed.plan.pull import (
     is_unresolved,
     pull_access,
 )
+from hispeed.plan.query import plan_query
+from hispeed.runtime.context import QueryContext
 from hispeed.runtime.decode import SourceDecoder
 from hispeed.sql import ast
-
-if TYPE_CHECKING:
-    from hispeed.engine import Engine
+from hispeed.sql.parser import parse_query
 
 #: pseudo columns a pull query cannot read, so a view does not keep them
 _NOT_KEPT = ("ROWPARTITION", "ROWOFFSET")
@@ -60,8 +59,8 @@ class TableView:
     to its windows.
     """
 
-    def __init__(self, engine: Engine, source: Source) -> None:
-        self.log = engine.log
+    def __init__(self, context: QueryContext, source: Source) -> None:
+        self.log = context.log
         self.source = source
         self.decoder = SourceDecoder(source, "", "pull")
         self.partitions = len(self.log.describe_topic(source.topic).partitions)
@@ -204,9 +203,10 @@ class PreparedPull:
     #: for a key lookup that only projects columns: (output name, row index) pairs
     projection: list[tuple[str, int]] | None = None
 
-    def run(self, engine: Engine) -> list[dict[str, Any]]:
+    def run(self, views: PullViews) -> list[dict[str, Any]]:
+        """The query's rows now."""
         if self.source.kind == "TABLE":
-            view = _view(engine, self.source)
+            view = views.view(self.source)
             view.refresh()
             access = self.access
             if access.kind == "lookup":
@@ -216,7 +216,7 @@ class PreparedPull:
             else:
                 rows = view.scan()
             return _evaluate(self.plan, view.frame(rows, self.plan.label), not access.exact)
-        return _stream_rows(engine, self.plan)
+        return _stream_rows(views.context, self.plan)
 
 
 def _project(
@@ -239,11 +239,11 @@ def _evaluate(plan: QueryPlan, frame: pa.RecordBatch, filter_: bool) -> list[dic
     return rows
 
 
-def _stream_rows(engine: Engine, plan: QueryPlan) -> list[dict[str, Any]]:
+def _stream_rows(context: QueryContext, plan: QueryPlan) -> list[dict[str, Any]]:
     """A stream's pull query: every record its topic holds, in partition and offset order."""
     source = plan.source
     decoder = SourceDecoder(source, plan.label, "pull")
-    log = engine.log
+    log = context.log
     out: list[dict[str, Any]] = []
     for p in range(len(log.describe_topic(source.topic).partitions)):
         start, end = log.offsets(source.topic, p)
@@ -260,48 +260,42 @@ def _stream_rows(engine: Engine, plan: QueryPlan) -> list[dict[str, Any]]:
 # -- per-engine state: views and prepared queries --------------------------------------------
 
 
-@dataclass
-class _PullState:
-    views: dict[str, TableView] = field(default_factory=dict)
-    prepared: OrderedDict[Any, PreparedPull] = field(default_factory=OrderedDict)
-    #: key lookups by the text around their literal, with the view they read
-    lookups: dict[Any, tuple[PreparedPull, TableView]] = field(default_factory=dict)
+class PullViews:
+    """One engine's pull-query state: its tables' views and its prepared queries
+    (`runtime/manager.py` holds it)."""
+
+    def __init__(self, context: QueryContext) -> None:
+        self.context = context
+        self.views: dict[str, TableView] = {}
+        self.prepared: OrderedDict[Any, PreparedPull] = OrderedDict()
+        #: key lookups by the text around their literal, with the view they read
+        self.lookups: dict[Any, tuple[PreparedPull, TableView]] = {}
+
+    def view(self, source: Source) -> TableView:
+        """The view of a table (a new one when the table is new or was created again)."""
+        view = self.views.get(source.name)
+        if view is None or view.source is not source:
+            view = self.views[source.name] = TableView(self.context, source)
+        return view
+
+    def options(self) -> tuple[Any, ...]:
+        """The properties a prepared query depends on (part of its cache key)."""
+        props = self.context.properties
+        return (
+            props.get(TABLE_SCAN_ENABLED),
+            props.get(RANGE_SCAN_ENABLED),
+            props.get(LIMIT_ENABLED),
+        )
 
 
-_STATES: weakref.WeakKeyDictionary[Engine, _PullState] = weakref.WeakKeyDictionary()
-
-
-def _state(engine: Engine) -> _PullState:
-    state = _STATES.get(engine)
-    if state is None:
-        state = _STATES[engine] = _PullState()
-    return state
-
-
-def _view(engine: Engine, source: Source) -> TableView:
-    views = _state(engine).views
-    view = views.get(source.name)
-    if view is None or view.source is not source:
-        view = views[source.name] = TableView(engine, source)
-    return view
-
-
-def _options(engine: Engine) -> tuple[Any, ...]:
-    props = engine.properties
-    return (
-        props.get(TABLE_SCAN_ENABLED),
-        props.get(RANGE_SCAN_ENABLED),
-        props.get(LIMIT_ENABLED),
-    )
-
-
-def prepare(engine: Engine, select: ast.Select) -> PreparedPull:
+def prepare(views: PullViews, select: ast.Select) -> PreparedPull:
     """Check and plan a pull query (no EMIT), as ksqlDB would refuse or answer it."""
     if select.emit is not None:
         raise HispeedError("a push query (EMIT CHANGES) runs with Engine.stream()")
-    select = check_pull(select, engine.catalog, engine.properties)
+    context = views.context
+    select = check_pull(select, context.catalog, context.properties)
     try:
-        plan = engine._plan(select, None)
+        plan = plan_query(select, context.catalog, context.log)
     except HispeedError as e:
         # ksqlDB checks BETWEEN's types only once it has rewritten it into comparisons
         text = str(e)
@@ -319,10 +313,10 @@ def prepare(engine: Engine, select: ast.Select) -> PreparedPull:
         )
     if plan.table_functions:
         raise HispeedError("Pull queries don't support table functions.")
-    access = pull_access(select, plan.source, plan.label, engine.properties)
+    access = pull_access(select, plan.source, plan.label, context.properties)
     prepared = PreparedPull(plan, access, plan.source)
     if plan.source.kind == "TABLE" and access.kind == "lookup" and access.exact:
-        prepared.projection = _projection(select, plan, _view(engine, plan.source))
+        prepared.projection = _projection(select, plan, views.view(plan.source))
     return prepared
 
 
@@ -354,9 +348,9 @@ def _projection(
     return out
 
 
-def run_select(engine: Engine, select: ast.Select) -> list[dict[str, Any]]:
+def run_select(views: PullViews, select: ast.Select) -> list[dict[str, Any]]:
     """Rows of a parsed pull query."""
-    return prepare(engine, select).run(engine)
+    return prepare(views, select).run(views)
 
 
 # `SELECT <items> FROM <name> WHERE <column> = <literal>`: the shape of a key lookup
@@ -368,19 +362,19 @@ _LOOKUP = re.compile(
 )
 
 
-def run_sql(engine: Engine, sql: str) -> list[dict[str, Any]]:
+def run_sql(views: PullViews, sql: str) -> list[dict[str, Any]]:
     """Rows of a pull query given as text; repeated texts and key lookups skip the planner."""
-    state = _state(engine)
+    catalog = views.context.catalog
     m = _LOOKUP.match(sql)
     template: tuple[Any, ...] | None = None
     if m is not None:
         literal = m["literal"]
         template = (m["items"], m["source"], m["column"], literal[0] == "'", "." in literal)
-        found = state.lookups.get(template)
+        found = views.lookups.get(template)
         if found is not None:
             prepared, view = found
             source = prepared.source
-            if engine.catalog.sources.get(source.name) is source and view.source is source:
+            if catalog.sources.get(source.name) is source and view.source is source:
                 key = _literal(literal, source)
                 if key is not None:
                     view.refresh()
@@ -389,15 +383,13 @@ def run_sql(engine: Engine, sql: str) -> list[dict[str, Any]]:
                         return []
                     assert prepared.projection is not None
                     return [{name: row[i] for name, i in prepared.projection}]
-    cache_key = (sql, _options(engine))
-    prepared_ = state.prepared.get(cache_key)
-    if prepared_ is None or engine.catalog.sources.get(prepared_.source.name) is not (
-        prepared_.source
-    ):
-        prepared_ = prepare(engine, engine._select(sql))
-        state.prepared[cache_key] = prepared_
-        if len(state.prepared) > _CACHE_SIZE:
-            state.prepared.popitem(last=False)
+    cache_key = (sql, views.options())
+    prepared_ = views.prepared.get(cache_key)
+    if prepared_ is None or catalog.sources.get(prepared_.source.name) is not (prepared_.source):
+        prepared_ = prepare(views, parse_query(sql, catalog.types))
+        views.prepared[cache_key] = prepared_
+        if len(views.prepared) > _CACHE_SIZE:
+            views.prepared.popitem(last=False)
         if (
             template is not None
             and prepared_.projection is not None
@@ -406,10 +398,10 @@ def run_sql(engine: Engine, sql: str) -> list[dict[str, Any]]:
             and len(prepared_.source.key_columns) == 1
             and prepared_.plan.limit is None
         ):
-            state.lookups[template] = (prepared_, _view(engine, prepared_.source))
+            views.lookups[template] = (prepared_, views.view(prepared_.source))
     else:
-        state.prepared.move_to_end(cache_key)
-    return prepared_.run(engine)
+        views.prepared.move_to_end(cache_key)
+    return prepared_.run(views)
 
 
 def _literal(text: str, source: Source) -> Any:

@@ -1,9 +1,9 @@
 """Push queries: rows as they happen (pull queries are in runtime/pull.py).
 
-A push query that filters and projects a stream attaches to a `SourceFeed`: one reader of
-the stream's topic per starting position, which decodes each batch once and hands it to every
-subscriber attached, so a thousand dashboards on one stream read its topic once. A push query
-that aggregates, joins, explodes or reads a table runs as a transient task of its own.
+A push query that filters and projects a stream attaches to a `SourceFeed`
+(`runtime/feeds.py`): one reader of the stream's topic per starting position, shared by every
+push query on it. A push query that aggregates, joins, explodes or reads a table runs as a
+transient task of its own, which the runtime manager runs beside the persistent ones.
 """
 
 from __future__ import annotations
@@ -12,113 +12,17 @@ import asyncio
 import itertools
 import json
 import time
-import weakref
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import Any
 
 from hispeed.catalog import Source
-from hispeed.functions.registry import EvalContext
-from hispeed.log.base import Consumer
-from hispeed.plan.model import QueryPlan, field_name
-from hispeed.runtime.decode import SourceDecoder, _split_window
+from hispeed.plan.model import QueryPlan
+from hispeed.runtime.decode import _split_window
+from hispeed.runtime.feeds import SourceFeed, Subscriber, shareable
+from hispeed.runtime.manager import QueryManager
 from hispeed.runtime.task import QueryTask
 
-if TYPE_CHECKING:
-    from hispeed.engine import Engine
-
 _transient = itertools.count()
-
-
-class SourceFeed:
-    """One reader of a stream's topic, shared by the push queries that start where it is.
-
-    Each batch is decoded once; every subscriber filters and projects the same frame.
-    """
-
-    def __init__(self, engine: Engine, source: Source, from_beginning: bool) -> None:
-        self.engine = engine
-        self.source = source
-        self.from_beginning = from_beginning
-        self.decoder = SourceDecoder(source, "", "push")
-        reset = "earliest" if from_beginning else "latest"
-        self.consumer: Consumer = engine.log.consumer(source.topic, auto_offset_reset=reset)
-        self.subscribers: list[_Subscriber] = []
-        #: nothing read yet: a new subscriber from the beginning may still share this feed
-        self.fresh = True
-        if not from_beginning:
-            self.consumer.poll(0)  # "latest" means now: fix the position before any record
-
-    def pump(self, wait: float) -> None:
-        """Read what arrived (waiting up to `wait` s) and hand it to every subscriber."""
-        items = self.consumer.poll(wait)
-        for item in items:
-            self.fresh = False
-            frame, _ = self.decoder.decode(item, [])
-            if frame.num_rows:
-                for subscriber in list(self.subscribers):
-                    subscriber.feed(frame)
-
-    def detach(self, subscriber: _Subscriber) -> None:
-        if subscriber in self.subscribers:
-            self.subscribers.remove(subscriber)
-        if not self.subscribers:
-            self.consumer.close()
-            feeds = _FEEDS.get(self.engine, {})
-            for k, feed in list(feeds.items()):
-                if feed is self:
-                    del feeds[k]
-
-
-class _Subscriber:
-    """A stateless push query's filter and projection over a shared feed's frames."""
-
-    def __init__(self, plan: QueryPlan) -> None:
-        self.plan = plan
-        self.rows: list[dict[str, Any]] = []
-
-    def feed(self, frame: pa.RecordBatch) -> None:
-        plan = self.plan
-        frame = frame.rename_columns([field_name(plan.label, n[1:]) for n in frame.schema.names])
-        ctx = EvalContext()
-        if plan.where is not None:
-            frame = frame.filter(pc.fill_null(plan.where(frame, ctx), False))
-        if frame.num_rows:
-            arrays = [c.expr(frame, ctx) for c in plan.outputs]
-            table = pa.Table.from_arrays(arrays, names=[c.name for c in plan.outputs])
-            self.rows += table.to_pylist(maps_as_pydicts="strict")
-
-
-_FEEDS: weakref.WeakKeyDictionary[Engine, dict[tuple[str, bool], SourceFeed]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _shareable(plan: QueryPlan) -> bool:
-    return (
-        plan.source.kind == "STREAM"
-        and plan.aggregation is None
-        and plan.join is None
-        and not plan.table_functions
-        and not plan.repartition
-    )
-
-
-def _attach(
-    engine: Engine, plan: QueryPlan, from_beginning: bool
-) -> tuple[SourceFeed, _Subscriber]:
-    feeds = _FEEDS.setdefault(engine, {})
-    key = (plan.source.name, from_beginning)
-    feed = feeds.get(key)
-    # a feed from the beginning that has read something is past where a newcomer starts
-    if feed is None or feed.source is not plan.source or (from_beginning and not feed.fresh):
-        feed = SourceFeed(engine, plan.source, from_beginning)
-        feeds[key] = feed
-    subscriber = _Subscriber(plan)
-    feed.subscribers.append(subscriber)
-    return feed, subscriber
 
 
 class PushQuery:
@@ -130,26 +34,31 @@ class PushQuery:
     one.
     """
 
-    def __init__(self, engine: Engine, plan: QueryPlan, *, from_beginning: bool | None) -> None:
-        self.engine = engine
+    def __init__(
+        self, runtime: QueryManager, plan: QueryPlan, *, from_beginning: bool | None
+    ) -> None:
+        self.runtime = runtime
+        self.context = context = runtime.context
         self.plan = plan
         self.limit = plan.limit
         self.delivered = 0
         self.closed = False
         self.columns = [c.name for c in plan.outputs]
         self.feed: SourceFeed | None = None
+        self.subscriber: Subscriber | None = None
         #: the keys (with their windows) of the table rows sent so far
         self._sent_keys: set[bytes | None] = set()
-        if _shareable(plan):
+        if shareable(plan):
             # as ksqlDB: from now on unless asked to start from the beginning
-            with engine._lock:
-                self.feed, self.subscriber = _attach(engine, plan, bool(from_beginning))
+            with context.lock:
+                self.feed, self.subscriber = runtime.feeds.attach(plan, bool(from_beginning))
             self.id = f"push_{plan.source.name}_{next(_transient)}"
             return
         self._start_task(from_beginning)
 
     def _start_task(self, from_beginning: bool | None) -> None:
-        engine, plan = self.engine, self.plan
+        context, plan = self.context, self.plan
+        log, properties = context.log, context.properties
         n = next(_transient)
         self.id = f"transient_{plan.source.name}_{n}"
         topic = f"_hispeed_transient_{n}_{id(self):x}"
@@ -163,24 +72,22 @@ class PushQuery:
             value_format="JSON",
             window=plan.window_info,
         )
-        partitions = len(engine.log.describe_topic(plan.source.topic).partitions)
-        engine.log.create_topic(topic, partitions)
+        partitions = len(log.describe_topic(plan.source.topic).partitions)
+        log.create_topic(topic, partitions)
         # as ksqlDB: a push query starts from now on unless asked to start from the beginning
         reset = "earliest" if from_beginning else "latest"
-        with engine._lock:
-            saved = engine.properties.get("auto.offset.reset")
-            engine.properties["auto.offset.reset"] = reset
+        with context.lock:
+            saved = properties.get("auto.offset.reset")
+            properties["auto.offset.reset"] = reset
             try:
-                self.task = QueryTask(
-                    engine.context, self.id, plan, self.sink, tables_from_beginning=True
-                )
+                self.task = QueryTask(context, self.id, plan, self.sink, tables_from_beginning=True)
             finally:
                 if saved is None:
-                    engine.properties.pop("auto.offset.reset", None)
+                    properties.pop("auto.offset.reset", None)
                 else:
-                    engine.properties["auto.offset.reset"] = saved
-            engine.tasks[self.id] = self.task
-        self.consumer = engine.log.consumer(topic, auto_offset_reset="earliest")
+                    properties["auto.offset.reset"] = saved
+            self.runtime.tasks[self.id] = self.task
+        self.consumer = log.consumer(topic, auto_offset_reset="earliest")
 
     def poll(self, timeout: float = 1.0) -> list[dict[str, Any]]:
         """The rows that arrived within `timeout` seconds (maybe none)."""
@@ -188,8 +95,8 @@ class PushQuery:
             return []
         deadline = time.monotonic() + timeout
         while True:
-            if self.engine._thread is None:
-                self.engine.drain(max_rounds=1)
+            if not self.runtime.running:
+                self.runtime.drain(max_rounds=1)
             rows = self._read(max(0.0, min(0.05, deadline - time.monotonic())))
             if rows or time.monotonic() >= deadline:
                 return self._limit(rows)
@@ -235,13 +142,15 @@ class PushQuery:
         return out
 
     def _read_feed(self, feed: SourceFeed, wait: float) -> list[dict[str, Any]]:
+        subscriber = self.subscriber
+        assert subscriber is not None
         for attempt in range(2):
-            with self.engine._lock:
+            with self.context.lock:
                 feed.pump(0)
-                rows, self.subscriber.rows = self.subscriber.rows, []
+                rows, subscriber.rows = subscriber.rows, []
             if rows or attempt or wait <= 0:
                 return rows
-            self.engine.log.wait(wait)
+            self.context.log.wait(wait)
         return []
 
     def _limit(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -268,16 +177,18 @@ class PushQuery:
         if self.closed:
             return
         self.closed = True
-        with self.engine._lock:
+        log = self.context.log
+        with self.context.lock:
             if self.feed is not None:
-                self.feed.detach(self.subscriber)
+                assert self.subscriber is not None
+                self.runtime.feeds.detach(self.feed, self.subscriber)
                 return
-            self.engine.tasks.pop(self.id, None)
+            self.runtime.tasks.pop(self.id, None)
             self.task.close()
             self.consumer.close()
             for topic in (self.sink.topic, self.task.changelog_topic):
-                if topic in self.engine.log.list_topics(internal=True):
-                    self.engine.log.delete_topic(topic)
+                if topic in log.list_topics(internal=True):
+                    log.delete_topic(topic)
 
     def __enter__(self) -> PushQuery:
         return self

@@ -128,7 +128,7 @@ class Overview:
     def document(self, push: QueryRegistry | None = None) -> dict[str, Any]:
         """Everything the page shows; `push` is the server's registry of push queries."""
         engine = self.engine
-        with engine._lock:
+        with engine.lock:
             sources = sorted(engine.catalog.sources.values(), key=lambda s: s.name)
             persistent = list(engine.catalog.queries.values())
         topics = self.topics()

@@ -47,7 +47,7 @@ class Metrics:
         """Per running query: records in and out, errors, and lag."""
         engine = self.engine
         out = []
-        with engine._lock:
+        with engine.lock:
             tasks = list(engine.tasks.values())
             for task in tasks:
                 lag = 0

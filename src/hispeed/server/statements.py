@@ -51,7 +51,7 @@ def run_ksql(
         return 400, error_body('No statements were given: send them as {"ksql": "..."}', 40000)
     entities: list[Any] = []
     request_props = dict(properties or {})
-    with engine._lock:
+    with engine.lock:
         statements = parse_iter(text, engine.catalog.types)
         consumed = 0  # where the statements not yet run begin in `text`
         while True:
@@ -78,7 +78,7 @@ def run_ksql(
                     else:
                         request_props.pop(stmt.name, None)
                     continue
-                result = engine._execute(parsed, dict(request_props))
+                result = engine.execute_statement(parsed, request_props)
             except SqlError as e:
                 unparsed = text[consumed:].strip()
                 return 400, error_body(

@@ -20,6 +20,9 @@ import msgspec
 
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError
+from hispeed.plan.query import plan_query
+from hispeed.runtime.pull import prepare
+from hispeed.runtime.queries import PushQuery
 from hispeed.sql import ast
 from hispeed.sql.parser import parse_iter
 
@@ -134,7 +137,7 @@ class QuerySession:
         self._pull_rows: list[dict[str, Any]] | None = None
         self._print: ast.Print | None = None
         self.is_pull = False
-        with engine._lock:
+        with engine.lock:
             parsed = list(parse_iter(sql, engine.catalog.types))
             if len(parsed) != 1:
                 raise HispeedError(
@@ -155,9 +158,7 @@ class QuerySession:
                     registry.add(self)
 
     def _open_pull(self, select: ast.Select) -> None:
-        from hispeed.runtime.pull import prepare
-
-        prepared = prepare(self.engine, select)
+        prepared = prepare(self.engine.runtime.views, select)
         plan = prepared.plan
         keys: set[str] = set()
         if plan.source.kind == "TABLE":
@@ -171,20 +172,18 @@ class QuerySession:
             {c.name for c in plan.outputs if c.name in keys},
         )
         self.is_pull = True
-        self._pull_rows = prepared.run(self.engine)
+        self._pull_rows = prepared.run(self.engine.runtime.views)
 
     def _open_push(self, select: ast.Select) -> None:
-        from hispeed.runtime.queries import PushQuery
-
         reset = str(
             self.properties.get(
                 "auto.offset.reset",
                 self.properties.get("ksql.streams.auto.offset.reset", "latest"),
             )
         ).lower()
-        push = PushQuery(
-            self.engine, self.engine._plan(select, None), from_beginning=reset == "earliest"
-        )
+        engine = self.engine
+        plan = plan_query(select, engine.catalog, engine.log)
+        push = PushQuery(engine.runtime, plan, from_beginning=reset == "earliest")
         self._push = push
         plan = push.plan
         self.header = Header(

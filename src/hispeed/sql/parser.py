@@ -46,6 +46,14 @@ def parse_one(text: str, types: Mapping[str, T.SqlType] | None = None) -> ast.St
     return parsed[0].statement
 
 
+def parse_query(text: str, types: Mapping[str, T.SqlType] | None = None) -> ast.Select:
+    """The one SELECT of `text` (a pull or push query); anything else is an error."""
+    parsed = list(parse_iter(text, types))
+    if len(parsed) != 1 or not isinstance(parsed[0].statement, ast.QueryStatement):
+        raise HispeedError("expected one SELECT statement")
+    return parsed[0].statement.query
+
+
 def parse_expression(text: str) -> ast.Expr:
     p = ExpressionParser(text, {})
     expr = p.expr()

@@ -28,6 +28,9 @@ from hispeed.catalog import Source
 from hispeed.errors import HispeedError
 from hispeed.log.base import Log
 from hispeed.log.embedded import EmbeddedLog
+from hispeed.plan.query import plan_query
+from hispeed.runtime.pull import prepare
+from hispeed.sql.parser import parse_query
 
 SCHEMA_REGISTRY_FORMATS = ("AVRO", "PROTOBUF", "PROTOBUF_NOSR", "JSON_SR")
 #: ksqlDB's test tool's topic partitions (`Topic.DEFAULT_PARTITIONS`)
@@ -262,12 +265,11 @@ def _query_response(
     """The header schema and rows a pull or push query gives."""
     import msgspec
 
-    from hispeed.runtime.pull import prepare
     from hispeed.server.streaming import json_value
 
-    select = engine._select(sql)
-    prepared = prepare(engine, select) if select.emit is None else None
-    plan = prepared.plan if prepared is not None else engine._plan(select, None)
+    select = parse_query(sql, engine.catalog.types)
+    prepared = prepare(engine.runtime.views, select) if select.emit is None else None
+    plan = prepared.plan if prepared is not None else plan_query(select, engine.catalog, engine.log)
     table = plan.source.kind == "TABLE" and select.emit is None
     key_names = {c.name for c in plan.source.key_columns}
     if plan.source.window is not None:
