@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from hispeed.errors import SqlError
+from hispeed.errors import HispeedError, SqlError
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.expression_parser import RESERVED, ExpressionParser
