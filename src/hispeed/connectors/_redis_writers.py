@@ -5,258 +5,44 @@ command, the record (or records) it writes and the Redis key, so that an error r
 exactly the records of that command. Records that go to one key in one batch share one
 command where Redis has a multi-member form (one ZADD per set key, one PFADD per HyperLogLog,
 one RPUSH per list, one INCRBY per counter), and the upsert modes (hash, string, json) keep
-only each key's final state of the batch.
+only each key's final state of the batch. What the modes share (the plan, the `Writer` base,
+the text helpers) is in `_redis_plan`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import chain, repeat
+from collections.abc import Mapping
 from operator import itemgetter
-from typing import Any, ClassVar, cast
+from typing import Any, cast
 
+from hispeed.connectors._redis_plan import (
+    FLUSH_EVERY,
+    Plan,
+    Row,
+    SkippedError,
+    Writer,
+    as_number,
+    byte_length,
+    commands_text,
+    int_option,
+    owner_of,
+    texts_of,
+    value_text,
+)
 from hispeed.connectors.base import ConnectorError, SinkBatch
 from hispeed.resp.client import (
-    ENCODING,
-    ERRORS,
     RedisConnection,
-    ReplyError,
     bulk,
     command,
-    text,
 )
 from hispeed.resp.templates import (
     MISSING,
     KeyTemplate,
     column_value,
     key_text,
-    to_json,
     to_text,
 )
-
-Row = Mapping[str, Any]
-
-
-class SkippedError(Exception):
-    """The record was failed (`batch.fail`) while its command was being made."""
-
-
-#: commands a writer makes before it sends them, so that Redis works while the rest is made
-FLUSH_EVERY = 512
-
-
-class Plan:
-    """The commands for one batch: their text, who they write for, and their keys.
-
-    With `send`, `flush()` sends the commands made so far (writers call it every
-    FLUSH_EVERY commands); the caller sends the rest and then reads every reply.
-    """
-
-    __slots__ = ("_send", "keys", "owners", "parts", "sent", "simple")
-
-    def __init__(self, send: Callable[[str], None] | None = None) -> None:
-        self.parts: list[str] = []
-        #: per command: the index of its record, or a list of the indices of its records
-        self.owners: list[int | list[int]] = []
-        self.keys: list[str] = []
-        #: every reply is one line (see RedisConnection.send_batch)
-        self.simple = True
-        #: commands already sent
-        self.sent = 0
-        self._send = send
-
-    def add(self, text: str, owner: int | list[int], key: str) -> None:
-        self.parts.append(text)
-        self.owners.append(owner)
-        self.keys.append(key)
-
-    def flush(self) -> None:
-        if self._send is not None and len(self.parts) > self.sent:
-            self._send("".join(self.parts[self.sent :]))
-            self.sent = len(self.parts)
-
-    def rest(self) -> str:
-        """The text of the commands not sent yet."""
-        return "".join(self.parts[self.sent :])
-
-
-def _blen(s: str) -> int:
-    return len(s.encode(ENCODING, ERRORS))
-
-
-def _val(v: Any) -> str:
-    """to_text for what is not a str (the callers test for str first)."""
-    t = type(v)
-    if t is float:
-        return repr(v)
-    if t is int:
-        return str(v)
-    return to_text(v)
-
-
-def _texts(values: Sequence[Any]) -> list[str] | None:
-    """Values as text, a column at a time; None when one of them is null."""
-    types = set(map(type, values))
-    if types == {str}:
-        return list(values)
-    if type(None) in types:
-        return None
-    if types == {int}:
-        return list(map(str, values))
-    if types == {float}:
-        return list(map(repr, values))
-    return [v if type(v) is str else _val(v) for v in values]
-
-
-#: the text of small lengths and the line end after them, looked up rather than made
-_SIZES = tuple(f"{n}\r\n" for n in range(4096))
-
-
-def _lengths(texts: list[str]) -> Iterable[str]:
-    """The byte length of each text, as text, and the line end after it."""
-    if all(map(str.isascii, texts)):
-        sizes = list(map(len, texts))
-        if max(sizes, default=0) < len(_SIZES):
-            return map(_SIZES.__getitem__, sizes)
-        return [f"{n}\r\n" for n in sizes]
-    return [f"{len(t) if t.isascii() else _blen(t)}\r\n" for t in texts]
-
-
-def commands_text(head: str, args: list[tuple[str, list[str]]]) -> str:
-    """The text of many commands of one shape: `head` (like `*4\\r\\n$4\\r\\nHSET\\r\\n`),
-    then per (before, texts) the constant `before` (bulk text, may be empty) and the bulk
-    string of texts[i], for every i. Made in C loops, without Python code per command: the
-    pieces are zipped, chained and joined."""
-    pieces: list[Iterable[str]] = []
-    before = head
-    for prefix, texts in args:
-        pieces += [repeat(before + prefix + "$"), _lengths(texts), texts]
-        before = "\r\n"
-    pieces.append(repeat("\r\n"))
-    return "".join(chain.from_iterable(zip(*pieces, strict=False)))
-
-
-def describe_record(batch: SinkBatch, i: int) -> str:
-    """'record at offset 12 (key 'd1')', for error messages."""
-    return f"record at offset {batch.offsets[i]} (key {batch.keys[i]!r})"
-
-
-def _number(value: Any) -> float | int | None:
-    """A score, increment or TTL as a number; None when it is not one."""
-    if type(value) is int or type(value) is float:
-        return value
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    if number.is_integer() and not isinstance(value, float):
-        return int(number)
-    return number
-
-
-def _int_option(config: Mapping[str, str], key: str, sink: str) -> int | None:
-    raw = config.get(key)
-    if raw is None or raw.strip() == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConnectorError(
-            f"connector {sink}: '{key}' must be a whole number, not {raw!r}"
-        ) from None
-    if value <= 0:
-        raise ConnectorError(f"connector {sink}: '{key}' must be above 0, not {value}")
-    return value
-
-
-class Writer:
-    """The base of the modes: the key template, TTL options and record failures."""
-
-    mode: ClassVar[str]
-    #: what a replay of a batch does (for DESCRIBE CONNECTOR and the docs)
-    guarantee: str
-    #: whether 'ttl.seconds' / 'ttl.column' apply
-    expires: ClassVar[bool] = True
-
-    def __init__(self, sink: str, config: Mapping[str, str]) -> None:
-        self.sink = sink
-        self.config = config
-        self.key = KeyTemplate(config.get("key.template", "{KEY}"), "key.template")
-        self.ttl_seconds = _int_option(config, "ttl.seconds", sink)
-        self.ttl_column = config.get("ttl.column") or None
-        if not self.expires and (self.ttl_seconds or self.ttl_column):
-            raise ConnectorError(f"connector {sink}: mode {self.mode} writes no keys to expire")
-
-    def plan(self, batch: SinkBatch, plan: Plan) -> None:
-        """Append the commands for `batch` to `plan`; `batch.fail` what cannot be written."""
-        raise ConnectorError(f"connector {self.sink}: mode {self.mode} cannot write")
-
-    def settle(
-        self, conn: RedisConnection, batch: SinkBatch, plan: Plan, errors: list[tuple[int, str]]
-    ) -> list[tuple[int, str]]:
-        """The error replies that are failures (a mode may know some are not)."""
-        return errors
-
-    def fail(self, batch: SinkBatch, i: int, message: str) -> None:
-        batch.fail(i, f"connector {self.sink}: {describe_record(batch, i)}: {message}")
-
-    def template(self, option: str, example: str) -> KeyTemplate:
-        """The template in `option` (else in 'key.template'), which this mode needs."""
-        text = self.config.get(option) or self.config.get("key.template")
-        if not text:
-            raise ConnectorError(
-                f"connector {self.sink}: mode {self.mode} needs '{option}' "
-                f"(a template like '{example}')"
-            )
-        return KeyTemplate(text, option)
-
-    def keys_of(self, template: KeyTemplate, batch: SinkBatch) -> list[str | None]:
-        """The key of every record (None where it was failed)."""
-        texts, errors = template.fill_all(
-            batch.keys, batch.rows, batch.key_columns, batch.topic, batch.partition
-        )
-        for i, message in errors:
-            self.fail(batch, i, message)
-        return texts
-
-    def column(self, batch: SinkBatch, i: int, name: str, option: str) -> tuple[bool, Any]:
-        """Column `name` of record i's row; (False, None) after failing it when it has none."""
-        row = batch.rows[i]
-        assert row is not None
-        found, value = column_value(row, name)
-        if not found:
-            self.fail(batch, i, f"'{option}' names column {name}, which the record does not have")
-        return found, value
-
-    def ttl_command(self, key: str, row: Row | None) -> str | None:
-        """EXPIRE (or PEXPIRE for a fraction of a second) for a key just written, or None."""
-        if self.ttl_column is not None and row is not None:
-            _, value = column_value(row, self.ttl_column)
-            seconds = _number(value)
-            if seconds is not None and seconds > 0:
-                if type(seconds) is int:
-                    return command("EXPIRE", key, str(seconds))
-                return command("PEXPIRE", key, str(max(1, round(seconds * 1000))))
-        if self.ttl_seconds is not None:
-            return command("EXPIRE", key, str(self.ttl_seconds))
-        return None
-
-    def payload(self, row: Row, column: str | None, batch: SinkBatch, i: int) -> str | None:
-        """The text a string, list or channel gets: one column's value or the row as JSON.
-        None when the column is null; SkippedError after failing a record without that column."""
-        if column is None:
-            return to_json(row)
-        found, value = self.column(batch, i, column, "value.column")
-        if not found:
-            raise SkippedError
-        return None if value is None else to_text(value)
-
-
-def _owner(indices: list[int]) -> int | list[int]:
-    return indices[0] if len(indices) == 1 else indices
 
 
 class HashWriter(Writer):
@@ -312,7 +98,7 @@ class HashWriter(Writer):
                 merged = {}
                 for r in found_rows:
                     merged.update(r)
-            self._emit(plan, k, deleted, merged, _owner(indices), key_columns)
+            self._emit(plan, k, deleted, merged, owner_of(indices), key_columns)
 
     def _emit_columns(
         self,
@@ -343,7 +129,7 @@ class HashWriter(Writer):
         key_texts: list[str] = keys  # type: ignore[assignment]
         args = [("", key_texts)]
         for name, column in zip(columns, by_column, strict=True):
-            column_texts = _texts(column)
+            column_texts = texts_of(column)
             if column_texts is None:
                 return False
             args.append((bulk(name), column_texts))
@@ -367,7 +153,7 @@ class HashWriter(Writer):
         owner: int | list[int],
         key_columns: set[str],
     ) -> None:
-        kb = f"${len(k) if k.isascii() else _blen(k)}\r\n{k}\r\n"
+        kb = f"${len(k) if k.isascii() else byte_length(k)}\r\n{k}\r\n"
         parts = plan.parts
         owners = plan.owners
         keys = plan.keys
@@ -391,8 +177,8 @@ class HashWriter(Writer):
                 if len(names) > 10_000:
                     names.clear()
                 h = names[c] = bulk(c)
-            s = v if type(v) is str else _val(v)
-            fields.append(f"{h}${len(s) if s.isascii() else _blen(s)}\r\n{s}\r\n")
+            s = v if type(v) is str else value_text(v)
+            fields.append(f"{h}${len(s) if s.isascii() else byte_length(s)}\r\n{s}\r\n")
         if fields:
             parts.append(f"*{2 * len(fields) + 2}\r\n$4\r\nHSET\r\n{kb}{''.join(fields)}")
             owners.append(owner)
@@ -441,13 +227,13 @@ class StringWriter(Writer):
                 last[k] = (value, row, g[2])
         fixed_ttl = "" if self.ttl_seconds is None else f"$2\r\nEX\r\n{bulk(str(self.ttl_seconds))}"
         for k, (value, last_row, indices) in last.items():
-            owner = _owner(indices)
+            owner = owner_of(indices)
             if value is None:
                 plan.add("*2\r\n$3\r\nDEL\r\n" + bulk(k), owner, k)
                 continue
             ttl = fixed_ttl
             if self.ttl_column is not None and last_row is not None:
-                seconds = _number(column_value(last_row, self.ttl_column)[1])
+                seconds = as_number(column_value(last_row, self.ttl_column)[1])
                 if seconds is not None and seconds > 0:
                     ttl = (
                         f"$2\r\nEX\r\n{bulk(str(seconds))}"
@@ -491,7 +277,7 @@ class ZSetWriter(Writer):
                 f"connector {sink}: 'zset.update' must be gt, lt or always, not {update!r}"
             )
         self.flag = {"gt": "$2\r\nGT\r\n", "lt": "$2\r\nLT\r\n", "always": ""}[update]
-        self.max_members = _int_option(config, "zset.max.members", sink)
+        self.max_members = int_option(config, "zset.max.members", sink)
         keep = config.get("zset.keep", "lowest" if update == "lt" else "highest").lower()
         if keep not in ("highest", "lowest"):
             raise ConnectorError(
@@ -509,7 +295,7 @@ class ZSetWriter(Writer):
             self._plan_chunk(batch, plan, set_keys, start, stop, last_row, added)
             plan.flush()
         for set_key, indices in added.items():
-            owner = _owner(indices)
+            owner = owner_of(indices)
             if self.max_members is not None:
                 if self.keep_highest:
                     first, last = "0", str(-self.max_members - 1)
@@ -559,7 +345,7 @@ class ZSetWriter(Writer):
                     continue
                 else:
                     member_text = key_text(key)
-            mb = f"${len(member_text) if member_text.isascii() else _blen(member_text)}\r\n"
+            mb = f"${len(member_text) if member_text.isascii() else byte_length(member_text)}\r\n"
             if row is None:
                 kind = "ZREM"
                 args = [f"{mb}{member_text}\r\n"]
@@ -574,7 +360,7 @@ class ZSetWriter(Writer):
                         found, score = self.column(batch, i, score_column, "score.column")
                         if not found:
                             continue
-                    number = _number(score)
+                    number = as_number(score)
                     if number is None or (type(number) is float and math.isnan(number)):
                         message = f"'score.column' {score_column} is {score!r}, not a number"
                         self.fail(batch, i, message)
@@ -594,7 +380,7 @@ class ZSetWriter(Writer):
         for set_key, runs in sets.items():
             kb = bulk(set_key)
             for kind, args, indices in runs:
-                owner = _owner(indices)
+                owner = owner_of(indices)
                 if kind == "ZADD":
                     flag = self.flag
                     n = 2 * len(args) + 2 + (1 if flag else 0)
@@ -657,7 +443,7 @@ class HyperLogLogWriter(_GroupWriter):
             return bulk(to_text(value)) if found and value is not None else None
 
         for k, (args, indices, row) in self.group(batch, element).items():
-            owner = _owner(indices)
+            owner = owner_of(indices)
             plan.add(f"*{len(args) + 2}\r\n$5\r\nPFADD\r\n{bulk(k)}{''.join(args)}", owner, k)
             ttl = self.ttl_command(k, row)
             if ttl is not None:
@@ -679,7 +465,7 @@ class ListWriter(_GroupWriter):
             raise ConnectorError(f"connector {sink}: 'list.push' must be right or left")
         self.verb = "$5\r\nRPUSH\r\n" if push == "right" else "$5\r\nLPUSH\r\n"
         self.right = push == "right"
-        self.max = _int_option(config, "list.max", sink)
+        self.max = int_option(config, "list.max", sink)
 
     def plan(self, batch: SinkBatch, plan: Plan) -> None:
         def element(i: int, row: Row) -> str | None:
@@ -690,7 +476,7 @@ class ListWriter(_GroupWriter):
             return None if value is None else bulk(value)
 
         for k, (args, indices, row) in self.group(batch, element).items():
-            owner = _owner(indices)
+            owner = owner_of(indices)
             plan.add(f"*{len(args) + 2}\r\n{self.verb}{bulk(k)}{''.join(args)}", owner, k)
             if self.max is not None:
                 span = ("-" + str(self.max), "-1") if self.right else ("0", str(self.max - 1))
@@ -739,7 +525,7 @@ class CounterWriter(Writer):
                     continue
                 if value is None:
                     continue
-                step = _number(value)
+                step = as_number(value)
                 if step is None or (type(step) is float and not math.isfinite(step)):
                     self.fail(batch, i, f"'increment.column' {column} is {value!r}, not a number")
                     continue
@@ -751,7 +537,7 @@ class CounterWriter(Writer):
                 g[1].append(i)
                 g[2] = row
         for (k, field), (total, indices, row) in counters.items():
-            owner = _owner(indices)
+            owner = owner_of(indices)
             amount = repr(total) if type(total) is float else str(total)
             if type(total) is float:
                 plan.simple = False  # INCRBYFLOAT answers with a bulk string
@@ -780,7 +566,7 @@ class StreamWriter(Writer):
 
     def __init__(self, sink: str, config: Mapping[str, str]) -> None:
         super().__init__(sink, config)
-        maxlen = _int_option(config, "stream.maxlen", sink)
+        maxlen = int_option(config, "stream.maxlen", sink)
         self.trim = "" if maxlen is None else f"$6\r\nMAXLEN\r\n$1\r\n~\r\n{bulk(str(maxlen))}"
         ids = config.get("stream.id", "offset").lower()
         if ids not in ("offset", "auto"):
@@ -816,10 +602,10 @@ class StreamWriter(Writer):
             else:
                 pairs = list(row.items()) or [("value", "{}")]
             for c, v in pairs:
-                s = "" if v is None else v if type(v) is str else _val(v)
+                s = "" if v is None else v if type(v) is str else value_text(v)
                 fields.append(
-                    f"${len(c) if c.isascii() else _blen(c)}\r\n{c}\r\n"
-                    f"${len(s) if s.isascii() else _blen(s)}\r\n{s}\r\n"
+                    f"${len(c) if c.isascii() else byte_length(c)}\r\n{c}\r\n"
+                    f"${len(s) if s.isascii() else byte_length(s)}\r\n{s}\r\n"
                 )
             xid = "$1\r\n*\r\n" if self.auto_ids else bulk(f"{offsets[i] + 1}-{partition}")
             plan.add(
@@ -922,13 +708,4 @@ WRITERS: dict[str, type[Writer]] = {
 }
 
 
-def reply_text(reply: Any) -> str:
-    """A reply as text, for messages."""
-    if isinstance(reply, ReplyError):
-        return reply.message
-    if isinstance(reply, bytes):
-        return text(reply)
-    return str(reply)
-
-
-__all__ = ["WRITERS", "Plan", "Writer", "describe_record", "reply_text"]
+__all__ = ["WRITERS"]

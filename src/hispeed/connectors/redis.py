@@ -29,7 +29,8 @@ from typing import Any
 
 import msgspec
 
-from hispeed.connectors._redis_writers import WRITERS, Plan, describe_record
+from hispeed.connectors._redis_plan import Plan, describe_record
+from hispeed.connectors._redis_writers import WRITERS
 from hispeed.connectors.base import (
     ConnectorError,
     RetriableError,
