@@ -33,7 +33,7 @@ def run_demo(ctx: click.Context, devices: int, host: str | None, port: int | Non
     devices until Ctrl-C (what `make run` starts). Running it again resumes them."""
     from dataclasses import replace
 
-    from hispeed.demo.runner import run
+    from hispeed.cli.demo_app import run
 
     settings = ctx.obj.settings
     given = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}

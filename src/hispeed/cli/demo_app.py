@@ -22,14 +22,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from hispeed.config import Settings
+from hispeed.connectors.embedded_redis import EmbeddedRedis, find_binary
+from hispeed.engine import Engine
 from hispeed.errors import HispeedError
+from hispeed.log.embedded import EmbeddedLog
+from hispeed.server.app import Server
 from hispeed.version import __version__
-
-if TYPE_CHECKING:
-    from hispeed.engine import Engine
 
 #: the scenarios, in the order they run (each names what it needs itself)
 SCENARIOS = ("sensehat", "weather_drone", "clickstream", "fraud", "leaderboard")
@@ -116,11 +116,6 @@ def running_demo(
     settings: Settings, *, devices: int = 2, say: Callable[[str], None] = print
 ) -> Iterator[Demo]:
     """Start everything; stop everything (devices, server, queries, Redis) on the way out."""
-    from hispeed.connectors.embedded_redis import EmbeddedRedis, find_binary
-    from hispeed.engine import Engine
-    from hispeed.log.embedded import EmbeddedLog
-    from hispeed.server.app import Server
-
     log_ = EmbeddedLog(
         settings.data_dir,
         fsync=settings.fsync,

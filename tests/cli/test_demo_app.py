@@ -14,8 +14,8 @@ import httpx
 import pytest
 import redis as redis_py
 
+from hispeed.cli.demo_app import SCENARIOS, Demo, running_demo
 from hispeed.config import Settings
-from hispeed.demo.runner import SCENARIOS, Demo, running_demo
 from hispeed.engine import Engine
 from hispeed.testing.services import free_port, require_binary
 from tests.conftest import wait_for
