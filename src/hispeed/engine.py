@@ -31,11 +31,13 @@ import pyarrow as pa
 
 from hispeed.catalog import Catalog, Source, WindowInfo
 from hispeed.errors import HispeedError, SqlError
+from hispeed.expr.casts import coerce
+from hispeed.expr.compiler import compile_expr
+from hispeed.expr.scope import Scope
 from hispeed.formats.base import Column, FormatError, get_format
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import Log
 from hispeed.log.embedded import EmbeddedLog
-from hispeed.ops.expressions import Scope, coerce, compile_expr
 from hispeed.plan.model import QueryPlan, UnsupportedError
 from hispeed.plan.query import plan_query
 from hispeed.runtime.context import QueryContext

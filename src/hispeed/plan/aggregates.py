@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from hispeed.catalog import Source, WindowInfo
+from hispeed.expr.scope import Compiled, Scope, ScopeColumn
 from hispeed.functions.aggregates import AGGREGATES, Max
 from hispeed.functions.registry import FunctionTypeError, lookup
-from hispeed.ops.expressions import Compiled, Scope, ScopeColumn
 from hispeed.plan.columns import check_value_columns, key_missing, output_names
 from hispeed.plan.model import (
     DEFAULT_GRACE_MS,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hispeed.errors import HispeedError
-from hispeed.ops.expressions import Scope
+from hispeed.expr.scope import Scope
 from hispeed.plan.model import OutputColumn
 from hispeed.plan.scope import compile_clause, default_name, error_at
 from hispeed.sql import ast

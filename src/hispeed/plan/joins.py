@@ -19,8 +19,9 @@ from typing import Any
 
 from hispeed.catalog import Catalog, Source
 from hispeed.errors import SqlError
+from hispeed.expr.compiler import compile_expr
+from hispeed.expr.scope import Compiled, Scope, ScopeColumn
 from hispeed.formats.base import Column
-from hispeed.ops.expressions import Compiled, Scope, ScopeColumn, compile_expr
 from hispeed.plan.model import LABEL, PSEUDO_COLUMNS, ROWKEY, JoinPlan, JoinSide, JoinStep
 from hispeed.plan.scope import source_scope, walk
 from hispeed.sql import ast

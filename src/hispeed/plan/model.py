@@ -14,9 +14,9 @@ from typing import Any
 
 from hispeed.catalog import Source, WindowInfo
 from hispeed.errors import HispeedError
+from hispeed.expr.scope import Compiled, Scope, ScopeColumn
 from hispeed.formats.base import Column
 from hispeed.functions.aggregates import Aggregate, AggregateSpec
-from hispeed.ops.expressions import Compiled, Scope, ScopeColumn
 from hispeed.sql import ast
 from hispeed.sql import types as T
 

@@ -10,9 +10,9 @@ import dataclasses
 from typing import Any
 
 from hispeed.catalog import Catalog, Source
+from hispeed.expr.scope import Compiled, Scope
 from hispeed.functions.registry import FunctionTypeError
 from hispeed.functions.tables import lookup_table
-from hispeed.ops.expressions import Compiled, Scope
 from hispeed.plan import joins
 from hispeed.plan.aggregates import plan_aggregate
 from hispeed.plan.columns import check_value_columns, key_missing, output_column, output_names

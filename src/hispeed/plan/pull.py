@@ -18,8 +18,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from hispeed.catalog import Catalog, Source
 from hispeed.errors import HispeedError, SqlError
+from hispeed.expr.compiler import compile_expr
+from hispeed.expr.scope import Scope
+from hispeed.functions.registry import EvalContext
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.format import sql
@@ -509,11 +514,6 @@ def _resolve_key(e: ast.Expr, column: Any, atom: ast.Expr) -> Any:
 
 def _fold(e: ast.Expr) -> Any:
     """The value of an expression without columns (`10 + 1`), or _UNRESOLVED."""
-    import pyarrow as pa
-
-    from hispeed.functions.registry import EvalContext
-    from hispeed.ops.expressions import Scope, compile_expr
-
     try:
         compiled = compile_expr(e, Scope([]))
         one = pa.RecordBatch.from_arrays([pa.array([0])], names=["_"])

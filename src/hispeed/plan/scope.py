@@ -12,8 +12,9 @@ from typing import Any
 
 from hispeed.catalog import Source
 from hispeed.errors import SqlError
+from hispeed.expr.compiler import compile_expr
+from hispeed.expr.scope import Compiled, Scope, ScopeColumn
 from hispeed.functions.aggregates import AGGREGATES
-from hispeed.ops.expressions import Compiled, Scope, ScopeColumn, compile_expr
 from hispeed.plan.model import PSEUDO_COLUMNS, WINDOW_COLUMNS, field_name
 from hispeed.sql import ast
 

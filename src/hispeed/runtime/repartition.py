@@ -33,11 +33,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hispeed.expr.scope import Compiled
 from hispeed.formats.base import Column, Format, get_format
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import PolledBatch
 from hispeed.log.murmur2 import partitions_for_keys
-from hispeed.ops.expressions import Compiled
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.runtime.decode import SourceDecoder
 

@@ -10,8 +10,9 @@ import pyarrow as pa
 import pytest
 
 from hispeed.errors import SqlError
+from hispeed.expr.compiler import compile_expr
+from hispeed.expr.scope import Scope, ScopeColumn
 from hispeed.functions.registry import EvalContext
-from hispeed.ops.expressions import Scope, ScopeColumn, compile_expr
 from hispeed.sql import types as T
 from hispeed.sql.parser import parse_expression
 

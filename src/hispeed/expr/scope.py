@@ -1,0 +1,111 @@
+"""What an expression is compiled against and what compiling it gives.
+
+`Scope` holds the columns an expression may name (`ScopeColumn`: its SQL name, type and the
+batch field that holds it), the lambda parameters in reach and the clause being compiled;
+`Compiled` is a typed expression whose evaluator computes a whole Arrow column per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from hispeed.errors import SqlError
+from hispeed.functions.registry import EvalContext
+from hispeed.sql import ast
+from hispeed.sql.types import SqlType
+
+Evaluator = Callable[[pa.RecordBatch, EvalContext], pa.Array]
+
+
+@dataclass(frozen=True)
+class ScopeColumn:
+    name: str  # the column's SQL name
+    type: SqlType
+    field: str  # the batch column that holds it
+    source: str | None = None  # the alias or source name that qualifies it
+
+
+@dataclass
+class Scope:
+    columns: list[ScopeColumn]
+    lambdas: dict[str, ScopeColumn] = field(default_factory=dict)
+    #: the clause being compiled, for messages: SELECT, WHERE, HAVING, PARTITION BY...
+    clause: str = "SELECT"
+    #: sub-expressions whose values a column already holds (table function calls)
+    replaced: dict[ast.Expr, ScopeColumn] = field(default_factory=dict)
+
+    def resolve(self, ref: ast.ColumnRef) -> ScopeColumn:
+        if ref.source is None and ref.name in self.lambdas:
+            return self.lambdas[ref.name]
+        matches = [
+            c
+            for c in self.columns
+            if c.name == ref.name and (ref.source is None or c.source == ref.source)
+        ]
+        if len(matches) == 1:
+            return matches[0]
+        line, col = ref.pos
+        shown = f"{ref.source}.{ref.name}" if ref.source else ref.name
+        if not matches:
+            if ref.name in ("WINDOWSTART", "WINDOWEND") and self.clause == "WHERE":
+                # WHERE runs before a window is assigned
+                raise SqlError(f"Unknown column {ref.name}.", line, col)
+            if ref.name in ("WINDOWSTART", "WINDOWEND") and ref.source is None:
+                raise SqlError(
+                    f"Window bounds column {ref.name} can only be used in the SELECT clause of "
+                    "windowed aggregations",
+                    line,
+                    col,
+                )
+            if ref.source is not None and not any(c.source == ref.source for c in self.columns):
+                sources = sorted(
+                    {c.source for c in self.columns if c.source and not c.source.startswith("$")}
+                )
+                raise SqlError(
+                    f"Failed to prepare statement: '{ref.source}' is not a valid stream/table "
+                    f"name or alias. The sources here are: {', '.join(sources)}",
+                    line,
+                    col,
+                )
+            names = ", ".join(
+                dict.fromkeys(
+                    (f"{c.source}.{c.name}" if ref.source and c.source else c.name)
+                    for c in self.columns
+                    if not c.name.startswith("$")
+                )
+            )
+            raise SqlError(
+                f"{self.clause} column '{shown}' cannot be resolved. The columns here are: {names}",
+                line,
+                col,
+            )
+        raise SqlError(
+            f"Column '{shown}' is ambiguous. Could be "
+            + " or ".join(f"{c.source}.{ref.name}" for c in matches)
+            + ".",
+            line,
+            col,
+        )
+
+
+@dataclass(frozen=True)
+class Compiled:
+    type: SqlType | None  # None: the NULL literal, of no type yet
+    evaluate: Evaluator
+    constant: bool = False
+
+    def __call__(self, batch: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+        out = self.evaluate(batch, ctx)
+        if isinstance(out, pa.ChunkedArray):
+            out = out.combine_chunks()
+        return out
+
+
+def error_at(node: Any, message: str) -> SqlError:
+    """A SqlError at the position of `node` (the start of the statement if it has none)."""
+    line, col = getattr(node, "pos", (0, 0))
+    return SqlError(message, line or 1, col or 1)
