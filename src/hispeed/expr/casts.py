@@ -18,8 +18,8 @@ import pyarrow.compute as pc
 from hispeed.errors import HispeedError
 from hispeed.expr import _temporal
 from hispeed.expr.scope import Compiled
-from hispeed.functions._signatures import decimal_to_double
 from hispeed.functions.registry import EvalContext, rowwise
+from hispeed.functions.signatures import decimal_to_double
 from hispeed.sql import types as T
 from hispeed.sql.javatext import java_double
 from hispeed.sql.types import SqlType

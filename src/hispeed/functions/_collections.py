@@ -8,7 +8,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hispeed.functions._signatures import (
+from hispeed.functions.registry import EvalContext, scalar
+from hispeed.functions.signatures import (
     cast,
     check,
     java_string,
@@ -16,7 +17,6 @@ from hispeed.functions._signatures import (
     rows,
     widens_to,
 )
-from hispeed.functions.registry import EvalContext, scalar
 from hispeed.sql.types import BIGINT, BOOLEAN, INTEGER, STRING, SqlType, array, map_, struct
 
 Args = Sequence[pa.Array]

@@ -13,8 +13,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from hispeed.functions._signatures import check, reject, rows
 from hispeed.functions.registry import EvalContext, scalar
+from hispeed.functions.signatures import check, reject, rows
 from hispeed.sql.javatext import java_double
 from hispeed.sql.types import BOOLEAN, INTEGER, STRING, SqlType, array, map_
 

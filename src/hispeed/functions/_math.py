@@ -20,7 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hispeed.functions._signatures import (
+from hispeed.functions.registry import EvalContext, scalar
+from hispeed.functions.signatures import (
     check,
     float_values,
     from_numpy,
@@ -29,7 +30,6 @@ from hispeed.functions._signatures import (
     reject,
     rows,
 )
-from hispeed.functions.registry import EvalContext, scalar
 from hispeed.sql.types import BIGINT, DOUBLE, INTEGER, SqlType, decimal
 
 _LONG_MIN = -(2**63)

@@ -16,7 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hispeed.functions._signatures import (
+from hispeed.functions.registry import EvalContext, scalar
+from hispeed.functions.signatures import (
     cast,
     check,
     common_type,
@@ -26,7 +27,6 @@ from hispeed.functions._signatures import (
     reject,
     rows,
 )
-from hispeed.functions.registry import EvalContext, scalar
 from hispeed.sql.types import BIGINT, BYTES, DOUBLE, INTEGER, STRING, SqlType
 
 Args = Sequence[pa.Array]

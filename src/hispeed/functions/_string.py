@@ -11,14 +11,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hispeed.functions._signatures import (
+from hispeed.functions.registry import EvalContext, scalar
+from hispeed.functions.signatures import (
     check,
     constant,
     mask_nulls,
     reject,
     rows,
 )
-from hispeed.functions.registry import EvalContext, scalar
 from hispeed.sql.types import BYTES, INTEGER, STRING, SqlType, array, map_
 
 Args = Sequence[pa.Array]

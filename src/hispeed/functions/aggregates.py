@@ -257,32 +257,34 @@ class _Multiset(Aggregate):
         v = args[0]
         if v is not None:
             state = state.copy()
-            state[_hashable(v)] += 1
+            state[hashable(v)] += 1
         return state
 
     def undo(self, state: Counter[Any], args: Sequence[Any]) -> Counter[Any]:
         v = args[0]
         if v is not None:
             state = state.copy()
-            key = _hashable(v)
+            key = hashable(v)
             state[key] -= 1
             if state[key] <= 0:
                 del state[key]
         return state
 
 
-def _hashable(v: Any) -> Any:
+def hashable(v: Any) -> Any:
+    """`v` as a dict key: lists and dicts (ARRAY, MAP, STRUCT values) become tuples."""
     if isinstance(v, list):
-        return tuple(_hashable(x) for x in v)
+        return tuple(hashable(x) for x in v)
     if isinstance(v, dict):
-        return tuple(sorted((k, _hashable(x)) for k, x in v.items()))
+        return tuple(sorted((k, hashable(x)) for k, x in v.items()))
     return v
 
 
-def _unhashable(v: Any, t: SqlType) -> Any:
+def unhashable(v: Any, t: SqlType) -> Any:
+    """A value made by `hashable` back as a value of type `t`."""
     if t.name == "ARRAY" and isinstance(v, tuple):
         assert t.element is not None
-        return [_unhashable(x, t.element) for x in v]
+        return [unhashable(x, t.element) for x in v]
     if t.name in ("STRUCT", "MAP") and isinstance(v, tuple):
         return {k: x for k, x in v}
     return v
@@ -319,7 +321,7 @@ class CollectSet(_Multiset):
         return T.array(self.arg_types[0])
 
     def result(self, state: Counter[Any]) -> list[Any]:
-        return [_unhashable(v, self.arg_types[0]) for v in state]
+        return [unhashable(v, self.arg_types[0]) for v in state]
 
 
 @_register("ATTR")
@@ -331,12 +333,12 @@ class Attr(_Multiset):
 
     def add(self, state: Counter[Any], args: Sequence[Any]) -> Counter[Any]:
         state = state.copy()
-        state[_hashable(args[0])] += 1
+        state[hashable(args[0])] += 1
         return state
 
     def undo(self, state: Counter[Any], args: Sequence[Any]) -> Counter[Any]:
         state = state.copy()
-        key = _hashable(args[0])
+        key = hashable(args[0])
         state[key] -= 1
         if state[key] <= 0:
             del state[key]
@@ -345,7 +347,7 @@ class Attr(_Multiset):
     def result(self, state: Counter[Any]) -> Any:
         if len(state) != 1:
             return None
-        return _unhashable(next(iter(state)), self.arg_types[0])
+        return unhashable(next(iter(state)), self.arg_types[0])
 
 
 @_register("COLLECT_LIST")

@@ -24,8 +24,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from hispeed.functions._signatures import check
 from hispeed.functions.registry import EvalContext, scalar
+from hispeed.functions.signatures import check
 from hispeed.resp.client import DEFAULT_URL
 from hispeed.resp.lookup import RedisLookup
 from hispeed.sql.types import STRING, SqlType

@@ -77,18 +77,8 @@ def scalar(
 
 
 def lookup(name: str) -> ScalarFunction | None:
-    _load_builtins()
+    """The scalar function of that name (any case), or None."""
     return SCALAR_FUNCTIONS.get(name.upper())
-
-
-_loaded = False
-
-
-def _load_builtins() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        from hispeed.functions import builtins  # noqa: F401  (registers on import)
 
 
 def rowwise(

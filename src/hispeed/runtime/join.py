@@ -39,7 +39,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hispeed.functions.aggregates import _hashable, _unhashable
+from hispeed.functions.aggregates import hashable as _hashable
+from hispeed.functions.aggregates import unhashable as _unhashable
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import HEADERS_TYPE, PolledBatch
 from hispeed.plan.model import (

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pyarrow as pa
 
-from hispeed.functions._datetime import _datetime_of, _epoch_millis, parse_java
+from hispeed.functions.javatime import datetime_of, epoch_millis, parse_java
 
 
 def parse_timestamps(arr: pa.Array, pattern: str | None) -> pa.Array:
@@ -17,7 +17,7 @@ def parse_timestamps(arr: pa.Array, pattern: str | None) -> pa.Array:
             out.append(None)
             continue
         try:
-            out.append(_epoch_millis(_datetime_of(parse_java(pattern, text), dt.UTC)))
+            out.append(epoch_millis(datetime_of(parse_java(pattern, text), dt.UTC)))
         except (ValueError, KeyError, OverflowError):
             out.append(None)
     return pa.array(out, pa.int64())

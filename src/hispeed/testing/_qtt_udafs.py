@@ -32,8 +32,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Generic, TypedDict, TypeVar
 
-from hispeed.functions._overloads import ANY_DECIMAL
-from hispeed.functions._signatures import java_string
+from hispeed.functions.overloads import ANY_DECIMAL
+from hispeed.functions.signatures import java_string
 from hispeed.functions.udf.decorators import udaf, udtf
 from hispeed.sql import types as T
 

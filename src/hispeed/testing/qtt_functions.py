@@ -37,7 +37,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from hispeed.functions._signatures import reject, rows, widens_to
 from hispeed.functions.registry import (
     SCALAR_FUNCTIONS,
     EvalContext,
@@ -46,6 +45,7 @@ from hispeed.functions.registry import (
     lookup,
     scalar,
 )
+from hispeed.functions.signatures import reject, rows, widens_to
 from hispeed.functions.udf.catalog import USER_FUNCTIONS
 from hispeed.functions.udf.decorators import unregister as unregister_user_function
 from hispeed.sql.types import BIGINT, BOOLEAN, INTEGER, STRING, SqlType, struct

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from hispeed.functions import aggregates
-from hispeed.functions._overloads import Match, Signature, call_type, choose
+from hispeed.functions.overloads import Match, Signature, call_type, choose
 from hispeed.functions.registry import FunctionTypeError
 from hispeed.functions.udf.annotations import (
     AggregateOptions,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from hispeed.errors import HispeedError
-from hispeed.functions._overloads import ANY, ANY_DECIMAL, ReturnProvider, TypeParam
+from hispeed.functions.overloads import ANY, ANY_DECIMAL, ReturnProvider, TypeParam
 from hispeed.functions.udf.catalog import UdfError
 from hispeed.sql import types as T
 from hispeed.sql.parser import parse_type

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hispeed.functions._overloads import Match, call_type
+from hispeed.functions.overloads import Match, call_type
 from hispeed.functions.registry import EvalContext
 from hispeed.functions.udf.annotations import Params
 from hispeed.functions.udf.catalog import UdfError

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from hispeed.functions import aggregates, tables
-from hispeed.functions._overloads import Signature, choose
+from hispeed.functions.overloads import Signature, choose
 from hispeed.functions.registry import SCALAR_FUNCTIONS, EvalContext, ScalarFunction
 from hispeed.functions.udf.aggregate import AGG_IMPLS, register_aggregate
 from hispeed.functions.udf.annotations import (

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from hispeed.functions._signatures import widens_to
 from hispeed.functions.registry import FunctionTypeError
+from hispeed.functions.signatures import widens_to
 from hispeed.sql import types as T
 from hispeed.sql.types import SqlType
 
