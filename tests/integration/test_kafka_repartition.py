@@ -1,5 +1,5 @@
 """Kafka mode: an aggregation of a stream by other columns than its key goes through the
-query's repartition topic (runtime/repartition.py), so its work splits by partition.
+query's repartition topic (ops/repartition.py), so its work splits by partition.
 
 On one engine: the results equal this test's own computation, for a plain and a windowed
 aggregation, with the source's ROWPARTITION and ROWOFFSET and NULL grouping keys dropped to
@@ -21,8 +21,8 @@ import pytest
 
 from hispeed.engine import Engine
 from hispeed.log.kafka import KafkaLog
+from hispeed.ops.repartition import repartition_topic
 from hispeed.runtime.distributed import DistributedTask
-from hispeed.runtime.repartition import repartition_topic
 from hispeed.testing.services import Service
 from tests.integration.test_kafka_workers import (
     BASE_MS,

@@ -25,8 +25,9 @@ import pyarrow as pa
 
 from hispeed.engine import Engine
 from hispeed.log.base import PolledBatch, TopicPartition
+from hispeed.ops.base import Outputs
 from hispeed.plan.model import field_name
-from hispeed.runtime.task import Outputs, QueryTask
+from hispeed.runtime.task import QueryTask
 
 Progress = Callable[[str, int], Any] | None
 

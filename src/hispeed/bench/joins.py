@@ -25,8 +25,9 @@ from hispeed.bench.engine import (
     start_queries,
 )
 from hispeed.log.base import PolledBatch, TopicPartition
+from hispeed.ops.base import Outputs
 from hispeed.plan.model import field_name
-from hispeed.runtime.task import Outputs, QueryTask
+from hispeed.runtime.task import QueryTask
 
 Progress = Callable[[str, int], Any] | None
 

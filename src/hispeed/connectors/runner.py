@@ -161,7 +161,7 @@ class SinkRunner(_Runner):
         source = self.sources.get(tp.topic)
         if source is None:
             return _json_batch(item, errors, self.name)
-        from hispeed.runtime.decode import SourceDecoder
+        from hispeed.ops.decode import SourceDecoder
 
         decoder = self._decoders.get(tp.topic)
         if decoder is None:

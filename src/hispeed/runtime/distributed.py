@@ -10,7 +10,7 @@ as in Kafka Streams (DESIGN.md decision 9):
   made (and its state restored from the changelog) when its partition arrives, and forgotten
   when it goes.
 - An aggregation of a stream by other columns than its key is *repartitioned*, as Kafka
-  Streams does it (runtime/repartition.py): the query's group reads both the source and the
+  Streams does it (ops/repartition.py): the query's group reads both the source and the
   query's repartition topic (as many partitions as the source). A source partition's records
   are routed to the repartition topic's partitions by their grouping key; partition p of the
   repartition topic is a unit as above, aggregated with its state in partition p of the
@@ -42,8 +42,8 @@ import pyarrow as pa
 from hispeed.catalog import Source
 from hispeed.errors import LogError
 from hispeed.log.base import Consumer, PolledBatch, TopicPartition, Transaction
-from hispeed.plan.model import QueryPlan
-from hispeed.runtime.repartition import (
+from hispeed.ops.base import Outputs
+from hispeed.ops.repartition import (
     GroupByRouter,
     RepartitionedDecoder,
     Routed,
@@ -51,13 +51,9 @@ from hispeed.runtime.repartition import (
     repartition_topic,
     repartitions,
 )
-from hispeed.runtime.task import (
-    PROCESSING_LOG,
-    Outputs,
-    QueryTask,
-    changelog_topic,
-    query_group,
-)
+from hispeed.plan.model import QueryPlan
+from hispeed.runtime.task import PROCESSING_LOG, QueryTask, query_group
+from hispeed.state.changelog import changelog_topic
 
 if TYPE_CHECKING:
     from hispeed.runtime.context import QueryContext

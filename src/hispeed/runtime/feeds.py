@@ -17,7 +17,7 @@ from hispeed.catalog import Source
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import Consumer, Log
 from hispeed.plan.model import QueryPlan, field_name
-from hispeed.runtime.decode import SourceDecoder
+from hispeed.ops.decode import SourceDecoder
 
 
 class SourceFeed:

@@ -41,7 +41,7 @@ from hispeed.plan.pull import (
 )
 from hispeed.plan.query import plan_query
 from hispeed.runtime.context import QueryContext
-from hispeed.runtime.decode import SourceDecoder
+from hispeed.ops.decode import SourceDecoder
 from hispeed.sql import ast
 from hispeed.sql.parser import parse_query
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from hispeed.catalog import Source
 from hispeed.plan.model import QueryPlan
-from hispeed.runtime.decode import _split_window
+from hispeed.ops.decode import split_window
 from hispeed.runtime.feeds import SourceFeed, Subscriber, shareable
 from hispeed.runtime.manager import QueryManager
 from hispeed.runtime.task import QueryTask
@@ -112,7 +112,7 @@ class PushQuery:
             starts: list[Any] = [None] * len(key_bytes)
             ends: list[Any] = [None] * len(key_bytes)
             if window is not None:
-                key_bytes, start_arr, end_arr = _split_window(
+                key_bytes, start_arr, end_arr = split_window(
                     key_bytes, window.kind, window.size_ms
                 )
                 starts, ends = start_arr.to_pylist(), end_arr.to_pylist()

@@ -63,7 +63,7 @@ class Metrics:
                     {
                         "id": task.id,
                         "records_in": task.records_in,
-                        # a repartitioned aggregation's second stage (runtime/repartition.py)
+                        # a repartitioned aggregation's second stage (ops/repartition.py)
                         "repartition_records_in": getattr(task, "repartition_records_in", 0),
                         "records_out": task.records_out,
                         "errors": task.errors,

@@ -1,4 +1,4 @@
-"""GROUP BY state as numpy columns, for the vectorized path (runtime/vectorized.py).
+"""GROUP BY state as numpy columns, for the vectorized path (ops/vectorized.py).
 
 The reference path keeps a dict from (group tuple, window) to a list of Python states; this
 store keeps the same states as columns. Each window start has a block (a query without a

@@ -9,8 +9,8 @@ the changes at once.
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -19,31 +19,29 @@ import pyarrow.compute as pc
 from hispeed.functions.aggregates import hashable as _hashable
 from hispeed.functions.aggregates import unhashable as _unhashable
 from hispeed.functions.registry import EvalContext
-from hispeed.log.base import HEADERS_TYPE, PolledBatch
-from hispeed.plan.model import field_name
-from hispeed.runtime._state_columns import CHANGELOG_KIND, ColumnarStateStore
-from hispeed.runtime.decode import frame_headers
-from hispeed.runtime.vectorized import FastPath, VectorizedAggregator, only_rows
-from hispeed.runtime.vectorized_sessions import SessionAggregator
-
-if TYPE_CHECKING:
-    from hispeed.runtime.task import Outputs, QueryTask
-
-
-@dataclass
-class Change:
-    group: tuple[Any, ...]
-    window: tuple[int, int] | None
-    results: list[Any] | None  # None: a deletion (a merged-away session)
-    timestamp: int
-    #: the headers of the record that made the change (a list of {"key", "value"}), or None
-    headers: Any = None
+from hispeed.log.base import HEADERS_TYPE
+from hispeed.ops.base import OperatorContext, Outputs
+from hispeed.ops.changes import Change, only_rows
+from hispeed.ops.decode import frame_headers
+from hispeed.ops.emit import SinkEncoder
+from hispeed.ops.vectorized import FastPath, VectorizedAggregator
+from hispeed.ops.vectorized_sessions import SessionAggregator
+from hispeed.plan.model import QueryPlan, field_name
+from hispeed.state.changelog import write_stream_time
+from hispeed.state.columns import CHANGELOG_KIND, ColumnarStateStore
 
 
 class Aggregator:
-    def __init__(self, task: QueryTask) -> None:
-        self.task = task
-        self.plan = task.plan
+    """The aggregate operator: GROUP BY's changes, by the vectorized paths where they run the
+    plan and the batch, else record by record; its changes go to the emit operator."""
+
+    def __init__(
+        self, plan: QueryPlan, properties: Mapping[str, Any], emitter: SinkEncoder
+    ) -> None:
+        """`properties`: the engine's (the record cache's size decides whether every record's
+        change is output); `emitter`: the emit operator the changes go to."""
+        self.plan = plan
+        self.emitter = emitter
         agg = self.plan.aggregation
         assert agg is not None
         self.agg = agg
@@ -70,11 +68,11 @@ class Aggregator:
         #: the headers of the record being processed (the reference path's changes take them)
         self._headers: Any = None
         self.final = self.plan.emit == "FINAL"
-        cache = str(task.context.properties.get("ksql.streams.cache.max.bytes.buffering", ""))
+        cache = str(properties.get("ksql.streams.cache.max.bytes.buffering", ""))
         #: ksqlDB with its record cache off: every input record's change is output
         self.per_record = cache == "0"
-        #: whole batches at a time, for the query shapes runtime/vectorized.py and
-        #: runtime/vectorized_sessions.py support
+        #: whole batches at a time, for the query shapes ops/vectorized.py and
+        #: ops/vectorized_sessions.py support
         coalesce = not self.per_record
         self.vectorized: FastPath | None = VectorizedAggregator.build(
             self.plan, coalesce=coalesce
@@ -91,6 +89,7 @@ class Aggregator:
         self._stale_keys: set[Any] = set()
 
     def restore(self, key: Any, state: Any) -> None:
+        """Take back a state read from the changelog (`key`: its `(kind, ...)` name)."""
         kind, k = key[0], key[1]
         if kind == CHANGELOG_KIND and self.store is not None:
             self.store.restore(key[1], key[2], state)
@@ -111,28 +110,20 @@ class Aggregator:
     # -- processing -------------------------------------------------------------------------
 
     def process(
-        self,
-        frame: pa.RecordBatch,
-        tombstones: np.ndarray,
-        partition: int,
-        item: PolledBatch,
-        out: Outputs,
+        self, frame: pa.RecordBatch, tombstones: np.ndarray, context: OperatorContext
     ) -> None:
+        """Aggregate a batch: its changes to the emit operator, its state changes and stream
+        time to the changelog."""
         if self.store is not None and self.in_dict:
             self._to_columns()
         fast = self.vectorized
         ready = self.in_dict == (self.store is None)  # the states are in the fast path's form
-        if fast is not None and ready and fast.process(self, frame, partition, item, out):
+        if fast is not None and ready and fast.process(self, frame, context):
             return  # else the fast path refused this batch, having changed nothing
-        self.process_records(frame, tombstones, partition, item, out)
+        self.process_records(frame, tombstones, context)
 
     def process_records(
-        self,
-        frame: pa.RecordBatch,
-        tombstones: np.ndarray,
-        partition: int,
-        item: PolledBatch,
-        out: Outputs,
+        self, frame: pa.RecordBatch, tombstones: np.ndarray, context: OperatorContext
     ) -> None:
         """The reference path: the records one by one."""
         if not self.in_dict:
@@ -152,7 +143,7 @@ class Aggregator:
         stamps = frame.column(field_name(label, "ROWTIME")).to_pylist()
         header_column = frame_headers(frame, label)
         headers = header_column.to_pylist() if header_column is not None else None
-        self.task._report(ctx, item, out, frame)
+        context.report(ctx, frame, label)
         changes: list[Change] = []
         is_table = self.plan.source.kind == "TABLE"
         source_keys = None
@@ -163,7 +154,8 @@ class Aggregator:
                 if key_names
                 else [()] * n
             )
-        stream_time = self.task.stream_time.get(partition, 0)
+        partition = context.partition
+        stream_time = context.stream_time.get(partition, 0)
         finals: list[Change] = []
         for i in range(n):
             ts = stamps[i]
@@ -211,22 +203,21 @@ class Aggregator:
                 continue
             self._stream_update(group, row_args, ts, stream_time, changes)
         self._headers = None
-        self.task.stream_time[partition] = max(self.task.stream_time.get(partition, 0), stream_time)
+        times = context.stream_time
+        times[partition] = max(times.get(partition, 0), stream_time)
         if self.final:
             self._close_windows(stream_time, finals)
             changes = finals
         elif not self.per_record:
             changes = _coalesce(changes)
-        self._evict(partition)
-        self._emit(changes, out)
-        self.checkpoint(out)
+        self.evict(times)
+        self._emit(changes, context.out)
+        self.checkpoint(context.out, times)
 
-    def checkpoint(self, out: Outputs) -> None:
+    def checkpoint(self, out: Outputs, stream_time: dict[int, int]) -> None:
         """Write stream time and every changed state to the changelog (it commits with the
         outputs and the input offsets)."""
-        from hispeed.runtime.task import _STREAM_TIME
-
-        out.changelog[_STREAM_TIME] = pickle.dumps(self.task.stream_time)
+        write_stream_time(out.changelog, stream_time)
         if self.store is not None:
             self._checkpoint_columns(out)
         stores: dict[str, dict[Any, Any]] = {
@@ -458,12 +449,12 @@ class Aggregator:
         self.table_rows[source_key] = (group, row_args)
         changes.append(self._change(group, None, states))
 
-    def _evict(self, partition: int) -> None:
+    def evict(self, stream_time: dict[int, int]) -> None:
         """Forget windows that can no longer change (memory bounded by open windows)."""
         window = self.agg.window
         if window is None:
             return
-        horizon = self.horizon()
+        horizon = self.horizon(stream_time)
         for key in [k for k in self.states if k[1] is not None and k[1][1] < horizon]:
             del self.states[key]
             self.dirty.add(("S", key))
@@ -473,10 +464,10 @@ class Aggregator:
                     group_sessions.remove(list(key[1]))
                 self.dirty.add(("W", key[0]))
 
-    def horizon(self) -> int:
+    def horizon(self, stream_time: dict[int, int]) -> int:
         """Windows that end before this time can no longer change (any partition's time)."""
         window = self.agg.window
-        now = max(self.task.stream_time.values(), default=0)
+        now = max(stream_time.values(), default=0)
         retention = window.retention_ms if window is not None and window.retention_ms else 0
         return int(now - max(self.agg.grace_ms, retention))
 
@@ -542,7 +533,7 @@ class Aggregator:
             if headers is not None:
                 headers = headers.filter(pa.array(emit))
         del n
-        self.task.emit(keys, values, stamps, deleted, out, window=window, headers=headers)
+        self.emitter.emit(keys, values, stamps, deleted, out, window=window, headers=headers)
 
 
 def _coalesce(changes: list[Change]) -> list[Change]:

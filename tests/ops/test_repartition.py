@@ -15,13 +15,13 @@ from hispeed.engine import Engine
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import HEADERS_TYPE, RECORD_SCHEMA, PolledBatch, TopicPartition
 from hispeed.log.murmur2 import partitions_for_keys
-from hispeed.plan.model import QueryPlan, field_name
-from hispeed.runtime.repartition import (
+from hispeed.ops.repartition import (
     GroupByRouter,
     RepartitionedDecoder,
     aggregating_plan,
     repartitions,
 )
+from hispeed.plan.model import QueryPlan, field_name
 
 PARTITIONS = 4
 

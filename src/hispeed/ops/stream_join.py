@@ -1,6 +1,6 @@
 """A stream-stream join a whole batch at a time: the fast path for the common shape.
 
-`runtime/join.py` walks records one by one through any join. For a query that is one
+`ops/join.py` walks records one by one through any join. For a query that is one
 stream-stream join of two different streams, keyed by a BIGINT, INTEGER or STRING
 expression, without GRACE PERIOD (INNER, LEFT, RIGHT or FULL), this module gives the same
 rows with columns: each side's records are kept as Arrow chunks, and a batch from one side is
@@ -23,8 +23,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from hispeed.ops.decode import frame_headers, headers_field
 from hispeed.plan.model import LABEL, PSEUDO_COLUMNS, ROWKEY, JoinStep, field_name
-from hispeed.runtime.decode import frame_headers, headers_field
 
 #: Kafka Streams' grace for join windows given without one (JoinWindows.of)
 LEGACY_GRACE_MS = 24 * 3600 * 1000

@@ -1,4 +1,4 @@
-"""The vectorized GROUP BY path against the per-record reference path in runtime/aggregate.py.
+"""The vectorized GROUP BY path against the per-record reference path in ops/aggregate.py.
 
 Two persistent queries with the same SELECT run on one engine: one's Aggregator always takes
 the reference path; the other's takes the fast path for the batches Hypothesis picks (the
@@ -26,11 +26,14 @@ from hypothesis import strategies as st
 
 from hispeed.engine import Engine
 from hispeed.log.base import PolledBatch, TopicPartition
+from hispeed.ops.aggregate import Aggregator
+from hispeed.ops.base import OperatorContext, Outputs
+from hispeed.ops.changes import Change, Changes
+from hispeed.ops.vectorized import FastPath, ReferenceState, VectorizedAggregator
+from hispeed.ops.vectorized_sessions import SessionAggregator
 from hispeed.plan.model import field_name
-from hispeed.runtime.aggregate import Aggregator, Change
-from hispeed.runtime.task import _STREAM_TIME, Outputs, QueryTask
-from hispeed.runtime.vectorized import Changes, FastPath, VectorizedAggregator
-from hispeed.runtime.vectorized_sessions import SessionAggregator
+from hispeed.runtime.task import QueryTask
+from hispeed.state.changelog import STREAM_TIME_KEY
 
 SOURCE = (
     "CREATE STREAM s (id INT KEY, g STRING, h INT, v BIGINT, d DOUBLE, i INT) "
@@ -186,7 +189,7 @@ class Side:
             fast_process = fast.process
 
             def record_fast(
-                aggregator: Aggregator,
+                aggregator: ReferenceState,
                 changes: Changes,
                 out: Outputs,
                 headers: pa.Array | None = None,
@@ -209,10 +212,11 @@ class Side:
             newest = int(np.max(frame.column(field_name(self.task.plan.label, "ROWTIME"))))
             self.task.stream_time[0] = max(self.task.stream_time.get(0, newest), newest)
         tombstones = np.zeros(frame.num_rows, bool)
+        context = OperatorContext(self.task.id, item, out, self.task.stream_time)
         if self.reference or not step.fast:
-            self.aggregator.process_records(frame, tombstones, 0, item, out)
+            self.aggregator.process_records(frame, tombstones, context)
         else:  # the fast path, or the reference when it refuses the batch
-            self.aggregator.process(frame, tombstones, 0, item, out)
+            self.aggregator.process(frame, tombstones, context)
         self.changelog.update(out.changelog)
         return out
 
@@ -220,13 +224,13 @@ class Side:
         """A new aggregator restored from the changelog, as `QueryTask` does after a restart."""
         aggregator = fresh_aggregator(self.task, self.coalesce, reference=self.reference)
         for key, value in self.changelog.items():
-            if value is not None and key != _STREAM_TIME:
+            if value is not None and key != STREAM_TIME_KEY:
                 aggregator.restore(pickle.loads(key), pickle.loads(value))
         return aggregator
 
 
 def fresh_aggregator(task: QueryTask, coalesce: bool, *, reference: bool) -> Aggregator:
-    aggregator = Aggregator(task)
+    aggregator = Aggregator(task.plan, task.context.properties, task.emitter)
     # the reference coalesces as the fast path does (ksqlDB's record cache on or off)
     aggregator.per_record = not coalesce
     fast: FastPath | None = None
@@ -289,7 +293,7 @@ def check(pair: Pair, plan: list[Step], coalesce: bool) -> None:
         assert reference.aggregator.present == fast.aggregator.present
         assert reference.task.stream_time == fast.task.stream_time
         assert ref_out.errors == fast_out.errors
-        assert pickle.loads(fast_out.changelog[_STREAM_TIME]) == reference.task.stream_time
+        assert pickle.loads(fast_out.changelog[STREAM_TIME_KEY]) == reference.task.stream_time
         # a restart from either changelog brings the same state back
         for side in (reference, fast):
             restored = side.restored()
@@ -349,14 +353,14 @@ def test_a_nan_reaching_min_takes_the_reference_path(
 
 
 def test_accumulate_is_sequential_per_key() -> None:
-    from hispeed.runtime.vectorized import _Segments
+    from hispeed.ops.aggregate_kernels import Segments
 
     rng = np.random.default_rng(1)
     keys = np.sort(rng.integers(0, 50, 5000))
     values = rng.random(5000) * 10.0 ** rng.integers(-5, 15, 5000)
     starts = np.flatnonzero(np.r_[True, np.diff(keys) != 0])
     lengths = np.diff(np.r_[starts, len(keys)])
-    segments = _Segments(starts, lengths, np.repeat(np.arange(len(starts)), lengths))
+    segments = Segments(starts, lengths, np.repeat(np.arange(len(starts)), lengths))
     init = rng.random(len(starts))
     got = segments.accumulate(np.add, values, init)
     for s, n, i0 in zip(starts.tolist(), lengths.tolist(), init.tolist(), strict=True):

@@ -1,6 +1,6 @@
 """Session windows over a stream, a whole batch at a time: the fast path beside the reference.
 
-`Aggregator._session_update` (runtime/aggregate.py) defines what a record does to its group's
+`Aggregator._session_update` (ops/aggregate.py) defines what a record does to its group's
 sessions; this module computes the same for a batch with numpy in the common case, where each
 group's records arrive in time order (none is older than the newest record its group has kept,
 in this batch or before). Then a record either joins its group's latest session (it is within
@@ -9,7 +9,7 @@ too late depends on its own time only. A record that moves a session's end delet
 session's old key (the deletion is stamped with the old end), as the reference's merge does.
 
 So sessions are runs of a group's records cut where the gap is exceeded, and the aggregates run
-over them as over windows' keys (runtime/vectorized.py), seeded with the latest session's
+over them as over windows' keys (ops/vectorized.py), seeded with the latest session's
 state when a run continues it. A batch with a record older than its group's newest is refused
 before anything changes, and the reference path runs it.
 
@@ -22,26 +22,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from hispeed.functions.registry import EvalContext
-from hispeed.plan.model import QueryPlan
-from hispeed.runtime.vectorized import (
-    Changes,
-    FastPath,
+from hispeed.ops.aggregate_kernels import (
     IntArray,
-    Prepared,
-    _Column,
-    _RefusedError,
-    _Segments,
-    _stable_order,
+    KernelColumn,
+    RefusedError,
+    Segments,
+    stable_order,
 )
-
-if TYPE_CHECKING:
-    from hispeed.runtime.aggregate import Aggregator
+from hispeed.ops.changes import Changes
+from hispeed.ops.vectorized import FastPath, Prepared, ReferenceState
+from hispeed.plan.model import QueryPlan
 
 _NONE = int(np.iinfo(np.int64).min)  # no time: a group without sessions
 
@@ -66,11 +62,11 @@ class SessionAggregator(FastPath):
             return False
         return agg.window.kind == "SESSION"
 
-    def _evict(self, aggregator: Aggregator, partition: int) -> None:
-        aggregator._evict(partition)
+    def _evict(self, aggregator: ReferenceState, stream_time: dict[int, int]) -> None:
+        aggregator.evict(stream_time)
 
     def _prepare(
-        self, aggregator: Aggregator, frame: pa.RecordBatch, seed: int, ctx: EvalContext
+        self, aggregator: ReferenceState, frame: pa.RecordBatch, seed: int, ctx: EvalContext
     ) -> _SessionBatch | None:
         """Cut each group's records into sessions and run the aggregates over them."""
         selected = self._select(frame, seed, ctx)
@@ -79,7 +75,7 @@ class SessionAggregator(FastPath):
         groups, args, rows, stamps = selected.groups, selected.args, selected.rows, selected.stamps
         stream_time, local, tuples = selected.stream_time, selected.local, selected.tuples
         latest_start, latest_end = _latest_sessions(aggregator, tuples)
-        order = _stable_order(local, len(tuples))  # by group, each in record order
+        order = stable_order(local, len(tuples))  # by group, each in record order
         g = local[order]
         ts = stamps[order]
         n = len(order)
@@ -94,7 +90,7 @@ class SessionAggregator(FastPath):
         before = np.r_[-1, last_kept[:-1]]
         newest = np.where(before >= head_of, ts[np.maximum(before, 0)], latest_end[g])
         if (ts < newest).any():
-            raise _RefusedError  # out of order within a group: it may bridge sessions
+            raise RefusedError  # out of order within a group: it may bridge sessions
         kept = np.flatnonzero(kept_mask)
         if not len(kept):
             return _SessionBatch.nothing(int(stream_time[-1]))
@@ -105,7 +101,7 @@ class SessionAggregator(FastPath):
         opens = fresh | (ts_k - np.where(fresh, ts_k, prev) > self.gap)
         seg_starts = np.flatnonzero(np.r_[True, (g_k[1:] != g_k[:-1]) | opens[1:]])
         lengths = np.diff(np.r_[seg_starts, len(kept)]).astype(np.int64)
-        segments = _Segments(seg_starts, lengths, np.repeat(np.arange(len(seg_starts)), lengths))
+        segments = Segments(seg_starts, lengths, np.repeat(np.arange(len(seg_starts)), lengths))
         continues = ~opens[seg_starts]  # the run extends its group's latest session
         seg_group = g_k[seg_starts]
         session_start = np.where(continues, latest_start[seg_group], ts_k[seg_starts])
@@ -132,7 +128,7 @@ class SessionAggregator(FastPath):
 
     def _priors(
         self,
-        aggregator: Aggregator,
+        aggregator: ReferenceState,
         tuples: list[tuple[Any, ...]],
         seg_group: IntArray,
         continues: np.ndarray,
@@ -156,14 +152,14 @@ class SessionAggregator(FastPath):
             window = (int(latest_start[gi]), int(latest_end[gi]))
             records, running = states[(tuples[gi], window)]
             if records is not None:
-                raise _RefusedError  # kept records: not a state these kernels make
+                raise RefusedError  # kept records: not a state these kernels make
             for values, state in zip(per_call, running, strict=True):
                 values.append(state)
         k = 0
         for kernel, values in zip(self.kernels, per_call, strict=True):
             columns = kernel.from_python(values)
             if columns is None:
-                raise _RefusedError
+                raise RefusedError
             for column in columns:
                 arrays[k][runs] = column
                 k += 1
@@ -171,7 +167,7 @@ class SessionAggregator(FastPath):
 
 
 def _latest_sessions(
-    aggregator: Aggregator, tuples: list[tuple[Any, ...]]
+    aggregator: ReferenceState, tuples: list[tuple[Any, ...]]
 ) -> tuple[IntArray, IntArray]:
     """Each group's latest session: (start, end), or `_NONE` for a group without sessions."""
     starts = np.full(len(tuples), _NONE, np.int64)
@@ -192,8 +188,8 @@ class _SessionBatch(Prepared):
     owner: SessionAggregator | None
     groups: list[pa.Array]
     tuples: list[tuple[Any, ...]]
-    columns: list[_Column]
-    segments: _Segments | None
+    columns: list[KernelColumn]
+    segments: Segments | None
     stamps: IntArray  # each kept record's time (sorted by group, then record order)
     prev: IntArray  # the end of the session before the record joined it
     grows: np.ndarray  # the record moves its session's end: the old key is deleted
@@ -215,13 +211,13 @@ class _SessionBatch(Prepared):
             none, stream_time,
         )  # fmt: skip
 
-    def apply(self, aggregator: Aggregator) -> Changes | None:
+    def apply(self, aggregator: ReferenceState) -> Changes | None:
         if self.segments is None or self.owner is None:
             return None
         self._store(aggregator)
         return self._changes(self.owner)
 
-    def _store(self, aggregator: Aggregator) -> None:
+    def _store(self, aggregator: ReferenceState) -> None:
         assert self.segments is not None and self.owner is not None
         per_call: list[list[Any]] = []
         for kernel, column in zip(self.owner.kernels, self.columns, strict=True):

@@ -33,7 +33,7 @@ from abc import ABC, abstractmethod
 from bisect import insort
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -43,6 +43,9 @@ from hispeed.functions.aggregates import hashable as _hashable
 from hispeed.functions.aggregates import unhashable as _unhashable
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import HEADERS_TYPE, PolledBatch
+from hispeed.ops.base import Outputs
+from hispeed.ops.decode import SourceDecoder, frame_headers, headers_field
+from hispeed.ops.stream_join import ColumnarStreamJoin, supported
 from hispeed.plan.model import (
     LABEL,
     PSEUDO_COLUMNS,
@@ -53,11 +56,6 @@ from hispeed.plan.model import (
     field_name,
 )
 from hispeed.plan.scope import source_scope
-from hispeed.runtime._stream_join import ColumnarStreamJoin, supported
-from hispeed.runtime.decode import SourceDecoder, frame_headers, headers_field
-
-if TYPE_CHECKING:
-    from hispeed.runtime.task import Outputs
 
 #: Kafka Streams' grace for windows given without one (JoinWindows.of)
 LEGACY_GRACE_MS = 24 * 3600 * 1000
@@ -440,7 +438,7 @@ class JoinRuntime:
         #: a one-step stream-table join runs whole stream batches at once
         only = self.steps[0] if len(self.steps) == 1 else None
         self.lookup = only if isinstance(only, _StreamTable) else None
-        #: so does a one-step stream-stream join of the common shape (runtime/_stream_join.py)
+        #: so does a one-step stream-stream join of the common shape (ops/stream_join.py)
         self.columnar: ColumnarStreamJoin | None = None
         labels = [s.label for s in join.sides]
         windowed = any(s.source.window is not None for s in join.sides)

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 from hispeed.catalog import Source
 from hispeed.formats.base import Column, get_format
 from hispeed.log.base import PolledBatch
+from hispeed.ops.timestamps import parse_timestamps
 from hispeed.plan.model import PSEUDO_COLUMNS, WINDOW_COLUMNS, field_name
 
 #: the hidden frame column (after the label's dot) that carries each input record's headers
@@ -75,7 +76,7 @@ class SourceDecoder:
         key_bytes = batch.column("key")
         window_start = window_end = None
         if src.window is not None:
-            key_bytes, window_start, window_end = _split_window(
+            key_bytes, window_start, window_end = split_window(
                 key_bytes, src.window.kind, src.window.size_ms
             )
         key_result = self.src_key_format.decode(key_bytes, src.key_columns)
@@ -147,8 +148,6 @@ class SourceDecoder:
         elif col.type.name == "TIMESTAMP":
             result = arr.cast(pa.int64())
         else:
-            from hispeed.runtime.timestamps import parse_timestamps
-
             result = parse_timestamps(arr, src.timestamp_format)
         # no time, or one before 1970, as ksqlDB: the record is dropped
         bad = np.asarray(
@@ -160,7 +159,7 @@ class SourceDecoder:
         return pc.fill_null(result, 0)
 
 
-def _split_window(
+def split_window(
     keys: pa.Array, kind: str, size_ms: int | None
 ) -> tuple[pa.Array, pa.Array, pa.Array]:
     """Windowed key bytes -> (key bytes, window start, window end)."""

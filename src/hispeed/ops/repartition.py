@@ -38,8 +38,8 @@ from hispeed.formats.base import Column, Format, get_format
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import PolledBatch
 from hispeed.log.murmur2 import partitions_for_keys
+from hispeed.ops.decode import SourceDecoder
 from hispeed.plan.model import QueryPlan, field_name
-from hispeed.runtime.decode import SourceDecoder
 
 #: how a repartitioned record's key begins: 1 if the source record had a key (else 0), its
 #: partition, its offset and its key's length, big-endian; the source key and the grouping

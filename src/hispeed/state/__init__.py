@@ -1,0 +1,1 @@
+"""State stores: what stateful operators keep between batches, with changelog and restore."""

@@ -1,0 +1,56 @@
+"""A query's changelog: the compacted topic its state's changes go to, and restoring from it.
+
+Every batch's state changes are written to the changelog in the transaction that commits the
+batch's outputs and input offsets; a task that starts (or starts again after a failure) reads
+the changelog back to the latest value of each key. The record layout is fixed (existing data
+directories and Kafka changelogs must restore): each key is a pickled `(kind, ...)` tuple whose
+first item names the store (see state/stores.py and state/columns.py), each value a pickle; the
+stream time is the one key `STREAM_TIME_KEY`, its value the pickled {partition: time}.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterator
+from typing import Any
+
+from hispeed.log.base import Log
+
+#: the changelog key of the query's stream time (not a pickle: it sorts first)
+STREAM_TIME_KEY = b"\x00stream-time"
+
+
+def changelog_topic(query_id: str) -> str:
+    """The compacted topic that holds a query's state."""
+    return f"_hispeed_{query_id}_changelog"
+
+
+def read_latest(log: Log, topic: str, partition: int) -> dict[bytes, bytes | None]:
+    """Each changelog key's latest value (None: deleted), reading the partition in full."""
+    start, end = log.offsets(topic, partition)
+    latest: dict[bytes, bytes | None] = {}
+    for batch in log.read(topic, partition, start) if end > start else []:
+        for k, v in zip(
+            batch.column("key").to_pylist(), batch.column("value").to_pylist(), strict=True
+        ):
+            latest[k] = v
+    return latest
+
+
+def restored_entries(
+    latest: dict[bytes, bytes | None],
+) -> Iterator[tuple[Any, Any]]:
+    """The live entries of a read changelog, unpickled: `(name, value)` with `name` the
+    store's `(kind, ...)` tuple, or `(STREAM_TIME_KEY, {partition: time})`."""
+    for k, v in latest.items():
+        if v is None:
+            continue
+        if k == STREAM_TIME_KEY:
+            yield STREAM_TIME_KEY, pickle.loads(v)
+            continue
+        yield pickle.loads(k), pickle.loads(v)
+
+
+def write_stream_time(changelog: dict[bytes, bytes | None], stream_time: dict[int, int]) -> None:
+    """Put the query's stream time in a batch's changelog changes."""
+    changelog[STREAM_TIME_KEY] = pickle.dumps(stream_time)
