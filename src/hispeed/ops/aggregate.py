@@ -29,6 +29,10 @@ from hispeed.ops.vectorized_sessions import SessionAggregator
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.state.changelog import write_stream_time
 from hispeed.state.columns import CHANGELOG_KIND, ColumnarStateStore
+from hispeed.state.stores import PickledStores
+
+#: the kinds of the reference path's pickled state (the changelog keys' first item)
+PICKLED_KINDS = "STWPXH"
 
 
 class Aggregator:
@@ -47,24 +51,26 @@ class Aggregator:
         self.agg = agg
         #: the query's calls and the row time's (the last): a state has one entry per call
         self.calls = agg.state_calls
-        #: (group, window) -> list of aggregate states
-        self.states: dict[tuple[Any, Any], Any] = {}
-        #: a table source's current rows: source key -> (group, args) it contributed
-        self.table_rows: dict[Any, tuple[tuple[Any, ...], list[list[Any]]]] = {}
-        #: session windows per group: list of [start, end]
-        self.sessions: dict[tuple[Any, ...], list[list[int]]] = {}
-        self.dirty: set[Any] = set()
-        #: pickled changelog keys of live states, so a state changed every batch is not
-        #: pickled again each time
-        self._key_bytes: dict[Any, bytes] = {}
-        #: (group, window) whose latest output row passed HAVING (so a failing one deletes it)
-        self.present: dict[Any, bool] = {}
-        #: EMIT FINAL: the newest record time in each open window, to stamp its final row
-        self.window_time: dict[Any, int] = {}
-        #: EMIT FINAL: the headers of the last record that changed each open window (only
-        #: windows whose last record had headers), which its final row carries, as Kafka
-        #: Streams' suppression buffer keeps each key's last record context
-        self.window_headers: dict[Any, Any] = {}
+        #: the reference path's state, a store per kind (state/stores.py), changelogged
+        #: entry by entry under the kind's letter
+        self.pickled = PickledStores(PICKLED_KINDS)
+        #: "S": (group, window) -> list of aggregate states (a window store)
+        self.states = self.pickled["S"]
+        #: "T": a table source's current rows: source key -> (group, args) it contributed
+        self.table_rows = self.pickled["T"]
+        #: "W": session windows per group: list of [start, end] (a session index)
+        self.sessions = self.pickled["W"]
+        #: "P": (group, window) whose latest output row passed HAVING (so a failing one
+        #: deletes it)
+        self.present = self.pickled["P"]
+        #: "X": EMIT FINAL: the newest record time in each open window, to stamp its final row
+        self.window_time = self.pickled["X"]
+        #: "H": EMIT FINAL: the headers of the last record that changed each open window
+        #: (only windows whose last record had headers), which its final row carries, as
+        #: Kafka Streams' suppression buffer keeps each key's last record context
+        self.window_headers = self.pickled["H"]
+        #: the (kind, key) of the entries changed since the last checkpoint
+        self.dirty = self.pickled.dirty
         #: the headers of the record being processed (the reference path's changes take them)
         self._headers: Any = None
         self.final = self.plan.emit == "FINAL"
@@ -88,24 +94,16 @@ class Aggregator:
         #: "S" records to delete at the next checkpoint (the states went back into columns)
         self._stale_keys: set[Any] = set()
 
-    def restore(self, key: Any, state: Any) -> None:
-        """Take back a state read from the changelog (`key`: its `(kind, ...)` name)."""
-        kind, k = key[0], key[1]
-        if kind == CHANGELOG_KIND and self.store is not None:
-            self.store.restore(key[1], key[2], state)
-        elif kind == "S":
-            self.states[k] = state
+    def restore(self, name: Any, value: Any) -> None:
+        """Take back a state read from the changelog (`name`: its `(kind, ...)` key)."""
+        kind = name[0]
+        if kind == CHANGELOG_KIND:
+            if self.store is not None:
+                self.store.restore(name, value)
+            return
+        if kind == "S":
             self.in_dict = self._key_records = True
-        elif kind == "T":
-            self.table_rows[k] = state
-        elif kind == "W":
-            self.sessions[k] = state
-        elif kind == "P":
-            self.present[k] = state
-        elif kind == "X":
-            self.window_time[k] = state
-        elif kind == "H":
-            self.window_headers[k] = state
+        self.pickled.restore(name, value)
 
     # -- processing -------------------------------------------------------------------------
 
@@ -128,7 +126,7 @@ class Aggregator:
         """The reference path: the records one by one."""
         if not self.in_dict:
             assert self.store is not None
-            self.states = self.store.take_dict()
+            self.states = self.pickled.replace("S", self.store.take_dict())
             self.in_dict = True
         ctx = EvalContext()
         label = self.plan.label
@@ -220,26 +218,7 @@ class Aggregator:
         write_stream_time(out.changelog, stream_time)
         if self.store is not None:
             self._checkpoint_columns(out)
-        stores: dict[str, dict[Any, Any]] = {
-            "S": self.states,
-            "T": self.table_rows,
-            "W": self.sessions,
-            "P": self.present,
-            "X": self.window_time,
-            "H": self.window_headers,
-        }
-        names = self._key_bytes
-        for key in self.dirty:
-            value = stores[key[0]].get(key[1])
-            name = names.get(key)
-            if name is None:
-                name = names[key] = pickle.dumps(key)
-            if value is None:
-                del names[key]  # a deleted state's key is not needed again soon
-                out.changelog[name] = None
-            else:
-                out.changelog[name] = pickle.dumps(value)
-        self.dirty.clear()
+        self.pickled.checkpoint(out.changelog)
 
     def _checkpoint_columns(self, out: Outputs) -> None:
         """Write the fast path's states, or all states in the reference's form when they do
@@ -269,7 +248,7 @@ class Aggregator:
             self._stale_keys.update(self.states)
             self._stale_keys.update(k[1] for k in self.dirty if k[0] == "S")
             self._key_records = False
-        self.states = {}
+        self.states = self.pickled.replace("S", {})
         self.in_dict = False
 
     def _close_windows(self, stream_time: int, finals: list[Change]) -> None:

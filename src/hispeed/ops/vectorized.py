@@ -48,6 +48,7 @@ from hispeed.ops.decode import frame_headers
 from hispeed.ops.emit import SinkEncoder
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.state.columns import ColumnarStateStore
+from hispeed.state.stores import KindStore
 
 _KEY_TYPES = frozenset({"BOOLEAN", "INTEGER", "BIGINT", "STRING"})
 
@@ -58,11 +59,11 @@ class ReferenceState(Protocol):
     and eviction of the state."""
 
     #: (group, window) -> the aggregate states, in the reference path's form
-    states: dict[tuple[Any, Any], Any]
+    states: KindStore
     #: session windows per group: list of [start, end]
-    sessions: dict[tuple[Any, ...], list[list[int]]]
+    sessions: KindStore
     #: (group, window) whose latest output row passed HAVING
-    present: dict[Any, bool]
+    present: KindStore
     #: the (kind, key) of the states changed since the last checkpoint
     dirty: set[Any]
     #: the emit operator the changes go to

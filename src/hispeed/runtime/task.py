@@ -27,12 +27,8 @@ from hispeed.ops.emit import SinkEncoder
 from hispeed.ops.join import JoinRuntime
 from hispeed.ops.project import Project
 from hispeed.plan.model import QueryPlan
-from hispeed.state.changelog import (
-    STREAM_TIME_KEY,
-    changelog_topic,
-    read_latest,
-    restored_entries,
-)
+from hispeed.state.changelog import changelog_topic, restore
+from hispeed.state.stores import Restorable
 
 if TYPE_CHECKING:
     from hispeed.runtime.context import QueryContext
@@ -126,14 +122,12 @@ class QueryTask:
     # -- state ------------------------------------------------------------------------------
 
     def _restore(self) -> None:
-        latest = read_latest(self.log, self.changelog_topic, self.unit or 0)
-        for name, value in restored_entries(latest):
-            if name == STREAM_TIME_KEY:
-                self.stream_time = value
-            elif name[0] == "J" and self.join is not None:
-                self.join.restore(name, value)
-            elif self.aggregator is not None:
-                self.aggregator.restore(name, value)
+        stores: dict[str | None, Restorable] = {}
+        if self.join is not None:
+            stores["J"] = self.join
+        if self.aggregator is not None:
+            stores[None] = self.aggregator
+        self.stream_time = restore(self.log, self.changelog_topic, self.unit or 0, stores)
 
     # -- running ----------------------------------------------------------------------------
 

@@ -11,10 +11,11 @@ stream time is the one key `STREAM_TIME_KEY`, its value the pickled {partition: 
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from hispeed.log.base import Log
+from hispeed.state.stores import Restorable
 
 #: the changelog key of the query's stream time (not a pickle: it sorts first)
 STREAM_TIME_KEY = b"\x00stream-time"
@@ -54,3 +55,22 @@ def restored_entries(
 def write_stream_time(changelog: dict[bytes, bytes | None], stream_time: dict[int, int]) -> None:
     """Put the query's stream time in a batch's changelog changes."""
     changelog[STREAM_TIME_KEY] = pickle.dumps(stream_time)
+
+
+def restore(
+    log: Log, topic: str, partition: int, stores: Mapping[str | None, Restorable]
+) -> dict[int, int]:
+    """Read a changelog partition back into its stores; the stream time it holds.
+
+    `stores`: the store that takes the entries of each kind (a key's first item); under None,
+    the one that takes every other kind."""
+    stream_time: dict[int, int] = {}
+    fallback = stores.get(None)
+    for name, value in restored_entries(read_latest(log, topic, partition)):
+        if name == STREAM_TIME_KEY:
+            stream_time = value
+            continue
+        store = stores.get(name[0], fallback)
+        if store is not None:
+            store.restore(name, value)
+    return stream_time

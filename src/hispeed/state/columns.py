@@ -1,4 +1,5 @@
-"""GROUP BY state as numpy columns, for the vectorized path (ops/vectorized.py).
+"""GROUP BY state as numpy columns, for the vectorized path (ops/vectorized.py): a window
+store (state/stores.py) whose entries are (group, window start) -> the aggregates' states.
 
 The reference path keeps a dict from (group tuple, window) to a list of Python states; this
 store keeps the same states as columns. Each window start has a block (a query without a
@@ -238,8 +239,10 @@ class ColumnarStateStore:
             self._renumber()
         self._renumber_due = False
 
-    def restore(self, start: int | None, chunk: int, value: Any) -> None:
-        """Take one chunk record of the changelog back (applied before the store is next used)."""
+    def restore(self, name: Any, value: Any) -> None:
+        """Take one chunk record of the changelog back, `name` its key ("V", window start,
+        chunk) (applied before the store is next used)."""
+        _, start, chunk = name
         groups, arrays = value
         self._pending.append((start, chunk, groups, arrays))
 
