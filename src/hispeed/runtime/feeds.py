@@ -16,8 +16,8 @@ import pyarrow.compute as pc
 from hispeed.catalog import Source
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import Consumer, Log
-from hispeed.plan.model import QueryPlan, field_name
 from hispeed.ops.decode import SourceDecoder
+from hispeed.plan.model import QueryPlan, field_name
 
 
 class SourceFeed:

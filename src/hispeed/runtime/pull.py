@@ -26,6 +26,7 @@ from hispeed.catalog import Source
 from hispeed.errors import HispeedError
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import PolledBatch, TopicPartition
+from hispeed.ops.decode import SourceDecoder
 from hispeed.plan.model import PSEUDO_COLUMNS, WINDOW_COLUMNS, QueryPlan, field_name
 from hispeed.plan.pull import (
     LIMIT_ENABLED,
@@ -41,7 +42,6 @@ from hispeed.plan.pull import (
 )
 from hispeed.plan.query import plan_query
 from hispeed.runtime.context import QueryContext
-from hispeed.ops.decode import SourceDecoder
 from hispeed.sql import ast
 from hispeed.sql.parser import parse_query
 

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from hispeed.catalog import Source
-from hispeed.plan.model import QueryPlan
 from hispeed.ops.decode import split_window
+from hispeed.plan.model import QueryPlan
 from hispeed.runtime.feeds import SourceFeed, Subscriber, shareable
 from hispeed.runtime.manager import QueryManager
 from hispeed.runtime.task import QueryTask
@@ -112,9 +112,7 @@ class PushQuery:
             starts: list[Any] = [None] * len(key_bytes)
             ends: list[Any] = [None] * len(key_bytes)
             if window is not None:
-                key_bytes, start_arr, end_arr = split_window(
-                    key_bytes, window.kind, window.size_ms
-                )
+                key_bytes, start_arr, end_arr = split_window(key_bytes, window.kind, window.size_ms)
                 starts, ends = start_arr.to_pylist(), end_arr.to_pylist()
             keys = key_bytes.to_pylist()
             values = item.batch.column("value").to_pylist()
