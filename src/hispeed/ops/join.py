@@ -24,15 +24,16 @@ window), as Kafka Streams' join processors forward the current record's.
 
 The state goes to the query's changelog with the rest of its state, so a restart goes on
 where the last commit left off.
+
+This module runs the steps (`JoinRuntime`); each kind of step has its own module:
+ops/join_stream_stream.py, ops/join_stream_table.py, ops/join_table_table.py (and foreign
+keys), with what they share in ops/join_steps.py; ops/join_columnar.py runs a one-step
+stream-stream join a whole batch at a time.
 """
 
 from __future__ import annotations
 
 import pickle
-from abc import ABC, abstractmethod
-from bisect import insort
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,360 +46,20 @@ from hispeed.functions.registry import EvalContext
 from hispeed.log.base import HEADERS_TYPE, PolledBatch
 from hispeed.ops.base import Outputs
 from hispeed.ops.decode import SourceDecoder, frame_headers, headers_field
-from hispeed.ops.stream_join import ColumnarStreamJoin, supported
+from hispeed.ops.join_columnar import ColumnarStreamJoin, supported
+from hispeed.ops.join_steps import Event, JoinStepRunner
+from hispeed.ops.join_stream_stream import StreamStreamJoin
+from hispeed.ops.join_stream_table import StreamTableJoin
+from hispeed.ops.join_table_table import TableTableJoin
 from hispeed.plan.model import (
     LABEL,
     PSEUDO_COLUMNS,
     ROWKEY,
     JoinPlan,
-    JoinStep,
     QueryPlan,
     field_name,
 )
 from hispeed.plan.scope import source_scope
-
-#: Kafka Streams' grace for windows given without one (JoinWindows.of)
-LEGACY_GRACE_MS = 24 * 3600 * 1000
-
-
-@dataclass
-class Event:
-    """A record on its way through the steps: a row of fields, or a table row's deletion."""
-
-    row: dict[str, Any]
-    ts: int
-    key: Any = None  # a table row's primary key; a step's output key
-    deleted: bool = False
-    partition: int = 0
-    offset: int = 0
-    #: the headers of the record that sent it (a list of {"key", "value"}), or None
-    headers: Any = None
-
-
-class _Step(ABC):
-    """One binary join step at run time."""
-
-    def __init__(self, step: JoinStep, left_fields: list[str], right_fields: list[str]) -> None:
-        self.step = step
-        self.left_fields = left_fields
-        self.right_fields = right_fields
-        self.dirty: set[Any] = set()
-
-    def joined(self, left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
-        row: dict[str, Any] = {}
-        row.update(left if left is not None else dict.fromkeys(self.left_fields))
-        row.update(right if right is not None else dict.fromkeys(self.right_fields))
-        return row
-
-    @abstractmethod
-    def left(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
-        """Run records of the left input (with their join keys); the rows they give.
-        `st` holds the stream time, which the records advance."""
-
-    @abstractmethod
-    def right(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
-        """Run records of the right input; the rows they give."""
-
-    @abstractmethod
-    def state(self) -> dict[Any, Any]:
-        """The state changed since the last call, by name (None: deleted), for the changelog."""
-
-    @abstractmethod
-    def restore(self, name: Any, value: Any) -> None:
-        """Take back one piece of state that `state` gave."""
-
-
-class _StreamStream(_Step):
-    """Both sides kept per key for the window; outer rows wait for their window with GRACE."""
-
-    def __init__(self, step: JoinStep, left_fields: list[str], right_fields: list[str]) -> None:
-        super().__init__(step, left_fields, right_fields)
-        self.grace = step.grace_ms if step.grace_ms is not None else LEGACY_GRACE_MS
-        self.retention = step.before_ms + step.after_ms + self.grace
-        #: side (0 left, 1 right) -> key -> [(ts, seq, row)]
-        self.buffers: list[dict[Any, list[tuple[int, int, dict[str, Any]]]]] = [{}, {}]
-        #: unmatched rows of outer sides waiting for their window to close: (ts, side, seq)
-        self.pending: dict[tuple[int, int, int], tuple[Any, dict[str, Any]]] = {}
-        self.seq = 0
-        self.outer = [step.kind in ("LEFT", "FULL"), step.kind in ("RIGHT", "FULL")]
-        #: the newest record time seen on each side
-        self.newest = [0, 0]
-
-    def left(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
-        return self._side(0, events, keys, st)
-
-    def right(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
-        return self._side(1, events, keys, st)
-
-    def _side(self, side: int, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
-        step = self.step
-        # the window around a record of this side, in the other side's times
-        before, after = (
-            (step.before_ms, step.after_ms) if side == 0 else (step.after_ms, step.before_ms)
-        )
-        out: list[Event] = []
-        own, other = self.buffers[side], self.buffers[1 - side]
-        for e, k in zip(events, keys, strict=True):
-            t = e.ts
-            st[0] = max(st[0], t)
-            now = st[0]
-            if k is None:
-                continue  # a NULL key joins nothing
-            if t == now and self.pending:
-                out += self._expire(now, e)
-            # a record is visible while it is within retention of its own side's newest time
-            visible = self.newest[1 - side] - self.retention
-            matched = False
-            for ot, oseq, orow in other.get(k, ()):
-                if ot < max(0, t - before) or ot > t + after or ot <= visible:
-                    continue
-                matched = True
-                if self.pending.pop((ot, 1 - side, oseq), None) is not None:
-                    self.dirty.add(("P", ot, 1 - side, oseq))
-                pair = (e.row, orow) if side == 0 else (orow, e.row)
-                out.append(self._out(self.joined(*pair), max(t, ot), k, e))
-            if not matched and self.outer[side]:
-                if step.grace_ms is None or t + after < now:
-                    alone = self.joined(e.row, None) if side == 0 else self.joined(None, e.row)
-                    out.append(self._out(alone, t, k, e))
-                else:
-                    self.pending[(t, side, self.seq + 1)] = (k, e.row)
-                    self.dirty.add(("P", t, side, self.seq + 1))
-            self.seq += 1
-            # kept in time order (then arrival order): matches come out in that order
-            insort(own.setdefault(k, []), (t, self.seq, e.row), key=_time_order)
-            self.newest[side] = max(self.newest[side], t)
-            self.dirty.add((side, k))
-        # expired records are already invisible; forgetting them is memory upkeep, per batch
-        self._evict()
-        return out
-
-    def _expire(self, now: int, trigger: Event) -> list[Event]:
-        """Send the waiting outer rows whose window has closed, oldest first."""
-        out = []
-        step = self.step
-        for ts, side, seq in sorted(self.pending):
-            look = step.after_ms if side == 0 else step.before_ms
-            if ts + look + self.grace >= now:
-                continue
-            k, row = self.pending.pop((ts, side, seq))
-            self.dirty.add(("P", ts, side, seq))
-            pair = (row, None) if side == 0 else (None, row)
-            out.append(self._out(self.joined(*pair), ts, k, trigger))
-        return out
-
-    def _evict(self) -> None:
-        for side in (0, 1):
-            horizon = self.newest[side] - self.retention + 1  # what lookups no longer see
-            buf = self.buffers[side]
-            for k in [k for k, rows in buf.items() if rows and rows[0][0] < horizon]:
-                kept = [r for r in buf[k] if r[0] >= horizon]
-                if kept:
-                    buf[k] = kept
-                else:
-                    del buf[k]
-                self.dirty.add((side, k))
-
-    @staticmethod
-    def _out(row: dict[str, Any], ts: int, key: Any, e: Event) -> Event:
-        return Event(row, ts, key, False, e.partition, e.offset, e.headers)
-
-    def state(self) -> dict[Any, Any]:
-        changed: dict[Any, Any] = {}
-        for d in self.dirty:
-            if d[0] == "P":
-                changed[d] = self.pending.get(d[1:])
-            else:
-                changed[d] = self.buffers[d[0]].get(d[1])
-        changed[("seq",)] = (self.seq, self.newest)
-        self.dirty.clear()
-        return changed
-
-    def restore(self, name: Any, value: Any) -> None:
-        if name == ("seq",):
-            self.seq, self.newest = value
-        elif name[0] == "P":
-            self.pending[name[1:]] = value
-        else:
-            self.buffers[name[0]][name[1]] = value
-
-
-class _StreamTable(_Step):
-    """A stream record joins the table's current row; table changes only update the state."""
-
-    def __init__(self, step: JoinStep, left_fields: list[str], right_fields: list[str]) -> None:
-        super().__init__(step, left_fields, right_fields)
-        self.table: dict[Any, dict[str, Any]] = {}
-        #: the table as columns, for whole batches of stream records (rebuilt after changes)
-        self._snapshot: tuple[dict[Any, int], list[pa.Array]] | None = None
-
-    def snapshot(self, types: dict[str, pa.DataType]) -> tuple[dict[Any, int], list[pa.Array]]:
-        """(key -> row number, one array per right field) of the table as it is now."""
-        if self._snapshot is None:
-            rows = list(self.table.values())
-            index = {k: i for i, k in enumerate(self.table)}
-            columns = [pa.array([r.get(f) for r in rows], types[f]) for f in self.right_fields]
-            self._snapshot = (index, columns)
-        return self._snapshot
-
-    def left(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
-        out = []
-        inner = self.step.kind == "INNER"
-        for e, k in zip(events, keys, strict=True):
-            st[0] = max(st[0], e.ts)
-            if k is None:
-                continue
-            row = self.table.get(k)
-            if row is None and inner:
-                continue
-            joined = self.joined(e.row, row)
-            out.append(Event(joined, e.ts, k, False, e.partition, e.offset, e.headers))
-        return out
-
-    def right(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
-        for e, k in zip(events, keys, strict=True):
-            st[0] = max(st[0], e.ts)
-            if k is None:
-                continue
-            if e.deleted:
-                self.table.pop(k, None)
-            else:
-                self.table[k] = e.row
-            self.dirty.add(k)
-            self._snapshot = None
-        return []
-
-    def state(self) -> dict[Any, Any]:
-        changed = {d: self.table.get(d) for d in self.dirty}
-        self.dirty.clear()
-        return changed
-
-    def restore(self, name: Any, value: Any) -> None:
-        self.table[name] = value
-        self._snapshot = None
-
-
-class _TableTable(_Step):
-    """Both tables' current rows; a change on either side sends the join for its key."""
-
-    def __init__(
-        self, step: JoinStep, left_fields: list[str], right_fields: list[str], key_fields: list[str]
-    ) -> None:
-        super().__init__(step, left_fields, right_fields)
-        #: table key -> (row, ts, join key) of the left; join key -> (row, ts) of the right
-        self.lefts: dict[Any, tuple[dict[str, Any], int, Any]] = {}
-        self.rights: dict[Any, tuple[dict[str, Any], int]] = {}
-        #: foreign-key joins: right key -> the left table keys that refer to it
-        self.refs: dict[Any, set[Any]] = {}
-        self.key_fields = key_fields
-        kind = step.kind
-        self.keep_left = kind in ("LEFT", "FULL")
-        self.keep_right = kind in ("RIGHT", "FULL")
-
-    def _emit(
-        self,
-        key: Any,
-        left: tuple[dict[str, Any], int, Any] | None,
-        right: tuple[dict[str, Any], int] | None,
-        trigger: Event,
-        out: list[Event],
-        existed: bool,
-    ) -> None:
-        """Send the join of `left` and `right` for `key`, or its deletion."""
-        lrow = left[0] if left else None
-        rrow = right[0] if right else None
-        present = (lrow is not None and rrow is not None) or (
-            (lrow is not None and self.keep_left) or (rrow is not None and self.keep_right)
-        )
-        ts = max([trigger.ts, *(x[1] for x in (left, right) if x is not None)])
-        where = (trigger.partition, trigger.offset, trigger.headers)
-        if present:
-            out.append(Event(self.joined(lrow, rrow), ts, key, False, *where))
-        elif existed:
-            row = self.joined(None, None)
-            parts = key if isinstance(key, tuple) and len(self.key_fields) > 1 else (key,)
-            for f, part in zip(self.key_fields, parts, strict=False):
-                row[f] = part
-            out.append(Event(row, ts, key, True, *where))
-
-    def _had(self, lrow: Any, rrow: Any) -> bool:
-        return (lrow is not None and rrow is not None) or (
-            (lrow is not None and self.keep_left) or (rrow is not None and self.keep_right)
-        )
-
-    def left(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
-        out: list[Event] = []
-        fk = self.step.foreign_key
-        for e, k in zip(events, keys, strict=True):
-            st[0] = max(st[0], e.ts)
-            tkey = e.key if fk else k
-            if tkey is None:
-                continue
-            old = self.lefts.get(tkey)
-            old_right = self.rights.get(old[2]) if old is not None else None
-            # a foreign-key join sends a left row's change even when it joined nothing
-            existed = old is not None and (fk or self._had(old[0], old_right))
-            if fk and old is not None and old[2] is not None:
-                self.refs.get(old[2], set()).discard(tkey)
-            self.dirty.add(("L", tkey))
-            if e.deleted:
-                self.lefts.pop(tkey, None)
-                if fk:
-                    if existed:
-                        self._emit(tkey, None, None, e, out, True)
-                    continue
-                right = self.rights.get(tkey)
-                self._emit(tkey, None, right, e, out, existed or right is not None)
-                continue
-            entry = (e.row, e.ts, k)
-            self.lefts[tkey] = entry
-            if fk and k is not None:
-                self.refs.setdefault(k, set()).add(tkey)
-            right = self.rights.get(k) if k is not None else None
-            if fk and k is None and not self.keep_left:
-                continue  # an inner join leaves the old result for a NULL foreign key
-            self._emit(tkey, entry, right, e, out, existed)
-        return out
-
-    def right(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
-        out: list[Event] = []
-        fk = self.step.foreign_key
-        for e, k in zip(events, keys, strict=True):
-            st[0] = max(st[0], e.ts)
-            if k is None:
-                continue
-            old = self.rights.get(k)
-            self.dirty.add(("R", k))
-            new = None if e.deleted else (e.row, e.ts)
-            if new is None:
-                self.rights.pop(k, None)
-            else:
-                self.rights[k] = new
-            if fk:
-                for tkey in _ordered(self.refs.get(k, ())):
-                    referring = self.lefts[tkey]
-                    # stamped with the right record's time
-                    self._emit(tkey, (referring[0], e.ts, k), new, e, out, True)
-                continue
-            left = self.lefts.get(k)
-            existed = self._had(left[0] if left else None, old[0] if old else None)
-            self._emit(k, left, new, e, out, existed)
-        return out
-
-    def state(self) -> dict[Any, Any]:
-        changed: dict[Any, Any] = {}
-        for d in self.dirty:
-            changed[d] = self.lefts.get(d[1]) if d[0] == "L" else self.rights.get(d[1])
-        self.dirty.clear()
-        return changed
-
-    def restore(self, name: Any, value: Any) -> None:
-        if name[0] == "L":
-            self.lefts[name[1]] = value
-            if self.step.foreign_key and value[2] is not None:
-                self.refs.setdefault(value[2], set()).add(name[1])
-        else:
-            self.rights[name[1]] = value
 
 
 class JoinRuntime:
@@ -422,22 +83,22 @@ class JoinRuntime:
             self.side_fields.append([c.field for c in cols])
             for c in cols:
                 self.types[c.field] = c.type.to_arrow()
-        self.steps: list[_Step] = []
+        self.steps: list[JoinStepRunner] = []
         for step in join.steps:
             left_fields = [f for s in range(step.right) for f in self.side_fields[s]]
             right_fields = self.side_fields[step.right]
             if step.left_kind == "STREAM" and step.right_kind == "STREAM":
-                self.steps.append(_StreamStream(step, left_fields, right_fields))
+                self.steps.append(StreamStreamJoin(step, left_fields, right_fields))
             elif step.left_kind == "STREAM":
-                self.steps.append(_StreamTable(step, left_fields, right_fields))
+                self.steps.append(StreamTableJoin(step, left_fields, right_fields))
             else:
                 key_fields = [f for f in join.key_fields if not f.startswith(LABEL)]
-                self.steps.append(_TableTable(step, left_fields, right_fields, key_fields))
+                self.steps.append(TableTableJoin(step, left_fields, right_fields, key_fields))
         self.stream_time = [0]
         self.key_type = join.key_type.to_arrow()
         #: a one-step stream-table join runs whole stream batches at once
         only = self.steps[0] if len(self.steps) == 1 else None
-        self.lookup = only if isinstance(only, _StreamTable) else None
+        self.lookup = only if isinstance(only, StreamTableJoin) else None
         #: so does a one-step stream-stream join of the common shape (ops/stream_join.py)
         self.columnar: ColumnarStreamJoin | None = None
         labels = [s.label for s in join.sides]
@@ -487,7 +148,7 @@ class JoinRuntime:
             deleted = np.concatenate([np.zeros(batch.num_rows - len(deleted), bool), deleted])
         return batch, deleted
 
-    def _look_up(self, runner: _StreamTable, frame: pa.RecordBatch) -> pa.RecordBatch:
+    def _look_up(self, runner: StreamTableJoin, frame: pa.RecordBatch) -> pa.RecordBatch:
         """A stream batch joined to the table a whole batch at a time (a one-step
         stream-table join): one dict lookup per record, the rest in Arrow."""
         label = self.join.sides[0].label
@@ -679,10 +340,6 @@ def _same_columns(batches: list[pa.RecordBatch]) -> list[pa.RecordBatch]:
     ]
 
 
-def _time_order(entry: tuple[int, int, Any]) -> tuple[int, int]:
-    return entry[0], entry[1]
-
-
 def _plain_type(t: pa.DataType) -> bool:
     """Whether values of `t` are hashable as Python gives them (no lists, maps or structs)."""
     return not (pa.types.is_nested(t) or pa.types.is_map(t))
@@ -691,11 +348,3 @@ def _plain_type(t: pa.DataType) -> bool:
 def _plain(v: Any) -> Any:
     """A key as the frame's `$J.ROWKEY` holds it: a multi-column key by its first column."""
     return v[0] if isinstance(v, tuple) else v
-
-
-def _ordered(keys: Iterable[Any]) -> list[Any]:
-    """Left table keys in a stable order (by value when they compare, else by text)."""
-    try:
-        return sorted(keys)
-    except TypeError:
-        return sorted(keys, key=repr)

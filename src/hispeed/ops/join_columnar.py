@@ -24,10 +24,9 @@ import polars as pl
 import pyarrow as pa
 
 from hispeed.ops.decode import frame_headers, headers_field
+from hispeed.ops.join_steps import LEGACY_GRACE_MS
 from hispeed.plan.model import LABEL, PSEUDO_COLUMNS, ROWKEY, JoinStep, field_name
 
-#: Kafka Streams' grace for join windows given without one (JoinWindows.of)
-LEGACY_GRACE_MS = 24 * 3600 * 1000
 _KEY_TYPES = ("INTEGER", "BIGINT", "STRING")
 
 

@@ -1,0 +1,65 @@
+"""What every join step shares at run time: the record on its way through (`Event`) and the
+contract of a binary step (`JoinStepRunner`): records of its left and right inputs in, joined
+rows out, its changed state for the changelog and the restore of it.
+
+The steps, one per file: ops/join_stream_stream.py, ops/join_stream_table.py,
+ops/join_table_table.py (with foreign-key joins); ops/join.py runs them in order.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from hispeed.plan.model import JoinStep
+
+#: Kafka Streams' grace for join windows given without one (JoinWindows.of)
+LEGACY_GRACE_MS = 24 * 3600 * 1000
+
+
+@dataclass
+class Event:
+    """A record on its way through the steps: a row of fields, or a table row's deletion."""
+
+    row: dict[str, Any]
+    ts: int
+    key: Any = None  # a table row's primary key; a step's output key
+    deleted: bool = False
+    partition: int = 0
+    offset: int = 0
+    #: the headers of the record that sent it (a list of {"key", "value"}), or None
+    headers: Any = None
+
+
+class JoinStepRunner(ABC):
+    """One binary join step at run time."""
+
+    def __init__(self, step: JoinStep, left_fields: list[str], right_fields: list[str]) -> None:
+        self.step = step
+        self.left_fields = left_fields
+        self.right_fields = right_fields
+        self.dirty: set[Any] = set()
+
+    def joined(self, left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
+        row: dict[str, Any] = {}
+        row.update(left if left is not None else dict.fromkeys(self.left_fields))
+        row.update(right if right is not None else dict.fromkeys(self.right_fields))
+        return row
+
+    @abstractmethod
+    def left(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
+        """Run records of the left input (with their join keys); the rows they give.
+        `st` holds the stream time, which the records advance."""
+
+    @abstractmethod
+    def right(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
+        """Run records of the right input; the rows they give."""
+
+    @abstractmethod
+    def state(self) -> dict[Any, Any]:
+        """The state changed since the last call, by name (None: deleted), for the changelog."""
+
+    @abstractmethod
+    def restore(self, name: Any, value: Any) -> None:
+        """Take back one piece of state that `state` gave."""

@@ -1,0 +1,136 @@
+"""The stream-stream join step, record by record.
+
+Both sides are kept for the window (`WITHIN before, after` plus grace); a record joins every
+record of the other side with its key inside the window, stamped with the later of the two
+times. Without GRACE PERIOD an unmatched record of an outer side is sent at once, joined to
+NULLs (ksqlDB's old semantics); with GRACE PERIOD it waits until its window closes, and is sent
+only if nothing joined it meanwhile. (ops/join_columnar.py runs the common shape a whole batch
+at a time.)
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from typing import Any
+
+from hispeed.ops.join_steps import LEGACY_GRACE_MS, Event, JoinStepRunner
+from hispeed.plan.model import JoinStep
+
+
+class StreamStreamJoin(JoinStepRunner):
+    """Both sides kept per key for the window; outer rows wait for their window with GRACE."""
+
+    def __init__(self, step: JoinStep, left_fields: list[str], right_fields: list[str]) -> None:
+        super().__init__(step, left_fields, right_fields)
+        self.grace = step.grace_ms if step.grace_ms is not None else LEGACY_GRACE_MS
+        self.retention = step.before_ms + step.after_ms + self.grace
+        #: side (0 left, 1 right) -> key -> [(ts, seq, row)]
+        self.buffers: list[dict[Any, list[tuple[int, int, dict[str, Any]]]]] = [{}, {}]
+        #: unmatched rows of outer sides waiting for their window to close: (ts, side, seq)
+        self.pending: dict[tuple[int, int, int], tuple[Any, dict[str, Any]]] = {}
+        self.seq = 0
+        self.outer = [step.kind in ("LEFT", "FULL"), step.kind in ("RIGHT", "FULL")]
+        #: the newest record time seen on each side
+        self.newest = [0, 0]
+
+    def left(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
+        return self._side(0, events, keys, st)
+
+    def right(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
+        return self._side(1, events, keys, st)
+
+    def _side(self, side: int, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
+        step = self.step
+        # the window around a record of this side, in the other side's times
+        before, after = (
+            (step.before_ms, step.after_ms) if side == 0 else (step.after_ms, step.before_ms)
+        )
+        out: list[Event] = []
+        own, other = self.buffers[side], self.buffers[1 - side]
+        for e, k in zip(events, keys, strict=True):
+            t = e.ts
+            st[0] = max(st[0], t)
+            now = st[0]
+            if k is None:
+                continue  # a NULL key joins nothing
+            if t == now and self.pending:
+                out += self._expire(now, e)
+            # a record is visible while it is within retention of its own side's newest time
+            visible = self.newest[1 - side] - self.retention
+            matched = False
+            for ot, oseq, orow in other.get(k, ()):
+                if ot < max(0, t - before) or ot > t + after or ot <= visible:
+                    continue
+                matched = True
+                if self.pending.pop((ot, 1 - side, oseq), None) is not None:
+                    self.dirty.add(("P", ot, 1 - side, oseq))
+                pair = (e.row, orow) if side == 0 else (orow, e.row)
+                out.append(self._out(self.joined(*pair), max(t, ot), k, e))
+            if not matched and self.outer[side]:
+                if step.grace_ms is None or t + after < now:
+                    alone = self.joined(e.row, None) if side == 0 else self.joined(None, e.row)
+                    out.append(self._out(alone, t, k, e))
+                else:
+                    self.pending[(t, side, self.seq + 1)] = (k, e.row)
+                    self.dirty.add(("P", t, side, self.seq + 1))
+            self.seq += 1
+            # kept in time order (then arrival order): matches come out in that order
+            insort(own.setdefault(k, []), (t, self.seq, e.row), key=_time_order)
+            self.newest[side] = max(self.newest[side], t)
+            self.dirty.add((side, k))
+        # expired records are already invisible; forgetting them is memory upkeep, per batch
+        self._evict()
+        return out
+
+    def _expire(self, now: int, trigger: Event) -> list[Event]:
+        """Send the waiting outer rows whose window has closed, oldest first."""
+        out = []
+        step = self.step
+        for ts, side, seq in sorted(self.pending):
+            look = step.after_ms if side == 0 else step.before_ms
+            if ts + look + self.grace >= now:
+                continue
+            k, row = self.pending.pop((ts, side, seq))
+            self.dirty.add(("P", ts, side, seq))
+            pair = (row, None) if side == 0 else (None, row)
+            out.append(self._out(self.joined(*pair), ts, k, trigger))
+        return out
+
+    def _evict(self) -> None:
+        for side in (0, 1):
+            horizon = self.newest[side] - self.retention + 1  # what lookups no longer see
+            buf = self.buffers[side]
+            for k in [k for k, rows in buf.items() if rows and rows[0][0] < horizon]:
+                kept = [r for r in buf[k] if r[0] >= horizon]
+                if kept:
+                    buf[k] = kept
+                else:
+                    del buf[k]
+                self.dirty.add((side, k))
+
+    @staticmethod
+    def _out(row: dict[str, Any], ts: int, key: Any, e: Event) -> Event:
+        return Event(row, ts, key, False, e.partition, e.offset, e.headers)
+
+    def state(self) -> dict[Any, Any]:
+        changed: dict[Any, Any] = {}
+        for d in self.dirty:
+            if d[0] == "P":
+                changed[d] = self.pending.get(d[1:])
+            else:
+                changed[d] = self.buffers[d[0]].get(d[1])
+        changed[("seq",)] = (self.seq, self.newest)
+        self.dirty.clear()
+        return changed
+
+    def restore(self, name: Any, value: Any) -> None:
+        if name == ("seq",):
+            self.seq, self.newest = value
+        elif name[0] == "P":
+            self.pending[name[1:]] = value
+        else:
+            self.buffers[name[0]][name[1]] = value
+
+
+def _time_order(entry: tuple[int, int, Any]) -> tuple[int, int]:
+    return entry[0], entry[1]

@@ -1,0 +1,145 @@
+"""The table-table join step, and the foreign-key join.
+
+A change on either side sends the joined row (or a deletion) for its key, stamped with the
+later of the two rows' times; a foreign-key join looks up the right row by a left column and
+sends again for every left row that refers to a right row that changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from hispeed.ops.join_steps import Event, JoinStepRunner
+from hispeed.plan.model import JoinStep
+
+
+class TableTableJoin(JoinStepRunner):
+    """Both tables' current rows; a change on either side sends the join for its key."""
+
+    def __init__(
+        self, step: JoinStep, left_fields: list[str], right_fields: list[str], key_fields: list[str]
+    ) -> None:
+        super().__init__(step, left_fields, right_fields)
+        #: table key -> (row, ts, join key) of the left; join key -> (row, ts) of the right
+        self.lefts: dict[Any, tuple[dict[str, Any], int, Any]] = {}
+        self.rights: dict[Any, tuple[dict[str, Any], int]] = {}
+        #: foreign-key joins: right key -> the left table keys that refer to it
+        self.refs: dict[Any, set[Any]] = {}
+        self.key_fields = key_fields
+        kind = step.kind
+        self.keep_left = kind in ("LEFT", "FULL")
+        self.keep_right = kind in ("RIGHT", "FULL")
+
+    def _emit(
+        self,
+        key: Any,
+        left: tuple[dict[str, Any], int, Any] | None,
+        right: tuple[dict[str, Any], int] | None,
+        trigger: Event,
+        out: list[Event],
+        existed: bool,
+    ) -> None:
+        """Send the join of `left` and `right` for `key`, or its deletion."""
+        lrow = left[0] if left else None
+        rrow = right[0] if right else None
+        present = (lrow is not None and rrow is not None) or (
+            (lrow is not None and self.keep_left) or (rrow is not None and self.keep_right)
+        )
+        ts = max([trigger.ts, *(x[1] for x in (left, right) if x is not None)])
+        where = (trigger.partition, trigger.offset, trigger.headers)
+        if present:
+            out.append(Event(self.joined(lrow, rrow), ts, key, False, *where))
+        elif existed:
+            row = self.joined(None, None)
+            parts = key if isinstance(key, tuple) and len(self.key_fields) > 1 else (key,)
+            for f, part in zip(self.key_fields, parts, strict=False):
+                row[f] = part
+            out.append(Event(row, ts, key, True, *where))
+
+    def _had(self, lrow: Any, rrow: Any) -> bool:
+        return (lrow is not None and rrow is not None) or (
+            (lrow is not None and self.keep_left) or (rrow is not None and self.keep_right)
+        )
+
+    def left(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
+        out: list[Event] = []
+        fk = self.step.foreign_key
+        for e, k in zip(events, keys, strict=True):
+            st[0] = max(st[0], e.ts)
+            tkey = e.key if fk else k
+            if tkey is None:
+                continue
+            old = self.lefts.get(tkey)
+            old_right = self.rights.get(old[2]) if old is not None else None
+            # a foreign-key join sends a left row's change even when it joined nothing
+            existed = old is not None and (fk or self._had(old[0], old_right))
+            if fk and old is not None and old[2] is not None:
+                self.refs.get(old[2], set()).discard(tkey)
+            self.dirty.add(("L", tkey))
+            if e.deleted:
+                self.lefts.pop(tkey, None)
+                if fk:
+                    if existed:
+                        self._emit(tkey, None, None, e, out, True)
+                    continue
+                right = self.rights.get(tkey)
+                self._emit(tkey, None, right, e, out, existed or right is not None)
+                continue
+            entry = (e.row, e.ts, k)
+            self.lefts[tkey] = entry
+            if fk and k is not None:
+                self.refs.setdefault(k, set()).add(tkey)
+            right = self.rights.get(k) if k is not None else None
+            if fk and k is None and not self.keep_left:
+                continue  # an inner join leaves the old result for a NULL foreign key
+            self._emit(tkey, entry, right, e, out, existed)
+        return out
+
+    def right(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
+        out: list[Event] = []
+        fk = self.step.foreign_key
+        for e, k in zip(events, keys, strict=True):
+            st[0] = max(st[0], e.ts)
+            if k is None:
+                continue
+            old = self.rights.get(k)
+            self.dirty.add(("R", k))
+            new = None if e.deleted else (e.row, e.ts)
+            if new is None:
+                self.rights.pop(k, None)
+            else:
+                self.rights[k] = new
+            if fk:
+                for tkey in _ordered(self.refs.get(k, ())):
+                    referring = self.lefts[tkey]
+                    # stamped with the right record's time
+                    self._emit(tkey, (referring[0], e.ts, k), new, e, out, True)
+                continue
+            left = self.lefts.get(k)
+            existed = self._had(left[0] if left else None, old[0] if old else None)
+            self._emit(k, left, new, e, out, existed)
+        return out
+
+    def state(self) -> dict[Any, Any]:
+        changed: dict[Any, Any] = {}
+        for d in self.dirty:
+            changed[d] = self.lefts.get(d[1]) if d[0] == "L" else self.rights.get(d[1])
+        self.dirty.clear()
+        return changed
+
+    def restore(self, name: Any, value: Any) -> None:
+        if name[0] == "L":
+            self.lefts[name[1]] = value
+            if self.step.foreign_key and value[2] is not None:
+                self.refs.setdefault(value[2], set()).add(name[1])
+        else:
+            self.rights[name[1]] = value
+
+
+def _ordered(keys: Iterable[Any]) -> list[Any]:
+    """Left table keys in a stable order (by value when they compare, else by text)."""
+    try:
+        return sorted(keys)
+    except TypeError:
+        return sorted(keys, key=repr)
