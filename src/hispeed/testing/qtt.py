@@ -293,7 +293,7 @@ def _query_response(
     header = ", ".join(parts)
     names = [c.name for c in plan.outputs]
     if prepared is not None:
-        dict_rows = prepared.run(engine)
+        dict_rows = prepared.run(engine.runtime.views)
     else:
         wanted = sum(1 for e in want or [] if "row" in e)
         dict_rows = []
