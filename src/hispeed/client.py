@@ -32,8 +32,8 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-from hispeed.engine import Result
 from hispeed.errors import HispeedError, SqlError
+from hispeed.statements.result import Result
 
 DEFAULT_URL = "http://127.0.0.1:8088"
 DELIMITED = "application/vnd.ksqlapi.delimited.v1"

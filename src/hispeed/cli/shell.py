@@ -27,7 +27,7 @@ from hispeed.errors import HispeedError
 
 if TYPE_CHECKING:
     from hispeed.client import Client, Statement
-    from hispeed.engine import Result
+    from hispeed.statements.result import Result
 
 PROMPT = "hispeed> "
 CONTINUATION = "       > "

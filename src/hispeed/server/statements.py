@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from hispeed.engine import Engine, Result
+from hispeed.engine import Engine
 from hispeed.errors import HispeedError, SqlError
 from hispeed.sql import ast
 from hispeed.sql.parser import parse_iter
+from hispeed.statements.result import Result
 
 #: ksqlDB's error codes
 BAD_STATEMENT = 40001

@@ -1,0 +1,117 @@
+"""Rows in: INSERT INTO ... VALUES, and the engine's `insert` of Python values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pyarrow as pa
+
+from hispeed.catalog import Catalog, Source
+from hispeed.errors import HispeedError, SqlError
+from hispeed.expr.casts import coerce
+from hispeed.expr.compiler import compile_expr
+from hispeed.expr.scope import Scope
+from hispeed.formats.base import Column, get_format
+from hispeed.functions.registry import EvalContext
+from hispeed.log.base import Log
+from hispeed.sql import ast
+from hispeed.statements.base import Call, EngineParts
+from hispeed.statements.result import Result
+
+
+def insert_values(parts: EngineParts, stmt: ast.InsertValues, call: Call) -> Result:
+    """INSERT INTO ... VALUES: one row, its expressions evaluated and cast to the columns."""
+    target = parts.catalog.sources.get(stmt.target)
+    if target is None:
+        message = f"Cannot insert values into an unknown stream/table: `{stmt.target}`"
+        near = [n for n in parts.catalog.sources if n.upper() == stmt.target.upper()]
+        if near and near[0] != near[0].upper():
+            message += (
+                f'\nDid you mean "{near[0]}"? Hint: wrap the source name in double quotes '
+                "to make it case-sensitive."
+            )
+        elif near:
+            message += (
+                f"\nDid you mean {near[0]}? Hint: try removing double quotes from the source name."
+            )
+        raise SqlError(message, *stmt.pos)
+    if target.source_table:
+        raise HispeedError(f"Cannot insert into read-only {target.kind.lower()}: {target.name}")
+    columns = [*target.key_columns, *target.value_columns]
+    names = list(stmt.columns) or [c.name for c in columns]
+    if len(names) != len(stmt.values):
+        raise SqlError(
+            "Failed to prepare statement: Expected number columns and values to match: "
+            f"{len(names)}, {len(stmt.values)}",
+            *stmt.pos,
+        )
+    headers = [c.name for c, _ in target.header_columns if c.name in names]
+    if headers:
+        raise SqlError(f"Cannot insert into HEADER columns: {', '.join(headers)}", *stmt.pos)
+    for name in names:
+        if name in ("ROWPARTITION", "ROWOFFSET", "WINDOWSTART", "WINDOWEND"):
+            raise SqlError(f"Inserting into column `{name}` is not allowed.", *stmt.pos)
+    by_name = {c.name: c for c in columns}
+    ctx = EvalContext()
+    one = pa.RecordBatch.from_pydict({"$": [0]})
+    values: dict[str, Any] = {}
+    timestamp = None
+    for name, expr in zip(names, stmt.values, strict=True):
+        compiled = compile_expr(expr, Scope([]))
+        if name == "ROWTIME":
+            arr = compiled(one, ctx)
+            timestamp = arr[0].as_py()
+            continue
+        col = by_name.get(name)
+        if col is None:
+            raise SqlError(f"Column name {name} does not exist.", *stmt.pos)
+        arr = coerce(compiled(one, ctx), compiled.type, col.type, ctx)
+        values[name] = arr.cast(col.type.to_arrow())
+    insert_row(parts.log, target, values, timestamp)
+    return Result("status", "Inserted")
+
+
+def insert_row(
+    log: Log, target: Source, values: Mapping[str, pa.Array], timestamp: int | None
+) -> None:
+    """Append one row (its columns as one-value arrays) to a source's topic, encoded in its
+    formats; `timestamp` None: the log stamps it."""
+    key_fmt = get_format(target.key_format, target.key_properties, is_key=True)
+    value_fmt = get_format(target.value_format, target.value_properties)
+
+    def batch(cols: list[Column]) -> pa.RecordBatch:
+        if not cols:
+            return pa.RecordBatch.from_struct_array(pa.array([{}], type=pa.struct([])))
+        return pa.RecordBatch.from_arrays(
+            [values.get(c.name, pa.nulls(1, c.type.to_arrow())) for c in cols],
+            names=[c.name for c in cols],
+        )
+
+    key = (
+        key_fmt.encode(batch(target.key_columns), target.key_columns)
+        if target.key_columns
+        else pa.nulls(1, pa.binary())
+    )
+    value = value_fmt.encode(batch(target.value_columns), target.value_columns)
+    record = {"key": key, "value": value}
+    if timestamp is not None:
+        record["timestamp"] = pa.array([timestamp], pa.int64())
+    log.append(target.topic, pa.record_batch(record))
+
+
+def insert(
+    catalog: Catalog, log: Log, name: str, row: Mapping[str, Any], timestamp: int | None = None
+) -> None:
+    """Insert one row into a stream or table from Python values."""
+    target = catalog.get(name.upper())
+    values = {}
+    for c in [*target.key_columns, *target.value_columns]:
+        if c.name in row:
+            try:
+                values[c.name] = pa.array([row[c.name]], c.type.to_arrow())
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as e:
+                raise HispeedError(
+                    f"{target.name}.{c.name} is {c.type}: {row[c.name]!r} does not fit ({e})"
+                ) from None
+    insert_row(log, target, values, timestamp)

@@ -1,0 +1,174 @@
+"""Persistent queries: CREATE ... AS SELECT, INSERT INTO and TERMINATE.
+
+Each plans its SELECT (`plan.query.plan_query`), checks the sink, and has the runtime
+manager start (or stop) the query's task.
+"""
+
+from __future__ import annotations
+
+from hispeed.catalog import Source
+from hispeed.errors import HispeedError, SqlError
+from hispeed.formats.base import Column
+from hispeed.plan.model import QueryPlan
+from hispeed.plan.query import plan_query
+from hispeed.sql import ast
+from hispeed.statements.base import Call, EngineParts
+from hispeed.statements.result import Result
+from hispeed.statements.sources import check_formats, ensure_topic, format_props, upper_or_none
+
+
+def create_as_select(parts: EngineParts, stmt: ast.CreateAsSelect, call: Call) -> Result:
+    """CREATE STREAM or TABLE AS SELECT: a sink and the persistent query that writes it."""
+    if stmt.name in parts.catalog.sources and not stmt.or_replace:
+        if stmt.if_not_exists:
+            return Result("status", f"{stmt.name} already exists")
+        existing = parts.catalog.sources[stmt.name]
+        raise HispeedError(
+            f"Cannot add {stmt.kind.lower()} '{stmt.name}': A "
+            f"{existing.kind.lower()} with the same name already exists"
+        )
+    if stmt.query.limit is not None:
+        raise SqlError(
+            f"CREATE {stmt.kind} AS SELECT statements don't support LIMIT clause.", *stmt.pos
+        )
+    plan = plan_query(stmt.query, parts.catalog, parts.log, stmt.kind, stmt.name)
+    produces = (
+        "TABLE" if (plan.aggregation is not None or plan.source.kind == "TABLE") else "STREAM"
+    )
+    if produces != stmt.kind:
+        raise SqlError(
+            f"Invalid result type. Your SELECT query produces a {produces}. "
+            f"Please use CREATE {produces} AS SELECT statement instead.",
+            *stmt.pos,
+        )
+    with_props = {k: p.value for k, p in stmt.properties.items()}
+    src = plan.source
+    _check_intermediate_types(plan)
+    key_format = with_props.get("KEY_FORMAT") or with_props.get("FORMAT") or src.key_format
+    value_format = with_props.get("VALUE_FORMAT") or with_props.get("FORMAT") or src.value_format
+    key_props = {**src.key_properties, **format_props(with_props, key=True)}
+    value_props = format_props(with_props, key=False)
+    if str(value_format).upper() == str(src.value_format).upper() and not value_props:
+        value_props = {k: v for k, v in src.value_properties.items() if k != "WRAP_SINGLE_VALUE"}
+    if plan.key and str(key_format).upper() == "NONE":
+        key_format = "KAFKA"
+    if not plan.key and stmt.kind == "STREAM" and "KEY_FORMAT" in with_props:
+        raise SqlError("Key format specified for stream without key columns.", *stmt.pos)
+    if not plan.key and plan.repartition:
+        key_format = "NONE"
+    topic = str(with_props.get("KAFKA_TOPIC", stmt.name))
+    sink = Source(
+        name=stmt.name,
+        kind=stmt.kind,
+        key_columns=plan.key_columns,
+        value_columns=plan.value_columns,
+        topic=topic,
+        key_format=str(key_format).upper(),
+        value_format=str(value_format).upper(),
+        key_properties=key_props,
+        value_properties=value_props,
+        timestamp=upper_or_none(with_props.get("TIMESTAMP")),
+        timestamp_format=with_props.get("TIMESTAMP_FORMAT"),
+        window=plan.window_info,
+        statement=call.text,
+    )
+    check_formats(sink)
+    partitions = len(parts.log.describe_topic(src.topic).partitions)
+    if not call.replay:
+        ensure_topic(parts.log, topic, with_props, stmt.kind, partitions)
+    else:
+        parts.log.create_topic(topic, partitions, exist_ok=True)
+    prefix = "CTAS" if stmt.kind == "TABLE" else "CSAS"
+    query_id = parts.runtime.next_query_id(f"{prefix}_{stmt.name}")
+    parts.catalog.add(sink, replace=stmt.or_replace)
+    sink.writer = query_id
+    parts.runtime.start_query(query_id, call.text, plan, sink, call.props)
+    return Result("status", f"Created query with ID {query_id}", query_id=query_id)
+
+
+def insert_into(parts: EngineParts, stmt: ast.InsertInto, call: Call) -> Result:
+    """INSERT INTO a stream: a persistent query that writes into it."""
+    target = parts.catalog.sources.get(stmt.target)
+    if target is None:
+        raise SqlError(f"Source `{stmt.target}` does not exist.", *stmt.target_pos)
+    if target.kind == "TABLE":
+        raise HispeedError(
+            f"INSERT INTO can only be used to insert into a stream. {target.name} is a table."
+        )
+    if target.source_table:
+        raise HispeedError(f"Cannot insert into read-only {target.kind.lower()}: {target.name}")
+    if target.header_columns:
+        raise HispeedError(f"Cannot insert into {target.name} because it has header columns")
+    plan = plan_query(stmt.query, parts.catalog, parts.log, target.kind, target.name)
+    if plan.aggregation is not None or plan.source.kind == "TABLE":
+        raise HispeedError(
+            f"INSERT INTO can only be used to insert into a stream. {target.name} is a table."
+        )
+    got = [(c.name, c.type) for c in plan.key_columns + plan.value_columns]
+    want = [(c.name, c.type) for c in target.key_columns + target.value_columns]
+    if got != want:
+        raise HispeedError(
+            f"Incompatible schema between results and sink.\nResult schema is "
+            f"{_schema(plan.key_columns, plan.value_columns)}\nSink schema is "
+            f"{_schema(target.key_columns, target.value_columns)}"
+        )
+    query_id = parts.runtime.next_query_id("INSERTQUERY")
+    parts.runtime.start_query(query_id, call.text, plan, target)
+    return Result("status", f"Created query with ID {query_id}", query_id=query_id)
+
+
+def terminate(parts: EngineParts, stmt: ast.Terminate, call: Call) -> Result:
+    """TERMINATE a query (or ALL): its task stops, its sink has no writer any more."""
+    ids = list(parts.runtime.tasks) if stmt.query_id is None else [stmt.query_id.upper()]
+    for query_id in ids:
+        if query_id not in parts.catalog.queries:
+            raise HispeedError(f"Unknown queryId: {query_id}")
+        sink = parts.catalog.queries[query_id].sink
+        parts.runtime.stop_query(query_id)
+        if (
+            sink
+            and sink in parts.catalog.sources
+            and parts.catalog.sources[sink].writer == query_id
+        ):
+            parts.catalog.sources[sink].writer = None
+    return Result("status", "Query terminated.")
+
+
+def _schema(keys: list[Column], values: list[Column]) -> str:
+    return ", ".join(
+        [f"`{c.name}` {c.type} KEY" for c in keys] + [f"`{c.name}` {c.type}" for c in values]
+    )
+
+
+#: aggregates whose running state is a STRUCT, ARRAY or MAP, which DELIMITED cannot hold
+_COMPLEX_STATE = frozenset(
+    {
+        "AVG",
+        "CORRELATION",
+        "STDDEV_SAMP",
+        "STDDEV_SAMPLE",
+        "STDDEV_POP",
+        "TOPK",
+        "TOPKDISTINCT",
+        "COLLECT_LIST",
+        "COLLECT_SET",
+        "HISTOGRAM",
+        "LATEST_BY_OFFSET",
+        "EARLIEST_BY_OFFSET",
+        "COUNT_DISTINCT",
+    }
+)
+
+
+def _check_intermediate_types(plan: QueryPlan) -> None:
+    """ksqlDB keeps an aggregation's state in the source's value format and refuses what
+    DELIMITED cannot hold; hispeed refuses the same statements, so that a query written here
+    also runs on ksqlDB."""
+    agg = plan.aggregation
+    if agg is None or plan.source.value_format != "DELIMITED":
+        return
+    if any(call.spec.name.upper() in _COMPLEX_STATE for call in agg.calls):
+        raise HispeedError(
+            "One of the functions used in the statement has an intermediate type that the "
+            "value format can not handle. Please remove the function or change the format."
+        )

@@ -1,0 +1,33 @@
+"""SET and UNSET of the engine's properties, and CREATE and DROP CONNECTOR."""
+
+from __future__ import annotations
+
+from hispeed.sql import ast
+from hispeed.statements.base import Call, EngineParts
+from hispeed.statements.result import Result
+
+
+def set_property(parts: EngineParts, stmt: ast.SetProperty, call: Call) -> Result:
+    """SET a property for every statement and query after it."""
+    parts.properties[stmt.name] = stmt.value
+    return Result("status", f"Successfully set property '{stmt.name}'")
+
+
+def unset_property(parts: EngineParts, stmt: ast.UnsetProperty, call: Call) -> Result:
+    """UNSET a property: back to its default."""
+    parts.properties.pop(stmt.name, None)
+    return Result("status", f"Successfully unset property '{stmt.name}'")
+
+
+def create_connector(parts: EngineParts, stmt: ast.CreateConnector, call: Call) -> Result:
+    """CREATE SOURCE or SINK CONNECTOR (IF NOT EXISTS: nothing to keep when it exists)."""
+    if stmt.if_not_exists and stmt.name in parts.connectors.runners:
+        call.record = False
+        return Result("status", f"Connector {stmt.name} already exists")
+    props = {k: p.value for k, p in stmt.properties.items()}
+    return Result("status", parts.connectors.create(stmt.kind, stmt.name, props, call.text))
+
+
+def drop_connector(parts: EngineParts, stmt: ast.DropConnector, call: Call) -> Result:
+    """DROP CONNECTOR: it stops."""
+    return Result("status", parts.connectors.drop(stmt.name, stmt.if_exists))

@@ -1,0 +1,326 @@
+"""CREATE and DROP of streams, tables and types, and the checks of a source's formats,
+topic, window and timestamp that persistent queries share (`statements/queries.py`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hispeed.catalog import Source, WindowInfo
+from hispeed.errors import HispeedError, SqlError
+from hispeed.formats.base import Column, FormatError, get_format
+from hispeed.log.base import Log
+from hispeed.sql import ast
+from hispeed.sql import types as T
+from hispeed.statements.base import Call, EngineParts
+from hispeed.statements.result import Result
+
+_DURATION_UNITS = {
+    "MILLISECOND": 1,
+    "SECOND": 1000,
+    "MINUTE": 60_000,
+    "HOUR": 3_600_000,
+    "DAY": 86_400_000,
+}
+
+
+#: the type of a HEADERS column: every header of the record
+HEADERS_TYPE = T.array(T.struct([("KEY", T.STRING), ("VALUE", T.BYTES)]))
+
+
+def create_source(parts: EngineParts, stmt: ast.CreateSource, call: Call) -> Result:
+    """CREATE STREAM or TABLE over a topic (creating the topic if asked to)."""
+    props = {k: p.value for k, p in stmt.properties.items()}
+    kind = stmt.kind
+    if stmt.name in parts.catalog.sources:
+        if stmt.if_not_exists:
+            return Result("status", f"Cannot add {kind.lower()} {stmt.name}: already exists")
+        if not stmt.or_replace:
+            existing = parts.catalog.sources[stmt.name]
+            raise HispeedError(
+                f"Cannot add {kind.lower()} '{stmt.name}': A "
+                f"{existing.kind.lower()} with the same name already exists"
+            )
+    key_cols, value_cols, header_cols = [], [], []
+    seen: set[str] = set()
+    for c in stmt.columns:
+        if c.name in seen:
+            raise SqlError(f"Duplicate column names: `{c.name}`", *c.pos)
+        seen.add(c.name)
+        if c.key and kind == "TABLE":
+            raise SqlError(
+                f"Column `{c.name}` is a 'KEY' column: please use 'PRIMARY KEY' "
+                "for tables.\nTables have PRIMARY KEYs, which are unique and NON "
+                "NULL.\nStreams have KEYs, which have no uniqueness or NON NULL "
+                "constraints.",
+                *c.pos,
+            )
+        if c.primary_key and kind == "STREAM":
+            raise SqlError(
+                f"Column `{c.name}` is a 'PRIMARY KEY' column: please use 'KEY' "
+                "for streams.\nTables have PRIMARY KEYs, which are unique and NON "
+                "NULL.\nStreams have KEYs, which have no uniqueness or NON NULL "
+                "constraints.",
+                *c.pos,
+            )
+        if c.name in ("ROWTIME", "ROWPARTITION", "ROWOFFSET", "WINDOWSTART", "WINDOWEND"):
+            raise SqlError(
+                f"'{c.name}' is a reserved column name. You cannot use it as a name for a column.",
+                *c.pos,
+            )
+        column = Column(c.name, c.type)
+        if c.key or c.primary_key:
+            key_cols.append(column)
+        elif c.headers is not None:
+            want = T.BYTES if c.headers else HEADERS_TYPE
+            if c.type != want:
+                shown = f"HEADER('{c.headers}')" if c.headers else "HEADERS"
+                raise SqlError(
+                    f"Invalid type for {shown} column: expected {want}, got {c.type}",
+                    *c.pos,
+                )
+            header_cols.append((column, c.headers))
+        else:
+            value_cols.append(column)
+    if stmt.or_replace and stmt.source:
+        raise HispeedError(
+            f"Cannot add {kind.lower()} '{stmt.name}': CREATE OR REPLACE is not "
+            f"supported on source {kind.lower()}s."
+        )
+    key_format, value_format = formats(parts.properties, props, stmt.pos)
+    probe = Source(
+        name=stmt.name,
+        kind=kind,
+        key_columns=key_cols,
+        value_columns=value_cols,
+        topic="",
+        key_format=key_format,
+        value_format=value_format,
+        key_properties=format_props(props, key=True),
+        value_properties=format_props(props, key=False),
+    )
+    if not stmt.columns:
+        check_formats(probe, columns=False)
+        raise SqlError("No columns supplied.", *stmt.pos)
+    if "KEY" in props:
+        line, col = stmt.properties["KEY"].pos
+        raise SqlError(
+            "KEY is not a property any more: declare the key in the column list, "
+            f"like `{props['KEY']} INTEGER PRIMARY KEY` for a table or "
+            f"`{props['KEY']} INTEGER KEY` for a stream",
+            line,
+            col,
+        )
+    if kind == "TABLE" and not key_cols:
+        raise SqlError("Tables require a PRIMARY KEY. Please define the PRIMARY KEY.", *stmt.pos)
+    topic = props.get("KAFKA_TOPIC")
+    if topic is None:
+        raise SqlError(f'Missing required property "KAFKA_TOPIC" for CREATE {kind}', *stmt.pos)
+    window = None
+    if "WINDOW_TYPE" in props:
+        window = window_info(props)
+    source = Source(
+        name=stmt.name,
+        kind=kind,
+        key_columns=key_cols,
+        value_columns=value_cols,
+        topic=str(topic),
+        key_format=key_format,
+        value_format=value_format,
+        key_properties=format_props(props, key=True),
+        value_properties=format_props(props, key=False),
+        header_columns=header_cols,
+        timestamp=upper_or_none(props.get("TIMESTAMP")),
+        timestamp_format=props.get("TIMESTAMP_FORMAT"),
+        window=window,
+        statement=call.text,
+        source_table=stmt.source,
+    )
+    check_formats(source)
+    if source.timestamp is not None:
+        check_timestamp_column(source)
+    if not call.replay:
+        ensure_topic(parts.log, source.topic, props, kind)
+    parts.catalog.add(source, replace=stmt.or_replace)
+    return Result("status", f"{kind.capitalize()} created")
+
+
+def create_type(parts: EngineParts, stmt: ast.CreateType, call: Call) -> Result:
+    """CREATE TYPE: a name for a SQL type."""
+    types = parts.catalog.types
+    if stmt.name.upper() in types and not stmt.if_not_exists:
+        raise HispeedError(
+            f"Cannot register custom type '{stmt.name.upper()}' since it "
+            f"is already registered with type: "
+            f"{types[stmt.name.upper()]}"
+        )
+    types.setdefault(stmt.name.upper(), stmt.type)
+    return Result(
+        "status",
+        f"Registered custom type with name '{stmt.name.upper()}' and SQL type {stmt.type}",
+    )
+
+
+def drop(parts: EngineParts, stmt: ast.Drop, call: Call) -> Result:
+    """DROP STREAM, TABLE or TYPE (a source's writing query stops with it)."""
+    if stmt.kind == "TYPE":
+        if stmt.name.upper() not in parts.catalog.types:
+            if stmt.if_exists:
+                return Result("status", f"Type {stmt.name} does not exist")
+            raise HispeedError(f"Type {stmt.name.upper()} does not exist.")
+        del parts.catalog.types[stmt.name.upper()]
+        return Result("status", f"Dropped type '{stmt.name.upper()}'")
+    source = parts.catalog.sources.get(stmt.name)
+    if source is None:
+        if stmt.if_exists:
+            return Result("status", f"Source {stmt.name} does not exist.")
+        raise HispeedError(f"{stmt.kind.capitalize()} {stmt.name} does not exist.")
+    if source.kind != stmt.kind:
+        raise HispeedError(
+            f"Incompatible data source type is {source.kind}, but statement was DROP {stmt.kind}"
+        )
+    readers = [q.id for q in parts.catalog.readers_of(source.name)]
+    writers = [q.id for q in parts.catalog.writers_of(source.name) if q.id != source.writer]
+    if readers or writers:
+        raise HispeedError(
+            f"Cannot drop {source.name}.\nThe following queries read from this source: "
+            f"[{', '.join(sorted(readers))}].\nThe following queries write into this "
+            f"source: [{', '.join(sorted(writers))}].\nYou need to terminate them before "
+            "dropping " + source.name + "."
+        )
+    if source.writer and source.writer in parts.runtime.tasks:
+        parts.runtime.stop_query(source.writer)
+    del parts.catalog.sources[source.name]
+    if stmt.delete_topic and not call.replay:
+        parts.log.delete_topic(source.topic)
+    return Result("status", f"Source `{source.name}` (topic: {source.topic}) was dropped.")
+
+
+def formats(
+    properties: Mapping[str, Any], props: Mapping[str, Any], pos: tuple[int, int]
+) -> tuple[str, str]:
+    """The key and value formats a WITH clause names (`props`), else the defaults the
+    engine's `properties` set."""
+    fmt = props.get("FORMAT")
+    key_format = props.get("KEY_FORMAT")
+    value_format = props.get("VALUE_FORMAT")
+    for name in ("KEY_FORMAT", "VALUE_FORMAT"):
+        if fmt is not None and props.get(name) is not None:
+            raise SqlError(
+                f"Cannot supply both '{name}' and 'FORMAT' properties, as 'FORMAT' sets both "
+                "key and value formats. Either use just 'FORMAT', or use 'KEY_FORMAT' and "
+                "'VALUE_FORMAT'.",
+                *pos,
+            )
+    key_format = key_format or fmt or properties.get("ksql.persistence.default.format.key", "KAFKA")
+    value_format = value_format or fmt or properties.get("ksql.persistence.default.format.value")
+    if value_format is None:
+        raise SqlError(
+            "Statement is missing the 'VALUE_FORMAT' property from the WITH "
+            "clause. Either provide one or set a default via the "
+            "'ksql.persistence.default.format.value' config.",
+            *pos,
+        )
+    return str(key_format).upper(), str(value_format).upper()
+
+
+def check_formats(source: Source, columns: bool = True) -> None:
+    """Refuse formats that do not exist or cannot hold the source's columns."""
+    try:
+        key_fmt = get_format(source.key_format, source.key_properties, is_key=True)
+        value_fmt = get_format(source.value_format, source.value_properties)
+        if not columns:
+            return
+        if source.key_columns or source.key_format != "KAFKA":
+            key_fmt.check_columns(source.key_columns, is_key=True)
+        value_fmt.check_columns(source.value_columns, is_key=False)
+    except FormatError as e:
+        raise HispeedError(str(e)) from None
+
+
+def ensure_topic(
+    log: Log, topic: str, props: Mapping[str, Any], kind: str, partitions: int | None = None
+) -> None:
+    """Create a source's topic (`props` says how many partitions, else `partitions`), or
+    check the one there has as many partitions as asked."""
+    if topic in log.list_topics(internal=True):
+        wanted = props.get("PARTITIONS")
+        have = len(log.describe_topic(topic).partitions)
+        if wanted is not None and int(wanted) != have:
+            raise HispeedError(
+                f"A Kafka topic with the name '{topic}' already exists, with different "
+                f"partition/replica configuration than required. KSQL expects {wanted} "
+                f"partitions (topic has {have}), 1 replication factor (topic has 1)."
+            )
+        return
+    count = props.get("PARTITIONS") or partitions
+    if count is None:
+        raise HispeedError(
+            f"Topic '{topic}' does not exist. If you want to create a new topic for the "
+            f"{kind.lower()} please re-run the statement providing the required 'PARTITIONS' "
+            "configuration in the WITH clause (and optionally 'REPLICAS'). For example: "
+            f"CREATE {kind} X WITH (KAFKA_TOPIC='{topic}', PARTITIONS=1, ...)"
+        )
+    log.create_topic(topic, int(count), exist_ok=True)
+
+
+def upper_or_none(value: Any) -> str | None:
+    """A property's value in upper case (a column name), or None when not set."""
+    return None if value is None else str(value).upper()
+
+
+def format_props(props: Mapping[str, Any], *, key: bool) -> dict[str, Any]:
+    """The key's (or the value's) format properties of a WITH clause."""
+    names = ("KEY_DELIMITER",) if key else ("VALUE_DELIMITER", "WRAP_SINGLE_VALUE")
+    return {k: v for k, v in props.items() if k in names}
+
+
+def window_info(props: Mapping[str, Any]) -> WindowInfo:
+    """The window of a source over a windowed topic (WINDOW_TYPE, WINDOW_SIZE)."""
+    kind = str(props["WINDOW_TYPE"]).upper()
+    if kind not in ("TUMBLING", "HOPPING", "SESSION"):
+        raise HispeedError(f"WINDOW_TYPE must be TUMBLING, HOPPING or SESSION, not {kind}")
+    size = props.get("WINDOW_SIZE")
+    if kind == "SESSION":
+        if size is not None:
+            raise HispeedError("'WINDOW_SIZE' should not be set for SESSION windows.")
+        return WindowInfo(kind, None)
+    if size is None:
+        raise HispeedError(
+            f"{kind} windows require 'WINDOW_SIZE' to be provided in the WITH "
+            "clause. For example: 'WINDOW_SIZE'='10 SECONDS'"
+        )
+    return WindowInfo(kind, parse_duration(str(size), "WINDOW_SIZE"))
+
+
+def parse_duration(text: str, option: str) -> int:
+    """Milliseconds of a duration like '10 SECONDS' (`option` names it in errors)."""
+    parts = text.strip().split()
+    bad = f"Configuration {option} is invalid: Invalid duration: '{text}'."
+    if len(parts) != 2 or not parts[0].isdigit():
+        raise HispeedError(f"{bad} Use an amount and a unit, like '10 SECONDS'")
+    unit = parts[1].upper().rstrip("S")
+    if unit not in _DURATION_UNITS:
+        raise HispeedError(f"{bad} Unknown time unit: '{parts[1].upper()}'")
+    return int(parts[0]) * _DURATION_UNITS[unit]
+
+
+def check_timestamp_column(source: Source) -> None:
+    """Refuse a TIMESTAMP column that does not exist or cannot be a time."""
+    assert source.timestamp is not None
+    col = source.column(source.timestamp)
+    if col is None:
+        raise HispeedError(
+            f"The TIMESTAMP column set in the WITH clause does not exist in the "
+            f"schema: '{source.timestamp}'"
+        )
+    if col.type.name not in ("BIGINT", "TIMESTAMP", "STRING"):
+        raise HispeedError(
+            f"Timestamp column, `{col.name}`, should be LONG(INT64), TIMESTAMP, "
+            "or a String with a timestamp_format specified."
+        )
+    if col.type.name == "STRING" and not source.timestamp_format:
+        raise HispeedError(
+            f"Timestamp column, `{col.name}`, should be LONG(INT64), TIMESTAMP, "
+            "or a String with a timestamp_format specified."
+        )
