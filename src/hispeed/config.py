@@ -31,6 +31,13 @@ class Settings:
     fsync: str = "1000ms"
     #: seconds between background retention and compaction passes
     cleaner_interval_s: float = 30.0
+    #: bytes each partition of a topic keeps at most (Kafka's log.retention.bytes; a topic's
+    #: own `retention.bytes` wins; -1: no limit): the oldest segments go past it, so a topic
+    #: holds at most this plus one segment
+    log_retention_bytes: int = 1024 * 1024 * 1024
+    #: bytes after which a partition starts a new segment file (Kafka's log.segment.bytes; a
+    #: topic's own `segment.bytes` wins); retention deletes whole segments
+    log_segment_bytes: int = 64 * 1024 * 1024
     auto_create_topics: bool = True
     #: Python modules (dotted names or .py paths) whose @hispeed.udf/udaf/udtf functions are
     #: loaded at start: HISPEED_UDF_MODULES="a,b", or `modules = [...]` under [udf] in the file
@@ -91,7 +98,15 @@ class Settings:
             fsync=self.fsync,
             default_partitions=self.default_partitions,
             cleaner_interval_s=cleaner_interval_s,
+            topic_defaults=self.topic_defaults(),
         )
+
+    def topic_defaults(self) -> dict[str, int]:
+        """The server-wide defaults of the embedded log's topics, by a topic's setting names."""
+        return {
+            "retention.bytes": self.log_retention_bytes,
+            "segment.bytes": self.log_segment_bytes,
+        }
 
     @classmethod
     def load(

@@ -132,8 +132,10 @@ class TopicConfig:
             raise ConfigError("segment.ms must be positive and index.interval.bytes not negative")
         return cfg
 
-    def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name.replace(".", "_")) for name in _KNOWN_CONFIGS}
+    def to_dict(self, only: Iterable[str] | None = None) -> dict[str, Any]:
+        """The settings by Kafka's names (`only`: just these names)."""
+        names = _KNOWN_CONFIGS if only is None else [n for n in _KNOWN_CONFIGS if n in only]
+        return {name: getattr(self, name.replace(".", "_")) for name in names}
 
     @property
     def compression(self) -> str | None:

@@ -112,8 +112,14 @@ class EmbeddedLog(AppendSignal, Log):
         default_partitions: int = 1,
         cleaner_interval_s: float | None = 30.0,
         clock: Callable[[], int] = now_ms,
+        topic_defaults: Mapping[str, Any] | None = None,
     ) -> None:
+        """`topic_defaults`: the server-wide topic settings (Kafka's `log.retention.bytes`...,
+        named as a topic's: `retention.bytes`) for every setting a topic does not set itself;
+        they apply to existing topics too, as a Kafka broker's defaults do."""
         self.data_dir = Path(data_dir)
+        TopicConfig.from_dict(topic_defaults)  # a bad default fails here, not at first create
+        self.topic_defaults = dict(topic_defaults or {})
         self.root = self.data_dir / "log"
         self.fsync_policy = fsync if isinstance(fsync, FsyncPolicy) else FsyncPolicy.parse(fsync)
         self.default_partitions = default_partitions
@@ -134,7 +140,7 @@ class EmbeddedLog(AppendSignal, Log):
         try:
             for path in sorted(self.root.joinpath("topics").iterdir()):
                 if path.is_dir() and (path / "topic.json").exists():
-                    self._topics[path.name] = _Topic.open(path, clock)
+                    self._topics[path.name] = _Topic.open(path, clock, self.topic_defaults)
             if OFFSETS_TOPIC not in self._topics:
                 self._create(OFFSETS_TOPIC, 1, {"cleanup.policy": "compact"})
             self._recover_wal()
@@ -173,16 +179,25 @@ class EmbeddedLog(AppendSignal, Log):
     def _create(self, name: str, partitions: int, config: Mapping[str, Any] | None) -> None:
         if partitions < 1 or partitions > 10_000:
             raise ConfigError(f"a topic has 1 to 10000 partitions, not {partitions}")
-        cfg = TopicConfig.from_dict(config)
+        overrides = dict(config or {})
+        cfg = TopicConfig.from_dict({**self.topic_defaults, **overrides})
         path = self.root / "topics" / name
         tmp = path.with_name(name + ".creating")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         (tmp / "topic.json").write_text(
-            json.dumps({"name": name, "partitions": partitions, "config": cfg.to_dict()})
+            json.dumps(
+                {
+                    "name": name,
+                    "partitions": partitions,
+                    "config": cfg.to_dict(),
+                    # what the topic set itself: the server's defaults may change later
+                    "overrides": TopicConfig.from_dict(overrides).to_dict(only=overrides),
+                }
+            )
         )
         os.replace(tmp, path)
-        self._topics[name] = _Topic.open(path, self.clock)
+        self._topics[name] = _Topic.open(path, self.clock, self.topic_defaults)
 
     def delete_topic(self, name: str) -> None:
         if name == OFFSETS_TOPIC:
@@ -609,9 +624,15 @@ class _Topic:
         self.partitions = partitions
 
     @classmethod
-    def open(cls, path: Path, clock: Callable[[], int]) -> _Topic:
+    def open(
+        cls, path: Path, clock: Callable[[], int], defaults: Mapping[str, Any] | None = None
+    ) -> _Topic:
         meta = json.loads((path / "topic.json").read_text())
-        config = TopicConfig.from_dict(meta["config"])
+        overrides = meta.get("overrides")
+        if overrides is None:  # written before overrides were kept: what differs from Kafka's
+            builtin = TopicConfig().to_dict()
+            overrides = {k: v for k, v in meta["config"].items() if builtin.get(k) != v}
+        config = TopicConfig.from_dict({**(defaults or {}), **overrides})
         parts = [
             Partition(path / str(i), meta["name"], i, config, clock)
             for i in range(meta["partitions"])
