@@ -16,8 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hispeed.functions.aggregates import hashable as _hashable
-from hispeed.functions.aggregates import unhashable as _unhashable
+from hispeed.functions.aggregates import hashable, unhashable
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import HEADERS_TYPE
 from hispeed.ops.base import OperatorContext, Outputs
@@ -157,7 +156,7 @@ class Aggregator:
         finals: list[Change] = []
         for i in range(n):
             ts = stamps[i]
-            group = tuple(_hashable(g[i]) for g in groups)
+            group = tuple(hashable(g[i]) for g in groups)
             self._headers = headers[i] if headers is not None else None
             row_args = [[a[i] for a in call_args] for call_args in args]
             passes = where is None or bool(where[i])
@@ -461,7 +460,7 @@ class Aggregator:
         names: list[str] = []
         for i, col in enumerate(agg.group_columns):
             arrays.append(
-                _array([_unhashable(c.group[i], col.type) for c in changes], col.type.to_arrow())
+                _array([unhashable(c.group[i], col.type) for c in changes], col.type.to_arrow())
             )
             names.append(col.field)
         for j, call in enumerate(self.calls):

@@ -40,8 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hispeed.functions.aggregates import hashable as _hashable
-from hispeed.functions.aggregates import unhashable as _unhashable
+from hispeed.functions.aggregates import hashable, unhashable
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import HEADERS_TYPE, PolledBatch
 from hispeed.ops.base import Outputs
@@ -155,7 +154,7 @@ class JoinRuntime:
         key_arr = runner.step.left_key(frame, EvalContext())
         keys = key_arr.to_pylist()
         if not _plain_type(key_arr.type):
-            keys = [_hashable(k) for k in keys]
+            keys = [hashable(k) for k in keys]
         stamps = frame.column(field_name(label, "ROWTIME"))
         if len(stamps):
             self.stream_time[0] = max(self.stream_time[0], pc.max(stamps).as_py() or 0)
@@ -203,7 +202,7 @@ class JoinRuntime:
         for i, row in enumerate(rows):
             key = None
             if source.kind == "TABLE":
-                values = [_hashable(row[k]) for k in key_names]
+                values = [hashable(row[k]) for k in key_names]
                 key = values[0] if len(values) == 1 else tuple(values)
             deleted = bool(tombstones[i]) if source.kind == "TABLE" else False
             events.append(Event(row, stamps[i], key, deleted, parts[i], offsets[i], headers[i]))
@@ -212,7 +211,7 @@ class JoinRuntime:
         key_arr = (step.left_key if from_left else step.right_key)(frame, EvalContext())
         keys = key_arr.to_pylist()
         if not _plain_type(key_arr.type):
-            keys = [_hashable(k) for k in keys]
+            keys = [hashable(k) for k in keys]
         if source.window is not None:  # windowed records join only the same window
             bounds = zip(
                 frame.column(field_name(label, "WINDOWSTART")).to_pylist(),
@@ -252,7 +251,7 @@ class JoinRuntime:
         ]
         batch = pa.RecordBatch.from_arrays(arrays, names=[f for f in fields if f in self.types])
         values = compiled(batch, EvalContext()).to_pylist()
-        return [_hashable(v) for v in values]
+        return [hashable(v) for v in values]
 
     def _frame(self, events: list[Event]) -> tuple[pa.RecordBatch, np.ndarray]:
         fields = [f for s in self.side_fields for f in s]
@@ -275,7 +274,7 @@ class JoinRuntime:
             keys = [k[0] if k else None for k in keys]
         key_type = self.join.key_type
         if key_type.name in ("ARRAY", "MAP", "STRUCT"):
-            keys = [_unhashable(k, key_type) for k in keys]
+            keys = [unhashable(k, key_type) for k in keys]
         else:
             keys = [_plain(k) for k in keys]
         arrays.append(pa.array(keys, self.key_type))
@@ -296,7 +295,7 @@ class JoinRuntime:
         gone = np.asarray(deleted.to_numpy(zero_copy_only=False), bool)
         send = np.ones(len(keys), bool)
         for i, k in enumerate(keys):
-            k = _hashable(k)
+            k = hashable(k)
             if passes[i] and not gone[i]:
                 self.passed.add(k)
             else:
