@@ -133,3 +133,39 @@ def test_a_duplicate_column_is_named_with_its_type(
     with pytest.raises(SqlError) as caught:
         engine.execute(select)
     assert f"Duplicate value columns found in schema: {column};" in str(caught.value)
+
+
+def test_already_exists_says_what_to_do_and_each_way_works(engine: Engine) -> None:
+    """A user pasting the course's statements into a server that already runs them (the
+    demo) is told how to go on, and each way the message names works."""
+    engine.execute("CREATE TABLE t AS SELECT k, COUNT(*) AS n FROM s GROUP BY k;")
+    again = "CREATE STREAM s (k STRING KEY, v INT) WITH (kafka_topic='s', value_format='JSON');"
+    with pytest.raises(HispeedError) as refused:
+        engine.execute(again)
+    message = str(refused.value)
+    assert message.startswith(
+        "Cannot add stream 'S': A stream with the same name already exists. "
+    )  # ksqlDB's words first: clients match on them
+    [query] = engine.catalog.readers_of("S")
+    for advice in (
+        "DESCRIBE S",
+        "CREATE STREAM IF NOT EXISTS",
+        "another name",
+        f"TERMINATE {query.id} (the queries using it), then DROP STREAM S first",
+        "CREATE OR REPLACE STREAM S",
+    ):
+        assert advice in message
+    with pytest.raises(HispeedError) as refused:
+        engine.execute("CREATE TABLE t AS SELECT k, COUNT(*) AS n FROM s GROUP BY k;")
+    assert "DROP TABLE T first; or write CREATE OR REPLACE TABLE T" in str(refused.value)
+    with pytest.raises(HispeedError) as refused:  # another kind: no OR REPLACE to offer
+        engine.execute("CREATE TABLE s (k STRING PRIMARY KEY, v INT) WITH (kafka_topic='s');")
+    assert "A stream with the same name" in str(refused.value)
+    assert "OR REPLACE" not in str(refused.value)
+    engine.execute(again.replace("STREAM s", "STREAM IF NOT EXISTS s"))
+    engine.execute(again.replace("STREAM s", "OR REPLACE STREAM s"))
+    engine.execute(again.replace("STREAM s", "STREAM s2"))
+    engine.execute(f"TERMINATE {query.id};")
+    engine.execute("DROP TABLE t;")
+    engine.execute("DROP STREAM s;")
+    engine.execute(again)

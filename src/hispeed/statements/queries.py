@@ -14,7 +14,13 @@ from hispeed.plan.query import plan_query
 from hispeed.sql import ast
 from hispeed.statements.base import Call, EngineParts
 from hispeed.statements.result import Result
-from hispeed.statements.sources import check_formats, ensure_topic, format_props, upper_or_none
+from hispeed.statements.sources import (
+    already_exists,
+    check_formats,
+    ensure_topic,
+    format_props,
+    upper_or_none,
+)
 
 
 def create_as_select(parts: EngineParts, stmt: ast.CreateAsSelect, call: Call) -> Result:
@@ -22,11 +28,7 @@ def create_as_select(parts: EngineParts, stmt: ast.CreateAsSelect, call: Call) -
     if stmt.name in parts.catalog.sources and not stmt.or_replace:
         if stmt.if_not_exists:
             return Result("status", f"{stmt.name} already exists")
-        existing = parts.catalog.sources[stmt.name]
-        raise HispeedError(
-            f"Cannot add {stmt.kind.lower()} '{stmt.name}': A "
-            f"{existing.kind.lower()} with the same name already exists"
-        )
+        raise already_exists(parts, stmt.kind, stmt.name)
     if stmt.query.limit is not None:
         raise SqlError(
             f"CREATE {stmt.kind} AS SELECT statements don't support LIMIT clause.", *stmt.pos

@@ -28,6 +28,31 @@ _DURATION_UNITS = {
 HEADERS_TYPE = T.array(T.struct([("KEY", T.STRING), ("VALUE", T.BYTES)]))
 
 
+def already_exists(parts: EngineParts, kind: str, name: str) -> HispeedError:
+    """ksqlDB's "already exists" error, and what a user can do about it: a user pasting a
+    course's statements into a server that already runs them (the demo) meets it first."""
+    existing = parts.catalog.sources[name]
+    other = existing.kind.lower()
+    users = sorted(
+        {q.id for q in parts.catalog.readers_of(name)}
+        | {q.id for q in parts.catalog.writers_of(name) if q.id != existing.writer}
+    )
+    drop = f"DROP {existing.kind} {name}"
+    if users:
+        drop = f"TERMINATE {', '.join(users)} (the queries using it), then {drop}"
+    replace = (
+        f"; or write CREATE OR REPLACE {kind} {name} to change it in place"
+        if kind == existing.kind
+        else ""
+    )
+    return HispeedError(
+        f"Cannot add {kind.lower()} '{name}': A {other} with the same name already exists. "
+        f"To use the existing {other}, leave this statement out (DESCRIBE {name} shows it), "
+        f"or write CREATE {kind} IF NOT EXISTS to skip it when it exists; to keep both, give "
+        f"this {kind.lower()} another name; to replace it, {drop} first{replace}."
+    )
+
+
 def create_source(parts: EngineParts, stmt: ast.CreateSource, call: Call) -> Result:
     """CREATE STREAM or TABLE over a topic (creating the topic if asked to)."""
     props = {k: p.value for k, p in stmt.properties.items()}
@@ -36,11 +61,7 @@ def create_source(parts: EngineParts, stmt: ast.CreateSource, call: Call) -> Res
         if stmt.if_not_exists:
             return Result("status", f"Cannot add {kind.lower()} {stmt.name}: already exists")
         if not stmt.or_replace:
-            existing = parts.catalog.sources[stmt.name]
-            raise HispeedError(
-                f"Cannot add {kind.lower()} '{stmt.name}': A "
-                f"{existing.kind.lower()} with the same name already exists"
-            )
+            raise already_exists(parts, kind, stmt.name)
     key_cols, value_cols, header_cols = [], [], []
     seen: set[str] = set()
     for c in stmt.columns:
