@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from hispeed.errors import SqlError
+from hispeed.errors import HispeedError, SqlError
 from hispeed.sql import ast
 from hispeed.sql import types as T
-from hispeed.sql.parser import parse, parse_expression, parse_one, parse_type
+from hispeed.sql.parser import parse, parse_expression, parse_one, parse_query, parse_type
 
 
 def test_create_stream_with_key_and_properties() -> None:
@@ -281,3 +281,12 @@ def test_a_typographic_quote_outside_a_string() -> None:
     with pytest.raises(SqlError, match="straight single quotes") as err:
         parse("SELECT * FROM s WHERE name = \u2018bob\u2019")
     assert err.value.column == 30
+
+
+def test_parse_query_gives_the_one_select() -> None:
+    select = parse_query("SELECT id FROM s WHERE x > 1 EMIT CHANGES;")
+    assert isinstance(select, ast.Select)
+    assert select.emit is not None
+    for text in ("SELECT id FROM s; SELECT x FROM s;", "SHOW STREAMS;"):
+        with pytest.raises(HispeedError, match="expected one SELECT statement"):
+            parse_query(text)

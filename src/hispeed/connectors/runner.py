@@ -30,6 +30,7 @@ from hispeed.connectors.base import (
 )
 from hispeed.errors import HispeedError
 from hispeed.log.base import PolledBatch, TopicPartition
+from hispeed.ops.decode import SourceDecoder
 from hispeed.runtime.context import QueryContext
 from hispeed.runtime.task import PROCESSING_LOG
 
@@ -161,8 +162,6 @@ class SinkRunner(_Runner):
         source = self.sources.get(tp.topic)
         if source is None:
             return _json_batch(item, errors, self.name)
-        from hispeed.ops.decode import SourceDecoder
-
         decoder = self._decoders.get(tp.topic)
         if decoder is None:
             decoder = SourceDecoder(source, "S", f"connector {self.name}", keep_tombstones=True)
