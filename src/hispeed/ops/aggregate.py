@@ -25,6 +25,7 @@ from hispeed.ops.decode import frame_headers
 from hispeed.ops.emit import SinkEncoder
 from hispeed.ops.vectorized import FastPath, VectorizedAggregator
 from hispeed.ops.vectorized_sessions import SessionAggregator
+from hispeed.ops.window import window_starts
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.state.changelog import write_stream_time
 from hispeed.state.columns import CHANGELOG_KIND, ColumnarStateStore
@@ -315,13 +316,7 @@ class Aggregator:
             return
         size = window.size_ms
         advance = window.advance_ms or size
-        first = ts - ts % advance
-        starts = []
-        s = first
-        while s > ts - size and s >= 0:
-            starts.append(s)
-            s -= advance
-        for start in sorted(starts):
+        for start in window_starts(ts, size, advance):
             end = start + size
             if end + grace <= stream_time:
                 continue  # the window has closed: a late record

@@ -98,7 +98,7 @@ class JoinRuntime:
         #: a one-step stream-table join runs whole stream batches at once
         only = self.steps[0] if len(self.steps) == 1 else None
         self.lookup = only if isinstance(only, StreamTableJoin) else None
-        #: so does a one-step stream-stream join of the common shape (ops/stream_join.py)
+        #: so does a one-step stream-stream join of the common shape (ops/join_columnar.py)
         self.columnar: ColumnarStreamJoin | None = None
         labels = [s.label for s in join.sides]
         windowed = any(s.source.window is not None for s in join.sides)

@@ -46,6 +46,7 @@ from hispeed.ops.base import OperatorContext, Outputs
 from hispeed.ops.changes import Changes, only_rows
 from hispeed.ops.decode import frame_headers
 from hispeed.ops.emit import SinkEncoder
+from hispeed.ops.window import open_windows
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.state.columns import ColumnarStateStore
 from hispeed.state.stores import KindStore
@@ -380,17 +381,7 @@ class VectorizedAggregator(FastPath):
 
     def _windows(self, stamps: IntArray, stream_time: IntArray) -> tuple[IntArray, IntArray]:
         """Each record's open windows in ascending start order: (record index, start)."""
-        size, advance = self.size, self.advance
-        most = -(-size // advance)
-        first = stamps - stamps % advance
-        # column j holds the window (most - 1 - j) advances before the first: ascending starts
-        back = np.arange(most - 1, -1, -1, dtype=np.int64) * advance
-        starts = first[:, None] - back[None, :]
-        valid = (starts > (stamps - size)[:, None]) & (starts >= 0)
-        grace = self.agg.grace_ms
-        valid &= (starts + size + grace) > stream_time[:, None]  # later: the window has closed
-        record, j = np.nonzero(valid)
-        return record.astype(np.int64), starts[record, j]
+        return open_windows(stamps, stream_time, self.size, self.advance, self.agg.grace_ms)
 
 
 def _having_emits(aggregator: ReferenceState, changes: Changes, passed: np.ndarray) -> np.ndarray:
