@@ -24,7 +24,11 @@ READINGS = (
 
 
 def shell(
-    server: RunningServer, *args: str, input: str | None = None, url: str | None = None
+    server: RunningServer,
+    *args: str,
+    input: str | None = None,
+    url: str | None = None,
+    columns: int = 80,
 ) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [sys.executable, "-m", "hispeed", "sql", "--url", url or server.url, *args],
@@ -32,7 +36,8 @@ def shell(
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "HISPEED_DEBUG": ""},
+        # the terminal's width, which tables fit in, as a terminal of that size would say
+        env={**os.environ, "HISPEED_DEBUG": "", "COLUMNS": str(columns)},
     )
     assert "Traceback" not in proc.stderr + proc.stdout
     return proc
@@ -105,14 +110,68 @@ def test_statements_from_stdin(server: RunningServer) -> None:
         "| b;     | 2.5 |",
         "+--------+-----+",
         "Successfully changed local property 'auto.offset.reset' to 'earliest'.",
-        "+------------+",
-        "| DEVICE     |",
-        "+------------+",
-        "| a          |",
-        "| b;         |",
-        "+------------+",
+        # a push query's columns share the terminal's width (80 here), fixed before its rows
+        "+" + "-" * 78 + "+",
+        "| " + "DEVICE".ljust(76) + " |",
+        "+" + "-" * 78 + "+",
+        "| " + "a".ljust(76) + " |",
+        "| " + "b;".ljust(76) + " |",
+        "+" + "-" * 78 + "+",
         "Query terminated",
     ]
+
+
+def table_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line[:1] in ("+", "|")]
+
+
+def assert_aligned(lines: list[str], width: int) -> None:
+    """Every line of a table as wide as its border, each border of it where the first is."""
+    assert lines, "no table"
+    bars = [i for i, c in enumerate(lines[0]) if c == "+"]
+    for line in lines:
+        assert len(line) == len(lines[0]) <= width, "\n".join(lines)
+        assert [i for i, c in enumerate(line) if c in "+|"] == bars, "\n".join(lines)
+
+
+def test_push_query_rows_wider_than_their_column_stay_inside_it(server: RunningServer) -> None:
+    long_url = "/products/" + "x" * 90 + "?page=2"
+    proc = shell(
+        server,
+        "-e",
+        "CREATE STREAM clicks (userid STRING KEY, url STRING, agent STRING) "
+        "WITH (kafka_topic='clicks', value_format='JSON', partitions=1);"
+        f"INSERT INTO clicks (userid, url, agent) VALUES ('u1', '{long_url}', "
+        "'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)');"
+        "SET 'auto.offset.reset' = 'earliest';"
+        "SELECT userid, url, agent FROM clicks EMIT CHANGES LIMIT 1;",
+        columns=70,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = table_lines(proc.stdout)
+    assert_aligned(lines, 70)
+    url_cells = "".join(line.split("|")[2].strip() for line in lines[3:-1])
+    assert url_cells == long_url  # all of it, wrapped, in its own column
+
+
+def test_show_queries_keeps_its_table_with_statements_over_lines(server: RunningServer) -> None:
+    proc = shell(
+        server,
+        "-e",
+        READINGS + "CREATE STREAM doubled AS\n  SELECT device,\n\t x * 2 AS x2\n"
+        "  FROM readings\n  WHERE x > 0;\nSHOW QUERIES;",
+        columns=100,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = table_lines(proc.stdout)
+    assert len(lines) >= 5
+    # every line of the output is the table's: no line of a statement falls out of it
+    assert proc.stdout.splitlines()[-len(lines) :] == lines
+    assert_aligned(lines, 100)
+    assert "| Query ID " in lines[1]
+    assert "CREATE STREAM doubled AS SELECT device, x * 2 AS x2 FROM readings WHERE x > 0;" in (
+        " ".join(line.split("|")[4].strip() for line in lines[3:-1])
+    )
 
 
 def test_a_server_that_is_not_there(server: RunningServer) -> None:
@@ -136,9 +195,14 @@ class Terminal:
     typed there interrupts it as it would a user's."""
 
     def __init__(self, url: str, history: Path) -> None:
+        import fcntl
         import pty
+        import struct
+        import termios
 
         self.master, slave = pty.openpty()
+        # a terminal 80 columns wide, the width tables fit in
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
         become_terminal = (
             "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
             "os.execv(sys.executable, [sys.executable, '-m', 'hispeed', 'sql', *sys.argv[1:]])"
@@ -209,13 +273,14 @@ def test_interactive_push_query_until_ctrl_c(
     terminal.expect("Stream created")
     terminal.expect("hispeed> ")
     terminal.type("SELECT device, x FROM readings EMIT CHANGES;\r")
-    terminal.expect("| DEVICE     | X          |")
+    # two columns share the 80 columns: 36 each
+    terminal.expect(f"| {'DEVICE':<36} | {'X':<36} |")
     server.wait_for(lambda: len(server.server.state.queries) == 1)
     r = httpx.post(
         f"{server.url}/topics/readings?key_field=device", json=[{"device": "d1", "x": 4.5}]
     )
     assert r.status_code == 200, r.text
-    terminal.expect("| d1         | 4.5        |")
+    terminal.expect(f"| {'d1':<36} | {'4.5':<36} |")
     terminal.type("\x03")  # Ctrl-C ends the query, on the server too
     terminal.expect("Query terminated")
     terminal.expect("hispeed> ")

@@ -16,7 +16,9 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,7 +67,8 @@ SHOW_COLUMNS: dict[str, list[Column]] = {
         ("Query ID", _field("id")),
         ("Status", _field("state")),
         ("Sink Name", lambda row: ", ".join(row.get("sinks") or [])),
-        ("Query String", _field("queryString")),
+        # on one line: a statement's own line breaks and indentation would break the table
+        ("Query String", lambda row: one_line(row.get("queryString") or "")),
     ],
     "properties": [("Property", _field("name")), ("Value", _field("value"))],
     "types": [("Type Name", _field("name")), ("Schema", _field("type"))],
@@ -93,18 +96,77 @@ def table_line(cells: Sequence[str], widths: Sequence[int]) -> str:
     return "|" + "|".join(f" {c.ljust(w)} " for c, w in zip(cells, widths, strict=True)) + "|"
 
 
-def format_table(headings: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    """Rows as an aligned table with a bordered heading, one string a line."""
+def terminal_width() -> int:
+    """The columns a table may take: the terminal's, else $COLUMNS, else 80."""
+    return shutil.get_terminal_size().columns
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """A cell's text as the lines it takes in a column `width` wide: its own lines, each
+    wrapped (at blanks where it can), so that no line overflows the column's border."""
+    lines: list[str] = []
+    for line in text.expandtabs(4).splitlines() or [""]:
+        lines += textwrap.wrap(line, width, break_on_hyphens=False) or [""]
+    return lines
+
+
+def row_lines(cells: Sequence[str], widths: Sequence[int]) -> list[str]:
+    """One row of a table: as many lines as its tallest cell takes, every border aligned."""
+    wrapped = [wrap(c, w) for c, w in zip(cells, widths, strict=True)]
+    height = max(len(w) for w in wrapped)
+    return [
+        table_line([w[i] if i < len(w) else "" for w in wrapped], widths) for i in range(height)
+    ]
+
+
+def fit(widths: Sequence[int], minimums: Sequence[int], limit: int) -> list[int]:
+    """Column widths narrowed, the widest first, until the table fits in `limit` characters
+    (no column narrower than its minimum: a table that cannot fit stays aligned, but wide)."""
+    fitted = list(widths)
+    excess = sum(fitted) + 3 * len(fitted) + 1 - limit
+    while excess > 0:
+        shrinkable = [i for i, w in enumerate(fitted) if w > minimums[i]]
+        if not shrinkable:
+            break
+        widest = max(shrinkable, key=lambda i: fitted[i])
+        fitted[widest] -= 1
+        excess -= 1
+    return fitted
+
+
+def format_table(
+    headings: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None
+) -> list[str]:
+    """Rows as an aligned table with a bordered heading, one string a line; cells too wide
+    for `width` (the terminal's when not given) wrap inside their column."""
     cells = [[cell(v) for v in row] for row in rows]
-    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headings)]
+    natural = [
+        max([len(h), *(len(line) for r in cells for line in r[i].splitlines())])
+        for i, h in enumerate(headings)
+    ]
+    widths = fit(
+        natural,
+        [min(n, max(len(h), 10)) for n, h in zip(natural, headings, strict=True)],
+        width or terminal_width(),
+    )
     line = border(widths)
     return [
         line,
-        table_line(headings, widths),
+        *row_lines(headings, widths),
         line,
-        *(table_line(r, widths) for r in cells),
+        *(text for r in cells for text in row_lines(r, widths)),
         *([line] if cells else []),
     ]
+
+
+def stream_widths(headings: Sequence[str], width: int | None = None) -> list[int]:
+    """The widths of a push query's columns, fixed before its first row arrives: the
+    terminal's width shared out evenly (as ksqlDB's CLI does), no column narrower than its
+    heading or 10 characters; a longer value wraps inside its column."""
+    if not headings:
+        return []
+    share = ((width or terminal_width()) - 3 * len(headings) - 1) // len(headings)
+    return [max(len(h), 10, share) for h in headings]
 
 
 def render(result: Result) -> list[str]:
@@ -207,13 +269,15 @@ class Shell:
         """Print a push query's rows as they arrive, until its LIMIT or Ctrl-C (which closes
         it on the server)."""
         query = self.client.stream(sql, properties=self.properties)
-        widths = [max(len(c), 10) for c in query.columns]
+        widths = stream_widths(query.columns)
         click.echo(border(widths))
-        click.echo(table_line(query.columns, widths))
+        for line in row_lines(query.columns, widths):
+            click.echo(line)
         click.echo(border(widths))
         try:
             for row in query:
-                click.echo(table_line([cell(row.get(c)) for c in query.columns], widths))
+                for line in row_lines([cell(row.get(c)) for c in query.columns], widths):
+                    click.echo(line)
             click.echo(border(widths))
         except KeyboardInterrupt:
             click.echo("")
