@@ -104,7 +104,7 @@ class Engine:
         self.runtime = QueryManager(self.context)
         #: who this engine is among the workers sharing a (Kafka) log's command topic
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
-        self.commands = CommandTopic(self.context, self.worker_id)
+        self.commands = CommandTopic(self.context, self.worker_id, properties)
         self.log.create_topic(PROCESSING_LOG, 1, exist_ok=True)
         self.connectors = Connectors(self.context)
         #: what the statement handlers act on
@@ -157,7 +157,7 @@ class Engine:
         result = handler(self.parts, stmt, call)
         if call.record:
             if not replay:
-                self.commands.record(parsed.text, {**self.properties, **overrides})
+                self.commands.record(parsed.text, self.properties, overrides)
             result.statement = parsed.text
         return result
 

@@ -90,3 +90,26 @@ def test_the_server_starts_a_redis_and_says_which(tmp_path: Path) -> None:
     assert proc.returncode == 0
     with pytest.raises(ConnectionRefusedError):
         _command(url, "PING")  # stopped with the server
+
+
+def test_embedded_redis_takes_its_port_again_when_it_is_free(tmp_path: Path) -> None:
+    """So that clients keep their address across a restart (issue 16, defect 9)."""
+    first = EmbeddedRedis(tmp_path)
+    first.start()
+    port = first.port
+    first.stop()
+    again = EmbeddedRedis(tmp_path)
+    again.start()
+    try:
+        assert again.port == port
+    finally:
+        again.stop()
+    with socket.socket() as taken:  # taken by something else meanwhile: another free port
+        taken.bind(("127.0.0.1", port))
+        other = EmbeddedRedis(tmp_path)
+        other.start()
+        try:
+            assert other.port != port
+            assert _command(other.url, "PING") == b"+PONG\r\n"
+        finally:
+            other.stop()

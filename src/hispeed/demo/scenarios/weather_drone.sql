@@ -17,13 +17,18 @@ CREATE STREAM IF NOT EXISTS DRONE (
     NumberVisitors INT
 ) WITH (kafka_topic='drone', value_format='JSON');
 
--- The course's query, verbatim, as a persistent stream. (As a query of its own it needs
--- EMIT CHANGES: without it, a SELECT is a pull query, and hispeed answers as ksqlDB does:
--- "Pull queries don't support JOIN clauses. ... Add EMIT CHANGES if you intended to issue
--- a push query.")
+-- The course's query, as a persistent stream: each drone reading with the weather readings
+-- of its station taken about the same time. (As a query of its own it needs EMIT CHANGES:
+-- without it, a SELECT is a pull query, and hispeed answers as ksqlDB does: "Pull queries
+-- don't support JOIN clauses. ... Add EMIT CHANGES if you intended to issue a push query.")
+-- The course writes `WITHIN 1 HOURS`: over these generators (a station's weather about
+-- twice a second) each drone reading then matches every reading of its station in the
+-- hour before and after, so the output grows for an hour to thousands of rows a second and
+-- the join keeps a day of both streams (ksqlDB's default grace). Five seconds keeps the
+-- meaning, about 20 rows a second, and a GRACE PERIOD bounds what the join keeps.
 CREATE STREAM IF NOT EXISTS drone_weather AS
 select * from DRONE d
-LEFT OUTER JOIN WEATHER w  WITHIN 1 HOURS
+LEFT OUTER JOIN WEATHER w  WITHIN 5 SECONDS GRACE PERIOD 5 SECONDS
 on d.weatherstation = w.weatherstation;
 
 -- Per-station averages, kept up to date.
