@@ -37,10 +37,20 @@ def test_acknowledged_appends_survive_sigkill(tmp_path: Path) -> None:
         assert proc.stdout is not None
         ready = proc.stdout.readline()
         assert ready == b"ready\n", proc.stderr.read() if proc.stderr else ready
-        time.sleep(rng.uniform(0.01, 0.6))
+        # the kill lands after a random number of acknowledged appends (none, at times), then a
+        # few milliseconds into the next: a moment chosen by the writer's progress, not by the
+        # clock, so a busy machine kills as deep into the run as a quiet one
+        lines = []
+        for _ in range(rng.randint(0, 40)):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line.decode())
+        time.sleep(rng.uniform(0, 0.02))
         os.kill(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        acks = [line.split() for line in out.decode().splitlines() if line.startswith("ack")]
+        lines += out.decode().splitlines()
+        acks = [line.split() for line in lines if line.startswith("ack")]
         assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
         for _, batch, first, n in acks:
             b, first_, n_ = int(batch), int(first), int(n)
