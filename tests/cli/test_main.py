@@ -150,3 +150,31 @@ def test_bench_engine_json_has_every_figure(cli: Cli) -> None:
 
 def test_version(cli: Cli) -> None:
     assert cli("--version").stdout.startswith("hispeed, version")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("taken", ["http", "grpc"])
+def test_a_port_in_use_is_one_clear_error_before_anything_starts(
+    cli: Cli, taken: str, tmp_path: Path
+) -> None:
+    """A second server beside `make run`: one line naming the port, nothing announced, no
+    library's own error first."""
+    import socket
+
+    from hispeed.testing.services import free_port
+
+    with socket.socket() as holder:  # what the running demo's server holds
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        ports = {"http": free_port(), "grpc": free_port(), taken: busy}
+        proc = cli(
+            "server", "--port", str(ports["http"]), "--grpc-port", str(ports["grpc"]), ok=False
+        )
+    assert proc.returncode == 1
+    assert proc.stdout == ""  # no "listening on ...", no "stopped"
+    service, how = ("HTTP", "--port") if taken == "http" else ("gRPC", "--grpc-port")
+    [error] = proc.stderr.splitlines()
+    assert error.startswith(f"error: cannot serve {service} on 127.0.0.1:{busy}: ")
+    assert f"choose another port with {how}" in error
+    assert not (tmp_path / "data").exists()  # nothing opened either

@@ -28,7 +28,7 @@ from hispeed.connectors.embedded_redis import EmbeddedRedis, find_binary
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError
 from hispeed.log.embedded import EmbeddedLog
-from hispeed.server.app import Server
+from hispeed.server.app import Server, check_ports
 from hispeed.version import __version__
 
 #: the scenarios, in the order they run (each names what it needs itself)
@@ -136,6 +136,7 @@ def running_demo(
     settings: Settings, *, devices: int = 2, say: Callable[[str], None] = print
 ) -> Iterator[Demo]:
     """Start everything; stop everything (devices, server, queries, Redis) on the way out."""
+    check_ports(settings)  # before anything starts: a second `make run` says so, plainly
     log_ = EmbeddedLog(
         settings.data_dir,
         fsync=settings.fsync,
