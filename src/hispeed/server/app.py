@@ -26,11 +26,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-import msgspec
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -42,7 +41,7 @@ from hispeed.errors import HispeedError, SqlError, UnknownTopicError
 from hispeed.log.embedded import EmbeddedLog
 from hispeed.server import dashboard, ws
 from hispeed.server.auth import Credentials
-from hispeed.server.ingest import IngestError, parse_body
+from hispeed.server.ingest import IngestError, decode_json, parse_body
 from hispeed.server.mqtt import MqttBridge
 from hispeed.server.state import ServerState, append_batch
 from hispeed.server.statements import BAD_STATEMENT, error_body, run_ksql
@@ -59,6 +58,10 @@ class BodyTooLargeError(HispeedError):
     """A request body over the server's limit."""
 
 
+class ClientGoneError(HispeedError):
+    """The client went away before its request ended: its business, not a server failure."""
+
+
 def error_response(status: int, message: str, error_code: int | None = None) -> JSONResponse:
     """ksqlDB's error shape: {"@type", "error_code", "message"}."""
     return JSONResponse(error_body(message, error_code or status * 100), status_code=status)
@@ -71,11 +74,16 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise BodyTooLargeError(f"the body is over {limit} bytes; send less at once")
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLargeError(f"the body is over {limit} bytes; send less at once")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLargeError(f"the body is over {limit} bytes; send less at once")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientGoneError(
+            f"the client closed the connection after {size} bytes of the body"
+        ) from None
     return b"".join(chunks)
 
 
@@ -83,10 +91,7 @@ async def read_json(request: Request, limit: int) -> Any:
     body = await read_body(request, limit)
     if not body.strip():
         raise IngestError("the request body is empty: send a JSON object")
-    try:
-        return msgspec.json.decode(body)
-    except msgspec.DecodeError as e:
-        raise IngestError(f"the request body is not JSON: {e}") from None
+    return decode_json(body, "the request body")
 
 
 def _statement_request(doc: Any) -> tuple[str, dict[str, Any]]:
@@ -96,7 +101,8 @@ def _statement_request(doc: Any) -> tuple[str, dict[str, Any]]:
     text = doc.get("ksql", doc.get("sql"))
     if not isinstance(text, str):
         raise IngestError('the body needs the statement text as "ksql" (or "sql")')
-    props = doc.get("streamsProperties", doc.get("properties")) or {}
+    props = doc.get("streamsProperties", doc.get("properties"))
+    props = {} if props is None else props  # [] or "" is a mistake to report, not "none"
     if not isinstance(props, dict):
         raise IngestError("the properties must be a JSON object of names to values")
     return text, props
@@ -198,13 +204,12 @@ def create_app(
         lines = [line for line in body.splitlines() if line.strip()]
         if not lines:
             raise IngestError('the body starts with {"target": "STREAM_NAME"} on its own line')
-        try:
-            first = msgspec.json.decode(lines[0])
-        except msgspec.DecodeError as e:
-            raise IngestError(f"line 1 is not JSON: {e}") from None
+        first = decode_json(lines[0], "line 1")
         target = first.get("target") if isinstance(first, dict) else None
         if not isinstance(target, str):
             raise IngestError('line 1 must be {"target": "STREAM_NAME"}')
+        # an unknown target is the request's mistake: a 400 naming it, not a 200 of row errors
+        await run_in_threadpool(_insert_target, engine, target)
         acks = await run_in_threadpool(_insert_rows, engine, target, lines[1:])
         return Response(b"\n".join(acks) + b"\n", media_type=DELIMITED)
 
@@ -306,17 +311,27 @@ async def _stream_array(session: QuerySession) -> AsyncIterator[bytes]:
     yield b"]\n"
 
 
+def _insert_target(engine: Engine, target: str) -> None:
+    """Raises a HispeedError naming `target` unless it is a stream or table to insert into."""
+    with engine.lock:
+        if target.upper() not in engine.catalog.sources:
+            raise IngestError(
+                f"line 1: {target.upper()!r} is not a stream or table: create it first "
+                "(SHOW STREAMS; and SHOW TABLES; list them)"
+            )
+
+
 def _insert_rows(engine: Engine, target: str, lines: list[bytes]) -> list[bytes]:
     """ksqlDB's /inserts-stream: each row inserted, each answered with an ack or an error."""
     acks = []
     for seq, line in enumerate(lines):
         try:
-            row = msgspec.json.decode(line)
+            row = decode_json(line, f"row {seq}")
             if not isinstance(row, dict):
                 raise HispeedError(f"row {seq} must be a JSON object of column values")
             engine.insert(target, {k.upper(): v for k, v in row.items()})
             acks.append(encode({"status": "ok", "seq": seq}))
-        except (HispeedError, msgspec.DecodeError) as e:
+        except HispeedError as e:
             acks.append(
                 encode(
                     {
@@ -334,6 +349,9 @@ async def _hispeed_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HispeedError)
     if isinstance(exc, BodyTooLargeError):
         return error_response(413, str(exc))
+    if isinstance(exc, ClientGoneError):
+        log.info("%s %s: %s", request.method, request.url.path, exc)
+        return error_response(400, str(exc))  # nobody reads it; it ends the exchange
     status = 404 if isinstance(exc, UnknownTopicError) else 400
     code = BAD_STATEMENT if isinstance(exc, SqlError) else None
     return error_response(status, str(exc), code)
@@ -374,21 +392,22 @@ class Authenticated:
         if self.credentials.check(header):
             await self.app(scope, receive, send)
             return
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008, "reason": "unauthorized"})
-            return
         body = encode(error_body("Unauthorized: send HTTP basic or bearer credentials", 40100))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"www-authenticate", b'Basic realm="hispeed"'),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"www-authenticate", b'Basic realm="hispeed"'),
+        ]
+        prefix = "http."
+        if scope["type"] == "websocket":
+            if "websocket.http.response" not in scope.get("extensions", {}):
+                # a server without ASGI's denial response: refuse as a policy violation
+                await send({"type": "websocket.close", "code": 1008, "reason": "unauthorized"})
+                return
+            # the handshake is answered with the same 401 as HTTP (a bare close reads as 403)
+            await receive()  # websocket.connect
+            prefix = "websocket.http."
+        await send({"type": prefix + "response.start", "status": 401, "headers": headers})
+        await send({"type": prefix + "response.body", "body": body})
 
 
 def build_app(

@@ -34,7 +34,7 @@ from hispeed.config import Settings
 from hispeed.engine import Engine
 from hispeed.errors import ConfigError, HispeedError
 from hispeed.server.auth import Credentials
-from hispeed.server.ingest import IngestBatch
+from hispeed.server.ingest import IngestBatch, IngestError, decode_json
 from hispeed.server.proto import hispeed_pb2 as pb
 from hispeed.server.proto import hispeed_pb2_grpc as pb_grpc
 from hispeed.server.state import append_batch
@@ -77,9 +77,12 @@ def _record_batch(records: Iterable[pb.Record]) -> IngestBatch:
         value: bytes | None
         if kind == "json":
             try:
-                value = msgspec.json.encode(msgspec.json.decode(record.json))
-            except msgspec.DecodeError as e:
-                errors.append((i, f"record {i}: the value is not JSON: {e}"))
+                value = msgspec.json.encode(decode_json(record.json, f"record {i}: the value"))
+            except IngestError as e:
+                errors.append((i, str(e)))
+                continue
+            except RecursionError:
+                errors.append((i, f"record {i}: the value nests too deeply"))
                 continue
         elif kind == "raw":
             value = record.raw

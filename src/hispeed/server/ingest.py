@@ -29,6 +29,47 @@ class IngestBatch:
     partitions: list[int | None]
 
 
+def decode_json(data: bytes | str, what: str = "the body") -> Any:
+    """`data` decoded as JSON; an IngestError (a 400) says what is wrong and at which byte.
+
+    msgspec decodes nested arrays and objects recursively, so a few kilobytes of `[[[[...`
+    exhaust Python's recursion limit: that is the sender's mistake, not the server's."""
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError as e:
+        raise IngestError(f"{what} is not JSON: {e}") from None
+    except RecursionError:
+        depth, at = nesting(data.encode() if isinstance(data, str) else data)
+        raise IngestError(
+            f"{what} nests arrays and objects {depth} levels deep (at byte {at}), deeper than "
+            "the server reads: flatten it"
+        ) from None
+
+
+def nesting(data: bytes) -> tuple[int, int]:
+    """The deepest nesting of JSON arrays and objects in `data`, and the byte where it is
+    first reached (brackets inside strings do not count). Only run on a failure."""
+    depth = deepest = at = 0
+    in_string = escaped = False
+    for i, c in enumerate(data):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == 0x5C:  # backslash
+                escaped = True
+            elif c == 0x22:  # quote
+                in_string = False
+        elif c == 0x22:
+            in_string = True
+        elif c in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > deepest:
+                deepest, at = depth, i
+        elif c in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest, at
+
+
 def _key_bytes(value: Any) -> bytes | None:
     if value is None:
         return None
@@ -51,10 +92,10 @@ def parse_body(
         items = _ndjson(body)
     else:
         try:
-            doc = msgspec.json.decode(body)
-        except msgspec.DecodeError as e:
+            doc = decode_json(body)
+        except IngestError:
             if b"\n" not in body.strip():
-                raise IngestError(f"the body is not JSON: {e}") from None
+                raise
             items = _ndjson(body)  # several lines: NDJSON sent without its content type
         else:
             if ctype == REST_PROXY_TYPE:
@@ -75,8 +116,16 @@ def parse_body(
             keys.append(_key_bytes(item[key_field]))
         else:
             keys.append(fixed)
-        values.append(None if item is None else msgspec.json.encode(item))
+        values.append(None if item is None else _encode(item, f"record {i}"))
     return IngestBatch(keys, values, [None] * len(values))
+
+
+def _encode(value: Any, what: str) -> bytes:
+    # what decoded can fail to encode on a thread with less stack left: the same mistake
+    try:
+        return msgspec.json.encode(value)
+    except RecursionError:
+        raise IngestError(f"{what} nests arrays and objects deeper than the server reads") from None
 
 
 def _ndjson(body: bytes) -> list[Any]:
@@ -84,10 +133,7 @@ def _ndjson(body: bytes) -> list[Any]:
     for n, line in enumerate(body.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            items.append(msgspec.json.decode(line))
-        except msgspec.DecodeError as e:
-            raise IngestError(f"line {n} is not JSON: {e}") from None
+        items.append(decode_json(line, f"line {n}"))
     return items
 
 
@@ -103,6 +149,6 @@ def _rest_proxy(doc: Any) -> IngestBatch:
             raise IngestError(f"records[{i}].partition must be a partition number, not {part!r}")
         batch.keys.append(_key_bytes(rec.get("key")))
         value = rec["value"]
-        batch.values.append(None if value is None else msgspec.json.encode(value))
+        batch.values.append(None if value is None else _encode(value, f"records[{i}].value"))
         batch.partitions.append(part)
     return batch

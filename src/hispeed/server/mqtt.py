@@ -422,7 +422,7 @@ class MqttBridge:
                 continue  # a retained or late message of a filter no longer subscribed
             try:
                 msgspec.json.decode(payload)
-            except msgspec.DecodeError as e:
+            except (msgspec.DecodeError, RecursionError) as e:  # deep nesting: not for us
                 self._add("errors")
                 for rule in rules:
                     errors.append(
@@ -518,6 +518,8 @@ class MqttBridge:
                     decoded = msgspec.json.decode(value)
                 except msgspec.DecodeError as e:
                     decoded = e
+                except RecursionError:  # nested too deeply to read: as unreadable
+                    decoded = msgspec.DecodeError("the value nests too deeply")
             for rule in rules:
                 try:
                     if isinstance(decoded, msgspec.DecodeError):

@@ -29,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hispeed.errors import HispeedError
-from hispeed.server.ingest import parse_body
+from hispeed.server.ingest import decode_json, parse_body
 from hispeed.server.state import ServerState, append_batch
 from hispeed.server.statements import BAD_STATEMENT, SERVER_ERROR, error_body
 from hispeed.server.streaming import QuerySession, encode
@@ -38,8 +38,10 @@ Endpoint = Callable[[WebSocket], Awaitable[None]]
 
 
 async def _send_error(ws: WebSocket, message: str, code: int, close: int) -> None:
-    await ws.send_text(encode(error_body(message, code)).decode())
-    await ws.close(code=close)
+    # a client gone meanwhile is no error of the server's: nobody is left to tell
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+        await ws.send_text(encode(error_body(message, code)).decode())
+        await ws.close(code=close)
 
 
 async def _until_closed(ws: WebSocket) -> None:
@@ -60,7 +62,7 @@ def query_endpoint(state: ServerState) -> Endpoint:
         batched = ws.query_params.get("batch", "").lower() in ("1", "true", "yes")
         try:
             if request is None:
-                request = await ws.receive_text()
+                request = _first_text(await ws.receive())
             text, props = _query_request(request)
         except WebSocketDisconnect:
             return
@@ -98,17 +100,32 @@ def query_endpoint(state: ServerState) -> Endpoint:
     return endpoint
 
 
+def _first_text(message: Any) -> str:
+    """The query a WebSocket's first message carries: text, or UTF-8 text in a binary frame."""
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    if message.get("text") is not None:
+        return str(message["text"])
+    try:
+        return bytes(message.get("bytes") or b"").decode()
+    except UnicodeDecodeError as e:
+        raise HispeedError(
+            f"the first message is binary and not UTF-8 text (byte {e.start}): send the query "
+            'as a text message, SQL or {"ksql": "SELECT ... EMIT CHANGES;"}'
+        ) from None
+
+
 def _query_request(text: str) -> tuple[str, dict[str, Any]]:
     stripped = text.strip()
+    if not stripped:
+        raise HispeedError('the first message is empty: send "SELECT ... EMIT CHANGES;"')
     if not stripped.startswith("{"):
         return stripped, {}
-    try:
-        doc = msgspec.json.decode(stripped)
-    except msgspec.DecodeError as e:
-        raise HispeedError(f"the request is not JSON: {e}") from None
+    doc = decode_json(stripped, "the request")
     if not isinstance(doc, dict) or not isinstance(doc.get("ksql", doc.get("sql")), str):
         raise HispeedError('the request must be {"ksql": "SELECT ... EMIT CHANGES;"}')
-    props = doc.get("streamsProperties", doc.get("properties")) or {}
+    props = doc.get("streamsProperties", doc.get("properties"))
+    props = {} if props is None else props  # [] or "" is a mistake to report, not "none"
     if not isinstance(props, dict):
         raise HispeedError("the properties must be a JSON object of names to values")
     sql = str(doc.get("ksql", doc.get("sql")))
