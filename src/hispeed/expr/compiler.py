@@ -44,6 +44,31 @@ from hispeed.sql.types import SqlType
 Aggregates = dict[ast.Expr, ScopeColumn]
 
 
+def _equal(la: pa.Array, ra: pa.Array, common: SqlType | None, ctx: EvalContext) -> pa.Array:
+    """`la = ra` row by row, NULL where either side is NULL. Arrow has no `equal` kernel for
+    lists, maps and structs, so those compare as Python values: ARRAYs element by element in
+    order, MAPs by their entries, STRUCTs field by field, a NULL inside equal to a NULL there
+    (Java's `equals`, which is what ksqlDB compares with)."""
+    if common is None or common.name not in ("ARRAY", "MAP", "STRUCT"):
+        return pc.equal(la, ra)
+    return rowwise(ctx, [la, ra], T.BOOLEAN, lambda x, y: _plain(x, common) == _plain(y, common))
+
+
+def _plain(value: Any, t: SqlType | None) -> Any:
+    """A nested value of type `t` in a form Python compares as ksqlDB does: Arrow gives a MAP
+    as a list of (key, value) pairs, whose order must not count."""
+    if value is None or t is None:
+        return value
+    if t.name == "ARRAY":
+        return [_plain(v, t.element) for v in value]
+    if t.name == "MAP":
+        return {k: _plain(v, t.element) for k, v in value}
+    if t.name == "STRUCT":
+        types = dict(t.fields)
+        return {k: _plain(v, types.get(k)) for k, v in value.items()}
+    return value
+
+
 def compile_expr(expr: ast.Expr, scope: Scope, replaced: Aggregates | None = None) -> Compiled:
     """Type-check `expr` in `scope` and return its evaluator.
 
@@ -208,7 +233,7 @@ class _Compiler:
             if common.name in ("ARRAY", "MAP", "STRUCT"):
                 if op not in ("=", "!="):
                     raise HispeedError(f"cannot order values of type {common}")
-                eq = rowwise(ctx, [la, ra], T.BOOLEAN, lambda x, y: x == y)
+                eq = _equal(la, ra, common, ctx)
                 return eq if op == "=" else pc.invert(eq)
             return fn(la, ra)
 
@@ -266,9 +291,7 @@ class _Compiler:
                 arr = coerce(item(b, ctx), item.type, common, ctx)
                 result = pc.or_kleene(
                     result,
-                    pc.equal(value, arr)
-                    if common is None or common.name not in ("ARRAY", "MAP", "STRUCT")
-                    else rowwise(ctx, [value, arr], T.BOOLEAN, lambda x, y: x == y),
+                    _equal(value, arr, common, ctx),
                 )
             # x IN (...) is false, not NULL, when no item matches: ksqlDB ignores NULL items
             result = pc.fill_null(result, False)
@@ -488,7 +511,7 @@ class _Compiler:
             def distinct(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
                 la = coerce(left(b, ctx), left.type, common, ctx)
                 ra = coerce(right(b, ctx), right.type, common, ctx)
-                same = pc.fill_null(pc.equal(la, ra), False)
+                same = pc.fill_null(_equal(la, ra, common, ctx), False)
                 both_null = pc.and_(pc.is_null(la), pc.is_null(ra))
                 equal = pc.or_(same, both_null)
                 return equal if name == "IS_NOT_DISTINCT_FROM" else pc.invert(equal)

@@ -87,6 +87,36 @@ def _register(
     return wrap
 
 
+def _param_type(value: Any) -> str:
+    """The SQL type of a literal parameter, for an error message."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "BOOLEAN"
+    if isinstance(value, int):
+        return "INTEGER"
+    if isinstance(value, float):
+        return "DOUBLE"
+    if isinstance(value, decimal.Decimal):
+        return "DECIMAL"
+    return "STRING" if isinstance(value, str) else type(value).__name__.upper()
+
+
+def _check_params(
+    name: str, arg_types: Sequence[SqlType], params: Sequence[Any], allowed: Sequence[str]
+) -> None:
+    """Refuse literal parameters of the wrong kinds in ksqlDB's words; `allowed` lists the
+    accepted kinds of the parameters in order, as "INTEGER" or "BOOLEAN"."""
+    kinds = [_param_type(p) for p in params]
+    if kinds != list(allowed[: len(kinds)]) or len(kinds) > len(allowed):
+        shown = ", ".join([*(str(t) for t in arg_types), *kinds])
+        wanted = ", ".join(["value", *allowed])
+        raise FunctionTypeError(
+            f"Function '{name.lower()}' does not accept parameters ({shown}). "
+            f"{name} takes ({wanted}), each after the value a literal"
+        )
+
+
 def _numeric(name: str, t: SqlType) -> None:
     if not t.is_numeric:
         raise FunctionTypeError(f"{name} takes INT, BIGINT, DOUBLE or DECIMAL, not {t}")
@@ -213,9 +243,22 @@ class Avg(Aggregate):
         return 0.0 if count == 0 else float(total) / count
 
 
+def _comparable(name: str, t: SqlType) -> None:
+    """Values the aggregate orders: not ARRAY, MAP or STRUCT, which have no order."""
+    if t.name in ("ARRAY", "MAP", "STRUCT"):
+        raise FunctionTypeError(
+            f"Function '{name.lower()}' does not accept parameters ({t}). {name} takes values "
+            "that have an order: numbers, strings, bytes, booleans, dates, times or timestamps"
+        )
+
+
 class _Extreme(Aggregate):
     undoable = False
     smallest = True
+
+    def __init__(self, arg_types: Sequence[SqlType], params: Sequence[Any]) -> None:
+        super().__init__(arg_types, params)
+        _comparable("MIN" if self.smallest else "MAX", arg_types[0])
 
     def result_type(self) -> SqlType:
         return self.arg_types[0]
@@ -378,7 +421,12 @@ class TopK(Aggregate):
 
     def __init__(self, arg_types: Sequence[SqlType], params: Sequence[Any]) -> None:
         super().__init__(arg_types, params)
+        name = "TOPKDISTINCT" if isinstance(self, TopKDistinct) else "TOPK"
+        _check_params(name, arg_types, params, ["INTEGER"])
+        _comparable(name, arg_types[0])
         self.k = int(params[0]) if params else 1
+        if self.k < 1:
+            raise FunctionTypeError(f"{name}'s k must be a positive number, not {self.k}")
 
     def result_type(self) -> SqlType:
         return T.array(self.arg_types[0])
@@ -412,6 +460,11 @@ class _ByOffset(Aggregate):
         super().__init__(arg_types, params)
         self.n: int | None = None
         self.ignore_nulls = True
+        name = "LATEST_BY_OFFSET" if self.latest else "EARLIEST_BY_OFFSET"
+        if len(params) == 1 and isinstance(params[0], bool):
+            _check_params(name, arg_types, params, ["BOOLEAN"])
+        else:
+            _check_params(name, arg_types, params, ["INTEGER", "BOOLEAN"])
         for p in params:
             if isinstance(p, bool):
                 self.ignore_nulls = p
@@ -509,6 +562,11 @@ class StddevPop(_Moments):
 @_register("CORRELATION", 2, 2)
 class Correlation(Aggregate):
     value_args = 2
+
+    def __init__(self, arg_types: Sequence[SqlType], params: Sequence[Any]) -> None:
+        super().__init__(arg_types, params)
+        for t in arg_types:
+            _numeric("CORRELATION", t)
 
     def result_type(self) -> SqlType:
         return T.DOUBLE

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import decimal as _decimal
 from collections.abc import Callable, Mapping
+from dataclasses import fields
 from typing import TypeVar
 
 from hispeed.errors import HispeedError, SqlError
@@ -15,6 +16,52 @@ from hispeed.sql.lexer import DECIMAL, EOF, FLOAT, IDENT, INTEGER, QUOTED, STRIN
 
 _T = TypeVar("_T")
 _K = TypeVar("_K")
+
+#: how deep expressions and types may nest (parentheses, calls, CASE, NOT, signs, ARRAY<..>).
+#: Not a setting: the bound is Python's own stack. Each level costs the parser about a dozen
+#: frames and the later stages a few more, so 64 levels stay well inside the interpreter's
+#: default recursion limit of 1000 wherever a statement is run (a server thread included).
+MAX_NESTING_DEPTH = 64
+#: how tall an expression's tree may grow, chains such as `a || b || c` included: the stages
+#: after the parser walk it recursively at about two frames a level
+MAX_EXPRESSION_HEIGHT = 250
+
+
+def _too_large(detail: str, line: int, column: int) -> SqlError:
+    return SqlError(
+        "Statement is too large to parse. This may be caused by having too many nested "
+        f"expressions in the statement: {detail}",
+        line,
+        column,
+    )
+
+
+def _children(node: ast.Expr) -> list[ast.Expr]:
+    """The expressions directly inside `node` (in any field, tuples and pairs included)."""
+    out: list[ast.Expr] = []
+    todo: list[object] = [getattr(node, f.name) for f in fields(node)]
+    while todo:
+        value = todo.pop()
+        if isinstance(value, ast.Expr):
+            out.append(value)
+        elif isinstance(value, tuple):
+            todo.extend(value)
+    return out
+
+
+def check_height(expr: ast.Expr) -> None:
+    """Refuse an expression taller than MAX_EXPRESSION_HEIGHT, at its deepest node. Walks
+    without recursion, so that the check itself cannot run out of stack."""
+    stack = [(expr, 1)]
+    while stack:
+        node, height = stack.pop()
+        if height > MAX_EXPRESSION_HEIGHT:
+            line, column = getattr(node, "pos", ast.NOPOS)
+            raise _too_large(
+                f"an expression more than {MAX_EXPRESSION_HEIGHT} levels tall", line, column
+            )
+        stack.extend((child, height + 1) for child in _children(node))
+
 
 #: words that end an expression or cannot start an identifier in a select list
 RESERVED = {
@@ -70,6 +117,7 @@ class ExpressionParser:
         self.tokens = tokenize(text)
         self.i = 0
         self.types = types  # upper-case names; read live, see parse_iter
+        self.depth = 0  # how many expressions or types are open around the current token
 
     # -- token helpers -----------------------------------------------------------------------
 
@@ -117,6 +165,22 @@ class ExpressionParser:
         tok = self.tok
         # ksqlDB's (ANTLR's) words for a missing token
         raise SqlError(f"Syntax Error\nmissing '{op}' at {tok.describe()}", tok.line, tok.column)
+
+    def enter(self) -> None:
+        """One level deeper into a nested expression or type; refused past MAX_NESTING_DEPTH
+        with ksqlDB's words, at the token that went too deep (`leave` undoes it)."""
+        self.depth += 1
+        if self.depth > MAX_NESTING_DEPTH:
+            tok = self.tok
+            raise _too_large(
+                f"more than {MAX_NESTING_DEPTH} levels of parentheses, calls, CASE, NOT or "
+                f"signs at {tok.describe()}",
+                tok.line,
+                tok.column,
+            )
+
+    def leave(self) -> None:
+        self.depth -= 1
 
     def expect_eof(self) -> None:
         if self.tok.kind != EOF:
@@ -167,6 +231,13 @@ class ExpressionParser:
     # -- types -------------------------------------------------------------------------------
 
     def type_(self) -> T.SqlType:
+        self.enter()
+        try:
+            return self._type()
+        finally:
+            self.leave()
+
+    def _type(self) -> T.SqlType:
         tok = self.tok
         if tok.kind not in (IDENT, QUOTED) or tok.is_word("NULL"):
             raise self.error("a type, like INT, STRING or ARRAY<STRING>")
@@ -218,7 +289,14 @@ class ExpressionParser:
     # -- expressions -------------------------------------------------------------------------
 
     def expr(self) -> ast.Expr:
-        return self.or_()
+        self.enter()
+        try:
+            expr = self.or_()
+        finally:
+            self.leave()
+        if self.depth == 0:  # a whole expression: its chains may have made it tall
+            check_height(expr)
+        return expr
 
     def or_(self) -> ast.Expr:
         left = self.and_()
@@ -234,7 +312,11 @@ class ExpressionParser:
 
     def not_(self) -> ast.Expr:
         if (tok := self.accept_word("NOT")) is not None:
-            return ast.UnaryOp("NOT", self.not_(), pos=self.pos(tok))
+            self.enter()
+            try:
+                return ast.UnaryOp("NOT", self.not_(), pos=self.pos(tok))
+            finally:
+                self.leave()
         return self.predicate()
 
     def predicate(self) -> ast.Expr:
@@ -307,7 +389,11 @@ class ExpressionParser:
             self.advance()
             if tok.value == "-" and self.tok.kind in (INTEGER, DECIMAL, FLOAT):
                 return self.postfix(self.number(negative=True, sign=tok))
-            operand = self.unary()
+            self.enter()
+            try:
+                operand = self.unary()
+            finally:
+                self.leave()
             return operand if tok.value == "+" else ast.UnaryOp("-", operand, pos=self.pos(tok))
         return self.postfix(self.primary())
 

@@ -4,6 +4,7 @@ and types are parsed by `expression_parser.py`, which it builds on."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 
 from hispeed.errors import HispeedError, SqlError
@@ -24,6 +25,45 @@ _DURATION_UNITS = {
     "DAY": 86_400_000,
     "DAYS": 86_400_000,
 }
+
+
+#: the WITH properties of CREATE that hold whole numbers, with the type ksqlDB's ConfigDef gives
+#: each and the range that type (and a topic) allows
+_NUMERIC_PROPERTIES = {
+    "PARTITIONS": ("INT", 1, (1 << 31) - 1),
+    "REPLICAS": ("SHORT", 1, (1 << 15) - 1),
+    "RETENTION_MS": ("LONG", -(1 << 63), (1 << 63) - 1),
+    "KEY_SCHEMA_ID": ("INT", -(1 << 31), (1 << 31) - 1),
+    "VALUE_SCHEMA_ID": ("INT", -(1 << 31), (1 << 31) - 1),
+}
+
+
+def _checked_numbers(props: dict[str, ast.Property]) -> dict[str, ast.Property]:
+    """The numeric properties as ints, as ksqlDB's ConfigDef reads them (a number, or a
+    string holding one); anything else is an error in ConfigDef's words at the property."""
+    for name, (kind, low, high) in _NUMERIC_PROPERTIES.items():
+        prop = props.get(name)
+        if prop is None:
+            continue
+        value = prop.value
+        number: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            number = int(value.strip())
+        shown = "''" if value == "" else str(value)
+        if number is None:
+            raise SqlError(
+                f"Invalid value {shown} for configuration {name}: Not a number of type {kind}",
+                *prop.pos,
+            )
+        if not low <= number <= high:
+            raise SqlError(
+                f"Invalid value {shown} for configuration {name}: must be from {low} to {high}",
+                *prop.pos,
+            )
+        props[name] = ast.Property(number, pos=prop.pos)
+    return props
 
 
 def parse(text: str, types: Mapping[str, T.SqlType] | None = None) -> list[ast.ParsedStatement]:
@@ -80,7 +120,18 @@ class StatementParser(ExpressionParser):
             if self.tok.kind == EOF:
                 break
             first = self.tok
-            stmt = self.statement()
+            try:
+                stmt = self.statement()
+            except RecursionError:
+                # enter() bounds nesting; this is the last guard should a statement's shape
+                # still outrun the stack (a caller already deep in its own frames)
+                self.depth = 0
+                raise SqlError(
+                    "Statement is too large to parse. This may be caused by having too many "
+                    "nested expressions in the statement.",
+                    first.line,
+                    first.column,
+                ) from None
             last = self.tokens[self.i - 1]
             if not self.accept_op(";") and self.tok.kind != EOF:
                 raise self.error("';' or the end of the statement")
@@ -167,7 +218,7 @@ class StatementParser(ExpressionParser):
         columns: tuple[ast.ColumnDef, ...] = ()
         if self.tok.is_op("("):
             columns = self.column_defs(kind)
-        properties = self.with_properties()
+        properties = _checked_numbers(self.with_properties())
         if self.accept_word("AS"):
             if columns:
                 raise self.error(
@@ -246,6 +297,13 @@ class StatementParser(ExpressionParser):
                 value = int(vtok.value)
             elif vtok.kind in (DECIMAL, FLOAT):
                 value = float(vtok.value)
+                if not math.isfinite(value):
+                    raise SqlError(
+                        f"Invalid value {vtok.value} for configuration {key}: the number is "
+                        "out of range",
+                        vtok.line,
+                        vtok.column,
+                    )
             elif vtok.is_word("TRUE", "FALSE"):
                 value = vtok.value == "TRUE"
             elif vtok.kind == IDENT:

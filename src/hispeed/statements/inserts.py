@@ -9,13 +9,12 @@ import pyarrow as pa
 
 from hispeed.catalog import Catalog, Source
 from hispeed.errors import HispeedError, SqlError
-from hispeed.expr.casts import coerce
-from hispeed.expr.compiler import compile_expr
-from hispeed.expr.scope import Scope
+from hispeed.expr.values import insert_value
 from hispeed.formats.base import Column, get_format
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import Log
 from hispeed.sql import ast
+from hispeed.sql import types as T
 from hispeed.statements.base import Call, EngineParts
 from hispeed.statements.result import Result
 
@@ -54,20 +53,16 @@ def insert_values(parts: EngineParts, stmt: ast.InsertValues, call: Call) -> Res
             raise SqlError(f"Inserting into column `{name}` is not allowed.", *stmt.pos)
     by_name = {c.name: c for c in columns}
     ctx = EvalContext()
-    one = pa.RecordBatch.from_pydict({"$": [0]})
     values: dict[str, Any] = {}
     timestamp = None
     for name, expr in zip(names, stmt.values, strict=True):
-        compiled = compile_expr(expr, Scope([]))
         if name == "ROWTIME":
-            arr = compiled(one, ctx)
-            timestamp = arr[0].as_py()
+            timestamp = insert_value(expr, target.name, name, T.BIGINT, ctx)[0].as_py()
             continue
         col = by_name.get(name)
         if col is None:
             raise SqlError(f"Column name {name} does not exist.", *stmt.pos)
-        arr = coerce(compiled(one, ctx), compiled.type, col.type, ctx)
-        values[name] = arr.cast(col.type.to_arrow())
+        values[name] = insert_value(expr, target.name, name, col.type, ctx)
     insert_row(parts.log, target, values, timestamp)
     return Result("status", "Inserted")
 

@@ -1,0 +1,136 @@
+"""Mistakes in SQL are answered with a SqlError that says what and where (line and column),
+never with an internal error: deep nesting, INSERT VALUES of the wrong type, numeric WITH
+properties that are no number, aggregate parameters of the wrong kind."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hispeed.engine import Engine
+from hispeed.errors import SqlError
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    e = Engine(tmp_path / "data", fsync="never")
+    e.execute(
+        "CREATE STREAM s (id INT KEY, v INT, d DECIMAL(4, 2), a ARRAY<INT>, m MAP<STRING, INT>) "
+        "WITH (kafka_topic='s', value_format='JSON', partitions=1);"
+    )
+    yield e
+    e.close()
+
+
+def refused(engine: Engine, sql: str) -> SqlError:
+    with pytest.raises(SqlError) as info:
+        engine.execute(sql)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("shape", "depth"),
+    [
+        ("(" * 100 + "v" + ")" * 100, 100),
+        ("ABS(" * 100 + "v" + ")" * 100, 100),
+        ("NOT " * 1000 + "true", 1000),
+        ("- " * 1000 + "v", 1000),
+        ("CASE WHEN v > 1 THEN 1 ELSE " * 100 + "0" + " END" * 100, 100),
+        (" + ".join(["v"] * 1000), 1000),
+        (" || ".join(["'x'"] * 1000), 1000),
+    ],
+)
+def test_deep_nesting_is_a_sql_error_with_a_position(
+    engine: Engine, shape: str, depth: int
+) -> None:
+    err = refused(engine, f"CREATE STREAM o AS SELECT id,\n  {shape} AS x FROM s;")
+    assert "Statement is too large to parse" in err.reason
+    assert err.line == 2
+    assert err.column > 1
+
+
+def test_nesting_within_the_limit_still_runs(engine: Engine) -> None:
+    engine.execute("CREATE STREAM o AS SELECT id, " + "(" * 50 + "v" + ")" * 50 + " AS x FROM s;")
+    engine.execute("CREATE STREAM p AS SELECT id, " + " + ".join(["v"] * 200) + " AS x FROM s;")
+
+
+@pytest.mark.parametrize(
+    ("columns", "value", "message"),
+    [
+        ("v", "'abc'", "Expected type INTEGER for field V but got STRING(abc)"),
+        ("a", "'x'", "Expected type ARRAY<INTEGER> for field A but got STRING(x)"),
+        ("a", "ARRAY['x']", "Expected type ARRAY<INTEGER> for field A"),
+        ("m", "ARRAY[1]", "Expected type MAP<STRING, INTEGER> for field M"),
+        ("d", "123.456", "Expected type DECIMAL(4, 2) for field D"),
+        ("ROWTIME", "'x'", "Expected type BIGINT for field ROWTIME but got STRING(x)"),
+    ],
+)
+def test_insert_values_of_the_wrong_type(
+    engine: Engine, columns: str, value: str, message: str
+) -> None:
+    err = refused(engine, f"INSERT INTO s (id, {columns}) VALUES (1, {value});")
+    assert err.reason == f"Failed to insert values into 'S'. {message}" or message in err.reason
+    assert (err.line, err.column) == (1, len(f"INSERT INTO s (id, {columns}) VALUES (1, ") + 1)
+
+
+def test_a_key_of_the_wrong_type(engine: Engine) -> None:
+    err = refused(engine, "INSERT INTO s (id, v) VALUES ('k', 1);")
+    assert "Expected type INTEGER for field ID but got STRING(k)" in err.reason
+
+
+@pytest.mark.parametrize(
+    ("prop", "message"),
+    [
+        ("PARTITIONS=1e309", "Invalid value 1e309 for configuration PARTITIONS"),
+        ("PARTITIONS=NULL", "Invalid value NULL for configuration PARTITIONS: Not a number"),
+        (
+            "PARTITIONS=''",
+            "Invalid value '' for configuration PARTITIONS: Not a number of type INT",
+        ),
+        ("PARTITIONS=1.5", "Invalid value 1.5 for configuration PARTITIONS: Not a number"),
+        ("PARTITIONS=0", "Invalid value 0 for configuration PARTITIONS: must be from 1"),
+        ("PARTITIONS=1, REPLICAS=TRUE", "Invalid value True for configuration REPLICAS"),
+        ("PARTITIONS=1, REPLICAS=99999", "Invalid value 99999 for configuration REPLICAS"),
+        ("PARTITIONS=1, RETENTION_MS='soon'", "Invalid value soon for configuration RETENTION"),
+    ],
+)
+def test_numeric_properties_that_are_no_number(engine: Engine, prop: str, message: str) -> None:
+    sql = (
+        f"CREATE STREAM t (id INT KEY, v INT) WITH (kafka_topic='t', value_format='JSON', {prop});"
+    )
+    err = refused(engine, sql)
+    assert message in err.reason
+    assert err.line == 1
+    assert err.column > sql.index("WITH")
+    assert "T" not in engine.catalog.sources
+    assert "t" not in engine.log.list_topics()
+
+
+def test_a_partition_count_in_quotes_is_read_as_ksqldb_reads_it(engine: Engine) -> None:
+    engine.execute(
+        "CREATE STREAM t (id INT KEY, v INT) WITH (kafka_topic='t', value_format='JSON', "
+        "partitions='2');"
+    )
+    assert len(engine.log.describe_topic("t").partitions) == 2
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ("TOPKDISTINCT(v, 'x')", "Function 'topkdistinct' does not accept parameters (INTEGER, "),
+        ("TOPK(v, NULL)", "Function 'topk' does not accept parameters (INTEGER, NULL)"),
+        ("TOPK(v, 0)", "TOPK's k must be a positive number"),
+        ("TOPK(a, 2)", "Function 'topk' does not accept parameters (ARRAY<INTEGER>)"),
+        ("LATEST_BY_OFFSET(v, 'x')", "Function 'latest_by_offset' does not accept parameters"),
+        ("EARLIEST_BY_OFFSET(v, false, 2)", "does not accept parameters (INTEGER, BOOLEAN, "),
+        ("MAX(m)", "Function 'max' does not accept parameters (MAP<STRING, INTEGER>)"),
+        ("CORRELATION(v, a)", "CORRELATION takes INT, BIGINT, DOUBLE or DECIMAL"),
+    ],
+)
+def test_aggregate_arguments_of_the_wrong_kind(engine: Engine, call: str, message: str) -> None:
+    sql = f"CREATE TABLE t AS SELECT id, {call} AS x FROM s GROUP BY id;"
+    err = refused(engine, sql)
+    assert message in err.reason
+    assert (err.line, err.column) == (1, sql.index(call) + 1)
