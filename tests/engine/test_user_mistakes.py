@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hispeed.engine import Engine
-from hispeed.errors import SqlError
+from hispeed.errors import HispeedError, SqlError
 
 
 @pytest.fixture
@@ -134,3 +134,31 @@ def test_aggregate_arguments_of_the_wrong_kind(engine: Engine, call: str, messag
     err = refused(engine, sql)
     assert message in err.reason
     assert (err.line, err.column) == (1, sql.index(call) + 1)
+
+
+@pytest.mark.parametrize(
+    ("window", "message"),
+    [
+        (
+            "TUMBLING (SIZE 99999999999999999999 DAYS)",
+            "Invalid duration: 99999999999999999999 DAYS",
+        ),
+        ("TUMBLING (SIZE 0 SECONDS)", "Window size (sizeMs) must be larger than zero"),
+        ("SESSION (0 SECONDS)", "Gap time must be larger than zero"),
+        ("HOPPING (SIZE 10 SECONDS, ADVANCE BY 0 SECONDS)", "Window advancement interval"),
+        ("HOPPING (SIZE 10 SECONDS, ADVANCE BY 20 SECONDS)", "Window advancement interval"),
+    ],
+)
+def test_windows_that_cannot_be(engine: Engine, window: str, message: str) -> None:
+    sql = f"CREATE TABLE t AS SELECT id, COUNT(*) AS c FROM s WINDOW {window} GROUP BY id;"
+    err = refused(engine, sql)
+    assert message in err.reason
+    assert err.line == 1
+
+
+def test_a_window_size_property_too_long(engine: Engine) -> None:
+    with pytest.raises(HispeedError, match="at most 3155760000000000 MILLISECONDS"):
+        engine.execute(
+            "CREATE STREAM w (id INT KEY, v INT) WITH (kafka_topic='w', value_format='JSON', "
+            "partitions=1, window_type='tumbling', window_size='99999999999999999999 DAYS');"
+        )

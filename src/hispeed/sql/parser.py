@@ -66,6 +66,11 @@ def _checked_numbers(props: dict[str, ast.Property]) -> dict[str, ast.Property]:
     return props
 
 
+#: the longest duration a window or join may span (100,000 years of 365.25 days), so that a
+#: timestamp plus it stays a BIGINT
+MAX_DURATION_MS = 100_000 * 36_525 * 86_400_000 // 100
+
+
 def parse(text: str, types: Mapping[str, T.SqlType] | None = None) -> list[ast.ParsedStatement]:
     """Parse one or more statements separated by ';'."""
     return list(parse_iter(text, types))
@@ -595,7 +600,16 @@ class StatementParser(ExpressionParser):
         if unit.kind != IDENT or unit.value not in _DURATION_UNITS:
             raise self.error("a time unit (MILLISECONDS, SECONDS, MINUTES, HOURS or DAYS)")
         self.advance()
-        return amount * _DURATION_UNITS[unit.value]
+        millis = amount * _DURATION_UNITS[unit.value]
+        if millis > MAX_DURATION_MS:
+            # past this, window bounds (a timestamp plus the duration) leave a BIGINT
+            raise SqlError(
+                f"Invalid duration: {tok.value} {unit.value} is longer than the longest a "
+                f"window or join can span, {MAX_DURATION_MS} MILLISECONDS (100,000 years)",
+                tok.line,
+                tok.column,
+            )
+        return millis
 
     def within(self) -> ast.WithinSpec:
         if self.accept_op("("):
@@ -643,5 +657,19 @@ class StatementParser(ExpressionParser):
         if kind != "HOPPING" and advance is not None:
             raise SqlError(
                 f"ADVANCE BY is for HOPPING windows, not {kind}", start.line, start.column
+            )
+        # Kafka Streams' own checks (TimeWindows, SessionWindows), which ksqlDB passes on
+        assert size is not None  # read first, above
+        if size <= 0:
+            what = "Gap time" if kind == "SESSION" else "Window size (sizeMs)"
+            raise SqlError(
+                f"{what} must be larger than zero: {kind} windows of 0", start.line, start.column
+            )
+        if advance is not None and not 0 < advance <= size:
+            raise SqlError(
+                "Window advancement interval should be more than zero and less than window "
+                f"duration: ADVANCE BY {advance} ms with SIZE {size} ms",
+                start.line,
+                start.column,
             )
         return ast.WindowSpec(kind, size, advance, grace, retention, pos=self.pos(start))

@@ -12,6 +12,7 @@ from hispeed.formats.base import Column, FormatError, get_format
 from hispeed.log.base import Log
 from hispeed.sql import ast
 from hispeed.sql import types as T
+from hispeed.sql.parser import MAX_DURATION_MS
 from hispeed.statements.base import Call, EngineParts
 from hispeed.statements.result import Result
 
@@ -323,7 +324,13 @@ def parse_duration(text: str, option: str) -> int:
     unit = parts[1].upper().rstrip("S")
     if unit not in _DURATION_UNITS:
         raise HispeedError(f"{bad} Unknown time unit: '{parts[1].upper()}'")
-    return int(parts[0]) * _DURATION_UNITS[unit]
+    millis = int(parts[0]) * _DURATION_UNITS[unit]
+    if not 0 < millis <= MAX_DURATION_MS:
+        raise HispeedError(
+            f"{bad} A window lasts more than 0 and at most {MAX_DURATION_MS} MILLISECONDS "
+            "(100,000 years)"
+        )
+    return millis
 
 
 def check_timestamp_column(source: Source) -> None:
