@@ -61,21 +61,62 @@ class OffsetOutOfRangeError(LogError):
 
 
 class CorruptLogError(LogError):
-    """Bytes on disk that fail their checksum or framing: names the file and the position."""
+    """Bytes on disk that fail their checksum or framing.
+
+    Names the file, the byte where the damage starts, the offsets the damaged bytes held
+    (`offset` to `last_offset`; `last_offset` is None when they cannot be bounded) and, once
+    the partition adds them, the topic and partition, so that a caller can report it
+    precisely and a user can run `hispeed topic repair`.
+    """
 
     code = 50000
 
-    def __init__(self, path: str, position: int, reason: str, offset: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        position: int,
+        reason: str,
+        offset: int | None = None,
+        *,
+        last_offset: int | None = None,
+        topic: str | None = None,
+        partition: int | None = None,
+    ) -> None:
         where = f"{path} at byte {position}"
-        if offset is not None:
-            where += f" (offsets from {offset})"
+        held = []
+        if topic is not None:
+            held.append(f"topic {topic!r} partition {partition}")
+        if offset is not None and last_offset is not None:
+            held.append(f"offsets {offset} to {last_offset}")
+        elif offset is not None:
+            held.append(f"offsets from {offset}")
+        if held:
+            where += f" ({', '.join(held)})"
+        repair = f"hispeed topic repair {topic}" if topic is not None else "hispeed topic repair"
         super().__init__(
-            f"corrupt log segment {where}: {reason}. The data there cannot be trusted; restore "
-            "the file from a copy or delete the segment and the offsets it held"
+            f"corrupt log segment {where}: {reason}. Those records cannot be read; stop the "
+            f"server and run `{repair}` to set the damaged bytes aside (it reports the offsets "
+            "lost), or restore the file from a copy"
         )
         self.path = path
         self.position = position
+        self.reason = reason
         self.offset = offset
+        self.last_offset = last_offset
+        self.topic = topic
+        self.partition = partition
+
+    def located(self, topic: str, partition: int) -> CorruptLogError:
+        """The same error, naming the topic and partition of the segment."""
+        return CorruptLogError(
+            self.path,
+            self.position,
+            self.reason,
+            self.offset,
+            last_offset=self.last_offset,
+            topic=topic,
+            partition=partition,
+        )
 
 
 class DataDirLockedError(LogError):

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hispeed.errors import OffsetOutOfRangeError
-from hispeed.log._segment import Segment, encode_frame
+from hispeed.errors import CorruptLogError, OffsetOutOfRangeError
+from hispeed.log._segment import Damage, Segment, encode_frame
 from hispeed.log.base import RECORD_SCHEMA, TopicConfig
 
 log = logging.getLogger(__name__)
 
 START_FILE = "log-start-offset"
+QUARANTINE_LOG = "quarantine.jsonl"
 
 
 def _now_ms() -> int:
@@ -47,8 +50,8 @@ class Partition:
         self.dirty = False  # appended since the last fsync
         directory.mkdir(parents=True, exist_ok=True)
         paths = sorted(directory.glob("*.seg"))
-        for leftover in directory.glob("*.cleaned"):
-            leftover.unlink()  # a compaction that did not finish: the originals are intact
+        for leftover in [*directory.glob("*.cleaned"), *directory.glob("*.repairing")]:
+            leftover.unlink()  # a compaction or repair that did not finish: originals intact
         self.segments: list[Segment] = [
             Segment.open(
                 p, active=(i == len(paths) - 1), index_interval=config.index_interval_bytes
@@ -61,12 +64,45 @@ class Partition:
             self.segments.append(
                 Segment.create(directory, self.start_offset, config.index_interval_bytes)
             )
-        self.end_offset = max(self.segments[-1].next_offset, self.start_offset)
         self._bases = [s.base_offset for s in self.segments]
         self._active_created_ms = clock()
+        self._report_damage()
+        self.end_offset = max(self.segments[-1].next_offset, self.start_offset)
         #: the end offset readers may see; transactions raise it once all their parts are written
         self.visible_end = self.end_offset
         self.cleaned_through = -1  # closed segments up to this base offset are compacted
+
+    def _report_damage(self) -> None:
+        """Say what opening found damaged, and keep appends away from it.
+
+        A damaged active segment is sealed and a new one starts after every offset the damage
+        may hold, so those offsets are never given again (a reader past them goes on; one that
+        reaches them gets the error until `hispeed topic repair` sets the bytes aside).
+        """
+        for i, seg in enumerate(self.segments):
+            upper = self.segments[i + 1].base_offset if i + 1 < len(self.segments) else None
+            for damage in seg.damages.values():
+                bounded = damage.bounded(upper)
+                log.error(
+                    "%s",
+                    CorruptLogError(
+                        str(seg.path),
+                        bounded.position,
+                        f"{bounded.reason}; {bounded.end - bounded.position} damaged bytes kept "
+                        "in place, and appends go on after those offsets",
+                        bounded.first_offset,
+                        last_offset=bounded.last_offset,
+                        topic=self.topic,
+                        partition=self.index,
+                    ),
+                )
+        if self.active.damaged:
+            self.active.seal()
+            seg = Segment.create(
+                self.directory, self.active.next_offset, self.config.index_interval_bytes
+            )
+            self.segments.append(seg)
+            self._bases.append(seg.base_offset)
 
     # -- writing ------------------------------------------------------------------------
 
@@ -173,19 +209,23 @@ class Partition:
         segments = self.segments  # a snapshot: compaction swaps the list, never edits it
         i = max(bisect.bisect_right([s.base_offset for s in segments], offset) - 1, 0)
         position = offset
-        for seg in segments[i:]:
-            for header in seg.frames_from(position, seg.size):
-                if header.base >= end:
-                    return
-                batch = seg.read_frame(header)
-                offsets = batch.column(0)
-                lo = 0 if header.base >= position else _first_at_least(offsets, position)
-                hi = batch.num_rows if header.last < end else _first_at_least(offsets, end)
-                if hi > lo:
-                    if (lo, hi) != (0, batch.num_rows):
-                        batch = batch.slice(lo, hi - lo)
-                    yield batch, header.length
-                position = header.last + 1
+        for j in range(i, len(segments)):
+            seg = segments[j]
+            upper = segments[j + 1].base_offset if j + 1 < len(segments) else None
+            try:
+                for header, batch in seg.batches(position, seg.size, upper):
+                    if header.base >= end:
+                        return
+                    offsets = batch.column(0)
+                    lo = 0 if header.base >= position else _first_at_least(offsets, position)
+                    hi = batch.num_rows if header.last < end else _first_at_least(offsets, end)
+                    if hi > lo:
+                        if (lo, hi) != (0, batch.num_rows):
+                            batch = batch.slice(lo, hi - lo)
+                        yield batch, header.length
+                    position = header.last + 1
+            except CorruptLogError as e:
+                raise e.located(self.topic, self.index) from None
 
     # -- retention and compaction -------------------------------------------------------
 
@@ -250,15 +290,15 @@ class Partition:
         horizon = self.clock() - cfg.delete_retention_ms
         removed = 0
         replacements: dict[int, Segment | None] = {}
-        for seg in closed:
+        for k, seg in enumerate(closed):
             if seg.base_offset >= active_base:
                 break
+            upper = closed[k + 1].base_offset if k + 1 < len(closed) else active_base
             tmp_path = seg.path.with_suffix(".cleaned")
             kept_any = False
             changed = False
             with open(tmp_path, "wb") as out:
-                for header in seg.frames_from(-1):
-                    batch = seg.read_frame(header)
+                for _header, batch in seg.batches(-1, upper=upper):
                     keep = pc.is_in(batch.column(0), value_set=latest_set)
                     tomb = pc.and_(pc.is_null(batch.column(3)), pc.less(batch.column(1), horizon))
                     keep = pc.and_(keep, pc.invert(tomb))
@@ -298,6 +338,65 @@ class Partition:
         self.cleaned_through = active_base
         return removed
 
+    # -- repair -------------------------------------------------------------------------
+
+    def repair(self, dry_run: bool = False) -> list[Repaired]:
+        """Check every frame of every segment; move damaged bytes into quarantine files.
+
+        Returns what was (or, with dry_run, would be) set aside, with the offsets lost. The
+        partition's end offset never goes down: when the damage was at the very end, a new
+        segment starts after it, so no offset is given twice. Each repair is also appended
+        to `quarantine.jsonl` in the partition's directory.
+        """
+        out: list[Repaired] = []
+        with self.lock:
+            end = self.end_offset
+            segments = list(self.segments)
+            for i, seg in enumerate(segments):
+                upper = segments[i + 1].base_offset if i + 1 < len(segments) else None
+                damages = seg.find_damage(upper, restore=not dry_run)
+                if not damages:
+                    continue
+                repaired = [self._repaired(seg, d) for d in damages]
+                out += repaired
+                if dry_run:
+                    continue
+                good = seg.rewrite_without(damages)
+                with open(self.directory / QUARANTINE_LOG, "a") as f:
+                    for r in repaired:
+                        f.write(json.dumps(r.as_json()) + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                active = seg is self.active
+                seg.close()
+                seg.index_path.unlink(missing_ok=True)  # rebuilt for the new file on open
+                os.replace(good, seg.path)
+                fresh = Segment.open(seg.path, active=active, index_interval=seg.index_interval)
+                self.segments = [fresh if s is seg else s for s in self.segments]
+            if not dry_run and out and self.active.next_offset < end:
+                self.active.seal()  # its last frames went: keep their offsets given
+                seg = Segment.create(self.directory, end, self.config.index_interval_bytes)
+                self.segments = [*self.segments, seg]
+            self._bases = [s.base_offset for s in self.segments]
+            self.end_offset = max(end, self.active.next_offset)
+            self.visible_end = self.end_offset
+        return out
+
+    def _repaired(self, seg: Segment, damage: Damage) -> Repaired:
+        assert damage.last_offset is not None
+        return Repaired(
+            topic=self.topic,
+            partition=self.index,
+            segment=str(seg.path),
+            position=damage.position,
+            bytes=damage.end - damage.position,
+            first_offset=damage.first_offset,
+            last_offset=damage.last_offset,
+            exact=damage.exact,
+            reason=damage.reason,
+            quarantine=str(seg.quarantine_path(damage)),
+        )
+
     def _latest_offsets(self, offset: int) -> pa.Array:
         """The newest offset of every key from `offset` to the end, in memory of O(keys)."""
         partial: list[pa.Table] = []
@@ -324,6 +423,31 @@ class Partition:
             and len(self.segments) > 1
             and (self.segments[-2].base_offset >= self.cleaned_through)
         )
+
+
+@dataclass(frozen=True)
+class Repaired:
+    """Damaged bytes `hispeed topic repair` set aside, and the offsets they held."""
+
+    topic: str
+    partition: int
+    segment: str
+    position: int
+    bytes: int
+    first_offset: int
+    last_offset: int  # lost: first_offset to last_offset, both included
+    exact: bool  # False: the frame's own offsets were unreadable; this is an upper bound
+    reason: str
+    quarantine: str
+
+    @property
+    def offsets_lost(self) -> int:
+        """How many offsets the damage held (records, unless compaction had left gaps)."""
+        return max(self.last_offset - self.first_offset + 1, 0)
+
+    def as_json(self) -> dict[str, object]:
+        """The fields as one JSON object (a line of `quarantine.jsonl`)."""
+        return {**asdict(self), "offsets_lost": self.offsets_lost}
 
 
 def _swap_in(old: Segment, cleaned: Path) -> Segment:

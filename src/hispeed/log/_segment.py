@@ -16,6 +16,19 @@ The index file beside it holds (frame base offset, byte position, running max ti
 every `index.interval.bytes` or more, so a read seeks near its offset and scans few headers.
 The index of the active segment is rebuilt on recovery; a closed segment's is trusted when
 it is consistent with the file and rebuilt otherwise.
+
+Damage. Recovery tells a torn tail from a damaged frame. A torn tail is the last append cut
+short by a crash: fewer bytes than a header, a header whose length runs past the end of the
+file, or a header whose payload never reached the disk (zeros); it was never acknowledged
+under the fsync policy, and recovery cuts it off. Anything else that fails its framing or its
+CRC32C is a damaged frame (a complete frame that was acknowledged): it is never cut off. When
+only its magic or length field is damaged and the CRC32C still verifies the rest, recovery
+rewrites those 8 bytes and nothing is lost. Otherwise the bytes stay where they are as a
+`Damage`, with the exact offsets they held (those between the good frames around them); the
+partition reserves those offsets (appends go on after them, so no offset is ever given twice)
+and a read that reaches them raises `CorruptLogError` naming the file, the byte and the
+offsets, while a read that starts past them goes on. `Segment.repair` moves damaged bytes
+into a quarantine file beside the segment.
 """
 
 from __future__ import annotations
@@ -99,6 +112,34 @@ def _crc_ok(header_raw: bytes, payload: bytes, crc: int) -> bool:
     return crc32c.crc32c(payload, value=crc32c.crc32c(header_raw[12:HEADER_SIZE])) == crc
 
 
+@dataclass(frozen=True, slots=True)
+class Damage:
+    """Bytes of a segment that are not whole, checksummed frames, and the offsets they held."""
+
+    position: int  # the first damaged byte (where a frame should have started)
+    end: int  # the byte just past them: the next good frame, or the end of the file
+    first_offset: int
+    #: the last offset they may hold; None when only the next segment's base bounds it
+    last_offset: int | None
+    reason: str
+    #: False when the offsets are an upper bound from the bytes (the frame's own are unreadable)
+    exact: bool = True
+
+    def error(self, path: Path) -> CorruptLogError:
+        return CorruptLogError(
+            str(path), self.position, self.reason, self.first_offset, last_offset=self.last_offset
+        )
+
+    def bounded(self, upper: int | None) -> Damage:
+        """This damage with its last offset bounded by the next segment's base, if unknown."""
+        if self.last_offset is not None or upper is None:
+            return self
+        return Damage(self.position, self.end, self.first_offset, upper - 1, self.reason)
+
+
+_CHUNK = 1 << 20
+
+
 class Segment:
     """One segment file of a partition, named by the first offset it may hold."""
 
@@ -118,6 +159,8 @@ class Segment:
         self._fd = -1
         self._write_fd = -1
         self._index_file: object | None = None
+        #: damage found when the segment was opened, by position
+        self.damages: dict[int, Damage] = {}
 
     # -- opening ------------------------------------------------------------------------
 
@@ -139,6 +182,11 @@ class Segment:
         elif not seg._load_index():
             seg._rebuild_index(verify=False)
         return seg
+
+    @property
+    def damaged(self) -> bool:
+        """Whether opening found damaged frames in this segment (reads may find more)."""
+        return bool(self.damages)
 
     def _open_fds(self, writable: bool) -> None:
         self._fd = os.open(self.path, os.O_RDONLY)
@@ -177,59 +225,148 @@ class Segment:
         return True
 
     def _rebuild_index(self, verify: bool) -> None:
-        """Scan every frame to rebuild the index; with verify, check CRCs and cut a torn tail."""
+        """Scan every frame to rebuild the index, noting damage and passing over it.
+
+        With verify (the active segment on recovery), check every CRC, cut a torn tail, and
+        restore a frame whose only damage is its magic or length field.
+        """
         self._index_offsets, self._index_positions, self._index_max_ts = [], [], []
         self._last_indexed_position = -(1 << 62)
         self.next_offset, self.max_timestamp, self.frames = self.base_offset, -1, 0
+        self.damages = {}
         position = 0
+        prev_last = self.base_offset - 1
         while position < self.size:
-            problem = None
             raw = os.pread(self._fd, HEADER_SIZE, position)
             header = _parse_header(raw, position)
-            if header is None:
-                problem = "bad frame header"
-            elif header.end > self.size:
-                problem = f"frame of {header.length} bytes runs past the end of the file"
-            elif header.base < self.next_offset:
-                problem = f"offset {header.base} goes backwards (expected >= {self.next_offset})"
-            elif verify:
+            problem = self._frame_problem(header, prev_last, self.size)
+            if problem is None and verify:
+                assert header is not None
                 payload = os.pread(self._fd, header.length, position + HEADER_SIZE)
                 if not _crc_ok(raw, payload, header.crc):
                     problem = "CRC32C mismatch"
-            if problem is not None:
-                if verify and not self._valid_frame_after(position + 1):
-                    self._truncate_torn_tail(position, problem)
-                    return
-                raise CorruptLogError(str(self.path), position, problem, self.next_offset)
-            assert header is not None
-            self._note_frame(header)
-            position = header.end
+            if problem is None:
+                assert header is not None
+                self._note_frame(header)
+                prev_last = header.last
+                position = header.end
+                continue
+            following = self._next_good_frame(position + 1, prev_last + 1, self.size)
+            region_end = following.position if following else self.size
+            if verify and self._restore_header(position, region_end):
+                continue  # read the frame again, now whole
+            if verify and following is None and self._is_torn(position):
+                self._truncate_torn_tail(position, problem)
+                break
+            if following is not None:
+                damage = Damage(position, region_end, prev_last + 1, following.base - 1, problem)
+            elif verify:  # the active segment's tail: nothing after it bounds its offsets
+                last, exact = self._tail_offsets(position, prev_last + 1)
+                damage = Damage(position, region_end, prev_last + 1, last, problem, exact)
+            else:
+                damage = Damage(position, region_end, prev_last + 1, None, problem)
+            self.damages[position] = damage
+            if damage.last_offset is not None:
+                prev_last = max(prev_last, damage.last_offset)
+                self.next_offset = prev_last + 1
+            position = region_end
         if self._write_fd >= 0:
             self._rewrite_index_file()
+
+    @staticmethod
+    def _frame_problem(header: FrameHeader | None, prev_last: int, size: int) -> str | None:
+        """What is wrong with a frame's header where a frame must start, or None."""
+        if header is None:
+            return "bad frame header"
+        if header.end > size:
+            return f"frame of {header.length} bytes runs past the end of the file"
+        if header.base <= prev_last:
+            return f"offset {header.base} goes backwards (expected > {prev_last})"
+        return None
 
     def _recover(self) -> None:
         self._rebuild_index(verify=True)
 
-    def _valid_frame_after(self, start: int) -> bool:
-        """Whether a whole, checksummed frame starts anywhere at or after `start`.
+    def _next_good_frame(self, start: int, min_base: int, size: int) -> FrameHeader | None:
+        """The first whole, checksummed frame at or after byte `start` with offsets from
+        `min_base`: where good data resumes after damage."""
+        at = start
+        while at < size:
+            chunk = os.pread(self._fd, min(_CHUNK, size - at) + len(MAGIC) - 1, at)
+            found = chunk.find(MAGIC)
+            while found >= 0:
+                header = self._read_header(at + found)
+                if header is not None and header.base >= min_base and header.end <= size:
+                    raw = os.pread(self._fd, HEADER_SIZE + header.length, header.position)
+                    if _crc_ok(raw[:HEADER_SIZE], raw[HEADER_SIZE:], header.crc):
+                        return header
+                found = chunk.find(MAGIC, found + 1)
+            at += _CHUNK
+        return None
 
-        A bad frame with good frames after it is corruption; a bad frame at the end is a torn tail.
+    def _restore_header(self, position: int, end: int) -> bool:
+        """Rewrite the magic and length of the frame in [position, end) when they are all that
+        is damaged: its CRC32C, which covers everything else, proves the rest whole."""
+        if end - position < HEADER_SIZE:
+            return False
+        raw = os.pread(self._fd, end - position, position)
+        magic, length, crc = struct.unpack_from("<4sII", raw)
+        if (magic, length) == (MAGIC, end - position - HEADER_SIZE):
+            return False
+        if not _crc_ok(raw[:HEADER_SIZE], raw[HEADER_SIZE:], crc):
+            return False
+        if _parse_header(MAGIC + raw[4:HEADER_SIZE], position) is None:
+            return False
+        fixed = MAGIC + struct.pack("<I", end - position - HEADER_SIZE)
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, fixed, position)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        log.warning(
+            "%s: restored the damaged magic/length field of the frame at byte %d "
+            "(its CRC32C verifies the rest); nothing was lost",
+            self.path,
+            position,
+        )
+        return True
+
+    def _is_torn(self, position: int) -> bool:
+        """Whether the bytes from `position` to the end are an append cut short by a crash:
+        shorter than a header, shorter than the header's length says, or a header whose
+        payload never reached the disk. A complete frame that fails its CRC is not torn."""
+        region = os.pread(self._fd, self.size - position, position)
+        if len(region) < HEADER_SIZE or not any(region[HEADER_SIZE:]):
+            return True
+        magic, length = struct.unpack_from("<4sI", region)
+        return bool(magic == MAGIC and HEADER_SIZE + length > len(region))
+
+    def _tail_offsets(self, position: int, first: int) -> tuple[int, bool]:
+        """The last offset a damaged last frame held, and whether it is exact.
+
+        The payload (when it still decodes) or the header (when its fields agree with
+        themselves) say it; a single damaged byte spares one or the other. Failing both, an
+        upper bound from the frame's size (16 bytes at least per uncompressed record).
         """
-        rest = os.pread(self._fd, self.size - start, start)
-        at = rest.find(MAGIC)
-        while at >= 0:
-            header = _parse_header(rest[at : at + HEADER_SIZE], start + at)
-            if header is not None and at + HEADER_SIZE + header.length <= len(rest):
-                payload = rest[at + HEADER_SIZE : at + HEADER_SIZE + header.length]
-                if _crc_ok(rest[at : at + HEADER_SIZE], payload, header.crc):
-                    return True
-            at = rest.find(MAGIC, at + 1)
-        return False
+        region = os.pread(self._fd, self.size - position, position)
+        candidates = []
+        with contextlib.suppress(Exception):  # damaged bytes may fail to decode in any way
+            offsets = decode_payload(region[HEADER_SIZE:]).column(0).to_pylist()
+            if offsets and offsets[0] >= first and offsets == sorted(set(offsets)):
+                candidates.append(offsets[-1])
+        if len(region) >= HEADER_SIZE:
+            _m, _l, _c, base, last, count, _t, _f = HEADER.unpack_from(region)
+            if base >= first and 0 < count == last - base + 1 < (1 << 31):
+                candidates.append(last)
+        if candidates:
+            return max(candidates), True
+        return first + max(len(region) - HEADER_SIZE, 16) // 16 - 1, False
 
     def _truncate_torn_tail(self, position: int, problem: str) -> None:
         log.warning(
-            "%s: truncating a torn tail of %d bytes at byte %d (%s); records from offset %d "
-            "were never acknowledged under the fsync policy",
+            "%s: truncating a torn tail of %d bytes at byte %d (%s): an append cut short by a "
+            "crash, from offset %d, which was never acknowledged under the fsync policy",
             self.path,
             self.size - position,
             position,
@@ -328,20 +465,67 @@ class Segment:
         return _parse_header(os.pread(self._fd, HEADER_SIZE, position), position)
 
     def frames_from(self, offset: int, size: int | None = None) -> Iterator[FrameHeader]:
-        """Headers of the frames that hold offsets >= `offset`, first to last."""
+        """Headers of the frames that hold offsets >= `offset`, first to last (unchecked)."""
+        for header, _ in self._walk(offset, size, None, read=False):
+            yield header
+
+    def batches(
+        self, offset: int, size: int | None = None, upper: int | None = None
+    ) -> Iterator[tuple[FrameHeader, pa.RecordBatch]]:
+        """(header, batch) of the frames holding offsets >= `offset`, each checked.
+
+        Damage holding only offsets below `offset` is passed over; damage that may hold
+        `offset` or later raises `CorruptLogError` with its offsets. `upper` is the next
+        segment's base offset, which bounds damage at the end of this one.
+        """
+        for header, batch in self._walk(offset, size, upper, read=True):
+            assert batch is not None
+            yield header, batch
+
+    def _walk(
+        self, offset: int, size: int | None, upper: int | None, *, read: bool
+    ) -> Iterator[tuple[FrameHeader, pa.RecordBatch | None]]:
         size = self.size if size is None else size
         i = bisect.bisect_right(self._index_offsets, offset) - 1
-        position = self._index_positions[i] if i >= 0 else 0
+        if i >= 0:  # the index entry's frame starts at its offset: all below is accounted for
+            position, prev_last = self._index_positions[i], self._index_offsets[i] - 1
+        else:
+            position, prev_last = 0, self.base_offset - 1
         while position < size:
             header = self._read_header(position)
-            if header is None or header.end > size:
-                raise CorruptLogError(str(self.path), position, "bad frame header", offset)
-            if header.last >= offset:
-                yield header
-            position = header.end
+            problem = self._frame_problem(header, prev_last, size)
+            if problem is None:
+                assert header is not None
+                if header.last < offset:
+                    prev_last, position = header.last, header.end
+                    continue
+                if not read:
+                    yield header, None
+                    prev_last, position = header.last, header.end
+                    continue
+                batch, problem = self._checked(header)
+                if batch is not None:
+                    yield header, batch
+                    prev_last, position = header.last, header.end
+                    continue
+            assert problem is not None
+            damage = self.damage_at(position, prev_last, size, problem).bounded(upper)
+            if damage.last_offset is None or damage.last_offset >= offset:
+                raise damage.error(self.path)
+            prev_last, position = max(prev_last, damage.last_offset), damage.end
 
-    def read_frame(self, header: FrameHeader) -> pa.RecordBatch:
-        """The frame's batch, after checking its CRC."""
+    def damage_at(self, position: int, prev_last: int, size: int, problem: str) -> Damage:
+        """The damage starting at byte `position`, after a frame ending at offset `prev_last`."""
+        known = self.damages.get(position)
+        if known is not None:
+            return known
+        following = self._next_good_frame(position + 1, prev_last + 1, size)
+        if following is None:
+            return Damage(position, size, prev_last + 1, None, problem)
+        return Damage(position, following.position, prev_last + 1, following.base - 1, problem)
+
+    def _checked(self, header: FrameHeader) -> tuple[pa.RecordBatch | None, str | None]:
+        """The frame's batch after checking its CRC and decoding it, or what is wrong."""
         # the payload goes straight into a buffer of Arrow's own (64-byte aligned): decoded
         # at the header's 44-byte offset, every column would sit misaligned, and Arrow's
         # compute (compaction's group_by) warns and copies on each batch
@@ -349,19 +533,77 @@ class Segment:
         body = pa.allocate_buffer(header.length)
         got = os.preadv(self._fd, [head, memoryview(body)], header.position)
         if got != HEADER_SIZE + header.length:
-            raise CorruptLogError(str(self.path), header.position, "frame cut short", header.base)
+            return None, "frame cut short"
         if not _crc_ok(bytes(head), memoryview(body), header.crc):  # type: ignore[arg-type]
-            raise CorruptLogError(str(self.path), header.position, "CRC32C mismatch", header.base)
+            return None, "CRC32C mismatch"
         try:
-            return decode_payload(body)
+            return decode_payload(body), None
         except (pa.ArrowInvalid, OSError) as e:
-            raise CorruptLogError(
-                str(self.path), header.position, f"undecodable record batch ({e})", header.base
-            ) from None
+            return None, f"undecodable record batch ({e})"
 
-    def verify(self) -> int:
+    def read_frame(self, header: FrameHeader) -> pa.RecordBatch:
+        """The frame's batch, after checking its CRC."""
+        batch, problem = self._checked(header)
+        if batch is None:
+            assert problem is not None
+            raise CorruptLogError(
+                str(self.path), header.position, problem, header.base, last_offset=header.last
+            )
+        return batch
+
+    def verify(self, upper: int | None = None) -> int:
         """Check every frame's CRC and decode it; returns the records found."""
-        records = 0
-        for header in self.frames_from(-1):
-            records += self.read_frame(header).num_rows
-        return records
+        return sum(batch.num_rows for _, batch in self.batches(-1, upper=upper))
+
+    # -- repairing ----------------------------------------------------------------------
+
+    def find_damage(self, upper: int | None, restore: bool = False) -> list[Damage]:
+        """Every damaged run of bytes, found by checking and decoding every frame; with
+        restore, frames whose only damage is their magic or length field are mended."""
+        found: list[Damage] = []
+        position, prev_last = 0, self.base_offset - 1
+        while position < self.size:
+            header = self._read_header(position)
+            problem = self._frame_problem(header, prev_last, self.size)
+            if problem is None:
+                assert header is not None
+                batch, problem = self._checked(header)
+                if batch is not None:
+                    prev_last, position = header.last, header.end
+                    continue
+            assert problem is not None
+            damage = self.damage_at(position, prev_last, self.size, problem).bounded(upper)
+            if restore and self._restore_header(position, damage.end):
+                self.damages.pop(position, None)
+                continue
+            if damage.last_offset is None:  # the last segment's end: ask its bytes
+                last, exact = self._tail_offsets(position, prev_last + 1)
+                damage = Damage(position, damage.end, damage.first_offset, last, problem, exact)
+            else:
+                last = damage.last_offset
+            found.append(damage)
+            prev_last, position = max(prev_last, last), damage.end
+        return found
+
+    def rewrite_without(self, damages: list[Damage]) -> Path:
+        """Move the damaged bytes into quarantine files beside the segment and write the
+        segment's good frames to a new file; returns it (the caller swaps it in)."""
+        good = self.path.with_suffix(".repairing")
+        with open(good, "wb") as out:
+            position = 0
+            for damage in damages:
+                out.write(os.pread(self._fd, damage.position - position, position))
+                kept = self.quarantine_path(damage)
+                with open(kept, "wb") as q:
+                    q.write(os.pread(self._fd, damage.end - damage.position, damage.position))
+                    q.flush()
+                    os.fsync(q.fileno())
+                position = damage.end
+            out.write(os.pread(self._fd, self.size - position, position))
+            out.flush()
+            os.fsync(out.fileno())
+        return good
+
+    def quarantine_path(self, damage: Damage) -> Path:
+        """Where `rewrite_without` keeps the bytes of `damage`."""
+        return self.path.with_name(f"{self.path.stem}.at-{damage.position}.quarantine")

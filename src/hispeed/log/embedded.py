@@ -1,8 +1,11 @@
 """The embedded log: topics as directories of partitions of segment files, in one process.
 
 Durability follows the fsync policy (see `FsyncPolicy`); a second process cannot open the
-same data directory; recovery truncates a torn tail and reports real corruption; retention
-and compaction run on a background thread without blocking appends.
+same data directory; recovery truncates a torn tail (an append a crash cut short) but never a
+complete frame: a damaged one stays in place, its offsets are never given again, reads that
+reach it raise `CorruptLogError` naming topic, partition, file, byte and offsets, and
+`repair_topic` (`hispeed topic repair`) sets it aside. Retention and compaction run on a
+background thread without blocking appends.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import pyarrow as pa
 
 from hispeed.errors import (
     ConfigError,
+    CorruptLogError,
     DataDirLockedError,
     InvalidRecordError,
     LogError,
@@ -37,7 +41,7 @@ from hispeed.errors import (
     UnknownTopicError,
 )
 from hispeed.log._consumer import EmbeddedConsumer, GroupCoordinator
-from hispeed.log._partition import Partition
+from hispeed.log._partition import Partition, Repaired
 from hispeed.log._segment import HEADER_SIZE, encode_frame
 from hispeed.log.base import (
     RECORD_SCHEMA,
@@ -520,9 +524,22 @@ class EmbeddedLog(AppendSignal, Log):
             topics = list(self._topics.values())
         for topic in topics:
             for part in topic.partitions:
-                for seg in list(part.segments):
-                    total += seg.verify()
+                segments = list(part.segments)
+                for i, seg in enumerate(segments):
+                    upper = segments[i + 1].base_offset if i + 1 < len(segments) else None
+                    try:
+                        total += seg.verify(upper)
+                    except CorruptLogError as e:
+                        raise e.located(part.topic, part.index) from None
         return total
+
+    def repair_topic(self, name: str, *, dry_run: bool = False) -> list[Repaired]:
+        """Check every frame of a topic; set damaged bytes aside in quarantine files.
+
+        Returns each damaged run of bytes with the offsets it held (lost). Afterwards reads
+        go past those offsets; the partitions' end offsets stay, so none is given twice.
+        """
+        return [r for part in self._topic(name).partitions for r in part.repair(dry_run)]
 
     def _start_thread(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
