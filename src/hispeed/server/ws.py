@@ -176,11 +176,22 @@ def topics_endpoint(state: ServerState) -> Endpoint:
                         await ws.send_text(encode(_record(tp.topic, tp.partition, r)).decode())
         except (WebSocketDisconnect, RuntimeError):
             return
+        except HispeedError as e:  # e.g. a corrupt segment: say which, then close (1011)
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                await ws.send_text(encode(error_body(str(e), e.code)).decode())
+                await ws.close(code=1011, reason=_close_reason(e))
+            return
         finally:
             closed.cancel()
             consumer.close()
 
     return endpoint
+
+
+def _close_reason(e: Exception) -> str:
+    """A close frame's reason: at most 123 bytes of UTF-8 (the message went before it)."""
+    reason = str(e).encode()
+    return reason[:120].decode(errors="ignore") + "..." if len(reason) > 123 else str(e)
 
 
 def _record(topic: str, partition: int, r: dict[str, Any]) -> dict[str, Any]:
