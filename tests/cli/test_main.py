@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hispeed.log import partition_for_key
+from hispeed.log import EmbeddedLog, partition_for_key
 
 
 class Cli:
@@ -178,3 +178,29 @@ def test_a_port_in_use_is_one_clear_error_before_anything_starts(
     assert error.startswith(f"error: cannot serve {service} on 127.0.0.1:{busy}: ")
     assert f"choose another port with {how}" in error
     assert not (tmp_path / "data").exists()  # nothing opened either
+
+
+@pytest.mark.slow
+def test_topic_repair_sets_damaged_frames_aside_and_lists_the_offsets_lost(cli: Cli) -> None:
+    with EmbeddedLog(cli.data_dir, cleaner_interval_s=None) as log:
+        log.create_topic("t", 1, {"segment.bytes": "3100"})
+        for i in range(6):
+            log.append("t", [(None, f"v{i}-{j}".encode()) for j in range(10)])
+    seg = sorted((cli.data_dir / "log" / "topics" / "t" / "0").glob("*.seg"))[0]
+    data = bytearray(seg.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a byte in the middle frame: offsets 10 to 19
+    seg.write_bytes(bytes(data))
+    consumed = cli("consume", "t", "--from-beginning", "--max", "60", ok=False, timeout=60)
+    assert consumed.returncode == 1
+    assert f"{seg} at byte" in consumed.stderr
+    assert "(topic 't' partition 0, offsets 10 to 19)" in consumed.stderr
+    assert "hispeed topic repair t" in consumed.stderr
+    checked = cli("topic", "repair", "t", "--dry-run").stdout
+    assert "offsets 10 to 19 lost (10)" in checked
+    assert "t: would lose 10 offsets in 1 damaged run(s)" in checked
+    repaired = cli("topic", "repair", "t").stdout
+    assert "offsets 10 to 19 lost (10)" in repaired
+    assert "t: lost 10 offsets in 1 damaged run(s)" in repaired
+    assert "nothing to repair" in cli("topic", "repair", "t").stdout
+    out = cli("consume", "t", "--from-beginning", "--max", "50").stdout.split()
+    assert out == [f"v{i}-{j}" for i in range(6) for j in range(10) if i != 1]

@@ -15,10 +15,13 @@ import logging
 from pathlib import Path
 
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from hispeed.errors import CorruptLogError
 from hispeed.log import EmbeddedLog
 from hispeed.log._segment import HEADER_SIZE, Segment
+from hispeed.testing.server import RunningServer
 from tests.conftest import LogFactory
 
 pytestmark = pytest.mark.slow
@@ -209,3 +212,29 @@ def test_the_damage_in_a_long_partition_is_found_and_repaired_exactly(
     assert [(r.first_offset, r.last_offset) for r in repaired] == lost
     gone = {o for first, last in lost for o in range(first, last + 1)}
     assert values(log) == [v for o, v in enumerate(written) if o not in gone]
+
+
+def test_ws_topics_says_which_segment_is_corrupt_before_closing(server: RunningServer) -> None:
+    """Issue 16, defect 4: /ws/topics closed with 1011 and no message."""
+    log = server.engine.log
+    assert isinstance(log, EmbeddedLog)
+    written = fill(log, SMALL_SEGMENTS)
+    path = segments(log.data_dir)[0]
+    position, end, first, last = frames(path)[1]
+    flip(path, (position + end) // 2)  # under the running server: its reads see it
+    url = server.url.replace("http", "ws", 1) + "/ws/topics?topics=t&from=beginning"
+    with connect(url, open_timeout=5) as ws:
+        got = [json.loads(ws.recv(timeout=10)) for _ in range(first)]
+        assert [g["offset"] for g in got] == list(range(first))
+        error = json.loads(ws.recv(timeout=10))
+        assert f"{path} at byte {position}" in error["message"]
+        assert f"offsets {first} to {last}" in error["message"]
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1011
+    assert "corrupt log segment" in closed.value.rcvd.reason
+    # other topics stream on
+    url = server.url.replace("http", "ws", 1) + "/ws/topics?topics=other&from=beginning"
+    with connect(url, open_timeout=5) as ws:
+        assert len([ws.recv(timeout=10) for _ in written]) == len(written)

@@ -172,7 +172,9 @@ class Partition:
     ) -> list[pa.RecordBatch]:
         """Batches of records with offsets >= `offset`, up to the visible end and the limits.
 
-        At least one record is returned when one exists, whatever `max_bytes` says.
+        At least one record is returned when one exists, whatever `max_bytes` says. A read
+        that reaches damage raises `CorruptLogError`, except a bounded one (with a limit) that
+        has records before the damage: it returns those, and the next read raises.
         """
         end = self.visible_end
         start = self.start_offset
@@ -189,14 +191,20 @@ class Partition:
         out: list[pa.RecordBatch] = []
         remaining = max_records if max_records is not None else 1 << 62
         budget = max_bytes if max_bytes is not None else 1 << 62
-        for batch, frame_bytes in self._frames(offset, end):
-            if batch.num_rows > remaining:
-                batch = batch.slice(0, remaining)
-            out.append(batch)
-            remaining -= batch.num_rows
-            budget -= frame_bytes
-            if remaining <= 0 or budget <= 0:
-                break  # before the generator reads another frame
+        try:
+            for batch, frame_bytes in self._frames(offset, end):
+                if batch.num_rows > remaining:
+                    batch = batch.slice(0, remaining)
+                out.append(batch)
+                remaining -= batch.num_rows
+                budget -= frame_bytes
+                if remaining <= 0 or budget <= 0:
+                    break  # before the generator reads another frame
+        except CorruptLogError:
+            if not out or (max_records is None and max_bytes is None):
+                raise  # a read of everything must not look complete
+            # a bounded read may be short: the records before the damage are good, and the
+            # next read, from it, raises
         return out
 
     def iter_batches(self, offset: int) -> Iterator[pa.RecordBatch]:
