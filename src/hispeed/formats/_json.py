@@ -209,7 +209,7 @@ def _parse(
     if buf is not None:
         literal = pc.equal(data, pa.scalar(b"null", pa.binary())).fill_null(True)
         tombstones = nulls | literal.to_numpy(zero_copy_only=False)
-        if columns:
+        if columns and not tombstones.all():  # a struct needs one record to take names from
             picked = _struct_pick(buf, data, tombstones, columns)
             if picked is not None:
                 return [], picked, [], tombstones
