@@ -55,6 +55,7 @@ from hispeed.log.base import (
 )
 from hispeed.log.kafka_client import (
     DEFAULT_TIMEOUT,
+    LIBRDKAFKA_LOGGER,
     ZERO_TIMESTAMP_HEADER,
     AdminClient,
     ConfigResource,
@@ -128,7 +129,12 @@ class KafkaLog(AppendSignal, Log):
         self.transaction_timeout_ms = transaction_timeout_ms
         self.timeout = timeout
         self._txn_stem = transactional_id or f"{prefix}hispeed-{uuid.uuid4().hex[:12]}"
-        self._base: dict[str, Any] = {"bootstrap.servers": bootstrap, **(config or {})}
+        self._base: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            # librdkafka's own lines through Python's logging, not straight to stderr
+            "logger": LIBRDKAFKA_LOGGER,
+            **(config or {}),
+        }
         # topics are created explicitly: asking a broker with auto.create.topics.enable (its
         # default) about a topic that does not exist must not create it
         self._admin: Any = AdminClient(

@@ -46,6 +46,33 @@ DEFAULT_TIMEOUT = 30.0
 ZERO_TIMESTAMP_HEADER = "hispeed.timestamp.zero"
 
 
+#: where librdkafka's own log lines go (never straight to the terminal): every Kafka client
+#: of hispeed is given `LIBRDKAFKA_LOGGER` as confluent-kafka's `logger` option
+librdkafka_log = logging.getLogger("hispeed.kafka.librdkafka")
+
+#: librdkafka's facilities of connection troubles it retries by itself (a broker restarting,
+#: one bootstrap server of several down): a warning, since nothing failed yet; a read or write
+#: that does fail raises hispeed's own error
+RETRIED_FACILITIES = frozenset({"FAIL", "DISCONNECT", "BROKERFAIL", "REQTMOUT", "CONNECT"})
+
+
+class LibrdkafkaLogger:
+    """confluent-kafka's `logger` option: it calls `log(level, "%s [%s] %s", facility,
+    client, message)` with librdkafka's syslog level already made a `logging` level, when the
+    client is polled. This passes each line to `librdkafka_log`, errors that librdkafka
+    retries by itself as warnings."""
+
+    def log(self, level: int, msg: str, *args: Any) -> None:
+        """One librdkafka log line, at a level that says what it costs."""
+        facility = args[0] if args else ""
+        if level > logging.WARNING and facility in RETRIED_FACILITIES:
+            level = logging.WARNING
+        librdkafka_log.log(level, "librdkafka " + msg, *args)
+
+
+LIBRDKAFKA_LOGGER = LibrdkafkaLogger()
+
+
 def kafka_error(err: Any) -> str:
     """The text of a KafkaError (or of anything else raised in its place)."""
     return err.str() if hasattr(err, "str") else str(err)
