@@ -289,3 +289,41 @@ def test_dashboard_works_behind_authentication(
     produce(server, readings(0), auth)
     page.wait_for_function("window.hispeedDashboard.chart.pointsReceived === 5")
     context.close()
+
+
+@pytest.mark.slow
+def test_the_chart_of_a_windowed_table_plots_its_measure(
+    server: RunningServer, browser: Any
+) -> None:
+    """A windowed table's rows carry WINDOWSTART and WINDOWEND, numbers that are times: the
+    chart plots the count, never the window's start."""
+    ksql(
+        server,
+        READINGS + "CREATE TABLE per_minute AS SELECT device, COUNT(*) AS n FROM readings "
+        "WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY device;",
+    )
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url)
+    page.wait_for_selector("#tables >> text=PER_MINUTE")
+    page.fill("#sql", "SELECT * FROM per_minute EMIT CHANGES;")
+    page.click("#run")
+    page.wait_for_function("window.hispeedDashboard.chart.plot !== null")
+    server.wait_for(lambda: any(q["kind"] == "push" for q in overview(server)["queries"]))
+    produce(server, readings(0))
+    page.wait_for_function("window.hispeedDashboard.chart.pointsReceived === 5")
+    charted, choices, values = page.evaluate(
+        """(() => {
+            const chart = window.hispeedDashboard.chart;
+            return [
+                chart.columns[chart.valueIndex],
+                [...chart.valueSelect.options].map((o) => o.text),
+                chart.plot.data.slice(1).flat().filter((v) => v !== null),
+            ];
+        })()"""
+    )
+    assert charted == "N"
+    assert choices == ["N"]  # the window's bounds are no measure to choose
+    assert values == [1, 1, 1, 1, 1]  # each device's count, one reading each
+    assert errors == []

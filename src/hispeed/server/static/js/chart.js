@@ -14,6 +14,9 @@ const PALETTE = [
   "#d9480f", "#5c940d", "#a61e4d", "#1971c2", "#862e9c", "#e67700",
 ];
 const NUMERIC = /^(INT|INTEGER|BIGINT|DOUBLE|DECIMAL|REAL|FLOAT|SMALLINT|TINYINT)/i;
+// numbers that are times or positions, not measures: a windowed table's bounds and the
+// pseudo columns. Charted, they would draw a line of timestamps instead of the measure.
+const NOT_MEASURES = new Set(["WINDOWSTART", "WINDOWEND", "ROWTIME", "ROWOFFSET", "ROWPARTITION"]);
 
 export class LiveChart {
   constructor(container, keySelect, valueSelect, windowSelect, info) {
@@ -53,7 +56,7 @@ export class LiveChart {
   configure(columns, types) {
     this.columns = columns;
     this.types = types;
-    const numeric = columns.filter((_, i) => NUMERIC.test(types[i] || ""));
+    const numeric = columns.filter((c, i) => NUMERIC.test(types[i] || "") && !NOT_MEASURES.has(c.toUpperCase()));
     const keyDefault = columns.findIndex((_, i) => !NUMERIC.test(types[i] || ""));
     replace(
       this.keySelect,
