@@ -69,7 +69,10 @@ class QueryInfo:
     statement: str
     sink: str | None
     sources: list[str]
+    #: RUNNING, or ERROR while the query fails (runtime/manager.py retries it)
     state: str = "RUNNING"
+    #: in ERROR: why
+    error: str | None = None
 
 
 class Catalog:

@@ -207,6 +207,7 @@ def to_result(entity: Mapping[str, Any]) -> Result:
                 "queryString": q.get("queryString", ""),
                 "sinks": q.get("sinks", []),
                 "state": q.get("state", ""),
+                "error": q.get("error"),
             }
             for q in entity.get("queries", [])
         ]

@@ -65,7 +65,13 @@ SHOW_COLUMNS: dict[str, list[Column]] = {
     ],
     "queries": [
         ("Query ID", _field("id")),
-        ("Status", _field("state")),
+        # a query in ERROR says why where the user looks
+        (
+            "Status",
+            lambda row: (
+                f"{row.get('state')}: {row['error']}" if row.get("error") else row.get("state")
+            ),
+        ),
         ("Sink Name", lambda row: ", ".join(row.get("sinks") or [])),
         # on one line: a statement's own line breaks and indentation would break the table
         ("Query String", lambda row: one_line(row.get("queryString") or "")),

@@ -79,6 +79,19 @@ class SourceDecoder:
             key_bytes, window_start, window_end = split_window(
                 key_bytes, src.window.kind, src.window.size_ms
             )
+            # a record in a windowed source whose key holds no window (a null key, or one
+            # too short) is the record's fault: it goes to the processing log, not the query
+            assert window_start is not None
+            for row in np.nonzero(~_valid(window_start))[0].tolist():
+                keep[row] = False
+                self.error(
+                    errors,
+                    item,
+                    row,
+                    "Error deserializing key: a windowed key needs its key and "
+                    f"{16 if src.window.kind == 'SESSION' else 8} bytes of window; "
+                    f"got {'a null key' if batch.column('key')[row].as_py() is None else 'fewer'}",
+                )
         key_result = self.src_key_format.decode(key_bytes, src.key_columns)
         for row, reason in key_result.errors:
             keep[row] = False
@@ -157,6 +170,11 @@ class SourceDecoder:
             keep[row] = False
             self.error(errors, item, int(row), f"timestamp column {col.name} has no valid value")
         return pc.fill_null(result, 0)
+
+
+def _valid(array: pa.Array) -> np.ndarray:
+    """Which values of `array` are not null, as a numpy mask."""
+    return np.asarray(array.is_valid().to_numpy(zero_copy_only=False), bool)
 
 
 def split_window(

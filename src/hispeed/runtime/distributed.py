@@ -86,6 +86,11 @@ def partition_local(plan: QueryPlan, partitions: Callable[[str], int]) -> bool:
     )
 
 
+def owner_topic(query_id: str) -> str:
+    """The topic whose one partition the group hands to the worker that runs the query."""
+    return f"_hispeed_{query_id}_owner"
+
+
 class DistributedTask:
     """One worker's share of a persistent query on a shared log (see the module's notes)."""
 
@@ -156,9 +161,9 @@ class DistributedTask:
             )
             self._listen(self.consumer, self._lost_partitions)
         else:
-            owner_topic = f"_hispeed_{query_id}_owner"
-            self.log.create_topic(owner_topic, 1, exist_ok=True)
-            self.owner = self.log.consumer(owner_topic, group=self.group)
+            owner = owner_topic(query_id)
+            self.log.create_topic(owner, 1, exist_ok=True)
+            self.owner = self.log.consumer(owner, group=self.group)
             self._listen(self.owner, self._lost_ownership)
             # reads every input partition while this worker owns the query
             self.consumer = _OwnedReader(self)

@@ -5,6 +5,16 @@ on a shared Kafka log a `DistributedTask`), starting, stopping and draining them
 background thread that runs them, the push-query feeds (`runtime/feeds.py`) and the pull
 views (`runtime/pull.py`). It receives the engine's `QueryContext`, never the engine: the
 engine is the facade above it and delegates here.
+
+A query's failure stays that query's: an exception out of one task's poll puts that query in
+the ERROR state (its message kept, shown by SHOW QUERIES, /status, /metrics and the
+dashboard), and every other query goes on. As ksqlDB does, a query in ERROR is retried after
+a backoff that doubles from `ksql.query.retry.backoff.initial.ms` (15 s) up to
+`ksql.query.retry.backoff.max.ms` (15 min); its batch is read again from its last commit, so
+nothing is skipped. A `RetriableError` (a lookup's server away) is retried sooner (0.5 s,
+doubling up to 5 s). A retry that succeeds puts the query back in RUNNING. A user recovers
+from a query that fails every time by fixing the cause (the input, the UDF) and waiting for
+the next retry, or by TERMINATE and CREATE again.
 """
 
 from __future__ import annotations
@@ -13,18 +23,49 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from hispeed.catalog import QueryInfo, Source
-from hispeed.errors import HispeedError
+from hispeed.errors import HispeedError, RetriableError
+from hispeed.ops.repartition import repartition_topic
 from hispeed.plan.model import QueryPlan
 from hispeed.runtime.context import QueryContext
-from hispeed.runtime.distributed import DistributedTask
+from hispeed.runtime.distributed import DistributedTask, owner_topic
 from hispeed.runtime.feeds import PushFeeds
 from hispeed.runtime.pull import PullViews
 from hispeed.runtime.task import QueryTask
+from hispeed.state.changelog import changelog_topic
 
 log = logging.getLogger(__name__)
+
+#: ksqlDB's names and defaults for the backoff of a query in ERROR (ms)
+RETRY_INITIAL = ("ksql.query.retry.backoff.initial.ms", 15_000)
+RETRY_MAX = ("ksql.query.retry.backoff.max.ms", 900_000)
+#: a RetriableError (a server away) passes by itself: retried sooner
+RETRIABLE_INITIAL_MS, RETRIABLE_MAX_MS = 500, 5_000
+
+
+@dataclass
+class QueryFailure:
+    """Why a query is in ERROR, and when it is tried again."""
+
+    #: what went wrong, as shown to users
+    message: str
+    #: failures in a row (the backoff doubles with each)
+    attempts: int
+    #: `time.monotonic()` of the next retry
+    retry_at: float
+    #: the exception itself (the conformance runner reports it as the case's outcome)
+    error: BaseException
+
+
+def failure_message(error: BaseException) -> str:
+    """An exception as a query's error message: a HispeedError says it for users already;
+    anything else is named by its type too, since it is a defect of hispeed's own."""
+    if isinstance(error, HispeedError):
+        return str(error)
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 class QueryManager:
@@ -38,7 +79,12 @@ class QueryManager:
         self.feeds = PushFeeds(context.log)
         #: the tables' in-memory views and the prepared pull queries
         self.views = PullViews(context)
-        self._query_counter = 0
+        #: the queries in ERROR by id (persistent and transient)
+        self.failed: dict[str, QueryFailure] = {}
+        #: how many times each query has failed since it started (the /metrics counter)
+        self.failures: dict[str, int] = {}
+        #: persistent queries made so far: the number in the next query id
+        self.query_counter = 0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -49,10 +95,15 @@ class QueryManager:
 
     def next_query_id(self, base: str) -> str:
         """A new persistent query's id: `base` numbered by how many queries came before."""
-        self._query_counter += 1
+        self.query_counter += 1
         if base.startswith("INSERTQUERY"):
-            return f"INSERTQUERY_{self._query_counter - 1}"
-        return f"{base}_{self._query_counter - 1}"
+            return f"INSERTQUERY_{self.query_counter - 1}"
+        return f"{base}_{self.query_counter - 1}"
+
+    def internal_topics(self, query_id: str) -> list[str]:
+        """The topics a query's task may create for itself (its changelog; on Kafka its
+        repartition and owner topics), named after its id."""
+        return [changelog_topic(query_id), repartition_topic(query_id), owner_topic(query_id)]
 
     def start_query(
         self,
@@ -79,6 +130,61 @@ class QueryManager:
         if task is not None:
             task.close()
         self.context.catalog.queries.pop(query_id, None)
+        self.failed.pop(query_id, None)
+        self.failures.pop(query_id, None)
+
+    def state(self, query_id: str) -> tuple[str, str | None]:
+        """A query's state (RUNNING or ERROR) and, in ERROR, its error message."""
+        failure = self.failed.get(query_id)
+        return ("ERROR", failure.message) if failure is not None else ("RUNNING", None)
+
+    def poll_task(self, task: QueryTask | DistributedTask, wait: float = 0.0) -> int:
+        """One poll of one query (hold the lock); its failure puts it in ERROR and stays its
+        own. A query in ERROR is polled again once its backoff has passed."""
+        failure = self.failed.get(task.id)
+        if failure is not None and time.monotonic() < failure.retry_at:
+            return 0
+        try:
+            done = task.poll(wait)
+        except Exception as e:  # a query's failure stops that query, never the loop
+            self._fail(task.id, e, failure)
+            return 0
+        if failure is not None:
+            self._recovered(task.id)
+        return done
+
+    def _fail(self, query_id: str, error: Exception, failure: QueryFailure | None) -> None:
+        message = failure_message(error)
+        attempts = 1 if failure is None else failure.attempts + 1
+        if isinstance(error, RetriableError):
+            first, most = RETRIABLE_INITIAL_MS, RETRIABLE_MAX_MS
+        else:
+            props = self.context.properties
+            first = int(props.get(RETRY_INITIAL[0], RETRY_INITIAL[1]))
+            most = int(props.get(RETRY_MAX[0], RETRY_MAX[1]))
+        delay = min(first * 2 ** min(attempts - 1, 30), max(first, most)) / 1000
+        self.failed[query_id] = QueryFailure(message, attempts, time.monotonic() + delay, error)
+        self.failures[query_id] = self.failures.get(query_id, 0) + 1
+        info = self.context.catalog.queries.get(query_id)
+        if info is not None:
+            info.state, info.error = "ERROR", message
+        again = "" if failure is None else " again"
+        if failure is None and not isinstance(error, RetriableError):
+            # the first failure with its traceback (a defect to report); retries in one line
+            log.error(
+                "query %s failed (retrying in %.1f s): %s", query_id, delay, message, exc_info=error
+            )
+        else:
+            log.warning(
+                "query %s failed%s (retrying in %.1f s): %s", query_id, again, delay, message
+            )
+
+    def _recovered(self, query_id: str) -> None:
+        self.failed.pop(query_id, None)
+        info = self.context.catalog.queries.get(query_id)
+        if info is not None:
+            info.state, info.error = "RUNNING", None
+        log.info("query %s runs again", query_id)
 
     def drain(self, max_rounds: int = 1000, timeout: float = 60.0) -> int:
         """Run every query until none has anything left to read; returns records processed.
@@ -95,7 +201,7 @@ class QueryManager:
         while rounds < max_rounds:
             with lock:
                 tasks = list(self.tasks.values())
-                done = sum(task.poll(wait) for task in tasks)
+                done = sum(self.poll_task(task, wait) for task in tasks)
             total += done
             rounds += 1
             if done:
@@ -105,7 +211,8 @@ class QueryManager:
             if not shared or max_rounds == 1:
                 break
             with lock:
-                if all(task.consumer.caught_up() for task in tasks):
+                # a query in ERROR waits for its retry: nothing to wait for there
+                if all(task.consumer.caught_up() for task in tasks if task.id not in self.failed):
                     break
             if time.monotonic() > deadline:
                 raise HispeedError(f"queries made no progress for {timeout:.0f} s")

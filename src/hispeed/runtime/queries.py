@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from hispeed.catalog import Source
+from hispeed.errors import HispeedError
 from hispeed.ops.decode import split_window
 from hispeed.plan.model import QueryPlan
 from hispeed.runtime.feeds import SourceFeed, Subscriber, shareable
@@ -97,6 +98,11 @@ class PushQuery:
         while True:
             if not self.runtime.running:
                 self.runtime.drain(max_rounds=1)
+            failure = self.runtime.failed.get(self.id)
+            if failure is not None:
+                # its subscriber is the one to tell: a push query is not retried behind it
+                self.close()
+                raise HispeedError(f"push query {self.id} failed: {failure.message}")
             rows = self._read(max(0.0, min(0.05, deadline - time.monotonic())))
             if rows or time.monotonic() >= deadline:
                 return self._limit(rows)
@@ -182,6 +188,8 @@ class PushQuery:
                 self.runtime.feeds.detach(self.feed, self.subscriber)
                 return
             self.runtime.tasks.pop(self.id, None)
+            self.runtime.failed.pop(self.id, None)
+            self.runtime.failures.pop(self.id, None)
             self.task.close()
             self.consumer.close()
             for topic in (self.sink.topic, self.task.changelog_topic):

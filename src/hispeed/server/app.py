@@ -154,8 +154,15 @@ def create_app(
         return JSONResponse(body, status_code=status)
 
     async def status_all(request: Request) -> Response:
+        with engine.lock:  # each persistent query's state, and why it is in ERROR
+            queries = {
+                q.id: {"state": q.state, "error": q.error} for q in engine.catalog.queries.values()
+            }
         return JSONResponse(
-            {"commandStatuses": {k: v["status"] for k, v in state.commands.items()}}
+            {
+                "commandStatuses": {k: v["status"] for k, v in state.commands.items()},
+                "queries": queries,
+            }
         )
 
     async def status_one(request: Request) -> Response:

@@ -193,10 +193,14 @@ class Overview:
         for q in persistent:
             rows.append(
                 _query_row(q.id, "persistent", q.statement, q.state, q.sink, stats.get(q.id))
+                | {"error": q.error}
             )
         for session in push.sessions() if push is not None else []:
             query_id = session.header.query_id
-            row = _query_row(query_id, "push", session.sql, "RUNNING", None, stats.get(query_id))
+            found = stats.get(query_id)
+            state = found["state"] if found else "RUNNING"
+            row = _query_row(query_id, "push", session.sql, state, None, found)
+            row["error"] = found["error"] if found else None
             if query_id not in stats:  # a push query sharing its source's reader
                 row["records_in"] = row["records_out"] = session.delivered
             rows.append(row)

@@ -44,7 +44,8 @@ class Metrics:
             self._seconds[protocol] += seconds
 
     def query_stats(self) -> list[dict[str, Any]]:
-        """Per running query: records in and out, errors, and lag."""
+        """Per running query: records in and out, errors, lag, its state (RUNNING or ERROR,
+        with the error message) and how many times it failed."""
         engine = self.engine
         out = []
         with engine.lock:
@@ -68,6 +69,9 @@ class Metrics:
                         "records_out": task.records_out,
                         "errors": task.errors,
                         "lag": lag,
+                        "state": engine.runtime.state(task.id)[0],
+                        "error": engine.runtime.state(task.id)[1],
+                        "failures": engine.runtime.failures.get(task.id, 0),
                     }
                 )
         return out
@@ -121,6 +125,22 @@ class Metrics:
         )
         for q in queries:
             lines.append(f'hispeed_query_errors_total{{query="{_label(q["id"])}"}} {q["errors"]}')
+        family(
+            "hispeed_query_failures_total",
+            "counter",
+            "Times a query failed (it goes to ERROR and is retried with a backoff).",
+        )
+        for q in queries:
+            lines.append(
+                f'hispeed_query_failures_total{{query="{_label(q["id"])}"}} {q["failures"]}'
+            )
+        family("hispeed_query_state", "gauge", "A query's state: 1 for the state it is in.")
+        for q in queries:
+            for state in ("RUNNING", "ERROR"):
+                lines.append(
+                    f'hispeed_query_state{{query="{_label(q["id"])}",state="{state}"}} '
+                    f"{int(q['state'] == state)}"
+                )
         family("hispeed_query_lag_records", "gauge", "Records in a query's inputs not yet read.")
         for q in queries:
             lines.append(f'hispeed_query_lag_records{{query="{_label(q["id"])}"}} {q["lag"]}')

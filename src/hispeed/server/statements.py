@@ -233,6 +233,8 @@ def _query(engine: Engine, row: dict[str, Any]) -> dict[str, Any]:
         "statusCount": {state: 1},
         "queryType": "PERSISTENT",
         "state": state,
+        # a query in ERROR: why (hispeed's own field; ksqlDB keeps it in queryErrors)
+        "error": row.get("error"),
     }
 
 
@@ -247,6 +249,7 @@ def _query_by_id(engine: Engine, query_id: str) -> dict[str, Any]:
             "queryString": q.statement,
             "sinks": [q.sink] if q.sink else [],
             "state": q.state,
+            "error": q.error,
         },
     )
 

@@ -43,6 +43,8 @@ def show(parts: EngineParts, stmt: ast.Show, call: Call) -> Result:
                 "queryString": q.statement,
                 "sinks": [q.sink] if q.sink else [],
                 "state": q.state,
+                # why a query is in ERROR (runtime/manager.py retries it), else None
+                "error": q.error,
             }
             for q in parts.catalog.queries.values()
         ]

@@ -179,7 +179,7 @@ def _run(case: Case, workdir: Path, kafka: str | None = None) -> CaseResult:
         try:
             for record in spec.get("inputs", []):
                 _produce(engine, record)
-                engine.drain()
+                _drain(engine)
         except UnsupportedError as e:
             return CaseResult(case.file, case.name, "unsupported", str(e))
         except Exception as e:
@@ -194,6 +194,14 @@ def _run(case: Case, workdir: Path, kafka: str | None = None) -> CaseResult:
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def _drain(engine: Any) -> None:
+    """Run the case's queries; a query that failed (the engine keeps it in ERROR and goes
+    on) is the case's outcome: its exception is raised here."""
+    engine.drain()
+    for failure in engine.runtime.failed.values():
+        raise failure.error
+
+
 def _run_rest(case: Case, engine: Any, expected_error: dict[str, Any] | None) -> CaseResult:
     """A REST case: statements one by one, the inputs before the first query, and each
     query's answer compared with the expected response (header schema and rows)."""
@@ -206,7 +214,7 @@ def _run_rest(case: Case, engine: Any, expected_error: dict[str, Any] | None) ->
     def produce() -> None:
         for record in spec.get("inputs", []):
             _produce(engine, record)
-            engine.drain()
+            _drain(engine)
 
     for i, statement in enumerate(case.statements):
         is_query = statement.lstrip().upper().startswith("SELECT")

@@ -49,11 +49,12 @@ function queriesTable(queries) {
       { name: "out/s", class: "num" },
       { name: "lag", class: "num" },
       { name: "errors", class: "num" },
+      "last error",
     ],
     queries.map((q) => [
       h("span", { class: "mono" }, q.id),
       h("span", { class: `badge ${q.kind}` }, q.kind),
-      h("span", { class: `badge ${q.state === "RUNNING" ? "running" : "other"}` }, q.state),
+      h("span", { class: `badge ${stateClass(q.state)}` }, q.state),
       h("span", { title: q.sql }, q.sql),
       count(q.records_in),
       count(q.records_out),
@@ -61,8 +62,15 @@ function queriesTable(queries) {
       rate(q.throughput_out),
       count(q.lag),
       q.errors ? h("span", { class: "errors" }, count(q.errors)) : "0",
+      // a query in ERROR: why (it is retried with a backoff; TERMINATE stops it)
+      q.error ? h("span", { class: "errors", title: q.error }, q.error) : "",
     ]),
   );
+}
+
+// RUNNING green, ERROR red, anything else (a connector RETRYING) amber
+function stateClass(state) {
+  return state === "RUNNING" ? "running" : state === "ERROR" ? "error" : "other";
 }
 
 function connectorsTable(connectors) {
