@@ -44,6 +44,7 @@ from hispeed.statements import info, inserts, queries, settings, sources
 from hispeed.statements.base import Call, EngineParts, Handler
 from hispeed.statements.commands import CommandTopic
 from hispeed.statements.result import Result
+from hispeed.statements.undo import all_or_nothing
 
 if TYPE_CHECKING:
     from hispeed.runtime.distributed import DistributedTask
@@ -154,12 +155,18 @@ class Engine:
             raise HispeedError(f"{type(stmt).__name__} is not supported yet")
         handler, recorded = entry
         call = Call(parsed.text, {**self.properties, **overrides}, replay, recorded)
-        result = handler(self.parts, stmt, call)
-        if call.record:
-            if not replay:
-                self.commands.record(parsed.text, self.properties, overrides)
-            result.statement = parsed.text
-        return result
+
+        def run() -> Result:
+            result = handler(self.parts, stmt, call)
+            if call.record:
+                if not replay:
+                    self.commands.record(parsed.text, self.properties, overrides)
+                result.statement = parsed.text
+            return result
+
+        if not recorded:  # SHOW, SELECT, SET: nothing made, nothing to undo
+            return run()
+        return all_or_nothing(self.parts, call, run)
 
     def _replayed(self, parsed: ast.ParsedStatement) -> None:
         self._execute(parsed, {}, replay=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hispeed.catalog import Catalog
+from hispeed.errors import ConfigError
 from hispeed.log.base import Log
 
 
@@ -29,4 +30,15 @@ class QueryContext:
     def offset_reset(self, properties: Any = None) -> str:
         """Where a new query starts: the statement's `auto.offset.reset`, else the engine's."""
         props = properties if properties is not None else self.properties
-        return str(props.get("auto.offset.reset", "earliest")).lower()
+        return check_offset_reset(props.get("auto.offset.reset", "earliest"))
+
+
+def check_offset_reset(value: Any) -> str:
+    """An `auto.offset.reset` value, checked before a statement makes anything with it."""
+    reset = str(value).lower()
+    if reset not in ("earliest", "latest"):
+        raise ConfigError(
+            f"Invalid value {value!r} for property 'auto.offset.reset': use 'earliest' (from "
+            "the first record) or 'latest' (from now on)"
+        )
+    return reset

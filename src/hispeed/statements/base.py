@@ -8,7 +8,7 @@ is this statement's text, properties and whether it is replayed from the command
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hispeed.catalog import Catalog
@@ -56,6 +56,9 @@ class Call:
     #: whether the statement goes to the command topic; a handler clears it when it did
     #: nothing worth replaying
     record: bool
+    #: what to do, newest last, to unmake what this statement made if a later step fails
+    #: (`statements/undo.py`)
+    undo: list[Callable[[], object]] = field(default_factory=list)
 
 
 #: a statement handler: `handler(parts, stmt, call)`, `stmt` being its kind of statement

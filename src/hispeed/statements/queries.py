@@ -21,6 +21,7 @@ from hispeed.statements.sources import (
     format_props,
     upper_or_none,
 )
+from hispeed.statements.undo import creating_topic
 
 
 def create_as_select(parts: EngineParts, stmt: ast.CreateAsSelect, call: Call) -> Result:
@@ -75,13 +76,15 @@ def create_as_select(parts: EngineParts, stmt: ast.CreateAsSelect, call: Call) -
         statement=call.text,
     )
     check_formats(sink)
+    parts.context.offset_reset(call.props)  # checked before anything is made
     partitions = len(parts.log.describe_topic(src.topic).partitions)
+    prefix = "CTAS" if stmt.kind == "TABLE" else "CSAS"
+    query_id = parts.runtime.next_query_id(f"{prefix}_{stmt.name}")
+    creating_topic(parts, call, topic, *parts.runtime.internal_topics(query_id))
     if not call.replay:
         ensure_topic(parts.log, topic, with_props, stmt.kind, partitions)
     else:
         parts.log.create_topic(topic, partitions, exist_ok=True)
-    prefix = "CTAS" if stmt.kind == "TABLE" else "CSAS"
-    query_id = parts.runtime.next_query_id(f"{prefix}_{stmt.name}")
     parts.catalog.add(sink, replace=stmt.or_replace)
     sink.writer = query_id
     parts.runtime.start_query(query_id, call.text, plan, sink, call.props)
@@ -114,17 +117,21 @@ def insert_into(parts: EngineParts, stmt: ast.InsertInto, call: Call) -> Result:
             f"{_schema(plan.key_columns, plan.value_columns)}\nSink schema is "
             f"{_schema(target.key_columns, target.value_columns)}"
         )
+    parts.context.offset_reset(call.props)  # checked before anything is made
     query_id = parts.runtime.next_query_id("INSERTQUERY")
-    parts.runtime.start_query(query_id, call.text, plan, target)
+    creating_topic(parts, call, *parts.runtime.internal_topics(query_id))
+    parts.runtime.start_query(query_id, call.text, plan, target, call.props)
     return Result("status", f"Created query with ID {query_id}", query_id=query_id)
 
 
 def terminate(parts: EngineParts, stmt: ast.Terminate, call: Call) -> Result:
     """TERMINATE a query (or ALL): its task stops, its sink has no writer any more."""
-    ids = list(parts.runtime.tasks) if stmt.query_id is None else [stmt.query_id.upper()]
-    for query_id in ids:
+    # ALL: the persistent queries (a push query is its client's to close)
+    ids = list(parts.catalog.queries) if stmt.query_id is None else [stmt.query_id.upper()]
+    for query_id in ids:  # all checked before any stops
         if query_id not in parts.catalog.queries:
             raise HispeedError(f"Unknown queryId: {query_id}")
+    for query_id in ids:
         sink = parts.catalog.queries[query_id].sink
         parts.runtime.stop_query(query_id)
         if (

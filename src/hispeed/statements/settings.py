@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from hispeed.runtime.context import check_offset_reset
 from hispeed.sql import ast
 from hispeed.statements.base import Call, EngineParts
 from hispeed.statements.result import Result
+from hispeed.statements.undo import creating_topic
 
 
 def set_property(parts: EngineParts, stmt: ast.SetProperty, call: Call) -> Result:
     """SET a property for every statement and query after it."""
+    if stmt.name.lower() in ("auto.offset.reset", "ksql.streams.auto.offset.reset"):
+        check_offset_reset(stmt.value)  # refused now, not by the next query made with it
     parts.properties[stmt.name] = stmt.value
     return Result("status", f"Successfully set property '{stmt.name}'")
 
@@ -25,6 +29,9 @@ def create_connector(parts: EngineParts, stmt: ast.CreateConnector, call: Call) 
         call.record = False
         return Result("status", f"Connector {stmt.name} already exists")
     props = {k: p.value for k, p in stmt.properties.items()}
+    for key, value in props.items():
+        if key.lower() in ("kafka.topic", "topic"):  # a source connector's, made if missing
+            creating_topic(parts, call, str(value))
     return Result("status", parts.connectors.create(stmt.kind, stmt.name, props, call.text))
 
 

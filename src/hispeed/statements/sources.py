@@ -15,6 +15,7 @@ from hispeed.sql import types as T
 from hispeed.sql.parser import MAX_DURATION_MS
 from hispeed.statements.base import Call, EngineParts
 from hispeed.statements.result import Result
+from hispeed.statements.undo import creating_topic
 
 _DURATION_UNITS = {
     "MILLISECOND": 1,
@@ -162,6 +163,7 @@ def create_source(parts: EngineParts, stmt: ast.CreateSource, call: Call) -> Res
     if source.timestamp is not None:
         check_timestamp_column(source)
     if not call.replay:
+        creating_topic(parts, call, source.topic)
         ensure_topic(parts.log, source.topic, props, kind)
     parts.catalog.add(source, replace=stmt.or_replace)
     return Result("status", f"{kind.capitalize()} created")
@@ -210,11 +212,16 @@ def drop(parts: EngineParts, stmt: ast.Drop, call: Call) -> Result:
             f"source: [{', '.join(sorted(writers))}].\nYou need to terminate them before "
             "dropping " + source.name + "."
         )
+    # the step that may fail first: what follows cannot (a stopped query is not restarted)
+    if (
+        stmt.delete_topic
+        and not call.replay
+        and source.topic in parts.log.list_topics(internal=True)
+    ):
+        parts.log.delete_topic(source.topic)
     if source.writer and source.writer in parts.runtime.tasks:
         parts.runtime.stop_query(source.writer)
     del parts.catalog.sources[source.name]
-    if stmt.delete_topic and not call.replay:
-        parts.log.delete_topic(source.topic)
     return Result("status", f"Source `{source.name}` (topic: {source.topic}) was dropped.")
 
 
