@@ -174,9 +174,11 @@ def test_a_push_query_that_fails_tells_its_subscriber(tmp_path: Path) -> None:
             f"SELECT id, COUNT(*) AS n FROM readings WHERE REDIS_GET(id, '{_dead_redis_url()}') "
             "IS NULL GROUP BY id EMIT CHANGES"
         )
-        with engine.stream(sql, from_beginning=True) as push:
-            with pytest.raises(HispeedError, match="Redis at"):
-                wait_for(lambda: push.poll(0.1) and False, timeout=10)
+        with (
+            engine.stream(sql, from_beginning=True) as push,
+            pytest.raises(HispeedError, match="Redis at"),
+        ):
+            wait_for(lambda: push.poll(0.1) and False, timeout=10)
         assert not engine.runtime.failed  # closed with its query
 
 
