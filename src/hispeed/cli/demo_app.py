@@ -38,8 +38,11 @@ SCENARIOS = ("sensehat", "weather_drone", "clickstream", "fraud", "leaderboard")
 #: small enough that retention and compaction take effect within minutes, so a demo left
 #: running holds a bounded data directory; settings that differ from the server's
 #: defaults (`log_retention_bytes`, `log_segment_bytes`) win
-DEMO_RETENTION_BYTES = 4 * 1024 * 1024
-DEMO_SEGMENT_BYTES = 1024 * 1024
+DEMO_RETENTION_BYTES = 2 * 1024 * 1024
+DEMO_SEGMENT_BYTES = 512 * 1024
+#: seconds between the demo's retention and compaction passes: its queries and connectors
+#: commit offsets and changelogs many times a second, which compaction takes back
+DEMO_CLEANER_INTERVAL_S = 5.0
 
 
 def demo_topic_defaults(settings: Settings) -> dict[str, int]:
@@ -141,7 +144,9 @@ def running_demo(
         settings.data_dir,
         fsync=settings.fsync,
         default_partitions=settings.default_partitions,
-        cleaner_interval_s=settings.cleaner_interval_s,
+        cleaner_interval_s=settings.cleaner_interval_s
+        if settings.cleaner_interval_s != Settings().cleaner_interval_s
+        else DEMO_CLEANER_INTERVAL_S,
         topic_defaults=demo_topic_defaults(settings),
     )
     redis: EmbeddedRedis | None = None
