@@ -61,6 +61,22 @@ class Settings:
     embedded_redis: bool = True
     #: the largest request body (HTTP) or message (WebSocket, gRPC) accepted, in bytes
     max_request_bytes: int = 16 * 1024 * 1024
+    #: the longest SQL text of one request (`/ksql`, a query, gRPC), in UTF-8 bytes: parsing
+    #: holds every token of the text at once (about 200 bytes each) under the engine's lock
+    max_sql_bytes: int = 1024 * 1024
+    #: the most statements one request runs (`/ksql`, gRPC Execute); more are refused before
+    #: any runs
+    max_statements_per_request: int = 1000
+    #: the longest identifier (stream, table, column, ...) a request may name, in characters:
+    #: a stream's name is its topic's name unless WITH names one, and Kafka's topic names
+    #: stop at 249 characters, so a longer name could never be a topic in Kafka mode
+    max_identifier_length: int = 249
+    #: the largest answer of one `/ksql` request, in bytes of JSON; a request whose answer
+    #: grows past it stops there with a 400 saying which statements ran
+    max_response_bytes: int = 64 * 1024 * 1024
+    #: push queries one client (its address) may have open at once over HTTP and WebSockets;
+    #: each holds a reader and a buffer in the server
+    max_push_queries_per_client: int = 100
     #: Kafka mode: the cluster's bootstrap servers ("host:port[,host:port]"); empty: the
     #: embedded log in `data_dir`
     kafka: str = ""

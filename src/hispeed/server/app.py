@@ -45,7 +45,7 @@ from hispeed.server.ingest import IngestError, decode_json, parse_body
 from hispeed.server.mqtt import MqttBridge
 from hispeed.server.state import ServerState, append_batch
 from hispeed.server.statements import BAD_STATEMENT, error_body, run_ksql
-from hispeed.server.streaming import QuerySession, encode
+from hispeed.server.streaming import QuerySession, TooManyQueriesError, encode
 from hispeed.version import __version__
 
 log = logging.getLogger(__name__)
@@ -146,12 +146,17 @@ def create_app(
 
     async def ksql(request: Request) -> Response:
         text, props = _statement_request(await read_json(request, limit))
-        status, body = await run_in_threadpool(run_ksql, engine, text, props)
+        status, body = await run_in_threadpool(run_ksql, engine, text, props, settings)
         if status == 200:
             for entity in body:
                 if entity.get("@type") == "currentStatus":
                     state.commands[entity["commandId"]] = entity["commandStatus"]
-        return JSONResponse(body, status_code=status)
+            if len(body) > 1:
+                # encoded and sent an entity at a time: no second copy of a large answer
+                return StreamingResponse(
+                    _entities(body), status_code=status, media_type="application/json"
+                )
+        return Response(encode(body), status_code=status, media_type="application/json")
 
     async def status_all(request: Request) -> Response:
         with engine.lock:  # each persistent query's state, and why it is in ERROR
@@ -174,10 +179,19 @@ def create_app(
 
     async def open_session(request: Request) -> QuerySession | Response:
         text, props = _statement_request(await read_json(request, limit))
+        client = request.client.host if request.client else None
         try:
-            return await run_in_threadpool(QuerySession, engine, text, props, state.queries)
+            return await run_in_threadpool(
+                lambda: QuerySession(
+                    engine, text, props, state.queries, settings=settings, client=client
+                )
+            )
+        except TooManyQueriesError as e:
+            return error_response(429, str(e), 42900)
         except HispeedError as e:
-            return JSONResponse(error_body(str(e), BAD_STATEMENT, statement=text), status_code=400)
+            return JSONResponse(
+                error_body(str(e), BAD_STATEMENT, statement=text[:1000]), status_code=400
+            )
 
     async def query(request: Request) -> Response:
         session = await open_session(request)
@@ -288,6 +302,13 @@ def create_app(
     )
     app.state.hispeed = state
     return app
+
+
+async def _entities(body: list[Any]) -> AsyncIterator[bytes]:
+    yield b"["
+    for i, entity in enumerate(body):
+        yield (b"," if i else b"") + encode(entity)
+    yield b"]"
 
 
 def _delimited(session: QuerySession) -> StreamingResponse:

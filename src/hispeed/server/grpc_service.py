@@ -155,7 +155,7 @@ class _Servicer(pb_grpc.HispeedServicer):
         if request.from_beginning:
             properties["auto.offset.reset"] = "earliest"
         try:
-            session = QuerySession(self.engine, request.sql, properties)
+            session = QuerySession(self.engine, request.sql, properties, settings=self.settings)
         except HispeedError as e:
             self._count("errors")
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(e))
@@ -185,7 +185,7 @@ class _Servicer(pb_grpc.HispeedServicer):
         self, request: pb.ExecuteRequest, context: grpc.ServicerContext
     ) -> pb.ExecuteResponse:
         self._count("statements")
-        status, body = run_ksql(self.engine, request.sql, dict(request.properties))
+        status, body = run_ksql(self.engine, request.sql, dict(request.properties), self.settings)
         if status == 200:
             return pb.ExecuteResponse(json=encode(body).decode())
         self._count("errors")

@@ -31,7 +31,7 @@ class ServerState:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
         self.settings = settings
-        self.queries = QueryRegistry()
+        self.queries = QueryRegistry(settings.max_push_queries_per_client)
         self.commands: dict[str, dict[str, Any]] = {}
         self.metrics = Metrics(engine)
         self.started = time.time()

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
+from hispeed.config import Settings
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError, SqlError
 from hispeed.sql import ast
-from hispeed.sql.parser import parse_iter
+from hispeed.sql.parser import parse_counted
 from hispeed.statements.result import Result
 
 #: ksqlDB's error codes
@@ -44,16 +47,50 @@ def error_body(
     }
 
 
+def sql_too_long(text: str, settings: Settings) -> str | None:
+    """Why `text` is too long to parse (`max_sql_bytes`), or None."""
+    size = len(text.encode(errors="replace"))
+    if size <= settings.max_sql_bytes:
+        return None
+    return (
+        f"the SQL text is {size} bytes, over the server's max_sql_bytes "
+        f"({settings.max_sql_bytes}): send the statements in several requests"
+    )
+
+
 def run_ksql(
-    engine: Engine, text: str, properties: dict[str, Any] | None = None
+    engine: Engine,
+    text: str,
+    properties: dict[str, Any] | None = None,
+    settings: Settings | None = None,
 ) -> tuple[int, Any]:
-    """Run the statements of a `/ksql` request; returns the HTTP status and the JSON body."""
+    """Run the statements of a `/ksql` request; returns the HTTP status and the JSON body.
+
+    The request's size limits come from `settings` (the defaults without): the SQL text
+    (`max_sql_bytes`), its statements (`max_statements_per_request`, refused before any runs),
+    identifiers (`max_identifier_length`) and the answer (`max_response_bytes`: the request
+    stops at the statement whose answer passes it, saying which ran)."""
+    settings = settings or Settings()
     if not text.strip():
         return 400, error_body('No statements were given: send them as {"ksql": "..."}', 40000)
+    too_long = sql_too_long(text, settings)
+    if too_long:
+        return 400, error_body(too_long, 40000)
     entities: list[Any] = []
     request_props = dict(properties or {})
+    answered = 2  # bytes of the answer so far: "[" and "]"
     with engine.lock:
-        statements = parse_iter(text, engine.catalog.types)
+        count, statements = parse_counted(
+            text, engine.catalog.types, max_identifier_length=settings.max_identifier_length
+        )
+        if count > settings.max_statements_per_request:
+            return 400, error_body(
+                f"the request holds {count} statements, more than the server runs in one "
+                f"(max_statements_per_request = {settings.max_statements_per_request}); none "
+                "ran: send them in several requests",
+                40000,
+            )
+        ran = 0
         consumed = 0  # where the statements not yet run begin in `text`
         while True:
             statement_text = ""
@@ -89,9 +126,24 @@ def run_ksql(
                 return 400, error_body(
                     str(e), BAD_STATEMENT, statement=statement_text, entities=entities
                 )
+            ran += 1
             entity = to_entity(engine, stmt, statement_text, result, len(entities) + 1)
-            if entity is not None:
-                entities.append(entity)
+            if entity is None:
+                continue
+            # the answer is bounded, not the statements: SHOW over a large catalog, many
+            # times in one request, would otherwise build an answer of any size in memory
+            answered += len(msgspec.json.encode(entity)) + 1
+            if answered > settings.max_response_bytes:
+                left = count - ran
+                return 400, error_body(
+                    f"the answer passed the server's max_response_bytes "
+                    f"({settings.max_response_bytes}) at statement {ran} of {count}, which ran "
+                    f"as did those before it; the {left} after it did not run. Ask for less "
+                    "in one request.",
+                    BAD_STATEMENT,
+                    statement=statement_text,
+                )
+            entities.append(entity)
 
 
 def to_entity(
@@ -314,4 +366,11 @@ def _command_id(stmt: ast.Statement) -> str:
     return f"{type(stmt).__name__.lower()}/execute"
 
 
-__all__ = ["BAD_STATEMENT", "QUERY_ENDPOINT", "error_body", "run_ksql", "to_entity"]
+__all__ = [
+    "BAD_STATEMENT",
+    "QUERY_ENDPOINT",
+    "error_body",
+    "run_ksql",
+    "sql_too_long",
+    "to_entity",
+]

@@ -18,11 +18,13 @@ from typing import Any
 
 import msgspec
 
+from hispeed.config import Settings
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError
 from hispeed.plan.query import plan_query
 from hispeed.runtime.pull import prepare
 from hispeed.runtime.queries import PushQuery
+from hispeed.server.statements import sql_too_long
 from hispeed.sql import ast
 from hispeed.sql.parser import parse_iter
 
@@ -74,15 +76,34 @@ class Header:
         return {"queryId": self.query_id, "columnNames": self.names, "columnTypes": self.types}
 
 
-class QueryRegistry:
-    """The running push queries, by id, so `/close-query` can end one."""
+class TooManyQueriesError(HispeedError):
+    """A client has as many push queries open as the server allows one client (a 429)."""
 
-    def __init__(self) -> None:
+
+#: rows of a pull query encoded and sent at a time, so its answer is streamed, not built whole
+PULL_CHUNK_ROWS = 1000
+
+
+class QueryRegistry:
+    """The running push queries, by id, so `/close-query` can end one; at most
+    `max_per_client` (None: any number) open at once for one client."""
+
+    def __init__(self, max_per_client: int | None = None) -> None:
         self._sessions: dict[str, QuerySession] = {}
         self._lock = threading.Lock()
+        self.max_per_client = max_per_client
 
     def add(self, session: QuerySession) -> None:
+        """Register a push query; TooManyQueriesError when its client has its fill."""
         with self._lock:
+            if self.max_per_client is not None and session.client is not None:
+                open_ = sum(1 for s in self._sessions.values() if s.client == session.client)
+                if open_ >= self.max_per_client:
+                    raise TooManyQueriesError(
+                        f"this client ({session.client}) has {open_} push queries open, the "
+                        f"most the server allows one client (max_push_queries_per_client): "
+                        "close one first (POST /close-query, or close its connection)"
+                    )
             self._sessions[session.header.query_id] = session
 
     def remove(self, session: QuerySession) -> None:
@@ -123,10 +144,19 @@ class QuerySession:
         sql: str,
         properties: dict[str, Any] | None = None,
         registry: QueryRegistry | None = None,
+        *,
+        settings: Settings | None = None,
+        client: str | None = None,
     ) -> None:
+        settings = settings or Settings()
+        too_long = sql_too_long(sql, settings)
+        if too_long:
+            raise HispeedError(too_long)
         self.engine = engine
         self.sql = sql
         self.registry = registry
+        #: who asked (the client's address), for the registry's limit per client
+        self.client = client
         self.properties = dict(properties or {})
         self.closed = False
         self.cancelled = False
@@ -135,10 +165,17 @@ class QuerySession:
         self.delivered = 0
         self._push: Any = None
         self._pull_rows: list[dict[str, Any]] | None = None
+        self._pull_at = 0  # the next pull row to hand out
         self._print: ast.Print | None = None
         self.is_pull = False
         with engine.lock:
-            parsed = list(parse_iter(sql, engine.catalog.types))
+            parsed = list(
+                parse_iter(
+                    sql,
+                    engine.catalog.types,
+                    max_identifier_length=settings.max_identifier_length,
+                )
+            )
             if len(parsed) != 1:
                 raise HispeedError(
                     f"a query request takes one statement; this one has {len(parsed)}"
@@ -155,7 +192,11 @@ class QuerySession:
             else:
                 self._open_push(select)
                 if registry is not None:
-                    registry.add(self)
+                    try:
+                        registry.add(self)
+                    except BaseException:
+                        self.close()
+                        raise
 
     def _open_pull(self, select: ast.Select) -> None:
         prepared = prepare(self.engine.runtime.views, select)
@@ -212,9 +253,12 @@ class QuerySession:
         if self.closed:
             return []
         if self._pull_rows is not None:
-            rows = self._pull_rows
-            self._pull_rows = None
-            self.closed = True
+            at = self._pull_at
+            rows = self._pull_rows[at : at + PULL_CHUNK_ROWS]
+            self._pull_at = at + PULL_CHUNK_ROWS
+            if self._pull_at >= len(self._pull_rows):
+                self._pull_rows = None
+                self.closed = True
             names = self.header.names
             return [[json_value(r.get(n)) for n in names] for r in rows]
         if self._print is not None:
@@ -282,4 +326,11 @@ def _print_line(record: dict[str, Any], partition: int) -> str:
     )
 
 
-__all__ = ["Header", "QueryRegistry", "QuerySession", "encode", "json_value"]
+__all__ = [
+    "Header",
+    "QueryRegistry",
+    "QuerySession",
+    "TooManyQueriesError",
+    "encode",
+    "json_value",
+]

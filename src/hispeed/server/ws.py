@@ -69,9 +69,17 @@ def query_endpoint(state: ServerState) -> Endpoint:
         except HispeedError as e:
             await _send_error(ws, str(e), BAD_STATEMENT, 1008)
             return
+        client = ws.client.host if ws.client else None
         try:
             session = await run_in_threadpool(
-                QuerySession, state.engine, text, props, state.queries
+                lambda: QuerySession(
+                    state.engine,
+                    text,
+                    props,
+                    state.queries,
+                    settings=state.settings,
+                    client=client,
+                )
             )
         except HispeedError as e:
             await _send_error(ws, str(e), BAD_STATEMENT, 1008)

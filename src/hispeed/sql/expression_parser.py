@@ -112,9 +112,14 @@ RESERVED = {
 class ExpressionParser:
     """Tokens of one text, and the parsing of its types and expressions."""
 
-    def __init__(self, text: str, types: Mapping[str, T.SqlType]) -> None:
+    def __init__(
+        self,
+        text: str,
+        types: Mapping[str, T.SqlType],
+        max_identifier_length: int | None = None,
+    ) -> None:
         self.text = text
-        self.tokens = tokenize(text)
+        self.tokens = tokenize(text, max_identifier_length=max_identifier_length)
         self.i = 0
         self.types = types  # upper-case names; read live, see parse_iter
         self.depth = 0  # how many expressions or types are open around the current token

@@ -71,8 +71,11 @@ class Token:
         return f"'{self.value}'"
 
 
-def tokenize(text: str, line: int = 1, column: int = 1) -> list[Token]:
-    """Split SQL text into tokens; comments and whitespace are dropped."""
+def tokenize(
+    text: str, line: int = 1, column: int = 1, max_identifier_length: int | None = None
+) -> list[Token]:
+    """Split SQL text into tokens; comments and whitespace are dropped. An identifier longer
+    than `max_identifier_length` characters (None: no limit) is a SqlError at its place."""
     tokens: list[Token] = []
     i, n = 0, len(text)
     line_start = 0  # index where the current line starts
@@ -115,11 +118,9 @@ def tokenize(text: str, line: int = 1, column: int = 1) -> list[Token]:
         if c == "'":
             value, i = _quoted(text, i, "'", ln, col, "string")
             tokens.append(Token(STRING, value, ln, col, start, i))
-        elif c == "`":
-            value, i = _quoted(text, i, "`", ln, col, "quoted identifier")
-            tokens.append(Token(QUOTED, value, ln, col, start, i))
-        elif c == '"':
-            value, i = _quoted(text, i, '"', ln, col, "quoted identifier")
+        elif c == "`" or c == '"':
+            value, i = _quoted(text, i, c, ln, col, "quoted identifier")
+            _check_length(value, max_identifier_length, ln, col)
             tokens.append(Token(QUOTED, value, ln, col, start, i))
         elif c.isdigit() or (c == "." and i + 1 < n and text[i + 1].isdigit()):
             j = i
@@ -144,6 +145,7 @@ def tokenize(text: str, line: int = 1, column: int = 1) -> list[Token]:
                 # ksqlDB's identifiers may start with digits (`1R`), if letters follow
                 while j < n and (text[j].isalnum() or text[j] in "_$@"):
                     j += 1
+                _check_length(text[i:j], max_identifier_length, ln, col)
                 tokens.append(Token(IDENT, text[i:j].upper(), ln, col, start, j))
                 i = j
                 continue
@@ -157,6 +159,7 @@ def tokenize(text: str, line: int = 1, column: int = 1) -> list[Token]:
             j = i + 1
             while j < n and (text[j].isalnum() or text[j] in "_$@"):
                 j += 1
+            _check_length(text[i:j], max_identifier_length, ln, col)
             tokens.append(Token(IDENT, text[i:j].upper(), ln, col, start, j))
             i = j
         else:
@@ -178,6 +181,16 @@ def tokenize(text: str, line: int = 1, column: int = 1) -> list[Token]:
     ln, col = pos(n)
     tokens.append(Token(EOF, "", ln, col, n, n))
     return tokens
+
+
+def _check_length(word: str, limit: int | None, line: int, column: int) -> None:
+    if limit is not None and len(word) > limit:
+        raise SqlError(
+            f"an identifier of {len(word)} characters ({word[:20]}...): identifiers are at most "
+            f"{limit} characters (the server's max_identifier_length)",
+            line,
+            column,
+        )
 
 
 def _quoted(text: str, i: int, quote: str, line: int, column: int, what: str) -> tuple[str, int]:

@@ -77,11 +77,36 @@ def parse(text: str, types: Mapping[str, T.SqlType] | None = None) -> list[ast.P
 
 
 def parse_iter(
-    text: str, types: Mapping[str, T.SqlType] | None = None
+    text: str,
+    types: Mapping[str, T.SqlType] | None = None,
+    *,
+    max_identifier_length: int | None = None,
 ) -> Iterator[ast.ParsedStatement]:
     """Parse statements one at a time, so that running one (CREATE TYPE) can change how the
-    next parses: `types` is read as each statement is parsed."""
-    return StatementParser(text, types if types is not None else {}).statements()
+    next parses: `types` is read as each statement is parsed. The whole text is split into
+    tokens first, so lexical errors (an identifier over `max_identifier_length`) come before
+    any statement."""
+    parser = StatementParser(text, types if types is not None else {}, max_identifier_length)
+    return parser.statements()
+
+
+def parse_counted(
+    text: str,
+    types: Mapping[str, T.SqlType] | None = None,
+    *,
+    max_identifier_length: int | None = None,
+) -> tuple[int, Iterator[ast.ParsedStatement]]:
+    """`parse_iter`, with how many statements the text holds, counted by its semicolons
+    (empty statements not counted) before any is parsed: a server refuses too many at once."""
+    parser = StatementParser(text, types if types is not None else {}, max_identifier_length)
+    count = 0
+    previous_ends = True  # at the start, or just after a ';'
+    for tok in parser.tokens:
+        ends = tok.kind == EOF or tok.is_op(";")
+        if ends and not previous_ends:
+            count += 1
+        previous_ends = ends
+    return count, parser.statements()
 
 
 def parse_one(text: str, types: Mapping[str, T.SqlType] | None = None) -> ast.Statement:
