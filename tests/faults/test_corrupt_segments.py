@@ -238,3 +238,27 @@ def test_ws_topics_says_which_segment_is_corrupt_before_closing(server: RunningS
     url = server.url.replace("http", "ws", 1) + "/ws/topics?topics=other&from=beginning"
     with connect(url, open_timeout=5) as ws:
         assert len([ws.recv(timeout=10) for _ in written]) == len(written)
+
+
+def test_compaction_goes_on_for_the_other_partitions(
+    log_factory: LogFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A damaged segment of one compacted topic stopped the cleaner's whole pass (every
+    topic after it, __consumer_offsets included, stopped being compacted)."""
+    data_dir = tmp_path / "d"
+    log = log_factory(data_dir)
+    for name in ("a-damaged", "b-healthy"):
+        log.create_topic(name, 1, {"cleanup.policy": "compact", "segment.bytes": "3100"})
+        for i in range(BATCHES):
+            log.append(name, [(b"same-key", f"v{i}-{j}".encode()) for j in range(PER_BATCH)])
+    log.close()
+    path = sorted((data_dir / "log" / "topics" / "a-damaged" / "0").glob("*.seg"))[0]
+    position, end, _first, _last = frames(path)[1]
+    flip(path, (position + end) // 2)
+    log = log_factory(data_dir)
+    with caplog.at_level(logging.ERROR):
+        log.run_maintenance()
+        log.run_maintenance()
+    assert caplog.text.count(f"compaction skips a-damaged[0]: corrupt log segment {path}") == 1
+    assert log.read_table("b-healthy", 0).num_rows < BATCHES * PER_BATCH  # compacted
+    assert not list(path.parent.glob("*.cleaned"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import logging
 import os
@@ -305,7 +306,7 @@ class Partition:
             tmp_path = seg.path.with_suffix(".cleaned")
             kept_any = False
             changed = False
-            with open(tmp_path, "wb") as out:
+            with open(tmp_path, "wb") as out, _removed_on_error(tmp_path):
                 for _header, batch in seg.batches(-1, upper=upper):
                     keep = pc.is_in(batch.column(0), value_set=latest_set)
                     tomb = pc.and_(pc.is_null(batch.column(3)), pc.less(batch.column(1), horizon))
@@ -456,6 +457,16 @@ class Repaired:
     def as_json(self) -> dict[str, object]:
         """The fields as one JSON object (a line of `quarantine.jsonl`)."""
         return {**asdict(self), "offsets_lost": self.offsets_lost}
+
+
+@contextlib.contextmanager
+def _removed_on_error(path: Path) -> Iterator[None]:
+    """Remove a half-written file when what writes it fails (a damaged frame, say)."""
+    try:
+        yield
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 def _swap_in(old: Segment, cleaned: Path) -> Segment:

@@ -140,6 +140,7 @@ class EmbeddedLog(AppendSignal, Log):
         self._offsets: dict[str, dict[TopicPartition, int]] = {}
         self._wal_dirty: set[Partition] = set()
         self._crash_hook: Callable[[str], None] | None = None  # tests: simulate a crash here
+        self._reported_damage: set[tuple[str, int]] = set()  # said once, not every pass
         self.coordinator = GroupCoordinator(self)
         try:
             for path in sorted(self.root.joinpath("topics").iterdir()):
@@ -501,8 +502,17 @@ class EmbeddedLog(AppendSignal, Log):
             for part in topic.partitions:
                 removed_segments += part.apply_retention()
                 if part.needs_compaction():
-                    removed_records += part.compact()
+                    try:
+                        removed_records += part.compact()
+                    except CorruptLogError as e:  # that partition waits for a repair; not the rest
+                        self._report_once(e)
         return {"segments_deleted": removed_segments, "records_compacted": removed_records}
+
+    def _report_once(self, e: CorruptLogError) -> None:
+        key = (e.path, e.position)
+        if key not in self._reported_damage:
+            self._reported_damage.add(key)
+            log.error("compaction skips %s[%s]: %s", e.topic, e.partition, e)
 
     def roll(self, topic: str) -> None:
         """Start new active segments (so that everything before can be compacted or expire)."""
