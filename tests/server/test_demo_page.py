@@ -237,3 +237,91 @@ def test_demo_page_shows_the_scenarios_live(
             d.stop()
     assert [d.error for d in devices] == [None, None]
     assert errors == []
+
+
+#: what the fraud panel ever shows, recorded from the page's first moment (before its scripts)
+RECORD_FRAUD_PANEL = """
+window.fraudTexts = [];
+new MutationObserver(() => {
+  const panel = document.getElementById("fraud");
+  if (panel) window.fraudTexts.push(panel.textContent);
+}).observe(document, { subtree: true, childList: true, characterData: true });
+"""
+
+
+@pytest.mark.slow
+def test_a_fresh_demo_never_shows_its_tables_missing(
+    browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make run`, and the demo page opened the moment the server answers (as a tab left
+    open from the last run does, trying again every 3 s): the fraud panel never says that
+    POSSIBLE_FRAUD does not exist."""
+    import socket
+    import threading
+    from dataclasses import replace
+
+    from hispeed.cli import demo_app
+    from hispeed.config import Settings
+    from hispeed.testing.wait import wait_for
+
+    settings = replace(
+        Settings.load(env={}),
+        data_dir=tmp_path / "data",
+        port=free_port(),
+        grpc_port=0,
+        embedded_redis=False,
+        fsync="never",
+    )
+
+    def answers() -> bool:
+        try:
+            with socket.create_connection((settings.host, settings.port), 0.2):
+                return True
+        except OSError:
+            return False
+
+    # Creating the scenarios takes a few seconds on a busy machine; a page must not catch
+    # them half made. Whatever the machine's speed, a page that can look while they are
+    # being created does look: creating waits for the page's first answer.
+    page_answered = threading.Event()
+    install = demo_app.install_scenarios
+
+    def install_once_the_page_looked(*args: Any, **kwargs: Any) -> Any:
+        if answers():  # already serving: a page may ask now
+            page_answered.wait(30)
+        return install(*args, **kwargs)
+
+    monkeypatch.setattr(demo_app, "install_scenarios", install_once_the_page_looked)
+    stop = threading.Event()
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with demo_app.running_demo(settings, devices=0, say=lambda _: None):
+                stop.wait()
+        except BaseException as e:
+            failed.append(e)
+
+    demo = threading.Thread(target=run)
+    demo.start()
+    try:
+        wait_for(lambda: failed or answers(), timeout=60)
+        assert not failed
+        page = browser.new_page()
+        page.add_init_script(RECORD_FRAUD_PANEL)
+        page.goto(f"http://{settings.host}:{settings.port}/demo")
+        # the panel's first answer: its push query's columns, or a refusal
+        page.wait_for_function(
+            "window.hispeedDemo?.fraud.columns !== undefined"
+            " || window.fraudTexts.some((t) => !t.startsWith('waiting for POSSIBLE_FRAUD (') && t)"
+        )
+        page_answered.set()
+        page.wait_for_function("window.hispeedDemo.fraud.columns !== undefined", timeout=30_000)
+        texts = page.evaluate("window.fraudTexts")
+        assert "no suspicious card yet" in texts
+        assert not [t for t in texts if "does not exist" in t or "waiting:" in t], texts
+    finally:
+        page_answered.set()
+        stop.set()
+        demo.join(60)
+    assert not failed

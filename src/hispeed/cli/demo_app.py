@@ -166,10 +166,13 @@ def running_demo(
         props = {"redis.url": redis_url} if redis_url else {}
         engine = Engine(log_=log_, udf_modules=settings.udf_modules, properties=props)
         engine.start()
+        # the scenarios' streams, tables and queries exist before the server answers: a page
+        # (or a tab left open from the last run) must never see them missing ("POSSIBLE_FRAUD
+        # does not exist") while the demo is still creating them
+        demo = install_scenarios(engine, settings.data_dir / "demo", say)
         server = Server(engine, settings)
         server.start()
         url = f"http://{settings.host}:{settings.port}"
-        demo = install_scenarios(engine, settings.data_dir / "demo", say)
         demo.url = url
         demo.redis_url = redis_url
         demo.demo_dir = settings.data_dir / "demo"

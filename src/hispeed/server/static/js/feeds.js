@@ -35,7 +35,11 @@ export class FraudAlerts {
 
   receive(message) {
     if (message["@type"]) {
-      this.waiting = `waiting: ${message.message}`;
+      // not there yet (a server whose scenarios are still being created, or not installed):
+      // a state to wait in, not an error; the socket asks again in a moment
+      this.waiting = /does not exist/.test(message.message || "")
+        ? "waiting for POSSIBLE_FRAUD to be created (examples/fraud)…"
+        : `waiting: ${message.message}`;
       this.schedule();
       return;
     }
