@@ -6,10 +6,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import httpx
 import pytest
 
 from hispeed.engine import Engine
 from hispeed.processes import free_port
+from hispeed.testing.server import RunningServer
 from tests.conftest import wait_for
 
 
@@ -35,3 +37,15 @@ def test_a_connector_stuck_retrying_is_said_on_the_terminal_and_in_show_connecto
     assert "SINK" in said[0]
     assert nowhere.split("//")[1] in said[0]  # what it cannot reach
     assert len(said) == 1  # once, then once a minute: not a flood
+
+
+def test_a_connector_retrying_shows_in_the_servers_metrics(server: RunningServer) -> None:
+    nowhere = f"redis://127.0.0.1:{free_port()}"
+    server.engine.execute(
+        "CREATE STREAM s (k STRING KEY, v INT) "
+        "WITH (kafka_topic='s', value_format='JSON', partitions=1);"
+        f"CREATE SINK CONNECTOR sink WITH ('connector.class'='redis', 'source'='S', "
+        f"'redis.url'='{nowhere}', 'redis.mode'='hash', 'key.template'='x:{{K}}');"
+    )
+    line = 'hispeed_connector_state{connector="SINK",state="RETRYING"} 1'
+    server.wait_for(lambda: line in httpx.get(f"{server.url}/metrics").text, timeout=30)

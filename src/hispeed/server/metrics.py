@@ -144,6 +144,17 @@ class Metrics:
         family("hispeed_query_lag_records", "gauge", "Records in a query's inputs not yet read.")
         for q in queries:
             lines.append(f'hispeed_query_lag_records{{query="{_label(q["id"])}"}} {q["lag"]}')
+        family(
+            "hispeed_connector_state",
+            "gauge",
+            "A connector's state: 1 for the state it is in (RETRYING: its system is out of reach).",
+        )
+        for row in self.engine.connectors.rows():
+            for state in ("RUNNING", "RETRYING", "FAILED"):
+                lines.append(
+                    f'hispeed_connector_state{{connector="{_label(row["name"])}",'
+                    f'state="{state}"}} {int(row["state"] == state)}'
+                )
         topics = self.topic_records()
         family("hispeed_processing_log_records_total", "counter", "Processing-log records.")
         lines.append(f"hispeed_processing_log_records_total {topics.get(PROCESSING_LOG, 0)}")
