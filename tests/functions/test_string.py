@@ -41,6 +41,21 @@ def test_concat_and_concat_ws() -> None:
         lookup("CONCAT").resolve([STRING, BYTES])  # type: ignore[union-attr]
 
 
+def test_concat_ws_of_values_all_null_is_empty_not_a_shorter_column() -> None:
+    # Arrow drops such rows under null_handling="skip": the query's batch lost a row
+    out = values(
+        "CONCAT_WS",
+        col(STRING, "-", "-", None),
+        col(STRING, None, "a", None),
+        col(STRING, None, None, None),
+    )
+    assert out == ["", "a", None]
+    out = values(
+        "CONCAT_WS", col(BYTES, b"a", b"a"), col(BYTES, b"b", None), col(BYTES, None, None)
+    )
+    assert out == [b"b", b""]
+
+
 def test_substring() -> None:
     s = col(STRING, "some_string", "another", "short", None)
     assert values("SUBSTRING", s, col(INTEGER, 6, 6, 6, 6)) == ["string", "er", "", None]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
-from functools import lru_cache
+from functools import lru_cache, reduce
 from typing import Any
 
 import pyarrow as pa
@@ -133,7 +133,13 @@ def _resolve_concat_ws(arg_types: Types) -> SqlType:
 @scalar("CONCAT_WS", _resolve_concat_ws, handles_nulls=True)
 def _concat_ws(ctx: EvalContext, args: Args, arg_types: Types, rt: SqlType) -> pa.Array:
     """Join the non-NULL values with the separator given first; NULL separator gives NULL."""
-    return pc.binary_join_element_wise(*args[1:], args[0], null_handling="skip")
+    values = list(args[1:])
+    # Arrow (26) drops a row whose values are all NULL under null_handling="skip", leaving the
+    # result shorter than the batch; such a row joins to an empty text, so make it one
+    all_null = reduce(pc.and_, [pc.is_null(v) for v in values])
+    empty = pa.scalar("" if rt == STRING else b"", rt.to_arrow())
+    values[0] = pc.if_else(all_null, empty, values[0])
+    return pc.binary_join_element_wise(*values, args[0], null_handling="skip")
 
 
 # --- SUBSTRING, INSTR, padding -------------------------------------------------------------------
