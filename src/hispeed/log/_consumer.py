@@ -240,6 +240,11 @@ class EmbeddedConsumer(Consumer):
         self._refresh()
         return all(self._positions[tp] >= self._log.offsets(*tp)[1] for tp in self._assigned)
 
+    def behind(self, tp: TopicPartition) -> bool:
+        self._refresh()
+        position = self._positions.get(tp)
+        return position is not None and position < self._log.offsets(*tp)[1]
+
     def assignment(self) -> list[TopicPartition]:
         self._check()
         self._refresh()

@@ -344,6 +344,13 @@ class Consumer(ABC):
     @abstractmethod
     def assignment(self) -> list[TopicPartition]: ...
 
+    def behind(self, tp: TopicPartition) -> bool:
+        """Whether `tp` has records after this consumer's position that it has not handed
+        out yet, or may have as far as it knows (Kafka Streams' "fetched lag" above 0, or not
+        known yet): a task that orders its inputs by time waits for them. False by default:
+        a consumer that cannot tell never holds a task up."""
+        return False
+
     def current_assignment(self) -> list[TopicPartition]:
         """The partitions assigned now, never waiting for a group to hand them out (a backend
         whose groups rebalance in the background says what it has so far)."""

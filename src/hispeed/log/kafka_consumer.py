@@ -295,6 +295,25 @@ class KafkaConsumer(Consumer):
                     return False
             return not self._pending
 
+    def behind(self, tp: TopicPartition) -> bool:
+        """Records of `tp` are fetched and not handed out, or the partition's end has not been
+        seen since its last records were: then the broker says whether more are there (the
+        answer is kept until records come again)."""
+        with self._lock:
+            if any(p.partition == tp for p in self._pending):
+                return True
+            if tp not in self._positions or tp in self._at_end:
+                return False
+            position = self._positions[tp]
+        if position < self.log.offsets(*tp)[1]:
+            return True
+        with self._lock:
+            if self._positions.get(tp) == position and not any(
+                p.partition == tp for p in self._pending
+            ):
+                self._at_end.add(tp)
+        return False
+
     def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
         self._check()
         if self.group is None:

@@ -216,6 +216,13 @@ class DistributedTask:
             )
             if self.repartition is not None:
                 unit.decoder = RepartitionedDecoder(self.plan, self.id)
+            # a join's unit orders its inputs by time (runtime/ordering.py): partition
+            # `number` of each input, or every partition for a query run in one place
+            if self.local:
+                unit.inputs = lambda: [TopicPartition(t, number) for t in self.topics]
+            else:
+                unit.inputs = self.consumer.assignment
+            unit.behind = self.consumer.behind
             self.units[number] = unit
         return unit
 
@@ -266,11 +273,16 @@ class DistributedTask:
         a few records when idle; under load, larger batches spread each transaction's fixed
         cost and coalesce more updates of a key)."""
         polled = self.consumer.poll(timeout, max_records=max_records)
-        if not polled:
-            return 0
         by_unit: dict[int, list[PolledBatch]] = {}
-        sources: list[PolledBatch] = []  # a repartitioned aggregation's first stage's
         firsts: dict[TopicPartition, int] = {}
+        for number, unit in self.units.items():
+            waiting = unit.queues.firsts() if unit.queues is not None else {}
+            if waiting:  # records that waited for another input's: maybe their turn now
+                by_unit[number] = []
+                firsts.update(waiting)
+        if not polled and not by_unit:
+            return 0
+        sources: list[PolledBatch] = []  # a repartitioned aggregation's first stage's
         for item in polled:
             if self.router is not None and item.partition.topic != self.repartition:
                 sources.append(item)
@@ -280,7 +292,9 @@ class DistributedTask:
             first = item.batch.column(0)[0].as_py()
             firsts[item.partition] = min(first, firsts.get(item.partition, first))
         try:
-            return self._process(by_unit, sources)
+            # records read count as progress even when they wait for another input's
+            read = int(sum(item.batch.num_rows for item in polled))
+            return max(self._process(by_unit, sources), read)
         except Exception:
             for tp, offset in firsts.items():
                 self.consumer.seek(tp, offset)
@@ -311,6 +325,8 @@ class DistributedTask:
             results.append((unit, out))
             positions.update(unit_positions)
             n += count
+        if not positions and not routed and not errors:
+            return n  # every record read waits for another input's
         txn = self._transaction()
         try:
             self._write_routed(txn, routed, errors)
@@ -400,6 +416,9 @@ class _OwnedReader(Consumer):
                     reader.seek(tp, committed[tp])
             self.reader = reader
         return self.reader
+
+    def behind(self, tp: TopicPartition) -> bool:
+        return self.reader is not None and self.reader.behind(tp)
 
     def release(self) -> None:
         if self.reader is not None:

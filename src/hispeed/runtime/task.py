@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -26,7 +26,8 @@ from hispeed.ops.decode import SourceDecoder
 from hispeed.ops.emit import SinkEncoder
 from hispeed.ops.join import JoinRuntime
 from hispeed.ops.project import Project
-from hispeed.plan.model import QueryPlan
+from hispeed.plan.model import QueryPlan, field_name
+from hispeed.runtime.ordering import InputQueues, log_times
 from hispeed.state.changelog import changelog_topic, restore
 from hispeed.state.stores import Restorable
 
@@ -89,6 +90,17 @@ class QueryTask:
         )
         if unit is None:
             self.consumer.assignment()  # fix the starting positions now, not at the first poll
+        #: a join's inputs are processed in timestamp order (runtime/ordering.py): what was
+        #: polled and must wait, the partitions it reads, and which of them have more to come
+        #: (a unit of a query split across workers is given the last two by its task)
+        self.queues: InputQueues | None = None
+        self.inputs: Callable[[], list[TopicPartition]] = lambda: []
+        self.behind: Callable[[TopicPartition], bool] = lambda tp: False
+        if self.join is not None:
+            self.queues = InputQueues(self._rank, self._times)
+            if unit is None:
+                self.inputs = self.consumer.assignment
+                self.behind = self.consumer.behind
         if self.join is not None and tables_from_beginning:
             for topic in self.join.looked_up_tables():
                 for tp in self.consumer.assignment():
@@ -115,6 +127,34 @@ class QueryTask:
     def _aggregator(self) -> Aggregator:
         return Aggregator(self.plan, self.context.properties, self.emitter)
 
+    def _rank(self, tp: TopicPartition) -> tuple[bool, int, int]:
+        """Which partition goes first on equal timestamps: a table that streams look up (a
+        stream record sees a change of its own time), then the sides as the query names
+        them, then the partition numbers."""
+        assert self.join is not None
+        sides = self.join.topics.get(tp.topic, [len(self.join.decoders)])
+        return (tp.topic not in self.join.looked_up_tables(), min(sides), tp.partition)
+
+    def _times(self, item: PolledBatch) -> np.ndarray:
+        """The times a join orders a batch's records by: its source's TIMESTAMP column's where
+        it has one (as Kafka Streams' timestamp extractor), else the log's."""
+        times = log_times(item)
+        assert self.join is not None
+        sides = self.join.topics.get(item.partition.topic)
+        if not sides:
+            return times
+        decoder = self.join.decoders[sides[0]]
+        if not decoder.source.timestamp:
+            return times
+        frame, _ = decoder.decode(item, [])  # rows it cannot read are dropped later anyway
+        offsets = np.asarray(item.batch.column("offset").to_numpy(zero_copy_only=False))
+        read = frame.column(field_name(decoder.label, "ROWOFFSET")).to_numpy()
+        times = times.copy()
+        times[np.searchsorted(offsets, read)] = frame.column(
+            field_name(decoder.label, "ROWTIME")
+        ).to_numpy(zero_copy_only=False)
+        return times
+
     @property
     def stateful(self) -> bool:
         return self.aggregator is not None or self.join is not None
@@ -134,14 +174,17 @@ class QueryTask:
     def poll(self, timeout: float = 0.0, max_records: int = 10_000) -> int:
         """Process what the source has (up to max_records); returns the records read."""
         polled = self.consumer.poll(timeout, max_records=max_records)
-        if not polled:
+        waiting = self.queues.firsts() if self.queues is not None else {}
+        if not polled and not waiting:
             return 0
-        firsts: dict[TopicPartition, int] = {}
+        firsts: dict[TopicPartition, int] = dict(waiting)
         for item in polled:
             first = item.batch.column(0)[0].as_py()
             firsts[item.partition] = min(first, firsts.get(item.partition, first))
         try:
-            return self._process_polled(polled)
+            # records read count as progress even when they wait for another input's
+            read = int(sum(i.batch.num_rows for i in polled))
+            return max(self._process_polled(polled), read)
         except Exception:
             self._rewind(firsts)
             raise
@@ -157,6 +200,8 @@ class QueryTask:
     def reset_state(self) -> None:
         """Forget the state in memory and restore it as the changelog last committed it."""
         self.stream_time = {}
+        if self.queues is not None:
+            self.queues.clear()  # read again from the log
         if self.aggregator is not None:
             self.aggregator = self._aggregator()
         if self.join is not None:
@@ -167,7 +212,8 @@ class QueryTask:
 
     def _process_polled(self, polled: list[PolledBatch]) -> int:
         out, positions, n = self.run(polled)
-        self.commit(out, positions)
+        if positions or out.errors:
+            self.commit(out, positions)
         return n
 
     def run(self, polled: list[PolledBatch]) -> tuple[Outputs, dict[TopicPartition, int], int]:
@@ -176,18 +222,17 @@ class QueryTask:
         out = Outputs()
         positions: dict[TopicPartition, int] = {}
         n = 0
-        items = _merge_by_partition(polled)
-        if self.join is not None:
-            # what streams look up goes first: a stream record sees the table rows that
-            # arrived in the same poll
-            tables = set(self.join.looked_up_tables())
-            items.sort(key=lambda item: item.partition.topic not in tables)
+        if self.queues is None:
+            items = _merge_by_partition(polled)
+        else:
+            self.queues.add(polled)
+            items = self.queues.take(self.inputs(), self.behind)
         for item in items:
             n += item.batch.num_rows
             self.process(item, out)
             last = item.batch.column(0)[item.batch.num_rows - 1].as_py()
             positions[item.partition] = last + 1
-        if self.join is not None:
+        if self.join is not None and items:
             self.join.checkpoint(out.changelog)
         self.records_in += n
         return out, positions, n
