@@ -518,6 +518,36 @@ def test_aggregation_and_join_outputs_carry_the_headers_of_the_record_that_made_
     ]
 
 
+def test_a_stream_table_join_over_backlogs_follows_timestamp_order(
+    open_engine: OpenEngine, admin: AdminClient, bootstrap: str, tag: str
+) -> None:
+    """Both topics hold records before the query starts (issue 16, defect 5): each stream row
+    joins the table's version of its own time, as Kafka Streams picks records by time."""
+    create_topic(admin, f"clicks_{tag}", 1)
+    create_topic(admin, f"users_{tag}", 1)
+    producer = ck.Producer({"bootstrap.servers": bootstrap})
+    for ts, name in ((T0, "v1"), (T0 + 2, "v2")):
+        producer.produce(f"users_{tag}", json.dumps({"NAME": name}).encode(), b"u1", timestamp=ts)
+    for ts, page in ((T0 + 1, "/a"), (T0 + 3, "/b")):
+        producer.produce(f"clicks_{tag}", json.dumps({"PAGE": page}).encode(), b"u1", timestamp=ts)
+    assert producer.flush(30) == 0
+    engine = open_engine()
+    engine.execute(
+        f"CREATE STREAM clicks_{tag} (user_id STRING KEY, page STRING) "
+        f"WITH (kafka_topic='clicks_{tag}', value_format='JSON');"
+        f"CREATE TABLE users_{tag} (user_id STRING PRIMARY KEY, name STRING) "
+        f"WITH (kafka_topic='users_{tag}', value_format='JSON');"
+        f"CREATE STREAM named_{tag} AS SELECT c.user_id, page, name FROM clicks_{tag} c "
+        f"JOIN users_{tag} u ON c.user_id = u.user_id;"
+    )
+    engine.drain()
+    named = confluent_read(bootstrap, f"NAMED_{tag.upper()}", 1)
+    assert [(m.value(), m.timestamp()[1]) for m in named] == [
+        (b'{"PAGE":"/a","NAME":"v1"}', T0 + 1),
+        (b'{"PAGE":"/b","NAME":"v2"}', T0 + 3),
+    ]
+
+
 # -- 4. hispeed's own writes: engine.insert, INSERT VALUES, INSERT INTO ... SELECT ---------------
 
 
