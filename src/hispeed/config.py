@@ -74,7 +74,8 @@ class Settings:
     #: the largest answer of one `/ksql` request, in bytes of JSON; a request whose answer
     #: grows past it stops there with a 400 saying which statements ran
     max_response_bytes: int = 64 * 1024 * 1024
-    #: push queries one client (its address) may have open at once over HTTP and WebSockets;
+    #: push queries one client (its address) may have open at once over HTTP and WebSockets
+    #: (and, counted apart, over gRPC);
     #: each holds a reader and a buffer in the server
     max_push_queries_per_client: int = 100
     #: Kafka mode: the cluster's bootstrap servers ("host:port[,host:port]"); empty: the

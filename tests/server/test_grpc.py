@@ -300,3 +300,30 @@ def test_a_port_in_use_is_a_clear_error(running: Running, tmp_path: Path) -> Non
     )
     with pytest.raises(HispeedError, match=r"cannot listen on .*: choose another grpc_port"):
         GrpcServer(running.engine, settings).start()
+
+
+def test_push_queries_per_client_are_limited(grpc_factory: Factory) -> None:
+    """Each open Query holds a worker thread: one client may not hold them all."""
+    running = grpc_factory(max_push_queries_per_client=1)
+    running.stub.Execute(pb.ExecuteRequest(sql=READINGS))
+    push = pb.QueryRequest(sql="SELECT * FROM readings EMIT CHANGES;")
+    first = running.stub.Query(push, timeout=30)
+    assert list(next(first).header.column_names) == ["ID", "X"]
+    with pytest.raises(grpc.RpcError) as caught:
+        next(running.stub.Query(push, timeout=30))
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "max_push_queries_per_client" in caught.value.details()
+    # a pull query is not a push query
+    assert next(running.stub.Query(pb.QueryRequest(sql="SELECT * FROM readings;"))).header.pull
+    first.cancel()
+
+    def second_opens() -> bool:
+        try:
+            call = running.stub.Query(push, timeout=30)
+            next(call)
+        except grpc.RpcError:
+            return False
+        call.cancel()
+        return True
+
+    assert wait_for(second_opens)

@@ -39,7 +39,7 @@ from hispeed.server.proto import hispeed_pb2 as pb
 from hispeed.server.proto import hispeed_pb2_grpc as pb_grpc
 from hispeed.server.state import append_batch
 from hispeed.server.statements import run_ksql
-from hispeed.server.streaming import QuerySession, encode
+from hispeed.server.streaming import QueryRegistry, QuerySession, TooManyQueriesError, encode
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,8 @@ class _Servicer(pb_grpc.HispeedServicer):
     def __init__(self, engine: Engine, settings: Settings, counts: dict[str, int]) -> None:
         self.engine = engine
         self.settings = settings
+        #: the push queries open, so that one client cannot hold every worker thread
+        self.queries = QueryRegistry(settings.max_push_queries_per_client)
         self.counts = counts
         self._lock = threading.Lock()
 
@@ -155,7 +157,17 @@ class _Servicer(pb_grpc.HispeedServicer):
         if request.from_beginning:
             properties["auto.offset.reset"] = "earliest"
         try:
-            session = QuerySession(self.engine, request.sql, properties, settings=self.settings)
+            session = QuerySession(
+                self.engine,
+                request.sql,
+                properties,
+                self.queries,
+                settings=self.settings,
+                client=_peer_host(context.peer()),
+            )
+        except TooManyQueriesError as e:
+            self._count("errors")
+            _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
         except HispeedError as e:
             self._count("errors")
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(e))
@@ -193,6 +205,13 @@ class _Servicer(pb_grpc.HispeedServicer):
         code = _STATUS_CODES.get(status, grpc.StatusCode.INTERNAL)
         message = body.get("message") if isinstance(body, dict) else None
         _abort(context, code, str(message or f"the statements failed with status {status}"))
+
+
+def _peer_host(peer: str) -> str:
+    """The client's address of a gRPC peer ("ipv4:127.0.0.1:5000", "ipv6:[::1]:5000")."""
+    _, _, address = peer.partition(":")
+    host, _, _ = address.rpartition(":")
+    return host or peer
 
 
 class _AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
