@@ -135,6 +135,7 @@ def test_a_failing_query_a_failing_udf_and_a_bad_record_beside_healthy_queries(
         assert len(_sink_values(engine, "DOUBLED")) == N + 1
 
 
+@pytest.mark.slow  # a Redis server process
 def test_a_query_in_error_runs_again_once_its_cause_is_gone(tmp_path: Path) -> None:
     """ERROR is not final: the query is retried (a RetriableError after 0.5 s, doubling up
     to 5 s) from its last commit, and back in RUNNING with nothing skipped."""
@@ -182,6 +183,7 @@ def test_a_push_query_that_fails_tells_its_subscriber(tmp_path: Path) -> None:
         assert not engine.runtime.failed  # closed with its query
 
 
+@pytest.mark.slow  # a server with its query loop and HTTP
 def test_the_error_state_and_its_message_through_the_server(server: RunningServer) -> None:
     engine = server.engine
     with engine.lock:
@@ -215,3 +217,40 @@ def test_the_error_state_and_its_message_through_the_server(server: RunningServe
         assert "Redis at" in shown["CSAS_LOOKED_UP_0"]["error"]
     with engine.lock:
         _check_healthy_outputs(engine)
+
+
+def test_a_query_over_a_corrupt_segment_is_retried_beside_healthy_ones(tmp_path: Path) -> None:
+    """A query whose input has a corrupt closed segment is in ERROR, retried with the
+    backoff its properties set (doubling up to the maximum), with the log's message naming
+    the file; a query over another topic goes on."""
+    props = {"ksql.query.retry.backoff.initial.ms": 10, "ksql.query.retry.backoff.max.ms": 40}
+    with Engine(tmp_path / "data", fsync="never", properties=props) as engine:
+        engine.log.create_topic("damaged", 1, {"segment.bytes": "4096"})
+        engine.execute(
+            "CREATE STREAM damaged (id STRING KEY, x INT) WITH (kafka_topic='damaged', "
+            "value_format='JSON');"
+            "CREATE STREAM readings (id STRING KEY, x INT) WITH (kafka_topic='readings', "
+            "value_format='JSON', partitions=1);"
+        )
+        for i in range(40):
+            engine.insert("damaged", {"ID": "k", "X": i})
+        first = sorted((tmp_path / "data" / "log" / "topics" / "damaged" / "0").glob("*.seg"))[0]
+        data = bytearray(first.read_bytes())
+        data[200] ^= 0xFF  # a flipped byte in a closed segment's first frame
+        first.write_bytes(data)
+        engine.execute(
+            "CREATE STREAM damaged_copy AS SELECT * FROM damaged;"
+            "CREATE STREAM readings_copy AS SELECT * FROM readings;"
+        )
+        for i in range(N):
+            engine.insert("readings", {"ID": "a", "X": i})
+        engine.start()
+        wait_for(lambda: engine.runtime.failures.get("CSAS_DAMAGED_COPY_0", 0) >= 3)
+        state, message = engine.runtime.state("CSAS_DAMAGED_COPY_0")
+        assert state == "ERROR"
+        assert message is not None
+        assert first.name in message
+        wait_for(lambda: engine.log.offsets("READINGS_COPY", 0)[1] == N)
+        with engine.lock:
+            engine.execute("TERMINATE CSAS_DAMAGED_COPY_0;")
+            assert engine.runtime.state("CSAS_READINGS_COPY_1") == ("RUNNING", None)

@@ -170,13 +170,18 @@ class QueryManager:
             info.state, info.error = "ERROR", message
         again = "" if failure is None else " again"
         if failure is None and not isinstance(error, RetriableError):
-            # the first failure with its traceback (a defect to report); retries in one line
+            # the first failure as an error, with its traceback when it is a defect of
+            # hispeed's own (not a HispeedError); each retry in one line
             log.error(
-                "query %s failed (retrying in %.1f s): %s", query_id, delay, message, exc_info=error
+                "query %s failed (retrying in %.3g s): %s",
+                query_id,
+                delay,
+                message,
+                exc_info=None if isinstance(error, HispeedError) else error,
             )
         else:
             log.warning(
-                "query %s failed%s (retrying in %.1f s): %s", query_id, again, delay, message
+                "query %s failed%s (retrying in %.3g s): %s", query_id, again, delay, message
             )
 
     def _recovered(self, query_id: str) -> None:
