@@ -188,7 +188,16 @@ def statements_of(text: str) -> list[Statement]:
 
 def to_result(entity: Mapping[str, Any]) -> Result:
     """The engine's `Result` for a ksqlDB entity of `/ksql` (its `@type` in `info` when the
-    entity is not one hispeed knows)."""
+    entity is not one hispeed knows), with the entity's warnings."""
+    result = _entity_result(entity)
+    result.warnings = [
+        str(w.get("message", w)) if isinstance(w, Mapping) else str(w)
+        for w in entity.get("warnings") or []
+    ]
+    return result
+
+
+def _entity_result(entity: Mapping[str, Any]) -> Result:
     kind = str(entity.get("@type", ""))
     text = str(entity.get("statementText", ""))
     if kind == "currentStatus":

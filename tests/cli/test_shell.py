@@ -174,6 +174,64 @@ def test_show_queries_keeps_its_table_with_statements_over_lines(server: Running
     )
 
 
+USERS_AS_CORRECTED = (
+    # the course's `users` as its errors say to correct it: the key in the column list
+    "CREATE TABLE {name} ( user_id {key_type} PRIMARY KEY, registered_at LONG, username "
+    "VARCHAR, name VARCHAR, city VARCHAR, level VARCHAR) "
+    "WITH ( kafka_topic='clickstream_users', value_format='JSON');"
+)
+
+
+def test_a_table_that_cannot_read_its_topic_says_so_where_the_user_looks(
+    server: RunningServer,
+) -> None:
+    """The course's users arrive with their ids as text keys (as the demo's generator sends
+    them); a table declaring an INTEGER key would stay empty, its records in the processing
+    log. The statement's answer says so, and what to declare, in the shell and over REST."""
+    users = [
+        {
+            "user_id": str(i),
+            "registered_at": 1_700_000_000_000 + i,
+            "username": f"u{i}",
+            "name": f"User {i}",
+            "city": "Seattle",
+            "level": "Platinum",
+        }
+        for i in range(1, 4)
+    ]
+    r = httpx.post(
+        f"{server.url}/topics/clickstream_users?key_field=user_id", json=users, timeout=10
+    )
+    assert r.status_code == 200, r.text
+    proc = shell(server, "-e", USERS_AS_CORRECTED.format(name="users", key_type="INTEGER"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "Table created\n"
+    [warning] = proc.stderr.splitlines()
+    assert warning.startswith(
+        "warning: 3 of the newest 3 records of topic 'clickstream_users' cannot be read as "
+        "table USERS declares them (partition 0 offset 0: Error deserializing key: "
+    )
+    assert "go to the processing log" in warning
+    assert warning.endswith(
+        "The keys are text (such as '1'): declare the key column as text, "
+        "`USER_ID VARCHAR PRIMARY KEY`."
+    )
+    # the same warning in ksqlDB's entity, for every client of the REST API
+    r = httpx.post(
+        f"{server.url}/ksql",
+        json={"ksql": USERS_AS_CORRECTED.format(name="users_rest", key_type="INTEGER")},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    [entity] = r.json()
+    [rest_warning] = entity["warnings"]
+    assert "cannot be read as table USERS_REST declares them" in rest_warning["message"]
+    # declared as the warning says: no warning, and the table has its rows
+    proc = shell(server, "-e", USERS_AS_CORRECTED.format(name="users_text", key_type="VARCHAR"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+
+
 def test_a_server_that_is_not_there(server: RunningServer) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     proc = shell(server, "-e", "SHOW STREAMS;", url=url)

@@ -245,6 +245,8 @@ class Shell:
                 for result in self.client.execute(statement.text, self.properties):
                     for line in render(result):
                         click.echo(line)
+                    for warning in result.warnings:  # it ran, but not as the user expects
+                        click.echo(f"warning: {one_line(warning)}", err=True)
             return True
         except HispeedError as e:
             click.echo(f"error: {one_line(str(e))}", err=True)

@@ -151,7 +151,10 @@ def to_entity(
 ) -> dict[str, Any] | None:
     """The ksqlDB entity for a statement's result (None for INSERT VALUES, as ksqlDB)."""
     kind = result.kind
-    base: dict[str, Any] = {"statementText": text, "warnings": []}
+    base: dict[str, Any] = {
+        "statementText": text,
+        "warnings": [{"message": w} for w in result.warnings],
+    }
     if isinstance(stmt, ast.InsertValues):
         return None
     if kind in ("streams", "tables"):

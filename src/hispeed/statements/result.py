@@ -16,3 +16,5 @@ class Result:
     statement: str = ""
     query_id: str | None = None
     info: dict[str, Any] = field(default_factory=dict)  # DESCRIBE's details, structured
+    #: what the user should know though the statement ran (ksqlDB's entities' "warnings")
+    warnings: list[str] = field(default_factory=list)

@@ -15,6 +15,7 @@ from hispeed.sql import types as T
 from hispeed.sql.parser import MAX_DURATION_MS
 from hispeed.statements.base import Call, EngineParts
 from hispeed.statements.result import Result
+from hispeed.statements.sample import unreadable_records
 from hispeed.statements.undo import creating_topic
 
 _DURATION_UNITS = {
@@ -166,7 +167,12 @@ def create_source(parts: EngineParts, stmt: ast.CreateSource, call: Call) -> Res
         creating_topic(parts, call, source.topic)
         ensure_topic(parts.log, source.topic, props, kind)
     parts.catalog.add(source, replace=stmt.or_replace)
-    return Result("status", f"{kind.capitalize()} created")
+    result = Result("status", f"{kind.capitalize()} created")
+    if not call.replay:
+        warning = unreadable_records(parts.log, source)
+        if warning is not None:
+            result.warnings.append(warning)
+    return result
 
 
 def create_type(parts: EngineParts, stmt: ast.CreateType, call: Call) -> Result:
