@@ -18,11 +18,12 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from hispeed.engine import Engine
 from hispeed.errors import CorruptLogError
-from hispeed.log import EmbeddedLog
+from hispeed.log import EmbeddedLog, TopicPartition
 from hispeed.log._segment import HEADER_SIZE, Segment
 from hispeed.testing.server import RunningServer
-from tests.conftest import LogFactory
+from tests.conftest import LogFactory, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -262,3 +263,37 @@ def test_compaction_goes_on_for_the_other_partitions(
     assert caplog.text.count(f"compaction skips a-damaged[0]: corrupt log segment {path}") == 1
     assert log.read_table("b-healthy", 0).num_rows < BATCHES * PER_BATCH  # compacted
     assert not list(path.parent.glob("*.cleaned"))
+
+
+def test_a_query_does_not_start_over_after_a_damaged_last_frame(tmp_path: Path) -> None:
+    """Issue 16, defect 3, as users saw it: recovery cut off the source's damaged last frame,
+    the query's position was past the end, and it read the topic again from 0."""
+
+    def rows(first: int) -> list[tuple[None, bytes]]:
+        return [(None, json.dumps({"v": v}).encode()) for v in range(first, first + PER_BATCH)]
+
+    def caught_up(engine: Engine, offset: int) -> bool:
+        log = engine.log
+        return any(
+            log.committed_offsets(g, "s").get(TopicPartition("s", 0)) == offset
+            for g in log.list_groups()
+        )
+
+    with Engine(tmp_path, fsync="always") as engine:
+        engine.start()
+        engine.execute(
+            "CREATE STREAM s (v INT) WITH (kafka_topic='s', value_format='JSON', partitions=1);"
+            "CREATE STREAM copy WITH (kafka_topic='copy') AS SELECT * FROM s;"
+        )
+        for first in range(0, 30, PER_BATCH):
+            engine.log.append("s", rows(first))
+        wait_for(lambda: caught_up(engine, 30), timeout=60)
+        assert engine.log.offsets("copy", 0)[1] == 30
+    path = sorted((tmp_path / "log" / "topics" / "s" / "0").glob("*.seg"))[-1]
+    position, end, _first, _last = frames(path)[-1]
+    flip(path, (position + end) // 2)
+    with Engine(tmp_path, fsync="always") as engine:
+        engine.start()
+        engine.log.append("s", rows(30))
+        wait_for(lambda: caught_up(engine, 40), timeout=60)
+        assert engine.log.offsets("copy", 0)[1] == 40  # not 60: nothing was read twice
