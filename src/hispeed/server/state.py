@@ -8,18 +8,21 @@ dashboard, metrics); they import this module, never the app.
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from hispeed.config import Settings
 from hispeed.engine import Engine
 from hispeed.errors import UnknownTopicError
-from hispeed.log import TopicPartition, partition_for_key
+from hispeed.log import AppendResult, TopicPartition
 from hispeed.log.base import Log
+from hispeed.log.murmur2 import partitions_for_keys
 from hispeed.server.ingest import IngestError
 from hispeed.server.metrics import Metrics
 from hispeed.server.streaming import QueryRegistry
@@ -38,45 +41,81 @@ class ServerState:
         self.extra_stats: dict[str, Callable[[], dict[str, Any]]] = {}
 
 
+#: the partition a request's null-keyed records go to, taking turns from request to request
+#: (as the log does for a batch): `next()` on a count is atomic under the GIL
+_null_key_turn = itertools.count()
+
+
 def append_batch(
     log_: Log, settings: Settings, name: str, batch: Any, partition: int | None
 ) -> list[dict[str, int]]:
-    """Append an ingested batch to a topic, all or nothing; returns each record's place."""
+    """Append an ingested batch to a topic, all or nothing, across a crash too; returns each
+    record's place.
+
+    A request whose records all go to one partition is one append (one frame of the log, which
+    a crash either finishes or truncates). Records bound for several partitions go in one log
+    transaction: a crash of the process (or of the machine under fsync `always`) leaves the
+    whole request or none of it, never some partitions' share (issue 16, defect 8)."""
     if name not in log_.list_topics(internal=True):
         if not settings.auto_create_topics:
             raise UnknownTopicError(f"topic {name!r} does not exist")
         log_.create_topic(name, settings.default_partitions, exist_ok=True)
     n = len(batch.values)
-    if partition is not None or all(p is None for p in batch.partitions):
-        records = pa.record_batch(
-            {"key": pa.array(batch.keys, pa.binary()), "value": pa.array(batch.values, pa.binary())}
-        )
-        result = log_.append(name, records, partition=partition)
-        return [{"partition": p, "offset": o} for p, o in result.pairs()]
-    # REST Proxy records that name partitions: place the others as the log would, then write
-    # every partition's share in one transaction so that the request lands whole or not at all.
+    records = pa.record_batch(
+        {"key": pa.array(batch.keys, pa.binary()), "value": pa.array(batch.values, pa.binary())}
+    )
+    if partition is not None or n == 0:
+        return _places(log_.append(name, records, partition=partition))
     count = len(log_.describe_topic(name).partitions)
-    rows_of: dict[int, list[int]] = defaultdict(list)
-    for i, (key, part) in enumerate(zip(batch.keys, batch.partitions, strict=True)):
-        if part is None:
-            part = partition_for_key(key, count) if key is not None else i % count
-        elif part >= count:
-            raise IngestError(f"records[{i}].partition {part} does not exist: {name!r} has {count}")
-        rows_of[part].append(i)
+    if count == 1 and all(p is None for p in batch.partitions):
+        return _places(log_.append(name, records, partition=0))
+    target = _targets(name, records.column(0), batch.partitions, count)
+    first = int(target[0])
+    if (target == first).all():  # the fast path: one partition, one append
+        return _places(log_.append(name, records, partition=first))
+    # one transaction for every partition's share: it lands whole or not at all
+    order = np.argsort(target, kind="stable")
+    bounds = np.searchsorted(target[order], np.arange(count + 1))
     txn = log_.transaction()
     try:
-        for part, rows in rows_of.items():
-            txn.append(name, [(batch.keys[i], batch.values[i]) for i in rows], partition=part)
+        for part in range(count):
+            rows = order[bounds[part] : bounds[part + 1]]
+            if len(rows):
+                txn.append(name, records.take(pa.array(rows)), partition=part)
     except BaseException:
         txn.abort()
         raise
     ranges = txn.commit()
-    out = [{"partition": 0, "offset": 0} for _ in range(n)]
-    for part, rows in rows_of.items():
-        base = ranges[TopicPartition(name, part)][0]
-        for j, i in enumerate(rows):
-            out[i] = {"partition": part, "offset": base + j}
+    out: list[dict[str, int]] = [{} for _ in range(n)]
+    for part in range(count):
+        rows = order[bounds[part] : bounds[part + 1]]
+        if len(rows):
+            base = ranges[TopicPartition(name, part)][0]
+            for j, i in enumerate(rows.tolist()):
+                out[i] = {"partition": part, "offset": base + j}
     return out
+
+
+def _targets(
+    name: str, keys: pa.Array, chosen: list[int | None], count: int
+) -> npt.NDArray[np.int32]:
+    """Each record's partition: the one it names (REST Proxy), else the key's (murmur2, as
+    the log and Kafka's clients place it), else one partition for all of the request's
+    null-keyed records, taking turns from request to request."""
+    target = partitions_for_keys(keys, count)
+    if keys.null_count:
+        target[target < 0] = next(_null_key_turn) % count
+    for i, part in enumerate(chosen):
+        if part is None:
+            continue
+        if part >= count:
+            raise IngestError(f"records[{i}].partition {part} does not exist: {name!r} has {count}")
+        target[i] = part
+    return target
+
+
+def _places(result: AppendResult) -> list[dict[str, int]]:
+    return [{"partition": p, "offset": o} for p, o in result.pairs()]
 
 
 __all__ = ["ServerState", "append_batch"]
