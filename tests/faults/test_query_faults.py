@@ -197,6 +197,11 @@ def test_the_error_state_and_its_message_through_the_server(server: RunningServe
         assert queries["CSAS_LOOKED_UP_0"]["state"] == "ERROR"
         assert "Redis at" in queries["CSAS_LOOKED_UP_0"]["error"]
         assert queries["CSAS_DOUBLED_3"]["state"] == "RUNNING"
+        # EXPLAIN: its state and ksqlDB's queryErrors
+        body = http.post("/ksql", json={"ksql": "EXPLAIN CSAS_LOOKED_UP_0;"}).json()
+        described = body[0]["queryDescription"]
+        assert described["state"] == "ERROR"
+        assert "Redis at" in described["queryErrors"][0]["errorMessage"]
         # /status
         status = http.get("/status").json()["queries"]
         assert status["CSAS_LOOKED_UP_0"]["state"] == "ERROR"

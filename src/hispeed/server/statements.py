@@ -240,6 +240,10 @@ def to_entity(
     if kind == "describe":
         return {"@type": "sourceDescription", **base, "sourceDescription": _source(engine, result)}
     if kind == "explain":
+        target = stmt.target if isinstance(stmt, ast.Explain) else ""
+        # EXPLAIN of a running query: its state, and in ERROR why (ksqlDB's queryErrors)
+        query = engine.catalog.queries.get(target.upper()) if isinstance(target, str) else None
+        errors = [{"errorMessage": query.error, "type": "UNKNOWN"}] if query and query.error else []
         return {
             "@type": "queryDescription",
             **base,
@@ -253,7 +257,8 @@ def to_entity(
                 "sinks": [],
                 "overriddenProperties": {},
                 "queryType": "PERSISTENT",
-                "state": "RUNNING",
+                "state": query.state if query is not None else "RUNNING",
+                "queryErrors": errors,
             },
         }
     # what changes the catalog: CREATE, DROP, TERMINATE, SET, INSERT INTO, types
