@@ -114,3 +114,18 @@ def test_a_refused_create_as_select_through_the_server(server: RunningServer) ->
         assert [s["name"] for s in streams] == ["S"]
         topics = http.post("/ksql", json={"ksql": "SHOW TOPICS;"}).json()[0]["topics"]
         assert "T" not in {t["name"] for t in topics}
+
+
+def test_a_source_connector_whose_statement_fails_takes_its_topic_with_it(
+    tmp_path: Path,
+) -> None:
+    with Engine(tmp_path / "data", fsync="never") as engine:
+        engine.log.delete_topic(COMMAND_TOPIC)  # the statement's last step fails
+        before = _state(engine)
+        with pytest.raises(HispeedError):
+            engine.execute(
+                "CREATE SOURCE CONNECTOR w WITH ('connector.class'='datagen', "
+                "'generator'='weather', 'kafka.topic'='weather_feed');"
+            )
+        assert not engine.connectors.runners
+        assert _state(engine) == before

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
+from hispeed.connectors.runner import SourceRunner
 from hispeed.runtime.context import check_offset_reset
 from hispeed.sql import ast
 from hispeed.statements.base import Call, EngineParts
 from hispeed.statements.result import Result
-from hispeed.statements.undo import creating_topic
+from hispeed.statements.undo import delete_topic
 
 
 def set_property(parts: EngineParts, stmt: ast.SetProperty, call: Call) -> Result:
@@ -29,10 +32,13 @@ def create_connector(parts: EngineParts, stmt: ast.CreateConnector, call: Call) 
         call.record = False
         return Result("status", f"Connector {stmt.name} already exists")
     props = {k: p.value for k, p in stmt.properties.items()}
-    for key, value in props.items():
-        if key.lower() in ("kafka.topic", "topic"):  # a source connector's, made if missing
-            creating_topic(parts, call, str(value))
-    return Result("status", parts.connectors.create(stmt.kind, stmt.name, props, call.text))
+    before = set(parts.log.list_topics(internal=True))
+    message = parts.connectors.create(stmt.kind, stmt.name, props, call.text)
+    runner = parts.connectors.runners.get(stmt.name)
+    if isinstance(runner, SourceRunner) and runner.topic not in before:
+        # the topic a source connector made for itself goes with it if the statement fails
+        call.undo.append(functools.partial(delete_topic, parts.log, runner.topic))
+    return Result("status", message)
 
 
 def drop_connector(parts: EngineParts, stmt: ast.DropConnector, call: Call) -> Result:

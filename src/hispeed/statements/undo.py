@@ -36,10 +36,11 @@ def creating_topic(parts: EngineParts, call: Call, *topics: str) -> None:
     existing = set(log_.list_topics(internal=True))
     for topic in topics:
         if topic not in existing:
-            call.undo.append(functools.partial(_delete_topic, log_, topic))
+            call.undo.append(functools.partial(delete_topic, log_, topic))
 
 
-def _delete_topic(log_: Log, topic: str) -> None:
+def delete_topic(log_: Log, topic: str) -> None:
+    """Delete `topic` if it is there (an undo step)."""
     if topic in log_.list_topics(internal=True):
         log_.delete_topic(topic)
 
