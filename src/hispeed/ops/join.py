@@ -158,11 +158,16 @@ class JoinRuntime:
         stamps = frame.column(field_name(label, "ROWTIME"))
         if len(stamps):
             self.stream_time[0] = max(self.stream_time[0], pc.max(stamps).as_py() or 0)
-        index, columns = runner.snapshot(self.types)
-        get = index.get
-        slots = np.fromiter(
-            (-2 if k is None else get(k, -1) for k in keys), np.int64, count=len(keys)
-        )
+        if runner.has_snapshot() or len(keys) >= len(runner.table):
+            index, columns = runner.snapshot(self.types)
+            get = index.get
+            slots = np.fromiter(
+                (-2 if k is None else get(k, -1) for k in keys), np.int64, count=len(keys)
+            )
+        else:
+            # a few stream rows right after table changes (inputs taken in time order come
+            # in slices): look them up one by one instead of rebuilding the table's columns
+            slots, columns = runner.rows_for(keys, self.types)
         keep = slots >= 0 if runner.step.kind == "INNER" else slots != -2
         if not keep.all():
             mask = pa.array(keep)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from hispeed.ops.join_steps import Event, JoinStepRunner
@@ -28,6 +29,31 @@ class StreamTableJoin(JoinStepRunner):
             columns = [pa.array([r.get(f) for r in rows], types[f]) for f in self.right_fields]
             self._snapshot = (index, columns)
         return self._snapshot
+
+    def has_snapshot(self) -> bool:
+        """Whether the table's columns are built (no change since)."""
+        return self._snapshot is not None
+
+    def rows_for(
+        self, keys: list[Any], types: dict[str, pa.DataType]
+    ) -> tuple[np.ndarray, list[pa.Array]]:
+        """The table's rows for `keys`, as `snapshot` gives them (a slot per key: -2 for a
+        null key, -1 for none, else its row of the columns) but with one row per key: for
+        a few keys, cheaper than building the whole table's columns."""
+        rows = [None if k is None else self.table.get(k) for k in keys]
+        slots = np.fromiter(
+            (
+                -2 if k is None else (-1 if r is None else i)
+                for i, (k, r) in enumerate(zip(keys, rows, strict=True))
+            ),
+            np.int64,
+            count=len(keys),
+        )
+        columns = [
+            pa.array([None if r is None else r.get(f) for r in rows], types[f])
+            for f in self.right_fields
+        ]
+        return slots, columns
 
     def left(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
         out = []
