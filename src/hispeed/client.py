@@ -485,6 +485,22 @@ class Client:
             raise ConnectionFailedError(f"hispeed at {self.url} answered /info with {doc!r}")
         return doc
 
+    def processing_errors(self, query_id: str) -> list[dict[str, Any]]:
+        """The newest processing-log records of one query (hispeed's dashboard API; empty
+        from a server without one, such as ksqlDB)."""
+        try:
+            doc = self._request("GET", "/api/overview")
+        except HispeedError:
+            return []
+        entries = doc.get("processing_log", []) if isinstance(doc, dict) else []
+        return [
+            e["value"]
+            for e in entries
+            if isinstance(e, dict)
+            and isinstance(e.get("value"), dict)
+            and e["value"].get("query") == query_id
+        ]
+
     def produce(
         self, topic: str, records: Sequence[Any], key_field: str | None = None
     ) -> list[dict[str, int]]:

@@ -379,3 +379,44 @@ def test_credentials_for_a_server_that_asks(server_factory: ServerFactory, tmp_p
     assert proc.stderr == "error: Unauthorized: send HTTP basic or bearer credentials\n"
     proc = shell(guarded, "--user", "alice", "-e", "SHOW STREAMS;", input="s3cret\n")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_push_query_that_shows_nothing_says_why(
+    server: RunningServer, terminal: Terminal
+) -> None:
+    """The course's users table declared with an INTEGER key over text keys: its push query
+    shows no row; when it ends, the shell says its records went to the processing log."""
+    users = [{"user_id": str(i), "name": f"User {i}"} for i in range(1, 4)]
+    r = httpx.post(
+        f"{server.url}/topics/clickstream_users?key_field=user_id", json=users, timeout=10
+    )
+    assert r.status_code == 200, r.text
+    r = httpx.post(
+        f"{server.url}/ksql",
+        json={
+            "ksql": "CREATE TABLE users (user_id INTEGER PRIMARY KEY, name VARCHAR) "
+            "WITH (kafka_topic='clickstream_users', value_format='JSON');"
+        },
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    terminal.expect("hispeed> ")
+    terminal.type("SET 'auto.offset.reset' = 'earliest';\r")
+    terminal.expect("hispeed> ")
+    terminal.type("SELECT * FROM users EMIT CHANGES;\r")
+    terminal.expect("| USER_ID ")
+
+    def refused() -> int:
+        doc = httpx.get(f"{server.url}/api/overview", timeout=10).json()
+        return sum(
+            1 for e in doc["processing_log"] if str(e["value"].get("query")).startswith("transient")
+        )
+
+    server.wait_for(lambda: refused() == 3)
+    terminal.type("\x03")
+    terminal.expect("Query terminated")
+    said = terminal.expect("hispeed> ")
+    assert "warning: at least 3 records read by this query went to the processing log" in said
+    assert "topic clickstream_users partition 0 offset 2: Error deserializing key" in said
+    terminal.type("\x04")
+    assert terminal.close() == 0

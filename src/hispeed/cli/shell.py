@@ -282,8 +282,10 @@ class Shell:
         for line in row_lines(query.columns, widths):
             click.echo(line)
         click.echo(border(widths))
+        shown = 0
         try:
             for row in query:
+                shown += 1
                 for line in row_lines([cell(row.get(c)) for c in query.columns], widths):
                     click.echo(line)
             click.echo(border(widths))
@@ -292,6 +294,22 @@ class Shell:
         finally:
             query.close()
         click.echo("Query terminated")
+        if not shown:
+            self.explain_nothing(query.id)
+
+    def explain_nothing(self, query_id: str) -> None:
+        """A query that showed no row while its records went to the processing log (they
+        could not be read as its source declares them): say so here, where the user looks."""
+        errors = self.client.processing_errors(query_id)
+        if errors:
+            first = errors[-1]
+            click.echo(
+                f"warning: at least {len(errors)} records read by this query went to the "
+                f"processing log instead of its rows (topic {first.get('topic')} partition "
+                f"{first.get('partition')} offset {first.get('offset')}: "
+                f"{one_line(str(first.get('message')))})",
+                err=True,
+            )
 
     def run_text(self, text: str) -> int:
         """Run every statement of a text in turn; the exit code: 0, or 1 at the first that
