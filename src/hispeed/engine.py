@@ -231,6 +231,9 @@ class Engine:
         On a shared log (Kafka) records arrive from the broker a moment after they are
         written: a query has nothing left only when its consumer has reached the end of every
         partition it reads, so this waits (up to `timeout` s without progress) until then.
+
+        A query that fails does not stop the others, nor raise here: it is in ERROR
+        (`runtime.state(query_id)`, SHOW QUERIES) and retried after its backoff.
         """
         return self.runtime.drain(max_rounds, timeout)
 
