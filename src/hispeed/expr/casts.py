@@ -214,7 +214,10 @@ def coerce(
         return arr
     if source.is_numeric and target.is_numeric:
         if target.name == "DECIMAL":
-            return pc.cast(arr, target.to_arrow())
+            try:
+                return pc.cast(arr, target.to_arrow())
+            except pa.ArrowInvalid:
+                return _fitting_rows(arr, target, ctx)
         if source.name == "DECIMAL" and target.name == "DOUBLE":
             return decimal_to_double(arr)
         return pc.cast(arr, target.to_arrow(), safe=False)
@@ -223,6 +226,19 @@ def coerce(
     if source.name == "STRING" and target.is_temporal:
         return cast_array(arr, source, target, ctx)
     return arr
+
+
+def _fitting_rows(arr: pa.Array, target: SqlType, ctx: EvalContext) -> pa.Array:
+    """`arr` as DECIMAL `target` where a value fits; a value that does not (a sum past the
+    precision) is NULL and a row error for the processing log, as ksqlDB reports it."""
+    out: list[Any] = []
+    for i in range(len(arr)):
+        try:
+            out.append(pc.cast(arr.slice(i, 1), target.to_arrow())[0].as_py())
+        except pa.ArrowInvalid:
+            ctx.error(i, f"the value {arr[i].as_py()} does not fit in {target}")
+            out.append(None)
+    return pa.array(out, target.to_arrow())
 
 
 def as_type(arr: pa.Array, t: SqlType) -> pa.Array:

@@ -146,8 +146,13 @@ class _Compiler:
 
             def ev_map(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
                 arr, key = base(b, ctx), index(b, ctx)
-                if index.constant and len(key):
-                    return pc.map_lookup(arr, key[0], "first")
+                if index.constant and len(key) and key[0].is_valid:
+                    # map[NULL] is NULL (Arrow's map_lookup refuses a NULL key), and a key of
+                    # another type than the map's takes the row-by-row path below
+                    try:
+                        return pc.map_lookup(arr, key[0], "first")
+                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                        pass
                 return rowwise(
                     ctx,
                     [arr, key],
