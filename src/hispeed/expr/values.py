@@ -25,16 +25,20 @@ def insert_value(
     compiled = compile_expr(expr, Scope([]))
     one = pa.RecordBatch.from_pydict({"$": [0]})
     value: object = "?"
+    got = compiled.type if compiled.type is not None else "NULL"
     try:
         arr = compiled(one, ctx)
         value = arr[0].as_py()
-        return coerce(arr, compiled.type, column_type, ctx).cast(column_type.to_arrow())
+        errors = len(ctx.errors)
+        out = coerce(arr, compiled.type, column_type, ctx).cast(column_type.to_arrow())
     except HispeedError:
         raise
     except _CONVERSION_ERRORS:
-        got = compiled.type if compiled.type is not None else "NULL"
+        out, errors = None, -1
+    if out is None or len(ctx.errors) > errors:  # a conversion that failed, or made NULL
         raise error_at(
             expr,
             f"Failed to insert values into '{target}'. Expected type {column_type} for field "
             f"{column} but got {got}({value})",
-        ) from None
+        )
+    return out
