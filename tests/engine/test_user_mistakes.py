@@ -162,3 +162,19 @@ def test_a_window_size_property_too_long(engine: Engine) -> None:
             "CREATE STREAM w (id INT KEY, v INT) WITH (kafka_topic='w', value_format='JSON', "
             "partitions=1, window_type='tumbling', window_size='99999999999999999999 DAYS');"
         )
+
+
+@pytest.mark.parametrize(
+    "prop", ["timestamp_format=2147483648", "kafka_topic=5", "value_format=TRUE", "key=1.5"]
+)
+def test_text_properties_that_are_no_text(engine: Engine, prop: str) -> None:
+    sql = f"CREATE STREAM t (id INT KEY, v INT) WITH (partitions=1, value_format='JSON', {prop});"
+    sql = sql.replace("value_format='JSON', value_format=TRUE", "value_format=TRUE")
+    err = refused(engine, sql)
+    assert "Expected value to be a string" in err.reason
+    assert err.column == sql.index(prop) + 1
+
+
+def test_like_with_a_pattern_that_is_no_text(engine: Engine) -> None:
+    err = refused(engine, "CREATE STREAM o AS SELECT id, v FROM s WHERE 'x' LIKE -1;")
+    assert err.reason.endswith("LIKE needs a STRING pattern, not INTEGER")

@@ -310,6 +310,8 @@ class _Compiler:
         pattern = self.compile(e.pattern)
         if operand.type is not None and operand.type.name != "STRING":
             raise error_at(e, f"LIKE needs a STRING, not {operand.type}")
+        if pattern.type is not None and pattern.type.name != "STRING":
+            raise error_at(e.pattern, f"LIKE needs a STRING pattern, not {pattern.type}")
 
         def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
             value = operand(b, ctx)

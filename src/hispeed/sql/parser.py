@@ -38,9 +38,27 @@ _NUMERIC_PROPERTIES = {
 }
 
 
+#: the WITH properties of CREATE that hold text (ConfigDef's Type.STRING in ksqlDB)
+_TEXT_PROPERTIES = (
+    "KAFKA_TOPIC",
+    "FORMAT",
+    "KEY_FORMAT",
+    "VALUE_FORMAT",
+    "TIMESTAMP",
+    "TIMESTAMP_FORMAT",
+    "WINDOW_TYPE",
+    "WINDOW_SIZE",
+    "KEY_DELIMITER",
+    "VALUE_DELIMITER",
+    "KEY",
+    "CLEANUP_POLICY",
+)
+
+
 def _checked_numbers(props: dict[str, ast.Property]) -> dict[str, ast.Property]:
     """The numeric properties as ints, as ksqlDB's ConfigDef reads them (a number, or a
-    string holding one); anything else is an error in ConfigDef's words at the property."""
+    string holding one), and the text ones as text; anything else is an error in ConfigDef's
+    words at the property."""
     for name, (kind, low, high) in _NUMERIC_PROPERTIES.items():
         prop = props.get(name)
         if prop is None:
@@ -63,6 +81,15 @@ def _checked_numbers(props: dict[str, ast.Property]) -> dict[str, ast.Property]:
                 *prop.pos,
             )
         props[name] = ast.Property(number, pos=prop.pos)
+    for name in _TEXT_PROPERTIES:
+        prop = props.get(name)
+        if prop is not None and not isinstance(prop.value, str):
+            kind = "a boolean" if isinstance(prop.value, bool) else "a number"
+            raise SqlError(
+                f"Invalid value {prop.value} for configuration {name}: Expected value to be a "
+                f"string, but it was {kind}",
+                *prop.pos,
+            )
     return props
 
 
