@@ -19,6 +19,7 @@ import threading
 from functools import cache
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -244,3 +245,83 @@ def test_mutated_sql_gets_an_answer_or_a_clear_error(case: list[str]) -> None:
             engine.log.create_topic(topic, 1, exist_ok=True)
         for sql in case:
             check(sql, run_with_deadline(engine, sql))
+
+
+# -- queries over records -----------------------------------------------------------------------
+#: extreme values for a literal of a query that then runs over the case's records
+RUNTIME_LITERALS = [*EXTREMES[:13], "'a'", "1.5", "-0.0", "'NaN'", "'%'", "'.*('", "'$..'", "'X'"]
+
+
+@cache
+def cases_with_inputs() -> list[tuple[list[str], list[dict[str, object]]]]:
+    """Conformance cases that feed records to their queries, without schema-registry formats
+    and without an expected error."""
+    found: list[tuple[list[str], list[dict[str, object]]]] = []
+    if not CONFORMANCE.is_dir():
+        return found
+    for path in sorted(CONFORMANCE.rglob("*.json")):
+        for test in json.loads(path.read_text()).get("tests", []):
+            statements, inputs = test.get("statements"), test.get("inputs")
+            if not statements or not inputs or test.get("expectedException"):
+                continue
+            case = [str(s).replace("{FORMAT}", "JSON") for s in statements]
+            if not any(_REGISTRY_FORMATS.search(s) for s in case):
+                found.append((case, inputs))
+    return found
+
+
+@st.composite
+def queries_over_records(draw: st.DrawFn) -> tuple[list[str], list[dict[str, object]]]:
+    """A case whose last statement has one or two literals replaced by extreme values."""
+    case, inputs = draw(st.sampled_from(cases_with_inputs()))
+    toks = tokens(case[-1])
+    literals = [j for j, t in enumerate(toks) if t[0] in "'0123456789"]
+    for _ in range(draw(st.integers(1, 2)) if literals else 0):
+        toks[draw(st.sampled_from(literals))] = draw(st.sampled_from(RUNTIME_LITERALS))
+    return [*case[:-1], " ".join(toks)], inputs
+
+
+def _raw(value: object) -> bytes | None:
+    if value is None:
+        return None
+    return (value if isinstance(value, str) else json.dumps(value)).encode()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CONFORMANCE.is_dir(), reason="needs the shared conformance cases")
+@settings(
+    max_examples=max(EXAMPLES // 3, 1),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(example=queries_over_records())
+def test_queries_with_extreme_literals_never_fail_on_their_records(
+    example: tuple[list[str], list[dict[str, object]]],
+) -> None:
+    """A query that was accepted computes its records: a value it cannot compute is a row
+    error (NULL and the processing log), never a failure of the query that is no
+    HispeedError (an internal error, which stops the query)."""
+    case, inputs = example
+    with (
+        tempfile.TemporaryDirectory(prefix="sql-fuzz-") as data,
+        Engine(Path(data), fsync="never") as engine,
+    ):
+        for topic in sorted({t for sql in case for t in _TOPIC.findall(sql)}):
+            engine.log.create_topic(topic, 1, exist_ok=True)
+        for sql in case:
+            error = run_with_deadline(engine, sql)
+            check(sql, error)
+            if error is not None:
+                return  # refused: the statement fuzzer's concern
+        topics = set(engine.log.list_topics())
+        for record in inputs:
+            if record.get("topic") in topics:
+                row = {"key": [_raw(record.get("key"))], "value": [_raw(record.get("value"))]}
+                engine.log.append(str(record["topic"]), pa.record_batch(row))
+        engine.drain(timeout=DEADLINE_S)
+        internal = {
+            query: f"{type(failure.error).__name__}: {failure.error}"
+            for query, failure in engine.runtime.failed.items()
+            if not isinstance(failure.error, HispeedError)
+        }
+        assert not internal, f"{internal} for: {case[-1][:1000]}"

@@ -119,6 +119,13 @@ def test_geo_distance() -> None:
     )
     assert out == [None]
     assert ctx.errors[0][0] == 0
+    # an infinite coordinate is a row error, not a numpy warning that fails the batch
+    inf = float("inf")
+    out, ctx = call(
+        "GEO_DISTANCE", col(DOUBLE, inf), col(DOUBLE, 0.0), col(DOUBLE, 0.0), col(DOUBLE, 0.0)
+    )
+    assert out == [None]
+    assert ctx.errors[0][0] == 0
     out, ctx = call("GEO_DISTANCE", *args, col(STRING, "parsecs"))
     assert out == [None]
     assert "units" in ctx.errors[0][1]

@@ -405,11 +405,12 @@ def _geo_distance(ctx: EvalContext, args: Args, arg_types: Types, rt: SqlType) -
     for row in np.flatnonzero(bad & ~mask).tolist():
         ctx.error(row, "GEO_DISTANCE: latitude must be in -90..90 and longitude in -180..180")
     mask = mask | bad
-    d_lat = np.radians(lat2 - lat1)
-    d_lon = np.radians(lon2 - lon1)
-    a = np.sin(d_lat / 2) ** 2 + np.sin(d_lon / 2) ** 2 * np.cos(np.radians(lat1)) * np.cos(
-        np.radians(lat2)
-    )
-    with np.errstate(invalid="ignore"):
+    # rows masked above may hold infinities or NaN: their results are dropped, not warned of
+    with np.errstate(all="ignore"):
+        d_lat = np.radians(lat2 - lat1)
+        d_lon = np.radians(lon2 - lon1)
+        a = np.sin(d_lat / 2) ** 2 + np.sin(d_lon / 2) ** 2 * np.cos(np.radians(lat1)) * np.cos(
+            np.radians(lat2)
+        )
         dist = 2 * np.arcsin(np.sqrt(a)) * radius
     return from_numpy(dist, mask, DOUBLE)
