@@ -24,7 +24,7 @@ def run_child(data_dir: Path, kill_after: float | None) -> bool:
         [sys.executable, str(CHILD), str(data_dir), str(TOTAL)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")},
     )
     assert proc.stdout is not None
     if kill_after is None:

@@ -32,7 +32,7 @@ def test_acknowledged_appends_survive_sigkill(tmp_path: Path) -> None:
             [sys.executable, str(CHILD), str(data_dir), str(next_batch)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")},
         )
         assert proc.stdout is not None
         ready = proc.stdout.readline()
