@@ -119,6 +119,13 @@ def test_geo_distance() -> None:
     )
     assert out == [None]
     assert ctx.errors[0][0] == 0
+    # a BIGINT past 2**53 is widened to the nearest double, as Java does, then refused as a
+    # coordinate (Arrow's safe cast raised and stopped the query)
+    out, ctx = call(
+        "GEO_DISTANCE", col(DOUBLE, 0.0), col(BIGINT, -(2**63)), col(DOUBLE, 0.0), col(DOUBLE, 0.0)
+    )
+    assert out == [None]
+    assert "longitude" in ctx.errors[0][1]
     # an infinite coordinate is a row error, not a numpy warning that fails the batch
     inf = float("inf")
     out, ctx = call(

@@ -101,6 +101,10 @@ def cast(arr: pa.Array, to: SqlType) -> pa.Array:
         return arr
     if pa.types.is_decimal(arr.type) and pa.types.is_float64(target):
         return decimal_to_double(arr)
+    if pa.types.is_integer(arr.type) and pa.types.is_floating(target):
+        # to the nearest double, as Java widens a long; Arrow's safe cast refuses integers
+        # past 2**53 (a BIGINT such as -9223372036854775808 failed the query)
+        return pc.cast(arr, target, safe=False)
     return pc.cast(arr, target)
 
 
