@@ -48,7 +48,11 @@ def test_acknowledged_appends_survive_sigkill(tmp_path: Path) -> None:
             lines.append(line.decode())
         time.sleep(rng.uniform(0, 0.02))
         os.kill(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
+        # read on through proc.stdout's own buffer (communicate() reads the pipe beneath it and
+        # would miss the ack lines readline() had already buffered)
+        with proc.stdout, proc.stderr or open(os.devnull, "rb") as stderr:
+            out, err = proc.stdout.read(), stderr.read()
+        proc.wait()
         lines += out.decode().splitlines()
         acks = [line.split() for line in lines if line.startswith("ack")]
         assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
