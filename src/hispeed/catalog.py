@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hispeed.errors import HispeedError
+from hispeed.errors import HispeedError, SqlError
 from hispeed.formats.base import Column
 from hispeed.sql.types import SqlType
 
@@ -84,8 +84,6 @@ class Catalog:
     def get(self, name: str, *, line: int = 1, column: int = 1) -> Source:
         source = self.sources.get(name)
         if source is None:
-            from hispeed.errors import SqlError
-
             known = ", ".join(sorted(self.sources)) or "none yet"
             raise SqlError(
                 f"{name} does not exist; the streams and tables are: {known}", line, column

@@ -14,6 +14,7 @@ import pytest
 
 from hispeed.config import Settings
 from hispeed.engine import Engine
+from hispeed.functions.redis import set_default_url
 from hispeed.processes import free_port
 from hispeed.server.app import Server
 from hispeed.testing.wait import wait_for
@@ -67,8 +68,6 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
         s.engine.close()
     if any(s.engine.properties.get("redis.url") for s in started):
         # an engine with a Redis makes it the REDIS_* functions' default, for the process
-        from hispeed.functions.redis import set_default_url
-
         set_default_url(None)
 
 
