@@ -148,7 +148,8 @@ def test_push_query_over_http1_streams_rows_until_its_limit(server: RunningServe
     ksql(server, READINGS)
 
     def later() -> None:
-        time.sleep(0.5)
+        # once the push query is registered its start ("latest") is fixed: produce then
+        server.wait_for(lambda: len(server.server.state.queries) > 0)
         produce(server, "readings", [{"device": f"d{i}", "x": i} for i in range(5)])
 
     threading.Thread(target=later).start()
@@ -242,6 +243,11 @@ def test_metrics_count_query_records_and_ingestion(server: RunningServer) -> Non
 # -- WebSockets ---------------------------------------------------------------------------
 
 
+def caught_up(server: RunningServer) -> bool:
+    """Every persistent query has read to the end of its inputs (its own progress)."""
+    return all(q["lag"] == 0 for q in server.server.state.metrics.query_stats())
+
+
 def ws_url(server: RunningServer, path: str) -> str:
     return server.url.replace("http://", "ws://") + path
 
@@ -288,8 +294,7 @@ def test_websocket_push_query_that_joins_and_aggregates(server: RunningServer) -
         ws_url(server, "/ws/query?request=" + quote(json.dumps({"ksql": sql}))), open_timeout=5
     ) as ws:
         header = json.loads(ws.recv(timeout=5))
-        assert header["columnNames"] == ["ROOM", "N"]
-        time.sleep(0.3)
+        assert header["columnNames"] == ["ROOM", "N"]  # sent once its start is fixed
         produce(server, "readings", [{"device": "d1", "x": 1}, {"device": "d2", "x": 2}])
         counts = []
         deadline = time.monotonic() + 10
@@ -310,8 +315,8 @@ def test_websocket_bad_query_gets_an_error_and_a_close(server: RunningServer) ->
 
 def test_websocket_topic_tail_follows_a_pattern(server: RunningServer) -> None:
     produce(server, "device1", [{"device": "device1", "x": 0}])  # before: not sent (latest)
+    # the tail's start ("latest") is fixed before the handshake completes
     with connect(ws_url(server, "/ws/topics?pattern=^device.*"), open_timeout=5) as ws:
-        time.sleep(0.3)
         produce(server, "device1", [{"device": "device1", "x": 1}])
         produce(server, "other", [{"device": "o", "x": 9}])
         produce(server, "device2", [{"device": "device2", "x": 2}])  # a topic made later
@@ -357,8 +362,7 @@ def test_set_applies_to_the_statements_after_it(server: RunningServer) -> None:
         server,
         "SET 'auto.offset.reset'='latest'; CREATE STREAM fresh AS SELECT * FROM readings;",
     )
-    assert r.status_code == 200, r.text
-    time.sleep(0.5)
+    assert r.status_code == 200, r.text  # the query's start ("latest") is fixed by now
     produce(server, "readings", [{"device": "new", "x": 2}])
     log_ = server.engine.log
 
@@ -366,5 +370,5 @@ def test_set_applies_to_the_statements_after_it(server: RunningServer) -> None:
         return [k for p in (0, 1) for k in log_.read_table("FRESH", p).column("key").to_pylist()]
 
     server.wait_for(keys)
-    time.sleep(0.3)
+    server.wait_for(lambda: caught_up(server))  # whatever it would read, it has read
     assert keys() == [b"new"]

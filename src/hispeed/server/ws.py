@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hispeed.errors import HispeedError
+from hispeed.log.base import Consumer
 from hispeed.server.ingest import decode_json, parse_body
 from hispeed.server.state import ServerState, append_batch
 from hispeed.server.statements import BAD_STATEMENT, SERVER_ERROR, error_body
@@ -141,17 +142,23 @@ def _query_request(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def topics_endpoint(state: ServerState) -> Endpoint:
-    async def endpoint(ws: WebSocket) -> None:
+    async def refuse(ws: WebSocket, message: str, code: int, close: int) -> None:
         await ws.accept()
+        await _send_error(ws, message, code, close)
+
+    async def endpoint(ws: WebSocket) -> None:
+        # accepted only once the tail's start is fixed: "latest" means from when the client's
+        # handshake completed, so a record produced after connect() returned is never missed
         params = ws.query_params
         pattern = params.get("pattern")
         names = [t for t in params.get("topics", "").split(",") if t]
         start = params.get("from", "latest")
         if start not in ("beginning", "latest"):
-            await _send_error(ws, f"from must be beginning or latest, not {start!r}", 40000, 1008)
+            message = f"from must be beginning or latest, not {start!r}"
+            await refuse(ws, message, 40000, 1008)
             return
         if not pattern and not names:
-            await _send_error(ws, "name the topics: ?topics=a,b or ?pattern=^device.*", 40000, 1008)
+            await refuse(ws, "name the topics: ?topics=a,b or ?pattern=^device.*", 40000, 1008)
             return
         subscription: str | list[str]
         if pattern:
@@ -159,21 +166,33 @@ def topics_endpoint(state: ServerState) -> Endpoint:
                 re.compile(pattern)
             except re.error as e:
                 message = f"pattern {pattern!r} is not a regular expression: {e}"
-                await _send_error(ws, message, 40000, 1008)
+                await refuse(ws, message, 40000, 1008)
                 return
             subscription = pattern if pattern.startswith("^") else "^" + pattern
         else:
             subscription = names
         log_ = state.engine.log
+        reset = "earliest" if start == "beginning" else "latest"
+
+        def open_consumer() -> Consumer:
+            consumer = log_.consumer(subscription, auto_offset_reset=reset)
+            try:
+                consumer.assignment()  # fixes the starting positions now, not at the first poll
+            except BaseException:
+                consumer.close()
+                raise
+            return consumer
+
         try:
-            consumer = await run_in_threadpool(
-                log_.consumer,
-                subscription,
-                auto_offset_reset="earliest" if start == "beginning" else "latest",
-            )
+            consumer = await run_in_threadpool(open_consumer)
         except HispeedError as e:
-            await _send_error(ws, str(e), 40400, 1008)
+            await refuse(ws, str(e), 40400, 1008)
             return
+        try:
+            await ws.accept()
+        except BaseException:
+            consumer.close()
+            raise
         closed = asyncio.ensure_future(_until_closed(ws))
         try:
             while not closed.done():
