@@ -103,7 +103,8 @@ def test_a_sink_gets_decoded_rows_and_resumes_after_a_restart(tmp_path: Path) ->
     with Engine(data, fsync="never") as engine:  # the connector comes back, where it was
         engine.insert("readings", {"DEVICE": "d9", "X": 9.0})
         wait_for(lambda: len(MemorySink.written["MEM"]) == 4)
-        time.sleep(0.3)
+        # its own progress: it has committed all it read, so a resend would be written now
+        wait_for(lambda: engine.execute("DESCRIBE CONNECTOR mem;")[0].info["lag"] == 0)
         assert [k for k, _, _ in MemorySink.written["MEM"]] == ["d0", "d1", "d2", "d9"]
 
 
@@ -177,7 +178,7 @@ def test_a_source_commits_its_position_with_its_records(tmp_path: Path) -> None:
             "'kafka.topic'='counts', 'limit'='5');"
         )
         wait_for(lambda: engine.log.offsets("counts", 0)[1] == 5)
-        time.sleep(0.3)
+        engine.execute("DROP CONNECTOR c;")  # its thread has ended: nothing more can come
         values = engine.log.read_table("counts", 0).column("value").to_pylist()
     assert [json.loads(v)["n"] for v in values] == [0, 1, 2, 3, 4]  # no repeats, no gaps
 
@@ -220,10 +221,10 @@ def test_drop_connector_stops_it(tmp_path: Path) -> None:
             "DROP CONNECTOR d;"
             "DROP CONNECTOR IF EXISTS d;"
         )
-        engine.insert("readings", {"DEVICE": "a", "X": 1.0})
-        time.sleep(0.3)
-        assert MemorySink.written.get("D", []) == []
+        # no thread of it is left (DROP joined it), so nothing can write after this check
         assert not [t for t in threading.enumerate() if t.name == "connector-D"]
+        engine.insert("readings", {"DEVICE": "a", "X": 1.0})
+        assert MemorySink.written.get("D", []) == []
 
 
 def test_the_dashboard_overview_shows_connectors_and_their_trouble(tmp_path: Path) -> None:

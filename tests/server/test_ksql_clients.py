@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -27,7 +26,8 @@ OLD_KSQL = Path(sys.prefix) / "ksql-0.10.2"
 
 def _produce_later(server: RunningServer, topic: str, rows: list[dict[str, object]]) -> None:
     def later() -> None:
-        time.sleep(0.5)
+        # the client's push query is registered once its start ("latest") is fixed: then
+        server.wait_for(lambda: len(server.server.state.queries) > 0, timeout=60)
         httpx.post(f"{server.url}/topics/{topic}?key_field=id", json=rows, timeout=10)
 
     threading.Thread(target=later, daemon=True).start()

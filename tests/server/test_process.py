@@ -40,6 +40,13 @@ def _records(url: str, topic: str) -> int:
     return sum(p["end_offset"] for p in r.json()["partitions"]) if r.status_code == 200 else 0
 
 
+def _caught_up(url: str) -> bool:
+    """Every persistent query has read to the end of its inputs (its own progress)."""
+    queries = httpx.get(f"{url}/api/overview").json()["queries"]
+    persistent = [q for q in queries if q["kind"] == "persistent"]
+    return bool(persistent) and all(q["lag"] == 0 for q in persistent)
+
+
 def _wait(predicate: object, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -78,7 +85,7 @@ def test_a_stopped_server_resumes_its_queries_without_loss_or_repeats(tmp_path: 
         more = [{"user": f"v{i}", "page": "/"} for i in range(20)]
         httpx.post(f"{url}/topics/clicks?key_field=user", json=more).raise_for_status()
         _wait(lambda: _records(url, "HOME") >= 70)
-        time.sleep(0.5)  # anything repeated would show up by now
+        _wait(lambda: _caught_up(url))  # anything repeated has been written by now
         assert _records(url, "HOME") == 70
         pulled = httpx.post(f"{url}/query-stream", json={"sql": "SELECT * FROM views;"})
         lines = pulled.text.splitlines()[1:]
