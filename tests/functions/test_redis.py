@@ -109,7 +109,8 @@ def test_redis_away_holds_the_batch_until_it_is_back(tmp_path: Path) -> None:
         )
         engine.insert("readings", {"DEVICE": "a", "SPEED": 1.0})
         engine.start()
-        time.sleep(0.5)
+        # its own progress: the query has tried the batch and failed on Redis being away
+        wait_for(lambda: sum(engine.runtime.failures.values()) >= 1)
         assert engine.log.offsets("E", 0)[1] == 0  # held while Redis is away
         redis.start(port)
         try:
