@@ -4,7 +4,6 @@ from the generated inputs itself."""
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,12 +39,23 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         None, env={}, data_dir=data, port=free_port(), grpc_port=0, fsync="never"
     )
     with running_demo(settings, devices=2, say=lambda _: None) as running:
-        time.sleep(6)  # the generators and devices at their own rates
+        # what the generators make in 6 s at their own rates, however long that takes here
+        wait_for(lambda: _generated(running.engine, GENERATORS, seconds=6), timeout=60)
         engine = running.engine
         for name in GENERATORS:  # inputs stop here; what they sent is the test's to check
             engine.execute(f"DROP CONNECTOR {name};")
         wait_for(lambda: _settled(engine), timeout=30)
         yield running
+
+
+def _generated(engine: Engine, names: tuple[str, ...], seconds: float) -> bool:
+    """Each of the generators `names` has made what its rate makes in `seconds` (its own
+    count of the records it made, so a busy machine waits as long as it takes)."""
+    for name in names:
+        details = engine.connectors.describe(name)["details"]
+        if details["next"] < float(details["rate"]) * seconds:
+            return False
+    return True
 
 
 def _settled(engine: Engine) -> bool:
@@ -172,9 +182,10 @@ def test_running_again_resumes_without_duplicating(tmp_path: Path) -> None:
     with running_demo(settings, devices=0, say=lambda _: None) as first:
         queries = sorted(first.engine.catalog.queries)
         connectors = [r["name"] for r in first.engine.connectors.rows()]
-        time.sleep(1)
+        wait_for(lambda: _generated(first.engine, ("WEATHER_GEN", "DRONE_GEN"), 1), timeout=30)
         first.engine.execute("DROP CONNECTOR WEATHER_GEN;")
         made = first.engine.log.offsets("weather", 0)[1]
+        drone_made = first.engine.log.offsets("drone", 0)[1]
     with running_demo(settings, devices=0, say=lambda _: None) as second:
         assert second.ran == []  # nothing installed twice
         assert sorted(second.engine.catalog.queries) == queries
@@ -182,7 +193,8 @@ def test_running_again_resumes_without_duplicating(tmp_path: Path) -> None:
             c for c in connectors if c != "WEATHER_GEN"
         ]
         assert second.engine.log.offsets("weather", 0)[1] == made  # the dropped one stays so
-        time.sleep(1)
+        # the drone generator goes on in this run: two records past where the first stopped
+        wait_for(lambda: second.engine.log.offsets("drone", 0)[1] >= drone_made + 2, timeout=30)
         drone = second.engine.log.read_table("drone", 0).column("value").to_pylist()
     from hispeed.demo.generators import generator
 

@@ -46,7 +46,9 @@ def main(data_dir: str, redis_url: str, prefix: str) -> None:
         if have >= TOTAL:
             break
         engine.log.append("scores", [record(n) for n in range(have, min(TOTAL, have + CHUNK))])
-        time.sleep(0.005)
+        # the test kills after a number of these: a moment set by progress, not the clock
+        print(f"progress {have}", flush=True)
+        time.sleep(0.005)  # a rate, so the queries and sinks run while inputs still come
     while True:
         task_lag = sum(  # the query first: what it writes then feeds the sinks
             engine.log.offsets("scores", 0)[1] - t.consumer.position(tp)

@@ -35,6 +35,8 @@ def main() -> None:
         engine.log.append("events", chunk)
         produced += len(chunk)
         engine.drain(max_rounds=3)
+        # the parent kills after a number of these: a moment set by progress, not the clock
+        print(f"progress {produced}", flush=True)
     engine.drain()
     print("done", flush=True)
     engine.close()

@@ -19,7 +19,9 @@ CHILD = Path(__file__).with_name("_engine_child.py")
 TOTAL = 3000
 
 
-def run_child(data_dir: Path, kill_after: float | None) -> bool:
+def run_child(data_dir: Path, kill_after: tuple[int, float] | None) -> bool:
+    """Run the child to its end (`kill_after` None) or kill -9 it `kill_after[1]` seconds
+    after its `kill_after[0]`-th progress line (or when it ends, if sooner)."""
     proc = subprocess.Popen(
         [sys.executable, str(CHILD), str(data_dir), str(TOTAL)],
         stdout=subprocess.PIPE,
@@ -33,7 +35,14 @@ def run_child(data_dir: Path, kill_after: float | None) -> bool:
         return b"done" in out
     ready = proc.stdout.readline()
     assert ready == b"ready\n", proc.stderr.read() if proc.stderr else ready
-    time.sleep(kill_after)
+    # the kill lands after a number of the child's chunks, then a few milliseconds into the
+    # next: chosen by its progress, not the clock, so a busy machine kills as deep into the run
+    # as a quiet one
+    chunks, then = kill_after
+    for _ in range(chunks):
+        if not proc.stdout.readline().startswith(b"progress"):
+            break  # it finished (or failed: the next run says so)
+    time.sleep(then)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
     return False
@@ -52,7 +61,7 @@ def test_outputs_are_exactly_once_across_kills(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     rng = random.Random(7)
     for _ in range(10):
-        run_child(data_dir, kill_after=rng.uniform(0.05, 1.5))
+        run_child(data_dir, kill_after=(rng.randint(0, 20), rng.uniform(0, 0.02)))
     assert run_child(data_dir, kill_after=None)
     with EmbeddedLog(data_dir, cleaner_interval_s=None) as log:
         events = read_values(log, "events")
