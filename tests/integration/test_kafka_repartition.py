@@ -155,11 +155,14 @@ def test_workers_share_a_repartitioned_aggregation_and_a_kill_loses_nothing(
             assert time.monotonic() < deadline, f"{name} never ran the statements"
             time.sleep(0.2)
     clicks = 16_000
+    killed = threading.Event()
 
-    def feed() -> None:  # about 10 s of clicks
+    def feed() -> None:  # about 10 s of clicks; the second half once the kill is done
         for start in range(0, clicks, 250):
+            if start >= clicks // 2:
+                killed.wait(120)  # so the kill lands while clicks keep coming, however slow
             produce_clicks(cluster.bootstrap, app, start, 250)
-            time.sleep(0.15)
+            time.sleep(0.15)  # a rate, not a wait for anything
 
     feeder = threading.Thread(target=feed)
     feeder.start()
@@ -175,7 +178,9 @@ def test_workers_share_a_repartitioned_aggregation_and_a_kill_loses_nothing(
             time.sleep(0.2)
         cluster.kill(max(shares, key=lambda n: shares[n]))
         mid_stream = feeder.is_alive()
+        killed.set()
     finally:
+        killed.set()
         feeder.join()
     assert mid_stream
     want = expected(clicks)

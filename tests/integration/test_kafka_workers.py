@@ -233,20 +233,25 @@ def window_history(bootstrap: str, topic: str) -> dict[tuple[str, int], list[tup
     return history
 
 
+def counted(bootstrap: str, app: str) -> int:
+    """The clicks the aggregation's latest outputs count, over every user."""
+    history: dict[bytes, int] = {}
+    for m in read_all(bootstrap, f"{app}-per-user"):
+        history[m.key()] = json.loads(m.value())["CLICKS"]
+    return sum(history.values())
+
+
 def wait_for_outputs(bootstrap: str, app: str, clicks: int, timeout: float = 120) -> None:
     """Until the aggregation has counted every click (the workers may still be busy)."""
     deadline = time.monotonic() + timeout
     while True:
-        history: dict[bytes, int] = {}
-        for m in read_all(bootstrap, f"{app}-per-user"):
-            history[m.key()] = json.loads(m.value())["CLICKS"]
+        counts = counted(bootstrap, app)
         joined = len(read_all(bootstrap, f"{app}-enriched"))
-        if sum(history.values()) >= clicks and joined >= clicks:
+        if counts >= clicks and joined >= clicks:
             return
         if time.monotonic() > deadline:
             raise AssertionError(
-                f"after {timeout:.0f} s: {sum(history.values())} clicks counted and "
-                f"{joined} joined of {clicks}"
+                f"after {timeout:.0f} s: {counts} clicks counted and {joined} joined of {clicks}"
             )
         time.sleep(1)
 
@@ -280,7 +285,8 @@ def records_in(url: str, query_prefix: str, metric: str = "hispeed_query_records
 def test_a_worker_killed_mid_stream_loses_and_repeats_nothing(cluster: Cluster) -> None:
     tiers = start_app(cluster)
     clicks = 15_000
-    feeder = threading.Thread(target=produce_steadily, args=(cluster, clicks, 5.0))
+    killed = threading.Event()
+    feeder = threading.Thread(target=produce_steadily, args=(cluster, clicks, 5.0, killed))
     feeder.start()
     try:
         # a worker running its share of the join and of the aggregation (both are split by
@@ -293,20 +299,33 @@ def test_a_worker_killed_mid_stream_loses_and_repeats_nothing(cluster: Cluster) 
             assert time.monotonic() < deadline, "no worker ran the join"
             time.sleep(0.1)
         victim = busy[0]
-        time.sleep(0.5)
+        # killed some way into its share (its own count, not the clock) and, as the feeder
+        # holds its second half until then, while clicks keep coming
+        began = records_in(cluster.url(victim), "CSAS_ENRICHED")
+        deadline = time.monotonic() + 60
+        while records_in(cluster.url(victim), "CSAS_ENRICHED") < began + 500:
+            assert time.monotonic() < deadline, f"{victim} stopped reading the join's input"
+            time.sleep(0.1)
         cluster.kill(victim)
+        killed.set()
         cluster.start("w4")
     finally:
+        killed.set()
         feeder.join()
     wait_for_outputs(cluster.bootstrap, cluster.app, clicks)
     check_outputs(cluster.bootstrap, cluster.app, clicks, tiers)
 
 
-def produce_steadily(cluster: Cluster, clicks: int, seconds: float) -> None:
-    """`clicks` clicks spread over about `seconds` s."""
+def produce_steadily(
+    cluster: Cluster, clicks: int, seconds: float, hold: threading.Event | None = None
+) -> None:
+    """`clicks` clicks spread over about `seconds` s; with `hold`, the second half waits
+    for it to be set (so what happens meanwhile happens while clicks keep coming)."""
     chunk = 250
     pause = seconds / (clicks / chunk)
     for first in range(0, clicks, chunk):
+        if hold is not None and first >= clicks // 2:
+            hold.wait(120)
         produce_clicks(cluster.bootstrap, cluster.app, first, min(chunk, clicks - first))
         time.sleep(pause)
 
@@ -317,7 +336,11 @@ def test_a_rolling_restart_loses_and_repeats_nothing(cluster: Cluster) -> None:
     for name in ("w1", "w2", "w3"):
         produce_clicks(cluster.bootstrap, cluster.app, produced, 3000)
         produced += 3000
-        time.sleep(1)
+        # stopped while it works: once part of this chunk is counted (progress, not the clock)
+        deadline = time.monotonic() + 120
+        while counted(cluster.bootstrap, cluster.app) < produced - 2000:
+            assert time.monotonic() < deadline, "the aggregation stopped counting"
+            time.sleep(0.2)
         cluster.terminate(name)
         cluster.start(name)
     produce_clicks(cluster.bootstrap, cluster.app, produced, 3000)
