@@ -65,12 +65,6 @@ def _count(log: KafkaLog, topic: str) -> int:
     return -1 if values is None else len(values)
 
 
-@pytest.mark.skip(
-    reason="not passing yet (issue 16): after the SIGKILL the test broker, started again on "
-    "its data directory and port, logged 'The metadata log appears to be empty' and appends "
-    "were never acknowledged again within 60 s ('Kafka did not acknowledge 50 of 50 records'); "
-    "whether the broker's test settings or hispeed's Kafka clients are at fault is open"
-)
 def test_a_broker_restart_mid_stream_keeps_a_querys_output_exact(tmp_path: Path) -> None:
     rng = random.Random(20261206)
     workdir = tmp_path / "kafka"
