@@ -134,3 +134,7 @@ class ConnectorError(HispeedError):
 
 class RetriableError(HispeedError):
     """A failure that may pass (an unreachable server): the same batch is tried again."""
+
+
+class LogUnavailableError(LogError, RetriableError):
+    """The log's server (a Kafka broker) cannot be reached now: what asked may ask again."""

@@ -32,6 +32,7 @@ from hispeed.errors import (
     ConfigError,
     InvalidRecordError,
     LogError,
+    LogUnavailableError,
     OffsetOutOfRangeError,
     TopicExistsError,
     TransactionError,
@@ -71,6 +72,9 @@ from hispeed.log.murmur2 import partitions_for_keys
 GUARANTEES = ("exactly_once", "exactly_once_v2", "at_least_once")
 #: errors a new topic gives for a moment, until every broker knows its leaders
 _SETTLING = ("NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "NOT_LEADER_OR_FOLLOWER")
+#: librdkafka's errors for a broker it cannot reach (not flagged retriable, yet they pass once
+#: the broker is back): raised as LogUnavailableError, which callers retry
+_AWAY = ("_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT")
 
 __all__ = ["GUARANTEES", "ZERO_TIMESTAMP_HEADER", "KafkaLog"]
 
@@ -239,9 +243,7 @@ class KafkaLog(AppendSignal, Log):
     def _wait_for_metadata(self, name: str, count: int) -> None:
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
-            md = self._admin.list_topics(self.physical(name), timeout=self.timeout).topics.get(
-                self.physical(name)
-            )
+            md = self._topics(self.physical(name)).get(self.physical(name))
             if (
                 md is not None
                 and md.error is None
@@ -281,9 +283,19 @@ class KafkaLog(AppendSignal, Log):
                     future.result()
         self._meta.clear()
 
+    def _topics(self, topic: str | None = None) -> dict[str, Any]:
+        """The cluster's topics (or the one named), from the broker's metadata; while the broker
+        cannot be reached, LogUnavailableError (not librdkafka's KafkaException)."""
+        try:
+            return dict(self._admin.list_topics(topic, timeout=self.timeout).topics)
+        except ck.KafkaException as e:
+            raise LogUnavailableError(
+                f"cannot read Kafka's topics at {self.bootstrap}: {kafka_error(e.args[0])}"
+            ) from None
+
     def list_topics(self, *, internal: bool = False) -> list[str]:
         self._check_open()
-        topics = self._admin.list_topics(timeout=self.timeout).topics
+        topics = self._topics()
         names = (self.logical(t) for t in topics)
         return sorted(n for n in names if n and (internal or not n.startswith("__")))
 
@@ -292,9 +304,7 @@ class KafkaLog(AppendSignal, Log):
         cached = self._meta.get(name)
         if cached is not None:
             return cached[0]
-        md = self._admin.list_topics(self.physical(name), timeout=self.timeout).topics.get(
-            self.physical(name)
-        )
+        md = self._topics(self.physical(name)).get(self.physical(name))
         if md is None or md.error is not None or not md.partitions:
             raise UnknownTopicError(f"topic {name!r} does not exist")
         count = len(md.partitions)
@@ -633,10 +643,15 @@ class KafkaLog(AppendSignal, Log):
             ):
                 self._meta.pop(topic, None)
                 count = self.partition_count(topic)  # "does not exist", for an unknown topic
+                if 0 <= partition < count:  # a broker restarting: its metadata not loaded yet
+                    raise LogUnavailableError(
+                        f"could not read the offsets of {topic}[{partition}]: {kafka_error(err)}"
+                    )
                 raise LogError(
                     f"topic {topic!r} has partitions 0 to {count - 1}; there is no {partition}"
                 )
-            raise LogError(
+            # retriable (the broker away, its leader not back yet): the caller may ask again
+            raise (LogUnavailableError if settling or err.name() in _AWAY else LogError)(
                 f"could not read the offsets of {topic}[{partition}]: {kafka_error(err)}"
             )
 

@@ -235,11 +235,22 @@ class QueryManager:
             return
 
         def loop() -> None:
+            # a server away (RetriableError: the Kafka broker restarting) fails every round
+            # until it is back: said once, not a traceback every 0.5 s
+            away: str | None = None
             while not self._stop.is_set():
                 try:
                     each_round()
                     if self.drain(max_rounds=1) == 0:
                         self.context.log.wait(0.05)
+                    if away is not None:
+                        log.warning("query loop resumed after: %s", away)
+                        away = None
+                except RetriableError as e:
+                    if away is None:
+                        log.warning("query loop waits (retrying every 0.5 s): %s", e)
+                    away = str(e)
+                    time.sleep(0.5)
                 except Exception:
                     log.exception("query loop failed; retrying")
                     time.sleep(0.5)
