@@ -23,7 +23,14 @@ def test_librdkafka_lines_go_through_python_logging(
     # reports its refused connections and goes on with the other
     dead = f"127.0.0.1:{free_port()}"
     caplog.set_level(logging.INFO, logger="hispeed.kafka.librdkafka")
-    log = KafkaLog(f"{kafka_server.bootstrap},{dead}", prefix=f"t{uuid.uuid4().hex[:10]}-")
+    # librdkafka connects to a bootstrap server only when it needs one (sparse connections):
+    # with the live one answering first, it might never try the dead one; without sparse
+    # connections it connects to every broker it knows, so the refusal comes every run
+    log = KafkaLog(
+        f"{kafka_server.bootstrap},{dead}",
+        prefix=f"t{uuid.uuid4().hex[:10]}-",
+        config={"enable.sparse.connections": False},
+    )
     try:
         log.create_topic("readings", 1)
 
