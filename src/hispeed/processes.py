@@ -6,16 +6,40 @@ code needs them (the embedded Redis takes a free port), and so do the test fixtu
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+#: Linux's prctl(2), looked up once in the parent: a child between fork and exec must not load
+#: a library (another thread may have held the loader's lock at the fork)
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+
+
+def dies_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` for a helper process that must not outlive the one that starts it (the
+    embedded Redis of a server killed with -9): on Linux the child gets SIGTERM when the thread
+    that started it ends, so start it from a thread that lives as long as it should. None
+    elsewhere (nothing to run)."""
+    if _PRCTL is None:
+        return None
+    prctl, parent = _PRCTL, os.getpid()
+
+    def in_child() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent ended before the prctl took effect
+            os._exit(1)
+
+    return in_child
 
 
 def free_port() -> int:
@@ -110,6 +134,7 @@ def mosquitto(binary: str) -> Iterator[tuple[int, int]]:
 
 
 __all__ = [
+    "dies_with_parent",
     "find_binary",
     "free_port",
     "mosquitto",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,8 +14,10 @@ import httpx
 import pytest
 
 from hispeed.connectors.embedded_redis import EmbeddedRedis, RedisBinary, find_binary
+from hispeed.processes import pid_alive
 from hispeed.testing.server import server_process
 from hispeed.testing.services import free_port
+from hispeed.testing.wait import wait_for
 
 
 def _command(url: str, *words: str) -> bytes:
@@ -113,3 +118,39 @@ def test_embedded_redis_takes_its_port_again_when_it_is_free(tmp_path: Path) -> 
             assert _command(other.url, "PING") == b"+PONG\r\n"
         finally:
             other.stop()
+
+
+CHILD = """
+import sys
+from pathlib import Path
+
+from hispeed.connectors.embedded_redis import EmbeddedRedis
+
+redis = EmbeddedRedis(Path(sys.argv[1]))
+redis.start()
+print(redis.pid, flush=True)
+sys.stdin.read()  # until killed
+"""
+
+
+def test_a_parent_killed_with_9_leaves_no_redis_behind(tmp_path: Path) -> None:
+    """The embedded Redis of a server killed with -9 ends with it (it would hold its port and
+    files, and the next start would find them taken)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tmp_path / "data")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")},
+    )
+    assert proc.stdout is not None
+    assert proc.stdin is not None
+    with proc.stdin, proc.stdout:
+        redis_pid = int(proc.stdout.readline())
+        assert pid_alive(redis_pid)
+        proc.kill()
+        proc.wait()
+    try:
+        wait_for(lambda: not pid_alive(redis_pid), timeout=30)
+    finally:
+        if pid_alive(redis_pid):
+            os.kill(redis_pid, signal.SIGKILL)

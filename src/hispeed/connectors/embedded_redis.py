@@ -22,7 +22,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from hispeed.errors import HispeedError
-from hispeed.processes import free_port
+from hispeed.processes import dies_with_parent, free_port
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,8 @@ class EmbeddedRedis:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # a server killed with -9 leaves no Redis behind (it holds the port and the files)
+            preexec_fn=dies_with_parent(),
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
