@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
 from hispeed.ops.decode import frame_headers, headers_field
@@ -123,6 +122,10 @@ class ColumnarStreamJoin:
             (step.before_ms, step.after_ms) if side == 0 else (step.after_ms, step.before_ms)
         )
         visible = self.newest[1 - side] - self.retention
+        # Polars takes 0.2 s to import: only a query with a stream-stream join pays for it,
+        # not every start of hispeed (the engine imports this module through ops/join.py)
+        import polars as pl
+
         batch = pl.DataFrame(
             {
                 "k": pl.from_arrow(keys),
