@@ -35,21 +35,32 @@ def redis_sink_factory(redis_server: Service) -> Iterator[SinkFactory]:
 class RedisProcess:
     """A redis-server of a test's own on a fixed port, to stop (by its PID) and start again."""
 
-    def __init__(self, binary: str, workdir: Path) -> None:
+    def __init__(self, binary: str, workdir: Path, *, durable: bool = False) -> None:
+        """`durable`: an append-only file synced on every write, so a kill -9 loses nothing."""
         self.binary = binary
         self.workdir = workdir
+        self.durable = durable
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        if self.durable:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
         self.proc = subprocess.Popen(
             [*args, "--dir", str(self.workdir)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port, self.proc, "redis-server")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(30)
+        self.proc = None
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from hispeed.engine import Engine
 from hispeed.log.base import Record
+from tests.engine.test_joins import out
 
 DDL = (
     "CREATE STREAM clicks (user_id STRING KEY, page STRING) "
@@ -53,15 +54,6 @@ def append(engine: Engine, rows: list[Row]) -> None:
     for topic, key, value, ts in rows:
         raw = json.dumps(value).encode() if value is not None else None
         engine.log.append(topic, [Record(raw, key, ts)], partition=0)
-
-
-def out(engine: Engine, topic: str) -> list[tuple[str | None, Any, int]]:
-    rows = []
-    for r in engine.log.read_table(topic, 0).to_pylist():
-        key = r["key"].decode() if r["key"] is not None else None
-        value = json.loads(r["value"]) if r["value"] is not None else None
-        rows.append((key, value, r["timestamp"]))
-    return rows
 
 
 def test_stream_rows_join_the_table_version_of_their_time(engine: Engine) -> None:

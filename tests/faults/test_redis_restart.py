@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +18,9 @@ import pytest
 import redis as redis_py
 
 from hispeed.engine import Engine
-from hispeed.processes import free_port, stop, wait_for_port
 from hispeed.testing.services import require_binary
 from hispeed.testing.wait import wait_for
+from tests.connectors.conftest import RedisProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -29,39 +28,11 @@ N = 3_000  # records, each its own Redis hash
 BATCH = 50
 
 
-class DurableRedis:
-    """A redis-server on a fixed port with an append-only file, killed and started again."""
-
-    def __init__(self, binary: str, workdir: Path) -> None:
-        self.binary = binary
-        self.workdir = workdir
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        args += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.workdir)]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port(self.port, self.proc, "redis-server", timeout=30)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(30)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop(self.proc)
-            self.proc = None
-
-
 @pytest.fixture
-def durable_redis(tmp_path: Path) -> Iterator[DurableRedis]:
+def durable_redis(tmp_path: Path) -> Iterator[RedisProcess]:
     workdir = tmp_path / "redis"
     workdir.mkdir()
-    process = DurableRedis(require_binary("redis-server", "redis-server"), workdir)
+    process = RedisProcess(require_binary("redis-server", "redis-server"), workdir, durable=True)
     process.start()
     yield process
     process.stop()
@@ -72,7 +43,7 @@ def _state(engine: Engine) -> str:
 
 
 def test_a_redis_restart_mid_stream_loses_nothing_and_the_sink_runs_again(
-    tmp_path: Path, durable_redis: DurableRedis
+    tmp_path: Path, durable_redis: RedisProcess
 ) -> None:
     rng = random.Random(20261206)
     client = redis_py.Redis(port=durable_redis.port, socket_timeout=10)
