@@ -29,6 +29,11 @@ class Settings:
     #: "always" (fsync each append before it returns), "never" (leave it to the OS),
     #: or an interval such as "1000ms" (a background fsync at most that long after an append)
     fsync: str = "1000ms"
+    #: milliseconds the log's group committer gathers concurrent small appends (ingestion's
+    #: HTTP, WebSocket and MQTT records, `insert` calls) before writing them together as one
+    #: frame per partition, as Kafka's producer `linger.ms`: longer batches more under load
+    #: and adds that much latency to each acknowledgement
+    log_linger_ms: float = 2.0
     #: seconds between background retention and compaction passes
     cleaner_interval_s: float = 30.0
     #: bytes each partition of a topic keeps at most (Kafka's log.retention.bytes; a topic's
@@ -101,13 +106,15 @@ class Settings:
         if self.kafka:
             from hispeed.log.kafka import KafkaLog
 
-            return KafkaLog(
+            kafka = KafkaLog(
                 self.kafka,
                 app_id=self.app_id,
                 guarantee=self.processing_guarantee,
                 transactional_id=f"hispeed-{self.app_id}-{self.worker_name}",
                 default_partitions=self.default_partitions,
             )
+            kafka.linger_ms = self.log_linger_ms
+            return kafka
         from hispeed.log.embedded import EmbeddedLog
 
         return EmbeddedLog(
@@ -116,6 +123,7 @@ class Settings:
             default_partitions=self.default_partitions,
             cleaner_interval_s=cleaner_interval_s,
             topic_defaults=self.topic_defaults(),
+            linger_ms=self.log_linger_ms,
         )
 
     def topic_defaults(self) -> dict[str, int]:

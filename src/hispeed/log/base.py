@@ -9,32 +9,24 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, NamedTuple, Self
 
-import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 
-from hispeed.errors import ConfigError, InvalidRecordError, LogError
-
-HEADERS_TYPE = pa.list_(pa.struct([("key", pa.string()), ("value", pa.binary())]))
-#: what a read returns
-RECORD_SCHEMA = pa.schema(
-    [
-        pa.field("offset", pa.int64(), nullable=False),
-        pa.field("timestamp", pa.int64(), nullable=False),
-        pa.field("key", pa.binary()),
-        pa.field("value", pa.binary()),
-        pa.field("headers", HEADERS_TYPE),
-    ]
-)
-#: what an append stores (the log gives the offsets)
-APPEND_SCHEMA = pa.schema(list(RECORD_SCHEMA)[1:])
+from hispeed.errors import ConfigError, LogError
+from hispeed.log.committer import GroupCommitter
+from hispeed.log.records import APPEND_SCHEMA as APPEND_SCHEMA
+from hispeed.log.records import HEADERS_TYPE as HEADERS_TYPE
+from hispeed.log.records import RECORD_SCHEMA as RECORD_SCHEMA
+from hispeed.log.records import AppendResult as AppendResult
+from hispeed.log.records import Record as Record
+from hispeed.log.records import now_ms as now_ms
+from hispeed.log.records import to_append_batch as to_append_batch
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
@@ -42,30 +34,6 @@ _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 class TopicPartition(NamedTuple):
     topic: str
     partition: int
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One record to append. Strings are encoded as UTF-8; a None value is a tombstone."""
-
-    value: bytes | str | None
-    key: bytes | str | None = None
-    timestamp: int | None = None
-    headers: Sequence[tuple[str, bytes | str]] = ()
-
-
-@dataclass(frozen=True)
-class AppendResult:
-    """Where each appended record landed, in input order."""
-
-    partitions: npt.NDArray[np.int32]
-    offsets: npt.NDArray[np.int64]
-
-    def __len__(self) -> int:
-        return len(self.offsets)
-
-    def pairs(self) -> list[tuple[int, int]]:
-        return list(zip(self.partitions.tolist(), self.offsets.tolist(), strict=True))
 
 
 _KNOWN_CONFIGS = {
@@ -177,104 +145,6 @@ def validate_topic_name(name: str) -> None:
         raise LogError(
             f"invalid topic name {name!r}: use 1 to 249 of the characters A-Z a-z 0-9 . _ -"
         )
-
-
-def _as_bytes(value: object) -> bytes | None:
-    if value is None or isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode()
-    if isinstance(value, bytearray | memoryview):
-        return bytes(value)
-    raise InvalidRecordError(f"record keys and values are bytes or str, not {type(value).__name__}")
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def to_append_batch(records: Any, now: int | None = None) -> pa.RecordBatch:
-    """Normalize what a caller appends into a batch of APPEND_SCHEMA.
-
-    Accepts a pyarrow RecordBatch or Table (a `value` column; optional `key`, `timestamp`,
-    `headers`) or an iterable of `Record`s, dicts with those names, or (key, value) pairs.
-    Missing timestamps become the current time.
-    """
-    if isinstance(records, pa.Table):
-        batches = records.to_batches()
-        if not batches:
-            return _from_arrow(pa.RecordBatch.from_pylist([], schema=records.schema), now)
-        records = batches[0] if len(batches) == 1 else pa.concat_batches(batches)
-    if isinstance(records, pa.RecordBatch):
-        return _from_arrow(records, now)
-    return _from_python(records, now)
-
-
-def _from_arrow(batch: pa.RecordBatch, now: int | None) -> pa.RecordBatch:
-    names = batch.schema.names
-    if "value" not in names:
-        raise InvalidRecordError(f"an appended batch needs a 'value' column; it has {names}")
-    n = batch.num_rows
-
-    def column(name: str, typ: pa.DataType) -> pa.Array:
-        if name not in names:
-            return pa.nulls(n, typ)
-        col = batch.column(name)
-        if col.type == typ:
-            return col
-        try:
-            return col.cast(typ)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise InvalidRecordError(
-                f"column {name!r} of type {col.type} cannot be stored as {typ}"
-            ) from None
-
-    ts = column("timestamp", pa.int64())
-    if ts.null_count:
-        ts = pa.compute.fill_null(ts, now if now is not None else now_ms())
-    return pa.RecordBatch.from_arrays(
-        [
-            ts,
-            column("key", pa.binary()),
-            column("value", pa.binary()),
-            column("headers", HEADERS_TYPE),
-        ],
-        schema=APPEND_SCHEMA,
-    )
-
-
-def _from_python(records: Iterable[Any], now: int | None) -> pa.RecordBatch:
-    keys: list[bytes | None] = []
-    values: list[bytes | None] = []
-    stamps: list[int] = []
-    headers: list[list[dict[str, Any]] | None] = []
-    stamp_now = now if now is not None else now_ms()
-    h: Any
-    for i, rec in enumerate(records):
-        if isinstance(rec, Record):
-            k, v, t, h = rec.key, rec.value, rec.timestamp, rec.headers
-        elif isinstance(rec, dict):
-            k, v, t, h = rec.get("key"), rec.get("value"), rec.get("timestamp"), rec.get("headers")
-        elif isinstance(rec, tuple) and len(rec) == 2:
-            (k, v), t, h = rec, None, None
-        else:
-            raise InvalidRecordError(
-                f"record {i}: expected a Record, a dict or a (key, value) pair, "
-                f"not {type(rec).__name__}"
-            )
-        keys.append(_as_bytes(k))
-        values.append(_as_bytes(v))
-        stamps.append(stamp_now if t is None else int(t))
-        headers.append([{"key": hk, "value": _as_bytes(hv)} for hk, hv in h] if h else None)
-    return pa.RecordBatch.from_arrays(
-        [
-            pa.array(stamps, pa.int64()),
-            pa.array(keys, pa.binary()),
-            pa.array(values, pa.binary()),
-            pa.array(headers, HEADERS_TYPE),
-        ],
-        schema=APPEND_SCHEMA,
-    )
 
 
 class Transaction(ABC):
@@ -437,6 +307,57 @@ class Log(ABC):
     #: other processes write to it too (Kafka): consumers must poll to see their records, and
     #: the catalog's command topic may hold statements another worker ran
     shared: bool = False
+    #: milliseconds the group committer gathers appends before writing them together (the
+    #: `log_linger_ms` setting; Kafka's producer `linger.ms`); set it before the first
+    #: `append_async` / `append_future`
+    linger_ms: float = 2.0
+    _group_commit: GroupCommitter | None = None
+    _group_commit_lock = threading.Lock()
+
+    def append_future(
+        self, topic: str, records: Any, *, partition: int | None = None
+    ) -> Future[AppendResult]:
+        """Append through the group committer, from any thread; returns at once.
+
+        The records (what `append` takes) wait up to `linger_ms` for other callers' appends
+        and are written with them: one frame per partition, the fsync policy applied once per
+        group. The future gives this call's own `AppendResult` (partitions and offsets in
+        input order), or raises what the append raised for these records. Many callers of one
+        record each: this is the path that makes them cheap (see `hispeed.log.committer`).
+
+            >>> futures = [log.append_future("t", [(b"k", b"v")]) for _ in range(100)]
+            >>> [f.result().offsets[0] for f in futures]
+        """
+        return self.group_committer().append_future(topic, records, partition=partition)
+
+    async def append_async(
+        self, topic: str, records: Any, *, partition: int | None = None
+    ) -> AppendResult:
+        """`append_future` for asyncio code: await it in a request or message handler; the
+        event loop goes on while the group is gathered and written.
+
+            >>> result = await log.append_async("readings", [{"key": b"d1", "value": b"{}"}])
+            >>> result.pairs()   # [(partition, offset)] of this call's records
+        """
+        return await self.group_committer().append_async(topic, records, partition=partition)
+
+    def group_committer(self) -> GroupCommitter:
+        """This log's group committer (started on first use, stopped by `close`)."""
+        committer = self._group_commit
+        if committer is None:
+            with self._group_commit_lock:
+                committer = self._group_commit
+                if committer is None:
+                    committer = self._group_commit = GroupCommitter(self, self.linger_ms)
+        return committer
+
+    def close_committer(self) -> None:
+        """Write what the group committer holds and stop it (a backend's `close` calls this
+        before closing anything the appends need)."""
+        with self._group_commit_lock:
+            committer = self._group_commit
+        if committer is not None:
+            committer.close()
 
     @abstractmethod
     def create_topic(

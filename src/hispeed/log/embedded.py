@@ -117,16 +117,19 @@ class EmbeddedLog(AppendSignal, Log):
         cleaner_interval_s: float | None = 30.0,
         clock: Callable[[], int] = now_ms,
         topic_defaults: Mapping[str, Any] | None = None,
+        linger_ms: float = 2.0,
     ) -> None:
         """`topic_defaults`: the server-wide topic settings (Kafka's `log.retention.bytes`...,
         named as a topic's: `retention.bytes`) for every setting a topic does not set itself;
-        they apply to existing topics too, as a Kafka broker's defaults do."""
+        they apply to existing topics too, as a Kafka broker's defaults do. `linger_ms`: how
+        long the group committer (`append_async`, `append_future`) gathers appends."""
         self.data_dir = Path(data_dir)
         TopicConfig.from_dict(topic_defaults)  # a bad default fails here, not at first create
         self.topic_defaults = dict(topic_defaults or {})
         self.root = self.data_dir / "log"
         self.fsync_policy = fsync if isinstance(fsync, FsyncPolicy) else FsyncPolicy.parse(fsync)
         self.default_partitions = default_partitions
+        self.linger_ms = linger_ms
         self.clock = clock
         self.root.joinpath("topics").mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock_directory(self.data_dir)
@@ -580,6 +583,7 @@ class EmbeddedLog(AppendSignal, Log):
     def close(self) -> None:
         if self._closed:
             return
+        self.close_committer()  # its queued appends go in first
         self._stop.set()
         for thread in self._threads:
             thread.join()

@@ -792,6 +792,7 @@ class KafkaLog(AppendSignal, Log):
     def close(self) -> None:
         if self._closed:
             return
+        self.close_committer()  # its queued appends go in first
         self._closed = True
         with self._data:
             self._data.notify_all()
