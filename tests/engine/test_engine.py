@@ -161,7 +161,8 @@ def test_hopping_and_session_windows(engine: Engine) -> None:
     hop = [(int.from_bytes(k[-8:], "big"), v["N"]) for k, v, _ in rows(engine, "HOP")]
     assert hop == [(0, 1), (5000, 1), (25000, 1), (30000, 1), (5000, 2), (10000, 1)]
     sess = [
-        (int.from_bytes(k[-16:-8], "big"), int.from_bytes(k[-8:], "big"), v and v["N"])
+        # Kafka Streams' session key: key, end, start (tests/engine/test_windowed_keys.py)
+        (int.from_bytes(k[-8:], "big"), int.from_bytes(k[-16:-8], "big"), v and v["N"])
         for k, v, _ in rows(engine, "SESS")
     ]
     # 7000 opens a session, 30000 another; 12000 extends the first (within the 10 s gap)

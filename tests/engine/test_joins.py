@@ -371,7 +371,8 @@ def test_windowed_streams_join_on_key_and_window(engine: Engine) -> None:
     )
 
     def windowed(topic: str, start: int, end: int, v: int) -> None:
-        key = b"k" + start.to_bytes(8, "big") + end.to_bytes(8, "big")
+        # Kafka Streams' session key layout: key, end, start
+        key = b"k" + end.to_bytes(8, "big") + start.to_bytes(8, "big")
         engine.log.append(topic, [Record(json.dumps({"V": v}), key, end)], partition=0)
         engine.drain()
 
@@ -379,7 +380,7 @@ def test_windowed_streams_join_on_key_and_window(engine: Engine) -> None:
     windowed("wb", 10, 40, 2)  # another session: no match
     windowed("wb", 10, 50, 3)
     (row,) = engine.log.read_table("WJ", 0).to_pylist()
-    assert row["key"] == b"k" + (10).to_bytes(8, "big") + (50).to_bytes(8, "big")
+    assert row["key"] == b"k" + (50).to_bytes(8, "big") + (10).to_bytes(8, "big")
     assert json.loads(row["value"]) == {"VA": 1, "VB": 3}
 
 

@@ -180,7 +180,14 @@ def _valid(array: pa.Array) -> np.ndarray:
 def split_window(
     keys: pa.Array, kind: str, size_ms: int | None
 ) -> tuple[pa.Array, pa.Array, pa.Array]:
-    """Windowed key bytes -> (key bytes, window start, window end)."""
+    """Windowed key bytes -> (key bytes, window start, window end), in Kafka Streams' layout:
+    a time window's key ends with its start (8 bytes, big-endian), a session's with its end and
+    then its start (SessionKeySchema).
+
+    hispeed until December 2026 wrote a session's start before its end. A session never ends
+    before it starts, so a key whose first time is below its second is one of those and is read
+    with its times swapped back (where both are equal the two layouts are the same bytes): tables
+    written by an older hispeed still read right (docs/kafka.md, "Windowed keys")."""
     suffix = 16 if kind == "SESSION" else 8
     raw = keys.to_pylist()
     plain: list[bytes | None] = []
@@ -194,7 +201,9 @@ def split_window(
             continue
         plain.append(k[:-suffix])
         if suffix == 16:
-            s, e = struct.unpack(">qq", k[-16:])
+            e, s = struct.unpack(">qq", k[-16:])
+            if e < s:  # written by an older hispeed: start, then end
+                s, e = e, s
         else:
             (s,) = struct.unpack(">q", k[-8:])
             e = s + (size_ms or 0)

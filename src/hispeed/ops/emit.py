@@ -24,10 +24,12 @@ from hispeed.plan.model import QueryPlan
 
 
 def window_suffix(starts: Sequence[int], ends: Sequence[int] | None) -> list[bytes]:
-    """Kafka Streams' windowed key layout: 8-byte big-endian start (and end, for sessions)."""
+    """Kafka Streams' windowed key layout, as its TimeWindowedSerializer and
+    SessionWindowedSerializer write it: after the key, a time window's start as an 8-byte
+    big-endian integer; a session's END, then its start (SessionKeySchema.toBinary)."""
     if ends is None:
         return [struct.pack(">q", s) for s in starts]
-    return [struct.pack(">qq", s, e) for s, e in zip(starts, ends, strict=True)]
+    return [struct.pack(">qq", e, s) for s, e in zip(starts, ends, strict=True)]
 
 
 class SinkEncoder:
@@ -180,8 +182,8 @@ def _record_times(arr: pa.Array, type_name: str, pattern: str | None) -> pa.Arra
 
 def with_window_suffix(keys: pa.Array, starts: pa.Array, ends: pa.Array | None) -> pa.Array:
     """Kafka Streams' windowed key layout: each key, then its window's start as an 8-byte
-    big-endian integer (and its end, for sessions), as `window_suffix` builds it."""
-    parts = [starts] if ends is None else [starts, ends]
+    big-endian integer (a session's end, then its start), as `window_suffix` builds it."""
+    parts = [starts] if ends is None else [ends, starts]
     n = len(keys)
     columns = [np.asarray(p.to_numpy(zero_copy_only=False), np.int64) for p in parts]
     raw = np.stack(columns, axis=1).astype(">i8")
