@@ -536,6 +536,58 @@ def bench_engine(as_json: bool, events: int, batch_size: int, auctions: int) -> 
     _bench_report(results, as_json, unit, width=20)
 
 
+@bench.command("e2e")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--events", type=click.IntRange(1_000), default=1_000_000, show_default=True)
+@click.option(
+    "--keys",
+    type=click.IntRange(1),
+    default=1_000_000,
+    show_default=True,
+    help="Distinct keys of the GROUP BY case (its events: twice as many).",
+)
+@click.option(
+    "--case",
+    "cases",
+    multiple=True,
+    help="Only these cases (repeatable; default: all). See `hispeed.bench.e2e.CASES`.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where to put the data directories (default: the system temp directory).",
+)
+def bench_e2e(
+    as_json: bool, events: int, keys: int, cases: tuple[str, ...], directory: str | None
+) -> None:
+    """Persistent queries end to end: JSON from the log to committed outputs, per case."""
+    from hispeed.bench import e2e as bench_e2e_module
+
+    try:
+        results = bench_e2e_module.run(
+            events, keys, list(cases) or None, directory, _bench_progress()
+        )
+    except ValueError as e:
+        raise HispeedError(f"bench e2e: {e}") from None
+    if sys.stderr.isatty():
+        click.echo("\r" + " " * 40 + "\r", err=True, nl=False)
+    if as_json:
+        click.echo(json.dumps(results))
+        return
+    for name, figures in results.items():
+        if "error" in figures:
+            click.echo(f"{name:18s} failed: {figures['error']}")
+            continue
+        ok = "complete" if figures["complete"] else f"INCOMPLETE: {figures['why']}"
+        click.echo(
+            f"{name:18s} {figures['events_per_s']:>11,} events/s "
+            f"{figures['events_per_cpu_s'] or 0:>11,} events/CPU-s "
+            f"{figures['cpu_s']:>8.2f} CPU s  peak RSS {figures['peak_rss_mb']} MB  {ok}"
+        )
+
+
 @bench.command("server")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--records", type=click.IntRange(10_000), default=500_000, show_default=True)
