@@ -47,17 +47,23 @@ def create_as_select(parts: EngineParts, stmt: ast.CreateAsSelect, call: Call) -
     with_props = {k: p.value for k, p in stmt.properties.items()}
     src = plan.source
     _check_intermediate_types(plan)
-    key_format = with_props.get("KEY_FORMAT") or with_props.get("FORMAT") or src.key_format
+    explicit_key_format = with_props.get("KEY_FORMAT") or with_props.get("FORMAT")
+    key_format = explicit_key_format or src.key_format
     value_format = with_props.get("VALUE_FORMAT") or with_props.get("FORMAT") or src.value_format
     key_props = {**src.key_properties, **format_props(with_props, key=True)}
     value_props = format_props(with_props, key=False)
     if str(value_format).upper() == str(src.value_format).upper() and not value_props:
         value_props = {k: v for k, v in src.value_properties.items() if k != "WRAP_SINGLE_VALUE"}
-    if plan.key and str(key_format).upper() == "NONE":
-        key_format = "KAFKA"
-    if not plan.key and stmt.kind == "STREAM" and "KEY_FORMAT" in with_props:
-        raise SqlError("Key format specified for stream without key columns.", *stmt.pos)
+    if plan.key and not explicit_key_format and str(key_format).upper() == "NONE":
+        # as ksqlDB's LogicalPlanner.getSinkKeyFormat: a key format inherited from a keyless
+        # source (NONE) gives way to the default key format once the result has a key (GROUP
+        # BY, PARTITION BY, a join); a NONE named in the WITH clause stays, and is refused
+        key_format = call.props.get("ksql.persistence.default.format.key", "KAFKA")
     if not plan.key and plan.repartition:
+        # PARTITION BY NULL: no key, so NONE (Analyzer.keyFormatName); only another format
+        # named in the WITH clause is a mistake
+        if explicit_key_format and str(explicit_key_format).upper() != "NONE":
+            raise SqlError("Key format specified for stream without key columns.", *stmt.pos)
         key_format = "NONE"
     topic = str(with_props.get("KAFKA_TOPIC", stmt.name))
     sink = Source(
