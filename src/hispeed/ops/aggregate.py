@@ -29,10 +29,17 @@ from hispeed.ops.window import window_starts
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.state.changelog import write_stream_time
 from hispeed.state.columns import CHANGELOG_KIND, ColumnarStateStore
+from hispeed.state.keyed import KeyedStateStore
 from hispeed.state.stores import PickledStores
 
 #: the kinds of the reference path's pickled state (the changelog keys' first item)
 PICKLED_KINDS = "STWPXH"
+#: the engine property: bytes a query's keyed state holds in memory before it spills to files
+STATE_BUDGET = "state.memory.budget.bytes"
+DEFAULT_STATE_BUDGET = 1024 * 1024 * 1024
+#: the engine property: the directory spilled state goes to (default: the system's temporary
+#: directory; the server gives its data directory's `state-spill`)
+STATE_SPILL_DIR = "state.spill.dir"
 
 
 class Aggregator:
@@ -83,9 +90,12 @@ class Aggregator:
         self.vectorized: FastPath | None = VectorizedAggregator.build(
             self.plan, coalesce=coalesce
         ) or SessionAggregator.build(self.plan, coalesce=coalesce)
-        self.store: ColumnarStateStore | None = (
+        self.store: ColumnarStateStore | KeyedStateStore | None = (
             self.vectorized.store if isinstance(self.vectorized, VectorizedAggregator) else None
         )
+        if isinstance(self.store, KeyedStateStore):
+            self.store.budget = int(properties.get(STATE_BUDGET, DEFAULT_STATE_BUDGET))
+            self.store.arena.spill_dir = properties.get(STATE_SPILL_DIR) or None
         #: where the (group, window) states are: in `states` (the reference path's form), or
         #: in the fast path's columns (`store`) while `states` is empty
         self.in_dict = self.store is None

@@ -180,6 +180,10 @@ class Kernel(StateLayout):
         """The call's values over the sorted events, from each key's prior state's arrays:
         per event if `running`, else per key (or per event, when that is how it computes)."""
 
+    def result(self, arrays: list[np.ndarray]) -> pa.Array:
+        """The aggregate's results from states held as this kernel's arrays."""
+        return self._numbers(arrays)
+
     def _numbers(self, arrays: list[np.ndarray]) -> pa.Array:
         values = arrays[0]
         if pa.types.is_int32(self.arrow):
@@ -306,6 +310,9 @@ class _AvgKernel(Kernel):
         super().__init__(logic, arrow)
         self.dtypes = (np.float64 if self.floating else np.int64, np.int64)
 
+    def result(self, arrays: list[np.ndarray]) -> pa.Array:
+        return _means(arrays)
+
     def fill(self) -> tuple[Any, ...]:
         return (0.0 if self.floating else 0, 0)
 
@@ -366,6 +373,9 @@ class _ExtremeKernel(Kernel):
         super().__init__(logic, arrow)
         self.smallest = isinstance(logic, Min)
         self.dtypes = (np.float64 if self.floating else np.int64, np.bool_)
+
+    def result(self, arrays: list[np.ndarray]) -> pa.Array:
+        return self._extremes(arrays)
 
     def fill(self) -> tuple[Any, ...]:
         return (0.0 if self.floating else 0, False)

@@ -10,7 +10,9 @@ otherwise only each key's last change of the batch is emitted (DESIGN.md, decisi
 only each key's final state is computed.
 
 The state between batches is a `ColumnarStateStore` (state/columns.py): the reference
-path's states as numpy columns, one block per window. A batch the reference path runs gets
+path's states as numpy columns, one block per window; without a window, a `KeyedStateStore`
+(state/keyed.py): a slot per key, found by a vectorized hash lookup, so a batch costs the same
+whatever the number of keys. A batch the reference path runs gets
 them as the reference's dict and gives them back after (`ReferenceState.process_records`).
 
 Exactness: floating-point sums are accumulated in record order (`ufunc.accumulate` and a loop
@@ -49,6 +51,7 @@ from hispeed.ops.emit import SinkEncoder
 from hispeed.ops.window import open_windows
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.state.columns import ColumnarStateStore
+from hispeed.state.keyed import KeyedStateStore
 from hispeed.state.stores import KindStore
 
 _KEY_TYPES = frozenset({"BOOLEAN", "INTEGER", "BIGINT", "STRING"})
@@ -93,14 +96,16 @@ class _Selection:
     stamps: IntArray  # their timestamps
     stream_time: IntArray  # the stream time each of them sees
     local: IntArray  # their groups' indexes in `distinct`
-    #: the distinct groups: tuples, or for one integer column the values (no Python objects)
-    distinct: list[tuple[Any, ...]] | IntArray
+    #: the distinct groups: tuples, or for one integer column the values (no Python objects),
+    #: or (asked for `columns`) one Arrow array per group column
+    distinct: list[tuple[Any, ...]] | IntArray | list[pa.Array]
 
     @cached_property
     def tuples(self) -> list[tuple[Any, ...]]:
         """The distinct groups as the reference's tuples."""
         if isinstance(self.distinct, np.ndarray):
             return [(v,) for v in self.distinct.tolist()]
+        assert not self.distinct or isinstance(self.distinct[0], tuple)
         return self.distinct
 
 
@@ -174,9 +179,12 @@ class FastPath(ABC):
     def _evict(self, aggregator: ReferenceState, stream_time: dict[int, int]) -> None:
         """Forget the windows that can no longer change."""
 
-    def _select(self, frame: pa.RecordBatch, seed: int, ctx: EvalContext) -> _Selection | None:
+    def _select(
+        self, frame: pa.RecordBatch, seed: int, ctx: EvalContext, *, columns: bool = False
+    ) -> _Selection | None:
         """Evaluate the batch's expressions for the records that count (they pass WHERE and
-        have no NULL group), or None if none does."""
+        have no NULL group), or None if none does; `columns`: the distinct groups as Arrow
+        columns."""
         plan = self.plan
         keep = np.ones(frame.num_rows, bool)
         if plan.where is not None:
@@ -197,6 +205,9 @@ class FastPath(ABC):
         )[rows]
         # stream time as each record sees it: it advances record by record
         stream_time = np.maximum.accumulate(np.maximum(stamps, seed))
+        if columns:
+            local, distinct = _group_columns(groups, rows)
+            return _Selection(groups, args, rows, stamps, stream_time, local, distinct)
         local, tuples = _group_ids(groups, rows)
         return _Selection(groups, args, rows, stamps, stream_time, local, tuples)
 
@@ -284,7 +295,12 @@ class VectorizedAggregator(FastPath):
         self.size = window.size_ms if window is not None else 0
         self.advance = (window.advance_ms or window.size_ms) if window is not None else 0
         #: the state between batches
-        self.store = ColumnarStateStore(self.kernels, self.size if window is not None else None)
+        self.store: ColumnarStateStore | KeyedStateStore
+        if window is None:
+            types = [c.type.to_arrow() for c in self.agg.group_columns]
+            self.store = KeyedStateStore(self.kernels, types)
+        else:
+            self.store = ColumnarStateStore(self.kernels, self.size)
 
     @staticmethod
     def supports(plan: QueryPlan) -> bool:
@@ -304,21 +320,27 @@ class VectorizedAggregator(FastPath):
         self, aggregator: ReferenceState, frame: pa.RecordBatch, seed: int, ctx: EvalContext
     ) -> _Batch | None:
         """Evaluate the batch's expressions and key its events (the order `process` uses)."""
-        selected = self._select(frame, seed, ctx)
+        store = self.store
+        keyed = isinstance(store, KeyedStateStore)
+        selected = self._select(frame, seed, ctx, columns=keyed)
         if selected is None:
             return None
         groups, args, rows, stamps = selected.groups, selected.args, selected.rows, selected.stamps
         stream_time, local = selected.stream_time, selected.local
-        store = self.store
         distinct = selected.distinct
-        ids = store.int_ids(distinct) if isinstance(distinct, np.ndarray) else store.ids(distinct)
-        gid = ids[local]
-        width = len(store.groups)
         starts: IntArray | None = None
-        if self.agg.window is None:
+        if isinstance(store, KeyedStateStore):
+            # the events sorted by their group's index in the batch: the store's slots need
+            # no order
+            gid = store.slots(distinct)[local]  # type: ignore[arg-type]
             event_rows = np.arange(len(rows))
-            key, bound = gid, width
+            key, bound = local, len(distinct)
         else:
+            ids = (
+                store.int_ids(distinct) if isinstance(distinct, np.ndarray) else store.ids(distinct)
+            )
+            gid = ids[local]
+            width = len(store.groups)
             event_rows, starts = self._windows(stamps, stream_time)
             if not len(event_rows):
                 return _Batch.empty(self, int(stream_time[-1]))
@@ -499,8 +521,12 @@ class _Batch(Prepared):
         )
 
     def _keys(self) -> list[Any]:
-        groups = self.owner.store.groups
-        tuples = [groups[g] for g in self.gids.tolist()]
+        store = self.owner.store
+        if isinstance(store, KeyedStateStore):
+            tuples = store.index.tuples(self.gids)
+        else:
+            groups = store.groups
+            tuples = [groups[g] for g in self.gids.tolist()]
         if self.windows is None:
             return [(t, None) for t in tuples]
         size = self.owner.size
@@ -545,6 +571,37 @@ def _group_ids(
         tuple(v[i] for v, i in zip(values, ids, strict=True)) for ids in zip(*parts, strict=True)
     ]
     return np.asarray(gid, np.int64).reshape(-1), tuples
+
+
+def _group_columns(groups: list[pa.Array], rows: IntArray) -> tuple[IntArray, list[pa.Array]]:
+    """A dense id for each selected row's group, and the distinct groups as one Arrow array
+    per group column (no Python object per group)."""
+    codes: list[IntArray] = []
+    values: list[pa.Array] = []
+    for g in groups:
+        selected = g if len(rows) == len(g) else g.take(pa.array(rows))
+        encoded = pc.dictionary_encode(selected)
+        codes.append(np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64))
+        values.append(encoded.dictionary)
+    if len(groups) == 1:
+        return codes[0], values
+    sizes = [max(len(v), 1) for v in values]
+    if np.prod(np.array(sizes, np.float64)) >= 2.0**62:  # too many combinations for one int64
+        unique_rows, inverse = np.unique(np.stack(codes, axis=1), axis=0, return_inverse=True)
+        columns = [v.take(pa.array(unique_rows[:, i])) for i, v in enumerate(values)]
+        return np.asarray(inverse, np.int64).reshape(-1), columns
+    combined = np.zeros(len(rows), np.int64)
+    for c, size in zip(codes, sizes, strict=True):
+        combined = combined * size + c
+    unique, gid = np.unique(combined, return_inverse=True)
+    parts: list[IntArray] = []
+    rest = unique
+    for size in reversed(sizes):
+        parts.append(rest % size)
+        rest = rest // size
+    parts.reverse()
+    columns = [v.take(pa.array(p)) for v, p in zip(values, parts, strict=True)]
+    return np.asarray(gid, np.int64).reshape(-1), columns
 
 
 # -- aggregate kernels -----------------------------------------------------------------------

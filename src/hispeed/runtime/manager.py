@@ -33,7 +33,8 @@ from hispeed.plan.model import QueryPlan
 from hispeed.runtime.context import QueryContext
 from hispeed.runtime.distributed import DistributedTask, owner_topic
 from hispeed.runtime.feeds import PushFeeds
-from hispeed.runtime.pull import PullViews
+from hispeed.runtime.pull import PullViews, StateRows
+from hispeed.runtime.state_view import table_rows
 from hispeed.runtime.task import QueryTask
 from hispeed.state.changelog import changelog_topic
 
@@ -79,6 +80,7 @@ class QueryManager:
         self.feeds = PushFeeds(context.log)
         #: the tables' in-memory views and the prepared pull queries
         self.views = PullViews(context)
+        self.views.state_rows = self._state_rows
         #: the queries in ERROR by id (persistent and transient)
         self.failed: dict[str, QueryFailure] = {}
         #: how many times each query has failed since it started (the /metrics counter)
@@ -87,6 +89,18 @@ class QueryManager:
         self.query_counter = 0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+
+    def _state_rows(self, source: Source) -> StateRows:
+        """Key lookups of a table from the state of the query running now that writes it
+        (none, or a state that cannot answer: None, and the view reads the topic)."""
+
+        def rows(names: list[str], keys: list[tuple[Any, ...]]) -> list[tuple[Any, ...]] | None:
+            for task in self.tasks.values():
+                if isinstance(task, QueryTask) and task.sink is source:
+                    return table_rows(task, names, keys)
+            return None
+
+        return rows
 
     @property
     def running(self) -> bool:

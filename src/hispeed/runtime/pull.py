@@ -15,6 +15,7 @@ from __future__ import annotations
 import decimal
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,10 @@ from hispeed.sql.parser import parse_query
 #: pseudo columns a pull query cannot read, so a view does not keep them
 _NOT_KEPT = ("ROWPARTITION", "ROWOFFSET")
 _CACHE_SIZE = 1024
+
+#: a table's rows by key from the state of the query that writes it (runtime/state_view.py):
+#: key tuples -> rows in a `TableView`'s form, or None when the state cannot answer
+StateRows = Callable[[list[str], list[tuple[Any, ...]]], list[tuple[Any, ...]] | None]
 
 
 class TableView:
@@ -84,6 +89,9 @@ class TableView:
         self._complex_key = any(
             c.type.name in ("ARRAY", "MAP", "STRUCT") for c in source.key_columns
         )
+        #: key lookups from the writing query's state, where it answers them (set by
+        #: `PullViews.view`): no copy of the table is read from its topic for them
+        self.state: StateRows | None = None
 
     def key_of(self, key: tuple[Any, ...]) -> Any:
         """The dictionary key of a key tuple (the key columns' values)."""
@@ -158,8 +166,22 @@ class TableView:
             else:
                 rows[key] = row
 
+    def get(self, key: Any) -> tuple[Any, ...] | None:
+        """The row of a key given in the view's dictionary form (an unwindowed table)."""
+        if self.state is not None:
+            rows = self.state(self.names, [key if isinstance(key, tuple) else (key,)])
+            if rows is not None:
+                return rows[0] if rows else None
+        self.refresh()
+        return self.rows.get(key)
+
     def lookup(self, keys: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """The rows of these keys (every window of each, for a windowed table)."""
+        if self.state is not None and self.windows is None:
+            found = self.state(self.names, keys)
+            if found is not None:
+                return found
+        self.refresh()
         out = []
         for k in keys:
             key = self.key_of(k)
@@ -207,8 +229,9 @@ class PreparedPull:
         """The query's rows now."""
         if self.source.kind == "TABLE":
             view = views.view(self.source)
-            view.refresh()
             access = self.access
+            if access.kind != "lookup":
+                view.refresh()
             if access.kind == "lookup":
                 if access.exact and self.projection is not None:
                     return _project(view.lookup(access.keys), self.projection, self.plan.limit)
@@ -270,12 +293,16 @@ class PullViews:
         self.prepared: OrderedDict[Any, PreparedPull] = OrderedDict()
         #: key lookups by the text around their literal, with the view they read
         self.lookups: dict[Any, tuple[PreparedPull, TableView]] = {}
+        #: the rows of a table from the state of the query writing it, if it can give them
+        #: (set by the runtime manager, which knows the tasks)
+        self.state_rows: Callable[[Source], StateRows | None] = lambda source: None
 
     def view(self, source: Source) -> TableView:
         """The view of a table (a new one when the table is new or was created again)."""
         view = self.views.get(source.name)
         if view is None or view.source is not source:
             view = self.views[source.name] = TableView(self.context, source)
+            view.state = self.state_rows(source)
         return view
 
     def options(self) -> tuple[Any, ...]:
@@ -377,8 +404,7 @@ def run_sql(views: PullViews, sql: str) -> list[dict[str, Any]]:
             if catalog.sources.get(source.name) is source and view.source is source:
                 key = _literal(literal, source)
                 if key is not None:
-                    view.refresh()
-                    row = view.rows.get(key)
+                    row = view.get(key)
                     if row is None:
                         return []
                     assert prepared.projection is not None

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -39,6 +40,7 @@ from hispeed.connectors.embedded_redis import EmbeddedRedis, find_binary
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError, SqlError, UnknownTopicError
 from hispeed.log.embedded import EmbeddedLog
+from hispeed.ops.aggregate import STATE_BUDGET, STATE_SPILL_DIR
 from hispeed.server import dashboard, ws
 from hispeed.server.auth import Credentials
 from hispeed.server.ingest import IngestError, decode_json, parse_body
@@ -605,7 +607,11 @@ def serve(settings: Settings) -> None:
             log_.close()
             raise
         redis_url = redis.url
-    properties = {"redis.url": redis_url} if redis_url else {}
+    properties: dict[str, Any] = {"redis.url": redis_url} if redis_url else {}
+    properties[STATE_BUDGET] = settings.state_memory_budget_bytes
+    properties[STATE_SPILL_DIR] = settings.state_spill_dir or str(
+        Path(settings.data_dir) / "state-spill"
+    )
     try:
         engine = Engine(
             log_=log_,

@@ -1,0 +1,338 @@
+"""GROUP BY state without a window, as dense columns: a slot per key, found by hash.
+
+The vectorized path (ops/vectorized.py) keeps an unwindowed GROUP BY's states here: the keys
+in a `KeyIndex` (state/keys.py), each aggregate state's arrays indexed by the key's slot. A
+batch finds its keys' slots with vectorized hash lookups and reads and writes their states
+with numpy indexing, so its cost does not grow with the number of keys; a key costs its bytes,
+8 for its hash, its share of the hash table and its states' arrays (about 60-90 bytes for
+COUNT and SUM over short strings).
+
+The changelog (one form, in the changelog's compacted topic, under the kind "V" as the
+windowed store's): each checkpoint writes one delta record, ("V", None, "d", seq) -> the new
+keys of the batch, the slots that changed and their states; once the deltas written since the
+last snapshot outweigh the state, a snapshot rewrites all slots as chunks ("V", None, chunk)
+-> ("keyed", seq, keys, states) and deletes the deltas in the same transaction, so the
+changelog stays within about twice the state and a batch writes what it changed, however many
+keys there are. A restore applies the chunks, then the deltas after them in order. The
+windowed store's chunk records of a query without a window (the layout before this store)
+restore too, and are rewritten at the next checkpoint.
+
+Past the memory budget (`budget`), the arrays move to files mapped into memory (`Arena.spill`)
+and their pages are released after each checkpoint: state larger than RAM then works, at the
+cost of page faults.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from hispeed.state.columns import CHANGELOG_KIND, StateLayout
+from hispeed.state.keys import GROWTH, Arena, KeyIndex
+
+IntArray = np.ndarray[Any, Any]
+
+#: slots per snapshot chunk record
+CHUNK_SLOTS = 1 << 16
+_DELTA = "d"
+_MARK = "keyed"
+
+
+class KeyedStateStore:
+    """Keys (no window) to aggregate states, as dense columns; see the module docstring."""
+
+    #: no window: the only block is under None
+    size = None
+
+    def __init__(
+        self,
+        layouts: Sequence[StateLayout],
+        key_types: Sequence[pa.DataType],
+        *,
+        budget: int | None = None,
+        spill_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        """`key_types`: the GROUP BY columns' Arrow types; `budget`: the bytes past which
+        the state spills to files in `spill_dir` (None: never)."""
+        self.layouts = list(layouts)
+        self.key_types = list(key_types)
+        self.dtypes = [np.dtype(d) for layout in self.layouts for d in layout.dtypes]
+        self.fills = [v for layout in self.layouts for v in layout.fill()]
+        self.budget = budget
+        self.arena = Arena(spill_dir)
+        self.index = KeyIndex(self.key_types, self.arena)
+        self.states = [self.arena.empty(16, d) for d in self.dtypes]
+        #: slots per snapshot chunk (tests make it small)
+        self.chunk_slots = CHUNK_SLOTS
+        #: a snapshot is written once the deltas since the last one pass this share of the
+        #: state's bytes (and `snapshot_floor` bytes)
+        self.snapshot_ratio = 1.0
+        self.snapshot_floor = 1 << 20
+        self._seq = 0  # the next delta's number
+        self._deltas: set[int] = set()  # live delta records
+        self._delta_bytes = 0
+        self._chunks = 0  # live snapshot chunk records
+        self._stale: set[Any] = set()  # records of the old layout, deleted at the next write
+        self._dirty: list[IntArray] = []
+        self._written = 0  # slots [0, _written) are in the changelog
+        self._rewrite = False
+        self._pending: list[tuple[Any, Any]] = []
+
+    # -- a batch's keys ---------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self.index.count
+
+    def slots(self, columns: Sequence[pa.Array]) -> IntArray:
+        """The slot of each of these distinct keys (the GROUP BY columns' values); new keys
+        get the next slots, kept only when `put` stores their states."""
+        self._settle()
+        return self.index.find(columns)
+
+    def priors(
+        self, start: int | None, gids: IntArray
+    ) -> tuple[IntArray, np.ndarray, list[np.ndarray]]:
+        """For slots of one batch: (slot, whether it has a state, each state array); a new
+        key's state is the aggregates' initial one."""
+        self._settle()
+        found = gids < self.index.count
+        arrays = []
+        for k, (dtype, fill) in enumerate(zip(self.dtypes, self.fills, strict=True)):
+            if found.all():
+                arrays.append(self.states[k][gids])
+                continue
+            values = np.full(len(gids), fill, dtype)
+            values[found] = self.states[k][gids[found]]
+            arrays.append(values)
+        return gids, found, arrays
+
+    def put(
+        self,
+        start: int | None,
+        gids: IntArray,
+        pos: IntArray,
+        found: np.ndarray,
+        arrays: Sequence[np.ndarray],
+    ) -> None:
+        """Store the states of these slots after a batch (their new keys kept)."""
+        self.index.commit()
+        self._reserve(self.index.count)
+        for column, values in zip(self.states, arrays, strict=True):
+            column[gids] = values
+        self._dirty.append(gids)
+        self._check_budget()
+
+    def evict(self, horizon: int) -> None:
+        """No window: nothing ever closes."""
+
+    def _reserve(self, n: int) -> None:
+        if n > len(self.states[0] if self.states else ()):
+            size = int(n * GROWTH) + 16
+            self.states = [self.arena.resize(a, size) for a in self.states]
+
+    def _check_budget(self) -> None:
+        if self.budget is None or self.arena.spilled or self.capacity() <= self.budget:
+            return
+        self.index.set_arrays(self.arena.spill(self.index.arrays()))
+        self.states = self.arena.spill(self.states)
+
+    # -- size -------------------------------------------------------------------------------
+
+    def nbytes(self) -> int:
+        """The bytes the state takes (keys, hashes, hash table, states; in use)."""
+        return self.index.nbytes() + len(self) * sum(int(d.itemsize) for d in self.dtypes)
+
+    def capacity(self) -> int:
+        """The bytes the state has reserved."""
+        return self.index.capacity() + sum(int(a.nbytes) for a in self.states)
+
+    @property
+    def spilled(self) -> bool:
+        """Whether the state's arrays live in files."""
+        return self.arena.spilled
+
+    # -- lookups for pull queries -----------------------------------------------------------
+
+    def lookup(self, columns: Sequence[pa.Array]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Which of these distinct keys are held, and the held ones' state arrays."""
+        self._settle()
+        if not len(self):
+            held = np.zeros(len(columns[0]) if columns else 0, bool)
+            return held, [np.zeros(0, d) for d in self.dtypes]
+        found = self.index.find(columns, add=False)
+        held = found >= 0
+        return held, [a[found[held]] for a in self.states]
+
+    # -- the changelog ----------------------------------------------------------------------
+
+    def checkpoint(self, changelog: dict[bytes, bytes | None]) -> None:
+        """Write this batch's changes: a delta record, or a snapshot when it is due."""
+        self._settle()
+        for name in self._stale:
+            changelog[pickle.dumps(name)] = None
+        self._stale.clear()
+        count = len(self)
+        if not self._dirty and count == self._written and not self._rewrite:
+            return
+        state_bytes = self.nbytes()
+        due = self._delta_bytes > max(self.snapshot_floor, self.snapshot_ratio * state_bytes)
+        if self._rewrite or due:
+            self._snapshot(changelog)
+        else:
+            # one batch's slots are distinct; several batches' may repeat
+            slots = (
+                self._dirty[0]
+                if len(self._dirty) == 1
+                else np.unique(np.concatenate([*self._dirty, np.zeros(0, np.int64)]))
+            )
+            first = self._written
+            new = np.arange(first, count, dtype=np.int64)
+            value = pickle.dumps(
+                (first, self.index.keys(new), slots, [a[slots] for a in self.states]),
+                protocol=5,
+            )
+            changelog[pickle.dumps((CHANGELOG_KIND, None, _DELTA, self._seq))] = value
+            self._deltas.add(self._seq)
+            self._delta_bytes += len(value)
+        self._seq += 1
+        self._dirty.clear()
+        self._written = count
+        if self.arena.spilled:
+            self.arena.release()
+
+    def _snapshot(self, changelog: dict[bytes, bytes | None]) -> None:
+        """Every slot as chunk records; the deltas and extra chunks deleted."""
+        count = len(self)
+        step = self.chunk_slots
+        chunks = (count + step - 1) // step
+        for c in range(chunks):
+            part = np.arange(c * step, min(count, (c + 1) * step), dtype=np.int64)
+            value = (_MARK, self._seq, self.index.keys(part), [a[part] for a in self.states])
+            changelog[pickle.dumps((CHANGELOG_KIND, None, c))] = pickle.dumps(value, protocol=5)
+        for c in range(chunks, self._chunks):
+            changelog[pickle.dumps((CHANGELOG_KIND, None, c))] = None
+        for seq in self._deltas:
+            changelog[pickle.dumps((CHANGELOG_KIND, None, _DELTA, seq))] = None
+        self._chunks = chunks
+        self._deltas.clear()
+        self._delta_bytes = 0
+        self._rewrite = False
+
+    def restore(self, name: Any, value: Any) -> None:
+        """Take one record of the changelog back (applied, in order, before the store is
+        next used)."""
+        self._pending.append((name, value))
+
+    def _settle(self) -> None:
+        """Apply the restored records: the snapshot's chunks, then the deltas after it."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        chunks: list[tuple[int, Any]] = []
+        old: list[tuple[Any, Any]] = []
+        deltas: list[tuple[int, Any]] = []
+        for name, value in pending:
+            if len(name) == 4 and name[2] == _DELTA:
+                deltas.append((name[3], value))
+            elif isinstance(value, tuple) and len(value) == 4 and value[0] == _MARK:
+                chunks.append((name[2], value))
+            else:
+                old.append((name, value))
+        generation = -1
+        for _, (_, seq, keys, states) in sorted(chunks, key=lambda e: e[0]):
+            self._append(keys, states)
+            generation = max(generation, seq)
+        self._chunks = len(chunks)
+        for name, (groups, arrays) in old:  # the windowed store's layout: rewritten below
+            self._append(self._columns_of(groups), arrays)
+            self._stale.add(name)
+            self._rewrite = True
+        for seq, (first, keys, slots, states) in sorted(deltas, key=lambda e: e[0]):
+            if seq <= generation:
+                continue  # older than the snapshot (its deletion not compacted yet)
+            if first != len(self):
+                raise ValueError(f"changelog delta {seq} starts at slot {first}, not {len(self)}")
+            self.index.append(keys)
+            self._reserve(len(self))
+            self._fill(first, len(self))
+            for column, values in zip(self.states, states, strict=True):
+                column[slots] = values
+            self._deltas.add(seq)
+        self._seq = max([generation, *(s for s, _ in deltas)]) + 1
+        self._written = len(self)
+        self._dirty.clear()
+        self._check_budget()
+
+    def _append(self, keys: Sequence[pa.Array], states: Sequence[np.ndarray]) -> None:
+        first = len(self)
+        self.index.append(keys)
+        self._reserve(len(self))
+        for column, values, dtype in zip(self.states, states, self.dtypes, strict=True):
+            column[first : len(self)] = np.asarray(values).astype(dtype, copy=False)
+
+    def _fill(self, a: int, b: int) -> None:
+        for column, fill in zip(self.states, self.fills, strict=True):
+            column[a:b] = fill
+
+    def _columns_of(self, groups: Sequence[tuple[Any, ...]]) -> list[pa.Array]:
+        return [pa.array([g[i] for g in groups], t) for i, t in enumerate(self.key_types)]
+
+    # -- the reference path's form ----------------------------------------------------------
+
+    def to_dict(self) -> dict[tuple[Any, Any], list[Any]]:
+        """The states as `Aggregator.states` holds them: (group, None) -> list of states."""
+        self._settle()
+        n = len(self)
+        slots = np.arange(n, dtype=np.int64)
+        per_call: list[list[Any]] = []
+        k = 0
+        for layout in self.layouts:
+            width = len(layout.dtypes)
+            per_call.append(layout.to_python([a[:n] for a in self.states[k : k + width]]))
+            k += width
+        states = map(list, zip(*per_call, strict=True)) if per_call else ([] for _ in range(n))
+        tuples = self.index.tuples(slots)
+        return {(t, None): s for t, s in zip(tuples, states, strict=True)}
+
+    def take_dict(self) -> dict[tuple[Any, Any], list[Any]]:
+        """Hand the states over in the reference's form, leaving the store empty."""
+        states = self.to_dict()
+        self._clear()
+        return states
+
+    def load_dict(self, states: dict[tuple[Any, Any], list[Any]]) -> bool:
+        """Replace the store's content by these states (all written at the next checkpoint).
+
+        False, with nothing changed, if some state does not fit the columns.
+        """
+        self._settle()
+        entries = [(group, state) for (group, _), state in states.items()]
+        calls = list(zip(*(state for _, state in entries), strict=True))
+        arrays: list[np.ndarray] = []
+        if entries:
+            for j, layout in enumerate(self.layouts):
+                columns = layout.from_python(calls[j])
+                if columns is None:
+                    return False
+                arrays += columns
+        self._clear()
+        if entries:
+            self._append(self._columns_of([g for g, _ in entries]), arrays)
+        self._rewrite = True
+        return True
+
+    def _clear(self) -> None:
+        """Empty the store; the next checkpoint deletes its records."""
+        self.index = KeyIndex(self.key_types, self.arena)
+        self.states = [self.arena.empty(16, d) for d in self.dtypes]
+        self._dirty.clear()
+        self._written = 0
+        self._rewrite = True
+
+
+__all__ = ["KeyedStateStore"]
