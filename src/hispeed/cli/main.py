@@ -604,6 +604,35 @@ def bench_server(as_json: bool, records: int, batch: int, seconds: float) -> Non
     _bench_report(results, as_json, lambda name: "ms" if "_ms_" in name else "records/s")
 
 
+@bench.command("ingest")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--seconds", type=click.FloatRange(1), default=5.0, show_default=True)
+@click.option(
+    "--window",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="WebSocket messages each client keeps in flight (unacknowledged).",
+)
+@click.option("--mqtt-messages", type=click.IntRange(1000), default=200_000, show_default=True)
+def bench_ingest(as_json: bool, seconds: float, window: int, mqtt_messages: int) -> None:
+    """One record per message over WebSocket, HTTP and MQTT, each acknowledged, the server
+    on one core: messages/s and per CPU second of the server; insert() and the producer."""
+    from hispeed.bench import ingest as bench_ingest_module
+
+    try:
+        results = bench_ingest_module.run(seconds, window, mqtt_messages, _bench_progress())
+    except RuntimeError as e:
+        raise HispeedError(f"bench ingest: {e}") from None
+
+    def unit(name: str) -> str:
+        if name.endswith("_cpu_s"):
+            return "s"
+        return "messages/s" if "_per_" in name else ""
+
+    _bench_report(results, as_json, unit, width=36)
+
+
 @bench.command("redis")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--records", type=click.IntRange(10_000), default=200_000, show_default=True)
