@@ -41,7 +41,7 @@ from hispeed.engine import Engine
 from hispeed.errors import HispeedError, SqlError, UnknownTopicError
 from hispeed.log.embedded import EmbeddedLog
 from hispeed.ops.aggregate import STATE_BUDGET, STATE_SPILL_DIR
-from hispeed.server import dashboard, ws
+from hispeed.server import dashboard, http, ws
 from hispeed.server.auth import Credentials
 from hispeed.server.ingest import IngestError, decode_json, parse_body
 from hispeed.server.mqtt import MqttBridge
@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 DELIMITED = "application/vnd.ksqlapi.delimited.v1"
+#: the largest WebSocket message the server reads (larger ones close the socket, 1009); the
+#: produce endpoint answers one over `max_request_bytes` itself
+WS_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
 class BodyTooLargeError(HispeedError):
@@ -451,8 +454,9 @@ def build_app(
 
 
 class Server:
-    """hispeed's HTTP server (hypercorn: HTTP/1.1, HTTP/2 cleartext and WebSockets) over an
-    engine, with the MQTT bridge and the gRPC service when the settings ask for them."""
+    """hispeed's HTTP server (`hispeed.server.http`: HTTP/1.1, HTTP/2 cleartext and
+    WebSockets) over an engine, with the MQTT bridge and the gRPC service when the settings
+    ask for them."""
 
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
@@ -500,15 +504,6 @@ class Server:
 
     async def run(self, shutdown: Callable[[], Awaitable[object]] | None = None) -> None:
         """Serve until `shutdown` returns (or `stop()`), then end every push query."""
-        from hypercorn.asyncio import serve as hypercorn_serve
-        from hypercorn.config import Config
-
-        config = Config()
-        config.bind = [f"{self.settings.host}:{self.settings.port}"]
-        config.accesslog = None
-        config.errorlog = logging.getLogger("hypercorn.error")
-        config.graceful_timeout = 5.0
-        config.h2_max_inbound_frame_size = 2**20
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
 
@@ -523,12 +518,14 @@ class Server:
 
         self._start_components()
         try:
-            serving = asyncio.ensure_future(
-                hypercorn_serve(self.app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
+            await http.serve(
+                self.app,
+                self.settings.host,
+                self.settings.port,
+                shutdown=trigger,
+                max_ws_message=WS_MAX_MESSAGE_BYTES,
+                ready=self._ready.set,
             )
-            await asyncio.sleep(0)
-            self._ready.set()
-            await serving
         finally:
             self._stop_components()
 
@@ -536,7 +533,8 @@ class Server:
         """Serve on a background thread (tests, benches, notebooks); `stop()` ends it."""
 
         def main() -> None:
-            asyncio.run(self.run())
+            with asyncio.Runner(loop_factory=http.event_loop_factory()) as runner:
+                runner.run(self.run())
 
         self._thread = threading.Thread(target=main, name="hispeed-server", daemon=True)
         self._thread.start()
@@ -660,7 +658,8 @@ def serve(settings: Settings) -> None:
                 loop.add_signal_handler(sig, stop.set)
             await server.run(stop.wait)
 
-        asyncio.run(main())
+        with asyncio.Runner(loop_factory=http.event_loop_factory()) as runner:
+            runner.run(main())
     finally:
         engine.close()
         if redis is not None:

@@ -1,0 +1,147 @@
+"""The HTTP server under the app: uvicorn (httptools, websockets' sans-I/O protocol with its C
+speedups, uvloop when installed) for HTTP/1.1 and WebSockets, hypercorn for HTTP/2.
+
+Why two: measured on one core with one-record messages, hypercorn (h11, wsproto: pure Python)
+served about 3,600 HTTP requests and 12,000 WebSocket messages per CPU second with an app that
+did nothing; uvicorn with httptools about 20,000 and 25,000. But ksqlDB's clients (the Java
+client, jetblack-ksql-dbapi, ksql-python's `use_http2`) speak HTTP/2 with prior knowledge,
+which uvicorn does not. So every connection starts in uvicorn's protocol, and one whose first
+bytes are HTTP/2's connection preface is handed, with those bytes, to hypercorn's connection
+handler on the same event loop: one port, one app, each protocol served by the library that
+serves it fastest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.types import ASGIApp
+
+log = logging.getLogger(__name__)
+
+#: the first bytes of an HTTP/2 connection with prior knowledge (RFC 9113, 3.4); no HTTP/1.x
+#: request starts with "PRI"
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when installed (about a third less CPU per request), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+class _Http2Handoff:
+    """Serves connections handed over from uvicorn with hypercorn's HTTP/2 connection handler."""
+
+    def __init__(self, app: ASGIApp, max_frame: int) -> None:
+        from hypercorn.config import Config
+        from hypercorn.utils import wrap_app
+
+        self.config = Config()
+        self.config.accesslog = None
+        self.config.errorlog = logging.getLogger("hypercorn.error")
+        self.config.h2_max_inbound_frame_size = max_frame
+        self.app = wrap_app(app, self.config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._context: Any = None
+
+    def take(self, transport: asyncio.Transport, first: bytes) -> None:
+        """Serve `transport` from now on; `first` is what was read from it so far."""
+        from hypercorn.asyncio.tcp_server import TCPServer
+        from hypercorn.asyncio.worker_context import WorkerContext
+
+        if self._context is None:
+            self._context = WorkerContext(None)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=2**16, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        reader.feed_data(first)
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        server = TCPServer(self.app, loop, self.config, self._context, {}, reader, writer)
+        task = loop.create_task(server.run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def close(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for the HTTP/2 connections to end, then cancel them."""
+        if self.tasks:
+            _, pending = await asyncio.wait(set(self.tasks), timeout=timeout)
+            for task in pending:
+                task.cancel()
+
+
+def _front_protocol(handoff: _Http2Handoff) -> type:
+    """uvicorn's httptools protocol, which gives an HTTP/2 connection to hypercorn."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class FrontProtocol(HttpToolsProtocol):
+        _first = True
+
+        def data_received(self, data: bytes) -> None:
+            if self._first:
+                self._first = False
+                if data[:3] == H2_PREFACE[:3]:
+                    # uvicorn forgets the connection; hypercorn owns it from here on
+                    self.connections.discard(self)
+                    self._unset_keepalive_if_required()
+                    handoff.take(self.transport, data)
+                    return
+            super().data_received(data)
+
+    return FrontProtocol
+
+
+async def serve(
+    app: ASGIApp,
+    host: str,
+    port: int,
+    *,
+    shutdown: Callable[[], Awaitable[object]],
+    max_ws_message: int,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve `app` on host:port until `shutdown` returns, then end the connections (5 s of
+    grace, as before)."""
+    import uvicorn
+
+    handoff = _Http2Handoff(app, 2**20)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=_front_protocol(handoff),
+        ws="websockets-sansio",
+        ws_max_size=max_ws_message,
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=5,
+        backlog=2048,
+    )
+    server = uvicorn.Server(config)
+    config.load()
+    server.lifespan = config.lifespan_class(config)
+    await server.startup()
+    if server.should_exit:  # uvicorn could not listen: it logged why
+        raise OSError(f"cannot serve on {host}:{port}")
+    if ready is not None:
+        ready()
+    ticking = asyncio.ensure_future(server.main_loop())  # the Date header, once a second
+    try:
+        await shutdown()
+    finally:
+        server.should_exit = True
+        await ticking
+        await server.shutdown()
+        await handoff.close(5.0)
+
+
+__all__ = ["H2_PREFACE", "event_loop_factory", "serve"]
