@@ -72,6 +72,9 @@ class Settings:
     embedded_redis: bool = True
     #: the largest request body (HTTP) or message (WebSocket, gRPC) accepted, in bytes
     max_request_bytes: int = 16 * 1024 * 1024
+    #: messages one `/ws/produce` client may have sent and not yet had answered; the server
+    #: reads no more from it until answers go out (their records wait for the log)
+    max_ws_produce_in_flight: int = 1000
     #: the longest SQL text of one request (`/ksql`, a query, gRPC), in UTF-8 bytes: parsing
     #: holds every token of the text at once (about 200 bytes each) under the engine's lock
     max_sql_bytes: int = 1024 * 1024

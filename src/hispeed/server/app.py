@@ -45,7 +45,7 @@ from hispeed.server import dashboard, http, ws
 from hispeed.server.auth import Credentials
 from hispeed.server.ingest import IngestError, decode_json, parse_body
 from hispeed.server.mqtt import MqttBridge
-from hispeed.server.state import ServerState, append_batch
+from hispeed.server.state import ServerState
 from hispeed.server.statements import BAD_STATEMENT, error_body, run_ksql
 from hispeed.server.streaming import QuerySession, TooManyQueriesError, encode
 from hispeed.version import __version__
@@ -270,9 +270,9 @@ def create_app(
             key_field=params.get("key_field"),
             key=params.get("key"),
         )
-        result = await run_in_threadpool(append_batch, log_, settings, name, batch, fixed_partition)
+        result = await state.ingest.append(name, batch, fixed_partition)
         state.metrics.ingested(name, "http", len(result), time.perf_counter() - began)
-        return JSONResponse({"topic": name, "offsets": result})
+        return Response(encode({"topic": name, "offsets": result}), media_type="application/json")
 
     async def metrics(request: Request) -> Response:
         text = await run_in_threadpool(state.metrics.render, len(state.queries), state.extra_stats)

@@ -8,6 +8,7 @@ dashboard, metrics); they import this module, never the app.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+from starlette.concurrency import run_in_threadpool
 
 from hispeed.config import Settings
 from hispeed.engine import Engine
@@ -39,6 +41,81 @@ class ServerState:
         self.metrics = Metrics(engine)
         self.started = time.time()
         self.extra_stats: dict[str, Callable[[], dict[str, Any]]] = {}
+        self.ingest = Ingestor(engine.log, settings)
+
+
+class Ingestor:
+    """Where HTTP, WebSocket and MQTT ingestion hand their records to the log.
+
+    A request whose records all go to one partition (one record; or a partition named) is
+    handed to the log's group committer (`append_async`) from the event loop: no thread hop,
+    no topic lookup and no Arrow batch of its own per message. Concurrent requests are written
+    together as one frame per partition, each acknowledged with its own offsets once the log
+    has them. Anything else (several records that may span partitions) goes through
+    `append_batch` on a worker thread, in one log transaction, as before.
+
+    A one-record request without a key goes to the partition the log picks for its group
+    (Kafka's sticky partitioning), where the log picks for each request one by one.
+    """
+
+    def __init__(self, log_: Log, settings: Settings) -> None:
+        self.log = log_
+        self.settings = settings
+        #: topics seen to exist: a deleted one is found out by its append, then created again
+        self._known: set[str] = set()
+
+    def is_direct(self, batch: Any, partition: int | None) -> bool:
+        """Whether `batch` goes to the log as one append (to one partition)."""
+        n = len(batch.values)
+        return (n == 1 and batch.partitions[0] is None) or (partition is not None and n > 0)
+
+    async def append(
+        self, name: str, batch: Any, partition: int | None = None
+    ) -> list[dict[str, int]]:
+        """Append an ingested batch (`IngestBatch`) all or nothing; each record's place."""
+        if not self.is_direct(batch, partition):
+            return await run_in_threadpool(
+                append_batch, self.log, self.settings, name, batch, partition
+            )
+        pairs = list(zip(batch.keys, batch.values, strict=True))
+        return _places(await self.append_pairs(name, pairs, partition))
+
+    async def append_pairs(
+        self, name: str, pairs: list[tuple[bytes | None, bytes | None]], partition: int | None
+    ) -> AppendResult:
+        """(key, value) records to one topic as one append, creating the topic when the
+        settings allow; the log places them by key unless `partition` is given."""
+        if name not in self._known:
+            await run_in_threadpool(self._ensure, name)
+        try:
+            return await self._append(name, pairs, partition)
+        except UnknownTopicError:
+            self._known.discard(name)  # deleted since: create it again, as a first append would
+            await run_in_threadpool(self._ensure, name)
+            return await self._append(name, pairs, partition)
+
+    async def _append(
+        self, name: str, pairs: list[tuple[bytes | None, bytes | None]], partition: int | None
+    ) -> AppendResult:
+        append_async = getattr(self.log, "append_async", None)
+        if append_async is not None:
+            result: AppendResult = await append_async(name, pairs, partition=partition)
+            return result
+        return await run_in_threadpool(
+            functools.partial(self.log.append, name, pairs, partition=partition)
+        )
+
+    def _ensure(self, name: str) -> None:
+        _ensure_topic(self.log, self.settings, name)
+        self._known.add(name)
+
+
+def _ensure_topic(log_: Log, settings: Settings, name: str) -> None:
+    """The topic exists afterwards, or UnknownTopicError when it may not be created."""
+    if name not in log_.list_topics(internal=True):
+        if not settings.auto_create_topics:
+            raise UnknownTopicError(f"topic {name!r} does not exist")
+        log_.create_topic(name, settings.default_partitions, exist_ok=True)
 
 
 #: the partition a request's null-keyed records go to, taking turns from request to request
@@ -56,10 +133,7 @@ def append_batch(
     a crash either finishes or truncates). Records bound for several partitions go in one log
     transaction: a crash of the process (or of the machine under fsync `always`) leaves the
     whole request or none of it, never some partitions' share (issue 16, defect 8)."""
-    if name not in log_.list_topics(internal=True):
-        if not settings.auto_create_topics:
-            raise UnknownTopicError(f"topic {name!r} does not exist")
-        log_.create_topic(name, settings.default_partitions, exist_ok=True)
+    _ensure_topic(log_, settings, name)
     n = len(batch.values)
     records = pa.record_batch(
         {"key": pa.array(batch.keys, pa.binary()), "value": pa.array(batch.values, pa.binary())}
@@ -118,4 +192,4 @@ def _places(result: AppendResult) -> list[dict[str, int]]:
     return [{"partition": p, "offset": o} for p, o in result.pairs()]
 
 
-__all__ = ["ServerState", "append_batch"]
+__all__ = ["Ingestor", "ServerState", "append_batch"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -31,11 +32,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from hispeed.errors import HispeedError
 from hispeed.log.base import Consumer
 from hispeed.server.ingest import decode_json, parse_body
-from hispeed.server.state import ServerState, append_batch
+from hispeed.server.state import ServerState
 from hispeed.server.statements import BAD_STATEMENT, SERVER_ERROR, error_body
 from hispeed.server.streaming import QuerySession, encode
 
 Endpoint = Callable[[WebSocket], Awaitable[None]]
+
+log = logging.getLogger(__name__)
 
 
 async def _send_error(ws: WebSocket, message: str, code: int, close: int) -> None:
@@ -242,11 +245,20 @@ def _text(raw: bytes | None, *, parse: bool) -> Any:
 
 
 def produce_endpoint(state: ServerState) -> Endpoint:
+    """Each message parsed and handed to the log as it arrives; its answer goes back once the
+    log has it, in the order the messages came. A client may send the next message before the
+    answer to the last: the messages in flight are appended together with other clients'."""
+
     async def endpoint(ws: WebSocket) -> None:
         await ws.accept()
         topic = ws.path_params["topic"]
         params = ws.query_params
+        key_field = params.get("key_field")
+        key = params.get("key")
         limit = state.settings.max_request_bytes
+        answers: asyncio.Queue[tuple[float, Awaitable[list[dict[str, int]]] | bytes] | None]
+        answers = asyncio.Queue(state.settings.max_ws_produce_in_flight)
+        replying = asyncio.ensure_future(_answer(ws, state, topic, answers))
         try:
             while True:
                 message = await ws.receive()
@@ -255,31 +267,62 @@ def produce_endpoint(state: ServerState) -> Endpoint:
                 began = time.perf_counter()
                 data = message.get("bytes") or (message.get("text") or "").encode()
                 if len(data) > limit:
-                    await ws.send_text(
-                        encode(error_body(f"the message is over {limit} bytes", 41300)).decode()
-                    )
+                    error = error_body(f"the message is over {limit} bytes", 41300)
+                    await answers.put((began, encode(error)))
                     continue
                 try:
-                    batch = parse_body(
-                        data,
-                        "application/json",
-                        key_field=params.get("key_field"),
-                        key=params.get("key"),
-                    )
-                    offsets = await run_in_threadpool(
-                        append_batch, state.engine.log, state.settings, topic, batch, None
-                    )
+                    batch = parse_body(data, "application/json", key_field=key_field, key=key)
                 except HispeedError as e:
-                    await ws.send_text(encode(error_body(str(e), 40000)).decode())
+                    await answers.put((began, encode(error_body(str(e), 40000))))
                     continue
+                append = asyncio.ensure_future(state.ingest.append(topic, batch, None))
+                await answers.put((began, append))
+                if replying.done():  # the client went away while answers were going out
+                    return
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        finally:
+            # the end marker may wait for room, unless the answering is over already
+            if not replying.done():
+                await answers.put(None)
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+                await replying
+
+    return endpoint
+
+
+async def _answer(
+    ws: WebSocket,
+    state: ServerState,
+    topic: str,
+    answers: asyncio.Queue[tuple[float, Awaitable[list[dict[str, int]]] | bytes] | None],
+) -> None:
+    """Sends each message's answer in order: its offsets once appended, or its error. When the
+    client is gone the appends still finish (what the log has, it keeps); nobody is told."""
+    gone = False
+    while (item := await answers.get()) is not None:
+        began, pending = item
+        if isinstance(pending, bytes):
+            body = pending
+        else:
+            try:
+                offsets = await pending
+            except HispeedError as e:
+                body = encode(error_body(str(e), 40000))
+            except Exception as e:  # the server's failure, said as such; the socket goes on
+                log.exception("appending a /ws/produce message to %r failed", topic)
+                body = encode(error_body(f"the append failed: {e}", SERVER_ERROR))
+            else:
                 state.metrics.ingested(
                     topic, "websocket", len(offsets), time.perf_counter() - began
                 )
-                await ws.send_text(encode({"topic": topic, "offsets": offsets}).decode())
-        except (WebSocketDisconnect, RuntimeError):
-            return
-
-    return endpoint
+                body = encode({"topic": topic, "offsets": offsets})
+        if gone:
+            continue
+        try:
+            await ws.send_text(body.decode())
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            gone = True
 
 
 __all__ = ["produce_endpoint", "query_endpoint", "topics_endpoint"]
