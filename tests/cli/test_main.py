@@ -183,7 +183,8 @@ def test_a_port_in_use_is_one_clear_error_before_anything_starts(
 @pytest.mark.slow
 def test_topic_repair_sets_damaged_frames_aside_and_lists_the_offsets_lost(cli: Cli) -> None:
     with EmbeddedLog(cli.data_dir, cleaner_interval_s=None) as log:
-        log.create_topic("t", 1, {"segment.bytes": "3100"})
+        # three compact frames of 10 records (120 bytes each) a segment
+        log.create_topic("t", 1, {"segment.bytes": "400"})
         for i in range(6):
             log.append("t", [(None, f"v{i}-{j}".encode()) for j in range(10)])
     seg = sorted((cli.data_dir / "log" / "topics" / "t" / "0").glob("*.seg"))[0]

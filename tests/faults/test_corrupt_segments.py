@@ -20,7 +20,7 @@ from websockets.sync.client import connect
 
 from hispeed.engine import Engine
 from hispeed.errors import CorruptLogError
-from hispeed.log import EmbeddedLog, TopicPartition
+from hispeed.log import EmbeddedLog, TopicPartition, _segment
 from hispeed.log._segment import HEADER_SIZE, Segment
 from hispeed.testing.server import RunningServer
 from tests.conftest import LogFactory, wait_for
@@ -44,8 +44,23 @@ FIELDS = {
 #: not covered by the CRC32C, so a frame damaged only there is restored whole
 RESTORABLE = ("magic", "length")
 BATCHES, PER_BATCH = 6, 10
-#: three frames a segment: offsets 0-29 in a closed segment, 30-59 in the active one
-SMALL_SEGMENTS = {"segment.bytes": "3100"}
+#: each kind of frame: (COMPACT_MAX_RECORDS, segment.bytes for three frames of PER_BATCH
+#: records a segment, for about seven): Arrow IPC frames of about 1,000 bytes, compact ones
+#: of about 190
+FRAME_KINDS = {"arrow": (0, 3100, 8192), "compact": (PER_BATCH, 600, 1400)}
+
+
+@pytest.fixture(autouse=True, params=list(FRAME_KINDS))
+def frame_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test on both kinds of frame: what recovery and repair do must not depend on it."""
+    monkeypatch.setattr(_segment, "COMPACT_MAX_RECORDS", FRAME_KINDS[request.param][0])
+    return str(request.param)
+
+
+@pytest.fixture
+def small_segments(frame_kind: str) -> dict[str, str]:
+    """Three frames a segment: offsets 0-29 in a closed segment, 30-59 in the active one."""
+    return {"segment.bytes": str(FRAME_KINDS[frame_kind][1])}
 
 
 def fill(log: EmbeddedLog, config: dict[str, str] | None) -> list[bytes]:
@@ -94,11 +109,15 @@ def test_a_flipped_byte(
     segment: str,
     frame: str,
     field: str,
+    small_segments: dict[str, str],
 ) -> None:
     data_dir = tmp_path / "d"
     closed = segment == "closed"
     log = log_factory(data_dir)
-    written = fill(log, SMALL_SEGMENTS if closed else None)
+    written = fill(log, small_segments if closed else None)
+    if closed:
+        assert len(segments(data_dir)) == 2
+        assert len(frames(segments(data_dir)[0])) == 3
     log.close()
     path = segments(data_dir)[0] if closed else segments(data_dir)[-1]
     position, end, first, last = frames(path)[1 if frame == "middle" else -1]
@@ -183,12 +202,13 @@ def test_a_torn_tail_is_cut_off_and_reported(
 
 
 def test_the_damage_in_a_long_partition_is_found_and_repaired_exactly(
-    log_factory: LogFactory, tmp_path: Path
+    log_factory: LogFactory, tmp_path: Path, frame_kind: str
 ) -> None:
     """Two damaged frames in one segment, one in another, index entries every frame."""
     data_dir = tmp_path / "d"
     log = log_factory(data_dir)
-    log.create_topic("t", 1, {"segment.bytes": "8192", "index.interval.bytes": "0"})
+    segment_bytes = str(FRAME_KINDS[frame_kind][2])
+    log.create_topic("t", 1, {"segment.bytes": segment_bytes, "index.interval.bytes": "0"})
     written = []
     for i in range(40):
         chunk = [f"value-{i}-{j}".encode() for j in range(PER_BATCH)]
@@ -215,11 +235,13 @@ def test_the_damage_in_a_long_partition_is_found_and_repaired_exactly(
     assert values(log) == [v for o, v in enumerate(written) if o not in gone]
 
 
-def test_ws_topics_says_which_segment_is_corrupt_before_closing(server: RunningServer) -> None:
+def test_ws_topics_says_which_segment_is_corrupt_before_closing(
+    server: RunningServer, small_segments: dict[str, str]
+) -> None:
     """Issue 16, defect 4: /ws/topics closed with 1011 and no message."""
     log = server.engine.log
     assert isinstance(log, EmbeddedLog)
-    written = fill(log, SMALL_SEGMENTS)
+    written = fill(log, small_segments)
     path = segments(log.data_dir)[0]
     position, end, first, last = frames(path)[1]
     flip(path, (position + end) // 2)  # under the running server: its reads see it
@@ -242,14 +264,17 @@ def test_ws_topics_says_which_segment_is_corrupt_before_closing(server: RunningS
 
 
 def test_compaction_goes_on_for_the_other_partitions(
-    log_factory: LogFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    log_factory: LogFactory,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    small_segments: dict[str, str],
 ) -> None:
     """A damaged segment of one compacted topic stopped the cleaner's whole pass (every
     topic after it, __consumer_offsets included, stopped being compacted)."""
     data_dir = tmp_path / "d"
     log = log_factory(data_dir)
     for name in ("a-damaged", "b-healthy"):
-        log.create_topic(name, 1, {"cleanup.policy": "compact", "segment.bytes": "3100"})
+        log.create_topic(name, 1, {"cleanup.policy": "compact", **small_segments})
         for i in range(BATCHES):
             log.append(name, [(b"same-key", f"v{i}-{j}".encode()) for j in range(PER_BATCH)])
     log.close()

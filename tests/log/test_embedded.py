@@ -27,7 +27,7 @@ from tests.log.conftest import values
 
 def test_data_survives_reopen(log_factory: LogFactory, tmp_path: Path) -> None:
     log = log_factory(tmp_path / "d")
-    log.create_topic("t", 2, {"segment.bytes": "2000"})
+    log.create_topic("t", 2, {"segment.bytes": "600"})
     for i in range(50):
         log.append("t", [(f"k{i}", f"value-{i}")])
     before = [values(log, "t", p) for p in range(2)]
@@ -42,7 +42,7 @@ def test_data_survives_reopen(log_factory: LogFactory, tmp_path: Path) -> None:
 
 def test_segments_roll_at_segment_bytes(log_factory: LogFactory) -> None:
     log = log_factory()
-    log.create_topic("t", 1, {"segment.bytes": "4096"})
+    log.create_topic("t", 1, {"segment.bytes": "1500"})
     for i in range(40):
         log.append("t", [(b"k", b"x" * 200 + str(i).encode())])
     info = log.describe_topic("t").partitions[0]

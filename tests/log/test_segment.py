@@ -9,9 +9,17 @@ from pathlib import Path
 import pytest
 
 from hispeed.errors import CorruptLogError
-from hispeed.log import EmbeddedLog
+from hispeed.log import EmbeddedLog, _segment
 from hispeed.log._segment import HEADER_SIZE, Segment
 from tests.conftest import LogFactory
+
+
+@pytest.fixture(autouse=True, params=["arrow", "compact"])
+def frame_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test on both kinds of frame (`fill` writes frames of 10 records): Arrow IPC
+    payloads, and compact ones."""
+    monkeypatch.setattr(_segment, "COMPACT_MAX_RECORDS", 0 if request.param == "arrow" else 10)
+    return str(request.param)
 
 
 def segment_files(data_dir: Path, topic: str = "t", partition: int = 0) -> list[Path]:
@@ -184,7 +192,7 @@ def test_flipped_bytes_in_a_closed_segment_are_reported_on_read(
 def test_a_lost_or_damaged_index_is_rebuilt(log_factory: LogFactory, tmp_path: Path) -> None:
     data_dir = tmp_path / "d"
     log = log_factory(data_dir)
-    written = fill(log, 40, {"segment.bytes": "8192", "index.interval.bytes": "0"})
+    written = fill(log, 40, {"segment.bytes": "2048", "index.interval.bytes": "0"})
     log.close()
     indexes = sorted(segment_files(data_dir)[0].parent.glob("*.idx"))
     indexes[0].unlink()

@@ -193,7 +193,7 @@ class Partition:
         remaining = max_records if max_records is not None else 1 << 62
         budget = max_bytes if max_bytes is not None else 1 << 62
         try:
-            for batch, frame_bytes in self._frames(offset, end):
+            for batch, frame_bytes in self._frames(offset, end, max_records):
                 if batch.num_rows > remaining:
                     batch = batch.slice(0, remaining)
                 out.append(batch)
@@ -213,8 +213,11 @@ class Partition:
         for batch, _ in self._frames(offset, self.visible_end):
             yield batch
 
-    def _frames(self, offset: int, end: int) -> Iterator[tuple[pa.RecordBatch, int]]:
-        """(batch, frame bytes) of the records with offsets in [offset, end), in order."""
+    def _frames(
+        self, offset: int, end: int, max_records: int | None = None
+    ) -> Iterator[tuple[pa.RecordBatch, int]]:
+        """(batch, frame bytes) of the records with offsets in [offset, end), in order (runs
+        of small frames come as one batch of at most about `max_records`)."""
         segments = self.segments  # a snapshot: compaction swaps the list, never edits it
         i = max(bisect.bisect_right([s.base_offset for s in segments], offset) - 1, 0)
         position = offset
@@ -222,7 +225,7 @@ class Partition:
             seg = segments[j]
             upper = segments[j + 1].base_offset if j + 1 < len(segments) else None
             try:
-                for header, batch in seg.batches(position, seg.size, upper):
+                for header, batch in seg.batches(position, seg.size, upper, max_records):
                     if header.base >= end:
                         return
                     offsets = batch.column(0)

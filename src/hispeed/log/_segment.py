@@ -1,7 +1,10 @@
-"""Segment files: Arrow IPC record batches framed with length and CRC32C, plus a sparse index.
+"""Segment files: record batches framed with length and CRC32C, plus a sparse index.
 
-A segment file is a run of frames. Each frame is one Arrow IPC record-batch message
-(no schema: the schema is fixed, `RECORD_SCHEMA`) behind a 44-byte header:
+A segment file is a run of frames. Each frame is a payload behind a 44-byte header. The
+payload is one Arrow IPC record-batch message (no schema: the schema is fixed,
+`RECORD_SCHEMA`), or, for a frame of at most `COMPACT_MAX_RECORDS` records, the compact
+encoding of `_compact.py` (about 10 bytes beyond each record's key and value where Arrow IPC
+costs some 600 a frame); the header's flags say which. The header:
 
     magic    4s   b"HSF1"
     length   u32  payload bytes
@@ -10,7 +13,7 @@ A segment file is a run of frames. Each frame is one Arrow IPC record-batch mess
     last     i64  last offset in the frame
     count    u32  records in the frame
     max_ts   i64  largest timestamp in the frame (ms)
-    flags    u32  reserved, 0
+    flags    u32  0: Arrow IPC payload; 1 (FLAG_COMPACT): compact payload; others invalid
 
 The index file beside it holds (frame base offset, byte position, running max timestamp)
 every `index.interval.bytes` or more, so a read seeks near its offset and scans few headers.
@@ -46,7 +49,14 @@ import crc32c
 import pyarrow as pa
 
 from hispeed.errors import CorruptLogError
-from hispeed.log.base import RECORD_SCHEMA
+from hispeed.log._compact import (
+    CompactFrameError,
+    CompactRun,
+    compact_span,
+    decode_compact,
+    encode_compact,
+)
+from hispeed.log.records import RECORD_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +64,13 @@ MAGIC = b"HSF1"
 HEADER = struct.Struct("<4sIIqqIqI")
 HEADER_SIZE = HEADER.size
 INDEX_ENTRY = struct.Struct("<qqq")
+#: the flag of a frame whose payload is compact (`_compact.py`), not Arrow IPC
+FLAG_COMPACT = 1
+#: frames of at most this many records are written compact: below it Arrow IPC's fixed cost
+#: (about 600 bytes) outweighs the records; above it Arrow IPC reads with no per-record work
+COMPACT_MAX_RECORDS = 32
+#: the most records a read gathers from consecutive compact frames into one batch
+RUN_MAX_RECORDS = 8192
 
 _SCHEMA_PREFIX = len(RECORD_SCHEMA.serialize())
 
@@ -67,6 +84,11 @@ class FrameHeader:
     last: int
     count: int
     max_ts: int
+    flags: int = 0
+
+    @property
+    def compact(self) -> bool:
+        return bool(self.flags & FLAG_COMPACT)
 
     @property
     def end(self) -> int:
@@ -74,38 +96,57 @@ class FrameHeader:
         return self.position + HEADER_SIZE + self.length
 
 
-def encode_frame(batch: pa.RecordBatch, compression: str | None) -> tuple[bytes, pa.Buffer]:
-    """Serialize a batch (RECORD_SCHEMA, at least one row) into (header, payload)."""
-    sink = pa.BufferOutputStream()
-    options = pa.ipc.IpcWriteOptions(compression=compression)
-    with pa.ipc.new_stream(sink, RECORD_SCHEMA, options=options) as writer:
-        writer.write_batch(batch)
-    whole = sink.getvalue()
-    # The stream is schema + batch + end-of-stream marker (8 bytes); keep the batch message.
-    payload = whole.slice(_SCHEMA_PREFIX, whole.size - _SCHEMA_PREFIX - 8)
+def encode_frame(batch: pa.RecordBatch, compression: str | None) -> tuple[bytes, pa.Buffer | bytes]:
+    """Serialize a batch (RECORD_SCHEMA, at least one row) into (header, payload): compact
+    when it has at most COMPACT_MAX_RECORDS records, Arrow IPC (compressed as the topic
+    says) otherwise."""
     offsets = batch.column(0)
     base = offsets[0].as_py()
     last = offsets[len(offsets) - 1].as_py()
     max_ts = pa.compute.max(batch.column(1)).as_py()
-    tail = HEADER.pack(MAGIC, payload.size, 0, base, last, batch.num_rows, max_ts, 0)[12:]
+    payload: pa.Buffer | bytes
+    if batch.num_rows <= COMPACT_MAX_RECORDS:
+        flags = FLAG_COMPACT
+        payload = encode_compact(batch, base, max_ts)
+    else:
+        flags = 0
+        sink = pa.BufferOutputStream()
+        options = pa.ipc.IpcWriteOptions(compression=compression)
+        with pa.ipc.new_stream(sink, RECORD_SCHEMA, options=options) as writer:
+            writer.write_batch(batch)
+        whole = sink.getvalue()
+        # The stream is schema + batch + end-of-stream marker (8 bytes); keep the batch message.
+        payload = whole.slice(_SCHEMA_PREFIX, whole.size - _SCHEMA_PREFIX - 8)
+    size = len(payload)
+    tail = HEADER.pack(MAGIC, size, 0, base, last, batch.num_rows, max_ts, flags)[12:]
     crc = crc32c.crc32c(payload, value=crc32c.crc32c(tail))
-    header = MAGIC + struct.pack("<II", payload.size, crc) + tail
+    header = MAGIC + struct.pack("<II", size, crc) + tail
     return header, payload
 
 
 def decode_payload(payload: bytes | pa.Buffer) -> pa.RecordBatch:
+    """An Arrow IPC payload's batch."""
     message = pa.ipc.read_message(pa.py_buffer(payload))
     return pa.ipc.read_record_batch(message, RECORD_SCHEMA)
+
+
+def decode_frame(header: FrameHeader, payload: bytes | pa.Buffer) -> pa.RecordBatch:
+    """A frame's batch, whichever kind of payload it holds (its CRC already checked)."""
+    if header.compact:
+        return decode_compact(payload, header.base, header.last, header.count, header.max_ts)
+    return decode_payload(payload)
 
 
 def _parse_header(raw: bytes, position: int) -> FrameHeader | None:
     """The header at `position`, or None when the bytes are not a frame header."""
     if len(raw) < HEADER_SIZE:
         return None
-    magic, length, crc, base, last, count, max_ts, _flags = HEADER.unpack_from(raw)
+    magic, length, crc, base, last, count, max_ts, flags = HEADER.unpack_from(raw)
     if magic != MAGIC or last < base or count == 0 or count > last - base + 1:
         return None
-    return FrameHeader(position, length, crc, base, last, count, max_ts)
+    if flags & ~FLAG_COMPACT:
+        return None
+    return FrameHeader(position, length, crc, base, last, count, max_ts, flags)
 
 
 def _crc_ok(header_raw: bytes, payload: bytes, crc: int) -> bool:
@@ -138,6 +179,21 @@ class Damage:
 
 
 _CHUNK = 1 << 20
+
+
+def _run_header(headers: list[FrameHeader]) -> FrameHeader:
+    """One header spanning consecutive frames (what a read reports for a run of them)."""
+    first, last = headers[0], headers[-1]
+    return FrameHeader(
+        first.position,
+        last.end - first.position - HEADER_SIZE,
+        0,
+        first.base,
+        last.last,
+        sum(h.count for h in headers),
+        max(h.max_ts for h in headers),
+        FLAG_COMPACT,
+    )
 
 
 class Segment:
@@ -346,8 +402,11 @@ class Segment:
         """The last offset a damaged last frame held, and whether it is exact.
 
         The payload (when it still decodes) or the header (when its fields agree with
-        themselves) say it; a single damaged byte spares one or the other. Failing both, an
-        upper bound from the frame's size (16 bytes at least per uncompressed record).
+        themselves) say it; a single damaged byte spares one or the other (a compact payload
+        holds offsets relative to the base: with the header's base or last, whichever fits
+        the frames before). Failing both, an
+        upper bound from the frame's size (16 bytes at least per uncompressed Arrow record,
+        3 per compact one).
         """
         region = os.pread(self._fd, self.size - position, position)
         candidates = []
@@ -356,12 +415,24 @@ class Segment:
             if offsets and offsets[0] >= first and offsets == sorted(set(offsets)):
                 candidates.append(offsets[-1])
         if len(region) >= HEADER_SIZE:
-            _m, _l, _c, base, last, count, _t, _f = HEADER.unpack_from(region)
+            _m, _l, _c, base, last, count, _t, flags = HEADER.unpack_from(region)
             if base >= first and 0 < count == last - base + 1 < (1 << 31):
                 candidates.append(last)
+            if not candidates:  # a damaged field: a compact payload knows its own span
+                with contextlib.suppress(Exception):  # (damaged bytes fail in any way)
+                    n, span = compact_span(region[HEADER_SIZE:])
+                    if base == first:  # ...from an intact base (frames follow each other)
+                        candidates.append(base + span)
+                    elif count == n and last - span >= first:  # ...or to an intact last
+                        candidates.append(last)
+        else:
+            flags = -1
         if candidates:
             return max(candidates), True
-        return first + max(len(region) - HEADER_SIZE, 16) // 16 - 1, False
+        # an uncompressed Arrow record takes 16 bytes at least, a compact one 3 (a null key
+        # and an empty value): unless the flags say Arrow, bound by the smaller
+        smallest = 16 if flags == 0 else 3
+        return first + max(len(region) - HEADER_SIZE, smallest) // smallest - 1, False
 
     def _truncate_torn_tail(self, position: int, problem: str) -> None:
         log.warning(
@@ -470,27 +541,43 @@ class Segment:
             yield header
 
     def batches(
-        self, offset: int, size: int | None = None, upper: int | None = None
+        self,
+        offset: int,
+        size: int | None = None,
+        upper: int | None = None,
+        max_records: int | None = None,
     ) -> Iterator[tuple[FrameHeader, pa.RecordBatch]]:
         """(header, batch) of the frames holding offsets >= `offset`, each checked.
 
+        Consecutive compact frames come as one batch (up to RUN_MAX_RECORDS records, or
+        `max_records` when the caller wants no more), under a header that spans them.
         Damage holding only offsets below `offset` is passed over; damage that may hold
-        `offset` or later raises `CorruptLogError` with its offsets. `upper` is the next
-        segment's base offset, which bounds damage at the end of this one.
+        `offset` or later raises `CorruptLogError` with its offsets, after the batch of the
+        good frames before it. `upper` is the next segment's base offset, which bounds damage
+        at the end of this one.
         """
-        for header, batch in self._walk(offset, size, upper, read=True):
+        for header, batch in self._walk(offset, size, upper, read=True, max_records=max_records):
             assert batch is not None
             yield header, batch
 
     def _walk(
-        self, offset: int, size: int | None, upper: int | None, *, read: bool
+        self,
+        offset: int,
+        size: int | None,
+        upper: int | None,
+        *,
+        read: bool,
+        max_records: int | None = None,
     ) -> Iterator[tuple[FrameHeader, pa.RecordBatch | None]]:
         size = self.size if size is None else size
+        run_limit = min(RUN_MAX_RECORDS, max_records or RUN_MAX_RECORDS)
         i = bisect.bisect_right(self._index_offsets, offset) - 1
         if i >= 0:  # the index entry's frame starts at its offset: all below is accounted for
             position, prev_last = self._index_positions[i], self._index_offsets[i] - 1
         else:
             position, prev_last = 0, self.base_offset - 1
+        run = CompactRun()
+        run_headers: list[FrameHeader] = []
         while position < size:
             header = self._read_header(position)
             problem = self._frame_problem(header, prev_last, size)
@@ -503,16 +590,48 @@ class Segment:
                     yield header, None
                     prev_last, position = header.last, header.end
                     continue
-                batch, problem = self._checked(header)
-                if batch is not None:
-                    yield header, batch
-                    prev_last, position = header.last, header.end
-                    continue
+                if header.compact:
+                    problem = self._add_compact(run, header)
+                    if problem is None:
+                        run_headers.append(header)
+                        prev_last, position = header.last, header.end
+                        if len(run) >= run_limit:
+                            yield _run_header(run_headers), run.to_batch()
+                            run, run_headers = CompactRun(), []
+                        continue
+                else:
+                    if run_headers:
+                        yield _run_header(run_headers), run.to_batch()
+                        run, run_headers = CompactRun(), []
+                    batch, problem = self._checked(header)
+                    if batch is not None:
+                        yield header, batch
+                        prev_last, position = header.last, header.end
+                        continue
             assert problem is not None
+            if run_headers:  # the good records before the damage first
+                yield _run_header(run_headers), run.to_batch()
+                run, run_headers = CompactRun(), []
             damage = self.damage_at(position, prev_last, size, problem).bounded(upper)
             if damage.last_offset is None or damage.last_offset >= offset:
                 raise damage.error(self.path)
             prev_last, position = max(prev_last, damage.last_offset), damage.end
+        if run_headers:
+            yield _run_header(run_headers), run.to_batch()
+
+    def _add_compact(self, run: CompactRun, header: FrameHeader) -> str | None:
+        """Check a compact frame and add its records to `run`; what is wrong, or None."""
+        raw = os.pread(self._fd, HEADER_SIZE + header.length, header.position)
+        if len(raw) != HEADER_SIZE + header.length:
+            return "frame cut short"
+        view = memoryview(raw)
+        if not _crc_ok(raw, view[HEADER_SIZE:], header.crc):  # type: ignore[arg-type]
+            return "CRC32C mismatch"
+        try:
+            run.add(view[HEADER_SIZE:], header.base, header.last, header.count, header.max_ts)
+        except CompactFrameError as e:
+            return str(e)
+        return None
 
     def damage_at(self, position: int, prev_last: int, size: int, problem: str) -> Damage:
         """The damage starting at byte `position`, after a frame ending at offset `prev_last`."""
@@ -537,7 +656,9 @@ class Segment:
         if not _crc_ok(bytes(head), memoryview(body), header.crc):  # type: ignore[arg-type]
             return None, "CRC32C mismatch"
         try:
-            return decode_payload(body), None
+            return decode_frame(header, body), None
+        except CompactFrameError as e:
+            return None, str(e)
         except (pa.ArrowInvalid, OSError) as e:
             return None, f"undecodable record batch ({e})"
 

@@ -391,7 +391,7 @@ class EmbeddedLog(AppendSignal, Log):
         with self._wal_lock, contextlib.ExitStack() as stack:
             for tp in order:
                 stack.enter_context(parts[tp].lock)
-            frames: list[tuple[TopicPartition, int, int, bytes, pa.Buffer]] = []
+            frames: list[tuple[TopicPartition, int, int, bytes, pa.Buffer | bytes]] = []
             for tp in order:
                 part = parts[tp]
                 batch = pa.concat_batches(merged[tp])
@@ -422,9 +422,11 @@ class EmbeddedLog(AppendSignal, Log):
         self.notify_append()
         return {tp: (base, end) for tp, base, end, _h, _p in frames}
 
-    def _write_wal(self, frames: list[tuple[TopicPartition, int, int, bytes, pa.Buffer]]) -> None:
+    def _write_wal(
+        self, frames: list[tuple[TopicPartition, int, int, bytes, pa.Buffer | bytes]]
+    ) -> None:
         meta = msgspec.json.encode(
-            [[tp.topic, tp.partition, base, end, len(h) + p.size] for tp, base, end, h, p in frames]
+            [[tp.topic, tp.partition, base, end, len(h) + len(p)] for tp, base, end, h, p in frames]
         )
         body: list[Any] = [struct.pack("<I", len(meta)), meta]
         for _tp, _b, _e, h, p in frames:
