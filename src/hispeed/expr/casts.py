@@ -225,6 +225,8 @@ def coerce(
         return cast_array(arr, source, target, ctx)
     if source.name == "STRING" and target.is_temporal:
         return cast_array(arr, source, target, ctx)
+    if source.name == "DATE" and target.name == "TIMESTAMP":
+        return cast_array(arr, source, target, ctx)
     return arr
 
 

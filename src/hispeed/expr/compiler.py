@@ -33,6 +33,7 @@ from hispeed.expr.type_rules import (
     comparable,
     extreme_args,
     same_shape,
+    valid_comparison,
 )
 from hispeed.functions.aggregates import AGGREGATES
 from hispeed.functions.registry import EvalContext, FunctionTypeError, lookup, rowwise
@@ -177,16 +178,7 @@ class _Compiler:
         left, right = self.compile(e.left), self.compile(e.right)
         op = e.op
         if op in ("=", "!=", "<", "<=", ">", ">="):
-            left = coerce_literal(e.left, left, right.type) or left
-            right = coerce_literal(e.right, right, left.type) or right
-            try:
-                comparable(left.type, right.type, e, op)
-            except SqlError:
-                raise error_at(
-                    e,
-                    f"Cannot compare {sql(e.left)} ({left.type}) to {sql(e.right)} "
-                    f"({right.type}) with {_OP_NAMES[op]}.",
-                ) from None
+            check_comparison(e, op, left.type, right.type)
         if op in ("AND", "OR"):
             for side in (left, right):
                 if side.type is not None and side.type.name != "BOOLEAN":
@@ -502,17 +494,18 @@ class _Compiler:
         if name in LAMBDA_FUNCTIONS:
             return self._higher_order(e, name)
         if (
-            name in _UNIT_FUNCTIONS
+            name in UNIT_FUNCTIONS
             and e.args
             and isinstance(e.args[0], ast.ColumnRef)
             and e.args[0].source is None
-            and e.args[0].name in _TIME_UNITS
+            and e.args[0].name in TIME_UNITS
         ):
             # DATEADD(DAYS, 1, d): the unit is a keyword, passed on as text
             unit = ast.Literal(e.args[0].name, T.STRING, pos=e.args[0].pos)
             e = ast.FunctionCall(e.name, (unit, *e.args[1:]), e.distinct, e.star, pos=e.pos)
         if name in ("IS_DISTINCT_FROM", "IS_NOT_DISTINCT_FROM"):
             left, right = (self.compile(a) for a in e.args)
+            check_comparison(e, name.replace("_", " "), left.type, right.type)
             common = comparable(left.type, right.type, e, "IS DISTINCT FROM")
 
             def distinct(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
@@ -638,10 +631,10 @@ class _Compiler:
         raise error_at(e, "a lambda is only allowed as an argument of TRANSFORM, FILTER or REDUCE")
 
 
-_UNIT_FUNCTIONS = ("DATEADD", "DATESUB", "TIMEADD", "TIMESUB", "TIMESTAMPADD", "TIMESTAMPSUB")
+UNIT_FUNCTIONS = ("DATEADD", "DATESUB", "TIMEADD", "TIMESUB", "TIMESTAMPADD", "TIMESTAMPSUB")
 
 
-_TIME_UNITS = {
+TIME_UNITS = {
     f"{u}{s}"
     for u in (
         "NANOSECOND",
@@ -704,7 +697,27 @@ _OP_NAMES = {
     "<=": "LESS_THAN_OR_EQUAL",
     ">": "GREATER_THAN",
     ">=": "GREATER_THAN_OR_EQUAL",
+    "IS DISTINCT FROM": "IS_DISTINCT_FROM",
+    "IS NOT DISTINCT FROM": "IS_NOT_DISTINCT_FROM",
 }
+
+
+def check_comparison(e: ast.Expr, op: str, lt: SqlType | None, rt: SqlType | None) -> None:
+    """Refuse a comparison ksqlDB refuses, with its message: one with an untyped NULL side,
+    or types its ComparisonUtil does not let meet (see `valid_comparison`)."""
+    if lt is None or rt is None:
+        shown = "<>" if op == "!=" else op
+        raise error_at(
+            e,
+            f"Comparison with NULL not supported: {lt.name if lt else 'NULL'} {shown} "
+            f"{rt.name if rt else 'NULL'}\nUse 'IS NULL' or 'IS NOT NULL' instead.",
+        )
+    if not valid_comparison(lt, op, rt):
+        left, right = (e.left, e.right) if isinstance(e, ast.BinaryOp) else e.args  # type: ignore[attr-defined]
+        raise error_at(
+            e,
+            f"Cannot compare {sql(left)} ({lt}) to {sql(right)} ({rt}) with {_OP_NAMES[op]}.",
+        )
 
 
 def _escape_like(pattern: str, escape: str) -> str:

@@ -67,6 +67,30 @@ def arithmetic_type(op: str, a: SqlType, b: SqlType, node: Any, text: str = "") 
     return T.widest_numeric(a, b)
 
 
+_EQUALITY = ("=", "!=", "<>", "IS DISTINCT FROM", "IS NOT DISTINCT FROM")
+
+
+def valid_comparison(lt: SqlType, op: str, rt: SqlType) -> bool:
+    """Whether ksqlDB lets `lt <op> rt` through (its ComparisonUtil, by the left side's base
+    type): numbers with numbers; text with text or a time type; BOOLEAN, ARRAY, MAP and STRUCT
+    with their own kind and only for (in)equality; TIME with TIME or text; DATE and TIMESTAMP
+    with either or text; BYTES with BYTES."""
+    left, right = lt.name, rt.name
+    if lt.is_numeric:
+        return rt.is_numeric
+    if left == "STRING":
+        return right in ("STRING", "TIME", "DATE", "TIMESTAMP")
+    if left in ("BOOLEAN", "ARRAY", "MAP", "STRUCT"):
+        return right == left and op in _EQUALITY
+    if left == "TIME":
+        return right in ("TIME", "STRING")
+    if left in ("DATE", "TIMESTAMP"):
+        return right in ("DATE", "TIMESTAMP", "STRING")
+    if left == "BYTES":
+        return right == "BYTES"
+    return False
+
+
 def comparable(lt: SqlType | None, rt: SqlType | None, node: Any, op: str) -> SqlType | None:
     """The type two sides are compared as; an error where they cannot be compared."""
     if lt is None or rt is None:
@@ -81,6 +105,8 @@ def comparable(lt: SqlType | None, rt: SqlType | None, node: Any, op: str) -> Sq
         or {lt.name, rt.name} == {"STRING", "TIME"}
     ):
         return lt if lt.name != "STRING" else rt
+    if {lt.name, rt.name} == {"DATE", "TIMESTAMP"}:
+        return T.TIMESTAMP  # a DATE is compared as its midnight
     if lt.name == rt.name and lt.name in ("ARRAY", "MAP", "STRUCT"):
         return lt
     raise error_at(

@@ -175,7 +175,11 @@ def plan_aggregate(
     if select.having is not None:
         having = _compile_post(select.having, post_scope, replaced, select.group_by, "HAVING")
         if having.type is not None and having.type.name != "BOOLEAN":
-            raise error_at(select.having, f"HAVING needs a BOOLEAN expression, not {having.type}")
+            raise error_at(
+                select.having,
+                "Type error in HAVING expression: Should evaluate to boolean but is "
+                f"{sql(select.having)} ({having.type}) instead.",
+            )
     # key columns: the select items that are the GROUP BY expressions
     key: list[OutputColumn] = []
     value: list[OutputColumn] = []

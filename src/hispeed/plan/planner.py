@@ -18,7 +18,6 @@ from hispeed.plan.aggregates import plan_aggregate
 from hispeed.plan.columns import check_value_columns, key_missing, output_column, output_names
 from hispeed.plan.model import (
     LABEL,
-    PSEUDO_COLUMNS,
     WINDOW_COLUMNS,
     JoinPlan,
     OutputColumn,
@@ -27,12 +26,12 @@ from hispeed.plan.model import (
 )
 from hispeed.plan.scope import (
     compile_clause,
-    default_name,
     error_at,
     is_aggregate,
     source_scope,
     walk,
 )
+from hispeed.plan.validate import check_column_references, check_reserved_names
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.format import sql
@@ -69,6 +68,7 @@ def _plan_select(
     label = ref.label
     scope = source_scope(source, label)
     written_group_by = select.group_by
+    check_column_references(select, scope, (label, source.name))
     select = _unqualify(select, label, source)
     where = _where(select, scope)
     items = _struct_stars(_expand(select, source, label, transient=sink_kind is None), scope)
@@ -78,9 +78,7 @@ def _plan_select(
     _table_calls(items, source, scope, has_aggregates or bool(select.group_by))
     if select.window is not None and not select.group_by:
         raise error_at(select.window, "WINDOW clause requires a GROUP BY clause.")
-    _check_reserved_names(
-        items, sink_kind, windowed=select.window is not None or source.window is not None
-    )
+    check_reserved_names(items, persistent=sink_kind is not None)
     if select.group_by or has_aggregates:
         if select.partition_by:
             raise error_at(select.partition_by[0], "PARTITION BY cannot be used with GROUP BY")
@@ -201,7 +199,7 @@ def _plan_join(
     _table_calls(items, source, scope, has_aggregates or bool(select.group_by))
     if select.window is not None and not select.group_by:
         raise error_at(select.window, "WINDOW clause requires a GROUP BY clause.")
-    _check_reserved_names(items, sink_kind, windowed=select.window is not None, join=True)
+    check_reserved_names(items, persistent=sink_kind is not None)
     if select.group_by or has_aggregates or select.having is not None:
         if select.partition_by:
             raise error_at(select.partition_by[0], "PARTITION BY cannot be used with GROUP BY")
@@ -403,27 +401,6 @@ def _qualify(e: Any, source: str) -> Any:
         items = tuple(_qualify(v, source) for v in e)
         return items if any(a is not b for a, b in zip(items, e, strict=True)) else e
     return e
-
-
-def _check_reserved_names(
-    items: list[ast.SelectItem], sink_kind: str | None, *, windowed: bool, join: bool = False
-) -> None:
-    if sink_kind is None:
-        return
-    for item in items:
-        name = item.alias or default_name(item.expr)
-        reserved = set(PSEUDO_COLUMNS) | (set() if windowed else set(WINDOW_COLUMNS))
-        if item.alias is not None and item.alias in reserved and not join:
-            raise error_at(
-                item,
-                f"`{item.alias}` is a reserved column name. You cannot use it as an alias for a "
-                "column.",
-            )
-        if name in reserved:
-            raise error_at(
-                item,
-                f"Reserved column name in select: `{name}`. Please remove or alias the column.",
-            )
 
 
 def _unqualify(select: ast.Select, label: str, source: Source) -> ast.Select:

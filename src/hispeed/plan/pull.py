@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import decimal
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +24,7 @@ from hispeed.errors import HispeedError, SqlError
 from hispeed.expr.compiler import compile_expr
 from hispeed.expr.scope import Scope
 from hispeed.functions.registry import EvalContext
+from hispeed.plan.timestamps import magic_timestamps
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.format import sql
@@ -91,7 +91,9 @@ def check_pull(select: ast.Select, catalog: Catalog, properties: dict[str, Any])
     if select.where is not None:
         _check_where_types(select.where, source, ref.label, windowed)
         if windowed:
-            select = dataclasses.replace(select, where=_window_bounds_as_millis(select.where))
+            select = dataclasses.replace(
+                select, where=magic_timestamps(select.where, WINDOW_BOUNDS)
+            )
     return select
 
 
@@ -230,65 +232,6 @@ def _type_name(side: Any) -> str:
 def _where_error(e: ast.Expr, message: str) -> SqlError:
     line, col = getattr(e, "pos", (1, 1))
     return SqlError(f"Error in WHERE expression: {message}", line or 1, col or 1)
-
-
-def _window_bounds_as_millis(where: ast.Expr) -> ast.Expr:
-    """`WINDOWSTART >= '2020-02-23T23:45:12'`: text bounds as epoch milliseconds (UTC)."""
-
-    def rewrite(e: ast.Expr) -> ast.Expr:
-        if isinstance(e, ast.BinaryOp):
-            left, right = rewrite(e.left), rewrite(e.right)
-            if e.op in _COMPARISONS:
-                for a, b in ((left, right), (right, left)):
-                    if (
-                        isinstance(a, ast.ColumnRef)
-                        and a.name in WINDOW_BOUNDS
-                        and isinstance(b, ast.Literal)
-                        and isinstance(b.value, str)
-                    ):
-                        millis = ast.Literal(_parse_partial_timestamp(b.value), T.BIGINT, b.pos)
-                        if b is right:
-                            right = millis
-                        else:
-                            left = millis
-            return dataclasses.replace(e, left=left, right=right)
-        if isinstance(e, ast.Between):
-            return dataclasses.replace(
-                e, operand=rewrite(e.operand), low=rewrite(e.low), high=rewrite(e.high)
-            )
-        return e
-
-    return rewrite(where)
-
-
-_PARTIAL = re.compile(
-    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,3})\d*)?)?)?)?)?)?"
-    r"(Z|[+-]\d{2}:?\d{2})?$"
-)
-
-
-def _parse_partial_timestamp(text: str) -> int:
-    """Milliseconds of a possibly partial ISO-8601 datetime; UTC unless it names a zone."""
-    m = _PARTIAL.match(text.strip())
-    if not m:
-        raise HispeedError(f"Failed to parse datetime: {text}")
-    year, month, day, hour, minute, second, frac, zone = m.groups()
-    tz = dt.UTC
-    if zone and zone != "Z":
-        sign = -1 if zone[0] == "-" else 1
-        digits = zone[1:].replace(":", "")
-        tz = dt.timezone(sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
-    moment = dt.datetime(
-        int(year),
-        int(month or 1),
-        int(day or 1),
-        int(hour or 0),
-        int(minute or 0),
-        int(second or 0),
-        int((frac or "0").ljust(3, "0")) * 1000,
-        tzinfo=tz,
-    )
-    return int(moment.timestamp() * 1000)
 
 
 # -- the WHERE clause as key constraints ----------------------------------------------------

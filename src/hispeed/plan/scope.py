@@ -16,6 +16,7 @@ from hispeed.expr.compiler import compile_expr
 from hispeed.expr.scope import Compiled, Scope, ScopeColumn
 from hispeed.functions.aggregates import AGGREGATES
 from hispeed.plan.model import PSEUDO_COLUMNS, WINDOW_COLUMNS, field_name
+from hispeed.plan.timestamps import magic_timestamps
 from hispeed.sql import ast
 
 
@@ -76,10 +77,14 @@ def compile_clause(
     clause: str,
     replaced: dict[ast.Expr, ScopeColumn] | None = None,
 ) -> Compiled:
-    """Compile an expression of one clause; its errors say which clause, as ksqlDB's do."""
+    """Compile an expression of one clause; its errors say which clause, as ksqlDB's do.
+
+    In WHERE and HAVING, text compared with ROWTIME or a window bound is a timestamp."""
     saved = scope.clause
     scope.clause = clause
     try:
+        if clause in ("WHERE", "HAVING"):
+            e = magic_timestamps(e)
         return compile_expr(e, scope, replaced)
     except SqlError as err:
         raise SqlError(_PREFIXES.get(clause, "") + err.reason, err.line, err.column) from None

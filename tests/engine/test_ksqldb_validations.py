@@ -1,0 +1,177 @@
+"""Statements ksqlDB refuses are refused with its message, line and column (its analyzer's
+and planner's rules, read from its source), and their valid neighbours still run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hispeed.engine import Engine
+from hispeed.errors import SqlError
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    e = Engine(
+        tmp_path / "data",
+        fsync="never",
+        properties={"ksql.streams.cache.max.bytes.buffering": "0"},
+    )
+    e.execute(
+        "CREATE STREAM s (k STRING KEY, v INT, t STRING) "
+        "WITH (kafka_topic='s', value_format='JSON', partitions=1);"
+    )
+    e.execute(
+        "CREATE STREAM w (k STRING KEY, v INT) "
+        "WITH (kafka_topic='w', value_format='JSON', window_type='Session', partitions=1);"
+    )
+    yield e
+    e.close()
+
+
+def refused(engine: Engine, statement: str) -> SqlError:
+    with pytest.raises(SqlError) as info:
+        engine.execute(statement)
+    return info.value
+
+
+def values(engine: Engine, topic: str) -> list[Any]:
+    out = []
+    for p in range(len(engine.log.describe_topic(topic).partitions)):
+        for r in engine.log.read_table(topic, p).to_pylist():
+            out.append(json.loads(r["value"]) if r["value"] is not None else None)
+    return out
+
+
+def test_text_compared_with_rowtime_is_a_timestamp(engine: Engine) -> None:
+    engine.execute(
+        "CREATE STREAM late AS SELECT k, v FROM s "
+        "WHERE ROWTIME >= '2020-01-01T00:00:00.001' AND v > 0;"
+    )
+    engine.execute(
+        "CREATE STREAM mid AS SELECT k, v FROM s "
+        "WHERE ROWTIME BETWEEN '2019-12-31T23' AND '2020-01-01T00:00:00+0100';"
+    )
+    jan1 = 1577836800000  # 2020-01-01T00:00:00Z
+    for v, at in [(1, jan1), (2, jan1 + 1), (3, jan1 - 3_600_000), (-1, jan1 + 5)]:
+        engine.insert("s", {"K": "a", "V": v}, timestamp=at)
+    engine.drain()
+    assert values(engine, "LATE") == [{"V": 2}]
+    assert values(engine, "MID") == [{"V": 3}]  # 23:00 UTC both: a partial and a zoned bound
+
+
+def test_text_compared_with_window_bounds_is_a_timestamp(engine: Engine) -> None:
+    engine.execute(
+        "CREATE STREAM ws AS SELECT k, v FROM w "
+        "WHERE '2020-02-10T08:31:44.001+0000' <= WINDOWSTART;"
+    )
+
+
+def test_a_text_timestamp_that_does_not_parse_says_so(engine: Engine) -> None:
+    err = refused(engine, "CREATE STREAM x AS SELECT k, v FROM s WHERE ROWTIME > 'soon';")
+    assert err.reason.startswith("Error in WHERE expression: Failed to parse timestamp 'soon'")
+    assert (err.line, err.column) == (1, 55)
+
+
+def test_text_is_not_a_number_in_a_having_comparison(engine: Engine) -> None:
+    err = refused(
+        engine,
+        "CREATE TABLE x AS SELECT k, SUM(v) AS total FROM s GROUP BY k HAVING SUM(v) > '100';",
+    )
+    assert err.reason == (
+        "Error in HAVING expression: Cannot compare SUM(V) (INTEGER) to '100' (STRING) "
+        "with GREATER_THAN."
+    )
+    assert (err.line, err.column) == (1, 77)
+    engine.execute(
+        "CREATE TABLE ok AS SELECT k, SUM(v) AS total FROM s GROUP BY k HAVING SUM(v) > 100;"
+    )
+
+
+def test_collections_are_compared_only_for_equality(engine: Engine) -> None:
+    err = refused(engine, "CREATE STREAM x AS SELECT k, ARRAY[v] < ARRAY[v] AS lt FROM s;")
+    assert "Cannot compare ARRAY[V] (ARRAY<INTEGER>) to ARRAY[V] (ARRAY<INTEGER>) with " in (
+        err.reason
+    )
+    engine.execute("CREATE STREAM ok AS SELECT k, ARRAY[v] = ARRAY[v] AS eq FROM s;")
+
+
+def test_comparison_with_an_untyped_null_is_refused(engine: Engine) -> None:
+    err = refused(engine, "CREATE STREAM x AS SELECT k, v FROM s WHERE v = NULL;")
+    assert err.reason.startswith(
+        "Error in WHERE expression: Comparison with NULL not supported: INTEGER = NULL"
+    )
+    engine.execute("CREATE STREAM ok AS SELECT k, v FROM s WHERE v IS NULL;")
+
+
+@pytest.mark.parametrize(
+    ("statement", "message", "column"),
+    [
+        (
+            "CREATE STREAM x AS SELECT k, v AS windowend FROM w;",
+            "`WINDOWEND` is a reserved column name. You cannot use it as an alias for a column.",
+            30,
+        ),
+        (
+            "CREATE STREAM x AS SELECT k, v AS rowtime FROM s;",
+            "`ROWTIME` is a reserved column name. You cannot use it as an alias for a column.",
+            30,
+        ),
+        (
+            "CREATE STREAM x AS SELECT k, WINDOWSTART FROM w;",
+            "Reserved column name in select: `WINDOWSTART`. Please remove or alias the column.",
+            30,
+        ),
+        (
+            "CREATE STREAM x AS SELECT k, s.ROWOFFSET FROM s;",
+            "Reserved column name in select: `ROWOFFSET`. Please remove or alias the column.",
+            30,
+        ),
+    ],
+)
+def test_system_column_names_are_reserved(
+    engine: Engine, statement: str, message: str, column: int
+) -> None:
+    err = refused(engine, statement)
+    assert err.reason == message
+    assert (err.line, err.column) == (1, column)
+
+
+def test_system_columns_may_be_selected_under_another_name(engine: Engine) -> None:
+    engine.execute("CREATE STREAM ok AS SELECT k, WINDOWSTART AS ws, ROWTIME AS rt FROM w;")
+
+
+@pytest.mark.parametrize(
+    ("statement", "message", "column"),
+    [
+        ("CREATE STREAM x AS SELECT k, i.bob FROM s i;", "SELECT column 'I.BOB' cannot", 30),
+        # WHERE is checked before SELECT, as ksqlDB's analyzer does
+        (
+            "CREATE STREAM x AS SELECT k, nope FROM s WHERE gone > 1;",
+            "WHERE column 'GONE' cannot be resolved.",
+            48,
+        ),
+        # an unknown column is reported before a type error elsewhere
+        (
+            "CREATE STREAM x AS SELECT k, nope FROM s WHERE v = 'x';",
+            "SELECT column 'NOPE' cannot be resolved.",
+            30,
+        ),
+        (
+            "CREATE STREAM x AS SELECT k, v FROM s PARTITION BY s.zz;",
+            "PARTITION BY column 'S.ZZ' cannot be resolved. 'S.ZZ' must be a column in the "
+            "source schema since PARTITION BY is applied on the input.",
+            52,
+        ),
+    ],
+)
+def test_unknown_columns_are_named_as_written_clause_by_clause(
+    engine: Engine, statement: str, message: str, column: int
+) -> None:
+    err = refused(engine, statement)
+    assert err.reason.startswith(message)
+    assert (err.line, err.column) == (1, column)
