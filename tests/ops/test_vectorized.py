@@ -242,10 +242,8 @@ def fresh_aggregator(task: QueryTask, coalesce: bool, *, reference: bool) -> Agg
     aggregator.store = fast.store if isinstance(fast, VectorizedAggregator) else None
     aggregator.in_dict = aggregator._key_records = aggregator.store is None
     if isinstance(aggregator.store, KeyedStateStore):
-        # small snapshot chunks and snapshots as soon as deltas outweigh the state, so that
-        # streams this small meet both record kinds
+        # chunks of two slots, so that streams this small meet chunk records and deltas
         aggregator.store.chunk_slots = 2
-        aggregator.store.snapshot_floor = 0
     elif aggregator.store is not None:
         # small changelog chunks and early renumbering, so that streams this small meet them
         aggregator.store.chunk_bits = 1

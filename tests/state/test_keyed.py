@@ -137,18 +137,18 @@ def random_batches(seed: int, n: int = 25) -> list[list[tuple[str, int, int]]]:
     ]
 
 
-@pytest.mark.parametrize("snapshot_floor", [0, 1 << 30])
-def test_a_restore_from_deltas_and_snapshots_is_exact(
-    layouts: list[Kernel], snapshot_floor: int
+@pytest.mark.parametrize("rewrite_factor", [0.0, 0.5, 2.0])
+def test_a_restore_from_deltas_and_chunks_is_exact(
+    layouts: list[Kernel], rewrite_factor: float
 ) -> None:
     store = KeyedStateStore(layouts, [pa.string()])
     store.chunk_slots = 7
-    store.snapshot_floor = snapshot_floor  # 0: snapshots often; 1 GiB: deltas only
+    store.rewrite_factor = rewrite_factor  # 0: deltas only
     expected, changelog = run_batches(store, random_batches(1))
     assert store.to_dict() == expected
     names = [pickle.loads(k) for k, v in changelog.items() if v is not None]
     deltas = [n for n in names if len(n) == 4]
-    assert (len(deltas) < 25) == (snapshot_floor == 0)
+    assert (len(deltas) == 25) == (rewrite_factor == 0)  # rewritten chunks retire deltas
     again = restored(layouts, changelog)
     assert again.to_dict() == expected
     # and it carries on from there: its next records restore too

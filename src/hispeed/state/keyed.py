@@ -7,15 +7,16 @@ with numpy indexing, so its cost does not grow with the number of keys; a key co
 8 for its hash, its share of the hash table and its states' arrays (about 60-90 bytes for
 COUNT and SUM over short strings).
 
-The changelog (one form, in the changelog's compacted topic, under the kind "V" as the
-windowed store's): each checkpoint writes one delta record, ("V", None, "d", seq) -> the new
-keys of the batch, the slots that changed and their states; once the deltas written since the
-last snapshot outweigh the state, a snapshot rewrites all slots as chunks ("V", None, chunk)
--> ("keyed", seq, keys, states) and deletes the deltas in the same transaction, so the
-changelog stays within about twice the state and a batch writes what it changed, however many
-keys there are. A restore applies the chunks, then the deltas after them in order. The
-windowed store's chunk records of a query without a window (the layout before this store)
-restore too, and are rewritten at the next checkpoint.
+The changelog (in the query's compacted changelog topic, under the kind "V" as the windowed
+store's): each checkpoint writes one delta record, ("V", None, "d", seq) -> the batch's new
+keys, the slots that changed and their states, and rewrites the next few chunks of slots in
+turn, ("V", None, chunk) -> ("keyed", seq, slots a chunk, keys, states), about twice as many
+slots as the batch changed. A delta is deleted once every chunk has been rewritten after it,
+so the changelog stays within a small multiple of the state, and a batch writes in proportion
+to what it changed, never the whole state at once (no pause, no transient copy of it). A
+restore takes each chunk as written, then applies the deltas in order to the slots whose
+chunk is older. The windowed store's chunk records of a query without a window (the
+layout before this store) restore too, and are rewritten as a whole at the next checkpoint.
 
 Past the memory budget (`budget`), the arrays move to files mapped into memory (`Arena.spill`)
 and their pages are released after each checkpoint: state larger than RAM then works, at the
@@ -37,8 +38,8 @@ from hispeed.state.keys import GROWTH, Arena, KeyIndex
 
 IntArray = np.ndarray[Any, Any]
 
-#: slots per snapshot chunk record
-CHUNK_SLOTS = 1 << 16
+#: slots per chunk record
+CHUNK_SLOTS = 1 << 14
 _DELTA = "d"
 _MARK = "keyed"
 
@@ -67,16 +68,16 @@ class KeyedStateStore:
         self.arena = Arena(spill_dir)
         self.index = KeyIndex(self.key_types, self.arena)
         self.states = [self.arena.empty(16, d) for d in self.dtypes]
-        #: slots per snapshot chunk (tests make it small)
+        #: slots per chunk record (tests make it small)
         self.chunk_slots = CHUNK_SLOTS
-        #: a snapshot is written once the deltas since the last one pass this share of the
-        #: state's bytes (and `snapshot_floor` bytes)
-        self.snapshot_ratio = 1.0
-        self.snapshot_floor = 1 << 20
+        #: slots of chunks rewritten per slot a batch changes (0: none, deltas only)
+        self.rewrite_factor = 2.0
         self._seq = 0  # the next delta's number
-        self._deltas: set[int] = set()  # live delta records
-        self._delta_bytes = 0
-        self._chunks = 0  # live snapshot chunk records
+        self._deltas: list[int] = []  # live delta records, in order
+        #: the delta each chunk record was written with (-1: none written)
+        self._chunk_seq: list[int] = []
+        self._cursor = 0  # the next chunk to rewrite
+        self._credit = 0.0  # slots of chunks due to be rewritten
         self._stale: set[Any] = set()  # records of the old layout, deleted at the next write
         self._dirty: list[IntArray] = []
         self._written = 0  # slots [0, _written) are in the changelog
@@ -171,19 +172,15 @@ class KeyedStateStore:
     # -- the changelog ----------------------------------------------------------------------
 
     def checkpoint(self, changelog: dict[bytes, bytes | None]) -> None:
-        """Write this batch's changes: a delta record, or a snapshot when it is due."""
+        """Write this batch's changes (a delta record) and rewrite the chunks due."""
         self._settle()
         for name in self._stale:
             changelog[pickle.dumps(name)] = None
         self._stale.clear()
         count = len(self)
-        if not self._dirty and count == self._written and not self._rewrite:
-            return
-        state_bytes = self.nbytes()
-        due = self._delta_bytes > max(self.snapshot_floor, self.snapshot_ratio * state_bytes)
-        if self._rewrite or due:
-            self._snapshot(changelog)
-        else:
+        if self._rewrite:
+            self._rewrite_all(changelog)
+        elif self._dirty or count != self._written:
             # one batch's slots are distinct; several batches' may repeat
             slots = (
                 self._dirty[0]
@@ -192,35 +189,70 @@ class KeyedStateStore:
             )
             first = self._written
             new = np.arange(first, count, dtype=np.int64)
-            value = pickle.dumps(
-                (first, self.index.keys(new), slots, [a[slots] for a in self.states]),
-                protocol=5,
-            )
-            changelog[pickle.dumps((CHANGELOG_KIND, None, _DELTA, self._seq))] = value
-            self._deltas.add(self._seq)
-            self._delta_bytes += len(value)
+            value = (first, self.index.keys(new), slots, [a[slots] for a in self.states])
+            changelog[self._delta_name(self._seq)] = pickle.dumps(value, protocol=5)
+            self._deltas.append(self._seq)
+            self._credit += self.rewrite_factor * len(slots)
+            self._rewrite_some(changelog)
+        else:
+            return
         self._seq += 1
         self._dirty.clear()
         self._written = count
         if self.arena.spilled:
             self.arena.release()
 
-    def _snapshot(self, changelog: dict[bytes, bytes | None]) -> None:
-        """Every slot as chunk records; the deltas and extra chunks deleted."""
-        count = len(self)
+    @staticmethod
+    def _delta_name(seq: int) -> bytes:
+        return pickle.dumps((CHANGELOG_KIND, None, _DELTA, seq))
+
+    def _chunk_count(self) -> int:
+        return (len(self) + self.chunk_slots - 1) // self.chunk_slots
+
+    def _write_chunk(self, changelog: dict[bytes, bytes | None], c: int) -> None:
         step = self.chunk_slots
-        chunks = (count + step - 1) // step
+        part = np.arange(c * step, min(len(self), (c + 1) * step), dtype=np.int64)
+        keys = self.index.keys(part)
+        value = (_MARK, self._seq, step, keys, [a[part] for a in self.states])
+        changelog[pickle.dumps((CHANGELOG_KIND, None, c))] = pickle.dumps(value, protocol=5)
+        while len(self._chunk_seq) <= c:
+            self._chunk_seq.append(-1)
+        self._chunk_seq[c] = self._seq
+
+    def _rewrite_some(self, changelog: dict[bytes, bytes | None]) -> None:
+        """Rewrite the next chunks in turn, as many slots as the credit allows; delete the
+        deltas every chunk has been rewritten after."""
+        chunks = self._chunk_count()
+        if not chunks:
+            return
+        budget = min(self._credit, float(len(self)))
+        done = 0
+        while done < chunks and budget >= min(self.chunk_slots, len(self)):
+            c = self._cursor % chunks
+            self._write_chunk(changelog, c)
+            budget -= self.chunk_slots
+            self._credit -= self.chunk_slots
+            self._cursor = c + 1
+            done += 1
+        self._credit = max(self._credit, 0.0)
+        held = self._chunk_seq[:chunks] + [-1] * (chunks - len(self._chunk_seq))
+        covered = min(held)
+        while self._deltas and self._deltas[0] <= covered:
+            changelog[self._delta_name(self._deltas.pop(0))] = None
+
+    def _rewrite_all(self, changelog: dict[bytes, bytes | None]) -> None:
+        """Every slot as chunk records; the deltas and extra chunks deleted."""
+        chunks = self._chunk_count()
         for c in range(chunks):
-            part = np.arange(c * step, min(count, (c + 1) * step), dtype=np.int64)
-            value = (_MARK, self._seq, self.index.keys(part), [a[part] for a in self.states])
-            changelog[pickle.dumps((CHANGELOG_KIND, None, c))] = pickle.dumps(value, protocol=5)
-        for c in range(chunks, self._chunks):
+            self._write_chunk(changelog, c)
+        for c in range(chunks, len(self._chunk_seq)):
             changelog[pickle.dumps((CHANGELOG_KIND, None, c))] = None
+        del self._chunk_seq[chunks:]
         for seq in self._deltas:
-            changelog[pickle.dumps((CHANGELOG_KIND, None, _DELTA, seq))] = None
-        self._chunks = chunks
+            changelog[self._delta_name(seq)] = None
         self._deltas.clear()
-        self._delta_bytes = 0
+        self._credit = 0.0
+        self._cursor = 0
         self._rewrite = False
 
     def restore(self, name: Any, value: Any) -> None:
@@ -229,41 +261,58 @@ class KeyedStateStore:
         self._pending.append((name, value))
 
     def _settle(self) -> None:
-        """Apply the restored records: the snapshot's chunks, then the deltas after it."""
+        """Apply the restored records: each chunk as written, then the deltas in order to
+        the slots whose chunk was written before them."""
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        chunks: list[tuple[int, Any]] = []
+        chunks: dict[int, Any] = {}
         old: list[tuple[Any, Any]] = []
         deltas: list[tuple[int, Any]] = []
         for name, value in pending:
             if len(name) == 4 and name[2] == _DELTA:
                 deltas.append((name[3], value))
-            elif isinstance(value, tuple) and len(value) == 4 and value[0] == _MARK:
-                chunks.append((name[2], value))
+            elif isinstance(value, tuple) and len(value) == 5 and value[0] == _MARK:
+                chunks[name[2]] = value
             else:
                 old.append((name, value))
-        generation = -1
-        for _, (_, seq, keys, states) in sorted(chunks, key=lambda e: e[0]):
-            self._append(keys, states)
-            generation = max(generation, seq)
-        self._chunks = len(chunks)
+        deltas.sort(key=lambda e: e[0])
+        # chunks are as wide as their writer made them
+        step = self.chunk_slots = next((v[2] for v in chunks.values()), self.chunk_slots)
+        if chunks and old:
+            raise ValueError("a changelog holds chunks of both the keyed and the windowed layout")
+        # the keys, in slot order: from the chunks and the deltas' new keys
+        pieces = [(c * step, value[3]) for c, value in chunks.items()]
+        pieces += [(first, keys) for _, (first, keys, _, _) in deltas]
+        for start, keys in sorted(pieces, key=lambda e: e[0]):
+            n = len(keys[0]) if keys else 0
+            count = len(self)
+            if not n or start + n <= count:
+                continue
+            if start > count:
+                raise ValueError(f"the changelog holds no key for slot {count}")
+            self.index.append([k.slice(count - start) for k in keys])
+        self._reserve(len(self))
+        self._fill(0, len(self))
+        chunk_seq = np.full(max(chunks, default=-1) + 1, -1, np.int64)
+        for c, (_, seq, _, _, states) in chunks.items():
+            chunk_seq[c] = seq
+            a = c * step
+            for column, values in zip(self.states, states, strict=True):
+                column[a : a + len(values)] = values
+        for seq, (_, _, slots, states) in deltas:
+            of = slots // step
+            newer = of >= len(chunk_seq)
+            newer[~newer] = chunk_seq[of[~newer]] < seq
+            for column, values in zip(self.states, states, strict=True):
+                column[slots[newer]] = values[newer]
         for name, (groups, arrays) in old:  # the windowed store's layout: rewritten below
             self._append(self._columns_of(groups), arrays)
             self._stale.add(name)
             self._rewrite = True
-        for seq, (first, keys, slots, states) in sorted(deltas, key=lambda e: e[0]):
-            if seq <= generation:
-                continue  # older than the snapshot (its deletion not compacted yet)
-            if first != len(self):
-                raise ValueError(f"changelog delta {seq} starts at slot {first}, not {len(self)}")
-            self.index.append(keys)
-            self._reserve(len(self))
-            self._fill(first, len(self))
-            for column, values in zip(self.states, states, strict=True):
-                column[slots] = values
-            self._deltas.add(seq)
-        self._seq = max([generation, *(s for s, _ in deltas)]) + 1
+        self._chunk_seq = chunk_seq.tolist()
+        self._deltas = [seq for seq, _ in deltas]
+        self._seq = max([*self._chunk_seq, *self._deltas, -1]) + 1
         self._written = len(self)
         self._dirty.clear()
         self._check_budget()

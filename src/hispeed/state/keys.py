@@ -232,8 +232,9 @@ class KeyIndex:
         self.hasher = hasher
         self.count = 0
         self.hashes = arena.empty(16, np.uint64)
-        #: positions of the open-addressing table: a slot, or -1
-        self.table = arena.empty(64, np.int64)
+        #: positions of the open-addressing table: a slot, or -1 (int32: half the bytes of
+        #: int64 to hold and to read at random; slots stay below 2**31)
+        self.table = arena.empty(64, np.int32)
         self.table[:] = -1
         #: new keys of the last `find`, until `commit` (columns, hashes)
         self._staged: tuple[list[pa.Array], np.ndarray] | None = None
@@ -255,7 +256,7 @@ class KeyIndex:
         active = np.arange(n)
         while len(active):
             at = pos[active]
-            candidate = table[at]
+            candidate = table[at].astype(np.int64)
             occupied = candidate >= 0
             same_hash = np.zeros(len(active), bool)
             same_hash[occupied] = self.hashes[candidate[occupied]] == hashes[active[occupied]]
@@ -263,8 +264,10 @@ class KeyIndex:
                 which = np.flatnonzero(same_hash)
                 rows = active[which]
                 equal = np.ones(len(which), bool)
+                whole = len(rows) == n  # every key at once (the first probe, all held)
                 for column, values in zip(self.columns, columns, strict=True):
-                    equal &= column.equal(candidate[which], values.take(pa.array(rows)))
+                    given = values if whole else values.take(pa.array(rows))
+                    equal &= column.equal(candidate[which], given)
                 out[rows[equal]] = candidate[which[equal]]
                 same_hash[which[~equal]] = False  # a collision: probe on
             done = ~occupied | same_hash
@@ -301,6 +304,8 @@ class KeyIndex:
             hashes = self.hasher(columns)
         base = self.count
         end = base + n
+        if end >= 1 << 31:
+            raise OverflowError("a GROUP BY state holds at most 2**31 - 1 keys")
         if end > len(self.hashes):
             self.hashes = self.arena.resize(self.hashes, int(end * GROWTH) + 16)
         self.hashes[base:end] = hashes
@@ -318,7 +323,7 @@ class KeyIndex:
         while self.count > MAX_LOAD * size:
             size *= 2
         self.arena.forget(self.table)
-        self.table = self.arena.empty(size, np.int64)
+        self.table = self.arena.empty(size, np.int32)
         self.table[:] = -1
         self._place(np.arange(self.count, dtype=np.int64))
 
