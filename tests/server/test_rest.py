@@ -66,7 +66,7 @@ def test_ksql_answers_each_statement_with_its_entity(server: RunningServer) -> N
     statuses = httpx.get(f"{server.url}/status").json()["commandStatuses"]
     assert statuses["table/`PEAKS`/create"] == "SUCCESS"
     one = httpx.get(f"{server.url}/status/stream/`READINGS`/create").json()
-    assert one == {"status": "SUCCESS", "message": "Stream created"}
+    assert one == {"status": "SUCCESS", "message": "Stream created", "queryId": None}
 
 
 def test_a_failing_statement_ends_the_request_with_ksqldb_error_shape(

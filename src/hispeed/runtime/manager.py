@@ -7,7 +7,7 @@ views (`runtime/pull.py`). It receives the engine's `QueryContext`, never the en
 engine is the facade above it and delegates here.
 
 A query's failure stays that query's: an exception out of one task's poll puts that query in
-the ERROR state (its message kept, shown by SHOW QUERIES, /status, /metrics and the
+the ERROR state (its message kept, shown by SHOW QUERIES, EXPLAIN, /metrics and the
 dashboard), and every other query goes on. As ksqlDB does, a query in ERROR is retried after
 a backoff that doubles from `ksql.query.retry.backoff.initial.ms` (15 s) up to
 `ksql.query.retry.backoff.max.ms` (15 min); its batch is read again from its last commit, so

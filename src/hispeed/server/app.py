@@ -122,6 +122,8 @@ def create_app(
     limit = settings.max_request_bytes
 
     async def info(request: Request) -> Response:
+        # ServerInfo is a wrapper object (KsqlServerInfo its only key): hispeed's details go
+        # inside it, where ksqlDB's clients ignore what they do not know
         return JSONResponse(
             {
                 "KsqlServerInfo": {
@@ -129,10 +131,10 @@ def create_app(
                     "kafkaClusterId": "embedded" if isinstance(log_, EmbeddedLog) else "kafka",
                     "ksqlServiceId": "hispeed_",
                     "serverStatus": "RUNNING",
-                },
-                "hispeed": {
-                    "data_dir": str(settings.data_dir),
-                    "uptime_s": round(time.time() - state.started, 3),
+                    "hispeed": {
+                        "data_dir": str(settings.data_dir),
+                        "uptime_s": round(time.time() - state.started, 3),
+                    },
                 },
             }
         )
@@ -145,7 +147,13 @@ def create_app(
             healthy = False
         body = {
             "isHealthy": healthy,
-            "details": {"metastore": {"isHealthy": healthy}, "kafka": {"isHealthy": healthy}},
+            "details": {
+                "metastore": {"isHealthy": healthy},
+                "kafka": {"isHealthy": healthy},
+                # ksqlDB's command runner: hispeed runs the command topic in the engine
+                "commandRunner": {"isHealthy": healthy},
+            },
+            "serverState": "READY",
         }
         return JSONResponse(body, status_code=200 if healthy else 503)
 
@@ -164,15 +172,10 @@ def create_app(
         return Response(encode(body), status_code=status, media_type="application/json")
 
     async def status_all(request: Request) -> Response:
-        with engine.lock:  # each persistent query's state, and why it is in ERROR
-            queries = {
-                q.id: {"state": q.state, "error": q.error} for q in engine.catalog.queries.values()
-            }
+        # CommandStatuses: a wrapper object, its one key the map of command ids to statuses
+        # (a query's state and error are in SHOW QUERIES, EXPLAIN, /metrics, the dashboard)
         return JSONResponse(
-            {
-                "commandStatuses": {k: v["status"] for k, v in state.commands.items()},
-                "queries": queries,
-            }
+            {"commandStatuses": {k: v["status"] for k, v in state.commands.items()}}
         )
 
     async def status_one(request: Request) -> Response:
@@ -180,7 +183,14 @@ def create_app(
         found = state.commands.get(command)
         if found is None:
             return error_response(404, f"Command not found: {command}", 40400)
-        return JSONResponse({"status": found["status"], "message": found["message"]})
+        # CommandStatus: status, message and queryId (null for a command without a query)
+        return JSONResponse(
+            {
+                "status": found["status"],
+                "message": found["message"],
+                "queryId": found.get("queryId"),
+            }
+        )
 
     async def open_session(request: Request) -> QuerySession | Response:
         text, props = _statement_request(await read_json(request, limit))

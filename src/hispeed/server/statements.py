@@ -16,6 +16,13 @@ import msgspec
 from hispeed.config import Settings
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError, SqlError
+from hispeed.server.entities import (
+    property_entry,
+    query_description,
+    running_query,
+    schema_info,
+    source_description,
+)
 from hispeed.sql import ast
 from hispeed.sql.parser import parse_counted
 from hispeed.statements.result import Result
@@ -173,9 +180,14 @@ def to_entity(
     if kind == "topics":
         return {"@type": "kafka_topics", **base, "topics": result.rows}
     if kind == "queries":
-        return {"@type": "queries", **base, "queries": [_query(engine, r) for r in result.rows]}
+        queries = [engine.catalog.queries.get(r["id"]) for r in result.rows]
+        return {
+            "@type": "queries",
+            **base,
+            "queries": [running_query(engine, q) for q in queries if q is not None],
+        }
     if kind == "properties":
-        props = [{"name": r["name"], "scope": "KSQL", "value": r["value"]} for r in result.rows]
+        props = [property_entry(r["name"], r["value"]) for r in result.rows]
         return {
             "@type": "properties",
             **base,
@@ -184,10 +196,8 @@ def to_entity(
             "defaultProperties": [],
         }
     if kind == "types":
-        types = {
-            r["name"]: {"type": r["type"], "fields": None, "memberSchema": None}
-            for r in result.rows
-        }
+        known = engine.catalog.types
+        types = {r["name"]: schema_info(known[r["name"]]) for r in result.rows}
         return {"@type": "type_list", **base, "types": types}
     if kind == "functions":
         functions = [
@@ -208,13 +218,11 @@ def to_entity(
             "type": info.get("type", "SCALAR"),
             "functions": [
                 {
-                    "arguments": [
-                        {"name": a, "type": a, "description": "", "isVariadic": False}
-                        for a in _arguments(r["arguments"])
-                    ],
-                    "returnType": r["returnType"],
+                    "arguments": _arguments(r["arguments"]),
+                    "returnType": str(r["returnType"]),
                     "description": r.get("description", ""),
-                    "argumentTypes": _arguments(r["arguments"]),
+                    # hispeed's: the argument types alone (its client prints them)
+                    "argumentTypes": [a["type"] for a in _arguments(r["arguments"])],
                 }
                 for r in result.rows
             ],
@@ -238,28 +246,20 @@ def to_entity(
             "hispeed": info,
         }
     if kind == "describe":
-        return {"@type": "sourceDescription", **base, "sourceDescription": _source(engine, result)}
+        source = engine.catalog.sources[result.info["name"]]
+        return {
+            "@type": "sourceDescription",
+            **base,
+            "sourceDescription": source_description(engine, source),
+        }
     if kind == "explain":
         target = stmt.target if isinstance(stmt, ast.Explain) else ""
         # EXPLAIN of a running query: its state, and in ERROR why (ksqlDB's queryErrors)
         query = engine.catalog.queries.get(target.upper()) if isinstance(target, str) else None
-        errors = [{"errorMessage": query.error, "type": "UNKNOWN"}] if query and query.error else []
         return {
             "@type": "queryDescription",
             **base,
-            "queryDescription": {
-                "id": getattr(stmt, "target", "") if isinstance(stmt, ast.Explain) else "",
-                "statementText": text,
-                "executionPlan": result.message,
-                "topology": result.message,
-                "fields": [],
-                "sources": [],
-                "sinks": [],
-                "overriddenProperties": {},
-                "queryType": "PERSISTENT",
-                "state": query.state if query is not None else "RUNNING",
-                "queryErrors": errors,
-            },
+            "queryDescription": query_description(engine, query, text, result.message),
         }
     # what changes the catalog: CREATE, DROP, TERMINATE, SET, INSERT INTO, types
     return {
@@ -275,89 +275,19 @@ def to_entity(
     }
 
 
-def _arguments(args: Any) -> list[str]:
-    if isinstance(args, str):
-        return [a.strip() for a in args.split(",") if a.strip()]
-    return [str(a) for a in args or []]
-
-
-def _query(engine: Engine, row: dict[str, Any]) -> dict[str, Any]:
-    sinks = row.get("sinks", [])
-    topics = [engine.catalog.sources[s].topic for s in sinks if s in engine.catalog.sources]
-    state = row.get("state", "RUNNING")
-    return {
-        "queryString": row.get("queryString", ""),
-        "sinks": sinks,
-        "sinkKafkaTopics": topics,
-        "id": row["id"],
-        "statusCount": {state: 1},
-        "queryType": "PERSISTENT",
-        "state": state,
-        # a query in ERROR: why (hispeed's own field; ksqlDB keeps it in queryErrors)
-        "error": row.get("error"),
-    }
-
-
-def _query_by_id(engine: Engine, query_id: str) -> dict[str, Any]:
-    q = engine.catalog.queries.get(query_id)
-    if q is None:
-        return {"id": query_id}
-    return _query(
-        engine,
+def _arguments(args: Any) -> list[dict[str, Any]]:
+    """ArgumentInfo of each argument: name, type, description, isVariadic."""
+    if isinstance(args, str):  # a signature's text: the types alone
+        args = [{"name": a.strip(), "type": a.strip()} for a in args.split(",") if a.strip()]
+    return [
         {
-            "id": q.id,
-            "queryString": q.statement,
-            "sinks": [q.sink] if q.sink else [],
-            "state": q.state,
-            "error": q.error,
-        },
-    )
-
-
-def _source(engine: Engine, result: Result) -> dict[str, Any]:
-    info = result.info
-    name = info.get("name", "")
-    source = engine.catalog.sources.get(name)
-    partitions = 0
-    if source is not None and source.topic in engine.log.list_topics(internal=True):
-        partitions = len(engine.log.describe_topic(source.topic).partitions)
-    fields = [
-        {
-            "name": r["name"],
-            "schema": {"type": _base_type(r["type"]), "fields": None, "memberSchema": None},
-            **({"type": "KEY"} if r["key"] else {}),
+            "name": str(a.get("name", "")),
+            "type": str(a.get("type", "")),
+            "description": str(a.get("description", "")),
+            "isVariadic": bool(a.get("isVariadic", False)),
         }
-        for r in result.rows
+        for a in args or []
     ]
-    return {
-        "name": name,
-        "windowType": info.get("windowType"),
-        "readQueries": [_query_by_id(engine, q) for q in info.get("readQueries", [])],
-        "writeQueries": [_query_by_id(engine, q) for q in info.get("writeQueries", [])],
-        "fields": fields,
-        "type": info.get("type", ""),
-        "timestamp": "",
-        "statistics": "",
-        "errorStats": "",
-        "extended": False,
-        "keyFormat": info.get("keyFormat", ""),
-        "valueFormat": info.get("valueFormat", ""),
-        "topic": info.get("topic", ""),
-        "partitions": partitions,
-        "replication": 1,
-        "statement": info.get("statement", ""),
-        "queryOffsetSummaries": [],
-        "sourceConstraints": [],
-        "clusterStatistics": [],
-        "clusterErrorStats": [],
-    }
-
-
-def _base_type(type_text: str) -> str:
-    """ksqlDB's schema `type` is the type's name without its parameters."""
-    for sep in ("(", "<"):
-        type_text = type_text.split(sep, 1)[0]
-    return type_text.strip().upper()
 
 
 def _command_id(stmt: ast.Statement) -> str:
