@@ -3,8 +3,15 @@
 A query copies a three-partition stream while records keep coming; the broker is killed once
 the query's output holds a random number of records (a moment chosen by progress), then
 started again on the same data directory and port. What users rely on: every record whose
-append Kafka acknowledged is in the input once, and the query's output, read committed, holds
-each input record exactly once (exactly-once across the broker's restart).
+append Kafka acknowledged is in the input once, and the query's output, read committed (by a
+plain read_committed consumer, not hispeed's reader), holds each input record exactly once
+(exactly-once across the broker's restart), the query RUNNING again.
+
+A transaction caught by the broker's death fails within its deadline (its log's timeout and
+`OVERRUN_GRACE`) instead of blocking forever in librdkafka's send_offsets_to_transaction
+(librdkafka #5456, #5511), as a retriable LogUnavailableError; the owner's next transaction
+(a new producer of the same transactional.id) commits, and nothing of the given-up one is
+ever read committed.
 """
 
 from __future__ import annotations
@@ -14,17 +21,21 @@ import os
 import random
 import signal
 import threading
+import time
 import uuid
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import TopicPartition as KafkaPartition
 
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError, LogUnavailableError
+from hispeed.log.base import TopicPartition, Transaction
 from hispeed.log.kafka import KafkaLog
+from hispeed.log.kafka_transaction import OVERRUN_GRACE
 from hispeed.processes import pid_alive
 from hispeed.testing.kafka import (
     KEEPING_SETTINGS,
@@ -53,11 +64,52 @@ def _values(log: KafkaLog, topic: str) -> list[int] | None:
         for p in range(3):
             for batch in log.read(topic, p, log.offsets(topic, p)[0]):
                 for value in batch.column("value").to_pylist():
-                    doc = {k.lower(): v for k, v in json.loads(value).items()}
-                    out.append(int(doc["i"]))
+                    out.append(_i(value))
     except (HispeedError, KafkaException):  # reconnecting (librdkafka backs off a while)
         return None
     return out
+
+
+def _read_committed(bootstrap: str, topic: str, partitions: int) -> list[bytes]:
+    """Every value of a Kafka topic as a read_committed consumer of its own sees it (to its
+    end), written independently of hispeed's reader."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"check-{uuid.uuid4().hex}",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        consumer.assign([KafkaPartition(topic, p, 0) for p in range(partitions)])
+        values: list[bytes] = []
+        ended: set[int] = set()
+        deadline = time.monotonic() + 60
+        while len(ended) < partitions:
+            assert time.monotonic() < deadline, f"{topic} was not read to its end"
+            msg = consumer.poll(1.0)
+            if msg is None:
+                continue
+            if msg.error() is not None:
+                assert msg.error().code() == KafkaError._PARTITION_EOF, msg.error()
+                ended.add(msg.partition())
+                continue
+            ended.discard(msg.partition())
+            values.append(msg.value())
+        return values
+    finally:
+        consumer.close()
+
+
+def _i(value: bytes) -> int:
+    return int({k.lower(): v for k, v in json.loads(value).items()}["i"])
+
+
+def _commit_with_offset(txn: Transaction, offset: int) -> None:
+    txn.commit_offsets("probers", {TopicPartition("probed", 0): offset})
+    txn.commit()
 
 
 def _count(log: KafkaLog, topic: str) -> int:
@@ -65,17 +117,6 @@ def _count(log: KafkaLog, topic: str) -> int:
     return -1 if values is None else len(values)
 
 
-@pytest.mark.skip(
-    reason="not passing yet (issue 16): the restarted broker serves (fixed: the script took the "
-    "killed JVM, a zombie until reaped, for a running broker and started none) and every append "
-    "is acknowledged again, but the copying query stops for good at the records copied before "
-    "the restart (seen: 1000 of 2050 inputs after 120 s, no query failure recorded): the "
-    "engine's thread blocks inside librdkafka's send_offsets_to_transaction past its 10 s "
-    "timeout (DistributedTask._process -> KafkaTransaction.commit_offsets), as in librdkafka "
-    "issues #5456 and #5511 (the call ignores its timeout while the group coordinator is down or "
-    "moved); librdkafka 2.16.0 here; a workaround (the call off the loop's thread, the producer "
-    "replaced when it overruns) is to do"
-)
 def test_a_broker_restart_mid_stream_keeps_a_querys_output_exact(tmp_path: Path) -> None:
     rng = random.Random(20261206)
     workdir = tmp_path / "kafka"
@@ -94,6 +135,12 @@ def test_a_broker_restart_mid_stream_keeps_a_querys_output_exact(tmp_path: Path)
             transactional_id=f"{prefix}worker",
             timeout=10,
         )
+        # a transaction of its own, open when the broker dies (a short timeout: it is
+        # given up sooner)
+        probe = stack.enter_context(
+            KafkaLog(broker.bootstrap, prefix=prefix, transactional_id=f"{prefix}probe", timeout=2)
+        )
+        probe.create_topic("probed", partitions=1)
         engine = stack.enter_context(Engine(log_=log, worker_id="w1"))
         engine.execute(STATEMENTS, {"auto.offset.reset": "earliest"})
         engine.start()
@@ -122,17 +169,47 @@ def test_a_broker_restart_mid_stream_keeps_a_querys_output_exact(tmp_path: Path)
         producer.start()
         kill_at = rng.randint(100, N // 2 - BATCH)
         wait_for(lambda: _count(log, "COPIED") >= kill_at, timeout=120)
+        lost = probe.transaction(owner="p")
+        lost.append("probed", [("a", "lost")])
         os.kill(broker.pid, signal.SIGKILL)
         wait_for(lambda: not pid_alive(broker.pid), timeout=30)
         broker_down.set()
+        # librdkafka's send_offsets_to_transaction never returns here (its coordinator gone):
+        # the transaction is given up within its deadline, with an error the engine retries
+        began = time.monotonic()
+        with pytest.raises(LogUnavailableError):
+            _commit_with_offset(lost, 1)
+        assert time.monotonic() - began < probe.timeout + OVERRUN_GRACE + 5
         stack.enter_context(kafka_broker(workdir, port, settings=KEEPING_SETTINGS))
+
+        def probed_again() -> bool:
+            # a new producer of the same transactional.id: its start fences the given-up one
+            try:
+                txn = probe.transaction(owner="p")
+            except HispeedError:
+                return False
+            try:
+                txn.append("probed", [("b", "kept")])
+                _commit_with_offset(txn, 2)
+            except HispeedError:
+                return False
+            return True
+
+        wait_for(probed_again, timeout=120)
         producer.join(180)
         assert not producer.is_alive(), "the producer was never acknowledged again"
         inputs = wait_for(lambda: _values(log, "readings"), timeout=60)
         wait_for(lambda: _count(log, "COPIED") >= len(inputs), timeout=120)
         outputs = wait_for(lambda: _values(log, "COPIED"), timeout=60)
+        # the query is RUNNING again, its error gone
+        (query,) = engine.execute("SHOW QUERIES")[0].rows
+        assert (query["state"], query.get("error")) == ("RUNNING", None)
+        copied = _read_committed(broker.bootstrap, f"{prefix}COPIED", 3)
+        probed = _read_committed(broker.bootstrap, f"{prefix}probed", 1)
     assert set(inputs) >= set(acked)
     assert Counter(outputs) == Counter(inputs)
+    assert Counter(_i(v) for v in copied) == Counter(inputs)
+    assert probed == [b"kept"]
 
 
 def test_a_broker_killed_with_9_starts_again_on_its_data(tmp_path: Path) -> None:

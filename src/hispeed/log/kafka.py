@@ -141,9 +141,7 @@ class KafkaLog(AppendSignal, Log):
         }
         # topics are created explicitly: asking a broker with auto.create.topics.enable (its
         # default) about a topic that does not exist must not create it
-        self._admin: Any = AdminClient(
-            {**self._base, "client.id": "hispeed-admin", "allow.auto.create.topics": False}
-        )
+        self._admin: Any = self._new_admin()
         self._producer: Any = None
         self._producer_lock = threading.Lock()
         self._txn: dict[str, TxnProducer] = {}
@@ -165,6 +163,21 @@ class KafkaLog(AppendSignal, Log):
             self._admin.list_topics(timeout=min(timeout, 10.0))
         except ck.KafkaException as e:
             raise LogError(f"cannot reach Kafka at {bootstrap}: {kafka_error(e.args[0])}") from None
+
+    def _new_admin(self) -> Any:
+        return AdminClient(
+            {**self._base, "client.id": "hispeed-admin", "allow.auto.create.topics": False}
+        )
+
+    def _renew_admin(self) -> None:
+        """A new admin client in place of one whose group requests no longer answer: after a
+        broker restart librdkafka can keep a group coordinator it has dropped and wait for it
+        forever (librdkafka #5456, #5511). The old one is let go on a thread of its own (its
+        destruction may wait for that request)."""
+        old, self._admin = self._admin, self._new_admin()
+        held = [old]
+        del old
+        threading.Thread(target=held.clear, name="hispeed-admin-retired", daemon=True).start()
 
     # -- names --------------------------------------------------------------------------
 
@@ -705,11 +718,18 @@ class KafkaLog(AppendSignal, Log):
                 result = self._admin.list_consumer_group_offsets(request, require_stable=True)[
                     self.physical(group)
                 ].result(self.timeout)
+            except TimeoutError:  # no answer: the broker away, or librdkafka stuck (see there)
+                self._renew_admin()
+                raise LogUnavailableError(
+                    f"Kafka did not answer for the offsets of group {group!r} within "
+                    f"{self.timeout:.0f} s"
+                ) from None
             except ck.KafkaException as e:
                 err = e.args[0]
                 if err.code() in (ck.KafkaError.GROUP_ID_NOT_FOUND,):
                     return {}
-                raise LogError(
+                # the broker away (restarting): the caller may ask again
+                raise (LogUnavailableError if err.retriable() or err.name() in _AWAY else LogError)(
                     f"could not read the offsets of group {group!r}: {kafka_error(err)}"
                 ) from None
             unstable = [
@@ -719,8 +739,8 @@ class KafkaLog(AppendSignal, Log):
             ]
             if not unstable:
                 break
-            if time.monotonic() >= deadline:
-                raise LogError(
+            if time.monotonic() >= deadline:  # a transaction open until it times out
+                raise LogUnavailableError(
                     f"the offsets of group {group!r} are still being committed: "
                     f"{kafka_error(unstable[0].error)}"
                 )

@@ -7,6 +7,8 @@ and, for processing.guarantee at_least_once, appends then offsets, not atomic to
 from __future__ import annotations
 
 import contextlib
+import logging
+import queue
 import threading
 import time
 from collections.abc import Mapping
@@ -15,9 +17,17 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from hispeed.errors import LogError, TransactionError
+from hispeed.errors import LogError, LogUnavailableError, TransactionError
 from hispeed.log.base import AppendResult, TopicPartition, Transaction
 from hispeed.log.kafka_client import ck, kafka_error
+
+log = logging.getLogger(__name__)
+
+#: seconds a transactional call may run past its own timeout before it is given up (librdkafka
+#: answers within its timeout, except where it ignores it: see the module's notes)
+OVERRUN_GRACE = 5.0
+#: librdkafka's errors of a broker out of reach: the caller may try again later
+_AWAY = frozenset({"_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_MSG_TIMED_OUT"})
 
 
 class TransactionLog(Protocol):
@@ -104,13 +114,78 @@ class Acks:
         return {key: (min(o), max(o) + 1) for key, o in self.by_partition.items()}
 
 
+class OverrunError(Exception):
+    """A call that did not return within its deadline (it goes on, on its own thread)."""
+
+
+class _Call:
+    """One call handed to a `Caller`, and its outcome."""
+
+    def __init__(self, fn: Any, args: tuple[Any, ...]) -> None:
+        self.fn = fn
+        self.args = args
+        self.finished = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.value = self.fn(*self.args)
+        except BaseException as e:  # handed to the waiting thread, which raises it
+            self.error = e
+        finally:
+            self.finished.set()
+
+
+class Caller:
+    """Runs one client's blocking calls, one at a time, on a daemon thread of its own, so a
+    call that never returns holds that thread and not its caller's (a daemon thread does not
+    keep the process from ending, nor does its call)."""
+
+    def __init__(self, name: str) -> None:
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (call := self._calls.get()) is not None:
+            call.run()
+
+    def call(self, deadline: float, fn: Any, *args: Any) -> Any:
+        """`fn(*args)` on the thread; raises OverrunError if it has not returned in `deadline` s."""
+        call = _Call(fn, args)
+        self._calls.put(call)
+        if not call.finished.wait(deadline):
+            raise OverrunError
+        if call.error is not None:
+            raise call.error
+        return call.value
+
+    def retire(self, last: Any = None) -> None:
+        """End the thread after the calls handed to it, and `last()` (if given): at once if it
+        is idle, else when its call returns (never, if it never does)."""
+        if last is not None:
+            self._calls.put(_Call(last, ()))
+        self._calls.put(None)
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for the thread to end; whether it has."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+
 class TxnProducer:
-    """One owner's transactional producer; one transaction at a time."""
+    """One owner's transactional producer; one transaction at a time. Its blocking calls run
+    on its `Caller`'s thread, given up after the log's timeout and `OVERRUN_GRACE`."""
 
     def __init__(self, log_: TransactionLog, transactional_id: str) -> None:
         self.log = log_
+        self.transactional_id = transactional_id
         self.lock = threading.Lock()
+        #: fenced, failed for good, or given up: the owner's next transaction makes another
         self.fatal = False
+        self._retired = False
+        self.caller = Caller(f"hispeed-txn-{transactional_id}")
         self.producer = ck.Producer(
             log_.client_config(
                 **{
@@ -127,16 +202,58 @@ class TxnProducer:
             )
         )
         try:
-            self.producer.init_transactions(log_.timeout)
-        except ck.KafkaException as e:
-            raise TransactionError(
-                f"Kafka refused transactions for {transactional_id!r}: {kafka_error(e.args[0])}"
+            # also fences a producer of the same id given up before, and ends its transaction
+            self.call(self.producer.init_transactions, log_.timeout)
+        except OverrunError:
+            self.abandon()
+            raise LogUnavailableError(
+                f"Kafka did not start transactions for {transactional_id!r} within "
+                f"{self.deadline:.0f} s (the broker away?)"
             ) from None
+        except ck.KafkaException as e:
+            self.abandon()
+            err = e.args[0]
+            text = f"Kafka refused transactions for {transactional_id!r}: {kafka_error(err)}"
+            if away(err):
+                raise LogUnavailableError(text) from None
+            raise TransactionError(text) from None
 
-    def close(self) -> None:
+    @property
+    def deadline(self) -> float:
+        """Seconds a blocking call is given: the log's timeout, and a grace."""
+        return self.log.timeout + OVERRUN_GRACE
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """`fn(*args)` on the producer's thread; OverrunError after `deadline` s."""
+        return self.caller.call(self.deadline, fn, *args)
+
+    def abandon(self) -> None:
+        """Use this producer no more: it is closed on its thread once its call (if one is under
+        way) returns. Another with the same transactional.id fences it."""
+        self.fatal = True
+        if not self._retired:
+            self._retired = True
+            self.caller.retire(self._close)
+
+    def _close(self) -> None:
         with contextlib.suppress(Exception):  # closing is best effort: the broker may be gone
             self.producer.flush(1.0)
             self.producer.close()
+
+    def close(self) -> None:
+        """Close the producer (waiting a moment for a call under way: not for one that hangs)."""
+        self.abandon()
+        if not self.caller.join(2.0):
+            log.warning(
+                "Kafka producer %r left to close by itself: a call of it does not return",
+                self.transactional_id,
+            )
+
+
+def away(err: Any) -> bool:
+    """Whether a KafkaError says the broker is out of reach now (retriable)."""
+    retriable = getattr(err, "retriable", None)
+    return bool(retriable is not None and retriable()) or getattr(err, "name", str)() in _AWAY
 
 
 class KafkaTransaction(Transaction):
@@ -162,13 +279,23 @@ class KafkaTransaction(Transaction):
             self.begun = True
 
     def _call(self, fn: Any, *args: Any) -> Any:
+        """A blocking call of the producer. Whatever fails in a way that leaves the
+        transaction's outcome unknown (a call given up, a commit that timed out) gives the
+        producer up: the next one's start settles that outcome (see the module's notes)."""
         try:
-            return fn(*args)
+            return self.owner.call(fn, *args)
+        except OverrunError:
+            self._give_up()
+            name = getattr(fn, "__name__", "a transactional call")
+            raise LogUnavailableError(
+                f"Kafka did not answer {name} within {self.owner.deadline:.0f} s (the broker "
+                "away or restarting?): the transaction is given up and its batch will be "
+                "processed again from the last commit"
+            ) from None
         except ck.KafkaException as e:
             err = e.args[0]
             if err.fatal():
-                self.owner.fatal = True
-                self._release("failed")
+                self._give_up()
                 raise TransactionError(
                     f"this worker's transactions were fenced or failed for good "
                     f"({kafka_error(err)}): another worker has taken its partitions over"
@@ -176,8 +303,15 @@ class KafkaTransaction(Transaction):
             if getattr(err, "txn_requires_abort", lambda: False)():
                 self.abort()
             else:
-                self._release("failed")
-            raise TransactionError(f"Kafka transaction failed: {kafka_error(err)}") from None
+                self._give_up()
+            text = f"Kafka transaction failed: {kafka_error(err)}"
+            if away(err):
+                raise LogUnavailableError(text) from None
+            raise TransactionError(text) from None
+
+    def _give_up(self) -> None:
+        self.owner.abandon()
+        self._release("failed")
 
     def append(self, topic: str, records: Any, *, partition: int | None = None) -> None:
         self._check()
@@ -247,10 +381,14 @@ class KafkaTransaction(Transaction):
             return
         try:
             if self.begun:
-                self.producer.abort_transaction(self.log.timeout)
+                self.owner.call(self.producer.abort_transaction, self.log.timeout)
+        except OverrunError:
+            self.owner.abandon()  # the next producer's start aborts the transaction
         except ck.KafkaException as e:
-            if e.args[0].fatal():
-                self.owner.fatal = True
+            # the transaction is in an unknown state: the next producer's start settles it
+            self.owner.abandon()
+            if not e.args[0].fatal():
+                log.warning("Kafka transaction not aborted: %s", kafka_error(e.args[0]))
         finally:
             self._release("aborted")
 

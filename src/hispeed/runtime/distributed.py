@@ -140,6 +140,8 @@ class DistributedTask:
         #: the repartition topic's offsets committed since its last purge, by partition
         self._purgeable: dict[int, int] = {}
         self._purged_at = time.monotonic()
+        #: a poll failed: the next one first goes back to what the group committed
+        self._resync = False
         stateful = plan.aggregation is not None or plan.join is not None
         if stateful:
             count = len(self.log.describe_topic(plan.source.topic).partitions)
@@ -272,6 +274,8 @@ class DistributedTask:
         """Process what the inputs have, up to `max_records` (a poll takes what has arrived:
         a few records when idle; under load, larger batches spread each transaction's fixed
         cost and coalesce more updates of a key)."""
+        if self._resync:
+            self._resynchronize()
         polled = self.consumer.poll(timeout, max_records=max_records)
         by_unit: dict[int, list[PolledBatch]] = {}
         firsts: dict[TopicPartition, int] = {}
@@ -298,10 +302,24 @@ class DistributedTask:
         except Exception:
             for tp, offset in firsts.items():
                 self.consumer.seek(tp, offset)
-            for number in by_unit:
-                if number in self.units:
-                    self.units[number].reset_state()
+            # the units' state, and the offsets if the transaction's outcome was unknown,
+            # are put back by the next poll (the broker may be away now)
+            self._resync = True
             raise
+
+    def _resynchronize(self) -> None:
+        """After a failed poll: the query's producer made ready (a new one, if the failed
+        transaction's was given up: its start settles that transaction), then the consumer
+        put back at the group's committed offsets and every unit's state restored. Raises
+        (and is tried again by the next poll) while the broker is away."""
+        self._transaction().abort()  # nothing begun: only makes the producer, and frees it
+        committed = self.log.committed_offsets(self.group)
+        for tp in self.consumer.assignment():
+            if tp in committed:
+                self.consumer.seek(tp, committed[tp])
+        for unit in self.units.values():
+            unit.reset_state()
+        self._resync = False
 
     def _process(self, by_unit: dict[int, list[PolledBatch]], sources: list[PolledBatch]) -> int:
         results: list[tuple[QueryTask, Outputs]] = []
