@@ -63,13 +63,13 @@ def test_a_passing_a_failing_and_an_expected_error_case(tmp_path: Path) -> None:
     results = {r.name: r for r in qtt.run([path])}
     assert results["projects"].status == "passed"
     assert results["wrong expectation"].status == "failed"
-    assert "value {'ID': 3} != {'ID': 2}" in results["wrong expectation"].detail
+    assert "value: expected {'ID': 3}" in results["wrong expectation"].detail
     assert results["error"].status == "passed"
     assert results["sr - AVRO"].status == "skipped"
     assert results["sr - JSON"].status == "passed"
 
 
-def test_rest_cases_run_each_statement_on_its_own_over_four_partitions(tmp_path: Path) -> None:
+def test_rest_cases_run_through_the_servers_handlers_over_four_partitions(tmp_path: Path) -> None:
     rest = tmp_path / "rest-query-validation-tests"
     rest.mkdir()
     create = "CREATE STREAM S (K STRING KEY, ID INT) WITH (kafka_topic='t', value_format='JSON');"
@@ -81,7 +81,11 @@ def test_rest_cases_run_each_statement_on_its_own_over_four_partitions(tmp_path:
                     {
                         "name": "syntax error",
                         "statements": [create, "SELECT * FROM S LIMIT heh;"],
-                        "expectedError": {"message": "line 1:23: Syntax Error\n\nStatement: x"},
+                        "expectedError": {
+                            "type": "io.confluent.ksql.rest.entity.KsqlStatementErrorMessage",
+                            "message": "line 1:23: Syntax error",
+                            "status": 400,
+                        },
                     },
                     {
                         "name": "partition of the key",
@@ -96,6 +100,7 @@ def test_rest_cases_run_each_statement_on_its_own_over_four_partitions(tmp_path:
                                 "query": [
                                     {"header": {"schema": "`K` STRING, `ROWPARTITION` INTEGER"}},
                                     {"row": {"columns": ["x", 2]}},  # murmur2("x") % 4
+                                    {"finalMessage": "Limit Reached"},
                                 ]
                             },
                         ],
@@ -109,6 +114,96 @@ def test_rest_cases_run_each_statement_on_its_own_over_four_partitions(tmp_path:
     assert results["partition of the key"].status == "passed", results[
         "partition of the key"
     ].detail
+
+
+def test_strict_runs_fail_what_the_lenient_comparisons_let_through(tmp_path: Path) -> None:
+    create = (
+        "CREATE STREAM TEST (K STRING KEY, ID BIGINT) WITH (kafka_topic='test_topic', "
+        "value_format='JSON');"
+    )
+    project = "CREATE STREAM S1 AS SELECT K, ID FROM TEST;"
+    inputs = [{"topic": "test_topic", "key": "a", "value": {"id": 2}}]
+    path = _write(
+        tmp_path,
+        [
+            {
+                # ksqlDB reads a missing key as a null key: the actual key 'a' differs
+                "name": "missing key",
+                "statements": [create, project],
+                "inputs": inputs,
+                "outputs": [{"topic": "S1", "value": {"ID": 2}}],
+            },
+            {
+                # an error message is contained case-sensitively, as ksqlDB's matcher does
+                "name": "error in other case",
+                "statements": [create, "CREATE STREAM S1 AS SELECT K, NOPE FROM TEST;"],
+                "expectedException": {"message": "nope' CANNOT BE RESOLVED"},
+            },
+            {
+                # the sink's key format is a post-condition
+                "name": "key format",
+                "statements": [create, project],
+                "inputs": inputs,
+                "outputs": [{"topic": "S1", "key": "a", "value": {"ID": 2}}],
+                "post": {
+                    "sources": [{"name": "S1", "type": "stream", "keyFormat": {"format": "JSON"}}]
+                },
+            },
+            {
+                # the expected error's type is checked: this is no parse error
+                "name": "error type",
+                "statements": [create, "CREATE STREAM S1 AS SELECT K, NOPE FROM TEST;"],
+                "expectedException": {
+                    "type": "io.confluent.ksql.parser.exception.ParseFailedException",
+                    "message": "cannot be resolved",
+                },
+            },
+        ],
+    )
+    strict = {r.name: r for r in qtt.run([path])}
+    lenient = {r.name: r for r in qtt.run([path], lenient=True)}
+    for name in ("missing key", "error in other case", "key format", "error type"):
+        assert strict[name].status == "failed", name
+        assert lenient[name].status == "passed", name
+    assert "key: expected None, got 'a'" in strict["missing key"].detail
+    assert "key format KAFKA, expected JSON" in strict["key format"].detail
+
+
+def test_a_self_join_counts_as_a_deliberate_difference_only_when_it_runs(tmp_path: Path) -> None:
+    (tmp_path / "query-validation-tests").mkdir()
+    joins = tmp_path / "query-validation-tests" / "joins.json"
+    create = (
+        "CREATE STREAM INPUT (K STRING KEY, ID bigint) WITH (kafka_topic='l', value_format='JSON');"
+    )
+    joins.write_text(
+        json.dumps(
+            {
+                "tests": [
+                    {
+                        "name": "self join",
+                        "statements": [
+                            create,
+                            "CREATE STREAM OUTPUT as SELECT * FROM INPUT s1 JOIN INPUT s2 "
+                            "WITHIN 1 HOUR ON s1.id = s2.id;",
+                        ],
+                        "expectedException": {
+                            "type": "io.confluent.ksql.util.KsqlStatementException",
+                            "message": "self joins are not yet supported.",
+                        },
+                    },
+                    {
+                        "name": "self join broken",
+                        "statements": [create, "CREATE STREAM OUTPUT as SELECT * FROM NOPE;"],
+                        "expectedException": {"message": "self joins are not yet supported."},
+                    },
+                ]
+            }
+        )
+    )
+    results = {r.name: r for r in qtt.run([joins])}
+    assert results["self join"].status == "passed"
+    assert "deliberate difference: self-join" in results["self join"].detail
+    assert results["self join broken"].status == "failed"
 
 
 @pytest.mark.slow

@@ -690,14 +690,24 @@ def bench_kafka(as_json: bool, bootstrap: str | None, records: int) -> None:
     help="Run every case on this Kafka cluster (each in a namespace of its own) instead of "
     "the embedded log.",
 )
+@click.option(
+    "--lenient",
+    is_flag=True,
+    help="Judge with the older, looser comparisons (hispeed's own serde, numbers within "
+    "1e-9, errors by case-insensitive substring) instead of ksqlDB's rules, for comparison.",
+)
 def qtt(
     paths: tuple[Path, ...],
     as_json: bool,
     name_filter: str | None,
     verbose: bool,
     kafka: str | None,
+    lenient: bool,
 ) -> None:
-    """Run ksqlDB query-validation test files through hispeed and report conformance."""
+    """Run ksqlDB query-validation test files through hispeed and report conformance.
+
+    Cases are judged as ksqlDB's own test tools judge them (strict); --lenient keeps the
+    older comparisons for a side-by-side figure."""
     import logging
 
     from hispeed.testing import qtt as runner
@@ -705,7 +715,7 @@ def qtt(
     logging.disable(logging.WARNING)
     summary = runner.Summary()
     show = sys.stderr.isatty() and not as_json
-    for result in runner.run(list(paths), name_filter=name_filter, kafka=kafka):
+    for result in runner.run(list(paths), name_filter=name_filter, kafka=kafka, lenient=lenient):
         summary.results.append(result)
         if show and len(summary.results) % 25 == 0:
             click.echo(f"\r{len(summary.results)} cases...", err=True, nl=False)

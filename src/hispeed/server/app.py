@@ -47,7 +47,13 @@ from hispeed.server.ingest import IngestError, decode_json, parse_body
 from hispeed.server.mqtt import MqttBridge
 from hispeed.server.state import ServerState
 from hispeed.server.statements import BAD_STATEMENT, error_body, run_ksql
-from hispeed.server.streaming import QuerySession, TooManyQueriesError, encode
+from hispeed.server.streaming import (
+    QuerySession,
+    TooManyQueriesError,
+    encode,
+    final_message,
+    query_header,
+)
 from hispeed.version import __version__
 
 log = logging.getLogger(__name__)
@@ -337,12 +343,12 @@ def _delimited(session: QuerySession) -> StreamingResponse:
 
 async def _json_array(session: QuerySession) -> AsyncIterator[bytes]:
     """ksqlDB's /query over HTTP/1.1: `[{"header":...},\\n{"row":...},\\n...]`."""
-    header = {"queryId": session.header.query_id, "schema": session.header.schema()}
-    yield b'[{"header":' + encode(header) + b"}"
+    yield b'[{"header":' + encode(query_header(session)) + b"}"
     async for rows in session.rows():
         yield b"".join(b',\n{"row":{"columns":' + encode(r) + b"}}" for r in rows)
-    if session.limit_reached:
-        yield b',\n{"finalMessage":"Limit Reached"}'
+    final = final_message(session)
+    if final is not None:
+        yield b',\n{"finalMessage":' + encode(final) + b"}"
     yield b"]\n"
 
 

@@ -76,6 +76,16 @@ class Header:
         return {"queryId": self.query_id, "columnNames": self.names, "columnTypes": self.types}
 
 
+def query_header(session: QuerySession) -> dict[str, Any]:
+    """The header entry of a `/query` answer: the query's id and its schema text."""
+    return {"queryId": session.header.query_id, "schema": session.header.schema()}
+
+
+def final_message(session: QuerySession) -> str | None:
+    """The `finalMessage` that ends a `/query` answer, if any ("Limit Reached")."""
+    return "Limit Reached" if session.limit_reached else None
+
+
 class TooManyQueriesError(HispeedError):
     """A client has as many push queries open as the server allows one client (a 429)."""
 
