@@ -10,7 +10,7 @@ COUNT and SUM over short strings).
 The changelog (in the query's compacted changelog topic, under the kind "V" as the windowed
 store's): each checkpoint writes one delta record, ("V", None, "d", seq) -> the batch's new
 keys, the slots that changed and their states, and rewrites the next few chunks of slots in
-turn, ("V", None, chunk) -> ("keyed", seq, slots a chunk, keys, states), about twice as many
+turn, ("V", None, chunk) -> ("keyed", seq, slots a chunk, keys, states), as many
 slots as the batch changed. A delta is deleted once every chunk has been rewritten after it,
 so the changelog stays within a small multiple of the state, and a batch writes in proportion
 to what it changed, never the whole state at once (no pause, no transient copy of it). A
@@ -71,7 +71,7 @@ class KeyedStateStore:
         #: slots per chunk record (tests make it small)
         self.chunk_slots = CHUNK_SLOTS
         #: slots of chunks rewritten per slot a batch changes (0: none, deltas only)
-        self.rewrite_factor = 2.0
+        self.rewrite_factor = 1.0
         self._seq = 0  # the next delta's number
         self._deltas: list[int] = []  # live delta records, in order
         #: the delta each chunk record was written with (-1: none written)

@@ -255,25 +255,28 @@ class KeyIndex:
         step = _steps(hashes, mask)
         active = np.arange(n)
         while len(active):
-            at = pos[active]
-            candidate = table[at].astype(np.int64)
-            occupied = candidate >= 0
-            same_hash = np.zeros(len(active), bool)
-            same_hash[occupied] = self.hashes[candidate[occupied]] == hashes[active[occupied]]
-            if same_hash.any():
-                which = np.flatnonzero(same_hash)
-                rows = active[which]
-                equal = np.ones(len(which), bool)
-                whole = len(rows) == n  # every key at once (the first probe, all held)
-                for column, values in zip(self.columns, columns, strict=True):
-                    given = values if whole else values.take(pa.array(rows))
-                    equal &= column.equal(candidate[which], given)
-                out[rows[equal]] = candidate[which[equal]]
-                same_hash[which[~equal]] = False  # a collision: probe on
-            done = ~occupied | same_hash
-            going = active[~done]
-            pos[going] = (pos[going] + step[going]) & mask
-            active = going
+            # probe by hash alone: each key to the first slot of the same hash, or none
+            while len(active):
+                candidate = table[pos[active]].astype(np.int64)
+                occupied = candidate >= 0
+                same_hash = np.zeros(len(active), bool)
+                held = candidate[occupied]
+                same_hash[occupied] = self.hashes[held] == hashes[active[occupied]]
+                out[active[same_hash]] = candidate[same_hash]
+                going = active[occupied & ~same_hash]
+                pos[going] = (pos[going] + step[going]) & mask
+                active = going
+            # then compare the keys themselves, all at once: a key that only shares its
+            # hash with the slot's (a collision) probes on from there
+            rows = np.flatnonzero(out >= 0)
+            whole = len(rows) == n
+            equal = np.ones(len(rows), bool)
+            for column, values in zip(self.columns, columns, strict=True):
+                given = values if whole else values.take(pa.array(rows))
+                equal &= column.equal(out[rows], given)
+            active = rows[~equal]
+            out[active] = -1
+            pos[active] = (pos[active] + step[active]) & mask
         new = np.flatnonzero(out < 0)
         if not add:
             return out
