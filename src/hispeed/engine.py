@@ -58,6 +58,7 @@ HANDLERS: dict[type[ast.Statement], tuple[Handler, bool]] = {
     ast.InsertInto: (queries.insert_into, True),
     ast.InsertValues: (inserts.insert_values, False),
     ast.Drop: (sources.drop, True),
+    ast.AlterSource: (sources.alter_source, True),
     ast.CreateConnector: (settings.create_connector, True),
     ast.DropConnector: (settings.drop_connector, True),
     ast.CreateType: (sources.create_type, True),

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from hispeed.engine import Engine
-from hispeed.errors import SqlError
+from hispeed.errors import HispeedError, SqlError
 
 
 @pytest.fixture
@@ -37,6 +37,13 @@ def refused(engine: Engine, statement: str) -> SqlError:
     with pytest.raises(SqlError) as info:
         engine.execute(statement)
     return info.value
+
+
+def error_of(engine: Engine, statement: str) -> str:
+    """The message of the error `statement` is refused with."""
+    with pytest.raises(HispeedError) as info:
+        engine.execute(statement)
+    return str(info.value)
 
 
 def values(engine: Engine, topic: str) -> list[Any]:
@@ -175,3 +182,81 @@ def test_unknown_columns_are_named_as_written_clause_by_clause(
     err = refused(engine, statement)
     assert err.reason.startswith(message)
     assert (err.line, err.column) == (1, column)
+
+
+def test_a_bare_null_value_column_needs_a_cast(engine: Engine) -> None:
+    err = refused(engine, "CREATE STREAM x AS SELECT k, NULL AS n FROM s;")
+    assert err.reason == (
+        "Can't infer a type of null. Please explicitly cast it to a required type, e.g. "
+        "CAST(null AS VARCHAR)."
+    )
+    engine.execute("CREATE STREAM ok AS SELECT k, CAST(NULL AS VARCHAR) AS n FROM s;")
+
+
+def test_persistent_queries_cannot_read_windowed_tables(engine: Engine) -> None:
+    engine.execute(
+        "CREATE TABLE wt (k STRING PRIMARY KEY, v INT) "
+        "WITH (kafka_topic='wt', value_format='JSON', window_type='Tumbling', "
+        "window_size='1 second', partitions=1);"
+    )
+    err = refused(engine, "CREATE TABLE x AS SELECT * FROM wt;")
+    assert err.reason == "KSQL does not support persistent queries on windowed tables."
+    # a windowed stream may be read
+    engine.execute("CREATE STREAM ok AS SELECT * FROM w;")
+
+
+SOURCE_STREAM = (
+    "CREATE SOURCE STREAM ro (k STRING KEY, v INT) "
+    "WITH (kafka_topic='ro', value_format='JSON', partitions=1);"
+)
+
+
+def test_read_only_sources_refuse_delete_topic_replace_and_alter(engine: Engine) -> None:
+    engine.execute(SOURCE_STREAM)
+    assert (
+        error_of(engine, "DROP STREAM ro DELETE TOPIC;")
+        == "Cannot delete topic for read-only source: RO"
+    )
+    assert (
+        error_of(
+            engine,
+            "CREATE OR REPLACE STREAM ro (k STRING KEY, v INT, w INT) "
+            "WITH (kafka_topic='ro', value_format='JSON');",
+        )
+        == "Cannot add stream 'RO': CREATE OR REPLACE is not supported on source streams."
+    )
+    assert (
+        error_of(engine, "ALTER STREAM ro ADD COLUMN w INT;")
+        == "Cannot alter stream 'RO': ALTER operations are not supported on source streams."
+    )
+    engine.execute("DROP STREAM ro;")  # without DELETE TOPIC it may go
+    assert "ro" in engine.log.list_topics()
+
+
+def test_delete_topic_is_refused_while_another_source_reads_it(engine: Engine) -> None:
+    engine.execute(
+        "CREATE STREAM s2 (k STRING KEY, v INT) WITH (kafka_topic='s', value_format='JSON');"
+    )
+    assert (
+        error_of(engine, "DROP STREAM s DELETE TOPIC;")
+        == "Refusing to delete topic. Found other data sources (S2) using topic s"
+    )
+    assert error_of(engine, "DROP TABLE s2;") == (
+        "Incompatible data source type is stream, but statement was DROP table"
+    )
+
+
+def test_alter_adds_value_columns_for_later_queries(engine: Engine) -> None:
+    result = engine.execute("ALTER STREAM s ADD COLUMN extra BIGINT, ADD more STRING;")
+    assert "Stream S altered." in str(result)
+    engine.execute("CREATE STREAM wide AS SELECT k, extra, more FROM s;")
+    engine.insert("s", {"K": "a", "V": 1, "EXTRA": 7, "MORE": "m"}, timestamp=1)
+    engine.drain()
+    assert values(engine, "WIDE") == [{"EXTRA": 7, "MORE": "m"}]
+    assert "Cannot add column V to schema. A column with" in error_of(
+        engine, "ALTER STREAM s ADD COLUMN v INT;"
+    )
+    assert "ALTER command is not supported for CREATE ... AS" in error_of(
+        engine, "ALTER STREAM wide ADD COLUMN z INT;"
+    )
+    assert error_of(engine, "ALTER TABLE nope ADD COLUMN z INT;") == "Source NOPE does not exist."

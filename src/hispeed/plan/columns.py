@@ -70,6 +70,14 @@ def key_missing(sink: str | None, what: str, names: list[str]) -> str:
 
 
 def check_value_columns(select: ast.Select, value: list[OutputColumn], sink: str | None) -> None:
-    """Refuse a persistent query (one with a sink) that selects no value column."""
+    """Refuse a persistent query (one with a sink) that selects no value column, and a value
+    column of no type (a bare NULL: ksqlDB's SelectionUtil cannot give it a schema type)."""
     if not value and sink is not None:
         raise error_at(select, "The projection contains no value columns.")
+    for column in value:
+        if column.expr.type is None:
+            raise error_at(
+                select,
+                "Can't infer a type of null. Please explicitly cast it to a required type, "
+                "e.g. CAST(null AS VARCHAR).",
+            )

@@ -31,7 +31,11 @@ from hispeed.plan.scope import (
     source_scope,
     walk,
 )
-from hispeed.plan.validate import check_column_references, check_reserved_names
+from hispeed.plan.validate import (
+    check_column_references,
+    check_persistent_sources,
+    check_reserved_names,
+)
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.format import sql
@@ -79,6 +83,7 @@ def _plan_select(
     if select.window is not None and not select.group_by:
         raise error_at(select.window, "WINDOW clause requires a GROUP BY clause.")
     check_reserved_names(items, persistent=sink_kind is not None)
+    check_persistent_sources(select, [source], persistent=sink_kind is not None)
     if select.group_by or has_aggregates:
         if select.partition_by:
             raise error_at(select.partition_by[0], "PARTITION BY cannot be used with GROUP BY")
@@ -200,6 +205,8 @@ def _plan_join(
     if select.window is not None and not select.group_by:
         raise error_at(select.window, "WINDOW clause requires a GROUP BY clause.")
     check_reserved_names(items, persistent=sink_kind is not None)
+    sides = [side.source for side in join.sides]
+    check_persistent_sources(select, sides, persistent=sink_kind is not None)
     if select.group_by or has_aggregates or select.having is not None:
         if select.partition_by:
             raise error_at(select.partition_by[0], "PARTITION BY cannot be used with GROUP BY")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from hispeed.catalog import Source
 from hispeed.errors import SqlError
 from hispeed.expr.compiler import TIME_UNITS, UNIT_FUNCTIONS
 from hispeed.expr.scope import Scope, error_at
@@ -115,3 +116,12 @@ def _default_alias(e: ast.Expr) -> str | None:
 def _at(item: ast.SelectItem) -> tuple[int, int]:
     line, column = item.pos
     return line or 1, column or 1
+
+
+def check_persistent_sources(select: ast.Select, sources: list[Source], persistent: bool) -> None:
+    """Refuse a persistent query that reads a windowed table (ksqlDB's PushQueryValidator)."""
+    if persistent and any(s.kind == "TABLE" and s.window is not None for s in sources):
+        line, column = select.pos
+        raise SqlError(
+            "KSQL does not support persistent queries on windowed tables.", line or 1, column or 1
+        )

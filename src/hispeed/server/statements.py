@@ -295,6 +295,8 @@ def _command_id(stmt: ast.Statement) -> str:
         return f"{stmt.kind.lower()}/`{stmt.name}`/create"
     if isinstance(stmt, ast.Drop):
         return f"{stmt.kind.lower()}/`{stmt.name}`/drop"
+    if isinstance(stmt, ast.AlterSource):
+        return f"{stmt.kind.lower()}/`{stmt.name}`/alter"
     if isinstance(stmt, ast.CreateConnector):
         return f"connector/`{stmt.name}`/create"
     if isinstance(stmt, ast.DropConnector):

@@ -304,6 +304,16 @@ class InsertValues(Statement):
 
 
 @dataclass(frozen=True)
+class AlterSource(Statement):
+    """ALTER STREAM|TABLE name ADD [COLUMN] col type [, ADD [COLUMN] col type ...]."""
+
+    kind: str  # STREAM TABLE
+    name: str
+    columns: tuple[ColumnDef, ...]
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
 class Drop(Statement):
     kind: str  # STREAM TABLE TYPE
     name: str

@@ -211,6 +211,8 @@ class StatementParser(ExpressionParser):
             return self.insert()
         if tok.is_word("DROP"):
             return self.drop()
+        if tok.is_word("ALTER"):
+            return self.alter()
         if tok.is_word("SHOW", "LIST"):
             return self.show()
         if tok.is_word("DESCRIBE"):
@@ -241,8 +243,8 @@ class StatementParser(ExpressionParser):
         if tok.is_word("SELECT"):
             return ast.QueryStatement(self.select(), pos=self.pos(tok))
         raise self.error(
-            "a statement (CREATE, INSERT, SELECT, DROP, SHOW, LIST, DESCRIBE, EXPLAIN, "
-            "TERMINATE, PRINT, SET, UNSET)"
+            "a statement (CREATE, INSERT, SELECT, ALTER, DROP, SHOW, LIST, DESCRIBE, "
+            "EXPLAIN, TERMINATE, PRINT, SET, UNSET)"
         )
 
     def create(self) -> ast.Statement:
@@ -419,6 +421,20 @@ class StatementParser(ExpressionParser):
             pos=self.pos(start),
             target_pos=self.pos(target_tok),
         )
+
+    def alter(self) -> ast.Statement:
+        start = self.advance()
+        kind = self.expect_word("STREAM", "TABLE").value
+        name = self.identifier(f"the name of the {kind.lower()} to alter")
+        columns = []
+        while True:
+            self.expect_word("ADD")
+            self.accept_word("COLUMN")
+            tok = self.tok
+            column = self.identifier("the name of the column to add")
+            columns.append(ast.ColumnDef(column, self.type_(), pos=self.pos(tok)))
+            if not self.accept_op(","):
+                return ast.AlterSource(kind, name, tuple(columns), pos=self.pos(start))
 
     def drop(self) -> ast.Statement:
         start = self.advance()

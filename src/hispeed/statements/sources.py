@@ -106,7 +106,8 @@ def create_source(parts: EngineParts, stmt: ast.CreateSource, call: Call) -> Res
             header_cols.append((column, c.headers))
         else:
             value_cols.append(column)
-    if stmt.or_replace and stmt.source:
+    existing = parts.catalog.sources.get(stmt.name)
+    if stmt.or_replace and (stmt.source or (existing is not None and existing.source_table)):
         raise HispeedError(
             f"Cannot add {kind.lower()} '{stmt.name}': CREATE OR REPLACE is not "
             f"supported on source {kind.lower()}s."
@@ -191,6 +192,35 @@ def create_type(parts: EngineParts, stmt: ast.CreateType, call: Call) -> Result:
     )
 
 
+def alter_source(parts: EngineParts, stmt: ast.AlterSource, call: Call) -> Result:
+    """ALTER STREAM|TABLE ... ADD COLUMN: new value columns at the end of the schema, for
+    the queries started from now on (ksqlDB's AlterSourceFactory and DdlCommandExec)."""
+    kind = stmt.kind.lower()
+    source = parts.catalog.sources.get(stmt.name)
+    if source is not None and source.source_table:
+        raise HispeedError(
+            f"Cannot alter {kind} '{stmt.name}': ALTER operations are not supported on "
+            f"source {kind}s."
+        )
+    if source is None:
+        raise HispeedError(f"Source {stmt.name} does not exist.")
+    if source.kind != stmt.kind:
+        raise HispeedError(
+            f"Incompatible data source type is {source.kind}, but statement was ALTER {stmt.kind}"
+        )
+    if source.writer is not None:
+        raise HispeedError("ALTER command is not supported for CREATE ... AS statements.")
+    added: list[Column] = []
+    for c in stmt.columns:
+        if source.column(c.name) is not None or any(a.name == c.name for a in added):
+            raise HispeedError(
+                f"Cannot add column {c.name} to schema. A column with the same name already exists."
+            )
+        added.append(Column(c.name, c.type))
+    source.value_columns = [*source.value_columns, *added]
+    return Result("status", f"{source.kind.capitalize()} {source.name} altered.")
+
+
 def drop(parts: EngineParts, stmt: ast.Drop, call: Call) -> Result:
     """DROP STREAM, TABLE or TYPE (a source's writing query stops with it)."""
     if stmt.kind == "TYPE":
@@ -205,9 +235,24 @@ def drop(parts: EngineParts, stmt: ast.Drop, call: Call) -> Result:
         if stmt.if_exists:
             return Result("status", f"Source {stmt.name} does not exist.")
         raise HispeedError(f"{stmt.kind.capitalize()} {stmt.name} does not exist.")
+    if stmt.delete_topic:
+        # ksqlDB's TopicDeleteInjector runs before the drop itself is checked
+        if source.source_table:
+            raise HispeedError(f"Cannot delete topic for read-only source: {source.name}")
+        sharing = sorted(
+            s.name
+            for s in parts.catalog.sources.values()
+            if s.topic == source.topic and s.name != source.name
+        )
+        if sharing:
+            raise HispeedError(
+                f"Refusing to delete topic. Found other data sources ({', '.join(sharing)}) "
+                f"using topic {source.topic}"
+            )
     if source.kind != stmt.kind:
         raise HispeedError(
-            f"Incompatible data source type is {source.kind}, but statement was DROP {stmt.kind}"
+            f"Incompatible data source type is {source.kind.lower()}, but statement was DROP "
+            f"{stmt.kind.lower()}"
         )
     readers = [q.id for q in parts.catalog.readers_of(source.name)]
     writers = [q.id for q in parts.catalog.writers_of(source.name) if q.id != source.writer]
