@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ from hispeed.functions.udf.loading import load_modules
 from hispeed.log.base import Log
 from hispeed.log.embedded import EmbeddedLog
 from hispeed.plan.query import plan_query
+from hispeed.plan.scalable import is_scalable_push
 from hispeed.runtime.context import QueryContext
 from hispeed.runtime.manager import QueryManager
 from hispeed.runtime.pull import run_sql
@@ -222,7 +224,14 @@ class Engine:
         with self.lock:
             select = parse_query(sql, self.catalog.types)
             plan = plan_query(select, self.catalog, self.log)
-            return PushQuery(self.runtime, plan, from_beginning=from_beginning)
+            reset = {"auto.offset.reset": "earliest"} if from_beginning else {}
+            scalable = is_scalable_push(select, self.catalog, reset, self.properties)
+            return PushQuery(
+                self.runtime,
+                plan,
+                from_beginning=from_beginning,
+                query_id=f"SCALABLE_PUSH_QUERY_{uuid.uuid4()}" if scalable else None,
+            )
 
     # -- running ----------------------------------------------------------------------------
 

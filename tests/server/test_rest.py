@@ -157,7 +157,7 @@ def test_push_query_over_http1_streams_rows_until_its_limit(server: RunningServe
     with httpx.stream("POST", f"{server.url}/query", json=body, timeout=10) as r:
         text = r.read().decode()
     doc = json.loads(text)
-    assert doc[0]["header"]["queryId"].startswith("push_")
+    assert doc[0]["header"]["queryId"].startswith("transient_")
     assert sorted(e["row"]["columns"][1] for e in doc[1:4]) == [1, 2, 3] or len(doc[1:4]) == 3
     assert doc[-1] == {"finalMessage": "Limit Reached"}
 

@@ -36,8 +36,16 @@ class PushQuery:
     """
 
     def __init__(
-        self, runtime: QueryManager, plan: QueryPlan, *, from_beginning: bool | None
+        self,
+        runtime: QueryManager,
+        plan: QueryPlan,
+        *,
+        from_beginning: bool | None,
+        query_id: str | None = None,
     ) -> None:
+        """`query_id`: the id to go by (ksqlDB's SCALABLE_PUSH_QUERY_<uuid> for a scalable
+        push query, plan/scalable.py); without it, transient_<SOURCE>_<n> as ksqlDB names
+        a transient query."""
         self.runtime = runtime
         self.context = context = runtime.context
         self.plan = plan
@@ -53,15 +61,15 @@ class PushQuery:
             # as ksqlDB: from now on unless asked to start from the beginning
             with context.lock:
                 self.feed, self.subscriber = runtime.feeds.attach(plan, bool(from_beginning))
-            self.id = f"push_{plan.source.name}_{next(_transient)}"
+            self.id = query_id or f"transient_{plan.source.name}_{next(_transient)}"
             return
-        self._start_task(from_beginning)
+        self._start_task(from_beginning, query_id)
 
-    def _start_task(self, from_beginning: bool | None) -> None:
+    def _start_task(self, from_beginning: bool | None, query_id: str | None) -> None:
         context, plan = self.context, self.plan
         log, properties = context.log, context.properties
         n = next(_transient)
-        self.id = f"transient_{plan.source.name}_{n}"
+        self.id = query_id or f"transient_{plan.source.name}_{n}"
         topic = f"_hispeed_transient_{n}_{id(self):x}"
         self.sink = Source(
             name=f"_TRANSIENT_{n}",

@@ -12,6 +12,7 @@ import base64
 import datetime as dt
 import itertools
 import threading
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from hispeed.config import Settings
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError
 from hispeed.plan.query import plan_query
+from hispeed.plan.scalable import is_scalable_push
 from hispeed.runtime.pull import prepare
 from hispeed.runtime.queries import PushQuery
 from hispeed.server.statements import sql_too_long
@@ -234,7 +236,13 @@ class QuerySession:
         ).lower()
         engine = self.engine
         plan = plan_query(select, engine.catalog, engine.log)
-        push = PushQuery(engine.runtime, plan, from_beginning=reset == "earliest")
+        scalable = is_scalable_push(select, engine.catalog, self.properties, engine.properties)
+        push = PushQuery(
+            engine.runtime,
+            plan,
+            from_beginning=reset == "earliest",
+            query_id=f"SCALABLE_PUSH_QUERY_{uuid.uuid4()}" if scalable else None,
+        )
         self._push = push
         plan = push.plan
         self.header = Header(
