@@ -4,7 +4,9 @@ properties that are no number, aggregate parameters of the wrong kind."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -73,6 +75,72 @@ def test_insert_values_of_the_wrong_type(
     err = refused(engine, f"INSERT INTO s (id, {columns}) VALUES (1, {value});")
     assert err.reason == f"Failed to insert values into 'S'. {message}" or message in err.reason
     assert (err.line, err.column) == (1, len(f"INSERT INTO s (id, {columns}) VALUES (1, ") + 1)
+
+
+TYPED = (
+    "CREATE STREAM t (k STRING KEY, i INT, b BOOLEAN, big BIGINT, d DOUBLE, dec DECIMAL(4, 2), "
+    "s STRING, ts TIMESTAMP, ai ARRAY<BIGINT>, st STRUCT<f INT>) "
+    "WITH (kafka_topic='t', value_format='JSON', partitions=1);"
+)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "got"),
+    [
+        # ksqlDB's INSERT VALUES coerces as DefaultSqlValueCoercer.STRICT: numbers only widen,
+        # nothing becomes a BOOLEAN or a STRING, a text is parsed only as a time or bytes
+        ("i", "1.5", "INTEGER for field I but got DECIMAL(1.5)"),
+        ("i", "1.0", "INTEGER for field I but got DECIMAL(1.0)"),
+        ("i", "10000000000", "INTEGER for field I but got BIGINT(10000000000)"),
+        ("i", "'5'", "INTEGER for field I but got STRING(5)"),
+        ("b", "1", "BOOLEAN for field B but got INTEGER(1)"),
+        ("b", "'true'", "BOOLEAN for field B but got STRING(true)"),
+        ("big", "1.5e0", "BIGINT for field BIG but got DOUBLE(1.5)"),
+        ("dec", "1.5e0", "DECIMAL(4, 2) for field DEC but got DOUBLE(1.5)"),
+        ("s", "1", "STRING for field S but got INTEGER(1)"),
+        ("s", "true", "STRING for field S but got BOOLEAN(true)"),
+        ("ai", "ARRAY[1.5]", "ARRAY<BIGINT> for field AI but got ARRAY("),
+        ("st", "STRUCT(f := 1.5)", "STRUCT<`F` INTEGER> for field ST but got STRUCT("),
+    ],
+)
+def test_insert_values_refuses_what_ksqldb_does_not_coerce(
+    engine: Engine, column: str, value: str, got: str
+) -> None:
+    engine.execute(TYPED)
+    err = refused(engine, f"INSERT INTO t (k, {column}) VALUES ('a', {value});")
+    assert err.reason.startswith(f"Failed to insert values into 'T'. Expected type {got}")
+    assert (err.line, err.column) == (1, len(f"INSERT INTO t (k, {column}) VALUES ('a', ") + 1)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "stored"),
+    [
+        ("big", "5", 5),
+        ("d", "1", 1.0),
+        ("d", "1.5", 1.5),
+        ("d", "10000000000", 1e10),
+        ("dec", "1", 1),
+        ("dec", "1.5", 1.5),
+        ("i", "1 + 1", 2),
+        ("i", "NULL", None),
+        # JSON holds a TIMESTAMP as milliseconds since the epoch
+        (
+            "ts",
+            "'2024-01-02T03:04:05'",
+            datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp() * 1e3,
+        ),
+        ("ai", "ARRAY[1, 2]", [1, 2]),
+        ("st", "STRUCT(f := 1)", {"F": 1}),
+    ],
+)
+def test_insert_values_takes_what_ksqldb_coerces(
+    engine: Engine, column: str, value: str, stored: object
+) -> None:
+    engine.execute(TYPED)
+    engine.execute(f"INSERT INTO t (k, {column}) VALUES ('a', {value});")
+    (batch,) = list(engine.log.read("t", 0, 0))
+    record = json.loads(batch.column("value")[0].as_py())
+    assert record[column.upper()] == stored
 
 
 def test_a_key_of_the_wrong_type(engine: Engine) -> None:
