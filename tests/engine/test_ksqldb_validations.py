@@ -260,3 +260,28 @@ def test_alter_adds_value_columns_for_later_queries(engine: Engine) -> None:
         engine, "ALTER STREAM wide ADD COLUMN z INT;"
     )
     assert error_of(engine, "ALTER TABLE nope ADD COLUMN z INT;") == "Source NOPE does not exist."
+
+
+def test_messages_name_joined_columns_as_ksqldb_flattens_them(engine: Engine) -> None:
+    engine.execute(
+        "CREATE TABLE t (id STRING PRIMARY KEY, bar STRING) "
+        "WITH (kafka_topic='t', value_format='JSON', partitions=1);"
+    )
+    err = refused(
+        engine,
+        "CREATE STREAM x AS SELECT s.k, v FROM s JOIN t ON s.k = t.id WHERE s.v > t.bar;",
+    )
+    assert err.reason == (
+        "Error in WHERE expression: Cannot compare S_V (INTEGER) to T_BAR (STRING) with "
+        "GREATER_THAN."
+    )
+    assert (err.line, err.column) == (1, 72)
+    err = refused(
+        engine,
+        "CREATE TABLE y AS SELECT s.k, SUM(v) AS total FROM s JOIN t ON s.k = t.id "
+        "GROUP BY s.k HAVING SUM(s.v) > '1';",
+    )
+    assert "Cannot compare SUM(S_V) (INTEGER) to '1' (STRING) with GREATER_THAN." in err.reason
+    engine.execute(
+        "CREATE STREAM ok AS SELECT s.k, v FROM s JOIN t ON s.k = t.id WHERE s.t > t.bar;"
+    )

@@ -9,6 +9,7 @@ cast, an integer divided by zero) becomes NULL and its reason goes to `EvalConte
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -178,7 +179,7 @@ class _Compiler:
         left, right = self.compile(e.left), self.compile(e.right)
         op = e.op
         if op in ("=", "!=", "<", "<=", ">", ">="):
-            check_comparison(e, op, left.type, right.type)
+            check_comparison(e, op, left.type, right.type, self.scope.shown)
         if op in ("AND", "OR"):
             for side in (left, right):
                 if side.type is not None and side.type.name != "BOOLEAN":
@@ -505,7 +506,7 @@ class _Compiler:
             e = ast.FunctionCall(e.name, (unit, *e.args[1:]), e.distinct, e.star, pos=e.pos)
         if name in ("IS_DISTINCT_FROM", "IS_NOT_DISTINCT_FROM"):
             left, right = (self.compile(a) for a in e.args)
-            check_comparison(e, name.replace("_", " "), left.type, right.type)
+            check_comparison(e, name.replace("_", " "), left.type, right.type, self.scope.shown)
             common = comparable(left.type, right.type, e, "IS DISTINCT FROM")
 
             def distinct(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
@@ -702,21 +703,27 @@ _OP_NAMES = {
 }
 
 
-def check_comparison(e: ast.Expr, op: str, lt: SqlType | None, rt: SqlType | None) -> None:
+def check_comparison(
+    e: ast.Expr,
+    op: str,
+    lt: SqlType | None,
+    rt: SqlType | None,
+    shown: Callable[[ast.Expr], str] = sql,
+) -> None:
     """Refuse a comparison ksqlDB refuses, with its message: one with an untyped NULL side,
     or types its ComparisonUtil does not let meet (see `valid_comparison`)."""
     if lt is None or rt is None:
-        shown = "<>" if op == "!=" else op
+        symbol = "<>" if op == "!=" else op
         raise error_at(
             e,
-            f"Comparison with NULL not supported: {lt.name if lt else 'NULL'} {shown} "
+            f"Comparison with NULL not supported: {lt.name if lt else 'NULL'} {symbol} "
             f"{rt.name if rt else 'NULL'}\nUse 'IS NULL' or 'IS NOT NULL' instead.",
         )
     if not valid_comparison(lt, op, rt):
         left, right = (e.left, e.right) if isinstance(e, ast.BinaryOp) else e.args  # type: ignore[attr-defined]
         raise error_at(
             e,
-            f"Cannot compare {sql(left)} ({lt}) to {sql(right)} ({rt}) with {_OP_NAMES[op]}.",
+            f"Cannot compare {shown(left)} ({lt}) to {shown(right)} ({rt}) with {_OP_NAMES[op]}.",
         )
 
 

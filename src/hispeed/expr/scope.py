@@ -8,7 +8,7 @@ batch field that holds it), the lambda parameters in reach and the clause being 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import pyarrow as pa
@@ -16,6 +16,7 @@ import pyarrow as pa
 from hispeed.errors import SqlError
 from hispeed.functions.registry import EvalContext
 from hispeed.sql import ast
+from hispeed.sql.format import sql
 from hispeed.sql.types import SqlType
 
 Evaluator = Callable[[pa.RecordBatch, EvalContext], pa.Array]
@@ -37,6 +38,37 @@ class Scope:
     clause: str = "SELECT"
     #: sub-expressions whose values a column already holds (table function calls)
     replaced: dict[ast.Expr, ScopeColumn] = field(default_factory=dict)
+    #: a join's columns, which ksqlDB's messages name as it flattens them (`I1.BAR` is
+    #: `I1_BAR` past the join: in WHERE, SELECT and HAVING, not in the ON clause)
+    flat_names: bool = False
+
+    def shown(self, e: ast.Expr) -> str:
+        """`e` as ksqlDB's messages write it in this scope."""
+        if not self.flat_names or self.clause == "JOIN ON":
+            return sql(e)
+        return sql(self._flattened(e))
+
+    def _flattened(self, e: ast.Expr) -> ast.Expr:
+        if isinstance(e, ast.ColumnRef):
+            source = e.source
+            if source is None and e.name not in self.lambdas:
+                try:
+                    source = self.resolve(e).source
+                except SqlError:
+                    source = None
+            if source is None or source.startswith("$"):
+                return e
+            return ast.ColumnRef(f"{source}_{e.name}", None, pos=e.pos)
+        changes: dict[str, Any] = {}
+        for f in fields(e):
+            value = getattr(e, f.name)
+            if isinstance(value, ast.Expr):
+                changes[f.name] = self._flattened(value)
+            elif isinstance(value, tuple):
+                changes[f.name] = tuple(
+                    self._flattened(v) if isinstance(v, ast.Expr) else v for v in value
+                )
+        return replace(e, **changes)
 
     def resolve(self, ref: ast.ColumnRef) -> ScopeColumn:
         if ref.source is None and ref.name in self.lambdas:

@@ -143,7 +143,9 @@ def plan_aggregate(
         window_cols = [ScopeColumn(n, T.BIGINT, f"${n}") for n in WINDOW_COLUMNS]
         for wc in window_cols:
             replaced[ast.ColumnRef(wc.name)] = wc
-    post_scope = Scope([*group_columns, *(c.column for c in calls), *window_cols])
+    post_scope = Scope(
+        [*group_columns, *(c.column for c in calls), *window_cols], flat_names=scope.flat_names
+    )
     names = output_names(items)
     offending = [
         sql(i.expr)

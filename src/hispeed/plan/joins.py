@@ -69,7 +69,7 @@ def plan_relation(
     columns: list[ScopeColumn] = []
     for side in sides:
         columns += source_scope(side.source, side.label).columns
-    scope = JoinScope(columns, clause="JOIN ON")
+    scope = JoinScope(columns, clause="JOIN ON", flat_names=True)
     steps: list[JoinStep] = []
     kind = sides[0].source.kind
     candidates: list[str] = []  # fields equal to the current key, in ksqlDB's order
