@@ -31,12 +31,17 @@ from urllib.parse import quote
 
 import httpx
 import msgspec
+import numpy as np
 
 from hispeed.errors import HispeedError, SqlError
+from hispeed.log.producer import DeliveryCallback, Producer
+from hispeed.log.records import AppendResult
 from hispeed.statements.result import Result
 
 DEFAULT_URL = "http://127.0.0.1:8088"
 DELIMITED = "application/vnd.ksqlapi.delimited.v1"
+#: Confluent REST Proxy's records: what a producer's batches are sent as
+REST_PROXY_TYPE = "application/vnd.kafka.json.v2+json"
 
 Auth = tuple[str, str] | str | None
 
@@ -513,6 +518,19 @@ class Client:
         offsets: list[dict[str, int]] = doc["offsets"]
         return offsets
 
+    def producer(self, config: Mapping[str, Any] | None = None, **options: Any) -> Producer:
+        """A producer in confluent-kafka's shape (see `hispeed.log.producer`) whose batches go
+        to the server's `POST /topics/{topic}` (one request per batch, as REST Proxy records).
+
+        Values are JSON: bytes or str are sent as the JSON text they hold, anything else is
+        encoded as JSON; keys are text. The server stamps the records (no `timestamp`) and
+        takes no headers.
+
+            >>> with client.producer(linger_ms=5) as p:
+            ...     p.produce("readings", {"X": 0.5}, key="device1")
+        """
+        return RemoteProducer(_TopicsEndpoint(self), config, **options)
+
     def close(self) -> None:
         self._http.close()
 
@@ -521,6 +539,70 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _TopicsEndpoint:
+    """Appends a producer's batches through the server's `POST /topics/{topic}`."""
+
+    linger_ms = 5.0
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def append(self, topic: str, records: Any, *, partition: int | None = None) -> AppendResult:
+        """POST one batch (APPEND_SCHEMA) as REST Proxy records; where each landed."""
+        keys = records.column("key").to_pylist()
+        values = records.column("value").to_pylist()
+        out: list[dict[str, Any]] = []
+        for i, (key, value) in enumerate(zip(keys, values, strict=True)):
+            try:
+                text = None if key is None else key.decode()
+            except UnicodeDecodeError:
+                raise HispeedError(f"record {i}: a key sent to a server is text") from None
+            record: dict[str, Any] = {
+                "key": text,
+                "value": None if value is None else msgspec.Raw(value),
+            }
+            if partition is not None:
+                record["partition"] = partition
+            out.append(record)
+        doc = self._client._request(
+            "POST",
+            f"/topics/{quote(topic, safe='')}",
+            content=msgspec.json.encode({"records": out}),
+            headers={"content-type": REST_PROXY_TYPE},
+        )
+        places = doc["offsets"]
+        return AppendResult(
+            np.array([p["partition"] for p in places], np.int32),
+            np.array([p["offset"] for p in places], np.int64),
+        )
+
+
+class RemoteProducer(Producer):
+    """`Client.producer()`: values JSON-encoded unless already bytes or str (JSON text)."""
+
+    def produce(
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        partition: int = -1,
+        on_delivery: DeliveryCallback | None = None,
+        timestamp: int = 0,
+        headers: Any = None,
+        callback: DeliveryCallback | None = None,
+    ) -> None:
+        """As `Producer.produce`; `timestamp` and `headers` are refused (the server's
+        endpoint stamps records itself and takes no headers)."""
+        if timestamp or headers:
+            raise HispeedError(
+                "a server's /topics endpoint stamps records itself and takes no headers: "
+                "produce without timestamp= and headers="
+            )
+        if value is not None and not isinstance(value, bytes | str):
+            value = msgspec.json.encode(value)
+        super().produce(topic, value, key, partition, on_delivery, 0, None, callback)
 
 
 def _header(line: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@
     ...                "WITH (kafka_topic='readings', value_format='JSON', partitions=1)")
     >>> engine.execute("CREATE TABLE peaks AS SELECT id, MAX(x) AS peak FROM readings GROUP BY id")
     >>> engine.insert("readings", {"ID": "device1", "X": 0.5})
+    >>> engine.insert_many("readings", [{"ID": "d2", "X": 1.5}, {"ID": "d3", "X": 2.5}])
     >>> engine.drain()                      # process what is there (a server runs continuously)
 
 Every statement that changes the catalog is kept in the command topic, so opening the same
@@ -31,8 +32,9 @@ from hispeed.connectors.runner import Connectors
 from hispeed.errors import HispeedError
 from hispeed.functions.redis import set_default_url
 from hispeed.functions.udf.loading import load_modules
-from hispeed.log.base import Log
+from hispeed.log.base import AppendResult, Log
 from hispeed.log.embedded import EmbeddedLog
+from hispeed.log.producer import Producer
 from hispeed.plan.query import plan_query
 from hispeed.plan.scalable import is_scalable_push
 from hispeed.runtime.context import QueryContext
@@ -44,6 +46,7 @@ from hispeed.sql import ast
 from hispeed.sql.parser import parse_iter, parse_query
 from hispeed.statements import info, inserts, queries, settings, sources
 from hispeed.statements.base import Call, EngineParts, Handler
+from hispeed.statements.bulk import insert_many
 from hispeed.statements.commands import CommandTopic
 from hispeed.statements.result import Result
 from hispeed.statements.undo import all_or_nothing
@@ -135,7 +138,9 @@ class Engine:
     # -- statements -------------------------------------------------------------------------
 
     def execute(self, sql: str, properties: Mapping[str, Any] | None = None) -> list[Result]:
-        """Run one or more statements; returns a result per statement."""
+        """Run one or more statements; returns a result per statement (rows `insert` gathered
+        go in first)."""
+        self.flush()
         with self.lock:
             self.sync_commands()
             results = []
@@ -180,8 +185,38 @@ class Engine:
         self.commands.sync(self._replayed, every)
 
     def insert(self, name: str, row: Mapping[str, Any], timestamp: int | None = None) -> None:
-        """Insert one row into a stream or table from Python values."""
+        """Insert one row into a stream or table from Python values (column names as the
+        source has them: {"ID": ..., "X": ...}); `timestamp` in ms (default: now). For many
+        rows at once, `insert_many` appends them together."""
         inserts.insert(self.catalog, self.log, name, row, timestamp)
+
+    def insert_many(self, name: str, data: Any) -> AppendResult:
+        """Insert many rows into a stream or table in one append; returns where they landed.
+
+        `data`: a list of mappings (column names to Python values), a pyarrow Table or
+        RecordBatch, or a Polars or pandas DataFrame. Column names match exactly or in any
+        case; a ROWTIME column gives timestamps (ms). A value that does not fit raises a
+        `HispeedError` naming its row and column, and nothing is inserted.
+
+            >>> engine.insert_many("readings", pl.DataFrame({"id": ["a", "b"], "x": [1.0, 2.0]}))
+        """
+        self.flush()  # rows inserted before go first
+        return insert_many(self.catalog, self.log, name, data)
+
+    def flush(self) -> None:
+        """Append every row `insert` holds now; raises what a failed append raised. (Call it
+        where a row must be in the log before going on: an acknowledgement, say.)"""
+
+    def producer(self, config: Mapping[str, Any] | None = None, **options: Any) -> Producer:
+        """A producer of raw records into this engine's log, in confluent-kafka's shape:
+        `produce(topic, value, key=None, ...)`, `poll()`, `flush()`, delivery callbacks;
+        records batched in the background (`linger_ms`, `batch_size`). See
+        `hispeed.log.producer`.
+
+            >>> with engine.producer(linger_ms=5) as p:
+            ...     p.produce("readings", b'{"X": 0.5}', key=b"device1")
+        """
+        return Producer(self.log, config, **options)
 
     def insert_row(
         self, target: Source, values: Mapping[str, pa.Array], timestamp: int | None
@@ -197,6 +232,7 @@ class Engine:
             >>> engine.query("SELECT * FROM peaks WHERE id = 'device1'")
             [{'ID': 'device1', 'PEAK': 0.5}]
         """
+        self.flush()
         with self.lock:
             rows = run_sql(self.runtime.views, sql)
         if format == "rows":
@@ -221,6 +257,7 @@ class Engine:
         `from_beginning` reads the source from its first record (default: from now on, or
         as the `auto.offset.reset` property says).
         """
+        self.flush()
         with self.lock:
             select = parse_query(sql, self.catalog.types)
             plan = plan_query(select, self.catalog, self.log)
@@ -245,6 +282,7 @@ class Engine:
         A query that fails does not stop the others, nor raise here: it is in ERROR
         (`runtime.state(query_id)`, SHOW QUERIES) and retried after its backoff.
         """
+        self.flush()
         return self.runtime.drain(max_rounds, timeout)
 
     def start(self) -> None:

@@ -10,9 +10,9 @@ import pyarrow as pa
 from hispeed.catalog import Catalog, Source
 from hispeed.errors import HispeedError, SqlError
 from hispeed.expr.values import insert_value
-from hispeed.formats.base import Column, get_format
+from hispeed.formats.base import Column, get_format, null_batch
 from hispeed.functions.registry import EvalContext
-from hispeed.log.base import Log
+from hispeed.log.base import AppendResult, Log
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.statements.base import Call, EngineParts
@@ -72,27 +72,41 @@ def insert_row(
 ) -> None:
     """Append one row (its columns as one-value arrays) to a source's topic, encoded in its
     formats; `timestamp` None: the log stamps it."""
+    stamps = None if timestamp is None else pa.array([timestamp], pa.int64())
+    append_rows(log, target, values, stamps, 1)
+
+
+def append_rows(
+    log: Log,
+    target: Source,
+    values: Mapping[str, pa.Array],
+    timestamps: pa.Array | None,
+    n: int,
+) -> AppendResult:
+    """Append n rows (each column an array of n values; a missing column is null) to a
+    source's topic in one append, each side encoded once in its format; `timestamps` None:
+    the log stamps them."""
     key_fmt = get_format(target.key_format, target.key_properties, is_key=True)
     value_fmt = get_format(target.value_format, target.value_properties)
 
     def batch(cols: list[Column]) -> pa.RecordBatch:
         if not cols:
-            return pa.RecordBatch.from_struct_array(pa.array([{}], type=pa.struct([])))
+            return null_batch(cols, n)
         return pa.RecordBatch.from_arrays(
-            [values.get(c.name, pa.nulls(1, c.type.to_arrow())) for c in cols],
+            [values.get(c.name, pa.nulls(n, c.type.to_arrow())) for c in cols],
             names=[c.name for c in cols],
         )
 
     key = (
         key_fmt.encode(batch(target.key_columns), target.key_columns)
         if target.key_columns
-        else pa.nulls(1, pa.binary())
+        else pa.nulls(n, pa.binary())
     )
     value = value_fmt.encode(batch(target.value_columns), target.value_columns)
     record = {"key": key, "value": value}
-    if timestamp is not None:
-        record["timestamp"] = pa.array([timestamp], pa.int64())
-    log.append(target.topic, pa.record_batch(record))
+    if timestamps is not None:
+        record["timestamp"] = timestamps
+    return log.append(target.topic, pa.record_batch(record))
 
 
 def insert(
