@@ -10,9 +10,9 @@ COUNT and SUM over short strings).
 The changelog (in the query's compacted changelog topic, under the kind "V" as the windowed
 store's): each checkpoint writes one delta record, ("V", None, "d", seq) -> the batch's new
 keys, the slots that changed and their states, and rewrites the next few chunks of slots in
-turn, ("V", None, chunk) -> ("keyed", seq, slots a chunk, keys, states), as many
+turn, ("V", None, chunk) -> ("keyed", seq, slots a chunk, keys, states), half as many
 slots as the batch changed. A delta is deleted once every chunk has been rewritten after it,
-so the changelog stays within a small multiple of the state, and a batch writes in proportion
+so the changelog stays within about three times the state, and a batch writes in proportion
 to what it changed, never the whole state at once (no pause, no transient copy of it). A
 restore takes each chunk as written, then applies the deltas in order to the slots whose
 chunk is older. The windowed store's chunk records of a query without a window (the
@@ -71,7 +71,7 @@ class KeyedStateStore:
         #: slots per chunk record (tests make it small)
         self.chunk_slots = CHUNK_SLOTS
         #: slots of chunks rewritten per slot a batch changes (0: none, deltas only)
-        self.rewrite_factor = 1.0
+        self.rewrite_factor = 0.5
         self._seq = 0  # the next delta's number
         self._deltas: list[int] = []  # live delta records, in order
         #: the delta each chunk record was written with (-1: none written)
@@ -189,7 +189,8 @@ class KeyedStateStore:
             )
             first = self._written
             new = np.arange(first, count, dtype=np.int64)
-            value = (first, self.index.keys(new), slots, [a[slots] for a in self.states])
+            states = [a[slots] for a in self.states]
+            value = (first, self.index.keys(new), slots.astype(np.int32), states)
             changelog[self._delta_name(self._seq)] = pickle.dumps(value, protocol=5)
             self._deltas.append(self._seq)
             self._credit += self.rewrite_factor * len(slots)

@@ -237,7 +237,9 @@ class KeyIndex:
         self.table = arena.empty(64, np.int32)
         self.table[:] = -1
         #: new keys of the last `find`, until `commit` (columns, hashes)
-        self._staged: tuple[list[pa.Array], np.ndarray] | None = None
+        #: and the empty position each one's probe ended at (where it goes, unless another
+        #: takes it first)
+        self._staged: tuple[list[pa.Array], np.ndarray, IntArray, int] | None = None
 
     # -- lookups ----------------------------------------------------------------------------
 
@@ -283,7 +285,7 @@ class KeyIndex:
         if len(new):
             out[new] = np.arange(self.count, self.count + len(new), dtype=np.int64)
             picked = pa.array(new)
-            self._staged = ([c.take(picked) for c in columns], hashes[new])
+            self._staged = ([c.take(picked) for c in columns], hashes[new], pos[new], len(table))
         else:
             self._staged = None
         return out
@@ -293,12 +295,18 @@ class KeyIndex:
         staged, self._staged = self._staged, None
         if staged is None:
             return 0
-        columns, hashes = staged
-        self.append(columns, hashes)
+        columns, hashes, ends, size = staged
+        self.append(columns, hashes, ends if size == len(self.table) else None)
         return len(hashes)
 
-    def append(self, columns: Sequence[pa.Array], hashes: np.ndarray | None = None) -> None:
-        """Add keys known to be new (normalized) as the next slots."""
+    def append(
+        self,
+        columns: Sequence[pa.Array],
+        hashes: np.ndarray | None = None,
+        starts: IntArray | None = None,
+    ) -> None:
+        """Add keys known to be new (normalized) as the next slots; `starts`: where in the
+        table each one's probe may start (its home position by default)."""
         columns = [KeyColumn.normalize(c) for c in columns]
         n = len(columns[0]) if columns else 0
         if not n:
@@ -318,7 +326,7 @@ class KeyIndex:
         if end > MAX_LOAD * len(self.table):
             self._rehash()
         else:
-            self._place(np.arange(base, end, dtype=np.int64))
+            self._place(np.arange(base, end, dtype=np.int64), starts)
 
     def _rehash(self) -> None:
         """Double the table (or more) and place every slot again."""
@@ -330,12 +338,13 @@ class KeyIndex:
         self.table[:] = -1
         self._place(np.arange(self.count, dtype=np.int64))
 
-    def _place(self, slots: IntArray) -> None:
-        """Put slots in the table, each at the first free position from its hash's."""
+    def _place(self, slots: IntArray, starts: IntArray | None = None) -> None:
+        """Put slots in the table, each at the first free position of its probe sequence
+        (from `starts`, positions on it known to come before the free ones)."""
         table = self.table
         mask = len(table) - 1
         hashes = self.hashes[slots]
-        pos = (hashes & np.uint64(mask)).astype(np.int64)
+        pos = (hashes & np.uint64(mask)).astype(np.int64) if starts is None else starts.copy()
         step = _steps(hashes, mask)
         while len(slots):
             free = table[pos] < 0
