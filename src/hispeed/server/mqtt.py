@@ -5,9 +5,7 @@ Inbound (`mqtt_in`, "devices/+/readings=readings"): the bridge subscribes to eac
 it came. The record's key is the topic level matched by the filter's first `+`
 ("devices/device1/readings" is keyed "device1"); a filter without `+` keys by the levels its
 `#` matched ("alerts/#" keys "alerts/a/b" as "a/b"), and a filter without wildcards leaves
-the key null. A message that matches several filters goes to each of their topics. Messages
-are collected for a few milliseconds and appended together through the same path as HTTP
-ingestion (`hispeed.server.state.append_batch`), so each topic creation and limit applies. A
+the key null. A message that matches several filters goes to each of their topics. A
 payload that is not JSON is not appended: it goes to the processing log
 (`hispeed_processing_log`) with the MQTT topic and the reason, and the rest go on.
 
@@ -21,9 +19,11 @@ a crash or lost connection may publish the last unacknowledged batch again, and 
 lost. A record whose template cannot be filled goes to the processing log. Tombstones (null
 values) are not published.
 
-Inbound delivery is at most once across a crash: messages acknowledged to the broker but
-still in the bridge's few-millisecond batch are lost if the process dies (`stop()` appends
-them first).
+Inbound, the bridge reads what the socket holds in one go (`hispeed.server.mqtt_in`), not a
+Python callback a message, and appends each group through the log's group committer (the same
+path as HTTP ingestion, `hispeed.server.state.Ingestor`, so each topic creation and limit
+applies). A QoS 1 message is acknowledged to the broker (PUBACK) only once the log has it:
+the broker still holds every message the bridge has not stored.
 
 Without the broker, the bridge retries with backoff (1 s doubling to 30 s) and logs; it
 subscribes again on every connection.
@@ -32,7 +32,6 @@ subscribes again on every connection.
 from __future__ import annotations
 
 import logging
-import queue
 import re
 import string
 import threading
@@ -49,8 +48,8 @@ from hispeed.engine import Engine
 from hispeed.errors import ConfigError, HispeedError
 from hispeed.log.base import Consumer, PolledBatch, TopicPartition, validate_topic_name
 from hispeed.runtime.task import PROCESSING_LOG
-from hispeed.server.ingest import IngestBatch
-from hispeed.server.state import append_batch
+from hispeed.server.mqtt_in import Subscriber
+from hispeed.server.state import Ingestor
 
 try:
     import paho.mqtt.client as mqtt
@@ -62,9 +61,8 @@ log = logging.getLogger(__name__)
 
 #: the consumer group whose offsets say what the bridge has published
 GROUP = "_hispeed_mqtt_bridge"
-#: how long inbound messages are collected before they are appended together
-BATCH_WINDOW_S = 0.005
-MAX_BATCH = 10_000
+#: MQTT topics whose matching rules the bridge remembers (past it, it starts over)
+ROUTE_CACHE_SIZE = 100_000
 #: records published (and acknowledged) before their offsets are committed
 PUBLISH_BATCH = 1000
 #: how long the broker has to acknowledge a published batch before it is sent again
@@ -207,8 +205,10 @@ class MqttOutRule:
 class MqttBridge:
     """Bridges an MQTT broker and the engine's log, as `mqtt_in` and `mqtt_out` say.
 
-    `start()` returns at once: the bridge connects (and reconnects) in the background.
-    `stop()` publishes nothing new, appends what it has received, and disconnects."""
+    `start()` returns at once: the bridge connects (and reconnects) in the background, one
+    connection for each direction it has (inbound: `hispeed.server.mqtt_in.Subscriber`,
+    which reads messages in bulk; outbound: paho, which publishes). `stop()` publishes
+    nothing new, appends what it has received, and disconnects."""
 
     def __init__(self, engine: Engine, settings: Settings, *, client_id: str | None = None):
         if not settings.mqtt_broker:
@@ -229,13 +229,17 @@ class MqttBridge:
             ("connected", "connects", "messages_in", "messages_out", "errors"), 0
         )
         self._counts_lock = threading.Lock()
-        self._inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self._ingest = Ingestor(engine.log, settings)
+        #: MQTT topic -> [(hispeed topic, key)] of the rules it matches (bounded: see _routes)
+        self._route_cache: dict[str, list[tuple[str, bytes | None]]] = {}
         self._stopping = threading.Event()  # no more publishing, no more waiting
-        self._receiving = threading.Event()  # set while the inbound thread should keep going
-        self._connected = threading.Event()
+        self._in_connected = threading.Event()
+        self._connected = threading.Event()  # the outbound (publishing) connection
         self._outage_logged = False
         self._subscribed = threading.Event()
+        self._started = False
         self._client: Any = None
+        self._subscriber: Subscriber | None = None
         self._consumer: Consumer | None = None
         self._threads: list[threading.Thread] = []
 
@@ -243,24 +247,32 @@ class MqttBridge:
 
     def start(self) -> None:
         """Connect in the background and start bridging."""
-        if self._client is not None:
+        if self._started:
             return
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv311
-        )
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_connect_fail = self._on_connect_fail
-        client.on_message = self._on_message
-        client.on_subscribe = self._on_subscribe
-        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
-        self._client = client
-        self._receiving.set()
+        self._started = True
         if self.inbound:
-            self._threads.append(
-                threading.Thread(target=self._run_inbound, name="hispeed-mqtt-in", daemon=True)
+            self._subscriber = Subscriber(
+                self.host,
+                self.port,
+                self.client_id if not self.outbound else f"{self.client_id}-in",
+                [r.mqtt_filter for r in self.inbound],
+                self._deliver,
+                reconnect=(RECONNECT_MIN_S, RECONNECT_MAX_S),
+                on_connect=self._on_in_connect,
+                on_subscribed=self._on_in_subscribed,
+                on_disconnect=self._on_in_disconnect,
+                on_connect_fail=self._on_connect_fail,
             )
+            self._subscriber.start()
         if self.outbound:
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv311
+            )
+            client.on_connect = self._on_connect
+            client.on_disconnect = self._on_disconnect
+            client.on_connect_fail = lambda client, userdata: self._on_connect_fail("")
+            client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+            self._client = client
             names = sorted({r.topic for r in self.outbound})
             # a pattern consumer finds topics created after the start (by a persistent query,
             # say) and reads them from their start; for the others, "latest" is fixed now,
@@ -273,44 +285,46 @@ class MqttBridge:
             self._threads.append(
                 threading.Thread(target=self._run_outbound, name="hispeed-mqtt-out", daemon=True)
             )
-        for t in self._threads:
-            t.start()
-        client.connect_async(self.host, self.port, keepalive=30)
-        client.loop_start()
+            for t in self._threads:
+                t.start()
+            client.connect_async(self.host, self.port, keepalive=30)
+            client.loop_start()
         log.info("MQTT bridge to %s:%d starting", self.host, self.port)
 
     def stop(self) -> None:
         """Stop publishing, disconnect, and append the messages already received."""
-        client, self._client = self._client, None
-        if client is None:
+        if not self._started:
             return
+        self._started = False
         self._stopping.set()
-        outbound = [t for t in self._threads if t.name == "hispeed-mqtt-out"]
-        for t in outbound:
-            t.join(PUBLISH_TIMEOUT_S + 5)
-        client.disconnect()
-        client.loop_stop()
-        self._receiving.clear()
         for t in self._threads:
-            if t not in outbound:
-                t.join(30)
+            t.join(PUBLISH_TIMEOUT_S + 5)
         self._threads.clear()
+        client, self._client = self._client, None
+        if client is not None:
+            client.disconnect()
+            client.loop_stop()
+        subscriber, self._subscriber = self._subscriber, None
+        if subscriber is not None:
+            subscriber.stop()
         self._set("connected", 0)
         log.info("MQTT bridge to %s:%d stopped", self.host, self.port)
 
     def wait_connected(self, timeout: float) -> bool:
         """Wait until the bridge is connected and its subscriptions are granted."""
         deadline = time.monotonic() + timeout
-        if not self._connected.wait(timeout):
-            return False
-        if not self.inbound:
-            return True
-        return self._subscribed.wait(max(0.0, deadline - time.monotonic()))
+        waits = []
+        if self.inbound:
+            waits += [self._in_connected, self._subscribed]
+        if self.outbound:
+            waits.append(self._connected)
+        return all(e.wait(max(0.0, deadline - time.monotonic())) for e in waits)
 
     def stats(self) -> dict[str, int]:
         """connected (1 or 0), connects, messages_in (appended), messages_out (published and
         acknowledged), errors (messages and records not bridged: payloads that are not JSON,
-        failed appends, records that cannot fill their template)."""
+        failed appends, records that cannot fill their template). `connects` counts the
+        inbound connection's, or the outbound one's when there is no inbound."""
         with self._counts_lock:
             return dict(self._counts)
 
@@ -322,7 +336,38 @@ class MqttBridge:
         with self._counts_lock:
             self._counts[name] = value
 
-    # -- the connection (paho's network thread) ---------------------------------------------
+    def _update_connected(self) -> None:
+        up = (not self.inbound or self._in_connected.is_set()) and (
+            not self.outbound or self._connected.is_set()
+        )
+        self._set("connected", int(up))
+
+    # -- the connections ------------------------------------------------------------------
+
+    def _on_in_connect(self) -> None:
+        self._outage_logged = False
+        self._subscribed.clear()
+        self._add("connects")
+        self._in_connected.set()
+        self._update_connected()
+        log.info("MQTT bridge connected to %s:%d", self.host, self.port)
+
+    def _on_in_subscribed(self, refused: list[str]) -> None:
+        if refused:
+            log.warning("MQTT broker refused the bridge's subscriptions to %s", refused)
+        self._subscribed.set()
+
+    def _on_in_disconnect(self, reason: str) -> None:
+        self._in_connected.clear()
+        self._subscribed.clear()
+        self._update_connected()
+        if not self._stopping.is_set():
+            log.warning(
+                "MQTT bridge lost %s:%d (%s); reconnecting with backoff",
+                self.host,
+                self.port,
+                reason,
+            )
 
     def _on_connect(
         self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any
@@ -335,33 +380,18 @@ class MqttBridge:
                 reason_code,
             )
             return
-        self._outage_logged = False
-        self._subscribed.clear()
-        self._add("connects")
-        self._set("connected", 1)
+        if not self.inbound:
+            self._outage_logged = False
+            self._add("connects")
+            log.info("MQTT bridge connected to %s:%d", self.host, self.port)
         self._connected.set()
-        log.info("MQTT bridge connected to %s:%d", self.host, self.port)
-        if self.inbound:
-            client.subscribe([(r.mqtt_filter, 1) for r in self.inbound])
-
-    def _on_subscribe(
-        self, client: Any, userdata: Any, mid: Any, reason_codes: Any, properties: Any
-    ) -> None:
-        refused = [
-            r.mqtt_filter
-            for r, code in zip(self.inbound, reason_codes, strict=False)
-            if code.is_failure
-        ]
-        if refused:
-            log.warning("MQTT broker refused the bridge's subscriptions to %s", refused)
-        self._subscribed.set()
+        self._update_connected()
 
     def _on_disconnect(
         self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
         self._connected.clear()
-        self._subscribed.clear()
-        self._set("connected", 0)
+        self._update_connected()
         if not self._stopping.is_set():
             log.warning(
                 "MQTT bridge lost %s:%d (%s); reconnecting with backoff",
@@ -370,85 +400,77 @@ class MqttBridge:
                 reason_code,
             )
 
-    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+    def _on_connect_fail(self, reason: str) -> None:
         # one warning an outage; each retry after it only at debug level
         level = logging.DEBUG if self._outage_logged else logging.WARNING
         self._outage_logged = True
         log.log(
             level,
-            "MQTT bridge cannot reach %s:%d; retrying every %d to %d s",
+            "MQTT bridge cannot reach %s:%d%s; retrying every %d to %d s",
             self.host,
             self.port,
+            f" ({reason})" if reason else "",
             RECONNECT_MIN_S,
             RECONNECT_MAX_S,
         )
 
-    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        self._inbox.put((message.topic, bytes(message.payload)))
-
     # -- inbound ----------------------------------------------------------------------------
 
-    def _run_inbound(self) -> None:
-        while self._receiving.is_set() or not self._inbox.empty():
-            try:
-                first = self._inbox.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            items = [first]
-            deadline = time.monotonic() + BATCH_WINDOW_S
-            while len(items) < MAX_BATCH:
-                remaining = deadline - time.monotonic()
-                try:
-                    items.append(
-                        self._inbox.get(timeout=remaining)
-                        if remaining > 0
-                        else self._inbox.get_nowait()
-                    )
-                except queue.Empty:
-                    break
-            try:
-                self._ingest(items)
-            except Exception:
-                log.exception("MQTT bridge could not ingest %d messages", len(items))
-                self._add("errors", len(items))
+    def _routes(self, mqtt_topic: str) -> list[tuple[str, bytes | None]]:
+        """(hispeed topic, key) for each rule the MQTT topic matches, remembered: devices
+        publish to the same few topics again and again."""
+        found = self._route_cache.get(mqtt_topic)
+        if found is None:
+            if len(self._route_cache) >= ROUTE_CACHE_SIZE:
+                self._route_cache.clear()
+            found = [(r.topic, r.key(mqtt_topic)) for r in self.inbound if r.matches(mqtt_topic)]
+            self._route_cache[mqtt_topic] = found
+        return found
 
-    def _ingest(self, items: Iterable[tuple[str, bytes]]) -> None:
-        """Append a batch of messages to their topics; the bad ones to the processing log."""
-        batches: dict[str, IngestBatch] = {}
+    def route(
+        self, items: Iterable[tuple[str, bytes]]
+    ) -> tuple[dict[str, list[tuple[bytes | None, bytes | None]]], list[dict[str, Any]]]:
+        """Messages as (key, value) records per hispeed topic, and the processing-log entries
+        of those that are not JSON."""
+        records: dict[str, list[tuple[bytes | None, bytes | None]]] = {}
         errors: list[dict[str, Any]] = []
+        decode = msgspec.json.decode
         for mqtt_topic, payload in items:
-            rules = [r for r in self.inbound if r.matches(mqtt_topic)]
-            if not rules:
+            routes = self._routes(mqtt_topic)
+            if not routes:
                 continue  # a retained or late message of a filter no longer subscribed
             try:
-                msgspec.json.decode(payload)
+                decode(payload)
             except (msgspec.DecodeError, RecursionError) as e:  # deep nesting: not for us
                 self._add("errors")
-                for rule in rules:
+                for topic, _ in routes:
                     errors.append(
                         _error(
                             f"MQTT message on {mqtt_topic!r} is not JSON ({e}); it was not "
-                            f"appended to {rule.topic!r}",
-                            topic=rule.topic,
+                            f"appended to {topic!r}",
+                            topic=topic,
                             mqtt_topic=mqtt_topic,
                         )
                     )
                 continue
-            for rule in rules:
-                batch = batches.setdefault(rule.topic, IngestBatch([], [], []))
-                batch.keys.append(rule.key(mqtt_topic))
-                batch.values.append(payload)
-                batch.partitions.append(None)
-        for topic, batch in batches.items():
+            for topic, key in routes:
+                records.setdefault(topic, []).append((key, payload))
+        return records, errors
+
+    async def _deliver(self, items: list[tuple[str, bytes]]) -> None:
+        """Append a group of messages to their topics (the bad ones to the processing log);
+        returns once the log has them, so that QoS 1 is acknowledged only then."""
+        records, errors = self.route(items)
+        for topic, pairs in records.items():
             try:
-                append_batch(self.engine.log, self.settings, topic, batch, None)
+                await self._ingest.append_pairs(topic, pairs, None)
             except HispeedError as e:
-                n = len(batch.values)
+                n = len(pairs)
                 log.warning("MQTT bridge could not append %d messages to %r: %s", n, topic, e)
                 errors.append(_error(f"{n} MQTT messages not appended: {e}", topic=topic))
                 self._add("errors", n)
                 continue
-            self._add("messages_in", len(batch.values))
+            self._add("messages_in", len(pairs))
         self._log_errors(errors)
 
     def _log_errors(self, errors: list[dict[str, Any]]) -> None:
