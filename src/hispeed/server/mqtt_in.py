@@ -6,10 +6,10 @@ about 10,000 messages a second on a core, whatever the bridge did with them. Thi
 reads what the socket holds (hundreds of packets in one read when messages come fast), parses
 every PUBLISH of it in one loop and hands them to `deliver` together; only once `deliver`
 returns (the log has the records) does it acknowledge the QoS 1 ones (PUBACK), all in one
-write. Meanwhile the next packets wait in the socket, so the next group is as large as the
-time the last one took.
+write; when `deliver` fails, it acknowledges none of them and connects again. Meanwhile the
+next packets wait in the socket, so the next group is as large as the time the last one took.
 
-The subscriber speaks only what a subscriber needs: CONNECT (clean session), SUBSCRIBE (QoS 1),
+The subscriber speaks only what a subscriber needs: CONNECT, SUBSCRIBE (QoS 1),
 PUBLISH in, PUBACK out, PINGREQ; MQTT's own libraries are used for publishing (the bridge's
 outbound side, paho).
 """
@@ -52,9 +52,11 @@ def _string(text: str) -> bytes:
     return len(data).to_bytes(2, "big") + data
 
 
-def connect_packet(client_id: str, keepalive: int) -> bytes:
-    """CONNECT, MQTT 3.1.1, clean session, no credentials."""
-    header = _string("MQTT") + bytes([4, 0x02]) + keepalive.to_bytes(2, "big")
+def connect_packet(client_id: str, keepalive: int, clean_session: bool = True) -> bytes:
+    """CONNECT, MQTT 3.1.1, no credentials."""
+    header = (
+        _string("MQTT") + bytes([4, 0x02 if clean_session else 0]) + keepalive.to_bytes(2, "big")
+    )
     return packet(0x10, header + _string(client_id))
 
 
@@ -144,6 +146,7 @@ class Subscriber:
         deliver: Deliver,
         *,
         keepalive: int = 30,
+        clean_session: bool = True,
         reconnect: tuple[float, float] = (1.0, 30.0),
         on_connect: Callable[[], None] = lambda: None,
         on_subscribed: Callable[[list[str]], None] = lambda refused: None,
@@ -155,6 +158,7 @@ class Subscriber:
         self.filters = list(filters)
         self.deliver = deliver
         self.keepalive = keepalive
+        self.clean_session = clean_session
         self.reconnect = reconnect
         self.on_connect = on_connect
         self.on_subscribed = on_subscribed
@@ -223,7 +227,7 @@ class Subscriber:
         """One connection: connect, subscribe, then read and deliver until it ends; returns why
         it ended."""
         assert self._stop is not None
-        writer.write(connect_packet(self.client_id, self.keepalive))
+        writer.write(connect_packet(self.client_id, self.keepalive, self.clean_session))
         buf = bytearray()
         parsed = Parsed()
         while parsed.connack is None:
@@ -249,7 +253,13 @@ class Subscriber:
                 if parsed.messages:
                     messages, acks = parsed.messages, parsed.acks
                     parsed.messages, parsed.acks = [], []
-                    await self.deliver(messages)
+                    try:
+                        await self.deliver(messages)
+                    except Exception as e:
+                        # nothing acknowledged: the broker keeps the QoS 1 messages (and sends
+                        # them again to a session that persists)
+                        log.exception("delivering %d MQTT messages failed", len(messages))
+                        return f"delivering failed: {e}"
                     if acks:  # only now: the log has them
                         writer.write(pubacks(acks))
                 if stopping.done():

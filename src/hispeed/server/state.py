@@ -8,6 +8,7 @@ dashboard, metrics); they import this module, never the app.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import time
@@ -63,6 +64,7 @@ class Ingestor:
         self.settings = settings
         #: topics seen to exist: a deleted one is found out by its append, then created again
         self._known: set[str] = set()
+        self._ensuring: dict[str, asyncio.Future[None]] = {}
 
     def is_direct(self, batch: Any, partition: int | None) -> bool:
         """Whether `batch` goes to the log as one append (to one partition)."""
@@ -86,12 +88,12 @@ class Ingestor:
         """(key, value) records to one topic as one append, creating the topic when the
         settings allow; the log places them by key unless `partition` is given."""
         if name not in self._known:
-            await run_in_threadpool(self._ensure, name)
+            await self._ensure(name)
         try:
             return await self._append(name, pairs, partition)
         except UnknownTopicError:
             self._known.discard(name)  # deleted since: create it again, as a first append would
-            await run_in_threadpool(self._ensure, name)
+            await self._ensure(name)
             return await self._append(name, pairs, partition)
 
     async def _append(
@@ -105,9 +107,33 @@ class Ingestor:
             functools.partial(self.log.append, name, pairs, partition=partition)
         )
 
-    def _ensure(self, name: str) -> None:
-        _ensure_topic(self.log, self.settings, name)
-        self._known.add(name)
+    def known(self, name: str) -> bool:
+        """Whether the topic is known to exist: an append to it goes straight to the log."""
+        return name in self._known
+
+    async def ensure(self, name: str) -> None:
+        """Create the topic, or check that it exists (UnknownTopicError when it does not and
+        may not be created). A caller that hands several appends over in an order that must
+        hold (a WebSocket's messages) awaits this first: appends that each wait for it resume
+        in an order the event loop picks."""
+        await self._ensure(name)
+
+    def _ensure(self, name: str) -> asyncio.Future[None]:
+        """The topic's creation or check, shared by every append waiting for it."""
+        pending = self._ensuring.get(name)
+        if pending is None:
+            pending = asyncio.ensure_future(
+                run_in_threadpool(_ensure_topic, self.log, self.settings, name)
+            )
+            self._ensuring[name] = pending
+
+            def done(f: asyncio.Future[None]) -> None:
+                del self._ensuring[name]
+                if not f.cancelled() and f.exception() is None:
+                    self._known.add(name)
+
+            pending.add_done_callback(done)
+        return pending
 
 
 def _ensure_topic(log_: Log, settings: Settings, name: str) -> None:

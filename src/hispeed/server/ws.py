@@ -272,6 +272,10 @@ def produce_endpoint(state: ServerState) -> Endpoint:
                     continue
                 try:
                     batch = parse_body(data, "application/json", key_field=key_field, key=key)
+                    if not state.ingest.known(topic):
+                        # before the append is handed over: appends that each waited for
+                        # the topic could reach the log out of the messages' order
+                        await state.ingest.ensure(topic)
                 except HispeedError as e:
                     await answers.put((began, encode(error_body(str(e), 40000))))
                     continue
