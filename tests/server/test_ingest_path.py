@@ -140,3 +140,65 @@ def test_concurrent_websocket_clients_keep_each_clients_order(
     _, expected = _reference(tmp_path, [m for ms in clients.values() for m in ms])
     for p in range(PARTITIONS):
         assert sorted(contents[p]) == sorted(expected[p])
+
+
+def test_a_refused_message_fails_alone_in_its_group(server: RunningServer) -> None:
+    """Messages handed over together, one of them refused by the log (no key for a compacted
+    topic): that one is answered with the log's error, the others are written and answered."""
+    server.engine.log.create_topic("c", 1, {"cleanup.policy": "compact"})
+    sent = [b'{"device": "a", "n": 1}', b'{"device": null, "n": 2}', b'{"device": "b", "n": 3}']
+    ws_url = server.url.replace("http://", "ws://") + "/ws/produce/c?key_field=device"
+    with connect(ws_url) as ws:
+        for m in sent:
+            ws.send(m.decode())
+        answers = [json.loads(ws.recv(timeout=10)) for _ in sent]
+    assert [a.get("offsets") for a in answers] == [
+        [{"partition": 0, "offset": 0}],
+        None,
+        [{"partition": 0, "offset": 1}],
+    ]
+    assert "compacted" in answers[1]["message"]
+    table = server.engine.log.read_table("c", 0)
+    assert table.column("key").to_pylist() == [b"a", b"b"]
+
+
+def test_the_fast_produce_path_answers_as_the_route_does(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    """`POST /topics/{t}` is served ahead of Starlette's routing (FastProduce); the Starlette
+    route (what `create_app` alone serves) stays. Both answer the same requests alike: the
+    same status and JSON, errors included."""
+    from starlette.testclient import TestClient
+
+    from hispeed.engine import Engine
+    from hispeed.server.app import create_app
+
+    server = server_factory(max_request_bytes=1000)
+    engine = Engine(tmp_path / "route", fsync="never")
+    engine.start()
+    try:
+        route = TestClient(create_app(engine, server.settings))
+        for log_ in (server.engine.log, engine.log):
+            log_.create_topic("t", PARTITIONS)
+        requests: list[tuple[str, bytes, dict[str, str]]] = [
+            ("/topics/t?key_field=device", b'{"device": "d1", "x": 1}', {}),
+            ("/topics/t?key_field=device", b'[{"device": "d2"}, {"device": "d3"}]', {}),
+            ("/topics/t?key=k&partition=2", b'{"x": 2}', {}),
+            ("/topics/t?partition=two", b'{"x": 3}', {}),
+            ("/topics/t?partition=9", b'{"x": 3}', {}),
+            ("/topics/t", b'{"x": ', {}),
+            ("/topics/t", b"", {}),
+            ("/topics/t", b"x" * 1001, {}),
+            ("/topics/t?key_field=device", b'{"x": 1}', {}),
+            # (keyed: null keys take turns over partitions, a counter both servers share here)
+            ("/topics/t?key=n", b'{"a": 1}\n{"b": 2}', {"content-type": "application/x-ndjson"}),
+            ("/topics/t?key_field=%C3%A9", '{"é": "v"}'.encode(), {}),
+        ]
+        with httpx.Client(base_url=server.url, timeout=10) as fast:
+            for path, body, headers in requests:
+                a = fast.post(path, content=body, headers=headers)
+                b = route.post(path, content=body, headers=headers)
+                assert (a.status_code, a.json()) == (b.status_code, b.json()), (path, body)
+                assert a.headers["content-type"] == "application/json"
+    finally:
+        engine.close()

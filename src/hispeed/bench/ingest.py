@@ -8,7 +8,8 @@ frames, so the generator is not what is measured. Figures, per path:
 
 - `{path}_msgs_per_s`: acknowledged messages a second, wall clock;
 - `{path}_acks`: acknowledgements received (each one an answer naming the record's offset);
-- `{path}_engine_cpu_s`: CPU seconds the server process used meanwhile (all its threads);
+- `{path}_engine_cpu_s`: CPU seconds the server process used meanwhile (all its threads; the
+  clients connect before the clock starts, so connecting is not counted);
 - `{path}_msgs_per_engine_cpu_s`: messages per CPU second of the server, the figure that a
   machine busy with other work disturbs least.
 
@@ -184,8 +185,30 @@ def ws_replies(buf: bytearray) -> tuple[int, int]:
     return acks, errors
 
 
+class _Start:
+    """Clients connect first, then all start sending at once: the clock and the server's CPU
+    count the messages, not the connections' set-up."""
+
+    def __init__(self, clients: int) -> None:
+        self.waiting = clients
+        self.all_ready = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def ready(self) -> None:
+        self.waiting -= 1
+        if not self.waiting:
+            self.all_ready.set()
+        await self.go.wait()
+
+
 async def _ws_client(
-    host: str, port: int, topic: str, frames: list[bytes], window: int, until: list[float]
+    host: str,
+    port: int,
+    topic: str,
+    frames: list[bytes],
+    window: int,
+    until: list[float],
+    start: _Start,
 ) -> tuple[int, int]:
     reader, writer = await asyncio.open_connection(host, port)
     writer.write(
@@ -198,6 +221,7 @@ async def _ws_client(
     head = await reader.readuntil(b"\r\n\r\n")
     if b" 101 " not in head.split(b"\r\n", 1)[0]:
         raise RuntimeError(f"the WebSocket handshake failed: {head[:200]!r}")
+    await start.ready()
     buf = bytearray()
     sent = acks = errors = 0
     k = len(frames)
@@ -250,9 +274,10 @@ def http_replies(buf: bytearray) -> tuple[int, int]:
 
 
 async def _http_client(
-    host: str, port: int, requests: list[bytes], until: list[float]
+    host: str, port: int, requests: list[bytes], until: list[float], start: _Start
 ) -> tuple[int, int]:
     reader, writer = await asyncio.open_connection(host, port)
+    await start.ready()
     buf = bytearray()
     sent = ok = errors = 0
     k = len(requests)
@@ -273,13 +298,13 @@ async def _http_client(
     return ok, errors
 
 
-async def _connect_all(factories: list[Callable[[], Any]]) -> list[tuple[int, int]]:
+async def _connect_all(factories: list[Callable[[], Any]]) -> list[asyncio.Future[Any]]:
     """Start the clients 50 at a time (a thousand SYNs at once overflow a listen backlog)."""
     tasks = []
     for i in range(0, len(factories), 50):
         tasks += [asyncio.ensure_future(f()) for f in factories[i : i + 50]]
         await asyncio.sleep(0.01)
-    return list(await asyncio.gather(*tasks))
+    return tasks
 
 
 def _load(spec: dict[str, Any]) -> dict[str, Any]:
@@ -289,26 +314,35 @@ def _load(spec: dict[str, Any]) -> dict[str, Any]:
 
     async def main() -> dict[str, Any]:
         until = [time.monotonic() + 3600.0]
+        start = _Start(clients)
         factories: list[Callable[[], Any]]
         if spec["kind"] == "ws":
             frames = [ws_frame(_record(i)) for i in range(1000)]
             factories = [
-                (lambda: _ws_client(host, port, topic, frames, spec["window"], until))
+                (lambda: _ws_client(host, port, topic, frames, spec["window"], until, start))
                 for _ in range(clients)
             ]
         else:
             requests = [_http_request(host, port, topic, _record(i)) for i in range(1000)]
             factories = [
-                (lambda: _http_client(host, port, requests, until)) for _ in range(clients)
+                (lambda: _http_client(host, port, requests, until, start)) for _ in range(clients)
             ]
+        tasks = await _connect_all(factories)
+        ready = asyncio.ensure_future(start.all_ready.wait())
+        await asyncio.wait([ready, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():  # a client failed before the start: say why
+            await asyncio.gather(*tasks)
+        cpu0 = cpu_seconds(spec["server_pid"])
         until[0] = time.monotonic() + seconds
         t0 = time.perf_counter()
-        counts = await _connect_all(factories)
+        start.go.set()
+        counts = await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - t0
         return {
             "acks": sum(c[0] for c in counts),
             "errors": sum(c[1] for c in counts),
             "elapsed": elapsed,
+            "engine_cpu_s": cpu_seconds(spec["server_pid"]) - cpu0,
         }
 
     return asyncio.run(main())
@@ -416,15 +450,14 @@ def connection_load(
         "clients": clients,
         "seconds": seconds,
         "window": window,
+        "server_pid": pid,
     }
     # the topic exists before the clock starts: its creation is no per-message cost
     httpx.post(f"{url}/topics/{topic}?key_field=device", content=_record(0), timeout=30)
-    cpu0 = cpu_seconds(pid)
     result = _run_load(spec, cpus)
-    cpu = cpu_seconds(pid) - cpu0
     if result["errors"]:
         raise RuntimeError(f"{kind} ingestion: {result['errors']} messages were refused")
-    return _figures(f"{kind}_{clients}", result["acks"], result["elapsed"], cpu)
+    return _figures(f"{kind}_{clients}", result["acks"], result["elapsed"], result["engine_cpu_s"])
 
 
 def mqtt_load(url: str, pid: int, mqtt_port: int, qos: int, count: int, cpus: set[int]) -> Any:

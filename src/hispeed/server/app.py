@@ -22,10 +22,10 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -272,23 +272,16 @@ def create_app(
 
     async def produce(request: Request) -> Response:
         began = time.perf_counter()
-        name = request.path_params["topic"]
         body = await read_body(request, limit)
-        params = request.query_params
-        partition = params.get("partition")
-        try:
-            fixed_partition = int(partition) if partition is not None else None
-        except ValueError:
-            return error_response(400, f"partition must be a number, not {partition!r}")
-        batch = parse_body(
+        status, answer = await produce_records(
+            state,
+            request.path_params["topic"],
             body,
             request.headers.get("content-type", "application/json"),
-            key_field=params.get("key_field"),
-            key=params.get("key"),
+            request.query_params,
+            began,
         )
-        result = await state.ingest.append(name, batch, fixed_partition)
-        state.metrics.ingested(name, "http", len(result), time.perf_counter() - began)
-        return Response(encode({"topic": name, "offsets": result}), media_type="application/json")
+        return Response(answer, status_code=status, media_type="application/json")
 
     async def metrics(request: Request) -> Response:
         text = await run_in_threadpool(state.metrics.render, len(state.queries), state.extra_stats)
@@ -394,16 +387,23 @@ def _insert_rows(engine: Engine, target: str, lines: list[bytes]) -> list[bytes]
     return acks
 
 
+def _error_status(exc: HispeedError) -> tuple[int, bytes]:
+    """The status and ksqlDB-shaped JSON body of a user's mistake."""
+    if isinstance(exc, BodyTooLargeError):
+        status, code = 413, None
+    elif isinstance(exc, UnknownTopicError):
+        status, code = 404, None
+    else:  # a client gone meanwhile included: nobody reads it; it ends the exchange
+        status, code = 400, BAD_STATEMENT if isinstance(exc, SqlError) else None
+    return status, encode(error_body(str(exc), code or status * 100))
+
+
 async def _hispeed_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HispeedError)
-    if isinstance(exc, BodyTooLargeError):
-        return error_response(413, str(exc))
     if isinstance(exc, ClientGoneError):
         log.info("%s %s: %s", request.method, request.url.path, exc)
-        return error_response(400, str(exc))  # nobody reads it; it ends the exchange
-    status = 404 if isinstance(exc, UnknownTopicError) else 400
-    code = BAD_STATEMENT if isinstance(exc, SqlError) else None
-    return error_response(status, str(exc), code)
+    status, body = _error_status(exc)
+    return Response(body, status_code=status, media_type="application/json")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -459,11 +459,108 @@ class Authenticated:
         await send({"type": prefix + "response.body", "body": body})
 
 
+async def produce_records(
+    state: ServerState,
+    name: str,
+    body: bytes,
+    content_type: str,
+    params: Mapping[str, str],
+    began: float,
+) -> tuple[int, bytes]:
+    """POST /topics/{name}: the body's records appended all or nothing; (status, JSON)."""
+    partition = params.get("partition")
+    try:
+        fixed_partition = int(partition) if partition is not None else None
+    except ValueError:
+        return 400, encode(error_body(f"partition must be a number, not {partition!r}", 40000))
+    batch = parse_body(body, content_type, key_field=params.get("key_field"), key=params.get("key"))
+    result = await state.ingest.append(name, batch, fixed_partition)
+    state.metrics.ingested(name, "http", len(result), time.perf_counter() - began)
+    return 200, encode({"topic": name, "offsets": result})
+
+
+class FastProduce:
+    """ASGI: `POST /topics/{t}` answered before Starlette's routing, request and response
+    objects (about a third of a one-record request's cost, measured), with the same handler
+    as the route (`produce_records`) and the same answers, errors included."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+        self.state: ServerState = app.state.hispeed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not path.startswith("/topics/")
+            or "/" in path[8:]
+            or len(path) == 8
+            or scope.get("root_path")
+        ):
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        content_type = "application/json"
+        length = b""
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"content-length":
+                length = value
+        try:
+            body = await _read_asgi_body(receive, length, self.state.settings.max_request_bytes)
+            params = dict(parse_qsl(scope["query_string"].decode("latin-1"), True))
+            status, answer = await produce_records(
+                self.state, path[8:], body, content_type, params, began
+            )
+        except HispeedError as e:
+            status, answer = _error_status(e)
+            if isinstance(e, ClientGoneError):
+                log.info("POST %s: %s", path, e)
+        except Exception as e:
+            log.exception("internal error serving POST %s", path)
+            status = 500
+            answer = encode(error_body(f"internal error: {type(e).__name__}: {e}", 50000))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(answer)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer})
+
+
+async def _read_asgi_body(receive: Receive, length: bytes, limit: int) -> bytes:
+    """As `read_body`, from ASGI messages: refused past `limit` without reading the rest."""
+    if length.isdigit() and int(length) > limit:
+        raise BodyTooLargeError(f"the body is over {limit} bytes; send less at once")
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGoneError(
+                f"the client closed the connection after {size} bytes of the body"
+            )
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLargeError(f"the body is over {limit} bytes; send less at once")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 def build_app(
     engine: Engine, settings: Settings, *, extra_routes: list[BaseRoute] | None = None
 ) -> ASGIApp:
     """The app with authentication when the settings name a credentials file."""
-    app: ASGIApp = create_app(engine, settings, extra_routes=extra_routes)
+    app: ASGIApp = FastProduce(create_app(engine, settings, extra_routes=extra_routes))
     if settings.auth_file:
         app = Authenticated(app, settings.auth_file)
     return app
@@ -683,4 +780,13 @@ def serve(settings: Settings) -> None:
         print("hispeed server stopped", flush=True)
 
 
-__all__ = ["MAX_BODY_BYTES", "Server", "build_app", "check_ports", "create_app", "serve"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "FastProduce",
+    "Server",
+    "build_app",
+    "check_ports",
+    "create_app",
+    "produce_records",
+    "serve",
+]

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hispeed.config import Settings
 from hispeed.engine import Engine
-from hispeed.errors import UnknownTopicError
+from hispeed.errors import InvalidRecordError, UnknownTopicError
 from hispeed.log import AppendResult, TopicPartition
 from hispeed.log.base import Log
 from hispeed.log.murmur2 import partitions_for_keys
@@ -45,6 +45,17 @@ class ServerState:
         self.ingest = Ingestor(engine.log, settings)
 
 
+#: a `submit` call waiting for its group: its records, and its caller's future
+_Submitted = tuple[list[tuple[bytes | None, bytes | None]], "asyncio.Future[list[dict[str, int]]]"]
+
+
+def _fail_all(group: list[_Submitted], error: BaseException) -> None:
+    """Fail each caller of a group (those still waiting) with `error`."""
+    for _, future in group:
+        if not future.done():
+            future.set_exception(error)
+
+
 class Ingestor:
     """Where HTTP, WebSocket and MQTT ingestion hand their records to the log.
 
@@ -65,6 +76,10 @@ class Ingestor:
         #: topics seen to exist: a deleted one is found out by its append, then created again
         self._known: set[str] = set()
         self._ensuring: dict[str, asyncio.Future[None]] = {}
+        #: what `submit` gathered in this pass of the event loop, per (topic, partition)
+        self._gathering: dict[tuple[str, int | None], list[_Submitted]] = {}
+        self._flush_scheduled = False
+        self._writing: set[asyncio.Task[None]] = set()
 
     def is_direct(self, batch: Any, partition: int | None) -> bool:
         """Whether `batch` goes to the log as one append (to one partition)."""
@@ -79,8 +94,64 @@ class Ingestor:
             return await run_in_threadpool(
                 append_batch, self.log, self.settings, name, batch, partition
             )
-        pairs = list(zip(batch.keys, batch.values, strict=True))
-        return _places(await self.append_pairs(name, pairs, partition))
+        if name not in self._known:
+            await self._ensure(name)
+        return await self.submit(name, list(zip(batch.keys, batch.values, strict=True)), partition)
+
+    def submit(
+        self, name: str, pairs: list[tuple[bytes | None, bytes | None]], partition: int | None
+    ) -> asyncio.Future[list[dict[str, int]]]:
+        """Hand (key, value) records of a known topic over now, in the order of the calls;
+        the future gives each record's place once the log has it.
+
+        The requests of one pass of the event loop go to the log's group committer as one
+        append per topic (and partition): one hand-over between threads for all of them, not
+        one a message."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[dict[str, int]]] = loop.create_future()
+        group = self._gathering.get((name, partition))
+        if group is None:
+            group = self._gathering[(name, partition)] = []
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                loop.call_soon(self._flush)
+        group.append((pairs, future))
+        return future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        gathering, self._gathering = self._gathering, {}
+        for (name, partition), group in gathering.items():
+            task = asyncio.ensure_future(self._write(name, partition, group))
+            self._writing.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(self._writing.discard)
+
+    async def _write(self, name: str, partition: int | None, group: list[_Submitted]) -> None:
+        """One append for a gathered group; each caller told its own records' places."""
+        pairs = group[0][0] if len(group) == 1 else [p for ps, _ in group for p in ps]
+        try:
+            result = await self.append_pairs(name, pairs, partition)
+        except InvalidRecordError as e:
+            if len(group) == 1:
+                _fail_all(group, e)
+                return
+            # refused before anything was written: each on its own, only the culprit fails
+            for one in group:
+                await self._write(name, partition, [one])
+            return
+        except Exception as e:
+            _fail_all(group, e)
+            return
+        parts = result.partitions.tolist()
+        offsets = result.offsets.tolist()
+        at = 0
+        for ps, future in group:
+            n = len(ps)
+            if not future.done():  # its caller may be gone
+                future.set_result(
+                    [{"partition": parts[i], "offset": offsets[i]} for i in range(at, at + n)]
+                )
+            at += n
 
     async def append_pairs(
         self, name: str, pairs: list[tuple[bytes | None, bytes | None]], partition: int | None

@@ -279,7 +279,13 @@ def produce_endpoint(state: ServerState) -> Endpoint:
                 except HispeedError as e:
                     await answers.put((began, encode(error_body(str(e), 40000))))
                     continue
-                append = asyncio.ensure_future(state.ingest.append(topic, batch, None))
+                # handed over now, in the messages' order; answered in that order
+                append: Awaitable[list[dict[str, int]]]
+                if state.ingest.is_direct(batch, None):
+                    pairs = list(zip(batch.keys, batch.values, strict=True))
+                    append = state.ingest.submit(topic, pairs, None)
+                else:
+                    append = asyncio.ensure_future(state.ingest.append(topic, batch, None))
                 await answers.put((began, append))
                 if replying.done():  # the client went away while answers were going out
                     return
