@@ -143,6 +143,40 @@ def test_insert_values_takes_what_ksqldb_coerces(
     assert record[column.upper()] == stored
 
 
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        (
+            "CREATE STREAM o WITH (timestamp='nope') AS SELECT * FROM s;",
+            "The TIMESTAMP column set in the WITH clause does not exist in the schema: 'NOPE'",
+        ),
+        (
+            # a column of the source that the result does not keep: ksqlDB checks the result's
+            "CREATE STREAM o WITH (timestamp='v') AS SELECT id, d FROM s;",
+            "The TIMESTAMP column set in the WITH clause does not exist in the schema: 'V'",
+        ),
+        (
+            "CREATE TABLE o WITH (timestamp='nope') AS "
+            "SELECT id, COUNT(*) AS n FROM s GROUP BY id;",
+            "The TIMESTAMP column set in the WITH clause does not exist in the schema: 'NOPE'",
+        ),
+        (
+            "CREATE STREAM o WITH (timestamp='v') AS SELECT id, v FROM s;",
+            "Timestamp column, `V`, should be LONG(INT64), TIMESTAMP, or a String with a "
+            "timestamp_format specified.",
+        ),
+    ],
+)
+def test_create_as_select_refuses_a_timestamp_column_it_cannot_use(
+    engine: Engine, statement: str, message: str
+) -> None:
+    before = set(engine.catalog.sources), set(engine.log.list_topics(internal=True))
+    with pytest.raises(HispeedError) as info:
+        engine.execute(statement)
+    assert str(info.value) == message
+    assert (set(engine.catalog.sources), set(engine.log.list_topics(internal=True))) == before
+
+
 def test_a_key_of_the_wrong_type(engine: Engine) -> None:
     err = refused(engine, "INSERT INTO s (id, v) VALUES ('k', 1);")
     assert "Expected type INTEGER for field ID but got STRING(k)" in err.reason

@@ -17,6 +17,7 @@ from hispeed.statements.result import Result
 from hispeed.statements.sources import (
     already_exists,
     check_formats,
+    check_timestamp_column,
     ensure_topic,
     format_props,
     upper_or_none,
@@ -82,6 +83,9 @@ def create_as_select(parts: EngineParts, stmt: ast.CreateAsSelect, call: Call) -
         statement=call.text,
     )
     check_formats(sink)
+    if sink.timestamp is not None:
+        # as ksqlDB's LogicalPlanner: the column must be one of the result's
+        check_timestamp_column(sink)
     parts.context.offset_reset(call.props)  # checked before anything is made
     partitions = len(parts.log.describe_topic(src.topic).partitions)
     prefix = "CTAS" if stmt.kind == "TABLE" else "CSAS"
