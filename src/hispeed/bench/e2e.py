@@ -329,11 +329,11 @@ def check(engine: Engine, case: Case, events: Events) -> tuple[bool, str | None,
     latest: dict[tuple[bytes, int, int], Any] = {}
     seen: dict[tuple[bytes, int, int], int] = {}
     for key, value in zip(keys, values, strict=True):
-        if session:  # the key, then the window's start and end (as hispeed writes them)
+        if session:  # the key, then the window's end and start (Kafka Streams' session key)
             wkey = (
                 key[:-16],
-                int.from_bytes(key[-16:-8], "big"),
                 int.from_bytes(key[-8:], "big"),
+                int.from_bytes(key[-16:-8], "big"),
             )
         else:  # the key, then the window's start
             start = int.from_bytes(key[-8:], "big")

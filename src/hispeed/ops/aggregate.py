@@ -70,7 +70,8 @@ class Aggregator:
         #: "P": (group, window) whose latest output row passed HAVING (so a failing one
         #: deletes it)
         self.present = self.pickled["P"]
-        #: "X": EMIT FINAL: the newest record time in each open window, to stamp its final row
+        #: "X": EMIT FINAL: the newest record time in each open window, as changelogs written
+        #: before a final row's time was taken from its state's row time (read, never written)
         self.window_time = self.pickled["X"]
         #: "H": EMIT FINAL: the headers of the last record that changed each open window
         #: (only windows whose last record had headers), which its final row carries, as
@@ -189,25 +190,20 @@ class Aggregator:
                 self._close_windows(stream_time, finals)
                 before = len(changes)
                 self._stream_update(group, row_args, ts, stream_time, changes)
-                newest = ts
-                for c in changes[before:]:  # sessions merged away hand on their newest time
-                    if c.results is None and c.window is not None:
-                        newest = max(newest, self.window_time.pop((c.group, c.window), ts))
-                        self.dirty.add(("X", (c.group, c.window)))
                 for c in changes[before:]:
-                    gone = c.results is None and c.window is not None
-                    if gone and self.window_headers.pop((c.group, c.window), None) is not None:
-                        self.dirty.add(("H", (c.group, c.window)))
-                for c in changes[before:]:
-                    if c.results is not None and c.window is not None:
-                        key = (c.group, c.window)
-                        self.window_time[key] = max(self.window_time.get(key, newest), newest)
-                        self.dirty.add(("X", key))
-                        if c.headers is not None:
-                            self.window_headers[key] = c.headers
+                    if c.window is None:
+                        continue
+                    key = (c.group, c.window)
+                    if c.results is None:  # a session merged away
+                        if self.window_time.pop(key, None) is not None:
+                            self.dirty.add(("X", key))
+                        if self.window_headers.pop(key, None) is not None:
                             self.dirty.add(("H", key))
-                        elif self.window_headers.pop(key, None) is not None:
-                            self.dirty.add(("H", key))
+                    elif c.headers is not None:
+                        self.window_headers[key] = c.headers
+                        self.dirty.add(("H", key))
+                    elif self.window_headers.pop(key, None) is not None:
+                        self.dirty.add(("H", key))
                 continue
             self._stream_update(group, row_args, ts, stream_time, changes)
         self._headers = None
@@ -261,8 +257,20 @@ class Aggregator:
         self.states = self.pickled.replace("S", {})
         self.in_dict = False
 
+    def close_windows(self, stream_time: int) -> list[Change]:
+        """EMIT FINAL: take out the windows (in `states`) whose end plus grace stream time
+        has reached; their final changes, in output order."""
+        finals: list[Change] = []
+        self._close_windows(stream_time, finals)
+        return finals
+
+    def emit_changes(self, changes: list[Change], out: Outputs) -> None:
+        """Output changes through the select list, HAVING and the emit operator."""
+        self._emit(changes, out)
+
     def _close_windows(self, stream_time: int, finals: list[Change]) -> None:
-        """EMIT FINAL: output each window whose end plus grace stream time has reached."""
+        """EMIT FINAL: output each window whose end plus grace stream time has reached,
+        stamped with its newest record's time (its state's row time)."""
         grace = self.agg.grace_ms
         session = self.agg.window is not None and self.agg.window.kind == "SESSION"
         closing = sorted(
@@ -277,11 +285,12 @@ class Aggregator:
                 if list(key[1]) in group_sessions:
                     group_sessions.remove(list(key[1]))
                 self.dirty.add(("W", key[0]))
-            stamp = self.window_time.pop(key, key[1][1])
+            results = self._results(state)
+            if self.window_time.pop(key, None) is not None:
+                self.dirty.add(("X", key))
             headers = self.window_headers.pop(key, None)
-            finals.append(Change(key[0], key[1], self._results(state), stamp, headers))
+            finals.append(Change(key[0], key[1], results, results[-1], headers))
             self.dirty.add(("S", key))
-            self.dirty.add(("X", key))
             if headers is not None:
                 self.dirty.add(("H", key))
 

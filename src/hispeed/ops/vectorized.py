@@ -68,6 +68,11 @@ class ReferenceState(Protocol):
     sessions: KindStore
     #: (group, window) whose latest output row passed HAVING
     present: KindStore
+    #: EMIT FINAL: the newest record time of open windows (only as restored from a changelog
+    #: written before row times were taken from the states)
+    window_time: KindStore
+    #: EMIT FINAL: the headers of the last record of open windows (the reference path's)
+    window_headers: KindStore
     #: the (kind, key) of the states changed since the last checkpoint
     dirty: set[Any]
     #: the emit operator the changes go to
@@ -83,6 +88,15 @@ class ReferenceState(Protocol):
 
     def checkpoint(self, out: Outputs, stream_time: dict[int, int]) -> None:
         """Write stream time and the changed states to the changelog."""
+        ...
+
+    def close_windows(self, stream_time: int) -> list[Any]:
+        """EMIT FINAL: take out the windows (in the reference's form) that stream time has
+        closed; their final changes, in output order."""
+        ...
+
+    def emit_changes(self, changes: list[Any], out: Outputs) -> None:
+        """Output the reference path's changes (its select list, HAVING and emit)."""
         ...
 
 
@@ -119,7 +133,11 @@ class FastPath(ABC):
         assert agg is not None
         self.plan = plan
         self.agg = agg
-        self.coalesce = coalesce
+        #: EMIT FINAL: a batch's changes are kept, and each window's final row is output
+        #: once stream time passes its end plus the grace period (then only each key's last
+        #: change is computed, as with the record cache on)
+        self.final = plan.emit == "FINAL"
+        self.coalesce = coalesce or self.final
         #: one per state call: the query's calls', then the row time's
         self.kernels = [kernel_for(call) for call in agg.state_calls]
 
@@ -127,8 +145,10 @@ class FastPath(ABC):
     def supports(plan: QueryPlan) -> bool:
         """Whether this path runs the plan: here, what all paths need."""
         agg = plan.aggregation
-        if agg is None or plan.source.kind != "STREAM" or plan.emit == "FINAL":
+        if agg is None or plan.source.kind != "STREAM":
             return False
+        if plan.emit == "FINAL" and agg.window is None:
+            return False  # ksqlDB refuses EMIT FINAL without a window; nothing to run
         if not all(c.type is not None and c.type.name in _KEY_TYPES for c in agg.group_exprs):
             return False
         return all(supported_call(call) for call in agg.calls)
@@ -148,14 +168,19 @@ class FastPath(ABC):
         stream_time = context.stream_time
         seed = stream_time.get(partition, 0)
         try:
+            if self.final:
+                self._final_ready(aggregator, frame)
             batch = self._prepare(aggregator, frame, seed, ctx)
         except RefusedError:
             return False
         context.report(ctx, frame, self.plan.label)
         changes = batch.apply(aggregator) if batch is not None else None
         stream_time[partition] = max(seed, batch.stream_time if batch is not None else seed)
-        self._evict(aggregator, stream_time)
         out = context.out
+        if self.final:
+            self._emit_closed(aggregator, stream_time[partition], out)
+            changes = None
+        self._evict(aggregator, stream_time)
         if changes is not None and len(changes):
             headers = frame_headers(frame, self.plan.label)
             if headers is not None and changes.rows is not None:
@@ -167,6 +192,22 @@ class FastPath(ABC):
             self.emit(aggregator, changes, out, headers)
         aggregator.checkpoint(out, stream_time)
         return True
+
+    def _final_ready(self, aggregator: ReferenceState, frame: pa.RecordBatch) -> None:
+        """EMIT FINAL: raise `RefusedError` for a batch only the reference path runs: one
+        with headers (a final row carries its window's last record's, which the reference path
+        keeps per window), or while windows it keeps such headers or times for are open."""
+        headers = frame_headers(frame, self.plan.label)
+        if headers is not None and headers.null_count < len(headers):
+            raise RefusedError
+        if len(aggregator.window_headers) or len(aggregator.window_time):
+            raise RefusedError
+
+    def _emit_closed(self, aggregator: ReferenceState, now: int, out: Outputs) -> None:
+        """EMIT FINAL: output the final row of each window stream time `now` has closed."""
+        changes = aggregator.close_windows(now)
+        if changes:
+            aggregator.emit_changes(changes, out)
 
     @abstractmethod
     def _prepare(
@@ -315,6 +356,39 @@ class VectorizedAggregator(FastPath):
 
     def _evict(self, aggregator: ReferenceState, stream_time: dict[int, int]) -> None:
         self.store.evict(aggregator.horizon(stream_time))
+
+    def _emit_closed(self, aggregator: ReferenceState, now: int, out: Outputs) -> None:
+        """EMIT FINAL: the closed windows' blocks leave the store whole and their final rows
+        are computed from the state columns, in order of window end (then start), as the
+        reference path's; within a window, in the order the query first met the groups."""
+        closed = self.store.close(now - self.agg.grace_ms)
+        if not closed:
+            return
+        store_groups = self.store.groups
+        starts = np.concatenate([np.full(len(g), s, np.int64) for s, g, _ in closed])
+        gids = np.concatenate([g for _, g, _ in closed])
+        arrays = [np.concatenate(parts) for parts in zip(*(a for _, _, a in closed), strict=True)]
+        tuples = [store_groups[g] for g in gids.tolist()]
+        results: list[pa.Array] = []
+        k = 0
+        for kernel in self.kernels:
+            width = len(kernel.dtypes)
+            results.append(kernel.result(arrays[k : k + width]))
+            k += width
+        groups = [
+            pa.array([t[i] for t in tuples], col.type.to_arrow())
+            for i, col in enumerate(self.agg.group_columns)
+        ]
+        size = self.size
+        changes = Changes(
+            groups,
+            results,
+            (pa.array(starts), pa.array(starts + size)),
+            results[-1].cast(pa.int64()),  # the window's newest record time
+            np.arange(len(tuples), dtype=np.int64),
+            lambda: [(t, (s, s + size)) for t, s in zip(tuples, starts.tolist(), strict=True)],
+        )
+        self.emit(aggregator, changes, out)
 
     def _prepare(
         self, aggregator: ReferenceState, frame: pa.RecordBatch, seed: int, ctx: EvalContext

@@ -99,6 +99,10 @@ class SessionAggregator(FastPath):
         g_k = g[kept]
         fresh = prev == _NONE
         opens = fresh | (ts_k - np.where(fresh, ts_k, prev) > self.gap)
+        if self.final and (~opens & (prev + self.agg.grace_ms <= stream_time[order][kept])).any():
+            # EMIT FINAL: the reference path closes a session once stream time passes its
+            # end plus grace, before the record that would have extended it opens a new one
+            raise RefusedError
         seg_starts = np.flatnonzero(np.r_[True, (g_k[1:] != g_k[:-1]) | opens[1:]])
         lengths = np.diff(np.r_[seg_starts, len(kept)]).astype(np.int64)
         segments = Segments(seg_starts, lengths, np.repeat(np.arange(len(seg_starts)), lengths))

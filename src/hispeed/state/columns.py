@@ -195,6 +195,24 @@ class ColumnarStateStore:
         # renumbered at the checkpoint: this batch's changes still name groups by their ids
         self._renumber_due |= bool(closed)
 
+    def close(self, until: int) -> list[tuple[int, IntArray, list[np.ndarray]]]:
+        """Take out the windows that end at or before `until` (EMIT FINAL: their final rows
+        are output now), in order of their ends: (start, group ids, state arrays) each. Their
+        chunks are deleted from the changelog at the next checkpoint."""
+        self._settle()
+        size = self.size
+        if size is None:
+            return []
+        closing = sorted(s for s in self.blocks if s is not None and s + size <= until)
+        taken = []
+        for start in closing:
+            block = self.blocks.pop(start)
+            self._tombstones.update((start, c) for c in np.unique(block.chunks).tolist())
+            self._dirty.pop(start, None)
+            taken.append((start, block.gids, block.arrays))
+        self._renumber_due |= bool(closing)
+        return taken
+
     def _renumber(self) -> None:
         """Forget the groups no window holds; ids keep their order, so blocks stay sorted."""
         blocks = self.blocks.values()
