@@ -325,9 +325,10 @@ class VectorizedAggregator(FastPath):
     """Run `ReferenceState.process` for whole batches of a stream: no window, TUMBLING or HOPPING.
 
     `build(plan, coalesce=...)` returns None for a query this path does not run (a table
-    source, session windows, EMIT FINAL, other aggregates, group keys other than BOOLEAN,
-    INTEGER, BIGINT or STRING). `process` returns False, having changed nothing, for a batch
-    the reference path must run.
+    source, session windows, other aggregates, group keys other than BOOLEAN, INTEGER, BIGINT
+    or STRING). `process` returns False, having changed nothing, for a batch the reference
+    path must run. With EMIT FINAL a closed window's block leaves the store whole: the blocks
+    by window start are the index of window ends that finds what stream time has closed.
     """
 
     def __init__(self, plan: QueryPlan, *, coalesce: bool = False) -> None:
@@ -361,10 +362,12 @@ class VectorizedAggregator(FastPath):
         """EMIT FINAL: the closed windows' blocks leave the store whole and their final rows
         are computed from the state columns, in order of window end (then start), as the
         reference path's; within a window, in the order the query first met the groups."""
-        closed = self.store.close(now - self.agg.grace_ms)
+        store = self.store
+        assert isinstance(store, ColumnarStateStore)  # EMIT FINAL has a window
+        closed = store.close(now - self.agg.grace_ms)
         if not closed:
             return
-        store_groups = self.store.groups
+        store_groups = store.groups
         starts = np.concatenate([np.full(len(g), s, np.int64) for s, g, _ in closed])
         gids = np.concatenate([g for _, g, _ in closed])
         arrays = [np.concatenate(parts) for parts in zip(*(a for _, _, a in closed), strict=True)]
