@@ -272,18 +272,26 @@ class Engine:
 
     # -- running ----------------------------------------------------------------------------
 
-    def drain(self, max_rounds: int = 1000, timeout: float = 60.0) -> int:
-        """Run every query until none has anything left to read; returns records processed.
+    def drain(
+        self,
+        timeout: float | None = None,
+        *,
+        max_rounds: int | None = None,
+        idle_timeout: float = 60.0,
+    ) -> int:
+        """Run every query until all have caught up with their inputs; returns the records
+        processed. A backlog of any size is processed in one call.
 
-        On a shared log (Kafka) records arrive from the broker a moment after they are
-        written: a query has nothing left only when its consumer has reached the end of every
-        partition it reads, so this waits (up to `timeout` s without progress) until then.
+        `timeout` bounds the call: it returns after that many seconds (caught up or not; the
+        next call goes on). `max_rounds` bounds it in rounds (one poll of each query). On a
+        shared log (Kafka) records arrive from the broker a moment after they are written:
+        this waits for them, and raises HispeedError after `idle_timeout` s without progress.
 
         A query that fails does not stop the others, nor raise here: it is in ERROR
         (`runtime.state(query_id)`, SHOW QUERIES) and retried after its backoff.
         """
         self.flush()
-        return self.runtime.drain(max_rounds, timeout)
+        return self.runtime.drain(timeout, max_rounds=max_rounds, idle_timeout=idle_timeout)
 
     def start(self) -> None:
         """Run the queries on a background thread until `close()`."""

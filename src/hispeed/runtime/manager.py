@@ -205,39 +205,59 @@ class QueryManager:
             info.state, info.error = "RUNNING", None
         log.info("query %s runs again", query_id)
 
-    def drain(self, max_rounds: int = 1000, timeout: float = 60.0) -> int:
-        """Run every query until none has anything left to read; returns records processed.
+    def drain(
+        self,
+        timeout: float | None = None,
+        *,
+        max_rounds: int | None = None,
+        idle_timeout: float = 60.0,
+    ) -> int:
+        """Run every query until all have caught up; returns the records processed.
 
-        On a shared log (Kafka) records arrive from the broker a moment after they are
-        written: a query has nothing left only when its consumer has reached the end of every
-        partition it reads, so this waits (up to `timeout` s without progress) until then.
+        Caught up: each query has read every partition it reads to its end offset and holds
+        no records back (a join waiting for its other input), so a backlog of any size is
+        processed in one call. Records appended meanwhile are processed too: a query fed
+        without pause is caught up only when `timeout` bounds the call.
+
+        `timeout`: return after this many seconds (at least one round), caught up or not;
+        what is left is processed by the next call (or the background loop). None: no bound.
+        `max_rounds`: return after this many rounds (a round polls each query once; the
+        background loop runs one at a time). `idle_timeout`: on a shared log (Kafka) records
+        arrive from the broker a moment after they are written, so this waits for them, and
+        raises HispeedError if no query makes progress for this many seconds.
 
         A query that fails does not stop the others, nor raise here: it is in ERROR
-        (`runtime.state(query_id)`, SHOW QUERIES) and retried after its backoff.
+        (`state(query_id)`, SHOW QUERIES) and retried after its backoff.
         """
         lock, shared = self.context.lock, self.context.log.shared
         total = 0
         rounds = 0
         wait = 0.0
-        deadline = time.monotonic() + timeout
-        while rounds < max_rounds:
+        now = time.monotonic()
+        stop_at = None if timeout is None else now + timeout
+        idle_until = now + idle_timeout
+        while max_rounds is None or rounds < max_rounds:
             with lock:
                 tasks = list(self.tasks.values())
                 done = sum(self.poll_task(task, wait) for task in tasks)
             total += done
             rounds += 1
+            now = time.monotonic()
+            if stop_at is not None and now >= stop_at:
+                break
             if done:
                 wait = 0.0
-                deadline = time.monotonic() + timeout
+                idle_until = now + idle_timeout
                 continue
+            # on the embedded log a round that read nothing means nothing is left to read
             if not shared or max_rounds == 1:
                 break
             with lock:
                 # a query in ERROR waits for its retry: nothing to wait for there
                 if all(task.consumer.caught_up() for task in tasks if task.id not in self.failed):
                     break
-            if time.monotonic() > deadline:
-                raise HispeedError(f"queries made no progress for {timeout:.0f} s")
+            if now > idle_until:
+                raise HispeedError(f"queries made no progress for {idle_timeout:.0f} s")
             rounds -= 1  # waiting for records on their way is not a round
             wait = 0.01
         return total
