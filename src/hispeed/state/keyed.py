@@ -3,9 +3,9 @@
 The vectorized path (ops/vectorized.py) keeps an unwindowed GROUP BY's states here: the keys
 in a `KeyIndex` (state/keys.py), each aggregate state's arrays indexed by the key's slot. A
 batch finds its keys' slots with vectorized hash lookups and reads and writes their states
-with numpy indexing, so its cost does not grow with the number of keys; a key costs its bytes,
-8 for its hash, its share of the hash table and its states' arrays (about 60-90 bytes for
-COUNT and SUM over short strings).
+with numpy indexing, so its cost does not grow with the number of keys; a key costs its bytes
+and their offset, its share of the hash table (8 bytes a position, at most 60% of them used)
+and its states' arrays (about 65 bytes for COUNT and SUM over short strings).
 
 The changelog (in the query's compacted changelog topic, under the kind "V" as the windowed
 store's): each checkpoint writes one delta record, ("V", None, "d", seq) -> the batch's new

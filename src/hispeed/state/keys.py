@@ -3,12 +3,13 @@
 A GROUP BY over a million keys cannot afford a Python tuple and a dict entry per key (about
 250 bytes each, and a Python step per event to find them). `KeyIndex` keeps the keys as
 columns (integers as int64, booleans as bytes, strings as one byte buffer with offsets) and
-finds a batch's distinct keys with an open-addressing hash table held in numpy arrays: the
-64-bit hash of each key (Polars' vectorized hash; several columns are combined), its slot, and
-double hashing (a step per key from its hash's high bits, so probe runs stay short) advanced
-for the whole batch at once, one numpy step per probe. A probe that
-meets the same hash compares the keys themselves, so two keys whose hashes collide are still
-told apart: a lookup is exact.
+finds a batch's distinct keys with an open-addressing hash table held in one numpy array: each
+key's 64-bit hash (Polars' vectorized hash; several columns are combined) places it, each
+position holds a slot and the high 32 bits of its key's hash, and double hashing (a step per
+key from its hash's high bits, so probe runs stay short) advances the whole batch at once, one
+numpy step per probe. Keys that reach a position of the same hash bits are then compared
+themselves, all at once, so two keys whose hashes collide are still told apart: a lookup is
+exact.
 
 Arrays come from an `Arena`, which keeps them in memory or, once the state passes its memory
 budget, in files mapped into memory (`spill`): the same code then runs on state larger than
@@ -35,6 +36,7 @@ MAX_LOAD = 0.6
 #: how much an array of slots grows when it is full (1.5: at most a third unused)
 GROWTH = 1.5
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+_LOW = 0xFFFFFFFF
 
 
 class Arena:
@@ -103,6 +105,12 @@ def _hash(columns: Sequence[pa.Array]) -> np.ndarray:
         h = pl.Series(column).hash(seed=0).to_numpy().astype(np.uint64, copy=False)
         out = h if out is None else (out * _MIX) ^ h
     assert out is not None
+    return out
+
+
+def _high(hashes: np.ndarray) -> IntArray:
+    """The high 32 bits of each hash, as int64."""
+    out: IntArray = (hashes >> np.uint64(32)).astype(np.int64)
     return out
 
 
@@ -231,10 +239,10 @@ class KeyIndex:
         #: the hash function (tests give a poor one to make keys collide)
         self.hasher = hasher
         self.count = 0
-        self.hashes = arena.empty(16, np.uint64)
-        #: positions of the open-addressing table: a slot, or -1 (int32: half the bytes of
-        #: int64 to hold and to read at random; slots stay below 2**31)
-        self.table = arena.empty(64, np.int32)
+        #: positions of the open-addressing table: -1, or a slot (low 32 bits) with its key's
+        #: hash's high 32 bits, so a probe reads one array at random, not a second for the
+        #: hash (slots stay below 2**31, so no entry is -1)
+        self.table = arena.empty(64, np.int64)
         self.table[:] = -1
         #: new keys of the last `find`, until `commit` (columns, hashes)
         #: and the empty position each one's probe ended at (where it goes, unless another
@@ -255,16 +263,15 @@ class KeyIndex:
         mask = len(table) - 1
         pos = (hashes & np.uint64(mask)).astype(np.int64)
         step = _steps(hashes, mask)
+        high = _high(hashes)
         active = np.arange(n)
         while len(active):
             # probe by hash alone: each key to the first slot of the same hash, or none
             while len(active):
-                candidate = table[pos[active]].astype(np.int64)
-                occupied = candidate >= 0
-                same_hash = np.zeros(len(active), bool)
-                held = candidate[occupied]
-                same_hash[occupied] = self.hashes[held] == hashes[active[occupied]]
-                out[active[same_hash]] = candidate[same_hash]
+                candidate = table[pos[active]]
+                occupied = candidate != -1
+                same_hash = occupied & ((candidate >> 32) & _LOW == high[active])
+                out[active[same_hash]] = candidate[same_hash] & _LOW
                 going = active[occupied & ~same_hash]
                 pos[going] = (pos[going] + step[going]) & mask
                 active = going
@@ -317,42 +324,42 @@ class KeyIndex:
         end = base + n
         if end >= 1 << 31:
             raise OverflowError("a GROUP BY state holds at most 2**31 - 1 keys")
-        if end > len(self.hashes):
-            self.hashes = self.arena.resize(self.hashes, int(end * GROWTH) + 16)
-        self.hashes[base:end] = hashes
         for column, values in zip(self.columns, columns, strict=True):
             column.append(values)
         self.count = end
         if end > MAX_LOAD * len(self.table):
             self._rehash()
         else:
-            self._place(np.arange(base, end, dtype=np.int64), starts)
+            self._place(np.arange(base, end, dtype=np.int64), hashes, starts)
 
     def _rehash(self) -> None:
-        """Double the table (or more) and place every slot again."""
+        """Double the table (or more) and place every slot again (their keys hashed again:
+        the index keeps no hash per slot beyond the table's high bits)."""
         size = len(self.table)
         while self.count > MAX_LOAD * size:
             size *= 2
         self.arena.forget(self.table)
-        self.table = self.arena.empty(size, np.int32)
+        self.table = self.arena.empty(size, np.int64)
         self.table[:] = -1
-        self._place(np.arange(self.count, dtype=np.int64))
+        hashes = self.hasher([c.view() for c in self.columns])
+        self._place(np.arange(self.count, dtype=np.int64), hashes)
 
-    def _place(self, slots: IntArray, starts: IntArray | None = None) -> None:
-        """Put slots in the table, each at the first free position of its probe sequence
-        (from `starts`, positions on it known to come before the free ones)."""
+    def _place(self, slots: IntArray, hashes: np.ndarray, starts: IntArray | None = None) -> None:
+        """Put slots (of keys with these hashes) in the table, each at the first free
+        position of its probe sequence (from `starts`, positions on it known to come before
+        the free ones)."""
         table = self.table
         mask = len(table) - 1
-        hashes = self.hashes[slots]
         pos = (hashes & np.uint64(mask)).astype(np.int64) if starts is None else starts.copy()
         step = _steps(hashes, mask)
-        while len(slots):
-            free = table[pos] < 0
-            table[pos[free]] = slots[free]  # of slots meeting at one position, one wins
-            won = np.zeros(len(slots), bool)
-            won[free] = table[pos[free]] == slots[free]
+        entries = (_high(hashes) << 32) | slots
+        while len(entries):
+            free = table[pos] == -1
+            table[pos[free]] = entries[free]  # of entries meeting at one position, one wins
+            won = np.zeros(len(entries), bool)
+            won[free] = table[pos[free]] == entries[free]
             lost = ~won
-            slots, step = slots[lost], step[lost]
+            entries, step = entries[lost], step[lost]
             pos = (pos[lost] + step) & mask
 
     # -- reading ----------------------------------------------------------------------------
@@ -370,24 +377,23 @@ class KeyIndex:
 
     def arrays(self) -> list[np.ndarray]:
         """Every array of the index (to spill them)."""
-        return [self.hashes, self.table] + [a for c in self.columns for a in c.arrays()]
+        return [self.table] + [a for c in self.columns for a in c.arrays()]
 
     def set_arrays(self, arrays: list[np.ndarray]) -> None:
-        self.hashes, self.table = arrays[0], arrays[1]
-        k = 2
+        self.table = arrays[0]
+        k = 1
         for column in self.columns:
             width = len(column.arrays())
             column.set_arrays(arrays[k : k + width])
             k += width
 
     def nbytes(self) -> int:
-        """Bytes of the keys, their hashes and the table (in use)."""
-        used = self.count * 8 + int(self.table.nbytes)
-        return used + sum(c.nbytes() for c in self.columns)
+        """Bytes of the keys and the table (in use)."""
+        return int(self.table.nbytes) + sum(c.nbytes() for c in self.columns)
 
     def capacity(self) -> int:
         """Bytes the index has reserved."""
-        return int(self.hashes.nbytes + self.table.nbytes) + sum(c.capacity() for c in self.columns)
+        return int(self.table.nbytes) + sum(c.capacity() for c in self.columns)
 
 
 __all__ = ["Arena", "KeyColumn", "KeyIndex"]
