@@ -22,7 +22,7 @@ OLD_FORMAT = Path(__file__).parent / "data" / "format-v1"
 
 
 def appends() -> list[list[Record]]:
-    """One to 40 records a call: null keys, tombstones, headers (a null header value, an
+    """One to 100 records a call: null keys, tombstones, headers (a null header value, an
     empty list), timestamps out of order, empty and large values."""
     out: list[list[Record]] = [
         [Record(b"v", key=b"k", timestamp=5)],
@@ -36,8 +36,10 @@ def appends() -> list[list[Record]]:
         [Record(b"x" * 70_000, key=b"big", timestamp=1 << 40)],
         [Record("text", key="unicode ✓", timestamp=0)],
     ]
-    out.append([Record(f"r{i}".encode(), key=f"k{i % 5}".encode(), timestamp=i) for i in range(40)])
-    out.append([Record(f"s{i}".encode(), timestamp=100 - i) for i in range(32)])
+    out.append(
+        [Record(f"r{i}".encode(), key=f"k{i % 5}".encode(), timestamp=i) for i in range(100)]
+    )
+    out.append([Record(f"s{i}".encode(), timestamp=100 - i) for i in range(64)])
     return out
 
 
@@ -66,11 +68,11 @@ def test_compact_frames_read_back_as_arrow_frames_do(
     log = log_factory()
     monkeypatch.setattr(_segment, "COMPACT_MAX_RECORDS", 0)
     write(log, "arrow")
-    monkeypatch.setattr(_segment, "COMPACT_MAX_RECORDS", 32)
+    monkeypatch.setattr(_segment, "COMPACT_MAX_RECORDS", 64)
     write(log, "compact")
     assert set(frame_flags(log, "arrow")) == {0}
     flags = frame_flags(log, "compact")
-    assert flags.count(FLAG_COMPACT) == len(flags) - 1  # all but the append of 40
+    assert flags.count(FLAG_COMPACT) == len(flags) - 1  # all but the append of 100
     expected = log.read_table("arrow", 0)
     got = log.read_table("compact", 0)
     assert got.equals(expected)

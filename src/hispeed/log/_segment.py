@@ -68,7 +68,7 @@ INDEX_ENTRY = struct.Struct("<qqq")
 FLAG_COMPACT = 1
 #: frames of at most this many records are written compact: below it Arrow IPC's fixed cost
 #: (about 600 bytes) outweighs the records; above it Arrow IPC reads with no per-record work
-COMPACT_MAX_RECORDS = 32
+COMPACT_MAX_RECORDS = 64
 #: the most records a read gathers from consecutive compact frames into one batch
 RUN_MAX_RECORDS = 8192
 
