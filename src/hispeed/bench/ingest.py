@@ -528,13 +528,10 @@ def run(
 
 def _producer_figures(progress: Progress | None) -> dict[str, Any]:
     """`insert()` single rows, the producer API and bytes on disk per record, from
-    `hispeed.bench.producer` (the log's own bench) when this installation has it."""
-    try:
-        from hispeed.bench import producer  # type: ignore[attr-defined]
-    except ImportError:
-        return {"insert_rows_per_s": None, "producer_rows_per_s": None}
-    figures: dict[str, Any] = producer.run(progress=progress)
-    return figures
+    `hispeed.bench.producer` (the log's own bench, in this process)."""
+    from hispeed.bench import producer
+
+    return producer.run(progress=progress)
 
 
 __all__ = ["cpu_seconds", "http_replies", "load_main", "run", "ws_frame", "ws_replies"]
