@@ -200,6 +200,20 @@ def test_a_source_commits_its_position_with_its_records(tmp_path: Path) -> None:
             "topic 'zz' does not exist",
         ),
         ("CREATE SINK CONNECTOR x WITH ('connector.class'='test-memory');", "'topics'"),
+        *(
+            (
+                "CREATE SOURCE CONNECTOR x WITH ('connector.class'='test-counter', "
+                f"'kafka.topic'='counts', 'partitions'='{bad}');",
+                f"'partitions' must be a whole number from 1 to 2147483647, not '{bad}'",
+            )
+            for bad in ("x", "", "0", "-1", "1.5", "²", "1e309", "9" * 5000, "2147483648")
+        ),
+        (
+            # the topic is there with one partition
+            "CREATE SOURCE CONNECTOR x WITH ('connector.class'='test-counter', "
+            "'kafka.topic'='readings', 'partitions'='3');",
+            "topic 'readings' exists with 1 partition",
+        ),
         ("DROP CONNECTOR nothing;", "does not exist"),
         ("DESCRIBE CONNECTOR nothing;", "Could not find connector NOTHING"),
     ],

@@ -306,6 +306,27 @@ class SourceRunner(_Runner):
             self.status.records += len(records)
 
 
+#: the most partitions 'partitions' may ask for (ksqlDB's PARTITIONS is an INT; the log may
+#: allow fewer, and says so)
+MAX_PARTITIONS = (1 << 31) - 1
+
+
+def _partitions(name: str, value: str | None) -> int | None:
+    """A source connector's 'partitions' (None: not given), a whole number from 1."""
+    if value is None:
+        return None
+    text = value.strip()
+    # ASCII digits only ('²' is a digit to str.isdigit, not to int), and few enough of them
+    if not (text.isascii() and text.isdigit() and len(text) <= 10) or not (
+        1 <= int(text) <= MAX_PARTITIONS
+    ):
+        raise ConnectorError(
+            f"source connector {name}: 'partitions' must be a whole number from 1 to "
+            f"{MAX_PARTITIONS}, not {value!r}"
+        )
+    return int(text)
+
+
 class Connectors:
     """The engine's connectors, by name (given the engine's context, never the engine)."""
 
@@ -343,8 +364,14 @@ class Connectors:
                 raise ConnectorError(
                     f"source connector {name} needs 'kafka.topic' (the topic it writes to)"
                 )
-            partitions = int(config.get("partitions", "1"))
-            self.context.log.create_topic(topic, partitions, exist_ok=True)
+            wanted = _partitions(name, config.get("partitions"))
+            info = self.context.log.create_topic(topic, wanted or 1, exist_ok=True)
+            partitions = len(info.partitions)
+            if wanted is not None and wanted != partitions:
+                raise ConnectorError(
+                    f"source connector {name}: topic {topic!r} exists with {partitions} "
+                    f"partition(s), not the {wanted} of 'partitions'"
+                )
             runner = SourceRunner(self.context, connector, statement, topic, partitions)
         else:
             raise ConnectorError(f"{cls_name} is neither a sink nor a source")
