@@ -18,9 +18,7 @@ import pyarrow as pa
 import pytest
 
 from hispeed.engine import Engine
-from hispeed.ops.aggregate import STATE_BUDGET, STATE_SPILL_DIR
 from hispeed.runtime.pull import TableView
-from hispeed.state.keyed import KeyedStateStore
 
 QUERIES = {
     "plain": (
@@ -107,7 +105,9 @@ def from_topic(engine: Engine) -> list[Any]:
         views.prepared.clear()
 
 
-def store_of(engine: Engine) -> KeyedStateStore:
+def store_of(engine: Engine) -> Any:
+    from hispeed.state.keyed import KeyedStateStore
+
     (task,) = engine.tasks.values()
     aggregator = getattr(task, "aggregator", None)
     assert aggregator is not None
@@ -130,6 +130,8 @@ def test_lookups_from_the_state_equal_the_topics_rows(tmp_path: Path, query: str
 
 
 def test_spilled_state_writes_what_state_in_memory_writes(tmp_path: Path) -> None:
+    from hispeed.ops.aggregate import STATE_BUDGET, STATE_SPILL_DIR
+
     spill = tmp_path / "spill"
     budget = {STATE_BUDGET: 0, STATE_SPILL_DIR: str(spill)}
     query = QUERIES["plain"]
