@@ -26,6 +26,11 @@ from hispeed.runtime.task import QueryTask
 _transient = itertools.count()
 
 
+class Tombstone(dict[str, Any]):
+    """A row a push query over a table hands on for a deleted key: the key's columns (and
+    window), null elsewhere, as ksqlDB sends a tombstone."""
+
+
 class PushQuery:
     """Rows of a push query as they happen; iterate it, or `async for` it. Close it when done.
 
@@ -150,7 +155,8 @@ class PushQuery:
                     row.update(key)
                 # a table's deleted row arrives as its key with null values, as in ksqlDB
                 row.update(json.loads(v) if v is not None else {})
-                out.append({c: row.get(c) for c in self.columns})
+                kind = Tombstone if v is None else dict
+                out.append(kind((c, row.get(c)) for c in self.columns))
         return out
 
     def _read_feed(self, feed: SourceFeed, wait: float) -> list[dict[str, Any]]:

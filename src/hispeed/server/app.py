@@ -53,6 +53,7 @@ from hispeed.server.streaming import (
     encode,
     final_message,
     query_header,
+    row_entry,
 )
 from hispeed.version import __version__
 
@@ -338,7 +339,7 @@ async def _json_array(session: QuerySession) -> AsyncIterator[bytes]:
     """ksqlDB's /query over HTTP/1.1: `[{"header":...},\\n{"row":...},\\n...]`."""
     yield b'[{"header":' + encode(query_header(session)) + b"}"
     async for rows in session.rows():
-        yield b"".join(b',\n{"row":{"columns":' + encode(r) + b"}}" for r in rows)
+        yield b"".join(b",\n" + encode(row_entry(r)) for r in rows)
     final = final_message(session)
     if final is not None:
         yield b',\n{"finalMessage":' + encode(final) + b"}"

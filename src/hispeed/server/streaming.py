@@ -25,7 +25,7 @@ from hispeed.errors import HispeedError
 from hispeed.plan.query import plan_query
 from hispeed.plan.scalable import is_scalable_push
 from hispeed.runtime.pull import prepare
-from hispeed.runtime.queries import PushQuery
+from hispeed.runtime.queries import PushQuery, Tombstone
 from hispeed.server.statements import sql_too_long
 from hispeed.sql import ast
 from hispeed.sql.parser import parse_iter
@@ -84,8 +84,27 @@ def query_header(session: QuerySession) -> dict[str, Any]:
 
 
 def final_message(session: QuerySession) -> str | None:
-    """The `finalMessage` that ends a `/query` answer, if any ("Limit Reached")."""
-    return "Limit Reached" if session.limit_reached else None
+    """The `finalMessage` that ends a `/query` answer, as ksqlDB's QueryStreamWriter writes
+    it: "Limit Reached" once a LIMIT is met, "Query Completed" when a pull query over a
+    stream has read to the stream's end (a pull query over a table ends without one)."""
+    if session.limit_reached:
+        return "Limit Reached"
+    if session.completed:
+        return "Query Completed"
+    return None
+
+
+class TombstoneRow(list[Any]):
+    """A row of a push query over a table that says its key was deleted: the key's columns,
+    null elsewhere (ksqlDB's StreamedRow.tombstone)."""
+
+
+def row_entry(row: list[Any]) -> dict[str, Any]:
+    """A row of a `/query` answer: `{"row": {"columns": [...]}}`, with `"tombstone": true`
+    for a deletion (StreamedRow.DataRow)."""
+    if isinstance(row, TombstoneRow):
+        return {"row": {"columns": list(row), "tombstone": True}}
+    return {"row": {"columns": row}}
 
 
 class TooManyQueriesError(HispeedError):
@@ -173,6 +192,10 @@ class QuerySession:
         self.closed = False
         self.cancelled = False
         self.limit_reached = False
+        #: a pull query over a stream that read to the stream's end ("Query Completed")
+        self.completed = False
+        self._stream_pull_limit: int | None = None
+        self._stream_pull = False
         #: rows handed out so far
         self.delivered = 0
         self._push: Any = None
@@ -226,6 +249,10 @@ class QuerySession:
         )
         self.is_pull = True
         self._pull_rows = prepared.run(self.engine.runtime.views)
+        # a pull query over a stream runs, in ksqlDB, as a query that ends at the stream's end
+        # or at its LIMIT, and says which (final_message); one over a table just ends
+        self._stream_pull = plan.source.kind == "STREAM"
+        self._stream_pull_limit = select.limit
 
     def _open_push(self, select: ast.Select) -> None:
         reset = str(
@@ -275,6 +302,12 @@ class QuerySession:
             rows = self._pull_rows[at : at + PULL_CHUNK_ROWS]
             self._pull_at = at + PULL_CHUNK_ROWS
             if self._pull_at >= len(self._pull_rows):
+                if self._stream_pull:
+                    limit = self._stream_pull_limit
+                    if limit is not None and len(self._pull_rows) >= limit:
+                        self.limit_reached = True
+                    else:
+                        self.completed = True
                 self._pull_rows = None
                 self.closed = True
             names = self.header.names
@@ -284,7 +317,10 @@ class QuerySession:
         push = self._push
         got = push.poll(timeout)
         names = self.header.names
-        out = [[json_value(r.get(n)) for n in names] for r in got]
+        out: list[list[Any]] = []
+        for r in got:
+            values = [json_value(r.get(n)) for n in names]
+            out.append(TombstoneRow(values) if isinstance(r, Tombstone) else values)
         self.delivered += len(out)
         if push.closed:
             self.limit_reached = push.limit is not None and push.delivered >= push.limit
