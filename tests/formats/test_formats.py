@@ -228,6 +228,26 @@ def test_json_doubles_keep_their_point() -> None:
     assert msgspec.json.decode(out[2].as_py()) == 1e20
 
 
+def test_json_doubles_are_written_as_java_writes_them() -> None:
+    # ksqlDB's JSON (Jackson) writes a DOUBLE with Double.toString: past 10^7 and below 10^-3
+    # as d.dddE±n, which a reader keeping decimals as BigDecimal sees with another scale
+    fmt = get_format("JSON", {"WRAP_SINGLE_VALUE": False})
+    values = [1e12, -2.5e20, 1e-4, 12345678.9, 0.001, 9999999.0, 0.0, None]
+    out = fmt.encode(pa.table({"V": values}), [Column("V", T.DOUBLE)]).to_pylist()
+    assert out == [
+        b"1.0E12",
+        b"-2.5E20",
+        b"1.0E-4",
+        b"1.23456789E7",
+        b"0.001",
+        b"9999999.0",
+        b"0.0",
+        None,
+    ]
+    nested = [Column("V", T.array(T.DOUBLE))]
+    assert fmt.encode(pa.table({"V": [[1e12, 0.5]]}), nested).to_pylist() == [b"[1.0E12,0.5]"]
+
+
 def test_json_text_escaping_and_sliced_columns() -> None:
     fmt = get_format("JSON", {"WRAP_SINGLE_VALUE": False})
     texts = pa.array(['say "hi"', "back\\slash", "tab\there", "plain", "ünï", None])

@@ -105,7 +105,16 @@ def run(
             T.DOUBLE,
             [0.0, 1.0, math.sqrt(8 / 3)],
         ),
-        ("STDDEV_SAMP", [T.DOUBLE], [[2.0], [4.0], [6.0]], (), T.DOUBLE, [0.0, math.sqrt(2), 2.0]),
+        # ksqlDB's STDDEV_SAMP returns the sample variance (its UDAF's map takes no root)
+        ("STDDEV_SAMP", [T.DOUBLE], [[2.0], [4.0], [6.0]], (), T.DOUBLE, [0.0, 2.0, 4.0]),
+        (
+            "STDDEV_SAMPLE",
+            [T.DOUBLE],
+            [[2.0], [4.0], [6.0]],
+            (),
+            T.DOUBLE,
+            [0.0, math.sqrt(2), 2.0],
+        ),
         ("ATTR", [T.STRING], [["a"], ["a"], ["b"]], (), T.STRING, ["a", "a", None]),
         ("ATTR", [T.array(T.INTEGER)], [[[1, 2]], [[1, 2]]], (), T.array(T.INTEGER), [[1, 2]] * 2),
     ],
@@ -132,6 +141,42 @@ def test_correlation() -> None:
     assert math.isnan(got[0])
     assert got[1] == pytest.approx(1.0)
     assert got[2] == pytest.approx(0.9933992677987828)
+
+
+def _java_correlation(points: list[tuple[float, float]]) -> float:
+    """ksqlDB's CorrelationUdaf.map, written out: sums, then its single-pass formula."""
+    n = len(points)
+    sx = sy = sxx = syy = sxy = 0.0
+    for x, y in points:
+        sx, sy, sxx, syy, sxy = sx + x, sy + y, sxx + x * x, syy + y * y, sxy + x * y
+    return (n * sxy - sx * sy) / math.sqrt((n * sxx - sx * sx) * (n * syy - sy * sy))
+
+
+def _java_stddev_sample(values: list[float]) -> float:
+    """ksqlDB's StandardDeviationSampleUdaf for doubles: the Youngs-Cramer recurrence."""
+    count, total, m2 = 0, 0.0, 0.0
+    for x in values:
+        if count:
+            delta = x * (count + 1) - (total + x)
+            m2 = delta * delta / ((count + 1) * count) + m2
+        count, total = count + 1, total + x
+    return math.sqrt(m2 / (count - 1))
+
+
+def test_correlation_and_stddev_agree_with_ksqldb_to_the_last_digit() -> None:
+    # the outputs of a QTT case match exactly only when computed in ksqlDB's order
+    points = [(0.1, 9.7), (3.3, -2.25), (7.77, 1.5), (1e3, 0.003), (-4.5, 12.0)]
+    _, got = run("CORRELATION", [T.DOUBLE, T.DOUBLE], [list(p) for p in points])
+    assert got[-1] == _java_correlation(points)
+    values = [10.0, 12.0, 13.0, 14.1, 16.7]
+    _, std = run("STDDEV_SAMPLE", [T.DOUBLE], [[v] for v in values])
+    assert std[-1] == _java_stddev_sample(values)
+    assert std[2] == 1.5275252316519465  # ksqlDB's own output for 10, 12, 13
+    # Java's int sum overflows as ksqlDB's STRUCT<SUM integer> does
+    big = [[2**31 - 1], [2**31 - 1], [5]]
+    _, wrapped = run("STDDEV_SAMP", [T.INTEGER], big)
+    _, exact = run("STDDEV_SAMP", [T.BIGINT], big)
+    assert wrapped[-1] != exact[-1]
 
 
 @pytest.mark.parametrize(

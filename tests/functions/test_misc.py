@@ -112,6 +112,9 @@ def test_geo_distance() -> None:
     ]
     (km,) = values("GEO_DISTANCE", *args)
     assert km == pytest.approx(8634.6528, rel=1e-6)
+    # ksqlDB's own output for these points (Java's scalar libm, in GeoDistance's order)
+    ksql = [col(DOUBLE, 37.4439), col(DOUBLE, -122.1663), col(DOUBLE, 51.0), col(DOUBLE, 0.0)]
+    assert values("GEO_DISTANCE", *ksql) == [8682.459061368269]
     (mi,) = values("GEO_DISTANCE", *args, col(STRING, "MI"))
     assert mi == pytest.approx(km * 3959 / 6371)
     out, ctx = call(

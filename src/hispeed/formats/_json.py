@@ -51,6 +51,7 @@ from hispeed.formats.base import (
     null_out,
     register_format,
 )
+from hispeed.sql.javatext import java_double
 from hispeed.sql.types import STRING, SqlType
 
 _DECODER = msgspec.json.Decoder()
@@ -643,13 +644,16 @@ def _has_floats(t: pa.DataType) -> bool:
 
 
 def _finite_or_text(v: Any) -> Any:
-    """NaN and infinities as Jackson writes them: the strings "NaN", "Infinity", "-Infinity"."""
+    """Doubles as Jackson writes them: NaN and infinities as the strings "NaN", "Infinity",
+    "-Infinity"; the others as Java's Double.toString ("1.0E12", "1.0E-4", "0.5")."""
     if isinstance(v, float):
         if v != v:
             return "NaN"
         if v in (float("inf"), float("-inf")):
             return "Infinity" if v > 0 else "-Infinity"
-        return v
+        if v == 0 or 1e-3 <= abs(v) < 1e7:
+            return v  # msgspec's shortest text is Java's there
+        return msgspec.Raw(java_double(v).encode())
     if isinstance(v, list):
         return [_finite_or_text(x) for x in v]
     if isinstance(v, dict):
@@ -696,10 +700,25 @@ def _json_texts(arr: pa.Array) -> pa.BinaryArray:
         return quoted.cast(pa.binary())
     values = arr.cast(_json_ready(t)).to_pylist(maps_as_pydicts="strict")
     if _has_floats(t):
-        all_finite = pa.types.is_floating(t) and pc.all(pc.is_finite(arr)).as_py() is not False
-        if not all_finite:
+        plain = pa.types.is_floating(t) and not _needs_java_text(arr)
+        if not plain:
             values = [_finite_or_text(v) for v in values]
     out = _lines_to_array(_ENCODER.encode_lines(values), len(arr))
     if arr.null_count:
         out = pc.if_else(arr.is_null(), pa.nulls(len(arr), pa.binary()), out)
     return out
+
+
+def _needs_java_text(arr: pa.Array) -> bool:
+    """Whether a DOUBLE column holds a value msgspec writes otherwise than Java (and so
+    ksqlDB's JSON serializer): not finite, or outside [1e-3, 1e7) where Java switches to
+    its d.dddE±n form ("1.0E12", where msgspec writes "1000000000000.0")."""
+    magnitude = pc.abs(arr)
+    plain = pc.and_(
+        pc.is_finite(arr),
+        pc.or_(
+            pc.equal(magnitude, 0.0),
+            pc.and_(pc.greater_equal(magnitude, 1e-3), pc.less(magnitude, 1e7)),
+        ),
+    )
+    return pc.all(plain).as_py() is False

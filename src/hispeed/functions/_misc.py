@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import math
 import re
 import struct
 import uuid
@@ -405,12 +406,19 @@ def _geo_distance(ctx: EvalContext, args: Args, arg_types: Types, rt: SqlType) -
     for row in np.flatnonzero(bad & ~mask).tolist():
         ctx.error(row, "GEO_DISTANCE: latitude must be in -90..90 and longitude in -180..180")
     mask = mask | bad
-    # rows masked above may hold infinities or NaN: their results are dropped, not warned of
-    with np.errstate(all="ignore"):
-        d_lat = np.radians(lat2 - lat1)
-        d_lon = np.radians(lon2 - lon1)
-        a = np.sin(d_lat / 2) ** 2 + np.sin(d_lon / 2) ** 2 * np.cos(np.radians(lat1)) * np.cos(
-            np.radians(lat2)
-        )
-        dist = 2 * np.arcsin(np.sqrt(a)) * radius
+    # libm's scalar functions, row by row, in ksqlDB's order of operations: numpy's vectorized
+    # sin/cos/arcsin may differ from them in the last bit, and ksqlDB's results are Java's
+    dist = np.zeros(len(lat1))
+    for i in np.flatnonzero(~mask).tolist():
+        dist[i] = _haversine(lat1[i], lon1[i], lat2[i], lon2[i]) * radius[i]
     return from_numpy(dist, mask, DOUBLE)
+
+
+def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """The central angle between two points (ksqlDB's GeoDistance, before the radius)."""
+    d_lat = math.radians(lat2 - lat1)
+    d_lon = math.radians(lon2 - lon1)
+    a = math.sin(d_lat / 2) ** 2 + math.sin(d_lon / 2) ** 2 * math.cos(
+        math.radians(lat1)
+    ) * math.cos(math.radians(lat2))
+    return 2 * math.asin(math.sqrt(a))

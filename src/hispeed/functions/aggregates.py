@@ -542,14 +542,93 @@ class _Moments(Aggregate):
         return (n - 1, new_mean, m2 - (x - mean) * (x - new_mean))
 
 
+def _wrap(value: int, bits: int) -> int:
+    """`value` as a Java integer of `bits` bits (two's complement overflow)."""
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+class _YoungsCramer(Aggregate):
+    """ksqlDB's STDDEV_SAMP / STDDEV_SAMPLE state, computed as its UDAFs compute it.
+
+    The state is (count, sum, M2), updated with the Youngs-Cramer step ksqlDB uses:
+    delta = x * (count + 1) - (sum + x); M2 += delta² / (n * (n - 1)), in Java's arithmetic
+    for the argument's type (INT sums wrap at 32 bits, BIGINT at 64, deltas of both are longs;
+    DOUBLE in doubles), so that results agree with ksqlDB's to the last digit. Undo applies
+    ksqlDB's inverse step (delta from the state before the value leaves).
+    """
+
+    def __init__(self, arg_types: Sequence[SqlType], params: Sequence[Any]) -> None:
+        super().__init__(arg_types, params)
+        _numeric(type(self).__name__.upper(), arg_types[0])
+        kind = arg_types[0].name
+        #: Java's type of the sum: 32- or 64-bit integer, or double (None)
+        self.bits = 32 if kind == "INTEGER" else 64 if kind == "BIGINT" else None
+
+    def result_type(self) -> SqlType:
+        return T.DOUBLE
+
+    def init(self) -> tuple[int, Any, float]:
+        return (0, 0 if self.bits else 0.0, 0.0)
+
+    def _delta(self, count: int, total: Any, x: Any) -> float:
+        if self.bits is None:
+            return float(x * (count + 1) - (total + x))
+        summed = _wrap(total + x, self.bits)
+        return float(_wrap(_wrap(x * (count + 1), 64) - summed, 64))
+
+    def _value(self, v: Any) -> Any:
+        return int(v) if self.bits else float(v)
+
+    def add(self, state: tuple[int, Any, float], args: Sequence[Any]) -> tuple[int, Any, float]:
+        if args[0] is None:
+            return state
+        count, total, m2 = state
+        x = self._value(args[0])
+        n = count + 1
+        step = 0.0
+        if count > 0:
+            delta = self._delta(count, total, x)
+            step = delta * delta / float(_wrap(n * (n - 1), 64))
+        summed = _wrap(total + x, self.bits) if self.bits else total + x
+        return (n, summed, step + m2)
+
+    def undo(self, state: tuple[int, Any, float], args: Sequence[Any]) -> tuple[int, Any, float]:
+        if args[0] is None:
+            return state
+        count, total, m2 = state
+        x = self._value(args[0])
+        n = count - 1
+        step = 0.0
+        if n > 0:
+            delta = self._delta(count, total, x)
+            step = delta * delta / float(_wrap(n * (n + 1), 64))
+        summed = _wrap(total - x, self.bits) if self.bits else total - x
+        return (n, summed, m2 - step)
+
+    def _variance(self, state: tuple[int, Any, float]) -> float | None:
+        count, _, m2 = state
+        return m2 / (count - 1) if count >= 2 else None
+
+
 @_register("STDDEV_SAMP")
-class StddevSamp(_Moments):
-    def result(self, state: tuple[int, float, float]) -> float | None:
-        n, _, m2 = state
-        return math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
+class StddevSamp(_YoungsCramer):
+    """ksqlDB's STDDEV_SAMP: what its UDAF returns is the sample variance, M2 / (n - 1)."""
+
+    def result(self, state: tuple[int, Any, float]) -> float | None:
+        variance = self._variance(state)
+        return 0.0 if variance is None else variance
 
 
-AGGREGATES["STDDEV_SAMPLE"] = AGGREGATES["STDDEV_SAMP"]
+@_register("STDDEV_SAMPLE")
+class StddevSample(_YoungsCramer):
+    """ksqlDB's STDDEV_SAMPLE: the sample standard deviation, sqrt(M2 / (n - 1))."""
+
+    def result(self, state: tuple[int, Any, float]) -> float | None:
+        variance = self._variance(state)
+        if variance is None:
+            return 0.0
+        return math.sqrt(variance) if variance >= 0 else math.nan
 
 
 @_register("STDDEV_POP")
@@ -595,12 +674,22 @@ class Correlation(Aggregate):
         return (n - 1, sx - x, sy - y, sxx - x * x, syy - y * y, sxy - x * y)
 
     def result(self, state: tuple[int, float, float, float, float, float]) -> float | None:
+        # ksqlDB's single-pass formula, in its order of operations (CorrelationUdaf.map), so
+        # that results agree to the last digit; Java's division gives NaN or an infinity
         n, sx, sy, sxx, syy, sxy = state
-        if n < 2:
+        numerator = n * sxy - sx * sy
+        denominator_x = n * sxx - sx * sx
+        denominator_y = n * syy - sy * sy
+        product = denominator_x * denominator_y
+        denominator = math.sqrt(product) if product >= 0 else math.nan
+        return _java_divide(numerator, denominator)
+
+
+def _java_divide(a: float, b: float) -> float:
+    """Java's double division: x / 0.0 is NaN for x 0 or NaN, else an infinity of x's sign
+    (and of the zero's)."""
+    if b == 0 or math.isnan(b):
+        if math.isnan(b) or a == 0 or math.isnan(a):
             return math.nan
-        cov = sxy - sx * sy / n
-        vx = sxx - sx * sx / n
-        vy = syy - sy * sy / n
-        if vx <= 0 or vy <= 0:
-            return math.nan
-        return cov / math.sqrt(vx * vy)
+        return math.copysign(math.inf, a) * math.copysign(1.0, b)
+    return a / b
