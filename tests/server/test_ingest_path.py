@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from websockets.sync.client import connect
 
 from hispeed.config import Settings
@@ -76,11 +77,15 @@ def test_http_one_record_posts_match_the_old_path(server: RunningServer, tmp_pat
     assert _contents(server.engine.log) == expected
 
 
+@pytest.mark.parametrize("inline", [True, False])
 def test_pipelined_websocket_messages_match_the_old_path_and_are_answered_in_order(
-    server: RunningServer, tmp_path: Path
+    server: RunningServer, tmp_path: Path, inline: bool
 ) -> None:
-    """All messages sent before the first answer is read (they are appended in groups); the
-    answers come in the order of the messages, a bad one's error in its place."""
+    """All messages sent before the first answer is read (they are appended in groups: on the
+    event loop, or through the log's group committer as under fsync "always"); the answers
+    come in the order of the messages, a bad one's error in its place."""
+    assert server.server.state.ingest.inline  # fsync "never"
+    server.server.state.ingest.inline = inline
     server.engine.log.create_topic("t", PARTITIONS)
     messages = _messages(200)
     bad_at = 57
