@@ -82,7 +82,7 @@ class Ingestor:
         #: topics seen to exist: a deleted one is found out by its append, then created again
         self._known: set[str] = set()
         #: append on the event loop itself: a write to the page cache
-        self.inline = isinstance(log_, EmbeddedLog) and settings.fsync != "always"
+        self.inline = isinstance(log_, EmbeddedLog) and log_.fsync_policy.mode != "always"
         self._ensuring: dict[str, asyncio.Future[None]] = {}
         #: what `submit` gathered in this pass of the event loop, per (topic, partition)
         self._gathering: dict[tuple[str, int | None], list[_Submitted]] = {}
