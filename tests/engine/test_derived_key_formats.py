@@ -5,7 +5,8 @@ its source's key format unless the WITH clause names one; an inherited NONE give
 `ksql.persistence.default.format.key` (KAFKA unless set) once the result has key columns (GROUP
 BY, PARTITION BY, a join); a NONE named in the WITH clause with key columns is refused; PARTITION
 BY NULL has no key, so NONE, and another format named for it is refused. The key bytes are
-decoded here by each format's published rules, not by hispeed's formats.
+decoded here by each format's published rules, not by hispeed's formats. The sink's topic
+is named as ksqlDB's TopicCreateInjector names it (ksql.output.topic.name.prefix).
 """
 
 from __future__ import annotations
@@ -148,3 +149,17 @@ def test_partition_by_null_is_keyless(engine: Engine) -> None:
             "CREATE STREAM other WITH (key_format='DELIMITED') AS SELECT * FROM input "
             "PARTITION BY null;"
         )
+
+
+def test_the_sink_topic_takes_the_output_topic_name_prefix(engine: Engine) -> None:
+    """ksql.output.topic.name.prefix names a sink's topic when KAFKA_TOPIC does not."""
+    engine.execute(KEYLESS)
+    props = {"ksql.output.topic.name.prefix": "some-prefix-"}
+    engine.execute("CREATE STREAM output AS SELECT * FROM input;", props)
+    engine.execute("CREATE STREAM named WITH (kafka_topic='mine') AS SELECT * FROM input;", props)
+    assert engine.catalog.sources["OUTPUT"].topic == "some-prefix-OUTPUT"
+    assert engine.catalog.sources["NAMED"].topic == "mine"
+    engine.log.append("input_topic", [(None, b'{"foo": 1}')])
+    engine.drain()
+    [record] = engine.log.read_table("some-prefix-OUTPUT", 0).to_pylist()
+    assert json.loads(record["value"]) == {"FOO": 1, "BAR": None}

@@ -66,7 +66,10 @@ def create_as_select(parts: EngineParts, stmt: ast.CreateAsSelect, call: Call) -
         if explicit_key_format and str(explicit_key_format).upper() != "NONE":
             raise SqlError("Key format specified for stream without key columns.", *stmt.pos)
         key_format = "NONE"
-    topic = str(with_props.get("KAFKA_TOPIC", stmt.name))
+    # as ksqlDB's TopicCreateInjector: without KAFKA_TOPIC, the sink's name after the
+    # ksql.output.topic.name.prefix setting (empty by default)
+    prefix = str(call.props.get("ksql.output.topic.name.prefix") or "")
+    topic = str(with_props.get("KAFKA_TOPIC", prefix + stmt.name))
     sink = Source(
         name=stmt.name,
         kind=stmt.kind,
