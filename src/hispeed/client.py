@@ -45,7 +45,9 @@ REST_PROXY_TYPE = "application/vnd.kafka.json.v2+json"
 
 Auth = tuple[str, str] | str | None
 
-_POSITION = re.compile(r"line (\d+):(\d+)")
+# where ksqlDB places an error: `line 2:13: ` (its parser) or `Line: 2, Col: 13: ` (its
+# analyzer, at a node it names)
+_POSITION = re.compile(r"line (\d+):(\d+): |Line: (\d+), Col: (\d+): ")
 
 
 class ConnectionFailedError(HispeedError):
@@ -84,7 +86,9 @@ class StatementError(SqlError, ServerError):
         ServerError.__init__(self, message, status, error_code, statement)
         self.line = line
         self.column = column
-        self.reason = message.split(f"line {line}:{column}: ", 1)[-1]
+        found = _POSITION.search(message)
+        self.reason = message[found.end() :] if found is not None else message
+        self.located = found is not None and found.group(3) is not None
 
 
 def server_error(
@@ -94,7 +98,7 @@ def server_error(
     found = _POSITION.search(message)
     if found is None:
         return ServerError(message, status, error_code, statement)
-    line, column = int(found.group(1)), int(found.group(2))
+    line, column = (int(g) for g in found.groups() if g is not None)
     return StatementError(
         message, line, column, status=status, error_code=error_code, statement=statement
     )

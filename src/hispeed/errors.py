@@ -24,13 +24,19 @@ class ConfigError(HispeedError):
 
 
 class SqlError(HispeedError):
-    """A statement that cannot be parsed or analysed; carries the line and column (1-based)."""
+    """A statement that cannot be parsed or analysed; carries the line and column (1-based).
 
-    def __init__(self, message: str, line: int, column: int) -> None:
-        super().__init__(f"line {line}:{column}: {message}")
+    The place is written as ksqlDB writes it: `line 2:13: ` for what its parser refuses, and
+    `Line: 2, Col: 13: ` (`located`) for what its analyzer refuses at a node it names (an
+    unknown source or column, an ambiguous column)."""
+
+    def __init__(self, message: str, line: int, column: int, *, located: bool = False) -> None:
+        where = f"Line: {line}, Col: {column}: " if located else f"line {line}:{column}: "
+        super().__init__(where + message)
         self.line = line
         self.column = column
         self.reason = message
+        self.located = located
 
 
 class LogError(HispeedError):

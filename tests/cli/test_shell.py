@@ -73,7 +73,7 @@ def test_file_stops_at_the_first_error_with_one_line(server: RunningServer, tmp_
     assert proc.returncode == 1
     assert proc.stdout == "Stream created\n"
     [error] = proc.stderr.splitlines()
-    assert error.startswith("error: line 1:")
+    assert error.startswith("error: Line: 1, Col: 42: ")  # ksqlDB places an unknown column so
     assert "NOPE" in error
     assert set(server.engine.catalog.sources) == {"READINGS"}
 
@@ -97,7 +97,7 @@ def test_statements_from_stdin(server: RunningServer) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     [error] = proc.stderr.splitlines()
-    assert error.startswith("error: line 1:8: ")
+    assert error.startswith("error: Line: 1, Col: 8: ")
     assert "'NOPE' cannot be resolved" in error
     assert proc.stdout.splitlines() == [
         "Stream created",

@@ -285,3 +285,36 @@ def test_messages_name_joined_columns_as_ksqldb_flattens_them(engine: Engine) ->
     engine.execute(
         "CREATE STREAM ok AS SELECT s.k, v FROM s JOIN t ON s.k = t.id WHERE s.t > t.bar;"
     )
+
+
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        (
+            "INSERT INTO nowhere SELECT k, v FROM s;",
+            "Line: 1, Col: 13: Source `NOWHERE` does not exist.",
+        ),
+        (
+            "CREATE STREAM x AS SELECT k, nope FROM s;",
+            "Line: 1, Col: 30: SELECT column 'NOPE' cannot be resolved.",
+        ),
+        (
+            "CREATE STREAM x AS SELECT s.k, v FROM s JOIN u WITHIN 1 SECOND ON s.k = u.k;",
+            "Line: 1, Col: 32: Column 'V' is ambiguous. Could be S.V or U.V.",
+        ),
+        (
+            "CREATE STREAM x AS SELECT k, v FROM s WINDOW TUMBLING (SIZE 1 SECOND);",
+            "Line: 1, Col: 39: WINDOW clause requires a GROUP BY clause.",
+        ),
+    ],
+)
+def test_analyzer_errors_at_a_node_are_placed_as_ksqldb_places_them(
+    engine: Engine, statement: str, message: str
+) -> None:
+    engine.execute(
+        "CREATE STREAM u (k STRING KEY, v INT) WITH (kafka_topic='u', value_format='JSON', "
+        "partitions=1);"
+    )
+    err = refused(engine, statement)
+    assert str(err).startswith(message)  # no clause prefix: refused before compiling
+    assert err.located

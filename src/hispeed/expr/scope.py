@@ -114,6 +114,7 @@ class Scope:
                 f"{self.clause} column '{shown}' cannot be resolved. The columns here are: {names}",
                 line,
                 col,
+                located=True,
             )
         raise SqlError(
             f"Column '{shown}' is ambiguous. Could be "
@@ -121,6 +122,7 @@ class Scope:
             + ".",
             line,
             col,
+            located=True,
         )
 
 

@@ -81,7 +81,7 @@ def _plan_select(
     )
     _table_calls(items, source, scope, has_aggregates or bool(select.group_by))
     if select.window is not None and not select.group_by:
-        raise error_at(select.window, "WINDOW clause requires a GROUP BY clause.")
+        raise error_at(select.window, "WINDOW clause requires a GROUP BY clause.", located=True)
     check_reserved_names(items, persistent=sink_kind is not None)
     check_persistent_sources(select, [source], persistent=sink_kind is not None)
     if select.group_by or has_aggregates:
@@ -203,7 +203,7 @@ def _plan_join(
     has_aggregates = any(is_aggregate(x) for item in items for x in walk(item.expr))
     _table_calls(items, source, scope, has_aggregates or bool(select.group_by))
     if select.window is not None and not select.group_by:
-        raise error_at(select.window, "WINDOW clause requires a GROUP BY clause.")
+        raise error_at(select.window, "WINDOW clause requires a GROUP BY clause.", located=True)
     check_reserved_names(items, persistent=sink_kind is not None)
     sides = [side.source for side in join.sides]
     check_persistent_sources(select, sides, persistent=sink_kind is not None)

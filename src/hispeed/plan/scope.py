@@ -29,10 +29,11 @@ def source_scope(source: Source, label: str) -> Scope:
     return Scope(cols)
 
 
-def error_at(node: Any, message: str) -> SqlError:
-    """A SqlError at the position of `node` (the start of the statement if it has none)."""
+def error_at(node: Any, message: str, *, located: bool = False) -> SqlError:
+    """A SqlError at the position of `node` (the start of the statement if it has none);
+    `located`: placed as ksqlDB's analyzer places its errors (see SqlError)."""
     line, col = getattr(node, "pos", (1, 1))
-    return SqlError(message, line or 1, col or 1)
+    return SqlError(message, line or 1, col or 1, located=located)
 
 
 def walk(e: ast.Expr) -> list[ast.Expr]:
@@ -87,6 +88,8 @@ def compile_clause(
             e = magic_timestamps(e)
         return compile_expr(e, scope, replaced)
     except SqlError as err:
+        if err.located:  # ksqlDB's analyzer refuses it before the clause is compiled
+            raise
         raise SqlError(_PREFIXES.get(clause, "") + err.reason, err.line, err.column) from None
     finally:
         scope.clause = saved

@@ -14,7 +14,7 @@ import dataclasses
 from hispeed.catalog import Source
 from hispeed.errors import SqlError
 from hispeed.expr.compiler import TIME_UNITS, UNIT_FUNCTIONS
-from hispeed.expr.scope import Scope, error_at
+from hispeed.expr.scope import Scope
 from hispeed.plan.model import PSEUDO_COLUMNS, WINDOW_COLUMNS
 from hispeed.sql import ast
 from hispeed.sql.format import sql
@@ -79,7 +79,8 @@ def check_column_references(select: ast.Select, scope: Scope, names: tuple[str, 
             )
         columns = (f"{ref.source}.{c.name}" if ref.source else c.name for c in scope.columns)
         message += f" The columns here are: {', '.join(dict.fromkeys(columns))}"
-        raise error_at(ref, message)
+        line, column = ref.pos
+        raise SqlError(message, line or 1, column or 1, located=True)
 
 
 def check_reserved_names(items: list[ast.SelectItem], persistent: bool) -> None:

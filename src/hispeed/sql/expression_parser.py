@@ -141,10 +141,11 @@ class ExpressionParser:
 
     def error(self, expected: str, tok: Token | None = None) -> SqlError:
         tok = tok or self.tok
-        # the phrase ksqlDB uses, then what would have fitted there
+        # ksqlDB's words (its SyntaxErrorValidator: "Syntax Error", then the offending
+        # token), then what would have fitted there
         return SqlError(
-            f"Syntax error at or near {tok.describe()} at line {tok.line}:{tok.column}: "
-            f"expected {expected}",
+            f"Syntax Error\nSyntax error at or near {tok.describe()} at line "
+            f"{tok.line}:{tok.column}: expected {expected}",
             tok.line,
             tok.column,
         )

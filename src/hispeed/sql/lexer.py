@@ -106,7 +106,7 @@ def tokenize(
             close = text.find("*/", i + 2)
             if close < 0:
                 ln, col = pos(i)
-                raise SqlError("a /* comment is never closed with */", ln, col)
+                raise SqlError("Syntax Error\na /* comment is never closed with */", ln, col)
             for _ in range(text.count("\n", i, close)):
                 cur_line += 1
             if "\n" in text[i:close]:
@@ -151,7 +151,9 @@ def tokenize(
                 continue
             if j < n and (text[j].isalpha() or text[j] == "_"):
                 raise SqlError(
-                    f"Syntax error at or near '{text[i : j + 1]}': not a number", ln, col
+                    f"Syntax Error\nSyntax error at or near '{text[i : j + 1]}': not a number",
+                    ln,
+                    col,
                 )
             tokens.append(Token(kind, text[i:j], ln, col, start, j))
             i = j
@@ -176,7 +178,9 @@ def tokenize(
                         "quotes, 'like this')"
                     )
                 raise SqlError(
-                    f"Syntax error at or near '{c}': unexpected character{hint}", ln, col
+                    f"Syntax Error\nSyntax error at or near '{c}': unexpected character{hint}",
+                    ln,
+                    col,
                 )
     ln, col = pos(n)
     tokens.append(Token(EOF, "", ln, col, n, n))
@@ -208,4 +212,4 @@ def _quoted(text: str, i: int, quote: str, line: int, column: int, what: str) ->
             return "".join(out), j + 1
         out.append(c)
         j += 1
-    raise SqlError(f"a {what} starting with {quote} is never closed", line, column)
+    raise SqlError(f"Syntax Error\na {what} starting with {quote} is never closed", line, column)

@@ -325,6 +325,17 @@ class StatementParser(ExpressionParser):
                 self.expect_op("(")
                 headers = self.string("a header key in quotes")
                 self.expect_op(")")
+            if (key and kind == "TABLE") or (primary and kind == "STREAM"):
+                # ksqlDB refuses these as it builds the statement (CreateTable, CreateStream)
+                wrong, right = ("KEY", "PRIMARY KEY") if key else ("PRIMARY KEY", "KEY")
+                raise SqlError(
+                    f"Column `{name}` is a '{wrong}' column: please use '{right}' for "
+                    f"{kind.lower()}s.\nTables have PRIMARY KEYs, which are unique and NON "
+                    "NULL.\nStreams have KEYs, which have no uniqueness or NON NULL constraints.",
+                    tok.line,
+                    tok.column,
+                    located=True,
+                )
             cols.append(ast.ColumnDef(name, col_type, key, primary, headers, pos=self.pos(tok)))
             if self.accept_op(")"):
                 return tuple(cols)
@@ -388,14 +399,15 @@ class StatementParser(ExpressionParser):
         fix = f"{name.strip()}='{value}'" if value else f"{name.strip()}='...'"
         if curly is not None:
             raise SqlError(
-                f"Syntax error at or near '{text[curly]}': a typographic quote inside the string "
-                f"'{text}'; write the property with straight quotes around its value only: {fix}",
+                f"Syntax Error\nSyntax error at or near '{text[curly]}': a typographic quote "
+                f"inside the string '{text}'; write the property with straight quotes around "
+                f"its value only: {fix}",
                 tok.line,
                 tok.column + 1 + curly,
             )
         raise SqlError(
-            f"Syntax error at or near '{text}': a property is NAME='value', not one quoted "
-            f"string; write {fix}",
+            f"Syntax Error\nSyntax error at or near '{text}': a property is NAME='value', not "
+            f"one quoted string; write {fix}",
             tok.line,
             tok.column,
         )

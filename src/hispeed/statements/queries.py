@@ -108,7 +108,7 @@ def insert_into(parts: EngineParts, stmt: ast.InsertInto, call: Call) -> Result:
     """INSERT INTO a stream: a persistent query that writes into it."""
     target = parts.catalog.sources.get(stmt.target)
     if target is None:
-        raise SqlError(f"Source `{stmt.target}` does not exist.", *stmt.target_pos)
+        raise SqlError(f"Source `{stmt.target}` does not exist.", *stmt.target_pos, located=True)
     if target.kind == "TABLE":
         raise HispeedError(
             f"INSERT INTO can only be used to insert into a stream. {target.name} is a table."

@@ -71,22 +71,6 @@ def create_source(parts: EngineParts, stmt: ast.CreateSource, call: Call) -> Res
         if c.name in seen:
             raise SqlError(f"Duplicate column names: `{c.name}`", *c.pos)
         seen.add(c.name)
-        if c.key and kind == "TABLE":
-            raise SqlError(
-                f"Column `{c.name}` is a 'KEY' column: please use 'PRIMARY KEY' "
-                "for tables.\nTables have PRIMARY KEYs, which are unique and NON "
-                "NULL.\nStreams have KEYs, which have no uniqueness or NON NULL "
-                "constraints.",
-                *c.pos,
-            )
-        if c.primary_key and kind == "STREAM":
-            raise SqlError(
-                f"Column `{c.name}` is a 'PRIMARY KEY' column: please use 'KEY' "
-                "for streams.\nTables have PRIMARY KEYs, which are unique and NON "
-                "NULL.\nStreams have KEYs, which have no uniqueness or NON NULL "
-                "constraints.",
-                *c.pos,
-            )
         if c.name in ("ROWTIME", "ROWPARTITION", "ROWOFFSET", "WINDOWSTART", "WINDOWEND"):
             raise SqlError(
                 f"'{c.name}' is a reserved column name. You cannot use it as a name for a column.",

@@ -18,7 +18,8 @@ WITH ( value_format = 'JSON', kafka_topic='my_clickstream_topic' );
 --   WITH ( key = 'user_id', 'kafka_topic=‘clickstream_users', value_format='JSON');
 --
 -- hispeed says:
---   line 3:38: Syntax error at or near '‘': a typographic quote inside the string
+--   line 3:38: Syntax Error
+--   Syntax error at or near '‘': a typographic quote inside the string
 --   'kafka_topic=‘clickstream_users'; write the property with straight quotes around its
 --   value only: kafka_topic='clickstream_users'
 -- and once the quotes are straight, the old `key = ...` property is refused too:
