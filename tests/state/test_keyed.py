@@ -206,3 +206,20 @@ def test_the_windowed_stores_records_restore_and_are_rewritten(layouts: list[Ker
         assert key in out
     changelog.update(out)
     assert restored(layouts, changelog).to_dict() == expected
+
+
+def test_boolean_and_integer_keys_find_their_slots() -> None:
+    index = KeyIndex([pa.bool_(), pa.int32()], Arena())
+    batches = [
+        [(True, 1), (False, 1), (True, -5)],
+        [(False, 1), (True, 2), (True, 1), (False, -5)],
+    ]
+    seen: dict[tuple[bool, int], int] = {}
+    for batch in batches:
+        columns = [pa.array([b for b, _ in batch]), pa.array([i for _, i in batch], pa.int32())]
+        slots = index.find(columns).tolist()
+        index.commit()
+        for key, slot in zip(batch, slots, strict=True):
+            assert seen.setdefault(key, slot) == slot
+    assert len(set(seen.values())) == len(seen) == 5
+    assert index.tuples(np.arange(5)) == sorted(seen, key=seen.__getitem__)
