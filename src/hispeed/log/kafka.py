@@ -826,7 +826,10 @@ class KafkaLog(AppendSignal, Log):
         self._committers.clear()
         self._admin = None  # its threads end when it is collected (it has no close)
         if self._producer is not None:
-            self._producer.flush(self.timeout)
+            if self._producer.flush(self.timeout):
+                # never delivered (the broker away): dropped, or close() would wait for them
+                # (message.timeout.ms, 5 minutes); their appends were never acknowledged
+                self._producer.purge()
             self._producer.close()
             self._producer = None
         with self._reader_lock:

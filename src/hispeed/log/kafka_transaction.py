@@ -237,7 +237,8 @@ class TxnProducer:
 
     def _close(self) -> None:
         with contextlib.suppress(Exception):  # closing is best effort: the broker may be gone
-            self.producer.flush(1.0)
+            if self.producer.flush(1.0):
+                self.producer.purge()  # the broker away: else close() waits for them
             self.producer.close()
 
     def close(self) -> None:
