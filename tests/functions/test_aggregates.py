@@ -196,3 +196,17 @@ def test_undo_takes_a_value_back(name: str) -> None:
 def test_bad_argument_types_say_what_is_accepted() -> None:
     with pytest.raises(FunctionTypeError, match="SUM takes INT, BIGINT, DOUBLE or DECIMAL"):
         AGGREGATES["SUM"].make([T.STRING], [])
+
+
+def test_topk_with_other_columns_keeps_structs_in_ksqldb_order() -> None:
+    # TOPK(sort, other..., k): ksqlDB's STRUCT<sort_col, col0, ...>; ties keep arrival order
+    rows = [[5, "a"], [None, "skipped"], [7, "b"], [5, "c"], [1, "too small"], [6, "d"]]
+    result_type, got = run("TOPK", [T.INTEGER, T.STRING], rows, params=(3,))
+    assert result_type == T.array(T.struct([("sort_col", T.INTEGER), ("col0", T.STRING)]))
+    assert got[3] == [
+        {"sort_col": 7, "col0": "b"},
+        {"sort_col": 5, "col0": "a"},
+        {"sort_col": 5, "col0": "c"},
+    ]
+    assert got[4] == got[3]  # no greater than the smallest of three kept: nothing changes
+    assert [e["col0"] for e in got[5]] == ["b", "d", "a"]

@@ -60,10 +60,12 @@ class Aggregate(ABC):
 class AggregateSpec:
     name: str
     make: Callable[[Sequence[SqlType], Sequence[Any]], Aggregate]
-    #: arguments that must be literals (e.g. TOPK's k), by position
+    #: arguments that must be literals (e.g. TOPK's k), by position; a negative position
+    #: counts from the end (TOPK's k is its last argument, after any number of columns)
     constant_args: tuple[int, ...] = ()
     min_args: int = 1
-    max_args: int = 1
+    #: None: any number (a variadic aggregate)
+    max_args: int | None = 1
 
 
 AGGREGATES: dict[str, AggregateSpec] = {}
@@ -78,7 +80,7 @@ def register(spec: AggregateSpec, *, replace: bool = False) -> None:
 
 
 def _register(
-    name: str, min_args: int = 1, max_args: int = 1, constant_args: tuple[int, ...] = ()
+    name: str, min_args: int = 1, max_args: int | None = 1, constant_args: tuple[int, ...] = ()
 ) -> Callable[[type[Aggregate]], type[Aggregate]]:
     def wrap(cls: type[Aggregate]) -> type[Aggregate]:
         AGGREGATES[name] = AggregateSpec(name, cls, constant_args, min_args, max_args)
@@ -415,21 +417,38 @@ class CollectList(Aggregate):
         return out
 
 
-@_register("TOPK", 2, 2, constant_args=(1,))
+@_register("TOPK", 2, None, constant_args=(-1,))
 class TopK(Aggregate):
+    """TOPK(col, k) or TOPK(col, other..., k), as ksqlDB's TopkKudaf.
+
+    With other columns, each entry is STRUCT<sort_col, col0, col1, ...> (ksqlDB's field
+    names) holding a record's sort value and its other values. A NULL sort value is skipped;
+    a value no greater than the smallest kept one, once k are kept, changes nothing; entries
+    of equal sort value stay in the order they came (Java's stable sort)."""
+
     undoable = False
 
     def __init__(self, arg_types: Sequence[SqlType], params: Sequence[Any]) -> None:
         super().__init__(arg_types, params)
-        name = "TOPKDISTINCT" if isinstance(self, TopKDistinct) else "TOPK"
-        _check_params(name, arg_types, params, ["INTEGER"])
+        distinct = isinstance(self, TopKDistinct)
+        name = "TOPKDISTINCT" if distinct else "TOPK"
+        _check_params(name, arg_types[:1], params, ["INTEGER"])
         _comparable(name, arg_types[0])
+        if distinct and len(arg_types) > 1:
+            raise FunctionTypeError(
+                f"{name} takes (value, INTEGER), each after the value a literal"
+            )
         self.k = int(params[0]) if params else 1
         if self.k < 1:
             raise FunctionTypeError(f"{name}'s k must be a positive number, not {self.k}")
+        self.others = len(arg_types) - 1
 
     def result_type(self) -> SqlType:
-        return T.array(self.arg_types[0])
+        if not self.others:
+            return T.array(self.arg_types[0])
+        fields = [("sort_col", self.arg_types[0])]
+        fields += [(f"col{i}", t) for i, t in enumerate(self.arg_types[1:])]
+        return T.array(T.struct(fields))
 
     def init(self) -> list[Any]:
         return []
@@ -438,7 +457,20 @@ class TopK(Aggregate):
         v = args[0]
         if v is None:
             return state
-        return sorted([*state, v], reverse=True)[: self.k]
+        if not self.others:
+            return sorted([*state, v], reverse=True)[: self.k]
+        if len(state) == self.k and v <= state[-1][0]:
+            return state
+        entry = tuple(args[: self.others + 1])
+        kept = state[:-1] if len(state) == self.k else state
+        # Python's sort is stable with reverse=True too: equal sort values keep their order
+        return sorted([*kept, entry], key=lambda e: e[0], reverse=True)
+
+    def result(self, state: list[Any]) -> Any:
+        if not self.others:
+            return state
+        names = ["sort_col", *(f"col{i}" for i in range(self.others))]
+        return [dict(zip(names, entry, strict=True)) for entry in state]
 
 
 @_register("TOPKDISTINCT", 2, 2, constant_args=(1,))

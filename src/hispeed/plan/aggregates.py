@@ -358,7 +358,10 @@ def _aggregate_call(e: ast.FunctionCall, scope: Scope, index: int) -> AggregateC
     args = list(e.args)
     if e.star:
         args = []
-    if not spec.min_args <= len(args) <= spec.max_args:
+    if spec.max_args is None:
+        if len(args) < spec.min_args:
+            raise error_at(e, f"{name} takes at least {spec.min_args} arguments, not {len(args)}")
+    elif not spec.min_args <= len(args) <= spec.max_args:
         raise error_at(
             e, f"{name} takes {spec.min_args} to {spec.max_args} arguments, not {len(args)}"
         )
@@ -366,7 +369,7 @@ def _aggregate_call(e: ast.FunctionCall, scope: Scope, index: int) -> AggregateC
     params: list[Any] = []
     types: list[T.SqlType] = []
     for i, a in enumerate(args):
-        if i in spec.constant_args:
+        if i in spec.constant_args or i - len(args) in spec.constant_args:
             if not isinstance(a, ast.Literal):
                 raise error_at(
                     a,

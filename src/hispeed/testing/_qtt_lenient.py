@@ -145,7 +145,8 @@ def produce(engine: Any, record: dict[str, Any]) -> None:
     window = record.get("window")
     if window is not None and key_bytes is not None:
         if str(window.get("type", "")).lower() == "session":
-            key_bytes += struct.pack(">qq", window["start"], window["end"])
+            # hispeed's own session layout, as its engine writes it: end, then start
+            key_bytes += struct.pack(">qq", window["end"], window["start"])
         else:
             key_bytes += struct.pack(">q", window["start"])
     headers = [
@@ -248,7 +249,7 @@ def _actual_records(engine: Any, topic: str) -> list[dict[str, Any]]:
                 window = None
                 if source is not None and source.window is not None and key is not None:
                     if source.window.kind == "SESSION":
-                        s, e = struct.unpack(">qq", key[-16:])
+                        e, s = struct.unpack(">qq", key[-16:])
                         key = key[:-16]
                         window = {"start": s, "end": e, "type": "session"}
                     else:
