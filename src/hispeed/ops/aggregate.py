@@ -8,6 +8,7 @@ the changes at once.
 
 from __future__ import annotations
 
+import math
 import pickle
 from collections.abc import Mapping
 from typing import Any
@@ -104,6 +105,9 @@ class Aggregator:
         self._key_records = self.store is None
         #: "S" records to delete at the next checkpoint (the states went back into columns)
         self._stale_keys: set[Any] = set()
+        #: EMIT FINAL: no window closes before stream time reaches this (a lower bound of the
+        #: open windows' end plus grace), so a record that closes none costs no scan
+        self._next_close = -math.inf
 
     def restore(self, name: Any, value: Any) -> None:
         """Take back a state read from the changelog (`name`: its `(kind, ...)` key)."""
@@ -166,6 +170,7 @@ class Aggregator:
         partition = context.partition
         stream_time = context.stream_time.get(partition, 0)
         finals: list[Change] = []
+        self._next_close = -math.inf  # the states may have changed hands since: look again
         for i in range(n):
             ts = stamps[i]
             group = tuple(hashable(g[i]) for g in groups)
@@ -190,10 +195,12 @@ class Aggregator:
                 self._close_windows(stream_time, finals)
                 before = len(changes)
                 self._stream_update(group, row_args, ts, stream_time, changes)
+                grace = self.agg.grace_ms
                 for c in changes[before:]:
                     if c.window is None:
                         continue
                     key = (c.group, c.window)
+                    self._next_close = min(self._next_close, c.window[1] + grace)
                     if c.results is None:  # a session merged away
                         if self.window_time.pop(key, None) is not None:
                             self.dirty.add(("X", key))
@@ -261,6 +268,7 @@ class Aggregator:
         """EMIT FINAL: take out the windows (in `states`) whose end plus grace stream time
         has reached; their final changes, in output order."""
         finals: list[Change] = []
+        self._next_close = -math.inf  # the fast path changed the states without a bound
         self._close_windows(stream_time, finals)
         return finals
 
@@ -272,6 +280,8 @@ class Aggregator:
         """EMIT FINAL: output each window whose end plus grace stream time has reached,
         stamped with its newest record's time (its state's row time)."""
         grace = self.agg.grace_ms
+        if stream_time < self._next_close:
+            return
         session = self.agg.window is not None and self.agg.window.kind == "SESSION"
         closing = sorted(
             (k for k in self.states if k[1] is not None and k[1][1] + grace <= stream_time),
@@ -293,6 +303,9 @@ class Aggregator:
             self.dirty.add(("S", key))
             if headers is not None:
                 self.dirty.add(("H", key))
+        self._next_close = min(
+            (k[1][1] + grace for k in self.states if k[1] is not None), default=math.inf
+        )
 
     def _add(self, states: list[Any], row_args: list[list[Any]]) -> list[Any]:
         return [
