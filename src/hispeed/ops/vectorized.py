@@ -360,8 +360,8 @@ class VectorizedAggregator(FastPath):
 
     def _emit_closed(self, aggregator: ReferenceState, now: int, out: Outputs) -> None:
         """EMIT FINAL: the closed windows' blocks leave the store whole and their final rows
-        are computed from the state columns, in order of window end (then start), as the
-        reference path's; within a window, in the order the query first met the groups."""
+        are computed from the state columns, in order of window end (then start) and within a
+        window in the order its groups came in, as the reference path outputs them."""
         store = self.store
         assert isinstance(store, ColumnarStateStore)  # EMIT FINAL has a window
         closed = store.close(now - self.agg.grace_ms)
@@ -566,9 +566,12 @@ class _Batch(Prepared):
         finals = [a for c in self.columns for a in c.finals()]
         for a, b in self.runs:
             start = int(self.windows[a]) if self.windows is not None else None
-            store.put(
-                start, self.gids[a:b], self.pos[a:b], self.found[a:b], [f[a:b] for f in finals]
-            )
+            parts = (self.gids[a:b], self.pos[a:b], self.found[a:b], [f[a:b] for f in finals])
+            if isinstance(store, ColumnarStateStore):
+                # new keys come in in the order of their first events, as the reference's
+                store.put(start, *parts, firsts=self.first[a:b])
+            else:
+                store.put(start, *parts)
         ends = segments.ends
         if coalesce:
             by_last = np.argsort(self.order[ends], kind="stable")

@@ -49,14 +49,18 @@ class StateLayout(ABC):
 
 
 class _Block:
-    """One window's entries, sorted by group id."""
+    """One window's entries, sorted by group id; `seqs`: the order the entries came in (as
+    the reference path's dict holds them: its EMIT FINAL outputs a window's groups so)."""
 
-    __slots__ = ("arrays", "chunks", "gids")
+    __slots__ = ("arrays", "chunks", "gids", "seqs")
 
-    def __init__(self, gids: IntArray, chunks: IntArray, arrays: list[np.ndarray]) -> None:
+    def __init__(
+        self, gids: IntArray, chunks: IntArray, arrays: list[np.ndarray], seqs: IntArray
+    ) -> None:
         self.gids = gids
         self.chunks = chunks
         self.arrays = arrays
+        self.seqs = seqs
 
 
 class ColumnarStateStore:
@@ -83,6 +87,8 @@ class ColumnarStateStore:
         self._rewrite = False  # every chunk is written at the next checkpoint
         self._renumber_due = False
         self._pending: list[tuple[int | None, int, list[tuple[Any, ...]], list[np.ndarray]]] = []
+        #: the next entry's place in the order entries came in (`_Block.seqs`)
+        self._seq = 0
 
     # -- groups -----------------------------------------------------------------------------
 
@@ -152,6 +158,13 @@ class ColumnarStateStore:
             arrays.append(values)
         return pos, found, arrays
 
+    def _seqs(self, ranks: IntArray) -> IntArray:
+        """Places after every entry so far, in the order of `ranks`."""
+        seqs: IntArray = self._seq + ranks
+        if len(ranks):
+            self._seq = int(seqs.max()) + 1
+        return seqs
+
     def put(
         self,
         start: int | None,
@@ -159,13 +172,17 @@ class ColumnarStateStore:
         pos: IntArray,
         found: np.ndarray,
         arrays: Sequence[np.ndarray],
+        firsts: IntArray | None = None,
     ) -> None:
-        """Store the states of these keys (as `priors` located them) after a batch."""
+        """Store the states of these keys (as `priors` located them) after a batch; `firsts`:
+        each key's first event in the batch (new keys come in in that order)."""
         block = self.blocks.get(start)
         new = ~found
         created = gids[new] >> self.chunk_bits
+        ranks = firsts[new] if firsts is not None else np.arange(int(new.sum()), dtype=np.int64)
+        seqs = self._seqs(np.asarray(ranks, np.int64))
         if block is None:
-            self.blocks[start] = _Block(gids.copy(), created, [np.array(a) for a in arrays])
+            self.blocks[start] = _Block(gids.copy(), created, [np.array(a) for a in arrays], seqs)
             self._dirty.setdefault(start, []).append(created)
             return
         at = pos[found]
@@ -176,6 +193,7 @@ class ColumnarStateStore:
             where = pos[new]
             block.gids = np.insert(block.gids, where, gids[new])
             block.chunks = np.insert(block.chunks, where, created)
+            block.seqs = np.insert(block.seqs, where, seqs)
             block.arrays = [
                 np.insert(column, where, values[new])
                 for column, values in zip(block.arrays, arrays, strict=True)
@@ -209,7 +227,8 @@ class ColumnarStateStore:
             block = self.blocks.pop(start)
             self._tombstones.update((start, c) for c in np.unique(block.chunks).tolist())
             self._dirty.pop(start, None)
-            taken.append((start, block.gids, block.arrays))
+            came = np.argsort(block.seqs, kind="stable")
+            taken.append((start, block.gids[came], [a[came] for a in block.arrays]))
         self._renumber_due |= bool(closing)
         return taken
 
@@ -280,13 +299,17 @@ class ColumnarStateStore:
                 np.concatenate([a[k] for _, _, a in parts]).astype(dtype)
                 for k, dtype in enumerate(self.dtypes)
             ]
+            seqs = self._seqs(np.arange(len(gids), dtype=np.int64))
             block = self.blocks.get(start)
             if block is not None:  # not expected: chunks are restored into an empty store
                 gids = np.concatenate((block.gids, gids))
                 chunks = np.concatenate((block.chunks, chunks))
                 arrays = [np.concatenate(p) for p in zip(block.arrays, arrays, strict=True)]
+                seqs = np.concatenate((block.seqs, seqs))
             order = np.argsort(gids, kind="stable")
-            self.blocks[start] = _Block(gids[order], chunks[order], [a[order] for a in arrays])
+            self.blocks[start] = _Block(
+                gids[order], chunks[order], [a[order] for a in arrays], seqs[order]
+            )
 
     # -- the reference path's form ----------------------------------------------------------
 
@@ -297,18 +320,20 @@ class ColumnarStateStore:
         groups = self.groups
         for start, block in sorted(self.blocks.items(), key=lambda item: _order(item[0])):
             window = None if start is None or self.size is None else (start, start + self.size)
+            came = np.argsort(block.seqs, kind="stable")  # in the order the entries came in
+            block_arrays = [a[came] for a in block.arrays]
             per_call: list[list[Any]] = []
             k = 0
             for layout in self.layouts:
                 width = len(layout.dtypes)
-                per_call.append(layout.to_python(block.arrays[k : k + width]))
+                per_call.append(layout.to_python(block_arrays[k : k + width]))
                 k += width
             states = (
                 map(list, zip(*per_call, strict=True))
                 if per_call
                 else ([] for _ in range(len(block.gids)))
             )
-            for g, state in zip(block.gids.tolist(), states, strict=True):
+            for g, state in zip(block.gids[came].tolist(), states, strict=True):
                 out[(groups[g], window)] = state
         return out
 
@@ -340,9 +365,12 @@ class ColumnarStateStore:
                     return False
                 arrays += columns
             gids = self.ids([group for group, _ in entries])
+            seqs = self._seqs(np.arange(len(gids), dtype=np.int64))  # the dict's order
             order = np.argsort(gids, kind="stable")
             gids = gids[order]
-            blocks[start] = _Block(gids, gids >> self.chunk_bits, [a[order] for a in arrays])
+            blocks[start] = _Block(
+                gids, gids >> self.chunk_bits, [a[order] for a in arrays], seqs[order]
+            )
         for start, block in self.blocks.items():
             self._tombstones.update((start, c) for c in np.unique(block.chunks).tolist())
         self.blocks = blocks
