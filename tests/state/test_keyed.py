@@ -36,7 +36,7 @@ def test_the_index_finds_each_key_exactly(hasher: str) -> None:
     expected: dict[tuple[str, int], int] = {}
     rng = np.random.default_rng(3)
     for _ in range(30):
-        pairs = {(f"k{a}", int(b)) for a, b in rng.integers(0, 40, (60, 2)).tolist()}
+        pairs = {(f"k{a}", int(b)) for a, b in rng.integers(0, 15, (40, 2)).tolist()}
         batch = sorted(pairs)
         columns = [pa.array([p[0] for p in batch]), pa.array([p[1] for p in batch], pa.int64())]
         slots = index.find(columns).tolist()
