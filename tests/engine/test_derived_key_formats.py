@@ -163,3 +163,27 @@ def test_the_sink_topic_takes_the_output_topic_name_prefix(engine: Engine) -> No
     engine.drain()
     [record] = engine.log.read_table("some-prefix-OUTPUT", 0).to_pylist()
     assert json.loads(record["value"]) == {"FOO": 1, "BAR": None}
+
+
+def test_partition_by_gives_a_null_value_a_null_key_unless_the_key_alone_makes_it(
+    engine: Engine,
+) -> None:
+    """ksqlDB's PartitionByParamsFactory evaluates a PARTITION BY expression on the record's
+    value, which a null value (passed on by a stream's PARTITION BY) makes null; an expression
+    of the old key's columns only is evaluated on the key."""
+    engine.execute(
+        "CREATE STREAM input (id INT KEY, name STRING, val STRING) "
+        "WITH (kafka_topic='in', format='JSON', partitions=1);"
+        "CREATE STREAM by_value AS SELECT * FROM input PARTITION BY (name IS NULL);"
+        "CREATE STREAM by_key AS SELECT * FROM input PARTITION BY id + 1;"
+    )
+    engine.log.append("in", [(b"1", None), (b"2", b'{"NAME": null, "VAL": "a"}')])
+    engine.drain()
+    by_value = engine.log.read_table("BY_VALUE", 0).to_pylist()
+    assert [(r["key"], r["value"]) for r in by_value] == [
+        (None, None),  # NAME IS NULL of a null row: no key, not true
+        (b"true", b'{"NAME":null,"VAL":"a","ID":2}'),
+    ]
+    by_key = engine.log.read_table("BY_KEY", 0).to_pylist()
+    assert [json.loads(r["key"]) for r in by_key] == [2, 3]
+    assert by_key[0]["value"] is None

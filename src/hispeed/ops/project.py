@@ -62,6 +62,10 @@ class Project:
                 context.report(ctx, frame, plan.label)
                 return
         keys = [c.expr(frame, ctx) for c in plan.key]
+        if plan.value_keys and pc.any(deleted).as_py():
+            # a null value passed on by PARTITION BY: a key read from the value is null
+            for i in plan.value_keys:
+                keys[i] = pc.if_else(deleted, pa.nulls(len(keys[i]), keys[i].type), keys[i])
         values = [c.expr(frame, ctx) for c in plan.value]
         context.report(ctx, frame, plan.label)
         ts = frame.column(field_name(plan.label, "ROWTIME"))

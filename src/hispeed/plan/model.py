@@ -141,6 +141,10 @@ class QueryPlan:
     sink_kind: str = "STREAM"
     #: PARTITION BY: the key is recomputed; the output goes to the partition of the new key
     repartition: bool = False
+    #: PARTITION BY over a stream: the key columns whose expression reads more than the old
+    #: key; a null value (passed on) gets them null, as ksqlDB evaluates them on a null row
+    #: (PartitionByParamsFactory: only a key-only expression is evaluated on the key)
+    value_keys: tuple[int, ...] = ()
     limit: int | None = None
     emit: str | None = None
     window_info: WindowInfo | None = None

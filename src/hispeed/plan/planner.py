@@ -157,6 +157,12 @@ def _stateless_plan(
 ) -> QueryPlan:
     """A plan without aggregation: `parts` is (key, value, outputs)."""
     key, value, outputs = parts
+    old_key = {c.name for c in source.key_columns}
+    value_keys = tuple(
+        i
+        for i, e in enumerate(select.partition_by)
+        if any(isinstance(x, ast.ColumnRef) and x.name not in old_key for x in walk(e))
+    )
     return QueryPlan(
         source,
         label,
@@ -166,6 +172,7 @@ def _stateless_plan(
         value,
         sink_kind=kind,
         repartition=repartition,
+        value_keys=value_keys if repartition and join is None and key else (),
         limit=select.limit,
         emit=select.emit,
         window_info=source.window,
