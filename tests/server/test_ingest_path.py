@@ -207,3 +207,51 @@ def test_the_fast_produce_path_answers_as_the_route_does(
                 assert a.headers["content-type"] == "application/json"
     finally:
         engine.close()
+
+
+def test_websocket_produce_without_the_direct_socket(tmp_path: Path) -> None:
+    """Under a server that offers no `hispeed.direct` extension (Starlette's test client
+    here; hypercorn), /ws/produce serves through ASGI's receive and send: the same answers,
+    in order, a bad message's error in its place."""
+    from starlette.testclient import TestClient
+
+    from hispeed.engine import Engine
+    from hispeed.server.app import create_app
+
+    engine = Engine(tmp_path / "asgi", fsync="never")
+    engine.start()
+    try:
+        engine.log.create_topic("t", PARTITIONS)
+        settings = Settings.load(None, env={}, data_dir=tmp_path / "asgi")
+        messages = _messages(30)
+        sent = [*messages[:5], b"[1, 2", *messages[5:]]
+        with TestClient(create_app(engine, settings)).websocket_connect(
+            "/ws/produce/t?key_field=device"
+        ) as ws:
+            for m in sent:
+                ws.send_text(m.decode())
+            answers = [json.loads(ws.receive_text()) for _ in sent]
+        assert answers[5]["error_code"] == 40000
+        places = [a["offsets"][0] for i, a in enumerate(answers) if i != 5]
+        expected_places, expected = _reference(tmp_path, messages)
+        assert places == expected_places
+        assert _contents(engine.log) == expected
+    finally:
+        engine.close()
+
+
+def test_a_small_in_flight_limit_pauses_and_resumes_reading(server_factory: Any) -> None:
+    """With at most 2 messages unanswered, a client that sends 300 at once is read 2 at a
+    time (reading pauses and resumes): every message answered, in order, none lost."""
+    server = server_factory(max_ws_produce_in_flight=2)
+    messages = _messages(300)
+    ws_url = server.url.replace("http://", "ws://") + "/ws/produce/t?key_field=device"
+    with connect(ws_url) as ws:
+        for m in messages:
+            ws.send(m.decode())
+        answers = [json.loads(ws.recv(timeout=20)) for _ in messages]
+    table = server.engine.log.read_table("t", 0)
+    assert len(answers) == table.num_rows == 300
+    for answer, m in zip(answers, messages, strict=True):
+        offset = answer["offsets"][0]["offset"]
+        assert json.loads(table.column("value")[offset].as_py()) == json.loads(m)

@@ -499,6 +499,8 @@ def run(
     window: int = 1,
     mqtt_messages: int = 200_000,
     progress: Progress | None = None,
+    *,
+    producer_scale: float = 1.0,
 ) -> dict[str, Any]:
     """Every figure of the module docstring, as one flat dict."""
     report = progress or (lambda phase, done: None)
@@ -522,16 +524,18 @@ def run(
                 results[f"mqtt_qos{qos}_msgs_per_s"] = None
                 continue
             results |= mqtt_load(url, pid, mqtt_port, qos, mqtt_messages, load_cpus)
-    results |= _producer_figures(progress)
+    if producer_scale > 0:
+        results |= _producer_figures(progress, producer_scale)
     return results
 
 
-def _producer_figures(progress: Progress | None) -> dict[str, Any]:
+def _producer_figures(progress: Progress | None, scale: float) -> dict[str, Any]:
     """`insert()` single rows, the producer API and bytes on disk per record, from
     `hispeed.bench.producer` (the log's own bench, in this process)."""
     from hispeed.bench import producer
 
-    return producer.run(progress=progress)
+    figures: dict[str, Any] = producer.run(progress=progress, scale=scale)
+    return figures
 
 
 __all__ = ["cpu_seconds", "http_replies", "load_main", "run", "ws_frame", "ws_replies"]

@@ -615,13 +615,24 @@ def bench_server(as_json: bool, records: int, batch: int, seconds: float) -> Non
     help="WebSocket messages each client keeps in flight (unacknowledged).",
 )
 @click.option("--mqtt-messages", type=click.IntRange(1000), default=200_000, show_default=True)
-def bench_ingest(as_json: bool, seconds: float, window: int, mqtt_messages: int) -> None:
+@click.option(
+    "--producer-scale",
+    type=click.FloatRange(0, 1),
+    default=1.0,
+    show_default=True,
+    help="Shrink the insert() and producer runs (0: leave them out).",
+)
+def bench_ingest(
+    as_json: bool, seconds: float, window: int, mqtt_messages: int, producer_scale: float
+) -> None:
     """One record per message over WebSocket, HTTP and MQTT, each acknowledged, the server
     on one core: messages/s and per CPU second of the server; insert() and the producer."""
     from hispeed.bench import ingest as bench_ingest_module
 
     try:
-        results = bench_ingest_module.run(seconds, window, mqtt_messages, _bench_progress())
+        results = bench_ingest_module.run(
+            seconds, window, mqtt_messages, _bench_progress(), producer_scale=producer_scale
+        )
     except RuntimeError as e:
         raise HispeedError(f"bench ingest: {e}") from None
 

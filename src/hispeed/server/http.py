@@ -99,6 +99,74 @@ def _front_protocol(handoff: _Http2Handoff) -> type:
     return FrontProtocol
 
 
+class DirectSocket:
+    """What `/ws/produce` gets through the scope's "hispeed.direct" extension: the socket's
+    messages straight from the protocol (no ASGI queue, no pause and resume of the socket per
+    message, as uvicorn does to pace `receive()`), and answers written several at once."""
+
+    def __init__(self, protocol: Any) -> None:
+        self._protocol = protocol
+
+    def attach(self, sink: Callable[[bytes], None]) -> None:
+        """From now on each whole message (text or binary) goes to `sink` as bytes, in order;
+        the ASGI `receive()` sees only the disconnect."""
+        self._protocol.hispeed_sink = sink
+
+    @property
+    def closed(self) -> bool:
+        protocol = self._protocol
+        return bool(protocol.close_sent or protocol.transport.is_closing())
+
+    def send_texts(self, bodies: list[bytes]) -> None:
+        """Text messages (UTF-8 bytes), in order, in one write to the socket."""
+        if self.closed:
+            return
+        conn = self._protocol.conn
+        for body in bodies:
+            conn.send_text(body)
+        self._protocol.transport.write(b"".join(conn.data_to_send()))
+
+    def write_buffer_size(self) -> int:
+        return int(self._protocol.transport.get_write_buffer_size())
+
+    async def writable(self) -> None:
+        """Returns once the socket takes writes again (uvicorn's flow control)."""
+        await self._protocol.writable.wait()
+
+    def pause_reading(self) -> None:
+        if not self.closed:
+            self._protocol.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if not self.closed:
+            self._protocol.transport.resume_reading()
+
+
+def _ws_protocol() -> type:
+    """uvicorn's websockets sans-I/O protocol, offering `DirectSocket` to the app."""
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    class DirectProtocol(WebSocketsSansIOProtocol):
+        hispeed_sink: Callable[[bytes], None] | None = None
+
+        def handle_connect(self, event: Any) -> None:
+            super().handle_connect(event)
+            scope = getattr(self, "scope", None)
+            if scope is not None:  # the app has not run yet: it finds the extension
+                scope["extensions"]["hispeed.direct"] = DirectSocket(self)
+
+        def send_receive_event_to_app(self) -> None:
+            sink = self.hispeed_sink
+            if sink is None or self.close_sent:
+                super().send_receive_event_to_app()
+                return
+            data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+            self.frames = []
+            sink(bytes(data))
+
+    return DirectProtocol
+
+
 async def serve(
     app: ASGIApp,
     host: str,
@@ -118,7 +186,7 @@ async def serve(
         host=host,
         port=port,
         http=_front_protocol(handoff),
-        ws="websockets-sansio",
+        ws=_ws_protocol(),
         ws_max_size=max_ws_message,
         lifespan="off",
         access_log=False,
@@ -144,4 +212,4 @@ async def serve(
         await handoff.close(5.0)
 
 
-__all__ = ["H2_PREFACE", "event_loop_factory", "serve"]
+__all__ = ["H2_PREFACE", "DirectSocket", "event_loop_factory", "serve"]

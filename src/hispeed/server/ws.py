@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import re
@@ -244,6 +245,145 @@ def _text(raw: bytes | None, *, parse: bool) -> Any:
     return raw.decode(errors="replace")
 
 
+#: answers waiting in a socket's write buffer past which a direct producer reads no more
+WRITE_BUFFER_HIGH = 1 << 20
+
+
+class _DirectProducer:
+    """`/ws/produce` on a `DirectSocket` (`hispeed.server.http`): each message parsed and
+    handed to the log as the protocol reads it, in order; its answer written once the log has
+    it, with the others ready at the same time, in one write. Reading pauses while
+    `max_ws_produce_in_flight` messages wait for answers, while the topic is being created,
+    and while the client leaves over a megabyte of answers unread."""
+
+    def __init__(self, state: ServerState, topic: str, params: Any, direct: Any) -> None:
+        self.state = state
+        self.topic = topic
+        self.key_field = params.get("key_field")
+        self.key = params.get("key")
+        self.direct = direct
+        self.limit = state.settings.max_request_bytes
+        self.in_flight = state.settings.max_ws_produce_in_flight
+        self.pending: collections.deque[tuple[float, asyncio.Future[Any] | bytes]]
+        self.pending = collections.deque()
+        self.backlog: list[bytes] | None = None  # messages held while the topic is checked
+        self.paused = False
+        self.checking: asyncio.Task[None] | None = None
+        self.waiting: asyncio.Task[None] | None = None
+
+    def on_message(self, data: bytes) -> None:
+        if self.backlog is not None:
+            self.backlog.append(data)
+            return
+        began = time.perf_counter()
+        if len(data) > self.limit:
+            error = error_body(f"the message is over {self.limit} bytes", 41300)
+            self._queue(began, encode(error))
+            return
+        try:
+            batch = parse_body(data, "application/json", key_field=self.key_field, key=self.key)
+        except HispeedError as e:
+            self._queue(began, encode(error_body(str(e), 40000)))
+            return
+        ingest = self.state.ingest
+        if not ingest.known(self.topic):
+            # hold this and later messages until the topic exists: they keep their order
+            self.backlog = [data]
+            self._pause()
+            self.checking = asyncio.ensure_future(self._ensure_then_replay())
+            return
+        future: asyncio.Future[Any]
+        if ingest.is_direct(batch, None):
+            pairs = list(zip(batch.keys, batch.values, strict=True))
+            future = ingest.submit(self.topic, pairs, None)
+        else:
+            future = asyncio.ensure_future(ingest.append(self.topic, batch, None))
+        self._queue(began, future)
+
+    async def _ensure_then_replay(self) -> None:
+        error: HispeedError | None = None
+        try:
+            await self.state.ingest.ensure(self.topic)
+        except HispeedError as e:
+            error = e
+        backlog, self.backlog = self.backlog or [], None
+        self.checking = None
+        for data in backlog:
+            if error is not None:
+                self._queue(time.perf_counter(), encode(error_body(str(error), 40000)))
+            else:
+                self.on_message(data)
+        self._resume()
+
+    def _queue(self, began: float, item: asyncio.Future[Any] | bytes) -> None:
+        self.pending.append((began, item))
+        if isinstance(item, bytes):
+            if len(self.pending) == 1:
+                self.flush()
+        else:
+            item.add_done_callback(self._done)
+        if len(self.pending) >= self.in_flight:
+            self._pause()
+
+    def _done(self, _: asyncio.Future[Any]) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the answers ready at the head of the line, in order."""
+        bodies = []
+        pending = self.pending
+        while pending:
+            began, item = pending[0]
+            if isinstance(item, bytes):
+                body = item
+            elif not item.done():
+                break
+            else:
+                body = self._answer(began, item)
+            pending.popleft()
+            bodies.append(body)
+        if bodies:
+            self.direct.send_texts(bodies)
+            if self.direct.write_buffer_size() > WRITE_BUFFER_HIGH:
+                self._pause()  # the client does not read its answers: stop reading its messages
+        self._resume()
+
+    def _answer(self, began: float, future: asyncio.Future[Any]) -> bytes:
+        if future.cancelled():
+            return encode(error_body("the append was cancelled", SERVER_ERROR))
+        e = future.exception()
+        if e is None:
+            offsets = future.result()
+            self.state.metrics.ingested(
+                self.topic, "websocket", len(offsets), time.perf_counter() - began
+            )
+            return encode({"topic": self.topic, "offsets": offsets})
+        if isinstance(e, HispeedError):
+            return encode(error_body(str(e), 40000))
+        log.error("appending a /ws/produce message to %r failed", self.topic, exc_info=e)
+        return encode(error_body(f"the append failed: {e}", SERVER_ERROR))
+
+    def _pause(self) -> None:
+        if not self.paused:
+            self.paused = True
+            self.direct.pause_reading()
+
+    def _resume(self) -> None:
+        if not self.paused or self.backlog is not None or len(self.pending) >= self.in_flight:
+            return
+        if self.direct.write_buffer_size() > WRITE_BUFFER_HIGH:
+            if self.waiting is None:
+                self.waiting = asyncio.ensure_future(self._resume_when_writable())
+            return
+        self.paused = False
+        self.direct.resume_reading()
+
+    async def _resume_when_writable(self) -> None:
+        await self.direct.writable()
+        self.waiting = None
+        self._resume()
+
+
 def produce_endpoint(state: ServerState) -> Endpoint:
     """Each message parsed and handed to the log as it arrives; its answer goes back once the
     log has it, in the order the messages came. A client may send the next message before the
@@ -253,6 +393,14 @@ def produce_endpoint(state: ServerState) -> Endpoint:
         await ws.accept()
         topic = ws.path_params["topic"]
         params = ws.query_params
+        direct = ws.scope.get("extensions", {}).get("hispeed.direct")
+        if direct is not None:
+            # attached before this coroutine yields: no message can come in between
+            direct.attach(_DirectProducer(state, topic, params, direct).on_message)
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                while (await ws.receive())["type"] != "websocket.disconnect":
+                    pass
+            return
         key_field = params.get("key_field")
         key = params.get("key")
         limit = state.settings.max_request_bytes
