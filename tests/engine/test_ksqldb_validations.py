@@ -91,7 +91,7 @@ def test_text_is_not_a_number_in_a_having_comparison(engine: Engine) -> None:
     )
     assert err.reason == (
         "Error in HAVING expression: Cannot compare SUM(V) (INTEGER) to '100' (STRING) "
-        "with GREATER_THAN."
+        "with GREATER_THAN.\nStatement: (SUM(V) > '100')"
     )
     assert (err.line, err.column) == (1, 77)
     engine.execute(
@@ -273,7 +273,7 @@ def test_messages_name_joined_columns_as_ksqldb_flattens_them(engine: Engine) ->
     )
     assert err.reason == (
         "Error in WHERE expression: Cannot compare S_V (INTEGER) to T_BAR (STRING) with "
-        "GREATER_THAN."
+        "GREATER_THAN.\nStatement: (S_V > T_BAR)"
     )
     assert (err.line, err.column) == (1, 72)
     err = refused(
@@ -318,3 +318,21 @@ def test_analyzer_errors_at_a_node_are_placed_as_ksqldb_places_them(
     err = refused(engine, statement)
     assert str(err).startswith(message)  # no clause prefix: refused before compiling
     assert err.located
+
+
+def test_filter_errors_name_the_filter_as_ksqldb_does(engine: Engine) -> None:
+    err = refused(engine, "CREATE STREAM x AS SELECT k, v FROM s WHERE v = 'x' AND v > 1;")
+    assert err.reason == (
+        "Error in WHERE expression: Cannot compare V (INTEGER) to 'x' (STRING) with EQUAL.\n"
+        "Statement: ((V = 'x') AND (V > 1))"
+    )
+    err = refused(engine, "CREATE STREAM x AS SELECT k, v FROM s WHERE v + 1;")
+    assert err.reason == (
+        "Type error in WHERE expression: Should evaluate to boolean but is (V + 1) (INTEGER) "
+        "instead.\nStatement: (V + 1)"
+    )
+    err = refused(
+        engine,
+        "CREATE TABLE x AS SELECT k, COUNT(*) AS n FROM s GROUP BY k HAVING COUNT(*) > 't';",
+    )
+    assert err.reason.endswith("\nStatement: (COUNT(*) > 't')")

@@ -192,7 +192,8 @@ def _where(select: ast.Select, scope: Scope) -> Compiled | None:
         raise error_at(
             select.where,
             f"Type error in WHERE expression: Should evaluate to boolean but is "
-            f"{sql(select.where)} ({where.type}) instead.",
+            f"{scope.shown(select.where)} ({where.type}) instead.\nStatement: "
+            f"{scope.shown(select.where)}",
         )
     return where
 

@@ -212,12 +212,14 @@ def _check_where_types(where: ast.Expr, source: Source, label: str, windowed: bo
             if other.value is None:
                 raise _where_error(
                     e,
+                    where,
                     f"Comparison with NULL not supported: {_type_name(left)} {e.op} "
                     f"{_type_name(right)}\nUse 'IS NULL' or 'IS NOT NULL' instead.",
                 )
             if column.type.is_numeric and isinstance(other.value, str):
                 raise _where_error(
                     e,
+                    where,
                     f"Cannot compare {name} ({column.type}) to {sql(other)} (STRING) with "
                     f"{_COMPARISONS[e.op]}.",
                 )
@@ -229,9 +231,13 @@ def _type_name(side: Any) -> str:
     return "NULL" if side.value is None else str(side.type)
 
 
-def _where_error(e: ast.Expr, message: str) -> SqlError:
+def _where_error(e: ast.Expr, where: ast.Expr, message: str) -> SqlError:
+    """A type error at `e`, naming the whole WHERE clause as ksqlDB's FilterTypeValidator
+    does."""
     line, col = getattr(e, "pos", (1, 1))
-    return SqlError(f"Error in WHERE expression: {message}", line or 1, col or 1)
+    return SqlError(
+        f"Error in WHERE expression: {message}\nStatement: {sql(where)}", line or 1, col or 1
+    )
 
 
 # -- the WHERE clause as key constraints ----------------------------------------------------

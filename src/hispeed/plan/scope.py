@@ -80,16 +80,19 @@ def compile_clause(
 ) -> Compiled:
     """Compile an expression of one clause; its errors say which clause, as ksqlDB's do.
 
-    In WHERE and HAVING, text compared with ROWTIME or a window bound is a timestamp."""
+    In WHERE and HAVING, text compared with ROWTIME or a window bound is a timestamp, and an
+    error ends with the filter as ksqlDB's FilterTypeValidator names it (`Statement: (...)`)."""
     saved = scope.clause
     scope.clause = clause
+    filter_ = clause in ("WHERE", "HAVING")
     try:
-        if clause in ("WHERE", "HAVING"):
-            e = magic_timestamps(e)
-        return compile_expr(e, scope, replaced)
+        return compile_expr(magic_timestamps(e) if filter_ else e, scope, replaced)
     except SqlError as err:
         if err.located:  # ksqlDB's analyzer refuses it before the clause is compiled
             raise
-        raise SqlError(_PREFIXES.get(clause, "") + err.reason, err.line, err.column) from None
+        reason = _PREFIXES.get(clause, "") + err.reason
+        if filter_:
+            reason += f"\nStatement: {scope.shown(e)}"
+        raise SqlError(reason, err.line, err.column) from None
     finally:
         scope.clause = saved
