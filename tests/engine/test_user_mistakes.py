@@ -165,6 +165,19 @@ def test_insert_values_takes_what_ksqldb_coerces(
             "Timestamp column, `V`, should be LONG(INT64), TIMESTAMP, or a String with a "
             "timestamp_format specified.",
         ),
+        (
+            # ksqlDB's TimestampExtractionPolicyFactory: text needs a format...
+            "CREATE STREAM o WITH (timestamp='t') AS SELECT id, CAST(v AS STRING) AS t FROM s;",
+            "A String timestamp field has been specified without also specifying the "
+            "timestamp_format",
+        ),
+        (
+            # ... and a format needs text
+            "CREATE STREAM o WITH (timestamp='v', timestamp_format='yyyy') AS "
+            "SELECT id, CAST(v AS BIGINT) AS v FROM s;",
+            "'TIMESTAMP_FORMAT' set in the WITH clause can only be used when the timestamp "
+            "column is of type STRING.",
+        ),
     ],
 )
 def test_create_as_select_refuses_a_timestamp_column_it_cannot_use(

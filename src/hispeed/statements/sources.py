@@ -384,12 +384,20 @@ def check_timestamp_column(source: Source) -> None:
             f"The TIMESTAMP column set in the WITH clause does not exist in the "
             f"schema: '{source.timestamp}'"
         )
-    if col.type.name not in ("BIGINT", "TIMESTAMP", "STRING"):
+    # ksqlDB's TimestampExtractionPolicyFactory, in its order
+    if col.type.name == "STRING":
+        if not source.timestamp_format:
+            raise HispeedError(
+                "A String timestamp field has been specified without also specifying the "
+                "timestamp_format"
+            )
+        return
+    if source.timestamp_format:
         raise HispeedError(
-            f"Timestamp column, `{col.name}`, should be LONG(INT64), TIMESTAMP, "
-            "or a String with a timestamp_format specified."
+            "'TIMESTAMP_FORMAT' set in the WITH clause can only be used when the timestamp "
+            "column is of type STRING."
         )
-    if col.type.name == "STRING" and not source.timestamp_format:
+    if col.type.name not in ("BIGINT", "TIMESTAMP"):
         raise HispeedError(
             f"Timestamp column, `{col.name}`, should be LONG(INT64), TIMESTAMP, "
             "or a String with a timestamp_format specified."
