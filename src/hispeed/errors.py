@@ -28,10 +28,18 @@ class SqlError(HispeedError):
 
     The place is written as ksqlDB writes it: `line 2:13: ` for what its parser refuses, and
     `Line: 2, Col: 13: ` (`located`) for what its analyzer refuses at a node it names (an
-    unknown source or column, an ambiguous column)."""
+    unknown source or column, an ambiguous column); what its AST builder refuses (`building`:
+    a literal out of range) reads `Failed to prepare statement: line 2:13: `."""
 
-    def __init__(self, message: str, line: int, column: int, *, located: bool = False) -> None:
+    def __init__(
+        self, message: str, line: int, column: int, *, located: bool = False, building: bool = False
+    ) -> None:
         where = f"Line: {line}, Col: {column}: " if located else f"line {line}:{column}: "
+        if building:
+            # refused while the parsed text is built into a statement: ksqlDB's
+            # ParsingException from a node's location counts its column from 1 twice, so
+            # it prints one more than the column (which `column` keeps)
+            where = f"Failed to prepare statement: line {line}:{column + 1}: "
         super().__init__(where + message)
         self.line = line
         self.column = column

@@ -51,3 +51,30 @@ def test_key_kinds_are_refused_while_parsing(text: str, message: str) -> None:
 def test_the_right_key_kinds_still_parse() -> None:
     parse("CREATE TABLE t (id INT PRIMARY KEY, name STRING) WITH (kafka_topic='t');")
     parse("CREATE STREAM s (id INT KEY, name STRING) WITH (kafka_topic='t');")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "SELECT 1.7976931348623159E308 FROM s;",
+            "Failed to prepare statement: line 1:9: Number overflows DOUBLE: "
+            "1.7976931348623159E308",
+        ),
+        (
+            "SELECT -1.7976931348623160E308 FROM s;",
+            "Failed to prepare statement: line 1:9: Number overflows DOUBLE: "
+            "-1.7976931348623160E308",
+        ),
+    ],
+)
+def test_literals_out_of_range_are_refused_as_the_statement_is_built(
+    text: str, message: str
+) -> None:
+    with pytest.raises(SqlError) as err:
+        parse(text)
+    assert str(err.value) == message
+
+
+def test_the_largest_double_still_parses() -> None:
+    parse("SELECT 1.7976931348623157E308, -1.7976931348623157E308 FROM s;")

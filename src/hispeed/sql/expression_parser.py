@@ -5,6 +5,7 @@ lambdas and CASE. The statement parser (`parser.py`) builds on it."""
 from __future__ import annotations
 
 import decimal as _decimal
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import TypeVar
@@ -429,7 +430,12 @@ class ExpressionParser:
                 return ast.Literal(value, T.BIGINT, pos=self.pos(at))
             raise SqlError(f"Invalid numeric literal: {text}", at.line, at.column)
         if tok.kind == FLOAT:
-            return ast.Literal(float(text), T.DOUBLE, pos=self.pos(at))
+            double = float(text)
+            if math.isinf(double):  # ksqlDB's ParserUtil.parseDouble
+                raise SqlError(
+                    f"Number overflows DOUBLE: {text}", at.line, at.column, building=True
+                )
+            return ast.Literal(double, T.DOUBLE, pos=self.pos(at))
         dec = _decimal.Decimal(text)
         digits = tok.value.replace(".", "").lstrip("0") or "0"
         scale = len(tok.value.split(".", 1)[1]) if "." in tok.value else 0
