@@ -336,3 +336,18 @@ def test_filter_errors_name_the_filter_as_ksqldb_does(engine: Engine) -> None:
         "CREATE TABLE x AS SELECT k, COUNT(*) AS n FROM s GROUP BY k HAVING COUNT(*) > 't';",
     )
     assert err.reason.endswith("\nStatement: (COUNT(*) > 't')")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ("COALESCE()", "Function 'COALESCE' does not accept parameters ()"),
+        ("ABS('x')", "Function 'Abs' does not accept parameters (STRING)"),
+        ("UCASE(v)", "Function 'ucase' does not accept parameters (INTEGER)"),
+    ],
+)
+def test_functions_are_named_as_ksqldb_declares_them(
+    engine: Engine, call: str, message: str
+) -> None:
+    err = refused(engine, f"CREATE STREAM x AS SELECT k, {call} AS r FROM s;")
+    assert message in err.reason

@@ -234,13 +234,13 @@ def test_a_partition_count_in_quotes_is_read_as_ksqldb_reads_it(engine: Engine) 
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        ("TOPKDISTINCT(v, 'x')", "Function 'topkdistinct' does not accept parameters (INTEGER, "),
-        ("TOPK(v, NULL)", "Function 'topk' does not accept parameters (INTEGER, NULL)"),
+        ("TOPKDISTINCT(v, 'x')", "Function 'TOPKDISTINCT' does not accept parameters (INTEGER, "),
+        ("TOPK(v, NULL)", "Function 'TOPK' does not accept parameters (INTEGER, NULL)"),
         ("TOPK(v, 0)", "TOPK's k must be a positive number"),
-        ("TOPK(a, 2)", "Function 'topk' does not accept parameters (ARRAY<INTEGER>)"),
-        ("LATEST_BY_OFFSET(v, 'x')", "Function 'latest_by_offset' does not accept parameters"),
+        ("TOPK(a, 2)", "Function 'TOPK' does not accept parameters (ARRAY<INTEGER>)"),
+        ("LATEST_BY_OFFSET(v, 'x')", "Function 'LATEST_BY_OFFSET' does not accept parameters"),
         ("EARLIEST_BY_OFFSET(v, false, 2)", "does not accept parameters (INTEGER, BOOLEAN, "),
-        ("MAX(m)", "Function 'max' does not accept parameters (MAP<STRING, INTEGER>)"),
+        ("MAX(m)", "Function 'MAX' does not accept parameters (MAP<STRING, INTEGER>)"),
         ("CORRELATION(v, a)", "CORRELATION takes INT, BIGINT, DOUBLE or DECIMAL"),
     ],
 )

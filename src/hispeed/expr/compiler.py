@@ -37,7 +37,13 @@ from hispeed.expr.type_rules import (
     valid_comparison,
 )
 from hispeed.functions.aggregates import AGGREGATES
-from hispeed.functions.registry import EvalContext, FunctionTypeError, lookup, rowwise
+from hispeed.functions.registry import (
+    EvalContext,
+    FunctionTypeError,
+    declared_name,
+    lookup,
+    rowwise,
+)
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.format import sql
@@ -544,9 +550,8 @@ class _Compiler:
                 break
             else:
                 shown = ", ".join(str(t) for t in types)
-                raise error_at(
-                    e, f"Function '{e.name.lower()}' does not accept parameters ({shown}). {err}"
-                ) from None
+                refusal = f"Function '{declared_name(e.name)}' does not accept parameters"
+                raise error_at(e, f"{refusal} ({shown}). {err}") from None
 
         def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
             arrays = [a(b, ctx) for a in args]
@@ -591,7 +596,7 @@ class _Compiler:
 
     def _higher_order(self, e: ast.FunctionCall, name: str) -> Compiled:
         if not e.args:
-            raise error_at(e, f"Function '{name.lower()}' does not accept parameters ().")
+            raise error_at(e, f"Function '{declared_name(name)}' does not accept parameters ().")
         coll = self.compile(e.args[0])
         t = coll.type
         if t is None or t.name not in ("ARRAY", "MAP"):

@@ -12,6 +12,7 @@ from typing import Any
 
 from hispeed.expr.casts import cast_compiled
 from hispeed.expr.scope import Compiled, error_at
+from hispeed.functions.registry import declared_name
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.types import SqlType
@@ -156,7 +157,7 @@ def extreme_args(e: ast.FunctionCall, args: list[Compiled]) -> list[Compiled]:
     known = [t for t in types if t is not None]
     shown = ", ".join(str(t) if t is not None else "null" for t in types)
     ambiguous = (
-        f"Function '{e.name.lower()}' cannot be resolved due to ambiguous method parameters "
+        f"Function '{declared_name(e.name)}' cannot be resolved due to ambiguous method parameters "
         f"({shown})."
     )
     if not known:

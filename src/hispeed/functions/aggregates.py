@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hispeed.functions.registry import FunctionTypeError
+from hispeed.functions.registry import FunctionTypeError, declared_name
 from hispeed.sql import types as T
 from hispeed.sql.types import SqlType
 
@@ -114,7 +114,7 @@ def _check_params(
         shown = ", ".join([*(str(t) for t in arg_types), *kinds])
         wanted = ", ".join(["value", *allowed])
         raise FunctionTypeError(
-            f"Function '{name.lower()}' does not accept parameters ({shown}). "
+            f"Function '{declared_name(name)}' does not accept parameters ({shown}). "
             f"{name} takes ({wanted}), each after the value a literal"
         )
 
@@ -249,8 +249,9 @@ def _comparable(name: str, t: SqlType) -> None:
     """Values the aggregate orders: not ARRAY, MAP or STRUCT, which have no order."""
     if t.name in ("ARRAY", "MAP", "STRUCT"):
         raise FunctionTypeError(
-            f"Function '{name.lower()}' does not accept parameters ({t}). {name} takes values "
-            "that have an order: numbers, strings, bytes, booleans, dates, times or timestamps"
+            f"Function '{declared_name(name)}' does not accept parameters ({t}). {name} takes "
+            "values that have an order: numbers, strings, bytes, booleans, dates, times or "
+            "timestamps"
         )
 
 

@@ -109,3 +109,56 @@ def rowwise(
             ctx.error(i, f"{label}: {e}" if label else f"{type(e).__name__}: {e}")
             out.append(None)
     return pa.array(out, return_type.to_arrow())
+
+
+#: the functions ksqlDB declares with a name that is not all lower case (their
+#: @UdfDescription/@UdafDescription/@UdtfDescription names); its resolution errors name a
+#: function as declared ("Function 'COALESCE' ...", "Function 'substring' ...")
+_DECLARED = {
+    n.upper(): n
+    for n in (
+        "ARRAY_CONTAINS",
+        "ARRAY_JOIN",
+        "ARRAY_LENGTH",
+        "AS_MAP",
+        "ATTR",
+        "Abs",
+        "COUNT",
+        "COUNT_DISTINCT",
+        "Ceil",
+        "Chr",
+        "EARLIEST_BY_OFFSET",
+        "ENTRIES",
+        "Floor",
+        "GENERATE_SERIES",
+        "IFNULL",
+        "IS_JSON_STRING",
+        "JSON_ARRAY_CONTAINS",
+        "JSON_ARRAY_LENGTH",
+        "JSON_CONCAT",
+        "JSON_ITEMS",
+        "JSON_KEYS",
+        "JSON_RECORDS",
+        "LATEST_BY_OFFSET",
+        "LPad",
+        "MAX",
+        "MIN",
+        "RPad",
+        "Round",
+        "STDDEV_SAMP",
+        "STDDEV_SAMPLE",
+        "SUM",
+        "TOPK",
+        "TOPKDISTINCT",
+        "TO_JSON_STRING",
+        "UUID",
+        "AS_VALUE",
+        "COALESCE",
+        "NULLIF",
+    )
+}
+
+
+def declared_name(name: str) -> str:
+    """A function's name as ksqlDB declares it, for its messages."""
+    return _DECLARED.get(name.upper(), name.lower())
