@@ -114,6 +114,26 @@ def test_emit_final_outputs_each_window_once_when_it_closes(engine: Engine) -> N
         )
 
 
+@pytest.mark.parametrize(("grace", "finals"), [(1000, [(10_000, 1, 10_000)]), (0, [(0, 2, 1000)])])
+def test_emit_final_leaves_out_a_window_its_store_no_longer_holds(
+    engine: Engine, grace: int, finals: list[tuple[int, int, int]]
+) -> None:
+    # Kafka Streams' window store (ksqlDB's EMIT FINAL) keeps a window for size + grace back
+    # from the newest window start; a window still open when a much later record comes is
+    # gone by then and never output
+    engine.execute(READINGS)
+    engine.execute(
+        "CREATE TABLE w AS SELECT device, COUNT(*) AS n FROM readings WINDOW TUMBLING "
+        f"(SIZE 10 SECONDS, GRACE PERIOD {grace} MILLISECONDS) GROUP BY device EMIT FINAL;"
+    )
+    stamps = [0, 1000, 10_000, 25_000] if grace else [0, 1000, 10_000]
+    for ts in stamps:
+        engine.insert("readings", {"DEVICE": "d", "TEMP": 1.0}, timestamp=ts)
+    engine.drain()
+    got = [(int.from_bytes(k[-8:], "big"), v["N"], t) for k, v, t in rows(engine, "W")]
+    assert got == finals
+
+
 def test_fraud_detection_with_a_tumbling_window_and_having(engine: Engine) -> None:
     engine.execute(
         "CREATE STREAM authorization_attempts (card_number STRING KEY, amount DOUBLE) "

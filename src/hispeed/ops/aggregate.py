@@ -26,7 +26,7 @@ from hispeed.ops.decode import frame_headers
 from hispeed.ops.emit import SinkEncoder
 from hispeed.ops.vectorized import FastPath, VectorizedAggregator
 from hispeed.ops.vectorized_sessions import SessionAggregator
-from hispeed.ops.window import window_starts
+from hispeed.ops.window import final_retained_from, window_starts
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.state.changelog import write_stream_time
 from hispeed.state.columns import CHANGELOG_KIND, ColumnarStateStore
@@ -282,13 +282,29 @@ class Aggregator:
         grace = self.agg.grace_ms
         if stream_time < self._next_close:
             return
-        session = self.agg.window is not None and self.agg.window.kind == "SESSION"
+        window = self.agg.window
+        session = window is not None and window.kind == "SESSION"
         closing = sorted(
             (k for k in self.states if k[1] is not None and k[1][1] + grace <= stream_time),
             key=lambda k: (k[1][1], k[1][0]),
         )
+        retained_from = None
+        if window is not None and not session:
+            assert window.size_ms is not None
+            advance = window.advance_ms or window.size_ms
+            retained_from = final_retained_from(
+                stream_time, window.size_ms, advance, grace, window.retention_ms
+            )
         for key in closing:
             state = self.states.pop(key)
+            if retained_from is not None and key[1][0] < retained_from:
+                # no longer held by the window store when it closed: not output
+                self.dirty.add(("S", key))
+                if self.window_time.pop(key, None) is not None:
+                    self.dirty.add(("X", key))
+                if self.window_headers.pop(key, None) is not None:
+                    self.dirty.add(("H", key))
+                continue
             if session:
                 state = state[1]  # (rows, running states)
                 group_sessions = self.sessions.get(key[0], [])

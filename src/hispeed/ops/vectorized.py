@@ -48,7 +48,7 @@ from hispeed.ops.base import OperatorContext, Outputs
 from hispeed.ops.changes import Changes, only_rows
 from hispeed.ops.decode import frame_headers
 from hispeed.ops.emit import SinkEncoder
-from hispeed.ops.window import open_windows
+from hispeed.ops.window import final_retained_from, open_windows
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.state.columns import ColumnarStateStore
 from hispeed.state.keyed import KeyedStateStore
@@ -343,6 +343,8 @@ class VectorizedAggregator(FastPath):
             self.store = KeyedStateStore(self.kernels, types)
         else:
             self.store = ColumnarStateStore(self.kernels, self.size)
+        #: EMIT FINAL: the stream time each record of the last prepared batch saw
+        self._batch_times: IntArray = np.zeros(0, np.int64)
 
     @staticmethod
     def supports(plan: QueryPlan) -> bool:
@@ -364,7 +366,24 @@ class VectorizedAggregator(FastPath):
         window in the order its groups came in, as the reference path outputs them."""
         store = self.store
         assert isinstance(store, ColumnarStateStore)  # EMIT FINAL has a window
-        closed = store.close(now - self.agg.grace_ms)
+        grace = self.agg.grace_ms
+        closed = store.close(now - grace)
+        window = self.agg.window
+        assert window is not None
+        # a window is output (or found gone from the window store) at the stream time of the
+        # batch's first record that closes it, as the reference path does record by record
+        times = self._batch_times if len(self._batch_times) else np.array([now], np.int64)
+        kept = []
+        for c in closed:
+            at = int(np.searchsorted(times, c[0] + self.size + grace))
+            closing_time = int(times[min(at, len(times) - 1)])
+            retained_from = final_retained_from(
+                closing_time, self.size, self.advance, grace, window.retention_ms
+            )
+            if c[0] >= retained_from:
+                kept.append(c)
+        closed = kept
+        self._batch_times = np.zeros(0, np.int64)
         if not closed:
             return
         store_groups = store.groups
@@ -404,6 +423,7 @@ class VectorizedAggregator(FastPath):
             return None
         groups, args, rows, stamps = selected.groups, selected.args, selected.rows, selected.stamps
         stream_time, local = selected.stream_time, selected.local
+        self._batch_times = stream_time
         distinct = selected.distinct
         starts: IntArray | None = None
         if isinstance(store, KeyedStateStore):

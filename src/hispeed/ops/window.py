@@ -5,6 +5,10 @@ A window of `size` starting every `advance` (TUMBLING: advance = size) holds a r
 reached its end plus the grace period, and a record for a closed window is dropped (late).
 The reference aggregation asks per record (`window_starts`); the vectorized one for a batch at
 once (`open_windows`). SESSION windows are made by merging, in the aggregations themselves.
+
+EMIT FINAL outputs a window once it closes, as Kafka Streams' ON_WINDOW_CLOSE strategy does,
+and like it never outputs a window its window store no longer holds by then
+(`final_retained_from`).
 """
 
 from __future__ import annotations
@@ -40,3 +44,19 @@ def open_windows(
     valid &= (starts + size + grace) > stream_time[:, None]  # later: the window has closed
     record, j = np.nonzero(valid)
     return record.astype(np.int64), starts[record, j]
+
+
+def final_retained_from(
+    stream_time: int, size: int, advance: int, grace: int, retention: int | None
+) -> int:
+    """EMIT FINAL: the earliest window start still kept when closed windows are output.
+
+    Kafka Streams' time-ordered window store (the one ON_WINDOW_CLOSE uses) keeps a window for
+    its retention (the window's size plus its grace, unless RETENTION says otherwise), counted
+    back from the newest window start stored (that of the newest record, stored before closed
+    windows are fetched); a fetch leaves out the windows that started before
+    (`observedStreamTime - retentionPeriod`). So a window that closes only once stream time is
+    well past it (an out-of-order record kept it open, then a much later one closed it) is
+    never output, in ksqlDB as here."""
+    newest_start = stream_time - stream_time % advance
+    return newest_start - (retention if retention else size + grace)
