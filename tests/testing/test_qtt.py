@@ -83,7 +83,7 @@ def test_rest_cases_run_through_the_servers_handlers_over_four_partitions(tmp_pa
                         "statements": [create, "SELECT * FROM S LIMIT heh;"],
                         "expectedError": {
                             "type": "io.confluent.ksql.rest.entity.KsqlStatementErrorMessage",
-                            "message": "line 1:23: Syntax error",
+                            "message": "line 1:23: Syntax Error",
                             "status": 400,
                         },
                     },
