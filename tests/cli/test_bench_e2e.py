@@ -16,7 +16,7 @@ from hispeed.engine import Engine
 @pytest.mark.slow
 def test_bench_e2e_json_has_complete_figures_per_case() -> None:
     cases = ["tumbling_final", "session_final", "groupby_keys", "stream_table_join"]
-    argv = [sys.executable, "-m", "hispeed", "bench", "e2e", "--json", "--events", "60000"]
+    argv = [sys.executable, "-m", "hispeed", "bench", "e2e", "--json", "--events", "150000"]
     argv += ["--keys", "2000"] + [a for c in cases for a in ("--case", c)]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr

@@ -38,7 +38,9 @@ from hispeed.engine import Engine
 
 Progress = Callable[[str, int], Any] | None
 
-START_MS = 1_700_000_000_000
+#: event time starts on a whole minute this long before now, so that the topic's retention
+#: (7 days, by record time, as Kafka's) never deletes events while a slow run reads them
+START_AGE_MS = 3 * 24 * 3_600_000
 EVENTS_PER_S = 1_000
 DEVICES = 1_000
 CHUNK = 100_000
@@ -122,7 +124,15 @@ class Events:
     stamp: np.ndarray[Any, Any]
 
 
-def make_events(n: int, devices: int, *, spread: bool = False, seed: int = 0) -> Events:
+def start_ms() -> int:
+    """The first event's time: a whole minute, START_AGE_MS before now."""
+    now = time.time_ns() // 1_000_000 - START_AGE_MS
+    return now - now % 60_000
+
+
+def make_events(
+    n: int, devices: int, *, spread: bool = False, seed: int = 0, start: int | None = None
+) -> Events:
     """n events in time order over `devices` devices; `spread`: each device in turn (every
     device before any repeats), else at random. Sessions need devices that go quiet: a
     device is active for about 20 s of event time (its number follows the event count)."""
@@ -134,7 +144,7 @@ def make_events(n: int, devices: int, *, spread: bool = False, seed: int = 0) ->
         device = rng.integers(0, devices, n, dtype=np.int64)
     reading = np.round(rng.random(n) * 100, 2)
     amount = rng.integers(1, 1_000, n, dtype=np.int64)
-    stamp = START_MS + ids * 1_000 // EVENTS_PER_S
+    stamp = (start_ms() if start is None else start) + ids * 1_000 // EVENTS_PER_S
     return Events(device, reading, amount, stamp)
 
 
@@ -222,11 +232,12 @@ def run_case(name: str, events_n: int, keys: int, directory: str | None) -> dict
             else:
                 events = make_events(events_n, DEVICES)
             n = len(events.stamp)
+            first = int(events.stamp[0])
             if case.join:
                 engine.execute(DEVICES_TABLE)
                 numbers = np.arange(DEVICES, dtype=np.int64)
                 rows = [
-                    {"key": k, "value": b'{"REGION":"r%d"}' % r, "timestamp": START_MS - 1}
+                    {"key": k, "value": b'{"REGION":"r%d"}' % r, "timestamp": first - 1}
                     for k, r in zip(device_name(numbers), region(numbers).tolist(), strict=True)
                 ]
                 engine.log.append("devices", rows, partition=0)
@@ -248,10 +259,14 @@ def run_case(name: str, events_n: int, keys: int, directory: str | None) -> dict
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
             peak = _peak_rss_mb() if reset else None
             complete, why, outputs = check(engine, case, events)
+            inputs = n + (DEVICES if case.join else 0)  # the join reads the table too
+            if processed != inputs:
+                complete, why = False, f"the query read {processed} of {inputs} records"
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return {
         "events": n,
+        "processed": processed,
         "events_per_s": round(n / wall),
         "events_per_cpu_s": round(n / cpu) if cpu > 0 else None,
         "wall_s": round(wall, 3),
