@@ -255,6 +255,33 @@ def _entity_result(entity: Mapping[str, Any]) -> Result:
     if kind == "connector_description":
         info = dict(entity.get("hispeed") or {"name": entity.get("status", {}).get("name")})
         return Result("describe_connector", str(info), statement=text, info=info)
+    if kind == "source_descriptions":  # SHOW STREAMS/TABLES EXTENDED: the plain list's rows
+        described = list(entity.get("sourceDescriptions", []))
+        rows = [
+            {
+                "name": d.get("name"),
+                "type": d.get("type"),
+                "topic": d.get("topic"),
+                "keyFormat": d.get("keyFormat"),
+                "valueFormat": d.get("valueFormat"),
+                "isWindowed": d.get("windowType") is not None,
+            }
+            for d in described
+        ]
+        shown = "tables" if text.upper().split()[1:2] == ["TABLES"] else "streams"
+        return Result(shown, rows=rows, statement=text)
+    if kind == "query_descriptions":  # SHOW QUERIES EXTENDED: the plain list's rows
+        rows = [
+            {
+                "id": q.get("id"),
+                "queryString": q.get("statementText", ""),
+                "sinks": q.get("sinks", []),
+                "state": q.get("state", ""),
+                "error": next((e.get("errorMessage") for e in q.get("queryErrors") or []), None),
+            }
+            for q in entity.get("queryDescriptions", [])
+        ]
+        return Result("queries", rows=rows, statement=text)
     if kind == "sourceDescription":
         return _describe(entity.get("sourceDescription") or {}, text)
     if kind == "queryDescription":

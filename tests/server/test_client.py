@@ -83,6 +83,14 @@ def test_execute_maps_each_entity_to_the_engines_result(
     for remote, sql in ((streams, "SHOW STREAMS"), (tables, "SHOW TABLES")):
         assert remote.rows == engine.execute(sql)[0].rows
     assert queries.rows == engine.execute("SHOW QUERIES")[0].rows
+    # the EXTENDED forms answer ksqlDB's description lists; the client gives the same rows
+    streams, tables, queries = client.execute(
+        "SHOW STREAMS EXTENDED; SHOW TABLES EXTENDED; SHOW QUERIES EXTENDED;"
+    )
+    assert (streams.kind, tables.kind, queries.kind) == ("streams", "tables", "queries")
+    assert streams.rows == engine.execute("SHOW STREAMS")[0].rows
+    assert tables.rows == engine.execute("SHOW TABLES")[0].rows
+    assert queries.rows == engine.execute("SHOW QUERIES")[0].rows
 
 
 def test_execute_runs_insert_values_and_pull_queries(peaks: RunningServer, client: Client) -> None:

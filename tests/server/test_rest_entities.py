@@ -98,6 +98,8 @@ FIELDS: dict[str, set[str]] = {
         "state",
     },
     "QueryError": {"timestamp", "errorMessage", "type"},
+    "SourceDescriptionList": ENTITY | {"sourceDescriptions"},
+    "QueryDescriptionList": ENTITY | {"queryDescriptions"},
     "KsqlErrorMessage": {"@type", "error_code", "message"},
     "KsqlStatementErrorMessage": {"@type", "error_code", "message", "statementText", "entities"},
 }
@@ -361,6 +363,28 @@ def test_explain_a_query(client: TestClient) -> None:
     assert isinstance(description["overriddenProperties"], dict)
     assert isinstance(description["ksqlHostQueryStatus"], dict)
     assert isinstance(description["tasksMetadata"], list)
+
+
+def test_extended_lists_and_description(client: TestClient) -> None:
+    """SHOW STREAMS/TABLES EXTENDED answer a SourceDescriptionList (source_descriptions) and
+    SHOW QUERIES EXTENDED a QueryDescriptionList (query_descriptions), as ksqlDB's
+    ListSourceExecutor and ListQueriesExecutor; DESCRIBE EXTENDED says extended."""
+    ksql(client, READINGS + PEAKS)
+    streams, tables, queries, described = ksql(
+        client,
+        "SHOW STREAMS EXTENDED; SHOW TABLES EXTENDED; SHOW QUERIES EXTENDED; "
+        "DESCRIBE readings EXTENDED;",
+    )
+    for listed, name in ((streams, "READINGS"), (tables, "PEAKS")):
+        assert check(listed, "SourceDescriptionList")["@type"] == "source_descriptions"
+        [description] = listed["sourceDescriptions"]
+        check(description, "SourceDescription")
+        assert (description["name"], description["extended"]) == (name, True)
+    assert check(queries, "QueryDescriptionList")["@type"] == "query_descriptions"
+    [query] = queries["queryDescriptions"]
+    assert check(query, "QueryDescription")["id"] == "CTAS_PEAKS_0"
+    assert (query["sources"], query["sinks"]) == (["READINGS"], ["PEAKS"])
+    assert check(described["sourceDescription"], "SourceDescription")["extended"] is True
 
 
 def test_errors(client: TestClient) -> None:

@@ -126,8 +126,9 @@ def running_query(engine: Engine, query: QueryInfo) -> dict[str, Any]:
     }
 
 
-def source_description(engine: Engine, source: Source) -> dict[str, Any]:
-    """SourceDescription of a stream or table, as a non-extended DESCRIBE gives it."""
+def source_description(engine: Engine, source: Source, *, extended: bool = False) -> dict[str, Any]:
+    """SourceDescription of a stream or table, as DESCRIBE (EXTENDED) gives it. hispeed's
+    statistics are in /metrics, so `statistics` and `errorStats` stay empty."""
     partitions = replication = 0
     if source.topic in engine.log.list_topics(internal=True):
         described = engine.log.describe_topic(source.topic)
@@ -145,7 +146,7 @@ def source_description(engine: Engine, source: Source) -> dict[str, Any]:
         "timestamp": source.timestamp or "",
         "statistics": "",
         "errorStats": "",
-        "extended": False,
+        "extended": extended,
         "keyFormat": source.key_format,
         "valueFormat": source.value_format,
         "topic": source.topic,

@@ -164,6 +164,15 @@ def to_entity(
     }
     if isinstance(stmt, ast.InsertValues):
         return None
+    extended = isinstance(stmt, ast.Show | ast.Describe) and stmt.extended
+    if kind in ("streams", "tables") and extended:
+        # SHOW ... EXTENDED: ksqlDB's SourceDescriptionList, a full description per source
+        described = [engine.catalog.sources[r["name"]] for r in result.rows]
+        return {
+            "@type": "source_descriptions",
+            **base,
+            "sourceDescriptions": [source_description(engine, d, extended=True) for d in described],
+        }
     if kind in ("streams", "tables"):
         sources = [
             {
@@ -181,6 +190,16 @@ def to_entity(
         return {"@type": "kafka_topics", **base, "topics": result.rows}
     if kind == "queries":
         queries = [engine.catalog.queries.get(r["id"]) for r in result.rows]
+        if extended:  # SHOW QUERIES EXTENDED: ksqlDB's QueryDescriptionList
+            return {
+                "@type": "query_descriptions",
+                **base,
+                "queryDescriptions": [
+                    query_description(engine, q, q.statement, q.statement)
+                    for q in queries
+                    if q is not None
+                ],
+            }
         return {
             "@type": "queries",
             **base,
@@ -250,7 +269,7 @@ def to_entity(
         return {
             "@type": "sourceDescription",
             **base,
-            "sourceDescription": source_description(engine, source),
+            "sourceDescription": source_description(engine, source, extended=extended),
         }
     if kind == "explain":
         target = stmt.target if isinstance(stmt, ast.Explain) else ""
