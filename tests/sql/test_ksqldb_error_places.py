@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from hispeed.errors import SqlError
+from hispeed.errors import HispeedError, SqlError
 from hispeed.sql.parser import parse
 
 
@@ -78,3 +78,35 @@ def test_literals_out_of_range_are_refused_as_the_statement_is_built(
 
 def test_the_largest_double_still_parses() -> None:
     parse("SELECT 1.7976931348623157E308, -1.7976931348623157E308 FROM s;")
+
+
+@pytest.mark.parametrize(
+    ("props", "message"),
+    [
+        (
+            "WINDOW_TYPE='Hopping', WINDOW_SIZE='30 bobs'",
+            "Configuration WINDOW_SIZE is invalid: Invalid duration: '30 bobs'. Unknown time "
+            "unit: 'BOBS'",
+        ),
+        (
+            "WINDOW_TYPE='Session', WINDOW_SIZE='30 seconds'",
+            "'WINDOW_SIZE' should not be set for SESSION windows.",
+        ),
+        ("WINDOW_TYPE='Tumbling'", "TUMBLING windows require 'WINDOW_SIZE' to be provided"),
+    ],
+)
+def test_window_properties_are_refused_while_parsing(props: str, message: str) -> None:
+    with pytest.raises(HispeedError) as err:
+        parse(
+            "CREATE TABLE t (k STRING PRIMARY KEY, v INT) "
+            f"WITH (kafka_topic='t', value_format='JSON', {props});"
+        )
+    assert message in str(err.value)
+
+
+def test_good_window_properties_parse() -> None:
+    parse(
+        "CREATE TABLE t (k STRING PRIMARY KEY, v INT) "
+        "WITH (kafka_topic='t', value_format='JSON', WINDOW_TYPE='Hopping', "
+        "WINDOW_SIZE='30 SECONDS');"
+    )

@@ -12,6 +12,7 @@ from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.expression_parser import RESERVED, ExpressionParser
 from hispeed.sql.lexer import DECIMAL, EOF, FLOAT, IDENT, INTEGER, QUOTED, STRING, Token
+from hispeed.sql.windows import MAX_DURATION_MS, window_properties
 
 _DURATION_UNITS = {
     "MILLISECOND": 1,
@@ -95,7 +96,6 @@ def _checked_numbers(props: dict[str, ast.Property]) -> dict[str, ast.Property]:
 
 #: the longest duration a window or join may span (100,000 years of 365.25 days), so that a
 #: timestamp plus it stays a BIGINT
-MAX_DURATION_MS = 100_000 * 36_525 * 86_400_000 // 100
 
 
 def parse(text: str, types: Mapping[str, T.SqlType] | None = None) -> list[ast.ParsedStatement]:
@@ -294,6 +294,8 @@ class StatementParser(ExpressionParser):
             return ast.CreateAsSelect(
                 kind, name, query, properties, or_replace, if_not_exists, pos=self.pos(start)
             )
+        # ksqlDB checks the window properties as it builds the statement
+        window_properties({k: p.value for k, p in properties.items()})
         return ast.CreateSource(
             kind, name, columns, properties, or_replace, if_not_exists, source, pos=self.pos(start)
         )

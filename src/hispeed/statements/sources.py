@@ -12,20 +12,11 @@ from hispeed.formats.base import Column, FormatError, get_format
 from hispeed.log.base import Log
 from hispeed.sql import ast
 from hispeed.sql import types as T
-from hispeed.sql.parser import MAX_DURATION_MS
+from hispeed.sql.windows import window_properties
 from hispeed.statements.base import Call, EngineParts
 from hispeed.statements.result import Result
 from hispeed.statements.sample import unreadable_records
 from hispeed.statements.undo import creating_topic
-
-_DURATION_UNITS = {
-    "MILLISECOND": 1,
-    "SECOND": 1000,
-    "MINUTE": 60_000,
-    "HOUR": 3_600_000,
-    "DAY": 86_400_000,
-}
-
 
 #: the type of a HEADERS column: every header of the record
 HEADERS_TYPE = T.array(T.struct([("KEY", T.STRING), ("VALUE", T.BYTES)]))
@@ -341,38 +332,9 @@ def format_props(props: Mapping[str, Any], *, key: bool) -> dict[str, Any]:
 
 def window_info(props: Mapping[str, Any]) -> WindowInfo:
     """The window of a source over a windowed topic (WINDOW_TYPE, WINDOW_SIZE)."""
-    kind = str(props["WINDOW_TYPE"]).upper()
-    if kind not in ("TUMBLING", "HOPPING", "SESSION"):
-        raise HispeedError(f"WINDOW_TYPE must be TUMBLING, HOPPING or SESSION, not {kind}")
-    size = props.get("WINDOW_SIZE")
-    if kind == "SESSION":
-        if size is not None:
-            raise HispeedError("'WINDOW_SIZE' should not be set for SESSION windows.")
-        return WindowInfo(kind, None)
-    if size is None:
-        raise HispeedError(
-            f"{kind} windows require 'WINDOW_SIZE' to be provided in the WITH "
-            "clause. For example: 'WINDOW_SIZE'='10 SECONDS'"
-        )
-    return WindowInfo(kind, parse_duration(str(size), "WINDOW_SIZE"))
-
-
-def parse_duration(text: str, option: str) -> int:
-    """Milliseconds of a duration like '10 SECONDS' (`option` names it in errors)."""
-    parts = text.strip().split()
-    bad = f"Configuration {option} is invalid: Invalid duration: '{text}'."
-    if len(parts) != 2 or not parts[0].isdigit():
-        raise HispeedError(f"{bad} Use an amount and a unit, like '10 SECONDS'")
-    unit = parts[1].upper().rstrip("S")
-    if unit not in _DURATION_UNITS:
-        raise HispeedError(f"{bad} Unknown time unit: '{parts[1].upper()}'")
-    millis = int(parts[0]) * _DURATION_UNITS[unit]
-    if not 0 < millis <= MAX_DURATION_MS:
-        raise HispeedError(
-            f"{bad} A window lasts more than 0 and at most {MAX_DURATION_MS} MILLISECONDS "
-            "(100,000 years)"
-        )
-    return millis
+    found = window_properties(props)
+    assert found is not None
+    return WindowInfo(*found)
 
 
 def check_timestamp_column(source: Source) -> None:
