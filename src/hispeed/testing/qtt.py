@@ -37,6 +37,15 @@ from hispeed.testing import _qtt_strict as strict
 from hispeed.testing import qtt_checks
 
 SCHEMA_REGISTRY_FORMATS = ("AVRO", "PROTOBUF", "PROTOBUF_NOSR", "JSON_SR")
+#: the server configuration ksqlDB's REST tests run under (RestQueryTranslationTest's
+#: TestKsqlRestApp): pull queries may scan tables, push queries may be scalable (push v2)
+REST_SERVER_CONFIG = {
+    "ksql.query.pull.table.scan.enabled": True,
+    "ksql.query.push.v2.registry.installed": True,
+    "ksql.query.push.v2.enabled": True,
+    "ksql.query.push.v2.new.latest.delay.ms": 0,
+    "ksql.headers.columns.enabled": True,
+}
 #: ksqlDB's test tool's topic partitions (`Topic.DEFAULT_PARTITIONS`)
 _REST_PARTITIONS = 4
 _SR_PATTERN = re.compile(r"\b(AVRO|PROTOBUF|PROTOBUF_NOSR|JSON_SR)\b", re.IGNORECASE)
@@ -169,14 +178,15 @@ def _run(
     data_dir = Path(tempfile.mkdtemp(prefix="qtt-", dir=workdir))
     log = _open_log(data_dir, kafka)
     try:
+        rest = case.rest or "responses" in spec
         properties = {
             "auto.offset.reset": "earliest",
             "ksql.streams.cache.max.bytes.buffering": "0",
+            **(REST_SERVER_CONFIG if rest and not lenient_mode else {}),
             **case.properties,
         }
         engine = Engine(log_=log, properties=properties)
         _create_topics(case, log)
-        rest = case.rest or "responses" in spec
         if lenient_mode:
             status, detail = (_lenient_rest if rest else _lenient_qtt)(case, engine)
         else:
