@@ -351,3 +351,47 @@ def test_functions_are_named_as_ksqldb_declares_them(
 ) -> None:
     err = refused(engine, f"CREATE STREAM x AS SELECT k, {call} AS r FROM s;")
     assert message in err.reason
+
+
+@pytest.mark.parametrize("limit", [1, "2", -1])
+def test_collect_limits_are_read_from_the_settings(tmp_path: Path, limit: object) -> None:
+    e = Engine(
+        tmp_path / "data",
+        fsync="never",
+        properties={
+            "ksql.streams.cache.max.bytes.buffering": "0",
+            "ksql.functions.collect_list.limit": limit,
+            "ksql.functions.collect_set.limit": limit,
+        },
+    )
+    try:
+        e.execute(
+            "CREATE STREAM s (k STRING KEY, v INT) "
+            "WITH (kafka_topic='s', value_format='JSON', partitions=1);"
+        )
+        e.execute(
+            "CREATE TABLE c AS SELECT k, COLLECT_LIST(v) AS l, COLLECT_SET(v) AS st "
+            "FROM s GROUP BY k;"
+        )
+        for i, v in enumerate([1, None, 1, 3]):
+            e.insert("s", {"K": "a", "V": v}, timestamp=i)
+        e.drain()
+        last = values(e, "C")[-1]
+        keep = {1: 1, "2": 2, -1: 4}[limit]  # type: ignore[index]
+        assert last["L"] == [1, None, 1, 3][:keep]
+        # a set keeps NULL as a value, and each value once
+        assert last["ST"] == [1, None, 3][:keep]
+    finally:
+        e.close()
+
+
+def test_collect_set_takes_two_maps_of_the_same_entries_as_one(engine: Engine) -> None:
+    engine.execute(
+        "CREATE STREAM m (k STRING KEY, mp MAP<STRING, INT>) "
+        "WITH (kafka_topic='m', value_format='JSON', partitions=1);"
+    )
+    engine.execute("CREATE TABLE c AS SELECT k, COLLECT_SET(mp) AS st FROM m GROUP BY k;")
+    engine.insert("m", {"K": "a", "MP": {"x": 1, "y": 2}}, timestamp=1)
+    engine.insert("m", {"K": "a", "MP": {"y": 2, "x": 1}}, timestamp=2)
+    engine.drain()
+    assert values(engine, "C")[-1] == {"ST": [{"x": 1, "y": 2}]}

@@ -8,16 +8,23 @@ follows from its argument types.
 from __future__ import annotations
 
 import decimal
+import itertools
 import math
+import sys
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hispeed.functions.registry import FunctionTypeError, declared_name
 from hispeed.sql import types as T
 from hispeed.sql.types import SqlType
+
+#: how many values COLLECT_LIST and COLLECT_SET keep when the query sets no limit
+#: (`ksql.functions.collect_list.limit`, `ksql.functions.collect_set.limit`): a group's state
+#: is held and changelogged whole, so it is bounded by default
+COLLECT_LIMIT = 1000
 
 
 class Aggregate(ABC):
@@ -54,6 +61,23 @@ class Aggregate(ABC):
     def merge(self, earlier: Any, later: Any) -> Any:
         """The state of the records of `earlier` followed by those of `later`."""
         raise TypeError(f"{type(self).__name__} cannot merge states")
+
+    def configure(self, properties: Mapping[str, Any]) -> None:
+        """Read the settings in effect for the query (ksqlDB's Configurable UDAFs)."""
+        return None  # most aggregates have none
+
+
+def _limit(properties: Mapping[str, Any], name: str, default: int) -> int:
+    """A collect limit as ksqlDB's CollectListUdaf/CollectSetUdaf read it: a number or text
+    holding one; a negative one means no limit."""
+    value = properties.get(name)
+    if value is None:
+        return default
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        raise FunctionTypeError(f"{name} must be a whole number, not {value!r}") from None
+    return sys.maxsize if limit < 0 else limit
 
 
 @dataclass(frozen=True)
@@ -363,11 +387,39 @@ class Histogram(_Multiset):
 
 @_register("COLLECT_SET")
 class CollectSet(_Multiset):
+    """The distinct values in the order they first came, NULL among them, at most
+    `ksql.functions.collect_set.limit` of them (ksqlDB's CollectSetUdaf); two MAPs of the
+    same entries are one value, whatever their order."""
+
+    limit = COLLECT_LIMIT
+
+    def configure(self, properties: Mapping[str, Any]) -> None:
+        self.limit = _limit(properties, "ksql.functions.collect_set.limit", COLLECT_LIMIT)
+
     def result_type(self) -> SqlType:
         return T.array(self.arg_types[0])
 
+    def _key(self, v: Any) -> Any:
+        if self.arg_types[0].name == "MAP" and v is not None:
+            return tuple(sorted((k, hashable(x)) for k, x in dict(v).items()))
+        return hashable(v)
+
+    def add(self, state: Counter[Any], args: Sequence[Any]) -> Counter[Any]:
+        state = state.copy()
+        state[self._key(args[0])] += 1
+        return state
+
+    def undo(self, state: Counter[Any], args: Sequence[Any]) -> Counter[Any]:
+        state = state.copy()
+        key = self._key(args[0])
+        state[key] -= 1
+        if state[key] <= 0:
+            del state[key]
+        return state
+
     def result(self, state: Counter[Any]) -> list[Any]:
-        return [unhashable(v, self.arg_types[0]) for v in state]
+        kept = itertools.islice(state, self.limit)
+        return [unhashable(v, self.arg_types[0]) for v in kept]
 
 
 @_register("ATTR")
@@ -398,7 +450,13 @@ class Attr(_Multiset):
 
 @_register("COLLECT_LIST")
 class CollectList(Aggregate):
-    LIMIT = 1000
+    """The values in the order they came, at most `ksql.functions.collect_list.limit` of
+    them (ksqlDB's CollectListUdaf; later values are ignored)."""
+
+    LIMIT = COLLECT_LIMIT
+
+    def configure(self, properties: Mapping[str, Any]) -> None:
+        self.LIMIT = _limit(properties, "ksql.functions.collect_list.limit", COLLECT_LIMIT)
 
     def result_type(self) -> SqlType:
         return T.array(self.arg_types[0])

@@ -59,6 +59,8 @@ class Aggregator:
         self.agg = agg
         #: the query's calls and the row time's (the last): a state has one entry per call
         self.calls = agg.state_calls
+        for call in self.calls:  # the settings in effect (ksqlDB configures its UDAFs)
+            call.logic.configure(properties)
         #: the reference path's state, a store per kind (state/stores.py), changelogged
         #: entry by entry under the kind's letter
         self.pickled = PickledStores(PICKLED_KINDS)
