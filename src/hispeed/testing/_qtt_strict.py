@@ -24,7 +24,7 @@ from typing import Any
 from hispeed.catalog import Source
 from hispeed.errors import HispeedError
 from hispeed.plan.model import UnsupportedError
-from hispeed.server.streaming import QuerySession, final_message, query_header
+from hispeed.server.streaming import QuerySession, final_message, query_header, row_entry
 from hispeed.sql.parser import parse_iter
 from hispeed.testing import qtt_checks, qtt_compare, qtt_serde
 from hispeed.testing.qtt_checks import RaisedError, SourceFacts, TopicFacts
@@ -380,8 +380,8 @@ def query_response(
     deadline = time.monotonic() + PUSH_QUERY_SECONDS
     try:
         while not session.closed and time.monotonic() < deadline:
-            for row in session.poll(0.05):
-                entries.append({"row": {"columns": row}})
+            # each row as the server writes it (row_entry: a tombstone marked as one)
+            entries.extend(row_entry(row) for row in session.poll(0.05))
     finally:
         final = final_message(session)
         session.close()
