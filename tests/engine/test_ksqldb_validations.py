@@ -395,3 +395,30 @@ def test_collect_set_takes_two_maps_of_the_same_entries_as_one(engine: Engine) -
     engine.insert("m", {"K": "a", "MP": {"y": 2, "x": 1}}, timestamp=2)
     engine.drain()
     assert values(engine, "C")[-1] == {"ST": [{"x": 1, "y": 2}]}
+
+
+def test_single_values_are_unwrapped_as_the_settings_say(tmp_path: Path) -> None:
+    e = Engine(
+        tmp_path / "data",
+        fsync="never",
+        properties={
+            "ksql.streams.cache.max.bytes.buffering": "0",
+            "ksql.persistence.wrap.single.values": "false",
+        },
+    )
+    try:
+        e.execute(
+            "CREATE STREAM s (k STRING KEY, foo STRING) "
+            "WITH (kafka_topic='s', value_format='JSON', partitions=1);"
+        )
+        e.execute("CREATE STREAM two AS SELECT k, foo, foo AS foo2 FROM s;")
+        e.execute("CREATE STREAM one AS SELECT k, foo FROM s;")
+        # the statement's own WRAP_SINGLE_VALUE wins over the setting
+        e.execute("CREATE STREAM kept WITH (wrap_single_value=true) AS SELECT k, foo FROM s;")
+        e.log.append("s", [(b"a", b'"bar"')])
+        e.drain()
+        assert values(e, "TWO") == [{"FOO": "bar", "FOO2": "bar"}]  # two columns: an object
+        assert values(e, "ONE") == ["bar"]
+        assert values(e, "KEPT") == [{"FOO": "bar"}]
+    finally:
+        e.close()

@@ -18,6 +18,7 @@ from hispeed.statements.sources import (
     already_exists,
     check_formats,
     check_timestamp_column,
+    configured_wrapping,
     ensure_topic,
     format_props,
     upper_or_none,
@@ -79,7 +80,9 @@ def create_as_select(parts: EngineParts, stmt: ast.CreateAsSelect, call: Call) -
         key_format=str(key_format).upper(),
         value_format=str(value_format).upper(),
         key_properties=key_props,
-        value_properties=value_props,
+        value_properties=configured_wrapping(
+            value_props, len(plan.value_columns), str(value_format), call.props
+        ),
         timestamp=upper_or_none(with_props.get("TIMESTAMP")),
         timestamp_format=with_props.get("TIMESTAMP_FORMAT"),
         window=plan.window_info,

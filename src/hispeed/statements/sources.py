@@ -8,7 +8,7 @@ from typing import Any
 
 from hispeed.catalog import Source, WindowInfo
 from hispeed.errors import HispeedError, SqlError
-from hispeed.formats.base import Column, FormatError, get_format
+from hispeed.formats.base import FORMATS, Column, FormatError, get_format, parse_bool_option
 from hispeed.log.base import Log
 from hispeed.sql import ast
 from hispeed.sql import types as T
@@ -128,7 +128,9 @@ def create_source(parts: EngineParts, stmt: ast.CreateSource, call: Call) -> Res
         key_format=key_format,
         value_format=value_format,
         key_properties=format_props(props, key=True),
-        value_properties=format_props(props, key=False),
+        value_properties=configured_wrapping(
+            format_props(props, key=False), len(value_cols), value_format, call.props
+        ),
         header_columns=header_cols,
         timestamp=upper_or_none(props.get("TIMESTAMP")),
         timestamp_format=props.get("TIMESTAMP_FORMAT"),
@@ -322,6 +324,25 @@ def ensure_topic(
 def upper_or_none(value: Any) -> str | None:
     """A property's value in upper case (a column name), or None when not set."""
     return None if value is None else str(value).upper()
+
+
+def configured_wrapping(
+    value_props: dict[str, Any],
+    value_columns: int,
+    value_format: str,
+    properties: Mapping[str, Any],
+) -> dict[str, Any]:
+    """`value_props` with WRAP_SINGLE_VALUE from `ksql.persistence.wrap.single.values` when the
+    statement does not set it, the value has one column and its format can do it (ksqlDB's
+    SerdeFeaturesFactory.getDefaultValueWrapping)."""
+    configured = properties.get("ksql.persistence.wrap.single.values")
+    if configured is None or "WRAP_SINGLE_VALUE" in value_props or value_columns != 1:
+        return value_props
+    wrap = parse_bool_option("ksql.persistence.wrap.single.values", configured)
+    cls = FORMATS.get(str(value_format).upper())
+    if cls is None or not (cls.supports_wrap if wrap else cls.supports_unwrap):
+        return value_props
+    return {**value_props, "WRAP_SINGLE_VALUE": wrap}
 
 
 def format_props(props: Mapping[str, Any], *, key: bool) -> dict[str, Any]:
