@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from hispeed.engine import Engine
-from hispeed.server.streaming import QuerySession
+from hispeed.server.streaming import QuerySession, TombstoneRow
+from hispeed.testing.wait import wait_for
 
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 V2 = {"ksql.query.push.v2.enabled": True}
@@ -80,3 +81,45 @@ def test_other_push_queries_are_transient(
 def test_a_second_writer_makes_it_transient(engine: Engine) -> None:
     engine.execute("INSERT INTO s SELECT * FROM i;")
     assert header_id(engine, "SELECT * FROM s EMIT CHANGES;", V2).startswith("transient_")
+
+
+def rows_until_done(session: QuerySession) -> list[list[Any]]:
+    """Every row of a session with a LIMIT, polled until the LIMIT ends it."""
+    rows: list[list[Any]] = []
+
+    def done() -> bool:
+        rows.extend(session.poll(0.05))
+        return session.closed
+
+    try:
+        wait_for(done, timeout=30)
+    finally:
+        session.close()
+    return rows
+
+
+def test_a_scalable_push_query_skips_records_without_a_key_and_deletions(
+    engine: Engine,
+) -> None:
+    """As ksqlDB's ScalablePushConsumer.handleRow: a record without a key (of a source with
+    key columns) or without a value is not handed on, and counts for no LIMIT; a transient
+    push query hands both on (a table's deletion as a tombstone row)."""
+    engine.execute(
+        "CREATE TABLE tin (k STRING PRIMARY KEY, v INT) WITH (kafka_topic='tin', "
+        "value_format='JSON', partitions=1);"
+        "CREATE TABLE t AS SELECT * FROM tin;"
+    )
+    scalable = QuerySession(engine, "SELECT * FROM s EMIT CHANGES LIMIT 2;", V2)
+    transient = QuerySession(engine, "SELECT * FROM s EMIT CHANGES LIMIT 2;", {})
+    assert scalable.header.query_id.startswith("SCALABLE_PUSH_QUERY_")
+    engine.log.append("i", [(None, b'{"ID": 1}'), (b"a", b'{"ID": 2}'), (b"b", b'{"ID": 3}')])
+    assert rows_until_done(scalable) == [["a", 2], ["b", 3]]
+    assert rows_until_done(transient) == [[None, 1], ["a", 2]]
+
+    scalable = QuerySession(engine, "SELECT * FROM t EMIT CHANGES LIMIT 2;", V2)
+    transient = QuerySession(engine, "SELECT * FROM t EMIT CHANGES LIMIT 3;", {})
+    engine.log.append("tin", [(b"x", b'{"V": 1}'), (b"x", None), (b"y", b'{"V": 2}')])
+    assert rows_until_done(scalable) == [["x", 1], ["y", 2]]
+    got = rows_until_done(transient)
+    assert got == [["x", 1], ["x", None], ["y", 2]]
+    assert isinstance(got[1], TombstoneRow)

@@ -10,6 +10,7 @@ query is a transient one (`transient_<SOURCE>_<n>`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -72,3 +73,20 @@ def is_scalable_push(
         for expr in exprs
         for e in walk(expr)
     )
+
+
+def scalable_rows_only(select: ast.Select, catalog: Catalog) -> ast.Select:
+    """`select` as a scalable push query runs it: ksqlDB's ScalablePushConsumer.handleRow
+    skips a record without a key (when the source has key columns) or without a value, so
+    WHERE also asks for a key (the null values are the caller's to drop)."""
+    assert isinstance(select.from_, ast.SourceRef)
+    source = catalog.sources[select.from_.name]
+    if not source.key_columns:
+        return select
+    has_key: ast.Expr | None = None
+    for column in source.key_columns:
+        present = ast.IsNull(ast.ColumnRef(column.name), negated=True, pos=select.pos)
+        has_key = present if has_key is None else ast.BinaryOp("OR", has_key, present)
+    assert has_key is not None
+    where = has_key if select.where is None else ast.BinaryOp("AND", select.where, has_key)
+    return dataclasses.replace(select, where=where)

@@ -47,10 +47,13 @@ class PushQuery:
         *,
         from_beginning: bool | None,
         query_id: str | None = None,
+        deletions: bool = True,
     ) -> None:
         """`query_id`: the id to go by (ksqlDB's SCALABLE_PUSH_QUERY_<uuid> for a scalable
         push query, plan/scalable.py); without it, transient_<SOURCE>_<n> as ksqlDB names
-        a transient query."""
+        a transient query. `deletions`: whether a table's deleted keys are handed on (as
+        `Tombstone` rows; a scalable push query does not, and they count for no LIMIT)."""
+        self.deletions = deletions
         self.runtime = runtime
         self.context = context = runtime.context
         self.plan = plan
@@ -136,7 +139,7 @@ class PushQuery:
             keys = key_bytes.to_pylist()
             values = item.batch.column("value").to_pylist()
             for raw, k, v, ws, we in zip(raw_keys, keys, values, starts, ends, strict=True):
-                if v is None and self.sink.kind != "TABLE":
+                if v is None and (self.sink.kind != "TABLE" or not self.deletions):
                     continue
                 if self.sink.kind == "TABLE":
                     # as ksqlDB: a deletion only for a row this query has sent (a WHERE that

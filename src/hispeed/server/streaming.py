@@ -23,7 +23,7 @@ from hispeed.config import Settings
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError
 from hispeed.plan.query import plan_query
-from hispeed.plan.scalable import is_scalable_push
+from hispeed.plan.scalable import is_scalable_push, scalable_rows_only
 from hispeed.runtime.pull import prepare
 from hispeed.runtime.queries import PushQuery, Tombstone
 from hispeed.server.statements import sql_too_long
@@ -262,13 +262,17 @@ class QuerySession:
             )
         ).lower()
         engine = self.engine
-        plan = plan_query(select, engine.catalog, engine.log)
         scalable = is_scalable_push(select, engine.catalog, self.properties, engine.properties)
+        if scalable:
+            select = scalable_rows_only(select, engine.catalog)
+        plan = plan_query(select, engine.catalog, engine.log)
         push = PushQuery(
             engine.runtime,
             plan,
             from_beginning=reset == "earliest",
             query_id=f"SCALABLE_PUSH_QUERY_{uuid.uuid4()}" if scalable else None,
+            # a scalable push query drops a table's deletions (ScalablePushConsumer.handleRow)
+            deletions=not scalable,
         )
         self._push = push
         plan = push.plan
