@@ -143,30 +143,49 @@ def topic_problem(
     if total != len(expected):
         shown = "\n  ".join(_shown(a) for p in partitions for a in p[:10])
         return f"Topic {topic}. Expected <{len(expected)}> records but it was <{total}>\n  {shown}"
-    heads = [0] * len(partitions)
-    for i, want in enumerate(expected):
+
+    def problem_of(want: dict[str, Any], got: Actual) -> str:
+        if rest:
+            return qtt_compare.rest_record_problem(want, got.key, got.value, got.timestamp)
+        return qtt_compare.record_problem(
+            want,
+            got.key,
+            got.value,
+            got.timestamp,
+            got.headers,
+            ran_with_insert_statements=ran_with_insert_statements,
+        )
+
+    # a search over the partitions' heads (each expected record taken from the head of a
+    # partition it matches), remembering the positions already found to lead nowhere: taking
+    # the first match greedily could pick the wrong one of two equal records
+    dead: set[tuple[int, ...]] = set()
+    deepest: list[Any] = [-1, ""]
+
+    def interleaves(heads: tuple[int, ...]) -> bool:
+        i = sum(heads)
+        if i == len(expected):
+            return True
+        if heads in dead:
+            return False
         problems = []
         for p, records in enumerate(partitions):
             if heads[p] >= len(records):
                 continue
             got = records[heads[p]]
-            if rest:
-                problem = qtt_compare.rest_record_problem(want, got.key, got.value, got.timestamp)
-            else:
-                problem = qtt_compare.record_problem(
-                    want,
-                    got.key,
-                    got.value,
-                    got.timestamp,
-                    got.headers,
-                    ran_with_insert_statements=ran_with_insert_statements,
-                )
+            problem = problem_of(expected[i], got)
             if not problem:
-                heads[p] += 1
-                break
-            problems.append(f"{problem} ({_shown(got)})")
-        else:
-            return f"Topic '{topic}', message {i}: " + "; ".join(problems)
+                if interleaves((*heads[:p], heads[p] + 1, *heads[p + 1 :])):
+                    return True
+            else:
+                problems.append(f"{problem} ({_shown(got)})")
+        if problems and i > deepest[0]:
+            deepest[:] = [i, "; ".join(problems)]
+        dead.add(heads)
+        return False
+
+    if not interleaves(tuple(0 for _ in partitions)):
+        return f"Topic '{topic}', message {deepest[0]}: {deepest[1]}"
     return ""
 
 

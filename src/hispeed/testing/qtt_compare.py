@@ -105,9 +105,11 @@ def _compare_text(actual: Any, expected: str) -> bool:
     if isinstance(actual, JavaNumber) and actual.kind == "BigDecimal":
         assert isinstance(actual.value, Decimal)
         try:
-            return decimal_equals(Decimal(expected), actual.value)
+            want = Decimal(expected)
         except InvalidOperation:
             return False  # Java's NumberFormatException: the check fails
+        # "NaN" or "Infinity" is no BigDecimal either
+        return want.is_finite() and decimal_equals(want, actual.value)
     if isinstance(actual, bytes | bytearray):
         return expected == base64.b64encode(actual).decode()
     return False
