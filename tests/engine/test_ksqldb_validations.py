@@ -422,3 +422,37 @@ def test_single_values_are_unwrapped_as_the_settings_say(tmp_path: Path) -> None
         assert values(e, "KEPT") == [{"FOO": "bar"}]
     finally:
         e.close()
+
+
+def test_planner_refusals_of_query_shapes(engine: Engine) -> None:
+    engine.execute(
+        "CREATE TABLE tt (k STRING PRIMARY KEY, v INT) "
+        "WITH (kafka_topic='tt', value_format='JSON', partitions=1);"
+    )
+    engine.execute(
+        "CREATE STREAM arr (k STRING KEY, a ARRAY<ARRAY<INT>>) "
+        "WITH (kafka_topic='arr', value_format='JSON', partitions=1);"
+    )
+    assert (
+        refused(
+            engine,
+            "CREATE TABLE x AS SELECT v, COUNT(*) AS n FROM tt WINDOW TUMBLING (SIZE 1 SECOND) "
+            "GROUP BY v;",
+        ).reason
+        == "Windowing not supported for table aggregations."
+    )
+    assert (
+        refused(engine, "CREATE STREAM x AS SELECT k, EXPLODE(EXPLODE(a)) AS y FROM arr;").reason
+        == "Table functions cannot be nested: EXPLODE(EXPLODE())"
+    )
+    assert (
+        refused(engine, "CREATE STREAM x AS SELECT k, v FROM s EMIT FINAL;").reason
+        == "EMIT FINAL is only supported for windowed aggregations."
+    )
+    # the shapes next to them still plan
+    engine.execute("CREATE TABLE ok1 AS SELECT v, COUNT(*) AS n FROM tt GROUP BY v;")
+    engine.execute("CREATE STREAM ok2 AS SELECT k, EXPLODE(a) AS y FROM arr;")
+    engine.execute(
+        "CREATE TABLE ok3 AS SELECT k, COUNT(*) AS n FROM s WINDOW TUMBLING (SIZE 1 SECOND) "
+        "GROUP BY k EMIT FINAL;"
+    )

@@ -233,6 +233,8 @@ def plan_aggregate(
         value.append(out)
     check_value_columns(select, value, sink_kind)
     window = select.window
+    if window is not None and source.kind == "TABLE":
+        raise error_at(window, "Windowing not supported for table aggregations.")
     if select.emit == "FINAL" and window is None:
         raise error_at(select, "EMIT FINAL is only supported for windowed aggregations.")
     # a window without GRACE PERIOD accepts late records for 24 hours, as ksqlDB's does;

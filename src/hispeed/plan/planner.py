@@ -33,6 +33,7 @@ from hispeed.plan.scope import (
 )
 from hispeed.plan.validate import (
     check_column_references,
+    check_emit_final,
     check_persistent_sources,
     check_reserved_names,
 )
@@ -92,6 +93,7 @@ def _plan_select(
         )
     if select.having is not None:
         raise error_at(select.having, "HAVING needs GROUP BY")
+    check_emit_final(select)
 
     names = output_names(items, scope)
     outputs = []
@@ -223,6 +225,7 @@ def _plan_join(
         )
         plan.join = join
         return plan
+    check_emit_final(select)
     kind = sink_kind or source.kind
     if select.partition_by:
         parts = _partition_key(select, source, label, scope, items, sink_name)
@@ -383,6 +386,10 @@ def _table_calls(
     ]
     if not calls:
         return
+    for call in calls:  # ksqlDB's Analyzer: one table function per expression path
+        inner = next((x for a in call.args for x in walk(a) if x in calls), None)
+        if isinstance(inner, ast.FunctionCall):
+            raise error_at(call, f"Table functions cannot be nested: {call.name}({inner.name}())")
     if aggregated:
         raise error_at(calls[0], "Table functions cannot be used with aggregations.")
     if source.kind == "TABLE":

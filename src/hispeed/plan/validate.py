@@ -126,3 +126,13 @@ def check_persistent_sources(select: ast.Select, sources: list[Source], persiste
         raise SqlError(
             "KSQL does not support persistent queries on windowed tables.", line or 1, column or 1
         )
+
+
+def check_emit_final(select: ast.Select) -> None:
+    """Refuse EMIT FINAL on a query that is not a windowed aggregation (ksqlDB's
+    LogicalPlanner)."""
+    if select.emit == "FINAL" and not (select.group_by and select.window is not None):
+        line, column = select.pos
+        raise SqlError(
+            "EMIT FINAL is only supported for windowed aggregations.", line or 1, column or 1
+        )
