@@ -44,3 +44,15 @@ def test_the_comparisons_it_allows_still_compute() -> None:
     assert values("DEC > I") == [True, True, None, True]
     assert values("S < 'b'") == [True, True, None, False]
     assert values("I = CAST(NULL AS INT)") == [None] * 4
+
+
+def test_an_in_list_names_the_type_it_had_widened_to() -> None:
+    # DEC is DECIMAL(4, 2); with the INTEGER 10 the list is DECIMAL(12, 2) (ksqlDB's
+    # CoercionUtil), and that is the type the BOOLEAN cannot meet
+    with pytest.raises(SqlError) as err:
+        evaluate("DEC IN (10, true)")
+    assert "operator does not exist: DECIMAL(12, 2) = BOOLEAN (true)" in err.value.reason
+    with pytest.raises(SqlError) as err:
+        evaluate("DEC IN (true)")
+    assert "operator does not exist: DECIMAL(4, 2) = BOOLEAN (true)" in err.value.reason
+    assert values("DEC IN (10, 1.25)") == [True, False, None, False]

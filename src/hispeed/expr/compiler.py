@@ -8,6 +8,7 @@ cast, an integer divided by zero) becomes NULL and its reason goes to `EvalConte
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -260,6 +261,7 @@ class _Compiler:
     def c_InList(self, e: ast.InList) -> Compiled:
         operand = self.compile(e.operand)
         items = []
+        running = operand.type
         for node in e.items:
             if (
                 operand.type is not None
@@ -280,12 +282,17 @@ class _Compiler:
                 if not same_shape(operand.type, item.type):
                     raise error_at(node, "different shapes")
             except SqlError:
+                # ksqlDB names the type the list had come to before this item (its
+                # CoercionUtil widens the operand with each value it accepts)
                 raise error_at(
                     node,
-                    f"Invalid Predicate: operator does not exist: {operand.type} = {item.type} "
+                    f"Invalid Predicate: operator does not exist: {running} = {item.type} "
                     f"({sql(node)})\nHint: You might need to add explicit type casts.",
                 ) from None
             items.append(item)
+            # collections of different element types have no common type: compared by shape
+            with contextlib.suppress(SqlError):
+                running = common_type([running, item.type], node, "IN") or running
         common = common_type([operand.type] + [i.type for i in items], e, "IN")
 
         def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
