@@ -17,6 +17,7 @@ data directory again brings back every stream, table and query where it left off
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -46,7 +47,7 @@ from hispeed.sql import ast
 from hispeed.sql.parser import parse_iter, parse_query
 from hispeed.statements import info, inserts, queries, settings, sources
 from hispeed.statements.base import Call, EngineParts, Handler
-from hispeed.statements.bulk import insert_many
+from hispeed.statements.bulk import RowBuffer, insert_many
 from hispeed.statements.commands import CommandTopic
 from hispeed.statements.result import Result
 from hispeed.statements.undo import all_or_nothing
@@ -54,6 +55,8 @@ from hispeed.statements.undo import all_or_nothing
 if TYPE_CHECKING:
     from hispeed.runtime.distributed import DistributedTask
     from hispeed.runtime.task import QueryTask
+
+log = logging.getLogger(__name__)
 
 #: each kind of statement: its handler, and whether it is kept in the command topic (what
 #: changes the catalog is, so a restart or another worker runs it again)
@@ -90,9 +93,14 @@ class Engine:
         fsync: str = "1000ms",
         udf_modules: Sequence[str] = (),
         worker_id: str | None = None,
+        insert_linger_ms: float = 0.0,
     ) -> None:
         """`worker_id`: this process's name among the workers of one application on Kafka
-        (default: host and PID)."""
+        (default: host and PID). `insert_linger_ms`: how long `insert` gathers rows before
+        appending them together (as a Kafka producer's `linger.ms`); 0 (the default): each
+        row is in the log when `insert` returns."""
+        if insert_linger_ms < 0:
+            raise HispeedError(f"insert_linger_ms cannot be negative, not {insert_linger_ms}")
         load_modules(udf_modules)  # before the replay: restored queries may call them
         if log_ is None:
             if data_dir is None:
@@ -118,6 +126,8 @@ class Engine:
         self.parts = EngineParts(self.context, self.runtime, self.connectors)
         self.commands.apply(self._replayed, own=True)
         self.connectors.start_held()
+        #: `insert`'s rows, gathered for the log's linger and inserted together
+        self._rows = RowBuffer(self.catalog, self.log, insert_linger_ms)
 
     @property
     def properties(self) -> dict[str, Any]:
@@ -186,9 +196,17 @@ class Engine:
 
     def insert(self, name: str, row: Mapping[str, Any], timestamp: int | None = None) -> None:
         """Insert one row into a stream or table from Python values (column names as the
-        source has them: {"ID": ..., "X": ...}); `timestamp` in ms (default: now). For many
-        rows at once, `insert_many` appends them together."""
-        inserts.insert(self.catalog, self.log, name, row, timestamp)
+        source has them: {"ID": ..., "X": ...}).
+
+        The row is checked at once (a value that does not fit its column raises here) and
+        stamped now (or `timestamp`, ms). By default it is appended before `insert` returns.
+        With `Engine(insert_linger_ms=N)` it goes into the log with the rows inserted around
+        it within N ms, one append for them all (as a Kafka producer's batch; over 100,000
+        rows a second from one loop): `flush()` waits until they are in; `execute`, `query`,
+        `stream`, `drain`, `insert_many` and `close` flush first; a failed append (the disk
+        full, say) raises from the next `insert` or `flush`.
+        """
+        self._rows.add(name, row, timestamp)
 
     def insert_many(self, name: str, data: Any) -> AppendResult:
         """Insert many rows into a stream or table in one append; returns where they landed.
@@ -206,6 +224,7 @@ class Engine:
     def flush(self) -> None:
         """Append every row `insert` holds now; raises what a failed append raised. (Call it
         where a row must be in the log before going on: an acknowledgement, say.)"""
+        self._rows.flush()
 
     def producer(self, config: Mapping[str, Any] | None = None, **options: Any) -> Producer:
         """A producer of raw records into this engine's log, in confluent-kafka's shape:
@@ -298,7 +317,12 @@ class Engine:
         self.runtime.start(lambda: self.sync_commands(every=0.5))
 
     def close(self) -> None:
-        """Stop the connectors and the queries, and close the log."""
+        """Append the rows `insert` holds, stop the connectors and the queries, and close the
+        log."""
+        try:
+            self._rows.close()
+        except HispeedError:
+            log.exception("rows inserted last could not be appended")
         self.connectors.close()
         self.runtime.close()
         self.log.close()

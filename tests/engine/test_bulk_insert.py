@@ -3,6 +3,8 @@ one append, each giving the records `insert` gives row by row; and `Engine.produ
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,8 @@ import pytest
 
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError
+from hispeed.statements import inserts
+from tests.conftest import wait_for
 
 STREAM = (
     "CREATE STREAM readings (id STRING KEY, x DOUBLE, n INT, tags ARRAY<STRING>) "
@@ -28,6 +32,15 @@ ROWS: list[dict[str, Any]] = [
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
     e = Engine(tmp_path / "data", fsync="never")
+    e.execute(STREAM)
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def gathering(tmp_path: Path) -> Iterator[Engine]:
+    """An engine whose `insert` gathers rows for 5 ms."""
+    e = Engine(tmp_path / "gathering", fsync="never", insert_linger_ms=5)
     e.execute(STREAM)
     yield e
     e.close()
@@ -52,11 +65,13 @@ def records(engine: Engine) -> list[list[tuple[Any, Any, int]]]:
 
 
 def inserted_one_by_one(tmp_path: Path) -> list[list[tuple[Any, Any, int]]]:
+    """The rows through the one-row path (`inserts.insert`: each row encoded and appended
+    alone, as `Engine.insert` did before it gathered rows)."""
     with Engine(tmp_path / "reference", fsync="never") as e:
         e.execute(STREAM)
         for row in ROWS:
             values = {k: v for k, v in row.items() if k != "ROWTIME"}
-            e.insert("readings", values, timestamp=row["ROWTIME"])
+            inserts.insert(e.catalog, e.log, "readings", values, timestamp=row["ROWTIME"])
         return records(e)
 
 
@@ -120,3 +135,89 @@ def test_engine_producer_feeds_a_stream(engine: Engine) -> None:
     engine.drain()
     got = {r["ID"]: r["C"] for r in engine.query("SELECT * FROM counts")}
     assert got == {"k0": 100, "k1": 100, "k2": 100}
+
+
+# -- Engine.insert: single rows gathered ----------------------------------------------------
+
+
+def frames(engine: Engine, topic: str) -> int:
+    return sum(
+        len(list(seg.frames_from(-1)))
+        for p in range(len(engine.log.describe_topic(topic).partitions))
+        for seg in engine.log.partition(topic, p).segments  # type: ignore[attr-defined]
+    )
+
+
+def test_inserted_rows_go_in_together_as_insert_many_puts_them(
+    gathering: Engine, tmp_path: Path
+) -> None:
+    for row in ROWS:
+        gathering.insert(
+            "readings", {k: v for k, v in row.items() if k != "ROWTIME"}, row["ROWTIME"]
+        )
+    gathering.flush()
+    assert records(gathering) == inserted_one_by_one(tmp_path)
+    assert frames(gathering, "readings") <= 3 * 2  # not one frame a row
+
+
+def test_a_row_that_does_not_fit_is_refused_at_once(gathering: Engine) -> None:
+    gathering.insert("readings", {"ID": "a", "N": 1})
+    with pytest.raises(HispeedError, match=r"READINGS\.N is INTEGER: 'two' does not fit"):
+        gathering.insert("readings", {"ID": "b", "N": "two"})
+    with pytest.raises(HispeedError, match="does not exist"):
+        gathering.insert("nope", {"ID": "b"})
+    gathering.flush()
+    assert gathering.log.describe_topic("readings").records == 1
+
+
+def test_rows_reach_the_log_within_the_linger_without_a_flush(gathering: Engine) -> None:
+    for i in range(100):
+        gathering.insert("readings", {"ID": "a", "N": i})
+    wait_for(lambda: gathering.log.describe_topic("readings").records == 100, timeout=30)
+
+
+def test_rows_from_many_threads_all_go_in_each_threads_in_order(gathering: Engine) -> None:
+    def run(t: int) -> None:
+        for i in range(500):
+            gathering.insert("readings", {"ID": f"t{t}", "N": i})
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    gathering.flush()
+    seen: dict[str, list[int]] = {}
+    for part in records(gathering):
+        for key, value, _ts in part:
+            seen.setdefault(key.decode(), []).append(json.loads(value)["N"])
+    assert seen == {f"t{t}": list(range(500)) for t in range(4)}
+
+
+def test_close_puts_the_last_rows_in(tmp_path: Path) -> None:
+    with Engine(tmp_path / "d", fsync="never", insert_linger_ms=60_000) as e:
+        e.execute(STREAM)
+        e.insert("readings", {"ID": "last", "N": 7})
+    with Engine(tmp_path / "d", fsync="never") as e:
+        assert (
+            e.log.read_table("readings", 0).num_rows
+            + sum(e.log.read_table("readings", p).num_rows for p in (1, 2))
+            == 1
+        )
+
+
+def test_a_failed_append_is_raised_by_the_next_flush(gathering: Engine) -> None:
+    gathering.insert("readings", {"ID": "a", "N": 1})
+    gathering.log.delete_topic("readings")  # the rows have nowhere to go
+    with pytest.raises(HispeedError, match="1 row\\(s\\) inserted into READINGS could not be"):
+        gathering.flush()
+    gathering.flush()  # said once
+
+
+def test_by_default_an_inserted_row_is_in_the_log_when_insert_returns(
+    engine: Engine, tmp_path: Path
+) -> None:
+    engine.insert("readings", {"ID": "a", "N": 1})
+    assert engine.log.describe_topic("readings").records == 1
+    with pytest.raises(HispeedError, match="insert_linger_ms cannot be negative"):
+        Engine(tmp_path / "other", insert_linger_ms=-1)

@@ -226,7 +226,8 @@ def test_a_query_over_a_corrupt_segment_is_retried_beside_healthy_ones(tmp_path:
     the file; a query over another topic goes on."""
     props = {"ksql.query.retry.backoff.initial.ms": 10, "ksql.query.retry.backoff.max.ms": 40}
     with Engine(tmp_path / "data", fsync="never", properties=props) as engine:
-        engine.log.create_topic("damaged", 1, {"segment.bytes": "4096"})
+        # forty single-row frames (about 70 bytes each): the first segment is a closed one
+        engine.log.create_topic("damaged", 1, {"segment.bytes": "1024"})
         engine.execute(
             "CREATE STREAM damaged (id STRING KEY, x INT) WITH (kafka_topic='damaged', "
             "value_format='JSON');"
@@ -234,7 +235,8 @@ def test_a_query_over_a_corrupt_segment_is_retried_beside_healthy_ones(tmp_path:
             "value_format='JSON', partitions=1);"
         )
         for i in range(40):
-            engine.insert("damaged", {"ID": "k", "X": i})
+            engine.insert("damaged", {"ID": "k", "X": i}, timestamp=i)  # one frame each:
+            engine.flush()  # (insert gathers rows for the linger otherwise)
         first = sorted((tmp_path / "data" / "log" / "topics" / "damaged" / "0").glob("*.seg"))[0]
         data = bytearray(first.read_bytes())
         data[200] ^= 0xFF  # a flipped byte in a closed segment's first frame

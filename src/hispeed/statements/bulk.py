@@ -179,7 +179,8 @@ class _Pending:
 
 
 class RowBuffer:
-    """`Engine.insert`'s rows: checked at once, inserted together within `linger_ms`.
+    """`Engine.insert`'s rows: checked at once, inserted together within `linger_ms` (0:
+    each row appended alone before `add` returns).
 
     A row is checked when it is added (a value of the wrong type raises there, as it always
     did); rows then wait, per source, for `linger_ms` after the first of them, or until
@@ -223,6 +224,13 @@ class RowBuffer:
                     ) from None
             values.append(v)
         stamp = time.time_ns() // 1_000_000 if timestamp is None else int(timestamp)
+        if self.linger_s == 0:  # no gathering: this row alone, in the log before returning
+            alone = _Pending(target, checks)
+            alone.rows.append(tuple(values))
+            alone.stamps.append(stamp)
+            with self._flush_lock:  # after rows an earlier flush is appending
+                self._insert(alone)
+            return
         with self._lock:
             if self._closed:
                 raise HispeedError("the engine is closed")
