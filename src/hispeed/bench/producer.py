@@ -2,7 +2,9 @@
 
 - `insert_rows`: `Engine.insert(name, row)` in a loop, one row a call, into a JSON stream,
   until every row is in the log (`flush()`); rows/s of wall clock and per CPU second of this
-  process (every thread of it: the engine's included).
+  process (every thread of it: the engine's included). `insert_rows_*` with rows gathered
+  for 5 ms (`Engine(insert_linger_ms=5)`), `insert_each_rows_*` with the default (each row
+  appended before `insert` returns).
 - `producer_rows`: `Engine.producer().produce(topic, value, key=...)` of pre-encoded JSON
   values, until `flush()` returns; the same two rates.
 - `bytes_on_disk`: what the log's files (segments and their indexes) hold beyond each
@@ -55,10 +57,12 @@ def _rates(prefix: str, n: int, took: dict[str, float]) -> dict[str, Any]:
     }
 
 
-def insert_rows(rows: int = 200_000, partitions: int = 1) -> dict[str, Any]:
+def insert_rows(
+    rows: int = 200_000, partitions: int = 1, linger_ms: float = 5.0, prefix: str = "insert_rows"
+) -> dict[str, Any]:
     """`Engine.insert` of single rows in a loop (see the module's docstring)."""
     with tempfile.TemporaryDirectory(prefix="hispeed-bench-insert-") as tmp:
-        engine = Engine(Path(tmp) / "data")
+        engine = Engine(Path(tmp) / "data", insert_linger_ms=linger_ms)
         try:
             engine.execute(STREAM.format(partitions=partitions))
             devices = [f"device{i:03d}" for i in range(100)]
@@ -74,7 +78,7 @@ def insert_rows(rows: int = 200_000, partitions: int = 1) -> dict[str, Any]:
             engine.close()
     if stored != rows:
         raise RuntimeError(f"insert bench: {stored} of {rows} rows reached the log")
-    return {"insert_rows": rows, **_rates("insert_rows", rows, took)}
+    return {prefix: rows, **_rates(prefix, rows, took)}
 
 
 def producer_rows(records: int = 2_000_000, partitions: int = 4) -> dict[str, Any]:
@@ -156,6 +160,7 @@ def run(progress: Progress | None = None, scale: float = 1.0) -> dict[str, Any]:
     results: dict[str, Any] = {}
     report("insert() single rows", 0)
     results |= insert_rows(max(int(200_000 * scale), 1000))
+    results |= insert_rows(max(int(5_000 * scale), 100), linger_ms=0, prefix="insert_each_rows")
     report("producer API", 0)
     results |= producer_rows(max(int(2_000_000 * scale), 10_000))
     report("bytes on disk per record", 0)
