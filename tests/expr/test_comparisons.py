@@ -36,14 +36,14 @@ def test_comparisons_ksqldb_refuses_are_refused_with_its_message(
     assert (err.value.line, err.value.column) == (1, column)
 
 
-def test_the_comparisons_it_allows_still_compute() -> None:
-    assert values("F = F") == [True, True, None, True]
-    assert values("A = A") == [True, True, None, True]
-    assert values("ST <> ST") == [False, None, False, False]
-    assert values("I < D") == [True, False, None, True]
-    assert values("DEC > I") == [True, True, None, True]
-    assert values("S < 'b'") == [True, True, None, False]
-    assert values("I = CAST(NULL AS INT)") == [None] * 4
+def test_the_comparisons_it_allows_still_compute() -> False:
+    assert values("F = F") == [True, True, False, True]
+    assert values("A = A") == [True, True, False, True]
+    assert values("ST <> ST") == [False, False, False, False]
+    assert values("I < D") == [True, False, False, True]
+    assert values("DEC > I") == [True, True, False, True]
+    assert values("S < 'b'") == [True, True, False, False]
+    assert values("I = CAST(NULL AS INT)") == [False] * 4
 
 
 def test_an_in_list_names_the_type_it_had_widened_to() -> None:
@@ -56,3 +56,11 @@ def test_an_in_list_names_the_type_it_had_widened_to() -> None:
         evaluate("DEC IN (true)")
     assert "operator does not exist: DECIMAL(4, 2) = BOOLEAN (true)" in err.value.reason
     assert values("DEC IN (10, 1.25)") == [True, False, None, False]
+
+
+def test_a_null_side_makes_a_comparison_false_not_null() -> None:
+    # ksqlDB's generated comparisons check both sides for null first and answer false
+    # (SqlToJavaVisitor.nullCheckPrefix), so NOT of one is true
+    assert values("I = B") == [False, False, False, False]
+    assert values("NOT (I = B)") == [True, True, True, True]
+    assert values("I IS DISTINCT FROM B") == [True, True, True, True]

@@ -229,7 +229,7 @@ class _Compiler:
         lt, rt = left.type, right.type
         common = comparable(lt, rt, e, op)
 
-        def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+        def compared(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
             la, ra = left(b, ctx), right(b, ctx)
             if common is None:
                 return pa.nulls(b.num_rows, pa.bool_())
@@ -241,6 +241,11 @@ class _Compiler:
                 eq = _equal(la, ra, common, ctx)
                 return eq if op == "=" else pc.invert(eq)
             return fn(la, ra)
+
+        def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+            # a NULL side makes a comparison false, not NULL, in ksqlDB (its generated
+            # code checks both sides for null first: SqlToJavaVisitor.nullCheckPrefix)
+            return pc.fill_null(compared(b, ctx), False)
 
         return Compiled(T.BOOLEAN, ev)
 
