@@ -88,7 +88,9 @@ def test_the_server_starts_a_redis_and_says_which(tmp_path: Path) -> None:
                 break
             except httpx.TransportError:
                 time.sleep(0.05)
-        assert {"name": "redis.url", "scope": "KSQL", "value": url} in props
+        # ksqlDB's Property entity also carries editable and level: compare the three that matter
+        named = {(p["name"], p["scope"], p["value"]) for p in props}
+        assert ("redis.url", "KSQL", url) in named
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
