@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from hispeed.errors import HispeedError
 from hispeed.testing import qtt
+from hispeed.testing.qtt import load_cases, without_comments
 
 ROOT = Path(__file__).parents[2]
 SUITE = ROOT.parent / "shared" / "conformance" / "ksql-qtt"
@@ -215,3 +217,18 @@ def test_conformance_does_not_drop_below_the_floor() -> None:
     assert summary.passed >= floor, (
         f"{summary.passed} conformance cases pass, fewer than the floor of {floor}"
     )
+
+
+def test_test_files_may_carry_comments_as_ksqldbs_do(tmp_path: Path) -> None:
+    """ksqlDB reads its test files with comments allowed (attr.json has them between records)."""
+    text = (
+        '{"tests": [{"name": "a // not a comment", /* block\n comment */ "statements": [],\n'
+        '  // a line comment\n  "inputs": [], "outputs": []}]}'
+    )
+    assert json.loads(without_comments(text))["tests"][0]["name"] == "a // not a comment"
+    assert without_comments(text).count("\n") == text.count("\n")
+    bad = tmp_path / "query-validation-tests" / "bad.json"
+    bad.parent.mkdir()
+    bad.write_text('{"tests": [\n  {"name": }]}')
+    with pytest.raises(HispeedError, match=r"bad.json: not a test file: line 2:12"):
+        list(load_cases([bad.parent]))

@@ -79,8 +79,12 @@ def load_cases(paths: list[Path]) -> Iterator[Case]:
     for p in paths:
         files += sorted(p.rglob("*.json")) if p.is_dir() else [p]
     for f in files:
-        text = f.read_text()
-        doc = json.loads(text)
+        text = without_comments(f.read_text())
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as e:
+            where = f"line {e.lineno}:{e.colno}"
+            raise HispeedError(f"{f}: not a test file: {where}: {e.msg}") from None
         exact_tests = json.loads(text, parse_float=Decimal).get("tests", [])
         rel = f.name if f.parent.name == "query-validation-tests" else f"{f.parent.name}/{f.name}"
         rest = f.parent.name == "rest-query-validation-tests"
@@ -102,6 +106,37 @@ def load_cases(paths: list[Path]) -> Iterator[Case]:
                         for k, v in spec.get("properties", {}).items()
                     }
                     yield Case(rel, name, spec, statements, props, rest, exact)
+
+
+def without_comments(text: str) -> str:
+    """`text` with its // and /* */ comments blanked out, strings left alone.
+
+    ksqlDB's test files are read by Jackson with comments allowed, and some carry them (e.g.
+    `// increments count to two` between input records). Comments become spaces, and a line
+    comment keeps its newline, so a later JSON error still names the right line and column.
+    """
+    out = list(text)
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            i += 1
+            while i < n and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+            i += 1
+        elif text.startswith("//", i):
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+            out[i:end] = " " * (end - i)
+            i = end
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+            out[i:end] = [ch if ch == "\n" else " " for ch in text[i:end]]
+            i = end
+        else:
+            i += 1
+    return "".join(out)
 
 
 def _fill(text: str, fmt: str | None, cfg: str | None) -> str:
