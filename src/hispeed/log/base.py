@@ -7,6 +7,7 @@ Arrow batch or a list of `Record`s and come out as Arrow record batches with the
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 from abc import ABC, abstractmethod
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import Any, ClassVar, NamedTuple, Self
 
 import pyarrow as pa
 
@@ -268,37 +269,57 @@ def parse_topics(topics: Sequence[str] | str) -> tuple[re.Pattern[str] | None, l
 
 
 class AppendSignal:
-    """`wait()` for a backend that counts this process's appends in `_appends`, under the
-    condition `_data` (set `_closed` and notify it to wake every waiter for good)."""
+    """`wait()` for a backend that marks this process's appends in `_appends`, under the
+    condition `_data` (set `_closed` and notify it to wake every waiter for good).
+
+    An append costs no lock and no wake-up while nobody waits: it stores a fresh ticket in
+    `_appends` (`itertools.count` hands each out once, atomically), then takes the lock and
+    notifies only if `_waiting` says a reader waits. No wake-up is lost: a reader counts itself
+    in `_waiting` under the lock before it checks `_appends`, so an appender that read
+    `_waiting` as 0 stored its ticket before that check, and one that saw a reader takes the
+    lock, which the reader holds until it sleeps in `wait`, and wakes it."""
 
     _data: threading.Condition
     _appends: int
     _closed: bool
+    #: readers inside `wait` / `wait_for_append` (changed only under `_data`)
+    _waiting: int = 0
+    #: unique append tickets: a stale store from a slow appender can never equal the value a
+    #: reader saw after it, so it still reads as "changed"
+    _tickets: ClassVar[itertools.count[int]] = itertools.count(1)
 
     def notify_append(self) -> None:
-        """Count an append of this process and wake every waiter (the backend calls it)."""
+        """Mark an append of this process and wake the waiters, if any (the backend calls it
+        after the records are visible to readers)."""
+        self._appends = next(self._tickets)
+        if self._waiting:
+            with self._data:
+                self._data.notify_all()
+
+    def _wait_change(self, seen: int, timeout: float) -> None:
         with self._data:
-            self._appends += 1
-            self._data.notify_all()
+            self._waiting += 1
+            try:
+                self._data.wait_for(lambda: self._appends != seen or self._closed, timeout)
+            finally:
+                self._waiting -= 1
 
     def wait(self, timeout: float) -> bool:
-        with self._data:
-            seen = self._appends
-            self._data.wait_for(lambda: self._appends != seen or self._closed, timeout)
-            return self._appends != seen
+        seen = self._appends
+        self._wait_change(seen, timeout)
+        return self._appends != seen
 
     @property
     def appends(self) -> int:
-        """How many appends this process has made so far: read it before looking for records,
-        then `wait_for_append` on it, so an append in between is not missed."""
+        """A mark that changes with every append of this process: read it before looking for
+        records, then `wait_for_append` on it, so an append in between is not missed."""
         return self._appends
 
     def wait_for_append(self, seen: int, timeout: float) -> bool:
-        """Block until the count of appends is no longer `seen`, the log closes or `timeout`
-        s pass; False once the log is closed (nothing more will arrive)."""
-        with self._data:
-            self._data.wait_for(lambda: self._appends != seen or self._closed, timeout)
-            return not self._closed
+        """Block until the append mark is no longer `seen`, the log closes or `timeout` s
+        pass; False once the log is closed (nothing more will arrive)."""
+        self._wait_change(seen, timeout)
+        return not self._closed
 
 
 class Log(ABC):

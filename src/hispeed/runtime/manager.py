@@ -89,6 +89,9 @@ class QueryManager:
         self.query_counter = 0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        #: set when a task is added or the loop must stop: the idle loop with no task waits
+        #: on it, not on the log, so appends that nobody reads wake no thread
+        self._wake = threading.Event()
 
     def _state_rows(self, source: Source) -> StateRows:
         """Key lookups of a table from the state of the query running now that writes it
@@ -137,6 +140,7 @@ class QueryManager:
             self.tasks[query_id] = DistributedTask(context, query_id, plan, sink, properties=props)
         else:
             self.tasks[query_id] = QueryTask(context, query_id, plan, sink, properties=props)
+        self.wake()
 
     def stop_query(self, query_id: str) -> None:
         """Stop a persistent query's task and forget it in the catalog."""
@@ -262,6 +266,10 @@ class QueryManager:
             wait = 0.01
         return total
 
+    def wake(self) -> None:
+        """Tell the background loop a task was added (it may be waiting with none)."""
+        self._wake.set()
+
     def start(self, each_round: Callable[[], None]) -> None:
         """Run the queries on a background thread until `close()`; `each_round` runs before
         each round (the engine applies what other workers recorded)."""
@@ -276,7 +284,11 @@ class QueryManager:
                 try:
                     each_round()
                     if self.drain(max_rounds=1) == 0:
-                        self.context.log.wait(0.05)
+                        if self.tasks:
+                            self.context.log.wait(0.05)
+                        else:  # nothing reads the log: an append must not wake this thread
+                            self._wake.wait(0.05)
+                            self._wake.clear()
                     if away is not None:
                         log.warning("query loop resumed after: %s", away)
                         away = None
@@ -295,6 +307,7 @@ class QueryManager:
     def close(self) -> None:
         """Stop the loop and close every task."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join()
         for task in self.tasks.values():

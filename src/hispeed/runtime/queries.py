@@ -104,6 +104,7 @@ class PushQuery:
                 else:
                     properties["auto.offset.reset"] = saved
             self.runtime.tasks[self.id] = self.task
+        self.runtime.wake()
         self.consumer = log.consumer(topic, auto_offset_reset="earliest")
 
     def poll(self, timeout: float = 1.0) -> list[dict[str, Any]]:
