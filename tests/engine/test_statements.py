@@ -124,7 +124,7 @@ def test_timestamp_column_with_a_format(engine: Engine) -> None:
     [
         ("CREATE STREAM o AS SELECT k, v, v FROM s;", "`V` INTEGER"),
         ("CREATE STREAM o AS SELECT k, CAST(v AS STRING) AS k FROM s;", "`K` STRING"),
-        ("CREATE TABLE o AS SELECT k, COUNT(*) AS k FROM s GROUP BY k;", "`K`"),  # untyped
+        ("CREATE TABLE o AS SELECT k, COUNT(*) AS k FROM s GROUP BY k;", "`K` BIGINT"),
     ],
 )
 def test_a_duplicate_column_is_named_with_its_type(

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hispeed.catalog import Source, WindowInfo
+from hispeed.errors import HispeedError
 from hispeed.expr.scope import Compiled, Scope, ScopeColumn
 from hispeed.functions.aggregates import AGGREGATES, Max
 from hispeed.functions.registry import FunctionTypeError, lookup
@@ -146,7 +147,9 @@ def plan_aggregate(
     post_scope = Scope(
         [*group_columns, *(c.column for c in calls), *window_cols], flat_names=scope.flat_names
     )
-    names = output_names(items)
+    names = output_names(
+        items, type_of=lambda e: _post_type(e, post_scope, replaced, select.group_by)
+    )
     offending = [
         sql(i.expr)
         for i in items
@@ -307,6 +310,20 @@ def _check_functions_exist(exprs: list[ast.Expr]) -> None:
                     and name not in ("TRANSFORM", "FILTER", "REDUCE")
                 ):
                     raise error_at(x, f"Can't find any functions with the name '{name}'")
+
+
+def _post_type(
+    e: ast.Expr,
+    post_scope: Scope,
+    replaced: dict[ast.Expr, ScopeColumn],
+    group_by: tuple[ast.Expr, ...],
+) -> T.SqlType | None:
+    """A select item's type after aggregation, or None when it cannot be typed there (it
+    uses a column that is not grouped: refused later with its own message)."""
+    try:
+        return _compile_post(e, post_scope, replaced, group_by).type
+    except HispeedError:
+        return None
 
 
 def _compile_post(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hispeed.errors import HispeedError
 from hispeed.expr.scope import Scope
 from hispeed.plan.model import OutputColumn
@@ -10,9 +12,21 @@ from hispeed.sql import ast
 from hispeed.sql import types as T
 
 
-def output_names(items: list[ast.SelectItem], scope: Scope | None = None) -> list[str]:
+def output_names(
+    items: list[ast.SelectItem],
+    scope: Scope | None = None,
+    type_of: Callable[[ast.Expr], T.SqlType | None] | None = None,
+) -> list[str]:
     """The select items' column names (KSQL_COL_n for unnamed expressions); two items of one
-    name are an error, naming the column's type when `scope` can type it, as ksqlDB does."""
+    name are an error naming the second one's type as ksqlDB's LogicalSchema builder does
+    (`Duplicate value columns found in schema: `X` BIGINT`), typed in `scope` or by `type_of`
+    (an aggregation's select list, whose calls only its own scope can type)."""
+    if type_of is None and scope is not None:
+        in_scope = scope
+
+        def type_of(e: ast.Expr) -> T.SqlType | None:
+            return _type_of(e, in_scope)
+
     names: list[str | None] = [i.alias or default_name(i.expr) for i in items]
     taken = {n for n in names if n is not None}
     counter = 0
@@ -28,7 +42,7 @@ def output_names(items: list[ast.SelectItem], scope: Scope | None = None) -> lis
     for item, name in zip(items, out, strict=True):
         if name in seen:
             column = f"`{name}`"
-            typed = _type_of(item.expr, scope) if scope is not None else None
+            typed = type_of(item.expr) if type_of is not None else None
             if typed is not None:
                 column += f" {typed}"
             raise error_at(
@@ -81,3 +95,16 @@ def check_value_columns(select: ast.Select, value: list[OutputColumn], sink: str
                 "Can't infer a type of null. Please explicitly cast it to a required type, "
                 "e.g. CAST(null AS VARCHAR).",
             )
+
+
+def key_more_than_once(key: str, aliases: list[str]) -> str:
+    """ksqlDB's FinalProjectNode message for a persistent query that selects one key column
+    under several names: the aliases sorted and listed as its GrammaticalJoiner.and() does."""
+    names = sorted(aliases)
+    listed = ", ".join(names[:-1]) + " and " + names[-1]
+    return (
+        f"The projection contains a key column (`{key}`) more than once, aliased as: {listed}."
+        "\nEach key column must only be in the projection once. If you intended to copy the "
+        "key into the value, then consider using the AS_VALUE function to indicate which key "
+        "reference should be copied."
+    )

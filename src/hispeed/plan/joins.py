@@ -22,6 +22,7 @@ from hispeed.errors import SqlError
 from hispeed.expr.compiler import compile_expr
 from hispeed.expr.scope import Compiled, Scope, ScopeColumn
 from hispeed.formats.base import Column
+from hispeed.plan.columns import key_more_than_once
 from hispeed.plan.model import LABEL, PSEUDO_COLUMNS, ROWKEY, JoinPlan, JoinSide, JoinStep
 from hispeed.plan.scope import source_scope, walk
 from hispeed.sql import ast
@@ -538,11 +539,7 @@ def check_key(
                 if plan.steps[0].foreign_key
                 else names[i]
             )
-            listed = ", ".join(same[:-1]) + " and " + same[-1]
-            return (
-                f"The projection contains a key column (`{shown}`) more than once, aliased "
-                f"as: {listed}."
-            )
+            return key_more_than_once(shown, same)
     return None
 
 

@@ -15,7 +15,13 @@ from hispeed.functions.registry import FunctionTypeError
 from hispeed.functions.tables import lookup_table
 from hispeed.plan import joins
 from hispeed.plan.aggregates import plan_aggregate
-from hispeed.plan.columns import check_value_columns, key_missing, output_column, output_names
+from hispeed.plan.columns import (
+    check_value_columns,
+    key_missing,
+    key_more_than_once,
+    output_column,
+    output_names,
+)
 from hispeed.plan.model import (
     LABEL,
     WINDOW_COLUMNS,
@@ -34,6 +40,7 @@ from hispeed.plan.scope import (
 from hispeed.plan.validate import (
     check_column_references,
     check_emit_final,
+    check_kafka_group_by,
     check_persistent_sources,
     check_reserved_names,
 )
@@ -85,6 +92,7 @@ def _plan_select(
         raise error_at(select.window, "WINDOW clause requires a GROUP BY clause.", located=True)
     check_reserved_names(items, persistent=sink_kind is not None)
     check_persistent_sources(select, [source], persistent=sink_kind is not None)
+    check_kafka_group_by(select, [(label, source)])
     if select.group_by or has_aggregates:
         if select.partition_by:
             raise error_at(select.partition_by[0], "PARTITION BY cannot be used with GROUP BY")
@@ -135,11 +143,7 @@ def _plan_select(
                 if o is not out and isinstance(item.expr, ast.ColumnRef) and item.expr.name == name
             ]
             if again:
-                raise error_at(
-                    select,
-                    f"The projection contains a key column (`{name}`) more than once, aliased "
-                    f"as: {out.name} and {' and '.join(again)}.",
-                )
+                raise error_at(select, key_more_than_once(name, [out.name, *again]))
     key = [keyed[n] for n in key_names if n in keyed]
     check_value_columns(select, value, sink_kind)
     return _stateless_plan(select, source, label, scope, where, (key, value, outputs), kind)
@@ -353,6 +357,8 @@ def _partition_key(
         )
         if match is not None:
             used[i] = match
+    if sink_name is not None:
+        _check_partition_key_once(select, exprs, items, used)
     missing = [e for i, e in enumerate(exprs) if i not in used]
     if missing and not starred:
         shown = [sql(_qualify(e, source.name)) for e in exprs]  # ksqlDB lists them all
@@ -371,6 +377,26 @@ def _partition_key(
     key = [outputs[used[i]] if i in used else next(synthesized) for i in range(len(exprs))]
     value = [o for j, o in enumerate(outputs) if j not in used.values()]
     return key, value, outputs
+
+
+def _check_partition_key_once(
+    select: ast.Select,
+    exprs: tuple[ast.Expr, ...],
+    items: list[ast.SelectItem],
+    used: dict[int, int],
+) -> None:
+    """Refuse a persistent query selecting a PARTITION BY expression under several names:
+    ksqlDB resolves every select item equal to a PARTITION BY expression to the new key
+    column (UserRepartitionNode.resolveSelect), and its FinalProjectNode refuses a key column
+    projected more than once."""
+    for i, match in used.items():
+        e = exprs[i]
+        twins = [j for j, item in enumerate(items) if item.expr == e]
+        if len(twins) < 2:
+            continue
+        names = output_names(items)
+        key = e.name if isinstance(e, ast.ColumnRef) else names[match]
+        raise error_at(select, key_more_than_once(key, [names[j] for j in twins]))
 
 
 def _table_calls(

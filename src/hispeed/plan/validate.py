@@ -136,3 +136,32 @@ def check_emit_final(select: ast.Select) -> None:
         raise SqlError(
             "EMIT FINAL is only supported for windowed aggregations.", line or 1, column or 1
         )
+
+
+# ksqlDB's Analyzer.KAFKA_VALUE_FORMAT_LIMITATION_DETAILS, after its JOIN / GROUP BY refusal
+KAFKA_VALUE_FORMAT_DETAILS = (
+    "The KAFKA format is primarily intended for use as a key format. It can be used as a value "
+    "format, but can not be used in any operation that requires a repartition or changelog "
+    "topic.\nRemoving this limitation requires enhancements to the core of KSQL. This will "
+    "come in a future release. Until then, avoid using the KAFKA format for values.\nIf you "
+    "have an existing topic with KAFKA formatted values you can duplicate the data and "
+    "serialize using Avro or JSON with a statement such as: \n\n'CREATE STREAM "
+    "<new-stream-name> WITH(VALUE_FORMAT='Avro') AS SELECT * FROM "
+    "<existing-kafka-formated-stream-name>;'"
+)
+
+
+def check_kafka_group_by(select: ast.Select, sources: list[tuple[str, Source]]) -> None:
+    """Refuse GROUP BY over a source whose values are KAFKA-format (ksqlDB's
+    Analyzer.Visitor.validate: grouping needs a repartition and a changelog topic, which
+    that format cannot carry). `sources`: each source with the name (alias) it has in the
+    query, which is what ksqlDB's message lists."""
+    kafka = [name for name, s in sources if s.value_format == "KAFKA"]
+    if select.group_by and kafka:
+        line, column = select.group_by[0].pos
+        raise SqlError(
+            f"Source(s) {', '.join(kafka)} are using the 'KAFKA' value format. This format "
+            f"does not yet support GROUP BY.\n{KAFKA_VALUE_FORMAT_DETAILS}",
+            line or 1,
+            column or 1,
+        )
