@@ -158,7 +158,7 @@ def check_kafka_group_by(select: ast.Select, sources: list[tuple[str, Source]]) 
     query, which is what ksqlDB's message lists."""
     kafka = [name for name, s in sources if s.value_format == "KAFKA"]
     if select.group_by and kafka:
-        line, column = select.group_by[0].pos
+        line, column = getattr(select.group_by[0], "pos", select.pos)
         raise SqlError(
             f"Source(s) {', '.join(kafka)} are using the 'KAFKA' value format. This format "
             f"does not yet support GROUP BY.\n{KAFKA_VALUE_FORMAT_DETAILS}",
