@@ -94,3 +94,36 @@ def test_key_selected_three_times_lists_every_alias(engine: Engine) -> None:
         "CREATE STREAM again AS SELECT visitor AS c, visitor AS b, visitor AS a, page FROM visits;",
     )
     assert "key column (`VISITOR`) more than once, aliased as: A, B and C." in message
+
+
+WINDOWED = "FROM visits WINDOW HOPPING (SIZE 10 SECONDS, ADVANCE BY 5 SECONDS)"
+
+
+def test_window_bound_inside_an_aggregate_in_where_is_an_unknown_column(engine: Engine) -> None:
+    message = refusal(
+        engine,
+        f"CREATE TABLE t AS SELECT page, COUNT(*) AS n {WINDOWED} "
+        "WHERE LATEST_BY_OFFSET(windowend) > 0 GROUP BY page;",
+    )
+    assert "Error in WHERE expression: Unknown column WINDOWEND." in message
+    assert "Statement: (LATEST_BY_OFFSET(WINDOWEND) > 0)" in message
+
+
+def test_window_bound_in_having_is_named_in_the_order_written(engine: Engine) -> None:
+    message = refusal(
+        engine,
+        f"CREATE TABLE t AS SELECT page, COUNT(*) AS n {WINDOWED} GROUP BY page "
+        "HAVING windowstart > 0 AND MAX(windowend) > 0;",
+    )
+    assert (
+        "Window bounds column WINDOWSTART can only be used in the SELECT clause of windowed "
+        "aggregations and can not be passed to aggregate functions." in message
+    )
+
+
+def test_window_bounds_selected_beside_a_having_still_run(engine: Engine) -> None:
+    engine.execute(
+        f"CREATE TABLE t AS SELECT page, COUNT(*) AS n, windowstart AS ws {WINDOWED} "
+        "GROUP BY page HAVING COUNT(*) > 1;"
+    )
+    assert "WS" in [c.name for c in engine.catalog.sources["T"].value_columns]

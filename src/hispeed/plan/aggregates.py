@@ -130,6 +130,8 @@ def plan_aggregate(
     replaced: dict[ast.Expr, ScopeColumn] = {
         g: gc for g, gc in zip(select.group_by, group_columns, strict=True)
     }
+    if select.window is not None:
+        _check_window_bounds(items, select.group_by, select.having)
     calls: list[AggregateCall] = []
     exprs = [i.expr for i in items] + ([select.having] if select.having is not None else [])
     for e in exprs:
@@ -310,6 +312,26 @@ def _check_functions_exist(exprs: list[ast.Expr]) -> None:
                     and name not in ("TRANSFORM", "FILTER", "REDUCE")
                 ):
                     raise error_at(x, f"Can't find any functions with the name '{name}'")
+
+
+def _check_window_bounds(
+    items: list[ast.SelectItem], group_by: tuple[ast.Expr, ...], having: ast.Expr | None
+) -> None:
+    """Refuse a window bound where a windowed aggregation cannot have it, in the order
+    ksqlDB's AggregateAnalyzer looks: inside an aggregate call of the select list, then
+    anywhere in GROUP BY, then anywhere in HAVING (the bounds exist only once the aggregate
+    is computed, and only the SELECT clause reads the result's window)."""
+    bounds = [x for i in items for call in walk(i.expr) if is_aggregate(call) for x in walk(call)]
+    bounds += [x for g in group_by for x in walk(g)]
+    bounds += walk(having) if having is not None else []
+    for x in bounds:
+        if isinstance(x, ast.ColumnRef) and x.name in WINDOW_COLUMNS:
+            raise error_at(
+                x,
+                f"Window bounds column {x.name} can only be used in the SELECT clause of "
+                "windowed aggregations and can not be passed to aggregate functions.\n"
+                "See https://github.com/confluentinc/ksql/issues/4397",
+            )
 
 
 def _post_type(

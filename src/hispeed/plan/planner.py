@@ -10,6 +10,7 @@ import dataclasses
 from typing import Any
 
 from hispeed.catalog import Catalog, Source
+from hispeed.errors import SqlError
 from hispeed.expr.scope import Compiled, Scope
 from hispeed.functions.registry import FunctionTypeError
 from hispeed.functions.tables import lookup_table
@@ -192,6 +193,18 @@ def _where(select: ast.Select, scope: Scope) -> Compiled | None:
         return None
     for e in walk(select.where):
         if is_aggregate(e):
+            assert isinstance(e, ast.FunctionCall)
+            # ksqlDB types the WHERE over the source's columns first, so an unknown column
+            # (a window bound: WHERE runs before windowing) inside the call is reported first
+            for arg in e.args:
+                try:
+                    compile_clause(arg, scope, "WHERE")
+                except SqlError as err:  # named with the whole filter, as ksqlDB names it
+                    reason = err.reason.split("\nStatement: ")[0]
+                    shown = scope.shown(select.where)
+                    raise SqlError(
+                        f"{reason}\nStatement: {shown}", err.line, err.column, located=err.located
+                    ) from None
             raise error_at(e, "aggregate functions are not allowed in WHERE; use HAVING")
     where = compile_clause(select.where, scope, "WHERE")
     if where.type is not None and where.type.name != "BOOLEAN":
