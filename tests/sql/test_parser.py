@@ -290,3 +290,14 @@ def test_parse_query_gives_the_one_select() -> None:
     for text in ("SELECT id FROM s; SELECT x FROM s;", "SHOW STREAMS;"):
         with pytest.raises(HispeedError, match="expected one SELECT statement"):
             parse_query(text)
+
+
+@pytest.mark.parametrize("clause", ["GROUP BY", "PARTITION BY"])
+def test_an_empty_grouping_list_is_refused_when_built(clause: str) -> None:
+    # ksqlDB's grammar accepts `()`; its GroupBy / PartitionBy nodes refuse it
+    with pytest.raises(SqlError) as info:
+        parse(f"CREATE STREAM o AS SELECT a, b FROM s {clause} ();")
+    assert f"Failed to prepare statement: {clause} requires at least one expression" in str(
+        info.value
+    )
+    assert (info.value.line, info.value.column) == (1, 40 + len(clause))

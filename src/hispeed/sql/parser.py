@@ -572,10 +572,10 @@ class StatementParser(ExpressionParser):
             where = self.expr()
         if self.accept_word("GROUP"):
             self.expect_word("BY")
-            group_by = self.expr_list()
+            group_by = self.expr_list("GROUP BY")
         if self.accept_word("PARTITION"):
             self.expect_word("BY")
-            partition_by = self.expr_list()
+            partition_by = self.expr_list("PARTITION BY")
         if self.accept_word("HAVING"):
             having = self.expr()
         emit = None
@@ -611,11 +611,18 @@ class StatementParser(ExpressionParser):
             pos=self.pos(start),
         )
 
-    def expr_list(self) -> tuple[ast.Expr, ...]:
+    def expr_list(self, clause: str) -> tuple[ast.Expr, ...]:
         """GROUP BY / PARTITION BY expressions: values, not conditions (as ksqlDB's grammar).
 
-        `GROUP BY (a, b)` is one parenthesized list; `GROUP BY a, (b, c)` is an error.
+        `GROUP BY (a, b)` is one parenthesized list; `GROUP BY a, (b, c)` is an error. An
+        empty list `()` parses in ksqlDB's grammar and is refused as its GroupBy and
+        PartitionBy nodes refuse it, when the statement is built.
         """
+        if self.tok.is_op("(") and self.peek().is_op(")"):
+            raise SqlError(
+                f"Failed to prepare statement: {clause} requires at least one expression",
+                *self.pos(self.tok),
+            )
         if self.tok.is_op("("):
             save = self.i
             self.advance()
