@@ -1,0 +1,28 @@
+"""Schemas by id and subject, as a Confluent Schema Registry keeps them.
+
+`SchemaRegistry` is the one interface every part uses: the AVRO, PROTOBUF and JSON_SR formats
+(to register a sink's schema and read a record's schema by its id), schema inference in CREATE
+statements, the conformance runner and the REST API the server serves. Implementations: the
+in-memory `MemoryRegistry` (tests, the conformance runner) and, in other modules of this
+package, the durable one kept in the log and a client of an external registry.
+"""
+
+from hispeed.registry.base import (
+    SCHEMA_TYPES,
+    MemoryRegistry,
+    RegisteredSchema,
+    RegistryError,
+    Schema,
+    SchemaReference,
+    SchemaRegistry,
+)
+
+__all__ = [
+    "SCHEMA_TYPES",
+    "MemoryRegistry",
+    "RegisteredSchema",
+    "RegistryError",
+    "Schema",
+    "SchemaReference",
+    "SchemaRegistry",
+]
