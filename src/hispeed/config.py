@@ -102,6 +102,10 @@ class Settings:
     worker_id: str = ""
     #: Kafka mode: exactly_once (Kafka transactions) or at_least_once, as ksqlDB names them
     processing_guarantee: str = "exactly_once"
+    #: an external Confluent-compatible schema registry for the AVRO, PROTOBUF and JSON_SR
+    #: formats (the engine property `ksql.schema.registry.url`, ksqlDB's name); empty: the
+    #: server's own registry, kept in the log and served under /schema-registry
+    schema_registry_url: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

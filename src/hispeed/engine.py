@@ -38,6 +38,7 @@ from hispeed.log.embedded import EmbeddedLog
 from hispeed.log.producer import Producer
 from hispeed.plan.query import plan_query
 from hispeed.plan.scalable import is_scalable_push
+from hispeed.registry import SCHEMA_REGISTRY_URL, SchemaRegistry, open_registry, registry_url
 from hispeed.runtime.context import QueryContext
 from hispeed.runtime.manager import QueryManager
 from hispeed.runtime.pull import run_sql
@@ -94,11 +95,18 @@ class Engine:
         udf_modules: Sequence[str] = (),
         worker_id: str | None = None,
         insert_linger_ms: float = 0.0,
+        schema_registry_url: str | None = None,
+        schema_registry: SchemaRegistry | None = None,
     ) -> None:
         """`worker_id`: this process's name among the workers of one application on Kafka
         (default: host and PID). `insert_linger_ms`: how long `insert` gathers rows before
         appending them together (as a Kafka producer's `linger.ms`); 0 (the default): each
-        row is in the log when `insert` returns."""
+        row is in the log when `insert` returns.
+
+        `schema_registry_url` (or the property `ksql.schema.registry.url`, ksqlDB's name)
+        points the AVRO, PROTOBUF and JSON_SR formats at an external Confluent-compatible
+        schema registry; without one the engine keeps its own (`schema_registry`, served by
+        `hispeed server`). `schema_registry` gives it a registry object instead (tests)."""
         if insert_linger_ms < 0:
             raise HispeedError(f"insert_linger_ms cannot be negative, not {insert_linger_ms}")
         load_modules(udf_modules)  # before the replay: restored queries may call them
@@ -110,9 +118,12 @@ class Engine:
         self.catalog = Catalog()
         #: what the runtime and the connectors are given (the engine's log, catalog,
         #: properties and lock), never the engine itself
-        self.context = QueryContext(
-            self.log, self.catalog, {"auto.offset.reset": "earliest", **(properties or {})}
-        )
+        props: dict[str, Any] = {"auto.offset.reset": "earliest", **(properties or {})}
+        if schema_registry_url:
+            props[SCHEMA_REGISTRY_URL] = schema_registry_url
+        if schema_registry is None:
+            schema_registry = open_registry(registry_url(props), self.log)
+        self.context = QueryContext(self.log, self.catalog, props, schema_registry=schema_registry)
         if self.properties.get("redis.url"):  # what REDIS_HASH / REDIS_GET read by default
             set_default_url(str(self.properties["redis.url"]))
         #: what runs: the queries' tasks, push-query feeds and pull views
@@ -133,6 +144,12 @@ class Engine:
     def properties(self) -> dict[str, Any]:
         """The engine's properties (SET and UNSET change them; queries read them)."""
         return self.context.properties
+
+    @property
+    def schema_registry(self) -> SchemaRegistry:
+        """The schemas of the AVRO, PROTOBUF and JSON_SR formats (by id and subject): the
+        external registry `ksql.schema.registry.url` names, else the engine's own."""
+        return self.context.schema_registry
 
     @property
     def lock(self) -> threading.RLock:
@@ -325,6 +342,7 @@ class Engine:
             log.exception("rows inserted last could not be appended")
         self.connectors.close()
         self.runtime.close()
+        self.schema_registry.close()
         self.log.close()
 
     def __enter__(self) -> Engine:

@@ -16,8 +16,10 @@ from hispeed.registry.base import (
     SchemaReference,
     SchemaRegistry,
 )
+from hispeed.registry.factory import SCHEMA_REGISTRY_URL, open_registry, registry_url
 
 __all__ = [
+    "SCHEMA_REGISTRY_URL",
     "SCHEMA_TYPES",
     "MemoryRegistry",
     "RegisteredSchema",
@@ -25,4 +27,6 @@ __all__ = [
     "Schema",
     "SchemaReference",
     "SchemaRegistry",
+    "open_registry",
+    "registry_url",
 ]

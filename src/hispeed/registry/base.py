@@ -81,6 +81,10 @@ class SchemaRegistry(ABC):
     def versions(self, subject: str) -> list[int]:
         """A subject's versions, in order; `RegistryError` (40401) for an unknown subject."""
 
+    def close(self) -> None:
+        """Release what the registry holds (connections, a reader of the log)."""
+        return  # an in-memory registry holds nothing to release
+
     def latest(self, subject: str) -> RegisteredSchema | None:
         """A subject's latest version, or None when it has none."""
         try:

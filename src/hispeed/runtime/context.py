@@ -1,7 +1,8 @@
 """What the runtime and the connectors are given by the engine that owns them.
 
 A query task, a push-query feed, a pull view or a connector needs the log, the catalog, the
-engine's properties and the lock that statements and the query loop share; never the engine
+engine's properties, the lock that statements and the query loop share and the schema
+registry the schema-registry formats read and register with; never the engine
 itself (the engine is the facade above them: `docs/architecture.md`).
 """
 
@@ -14,11 +15,12 @@ from typing import Any
 from hispeed.catalog import Catalog
 from hispeed.errors import ConfigError
 from hispeed.log.base import Log
+from hispeed.registry import MemoryRegistry, SchemaRegistry
 
 
 @dataclass
 class QueryContext:
-    """The log, catalog, properties and lock of one engine."""
+    """The log, catalog, properties, lock and schema registry of one engine."""
 
     log: Log
     catalog: Catalog
@@ -26,6 +28,9 @@ class QueryContext:
     properties: dict[str, Any]
     #: held by statements and by each round of the query loop
     lock: threading.RLock = field(default_factory=threading.RLock)
+    #: the schemas of the AVRO, PROTOBUF and JSON_SR formats: an external registry at
+    #: `ksql.schema.registry.url`, else the engine's own (`hispeed.registry`)
+    schema_registry: SchemaRegistry = field(default_factory=MemoryRegistry)
 
     def offset_reset(self, properties: Any = None) -> str:
         """Where a new query starts: the statement's `auto.offset.reset`, else the engine's."""

@@ -41,6 +41,7 @@ from hispeed.engine import Engine
 from hispeed.errors import HispeedError, SqlError, UnknownTopicError
 from hispeed.log.embedded import EmbeddedLog
 from hispeed.ops.aggregate import STATE_BUDGET, STATE_SPILL_DIR
+from hispeed.registry import SCHEMA_REGISTRY_URL
 from hispeed.server import dashboard, http, ws
 from hispeed.server.auth import Credentials
 from hispeed.server.ingest import IngestError, decode_json, parse_body
@@ -721,6 +722,8 @@ def serve(settings: Settings) -> None:
         redis_url = redis.url
     properties: dict[str, Any] = {"redis.url": redis_url} if redis_url else {}
     properties[STATE_BUDGET] = settings.state_memory_budget_bytes
+    if settings.schema_registry_url:
+        properties[SCHEMA_REGISTRY_URL] = settings.schema_registry_url
     properties[STATE_SPILL_DIR] = settings.state_spill_dir or str(
         Path(settings.data_dir) / "state-spill"
     )

@@ -1,0 +1,28 @@
+"""Which registry an engine uses: an external one at `ksql.schema.registry.url`, or its own."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hispeed.log.base import Log
+from hispeed.registry.base import MemoryRegistry, SchemaRegistry
+
+#: ksqlDB's property naming an external Confluent-compatible schema registry
+SCHEMA_REGISTRY_URL = "ksql.schema.registry.url"
+
+
+def registry_url(properties: Mapping[str, Any]) -> str:
+    """The external registry's URL the properties name (ksqlDB's name, or its short form
+    `schema.registry.url`), or "" for hispeed's own."""
+    url = properties.get(SCHEMA_REGISTRY_URL) or properties.get("schema.registry.url") or ""
+    return str(url).strip()
+
+
+def open_registry(url: str, log: Log | None = None) -> SchemaRegistry:
+    """A client of the registry at `url` when one is given, else hispeed's own registry."""
+    if url:
+        from hispeed.registry.remote import RemoteRegistry
+
+        return RemoteRegistry(url)
+    return MemoryRegistry()
