@@ -1,0 +1,499 @@
+"""PROTOBUF and PROTOBUF_NOSR: ksqlDB's Protobuf formats, for keys and values.
+
+PROTOBUF keeps its schemas in a schema registry and writes Confluent's wire format: a zero
+magic byte, the schema's id (4 bytes, big-endian), the message indexes (which message of the
+schema's file: a count then the path, zigzag varints, or the single byte 0 for the file's
+first message), then the message. Reading takes each record's schema by its id (any version
+the producer used) and maps its fields to the declared columns by name. Writing uses the
+schema given by KEY_/VALUE_SCHEMA_ID (its message picked by KEY_/VALUE_SCHEMA_FULL_NAME, else
+its first), or else the schema ksqlDB generates for the columns, registered under the topic's
+subject (`protobuf_schema.proto_for_columns`).
+
+PROTOBUF_NOSR writes the bare message; its schema is the one generated from the columns.
+
+Both read KEY_/VALUE_PROTOBUF_NULLABLE_REPRESENTATION (OPTIONAL or WRAPPER): how a null scalar
+is written, and so whether it reads back null or as its default. PROTOBUF wraps single values
+(WRAP_SINGLE_VALUE=false is refused, as ksqlDB's format lacks UNWRAP_SINGLES);
+PROTOBUF_NOSR also unwraps them, writing one scalar column as a `google.protobuf.*Value`.
+A record that cannot be read is an all-null row and an entry in `DecodeResult.errors`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from hispeed.formats.base import (
+    Column,
+    DecodeResult,
+    Format,
+    FormatError,
+    apply_null_rows,
+    binary_chunk,
+    columns_of,
+    make_batch,
+    null_out,
+    register_format,
+)
+from hispeed.formats.protobuf_codec import Reader, Writer
+from hispeed.formats.protobuf_schema import (
+    CompiledSchema,
+    compile_schema,
+    proto_for_columns,
+    unsupported_reason,
+)
+from hispeed.registry import RegistryError, Schema, SchemaRegistry
+
+MAGIC_BYTE = 0
+_NULLABLE = {"OPTIONAL": "optional", "WRAPPER": "wrapper"}
+
+
+def parse_nullable(value: object, *, is_key: bool) -> str | None:
+    """KEY_/VALUE_PROTOBUF_NULLABLE_REPRESENTATION as ksqlDB's properties hold it."""
+    if value is None:
+        return None
+    text = str(value).strip().upper()
+    if text not in _NULLABLE:
+        side = "KEY" if is_key else "VALUE"
+        raise FormatError(
+            f"Invalid value {value} for property {side}_PROTOBUF_NULLABLE_REPRESENTATION: "
+            "String must be one of: OPTIONAL, WRAPPER"
+        )
+    return _NULLABLE[text]
+
+
+# -- Confluent's wire format --------------------------------------------------------------
+
+
+def _zigzag(n: int) -> int:
+    return (n << 1) ^ (n >> 63)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    n &= (1 << 64) - 1
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def message_indexes_bytes(indexes: Sequence[int]) -> bytes:
+    """The message-indexes array as Confluent writes it ([0] as the single byte 0)."""
+    if list(indexes) == [0]:
+        return b"\x00"
+    return _varint(_zigzag(len(indexes))) + b"".join(_varint(_zigzag(i)) for i in indexes)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    shift = 0
+    result = 0
+    while True:
+        if pos >= len(data):
+            raise FormatError("truncated message indexes")
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            break
+        shift += 7
+        if shift > 63:
+            raise FormatError("a message index varint longer than 10 bytes")
+    return (result >> 1) ^ -(result & 1), pos
+
+
+def read_header(data: bytes) -> tuple[int, tuple[int, ...], int]:
+    """(schema id, message indexes, offset of the message) of a PROTOBUF record."""
+    if len(data) < 5 or data[0] != MAGIC_BYTE:
+        raise FormatError("Unknown magic byte!")
+    schema_id = int.from_bytes(data[1:5], "big", signed=True)
+    count, pos = _read_varint(data, 5)
+    if count == 0:
+        return schema_id, (0,), pos
+    if count < 0 or count > len(data):
+        raise FormatError(f"invalid message index count {count}")
+    indexes = []
+    for _ in range(count):
+        i, pos = _read_varint(data, pos)
+        indexes.append(i)
+    return schema_id, tuple(indexes), pos
+
+
+# -- reading the registry ------------------------------------------------------------------
+
+
+def resolve_imports(registry: SchemaRegistry, schema: Schema) -> dict[str, str]:
+    """The texts of every file `schema` imports, by import name, through its references."""
+    out: dict[str, str] = {}
+    pending = list(schema.references)
+    while pending:
+        ref = pending.pop()
+        if ref.name in out:
+            continue
+        held = registry.version(ref.subject, ref.version).schema
+        out[ref.name] = held.schema
+        pending.extend(held.references)
+    return out
+
+
+def compile_registered(registry: SchemaRegistry, schema: Schema) -> CompiledSchema:
+    """A registered PROTOBUF schema compiled with its references."""
+    if schema.schema_type != "PROTOBUF":
+        raise FormatError(f"the schema is {schema.schema_type}, not PROTOBUF")
+    return compile_schema(schema.schema, resolve_imports(registry, schema))
+
+
+# -- the formats --------------------------------------------------------------------------
+
+
+class _ProtobufBase(Format):
+    supports_wrap = True
+
+    def __init__(
+        self,
+        *,
+        is_key: bool = False,
+        wrap_single_value: bool | None = None,
+        nullable: str | None = None,
+    ) -> None:
+        super().__init__(is_key=is_key, wrap_single_value=wrap_single_value)
+        #: None, "optional" or "wrapper" (ksqlDB's nullableRepresentation)
+        self.nullable = nullable
+        self._lock = threading.Lock()
+        self._readers: dict[object, Reader] = {}
+        self._writers: dict[object, tuple[Writer, bytes]] = {}
+
+    def unwrapped(self, columns: Sequence[Column]) -> bool:
+        """Whether a record is one column's value rather than a message of columns."""
+        if len(columns) != 1 or not self.supports_unwrap:
+            return False
+        return self.is_key or self.wrap_single_value is False
+
+    def _unsupported(self, columns: Sequence[Column], *, is_key: bool) -> str | None:
+        return unsupported_reason(columns)
+
+    def _decode_with(
+        self,
+        data: pa.Array,
+        columns: Sequence[Column],
+        reader_for: Any,
+    ) -> DecodeResult:
+        data = binary_chunk(data)
+        n = len(data)
+        raw = data.to_pylist()
+        values: list[list[Any]] = [[None] * n for _ in columns]
+        nulls = np.zeros(n, np.bool_)
+        errors: dict[int, str] = {}
+        for i, record in enumerate(raw):
+            if record is None:
+                nulls[i] = True
+                continue
+            try:
+                reader, payload = reader_for(record)
+                row = reader.read(payload)
+            except Exception as e:
+                errors[i] = _reason(e)
+                continue
+            for j, v in enumerate(row):
+                values[j][i] = v
+        arrays: list[pa.Array] = []
+        for j, c in enumerate(columns):
+            arrays.append(_to_arrow(values[j], c, errors))
+        arrays, _ = null_out(arrays, errors, n)
+        return DecodeResult(make_batch(columns, arrays, n), sorted(errors.items()), nulls)
+
+    def _encode_with(
+        self,
+        batch: pa.RecordBatch | pa.Table,
+        columns: Sequence[Column],
+        writer: Writer,
+        header: bytes,
+        null_rows: npt.NDArray[np.bool_] | None,
+    ) -> pa.Array:
+        n = batch.num_rows
+        lists = [_python_values(a) for a in columns_of(batch, columns)]
+        out: list[bytes | None] = []
+        skip = null_rows if null_rows is not None else np.zeros(n, np.bool_)
+        # one unwrapped column's null is a null record, as Connect writes a null value
+        bare = self.unwrapped(columns)
+        for i in range(n):
+            if skip[i] or (bare and lists[0][i] is None):
+                out.append(None)
+                continue
+            try:
+                out.append(header + writer.write([col[i] for col in lists]))
+            except FormatError:
+                raise
+            except Exception as e:
+                raise FormatError(f"cannot serialize as {self.name}: {_reason(e)}") from e
+        return apply_null_rows(pa.array(out, pa.binary()), null_rows)
+
+
+def _reason(e: Exception) -> str:
+    text = str(e) or type(e).__name__
+    return text if isinstance(e, FormatError | RegistryError) else f"{type(e).__name__}: {text}"
+
+
+def _python_values(arr: pa.Array) -> list[Any]:
+    t = arr.type
+    if pa.types.is_timestamp(t):
+        return arr.cast(pa.int64()).to_pylist()  # type: ignore[no-any-return]
+    if pa.types.is_date32(t) or pa.types.is_time32(t):
+        return arr.cast(pa.int32()).to_pylist()  # type: ignore[no-any-return]
+    return arr.to_pylist()  # type: ignore[no-any-return]
+
+
+def _to_arrow(values: list[Any], column: Column, errors: dict[int, str]) -> pa.Array:
+    target = column.type.to_arrow()
+    try:
+        return pa.array(values, target)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        pass
+    # one value does not fit (e.g. a decimal past the column's precision): find it, make its
+    # row an error, and build the column from the rest
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        try:
+            pa.array([v], target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as e:
+            errors.setdefault(i, f"column `{column.name}`: {e}")
+            values[i] = None
+    return pa.array(values, target)
+
+
+@register_format
+class ProtobufNoSRFormat(_ProtobufBase):
+    """PROTOBUF_NOSR: bare Protobuf messages whose schema comes from the columns."""
+
+    name = "PROTOBUF_NOSR"
+    supports_unwrap = True
+
+    @classmethod
+    def configured(cls, *, is_key: bool, wrap_single_value: bool | None, delimiter: str) -> Format:
+        return cls(is_key=is_key, wrap_single_value=wrap_single_value)
+
+    @classmethod
+    def from_options(cls, options: Any) -> Format:
+        """The format from `get_format`'s options (the nullable representation)."""
+        side = "KEY" if options.is_key else "VALUE"
+        return cls(
+            is_key=options.is_key,
+            wrap_single_value=options.wrap_single_value,
+            nullable=parse_nullable(
+                options.properties.get(f"{side}_PROTOBUF_NULLABLE_REPRESENTATION"),
+                is_key=options.is_key,
+            ),
+        )
+
+    def schema_text(self, columns: Sequence[Column]) -> str:
+        """The `.proto` the records are written with (ksqlDB's, from the columns)."""
+        if self.unwrapped(columns):
+            t = columns[0].type
+            if t.name != "STRUCT":
+                return ""  # a google.protobuf.*Value (see _message)
+            columns = [Column(n, ft) for n, ft in t.fields]
+        return proto_for_columns(columns, nullable=self.nullable)
+
+    def _message(self, columns: Sequence[Column]) -> Any:
+        if self.unwrapped(columns) and columns[0].type.name != "STRUCT":
+            from hispeed.formats.protobuf_schema import WRAPPERS
+
+            t = columns[0].type
+            wrapper = WRAPPERS.get(t.name)
+            if wrapper is None:
+                raise FormatError(f"PROTOBUF_NOSR cannot hold a single {t} value unwrapped")
+            compiled = compile_schema(
+                f'syntax = "proto3";\nimport "google/protobuf/wrappers.proto";\n'
+                f"message Unwrapped {{ {wrapper} value = 1; }}\n"
+            )
+            return compiled.pool.FindMessageTypeByName(wrapper)
+        return compile_schema(self.schema_text(columns)).message()
+
+    def decode(self, data: pa.Array, columns: Sequence[Column]) -> DecodeResult:
+        key = tuple(columns)
+        with self._lock:
+            reader = self._readers.get(key)
+        if reader is None:
+            reader = Reader(self._message(columns), columns, unwrapped=self.unwrapped(columns))
+            with self._lock:
+                self._readers[key] = reader
+        return self._decode_with(data, columns, lambda record: (reader, record))
+
+    def encode(
+        self,
+        batch: pa.RecordBatch | pa.Table,
+        columns: Sequence[Column],
+        *,
+        null_rows: npt.NDArray[np.bool_] | None = None,
+    ) -> pa.Array:
+        key = tuple(columns)
+        with self._lock:
+            held = self._writers.get(key)
+        if held is None:
+            writer = Writer(self._message(columns), columns, unwrapped=self.unwrapped(columns))
+            held = (writer, b"")
+            with self._lock:
+                self._writers[key] = held
+        return self._encode_with(batch, columns, held[0], held[1], null_rows)
+
+
+@register_format
+class ProtobufFormat(_ProtobufBase):
+    """PROTOBUF: Confluent's wire format, the schemas in a schema registry."""
+
+    name = "PROTOBUF"
+    supports_unwrap = False
+    uses_registry = True
+
+    def __init__(
+        self,
+        *,
+        is_key: bool = False,
+        wrap_single_value: bool | None = None,
+        nullable: str | None = None,
+        registry: SchemaRegistry | None = None,
+        subject: str | None = None,
+        schema_id: int | None = None,
+        full_name: str | None = None,
+    ) -> None:
+        super().__init__(is_key=is_key, wrap_single_value=wrap_single_value, nullable=nullable)
+        self.registry = registry
+        #: the subject a generated schema is registered under (`<topic>-key` / `-value`)
+        self.subject = subject
+        #: KEY_/VALUE_SCHEMA_ID: the schema records are written with
+        self.schema_id = schema_id
+        #: KEY_/VALUE_SCHEMA_FULL_NAME: which message of the schema (and a generated one's name)
+        self.full_name = full_name
+        self._compiled: dict[int, CompiledSchema] = {}
+
+    @classmethod
+    def configured(cls, *, is_key: bool, wrap_single_value: bool | None, delimiter: str) -> Format:
+        return cls(is_key=is_key, wrap_single_value=wrap_single_value)
+
+    @classmethod
+    def from_options(cls, options: Any) -> Format:
+        """The format from `get_format`'s options and context (registry, topic's subject)."""
+        side = "KEY" if options.is_key else "VALUE"
+        context = options.context
+        return cls(
+            is_key=options.is_key,
+            wrap_single_value=options.wrap_single_value,
+            nullable=parse_nullable(
+                options.properties.get(f"{side}_PROTOBUF_NULLABLE_REPRESENTATION"),
+                is_key=options.is_key,
+            ),
+            registry=context.registry,
+            subject=context.subject(is_key=options.is_key) if context.topic else None,
+            schema_id=options.schema_id,
+            full_name=options.schema_full_name,
+        )
+
+    def _registry(self) -> SchemaRegistry:
+        if self.registry is None:
+            raise FormatError("the PROTOBUF format needs a schema registry, and none is set")
+        return self.registry
+
+    def compiled(self, schema_id: int) -> CompiledSchema:
+        """The schema with this id, compiled (cached per id: ids never change)."""
+        with self._lock:
+            hit = self._compiled.get(schema_id)
+        if hit is not None:
+            return hit
+        registry = self._registry()
+        compiled = compile_registered(registry, registry.schema_by_id(schema_id))
+        with self._lock:
+            self._compiled[schema_id] = compiled
+        return compiled
+
+    def schema_for(self, columns: Sequence[Column]) -> Schema:
+        """The schema ksqlDB generates for a sink with these columns."""
+        text = proto_for_columns(columns, full_name=self.full_name, nullable=self.nullable)
+        return Schema(text, "PROTOBUF")
+
+    def writer_schema(self, columns: Sequence[Column]) -> tuple[int, CompiledSchema]:
+        """The id and schema records are written with: KEY_/VALUE_SCHEMA_ID's, or the
+        generated one, registered under the subject (as Confluent's serializer auto-registers)."""
+        if self.schema_id is not None:
+            return self.schema_id, self.compiled(self.schema_id)
+        if self.subject is None:
+            raise FormatError("the PROTOBUF format needs a topic to register its schema under")
+        schema = self.schema_for(columns)
+        schema_id = self._registry().register(self.subject, schema)
+        compiled = compile_schema(schema.schema)
+        with self._lock:
+            self._compiled.setdefault(schema_id, compiled)
+        return schema_id, compiled
+
+    def decode(self, data: pa.Array, columns: Sequence[Column]) -> DecodeResult:
+        def reader_for(record: bytes) -> tuple[Reader, bytes]:
+            schema_id, indexes, offset = read_header(record)
+            key = (schema_id, indexes)
+            with self._lock:
+                reader = self._readers.get(key)
+            if reader is None:
+                message = self.compiled(schema_id).at(indexes)
+                reader = Reader(message, columns)
+                with self._lock:
+                    self._readers[key] = reader
+            return reader, record[offset:]
+
+        return self._decode_with(data, columns, reader_for)
+
+    def encode(
+        self,
+        batch: pa.RecordBatch | pa.Table,
+        columns: Sequence[Column],
+        *,
+        null_rows: npt.NDArray[np.bool_] | None = None,
+    ) -> pa.Array:
+        key = tuple(columns)
+        with self._lock:
+            held = self._writers.get(key)
+        if held is None:
+            schema_id, compiled = self.writer_schema(columns)
+            message = compiled.message(self.full_name if self.schema_id is not None else None)
+            header = (
+                bytes([MAGIC_BYTE])
+                + schema_id.to_bytes(4, "big", signed=True)
+                + message_indexes_bytes(compiled.indexes(message))
+            )
+            held = (Writer(message, columns), header)
+            with self._lock:
+                self._writers[key] = held
+        return self._encode_with(batch, columns, held[0], held[1], null_rows)
+
+
+def protobuf_format(
+    *,
+    is_key: bool = False,
+    properties: Mapping[str, object] | None = None,
+    registry: SchemaRegistry | None = None,
+    topic: str | None = None,
+) -> ProtobufFormat:
+    """A PROTOBUF format from WITH-clause `properties`, the registry and the topic (for tests
+    and callers that bind a format without `get_format`'s context)."""
+    props = {str(k).upper(): v for k, v in (properties or {}).items()}
+    side = "KEY" if is_key else "VALUE"
+    raw_id = props.get(f"{side}_SCHEMA_ID")
+    return ProtobufFormat(
+        is_key=is_key,
+        nullable=parse_nullable(
+            props.get(f"{side}_PROTOBUF_NULLABLE_REPRESENTATION"), is_key=is_key
+        ),
+        registry=registry,
+        subject=f"{topic}-{'key' if is_key else 'value'}" if topic else None,
+        schema_id=int(str(raw_id)) if raw_id is not None else None,
+        full_name=str(props[f"{side}_SCHEMA_FULL_NAME"])
+        if props.get(f"{side}_SCHEMA_FULL_NAME") is not None
+        else None,
+    )
