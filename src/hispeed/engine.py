@@ -216,7 +216,9 @@ class Engine:
         source has them: {"ID": ..., "X": ...}).
 
         The row is checked at once (a value that does not fit its column raises here) and
-        stamped now (or `timestamp`, ms). By default it is appended before `insert` returns.
+        stamped now (or `timestamp`, ms). By default it is appended before `insert` returns
+        (its frame written straight to the log, no Arrow on the way for rows of plain types in
+        JSON or KAFKA: over 100,000 rows a CPU second).
         With `Engine(insert_linger_ms=N)` it goes into the log with the rows inserted around
         it within N ms, one append for them all (as a Kafka producer's batch; over 100,000
         rows a second from one loop): `flush()` waits until they are in; `execute`, `query`,

@@ -221,3 +221,65 @@ def test_by_default_an_inserted_row_is_in_the_log_when_insert_returns(
     assert engine.log.describe_topic("readings").records == 1
     with pytest.raises(HispeedError, match="insert_linger_ms cannot be negative"):
         Engine(tmp_path / "other", insert_linger_ms=-1)
+
+
+# -- Engine.insert by default: each row written alone, without Arrow ------------------------
+
+PLAIN_STREAM = (
+    "CREATE STREAM plain (id {key} KEY, x DOUBLE, n INT, b BOOLEAN, s STRING) "
+    "WITH (kafka_topic='plain', key_format='{key_format}', value_format='JSON', "
+    "partitions=3);"
+)
+PLAIN_ROWS: list[dict[str, Any]] = [
+    {"X": i / 4, "N": i, "B": i % 2 == 0, "S": f'text {i} "q" ✓'} for i in range(30)
+] + [
+    {"X": None, "N": None, "B": None, "S": None},
+    {"X": float("nan"), "N": -(1 << 31), "B": True, "S": ""},
+    {"X": 1e12, "N": 7},  # columns left out are null
+    {"X": 3, "N": 8},  # an int for a DOUBLE: Arrow's path takes it
+]
+
+
+@pytest.mark.parametrize(("key", "key_format"), [("STRING", "KAFKA"), ("BIGINT", "JSON")])
+def test_insert_writes_what_the_one_row_path_writes(
+    tmp_path: Path, key: str, key_format: str
+) -> None:
+    """Default `Engine.insert` (no gathering) against `inserts.insert` (Arrow arrays per row)
+    on the same rows: the same records, partitions and offsets order."""
+    keys = [f"d{i % 7}" if key == "STRING" else i % 7 for i in range(len(PLAIN_ROWS))]
+    keys[3] = None
+    statement = PLAIN_STREAM.format(key=key, key_format=key_format)
+    got, want = [], []
+    for out, one_by_one in ((got, False), (want, True)):
+        with Engine(tmp_path / f"e{len(got)}{len(want)}{one_by_one}", fsync="never") as e:
+            e.execute(statement)
+            for i, (k, row) in enumerate(zip(keys, PLAIN_ROWS, strict=True)):
+                if one_by_one:
+                    inserts.insert(e.catalog, e.log, "plain", {"ID": k, **row}, 1000 + i)
+                else:
+                    e.insert("plain", {"ID": k, **row}, 1000 + i)
+            out += [e.log.read_table("plain", p).drop_columns("offset") for p in range(3)]
+    assert [t.to_pylist() for t in got] == [t.to_pylist() for t in want]
+    assert sum(t.num_rows for t in got) == len(PLAIN_ROWS)
+
+
+def test_an_inserted_row_is_in_the_log_and_queried_when_insert_returns(engine: Engine) -> None:
+    engine.execute(PLAIN_STREAM.format(key="STRING", key_format="KAFKA"))
+    engine.execute("CREATE TABLE sums AS SELECT id, SUM(n) AS total FROM plain GROUP BY id;")
+    for i in range(10):
+        engine.insert("plain", {"ID": "a", "N": i})
+        assert engine.log.describe_topic("plain").records == i + 1  # no flush, no wait
+    engine.drain()
+    assert engine.query("SELECT * FROM sums WHERE id = 'a'") == [{"ID": "a", "TOTAL": 45}]
+    assert engine.query("SELECT n FROM plain WHERE n = 9") == [{"N": 9}]
+
+
+def test_a_bad_row_is_refused_at_once_by_default(engine: Engine) -> None:
+    engine.execute(PLAIN_STREAM.format(key="STRING", key_format="KAFKA"))
+    with pytest.raises(HispeedError, match=r"PLAIN\.N is INTEGER: 'two' does not fit"):
+        engine.insert("plain", {"ID": "b", "N": "two"})
+    with pytest.raises(HispeedError, match=r"PLAIN\.N is INTEGER: 4294967296 does not fit"):
+        engine.insert("plain", {"ID": "b", "N": 1 << 32})
+    with pytest.raises(HispeedError, match="does not exist"):
+        engine.insert("nope", {"ID": "b"})
+    assert engine.log.describe_topic("plain").records == 0

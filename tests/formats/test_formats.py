@@ -603,3 +603,86 @@ def test_empty_batches() -> None:
         result = fmt.decode(pa.array([], pa.binary()), cols)
         assert result.batch.num_rows == 0
         assert result.errors == []
+
+
+# -- row encoders: one row of plain Python values, as `encode` writes it ----------------------
+
+PLAIN = [
+    Column("S", T.STRING),
+    Column("D", T.DOUBLE),
+    Column("I", T.INTEGER),
+    Column("L", T.BIGINT),
+    Column("B", T.BOOLEAN),
+]
+PLAIN_VALUES = {
+    "STRING": st.none() | st.text(),
+    "DOUBLE": st.none() | st.floats(allow_nan=True, allow_infinity=True),
+    "INTEGER": st.none() | st.integers(-(1 << 31), (1 << 31) - 1),
+    "BIGINT": st.none() | st.integers(-(1 << 63), (1 << 63) - 1),
+    "BOOLEAN": st.none() | st.booleans(),
+}
+EDGES = [
+    ["plain", 0.5, 0, 0, True],
+    ['"quoted" \\ back\nslash\t\x00', -0.0, -(1 << 31), -(1 << 63), False],
+    ["unicode ✓ \u2028 é", 1e7, (1 << 31) - 1, (1 << 63) - 1, None],
+    [None, 1e-4, None, None, None],
+    ["", float("nan"), 1, 1, True],
+    ["x", float("inf"), 2, 2, True],
+    ["y", float("-inf"), 3, 3, True],
+    ["z", 1.5e300, 4, 4, True],
+    ["w", 9999999.999, 5, 5, True],
+    ["v", None, 6, 6, False],
+]
+
+
+def encoded_by_batch(fmt: object, columns: list[Column], rows: list[list[object]]) -> list:
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([r[i] for r in rows], c.type.to_arrow()) for i, c in enumerate(columns)],
+        names=[c.name for c in columns],
+    )
+    return fmt.encode(batch, columns).to_pylist()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("unwrap", [None, False, True])
+def test_json_row_encoder_writes_what_encode_writes(unwrap: bool | None) -> None:
+    cases = [(PLAIN, EDGES)] + [([c], [[r[i]] for r in EDGES]) for i, c in enumerate(PLAIN)]
+    for is_key in (False, True):
+        for columns, rows in cases:
+            props = (
+                {}
+                if unwrap is None or is_key or len(columns) != 1
+                else {"wrap_single_value": not unwrap}
+            )
+            fmt = get_format("JSON", props or None, is_key=is_key)
+            row_encoder = fmt.row_encoder(columns)
+            assert row_encoder is not None
+            assert [row_encoder(r) for r in rows] == encoded_by_batch(fmt, columns, rows)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(*(PLAIN_VALUES[c.type.name] for c in PLAIN)), min_size=1, max_size=20))
+def test_json_row_encoder_matches_encode_on_any_rows(rows: list[tuple[object, ...]]) -> None:
+    fmt = get_format("JSON")
+    encode_row = fmt.row_encoder(PLAIN)
+    assert encode_row is not None
+    as_lists = [list(r) for r in rows]
+    assert [encode_row(r) for r in as_lists] == encoded_by_batch(fmt, PLAIN, as_lists)
+
+
+def test_kafka_row_encoder_writes_what_encode_writes() -> None:
+    for i, column in enumerate(c for c in PLAIN if c.type.name != "BOOLEAN"):
+        fmt = get_format("KAFKA", is_key=True)
+        rows = [[r[PLAIN.index(column)]] for r in EDGES]
+        encode_row = fmt.row_encoder([column])
+        assert encode_row is not None, i
+        assert [encode_row(r) for r in rows] == encoded_by_batch(fmt, [column], rows)
+    encode_none = get_format("KAFKA").row_encoder([])
+    assert encode_none is not None
+    assert encode_none([]) is None
+
+
+def test_row_encoders_only_for_plain_types() -> None:
+    assert get_format("JSON").row_encoder([Column("A", T.array(T.STRING))]) is None
+    assert get_format("JSON").row_encoder([Column("T", T.TIMESTAMP)]) is None
+    assert get_format("KAFKA").row_encoder([Column("B", T.BOOLEAN)]) is None
+    assert get_format("DELIMITED").row_encoder([Column("S", T.STRING)]) is None

@@ -3,8 +3,8 @@
 - `insert_rows`: `Engine.insert(name, row)` in a loop, one row a call, into a JSON stream,
   until every row is in the log (`flush()`); rows/s of wall clock and per CPU second of this
   process (every thread of it: the engine's included). `insert_rows_*` with rows gathered
-  for 5 ms (`Engine(insert_linger_ms=5)`), `insert_each_rows_*` with the default (each row
-  appended before `insert` returns).
+  for 5 ms (`Engine(insert_linger_ms=5)`), `insert_each_rows_*` with the default settings
+  (each row appended alone before `insert` returns: `Log.append_one`).
 - `producer_rows`: `Engine.producer().produce(topic, value, key=...)` of pre-encoded JSON
   values, until `flush()` returns; the same two rates.
 - `bytes_on_disk`: what the log's files (segments and their indexes) hold beyond each
@@ -160,7 +160,7 @@ def run(progress: Progress | None = None, scale: float = 1.0) -> dict[str, Any]:
     results: dict[str, Any] = {}
     report("insert() single rows", 0)
     results |= insert_rows(max(int(200_000 * scale), 1000))
-    results |= insert_rows(max(int(5_000 * scale), 100), linger_ms=0, prefix="insert_each_rows")
+    results |= insert_rows(max(int(200_000 * scale), 1000), linger_ms=0, prefix="insert_each_rows")
     report("producer API", 0)
     results |= producer_rows(max(int(2_000_000 * scale), 10_000))
     report("bytes on disk per record", 0)

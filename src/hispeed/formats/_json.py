@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 
 from hispeed.formats._flat_json import decode_flat
 from hispeed.formats.base import (
+    PLAIN_TYPES,
     Column,
     DecodeResult,
     Format,
@@ -171,6 +172,41 @@ class JsonFormat(Format):
             if not isinstance(out, pa.Array):
                 out = pa.array([out.as_py()] * n, pa.binary())
         return apply_null_rows(out, null_rows)
+
+    def row_encoder(
+        self, columns: Sequence[Column]
+    ) -> Callable[[Sequence[Any]], bytes | None] | None:
+        if not all(c.type.name in PLAIN_TYPES for c in columns):
+            return None
+        # msgspec writes a plain value as `_json_texts` does (Arrow's quoting of text with
+        # nothing to escape is msgspec's too), and an object as `encode` joins it
+        doubles = [c.type.name == "DOUBLE" for c in columns]
+        if self.unwrapped(columns):
+            double = doubles[0]
+
+            def bare(row: Sequence[Any]) -> bytes | None:
+                v = row[0]
+                if v is None:
+                    return None
+                return _ENCODER.encode(_finite_or_text(v) if double else v)
+
+            return bare
+        names = [c.name for c in columns]
+        if not any(doubles):
+            return lambda row: _ENCODER.encode(dict(zip(names, row, strict=True)))
+
+        def wrapped(row: Sequence[Any]) -> bytes:
+            return _ENCODER.encode(
+                {
+                    # (a double msgspec writes as Java does goes as it is)
+                    n: v
+                    if not d or v is None or v == 0 or 1e-3 <= abs(v) < 1e7
+                    else _finite_or_text(v)
+                    for n, v, d in zip(names, row, doubles, strict=True)
+                }
+            )
+
+        return wrapped
 
     def _unsupported(self, columns: Sequence[Column], *, is_key: bool) -> str | None:
         for c in columns:

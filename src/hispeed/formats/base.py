@@ -12,9 +12,9 @@ The formats and their WITH-clause options follow ksqlDB's: JSON, DELIMITED, KAFK
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -150,6 +150,16 @@ class Format(ABC):
         One value per row; rows flagged in `null_rows` are written as null bytes (tombstones).
         """
 
+    def row_encoder(
+        self, columns: Sequence[Column]
+    ) -> Callable[[Sequence[Any]], bytes | None] | None:
+        """A function that writes one row of plain Python values (one per column, each None
+        or of its column's exact Python type: str for STRING, float for DOUBLE, int for
+        INTEGER/BIGINT in range, bool for BOOLEAN) as `encode` writes that row, byte for
+        byte (None: a null record); None when the format has no such path for `columns`.
+        `Engine.insert`'s single rows go through it without building Arrow arrays."""
+        return None
+
     def check_columns(self, columns: Sequence[Column], *, is_key: bool | None = None) -> None:
         """Raise `FormatError`, saying why, when this format cannot carry `columns`."""
         key = self.is_key if is_key is None else is_key
@@ -185,6 +195,10 @@ class Format(ABC):
     @abstractmethod
     def _unsupported(self, columns: Sequence[Column], *, is_key: bool) -> str | None:
         """Why the format cannot carry `columns` (ksqlDB's wording), or None when it can."""
+
+
+#: the SQL types whose values `Format.row_encoder`'s functions take as plain Python values
+PLAIN_TYPES = frozenset({"STRING", "DOUBLE", "INTEGER", "BIGINT", "BOOLEAN"})
 
 
 def empty_result(

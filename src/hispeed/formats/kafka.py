@@ -8,7 +8,9 @@ batch's byte buffer; a record of the wrong length is an error for its row only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import struct
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hispeed.formats.base import (
+    PLAIN_TYPES,
     Column,
     DecodeResult,
     Format,
@@ -36,6 +39,8 @@ _FIXED: dict[str, tuple[int, str, str]] = {
     "DOUBLE": (8, ">f8", "Deserializer"),
 }
 _SUPPORTED = (*_FIXED, "STRING", "BYTES")
+#: SQL type -> the struct code of one value in Kafka's serialization (for `row_encoder`)
+_PACK = {"INTEGER": ">i", "BIGINT": ">q", "DOUBLE": ">d"}
 
 
 @register_format
@@ -90,6 +95,22 @@ class KafkaFormat(Format):
         else:
             out = arr.cast(pa.binary())
         return apply_null_rows(out, null_rows)
+
+    def row_encoder(
+        self, columns: Sequence[Column]
+    ) -> Callable[[Sequence[Any]], bytes | None] | None:
+        if not columns:
+            return lambda row: None
+        kind = columns[0].type.name
+        if len(columns) != 1 or kind not in PLAIN_TYPES or kind == "BOOLEAN":
+            return None
+        pack = str.encode if kind == "STRING" else struct.Struct(_PACK[kind]).pack
+
+        def one(row: Sequence[Any]) -> bytes | None:
+            v = row[0]
+            return None if v is None else pack(v)
+
+        return one
 
     def _unsupported(self, columns: Sequence[Column], *, is_key: bool) -> str | None:
         if len(columns) > 1:

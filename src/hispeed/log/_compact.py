@@ -74,6 +74,11 @@ def encode_compact(batch: pa.RecordBatch, base: int, max_ts: int) -> bytes:
     )
 
 
+def encode_compact_one(key: bytes | None, value: bytes | None) -> bytes:
+    """`encode_compact` of a one-record batch whose timestamp is its frame's max_ts."""
+    return _encoder.encode((None, None, [key], [value], None))
+
+
 class CompactRun:
     """The records of consecutive compact frames, gathered to become one Arrow batch."""
 

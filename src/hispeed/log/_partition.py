@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hispeed.errors import CorruptLogError, OffsetOutOfRangeError
-from hispeed.log._segment import Damage, Segment, encode_frame
+from hispeed.log._segment import Damage, Segment, encode_frame, encode_one
 from hispeed.log.base import RECORD_SCHEMA, TopicConfig
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,15 @@ class Partition:
             header, payload = encode_frame(full, self.config.compression)
             self.write_frame(header, payload, base + n)
             return base
+
+    def append_one(self, key: bytes | None, value: bytes | None, timestamp: int) -> int:
+        """Append one record (what `append` writes for a one-record batch, byte for byte,
+        with no Arrow on the way); returns its offset."""
+        with self.lock:
+            offset = self.end_offset
+            header, payload = encode_one(key, value, offset, timestamp)
+            self.write_frame(header, payload, offset + 1)
+            return offset
 
     def write_frame(self, header: bytes, payload: bytes | pa.Buffer, end: int) -> None:
         """Write an encoded frame ending at `end` (exclusive), rolling the segment first if due."""

@@ -55,6 +55,7 @@ from hispeed.log._compact import (
     compact_span,
     decode_compact,
     encode_compact,
+    encode_compact_one,
 )
 from hispeed.log.records import RECORD_SCHEMA
 
@@ -117,11 +118,26 @@ def encode_frame(batch: pa.RecordBatch, compression: str | None) -> tuple[bytes,
         whole = sink.getvalue()
         # The stream is schema + batch + end-of-stream marker (8 bytes); keep the batch message.
         payload = whole.slice(_SCHEMA_PREFIX, whole.size - _SCHEMA_PREFIX - 8)
+    return frame_header(payload, base, last, batch.num_rows, max_ts, flags), payload
+
+
+def frame_header(
+    payload: bytes | pa.Buffer, base: int, last: int, count: int, max_ts: int, flags: int
+) -> bytes:
+    """The header of a frame holding `payload` (its CRC32C over the header's tail and it)."""
     size = len(payload)
-    tail = HEADER.pack(MAGIC, size, 0, base, last, batch.num_rows, max_ts, flags)[12:]
+    tail = HEADER.pack(MAGIC, size, 0, base, last, count, max_ts, flags)[12:]
     crc = crc32c.crc32c(payload, value=crc32c.crc32c(tail))
-    header = MAGIC + struct.pack("<II", size, crc) + tail
-    return header, payload
+    return MAGIC + struct.pack("<II", size, crc) + tail
+
+
+def encode_one(
+    key: bytes | None, value: bytes | None, offset: int, timestamp: int
+) -> tuple[bytes, bytes]:
+    """(header, payload) of one record's compact frame, the bytes `encode_frame` gives for a
+    one-record batch, with no Arrow on the way (`Log.append_one`'s path)."""
+    payload = encode_compact_one(key, value)
+    return frame_header(payload, offset, offset, 1, timestamp, FLAG_COMPACT), payload
 
 
 def decode_payload(payload: bytes | pa.Buffer) -> pa.RecordBatch:
@@ -493,30 +509,36 @@ class Segment:
 
     def _note_frame(self, header: FrameHeader) -> bool:
         """Track a frame that now ends the segment; True when it got an index entry."""
-        self.next_offset = header.last + 1
-        self.max_timestamp = max(self.max_timestamp, header.max_ts)
+        return self._note(header.position, header.base, header.last, header.max_ts)
+
+    def _note(self, position: int, base: int, last: int, max_ts: int) -> bool:
+        self.next_offset = last + 1
+        if max_ts > self.max_timestamp:
+            self.max_timestamp = max_ts
         self.frames += 1
-        if header.position - self._last_indexed_position >= self.index_interval:
-            self._index_offsets.append(header.base)
-            self._index_positions.append(header.position)
+        if position - self._last_indexed_position >= self.index_interval:
+            self._index_offsets.append(base)
+            self._index_positions.append(position)
             self._index_max_ts.append(self.max_timestamp)
-            self._last_indexed_position = header.position
+            self._last_indexed_position = position
             return True
         return False
 
     def append(self, header: bytes, payload: bytes | pa.Buffer) -> None:
-        """Write one encoded frame at the end of the segment."""
+        """Write one encoded frame (made by `encode_frame` or `encode_one`) at the end of the
+        segment."""
         written = os.writev(self._write_fd, [header, payload])
         total = len(header) + len(payload)
         if written != total:  # a short write leaves a torn tail; recovery removes it
             raise OSError(f"short write to {self.path}: {written} of {total} bytes")
-        parsed = _parse_header(header, self.size)
-        assert parsed is not None
+        # (the header is ours, checked when made: only its fields are read back)
+        _magic, _length, _crc, base, last, _count, max_ts, _flags = HEADER.unpack(header)
+        position = self.size
         self.size += total
-        if self._note_frame(parsed):
+        if self._note(position, base, last, max_ts):
             assert self._index_file is not None
             self._index_file.write(  # type: ignore[attr-defined]
-                INDEX_ENTRY.pack(parsed.base, parsed.position, self.max_timestamp)
+                INDEX_ENTRY.pack(base, position, self.max_timestamp)
             )
 
     def fsync(self) -> None:

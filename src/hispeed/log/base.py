@@ -408,6 +408,17 @@ class Log(ABC):
         taking turns between partitions from batch to batch.
         """
 
+    def append_one(
+        self, topic: str, key: bytes | None, value: bytes | None, timestamp: int | None = None
+    ) -> tuple[int, int]:
+        """Append one record (no headers) as `append` does; returns (partition, offset) once
+        it is acknowledged. A backend may do it with less work than `append` of a batch of
+        one (the embedded log writes its frame with no Arrow on the way): `Engine.insert`'s
+        path."""
+        record = {"key": key, "value": value, "timestamp": timestamp}
+        result = self.append(topic, [record])
+        return int(result.partitions[0]), int(result.offsets[0])
+
     @abstractmethod
     def read(
         self,

@@ -58,7 +58,7 @@ from hispeed.log.base import (
     to_append_batch,
     validate_topic_name,
 )
-from hispeed.log.murmur2 import partitions_for_keys
+from hispeed.log.murmur2 import partition_for_key, partitions_for_keys
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +309,39 @@ class EmbeddedLog(AppendSignal, Log):
                 out_offsets[rows] = np.arange(base, base + len(rows))
         self.notify_append()
         return AppendResult(out_parts, out_offsets)
+
+    def append_one(
+        self, topic: str, key: bytes | None, value: bytes | None, timestamp: int | None = None
+    ) -> tuple[int, int]:
+        # The same checks, partition and frame bytes as `append` of one record, without the
+        # Arrow batch, the numpy offsets and the frame encoder `append` builds for a batch.
+        self._check_open()
+        t = self._topic(topic)
+        if key is None and t.config.compacts:
+            raise InvalidRecordError(
+                f"topic {topic!r} is compacted, so every record needs a key; 1 of 1 have none"
+            )
+        if not isinstance(key, bytes | None) or not isinstance(value, bytes | None):
+            raise InvalidRecordError(
+                f"record keys and values are bytes, not {type(key).__name__} and "
+                f"{type(value).__name__}"
+            )
+        parts = t.partitions
+        if len(parts) == 1:
+            part = parts[0]
+        elif key is None:
+            self._round_robin = (self._round_robin + 1) % len(parts)
+            part = parts[self._round_robin]
+        else:
+            part = parts[partition_for_key(key, len(parts))]
+        stamp = self.clock() if timestamp is None else timestamp
+        with part.lock:
+            offset = part.append_one(key, value, stamp)
+            if self.fsync_policy.mode == "always":
+                part.fsync()
+            part.visible_end = part.end_offset
+        self.notify_append()
+        return part.index, offset
 
     # -- reading ------------------------------------------------------------------------
 

@@ -7,13 +7,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import msgspec
 import pyarrow as pa
 
 from hispeed.catalog import Catalog, Source
 from hispeed.errors import HispeedError
+from hispeed.formats.base import get_format
 from hispeed.log.base import AppendResult, Log
 from hispeed.sql import types as T
 from hispeed.statements.inserts import append_rows
@@ -162,6 +164,38 @@ def _fast_check(sql_type: T.SqlType) -> Callable[[Any], bool] | None:
 
 
 _Check = tuple[str, T.SqlType, Callable[[Any], bool] | None]
+_RowEncoder = Callable[[Sequence[Any]], bytes | None]
+
+
+class _Plan:
+    """A source's single-row insert path, made once per source object: each column's check,
+    and, when every column has a plain type and both formats write plain Python values
+    (`Format.row_encoder`), the key's and the value's encoders (no Arrow per row)."""
+
+    __slots__ = ("checks", "encode_key", "encode_value", "keys", "target")
+
+    def __init__(self, target: Source) -> None:
+        self.target = target
+        columns = [*target.key_columns, *target.value_columns]
+        self.checks: list[_Check] = [(c.name, c.type, _fast_check(c.type)) for c in columns]
+        self.keys = len(target.key_columns)
+        self.encode_key: _RowEncoder | None = None
+        self.encode_value: _RowEncoder | None = None
+        if all(check is not None for _, _, check in self.checks):
+            key_fmt = get_format(target.key_format, target.key_properties, is_key=True)
+            value_fmt = get_format(target.value_format, target.value_properties)
+            self.encode_key = key_fmt.row_encoder(target.key_columns)
+            self.encode_value = value_fmt.row_encoder(target.value_columns)
+
+    def encode(self, values: list[Any]) -> tuple[bytes | None, bytes | None] | None:
+        """(key, value) bytes of a row of plain values; None when this path cannot write it
+        (`append_rows` then does, as for any other row)."""
+        if self.encode_key is None or self.encode_value is None:
+            return None
+        try:
+            return self.encode_key(values[: self.keys]), self.encode_value(values[self.keys :])
+        except (UnicodeError, msgspec.EncodeError, OverflowError, ValueError, TypeError):
+            return None  # text no codec takes (a lone surrogate): Arrow's path says why
 
 
 class _Pending:
@@ -197,6 +231,7 @@ class RowBuffer:
         self.linger_s = linger_ms / 1000
         self.max_rows = max_rows
         self._pending: dict[int, _Pending] = {}
+        self._plans: dict[str, _Plan] = {}  # by the name `add` was given
         self._waiting = 0
         self._lock = threading.Lock()  # the pending rows
         self._flush_lock = threading.Lock()  # one flush at a time, so batches keep their order
@@ -210,12 +245,16 @@ class RowBuffer:
         if self._failure is not None:
             self._raise_failure()
         target = self._catalog.get(name.upper())
-        # (only its checks: a flush may take this object's rows at any time)
-        checks = (self._pending.get(id(target)) or _Pending(target)).checks
+        plan = self._plans.get(name)
+        if plan is None or plan.target is not target:  # (one dropped and made again is new)
+            plan = self._plans[name] = _Plan(target)
+        checks = plan.checks
         values = []
+        plain = True
         for col, sql_type, check in checks:
             v = row.get(col)
             if v is not None and (check is None or not check(v)):
+                plain = False
                 try:
                     pa.array([v], sql_type.to_arrow())
                 except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as e:
@@ -225,6 +264,11 @@ class RowBuffer:
             values.append(v)
         stamp = time.time_ns() // 1_000_000 if timestamp is None else int(timestamp)
         if self.linger_s == 0:  # no gathering: this row alone, in the log before returning
+            encoded = plan.encode(values) if plain else None
+            if encoded is not None:  # the same bytes `append_rows` writes, without Arrow
+                with self._flush_lock:
+                    self._log.append_one(target.topic, encoded[0], encoded[1], stamp)
+                return
             alone = _Pending(target, checks)
             alone.rows.append(tuple(values))
             alone.stamps.append(stamp)

@@ -1,0 +1,96 @@
+"""`Log.append_one`, `Engine.insert`'s path into the embedded log: one record written with no
+Arrow on the way, byte for byte the frame `append` writes for the same record, on the same
+partition and offset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hispeed.errors import InvalidRecordError
+from hispeed.log import EmbeddedLog
+from hispeed.log.base import Log
+
+#: (key, value, timestamp): null keys, tombstones, empty bytes, a large value, unicode bytes
+RECORDS: list[tuple[bytes | None, bytes | None, int | None]] = [
+    (b"k", b"v", 5),
+    (b"k", None, 4),
+    (None, b"no key", 9),
+    (b"", b"", 9),
+    (b"big", b"x" * 70_000, 1 << 40),
+    ("unicode ✓".encode(), b'{"A":1}', 0),
+    *[(f"k{i % 5}".encode(), f"r{i}".encode(), 1000 + i) for i in range(40)],
+    *[(None, f"n{i}".encode(), 2000 + i) for i in range(6)],
+]
+
+
+def files(log: EmbeddedLog, topic: str) -> dict[str, bytes]:
+    root = log.root / "topics" / topic
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.suffix in (".seg", ".idx")
+    }
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_append_one_writes_what_append_writes(tmp_path: Path, partitions: int) -> None:
+    clock = lambda: 123_456  # noqa: E731 (records with no timestamp are stamped alike)
+    fast = EmbeddedLog(tmp_path / "fast", fsync="never", cleaner_interval_s=None, clock=clock)
+    ref = EmbeddedLog(tmp_path / "ref", fsync="never", cleaner_interval_s=None, clock=clock)
+    try:
+        for log in (fast, ref):
+            log.create_topic("t", partitions, {"index.interval.bytes": 100})
+        for key, value, ts in [*RECORDS, (b"k", b"now", None)]:
+            got = fast.append_one("t", key, value, ts)
+            want = ref.append("t", [{"key": key, "value": value, "timestamp": ts}])
+            assert got == (int(want.partitions[0]), int(want.offsets[0]))
+        assert files(fast, "t") == files(ref, "t")  # the same frames and index entries
+        for p in range(partitions):
+            assert fast.read_table("t", p).equals(ref.read_table("t", p))
+    finally:
+        fast.close()
+        ref.close()
+
+
+def test_append_one_is_read_back_after_a_restart(tmp_path: Path) -> None:
+    with EmbeddedLog(tmp_path / "d", fsync="always", cleaner_interval_s=None) as log:
+        log.create_topic("t", 2)
+        placed = [log.append_one("t", k, v, ts) for k, v, ts in RECORDS]
+    with EmbeddedLog(tmp_path / "d", cleaner_interval_s=None) as log:
+        for (key, value, ts), (p, offset) in zip(RECORDS, placed, strict=True):
+            row = log.read_table("t", p).slice(offset, 1).to_pylist()[0]
+            assert (row["offset"], row["key"], row["value"], row["timestamp"]) == (
+                offset,
+                key,
+                value,
+                ts,
+            )
+
+
+def test_append_one_checks_what_append_checks(tmp_path: Path) -> None:
+    with EmbeddedLog(tmp_path / "d", fsync="never", cleaner_interval_s=None) as log:
+        log.create_topic("c", 1, {"cleanup.policy": "compact"})
+        with pytest.raises(InvalidRecordError, match="compacted, so every record needs a key"):
+            log.append_one("c", None, b"v")
+        with pytest.raises(InvalidRecordError, match="bytes"):
+            log.append_one("c", b"k", "text")  # type: ignore[arg-type]
+        assert log.describe_topic("c").records == 0
+
+
+def test_the_default_append_one_goes_through_append(tmp_path: Path) -> None:
+    """A backend without its own `append_one` (Kafka's) gets `append` of one record."""
+
+    class Plain(EmbeddedLog):
+        append_one = Log.append_one
+
+    with Plain(tmp_path / "d", fsync="never", cleaner_interval_s=None) as log:
+        log.create_topic("t", 3)
+        placed = [log.append_one("t", k, v, ts) for k, v, ts in RECORDS]
+        got = {
+            (p, o): (r["key"], r["value"], r["timestamp"])
+            for p in range(3)
+            for o, r in enumerate(log.read_table("t", p).to_pylist())
+        }
+    assert [got[pl] for pl in placed] == RECORDS
