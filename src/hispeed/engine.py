@@ -138,7 +138,9 @@ class Engine:
         self.commands.apply(self._replayed, own=True)
         self.connectors.start_held()
         #: `insert`'s rows, gathered for the log's linger and inserted together
-        self._rows = RowBuffer(self.catalog, self.log, insert_linger_ms)
+        self._rows = RowBuffer(
+            self.catalog, self.log, insert_linger_ms, registry=self.context.schema_registry
+        )
 
     @property
     def properties(self) -> dict[str, Any]:
@@ -238,7 +240,7 @@ class Engine:
             >>> engine.insert_many("readings", pl.DataFrame({"id": ["a", "b"], "x": [1.0, 2.0]}))
         """
         self.flush()  # rows inserted before go first
-        return insert_many(self.catalog, self.log, name, data)
+        return insert_many(self.catalog, self.log, name, data, self.context.schema_registry)
 
     def flush(self) -> None:
         """Append every row `insert` holds now; raises what a failed append raised. (Call it
@@ -260,7 +262,7 @@ class Engine:
         self, target: Source, values: Mapping[str, pa.Array], timestamp: int | None
     ) -> None:
         """Append one row (its columns as one-value arrays) to a source's topic."""
-        inserts.insert_row(self.log, target, values, timestamp)
+        inserts.insert_row(self.log, target, values, timestamp, self.context.schema_registry)
 
     def query(self, sql: str, *, format: str = "rows") -> Any:
         """Run a pull query: the current rows of a table (or what a stream holds now).

@@ -174,7 +174,13 @@ class SinkRunner(_Runner):
             return _json_batch(item, errors, self.name)
         decoder = self._decoders.get(tp.topic)
         if decoder is None:
-            decoder = SourceDecoder(source, "S", f"connector {self.name}", keep_tombstones=True)
+            decoder = SourceDecoder(
+                source,
+                "S",
+                f"connector {self.name}",
+                keep_tombstones=True,
+                registry=self.context.schema_registry,
+            )
             self._decoders[tp.topic] = decoder
         frame, tombstones = decoder.decode(item, errors)
         names = [n.split(".", 1)[1] for n in frame.schema.names]

@@ -7,7 +7,14 @@ back. JSON, DELIMITED, KAFKA and NONE are built in: each module registers its fo
 registered `Format` subclass, plus its line below.
 """
 
-from hispeed.formats import _json, delimited, kafka, none, protobuf  # noqa: F401  (they register)
+from hispeed.formats import (  # noqa: F401  (they register)
+    _json,
+    avro,
+    delimited,
+    kafka,
+    none,
+    protobuf,
+)
 from hispeed.formats.base import (
     FORMATS,
     Column,

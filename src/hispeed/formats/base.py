@@ -6,7 +6,9 @@ bad data: a record that cannot be read becomes an all-null row plus an entry in
 `DecodeResult.errors`, so one bad record cannot stop a stream. Null bytes (and, for JSON, the
 `null` literal) are tombstones, flagged in `DecodeResult.null_rows`.
 
-The formats and their WITH-clause options follow ksqlDB's: JSON, DELIMITED, KAFKA and NONE.
+The formats and their WITH-clause options follow ksqlDB's: JSON, DELIMITED, KAFKA and NONE,
+and the schema-registry formats (`formats/registry_format.py`) that also need a
+`FormatContext`: the schema registry and the topic whose subjects they use.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hispeed.errors import HispeedError
+from hispeed.registry import SchemaRegistry
 from hispeed.sql.types import SqlType
 
 _NAMED_DELIMITERS = {"TAB": "\t", "SPACE": " "}
@@ -107,6 +110,88 @@ def parse_delimiter(option: str, value: object) -> str:
     )
 
 
+@dataclass(frozen=True)
+class FormatContext:
+    """What a schema-registry format needs besides its WITH clause: the registry its schemas
+    live in and the topic whose subjects (`<topic>-key`, `<topic>-value`) it reads and writes.
+    Formats without schemas ignore it."""
+
+    registry: SchemaRegistry | None = None
+    topic: str | None = None
+
+    def subject(self, *, is_key: bool) -> str:
+        """The subject of the topic's key or value schemas, as ksqlDB names it by default
+        (`KsqlConstants.getSRSubject`)."""
+        return f"{self.topic}-{'key' if is_key else 'value'}"
+
+
+#: the WITH-clause properties the schema-registry formats read (ksqlDB's CommonCreateConfigs);
+#: the catalog keeps them with a source's key or value properties
+KEY_SCHEMA_PROPERTIES = ("KEY_SCHEMA_ID", "KEY_SCHEMA_FULL_NAME", "KEY_AVRO_SCHEMA_FULL_NAME")
+VALUE_SCHEMA_PROPERTIES = (
+    "VALUE_SCHEMA_ID",
+    "VALUE_SCHEMA_FULL_NAME",
+    "VALUE_AVRO_SCHEMA_FULL_NAME",
+)
+
+
+@dataclass(frozen=True)
+class FormatOptions:
+    """A format's checked options, as `get_format` hands them to `Format.from_options`."""
+
+    is_key: bool
+    #: WRAP_SINGLE_VALUE as given (None: the format's default); values only
+    wrap_single_value: bool | None
+    #: the delimiter (DELIMITED only), ',' when none is given
+    delimiter: str
+    #: the whole WITH clause, names in upper case
+    properties: Mapping[str, object]
+    context: FormatContext
+
+    @property
+    def schema_id(self) -> int | None:
+        """KEY_SCHEMA_ID or VALUE_SCHEMA_ID (by side), or None."""
+        raw = self.properties.get("KEY_SCHEMA_ID" if self.is_key else "VALUE_SCHEMA_ID")
+        if raw is None:
+            return None
+        try:
+            return int(str(raw))
+        except ValueError:
+            side = "KEY" if self.is_key else "VALUE"
+            raise FormatError(f"{side}_SCHEMA_ID must be an integer, not {raw!r}") from None
+
+    @property
+    def schema_full_name(self) -> str | None:
+        """KEY_/VALUE_SCHEMA_FULL_NAME, else (as ksqlDB reads it for AVRO)
+        KEY_/VALUE_AVRO_SCHEMA_FULL_NAME, or None."""
+        side = "KEY" if self.is_key else "VALUE"
+        for name in (f"{side}_SCHEMA_FULL_NAME", f"{side}_AVRO_SCHEMA_FULL_NAME"):
+            raw = self.properties.get(name)
+            if raw is not None:
+                return str(raw)
+        return None
+
+
+@runtime_checkable
+class SchemaFormat(Protocol):
+    """What the statements ask of a format that keeps its schemas in a registry (AVRO,
+    JSON_SR, PROTOBUF): a sink registers its schema, a CREATE without columns infers them.
+    `registry_format.RegistryFormat` implements it; a format may implement it alone."""
+
+    is_key: bool
+
+    @property
+    def subject(self) -> str:
+        """The subject of this side's schemas (`<topic>-key` / `<topic>-value`)."""
+
+    def register(self, columns: Sequence[Column]) -> int:
+        """Register the schema written for `columns` under `subject`; its id
+        (`FormatError` with the registry's message when refused)."""
+
+    def infer_columns(self) -> list[Column]:
+        """The columns of the registered schema (KEY_/VALUE_SCHEMA_ID's, else the latest)."""
+
+
 class Format(ABC):
     """A serialization format bound to its options and to the side (key or value) it serves."""
 
@@ -117,6 +202,9 @@ class Format(ABC):
     supports_unwrap: bool = False
     #: whether the format reads the KEY_DELIMITER / VALUE_DELIMITER options (DELIMITED)
     takes_delimiter: bool = False
+    #: whether the format keeps its schemas in a schema registry (AVRO, JSON_SR, PROTOBUF):
+    #: such a format is a `registry_format.RegistryFormat` and needs a `FormatContext`
+    uses_registry: bool = False
 
     def __init__(self, *, is_key: bool = False, wrap_single_value: bool | None = None) -> None:
         self.is_key = is_key
@@ -128,6 +216,16 @@ class Format(ABC):
         """The format as `get_format` makes it from checked options; `delimiter` matters only
         to a format that `takes_delimiter`."""
         return cls(is_key=is_key, wrap_single_value=wrap_single_value)
+
+    @classmethod
+    def from_options(cls, options: FormatOptions) -> Format:
+        """The format made from all of `get_format`'s checked options and its context; formats
+        without schemas need only what `configured` takes."""
+        return cls.configured(
+            is_key=options.is_key,
+            wrap_single_value=options.wrap_single_value,
+            delimiter=options.delimiter,
+        )
 
     def __repr__(self) -> str:
         side = "key" if self.is_key else "value"
@@ -289,13 +387,19 @@ def register_format(cls: F) -> F:
 
 
 def get_format(
-    name: str, properties: Mapping[str, object] | None = None, *, is_key: bool = False
+    name: str,
+    properties: Mapping[str, object] | None = None,
+    *,
+    is_key: bool = False,
+    context: FormatContext | None = None,
 ) -> Format:
     """The format called `name` (any case), configured from ksqlDB WITH-clause `properties`.
 
     Options read (names in any case): VALUE_DELIMITER / KEY_DELIMITER (DELIMITED only; which one
-    depends on `is_key`), WRAP_SINGLE_VALUE (values only). Other options are ignored, so the
-    whole WITH clause can be passed.
+    depends on `is_key`), WRAP_SINGLE_VALUE (values only), and for the schema-registry formats
+    KEY_/VALUE_SCHEMA_ID and KEY_/VALUE_SCHEMA_FULL_NAME. Other options are ignored, so the
+    whole WITH clause can be passed. `context`: the registry and topic a schema-registry
+    format uses (without one it can be checked but not used to read or write records).
     """
     props = {str(k).upper(): v for k, v in (properties or {}).items()}
     upper = name.strip().upper()
@@ -319,4 +423,5 @@ def get_format(
             )
 
     sep = "," if delimiter is None else parse_delimiter(delimiter_option, delimiter)
-    return cls.configured(is_key=is_key, wrap_single_value=wrap, delimiter=sep)
+    options = FormatOptions(is_key, wrap, sep, props, context or FormatContext())
+    return cls.from_options(options)

@@ -10,10 +10,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hispeed.catalog import Source
-from hispeed.formats.base import Column, get_format
+from hispeed.formats.base import Column, Format, FormatContext, get_format
 from hispeed.log.base import PolledBatch
 from hispeed.ops.timestamps import parse_timestamps
 from hispeed.plan.model import PSEUDO_COLUMNS, WINDOW_COLUMNS, field_name
+from hispeed.registry import SchemaRegistry
 
 #: the hidden frame column (after the label's dot) that carries each input record's headers
 #: to the outputs it causes, as Kafka Streams forwards a record's headers; a name no SQL column
@@ -32,19 +33,35 @@ def frame_headers(frame: pa.RecordBatch, label: str) -> pa.Array | None:
     return frame.column(i) if i >= 0 else None
 
 
+def source_formats(source: Source, registry: SchemaRegistry | None) -> tuple[Format, Format]:
+    """A source's key and value formats, bound to its topic and the engine's schema registry
+    (which the schema-registry formats need)."""
+    context = FormatContext(registry, source.topic)
+    key = get_format(source.key_format, source.key_properties, is_key=True, context=context)
+    value = get_format(source.value_format, source.value_properties, context=context)
+    return key, value
+
+
 class SourceDecoder:
     """Decodes a source's records; rows that cannot be read go to `errors` and are dropped."""
 
     def __init__(
-        self, source: Source, label: str, query_id: str, *, keep_tombstones: bool = False
+        self,
+        source: Source,
+        label: str,
+        query_id: str,
+        *,
+        keep_tombstones: bool = False,
+        registry: SchemaRegistry | None = None,
     ) -> None:
+        """`registry`: where the schema-registry formats (AVRO, JSON_SR, PROTOBUF) find the
+        schemas of the records' ids."""
         self.source = source
         #: PARTITION BY passes a stream's null values on (their new key from null columns)
         self.keep_tombstones = keep_tombstones
         self.label = label
         self.id = query_id
-        self.src_key_format = get_format(source.key_format, source.key_properties, is_key=True)
-        self.src_value_format = get_format(source.value_format, source.value_properties)
+        self.src_key_format, self.src_value_format = source_formats(source, registry)
 
     def error(
         self, errors: list[dict[str, Any]], item: PolledBatch, row: int, message: str

@@ -17,10 +17,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hispeed.catalog import Source
-from hispeed.formats.base import get_format
+from hispeed.formats.base import FormatContext, get_format
 from hispeed.ops.base import Outputs
 from hispeed.ops.timestamps import parse_timestamps
 from hispeed.plan.model import QueryPlan
+from hispeed.registry import SchemaRegistry
 
 
 def window_suffix(starts: Sequence[int], ends: Sequence[int] | None) -> list[bytes]:
@@ -35,12 +36,22 @@ def window_suffix(starts: Sequence[int], ends: Sequence[int] | None) -> list[byt
 class SinkEncoder:
     """Encodes a query's output columns into records of its sink."""
 
-    def __init__(self, query_id: str, plan: QueryPlan, sink: Source) -> None:
+    def __init__(
+        self,
+        query_id: str,
+        plan: QueryPlan,
+        sink: Source,
+        registry: SchemaRegistry | None = None,
+    ) -> None:
+        """`registry`: where the schema-registry formats register the sink's schemas."""
         self.query_id = query_id
         self.plan = plan
         self.sink = sink
-        self.key_format = get_format(sink.key_format, sink.key_properties, is_key=True)
-        self.value_format = get_format(sink.value_format, sink.value_properties)
+        context = FormatContext(registry, sink.topic)
+        self.key_format = get_format(
+            sink.key_format, sink.key_properties, is_key=True, context=context
+        )
+        self.value_format = get_format(sink.value_format, sink.value_properties, context=context)
 
     def emit(
         self,

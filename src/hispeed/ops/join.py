@@ -59,17 +59,22 @@ from hispeed.plan.model import (
     field_name,
 )
 from hispeed.plan.scope import source_scope
+from hispeed.registry import SchemaRegistry
 
 
 class JoinRuntime:
     """Decodes each side's records and runs them through the join steps."""
 
-    def __init__(self, plan: QueryPlan, query_id: str) -> None:
+    def __init__(
+        self, plan: QueryPlan, query_id: str, registry: SchemaRegistry | None = None
+    ) -> None:
         join = plan.join
         assert join is not None
         self.plan = plan
         self.join: JoinPlan = join
-        self.decoders = [SourceDecoder(s.source, s.label, query_id) for s in join.sides]
+        self.decoders = [
+            SourceDecoder(s.source, s.label, query_id, registry=registry) for s in join.sides
+        ]
         #: topic -> the sides that read it (two for a self-join)
         self.topics: dict[str, list[int]] = {}
         for i, side in enumerate(join.sides):

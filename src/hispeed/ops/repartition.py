@@ -40,6 +40,7 @@ from hispeed.log.base import PolledBatch
 from hispeed.log.murmur2 import partitions_for_keys
 from hispeed.ops.decode import SourceDecoder
 from hispeed.plan.model import QueryPlan, field_name
+from hispeed.registry import SchemaRegistry
 
 #: how a repartitioned record's key begins: 1 if the source record had a key (else 0), its
 #: partition, its offset and its key's length, big-endian; the source key and the grouping
@@ -103,14 +104,22 @@ class Routed:
 class GroupByRouter:
     """The first stage: a source batch's records routed to the partitions of their groups."""
 
-    def __init__(self, plan: QueryPlan, query_id: str, partitions: int) -> None:
+    def __init__(
+        self,
+        plan: QueryPlan,
+        query_id: str,
+        partitions: int,
+        registry: SchemaRegistry | None = None,
+    ) -> None:
         assert plan.aggregation is not None
         self.plan = plan
         self.id = query_id
         self.partitions = partitions
         self.group_columns = _group_columns(plan)
         # what the aggregation would drop, dropped here: null values, undecodable records
-        self.decoder = SourceDecoder(plan.source, plan.label, query_id, keep_tombstones=False)
+        self.decoder = SourceDecoder(
+            plan.source, plan.label, query_id, keep_tombstones=False, registry=registry
+        )
 
     def route(self, item: PolledBatch, errors: list[dict[str, Any]]) -> Routed | None:
         """The records of `item` to write to the repartition topic (None: none), with what
@@ -231,8 +240,12 @@ class RepartitionedDecoder(SourceDecoder):
     """Decodes the repartition topic's records as the source's, with the source's
     ROWPARTITION and ROWOFFSET, and the grouping values the first stage computed."""
 
-    def __init__(self, plan: QueryPlan, query_id: str) -> None:
-        super().__init__(plan.source, plan.label, query_id, keep_tombstones=False)
+    def __init__(
+        self, plan: QueryPlan, query_id: str, registry: SchemaRegistry | None = None
+    ) -> None:
+        super().__init__(
+            plan.source, plan.label, query_id, keep_tombstones=False, registry=registry
+        )
         self.group_columns = _group_columns(plan)
 
     def decode(

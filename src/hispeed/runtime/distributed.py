@@ -179,7 +179,7 @@ class DistributedTask:
             topic, partitions, {"cleanup.policy": "delete", "retention.ms": -1}, exist_ok=True
         )
         self.repartition = topic
-        self.router = GroupByRouter(self.plan, self.id, partitions)
+        self.router = GroupByRouter(self.plan, self.id, partitions, self.context.schema_registry)
         self.topics = [self.plan.source.topic, topic]
 
     def _pin_start(self) -> None:
@@ -217,7 +217,9 @@ class DistributedTask:
                 self.context, self.id, plan, self.sink, properties=self.properties, unit=number
             )
             if self.repartition is not None:
-                unit.decoder = RepartitionedDecoder(self.plan, self.id)
+                unit.decoder = RepartitionedDecoder(
+                    self.plan, self.id, self.context.schema_registry
+                )
             # a join's unit orders its inputs by time (runtime/ordering.py): partition
             # `number` of each input, or every partition for a query run in one place
             if self.local:

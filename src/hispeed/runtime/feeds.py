@@ -18,6 +18,7 @@ from hispeed.functions.registry import EvalContext
 from hispeed.log.base import Consumer, Log
 from hispeed.ops.decode import SourceDecoder
 from hispeed.plan.model import QueryPlan, field_name
+from hispeed.registry import SchemaRegistry
 
 
 class SourceFeed:
@@ -26,10 +27,16 @@ class SourceFeed:
     Each batch is decoded once; every subscriber filters and projects the same frame.
     """
 
-    def __init__(self, log: Log, source: Source, from_beginning: bool) -> None:
+    def __init__(
+        self,
+        log: Log,
+        source: Source,
+        from_beginning: bool,
+        registry: SchemaRegistry | None = None,
+    ) -> None:
         self.source = source
         self.from_beginning = from_beginning
-        self.decoder = SourceDecoder(source, "", "push")
+        self.decoder = SourceDecoder(source, "", "push", registry=registry)
         reset = "earliest" if from_beginning else "latest"
         self.consumer: Consumer = log.consumer(source.topic, auto_offset_reset=reset)
         self.subscribers: list[Subscriber] = []
@@ -90,8 +97,9 @@ def shareable(plan: QueryPlan) -> bool:
 class PushFeeds:
     """One runtime's shared feeds, by stream name and whether they read from the beginning."""
 
-    def __init__(self, log: Log) -> None:
+    def __init__(self, log: Log, registry: SchemaRegistry | None = None) -> None:
         self.log = log
+        self.registry = registry
         self.feeds: dict[tuple[str, bool], SourceFeed] = {}
 
     def __len__(self) -> int:
@@ -103,7 +111,7 @@ class PushFeeds:
         feed = self.feeds.get(key)
         # a feed from the beginning that has read something is past where a newcomer starts
         if feed is None or feed.source is not plan.source or (from_beginning and not feed.fresh):
-            feed = SourceFeed(self.log, plan.source, from_beginning)
+            feed = SourceFeed(self.log, plan.source, from_beginning, self.registry)
             self.feeds[key] = feed
         subscriber = Subscriber(plan)
         feed.subscribers.append(subscriber)

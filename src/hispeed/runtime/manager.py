@@ -77,7 +77,7 @@ class QueryManager:
         #: the running queries by id: persistent ones and transient push queries
         self.tasks: dict[str, QueryTask | DistributedTask] = {}
         #: the shared readers of push queries that filter and project a stream
-        self.feeds = PushFeeds(context.log)
+        self.feeds = PushFeeds(context.log, context.schema_registry)
         #: the tables' in-memory views and the prepared pull queries
         self.views = PullViews(context)
         self.views.state_rows = self._state_rows

@@ -67,7 +67,7 @@ class TableView:
     def __init__(self, context: QueryContext, source: Source) -> None:
         self.log = context.log
         self.source = source
-        self.decoder = SourceDecoder(source, "", "pull")
+        self.decoder = SourceDecoder(source, "", "pull", registry=context.schema_registry)
         self.partitions = len(self.log.describe_topic(source.topic).partitions)
         self.positions: list[int | None] = [None] * self.partitions
         self.rows: dict[Any, tuple[Any, ...]] = {}
@@ -265,7 +265,7 @@ def _evaluate(plan: QueryPlan, frame: pa.RecordBatch, filter_: bool) -> list[dic
 def _stream_rows(context: QueryContext, plan: QueryPlan) -> list[dict[str, Any]]:
     """A stream's pull query: every record its topic holds, in partition and offset order."""
     source = plan.source
-    decoder = SourceDecoder(source, plan.label, "pull")
+    decoder = SourceDecoder(source, plan.label, "pull", registry=context.schema_registry)
     log = context.log
     out: list[dict[str, Any]] = []
     for p in range(len(log.describe_topic(source.topic).partitions)):

@@ -76,7 +76,7 @@ class QueryTask:
         self.join: JoinRuntime | None = None
         topics = [self.source.topic]
         if plan.join is not None:
-            self.join = JoinRuntime(plan, query_id)
+            self.join = JoinRuntime(plan, query_id, context.schema_registry)
             topics = list(self.join.topics)
         self.unit = unit
         if unit is None:
@@ -87,6 +87,7 @@ class QueryTask:
             plan.label,
             query_id,
             keep_tombstones=plan.aggregation is None,
+            registry=context.schema_registry,
         )
         if unit is None:
             self.consumer.assignment()  # fix the starting positions now, not at the first poll
@@ -107,7 +108,7 @@ class QueryTask:
                     if tp.topic == topic:
                         self.consumer.seek(tp, self.log.offsets(topic, tp.partition)[0])
         #: the emit operator: the query's output columns encoded into the sink's records
-        self.emitter = SinkEncoder(query_id, plan, sink)
+        self.emitter = SinkEncoder(query_id, plan, sink, context.schema_registry)
         self._sink_partitions: int | None = None  # known once a windowed sink is written
         self.records_in = 0
         self.records_out = 0
@@ -205,7 +206,7 @@ class QueryTask:
         if self.aggregator is not None:
             self.aggregator = self._aggregator()
         if self.join is not None:
-            self.join = JoinRuntime(self.plan, self.id)
+            self.join = JoinRuntime(self.plan, self.id, self.context.schema_registry)
             self.project = Project(self.plan, self.sink, self.emitter, self.join)
         if self.aggregator is not None or self.join is not None:
             self._restore()

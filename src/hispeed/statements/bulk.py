@@ -17,6 +17,7 @@ from hispeed.catalog import Catalog, Source
 from hispeed.errors import HispeedError
 from hispeed.formats.base import get_format
 from hispeed.log.base import AppendResult, Log
+from hispeed.registry import SchemaRegistry
 from hispeed.sql import types as T
 from hispeed.statements.inserts import append_rows
 
@@ -25,7 +26,9 @@ log = logging.getLogger(__name__)
 ROWTIME = "ROWTIME"
 
 
-def insert_many(catalog: Catalog, log_: Log, name: str, data: Any) -> AppendResult:
+def insert_many(
+    catalog: Catalog, log_: Log, name: str, data: Any, registry: SchemaRegistry | None = None
+) -> AppendResult:
     """Insert many rows into the stream or table `name` in one append.
 
     `data`: a list (or iterable) of mappings of column names to Python values, a pyarrow
@@ -39,7 +42,7 @@ def insert_many(catalog: Catalog, log_: Log, name: str, data: Any) -> AppendResu
     values, timestamps, n = _columns(target, table) if table is not None else _rows(target, data)
     if n == 0:
         return AppendResult(*_empty())
-    return append_rows(log_, target, values, timestamps, n)
+    return append_rows(log_, target, values, timestamps, n, registry)
 
 
 def _empty() -> tuple[Any, Any]:
@@ -224,8 +227,14 @@ class RowBuffer:
     """
 
     def __init__(
-        self, catalog: Catalog, log_: Log, linger_ms: float, max_rows: int = 100_000
+        self,
+        catalog: Catalog,
+        log_: Log,
+        linger_ms: float,
+        max_rows: int = 100_000,
+        registry: SchemaRegistry | None = None,
     ) -> None:
+        self._registry = registry
         self._catalog = catalog
         self._log = log_
         self.linger_s = linger_ms / 1000
@@ -326,7 +335,7 @@ class RowBuffer:
             for (name, sql_type, _check), column in zip(pending.checks, columns, strict=True)
         }
         stamps = pa.array(pending.stamps, pa.int64())
-        append_rows(self._log, target, values, stamps, len(pending.rows))
+        append_rows(self._log, target, values, stamps, len(pending.rows), self._registry)
 
     def _raise_failure(self) -> None:
         failure, self._failure = self._failure, None

@@ -10,9 +10,10 @@ import pyarrow as pa
 from hispeed.catalog import Catalog, Source
 from hispeed.errors import HispeedError, SqlError
 from hispeed.expr.values import insert_value
-from hispeed.formats.base import Column, get_format, null_batch
+from hispeed.formats.base import Column, FormatContext, get_format, null_batch
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import AppendResult, Log
+from hispeed.registry import SchemaRegistry
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.statements.base import Call, EngineParts
@@ -63,17 +64,21 @@ def insert_values(parts: EngineParts, stmt: ast.InsertValues, call: Call) -> Res
         if col is None:
             raise SqlError(f"Column name {name} does not exist.", *stmt.pos)
         values[name] = insert_value(expr, target.name, name, col.type, ctx)
-    insert_row(parts.log, target, values, timestamp)
+    insert_row(parts.log, target, values, timestamp, parts.context.schema_registry)
     return Result("status", "Inserted")
 
 
 def insert_row(
-    log: Log, target: Source, values: Mapping[str, pa.Array], timestamp: int | None
+    log: Log,
+    target: Source,
+    values: Mapping[str, pa.Array],
+    timestamp: int | None,
+    registry: SchemaRegistry | None = None,
 ) -> None:
     """Append one row (its columns as one-value arrays) to a source's topic, encoded in its
-    formats; `timestamp` None: the log stamps it."""
+    formats; `timestamp` None: the log stamps it. `registry`: the schema-registry formats'."""
     stamps = None if timestamp is None else pa.array([timestamp], pa.int64())
-    append_rows(log, target, values, stamps, 1)
+    append_rows(log, target, values, stamps, 1, registry)
 
 
 def append_rows(
@@ -82,12 +87,14 @@ def append_rows(
     values: Mapping[str, pa.Array],
     timestamps: pa.Array | None,
     n: int,
+    registry: SchemaRegistry | None = None,
 ) -> AppendResult:
     """Append n rows (each column an array of n values; a missing column is null) to a
     source's topic in one append, each side encoded once in its format; `timestamps` None:
     the log stamps them."""
-    key_fmt = get_format(target.key_format, target.key_properties, is_key=True)
-    value_fmt = get_format(target.value_format, target.value_properties)
+    context = FormatContext(registry, target.topic)
+    key_fmt = get_format(target.key_format, target.key_properties, is_key=True, context=context)
+    value_fmt = get_format(target.value_format, target.value_properties, context=context)
 
     def batch(cols: list[Column]) -> pa.RecordBatch:
         if not cols:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hispeed.catalog import Source
 from hispeed.errors import HispeedError, SqlError
-from hispeed.formats.base import Column
+from hispeed.formats.base import KEY_SCHEMA_PROPERTIES, VALUE_SCHEMA_PROPERTIES, Column
 from hispeed.plan.model import QueryPlan
 from hispeed.plan.query import plan_query
 from hispeed.sql import ast
@@ -52,10 +52,19 @@ def create_as_select(parts: EngineParts, stmt: ast.CreateAsSelect, call: Call) -
     explicit_key_format = with_props.get("KEY_FORMAT") or with_props.get("FORMAT")
     key_format = explicit_key_format or src.key_format
     value_format = with_props.get("VALUE_FORMAT") or with_props.get("FORMAT") or src.value_format
-    key_props = {**src.key_properties, **format_props(with_props, key=True)}
+    # a sink names its own schemas: the source's schema ids and names are not inherited
+    inherited_key = {k: v for k, v in src.key_properties.items() if k not in KEY_SCHEMA_PROPERTIES}
+    sink_key_props = format_props(
+        {**with_props, "KEY_FORMAT": str(key_format)}, key=True, source_name=stmt.name
+    )
+    key_props = {**inherited_key, **sink_key_props}
     value_props = format_props(with_props, key=False)
     if str(value_format).upper() == str(src.value_format).upper() and not value_props:
-        value_props = {k: v for k, v in src.value_properties.items() if k != "WRAP_SINGLE_VALUE"}
+        value_props = {
+            k: v
+            for k, v in src.value_properties.items()
+            if k != "WRAP_SINGLE_VALUE" and k not in VALUE_SCHEMA_PROPERTIES
+        }
     if plan.key and not explicit_key_format and str(key_format).upper() == "NONE":
         # as ksqlDB's LogicalPlanner.getSinkKeyFormat: a key format inherited from a keyless
         # source (NONE) gives way to the default key format once the result has a key (GROUP
@@ -88,7 +97,11 @@ def create_as_select(parts: EngineParts, stmt: ast.CreateAsSelect, call: Call) -
         window=plan.window_info,
         statement=call.text,
     )
-    check_formats(sink)
+    check_formats(
+        sink,
+        registry=parts.context.schema_registry,
+        register=None if call.replay else "always",
+    )
     if sink.timestamp is not None:
         # as ksqlDB's LogicalPlanner: the column must be one of the result's
         check_timestamp_column(sink)

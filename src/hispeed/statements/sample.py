@@ -11,6 +11,7 @@ from hispeed.catalog import Source
 from hispeed.errors import HispeedError
 from hispeed.log.base import Log, PolledBatch, TopicPartition
 from hispeed.ops.decode import SourceDecoder
+from hispeed.registry import SchemaRegistry
 
 #: the newest records of each partition read back to check a new source's declaration
 SAMPLE_RECORDS = 20
@@ -27,11 +28,16 @@ def _text(raw: Any) -> str | None:
     return text if text.isprintable() else None
 
 
-def unreadable_records(log: Log, source: Source, sample: int = SAMPLE_RECORDS) -> str | None:
+def unreadable_records(
+    log: Log,
+    source: Source,
+    sample: int = SAMPLE_RECORDS,
+    registry: SchemaRegistry | None = None,
+) -> str | None:
     """A warning when some of the newest `sample` records of each partition of the source's
     topic cannot be read as the source declares them (None when all can, or there are none):
     how many, the first reason, and what to declare instead when the keys are plain text."""
-    decoder = SourceDecoder(source, "sample", "CREATE")
+    decoder = SourceDecoder(source, "sample", "CREATE", registry=registry)
     errors: list[dict[str, Any]] = []
     seen = 0
     text_key: str | None = None

@@ -8,8 +8,20 @@ from typing import Any
 
 from hispeed.catalog import Source, WindowInfo
 from hispeed.errors import HispeedError, SqlError
-from hispeed.formats.base import FORMATS, Column, FormatError, get_format, parse_bool_option
+from hispeed.formats.base import (
+    FORMATS,
+    KEY_SCHEMA_PROPERTIES,
+    VALUE_SCHEMA_PROPERTIES,
+    Column,
+    Format,
+    FormatContext,
+    FormatError,
+    SchemaFormat,
+    get_format,
+    parse_bool_option,
+)
 from hispeed.log.base import Log
+from hispeed.registry import SchemaRegistry
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.windows import window_properties
@@ -96,11 +108,23 @@ def create_source(parts: EngineParts, stmt: ast.CreateSource, call: Call) -> Res
         topic="",
         key_format=key_format,
         value_format=value_format,
-        key_properties=format_props(props, key=True),
+        key_properties=format_props(props, key=True, source_name=stmt.name),
         value_properties=format_props(props, key=False),
     )
-    if not stmt.columns:
-        check_formats(probe, columns=False)
+    key_fmt, value_fmt = source_formats(probe)
+    inferred = (key_fmt.uses_registry and not key_cols) or (
+        value_fmt.uses_registry and not value_cols
+    )
+    if inferred and props.get("KAFKA_TOPIC") is not None:
+        probe.topic = str(props["KAFKA_TOPIC"])
+        key_fmt, value_fmt = source_formats(probe, parts.context.schema_registry)
+        more_key, more_value = infer_columns(
+            key_fmt, value_fmt, not key_cols, not value_cols and not header_cols
+        )
+        key_cols += more_key
+        value_cols += more_value
+        inferred = bool(more_key or more_value)
+    if not stmt.columns and not inferred:
         raise SqlError("No columns supplied.", *stmt.pos)
     if "KEY" in props:
         line, col = stmt.properties["KEY"].pos
@@ -127,7 +151,7 @@ def create_source(parts: EngineParts, stmt: ast.CreateSource, call: Call) -> Res
         topic=str(topic),
         key_format=key_format,
         value_format=value_format,
-        key_properties=format_props(props, key=True),
+        key_properties=format_props(props, key=True, source_name=stmt.name),
         value_properties=configured_wrapping(
             format_props(props, key=False), len(value_cols), value_format, call.props
         ),
@@ -138,7 +162,11 @@ def create_source(parts: EngineParts, stmt: ast.CreateSource, call: Call) -> Res
         statement=call.text,
         source_table=stmt.source,
     )
-    check_formats(source)
+    check_formats(
+        source,
+        registry=parts.context.schema_registry,
+        register=None if call.replay or inferred else "if-absent",
+    )
     if source.timestamp is not None:
         check_timestamp_column(source)
     if not call.replay:
@@ -147,7 +175,7 @@ def create_source(parts: EngineParts, stmt: ast.CreateSource, call: Call) -> Res
     parts.catalog.add(source, replace=stmt.or_replace)
     result = Result("status", f"{kind.capitalize()} created")
     if not call.replay:
-        warning = unreadable_records(parts.log, source)
+        warning = unreadable_records(parts.log, source, registry=parts.context.schema_registry)
         if warning is not None:
             result.warnings.append(warning)
     return result
@@ -281,18 +309,59 @@ def formats(
     return str(key_format).upper(), str(value_format).upper()
 
 
-def check_formats(source: Source, columns: bool = True) -> None:
-    """Refuse formats that do not exist or cannot hold the source's columns."""
+def source_formats(source: Source, registry: SchemaRegistry | None = None) -> tuple[Format, Format]:
+    """A source's key and value formats, bound to its topic and the schema registry."""
+    context = FormatContext(registry, source.topic or None)
     try:
-        key_fmt = get_format(source.key_format, source.key_properties, is_key=True)
-        value_fmt = get_format(source.value_format, source.value_properties)
+        key = get_format(source.key_format, source.key_properties, is_key=True, context=context)
+        value = get_format(source.value_format, source.value_properties, context=context)
+    except FormatError as e:
+        raise HispeedError(str(e)) from None
+    return key, value
+
+
+def check_formats(
+    source: Source,
+    columns: bool = True,
+    registry: SchemaRegistry | None = None,
+    register: str | None = None,
+) -> None:
+    """Refuse formats that do not exist or cannot hold the source's columns. `register`:
+    "always" (a sink) or "if-absent" (a CREATE with columns) registers the schemas of the
+    schema-registry formats under the topic's subjects, as ksqlDB's SchemaRegisterInjector."""
+    key_fmt, value_fmt = source_formats(source, registry)
+    try:
         if not columns:
             return
         if source.key_columns or source.key_format != "KAFKA":
             key_fmt.check_columns(source.key_columns, is_key=True)
         value_fmt.check_columns(source.value_columns, is_key=False)
+        if register is None or registry is None:
+            return
+        for fmt, cols in ((key_fmt, source.key_columns), (value_fmt, source.value_columns)):
+            if not isinstance(fmt, SchemaFormat) or (fmt.is_key and not cols):
+                continue
+            if register == "always" or registry.latest(fmt.subject) is None:
+                fmt.register(cols)
     except FormatError as e:
         raise HispeedError(str(e)) from None
+
+
+def infer_columns(
+    key_fmt: Format, value_fmt: Format, want_key: bool, want_value: bool
+) -> tuple[list[Column], list[Column]]:
+    """The key and value columns the registered schemas give (ksqlDB's DefaultSchemaInjector),
+    for the sides a CREATE declares no columns of and whose format keeps schemas."""
+    key: list[Column] = []
+    value: list[Column] = []
+    try:
+        if want_key and isinstance(key_fmt, SchemaFormat):
+            key = key_fmt.infer_columns()
+        if want_value and isinstance(value_fmt, SchemaFormat):
+            value = value_fmt.infer_columns()
+    except FormatError as e:
+        raise HispeedError(str(e)) from None
+    return key, value
 
 
 def ensure_topic(
@@ -345,10 +414,29 @@ def configured_wrapping(
     return {**value_props, "WRAP_SINGLE_VALUE": wrap}
 
 
-def format_props(props: Mapping[str, Any], *, key: bool) -> dict[str, Any]:
-    """The key's (or the value's) format properties of a WITH clause."""
-    names = ("KEY_DELIMITER",) if key else ("VALUE_DELIMITER", "WRAP_SINGLE_VALUE")
-    return {k: v for k, v in props.items() if k in names}
+def format_props(
+    props: Mapping[str, Any], *, key: bool, source_name: str | None = None
+) -> dict[str, Any]:
+    """The key's (or the value's) format properties of a WITH clause. An AVRO key's record
+    is named after the source (`source_name`) unless KEY_SCHEMA_FULL_NAME names it, as
+    ksqlDB's AvroFormat.getKeySchemaName: OUTPUT_TOPIC gives
+    io.confluent.ksql.avro_schemas.OutputTopicKey."""
+    if key:
+        names: tuple[str, ...] = ("KEY_DELIMITER", *KEY_SCHEMA_PROPERTIES)
+    else:
+        names = ("VALUE_DELIMITER", "WRAP_SINGLE_VALUE", *VALUE_SCHEMA_PROPERTIES)
+    out = {k: v for k, v in props.items() if k in names}
+    key_format = str(props.get("FORMAT") or props.get("KEY_FORMAT") or "").upper()
+    if key and source_name and key_format == "AVRO" and "KEY_SCHEMA_FULL_NAME" not in out:
+        out["KEY_SCHEMA_FULL_NAME"] = avro_key_name(source_name)
+    return out
+
+
+def avro_key_name(source_name: str) -> str:
+    """ksqlDB's default full name of an AVRO key's record for a source (UPPER_UNDERSCORE
+    to UpperCamel, then "Key")."""
+    camel = "".join(w[:1].upper() + w[1:].lower() for w in source_name.split("_") if w)
+    return f"io.confluent.ksql.avro_schemas.{camel}Key"
 
 
 def window_info(props: Mapping[str, Any]) -> WindowInfo:
