@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -186,7 +187,19 @@ def _protoc_include() -> str:
     return str(Path(spec.origin).parent / "_proto")
 
 
+def _with_implicit_imports(text: str) -> str:
+    # Confluent's registry knows confluent/meta.proto without an import (schemas written by
+    # hand, ksqlDB's among them, use `(confluent.field_meta)` bare); protoc needs the import.
+    # It goes after the syntax statement, keeping line numbers in messages one off at most.
+    if "confluent.field_meta" not in text or "confluent/meta.proto" in text:
+        return text
+    match = re.search(r"syntax\s*=\s*[\"'][^\"']*[\"']\s*;", text)
+    at = match.end() if match else 0
+    return text[:at] + ' import "confluent/meta.proto";' + text[at:]
+
+
 def _compile(text: str, imports: dict[str, str]) -> CompiledSchema:
+    text = _with_implicit_imports(text)
     with tempfile.TemporaryDirectory(prefix="hispeed-proto-") as tmp:
         root = Path(tmp)
         files = {**_EXTRA_FILES, **imports, _MAIN_FILE: text}
@@ -312,17 +325,57 @@ def _field_type(field: FieldDescriptor, seen: tuple[str, ...]) -> SqlType:
 def decimal_params(field: FieldDescriptor) -> tuple[int, int]:
     """A decimal field's precision and scale, from its `confluent.field_meta` params
     (Confluent's defaults when absent: ksqlDB's widest precision, scale 0)."""
-    params: dict[str, str] = {}
-    options = field.GetOptions()
-    for ext_field, value in options.ListFields():
-        if ext_field.full_name == "confluent.field_meta":
-            params = dict(value.params)
+    params = _field_meta_params(field)
     try:
         precision = int(params.get("precision", "64"))
         scale = int(params.get("scale", "0"))
     except ValueError:
         raise FormatError(f"bad decimal parameters on {field.full_name}: {params}") from None
     return precision, scale
+
+
+_FIELD_META = 1088  # confluent/meta.proto's extension number on FieldOptions
+
+
+def _field_meta_params(field: FieldDescriptor) -> dict[str, str]:
+    # The option is an extension the runtime's own FieldOptions does not know, so it stays in
+    # the options' bytes: find it there and read it with the schema's own Meta message.
+    raw = field.GetOptions().SerializeToString()
+    pos = 0
+    while pos < len(raw):
+        tag, pos = _raw_varint(raw, pos)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            _, pos = _raw_varint(raw, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        elif wire == 2:
+            size, pos = _raw_varint(raw, pos)
+            if number == _FIELD_META:
+                try:
+                    meta = field.file.pool.FindMessageTypeByName("confluent.Meta")
+                except KeyError:
+                    return {}
+                parsed = message_class(meta).FromString(raw[pos : pos + size])
+                return {str(k): str(v) for k, v in parsed.params.items()}
+            pos += size
+        else:
+            return {}
+    return {}
+
+
+def _raw_varint(raw: bytes, pos: int) -> tuple[int, int]:
+    n = shift = 0
+    while pos < len(raw):
+        b = raw[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return n, pos
+    return n, pos
 
 
 def columns_for_message(message: Descriptor) -> list[Column]:
