@@ -16,11 +16,16 @@ from hispeed.registry.base import (
     SchemaReference,
     SchemaRegistry,
 )
+from hispeed.registry.compat import LEVELS
+from hispeed.registry.durable import SCHEMAS_TOPIC, LogRegistry
 from hispeed.registry.factory import SCHEMA_REGISTRY_URL, open_registry, registry_url
 
 __all__ = [
+    "LEVELS",
+    "SCHEMAS_TOPIC",
     "SCHEMA_REGISTRY_URL",
     "SCHEMA_TYPES",
+    "LogRegistry",
     "MemoryRegistry",
     "RegisteredSchema",
     "RegistryError",

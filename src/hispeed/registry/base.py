@@ -70,16 +70,55 @@ class SchemaRegistry(ABC):
         """The version of `subject` that holds `schema`, or None."""
 
     @abstractmethod
-    def version(self, subject: str, version: int | str = "latest") -> RegisteredSchema:
-        """A subject's version (a number or "latest"); `RegistryError` 40401/40402 if absent."""
+    def version(
+        self, subject: str, version: int | str = "latest", *, deleted: bool = False
+    ) -> RegisteredSchema:
+        """A subject's version (a number or "latest"); `RegistryError` 40401/40402 if absent.
+        `deleted`: soft-deleted versions too."""
 
     @abstractmethod
-    def subjects(self) -> list[str]:
-        """Every subject with at least one version."""
+    def subjects(self, *, deleted: bool = False) -> list[str]:
+        """Every subject with at least one version (`deleted`: or a soft-deleted one)."""
 
     @abstractmethod
-    def versions(self, subject: str) -> list[int]:
+    def versions(self, subject: str, *, deleted: bool = False) -> list[int]:
         """A subject's versions, in order; `RegistryError` (40401) for an unknown subject."""
+
+    # What the REST API serves beyond the formats' needs; a registry without them refuses.
+
+    def usages(self, schema_id: int, *, deleted: bool = False) -> list[tuple[str, int]]:
+        """The (subject, version) pairs that hold the schema with this id."""
+        raise _unsupported(self, "listing a schema's subjects")
+
+    def get_compatibility(self, subject: str | None = None, *, fallback: bool = True) -> str:
+        """The compatibility level of `subject` (None: the global one); `fallback`: the global
+        one when the subject has none of its own (else 40408)."""
+        raise _unsupported(self, "compatibility levels")
+
+    def set_compatibility(self, level: str, subject: str | None = None) -> str:
+        """Set the level of `subject` (None: the global one); the level, checked (42203)."""
+        raise _unsupported(self, "compatibility levels")
+
+    def delete_compatibility(self, subject: str | None = None) -> str:
+        """Drop `subject`'s own level (the global one then applies); the level it had."""
+        raise _unsupported(self, "compatibility levels")
+
+    def check_compatibility(
+        self, subject: str, schema: Schema, version: int | str = "latest"
+    ) -> list[str]:
+        """What makes `schema` incompatible with `subject`'s versions under its level
+        ("latest": as registering it would check; a number: with that version): empty when
+        it is compatible."""
+        raise _unsupported(self, "compatibility checks")
+
+    def delete_version(self, subject: str, version: int | str, permanent: bool = False) -> int:
+        """Soft-delete a version (`permanent`: hard-delete a soft-deleted one); its number."""
+        raise _unsupported(self, "deleting versions")
+
+    def delete_subject(self, subject: str, permanent: bool = False) -> list[int]:
+        """Soft-delete every version of a subject (`permanent`: hard-delete them, once
+        soft-deleted); the versions deleted."""
+        raise _unsupported(self, "deleting subjects")
 
     def close(self) -> None:
         """Release what the registry holds (connections, a reader of the log)."""
@@ -91,6 +130,10 @@ class SchemaRegistry(ABC):
             return self.version(subject, "latest")
         except RegistryError:
             return None
+
+
+def _unsupported(registry: SchemaRegistry, what: str) -> RegistryError:
+    return RegistryError(f"{type(registry).__name__} does not support {what}", 50001)
 
 
 class MemoryRegistry(SchemaRegistry):
@@ -130,7 +173,9 @@ class MemoryRegistry(SchemaRegistry):
         with self._lock:
             return self._find(subject, schema)
 
-    def version(self, subject: str, version: int | str = "latest") -> RegisteredSchema:
+    def version(
+        self, subject: str, version: int | str = "latest", *, deleted: bool = False
+    ) -> RegisteredSchema:
         with self._lock:
             versions = self._subjects.get(subject)
             if not versions:
@@ -142,11 +187,11 @@ class MemoryRegistry(SchemaRegistry):
                     return held
         raise RegistryError(f"Version {version} not found.", 40402)
 
-    def subjects(self) -> list[str]:
+    def subjects(self, *, deleted: bool = False) -> list[str]:
         with self._lock:
             return sorted(s for s, v in self._subjects.items() if v)
 
-    def versions(self, subject: str) -> list[int]:
+    def versions(self, subject: str, *, deleted: bool = False) -> list[int]:
         with self._lock:
             versions = self._subjects.get(subject)
         if not versions:

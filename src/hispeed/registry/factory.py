@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from hispeed.log.base import Log
-from hispeed.registry.base import MemoryRegistry, SchemaRegistry
+from hispeed.registry.base import SchemaRegistry
+from hispeed.registry.durable import LogRegistry
 
 #: ksqlDB's property naming an external Confluent-compatible schema registry
 SCHEMA_REGISTRY_URL = "ksql.schema.registry.url"
@@ -20,9 +21,10 @@ def registry_url(properties: Mapping[str, Any]) -> str:
 
 
 def open_registry(url: str, log: Log | None = None) -> SchemaRegistry:
-    """A client of the registry at `url` when one is given, else hispeed's own registry."""
+    """A client of the registry at `url` when one is given, else hispeed's own registry,
+    kept in `log` (in memory only without one)."""
     if url:
         from hispeed.registry.remote import RemoteRegistry
 
         return RemoteRegistry(url)
-    return MemoryRegistry()
+    return LogRegistry(log)

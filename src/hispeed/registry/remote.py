@@ -55,18 +55,60 @@ class RemoteRegistry(SchemaRegistry):
             raise
         return _registered(found)
 
-    def version(self, subject: str, version: int | str = "latest") -> RegisteredSchema:
-        if version == "latest" or version == -1:
+    def version(
+        self, subject: str, version: int | str = "latest", *, deleted: bool = False
+    ) -> RegisteredSchema:
+        if (version == "latest" or version == -1) and not deleted:
             found = self._call(lambda: self.client.get_latest_version(subject))
         else:
-            found = self._call(lambda: self.client.get_version(subject, int(version)))
+            number: Any = "latest" if version in ("latest", -1) else int(version)
+            found = self._call(lambda: self.client.get_version(subject, number, deleted))
         return _registered(found)
 
-    def subjects(self) -> list[str]:
-        return sorted(self._call(self.client.get_subjects))
+    def subjects(self, *, deleted: bool = False) -> list[str]:
+        return sorted(self._call(lambda: self.client.get_subjects(deleted=deleted)))
 
-    def versions(self, subject: str) -> list[int]:
-        return list(self._call(lambda: self.client.get_versions(subject)))
+    def versions(self, subject: str, *, deleted: bool = False) -> list[int]:
+        return list(self._call(lambda: self.client.get_versions(subject, deleted=deleted)))
+
+    def usages(self, schema_id: int, *, deleted: bool = False) -> list[tuple[str, int]]:
+        subjects = self._call(lambda: self.client.get_subjects_by_schema_id(schema_id))
+        out = []
+        for subject in subjects:
+            found = self.lookup(subject, self.schema_by_id(schema_id))
+            if found is not None:
+                out.append((subject, found.version))
+        return out
+
+    def get_compatibility(self, subject: str | None = None, *, fallback: bool = True) -> str:
+        try:
+            return str(self._call(lambda: self.client.get_compatibility(subject)))
+        except RegistryError as e:
+            if subject is None or not fallback or e.code not in (40401, 40408):
+                raise
+        return str(self._call(lambda: self.client.get_compatibility(None)))
+
+    def set_compatibility(self, level: str, subject: str | None = None) -> str:
+        return str(self._call(lambda: self.client.set_compatibility(subject, level)))
+
+    def delete_compatibility(self, subject: str | None = None) -> str:
+        config = self._call(lambda: self.client.delete_config(subject))
+        return str(config.compatibility_level or "")
+
+    def check_compatibility(
+        self, subject: str, schema: Schema, version: int | str = "latest"
+    ) -> list[str]:
+        ok = self._call(
+            lambda: self.client.test_compatibility(subject, _to_client(schema), version)
+        )
+        return [] if ok else ["incompatible (the registry gave no details)"]
+
+    def delete_version(self, subject: str, version: int | str, permanent: bool = False) -> int:
+        number: Any = version if version == "latest" else int(version)
+        return int(self._call(lambda: self.client.delete_version(subject, number, permanent)))
+
+    def delete_subject(self, subject: str, permanent: bool = False) -> list[int]:
+        return list(self._call(lambda: self.client.delete_subject(subject, permanent)))
 
     def close(self) -> None:
         """Close the client's connections."""
