@@ -85,7 +85,7 @@ def _imports(registry: SchemaRegistry, schema: Schema) -> dict[str, str]:
 
 def _file_set(text: str, imports: dict[str, str]) -> descriptor_pb2.FileDescriptorSet:
     """`text` and everything it imports, compiled by protoc (in this process)."""
-    from grpc_tools import protoc  # type: ignore[import-untyped]
+    from grpc_tools import protoc
 
     with TemporaryDirectory(prefix="qtt-proto-") as tmp:
         root = Path(tmp)
