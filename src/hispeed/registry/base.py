@@ -162,6 +162,23 @@ class MemoryRegistry(SchemaRegistry):
             versions.append(RegisteredSchema(subject, number, schema_id, schema))
             return schema_id
 
+    def register_with_id(self, subject: str, schema: Schema, schema_id: int) -> int:
+        """Register `schema` under `subject` with the id given (as Confluent's registry does
+        in IMPORT mode, and ksqlDB's test tool does with KEY_/VALUE_SCHEMA_ID's topics);
+        `RegistryError` (42207) when the id holds another schema."""
+        with self._lock:
+            held = self._by_id.get(schema_id)
+            if held is not None and held != schema:
+                raise RegistryError(
+                    f"Overwrite new schema with id {schema_id} is not permitted.", 42207
+                )
+            self._by_id[schema_id] = schema
+            versions = self._subjects.setdefault(subject, [])
+            if not any(v.id == schema_id for v in versions):
+                number = versions[-1].version + 1 if versions else 1
+                versions.append(RegisteredSchema(subject, number, schema_id, schema))
+            return schema_id
+
     def schema_by_id(self, schema_id: int) -> Schema:
         with self._lock:
             schema = self._by_id.get(schema_id)

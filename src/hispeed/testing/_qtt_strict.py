@@ -29,6 +29,7 @@ from hispeed.sql.parser import parse_iter
 from hispeed.testing import qtt_checks, qtt_compare, qtt_serde
 from hispeed.testing.qtt_checks import RaisedError, SourceFacts, TopicFacts
 from hispeed.testing.qtt_serde import SerdeError, TopicFormat
+from hispeed.testing.qtt_serde_sr import RegistryCodec
 
 #: how long a push query of a REST case may take to give its rows
 PUSH_QUERY_SECONDS = 5.0
@@ -58,6 +59,7 @@ def topic_format(engine: Any, topic: str) -> TopicFormat:
         value_types=tuple(c.type.name for c in s.value_columns),
         window_type=s.window.kind if s.window is not None else None,
         window_size_ms=s.window.size_ms if s.window is not None else None,
+        codec=RegistryCodec(engine.schema_registry, topic),
     )
 
 
@@ -69,7 +71,7 @@ def produce(engine: Any, record: dict[str, Any]) -> None:
     window = qtt_compare.expected_window(window_spec) if window_spec is not None else None
     try:
         key = qtt_serde.encode_key(record.get("key"), window, fmt)
-        value = qtt_serde.encode(record.get("value"), fmt.value_format, fmt.value_types)
+        value = qtt_serde.encode(record.get("value"), fmt.value_format, fmt.value_types, fmt)
     except SerdeError as e:
         raise CaseFailureError(f"Failed to serialize an input of {topic}: {e}") from e
     headers = []
@@ -110,7 +112,7 @@ def read_topic(engine: Any, topic: str, *, exact: bool) -> list[list[Actual]]:
                     raise CaseFailureError(f"Failed to deserialize key: {e} (topic {topic})") from e
                 try:
                     value = qtt_serde.decode(
-                        r["value"], fmt.value_format, fmt.value_types, exact=exact
+                        r["value"], fmt.value_format, fmt.value_types, exact=exact, topic=fmt
                     )
                 except SerdeError as e:
                     raise CaseFailureError(

@@ -31,6 +31,7 @@ from typing import Any
 from hispeed.errors import HispeedError
 from hispeed.log.base import Log
 from hispeed.log.embedded import EmbeddedLog
+from hispeed.registry import MemoryRegistry, Schema, SchemaReference
 from hispeed.server.statements import run_ksql
 from hispeed.testing import _qtt_lenient as lenient
 from hispeed.testing import _qtt_strict as strict
@@ -151,6 +152,50 @@ def needs_schema_registry(case: Case) -> bool:
     return any(_SR_PATTERN.search(s) for s in case.statements)
 
 
+def unserved_formats(case: Case) -> list[str]:
+    """The schema-registry formats of the case that the runner's serde cannot write."""
+    used = {m.upper() for s in case.statements for m in _SR_PATTERN.findall(s)}
+    return sorted(used - set(SERVED_FORMATS))
+
+
+#: the schema-registry formats the runner's own serde (`qtt_serde_sr`) writes and reads
+SERVED_FORMATS = ("AVRO", "JSON_SR")
+_SCHEMA_TYPES = {"AVRO": "AVRO", "JSON_SR": "JSON", "JSON": "JSON", "PROTOBUF": "PROTOBUF"}
+
+
+def case_registry(case: Case) -> MemoryRegistry:
+    """A registry holding the case's topics' schemas, registered as ksqlDB's test tool does:
+    under `<topic>-key` / `<topic>-value`, with KEY_/VALUE_SCHEMA_ID's ids when a topic gives
+    them (and first its references, under their names)."""
+    registry = MemoryRegistry()
+    used = [m.upper() for s in case.statements for m in _SR_PATTERN.findall(s)]
+    default = used[0] if used else "AVRO"
+    for topic in case.spec.get("topics", []):
+        for side in ("key", "value"):
+            schema = topic.get(f"{side}Schema")
+            if schema is None:
+                continue
+            fmt = str(topic.get(f"{side}Format") or topic.get("format") or default).upper()
+            schema_type = _SCHEMA_TYPES.get(fmt, "AVRO")
+            refs = []
+            for ref in topic.get(f"{side}SchemaReferences") or []:
+                ref_type = _SCHEMA_TYPES.get(str(ref.get("format", fmt)).upper(), schema_type)
+                text = (
+                    ref["schema"] if isinstance(ref["schema"], str) else json.dumps(ref["schema"])
+                )
+                registry.register(ref["name"], Schema(text, ref_type))
+                refs.append(SchemaReference(ref["name"], ref["name"], 1))
+            text = schema if isinstance(schema, str) else json.dumps(schema)
+            held = Schema(text, schema_type, tuple(refs))
+            subject = f"{topic['name']}-{side}"
+            schema_id = topic.get(f"{side}SchemaId")
+            if schema_id is not None:
+                registry.register_with_id(subject, held, int(schema_id))
+            else:
+                registry.register(subject, held)
+    return registry
+
+
 def run_case(
     case: Case,
     workdir: Path,
@@ -206,8 +251,10 @@ def _run(
     qtt_functions.register()  # ksqlDB's test-only UDFs (BAD_UDF...), fresh per case
 
     spec = case.spec
-    if needs_schema_registry(case):
-        return CaseResult(case.file, case.name, "skipped", "needs a schema registry format")
+    unserved = unserved_formats(case)
+    if unserved:
+        reason = f"needs the runner's serde for {', '.join(unserved)}"
+        return CaseResult(case.file, case.name, "skipped", reason)
     excused = [d for d in differences if d.covers(case.file, case.name)]
     outcome = next((d for d in excused if d.excuses == "outcome"), None)
     data_dir = Path(tempfile.mkdtemp(prefix="qtt-", dir=workdir))
@@ -220,7 +267,7 @@ def _run(
             **(REST_SERVER_CONFIG if rest and not lenient_mode else {}),
             **case.properties,
         }
-        engine = Engine(log_=log, properties=properties)
+        engine = Engine(log_=log, properties=properties, schema_registry=case_registry(case))
         _create_topics(case, log, outputs=not lenient_mode)
         if lenient_mode:
             status, detail = (_lenient_rest if rest else _lenient_qtt)(case, engine)

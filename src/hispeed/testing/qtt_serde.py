@@ -40,8 +40,10 @@ from typing import Any
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 
-#: the formats this serde writes and reads (the others need a schema registry)
+#: the formats this serde writes and reads without a schema registry
 FORMATS = ("JSON", "DELIMITED", "KAFKA", "NONE")
+#: those it writes and reads with one (`qtt_serde_sr`)
+SR_FORMATS = ("AVRO", "JSON_SR")
 
 
 class SerdeError(Exception):
@@ -88,6 +90,9 @@ class TopicFormat:
     #: TUMBLING HOPPING SESSION, or None for a key without a window
     window_type: str | None = None
     window_size_ms: int | None = None
+    #: the AVRO and JSON_SR serde of this topic (`qtt_serde_sr.RegistryCodec`: its registry
+    #: and subjects), None without a registry
+    codec: Any = None
 
 
 # -- integers as Java's casts wrap them ----------------------------------------------------
@@ -238,8 +243,19 @@ def decode_kafka(data: bytes, types: tuple[str, ...]) -> Any:
 # -- one side, and windowed keys ----------------------------------------------------------
 
 
-def encode(value: Any, fmt: str, types: tuple[str, ...]) -> bytes | None:
-    """A case's key or value (not windowed) in `fmt`."""
+def encode(
+    value: Any,
+    fmt: str,
+    types: tuple[str, ...],
+    topic: TopicFormat | None = None,
+    *,
+    is_key: bool = False,
+) -> bytes | None:
+    """A case's key or value (not windowed) in `fmt`; `topic` gives the AVRO and JSON_SR
+    formats their registry and subject."""
+    if fmt in SR_FORMATS and topic is not None and topic.codec is not None:
+        encoded: bytes | None = topic.codec.encode(value, fmt, is_key=is_key)
+        return encoded
     if fmt == "NONE":
         return None
     if fmt == "JSON":
@@ -255,10 +271,19 @@ def encode(value: Any, fmt: str, types: tuple[str, ...]) -> bytes | None:
     raise SerdeError(f"format {fmt} needs a schema registry")
 
 
-def decode(data: bytes | None, fmt: str, types: tuple[str, ...], *, exact: bool = True) -> Any:
+def decode(
+    data: bytes | None,
+    fmt: str,
+    types: tuple[str, ...],
+    *,
+    exact: bool = True,
+    topic: TopicFormat | None = None,
+) -> Any:
     """Bytes of one side (not windowed) as the test tool's deserializer for `fmt` reads them."""
     if fmt == "NONE" or data is None:
         return None
+    if fmt in SR_FORMATS and topic is not None and topic.codec is not None:
+        return topic.codec.decode(data, fmt)
     if fmt == "JSON":
         return decode_json(data, exact=exact)
     if fmt == "DELIMITED":
@@ -275,7 +300,7 @@ def encode_key(key: Any, window: Window | None, topic: TopicFormat) -> bytes | N
         raise SerdeError("a windowed key for a topic whose key format has no window")
     if windowed and window is None:
         raise SerdeError(f"a key without a window for a {topic.window_type} windowed topic")
-    inner = encode(key, topic.key_format, topic.key_types)
+    inner = encode(key, topic.key_format, topic.key_types, topic, is_key=True)
     if window is None:
         return inner
     if inner is None:
@@ -288,14 +313,14 @@ def encode_key(key: Any, window: Window | None, topic: TopicFormat) -> bytes | N
 def decode_key(data: bytes | None, topic: TopicFormat, *, exact: bool = True) -> Any:
     """A record's key: a `Windowed` for a windowed topic (None for null or empty bytes)."""
     if topic.window_type is None:
-        return decode(data, topic.key_format, topic.key_types, exact=exact)
+        return decode(data, topic.key_format, topic.key_types, exact=exact, topic=topic)
     if not data:
         return None
     if topic.window_type == "SESSION":
         if len(data) < 16:
             raise SerdeError(f"a session-windowed key of {len(data)} bytes")
         end, start = struct.unpack(">qq", data[-16:])
-        key = decode(data[:-16], topic.key_format, topic.key_types, exact=exact)
+        key = decode(data[:-16], topic.key_format, topic.key_types, exact=exact, topic=topic)
         return Windowed(key, Window("SESSION", start, end))
     if len(data) < 8:
         raise SerdeError(f"a time-windowed key of {len(data)} bytes")
@@ -303,5 +328,5 @@ def decode_key(data: bytes | None, topic: TopicFormat, *, exact: bool = True) ->
     end = start + (topic.window_size_ms or 0)
     if end > LONG_MAX:  # Kafka Streams caps a window's end at Long.MAX_VALUE
         end = LONG_MAX
-    key = decode(data[:-8], topic.key_format, topic.key_types, exact=exact)
+    key = decode(data[:-8], topic.key_format, topic.key_types, exact=exact, topic=topic)
     return Windowed(key, Window("TIME", start, end))
