@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from hispeed.formats import Column, FormatError, get_format
-from hispeed.formats.protobuf import message_indexes_bytes, protobuf_format, read_header
+from hispeed.formats.base import FormatContext
+from hispeed.formats.protobuf import message_indexes_bytes, read_header
 from hispeed.formats.protobuf_schema import (
     columns_for_message,
     compile_schema,
@@ -23,6 +25,7 @@ from hispeed.formats.protobuf_schema import (
 )
 from hispeed.registry import MemoryRegistry, Schema, SchemaReference
 from hispeed.sql import types as T
+from hispeed.testing.qtt_serde import JavaNumber
 
 PRIMITIVES = [
     Column("I", T.INTEGER),
@@ -85,7 +88,7 @@ def test_nulls_read_back_as_the_nullable_representation_says(
     nullable: str | None, expected: dict[str, object]
 ) -> None:
     props = {"VALUE_PROTOBUF_NULLABLE_REPRESENTATION": nullable} if nullable else {}
-    fmt = protobuf_format(properties=props, registry=MemoryRegistry(), topic="t")
+    fmt = get_format("PROTOBUF", props, context=FormatContext(MemoryRegistry(), "t"))
     rows = [{"I": 1, "L": 2, "D": 1.5, "B": True, "S": "x"}, dict.fromkeys(expected)]
     out = fmt.encode(_batch(PRIMITIVES, rows), PRIMITIVES)
     got = fmt.decode(out, PRIMITIVES)
@@ -96,7 +99,7 @@ def test_nulls_read_back_as_the_nullable_representation_says(
 def test_wire_format_header_and_schema_registration() -> None:
     registry = MemoryRegistry()
     registry.register("other", Schema('syntax = "proto3"; message X { int32 a = 1; }', "PROTOBUF"))
-    fmt = protobuf_format(registry=registry, topic="orders")
+    fmt = get_format("PROTOBUF", context=FormatContext(registry, "orders"))
     columns = [Column("ID", T.INTEGER), Column("NAME", T.STRING)]
     out = fmt.encode(_batch(columns, [{"ID": 7, "NAME": "ab"}]), columns)
     record = out[0].as_py()
@@ -139,7 +142,7 @@ def test_records_of_any_registered_message_read_by_their_id_and_indexes() -> Non
         Column("WHO", T.STRING),
         Column("MISSING", T.INTEGER),
     ]
-    fmt = protobuf_format(registry=registry, topic="t")
+    fmt = get_format("PROTOBUF", context=FormatContext(registry, "t"))
     bad = [b"\x05xx", b"\x00\x00\x00\x00\x63\x00", header + b"\xff\xff\xff"]
     got = fmt.decode(pa.array([header + body, None, *bad], pa.binary()), columns)
     assert got.batch.to_pylist()[0] == {"event": {"timestamp": 5}, "WHO": "me", "MISSING": None}
@@ -185,7 +188,7 @@ def test_logical_types_round_trip() -> None:
         "TM": dt.time(23, 59, 58, 999000),
         "ST": {"A": ["x", "y"]},
     }
-    fmt = protobuf_format(registry=MemoryRegistry(), topic="t")
+    fmt = get_format("PROTOBUF", context=FormatContext(MemoryRegistry(), "t"))
     got = fmt.decode(fmt.encode(_batch(columns, [row]), columns), columns)
     assert got.errors == []
     assert got.batch.to_pylist() == [row]
@@ -209,3 +212,38 @@ def test_protobuf_refuses_maps_without_string_keys() -> None:
     fmt = get_format("PROTOBUF")
     with pytest.raises(FormatError, match="only supports MAP types with STRING keys"):
         fmt.check_columns([Column("M", T.map_(T.INTEGER, T.DOUBLE))])
+
+
+def test_a_sink_writes_with_its_own_nullable_representation(tmp_path: Path) -> None:
+    from hispeed.engine import Engine
+    from hispeed.log.embedded import EmbeddedLog
+    from hispeed.testing.qtt_protobuf import decode_protobuf
+
+    log = EmbeddedLog(tmp_path, fsync="never", cleaner_interval_s=None)
+    engine = Engine(log_=log, properties={"auto.offset.reset": "earliest"})
+    try:
+        engine.execute(
+            "CREATE STREAM INPUT (K STRING KEY, I INTEGER, S STRING) WITH (kafka_topic='input',"
+            " value_format='PROTOBUF', value_protobuf_nullable_representation='WRAPPER',"
+            " partitions=1);"
+        )
+        engine.execute(
+            "CREATE STREAM WRAPPED WITH (value_protobuf_nullable_representation='WRAPPER') AS"
+            " SELECT * FROM INPUT;"
+        )
+        engine.execute("CREATE STREAM PLAIN AS SELECT * FROM INPUT;")  # not inherited
+        engine.execute("INSERT INTO INPUT (K, I, S) VALUES ('a', NULL, 'x');")
+        engine.drain(timeout=60)
+        registry = engine.schema_registry
+        assert (
+            "google.protobuf.Int32Value I = 1;" in registry.version("WRAPPED-value").schema.schema
+        )
+        assert "  int32 I = 1;" in registry.version("PLAIN-value").schema.schema
+        got = {}
+        for topic in ("WRAPPED", "PLAIN"):
+            (record,) = [r for b in log.read(topic, 0, 0) for r in b.to_pylist()]
+            got[topic] = decode_protobuf(record["value"], registry)
+        assert got["WRAPPED"] == {"I": None, "S": "x"}
+        assert got["PLAIN"] == {"I": JavaNumber("Integer", 0), "S": "x"}
+    finally:
+        engine.close()

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from hispeed.formats import Column, get_format
-from hispeed.formats.protobuf import protobuf_format
+from hispeed.formats.base import FormatContext
 from hispeed.registry import MemoryRegistry, Schema
 from hispeed.sql import types as T
 from hispeed.testing.qtt_protobuf import (
@@ -59,7 +59,7 @@ def test_reads_what_hispeeds_protobuf_format_writes_as_java_objects() -> None:
         Column("M", T.map_(T.STRING, T.INTEGER)),
         Column("A", T.array(T.DOUBLE)),
     ]
-    fmt = protobuf_format(registry=registry, topic="out")
+    fmt = get_format("PROTOBUF", context=FormatContext(registry, "out"))
     batch = pa.RecordBatch.from_pylist(
         [{"ID": 5, "DEC": Decimal("1.50"), "M": [("k", 1)], "A": [0.5]}],
         schema=pa.schema([(c.name, c.type.to_arrow()) for c in columns]),
@@ -87,7 +87,7 @@ def test_writes_with_the_subjects_latest_schema_for_hispeed_to_read() -> None:
     assert record is not None
     assert record[:6] == b"\x00" + schema_id.to_bytes(4, "big") + b"\x00"
     columns = [Column("C1", T.INTEGER), Column("C6", T.decimal(4, 2)), Column("E", T.STRING)]
-    fmt = protobuf_format(registry=registry, topic="in")
+    fmt = get_format("PROTOBUF", context=FormatContext(registry, "in"))
     got = fmt.decode(pa.array([record], pa.binary()), columns)
     assert got.errors == []
     assert got.batch.to_pylist() == [{"C1": 3, "C6": Decimal("1.50"), "E": "B"}]

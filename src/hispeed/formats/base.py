@@ -127,11 +127,19 @@ class FormatContext:
 
 #: the WITH-clause properties the schema-registry formats read (ksqlDB's CommonCreateConfigs);
 #: the catalog keeps them with a source's key or value properties
-KEY_SCHEMA_PROPERTIES = ("KEY_SCHEMA_ID", "KEY_SCHEMA_FULL_NAME", "KEY_AVRO_SCHEMA_FULL_NAME")
+#: (the PROTOBUF formats' nullable representation is one of them: a sink takes its own, as
+#: ksqlDB's CreateSourceAsProperties, not its source's)
+KEY_SCHEMA_PROPERTIES = (
+    "KEY_SCHEMA_ID",
+    "KEY_SCHEMA_FULL_NAME",
+    "KEY_AVRO_SCHEMA_FULL_NAME",
+    "KEY_PROTOBUF_NULLABLE_REPRESENTATION",
+)
 VALUE_SCHEMA_PROPERTIES = (
     "VALUE_SCHEMA_ID",
     "VALUE_SCHEMA_FULL_NAME",
     "VALUE_AVRO_SCHEMA_FULL_NAME",
+    "VALUE_PROTOBUF_NULLABLE_REPRESENTATION",
 )
 
 

@@ -1,8 +1,9 @@
 """PROTOBUF and PROTOBUF_NOSR: ksqlDB's Protobuf formats, for keys and values.
 
 PROTOBUF keeps its schemas in a schema registry and writes Confluent's wire format: a zero
-magic byte, the schema's id (4 bytes, big-endian), the message indexes (which message of the
-schema's file: a count then the path, zigzag varints, or the single byte 0 for the file's
+magic byte, the schema's id (4 bytes, big-endian; that framing, the schema cache and sink
+registration are `registry_format.RegistryFormat`'s), the message indexes (which message of
+the schema's file: a count then the path, zigzag varints, or the single byte 0 for the file's
 first message), then the message. Reading takes each record's schema by its id (any version
 the producer used) and maps its fields to the declared columns by name. Writing uses the
 schema given by KEY_/VALUE_SCHEMA_ID (its message picked by KEY_/VALUE_SCHEMA_FULL_NAME, else
@@ -21,7 +22,7 @@ A record that cannot be read is an all-null row and an entry in `DecodeResult.er
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from hispeed.formats.base import (
     DecodeResult,
     Format,
     FormatError,
+    FormatOptions,
     apply_null_rows,
     binary_chunk,
     columns_of,
@@ -42,11 +44,14 @@ from hispeed.formats.base import (
 )
 from hispeed.formats.protobuf_codec import Reader, Writer
 from hispeed.formats.protobuf_schema import (
+    WRAPPERS,
     CompiledSchema,
+    columns_for_message,
     compile_schema,
     proto_for_columns,
     unsupported_reason,
 )
+from hispeed.formats.registry_format import RegistryFormat
 from hispeed.registry import RegistryError, Schema, SchemaRegistry
 
 MAGIC_BYTE = 0
@@ -111,21 +116,27 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
     return (result >> 1) ^ -(result & 1), pos
 
 
-def read_header(data: bytes) -> tuple[int, tuple[int, ...], int]:
-    """(schema id, message indexes, offset of the message) of a PROTOBUF record."""
-    if len(data) < 5 or data[0] != MAGIC_BYTE:
-        raise FormatError("Unknown magic byte!")
-    schema_id = int.from_bytes(data[1:5], "big", signed=True)
-    count, pos = _read_varint(data, 5)
+def read_indexes(data: bytes, pos: int) -> tuple[tuple[int, ...], int]:
+    """The message indexes at `pos` (after the framing) and where the message starts."""
+    count, pos = _read_varint(data, pos)
     if count == 0:
-        return schema_id, (0,), pos
+        return (0,), pos
     if count < 0 or count > len(data):
         raise FormatError(f"invalid message index count {count}")
     indexes = []
     for _ in range(count):
         i, pos = _read_varint(data, pos)
         indexes.append(i)
-    return schema_id, tuple(indexes), pos
+    return tuple(indexes), pos
+
+
+def read_header(data: bytes) -> tuple[int, tuple[int, ...], int]:
+    """(schema id, message indexes, offset of the message) of a PROTOBUF record."""
+    if len(data) < 5 or data[0] != MAGIC_BYTE:
+        raise FormatError("Unknown magic byte!")
+    schema_id = int.from_bytes(data[1:5], "big", signed=True)
+    indexes, pos = read_indexes(data, 5)
+    return schema_id, indexes, pos
 
 
 # -- reading the registry ------------------------------------------------------------------
@@ -279,11 +290,7 @@ class ProtobufNoSRFormat(_ProtobufBase):
     supports_unwrap = True
 
     @classmethod
-    def configured(cls, *, is_key: bool, wrap_single_value: bool | None, delimiter: str) -> Format:
-        return cls(is_key=is_key, wrap_single_value=wrap_single_value)
-
-    @classmethod
-    def from_options(cls, options: Any) -> Format:
+    def from_options(cls, options: FormatOptions) -> Format:
         """The format from `get_format`'s options (the nullable representation)."""
         side = "KEY" if options.is_key else "VALUE"
         return cls(
@@ -306,8 +313,6 @@ class ProtobufNoSRFormat(_ProtobufBase):
 
     def _message(self, columns: Sequence[Column]) -> Any:
         if self.unwrapped(columns) and columns[0].type.name != "STRUCT":
-            from hispeed.formats.protobuf_schema import WRAPPERS
-
             t = columns[0].type
             wrapper = WRAPPERS.get(t.name)
             if wrapper is None:
@@ -347,153 +352,100 @@ class ProtobufNoSRFormat(_ProtobufBase):
         return self._encode_with(batch, columns, held[0], held[1], null_rows)
 
 
+class _RecordsOfOneSchema:
+    """What `ProtobufFormat.read` needs for the records of one schema id: the compiled file
+    and a `Reader` per message (records name theirs by message indexes)."""
+
+    def __init__(self, compiled: CompiledSchema, columns: Sequence[Column]) -> None:
+        self.compiled = compiled
+        self.columns = list(columns)
+        self.readers: dict[tuple[int, ...], Reader] = {}
+
+    def reader(self, indexes: tuple[int, ...]) -> Reader:
+        reader = self.readers.get(indexes)
+        if reader is None:
+            reader = Reader(self.compiled.at(indexes), self.columns)
+            self.readers[indexes] = reader
+        return reader
+
+
 @register_format
-class ProtobufFormat(_ProtobufBase):
+class ProtobufFormat(RegistryFormat):
     """PROTOBUF: Confluent's wire format, the schemas in a schema registry."""
 
     name = "PROTOBUF"
-    supports_unwrap = False
-    uses_registry = True
+    schema_type = "PROTOBUF"
+    supports_unwrap = False  # ksqlDB's PROTOBUF has WRAP_SINGLES only: keys are messages too
 
-    def __init__(
-        self,
-        *,
-        is_key: bool = False,
-        wrap_single_value: bool | None = None,
-        nullable: str | None = None,
-        registry: SchemaRegistry | None = None,
-        subject: str | None = None,
-        schema_id: int | None = None,
-        full_name: str | None = None,
-    ) -> None:
-        super().__init__(is_key=is_key, wrap_single_value=wrap_single_value, nullable=nullable)
-        self.registry = registry
-        #: the subject a generated schema is registered under (`<topic>-key` / `-value`)
-        self.subject = subject
-        #: KEY_/VALUE_SCHEMA_ID: the schema records are written with
-        self.schema_id = schema_id
-        #: KEY_/VALUE_SCHEMA_FULL_NAME: which message of the schema (and a generated one's name)
-        self.full_name = full_name
-        self._compiled: dict[int, CompiledSchema] = {}
-
-    @classmethod
-    def configured(cls, *, is_key: bool, wrap_single_value: bool | None, delimiter: str) -> Format:
-        return cls(is_key=is_key, wrap_single_value=wrap_single_value)
-
-    @classmethod
-    def from_options(cls, options: Any) -> Format:
-        """The format from `get_format`'s options and context (registry, topic's subject)."""
+    def __init__(self, options: FormatOptions) -> None:
+        super().__init__(options)
         side = "KEY" if options.is_key else "VALUE"
-        context = options.context
-        return cls(
+        #: None, "optional" or "wrapper" (ksqlDB's nullableRepresentation)
+        self.nullable = parse_nullable(
+            options.properties.get(f"{side}_PROTOBUF_NULLABLE_REPRESENTATION"),
             is_key=options.is_key,
-            wrap_single_value=options.wrap_single_value,
-            nullable=parse_nullable(
-                options.properties.get(f"{side}_PROTOBUF_NULLABLE_REPRESENTATION"),
-                is_key=options.is_key,
-            ),
-            registry=context.registry,
-            subject=context.subject(is_key=options.is_key) if context.topic else None,
-            schema_id=options.schema_id,
-            full_name=options.schema_full_name,
         )
 
-    def _registry(self) -> SchemaRegistry:
-        if self.registry is None:
-            raise FormatError("the PROTOBUF format needs a schema registry, and none is set")
-        return self.registry
+    def unwrapped(self, columns: Sequence[Column]) -> bool:
+        return False
 
-    def compiled(self, schema_id: int) -> CompiledSchema:
-        """The schema with this id, compiled (cached per id: ids never change)."""
-        with self._lock:
-            hit = self._compiled.get(schema_id)
-        if hit is not None:
-            return hit
-        registry = self._registry()
-        compiled = compile_registered(registry, registry.schema_by_id(schema_id))
-        with self._lock:
-            self._compiled[schema_id] = compiled
-        return compiled
+    def _unsupported(self, columns: Sequence[Column], *, is_key: bool) -> str | None:
+        return unsupported_reason(columns)
+
+    def _compile(self, schema: Schema) -> CompiledSchema:
+        return compile_registered(self.registry, schema)
 
     def schema_for(self, columns: Sequence[Column]) -> Schema:
-        """The schema ksqlDB generates for a sink with these columns."""
         text = proto_for_columns(columns, full_name=self.full_name, nullable=self.nullable)
         return Schema(text, "PROTOBUF")
 
-    def writer_schema(self, columns: Sequence[Column]) -> tuple[int, CompiledSchema]:
-        """The id and schema records are written with: KEY_/VALUE_SCHEMA_ID's, or the
-        generated one, registered under the subject (as Confluent's serializer auto-registers)."""
-        if self.schema_id is not None:
-            return self.schema_id, self.compiled(self.schema_id)
-        if self.subject is None:
-            raise FormatError("the PROTOBUF format needs a topic to register its schema under")
-        schema = self.schema_for(columns)
-        schema_id = self._registry().register(self.subject, schema)
-        compiled = compile_schema(schema.schema)
-        with self._lock:
-            self._compiled.setdefault(schema_id, compiled)
-        return schema_id, compiled
+    def columns_of(self, schema: Schema) -> list[Column]:
+        return columns_for_message(self._compile(schema).message(self._message_name()))
 
-    def decode(self, data: pa.Array, columns: Sequence[Column]) -> DecodeResult:
-        def reader_for(record: bytes) -> tuple[Reader, bytes]:
-            schema_id, indexes, offset = read_header(record)
-            key = (schema_id, indexes)
-            with self._lock:
-                reader = self._readers.get(key)
-            if reader is None:
-                message = self.compiled(schema_id).at(indexes)
-                reader = Reader(message, columns)
-                with self._lock:
-                    self._readers[key] = reader
-            return reader, record[offset:]
+    def _message_name(self) -> str | None:
+        # ksqlDB ignores a full name that is one of Connect's defaults (ProtobufSchemaTranslator)
+        name = (self.full_name or "").strip()
+        return None if not name or name.startswith("ConnectDefault") else name
 
-        return self._decode_with(data, columns, reader_for)
+    def reader(self, schema: Schema, columns: Sequence[Column]) -> Any:
+        return _RecordsOfOneSchema(self._compile(schema), columns)
 
-    def encode(
-        self,
-        batch: pa.RecordBatch | pa.Table,
-        columns: Sequence[Column],
-        *,
-        null_rows: npt.NDArray[np.bool_] | None = None,
-    ) -> pa.Array:
-        key = tuple(columns)
-        with self._lock:
-            held = self._writers.get(key)
-        if held is None:
-            schema_id, compiled = self.writer_schema(columns)
-            message = compiled.message(self.full_name if self.schema_id is not None else None)
-            header = (
-                bytes([MAGIC_BYTE])
-                + schema_id.to_bytes(4, "big", signed=True)
-                + message_indexes_bytes(compiled.indexes(message))
-            )
-            held = (Writer(message, columns), header)
-            with self._lock:
-                self._writers[key] = held
-        return self._encode_with(batch, columns, held[0], held[1], null_rows)
+    def read(
+        self, reader: Any, payloads: pa.BinaryArray, columns: Sequence[Column]
+    ) -> tuple[list[pa.Array], dict[int, str]]:
+        assert isinstance(reader, _RecordsOfOneSchema)
+        raw = payloads.to_pylist()
+        n = len(raw)
+        values: list[list[Any]] = [[None] * n for _ in columns]
+        errors: dict[int, str] = {}
+        for i, payload in enumerate(raw):
+            try:
+                indexes, offset = read_indexes(payload, 0)
+                row = reader.reader(indexes).read(payload[offset:])
+            except Exception as e:
+                errors[i] = _reason(e)
+                continue
+            for j, v in enumerate(row):
+                values[j][i] = v
+        arrays = [_to_arrow(values[j], c, errors) for j, c in enumerate(columns)]
+        return arrays, errors
 
+    def writer(self, schema: Schema, columns: Sequence[Column]) -> Any:
+        compiled = self._compile(schema)
+        message = compiled.message(self._message_name())
+        return Writer(message, columns), message_indexes_bytes(compiled.indexes(message))
 
-def protobuf_format(
-    *,
-    is_key: bool = False,
-    properties: Mapping[str, object] | None = None,
-    registry: SchemaRegistry | None = None,
-    topic: str | None = None,
-) -> ProtobufFormat:
-    """A PROTOBUF format from WITH-clause `properties`, the registry and the topic (for tests
-    and callers that bind a format without `get_format`'s context)."""
-    props = {str(k).upper(): v for k, v in (properties or {}).items()}
-    side = "KEY" if is_key else "VALUE"
-    raw_id = props.get(f"{side}_SCHEMA_ID")
-    return ProtobufFormat(
-        is_key=is_key,
-        nullable=parse_nullable(
-            props.get(f"{side}_PROTOBUF_NULLABLE_REPRESENTATION"), is_key=is_key
-        ),
-        registry=registry,
-        subject=f"{topic}-{'key' if is_key else 'value'}" if topic else None,
-        schema_id=int(str(raw_id)) if raw_id is not None else None,
-        full_name=str(props[f"{side}_SCHEMA_FULL_NAME"])
-        if props.get(f"{side}_SCHEMA_FULL_NAME") is not None
-        else None,
-    )
+    def write(
+        self, writer: Any, arrays: Sequence[pa.Array], columns: Sequence[Column]
+    ) -> list[Any]:
+        write, indexes = writer
+        lists = [_python_values(a) for a in arrays]
+        out: list[Any] = []
+        for i in range(len(arrays[0]) if arrays else 0):
+            try:
+                out.append(indexes + write.write([col[i] for col in lists]))
+            except FormatError:
+                raise
+            except Exception as e:
+                raise FormatError(f"cannot serialize as {self.name}: {_reason(e)}") from e
+        return out

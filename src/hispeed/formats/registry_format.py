@@ -48,6 +48,8 @@ MAGIC_BYTE = 0
 #: magic byte and schema id
 HEADER_SIZE = 5
 _NO_HEADER = pa.scalar(b"\xff" * HEADER_SIZE, pa.binary())
+#: past the end of any `pa.binary()` value (their lengths are 32-bit)
+_NO_STOP = 2**31 - 1
 
 
 def frame(schema_id: int) -> bytes:
@@ -239,7 +241,10 @@ class RegistryFormat(Format):
                 continue
             whole = len(rows) == n
             part = data if whole else data.take(pa.array(rows))
-            arrays, bad = self.read(reader, pc.binary_slice(part, HEADER_SIZE), columns)
+            # an explicit stop: pyarrow 26's binary_slice without one mis-sizes its output
+            # ("Negative buffer resize") when records of different lengths share a batch
+            payloads = pc.binary_slice(part, HEADER_SIZE, _NO_STOP)
+            arrays, bad = self.read(reader, payloads, columns)
             for i, reason in bad.items():
                 errors[int(rows[i])] = reason
             if bad:
