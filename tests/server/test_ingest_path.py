@@ -255,3 +255,42 @@ def test_a_small_in_flight_limit_pauses_and_resumes_reading(server_factory: Any)
     for answer, m in zip(answers, messages, strict=True):
         offset = answer["offsets"][0]["offset"]
         assert json.loads(table.column("value")[offset].as_py()) == json.loads(m)
+
+
+@pytest.mark.parametrize("compression", [None, "deflate"])
+def test_produce_frames_split_in_bulk_hand_other_frames_to_websockets(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch, compression: str | None
+) -> None:
+    """`/ws/produce` splits plain frames itself (`wsframes.split_frames`, many a read); a
+    ping, a fragmented message, a compressed one or a close mid-stream goes to websockets'
+    parser, which takes the stream from there: every message answered in order, the ping
+    ponged."""
+    import hispeed.server.http as http_mod
+
+    split: list[int] = []
+
+    def counting(data: Any, max_size: int) -> Any:
+        out = http_mod_split(data, max_size)
+        split.append(len(out[0]))
+        return out
+
+    http_mod_split = http_mod.split_frames
+    monkeypatch.setattr(http_mod, "split_frames", counting)
+    server.engine.log.create_topic("t", PARTITIONS)
+    messages = _messages(40)
+    ws_url = server.url.replace("http://", "ws://") + "/ws/produce/t?key_field=device"
+    with connect(ws_url, compression=compression) as ws:
+        for m in messages[:30]:
+            ws.send(m.decode())
+        first = [json.loads(ws.recv(timeout=10)) for _ in range(30)]
+        pong = ws.ping()
+        ws.send([messages[30][:10].decode(), messages[30][10:].decode()])  # two fragments
+        ws.send(messages[31])  # binary
+        for m in messages[32:]:
+            ws.send(m.decode())
+        assert pong.wait(10)
+        rest = [json.loads(ws.recv(timeout=10)) for _ in messages[30:]]
+    if compression is None:
+        assert sum(split) >= 30  # the first 30 were split here, not by websockets
+    for answer, m in zip(first + rest, messages, strict=True):
+        _check_in_log(server, answer["offsets"][0], m)

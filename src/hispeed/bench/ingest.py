@@ -3,8 +3,9 @@
 The server runs as users run it (`hispeed server` in a process of its own, a scratch data
 directory, fsync "never": the per-message path is measured, not the disk), pinned to one core
 (`os.sched_setaffinity` before it starts, so every thread it makes stays there). The load comes
-from another process pinned to the other cores: raw asyncio sockets writing pre-encoded
-frames, so the generator is not what is measured. Figures, per path:
+from another process pinned to the other cores: raw sockets on uvloop, each connection a
+protocol driven by callbacks, writing pre-encoded frames, so the generator is not what is
+measured. Figures, per path:
 
 - `{path}_msgs_per_s`: acknowledged messages a second, wall clock;
 - `{path}_acks`: acknowledgements received (each one an answer naming the record's offset);
@@ -36,7 +37,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -185,63 +186,6 @@ def ws_replies(buf: bytearray) -> tuple[int, int]:
     return acks, errors
 
 
-class _Start:
-    """Clients connect first, then all start sending at once: the clock and the server's CPU
-    count the messages, not the connections' set-up."""
-
-    def __init__(self, clients: int) -> None:
-        self.waiting = clients
-        self.all_ready = asyncio.Event()
-        self.go = asyncio.Event()
-
-    async def ready(self) -> None:
-        self.waiting -= 1
-        if not self.waiting:
-            self.all_ready.set()
-        await self.go.wait()
-
-
-async def _ws_client(
-    host: str,
-    port: int,
-    topic: str,
-    frames: list[bytes],
-    window: int,
-    until: list[float],
-    start: _Start,
-) -> tuple[int, int]:
-    reader, writer = await asyncio.open_connection(host, port)
-    writer.write(
-        (
-            f"GET /ws/produce/{topic}?key_field=device HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    head = await reader.readuntil(b"\r\n\r\n")
-    if b" 101 " not in head.split(b"\r\n", 1)[0]:
-        raise RuntimeError(f"the WebSocket handshake failed: {head[:200]!r}")
-    await start.ready()
-    buf = bytearray()
-    sent = acks = errors = 0
-    k = len(frames)
-    writer.write(b"".join(frames[(sent + i) % k] for i in range(window)))
-    sent += window
-    while acks + errors < sent:
-        data = await reader.read(65536)
-        if not data:
-            raise RuntimeError("the server closed a WebSocket")
-        buf += data
-        a, e = ws_replies(buf)
-        acks += a
-        errors += e
-        if time.monotonic() < until[0] and a + e:
-            writer.write(b"".join(frames[(sent + i) % k] for i in range(a + e)))
-            sent += a + e
-    writer.close()
-    return acks, errors
-
-
 def _http_request(host: str, port: int, topic: str, body: bytes) -> bytes:
     return (
         f"POST /topics/{topic}?key_field=device HTTP/1.1\r\nHost: {host}:{port}\r\n"
@@ -273,71 +217,135 @@ def http_replies(buf: bytearray) -> tuple[int, int]:
     return ok, errors
 
 
-async def _http_client(
-    host: str, port: int, requests: list[bytes], until: list[float], start: _Start
-) -> tuple[int, int]:
-    reader, writer = await asyncio.open_connection(host, port)
-    await start.ready()
-    buf = bytearray()
-    sent = ok = errors = 0
-    k = len(requests)
-    writer.write(requests[0])
-    sent = 1
-    while ok + errors < sent:
-        data = await reader.read(65536)
-        if not data:
-            raise RuntimeError("the server closed a keep-alive connection")
-        buf += data
-        a, e = http_replies(buf)
-        ok += a
-        errors += e
-        if a + e and time.monotonic() < until[0]:
-            writer.write(requests[sent % k])
-            sent += 1
-    writer.close()
-    return ok, errors
+class _Client(asyncio.Protocol):
+    """One connection of the load, driven by callbacks on uvloop (no stream reader, no task a
+    message: the generator's cost per message stays well below the server's). It connects,
+    opens (the WebSocket handshake), waits for the start, then keeps `window` messages in
+    flight until the clock runs out and every message sent is answered."""
+
+    def __init__(self, messages: list[bytes], window: int, until: list[float]) -> None:
+        self.messages = messages
+        self.window = window
+        self.until = until
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.sent = self.acks = self.errors = 0
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.done: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+        self.started = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.opened.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for future in (self.opened, self.done):
+            if not future.done():
+                future.set_exception(RuntimeError(f"the server closed a connection ({exc})"))
+
+    def begin(self) -> None:
+        self.started = True
+        self.send(self.window)
+
+    def send(self, n: int) -> None:
+        k = len(self.messages)
+        sent = self.sent
+        assert self.transport is not None
+        self.transport.write(b"".join(self.messages[(sent + i) % k] for i in range(n)))
+        self.sent = sent + n
+
+    def count(self, buf: bytearray) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        a, e = self.count(self.buf)
+        self.acks += a
+        self.errors += e
+        if a + e and time.monotonic() < self.until[0]:
+            self.send(a + e)
+        elif self.acks + self.errors >= self.sent and not self.done.done():
+            self.done.set_result((self.acks, self.errors))
 
 
-async def _connect_all(factories: list[Callable[[], Any]]) -> list[asyncio.Future[Any]]:
-    """Start the clients 50 at a time (a thousand SYNs at once overflow a listen backlog)."""
-    tasks = []
-    for i in range(0, len(factories), 50):
-        tasks += [asyncio.ensure_future(f()) for f in factories[i : i + 50]]
-        await asyncio.sleep(0.01)
-    return tasks
+class _HttpClient(_Client):
+    def count(self, buf: bytearray) -> tuple[int, int]:
+        return http_replies(buf)
+
+
+class _WsClient(_Client):
+    def __init__(self, messages: list[bytes], window: int, until: list[float], path: str):
+        super().__init__(messages, window, until)
+        self.path = path
+        self.handshake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        assert self.transport is not None
+        self.transport.write(
+            (
+                f"GET {self.path} HTTP/1.1\r\nHost: bench\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        if self.handshake.done():
+            super().data_received(data)
+            return
+        self.buf += data
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        if b" 101 " not in bytes(self.buf[: self.buf.find(b"\r\n")]):
+            error = RuntimeError(f"the WebSocket handshake failed: {bytes(self.buf[:200])!r}")
+            self.handshake.set_exception(error)
+            return
+        del self.buf[: end + 4]
+        self.handshake.set_result(None)
+
+    def count(self, buf: bytearray) -> tuple[int, int]:
+        return ws_replies(buf)
 
 
 def _load(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one load as `spec` says; the counts and the wall-clock time of the measured part."""
     host, port, topic = spec["host"], spec["port"], spec["topic"]
-    clients, seconds = spec["clients"], spec["seconds"]
+    clients, seconds, window = spec["clients"], spec["seconds"], spec["window"]
 
     async def main() -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
         until = [time.monotonic() + 3600.0]
-        start = _Start(clients)
-        factories: list[Callable[[], Any]]
+        factory: Callable[[], _Client]
         if spec["kind"] == "ws":
             frames = [ws_frame(_record(i)) for i in range(1000)]
-            factories = [
-                (lambda: _ws_client(host, port, topic, frames, spec["window"], until, start))
-                for _ in range(clients)
-            ]
+            path = f"/ws/produce/{topic}?key_field=device"
+            factory = lambda: _WsClient(frames, window, until, path)  # noqa: E731
         else:
             requests = [_http_request(host, port, topic, _record(i)) for i in range(1000)]
-            factories = [
-                (lambda: _http_client(host, port, requests, until, start)) for _ in range(clients)
-            ]
-        tasks = await _connect_all(factories)
-        ready = asyncio.ensure_future(start.all_ready.wait())
-        await asyncio.wait([ready, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        if not ready.done():  # a client failed before the start: say why
-            await asyncio.gather(*tasks)
+            factory = lambda: _HttpClient(requests, window, until)  # noqa: E731
+        conns: list[_Client] = []
+        for i in range(0, clients, 50):  # a thousand SYNs at once overflow a listen backlog
+            n = min(clients, i + 50) - i
+            made = await asyncio.gather(
+                *(loop.create_connection(factory, host, port) for _ in range(n))
+            )
+            conns += [c for _, c in made]
+        for c in conns:
+            if isinstance(c, _WsClient):
+                await asyncio.wait_for(c.handshake, 60)
         cpu0 = cpu_seconds(spec["server_pid"])
         until[0] = time.monotonic() + seconds
         t0 = time.perf_counter()
-        start.go.set()
-        counts = await asyncio.gather(*tasks)
+        for c in conns:
+            c.begin()
+        # a server that stops answering fails the load instead of hanging it
+        counts = await asyncio.wait_for(asyncio.gather(*(c.done for c in conns)), seconds + 60)
         elapsed = time.perf_counter() - t0
+        for c in conns:
+            assert c.transport is not None
+            c.transport.close()
         return {
             "acks": sum(c[0] for c in counts),
             "errors": sum(c[1] for c in counts),
@@ -345,7 +353,10 @@ def _load(spec: dict[str, Any]) -> dict[str, Any]:
             "engine_cpu_s": cpu_seconds(spec["server_pid"]) - cpu0,
         }
 
-    return asyncio.run(main())
+    from hispeed.server.http import event_loop_factory
+
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        return runner.run(main())
 
 
 def _mqtt_packet(kind: int, body: bytes) -> bytes:

@@ -19,6 +19,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.types import ASGIApp
+from websockets.protocol import State
+
+from hispeed.server.wsframes import split_frames, text_frames
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +113,9 @@ class DirectSocket:
     def attach(self, sink: Callable[[bytes], None]) -> None:
         """From now on each whole message (text or binary) goes to `sink` as bytes, in order;
         the ASGI `receive()` sees only the disconnect."""
-        self._protocol.hispeed_sink = sink
+        protocol = self._protocol
+        protocol.hispeed_sink = sink
+        protocol.hispeed_split = _at_frame_boundary(protocol)
 
     @property
     def closed(self) -> bool:
@@ -121,10 +126,10 @@ class DirectSocket:
         """Text messages (UTF-8 bytes), in order, in one write to the socket."""
         if self.closed:
             return
-        conn = self._protocol.conn
-        for body in bodies:
-            conn.send_text(body)
-        self._protocol.transport.write(b"".join(conn.data_to_send()))
+        protocol = self._protocol
+        if protocol.conn.state is not State.OPEN:  # closing: websockets refuses to send
+            return
+        protocol.transport.write(text_frames(bodies))
 
     def write_buffer_size(self) -> int:
         return int(self._protocol.transport.get_write_buffer_size())
@@ -142,12 +147,54 @@ class DirectSocket:
             self._protocol.transport.resume_reading()
 
 
+def _at_frame_boundary(protocol: Any) -> bool:
+    """Whether websockets' parser waits at the start of a frame with no bytes held: then
+    frames can be split elsewhere from the next read on. Always so for a client that waits
+    for the handshake's answer before it sends (RFC 6455, 4.1); otherwise websockets keeps
+    parsing. Its parser waits for a frame in `StreamReader.at_eof` (`Protocol.parse`, under
+    `ServerProtocol.parse`)."""
+    conn = protocol.conn
+    # with permessage-deflate negotiated a frame with RSV1 clear is sent as it is: split
+    # here; a compressed one (RSV1 set) stops the splitting, and websockets inflates it
+    if conn.state is not State.OPEN or protocol.frames:
+        return False
+    if conn.reader.buffer or conn.reader.eof or conn.current_size is not None:
+        return False
+    waiting = conn.parser
+    while getattr(waiting, "gi_yieldfrom", None) is not None:  # the generator it waits in
+        waiting = waiting.gi_yieldfrom
+    return getattr(getattr(waiting, "gi_code", None), "co_name", None) == "at_eof"
+
+
 def _ws_protocol() -> type:
     """uvicorn's websockets sans-I/O protocol, offering `DirectSocket` to the app."""
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
     class DirectProtocol(WebSocketsSansIOProtocol):
         hispeed_sink: Callable[[bytes], None] | None = None
+        #: the frames split here (`wsframes`), not by websockets' parser
+        hispeed_split = False
+        hispeed_rest = b""
+
+        def data_received(self, data: bytes) -> None:
+            if not self.hispeed_split:
+                super().data_received(data)
+                return
+            if self.hispeed_rest:
+                data = self.hispeed_rest + data
+            payloads, used, other = split_frames(data, self.conn.max_message_size or 1 << 62)
+            sink = self.hispeed_sink
+            if sink is not None and not self.close_sent:  # past close: discarded, as before
+                for payload in payloads:
+                    sink(payload)
+            if other:
+                # a frame of another kind: websockets' parser (at this frame's start, as it
+                # saw none of the split ones) takes the stream from here, as before
+                self.hispeed_split = False
+                self.hispeed_rest = b""
+                super().data_received(data[used:])
+            else:
+                self.hispeed_rest = data[used:]
 
         def handle_connect(self, event: Any) -> None:
             super().handle_connect(event)
