@@ -11,6 +11,7 @@ from hispeed.formats import (  # noqa: F401  (they register)
     _json,
     avro,
     delimited,
+    json_sr,
     kafka,
     none,
     protobuf,
