@@ -372,7 +372,7 @@ class LogRegistry(SchemaRegistry):
                     "permanently",
                     40404,
                 )
-            for number in sorted(versions):
+            for number in sorted(versions) if permanent else sorted(live):
                 self.delete_version(subject, number, permanent)
             if permanent and subject in self._levels:
                 self._write(_config_key(subject), None)

@@ -89,7 +89,9 @@ class RemoteRegistry(SchemaRegistry):
         return str(self._call(lambda: self.client.get_compatibility(None)))
 
     def set_compatibility(self, level: str, subject: str | None = None) -> str:
-        return str(self._call(lambda: self.client.set_compatibility(subject, level)))
+        answer: Any = self._call(lambda: self.client.set_compatibility(subject, level))
+        # the client gives the registry's answer as it came: {"compatibility": level}
+        return str(answer.get("compatibility", level) if isinstance(answer, dict) else answer)
 
     def delete_compatibility(self, subject: str | None = None) -> str:
         config = self._call(lambda: self.client.delete_config(subject))

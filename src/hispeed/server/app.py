@@ -11,6 +11,7 @@ Endpoints (ksqlDB's unless marked):
     GET  /topics, /topics/{t}; POST /topics/{t}         (hispeed) ingestion of JSON records
     WS   /ws/query, /ws/topics, /ws/produce/{t}         (hispeed) see `hispeed.server.ws`
     GET  /metrics              (hispeed) Prometheus text
+    *    /schema-registry/...  (Confluent's Schema Registry API) see `hispeed.server.registry_api`
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hispeed.config import Settings
@@ -46,6 +47,8 @@ from hispeed.server import dashboard, http, ws
 from hispeed.server.auth import Credentials
 from hispeed.server.ingest import IngestError, decode_json, parse_body
 from hispeed.server.mqtt import MqttBridge
+from hispeed.server.registry_api import PREFIX as REGISTRY_PREFIX
+from hispeed.server.registry_api import registry_app
 from hispeed.server.state import ServerState
 from hispeed.server.statements import BAD_STATEMENT, error_body, run_ksql
 from hispeed.server.streaming import (
@@ -306,6 +309,8 @@ def create_app(
         WebSocketRoute("/ws/query", ws.query_endpoint(state)),
         WebSocketRoute("/ws/topics", ws.topics_endpoint(state)),
         WebSocketRoute("/ws/produce/{topic}", ws.produce_endpoint(state)),
+        # the schema registry's REST API (Confluent's), over the engine's registry
+        Mount(REGISTRY_PREFIX, app=registry_app(lambda: engine.schema_registry, limit)),
         *(extra_routes or []),
     ]
     app = Starlette(
