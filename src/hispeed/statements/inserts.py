@@ -36,8 +36,20 @@ def insert_values(parts: EngineParts, stmt: ast.InsertValues, call: Call) -> Res
                 f"\nDid you mean {near[0]}? Hint: try removing double quotes from the source name."
             )
         raise SqlError(message, *stmt.pos)
+    # the order of ksqlDB's InsertValuesExecutor: the source's own checks (windowed,
+    # read-only), then the header columns, then the row itself
+    if target.window is not None:
+        raise HispeedError("Cannot insert values into windowed stream/table!")
     if target.source_table:
-        raise HispeedError(f"Cannot insert into read-only {target.kind.lower()}: {target.name}")
+        raise HispeedError(
+            f"Cannot insert values into read-only {target.kind.lower()}: {target.name}"
+        )
+    # without a column list every header column is a target, as ksqlDB counts it
+    headers = [
+        c.name for c, _ in target.header_columns if not stmt.columns or c.name in stmt.columns
+    ]
+    if headers:
+        raise SqlError(f"Cannot insert into HEADER columns: {', '.join(headers)}", *stmt.pos)
     columns = [*target.key_columns, *target.value_columns]
     names = list(stmt.columns) or [c.name for c in columns]
     if len(names) != len(stmt.values):
@@ -46,9 +58,6 @@ def insert_values(parts: EngineParts, stmt: ast.InsertValues, call: Call) -> Res
             f"{len(names)}, {len(stmt.values)}",
             *stmt.pos,
         )
-    headers = [c.name for c, _ in target.header_columns if c.name in names]
-    if headers:
-        raise SqlError(f"Cannot insert into HEADER columns: {', '.join(headers)}", *stmt.pos)
     for name in names:
         if name in ("ROWPARTITION", "ROWOFFSET", "WINDOWSTART", "WINDOWEND"):
             raise SqlError(f"Inserting into column `{name}` is not allowed.", *stmt.pos)
