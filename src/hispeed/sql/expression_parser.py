@@ -428,7 +428,10 @@ class ExpressionParser:
                 return ast.Literal(value, T.INTEGER, pos=self.pos(at))
             if -(1 << 63) <= value < (1 << 63):
                 return ast.Literal(value, T.BIGINT, pos=self.pos(at))
-            raise SqlError(f"Invalid numeric literal: {text}", at.line, at.column)
+            # ksqlDB's ParserUtil.visitIntegerLiteral: refused as the AST is built
+            raise SqlError(
+                f"Invalid numeric literal: {text}", at.line, at.column, building=True
+            )
         if tok.kind == FLOAT:
             double = float(text)
             if math.isinf(double):  # ksqlDB's ParserUtil.parseDouble
