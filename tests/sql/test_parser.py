@@ -236,7 +236,7 @@ def test_statement_text_and_position_are_kept() -> None:
 @pytest.mark.parametrize(
     ("text", "line", "column", "message"),
     [
-        ("SELEC * FROM s", 1, 1, "expected a statement"),
+        ("SELEC * FROM s", 1, 1, "Unknown statement 'SELEC'\nDid you mean 'SELECT'?"),
         ("SELECT * FROM s WHERE", 1, 22, "expected an expression"),
         ("SELECT a FROM s GROUP BY f3, (f2, f1)", 1, 33, "missing ')' at ','"),
         ("CREATE STREAM s (k STRING (KEY)) WITH (kafka_topic='t')", 1, 27, "expected ',' or ')'"),
@@ -265,6 +265,33 @@ def test_a_bigint_literal_out_of_range_is_refused_as_the_ast_is_built(literal: s
     assert (err.value.line, err.value.column) == (1, 8)
     assert str(err.value) == (
         f"Failed to prepare statement: line 1:9: Invalid numeric literal: {literal}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "suggestion"),
+    [("RUN SCRIPT 'foo';", "PRINT"), ("DESCIBE s;", "DESCRIBE"), ("'x';", "SET")],
+)
+def test_a_statement_with_no_commands_word_is_an_unknown_statement(
+    text: str, suggestion: str
+) -> None:
+    """ksqlDB's SyntaxErrorValidator: the command nearest by edit distance, the first of
+    equally near ones in its list (RUN is 3 edits from PRINT, DROP and SET)."""
+    word = text.split()[0].rstrip(";")
+    with pytest.raises(SqlError) as err:
+        parse(text)
+    assert str(err.value) == (
+        f"line 1:1: Syntax Error\nUnknown statement '{word}'\nDid you mean '{suggestion}'?"
+    )
+
+
+def test_assert_takes_only_topic_or_schema() -> None:
+    """ksqlDB's grammar has ASSERT [NOT EXISTS] TOPIC|SCHEMA among statements (ASSERT VALUES
+    is its test runner's own grammar): the next word is the syntax error."""
+    with pytest.raises(SqlError) as err:
+        parse("ASSERT VALUES foo (id INT) VALUES (123);")
+    assert str(err.value).startswith(
+        "line 1:8: Syntax Error\nSyntax error at or near 'VALUES' at line 1:8"
     )
 
 

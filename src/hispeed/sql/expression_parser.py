@@ -429,9 +429,7 @@ class ExpressionParser:
             if -(1 << 63) <= value < (1 << 63):
                 return ast.Literal(value, T.BIGINT, pos=self.pos(at))
             # ksqlDB's ParserUtil.visitIntegerLiteral: refused as the AST is built
-            raise SqlError(
-                f"Invalid numeric literal: {text}", at.line, at.column, building=True
-            )
+            raise SqlError(f"Invalid numeric literal: {text}", at.line, at.column, building=True)
         if tok.kind == FLOAT:
             double = float(text)
             if math.isinf(double):  # ksqlDB's ParserUtil.parseDouble

@@ -165,6 +165,40 @@ def parse_type(text: str, types: Mapping[str, T.SqlType] | None = None) -> T.Sql
     return t
 
 
+#: the words ksqlDB's SyntaxErrorValidator knows a statement starts with, in its order (the
+#: first of equally near ones is the suggestion)
+KSQL_COMMANDS = (
+    "SELECT",
+    "CREATE",
+    "INSERT",
+    "DESCRIBE",
+    "PRINT",
+    "EXPLAIN",
+    "SHOW",
+    "LIST",
+    "TERMINATE",
+    "PAUSE",
+    "RESUME",
+    "DROP",
+    "SET",
+    "DEFINE",
+    "UNDEFINE",
+    "UNSET",
+    "ASSERT",
+    "ALTER",
+)
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions and substitutions each cost one)."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[len(b)]
+
+
 class StatementParser(ExpressionParser):
     """Statements and queries, over the expression parser."""
 
@@ -242,9 +276,33 @@ class StatementParser(ExpressionParser):
             return ast.UnsetProperty(self.string("a property name in quotes"), pos=self.pos(tok))
         if tok.is_word("SELECT"):
             return ast.QueryStatement(self.select(), pos=self.pos(tok))
+        if tok.is_word("ASSERT"):
+            # ksqlDB's grammar: ASSERT [NOT EXISTS] (TOPIC ... | SCHEMA ...); any other word
+            # after ASSERT is a syntax error at that word
+            self.advance()
+            if not self.tok.is_word("NOT", "TOPIC", "SCHEMA"):
+                raise self.error("TOPIC, SCHEMA or NOT EXISTS")
+            raise SqlError(
+                "ASSERT TOPIC and ASSERT SCHEMA are not supported by hispeed",
+                tok.line,
+                tok.column,
+            )
+        if tok.kind != IDENT or tok.value not in KSQL_COMMANDS:
+            raise self.unknown_statement(tok)
         raise self.error(
             "a statement (CREATE, INSERT, SELECT, ALTER, DROP, SHOW, LIST, DESCRIBE, "
             "EXPLAIN, TERMINATE, PRINT, SET, UNSET)"
+        )
+
+    def unknown_statement(self, tok: Token) -> SqlError:
+        """ksqlDB's SyntaxErrorValidator for a statement that starts with no command's word:
+        'Unknown statement' and the command nearest to it by edit distance."""
+        text = self.text[tok.start : tok.end]
+        nearest = min(KSQL_COMMANDS, key=lambda c: edit_distance(c, text.upper()))
+        return SqlError(
+            f"Syntax Error\nUnknown statement '{text}'\nDid you mean '{nearest}'?",
+            tok.line,
+            tok.column,
         )
 
     def create(self) -> ast.Statement:
