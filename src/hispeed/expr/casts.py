@@ -52,9 +52,13 @@ def cast_array(
     if target.name == "STRING":
         return _to_string(arr, source, ctx)
     if source.name == "STRING" and target.name == "BOOLEAN":
+        # ksqlDB's SqlBooleans.parseBoolean: true for a prefix of 'true' or 'yes', any
+        # other text false
         lowered = pc.utf8_lower(pc.utf8_trim_whitespace(arr))
         return pc.if_else(
-            pc.equal(lowered, "true"), True, pc.if_else(pc.is_null(lowered), None, False)
+            pc.is_in(lowered, value_set=pa.array(_TRUE_PREFIXES)),
+            True,
+            pc.if_else(pc.is_null(lowered), None, False),
         )
     if source.name == "STRING" and target.is_numeric:
         trimmed = pc.utf8_trim_whitespace(arr)
@@ -147,8 +151,25 @@ def _cast_value(v: Any, source: SqlType, target: SqlType) -> Any:
             decimal.Decimal(1).scaleb(-target.scale), rounding=decimal.ROUND_HALF_UP
         )
     if target.name == "BOOLEAN":
-        return v if isinstance(v, bool) else str(v).strip().lower() == "true"
+        return v if isinstance(v, bool) else str(v).strip().lower() in _TRUE_PREFIXES
     return v
+
+
+#: the texts ksqlDB's SqlBooleans reads as true / false, case aside: any non-empty prefix of
+#: 'true' or 'yes' / of 'false' or 'no'
+_TRUE_PREFIXES = sorted({w[:n] for w in ("true", "yes") for n in range(1, len(w) + 1)})
+_FALSE_PREFIXES = sorted({w[:n] for w in ("false", "no") for n in range(1, len(w) + 1)})
+
+
+def parse_boolean_exact(text: str) -> bool | None:
+    """ksqlDB's SqlBooleans.parseBooleanExact (for literals that must be a BOOLEAN): True or
+    False for a prefix of 'true'/'yes' or 'false'/'no' (trimmed, any case), else None."""
+    lowered = text.strip().lower()
+    if lowered in _TRUE_PREFIXES:
+        return True
+    if lowered in _FALSE_PREFIXES:
+        return False
+    return None
 
 
 def _to_string(arr: pa.Array, source: SqlType, ctx: EvalContext) -> pa.Array:

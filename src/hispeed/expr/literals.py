@@ -7,7 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from hispeed.expr.casts import broadcast
+from hispeed.expr.casts import broadcast, parse_boolean_exact
 from hispeed.expr.scope import Compiled, error_at
 from hispeed.functions.registry import EvalContext
 from hispeed.sql import ast
@@ -29,9 +29,9 @@ def coerce_literal(
     text = node.value.strip()
     try:
         if target.name == "BOOLEAN":
-            if text.lower() not in ("true", "false"):
+            value: Any = parse_boolean_exact(text)
+            if value is None:
                 raise ValueError(text)
-            value: Any = text.lower() == "true"
         elif target.is_integral:
             exact = decimal.Decimal(text)
             if exact != exact.to_integral_value() or not exact.is_finite():
