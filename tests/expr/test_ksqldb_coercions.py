@@ -48,3 +48,23 @@ def test_a_text_literal_that_is_no_boolean_is_refused_in_a_boolean_in_list() -> 
     with pytest.raises(SqlError) as err:
         values("F IN (true, 'maybe')")
     assert 'invalid input syntax for type BOOLEAN: "maybe"' in str(err.value)
+
+
+def test_struct_constructors_in_an_array_take_every_field() -> None:
+    """CoercionUtil.resolveCommonStructType: a STRUCT(...) meeting a STRUCT widens it to the
+    fields of both (the constructor's own first); an item lacking a field holds NULL there."""
+    text = "ARRAY[NULL, STRUCT(X := 1, Y := S), STRUCT(Y := 'b', Z := CAST(2 AS BIGINT))]"
+    scope = Scope([ScopeColumn("S", T.STRING, "S")])
+    compiled = compile_expr(parse_expression(text), scope)
+    assert compiled.type == T.array(
+        T.struct([("Y", T.STRING), ("Z", T.BIGINT), ("X", T.INTEGER)])
+    )
+    batch = pa.RecordBatch.from_arrays([pa.array(["a"])], names=["S"])
+    assert compiled(batch, EvalContext()).to_pylist() == [
+        [None, {"Y": "a", "Z": None, "X": 1}, {"Y": "b", "Z": 2, "X": None}]
+    ]
+
+
+def test_struct_constructors_with_a_field_of_two_kinds_are_refused() -> None:
+    with pytest.raises(SqlError):
+        values("ARRAY[STRUCT(X := 1), STRUCT(X := F)]")

@@ -31,6 +31,7 @@ from hispeed.expr.scope import Compiled, Scope, ScopeColumn, error_at
 from hispeed.expr.type_rules import (
     NULL_GUESSES,
     arithmetic_type,
+    constructor_type,
     common_type,
     comparable,
     extreme_args,
@@ -408,7 +409,7 @@ class _Compiler:
                 "https://github.com/confluentinc/ksql/issues/4239). As a workaround, "
                 "you may cast a NULL value to the desired type.",
             )
-        element = common_type([i.type for i in items], e, "ARRAY[...]")
+        element = constructor_type(list(e.items), [i.type for i in items], e, "ARRAY[...]")
         if element is None:
             raise error_at(
                 e,
@@ -444,8 +445,10 @@ class _Compiler:
                 "https://github.com/confluentinc/ksql/issues/4239). As a workaround, "
                 "you may cast a NULL key to the desired type.",
             )
-        kt = common_type([k.type for k in keys], e, "MAP keys")
-        vt = common_type([v.type for v in values], e, "MAP values")
+        kt = constructor_type([k for k, _ in e.entries], [k.type for k in keys], e, "MAP keys")
+        vt = constructor_type(
+            [v for _, v in e.entries], [v.type for v in values], e, "MAP values"
+        )
         if kt is None or vt is None:
             raise error_at(e, "a MAP(...) of only NULLs has no type; cast a key and a value")
         t = T.map_(kt, vt)

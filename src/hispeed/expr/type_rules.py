@@ -36,6 +36,40 @@ def common_type(types: Sequence[SqlType | None], node: Any, what: str) -> SqlTyp
     return result
 
 
+def constructor_type(
+    nodes: Sequence[ast.Expr], types: Sequence[SqlType | None], node: Any, what: str
+) -> SqlType | None:
+    """The element type of an ARRAY[...] or MAP(...) constructor's items, as ksqlDB's
+    CoercionUtil finds it: in order, each item widens the type so far, and a STRUCT(...)
+    constructor meeting a STRUCT adds its fields (its own first, then the others'), so the
+    element type holds every field any item has."""
+    result: SqlType | None = None
+    for item, t in zip(nodes, types, strict=True):
+        result = _widened(item, t, result, node, what)
+    return result
+
+
+def _widened(
+    item: ast.Expr, t: SqlType | None, target: SqlType | None, node: Any, what: str
+) -> SqlType | None:
+    if target is None or t is None:
+        return target or t
+    if isinstance(item, ast.StructConstructor) and t.name == target.name == "STRUCT":
+        values = dict(zip((n for n, _ in t.fields), (v for _, v in item.fields), strict=True))
+        names = list(dict.fromkeys([*(n for n, _ in t.fields), *(n for n, _ in target.fields)]))
+        fields: list[tuple[str, SqlType]] = []
+        for name in names:
+            mine, theirs = dict(t.fields).get(name), dict(target.fields).get(name)
+            if mine is None or theirs is None:
+                field = mine or theirs
+            else:
+                field = _widened(values[name], mine, theirs, node, what)
+            assert field is not None
+            fields.append((name, field))
+        return T.struct(fields)
+    return common_type([target, t], node, what)
+
+
 def arithmetic_type(op: str, a: SqlType, b: SqlType, node: Any, text: str = "") -> SqlType:
     """The result type of `a <op> b`, DECIMAL precision and scale as ksqlDB computes them."""
     if not (a.is_numeric and b.is_numeric):
