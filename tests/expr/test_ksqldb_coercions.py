@@ -56,9 +56,7 @@ def test_struct_constructors_in_an_array_take_every_field() -> None:
     text = "ARRAY[NULL, STRUCT(X := 1, Y := S), STRUCT(Y := 'b', Z := CAST(2 AS BIGINT))]"
     scope = Scope([ScopeColumn("S", T.STRING, "S")])
     compiled = compile_expr(parse_expression(text), scope)
-    assert compiled.type == T.array(
-        T.struct([("Y", T.STRING), ("Z", T.BIGINT), ("X", T.INTEGER)])
-    )
+    assert compiled.type == T.array(T.struct([("Y", T.STRING), ("Z", T.BIGINT), ("X", T.INTEGER)]))
     batch = pa.RecordBatch.from_arrays([pa.array(["a"])], names=["S"])
     assert compiled(batch, EvalContext()).to_pylist() == [
         [None, {"Y": "a", "Z": None, "X": 1}, {"Y": "b", "Z": 2, "X": None}]

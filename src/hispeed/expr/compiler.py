@@ -31,9 +31,9 @@ from hispeed.expr.scope import Compiled, Scope, ScopeColumn, error_at
 from hispeed.expr.type_rules import (
     NULL_GUESSES,
     arithmetic_type,
-    constructor_type,
     common_type,
     comparable,
+    constructor_type,
     extreme_args,
     same_shape,
     valid_comparison,
@@ -446,9 +446,7 @@ class _Compiler:
                 "you may cast a NULL key to the desired type.",
             )
         kt = constructor_type([k for k, _ in e.entries], [k.type for k in keys], e, "MAP keys")
-        vt = constructor_type(
-            [v for _, v in e.entries], [v.type for v in values], e, "MAP values"
-        )
+        vt = constructor_type([v for _, v in e.entries], [v.type for v in values], e, "MAP values")
         if kt is None or vt is None:
             raise error_at(e, "a MAP(...) of only NULLs has no type; cast a key and a value")
         t = T.map_(kt, vt)
