@@ -562,3 +562,45 @@ def decode_protobuf_nosr(
         return _read_message(cls.FromString(data))
     except Exception as e:
         raise SerdeError(f"bad protobuf message: {e}") from e
+
+
+class ProtobufCodec:
+    """A topic's PROTOBUF / PROTOBUF_NOSR serde for the runner: its registry and subjects, and
+    (for NOSR, whose schema is the columns') the source's columns and nullable settings."""
+
+    def __init__(
+        self,
+        registry: SchemaRegistry,
+        topic: str,
+        *,
+        key_columns: Sequence[tuple[str, SqlType]] = (),
+        value_columns: Sequence[tuple[str, SqlType]] = (),
+        key_nullable: str | None = None,
+        value_nullable: str | None = None,
+    ) -> None:
+        self.registry = registry
+        self.topic = topic
+        self.columns = {True: tuple(key_columns), False: tuple(value_columns)}
+        self.nullable = {True: _nullable(key_nullable), False: _nullable(value_nullable)}
+
+    def _subject(self, is_key: bool) -> str:
+        return f"{self.topic}-{'key' if is_key else 'value'}"
+
+    def encode(self, value: Any, fmt: str, *, is_key: bool = False) -> bytes | None:
+        """A case's key or value as the test tool writes it in `fmt`."""
+        if fmt == "PROTOBUF":
+            return encode_protobuf(value, self.registry, self._subject(is_key))
+        return encode_protobuf_nosr(value, self.columns[is_key], self.nullable[is_key])
+
+    def decode(self, data: bytes, fmt: str, *, is_key: bool = False) -> Any:
+        """A record's key or value bytes as the test tool reads them in `fmt`."""
+        if fmt == "PROTOBUF":
+            return decode_protobuf(data, self.registry)
+        return decode_protobuf_nosr(data, self.columns[is_key], self.nullable[is_key])
+
+
+def _nullable(value: object) -> str | None:
+    """A *_PROTOBUF_NULLABLE_REPRESENTATION as the converters' config takes it."""
+    if value is None:
+        return None
+    return {"OPTIONAL": "optional", "WRAPPER": "wrapper"}.get(str(value).strip().upper())
