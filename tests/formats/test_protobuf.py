@@ -247,3 +247,55 @@ def test_a_sink_writes_with_its_own_nullable_representation(tmp_path: Path) -> N
         assert got["PLAIN"] == {"I": JavaNumber("Integer", 0), "S": "x"}
     finally:
         engine.close()
+
+
+def test_inference_upper_cases_names_unless_a_schema_id_names_the_schema(tmp_path: Path) -> None:
+    from hispeed.engine import Engine
+    from hispeed.log.embedded import EmbeddedLog
+
+    log = EmbeddedLog(tmp_path, fsync="never", cleaner_interval_s=None)
+    engine = Engine(log_=log, properties={"auto.offset.reset": "earliest"})
+    try:
+        registry = engine.schema_registry
+        text = 'syntax = "proto3"; message M { message In { int32 f1 = 1; } In c1 = 1; }'
+        schema_id = registry.register("t-value", Schema(text, "PROTOBUF"))
+        registry.register("t-key", Schema('syntax = "proto3"; message K { int32 F1 = 1; }',
+                                          "PROTOBUF"))  # fmt: skip
+        log.create_topic("t", 1)
+        # the value's columns inferred; the key's declared, so registered as ksqlDB's would be
+        engine.execute("CREATE STREAM A (FOO INT) WITH (kafka_topic='t', format='PROTOBUF');")
+        engine.execute(
+            f"CREATE STREAM B WITH (kafka_topic='t', value_format='PROTOBUF',"
+            f" value_schema_id={schema_id});"
+        )
+        engine.execute("CREATE STREAM C WITH (kafka_topic='t', value_format='PROTOBUF');")
+        a, b, c = (engine.catalog.sources[n] for n in "ABC")
+        assert [(col.name, str(col.type)) for col in a.key_columns] == [("F1", "INTEGER")]
+        assert [(col.name, str(col.type)) for col in b.value_columns] == [
+            ("c1", "STRUCT<`f1` INTEGER>")
+        ]
+        assert [(col.name, str(col.type)) for col in c.value_columns] == [
+            ("C1", "STRUCT<`F1` INTEGER>")
+        ]
+    finally:
+        engine.close()
+
+
+def test_a_create_registers_the_side_it_declares_when_the_other_is_inferred(
+    tmp_path: Path,
+) -> None:
+    from hispeed.engine import Engine
+    from hispeed.log.embedded import EmbeddedLog
+
+    log = EmbeddedLog(tmp_path, fsync="never", cleaner_interval_s=None)
+    engine = Engine(log_=log, properties={"auto.offset.reset": "earliest"})
+    try:
+        registry = engine.schema_registry
+        registry.register("t-key", Schema('syntax = "proto3"; message K { int32 F1 = 1; }',
+                                          "PROTOBUF"))  # fmt: skip
+        log.create_topic("t", 1)
+        engine.execute("CREATE STREAM A (FOO INT) WITH (kafka_topic='t', format='PROTOBUF');")
+        assert "int32 FOO = 1;" in registry.version("t-value").schema.schema
+        assert registry.versions("t-key") == [1]
+    finally:
+        engine.close()

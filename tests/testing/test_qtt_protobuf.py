@@ -8,6 +8,7 @@ number << 3 | wire type), so neither side of a check is the code under test alon
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -102,3 +103,45 @@ def test_nosr_round_trip_with_hispeeds_format() -> None:
     assert got.batch.to_pylist() == [{"V": Decimal("10.0000"), "ST": {"X": "y"}}]
     back = decode_protobuf_nosr(fmt.encode(got.batch, columns)[0].as_py(), cols, None)
     assert back == {"V": JavaNumber("BigDecimal", Decimal("10.0000")), "ST": {"X": "y"}}
+
+
+def test_the_runner_picks_the_sources_message_by_its_full_name() -> None:
+    registry = MemoryRegistry()
+    text = 'syntax = "proto3"; message K1 { uint32 k1 = 1; } message K2 { string k1 = 1; }'
+    schema_id = registry.register("in-key", Schema(text, "PROTOBUF"))
+    record = encode_protobuf({"K1": "A"}, registry, "in-key", full_name="K2")
+    # message indexes [1]: count 1 then 1, zigzag varints 2 and 2; then k1 = "A"
+    assert record == b"\x00" + schema_id.to_bytes(4, "big") + b"\x02\x02" + b"\x0a\x01A"
+    assert decode_protobuf(record, registry) == {"k1": "A"}
+
+
+def test_a_case_schema_with_references_takes_the_first_id_as_ksqldbs_tool_gives_it(
+    tmp_path: Path,
+) -> None:
+    from hispeed.testing.qtt import Case, case_registry
+
+    event = 'syntax = "proto3"; message Event { int64 timestamp = 1; }'
+    topic = {
+        "name": "input",
+        "valueFormat": "PROTOBUF",
+        "valueSchema": 'syntax = "proto3"; import "event.proto"; message L { Event event = 1; }',
+        "valueSchemaReferences": [{"name": "event.proto", "format": "PROTOBUF", "schema": event}],
+    }
+    case = Case(
+        "f.json", "n", {"topics": [topic]}, ["CREATE STREAM S WITH (value_format='PROTOBUF');"], {}
+    )
+    registry = case_registry(case)
+    held = registry.version("input-value")
+    assert held.id == 1  # as `value_schema_id=1` in ksqlDB's own cases names it
+    assert registry.version("event.proto").schema.schema == event
+
+
+def test_the_runner_shows_protobuf_format_properties_as_ksqldbs_format_info() -> None:
+    from hispeed.testing._qtt_strict import protobuf_format_properties
+
+    shown = protobuf_format_properties(
+        "PROTOBUF", "VALUE", {"VALUE_PROTOBUF_NULLABLE_REPRESENTATION": "WRAPPER"}
+    )
+    assert shown == {"unwrapPrimitives": "true", "nullableRepresentation": "wrapper"}
+    assert protobuf_format_properties("PROTOBUF_NOSR", "KEY", {}) == {}
+    assert protobuf_format_properties("JSON", "VALUE", {"X": 1}) == {}

@@ -53,6 +53,8 @@ from hispeed.formats.protobuf_schema import (
 )
 from hispeed.formats.registry_format import RegistryFormat
 from hispeed.registry import RegistryError, Schema, SchemaRegistry
+from hispeed.sql import types as sql_types
+from hispeed.sql.types import SqlType
 
 MAGIC_BYTE = 0
 _NULLABLE = {"OPTIONAL": "optional", "WRAPPER": "wrapper"}
@@ -249,6 +251,17 @@ class _ProtobufBase(Format):
         return apply_null_rows(pa.array(out, pa.binary()), null_rows)
 
 
+def _upper_fields(t: SqlType) -> SqlType:
+    """`t` with every STRUCT field name, at any depth, in upper case."""
+    if t.name == "STRUCT":
+        return sql_types.struct([(n.upper(), _upper_fields(ft)) for n, ft in t.fields])
+    if t.name == "ARRAY" and t.element is not None:
+        return sql_types.array(_upper_fields(t.element))
+    if t.name == "MAP" and t.key is not None and t.element is not None:
+        return sql_types.map_(t.key, _upper_fields(t.element))
+    return t
+
+
 def _reason(e: Exception) -> str:
     text = str(e) or type(e).__name__
     return text if isinstance(e, FormatError | RegistryError) else f"{type(e).__name__}: {text}"
@@ -400,7 +413,12 @@ class ProtobufFormat(RegistryFormat):
         return Schema(text, "PROTOBUF")
 
     def columns_of(self, schema: Schema) -> list[Column]:
-        return columns_for_message(self._compile(schema).message(self._message_name()))
+        columns = columns_for_message(self._compile(schema).message(self._message_name()))
+        if self.schema_id is not None:
+            return columns
+        # ksqlDB upper-cases inferred field names unless the schema was named by its id
+        # (SchemaRegistryTopicSchemaSupplier: UPPERCASE_FIELD_NAME / ORIGINAL_FIELD_NAME)
+        return [Column(c.name.upper(), _upper_fields(c.type)) for c in columns]
 
     def _message_name(self) -> str | None:
         # ksqlDB ignores a full name that is one of Connect's defaults (ProtobufSchemaTranslator)

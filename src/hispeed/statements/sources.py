@@ -165,7 +165,8 @@ def create_source(parts: EngineParts, stmt: ast.CreateSource, call: Call) -> Res
     check_formats(
         source,
         registry=parts.context.schema_registry,
-        register=None if call.replay or inferred else "if-absent",
+        # a side whose columns were inferred has its schema already: "if-absent" leaves it
+        register=None if call.replay else "if-absent",
     )
     if source.timestamp is not None:
         check_timestamp_column(source)

@@ -28,6 +28,7 @@ from hispeed.server.streaming import QuerySession, final_message, query_header, 
 from hispeed.sql.parser import parse_iter
 from hispeed.testing import qtt_checks, qtt_compare, qtt_serde
 from hispeed.testing.qtt_checks import RaisedError, SourceFacts, TopicFacts
+from hispeed.testing.qtt_protobuf import ProtobufCodec
 from hispeed.testing.qtt_serde import SerdeError, TopicFormat
 from hispeed.testing.qtt_serde_sr import RegistryCodec
 
@@ -60,6 +61,16 @@ def topic_format(engine: Any, topic: str) -> TopicFormat:
         window_type=s.window.kind if s.window is not None else None,
         window_size_ms=s.window.size_ms if s.window is not None else None,
         codec=RegistryCodec(engine.schema_registry, topic),
+        protobuf=ProtobufCodec(
+            engine.schema_registry,
+            topic,
+            key_columns=[(c.name, c.type) for c in s.key_columns],
+            value_columns=[(c.name, c.type) for c in s.value_columns],
+            key_nullable=s.key_properties.get("KEY_PROTOBUF_NULLABLE_REPRESENTATION"),
+            value_nullable=s.value_properties.get("VALUE_PROTOBUF_NULLABLE_REPRESENTATION"),
+            key_full_name=s.key_properties.get("KEY_SCHEMA_FULL_NAME"),
+            value_full_name=s.value_properties.get("VALUE_SCHEMA_FULL_NAME"),
+        ),
     )
 
 
@@ -270,6 +281,27 @@ def _format_json(name: str, features: set[str], window: Any = None) -> dict[str,
     return out
 
 
+def protobuf_format_properties(fmt: str, side: str, props: dict[str, Any]) -> dict[str, str]:
+    """The FormatInfo properties ksqlDB gives a PROTOBUF / PROTOBUF_NOSR side: PROTOBUF
+    unwraps primitives (CreateSourceProperties, by ksqlDB's default config) and keeps its
+    full schema name and schema id; both keep the nullable representation."""
+    out: dict[str, str] = {}
+    fmt = fmt.upper()
+    if fmt not in ("PROTOBUF", "PROTOBUF_NOSR"):
+        return out
+    if fmt == "PROTOBUF":
+        full = props.get(f"{side}_SCHEMA_FULL_NAME")
+        if full is not None:
+            out["fullSchemaName"] = str(full)
+        out["unwrapPrimitives"] = "true"
+    nullable = props.get(f"{side}_PROTOBUF_NULLABLE_REPRESENTATION")
+    if nullable is not None:
+        out["nullableRepresentation"] = str(nullable).lower()
+    if fmt == "PROTOBUF" and props.get(f"{side}_SCHEMA_ID") is not None:
+        out["schemaId"] = str(props[f"{side}_SCHEMA_ID"])
+    return out
+
+
 def topic_facts(engine: Any) -> list[TopicFacts]:
     """Every topic of the log, with the formats of a source over it (if any)."""
     out = []
@@ -280,6 +312,15 @@ def topic_facts(engine: Any) -> list[TopicFacts]:
             s = sources[0]
             facts.key_format = _format_json(s.key_format, _key_features(s), s.window)
             facts.value_format = _format_json(s.value_format, _value_features(s, engine.properties))
+            for side, fmt, props in (
+                ("KEY", s.key_format, s.key_properties),
+                ("VALUE", s.value_format, s.value_properties),
+            ):
+                shown = protobuf_format_properties(fmt, side, props)
+                if shown:
+                    (facts.key_format if side == "KEY" else facts.value_format)["properties"] = (
+                        shown
+                    )
         out.append(facts)
     return out
 

@@ -158,8 +158,9 @@ def unserved_formats(case: Case) -> list[str]:
     return sorted(used - set(SERVED_FORMATS))
 
 
-#: the schema-registry formats the runner's own serde (`qtt_serde_sr`) writes and reads
-SERVED_FORMATS = ("AVRO", "JSON_SR")
+#: the schema-registry formats the runner's own serde writes and reads (`qtt_serde_sr`: AVRO,
+#: JSON_SR; `qtt_protobuf`: PROTOBUF, PROTOBUF_NOSR)
+SERVED_FORMATS = ("AVRO", "JSON_SR", "PROTOBUF", "PROTOBUF_NOSR")
 _SCHEMA_TYPES = {"AVRO": "AVRO", "JSON_SR": "JSON", "JSON": "JSON", "PROTOBUF": "PROTOBUF"}
 
 
@@ -178,21 +179,31 @@ def case_registry(case: Case) -> MemoryRegistry:
             fmt = str(topic.get(f"{side}Format") or topic.get("format") or default).upper()
             schema_type = _SCHEMA_TYPES.get(fmt, "AVRO")
             refs = []
+            referenced = []
             for ref in topic.get(f"{side}SchemaReferences") or []:
                 ref_type = _SCHEMA_TYPES.get(str(ref.get("format", fmt)).upper(), schema_type)
                 text = (
                     ref["schema"] if isinstance(ref["schema"], str) else json.dumps(ref["schema"])
                 )
-                registry.register(ref["name"], Schema(text, ref_type))
+                referenced.append((ref["name"], Schema(text, ref_type)))
                 refs.append(SchemaReference(ref["name"], ref["name"], 1))
             text = schema if isinstance(schema, str) else json.dumps(schema)
             held = Schema(text, schema_type, tuple(refs))
             subject = f"{topic['name']}-{side}"
             schema_id = topic.get(f"{side}SchemaId")
             if schema_id is not None:
+                # TestExecutor.maybeRegisterTopicSchemas: the references first, then the
+                # schema under its id
+                for name, ref_schema in referenced:
+                    registry.register(name, ref_schema)
                 registry.register_with_id(subject, held, int(schema_id))
             else:
+                # TestExecutorUtil registers the schema alone (its references resolved inside
+                # it), so it takes the first id; the references are kept here after it, for
+                # readers that resolve them by subject
                 registry.register(subject, held)
+                for name, ref_schema in referenced:
+                    registry.register(name, ref_schema)
     return registry
 
 

@@ -495,16 +495,48 @@ def _plain(v: Any) -> Any:
 # -- the serde ------------------------------------------------------------------------------
 
 
-def encode_protobuf(value: Any, registry: SchemaRegistry, subject: str) -> bytes | None:
-    """A case's value as the test tool's PROTOBUF serializer writes it (None stays null)."""
+def encode_protobuf(
+    value: Any, registry: SchemaRegistry, subject: str, *, full_name: str | None = None
+) -> bytes | None:
+    """A case's value as the test tool's PROTOBUF serializer writes it (None stays null):
+    with the subject's latest schema, its message called `full_name` (the source's
+    KEY_/VALUE_SCHEMA_FULL_NAME), else its first."""
     if value is None:
         return None
     held = registry.latest(subject)
     if held is None:
         raise SerdeError(f"no schema registered under {subject}")
     pool = _pool(held.schema.schema, _imports(registry, held.schema))
-    body = _serialize(_first_message(pool), value)
-    return b"\x00" + held.id.to_bytes(4, "big") + b"\x00" + body
+    message, indexes = _first_message(pool), b"\x00"
+    if full_name and not full_name.strip().startswith("ConnectDefault"):
+        message = pool.FindMessageTypeByName(full_name.strip())
+        indexes = _indexes_bytes(_path_of(message))
+    body = _serialize(message, value)
+    return b"\x00" + held.id.to_bytes(4, "big") + indexes + body
+
+
+def _path_of(message: Descriptor) -> list[int]:
+    path = []
+    while message.containing_type is not None:
+        path.append(list(message.containing_type.nested_types).index(message))
+        message = message.containing_type
+    main = descriptor_pb2.FileDescriptorProto()
+    message.file.CopyToProto(main)
+    path.append([m.name for m in main.message_type].index(message.name))
+    return path[::-1]
+
+
+def _indexes_bytes(path: list[int]) -> bytes:
+    if path == [0]:
+        return b"\x00"
+    out = bytearray()
+    for n in [len(path), *path]:
+        z = (n << 1) ^ (n >> 63)
+        while z > 0x7F:
+            out.append(z & 0x7F | 0x80)
+            z >>= 7
+        out.append(z)
+    return bytes(out)
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -577,11 +609,14 @@ class ProtobufCodec:
         value_columns: Sequence[tuple[str, SqlType]] = (),
         key_nullable: str | None = None,
         value_nullable: str | None = None,
+        key_full_name: str | None = None,
+        value_full_name: str | None = None,
     ) -> None:
         self.registry = registry
         self.topic = topic
         self.columns = {True: tuple(key_columns), False: tuple(value_columns)}
         self.nullable = {True: _nullable(key_nullable), False: _nullable(value_nullable)}
+        self.full_name = {True: key_full_name, False: value_full_name}
 
     def _subject(self, is_key: bool) -> str:
         return f"{self.topic}-{'key' if is_key else 'value'}"
@@ -589,7 +624,9 @@ class ProtobufCodec:
     def encode(self, value: Any, fmt: str, *, is_key: bool = False) -> bytes | None:
         """A case's key or value as the test tool writes it in `fmt`."""
         if fmt == "PROTOBUF":
-            return encode_protobuf(value, self.registry, self._subject(is_key))
+            return encode_protobuf(
+                value, self.registry, self._subject(is_key), full_name=self.full_name[is_key]
+            )
         return encode_protobuf_nosr(value, self.columns[is_key], self.nullable[is_key])
 
     def decode(self, data: bytes, fmt: str, *, is_key: bool = False) -> Any:

@@ -44,6 +44,8 @@ LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 FORMATS = ("JSON", "DELIMITED", "KAFKA", "NONE")
 #: those it writes and reads with one (`qtt_serde_sr`)
 SR_FORMATS = ("AVRO", "JSON_SR")
+#: and those `qtt_protobuf` writes and reads (`TopicFormat.protobuf`)
+PROTOBUF_FORMATS = ("PROTOBUF", "PROTOBUF_NOSR")
 
 
 class SerdeError(Exception):
@@ -93,6 +95,8 @@ class TopicFormat:
     #: the AVRO and JSON_SR serde of this topic (`qtt_serde_sr.RegistryCodec`: its registry
     #: and subjects), None without a registry
     codec: Any = None
+    #: the PROTOBUF and PROTOBUF_NOSR serde of this topic (`qtt_protobuf.ProtobufCodec`)
+    protobuf: Any = None
 
 
 # -- integers as Java's casts wrap them ----------------------------------------------------
@@ -256,6 +260,9 @@ def encode(
     if fmt in SR_FORMATS and topic is not None and topic.codec is not None:
         encoded: bytes | None = topic.codec.encode(value, fmt, is_key=is_key)
         return encoded
+    if fmt in PROTOBUF_FORMATS and topic is not None and topic.protobuf is not None:
+        written: bytes | None = topic.protobuf.encode(value, fmt, is_key=is_key)
+        return written
     if fmt == "NONE":
         return None
     if fmt == "JSON":
@@ -278,12 +285,15 @@ def decode(
     *,
     exact: bool = True,
     topic: TopicFormat | None = None,
+    is_key: bool = False,
 ) -> Any:
     """Bytes of one side (not windowed) as the test tool's deserializer for `fmt` reads them."""
     if fmt == "NONE" or data is None:
         return None
     if fmt in SR_FORMATS and topic is not None and topic.codec is not None:
         return topic.codec.decode(data, fmt)
+    if fmt in PROTOBUF_FORMATS and topic is not None and topic.protobuf is not None:
+        return topic.protobuf.decode(data, fmt, is_key=is_key)
     if fmt == "JSON":
         return decode_json(data, exact=exact)
     if fmt == "DELIMITED":
@@ -313,14 +323,18 @@ def encode_key(key: Any, window: Window | None, topic: TopicFormat) -> bytes | N
 def decode_key(data: bytes | None, topic: TopicFormat, *, exact: bool = True) -> Any:
     """A record's key: a `Windowed` for a windowed topic (None for null or empty bytes)."""
     if topic.window_type is None:
-        return decode(data, topic.key_format, topic.key_types, exact=exact, topic=topic)
+        return decode(
+            data, topic.key_format, topic.key_types, exact=exact, topic=topic, is_key=True
+        )
     if not data:
         return None
     if topic.window_type == "SESSION":
         if len(data) < 16:
             raise SerdeError(f"a session-windowed key of {len(data)} bytes")
         end, start = struct.unpack(">qq", data[-16:])
-        key = decode(data[:-16], topic.key_format, topic.key_types, exact=exact, topic=topic)
+        key = decode(
+            data[:-16], topic.key_format, topic.key_types, exact=exact, topic=topic, is_key=True
+        )
         return Windowed(key, Window("SESSION", start, end))
     if len(data) < 8:
         raise SerdeError(f"a time-windowed key of {len(data)} bytes")
@@ -328,5 +342,7 @@ def decode_key(data: bytes | None, topic: TopicFormat, *, exact: bool = True) ->
     end = start + (topic.window_size_ms or 0)
     if end > LONG_MAX:  # Kafka Streams caps a window's end at Long.MAX_VALUE
         end = LONG_MAX
-    key = decode(data[:-8], topic.key_format, topic.key_types, exact=exact, topic=topic)
+    key = decode(
+        data[:-8], topic.key_format, topic.key_types, exact=exact, topic=topic, is_key=True
+    )
     return Windowed(key, Window("TIME", start, end))
