@@ -4,10 +4,17 @@ A body is a JSON array of values, one JSON value, NDJSON (one value a line), or 
 Confluent REST Proxy shape `{"records": [{"key": ..., "value": ..., "partition": ...}]}`
 when sent as `application/vnd.kafka.json.v2+json`. A key comes from a field of each value
 (`key_field`), one key for all (`key`), or the REST Proxy records themselves.
+
+Sent as `application/vnd.kafka.binary.v2+json` (REST Proxy's binary embedded format), the
+records' keys and values are base64 and go into the log as the bytes they encode: how
+records already serialized (Avro, Protobuf or JSON Schema in Confluent's framing, by
+confluent-kafka's serializers) are produced over HTTP.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +23,7 @@ import msgspec
 from hispeed.errors import HispeedError
 
 REST_PROXY_TYPE = "application/vnd.kafka.json.v2+json"
+REST_PROXY_BINARY_TYPE = "application/vnd.kafka.binary.v2+json"
 
 
 class IngestError(HispeedError):
@@ -100,6 +108,8 @@ def parse_body(
         else:
             if ctype == REST_PROXY_TYPE:
                 return _rest_proxy(doc)
+            if ctype == REST_PROXY_BINARY_TYPE:
+                return _rest_proxy(doc, binary=True)
             items = doc if isinstance(doc, list) else [doc]
     keys: list[bytes | None] = []
     values: list[bytes | None] = []
@@ -137,9 +147,21 @@ def _ndjson(body: bytes) -> list[Any]:
     return items
 
 
-def _rest_proxy(doc: Any) -> IngestBatch:
+def _base64(value: Any, what: str) -> bytes | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise IngestError(f"{what} must be base64 text (or null), not {type(value).__name__}")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise IngestError(f"{what} is not base64") from None
+
+
+def _rest_proxy(doc: Any, binary: bool = False) -> IngestBatch:
+    kind = REST_PROXY_BINARY_TYPE if binary else REST_PROXY_TYPE
     if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
-        raise IngestError(f'a {REST_PROXY_TYPE} body is {{"records": [...]}}')
+        raise IngestError(f'a {kind} body is {{"records": [...]}}')
     batch = IngestBatch([], [], [])
     for i, rec in enumerate(doc["records"]):
         if not isinstance(rec, dict) or "value" not in rec:
@@ -147,8 +169,12 @@ def _rest_proxy(doc: Any) -> IngestBatch:
         part = rec.get("partition")
         if part is not None and (not isinstance(part, int) or isinstance(part, bool) or part < 0):
             raise IngestError(f"records[{i}].partition must be a partition number, not {part!r}")
-        batch.keys.append(_key_bytes(rec.get("key")))
         value = rec["value"]
-        batch.values.append(None if value is None else _encode(value, f"records[{i}].value"))
+        if binary:
+            batch.keys.append(_base64(rec.get("key"), f"records[{i}].key"))
+            batch.values.append(_base64(value, f"records[{i}].value"))
+        else:
+            batch.keys.append(_key_bytes(rec.get("key")))
+            batch.values.append(None if value is None else _encode(value, f"records[{i}].value"))
         batch.partitions.append(part)
     return batch
