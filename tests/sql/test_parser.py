@@ -225,6 +225,20 @@ def test_other_statements() -> None:
     assert stmts[15] == ast.CreateType("ADDRESS", T.struct([("STREET", T.STRING)]))
 
 
+def test_type_parameters_are_read_and_ignored_as_ksqldb_does() -> None:
+    # ksqlDB's grammar: baseType ('(' typeParameter (',' typeParameter)* ')')?, with a
+    # parameter a whole number or the word STRING, which its SqlTypeParser then ignores
+    (stmt,) = [
+        p.statement
+        for p in parse(
+            "CREATE STREAM s (k VARCHAR(STRING) KEY, v varchar(10), w INT(3, string))"
+            " WITH (kafka_topic='t', value_format='JSON');"
+        )
+    ]
+    assert isinstance(stmt, ast.CreateSource)
+    assert [c.type for c in stmt.columns] == [T.STRING, T.STRING, T.INTEGER]
+
+
 def test_statement_text_and_position_are_kept() -> None:
     parsed = parse("SHOW STREAMS;\n  SHOW TABLES;")
     assert [(p.text, p.line, p.column) for p in parsed] == [
@@ -239,7 +253,24 @@ def test_statement_text_and_position_are_kept() -> None:
         ("SELEC * FROM s", 1, 1, "Unknown statement 'SELEC'\nDid you mean 'SELECT'?"),
         ("SELECT * FROM s WHERE", 1, 22, "expected an expression"),
         ("SELECT a FROM s GROUP BY f3, (f2, f1)", 1, 33, "missing ')' at ','"),
-        ("CREATE STREAM s (k STRING (KEY)) WITH (kafka_topic='t')", 1, 27, "expected ',' or ')'"),
+        (
+            "CREATE STREAM s (k STRING (KEY)) WITH (kafka_topic='t')",
+            1,
+            28,
+            "Expecting {'STRING', INTEGER_VALUE}",
+        ),
+        (
+            "CREATE STREAM s (k VARCHAR(STRING) (KEY)) WITH (kafka_topic='t')",
+            1,
+            36,
+            "Syntax Error\nExpecting {',', ')'}",
+        ),
+        (
+            "CREATE STREAM s (k VARCHAR(10 KEY)) WITH (kafka_topic='t')",
+            1,
+            31,
+            "Expecting {',', ')'}",
+        ),
         ("SELECT * FROM s WHERE id IN ()", 1, 30, "IN needs at least one"),
         ("SELECT CAST(x AS NULL) FROM s", 1, 18, "Syntax error at or near 'NULL'"),
         ("CREATE STREAM s (a FOO) WITH (kafka_topic='t')", 1, 20, "unknown type FOO"),

@@ -277,14 +277,11 @@ class ExpressionParser:
             fields = self.items_until(">", lambda: (self.identifier("a field name"), self.type_()))
             return T.struct(fields)
         simple = T.by_name(name)
+        if simple is None and name in self.types:
+            simple = self.types[name]
         if simple is not None:
-            if name == "VARCHAR" and self.tok.is_op("(") and self.peek().kind == INTEGER:
-                self.advance()
-                self.advance()
-                self.expect_op(")")
+            self.type_parameters()
             return simple
-        if name in self.types:
-            return self.types[name]
         raise SqlError(
             f"unknown type {tok.value}: use BOOLEAN, INT, BIGINT, DOUBLE, DECIMAL(p, s), STRING, "
             "BYTES, TIMESTAMP, DATE, TIME, ARRAY<..>, MAP<..>, STRUCT<..>, or a type made with "
@@ -292,6 +289,31 @@ class ExpressionParser:
             tok.line,
             tok.column,
         )
+
+    def type_parameters(self) -> None:
+        """Skip the parameters a named type may carry, `VARCHAR(10)` or `VARCHAR(STRING)`.
+
+        ksqlDB's grammar takes `baseType ('(' typeParameter (',' typeParameter)* ')')?` with a
+        parameter a whole number or the word STRING, and its SqlTypeParser then ignores them;
+        a wrong token is refused with ANTLR's expected set, as ksqlDB's SyntaxErrorValidator
+        prints it."""
+        if not self.accept_op("("):
+            return
+        while True:
+            tok = self.tok
+            if tok.kind == INTEGER or (tok.kind == IDENT and tok.is_word("STRING")):
+                self.advance()
+            else:
+                raise self.expecting("{'STRING', INTEGER_VALUE}")
+            if self.accept_op(")"):
+                return
+            if not self.accept_op(","):
+                raise self.expecting("{',', ')'}")
+
+    def expecting(self, tokens: str) -> SqlError:
+        """ksqlDB's words for a token outside a short expected set (`Expecting {...}`)."""
+        tok = self.tok
+        return SqlError(f"Syntax Error\nExpecting {tokens}", tok.line, tok.column)
 
     # -- expressions -------------------------------------------------------------------------
 

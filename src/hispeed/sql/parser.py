@@ -400,7 +400,8 @@ class StatementParser(ExpressionParser):
             if self.accept_op(")"):
                 return tuple(cols)
             if not self.accept_op(","):
-                raise self.error("',' or ')'")
+                # ANTLR's expected set at the loop of `tableElements` in ksqlDB's grammar
+                raise self.expecting("{',', ')'}")
 
     def with_properties(self) -> dict[str, ast.Property]:
         props: dict[str, ast.Property] = {}
