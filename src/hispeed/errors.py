@@ -23,18 +23,34 @@ class ConfigError(HispeedError):
     """A setting or a topic config has a value hispeed cannot use."""
 
 
+#: what ksqlDB's EngineContext.prepare puts before an error its parser or AstSanitizer raised
+#: that is not already a statement error
+PREPARING = "Exception while preparing statement: "
+
+
 class SqlError(HispeedError):
     """A statement that cannot be parsed or analysed; carries the line and column (1-based).
 
     The place is written as ksqlDB writes it: `line 2:13: ` for what its parser refuses, and
     `Line: 2, Col: 13: ` (`located`) for what its analyzer refuses at a node it names (an
     unknown source or column, an ambiguous column); what its AST builder refuses (`building`:
-    a literal out of range) reads `Failed to prepare statement: line 2:13: `."""
+    a literal out of range) reads `Failed to prepare statement: line 2:13: `; what its
+    AstSanitizer refuses (`preparing`: an ambiguous column) is prefixed `Exception while
+    preparing statement: `, as its EngineContext wraps what is not already a statement error."""
 
     def __init__(
-        self, message: str, line: int, column: int, *, located: bool = False, building: bool = False
+        self,
+        message: str,
+        line: int,
+        column: int,
+        *,
+        located: bool = False,
+        building: bool = False,
+        preparing: bool = False,
     ) -> None:
         where = f"Line: {line}, Col: {column}: " if located else f"line {line}:{column}: "
+        if preparing:
+            where = PREPARING + where
         if building:
             # refused while the parsed text is built into a statement: ksqlDB's
             # ParsingException from a node's location counts its column from 1 twice, so

@@ -292,7 +292,9 @@ def test_messages_name_joined_columns_as_ksqldb_flattens_them(engine: Engine) ->
     [
         (
             "INSERT INTO nowhere SELECT k, v FROM s;",
-            "Line: 1, Col: 13: Source `NOWHERE` does not exist.",
+            # found by ksqlDB's AstSanitizer, so wrapped by its EngineContext.prepare
+            "Exception while preparing statement: Line: 1, Col: 13: Source `NOWHERE` does not "
+            "exist.",
         ),
         (
             "CREATE STREAM x AS SELECT k, nope FROM s;",
@@ -300,7 +302,8 @@ def test_messages_name_joined_columns_as_ksqldb_flattens_them(engine: Engine) ->
         ),
         (
             "CREATE STREAM x AS SELECT s.k, v FROM s JOIN u WITHIN 1 SECOND ON s.k = u.k;",
-            "Line: 1, Col: 32: Column 'V' is ambiguous. Could be S.V or U.V.",
+            "Exception while preparing statement: Line: 1, Col: 32: Column 'V' is ambiguous. "
+            "Could be S.V or U.V.",
         ),
         (
             "CREATE STREAM x AS SELECT k, v FROM s WINDOW TUMBLING (SIZE 1 SECOND);",
@@ -318,6 +321,14 @@ def test_analyzer_errors_at_a_node_are_placed_as_ksqldb_places_them(
     err = refused(engine, statement)
     assert str(err).startswith(message)  # no clause prefix: refused before compiling
     assert err.located
+
+
+def test_insert_into_a_table_is_refused_while_preparing_as_ksqldb_does(engine: Engine) -> None:
+    engine.execute("CREATE TABLE tt AS SELECT k, COUNT(*) AS n FROM s GROUP BY k;")
+    assert error_of(engine, "INSERT INTO tt SELECT k, v FROM s;") == (
+        "Exception while preparing statement: INSERT INTO can only be used to insert into a "
+        "stream. TT is a table."
+    )
 
 
 def test_filter_errors_name_the_filter_as_ksqldb_does(engine: Engine) -> None:

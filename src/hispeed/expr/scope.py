@@ -123,6 +123,8 @@ class Scope:
             line,
             col,
             located=True,
+            # ksqlDB's AstSanitizer finds it, before the statement is analysed
+            preparing=True,
         )
 
 

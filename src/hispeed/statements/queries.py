@@ -7,7 +7,7 @@ manager start (or stop) the query's task.
 from __future__ import annotations
 
 from hispeed.catalog import Source
-from hispeed.errors import HispeedError, SqlError
+from hispeed.errors import PREPARING, HispeedError, SqlError
 from hispeed.formats.base import KEY_SCHEMA_PROPERTIES, VALUE_SCHEMA_PROPERTIES, Column
 from hispeed.plan.model import QueryPlan
 from hispeed.plan.query import plan_query
@@ -124,15 +124,25 @@ def insert_into(parts: EngineParts, stmt: ast.InsertInto, call: Call) -> Result:
     """INSERT INTO a stream: a persistent query that writes into it."""
     target = parts.catalog.sources.get(stmt.target)
     if target is None:
-        raise SqlError(f"Source `{stmt.target}` does not exist.", *stmt.target_pos, located=True)
+        raise SqlError(
+            f"Source `{stmt.target}` does not exist.",
+            *stmt.target_pos,
+            located=True,
+            preparing=True,
+        )
+    # ksqlDB's AstSanitizer checks the target as it prepares the statement, so these read as
+    # its EngineContext wraps them
     if target.kind == "TABLE":
         raise HispeedError(
-            f"INSERT INTO can only be used to insert into a stream. {target.name} is a table."
+            f"{PREPARING}INSERT INTO can only be used to insert into a stream. {target.name} is "
+            "a table."
+        )
+    if target.header_columns:
+        raise HispeedError(
+            f"{PREPARING}Cannot insert into {target.name} because it has header columns"
         )
     if target.source_table:
         raise HispeedError(f"Cannot insert into read-only {target.kind.lower()}: {target.name}")
-    if target.header_columns:
-        raise HispeedError(f"Cannot insert into {target.name} because it has header columns")
     plan = plan_query(stmt.query, parts.catalog, parts.log, target.kind, target.name)
     if plan.aggregation is not None or plan.source.kind == "TABLE":
         raise HispeedError(
