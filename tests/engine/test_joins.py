@@ -393,3 +393,32 @@ def test_sides_joined_on_their_keys_need_as_many_partitions(engine: Engine) -> N
         engine.execute(
             "CREATE STREAM x AS SELECT c.user_id, x FROM clicks c JOIN wide w ON c.user_id = w.id;"
         )
+
+
+def test_a_synthetic_join_key_is_named_apart_from_the_sources_columns(engine: Engine) -> None:
+    # ksqlDB's ColumnNames.generateSyntheticJoinKey: ROWKEY, or the first ROWKEY_n no joined
+    # source uses (its numbers read from every column, key or value, of both sides)
+    engine.execute(
+        "CREATE TABLE l (rowkey STRING PRIMARY KEY, rowkey_1 INT, rowkey_3 INT) "
+        "WITH (kafka_topic='l', value_format='JSON', partitions=1);"
+    )
+    engine.execute(
+        "CREATE TABLE r (rowkey_2 STRING PRIMARY KEY, v INT) "
+        "WITH (kafka_topic='r', value_format='JSON', partitions=1);"
+    )
+    with pytest.raises(HispeedError, match="join expression ROWKEY_4 in its projection"):
+        engine.execute(
+            "CREATE TABLE nokey AS SELECT l.rowkey_1, v FROM l FULL OUTER JOIN r "
+            "ON l.rowkey = r.rowkey_2;"
+        )
+    engine.execute(
+        "CREATE TABLE o AS SELECT ROWKEY_4 AS k, l.rowkey_1, v FROM l FULL OUTER JOIN r "
+        "ON l.rowkey = r.rowkey_2;"
+    )
+    send(engine, "l", "a", {"ROWKEY_1": 1, "ROWKEY_3": 3}, 10)
+    send(engine, "r", "a", {"V": 5}, 20)
+    assert out(engine, "O") == [
+        ("a", {"ROWKEY_1": 1, "V": None}, 10),
+        ("a", {"ROWKEY_1": 1, "V": 5}, 20),
+    ]
+    assert [c.name for c in engine.catalog.sources["O"].key_columns] == ["K"]

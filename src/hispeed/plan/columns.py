@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 
 from hispeed.errors import HispeedError
 from hispeed.expr.scope import Scope
@@ -10,6 +11,47 @@ from hispeed.plan.model import OutputColumn
 from hispeed.plan.scope import compile_clause, default_name, error_at
 from hispeed.sql import ast
 from hispeed.sql import types as T
+
+#: ksqlDB's ColumnNames.NUMBERED_COLUMN_PATTERN: a name, then maybe `_` and a number
+_NUMBERED = re.compile(r"(?P<name>.*?)?(?:_(?P<number>\d+))?")
+
+
+def numbered(names: Iterable[str]) -> dict[str, set[int]]:
+    """The numbers each name stem is used with, as ksqlDB's ColumnNames reads source columns:
+    `ROWKEY_2` is stem ROWKEY with 2, `ROWKEY` is ROWKEY with 0."""
+    used: dict[str, set[int]] = {}
+    for name in names:
+        m = _NUMBERED.fullmatch(name)
+        assert m is not None  # every text matches: both parts are optional
+        number = m.group("number")
+        used.setdefault(m.group("name") or "", set()).add(int(number) if number else 0)
+    return used
+
+
+class AliasGenerator:
+    """Fresh names `PREFIX_n` for n = 0, 1, ... skipping those taken, as ksqlDB's
+    ColumnNames.AliasGenerator makes them; n = 0 is the bare prefix unless `keep_zero`
+    (its KSQL_COL_n aliases keep it)."""
+
+    def __init__(self, prefix: str, used: set[int], *, keep_zero: bool = False) -> None:
+        self.prefix = prefix
+        self.used = used
+        self.keep_zero = keep_zero
+        self.next_index = 0
+
+    def next(self) -> str:
+        """The next name not taken."""
+        while self.next_index in self.used:
+            self.next_index += 1
+        index = self.next_index
+        self.next_index += 1
+        return self.prefix if index == 0 and not self.keep_zero else f"{self.prefix}_{index}"
+
+
+def synthetic_join_key(source_columns: Iterable[str]) -> str:
+    """The name of a join's synthetic key column: ROWKEY, or ROWKEY_n when the joined sources'
+    columns already use that (ksqlDB's ColumnNames.generateSyntheticJoinKey)."""
+    return AliasGenerator("ROWKEY", numbered(source_columns).get("ROWKEY", set())).next()
 
 
 def output_names(

@@ -22,7 +22,7 @@ from hispeed.errors import SqlError
 from hispeed.expr.compiler import compile_expr
 from hispeed.expr.scope import Compiled, Scope, ScopeColumn
 from hispeed.formats.base import Column
-from hispeed.plan.columns import key_more_than_once
+from hispeed.plan.columns import key_more_than_once, synthetic_join_key
 from hispeed.plan.model import LABEL, PSEUDO_COLUMNS, ROWKEY, JoinPlan, JoinSide, JoinStep
 from hispeed.plan.scope import source_scope, walk
 from hispeed.sql import ast
@@ -181,8 +181,10 @@ def plan_relation(
         kind = step.result
         equal = candidates
     assert key_type is not None
+    # named apart from every joined source's columns, as ksqlDB's JoinNode names it
+    key_name = synthetic_join_key(c.name for side in sides for c in side.source.columns)
     if _has_map(key_type):  # refused by name before any projection, as ksqlDB does
-        name = ROWKEY if synthetic else candidates[0].replace(".", "_", 1)
+        name = key_name if synthetic else candidates[0].replace(".", "_", 1)
         raise err(
             join,
             "Map keys, including types that contain maps, are not supported as they may lead "
@@ -190,16 +192,16 @@ def plan_relation(
             f"`{name}`. Column type: {key_type}. See "
             "https://github.com/confluentinc/ksql/issues/6621 for more.",
         )
-    plan = JoinPlan(sides, steps, key_type, candidates, synthetic)
+    plan = JoinPlan(sides, steps, key_type, candidates, synthetic, key_name)
     scope.clause = "SELECT"
     scope.columns += [ScopeColumn(n, t, f"{LABEL}.{n}", LABEL) for n, t in PSEUDO_COLUMNS.items()]
     if synthetic:
-        scope.columns.append(ScopeColumn(ROWKEY, key_type, f"{LABEL}.{ROWKEY}", LABEL))
+        scope.columns.append(ScopeColumn(key_name, key_type, f"{LABEL}.{ROWKEY}", LABEL))
     first = sides[0].source  # the result's formats are the left side's, as in ksqlDB
     result = Source(
         name=first.name,
         kind=plan.kind,
-        key_columns=[Column(ROWKEY, key_type)],
+        key_columns=[Column(key_name if synthetic else ROWKEY, key_type)],
         value_columns=[],
         topic=first.topic,
         key_format=first.key_format,
@@ -432,7 +434,8 @@ def expand_items(select: ast.Select, plan: JoinPlan, err: Any) -> list[ast.Selec
                 if not sides:
                     raise err(item, f"unknown source {item.source} in {item.source}.*")
             elif plan.synthetic_key:
-                items.append(ast.SelectItem(ast.ColumnRef(ROWKEY, pos=item.pos), pos=item.pos))
+                key = ast.ColumnRef(plan.key_name, pos=item.pos)
+                items.append(ast.SelectItem(key, pos=item.pos))
             for side in sides:
                 names = [c.name for c in side.source.columns]
                 if side.source.window is not None:  # a windowed side's bounds follow its key
@@ -517,8 +520,9 @@ def check_key(
         if plan.synthetic_key:
             return (
                 "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\n"
-                f"The query used to build {built} must include the join expression {ROWKEY} "
-                f"in its projection (eg, SELECT {ROWKEY}...).\n{ROWKEY} was added as a "
+                f"The query used to build {built} must include the join expression "
+                f"{plan.key_name} in its projection (eg, SELECT {plan.key_name}...).\n"
+                f"{plan.key_name} was added as a "
                 "synthetic key column because the join criteria did not match any source "
                 "column. This expression must be included in the projection and may be "
                 "aliased."

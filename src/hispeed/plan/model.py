@@ -122,6 +122,8 @@ class JoinPlan:
     #: fields of the result key: the join expression's columns, or `$J.ROWKEY`
     key_fields: list[str]
     synthetic_key: bool
+    #: the name of the synthetic key column (ROWKEY, or ROWKEY_n if the sources have that)
+    key_name: str = ROWKEY
 
     @property
     def kind(self) -> str:
