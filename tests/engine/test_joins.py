@@ -422,3 +422,22 @@ def test_a_synthetic_join_key_is_named_apart_from_the_sources_columns(engine: En
         ("a", {"ROWKEY_1": 1, "V": 5}, 20),
     ]
     assert [c.name for c in engine.catalog.sources["O"].key_columns] == ["K"]
+
+
+def test_windowed_sides_in_other_key_formats_are_refused_as_ksqldb_does(engine: Engine) -> None:
+    # ksqlDB joins in the left side's key format and would re-key a windowed right side in
+    # another one (another window type or size), which it refuses
+    for name, window in (("h", "Hopping"), ("h2", "Hopping"), ("t", "Tumbling")):
+        engine.execute(
+            f"CREATE STREAM {name} (id INT KEY, v INT) WITH (kafka_topic='{name}', "
+            f"value_format='JSON', window_type='{window}', window_size='5 SECONDS', "
+            "partitions=1);"
+        )
+    engine.execute(
+        "CREATE STREAM ok AS SELECT h.id, h.v FROM h JOIN h2 WITHIN 1 MINUTE ON h.id = h2.id;"
+    )
+    with pytest.raises(HispeedError) as info:
+        engine.execute(
+            "CREATE STREAM bad AS SELECT * FROM h JOIN t WITHIN 1 MINUTE ON h.id = t.id;"
+        )
+    assert "Implicit repartitioning of windowed sources is not supported." in str(info.value)

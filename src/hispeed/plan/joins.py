@@ -192,6 +192,7 @@ def plan_relation(
             f"`{name}`. Column type: {key_type}. See "
             "https://github.com/confluentinc/ksql/issues/6621 for more.",
         )
+    _check_windowed_key_formats(join, sides, err)
     plan = JoinPlan(sides, steps, key_type, candidates, synthetic, key_name)
     scope.clause = "SELECT"
     scope.columns += [ScopeColumn(n, t, f"{LABEL}.{n}", LABEL) for n, t in PSEUDO_COLUMNS.items()]
@@ -259,6 +260,26 @@ def _check_sources(join: ast.Join, sides: list[JoinSide], err: Any) -> None:
             f"`{w.source.name}` is {w.source.window.kind} windowed\n"
             f"`{p.source.name}` is not windowed",
         )
+
+
+def _check_windowed_key_formats(join: ast.Join, sides: list[JoinSide], err: Any) -> None:
+    """Refuse joining windowed sources whose key formats differ (window type or size, format).
+
+    ksqlDB joins in the left side's key format (JoinNode.resolveKeyFormats); a side in another
+    format is re-keyed into it (PreJoinRepartitionNode), which its SchemaKStream.selectKey
+    refuses for a windowed source."""
+    first = sides[0].source
+
+    def key_format(source: Source) -> tuple[Any, ...]:
+        return (source.key_format, sorted(source.key_properties.items()), source.window)
+
+    for side in sides[1:]:
+        if side.source.window is not None and key_format(side.source) != key_format(first):
+            raise err(
+                join,
+                "Implicit repartitioning of windowed sources is not supported. See "
+                "https://github.com/confluentinc/ksql/issues/4385.",
+            )
 
 
 def _check_foreign_key(
