@@ -467,3 +467,21 @@ def test_planner_refusals_of_query_shapes(engine: Engine) -> None:
         "CREATE TABLE ok3 AS SELECT k, COUNT(*) AS n FROM s WINDOW TUMBLING (SIZE 1 SECOND) "
         "GROUP BY k EMIT FINAL;"
     )
+
+
+def test_window_bounds_of_a_windowed_join_aggregation_are_unresolvable(engine: Engine) -> None:
+    # every joined source has the bounds after a windowed GROUP BY: ksqlDB cannot tell which
+    engine.execute(
+        "CREATE TABLE tj (k STRING PRIMARY KEY, x INT) "
+        "WITH (kafka_topic='tj', value_format='JSON', partitions=1);"
+    )
+    err = refused(
+        engine,
+        "CREATE TABLE c AS SELECT s.k, COUNT(*) AS n, WINDOWEND AS e FROM s JOIN tj "
+        "ON s.k = tj.k WINDOW TUMBLING (SIZE 10 MILLISECONDS) GROUP BY s.k;",
+    )
+    assert str(err) == "Line: 1, Col: 46: SELECT column 'WINDOWEND' cannot be resolved."
+    engine.execute(
+        "CREATE TABLE c AS SELECT s.k, COUNT(*) AS n FROM s JOIN tj ON s.k = tj.k "
+        "WINDOW TUMBLING (SIZE 10 MILLISECONDS) GROUP BY s.k;"
+    )

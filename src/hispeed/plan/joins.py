@@ -23,7 +23,15 @@ from hispeed.expr.compiler import compile_expr
 from hispeed.expr.scope import Compiled, Scope, ScopeColumn
 from hispeed.formats.base import Column
 from hispeed.plan.columns import key_more_than_once, synthetic_join_key
-from hispeed.plan.model import LABEL, PSEUDO_COLUMNS, ROWKEY, JoinPlan, JoinSide, JoinStep
+from hispeed.plan.model import (
+    LABEL,
+    PSEUDO_COLUMNS,
+    ROWKEY,
+    WINDOW_COLUMNS,
+    JoinPlan,
+    JoinSide,
+    JoinStep,
+)
 from hispeed.plan.scope import source_scope, walk
 from hispeed.sql import ast
 from hispeed.sql import types as T
@@ -260,6 +268,27 @@ def _check_sources(join: ast.Join, sides: list[JoinSide], err: Any) -> None:
             f"`{w.source.name}` is {w.source.window.kind} windowed\n"
             f"`{p.source.name}` is not windowed",
         )
+
+
+def check_window_bounds(select: ast.Select, err: Any) -> None:
+    """Refuse an unqualified WINDOWSTART or WINDOWEND in a windowed aggregation of a join.
+
+    After a windowed GROUP BY every joined source's schema has the bounds, so ksqlDB's
+    ColumnReferenceValidator finds them in more than one and cannot resolve them (its issue
+    5931), checking the clauses in its order: WHERE, GROUP BY, HAVING, then SELECT."""
+    if select.window is None:
+        return
+    clauses: list[tuple[str, ast.Expr]] = []
+    if select.where is not None:
+        clauses.append(("WHERE", select.where))
+    clauses += [("GROUP BY", g) for g in select.group_by]
+    if select.having is not None:
+        clauses.append(("HAVING", select.having))
+    clauses += [("SELECT", i.expr) for i in select.items if isinstance(i, ast.SelectItem)]
+    for clause, e in clauses:
+        for x in walk(e):
+            if isinstance(x, ast.ColumnRef) and x.source is None and x.name in WINDOW_COLUMNS:
+                raise err(x, f"{clause} column '{x.name}' cannot be resolved.", located=True)
 
 
 def _check_windowed_key_formats(join: ast.Join, sides: list[JoinSide], err: Any) -> None:

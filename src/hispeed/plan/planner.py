@@ -223,6 +223,7 @@ def _plan_join(
     """A query over a join: the clauses run over the joined rows (plan/joins.py)."""
     assert isinstance(select.from_, ast.Join)
     join, scope, source = joins.plan_relation(select.from_, catalog, compile_clause, error_at)
+    joins.check_window_bounds(select, error_at)
     label = LABEL
     where = _where(select, scope)
     items = _struct_stars(joins.expand_items(select, join, error_at), scope)
