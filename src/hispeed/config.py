@@ -69,6 +69,10 @@ class Settings:
     state_memory_budget_bytes: int = 1024 * 1024 * 1024
     #: where spilled state goes (empty: a directory `state-spill` in `data_dir`)
     state_spill_dir: str = ""
+    #: the most records a persistent query takes in one poll while it works through a
+    #: backlog (it starts at 10,000 and doubles while polls come back full; the engine
+    #: property `query.max.poll.records`)
+    query_max_poll_records: int = 80_000
     embedded_redis: bool = True
     #: the largest request body (HTTP) or message (WebSocket, gRPC) accepted, in bytes
     max_request_bytes: int = 16 * 1024 * 1024

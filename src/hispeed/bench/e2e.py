@@ -5,7 +5,9 @@ case's persistent query is created and `Engine.drain()` runs it from the earlies
 it has caught up, every output, state change and input offset committed to the log, as a
 server would. The figures per case: events per second of wall clock and per CPU-second of
 the process (the machine may be busy: CPU time is the steadier figure), the CPU seconds, and
-the peak RSS while the query ran. Each case runs in a subprocess of its own, so its memory is
+the peak RSS while the query ran, the state store's own bytes per key (not the RSS) where
+the query keeps keyed state, and for the GROUP BY case the first pull query by key against
+the table it made (ms). Each case runs in a subprocess of its own, so its memory is
 its own. After the run the case reads its outputs back from the sink topic and checks them
 against what it computes itself from the generated events (every window present, exactly
 once for EMIT FINAL; every count, sum and average): `complete` is false, with a reason,
@@ -13,7 +15,8 @@ otherwise.
 
 The events: `DEVICE STRING KEY, READING DOUBLE, AMOUNT BIGINT`, 1,000 devices, 1,000 events
 per second of event time, in time order. The GROUP BY case instead spreads its events over
-`keys` distinct devices, each twice (2 x keys events).
+`keys` distinct devices, each twice (2 x keys events); `groupby_keys_spilled` runs it with a
+state memory budget far below the state's size, so its state spills to files.
 """
 
 from __future__ import annotations
@@ -81,6 +84,8 @@ class Case:
     #: the GROUP BY case: events over `keys` devices
     many_keys: bool = False
     join: bool = False
+    #: the engine's properties (a state memory budget: the spilled case)
+    properties: tuple[tuple[str, Any], ...] = ()
 
 
 def _windowed(kind: str, clause: str, final: bool) -> Case:
@@ -102,6 +107,13 @@ CASES: dict[str, Case] = {
         "CREATE TABLE out AS SELECT DEVICE, COUNT(*) AS N, SUM(AMOUNT) AS TOTAL FROM events "
         "GROUP BY DEVICE EMIT CHANGES;",
         many_keys=True,
+    ),
+    # the same with a state memory budget of 16 MB, far below the state: spilled to files
+    "groupby_keys_spilled": Case(
+        "CREATE TABLE out AS SELECT DEVICE, COUNT(*) AS N, SUM(AMOUNT) AS TOTAL FROM events "
+        "GROUP BY DEVICE EMIT CHANGES;",
+        many_keys=True,
+        properties=(("state.memory.budget.bytes", 16 << 20),),
     ),
     "stream_table_join": Case(
         "CREATE STREAM out AS SELECT e.DEVICE AS DEVICE, READING, REGION FROM events e "
@@ -223,7 +235,7 @@ def run_case(name: str, events_n: int, keys: int, directory: str | None) -> dict
     case = CASES[name]
     root = tempfile.mkdtemp(prefix=f"hispeed-bench-e2e-{name}-", dir=directory)
     try:
-        with Engine(Path(root) / "data") as engine:
+        with Engine(Path(root) / "data", properties=dict(case.properties)) as engine:
             engine.execute(EVENTS)
             if case.many_keys:
                 events = make_events(2 * keys, keys, spread=True)
@@ -258,6 +270,9 @@ def run_case(name: str, events_n: int, keys: int, directory: str | None) -> dict
                     raise RuntimeError(engine.runtime.failed[task.id].message)
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
             peak = _peak_rss_mb() if reset else None
+            state = _state_figures(task)
+            if case.many_keys:
+                state |= _first_pull(engine, events)
             complete, why, outputs = check(engine, case, events)
             inputs = n + (DEVICES if case.join else 0)  # the join reads the table too
             if processed != inputs:
@@ -274,10 +289,41 @@ def run_case(name: str, events_n: int, keys: int, directory: str | None) -> dict
         "peak_rss_mb": peak,
         "rss_before_mb": round(rss_before, 1),
         "drain_calls": drains,
+        **state,
         "outputs": outputs,
         "complete": complete,
         "why": why,
     }
+
+
+def _state_figures(task: Any) -> dict[str, Any]:
+    """The keyed state store's own size (`KeyedStateStore.nbytes`: keys, hashes, hash table
+    and states in use; `capacity`: what its arrays have reserved), per key; not the process's
+    RSS. Empty for a query whose state is kept otherwise."""
+    store = getattr(getattr(task, "aggregator", None), "store", None)
+    if store is None or not hasattr(store, "nbytes") or not len(store):
+        return {}
+    keys = len(store)
+    return {
+        "state_keys": keys,
+        "state_bytes_per_key": round(store.nbytes() / keys, 1),
+        "state_reserved_bytes_per_key": round(store.capacity() / keys, 1),
+        "state_spilled": store.spilled,
+    }
+
+
+def _first_pull(engine: Engine, events: Events) -> dict[str, Any]:
+    """The first pull query by key against the table (ms), and a second one, each checked."""
+    device = int(events.device[len(events.device) // 2])
+    want = int((events.device == device).sum())
+    out: dict[str, Any] = {}
+    for name in ("first_pull_ms", "second_pull_ms"):
+        t0 = time.perf_counter()
+        rows = engine.query(f"SELECT DEVICE, N FROM out WHERE DEVICE = 'd{device}';")
+        out[name] = round((time.perf_counter() - t0) * 1000, 2)
+        if rows != [{"DEVICE": f"d{device}", "N": want}]:
+            raise RuntimeError(f"pull query: {rows}, expected N = {want}")
+    return out
 
 
 # -- checking the outputs --------------------------------------------------------------------

@@ -7,12 +7,12 @@ decoded without a Python object per value: integers are parsed from their digits
 out of the records' bytes.
 
 `decode_flat` takes a batch only when every record matches the first record's layout exactly:
-no whitespace, the same keys in the same order (each the exact name of a declared column),
-each value of the same kind (an integer for a BIGINT or INTEGER column that holds it, a string
-for a STRING column), strings without backslashes or control characters and in valid UTF-8.
-Such a record is valid JSON whose values are exactly what the general decoder (`_json.py`)
-makes of it, so both give the same columns. For anything else it returns None and the general
-decoder runs.
+no whitespace, the same keys in the same order (each the exact name of a declared column), each
+value of the same kind (an integer for a BIGINT or INTEGER column that holds it, a string for a
+STRING column, with the C version a number for a DOUBLE column), strings without backslashes or
+control characters and in valid UTF-8. Such a record is valid JSON whose values are exactly
+what the general decoder (`_json.py`) makes of it, so both give the same columns. For anything
+else it returns None and the general decoder runs.
 """
 
 from __future__ import annotations
@@ -46,7 +46,10 @@ def decode_flat(data: pa.BinaryArray, columns: Sequence[Column]) -> list[pa.Arra
     n = len(data)
     if n == 0 or data.null_count or not columns:
         return None
-    if any(c.type.name not in _INT_BITS and c.type.name != "STRING" for c in columns):
+    native = _extension()
+    doubles = native is not None and hasattr(native, "KIND_DOUBLE")
+    kinds = (*_INT_BITS, "STRING", "DOUBLE") if doubles else (*_INT_BITS, "STRING")
+    if any(c.type.name not in kinds for c in columns):
         return None
     buffers = data.buffers()
     if buffers[2] is None:
@@ -56,7 +59,6 @@ def decode_flat(data: pa.BinaryArray, columns: Sequence[Column]) -> list[pa.Arra
     layout = _layout(bytes(raw[offsets32[0] : offsets32[1]]), columns)
     if not layout:
         return None
-    native = _extension()
     if native is not None:
         values = _decode_native(native, offsets32, buffers[2], layout, columns)
     else:
@@ -90,7 +92,8 @@ def _decode_native(
     n = len(offsets32) - 1
     types = {c.name: c.type.name for c in columns}
     kinds = [
-        2 if kind is str else 1 if _INT_BITS[types[name]] == 32 else 0 for name, kind in layout
+        2 if kind is str else 3 if kind is float else 1 if _INT_BITS[types[name]] == 32 else 0
+        for name, kind in layout
     ]
     keys = [b'"' + name.encode() + b'":' for name, _ in layout]
     decoded = native.decode(offsets32, data, keys, kinds)
@@ -108,7 +111,7 @@ def _decode_native(
             except pa.ArrowInvalid:
                 return None
         else:
-            arrow_type = pa.int32() if kind == 1 else pa.int64()
+            arrow_type = pa.int32() if kind == 1 else pa.float64() if kind == 3 else pa.int64()
             array = pa.Array.from_buffers(arrow_type, n, [None, pa.py_buffer(got)])
         values[name] = array
     return values
@@ -187,6 +190,9 @@ def _layout(record: bytes, columns: Sequence[Column]) -> list[tuple[str, type]] 
     for name, value in fields.items():
         target = types.get(name)
         kind = type(value)
+        if target == "DOUBLE" and kind in (int, float):
+            layout.append((name, float))  # any JSON number (only the C version gets here)
+            continue
         if target is None or (kind is str) != (target == "STRING") or kind not in (int, str):
             return None  # another field, a value needing coercion, NULL or another kind
         layout.append((name, kind))

@@ -250,7 +250,10 @@ def _parse(
             picked = _struct_pick(buf, data, tombstones, columns)
             if picked is not None:
                 return [], picked, [], tombstones
-        return _DECODER.decode(buf), None, [], tombstones
+        try:
+            return _DECODER.decode(buf), None, [], tombstones
+        except msgspec.DecodeError:  # well-formed but not decodable (1e400): record by record
+            pass
     values: list[Any] = []
     errors: list[tuple[int, str]] = []
     for i, b in enumerate(data.to_pylist()):
@@ -313,7 +316,10 @@ def _struct_pick(
     """Each column's values, decoding into a fixed row struct: faster than dicts, and valid
     when every record has the field names of the first one (else None, for the dict path)."""
     first = int(np.argmin(tombstones))
-    sample = _DECODER.decode(data[first].as_py())
+    try:
+        sample = _DECODER.decode(data[first].as_py())
+    except msgspec.DecodeError:  # well-formed but not decodable (1e400)
+        return None
     if type(sample) is not dict:
         return None
     keys = tuple(sample)

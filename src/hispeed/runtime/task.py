@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hispeed.catalog import Source
+from hispeed.errors import HispeedError
 from hispeed.log.base import PolledBatch, TopicPartition, Transaction
 from hispeed.log.murmur2 import partitions_for_keys
 from hispeed.ops.aggregate import Aggregator
@@ -37,6 +38,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROCESSING_LOG = "hispeed_processing_log"
+#: (smallest, largest) records a query's poll takes: the smallest while it keeps up with its
+#: input, doubling up to the largest while it works through a backlog (`QueryTask.poll`)
+POLL_RECORDS = (10_000, 80_000)
+#: the engine property that sets the largest (the setting `query_max_poll_records`)
+MAX_POLL_RECORDS = "query.max.poll.records"
 
 
 def query_group(query_id: str) -> str:
@@ -111,6 +117,10 @@ class QueryTask:
         self.emitter = SinkEncoder(query_id, plan, sink, context.schema_registry)
         self._sink_partitions: int | None = None  # known once a windowed sink is written
         self.records_in = 0
+        #: what the next poll takes at most (adaptive: see `poll`), and its largest
+        given = {**context.properties, **(properties or {})}.get(MAX_POLL_RECORDS)
+        self.max_poll_records = _positive(MAX_POLL_RECORDS, given, POLL_RECORDS[1])
+        self.poll_records = min(POLL_RECORDS[0], self.max_poll_records)
         self.records_out = 0
         self.errors = 0
         self.stream_time: dict[int, int] = {}
@@ -172,9 +182,18 @@ class QueryTask:
 
     # -- running ----------------------------------------------------------------------------
 
-    def poll(self, timeout: float = 0.0, max_records: int = 10_000) -> int:
-        """Process what the source has (up to max_records); returns the records read."""
-        polled = self.consumer.poll(timeout, max_records=max_records)
+    def poll(self, timeout: float = 0.0, max_records: int | None = None) -> int:
+        """Process what the source has (up to max_records; None: the adaptive size, see
+        `POLL_RECORDS`); returns the records read."""
+        limit = self.poll_records if max_records is None else max_records
+        polled = self.consumer.poll(timeout, max_records=limit)
+        if max_records is None:
+            # A full poll means a backlog: take more next time, so that each batch's fixed
+            # costs (the transaction, the changelog's delta and chunks) are spread over more
+            # records; a poll that is not full (caught up) goes back to the smallest size.
+            got = sum(i.batch.num_rows for i in polled)
+            high = self.max_poll_records
+            self.poll_records = min(limit * 2, high) if got >= limit else min(POLL_RECORDS[0], high)
         waiting = self.queues.firsts() if self.queues is not None else {}
         if not polled and not waiting:
             return 0
@@ -321,3 +340,16 @@ def now_ms() -> int:
 
 
 __all__ = ["PROCESSING_LOG", "QueryTask", "query_group"]
+
+
+def _positive(name: str, value: Any, default: int) -> int:
+    """A whole number above 0 given as a property (None: `default`)."""
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1 or (isinstance(value, float) and not value.is_integer()):
+        raise HispeedError(f"{name} must be a whole number above 0, not {value!r}")
+    return number
