@@ -132,9 +132,10 @@ def test_create_without_columns_infers_them_from_the_registry(tmp_path: Path) ->
         engine.log.append("r", pa.record_batch({"value": values}))
         engine.execute("CREATE STREAM r WITH (kafka_topic='r', value_format='AVRO');")
         source = engine.catalog.sources["R"]
-        assert source.schema_text() == "`id` STRING, `x` DOUBLE, `n` INTEGER, `day` DATE"
+        # field names in upper case, as ksqlDB's ConnectKsqlSchemaTranslator names them
+        assert source.schema_text() == "`ID` STRING, `X` DOUBLE, `N` INTEGER, `DAY` DATE"
         rows = engine.query("SELECT * FROM r;")
-        assert rows == [{"id": "d1", "x": 0.5, "n": 3, "day": datetime.date(1970, 1, 2)}]
+        assert rows == [{"ID": "d1", "X": 0.5, "N": 3, "DAY": datetime.date(1970, 1, 2)}]
     finally:
         engine.close()
 

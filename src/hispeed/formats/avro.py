@@ -200,7 +200,7 @@ def _is_map_entries(schema: Any) -> bool:
     return items.get("connect.internal.type") == "MapEntry" or names == ["key", "value"]
 
 
-def sql_type(schema: Any) -> SqlType:
+def sql_type(schema: Any, upper: bool = True) -> SqlType:
     """The SQL type of an Avro schema (inference), as Connect and ksqlDB map it."""
     schema = _non_null(schema)
     if isinstance(schema, list):
@@ -231,13 +231,20 @@ def sql_type(schema: Any) -> SqlType:
     if kind == "array":
         if _is_map_entries(schema):
             fields = {f["name"]: f["type"] for f in _non_null(schema["items"])["fields"]}
-            return T.map_(sql_type(fields["key"]), sql_type(fields["value"]))
-        return T.array(sql_type(schema["items"]))
+            return T.map_(sql_type(fields["key"], upper), sql_type(fields["value"], upper))
+        return T.array(sql_type(schema["items"], upper))
     if kind == "map":
-        return T.map_(T.STRING, sql_type(schema["values"]))
+        return T.map_(T.STRING, sql_type(schema["values"], upper))
     if kind == "record":
-        return T.struct([(f["name"], sql_type(f["type"])) for f in schema["fields"]])
+        # ksqlDB's ConnectKsqlSchemaTranslator names inferred fields in upper case
+        return T.struct(
+            [(_named(f["name"], upper), sql_type(f["type"], upper)) for f in schema["fields"]]
+        )
     raise FormatError(f"Unsupported Avro type: {json.dumps(schema)}")
+
+
+def _named(name: str, upper: bool) -> str:
+    return name.upper() if upper else name
 
 
 def _check(t: SqlType, schema: Any, path: str) -> None:
@@ -324,23 +331,44 @@ def _field_picks(names: Sequence[str], fields: Sequence[Any]) -> dict[str, tuple
     return picks
 
 
-def _to_avro(t: SqlType) -> Callable[[Any], Any] | None:
-    """A function from Arrow's Python value to what fastavro writes (None: as it is)."""
+def _to_avro(t: SqlType, schema: Any) -> Callable[[Any], Any] | None:
+    """A function from Arrow's Python value to what fastavro writes with the writer's
+    `schema` for it (None: as it is): a MAP as an Avro map or as Connect's key/value
+    entries, a STRUCT as the writer's record (its fields matched as when reading, the
+    fields the struct lacks left to their defaults)."""
+    kind = _kind(schema)
+    inner = _non_null(schema)
     if t.name == "ARRAY":
         assert t.element is not None
-        item = _to_avro(t.element)
+        items = inner.get("items") if isinstance(inner, dict) else None
+        item = _to_avro(t.element, items)
         return None if item is None else (lambda v: None if v is None else [item(x) for x in v])
     if t.name == "MAP":
         assert t.element is not None
-        val = _to_avro(t.element) or (lambda x: x)
+        if kind == "map":
+            val = _to_avro(t.element, inner.get("values")) or (lambda x: x)
+            return lambda v: None if v is None else {k: val(x) for k, x in v}
+        entry = _non_null(inner.get("items")) if isinstance(inner, dict) else None
+        fields = {f["name"]: f["type"] for f in entry["fields"]} if isinstance(entry, dict) else {}
+        val = _to_avro(t.element, fields.get("value")) or (lambda x: x)
         return lambda v: None if v is None else [{"key": k, "value": val(x)} for k, x in v]
     if t.name == "STRUCT":
-        convs = [(n, n.replace(".", "_"), _to_avro(ft)) for n, ft in t.fields]
+        writer_fields = inner.get("fields", []) if isinstance(inner, dict) else []
+        picks = _field_picks([n for n, _ in t.fields], writer_fields)
+        convs = []
+        for n, ft in t.fields:
+            out_name, field_schema = picks.get(n, (n.replace(".", "_"), None))
+            convs.append((n, out_name, _to_avro(ft, field_schema)))
 
         def convert(v: Any) -> Any:
             if v is None:
                 return None
-            return {out: (v[n] if c is None or v[n] is None else c(v[n])) for n, out, c in convs}
+            out = {}
+            for n, out_name, c in convs:
+                x = v[n]
+                if x is not None:
+                    out[out_name] = x if c is None else c(x)
+            return out
 
         return convert
     return None
@@ -363,13 +391,16 @@ class AvroFormat(RegistryFormat):
     def columns_of(self, schema: Schema) -> list[Column]:
         parsed = json.loads(schema.schema)
         top = _non_null(parsed)
-        if (
-            isinstance(top, dict)
-            and top.get("type") == "record"
-            and self.wrap_single_value is not False
-        ):
-            return [Column(f["name"], sql_type(f["type"])) for f in top["fields"]]
-        return [Column("ROWKEY" if self.is_key else "ROWVAL", sql_type(parsed))]
+        # names in upper case, unless a schema id names the schema: then as written
+        # (ksqlDB's SchemaRegistryTopicSchemaSupplier, ORIGINAL_FIELD_NAME)
+        upper = self.schema_id is None
+        # a key is one column, ROWKEY, whatever its schema (a record gives a STRUCT)
+        record = isinstance(top, dict) and top.get("type") == "record"
+        if record and not self.is_key and self.wrap_single_value is not False:
+            return [
+                Column(_named(f["name"], upper), sql_type(f["type"], upper)) for f in top["fields"]
+            ]
+        return [Column("ROWKEY" if self.is_key else "ROWVAL", sql_type(parsed, upper))]
 
     def reader(self, schema: Schema, columns: Sequence[Column]) -> Any:
         try:
@@ -439,13 +470,17 @@ class AvroFormat(RegistryFormat):
         return arrays, errors
 
     def writer(self, schema: Schema, columns: Sequence[Column]) -> Any:
-        parsed = fastavro.parse_schema(json.loads(schema.schema))
-        top = _non_null(json.loads(schema.schema))
-        names = [c.name.replace(".", "_") for c in columns]
-        if isinstance(top, dict) and top.get("type") == "record" and not self.unwrapped(columns):
-            picks = _field_picks([c.name for c in columns], top["fields"])
-            names = [picks[c.name][0] if c.name in picks else c.name for c in columns]
-        return parsed, names, [_to_avro(c.type) for c in columns]
+        raw = json.loads(schema.schema)
+        parsed = fastavro.parse_schema(raw)
+        top = _non_null(raw)
+        if self.unwrapped(columns):
+            return parsed, [columns[0].name], [_to_avro(columns[0].type, raw)]
+        fields = top.get("fields", []) if isinstance(top, dict) else []
+        picks = _field_picks([c.name for c in columns], fields)
+        names = [picks[c.name][0] if c.name in picks else c.name for c in columns]
+        types = [picks[c.name][1] if c.name in picks else None for c in columns]
+        convs = [_to_avro(c.type, ft) for c, ft in zip(columns, types, strict=True)]
+        return parsed, names, convs
 
     def write(
         self, writer: Any, arrays: Sequence[pa.Array], columns: Sequence[Column]
@@ -463,7 +498,11 @@ class AvroFormat(RegistryFormat):
         if self.unwrapped(columns):
             rows: Any = lists[0]
         else:
-            rows = (dict(zip(names, values, strict=True)) for values in zip(*lists, strict=True))
+            # a null leaves its field to the writer schema's default (null, for ksqlDB's)
+            rows = (
+                {n: v for n, v in zip(names, values, strict=True) if v is not None}
+                for values in zip(*lists, strict=True)
+            )
         for row in rows:
             stream.seek(0)
             stream.truncate()

@@ -94,7 +94,7 @@ def _inner(schema: Any) -> Any:
     return schema
 
 
-def sql_type(schema: Any) -> SqlType:
+def sql_type(schema: Any, upper: bool = True) -> SqlType:
     """The SQL type of a JSON Schema (inference), as ksqlDB's JsonSchemaTranslator maps it."""
     schema = _inner(schema)
     if not isinstance(schema, dict):
@@ -118,12 +118,13 @@ def sql_type(schema: Any) -> SqlType:
     if kind == "string":
         return T.BYTES if connect == "bytes" else T.STRING
     if kind == "array":
-        return T.array(sql_type(schema.get("items", {})))
+        return T.array(sql_type(schema.get("items", {}), upper))
     if kind == "object":
         if connect == "map" or ("properties" not in schema and "additionalProperties" in schema):
-            return T.map_(T.STRING, sql_type(schema["additionalProperties"]))
+            return T.map_(T.STRING, sql_type(schema["additionalProperties"], upper))
         props = schema.get("properties", {})
-        return T.struct([(n, sql_type(p)) for n, p in props.items()])
+        # ksqlDB's ConnectKsqlSchemaTranslator names inferred fields in upper case
+        return T.struct([(n.upper() if upper else n, sql_type(p, upper)) for n, p in props.items()])
     raise FormatError(f"Unsupported JSON schema type: {json.dumps(schema)}")
 
 
@@ -149,10 +150,16 @@ class JsonSchemaFormat(RegistryFormat):
     def columns_of(self, schema: Schema) -> list[Column]:
         parsed = json.loads(schema.schema)
         top = _inner(parsed)
+        # names in upper case, unless a schema id names the schema (ORIGINAL_FIELD_NAME)
+        upper = self.schema_id is None
         is_object = isinstance(top, dict) and top.get("type") == "object"
-        if is_object and "properties" in top and self.wrap_single_value is not False:
-            return [Column(n, sql_type(p)) for n, p in top["properties"].items()]
-        return [Column("ROWKEY" if self.is_key else "ROWVAL", sql_type(parsed))]
+        wrapped = not self.is_key and self.wrap_single_value is not False
+        if is_object and "properties" in top and wrapped:
+            return [
+                Column(n.upper() if upper else n, sql_type(p, upper))
+                for n, p in top["properties"].items()
+            ]
+        return [Column("ROWKEY" if self.is_key else "ROWVAL", sql_type(parsed, upper))]
 
     def reader(self, schema: Schema, columns: Sequence[Column]) -> Any:
         return self._json()

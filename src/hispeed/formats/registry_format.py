@@ -299,6 +299,10 @@ class RegistryFormat(Format):
         writer = self._writer[2]
         arrays = columns_of(batch, columns)
         payloads = self.write(writer, arrays, columns)
+        if self.unwrapped(columns):
+            # a null in an unwrapped column is a null record (ksqlDB writes no bytes for it)
+            for row in np.nonzero(np.asarray(arrays[0].is_null()))[0].tolist():
+                payloads[row] = None
         head = frame(schema_id)
         out = pa.array([None if p is None else head + p for p in payloads], pa.binary())
         return apply_null_rows(out, null_rows)

@@ -118,9 +118,7 @@ def create_source(parts: EngineParts, stmt: ast.CreateSource, call: Call) -> Res
     if inferred and props.get("KAFKA_TOPIC") is not None:
         probe.topic = str(props["KAFKA_TOPIC"])
         key_fmt, value_fmt = source_formats(probe, parts.context.schema_registry)
-        more_key, more_value = infer_columns(
-            key_fmt, value_fmt, not key_cols, not value_cols and not header_cols
-        )
+        more_key, more_value = infer_columns(key_fmt, value_fmt, not key_cols, not value_cols)
         key_cols += more_key
         value_cols += more_value
         inferred = bool(more_key or more_value)

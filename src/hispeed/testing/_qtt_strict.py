@@ -271,10 +271,33 @@ def source_facts(engine: Any) -> dict[str, SourceFacts]:
     return out
 
 
-def _format_json(name: str, features: set[str], window: Any = None) -> dict[str, Any]:
+#: a schema-registry format's properties as ksqlDB's FormatInfo names them
+_FORMAT_PROPERTIES = {
+    "fullSchemaName": ("KEY_SCHEMA_FULL_NAME", "VALUE_SCHEMA_FULL_NAME"),
+    "schemaId": ("KEY_SCHEMA_ID", "VALUE_SCHEMA_ID"),
+}
+
+
+def _format_json(
+    name: str,
+    features: set[str],
+    window: Any = None,
+    properties: dict[str, Any] | None = None,
+    *,
+    is_key: bool = False,
+) -> dict[str, Any]:
     out: dict[str, Any] = {"format": name.upper()}
     if features:
         out["features"] = sorted(features)
+    props = {}
+    for shown, (key_name, value_name) in _FORMAT_PROPERTIES.items():
+        value = (properties or {}).get(key_name if is_key else value_name)
+        if value is None and not is_key and shown == "fullSchemaName":
+            value = (properties or {}).get("VALUE_AVRO_SCHEMA_FULL_NAME")
+        if value is not None:
+            props[shown] = str(value)
+    if props:
+        out["properties"] = props
     if window is not None:
         size = window.size_ms / 1000 if window.size_ms is not None else None
         out["windowInfo"] = {"type": window.kind, "size": size}
@@ -310,17 +333,20 @@ def topic_facts(engine: Any) -> list[TopicFacts]:
         sources = _sources_over(engine, name)
         if sources:
             s = sources[0]
-            facts.key_format = _format_json(s.key_format, _key_features(s), s.window)
-            facts.value_format = _format_json(s.value_format, _value_features(s, engine.properties))
+            facts.key_format = _format_json(
+                s.key_format, _key_features(s), s.window, s.key_properties, is_key=True
+            )
+            facts.value_format = _format_json(
+                s.value_format, _value_features(s, engine.properties), None, s.value_properties
+            )
             for side, fmt, props in (
                 ("KEY", s.key_format, s.key_properties),
                 ("VALUE", s.value_format, s.value_properties),
             ):
                 shown = protobuf_format_properties(fmt, side, props)
                 if shown:
-                    (facts.key_format if side == "KEY" else facts.value_format)["properties"] = (
-                        shown
-                    )
+                    node = facts.key_format if side == "KEY" else facts.value_format
+                    node["properties"] = {**node.get("properties", {}), **shown}
         out.append(facts)
     return out
 

@@ -182,12 +182,10 @@ def case_registry(case: Case) -> MemoryRegistry:
             referenced = []
             for ref in topic.get(f"{side}SchemaReferences") or []:
                 ref_type = _SCHEMA_TYPES.get(str(ref.get("format", fmt)).upper(), schema_type)
-                text = (
-                    ref["schema"] if isinstance(ref["schema"], str) else json.dumps(ref["schema"])
-                )
+                text = ref["schema"] if ref_type == "PROTOBUF" else json.dumps(ref["schema"])
                 referenced.append((ref["name"], Schema(text, ref_type)))
                 refs.append(SchemaReference(ref["name"], ref["name"], 1))
-            text = schema if isinstance(schema, str) else json.dumps(schema)
+            text = schema if schema_type == "PROTOBUF" else json.dumps(schema)
             held = Schema(text, schema_type, tuple(refs))
             subject = f"{topic['name']}-{side}"
             schema_id = topic.get(f"{side}SchemaId")

@@ -20,7 +20,7 @@ import base64
 import io
 import json
 import struct
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
 import fastavro
@@ -62,7 +62,9 @@ def _decimal(spec: Any, precision: int, scale: int) -> Decimal:
         value = Decimal(spec)
     except InvalidOperation:
         raise SerdeError(f"not a decimal: {spec!r}") from None
-    quantized = value.quantize(Decimal(1).scaleb(-scale))
+    with localcontext() as ctx:
+        ctx.prec = max(precision, len(value.as_tuple().digits)) + scale + 2
+        quantized = value.quantize(Decimal(1).scaleb(-scale))
     if quantized != value or len(quantized.as_tuple().digits) > precision:
         if quantized != value:
             raise SerdeError(f"Cannot fit decimal '{spec}' into DECIMAL({precision}, {scale})")
