@@ -299,3 +299,39 @@ def test_a_create_registers_the_side_it_declares_when_the_other_is_inferred(
         assert registry.versions("t-key") == [1]
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        (
+            "CREATE STREAM S (C3 INT KEY) WITH (kafka_topic='t', key_format='protobuf',"
+            " value_format='protobuf', key_schema_id=1);",
+            "Table elements and KEY_SCHEMA_ID cannot both exist for create statement.",
+        ),
+        (
+            "CREATE STREAM S (C1 INT) WITH (kafka_topic='t', format='protobuf',"
+            " value_schema_id=2);",
+            "Table elements and VALUE_SCHEMA_ID cannot both exist for create statement.",
+        ),
+        (
+            "CREATE STREAM S WITH (kafka_topic='t', value_format='json', value_schema_id=2);",
+            "VALUE_FORMAT should support schema inference when VALUE_SCHEMA_ID is provided. "
+            "Current format is JSON.",
+        ),
+    ],
+)
+def test_a_schema_id_with_columns_or_without_a_registry_format_is_refused(
+    tmp_path: Path, statement: str, message: str
+) -> None:
+    from hispeed.engine import Engine
+    from hispeed.errors import HispeedError
+    from hispeed.log.embedded import EmbeddedLog
+
+    engine = Engine(log_=EmbeddedLog(tmp_path, fsync="never", cleaner_interval_s=None))
+    try:
+        with pytest.raises(HispeedError) as raised:
+            engine.execute(statement)
+        assert str(raised.value) == message
+    finally:
+        engine.close()

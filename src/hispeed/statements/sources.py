@@ -100,6 +100,7 @@ def create_source(parts: EngineParts, stmt: ast.CreateSource, call: Call) -> Res
             f"supported on source {kind.lower()}s."
         )
     key_format, value_format = formats(parts.properties, props, stmt.pos)
+    check_schema_ids(props, key_format, value_format, key_cols, value_cols)
     probe = Source(
         name=stmt.name,
         kind=kind,
@@ -344,6 +345,30 @@ def check_formats(
                 fmt.register(cols)
     except FormatError as e:
         raise HispeedError(str(e)) from None
+
+
+def check_schema_ids(
+    props: Mapping[str, Any],
+    key_format: str,
+    value_format: str,
+    key_cols: list[Column],
+    value_cols: list[Column],
+) -> None:
+    """A CREATE's KEY_/VALUE_SCHEMA_ID needs a format that infers schemas and no columns of
+    its own on that side (ksqlDB's DefaultSchemaInjector, with its messages)."""
+    for side, fmt, cols in (("KEY", key_format, key_cols), ("VALUE", value_format, value_cols)):
+        if props.get(f"{side}_SCHEMA_ID") is None:
+            continue
+        cls = FORMATS.get(fmt.upper())
+        if cls is None or not cls.uses_registry:
+            raise HispeedError(
+                f"{side}_FORMAT should support schema inference when {side}_SCHEMA_ID is "
+                f"provided. Current format is {fmt.upper()}."
+            )
+        if cols:
+            raise HispeedError(
+                f"Table elements and {side}_SCHEMA_ID cannot both exist for create statement."
+            )
 
 
 def infer_columns(
