@@ -1,6 +1,6 @@
 """hispeed's own schema registry, kept in the log as Confluent's is kept in Kafka.
 
-Every change is a record of the compacted topic `_hispeed_schemas` (one partition), keyed as
+Every change is a record of the compacted topic `_schemas_hispeed` (one partition), keyed as
 Confluent's `_schemas` records are: a schema version by subject and version, a compatibility
 level by subject (or none: the global one); a null value (a tombstone) is a hard delete. At
 start the topic is replayed; ids come from the records, so they are the same after a restart
@@ -41,7 +41,10 @@ from hispeed.registry.compat import (
     incompatible_message,
 )
 
-SCHEMAS_TOPIC = "_hispeed_schemas"
+#: Confluent's registry keeps `_schemas`; this name does not clash with one on the same
+#: cluster, and (not starting with `_hispeed_`) is one topic for the whole Kafka cluster, not
+#: one per application: records on shared topics carry ids every application must resolve
+SCHEMAS_TOPIC = "_schemas_hispeed"
 #: registrations a writer retries when other writers' claims win (each try re-reads them)
 MAX_CLAIMS = 20
 #: seconds a writer waits to read its own record back (Kafka mode: the broker's round trip)
