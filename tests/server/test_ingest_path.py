@@ -294,3 +294,80 @@ def test_produce_frames_split_in_bulk_hand_other_frames_to_websockets(
         assert sum(split) >= 30  # the first 30 were split here, not by websockets
     for answer, m in zip(first + rest, messages, strict=True):
         _check_in_log(server, answer["offsets"][0], m)
+
+
+def _responses(sock: Any, n: int) -> list[tuple[int, dict[str, str], bytes]]:
+    """`n` whole HTTP/1.1 responses (each with a Content-Length) read from `sock`."""
+    buf = b""
+    out = []
+    while len(out) < n:
+        end = buf.find(b"\r\n\r\n")
+        if end >= 0:
+            lines = buf[:end].decode("latin-1").split("\r\n")
+            headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+            length = int(headers["content-length"])
+            if len(buf) >= end + 4 + length:
+                out.append((int(lines[0].split()[1]), headers, buf[end + 4 : end + 4 + length]))
+                buf = buf[end + 4 + length :]
+                continue
+        data = sock.recv(65536)
+        assert data, f"the server closed the connection after {len(out)} responses"
+        buf += data
+    return out
+
+
+def test_posts_below_asgi_keep_pipelined_order_with_the_apps_requests(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One-record POSTs are served by the HTTP protocol itself (`DirectPost`), other requests
+    by the app; pipelined in one write, they are answered in the order sent, each as the app
+    would answer it."""
+    import socket
+
+    import hispeed.server.http as http_mod
+
+    started: list[str] = []
+    start = http_mod._DirectCycle.start
+
+    def counting(self: Any) -> None:
+        started.append(self.tail)
+        start(self)
+
+    monkeypatch.setattr(http_mod._DirectCycle, "start", counting)
+    server.engine.log.create_topic("t", 1)
+
+    def post(body: bytes, path: str = "/topics/t?key_field=device") -> bytes:
+        return (
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+
+    chunked = (
+        b"POST /topics/t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'9\r\n{"n": 99}\r\n0\r\n\r\n'
+    )
+    requests = [
+        post(b'{"device": "a", "n": 0}'),
+        b"GET /topics/t HTTP/1.1\r\nHost: x\r\n\r\n",
+        post(b'{"device": "a", "n": 1}'),
+        post(b'{"device": "a", "n":'),
+        post(b'[{"device": "a", "n": 2}, {"device": "a", "n": 3}]'),
+        chunked,
+        post(b'{"n": 4}', "/topics/t?partition=x"),
+        post(b'{"device": "a", "n": 5}'),
+    ]
+    port = int(server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"".join(requests))
+        answers = _responses(sock, len(requests))
+    statuses = [a[0] for a in answers]
+    assert statuses == [200, 200, 200, 400, 200, 200, 400, 200]
+    bodies = [json.loads(a[2]) for a in answers]
+    offsets = [[o["offset"] for o in b["offsets"]] for b in bodies if "offsets" in b]
+    assert offsets == [[0], [1], [2, 3], [4], [5]]
+    assert "not JSON" in bodies[3]["message"] and bodies[3]["error_code"] == 40000
+    assert "partition must be a number" in bodies[6]["message"]
+    assert all(a[1]["content-type"] == "application/json" for i, a in enumerate(answers))
+    table = server.engine.log.read_table("t", 0)
+    assert [json.loads(v)["n"] for v in table.column("value").to_pylist()] == [0, 1, 2, 3, 99, 5]
+    assert len(started) == 6  # all but the GET and the chunked one

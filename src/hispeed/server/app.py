@@ -46,7 +46,7 @@ from hispeed.registry import SCHEMA_REGISTRY_URL
 from hispeed.runtime.task import MAX_POLL_RECORDS
 from hispeed.server import dashboard, http, ws
 from hispeed.server.auth import Credentials
-from hispeed.server.ingest import IngestError, decode_json, parse_body
+from hispeed.server.ingest import IngestBatch, IngestError, decode_json, parse_body
 from hispeed.server.mqtt import MqttBridge
 from hispeed.server.registry_api import PREFIX as REGISTRY_PREFIX
 from hispeed.server.registry_api import registry_app
@@ -69,6 +69,9 @@ DELIMITED = "application/vnd.ksqlapi.delimited.v1"
 #: the largest WebSocket message the server reads (larger ones close the socket, 1009); the
 #: produce endpoint answers one over `max_request_bytes` itself
 WS_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: `POST /topics/{t}` bodies up to this size are served below ASGI (`FastProduce.serve_direct`);
+#: larger ones (and chunked ones) through `FastProduce`, which reads them in parts
+DIRECT_POST_MAX_BYTES = 64 * 1024
 
 
 class BodyTooLargeError(HispeedError):
@@ -476,15 +479,45 @@ async def produce_records(
     began: float,
 ) -> tuple[int, bytes]:
     """POST /topics/{name}: the body's records appended all or nothing; (status, JSON)."""
+    try:
+        partition = _partition_param(params)
+    except IngestError as e:
+        return _error_status(e)
+    batch = parse_body(body, content_type, key_field=params.get("key_field"), key=params.get("key"))
+    return await _append_records(state, name, batch, partition, began)
+
+
+def _partition_param(params: Mapping[str, str]) -> int | None:
     partition = params.get("partition")
     try:
-        fixed_partition = int(partition) if partition is not None else None
+        return int(partition) if partition is not None else None
     except ValueError:
-        return 400, encode(error_body(f"partition must be a number, not {partition!r}", 40000))
-    batch = parse_body(body, content_type, key_field=params.get("key_field"), key=params.get("key"))
-    result = await state.ingest.append(name, batch, fixed_partition)
+        raise IngestError(f"partition must be a number, not {partition!r}") from None
+
+
+async def _append_records(
+    state: ServerState, name: str, batch: IngestBatch, partition: int | None, began: float
+) -> tuple[int, bytes]:
+    result = await state.ingest.append(name, batch, partition)
+    return _appended(state, name, result, began)
+
+
+def _appended(
+    state: ServerState, name: str, result: list[dict[str, int]], began: float
+) -> tuple[int, bytes]:
     state.metrics.ingested(name, "http", len(result), time.perf_counter() - began)
     return 200, encode({"topic": name, "offsets": result})
+
+
+def _answer_of(task: asyncio.Future[tuple[int, bytes]], what: str) -> tuple[int, bytes]:
+    """A finished produce's (status, JSON), its error's included (as FastProduce answers)."""
+    e = task.exception() if not task.cancelled() else HispeedError("the append was cancelled")
+    if e is None:
+        return task.result()
+    if isinstance(e, HispeedError):
+        return _error_status(e)
+    log.error("internal error serving %s", what, exc_info=e)
+    return 500, encode(error_body(f"internal error: {type(e).__name__}: {e}", 50000))
 
 
 class FastProduce:
@@ -495,6 +528,55 @@ class FastProduce:
     def __init__(self, app: Starlette) -> None:
         self.app = app
         self.state: ServerState = app.state.hispeed
+
+    def direct_gone(self, name: str, size: int) -> None:
+        """A client that left mid-body, said as `FastProduce` says it."""
+        gone = ClientGoneError(f"the client closed the connection after {size} bytes of the body")
+        log.info("POST /topics/%s: %s", name, gone)
+
+    def serve_direct(
+        self,
+        name: str,
+        query: bytes,
+        content_type: str,
+        body: bytes,
+        respond: Callable[[int, bytes], None],
+    ) -> None:
+        """`POST /topics/{name}` straight from the HTTP protocol (`hispeed.server.http`), no
+        ASGI request, no task: a one-record body of a known topic is handed to the log now and
+        answered from its future's callback; anything else takes `produce_records`' way. The
+        same answers as the route, errors included."""
+        began = time.perf_counter()
+        state = self.state
+        try:
+            params = dict(parse_qsl(query.decode("latin-1"), True))
+            partition = _partition_param(params)
+            batch = parse_body(
+                body, content_type, key_field=params.get("key_field"), key=params.get("key")
+            )
+        except HispeedError as e:
+            respond(*_error_status(e))
+            return
+        except Exception as e:
+            log.exception("internal error serving POST /topics/%s", name)
+            respond(500, encode(error_body(f"internal error: {type(e).__name__}: {e}", 50000)))
+            return
+        ingest = state.ingest
+        what = f"POST /topics/{name}"
+        if ingest.known(name) and ingest.is_direct(batch, partition):
+            pairs = list(zip(batch.keys, batch.values, strict=True))
+            handed = ingest.submit(name, pairs, partition)
+
+            def answer(future: asyncio.Future[list[dict[str, int]]]) -> None:
+                if future.cancelled() or future.exception() is not None:
+                    respond(*_answer_of(future, what))  # type: ignore[arg-type]
+                else:
+                    respond(*_appended(state, name, future.result(), began))
+
+            handed.add_done_callback(answer)
+            return
+        task = asyncio.ensure_future(_append_records(state, name, batch, partition, began))
+        task.add_done_callback(lambda t: respond(*_answer_of(t, what)))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -646,6 +728,17 @@ class Server:
                 shutdown=trigger,
                 max_ws_message=WS_MAX_MESSAGE_BYTES,
                 ready=self._ready.set,
+                # below ASGI only when nothing wraps it (authentication checks each request)
+                direct_post=(
+                    http.DirectPost(
+                        "/topics/",
+                        self.app.serve_direct,
+                        min(DIRECT_POST_MAX_BYTES, self.settings.max_request_bytes),
+                        self.app.direct_gone,
+                    )
+                    if isinstance(self.app, FastProduce)
+                    else None
+                ),
             )
         finally:
             self._stop_components()

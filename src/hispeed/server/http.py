@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import ASGIApp
@@ -81,12 +82,152 @@ class _Http2Handoff:
                 task.cancel()
 
 
-def _front_protocol(handoff: _Http2Handoff) -> type:
-    """uvicorn's httptools protocol, which gives an HTTP/2 connection to hypercorn."""
+#: (the path after the prefix, the query string, the content type, the body, respond), where
+#: respond(status, JSON body) answers once
+PostHandler = Callable[[str, bytes, str, bytes, Callable[[int, bytes], None]], None]
+
+
+@dataclass(frozen=True)
+class DirectPost:
+    """POSTs to `prefix` + one path segment served below ASGI by `handler`: keep-alive HTTP/1.1
+    requests with a Content-Length up to `max_body` (anything else goes to the app)."""
+
+    prefix: str
+    handler: PostHandler
+    max_body: int
+    #: told (the path after the prefix, the bytes of the body read) of a client that left
+    #: before its body was whole
+    gone: Callable[[str, int], None]
+
+
+class _DirectCycle:
+    """A request served by a `DirectPost` handler, kept where uvicorn keeps its request cycle
+    (`protocol.cycle`, `protocol.pipeline`): uvicorn's own callbacks gather its body and order
+    it among pipelined requests; its answer is written when the handler gives it and the
+    requests before it are answered."""
+
+    def __init__(self, protocol: Any, post: DirectPost, tail: str, query: bytes, ctype: str):
+        self.protocol = protocol
+        self.post = post
+        self.tail = tail
+        self.query = query
+        self.content_type = ctype
+        # what uvicorn's callbacks read and write on a cycle
+        self.body = bytearray()
+        self.more_body = True
+        self.response_complete = False
+        self.disconnected = False
+        self.keep_alive = True
+        self.message_event = self  # uvicorn says "news of the body" with message_event.set()
+        self.started = False
+        self.handed = False
+
+    def set(self) -> None:
+        if self.handed:
+            return
+        if self.disconnected and self.more_body:
+            self.handed = True
+            self.post.gone(self.tail, len(self.body))
+        elif self.started and not self.more_body:
+            self.handed = True
+            body = bytes(self.body)
+            self.post.handler(self.tail, self.query, self.content_type, body, self.respond)
+
+    def start(self) -> None:
+        """Its turn: the requests before it on the connection are answered."""
+        self.started = True
+        self.set()
+
+    def respond(self, status: int, body: bytes) -> None:
+        if self.response_complete:
+            return
+        self.response_complete = True
+        protocol = self.protocol
+        if self.disconnected or protocol.transport.is_closing():
+            return
+        from uvicorn.protocols.http.httptools_impl import STATUS_LINE
+
+        content = [STATUS_LINE[status]]
+        for name, value in protocol.server_state.default_headers:
+            content += (name, b": ", value, b"\r\n")
+        content.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body))
+        if not self.keep_alive:  # the server is shutting down
+            content.append(b"connection: close\r\n")
+        content += (b"\r\n", body)
+        protocol.transport.write(b"".join(content))
+        if not self.keep_alive:
+            protocol.transport.close()
+        protocol.on_response_complete()
+
+
+def _front_protocol(handoff: _Http2Handoff, direct_post: DirectPost | None) -> type:
+    """uvicorn's httptools protocol, which gives an HTTP/2 connection to hypercorn and serves
+    `direct_post`'s requests below ASGI."""
+    import httptools
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    prefix = direct_post.prefix.encode() if direct_post is not None else b""
 
     class FrontProtocol(HttpToolsProtocol):
         _first = True
+
+        def on_headers_complete(self) -> None:
+            cycle = self._direct_cycle()
+            if cycle is None:
+                super().on_headers_complete()
+                return
+            existing = self.cycle
+            self.cycle = cycle  # type: ignore[assignment]
+            if existing is None or existing.response_complete:
+                cycle.start()
+            else:  # pipelined: its turn comes as uvicorn's own requests' do
+                self.flow.pause_reading()
+                self.pipeline.appendleft((cycle, None))  # type: ignore[arg-type]
+
+        def _direct_cycle(self) -> _DirectCycle | None:
+            """A cycle of `direct_post`'s for this request, or None: the app serves it."""
+            parser = self.parser
+            if (
+                direct_post is None
+                or parser.get_method() != b"POST"
+                or parser.get_http_version() != "1.1"
+                or not parser.should_keep_alive()
+                or parser.should_upgrade()
+                or self.expect_100_continue
+                or self.limit_concurrency is not None
+                or self.root_path
+            ):
+                return None
+            url = httptools.parse_url(self.url)
+            path = url.path
+            tail = path[len(prefix) :]
+            if not path.startswith(prefix) or not tail or b"/" in tail or b"%" in tail:
+                return None
+            content_type = b"application/json"
+            length = b""
+            for name, value in self.headers:
+                if name == b"content-type":
+                    content_type = value
+                elif name == b"content-length":
+                    length = value
+                elif name == b"transfer-encoding":
+                    return None
+            if not length.isdigit() or int(length) > direct_post.max_body:
+                return None
+            self.scope["method"] = "POST"  # as uvicorn's own callback leaves it
+            return _DirectCycle(
+                self,
+                direct_post,
+                tail.decode("latin-1"),
+                url.query or b"",
+                content_type.decode("latin-1"),
+            )
+
+        def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+            if isinstance(cycle, _DirectCycle):
+                cycle.start()
+            else:
+                super()._start_asgi_task(cycle, app)
 
         def data_received(self, data: bytes) -> None:
             if self._first:
@@ -222,6 +363,7 @@ async def serve(
     shutdown: Callable[[], Awaitable[object]],
     max_ws_message: int,
     ready: Callable[[], None] | None = None,
+    direct_post: DirectPost | None = None,
 ) -> None:
     """Serve `app` on host:port until `shutdown` returns, then end the connections (5 s of
     grace, as before)."""
@@ -232,7 +374,7 @@ async def serve(
         app,
         host=host,
         port=port,
-        http=_front_protocol(handoff),
+        http=_front_protocol(handoff, direct_post),
         ws=_ws_protocol(),
         ws_max_size=max_ws_message,
         lifespan="off",
@@ -259,4 +401,4 @@ async def serve(
         await handoff.close(5.0)
 
 
-__all__ = ["H2_PREFACE", "DirectSocket", "event_loop_factory", "serve"]
+__all__ = ["H2_PREFACE", "DirectPost", "DirectSocket", "event_loop_factory", "serve"]
