@@ -365,9 +365,10 @@ def test_posts_below_asgi_keep_pipelined_order_with_the_apps_requests(
     bodies = [json.loads(a[2]) for a in answers]
     offsets = [[o["offset"] for o in b["offsets"]] for b in bodies if "offsets" in b]
     assert offsets == [[0], [1], [2, 3], [4], [5]]
-    assert "not JSON" in bodies[3]["message"] and bodies[3]["error_code"] == 40000
+    assert "not JSON" in bodies[3]["message"]
+    assert bodies[3]["error_code"] == 40000
     assert "partition must be a number" in bodies[6]["message"]
-    assert all(a[1]["content-type"] == "application/json" for i, a in enumerate(answers))
+    assert all(a[1]["content-type"] == "application/json" for a in answers)
     table = server.engine.log.read_table("t", 0)
     assert [json.loads(v)["n"] for v in table.column("value").to_pylist()] == [0, 1, 2, 3, 99, 5]
     assert len(started) == 6  # all but the GET and the chunked one
