@@ -96,6 +96,10 @@ class Settings:
     #: (and, counted apart, over gRPC);
     #: each holds a reader and a buffer in the server
     max_push_queries_per_client: int = 100
+    #: the most rows a pull query over a stream returns (the engine property `pull.max.rows`):
+    #: its answer is built in memory, about a kilobyte a row; past it the query is refused
+    #: with what to do instead (a LIMIT, a WHERE, a push query)
+    max_pull_rows: int = 100_000
     #: Kafka mode: the cluster's bootstrap servers ("host:port[,host:port]"); empty: the
     #: embedded log in `data_dir`
     kafka: str = ""

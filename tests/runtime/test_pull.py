@@ -145,3 +145,38 @@ def test_a_dropped_and_recreated_table_gets_a_new_view(engine: Engine) -> None:
     assert run_sql(engine.runtime.views, "SELECT * FROM peaks WHERE id = 'a';") == [
         {"ID": "a", "PEAK": 1.0}
     ]
+
+
+def test_a_pull_query_over_a_stream_is_bounded_by_a_setting(tmp_path: Path) -> None:
+    """Its answer is built in memory: past `pull.max.rows` (the server's max_pull_rows) it is
+    refused with what to do instead, and a LIMIT or a WHERE within the bound still answers."""
+    with Engine(tmp_path / "data", fsync="never", properties={"pull.max.rows": 5}) as e:
+        e.execute(
+            "CREATE STREAM s (id STRING KEY, x INT) WITH (kafka_topic='s', value_format='JSON', "
+            "partitions=2);"
+        )
+        for i in range(12):
+            e.insert("s", {"ID": f"k{i % 3}", "X": i})
+        with pytest.raises(HispeedError) as caught:
+            e.query("SELECT * FROM s;")
+        message = str(caught.value)
+        assert "A pull query over stream S returns at most 5 rows" in message
+        assert "max_pull_rows" in message
+        assert "'pull.max.rows'" in message
+        assert "add a LIMIT" in message
+        assert "EMIT CHANGES" in message
+        assert len(e.query("SELECT * FROM s LIMIT 5;")) == 5
+        assert sorted(r["X"] for r in e.query("SELECT * FROM s WHERE x >= 8;")) == [8, 9, 10, 11]
+
+
+def test_pull_queries_over_a_stream_answer_up_to_a_hundred_thousand_rows_by_default(
+    tmp_path: Path,
+) -> None:
+    with Engine(tmp_path / "data", fsync="never") as e:
+        e.execute(
+            "CREATE STREAM s (x INT) WITH (kafka_topic='s', value_format='JSON', partitions=1);"
+        )
+        e.log.append("s", [(None, b'{"X": 1}')] * 100_001, partition=0)
+        with pytest.raises(HispeedError, match=r"at most 100,000 rows"):
+            e.query("SELECT * FROM s;")
+        assert len(e.query("SELECT * FROM s WHERE x = 1 LIMIT 100000;")) == 100_000

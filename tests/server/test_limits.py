@@ -29,6 +29,7 @@ def test_the_defaults_are_safe() -> None:
     assert settings.max_sql_bytes == 1024 * 1024
     assert settings.max_response_bytes == 64 * 1024 * 1024
     assert settings.max_push_queries_per_client == 100
+    assert settings.max_pull_rows == 100_000
 
 
 def test_a_long_identifier_is_refused_where_it_stands(server: RunningServer) -> None:
@@ -160,3 +161,16 @@ def test_a_large_pull_answer_arrives_whole(server: RunningServer) -> None:
     r = httpx.post(server.url + "/query", json={"ksql": "SELECT * FROM s;"}, timeout=60)
     rows = [e["row"]["columns"][1] for e in r.json() if "row" in e]
     assert sorted(rows) == list(range(2500))
+
+
+def test_a_pull_query_over_a_stream_past_its_bound_is_a_400(server_factory: ServerFactory) -> None:
+    small = server_factory(engine_properties={"pull.max.rows": 3})
+    assert httpx.post(small.url + "/ksql", json={"ksql": _create("s")}).status_code == 200
+    for i in range(5):
+        small.engine.insert("s", {"ID": "a", "X": i})
+    for endpoint, body in (("/query-stream", "sql"), ("/query", "ksql")):
+        r = httpx.post(small.url + endpoint, json={body: "SELECT * FROM s;"})
+        assert r.status_code == 400, r.text
+        assert "returns at most 3 rows" in r.json()["message"]
+        r = httpx.post(small.url + endpoint, json={body: "SELECT * FROM s LIMIT 3;"})
+        assert r.status_code == 200, r.text

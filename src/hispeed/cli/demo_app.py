@@ -28,6 +28,7 @@ from hispeed.connectors.embedded_redis import EmbeddedRedis, find_binary
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError
 from hispeed.log.embedded import EmbeddedLog
+from hispeed.runtime.pull import PULL_MAX_ROWS
 from hispeed.server.app import Server, check_ports
 from hispeed.version import __version__
 
@@ -163,7 +164,8 @@ def running_demo(
                 redis.start()
                 redis_url = redis.url
                 say(f"Redis: {redis.describe()}")
-        props = {"redis.url": redis_url} if redis_url else {}
+        props: dict[str, object] = {"redis.url": redis_url} if redis_url else {}
+        props[PULL_MAX_ROWS] = settings.max_pull_rows
         engine = Engine(log_=log_, udf_modules=settings.udf_modules, properties=props)
         engine.start()
         # the scenarios' streams, tables and queries exist before the server answers: a page

@@ -50,6 +50,11 @@ from hispeed.sql.parser import parse_query
 _NOT_KEPT = ("ROWPARTITION", "ROWOFFSET")
 _CACHE_SIZE = 1024
 
+#: the engine property bounding the rows of a pull query over a stream (the server's setting
+#: `max_pull_rows`), and its default: the answer is built in memory before it is sent
+PULL_MAX_ROWS = "pull.max.rows"
+DEFAULT_PULL_MAX_ROWS = 100_000
+
 #: a table's rows by key from the state of the query that writes it (runtime/state_view.py):
 #: key tuples -> rows in a `TableView`'s form, or None when the state cannot answer
 StateRows = Callable[[list[str], list[tuple[Any, ...]]], list[tuple[Any, ...]] | None]
@@ -267,6 +272,7 @@ def _stream_rows(context: QueryContext, plan: QueryPlan) -> list[dict[str, Any]]
     source = plan.source
     decoder = SourceDecoder(source, plan.label, "pull", registry=context.schema_registry)
     log = context.log
+    most = int(context.properties.get(PULL_MAX_ROWS, DEFAULT_PULL_MAX_ROWS))
     out: list[dict[str, Any]] = []
     for p in range(len(log.describe_topic(source.topic).partitions)):
         start, end = log.offsets(source.topic, p)
@@ -277,6 +283,13 @@ def _stream_rows(context: QueryContext, plan: QueryPlan) -> list[dict[str, Any]]
             out += _evaluate(plan, frame, True)
             if plan.limit is not None and len(out) >= plan.limit:
                 return out[: plan.limit]
+            if 0 <= most < len(out):
+                raise HispeedError(
+                    f"A pull query over stream {source.name} returns at most {most:,} rows "
+                    f"(the server's max_pull_rows, the engine property '{PULL_MAX_ROWS}'), and "
+                    f"this one has more: add a LIMIT, or a WHERE clause that keeps fewer rows, "
+                    f"or read the stream as it arrives with a push query (EMIT CHANGES)."
+                )
     return out
 
 

@@ -43,6 +43,7 @@ from hispeed.errors import HispeedError, SqlError, UnknownTopicError
 from hispeed.log.embedded import EmbeddedLog
 from hispeed.ops.aggregate import STATE_BUDGET, STATE_SPILL_DIR
 from hispeed.registry import SCHEMA_REGISTRY_URL
+from hispeed.runtime.pull import PULL_MAX_ROWS
 from hispeed.runtime.task import MAX_POLL_RECORDS
 from hispeed.server import dashboard, http, ws
 from hispeed.server.auth import Credentials
@@ -822,6 +823,7 @@ def serve(settings: Settings) -> None:
     properties: dict[str, Any] = {"redis.url": redis_url} if redis_url else {}
     properties[STATE_BUDGET] = settings.state_memory_budget_bytes
     properties[MAX_POLL_RECORDS] = settings.query_max_poll_records
+    properties[PULL_MAX_ROWS] = settings.max_pull_rows
     if settings.schema_registry_url:
         properties[SCHEMA_REGISTRY_URL] = settings.schema_registry_url
     properties[STATE_SPILL_DIR] = settings.state_spill_dir or str(
