@@ -131,8 +131,11 @@ class Partition:
         with no Arrow on the way); returns its offset."""
         with self.lock:
             offset = self.end_offset
-            header, payload = encode_one(key, value, offset, timestamp)
-            self.write_frame(header, payload, offset + 1)
+            frame = encode_one(key, value, offset, timestamp)
+            self._maybe_roll(len(frame))
+            self.segments[-1].append_frame(frame, offset, offset, timestamp)
+            self.end_offset = offset + 1
+            self.dirty = True
             return offset
 
     def write_frame(self, header: bytes, payload: bytes | pa.Buffer, end: int) -> None:

@@ -64,6 +64,9 @@ log = logging.getLogger(__name__)
 MAGIC = b"HSF1"
 HEADER = struct.Struct("<4sIIqqIqI")
 HEADER_SIZE = HEADER.size
+#: the header's parts: length and CRC32C, then what the CRC32C covers with the payload
+_SIZE_CRC = struct.Struct("<II")
+_TAIL = struct.Struct("<qqIqI")
 INDEX_ENTRY = struct.Struct("<qqq")
 #: the flag of a frame whose payload is compact (`_compact.py`), not Arrow IPC
 FLAG_COMPACT = 1
@@ -126,18 +129,16 @@ def frame_header(
 ) -> bytes:
     """The header of a frame holding `payload` (its CRC32C over the header's tail and it)."""
     size = len(payload)
-    tail = HEADER.pack(MAGIC, size, 0, base, last, count, max_ts, flags)[12:]
+    tail = _TAIL.pack(base, last, count, max_ts, flags)
     crc = crc32c.crc32c(payload, value=crc32c.crc32c(tail))
-    return MAGIC + struct.pack("<II", size, crc) + tail
+    return MAGIC + _SIZE_CRC.pack(size, crc) + tail
 
 
-def encode_one(
-    key: bytes | None, value: bytes | None, offset: int, timestamp: int
-) -> tuple[bytes, bytes]:
-    """(header, payload) of one record's compact frame, the bytes `encode_frame` gives for a
+def encode_one(key: bytes | None, value: bytes | None, offset: int, timestamp: int) -> bytes:
+    """One record's compact frame, header and payload, the bytes `encode_frame` gives for a
     one-record batch, with no Arrow on the way (`Log.append_one`'s path)."""
     payload = encode_compact_one(key, value)
-    return frame_header(payload, offset, offset, 1, timestamp, FLAG_COMPACT), payload
+    return frame_header(payload, offset, offset, 1, timestamp, FLAG_COMPACT) + payload
 
 
 def decode_payload(payload: bytes | pa.Buffer) -> pa.RecordBatch:
@@ -195,6 +196,8 @@ class Damage:
 
 
 _CHUNK = 1 << 20
+#: frames smaller than this are written from one joined buffer rather than with writev
+_JOIN_BELOW = 4096
 
 
 class _ReadAhead:
@@ -527,14 +530,31 @@ class Segment:
     def append(self, header: bytes, payload: bytes | pa.Buffer) -> None:
         """Write one encoded frame (made by `encode_frame` or `encode_one`) at the end of the
         segment."""
-        written = os.writev(self._write_fd, [header, payload])
         total = len(header) + len(payload)
+        if type(payload) is bytes and total <= _JOIN_BELOW:  # one copy is cheaper than writev
+            written = os.write(self._write_fd, header + payload)
+        else:
+            written = os.writev(self._write_fd, [header, payload])
         if written != total:  # a short write leaves a torn tail; recovery removes it
             raise OSError(f"short write to {self.path}: {written} of {total} bytes")
         # (the header is ours, checked when made: only its fields are read back)
         _magic, _length, _crc, base, last, _count, max_ts, _flags = HEADER.unpack(header)
         position = self.size
         self.size += total
+        if self._note(position, base, last, max_ts):
+            assert self._index_file is not None
+            self._index_file.write(  # type: ignore[attr-defined]
+                INDEX_ENTRY.pack(base, position, self.max_timestamp)
+            )
+
+    def append_frame(self, frame: bytes, base: int, last: int, max_ts: int) -> None:
+        """`append` of a whole frame made by `encode_one` (header and payload joined), whose
+        fields the caller gives."""
+        written = os.write(self._write_fd, frame)
+        if written != len(frame):  # a short write leaves a torn tail; recovery removes it
+            raise OSError(f"short write to {self.path}: {written} of {len(frame)} bytes")
+        position = self.size
+        self.size += written
         if self._note(position, base, last, max_ts):
             assert self._index_file is not None
             self._index_file.write(  # type: ignore[attr-defined]

@@ -321,7 +321,9 @@ class EmbeddedLog(AppendSignal, Log):
             raise InvalidRecordError(
                 f"topic {topic!r} is compacted, so every record needs a key; 1 of 1 have none"
             )
-        if not isinstance(key, bytes | None) or not isinstance(value, bytes | None):
+        if (key is not None and type(key) is not bytes) or (
+            value is not None and type(value) is not bytes
+        ):
             raise InvalidRecordError(
                 f"record keys and values are bytes, not {type(key).__name__} and "
                 f"{type(value).__name__}"
