@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -137,3 +138,51 @@ def test_binary_records_must_be_base64(server: RunningServer) -> None:
         assert r.status_code == 400
         assert message in r.json()["message"]
     assert "bin" not in server.engine.log.list_topics()  # nothing written
+
+
+PROTO = """syntax = "proto3";
+package interop;
+
+message Reading {
+  string ID = 1;
+  double X = 2;
+}
+"""
+
+
+def message_classes(proto: str, tmp: Path) -> list[Any]:
+    """The message classes of a .proto text, compiled by protoc (grpcio-tools) apart from
+    hispeed, in the order the file declares them."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from grpc_tools import protoc
+
+    (tmp / "m.proto").write_text(proto)
+    out = tmp / "m.pb"
+    assert protoc.main(["protoc", f"-I{tmp}", f"--descriptor_set_out={out}", "m.proto"]) == 0
+    files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+    pool = descriptor_pool.DescriptorPool()
+    file = pool.Add(files.file[0])
+    return [message_factory.GetMessageClass(m) for m in file.message_types_by_name.values()]
+
+
+def test_protobuf_serializer_records_in_protobuf_deserializer_reads_the_output(
+    server: RunningServer, registry_client: Any, tmp_path: Path
+) -> None:
+    pb = pytest.importorskip("confluent_kafka.schema_registry.protobuf")
+    [reading] = message_classes(PROTO, tmp_path)
+    serializer = pb.ProtobufSerializer(reading, registry_client, {"use.deprecated.format": False})
+
+    def serialize(row: dict[str, Any], ctx: Any) -> bytes:
+        data: bytes = serializer(reading(**row), ctx)
+        return data
+
+    def deserialize(data: bytes, ctx: Any) -> dict[str, Any]:
+        # the sink's schema as hispeed registered it, compiled apart from hispeed
+        sink = registry_client.get_latest_version(f"{ctx.topic}-value").schema.schema_str
+        out = tmp_path / "sink"
+        out.mkdir(exist_ok=True)
+        [message] = message_classes(sink, out)
+        decoded = pb.ProtobufDeserializer(message, {"use.deprecated.format": False})(data, ctx)
+        return {f.name: getattr(decoded, f.name) for f in message.DESCRIPTOR.fields}
+
+    roundtrip(server, "PROTOBUF", serialize, deserialize)

@@ -52,7 +52,8 @@ def check_level(level: Any) -> str:
 
 def canonical(schema: Schema, resolve: Resolver) -> Schema:
     """The schema checked for validity (42201 if invalid) and in the text it is kept as: JSON
-    types without insignificant whitespace (so equal schemas get one id), Protobuf as given."""
+        types without insignificant whitespace (so equal schemas get one id), Protobuf as given (a
+    serialized descriptor as .proto text)."""
     kind = schema.schema_type
     if kind == "AVRO":
         _avro(schema, resolve)
@@ -63,9 +64,12 @@ def canonical(schema: Schema, resolve: Resolver) -> Schema:
         text = json.dumps(parse_json_schema(schema.schema), separators=(",", ":"))
     elif kind == "PROTOBUF":
         from hispeed.registry.compat_proto import parse_proto
+        from hispeed.registry.proto_text import descriptor_text
 
-        parse_proto(schema, resolve)
-        text = schema.schema
+        # confluent-kafka's ProtobufSerializer sends a base64 FileDescriptorProto: kept, as
+        # Confluent's registry keeps it, as .proto text
+        text = descriptor_text(schema.schema) or schema.schema
+        parse_proto(Schema(text, kind, schema.references), resolve)
     else:
         raise RegistryError(f"Invalid schema type {kind}", INVALID_SCHEMA)
     return Schema(text, kind, schema.references)
