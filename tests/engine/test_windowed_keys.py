@@ -163,3 +163,22 @@ def test_a_session_table_written_by_an_older_hispeed_still_reads(
     engine.drain()
     got = {kstreams_session_key(raw): value for raw, value in raw_records(engine, "COPY")}
     assert got == {(b"old", 1000, 9000): {"N": 3}, (b"one", 5000, 5000): {"N": 1}}
+
+
+@pytest.mark.parametrize("per_record", [True, False], ids=["per-record", "batched"])
+def test_a_session_takes_records_until_end_plus_grace_plus_gap(
+    engine_factory: EngineFactory, per_record: bool
+) -> None:
+    """Kafka Streams' KStreamSessionWindowAggregate drops a record only when its merged
+    session's end is before stream time - grace - gap (gap 10 s, grace 20 s here)."""
+    engine = engine_factory(per_record)
+    engine.execute(READINGS)
+    engine.execute(
+        "CREATE TABLE sess AS SELECT device, COUNT(*) AS n FROM readings "
+        "WINDOW SESSION (10 SECONDS, GRACE PERIOD 20 SECONDS) GROUP BY device;"
+    )
+    for ts in [0, 100_000, 69_999, 70_000]:
+        engine.insert("readings", {"DEVICE": "d", "TEMP": 1.0}, timestamp=ts)
+    engine.drain()
+    windows = [kstreams_session_key(raw)[1:] for raw, value in raw_records(engine, "SESS") if value]
+    assert windows == [(0, 0), (100_000, 100_000), (70_000, 70_000)]

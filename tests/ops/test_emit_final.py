@@ -163,14 +163,36 @@ def test_the_fast_path_outputs_closed_windows_once(
     ]
 
 
-def test_a_record_after_its_session_closed_opens_a_new_one(
+def test_a_session_closes_at_its_end_plus_grace_plus_gap(
     final_pairs: dict[tuple[str, str], Pair],
 ) -> None:
-    """Gap 5, grace 4: at 5 the session [0, 0] has closed (0 + 4 <= 5), so the record at 5
-    opens a session of its own, as on the reference path, though it is within the gap."""
+    """Gap 5, grace 4: Kafka Streams' suppression closes a session at end + grace + gap, so
+    at 5 the session [0, 0] is still open (0 + 9 > 5) and the record at 5 extends it."""
     pair = final_pairs["session", "narrow"]
     rows = [("a", 1, 5, 0.5, 1, 0), ("a", 1, 9, 1.0, 3, 5), ("a", 2, 1, 1.0, 1, 30)]
     check_final(pair, [Step(rows, True, False)], restart_at=1)
     side = FinalSide(pair.fast, coalesce=True)
     side.run(make_frame(side.task, rows, 0), Step(rows, True, False), 0)
-    assert [(c.group, c.window) for c in side.changes] == [((1,), (0, 0)), ((1,), (5, 5))]
+    assert [(c.group, c.window) for c in side.changes] == [((1,), (0, 5))]
+
+
+def test_a_record_after_its_session_closed_opens_a_new_one(
+    final_pairs: dict[tuple[str, str], Pair],
+) -> None:
+    """Gap 5, grace 4: at 9 the session [0, 0] has closed (0 + 4 + 5 <= 9), so the record at
+    4 opens a session of its own, though it is within the gap."""
+    pair = final_pairs["session", "narrow"]
+    rows = [
+        ("a", 1, 5, 0.5, 1, 0),
+        ("b", 2, 7, 1.5, 2, 9),
+        ("a", 1, 9, 1.0, 3, 4),
+        ("a", 2, 1, 1.0, 1, 30),
+    ]
+    check_final(pair, [Step(rows, True, False)], restart_at=1)
+    side = FinalSide(pair.fast, coalesce=True)
+    side.run(make_frame(side.task, rows, 0), Step(rows, True, False), 0)
+    assert [(c.group, c.window) for c in side.changes] == [
+        ((1,), (0, 0)),
+        ((1,), (4, 4)),
+        ((2,), (9, 9)),
+    ]

@@ -197,7 +197,7 @@ class Aggregator:
                 self._close_windows(stream_time, finals)
                 before = len(changes)
                 self._stream_update(group, row_args, ts, stream_time, changes)
-                grace = self.agg.grace_ms
+                grace = self.agg.close_ms
                 for c in changes[before:]:
                     if c.window is None:
                         continue
@@ -281,7 +281,7 @@ class Aggregator:
     def _close_windows(self, stream_time: int, finals: list[Change]) -> None:
         """EMIT FINAL: output each window whose end plus grace stream time has reached,
         stamped with its newest record's time (its state's row time)."""
-        grace = self.agg.grace_ms
+        grace = self.agg.close_ms
         if stream_time < self._next_close:
             return
         window = self.agg.window
@@ -396,8 +396,12 @@ class Aggregator:
         overlapping = sorted(s for s in sessions if s[0] - gap <= ts <= s[1] + gap)
         start = min([ts] + [s[0] for s in overlapping])
         end = max([ts] + [s[1] for s in overlapping])
-        if end + self.agg.grace_ms <= stream_time:
-            return  # too late to open or extend a session
+        close = end + self.agg.close_ms
+        if close < stream_time or (self.final and close == stream_time):
+            # too late to open or extend a session: Kafka Streams' session aggregate drops a
+            # record once stream time has passed the session's end + grace + gap; with EMIT
+            # FINAL a session closed (output) at that time takes no more records either
+            return
         mergeable = all(call.logic.mergeable for call in self.calls)
         rows: list[list[list[Any]]] | None = None if mergeable else []
         running: list[Any] | None = None
@@ -492,7 +496,7 @@ class Aggregator:
         window = self.agg.window
         now = max(stream_time.values(), default=0)
         retention = window.retention_ms if window is not None and window.retention_ms else 0
-        return int(now - max(self.agg.grace_ms, retention))
+        return int(now - max(self.agg.close_ms, retention))
 
     # -- output -----------------------------------------------------------------------------
 

@@ -80,8 +80,10 @@ class SessionAggregator(FastPath):
         ts = stamps[order]
         n = len(order)
         # in time order, a record opens or extends a session that ends at its own time, so it
-        # is too late exactly when its time plus the grace period has passed
-        kept_mask = ts + self.agg.grace_ms > stream_time[order]
+        # is too late exactly when stream time has passed its time plus the grace period and
+        # the gap (with EMIT FINAL: has reached it, the session then being closed)
+        close = ts + self.agg.close_ms
+        kept_mask = close > stream_time[order] if self.final else close >= stream_time[order]
         # the newest time each record's group holds before it: an earlier record kept in this
         # batch, or else the end of the group's latest session
         heads = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
@@ -99,7 +101,7 @@ class SessionAggregator(FastPath):
         g_k = g[kept]
         fresh = prev == _NONE
         opens = fresh | (ts_k - np.where(fresh, ts_k, prev) > self.gap)
-        if self.final and (~opens & (prev + self.agg.grace_ms <= stream_time[order][kept])).any():
+        if self.final and (~opens & (prev + self.agg.close_ms <= stream_time[order][kept])).any():
             # EMIT FINAL: the reference path closes a session once stream time passes its
             # end plus grace, before the record that would have extended it opens a new one
             raise RefusedError

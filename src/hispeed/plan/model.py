@@ -57,6 +57,15 @@ class AggregationPlan:
     group_names: list[str | None] = dataclasses.field(default_factory=list)
 
     @property
+    def close_ms(self) -> int:
+        """How long after its end a window still takes records: the grace period, and for a
+        session its gap as well (Kafka Streams' session aggregate and its suppression both
+        close a session at end + grace + gap)."""
+        if self.window is not None and self.window.kind == "SESSION":
+            return self.grace_ms + (self.window.size_ms or 0)
+        return self.grace_ms
+
+    @property
     def state_calls(self) -> list[AggregateCall]:
         """The calls whose states the aggregation keeps: the query's, then `row_time`."""
         return [*self.calls, self.row_time]
