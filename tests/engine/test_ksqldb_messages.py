@@ -59,3 +59,22 @@ def test_insert_values_without_columns_into_a_source_with_headers(engine: Engine
         engine, "INSERT INTO h VALUES (1, 2, 3);"
     )
     engine.execute("INSERT INTO h (k, v) VALUES (1, 2);")
+
+
+def test_a_window_without_group_by_over_aggregates_is_an_aggregation(engine: Engine) -> None:
+    """LogicalPlanner refuses a WINDOW without GROUP BY only when nothing is aggregated; with
+    an aggregate the query is an aggregation and AggregateAnalyzer's rule speaks."""
+    engine.execute(
+        "CREATE STREAM s (id STRING KEY, v STRING) "
+        "WITH (kafka_topic='s', value_format='JSON', partitions=1);"
+    )
+    message = error_of(
+        engine,
+        "CREATE TABLE t AS SELECT id, COUNT(*) AS n FROM s "
+        "WINDOW TUMBLING (SIZE 2 MILLISECONDS) EMIT FINAL;",
+    )
+    assert "Non-aggregate SELECT expression(s) not part of GROUP BY: ID" in message
+    message = error_of(
+        engine, "CREATE STREAM u AS SELECT id FROM s WINDOW TUMBLING (SIZE 2 MILLISECONDS);"
+    )
+    assert message.endswith("WINDOW clause requires a GROUP BY clause.")

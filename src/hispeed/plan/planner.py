@@ -89,7 +89,9 @@ def _plan_select(
         select.having is not None
     )
     _table_calls(items, source, scope, has_aggregates or bool(select.group_by))
-    if select.window is not None and not select.group_by:
+    # ksqlDB's LogicalPlanner: a WINDOW without GROUP BY is refused only when nothing is
+    # aggregated; with aggregates the aggregation's own checks speak
+    if select.window is not None and not select.group_by and not has_aggregates:
         raise error_at(select.window, "WINDOW clause requires a GROUP BY clause.", located=True)
     check_reserved_names(items, persistent=sink_kind is not None)
     check_persistent_sources(select, [source], persistent=sink_kind is not None)
@@ -230,7 +232,8 @@ def _plan_join(
     select = dataclasses.replace(select, items=tuple(items))
     has_aggregates = any(is_aggregate(x) for item in items for x in walk(item.expr))
     _table_calls(items, source, scope, has_aggregates or bool(select.group_by))
-    if select.window is not None and not select.group_by:
+    aggregated = has_aggregates or select.having is not None
+    if select.window is not None and not select.group_by and not aggregated:
         raise error_at(select.window, "WINDOW clause requires a GROUP BY clause.", located=True)
     check_reserved_names(items, persistent=sink_kind is not None)
     sides = [side.source for side in join.sides]
