@@ -78,3 +78,28 @@ def test_a_window_without_group_by_over_aggregates_is_an_aggregation(engine: Eng
         engine, "CREATE STREAM u AS SELECT id FROM s WINDOW TUMBLING (SIZE 2 MILLISECONDS);"
     )
     assert message.endswith("WINDOW clause requires a GROUP BY clause.")
+
+
+def test_a_windowed_source_needs_a_key_column(engine: Engine) -> None:
+    """CreateSourceCommand.validate: a windowed source without key columns is refused."""
+    message = error_of(
+        engine,
+        "CREATE STREAM w (f0 INT) WITH (kafka_topic='w', value_format='JSON', "
+        "window_type='SESSION', partitions=1);",
+    )
+    assert message.endswith("Windowed sources require a key column.")
+
+
+def test_an_unknown_qualifier_of_a_star_in_a_join(engine: Engine) -> None:
+    """AstBuilder.visitSelectAll refuses `x.*` whose x names no source or alias of the
+    statement, joins as single sources."""
+    for name in ("a", "b"):
+        engine.execute(
+            f"CREATE STREAM {name} (k STRING KEY, f0 INT) "
+            f"WITH (kafka_topic='{name}', value_format='JSON', partitions=1);"
+        )
+    message = error_of(
+        engine,
+        "CREATE STREAM o AS SELECT unknown.* FROM a x JOIN b y WITHIN 10 SECONDS ON x.k = y.k;",
+    )
+    assert "'UNKNOWN' is not a valid stream/table name or alias." in message

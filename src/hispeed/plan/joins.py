@@ -482,7 +482,12 @@ def expand_items(select: ast.Select, plan: JoinPlan, err: Any) -> list[ast.Selec
             if item.source is not None:
                 sides = [s for s in plan.sides if s.label == item.source]
                 if not sides:
-                    raise err(item, f"unknown source {item.source} in {item.source}.*")
+                    # ksqlDB's AstBuilder refuses the qualifier as it builds the statement
+                    raise err(
+                        item,
+                        f"Failed to prepare statement: '{item.source}' is not a valid "
+                        "stream/table name or alias.",
+                    )
             elif plan.synthetic_key:
                 key = ast.ColumnRef(plan.key_name, pos=item.pos)
                 items.append(ast.SelectItem(key, pos=item.pos))

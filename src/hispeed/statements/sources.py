@@ -142,6 +142,8 @@ def create_source(parts: EngineParts, stmt: ast.CreateSource, call: Call) -> Res
     window = None
     if "WINDOW_TYPE" in props:
         window = window_info(props)
+        if not key_cols:  # ksqlDB's CreateSourceCommand.validate
+            raise HispeedError("Windowed sources require a key column.")
     source = Source(
         name=stmt.name,
         kind=kind,
