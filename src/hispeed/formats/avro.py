@@ -31,8 +31,9 @@ import fastavro
 import numpy as np
 import pyarrow as pa
 
+from hispeed.formats import avro_columnar as columnar
 from hispeed.formats.base import Column, FormatError, register_format
-from hispeed.formats.registry_format import RegistryFormat
+from hispeed.formats.registry_format import HEADER_SIZE, RegistryFormat
 from hispeed.registry import Schema
 from hispeed.sql import types as T
 from hispeed.sql.javatext import java_double
@@ -410,7 +411,7 @@ class AvroFormat(RegistryFormat):
             raise FormatError(f"not an Avro schema: {e}") from None
         if self.unwrapped(columns):
             conv = _converter(columns[0].type, parsed_json, "")
-            return parsed, [(None, conv)]
+            return parsed, [(None, conv)], None
         top = _non_null(parsed_json)
         if _kind(top) != "record":
             raise FormatError(
@@ -424,12 +425,14 @@ class AvroFormat(RegistryFormat):
                 plan.append((None, None))
             else:
                 plan.append((src[0], _converter(c.type, src[1], c.name)))
-        return parsed, plan
+        fields = columnar.flat_fields(parsed_json)
+        flat_plan = None if fields is None else columnar.plan_columns(fields, columns)
+        return parsed, plan, None if flat_plan is None else (fields, flat_plan)
 
     def read(
         self, reader: Any, payloads: pa.BinaryArray, columns: Sequence[Column]
     ) -> tuple[list[pa.Array], dict[int, str]]:
-        parsed, plan = reader
+        parsed, plan, _ = reader
         n = len(payloads)
         buf = payloads.buffers()[2]
         data = b"" if buf is None else buf.to_pybytes()
@@ -468,6 +471,15 @@ class AvroFormat(RegistryFormat):
             except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as e:
                 raise FormatError(f"Error deserializing AVRO message: {e}") from None
         return arrays, errors
+
+    def read_framed(
+        self, reader: Any, records: pa.BinaryArray, columns: Sequence[Column]
+    ) -> list[pa.Array] | None:
+        # the usual batch: flat records, every one as its schema says, read by columns
+        flat = reader[2]
+        if flat is None or not len(records):
+            return None
+        return columnar.decode_flat(records, flat[0], flat[1], columns, skip=HEADER_SIZE)
 
     def writer(self, schema: Schema, columns: Sequence[Column]) -> Any:
         raw = json.loads(schema.schema)

@@ -119,6 +119,13 @@ class RegistryFormat(Format):
         """The payloads (framing removed, none null) as one array per column, and the rows
         that could not be read (index -> reason)."""
 
+    def read_framed(
+        self, reader: Any, records: pa.BinaryArray, columns: Sequence[Column]
+    ) -> list[pa.Array] | None:
+        """A fast path: the records still framed (all with this reader's schema id, none
+        null) as one array per column, or None to have them read by `read` (the default)."""
+        return None
+
     @abstractmethod
     def writer(self, schema: Schema, columns: Sequence[Column]) -> Any:
         """Whatever `write` needs to write `columns` with the registered `schema`."""
@@ -241,6 +248,10 @@ class RegistryFormat(Format):
                 continue
             whole = len(rows) == n
             part = data if whole else data.take(pa.array(rows))
+            fast = self.read_framed(reader, part, columns) if part.null_count == 0 else None
+            if fast is not None:
+                groups.append((rows, fast))
+                continue
             # an explicit stop: pyarrow 26's binary_slice without one mis-sizes its output
             # ("Negative buffer resize") when records of different lengths share a batch
             payloads = pc.binary_slice(part, HEADER_SIZE, _NO_STOP)
