@@ -94,3 +94,25 @@ def test_the_default_append_one_goes_through_append(tmp_path: Path) -> None:
             for o, r in enumerate(log.read_table("t", p).to_pylist())
         }
     assert [got[pl] for pl in placed] == RECORDS
+
+
+def test_appended_headers_null_or_given_read_back_alike(tmp_path: Path) -> None:
+    """Records without headers (their column built as all nulls) and with them, in one
+    append and in appends of their own: each reads back with exactly its own headers."""
+    from hispeed.log.records import Record
+
+    records = [
+        Record(b"v0", b"k0"),
+        Record(b"v1", b"k1", headers=[("h", b"x"), ("g", "y")]),
+        Record(b"v2", b"k2"),
+    ]
+    with EmbeddedLog(tmp_path, fsync="never") as log_:
+        log_.create_topic("t", 1)
+        log_.append("t", records)
+        for r in records:
+            log_.append("t", [r])
+        log_.append("t", [(b"k3", b"v3"), (b"k4", b"v4")])
+        table = log_.read_table("t", 0)
+    expected = [None, [{"key": "h", "value": b"x"}, {"key": "g", "value": b"y"}], None]
+    assert table.column("headers").to_pylist() == [*expected, *expected, None, None]
+    assert table.column("value").to_pylist() == [b"v0", b"v1", b"v2"] * 2 + [b"v3", b"v4"]
