@@ -441,3 +441,68 @@ def test_windowed_sides_in_other_key_formats_are_refused_as_ksqldb_does(engine: 
             "CREATE STREAM bad AS SELECT * FROM h JOIN t WITHIN 1 MINUTE ON h.id = t.id;"
         )
     assert "Implicit repartitioning of windowed sources is not supported." in str(info.value)
+
+
+def test_time_windowed_sides_in_a_schema_registry_key_format_join_by_window_start(
+    engine: Engine,
+) -> None:
+    # ksqlDB re-keys the right side into the left side's key format (forced for a format with
+    # schema inference): a time window's key holds only its start, so windows of other sizes
+    # join by start, the result's window as long as the left side's
+    for name, window, size in (("h", "Hopping", 5), ("t", "Tumbling", 2)):
+        engine.execute(
+            f"CREATE STREAM {name} (id INT KEY, v INT) WITH (kafka_topic='{name}', "
+            f"key_format='JSON_SR', value_format='JSON', window_type='{window}', "
+            f"window_size='{size} SECONDS', partitions=1);"
+        )
+    engine.execute(
+        "CREATE STREAM hj AS SELECT h.id, h.v AS hv, t.v AS tv, t.windowend AS tend "
+        "FROM h JOIN t WITHIN 1 MINUTE ON h.id = t.id;"
+    )
+
+    def windowed(topic: str, start: int, v: int) -> None:
+        # Confluent's framing (magic byte, schema id), the JSON key, then the window start
+        key = b"\x00" + (1).to_bytes(4, "big") + b"1" + start.to_bytes(8, "big")
+        engine.log.append(topic, [Record(json.dumps({"V": v}), key, start)], partition=0)
+        engine.drain()
+
+    windowed("h", 0, 1)
+    windowed("h", 1000, 2)
+    windowed("t", 0, 4)
+    windowed("t", 2000, 5)  # no left window starts at 2000 yet
+    windowed("h", 2000, 3)
+    rows = engine.log.read_table("HJ", 0).to_pylist()
+    assert [(r["key"][-8:], json.loads(r["value"])) for r in rows] == [
+        ((0).to_bytes(8, "big"), {"HV": 1, "TV": 4, "TEND": 2000}),
+        ((2000).to_bytes(8, "big"), {"HV": 3, "TV": 5, "TEND": 4000}),
+    ]
+
+
+def test_partition_by_an_unqualified_column_that_star_brings_through_a_join(
+    engine: Engine,
+) -> None:
+    # ksqlDB's sanitizer qualifies `A` as L.A, the column `*` brought in: it becomes the key
+    engine.execute(
+        "CREATE STREAM l (a INT KEY, b INT) WITH (kafka_topic='l', value_format='JSON', "
+        "partitions=1);"
+    )
+    engine.execute(
+        "CREATE STREAM r (x INT KEY, y INT) WITH (kafka_topic='r', value_format='JSON', "
+        "partitions=1);"
+    )
+    engine.execute(
+        "CREATE STREAM o AS SELECT * FROM l JOIN r WITHIN 10 SECONDS ON l.b = r.y PARTITION BY a;"
+    )
+    def kafka_int(n: int) -> bytes:
+        return n.to_bytes(4, "big", signed=True)
+
+    engine.log.append("l", [Record(json.dumps({"B": 1}), kafka_int(7), 11)], partition=0)
+    engine.drain()
+    engine.log.append("r", [Record(json.dumps({"Y": 1}), kafka_int(-1), 12)], partition=0)
+    engine.drain()
+    (row,) = engine.log.read_table("O", 0).to_pylist()
+    assert row["key"] == kafka_int(7)
+    value = json.loads(row["value"])
+    assert "L_A" not in value
+    assert (value["R_X"], value["L_B"]) == (-1, 1)
+    assert [c.name for c in engine.catalog.sources["O"].key_columns] == ["L_A"]

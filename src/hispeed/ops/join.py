@@ -223,11 +223,15 @@ class JoinRuntime:
         if not _plain_type(key_arr.type):
             keys = [hashable(k) for k in keys]
         if source.window is not None:  # windowed records join only the same window
-            bounds = zip(
-                frame.column(field_name(label, "WINDOWSTART")).to_pylist(),
-                frame.column(field_name(label, "WINDOWEND")).to_pylist(),
-                strict=True,
-            )
+            starts = frame.column(field_name(label, "WINDOWSTART")).to_pylist()
+            ends = frame.column(field_name(label, "WINDOWEND")).to_pylist()
+            first = self.join.sides[0].source.window
+            if first is not None and first.kind != "SESSION" and first.size_ms is not None:
+                # a time window's key holds only its start: a side in another window size
+                # (re-keyed into the left side's key format, as ksqlDB re-keys an SR-format
+                # side) joins by start, its window as long as the left side's
+                ends = [None if x is None else x + first.size_ms for x in starts]
+            bounds = zip(starts, ends, strict=True)
             keys = [
                 (k, s, e) if k is not None else None for k, (s, e) in zip(keys, bounds, strict=True)
             ]

@@ -270,6 +270,11 @@ def _check_sources(join: ast.Join, sides: list[JoinSide], err: Any) -> None:
         )
 
 
+#: the key formats whose ksqlDB Format has the SCHEMA_INFERENCE feature (AvroFormat,
+#: JsonSchemaFormat, ProtobufFormat)
+_SCHEMA_INFERENCE_FORMATS = frozenset({"AVRO", "JSON_SR", "PROTOBUF"})
+
+
 def check_window_bounds(select: ast.Select, err: Any) -> None:
     """Refuse an unqualified WINDOWSTART or WINDOWEND in a windowed aggregation of a join.
 
@@ -298,6 +303,10 @@ def _check_windowed_key_formats(join: ast.Join, sides: list[JoinSide], err: Any)
     format is re-keyed into it (PreJoinRepartitionNode), which its SchemaKStream.selectKey
     refuses for a windowed source."""
     first = sides[0].source
+    if first.key_format in _SCHEMA_INFERENCE_FORMATS:
+        # a key format with schema inference always repartitions (PreJoinRepartitionNode's
+        # forceRepartition): ksqlDB re-keys even a windowed side then
+        return
 
     def key_format(source: Source) -> tuple[Any, ...]:
         return (source.key_format, sorted(source.key_properties.items()), source.window)
@@ -461,6 +470,29 @@ def _split_on(
         f"clause, instead the right source references `{min(lb)}` and the left source "
         f"references `{min(la)}`",
     )
+
+
+def qualified(e: Any, plan: JoinPlan, scope: Scope, bound: frozenset[str] = frozenset()) -> Any:
+    """`e` with each unqualified column that one joined source has qualified by that source,
+    as ksqlDB's AstSanitizer rewrites the statement before analysing it (so `A` and `L.A` are
+    one expression); lambda parameters (`bound`) and unknown or shared names stay as written."""
+    if isinstance(e, ast.ColumnRef):
+        if e.source is not None or e.name in bound:
+            return e
+        labels = {side.label for side in plan.sides}
+        owners = {c.source for c in scope.columns if c.name == e.name and c.source in labels}
+        return dataclasses.replace(e, source=owners.pop()) if len(owners) == 1 else e
+    if isinstance(e, ast.Lambda):
+        body = qualified(e.body, plan, scope, bound | set(e.params))
+        return e if body is e.body else dataclasses.replace(e, body=body)
+    if isinstance(e, ast.Expr):
+        changes = {k: qualified(v, plan, scope, bound) for k, v in vars(e).items() if k != "pos"}
+        changes = {k: v for k, v in changes.items() if v is not getattr(e, k)}
+        return dataclasses.replace(e, **changes) if changes else e
+    if isinstance(e, tuple):
+        items = tuple(qualified(v, plan, scope, bound) for v in e)
+        return items if any(a is not b for a, b in zip(items, e, strict=True)) else e
+    return e
 
 
 def _column_field(e: ast.Expr, scope: Scope) -> str | None:

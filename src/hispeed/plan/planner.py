@@ -249,6 +249,13 @@ def _plan_join(
     check_emit_final(select)
     kind = sink_kind or source.kind
     if select.partition_by:
+        # matched to the select items as ksqlDB matches them: both qualified by its sanitizer
+        items = [dataclasses.replace(i, expr=joins.qualified(i.expr, join, scope)) for i in items]
+        select = dataclasses.replace(
+            select,
+            items=tuple(items),
+            partition_by=joins.qualified(select.partition_by, join, scope),
+        )
         parts = _partition_key(select, source, label, scope, items, sink_name)
         return _stateless_plan(
             select, source, label, scope, where, parts, kind, repartition=True, join=join
