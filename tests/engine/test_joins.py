@@ -493,6 +493,7 @@ def test_partition_by_an_unqualified_column_that_star_brings_through_a_join(
     engine.execute(
         "CREATE STREAM o AS SELECT * FROM l JOIN r WITHIN 10 SECONDS ON l.b = r.y PARTITION BY a;"
     )
+
     def kafka_int(n: int) -> bytes:
         return n.to_bytes(4, "big", signed=True)
 
