@@ -100,6 +100,9 @@ class Settings:
     #: its answer is built in memory, about a kilobyte a row; past it the query is refused
     #: with what to do instead (a LIMIT, a WHERE, a push query)
     max_pull_rows: int = 100_000
+    #: seconds between the server's hand-backs of freed memory to the OS (server/memory.py:
+    #: the C library's allocator keeps what a burst freed); 0: never
+    memory_release_interval_s: float = 30.0
     #: Kafka mode: the cluster's bootstrap servers ("host:port[,host:port]"); empty: the
     #: embedded log in `data_dir`
     kafka: str = ""

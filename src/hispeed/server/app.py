@@ -48,7 +48,9 @@ from hispeed.runtime.task import MAX_POLL_RECORDS
 from hispeed.server import dashboard, http, ws
 from hispeed.server.auth import Credentials
 from hispeed.server.ingest import IngestBatch, IngestError, decode_json, parse_body
+from hispeed.server.memory import MemoryReleaser
 from hispeed.server.mqtt import MqttBridge
+from hispeed.server.ports import check_ports
 from hispeed.server.registry_api import PREFIX as REGISTRY_PREFIX
 from hispeed.server.registry_api import registry_app
 from hispeed.server.state import ServerState
@@ -683,6 +685,11 @@ class Server:
         return state
 
     def _start_components(self) -> None:
+        if self.settings.memory_release_interval_s > 0:
+            releaser = MemoryReleaser(self.settings.memory_release_interval_s)
+            releaser.start()
+            self.components.append(releaser)
+            self.state.extra_stats["memory"] = releaser.stats
         if self.settings.mqtt_broker:
             bridge = MqttBridge(self.engine, self.settings)
             bridge.start()
@@ -770,38 +777,6 @@ class Server:
         if self._thread is not None:
             self._thread.join(15)
             self._thread = None
-
-
-def check_ports(settings: Settings) -> None:
-    """Refuse to start, with one clear error naming the port, when a port the server would
-    listen on is taken (often by another hispeed, such as `make run`): checked before
-    anything opens or is announced, so nothing says "listening" first and no library's own
-    error (gRPC's bind failure, hypercorn's traceback) reaches the terminal."""
-    wanted = [("HTTP", settings.port, "--port or HISPEED_PORT")]
-    if settings.grpc_port:
-        if settings.grpc_port == settings.port:
-            raise HispeedError(
-                f"the HTTP and gRPC services cannot share port {settings.port}: choose "
-                "another with --grpc-port or HISPEED_GRPC_PORT (0: no gRPC service)"
-            )
-        wanted.append(
-            ("gRPC", settings.grpc_port, "--grpc-port or HISPEED_GRPC_PORT (0: no gRPC service)")
-        )
-    for service, port, how in wanted:
-        try:
-            family, kind, proto, _, address = socket.getaddrinfo(
-                settings.host, port, type=socket.SOCK_STREAM
-            )[0]
-            with socket.socket(family, kind, proto) as sock:
-                # as the servers bind: a port left in TIME_WAIT by a stopped server is free
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind(address)
-        except OSError as e:
-            raise HispeedError(
-                f"cannot serve {service} on {settings.host}:{port}: "
-                f"{e.strerror or e} (is another hispeed, such as `make run`, using it?): stop "
-                f"it, or choose another port with {how}"
-            ) from None
 
 
 def serve(settings: Settings) -> None:
