@@ -66,3 +66,10 @@ def test_struct_constructors_in_an_array_take_every_field() -> None:
 def test_struct_constructors_with_a_field_of_two_kinds_are_refused() -> None:
     with pytest.raises(SqlError):
         values("ARRAY[STRUCT(X := 1), STRUCT(X := F)]")
+
+
+def test_a_map_of_only_null_values_is_refused_as_ksqldb_refuses_it() -> None:
+    """ExpressionTypeManager.visitCreateMapExpression: no common type of the values."""
+    with pytest.raises(SqlError) as err:
+        values("MAP(S := NULL, 'k' := NULL)")
+    assert "Cannot construct a map with all NULL values" in str(err.value)

@@ -445,6 +445,13 @@ class _Compiler:
                 "https://github.com/confluentinc/ksql/issues/4239). As a workaround, "
                 "you may cast a NULL key to the desired type.",
             )
+        if all(v.type is None for v in values):  # ksqlDB's ExpressionTypeManager, as keys
+            raise error_at(
+                e,
+                "Cannot construct a map with all NULL values (see "
+                "https://github.com/confluentinc/ksql/issues/4239). As a workaround, "
+                "you may cast a NULL value to the desired type.",
+            )
         kt = constructor_type([k for k, _ in e.entries], [k.type for k in keys], e, "MAP keys")
         vt = constructor_type([v for _, v in e.entries], [v.type for v in values], e, "MAP values")
         if kt is None or vt is None:
