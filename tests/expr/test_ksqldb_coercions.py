@@ -73,3 +73,15 @@ def test_a_map_of_only_null_values_is_refused_as_ksqldb_refuses_it() -> None:
     with pytest.raises(SqlError) as err:
         values("MAP(S := NULL, 'k' := NULL)")
     assert "Cannot construct a map with all NULL values" in str(err.value)
+
+
+def test_like_with_an_escape_and_a_pattern_per_row() -> None:
+    """LikeEvaluator: after the escape character a % or _ is literal, also when the
+    pattern is a column (one pattern per row)."""
+    scope = Scope([ScopeColumn("V", T.STRING, "V"), ScopeColumn("P", T.STRING, "P")])
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(["%", "x", "a_c", "abc", "!"]), pa.array(["!%", "!%", "a!_c", "a!_c", "!!"])],
+        names=["V", "P"],
+    )
+    compiled = compile_expr(parse_expression("V LIKE P ESCAPE '!'"), scope)
+    assert compiled(batch, EvalContext()).to_pylist() == [True, False, True, False, True]

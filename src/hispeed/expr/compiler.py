@@ -334,7 +334,7 @@ class _Compiler:
                     text = _escape_like(text, e.escape)
                 out = pc.match_like(value, text)
             else:
-                out = rowwise(ctx, [value, pat], T.BOOLEAN, _like_row)
+                out = rowwise(ctx, [value, pat], T.BOOLEAN, lambda v, p: _like_row(v, p, e.escape))
             return pc.invert(out) if e.negated else out
 
         return Compiled(T.BOOLEAN, ev)
@@ -767,6 +767,19 @@ def _escape_like(pattern: str, escape: str) -> str:
     return "".join(out)
 
 
-def _like_row(value: str, pattern: str) -> bool:
-    regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, re.DOTALL) is not None
+def _like_row(value: str, pattern: str, escape: str | None = None) -> bool:
+    """ksqlDB's LikeEvaluator: % any text, _ one character, and the character after the
+    escape character taken literally (a pattern may not end with the escape character)."""
+    parts = []
+    escaped = False
+    for c in pattern:
+        if escaped:
+            parts.append(re.escape(c))
+            escaped = False
+        elif c == escape:
+            escaped = True
+        else:
+            parts.append(".*" if c == "%" else "." if c == "_" else re.escape(c))
+    if escaped:
+        raise HispeedError("LIKE pattern must not end with escape character")
+    return re.fullmatch("".join(parts), value, re.DOTALL) is not None
