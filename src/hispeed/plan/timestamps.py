@@ -43,12 +43,15 @@ def parse_partial_timestamp(text: str) -> int:
         sign = -1 if zone[0] == "-" else 1
         digits = zone[1:].replace(":", "")
         tz = dt.timezone(sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    # java.time's SMART resolver (ksqlDB's StringToTimestampParser) reads 24:00:00.000 as
+    # the midnight that ends the day
+    end_of_day = hour == "24" and not any(int(p or 0) for p in (minute, second, frac))
     try:
         moment = dt.datetime(
             int(year),
             int(month or 1),
             int(day or 1),
-            int(hour or 0),
+            0 if end_of_day else int(hour or 0),
             int(minute or 0),
             int(second or 0),
             int((frac or "0").ljust(3, "0")) * 1000,
@@ -56,6 +59,8 @@ def parse_partial_timestamp(text: str) -> int:
         )
     except ValueError as e:
         raise HispeedError(f"Failed to parse timestamp '{text}': {e}{_HELP}") from None
+    if end_of_day:
+        moment += dt.timedelta(days=1)
     return int(moment.timestamp() * 1000)
 
 
