@@ -233,3 +233,19 @@ def test_test_files_may_carry_comments_as_ksqldbs_do(tmp_path: Path) -> None:
     bad.write_text('{"tests": [\n  {"name": }]}')
     with pytest.raises(HispeedError, match=r"bad.json: not a test file: line 2:12"):
         list(load_cases([bad.parent]))
+
+
+def test_the_summary_counts_core_and_each_schema_registry_format_apart() -> None:
+    summary = qtt.Summary(
+        [
+            qtt.CaseResult("a.json", "core", "passed"),
+            qtt.CaseResult("a.json", "avro", "passed", formats=("AVRO",)),
+            qtt.CaseResult("a.json", "both", "failed", formats=("AVRO", "JSON_SR")),
+        ]
+    )
+    assert summary.by_format() == {
+        "core": {"passed": 1, "failed": 0, "skipped": 0, "total": 1},
+        "schema registry": {"passed": 1, "failed": 1, "skipped": 0, "total": 2},
+        "AVRO": {"passed": 1, "failed": 1, "skipped": 0, "total": 2},
+        "JSON_SR": {"passed": 0, "failed": 1, "skipped": 0, "total": 1},
+    }

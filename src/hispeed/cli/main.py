@@ -742,6 +742,9 @@ def qtt(
     for file, counts in sorted(summary.by_file().items()):
         if counts["total"]:
             click.echo(f"{file:55s} {counts['passed']:4d} / {counts['total']:4d}")
+    for group, counts in summary.by_format().items():
+        shown = f"{group}: {counts['passed']} / {counts['total']} passed"
+        click.echo(shown + (f" ({counts['skipped']} skipped)" if counts["skipped"] else ""))
     line = f"{summary.passed} passed, {summary.failed} failed"
     if summary.skipped:
         line += f", {summary.skipped} skipped"

@@ -59,6 +59,8 @@ class CaseResult:
     status: str  # passed failed unsupported skipped
     detail: str = ""
     seconds: float = 0.0
+    #: the schema-registry formats the case's statements use (none: a core case)
+    formats: tuple[str, ...] = ()
 
 
 @dataclass
@@ -152,6 +154,11 @@ def needs_schema_registry(case: Case) -> bool:
     return any(_SR_PATTERN.search(s) for s in case.statements)
 
 
+def case_formats(case: Case) -> tuple[str, ...]:
+    """The schema-registry formats the case's statements name, sorted."""
+    return tuple(sorted({m.upper() for s in case.statements for m in _SR_PATTERN.findall(s)}))
+
+
 def unserved_formats(case: Case) -> list[str]:
     """The schema-registry formats of the case that the runner's serde cannot write."""
     used = {m.upper() for s in case.statements for m in _SR_PATTERN.findall(s)}
@@ -221,6 +228,7 @@ def run_case(
     started = time.perf_counter()
     result = _run(case, workdir, kafka, lenient, differences or [])
     result.seconds = time.perf_counter() - started
+    result.formats = case_formats(case)
     return result
 
 
@@ -608,12 +616,26 @@ class Summary:
             entry["passed" if r.status == "passed" else "failed"] += 1
         return out
 
+    def by_format(self) -> dict[str, dict[str, int]]:
+        """Counts for the core cases (no schema-registry format), for all the
+        schema-registry cases, and per schema-registry format (a case naming two formats
+        counts for both)."""
+        out: dict[str, dict[str, int]] = {}
+        for r in self.results:
+            groups = ["core"] if not r.formats else ["schema registry", *r.formats]
+            for g in groups:
+                entry = out.setdefault(g, {"passed": 0, "failed": 0, "skipped": 0, "total": 0})
+                entry["total"] += 1
+                entry[r.status if r.status in ("passed", "skipped") else "failed"] += 1
+        return out
+
     def as_json(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
             "failed": self.failed,
             "total": self.passed + self.failed,
             "skipped": self.skipped,
+            "by_format": self.by_format(),
             "by_file": self.by_file(),
         }
 
