@@ -281,6 +281,20 @@ def test_join_state_survives_a_restart(tmp_path: Path) -> None:
             "Give each occurrence its own alias",
         ),
         ("SELECT * FROM users u JOIN countries c ON u.user_id = c.id;", "JOIN clauses"),
+        (
+            # the last join's key decides what must be selected: here a primary-key join's
+            "CREATE TABLE x AS SELECT u.name, country FROM users u JOIN countries c "
+            "ON u.country_id = c.id JOIN users u2 ON u.user_id = u2.user_id;",
+            "The query used to build `X` must include the join expressions U.USER_ID or "
+            "U2.USER_ID in its projection (eg, SELECT U.USER_ID...).",
+        ),
+        (
+            # a foreign-key join last: the leftmost table's key, named by its alias
+            "CREATE TABLE x AS SELECT u.name, country FROM users u JOIN countries c "
+            "ON u.country_id = c.id;",
+            "the projection must include all primary key columns from the left input table "
+            "(`U`). Missing column: `USER_ID`.",
+        ),
     ],
 )
 def test_join_errors_say_what_and_how(engine: Engine, statement: str, message: str) -> None:

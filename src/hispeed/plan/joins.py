@@ -589,9 +589,12 @@ def check_key(
     """What is wrong with the key columns of a persistent query's select list, if anything."""
     built = f"`{sink}`" if sink else "the result"
     fields = [_item_field(item, scope) for item in items]
-    if plan.steps[0].foreign_key:
+    if plan.steps[-1].foreign_key:
+        # the last join's key decides (ksqlDB's JoinNode.validateKeyPresent at the final
+        # join): a foreign-key join needs the leftmost table's primary key columns
         first = plan.sides[0]
-        missing = [f.split(".", 1)[1] for f in plan.key_fields if f not in fields]
+        keys = [f"{first.label}.{c.name}" for c in first.source.key_columns]
+        missing = [f.split(".", 1)[1] for f in keys if f not in fields]
         if len(first.source.key_columns) == 1 and at:
             missing = []  # the key is selected as a column joined to it
         if missing:
@@ -599,7 +602,7 @@ def check_key(
             return (
                 f"Primary key column{s} missing in projection. For foreign-key table-table "
                 "joins, the projection must include all primary key columns from the left "
-                f"input table (`{first.source.name}`). Missing column{s}: "
+                f"input table (`{first.label}`). Missing column{s}: "
                 + ", ".join(f"`{m}`" for m in missing)
                 + "."
             )
