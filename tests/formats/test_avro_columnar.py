@@ -97,3 +97,39 @@ def test_a_record_cut_short_is_an_error_of_its_row_only() -> None:
     rows = result.batch.to_pylist()
     assert all(v is None for v in rows[1].values())
     assert rows[0]["S"] is not None or rows[0]["L"] is not None
+
+
+def test_flat_records_are_written_as_fastavro_reads_them() -> None:
+    registry = MemoryRegistry()
+    fmt = get_format("AVRO", context=FormatContext(registry, "t"))
+    columns = [c for c in COLUMNS if c.name != "MISSING"]
+    rng = random.Random(11)
+    rows = []
+    for _ in range(300):
+        rec = _record(rng)
+        ts = rec["ts"]
+        rows.append(
+            {
+                "I": rec["i"],
+                "L": rec["l"],
+                "D": rec["d"],
+                "F": rec["d"],
+                "B": rec["b"],
+                "S": rec["s"],
+                "TS": None if ts is None else datetime.datetime(2020, 1, 1),
+            }
+        )
+    batch = pa.RecordBatch.from_pylist(
+        rows, schema=pa.schema([(c.name, c.type.to_arrow()) for c in columns])
+    )
+    written = fmt.encode(batch, columns).to_pylist()
+    schema = json.loads(registry.version("t-value").schema.schema)
+    parsed = fastavro.parse_schema(schema)
+    for data, want in zip(written, rows, strict=True):
+        assert data[0] == 0
+        got = fastavro.schemaless_reader(io.BytesIO(data[5:]), parsed, None)
+        ts = got.pop("TS")
+        assert ts == (
+            None if want["TS"] is None else datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+        )
+        assert got == {k: v for k, v in want.items() if k != "TS"}

@@ -486,18 +486,30 @@ class AvroFormat(RegistryFormat):
         parsed = fastavro.parse_schema(raw)
         top = _non_null(raw)
         if self.unwrapped(columns):
-            return parsed, [columns[0].name], [_to_avro(columns[0].type, raw)]
+            return parsed, [columns[0].name], [_to_avro(columns[0].type, raw)], None
         fields = top.get("fields", []) if isinstance(top, dict) else []
         picks = _field_picks([c.name for c in columns], fields)
         names = [picks[c.name][0] if c.name in picks else c.name for c in columns]
         types = [picks[c.name][1] if c.name in picks else None for c in columns]
         convs = [_to_avro(c.type, ft) for c, ft in zip(columns, types, strict=True)]
-        return parsed, names, convs
+        fields = columnar.flat_fields(raw)
+        flat_plan = None if fields is None else columnar.plan_columns(fields, columns)
+        flat = None if flat_plan is None or fields is None else (fields, flat_plan)
+        return parsed, names, convs, flat
+
+    def write_framed(
+        self, writer: Any, arrays: Sequence[pa.Array], columns: Sequence[Column], head: bytes
+    ) -> pa.Array | None:
+        # flat records written a column at a time; a key or an unwrapped value by fastavro
+        flat = writer[3]
+        if flat is None or self.unwrapped(columns) or not columns:
+            return None
+        return columnar.encode_flat(flat[0], flat[1], arrays, head)
 
     def write(
         self, writer: Any, arrays: Sequence[pa.Array], columns: Sequence[Column]
     ) -> list[Any]:
-        parsed, names, convs = writer
+        parsed, names, convs, _ = writer
         lists = []
         for a, conv in zip(arrays, convs, strict=True):
             values = _python_values(a)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute
 
 from hispeed.formats.base import Column
 
@@ -236,3 +237,80 @@ def _typed(
     if avro_type == "int":
         return pa.array(values.astype(np.int32), pa.int32(), mask=mask)
     return pa.array(values, pa.int64(), mask=mask)
+
+
+def _parts(matrix: npt.NDArray[np.uint8], counts: npt.NDArray[np.int64]) -> pa.Array:
+    """A binary array whose row i is the first counts[i] bytes of matrix row i."""
+    n, width = matrix.shape
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    keep = np.arange(width) < counts[:, None]
+    values = np.ascontiguousarray(matrix[keep])
+    return pa.Array.from_buffers(
+        pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(values)]
+    )
+
+
+def _varint_bytes(values: npt.NDArray[np.int64], present: npt.NDArray[np.bool_]) -> pa.Array:
+    """Each value as a zig-zag varint (no bytes where not `present`)."""
+    u = ((values << 1) ^ (values >> 63)).view(np.uint64)
+    matrix = np.empty((len(u), 10), np.uint8)
+    counts = np.ones(len(u), np.int64)
+    for j in range(10):
+        rest = u >> np.uint64(7 * (j + 1))
+        more = rest != 0
+        matrix[:, j] = ((u >> np.uint64(7 * j)) & np.uint64(0x7F)).astype(np.uint8) | (
+            more.astype(np.uint8) << 7
+        )
+        if j:
+            counts += (u >> np.uint64(7 * j)) != 0
+    return _parts(matrix, np.where(present, counts, 0))
+
+
+def encode_flat(
+    fields: list[tuple[str, str, str | None, int | None]],
+    plan: list[int | None],
+    arrays: Sequence[pa.Array],
+    head: bytes,
+) -> pa.Array | None:
+    """Records of a flat schema, framed with `head`, from one array per column (`plan`:
+    which field each column fills); None when a required field would be null (the caller
+    writes record by record, which says so)."""
+    n = len(arrays[0]) if arrays else 0
+    by_field = {f: i for i, f in enumerate(plan) if f is not None}
+    parts: list[pa.Array] = []
+    for f, (_, avro_type, _, null_branch) in enumerate(fields):
+        column = by_field.get(f)
+        array = arrays[column] if column is not None else pa.nulls(n)
+        present = np.asarray(array.is_valid())
+        if null_branch is None:
+            if not present.all():
+                return None
+        else:
+            branch = np.where(present, 1 - null_branch, null_branch).astype(np.uint8) * 2
+            parts.append(_parts(branch.reshape(n, 1), np.ones(n, np.int64)))
+        if column is None:
+            continue
+        if avro_type in ("int", "long"):
+            ints = array.cast(pa.int64()) if array.type != pa.int64() else array
+            values = np.asarray(ints.fill_null(0)).astype(np.int64)
+            parts.append(_varint_bytes(values, present))
+        elif avro_type in ("float", "double"):
+            dtype = "<f4" if avro_type == "float" else "<f8"
+            floats = np.asarray(array.cast(pa.float64()).fill_null(0.0)).astype(dtype)
+            matrix = floats.view(np.uint8).reshape(n, -1)
+            parts.append(_parts(matrix, np.where(present, matrix.shape[1], 0)))
+        elif avro_type == "boolean":
+            flags = np.asarray(array.fill_null(False)).astype(np.uint8).reshape(n, 1)
+            parts.append(_parts(flags, present.astype(np.int64)))
+        else:
+            raw = array.cast(pa.binary()).fill_null(b"")
+            lengths = np.asarray(pa.compute.binary_length(raw)).astype(np.int64)
+            parts.append(_varint_bytes(lengths, present))
+            parts.append(raw)
+    if not parts:
+        return pa.array([head] * n, pa.binary())
+    joined: pa.Array = pa.compute.binary_join_element_wise(
+        pa.scalar(head, pa.binary()), *parts, pa.scalar(b"", pa.binary())
+    )
+    return joined

@@ -126,6 +126,13 @@ class RegistryFormat(Format):
         null) as one array per column, or None to have them read by `read` (the default)."""
         return None
 
+    def write_framed(
+        self, writer: Any, arrays: Sequence[pa.Array], columns: Sequence[Column], head: bytes
+    ) -> pa.Array | None:
+        """A fast path: the records framed with `head`, as one binary array, or None to
+        have them written by `write` (the default)."""
+        return None
+
     @abstractmethod
     def writer(self, schema: Schema, columns: Sequence[Column]) -> Any:
         """Whatever `write` needs to write `columns` with the registered `schema`."""
@@ -309,6 +316,9 @@ class RegistryFormat(Format):
         assert self._writer is not None
         writer = self._writer[2]
         arrays = columns_of(batch, columns)
+        framed = self.write_framed(writer, arrays, columns, frame(schema_id))
+        if framed is not None:
+            return apply_null_rows(framed, null_rows)
         payloads = self.write(writer, arrays, columns)
         if self.unwrapped(columns):
             # a null in an unwrapped column is a null record (ksqlDB writes no bytes for it)
