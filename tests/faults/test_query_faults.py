@@ -257,3 +257,30 @@ def test_a_query_over_a_corrupt_segment_is_retried_beside_healthy_ones(tmp_path:
         with engine.lock:
             engine.execute("TERMINATE CSAS_DAMAGED_COPY_0;")
             assert engine.runtime.state("CSAS_READINGS_COPY_1") == ("RUNNING", None)
+
+
+def test_a_query_in_error_is_in_error_again_after_a_restart(tmp_path: Path) -> None:
+    """A restart replays the query and retries it from its last commit, as ksqlDB restarts
+    its queries (their state is not kept across a restart): while its cause lasts, the first
+    poll puts it back in ERROR with its message; it never vanishes nor reads past the
+    records it failed on."""
+    url = _dead_redis_url()
+    create = (
+        "CREATE STREAM readings (id STRING KEY, x INT) WITH (kafka_topic='readings', "
+        "value_format='JSON', partitions=1);" + FAILING.format(url=url)
+    )
+    with Engine(tmp_path / "data", fsync="never") as engine:
+        engine.execute(create)
+        engine.insert("readings", {"ID": "a", "X": 1})
+        engine.drain()
+        (before,) = engine.execute("SHOW QUERIES")[0].rows
+        assert before["state"] == "ERROR"
+    with Engine(tmp_path / "data", fsync="never") as engine:
+        engine.drain()
+        (after,) = engine.execute("SHOW QUERIES")[0].rows
+        assert (after["id"], after["state"], after["error"]) == (
+            before["id"],
+            "ERROR",
+            before["error"],
+        )
+        assert engine.log.offsets("LOOKED_UP", 0)[1] == 0
