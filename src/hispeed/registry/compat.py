@@ -135,10 +135,11 @@ def _avro(schema: Schema, resolve: Resolver) -> Any:
     import avro.name
     import avro.schema
     import fastavro
+    from fastavro.schema import SchemaParseException
 
     try:
         doc = json.loads(schema.schema)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise RegistryError(f"Invalid schema: not JSON ({e})", INVALID_SCHEMA) from None
     try:
         names = avro.name.Names()
@@ -149,8 +150,17 @@ def _avro(schema: Schema, resolve: Resolver) -> Any:
             avro.schema.make_avsc_object(ref_doc, names)
         fastavro.parse_schema(doc, named_schemas=named)
         return avro.schema.make_avsc_object(doc, names)
-    except (avro.errors.AvroException, ValueError, TypeError, KeyError, AttributeError) as e:
+    except (
+        avro.errors.AvroException,
+        SchemaParseException,  # fastavro's: not a ValueError (a record without a name)
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+    ) as e:
         raise RegistryError(f"Invalid schema {schema.schema}: {e}", INVALID_SCHEMA) from None
+    except RecursionError:  # nested deeper than the parsers recurse: a user's schema, not a 500
+        raise RegistryError("Invalid schema: nested too deeply", INVALID_SCHEMA) from None
 
 
 def _avro_pair(reader: Schema, writer: Schema, resolve: Resolver) -> list[str]:
