@@ -133,3 +133,23 @@ def test_flat_records_are_written_as_fastavro_reads_them() -> None:
             None if want["TS"] is None else datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
         )
         assert got == {k: v for k, v in want.items() if k != "TS"}
+
+
+def test_dates_and_times_are_written_as_their_numbers() -> None:
+    registry = MemoryRegistry()
+    fmt = get_format("AVRO", context=FormatContext(registry, "t"))
+    columns = [Column("D", T.DATE), Column("T", T.TIME)]
+    batch = pa.RecordBatch.from_pylist(
+        [{"D": datetime.date(1970, 1, 3), "T": datetime.time(0, 0, 1)}, {"D": None, "T": None}],
+        schema=pa.schema([("D", pa.date32()), ("T", pa.time32("ms"))]),
+    )
+    parsed = None
+    out = []
+    for data in fmt.encode(batch, columns).to_pylist():
+        schema = json.loads(registry.version("t-value").schema.schema)
+        parsed = parsed or fastavro.parse_schema(schema)
+        out.append(fastavro.schemaless_reader(io.BytesIO(data[5:]), parsed, None))
+    assert out == [
+        {"D": datetime.date(1970, 1, 3), "T": datetime.time(0, 0, 1)},
+        {"D": None, "T": None},
+    ]

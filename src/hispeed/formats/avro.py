@@ -528,6 +528,9 @@ class AvroFormat(RegistryFormat):
                 for values in zip(*lists, strict=True)
             )
         for row in rows:
+            if row is None:  # an unwrapped null: a null record (the caller writes none)
+                out.append(None)
+                continue
             stream.seek(0)
             stream.truncate()
             write(stream, parsed, row)

@@ -292,6 +292,10 @@ def encode_flat(
         if column is None:
             continue
         if avro_type in ("int", "long"):
+            if pa.types.is_date32(array.type) or pa.types.is_time32(array.type):
+                array = array.view(pa.int32())  # days, or ms of the day, as Avro has them
+            elif pa.types.is_timestamp(array.type):
+                array = array.view(pa.int64())  # ms since the epoch
             ints = array.cast(pa.int64()) if array.type != pa.int64() else array
             values = np.asarray(ints.fill_null(0)).astype(np.int64)
             parts.append(_varint_bytes(values, present))
