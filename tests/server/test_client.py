@@ -123,7 +123,9 @@ def test_statement_errors_carry_the_servers_message_and_position(client: Client)
     assert str(e).startswith("Line: 2, Col: 21: WHERE column 'NOPE' cannot be resolved.")
     assert e.reason.startswith("WHERE column 'NOPE'")
     assert e.status == 400
-    with pytest.raises(StatementError, match="Syntax error at or near 'CREAT'") as caught:
+    with pytest.raises(
+        StatementError, match="Unknown statement 'CREAT'\\nDid you mean 'CREATE'"
+    ) as caught:
         client.execute("CREAT STREAM x;")
     assert caught.value.error_code == 40001
     assert (caught.value.line, caught.value.column) == (1, 1)  # placed as its parser places it
