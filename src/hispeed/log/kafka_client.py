@@ -13,7 +13,9 @@ import contextlib
 import gc
 import logging
 import operator
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -60,13 +62,34 @@ class LibrdkafkaLogger:
     """confluent-kafka's `logger` option: it calls `log(level, "%s [%s] %s", facility,
     client, message)` with librdkafka's syslog level already made a `logging` level, when the
     client is polled. This passes each line to `librdkafka_log`, errors that librdkafka
-    retries by itself as warnings."""
+    retries by itself as warnings: at most one line per facility and client every `interval` s
+    (a broker that is down makes every client of it say so several times a second), the
+    next one saying how many were left out."""
+
+    def __init__(self, interval: float = 30.0, clock: Callable[[], float] = time.monotonic):
+        self.interval = interval
+        self.clock = clock
+        #: (facility, client) -> (when its last line went out, lines left out since)
+        self.quiet: dict[tuple[str, str], tuple[float, int]] = {}
+        self._lock = threading.Lock()
 
     def log(self, level: int, msg: str, *args: Any) -> None:
         """One librdkafka log line, at a level that says what it costs."""
-        facility = args[0] if args else ""
-        if level > logging.WARNING and facility in RETRIED_FACILITIES:
+        facility = str(args[0]) if args else ""
+        if facility in RETRIED_FACILITIES and level >= logging.WARNING:
             level = logging.WARNING
+            now = self.clock()
+            key = (facility, str(args[1]) if len(args) > 1 else "")  # per client
+            with self._lock:
+                last, left_out = self.quiet.get(key, (None, 0))
+                if last is not None and now - last < self.interval:
+                    self.quiet[key] = (last, left_out + 1)
+                    return
+                if len(self.quiet) > 1000:  # clients come and go: forget the quiet ones
+                    self.quiet = {k: v for k, v in self.quiet.items() if now - v[0] < self.interval}
+                self.quiet[key] = (now, 0)
+            if left_out:
+                msg += f" ({left_out} more {facility} lines in the last {self.interval:.0f} s)"
         librdkafka_log.log(level, "librdkafka " + msg, *args)
 
 
