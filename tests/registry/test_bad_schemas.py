@@ -31,3 +31,14 @@ def test_an_avro_schema_that_does_not_parse_is_invalid_schema_42201(text: str) -
         reg.register("t-value", Schema(text))
     assert e.value.code == 42201
     assert reg.subjects() == []
+
+
+def test_a_json_schema_nested_past_the_parsers_recursion_is_invalid_schema_42201() -> None:
+    text = '{"type": "integer"}'
+    for _ in range(5000):
+        text = f'{{"type": "array", "items": {text}}}'
+    reg = LogRegistry(None)
+    with pytest.raises(RegistryError) as e:
+        reg.register("t-value", Schema(text, "JSON"))
+    assert e.value.code == 42201
+    assert reg.subjects() == []

@@ -27,7 +27,7 @@ def parse_json_schema(text: str) -> Any:
     """The schema document, checked against its JSON Schema draft's meta-schema."""
     try:
         doc = json.loads(text)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # nested deeper than the parser recurses
         raise RegistryError(f"Invalid schema: not JSON ({e})", INVALID_SCHEMA) from None
     if not isinstance(doc, dict | bool):
         raise RegistryError(
@@ -42,6 +42,8 @@ def parse_json_schema(text: str) -> Any:
         jsonschema.validators.validator_for(doc).check_schema(doc)
     except jsonschema.exceptions.SchemaError as e:
         raise RegistryError(f"Invalid schema {text}: {e.message}", INVALID_SCHEMA) from None
+    except RecursionError:  # a user's schema nested too deeply to check, not a 500
+        raise RegistryError("Invalid schema: nested too deeply", INVALID_SCHEMA) from None
     return doc
 
 
