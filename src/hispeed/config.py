@@ -117,6 +117,10 @@ class Settings:
     #: formats (the engine property `ksql.schema.registry.url`, ksqlDB's name); empty: the
     #: server's own registry, kept in the log and served under /schema-registry
     schema_registry_url: str = ""
+    #: the largest schema text the server's own registry accepts, in bytes (checking a
+    #: schema takes time that grows faster than its size; the engine property
+    #: `schema.registry.max.schema.bytes`)
+    schema_registry_max_schema_bytes: int = 1024 * 1024
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -38,7 +38,14 @@ from hispeed.log.embedded import EmbeddedLog
 from hispeed.log.producer import Producer
 from hispeed.plan.query import plan_query
 from hispeed.plan.scalable import is_scalable_push
-from hispeed.registry import SCHEMA_REGISTRY_URL, SchemaRegistry, open_registry, registry_url
+from hispeed.registry import (
+    DEFAULT_MAX_SCHEMA_BYTES,
+    MAX_SCHEMA_BYTES_PROPERTY,
+    SCHEMA_REGISTRY_URL,
+    SchemaRegistry,
+    open_registry,
+    registry_url,
+)
 from hispeed.runtime.context import QueryContext
 from hispeed.runtime.manager import QueryManager
 from hispeed.runtime.pull import run_sql
@@ -122,7 +129,13 @@ class Engine:
         if schema_registry_url:
             props[SCHEMA_REGISTRY_URL] = schema_registry_url
         if schema_registry is None:
-            schema_registry = open_registry(registry_url(props), self.log)
+            schema_registry = open_registry(
+                registry_url(props),
+                self.log,
+                max_schema_bytes=int(
+                    props.get(MAX_SCHEMA_BYTES_PROPERTY, DEFAULT_MAX_SCHEMA_BYTES)
+                ),
+            )
         self.context = QueryContext(self.log, self.catalog, props, schema_registry=schema_registry)
         if self.properties.get("redis.url"):  # what REDIS_HASH / REDIS_GET read by default
             set_default_url(str(self.properties["redis.url"]))

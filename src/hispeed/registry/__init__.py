@@ -17,11 +17,18 @@ from hispeed.registry.base import (
     SchemaRegistry,
 )
 from hispeed.registry.compat import LEVELS
-from hispeed.registry.durable import SCHEMAS_TOPIC, LogRegistry
+from hispeed.registry.durable import (
+    DEFAULT_MAX_SCHEMA_BYTES,
+    MAX_SCHEMA_BYTES_PROPERTY,
+    SCHEMAS_TOPIC,
+    LogRegistry,
+)
 from hispeed.registry.factory import SCHEMA_REGISTRY_URL, open_registry, registry_url
 
 __all__ = [
+    "DEFAULT_MAX_SCHEMA_BYTES",
     "LEVELS",
+    "MAX_SCHEMA_BYTES_PROPERTY",
     "SCHEMAS_TOPIC",
     "SCHEMA_REGISTRY_URL",
     "SCHEMA_TYPES",

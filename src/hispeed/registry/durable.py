@@ -61,13 +61,29 @@ class _Version:
     claim: str
 
 
+#: the engine property holding the largest schema text the registry accepts (the setting
+#: `schema_registry_max_schema_bytes`); 1 MiB, the size of record Kafka takes by default,
+#: which bounds Confluent's registry the same way
+MAX_SCHEMA_BYTES_PROPERTY = "schema.registry.max.schema.bytes"
+DEFAULT_MAX_SCHEMA_BYTES = 1024 * 1024
+
+
 class LogRegistry(SchemaRegistry):
     """A registry kept in `log` (the embedded log, or Kafka); with no log, in memory only
     (the same rules, nothing kept)."""
 
-    def __init__(self, log: Log | None, topic: str = SCHEMAS_TOPIC) -> None:
+    def __init__(
+        self,
+        log: Log | None,
+        topic: str = SCHEMAS_TOPIC,
+        *,
+        max_schema_bytes: int = DEFAULT_MAX_SCHEMA_BYTES,
+    ) -> None:
         self.log = log
         self.topic = topic
+        #: the largest schema text registered; checking a schema costs time that grows
+        #: faster than its size (Avro's parser is quadratic in a record's fields)
+        self.max_schema_bytes = max_schema_bytes
         self._lock = threading.RLock()
         self._next = 0  # the next offset of the topic not yet applied
         self._subjects: dict[str, dict[int, _Version]] = {}
@@ -182,9 +198,20 @@ class LogRegistry(SchemaRegistry):
 
     def register(self, subject: str, schema: Schema) -> int:
         _check_subject(subject)
+        size = len(schema.schema.encode())
+        if size > self.max_schema_bytes:
+            raise RegistryError(
+                f"Invalid schema: {size} bytes, over the limit of {self.max_schema_bytes} "
+                "(the setting schema_registry_max_schema_bytes)",
+                42201,
+            )
         with self._lock:
             self._sync()
-            schema = canonical(schema, self._resolve)
+            referenced = self._resolve(schema)
+        # checked outside the lock: a large schema's parse must not hold up lookups by id
+        schema = canonical(schema, lambda _: referenced)
+        with self._lock:
+            self._sync()
             for _ in range(MAX_CLAIMS):
                 live = self._live(subject)
                 for held in live:

@@ -7,7 +7,7 @@ from typing import Any
 
 from hispeed.log.base import Log
 from hispeed.registry.base import SchemaRegistry
-from hispeed.registry.durable import LogRegistry
+from hispeed.registry.durable import DEFAULT_MAX_SCHEMA_BYTES, LogRegistry
 
 #: ksqlDB's property naming an external Confluent-compatible schema registry
 SCHEMA_REGISTRY_URL = "ksql.schema.registry.url"
@@ -20,11 +20,13 @@ def registry_url(properties: Mapping[str, Any]) -> str:
     return str(url).strip()
 
 
-def open_registry(url: str, log: Log | None = None) -> SchemaRegistry:
+def open_registry(
+    url: str, log: Log | None = None, *, max_schema_bytes: int = DEFAULT_MAX_SCHEMA_BYTES
+) -> SchemaRegistry:
     """A client of the registry at `url` when one is given, else hispeed's own registry,
     kept in `log` (in memory only without one)."""
     if url:
         from hispeed.registry.remote import RemoteRegistry
 
         return RemoteRegistry(url)
-    return LogRegistry(log)
+    return LogRegistry(log, max_schema_bytes=max_schema_bytes)

@@ -42,7 +42,7 @@ from hispeed.engine import Engine
 from hispeed.errors import HispeedError, SqlError, UnknownTopicError
 from hispeed.log.embedded import EmbeddedLog
 from hispeed.ops.aggregate import STATE_BUDGET, STATE_SPILL_DIR
-from hispeed.registry import SCHEMA_REGISTRY_URL
+from hispeed.registry import MAX_SCHEMA_BYTES_PROPERTY, SCHEMA_REGISTRY_URL
 from hispeed.runtime.pull import PULL_MAX_ROWS
 from hispeed.runtime.task import MAX_POLL_RECORDS
 from hispeed.server import dashboard, http, ws
@@ -799,6 +799,7 @@ def serve(settings: Settings) -> None:
     properties[STATE_BUDGET] = settings.state_memory_budget_bytes
     properties[MAX_POLL_RECORDS] = settings.query_max_poll_records
     properties[PULL_MAX_ROWS] = settings.max_pull_rows
+    properties[MAX_SCHEMA_BYTES_PROPERTY] = settings.schema_registry_max_schema_bytes
     if settings.schema_registry_url:
         properties[SCHEMA_REGISTRY_URL] = settings.schema_registry_url
     properties[STATE_SPILL_DIR] = settings.state_spill_dir or str(
