@@ -594,6 +594,8 @@ class Segment:
         self.index_path.unlink(missing_ok=True)
 
     def __del__(self) -> None:
+        if "_write_fd" not in self.__dict__:
+            return  # __init__ failed before any file was opened
         with contextlib.suppress(OSError):
             self.close()
 
@@ -646,14 +648,20 @@ class Segment:
         run = CompactRun()
         run_headers: list[FrameHeader] = []
         ahead = _ReadAhead(self._fd, size)  # small frames: one read for many
+        #: the frame last passed over on its header alone (and the offset before it): a
+        #: damaged length there (the CRC32C does not cover it) sends the walk to a wrong
+        #: position, so a problem right after it is traced back to it
+        passed: tuple[FrameHeader, int] | None = None
         while position < size:
             header = _parse_header(ahead.read(HEADER_SIZE, position), position)
             problem = self._frame_problem(header, prev_last, size)
             if problem is None:
                 assert header is not None
                 if header.last < offset:
+                    passed = (header, prev_last)
                     prev_last, position = header.last, header.end
                     continue
+                passed = None
                 if not read:
                     yield header, None
                     prev_last, position = header.last, header.end
@@ -677,6 +685,10 @@ class Segment:
                         prev_last, position = header.last, header.end
                         continue
             assert problem is not None
+            if passed is not None and not self._crc_holds(passed[0]):
+                wrong, prev_last = passed
+                position, problem = wrong.position, "CRC32C mismatch"
+            passed = None
             if run_headers:  # the good records before the damage first
                 yield _run_header(run_headers), run.to_batch()
                 run, run_headers = CompactRun(), []
@@ -710,6 +722,13 @@ class Segment:
         if following is None:
             return Damage(position, size, prev_last + 1, None, problem)
         return Damage(position, following.position, prev_last + 1, following.base - 1, problem)
+
+    def _crc_holds(self, header: FrameHeader) -> bool:
+        """Whether the frame's bytes, as long as its header says, match its CRC32C."""
+        raw = os.pread(self._fd, HEADER_SIZE + header.length, header.position)
+        if len(raw) != HEADER_SIZE + header.length:
+            return False
+        return _crc_ok(raw[:HEADER_SIZE], raw[HEADER_SIZE:], header.crc)
 
     def _checked(self, header: FrameHeader) -> tuple[pa.RecordBatch | None, str | None]:
         """The frame's batch after checking its CRC and decoding it, or what is wrong."""
