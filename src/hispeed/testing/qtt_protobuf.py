@@ -29,7 +29,13 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, unknown_fields
+from google.protobuf import (
+    descriptor_pb2,
+    descriptor_pool,
+    empty_pb2,
+    message_factory,
+    unknown_fields,
+)
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from hispeed.registry import Schema, SchemaRegistry
@@ -324,7 +330,11 @@ def _decimal_params(field: FieldDescriptor) -> tuple[int, int]:
         meta = field.file.pool.FindMessageTypeByName("confluent.Meta")
     except KeyError:
         return 64, 0
-    for unknown in unknown_fields.UnknownFieldSet(field.GetOptions()):
+    # read from the options' bytes as unknown fields of an empty message: once another module
+    # (confluent-kafka's protobuf serde) registers `confluent.field_meta` on FieldOptions in
+    # the runtime, the option is no longer an unknown field of FieldOptions itself
+    holder = empty_pb2.Empty.FromString(field.GetOptions().SerializeToString())
+    for unknown in unknown_fields.UnknownFieldSet(holder):
         if unknown.field_number == 1088:
             params = dict(message_factory.GetMessageClass(meta).FromString(unknown.data).params)
             return int(params.get("precision", "64")), int(params.get("scale", "0"))
