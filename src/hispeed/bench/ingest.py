@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -217,7 +218,7 @@ def http_replies(buf: bytearray) -> tuple[int, int]:
     return ok, errors
 
 
-class _Client(asyncio.Protocol):
+class _Client(asyncio.Protocol, ABC):
     """One connection of the load, driven by callbacks on uvloop (no stream reader, no task a
     message: the generator's cost per message stays well below the server's). It connects,
     opens (the WebSocket handshake), waits for the start, then keeps `window` messages in
@@ -254,8 +255,10 @@ class _Client(asyncio.Protocol):
         self.transport.write(b"".join(self.messages[(sent + i) % k] for i in range(n)))
         self.sent = sent + n
 
+    @abstractmethod
     def count(self, buf: bytearray) -> tuple[int, int]:
-        raise NotImplementedError
+        """Take the whole answers off the front of `buf`: how many acknowledged a record, how
+        many refused one."""
 
     def data_received(self, data: bytes) -> None:
         self.buf += data

@@ -34,6 +34,7 @@ from starlette.routing import Route
 
 from hispeed.registry import SCHEMA_TYPES, RegisteredSchema, RegistryError, Schema, SchemaRegistry
 from hispeed.registry import SchemaReference as Reference
+from hispeed.registry.durable import check_version
 
 log = logging.getLogger(__name__)
 
@@ -159,17 +160,7 @@ def _version_param(request: Request) -> int | str:
     text = str(request.path_params["version"])
     if text == "latest" or text == "-1":
         return "latest"
-    try:
-        number = int(text)
-    except ValueError:
-        number = 0
-    if not 1 <= number <= 2**31 - 1:
-        raise RegistryError(
-            f"The specified version '{text}' is not a valid version id. Allowed values are "
-            'between [1, 2^31-1] and the string "latest"',
-            42202,
-        )
-    return number
+    return check_version(text)
 
 
 def _schema_body(request: Request) -> Schema:
