@@ -680,6 +680,33 @@ def bench_kafka(as_json: bool, bootstrap: str | None, records: int) -> None:
     _bench_report(results, as_json, unit, width=44)
 
 
+@bench.command("connectors")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--records", type=click.IntRange(1_000), default=200_000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=10_000, show_default=True)
+@click.option("--part", "only", multiple=True, help="Only these parts (repeatable; default: all).")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to put scratch files (default: the system temp directory).",
+)
+def bench_connectors(
+    as_json: bool, records: int, batch_size: int, only: tuple[str, ...], directory: Path | None
+) -> None:
+    """Connectors' records per second (wall clock and per CPU-second), a part per connector."""
+    from hispeed.bench import connectors as bench_connectors_module
+
+    options = bench_connectors_module.BenchOptions(
+        records, batch_size, directory, _bench_progress()
+    )
+    outcome = bench_connectors_module.run(options, list(only) or None)
+    for name, why in outcome.skipped.items():
+        click.echo(f"bench connectors: {name} skipped: {why}", err=True)
+    _bench_report(outcome.figures, as_json, lambda name: "records/s", width=44)
+
+
 # -- conformance ----------------------------------------------------------------------------
 
 

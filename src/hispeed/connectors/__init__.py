@@ -1,8 +1,35 @@
-"""Connectors: sinks and sources as plugins (see `hispeed.connectors.base`).
+"""Connectors: sinks and sources as plugins.
 
-Each connector module registers its classes with `@register` (by their `connector.class`
-names); importing this package imports the built-in ones, so a new connector is one module
-plus its line below.
+This package's names are hispeed's public connector API (see docs/connectors-api.md): subclass
+`SinkConnector` or `SourceConnector`, give the class its `connector.class` names in `names`,
+and decorate it with `@register`, or let an installed package name it in the
+`hispeed.connectors` entry point group. Importing this package imports the built-in
+connectors, so a new built-in one is one module plus its line below.
 """
 
 from hispeed.connectors import datagen, redis  # noqa: F401  (they register)
+from hispeed.connectors.base import (
+    Connector,
+    ConnectorError,
+    ConnectorStatus,
+    RetriableError,
+    SinkBatch,
+    SinkConnector,
+    SourceConnector,
+    SourceRecord,
+    connector_class,
+    register,
+)
+
+__all__ = [
+    "Connector",
+    "ConnectorError",
+    "ConnectorStatus",
+    "RetriableError",
+    "SinkBatch",
+    "SinkConnector",
+    "SourceConnector",
+    "SourceRecord",
+    "connector_class",
+    "register",
+]
