@@ -11,6 +11,7 @@ from hispeed.version import __version__
 if TYPE_CHECKING:
     from hispeed.client import Client
     from hispeed.engine import Engine
+    from hispeed.frames import col, func, lit, window
     from hispeed.udf import udaf, udf, udtf
 
 #: Arrow's allocator for every hispeed process, unless ARROW_DEFAULT_MEMORY_POOL names another.
@@ -25,7 +26,19 @@ if TYPE_CHECKING:
 ARROW_MEMORY_POOL = "system"
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", ARROW_MEMORY_POOL)
 
-__all__ = ["Client", "Engine", "HispeedError", "__version__", "udaf", "udf", "udtf"]
+__all__ = [
+    "Client",
+    "Engine",
+    "HispeedError",
+    "__version__",
+    "col",
+    "func",
+    "lit",
+    "udaf",
+    "udf",
+    "udtf",
+    "window",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -38,6 +51,10 @@ def __getattr__(name: str) -> Any:
         from hispeed.client import Client
 
         return Client
+    if name in ("col", "func", "lit", "window"):  # the Python stream API (hispeed.frames)
+        import hispeed.frames
+
+        return getattr(hispeed.frames, name)
     if name in ("udf", "udaf", "udtf"):
         # the Python function decorators; importing hispeed.udf may rebind `hispeed.udf` to
         # the module, which is callable as the decorator too

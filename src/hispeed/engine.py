@@ -31,6 +31,7 @@ import pyarrow as pa
 from hispeed.catalog import Catalog, Source
 from hispeed.connectors.runner import Connectors
 from hispeed.errors import HispeedError
+from hispeed.frames import Frame
 from hispeed.functions.redis import set_default_url
 from hispeed.functions.udf.loading import load_modules
 from hispeed.log.base import AppendResult, Log
@@ -322,6 +323,14 @@ class Engine:
                 from_beginning=from_beginning,
                 query_id=f"SCALABLE_PUSH_QUERY_{uuid.uuid4()}" if scalable else None,
             )
+
+    def frame(self, name: str) -> Frame:
+        """A stream or table by name, as a frame of the Python stream API (`hispeed.frames`):
+
+        >>> from hispeed import col
+        >>> engine.frame("readings").filter(col("x") > 1).to_stream("high")
+        """
+        return Frame.source(self, name)
 
     # -- running ----------------------------------------------------------------------------
 
