@@ -7,7 +7,7 @@ and decorate it with `@register`, or let an installed package name it in the
 connectors, so a new built-in one is one module plus its line below.
 """
 
-from hispeed.connectors import datagen, redis  # noqa: F401  (they register)
+from hispeed.connectors import datagen, memcached, redis  # noqa: F401  (they register)
 from hispeed.connectors.base import (
     Connector,
     ConnectorError,

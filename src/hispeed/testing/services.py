@@ -1,5 +1,5 @@
 """Pytest fixtures that start real services on free loopback ports: redis-server, mosquitto,
-and an Apache Kafka broker (scripts/kafka/kafka).
+an Apache Kafka broker (scripts/kafka/kafka), memcached and PostgreSQL.
 
 A test that needs a service asks for its fixture. When the service cannot run here (its
 binary missing; for Kafka, java or the jars), the test is skipped with the install command,
@@ -114,10 +114,77 @@ def kafka_server() -> Iterator[Service]:
         yield Service("kafka", broker.host, broker.port, broker.pid)
 
 
+# -- memcached (the memcached sink and MEMCACHED_GET) -------------------------------------------
+
+
+class MemcachedProcess:
+    """A memcached of a test's own on a free loopback port, to kill and start again (on the
+    same port, empty: memcached keeps nothing over a restart)."""
+
+    def __init__(self, binary: str, memory_mb: int = 64) -> None:
+        self.binary = binary
+        self.memory_mb = memory_mb
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        """HOST:PORT, as 'memcached.servers' takes it."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        args = [self.binary, "-l", "127.0.0.1", "-p", str(self.port), "-U", "0"]
+        args += ["-m", str(self.memory_mb), "-c", "256"]
+        if os.geteuid() == 0:  # memcached refuses to run as root without naming a user
+            args += ["-u", "root"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, self.proc, "memcached")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(30)
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+
+
+def _memcached() -> Iterator[MemcachedProcess]:
+    process = MemcachedProcess(require_binary("memcached", "memcached"))
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def memcached_server() -> Iterator[Service]:
+    """A memcached of its own on a free loopback port (64 MB, TCP only); its `bootstrap`
+    is the HOST:PORT that 'memcached.servers' takes."""
+    for process in _memcached():
+        assert process.proc is not None
+        yield Service("memcached", "127.0.0.1", process.port, process.proc.pid)
+
+
+@pytest.fixture
+def memcached_process() -> Iterator[MemcachedProcess]:
+    """A started memcached of the test's own (it starts in milliseconds), which the test may
+    kill and start again; stopped at the end."""
+    yield from _memcached()
+
+
 __all__ = [
+    "MemcachedProcess",
     "Service",
     "free_port",
     "kafka_server",
+    "memcached_process",
+    "memcached_server",
     "mosquitto_server",
     "redis_server",
     "require_binary",
