@@ -9,6 +9,7 @@ connectors, so a new built-in one is one module plus its line below.
 
 from hispeed.connectors import datagen, memcached, redis  # noqa: F401  (they register)
 from hispeed.connectors.base import (
+    ENTRY_POINT_GROUP,
     Connector,
     ConnectorError,
     ConnectorStatus,
@@ -18,10 +19,12 @@ from hispeed.connectors.base import (
     SourceConnector,
     SourceRecord,
     connector_class,
+    known_connectors,
     register,
 )
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "Connector",
     "ConnectorError",
     "ConnectorStatus",
@@ -31,5 +34,6 @@ __all__ = [
     "SourceConnector",
     "SourceRecord",
     "connector_class",
+    "known_connectors",
     "register",
 ]

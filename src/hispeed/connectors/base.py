@@ -24,6 +24,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any, ClassVar
 
 # the errors a connector raises are part of its contract; they are defined with the other
@@ -61,6 +62,10 @@ class SinkBatch:
 
 @dataclass
 class SourceRecord:
+    """One record a source brings in: key and value bytes as they go into the topic (encode
+    them in the format the stream over the topic declares, JSON usually), and where the
+    outside system is after it."""
+
     key: bytes | None
     value: bytes | None
     timestamp: int | None = None
@@ -72,6 +77,8 @@ class SourceRecord:
 
 @dataclass
 class ConnectorStatus:
+    """What SHOW/DESCRIBE CONNECTOR show of a running connector (kept by the runner)."""
+
     state: str  # RUNNING, RETRYING, FAILED, STOPPED
     records: int = 0
     errors: int = 0
@@ -107,6 +114,11 @@ class Connector(ABC):
 
 
 class SinkConnector(Connector):
+    """A connector that writes a topic's records elsewhere: `start`, `write` per batch, `stop`.
+
+    `__init__(name, config)` checks the configuration (raise ConnectorError naming the
+    property) but connects to nothing: `start` does, and may raise RetriableError."""
+
     kind = "SINK"
 
     @abstractmethod
@@ -120,6 +132,11 @@ class SinkConnector(Connector):
 
 
 class SourceConnector(Connector):
+    """A connector that brings records in: `start(position)`, `poll` repeatedly, `stop`.
+
+    Each record's `position` is committed with it; after a restart `start` gets the last
+    committed one back, and must go on after it."""
+
     kind = "SOURCE"
 
     @abstractmethod
@@ -138,28 +155,132 @@ class SourceConnector(Connector):
 _REGISTRY: dict[str, type[Connector]] = {}
 _lock = threading.Lock()
 
+#: the entry point group through which installed packages offer connectors: each entry point's
+#: name is a `connector.class` name, its value the class (`package.module:Class`)
+ENTRY_POINT_GROUP = "hispeed.connectors"
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
 
 def register(cls: type[Connector]) -> type[Connector]:
-    """Class decorator: make a connector available to `'connector.class'='name'`."""
+    """Class decorator: make a connector available to `'connector.class'='name'` for each of
+    its `names` (any case). A name another class already has is an error (a module imported
+    again registers its classes again, which is allowed)."""
+    if not (isinstance(cls, type) and issubclass(cls, (SinkConnector, SourceConnector))):
+        raise ConnectorError(f"{cls!r} is neither a SinkConnector nor a SourceConnector")
+    if not cls.names:
+        raise ConnectorError(f"connector class {_qualified(cls)} has no `names`")
     with _lock:
+        for n in cls.names:
+            other = _REGISTRY.get(n.lower())
+            if other is not None and _qualified(other) != _qualified(cls):
+                raise ConnectorError(
+                    f"connector class name '{n}' is taken twice: by {_qualified(other)} and "
+                    f"by {_qualified(cls)}"
+                )
         for n in cls.names:
             _REGISTRY[n.lower()] = cls
     return cls
 
 
+def _entry_points(name: str | None = None) -> list[metadata.EntryPoint]:
+    """The installed `hispeed.connectors` entry points (those called `name`, in any case)."""
+    found = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    return [ep for ep in found if name is None or ep.name.lower() == name.lower()]
+
+
+def _package(ep: metadata.EntryPoint) -> str:
+    dist = ep.dist
+    return f"package {dist.name}" if dist is not None else "an installed package"
+
+
+def _from_entry_point(name: str) -> type[Connector] | None:
+    """The class an installed package offers as `name`, loaded and registered (None: none)."""
+    eps = {ep.value: ep for ep in _entry_points(name)}  # one package seen twice is one
+    if not eps:
+        return None
+    if len(eps) > 1:
+        offers = "; ".join(f"{_package(ep)} ({ep.value})" for ep in eps.values())
+        raise ConnectorError(
+            f"connector class '{name}' is offered by more than one installed package: "
+            f"{offers}; uninstall all but one"
+        )
+    (ep,) = eps.values()
+    try:
+        cls = ep.load()
+    except Exception as e:
+        raise ConnectorError(
+            f"connector class '{name}' of {_package(ep)} ({ep.value}) failed to import: "
+            f"{type(e).__name__}: {e}"
+        ) from e
+    if not (isinstance(cls, type) and issubclass(cls, (SinkConnector, SourceConnector))):
+        raise ConnectorError(
+            f"connector class '{name}' of {_package(ep)} ({ep.value}) is not a SinkConnector "
+            "or SourceConnector subclass"
+        )
+    with _lock:
+        other = _REGISTRY.get(name.lower())
+        if other is not None and other is not cls:
+            raise ConnectorError(
+                f"connector class name '{name}' is taken twice: by {_qualified(other)} and by "
+                f"{_package(ep)} ({ep.value})"
+            )
+        _REGISTRY[name.lower()] = cls
+    return cls
+
+
+def _check_no_clash(name: str, cls: type[Connector]) -> None:
+    """Fail when an installed package offers `name` as well as the registered `cls`."""
+    for ep in _entry_points(name):
+        try:
+            offered = ep.load()  # imported once: later lookups find it in sys.modules
+        except Exception as e:
+            offered = e
+        if offered is not cls:
+            raise ConnectorError(
+                f"connector class name '{name}' is taken twice: by {_qualified(cls)} and by "
+                f"{_package(ep)} ({ep.value}); uninstall that package or rename its entry point"
+            )
+
+
+def known_connectors() -> dict[str, str]:
+    """Every `connector.class` name there is, with where it comes from: 'sink' or 'source'
+    for the registered classes, 'package NAME' for installed entry points not loaded yet."""
+    with _lock:
+        known = {n: c.kind.lower() for n, c in _REGISTRY.items()}
+    for ep in _entry_points():
+        known.setdefault(ep.name.lower(), _package(ep))
+    return dict(sorted(known.items()))
+
+
 def connector_class(name: str, kind: str) -> type[Connector]:
-    """The registered connector class called `name` (any case), which must be of `kind`
-    (SINK or SOURCE); `hispeed.connectors` imports (so registers) the built-in ones."""
-    cls = _REGISTRY.get(name.lower())
+    """The connector class called `name` (any case), which must be of `kind` (SINK or
+    SOURCE): a registered one (`hispeed.connectors` imports, so registers, the built-ins),
+    else one an installed package offers through the `hispeed.connectors` entry point.
+
+    An installed package that offers a name a registered class has is an error, as is a name
+    offered by two packages, or a package that fails to import: each says which package."""
+    with _lock:
+        cls = _REGISTRY.get(name.lower())
+    if cls is not None:
+        _check_no_clash(name, cls)
+    else:
+        cls = _from_entry_point(name)
     if cls is None:
-        known = ", ".join(sorted(n for n, c in _REGISTRY.items() if c.kind == kind)) or "none"
-        raise ConnectorError(f"no {kind.lower()} connector class '{name}' (known: {known})")
+        sinks_or_sources = [n for n, where in known_connectors().items() if where == kind.lower()]
+        packages = [n for n, where in known_connectors().items() if where.startswith("package")]
+        known = ", ".join(sinks_or_sources) or "none"
+        more = f"; from installed packages: {', '.join(packages)}" if packages else ""
+        raise ConnectorError(f"no {kind.lower()} connector class '{name}' (known: {known}{more})")
     if cls.kind != kind:
         raise ConnectorError(f"'{name}' is a {cls.kind.lower()} connector, not a {kind.lower()}")
     return cls
 
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "Connector",
     "ConnectorError",
     "ConnectorStatus",
@@ -169,5 +290,6 @@ __all__ = [
     "SourceConnector",
     "SourceRecord",
     "connector_class",
+    "known_connectors",
     "register",
 ]
