@@ -250,6 +250,11 @@ def _entity_result(entity: Mapping[str, Any]) -> Result:
             for f in entity.get("functions", [])
         ]
         return Result("describe_function", str(info), rows=rows, statement=text, info=info)
+    if kind == "analysis":  # hispeed's ANALYZE: rows, with their columns in order
+        columns = list(entity.get("columns", []))
+        return Result(
+            "rows", rows=list(entity.get("rows", [])), statement=text, info={"columns": columns}
+        )
     if kind == "connector_list":
         return Result("connectors", rows=list(entity.get("connectors", [])), statement=text)
     if kind == "connector_description":

@@ -100,6 +100,17 @@ class Settings:
     #: its answer is built in memory, about a kilobyte a row; past it the query is refused
     #: with what to do instead (a LIMIT, a WHERE, a push query)
     max_pull_rows: int = 100_000
+    #: rows an ANALYZE statement answers with (built in memory and sent whole): past them it
+    #: is refused, saying to aggregate more or add a LIMIT; `Engine.analyze` is not bounded
+    #: (the engine property `analyze.max.rows`)
+    analyze_max_rows: int = 100_000
+    #: bytes of decoded Arrow chunks ANALYZE keeps in `data_dir/analyze-cache` so that later
+    #: scans of the same records skip decoding them (least recently used go first; 0: no
+    #: cache; the engine property `analyze.cache.bytes`)
+    analyze_cache_bytes: int = 1024 * 1024 * 1024
+    #: bytes of memory DuckDB may use for one analytical query; past them it spills to
+    #: `data_dir/analyze-cache/spill` (the engine property `analyze.memory.limit.bytes`)
+    analyze_memory_limit_bytes: int = 1024 * 1024 * 1024
     #: seconds between the server's hand-backs of freed memory to the OS (server/memory.py:
     #: the C library's allocator keeps what a burst freed); 0: never
     memory_release_interval_s: float = 30.0

@@ -47,6 +47,7 @@ from hispeed.registry import (
     open_registry,
     registry_url,
 )
+from hispeed.runtime.analytic import ScanProgress, run_analysis
 from hispeed.runtime.context import QueryContext
 from hispeed.runtime.manager import QueryManager
 from hispeed.runtime.pull import run_sql
@@ -54,7 +55,7 @@ from hispeed.runtime.queries import PushQuery
 from hispeed.runtime.task import PROCESSING_LOG
 from hispeed.sql import ast
 from hispeed.sql.parser import parse_iter, parse_query
-from hispeed.statements import info, inserts, queries, settings, sources
+from hispeed.statements import analyze, info, inserts, queries, settings, sources
 from hispeed.statements.base import Call, EngineParts, Handler
 from hispeed.statements.bulk import RowBuffer, insert_many
 from hispeed.statements.commands import CommandTopic
@@ -87,6 +88,7 @@ HANDLERS: dict[type[ast.Statement], tuple[Handler, bool]] = {
     ast.Explain: (info.explain, False),
     ast.Print: (info.print_topic, False),
     ast.QueryStatement: (info.pull_query, False),
+    ast.Analyze: (analyze.analyze, False),
 }
 
 
@@ -300,6 +302,39 @@ class Engine:
 
             return pd.DataFrame(rows)
         raise HispeedError(f"format must be rows, polars or pandas, not {format!r}")
+
+    def analyze(
+        self, sql: str, *, format: str = "arrow", progress: ScanProgress | None = None
+    ) -> Any:
+        """Run analytical SQL (DuckDB's dialect: joins, subqueries, window functions, GROUP BY
+        anything) over every stream's retained history and every table's current state.
+
+            >>> engine.analyze(
+            ...     "SELECT id, count(*) AS n, max(x) AS peak FROM readings GROUP BY id ORDER BY n"
+            ... )
+
+        Each source the query names is read from the log, decoded through its formats into
+        the catalog's column types, and streamed to DuckDB (a topic bigger than memory works);
+        ROWTIME, ROWPARTITION and ROWOFFSET are columns too. A table is its current state:
+        each key's latest row. `format`: "arrow" (a pyarrow Table), "polars", "pandas" or
+        "rows" (a list of dicts). `progress(done, total)` is told the records scanned.
+        A query that does not parse raises `SqlError` with DuckDB's line and column.
+        """
+        if format not in ("arrow", "polars", "pandas", "rows"):
+            raise HispeedError(f"format must be arrow, polars, pandas or rows, not {format!r}")
+        self.flush()
+        with self.lock:  # the catalog is read under the lock; the scan runs without it
+            self.sync_commands()
+        table = run_analysis(self.context, sql, progress=progress)
+        if format == "polars":
+            import polars as pl
+
+            return pl.from_arrow(table)
+        if format == "pandas":
+            return table.to_pandas()
+        if format == "rows":
+            return table.to_pylist(maps_as_pydicts="strict")
+        return table
 
     def stream(self, sql: str, *, from_beginning: bool | None = None) -> Any:
         """Run a push query: its rows as they happen, as an iterator or an async iterator.

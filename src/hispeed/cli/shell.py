@@ -178,7 +178,7 @@ def stream_widths(headings: Sequence[str], width: int | None = None) -> list[int
 def render(result: Result) -> list[str]:
     """What the shell prints for a statement's result."""
     kind = result.kind
-    if kind == "rows":
+    if kind in ("rows", "analysis"):
         columns = result.info.get("columns") or (list(result.rows[0]) if result.rows else [])
         return format_table(columns, [[r.get(c) for c in columns] for r in result.rows])
     if kind == "describe":

@@ -43,6 +43,8 @@ from hispeed.errors import HispeedError, SqlError, UnknownTopicError
 from hispeed.log.embedded import EmbeddedLog
 from hispeed.ops.aggregate import STATE_BUDGET, STATE_SPILL_DIR
 from hispeed.registry import MAX_SCHEMA_BYTES_PROPERTY, SCHEMA_REGISTRY_URL
+from hispeed.runtime.analytic import CACHE_BYTES as ANALYZE_CACHE_BYTES
+from hispeed.runtime.analytic import MEMORY_LIMIT as ANALYZE_MEMORY_LIMIT
 from hispeed.runtime.pull import PULL_MAX_ROWS
 from hispeed.runtime.task import MAX_POLL_RECORDS
 from hispeed.server import dashboard, http, ws
@@ -63,6 +65,7 @@ from hispeed.server.streaming import (
     query_header,
     row_entry,
 )
+from hispeed.statements.analyze import MAX_ROWS as ANALYZE_MAX_ROWS
 from hispeed.version import __version__
 
 log = logging.getLogger(__name__)
@@ -799,6 +802,9 @@ def serve(settings: Settings) -> None:
     properties[STATE_BUDGET] = settings.state_memory_budget_bytes
     properties[MAX_POLL_RECORDS] = settings.query_max_poll_records
     properties[PULL_MAX_ROWS] = settings.max_pull_rows
+    properties[ANALYZE_MAX_ROWS] = settings.analyze_max_rows
+    properties[ANALYZE_CACHE_BYTES] = settings.analyze_cache_bytes
+    properties[ANALYZE_MEMORY_LIMIT] = settings.analyze_memory_limit_bytes
     properties[MAX_SCHEMA_BYTES_PROPERTY] = settings.schema_registry_max_schema_bytes
     if settings.schema_registry_url:
         properties[SCHEMA_REGISTRY_URL] = settings.schema_registry_url

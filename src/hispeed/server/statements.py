@@ -246,6 +246,13 @@ def to_entity(
                 for r in result.rows
             ],
         }
+    if kind == "analysis":  # hispeed's: ANALYZE's rows, its columns in order
+        return {
+            "@type": "analysis",
+            **base,
+            "columns": result.info.get("columns", []),
+            "rows": result.rows,
+        }
     if kind == "connectors":
         return {"@type": "connector_list", **base, "connectors": result.rows}
     if kind == "describe_connector":

@@ -361,6 +361,17 @@ class Explain(Statement):
 
 
 @dataclass(frozen=True)
+class Analyze(Statement):
+    """ANALYZE <query>: DuckDB's SQL over the sources' history (`runtime/analytic.py`); the
+    query's text is kept as written, with where it starts in the statement's text."""
+
+    sql: str
+    line: int = 1
+    column: int = 1
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
 class Terminate(Statement):
     query_id: str | None  # None: TERMINATE ALL
     pos: Pos = _pos()

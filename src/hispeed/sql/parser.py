@@ -5,6 +5,7 @@ and types are parsed by `expression_parser.py`, which it builds on."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Mapping
 
 from hispeed.errors import HispeedError, SqlError
@@ -113,8 +114,38 @@ def parse_iter(
     next parses: `types` is read as each statement is parsed. The whole text is split into
     tokens first, so lexical errors (an identifier over `max_identifier_length`) come before
     any statement."""
-    parser = StatementParser(text, types if types is not None else {}, max_identifier_length)
+    try:
+        parser = StatementParser(text, types if types is not None else {}, max_identifier_length)
+    except SqlError:
+        lone = _lone_analyze(text)
+        if lone is None:
+            raise
+        return iter([lone])
     return parser.statements()
+
+
+#: blanks and comments, then the word ANALYZE
+_ANALYZE = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*(ANALYZE)\b\s*", re.I | re.S)
+
+
+def _lone_analyze(text: str) -> ast.ParsedStatement | None:
+    """A text that is one ANALYZE statement whose DuckDB SQL this dialect's lexer cannot
+    split into tokens (`x::INT`, `{'a': 1}`, `$1`): the whole text, up to a last `;`."""
+    found = _ANALYZE.match(text)
+    if found is None:
+        return None
+    body = text[found.end() :].rstrip().removesuffix(";").rstrip()
+    if not body:
+        return None
+
+    def place(index: int) -> tuple[int, int]:
+        before = text[:index]
+        return before.count("\n") + 1, index - (before.rfind("\n") + 1) + 1
+
+    line, column = place(found.end())
+    first = place(found.start(1))
+    statement = ast.Analyze(body, line, column, pos=first)
+    return ast.ParsedStatement(statement, text[found.start(1) :].strip(), *first)
 
 
 def parse_counted(
@@ -125,7 +156,13 @@ def parse_counted(
 ) -> tuple[int, Iterator[ast.ParsedStatement]]:
     """`parse_iter`, with how many statements the text holds, counted by its semicolons
     (empty statements not counted) before any is parsed: a server refuses too many at once."""
-    parser = StatementParser(text, types if types is not None else {}, max_identifier_length)
+    try:
+        parser = StatementParser(text, types if types is not None else {}, max_identifier_length)
+    except SqlError:
+        lone = _lone_analyze(text)
+        if lone is None:
+            raise
+        return 1, iter([lone])
     count = 0
     previous_ends = True  # at the start, or just after a ';'
     for tok in parser.tokens:
@@ -237,6 +274,20 @@ class StatementParser(ExpressionParser):
             )
         return
 
+    def analyze(self) -> ast.Analyze:
+        """ANALYZE and DuckDB's SQL up to the `;` that ends the statement, taken as written
+        (DuckDB parses it, not this parser)."""
+        first = self.advance()
+        body = self.tok
+        if body.kind == EOF or body.is_op(";"):
+            raise self.error("a query after ANALYZE, like ANALYZE SELECT ...")
+        last = body
+        while self.tok.kind != EOF and not self.tok.is_op(";"):
+            last = self.advance()
+        return ast.Analyze(
+            self.text[body.start : last.end], body.line, body.column, pos=self.pos(first)
+        )
+
     def statement(self) -> ast.Statement:
         tok = self.tok
         if tok.is_word("CREATE"):
@@ -258,6 +309,8 @@ class StatementParser(ExpressionParser):
             ):
                 return ast.Explain(self.identifier("a query id"), pos=self.pos(tok))
             return ast.Explain(self.statement(), pos=self.pos(tok))
+        if tok.is_word("ANALYZE"):
+            return self.analyze()
         if tok.is_word("TERMINATE"):
             self.advance()
             if self.accept_word("ALL"):
