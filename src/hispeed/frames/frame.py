@@ -13,16 +13,20 @@ command topic keeps as its SQL text, so it survives restarts as any other.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hispeed.catalog import Catalog
 from hispeed.errors import HispeedError
 from hispeed.frames.expressions import Expr, as_expr, identifier
+from hispeed.frames.mapping import PythonStep, explained, mapped_rows, stage_plan
 from hispeed.frames.render import checked, select_sql
 from hispeed.frames.window import Duration, millis
+from hispeed.log.base import Log
+from hispeed.plan import python
 from hispeed.sql import ast
+from hispeed.sql.parser import parse_type
 
 
 class Host(Protocol):
@@ -30,6 +34,9 @@ class Host(Protocol):
 
     @property
     def catalog(self) -> Catalog: ...
+
+    @property
+    def log(self) -> Log: ...
 
     def execute(self, sql: str, properties: Mapping[str, Any] | None = None) -> list[Any]: ...
 
@@ -54,6 +61,8 @@ class _Query:
     limit: int | None = None
     #: columns a table function (EXPLODE) makes: WHERE cannot read them
     exploded: frozenset[str] = frozenset()
+    #: map() or map_batches(): a Python function over the selected rows, last
+    python: PythonStep | None = None
 
     @property
     def aggregated(self) -> bool:
@@ -179,6 +188,11 @@ class Frame:
     def _check_open(self, what: str) -> None:
         if self._query.limit is not None:
             raise HispeedError(f"{what} goes before limit()")
+        if self._query.python is not None:
+            raise HispeedError(
+                f"{what} cannot follow map() or map_batches() in one query: write the mapped "
+                "rows out (to_stream) and go on from that stream"
+            )
 
     # -- building ------------------------------------------------------------------------
 
@@ -328,6 +342,36 @@ class Frame:
             raise HispeedError("grace= goes with within= (a stream-stream join)")
         return Frame(self._host, _Query(ast.Join(self._query.relation, right, kind, on.node, spec)))
 
+    def map(
+        self, function: Callable[[dict[str, Any]], dict[str, Any] | None], schema: Any = None
+    ) -> Frame:
+        """Each row through `function`, the escape hatch for what SQL cannot say: it gets a
+        dict of the row's columns and returns a dict of the value columns (or None to drop
+        the row); the key columns pass through. `schema`: the value columns it returns, as
+        {name: SQL type} (default: the columns it is given). Slower than expressions (a
+        Python call per row); a persistent query needs a top-level function of a module."""
+        return self._mapped("MAP", function, schema)
+
+    def map_batches(
+        self, function: Callable[[Any], Any], schema: Any = None, *, polars: bool = False
+    ) -> Frame:
+        """Each batch of rows through `function`, vectorized: it gets an Arrow RecordBatch
+        (a Polars DataFrame with `polars=True`) of the key and value columns and ROWTIME,
+        and returns the value columns for the same rows (with the key columns and ROWTIME
+        when it drops or adds rows). `schema` as for `map`."""
+        return self._mapped("MAP_POLARS" if polars else "MAP_BATCHES", function, schema)
+
+    def _mapped(self, kind: str, function: Callable[..., Any], schema: Any) -> Frame:
+        self._check_open(f"{kind.lower()}()")
+        if not callable(function):
+            raise HispeedError(f"map() takes a function, not {type(function).__name__}")
+        columns = None
+        if schema is not None:
+            if not isinstance(schema, Mapping) or not schema:
+                raise HispeedError('schema= is {name: SQL type}, like {"gross": "DOUBLE"}')
+            columns = tuple((identifier(n), parse_type(str(t))) for n, t in schema.items())
+        return self._with(python=PythonStep(kind, function, columns))
+
     def limit(self, n: int) -> Frame:
         """At most `n` rows (for `collect` and `stream`; a persistent query has no limit)."""
         return self._with(limit=n)
@@ -371,6 +415,16 @@ class Frame:
         return "TABLE" if kinds == {"TABLE"} else "STREAM"
 
     def _create(self, kind: str, name: str, emit: str, options: Mapping[str, Any]) -> str:
+        step = self._query.python
+        if step is not None:
+            # kept in the statement, so the command topic keeps it and a restart loads it
+            options = {
+                **options,
+                python.FUNCTION_PROPERTY: python.reference_of(step.function),
+                python.KIND_PROPERTY: step.kind,
+            }
+            if step.schema is not None:
+                options[python.SCHEMA_PROPERTY] = python.schema_text(list(step.schema))
         stmt = ast.CreateAsSelect(kind, identifier(name), self._select(emit), _props(options))
         if self._query.limit is not None:
             raise HispeedError("a persistent query has no limit(): drop it to write the rows")
@@ -408,28 +462,77 @@ class Frame:
 
     def explain(self, emit: str = "changes") -> str:
         """The plan of this query, as EXPLAIN prints it for the same SQL."""
-        stmt = ast.Explain(ast.QueryStatement(self._select(_emit(emit))))
-        text = checked(stmt, self._host.catalog.types)
+        select = self._select(_emit(emit))
+        text = checked(ast.Explain(ast.QueryStatement(select)), self._host.catalog.types)
         (result,) = self._host.execute(text)
-        return str(result.message)
+        step = self._query.python
+        if step is None:
+            return str(result.message)
+        plan = stage_plan(self._host.catalog, self._host.log, select, step)
+        return explained(str(result.message), plan)
 
     def collect(self, format: str = "rows") -> Any:
         """The rows there are now (a pull query): "rows" (a list of dicts), "polars" or
         "pandas"."""
-        stmt = ast.QueryStatement(self._select(None))
-        return self._host.query(checked(stmt, self._host.catalog.types), format=format)
+        select = self._select(None)
+        text = checked(ast.QueryStatement(select), self._host.catalog.types)
+        step = self._query.python
+        if step is None:
+            return self._host.query(text, format=format)
+        plan = stage_plan(self._host.catalog, self._host.log, select, step)
+        rows = list(mapped_rows(self._host.query(text), plan, whole=True))
+        if format == "rows":
+            return rows
+        return _frame_of(rows, format)
 
     def stream(self, *, emit: str = "changes", from_beginning: bool | None = None) -> Any:
         """The rows as they happen (a push query): iterate it (or `async for`), close it when
         done (`with frame.stream() as rows: ...`)."""
-        stmt = ast.QueryStatement(self._select(_emit(emit)))
-        text = checked(stmt, self._host.catalog.types)
-        return self._host.stream(text, from_beginning=from_beginning)
+        select = self._select(_emit(emit))
+        text = checked(ast.QueryStatement(select), self._host.catalog.types)
+        step = self._query.python
+        if step is None:
+            return self._host.stream(text, from_beginning=from_beginning)
+        plan = stage_plan(self._host.catalog, self._host.log, select, step)
+        return _MappedStream(self._host.stream(text, from_beginning=from_beginning), plan)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """The push query's rows (from the source's beginning), until `limit()` rows came."""
         with self.stream(from_beginning=True) as rows:
             yield from rows
+
+
+class _MappedStream:
+    """A push query's rows through a frame's Python function, in this process."""
+
+    def __init__(self, query: Any, plan: Any) -> None:
+        self.query = query
+        self.plan = plan
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return mapped_rows(self.query, self.plan, whole=False)
+
+    def close(self) -> None:
+        """Stop the push query."""
+        self.query.close()
+
+    def __enter__(self) -> _MappedStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _frame_of(rows: list[dict[str, Any]], format: str) -> Any:
+    if format == "polars":
+        import polars as pl
+
+        return pl.DataFrame(rows)
+    if format == "pandas":
+        import pandas as pd
+
+        return pd.DataFrame(rows)
+    raise HispeedError(f"format must be rows, polars or pandas, not {format!r}")
 
 
 def _emit(emit: str | None) -> str | None:

@@ -18,6 +18,7 @@ from hispeed.ops.decode import frame_headers
 from hispeed.ops.emit import SinkEncoder
 from hispeed.ops.explode import explode
 from hispeed.ops.join import JoinRuntime
+from hispeed.ops.python_map import run_python
 from hispeed.plan.model import QueryPlan, field_name
 
 
@@ -66,6 +67,29 @@ class Project:
             # a null value passed on by PARTITION BY: a key read from the value is null
             for i in plan.value_keys:
                 keys[i] = pc.if_else(deleted, pa.nulls(len(keys[i]), keys[i].type), keys[i])
+        if plan.python is not None:
+            # the select list's columns go to a Python function, whose columns are written
+            values = [c.expr(frame, ctx) for c in plan.python.inputs]
+            context.report(ctx, frame, plan.label)
+            mapped = run_python(
+                plan,
+                keys,
+                values,
+                frame.column(field_name(plan.label, "ROWTIME")),
+                frame_headers(frame, plan.label),
+                np.asarray(deleted),
+                context,
+            )
+            if len(mapped.timestamps):
+                self.emitter.emit(
+                    mapped.keys,
+                    mapped.values,
+                    mapped.timestamps,
+                    mapped.deleted,
+                    context.out,
+                    headers=mapped.headers,
+                )
+            return
         values = [c.expr(frame, ctx) for c in plan.value]
         context.report(ctx, frame, plan.label)
         ts = frame.column(field_name(plan.label, "ROWTIME"))

@@ -9,6 +9,7 @@ query has them, its aggregation (`AggregationPlan`, `AggregateCall`), its table 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,6 +141,20 @@ class JoinPlan:
 
 
 @dataclass
+class PythonStage:
+    """A Python function over the select list's rows, before they are written: the stream
+    API's `.map` (per row) and `.map_batches` (per batch, Arrow or Polars). plan/python.py
+    makes it; ops/python_map.py runs it."""
+
+    kind: str  # MAP MAP_BATCHES MAP_POLARS
+    #: `module:function`, what the statement keeps and a restart loads
+    reference: str
+    function: Callable[[Any], Any]
+    #: the select list's value columns, which the function reads (with the key columns)
+    inputs: list[OutputColumn]
+
+
+@dataclass
 class QueryPlan:
     source: Source
     label: str
@@ -166,6 +181,8 @@ class QueryPlan:
     join: JoinPlan | None = None
     #: table functions (EXPLODE...): each row becomes as many rows as they give values
     table_functions: list[TableCall] = field(default_factory=list)
+    #: a Python function between the select list and the sink (`value` is then its output)
+    python: PythonStage | None = None
 
     @property
     def key_columns(self) -> list[Column]:

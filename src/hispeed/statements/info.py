@@ -159,5 +159,8 @@ def describe_plan(plan: QueryPlan) -> str:
         window = agg.window.kind if agg.window else "none"
         lines.append(f"aggregate: {len(agg.calls)} aggregate(s), window {window}")
     lines.append("key: " + ", ".join(f"{c.name} {c.type}" for c in plan.key))
+    if plan.python is not None:
+        stage = plan.python
+        lines.append(f"python: {stage.kind} {stage.reference}")
     lines.append("value: " + ", ".join(f"{c.name} {c.type}" for c in plan.value))
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from hispeed.catalog import Source
 from hispeed.errors import PREPARING, HispeedError, SqlError
 from hispeed.formats.base import KEY_SCHEMA_PROPERTIES, VALUE_SCHEMA_PROPERTIES, Column
+from hispeed.plan import python
 from hispeed.plan.model import QueryPlan
 from hispeed.plan.query import plan_query
 from hispeed.sql import ast
@@ -37,6 +38,9 @@ def create_as_select(parts: EngineParts, stmt: ast.CreateAsSelect, call: Call) -
             f"CREATE {stmt.kind} AS SELECT statements don't support LIMIT clause.", *stmt.pos
         )
     plan = plan_query(stmt.query, parts.catalog, parts.log, stmt.kind, stmt.name)
+    with_props = {k: p.value for k, p in stmt.properties.items()}
+    # the stream API's map() and map_batches(): a Python function named in the WITH clause
+    plan = python.from_properties(plan, with_props)
     produces = (
         "TABLE" if (plan.aggregation is not None or plan.source.kind == "TABLE") else "STREAM"
     )
@@ -46,7 +50,6 @@ def create_as_select(parts: EngineParts, stmt: ast.CreateAsSelect, call: Call) -
             f"Please use CREATE {produces} AS SELECT statement instead.",
             *stmt.pos,
         )
-    with_props = {k: p.value for k, p in stmt.properties.items()}
     src = plan.source
     _check_intermediate_types(plan)
     explicit_key_format = with_props.get("KEY_FORMAT") or with_props.get("FORMAT")
