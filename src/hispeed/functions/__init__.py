@@ -16,5 +16,6 @@ from hispeed.functions import (  # noqa: F401  (each registers its functions on 
     _math,
     _misc,
     _string,
+    memcached,
     redis,
 )

@@ -805,6 +805,10 @@ def serve(settings: Settings) -> None:
     properties[ANALYZE_MAX_ROWS] = settings.analyze_max_rows
     properties[ANALYZE_CACHE_BYTES] = settings.analyze_cache_bytes
     properties[ANALYZE_MEMORY_LIMIT] = settings.analyze_memory_limit_bytes
+    if settings.memcached_servers:
+        properties["memcached.servers"] = settings.memcached_servers
+    properties["memcached.lookup.cache.size"] = settings.memcached_lookup_cache_size
+    properties["memcached.lookup.cache.ttl.ms"] = settings.memcached_lookup_cache_ttl_ms
     properties[MAX_SCHEMA_BYTES_PROPERTY] = settings.schema_registry_max_schema_bytes
     if settings.schema_registry_url:
         properties[SCHEMA_REGISTRY_URL] = settings.schema_registry_url
