@@ -56,6 +56,22 @@ class Settings:
     #: hispeed topics out to MQTT topics, {KEY} and {column} filled from each record:
     #: "commands=devices/{KEY}/commands"
     mqtt_out: tuple[str, ...] = ()
+    #: a RabbitMQ (AMQP 0-9-1) broker to bridge: "amqp://USER:PASSWORD@HOST:PORT/VHOST";
+    #: empty: no bridge (hispeed.server.amqp)
+    amqp_url: str = ""
+    #: RabbitMQ into hispeed topics: "EXCHANGE/BINDING=topic" (a durable queue of the
+    #: bridge's own, bound with BINDING) or "queue:NAME=topic"
+    amqp_in: tuple[str, ...] = ()
+    #: hispeed topics out to an exchange, the routing key filled from each record:
+    #: "commands=devices/cmd.{KEY}"
+    amqp_out: tuple[str, ...] = ()
+    #: messages RabbitMQ may hand the bridge before it acknowledges any (the channel's
+    #: prefetch count): what the bridge holds in memory at most, and what it appends at once
+    amqp_prefetch: int = 5000
+    #: records the bridge publishes before it waits for RabbitMQ's confirms and commits
+    amqp_publish_batch: int = 2000
+    #: seconds RabbitMQ has to confirm a published batch before it is sent again
+    amqp_confirm_timeout_s: float = 10.0
     #: a file of credentials; when set, every HTTP, WebSocket and gRPC request must carry one:
     #: lines "basic USER PASSWORD" or "bearer TOKEN" (# starts a comment)
     auth_file: str = ""

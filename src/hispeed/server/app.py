@@ -48,6 +48,8 @@ from hispeed.runtime.analytic import MEMORY_LIMIT as ANALYZE_MEMORY_LIMIT
 from hispeed.runtime.pull import PULL_MAX_ROWS
 from hispeed.runtime.task import MAX_POLL_RECORDS
 from hispeed.server import dashboard, http, ws
+from hispeed.server.amqp import AmqpBridge
+from hispeed.server.amqp_wire import AmqpUrl
 from hispeed.server.auth import Credentials
 from hispeed.server.ingest import IngestBatch, IngestError, decode_json, parse_body
 from hispeed.server.memory import MemoryReleaser
@@ -698,6 +700,11 @@ class Server:
             bridge.start()
             self.components.append(bridge)
             self.state.extra_stats["mqtt"] = bridge.stats
+        if self.settings.amqp_url:
+            amqp_bridge = AmqpBridge(self.engine, self.settings)
+            amqp_bridge.start()
+            self.components.append(amqp_bridge)
+            self.state.extra_stats["amqp"] = amqp_bridge.stats
         if self.settings.grpc_port:
             # imported only when asked for: grpcio and the generated modules take about
             # a tenth of a second to import, which every other server start would pay
@@ -837,6 +844,8 @@ def serve(settings: Settings) -> None:
             extras.append(f"gRPC on {settings.host}:{settings.grpc_port}")
         if settings.mqtt_broker:
             extras.append(f"MQTT bridge to {settings.mqtt_broker}")
+        if settings.amqp_url:
+            extras.append(f"AMQP bridge to {AmqpUrl.parse(settings.amqp_url)}")
         if redis is not None:
             extras.append(f"Redis: {redis.describe()}")
         elif redis_url:

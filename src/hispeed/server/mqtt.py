@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import logging
 import re
-import string
 import threading
 import time
 import uuid
@@ -49,6 +48,7 @@ from hispeed.errors import ConfigError, HispeedError
 from hispeed.log.base import Consumer, PolledBatch, TopicPartition, validate_topic_name
 from hispeed.runtime.task import PROCESSING_LOG
 from hispeed.server.mqtt_in import Subscriber
+from hispeed.server.record_template import TemplateError, fill, template_fields
 from hispeed.server.state import Ingestor
 
 try:
@@ -127,10 +127,6 @@ class MqttInRule:
         return None
 
 
-class TemplateError(HispeedError):
-    """A record that cannot fill its MQTT topic template."""
-
-
 @dataclass(frozen=True)
 class MqttOutRule:
     """Records of the hispeed topic `topic` out to the MQTT topics `template` names."""
@@ -145,22 +141,14 @@ class MqttOutRule:
         topic, template = _split_rule(rule, "mqtt_out", "commands=devices/{KEY}/commands")
         validate_topic_name(topic)
         where = f"mqtt_out entry {rule!r}"
-        fields = []
-        try:
-            parsed = list(string.Formatter().parse(template))
-        except ValueError as e:
-            raise ConfigError(f"{where}: the MQTT topic template is malformed: {e}") from None
-        for text, name, spec, conversion in parsed:
-            if "+" in text or "#" in text:
-                raise ConfigError(f"{where}: a published MQTT topic cannot hold + or #")
-            if name is None:
-                continue
-            if not name.isidentifier() or spec or conversion:
-                raise ConfigError(
-                    f"{where}: {{{name}}} is not a field: write {{KEY}} or {{COLUMN}}"
-                )
-            fields.append(name)
-        return cls(topic, template, tuple(fields))
+        fields = template_fields(
+            template,
+            where,
+            "the MQTT topic template",
+            "+#",
+            "a published MQTT topic cannot hold + or #",
+        )
+        return cls(topic, template, fields)
 
     @property
     def needs_value(self) -> bool:
@@ -168,38 +156,14 @@ class MqttOutRule:
 
     def mqtt_topic(self, key: bytes | None, value: Any) -> str:
         """The template filled from a record's key and its decoded value."""
-        filled: dict[str, str] = {}
-        for name in self.fields:
-            if name == "KEY":
-                if key is None:
-                    raise TemplateError(f"{self.template!r} needs {{KEY}}: the record has none")
-                text = key.decode(errors="replace")
-            else:
-                text = self._field(name, value)
-            if not text or "+" in text or "#" in text:
-                raise TemplateError(
-                    f"{self.template!r}: {{{name}}} is {text!r}, which cannot be an MQTT topic "
-                    "level (empty, or holding + or #)"
-                )
-            filled[name] = text
-        return self.template.format_map(filled)
-
-    def _field(self, name: str, value: Any) -> str:
-        if not isinstance(value, dict):
-            raise TemplateError(
-                f"{self.template!r} needs field {name} of the value, which is not a JSON object"
-            )
-        found = value.get(name)
-        if found is None:
-            upper = name.upper()
-            found = next((v for k, v in value.items() if str(k).upper() == upper), None)
-        if found is None:
-            raise TemplateError(f"{self.template!r} needs field {name}: the value has none")
-        if isinstance(found, str):
-            return found
-        if isinstance(found, dict | list):
-            raise TemplateError(f"{self.template!r}: field {name} is not a single value")
-        return msgspec.json.encode(found).decode()
+        return fill(
+            self.template,
+            self.fields,
+            key,
+            value,
+            "+#",
+            "an MQTT topic level (empty, or holding + or #)",
+        )
 
 
 class MqttBridge:

@@ -1,5 +1,5 @@
 """Pytest fixtures that start real services on free loopback ports: redis-server, mosquitto,
-an Apache Kafka broker (scripts/kafka/kafka), memcached and PostgreSQL.
+an Apache Kafka broker (scripts/kafka/kafka), memcached, PostgreSQL and rabbitmq-server.
 
 A test that needs a service asks for its fixture. When the service cannot run here (its
 binary missing; for Kafka, java or the jars), the test is skipped with the install command,
@@ -22,6 +22,7 @@ import pytest
 
 from hispeed.processes import find_binary, free_port, mosquitto, stop, wait_for_port
 from hispeed.testing.kafka import KEEPING_SETTINGS, KafkaUnavailableError, kafka_broker
+from hispeed.testing.rabbitmq import RabbitBroker, RabbitUnavailableError
 
 
 @dataclass(frozen=True)
@@ -178,14 +179,30 @@ def memcached_process() -> Iterator[MemcachedProcess]:
     yield from _memcached()
 
 
+@pytest.fixture(scope="session")
+def rabbitmq_server() -> Iterator[RabbitBroker]:
+    """A rabbitmq-server of its own (Debian's package) on free loopback ports, AMQP on
+    `port` (`url`: amqp://guest:guest@127.0.0.1:PORT/) and Web-STOMP on `stomp_port`, with
+    its data, epmd and node name its own (`hispeed.testing.rabbitmq`). Session-scoped: Erlang
+    takes seconds to start it. Tests that kill it start one of their own."""
+    try:
+        broker = RabbitBroker()
+    except RabbitUnavailableError as e:
+        unavailable(str(e))
+    with broker:
+        yield broker
+
+
 __all__ = [
     "MemcachedProcess",
+    "RabbitBroker",
     "Service",
     "free_port",
     "kafka_server",
     "memcached_process",
     "memcached_server",
     "mosquitto_server",
+    "rabbitmq_server",
     "redis_server",
     "require_binary",
     "stop",
