@@ -453,7 +453,7 @@ class AvroFormat(RegistryFormat):
                 if stream.tell() != end:
                     raise ValueError("the record has bytes left over after its schema's fields")
             except Exception as e:  # a record its schema cannot read: that row only
-                errors[i] = f"Error deserializing AVRO message: {e}"
+                errors[i] = f"Error deserializing AVRO message: {_payload_error(e)}"
                 records[i] = None
         arrays = []
         for c, (field, conv) in zip(columns, plan, strict=True):
@@ -539,6 +539,24 @@ class AvroFormat(RegistryFormat):
 
     def _unsupported(self, columns: Sequence[Column], *, is_key: bool) -> str | None:
         return None
+
+
+def _payload_error(e: Exception) -> str:
+    """What fastavro's failure to read a payload with its writer's schema means, in words a
+    user can act on (fastavro's own are those of its Python internals, such as "list index out
+    of range" for a union branch the schema does not have)."""
+    if isinstance(e, IndexError) and "list index" in str(e):
+        return (
+            "the payload does not match its writer's schema: a union branch or enum symbol "
+            "index in it is out of the schema's range"
+        )
+    if isinstance(e, EOFError | IndexError):
+        return "the payload does not match its writer's schema: it ends before the schema's fields"
+    if isinstance(e, UnicodeDecodeError):
+        return f"the payload does not match its writer's schema: a string is not UTF-8 ({e.reason})"
+    if isinstance(e, ValueError):
+        return f"the payload does not match its writer's schema: {e}"
+    return f"{type(e).__name__}: {e}"
 
 
 def _python_values(a: pa.Array) -> list[Any]:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+from google.protobuf.message import DecodeError
 
 from hispeed.formats.base import (
     Column,
@@ -51,7 +52,7 @@ from hispeed.formats.protobuf_schema import (
     proto_for_columns,
     unsupported_reason,
 )
-from hispeed.formats.registry_format import RegistryFormat
+from hispeed.formats.registry_format import RegistryFormat, framing_error
 from hispeed.registry import RegistryError, Schema, SchemaRegistry
 from hispeed.sql import types as sql_types
 from hispeed.sql.types import SqlType
@@ -124,7 +125,10 @@ def read_indexes(data: bytes, pos: int) -> tuple[tuple[int, ...], int]:
     if count == 0:
         return (0,), pos
     if count < 0 or count > len(data):
-        raise FormatError(f"invalid message index count {count}")
+        raise FormatError(
+            f"The record's message indexes are invalid (a count of {count}): the payload after "
+            "the schema id does not start with the Protobuf wire format's message indexes"
+        )
     indexes = []
     for _ in range(count):
         i, pos = _read_varint(data, pos)
@@ -135,7 +139,7 @@ def read_indexes(data: bytes, pos: int) -> tuple[tuple[int, ...], int]:
 def read_header(data: bytes) -> tuple[int, tuple[int, ...], int]:
     """(schema id, message indexes, offset of the message) of a PROTOBUF record."""
     if len(data) < 5 or data[0] != MAGIC_BYTE:
-        raise FormatError("Unknown magic byte!")
+        raise FormatError(framing_error(data))
     schema_id = int.from_bytes(data[1:5], "big", signed=True)
     indexes, pos = read_indexes(data, 5)
     return schema_id, indexes, pos
@@ -264,6 +268,8 @@ def _upper_fields(t: SqlType) -> SqlType:
 
 def _reason(e: Exception) -> str:
     text = str(e) or type(e).__name__
+    if isinstance(e, DecodeError):
+        return f"the payload does not match its writer's schema: {text}"
     return text if isinstance(e, FormatError | RegistryError) else f"{type(e).__name__}: {text}"
 
 

@@ -72,6 +72,22 @@ def schema_ids(data: pa.BinaryArray) -> tuple[npt.NDArray[np.int64], npt.NDArray
     return ids, framed
 
 
+def framing_error(record: bytes) -> str:
+    """Why `record` is not in the Confluent wire format: too short for the magic byte and the
+    schema id, or not starting with the magic byte 0 (Confluent's serializers say "Unknown
+    magic byte!" for both; the reason is added so a user can tell what arrived)."""
+    if len(record) < HEADER_SIZE:
+        return (
+            f"The record is {len(record)} byte{'s' if len(record) != 1 else ''} long, too short "
+            f"for the schema-registry wire format (the magic byte 0 and a 4-byte schema id)"
+        )
+    return (
+        f"Unknown magic byte! The record starts with 0x{record[0]:02x}, not the "
+        "schema-registry wire format's magic byte 0x00: it was not written by a schema-registry "
+        "serializer"
+    )
+
+
 class RegistryFormat(Format):
     """A format whose records carry the id of their schema in a schema registry."""
 
@@ -243,7 +259,7 @@ class RegistryFormat(Format):
         ids, framed = schema_ids(data)
         errors: dict[int, str] = {}
         for row in np.nonzero(~framed & ~nulls)[0].tolist():
-            errors[row] = "Unknown magic byte!"
+            errors[row] = framing_error(data[row].as_py())
         groups: list[tuple[npt.NDArray[np.intp], list[pa.Array]]] = []
         for schema_id in np.unique(ids[framed]).tolist():
             rows = np.nonzero(framed & (ids == schema_id))[0]
