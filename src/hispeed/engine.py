@@ -45,6 +45,7 @@ from hispeed.registry import (
     MAX_SCHEMA_BYTES_PROPERTY,
     SCHEMA_REGISTRY_URL,
     SchemaRegistry,
+    apply_serde_settings,
     open_registry,
     registry_url,
 )
@@ -140,6 +141,7 @@ class Engine:
                     props.get(MAX_SCHEMA_BYTES_PROPERTY, DEFAULT_MAX_SCHEMA_BYTES)
                 ),
             )
+        apply_serde_settings(schema_registry, props)
         self.context = QueryContext(self.log, self.catalog, props, schema_registry=schema_registry)
         if self.properties.get("redis.url"):  # what REDIS_HASH / REDIS_GET read by default
             set_default_url(str(self.properties["redis.url"]))

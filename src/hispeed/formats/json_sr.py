@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from hispeed.formats._json import JsonFormat
 from hispeed.formats.base import Column, FormatError, register_format
+from hispeed.formats.json_sr_validate import RecordValidator
 from hispeed.formats.registry_format import RegistryFormat
 from hispeed.registry import Schema
 from hispeed.sql import types as T
@@ -162,14 +163,24 @@ class JsonSchemaFormat(RegistryFormat):
         return [Column("ROWKEY" if self.is_key else "ROWVAL", sql_type(parsed, upper))]
 
     def reader(self, schema: Schema, columns: Sequence[Column]) -> Any:
-        return self._json()
+        # records are checked against their schema only where ksqlDB checks them
+        registry = self.registry
+        check = RecordValidator(registry, schema) if registry.validate_json else None
+        return self._json(), check
 
     def read(
         self, reader: Any, payloads: pa.BinaryArray, columns: Sequence[Column]
     ) -> tuple[list[pa.Array], dict[int, str]]:
-        result = reader.decode(payloads, columns)
+        json_format, check = reader
+        result = json_format.decode(payloads, columns)
         arrays = [result.batch.column(c.name) for c in columns]
-        return arrays, dict(result.errors)
+        errors = dict(result.errors)
+        if check is not None:
+            # a row that is JSON but not of its schema: an error, its columns nulled (by
+            # the caller) as for any row that cannot be read
+            for row, reason in check.errors(payloads).items():
+                errors.setdefault(row, reason)
+        return arrays, errors
 
     def writer(self, schema: Schema, columns: Sequence[Column]) -> Any:
         return self._json()

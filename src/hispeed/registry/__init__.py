@@ -23,10 +23,17 @@ from hispeed.registry.durable import (
     SCHEMAS_TOPIC,
     LogRegistry,
 )
-from hispeed.registry.factory import SCHEMA_REGISTRY_URL, open_registry, registry_url
+from hispeed.registry.factory import (
+    JSON_FAIL_INVALID_SCHEMA,
+    SCHEMA_REGISTRY_URL,
+    apply_serde_settings,
+    open_registry,
+    registry_url,
+)
 
 __all__ = [
     "DEFAULT_MAX_SCHEMA_BYTES",
+    "JSON_FAIL_INVALID_SCHEMA",
     "LEVELS",
     "MAX_SCHEMA_BYTES_PROPERTY",
     "SCHEMAS_TOPIC",
@@ -39,6 +46,7 @@ __all__ = [
     "Schema",
     "SchemaReference",
     "SchemaRegistry",
+    "apply_serde_settings",
     "open_registry",
     "registry_url",
 ]

@@ -57,6 +57,11 @@ class RegisteredSchema:
 class SchemaRegistry(ABC):
     """What hispeed needs of a schema registry (in-process, durable, or a remote server)."""
 
+    #: whether JSON_SR records are checked against their JSON Schemas: ksqlDB's JSON Schema
+    #: serde (Confluent's) checks them only with `json.fail.invalid.schema`, which it is given
+    #: as the engine property `ksql.schema.registry.json.fail.invalid.schema` (default false)
+    validate_json: bool = False
+
     @abstractmethod
     def register(self, subject: str, schema: Schema) -> int:
         """Register `schema` under `subject` (a new version unless it holds it); its id."""
