@@ -109,6 +109,7 @@ class Engine:
         insert_linger_ms: float = 0.0,
         schema_registry_url: str | None = None,
         schema_registry: SchemaRegistry | None = None,
+        start_connectors: bool = True,
     ) -> None:
         """`worker_id`: this process's name among the workers of one application on Kafka
         (default: host and PID). `insert_linger_ms`: how long `insert` gathers rows before
@@ -118,7 +119,9 @@ class Engine:
         `schema_registry_url` (or the property `ksql.schema.registry.url`, ksqlDB's name)
         points the AVRO, PROTOBUF and JSON_SR formats at an external Confluent-compatible
         schema registry; without one the engine keeps its own (`schema_registry`, served by
-        `hispeed server`). `schema_registry` gives it a registry object instead (tests)."""
+        `hispeed server`). `schema_registry` gives it a registry object instead (tests).
+        `start_connectors=False` opens the catalog without running its connectors (a
+        command that only reads the data directory: `hispeed topic export`)."""
         if insert_linger_ms < 0:
             raise HispeedError(f"insert_linger_ms cannot be negative, not {insert_linger_ms}")
         load_modules(udf_modules)  # before the replay: restored queries may call them
@@ -157,7 +160,8 @@ class Engine:
         #: what the statement handlers act on
         self.parts = EngineParts(self.context, self.runtime, self.connectors)
         self.commands.apply(self._replayed, own=True)
-        self.connectors.start_held()
+        if start_connectors:
+            self.connectors.start_held()
         #: `insert`'s rows, gathered for the log's linger and inserted together
         self._rows = RowBuffer(
             self.catalog, self.log, insert_linger_ms, registry=self.context.schema_registry

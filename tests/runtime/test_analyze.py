@@ -276,3 +276,23 @@ def test_the_cache_stays_within_its_bytes(engine: Engine, monkeypatch: pytest.Mo
         p.unlink()
     assert engine.analyze("SELECT sum(v) AS t FROM s", format="rows") == got
     assert not list(cache.rglob("*.arrow"))
+
+
+def test_a_scan_goes_on_past_records_retention_lets_go(engine: Engine) -> None:
+    engine.execute(
+        "CREATE STREAM s (k STRING KEY, v BIGINT) "
+        "WITH (kafka_topic='s', value_format='JSON', partitions=1);"
+    )
+    for first in range(0, 200_000, 50_000):  # a frame per append: reads go frame by frame
+        engine.insert_many("s", [{"K": "a", "V": i} for i in range(first, first + 50_000)])
+    cut = 150_000
+
+    def retention(done: int, total: int) -> None:
+        if 0 < done < cut:  # the oldest records go while the scan is under way
+            engine.log.delete_records_before("s", 0, cut)  # type: ignore[attr-defined]
+
+    got = engine.analyze("SELECT count(*) AS n, max(v) AS top FROM s", progress=retention)
+    n = got.column("n")[0].as_py()
+    assert got.column("top")[0].as_py() == 199_999
+    assert n < 200_000  # records let go were not read
+    assert n >= 50_000  # those after the cut were

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from hispeed.cli import history
 from hispeed.cli.demo import demo
 from hispeed.cli.shell import sql as sql_shell
 from hispeed.config import Settings
@@ -64,6 +65,7 @@ def cli(
 
 cli.add_command(sql_shell)
 cli.add_command(demo)
+cli.add_command(history.analyze)
 
 
 @cli.command()
@@ -149,6 +151,9 @@ def server(
 @cli.group()
 def topic() -> None:
     """Create, list, describe and delete topics."""
+
+
+topic.add_command(history.export)
 
 
 def _parse_configs(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -534,6 +539,25 @@ def bench_engine(as_json: bool, events: int, batch_size: int, auctions: int) -> 
         )
 
     _bench_report(results, as_json, unit, width=20)
+
+
+@bench.command("analyze")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--records", type=click.IntRange(10_000), default=10_000_000, show_default=True)
+def bench_analyze(as_json: bool, records: int) -> None:
+    """Records per second of a full scan with GROUP BY through Engine.analyze (one thread)."""
+    from hispeed.bench import analyze as bench_analyze_module
+
+    results = bench_analyze_module.run(records, progress=_bench_progress())
+
+    def unit(name: str) -> str:
+        if name.endswith("_cpu_s") and not name.endswith("per_cpu_s"):
+            return "CPU s"
+        if name.endswith("_wall_s"):
+            return "s"
+        return "records/CPU-s" if name.endswith("per_cpu_s") else ""
+
+    _bench_report(results, as_json, unit, width=36)
 
 
 @bench.command("e2e")

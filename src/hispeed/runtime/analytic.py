@@ -177,6 +177,9 @@ def _run(context: QueryContext, sql: str, progress: ScanProgress | None) -> pa.T
             table: pa.Table = result.to_arrow_table()
             return table
         except duckdb.Error as e:
+            for scan in scans:  # a source that could not be read: its own error
+                if scan.failure is not None:
+                    raise scan.failure from None
             raise duckdb_error(e, sql) from None
     finally:
         con.close()

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from hispeed.catalog import Source
+from hispeed.errors import HispeedError, OffsetOutOfRangeError
 from hispeed.log.base import Log, PolledBatch, TopicPartition
 from hispeed.ops.decode import SourceDecoder
 from hispeed.plan.model import PSEUDO_COLUMNS, WINDOW_COLUMNS, field_name
@@ -77,6 +78,8 @@ class HistoryScan:
         self.registry = registry
         self.cache = cache if cache is not None and cache.enabled else None
         self.progress = progress
+        #: what ended the last scan, if an error did
+        self.failure: HispeedError | None = None
         self.table = source.kind == "TABLE"
         fields = [pa.field(c.name, c.type.to_arrow()) for c in source.columns]
         fields += [pa.field(n, t.to_arrow()) for n, t in PSEUDO_COLUMNS.items()]
@@ -109,7 +112,17 @@ class HistoryScan:
         return self.reader().__arrow_c_stream__(requested_schema)
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        """The records of every partition in offset order, partition after partition."""
+        """The records of every partition in offset order, partition after partition.
+
+        An error is kept in `failure` too, for a consumer (DuckDB) that reports it in its own
+        words: the caller raises it as it was."""
+        try:
+            yield from self._batches()
+        except HispeedError as e:
+            self.failure = e
+            raise
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
         for p, (start, end) in enumerate(self.ranges()):
             pos = start
             while pos < end:
@@ -131,7 +144,15 @@ class HistoryScan:
         tp = TopicPartition(topic, partition)
         pos = start
         while pos < end:
-            raw = self.log.read(topic, partition, pos, max_records=min(READ_RECORDS, end - pos))
+            try:
+                raw = self.log.read(topic, partition, pos, max_records=min(READ_RECORDS, end - pos))
+            except OffsetOutOfRangeError as e:
+                if e.start <= pos:
+                    raise
+                # retention let the oldest records go while the scan ran: what is retained
+                # now is the history
+                pos = e.start
+                continue
             after = pos
             for batch in raw:
                 offsets = batch.column("offset").to_numpy()
@@ -187,7 +208,10 @@ class HistoryScan:
 
     def _fingerprint(self, partition: int, k: int) -> str | None:
         """The offset, time and value hash of the chunk's first record in the log now."""
-        raw = self.log.read(self.source.topic, partition, k * CHUNK_OFFSETS, max_records=1)
+        try:
+            raw = self.log.read(self.source.topic, partition, k * CHUNK_OFFSETS, max_records=1)
+        except OffsetOutOfRangeError:  # let go by retention just now: not cached
+            return None
         if not raw or raw[0].num_rows == 0:
             return None
         first = raw[0].slice(0, 1).to_pylist()[0]
