@@ -144,6 +144,10 @@ def test_bench_engine_json_has_every_figure(cli: Cli) -> None:
         "stream_table_join",
         "stream_stream_join",
         "pull_lookups_per_s",
+        "api_tumbling",
+        "api_map",
+        "api_tumbling_per_cpu_s",
+        "api_map_per_cpu_s",
     ):
         assert figures[name] > 0
 

@@ -161,3 +161,22 @@ def test_map_mistakes_get_clear_errors(engine: Engine) -> None:
         engine.execute(
             "CREATE STREAM bad WITH (PYTHON_FUNCTION='no_such_module:f') AS SELECT * FROM clicks;"
         )
+
+
+def add_tag(row: dict[str, Any]) -> dict[str, Any]:
+    """Changes a list value in place, and passes the rest on as it got them."""
+    row["TAGS"].append("seen")
+    return row
+
+
+def test_values_changed_in_place_are_written_changed(engine: Engine) -> None:
+    engine.execute(
+        "CREATE STREAM by_sql AS SELECT user_id, status, ms, page, "
+        "ARRAY_CONCAT(tags, ARRAY['seen']) AS tags FROM clicks EMIT CHANGES;"
+    )
+    engine.frame("clicks").map(add_tag).to_stream("by_python")
+    load(engine)
+    engine.drain()
+    want = records(engine, "by_sql")
+    assert want
+    assert records(engine, "by_python") == want

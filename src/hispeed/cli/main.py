@@ -534,6 +534,8 @@ def bench_engine(as_json: bool, events: int, batch_size: int, auctions: int) -> 
     results |= bench_pull_module.run(keys=events, progress=progress)
 
     def unit(name: str) -> str:
+        if name.endswith("_per_cpu_s"):
+            return "events/CPU-s"
         return (
             "lookups/s" if name.endswith("_per_s") else "ms" if name.endswith("_ms") else "events/s"
         )
