@@ -257,6 +257,14 @@ def _entity_result(entity: Mapping[str, Any]) -> Result:
         )
     if kind == "connector_list":
         return Result("connectors", rows=list(entity.get("connectors", [])), statement=text)
+    if kind == "connector_info":  # CREATE of a Kafka Connect connector
+        name = (entity.get("info") or {}).get("name", "")
+        return Result("status", f"Created connector {name}", statement=text)
+    if kind == "drop_connector":
+        name = entity.get("connectorName", "")
+        return Result("status", f'Dropped connector "{name}"', statement=text)
+    if kind == "warning_entity":
+        return Result("status", str(entity.get("message", "")), statement=text)
     if kind == "connector_description":
         info = dict(entity.get("hispeed") or {"name": entity.get("status", {}).get("name")})
         return Result("describe_connector", str(info), statement=text, info=info)

@@ -157,6 +157,14 @@ class Settings:
     #: schema takes time that grows faster than its size; the engine property
     #: `schema.registry.max.schema.bytes`)
     schema_registry_max_schema_bytes: int = 1024 * 1024
+    #: Kafka mode: a Kafka Connect cluster's REST address ("http://host:8083"), where
+    #: CREATE SOURCE|SINK CONNECTOR sends a connector.class hispeed does not have and which
+    #: SHOW/DESCRIBE/DROP CONNECTOR ask (the engine property `ksql.connect.url`, ksqlDB's
+    #: name); empty: no Kafka Connect
+    connect_url: str = ""
+    #: milliseconds each request to the Kafka Connect cluster may take to connect and to
+    #: answer (the engine property `ksql.connect.request.timeout.ms`, ksqlDB's default)
+    connect_request_timeout_ms: int = 5000
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hispeed.config import Settings
 from hispeed.connectors.embedded_redis import EmbeddedRedis, find_binary
+from hispeed.connectors.kafka_connect import CONNECT_TIMEOUT, CONNECT_URL
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError, SqlError, UnknownTopicError
 from hispeed.log.embedded import EmbeddedLog
@@ -819,6 +820,9 @@ def serve(settings: Settings) -> None:
     properties[MAX_SCHEMA_BYTES_PROPERTY] = settings.schema_registry_max_schema_bytes
     if settings.schema_registry_url:
         properties[SCHEMA_REGISTRY_URL] = settings.schema_registry_url
+    if settings.connect_url:
+        properties[CONNECT_URL] = settings.connect_url
+    properties[CONNECT_TIMEOUT] = settings.connect_request_timeout_ms
     properties[STATE_SPILL_DIR] = settings.state_spill_dir or str(
         Path(settings.data_dir) / "state-spill"
     )

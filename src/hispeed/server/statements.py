@@ -255,6 +255,14 @@ def to_entity(
         }
     if kind == "connectors":
         return {"@type": "connector_list", **base, "connectors": result.rows}
+    if kind == "connector_info":  # CREATE of a Kafka Connect connector: what it answered
+        return {"@type": "connector_info", **base, "info": result.info}
+    if kind == "drop_connector":
+        return {"@type": "drop_connector", **base, "connectorName": result.info.get("name")}
+    if kind == "warning_entity":  # an IF [NOT] EXISTS that did nothing, as ksqlDB says it
+        return {"@type": "warning_entity", **base, "message": result.message}
+    if kind == "describe_connector" and "status" in result.info:
+        return _connect_description(engine, base, result.info)
     if kind == "describe_connector":
         info = result.info
         return {
@@ -298,6 +306,23 @@ def to_entity(
             "queryId": result.query_id,
         },
         "commandSequenceNumber": sequence,
+    }
+
+
+def _connect_description(
+    engine: Engine, base: dict[str, Any], info: dict[str, Any]
+) -> dict[str, Any]:
+    """ksqlDB's ConnectorDescription of a Kafka Connect connector: its class, its status as
+    the Connect cluster gave it, the topics it used and the streams and tables over them."""
+    sources = [engine.catalog.sources.get(n) for n in info.get("sources", [])]
+    return {
+        "@type": "connector_description",
+        **base,
+        "connectorClass": info.get("className", ""),
+        "status": info["status"],
+        "sources": [source_description(engine, s, extended=False) for s in sources if s],
+        "topics": info.get("topics", []),
+        "hispeed": info,
     }
 
 

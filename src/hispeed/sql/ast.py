@@ -326,7 +326,9 @@ class Drop(Statement):
 class CreateConnector(Statement):
     kind: str  # SOURCE SINK
     name: str
-    properties: dict[str, Property]  # names lower-cased, as connectors read them
+    #: names in quotes as written (Kafka Connect's keys are case-sensitive), bare names
+    #: lower-cased; hispeed's own connectors read them lower-cased
+    properties: dict[str, Property]
     if_not_exists: bool = False
     pos: Pos = _pos()
 

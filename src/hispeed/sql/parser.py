@@ -369,7 +369,10 @@ class StatementParser(ExpressionParser):
         if (source or sink) and self.accept_word("CONNECTOR"):
             if_not_exists = self.if_not_exists()
             name = self.identifier("the connector's name")
-            props = {k.lower(): v for k, v in self.with_properties().items()}
+            # a connector's configuration keys as written in quotes: Kafka Connect's are
+            # case-sensitive ('transforms.addPrefix.type'); hispeed's own connectors read
+            # them lower-cased (connectors/runner.py)
+            props = self.with_properties(keep_case=True)
             return ast.CreateConnector(
                 "SOURCE" if source else "SINK", name, props, if_not_exists, pos=self.pos(start)
             )
@@ -456,7 +459,9 @@ class StatementParser(ExpressionParser):
                 # ANTLR's expected set at the loop of `tableElements` in ksqlDB's grammar
                 raise self.expecting("{',', ')'}")
 
-    def with_properties(self) -> dict[str, ast.Property]:
+    def with_properties(self, keep_case: bool = False) -> dict[str, ast.Property]:
+        """WITH's properties, names upper-cased; with `keep_case`, a quoted name (a string or
+        a quoted identifier) as written and a bare one lower-cased (a connector's)."""
         props: dict[str, ast.Property] = {}
         if not self.accept_word("WITH"):
             return props
@@ -464,10 +469,12 @@ class StatementParser(ExpressionParser):
         while True:
             tok = self.tok
             if tok.kind in (IDENT, QUOTED):
-                key = self.advance().value.upper()
+                key = self.advance().value
+                key = key.upper() if not keep_case else key if tok.kind == QUOTED else key.lower()
             elif tok.kind == STRING:
                 self._check_quoted_property(tok)
-                key = self.advance().value.upper()
+                key = self.advance().value
+                key = key if keep_case else key.upper()
             else:
                 raise self.error("a property name, like KAFKA_TOPIC")
             if not self.tok.is_op("="):

@@ -9,6 +9,7 @@ from hispeed.plan.model import QueryPlan, UnsupportedError
 from hispeed.plan.query import plan_query
 from hispeed.runtime.pull import run_select
 from hispeed.sql import ast
+from hispeed.statements import kafka_connect
 from hispeed.statements.base import Call, EngineParts
 from hispeed.statements.result import Result
 
@@ -56,7 +57,9 @@ def show(parts: EngineParts, stmt: ast.Show, call: Call) -> Result:
         rows = [{"name": k, "type": str(v)} for k, v in sorted(parts.catalog.types.items())]
         return Result("types", rows=rows)
     if stmt.what == "CONNECTORS":
-        return Result("connectors", rows=parts.connectors.rows())
+        # hispeed's own, then the Connect cluster's (with ksql.connect.url set)
+        rows, warnings = kafka_connect.show_rows(parts, call)
+        return Result("connectors", rows=parts.connectors.rows() + rows, warnings=warnings)
     if stmt.what == "FUNCTIONS":
         return Result("functions", rows=functions())
     raise HispeedError(f"SHOW {stmt.what} is not supported yet")
@@ -65,6 +68,8 @@ def show(parts: EngineParts, stmt: ast.Show, call: Call) -> Result:
 def describe(parts: EngineParts, stmt: ast.Describe, call: Call) -> Result:
     """DESCRIBE a stream or table, a connector or a function."""
     if stmt.connector:
+        if kafka_connect.is_remote(parts, stmt.name, call):
+            return kafka_connect.describe(parts, stmt.name, call)
         info = parts.connectors.describe(stmt.name)
         return Result("describe_connector", message=str(info), info=info)
     if stmt.function:

@@ -7,6 +7,7 @@ import functools
 from hispeed.connectors.runner import SourceRunner
 from hispeed.runtime.context import check_offset_reset
 from hispeed.sql import ast
+from hispeed.statements import kafka_connect
 from hispeed.statements.base import Call, EngineParts
 from hispeed.statements.result import Result
 from hispeed.statements.undo import delete_topic
@@ -27,7 +28,10 @@ def unset_property(parts: EngineParts, stmt: ast.UnsetProperty, call: Call) -> R
 
 
 def create_connector(parts: EngineParts, stmt: ast.CreateConnector, call: Call) -> Result:
-    """CREATE SOURCE or SINK CONNECTOR (IF NOT EXISTS: nothing to keep when it exists)."""
+    """CREATE SOURCE or SINK CONNECTOR (IF NOT EXISTS: nothing to keep when it exists); a
+    class hispeed does not have goes to Kafka Connect (`statements/kafka_connect.py`)."""
+    if kafka_connect.is_remote_create(parts, stmt, call):
+        return kafka_connect.create(parts, stmt, call)
     if stmt.if_not_exists and stmt.name in parts.connectors.runners:
         call.record = False
         return Result("status", f"Connector {stmt.name} already exists")
@@ -42,5 +46,7 @@ def create_connector(parts: EngineParts, stmt: ast.CreateConnector, call: Call) 
 
 
 def drop_connector(parts: EngineParts, stmt: ast.DropConnector, call: Call) -> Result:
-    """DROP CONNECTOR: it stops."""
+    """DROP CONNECTOR: it stops (one of Kafka Connect's: the cluster deletes it)."""
+    if kafka_connect.is_remote(parts, stmt.name, call):
+        return kafka_connect.drop(parts, stmt, call)
     return Result("status", parts.connectors.drop(stmt.name, stmt.if_exists))

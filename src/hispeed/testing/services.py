@@ -1,5 +1,6 @@
 """Pytest fixtures that start real services on free loopback ports: redis-server, mosquitto,
-an Apache Kafka broker (scripts/kafka/kafka), memcached, PostgreSQL and rabbitmq-server.
+an Apache Kafka broker (scripts/kafka/kafka), a Kafka Connect worker against it, memcached,
+PostgreSQL and rabbitmq-server.
 
 A test that needs a service asks for its fixture. When the service cannot run here (its
 binary missing; for Kafka, java or the jars), the test is skipped with the install command,
@@ -22,6 +23,7 @@ import pytest
 
 from hispeed.processes import find_binary, free_port, mosquitto, stop, wait_for_port
 from hispeed.testing.kafka import KEEPING_SETTINGS, KafkaUnavailableError, kafka_broker
+from hispeed.testing.kafka_connect import ConnectWorker, connect_worker
 from hispeed.testing.rabbitmq import RabbitBroker, RabbitUnavailableError
 
 
@@ -115,6 +117,21 @@ def kafka_server() -> Iterator[Service]:
         yield Service("kafka", broker.host, broker.port, broker.pid)
 
 
+@pytest.fixture(scope="session")
+def kafka_connect(kafka_server: Service) -> Iterator[ConnectWorker]:
+    """A Kafka Connect worker (Apache Kafka's own runtime, distributed mode, the FileStream
+    connectors on its plugin.path) against the session's broker, its REST API on a free
+    loopback port (`url`); stopped by its PID. A test may `restart()` it: it comes back on
+    the same port as the same Connect cluster. Skipped without java or the jars, unless
+    HISPEED_REQUIRE_SERVICES=1."""
+    with ExitStack() as stack:
+        try:
+            worker = stack.enter_context(connect_worker(kafka_server.bootstrap))
+        except KafkaUnavailableError as e:
+            unavailable(f"no Kafka Connect worker: {e}")
+        yield worker
+
+
 # -- memcached (the memcached sink and MEMCACHED_GET) -------------------------------------------
 
 
@@ -198,6 +215,7 @@ __all__ = [
     "RabbitBroker",
     "Service",
     "free_port",
+    "kafka_connect",
     "kafka_server",
     "memcached_process",
     "memcached_server",
