@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import httpx
 
-from hispeed.connectors.base import connector_class
+from hispeed.connectors.base import known_connectors
 from hispeed.errors import ConnectorError
 
 #: the Connect cluster's REST address (ksqlDB's name; the server's `connect_url` setting)
@@ -132,14 +132,9 @@ def _message(response: httpx.Response) -> str:
 
 
 def is_hispeed_class(name: str) -> bool:
-    """Whether `connector.class` names one of hispeed's connectors (of either kind)."""
-    for kind in ("SOURCE", "SINK"):
-        try:
-            connector_class(name, kind)
-            return True
-        except ConnectorError:
-            continue
-    return False
+    """Whether `connector.class` names one of hispeed's connectors (of either kind, built in
+    or offered by an installed package's entry point)."""
+    return name.lower() in known_connectors()
 
 
 def goes_to_kafka_connect(class_name: str, properties: Mapping[str, Any]) -> bool:
