@@ -7,7 +7,13 @@ and decorate it with `@register`, or let an installed package name it in the
 connectors, so a new built-in one is one module plus its line below.
 """
 
-from hispeed.connectors import datagen, memcached, redis  # noqa: F401  (they register)
+from hispeed.connectors import (  # noqa: F401  (they register)
+    datagen,
+    file_sinks,
+    files,
+    memcached,
+    redis,
+)
 from hispeed.connectors.base import (
     ENTRY_POINT_GROUP,
     Connector,
@@ -16,6 +22,7 @@ from hispeed.connectors.base import (
     RetriableError,
     SinkBatch,
     SinkConnector,
+    SourceBatch,
     SourceConnector,
     SourceRecord,
     connector_class,
@@ -31,6 +38,7 @@ __all__ = [
     "RetriableError",
     "SinkBatch",
     "SinkConnector",
+    "SourceBatch",
     "SourceConnector",
     "SourceRecord",
     "connector_class",

@@ -13,9 +13,14 @@ A connector is a plugin: a class with a `connector.class` name, made from the pr
   retries with exponential backoff, the connector's state `RETRYING` with the error.
   A record the sink cannot write (a wrong type at its key) is reported with
   `SinkBatch.fail(i, message)`: it goes to the processing log and the rest go on.
-- a **source** returns `SourceRecord`s from `poll()`; each carries its position in the
-  outside system, committed with the records in one log transaction, and given back to
+- a **source** returns `SourceRecord`s (or `SourceBatch`es: many records as Arrow columns,
+  for a source that reads in bulk) from `poll()`; each carries its position in the outside
+  system, committed with the records in one log transaction, and given back to
   `start(position)` after a restart.
+- a sink that keeps its own progress where it writes (file names that say which offsets they
+  hold) returns it from `resume_offsets()`: the runner starts reading there, whatever the
+  group committed, so a sink that buffers across batches (flushing in `flush()`) loses
+  nothing and, skipping offsets it already holds, writes each record once.
 """
 
 from __future__ import annotations
@@ -27,9 +32,12 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, ClassVar
 
+import pyarrow as pa
+
 # the errors a connector raises are part of its contract; they are defined with the other
 # errors so that the Redis client (hispeed.resp), below the connectors, raises them too
 from hispeed.errors import ConnectorError, RetriableError
+from hispeed.log.base import TopicPartition
 
 
 @dataclass
@@ -51,6 +59,10 @@ class SinkBatch:
     key_columns: list[str] = field(default_factory=list)
     #: (row index, message) of records the sink could not write; the runner logs them
     failures: list[tuple[int, str]] = field(default_factory=list)
+    #: the same records as Arrow columns, typed as the stream or table declares them (the
+    #: names of `rows`; a tombstone's value columns null), for a sink that writes columns
+    #: (Parquet); None for topics read as JSON objects
+    columns: pa.Table | None = None
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -73,6 +85,27 @@ class SourceRecord:
     position: Any = None
     #: the topic it goes to, when not the connector's own ('kafka.topic')
     topic: str | None = None
+
+
+@dataclass
+class SourceBatch:
+    """Many records read at once, as Arrow columns: what a bulk source returns from `poll()`.
+
+    `records` has a binary `value` column and may have `key` (binary) and `timestamp`
+    (milliseconds; a null is the time of the append). `errors` are what the source could not
+    read (processing-log entries: at least a `message`), committed in the same transaction
+    as the records and the position; a batch may hold only errors.
+    """
+
+    records: pa.RecordBatch | pa.Table
+    #: where the outside system is after these records (committed with them)
+    position: Any = None
+    #: the topic it goes to, when not the connector's own ('kafka.topic')
+    topic: str | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.records.num_rows)
 
 
 @dataclass
@@ -130,6 +163,15 @@ class SinkConnector(Connector):
         """Write every record of the batch (or `batch.fail()` it); raise RetriableError to
         have the whole batch tried again later. Must be safe to repeat after a crash."""
 
+    def resume_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int] | None:
+        """Where to read each partition from, when the sink keeps that itself (None: from the
+        group's committed offsets). Called after `start()`, before the first batch."""
+        return None
+
+    def flush(self) -> None:
+        """Write what `write()` buffered, when its time has come; the runner calls it after
+        every poll (an empty one too), so a buffering sink flushes on time when idle."""
+
 
 class SourceConnector(Connector):
     """A connector that brings records in: `start(position)`, `poll` repeatedly, `stop`.
@@ -148,8 +190,9 @@ class SourceConnector(Connector):
         return None
 
     @abstractmethod
-    def poll(self, timeout: float) -> list[SourceRecord]:
-        """Records that arrived within `timeout` seconds (maybe none)."""
+    def poll(self, timeout: float) -> list[SourceRecord] | list[SourceBatch]:
+        """Records that arrived within `timeout` seconds (maybe none), one by one or in
+        batches; the position of the last one is committed with them."""
 
 
 _REGISTRY: dict[str, type[Connector]] = {}
@@ -287,6 +330,7 @@ __all__ = [
     "RetriableError",
     "SinkBatch",
     "SinkConnector",
+    "SourceBatch",
     "SourceConnector",
     "SourceRecord",
     "connector_class",

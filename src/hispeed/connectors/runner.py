@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+import pyarrow as pa
 
 from hispeed.catalog import Source
 from hispeed.connectors.base import (
@@ -25,6 +26,7 @@ from hispeed.connectors.base import (
     RetriableError,
     SinkBatch,
     SinkConnector,
+    SourceBatch,
     SourceConnector,
     connector_class,
 )
@@ -135,11 +137,13 @@ class SinkRunner(_Runner):
 
     def _run(self) -> None:
         self._retrying("connecting", self.sink.start)
+        self._resume()
         consumer = self.context.log.consumer(
             self.topics, group=self.group, auto_offset_reset="earliest"
         )
         try:
             while not self._stop.is_set():
+                self._retrying("flushing", self.sink.flush)
                 for item in consumer.poll(0.2):
                     errors: list[dict[str, Any]] = []
                     batch = self._batch(item, errors)
@@ -156,6 +160,20 @@ class SinkRunner(_Runner):
                     consumer.commit({tp: int(offsets[len(offsets) - 1].as_py()) + 1})
         finally:
             consumer.close()
+
+    def _resume(self) -> None:
+        """Start the group where the sink says it is, when it keeps that itself."""
+        log_ = self.context.log
+        partitions = [
+            TopicPartition(t, p)
+            for t in self.topics
+            for p in range(len(log_.describe_topic(t).partitions))
+        ]
+        offsets = self.sink.resume_offsets(partitions)
+        if offsets:
+            # never before what the log still holds (a sink's 0 for "from the start")
+            starts = {tp: log_.offsets(tp.topic, tp.partition)[0] for tp in offsets}
+            log_.commit_offsets(self.group, {tp: max(o, starts[tp]) for tp, o in offsets.items()})
 
     def _error(self, batch: SinkBatch, i: int, message: str) -> dict[str, Any]:
         return {
@@ -211,6 +229,9 @@ class SinkRunner(_Runner):
             keys=keys,
             rows=rows,
             key_columns=key_names,
+            columns=pa.Table.from_arrays(
+                [frame.column(names.index(c)) for c in row_names], names=row_names
+            ),
         )
 
 
@@ -285,23 +306,40 @@ class SourceRunner(_Runner):
         log_ = self.context.log
         key = self.name.encode()
         while not self._stop.is_set():
-            records = self._retrying("reading", lambda: self.source.poll(0.2))
-            if not records:
+            items = self._retrying("reading", lambda: self.source.poll(0.2))
+            if not items:
                 continue
-            by_topic: dict[str, list[dict[str, Any]]] = {}
+            # per topic, in the order polled: single records gathered into lists, batches
+            # appended as they are (Arrow columns: no Python object per record)
+            by_topic: dict[str, list[Any]] = {}
+            errors: list[dict[str, Any]] = []
+            count = 0
             now = int(time.time() * 1000)
-            for r in records:
+            for r in items:
+                pieces = by_topic.setdefault(r.topic or self.topic, [])
+                if isinstance(r, SourceBatch):
+                    errors.extend(self._source_error(e) for e in r.errors)
+                    if len(r):
+                        pieces.append(r.records)
+                        count += len(r)
+                    continue
                 record = {"key": r.key, "value": r.value, "timestamp": r.timestamp or now}
-                by_topic.setdefault(r.topic or self.topic, []).append(record)
+                if not pieces or not isinstance(pieces[-1], list):
+                    pieces.append([])
+                pieces[-1].append(record)
+                count += 1
             for topic in by_topic:
                 if topic not in self._known:
                     log_.create_topic(topic, self.partitions, exist_ok=True)
                     self._known.add(topic)
             txn = log_.transaction()
             try:
-                for topic, rows in by_topic.items():
-                    txn.append(topic, rows)
-                last = records[-1].position
+                for topic, topic_pieces in by_topic.items():
+                    for piece in topic_pieces:
+                        txn.append(topic, piece)
+                if errors:
+                    txn.append(PROCESSING_LOG, [(None, msgspec.json.encode(e)) for e in errors])
+                last = items[-1].position
                 txn.append(
                     OFFSETS_TOPIC, [(key, msgspec.json.encode({"position": last}))], partition=0
                 )
@@ -309,7 +347,14 @@ class SourceRunner(_Runner):
                 txn.abort()
                 raise
             txn.commit()
-            self.status.records += len(records)
+            self.status.records += count
+            if errors:
+                self.status.errors += len(errors)
+                self.status.last_error = str(errors[-1].get("message"))
+
+    def _source_error(self, error: dict[str, Any]) -> dict[str, Any]:
+        """A source's processing-log entry, with the fields every entry has."""
+        return {"type": "RECORD_PROCESSING_ERROR", "query": f"connector {self.name}", **error}
 
 
 #: the most partitions 'partitions' may ask for (ksqlDB's PARTITIONS is an INT; the log may

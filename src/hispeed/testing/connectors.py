@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hispeed.connectors import SinkBatch, SourceConnector, SourceRecord
+from hispeed.connectors import SinkBatch, SourceBatch, SourceConnector, SourceRecord
 from hispeed.testing.wait import wait_for
 
 
@@ -62,7 +62,8 @@ def collect(
     poll_timeout: float = 0.1,
 ) -> list[SourceRecord]:
     """Start `source` at `position`, poll it until it has returned at least `count` records
-    (fail after `timeout` seconds), stop it; every record it returned, in order."""
+    (fail after `timeout` seconds), stop it; every record it returned, in order (a
+    `SourceBatch`'s records one by one, each with the batch's position)."""
     got: list[SourceRecord] = []
     source.start(position)
     try:
@@ -70,10 +71,22 @@ def collect(
         while len(got) < count:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{len(got)} of {count} records within {timeout}s")
-            got.extend(source.poll(poll_timeout))
+            for item in source.poll(poll_timeout):
+                got.extend(_records(item) if isinstance(item, SourceBatch) else [item])
     finally:
         source.stop()
     return got
+
+
+def _records(batch: SourceBatch) -> list[SourceRecord]:
+    columns = batch.records.to_pydict()
+    n = len(batch)
+    keys = columns.get("key", [None] * n)
+    stamps = columns.get("timestamp", [None] * n)
+    return [
+        SourceRecord(k, v, t, batch.position, batch.topic)
+        for k, v, t in zip(keys, columns["value"], stamps, strict=True)
+    ]
 
 
 __all__ = ["collect", "sink_batch", "wait_for"]
