@@ -47,7 +47,13 @@ from hispeed.connectors._file_read import (
     parquet_records,
     whole_number,
 )
-from hispeed.connectors.base import ConnectorError, SourceBatch, SourceConnector, register
+from hispeed.connectors.base import (
+    ConnectorError,
+    RetriableError,
+    SourceBatch,
+    SourceConnector,
+    register,
+)
 
 #: how long an idle poll waits before looking at the file (or directory) again
 IDLE_S = 0.05
@@ -336,9 +342,12 @@ class DirectorySource(SourceConnector):
             self.file, self.offset, self.line = names[0], 0, 0
         try:
             records, errors, finished = self._read()
-        except (OSError, pa.ArrowException) as e:
+        except (FileNotFoundError, pa.ArrowException) as e:
             # a file that cannot be read (gone, not Parquet after all): said, and passed by
             records, errors, finished = EMPTY, [{"message": str(e), "file": self._path()}], True
+        except OSError as e:  # (no permission, an I/O error) may pass: tried again
+            self._close()
+            raise RetriableError(f"{self.what}: reading {self._path()}: {e}") from e
         if finished:
             self._close()
             assert self.file is not None
