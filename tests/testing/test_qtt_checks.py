@@ -21,6 +21,7 @@ from hispeed.testing.qtt_checks import (
     post_problem,
     rest_error_problem,
     schema_columns,
+    schema_problem,
 )
 
 KSQL_EXCEPTION = "io.confluent.ksql.util.KsqlException"
@@ -118,6 +119,62 @@ def test_post_conditions_check_formats_windows_features_and_topics() -> None:
     assert "partitions" in post_problem(
         {"topics": {"topics": [{**topic, "partitions": 4}]}}, _facts(), facts
     )
+
+
+RECORD = {
+    "type": "record",
+    "name": "OutputKey",
+    "namespace": "io.confluent.ksql.avro_schemas",
+    "fields": [
+        {
+            "name": "F1",
+            "type": ["null", {"type": "record", "name": "OutputKey_F1", "fields": []}],
+            "default": None,
+        }
+    ],
+}
+
+
+def test_registered_schemas_are_compared_with_the_post_conditions() -> None:
+    topic = {"name": "OUT", "keyFormat": {"format": "AVRO"}, "valueSchema": RECORD}
+    facts = TopicFacts("OUT", 1, {"format": "AVRO"}, value_schema=("AVRO", json.dumps(RECORD)))
+    assert post_problem({"topics": {"topics": [topic]}}, _facts(), [facts]) == ""
+    other = {**RECORD, "fields": [{"name": "F1", "type": "int"}]}
+    facts.value_schema = ("AVRO", json.dumps(other))
+    problem = post_problem({"topics": {"topics": [topic]}}, _facts(), [facts])
+    assert problem.startswith("post: topic OUT valueSchema: registered")
+    facts.value_schema = None
+    assert "no schema is registered" in post_problem(
+        {"topics": {"topics": [topic]}}, _facts(), [facts]
+    )
+    assert schema_problem(None, None) == ""  # nothing asserted: nothing checked
+
+
+def test_schemas_compare_by_meaning_not_layout() -> None:
+    # members in another order, the nested record's namespace written out: the same Avro
+    nested = json.loads(json.dumps(RECORD))
+    nested["fields"][0]["type"][1]["namespace"] = "io.confluent.ksql.avro_schemas"
+    reordered = dict(reversed(list(nested.items())))
+    assert schema_problem(RECORD, ("AVRO", json.dumps(reordered))) == ""
+    # ...but another namespace is another name
+    nested["fields"][0]["type"][1]["namespace"] = "elsewhere"
+    assert schema_problem(RECORD, ("AVRO", json.dumps(nested))) != ""
+    # JSON keeps a number's kind apart from a boolean and an integer from a float
+    want = {"type": "integer", "connect.index": 0}
+    assert schema_problem(want, ("JSON", '{"connect.index":0,"type":"integer"}')) == ""
+    assert schema_problem(want, ("JSON", '{"connect.index":false,"type":"integer"}')) != ""
+    assert schema_problem(want, ("JSON", '{"connect.index":0.0,"type":"integer"}')) != ""
+    # Protobuf as what protoc compiles the texts to, however laid out
+    proto = 'syntax = "proto3";\n\nmessage M {\n  int32 A = 1;\n  string B = 2;\n}\n'
+    assert (
+        schema_problem(proto, ("PROTOBUF", 'syntax="proto3"; message M {int32 A=1; string B=2;}'))
+        == ""
+    )
+    assert (
+        schema_problem(proto, ("PROTOBUF", 'syntax="proto3"; message M {int64 A=1; string B=2;}'))
+        != ""
+    )
+    assert "a PROTOBUF schema is registered" in schema_problem(RECORD, ("PROTOBUF", proto))
 
 
 def test_the_difference_list_is_short_and_every_entry_has_a_reason(tmp_path: Path) -> None:

@@ -330,6 +330,8 @@ def topic_facts(engine: Any) -> list[TopicFacts]:
     out = []
     for name in engine.log.list_topics(internal=True):
         facts = TopicFacts(name, len(engine.log.describe_topic(name).partitions))
+        facts.key_schema = _latest_schema(engine, f"{name}-key")
+        facts.value_schema = _latest_schema(engine, f"{name}-value")
         sources = _sources_over(engine, name)
         if sources:
             s = sources[0]
@@ -349,6 +351,12 @@ def topic_facts(engine: Any) -> list[TopicFacts]:
                     node["properties"] = {**node.get("properties", {}), **shown}
         out.append(facts)
     return out
+
+
+def _latest_schema(engine: Any, subject: str) -> tuple[str, str] | None:
+    """The type and text of a subject's latest schema in the engine's registry, or None."""
+    held = engine.schema_registry.latest(subject)
+    return None if held is None else (held.schema.schema_type, held.schema.schema)
 
 
 def post_problem(engine: Any, post: dict[str, Any]) -> str:

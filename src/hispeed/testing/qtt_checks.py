@@ -5,7 +5,8 @@ source exists with its name, type, schema (compared as a column list: names, typ
 value or header), key format (format name, and exactly the window type and size given: none
 given means unwindowed), value format name, key and value serde features (as sets), and
 `isSource`; no topic matches the `blacklist` regex; each listed topic exists with equal key
-and value formats (name, properties, features, window) and, when given, its partitions.
+and value formats (name, properties, features, window) and, when given, its partitions and
+the latest schemas of its `-key` and `-value` subjects (`schema_problem`).
 
 Expected errors (ksqlDB's `ExpectedExceptionNode` and, for REST cases, `ExpectedErrorNode`):
 the error's type is the expected class or a subclass of it, its message contains the expected
@@ -255,6 +256,9 @@ class TopicFacts:
     partitions: int
     key_format: dict[str, Any] | None = None
     value_format: dict[str, Any] | None = None
+    #: the latest schemas of the topic's `-key` / `-value` subjects: (schema type, text)
+    key_schema: tuple[str, str] | None = None
+    value_schema: tuple[str, str] | None = None
 
 
 def _format_node(node: dict[str, Any] | None) -> dict[str, Any]:
@@ -304,7 +308,91 @@ def post_problem(
             return (
                 f"post: topic {got.name} has {got.partitions} partitions, not {want['partitions']}"
             )
+        for side, held in (("keySchema", got.key_schema), ("valueSchema", got.value_schema)):
+            problem = schema_problem(want.get(side), held)
+            if problem:
+                return f"post: topic {got.name} {side}: {problem}"
     return ""
+
+
+def schema_problem(want: Any, got: tuple[str, str] | None) -> str:
+    """Why the registered schema `got` (type, text) is not the `keySchema`/`valueSchema` a
+    post-condition gives, or '' (also when it gives none: ksqlDB then checks nothing).
+
+    As ksqlDB's PostTopicNode compares them: a PROTOBUF schema is text, others a JSON tree
+    (object members in any order). Compared by meaning, not by layout, apart from hispeed's
+    formats code: JSON as parsed values (a number's kind and a boolean kept apart from
+    numbers), Protobuf as the files protoc compiles both texts to."""
+    if want is None:
+        return ""
+    if got is None:
+        return "no schema is registered"
+    schema_type, text = got
+    if schema_type == "PROTOBUF":
+        if not isinstance(want, str):
+            return f"a PROTOBUF schema is registered, expected {json.dumps(want)}"
+        from hispeed.testing.qtt_protobuf import compiled_file
+        from hispeed.testing.qtt_serde import SerdeError
+
+        try:
+            same = compiled_file(text) == compiled_file(want)
+        except SerdeError:
+            same = " ".join(text.split()) == " ".join(want.split())
+        return "" if same else f"registered {text!r}, expected {want!r}"
+    try:
+        held = json.loads(text)
+    except ValueError:
+        return f"registered {text!r} is not JSON, expected {json.dumps(want)}"
+    if schema_type == "AVRO":
+        # a named type's namespace may be written out or inherited: the same full name
+        held, want = _avro_full_names(held, ""), _avro_full_names(want, "")
+    if _canonical(held) != _canonical(want):
+        return f"registered {_canonical(held)}, expected {_canonical(want)}"
+    return ""
+
+
+_AVRO_PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
+
+
+def _avro_full_names(schema: Any, namespace: str) -> Any:
+    """An Avro schema with each named type's (record, enum, fixed) name and namespace as one
+    full name, and each reference to one by its full name, as Avro's schema resolution names
+    them (a name with no dot takes the enclosing namespace)."""
+
+    def full(name: str, ns: str) -> str:
+        return name if "." in name or not ns else f"{ns}.{name}"
+
+    if isinstance(schema, str):
+        return schema if schema in _AVRO_PRIMITIVES else full(schema, namespace)
+    if isinstance(schema, list):
+        return [_avro_full_names(s, namespace) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    kind = schema.get("type")
+    out = dict(schema)
+    if kind in ("record", "error", "enum", "fixed") and isinstance(schema.get("name"), str):
+        name = schema["name"]
+        ns = name.rsplit(".", 1)[0] if "." in name else str(schema.get("namespace") or namespace)
+        out.pop("namespace", None)
+        out["name"] = full(name, ns)
+        if isinstance(schema.get("fields"), list):
+            out["fields"] = [
+                {**f, "type": _avro_full_names(f.get("type"), ns)} if isinstance(f, dict) else f
+                for f in schema["fields"]
+            ]
+        return out
+    if kind == "array" and "items" in schema:
+        out["items"] = _avro_full_names(schema["items"], namespace)
+    elif kind == "map" and "values" in schema:
+        out["values"] = _avro_full_names(schema["values"], namespace)
+    elif isinstance(kind, dict | list):
+        out["type"] = _avro_full_names(kind, namespace)
+    return out
+
+
+def _canonical(value: Any) -> str:
+    # sorted members; json.dumps keeps 1, 1.0 and true apart, as Jackson's nodes do
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _source_problem(want: dict[str, Any], got: SourceFacts | None) -> str:

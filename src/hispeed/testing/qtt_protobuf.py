@@ -112,6 +112,17 @@ def _file_set(text: str, imports: dict[str, str]) -> descriptor_pb2.FileDescript
         return descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
 
 
+def compiled_file(text: str) -> descriptor_pb2.FileDescriptorProto:
+    """The file a .proto text (importing only well-known types) compiles to, its name left
+    out: two texts that declare the same things compile to equal files, however written."""
+    files = _file_set(text, {}).file
+    root = next(f for f in files if f.name == _ROOT)
+    out = descriptor_pb2.FileDescriptorProto()
+    out.CopyFrom(root)
+    out.ClearField("name")
+    return out
+
+
 def _pool(text: str, imports: dict[str, str]) -> descriptor_pool.DescriptorPool:
     key = (text, tuple(sorted(imports.items())))
     with _compile_lock:
