@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from hispeed.cli import history
+from hispeed.cli.connector import connector
 from hispeed.cli.demo import demo
 from hispeed.cli.shell import sql as sql_shell
 from hispeed.config import Settings
@@ -66,6 +67,7 @@ def cli(
 cli.add_command(sql_shell)
 cli.add_command(demo)
 cli.add_command(history.analyze)
+cli.add_command(connector)
 
 
 @cli.command()
