@@ -15,6 +15,9 @@ from typing import Any
 import aiormq
 import pytest
 from pamqp.commands import Basic
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as ws_connect
+from websockets.typing import Subprotocol
 
 from hispeed.config import Settings
 from hispeed.engine import Engine
@@ -361,3 +364,89 @@ def _restart_mid_stream(engine: Engine, broker: RabbitBroker, factory: BridgeFac
     assert set(by_id) == {f"rs_out/0/{j}" for j in range(n)}
     assert all(by_id[f"rs_out/0/{j}"] == {b'{"o": %d}' % j} for j in range(n))
     assert bridge.stats()["connects"] >= 2
+
+
+class StompOverWebSocket:
+    """A browser's side of "WebSockets over AMQP": STOMP 1.2 frames over a WebSocket to
+    RabbitMQ's Web-STOMP plugin (what stomp.js sends), through the websockets library."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.send(
+            "CONNECT",
+            {
+                "accept-version": "1.2",
+                "host": "/",
+                "login": "guest",
+                "passcode": "guest",
+                "heart-beat": "0,0",
+            },
+        )
+        command, _, _ = self.receive()
+        assert command == "CONNECTED"
+
+    def send(self, command: str, headers: dict[str, str], body: str = "") -> None:
+        lines = [command, *(f"{k}:{v}" for k, v in headers.items())]
+        self.ws.send("\n".join(lines) + "\n\n" + body + "\x00")
+
+    def receive(self, timeout: float = 30) -> tuple[str, dict[str, str], str]:
+        """The next frame (heart-beat newlines skipped): command, headers, body."""
+        while True:
+            data = self.ws.recv(timeout)
+            text = data.decode() if isinstance(data, bytes) else data
+            text = text.lstrip("\n")
+            if text:
+                break
+        head, _, body = text.partition("\n\n")
+        command, *lines = head.split("\n")
+        headers = dict(line.split(":", 1) for line in lines)
+        return command, headers, body.partition("\x00")[0]
+
+
+@pytest.mark.services
+def test_browsers_reach_hispeed_over_web_stomp(
+    engine: Engine, rabbitmq_server: RabbitBroker, bridge_factory: BridgeFactory
+) -> None:
+    """A WebSocket client speaking STOMP to RabbitMQ's Web-STOMP plugin sends readings that
+    the bridge appends to a topic, and sees the records a query derives, as the bridge
+    publishes them, each with its dedup id."""
+    engine.execute(
+        "CREATE STREAM ws_readings (device STRING KEY, temp DOUBLE) "
+        "WITH (kafka_topic='ws_readings', value_format='JSON', partitions=1);"
+        "CREATE STREAM ws_alerts WITH (kafka_topic='ws_alerts', value_format='JSON') AS "
+        "SELECT device, temp FROM ws_readings WHERE temp > 30 EMIT CHANGES;"
+    )
+    bridge = bridge_factory(
+        rabbitmq_server.url,
+        amqp_in=("ws-sensors/devices.*=ws_readings",),
+        amqp_out=("ws_alerts=ws-alerts/alert.{KEY}",),
+    )
+    url = f"ws://127.0.0.1:{rabbitmq_server.stomp_port}/ws"
+    with ws_connect(url, subprotocols=[Subprotocol("v12.stomp")]) as ws:
+        browser = StompOverWebSocket(ws)
+        browser.send(
+            "SUBSCRIBE",
+            {"id": "0", "destination": "/exchange/ws-alerts/alert.*", "receipt": "subscribed"},
+        )
+        command, headers, _ = browser.receive()
+        assert (command, headers.get("receipt-id")) == ("RECEIPT", "subscribed")
+        for device, temp in (("d1", 25.0), ("d2", 35.5)):
+            browser.send(
+                "SEND",
+                {
+                    "destination": f"/exchange/ws-sensors/devices.{device}",
+                    "content-type": "application/json",
+                },
+                json.dumps({"temp": temp}),
+            )
+        command, headers, body = browser.receive()
+        assert command == "MESSAGE"
+        assert json.loads(body) == {"TEMP": 35.5}
+        assert headers["destination"] == "/exchange/ws-alerts/alert.d2"
+        # the AMQP message_id, as Web-STOMP hands it to STOMP clients
+        assert headers["amqp-message-id"] == "ws_alerts/0/0"
+    assert [(k, v) for k, v in _records(engine, "ws_readings")] == [
+        (b"d1", {"temp": 25.0}),
+        (b"d2", {"temp": 35.5}),
+    ]
+    wait_for(lambda: bridge.stats()["messages_out"] == 1)
