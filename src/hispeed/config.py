@@ -68,6 +68,9 @@ class Settings:
     #: messages RabbitMQ may hand the bridge before it acknowledges any (the channel's
     #: prefetch count): what the bridge holds in memory at most, and what it appends at once
     amqp_prefetch: int = 5000
+    #: message ids the AMQP bridge remembers per process (about 100 bytes each) to drop a
+    #: message whose id it appended already (a resend, a redelivery); 0: keep every message
+    amqp_dedup_ids: int = 100_000
     #: records the bridge publishes before it waits for RabbitMQ's confirms and commits
     amqp_publish_batch: int = 2000
     #: seconds RabbitMQ has to confirm a published batch before it is sent again

@@ -14,12 +14,16 @@ Inbound (`amqp_in`), each entry `SOURCE=TOPIC`:
 
 Every message's body must be JSON, as the server's ingestion takes records (else it is not
 appended: it goes to the processing log, `hispeed_processing_log`, with the queue, routing
-key and reason, and is acknowledged; the rest go on). The bridge takes up to `amqp_prefetch`
+key and reason, and is acknowledged; the rest go on). A message whose `message_id` the
+bridge appended to the same topic among the last `amqp_dedup_ids` (a publisher's resend, or
+RabbitMQ's redelivery after a lost acknowledgement) is acknowledged and dropped, so a broker
+restart adds no duplicates while the bridge runs. The bridge takes up to `amqp_prefetch`
 messages unacknowledged, appends what one read of the socket brought through the log's group
 committer (`hispeed.server.state.Ingestor`, the path of HTTP and MQTT ingestion) and only once
 the log has them acknowledges them all to RabbitMQ (Basic.Ack, multiple): a message is
 removed from its queue only after the log holds it. If the bridge or the connection dies in
-between, RabbitMQ delivers the unacknowledged messages again: at least once.
+between, RabbitMQ delivers the unacknowledged messages again: at least once (exactly once
+for messages with ids, but for those redelivered after a restart of hispeed itself).
 
 Outbound (`amqp_out`), each entry `TOPIC=EXCHANGE/ROUTING_KEY` ("commands=devices/cmd.{KEY}"):
 a consumer in the group `_hispeed_amqp_bridge` reads each topic (a query's sink topic too) and
@@ -46,6 +50,7 @@ import logging
 import re
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,13 +201,19 @@ class AmqpBridge:
         for name in ("amqp_prefetch", "amqp_publish_batch"):
             if not 0 < getattr(settings, name) <= 65535:
                 raise ConfigError(f"{name} must be between 1 and 65535")
+        if settings.amqp_dedup_ids < 0:
+            raise ConfigError("amqp_dedup_ids cannot be negative (0: no dedup)")
         if settings.amqp_confirm_timeout_s <= 0:
             raise ConfigError("amqp_confirm_timeout_s must be above 0")
         self._counts = dict.fromkeys(
-            ("connected", "connects", "messages_in", "messages_out", "errors"), 0
+            ("connected", "connects", "messages_in", "messages_out", "errors", "duplicates"), 0
         )
         self._lock = threading.Lock()
         self._ingest = Ingestor(engine.log, settings)
+        #: "TOPIC/MESSAGE_ID" of the last `amqp_dedup_ids` messages appended, oldest first
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        #: the ids of the group being appended, per topic
+        self._fresh: dict[str, dict[str, None]] = {}
         self._stopping = threading.Event()
         self._up = {"in": threading.Event(), "out": threading.Event()}
         self._outage_logged = {"in": False, "out": False}
@@ -269,7 +280,8 @@ class AmqpBridge:
 
     def stats(self) -> dict[str, int]:
         """connected (1 or 0), connects, messages_in (appended), messages_out (published and
-        confirmed), errors (messages and records not bridged)."""
+        confirmed), errors (messages and records not bridged), duplicates (messages dropped
+        in, their message_id appended already)."""
         with self._lock:
             return dict(self._counts)
 
@@ -420,8 +432,16 @@ class AmqpBridge:
         errors: list[dict[str, Any]] = []
         decode = msgspec.json.decode
         rules = self.inbound
+        seen, dedup = self._seen, self.settings.amqp_dedup_ids > 0
+        fresh = self._fresh
         for d in deliveries:
             rule = rules[int(d.consumer_tag)]
+            if dedup and d.message_id is not None:
+                ident = f"{rule.topic}/{d.message_id}"
+                if ident in seen or ident in fresh.get(rule.topic, ()):
+                    self._add("duplicates")
+                    continue
+                fresh.setdefault(rule.topic, {})[ident] = None
             try:
                 decode(d.body)
             except (msgspec.DecodeError, RecursionError) as e:
@@ -444,6 +464,7 @@ class AmqpBridge:
         """Append a group of messages to their topics (the bad ones to the processing log);
         returns once the log has them. A failed append raises: nothing is acknowledged, and
         the connection starts over (RabbitMQ delivers the messages again)."""
+        self._fresh.clear()
         records, errors = self.route(deliveries)
         for topic, pairs in records.items():
             try:
@@ -454,6 +475,12 @@ class AmqpBridge:
                 )
                 raise AmqpError(f"appending to {topic!r} failed: {e}") from e
             self._add("messages_in", len(pairs))
+            # remembered only once appended: a message whose append failed comes again
+            seen = self._seen
+            seen.update(self._fresh.pop(topic, {}))
+            while len(seen) > self.settings.amqp_dedup_ids:
+                seen.popitem(last=False)
+        self._fresh.clear()  # the ids of messages that were not JSON
         self._log_errors(errors)
 
     def _log_errors(self, errors: list[dict[str, Any]]) -> None:

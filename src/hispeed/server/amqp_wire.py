@@ -42,7 +42,8 @@ _ACK = b"\x00\x3c\x00\x50"  # Basic.Ack (the broker's publisher confirm)
 _NACK = b"\x00\x3c\x00\x78"  # Basic.Nack
 _HEARTBEAT = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 # the content header's property flags of a published message: delivery-mode and message-id
-_PUBLISH_FLAGS = (1 << 12) | (1 << 7)
+_MESSAGE_ID = 1 << 7
+_PUBLISH_FLAGS = (1 << 12) | _MESSAGE_ID
 
 
 class AmqpError(Exception):
@@ -99,6 +100,8 @@ class Delivery:
     exchange: str
     routing_key: str
     body: bytes
+    #: the message-id property, when the publisher set one
+    message_id: str | None = None
 
 
 @dataclass
@@ -135,11 +138,14 @@ def parse(buf: bytearray, out: Parsed, confirms: Confirms) -> None:
             part[7] += size
             if part[7] >= part[5]:
                 _complete(out)
-        elif kind == 2:  # a content header: the body's size (the properties are not read)
+        elif kind == 2:  # a content header: the body's size, and the message id if any
             part = out.partial
             if part is None:
                 raise AmqpError("a content header frame without a Basic.Deliver")
             (part[5],) = unpack_u64(buf, p + 4)
+            flags = (buf[p + 12] << 8) | buf[p + 13]
+            if flags & _MESSAGE_ID:
+                part[8] = _message_id(buf, p + 14, flags)
             if part[5] == 0:
                 _complete(out)
         elif kind == 1:
@@ -158,7 +164,7 @@ def parse(buf: bytearray, out: Parsed, confirms: Confirms) -> None:
                 n = buf[q]
                 routing_key = buf[q + 1 : q + 1 + n].decode()
                 out.partial = [consumer_tag, delivery_tag, redelivered, exchange, routing_key]
-                out.partial += [-1, [], 0]
+                out.partial += [-1, [], 0, None]
             elif method in (_ACK, _NACK):
                 (tag,) = unpack_u64(buf, p + 4)
                 confirms.add(tag, bool(buf[p + 12] & 1), method == _ACK)
@@ -174,11 +180,28 @@ def parse(buf: bytearray, out: Parsed, confirms: Confirms) -> None:
     del buf[:pos]
 
 
+def _message_id(buf: bytearray, q: int, flags: int) -> str:
+    """The message-id property of a content header whose properties start at `q`: the
+    properties before it in AMQP's order are passed over (content-type, content-encoding,
+    headers, delivery-mode, priority, correlation-id, reply-to, expiration)."""
+    for bit in range(15, 7, -1):
+        if not flags & (1 << bit):
+            continue
+        if bit == 13:  # headers: a field table, its length first
+            q += 4 + int.from_bytes(buf[q : q + 4], "big")
+        elif bit in (12, 11):  # delivery-mode, priority: an octet
+            q += 1
+        else:  # a short string
+            q += 1 + buf[q]
+    n = buf[q]
+    return buf[q + 1 : q + 1 + n].decode("utf-8", "replace")
+
+
 def _complete(out: Parsed) -> None:
     part = out.partial
     assert part is not None
     body = part[6][0] if len(part[6]) == 1 else b"".join(part[6])
-    out.deliveries.append(Delivery(part[0], part[1], part[2], part[3], part[4], body))
+    out.deliveries.append(Delivery(part[0], part[1], part[2], part[3], part[4], body, part[8]))
     out.partial = None
 
 
