@@ -183,6 +183,22 @@ def test_show_describe_and_drop_in_ksqldb_shapes(
         "state": "RUNNING (1/1 tasks RUNNING)",
     }
 
+    # SHOW SOURCE|SINK CONNECTORS: ksqlDB's scope, by the type the worker says
+    _, body = run_ksql(engine, "SHOW SOURCE CONNECTORS;")
+    assert any(c["name"] == name for c in body[0]["connectors"])
+    _, body = run_ksql(engine, "SHOW SINK CONNECTORS;")
+    assert all(c["name"] != name for c in body[0]["connectors"])
+    # IF NOT EXISTS of a connector the cluster has: a warning, and the connector unchanged
+    status, body = run_ksql(
+        engine,
+        f"""CREATE SOURCE CONNECTOR IF NOT EXISTS {name} WITH (
+              'connector.class'='{FILE_SOURCE}', 'file'='/elsewhere', 'topic'='{topic}');""",
+    )
+    assert status == 200, body
+    assert body[0]["@type"] == "warning_entity"
+    assert body[0]["message"] == f"Connector {name} already exists"
+    assert connect_get(kafka_connect, f"/connectors/{name}/config")["file"] == str(path)
+
     status, body = run_ksql(engine, f"DESCRIBE CONNECTOR {name};")
     assert status == 200, body
     described = body[0]

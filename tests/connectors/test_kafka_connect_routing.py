@@ -5,6 +5,7 @@ the WITH clause's quoted keys keep their case for Connect."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,8 @@ from hispeed.errors import HispeedError
 from hispeed.server.statements import run_ksql
 from hispeed.sql import ast
 from hispeed.sql.parser import parse
+from hispeed.statements import kafka_connect
+from hispeed.statements.base import Call
 
 FILE_SOURCE = "org.apache.kafka.connect.file.FileStreamSourceConnector"
 
@@ -57,3 +60,32 @@ def test_an_unknown_bare_class_is_hispeeds_error_without_a_connect_url(tmp_path:
         pytest.raises(HispeedError, match="no source connector class 'nothing'"),
     ):
         engine.execute("CREATE SOURCE CONNECTOR c WITH ('connector.class'='nothing');")
+
+
+def test_show_source_or_sink_connectors_lists_that_kind(tmp_path: Path) -> None:
+    [parsed] = parse("SHOW SINK CONNECTORS;")
+    assert parsed.statement == ast.Show("CONNECTORS", scope="SINK", pos=(1, 1))
+    with Engine(tmp_path) as engine:
+        engine.execute(
+            "CREATE SOURCE CONNECTOR g WITH ('connector.class'='datagen', "
+            "'generator'='users', 'kafka.topic'='g', 'limit'=1);"
+        )
+        assert [r["name"] for r in engine.execute("SHOW SOURCE CONNECTORS;")[0].rows] == ["G"]
+        assert engine.execute("SHOW SINK CONNECTORS;")[0].rows == []
+        assert [r["name"] for r in engine.execute("SHOW CONNECTORS;")[0].rows] == ["G"]
+
+
+def test_a_replayed_create_is_never_sent_to_kafka_connect() -> None:
+    # Connect's connectors are never recorded, so a CREATE read back from the command topic
+    # is hispeed's own, even when its class is no longer known (a package uninstalled)
+    [parsed] = parse(f"CREATE SOURCE CONNECTOR c WITH ('connector.class'='{FILE_SOURCE}');")
+    stmt = parsed.statement
+    assert isinstance(stmt, ast.CreateConnector)
+    props = {"ksql.connect.url": "http://127.0.0.1:1"}
+    # the check reads only the statement and the call on both paths: no engine parts needed
+    parts: Any = None
+    live = Call(parsed.text, props, replay=False, record=True)
+    replayed = Call(parsed.text, props, replay=True, record=False)
+    assert kafka_connect.is_remote_create(parts, stmt, live)
+    assert not kafka_connect.is_remote_create(parts, stmt, replayed)
+    assert not kafka_connect.is_remote(parts, "C", replayed)

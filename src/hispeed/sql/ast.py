@@ -344,6 +344,8 @@ class DropConnector(Statement):
 class Show(Statement):
     what: str  # STREAMS TABLES TOPICS QUERIES PROPERTIES FUNCTIONS TYPES
     extended: bool = False
+    #: SHOW SOURCE|SINK CONNECTORS: "SOURCE" or "SINK" (None: all of them)
+    scope: str | None = None
     pos: Pos = _pos()
 
 

@@ -588,6 +588,12 @@ class StatementParser(ExpressionParser):
 
     def show(self) -> ast.Statement:
         start = self.advance()
+        # SHOW SOURCE CONNECTORS / SHOW SINK CONNECTORS: ksqlDB's scope of the list
+        scope = self.tok.value if self.tok.is_word("SOURCE", "SINK") else None
+        if scope is not None:
+            self.advance()
+            self.expect_word("CONNECTORS")
+            return ast.Show("CONNECTORS", scope=scope, pos=self.pos(start))
         what = self.expect_word(
             "STREAMS",
             "TABLES",

@@ -58,8 +58,9 @@ def show(parts: EngineParts, stmt: ast.Show, call: Call) -> Result:
         return Result("types", rows=rows)
     if stmt.what == "CONNECTORS":
         # hispeed's own, then the Connect cluster's (with ksql.connect.url set)
-        rows, warnings = kafka_connect.show_rows(parts, call)
-        return Result("connectors", rows=parts.connectors.rows() + rows, warnings=warnings)
+        rows, warnings = kafka_connect.show_rows(parts, call, stmt.scope)
+        own = [r for r in parts.connectors.rows() if kafka_connect.in_scope(r, stmt.scope)]
+        return Result("connectors", rows=own + rows, warnings=warnings)
     if stmt.what == "FUNCTIONS":
         return Result("functions", rows=functions())
     raise HispeedError(f"SHOW {stmt.what} is not supported yet")

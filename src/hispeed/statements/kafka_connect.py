@@ -37,6 +37,8 @@ def class_of(properties: Mapping[str, Any]) -> str:
 
 def is_remote_create(parts: EngineParts, stmt: ast.CreateConnector, call: Call) -> bool:
     """Whether this CREATE goes to Kafka Connect (a class hispeed does not have)."""
+    if call.replay:  # never recorded: a replayed CREATE is one of hispeed's own
+        return False
     props = {k: p.value for k, p in stmt.properties.items()}
     return goes_to_kafka_connect(class_of(props), call.props)
 
@@ -73,6 +75,8 @@ def create(parts: EngineParts, stmt: ast.CreateConnector, call: Call) -> Result:
 def is_remote(parts: EngineParts, name: str, call: Call) -> bool:
     """Whether DROP/DESCRIBE CONNECTOR `name` is for the Connect cluster: not one of
     hispeed's own, with `ksql.connect.url` set in Kafka mode."""
+    if call.replay:  # a replayed DROP is of one of hispeed's own (Connect's are not kept)
+        return False
     return name not in parts.connectors.runners and connect_configured(call.props, parts.log.shared)
 
 
@@ -89,15 +93,25 @@ def drop(parts: EngineParts, stmt: ast.DropConnector, call: Call) -> Result:
     return Result("drop_connector", f'Dropped connector "{stmt.name}"', info={"name": stmt.name})
 
 
-def show_rows(parts: EngineParts, call: Call) -> tuple[list[dict[str, Any]], list[str]]:
-    """SHOW CONNECTORS' rows of the Connect cluster (none without `ksql.connect.url`), and
-    its warnings: a cluster that cannot be asked is a warning beside hispeed's own rows."""
+def in_scope(row: Mapping[str, Any], scope: str | None) -> bool:
+    """Whether SHOW [SOURCE|SINK] CONNECTORS lists a row (ksqlDB's ListConnectors scope: a
+    connector that could not be described, of type unknown, only in the whole list)."""
+    return scope is None or str(row.get("type", "")).upper() == scope
+
+
+def show_rows(
+    parts: EngineParts, call: Call, scope: str | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """SHOW [SOURCE|SINK] CONNECTORS' rows of the Connect cluster (none without
+    `ksql.connect.url`), and its warnings: a cluster that cannot be asked is a warning beside
+    hispeed's own rows."""
     if not connect_configured(call.props, parts.log.shared):
         return [], []
     try:
-        return list_rows(client_for(call.props, parts.log.shared))
+        rows, warnings = list_rows(client_for(call.props, parts.log.shared))
     except ConnectorError as e:
         return [], [str(e)]
+    return [r for r in rows if in_scope(r, scope)], warnings
 
 
 def describe(parts: EngineParts, name: str, call: Call) -> Result:
@@ -114,4 +128,13 @@ def describe(parts: EngineParts, name: str, call: Call) -> Result:
     return Result("describe_connector", message=str(info), info=info, warnings=warnings)
 
 
-__all__ = ["class_of", "create", "describe", "drop", "is_remote", "is_remote_create", "show_rows"]
+__all__ = [
+    "class_of",
+    "create",
+    "describe",
+    "drop",
+    "in_scope",
+    "is_remote",
+    "is_remote_create",
+    "show_rows",
+]
