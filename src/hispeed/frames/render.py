@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 from hispeed.errors import HispeedError
 from hispeed.sql import ast
 from hispeed.sql.expression_parser import RESERVED
+from hispeed.sql.format import SqlWriter
 from hispeed.sql.parser import parse
 from hispeed.sql.types import SqlType
 
@@ -46,84 +46,51 @@ def duration_sql(ms: int) -> str:
     return f"{ms} MILLISECONDS"
 
 
-def _literal(e: ast.Literal) -> str:
-    v = e.value
-    if v is None:
-        return "NULL"
-    if isinstance(v, bool):
-        return "TRUE" if v else "FALSE"
-    if isinstance(v, str):
-        return "'" + v.replace("'", "''") + "'"
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            raise HispeedError(f"SQL has no literal for {v}")
-        text = repr(v).upper()
-        text = text if "E" in text else text + "E0"  # 1.5 alone is a DECIMAL in SQL
-    elif isinstance(v, Decimal):
-        text = format(v, "f")
-    else:
-        text = str(v)
-    return f"({text})" if text.startswith("-") else text
+class _Reparseable(SqlWriter):
+    """SQL text that the parser reads back as the same expression: names quoted where they
+    need it, a DOUBLE written as one, a negative number kept one literal."""
+
+    def literal(self, e: ast.Literal) -> str:
+        v = e.value
+        if v is None or isinstance(v, bool):
+            return super().literal(e).upper()
+        if isinstance(v, float):
+            if not math.isfinite(v):
+                raise HispeedError(f"SQL has no literal for {v}")
+            text = repr(v).upper()
+            text = text if "E" in text else text + "E0"  # 1.5 alone is a DECIMAL in SQL
+        else:
+            text = super().literal(e)
+        return f"({text})" if text.startswith("-") else text
+
+    def name(self, name: str) -> str:
+        return name_sql(name)
+
+    def not_equal(self) -> str:
+        return "!="
+
+    def minus(self, e: ast.UnaryOp) -> str:
+        # `-(1)`, not `-1`: the parser reads the latter as the literal -1
+        return f"{e.op}({self.write(e.operand)})"
+
+    def like(self, e: ast.Like) -> str:
+        escape = "" if e.escape is None else " ESCAPE '" + e.escape.replace("'", "''") + "'"
+        return super().like(e)[:-1] + escape + ")"
+
+    def lambda_(self, e: ast.Lambda) -> str:
+        params = ", ".join(name_sql(p) for p in e.params)
+        return f"({params}) => {self.write(e.body)}"
+
+    def unknown(self, e: ast.Expr) -> str:
+        raise HispeedError(f"{type(e).__name__} cannot be written as SQL")
+
+
+_WRITER = _Reparseable()
 
 
 def expr_sql(e: ast.Expr) -> str:
-    """An expression as SQL text (every operation in parentheses)."""
-    if isinstance(e, ast.Literal):
-        return _literal(e)
-    if isinstance(e, ast.ColumnRef):
-        column = name_sql(e.name)
-        return f"{name_sql(e.source)}.{column}" if e.source else column
-    if isinstance(e, ast.Dereference):
-        return f"{expr_sql(e.base)}->{name_sql(e.field)}"
-    if isinstance(e, ast.StructStar):
-        return f"{expr_sql(e.base)}->*"
-    if isinstance(e, ast.Subscript):
-        return f"{expr_sql(e.base)}[{expr_sql(e.index)}]"
-    if isinstance(e, ast.FunctionCall):
-        if e.star:
-            return f"{e.name}(*)"
-        inner = ", ".join(expr_sql(a) for a in e.args)
-        return f"{e.name}({'DISTINCT ' if e.distinct else ''}{inner})"
-    if isinstance(e, ast.Lambda):
-        params = ", ".join(name_sql(p) for p in e.params)
-        return f"({params}) => {expr_sql(e.body)}"
-    if isinstance(e, ast.BinaryOp):
-        return f"({expr_sql(e.left)} {e.op} {expr_sql(e.right)})"
-    if isinstance(e, ast.UnaryOp):
-        if e.op == "NOT":
-            return f"(NOT {expr_sql(e.operand)})"
-        return f"{e.op}({expr_sql(e.operand)})"
-    if isinstance(e, ast.IsNull):
-        return f"({expr_sql(e.operand)} IS {'NOT ' if e.negated else ''}NULL)"
-    if isinstance(e, ast.InList):
-        items = ", ".join(expr_sql(i) for i in e.items)
-        return f"({expr_sql(e.operand)} {'NOT ' if e.negated else ''}IN ({items}))"
-    if isinstance(e, ast.Between):
-        return (
-            f"({expr_sql(e.operand)} {'NOT ' if e.negated else ''}BETWEEN {expr_sql(e.low)} "
-            f"AND {expr_sql(e.high)})"
-        )
-    if isinstance(e, ast.Like):
-        escape = "" if e.escape is None else " ESCAPE '" + e.escape.replace("'", "''") + "'"
-        not_ = "NOT " if e.negated else ""
-        return f"({expr_sql(e.operand)} {not_}LIKE {expr_sql(e.pattern)}{escape})"
-    if isinstance(e, ast.Case):
-        parts = ["(CASE"]
-        if e.operand is not None:
-            parts.append(expr_sql(e.operand))
-        parts += [f"WHEN {expr_sql(c)} THEN {expr_sql(r)}" for c, r in e.whens]
-        if e.default is not None:
-            parts.append(f"ELSE {expr_sql(e.default)}")
-        return " ".join(parts) + " END)"
-    if isinstance(e, ast.Cast):
-        return f"CAST({expr_sql(e.operand)} AS {e.type})"
-    if isinstance(e, ast.ArrayConstructor):
-        return "ARRAY[" + ", ".join(expr_sql(i) for i in e.items) + "]"
-    if isinstance(e, ast.MapConstructor):
-        return "MAP(" + ", ".join(f"{expr_sql(k)}:={expr_sql(v)}" for k, v in e.entries) + ")"
-    if isinstance(e, ast.StructConstructor):
-        return "STRUCT(" + ", ".join(f"{name_sql(n)}:={expr_sql(v)}" for n, v in e.fields) + ")"
-    raise HispeedError(f"{type(e).__name__} cannot be written as SQL")
+    """An expression as SQL text that parses back to it (every operation in parentheses)."""
+    return _WRITER.write(e)
 
 
 def _relation(r: ast.Relation) -> str:
