@@ -23,6 +23,23 @@ class Case:
     emit: str = "changes"
 
 
+TUMBLING_SQL = (
+    "SELECT user_id, COUNT(*) AS n, MAX(ms) AS slow FROM clicks "
+    "WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 1 SECONDS) WHERE status = 200 "
+    "GROUP BY user_id"
+)
+
+
+def tumbling(e: Engine) -> Frame:
+    """The issue's example: TUMBLING_SQL in Python."""
+    return (
+        e.frame("clicks")
+        .filter(col("status") == 200)
+        .group_by("user_id", window=window.tumbling("10s", grace="1s"))
+        .agg(n=col("*").count(), slow=col("ms").max())
+    )
+
+
 CASES = {
     "select": Case(
         "STREAM",
@@ -136,27 +153,13 @@ CASES = {
     ),
     "tumbling_changes": Case(
         "TABLE",
-        "SELECT user_id, COUNT(*) AS n, MAX(ms) AS slow FROM clicks "
-        "WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 1 SECONDS) WHERE status = 200 "
-        "GROUP BY user_id",
-        lambda e: (
-            e.frame("clicks")
-            .filter(col("status") == 200)
-            .group_by("user_id", window=window.tumbling("10s", grace="1s"))
-            .agg(n=col("*").count(), slow=col("ms").max())
-        ),
+        TUMBLING_SQL,
+        tumbling,
     ),
     "tumbling_final": Case(
         "TABLE",
-        "SELECT user_id, COUNT(*) AS n, MAX(ms) AS slow FROM clicks "
-        "WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 1 SECONDS) WHERE status = 200 "
-        "GROUP BY user_id",
-        lambda e: (
-            e.frame("clicks")
-            .filter(col("status") == 200)
-            .group_by("user_id", window=window.tumbling("10s", grace="1s"))
-            .agg(n=col("*").count(), slow=col("ms").max())
-        ),
+        TUMBLING_SQL,
+        tumbling,
         emit="final",
     ),
     "hopping": Case(
