@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-quick lint typecheck check bench clean
 
-$(STAMP): pyproject.toml setup.py src/hispeed/log/_rdbulk.c src/hispeed/formats/_flatjson.c
+$(STAMP): pyproject.toml setup.py src/hispeed/log/_rdbulk.c src/hispeed/formats/_flatjson.c src/hispeed/formats/_flatavro.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

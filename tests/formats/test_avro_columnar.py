@@ -11,8 +11,9 @@ import struct
 
 import fastavro
 import pyarrow as pa
+import pytest
 
-from hispeed.formats import Column, get_format
+from hispeed.formats import Column, avro_columnar, get_format
 from hispeed.formats.base import FormatContext
 from hispeed.registry import MemoryRegistry, Schema
 from hispeed.sql import types as T
@@ -65,7 +66,22 @@ def _framed(sid: int, record: dict[str, object]) -> bytes:
     return struct.pack(">bI", 0, sid) + out.getvalue()
 
 
-def test_flat_records_read_as_fastavro_reads_them() -> None:
+@pytest.fixture(params=["native", "numpy"])
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """decode_flat with its C part (`_flatavro`) or with numpy only."""
+    built = avro_columnar._extension()
+    if request.param == "native":
+        if built is None:
+            # optional, as setup.py builds it (CI's `make` does); a checkout without it
+            # reads with numpy, which the other parameter covers
+            pytest.skip("hispeed.formats._flatavro is not built here (pip install -e .)")
+        monkeypatch.setattr(avro_columnar, "_extension", lambda: built)
+    else:
+        monkeypatch.setattr(avro_columnar, "_extension", lambda: None)
+    return str(request.param)
+
+
+def test_flat_records_read_as_fastavro_reads_them(implementation: str) -> None:
     registry = MemoryRegistry()
     sid = registry.register("t-value", Schema(json.dumps(FLAT)))
     fmt = get_format("AVRO", context=FormatContext(registry, "t"))
@@ -85,7 +101,7 @@ def test_flat_records_read_as_fastavro_reads_them() -> None:
         assert got["MISSING"] is None
 
 
-def test_a_record_cut_short_is_an_error_of_its_row_only() -> None:
+def test_a_record_cut_short_is_an_error_of_its_row_only(implementation: str) -> None:
     registry = MemoryRegistry()
     sid = registry.register("t-value", Schema(json.dumps(FLAT)))
     fmt = get_format("AVRO", context=FormatContext(registry, "t"))
@@ -153,3 +169,26 @@ def test_dates_and_times_are_written_as_their_numbers() -> None:
         {"D": datetime.date(1970, 1, 3), "T": datetime.time(0, 0, 1)},
         {"D": None, "T": None},
     ]
+
+
+def test_records_that_are_not_what_the_schema_says_are_read_one_by_one(
+    implementation: str,
+) -> None:
+    # a union branch past the schema's two, an int beyond 32 bits, fields that run past the
+    # record's end, bytes left over: each is that row's error, and the rest are read
+    registry = MemoryRegistry()
+    sid = registry.register("t-value", Schema(json.dumps(FLAT)))
+    fmt = get_format("AVRO", context=FormatContext(registry, "t"))
+    good = _framed(sid, _record(random.Random(5)))
+    head = struct.pack(">bI", 0, sid)
+    bad = [
+        head + b"\x04",  # union branch 2
+        head + b"\x02\xfe\xff\xff\xff\x1f",  # an int of 2**33 - 1 (zig-zag)
+        head + b"\x00\x00\x00" + b"\x00" * 8 + b"\x00\x00\x00\x00\x00\x7f",  # cut short
+        good + b"\x00",
+    ]
+    result = fmt.decode(pa.array([good, *bad, good]), COLUMNS)
+    assert [row for row, _ in result.errors] == [1, 2, 3, 4]
+    rows = result.batch.to_pylist()
+    assert rows[0] == rows[5]
+    assert rows[0]["F"] == 0.5
