@@ -12,6 +12,7 @@ from hispeed.connectors import (  # noqa: F401  (they register)
     file_sinks,
     files,
     memcached,
+    postgres,
     redis,
 )
 from hispeed.connectors.base import (

@@ -57,6 +57,10 @@ class SinkBatch:
     keys: list[Any]
     rows: list[dict[str, Any] | None]
     key_columns: list[str] = field(default_factory=list)
+    #: each column's SQL type as ksqlDB writes it ("STRING", "DECIMAL(10, 2)",
+    #: "ARRAY<STRING>"...), key columns first; empty for a topic with no stream or table over
+    #: it (its rows are JSON objects). What a sink that creates tables makes its columns from.
+    column_types: dict[str, str] = field(default_factory=dict)
     #: (row index, message) of records the sink could not write; the runner logs them
     failures: list[tuple[int, str]] = field(default_factory=list)
     #: the same records as Arrow columns, typed as the stream or table declares them (the

@@ -134,6 +134,7 @@ class SinkRunner(_Runner):
         self.sources = dict(sources)
         self.group = f"_hispeed_connector_{self.name}"
         self._decoders: dict[str, Any] = {}
+        self._types: dict[str, dict[str, str]] = {}
 
     def _run(self) -> None:
         self._retrying("connecting", self.sink.start)
@@ -232,7 +233,17 @@ class SinkRunner(_Runner):
             columns=pa.Table.from_arrays(
                 [frame.column(names.index(c)) for c in row_names], names=row_names
             ),
+            column_types=self._column_types(source),
         )
+
+    def _column_types(self, source: Source) -> dict[str, str]:
+        types = self._types.get(source.topic)
+        if types is None:
+            types = {c.name: str(c.type) for c in (*source.key_columns, *source.value_columns)}
+            if source.window is not None:
+                types |= {"WINDOWSTART": "BIGINT", "WINDOWEND": "BIGINT"}
+            self._types[source.topic] = types
+        return types
 
 
 def _json_batch(item: PolledBatch, errors: list[dict[str, Any]], name: str) -> SinkBatch:

@@ -10,13 +10,16 @@ service is a failure, never a skip.
 
 from __future__ import annotations
 
+import glob
 import os
+import pwd
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -210,9 +213,112 @@ def rabbitmq_server() -> Iterator[RabbitBroker]:
         yield broker
 
 
+# -- PostgreSQL (the postgres sink) ---------------------------------------------------------------
+
+#: where Debian's postgresql packages put the server's programs (newest version first)
+POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
+
+
+def postgres_bin() -> Path | None:
+    """The directory of initdb, pg_ctl and postgres (Debian's, else on the PATH), or None."""
+    found = sorted(
+        Path(p)
+        for p in glob.glob(POSTGRES_BIN_GLOB)
+        if Path(p, "initdb").exists() and Path(p, "pg_ctl").exists()
+    )
+    if found:
+        return found[-1]
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb and shutil.which("pg_ctl") else None
+
+
+class PostgresProcess:
+    """A PostgreSQL cluster of its own in a temporary directory, on a free loopback port,
+    its superuser `hispeed` trusted on loopback. PostgreSQL refuses to run as root, so
+    under root (as in CI) the cluster belongs to the `postgres` user and its programs run
+    through `runuser`."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.port = free_port()
+        self.workdir = Path(tempfile.mkdtemp(prefix="hispeed-postgres-"))
+        self.data = self.workdir / "data"
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                raise RuntimeError(
+                    "running as root needs a 'postgres' user to own the cluster"
+                ) from None
+            os.chown(self.workdir, owner.pw_uid, owner.pw_gid)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self.running = False
+
+    @property
+    def url(self) -> str:
+        """The connection URL of its `postgres` database."""
+        return f"postgresql://hispeed@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str, timeout: float = 120) -> None:
+        done = subprocess.run(
+            [*self.as_user, *args], capture_output=True, text=True, timeout=timeout
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{args[0]} failed: {done.stdout}{done.stderr}")
+
+    def init(self) -> None:
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D", str(self.data), "-A", "trust", "-U", "hispeed", "-E", "UTF8",
+            "--no-sync", "--no-instructions",
+        )  # fmt: skip
+
+    def start(self) -> None:
+        # no fsync (a test server), listening on loopback only, its socket in the workdir
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.workdir} -F"
+        self._run(
+            str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l",
+            str(self.workdir / "server.log"), "-w", "-t", "60", "-o", options, "start",
+        )  # fmt: skip
+        self.running = True
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop it: `fast` (a clean stop) or `immediate` (as a crash: recovery at the start)."""
+        if self.running:
+            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+            self.running = False
+
+    def pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresProcess]:
+    """A PostgreSQL server of its own (initdb takes seconds: one for the session); tests
+    use tables of their own. A test that stops it starts it again."""
+    bindir = postgres_bin()
+    if bindir is None:
+        unavailable("PostgreSQL is not installed (apt-get install postgresql)")
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        unavailable("running as root needs runuser (util-linux) to start PostgreSQL")
+    process = PostgresProcess(bindir)
+    try:
+        process.init()
+        process.start()
+        yield process
+    finally:
+        process.remove()
+
+
 __all__ = [
     "MemcachedProcess",
     "RabbitBroker",
+    "PostgresProcess",
     "Service",
     "free_port",
     "kafka_connect",
@@ -221,6 +327,8 @@ __all__ = [
     "memcached_server",
     "mosquitto_server",
     "rabbitmq_server",
+    "postgres_bin",
+    "postgres_server",
     "redis_server",
     "require_binary",
     "stop",
