@@ -317,8 +317,8 @@ def postgres_server() -> Iterator[PostgresProcess]:
 
 __all__ = [
     "MemcachedProcess",
-    "RabbitBroker",
     "PostgresProcess",
+    "RabbitBroker",
     "Service",
     "free_port",
     "kafka_connect",
@@ -326,9 +326,9 @@ __all__ = [
     "memcached_process",
     "memcached_server",
     "mosquitto_server",
-    "rabbitmq_server",
     "postgres_bin",
     "postgres_server",
+    "rabbitmq_server",
     "redis_server",
     "require_binary",
     "stop",
