@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiormq
+import httpx
 import pytest
 from pamqp.commands import Basic
 from websockets.sync.client import ClientConnection
@@ -25,6 +26,7 @@ from hispeed.errors import ConfigError, LogError
 from hispeed.runtime.task import PROCESSING_LOG
 from hispeed.server.amqp import AmqpBridge, AmqpInRule, AmqpOutRule
 from hispeed.testing.rabbitmq import RabbitBroker
+from hispeed.testing.server import ServerFactory
 from hispeed.testing.services import unavailable
 from tests.conftest import wait_for
 
@@ -480,3 +482,21 @@ def test_browsers_reach_hispeed_over_web_stomp(
         (b"d2", {"temp": 35.5}),
     ]
     wait_for(lambda: bridge.stats()["messages_out"] == 1)
+
+
+@pytest.mark.services
+def test_the_server_runs_the_bridge_and_shows_it_in_metrics(
+    rabbitmq_server: RabbitBroker, server_factory: ServerFactory
+) -> None:
+    """`hispeed server` with amqp_url set (as --amqp-url / HISPEED_AMQP_URL set it) starts
+    the bridge: a message comes in, and /metrics shows the bridge's counts."""
+    url = rabbitmq_server.url
+    running = server_factory(amqp_url=url, amqp_in=("queue:srv-in=srv_topic",))
+    _run(_publish(url, "", [("srv-in", b'{"n": 1}')]))
+    wait_for(lambda: len(_records(running.engine, "srv_topic")) == 1, timeout=30)
+
+    def metrics() -> list[str]:
+        return httpx.get(f"{running.url}/metrics").text.splitlines()
+
+    lines = wait_for(lambda: (m := metrics()) and "hispeed_amqp_messages_in 1" in m and m)
+    assert "hispeed_amqp_connected 1" in lines

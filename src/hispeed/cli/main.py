@@ -82,6 +82,11 @@ cli.add_command(connector)
 @click.option("--grpc-port", type=int, default=None, help="gRPC port [default 8089; 0: none].")
 @click.option("--mqtt-broker", default=None, help="Bridge this MQTT broker (HOST:PORT).")
 @click.option(
+    "--amqp-url",
+    default=None,
+    help="Bridge this RabbitMQ broker (amqp://USER:PASSWORD@HOST:PORT/VHOST) [HISPEED_AMQP_URL].",
+)
+@click.option(
     "--auth-file", default=None, help="Require credentials from this file (basic/bearer lines)."
 )
 @click.option(
@@ -115,6 +120,7 @@ def server(
     udf_modules: tuple[str, ...],
     grpc_port: int | None,
     mqtt_broker: str | None,
+    amqp_url: str | None,
     auth_file: str | None,
     kafka: str | None,
     app_id: str | None,
@@ -132,6 +138,7 @@ def server(
         "port": port,
         "grpc_port": grpc_port,
         "mqtt_broker": mqtt_broker,
+        "amqp_url": amqp_url,
         "auth_file": auth_file,
         "kafka": kafka,
         "app_id": app_id,
