@@ -68,6 +68,14 @@ def stream_rows(engine: Engine, stream: str) -> list[dict[str, Any]]:
     return [{"ID": r["ID"], "NAME": r["NAME"]} for r in engine.query(f"SELECT * FROM {stream};")]
 
 
+def create_lines_stream(engine: Engine, stream: str, topic: str) -> None:
+    """A stream over the topic a file source writes: each line a JSON object."""
+    engine.execute(
+        f"CREATE STREAM {stream} (id INT, name VARCHAR) "
+        f"WITH (kafka_topic='{topic}', partitions=1, value_format='JSON');"
+    )
+
+
 def create_file_source(engine: Engine, name: str, path: Path, topic: str) -> None:
     # a RegexRouter under a camel-case alias: the configuration keys reach Connect as
     # written (lower-cased, 'transforms.totopic.type' would not match the alias 'toTopic')
@@ -81,6 +89,16 @@ def create_file_source(engine: Engine, name: str, path: Path, topic: str) -> Non
     )
 
 
+def file_source_into_stream(engine: Engine, path: Path, lines: int) -> tuple[str, str, Path]:
+    """A stream, and a file source writing `lines` lines of `path` (and later ones) to its
+    topic: (the connector's name, the stream's, the file)."""
+    topic, name, stream = unique("lines"), unique("FILE_IN").upper(), unique("LINES").upper()
+    create_lines_stream(engine, stream, topic)
+    write_lines(path, readings(0, lines))
+    create_file_source(engine, name, path, topic)
+    return name, stream, path
+
+
 def task_running(worker: ConnectWorker, name: str) -> bool:
     status = connect_get(worker, f"/connectors/{name}/status")
     return status["connector"]["state"] == "RUNNING" and any(
@@ -91,14 +109,7 @@ def task_running(worker: ConnectWorker, name: str) -> bool:
 def test_a_file_source_feeds_a_stream(
     engine: Engine, kafka_connect: ConnectWorker, tmp_path: Path
 ) -> None:
-    topic, name, stream = unique("lines"), unique("FILE_IN").upper(), unique("LINES").upper()
-    engine.execute(
-        f"CREATE STREAM {stream} (id INT, name VARCHAR) "
-        f"WITH (kafka_topic='{topic}', partitions=1, value_format='JSON');"
-    )
-    path = tmp_path / "in.jsonl"
-    write_lines(path, readings(0, 50))
-    create_file_source(engine, name, path, topic)
+    name, stream, path = file_source_into_stream(engine, tmp_path / "in.jsonl", 50)
     try:
         assert name in connect_get(kafka_connect, "/connectors")
         expected = readings(0, 50)
@@ -147,10 +158,7 @@ def test_show_describe_and_drop_in_ksqldb_shapes(
     engine: Engine, kafka_connect: ConnectWorker, tmp_path: Path
 ) -> None:
     topic, name, stream = unique("shown"), unique("SHOWN").upper(), unique("SHOWN_S").upper()
-    engine.execute(
-        f"CREATE STREAM {stream} (id INT, name VARCHAR) "
-        f"WITH (kafka_topic='{topic}', partitions=1, value_format='JSON');"
-    )
+    create_lines_stream(engine, stream, topic)
     path = tmp_path / "in.jsonl"
     write_lines(path, readings(0, 3))
     # over /ksql: CREATE answers ksqlDB's connector_info with what the worker made
@@ -293,14 +301,7 @@ def test_a_worker_that_is_down_is_a_clear_error(kafka_server: Service) -> None:
 def test_the_file_source_resumes_after_the_worker_restarts(
     engine: Engine, kafka_connect: ConnectWorker, tmp_path: Path
 ) -> None:
-    topic, name, stream = unique("resume"), unique("RESUME").upper(), unique("RESUMED").upper()
-    engine.execute(
-        f"CREATE STREAM {stream} (id INT, name VARCHAR) "
-        f"WITH (kafka_topic='{topic}', partitions=1, value_format='JSON');"
-    )
-    path = tmp_path / "in.jsonl"
-    write_lines(path, readings(0, 100))
-    create_file_source(engine, name, path, topic)
+    name, stream, path = file_source_into_stream(engine, tmp_path / "in.jsonl", 100)
     try:
         wait_for(lambda: len(stream_rows(engine, stream)) >= 100, timeout=90)
         kafka_connect.stop()

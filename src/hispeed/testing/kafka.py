@@ -104,6 +104,37 @@ def fetch(script: Path | None = None, timeout: float = 900) -> None:
         raise KafkaUnavailableError(f"`{script} fetch` failed{hint}: {output}")
 
 
+def run_start(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    timeout: float,
+    pid_file: Path,
+    log: Path,
+    what: str,
+    started: list[int],
+) -> None:
+    """Run a `scripts/kafka/kafka` command that starts a JVM in the background and waits for
+    it; the JVM's PID (from `pid_file`, 0 if none) goes into `started` even when the start
+    fails, for the caller to stop it. RuntimeError with the script's output and the tail of
+    `log` when it did not start, or did not within `timeout` seconds."""
+    try:
+        done = subprocess.run(
+            list(command),
+            capture_output=True,
+            text=True,
+            env=dict(env),
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise RuntimeError(f"{what} did not start within {timeout}s") from e
+    finally:
+        started.append(int(pid_file.read_text()) if pid_file.exists() else 0)
+    if done.returncode != 0:
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        raise RuntimeError(f"{what} did not start: {(done.stdout + done.stderr).strip()}\n{tail}")
+
+
 @contextmanager
 def kafka_broker(
     workdir: str | Path | None = None,
@@ -127,24 +158,14 @@ def kafka_broker(
     env = {**os.environ, "KAFKA_OPTS": " ".join(jvm_options)}
     command = [str(script), "start", str(directory), str(port)]
     command += [f"{key}={value}" for key, value in settings.items()]
-    pid = 0
+    started: list[int] = []
     try:
-        try:
-            done = subprocess.run(
-                command, capture_output=True, text=True, env=env, timeout=timeout, check=False
-            )
-        except subprocess.TimeoutExpired as e:
-            raise RuntimeError(f"the Kafka broker did not start within {timeout}s") from e
-        finally:
-            pid = int(pid_file.read_text()) if pid_file.exists() else 0
-        if done.returncode != 0:
-            log = directory / "broker.log"
-            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-            raise RuntimeError(
-                f"the Kafka broker did not start: {(done.stdout + done.stderr).strip()}\n{tail}"
-            )
-        yield Broker(f"127.0.0.1:{port}", pid)
+        run_start(
+            command, env, timeout, pid_file, directory / "broker.log", "the Kafka broker", started
+        )
+        yield Broker(f"127.0.0.1:{port}", started[0])
     finally:
+        pid = started[0] if started else 0
         if pid > 0 and pid_alive(pid):
             stop_pid(pid, timeout=15)
         pid_file.unlink(missing_ok=True)
@@ -161,4 +182,5 @@ __all__ = [
     "free_port_pair",
     "kafka_broker",
     "kafka_script",
+    "run_start",
 ]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -20,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hispeed.processes import free_port, pid_alive, stop_pid
-from hispeed.testing.kafka import QUICK_START_JVM, fetch, kafka_script
+from hispeed.testing.kafka import QUICK_START_JVM, fetch, kafka_script, run_start
 
 
 class ConnectWorker:
@@ -60,22 +59,19 @@ class ConnectWorker:
             str(self.port),
         ]
         began = time.monotonic()
+        started: list[int] = []
         try:
-            done = subprocess.run(
-                command, capture_output=True, text=True, env=env, timeout=timeout, check=False
+            run_start(
+                command,
+                env,
+                timeout,
+                self.directory / "connect.pid",
+                self.directory / "connect.log",
+                "the Kafka Connect worker",
+                started,
             )
-        except subprocess.TimeoutExpired as e:
-            raise RuntimeError(f"the Kafka Connect worker did not start within {timeout}s") from e
         finally:
-            pid_file = self.directory / "connect.pid"
-            self.pid = int(pid_file.read_text()) if pid_file.exists() else 0
-        if done.returncode != 0:
-            log = self.directory / "connect.log"
-            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-            raise RuntimeError(
-                f"the Kafka Connect worker did not start: {(done.stdout + done.stderr).strip()}"
-                f"\n{tail}"
-            )
+            self.pid = started[0] if started else 0
         self.start_seconds = time.monotonic() - began
 
     def stop(self) -> None:
