@@ -35,6 +35,7 @@ from hispeed.frames import Frame
 from hispeed.functions.memcached import configure_from as configure_memcached
 from hispeed.functions.redis import set_default_url
 from hispeed.functions.udf.loading import load_modules
+from hispeed.jupyter import Rows
 from hispeed.log.base import AppendResult, Log
 from hispeed.log.embedded import EmbeddedLog
 from hispeed.log.producer import Producer
@@ -292,7 +293,8 @@ class Engine:
     def query(self, sql: str, *, format: str = "rows") -> Any:
         """Run a pull query: the current rows of a table (or what a stream holds now).
 
-        `format` is "rows" (a list of dicts), "polars" or "pandas" (a DataFrame).
+        `format` is "rows" (a list of dicts, shown as a table in Jupyter), "polars" or
+        "pandas" (a DataFrame).
 
             >>> engine.query("SELECT * FROM peaks WHERE id = 'device1'")
             [{'ID': 'device1', 'PEAK': 0.5}]
@@ -301,7 +303,7 @@ class Engine:
         with self.lock:
             rows = run_sql(self.runtime.views, sql)
         if format == "rows":
-            return rows
+            return Rows(rows)
         if format == "polars":
             import polars as pl
 
@@ -342,7 +344,7 @@ class Engine:
         if format == "pandas":
             return table.to_pandas()
         if format == "rows":
-            return table.to_pylist(maps_as_pydicts="strict")
+            return Rows(table.to_pylist(maps_as_pydicts="strict"))
         return table
 
     def stream(self, sql: str, *, from_beginning: bool | None = None) -> Any:

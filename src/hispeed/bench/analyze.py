@@ -71,7 +71,7 @@ def run(
     rng = np.random.default_rng(0)
     with scratch_engine(directory, "analyze") as engine:
         # every record kept, whatever the server-wide retention says
-        engine.log.create_topic("clicks", 1, {"retention.bytes": -1})
+        engine.log.create_topic("clicks", 1, {"retention.bytes": -1, "retention.ms": -1})
         engine.execute(STREAM)
         for first in range(0, records, _CHUNK):
             engine.log.append(

@@ -17,6 +17,7 @@ from typing import Any
 
 from hispeed.catalog import Source
 from hispeed.errors import HispeedError
+from hispeed.jupyter import show_live
 from hispeed.ops.decode import split_window
 from hispeed.plan.model import QueryPlan
 from hispeed.runtime.feeds import SourceFeed, Subscriber, shareable
@@ -106,6 +107,15 @@ class PushQuery:
             self.runtime.tasks[self.id] = self.task
         self.runtime.wake()
         self.consumer = log.consumer(topic, auto_offset_reset="earliest")
+
+    def show(self, *, rows: int = 20, seconds: float = 10.0) -> list[dict[str, Any]]:
+        """In Jupyter: show the query's latest `rows` rows in the cell's output, updated in
+        place as they arrive, until its LIMIT or `seconds` s; returns the rows received."""
+        return show_live(self.poll, self.columns, rows=rows, seconds=seconds, limit=self.limit)
+
+    def _ipython_display_(self) -> None:
+        # a notebook displaying the query (`display(q)`, or `q` last in a cell) watches it
+        self.show()
 
     def poll(self, timeout: float = 1.0) -> list[dict[str, Any]]:
         """The rows that arrived within `timeout` seconds (maybe none)."""
