@@ -491,6 +491,18 @@ class Client:
         columns, _, rows = self._pull(statements[0].text)
         return to_frame(columns, rows, format)
 
+    def analyze(self, sql: str, *, format: str = "rows") -> Any:
+        """Run analytical SQL (DuckDB's) over the server's streams' history and tables'
+        current state, as `Engine.analyze` (an `ANALYZE` statement over `/ksql`; its rows
+        are bounded by the server's `analyze_max_rows`).
+
+        `format` is "rows" (a list of dicts), "polars" or "pandas"."""
+        if format not in ("rows", "polars", "pandas"):
+            raise HispeedError(f"format must be rows, polars or pandas, not {format!r}")
+        (result,) = self.execute(f"ANALYZE {sql.strip().removesuffix(';')}")
+        columns = list(result.info.get("columns") or (result.rows[0] if result.rows else []))
+        return to_frame(columns, result.rows, format)
+
     def stream(
         self,
         sql: str,

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from hispeed.client import to_result
+from hispeed.client import Client, to_result
 from hispeed.config import Settings
 from hispeed.engine import Engine
 from hispeed.server.app import create_app
+from hispeed.testing.server import RunningServer
 
 
 @pytest.fixture
@@ -54,3 +55,16 @@ def test_analyze_errors_are_statement_errors_with_their_place(client: TestClient
     response = client.post("/ksql", json={"ksql": "ANALYZE SELECT * FROM nothing;"})
     assert response.status_code == 400
     assert response.json()["message"].startswith("Line: 1, Col: 23: nothing does not exist")
+
+
+def test_the_client_analyzes_over_rest(server: RunningServer) -> None:
+    server.engine.execute(
+        "CREATE STREAM readings (id STRING KEY, x DOUBLE) "
+        "WITH (kafka_topic='readings', value_format='JSON', partitions=2);"
+    )
+    server.engine.insert_many("readings", [{"ID": f"d{i % 4}", "X": float(i)} for i in range(40)])
+    sql = "SELECT id, count(*) AS n FROM readings GROUP BY id ORDER BY id"
+    want = [{"ID": f"d{k}", "n": 10} for k in range(4)]
+    with Client(server.url) as remote:
+        assert remote.analyze(sql) == want
+        assert remote.analyze(sql + ";", format="pandas").to_dict("records") == want
