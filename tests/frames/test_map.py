@@ -15,6 +15,7 @@ import pytest
 from hispeed import col
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError
+from hispeed.ops import python_map
 from hispeed.runtime.task import PROCESSING_LOG
 from tests.frames.conftest import SOURCES, load, records, schema
 
@@ -180,3 +181,25 @@ def test_values_changed_in_place_are_written_changed(engine: Engine) -> None:
     want = records(engine, "by_sql")
     assert want
     assert records(engine, "by_python") == want
+
+
+def test_rows_dropped_and_failing_across_chunks(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`.map` works through a batch a chunk at a time: rows dropped or failing in later
+    chunks than the first keep each row with its own key and time."""
+    monkeypatch.setattr(python_map, "_CHUNK", 7)
+    engine.execute(f"CREATE STREAM by_sql AS {SQL} AND page != '/p3' EMIT CHANGES;")
+    engine.frame("clicks").map(double_ok_but_p3, schema=SCHEMA).to_stream("by_python")
+    load(engine)
+    engine.drain()
+    want = records(engine, "by_sql")
+    assert want
+    assert records(engine, "by_python") == want
+
+
+def double_ok_but_p3(row: dict[str, Any]) -> dict[str, Any] | None:
+    """`double_ok`, raising on page /p3."""
+    if row["PAGE"] == "/p3":
+        raise ValueError("not /p3")
+    return double_ok(row)
