@@ -9,6 +9,7 @@ transaction as its records (the compacted topic `_hispeed_connector_offsets`).
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -147,7 +148,7 @@ class SinkRunner(_Runner):
                 self._retrying("flushing", self.sink.flush)
                 for item in consumer.poll(0.2):
                     errors: list[dict[str, Any]] = []
-                    batch = self._batch(item, errors)
+                    batch = self._decoded(item, errors)
                     if len(batch):
                         written = self._retrying("writing", lambda b=batch: self.sink.write(b))
                         if self._stop.is_set() and written is None:
@@ -185,6 +186,19 @@ class SinkRunner(_Runner):
             "partition": batch.partition,
             "offset": batch.offsets[i],
         }
+
+    def _decoded(self, item: PolledBatch, errors: list[dict[str, Any]]) -> SinkBatch:
+        """`_batch` with the cyclic collector paused: a batch's rows are thousands of small
+        dicts made at once, none in a cycle, and the collections their numbers set off (each
+        walking every live object of the engine) cost the memcached sink's bench a third of
+        its CPU time."""
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return self._batch(item, errors)
+        finally:
+            if paused:
+                gc.enable()
 
     def _batch(self, item: PolledBatch, errors: list[dict[str, Any]]) -> SinkBatch:
         tp = item.partition

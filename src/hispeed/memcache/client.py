@@ -22,7 +22,7 @@ import re
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pymemcache.client.rendezvous import RendezvousHash
 
@@ -47,9 +47,9 @@ KEYS_PER_GET = 100
 _BAD_KEY_BYTE = re.compile(rb"[\x00-\x20\x7f]")
 
 
-@dataclass(frozen=True)
-class Op:
-    """One storage command: `set`, `add`, `replace`, `cas` (with `cas_token`) or `delete`."""
+class Op(NamedTuple):
+    """One storage command: `set`, `add`, `replace`, `cas` (with `cas_token`) or `delete`.
+    (A named tuple: a batch makes one per record, and a tuple is quick to make.)"""
 
     verb: str
     key: bytes
@@ -203,12 +203,25 @@ class MemcachedConnection:
 
 def encode(op: Op) -> bytes:
     """The protocol text of one storage command."""
-    if op.verb == "delete":
-        return b"delete " + op.key + b"\r\n"
-    head = f" 0 {op.expire} {len(op.value)}"
-    if op.verb == "cas":
-        head += f" {op.cas_token}"
-    return op.verb.encode() + b" " + op.key + head.encode() + b"\r\n" + op.value + b"\r\n"
+    verb, key, value, expire, cas_token = op
+    if verb == "cas":
+        return b"cas %b 0 %d %d %d\r\n%b\r\n" % (key, expire, len(value), cas_token, value)
+    if verb == "delete":
+        return b"delete %b\r\n" % key
+    return b"%b %b 0 %d %d\r\n%b\r\n" % (_VERBS[verb], key, expire, len(value), value)
+
+
+_VERBS = {v: v.encode() for v in ("set", "add", "replace")}
+
+
+def bad_keys(keys: Sequence[bytes]) -> bool:
+    """Whether any of `keys` may be one memcached cannot hold (a quick test of a batch:
+    `key_problem` then tells which and why)."""
+    if not keys:
+        return False
+    if min(map(len, keys)) == 0 or max(map(len, keys)) > MAX_KEY_BYTES:
+        return True
+    return _BAD_KEY_BYTE.search(b"a".join(keys)) is not None
 
 
 class MemcachedCluster:
@@ -287,6 +300,7 @@ __all__ = [
     "MemcachedCluster",
     "MemcachedConnection",
     "Op",
+    "bad_keys",
     "encode",
     "expiry",
     "key_problem",
