@@ -19,6 +19,7 @@ from hispeed.engine import Engine
 from hispeed.errors import HispeedError
 from hispeed.log.kafka import KafkaLog
 from hispeed.processes import free_port
+from hispeed.runtime.task import PROCESSING_LOG
 from hispeed.server.statements import run_ksql
 from hispeed.testing.kafka_connect import ConnectWorker
 from hispeed.testing.services import Service
@@ -119,6 +120,35 @@ def test_a_file_source_feeds_a_stream(
         write_lines(path, readings(50, 25))
         wait_for(lambda: len(stream_rows(engine, stream)) >= 75, timeout=60)
         assert sorted(stream_rows(engine, stream), key=lambda r: r["ID"]) == readings(0, 75)
+    finally:
+        engine.execute(f"DROP CONNECTOR IF EXISTS {name};")
+
+
+def test_a_bad_line_goes_to_the_processing_log_and_the_rest_go_on(
+    engine: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "in.jsonl"
+    write_lines(path, readings(0, 10))
+    with path.open("a") as f:
+        f.write('{"ID": 10, "NAME": \n')  # cut short: the worker passes it on as it is
+    write_lines(path, readings(11, 10))
+    name, stream, _ = file_source_into_stream(engine, path, 0)
+    copy = unique("COPY").upper()
+    engine.execute(f"CREATE STREAM {copy} AS SELECT * FROM {stream};")
+    try:
+        wait_for(lambda: len(stream_rows(engine, copy)) >= 20, timeout=90)
+        expected = readings(0, 10) + readings(11, 10)
+        assert sorted(stream_rows(engine, copy), key=lambda r: r["ID"]) == expected
+
+        def errors() -> list[dict[str, Any]]:
+            table = engine.log.read_table(PROCESSING_LOG, 0)
+            return [json.loads(v) for v in table.column("value").to_pylist()]
+
+        wait_for(lambda: errors(), timeout=30)
+        [error] = errors()
+        # the record at the bad line's offset (the 11th line: offset 10) of the source's topic
+        assert error["offset"] == 10
+        assert error["topic"] == engine.catalog.sources[stream].topic
     finally:
         engine.execute(f"DROP CONNECTOR IF EXISTS {name};")
 
@@ -296,6 +326,19 @@ def test_a_worker_that_is_down_is_a_clear_error(kafka_server: Service) -> None:
         assert status == 200
         assert body[0]["connectors"] == []
         assert "cannot reach Kafka Connect" in body[0]["warnings"][0]["message"]
+        # the settings' mistakes: what to set, and how
+        create = f"CREATE SOURCE CONNECTOR x WITH ('connector.class'='{FILE_SOURCE}');"
+        for wrong, said in [
+            ("UNSET 'ksql.connect.url';", "needs the Connect cluster's REST address: set ksql"),
+            ("SET 'ksql.connect.url'='localhost:8083';", "must be an http:// or https:// URL"),
+            (
+                f"SET 'ksql.connect.url'='{down}'; SET 'ksql.connect.request.timeout.ms'='0';",
+                "ksql.connect.request.timeout.ms must be a positive number of milliseconds",
+            ),
+        ]:
+            engine.execute(wrong)
+            with pytest.raises(HispeedError, match=said):
+                engine.execute(create)
 
 
 def test_the_file_source_resumes_after_the_worker_restarts(
