@@ -167,3 +167,32 @@ def test_a_bad_configuration_is_a_clear_error(
 ) -> None:
     with pytest.raises(HispeedError, match=message):
         cls("s", config)
+
+
+def test_the_parquet_sink_leaves_out_a_tables_deletions(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    with Engine(tmp_path / "data", fsync="never") as engine:
+        engine.execute(
+            READINGS
+            + "CREATE TABLE latest AS SELECT device, LATEST_BY_OFFSET(x) AS x FROM readings "
+            "GROUP BY device HAVING LATEST_BY_OFFSET(x) > 0;"
+            "CREATE SINK CONNECTOR p WITH ('connector.class'='parquet', 'source'='LATEST', "
+            f"'path'='{lake}', 'flush.records'='1000', 'flush.ms'='600000');"
+        )
+        engine.start()
+        engine.insert("readings", {"DEVICE": "a", "X": 1.0, "TAGS": []})
+        wait_for(lambda: engine.log.offsets("LATEST", 0)[1] == 1)
+        for device, x in (("b", 2.0), ("a", -1.0), ("c", 3.0)):  # a's HAVING fails: deleted
+            engine.insert("readings", {"DEVICE": device, "X": x, "TAGS": []})
+
+        def table() -> list[tuple[bytes, bytes | None]]:
+            t = engine.log.read_table("LATEST", 0)
+            keys, values = t.column("key").to_pylist(), t.column("value").to_pylist()
+            return list(zip(keys, values, strict=True))
+
+        wait_for(lambda: (b"a", None) in table() and any(k == b"c" for k, _ in table()))
+        wait_for(lambda: engine.connectors.describe("P")["lag"] == 0)
+        records = table()
+    written = [{"DEVICE": k.decode(), "X": json.loads(v)["X"]} for k, v in records if v is not None]
+    assert len(written) < len(records)  # there was a deletion, and it is not a row
+    assert pq.read_table(lake).to_pylist() == written

@@ -67,6 +67,9 @@ class SinkBatch:
     #: names of `rows`; a tombstone's value columns null), for a sink that writes columns
     #: (Parquet); None for topics read as JSON objects
     columns: pa.Table | None = None
+    #: with `columns`: which records are tombstones (a table's deleted rows), as a list of
+    #: booleans (the sink of `rows_needed = False` has no `rows` to tell it)
+    deleted: list[bool] | None = None
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -157,6 +160,10 @@ class SinkConnector(Connector):
     property) but connects to nothing: `start` does, and may raise RetriableError."""
 
     kind = "SINK"
+    #: False: the sink writes `SinkBatch.columns` (with `deleted`) only, so the runner does
+    #: not make `keys` and `rows` (left empty) for a stream's or table's records: no Python
+    #: object per record (a topic read as JSON objects still comes as `rows`)
+    rows_needed: ClassVar[bool] = True
 
     @abstractmethod
     def start(self) -> None:

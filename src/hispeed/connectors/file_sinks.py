@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -243,6 +244,7 @@ class ParquetSink(SinkConnector):
     """Write records as Parquet files, each record in exactly one file."""
 
     names = ("parquet", "parquet-sink", "ParquetSink")
+    rows_needed = False  # it writes the runner's Arrow columns
 
     def __init__(self, name: str, config: Mapping[str, str]) -> None:
         super().__init__(name, config)
@@ -293,21 +295,29 @@ class ParquetSink(SinkConnector):
         pending = self.pending.get(tp)
         if pending is not None and pending.last >= 0:
             start = pending.last + 1
-        keep = [
-            i
-            for i, (o, r) in enumerate(zip(batch.offsets, batch.rows, strict=True))
-            if o >= start and r is not None  # written already, or a deletion: not written
-        ]
-        if not keep:
-            return
-        if batch.columns is not None:
-            table = batch.columns.take(pa.array(keep, pa.int64()))
+        if batch.columns is not None:  # the records as typed columns (rows not made)
+            offsets = np.asarray(batch.offsets, np.int64)
+            wanted = offsets >= start
+            if batch.deleted is not None:  # a deletion: not written
+                wanted &= ~np.asarray(batch.deleted, bool)
+            keep = np.flatnonzero(wanted)
+            if not len(keep):
+                return
+            table = batch.columns.take(pa.array(keep))
         else:
+            keep = np.flatnonzero(
+                [
+                    o >= start and r is not None
+                    for o, r in zip(batch.offsets, batch.rows, strict=True)
+                ]
+            )
+            if not len(keep):
+                return
             table = pa.Table.from_pylist([batch.rows[i] for i in keep])
         if pending is None:
             pending = self.pending[tp] = _Pending()
         if not pending.rows:
-            pending.first = batch.offsets[keep[0]]
+            pending.first = batch.offsets[int(keep[0])]
             pending.since = time.monotonic()
         pending.tables.append(table)
         pending.rows += table.num_rows

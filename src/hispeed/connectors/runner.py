@@ -217,11 +217,27 @@ class SinkRunner(_Runner):
             self._decoders[tp.topic] = decoder
         frame, tombstones = decoder.decode(item, errors)
         names = [n.split(".", 1)[1] for n in frame.schema.names]
-        columns = {n: frame.column(i).to_pylist() for i, n in enumerate(names)}
         key_names = [c.name for c in source.key_columns]
         value_names = [c.name for c in source.value_columns]
         window = ["WINDOWSTART", "WINDOWEND"] if source.window is not None else []
         row_names = key_names + value_names + window
+        table = pa.Table.from_arrays(
+            [frame.column(names.index(c)) for c in row_names], names=row_names
+        )
+        if not self.sink.rows_needed:  # columns only: no Python object per record
+            return SinkBatch(
+                topic=tp.topic,
+                partition=tp.partition,
+                offsets=frame.column(names.index("ROWOFFSET")).to_pylist(),
+                timestamps=frame.column(names.index("ROWTIME")).to_pylist(),
+                keys=[],
+                rows=[],
+                key_columns=key_names,
+                column_types=self._column_types(source),
+                columns=table,
+                deleted=tombstones.astype(bool).tolist(),
+            )
+        columns = {n: frame.column(i).to_pylist() for i, n in enumerate(names)}
         n = frame.num_rows
         keys: list[Any] = []
         rows: list[dict[str, Any] | None] = []
@@ -244,9 +260,8 @@ class SinkRunner(_Runner):
             keys=keys,
             rows=rows,
             key_columns=key_names,
-            columns=pa.Table.from_arrays(
-                [frame.column(names.index(c)) for c in row_names], names=row_names
-            ),
+            columns=table,
+            deleted=tombstones.astype(bool).tolist(),
             column_types=self._column_types(source),
         )
 
