@@ -11,6 +11,7 @@ from hispeed.connectors import (  # noqa: F401  (they register)
     datagen,
     file_sinks,
     files,
+    http,
     memcached,
     postgres,
     redis,
