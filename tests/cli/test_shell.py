@@ -420,3 +420,22 @@ def test_a_push_query_that_shows_nothing_says_why(
     assert "topic clickstream_users partition 0 offset 2: Error deserializing key" in said
     terminal.type("\x04")
     assert terminal.close() == 0
+
+
+def test_analyze_prints_its_rows_in_column_order(server: RunningServer) -> None:
+    server.engine.execute(READINGS)
+    server.engine.insert_many("readings", [{"DEVICE": f"d{i % 2}", "X": i} for i in range(10)])
+    sql = (
+        "ANALYZE SELECT device, sum(x) AS total, count(*) AS n FROM readings GROUP BY 1 ORDER BY 1;"
+    )
+    proc = shell(server, "-e", sql + "\nANALYZE SELECT * FROM nowhere;")
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines() == [
+        "+--------+-------+---+",
+        "| DEVICE | total | n |",
+        "+--------+-------+---+",
+        "| d0     | 20.0  | 5 |",
+        "| d1     | 25.0  | 5 |",
+        "+--------+-------+---+",
+    ]
+    assert proc.stderr.startswith("error: Line: 1, Col: 23: nowhere does not exist")
