@@ -7,6 +7,7 @@ never from hispeed's decoding.
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError, SqlError
 from hispeed.runtime import history
+from hispeed.runtime.analytic import run_analysis
 
 
 @pytest.fixture
@@ -296,3 +298,34 @@ def test_a_scan_goes_on_past_records_retention_lets_go(engine: Engine) -> None:
     assert got.column("top")[0].as_py() == 199_999
     assert n < 200_000  # records let go were not read
     assert n >= 50_000  # those after the cut were
+
+
+def _taken_elsewhere(engine: Engine, timeout: float) -> bool:
+    """Whether another thread can take the engine's lock within `timeout` s."""
+    got: list[bool] = []
+
+    def take() -> None:
+        ok = engine.lock.acquire(timeout=timeout)
+        if ok:
+            engine.lock.release()
+        got.append(ok)
+
+    worker = threading.Thread(target=take)
+    worker.start()
+    worker.join()
+    return got[0]
+
+
+def test_a_statement_lets_the_engine_run_while_it_scans(engine: Engine) -> None:
+    _clicks_and_orders(engine)
+    during: list[bool] = []
+
+    def progress(done: int, total: int) -> None:
+        if done and not during:  # mid-scan: the queries' loop could take the lock now
+            during.append(_taken_elsewhere(engine, 10.0))
+
+    with engine.lock, engine.lock:  # as a statement handler runs: held, maybe twice over
+        table = run_analysis(engine.context, "SELECT count(*) AS n FROM clicks", progress=progress)
+        assert not _taken_elsewhere(engine, 0.05)  # held again, as the handler expects
+    assert during == [True]
+    assert table.column("n").to_pylist() == [600]

@@ -14,9 +14,10 @@ the statement comes from a server's users.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -171,10 +172,14 @@ def _run(context: QueryContext, sql: str, progress: ScanProgress | None) -> pa.T
             _register(con, scan)
         con.execute("SET lock_configuration = true")
         try:
-            result = con.sql(sql)
-            if result is None:
-                raise HispeedError("ANALYZE runs a query (SELECT, WITH ...), not a command")
-            table: pa.Table = result.to_arrow_table()
+            # the scan may take a while: the engine's queries go on meanwhile (a statement
+            # handler holds the engine's lock; the sources are resolved, the log is read
+            # without it)
+            with _released(context.lock):
+                result = con.sql(sql)
+                if result is None:
+                    raise HispeedError("ANALYZE runs a query (SELECT, WITH ...), not a command")
+                table: pa.Table = result.to_arrow_table()
             return table
         except duckdb.Error as e:
             for scan in scans:  # a source that could not be read: its own error
@@ -183,6 +188,22 @@ def _run(context: QueryContext, sql: str, progress: ScanProgress | None) -> pa.T
             raise duckdb_error(e, sql) from None
     finally:
         con.close()
+
+
+@contextlib.contextmanager
+def _released(lock: Any) -> Iterator[None]:
+    """Let go of an RLock this thread holds (however many times over) for the block, and take
+    it back as it was after; nothing when this thread does not hold it. (What
+    `threading.Condition.wait` does with the same two methods of the lock.)"""
+    try:
+        state = lock._release_save()
+    except RuntimeError:  # not held by this thread: `Engine.analyze`
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock._acquire_restore(state)
 
 
 def _count(scans: list[HistoryScan], progress: ScanProgress) -> None:
