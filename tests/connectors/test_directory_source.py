@@ -33,6 +33,16 @@ def _source(path: Path, extra: str = "") -> str:
     )
 
 
+def _put(path: Path, text: str, seconds_old: float | None = None) -> None:
+    """Write a file as a producer should while the source runs: under a name it skips, then
+    renamed into place (with 'file.stable.ms'='0' a file written in place may be read half)."""
+    hidden = path.with_name(f".{path.name}")
+    hidden.write_text(text)
+    if seconds_old is not None:
+        _age(hidden, seconds_old)
+    hidden.rename(path)
+
+
 def _age(path: Path, seconds: float) -> None:
     """Make `path` look last changed `seconds` ago."""
     then = time.time() - seconds
@@ -46,10 +56,11 @@ def test_csv_json_and_parquet_files_are_read_as_they_appear(tmp_path: Path) -> N
     with Engine(tmp_path / "data", fsync="never") as engine:
         engine.execute(_source(incoming))
         wait_for(lambda: len(_values(engine)) == 2)
-        (incoming / "b.jsonl").write_text('{"n": 3, "s": "z"}\n')
+        _put(incoming / "b.jsonl", '{"n": 3, "s": "z"}\n')
         wait_for(lambda: len(_values(engine)) == 3)
         table = pa.table({"n": [4, 5], "s": ["p", "q"]})
-        pq.write_table(table, incoming / "c.parquet", row_group_size=1)  # two row groups
+        pq.write_table(table, incoming / ".c.parquet", row_group_size=1)  # two row groups
+        (incoming / ".c.parquet").rename(incoming / "c.parquet")
         wait_for(lambda: len(_values(engine)) == 5)
         assert _values(engine) == [
             {"n": 1, "s": "x"},
@@ -99,8 +110,7 @@ def test_each_file_is_read_once_across_restarts(tmp_path: Path) -> None:
         rows = range(i * 40, i * 40 + 40)
         pad = "x" * 40  # 2.5 KB a file: read in three chunks of 'batch.bytes'
         text = "".join(f'{{"n": {n}, "pad": "{pad}"}}\n' for n in rows)
-        (incoming / f"f{i:03d}.jsonl").write_text(text)
-        _age(incoming / f"f{i:03d}.jsonl", 100 - i)  # read in the order they came
+        _put(incoming / f"f{i:03d}.jsonl", text, 100 - i)  # read in the order they came
         expected.extend(rows)
 
     for i in range(5):

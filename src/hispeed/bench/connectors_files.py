@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hispeed.bench.connectors import BenchOptions, Figures, bench_part, rates
+# _wait: the framework part's wait for a connector thread (same package)
+from hispeed.bench.connectors import BenchOptions, Figures, _wait, bench_part, rates
 from hispeed.engine import Engine
-from hispeed.errors import HispeedError
 
 STREAM = (
     "CREATE STREAM bench_readings (device STRING KEY, reading DOUBLE, amount INT, "
@@ -26,14 +26,6 @@ STREAM = (
 )
 #: input files the source part reads (each `records / FILES` records)
 FILES = 10
-
-
-def _wait(done: Callable[[], bool], what: str, timeout_s: float = 600.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not done():
-        if time.monotonic() > deadline:
-            raise HispeedError(f"bench connectors: {what} did not finish in {timeout_s:.0f}s")
-        time.sleep(0.01)
 
 
 def _value(n: int) -> dict[str, object]:
