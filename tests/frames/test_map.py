@@ -189,8 +189,11 @@ def test_rows_dropped_and_failing_across_chunks(
     """`.map` works through a batch a chunk at a time: rows dropped or failing in later
     chunks than the first keep each row with its own key and time."""
     monkeypatch.setattr(python_map, "_CHUNK", 7)
-    engine.execute(f"CREATE STREAM by_sql AS {SQL} AND page != '/p3' EMIT CHANGES;")
-    engine.frame("clicks").map(double_ok_but_p3, schema=SCHEMA).to_stream("by_python")
+    engine.execute(
+        "CREATE STREAM by_sql AS SELECT user_id, ms * 2 AS d, page FROM clicks "
+        "WHERE ms <= 20 EMIT CHANGES;"
+    )
+    engine.frame("clicks").map(double_small, schema=SCHEMA).to_stream("by_python")
     load(engine)
     engine.drain()
     want = records(engine, "by_sql")
@@ -198,8 +201,11 @@ def test_rows_dropped_and_failing_across_chunks(
     assert records(engine, "by_python") == want
 
 
-def double_ok_but_p3(row: dict[str, Any]) -> dict[str, Any] | None:
-    """`double_ok`, raising on page /p3."""
-    if row["PAGE"] == "/p3":
-        raise ValueError("not /p3")
-    return double_ok(row)
+def double_small(row: dict[str, Any]) -> dict[str, Any] | None:
+    """MS doubled, for MS up to 20 (the first larger one comes after a chunk of rows): a
+    larger one is dropped, or raises."""
+    if row["MS"] == 22.5:
+        raise ValueError("not 22.5")
+    if row["MS"] > 20:
+        return None
+    return {"D": row["MS"] * 2, "PAGE": row["PAGE"]}
