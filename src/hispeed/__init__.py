@@ -11,7 +11,7 @@ from hispeed.version import __version__
 if TYPE_CHECKING:
     from hispeed.client import Client
     from hispeed.engine import Engine
-    from hispeed.frames import col, func, lit, window
+    from hispeed.frames import Trigger, col, func, lit, window
     from hispeed.udf import udaf, udf, udtf
 
 #: Arrow's allocator for every hispeed process, unless ARROW_DEFAULT_MEMORY_POOL names another.
@@ -30,6 +30,7 @@ __all__ = [
     "Client",
     "Engine",
     "HispeedError",
+    "Trigger",
     "__version__",
     "col",
     "func",
@@ -51,7 +52,13 @@ def __getattr__(name: str) -> Any:
         from hispeed.client import Client
 
         return Client
-    if name in ("col", "func", "lit", "window"):  # the Python stream API (hispeed.frames)
+    if name in (
+        "col",
+        "func",
+        "lit",
+        "window",
+        "Trigger",
+    ):  # the Python stream API (hispeed.frames)
         import hispeed.frames
 
         return getattr(hispeed.frames, name)

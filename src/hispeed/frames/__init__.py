@@ -14,5 +14,6 @@ from __future__ import annotations
 from hispeed.frames import window
 from hispeed.frames.expressions import Expr, col, func, lit
 from hispeed.frames.frame import Frame, GroupBy, Host
+from hispeed.frames.trigger import Trigger
 
-__all__ = ["Expr", "Frame", "GroupBy", "Host", "col", "func", "lit", "window"]
+__all__ = ["Expr", "Frame", "GroupBy", "Host", "Trigger", "col", "func", "lit", "window"]

@@ -22,6 +22,7 @@ from hispeed.errors import HispeedError
 from hispeed.frames.expressions import Expr, as_expr, identifier
 from hispeed.frames.mapping import PythonStep, explained, mapped_rows, stage_plan
 from hispeed.frames.render import checked, select_sql
+from hispeed.frames.trigger import Trigger, emit_of, with_trigger
 from hispeed.frames.window import Duration, millis
 from hispeed.log.base import Log
 from hispeed.plan import python
@@ -434,17 +435,35 @@ class Frame:
 
     # -- running --------------------------------------------------------------------------
 
-    def to_stream(self, name: str, **options: Any) -> str:
+    def to_stream(self, name: str, *, trigger: Trigger | None = None, **options: Any) -> str:
         """Write the rows into a new stream `name`, as a persistent query (CREATE STREAM
         ... AS SELECT); `options` are its WITH properties (`kafka_topic`, `value_format`,
-        `partitions`, ...). Returns the query's id."""
-        return self._create("STREAM", name, "CHANGES", options)
+        `partitions`, ...); `trigger`: when it runs a batch (frames/trigger.py). Returns the
+        query's id."""
+        return self._create("STREAM", name, "CHANGES", with_trigger(options, trigger))
 
-    def to_table(self, name: str, emit: str = "changes", **options: Any) -> str:
+    def to_table(
+        self,
+        name: str,
+        emit: str | None = None,
+        *,
+        trigger: Trigger | None = None,
+        output_mode: str | None = None,
+        **options: Any,
+    ) -> str:
         """Write the rows into a new table `name`, as a persistent query (CREATE TABLE ...
         AS SELECT ... EMIT CHANGES, or EMIT FINAL for a windowed aggregation's final
-        results). Returns the query's id."""
-        return self._create("TABLE", name, _emit(emit) or "CHANGES", options)
+        results). `trigger` and `output_mode` ("append", "update", "complete") are Spark's
+        (frames/trigger.py says how they map onto emit modes); `output_mode` goes instead
+        of `emit`. Returns the query's id."""
+        frame = self
+        if output_mode is not None:
+            if emit is not None:
+                raise HispeedError("give emit= or output_mode=, not both")
+            emit, window = emit_of(output_mode, self._query.window)
+            frame = self._with(window=window)
+        options = with_trigger(options, trigger)
+        return frame._create("TABLE", name, _emit(emit or "changes") or "CHANGES", options)
 
     def to_topic(
         self,

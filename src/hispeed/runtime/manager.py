@@ -36,6 +36,7 @@ from hispeed.runtime.feeds import PushFeeds
 from hispeed.runtime.pull import PullViews, StateRows
 from hispeed.runtime.state_view import table_rows
 from hispeed.runtime.task import QueryTask
+from hispeed.runtime.trigger import TriggeredTask, TriggerSpec
 from hispeed.state.changelog import changelog_topic
 
 log = logging.getLogger(__name__)
@@ -129,8 +130,10 @@ class QueryManager:
         plan: QueryPlan,
         sink: Source,
         props: Mapping[str, Any] | None = None,
+        trigger: TriggerSpec | None = None,
     ) -> None:
-        """Record a persistent query in the catalog and start its task."""
+        """Record a persistent query in the catalog and start its task (`trigger`: its
+        micro-batch trigger, runtime/trigger.py; None: continuous)."""
         catalog, context = self.context.catalog, self.context
         join = plan.join
         sources = [s.source.name for s in join.sides] if join is not None else [plan.source.name]
@@ -138,6 +141,10 @@ class QueryManager:
         if context.log.shared:
             # on Kafka, the application's workers share the query (runtime/distributed.py)
             self.tasks[query_id] = DistributedTask(context, query_id, plan, sink, properties=props)
+        elif trigger is not None and trigger.kind != "CONTINUOUS":
+            self.tasks[query_id] = TriggeredTask(
+                context, query_id, plan, sink, properties=props, trigger=trigger
+            )
         else:
             self.tasks[query_id] = QueryTask(context, query_id, plan, sink, properties=props)
         self.wake()

@@ -12,6 +12,7 @@ from hispeed.formats.base import KEY_SCHEMA_PROPERTIES, VALUE_SCHEMA_PROPERTIES,
 from hispeed.plan import python
 from hispeed.plan.model import QueryPlan
 from hispeed.plan.query import plan_query
+from hispeed.runtime.trigger import trigger_of
 from hispeed.sql import ast
 from hispeed.statements.base import Call, EngineParts
 from hispeed.statements.result import Result
@@ -109,6 +110,14 @@ def create_as_select(parts: EngineParts, stmt: ast.CreateAsSelect, call: Call) -
         # as ksqlDB's LogicalPlanner: the column must be one of the result's
         check_timestamp_column(sink)
     parts.context.offset_reset(call.props)  # checked before anything is made
+    try:
+        trigger = trigger_of(with_props)
+    except HispeedError as e:
+        raise SqlError(str(e), *stmt.pos) from None
+    if trigger.kind != "CONTINUOUS" and parts.log.shared:
+        raise SqlError(
+            f"TRIGGER='{trigger.kind}' runs on the embedded log only, not on Kafka", *stmt.pos
+        )
     partitions = len(parts.log.describe_topic(src.topic).partitions)
     prefix = "CTAS" if stmt.kind == "TABLE" else "CSAS"
     query_id = parts.runtime.next_query_id(f"{prefix}_{stmt.name}")
@@ -119,7 +128,7 @@ def create_as_select(parts: EngineParts, stmt: ast.CreateAsSelect, call: Call) -
         parts.log.create_topic(topic, partitions, exist_ok=True)
     parts.catalog.add(sink, replace=stmt.or_replace)
     sink.writer = query_id
-    parts.runtime.start_query(query_id, call.text, plan, sink, call.props)
+    parts.runtime.start_query(query_id, call.text, plan, sink, call.props, trigger)
     return Result("status", f"Created query with ID {query_id}", query_id=query_id)
 
 
