@@ -187,3 +187,32 @@ def test_the_test_helper_collects_a_batch_sources_records(tmp_path: Path) -> Non
     ]
     # each record carries its batch's position: after the third line
     assert got[-1].position == {"ino": path.stat().st_ino, "offset": 27, "line": 3}
+
+
+def test_csv_fields_may_stay_text_so_leading_zeros_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "places.csv"
+    path.write_text("zip,count\n01234,7\n99501,\n")
+    with Engine(tmp_path / "data", fsync="never") as engine:
+        engine.execute(
+            _tail("typed", path, "typed")
+            + _tail("text", path, "text", ", 'csv.infer.types'='false'")
+            + "CREATE STREAM text (zip STRING, count INT) "
+            "WITH (kafka_topic='text', value_format='JSON');"
+            "CREATE STREAM counts AS SELECT zip, count + 1 AS next FROM text;"
+        )
+        engine.start()
+        wait_for(lambda: len(_values(engine, "typed")) == 2 and len(_values(engine, "text")) == 2)
+        assert _values(engine, "typed") == [
+            {"zip": 1234, "count": 7},
+            {"zip": 99501, "count": None},
+        ]
+        assert _values(engine, "text") == [
+            {"zip": "01234", "count": "7"},
+            {"zip": "99501", "count": None},
+        ]
+        # the stream's declared types read the text
+        wait_for(lambda: len(_values(engine, "COUNTS")) == 2)
+        assert _values(engine, "COUNTS") == [
+            {"ZIP": "01234", "NEXT": 8},
+            {"ZIP": "99501", "NEXT": None},
+        ]

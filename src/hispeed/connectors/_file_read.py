@@ -102,6 +102,9 @@ class RecordShape:
     header: bool = True
     #: column names for a CSV file without a header line
     columns: tuple[str, ...] = ()
+    #: False: every CSV field stays text ("01234" keeps its zero; the stream's JSON
+    #: decoding turns text into the declared types)
+    infer_types: bool = True
 
     @classmethod
     def from_config(cls, config: Mapping[str, str], what: str) -> RecordShape:
@@ -115,6 +118,7 @@ class RecordShape:
             )
         try:
             header = flag(config, "csv.header", True)
+            infer_types = flag(config, "csv.infer.types", True)
         except ConnectorError as e:
             raise ConnectorError(f"{what}: {e}") from None
         columns = tuple(c.strip() for c in config.get("csv.columns", "").split(",") if c.strip())
@@ -129,6 +133,7 @@ class RecordShape:
             delimiter=delimiter,
             header=header,
             columns=columns,
+            infer_types=infer_types,
         )
 
 
@@ -311,7 +316,9 @@ class LineReader:
                 delimiter=self.shape.delimiter, invalid_row_handler=invalid
             ),
             convert_options=pa_csv.ConvertOptions(
-                strings_can_be_null=True, quoted_strings_can_be_null=False
+                column_types={} if self.shape.infer_types else dict.fromkeys(columns, pa.string()),
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
             ),
         )
         batch, more = records(table, json_values(table), self.shape, self.file)
