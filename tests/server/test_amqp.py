@@ -25,7 +25,7 @@ from hispeed.engine import Engine
 from hispeed.errors import ConfigError, LogError
 from hispeed.runtime.task import PROCESSING_LOG
 from hispeed.server.amqp import AmqpBridge, AmqpInRule, AmqpOutRule
-from hispeed.testing.rabbitmq import RabbitBroker
+from hispeed.testing.rabbitmq import RabbitBroker, RabbitUnavailableError
 from hispeed.testing.server import ServerFactory
 from hispeed.testing.services import unavailable
 from tests.conftest import wait_for
@@ -277,6 +277,40 @@ def test_bad_messages_go_to_the_processing_log_and_the_rest_go_on(
 
 
 @pytest.mark.services
+def test_records_that_cannot_fill_the_routing_key_go_to_the_processing_log(
+    engine: Engine, rabbitmq_server: RabbitBroker, bridge_factory: BridgeFactory
+) -> None:
+    url = rabbitmq_server.url
+    _run(_declare_queue(url, "tpl-out", "tpl-actions", "#"))
+    engine.log.create_topic("tpl_topic", 1)
+    bridge = bridge_factory(url, amqp_out=("tpl_topic=tpl-actions/do.{KEY}.{kind}",))
+    engine.log.append(
+        "tpl_topic",
+        [
+            (b"d1", b"not json"),  # no fields to take
+            (b"d2", b'{"other": 1}'),  # no field kind
+            (None, b'{"kind": "x"}'),  # no key
+            (b"d3", None),  # a tombstone: not published
+            (b"d4", b'{"KIND": "reboot"}'),
+        ],
+    )
+    got = _run(_consume(url, "tpl-out", 1))
+    assert [(m.routing_key, m.header.properties.message_id) for m in got] == [
+        ("do.d4.reboot", "tpl_topic/0/4")
+    ]
+    errors = wait_for(lambda: (e := _records(engine, PROCESSING_LOG)) and len(e) == 3 and e)
+    assert [(v["offset"], v["query"]) for _, v in errors] == [
+        (0, "amqp bridge"),
+        (1, "amqp bridge"),
+        (2, "amqp bridge"),
+    ]
+    assert "not JSON" in errors[0][1]["message"]
+    assert "needs field kind" in errors[1][1]["message"]
+    assert "needs {KEY}" in errors[2][1]["message"]
+    wait_for(lambda: bridge.stats()["errors"] == 3)
+
+
+@pytest.mark.services
 def test_a_message_stays_in_rabbitmq_until_the_log_has_it(
     engine: Engine, rabbitmq_server: RabbitBroker, bridge_factory: BridgeFactory
 ) -> None:
@@ -316,9 +350,10 @@ def test_a_broker_restart_mid_stream_loses_nothing(
     engine: Engine, bridge_factory: BridgeFactory
 ) -> None:
     try:
-        broker = RabbitBroker(web_stomp=False).start()
-    except Exception as e:  # not installed: as the session's fixture does
-        unavailable(f"no rabbitmq-server: {e}")
+        broker = RabbitBroker(web_stomp=False)
+    except RabbitUnavailableError as e:  # as the session's fixture does
+        unavailable(str(e))
+    broker.start()
     try:
         _restart_mid_stream(engine, broker, bridge_factory)
     finally:

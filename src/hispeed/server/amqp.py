@@ -63,7 +63,7 @@ from hispeed.errors import ConfigError, HispeedError
 from hispeed.log.base import Consumer, PolledBatch, TopicPartition, validate_topic_name
 from hispeed.runtime.task import PROCESSING_LOG
 from hispeed.server.amqp_wire import AmqpError, AmqpUrl, Connection, Delivery
-from hispeed.server.record_template import TemplateError, fill, template_fields
+from hispeed.server.record_template import TemplateError, decode_value, fill, template_fields
 from hispeed.server.state import Ingestor
 
 log = logging.getLogger(__name__)
@@ -553,19 +553,9 @@ class AmqpBridge:
         for key, value, offset in zip(keys, values, offsets, strict=True):
             if value is None:
                 continue
-            decoded: Any = None
-            if needs_value:
-                try:
-                    decoded = msgspec.json.decode(value)
-                except (msgspec.DecodeError, RecursionError) as e:
-                    decoded = msgspec.DecodeError(str(e))
+            decoded = decode_value(value) if needs_value else None
             for rule in rules:
                 try:
-                    if isinstance(decoded, msgspec.DecodeError):
-                        raise TemplateError(
-                            f"{rule.template!r} needs fields of the value, which is not JSON "
-                            f"({decoded})"
-                        )
                     routing_key = rule.routing_key(key, decoded)
                 except TemplateError as e:
                     self._add("errors")

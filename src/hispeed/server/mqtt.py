@@ -48,7 +48,7 @@ from hispeed.errors import ConfigError, HispeedError
 from hispeed.log.base import Consumer, PolledBatch, TopicPartition, validate_topic_name
 from hispeed.runtime.task import PROCESSING_LOG
 from hispeed.server.mqtt_in import Subscriber
-from hispeed.server.record_template import TemplateError, fill, template_fields
+from hispeed.server.record_template import TemplateError, decode_value, fill, template_fields
 from hispeed.server.state import Ingestor
 
 try:
@@ -498,21 +498,9 @@ class MqttBridge:
         for key, value, offset in zip(keys, values, offsets, strict=True):
             if value is None:
                 continue
-            decoded: Any = None
-            if any(r.needs_value for r in rules):
-                try:
-                    decoded = msgspec.json.decode(value)
-                except msgspec.DecodeError as e:
-                    decoded = e
-                except RecursionError:  # nested too deeply to read: as unreadable
-                    decoded = msgspec.DecodeError("the value nests too deeply")
+            decoded = decode_value(value) if any(r.needs_value for r in rules) else None
             for rule in rules:
                 try:
-                    if isinstance(decoded, msgspec.DecodeError):
-                        raise TemplateError(
-                            f"{rule.template!r} needs fields of the value, which is not JSON "
-                            f"({decoded})"
-                        )
                     mqtt_topic = rule.mqtt_topic(key, decoded)
                 except TemplateError as e:
                     self._add("errors")

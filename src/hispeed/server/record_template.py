@@ -39,6 +39,24 @@ def template_fields(
     return tuple(fields)
 
 
+class Unreadable:
+    """A record value that is not JSON, so no template can take fields from it."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def decode_value(value: bytes) -> Any:
+    """A record's value decoded (JSON) for templates that name its fields, or `Unreadable`
+    saying why not; `fill` refuses an `Unreadable` with a TemplateError."""
+    try:
+        return msgspec.json.decode(value)
+    except msgspec.DecodeError as e:
+        return Unreadable(str(e))
+    except RecursionError:  # nested too deeply to read: as unreadable
+        return Unreadable("the value nests too deeply")
+
+
 def fill(
     template: str,
     fields: tuple[str, ...],
@@ -50,6 +68,10 @@ def fill(
     """The template filled from a record's key and its decoded value; TemplateError when a
     field is missing, or its text is empty or holds a `forbidden` character (`what` names
     what a field's text must be, for the message)."""
+    if isinstance(value, Unreadable):
+        raise TemplateError(
+            f"{template!r} needs fields of the value, which is not JSON ({value.reason})"
+        )
     filled: dict[str, str] = {}
     for name in fields:
         if name == "KEY":
@@ -82,4 +104,4 @@ def _field(template: str, name: str, value: Any) -> str:
     return msgspec.json.encode(found).decode()
 
 
-__all__ = ["TemplateError", "fill", "template_fields"]
+__all__ = ["TemplateError", "Unreadable", "decode_value", "fill", "template_fields"]
