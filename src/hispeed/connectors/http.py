@@ -280,6 +280,9 @@ class HttpSource(SourceConnector):
         self.modified: str | None = None
         #: the keys brought in, oldest first (the dedup window)
         self.seen: OrderedDict[str, None] = OrderedDict()
+        #: the validators of the response being read, kept once its records are made
+        self._pending_etag: str | None = None
+        self._pending_modified: str | None = None
         self._next_poll = 0.0
         self.polls = 0
         self.not_modified = 0
