@@ -571,6 +571,46 @@ def bench_analyze(as_json: bool, records: int) -> None:
     _bench_report(results, as_json, unit, width=36)
 
 
+@bench.command("nexmark")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--events", type=click.IntRange(1_000), default=1_000_000, show_default=True)
+@click.option(
+    "--queries",
+    default=None,
+    help="Comma-separated (q0,q1,...; default: every query examples/nexmark has).",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where to put the data directories (default: the system temp directory).",
+)
+def bench_nexmark(as_json: bool, events: int, queries: str | None, directory: str | None) -> None:
+    """Nexmark's queries end to end: JSON events from the log to committed outputs."""
+    from hispeed.bench import nexmark as bench_nexmark_module
+
+    names = [q.strip() for q in queries.split(",") if q.strip()] if queries else None
+    try:
+        results = bench_nexmark_module.run(events, names, directory, _bench_progress())
+    except ValueError as e:
+        raise HispeedError(f"bench nexmark: {e}") from None
+    if sys.stderr.isatty():
+        click.echo("\r" + " " * 40 + "\r", err=True, nl=False)
+    if as_json:
+        click.echo(json.dumps(results))
+        return
+    for name, figures in results.items():
+        if "error" in figures:
+            click.echo(f"{name:5s} failed: {figures['error']}")
+            continue
+        click.echo(
+            f"{name:5s} {figures['events_per_s']:>11,} events/s "
+            f"{figures['events_per_cpu_s'] or 0:>11,} events/CPU-s "
+            f"{figures['cpu_s']:>8.2f} CPU s  peak RSS {figures['peak_rss_mb']} MB"
+        )
+
+
 @bench.command("e2e")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--events", type=click.IntRange(1_000), default=1_000_000, show_default=True)

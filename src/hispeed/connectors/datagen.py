@@ -4,10 +4,11 @@
       'connector.class'='datagen', 'generator'='weather', 'rate'='20', 'seed'='7');
 
 Properties: 'generator' (sensehat, weather, drone, rand, users, clickstream,
-authorization_attempts, nexmark), 'rate' (records a second; the generator's own by default),
-'keys' (devices, users... where the generator has them), 'seed' (42), 'limit' (stop after
-this many positions), 'kafka.topic' (renames the generator's main topic). The position is
-the next record's number, committed with the records, so a restart goes on without repeats.
+authorization_attempts, nexmark, nexmark_spec: Nexmark's events as the benchmark specifies
+them), 'rate' (records a second; the generator's own by default), 'keys' (devices,
+users... where the generator has them), 'seed' (42), 'limit' (stop after this many
+positions), 'kafka.topic' (renames the generator's main topic). The position is the next
+record's number, committed with the records, so a restart goes on without repeats.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from hispeed.demo.nexmark import TOPICS, NexmarkGenerator
 from hispeed.errors import HispeedError
 
 
@@ -330,6 +331,35 @@ class Nexmark(Generator):
         return [Generated("bid", str(value["auction"]), value)]
 
 
+class NexmarkSpec(Generator):
+    """Nexmark's events as the benchmark specifies them (`hispeed.demo.nexmark`): person,
+    auction and bid, 1:3:46, to topics `person`, `auction` and `bid` keyed by id (bids by
+    auction), with every field of the specification (`extra` included). Position n is event
+    n; `keys` is not used (ids follow the specification's own hot and recent choices)."""
+
+    name = "nexmark_spec"
+    default_rate = 1000.0
+    topic = "bid"
+
+    def __init__(self, seed: int = 42, keys: int | None = None) -> None:
+        super().__init__(seed, keys)
+        self._gen = NexmarkGenerator(seed)
+
+    def records(self, n: int) -> list[Generated]:
+        return [record for _, record in self.take(1, n)]
+
+    def take(self, count: int, start: int = 0) -> Iterator[tuple[int, Generated]]:
+        for chunk in self._gen.chunks(count, start):
+            rows: list[tuple[int, Generated]] = []
+            for topic, table in zip(TOPICS, (chunk.person, chunk.auction, chunk.bid), strict=True):
+                key = "auction" if topic == "bid" else "id"
+                for row in table.to_pylist():
+                    position = row.pop("position")
+                    rows.append((position, Generated(topic, str(row[key]), row)))
+            rows.sort(key=lambda r: r[0])
+            yield from rows
+
+
 GENERATORS: dict[str, type[Generator]] = {
     g.name: g
     for g in (
@@ -341,6 +371,7 @@ GENERATORS: dict[str, type[Generator]] = {
         Clickstream,
         AuthorizationAttempts,
         Nexmark,
+        NexmarkSpec,
     )
 }
 

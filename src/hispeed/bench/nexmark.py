@@ -1,0 +1,135 @@
+"""`hispeed bench nexmark`: Nexmark's queries end to end, from the log to committed outputs.
+
+As `hispeed bench e2e` measures: Nexmark's events (`hispeed.demo.nexmark`, the specification's
+generator) are appended to the topics `person`, `auction` and `bid` as JSON first (not
+timed); then the query (`examples/nexmark/qN.sql`, over `sources.sql`) is created and
+`Engine.drain()` runs it from the earliest offset until it has caught up, its outputs and
+input offsets committed to the log. Each query runs in a subprocess of its own (its own peak
+RSS). `events_per_s` counts all the Nexmark events generated (persons, auctions and bids, as
+Nexmark's figures do) per wall second, `events_per_cpu_s` per CPU-second of the process
+(`time.process_time()`: the steadier figure on a busy machine); `records_read` is what the
+query read (only the topics it needs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from hispeed.bench.e2e import _peak_rss_mb, _rss_reset
+from hispeed.demo.nexmark import fill_log
+from hispeed.engine import Engine
+
+Progress = Callable[[str, int], Any] | None
+
+#: the queries hispeed's dialect says today (see docs/nexmark.md for the others)
+QUERIES = ("q0", "q1", "q2", "q3", "q10", "q11", "q14", "q17", "q20", "q21", "q22")
+
+
+def examples_dir() -> Path:
+    """`examples/nexmark` of the source tree, or of the working directory."""
+    for base in (Path(__file__).resolve().parents[3], Path.cwd()):
+        here = base / "examples" / "nexmark"
+        if (here / "sources.sql").is_file():
+            return here
+    raise FileNotFoundError("examples/nexmark not found (run from the hispeed source tree)")
+
+
+def query_sql(name: str) -> str:
+    """The text of `examples/nexmark/<name>.sql`."""
+    return (examples_dir() / f"{name}.sql").read_text()
+
+
+def run_query(engine: Engine, name: str) -> tuple[int, Any]:
+    """Create the sources and the query `name` on `engine`, drain it until caught up.
+
+    Returns (records read, the query's task)."""
+    engine.execute((examples_dir() / "sources.sql").read_text())
+    (result,) = engine.execute(query_sql(name))
+    task = engine.tasks[str(result.query_id)]
+    processed = 0
+    while True:
+        processed += engine.drain()
+        if task.id in engine.runtime.failed:
+            raise RuntimeError(engine.runtime.failed[task.id].message)
+        if task.consumer.caught_up():
+            return processed, task
+
+
+def outputs(engine: Engine, name: str) -> pa.Table:
+    """The records the query `name` wrote to its sink topic (upper case, as ksqlDB names it)."""
+    return engine.log.read_table(name.upper(), 0)
+
+
+def run_one(name: str, events: int, directory: str | None) -> dict[str, Any]:
+    """Run one query in this process: fill the log, then the query until caught up."""
+    root = tempfile.mkdtemp(prefix=f"hispeed-bench-nexmark-{name}-", dir=directory)
+    try:
+        with Engine(Path(root) / "data") as engine:
+            fill_log(engine.log, events)
+            reset = _rss_reset()
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            processed, _ = run_query(engine, name)
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            peak = _peak_rss_mb() if reset else None
+            written = outputs(engine, name).num_rows
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return {
+        "events": events,
+        "records_read": processed,
+        "outputs": written,
+        "events_per_s": round(events / wall),
+        "events_per_cpu_s": round(events / cpu) if cpu > 0 else None,
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "peak_rss_mb": peak,
+    }
+
+
+def run(
+    events: int = 1_000_000,
+    queries: list[str] | None = None,
+    directory: str | None = None,
+    progress: Progress = None,
+) -> dict[str, Any]:
+    """Each query's figures (see the module docstring), each in a subprocess."""
+    names = queries or list(QUERIES)
+    unknown = [q for q in names if q not in QUERIES]
+    if unknown:
+        raise ValueError(f"unknown query {unknown[0]!r}; the queries are: {', '.join(QUERIES)}")
+    results: dict[str, Any] = {}
+    for i, name in enumerate(names):
+        if progress:
+            progress(name, i)
+        argv = [sys.executable, "-m", "hispeed.bench.nexmark", name, str(events)]
+        if directory:
+            argv.append(directory)
+        done = subprocess.run(argv, capture_output=True, text=True, env=os.environ.copy())
+        if done.returncode != 0:
+            tail = done.stderr.strip().splitlines()[-1:] or ["(no message)"]
+            results[name] = {"error": tail[0]}
+            continue
+        results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    return results
+
+
+def main(argv: list[str]) -> None:
+    """The subprocess of one query: `python -m hispeed.bench.nexmark QUERY EVENTS [DIR]`."""
+    name, events = argv[0], int(argv[1])
+    directory = argv[2] if len(argv) > 2 else None
+    print(json.dumps(run_one(name, events, directory)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
