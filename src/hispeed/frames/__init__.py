@@ -15,5 +15,19 @@ from hispeed.frames import window
 from hispeed.frames.expressions import Expr, col, func, lit
 from hispeed.frames.frame import Frame, GroupBy, Host
 from hispeed.frames.trigger import Trigger
+from hispeed.ops.stateful import Fired, KeyState, Timers
 
-__all__ = ["Expr", "Frame", "GroupBy", "Host", "Trigger", "col", "func", "lit", "window"]
+__all__ = [
+    "Expr",
+    "Fired",
+    "Frame",
+    "GroupBy",
+    "Host",
+    "KeyState",
+    "Timers",
+    "Trigger",
+    "col",
+    "func",
+    "lit",
+    "window",
+]

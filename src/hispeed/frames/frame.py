@@ -362,6 +362,19 @@ class Frame:
         when it drops or adds rows). `schema` as for `map`."""
         return self._mapped("MAP_POLARS" if polars else "MAP_BATCHES", function, schema)
 
+    def process(
+        self, function: Callable[..., Any], schema: Any = None, *, key: str | None = None
+    ) -> Frame:
+        """Stateful processing (Kafka Streams' Processor API): `function(key, records, state,
+        timers)` is called once per key of each batch with that key's records (dicts of the
+        value columns and ROWTIME), its `state` (get/put/delete, changelogged and restored
+        as an aggregation's) and `timers` (event_time(ms), processing_time(ms); a timer's
+        call gets no records and `timers.fired`); it returns the value columns of the records
+        to write (dicts, or None). `key`: re-key first (PARTITION BY). `schema` as for
+        `map`. Runs as a persistent query (to_stream, to_topic); see docs/stream-api.md."""
+        frame = self.partition_by(key) if key is not None else self
+        return frame._mapped("PROCESS", function, schema)
+
     def _mapped(self, kind: str, function: Callable[..., Any], schema: Any) -> Frame:
         self._check_open(f"{kind.lower()}()")
         if not callable(function):

@@ -59,6 +59,11 @@ def mapped_rows(
     the rows at once (`whole`, a pull query) or over each row as it comes (a push query)."""
     stage = plan.python
     assert stage is not None
+    if stage.kind == "PROCESS":
+        raise HispeedError(
+            "process() keeps state, which lives in a persistent query's changelog: write its "
+            "output with to_stream() or to_topic() and read that"
+        )
     keys = [c.name for c in plan.key]
     values = [c.name for c in plan.value]
     if stage.kind == "MAP":

@@ -19,6 +19,7 @@ from hispeed.ops.emit import SinkEncoder
 from hispeed.ops.explode import explode
 from hispeed.ops.join import JoinRuntime
 from hispeed.ops.python_map import run_python
+from hispeed.ops.stateful import StatefulProcessor
 from hispeed.plan.model import QueryPlan, field_name
 
 
@@ -27,13 +28,20 @@ class Project:
     table join's record of which keys were sent, which the join keeps)."""
 
     def __init__(
-        self, plan: QueryPlan, sink: Source, emitter: SinkEncoder, join: JoinRuntime | None
+        self,
+        plan: QueryPlan,
+        sink: Source,
+        emitter: SinkEncoder,
+        join: JoinRuntime | None,
+        processor: StatefulProcessor | None = None,
     ) -> None:
         self.plan = plan
         self.source = plan.source
         self.sink = sink
         self.emitter = emitter
         self.join = join
+        #: the `.process` function's runtime, with its state (the task checkpoints it)
+        self.processor = processor
 
     def process(
         self, frame: pa.RecordBatch, tombstones: np.ndarray, context: OperatorContext
@@ -71,15 +79,25 @@ class Project:
             # the select list's columns go to a Python function, whose columns are written
             values = [c.expr(frame, ctx) for c in plan.python.inputs]
             context.report(ctx, frame, plan.label)
-            mapped = run_python(
-                plan,
-                keys,
-                values,
-                frame.column(field_name(plan.label, "ROWTIME")),
-                frame_headers(frame, plan.label),
-                np.asarray(deleted),
-                context,
-            )
+            if self.processor is not None:
+                live = pa.array(~np.asarray(deleted))  # a null value has no record to give
+                mapped = self.processor.process(
+                    [k.filter(live) for k in keys],
+                    [v.filter(live) for v in values],
+                    frame.column(field_name(plan.label, "ROWTIME")).filter(live),
+                    frame.column(field_name(plan.label, "ROWOFFSET")).filter(live),
+                    context,
+                )
+            else:
+                mapped = run_python(
+                    plan,
+                    keys,
+                    values,
+                    frame.column(field_name(plan.label, "ROWTIME")),
+                    frame_headers(frame, plan.label),
+                    np.asarray(deleted),
+                    context,
+                )
             if len(mapped.timestamps):
                 self.emitter.emit(
                     mapped.keys,

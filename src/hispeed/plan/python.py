@@ -29,7 +29,8 @@ from hispeed.sql.parser import parse_one
 FUNCTION_PROPERTY = "PYTHON_FUNCTION"
 KIND_PROPERTY = "PYTHON_KIND"
 SCHEMA_PROPERTY = "PYTHON_SCHEMA"
-KINDS = ("MAP", "MAP_BATCHES", "MAP_POLARS")
+#: PROCESS: the stateful function of `.process` (ops/stateful.py)
+KINDS = ("MAP", "MAP_BATCHES", "MAP_POLARS", "PROCESS")
 
 
 def reference_of(function: Callable[..., Any]) -> str:

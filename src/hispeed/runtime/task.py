@@ -27,6 +27,7 @@ from hispeed.ops.decode import SourceDecoder
 from hispeed.ops.emit import SinkEncoder
 from hispeed.ops.join import JoinRuntime
 from hispeed.ops.project import Project
+from hispeed.ops.stateful import StatefulProcessor
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.runtime.ordering import InputQueues, log_times
 from hispeed.state.changelog import changelog_topic, restore
@@ -125,7 +126,9 @@ class QueryTask:
         self.errors = 0
         self.stream_time: dict[int, int] = {}
         self.aggregator: Aggregator | None = None
-        self.project = Project(plan, sink, self.emitter, self.join)
+        #: the stream API's `.process`: a Python function with state of its own
+        self.processor = self._processor()
+        self.project = Project(plan, sink, self.emitter, self.join, self.processor)
         if plan.aggregation is not None:
             self.aggregator = self._aggregator()
         if self.stateful:
@@ -134,6 +137,10 @@ class QueryTask:
                     self.changelog_topic, 1, {"cleanup.policy": "compact"}, exist_ok=True
                 )
             self._restore()
+
+    def _processor(self) -> StatefulProcessor | None:
+        stage = self.plan.python
+        return StatefulProcessor(self.plan) if stage and stage.kind == "PROCESS" else None
 
     def _aggregator(self) -> Aggregator:
         return Aggregator(self.plan, self.context.properties, self.emitter)
@@ -168,7 +175,7 @@ class QueryTask:
 
     @property
     def stateful(self) -> bool:
-        return self.aggregator is not None or self.join is not None
+        return self.aggregator is not None or self.join is not None or self.processor is not None
 
     # -- state ------------------------------------------------------------------------------
 
@@ -178,6 +185,8 @@ class QueryTask:
             stores["J"] = self.join
         if self.aggregator is not None:
             stores[None] = self.aggregator
+        if self.processor is not None:
+            stores[None] = self.processor
         self.stream_time = restore(self.log, self.changelog_topic, self.unit or 0, stores)
 
     # -- running ----------------------------------------------------------------------------
@@ -196,6 +205,8 @@ class QueryTask:
             self.poll_records = min(limit * 2, high) if got >= limit else min(POLL_RECORDS[0], high)
         waiting = self.queues.firsts() if self.queues is not None else {}
         if not polled and not waiting:
+            if self.processor is not None and self.processor.has_processing_timers():
+                self._fire_timers()
             return 0
         firsts: dict[TopicPartition, int] = dict(waiting)
         for item in polled:
@@ -226,8 +237,10 @@ class QueryTask:
             self.aggregator = self._aggregator()
         if self.join is not None:
             self.join = JoinRuntime(self.plan, self.id, self.context.schema_registry)
-            self.project = Project(self.plan, self.sink, self.emitter, self.join)
-        if self.aggregator is not None or self.join is not None:
+        if self.processor is not None:
+            self.processor = self._processor()
+        self.project = Project(self.plan, self.sink, self.emitter, self.join, self.processor)
+        if self.stateful:
             self._restore()
 
     def _process_polled(self, polled: list[PolledBatch]) -> int:
@@ -254,8 +267,24 @@ class QueryTask:
             positions[item.partition] = last + 1
         if self.join is not None and items:
             self.join.checkpoint(out.changelog)
+        if self.processor is not None:
+            self.processor.checkpoint(out.changelog)
         self.records_in += n
         return out, positions, n
+
+    def _fire_timers(self) -> None:
+        """Between batches: the `.process` function's processing-time timers that are due,
+        their outputs and state changes committed as a batch's are."""
+        assert self.processor is not None
+        out = Outputs()
+        item = PolledBatch(TopicPartition(self.source.topic, 0), pa.record_batch({}))
+        mapped = self.processor.idle(OperatorContext(self.id, item, out, self.stream_time))
+        if mapped is None:
+            return
+        if len(mapped.timestamps):
+            self.emitter.emit(mapped.keys, mapped.values, mapped.timestamps, mapped.deleted, out)
+        self.processor.checkpoint(out.changelog)
+        self.commit(out, {})
 
     def commit(self, out: Outputs, positions: dict[TopicPartition, int]) -> None:
         txn = self.log.transaction(owner=self.id)
