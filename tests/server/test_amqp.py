@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from hispeed.config import Settings
 from hispeed.engine import Engine
 from hispeed.errors import ConfigError, LogError
 from hispeed.runtime.task import PROCESSING_LOG
+from hispeed.server import amqp as amqp_module
 from hispeed.server.amqp import AmqpBridge, AmqpInRule, AmqpOutRule
 from hispeed.testing.rabbitmq import RabbitBroker, RabbitUnavailableError
 from hispeed.testing.server import ServerFactory
@@ -325,6 +328,29 @@ def test_a_message_stays_in_rabbitmq_until_the_log_has_it(
     wait_for(lambda: len(_records(engine, "ack_topic")) == 2, timeout=60)
     assert [v for _, v in _records(engine, "ack_topic")] == [{"n": 1}, {"n": 2}]
     wait_for(lambda: _run(_queue_depth(url, "ack-in")) == 0)
+
+
+@pytest.mark.services
+def test_a_silent_broker_is_left_after_two_heartbeats(
+    engine: Engine,
+    rabbitmq_server: RabbitBroker,
+    bridge_factory: BridgeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A broker that hangs (SIGSTOP: the connection stays open, nothing comes) is noticed by
+    its missing heartbeats; the bridge connects again once it answers."""
+    url = rabbitmq_server.url
+    monkeypatch.setattr(amqp_module, "HEARTBEAT_S", 1)
+    bridge = bridge_factory(url, amqp_in=("queue:hb-in=hb_topic",))
+    os.kill(rabbitmq_server.pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: bridge.stats()["connected"] == 0, timeout=30)
+    finally:
+        os.kill(rabbitmq_server.pid, signal.SIGCONT)
+    wait_for(lambda: bridge.stats()["connected"] == 1, timeout=90)
+    assert bridge.stats()["connects"] >= 2
+    _run(_publish(url, "", [("hb-in", b'{"n": 1}')]))
+    wait_for(lambda: len(_records(engine, "hb_topic")) == 1, timeout=30)
 
 
 @pytest.mark.services

@@ -39,7 +39,8 @@ from its start. A record whose routing key cannot be filled goes to the processi
 tombstones are not published. A message no queue is bound for is dropped by RabbitMQ.
 
 Without the broker, each direction reconnects with backoff (1 s doubling to 30 s) and logs
-once per outage. The connection is `hispeed.server.amqp_wire`'s (see there why not aiormq).
+once per outage; inbound, a broker silent for two heartbeats (hung) is left and
+reconnected. The connection is `hispeed.server.amqp_wire`'s (see there why not aiormq).
 """
 
 from __future__ import annotations
@@ -394,7 +395,7 @@ class AmqpBridge:
         self._connected("in")
         stopping = asyncio.ensure_future(stop.wait())
         loop = asyncio.get_running_loop()
-        last_write = loop.time()
+        last_write = last_read = loop.time()
         try:
             while True:
                 deliveries = conn.take()
@@ -418,8 +419,15 @@ class AmqpBridge:
                 try:
                     if not read.result():
                         raise AmqpError("the broker closed the connection")
+                    last_read = loop.time()
                 except TimeoutError:
-                    continue  # idle: a heartbeat goes out above; the broker's prove it lives
+                    # idle: a heartbeat goes out above; the broker's prove it lives, and
+                    # without them for two intervals it is gone (hung, or its host away)
+                    silent = loop.time() - last_read
+                    if conn.heartbeat and silent > 2 * conn.heartbeat:
+                        raise AmqpError(
+                            f"nothing from the broker for {silent:.0f} s (two heartbeats)"
+                        ) from None
         finally:
             stopping.cancel()
 
