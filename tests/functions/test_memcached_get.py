@@ -12,6 +12,7 @@ from pymemcache.client.base import Client
 from pymemcache.client.hash import HashClient
 
 from hispeed.engine import Engine
+from hispeed.errors import ConfigError
 from hispeed.functions import memcached as memcached_functions
 from hispeed.testing.services import MemcachedProcess, Service
 from hispeed.testing.wait import wait_for
@@ -141,3 +142,12 @@ def test_memcached_away_holds_the_batch_until_it_is_back(
         client.close()
         wait_for(lambda: engine.log.offsets("E", 0)[1] == 1, timeout=20)
         assert engine.query("SELECT * FROM e") == [{"DEVICE": "a", "V": "late"}]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(-1, "cannot be negative"), ("lots", "must be a whole number, not 'lots'")],
+)
+def test_a_bad_cache_setting_is_a_clear_error(tmp_path: Path, value: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Engine(tmp_path / "data", fsync="never", properties={"memcached.lookup.cache.size": value})

@@ -22,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from hispeed.errors import ConfigError
 from hispeed.functions.registry import EvalContext, scalar
 from hispeed.functions.signatures import check
 from hispeed.memcache.client import DEFAULT_SERVERS
@@ -53,18 +54,28 @@ def configure(
     `HISPEED_MEMCACHED_SERVERS`, else 127.0.0.1:11211) and its cache's bounds; for the whole
     process, as the engine's properties say."""
     if cache_size < 0 or ttl_ms < 0:
-        raise ValueError("the memcached lookup cache's size and TTL cannot be negative")
+        raise ConfigError(
+            f"{CACHE_SIZE_PROPERTY} and {CACHE_TTL_PROPERTY} cannot be negative "
+            f"(given {cache_size} and {ttl_ms})"
+        )
     with _lock:
         _settings.update(servers=servers, cache_size=cache_size, ttl_ms=ttl_ms)
 
 
 def configure_from(properties: dict[str, Any]) -> None:
     """`configure` from engine properties (`memcached.servers`, `memcached.lookup.cache.*`)."""
-    configure(
-        str(properties[SERVERS_PROPERTY]) if properties.get(SERVERS_PROPERTY) else None,
-        int(properties.get(CACHE_SIZE_PROPERTY, DEFAULT_CACHE_SIZE)),
-        int(properties.get(CACHE_TTL_PROPERTY, DEFAULT_CACHE_TTL_MS)),
-    )
+    numbers = []
+    for name, default in (
+        (CACHE_SIZE_PROPERTY, DEFAULT_CACHE_SIZE),
+        (CACHE_TTL_PROPERTY, DEFAULT_CACHE_TTL_MS),
+    ):
+        raw = properties.get(name, default)
+        try:
+            numbers.append(int(raw))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    servers = properties.get(SERVERS_PROPERTY)
+    configure(str(servers) if servers else None, numbers[0], numbers[1])
 
 
 def lookup_for(servers: str | None) -> MemcachedLookup:
