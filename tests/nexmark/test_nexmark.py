@@ -15,7 +15,7 @@ import pytest
 
 from hispeed.bench.nexmark import outputs, run_query
 from hispeed.demo.generators import generator
-from hispeed.demo.nexmark import Events, NexmarkGenerator, fill_log
+from hispeed.demo.nexmark import Events, NexmarkGenerator, fill_log, fill_side_input
 from hispeed.engine import Engine
 
 EVENTS = 10_000
@@ -95,6 +95,10 @@ STREAM_EXPECTED = {
         "strftime(make_timestamp(dateTime * 1000), '%Y-%m-%d') as dt, "
         "strftime(make_timestamp(dateTime * 1000), '%H') as hm from bid"
     ),
+    "q13": (
+        "select auction % 10000, auction, bidder, price, dateTime, cast(auction % 10000 as "
+        "varchar) from bid"
+    ),
     "q14": (
         "select auction, bidder, 0.908 * price as price, "
         "case when hour(make_timestamp(dateTime * 1000)) between 8 and 18 then 'dayTime' "
@@ -131,6 +135,8 @@ def _norm(row: Any) -> tuple[Any, ...]:
 def _run(tmp_path: Path, name: str) -> list[tuple[Any, ...]]:
     with Engine(tmp_path / "data") as engine:
         fill_log(engine.log, EVENTS)
+        if name == "q13":
+            fill_side_input(engine.log)
         run_query(engine, name)
         table = outputs(engine, name)
         return [
@@ -170,3 +176,26 @@ def test_q17_matches_duckdb(tmp_path: Path, events: Events) -> None:
     for key, value in _run(tmp_path, "q17"):
         final[int.from_bytes(key[:8], "big", signed=True)] = _norm(tuple(value.values()))
     assert final == expected
+
+
+@pytest.mark.slow
+def test_q11_sessions_match_duckdb(tmp_path: Path, events: Events) -> None:
+    bid = events.bid  # noqa: F841 (duckdb)
+    # a bidder's session goes on while bids come at most 10 s apart (ksqlDB's inactivity gap)
+    rows = duckdb.sql(
+        "with marked as (select bidder, dateTime, case when dateTime - lag(dateTime) over "
+        "(partition by bidder order by dateTime, position) > 10000 then 1 else 0 end as new "
+        "from bid), numbered as (select *, sum(new) over (partition by bidder order by "
+        "dateTime rows unbounded preceding) as s from marked) "
+        "select bidder, count(*), min(dateTime), max(dateTime) from numbered group by bidder, s"
+    ).fetchall()
+    expected = Counter(rows)
+    final: dict[bytes, Any] = {}
+    for key, value in _run(tmp_path, "q11"):
+        final[key] = value
+    got = Counter(
+        (int.from_bytes(k[:8], "big", signed=True), v["BID_COUNT"], v["STARTTIME"], v["ENDTIME"])
+        for k, v in final.items()
+        if v is not None
+    )
+    assert got == expected

@@ -351,6 +351,35 @@ TOPICS = ("person", "auction", "bid")
 KEYS = {"person": "id", "auction": "id", "bid": "auction"}
 
 
+#: the entries of q13's side input (keys 0 .. SIDE_INPUT_KEYS - 1)
+SIDE_INPUT_KEYS = 10_000
+
+
+def fill_side_input(log: Log, base_ms: int = DEFAULT_BASE_MS) -> int:
+    """Append q13's bounded side input to the topic `side_input` (created if missing): key k
+    (the KAFKA format's BIGINT) -> `{"value": "<k>"}` for k below `SIDE_INPUT_KEYS`, stamped
+    before the first event so that every bid finds its entry. Returns the records appended."""
+    log.create_topic("side_input", 1, exist_ok=True)
+    keys = np.arange(SIDE_INPUT_KEYS, dtype=np.int64)
+    batch = pa.record_batch(
+        {
+            "key": _bigint_keys(keys),
+            "value": pa.array([b'{"value":"%d"}' % k for k in keys.tolist()], pa.binary()),
+            "timestamp": pa.array(np.full(SIDE_INPUT_KEYS, base_ms - 1, np.int64)),
+        }
+    )
+    log.append("side_input", batch, partition=0)
+    return SIDE_INPUT_KEYS
+
+
+def _bigint_keys(ids: np.ndarray[Any, Any]) -> pa.Array:
+    """ids as the KAFKA key format's BIGINT: 8 bytes, big-endian."""
+    raw = ids.astype(">i8")
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(8), len(raw), [None, pa.py_buffer(raw.tobytes())]
+    ).cast(pa.binary())
+
+
 def fill_log(
     log: Log, count: int, seed: int = 42, gen: NexmarkGenerator | None = None
 ) -> dict[str, int]:
@@ -366,11 +395,7 @@ def fill_log(
         for topic, table in zip(TOPICS, (chunk.person, chunk.auction, chunk.bid), strict=True):
             if table.num_rows == 0:
                 continue
-            # the KAFKA key format's BIGINT: 8 bytes, big-endian
-            ids = table.column(KEYS[topic]).to_numpy().astype(">i8")
-            key = pa.FixedSizeBinaryArray.from_buffers(
-                pa.binary(8), len(ids), [None, pa.py_buffer(ids.tobytes())]
-            ).cast(pa.binary())
+            key = _bigint_keys(table.column(KEYS[topic]).to_numpy())
             batch = pa.record_batch(
                 {
                     "key": key,
@@ -390,6 +415,7 @@ __all__ = [
     "Events",
     "NexmarkGenerator",
     "fill_log",
+    "fill_side_input",
     "json_lines",
     "last_auction",
     "last_person",
