@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from hispeed.frames import window
 from hispeed.frames.expressions import Expr, col, func, lit
+from hispeed.frames.files import read_files
 from hispeed.frames.frame import Frame, GroupBy, Host
 from hispeed.frames.trigger import Trigger
 from hispeed.ops.stateful import Fired, KeyState, Timers
@@ -29,5 +30,6 @@ __all__ = [
     "col",
     "func",
     "lit",
+    "read_files",
     "window",
 ]

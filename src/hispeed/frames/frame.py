@@ -15,10 +15,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from hispeed.catalog import Catalog
 from hispeed.errors import HispeedError
+from hispeed.frames import parquet as parquet_files
 from hispeed.frames.expressions import Expr, as_expr, identifier
 from hispeed.frames.mapping import PythonStep, explained, mapped_rows, stage_plan
 from hispeed.frames.render import checked, select_sql
@@ -477,6 +479,30 @@ class Frame:
             frame = self._with(window=window)
         options = with_trigger(options, trigger)
         return frame._create("TABLE", name, _emit(emit or "changes") or "CHANGES", options)
+
+    def to_parquet(
+        self,
+        path: str | Path,
+        *,
+        name: str,
+        trigger: Trigger | None = None,
+        output_mode: str | None = None,
+        parquet: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> str:
+        """Write the rows as Parquet files into directory `path` (Spark's
+        `writeStream.format("parquet")`): a persistent query into a stream (a table for an
+        aggregation) `name`, with `trigger`/`output_mode` as `to_table`'s, and the Parquet
+        sink connector over it (`parquet`: its properties, `flush_records=...`; exactly
+        once). Returns the query's id."""
+        if self._kind() == "TABLE":
+            query_id = self.to_table(name, trigger=trigger, output_mode=output_mode, **options)
+        else:
+            if output_mode not in (None, "append", "update"):
+                raise HispeedError(f"output_mode={output_mode!r} needs an aggregation")
+            query_id = self.to_stream(name, trigger=trigger, **options)
+        parquet_files.parquet_sink(self._host.execute, name, path, parquet or {})
+        return query_id
 
     def to_topic(
         self,
