@@ -359,7 +359,7 @@ def fill_side_input(log: Log, base_ms: int = DEFAULT_BASE_MS) -> int:
     """Append q13's bounded side input to the topic `side_input` (created if missing): key k
     (the KAFKA format's BIGINT) -> `{"value": "<k>"}` for k below `SIDE_INPUT_KEYS`, stamped
     before the first event so that every bid finds its entry. Returns the records appended."""
-    log.create_topic("side_input", 1, exist_ok=True)
+    log.create_topic("side_input", 1, {"retention.ms": "-1"}, exist_ok=True)
     keys = np.arange(SIDE_INPUT_KEYS, dtype=np.int64)
     batch = pa.record_batch(
         {
@@ -390,7 +390,9 @@ def fill_log(
     gen = gen or NexmarkGenerator(seed)
     appended = dict.fromkeys(TOPICS, 0)
     for topic in TOPICS:
-        log.create_topic(topic, 1, exist_ok=True)
+        # kept forever: the events' record times lie in the past (the default base is
+        # 2026-01-01), where a 7-day retention would delete them while a query reads them
+        log.create_topic(topic, 1, {"retention.ms": "-1"}, exist_ok=True)
     for chunk in gen.chunks(count):
         for topic, table in zip(TOPICS, (chunk.person, chunk.auction, chunk.bid), strict=True):
             if table.num_rows == 0:
