@@ -164,6 +164,35 @@ def device_state(page: Any, device: str) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+def test_the_page_picks_the_led_picture_the_device_picks(
+    server: RunningServer, browser: Any
+) -> None:
+    """The page's `ledCommand` (led.js) and the device's `led_command` agree on every kind of
+    event, field names in either case: the shared alerts come from a query, in capitals."""
+    events = [
+        {"device": "device1", "direction": "up", "button": "pressed"},
+        {"device": "device1", "direction": "left", "button": "held"},
+        {"device": "device2", "direction": "down", "button": "pressed"},
+        {"direction": "middle", "button": "pressed"},
+        {"direction": "right", "color": "yellow"},
+        {"DEVICE": "device2", "DIRECTION": "up", "BUTTON": "pressed"},
+        {"DEVICE": "device1", "DIRECTION": "right", "BUTTON": "pressed"},
+        {"DIRECTION": "left", "COLOUR": "white"},
+    ]
+    page = browser.new_page()
+    page.goto(f"{server.url}/demo")
+    picked = page.evaluate(
+        """async (events) => {
+          const { ledCommand } = await import("/static/js/led.js");
+          return events.map((e) => ledCommand("device1", e));
+        }""",
+        events,
+    )
+    page.close()
+    assert [tuple(p) for p in picked] == [led_command("device1", e) for e in events]
+
+
+@pytest.mark.slow
 @pytest.mark.services
 def test_demo_page_shows_the_scenarios_live(
     server_factory: ServerFactory,

@@ -19,8 +19,10 @@ export async function loadLedPalette() {
 
 // [direction, colour] the LED of `device` shows for `event` (as led_command in device.py):
 // a command names its colour; "middle" is red; another device's event is blue; the
-// device's own is green when pressed and red when held.
-export function ledCommand(device, event) {
+// device's own is green when pressed and red when held. Field names in any case, as there: a
+// query's output (the shared alerts) names them in capitals.
+export function ledCommand(device, record) {
+  const event = Object.fromEntries(Object.entries(record).map(([k, v]) => [k.toLowerCase(), v]));
   const direction = String(event.direction ?? "middle");
   if ("color" in event || "colour" in event) return [direction, String(event.color ?? event.colour)];
   if (direction === "middle") return [direction, "red"];
