@@ -167,7 +167,7 @@ class _NullSink(SinkConnector):
         self.counts[self.name] += len(batch)
 
     def stop(self) -> None:
-        pass
+        """Nothing to release: the sink only counts."""
 
 
 @register

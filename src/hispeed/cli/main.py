@@ -490,14 +490,20 @@ def _bench_progress() -> Callable[[str, int], None]:
     return progress
 
 
-def _bench_report(
-    results: dict[str, Any], as_json: bool, unit: Callable[[str], str], width: int = 28
-) -> None:
-    """Clear the progress line, then print one JSON object or a line per figure."""
+def _bench_json(results: dict[str, Any], as_json: bool) -> bool:
+    """Clear the progress line; with --json print one JSON object and say so."""
     if sys.stderr.isatty():
         click.echo("\r" + " " * 40 + "\r", err=True, nl=False)
     if as_json:
         click.echo(json.dumps(results))
+    return as_json
+
+
+def _bench_report(
+    results: dict[str, Any], as_json: bool, unit: Callable[[str], str], width: int = 28
+) -> None:
+    """Clear the progress line, then print one JSON object or a line per figure."""
+    if _bench_json(results, as_json):
         return
     for name, value in results.items():
         shown = "n/a" if value is None else f"{value:>14,}"
@@ -595,10 +601,7 @@ def bench_nexmark(as_json: bool, events: int, queries: str | None, directory: st
         results = bench_nexmark_module.run(events, names, directory, _bench_progress())
     except ValueError as e:
         raise HispeedError(f"bench nexmark: {e}") from None
-    if sys.stderr.isatty():
-        click.echo("\r" + " " * 40 + "\r", err=True, nl=False)
-    if as_json:
-        click.echo(json.dumps(results))
+    if _bench_json(results, as_json):
         return
     for name, figures in results.items():
         if "error" in figures:
@@ -646,10 +649,7 @@ def bench_e2e(
         )
     except ValueError as e:
         raise HispeedError(f"bench e2e: {e}") from None
-    if sys.stderr.isatty():
-        click.echo("\r" + " " * 40 + "\r", err=True, nl=False)
-    if as_json:
-        click.echo(json.dumps(results))
+    if _bench_json(results, as_json):
         return
     for name, figures in results.items():
         if "error" in figures:
