@@ -73,6 +73,12 @@ class QueryInfo:
     state: str = "RUNNING"
     #: in ERROR: why
     error: str | None = None
+    #: True for a query whose statement failed when the command topic was replayed (a UDF
+    #: module or a source gone): it has no task, stays in ERROR until TERMINATE or a DROP of
+    #: its sink, and its sink (a CREATE ... AS SELECT's) is not in the catalog
+    unmade: bool = False
+    #: an unmade CREATE ... AS SELECT's topic (what DROP ... DELETE TOPIC deletes)
+    sink_topic: str | None = None
 
 
 class Catalog:

@@ -161,6 +161,7 @@ class Engine:
         #: what the statement handlers act on
         self.parts = EngineParts(self.context, self.runtime, self.connectors)
         self.commands.apply(self._replayed, own=True)
+        self._report_unmade(set())
         if start_connectors:
             self.connectors.start_held()
         #: `insert`'s rows, gathered for the log's linger and inserted together
@@ -232,12 +233,26 @@ class Engine:
         return all_or_nothing(self.parts, call, run)
 
     def _replayed(self, parsed: ast.ParsedStatement) -> None:
-        self._execute(parsed, {}, replay=True)
+        try:
+            self._execute(parsed, {}, replay=True)
+        except HispeedError as e:
+            # a persistent query that cannot be made again (its UDF module or a source gone)
+            # stays, in ERROR with why, rather than vanishing: every other query goes on
+            if queries.keep_unmade(self.parts, parsed.statement, parsed.text, e) is None:
+                raise
+
+    def _report_unmade(self, before: set[str]) -> None:
+        """Warn of the queries replay kept in ERROR (and not dropped later in the replay)."""
+        for q in self.catalog.queries.values():
+            if q.unmade and q.id not in before:
+                log.warning("query %s is in ERROR: %s (%s)", q.id, q.error, q.statement)
 
     def sync_commands(self, every: float = 0.0) -> None:
         """Apply the statements other workers of a shared (Kafka) log have recorded since the
         last call, in the command topic's order: a statement sent to any worker runs on all."""
+        before = {q.id for q in self.catalog.queries.values() if q.unmade}
         self.commands.sync(self._replayed, every)
+        self._report_unmade(before)
 
     def insert(self, name: str, row: Mapping[str, Any], timestamp: int | None = None) -> None:
         """Insert one row into a stream or table from Python values (column names as the

@@ -11,8 +11,10 @@ import pytest
 
 from hispeed.engine import Engine
 from hispeed.processes import free_port
+from hispeed.server.metrics import Metrics
 from hispeed.statements.commands import COMMAND_TOPIC
 from hispeed.testing.services import Service
+from hispeed.udf import udf, unregister
 from tests.conftest import wait_for
 
 SINK = (
@@ -81,4 +83,76 @@ def test_objects_made_and_dropped_later_are_not_reported_on_replay(
         pass
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert not [m for m in said if "gone" in m.lower()], said
-    assert len([m for m in said if "skipped on replay" in m and "lost" in m]) == 1, said
+    # the CREATE that is never dropped is kept as a query in ERROR, said once
+    assert len([m for m in said if "in ERROR" in m and "lost" in m.lower()]) == 1, said
+
+
+QUERIES = (
+    "CREATE STREAM src (id INT KEY, v INT) WITH (kafka_topic='src', value_format='JSON', "
+    "partitions=1);"
+    "CREATE STREAM doubled AS SELECT id, REPLAY_TWICE(v) AS v FROM src;"
+    "CREATE STREAM copied AS SELECT id, v FROM src;"
+)
+
+
+def _made_with_a_udf_then_reopened_without_it(path: Path) -> Engine:
+    """Run QUERIES with the UDF REPLAY_TWICE, then open the engine again without it (its
+    module gone since), as a server restarted without `--udf-module`."""
+
+    @udf
+    def replay_twice(v: int) -> int:
+        return v * 2
+
+    try:
+        with Engine(path, fsync="never") as engine:
+            engine.execute(QUERIES)
+            engine.execute("INSERT INTO src (id, v) VALUES (1, 10);")
+            engine.drain()
+    finally:
+        unregister("REPLAY_TWICE")
+    return Engine(path, fsync="never")
+
+
+def _queries(engine: Engine) -> dict[str, dict[str, object]]:
+    return {r["id"]: r for r in engine.execute("SHOW QUERIES;")[0].rows}
+
+
+def test_a_query_that_fails_on_replay_is_in_error_and_the_others_go_on(tmp_path: Path) -> None:
+    with _made_with_a_udf_then_reopened_without_it(tmp_path) as engine:
+        shown = _queries(engine)
+        # the ids are the ones the queries had: the one after the failed one keeps its own
+        assert set(shown) == {"CSAS_DOUBLED_0", "CSAS_COPIED_1"}, shown
+        failed = shown["CSAS_DOUBLED_0"]
+        assert failed["state"] == "ERROR"
+        assert "REPLAY_TWICE" in str(failed["error"]).upper(), failed
+        assert "REPLAY_TWICE" in str(failed["queryString"]).upper()
+        assert shown["CSAS_COPIED_1"]["state"] == "RUNNING"
+        stats = {q["id"]: q for q in Metrics(engine).query_stats()}
+        assert stats["CSAS_DOUBLED_0"]["state"] == "ERROR"
+        assert 'hispeed_query_state{query="CSAS_DOUBLED_0",state="ERROR"} 1' in Metrics(
+            engine
+        ).render(0, {})
+        engine.execute("INSERT INTO src (id, v) VALUES (2, 20);")
+        engine.drain()
+        rows = engine.execute("SELECT id, v FROM copied;")[0].rows
+        assert sorted((r["ID"], r["V"]) for r in rows) == [(1, 10), (2, 20)]
+        engine.execute("TERMINATE CSAS_DOUBLED_0;")
+        assert set(_queries(engine)) == {"CSAS_COPIED_1"}
+    with Engine(tmp_path, fsync="never") as engine:  # the TERMINATE is replayed too
+        assert set(_queries(engine)) == {"CSAS_COPIED_1"}
+
+
+def test_the_sink_of_a_query_that_fails_on_replay_can_be_dropped(tmp_path: Path) -> None:
+    with _made_with_a_udf_then_reopened_without_it(tmp_path) as engine:
+        assert "DOUBLED" in engine.log.list_topics()
+        engine.execute("DROP STREAM doubled DELETE TOPIC;")
+        assert set(_queries(engine)) == {"CSAS_COPIED_1"}
+        assert "DOUBLED" not in engine.log.list_topics()
+        # made again once the function is back: a new query, its sink in the catalog
+        engine.execute("CREATE STREAM doubled AS SELECT id, v * 2 AS v FROM src;")
+        assert _queries(engine)["CSAS_DOUBLED_2"]["state"] == "RUNNING"
+    with Engine(tmp_path, fsync="never") as engine:
+        assert {q: r["state"] for q, r in _queries(engine).items()} == {
+            "CSAS_COPIED_1": "RUNNING",
+            "CSAS_DOUBLED_2": "RUNNING",
+        }

@@ -20,6 +20,7 @@ the next retry, or by TERMINATE and CREATE again.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -148,6 +149,26 @@ class QueryManager:
         else:
             self.tasks[query_id] = QueryTask(context, query_id, plan, sink, properties=props)
         self.wake()
+
+    def keep_unmade(
+        self,
+        query_id: str,
+        text: str,
+        sink: str | None,
+        sources: list[str],
+        error: HispeedError,
+        sink_topic: str | None = None,
+    ) -> None:
+        """Keep a persistent query whose statement failed on replay (its UDF module or a
+        source gone since it was made) in the catalog, in ERROR with why: it has no task and
+        is never retried (the statement itself fails), but users see it and can TERMINATE it
+        or DROP its sink, and every other query goes on."""
+        message = f"could not be started again from the command topic: {failure_message(error)}"
+        self.context.catalog.queries[query_id] = QueryInfo(
+            query_id, text, sink, sources, "ERROR", message, unmade=True, sink_topic=sink_topic
+        )
+        self.failed[query_id] = QueryFailure(message, 1, math.inf, error)
+        self.failures[query_id] = 1
 
     def stop_query(self, query_id: str) -> None:
         """Stop a persistent query's task and forget it in the catalog."""

@@ -74,6 +74,22 @@ class Metrics:
                         "failures": engine.runtime.failures.get(task.id, 0),
                     }
                 )
+            # queries whose statement failed on replay: no task, in ERROR until dropped
+            for info in engine.catalog.queries.values():
+                if info.unmade:
+                    out.append(
+                        {
+                            "id": info.id,
+                            "records_in": 0,
+                            "repartition_records_in": 0,
+                            "records_out": 0,
+                            "errors": 0,
+                            "lag": 0,
+                            "state": info.state,
+                            "error": info.error,
+                            "failures": engine.runtime.failures.get(info.id, 0),
+                        }
+                    )
         return out
 
     def topic_records(self) -> dict[str, int]:

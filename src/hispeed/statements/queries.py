@@ -194,6 +194,39 @@ def terminate(parts: EngineParts, stmt: ast.Terminate, call: Call) -> Result:
     return Result("status", "Query terminated.")
 
 
+def keep_unmade(
+    parts: EngineParts, stmt: ast.Statement, text: str, error: HispeedError
+) -> str | None:
+    """A CREATE ... AS SELECT or INSERT INTO that failed on replay: kept as a query in ERROR
+    under the id it had (so the ids after it stay theirs); returns that id (None: the
+    statement makes no query, and the caller reports it as before)."""
+    if isinstance(stmt, ast.CreateAsSelect):
+        prefix = "CTAS" if stmt.kind == "TABLE" else "CSAS"
+        query_id = parts.runtime.next_query_id(f"{prefix}_{stmt.name}")
+        with_props = {k: p.value for k, p in stmt.properties.items()}
+        topic_prefix = str(parts.properties.get("ksql.output.topic.name.prefix") or "")
+        topic = str(with_props.get("KAFKA_TOPIC", topic_prefix + stmt.name))
+        sources = _relation_names(stmt.query.from_)
+        parts.runtime.keep_unmade(query_id, text, stmt.name, sources, error, topic)
+        return query_id
+    if isinstance(stmt, ast.InsertInto):
+        query_id = parts.runtime.next_query_id("INSERTQUERY")
+        sources = _relation_names(stmt.query.from_)
+        parts.runtime.keep_unmade(query_id, text, stmt.target, sources, error)
+        return query_id
+    return None
+
+
+def _relation_names(relation: ast.Relation) -> list[str]:
+    """The sources a FROM clause names (a join's sides)."""
+    if isinstance(relation, ast.SourceRef):
+        return [relation.name]
+    if isinstance(relation, ast.Join):
+        return [*_relation_names(relation.left), relation.right.name]
+    name = getattr(relation, "name", None)
+    return [name] if isinstance(name, str) else []
+
+
 def _schema(keys: list[Column], values: list[Column]) -> str:
     return ", ".join(
         [f"`{c.name}` {c.type} KEY" for c in keys] + [f"`{c.name}` {c.type}" for c in values]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hispeed.catalog import Source, WindowInfo
+from hispeed.catalog import QueryInfo, Source, WindowInfo
 from hispeed.errors import HispeedError, SqlError
 from hispeed.formats.base import (
     FORMATS,
@@ -238,6 +238,16 @@ def drop(parts: EngineParts, stmt: ast.Drop, call: Call) -> Result:
         del parts.catalog.types[stmt.name.upper()]
         return Result("status", f"Dropped type '{stmt.name.upper()}'")
     source = parts.catalog.sources.get(stmt.name)
+    if source is None and (unmade := _unmade_writer(parts, stmt.name)) is not None:
+        # a CREATE ... AS SELECT that failed on replay: its query is in ERROR, its sink was
+        # never made again; dropping it stops that query (and deletes the topic if asked)
+        topic = unmade.sink_topic
+        if stmt.delete_topic and not call.replay and topic in parts.log.list_topics(internal=True):
+            parts.log.delete_topic(str(topic))
+        parts.runtime.stop_query(unmade.id)
+        return Result(
+            "status", f"Source `{stmt.name}` (its query {unmade.id} was in ERROR) was dropped."
+        )
     if source is None:
         if stmt.if_exists:
             return Result("status", f"Source {stmt.name} does not exist.")
@@ -281,6 +291,14 @@ def drop(parts: EngineParts, stmt: ast.Drop, call: Call) -> Result:
         parts.runtime.stop_query(source.writer)
     del parts.catalog.sources[source.name]
     return Result("status", f"Source `{source.name}` (topic: {source.topic}) was dropped.")
+
+
+def _unmade_writer(parts: EngineParts, name: str) -> QueryInfo | None:
+    """The query in ERROR of a CREATE ... AS SELECT of `name` that failed on replay."""
+    return next(
+        (q for q in parts.catalog.writers_of(name) if q.unmade and q.sink_topic is not None),
+        None,
+    )
 
 
 def formats(
