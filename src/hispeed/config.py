@@ -128,6 +128,14 @@ class Settings:
     #: its answer is built in memory, about a kilobyte a row; past it the query is refused
     #: with what to do instead (a LIMIT, a WHERE, a push query)
     max_pull_rows: int = 100_000
+    #: the most records a PRINT without a LIMIT shows when its answer is built in memory
+    #: (`Engine.execute`, the engine property `print.max.records`); past them it stops with a
+    #: warning. Through the server (/query, /query-stream, WebSockets, gRPC, `hispeed sql`)
+    #: PRINT streams instead, until its LIMIT or the client closes it, as ksqlDB's does
+    print_max_records: int = 10_000
+    #: records a streamed PRINT reads from the log at a time: what it holds in memory,
+    #: however large the topic (500 is a Kafka consumer's max.poll.records)
+    print_poll_records: int = 500
     #: rows an ANALYZE statement answers with (built in memory and sent whole): past them it
     #: is refused, saying to aggregate more or add a LIMIT; `Engine.analyze` is not bounded
     #: (the engine property `analyze.max.rows`)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import subprocess
 import sys
@@ -439,3 +440,16 @@ def test_analyze_prints_its_rows_in_column_order(server: RunningServer) -> None:
         "+--------+-------+---+",
     ]
     assert proc.stderr.startswith("error: Line: 1, Col: 23: nowhere does not exist")
+
+
+def test_print_in_the_shell_shows_every_intervalth_record_until_its_limit(
+    server: RunningServer,
+) -> None:
+    server.engine.log.create_topic("nums", 1)
+    rows = [{"device": "d", "n": i} for i in range(100)]
+    r = httpx.post(f"{server.url}/topics/nums?key_field=device", json=rows, timeout=30)
+    assert r.status_code == 200, r.text
+    proc = shell(server, "-e", "PRINT 'nums' FROM BEGINNING INTERVAL 25 LIMIT 3;", columns=200)
+    assert proc.returncode == 0, proc.stderr
+    shown = re.findall(r'"n":(\d+)', proc.stdout)
+    assert shown == ["0", "25", "50"], proc.stdout

@@ -169,3 +169,50 @@ def test_already_exists_says_what_to_do_and_each_way_works(engine: Engine) -> No
     engine.execute("DROP TABLE t;")
     engine.execute("DROP STREAM s;")
     engine.execute(again)
+
+
+def test_print_shows_every_intervalth_record_up_to_its_limit(engine: Engine) -> None:
+    """ksqlDB's PRINT ... INTERVAL n: every n-th record from the first; LIMIT counts the
+    records shown."""
+    for v in range(10):
+        engine.insert("s", {"K": "a", "V": v}, timestamp=v)
+    values = [
+        json.loads(r["value"])["V"]
+        for r in engine.execute("PRINT 's' FROM BEGINNING INTERVAL 3;")[0].rows
+    ]
+    assert values == [0, 3, 6, 9]
+    rows = engine.execute("PRINT 's' FROM BEGINNING INTERVAL 4 LIMIT 2;")[0].rows
+    assert [json.loads(r["value"])["V"] for r in rows] == [0, 4]
+    with pytest.raises(SqlError, match="INTERVAL must be 1 or more"):
+        engine.execute("PRINT 's' FROM BEGINNING INTERVAL 0;")
+
+
+def test_print_answered_whole_stops_at_its_setting_and_says_so(tmp_path: Path) -> None:
+    with Engine(tmp_path, fsync="never", properties={"print.max.records": 5}) as engine:
+        engine.execute(
+            "CREATE STREAM s (k STRING KEY, v INT) "
+            "WITH (kafka_topic='s', value_format='JSON', partitions=2);"
+        )
+        engine.insert_many("s", [{"K": str(v % 3), "V": v} for v in range(40)])
+        result = engine.execute("PRINT 's' FROM BEGINNING;")[0]
+        assert len(result.rows) == 5
+        assert "print_max_records" in result.warnings[0]
+        limited = engine.execute("PRINT 's' FROM BEGINNING LIMIT 3;")[0]
+        assert (len(limited.rows), limited.warnings) == (3, [])
+
+
+def test_print_over_a_large_topic_holds_what_it_shows_not_the_topic(engine: Engine) -> None:
+    """PRINT ... LIMIT over 30,000 records reads lazily: the Python objects it makes stay a
+    small part of what listing the whole topic would make."""
+    import tracemalloc
+
+    engine.insert_many("s", [{"K": str(v), "V": v} for v in range(30_000)])
+    tracemalloc.start()
+    try:
+        rows = engine.execute("PRINT 's' FROM BEGINNING LIMIT 10;")[0].rows
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(rows) == 10
+    # the whole topic as dicts is over 10 MB (30,000 of ~400 bytes)
+    assert peak < 4 * 1024 * 1024, peak

@@ -174,3 +174,60 @@ def test_a_pull_query_over_a_stream_past_its_bound_is_a_400(server_factory: Serv
         assert "returns at most 3 rows" in r.json()["message"]
         r = httpx.post(small.url + endpoint, json={body: "SELECT * FROM s LIMIT 3;"})
         assert r.status_code == 200, r.text
+
+
+def _many(server: RunningServer, topic: str, n: int) -> None:
+    server.engine.log.create_topic(topic, 1)  # one partition: one order to sample from
+    rows = [{"device": f"d{i % 4}", "n": i} for i in range(n)]
+    r = httpx.post(f"{server.url}/topics/{topic}?key_field=device", json=rows, timeout=30)
+    assert r.status_code == 200, r.text
+
+
+def _printed(line: str) -> int:
+    """The `n` of a PRINT line ("rowtime: ..., key: d1, value: {...}, partition: 0")."""
+    value = line.split("value: ", 1)[1].rsplit(", partition:", 1)[0]
+    return int(json.loads(value)["n"])
+
+
+@pytest.mark.parametrize("endpoint", ["/query", "/query-stream"])
+def test_print_streams_every_intervalth_record_until_its_limit(
+    server: RunningServer, endpoint: str
+) -> None:
+    _many(server, "big", 2000)
+    body = {
+        "ksql" if endpoint == "/query" else "sql": "PRINT big FROM BEGINNING INTERVAL 10 LIMIT 50;"
+    }
+    r = httpx.post(server.url + endpoint, json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    if endpoint == "/query":
+        lines = [e["row"]["columns"][0] for e in r.json() if "row" in e]
+    else:
+        lines = [json.loads(x)[0] for x in r.text.splitlines()[1:] if x.startswith("[")]
+    assert [_printed(line) for line in lines] == list(range(0, 500, 10))
+
+
+def test_a_streamed_print_reads_a_bounded_chunk_at_a_time(server: RunningServer) -> None:
+    """However large the topic, one poll of a PRINT holds print_poll_records records."""
+    from hispeed.server.streaming import QuerySession
+
+    _many(server, "big", 300)
+    session = QuerySession(
+        server.engine, "PRINT big FROM BEGINNING;", settings=Settings(print_poll_records=7)
+    )
+    try:
+        seen: list[int] = []
+        sizes: list[int] = []
+        while len(seen) < 300:
+            rows = session.poll(1.0)
+            sizes.append(len(rows))
+            seen += [_printed(r[0]) for r in rows]
+        assert sorted(seen) == list(range(300))
+        assert max(sizes) <= 7, sizes
+    finally:
+        session.close()
+
+
+def test_print_defaults_are_safe() -> None:
+    settings = Settings()
+    assert settings.print_max_records == 10_000
+    assert settings.print_poll_records == 500

@@ -69,6 +69,7 @@ from hispeed.server.streaming import (
     row_entry,
 )
 from hispeed.statements.analyze import MAX_ROWS as ANALYZE_MAX_ROWS
+from hispeed.statements.info import PRINT_MAX_RECORDS
 from hispeed.version import __version__
 
 log = logging.getLogger(__name__)
@@ -810,6 +811,7 @@ def serve(settings: Settings) -> None:
     properties[STATE_BUDGET] = settings.state_memory_budget_bytes
     properties[MAX_POLL_RECORDS] = settings.query_max_poll_records
     properties[PULL_MAX_ROWS] = settings.max_pull_rows
+    properties[PRINT_MAX_RECORDS] = settings.print_max_records
     properties[ANALYZE_MAX_ROWS] = settings.analyze_max_rows
     properties[ANALYZE_CACHE_BYTES] = settings.analyze_cache_bytes
     properties[ANALYZE_MEMORY_LIMIT] = settings.analyze_memory_limit_bytes

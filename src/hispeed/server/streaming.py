@@ -29,6 +29,7 @@ from hispeed.runtime.queries import PushQuery, Tombstone
 from hispeed.server.statements import sql_too_long
 from hispeed.sql import ast
 from hispeed.sql.parser import parse_iter
+from hispeed.statements.info import print_interval
 
 _ids = itertools.count(1)
 
@@ -186,6 +187,8 @@ class QuerySession:
         self.engine = engine
         self.sql = sql
         self.registry = registry
+        #: records one poll of a PRINT reads at most (its memory, however large the topic)
+        self._print_poll_records = settings.print_poll_records
         #: who asked (the client's address), for the registry's limit per client
         self.client = client
         self.properties = dict(properties or {})
@@ -286,12 +289,15 @@ class QuerySession:
                 f"Could not find topic '{stmt.topic}', or the KSQL user does not have "
                 "permissions to list the topic. Topic names are case-sensitive."
             )
+        self._print_interval = print_interval(stmt)
         self._print = stmt
         self.header = Header(f"print_{next(_ids)}", ["record"], ["STRING"])
         self._consumer = self.engine.log.consumer(
             stmt.topic, auto_offset_reset="earliest" if stmt.from_beginning else "latest"
         )
         self._printed = 0
+        #: records read so far (INTERVAL shows every n-th of them)
+        self._print_read = 0
 
     @property
     def is_print(self) -> bool:
@@ -332,11 +338,18 @@ class QuerySession:
         return out
 
     def _poll_print(self, timeout: float) -> list[list[Any]]:
+        """The next records of a PRINT, a bounded chunk at a time (what a poll holds in
+        memory is the setting print_poll_records, however large the topic): every
+        INTERVAL-th one, as ksqlDB's PrintPublisher, until its LIMIT."""
         assert self._print is not None
-        limit = self._print.limit
+        limit, interval = self._print.limit, self._print_interval
         out: list[list[Any]] = []
-        for item in self._consumer.poll(timeout):
+        for item in self._consumer.poll(timeout, max_records=self._print_poll_records):
             for r in item.batch.to_pylist():
+                shown = self._print_read % interval == 0
+                self._print_read += 1
+                if not shown:
+                    continue
                 out.append([_print_line(r, item.partition.partition)])
                 self._printed += 1
                 if limit is not None and self._printed >= limit:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from hispeed.errors import HispeedError
+import heapq
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+from hispeed.errors import HispeedError, SqlError
 from hispeed.functions.udf.catalog import describe as describe_function
 from hispeed.functions.udf.catalog import functions
 from hispeed.plan.model import QueryPlan, UnsupportedError
@@ -125,24 +130,62 @@ def explain(parts: EngineParts, stmt: ast.Explain, call: Call) -> Result:
     return Result("explain", message=describe_plan(plan))
 
 
+#: the engine property bounding the records of a PRINT answered whole (`Engine.execute`;
+#: the server's `print_max_records`), and its default: that answer is built in memory
+PRINT_MAX_RECORDS = "print.max.records"
+DEFAULT_PRINT_MAX_RECORDS = 10_000
+#: records of a read batch turned into Python rows at a time
+_PRINT_CHUNK = 500
+
+
 def print_topic(parts: EngineParts, stmt: ast.Print, call: Call) -> Result:
-    """PRINT a topic: its records in timestamp order."""
+    """PRINT a topic: its records in timestamp order, every INTERVAL-th one, up to its LIMIT
+    and at most `print.max.records` of them (this answer is built in memory; the server's
+    /query streams PRINT instead). The partitions are read lazily and merged, so a large
+    topic costs the records shown, not the topic."""
     topic = stmt.topic
     if topic not in parts.log.list_topics(internal=True):
         raise HispeedError(
             f"Could not find topic '{topic}', or the KSQL user does not have "
             "permissions to list the topic. Topic names are case-sensitive."
         )
-    rows = []
-    for p in range(len(parts.log.describe_topic(topic).partitions)):
-        start, _ = parts.log.offsets(topic, p)
-        for batch in parts.log.read(topic, p, start):
-            for r in batch.to_pylist():
-                rows.append({"partition": p, **r})
-    rows.sort(key=lambda r: (r["timestamp"], r["partition"], r["offset"]))
-    if stmt.limit is not None:
-        rows = rows[: stmt.limit]
-    return Result("rows", rows=rows)
+    most = int(call.props.get(PRINT_MAX_RECORDS, DEFAULT_PRINT_MAX_RECORDS))
+    limit = most if stmt.limit is None else min(stmt.limit, most)
+    interval = print_interval(stmt)
+    records = heapq.merge(
+        *(
+            _partition_records(parts, topic, p)
+            for p in range(len(parts.log.describe_topic(topic).partitions))
+        ),
+        key=lambda r: (r["timestamp"], r["partition"], r["offset"]),
+    )
+    rows = list(itertools.islice(records, 0, limit * interval, interval))
+    warnings = []
+    if len(rows) >= most and (stmt.limit is None or stmt.limit > most):
+        warnings.append(
+            f"PRINT stopped after {most} records (the setting print_max_records, the engine "
+            f"property '{PRINT_MAX_RECORDS}'): add a LIMIT, or PRINT through the server, "
+            "which streams the records"
+        )
+    return Result("rows", rows=rows, warnings=warnings)
+
+
+def print_interval(stmt: ast.Print) -> int:
+    """PRINT's INTERVAL (every n-th record; 1 when not given), checked."""
+    if stmt.interval is None:
+        return 1
+    if stmt.interval < 1:
+        raise SqlError(f"PRINT's INTERVAL must be 1 or more, not {stmt.interval}", *stmt.pos)
+    return stmt.interval
+
+
+def _partition_records(parts: EngineParts, topic: str, partition: int) -> Iterator[dict[str, Any]]:
+    """One partition's records from its start, a batch at a time."""
+    start, _ = parts.log.offsets(topic, partition)
+    for batch in parts.log.read(topic, partition, start):
+        for at in range(0, batch.num_rows, _PRINT_CHUNK):  # a large batch a slice at a time
+            for r in batch.slice(at, _PRINT_CHUNK).to_pylist():
+                yield {"partition": partition, **r}
 
 
 def pull_query(parts: EngineParts, stmt: ast.QueryStatement, call: Call) -> Result:
