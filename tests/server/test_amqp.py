@@ -394,6 +394,7 @@ def _restart_mid_stream(engine: Engine, broker: RabbitBroker, factory: BridgeFac
     bridge = factory(url, amqp_in=("rs-in/m.*=rs_in",), amqp_out=("rs_out=rs-out/r.{KEY}",))
     sent = threading.Event()
     killed = threading.Event()
+    returned: list[int] = []  # messages RabbitMQ had no queue for (mandatory): sent again
 
     async def produce() -> None:
         """Publish n messages with confirms; after the broker comes back, send again what
@@ -413,10 +414,21 @@ def _restart_mid_stream(engine: Engine, broker: RabbitBroker, factory: BridgeFac
                                 exchange="rs-in",
                                 routing_key=f"m.{j}",
                                 properties=Basic.Properties(delivery_mode=2, message_id=f"m{j}"),
+                                mandatory=True,
                             )
                             for j in batch
-                        )
+                        ),
+                        return_exceptions=True,
                     )
+                    unroutable = [
+                        c for c in confirms if isinstance(c, aiormq.exceptions.PublishError)
+                    ]
+                    if unroutable:  # not in the bridge's queue: the batch goes again
+                        returned.append(len(unroutable))
+                        raise ConnectionError(f"{len(unroutable)} messages returned")
+                    for c in confirms:
+                        if isinstance(c, BaseException):
+                            raise c
                     assert all(isinstance(c, Basic.Ack) for c in confirms)
                     pairs = [(str(j).encode(), b'{"o": %d}' % j) for j in batch]
                     engine.log.append("rs_out", pairs)
@@ -440,7 +452,17 @@ def _restart_mid_stream(engine: Engine, broker: RabbitBroker, factory: BridgeFac
     def ids_in() -> set[int]:
         return {v["i"] for _, v in _records(engine, "rs_in")}
 
-    wait_for(lambda: ids_in() == set(range(n)), timeout=120)
+    try:
+        wait_for(lambda: ids_in() == set(range(n)), timeout=120)
+    except AssertionError:
+        missing = sorted(set(range(n)) - ids_in())
+        queue = AmqpInRule.parse("rs-in/m.*=rs_in").queue
+        depth = _run(_queue_depth(url, queue))
+        raise AssertionError(
+            f"{len(missing)} of {n} ids not in rs_in (first {missing[:10]}, last "
+            f"{missing[-3:]}); bridge {bridge.stats()}; {depth} ready in {queue}; batches "
+            f"returned unroutable: {returned}; the broker's log said:\n{_broker_log(broker)}"
+        ) from None
     # no duplicates in: what RabbitMQ delivered again (appended, not yet acknowledged at the
     # kill) or the producer sent again (not yet confirmed) is dropped by its message_id
     keys = [k for k, _ in _records(engine, "rs_in")]
@@ -457,6 +479,17 @@ def _restart_mid_stream(engine: Engine, broker: RabbitBroker, factory: BridgeFac
     assert set(by_id) == {f"rs_out/0/{j}" for j in range(n)}
     assert all(by_id[f"rs_out/0/{j}"] == {b'{"o": %d}' % j} for j in range(n))
     assert bridge.stats()["connects"] >= 2
+
+
+def _broker_log(broker: RabbitBroker) -> str:
+    """The broker's warnings and errors (recovery after the kill, dropped messages)."""
+    lines = [
+        line
+        for path in sorted((broker.workdir / "log").glob("*.log"))
+        for line in path.read_text(errors="replace").splitlines()
+        if "[warning]" in line or "[error]" in line or "dropped" in line
+    ]
+    return "\n".join(lines[-40:])
 
 
 class StompOverWebSocket:
