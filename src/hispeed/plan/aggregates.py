@@ -64,10 +64,13 @@ def plan_aggregate(
     sink_kind: str | None,
     sink_name: str | None,
     written_group_by: tuple[ast.Expr, ...],
+    *,
+    keyless: bool = False,
 ) -> QueryPlan:
     """The plan of a query with GROUP BY or aggregate calls (a push query without GROUP BY
     aggregates the whole stream as one group); `written_group_by` is GROUP BY as written,
-    for messages."""
+    for messages. `keyless`: a window table function's aggregation by its windows alone (one
+    group per window, whose sink has no key column but the window)."""
     _check_functions_exist([i.expr for i in items] + ([select.having] if select.having else []))
     for e in [i.expr for i in items] + ([select.having] if select.having else []):
         for x in walk(e):
@@ -199,7 +202,7 @@ def plan_aggregate(
             continue
         used.add(match)
         key.append(outputs[match])
-    if missing and sink_kind is not None:  # a push query need not select its key
+    if missing and sink_kind is not None and not keyless:  # a push query need not select it
         raise error_at(select, key_missing(sink_name, "grouping expression", missing))
     for i, item in enumerate(items):
         if i in used:

@@ -45,6 +45,7 @@ from hispeed.plan.validate import (
     check_persistent_sources,
     check_reserved_names,
 )
+from hispeed.plan.window_tvf import rewrite as rewrite_window_tvf
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.format import sql
@@ -74,10 +75,12 @@ def _plan_select(
 ) -> QueryPlan:
     if isinstance(select.from_, ast.Join):
         return _plan_join(select, catalog, sink_kind, sink_name)
+    tvf = rewrite_window_tvf(select, catalog) if isinstance(select.from_, ast.WindowTvf) else None
+    select = select if tvf is None else tvf.select
     assert isinstance(select.from_, ast.SourceRef)
     ref = select.from_
     line, col = ref.pos
-    source = catalog.get(ref.name, line=line or 1, column=col or 1)
+    source = tvf.source if tvf else catalog.get(ref.name, line=line or 1, column=col or 1)
     label = ref.label
     scope = source_scope(source, label)
     written_group_by = select.group_by
@@ -100,7 +103,16 @@ def _plan_select(
         if select.partition_by:
             raise error_at(select.partition_by[0], "PARTITION BY cannot be used with GROUP BY")
         return plan_aggregate(
-            select, source, label, scope, where, items, sink_kind, sink_name, written_group_by
+            select,
+            source,
+            label,
+            scope,
+            where,
+            items,
+            sink_kind,
+            sink_name,
+            written_group_by,
+            keyless=tvf is not None and tvf.keyless,
         )
     if select.having is not None:
         raise error_at(select.having, "HAVING needs GROUP BY")

@@ -129,6 +129,11 @@ def _first_broken_rule(select: ast.Select, properties: dict[str, Any]) -> str:
         return "Pull queries don't support JOIN clauses."
     if select.window is not None:
         return "Pull queries don't support WINDOW clauses."
+    if isinstance(select.from_, ast.WindowTvf):
+        return (
+            f"Pull queries don't support window table functions ({select.from_.kind}): add "
+            "EMIT FINAL (or EMIT CHANGES) for a push query, or CREATE TABLE ... AS SELECT."
+        )
     if select.group_by:
         return "Pull queries don't support GROUP BY clauses."
     if select.partition_by:

@@ -199,6 +199,29 @@ class SourceRef(Relation):
 
 
 @dataclass(frozen=True)
+class WindowTvf(Relation):
+    """A windowing table function in FROM, as Flink SQL writes it:
+    `TUMBLE(TABLE src, DESCRIPTOR(t), size [, offset])`, `HOP(TABLE src, DESCRIPTOR(t),
+    slide, size [, offset])`, `CUMULATE(TABLE src, DESCRIPTOR(t), step, max size [, offset])`
+    or `SESSION(TABLE src, DESCRIPTOR(t), gap)`, optionally inside `TABLE(...)`. Durations in
+    milliseconds; `step_ms` is HOP's slide and CUMULATE's step."""
+
+    kind: str  # TUMBLE HOP CUMULATE SESSION
+    source: SourceRef
+    time_column: str
+    size_ms: int  # TUMBLE's and HOP's size, CUMULATE's max size, SESSION's gap
+    step_ms: int | None = None
+    offset_ms: int = 0
+    alias: str | None = None
+    time_pos: Pos = _pos()
+    pos: Pos = _pos()
+
+    @property
+    def label(self) -> str:
+        return self.alias or self.source.label
+
+
+@dataclass(frozen=True)
 class WithinSpec:
     before_ms: int
     after_ms: int

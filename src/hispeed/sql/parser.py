@@ -13,6 +13,7 @@ from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.expression_parser import RESERVED, ExpressionParser
 from hispeed.sql.lexer import DECIMAL, EOF, FLOAT, IDENT, INTEGER, QUOTED, STRING, Token
+from hispeed.sql.window_tvf import starts_window_tvf, window_tvf
 from hispeed.sql.windows import MAX_DURATION_MS, window_properties
 
 _DURATION_UNITS = {
@@ -765,7 +766,7 @@ class StatementParser(ExpressionParser):
         return tuple(items)
 
     def relation(self) -> ast.Relation:
-        left: ast.Relation = self.source_ref()
+        left: ast.Relation = window_tvf(self) if starts_window_tvf(self) else self.source_ref()
         while True:
             tok = self.tok
             kind = None

@@ -1,0 +1,268 @@
+"""Flink's windowing table functions, planned onto hispeed's windowed aggregation.
+
+`FROM TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '10' SECOND)` gives each row of `bid`
+the columns `window_start`, `window_end` and `window_time` of its window; a window
+aggregation `GROUP BY window_start, window_end, ...` over it is ksqlDB's windowed
+aggregation (`WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY ...`) with Flink's output: one row
+per window and group, when stream time (the newest event time seen) passes the window's end
+(EMIT FINAL with no grace period: Flink's watermark without delay). So it runs on the
+vectorized TUMBLING, HOPPING and SESSION paths, as fast as ksqlDB's own windows.
+
+`rewrite` turns such a SELECT into the ksqlDB-dialect one the planner knows: the window
+columns become WINDOWSTART / WINDOWEND (a TUMBLE without aggregation computes its window
+from the row's time), and the DESCRIPTOR's column becomes the source's event time for this
+query (ROWTIME), as a Flink time attribute is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from hispeed.catalog import Catalog, Source
+from hispeed.plan.scope import error_at, is_aggregate, walk
+from hispeed.sql import ast
+from hispeed.sql import types as T
+
+#: Flink's names of the columns a windowing table function adds
+TVF_COLUMNS = ("WINDOW_START", "WINDOW_END", "WINDOW_TIME")
+
+#: the window store's retention under a window TVF's aggregation: ksqlDB's EMIT FINAL
+#: never outputs a window its store no longer holds when stream time jumps past it by more
+#: than size + grace (ops/window.py, final_retained_from); Flink outputs every window the
+#: watermark passes, so the store keeps them all (a window leaves it once output anyway)
+KEEP_UNTIL_OUTPUT_MS = 36_500 * 86_400_000
+
+_KINDS = {"TUMBLE": "TUMBLING", "HOP": "HOPPING", "SESSION": "SESSION"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Rewritten:
+    """A window TVF query as the planner's own dialect says it."""
+
+    select: ast.Select
+    #: the query's source, its event time the DESCRIPTOR's column
+    source: Source
+    #: the aggregation groups by the window alone: one group per window, with no key
+    keyless: bool
+
+
+def rewrite(select: ast.Select, catalog: Catalog) -> Rewritten:
+    """The SELECT over `select.from_` (a window TVF) in the planner's dialect; an error for
+    what Flink's window TVFs refuse or hispeed does not run yet, at its place."""
+    tvf = select.from_
+    assert isinstance(tvf, ast.WindowTvf)
+    if select.window is not None:
+        raise error_at(select.window, "A window table function in FROM cannot have a WINDOW clause")
+    line, col = tvf.source.pos
+    source = catalog.get(tvf.source.name, line=line or 1, column=col or 1)
+    if source.kind != "STREAM":
+        raise error_at(
+            tvf.source, f"{tvf.kind} windows a stream; {source.name} is a {source.kind.lower()}"
+        )
+    if source.window is not None:
+        raise error_at(tvf.source, f"{tvf.kind} cannot window {source.name}: it is windowed")
+    source = _with_event_time(tvf, source)
+    timestamp_type = _time_type(source)
+    label = tvf.label
+    aggregated = bool(select.group_by) or any(
+        is_aggregate(x)
+        for e in [*(i.expr for i in select.items if isinstance(i, ast.SelectItem)), select.having]
+        if e is not None
+        for x in walk(e)
+    )
+    if aggregated:
+        return _aggregation(select, tvf, source, label, timestamp_type)
+    if tvf.kind != "TUMBLE":
+        raise error_at(
+            tvf,
+            f"{tvf.kind} without a window aggregation (GROUP BY window_start, window_end) is "
+            "not supported yet: each row would be copied into each of its windows",
+        )
+    start = _tumble_start(tvf)
+    columns = {
+        "WINDOW_START": start,
+        "WINDOW_END": _plus(start, tvf.size_ms),
+        "WINDOW_TIME": _plus(start, tvf.size_ms - 1),
+    }
+    plain = _replace_columns(select, label, source, columns, timestamp_type)
+    ref = ast.SourceRef(source.name, label, pos=tvf.pos)
+    return Rewritten(dataclasses.replace(plain, from_=ref), source, keyless=False)
+
+
+def _aggregation(
+    select: ast.Select, tvf: ast.WindowTvf, source: Source, label: str, timestamp_type: T.SqlType
+) -> Rewritten:
+    """A window aggregation: GROUP BY window_start, window_end and other keys."""
+    names = [_tvf_column(g, label, source) for g in select.group_by]
+    missing = [n for n in ("WINDOW_START", "WINDOW_END") if n not in names]
+    if missing:
+        raise error_at(
+            select.group_by[0] if select.group_by else select,
+            "A window aggregation over a window table function groups by window_start and "
+            f"window_end (GROUP BY window_start, window_end, ...); {missing[0].lower()} is "
+            "missing",
+        )
+    if tvf.kind == "CUMULATE":
+        raise error_at(tvf, "CUMULATE window aggregation is not supported yet")
+    if tvf.offset_ms % tvf.size_ms if tvf.kind == "TUMBLE" else tvf.offset_ms:
+        raise error_at(tvf, f"{tvf.kind} with an offset is not supported yet")
+    # SESSION: Flink's session ends `gap` after its last row; ksqlDB's WINDOWEND is that row's
+    end_shift = tvf.size_ms if tvf.kind == "SESSION" else 0
+    window_start = ast.ColumnRef("WINDOWSTART", pos=tvf.pos)
+    window_end = _plus(ast.ColumnRef("WINDOWEND", pos=tvf.pos), end_shift)
+    columns = {
+        "WINDOW_START": window_start,
+        "WINDOW_END": window_end,
+        "WINDOW_TIME": _plus(window_end, -1),
+    }
+    keys = tuple(g for g, n in zip(select.group_by, names, strict=True) if n is None)
+    grouped = dataclasses.replace(select, group_by=keys)
+    plain = _replace_columns(grouped, label, source, columns, timestamp_type)
+    keyless = not keys
+    if keyless:
+        plain = dataclasses.replace(plain, group_by=(ast.Literal(True, T.BOOLEAN, pos=tvf.pos),))
+    # SESSION: Flink's rows join a session while less than the gap apart (each row's window
+    # is [t, t + gap) and overlapping ones merge), ksqlDB's while at most the gap apart; and
+    # ksqlDB's session closes at its last row + gap + grace, Flink's at its end (last + gap)
+    session = tvf.kind == "SESSION"
+    size = tvf.size_ms - 1 if session else tvf.size_ms
+    if size <= 0:
+        raise error_at(tvf, "SESSION's gap must be at least 2 milliseconds")
+    window = ast.WindowSpec(
+        _KINDS[tvf.kind],
+        size,
+        tvf.step_ms if tvf.kind == "HOP" else None,
+        grace_ms=1 if session else None,
+        retention_ms=KEEP_UNTIL_OUTPUT_MS,
+        pos=tvf.pos,
+    )
+    emit = select.emit or "FINAL"
+    ref = ast.SourceRef(source.name, label, pos=tvf.pos)
+    return Rewritten(
+        dataclasses.replace(plain, from_=ref, window=window, emit=emit), source, keyless
+    )
+
+
+def _with_event_time(tvf: ast.WindowTvf, source: Source) -> Source:
+    """`source` with the DESCRIPTOR's column as its event time (ROWTIME) for this query."""
+    name = tvf.time_column
+    if name == "ROWTIME" or name == source.timestamp:
+        return source
+    column = source.column(name)
+    if column is None:
+        known = ", ".join(c.name for c in source.columns)
+        raise error_at(
+            _At(tvf.time_pos),
+            f"DESCRIPTOR({name}) names no column of {source.name} (its columns: {known}, ROWTIME)",
+        )
+    if column.type.name not in ("BIGINT", "TIMESTAMP"):
+        raise error_at(
+            _At(tvf.time_pos),
+            f"DESCRIPTOR({name}) must name a column of event time, a TIMESTAMP or a BIGINT "
+            f"of epoch milliseconds; {name} is {column.type}",
+        )
+    return dataclasses.replace(source, timestamp=name, timestamp_format=None)
+
+
+def _time_type(source: Source) -> T.SqlType:
+    """The type of the event-time column: window columns are given in it (BIGINT for ROWTIME)."""
+    column = source.column(source.timestamp) if source.timestamp else None
+    return T.TIMESTAMP if column is not None and column.type.name == "TIMESTAMP" else T.BIGINT
+
+
+@dataclasses.dataclass(frozen=True)
+class _At:
+    pos: ast.Pos
+
+
+def _tvf_column(e: ast.Expr, label: str, source: Source) -> str | None:
+    """The window column `e` names (WINDOW_START, ...), or None."""
+    if (
+        isinstance(e, ast.ColumnRef)
+        and e.name in TVF_COLUMNS
+        and e.source in (None, label, source.name)
+        and source.column(e.name) is None
+    ):
+        return e.name
+    return None
+
+
+def _plus(e: ast.Expr, millis: int) -> ast.Expr:
+    if millis == 0:
+        return e
+    op = "+" if millis > 0 else "-"
+    return ast.BinaryOp(op, e, ast.Literal(abs(millis), T.BIGINT, pos=_pos(e)), pos=_pos(e))
+
+
+def _pos(e: ast.Expr) -> ast.Pos:
+    pos: ast.Pos = getattr(e, "pos", ast.NOPOS)
+    return pos
+
+
+def _tumble_start(tvf: ast.WindowTvf) -> ast.Expr:
+    """ROWTIME's tumbling window start: the latest `offset + k * size` at or before it."""
+    at = tvf.pos
+    time = ast.ColumnRef("ROWTIME", pos=at)
+    size = ast.Literal(tvf.size_ms, T.BIGINT, pos=at)
+    shifted = _plus(time, -(tvf.offset_ms % tvf.size_ms))
+    # ROWTIME is never negative, but ROWTIME - offset may be: a floor, not a truncation
+    rest = ast.BinaryOp(
+        "%", ast.BinaryOp("+", ast.BinaryOp("%", shifted, size, pos=at), size, pos=at), size
+    )
+    return ast.BinaryOp("-", time, rest, pos=at)
+
+
+def _replace_columns(
+    select: ast.Select,
+    label: str,
+    source: Source,
+    columns: dict[str, ast.Expr],
+    timestamp_type: T.SqlType,
+) -> ast.Select:
+    """`select` with each window column replaced by its expression (in the event time's type,
+    named as Flink names it where it is selected alone)."""
+
+    def value(name: str) -> ast.Expr:
+        e = columns[name]
+        if timestamp_type.name == "TIMESTAMP":
+            return ast.FunctionCall("FROM_UNIXTIME", (e,), pos=_pos(e))
+        return e
+
+    def fix(e: Any) -> Any:
+        if isinstance(e, ast.Expr):
+            name = _tvf_column(e, label, source)
+            if name is not None:
+                placed: Any = value(name)  # every expression node has a pos
+                return dataclasses.replace(placed, pos=_pos(e))
+            changes = {}
+            for field_name, field_value in vars(e).items():
+                new = fix(field_value)
+                if new is not field_value:
+                    changes[field_name] = new
+            return dataclasses.replace(e, **changes) if changes else e
+        if isinstance(e, tuple):
+            items = tuple(fix(v) for v in e)
+            return items if any(a is not b for a, b in zip(items, e, strict=True)) else e
+        return e
+
+    items: list[ast.SelectItem | ast.AllColumns] = []
+    for item in select.items:
+        if isinstance(item, ast.AllColumns):
+            if item.source not in (None, label, source.name):
+                items.append(item)
+                continue
+            # `*` over a window TVF: the source's columns, then the window's
+            items.append(item)
+            items += [ast.SelectItem(value(n), n, pos=item.pos) for n in TVF_COLUMNS]
+            continue
+        name = _tvf_column(item.expr, label, source)
+        alias = item.alias if item.alias is not None or name is None else name
+        items.append(dataclasses.replace(item, expr=fix(item.expr), alias=alias))
+    return dataclasses.replace(
+        select,
+        items=tuple(items),
+        where=fix(select.where),
+        group_by=fix(select.group_by),
+        having=fix(select.having),
+    )

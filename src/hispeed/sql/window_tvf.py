@@ -1,0 +1,180 @@
+"""Flink SQL's windowing table functions in FROM, and its INTERVAL literals.
+
+`TUMBLE`, `HOP`, `CUMULATE` and `SESSION` take `TABLE src` (the rows to window), a
+`DESCRIPTOR(time_col)` (the column of event time) and durations written as Flink writes them
+(`INTERVAL '10' SECOND`); Flink also lets the call stand inside `TABLE(...)` and name its
+arguments (`SIZE => INTERVAL '1' MINUTE`). The statement parser calls `window_tvf` where a
+relation starts; the planner (`plan/window_tvf.py`) gives the call its meaning.
+"""
+
+from __future__ import annotations
+
+import decimal
+
+from hispeed.errors import SqlError
+from hispeed.sql import ast
+from hispeed.sql.expression_parser import RESERVED, ExpressionParser
+from hispeed.sql.lexer import DECIMAL, IDENT, INTEGER, QUOTED, STRING, Token
+from hispeed.sql.windows import MAX_DURATION_MS
+
+FUNCTIONS = ("TUMBLE", "HOP", "CUMULATE", "SESSION")
+
+#: each function's arguments after DATA and TIMECOL, in order, by Flink's names for them;
+#: the ones past `required` may be left out
+_ARGUMENTS = {
+    "TUMBLE": (("SIZE", "OFFSET"), 1),
+    "HOP": (("SLIDE", "SIZE", "OFFSET"), 2),
+    "CUMULATE": (("STEP", "SIZE", "OFFSET"), 2),
+    "SESSION": (("GAP",), 1),
+}
+
+_UNITS = {
+    "MILLISECOND": 1,
+    "SECOND": 1000,
+    "MINUTE": 60_000,
+    "HOUR": 3_600_000,
+    "DAY": 86_400_000,
+}
+
+
+def starts_window_tvf(p: ExpressionParser) -> bool:
+    """Whether the relation at the parser's token is a windowing table function."""
+    tok = p.tok
+    if tok.kind != IDENT or not p.peek().is_op("("):
+        return False
+    return tok.is_word(*FUNCTIONS) or (tok.is_word("TABLE") and p.peek(2).is_word(*FUNCTIONS))
+
+
+def interval(p: ExpressionParser) -> tuple[int, Token]:
+    """`INTERVAL '10' SECOND` (or `SECONDS`; MILLISECOND to DAY): its milliseconds, and the
+    token that starts it. A negative amount is returned as it is, for the caller's check."""
+    start = p.tok
+    if not p.accept_word("INTERVAL"):
+        raise p.error("an INTERVAL, like INTERVAL '10' SECOND")
+    amount_tok = p.tok
+    if amount_tok.kind == STRING:
+        text = amount_tok.value.strip()
+    elif amount_tok.kind in (INTEGER, DECIMAL):
+        text = amount_tok.value
+    else:
+        raise p.error("the interval's amount in quotes, like INTERVAL '10' SECOND")
+    p.advance()
+    try:
+        amount = decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        raise SqlError(
+            f"Invalid INTERVAL: '{text}' is not a number of time units",
+            amount_tok.line,
+            amount_tok.column,
+        ) from None
+    unit = p.tok
+    name = unit.value.rstrip("S") if unit.kind == IDENT else ""
+    if name not in _UNITS:
+        raise p.error("a time unit (MILLISECOND, SECOND, MINUTE, HOUR or DAY)")
+    p.advance()
+    millis = amount * _UNITS[name]
+    if millis != millis.to_integral_value():
+        raise SqlError(
+            f"Invalid INTERVAL: '{text}' {unit.value} is not a whole number of milliseconds",
+            amount_tok.line,
+            amount_tok.column,
+        )
+    if abs(millis) > MAX_DURATION_MS:
+        raise SqlError(
+            f"Invalid INTERVAL: '{text}' {unit.value} is longer than the longest a window can "
+            f"span, {MAX_DURATION_MS} MILLISECONDS (100,000 years)",
+            amount_tok.line,
+            amount_tok.column,
+        )
+    return int(millis), start
+
+
+def window_tvf(p: ExpressionParser) -> ast.WindowTvf:
+    """A windowing table function, at a token where `starts_window_tvf` holds."""
+    wrapped = p.accept_word("TABLE") is not None
+    if wrapped:
+        p.expect_op("(")
+    name_tok = p.expect_word(*FUNCTIONS)
+    kind = name_tok.value
+    p.expect_op("(")
+    _argument_name(p, "DATA")
+    if not p.accept_word("TABLE"):
+        raise p.error(f"TABLE and the source to window, as in {kind}(TABLE bid, ...)")
+    source_tok = p.tok
+    source = ast.SourceRef(p.identifier("a stream name"), pos=p.pos(source_tok))
+    p.expect_op(",")
+    _argument_name(p, "TIMECOL")
+    if not p.accept_word("DESCRIPTOR"):
+        raise p.error("DESCRIPTOR(time_column), the column of event time")
+    p.expect_op("(")
+    time_tok = p.tok
+    time_column = p.identifier("the column of event time")
+    p.expect_op(")")
+    names, required = _ARGUMENTS[kind]
+    values: dict[str, tuple[int, Token]] = {}
+    for i, arg in enumerate(names):
+        if i >= required and not p.tok.is_op(","):
+            break
+        if not p.tok.is_op(","):
+            raise p.error(f"',' and the {arg.lower()}, like INTERVAL '10' SECOND")
+        p.advance()
+        _argument_name(p, arg)
+        values[arg] = interval(p)
+    p.expect_op(")")
+    if wrapped:
+        p.expect_op(")")
+    for arg, (millis, tok) in values.items():
+        if millis < 0 or (millis == 0 and arg != "OFFSET"):
+            raise SqlError(
+                f"{kind}'s {arg.lower()} must be a positive interval, not {millis} ms",
+                tok.line,
+                tok.column,
+            )
+    size_arg = "GAP" if kind == "SESSION" else "SIZE"
+    size, size_tok = values[size_arg]
+    step = values.get("SLIDE", values.get("STEP"))
+    if step is not None:
+        what = "slide" if kind == "HOP" else "step"
+        if step[0] > size:
+            raise SqlError(
+                f"{kind}'s {what} ({step[0]} ms) must not be longer than its size ({size} ms)",
+                step[1].line,
+                step[1].column,
+            )
+        if kind == "CUMULATE" and size % step[0]:
+            raise SqlError(
+                f"CUMULATE's max size ({size} ms) must be a whole number of steps ({step[0]} ms)",
+                size_tok.line,
+                size_tok.column,
+            )
+    alias = None
+    if p.accept_word("AS"):
+        alias = p.identifier("an alias")
+    elif p.tok.kind == QUOTED or (
+        p.tok.kind == IDENT and p.tok.value not in RESERVED and not p.tok.is_word("EMIT")
+    ):
+        alias = p.identifier()
+    return ast.WindowTvf(
+        kind,
+        source,
+        time_column,
+        size,
+        None if step is None else step[0],
+        values["OFFSET"][0] if "OFFSET" in values else 0,
+        alias,
+        time_pos=p.pos(time_tok),
+        pos=p.pos(name_tok),
+    )
+
+
+def _argument_name(p: ExpressionParser, name: str) -> None:
+    """Flink's named argument `NAME =>`, which may be written before the argument."""
+    if p.tok.kind == IDENT and p.peek().is_op("=>"):
+        tok = p.advance()
+        if tok.value != name:
+            raise SqlError(
+                f"Syntax Error\nexpected the argument {name} here, not {tok.value}",
+                tok.line,
+                tok.column,
+            )
+        p.advance()
