@@ -372,3 +372,66 @@ def test_posts_below_asgi_keep_pipelined_order_with_the_apps_requests(
     table = server.engine.log.read_table("t", 0)
     assert [json.loads(v)["n"] for v in table.column("value").to_pylist()] == [0, 1, 2, 3, 99, 5]
     assert len(started) == 6  # all but the GET and the chunked one
+
+
+def test_handed_groups_answer_as_the_old_path_and_fall_back_when_they_must(
+    tmp_path: Path,
+) -> None:
+    """`Ingestor.hand` (what /ws/produce and the direct POSTs use): the requests of one pass
+    of the event loop written together on the loop itself; each caller told its own places
+    in the order of the calls, a socket's `after` run once for its group; a record the log
+    refuses fails alone (its group then written one request at a time); a topic deleted
+    since it was known is created again. The records and places are the old path's
+    (`append_batch`, one request at a time)."""
+    import asyncio
+    import functools
+    import time
+
+    from hispeed.server.state import Ingestor
+
+    settings = Settings.load(None, env={}, data_dir=tmp_path / "fast")
+    messages = _messages(30)
+    batches = [parse_body(m, "application/json", key_field="device") for m in messages]
+
+    async def run(log_: EmbeddedLog) -> tuple[list[Any], list[str]]:
+        ingest = Ingestor(log_, settings)
+        await ingest.ensure("t")
+        await ingest.ensure("c")
+        told: list[Any] = []
+        afters: list[str] = []
+
+        sockets = {who: functools.partial(afters.append, who) for who in ("s0", "s1", "s2")}
+
+        def hand(topic: str, pairs: list[Any], who: str) -> None:
+            ingest.hand(topic, pairs, None, lambda p, e: told.append(p or str(e)), sockets[who])
+
+        for i, b in enumerate(batches[:20]):  # one pass: one group
+            hand("t", list(zip(b.keys, b.values, strict=True)), f"s{i % 2}")
+        hand("c", [(None, b"no key")], "s0")  # refused: compacted topics need keys
+        hand("c", [(b"k", b"v")], "s0")
+        await asyncio.sleep(0)
+        log_.delete_topic("t")  # known to the Ingestor, gone from the log
+        for b in batches[20:]:
+            hand("t", list(zip(b.keys, b.values, strict=True)), "s2")
+        deadline = time.monotonic() + 30  # the re-creation runs on a worker thread
+        while len(told) < len(messages) + 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return told, afters
+
+    with EmbeddedLog(tmp_path / "fast", fsync="never") as log_:
+        log_.create_topic("t", PARTITIONS)
+        log_.create_topic("c", 1, {"cleanup.policy": "compact"})
+        told, afters = asyncio.run(run(log_))
+        got_c = log_.read_table("c", 0).column("key").to_pylist()
+        # the topic came back with the default partition count: compare the records after
+        got_t = log_.read_table("t", 0).column("value").to_pylist()
+    assert "compacted" in told[20]
+    assert told[21] == [{"partition": 0, "offset": 0}]
+    assert got_c == [b"k"]
+    # once a group: the 20 messages' group, then "c" written one by one, then the last group
+    assert afters == ["s0", "s1", "s0", "s0", "s2"]
+    expected_places, _ = _reference(tmp_path, messages[:20])
+    assert [t[0] for t in told[:20]] == expected_places
+    # after the topic was deleted: created again (one partition), its records in order
+    assert [t[0] for t in told[22:]] == [{"partition": 0, "offset": i} for i in range(10)]
+    assert [json.loads(v) for v in got_t] == [json.loads(m) for m in messages[20:]]

@@ -79,6 +79,12 @@ def encode_compact_one(key: bytes | None, value: bytes | None) -> bytes:
     return _encoder.encode((None, None, [key], [value], None))
 
 
+def encode_compact_lists(keys: list[bytes | None], values: list[bytes | None]) -> bytes:
+    """`encode_compact` of a batch of these keys and values, with consecutive offsets, one
+    timestamp (its frame's max_ts) and no headers."""
+    return _encoder.encode((None, None, keys, values, None))
+
+
 class CompactRun:
     """The records of consecutive compact frames, gathered to become one Arrow batch."""
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hispeed.errors import CorruptLogError, OffsetOutOfRangeError
-from hispeed.log._segment import Damage, Segment, encode_frame, encode_one
+from hispeed.log._segment import Damage, Segment, encode_frame, encode_lists, encode_one
 from hispeed.log.base import RECORD_SCHEMA, TopicConfig
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,23 @@ class Partition:
             self.end_offset = offset + 1
             self.dirty = True
             return offset
+
+    def append_lists(
+        self, keys: list[bytes | None], values: list[bytes | None], timestamp: int
+    ) -> int:
+        """Append records of one timestamp and no headers (what `append` writes for such a
+        batch of at most COMPACT_MAX_RECORDS, byte for byte, with no Arrow on the way);
+        returns the first offset given."""
+        n = len(keys)
+        with self.lock:
+            base = self.end_offset
+            last = base + n - 1
+            frame = encode_lists(keys, values, base, timestamp)
+            self._maybe_roll(len(frame))
+            self.segments[-1].append_frame(frame, base, last, timestamp)
+            self.end_offset = last + 1
+            self.dirty = True
+            return base
 
     def write_frame(self, header: bytes, payload: bytes | pa.Buffer, end: int) -> None:
         """Write an encoded frame ending at `end` (exclusive), rolling the segment first if due."""

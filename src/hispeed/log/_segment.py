@@ -55,6 +55,7 @@ from hispeed.log._compact import (
     compact_span,
     decode_compact,
     encode_compact,
+    encode_compact_lists,
     encode_compact_one,
 )
 from hispeed.log.records import RECORD_SCHEMA
@@ -139,6 +140,17 @@ def encode_one(key: bytes | None, value: bytes | None, offset: int, timestamp: i
     one-record batch, with no Arrow on the way (`Log.append_one`'s path)."""
     payload = encode_compact_one(key, value)
     return frame_header(payload, offset, offset, 1, timestamp, FLAG_COMPACT) + payload
+
+
+def encode_lists(
+    keys: list[bytes | None], values: list[bytes | None], base: int, timestamp: int
+) -> bytes:
+    """Records of one timestamp and no headers as one compact frame, header and payload, the
+    bytes `encode_frame` gives for such a batch of at most COMPACT_MAX_RECORDS, with no Arrow
+    on the way."""
+    payload = encode_compact_lists(keys, values)
+    n = len(keys)
+    return frame_header(payload, base, base + n - 1, n, timestamp, FLAG_COMPACT) + payload
 
 
 def decode_payload(payload: bytes | pa.Buffer) -> pa.RecordBatch:

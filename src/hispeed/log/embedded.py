@@ -42,7 +42,7 @@ from hispeed.errors import (
 )
 from hispeed.log._consumer import EmbeddedConsumer, GroupCoordinator
 from hispeed.log._partition import Partition, Repaired
-from hispeed.log._segment import HEADER_SIZE, encode_frame
+from hispeed.log._segment import COMPACT_MAX_RECORDS, HEADER_SIZE, encode_frame
 from hispeed.log.base import (
     RECORD_SCHEMA,
     AppendResult,
@@ -309,6 +309,46 @@ class EmbeddedLog(AppendSignal, Log):
                 out_offsets[rows] = np.arange(base, base + len(rows))
         self.notify_append()
         return AppendResult(out_parts, out_offsets)
+
+    def append_pairs(
+        self,
+        topic: str,
+        pairs: Sequence[tuple[bytes | None, bytes | None]],
+        partition: int | None = None,
+    ) -> tuple[list[int], list[int]]:
+        """`append` of (key, value) pairs stamped now: each record's partition and offset, as
+        lists. The same checks, places and frame bytes as `append`; a few records of bytes
+        bound for one partition (the server's gathered one-record requests) go without the
+        Arrow batch, numpy offsets and frame encoder `append` builds, the rest through it."""
+        self._check_open()
+        t = self._topic(topic)
+        n = len(pairs)
+        parts = t.partitions
+        keys = [k for k, _ in pairs]
+        values = [v for _, v in pairs]
+        if (
+            n == 0
+            or n > COMPACT_MAX_RECORDS
+            or (partition is None and len(parts) > 1)
+            or not all(k is None or type(k) is bytes for k in keys)
+            or not all(v is None or type(v) is bytes for v in values)
+        ):
+            result = self.append(topic, pairs, partition=partition)
+            return result.partitions.tolist(), result.offsets.tolist()
+        if t.config.compacts and None in keys:
+            raise InvalidRecordError(
+                f"topic {topic!r} is compacted, so every record needs a key; "
+                f"{keys.count(None)} of {n} have none"
+            )
+        part = parts[0] if partition is None else self.partition(topic, partition)
+        stamp = self.clock()
+        with part.lock:
+            base = part.append_lists(keys, values, stamp)
+            if self.fsync_policy.mode == "always":
+                part.fsync()
+            part.visible_end = part.end_offset
+        self.notify_append()
+        return [part.index] * n, list(range(base, base + n))
 
     def append_one(
         self, topic: str, key: bytes | None, value: bytes | None, timestamp: int | None = None

@@ -26,7 +26,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -52,7 +52,7 @@ from hispeed.server import dashboard, http, ws
 from hispeed.server.amqp import AmqpBridge
 from hispeed.server.amqp_wire import AmqpUrl
 from hispeed.server.auth import Credentials
-from hispeed.server.ingest import IngestBatch, IngestError, decode_json, parse_body
+from hispeed.server.ingest import IngestBatch, IngestError, decode_json, parse_body, query_params
 from hispeed.server.memory import MemoryReleaser
 from hispeed.server.mqtt import MqttBridge
 from hispeed.server.ports import check_ports
@@ -522,8 +522,12 @@ def _appended(
 def _answer_of(task: asyncio.Future[tuple[int, bytes]], what: str) -> tuple[int, bytes]:
     """A finished produce's (status, JSON), its error's included (as FastProduce answers)."""
     e = task.exception() if not task.cancelled() else HispeedError("the append was cancelled")
-    if e is None:
-        return task.result()
+    return task.result() if e is None else _error_answer(e, what)
+
+
+def _error_answer(e: BaseException, what: str) -> tuple[int, bytes]:
+    """A failed produce's (status, JSON), as FastProduce answers: a user's mistake said as
+    such, anything else a 500 that is logged."""
     if isinstance(e, HispeedError):
         return _error_status(e)
     log.error("internal error serving %s", what, exc_info=e)
@@ -559,7 +563,7 @@ class FastProduce:
         began = time.perf_counter()
         state = self.state
         try:
-            params = dict(parse_qsl(query.decode("latin-1"), True))
+            params = query_params(query)
             partition = _partition_param(params)
             batch = parse_body(
                 body, content_type, key_field=params.get("key_field"), key=params.get("key")
@@ -575,15 +579,12 @@ class FastProduce:
         what = f"POST /topics/{name}"
         if ingest.known(name) and ingest.is_direct(batch, partition):
             pairs = list(zip(batch.keys, batch.values, strict=True))
-            handed = ingest.submit(name, pairs, partition)
 
-            def answer(future: asyncio.Future[list[dict[str, int]]]) -> None:
-                if future.cancelled() or future.exception() is not None:
-                    respond(*_answer_of(future, what))  # type: ignore[arg-type]
-                else:
-                    respond(*_appended(state, name, future.result(), began))
+            def answer(places: list[dict[str, int]] | None, error: BaseException | None) -> None:
+                appended = _appended(state, name, places, began) if places is not None else None
+                respond(*(appended or _error_answer(error or HispeedError("no answer"), what)))
 
-            handed.add_done_callback(answer)
+            ingest.hand(name, pairs, partition, answer)
             return
         task = asyncio.ensure_future(_append_records(state, name, batch, partition, began))
         task.add_done_callback(lambda t: respond(*_answer_of(t, what)))
@@ -610,7 +611,7 @@ class FastProduce:
                 length = value
         try:
             body = await _read_asgi_body(receive, length, self.state.settings.max_request_bytes)
-            params = dict(parse_qsl(scope["query_string"].decode("latin-1"), True))
+            params = query_params(scope["query_string"])
             status, answer = await produce_records(
                 self.state, path[8:], body, content_type, params, began
             )

@@ -100,6 +100,17 @@ class DirectPost:
     gone: Callable[[str, int], None]
 
 
+class _NoNews:
+    """What a handed `_DirectCycle` gives uvicorn as its `message_event`: news of the body
+    is no longer read."""
+
+    def set(self) -> None:
+        pass
+
+
+_NO_NEWS = _NoNews()
+
+
 class _DirectCycle:
     """A request served by a `DirectPost` handler, kept where uvicorn keeps its request cycle
     (`protocol.cycle`, `protocol.pipeline`): uvicorn's own callbacks gather its body and order
@@ -118,7 +129,8 @@ class _DirectCycle:
         self.response_complete = False
         self.disconnected = False
         self.keep_alive = True
-        self.message_event = self  # uvicorn says "news of the body" with message_event.set()
+        # uvicorn says "news of the body" with message_event.set()
+        self.message_event: _DirectCycle | _NoNews = self
         self.started = False
         self.handed = False
 
@@ -127,9 +139,12 @@ class _DirectCycle:
             return
         if self.disconnected and self.more_body:
             self.handed = True
+            self.message_event = _NO_NEWS
             self.post.gone(self.tail, len(self.body))
         elif self.started and not self.more_body:
             self.handed = True
+            # no cycle through itself left behind: freed when answered, not by the collector
+            self.message_event = _NO_NEWS
             body = bytes(self.body)
             self.post.handler(self.tail, self.query, self.content_type, body, self.respond)
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 import msgspec
 
@@ -76,6 +78,18 @@ def nesting(data: bytes) -> tuple[int, int]:
         elif c in (0x5D, 0x7D):  # ] }
             depth -= 1
     return deepest, at
+
+
+def query_params(query: bytes) -> dict[str, str]:
+    """A query string's parameters (the last of a repeated name wins), as the ASGI routes
+    read them. A producer sends the same few query strings over and over: each is parsed
+    once (parsing took a tenth of a one-record POST's server time)."""
+    return dict(_query_items(query))
+
+
+@functools.lru_cache(maxsize=256)
+def _query_items(query: bytes) -> tuple[tuple[str, str], ...]:
+    return tuple(parse_qsl(query.decode("latin-1"), True))
 
 
 def _key_bytes(value: Any) -> bytes | None:

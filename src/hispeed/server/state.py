@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +32,8 @@ from hispeed.server.ingest import IngestError
 from hispeed.server.metrics import Metrics
 from hispeed.server.streaming import QueryRegistry
 
+log = logging.getLogger(__name__)
+
 
 class ServerState:
     """What every endpoint shares: the engine, the running queries, the command statuses."""
@@ -46,15 +49,50 @@ class ServerState:
         self.ingest = Ingestor(engine.log, settings)
 
 
-#: a `submit` call waiting for its group: its records, and its caller's future
-_Submitted = tuple[list[tuple[bytes | None, bytes | None]], "asyncio.Future[list[dict[str, int]]]"]
+#: told the outcome of a handed request: its records' places, or the error that refused them
+Done = Callable[[list[dict[str, int]] | None, BaseException | None], None]
+#: a `hand` call waiting for its group: its records, whom to tell, and what to run once the
+#: group's callers are told
+_Submitted = tuple[list[tuple[bytes | None, bytes | None]], Done, Callable[[], None] | None]
 
 
 def _fail_all(group: list[_Submitted], error: BaseException) -> None:
-    """Fail each caller of a group (those still waiting) with `error`."""
-    for _, future in group:
-        if not future.done():
+    """Tell each caller of a group that `error` refused its records."""
+    _tell(group, [(None, error)] * len(group))
+
+
+def _tell(
+    group: list[_Submitted],
+    outcomes: list[tuple[list[dict[str, int]] | None, BaseException | None]],
+) -> None:
+    """Each caller of a group its outcome, in order; then each distinct `after` once."""
+    afters: dict[Callable[[], None], None] = {}
+    for (_, done, after), (places, error) in zip(group, outcomes, strict=True):
+        try:
+            done(places, error)
+        except Exception:  # one caller's failure must not keep the others waiting
+            log.exception("an ingestion callback failed")
+        if after is not None:
+            afters[after] = None
+    for after in afters:
+        try:
+            after()
+        except Exception:
+            log.exception("an ingestion callback failed")
+
+
+def _settle(future: asyncio.Future[list[dict[str, int]]]) -> Done:
+    """A `Done` that settles `future` (unless its caller gave up on it)."""
+
+    def done(places: list[dict[str, int]] | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
             future.set_exception(error)
+        else:
+            future.set_result(places)  # type: ignore[arg-type]
+
+    return done
 
 
 class Ingestor:
@@ -88,6 +126,8 @@ class Ingestor:
         self._gathering: dict[tuple[str, int | None], list[_Submitted]] = {}
         self._flush_scheduled = False
         self._writing: set[asyncio.Task[None]] = set()
+        #: the log appended to on the event loop with no task, when `inline`
+        self._embedded = log_ if self.inline and isinstance(log_, EmbeddedLog) else None
 
     def is_direct(self, batch: Any, partition: int | None) -> bool:
         """Whether `batch` goes to the log as one append (to one partition)."""
@@ -109,34 +149,74 @@ class Ingestor:
     def submit(
         self, name: str, pairs: list[tuple[bytes | None, bytes | None]], partition: int | None
     ) -> asyncio.Future[list[dict[str, int]]]:
-        """Hand (key, value) records of a known topic over now, in the order of the calls;
-        the future gives each record's place once the log has it.
+        """`hand`, with a future that gives each record's place once the log has it."""
+        future: asyncio.Future[list[dict[str, int]]] = asyncio.get_running_loop().create_future()
+        self.hand(name, pairs, partition, _settle(future))
+        return future
 
-        The requests of one pass of the event loop go to the log's group committer as one
-        append per topic (and partition): one hand-over between threads for all of them, not
-        one a message."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[dict[str, int]]] = loop.create_future()
+    def hand(
+        self,
+        name: str,
+        pairs: list[tuple[bytes | None, bytes | None]],
+        partition: int | None,
+        done: Done,
+        after: Callable[[], None] | None = None,
+    ) -> None:
+        """Hand (key, value) records of a known topic over now, in the order of the calls;
+        `done(places, None)` gets each record's place once the log has it (or `done(None,
+        error)` what refused them), called on the event loop in the order of the calls; then
+        `after()`, once for all the calls of a group that named it (a socket's answers
+        written together).
+
+        The requests of one pass of the event loop go to the log as one append per topic
+        (and partition): one frame, and one hand-over between threads when there is one,
+        for all of them, not one a message."""
         group = self._gathering.get((name, partition))
         if group is None:
             group = self._gathering[(name, partition)] = []
             if not self._flush_scheduled:
                 self._flush_scheduled = True
-                loop.call_soon(self._flush)
-        group.append((pairs, future))
-        return future
+                asyncio.get_running_loop().call_soon(self._flush)
+        group.append((pairs, done, after))
 
     def _flush(self) -> None:
         self._flush_scheduled = False
         gathering, self._gathering = self._gathering, {}
         for (name, partition), group in gathering.items():
+            embedded = self._embedded
+            if (
+                embedded is not None
+                and name in self._known
+                and self._write_now(embedded, name, partition, group)
+            ):
+                continue
             task = asyncio.ensure_future(self._write(name, partition, group))
             self._writing.add(task)  # held until done: the loop keeps only weak references
             task.add_done_callback(self._writing.discard)
 
+    def _write_now(
+        self, log_: EmbeddedLog, name: str, partition: int | None, group: list[_Submitted]
+    ) -> bool:
+        """`_write` on the event loop itself, with no task (a write to the page cache): False
+        when the group needs `_write`'s way (the topic went missing, or one of several
+        callers' records was refused: both found before anything was written)."""
+        pairs = group[0][0] if len(group) == 1 else [p for ps, _, _ in group for p in ps]
+        try:
+            parts, offsets = log_.append_pairs(name, pairs, partition)
+        except (UnknownTopicError, InvalidRecordError) as e:
+            if isinstance(e, InvalidRecordError) and len(group) == 1:
+                _fail_all(group, e)
+                return True
+            return False
+        except Exception as e:
+            _fail_all(group, e)
+            return True
+        _tell(group, _places_of(group, parts, offsets))
+        return True
+
     async def _write(self, name: str, partition: int | None, group: list[_Submitted]) -> None:
         """One append for a gathered group; each caller told its own records' places."""
-        pairs = group[0][0] if len(group) == 1 else [p for ps, _ in group for p in ps]
+        pairs = group[0][0] if len(group) == 1 else [p for ps, _, _ in group for p in ps]
         try:
             result = await self.append_pairs(name, pairs, partition)
         except InvalidRecordError as e:
@@ -150,16 +230,7 @@ class Ingestor:
         except Exception as e:
             _fail_all(group, e)
             return
-        parts = result.partitions.tolist()
-        offsets = result.offsets.tolist()
-        at = 0
-        for ps, future in group:
-            n = len(ps)
-            if not future.done():  # its caller may be gone
-                future.set_result(
-                    [{"partition": parts[i], "offset": offsets[i]} for i in range(at, at + n)]
-                )
-            at += n
+        _tell(group, _places_of(group, result.partitions.tolist(), result.offsets.tolist()))
 
     async def append_pairs(
         self, name: str, pairs: list[tuple[bytes | None, bytes | None]], partition: int | None
@@ -215,6 +286,21 @@ class Ingestor:
 
             pending.add_done_callback(done)
         return pending
+
+
+def _places_of(
+    group: list[_Submitted], parts: list[int], offsets: list[int]
+) -> list[tuple[list[dict[str, int]] | None, BaseException | None]]:
+    """Each caller's share of a group's places, in order."""
+    out: list[tuple[list[dict[str, int]] | None, BaseException | None]] = []
+    at = 0
+    for ps, _, _ in group:
+        n = len(ps)
+        out.append(
+            ([{"partition": parts[i], "offset": offsets[i]} for i in range(at, at + n)], None)
+        )
+        at += n
+    return out
 
 
 def _ensure_topic(log_: Log, settings: Settings, name: str) -> None:

@@ -249,6 +249,21 @@ def _text(raw: bytes | None, *, parse: bool) -> Any:
 WRITE_BUFFER_HIGH = 1 << 20
 
 
+class _Answer:
+    """A /ws/produce message's place in its socket's line of answers: its answer, once known."""
+
+    __slots__ = ("began", "body", "producer")
+
+    def __init__(self, producer: _DirectProducer, began: float, body: bytes | None = None):
+        self.producer = producer
+        self.began = began
+        self.body = body
+
+    def done(self, places: list[dict[str, int]] | None, error: BaseException | None) -> None:
+        """The Ingestor's word on the message's records."""
+        self.body = self.producer.answer(self.began, places, error)
+
+
 class _DirectProducer:
     """`/ws/produce` on a `DirectSocket` (`hispeed.server.http`): each message parsed and
     handed to the log as the protocol reads it, in order; its answer written once the log has
@@ -264,8 +279,7 @@ class _DirectProducer:
         self.direct = direct
         self.limit = state.settings.max_request_bytes
         self.in_flight = state.settings.max_ws_produce_in_flight
-        self.pending: collections.deque[tuple[float, asyncio.Future[Any] | bytes]]
-        self.pending = collections.deque()
+        self.pending: collections.deque[_Answer] = collections.deque()
         self.backlog: list[bytes] | None = None  # messages held while the topic is checked
         self.paused = False
         self.checking: asyncio.Task[None] | None = None
@@ -278,12 +292,12 @@ class _DirectProducer:
         began = time.perf_counter()
         if len(data) > self.limit:
             error = error_body(f"the message is over {self.limit} bytes", 41300)
-            self._queue(began, encode(error))
+            self._queue(_Answer(self, began, encode(error)))
             return
         try:
             batch = parse_body(data, "application/json", key_field=self.key_field, key=self.key)
         except HispeedError as e:
-            self._queue(began, encode(error_body(str(e), 40000)))
+            self._queue(_Answer(self, began, encode(error_body(str(e), 40000))))
             return
         ingest = self.state.ingest
         if not ingest.known(self.topic):
@@ -292,13 +306,23 @@ class _DirectProducer:
             self._pause()
             self.checking = asyncio.ensure_future(self._ensure_then_replay())
             return
-        future: asyncio.Future[Any]
+        entry = _Answer(self, began)
+        self._queue(entry)
         if ingest.is_direct(batch, None):
             pairs = list(zip(batch.keys, batch.values, strict=True))
-            future = ingest.submit(self.topic, pairs, None)
+            # answered in the Ingestor's group, this socket's answers written once after it
+            ingest.hand(self.topic, pairs, None, entry.done, self.flush)
         else:
-            future = asyncio.ensure_future(ingest.append(self.topic, batch, None))
-        self._queue(began, future)
+            appended = asyncio.ensure_future(ingest.append(self.topic, batch, None))
+            appended.add_done_callback(lambda f: self._appended(entry, f))
+
+    def _appended(self, entry: _Answer, future: asyncio.Future[Any]) -> None:
+        if future.cancelled():
+            entry.body = encode(error_body("the append was cancelled", SERVER_ERROR))
+        else:
+            error = future.exception()
+            entry.done(None if error is not None else future.result(), error)
+        self.flush()
 
     async def _ensure_then_replay(self) -> None:
         error: HispeedError | None = None
@@ -310,54 +334,43 @@ class _DirectProducer:
         self.checking = None
         for data in backlog:
             if error is not None:
-                self._queue(time.perf_counter(), encode(error_body(str(error), 40000)))
+                self._queue(
+                    _Answer(self, time.perf_counter(), encode(error_body(str(error), 40000)))
+                )
             else:
                 self.on_message(data)
         self._resume()
 
-    def _queue(self, began: float, item: asyncio.Future[Any] | bytes) -> None:
-        self.pending.append((began, item))
-        if isinstance(item, bytes):
-            if len(self.pending) == 1:
-                self.flush()
-        else:
-            item.add_done_callback(self._done)
+    def _queue(self, entry: _Answer) -> None:
+        self.pending.append(entry)
+        if entry.body is not None and len(self.pending) == 1:
+            self.flush()
         if len(self.pending) >= self.in_flight:
             self._pause()
 
-    def _done(self, _: asyncio.Future[Any]) -> None:
-        self.flush()
-
     def flush(self) -> None:
         """Write the answers ready at the head of the line, in order."""
-        bodies = []
         pending = self.pending
-        while pending:
-            began, item = pending[0]
-            if isinstance(item, bytes):
-                body = item
-            elif not item.done():
-                break
-            else:
-                body = self._answer(began, item)
+        if not pending or pending[0].body is None:
+            return
+        bodies = []
+        while pending and (body := pending[0].body) is not None:
             pending.popleft()
             bodies.append(body)
-        if bodies:
-            self.direct.send_texts(bodies)
-            if self.direct.write_buffer_size() > WRITE_BUFFER_HIGH:
-                self._pause()  # the client does not read its answers: stop reading its messages
+        self.direct.send_texts(bodies)
+        if self.direct.write_buffer_size() > WRITE_BUFFER_HIGH:
+            self._pause()  # the client does not read its answers: stop reading its messages
         self._resume()
 
-    def _answer(self, began: float, future: asyncio.Future[Any]) -> bytes:
-        if future.cancelled():
-            return encode(error_body("the append was cancelled", SERVER_ERROR))
-        e = future.exception()
-        if e is None:
-            offsets = future.result()
+    def answer(
+        self, began: float, places: list[dict[str, int]] | None, e: BaseException | None
+    ) -> bytes:
+        """A message's answer: its records' places, or what refused them."""
+        if e is None and places is not None:
             self.state.metrics.ingested(
-                self.topic, "websocket", len(offsets), time.perf_counter() - began
+                self.topic, "websocket", len(places), time.perf_counter() - began
             )
-            return encode({"topic": self.topic, "offsets": offsets})
+            return encode({"topic": self.topic, "offsets": places})
         if isinstance(e, HispeedError):
             return encode(error_body(str(e), 40000))
         log.error("appending a /ws/produce message to %r failed", self.topic, exc_info=e)
