@@ -74,11 +74,6 @@ def encode_compact(batch: pa.RecordBatch, base: int, max_ts: int) -> bytes:
     )
 
 
-def encode_compact_one(key: bytes | None, value: bytes | None) -> bytes:
-    """`encode_compact` of a one-record batch whose timestamp is its frame's max_ts."""
-    return _encoder.encode((None, None, [key], [value], None))
-
-
 def encode_compact_lists(keys: list[bytes | None], values: list[bytes | None]) -> bytes:
     """`encode_compact` of a batch of these keys and values, with consecutive offsets, one
     timestamp (its frame's max_ts) and no headers."""

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hispeed.errors import CorruptLogError, OffsetOutOfRangeError
-from hispeed.log._segment import Damage, Segment, encode_frame, encode_lists, encode_one
+from hispeed.log._segment import Damage, Segment, encode_frame, encode_lists
 from hispeed.log.base import RECORD_SCHEMA, TopicConfig
 
 log = logging.getLogger(__name__)
@@ -129,14 +129,7 @@ class Partition:
     def append_one(self, key: bytes | None, value: bytes | None, timestamp: int) -> int:
         """Append one record (what `append` writes for a one-record batch, byte for byte,
         with no Arrow on the way); returns its offset."""
-        with self.lock:
-            offset = self.end_offset
-            frame = encode_one(key, value, offset, timestamp)
-            self._maybe_roll(len(frame))
-            self.segments[-1].append_frame(frame, offset, offset, timestamp)
-            self.end_offset = offset + 1
-            self.dirty = True
-            return offset
+        return self.append_lists([key], [value], timestamp)
 
     def append_lists(
         self, keys: list[bytes | None], values: list[bytes | None], timestamp: int

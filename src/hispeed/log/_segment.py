@@ -56,7 +56,6 @@ from hispeed.log._compact import (
     decode_compact,
     encode_compact,
     encode_compact_lists,
-    encode_compact_one,
 )
 from hispeed.log.records import RECORD_SCHEMA
 
@@ -133,13 +132,6 @@ def frame_header(
     tail = _TAIL.pack(base, last, count, max_ts, flags)
     crc = crc32c.crc32c(payload, value=crc32c.crc32c(tail))
     return MAGIC + _SIZE_CRC.pack(size, crc) + tail
-
-
-def encode_one(key: bytes | None, value: bytes | None, offset: int, timestamp: int) -> bytes:
-    """One record's compact frame, header and payload, the bytes `encode_frame` gives for a
-    one-record batch, with no Arrow on the way (`Log.append_one`'s path)."""
-    payload = encode_compact_one(key, value)
-    return frame_header(payload, offset, offset, 1, timestamp, FLAG_COMPACT) + payload
 
 
 def encode_lists(
@@ -540,7 +532,7 @@ class Segment:
         return False
 
     def append(self, header: bytes, payload: bytes | pa.Buffer) -> None:
-        """Write one encoded frame (made by `encode_frame` or `encode_one`) at the end of the
+        """Write one encoded frame (made by `encode_frame`) at the end of the
         segment."""
         total = len(header) + len(payload)
         if type(payload) is bytes and total <= _JOIN_BELOW:  # one copy is cheaper than writev
@@ -560,7 +552,7 @@ class Segment:
             )
 
     def append_frame(self, frame: bytes, base: int, last: int, max_ts: int) -> None:
-        """`append` of a whole frame made by `encode_one` (header and payload joined), whose
+        """`append` of a whole frame made by `encode_lists` (header and payload joined), whose
         fields the caller gives."""
         written = os.write(self._write_fd, frame)
         if written != len(frame):  # a short write leaves a torn tail; recovery removes it

@@ -341,14 +341,20 @@ class EmbeddedLog(AppendSignal, Log):
                 f"{keys.count(None)} of {n} have none"
             )
         part = parts[0] if partition is None else self.partition(topic, partition)
-        stamp = self.clock()
+        base = self._append_lists(part, keys, values, self.clock())
+        return [part.index] * n, list(range(base, base + n))
+
+    def _append_lists(
+        self, part: Partition, keys: list[bytes | None], values: list[bytes | None], stamp: int
+    ) -> int:
+        """Records of one timestamp written to `part` and made visible; the first offset."""
         with part.lock:
             base = part.append_lists(keys, values, stamp)
             if self.fsync_policy.mode == "always":
                 part.fsync()
             part.visible_end = part.end_offset
         self.notify_append()
-        return [part.index] * n, list(range(base, base + n))
+        return base
 
     def append_one(
         self, topic: str, key: bytes | None, value: bytes | None, timestamp: int | None = None
@@ -377,13 +383,7 @@ class EmbeddedLog(AppendSignal, Log):
         else:
             part = parts[partition_for_key(key, len(parts))]
         stamp = self.clock() if timestamp is None else timestamp
-        with part.lock:
-            offset = part.append_one(key, value, stamp)
-            if self.fsync_policy.mode == "always":
-                part.fsync()
-            part.visible_end = part.end_offset
-        self.notify_append()
-        return part.index, offset
+        return part.index, self._append_lists(part, [key], [value], stamp)
 
     # -- reading ------------------------------------------------------------------------
 
