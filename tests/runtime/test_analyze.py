@@ -329,3 +329,41 @@ def test_a_statement_lets_the_engine_run_while_it_scans(engine: Engine) -> None:
         assert not _taken_elsewhere(engine, 0.05)  # held again, as the handler expects
     assert during == [True]
     assert table.column("n").to_pylist() == [600]
+
+
+def test_a_scan_reads_each_frame_of_the_log_once(engine: Engine) -> None:
+    """A frame is read and CRC-checked whole: a scan asking the log for fewer records than a
+    frame holds would read (and check) the same frame again for each part of it."""
+    engine.execute(
+        "CREATE STREAM s (k STRING KEY, v BIGINT) "
+        "WITH (kafka_topic='s', value_format='JSON', partitions=1);"
+    )
+    frames, per_frame = 3, 100_000
+    for f in range(frames):  # one append of an Arrow batch: one frame
+        first = f * per_frame
+        engine.log.append(
+            "s",
+            pa.table(
+                {
+                    "key": pa.array([b"a"] * per_frame, pa.binary()),
+                    "value": pa.array(
+                        [b'{"V":%d}' % i for i in range(first, first + per_frame)], pa.binary()
+                    ),
+                }
+            ),
+            partition=0,
+        )
+    engine.properties["analyze.cache.bytes"] = 0
+    reads: list[int] = []
+    real_read = engine.log.read
+
+    def counted(*args: Any, **kwargs: Any) -> list[pa.RecordBatch]:
+        got = real_read(*args, **kwargs)
+        reads.append(sum(b.num_rows for b in got))
+        return got
+
+    engine.log.read = counted  # type: ignore[method-assign]
+    got = engine.analyze("SELECT count(*) AS n, sum(v) AS total FROM s", format="rows")
+    assert got == [{"n": frames * per_frame, "total": sum(range(frames * per_frame))}]
+    assert len(reads) <= frames
+    assert sum(reads) == frames * per_frame

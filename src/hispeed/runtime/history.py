@@ -44,8 +44,9 @@ log = logging.getLogger(__name__)
 DELETED = "__hispeed_deleted"
 #: offsets per cached chunk: chunk k of a partition holds offsets [k * CHUNK_OFFSETS, (k+1) * ...)
 CHUNK_OFFSETS = 1 << 20
-#: records asked of the log per read
-READ_RECORDS = 1 << 16
+#: bytes of frames asked of the log per read: whole frames come back (at least one, however
+#: big), so each frame is read and CRC-checked once, whatever number of records it holds
+READ_BYTES = 1 << 20
 
 Progress = Callable[[int], None]
 
@@ -145,7 +146,9 @@ class HistoryScan:
         pos = start
         while pos < end:
             try:
-                raw = self.log.read(topic, partition, pos, max_records=min(READ_RECORDS, end - pos))
+                raw = self.log.read(
+                    topic, partition, pos, max_records=end - pos, max_bytes=READ_BYTES
+                )
             except OffsetOutOfRangeError as e:
                 if e.start <= pos:
                     raise
