@@ -495,14 +495,61 @@ class Frame:
         aggregation) `name`, with `trigger`/`output_mode` as `to_table`'s, and the Parquet
         sink connector over it (`parquet`: its properties, `flush_records=...`; exactly
         once). Returns the query's id."""
-        if self._kind() == "TABLE":
-            query_id = self.to_table(name, trigger=trigger, output_mode=output_mode, **options)
-        else:
-            if output_mode not in (None, "append", "update"):
-                raise HispeedError(f"output_mode={output_mode!r} needs an aggregation")
-            query_id = self.to_stream(name, trigger=trigger, **options)
+        query_id = self._written(name, trigger, output_mode, options)
         parquet_files.parquet_sink(self._host.execute, name, path, parquet or {})
         return query_id
+
+    def to_connector(
+        self,
+        connector: str,
+        properties: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        trigger: Trigger | None = None,
+        output_mode: str | None = None,
+        **options: Any,
+    ) -> str:
+        """Write the rows through the sink connector `connector`, as `CREATE SINK CONNECTOR
+        connector WITH (...)` does; `properties` are its WITH properties, 'connector.class'
+        and the class's own (docs/connectors.md), all but 'source':
+
+            >>> hot.to_connector("hot_out", {"connector.class": "file-sink",
+            ...                              "file.path": "/data/out/hot.jsonl"}, name="hot")
+
+        A stream or table as it is (`engine.frame("alerts")`) is the connector's source
+        itself; any other frame is first a persistent query into the stream (the table, for
+        an aggregation) `name`, with `trigger`, `output_mode` and `options` as `to_table`'s
+        and `to_stream`'s, and the connector reads that. Returns the connector's name."""
+        rel = self._query.relation
+        if isinstance(rel, ast.SourceRef) and self._query == _Query(rel) and rel.alias is None:
+            if name is not None or trigger is not None or output_mode is not None or options:
+                raise HispeedError(
+                    f"the connector reads {rel.name} as it is: there is no query to name or "
+                    "trigger (give name=... to a frame that selects, filters or aggregates)"
+                )
+            return parquet_files.sink_connector(self._host.execute, connector, rel.name, properties)
+        if name is None:
+            raise HispeedError(
+                "to_connector(..., name=...) names the stream (or table) of the rows the "
+                "connector reads"
+            )
+        self._written(name, trigger, output_mode, options)
+        return parquet_files.sink_connector(self._host.execute, connector, name, properties)
+
+    def _written(
+        self,
+        name: str,
+        trigger: Trigger | None,
+        output_mode: str | None,
+        options: Mapping[str, Any],
+    ) -> str:
+        """The rows as a persistent query into stream `name` (a table for an aggregation);
+        the query's id."""
+        if self._kind() == "TABLE":
+            return self.to_table(name, trigger=trigger, output_mode=output_mode, **options)
+        if output_mode not in (None, "append", "update"):
+            raise HispeedError(f"output_mode={output_mode!r} needs an aggregation")
+        return self.to_stream(name, trigger=trigger, **options)
 
     def to_topic(
         self,
