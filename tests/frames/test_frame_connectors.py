@@ -27,9 +27,7 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 
 
 def _connector(engine: Engine, name: str) -> dict[str, Any]:
-    (found,) = [
-        c for c in engine.execute("SHOW CONNECTORS;")[0].rows if c["name"] == name.upper()
-    ]
+    (found,) = [c for c in engine.execute("SHOW CONNECTORS;")[0].rows if c["name"] == name.upper()]
     return {k: v for k, v in found.items() if k != "name"}
 
 
@@ -97,5 +95,5 @@ def test_to_connector_errors_are_clear(engine: Engine, tmp_path: Path) -> None:
         frame.to_connector("out", {**props, "source": "CLICKS"}, name="slow")
     with pytest.raises(HispeedError, match="as it is"):
         engine.frame("clicks").to_connector("out", props, name="copy")
-    with pytest.raises((HispeedError, SqlError), match="connector.class"):
+    with pytest.raises((HispeedError, SqlError), match=r"connector\.class"):
         engine.frame("clicks").to_connector("out", {"file.path": "x"})
