@@ -117,7 +117,7 @@ def _aggregation(
         "WINDOW_TIME": _plus(window_end, -1),
     }
     keys = tuple(g for g, n in zip(select.group_by, names, strict=True) if n is None)
-    grouped = dataclasses.replace(select, group_by=keys)
+    grouped = dataclasses.replace(select, group_by=keys, having=_counted(select))
     plain = _replace_columns(grouped, label, source, columns, timestamp_type)
     keyless = not keys
     if keyless:
@@ -142,6 +142,20 @@ def _aggregation(
     return Rewritten(
         dataclasses.replace(plain, from_=ref, window=window, emit=emit), source, keyless
     )
+
+
+def _counted(select: ast.Select) -> ast.Expr | None:
+    """HAVING of a window aggregation; one that calls no aggregate (Flink's distinct rows
+    per window) gets `COUNT(*) > 0`, always true of a group, as ksqlDB's planner wants an
+    aggregate to run the aggregation."""
+    exprs = [i.expr for i in select.items if isinstance(i, ast.SelectItem)]
+    if select.having is not None:
+        exprs.append(select.having)
+    if any(is_aggregate(x) for e in exprs for x in walk(e)):
+        return select.having
+    count = ast.FunctionCall("COUNT", (), star=True, pos=select.pos)
+    some = ast.BinaryOp(">", count, ast.Literal(0, T.BIGINT, pos=select.pos), pos=select.pos)
+    return some if select.having is None else ast.BinaryOp("AND", some, select.having)
 
 
 def _with_event_time(tvf: ast.WindowTvf, source: Source) -> Source:
