@@ -3,7 +3,12 @@ answers split across reads and refusals, since a miscount would report a false r
 
 from __future__ import annotations
 
-from hispeed.bench.ingest import http_replies, ws_frame, ws_replies
+import os
+
+import pytest
+
+from hispeed.bench.ingest import generate_load, http_replies, ws_frame, ws_replies
+from hispeed.testing.server import RunningServer
 
 
 def _server_frame(payload: bytes) -> bytes:
@@ -44,3 +49,29 @@ def test_http_replies_count_200s_and_refusals_across_reads() -> None:
     buf += ok[-3:]
     assert http_replies(buf) == (1, 0)
     assert not buf
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "window"), [("ws", 3), ("http", 1)])
+def test_the_load_counts_every_acknowledged_record_and_nothing_else(
+    server: RunningServer, kind: str, window: int
+) -> None:
+    """The generator's loop against a real server: the acknowledgements it counts are the
+    records the topic holds (none lost, none counted twice), with its own CPU beside."""
+    server.engine.log.create_topic("t", 1)
+    port = int(server.url.rsplit(":", 1)[1])
+    spec = {
+        "kind": kind,
+        "host": "127.0.0.1",
+        "port": port,
+        "topic": "t",
+        "clients": 4,
+        "seconds": 1.0,
+        "window": window,
+        "server_pid": os.getpid(),  # the server runs in this process here
+    }
+    result = generate_load(spec)
+    assert result["errors"] == 0
+    assert result["acks"] > 0
+    assert result["acks"] == server.engine.log.describe_topic("t").records
+    assert result["load_cpu_s"] > 0

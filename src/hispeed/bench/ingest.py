@@ -3,16 +3,20 @@
 The server runs as users run it (`hispeed server` in a process of its own, a scratch data
 directory, fsync "never": the per-message path is measured, not the disk), pinned to one core
 (`os.sched_setaffinity` before it starts, so every thread it makes stays there). The load comes
-from another process pinned to the other cores: raw sockets on uvloop, each connection a
-protocol driven by callbacks, writing pre-encoded frames, so the generator is not what is
-measured. Figures, per path:
+from another process pinned to the other cores: one epoll loop over non-blocking sockets that
+takes every ready socket's answers per wake-up and sends pre-built frames, so the generator
+costs less a message than the server (its own CPU is reported beside the server's).
+Figures, per path:
 
 - `{path}_msgs_per_s`: acknowledged messages a second, wall clock;
 - `{path}_acks`: acknowledgements received (each one an answer naming the record's offset);
 - `{path}_engine_cpu_s`: CPU seconds the server process used meanwhile (all its threads; the
   clients connect before the clock starts, so connecting is not counted);
 - `{path}_msgs_per_engine_cpu_s`: messages per CPU second of the server, the figure that a
-  machine busy with other work disturbs least.
+  machine busy with other work disturbs least;
+- `{path}_engine_busy`: the server's CPU seconds over the wall-clock seconds (near 1: the
+  server is the limit; well below: the generator, or other work on the machine, is);
+- `{path}_load_cpu_s`, `{path}_msgs_per_load_cpu_s`: the same for the load generator.
 
 Paths: `ws_{50,1000}` (`/ws/produce/{t}`, one JSON record a message, `window` messages in
 flight per client), `http_{50,1000}` (`POST /topics/{t}`, one record a request, keep-alive,
@@ -25,20 +29,20 @@ less each record's key and value). `insert()` and the producer API come from
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import resource
+import select
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
 
@@ -218,148 +222,134 @@ def http_replies(buf: bytearray) -> tuple[int, int]:
     return ok, errors
 
 
-class _Client(asyncio.Protocol, ABC):
-    """One connection of the load, driven by callbacks on uvloop (no stream reader, no task a
-    message: the generator's cost per message stays well below the server's). It connects,
-    opens (the WebSocket handshake), waits for the start, then keeps `window` messages in
-    flight until the clock runs out and every message sent is answered."""
+class _Conn:
+    """One connection of the load: its socket, the answers read but not whole yet, and its
+    counts."""
 
-    def __init__(self, messages: list[bytes], window: int, until: list[float]) -> None:
-        self.messages = messages
-        self.window = window
-        self.until = until
-        self.transport: asyncio.Transport | None = None
+    __slots__ = ("acks", "buf", "errors", "sent", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
         self.buf = bytearray()
         self.sent = self.acks = self.errors = 0
-        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.done: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
-        self.started = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self.opened.set_result(None)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        for future in (self.opened, self.done):
-            if not future.done():
-                future.set_exception(RuntimeError(f"the server closed a connection ({exc})"))
-
-    def begin(self) -> None:
-        self.started = True
-        self.send(self.window)
-
-    def send(self, n: int) -> None:
-        k = len(self.messages)
-        sent = self.sent
-        assert self.transport is not None
-        self.transport.write(b"".join(self.messages[(sent + i) % k] for i in range(n)))
-        self.sent = sent + n
-
-    @abstractmethod
-    def count(self, buf: bytearray) -> tuple[int, int]:
-        """Take the whole answers off the front of `buf`: how many acknowledged a record, how
-        many refused one."""
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        a, e = self.count(self.buf)
-        self.acks += a
-        self.errors += e
-        if a + e and time.monotonic() < self.until[0]:
-            self.send(a + e)
-        elif self.acks + self.errors >= self.sent and not self.done.done():
-            self.done.set_result((self.acks, self.errors))
 
 
-class _HttpClient(_Client):
-    def count(self, buf: bytearray) -> tuple[int, int]:
-        return http_replies(buf)
+def _handshake(sock: socket.socket, path: str) -> None:
+    """The WebSocket opening handshake, on a blocking socket."""
+    sock.sendall(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: bench\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        data = sock.recv(4096)
+        if not data:
+            raise RuntimeError("the server closed a connection during the WebSocket handshake")
+        head += data
+    if b" 101 " not in head[: head.find(b"\r\n")]:
+        raise RuntimeError(f"the WebSocket handshake failed: {head[:200]!r}")
+    if not head.endswith(b"\r\n\r\n"):
+        raise RuntimeError("the server sent a message before it was sent one")
 
 
-class _WsClient(_Client):
-    def __init__(self, messages: list[bytes], window: int, until: list[float], path: str):
-        super().__init__(messages, window, until)
-        self.path = path
-        self.handshake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+def generate_load(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one load as `spec` says: the counts, the wall-clock time of the measured part, the
+    server's CPU seconds and the generator's own meanwhile.
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        assert self.transport is not None
-        self.transport.write(
-            (
-                f"GET {self.path} HTTP/1.1\r\nHost: bench\r\n"
-                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
-
-    def data_received(self, data: bytes) -> None:
-        if self.handshake.done():
-            super().data_received(data)
-            return
-        self.buf += data
-        end = self.buf.find(b"\r\n\r\n")
-        if end < 0:
-            return
-        if b" 101 " not in bytes(self.buf[: self.buf.find(b"\r\n")]):
-            error = RuntimeError(f"the WebSocket handshake failed: {bytes(self.buf[:200])!r}")
-            self.handshake.set_exception(error)
-            return
-        del self.buf[: end + 4]
-        self.handshake.set_result(None)
-
-    def count(self, buf: bytearray) -> tuple[int, int]:
-        return ws_replies(buf)
-
-
-def _load(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run one load as `spec` says; the counts and the wall-clock time of the measured part."""
+    One thread, one epoll over non-blocking sockets: each wake-up takes every ready socket's
+    answers and sends as many pre-built messages as were answered, with no event-loop
+    machinery between (so the generator costs less a message than the server it loads)."""
     host, port, topic = spec["host"], spec["port"], spec["topic"]
     clients, seconds, window = spec["clients"], spec["seconds"], spec["window"]
-
-    async def main() -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        until = [time.monotonic() + 3600.0]
-        factory: Callable[[], _Client]
-        if spec["kind"] == "ws":
-            frames = [ws_frame(_record(i)) for i in range(1000)]
-            path = f"/ws/produce/{topic}?key_field=device"
-            factory = lambda: _WsClient(frames, window, until, path)  # noqa: E731
-        else:
-            requests = [_http_request(host, port, topic, _record(i)) for i in range(1000)]
-            factory = lambda: _HttpClient(requests, window, until)  # noqa: E731
-        conns: list[_Client] = []
-        for i in range(0, clients, 50):  # a thousand SYNs at once overflow a listen backlog
-            n = min(clients, i + 50) - i
-            made = await asyncio.gather(
-                *(loop.create_connection(factory, host, port) for _ in range(n))
-            )
-            conns += [c for _, c in made]
-        for c in conns:
-            if isinstance(c, _WsClient):
-                await asyncio.wait_for(c.handshake, 60)
+    if spec["kind"] == "ws":
+        messages = [ws_frame(_record(i)) for i in range(1000)]
+        count: Callable[[bytearray], tuple[int, int]] = ws_replies
+    else:
+        messages = [_http_request(host, port, topic, _record(i)) for i in range(1000)]
+        count = http_replies
+    conns: dict[int, _Conn] = {}
+    epoll = select.epoll()
+    try:
+        for _ in range(clients):
+            sock = socket.create_connection((host, port), timeout=60)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conns[sock.fileno()] = _Conn(sock)
+            if spec["kind"] == "ws":
+                _handshake(sock, f"/ws/produce/{topic}?key_field=device")
+        for fd, conn in conns.items():
+            conn.sock.setblocking(False)
+            epoll.register(fd, select.EPOLLIN)
         cpu0 = cpu_seconds(spec["server_pid"])
-        until[0] = time.monotonic() + seconds
+        own0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
-        for c in conns:
-            c.begin()
-        # a server that stops answering fails the load instead of hanging it
-        counts = await asyncio.wait_for(asyncio.gather(*(c.done for c in conns)), seconds + 60)
+        until = time.monotonic() + seconds
+        give_up = until + 60  # a server that stops answering fails the load, not hangs it
+        k = len(messages)
+        for conn in conns.values():
+            _send(conn, b"".join(messages[i % k] for i in range(window)))
+            conn.sent = window
+        open_ = len(conns)
+        running = True
+        # read into one buffer: a fresh large one a read costs more than the read (malloc's
+        # mmap and munmap for every call)
+        scratch = bytearray(1 << 16)
+        view = memoryview(scratch)
+        while open_:
+            events = epoll.poll(1.0)
+            now = time.monotonic()
+            running = running and now < until
+            if now > give_up:
+                raise RuntimeError(f"the server left {open_} connections unanswered for 60 s")
+            for fd, _ in events:
+                conn = conns[fd]
+                n = conn.sock.recv_into(scratch)
+                if not n:
+                    raise RuntimeError("the server closed a connection")
+                buf = conn.buf
+                buf += view[:n]
+                acks, errors = count(buf)
+                answered = acks + errors
+                if not answered:
+                    continue
+                conn.acks += acks
+                conn.errors += errors
+                if running:
+                    sent = conn.sent
+                    if answered == 1:
+                        _send(conn, messages[sent % k])
+                    else:
+                        _send(conn, b"".join(messages[(sent + i) % k] for i in range(answered)))
+                    conn.sent = sent + answered
+                elif conn.acks + conn.errors >= conn.sent:
+                    epoll.unregister(fd)
+                    open_ -= 1
         elapsed = time.perf_counter() - t0
-        for c in conns:
-            assert c.transport is not None
-            c.transport.close()
+        own1 = resource.getrusage(resource.RUSAGE_SELF)
         return {
-            "acks": sum(c[0] for c in counts),
-            "errors": sum(c[1] for c in counts),
+            "acks": sum(c.acks for c in conns.values()),
+            "errors": sum(c.errors for c in conns.values()),
             "elapsed": elapsed,
             "engine_cpu_s": cpu_seconds(spec["server_pid"]) - cpu0,
+            "load_cpu_s": own1.ru_utime + own1.ru_stime - own0.ru_utime - own0.ru_stime,
         }
+    finally:
+        epoll.close()
+        for conn in conns.values():
+            conn.sock.close()
 
-    from hispeed.server.http import event_loop_factory
 
-    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        return runner.run(main())
+def _send(conn: _Conn, data: bytes) -> None:
+    """Send all of `data` (a non-blocking socket takes a few messages whole, nearly always)."""
+    sent = conn.sock.send(data)
+    if sent < len(data):
+        conn.sock.setblocking(True)
+        try:
+            conn.sock.sendall(data[sent:])
+        finally:
+            conn.sock.setblocking(False)
 
 
 def _mqtt_packet(kind: int, body: bytes) -> bytes:
@@ -376,8 +366,6 @@ def _mqtt_packet(kind: int, body: bytes) -> bytes:
 def _mqtt_publish(spec: dict[str, Any]) -> dict[str, Any]:
     """Publish `count` messages (QoS 0 or 1, pre-encoded) to the broker as fast as it takes
     them; QoS 1 keeps `window` unacknowledged at most."""
-    import socket
-
     qos, count, window = spec["qos"], spec["count"], spec.get("window", 1000)
     sock = socket.create_connection(("127.0.0.1", spec["mqtt_port"]))
     client_id = f"hispeed-bench-{os.getpid()}".encode()
@@ -419,7 +407,7 @@ def _mqtt_publish(spec: dict[str, Any]) -> dict[str, Any]:
 def load_main() -> None:
     """The load process: a JSON spec on stdin, a JSON result on stdout."""
     spec = json.loads(sys.stdin.read())
-    result = _mqtt_publish(spec) if spec["kind"] == "mqtt" else _load(spec)
+    result = _mqtt_publish(spec) if spec["kind"] == "mqtt" else generate_load(spec)
     sys.stdout.write(json.dumps(result))
 
 
@@ -471,7 +459,15 @@ def connection_load(
     result = _run_load(spec, cpus)
     if result["errors"]:
         raise RuntimeError(f"{kind} ingestion: {result['errors']} messages were refused")
-    return _figures(f"{kind}_{clients}", result["acks"], result["elapsed"], result["engine_cpu_s"])
+    name = f"{kind}_{clients}"
+    figures = _figures(name, result["acks"], result["elapsed"], result["engine_cpu_s"])
+    # which side limits: the server's share of its core, and the generator's own CPU
+    figures[f"{name}_engine_busy"] = round(result["engine_cpu_s"] / result["elapsed"], 2)
+    figures[f"{name}_load_cpu_s"] = round(result["load_cpu_s"], 3)
+    figures[f"{name}_msgs_per_load_cpu_s"] = (
+        round(result["acks"] / result["load_cpu_s"]) if result["load_cpu_s"] > 0 else None
+    )
+    return figures
 
 
 def mqtt_load(url: str, pid: int, mqtt_port: int, qos: int, count: int, cpus: set[int]) -> Any:
@@ -552,4 +548,12 @@ def _producer_figures(progress: Progress | None, scale: float) -> dict[str, Any]
     return figures
 
 
-__all__ = ["cpu_seconds", "http_replies", "load_main", "run", "ws_frame", "ws_replies"]
+__all__ = [
+    "cpu_seconds",
+    "generate_load",
+    "http_replies",
+    "load_main",
+    "run",
+    "ws_frame",
+    "ws_replies",
+]
