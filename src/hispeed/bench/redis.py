@@ -15,6 +15,13 @@ record (hash, string), so no batch is shrunk by keeping each key's last state:
 - stream: XADD to one stream with ids from offsets, MAXLEN ~ 100,000;
 - list: RPUSH to 100 lists trimmed to 10,000;
 - publish: PUBLISH to 100 channels with no subscriber.
+
+And `fraud_alert` (`--mode fraud_alert`): the course's fraud alert end to end, as the demo
+runs it: an engine with its background loop, a windowed count with HAVING (the fourth
+attempt of a card in 5 s makes it POSSIBLE_FRAUD) and a publish sink; from the insert of the
+fourth attempt until its alert arrives on a subscribed Redis connection, in ms (median and
+worst of `alerts` cards), and the CPU time of this process (the engine, its sink, the
+subscriber) per alert. Latency belongs here, not in a test: a busy machine decides it.
 """
 
 from __future__ import annotations
@@ -30,8 +37,9 @@ from typing import Any
 from hispeed.connectors.base import SinkBatch
 from hispeed.connectors.embedded_redis import EmbeddedRedis, find_binary
 from hispeed.connectors.redis import RedisSink
+from hispeed.engine import Engine
 from hispeed.errors import HispeedError
-from hispeed.resp.client import RedisConnection, RedisURL
+from hispeed.resp.client import RedisConnection, RedisURL, text
 
 Progress = Callable[[str, int], None]
 
@@ -160,23 +168,120 @@ def measure(url: str, mode: str, prepared: list[SinkBatch], progress: Progress |
         admin.close()
 
 
+#: the fraud scenario: a table of cards tried more than 3 times in 5 s, published on a channel
+FRAUD_SQL = (
+    "CREATE STREAM authorization_attempts (card_number STRING KEY, amount DOUBLE) "
+    "WITH (kafka_topic='auth', value_format='JSON', partitions=1);"
+    "CREATE TABLE possible_fraud AS SELECT card_number, COUNT(*) AS attempts "
+    "FROM authorization_attempts WINDOW TUMBLING (SIZE 5 SECONDS) "
+    "GROUP BY card_number HAVING COUNT(*) > 3;"
+    "CREATE SINK CONNECTOR alerts WITH ('connector.class'='redis', 'redis.url'='{url}', "
+    "'source'='POSSIBLE_FRAUD', 'redis.mode'='publish', 'channel'='{channel}');"
+)
+
+
+def caught_up(engine: Engine, connector: str) -> bool:
+    """Every query has read to the end of its inputs and `connector` has written all it read
+    (their own progress counters)."""
+    with engine.lock:
+        for task in engine.tasks.values():
+            for tp in task.consumer.assignment():
+                if engine.log.offsets(tp.topic, tp.partition)[1] > task.consumer.position(tp):
+                    return False
+    return bool(engine.execute(f"DESCRIBE CONNECTOR {connector};")[0].info["lag"] == 0)
+
+
+def _wait(ready: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise HispeedError(f"bench redis: fraud_alert: {what} within {timeout:.0f} s")
+        time.sleep(0.002)
+
+
+def fraud_alert(url: str, alerts: int = 20) -> dict[str, float]:
+    """The fraud alert's delay from its event (see the module's docstring): median and worst
+    ms, and CPU ms of this process per alert."""
+    channel = "bench:fraud"
+    listener = RedisConnection(RedisURL.parse(url, "bench"), 30, "bench alerts")
+    workdir = Path(tempfile.mkdtemp(prefix="hispeed-bench-alert-"))
+    delays: list[float] = []
+    try:
+        listener.send("SUBSCRIBE", channel)
+        listener.receive(10)  # the subscription's confirmation
+        with Engine(workdir, fsync="never") as engine:
+            engine.execute(FRAUD_SQL.format(url=url, channel=channel))
+            engine.start()
+            cpu = 0.0
+            for n in range(alerts):
+                card = f"4111{n:012d}"
+                window = int(time.time() * 1000) // 5000 * 5000 + 1000  # one 5 s window
+                for _ in range(3):
+                    engine.insert("authorization_attempts", {"CARD_NUMBER": card}, window)
+                # the first three through the query and the sink: the fourth alone is timed
+                _wait(lambda: caught_up(engine, "ALERTS"), "the first three attempts")
+                while listener.receive(0.001) is not None:  # whatever they published
+                    pass
+                cpu0, sent = time.process_time(), time.perf_counter()
+                engine.insert("authorization_attempts", {"CARD_NUMBER": card}, window)
+                while True:
+                    message = listener.receive(30)
+                    if message is None:
+                        raise HispeedError("bench redis: fraud_alert: no alert within 30 s")
+                    if isinstance(message, list) and text(message[0]) == "message":
+                        body = text(message[2])
+                        if card in body and '"ATTEMPTS":4' in body:
+                            break
+                delays.append(time.perf_counter() - sent)
+                cpu += time.process_time() - cpu0
+    finally:
+        listener.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    delays.sort()
+    return {
+        "fraud_alert_median_ms": round(delays[len(delays) // 2] * 1000, 2),
+        "fraud_alert_max_ms": round(delays[-1] * 1000, 2),
+        "fraud_alert_cpu_ms_per_alert": round(cpu / len(delays) * 1000, 2),
+    }
+
+
+def unit(name: str) -> str:
+    """The unit of one of `run`'s figures."""
+    return "ms" if name.endswith("_ms") or name.endswith("_per_alert") else "writes/s"
+
+
 def run(
     records: int = 200_000,
     batch_size: int = 10_000,
     modes: list[str] | None = None,
     progress: Progress | None = None,
-) -> dict[str, int]:
-    """`{mode}_writes_per_s` for each mode (all of MODES by default)."""
+) -> dict[str, float]:
+    """`{mode}_writes_per_s` for each mode (all of MODES by default) and the fraud alert's
+    figures (`fraud_alert`, by default too)."""
     prepared = batches(records, batch_size)
     hashes = _hash_rows(prepared)
-    results: dict[str, int] = {}
+    results: dict[str, float] = {}
+    names = [*MODES, "fraud_alert"]
     with redis_server() as url:
-        for mode in modes or list(MODES):
+        for mode in modes or names:
+            if mode == "fraud_alert":
+                results.update(fraud_alert(url))
+                continue
             if mode not in MODES:
-                raise HispeedError(f"bench redis: no mode {mode!r} (modes: {', '.join(MODES)})")
+                raise HispeedError(f"bench redis: no mode {mode!r} (modes: {', '.join(names)})")
             data = hashes if mode == "hash" else prepared
             results[f"{mode}_writes_per_s"] = measure(url, mode, data, progress)
     return results
 
 
-__all__ = ["MODES", "batches", "measure", "redis_server", "run"]
+__all__ = [
+    "FRAUD_SQL",
+    "MODES",
+    "batches",
+    "caught_up",
+    "fraud_alert",
+    "measure",
+    "redis_server",
+    "run",
+    "unit",
+]

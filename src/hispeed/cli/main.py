@@ -729,7 +729,7 @@ def bench_redis(as_json: bool, records: int, batch_size: int, modes: tuple[str, 
     from hispeed.bench import redis as bench_redis_module
 
     results = bench_redis_module.run(records, batch_size, list(modes) or None, _bench_progress())
-    _bench_report(results, as_json, lambda name: "writes/s", width=24)
+    _bench_report(results, as_json, bench_redis_module.unit, width=28)
 
 
 @bench.command("kafka")
