@@ -69,7 +69,8 @@ class QueryInfo:
     statement: str
     sink: str | None
     sources: list[str]
-    #: RUNNING, or ERROR while the query fails (runtime/manager.py retries it)
+    #: RUNNING, ERROR while the query fails (runtime/manager.py retries it), or FINISHED once
+    #: a ONCE or AVAILABLE_NOW trigger's query has processed its backlog (runtime/trigger.py)
     state: str = "RUNNING"
     #: in ERROR: why
     error: str | None = None

@@ -312,3 +312,48 @@ def test_output_modes_refused_where_spark_refuses_them(engine: Engine) -> None:
         counts.to_table("c", output_mode="upsert")
     with pytest.raises(HispeedError, match="not both"):
         counts.to_table("c", emit="final", output_mode="update")
+
+
+def _state(engine: Engine, query_id: str) -> str:
+    (row,) = [q for q in engine.execute("SHOW QUERIES;")[0].rows if q["id"] == query_id]
+    assert engine.runtime.state(query_id)[0] == row["state"]
+    return str(row["state"])
+
+
+@pytest.mark.parametrize("trigger", [Trigger.once(), Trigger.available_now()])
+def test_a_bounded_query_that_is_done_shows_as_finished(engine: Engine, trigger: Trigger) -> None:
+    _insert(engine, 5)
+    task, sink = _counts(engine, trigger)
+    assert _state(engine, task.id) == "RUNNING"  # its backlog is not processed yet
+    engine.drain()
+    assert (task.finished, _values(sink)[-1]) == (True, 5)
+    assert _state(engine, task.id) == "FINISHED"
+    _insert(engine, 2, 5)
+    engine.drain()
+    assert _state(engine, task.id) == "FINISHED"  # what came after is not read
+
+
+def test_a_continuous_query_stays_running(engine: Engine) -> None:
+    _insert(engine, 5)
+    task, _ = _counts(engine, Trigger.processing_time("1s"))
+    engine.drain()
+    assert (task.batches, _state(engine, task.id)) == (1, "RUNNING")
+
+
+def test_insert_into_runs_with_a_trigger(engine: Engine) -> None:
+    engine.execute(
+        "CREATE STREAM copied (k STRING KEY, v INT) "
+        "WITH (kafka_topic='copied', value_format='JSON', partitions=1);"
+    )
+    _insert(engine, 5)
+    (result,) = engine.execute("INSERT INTO copied WITH (TRIGGER='ONCE') SELECT * FROM ev;")
+    task = _task(engine, result.query_id)
+    assert task.trigger.kind == "ONCE"
+    engine.drain()
+    _insert(engine, 3, 5)
+    engine.drain()
+    copied = Sink(engine, "copied").records()
+    assert [json.loads(r["value"])["V"] for r in copied] == [0, 1, 2, 3, 4]  # the 3 wait
+    assert (task.batches, _state(engine, task.id)) == (1, "FINISHED")
+    with pytest.raises(SqlError, match="needs TRIGGER_INTERVAL"):
+        engine.execute("INSERT INTO copied WITH (TRIGGER='PROCESSING_TIME') SELECT * FROM ev;")

@@ -37,7 +37,7 @@ from hispeed.runtime.feeds import PushFeeds
 from hispeed.runtime.pull import PullViews, StateRows
 from hispeed.runtime.state_view import table_rows
 from hispeed.runtime.task import QueryTask
-from hispeed.runtime.trigger import TriggeredTask, TriggerSpec
+from hispeed.runtime.trigger import FINISHED, TriggeredTask, TriggerSpec
 from hispeed.state.changelog import changelog_topic
 
 log = logging.getLogger(__name__)
@@ -180,9 +180,15 @@ class QueryManager:
         self.failures.pop(query_id, None)
 
     def state(self, query_id: str) -> tuple[str, str | None]:
-        """A query's state (RUNNING or ERROR) and, in ERROR, its error message."""
+        """A query's state (RUNNING, ERROR, or FINISHED: a bounded trigger's query that has
+        processed what it was to) and, in ERROR, its error message."""
         failure = self.failed.get(query_id)
-        return ("ERROR", failure.message) if failure is not None else ("RUNNING", None)
+        if failure is not None:
+            return "ERROR", failure.message
+        task = self.tasks.get(query_id)
+        if isinstance(task, TriggeredTask) and task.finished:
+            return FINISHED, None
+        return "RUNNING", None
 
     def poll_task(self, task: QueryTask | DistributedTask, wait: float = 0.0) -> int:
         """One poll of one query (hold the lock); its failure puts it in ERROR and stays its
@@ -197,6 +203,12 @@ class QueryManager:
             return 0
         if failure is not None:
             self._recovered(task.id)
+        if isinstance(task, TriggeredTask) and task.finished:
+            # ONCE or AVAILABLE_NOW has processed what its sources held at its start: it
+            # reads nothing more (until a restart), so SHOW QUERIES says so, not RUNNING
+            info = self.context.catalog.queries.get(task.id)
+            if info is not None and info.state != FINISHED:
+                info.state = FINISHED
         return done
 
     def _fail(self, query_id: str, error: Exception, failure: QueryFailure | None) -> None:

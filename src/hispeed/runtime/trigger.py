@@ -12,6 +12,10 @@ sources hold, in batches of the adaptive poll size. A trigger, named in the sink
 - `ONCE`: what the sources hold when the query starts, in one batch, then it stops reading.
 - `CONTINUOUS`: the default.
 
+A query whose `ONCE` or `AVAILABLE_NOW` batches are done is FINISHED in SHOW QUERIES (and the
+REST API, the dashboard, the metrics) rather than RUNNING. A trigger is the WITH clause's of
+CREATE ... AS SELECT and of INSERT INTO alike.
+
 A batch is one poll of the task, committed in one transaction with its outputs and state
 (exactly once, as every query). EMIT CHANGES coalesces a batch's changes to one row per key,
 so a trigger's batch outputs each changed row once: Spark's update mode. A query that
@@ -34,6 +38,9 @@ from hispeed.runtime.task import QueryTask
 TRIGGER_PROPERTY = "TRIGGER"
 INTERVAL_PROPERTY = "TRIGGER_INTERVAL"
 KINDS = ("CONTINUOUS", "PROCESSING_TIME", "AVAILABLE_NOW", "ONCE")
+#: the state SHOW QUERIES gives a query whose ONCE or AVAILABLE_NOW trigger has processed
+#: everything its sources held at its start (Spark's query that is no longer active)
+FINISHED = "FINISHED"
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 
 

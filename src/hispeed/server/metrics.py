@@ -152,7 +152,7 @@ class Metrics:
             )
         family("hispeed_query_state", "gauge", "A query's state: 1 for the state it is in.")
         for q in queries:
-            for state in ("RUNNING", "ERROR"):
+            for state in ("RUNNING", "ERROR", "FINISHED"):
                 lines.append(
                     f'hispeed_query_state{{query="{_label(q["id"])}",state="{state}"}} '
                     f"{int(q['state'] == state)}"

@@ -6,13 +6,15 @@ manager start (or stop) the query's task.
 
 from __future__ import annotations
 
+from typing import Any
+
 from hispeed.catalog import Source
 from hispeed.errors import PREPARING, HispeedError, SqlError
 from hispeed.formats.base import KEY_SCHEMA_PROPERTIES, VALUE_SCHEMA_PROPERTIES, Column
 from hispeed.plan import python
 from hispeed.plan.model import QueryPlan
 from hispeed.plan.query import plan_query
-from hispeed.runtime.trigger import trigger_of
+from hispeed.runtime.trigger import TriggerSpec, trigger_of
 from hispeed.sql import ast
 from hispeed.statements.base import Call, EngineParts
 from hispeed.statements.result import Result
@@ -110,14 +112,7 @@ def create_as_select(parts: EngineParts, stmt: ast.CreateAsSelect, call: Call) -
         # as ksqlDB's LogicalPlanner: the column must be one of the result's
         check_timestamp_column(sink)
     parts.context.offset_reset(call.props)  # checked before anything is made
-    try:
-        trigger = trigger_of(with_props)
-    except HispeedError as e:
-        raise SqlError(str(e), *stmt.pos) from None
-    if trigger.kind != "CONTINUOUS" and parts.log.shared:
-        raise SqlError(
-            f"TRIGGER='{trigger.kind}' runs on the embedded log only, not on Kafka", *stmt.pos
-        )
+    trigger = _trigger(parts, with_props, stmt.pos)
     partitions = len(parts.log.describe_topic(src.topic).partitions)
     prefix = "CTAS" if stmt.kind == "TABLE" else "CSAS"
     query_id = parts.runtime.next_query_id(f"{prefix}_{stmt.name}")
@@ -130,6 +125,20 @@ def create_as_select(parts: EngineParts, stmt: ast.CreateAsSelect, call: Call) -
     sink.writer = query_id
     parts.runtime.start_query(query_id, call.text, plan, sink, call.props, trigger)
     return Result("status", f"Created query with ID {query_id}", query_id=query_id)
+
+
+def _trigger(parts: EngineParts, with_props: dict[str, Any], pos: ast.Pos) -> TriggerSpec:
+    """The micro-batch trigger a persistent query's WITH clause names (runtime/trigger.py);
+    a wrong one is an error at the statement's place."""
+    try:
+        trigger = trigger_of(with_props)
+    except HispeedError as e:
+        raise SqlError(str(e), *pos) from None
+    if trigger.kind != "CONTINUOUS" and parts.log.shared:
+        raise SqlError(
+            f"TRIGGER='{trigger.kind}' runs on the embedded log only, not on Kafka", *pos
+        )
+    return trigger
 
 
 def insert_into(parts: EngineParts, stmt: ast.InsertInto, call: Call) -> Result:
@@ -169,9 +178,10 @@ def insert_into(parts: EngineParts, stmt: ast.InsertInto, call: Call) -> Result:
             f"{_schema(target.key_columns, target.value_columns)}"
         )
     parts.context.offset_reset(call.props)  # checked before anything is made
+    trigger = _trigger(parts, {k: p.value for k, p in stmt.properties.items()}, stmt.pos)
     query_id = parts.runtime.next_query_id("INSERTQUERY")
     creating_topic(parts, call, *parts.runtime.internal_topics(query_id))
-    parts.runtime.start_query(query_id, call.text, plan, target, call.props)
+    parts.runtime.start_query(query_id, call.text, plan, target, call.props, trigger)
     return Result("status", f"Created query with ID {query_id}", query_id=query_id)
 
 
