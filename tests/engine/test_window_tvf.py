@@ -234,3 +234,26 @@ def test_a_pull_query_over_a_window_function_says_how_to_push(engine: Engine) ->
             "SELECT COUNT(*) FROM TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '1' SECOND) "
             "GROUP BY window_start, window_end;"
         )
+
+
+def test_windows_close_once_with_late_rows_dropped_and_none_lost_to_a_jump(
+    engine: Engine,
+) -> None:
+    engine.execute(
+        "CREATE STREAM s (k BIGINT, t BIGINT) WITH (kafka_topic='s', value_format='JSON', "
+        "partitions=1);"
+    )
+    # 11000 closes [0, 10000); 2000 is then late; 41000 jumps 3 windows past [10000, 20000),
+    # which is output all the same (ksqlDB's EMIT FINAL store would have dropped it)
+    for t in (1000, 3000, 11000, 2000, 41000):
+        engine.execute(f"INSERT INTO s (k, t) VALUES (1, {t});")
+    got = _outputs(
+        engine,
+        "CREATE TABLE c AS SELECT k, window_start, window_end, COUNT(*) AS n "
+        "FROM TUMBLE(TABLE s, DESCRIPTOR(t), INTERVAL '10' SECOND) "
+        "GROUP BY window_start, window_end, k;",
+    )
+    assert [(r["KEY"], r["WINDOW_START"], r["WINDOW_END"], r["N"]) for r in got] == [
+        (1, 0, 10000, 2),
+        (1, 10000, 20000, 1),
+    ]
