@@ -257,3 +257,26 @@ def test_windows_close_once_with_late_rows_dropped_and_none_lost_to_a_jump(
         (1, 0, 10000, 2),
         (1, 10000, 20000, 1),
     ]
+
+
+def test_a_timestamp_descriptor_gives_timestamp_window_columns(engine: Engine) -> None:
+    engine.execute(
+        "CREATE STREAM ts_s (k BIGINT, ts TIMESTAMP) WITH (kafka_topic='ts_s', "
+        "value_format='JSON', partitions=1);"
+    )
+    for t in ("2026-01-01T00:00:01", "2026-01-01T00:00:03", "2026-01-01T00:00:12"):
+        engine.execute(f"INSERT INTO ts_s (k, ts) VALUES (1, '{t}');")
+    got = _outputs(
+        engine,
+        "CREATE TABLE tc AS SELECT k, window_start, window_end, window_time, COUNT(*) AS n "
+        "FROM TUMBLE(TABLE ts_s, DESCRIPTOR(ts), INTERVAL '10' SECOND) "
+        "GROUP BY window_start, window_end, k;",
+    )
+    sink = engine.catalog.sources["TC"]
+    assert {sink.column(n).type.name for n in ("WINDOW_START", "WINDOW_END", "WINDOW_TIME")} == {
+        "TIMESTAMP"
+    }
+    start = 1_767_225_600_000  # 2026-01-01T00:00:00Z, as JSON writes a TIMESTAMP
+    assert [(r["WINDOW_START"], r["WINDOW_END"], r["WINDOW_TIME"], r["N"]) for r in got] == [
+        (start, start + 10_000, start + 9_999, 2)
+    ]
