@@ -16,8 +16,9 @@ from websockets.sync.client import connect
 
 from hispeed.config import Settings
 from hispeed.log.embedded import EmbeddedLog
-from hispeed.server.ingest import parse_body
+from hispeed.server.ingest import REST_PROXY_TYPE, IngestError, parse_body, parse_message
 from hispeed.server.state import append_batch
+from hispeed.server.streaming import encode
 from hispeed.testing.server import RunningServer
 
 PARTITIONS = 3
@@ -96,9 +97,12 @@ def test_pipelined_websocket_messages_match_the_old_path_and_are_answered_in_ord
         for m in sent:
             ws.send(m.decode())
         for m in sent:
-            answer = json.loads(ws.recv(timeout=10))
+            raw = ws.recv(timeout=10)
+            answer = json.loads(raw)
             if m is not sent[bad_at]:
                 _check_in_log(server, answer["offsets"][0], m)
+                # byte for byte the JSON the server encodes (its answers are made without it)
+                assert raw == encode({"topic": "t", "offsets": answer["offsets"]}).decode()
             answers.append(answer)
     assert answers[bad_at]["error_code"] == 40000
     assert "not JSON" in answers[bad_at]["message"]
@@ -435,3 +439,47 @@ def test_handed_groups_answer_as_the_old_path_and_fall_back_when_they_must(
     # after the topic was deleted: created again (one partition), its records in order
     assert [t[0] for t in told[22:]] == [{"partition": 0, "offset": i} for i in range(10)]
     assert [json.loads(v) for v in got_t] == [json.loads(m) for m in messages[20:]]
+
+
+#: bodies a producer may send, odd ones included: each must parse the same both ways
+BODIES = [
+    b'{"device": "d1", "x": 1}',
+    b'  {"device": 7, "x": [1, {"y": null}]}  ',
+    b'{"device": null}',
+    b'{"device": {"nested": true}}',
+    b'{"x": 1}',
+    b"[1, 2]",
+    b'[{"device": "a"}, {"device": "b"}]',
+    b'{"device": "a"}\n{"device": "b"}',
+    b'"text"',
+    b"null",
+    b"42",
+    b"",
+    b"   ",
+    b'{"device": ',
+    b"[" * 5000 + b"]" * 5000,
+    '{"device": "é✓"}'.encode(),
+    b'{"device": "a", "device": "b"}',
+]
+
+
+@pytest.mark.parametrize("key_field", [None, "device"])
+@pytest.mark.parametrize("key", [None, "k"])
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/x-ndjson", REST_PROXY_TYPE]
+)
+def test_the_short_parse_gives_what_parse_body_gives(
+    key_field: str | None, key: str | None, content_type: str
+) -> None:
+    """`parse_message` (what /ws/produce and the direct POSTs parse with): for every body,
+    the same records or the same error message as `parse_body`."""
+    for body in BODIES:
+        try:
+            want: Any = parse_body(body, content_type, key_field=key_field, key=key)
+        except IngestError as e:
+            want = str(e)
+        try:
+            got: Any = parse_message(body, content_type, key_field, key)
+        except IngestError as e:
+            got = str(e)
+        assert got == want, body[:80]

@@ -49,10 +49,11 @@ from hispeed.runtime.analytic import MEMORY_LIMIT as ANALYZE_MEMORY_LIMIT
 from hispeed.runtime.pull import PULL_MAX_ROWS
 from hispeed.runtime.task import MAX_POLL_RECORDS
 from hispeed.server import dashboard, http, ws
+from hispeed.server import ingest as bodies
 from hispeed.server.amqp import AmqpBridge
 from hispeed.server.amqp_wire import AmqpUrl
 from hispeed.server.auth import Credentials
-from hispeed.server.ingest import IngestBatch, IngestError, decode_json, parse_body, query_params
+from hispeed.server.ingest import IngestBatch, IngestError, decode_json, parse_body
 from hispeed.server.memory import MemoryReleaser
 from hispeed.server.mqtt import MqttBridge
 from hispeed.server.ports import check_ports
@@ -558,16 +559,15 @@ class FastProduce:
     ) -> None:
         """`POST /topics/{name}` straight from the HTTP protocol (`hispeed.server.http`), no
         ASGI request, no task: a one-record body of a known topic is handed to the log now and
-        answered from its future's callback; anything else takes `produce_records`' way. The
+        answered from the Ingestor's callback; anything else takes `produce_records`' way. The
         same answers as the route, errors included."""
         began = time.perf_counter()
         state = self.state
         try:
-            params = query_params(query)
+            params = bodies.query_params(query)
             partition = _partition_param(params)
-            batch = parse_body(
-                body, content_type, key_field=params.get("key_field"), key=params.get("key")
-            )
+            key_field, key = params.get("key_field"), params.get("key")
+            batch = bodies.parse_message(body, content_type, key_field, key)
         except HispeedError as e:
             respond(*_error_status(e))
             return
@@ -611,7 +611,7 @@ class FastProduce:
                 length = value
         try:
             body = await _read_asgi_body(receive, length, self.state.settings.max_request_bytes)
-            params = query_params(scope["query_string"])
+            params = bodies.query_params(scope["query_string"])
             status, answer = await produce_records(
                 self.state, path[8:], body, content_type, params, began
             )

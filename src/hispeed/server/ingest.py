@@ -144,6 +144,26 @@ def parse_body(
     return IngestBatch(keys, values, [None] * len(values))
 
 
+def parse_message(
+    body: bytes, content_type: str, key_field: str | None, key: str | None
+) -> IngestBatch:
+    """`parse_body`: the same batch or the same error, taking a short way for what nearly
+    every producer sends, one JSON object as application/json."""
+    if content_type != "application/json":
+        return parse_body(body, content_type, key_field=key_field, key=key)
+    try:
+        doc = msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        doc = None
+    if type(doc) is not dict or (key_field is not None and key_field not in doc):
+        return parse_body(body, "application/json", key_field=key_field, key=key)
+    if key_field is not None:
+        record_key = _key_bytes(doc[key_field])
+    else:
+        record_key = key.encode() if key is not None else None
+    return IngestBatch([record_key], [_encode(doc, "record 0")], [None])
+
+
 def _encode(value: Any, what: str) -> bytes:
     # what decoded can fail to encode on a thread with less stack left: the same mistake
     try:

@@ -7,6 +7,7 @@ protocol with the sizes and latencies of those requests.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -218,11 +219,8 @@ class Metrics:
 
 
 def _observe(buckets: list[int], bounds: tuple[float, ...], value: float) -> None:
-    for i, bound in enumerate(bounds):
-        if value <= bound:
-            buckets[i] += 1
-            return
-    buckets[-1] += 1
+    # the first bucket whose bound is at least `value` (the last: above every bound)
+    buckets[bisect.bisect_left(bounds, value)] += 1
 
 
 def _histogram(

@@ -32,7 +32,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hispeed.errors import HispeedError
 from hispeed.log.base import Consumer
-from hispeed.server.ingest import decode_json, parse_body
+from hispeed.server.ingest import decode_json, parse_body, parse_message
 from hispeed.server.state import ServerState
 from hispeed.server.statements import BAD_STATEMENT, SERVER_ERROR, error_body
 from hispeed.server.streaming import QuerySession, encode
@@ -279,6 +279,10 @@ class _DirectProducer:
         self.direct = direct
         self.limit = state.settings.max_request_bytes
         self.in_flight = state.settings.max_ws_produce_in_flight
+        #: a one-record answer, its partition and offset to fill in
+        self.one_place = encode({"topic": topic, "offsets": []})[:-2].replace(b"%", b"%%") + (
+            b'{"partition":%d,"offset":%d}]}'
+        )
         self.pending: collections.deque[_Answer] = collections.deque()
         self.backlog: list[bytes] | None = None  # messages held while the topic is checked
         self.paused = False
@@ -295,7 +299,7 @@ class _DirectProducer:
             self._queue(_Answer(self, began, encode(error)))
             return
         try:
-            batch = parse_body(data, "application/json", key_field=self.key_field, key=self.key)
+            batch = parse_message(data, "application/json", self.key_field, self.key)
         except HispeedError as e:
             self._queue(_Answer(self, began, encode(error_body(str(e), 40000))))
             return
@@ -370,6 +374,9 @@ class _DirectProducer:
             self.state.metrics.ingested(
                 self.topic, "websocket", len(places), time.perf_counter() - began
             )
+            if len(places) == 1:  # the bytes `encode` gives, made without it
+                place = places[0]
+                return self.one_place % (place["partition"], place["offset"])
             return encode({"topic": self.topic, "offsets": places})
         if isinstance(e, HispeedError):
             return encode(error_body(str(e), 40000))
