@@ -321,20 +321,93 @@ def test_the_source_brings_each_item_once_across_an_outage_and_a_restart(
         assert _topic_values(engine, "prices")[-1] == {"id": 8, "price": 12.0}
 
 
+def _bad_responses(engine: Engine) -> list[dict[str, Any]]:
+    if PROCESSING_LOG not in engine.log.list_topics(internal=True):
+        return []
+    return _topic_values(engine, PROCESSING_LOG)
+
+
 def test_the_source_says_what_is_wrong_with_a_response(feed: Feed, tmp_path: Path) -> None:
     with Engine(tmp_path / "data", fsync="never") as engine:
         engine.execute(
             "CREATE SOURCE CONNECTOR p WITH ('connector.class'='http-source', "
             f"'http.url'='{feed.server.url}', 'http.records.path'='$.results', "
-            "'http.poll.interval.ms'='20', 'kafka.topic'='p');"
+            "'http.poll.interval.ms'='20', 'http.retries'='1', 'kafka.topic'='p');"
         )
-        wait_for(lambda: _info(engine, "p")["state"] == "RETRYING")
-        assert _info(engine, "p")["lastError"] == (
-            f"reading: GET {feed.server.url}: the response has no '$.results'"
+        wait_for(lambda: _bad_responses(engine))
+        entry = _bad_responses(engine)[0]
+        assert entry["message"] == (
+            f"GET {feed.server.url}: the response has no '$.results'; nothing was brought in "
+            "from it after 2 attempts ('http.retries'), the source goes on"
         )
+        assert (entry["query"], entry["status"]) == ("connector P", 200)
         with pytest.raises(HispeedError, match=r"'http.records.path' 'a\[x\]': '\[x\]' is not"):
             engine.execute(
                 "CREATE SOURCE CONNECTOR q WITH ('connector.class'='http-source', "
                 f"'http.url'='{feed.server.url}', 'http.records.path'='a[x]', "
                 "'kafka.topic'='q');"
             )
+
+
+class Flaky(Feed):
+    """A Feed that answers each request with the next of `answers` (status, body) while it
+    has some: the bad responses an endpoint gives now and then."""
+
+    def __init__(self) -> None:
+        super().__init__(keep=100)
+        self.answers: deque[tuple[int, bytes]] = deque()
+
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        with self.server.lock:
+            answer = self.answers.popleft() if self.answers else None
+        if answer is None:
+            super()._handle(request)
+            return
+        with self.server.lock:
+            self.requests += 1
+        _reply(request, answer[0], answer[1], Content_Type="text/html")
+
+
+def test_bad_responses_go_to_the_processing_log_after_retries_and_the_source_goes_on(
+    tmp_path: Path,
+) -> None:
+    flaky = Flaky()
+    flaky.server.start()
+    try:
+        flaky.add(1, 2)
+        # two tries each: a page that is not JSON, then a 503 twice, then a 404 once and the
+        # good list: the first two are logged, the 404 is asked again and the list comes in
+        flaky.answers.extend(
+            [(200, b"<html>maintenance</html>")] * 2
+            + [(503, b"overloaded")] * 2
+            + [(404, b"no such page")]
+        )
+        with Engine(tmp_path / "data", fsync="never") as engine:
+            engine.execute(
+                "CREATE SOURCE CONNECTOR prices WITH ('connector.class'='http-source', "
+                f"'http.url'='{flaky.server.url}', 'http.records.path'='$.data.items', "
+                "'key.field'='id', 'http.poll.interval.ms'='20', 'http.retries'='1', "
+                "'kafka.topic'='prices');"
+            )
+            wait_for(lambda: len(_topic_values(engine, "prices")) == 2, timeout=30)
+            assert [v["id"] for v in _topic_values(engine, "prices")] == [1, 2]
+            url = flaky.server.url
+            entries = _bad_responses(engine)
+            assert [(e["status"], e["attempts"]) for e in entries] == [(200, 2), (503, 2)]
+            assert entries[0]["message"].startswith(
+                f"GET {url}: the response is not JSON ("
+            ) and entries[0]["message"].endswith(
+                "): <html>maintenance</html>; nothing was brought in from it after 2 attempts "
+                "('http.retries'), the source goes on"
+            )
+            assert entries[1]["message"] == (
+                f"GET {url}: HTTP 503: overloaded; nothing was brought in from it after 2 "
+                "attempts ('http.retries'), the source goes on"
+            )
+            info = _info(engine, "prices")
+            assert info["state"] == "RUNNING"
+            assert info["details"]["bad_responses"] == 2
+            flaky.add(3)  # and it goes on
+            wait_for(lambda: len(_topic_values(engine, "prices")) == 3)
+    finally:
+        flaky.server.stop()

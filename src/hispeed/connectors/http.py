@@ -18,7 +18,11 @@ to the processing log, with the status and the start of the response.
 If-Modified-Since from the last response (a 304 brings nothing). The records are the body's
 JSON array, or the array (or object) at 'http.records.path'; with 'key.field' each record is
 keyed by that field and one already brought in is not brought again (the last
-'dedup.window' keys are remembered, committed with the records as the position).
+'dedup.window' keys are remembered, committed with the records as the position). A bad
+response (an HTTP error status, a body that is not JSON or has nothing at the path) is asked
+for again 'http.retries' times with the runner's backoff (the connector RETRYING), then goes
+to the processing log with the reason, and the source goes on at its interval; an endpoint
+that cannot be reached at all (refused, a timeout) is retried until it answers.
 
 Both speak HTTP through httpx, one connection pool per connector.
 """
@@ -32,12 +36,14 @@ from typing import Any
 
 import httpx
 import msgspec
+import pyarrow as pa
 
 from hispeed.connectors.base import (
     ConnectorError,
     RetriableError,
     SinkBatch,
     SinkConnector,
+    SourceBatch,
     SourceConnector,
     SourceRecord,
     register,
@@ -48,6 +54,8 @@ MAX_BATCH_SIZE = 100_000
 DEFAULT_TIMEOUT_MS = 10_000
 DEFAULT_POLL_INTERVAL_MS = 5_000
 DEFAULT_DEDUP_WINDOW = 10_000
+#: a bad response is asked for again this many times before it goes to the processing log
+DEFAULT_SOURCE_RETRIES = 3
 MAX_DEDUP_WINDOW = 1_000_000
 #: how much of a refusing response's body goes into the processing log
 BODY_EXCERPT = 200
@@ -254,6 +262,19 @@ def _follow(body: Any, steps: Sequence[str | int]) -> Any:
     return found
 
 
+#: the records of a poll that brought none (only a processing-log entry)
+_NO_RECORDS = pa.RecordBatch.from_pydict({"value": pa.array([], pa.binary())})
+
+
+class _BadResponseError(Exception):
+    """A response the source cannot take records from (`status`: its HTTP status)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
 @register
 class HttpSource(SourceConnector):
     """Polls a URL for JSON and brings in its records (deduplicated by a key field)."""
@@ -275,6 +296,7 @@ class HttpSource(SourceConnector):
         self.window = _int(
             self.config, "dedup.window", DEFAULT_DEDUP_WINDOW, 1, MAX_DEDUP_WINDOW, name
         )
+        self.retries = _int(self.config, "http.retries", DEFAULT_SOURCE_RETRIES, 0, 1_000_000, name)
         self.client: httpx.Client | None = None
         self.etag: str | None = None
         self.modified: str | None = None
@@ -286,6 +308,10 @@ class HttpSource(SourceConnector):
         self._next_poll = 0.0
         self.polls = 0
         self.not_modified = 0
+        #: bad responses in a row (each retried until 'http.retries' is passed)
+        self._failures = 0
+        #: bad responses that went to the processing log, since the start
+        self.bad_responses = 0
 
     def start(self, position: Any) -> None:
         if isinstance(position, dict):
@@ -300,7 +326,7 @@ class HttpSource(SourceConnector):
             self.client.close()
             self.client = None
 
-    def poll(self, timeout: float) -> list[SourceRecord]:
+    def poll(self, timeout: float) -> list[SourceRecord] | list[SourceBatch]:
         wait = self._next_poll - time.monotonic()
         if wait > 0:
             time.sleep(min(timeout, wait))
@@ -309,10 +335,38 @@ class HttpSource(SourceConnector):
         # the next poll an interval after this one starts; after a failure the runner's
         # backoff decides when this is called again
         self._next_poll = time.monotonic() + self.interval
-        body = self._get()
-        if body is None:
-            return []
-        return self._records(body)
+        try:
+            body = self._get()
+            if body is None:
+                return []
+            records = self._records(body)
+        except _BadResponseError as e:
+            return self._bad(e)
+        self._failures = 0
+        return records
+
+    def _bad(self, e: _BadResponseError) -> list[SourceBatch]:
+        """A bad response: asked for again (RetriableError: the runner backs off) until
+        'http.retries' is passed; then its processing-log entry, and the next poll at the
+        interval."""
+        self._failures += 1
+        attempts = self._failures
+        if attempts <= self.retries:
+            self._next_poll = 0.0
+            raise RetriableError(f"{e.message} (attempt {attempts} of {self.retries + 1})")
+        self._failures = 0
+        self.bad_responses += 1
+        entry = {
+            "message": f"{e.message}; nothing was brought in from it after {attempts} "
+            "attempts ('http.retries'), the source goes on",
+            "url": _shown(self.url),
+            "status": e.status,
+            "attempts": attempts,
+        }
+        return [SourceBatch(_NO_RECORDS, position=self._position(), errors=[entry])]
+
+    def _position(self) -> dict[str, Any]:
+        return {"etag": self.etag, "modified": self.modified, "seen": list(self.seen)}
 
     def _get(self) -> Any:
         """The response's JSON, or None when it has not changed (304)."""
@@ -333,16 +387,17 @@ class HttpSource(SourceConnector):
         if response.status_code == 304:
             self.not_modified += 1
             return None
-        if response.status_code >= 300:
-            self._next_poll = 0.0
-            # a 4xx too: a wrong URL or token is for the user to fix, and RETRYING (with this
-            # message in DESCRIBE CONNECTOR) says so without stopping the connector
-            raise RetriableError(f"GET {where}: HTTP {response.status_code}: {_excerpt(response)}")
+        status = response.status_code
+        if status >= 300:
+            # a 4xx too: asked again, then in the processing log (a wrong URL or token is
+            # for the user to fix; the log and DESCRIBE CONNECTOR's last error say so)
+            raise _BadResponseError(f"GET {where}: HTTP {status}: {_excerpt(response)}", status)
         try:
             body = msgspec.json.decode(response.content)
         except msgspec.DecodeError as e:
-            self._next_poll = 0.0
-            raise RetriableError(f"GET {where}: the response is not JSON: {e}") from None
+            raise _BadResponseError(
+                f"GET {where}: the response is not JSON ({e}): {_excerpt(response)}", status
+            ) from None
         self._pending_etag = response.headers.get("ETag")
         self._pending_modified = response.headers.get("Last-Modified")
         return body
@@ -350,9 +405,8 @@ class HttpSource(SourceConnector):
     def _records(self, body: Any) -> list[SourceRecord]:
         found = _follow(body, self.path)
         if found is _MISSING:
-            self._next_poll = 0.0
             shown = self.config.get("http.records.path", "")
-            raise RetriableError(f"GET {_shown(self.url)}: the response has no {shown!r}")
+            raise _BadResponseError(f"GET {_shown(self.url)}: the response has no {shown!r}", 200)
         items = found if isinstance(found, list) else [found]
         out: list[SourceRecord] = []
         for item in items:
@@ -373,7 +427,7 @@ class HttpSource(SourceConnector):
         self.etag = self._pending_etag
         self.modified = self._pending_modified
         if out:
-            position = {"etag": self.etag, "modified": self.modified, "seen": list(self.seen)}
+            position = self._position()
             for record in out:
                 record.position = position
         return out
@@ -385,6 +439,7 @@ class HttpSource(SourceConnector):
             "key.field": self.key_field,
             "polls": self.polls,
             "not_modified": self.not_modified,
+            "bad_responses": self.bad_responses,
             "remembered_keys": len(self.seen),
             "delivery": "effectively once by key.field" if self.key_field else "at-least-once",
         }
