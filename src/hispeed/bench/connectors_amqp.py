@@ -10,6 +10,11 @@ Three phases, each timed on its own:
 - `amqp_in`: the bridge (`amqp_in`, prefetch as the settings' default) drains that backlog
   into a topic, each group acknowledged after the log has it; timed from the bridge's start
   until the log holds every message.
+- `amqp_in_confirmed`: the user's path whole, with the bridge running: the bench publishes
+  `records` messages with confirms as above while the bridge takes them into the topic and
+  acknowledges each group after the append; timed from the first publish until the log holds
+  every message. `_per_cpu_s` here is hispeed's alone (the bench process less the publishing
+  thread's own CPU time, given as `_publisher_cpu_s`).
 - `amqp_out`: `records` records appended to a topic go out through the bridge (`amqp_out`) to
   an exchange with a queue bound, in confirmed batches; timed from the append until the
   bridge counts them all confirmed.
@@ -62,8 +67,10 @@ def _wait(done: object, what: str, timeout_s: float = 900.0) -> None:
         time.sleep(0.005)
 
 
-async def _publish(url: str, exchange: str, records: int, batch: int) -> None:
-    """`records` messages to `exchange`, confirmed, `IN_FLIGHT` batches awaiting confirms."""
+async def _publish(url: str, exchange: str, records: int, batch: int) -> float:
+    """`records` messages to `exchange`, confirmed, `IN_FLIGHT` batches awaiting confirms;
+    returns the CPU time the publishing thread spent."""
+    cpu = time.thread_time()
     conn = await Connection.open(AmqpUrl.parse(url), name="hispeed bench")
     try:
         await conn.call(
@@ -85,6 +92,7 @@ async def _publish(url: str, exchange: str, records: int, batch: int) -> None:
             raise HispeedError("bench connectors: RabbitMQ did not confirm a batch")
     finally:
         await conn.close()
+    return time.thread_time() - cpu
 
 
 async def _bind(url: str, queue: str, exchange: str) -> None:
@@ -102,6 +110,23 @@ async def _bind(url: str, queue: str, exchange: str) -> None:
         )
     finally:
         await conn.close()
+
+
+def _in_confirmed(broker: RabbitBroker, bridge: AmqpBridge, records: int, batch: int) -> Figures:
+    """The `amqp_in_confirmed` phase: publish with confirms while the running bridge takes
+    the messages in (see the module)."""
+    before = bridge.stats()["messages_in"]
+    b0 = _broker_cpu_s(broker.pid)
+    wall, cpu = time.perf_counter(), time.process_time()
+    publisher_cpu = asyncio.run(_publish(broker.url, "bench-in", records, batch))
+    _wait(lambda: bridge.stats()["messages_in"] - before >= records, "amqp_in_confirmed")
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    figures = rates("amqp_in_confirmed", records, wall, cpu - publisher_cpu)
+    figures["amqp_in_confirmed_publisher_cpu_s"] = round(publisher_cpu, 3)
+    figures["amqp_in_confirmed_broker_cpu_us"] = round(
+        (_broker_cpu_s(broker.pid) - b0) / records * 1e6, 1
+    )
+    return figures
 
 
 @bench_part("amqp", "AMQP bridge: RabbitMQ in (confirmed publish, then drained) and out")
@@ -158,9 +183,11 @@ def amqp(options: BenchOptions) -> Figures:
             lambda: bridge.stats()["messages_in"] >= records,
         )
         try:
-            pairs = [(b"d%d" % (i % 100), _VALUE % (i % 100)) for i in range(records)]
             if not bridge.wait_connected(60):
                 raise HispeedError("bench connectors: the AMQP bridge did not connect")
+            figures.update(_in_confirmed(broker, bridge, records, batch))
+            options.report("amqp_in_confirmed", records)
+            pairs = [(b"d%d" % (i % 100), _VALUE % (i % 100)) for i in range(records)]
 
             def append() -> None:
                 for start in range(0, records, batch):

@@ -13,17 +13,22 @@ Inbound (`amqp_in`), each entry `SOURCE=TOPIC`:
   record's key being each message's routing key.
 
 Every message's body must be JSON, as the server's ingestion takes records (else it is not
-appended: it goes to the processing log, `hispeed_processing_log`, with the queue, routing
-key and reason, and is acknowledged; the rest go on). A message whose `message_id` the
-bridge appended to the same topic among the last `amqp_dedup_ids` (a publisher's resend, or
+appended: it goes to the processing log, `hispeed_processing_log`, with the queue, routing key
+and reason, and is acknowledged; the rest go on). A message whose `message_id` the bridge
+appended to the same topic among the last `amqp_dedup_ids` (a publisher's resend, or
 RabbitMQ's redelivery after a lost acknowledgement) is acknowledged and dropped, so a broker
-restart adds no duplicates while the bridge runs. The bridge takes up to `amqp_prefetch`
-messages unacknowledged, appends what one read of the socket brought through the log's group
-committer (`hispeed.server.state.Ingestor`, the path of HTTP and MQTT ingestion) and only once
-the log has them acknowledges them all to RabbitMQ (Basic.Ack, multiple): a message is
-removed from its queue only after the log holds it. If the bridge or the connection dies in
-between, RabbitMQ delivers the unacknowledged messages again: at least once (exactly once
-for messages with ids, but for those redelivered after a restart of hispeed itself).
+restart adds no duplicates while the bridge runs. The ids are kept in memory only (the log
+holds no message ids): after a crash of hispeed itself, the group appended but not yet
+acknowledged (at most `amqp_prefetch` messages) is delivered again and appended again, and so
+is a message a publisher resends after the restart; an orderly `stop()` acknowledges what it
+appended, so a plain restart appends nothing twice. Messages without an id are never dropped.
+The bridge takes up to `amqp_prefetch` messages unacknowledged, appends what one read of the
+socket brought through the log's group committer (`hispeed.server.state.Ingestor`, the path of
+HTTP and MQTT ingestion) and only once the log has them acknowledges them all to RabbitMQ
+(Basic.Ack, multiple): a message is removed from its queue only after the log holds it. If the
+bridge or the connection dies in between, RabbitMQ delivers the unacknowledged messages again:
+at least once (once for messages with ids while one hispeed process runs; see above for its
+restart).
 
 Outbound (`amqp_out`), each entry `TOPIC=EXCHANGE/ROUTING_KEY` ("commands=devices/cmd.{KEY}"):
 a consumer in the group `_hispeed_amqp_bridge` reads each topic (a query's sink topic too) and
