@@ -394,9 +394,8 @@ def test_bad_responses_go_to_the_processing_log_after_retries_and_the_source_goe
             url = flaky.server.url
             entries = _bad_responses(engine)
             assert [(e["status"], e["attempts"]) for e in entries] == [(200, 2), (503, 2)]
-            assert entries[0]["message"].startswith(
-                f"GET {url}: the response is not JSON ("
-            ) and entries[0]["message"].endswith(
+            assert entries[0]["message"].startswith(f"GET {url}: the response is not JSON (")
+            assert entries[0]["message"].endswith(
                 "): <html>maintenance</html>; nothing was brought in from it after 2 attempts "
                 "('http.retries'), the source goes on"
             )
