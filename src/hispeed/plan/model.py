@@ -155,6 +155,22 @@ class PythonStage:
 
 
 @dataclass
+class RankingPlan:
+    """Top-N and deduplication: `ROW_NUMBER() OVER (PARTITION BY p ORDER BY o) AS rn` in a
+    subquery filtered by `rn <= limit` (plan/ranking.py makes it; ops/topn.py runs it)."""
+
+    function: str  # ROW_NUMBER
+    partition: list[Compiled]
+    #: (expression, descending) in order of precedence
+    order: list[tuple[Compiled, bool]]
+    limit: int
+    #: the index in `QueryPlan.outputs` of the rank column (None: not selected)
+    rank_index: int | None
+    #: the input table's key columns (None: the input is a stream, kept top-N rows only)
+    table_key: list[Compiled] | None = None
+
+
+@dataclass
 class QueryPlan:
     source: Source
     label: str
@@ -183,6 +199,8 @@ class QueryPlan:
     table_functions: list[TableCall] = field(default_factory=list)
     #: a Python function between the select list and the sink (`value` is then its output)
     python: PythonStage | None = None
+    #: ROW_NUMBER's Top-N or deduplication over the rows (key: the partition and the rank)
+    ranking: RankingPlan | None = None
 
     @property
     def key_columns(self) -> list[Column]:

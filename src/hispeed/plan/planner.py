@@ -31,6 +31,7 @@ from hispeed.plan.model import (
     QueryPlan,
     TableCall,
 )
+from hispeed.plan.ranking import plan_subquery, refuse_over
 from hispeed.plan.scope import (
     compile_clause,
     error_at,
@@ -73,6 +74,9 @@ def _plan_select(
     sink_kind: str | None = None,
     sink_name: str | None = None,
 ) -> QueryPlan:
+    if isinstance(select.from_, ast.Subquery):
+        return plan_subquery(select, catalog, sink_kind, sink_name)
+    refuse_over(select)
     if isinstance(select.from_, ast.Join):
         return _plan_join(select, catalog, sink_kind, sink_name)
     tvf = rewrite_window_tvf(select, catalog) if isinstance(select.from_, ast.WindowTvf) else None

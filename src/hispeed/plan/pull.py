@@ -127,6 +127,12 @@ def pull_access(
 def _first_broken_rule(select: ast.Select, properties: dict[str, Any]) -> str:
     if isinstance(select.from_, ast.Join):
         return "Pull queries don't support JOIN clauses."
+    if isinstance(select.from_, ast.Subquery):
+        return (
+            "Pull queries don't support subqueries in FROM: a Top-N or deduplication query "
+            "runs as a push query (EMIT CHANGES) or as a persistent one (CREATE TABLE ... AS "
+            "SELECT), whose table a pull query reads."
+        )
     if select.window is not None:
         return "Pull queries don't support WINDOW clauses."
     if isinstance(select.from_, ast.WindowTvf):

@@ -28,6 +28,7 @@ from hispeed.ops.emit import SinkEncoder
 from hispeed.ops.join import JoinRuntime
 from hispeed.ops.project import Project
 from hispeed.ops.stateful import StatefulProcessor
+from hispeed.ops.topn import TopN
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.runtime.ordering import InputQueues, log_times
 from hispeed.state.changelog import changelog_topic, restore
@@ -131,6 +132,8 @@ class QueryTask:
         self.project = Project(plan, sink, self.emitter, self.join, self.processor)
         if plan.aggregation is not None:
             self.aggregator = self._aggregator()
+        #: ROW_NUMBER's Top-N and deduplication (ops/topn.py)
+        self.topn = TopN(plan, self.emitter) if plan.ranking is not None else None
         if self.stateful:
             if unit is None:
                 self.log.create_topic(
@@ -175,7 +178,7 @@ class QueryTask:
 
     @property
     def stateful(self) -> bool:
-        return self.aggregator is not None or self.join is not None or self.processor is not None
+        return any(x is not None for x in (self.aggregator, self.join, self.processor, self.topn))
 
     # -- state ------------------------------------------------------------------------------
 
@@ -187,6 +190,8 @@ class QueryTask:
             stores[None] = self.aggregator
         if self.processor is not None:
             stores[None] = self.processor
+        if self.topn is not None:
+            stores[None] = self.topn
         self.stream_time = restore(self.log, self.changelog_topic, self.unit or 0, stores)
 
     # -- running ----------------------------------------------------------------------------
@@ -239,6 +244,8 @@ class QueryTask:
             self.join = JoinRuntime(self.plan, self.id, self.context.schema_registry)
         if self.processor is not None:
             self.processor = self._processor()
+        if self.topn is not None:
+            self.topn = TopN(self.plan, self.emitter)
         self.project = Project(self.plan, self.sink, self.emitter, self.join, self.processor)
         if self.stateful:
             self._restore()
@@ -269,6 +276,8 @@ class QueryTask:
             self.join.checkpoint(out.changelog)
         if self.processor is not None:
             self.processor.checkpoint(out.changelog)
+        if self.topn is not None:
+            self.topn.checkpoint(out.changelog)
         self.records_in += n
         return out, positions, n
 
@@ -349,6 +358,9 @@ class QueryTask:
         if self.aggregator is not None:
             # stream time advances record by record inside the aggregation
             self.aggregator.process(frame, tombstones, context)
+            return
+        if self.topn is not None:
+            self.topn.process(frame, tombstones, context)
             return
         self.project.process(frame, tombstones, context)
 

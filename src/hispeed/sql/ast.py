@@ -77,6 +77,19 @@ class FunctionCall(Expr):
 
 
 @dataclass(frozen=True)
+class OverCall(Expr):
+    """`ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)`, `LAG(x, 1) OVER (...)`: a
+    window function over the rows of a partition in an order (past ksqlDB: docs/sql.md)."""
+
+    name: str
+    args: tuple[Expr, ...]
+    partition_by: tuple[Expr, ...]
+    #: (expression, descending) in order of precedence
+    order_by: tuple[tuple[Expr, bool], ...]
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
 class Lambda(Expr):
     params: tuple[str, ...]
     body: Expr
@@ -219,6 +232,15 @@ class WindowTvf(Relation):
     @property
     def label(self) -> str:
         return self.alias or self.source.label
+
+
+@dataclass(frozen=True)
+class Subquery(Relation):
+    """`FROM (SELECT ...) [alias]`: a query read as a relation (past ksqlDB: docs/sql.md)."""
+
+    query: Select
+    alias: str | None = None
+    pos: Pos = _pos()
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from hispeed.errors import HispeedError, SqlError
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.lexer import DECIMAL, EOF, FLOAT, IDENT, INTEGER, QUOTED, STRING, Token, tokenize
+from hispeed.sql.over import over_ahead, over_clause
 
 _T = TypeVar("_T")
 _K = TypeVar("_K")
@@ -124,6 +125,7 @@ class ExpressionParser:
         self.i = 0
         self.types = types  # upper-case names; read live, see parse_iter
         self.depth = 0  # how many expressions or types are open around the current token
+        self.nested = 0  # how many subqueries are open around the current token
 
     # -- token helpers -----------------------------------------------------------------------
 
@@ -567,6 +569,8 @@ class ExpressionParser:
                 return ast.FunctionCall(name, (), star=True, pos=self.pos(tok))
             distinct = bool(self.accept_word("DISTINCT"))
             args = self.items_until(")", self.expr)
+            if over_ahead(self) and not distinct:
+                return over_clause(self, name, tuple(args), self.pos(tok))
             return ast.FunctionCall(name, tuple(args), distinct, pos=self.pos(tok))
         if self.tok.is_op(".") and self.peek().kind in (IDENT, QUOTED):
             self.advance()

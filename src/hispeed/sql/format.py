@@ -74,6 +74,15 @@ class SqlWriter:
                 return f"{e.name}(*)"
             inner = ", ".join(w(a) for a in e.args)
             return f"{e.name}({'DISTINCT ' if e.distinct else ''}{inner})"
+        if isinstance(e, ast.OverCall):
+            window = []
+            if e.partition_by:
+                window.append("PARTITION BY " + ", ".join(w(p) for p in e.partition_by))
+            if e.order_by:
+                order = ", ".join(w(o) + (" DESC" if d else "") for o, d in e.order_by)
+                window.append("ORDER BY " + order)
+            inner = ", ".join(w(a) for a in e.args)
+            return f"{e.name}({inner}) OVER ({' '.join(window)})"
         if isinstance(e, ast.Lambda):
             return self.lambda_(e)
         if isinstance(e, ast.BinaryOp):

@@ -13,6 +13,7 @@ from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.expression_parser import RESERVED, ExpressionParser
 from hispeed.sql.lexer import DECIMAL, EOF, FLOAT, IDENT, INTEGER, QUOTED, STRING, Token
+from hispeed.sql.over import subquery, subquery_ahead
 from hispeed.sql.window_tvf import starts_window_tvf, window_tvf
 from hispeed.sql.windows import MAX_DURATION_MS, window_properties
 
@@ -718,7 +719,7 @@ class StatementParser(ExpressionParser):
             limit = self.integer("a number of rows")
             if negative:
                 limit = -limit  # refused where it is used, with what LIMIT allows
-        if self.tok.kind != EOF and not self.tok.is_op(";"):
+        if self.tok.kind != EOF and not self.tok.is_op(";") and not self.nested:
             raise self.error(
                 "WINDOW, WHERE, GROUP BY, PARTITION BY, HAVING, EMIT, LIMIT or ';'"
                 if not group_by
@@ -766,7 +767,13 @@ class StatementParser(ExpressionParser):
         return tuple(items)
 
     def relation(self) -> ast.Relation:
-        left: ast.Relation = window_tvf(self) if starts_window_tvf(self) else self.source_ref()
+        left: ast.Relation = (
+            window_tvf(self)
+            if starts_window_tvf(self)
+            else subquery(self, RESERVED)
+            if subquery_ahead(self)
+            else self.source_ref()
+        )
         while True:
             tok = self.tok
             kind = None

@@ -45,7 +45,9 @@ def create_as_select(parts: EngineParts, stmt: ast.CreateAsSelect, call: Call) -
     # the stream API's map() and map_batches(): a Python function named in the WITH clause
     plan = python.from_properties(plan, with_props)
     produces = (
-        "TABLE" if (plan.aggregation is not None or plan.source.kind == "TABLE") else "STREAM"
+        "TABLE"
+        if plan.aggregation is not None or plan.source.kind == "TABLE" or plan.ranking
+        else "STREAM"
     )
     if produces != stmt.kind:
         raise SqlError(
