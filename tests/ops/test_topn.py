@@ -15,6 +15,7 @@ import pytest
 
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError, SqlError
+from hispeed.testing.wait import wait_for
 
 STREAM = (
     "CREATE STREAM s (k STRING KEY, g STRING, v BIGINT, t BIGINT) WITH (kafka_topic='s', "
@@ -253,11 +254,9 @@ def test_unsupported_shapes_are_refused_where_they_are(
     column = text.split("\n")[line - 1].index(marker) + 1
     with Engine(tmp_path / "data") as engine:
         engine.execute(STREAM)
+        run = engine.stream if text.startswith("SELECT") else engine.execute
         with pytest.raises(SqlError) as err:
-            if text.startswith("SELECT"):
-                engine.stream(text)
-            else:
-                engine.execute(text)
+            run(text)
     assert says in str(err.value)
     assert (err.value.line, err.value.column) == (line, column), str(err.value)
 
@@ -271,3 +270,26 @@ def test_a_pull_query_over_a_subquery_says_what_runs_instead(tmp_path: Path) -> 
                 "rn FROM s) WHERE rn <= 2;"
             )
     assert "don't support subqueries in FROM" in str(err.value)
+
+
+def test_a_push_query_ranks_as_rows_arrive(tmp_path: Path) -> None:
+    rows = [
+        {"K": "k0", "G": "a", "V": 1, "T": 1},
+        {"K": "k1", "G": "a", "V": 5, "T": 2},
+        {"K": "k2", "G": "b", "V": 3, "T": 3},
+    ]
+    with Engine(tmp_path / "data") as engine:
+        engine.execute(STREAM)
+        _feed(engine, rows, 3)
+        text = (
+            "SELECT * FROM (SELECT g, v, ROW_NUMBER() OVER (PARTITION BY g ORDER BY v DESC) "
+            "AS rn FROM s) WHERE rn <= 2 EMIT CHANGES;"
+        )
+        got: list[dict[str, Any]] = []
+        with engine.stream(text, from_beginning=True) as query:
+            wait_for(lambda: got.extend(query.poll(0.2)) or len(got) >= 3)
+    assert sorted(got, key=lambda r: (r["G"], r["RN"])) == [
+        {"G": "a", "V": 5, "RN": 1},
+        {"G": "a", "V": 1, "RN": 2},
+        {"G": "b", "V": 3, "RN": 1},
+    ]

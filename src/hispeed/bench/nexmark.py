@@ -46,6 +46,8 @@ QUERIES = (
     "q13",
     "q14",
     "q17",
+    "q18",
+    "q19",
     "q20",
     "q21",
     "q22",
@@ -66,13 +68,15 @@ def query_sql(name: str) -> str:
     return (examples_dir() / f"{name}.sql").read_text()
 
 
-def run_query(engine: Engine, name: str) -> tuple[int, Any]:
-    """Create the sources and the query `name` on `engine`, drain it until caught up.
+def run_query(engine: Engine, name: str, text: str | None = None) -> tuple[int, Any]:
+    """Create the sources and the query `name` (or the statements `text`) on `engine`,
+    drain it until caught up.
 
     Returns (records read, the query's task). q13's side input must be in the log
     beforehand (`fill_side_input`)."""
     engine.execute((examples_dir() / "sources.sql").read_text())
-    results = engine.execute(query_sql(name))  # q13 declares its side input first
+    # q13 declares its side input first
+    results = engine.execute(text if text is not None else query_sql(name))
     # q5, q7 and q8 chain queries (each reads the one before it): all must catch up, the
     # last one after the others
     tasks = [engine.tasks[str(r.query_id)] for r in results if r.query_id]

@@ -91,6 +91,7 @@ def shareable(plan: QueryPlan) -> bool:
         and plan.join is None
         and not plan.table_functions
         and not plan.repartition
+        and plan.ranking is None
     )
 
 
