@@ -9,6 +9,7 @@ import json
 import sys
 
 from hispeed.engine import Engine
+from hispeed.testing.children import feed_until_done
 
 
 def main() -> None:
@@ -25,21 +26,12 @@ def main() -> None:
             "CREATE TABLE counts AS SELECT k, COUNT(*) AS n, SUM(v) AS total FROM events "
             "GROUP BY k;"
         )
-    print("ready", flush=True)
-    produced = sum(engine.log.offsets("events", p)[1] for p in range(2))
-    while produced < total:
-        chunk = [
-            (f"key{i % 7}", json.dumps({"V": i}))
-            for i in range(produced, min(produced + 37, total))
-        ]
-        engine.log.append("events", chunk)
-        produced += len(chunk)
-        engine.drain(max_rounds=3)
-        # the parent kills after a number of these: a moment set by progress, not the clock
-        print(f"progress {produced}", flush=True)
-    engine.drain()
-    print("done", flush=True)
-    engine.close()
+    feed_until_done(
+        engine,
+        "events",
+        total,
+        lambda start, end: [(f"key{i % 7}", json.dumps({"V": i})) for i in range(start, end)],
+    )
 
 
 if __name__ == "__main__":

@@ -3,49 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from hispeed.log import EmbeddedLog
+from hispeed.testing import children
 
 CHILD = Path(__file__).with_name("_engine_child.py")
 TOTAL = 3000
 
 
 def run_child(data_dir: Path, kill_after: tuple[int, float] | None) -> bool:
-    """Run the child to its end (`kill_after` None) or kill -9 it `kill_after[1]` seconds
-    after its `kill_after[0]`-th progress line (or when it ends, if sooner)."""
-    proc = subprocess.Popen(
-        [sys.executable, str(CHILD), str(data_dir), str(TOTAL)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")},
+    """Run the child to its end or kill -9 it mid-stream (hispeed.testing.children)."""
+    return children.run_child(
+        CHILD, [str(data_dir), str(TOTAL)], kill_after, [Path(__file__).parents[2] / "src"]
     )
-    assert proc.stdout is not None
-    if kill_after is None:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err.decode()[-3000:]
-        return b"done" in out
-    ready = proc.stdout.readline()
-    assert ready == b"ready\n", proc.stderr.read() if proc.stderr else ready
-    # the kill lands after a number of the child's chunks, then a few milliseconds into the
-    # next: chosen by its progress, not the clock, so a busy machine kills as deep into the run
-    # as a quiet one
-    chunks, then = kill_after
-    for _ in range(chunks):
-        if not proc.stdout.readline().startswith(b"progress"):
-            break  # it finished (or failed: the next run says so)
-    time.sleep(then)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate()
-    return False
 
 
 def read_values(log: EmbeddedLog, topic: str) -> list[tuple[str, dict[str, int]]]:

@@ -4,17 +4,13 @@ nor repeated, and its state goes on where the last commit left it."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from hispeed.log import EmbeddedLog
+from hispeed.testing import children
 
 CHILD = Path(__file__).with_name("_process_child.py")
 ROOT = Path(__file__).parents[2]
@@ -22,32 +18,8 @@ TOTAL = 1500
 
 
 def run_child(data_dir: Path, kill_after: tuple[int, float] | None) -> bool:
-    """Run the child to its end (`kill_after` None) or kill -9 it `kill_after[1]` seconds
-    after its `kill_after[0]`-th progress line (or when it ends, if sooner)."""
-    proc = subprocess.Popen(
-        [sys.executable, str(CHILD), str(data_dir), str(TOTAL)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        # the function is loaded by its module reference, tests.frames._process_fns
-        env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"},
-    )
-    assert proc.stdout is not None
-    if kill_after is None:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err.decode()[-3000:]
-        return b"done" in out
-    ready = proc.stdout.readline()
-    assert ready == b"ready\n", proc.stderr.read() if proc.stderr else ready
-    chunks, then = kill_after
-    for _ in range(chunks):
-        if not proc.stdout.readline().startswith(b"progress"):
-            break  # it finished (or failed: the next run says so)
-    # a few milliseconds into the next chunk: where in it is not the point, only that the
-    # kill lands mid-stream (the progress lines set how deep)
-    time.sleep(then)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate()
-    return False
+    """Run the child to its end or kill -9 it mid-stream (hispeed.testing.children)."""
+    return children.run_child(CHILD, [str(data_dir), str(TOTAL)], kill_after, [ROOT / "src", ROOT])
 
 
 def read_values(log: EmbeddedLog, topic: str) -> list[tuple[str, dict[str, int]]]:

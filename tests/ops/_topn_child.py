@@ -9,6 +9,7 @@ import json
 import sys
 
 from hispeed.engine import Engine
+from hispeed.testing.children import feed_until_done
 
 
 def row(i: int) -> dict[str, object]:
@@ -29,18 +30,14 @@ def main() -> None:
             "ROW_NUMBER() OVER (PARTITION BY g ORDER BY v DESC) AS rn FROM s) WHERE rn <= 4 "
             "EMIT CHANGES;"
         )
-    print("ready", flush=True)
-    produced = sum(engine.log.offsets("s", p)[1] for p in range(2))
-    while produced < total:
-        rows = [row(i) for i in range(produced, min(produced + 23, total))]
-        engine.log.append("s", [(r["K"], json.dumps(r)) for r in rows])
-        produced += len(rows)
-        engine.drain(max_rounds=2)
-        # the parent kills after a number of these: a moment set by progress, not the clock
-        print(f"progress {produced}", flush=True)
-    engine.drain()
-    print("done", flush=True)
-    engine.close()
+    feed_until_done(
+        engine,
+        "s",
+        total,
+        lambda start, end: [(f"k{i}", json.dumps(row(i))) for i in range(start, end)],
+        chunk=23,
+        rounds=2,
+    )
 
 
 if __name__ == "__main__":

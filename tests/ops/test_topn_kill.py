@@ -4,12 +4,7 @@ changelog, and the table its changes leave equals DuckDB's ROW_NUMBER over every
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +12,7 @@ import duckdb
 import pytest
 
 from hispeed.log import EmbeddedLog
+from hispeed.testing import children
 
 CHILD = Path(__file__).with_name("_topn_child.py")
 ROOT = Path(__file__).parents[2]
@@ -24,29 +20,8 @@ TOTAL = 700
 
 
 def run_child(data_dir: Path, kill_after: tuple[int, float] | None) -> bool:
-    """Run the child to its end (`kill_after` None) or kill -9 it `kill_after[1]` seconds
-    after its `kill_after[0]`-th progress line (or when it ends, if sooner)."""
-    proc = subprocess.Popen(
-        [sys.executable, str(CHILD), str(data_dir), str(TOTAL)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"},
-    )
-    assert proc.stdout is not None
-    if kill_after is None:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err.decode()[-3000:]
-        return b"done" in out
-    ready = proc.stdout.readline()
-    assert ready == b"ready\n", proc.stderr.read() if proc.stderr else ready
-    chunks, then = kill_after
-    for _ in range(chunks):
-        if not proc.stdout.readline().startswith(b"progress"):
-            break
-    time.sleep(then)  # a few milliseconds into the next chunk: mid-stream, wherever
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate()
-    return False
+    """Run the child to its end or kill -9 it mid-stream (hispeed.testing.children)."""
+    return children.run_child(CHILD, [str(data_dir), str(TOTAL)], kill_after, [ROOT / "src", ROOT])
 
 
 def read(log: EmbeddedLog, topic: str) -> list[tuple[Any, Any]]:

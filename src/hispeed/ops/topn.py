@@ -59,14 +59,25 @@ class _Descending:
         return (_Descending, (self.value,))
 
 
-def _sort_column(values: list[Any], descending: bool, numeric: bool) -> list[tuple[int, Any]]:
-    """One ORDER BY column as sortable parts: nulls last either way (as DuckDB and Flink's
-    default put them for ascending order)."""
-    if not descending:
-        return [(1, 0) if v is None else (0, v) for v in values]
+def _sort_column(values: pa.Array, descending: bool, numeric: bool) -> list[Any]:
+    """One ORDER BY column's values as they sort, nulls last either way (as DuckDB and
+    Flink's default put them for ascending order): a number as itself (negated for DESC,
+    a null as infinity), anything else as (0, value) or, for a null, (1, 0)."""
     if numeric:
-        return [(1, 0) if v is None else (0, -v) for v in values]
-    return [(1, 0) if v is None else (0, _Descending(v)) for v in values]
+        if values.null_count == 0:
+            return (pc.negate(values) if descending else values).to_pylist()  # type: ignore[no-any-return]
+        if descending:
+            return [_LAST if v is None else -v for v in values.to_pylist()]
+        return [_LAST if v is None else v for v in values.to_pylist()]
+    if not descending:
+        return [(1, 0) if v is None else (0, v) for v in values.to_pylist()]
+    return [(1, 0) if v is None else (0, _Descending(v)) for v in values.to_pylist()]
+
+
+#: where a null number sorts: after every number
+_LAST = float("inf")
+#: the types whose values sort as numbers
+_NUMERIC = ("INTEGER", "BIGINT", "DOUBLE", "DECIMAL")
 
 
 class TopN:
@@ -86,21 +97,30 @@ class TopN:
         where = {id(o): i for i, o in enumerate(outputs)}
         self.key_at = [where[id(c)] for c in plan.key]
         self.value_at = [where[id(c)] for c in plan.value]
+        # a tombstone's computed columns: the key columns from the partition's values (in
+        # PARTITION BY order, as the planner put the key), the rest None
+        parts = iter(range(len(plan.ranking.partition)))
+        keyed = {i: next(parts) for i in self.key_at if i != rank}
+        self._tombstone_template = [keyed.get(i) for i in self.computed]
+        #: the arrival counter (kept in the store at the end of each batch)
+        self._sequence: int | None = None
 
     # -- state ------------------------------------------------------------------------------
 
     def restore(self, name: Any, value: Any) -> None:
         """Take back a changelog entry of this operator's stores."""
         self.stores.restore(name, value)
+        self._sequence = None
 
     def checkpoint(self, changelog: ChangelogChanges) -> None:
         """Write what changed since the last checkpoint to the batch's changelog changes."""
         self.stores.checkpoint(changelog)
 
     def _next_sequence(self) -> int:
-        store = self.stores[SEQUENCE]
-        n: int = store.get("next", 0)
-        store.put("next", n + 1)
+        if self._sequence is None:
+            self._sequence = int(self.stores[SEQUENCE].get("next", 0))
+        n = self._sequence
+        self._sequence = n + 1
         return n
 
     # -- running ----------------------------------------------------------------------------
@@ -130,16 +150,12 @@ class TopN:
         )
         if not parts:
             partitions = [()] * frame.num_rows
-        columns = []
-        for compiled, descending in ranking.order:
-            numeric = compiled.type is not None and compiled.type.name in (
-                "INTEGER",
-                "BIGINT",
-                "DOUBLE",
-                "DECIMAL",
-            )
-            columns.append(_sort_column(compiled(frame, ctx).to_pylist(), descending, numeric))
-        sorts = list(zip(*columns, strict=True))
+        columns = [
+            _sort_column(c(frame, ctx), descending, c.type is not None and c.type.name in _NUMERIC)
+            for c, descending in ranking.order
+        ]
+        # one ORDER BY column sorts by its values themselves, several by tuples of them
+        sorts = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
         outputs = self.plan.outputs
         values = [outputs[i].expr(frame, ctx).to_pylist() for i in self.computed]
         rows = list(zip(*values, strict=True)) if values else [()] * frame.num_rows
@@ -150,13 +166,22 @@ class TopN:
             else None
         )
         context.report(ctx, frame, plan.label)
-        before: dict[Any, list[Any]] = {}
         times: dict[Any, int] = {}
+        changed: list[tuple[Any, int, Any]] = []  # (partition, rank, row or None)
         if keys is None:
-            self._rank_stream(partitions, sorts, rows, stamps, before, times)
+            first = self._rank_stream(partitions, sorts, rows, stamps, times)
+            ranks = self.stores[RANKS]
+            for p, at in first.items():
+                new = ranks[p]
+                changed += [(p, r + 1, new[r][2]) for r in range(at, len(new))]
         else:
+            before: dict[Any, list[Any]] = {}
             self._rank_table(partitions, sorts, rows, stamps, keys, deleted, before, times)
-        self._emit(before, times, context)
+            changed = self._compared(before)
+        if self._sequence is not None:
+            self.stores[SEQUENCE].put("next", self._sequence)
+        if changed:
+            self._emit(changed, times, context)
 
     def _rank_stream(
         self,
@@ -164,26 +189,32 @@ class TopN:
         sorts: list[Any],
         rows: list[Any],
         stamps: list[Any],
-        before: dict[Any, list[Any]],
         times: dict[Any, int],
-    ) -> None:
-        """A stream's rows: each partition keeps its best N only."""
+    ) -> dict[Any, int]:
+        """A stream's rows: each partition keeps its best N only. Returns, per partition
+        touched, the first rank index a row entered at: every rank from there down now holds
+        another row (a stream's rows only push the rows below them down)."""
         store = self.stores[RANKS]
         n = self.limit
+        first: dict[Any, int] = {}
         for p, s, row, ts in zip(partitions, sorts, rows, stamps, strict=True):
             entries = store.get(p)
             if entries is None:
                 entries = []
             elif len(entries) >= n and entries[-1][0] <= s:
                 continue  # ranks below the N-th (a tie goes to the row that came first)
-            if p not in before:
-                before[p] = list(entries)
-            entry = (s, self._next_sequence(), row)
-            bisect.insort(entries, entry, key=_rank_of)
+            seq = self._next_sequence()
+            # entries compare by their ORDER BY values, then their arrival (unique): never
+            # by the row itself
+            at = bisect.bisect_right(entries, (s, seq))
+            entries.insert(at, (s, seq, row))
             if len(entries) > n:
                 entries.pop()
+            if at < first.get(p, n):
+                first[p] = at
             store.put(p, entries)
             times[p] = ts
+        return first
 
     def _rank_table(
         self,
@@ -222,15 +253,13 @@ class TopN:
             if p not in before:
                 before[p] = entries[:n]
             seq = self._next_sequence()
-            bisect.insort(entries, (s, seq, row), key=_rank_of)
+            bisect.insort(entries, (s, seq, row))
             store.put(p, entries)
             where.put(key, (p, seq))
             times[p] = ts
 
-    def _emit(
-        self, before: dict[Any, list[Any]], times: dict[Any, int], ctx: OperatorContext
-    ) -> None:
-        """Compare each touched partition's ranks with what they were; emit the changes."""
+    def _compared(self, before: dict[Any, list[Any]]) -> list[tuple[Any, int, Any]]:
+        """Each touched partition's ranks compared with what they were: the changes."""
         store = self.stores[RANKS]
         n = self.limit
         changed: list[tuple[Any, int, Any]] = []  # (partition, rank, row or None)
@@ -241,36 +270,33 @@ class TopN:
                     changed.append((p, r + 1, None))
                 elif r >= len(old) or old[r][1] != new[r][1]:
                     changed.append((p, r + 1, new[r][2]))
-        if not changed:
-            return
-        outputs = self.plan.outputs
-        rank_at = self.ranking.rank_index
+        return changed
+
+    def _emit(
+        self, changed: list[tuple[Any, int, Any]], times: dict[Any, int], ctx: OperatorContext
+    ) -> None:
+        """Write the changed ranks: upserts of their rows, tombstones of emptied ranks."""
+        # each change as the computed columns' values (a tombstone: the key from the
+        # partition, no values), then turned into columns in one go
         width = len(self.ranking.partition)
-        columns: dict[int, list[Any]] = {i: [] for i in range(len(outputs))}
-        for p, rank, row in changed:
-            if row is None:  # a tombstone: the key from the partition, no values
-                parts = (p,) if width == 1 else tuple(p)
-                for j, i in enumerate(k for k in self.key_at if k != rank_at):
-                    columns[i].append(parts[j])
-                for i in self.value_at:
-                    columns[i].append(None)
-            else:
-                for i, v in zip(self.computed, row, strict=True):
-                    columns[i].append(v)
-            if rank_at is not None:
-                columns[rank_at].append(rank)
-        arrays = {
-            i: pa.array(data, outputs[i].type.to_arrow()) for i, data in columns.items() if data
+        blank = self._tombstone_template
+        rows = [
+            row
+            if row is not None
+            else tuple(None if at is None else ((p,) if width == 1 else p)[at] for at in blank)
+            for p, _, row in changed
+        ]
+        outputs = self.plan.outputs
+        columns = list(zip(*rows, strict=True)) if self.computed else []
+        arrays: dict[int, pa.Array] = {
+            i: pa.array(data, outputs[i].type.to_arrow())
+            for i, data in zip(self.computed, columns, strict=True)
         }
-        count = len(changed)
-        empty = {i: pa.nulls(count, outputs[i].type.to_arrow()) for i in range(len(outputs))}
-        keys = [arrays.get(i, empty[i]) for i in self.key_at]
-        values = [arrays.get(i, empty[i]) for i in self.value_at]
+        rank_at = self.ranking.rank_index
+        if rank_at is not None:
+            arrays[rank_at] = pa.array([r for _, r, _ in changed], pa.int64())
+        keys = [arrays[i] for i in self.key_at]
+        values = [arrays[i] for i in self.value_at]
         stamps = pa.array([times[p] for p, _, _ in changed], pa.int64())
         gone = np.array([row is None for _, _, row in changed], bool)
         self.emitter.emit(keys, values, stamps, gone, ctx.out)
-
-
-def _rank_of(entry: tuple[Any, ...]) -> tuple[Any, int]:
-    """An entry's place: its ORDER BY values, then its arrival (ties: the first first)."""
-    return entry[0], entry[1]
