@@ -148,6 +148,8 @@ def test_bench_engine_json_has_every_figure(cli: Cli) -> None:
         "api_map",
         "api_tumbling_per_cpu_s",
         "api_map_per_cpu_s",
+        "api_process",
+        "api_process_per_cpu_s",
     ):
         assert figures[name] > 0
 

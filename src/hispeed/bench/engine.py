@@ -9,7 +9,9 @@ are first appended to a topic as JSON (not timed), then the query's task polls, 
 aggregates them (timed), its commits discarded likewise; `tumbling_avro` the same over Avro
 records in Confluent's wire format (as confluent-kafka's AvroSerializer writes them).
 `api_tumbling` is `tumbling` written with the Python stream API (`hispeed.frames`: the same
-plan), `api_map` a per-record `.map` that passes each bid on (`passthrough`). `*_per_cpu_s`:
+plan), `api_map` a per-record `.map` that passes each bid on (`passthrough`), `api_process` a
+`.process` keeping each auction's bids and top price in its state (`running_top`: a Python
+call per auction of a batch, a state read and write each). `*_per_cpu_s`:
 events per CPU-second of this process over the same run (`time.process_time()`), beside the
 wall-clock rate, which a busy machine makes noisy.
 """
@@ -32,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from hispeed.engine import Engine
-from hispeed.frames import col, window
+from hispeed.frames import KeyState, Timers, col, window
 from hispeed.log.base import PolledBatch, TopicPartition
 from hispeed.ops.base import Outputs
 from hispeed.plan.model import field_name
@@ -78,16 +80,37 @@ def passthrough(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def running_top(
+    key: Any, records: list[dict[str, Any]], state: KeyState, timers: Timers
+) -> list[dict[str, Any]]:
+    """`api_process`'s function: per auction, a record per bid with the auction's bids so far
+    and its top price (what COUNT(*) and MAX(price) of an unwindowed table keep), the two
+    kept in the key's state."""
+    n, top = state.get("n", 0), state.get("top", 0)
+    out = []
+    for r in records:
+        n += 1
+        top = max(top, r["PRICE"])
+        out.append({"BIDS": n, "TOP": top})
+    state.put("n", n)
+    state.put("top", top)
+    return out
+
+
 def api_queries(engine: Engine) -> dict[str, str]:
     """The stream API's queries (`hispeed.frames`), started; the query id of each by name:
     `api_tumbling` is `tumbling` written in Python (the same plan), `api_map` a trivial
-    per-record `.map` over the bids."""
+    per-record `.map` over the bids, `api_process` stateful processing (`.process`) keyed by
+    auction."""
     bids = engine.frame("bids")
     return {
         "api_tumbling": bids.group_by("auction", window=window.tumbling("10s", grace="1s"))
         .agg(bids=col("*").count(), top=col("price").max())
         .to_table("api_tumbling"),
         "api_map": bids.map(passthrough).to_stream("api_map"),
+        "api_process": bids.process(
+            running_top, schema={"bids": "BIGINT", "top": "BIGINT"}, key="auction"
+        ).to_stream("api_process"),
     }
 
 
@@ -250,7 +273,7 @@ def start_queries(engine: Engine, queries: dict[str, str]) -> dict[str, QueryTas
 
 
 #: the queries whose events per CPU-second are reported beside their wall-clock rate
-CPU_FIGURES = ("q0", "tumbling", "api_tumbling", "api_map")
+CPU_FIGURES = ("q0", "tumbling", "api_tumbling", "api_map", "api_process")
 
 
 def run(
