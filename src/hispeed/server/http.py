@@ -160,19 +160,36 @@ class _DirectCycle:
         protocol = self.protocol
         if self.disconnected or protocol.transport.is_closing():
             return
-        from uvicorn.protocols.http.httptools_impl import STATUS_LINE
-
-        content = [STATUS_LINE[status]]
-        for name, value in protocol.server_state.default_headers:
-            content += (name, b": ", value, b"\r\n")
-        content.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body))
-        if not self.keep_alive:  # the server is shutting down
-            content.append(b"connection: close\r\n")
-        content += (b"\r\n", body)
-        protocol.transport.write(b"".join(content))
-        if not self.keep_alive:
+        head = _head(status, protocol.server_state.default_headers)
+        length = b"content-length: %d\r\n" % len(body)
+        if self.keep_alive:
+            protocol.transport.write(b"".join((head, length, b"\r\n", body)))
+        else:  # the server is shutting down
+            protocol.transport.write(b"".join((head, length, b"connection: close\r\n\r\n", body)))
             protocol.transport.close()
         protocol.on_response_complete()
+
+
+#: per status: the default headers it was made with (uvicorn makes a new list each second, for
+#: the date) and the head up to the content length
+_HEADS: dict[int, tuple[object, bytes]] = {}
+
+
+def _head(status: int, default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A direct answer's status line and headers before its content length: what uvicorn
+    writes for the app's answers, made once a second, not once a request."""
+    made = _HEADS.get(status)
+    if made is not None and made[0] is default_headers:
+        return made[1]
+    from uvicorn.protocols.http.httptools_impl import STATUS_LINE
+
+    content = [STATUS_LINE[status]]
+    for name, value in default_headers:
+        content += (name, b": ", value, b"\r\n")
+    content.append(b"content-type: application/json\r\n")
+    head = b"".join(content)
+    _HEADS[status] = (default_headers, head)
+    return head
 
 
 def _front_protocol(handoff: _Http2Handoff, direct_post: DirectPost | None) -> type:
