@@ -86,3 +86,12 @@ def test_text_frames_read_back_by_websockets(size: int) -> None:
     assert [(f.opcode, f.fin, f.rsv1, f.data) for f in frames] == [
         (Opcode.TEXT, True, False, b) for b in bodies
     ]
+
+
+@pytest.mark.parametrize("size", [0, 1, 70, 125, 126, 65536])
+def test_one_answer_framed_alone_reads_back_by_websockets(size: int) -> None:
+    """One answer (the common case, framed the short way below 126 bytes)."""
+    frames = _parse_server_frames(text_frames([b"a" * size]))
+    assert [(f.opcode, f.fin, f.rsv1, f.data) for f in frames] == [
+        (Opcode.TEXT, True, False, b"a" * size)
+    ]

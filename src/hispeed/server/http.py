@@ -297,12 +297,13 @@ class DirectSocket:
 
     def send_texts(self, bodies: list[bytes]) -> None:
         """Text messages (UTF-8 bytes), in order, in one write to the socket."""
-        if self.closed:
-            return
         protocol = self._protocol
+        transport = protocol.transport
+        if protocol.close_sent or transport.is_closing():
+            return
         if protocol.conn.state is not State.OPEN:  # closing: websockets refuses to send
             return
-        protocol.transport.write(text_frames(bodies))
+        transport.write(text_frames(bodies))
 
     def write_buffer_size(self) -> int:
         return int(self._protocol.transport.get_write_buffer_size())

@@ -13,13 +13,15 @@ uses websockets' own C routine.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from websockets.speedups import apply_mask  # type: ignore[import-not-found,unused-ignore]
 
 #: FIN set, RSV clear, opcode text / binary
 _TEXT = 0x81
 _BINARY = 0x82
+#: the header of a text frame of each length below 126
+_SHORT_TEXT = [bytes((_TEXT, n)) for n in range(126)]
 
 
 def split_frames(data: bytes | bytearray, max_size: int) -> tuple[list[bytes], int, bool]:
@@ -57,8 +59,10 @@ def split_frames(data: bytes | bytearray, max_size: int) -> tuple[list[bytes], i
     return out, pos, False
 
 
-def text_frames(bodies: Iterable[bytes]) -> bytes:
+def text_frames(bodies: Sequence[bytes]) -> bytes:
     """Server text frames (unmasked, final) carrying `bodies` (UTF-8), back to back."""
+    if len(bodies) == 1 and len(bodies[0]) < 126:  # one short answer, as nearly always
+        return _SHORT_TEXT[len(bodies[0])] + bodies[0]
     parts: list[bytes] = []
     for body in bodies:
         n = len(body)
