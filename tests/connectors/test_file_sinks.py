@@ -93,6 +93,35 @@ def test_a_csv_file_in_and_out_round_trips(tmp_path: Path) -> None:
     assert back[1:] == [[r[0], r[1], str(float(r[2]))] for r in rows[1:]]
 
 
+def test_a_csv_record_with_a_column_outside_the_header_goes_to_the_processing_log(
+    tmp_path: Path,
+) -> None:
+    # a topic read without a schema: JSON objects whose fields vary
+    sink = FileSink("o", {"file.path": str(tmp_path / "out.csv")})
+    sink.start()
+    try:
+        rows: list[dict[str, Any] | None] = [
+            {"A": 1, "B": "x"},
+            {"A": 2, "C": "lost?"},
+            {"A": 3, "B": None, "C": None},
+            {"B": "y"},
+        ]
+        batch = SinkBatch("t", 0, [0, 1, 2, 3], [0] * 4, [None] * 4, rows)
+        sink.write(batch)
+    finally:
+        sink.stop()
+    assert batch.failures == [
+        (
+            1,
+            "connector o: the record has C, not among the columns of out.csv's CSV header "
+            "(A, B); a CSV file keeps one header: write JSON lines ('file.format'='json') "
+            "for records whose columns vary",
+        )
+    ]
+    with open(tmp_path / "out.csv", newline="") as f:
+        assert list(csv.reader(f)) == [["A", "B"], ["1", "x"], ["3", ""], ["", "y"]]
+
+
 def _batch(offsets: range) -> SinkBatch:
     rows: list[dict[str, Any] | None] = [{"K": f"k{o}", "V": o} for o in offsets]
     return SinkBatch(

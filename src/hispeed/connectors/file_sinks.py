@@ -156,10 +156,20 @@ class FileSink(SinkConnector):
 
     def write(self, batch: SinkBatch) -> None:
         rows: list[dict[str, Any]] = []
+        csv_out = self.fmt == "csv"
         for i, r in enumerate(batch.rows):
             row = r if r is not None else self._tombstone(batch, i)
-            if row is not None:
-                rows.append(row)
+            if row is None:
+                continue
+            if csv_out:
+                if self.columns is None:
+                    self.columns = list(row)
+                # a CSV file has one header: a value under a name not in it would be lost
+                extra = [c for c, v in row.items() if v is not None and c not in self.columns]
+                if extra:
+                    batch.fail(i, self._not_in_header(extra))
+                    continue
+            rows.append(row)
         if not rows:
             return
         try:
@@ -175,6 +185,14 @@ class FileSink(SinkConnector):
         except OSError as e:
             self._close()  # opened again on the retry, at the file's true end
             raise RetriableError(f"connector {self.name}: writing {self.path}: {e}") from e
+
+    def _not_in_header(self, extra: list[str]) -> str:
+        assert self.columns is not None
+        return (
+            f"connector {self.name}: the record has {', '.join(extra)}, not among the columns of "
+            f"{self.path.name}'s CSV header ({', '.join(self.columns)}); a CSV file keeps one "
+            "header: write JSON lines ('file.format'='json') for records whose columns vary"
+        )
 
     def _tombstone(self, batch: SinkBatch, i: int) -> dict[str, Any] | None:
         """A deleted table row: its key columns, the rest null (nothing for a topic read
