@@ -34,6 +34,15 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
         yield engine
 
 
+@pytest.fixture
+def declared(tmp_path: Path) -> Iterator[Engine]:
+    """Nexmark's sources declared, over a few events."""
+    with Engine(tmp_path / "data") as engine:
+        fill_log(engine.log, 50)
+        engine.execute((examples_dir() / "sources.sql").read_text())
+        yield engine
+
+
 def _vectorized(engine: Engine) -> bool:
     """Whether the newest query's aggregation ran on the vectorized path: its states are in
     the fast path's columns, not the reference path's per-key dictionary."""
@@ -164,6 +173,53 @@ def test_tumble_without_aggregation_adds_each_rows_window(engine: Engine, bid: p
     assert sorted(rows) == sorted(expected)
 
 
+def test_hop_without_aggregation_copies_each_row_into_its_windows(
+    engine: Engine, bid: pa.Table
+) -> None:
+    got = _outputs(
+        engine,
+        "CREATE STREAM hw AS SELECT auction, dateTime, window_start, window_end, window_time "
+        "FROM HOP(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '30' MILLISECOND, "
+        "INTERVAL '100' MILLISECOND, INTERVAL '7' MILLISECOND);",
+    )
+    # Flink's HOP: the windows [offset + k * slide, + size) that hold the row's time
+    expected = duckdb.sql(
+        "select auction, dateTime, s, s + 100, s + 99 from (select auction, dateTime, "
+        "unnest(range((dateTime - 7) // 30 * 30 + 7 - 90, dateTime + 1, 30)) as s from bid) "
+        "where s <= dateTime and dateTime < s + 100"
+    ).fetchall()
+    rows = [
+        (r["AUCTION"], r["DATETIME"], r["WINDOW_START"], r["WINDOW_END"], r["WINDOW_TIME"])
+        for r in got
+    ]
+    assert sorted(rows) == sorted(expected)
+    assert len(rows) > 3 * bid.num_rows  # 3 or 4 windows a row
+
+
+def test_cumulate_without_aggregation_gives_each_rows_growing_windows(
+    engine: Engine, bid: pa.Table
+) -> None:
+    got = _outputs(
+        engine,
+        "CREATE STREAM cw AS SELECT bidder, dateTime, window_start, window_end, window_time "
+        "FROM CUMULATE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '25' MILLISECOND, "
+        "INTERVAL '100' MILLISECOND);",
+    )
+    # Flink's CUMULATE: windows from each 100 ms start, ending every 25 ms up to 100 ms; a
+    # row is in those that end after it
+    expected = duckdb.sql(
+        "select bidder, dateTime, dateTime // 100 * 100 as s, e, e - 1 from (select *, "
+        "unnest(range(dateTime // 100 * 100 + 25, dateTime // 100 * 100 + 101, 25)) as e "
+        "from bid) where e > dateTime"
+    ).fetchall()
+    rows = [
+        (r["BIDDER"], r["DATETIME"], r["WINDOW_START"], r["WINDOW_END"], r["WINDOW_TIME"])
+        for r in got
+    ]
+    assert sorted(rows) == sorted(expected)
+    assert len(rows) > bid.num_rows
+
+
 def test_the_descriptor_column_is_the_event_time(engine: Engine) -> None:
     # bids' record time is their dateTime; windowing another column windows by it instead
     engine.execute(
@@ -210,45 +266,50 @@ def test_the_descriptor_column_is_the_event_time(engine: Engine) -> None:
             "TUMBLE windows a stream; PERSON is a table",
         ),
         (
-            "SELECT * FROM HOP(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '1' SECOND, "
-            "INTERVAL '2' SECOND);",
+            "SELECT * FROM SESSION(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '1' SECOND);",
             (1, 15),
-            "HOP without a window aggregation (GROUP BY window_start, window_end) is not "
+            "SESSION without a window aggregation (GROUP BY window_start, window_end) is not "
             "supported yet",
+        ),
+        (
+            "SELECT COUNT(*) AS n FROM CUMULATE(TABLE bid, DESCRIPTOR(dateTime), "
+            "INTERVAL '1' SECOND, INTERVAL '1' MINUTE) GROUP BY window_start, window_end;",
+            (1, 27),
+            "CUMULATE window aggregation is not supported yet",
         ),
     ],
 )
 def test_mistakes_are_refused_at_their_place(
-    engine: Engine, statement: str, place: tuple[int, int], words: str
+    declared: Engine, statement: str, place: tuple[int, int], words: str
 ) -> None:
     kind = "STREAM" if "GROUP BY" not in statement else "TABLE"
     with pytest.raises(SqlError) as err:
-        engine.execute(f"CREATE {kind} e AS\n{statement}")
+        declared.execute(f"CREATE {kind} e AS\n{statement}")
     assert (err.value.line - 1, err.value.column) == place
     assert words in str(err.value)
 
 
-def test_a_pull_query_over_a_window_function_says_how_to_push(engine: Engine) -> None:
+def test_a_pull_query_over_a_window_function_says_how_to_push(declared: Engine) -> None:
     with pytest.raises(HispeedError, match="add EMIT FINAL"):
-        engine.execute(
+        declared.execute(
             "SELECT COUNT(*) FROM TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '1' SECOND) "
             "GROUP BY window_start, window_end;"
         )
 
 
 def test_windows_close_once_with_late_rows_dropped_and_none_lost_to_a_jump(
-    engine: Engine,
+    declared: Engine,
 ) -> None:
-    engine.execute(
+    declared.execute(
         "CREATE STREAM s (k BIGINT, t BIGINT) WITH (kafka_topic='s', value_format='JSON', "
         "partitions=1);"
     )
     # 11000 closes [0, 10000); 2000 is then late; 41000 jumps 3 windows past [10000, 20000),
     # which is output all the same (ksqlDB's EMIT FINAL store would have dropped it)
     for t in (1000, 3000, 11000, 2000, 41000):
-        engine.execute(f"INSERT INTO s (k, t) VALUES (1, {t});")
+        declared.execute(f"INSERT INTO s (k, t) VALUES (1, {t});")
     got = _outputs(
-        engine,
+        declared,
         "CREATE TABLE c AS SELECT k, window_start, window_end, COUNT(*) AS n "
         "FROM TUMBLE(TABLE s, DESCRIPTOR(t), INTERVAL '10' SECOND) "
         "GROUP BY window_start, window_end, k;",
@@ -259,20 +320,20 @@ def test_windows_close_once_with_late_rows_dropped_and_none_lost_to_a_jump(
     ]
 
 
-def test_a_timestamp_descriptor_gives_timestamp_window_columns(engine: Engine) -> None:
-    engine.execute(
+def test_a_timestamp_descriptor_gives_timestamp_window_columns(declared: Engine) -> None:
+    declared.execute(
         "CREATE STREAM ts_s (k BIGINT, ts TIMESTAMP) WITH (kafka_topic='ts_s', "
         "value_format='JSON', partitions=1);"
     )
     for t in ("2026-01-01T00:00:01", "2026-01-01T00:00:03", "2026-01-01T00:00:12"):
-        engine.execute(f"INSERT INTO ts_s (k, ts) VALUES (1, '{t}');")
+        declared.execute(f"INSERT INTO ts_s (k, ts) VALUES (1, '{t}');")
     got = _outputs(
-        engine,
+        declared,
         "CREATE TABLE tc AS SELECT k, window_start, window_end, window_time, COUNT(*) AS n "
         "FROM TUMBLE(TABLE ts_s, DESCRIPTOR(ts), INTERVAL '10' SECOND) "
         "GROUP BY window_start, window_end, k;",
     )
-    sink = engine.catalog.sources["TC"]
+    sink = declared.catalog.sources["TC"]
     assert {sink.column(n).type.name for n in ("WINDOW_START", "WINDOW_END", "WINDOW_TIME")} == {
         "TIMESTAMP"
     }

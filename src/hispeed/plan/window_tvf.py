@@ -73,21 +73,70 @@ def rewrite(select: ast.Select, catalog: Catalog) -> Rewritten:
     )
     if aggregated:
         return _aggregation(select, tvf, source, label, timestamp_type)
-    if tvf.kind != "TUMBLE":
+    if tvf.kind == "SESSION":
         raise error_at(
             tvf,
-            f"{tvf.kind} without a window aggregation (GROUP BY window_start, window_end) is "
-            "not supported yet: each row would be copied into each of its windows",
+            "SESSION without a window aggregation (GROUP BY window_start, window_end) is not "
+            "supported yet: a row's session is known only once the session closes",
         )
-    start = _tumble_start(tvf)
-    columns = {
-        "WINDOW_START": start,
-        "WINDOW_END": _plus(start, tvf.size_ms),
-        "WINDOW_TIME": _plus(start, tvf.size_ms - 1),
-    }
+    if tvf.kind != "TUMBLE" and timestamp_type.name == "TIMESTAMP":
+        raise error_at(
+            tvf,
+            f"{tvf.kind} without a window aggregation windows a BIGINT time column only, for "
+            "now; DESCRIBE gives the column's type",
+        )
+    columns = _row_windows(tvf)
     plain = _replace_columns(select, label, source, columns, timestamp_type)
     ref = ast.SourceRef(source.name, label, pos=tvf.pos)
     return Rewritten(dataclasses.replace(plain, from_=ref), source, keyless=False)
+
+
+def _row_windows(tvf: ast.WindowTvf) -> dict[str, ast.Expr]:
+    """Each row's windows without aggregation: TUMBLE's one, computed from ROWTIME; HOP's and
+    CUMULATE's several, a row out for each (EXPLODE over GENERATE_SERIES of their bounds)."""
+    at = tvf.pos
+    if tvf.kind == "TUMBLE":
+        start = _floor(ast.ColumnRef("ROWTIME", pos=at), tvf.size_ms, tvf.offset_ms, at)
+        return {
+            "WINDOW_START": start,
+            "WINDOW_END": _plus(start, tvf.size_ms),
+            "WINDOW_TIME": _plus(start, tvf.size_ms - 1),
+        }
+    time = ast.ColumnRef("ROWTIME", pos=at)
+    assert tvf.step_ms is not None  # HOP's slide, CUMULATE's step: the parser requires them
+    step = ast.Literal(tvf.step_ms, T.BIGINT, pos=at)
+    if tvf.step_ms >= 1 << 31:
+        raise error_at(tvf, f"{tvf.kind} without a window aggregation steps 24 days at most")
+    every = ast.Literal(tvf.step_ms, T.INTEGER, pos=at)  # GENERATE_SERIES steps by an INTEGER
+
+    def series(low: ast.Expr, high: ast.Expr, shift: int) -> ast.Expr:
+        args = (_plus(low, shift), _plus(high, shift), every)
+        return ast.FunctionCall(
+            "EXPLODE", (ast.FunctionCall("GENERATE_SERIES", args, pos=at),), pos=at
+        )
+
+    if tvf.kind == "HOP":
+        # the latest start at or before the row, and the earliest whose window still holds it
+        last = _floor(time, tvf.step_ms, tvf.offset_ms, at)
+        back = ast.BinaryOp(
+            "-", ast.Literal(tvf.size_ms - 1, T.BIGINT, pos=at), ast.BinaryOp("-", time, last)
+        )
+        first = ast.BinaryOp("-", last, ast.BinaryOp("*", ast.BinaryOp("/", back, step), step))
+        return {
+            "WINDOW_START": series(first, last, 0),
+            "WINDOW_END": series(first, last, tvf.size_ms),
+            "WINDOW_TIME": series(first, last, tvf.size_ms - 1),
+        }
+    # CUMULATE: one start per max size; the ends from the first step past the row to the max
+    start = _floor(time, tvf.size_ms, tvf.offset_ms, at)
+    past = ast.BinaryOp("/", ast.BinaryOp("-", time, start), step)
+    first_end = ast.BinaryOp("+", start, ast.BinaryOp("*", _plus(past, 1), step))
+    last_end = _plus(start, tvf.size_ms)
+    return {
+        "WINDOW_START": start,
+        "WINDOW_END": series(first_end, last_end, 0),
+        "WINDOW_TIME": series(first_end, last_end, -1),
+    }
 
 
 def _aggregation(
@@ -214,15 +263,13 @@ def _pos(e: ast.Expr) -> ast.Pos:
     return pos
 
 
-def _tumble_start(tvf: ast.WindowTvf) -> ast.Expr:
-    """ROWTIME's tumbling window start: the latest `offset + k * size` at or before it."""
-    at = tvf.pos
-    time = ast.ColumnRef("ROWTIME", pos=at)
-    size = ast.Literal(tvf.size_ms, T.BIGINT, pos=at)
-    shifted = _plus(time, -(tvf.offset_ms % tvf.size_ms))
+def _floor(time: ast.Expr, size: int, offset: int, at: ast.Pos) -> ast.Expr:
+    """The latest `offset + k * size` at or before `time`."""
+    width = ast.Literal(size, T.BIGINT, pos=at)
+    shifted = _plus(time, -(offset % size))
     # ROWTIME is never negative, but ROWTIME - offset may be: a floor, not a truncation
     rest = ast.BinaryOp(
-        "%", ast.BinaryOp("+", ast.BinaryOp("%", shifted, size, pos=at), size, pos=at), size
+        "%", ast.BinaryOp("+", ast.BinaryOp("%", shifted, width, pos=at), width, pos=at), width
     )
     return ast.BinaryOp("-", time, rest, pos=at)
 
