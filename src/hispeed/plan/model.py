@@ -88,6 +88,17 @@ class TableCall(ScopeColumn):
     arg_types: tuple[T.SqlType, ...] = ()
 
 
+@dataclass(frozen=True)
+class LagCall(ScopeColumn):
+    """`LAG(value [, offset [, default]]) OVER (PARTITION BY ... ORDER BY time)` in the
+    select list: the column of its values (ops/lag.py fills it; plan/lag.py makes it)."""
+
+    value: Any = None  # Compiled
+    offset: int = 1
+    default: Any = None  # Compiled, or None: NULL
+    partition: tuple[Any, ...] = ()  # Compiled
+
+
 #: the joined frame's own columns are `$J.<name>`
 LABEL = "$J"
 ROWKEY = "ROWKEY"
@@ -201,6 +212,8 @@ class QueryPlan:
     python: PythonStage | None = None
     #: ROW_NUMBER's Top-N or deduplication over the rows (key: the partition and the rank)
     ranking: RankingPlan | None = None
+    #: LAG calls of the select list, computed over each partition's earlier rows
+    lags: list[LagCall] = field(default_factory=list)
 
     @property
     def key_columns(self) -> list[Column]:

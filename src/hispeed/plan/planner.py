@@ -23,10 +23,12 @@ from hispeed.plan.columns import (
     output_column,
     output_names,
 )
+from hispeed.plan.lag import plan_lags
 from hispeed.plan.model import (
     LABEL,
     WINDOW_COLUMNS,
     JoinPlan,
+    LagCall,
     OutputColumn,
     QueryPlan,
     TableCall,
@@ -65,6 +67,7 @@ def plan_select(
     plan = _plan_select(select, catalog, sink_kind, sink_name)
     replaced = plan.scope.replaced
     plan.table_functions = [c for c in replaced.values() if isinstance(c, TableCall)]
+    plan.lags = [c for c in replaced.values() if isinstance(c, LagCall)]
     return plan
 
 
@@ -76,7 +79,7 @@ def _plan_select(
 ) -> QueryPlan:
     if isinstance(select.from_, ast.Subquery):
         return plan_subquery(select, catalog, sink_kind, sink_name)
-    refuse_over(select)
+    refuse_over(select, lag=isinstance(select.from_, ast.SourceRef))
     if isinstance(select.from_, ast.Join):
         return _plan_join(select, catalog, sink_kind, sink_name)
     tvf = rewrite_window_tvf(select, catalog) if isinstance(select.from_, ast.WindowTvf) else None
@@ -90,6 +93,7 @@ def _plan_select(
     written_group_by = select.group_by
     check_column_references(select, scope, (label, source.name))
     select = _unqualify(select, label, source)
+    plan_lags(select, source, scope)  # LAG calls become columns of the frame (ops/lag.py)
     where = _where(select, scope)
     items = _struct_stars(_expand(select, source, label, transient=sink_kind is None), scope)
     has_aggregates = any(is_aggregate(x) for item in items for x in walk(item.expr)) or (

@@ -50,9 +50,17 @@ def over_calls(select: ast.Select) -> list[ast.OverCall]:
     return [x for e in exprs for x in walk(e) if isinstance(x, ast.OverCall)]
 
 
-def refuse_over(select: ast.Select) -> None:
-    """A query without a subquery: ROW_NUMBER there is refused, saying what is supported."""
-    calls = over_calls(select)
+def refuse_over(select: ast.Select, lag: bool = False) -> None:
+    """A query without a subquery: ROW_NUMBER there is refused, saying what is supported;
+    `lag`: LAG in the select list is left to plan/lag.py (a query over one stream)."""
+    items = {
+        id(x)
+        for i in select.items
+        if isinstance(i, ast.SelectItem)
+        for x in walk(i.expr)
+        if isinstance(x, ast.OverCall) and x.name in ("LAG", "LEAD")
+    }
+    calls = [c for c in over_calls(select) if not (lag and id(c) in items)]
     if not calls:
         return
     call = calls[0]
@@ -64,8 +72,9 @@ def refuse_over(select: ast.Select) -> None:
         )
     raise error_at(
         call,
-        f"{call.name}(...) OVER (...) is not supported: the window functions are "
-        f"ROW_NUMBER() for Top-N and deduplication ({SHAPE})",
+        f"{call.name}(...) OVER (...) is not supported here: the window functions are "
+        f"ROW_NUMBER() for Top-N and deduplication ({SHAPE}) and LAG in the select list of "
+        "a query over one stream",
     )
 
 

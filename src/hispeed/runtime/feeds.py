@@ -92,6 +92,7 @@ def shareable(plan: QueryPlan) -> bool:
         and not plan.table_functions
         and not plan.repartition
         and plan.ranking is None
+        and not plan.lags
     )
 
 

@@ -26,6 +26,8 @@ from hispeed.ops.base import OperatorContext, Outputs
 from hispeed.ops.decode import SourceDecoder
 from hispeed.ops.emit import SinkEncoder
 from hispeed.ops.join import JoinRuntime
+from hispeed.ops.lag import KIND as LAG_KIND
+from hispeed.ops.lag import Lag
 from hispeed.ops.project import Project
 from hispeed.ops.stateful import StatefulProcessor
 from hispeed.ops.topn import TopN
@@ -134,6 +136,8 @@ class QueryTask:
             self.aggregator = self._aggregator()
         #: ROW_NUMBER's Top-N and deduplication (ops/topn.py)
         self.topn = TopN(plan, self.emitter) if plan.ranking is not None else None
+        #: LAG(...) OVER columns, filled before the select list (ops/lag.py)
+        self.lag = Lag(plan) if plan.lags else None
         if self.stateful:
             if unit is None:
                 self.log.create_topic(
@@ -178,7 +182,8 @@ class QueryTask:
 
     @property
     def stateful(self) -> bool:
-        return any(x is not None for x in (self.aggregator, self.join, self.processor, self.topn))
+        parts = (self.aggregator, self.join, self.processor, self.topn, self.lag)
+        return any(x is not None for x in parts)
 
     # -- state ------------------------------------------------------------------------------
 
@@ -192,6 +197,8 @@ class QueryTask:
             stores[None] = self.processor
         if self.topn is not None:
             stores[None] = self.topn
+        if self.lag is not None:
+            stores[LAG_KIND] = self.lag
         self.stream_time = restore(self.log, self.changelog_topic, self.unit or 0, stores)
 
     # -- running ----------------------------------------------------------------------------
@@ -246,6 +253,8 @@ class QueryTask:
             self.processor = self._processor()
         if self.topn is not None:
             self.topn = TopN(self.plan, self.emitter)
+        if self.lag is not None:
+            self.lag = Lag(self.plan)
         self.project = Project(self.plan, self.sink, self.emitter, self.join, self.processor)
         if self.stateful:
             self._restore()
@@ -278,6 +287,8 @@ class QueryTask:
             self.processor.checkpoint(out.changelog)
         if self.topn is not None:
             self.topn.checkpoint(out.changelog)
+        if self.lag is not None:
+            self.lag.checkpoint(out.changelog)
         self.records_in += n
         return out, positions, n
 
@@ -362,6 +373,8 @@ class QueryTask:
         if self.topn is not None:
             self.topn.process(frame, tombstones, context)
             return
+        if self.lag is not None:
+            frame, tombstones = self.lag.process(frame, tombstones, context)
         self.project.process(frame, tombstones, context)
 
 

@@ -1,0 +1,117 @@
+"""The LAG operator: fills each `LAG(value, offset, default) OVER (PARTITION BY p ORDER BY
+time)` column of a stream query's frame before its select list is computed (plan/lag.py).
+
+Each partition keeps the time of its last row and the last `offset` values of each call, so
+a row's LAG is known as it arrives. Rows are taken in the order of their event time as they
+arrive: a row older than its partition's last row (out of order) cannot be placed without
+rewriting what was already sent, so, as Flink drops a row its event-time OVER window has
+passed, it is dropped and a processing-log entry says so. Rows that fail WHERE (which SQL
+applies before window functions) and null values leave the state as it is.
+
+The state is the operator's `PickledStores`, written to the query's changelog with each
+batch in the transaction that commits its outputs, and restored from it at a restart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hispeed.functions.registry import EvalContext
+from hispeed.ops.base import OperatorContext
+from hispeed.plan.model import QueryPlan, field_name
+from hispeed.state.stores import ChangelogChanges, PickledStores
+
+#: the store kind: partition -> (time of its last row, each call's last values)
+KIND = "LG"
+
+
+class Lag:
+    """Computes a plan's LAG columns over a query task's batches (see the module)."""
+
+    def __init__(self, plan: QueryPlan) -> None:
+        self.plan = plan
+        self.calls = plan.lags
+        self.stores = PickledStores([KIND])
+
+    def restore(self, name: Any, value: Any) -> None:
+        """Take back a changelog entry of this operator's store."""
+        self.stores.restore(name, value)
+
+    def checkpoint(self, changelog: ChangelogChanges) -> None:
+        """Write what changed since the last checkpoint to the batch's changelog changes."""
+        self.stores.checkpoint(changelog)
+
+    def process(
+        self, frame: pa.RecordBatch, tombstones: np.ndarray, context: OperatorContext
+    ) -> tuple[pa.RecordBatch, np.ndarray]:
+        """The frame with the LAG columns added (and late rows taken out)."""
+        plan = self.plan
+        ctx = EvalContext()
+        n = frame.num_rows
+        live = ~np.asarray(tombstones, bool)
+        if plan.where is not None:
+            live &= np.asarray(pc.fill_null(plan.where(frame, ctx), False), bool)
+        first = self.calls[0]
+        parts = [c(frame, ctx).to_pylist() for c in first.partition]
+        partitions: list[Any] = (
+            parts[0] if len(parts) == 1 else list(zip(*parts, strict=True)) if parts else [()] * n
+        )
+        values = [c.value(frame, ctx).to_pylist() for c in self.calls]
+        defaults = [
+            c.default(frame, ctx).to_pylist() if c.default is not None else [None] * n
+            for c in self.calls
+        ]
+        stamps = frame.column(field_name(plan.label, "ROWTIME")).to_pylist()
+        offsets = [c.offset for c in self.calls]
+        out: list[list[Any]] = [[None] * n for _ in self.calls]
+        late = np.zeros(n, bool)
+        store = self.stores[KIND]
+        for i in range(n):
+            if not live[i]:
+                continue
+            p, ts = partitions[i], stamps[i]
+            state = store.get(p)
+            if state is not None and ts is not None and ts < state[0]:
+                late[i] = True
+                continue
+            kept = state[1] if state is not None else [[] for _ in self.calls]
+            updated = []
+            for j, offset in enumerate(offsets):
+                before = kept[j]
+                out[j][i] = before[-offset] if len(before) >= offset else defaults[j][i]
+                updated.append(
+                    [*before[-offset + 1 :], values[j][i]] if offset > 1 else [values[j][i]]
+                )
+            last = ts if ts is not None else (state[0] if state is not None else None)
+            store.put(p, (last, updated))
+        context.report(ctx, frame, plan.label)
+        for call, data in zip(self.calls, out, strict=True):
+            frame = frame.append_column(call.field, pa.array(data, call.type.to_arrow()))
+        if late.any():
+            self._report_late(frame, late, context)
+            keep = pa.array(~late)
+            frame = frame.filter(keep)
+            tombstones = np.asarray(tombstones, bool)[~late]
+        return frame, tombstones
+
+    def _report_late(
+        self, frame: pa.RecordBatch, late: np.ndarray, context: OperatorContext
+    ) -> None:
+        offsets = frame.column(field_name(self.plan.label, "ROWOFFSET")).to_pylist()
+        item = context.item
+        for i in np.flatnonzero(late).tolist():
+            context.out.errors.append(
+                {
+                    "type": "RECORD_PROCESSING_ERROR",
+                    "query": context.query_id,
+                    "message": "LAG: a row older than its partition's last row (out of order) "
+                    "was dropped",
+                    "topic": item.partition.topic,
+                    "partition": item.partition.partition,
+                    "offset": offsets[i],
+                }
+            )

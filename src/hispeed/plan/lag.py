@@ -1,0 +1,109 @@
+"""Plan `LAG(value [, offset [, default]]) OVER (PARTITION BY ... ORDER BY time)`.
+
+ksqlDB has no window functions (confluentinc/ksql#4750, #9386). LAG can be computed as each
+row arrives: a partition's last `offset` values are all it needs. So a stream query may use
+it in its select list, over the stream's event time; each call becomes a column of the frame
+(`scope.replaced`), which ops/lag.py fills before the select list is computed.
+
+LEAD is refused: its value is a later row's, which a stream has not seen when the row
+arrives, so every output would wait for the next row of its partition (forever for the last).
+"""
+
+from __future__ import annotations
+
+from hispeed.catalog import Source
+from hispeed.expr.scope import Scope
+from hispeed.plan.model import LagCall
+from hispeed.plan.scope import compile_clause, error_at, is_aggregate, walk
+from hispeed.sql import ast
+from hispeed.sql import types as T
+from hispeed.sql.format import sql
+
+SHAPE = "LAG(value [, offset [, default]]) OVER (PARTITION BY ... ORDER BY ROWTIME)"
+
+
+def lag_calls(select: ast.Select) -> list[ast.OverCall]:
+    """The LAG and LEAD calls of the select list."""
+    return [
+        x
+        for item in select.items
+        if isinstance(item, ast.SelectItem)
+        for x in walk(item.expr)
+        if isinstance(x, ast.OverCall) and x.name in ("LAG", "LEAD")
+    ]
+
+
+def plan_lags(select: ast.Select, source: Source, scope: Scope) -> None:
+    """Check the select list's LAG calls and make each a column of the frame."""
+    calls = lag_calls(select)
+    if not calls:
+        return
+    first = calls[0]
+    lead = next((c for c in calls if c.name == "LEAD"), None)
+    if lead is not None:
+        raise error_at(
+            lead,
+            "LEAD(...) OVER is not supported: its value is a later row's, which a stream has "
+            "not seen when the row arrives (each result would wait for the next row of its "
+            f"partition). LAG is: {SHAPE}",
+        )
+    if source.kind != "STREAM":
+        raise error_at(first, f"LAG(...) OVER runs over a stream's rows, not a table's: {SHAPE}")
+    aggregated = any(
+        is_aggregate(x) for i in select.items if isinstance(i, ast.SelectItem) for x in walk(i.expr)
+    )
+    if select.group_by or aggregated or select.window is not None:
+        raise error_at(first, "LAG(...) OVER cannot be used with GROUP BY, WINDOW or aggregates")
+    for call in calls:
+        if call.partition_by != first.partition_by or call.order_by != first.order_by:
+            raise error_at(
+                call, "the LAG calls of one query share one OVER (PARTITION BY ... ORDER BY ...)"
+            )
+    times = {"ROWTIME", *([source.timestamp] if source.timestamp else [])}
+    order = first.order_by
+    if (
+        len(order) != 1
+        or order[0][1]
+        or not isinstance(order[0][0], ast.ColumnRef)
+        or order[0][0].name not in times
+    ):
+        named = " or ".join(sorted(times))
+        raise error_at(
+            first,
+            f"LAG(...) OVER orders a partition by the stream's event time, ascending: ORDER BY "
+            f"{named} (what can be computed as rows arrive)",
+        )
+    partition = tuple(compile_clause(e, scope, "PARTITION BY") for e in first.partition_by)
+    for n, call in enumerate(dict.fromkeys(calls)):
+        if not 1 <= len(call.args) <= 3:
+            raise error_at(call, f"LAG takes a value, an offset and a default: {SHAPE}")
+        value = compile_clause(call.args[0], scope, "SELECT")
+        offset = 1
+        if len(call.args) > 1:
+            arg = call.args[1]
+            if not isinstance(arg, ast.Literal) or type(arg.value) is not int or arg.value < 1:
+                raise error_at(arg, f"LAG's offset is a whole number above 0, not {sql(arg)}")
+            offset = int(arg.value)
+        default = None
+        if len(call.args) > 2:
+            default = compile_clause(call.args[2], scope, "SELECT")
+            widened = (
+                default.type is not None
+                and default.type.name in ("INTEGER", "BIGINT")
+                and value.type is not None
+                and value.type.name in ("BIGINT", "DOUBLE")
+            )
+            if (
+                default.type is not None
+                and value.type is not None
+                and default.type != value.type
+                and not widened
+            ):
+                raise error_at(
+                    call.args[2],
+                    f"LAG's default must be of its value's type, {value.type}, not {default.type}",
+                )
+        typ = value.type or T.STRING
+        scope.replaced[call] = LagCall(
+            f"$lag{n}", typ, f"$lag{n}", None, value, offset, default, partition
+        )

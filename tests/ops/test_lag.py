@@ -1,0 +1,123 @@
+"""LAG(value, offset, default) OVER (PARTITION BY ... ORDER BY time) over a stream, compared
+with DuckDB's lag() over the same rows (decoded with `json`, not hispeed), across batches and
+a restart; LEAD and the other shapes refused at their line and column."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from hispeed.engine import Engine
+from hispeed.errors import SqlError
+
+STREAM = (
+    "CREATE STREAM s (k STRING KEY, g STRING, v BIGINT, t BIGINT) WITH (kafka_topic='s', "
+    "partitions=1, value_format='JSON', timestamp='t');"
+)
+QUERY = (
+    "CREATE STREAM o AS SELECT k, g, v, LAG(v) OVER (PARTITION BY g ORDER BY t) AS prev, "
+    "v - LAG(v, 3, 0) OVER (PARTITION BY g ORDER BY t) AS d3 FROM s WHERE v % 5 <> 0 "
+    "EMIT CHANGES;"
+)
+
+
+def _append(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    engine.log.append("s", [(r["K"].encode(), json.dumps(r).encode()) for r in rows])
+    engine.drain()
+
+
+def test_lag_matches_duckdb_across_batches_and_a_restart(tmp_path: Path) -> None:
+    rng = random.Random(4)
+    # in time order, ties included (they keep their arrival order, as DuckDB's pos does)
+    rows = [
+        {"K": f"k{i}", "G": f"g{rng.randrange(4)}", "V": rng.randrange(100), "T": 1000 + i // 2}
+        for i in range(300)
+    ]
+    with Engine(tmp_path / "data") as engine:
+        engine.execute(STREAM)
+        engine.execute(QUERY)
+        for start in range(0, 150, 11):
+            _append(engine, rows[start : min(start + 11, 150)])
+    with Engine(tmp_path / "data") as engine:  # the state comes back from the changelog
+        for start in range(150, 300, 17):
+            _append(engine, rows[start : start + 17])
+        out = engine.log.read_table("O", 0).to_pylist()
+    got = [(r["key"].decode(), *json.loads(r["value"]).values()) for r in out]
+    data = [{**r, "POS": i} for i, r in enumerate(rows)]
+    s = duckdb.sql(  # noqa: F841 (duckdb reads it by name)
+        "select * from (values "
+        + ", ".join(f"('{r['K']}', '{r['G']}', {r['V']}, {r['T']}, {r['POS']})" for r in data)
+        + ") as t(k, g, v, t, pos)"
+    )
+    expected = duckdb.sql(
+        "select k, g, v, lag(v) over w, v - lag(v, 3, 0) over w from s where v % 5 <> 0 "
+        "window w as (partition by g order by t, pos) order by pos"
+    ).fetchall()
+    assert len(expected) > 200
+    assert got == [tuple(r) for r in expected]
+
+
+def test_a_row_out_of_order_is_dropped_and_logged(tmp_path: Path) -> None:
+    with Engine(tmp_path / "data") as engine:
+        engine.execute(STREAM)
+        engine.execute(QUERY)
+        _append(engine, [{"K": "a", "G": "x", "V": 1, "T": 20}])
+        _append(
+            engine, [{"K": "b", "G": "x", "V": 2, "T": 10}, {"K": "c", "G": "x", "V": 3, "T": 30}]
+        )
+        out = [json.loads(v) for v in engine.log.read_table("O", 0).column("value").to_pylist()]
+        log = engine.log.read_table("hispeed_processing_log", 0).column("value").to_pylist()
+    assert [(r["V"], r["PREV"]) for r in out] == [(1, None), (3, 1)]
+    assert "out of order" in json.loads(log[-1])["message"]
+
+
+ERRORS = [
+    (
+        "SELECT k, LEAD(v) OVER (PARTITION BY g ORDER BY t) AS n FROM s EMIT CHANGES;",
+        "LEAD",
+        "LEAD(...) OVER is not supported",
+    ),
+    (
+        "SELECT k, LAG(v) OVER (PARTITION BY g ORDER BY v) AS p FROM s EMIT CHANGES;",
+        "LAG",
+        "ORDER BY ROWTIME or T",
+    ),
+    (
+        "SELECT k, LAG(v) OVER (PARTITION BY g ORDER BY t DESC) AS p FROM s EMIT CHANGES;",
+        "LAG",
+        "ascending",
+    ),
+    (
+        "SELECT k, LAG(v, 0) OVER (PARTITION BY g ORDER BY t) AS p FROM s EMIT CHANGES;",
+        "0)",
+        "whole number above 0",
+    ),
+    (
+        "SELECT k FROM s WHERE LAG(v) OVER (PARTITION BY g ORDER BY t) > 1 EMIT CHANGES;",
+        "LAG",
+        "is not supported here",
+    ),
+    (
+        "SELECT g, COUNT(*), LAG(v) OVER (PARTITION BY g ORDER BY t) FROM s GROUP BY g "
+        "EMIT CHANGES;",
+        "LAG",
+        "cannot be used with GROUP BY",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "marker", "says"), ERRORS)
+def test_unsupported_lag_shapes_are_refused_where_they_are(
+    tmp_path: Path, text: str, marker: str, says: str
+) -> None:
+    with Engine(tmp_path / "data") as engine:
+        engine.execute(STREAM)
+        with pytest.raises(SqlError) as err:
+            engine.stream(text)
+    assert says in str(err.value)
+    assert (err.value.line, err.value.column) == (1, text.index(marker) + 1), str(err.value)
