@@ -296,6 +296,20 @@ class Terminal:
     def type(self, keys: str) -> None:
         os.write(self.master, keys.encode())
 
+    def interrupt_at_prompt(self, timeout: float = 20) -> None:
+        """Type Ctrl-C once the shell waits for a key at its prompt. CPython's readline prints
+        the prompt, then blocks in select(); a SIGINT that lands between the two is only seen
+        with the next key, so a Ctrl-C typed as soon as the prompt shows (no person types that
+        fast, a test does) could be lost. The shell's process shows where it waits in /proc."""
+        wchan = Path(f"/proc/{self.proc.pid}/wchan")
+        deadline = time.monotonic() + timeout
+        while wchan.exists() and time.monotonic() < deadline:
+            waiting = wchan.read_text(errors="replace")
+            if "poll" in waiting or "select" in waiting:
+                break
+            time.sleep(0.01)
+        self.type("\x03")
+
     def close(self) -> int:
         try:
             code = self.proc.wait(30)
@@ -347,7 +361,7 @@ def test_interactive_push_query_until_ctrl_c(
     terminal.type("SELECT * FROM readings;\r")
     terminal.expect("| d1     | 4.5 |")
     terminal.expect("hispeed> ")
-    terminal.type("\x03")  # Ctrl-C again, at an empty prompt, leaves
+    terminal.interrupt_at_prompt()  # Ctrl-C again, at an empty prompt, leaves
     assert terminal.close() == 0
     history = (tmp_path / "history").read_text()
     assert "SELECT device, x FROM readings EMIT CHANGES;" in history
