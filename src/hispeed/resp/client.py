@@ -184,13 +184,22 @@ class RedisConnection:
         try:
             if u.unix_path is not None:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.settimeout(self.timeout)
-                sock.connect(u.unix_path)
+                try:
+                    sock.settimeout(self.timeout)
+                    sock.connect(u.unix_path)
+                except BaseException:  # no such socket file: ours to close all the same
+                    sock.close()
+                    raise
             else:
                 sock = socket.create_connection((u.host, u.port), timeout=self.timeout)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                if u.tls:
-                    sock = ssl.create_default_context().wrap_socket(sock, server_hostname=u.host)
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    if u.tls:
+                        context = ssl.create_default_context()
+                        sock = context.wrap_socket(sock, server_hostname=u.host)
+                except BaseException:  # a failed TLS handshake: the TCP socket is ours to close
+                    sock.close()
+                    raise
         except OSError as e:
             raise RetriableError(
                 f"{self.what}: cannot connect to Redis at {u.display()}: {e}"
