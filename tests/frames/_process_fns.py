@@ -72,6 +72,13 @@ def wrong_type(
     return [{"N": "x" if key == "odd" else 1, "TOTAL": 0} for _ in records]
 
 
+def lacks_total(
+    key: Any, records: list[dict[str, Any]], state: KeyState, timers: Timers
+) -> list[dict[str, Any]]:
+    """Returns no TOTAL for the key "short"."""
+    return [{"N": 1} if key == "short" else {"N": 1, "TOTAL": 0} for _ in records]
+
+
 def ping_later(
     key: Any, records: list[dict[str, Any]], state: KeyState, timers: Timers
 ) -> list[dict[str, Any]]:

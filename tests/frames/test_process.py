@@ -157,6 +157,16 @@ def test_a_record_of_the_wrong_type_goes_to_the_processing_log(engine: Engine) -
     assert "BIGINT" in error["message"]
 
 
+def test_a_record_without_a_column_goes_to_the_processing_log(engine: Engine) -> None:
+    engine.frame("events").process(fns.lacks_total, schema=SCHEMA).to_stream("whole")
+    engine.insert_many("events", [{"K": k, "V": 1, "ROWTIME": 5} for k in ("full", "short")])
+    engine.drain()
+    assert by_key(engine, "whole") == {"full": [({"N": 1, "TOTAL": 0}, 5)]}
+    (error,) = processing_log(engine)
+    assert "'short'" in error["message"]
+    assert "without TOTAL" in error["message"]
+
+
 def test_state_and_timers_survive_a_restart(tmp_path: Path) -> None:
     data = tmp_path / "data"
     e = Engine(data, fsync="never")

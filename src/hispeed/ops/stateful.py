@@ -27,6 +27,7 @@ import heapq
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -407,6 +408,11 @@ class _Collected:
         keep = [True] * len(self.records)
         columns: list[list[Any]] = []
         for column in plan.value:
+            try:  # every record has the column: taken out in one pass, in C
+                columns.append(list(map(itemgetter(column.name), self.records)))
+                continue
+            except KeyError:
+                pass
             data = []
             for i, r in enumerate(self.records):
                 if column.name not in r:
