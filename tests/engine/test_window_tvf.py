@@ -173,51 +173,45 @@ def test_tumble_without_aggregation_adds_each_rows_window(engine: Engine, bid: p
     assert sorted(rows) == sorted(expected)
 
 
-def test_hop_without_aggregation_copies_each_row_into_its_windows(
-    engine: Engine, bid: pa.Table
+@pytest.mark.parametrize(
+    ("call", "windows", "per_row"),
+    [
+        # Flink's HOP: the windows [offset + k * slide, + size) that hold the row's time, 3
+        # or 4 a row here
+        (
+            "HOP(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '30' MILLISECOND, "
+            "INTERVAL '100' MILLISECOND, INTERVAL '7' MILLISECOND)",
+            "select auction, dateTime, s, s + 100, s + 99 from (select auction, dateTime, "
+            "unnest(range((dateTime - 7) // 30 * 30 + 7 - 90, dateTime + 1, 30)) as s "
+            "from bid) where s <= dateTime and dateTime < s + 100",
+            3,
+        ),
+        # Flink's CUMULATE: windows from each 100 ms start, ending every 25 ms up to 100 ms;
+        # a row is in those that end after it
+        (
+            "CUMULATE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '25' MILLISECOND, "
+            "INTERVAL '100' MILLISECOND)",
+            "select auction, dateTime, dateTime // 100 * 100 as s, e, e - 1 from (select *, "
+            "unnest(range(dateTime // 100 * 100 + 25, dateTime // 100 * 100 + 101, 25)) as e "
+            "from bid) where e > dateTime",
+            1,
+        ),
+    ],
+)
+def test_hop_and_cumulate_without_aggregation_give_a_row_per_window(
+    engine: Engine, bid: pa.Table, call: str, windows: str, per_row: int
 ) -> None:
     got = _outputs(
         engine,
-        "CREATE STREAM hw AS SELECT auction, dateTime, window_start, window_end, window_time "
-        "FROM HOP(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '30' MILLISECOND, "
-        "INTERVAL '100' MILLISECOND, INTERVAL '7' MILLISECOND);",
+        "CREATE STREAM rw AS SELECT auction, dateTime, window_start, window_end, window_time "
+        f"FROM {call};",
     )
-    # Flink's HOP: the windows [offset + k * slide, + size) that hold the row's time
-    expected = duckdb.sql(
-        "select auction, dateTime, s, s + 100, s + 99 from (select auction, dateTime, "
-        "unnest(range((dateTime - 7) // 30 * 30 + 7 - 90, dateTime + 1, 30)) as s from bid) "
-        "where s <= dateTime and dateTime < s + 100"
-    ).fetchall()
     rows = [
         (r["AUCTION"], r["DATETIME"], r["WINDOW_START"], r["WINDOW_END"], r["WINDOW_TIME"])
         for r in got
     ]
-    assert sorted(rows) == sorted(expected)
-    assert len(rows) > 3 * bid.num_rows  # 3 or 4 windows a row
-
-
-def test_cumulate_without_aggregation_gives_each_rows_growing_windows(
-    engine: Engine, bid: pa.Table
-) -> None:
-    got = _outputs(
-        engine,
-        "CREATE STREAM cw AS SELECT bidder, dateTime, window_start, window_end, window_time "
-        "FROM CUMULATE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '25' MILLISECOND, "
-        "INTERVAL '100' MILLISECOND);",
-    )
-    # Flink's CUMULATE: windows from each 100 ms start, ending every 25 ms up to 100 ms; a
-    # row is in those that end after it
-    expected = duckdb.sql(
-        "select bidder, dateTime, dateTime // 100 * 100 as s, e, e - 1 from (select *, "
-        "unnest(range(dateTime // 100 * 100 + 25, dateTime // 100 * 100 + 101, 25)) as e "
-        "from bid) where e > dateTime"
-    ).fetchall()
-    rows = [
-        (r["BIDDER"], r["DATETIME"], r["WINDOW_START"], r["WINDOW_END"], r["WINDOW_TIME"])
-        for r in got
-    ]
-    assert sorted(rows) == sorted(expected)
-    assert len(rows) > bid.num_rows
+    assert sorted(rows) == sorted(duckdb.sql(windows).fetchall())
+    assert len(rows) > per_row * bid.num_rows
 
 
 def test_the_descriptor_column_is_the_event_time(engine: Engine) -> None:
