@@ -223,6 +223,17 @@ class ExpressionParser:
             return tok.value
         raise self.error(what)
 
+    def optional_alias(self) -> str | None:
+        """A relation's alias, `AS name` or a bare name that is no reserved word (nor EMIT)."""
+        if self.accept_word("AS"):
+            return self.identifier("an alias")
+        tok = self.tok
+        if tok.kind == QUOTED or (
+            tok.kind == IDENT and tok.value not in RESERVED and not tok.is_word("EMIT")
+        ):
+            return self.identifier()
+        return None
+
     @staticmethod
     def pos(tok: Token) -> ast.Pos:
         return (tok.line, tok.column)

@@ -802,16 +802,7 @@ class StatementParser(ExpressionParser):
     def source_ref(self) -> ast.SourceRef:
         tok = self.tok
         name = self.identifier("a stream or table name")
-        alias = None
-        if self.accept_word("AS"):
-            alias = self.identifier("an alias")
-        elif self.tok.kind == QUOTED or (
-            self.tok.kind == IDENT
-            and self.tok.value not in RESERVED
-            and not self.tok.is_word("EMIT")
-        ):
-            alias = self.identifier()
-        return ast.SourceRef(name, alias, pos=self.pos(tok))
+        return ast.SourceRef(name, self.optional_alias(), pos=self.pos(tok))
 
     def duration(self) -> int:
         tok = self.tok

@@ -13,8 +13,8 @@ import decimal
 
 from hispeed.errors import SqlError
 from hispeed.sql import ast
-from hispeed.sql.expression_parser import RESERVED, ExpressionParser
-from hispeed.sql.lexer import DECIMAL, IDENT, INTEGER, QUOTED, STRING, Token
+from hispeed.sql.expression_parser import ExpressionParser
+from hispeed.sql.lexer import DECIMAL, IDENT, INTEGER, STRING, Token
 from hispeed.sql.windows import MAX_DURATION_MS
 
 FUNCTIONS = ("TUMBLE", "HOP", "CUMULATE", "SESSION")
@@ -147,13 +147,7 @@ def window_tvf(p: ExpressionParser) -> ast.WindowTvf:
                 size_tok.line,
                 size_tok.column,
             )
-    alias = None
-    if p.accept_word("AS"):
-        alias = p.identifier("an alias")
-    elif p.tok.kind == QUOTED or (
-        p.tok.kind == IDENT and p.tok.value not in RESERVED and not p.tok.is_word("EMIT")
-    ):
-        alias = p.identifier()
+    alias = p.optional_alias()
     return ast.WindowTvf(
         kind,
         source,
