@@ -22,9 +22,10 @@ from typing import Any
 
 from hispeed.catalog import Catalog
 from hispeed.errors import SqlError
-from hispeed.expr.scope import Compiled
+from hispeed.expr.scope import Compiled, Scope
+from hispeed.plan import joins
 from hispeed.plan.columns import output_names
-from hispeed.plan.model import OutputColumn, QueryPlan, RankingPlan
+from hispeed.plan.model import LABEL, JoinPlan, OutputColumn, QueryPlan, RankingPlan
 from hispeed.plan.scope import compile_clause, default_name, error_at, source_scope, walk
 from hispeed.sql import ast
 from hispeed.sql import types as T
@@ -93,18 +94,38 @@ def plan_subquery(
             "a Top-N or deduplication result changes as rows enter and leave it: create it "
             "with CREATE TABLE ... AS SELECT, not as a STREAM",
         )
-    ref = inner.from_
-    assert isinstance(ref, ast.SourceRef)
-    source = catalog.get(ref.name, line=ref.pos[0] or 1, column=ref.pos[1] or 1)
-    if source.window is not None:
-        raise error_at(ref, f"ROW_NUMBER() over the windowed table {source.name} is not supported")
-    label = ref.label
-    scope = source_scope(source, label)
+    join: JoinPlan | None = None
+    scope: Scope
+    if isinstance(inner.from_, ast.Join):
+        # over a join's rows (Nexmark q9: each auction's winning bid among those it joins)
+        join, scope, source = joins.plan_relation(inner.from_, catalog, compile_clause, error_at)
+        if join.kind != "STREAM":
+            raise error_at(
+                inner.from_, f"ROW_NUMBER() over a join of tables is not supported: {SHAPE}"
+            )
+        label = LABEL
+        before = joins.expand_items(
+            dataclasses.replace(inner, items=inner.items[:at]), join, error_at
+        )
+        after = joins.expand_items(
+            dataclasses.replace(inner, items=inner.items[at + 1 :]), join, error_at
+        )
+        items: list[ast.SelectItem | None] = [*before, None, *after]
+    else:
+        ref = inner.from_
+        assert isinstance(ref, ast.SourceRef)
+        source = catalog.get(ref.name, line=ref.pos[0] or 1, column=ref.pos[1] or 1)
+        if source.window is not None:
+            raise error_at(
+                ref, f"ROW_NUMBER() over the windowed table {source.name} is not supported"
+            )
+        label = ref.label
+        scope = source_scope(source, label)
+        # the subquery's columns by name: their expressions over the source (None: the rank)
+        items = _expand(inner, source, label, at)
     rank_name = inner.items[at].alias  # type: ignore[union-attr]
     assert rank_name is not None
     limit = _limit(select.where, rank_name, sub.alias, select)
-    # the subquery's columns by name: their expressions over the source (None: the rank)
-    items = _expand(inner, source, label, at)
     names = output_names([i for i in items if i is not None], scope)
     named = iter(names)
     columns: dict[str, ast.Expr | None] = {}
@@ -174,6 +195,7 @@ def plan_subquery(
         outputs=outputs,
         ranking=ranking,
         notes=[f"{over.name} Top-{limit} per partition"],
+        join=join,
     )
 
 
@@ -228,9 +250,9 @@ def _the_over_call(sub: ast.Subquery) -> tuple[ast.OverCall, int]:
 def _check_clauses(
     select: ast.Select, inner: ast.Select, over: ast.OverCall, persistent: bool
 ) -> None:
-    if not isinstance(inner.from_, ast.SourceRef):
+    if not isinstance(inner.from_, ast.SourceRef | ast.Join):
         raise error_at(
-            inner.from_, f"ROW_NUMBER() reads one stream or table (no join, no subquery): {SHAPE}"
+            inner.from_, f"ROW_NUMBER() reads a stream, a table or a join (no subquery): {SHAPE}"
         )
     for clause, node in (
         ("WINDOW", inner.window),
