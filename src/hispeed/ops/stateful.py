@@ -22,13 +22,14 @@ no state and sets no timer; it goes to the processing log and the query goes on.
 
 from __future__ import annotations
 
+import functools
 import gc
 import heapq
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -115,6 +116,30 @@ class Timers:
         self._changes[(PROCESSING, int(at))] = False
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _gc_paused(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """`method` with the cyclic garbage collector paused while it runs. A batch's records,
+    the calls' results and their columns are many small objects made at once: the
+    collector, which their numbers set off again and again (each time walking every live
+    object of the process), would cost more than they do. A cycle the function makes is
+    collected after the batch."""
+
+    @functools.wraps(method)
+    def paused(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            if enabled:
+                gc.enable()
+
+    return paused
+
+
 class StatefulProcessor:
     """Runs a plan's PROCESS function over a query task's batches (see the module)."""
 
@@ -174,6 +199,7 @@ class StatefulProcessor:
 
     # -- running ----------------------------------------------------------------------------
 
+    @_gc_paused
     def process(
         self,
         keys: list[pa.Array],
@@ -184,26 +210,6 @@ class StatefulProcessor:
     ) -> Mapped:
         """Run the function over a batch's rows (key columns, value columns, ROWTIMEs and
         the records' offsets); the records it returns, then the processing-time timers due."""
-        # a batch's records, the calls' results and their columns are many small objects
-        # made at once: the cyclic collector, which their numbers set off again and again
-        # (each time walking every live object of the process), would cost more than they
-        # do. Paused for the batch only: a cycle the function makes is collected after it.
-        paused = gc.isenabled()
-        gc.disable()
-        try:
-            return self._process(keys, values, timestamps, offsets, context)
-        finally:
-            if paused:
-                gc.enable()
-
-    def _process(
-        self,
-        keys: list[pa.Array],
-        values: list[pa.Array],
-        timestamps: pa.Array,
-        offsets: pa.Array,
-        context: OperatorContext,
-    ) -> Mapped:
         out = _Collected()
         key_lists = [k.to_pylist() for k in keys]
         group_keys: list[Any] = (
