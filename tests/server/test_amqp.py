@@ -27,7 +27,7 @@ from hispeed.engine import Engine
 from hispeed.errors import ConfigError, LogError
 from hispeed.runtime.task import PROCESSING_LOG
 from hispeed.server import amqp as amqp_module
-from hispeed.server.amqp import AmqpBridge, AmqpInRule, AmqpOutRule
+from hispeed.server.amqp import AmqpBridge, AmqpInRule, AmqpOutRule, Backoff
 from hispeed.testing.rabbitmq import RabbitBroker, RabbitUnavailableError
 from hispeed.testing.server import ServerFactory
 from hispeed.testing.services import unavailable
@@ -154,6 +154,16 @@ def _records(engine: Engine, topic: str) -> list[tuple[bytes | None, Any]]:
             table.column("key").to_pylist(), table.column("value").to_pylist(), strict=True
         )
     ]
+
+
+def test_the_waits_between_attempts_start_short_again_after_a_connection() -> None:
+    # the bridge used to keep doubling across outages: after a broker restart it could wait
+    # up to RECONNECT_MAX_S with the broker back
+    backoff = Backoff()
+    waits = [backoff.next() for _ in range(7)]
+    assert waits == [1, 2, 4, 8, 16, 30, 30]
+    backoff.reset()  # connected again
+    assert [backoff.next() for _ in range(3)] == [1, 2, 4]
 
 
 def test_rules() -> None:

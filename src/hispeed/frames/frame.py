@@ -373,7 +373,8 @@ class Frame:
         as an aggregation's) and `timers` (event_time(ms), processing_time(ms); a timer's
         call gets no records and `timers.fired`); it returns the value columns of the records
         to write (dicts, or None). `key`: re-key first (PARTITION BY). `schema` as for
-        `map`. Runs as a persistent query (to_stream, to_topic); see docs/stream-api.md."""
+        `map`. Runs as a persistent query (to_stream, to_topic); see the README's "The Python
+        stream API"."""
         frame = self.partition_by(key) if key is not None else self
         return frame._mapped("PROCESS", function, schema)
 

@@ -314,7 +314,7 @@ class AmqpBridge:
             stop = asyncio.Event()
             self._loops.append((asyncio.get_running_loop(), stop))
             ready.set()
-            delay = RECONNECT_MIN_S
+            backoff = Backoff()
             while not stop.is_set():
                 conn: Connection | None = None
                 try:
@@ -322,21 +322,21 @@ class AmqpBridge:
                         self.url, heartbeat=HEARTBEAT_S, name=f"hispeed amqp bridge {direction}"
                     )
                     await session(conn, stop)
-                    delay = RECONNECT_MIN_S
                 except (OSError, AmqpError, TimeoutError, asyncio.IncompleteReadError) as e:
                     self._lost(direction, str(e) or type(e).__name__, conn is not None)
                 except Exception as e:  # a defect: said loudly, and tried again all the same
                     log.exception("AMQP bridge (%s) failed", direction)
                     self._lost(direction, str(e) or type(e).__name__, conn is not None)
                 finally:
+                    if self._up[direction].is_set():  # it was connected: a new outage
+                        backoff.reset()
                     self._set_up(direction, False)
                     if conn is not None:
                         await conn.close()
                 if stop.is_set():
                     return
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-                delay = min(delay * 2, RECONNECT_MAX_S)
+                    await asyncio.wait_for(stop.wait(), backoff.next())
 
         try:
             with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
@@ -592,6 +592,26 @@ class AmqpBridge:
         return True
 
 
+class Backoff:
+    """The waits between attempts to reach the broker: RECONNECT_MIN_S, doubling up to
+    RECONNECT_MAX_S, and from the shortest again after each time the bridge was connected
+    (a broker back after a restart is found within a second or two, however long an earlier
+    outage was)."""
+
+    def __init__(self) -> None:
+        self._next = RECONNECT_MIN_S
+
+    def next(self) -> float:
+        """The wait before the next attempt."""
+        wait = self._next
+        self._next = min(wait * 2, RECONNECT_MAX_S)
+        return wait
+
+    def reset(self) -> None:
+        """The bridge was connected: the next outage starts from the shortest wait."""
+        self._next = RECONNECT_MIN_S
+
+
 def _rewind(consumer: Consumer, items: list[PolledBatch]) -> None:
     """Seek back to the first record of `items` in each partition: they go out again."""
     rewind: dict[TopicPartition, int] = {}
@@ -606,4 +626,4 @@ def _error(message: str, **where: Any) -> dict[str, Any]:
     return {"type": "RECORD_PROCESSING_ERROR", "query": _QUERY, "message": message, **where}
 
 
-__all__ = ["GROUP", "AmqpBridge", "AmqpInRule", "AmqpOutRule"]
+__all__ = ["GROUP", "AmqpBridge", "AmqpInRule", "AmqpOutRule", "Backoff"]
