@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -127,3 +129,21 @@ def test_lookup_arguments_are_checked(tmp_path: Path) -> None:
         engine.execute(READINGS)
         with pytest.raises(HispeedError, match="REDIS_GET"):
             engine.execute("CREATE STREAM e AS SELECT device, REDIS_GET(speed) AS v FROM readings;")
+
+
+def test_the_lookups_close_their_connections_when_the_process_ends(
+    redis_server: Service, redis_prefix: str
+) -> None:
+    # a lookup's connection lives as long as the process: at its end it is closed, not left
+    # for the interpreter's shutdown to find open (a ResourceWarning in `python -X dev`)
+    url = f"redis://{redis_server.host}:{redis_server.port}"
+    script = (
+        "from hispeed.functions import redis as r; "
+        f"print(r._lookup({url!r}, 'string').get_many([{redis_prefix + ':nope'!r}]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[None]"
+    assert "unclosed" not in done.stderr, done.stderr

@@ -15,6 +15,7 @@ retries; nothing is skipped).
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from collections.abc import Sequence
@@ -43,6 +44,18 @@ _settings: dict[str, Any] = {
 }
 _lookups: dict[tuple[str, int, int], MemcachedLookup] = {}
 _lock = threading.Lock()
+
+
+def _close_all() -> None:
+    """Close the lookups' connections as the process ends (the sockets are not left for
+    the interpreter's shutdown to find open)."""
+    with _lock:
+        for found in _lookups.values():
+            found.close()
+        _lookups.clear()
+
+
+atexit.register(_close_all)
 
 
 def configure(

@@ -17,6 +17,7 @@ is read again (the query retries; nothing is skipped).
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from collections.abc import Sequence
@@ -39,6 +40,18 @@ _lookups: dict[tuple[str, str], RedisLookup] = {}
 _lock = threading.Lock()
 CACHE_SIZE = 10_000
 TTL_MS = 1_000
+
+
+def _close_all() -> None:
+    """Close the lookups' connections as the process ends (the sockets are not left for
+    the interpreter's shutdown to find open)."""
+    with _lock:
+        for found in _lookups.values():
+            found.close()
+        _lookups.clear()
+
+
+atexit.register(_close_all)
 
 
 def set_default_url(url: str | None) -> None:
