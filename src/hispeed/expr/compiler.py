@@ -518,6 +518,10 @@ class _Compiler:
 
     def c_FunctionCall(self, e: ast.FunctionCall) -> Compiled:
         name = e.name.upper()
+        if (e.distinct or e.filter is not None) and name not in AGGREGATES:
+            # an aggregate's own call never gets here (the aggregation replaces it)
+            said = "DISTINCT" if e.distinct else "FILTER (WHERE ...)"
+            raise error_at(e, f"{said} is for aggregate functions; {name} is not one")
         if name in LAMBDA_FUNCTIONS:
             return self._higher_order(e, name)
         if (

@@ -14,7 +14,8 @@ from typing import Any
 from hispeed.catalog import Source, WindowInfo
 from hispeed.errors import HispeedError
 from hispeed.expr.scope import Compiled, Scope, ScopeColumn
-from hispeed.functions.aggregates import AGGREGATES, Max
+from hispeed.functions.aggregate_modifiers import Filtered, distinct
+from hispeed.functions.aggregates import AGGREGATES, Aggregate, Max
 from hispeed.functions.registry import FunctionTypeError, lookup
 from hispeed.plan.columns import check_value_columns, key_missing, output_names
 from hispeed.plan.model import (
@@ -429,11 +430,37 @@ def _aggregate_call(e: ast.FunctionCall, scope: Scope, index: int) -> AggregateC
         c = compile_clause(a, scope, "SELECT")
         values.append(c)
         types.append(c.type or T.STRING)
-    if name == "COUNT" and len(args) == 1 and isinstance(args[0], ast.Literal):
+    if name == "COUNT" and len(args) == 1 and isinstance(args[0], ast.Literal) and not e.distinct:
         values, types = [], []  # COUNT(1) counts rows
     try:
         logic = spec.make(types or [T.BIGINT], params)
         result_type = logic.result_type()
     except FunctionTypeError as err:
         raise error_at(e, str(err)) from None
+    logic, values = _modifiers(e, scope, logic, values)
     return AggregateCall(spec, logic, values, ScopeColumn(f"$a{index}", result_type, f"$a{index}"))
+
+
+def _modifiers(
+    e: ast.FunctionCall, scope: Scope, logic: Aggregate, values: list[Compiled]
+) -> tuple[Aggregate, list[Compiled]]:
+    """The call's DISTINCT and FILTER (WHERE ...) around its logic (past ksqlDB:
+    functions/aggregate_modifiers.py); the filter's condition becomes the first value."""
+    name = e.name.upper()
+    if e.distinct:
+        if len(values) != 1 or logic.params:
+            raise error_at(e, f"{name}(DISTINCT ...) takes one column or expression")
+        logic = distinct(logic)
+    if e.filter is None:
+        return logic, values
+    for x in walk(e.filter):
+        if is_aggregate(x):
+            raise error_at(x, f"FILTER (WHERE ...) of {name} cannot call an aggregate function")
+    condition = compile_clause(e.filter, scope, "FILTER")
+    if condition.type is not None and condition.type.name != "BOOLEAN":
+        raise error_at(
+            e.filter,
+            f"FILTER (WHERE ...) of {name} must be a condition (BOOLEAN), not "
+            f"{condition.type}: {sql(e.filter)}",
+        )
+    return Filtered(logic), [condition, *values]

@@ -74,6 +74,8 @@ class FunctionCall(Expr):
     distinct: bool = False
     star: bool = False  # COUNT(*)
     pos: Pos = _pos()
+    #: an aggregate's `FILTER (WHERE condition)` (sql/aggregate_clauses.py)
+    filter: Expr | None = None
 
 
 @dataclass(frozen=True)

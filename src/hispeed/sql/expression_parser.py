@@ -13,6 +13,7 @@ from typing import TypeVar
 from hispeed.errors import HispeedError, SqlError
 from hispeed.sql import ast
 from hispeed.sql import types as T
+from hispeed.sql.aggregate_clauses import filter_ahead, filter_clause
 from hispeed.sql.lexer import DECIMAL, EOF, FLOAT, IDENT, INTEGER, QUOTED, STRING, Token, tokenize
 from hispeed.sql.over import over_ahead, over_clause
 
@@ -577,12 +578,14 @@ class ExpressionParser:
             self.advance()
             if self.accept_op("*"):
                 self.expect_op(")")
-                return ast.FunctionCall(name, (), star=True, pos=self.pos(tok))
+                call = ast.FunctionCall(name, (), star=True, pos=self.pos(tok))
+                return filter_clause(self, call) if filter_ahead(self) else call
             distinct = bool(self.accept_word("DISTINCT"))
             args = self.items_until(")", self.expr)
             if over_ahead(self) and not distinct:
                 return over_clause(self, name, tuple(args), self.pos(tok))
-            return ast.FunctionCall(name, tuple(args), distinct, pos=self.pos(tok))
+            call = ast.FunctionCall(name, tuple(args), distinct, pos=self.pos(tok))
+            return filter_clause(self, call) if filter_ahead(self) else call
         if self.tok.is_op(".") and self.peek().kind in (IDENT, QUOTED):
             self.advance()
             column = self.identifier()

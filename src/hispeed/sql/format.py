@@ -70,10 +70,11 @@ class SqlWriter:
         if isinstance(e, ast.Subscript):
             return f"{w(e.base)}[{w(e.index)}]"
         if isinstance(e, ast.FunctionCall):
+            shown = f" FILTER (WHERE {w(e.filter)})" if e.filter is not None else ""
             if e.star:
-                return f"{e.name}(*)"
+                return f"{e.name}(*){shown}"
             inner = ", ".join(w(a) for a in e.args)
-            return f"{e.name}({'DISTINCT ' if e.distinct else ''}{inner})"
+            return f"{e.name}({'DISTINCT ' if e.distinct else ''}{inner}){shown}"
         if isinstance(e, ast.OverCall):
             window = []
             if e.partition_by:
