@@ -109,7 +109,12 @@ def plain_value(draw: st.DrawFn, key: str) -> bytes:
 def batches(draw: st.DrawFn) -> list[bytes | None]:
     layout = draw(st.lists(st.sampled_from(KEYS), unique=True, max_size=4))
     plain = draw(st.booleans())  # one layout throughout, values of the columns' kinds
-    return draw(st.lists(record(layout, plain or draw(st.booleans())), min_size=1, max_size=12))
+    values = draw(st.lists(record(layout, plain or draw(st.booleans())), min_size=1, max_size=12))
+    if draw(st.booleans()):
+        # every record's keys spelled in lower case, as most producers write them: they
+        # fill the upper-case columns (no text value holds an upper-case letter)
+        values = [v and v.replace(b'"A":', b'"a":').replace(b'"I":', b'"i":') for v in values]
+    return values
 
 
 IMPLEMENTATIONS = ["native", "numpy"]
@@ -168,6 +173,10 @@ def test_flat_decoding_matches_the_general_decoder(impl: str, values: list[bytes
         ([b'{"A":12}', b'{"A":12.0}'], False),  # ksqlDB truncates: the general decoder
         ([b'{"I":2147483648}'], False),  # ksqlDB wraps it
         ([b'{"A":1}', b'{"a":1}'], False),  # matched by its upper-cased name
+        ([b'{"a":1,"s":"x","i":2}', b'{"a":-5,"s":"","i":0}'], True),  # lower-case keys
+        ([b'{"a":1,"S":"x","tx":"y"}'], True),
+        ([b'{"a":1,"A":2}'], False),  # two keys for one column: the exact one wins
+        ([b'{"TX":"y"}'], False),  # no column is TX (the column is tx)
         ([b'{"A":1}', b'{"A":1,"X":2}'], False),  # an extra field
         ([b'{"S":"a\\"b"}'], False),  # an escape
         ([b'{"A":1}', None], False),  # a tombstone
@@ -186,6 +195,29 @@ def test_which_batches_are_flat(impl: str, values: list[bytes | None], taken: bo
     assert flat == taken
     assert fast.batch.to_pylist() == general.batch.to_pylist()
     assert fast.errors == general.errors
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+@pytest.mark.parametrize(
+    "values", [[b'{"a":1}', b'{"a":2}'], [b'{"A":1}'], [b'{"a":1,"A":2}'], [b'{"A":1,"a":2}']]
+)
+def test_a_key_of_two_columns_fills_both(impl: str, values: list[bytes | None]) -> None:
+    """With columns `a` and A, a key "a" fills both (the exact name, and the upper-cased one
+    where no key "A" is): both decoders agree."""
+    columns = [Column("a", T.BIGINT), Column("A", T.BIGINT)]
+    data = pa.array(values, pa.binary())
+    with implementation(impl):
+        fast = get_format("JSON").decode(data, columns)
+        flat = decode_flat(data, columns)
+    saved = _json.decode_flat
+    _json.decode_flat = lambda data, columns: None  # type: ignore[assignment]
+    try:
+        general = get_format("JSON").decode(data, columns)
+    finally:
+        _json.decode_flat = saved
+    assert fast.batch.to_pylist() == general.batch.to_pylist()
+    if values == [b'{"A":1}']:  # only the exact column's key: flat
+        assert flat is not None
 
 
 # -- DOUBLE columns (the C version only) -------------------------------------------------------

@@ -7,8 +7,9 @@ decoded without a Python object per value: integers are parsed from their digits
 out of the records' bytes.
 
 `decode_flat` takes a batch only when every record matches the first record's layout exactly:
-no whitespace, the same keys in the same order (each the exact name of a declared column), each
-value of the same kind (an integer for a BIGINT or INTEGER column that holds it, a string for a
+no whitespace, the same keys in the same order (each the exact name of a declared column, or
+the name of one when upper-cased, `auction` for AUCTION, as ksqlDB matches fields), each value
+of the same kind (an integer for a BIGINT or INTEGER column that holds it, a string for a
 STRING column, with the C version a number for a DOUBLE column), strings without backslashes or
 control characters and in valid UTF-8. Such a record is valid JSON whose values are exactly
 what the general decoder (`_json.py`) makes of it, so both give the same columns. For anything
@@ -68,6 +69,10 @@ def decode_flat(data: pa.BinaryArray, columns: Sequence[Column]) -> list[pa.Arra
     return [values[c.name] if c.name in values else pa.nulls(n, c.type.to_arrow()) for c in columns]
 
 
+#: a field of the layout: its key as the records spell it, the column it fills, its kind
+Field = tuple[str, str, type]
+
+
 @functools.cache
 def _extension() -> Any:
     """The C version of this module (`_flatjson.c`), or None: not built, or switched off with
@@ -85,7 +90,7 @@ def _decode_native(
     native: Any,
     offsets32: np.ndarray,
     data: pa.Buffer,
-    layout: list[tuple[str, type]],
+    layout: list[Field],
     columns: Sequence[Column],
 ) -> dict[str, pa.Array] | None:
     """The layout's columns by `_flatjson` (C): one pass over each record."""
@@ -93,14 +98,14 @@ def _decode_native(
     types = {c.name: c.type.name for c in columns}
     kinds = [
         2 if kind is str else 3 if kind is float else 1 if _INT_BITS[types[name]] == 32 else 0
-        for name, kind in layout
+        for _, name, kind in layout
     ]
-    keys = [b'"' + name.encode() + b'":' for name, _ in layout]
+    keys = [b'"' + key.encode() + b'":' for key, _, _ in layout]
     decoded = native.decode(offsets32, data, keys, kinds)
     if decoded is None:
         return None
     values: dict[str, pa.Array] = {}
-    for (name, _), kind, got in zip(layout, kinds, decoded, strict=True):
+    for (_, name, _), kind, got in zip(layout, kinds, decoded, strict=True):
         if kind == 2:
             offsets, text = got
             array = pa.Array.from_buffers(
@@ -120,7 +125,7 @@ def _decode_native(
 def _decode_numpy(
     offsets32: np.ndarray,
     data: pa.Buffer,
-    layout: list[tuple[str, type]],
+    layout: list[Field],
     columns: Sequence[Column],
 ) -> dict[str, pa.Array] | None:
     """The layout's columns by numpy: every record's quotes found at once, each field's
@@ -134,7 +139,7 @@ def _decode_numpy(
     body = raw[offsets[0] : offsets[-1]]
     if body.min() < 0x20 or (body == _BACKSLASH).any():
         return None  # whitespace, control characters or escapes: not this layout
-    width = sum(4 if kind is str else 2 for _, kind in layout)
+    width = sum(4 if kind is str else 2 for _, _, kind in layout)
     quotes = np.flatnonzero(body == _QUOTE) + offsets[0]
     if len(quotes) != width * n:
         return None
@@ -147,11 +152,11 @@ def _decode_numpy(
     windows = _windows(raw)
     values: dict[str, pa.Array] = {}
     q = 0
-    for j, (name, kind) in enumerate(layout):
+    for j, (key, name, kind) in enumerate(layout):
         last = j == len(layout) - 1
         key_open = at[q]
         # the fixed text from the key's opening quote: "KEY": then the value's quote, if text
-        fixed = b'"' + name.encode() + b'":' + (b'"' if kind is str else b"")
+        fixed = b'"' + key.encode() + b'":' + (b'"' if kind is str else b"")
         if not (at[q + 1] == key_open + len(fixed) - (3 if kind is str else 2)).all():
             return None
         if not _spelled(windows, key_open, fixed):
@@ -177,8 +182,14 @@ def _decode_numpy(
     return values
 
 
-def _layout(record: bytes, columns: Sequence[Column]) -> list[tuple[str, type]] | None:
-    """The first record's fields and the kind of each value, if it can be the batch's layout."""
+def _layout(record: bytes, columns: Sequence[Column]) -> list[Field] | None:
+    """The first record's fields and the kind of each value, if it can be the batch's layout.
+
+    A key fills the column of its exact name, else the column its upper-cased spelling names
+    (ksqlDB's lookup, `_json._field`: `{"auction":1}` fills AUCTION); a layout with two keys
+    for one column (`"a"` and `"A"`), or a key filling two columns, is left to the general
+    decoder, which picks between them.
+    """
     try:
         fields = msgspec.json.decode(record)
     except (msgspec.DecodeError, UnicodeDecodeError):
@@ -186,16 +197,21 @@ def _layout(record: bytes, columns: Sequence[Column]) -> list[tuple[str, type]] 
     if type(fields) is not dict:
         return None
     types = {c.name: c.type.name for c in columns}
-    layout: list[tuple[str, type]] = []
-    for name, value in fields.items():
+    layout: list[Field] = []
+    for key, value in fields.items():
+        name = key if key in types else key.upper()
+        if name != key.upper() and key.upper() in types:
+            return None  # "a" fills both a column `a` and a column A: the general decoder
         target = types.get(name)
         kind = type(value)
         if target == "DOUBLE" and kind in (int, float):
-            layout.append((name, float))  # any JSON number (only the C version gets here)
+            layout.append((key, name, float))  # any JSON number (only the C version gets here)
             continue
         if target is None or (kind is str) != (target == "STRING") or kind not in (int, str):
             return None  # another field, a value needing coercion, NULL or another kind
-        layout.append((name, kind))
+        layout.append((key, name, kind))
+    if len({name for _, name, _ in layout}) != len(layout):
+        return None
     return layout
 
 
