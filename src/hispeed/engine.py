@@ -58,7 +58,7 @@ from hispeed.runtime.queries import PushQuery
 from hispeed.runtime.task import PROCESSING_LOG
 from hispeed.sql import ast
 from hispeed.sql.parser import parse_iter, parse_query
-from hispeed.statements import analyze, info, inserts, queries, settings, sources
+from hispeed.statements import analyze, delete, info, inserts, queries, settings, sources
 from hispeed.statements.base import Call, EngineParts, Handler
 from hispeed.statements.bulk import RowBuffer, insert_many
 from hispeed.statements.commands import CommandTopic
@@ -78,6 +78,7 @@ HANDLERS: dict[type[ast.Statement], tuple[Handler, bool]] = {
     ast.CreateAsSelect: (queries.create_as_select, True),
     ast.InsertInto: (queries.insert_into, True),
     ast.InsertValues: (inserts.insert_values, False),
+    ast.Delete: (delete.delete, False),
     ast.Drop: (sources.drop, True),
     ast.AlterSource: (sources.alter_source, True),
     ast.CreateConnector: (settings.create_connector, True),

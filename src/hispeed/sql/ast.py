@@ -351,6 +351,16 @@ class InsertValues(Statement):
 
 
 @dataclass(frozen=True)
+class Delete(Statement):
+    """`DELETE FROM table WHERE key = ...`: tombstones for the keys (sql/delete.py)."""
+
+    target: str
+    where: Expr | None
+    pos: Pos = _pos()
+    target_pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
 class AlterSource(Statement):
     """ALTER STREAM|TABLE name ADD [COLUMN] col type [, ADD [COLUMN] col type ...]."""
 

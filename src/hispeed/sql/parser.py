@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from hispeed.errors import HispeedError, SqlError
 from hispeed.sql import ast
 from hispeed.sql import types as T
+from hispeed.sql.delete import delete
 from hispeed.sql.expression_parser import RESERVED, ExpressionParser
 from hispeed.sql.lexer import DECIMAL, EOF, FLOAT, IDENT, INTEGER, QUOTED, STRING, Token
 from hispeed.sql.over import subquery, subquery_ahead
@@ -313,6 +314,8 @@ class StatementParser(ExpressionParser):
             return ast.Explain(self.statement(), pos=self.pos(tok))
         if tok.is_word("ANALYZE"):
             return self.analyze()
+        if tok.is_word("DELETE"):
+            return delete(self)
         if tok.is_word("TERMINATE"):
             self.advance()
             if self.accept_word("ALL"):

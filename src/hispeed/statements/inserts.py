@@ -97,10 +97,12 @@ def append_rows(
     timestamps: pa.Array | None,
     n: int,
     registry: SchemaRegistry | None = None,
+    tombstones: bool = False,
 ) -> AppendResult:
     """Append n rows (each column an array of n values; a missing column is null) to a
     source's topic in one append, each side encoded once in its format; `timestamps` None:
-    the log stamps them."""
+    the log stamps them. `tombstones`: the records carry the keys only, no value (a table's
+    deletes: statements/delete.py)."""
     context = FormatContext(registry, target.topic)
     key_fmt = get_format(target.key_format, target.key_properties, is_key=True, context=context)
     value_fmt = get_format(target.value_format, target.value_properties, context=context)
@@ -118,7 +120,11 @@ def append_rows(
         if target.key_columns
         else pa.nulls(n, pa.binary())
     )
-    value = value_fmt.encode(batch(target.value_columns), target.value_columns)
+    value = (
+        pa.nulls(n, pa.binary())
+        if tombstones
+        else value_fmt.encode(batch(target.value_columns), target.value_columns)
+    )
     record = {"key": key, "value": value}
     if timestamps is not None:
         record["timestamp"] = timestamps
