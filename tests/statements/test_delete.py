@@ -203,7 +203,8 @@ def test_delete_through_the_rest_api(server: RunningServer) -> None:
     server.wait_for(lambda: _pulled(server) == [["b", 2]])
     r = _ksql(server, "DELETE FROM tq WHERE id = 'b';")
     assert r.status_code == 400
-    assert "line 1:13" in r.json()["message"] and "CTAS_TQ_" in r.json()["message"]
+    assert "line 1:13" in r.json()["message"]
+    assert "CTAS_TQ_" in r.json()["message"]
 
 
 @pytest.mark.slow
