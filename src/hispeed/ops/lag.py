@@ -1,5 +1,6 @@
 """The LAG operator: fills each `LAG(value, offset, default) OVER (PARTITION BY p ORDER BY
-time)` column of a stream query's frame before its select list is computed (plan/lag.py).
+time)` column of a stream query's frame before its select list is computed (plan/lag.py),
+and each aggregate over a ROWS or RANGE frame of the same OVER (ops/over_frames.py).
 
 Each partition keeps the time of its last row and the last `offset` values of each call, so
 a row's LAG is known as it arrives. Rows are taken in the order of their event time as they
@@ -22,6 +23,7 @@ import pyarrow.compute as pc
 
 from hispeed.functions.registry import EvalContext
 from hispeed.ops.base import OperatorContext
+from hispeed.ops.over_frames import initial, step
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.state.stores import ChangelogChanges, PickledStores
 
@@ -60,13 +62,18 @@ class Lag:
         partitions: list[Any] = (
             parts[0] if len(parts) == 1 else list(zip(*parts, strict=True)) if parts else [()] * n
         )
-        values = [c.value(frame, ctx).to_pylist() for c in self.calls]
+        # COUNT(*) counts every row: a value that is never null stands for each
+        values = [
+            c.value(frame, ctx).to_pylist() if c.value is not None else [1] * n for c in self.calls
+        ]
         defaults = [
             c.default(frame, ctx).to_pylist() if c.default is not None else [None] * n
             for c in self.calls
         ]
         stamps = frame.column(field_name(plan.label, "ROWTIME")).to_pylist()
         offsets = [c.offset for c in self.calls]
+        framed = [c.function != "LAG" for c in self.calls]
+        fresh = [initial(c) if f else [] for c, f in zip(self.calls, framed, strict=True)]
         out: list[list[Any]] = [[None] * n for _ in self.calls]
         late = np.zeros(n, bool)
         store = self.stores[KIND]
@@ -78,10 +85,14 @@ class Lag:
             if state is not None and ts is not None and ts < state[0]:
                 late[i] = True
                 continue
-            kept = state[1] if state is not None else [[] for _ in self.calls]
+            kept = state[1] if state is not None else fresh
             updated = []
             for j, offset in enumerate(offsets):
                 before = kept[j]
+                if framed[j]:
+                    out[j][i], after = step(self.calls[j], before, values[j][i], ts)
+                    updated.append(after)
+                    continue
                 out[j][i] = before[-offset] if len(before) >= offset else defaults[j][i]
                 updated.append(
                     [*before[-offset + 1 :], values[j][i]] if offset > 1 else [values[j][i]]
@@ -108,8 +119,8 @@ class Lag:
                 {
                     "type": "RECORD_PROCESSING_ERROR",
                     "query": context.query_id,
-                    "message": "LAG: a row older than its partition's last row (out of order) "
-                    "was dropped",
+                    "message": f"{self.calls[0].function} OVER: a row older than its "
+                    "partition's last row (out of order) was dropped",
                     "topic": item.partition.topic,
                     "partition": item.partition.partition,
                     "offset": offsets[i],

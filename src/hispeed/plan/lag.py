@@ -14,6 +14,7 @@ from __future__ import annotations
 from hispeed.catalog import Source
 from hispeed.expr.scope import Scope
 from hispeed.plan.model import LagCall
+from hispeed.plan.over_frames import FRAMED, framed_call
 from hispeed.plan.scope import compile_clause, error_at, is_aggregate, walk
 from hispeed.sql import ast
 from hispeed.sql import types as T
@@ -22,19 +23,24 @@ from hispeed.sql.format import sql
 SHAPE = "LAG(value [, offset [, default]]) OVER (PARTITION BY ... ORDER BY ROWTIME)"
 
 
+#: the OVER calls a query over one stream computes as rows arrive
+ROW_BY_ROW = ("LAG", "LEAD", *FRAMED)
+
+
 def lag_calls(select: ast.Select) -> list[ast.OverCall]:
-    """The LAG and LEAD calls of the select list."""
+    """The LAG, LEAD and framed aggregate calls of the select list."""
     return [
         x
         for item in select.items
         if isinstance(item, ast.SelectItem)
         for x in walk(item.expr)
-        if isinstance(x, ast.OverCall) and x.name in ("LAG", "LEAD")
+        if isinstance(x, ast.OverCall) and x.name in ROW_BY_ROW
     ]
 
 
 def plan_lags(select: ast.Select, source: Source, scope: Scope) -> None:
-    """Check the select list's LAG calls and make each a column of the frame."""
+    """Check the select list's LAG and framed aggregate calls and make each a column of the
+    frame."""
     calls = lag_calls(select)
     if not calls:
         return
@@ -48,16 +54,22 @@ def plan_lags(select: ast.Select, source: Source, scope: Scope) -> None:
             f"partition). LAG is: {SHAPE}",
         )
     if source.kind != "STREAM":
-        raise error_at(first, f"LAG(...) OVER runs over a stream's rows, not a table's: {SHAPE}")
+        raise error_at(
+            first, f"{first.name}(...) OVER runs over a stream's rows, not a table's: {SHAPE}"
+        )
     aggregated = any(
         is_aggregate(x) for i in select.items if isinstance(i, ast.SelectItem) for x in walk(i.expr)
     )
     if select.group_by or aggregated or select.window is not None:
-        raise error_at(first, "LAG(...) OVER cannot be used with GROUP BY, WINDOW or aggregates")
+        raise error_at(
+            first, f"{first.name}(...) OVER cannot be used with GROUP BY, WINDOW or aggregates"
+        )
     for call in calls:
         if call.partition_by != first.partition_by or call.order_by != first.order_by:
             raise error_at(
-                call, "the LAG calls of one query share one OVER (PARTITION BY ... ORDER BY ...)"
+                call,
+                "the OVER calls of one query share one PARTITION BY and ORDER BY (their "
+                "frames may differ)",
             )
     times = {"ROWTIME", *([source.timestamp] if source.timestamp else [])}
     order = first.order_by
@@ -70,11 +82,16 @@ def plan_lags(select: ast.Select, source: Source, scope: Scope) -> None:
         named = " or ".join(sorted(times))
         raise error_at(
             first,
-            f"LAG(...) OVER orders a partition by the stream's event time, ascending: ORDER BY "
-            f"{named} (what can be computed as rows arrive)",
+            f"{first.name}(...) OVER orders a partition by the stream's event time, ascending: "
+            f"ORDER BY {named} (what can be computed as rows arrive)",
         )
     partition = tuple(compile_clause(e, scope, "PARTITION BY") for e in first.partition_by)
     for n, call in enumerate(dict.fromkeys(calls)):
+        if call.name in FRAMED:
+            scope.replaced[call] = framed_call(call, n, partition, scope)
+            continue
+        if call.frame is not None:
+            raise error_at(call, f"LAG takes no frame (ROWS or RANGE): {SHAPE}")
         if not 1 <= len(call.args) <= 3:
             raise error_at(call, f"LAG takes a value, an offset and a default: {SHAPE}")
         value = compile_clause(call.args[0], scope, "SELECT")

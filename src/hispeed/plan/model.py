@@ -97,6 +97,11 @@ class LagCall(ScopeColumn):
     offset: int = 1
     default: Any = None  # Compiled, or None: NULL
     partition: tuple[Any, ...] = ()  # Compiled
+    #: LAG, or the aggregate over a frame (plan/over_frames.py): AVG SUM COUNT MIN MAX;
+    #: value None for COUNT(*)
+    function: str = "LAG"
+    #: an aggregate's frame: ("ROWS", n preceding) or ("RANGE", ms preceding); None: unbounded
+    frame: tuple[str, int | None] | None = None
 
 
 #: the joined frame's own columns are `$J.<name>`

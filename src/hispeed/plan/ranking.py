@@ -25,6 +25,7 @@ from hispeed.errors import SqlError
 from hispeed.expr.scope import Compiled, Scope
 from hispeed.plan import joins
 from hispeed.plan.columns import output_names
+from hispeed.plan.lag import ROW_BY_ROW
 from hispeed.plan.model import LABEL, JoinPlan, OutputColumn, QueryPlan, RankingPlan
 from hispeed.plan.scope import compile_clause, default_name, error_at, source_scope, walk
 from hispeed.sql import ast
@@ -59,7 +60,7 @@ def refuse_over(select: ast.Select, lag: bool = False) -> None:
         for i in select.items
         if isinstance(i, ast.SelectItem)
         for x in walk(i.expr)
-        if isinstance(x, ast.OverCall) and x.name in ("LAG", "LEAD")
+        if isinstance(x, ast.OverCall) and x.name in ROW_BY_ROW
     }
     calls = [c for c in over_calls(select) if not (lag and id(c) in items)]
     if not calls:
@@ -74,8 +75,8 @@ def refuse_over(select: ast.Select, lag: bool = False) -> None:
     raise error_at(
         call,
         f"{call.name}(...) OVER (...) is not supported here: the window functions are "
-        f"ROW_NUMBER() for Top-N and deduplication ({SHAPE}) and LAG in the select list of "
-        "a query over one stream",
+        f"ROW_NUMBER() for Top-N and deduplication ({SHAPE}), and LAG and AVG, SUM, COUNT, "
+        "MIN, MAX over ROWS or RANGE frames in the select list of a query over one stream",
     )
 
 

@@ -88,6 +88,9 @@ class OverCall(Expr):
     partition_by: tuple[Expr, ...]
     #: (expression, descending) in order of precedence
     order_by: tuple[tuple[Expr, bool], ...]
+    #: the frame of an aggregate over a window (sql/over.py): ("ROWS", n preceding rows) or
+    #: ("RANGE", milliseconds preceding); n or milliseconds None: UNBOUNDED PRECEDING
+    frame: tuple[str, int | None] | None = None
     pos: Pos = _pos()
 
 

@@ -578,6 +578,8 @@ class ExpressionParser:
             self.advance()
             if self.accept_op("*"):
                 self.expect_op(")")
+                if over_ahead(self):  # COUNT(*) OVER (...)
+                    return over_clause(self, name, (), self.pos(tok))
                 call = ast.FunctionCall(name, (), star=True, pos=self.pos(tok))
                 return filter_clause(self, call) if filter_ahead(self) else call
             distinct = bool(self.accept_word("DISTINCT"))

@@ -82,6 +82,16 @@ class SqlWriter:
             if e.order_by:
                 order = ", ".join(w(o) + (" DESC" if d else "") for o, d in e.order_by)
                 window.append("ORDER BY " + order)
+            if e.frame is not None:
+                kind, size = e.frame
+                bound = (
+                    "UNBOUNDED"
+                    if size is None
+                    else str(size)
+                    if kind == "ROWS"
+                    else f"INTERVAL '{size}' MILLISECOND"
+                )
+                window.append(f"{kind} BETWEEN {bound} PRECEDING AND CURRENT ROW")
             inner = ", ".join(w(a) for a in e.args)
             return f"{e.name}({inner}) OVER ({' '.join(window)})"
         if isinstance(e, ast.Lambda):

@@ -9,13 +9,11 @@ relation starts; the planner (`plan/window_tvf.py`) gives the call its meaning.
 
 from __future__ import annotations
 
-import decimal
-
 from hispeed.errors import SqlError
 from hispeed.sql import ast
 from hispeed.sql.expression_parser import ExpressionParser
-from hispeed.sql.lexer import DECIMAL, IDENT, INTEGER, STRING, Token
-from hispeed.sql.windows import MAX_DURATION_MS
+from hispeed.sql.intervals import interval
+from hispeed.sql.lexer import IDENT, Token
 
 FUNCTIONS = ("TUMBLE", "HOP", "CUMULATE", "SESSION")
 
@@ -28,14 +26,6 @@ _ARGUMENTS = {
     "SESSION": (("GAP",), 1),
 }
 
-_UNITS = {
-    "MILLISECOND": 1,
-    "SECOND": 1000,
-    "MINUTE": 60_000,
-    "HOUR": 3_600_000,
-    "DAY": 86_400_000,
-}
-
 
 def starts_window_tvf(p: ExpressionParser) -> bool:
     """Whether the relation at the parser's token is a windowing table function."""
@@ -43,50 +33,6 @@ def starts_window_tvf(p: ExpressionParser) -> bool:
     if tok.kind != IDENT or not p.peek().is_op("("):
         return False
     return tok.is_word(*FUNCTIONS) or (tok.is_word("TABLE") and p.peek(2).is_word(*FUNCTIONS))
-
-
-def interval(p: ExpressionParser) -> tuple[int, Token]:
-    """`INTERVAL '10' SECOND` (or `SECONDS`; MILLISECOND to DAY): its milliseconds, and the
-    token that starts it. A negative amount is returned as it is, for the caller's check."""
-    start = p.tok
-    if not p.accept_word("INTERVAL"):
-        raise p.error("an INTERVAL, like INTERVAL '10' SECOND")
-    amount_tok = p.tok
-    if amount_tok.kind == STRING:
-        text = amount_tok.value.strip()
-    elif amount_tok.kind in (INTEGER, DECIMAL):
-        text = amount_tok.value
-    else:
-        raise p.error("the interval's amount in quotes, like INTERVAL '10' SECOND")
-    p.advance()
-    try:
-        amount = decimal.Decimal(text)
-    except decimal.InvalidOperation:
-        raise SqlError(
-            f"Invalid INTERVAL: '{text}' is not a number of time units",
-            amount_tok.line,
-            amount_tok.column,
-        ) from None
-    unit = p.tok
-    name = unit.value.rstrip("S") if unit.kind == IDENT else ""
-    if name not in _UNITS:
-        raise p.error("a time unit (MILLISECOND, SECOND, MINUTE, HOUR or DAY)")
-    p.advance()
-    millis = amount * _UNITS[name]
-    if millis != millis.to_integral_value():
-        raise SqlError(
-            f"Invalid INTERVAL: '{text}' {unit.value} is not a whole number of milliseconds",
-            amount_tok.line,
-            amount_tok.column,
-        )
-    if abs(millis) > MAX_DURATION_MS:
-        raise SqlError(
-            f"Invalid INTERVAL: '{text}' {unit.value} is longer than the longest a window can "
-            f"span, {MAX_DURATION_MS} MILLISECONDS (100,000 years)",
-            amount_tok.line,
-            amount_tok.column,
-        )
-    return int(millis), start
 
 
 def window_tvf(p: ExpressionParser) -> ast.WindowTvf:
