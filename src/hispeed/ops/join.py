@@ -46,6 +46,8 @@ from hispeed.log.base import HEADERS_TYPE, PolledBatch
 from hispeed.ops.base import Outputs
 from hispeed.ops.decode import SourceDecoder, frame_headers, headers_field
 from hispeed.ops.join_columnar import ColumnarStreamJoin, supported
+from hispeed.ops.join_lookup import DecodeCache, LookupJoin, decode_run
+from hispeed.ops.join_lookup import supported as lookup_supported
 from hispeed.ops.join_steps import Event, JoinStepRunner
 from hispeed.ops.join_stream_stream import StreamStreamJoin
 from hispeed.ops.join_stream_table import StreamTableJoin
@@ -75,6 +77,9 @@ class JoinRuntime:
         self.decoders = [
             SourceDecoder(s.source, s.label, query_id, registry=registry) for s in join.sides
         ]
+        #: the decoders, which keep each partition's last frame (the task decodes a batch
+        #: to order it by time, then takes it in slices)
+        self.decoding = DecodeCache(self.decoders)
         #: topic -> the sides that read it (two for a self-join)
         self.topics: dict[str, list[int]] = {}
         for i, side in enumerate(join.sides):
@@ -111,11 +116,21 @@ class JoinRuntime:
             self.columnar = ColumnarStreamJoin(
                 join.steps[0], labels, self.side_fields, self.types, self.key_type
             )
+        #: a one-step stream-table join of plain keys runs whole runs of slices at once
+        #: (ops/join_lookup.py)
+        self.runs: LookupJoin | None = None
+        topics = [s.source.topic for s in join.sides]
+        if lookup_supported(join.steps, topics, windowed):
+            self.runs = LookupJoin(
+                join.steps[0], labels, self.side_fields, self.types, self.key_type
+            )
         #: keys of a table join whose last row passed WHERE (so a failing row deletes them)
         self.passed: set[Any] = set()
         self.passed_dirty: set[Any] = set()
         #: what holds state, for checkpoints and restores
-        self.stores: list[Any] = [self.columnar] if self.columnar else list(self.steps)
+        self.stores: list[Any] = (
+            [self.runs] if self.runs else [self.columnar] if self.columnar else list(self.steps)
+        )
 
     def looked_up_tables(self) -> list[str]:
         """Topics of tables that streams look up (their changes send nothing by themselves)."""
@@ -127,12 +142,26 @@ class JoinRuntime:
 
     # -- processing -------------------------------------------------------------------------
 
+    def process_run(
+        self, items: list[PolledBatch], out: Outputs
+    ) -> tuple[pa.RecordBatch, np.ndarray]:
+        """The joined rows of consecutive slices in processing order, as processing them
+        one by one would give them, computed at once (a join with `runs` only)."""
+        assert self.runs is not None
+        sides = decode_run(self.decoding, self.topics, items, out.errors)
+        batch = self.runs.process(sides, self.stream_time)
+        if batch is None:
+            return pa.RecordBatch.from_arrays([], names=[]), np.zeros(0, bool)
+        return batch, np.zeros(batch.num_rows, bool)
+
     def process(self, item: PolledBatch, out: Outputs) -> tuple[pa.RecordBatch, np.ndarray]:
         """The joined rows a polled batch gives, and which of them are deletions."""
+        if self.runs is not None:
+            return self.process_run([item], out)
         events: list[Event] = []
         fast: list[pa.RecordBatch] = []
         for side in self.topics.get(item.partition.topic, []):
-            frame, tombstones = self.decoders[side].decode(item, out.errors)
+            frame, tombstones = self.decoding.decode(side, item, out.errors)
             if not frame.num_rows:
                 continue
             if side == 0 and self.lookup is not None:

@@ -171,7 +171,8 @@ class QueryTask:
         decoder = self.join.decoders[sides[0]]
         if not decoder.source.timestamp:
             return times
-        frame, _ = decoder.decode(item, [])  # rows it cannot read are dropped later anyway
+        # rows it cannot read are dropped later anyway; the frame is kept for then
+        frame, _ = self.join.decoding.decode(sides[0], item, [])
         offsets = np.asarray(item.batch.column("offset").to_numpy(zero_copy_only=False))
         read = frame.column(field_name(decoder.label, "ROWOFFSET")).to_numpy()
         times = times.copy()
@@ -276,11 +277,12 @@ class QueryTask:
         else:
             self.queues.add(polled)
             items = self.queues.take(self.inputs(), self.behind)
-        for item in items:
-            n += item.batch.num_rows
-            self.process(item, out)
-            last = item.batch.column(0)[item.batch.num_rows - 1].as_py()
-            positions[item.partition] = last + 1
+        for run in self._runs(items):
+            for item in run:
+                n += item.batch.num_rows
+                last = item.batch.column(0)[item.batch.num_rows - 1].as_py()
+                positions[item.partition] = last + 1
+            self.process(run[0], out, run)
         if self.join is not None and items:
             self.join.checkpoint(out.changelog)
         if self.processor is not None:
@@ -357,14 +359,38 @@ class QueryTask:
             return self.join.process(item, out)
         return self.decoder.decode(item, out.errors)
 
+    def _runs(self, items: list[PolledBatch]) -> list[list[PolledBatch]]:
+        """The slices to process together: a join that takes several at once
+        (ops/join_lookup.py) gets each run of consecutive slices of one partition number
+        (a stream time each), anything else one slice at a time."""
+        if self.join is None or self.join.runs is None:
+            return [[item] for item in items]
+        runs: list[list[PolledBatch]] = []
+        for item in items:
+            if runs and runs[-1][0].partition.partition == item.partition.partition:
+                runs[-1].append(item)
+            else:
+                runs.append([item])
+        return runs
+
     # -- processing -------------------------------------------------------------------------
 
-    def process(self, item: PolledBatch, out: Outputs) -> None:
-        """Run a polled batch through the query's operators: decode (and join), then the
-        aggregation or filter-and-project, then emit; the outputs go to `out`."""
-        frame, tombstones = self.decode(item, out)
+    def process(
+        self, item: PolledBatch, out: Outputs, run: list[PolledBatch] | None = None
+    ) -> None:
+        """Run a polled batch (or a join's `run` of consecutive slices, `item` the first)
+        through the query's operators: decode (and join), then the aggregation or
+        filter-and-project, then emit; the outputs go to `out`."""
+        if run and self.join is not None and self.join.runs is not None:
+            frame, tombstones = self.join.process_run(run, out)
+        else:
+            frame, tombstones = self.decode(item, out)
         if frame.num_rows == 0:
             return
+        if run and self.join is not None:
+            # the joined rows are the stream's: errors name its first slice of the run
+            tables = self.join.looked_up_tables()
+            item = next((i for i in run if i.partition.topic not in tables), item)
         context = OperatorContext(self.id, item, out, self.stream_time)
         if self.aggregator is not None:
             # stream time advances record by record inside the aggregation
