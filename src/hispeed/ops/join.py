@@ -48,7 +48,7 @@ from hispeed.ops.decode import SourceDecoder, frame_headers, headers_field
 from hispeed.ops.join_columnar import ColumnarStreamJoin, supported
 from hispeed.ops.join_lookup import DecodeCache, LookupJoin, decode_run
 from hispeed.ops.join_lookup import supported as lookup_supported
-from hispeed.ops.join_steps import Event, JoinStepRunner
+from hispeed.ops.join_steps import Event, JoinStepRunner, joined_batch
 from hispeed.ops.join_stream_stream import StreamStreamJoin
 from hispeed.ops.join_stream_table import StreamTableJoin
 from hispeed.ops.join_table_table import TableTableJoin
@@ -211,16 +211,7 @@ class JoinRuntime:
         arrays = [frame.column(f) for f in self.side_fields[0]]
         arrays += [c.take(rows) for c in columns]
         names = [*self.side_fields[0], *runner.right_fields]
-        for name in PSEUDO_COLUMNS:
-            arrays.append(frame.column(field_name(label, name)))
-            names.append(field_name(LABEL, name))
-        arrays.append(key_arr.cast(self.key_type))
-        names.append(field_name(LABEL, ROWKEY))
-        headers = frame_headers(frame, label)
-        if headers is not None:
-            arrays.append(headers)
-            names.append(headers_field(LABEL))
-        return pa.RecordBatch.from_arrays(arrays, names=names)
+        return joined_batch(arrays, names, frame, label, key_arr.cast(self.key_type))
 
     def _side(self, side: int, frame: pa.RecordBatch, tombstones: np.ndarray) -> list[Event]:
         source = self.join.sides[side].source

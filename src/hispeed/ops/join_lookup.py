@@ -28,8 +28,9 @@ import pyarrow.compute as pc
 
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import PolledBatch, TopicPartition
-from hispeed.ops.decode import SourceDecoder, frame_headers, headers_field
-from hispeed.plan.model import LABEL, PSEUDO_COLUMNS, ROWKEY, JoinStep, field_name
+from hispeed.ops.decode import SourceDecoder
+from hispeed.ops.join_steps import joined_batch
+from hispeed.plan.model import JoinStep, field_name
 
 #: join key types whose values Arrow hashes as Python's dict would (no NaN or -0.0)
 _INTEGERS = ("INTEGER", "BIGINT")
@@ -250,16 +251,7 @@ class LookupJoin:
             arrays.append(
                 col.take(take).combine_chunks() if len(source) else pa.nulls(len(slots), col.type)
             )
-        for name in PSEUDO_COLUMNS:
-            arrays.append(frame.column(field_name(label, name)))
-            names.append(field_name(LABEL, name))
-        arrays.append(keys)
-        names.append(field_name(LABEL, ROWKEY))
-        headers = frame_headers(frame, label)
-        if headers is not None:
-            arrays.append(headers)
-            names.append(headers_field(LABEL))
-        return pa.RecordBatch.from_arrays(arrays, names=names)
+        return joined_batch(arrays, names, frame, label, keys)
 
     # -- state ------------------------------------------------------------------------------
 

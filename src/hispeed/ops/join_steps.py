@@ -12,7 +12,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from hispeed.plan.model import JoinStep
+import pyarrow as pa
+
+from hispeed.ops.decode import frame_headers, headers_field
+from hispeed.plan.model import LABEL, PSEUDO_COLUMNS, ROWKEY, JoinStep, field_name
 
 #: Kafka Streams' grace for join windows given without one (JoinWindows.of)
 LEGACY_GRACE_MS = 24 * 3600 * 1000
@@ -63,3 +66,22 @@ class JoinStepRunner(ABC):
     @abstractmethod
     def restore(self, name: Any, value: Any) -> None:
         """Take back one piece of state that `state` gave."""
+
+
+def joined_batch(
+    arrays: list[pa.Array], names: list[str], frame: pa.RecordBatch, label: str, keys: pa.Array
+) -> pa.RecordBatch:
+    """Joined rows of a stream's records (`frame`, of side `label`): the sides' columns
+    (`arrays`, `names`), then the records' own pseudo columns, the join key and the records'
+    headers, as `$J.*` columns."""
+    arrays, names = list(arrays), list(names)
+    for name in PSEUDO_COLUMNS:
+        arrays.append(frame.column(field_name(label, name)))
+        names.append(field_name(LABEL, name))
+    arrays.append(keys)
+    names.append(field_name(LABEL, ROWKEY))
+    headers = frame_headers(frame, label)
+    if headers is not None:
+        arrays.append(headers)
+        names.append(headers_field(LABEL))
+    return pa.RecordBatch.from_arrays(arrays, names=names)
