@@ -11,6 +11,7 @@ from typing import Any
 
 from hispeed.errors import HispeedError, SqlError
 from hispeed.formats.base import Column
+from hispeed.sql.flink import FlinkTable
 from hispeed.sql.types import SqlType
 
 
@@ -87,6 +88,9 @@ class Catalog:
         self.sources: dict[str, Source] = {}
         self.types: dict[str, SqlType] = {}
         self.queries: dict[str, QueryInfo] = {}
+        #: Flink tables declared and not made (a Nexmark source, a sink its INSERT INTO makes:
+        #: statements/flink.py)
+        self.flink: dict[str, FlinkTable] = {}
 
     def get(self, name: str, *, line: int = 1, column: int = 1) -> Source:
         source = self.sources.get(name)

@@ -57,8 +57,9 @@ from hispeed.runtime.pull import run_sql
 from hispeed.runtime.queries import PushQuery
 from hispeed.runtime.task import PROCESSING_LOG
 from hispeed.sql import ast
+from hispeed.sql.flink import FlinkTable, FlinkView
 from hispeed.sql.parser import parse_iter, parse_query
-from hispeed.statements import analyze, delete, info, inserts, queries, settings, sources
+from hispeed.statements import analyze, delete, flink, info, inserts, queries, settings, sources
 from hispeed.statements.base import Call, EngineParts, Handler
 from hispeed.statements.bulk import RowBuffer, insert_many
 from hispeed.statements.commands import CommandTopic
@@ -76,7 +77,9 @@ log = logging.getLogger(__name__)
 HANDLERS: dict[type[ast.Statement], tuple[Handler, bool]] = {
     ast.CreateSource: (sources.create_source, True),
     ast.CreateAsSelect: (queries.create_as_select, True),
-    ast.InsertInto: (queries.insert_into, True),
+    ast.InsertInto: (flink.insert_into, True),  # ksqlDB's, or into a Flink sink
+    FlinkTable: (flink.create_table, True),
+    FlinkView: (flink.create_view, True),
     ast.InsertValues: (inserts.insert_values, False),
     ast.Delete: (delete.delete, False),
     ast.Drop: (sources.drop, True),

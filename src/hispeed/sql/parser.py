@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterator, Mapping
 
 from hispeed.errors import HispeedError, SqlError
-from hispeed.sql import ast
+from hispeed.sql import ast, flink
 from hispeed.sql import types as T
 from hispeed.sql.delete import delete
 from hispeed.sql.expression_parser import RESERVED, ExpressionParser
@@ -365,6 +365,8 @@ class StatementParser(ExpressionParser):
 
     def create(self) -> ast.Statement:
         start = self.advance()
+        if flink.is_flink_create(self):  # Flink SQL's DDL (sql/flink.py)
+            return flink.create(self, start, self.select)
         or_replace = False
         if self.accept_word("OR"):
             self.expect_word("REPLACE")

@@ -1,0 +1,402 @@
+"""Flink SQL's DDL, the subset a Flink user's Nexmark texts need (past ksqlDB: docs/sql.md).
+
+`CREATE [TEMPORARY] TABLE name (columns, computed columns, WATERMARK FOR, PRIMARY KEY (...)
+NOT ENFORCED) WITH ('connector' = '...', ...)` and `CREATE [TEMPORARY] VIEW name AS SELECT`
+parse into `FlinkTable` and `FlinkView`; `statements/flink.py` maps them onto hispeed's
+streams, tables and persistent queries. `flink_query` rewrites a query written in Flink's
+words into hispeed's: identifiers upper-cased (Flink's are case-sensitive and back-quoted
+where they clash with keywords, hispeed's are upper-cased) and Flink's function names and
+argument orders (`MOD`, `DATE_FORMAT`, `HOUR`, `SPLIT_INDEX`, `REGEXP_EXTRACT`, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hispeed.errors import SqlError
+from hispeed.sql import ast
+from hispeed.sql import types as T
+from hispeed.sql.expression_parser import ExpressionParser
+from hispeed.sql.lexer import IDENT, STRING, Token
+from hispeed.sql.window_tvf import interval
+
+#: the connectors a Flink table may name, and what hispeed makes of each (docs/sql.md)
+CONNECTORS = ("nexmark", "datagen", "kafka", "upsert-kafka", "blackhole", "print", "filesystem")
+
+
+@dataclass(frozen=True)
+class FlinkColumn:
+    """A physical column (`type`) or a computed one (`expr`)."""
+
+    name: str
+    type: T.SqlType | None
+    expr: ast.Expr | None = None
+    pos: ast.Pos = ast.NOPOS
+
+
+@dataclass(frozen=True)
+class FlinkTable(ast.Statement):
+    """`CREATE [TEMPORARY] TABLE name (...) WITH ('connector' = ...)` as Flink SQL says it."""
+
+    name: str
+    columns: tuple[FlinkColumn, ...]
+    #: the watermark's column and its delay in milliseconds (`col - INTERVAL '4' SECOND`)
+    watermark: tuple[str, int] | None
+    primary_key: tuple[str, ...]
+    #: the WITH options, keys as written (Flink's are case-sensitive), values as strings
+    options: dict[str, str]
+    temporary: bool = False
+    if_not_exists: bool = False
+    pos: ast.Pos = ast.NOPOS
+
+    @property
+    def connector(self) -> str:
+        """The connector's name, lower case ('' if none named)."""
+        legacy = self.options.get("connector.type", "")
+        return self.options.get("connector", legacy).lower()
+
+
+@dataclass(frozen=True)
+class FlinkView(ast.Statement):
+    """`CREATE [TEMPORARY] VIEW name AS SELECT ...`."""
+
+    name: str
+    query: ast.Select
+    temporary: bool = False
+    if_not_exists: bool = False
+    pos: ast.Pos = ast.NOPOS
+
+
+# -- parsing -------------------------------------------------------------------------------
+
+
+def is_flink_create(p: ExpressionParser) -> bool:
+    """After CREATE: a Flink statement (TEMPORARY, VIEW, or a TABLE whose WITH names a
+    'connector' or whose columns hold a WATERMARK or a PRIMARY KEY ... NOT ENFORCED)."""
+    if p.tok.is_word("TEMPORARY", "VIEW"):
+        return True
+    if not p.tok.is_word("TABLE"):
+        return False
+    depth = 0
+    tokens = p.tokens
+    for j in range(p.i + 1, len(tokens)):
+        tok = tokens[j]
+        if tok.is_op(";") or tok.kind == "EOF" or (depth == 0 and tok.is_word("AS")):
+            return False
+        if tok.is_op("("):
+            depth += 1
+        elif tok.is_op(")"):
+            depth -= 1
+        elif depth == 1 and tok.is_word("WATERMARK", "ENFORCED"):
+            return True
+        elif depth == 0 and tok.is_word("WITH") and j + 2 < len(tokens):
+            key = tokens[j + 2]
+            return key.kind == STRING and key.value.lower() in ("connector", "connector.type")
+    return False
+
+
+def create(p: ExpressionParser, start: Token, select: Callable[[], ast.Select]) -> ast.Statement:
+    """A Flink CREATE statement, CREATE already read (`is_flink_create` said yes); `select`
+    parses a query (the statement parser's, which imports this module)."""
+    temporary = bool(p.accept_word("TEMPORARY"))
+    kind = p.expect_word("TABLE", "VIEW")
+    if_not_exists = False
+    if p.accept_word("IF"):
+        p.expect_word("NOT")
+        p.expect_word("EXISTS")
+        if_not_exists = True
+    name = p.identifier(f"the {kind.value.lower()}'s name").upper()
+    if kind.is_word("VIEW"):
+        if p.tok.is_op("("):
+            raise SqlError(
+                "a Flink view's column list is not supported: name the columns in its SELECT",
+                p.tok.line,
+                p.tok.column,
+            )
+        p.expect_word("AS")
+        query = flink_query(select())
+        return FlinkView(name, query, temporary, if_not_exists, pos=p.pos(start))
+    columns, watermark, key = _table_elements(p)
+    options = _options(p)
+    if p.tok.is_word("AS", "LIKE", "PARTITIONED", "COMMENT"):
+        raise SqlError(
+            f"Flink's CREATE TABLE ... {p.tok.value.upper()} is not supported by hispeed "
+            "(docs/sql.md lists the Flink DDL it accepts)",
+            p.tok.line,
+            p.tok.column,
+        )
+    table = FlinkTable(
+        name, columns, watermark, key, options, temporary, if_not_exists, pos=p.pos(start)
+    )
+    _check_table(table, start)
+    return table
+
+
+def _table_elements(
+    p: ExpressionParser,
+) -> tuple[tuple[FlinkColumn, ...], tuple[str, int] | None, tuple[str, ...]]:
+    p.expect_op("(")
+    columns: list[FlinkColumn] = []
+    watermark: tuple[str, int] | None = None
+    key: tuple[str, ...] = ()
+    while True:
+        tok = p.tok
+        if tok.is_word("WATERMARK"):
+            p.advance()
+            p.expect_word("FOR")
+            column = p.identifier("the watermark's column").upper()
+            p.expect_word("AS")
+            watermark = (column, _watermark_delay(p, column))
+        elif tok.is_word("PRIMARY") or tok.is_word("CONSTRAINT"):
+            if p.accept_word("CONSTRAINT"):
+                p.identifier("the constraint's name")
+            p.expect_word("PRIMARY")
+            p.expect_word("KEY")
+            p.expect_op("(")
+            key = tuple(n.upper() for n in p.items_until(")", p.identifier))
+            _not_enforced(p)
+        else:
+            name = p.identifier("a column name, WATERMARK or PRIMARY KEY").upper()
+            if p.accept_word("AS"):
+                columns.append(FlinkColumn(name, None, flink_expr(p.expr()), pos=p.pos(tok)))
+            else:
+                col_type = flink_type(p)
+                if p.accept_word("NOT"):
+                    p.expect_word("NULL")  # hispeed's columns are all nullable
+                if p.accept_word("PRIMARY"):
+                    p.expect_word("KEY")
+                    _not_enforced(p)
+                    key = (name,)
+                if p.tok.is_word("METADATA"):
+                    raise SqlError(
+                        "Flink's METADATA columns are not supported by hispeed: "
+                        "ROWTIME is the record's time",
+                        p.tok.line,
+                        p.tok.column,
+                    )
+                columns.append(FlinkColumn(name, col_type, pos=p.pos(tok)))
+        if p.accept_op(")"):
+            return tuple(columns), watermark, key
+        if not p.accept_op(","):
+            raise p.error("',' or ')'")
+
+
+def _not_enforced(p: ExpressionParser) -> None:
+    """Flink refuses an enforced key; so does hispeed, with Flink's reason."""
+    tok = p.tok
+    if not (p.accept_word("NOT") and p.accept_word("ENFORCED")):
+        raise SqlError(
+            "Flink's PRIMARY KEY must be declared NOT ENFORCED (the rows' keys are not "
+            "checked, only relied on): PRIMARY KEY (...) NOT ENFORCED",
+            tok.line,
+            tok.column,
+        )
+
+
+def _watermark_delay(p: ExpressionParser, column: str) -> int:
+    """`col` or `col - INTERVAL 'n' UNIT`: the watermark's delay in milliseconds."""
+    tok = p.tok
+    if p.identifier(f"{column}, the watermark's column").upper() != column:
+        raise SqlError(
+            f"a watermark is `{column}` or `{column} - INTERVAL 'n' SECOND` (a bounded delay "
+            "on its own column): hispeed supports no other watermark expression",
+            tok.line,
+            tok.column,
+        )
+    if p.accept_op("-"):
+        return interval(p)[0]
+    return 0
+
+
+def flink_type(p: ExpressionParser) -> T.SqlType:
+    """A Flink type: ROW<name type, ...> (or ROW(...)), TIMESTAMP(p) [WITH [LOCAL] TIME
+    ZONE], TIMESTAMP_LTZ(p), TINYINT/SMALLINT/INTEGER, FLOAT, CHAR(n), and ksqlDB's types."""
+    tok = p.tok
+    word = tok.value.upper() if tok.kind == IDENT else ""
+    if word == "ROW":
+        p.advance()
+        close = ">" if p.accept_op("<") else ")" if p.accept_op("(") else None
+        if close is None:
+            raise p.error("'<' or '(' after ROW")
+        fields = p.items_until(
+            close, lambda: (p.identifier("a field name").upper(), _field_type(p))
+        )
+        return T.struct(fields)
+    if word in ("TIMESTAMP_LTZ", "TINYINT", "SMALLINT", "FLOAT", "CHAR"):
+        p.advance()
+        p.type_parameters()
+        return {"TIMESTAMP_LTZ": T.TIMESTAMP, "FLOAT": T.DOUBLE, "CHAR": T.STRING}.get(
+            word, T.INTEGER
+        )
+    if word in ("ARRAY", "MAP"):
+        return p.type_()
+    result = p.type_()
+    if result.name == "TIMESTAMP" and p.accept_word("WITH"):
+        p.accept_word("LOCAL")
+        p.expect_word("TIME")
+        p.expect_word("ZONE")
+    return result
+
+
+def _field_type(p: ExpressionParser) -> T.SqlType:
+    result = flink_type(p)
+    if p.accept_word("NOT"):
+        p.expect_word("NULL")
+    return result
+
+
+def _options(p: ExpressionParser) -> dict[str, str]:
+    """WITH ('key' = 'value', ...): Flink's options, keys and values quoted."""
+    if not p.accept_word("WITH"):
+        raise p.error("WITH ('connector' = '...'): a Flink table names its connector")
+    p.expect_op("(")
+    options: dict[str, str] = {}
+    while True:
+        key = p.string("an option's name in quotes, like 'connector'")
+        p.expect_op("=")
+        options[key] = p.string(f"the value of '{key}' in quotes")
+        if p.accept_op(")"):
+            return options
+        if not p.accept_op(","):
+            raise p.error("',' or ')'")
+
+
+def _check_table(table: FlinkTable, start: Token) -> None:
+    names = {c.name for c in table.columns}
+    connector = table.connector
+    if connector not in CONNECTORS:
+        raise SqlError(
+            f"Flink connector '{connector}' is not supported by hispeed; these are: "
+            + ", ".join(CONNECTORS),
+            start.line,
+            start.column,
+        )
+    for col in table.primary_key:
+        if col not in names:
+            raise SqlError(
+                f"PRIMARY KEY names {col}, which is no column of {table.name}",
+                start.line,
+                start.column,
+            )
+    if table.watermark is not None and table.watermark[0] not in names:
+        raise SqlError(
+            f"WATERMARK FOR names {table.watermark[0]}, which is no column of {table.name}",
+            start.line,
+            start.column,
+        )
+
+
+# -- Flink's words in a query, hispeed's after ---------------------------------------------
+
+
+def flink_query(query: ast.Select) -> ast.Select:
+    """`query` as written in Flink SQL, in hispeed's terms (module docstring)."""
+    result = _walk(query)
+    assert isinstance(result, ast.Select)
+    return result
+
+
+def flink_expr(expr: ast.Expr) -> ast.Expr:
+    """One expression as written in Flink SQL, in hispeed's terms."""
+    result = _walk(expr)
+    assert isinstance(result, ast.Expr)
+    return result
+
+
+#: fields of the statement model that hold no names nor expressions
+_LEAVES = frozenset({"pos", "type", "time_pos", "value", "emit", "op", "kind"})
+
+
+def _walk(node: Any) -> Any:
+    if isinstance(node, tuple):
+        return tuple(_walk(n) for n in node)
+    if not dataclasses.is_dataclass(node) or isinstance(node, type):
+        return node
+    changes = {
+        f.name: _walk(getattr(node, f.name))
+        for f in dataclasses.fields(node)
+        if f.name not in _LEAVES
+    }
+    return _rename(dataclasses.replace(node, **changes))
+
+
+def _upper(name: str | None) -> str | None:
+    return None if name is None else name.upper()
+
+
+def _rename(node: Any) -> Any:
+    if isinstance(node, ast.ColumnRef):
+        return dataclasses.replace(node, name=node.name.upper(), source=_upper(node.source))
+    if isinstance(node, ast.Dereference):
+        return dataclasses.replace(node, field=node.field.upper())
+    if isinstance(node, ast.SelectItem):
+        return dataclasses.replace(node, alias=_upper(node.alias))
+    if isinstance(node, ast.AllColumns):
+        return dataclasses.replace(node, source=_upper(node.source))
+    if isinstance(node, ast.SourceRef):
+        return dataclasses.replace(node, name=node.name.upper(), alias=_upper(node.alias))
+    if isinstance(node, ast.WindowTvf):
+        return dataclasses.replace(
+            node, time_column=node.time_column.upper(), alias=_upper(node.alias)
+        )
+    if isinstance(node, ast.Subquery):
+        return dataclasses.replace(node, alias=_upper(node.alias))
+    if isinstance(node, ast.FunctionCall):
+        return _function(node)
+    return node
+
+
+def _function(call: ast.FunctionCall) -> ast.Expr:
+    """Flink's functions whose names or arguments differ from hispeed's (ksqlDB's)."""
+    name, args, pos = call.name.upper(), call.args, call.pos
+    if name == "MOD" and len(args) == 2:
+        return ast.BinaryOp("%", args[0], args[1], pos=pos)
+    if name == "DATE_FORMAT" and len(args) == 2:
+        return ast.FunctionCall("FORMAT_TIMESTAMP", (*args, _utc(pos)), pos=pos)
+    if name in ("HOUR", "MINUTE", "SECOND") and len(args) == 1:
+        pattern = {"HOUR": "HH", "MINUTE": "mm", "SECOND": "ss"}[name]
+        text = ast.FunctionCall(
+            "FORMAT_TIMESTAMP", (args[0], ast.Literal(pattern, T.STRING), _utc(pos)), pos=pos
+        )
+        return ast.Cast(text, T.INTEGER, pos=pos)
+    if name == "SPLIT_INDEX" and len(args) == 3:
+        # Flink counts from 0, an ARRAY's subscript from 1; both give NULL past the end
+        index = args[2]
+        one_based: ast.Expr = (
+            ast.Literal(index.value + 1, index.type)
+            if isinstance(index, ast.Literal) and isinstance(index.value, int)
+            else ast.BinaryOp("+", index, ast.Literal(1, T.INTEGER), pos=pos)
+        )
+        split = ast.FunctionCall("SPLIT", args[:2], pos=pos)
+        return ast.Subscript(split, one_based, pos=pos)
+    if name == "REGEXP_EXTRACT" and len(args) >= 2:
+        # Flink: (string, pattern[, group]); ksqlDB: (pattern, string[, group])
+        return dataclasses.replace(call, args=(args[1], args[0], *args[2:]))
+    if name in ("CHAR_LENGTH", "CHARACTER_LENGTH"):
+        return dataclasses.replace(call, name="LEN")
+    if name == "LOWER":
+        return dataclasses.replace(call, name="LCASE")
+    if name == "UPPER":
+        return dataclasses.replace(call, name="UCASE")
+    return call
+
+
+def _utc(pos: ast.Pos) -> ast.Literal:
+    # Flink formats a TIMESTAMP (no zone) as it is: hispeed's TIMESTAMPs are UTC instants
+    return ast.Literal("UTC", T.STRING, pos=pos)
+
+
+__all__ = [
+    "CONNECTORS",
+    "FlinkColumn",
+    "FlinkTable",
+    "FlinkView",
+    "create",
+    "flink_expr",
+    "flink_query",
+    "flink_type",
+    "is_flink_create",
+]

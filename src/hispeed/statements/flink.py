@@ -1,0 +1,243 @@
+"""Flink SQL's DDL on hispeed: what each Flink table, view and INSERT INTO becomes.
+
+- A `'connector' = 'nexmark'` table (or `'datagen'` with Nexmark's ROW columns `person`,
+  `auction`, `bid`) is declared, not made: hispeed's Nexmark events are in three topics
+  (`person`, `auction`, `bid`: docs/nexmark.md), and each view that selects one kind's fields
+  `WHERE event_type = n` becomes a stream over that kind's topic.
+- A `'kafka'` (or `'upsert-kafka'`) table is a stream over its topic, a table when it has a
+  PRIMARY KEY; `'format'` is the value format; the WATERMARK's column is its record time.
+- A `'blackhole'`, `'print'` or `'filesystem'` table is a sink declared for a later INSERT
+  INTO: that INSERT makes it, as a CREATE STREAM (or TABLE, when the query's result is a
+  table: an aggregation, a Top-N) AS SELECT whose columns take the sink's names by position.
+- Any other view is a persistent query: CREATE STREAM (or TABLE) name AS its SELECT.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from hispeed.errors import SqlError
+from hispeed.plan.query import plan_query
+from hispeed.sql import ast
+from hispeed.sql import types as T
+from hispeed.sql.flink import FlinkTable, FlinkView, flink_query
+from hispeed.statements import queries, sources
+from hispeed.statements.base import Call, EngineParts
+from hispeed.statements.result import Result
+
+#: Nexmark's event kinds by `event_type`, each hispeed's topic of that name
+NEXMARK_KINDS = ("person", "auction", "bid")
+#: Flink's format names, hispeed's
+FORMATS = {"json": "JSON", "avro": "AVRO", "csv": "DELIMITED", "raw": "KAFKA"}
+SINKS = ("blackhole", "print", "filesystem")
+
+
+def _prop(value: object, pos: ast.Pos) -> ast.Property:
+    return ast.Property(value, pos=pos)
+
+
+def _is_nexmark(table: FlinkTable) -> bool:
+    names = {c.name for c in table.columns}
+    return table.connector == "nexmark" or (
+        table.connector == "datagen" and {k.upper() for k in NEXMARK_KINDS} <= names
+    )
+
+
+def create_table(parts: EngineParts, stmt: FlinkTable, call: Call) -> Result:
+    """A Flink CREATE TABLE: a stream or table over a topic, or a declaration (module doc)."""
+    catalog = parts.catalog
+    if stmt.name in catalog.sources or stmt.name in catalog.flink:
+        if stmt.if_not_exists:
+            return Result("status", f"{stmt.name} already exists")
+        raise sources.already_exists(parts, "TABLE", stmt.name)
+    connector = stmt.connector
+    if connector in ("kafka", "upsert-kafka"):
+        return sources.create_source(parts, _kafka_source(stmt), call)
+    if connector == "datagen" and not _is_nexmark(stmt):
+        raise SqlError(
+            "hispeed's Flink 'datagen' table has Nexmark's shape only (ROW columns person, "
+            "auction and bid); hispeed's own datagen connector makes other data "
+            "(CREATE SOURCE CONNECTOR ... WITH ('connector.class'='datagen'))",
+            *stmt.pos,
+        )
+    catalog.flink[stmt.name] = stmt
+    call.undo.append(lambda: catalog.flink.pop(stmt.name, None))
+    what = "a Nexmark source" if _is_nexmark(stmt) else f"a '{connector}' sink"
+    return Result("status", f"Table {stmt.name} declared: {what}")
+
+
+def _kafka_source(stmt: FlinkTable) -> ast.CreateSource:
+    for c in stmt.columns:
+        if c.type is None:
+            raise SqlError(
+                f"computed column {c.name}: hispeed's Flink 'kafka' tables have physical "
+                "columns only",
+                *c.pos,
+            )
+    options = stmt.options
+    kind = "TABLE" if stmt.primary_key else "STREAM"
+    if stmt.connector == "upsert-kafka" and kind == "STREAM":
+        raise SqlError("an 'upsert-kafka' table needs a PRIMARY KEY (...) NOT ENFORCED", *stmt.pos)
+    topic = options.get("topic")
+    if topic is None:
+        raise SqlError("a Flink 'kafka' table names its 'topic'", *stmt.pos)
+    fmt = options.get("value.format", options.get("format", "json")).lower()
+    if fmt not in FORMATS:
+        raise SqlError(
+            f"Flink format '{fmt}' is not supported; these are: " + ", ".join(FORMATS),
+            *stmt.pos,
+        )
+    key_fmt = options.get("key.format", "json" if len(stmt.primary_key) > 1 else "raw").lower()
+    props = {
+        "KAFKA_TOPIC": _prop(topic, stmt.pos),
+        "VALUE_FORMAT": _prop(FORMATS[fmt], stmt.pos),
+        "KEY_FORMAT": _prop(FORMATS.get(key_fmt, "KAFKA"), stmt.pos),
+    }
+    if "partitions" in options:
+        props["PARTITIONS"] = _prop(int(options["partitions"]), stmt.pos)
+    if stmt.watermark is not None:
+        props["TIMESTAMP"] = _prop(stmt.watermark[0], stmt.pos)
+    columns = tuple(
+        ast.ColumnDef(c.name, c.type, primary_key=c.name in stmt.primary_key, pos=c.pos)  # type: ignore[arg-type]
+        for c in stmt.columns
+    )
+    return ast.CreateSource(
+        kind, stmt.name, columns, props, False, stmt.if_not_exists, pos=stmt.pos
+    )
+
+
+def create_view(parts: EngineParts, stmt: FlinkView, call: Call) -> Result:
+    """A Flink CREATE VIEW: a stream over a Nexmark kind's topic, or a persistent query."""
+    catalog = parts.catalog
+    if stmt.name in catalog.sources or stmt.name in catalog.flink:
+        if stmt.if_not_exists:
+            return Result("status", f"{stmt.name} already exists")
+        raise sources.already_exists(parts, "STREAM", stmt.name)
+    query = stmt.query
+    base = query.from_
+    if isinstance(base, ast.SourceRef) and base.name in catalog.flink:
+        table = catalog.flink[base.name]
+        if not _is_nexmark(table):
+            raise SqlError(
+                f"{base.name} is a '{table.connector}' sink: INSERT INTO it, not read it",
+                *base.pos,
+            )
+        return sources.create_source(parts, _nexmark_view(stmt, table), call)
+    kind = result_kind(parts, query, stmt.name)
+    create = ast.CreateAsSelect(kind, stmt.name, query, _sink_props(kind, stmt.pos), pos=stmt.pos)
+    return queries.create_as_select(parts, create, call)
+
+
+def _nexmark_view(view: FlinkView, table: FlinkTable) -> ast.CreateSource:
+    """`SELECT kind.f, ..., dateTime FROM nexmark WHERE event_type = n`: a stream over the
+    topic of kind n, the columns the ROW's fields (or the table's own, its time)."""
+    query = view.query
+    where = query.where
+    kind_no = (
+        where.right.value
+        if isinstance(where, ast.BinaryOp)
+        and where.op == "="
+        and isinstance(where.left, ast.ColumnRef)
+        and where.left.name == "EVENT_TYPE"
+        and isinstance(where.right, ast.Literal)
+        and isinstance(where.right.value, int)
+        else None
+    )
+    if kind_no not in range(len(NEXMARK_KINDS)) or query.group_by or query.window:
+        raise SqlError(
+            "a view over the Nexmark table selects one kind of event: "
+            "SELECT kind.field, ... FROM nexmark WHERE event_type = 0 (person), 1 (auction) "
+            "or 2 (bid)",
+            *query.pos if query.pos != ast.NOPOS else view.pos,
+        )
+    assert isinstance(kind_no, int)
+    kind = NEXMARK_KINDS[kind_no].upper()
+    columns_by_name = {c.name: c for c in table.columns}
+    row = columns_by_name.get(kind)
+    if row is None or row.type is None or row.type.name != "STRUCT":
+        raise SqlError(f"the Nexmark table has no ROW column {kind}", *table.pos)
+    columns: list[ast.ColumnDef] = []
+    for item in query.items:
+        if not isinstance(item, ast.SelectItem) or not isinstance(item.expr, ast.ColumnRef):
+            raise SqlError(
+                "a view over the Nexmark table selects columns, each kind.field or the table's own",
+                *view.pos,
+            )
+        ref = item.expr
+        col_type: T.SqlType | None
+        if ref.source is None:
+            own = columns_by_name.get(ref.name)
+            # a computed column (Nexmark's dateTime) has the type of the ROW's field it picks
+            col_type = (own.type or row.type.field(ref.name)) if own is not None else None
+        elif ref.source == kind:
+            col_type = row.type.field(ref.name)
+        else:
+            raise SqlError(
+                f"{ref.source}.{ref.name}: a view of event_type {kind_no} reads {kind}'s fields",
+                *ref.pos,
+            )
+        if col_type is None:
+            raise SqlError(f"{ref.name} is no field of the Nexmark table's {kind}", *ref.pos)
+        columns.append(ast.ColumnDef(item.alias or ref.name, col_type, pos=ref.pos))
+    props = {
+        "KAFKA_TOPIC": _prop(NEXMARK_KINDS[kind_no], view.pos),
+        "VALUE_FORMAT": _prop("JSON", view.pos),
+    }
+    names = {c.name for c in columns}
+    if table.watermark is not None and table.watermark[0] in names:
+        props["TIMESTAMP"] = _prop(table.watermark[0], view.pos)
+    return ast.CreateSource("STREAM", view.name, tuple(columns), props, pos=view.pos)
+
+
+def result_kind(parts: EngineParts, query: ast.Select, name: str) -> str:
+    """STREAM or TABLE: what `query` produces (an aggregation, a Top-N or a table's rows
+    make a table), as CREATE ... AS SELECT checks it."""
+    plan = plan_query(query, parts.catalog, parts.log, "TABLE", name)
+    table = plan.aggregation is not None or plan.source.kind == "TABLE" or plan.ranking
+    return "TABLE" if table else "STREAM"
+
+
+def _sink_props(kind: str, pos: ast.Pos) -> dict[str, ast.Property]:
+    # a table's key may be several columns (GROUP BY a, b; PARTITION BY a, b): JSON holds them
+    return {"KEY_FORMAT": _prop("JSON", pos)} if kind == "TABLE" else {}
+
+
+def insert_into(parts: EngineParts, stmt: ast.InsertInto, call: Call) -> Result:
+    """INSERT INTO: into a declared Flink sink, the CREATE ... AS SELECT that makes it;
+    into anything else, ksqlDB's INSERT INTO (`queries.insert_into`)."""
+    declared = parts.catalog.flink.get(stmt.target)
+    if declared is None:
+        return queries.insert_into(parts, stmt, call)
+    if _is_nexmark(declared):
+        raise SqlError(f"{stmt.target} is a Nexmark source: it cannot be inserted into", *stmt.pos)
+    query = _by_position(flink_query(stmt.query), declared, stmt)
+    if stmt.target in parts.catalog.sources:
+        # a second INSERT INTO the same sink: ksqlDB's, into the stream the first one made
+        return queries.insert_into(parts, ast.InsertInto(stmt.target, query, pos=stmt.pos), call)
+    kind = result_kind(parts, query, stmt.target)
+    props = {**_sink_props(kind, stmt.pos), **stmt.properties}
+    create = ast.CreateAsSelect(kind, stmt.target, query, props, pos=stmt.pos)
+    return queries.create_as_select(parts, create, call)
+
+
+def _by_position(query: ast.Select, sink: FlinkTable, stmt: ast.InsertInto) -> ast.Select:
+    """Flink fills a sink's columns by position: each item takes its column's name."""
+    names = [c.name for c in sink.columns if c.type is not None]
+    if any(isinstance(i, ast.AllColumns) for i in query.items):
+        return query  # the source's own names (checked by the plan)
+    if len(query.items) != len(names):
+        raise SqlError(
+            f"Column types of query result and sink for '{sink.name}' do not match: the "
+            f"query has {len(query.items)} columns, the sink {len(names)} "
+            f"({', '.join(names)})",
+            *stmt.pos,
+        )
+    items = tuple(
+        ast.SelectItem(i.expr, name, pos=i.pos)
+        for i, name in zip(query.items, names, strict=True)
+        if isinstance(i, ast.SelectItem)
+    )
+    return dataclasses.replace(query, items=items)
+
+
+__all__ = ["create_table", "create_view", "insert_into", "result_kind"]
