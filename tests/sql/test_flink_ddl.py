@@ -146,3 +146,14 @@ def test_nexmark_view_must_pick_one_kind(tmp_path: Path) -> None:
         assert (info.value.line, info.value.column) == (2, 3)
         with pytest.raises(HispeedError, match="cannot be inserted into"):
             engine.execute("INSERT INTO nexmark SELECT * FROM nexmark;")
+
+
+def test_names_in_use_are_refused(tmp_path: Path) -> None:
+    with Engine(tmp_path / "data") as engine:
+        engine.execute("CREATE TABLE s (a INT) WITH ('connector' = 'blackhole');")
+        with pytest.raises(HispeedError, match="a Flink table of that name is declared"):
+            engine.execute("CREATE VIEW s AS SELECT a FROM s;")
+        result = engine.execute(
+            "CREATE TABLE IF NOT EXISTS s (a INT) WITH ('connector' = 'print');"
+        )
+        assert "already exists" in str(result[0].message)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from hispeed.errors import SqlError
+from hispeed.errors import HispeedError, SqlError
 from hispeed.plan.query import plan_query
 from hispeed.sql import ast
 from hispeed.sql import types as T
@@ -43,13 +43,26 @@ def _is_nexmark(table: FlinkTable) -> bool:
     )
 
 
+def _exists(parts: EngineParts, name: str, if_not_exists: bool, kind: str) -> Result | None:
+    """Refuse a name in use (a stream, a table, a Flink table declared), or say so (IF NOT
+    EXISTS); None if it is free."""
+    if name not in parts.catalog.sources and name not in parts.catalog.flink:
+        return None
+    if if_not_exists:
+        return Result("status", f"{name} already exists")
+    if name in parts.catalog.sources:
+        raise sources.already_exists(parts, kind, name)
+    raise HispeedError(
+        f"Cannot add {kind.lower()} '{name}': a Flink table of that name is declared"
+    )
+
+
 def create_table(parts: EngineParts, stmt: FlinkTable, call: Call) -> Result:
     """A Flink CREATE TABLE: a stream or table over a topic, or a declaration (module doc)."""
     catalog = parts.catalog
-    if stmt.name in catalog.sources or stmt.name in catalog.flink:
-        if stmt.if_not_exists:
-            return Result("status", f"{stmt.name} already exists")
-        raise sources.already_exists(parts, "TABLE", stmt.name)
+    exists = _exists(parts, stmt.name, stmt.if_not_exists, "TABLE")
+    if exists is not None:
+        return exists
     connector = stmt.connector
     if connector in ("kafka", "upsert-kafka"):
         return sources.create_source(parts, _kafka_source(stmt), call)
@@ -109,10 +122,9 @@ def _kafka_source(stmt: FlinkTable) -> ast.CreateSource:
 def create_view(parts: EngineParts, stmt: FlinkView, call: Call) -> Result:
     """A Flink CREATE VIEW: a stream over a Nexmark kind's topic, or a persistent query."""
     catalog = parts.catalog
-    if stmt.name in catalog.sources or stmt.name in catalog.flink:
-        if stmt.if_not_exists:
-            return Result("status", f"{stmt.name} already exists")
-        raise sources.already_exists(parts, "STREAM", stmt.name)
+    exists = _exists(parts, stmt.name, stmt.if_not_exists, "STREAM")
+    if exists is not None:
+        return exists
     query = stmt.query
     base = query.from_
     if isinstance(base, ast.SourceRef) and base.name in catalog.flink:
