@@ -20,8 +20,8 @@ from hispeed.errors import SqlError
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.expression_parser import ExpressionParser
+from hispeed.sql.intervals import interval
 from hispeed.sql.lexer import IDENT, STRING, Token
-from hispeed.sql.window_tvf import interval
 
 #: the connectors a Flink table may name, and what hispeed makes of each (docs/sql.md)
 CONNECTORS = ("nexmark", "datagen", "kafka", "upsert-kafka", "blackhole", "print", "filesystem")
