@@ -107,20 +107,23 @@ class JoinRuntime:
         self.key_type = join.key_type.to_arrow()
         #: a one-step stream-table join runs whole stream batches at once
         only = self.steps[0] if len(self.steps) == 1 else None
-        self.lookup = only if isinstance(only, StreamTableJoin) else None
+        self.lookup = (
+            only if isinstance(only, StreamTableJoin) and only.step.residual is None else None
+        )
         #: so does a one-step stream-stream join of the common shape (ops/join_columnar.py)
         self.columnar: ColumnarStreamJoin | None = None
         labels = [s.label for s in join.sides]
         windowed = any(s.source.window is not None for s in join.sides)
-        if not windowed and supported(join.steps, labels, [s.source.topic for s in join.sides]):
+        residual = any(step.residual is not None for step in join.steps)
+        topics = [s.source.topic for s in join.sides]
+        if not windowed and not residual and supported(join.steps, labels, topics):
             self.columnar = ColumnarStreamJoin(
                 join.steps[0], labels, self.side_fields, self.types, self.key_type
             )
         #: a one-step stream-table join of plain keys runs whole runs of slices at once
         #: (ops/join_lookup.py)
         self.runs: LookupJoin | None = None
-        topics = [s.source.topic for s in join.sides]
-        if lookup_supported(join.steps, topics, windowed):
+        if not residual and lookup_supported(join.steps, topics, windowed):
             self.runs = LookupJoin(
                 join.steps[0], labels, self.side_fields, self.types, self.key_type
             )

@@ -61,10 +61,12 @@ class StreamStreamJoin(JoinStepRunner):
             for ot, oseq, orow in other.get(k, ()):
                 if ot < max(0, t - before) or ot > t + after or ot <= visible:
                     continue
+                pair = (e.row, orow) if side == 0 else (orow, e.row)
+                if step.residual is not None and not step.residual([self.joined(*pair)])[0]:
+                    continue  # ON's other conditions fail: no match
                 matched = True
                 if self.pending.pop((ot, 1 - side, oseq), None) is not None:
                     self.dirty.add(("P", ot, 1 - side, oseq))
-                pair = (e.row, orow) if side == 0 else (orow, e.row)
                 out.append(self._out(self.joined(*pair), max(t, ot), k, e))
             if not matched and self.outer[side]:
                 if step.grace_ms is None or t + after < now:

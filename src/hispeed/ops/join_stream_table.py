@@ -63,6 +63,13 @@ class StreamTableJoin(JoinStepRunner):
             if k is None:
                 continue
             row = self.table.get(k)
+            residual = self.step.residual
+            if (
+                row is not None
+                and residual is not None
+                and not residual([self.joined(e.row, row)])[0]
+            ):
+                row = None  # ON's other conditions fail: no match
             if row is None and inner:
                 continue
             joined = self.joined(e.row, row)

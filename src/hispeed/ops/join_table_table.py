@@ -41,8 +41,7 @@ class TableTableJoin(JoinStepRunner):
         existed: bool,
     ) -> None:
         """Send the join of `left` and `right` for `key`, or its deletion."""
-        lrow = left[0] if left else None
-        rrow = right[0] if right else None
+        lrow, rrow = self._matched(left[0] if left else None, right[0] if right else None)
         present = (lrow is not None and rrow is not None) or (
             (lrow is not None and self.keep_left) or (rrow is not None and self.keep_right)
         )
@@ -57,7 +56,18 @@ class TableTableJoin(JoinStepRunner):
                 row[f] = part
             out.append(Event(row, ts, key, True, *where))
 
+    def _matched(self, lrow: Any, rrow: Any) -> tuple[Any, Any]:
+        """The rows that join: both, or (when ON's other conditions fail them) the one an
+        outer join keeps alone, as if the other were missing."""
+        residual = self.step.residual
+        if lrow is None or rrow is None or residual is None:
+            return lrow, rrow
+        if residual([self.joined(lrow, rrow)])[0]:
+            return lrow, rrow
+        return (lrow if self.keep_left else None), (rrow if self.keep_right else None)
+
     def _had(self, lrow: Any, rrow: Any) -> bool:
+        lrow, rrow = self._matched(lrow, rrow)
         return (lrow is not None and rrow is not None) or (
             (lrow is not None and self.keep_left) or (rrow is not None and self.keep_right)
         )

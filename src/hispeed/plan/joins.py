@@ -22,6 +22,7 @@ from hispeed.errors import SqlError
 from hispeed.expr.compiler import compile_expr
 from hispeed.expr.scope import Compiled, Scope, ScopeColumn
 from hispeed.formats.base import Column
+from hispeed.plan import join_conditions as conditions
 from hispeed.plan.columns import key_more_than_once, synthetic_join_key
 from hispeed.plan.model import (
     LABEL,
@@ -50,9 +51,12 @@ class JoinScope(Scope):
 
 
 def plan_relation(
-    join: ast.Join, catalog: Catalog, compile_: Any, err: Any
+    join: ast.Join, catalog: Catalog, compile_: Any, err: Any, where: ast.Expr | None = None
 ) -> tuple[JoinPlan, JoinScope, Source]:
-    """The join plan, the scope of the joined columns and a Source describing the result."""
+    """The join plan, the scope of the joined columns and a Source describing the result.
+
+    `where`: the query's WHERE, whose conjuncts give a comma join its condition and an inner
+    stream-stream join its time bounds (plan/join_conditions.py)."""
     refs: list[tuple[ast.SourceRef, ast.Join | None]] = []
     node: ast.Relation = join
     while isinstance(node, ast.Join):
@@ -88,14 +92,21 @@ def plan_relation(
     key_type: T.SqlType | None = None
     # every ON clause's sources are checked before any join's keys, as ksqlDB does
     splits = []
+    ons: list[ast.Join] = []  # each join with its condition (a comma join's from WHERE)
     for i, (_, jn) in enumerate(refs[1:], start=1):
         assert jn is not None
         left_labels = {s.label for s in sides[:i]}
-        splits.append(_split_on(jn.on, left_labels, sides[i].label, scope, err))
-    for i, (_, jn) in enumerate(refs[1:], start=1):
-        assert jn is not None
+        jn = _with_condition(jn, where, left_labels, sides[i].label, scope, err)
+        ons.append(jn)
+        splits.append(_split(jn.on, left_labels, sides[i], scope, err))
+    filters: list[ast.Expr] = []
+    for i, jn in enumerate(ons, start=1):
         right = sides[i]
-        left_e, right_e = splits[i - 1]
+        split = splits[i - 1]
+        left_e, right_e = split.left, split.right
+        jn = _bounded(jn, split, where, sides, i, scope, err)
+        if split.residual is not None:  # the key equality is what follows checks
+            jn = dataclasses.replace(jn, on=split.equality)
         left_key = compile_(left_e, scope, "JOIN ON")
         right_key = compile_(right_e, scope, "JOIN ON")
         lt, rt = left_key.type, right_key.type
@@ -152,6 +163,12 @@ def plan_relation(
         owner = next(
             (x for x in sides[:i] if left_field and left_field.startswith(x.label + ".")), None
         )
+        if split.residual is not None:
+            later = [j.kind for j in ons[i:]]
+            if step.kind == "INNER" and all(k in ("INNER", "LEFT") for k in later):
+                filters.append(split.residual)  # a filter over the joined rows: WHERE's
+            else:
+                step.residual = _residual(split.residual, step, right, scope, compile_, err)
         if (
             not step.foreign_key
             and step.left_kind == "STREAM"
@@ -161,6 +178,10 @@ def plan_relation(
         ):
             step.copartitioned = (owner.source.name, right.source.name)
         steps.append(step)
+        if step.foreign_key and i > 1:
+            # a later foreign-key step looks its right row up: the result stays keyed as
+            # the rows it looks up for (issue 8576: several foreign keys in one query)
+            continue
         if steps[0].foreign_key:
             # the key stays the left table's; later steps join on it, and a single-column
             # key may be selected as any column joined to it
@@ -202,6 +223,7 @@ def plan_relation(
         )
     _check_windowed_key_formats(join, sides, err)
     plan = JoinPlan(sides, steps, key_type, candidates, synthetic, key_name)
+    plan.filter = conditions.conjunction(filters)
     scope.clause = "SELECT"
     scope.columns += [ScopeColumn(n, t, f"{LABEL}.{n}", LABEL) for n, t in PSEUDO_COLUMNS.items()]
     if synthetic:
@@ -220,6 +242,14 @@ def plan_relation(
         window=first.window,  # windowed sides join on key and window: the result keeps it
     )
     return plan, scope, result
+
+
+def with_filter(select: ast.Select, plan: JoinPlan) -> ast.Select:
+    """`select` with its inner joins' conditions past their keys added to its WHERE."""
+    if plan.filter is None:
+        return select
+    terms = [*conditions.conjuncts(select.where), plan.filter]
+    return dataclasses.replace(select, where=conditions.conjunction(terms))
 
 
 def _has_map(t: T.SqlType) -> bool:
@@ -333,12 +363,6 @@ def _check_foreign_key(
             "Invalid join type: full-outer join not supported for foreign-key table-table "
             f"join. Got {left} [FULL] OUTER JOIN {right}.",
         )
-    if i > 1:
-        raise err(
-            jn.on,
-            "Invalid join condition: foreign-key table-table joins are not supported as part "
-            f"of n-way joins. Got {shown}.",
-        )
 
 
 def _operands(on: ast.Expr) -> tuple[ast.Expr, ast.Expr]:
@@ -420,6 +444,112 @@ def _step(
             f"Got {left_label} {_KIND_WORDS[node.kind]} {right.label}.",
         )
     return JoinStep(node.kind, i, left_key, right_key, left_kind, right_kind)
+
+
+def _with_condition(
+    jn: ast.Join, where: ast.Expr | None, before: set[str], right: str, scope: Scope, err: Any
+) -> ast.Join:
+    """`jn`, a comma join given its condition from WHERE."""
+    if not jn.comma:
+        return jn
+    on = conditions.comma_condition(where, before, right, scope)
+    if on is None:
+        raise err(
+            jn,
+            f"Invalid join: nothing in WHERE joins `{right}` to the sources before it. A "
+            "comma join needs a condition like WHERE a.id = b.id (Flink's and standard SQL's "
+            "inner join), or write it as JOIN ... ON.",
+        )
+    return dataclasses.replace(jn, on=on)
+
+
+def _split(
+    on: ast.Expr, left_labels: set[str], right: JoinSide, scope: Scope, err: Any
+) -> conditions.Split:
+    """The ON clause's key equality (left expression, right expression) and the rest."""
+    terms = conditions.conjuncts(on)
+    if len(terms) == 1:  # ksqlDB's one equality, with its messages
+        a, b = _split_on(on, left_labels, right.label, scope, err)
+        assert isinstance(on, ast.BinaryOp)
+        return conditions.Split(a, b, on, None)
+    refs = [x for x in walk(on) if isinstance(x, ast.ColumnRef)]
+    for ref in sorted(refs, key=lambda r: r.source is None):  # unknown qualifiers first
+        scope.resolve(ref)
+    for term in terms:
+        used = _labels_in(term, scope)
+        if not used <= left_labels | {right.label}:
+            other = sorted(used - left_labels - {right.label})[0]
+            raise err(
+                term,
+                f"Invalid join condition: {sql(term)} names `{other}`, which is joined after "
+                f"`{right.label}`; a join's ON may name only its source and those before it.",
+            )
+    return conditions.split_conjunction(
+        terms, on, left_labels, right.source, right.label, scope, err
+    )
+
+
+def _bounded(
+    jn: ast.Join,
+    split: conditions.Split,
+    where: ast.Expr | None,
+    sides: list[JoinSide],
+    i: int,
+    scope: Scope,
+    err: Any,
+) -> ast.Join:
+    """A stream-stream join without WITHIN given the window its time bounds say (taken out
+    of the residual condition, which the window then enforces)."""
+    if jn.within is not None or sides[i].source.kind != "STREAM":
+        return jn
+    if any(s.source.kind != "STREAM" for s in sides[:i]):
+        return jn
+    terms = conditions.conjuncts(split.residual)
+    extra = []
+    if jn.kind == "INNER" and not jn.comma:  # an inner join's WHERE is its condition too
+        extra = [t for t in conditions.conjuncts(where) if t not in terms]
+    left = [(s.label, s.source) for s in sides[:i]]
+    right = (sides[i].label, sides[i].source)
+    bounds = conditions.time_bounds(
+        [*terms, *_over(extra, sides, i, scope)], left, right, scope, err, terms
+    )
+    if bounds is None:
+        return jn
+    rest = [t for t in terms if not any(t is u for u in bounds.terms)]
+    split.residual = conditions.conjunction(rest)
+    # no GRACE PERIOD given: rows wait for their window to close, as in Flink's interval
+    # join, rather than ksqlDB's legacy 24 hours
+    return dataclasses.replace(jn, within=ast.WithinSpec(bounds.before_ms, bounds.after_ms, 0))
+
+
+def _over(terms: list[ast.Expr], sides: list[JoinSide], i: int, scope: Scope) -> list[ast.Expr]:
+    """The terms that read side i and sides before it only (WHERE's own errors aside)."""
+    labels = {s.label for s in sides[: i + 1]}
+    out = []
+    for t in terms:
+        try:
+            used = _labels_in(t, scope)
+        except SqlError:
+            continue
+        if sides[i].label in used and used <= labels:
+            out.append(t)
+    return out
+
+
+def _residual(
+    residual: ast.Expr, step: JoinStep, right: JoinSide, scope: Scope, compile_: Any, err: Any
+) -> Any:
+    """The row predicate of an outer join's conditions past its key."""
+    if step.left_kind == "TABLE" and step.kind == "FULL":
+        # a pair that fails would be two rows of one key: a table cannot hold both
+        raise err(
+            residual,
+            "Invalid join condition: a FULL OUTER join of tables joins on its key alone; "
+            f"move {sql(residual)} to WHERE, or join LEFT or RIGHT.",
+        )
+    compiled = compile_(residual, scope, "JOIN ON")
+    conditions.check_boolean(compiled, residual, err)
+    return conditions.row_predicate(compiled, scope)
 
 
 def _labels_in(e: ast.Expr, scope: Scope) -> set[str]:

@@ -134,6 +134,9 @@ class JoinStep:
     foreign_key: bool = False
     #: (left source, right source) whose partitions must match: both joined on their keys
     copartitioned: tuple[str, str] | None = None
+    #: the rest of an outer join's ON clause past its key equality (plan/join_conditions.py):
+    #: joined rows in, whether each pair matches out; a pair that does not is no match
+    residual: Callable[[list[dict[str, Any]]], list[bool]] | None = None
 
     @property
     def result(self) -> str:
@@ -150,6 +153,8 @@ class JoinPlan:
     synthetic_key: bool
     #: the name of the synthetic key column (ROWKEY, or ROWKEY_n if the sources have that)
     key_name: str = ROWKEY
+    #: inner joins' conditions past their key equalities: a filter the query adds to WHERE
+    filter: ast.Expr | None = None
 
     @property
     def kind(self) -> str:

@@ -244,7 +244,10 @@ def _plan_join(
 ) -> QueryPlan:
     """A query over a join: the clauses run over the joined rows (plan/joins.py)."""
     assert isinstance(select.from_, ast.Join)
-    join, scope, source = joins.plan_relation(select.from_, catalog, compile_clause, error_at)
+    join, scope, source = joins.plan_relation(
+        select.from_, catalog, compile_clause, error_at, select.where
+    )
+    select = joins.with_filter(select, join)
     joins.check_window_bounds(select, error_at)
     label = LABEL
     where = _where(select, scope)

@@ -99,7 +99,10 @@ def plan_subquery(
     scope: Scope
     if isinstance(inner.from_, ast.Join):
         # over a join's rows (Nexmark q9: each auction's winning bid among those it joins)
-        join, scope, source = joins.plan_relation(inner.from_, catalog, compile_clause, error_at)
+        join, scope, source = joins.plan_relation(
+            inner.from_, catalog, compile_clause, error_at, inner.where
+        )
+        inner = joins.with_filter(inner, join)
         if join.kind != "STREAM":
             raise error_at(
                 inner.from_, f"ROW_NUMBER() over a join of tables is not supported: {SHAPE}"

@@ -263,6 +263,8 @@ class Join(Relation):
     on: Expr
     within: WithinSpec | None = None
     pos: Pos = _pos()
+    #: `FROM a, b`: an inner join whose condition is in WHERE (`on` is TRUE)
+    comma: bool = False
 
 
 @dataclass(frozen=True)

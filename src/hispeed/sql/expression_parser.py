@@ -14,6 +14,7 @@ from hispeed.errors import HispeedError, SqlError
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.aggregate_clauses import filter_ahead, filter_clause
+from hispeed.sql.joins import interval_literal
 from hispeed.sql.lexer import DECIMAL, EOF, FLOAT, IDENT, INTEGER, QUOTED, STRING, Token, tokenize
 from hispeed.sql.over import over_ahead, over_clause
 
@@ -510,6 +511,8 @@ class ExpressionParser:
             return ast.Literal(None, None, pos=p)
         if word == "CASE":
             return self.case()
+        if word == "INTERVAL" and self.peek().kind in (STRING, INTEGER):
+            return interval_literal(self)
         if word == "CAST":
             self.advance()
             self.expect_op("(")

@@ -13,6 +13,7 @@ from hispeed.sql import ast, flink
 from hispeed.sql import types as T
 from hispeed.sql.delete import delete
 from hispeed.sql.expression_parser import RESERVED, ExpressionParser
+from hispeed.sql.joins import comma_join
 from hispeed.sql.lexer import DECIMAL, EOF, FLOAT, IDENT, INTEGER, QUOTED, STRING, Token
 from hispeed.sql.over import subquery, subquery_ahead
 from hispeed.sql.window_tvf import starts_window_tvf, window_tvf
@@ -794,6 +795,9 @@ class StatementParser(ExpressionParser):
             elif self.accept_word("OUTER"):
                 self.expect_word("JOIN")
                 kind = "FULL"
+            elif self.accept_op(","):
+                left = comma_join(self, left, tok)
+                continue
             if kind is None:
                 return left
             right = self.source_ref()
