@@ -83,7 +83,9 @@ class TableTableJoin(JoinStepRunner):
             old = self.lefts.get(tkey)
             old_right = self.rights.get(old[2]) if old is not None else None
             # a foreign-key join sends a left row's change even when it joined nothing
-            existed = old is not None and (fk or self._had(old[0], old_right))
+            existed = old is not None and (
+                fk or self._had(old[0], old_right[0] if old_right else None)
+            )
             if fk and old is not None and old[2] is not None:
                 self.refs.get(old[2], set()).discard(tkey)
             self.dirty.add(("L", tkey))
