@@ -17,7 +17,7 @@ import pytest
 
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError
-from hispeed.log.base import Record
+from tests.engine.test_joins import open_engine, send
 
 BIDS = (
     "CREATE STREAM bids (auction STRING KEY, price INT, ch STRING, t BIGINT) "
@@ -47,21 +47,11 @@ PRODUCTS = (
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    e = Engine(
-        tmp_path / "data",
-        fsync="never",
-        properties={"ksql.streams.cache.max.bytes.buffering": "0"},
-    )
+    e = open_engine(tmp_path / "data")
     for ddl in (BIDS, ASKS, AUCTIONS, ORDERS, CUSTOMERS, PRODUCTS):
         e.execute(ddl)
     yield e
     e.close()
-
-
-def send(engine: Engine, topic: str, key: str, value: dict[str, Any] | None, ts: int) -> None:
-    raw = json.dumps(value).encode() if value is not None else None
-    engine.log.append(topic, [Record(raw, key, ts)], partition=0)
-    engine.drain()
 
 
 def rows(engine: Engine, topic: str) -> list[tuple[str | None, dict[str, Any] | None]]:
