@@ -33,6 +33,7 @@ from hispeed.plan.model import (
     QueryPlan,
     TableCall,
 )
+from hispeed.plan.pull import refuse_order_by
 from hispeed.plan.ranking import plan_subquery, refuse_over
 from hispeed.plan.scope import (
     compile_clause,
@@ -64,6 +65,7 @@ def plan_select(
     SELECT), None for a transient query."""
     if select.limit is not None and select.limit < 0 and select.emit is not None:
         raise error_at(select, f"LIMIT must be a number of rows, not {select.limit}")
+    refuse_order_by(select, sink_kind)  # a pull query's ORDER BY is planned in plan/pull.py
     plan = _plan_select(select, catalog, sink_kind, sink_name)
     replaced = plan.scope.replaced
     plan.table_functions = [c for c in replaced.values() if isinstance(c, TableCall)]

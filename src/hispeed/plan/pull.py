@@ -14,16 +14,19 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import decimal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hispeed.catalog import Catalog, Source
 from hispeed.errors import HispeedError, SqlError
 from hispeed.expr.compiler import compile_expr
 from hispeed.expr.scope import Scope
 from hispeed.functions.registry import EvalContext
+from hispeed.plan.scope import compile_clause, error_at
 from hispeed.plan.timestamps import magic_timestamps
 from hispeed.sql import ast
 from hispeed.sql import types as T
@@ -514,3 +517,142 @@ def coerce_key(value: Any, type_: T.SqlType) -> Any:
 
 def is_unresolved(value: Any) -> bool:
     return value is _UNRESOLVED
+
+
+# -- ORDER BY ... [LIMIT n] in a pull query over a table (confluentinc/ksql#4750) -----------
+
+#: the types whose values ORDER BY compares (Arrow orders them); not ARRAY, MAP or STRUCT
+ORDERABLE = {
+    "BOOLEAN",
+    "INTEGER",
+    "BIGINT",
+    "DOUBLE",
+    "DECIMAL",
+    "STRING",
+    "BYTES",
+    "DATE",
+    "TIME",
+    "TIMESTAMP",
+}
+ORDER_HELP = (
+    "ORDER BY sorts the answer of a pull query over a table (SELECT ... FROM table ORDER BY "
+    "... LIMIT n)"
+)
+
+
+@dataclass(frozen=True)
+class OrderKey:
+    """One ORDER BY key compiled over the table's rows: its values, and how they sort."""
+
+    values: Callable[[pa.RecordBatch, EvalContext], pa.Array]
+    descending: bool
+    nulls_first: bool
+
+
+def refuse_order_by(select: ast.Select, sink_kind: str | None) -> None:
+    """ORDER BY outside a pull query is refused at its place, saying what to do instead
+    (the planner calls this; a pull query's ORDER BY is taken off before it plans)."""
+    if isinstance(select.from_, ast.Subquery) and select.from_.query.order_by:
+        item = select.from_.query.order_by[0]
+        raise error_at(
+            item,
+            "ORDER BY in a subquery is not supported: the subquery's rows are a set to the "
+            f"query over it. {ORDER_HELP}; ROW_NUMBER() OVER (... ORDER BY ...) ranks rows "
+            "in a subquery",
+        )
+    if not select.order_by:
+        return
+    what = (
+        f"a persistent query (CREATE {sink_kind} ... AS SELECT) writes its rows as they come"
+        if sink_kind is not None
+        else "a push query's rows (EMIT CHANGES) come as they happen and never end"
+    )
+    raise error_at(
+        select.order_by[0],
+        f"ORDER BY is not supported here: {what}, so they cannot be sorted. {ORDER_HELP}; "
+        "for the N first rows per key as they change, use ROW_NUMBER() OVER (PARTITION BY "
+        "... ORDER BY ...) in a subquery bounded by WHERE rn <= N (Top-N)",
+    )
+
+
+def order_keys(
+    order: tuple[ast.OrderItem, ...],
+    plan: Any,
+    limit: int | None,
+    most: int,
+) -> list[OrderKey]:
+    """Compile a pull query's ORDER BY over its plan (`plan`: plan/model.py's QueryPlan):
+    a key names an output column (by its name or its position, 1 first) or is an expression
+    over the table's columns. `most`: the setting bounding the rows of an answer."""
+    source = plan.source
+    if source.kind != "TABLE":
+        raise error_at(
+            order[0],
+            f"ORDER BY is not supported over the stream {source.name}: {ORDER_HELP}. Read "
+            "the stream into a table (CREATE TABLE ... AS SELECT) and sort that",
+        )
+    if limit is not None and 0 <= most < limit:
+        raise error_at(
+            order[0],
+            f"LIMIT {limit} with ORDER BY is past the most rows a pull query answers, "
+            f"{most:,} (the server's max_pull_rows, the engine property 'pull.max.rows')",
+        )
+    outputs = {c.name: c for c in plan.outputs}
+    keys = []
+    for item in order:
+        e = item.expr
+        if isinstance(e, ast.Literal) and isinstance(e.value, int) and e.type is not None:
+            if not 1 <= e.value <= len(plan.outputs):
+                raise error_at(
+                    e,
+                    f"ORDER BY {e.value}: the select list has {len(plan.outputs)} columns, "
+                    "numbered from 1",
+                )
+            values, type_ = plan.outputs[e.value - 1].expr, plan.outputs[e.value - 1].type
+        elif isinstance(e, ast.ColumnRef) and e.source is None and e.name in outputs:
+            values, type_ = outputs[e.name].expr, outputs[e.name].type
+        else:
+            if isinstance(e, ast.ColumnRef) and e.source == plan.label:
+                e = dataclasses.replace(e, source=None)
+            compiled = compile_clause(e, plan.scope, "ORDER BY")
+            values, type_ = compiled, compiled.type
+        if type_ is None or type_.name not in ORDERABLE:
+            raise error_at(
+                e,
+                f"ORDER BY cannot sort {sql(e)}, of type {type_ or 'NULL'}: it sorts numbers, "
+                "text, bytes, booleans, dates and times",
+            )
+        nulls_first = bool(item.nulls_first)
+        keys.append(OrderKey(values, item.descending, nulls_first))
+    return keys
+
+
+def sort_rows(
+    frame: pa.RecordBatch,
+    keys: list[OrderKey],
+    limit: int | None,
+    most: int,
+    ctx: EvalContext,
+) -> pa.RecordBatch:
+    """The rows in ORDER BY's order (ties keep the table's own order), cut to `limit`;
+    without a LIMIT, more rows than `most` are refused (the answer is built in memory)."""
+    if limit is None and 0 <= most < frame.num_rows:
+        raise HispeedError(
+            f"A pull query with ORDER BY returns at most {most:,} rows (the server's "
+            "max_pull_rows, the engine property 'pull.max.rows'), and this one has "
+            f"{frame.num_rows:,}: add a LIMIT, or a WHERE clause that keeps fewer rows."
+        )
+    columns: dict[str, pa.Array] = {}
+    sort_keys: list[tuple[str, str]] = []
+    for i, key in enumerate(keys):
+        values = key.values(frame, ctx)
+        # nulls placed by a key of their own before the values, so each key has its own
+        # NULLS FIRST or LAST (Arrow's null_placement is one for all keys)
+        columns[f"n{i}"] = pc.is_null(values)
+        columns[f"v{i}"] = values
+        sort_keys.append((f"n{i}", "descending" if key.nulls_first else "ascending"))
+        sort_keys.append((f"v{i}", "descending" if key.descending else "ascending"))
+    order = pc.sort_indices(pa.table(columns), sort_keys=sort_keys)
+    if limit is not None:
+        order = order[:limit]
+    return frame.take(order)

@@ -12,11 +12,12 @@ of microseconds.
 
 from __future__ import annotations
 
+import dataclasses
 import decimal
 import re
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,13 +34,16 @@ from hispeed.plan.pull import (
     LIMIT_ENABLED,
     RANGE_SCAN_ENABLED,
     TABLE_SCAN_ENABLED,
+    OrderKey,
     PullAccess,
     check_pull,
     coerce_key,
     expressions_in,
     hashable_key,
     is_unresolved,
+    order_keys,
     pull_access,
+    sort_rows,
 )
 from hispeed.plan.query import plan_query
 from hispeed.runtime.context import QueryContext
@@ -229,6 +233,9 @@ class PreparedPull:
     source: Source
     #: for a key lookup that only projects columns: (output name, row index) pairs
     projection: list[tuple[str, int]] | None = None
+    #: ORDER BY's keys (plan/pull.py), and the most rows the answer may have without LIMIT
+    order: list[OrderKey] = field(default_factory=list)
+    most: int = DEFAULT_PULL_MAX_ROWS
 
     def run(self, views: PullViews) -> list[dict[str, Any]]:
         """The query's rows now."""
@@ -243,7 +250,8 @@ class PreparedPull:
                 rows = view.lookup(access.keys)
             else:
                 rows = view.scan()
-            return _evaluate(self.plan, view.frame(rows, self.plan.label), not access.exact)
+            frame = view.frame(rows, self.plan.label)
+            return _evaluate(self.plan, frame, not access.exact, self.order, self.most)
         return _stream_rows(views.context, self.plan)
 
 
@@ -254,11 +262,19 @@ def _project(
     return out if limit is None else out[:limit]
 
 
-def _evaluate(plan: QueryPlan, frame: pa.RecordBatch, filter_: bool) -> list[dict[str, Any]]:
+def _evaluate(
+    plan: QueryPlan,
+    frame: pa.RecordBatch,
+    filter_: bool,
+    order: list[OrderKey] | None = None,
+    most: int = DEFAULT_PULL_MAX_ROWS,
+) -> list[dict[str, Any]]:
     ctx = EvalContext()
     if filter_ and plan.where is not None and frame.num_rows:
         frame = frame.filter(pc.fill_null(plan.where(frame, ctx), False))
-    if plan.limit is not None:
+    if order:
+        frame = sort_rows(frame, order, plan.limit, most, ctx)
+    elif plan.limit is not None:
         frame = frame.slice(0, plan.limit)
     names = [c.name for c in plan.outputs]
     arrays = [c.expr(frame, ctx) for c in plan.outputs]
@@ -334,6 +350,7 @@ def prepare(views: PullViews, select: ast.Select) -> PreparedPull:
         raise HispeedError("a push query (EMIT CHANGES) runs with Engine.stream()")
     context = views.context
     select = check_pull(select, context.catalog, context.properties)
+    order, select = select.order_by, dataclasses.replace(select, order_by=())
     try:
         plan = plan_query(select, context.catalog, context.log)
     except HispeedError as e:
@@ -355,7 +372,11 @@ def prepare(views: PullViews, select: ast.Select) -> PreparedPull:
         raise HispeedError("Pull queries don't support table functions.")
     access = pull_access(select, plan.source, plan.label, context.properties)
     prepared = PreparedPull(plan, access, plan.source)
-    if plan.source.kind == "TABLE" and access.kind == "lookup" and access.exact:
+    if order:
+        most = int(context.properties.get(PULL_MAX_ROWS, DEFAULT_PULL_MAX_ROWS))
+        prepared.order = order_keys(order, plan, plan.limit, most)
+        prepared.most = most
+    elif plan.source.kind == "TABLE" and access.kind == "lookup" and access.exact:
         prepared.projection = _projection(select, plan, views.view(plan.source))
     return prepared
 

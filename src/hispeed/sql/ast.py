@@ -278,6 +278,17 @@ class WindowSpec:
 
 
 @dataclass(frozen=True)
+class OrderItem:
+    """One `expr [ASC | DESC] [NULLS FIRST | LAST]` of a pull query's ORDER BY
+    (sql/order_by.py); `nulls_first` None: the default, nulls last either way."""
+
+    expr: Expr
+    descending: bool = False
+    nulls_first: bool | None = None
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
 class Select:
     items: tuple[SelectItem | AllColumns, ...]
     from_: Relation
@@ -289,6 +300,7 @@ class Select:
     emit: str | None = None  # CHANGES, FINAL, or None (a pull query)
     limit: int | None = None
     pos: Pos = _pos()
+    order_by: tuple[OrderItem, ...] = ()
 
 
 # -- statements -----------------------------------------------------------------------------

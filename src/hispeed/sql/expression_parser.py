@@ -231,7 +231,11 @@ class ExpressionParser:
             return self.identifier("an alias")
         tok = self.tok
         if tok.kind == QUOTED or (
-            tok.kind == IDENT and tok.value not in RESERVED and not tok.is_word("EMIT")
+            tok.kind == IDENT
+            and tok.value not in RESERVED
+            and not tok.is_word("EMIT")
+            # ORDER is no keyword of ksqlDB's (an alias may be called so), but ORDER BY is
+            and not (tok.is_word("ORDER") and self.peek().is_word("BY"))
         ):
             return self.identifier()
         return None

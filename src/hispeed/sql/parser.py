@@ -15,6 +15,7 @@ from hispeed.sql.delete import delete
 from hispeed.sql.expression_parser import RESERVED, ExpressionParser
 from hispeed.sql.joins import comma_join
 from hispeed.sql.lexer import DECIMAL, EOF, FLOAT, IDENT, INTEGER, QUOTED, STRING, Token
+from hispeed.sql.order_by import order_by
 from hispeed.sql.over import subquery, subquery_ahead
 from hispeed.sql.window_tvf import starts_window_tvf, window_tvf
 from hispeed.sql.windows import MAX_DURATION_MS, window_properties
@@ -711,6 +712,7 @@ class StatementParser(ExpressionParser):
             partition_by = self.expr_list("PARTITION BY")
         if self.accept_word("HAVING"):
             having = self.expr()
+        order = order_by(self)
         emit = None
         if self.accept_word("EMIT"):
             emit = self.expect_word("CHANGES", "FINAL").value
@@ -742,6 +744,7 @@ class StatementParser(ExpressionParser):
             emit,
             limit,
             pos=self.pos(start),
+            order_by=order,
         )
 
     def expr_list(self, clause: str) -> tuple[ast.Expr, ...]:
