@@ -14,6 +14,10 @@ from hispeed.formats.base import Column
 from hispeed.sql.flink import FlinkTable
 from hispeed.sql.types import SqlType
 
+#: a Source's `timestamp` that is not a column but the processing time: the wall clock when the
+#: query reads the record (a window TVF's `DESCRIPTOR(PROCTIME())`, Flink's PROCTIME())
+PROCESSING_TIME = "PROCTIME()"
+
 
 @dataclass(frozen=True)
 class WindowInfo:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import struct
+import time
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hispeed.catalog import Source
+from hispeed.catalog import PROCESSING_TIME, Source
 from hispeed.formats.base import Column, Format, FormatContext, get_format
 from hispeed.log.base import PolledBatch
 from hispeed.ops.timestamps import parse_timestamps
@@ -135,7 +136,11 @@ class SourceDecoder:
             arrays.append(_headers(batch.column("headers"), header_key, c))
             names.append(field_name(label, c.name))
         ts = batch.column("timestamp")
-        if src.timestamp:
+        if src.timestamp == PROCESSING_TIME:
+            # the processing time: the wall clock as the batch is read, one reading for all
+            # of its records (they are processed together)
+            ts = pa.array(np.full(n, time.time_ns() // 1_000_000, np.int64))
+        elif src.timestamp:
             ts = self._extract_timestamp(value_result.batch, key_result.batch, item, errors, keep)
         pseudo = {
             "ROWTIME": ts,

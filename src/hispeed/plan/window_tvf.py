@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from hispeed.catalog import Catalog, Source
+from hispeed.catalog import PROCESSING_TIME, Catalog, Source
 from hispeed.plan.scope import error_at, is_aggregate, walk
 from hispeed.sql import ast
 from hispeed.sql import types as T
@@ -212,12 +212,15 @@ def _with_event_time(tvf: ast.WindowTvf, source: Source) -> Source:
     name = tvf.time_column
     if name == "ROWTIME" or name == source.timestamp:
         return source
+    if name == PROCESSING_TIME:
+        return dataclasses.replace(source, timestamp=PROCESSING_TIME, timestamp_format=None)
     column = source.column(name)
     if column is None:
         known = ", ".join(c.name for c in source.columns)
         raise error_at(
             _At(tvf.time_pos),
-            f"DESCRIPTOR({name}) names no column of {source.name} (its columns: {known}, ROWTIME)",
+            f"DESCRIPTOR({name}) names no column of {source.name} (its columns: {known}, ROWTIME; "
+            "or PROCTIME() for the processing time)",
         )
     if column.type.name not in ("BIGINT", "TIMESTAMP"):
         raise error_at(

@@ -55,6 +55,10 @@ def window_tvf(p: ExpressionParser) -> ast.WindowTvf:
     p.expect_op("(")
     time_tok = p.tok
     time_column = p.identifier("the column of event time")
+    if time_column == "PROCTIME" and p.tok.is_op("(") and p.peek().is_op(")"):
+        p.advance()  # PROCTIME(): the processing time (docs/sql.md)
+        p.advance()
+        time_column = "PROCTIME()"
     p.expect_op(")")
     names, required = _ARGUMENTS[kind]
     values: dict[str, tuple[int, Token]] = {}
