@@ -142,6 +142,8 @@ class _Compiler:
 
             def ev_array(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
                 arr, idx = base(b, ctx), index(b, ctx)
+                if index.constant and len(idx) and pa.types.is_list(arr.type):
+                    return element_at(arr, idx[0].as_py())
 
                 def pick(values: list[Any], i: int) -> Any:
                     n = len(values)
@@ -680,6 +682,21 @@ TIME_UNITS = {
     )
     for s in ("", "S")
 }
+
+
+def element_at(arr: pa.ListArray, i: int | None) -> pa.Array:
+    """`arr[i]` for every row at once, as ksqlDB indexes arrays: from 1, or from the end when
+    negative; NULL for a NULL array or index, an index past either end, and index 0."""
+    n = len(arr)
+    if i is None or i == 0 or n == 0:
+        return pa.nulls(n, arr.type.value_type)
+    offsets = arr.offsets.to_numpy().astype(np.int64)  # the slice's own n + 1 offsets
+    lengths = offsets[1:] - offsets[:-1]
+    at = offsets[:-1] + (i - 1) if i > 0 else offsets[1:] + i
+    missing = lengths < abs(i)
+    if arr.null_count:
+        missing |= np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    return arr.values.take(pa.array(np.where(missing, 0, at), mask=missing))
 
 
 def _subset(b: pa.RecordBatch, rows: np.ndarray) -> pa.RecordBatch:

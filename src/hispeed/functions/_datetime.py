@@ -24,8 +24,9 @@ from hispeed.functions.javatime import (
     parse_java,
     zone,
 )
+from hispeed.functions.javatime_columns import format_instants
 from hispeed.functions.registry import EvalContext, scalar
-from hispeed.functions.signatures import check, rows
+from hispeed.functions.signatures import check, constant, mask_nulls, rows
 from hispeed.sql.types import BIGINT, DATE, INTEGER, STRING, TIME, TIMESTAMP, SqlType
 
 Args = Sequence[pa.Array]
@@ -65,20 +66,34 @@ def _ts_millis(arr: pa.Array) -> pa.Array:
 # --- formatting ----------------------------------------------------------------------------------
 
 
+def format_millis_row(ms: int, pattern: str, tz: str = "UTC") -> str:
+    """One instant's text: the row-by-row reference of TIMESTAMPTOSTRING and FORMAT_TIMESTAMP."""
+    return format_java(java_pattern(pattern), from_millis(ms, zone(tz)))
+
+
+def _format_millis(ctx: EvalContext, name: str, cols: Args, rt: SqlType) -> pa.Array:
+    """Epoch milliseconds formatted with a pattern (and zone): by column when the pattern and
+    the zone are the same in every row (`javatime_columns`), else row by row."""
+    same_pattern, pattern = constant(cols[1])
+    same_zone, tz = constant(cols[2]) if len(cols) > 2 else (True, "UTC")
+    if same_pattern and same_zone and pattern is not None and tz is not None:
+        try:
+            tzinfo = zone(tz)
+        except ValueError:
+            tzinfo = None  # the row path reports the bad zone for each row
+        out = format_instants(cols[0], pattern, tzinfo) if tzinfo is not None else None
+        if out is not None:
+            return mask_nulls(out, *cols)
+    return rows(ctx, name, cols, rt, format_millis_row)
+
+
 @scalar(
     "FORMAT_TIMESTAMP",
     _with_zone("FORMAT_TIMESTAMP", "(TIMESTAMP, STRING[, STRING zone])", STRING, TIMESTAMP, STRING),
 )
 def _format_timestamp(ctx: EvalContext, args: Args, arg_types: Types, rt: SqlType) -> pa.Array:
     """Format a TIMESTAMP with a Java date-time pattern, in UTC or the given zone."""
-    cols = [_ts_millis(args[0]), *args[1:]]
-    return rows(
-        ctx,
-        "FORMAT_TIMESTAMP",
-        cols,
-        rt,
-        lambda ms, pat, tz="UTC": format_java(java_pattern(pat), from_millis(ms, zone(tz))),
-    )
+    return _format_millis(ctx, "FORMAT_TIMESTAMP", [_ts_millis(args[0]), *args[1:]], rt)
 
 
 @scalar(
@@ -87,14 +102,7 @@ def _format_timestamp(ctx: EvalContext, args: Args, arg_types: Types, rt: SqlTyp
 )
 def _timestamp_to_string(ctx: EvalContext, args: Args, arg_types: Types, rt: SqlType) -> pa.Array:
     """Format epoch milliseconds with a Java date-time pattern, in UTC or the given zone."""
-    cols = [pc.cast(args[0], pa.int64()), *args[1:]]
-    return rows(
-        ctx,
-        "TIMESTAMPTOSTRING",
-        cols,
-        rt,
-        lambda ms, pat, tz="UTC": format_java(java_pattern(pat), from_millis(ms, zone(tz))),
-    )
+    return _format_millis(ctx, "TIMESTAMPTOSTRING", [pc.cast(args[0], pa.int64()), *args[1:]], rt)
 
 
 def _format_days(days: int, pattern: str) -> str:
