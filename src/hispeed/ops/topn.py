@@ -59,7 +59,7 @@ class _Descending:
         return (_Descending, (self.value,))
 
 
-def _sort_column(values: pa.Array, descending: bool, numeric: bool) -> list[Any]:
+def sort_column(values: pa.Array, descending: bool, numeric: bool) -> list[Any]:
     """One ORDER BY column's values as they sort, nulls last either way (as DuckDB and
     Flink's default put them for ascending order): a number as itself (negated for DESC,
     a null as infinity), anything else as (0, value) or, for a null, (1, 0)."""
@@ -77,7 +77,7 @@ def _sort_column(values: pa.Array, descending: bool, numeric: bool) -> list[Any]
 #: where a null number sorts: after every number
 _LAST = float("inf")
 #: the types whose values sort as numbers
-_NUMERIC = ("INTEGER", "BIGINT", "DOUBLE", "DECIMAL")
+NUMERIC = ("INTEGER", "BIGINT", "DOUBLE", "DECIMAL")
 
 
 class TopN:
@@ -151,7 +151,7 @@ class TopN:
         if not parts:
             partitions = [()] * frame.num_rows
         columns = [
-            _sort_column(c(frame, ctx), descending, c.type is not None and c.type.name in _NUMERIC)
+            sort_column(c(frame, ctx), descending, c.type is not None and c.type.name in NUMERIC)
             for c, descending in ranking.order
         ]
         # one ORDER BY column sorts by its values themselves, several by tuples of them

@@ -11,9 +11,11 @@ arrives, so every output would wait for the next row of its partition (forever f
 
 from __future__ import annotations
 
+import dataclasses
+
 from hispeed.catalog import Source
 from hispeed.expr.scope import Scope
-from hispeed.plan.model import LagCall
+from hispeed.plan.model import LagCall, QueryPlan, RankingPlan
 from hispeed.plan.over_frames import FRAMED, framed_call
 from hispeed.plan.scope import compile_clause, error_at, is_aggregate, walk
 from hispeed.sql import ast
@@ -53,9 +55,10 @@ def plan_lags(select: ast.Select, source: Source, scope: Scope) -> None:
             "not seen when the row arrives (each result would wait for the next row of its "
             f"partition). LAG is: {SHAPE}",
         )
-    if source.kind != "STREAM":
+    if source.kind != "STREAM" and any(c.name not in FRAMED for c in calls):
+        bad = next(c for c in calls if c.name not in FRAMED)
         raise error_at(
-            first, f"{first.name}(...) OVER runs over a stream's rows, not a table's: {SHAPE}"
+            bad, f"{bad.name}(...) OVER runs over a stream's rows, not a table's: {SHAPE}"
         )
     aggregated = any(
         is_aggregate(x) for i in select.items if isinstance(i, ast.SelectItem) for x in walk(i.expr)
@@ -71,6 +74,9 @@ def plan_lags(select: ast.Select, source: Source, scope: Scope) -> None:
                 "the OVER calls of one query share one PARTITION BY and ORDER BY (their "
                 "frames may differ)",
             )
+    if source.kind == "TABLE":
+        _plan_table(select, calls, scope)
+        return
     times = {"ROWTIME", *([source.timestamp] if source.timestamp else [])}
     order = first.order_by
     if (
@@ -124,3 +130,52 @@ def plan_lags(select: ast.Select, source: Source, scope: Scope) -> None:
         scope.replaced[call] = LagCall(
             f"$lag{n}", typ, f"$lag{n}", None, value, offset, default, partition
         )
+
+
+def _plan_table(select: ast.Select, calls: list[ast.OverCall], scope: Scope) -> None:
+    """Aggregates over frames of a table's rows (ops/over_table.py): the result is a table
+    keyed as the input, each row's value maintained as rows enter, move and leave."""
+    first = calls[0]
+    items = {id(i.expr) for i in select.items if isinstance(i, ast.SelectItem)}
+    for call in calls:
+        if id(call) not in items:
+            raise error_at(
+                call, f"over a table, {call.name}(...) OVER (...) is a select item of its own"
+            )
+    if not first.order_by:
+        raise error_at(first, f"{first.name}(...) OVER a table's rows needs ORDER BY: {SHAPE}")
+    order = tuple((compile_clause(e, scope, "ORDER BY"), desc) for e, desc in first.order_by)
+    ranged = next((c for c in calls if c.frame and c.frame[0] == "RANGE" and c.frame[1]), None)
+    if ranged is not None:
+        typ = order[0][0].type
+        if len(order) != 1 or order[0][1] or typ is None or typ.name not in ("INTEGER", "BIGINT"):
+            raise error_at(
+                ranged,
+                "a RANGE frame over a table's rows is ordered by one whole-number time column "
+                "(milliseconds), ascending",
+            )
+    partition = tuple(compile_clause(e, scope, "PARTITION BY") for e in first.partition_by)
+    for n, call in enumerate(dict.fromkeys(calls)):
+        made = framed_call(call, n, partition, scope)
+        scope.replaced[call] = dataclasses.replace(made, order=order)
+
+
+def table_frames(plan: QueryPlan) -> None:
+    """A plan over a table with framed aggregates runs them as its ranking step (ops/
+    over_table.py), keyed by the table's key."""
+    if not plan.lags or plan.source.kind != "TABLE":
+        return
+    first = plan.lags[0]
+    plan.ranking = RankingPlan(
+        "OVER",
+        list(first.partition),
+        list(first.order),
+        0,
+        None,
+        [
+            compile_clause(ast.ColumnRef(c.name), plan.scope, "SELECT")
+            for c in plan.source.key_columns
+        ],
+        list(plan.lags),
+    )
+    plan.lags = []

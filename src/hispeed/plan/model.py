@@ -102,6 +102,8 @@ class LagCall(ScopeColumn):
     function: str = "LAG"
     #: an aggregate's frame: ("ROWS", n preceding) or ("RANGE", ms preceding); None: unbounded
     frame: tuple[str, int | None] | None = None
+    #: over a table: the ORDER BY, (Compiled, descending) (plan/lag.py; ops/over_table.py)
+    order: tuple[Any, ...] = ()
 
 
 #: the joined frame's own columns are `$J.<name>`
@@ -189,6 +191,8 @@ class RankingPlan:
     rank_index: int | None
     #: the input table's key columns (None: the input is a stream, kept top-N rows only)
     table_key: list[Compiled] | None = None
+    #: function OVER: the aggregates over frames of a table's rows (ops/over_table.py)
+    frames: list[LagCall] = field(default_factory=list)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from hispeed.plan.columns import (
     output_column,
     output_names,
 )
-from hispeed.plan.lag import plan_lags
+from hispeed.plan.lag import plan_lags, table_frames
 from hispeed.plan.model import (
     LABEL,
     WINDOW_COLUMNS,
@@ -70,6 +70,7 @@ def plan_select(
     replaced = plan.scope.replaced
     plan.table_functions = [c for c in replaced.values() if isinstance(c, TableCall)]
     plan.lags = [c for c in replaced.values() if isinstance(c, LagCall)]
+    table_frames(plan)  # aggregates OVER frames of a table's rows (ops/over_table.py)
     return plan
 
 

@@ -28,9 +28,9 @@ from hispeed.ops.emit import SinkEncoder
 from hispeed.ops.join import JoinRuntime
 from hispeed.ops.lag import KIND as LAG_KIND
 from hispeed.ops.lag import Lag
+from hispeed.ops.over_table import ranking_operator
 from hispeed.ops.project import Project
 from hispeed.ops.stateful import StatefulProcessor
-from hispeed.ops.topn import TopN
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.runtime.ordering import InputQueues, log_times
 from hispeed.state.changelog import changelog_topic, restore
@@ -135,7 +135,7 @@ class QueryTask:
         if plan.aggregation is not None:
             self.aggregator = self._aggregator()
         #: ROW_NUMBER's Top-N and deduplication (ops/topn.py)
-        self.topn = TopN(plan, self.emitter) if plan.ranking is not None else None
+        self.topn = ranking_operator(plan, self.emitter) if plan.ranking is not None else None
         #: LAG(...) OVER columns, filled before the select list (ops/lag.py)
         self.lag = Lag(plan) if plan.lags else None
         if self.stateful:
@@ -253,7 +253,7 @@ class QueryTask:
         if self.processor is not None:
             self.processor = self._processor()
         if self.topn is not None:
-            self.topn = TopN(self.plan, self.emitter)
+            self.topn = ranking_operator(self.plan, self.emitter)
         if self.lag is not None:
             self.lag = Lag(self.plan)
         self.project = Project(self.plan, self.sink, self.emitter, self.join, self.processor)
