@@ -46,6 +46,7 @@ from hispeed.plan.pull import (
     sort_rows,
 )
 from hispeed.plan.query import plan_query
+from hispeed.plan.subquery import flatten
 from hispeed.runtime.context import QueryContext
 from hispeed.sql import ast
 from hispeed.sql.parser import parse_query
@@ -349,7 +350,7 @@ def prepare(views: PullViews, select: ast.Select) -> PreparedPull:
     if select.emit is not None:
         raise HispeedError("a push query (EMIT CHANGES) runs with Engine.stream()")
     context = views.context
-    select = check_pull(select, context.catalog, context.properties)
+    select = check_pull(flatten(select), context.catalog, context.properties)
     order, select = select.order_by, dataclasses.replace(select, order_by=())
     try:
         plan = plan_query(select, context.catalog, context.log)
