@@ -517,9 +517,12 @@ def _bounded(
         return jn
     rest = [t for t in terms if not any(t is u for u in bounds.terms)]
     split.residual = conditions.conjunction(rest)
-    # no GRACE PERIOD given: rows wait for their window to close, as in Flink's interval
-    # join, rather than ksqlDB's legacy 24 hours
-    return dataclasses.replace(jn, within=ast.WithinSpec(bounds.before_ms, bounds.after_ms, 0))
+    # an outer join's unmatched rows wait for their window to close, as in Flink's interval
+    # join (no grace: ksqlDB's legacy semantics would send them at once, and again joined);
+    # an inner join sends nothing unmatched, and keeps ksqlDB's default (24 hours' grace),
+    # so that a side that lags behind the other still finds its matches
+    grace = None if jn.kind == "INNER" else 0
+    return dataclasses.replace(jn, within=ast.WithinSpec(bounds.before_ms, bounds.after_ms, grace))
 
 
 def _over(terms: list[ast.Expr], sides: list[JoinSide], i: int, scope: Scope) -> list[ast.Expr]:
