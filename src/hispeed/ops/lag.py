@@ -72,7 +72,8 @@ class Lag:
         ]
         stamps = frame.column(field_name(plan.label, "ROWTIME")).to_pylist()
         offsets = [c.offset for c in self.calls]
-        framed = [c.function != "LAG" for c in self.calls]
+        framed = [c.function not in ("LAG", "LEAD") for c in self.calls]
+        leads = [c.function == "LEAD" for c in self.calls]
         fresh = [initial(c) if f else [] for c, f in zip(self.calls, framed, strict=True)]
         out: list[list[Any]] = [[None] * n for _ in self.calls]
         late = np.zeros(n, bool)
@@ -86,9 +87,12 @@ class Lag:
                 late[i] = True
                 continue
             kept = state[1] if state is not None else fresh
-            updated = []
+            updated: list[Any] = []
             for j, offset in enumerate(offsets):
                 before = kept[j]
+                if leads[j]:  # filled as the partition's later rows come (_hold)
+                    updated.append(None)
+                    continue
                 if framed[j]:
                     out[j][i], after = step(self.calls[j], before, values[j][i], ts)
                     updated.append(after)
@@ -98,16 +102,49 @@ class Lag:
                     [*before[-offset + 1 :], values[j][i]] if offset > 1 else [values[j][i]]
                 )
             last = ts if ts is not None else (state[0] if state is not None else None)
-            store.put(p, (last, updated))
+            held = state[2] if state is not None and len(state) > 2 else []
+            store.put(p, (last, updated, held))
         context.report(ctx, frame, plan.label)
         for call, data in zip(self.calls, out, strict=True):
             frame = frame.append_column(call.field, pa.array(data, call.type.to_arrow()))
         if late.any():
             self._report_late(frame, late, context)
+        if any(leads):
+            held = self._hold(frame, live & ~late, partitions, values)
+            return held, np.zeros(held.num_rows, bool)
+        if late.any():
             keep = pa.array(~late)
             frame = frame.filter(keep)
             tombstones = np.asarray(tombstones, bool)[~late]
         return frame, tombstones
+
+    def _hold(
+        self, frame: pa.RecordBatch, live: np.ndarray, partitions: list[Any], values: list[Any]
+    ) -> pa.RecordBatch:
+        """LEAD: each row waits in its partition until the row `offset` after it arrives (the
+        largest offset of the query's LEAD calls); the rows completed by this batch's rows,
+        from this batch or earlier ones, are the frame the select list runs over."""
+        store = self.stores[KIND]
+        calls = self.calls
+        wait = max(c.offset for c in calls if c.function == "LEAD")
+        fills = [(j, c.offset, c.field) for j, c in enumerate(calls) if c.function == "LEAD"]
+        rows = frame.to_pylist()
+        done: list[dict[str, Any]] = []
+        for i in np.flatnonzero(live).tolist():
+            p = partitions[i]
+            state = store.get(p)
+            assert state is not None  # the row's pass in `process` put it
+            last, kept, held = state
+            for at, row in enumerate(held):
+                distance = len(held) - at
+                for j, offset, field in fills:
+                    if offset == distance:
+                        row[field] = values[j][i]
+            if len(held) == wait:
+                done.append(held.pop(0))
+            held.append(rows[i])
+            store.put(p, (last, kept, held))
+        return pa.RecordBatch.from_pylist(done, schema=frame.schema)
 
     def _report_late(
         self, frame: pa.RecordBatch, late: np.ndarray, context: OperatorContext

@@ -5,8 +5,9 @@ row arrives: a partition's last `offset` values are all it needs. So a stream qu
 it in its select list, over the stream's event time; each call becomes a column of the frame
 (`scope.replaced`), which ops/lag.py fills before the select list is computed.
 
-LEAD is refused: its value is a later row's, which a stream has not seen when the row
-arrives, so every output would wait for the next row of its partition (forever for the last).
+LEAD's value is a later row's: a row with LEAD calls is written when the row `offset` after
+it in its partition arrives (the largest offset of the query's LEAD calls), with the event
+time it had; the partition's last rows wait (ops/lag.py holds them in its state).
 """
 
 from __future__ import annotations
@@ -47,14 +48,6 @@ def plan_lags(select: ast.Select, source: Source, scope: Scope) -> None:
     if not calls:
         return
     first = calls[0]
-    lead = next((c for c in calls if c.name == "LEAD"), None)
-    if lead is not None:
-        raise error_at(
-            lead,
-            "LEAD(...) OVER is not supported: its value is a later row's, which a stream has "
-            "not seen when the row arrives (each result would wait for the next row of its "
-            f"partition). LAG is: {SHAPE}",
-        )
     if source.kind != "STREAM" and any(c.name not in FRAMED for c in calls):
         bad = next(c for c in calls if c.name not in FRAMED)
         raise error_at(
@@ -98,6 +91,13 @@ def plan_lags(select: ast.Select, source: Source, scope: Scope) -> None:
             continue
         if call.frame is not None:
             raise error_at(call, f"LAG takes no frame (ROWS or RANGE): {SHAPE}")
+        if call.name == "LEAD" and len(call.args) == 3:
+            raise error_at(
+                call.args[2],
+                "LEAD over a stream takes no default: a row is written when the row `offset` "
+                "after it in its partition arrives, so there is always one (LEAD(value [, "
+                "offset]))",
+            )
         if not 1 <= len(call.args) <= 3:
             raise error_at(call, f"LAG takes a value, an offset and a default: {SHAPE}")
         value = compile_clause(call.args[0], scope, "SELECT")
@@ -105,7 +105,9 @@ def plan_lags(select: ast.Select, source: Source, scope: Scope) -> None:
         if len(call.args) > 1:
             arg = call.args[1]
             if not isinstance(arg, ast.Literal) or type(arg.value) is not int or arg.value < 1:
-                raise error_at(arg, f"LAG's offset is a whole number above 0, not {sql(arg)}")
+                raise error_at(
+                    arg, f"{call.name}'s offset is a whole number above 0, not {sql(arg)}"
+                )
             offset = int(arg.value)
         default = None
         if len(call.args) > 2:
@@ -128,7 +130,7 @@ def plan_lags(select: ast.Select, source: Source, scope: Scope) -> None:
                 )
         typ = value.type or T.STRING
         scope.replaced[call] = LagCall(
-            f"$lag{n}", typ, f"$lag{n}", None, value, offset, default, partition
+            f"$lag{n}", typ, f"$lag{n}", None, value, offset, default, partition, call.name
         )
 
 
