@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hispeed.functions.regex_columns import extract, re2_form
 from hispeed.functions.registry import EvalContext, scalar
 from hispeed.functions.signatures import (
     check,
@@ -421,18 +422,30 @@ def _group_of(p: re.Pattern[str], group: int) -> bool:
     return 0 <= group <= p.groups
 
 
+def regexp_extract_row(pattern: str, s: str, group: int = 0) -> str | None:
+    """One row of REGEXP_EXTRACT: the reference of the column path (`regex_columns`)."""
+    p = java_regex(pattern)
+    if not _group_of(p, group):
+        return None
+    m = p.search(s)
+    return m.group(group) if m else None
+
+
 @scalar("REGEXP_EXTRACT", _resolve_regexp_extract("REGEXP_EXTRACT", STRING))
 def _regexp_extract(ctx: EvalContext, args: Args, arg_types: Types, rt: SqlType) -> pa.Array:
     """Return the first match of a regular expression (or one capturing group of it)."""
-
-    def one(pattern: str, s: str, group: int = 0) -> str | None:
-        p = java_regex(pattern)
-        if not _group_of(p, group):
-            return None
-        m = p.search(s)
-        return m.group(group) if m else None
-
-    return rows(ctx, "REGEXP_EXTRACT", args, rt, one)
+    same_pattern, pattern = constant(args[0])
+    same_group, group = constant(args[2]) if len(args) > 2 else (True, 0)
+    if same_pattern and same_group and pattern is not None and group is not None:
+        form = re2_form(pattern)
+        if form is not None and 0 <= group < len(form.always) and form.always[group]:
+            try:
+                out = extract(args[1], form, group)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass  # a pattern RE2 refuses after all: row by row
+            else:
+                return mask_nulls(out, *args)
+    return rows(ctx, "REGEXP_EXTRACT", args, rt, regexp_extract_row)
 
 
 @scalar("REGEXP_EXTRACT_ALL", _resolve_regexp_extract("REGEXP_EXTRACT_ALL", array(STRING)))
