@@ -52,6 +52,7 @@ from hispeed.ops.join_steps import Event, JoinStepRunner, joined_batch
 from hispeed.ops.join_stream_stream import StreamStreamJoin
 from hispeed.ops.join_stream_table import StreamTableJoin
 from hispeed.ops.join_table_table import TableTableJoin
+from hispeed.ops.join_temporal import VersionedTableJoin
 from hispeed.plan.model import (
     LABEL,
     PSEUDO_COLUMNS,
@@ -61,6 +62,7 @@ from hispeed.plan.model import (
     field_name,
 )
 from hispeed.plan.scope import source_scope
+from hispeed.plan.temporal import DEFAULT_RETENTION_MS
 from hispeed.registry import SchemaRegistry
 
 
@@ -68,7 +70,11 @@ class JoinRuntime:
     """Decodes each side's records and runs them through the join steps."""
 
     def __init__(
-        self, plan: QueryPlan, query_id: str, registry: SchemaRegistry | None = None
+        self,
+        plan: QueryPlan,
+        query_id: str,
+        registry: SchemaRegistry | None = None,
+        temporal_retention_ms: int = DEFAULT_RETENTION_MS,
     ) -> None:
         join = plan.join
         assert join is not None
@@ -98,6 +104,10 @@ class JoinRuntime:
             right_fields = self.side_fields[step.right]
             if step.left_kind == "STREAM" and step.right_kind == "STREAM":
                 self.steps.append(StreamStreamJoin(step, left_fields, right_fields))
+            elif step.as_of is not None:  # FOR SYSTEM_TIME AS OF (plan/temporal.py)
+                self.steps.append(
+                    VersionedTableJoin(step, left_fields, right_fields, temporal_retention_ms)
+                )
             elif step.left_kind == "STREAM":
                 self.steps.append(StreamTableJoin(step, left_fields, right_fields))
             else:
@@ -123,7 +133,8 @@ class JoinRuntime:
         #: a one-step stream-table join of plain keys runs whole runs of slices at once
         #: (ops/join_lookup.py)
         self.runs: LookupJoin | None = None
-        if not residual and lookup_supported(join.steps, topics, windowed):
+        versioned = any(step.as_of is not None for step in join.steps)
+        if not residual and not versioned and lookup_supported(join.steps, topics, windowed):
             self.runs = LookupJoin(
                 join.steps[0], labels, self.side_fields, self.types, self.key_type
             )

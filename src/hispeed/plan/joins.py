@@ -23,6 +23,7 @@ from hispeed.expr.compiler import compile_expr
 from hispeed.expr.scope import Compiled, Scope, ScopeColumn
 from hispeed.formats.base import Column
 from hispeed.plan import join_conditions as conditions
+from hispeed.plan import temporal
 from hispeed.plan.columns import key_more_than_once, synthetic_join_key
 from hispeed.plan.model import (
     LABEL,
@@ -127,6 +128,7 @@ def plan_relation(
             )
         left_label = _label_of(left_e, scope)
         step = _step(jn, i, left_key, right_key, kind, right, left_label, err)
+        step = temporal.versioned(step, jn, right, scope, err)  # FOR SYSTEM_TIME AS OF
         right_field = _column_field(right_e, scope)
         left_field = _column_field(left_e, scope)
         right_pk = [f"{right.label}.{c.name}" for c in right.source.key_columns]

@@ -139,6 +139,9 @@ class JoinStep:
     #: the rest of an outer join's ON clause past its key equality (plan/join_conditions.py):
     #: joined rows in, whether each pair matches out; a pair that does not is no match
     residual: Callable[[list[dict[str, Any]]], list[bool]] | None = None
+    #: a temporal join (FOR SYSTEM_TIME AS OF): the left field holding each stream record's
+    #: time, whose version of the table row it joins (plan/temporal.py)
+    as_of: str | None = None
 
     @property
     def result(self) -> str:

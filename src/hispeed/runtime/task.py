@@ -32,6 +32,7 @@ from hispeed.ops.over_table import ranking_operator
 from hispeed.ops.project import Project
 from hispeed.ops.stateful import StatefulProcessor
 from hispeed.plan.model import QueryPlan, field_name
+from hispeed.plan.temporal import retention
 from hispeed.runtime.ordering import InputQueues, log_times
 from hispeed.state.changelog import changelog_topic, restore
 from hispeed.state.stores import Restorable
@@ -85,8 +86,12 @@ class QueryTask:
         reset = context.offset_reset(properties)
         self.join: JoinRuntime | None = None
         topics = [self.source.topic]
+        #: how long a temporal join keeps superseded versions (plan/temporal.py)
+        self.temporal_retention_ms = retention({**context.properties, **(properties or {})})
         if plan.join is not None:
-            self.join = JoinRuntime(plan, query_id, context.schema_registry)
+            self.join = JoinRuntime(
+                plan, query_id, context.schema_registry, self.temporal_retention_ms
+            )
             topics = list(self.join.topics)
         self.unit = unit
         if unit is None:
@@ -249,7 +254,9 @@ class QueryTask:
         if self.aggregator is not None:
             self.aggregator = self._aggregator()
         if self.join is not None:
-            self.join = JoinRuntime(self.plan, self.id, self.context.schema_registry)
+            self.join = JoinRuntime(
+                self.plan, self.id, self.context.schema_registry, self.temporal_retention_ms
+            )
         if self.processor is not None:
             self.processor = self._processor()
         if self.topn is not None:

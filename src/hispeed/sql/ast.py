@@ -265,6 +265,8 @@ class Join(Relation):
     pos: Pos = _pos()
     #: `FROM a, b`: an inner join whose condition is in WHERE (`on` is TRUE)
     comma: bool = False
+    #: FOR SYSTEM_TIME AS OF's time: a temporal join with the right table's versions
+    as_of: Expr | None = None
 
 
 @dataclass(frozen=True)

@@ -289,6 +289,21 @@ def _check_table(table: FlinkTable, start: Token) -> None:
         )
 
 
+def joined_table(p: ExpressionParser) -> tuple[ast.SourceRef, ast.Expr | None]:
+    """A join's right side: `name [FOR SYSTEM_TIME AS OF expr] [[AS] alias]` (Flink's
+    temporal join: plan/temporal.py), and the AS OF time (None without it)."""
+    tok = p.tok
+    name = p.identifier("a stream or table name")
+    as_of = None
+    if p.tok.is_word("FOR") and p.peek().is_word("SYSTEM_TIME"):
+        p.advance()
+        p.advance()
+        p.expect_word("AS")
+        p.expect_word("OF")
+        as_of = p.expr()
+    return ast.SourceRef(name, p.optional_alias(), pos=p.pos(tok)), as_of
+
+
 # -- Flink's words in a query, hispeed's after ---------------------------------------------
 
 
@@ -399,4 +414,5 @@ __all__ = [
     "flink_query",
     "flink_type",
     "is_flink_create",
+    "joined_table",
 ]

@@ -803,13 +803,13 @@ class StatementParser(ExpressionParser):
                 continue
             if kind is None:
                 return left
-            right = self.source_ref()
+            right, as_of = flink.joined_table(self)
             within = None
             if self.accept_word("WITHIN"):
                 within = self.within()
             self.expect_word("ON")
             on = self.expr()
-            left = ast.Join(left, right, kind, on, within, pos=self.pos(tok))
+            left = ast.Join(left, right, kind, on, within, pos=self.pos(tok), as_of=as_of)
 
     def source_ref(self) -> ast.SourceRef:
         tok = self.tok
