@@ -109,6 +109,27 @@ def test_versions_survive_a_restart_and_deletions_end_one(tmp_path: Path) -> Non
     assert got == [(0, None), (1, 10), (2, 20)]
 
 
+def test_on_conditions_past_the_key_decide_the_match(tmp_path: Path) -> None:
+    """ON's other conditions (several conditions: docs/sql.md) apply to the version of the
+    record's time: a LEFT JOIN keeps the record, with NULLs, when that version fails them."""
+    with Engine(tmp_path / "data") as engine:
+        engine.execute(SOURCES)
+        engine.execute(
+            "CREATE STREAM priced AS SELECT o.currency AS currency, o.id AS id, r.rate AS rate "
+            "FROM orders o LEFT JOIN rates FOR SYSTEM_TIME AS OF o.ts AS r "
+            "ON o.currency = r.currency AND o.amount < r.rate EMIT CHANGES;"
+        )
+        engine.insert("RATES", {"CURRENCY": "EUR", "RATE": 10, "TS": 100}, 100)
+        engine.insert("RATES", {"CURRENCY": "EUR", "RATE": 30, "TS": 200}, 200)
+        engine.drain()
+        for i, (ts, amount) in enumerate([(150, 5), (150, 20), (250, 20)]):
+            row = {"ID": i, "CURRENCY": "EUR", "AMOUNT": amount, "TS": ts}
+            engine.insert("ORDERS", row, ts)
+        engine.drain()
+        got = sorted(_outputs(engine, "PRICED"))
+    assert got == [(0, 10), (1, None), (2, 30)]
+
+
 @pytest.mark.parametrize(
     ("join", "words", "at"),
     [

@@ -51,6 +51,13 @@ class VersionedTableJoin(JoinStepRunner):
                 times, rows = self.versions[k]
                 i = bisect.bisect_right(times, at) - 1
                 row = rows[i] if i >= 0 else None
+            residual = self.step.residual
+            if (
+                row is not None
+                and residual is not None
+                and not residual([self.joined(e.row, row)])[0]
+            ):
+                row = None  # ON's other conditions fail: no match (plan/join_conditions.py)
             if k is None or (row is None and inner):
                 continue
             joined = self.joined(e.row, row)
