@@ -201,3 +201,56 @@ def test_refused_with_line_and_column(
             e.execute("CREATE TABLE x AS\n" + text)
     assert (caught.value.line - 1, caught.value.column) == place
     assert words in str(caught.value)
+
+
+def test_a_batch_per_group_matches_duckdb_and_record_by_record(tmp_path: Path) -> None:
+    """The aggregates ops/aggregate_batch.py adds a group's values at once for (COUNT, MIN,
+    MAX, DISTINCT, FILTER), with NULL groups, a WHERE and NULL values: the table it leaves
+    is DuckDB's, and the one record-by-record changes leave (the record cache off)."""
+    rng = random.Random(3)
+    rows = [
+        (
+            rng.choice(["a", "b", "c", None]),
+            rng.choice([None, 1, 2, 3, 4]),
+            rng.choice([None, "x", "y", "zz"]),
+        )
+        for _ in range(900)
+    ]
+    calls = (
+        "COUNT(*) AS n, COUNT(b) AS nb, COUNT(*) FILTER (WHERE b > 2) AS big, "
+        "COUNT(DISTINCT s) AS kinds, COUNT(DISTINCT b) FILTER (WHERE s <> 'x') AS not_x, "
+        "MAX(s) AS top, MIN(s) FILTER (WHERE b = 1) AS low, MIN(b) AS least"
+    )
+    names = ("N", "NB", "BIG", "KINDS", "NOT_X", "TOP", "LOW", "LEAST")
+    tables = []
+    for cache in (None, 0):
+        properties: dict[str, Any] = {"query.max.poll.records": 100}
+        if cache is not None:
+            properties["ksql.streams.cache.max.bytes.buffering"] = cache
+        with Engine(tmp_path / f"d{cache}", properties=properties) as e:
+            e.execute(
+                "CREATE STREAM s (id INT KEY, g STRING, b BIGINT, s STRING) WITH "
+                "(kafka_topic='s', value_format='JSON', partitions=1);"
+            )
+            e.execute(
+                f"CREATE TABLE agg AS SELECT g, {calls} FROM s WHERE b IS NULL OR b <> 4 "
+                "GROUP BY g;"
+            )
+            e.log.append(
+                "s",
+                [
+                    (i.to_bytes(4, "big"), json.dumps({"G": g, "B": b, "S": s}).encode())
+                    for i, (g, b, s) in enumerate(rows)
+                ],
+            )
+            e.drain()
+            tables.append(
+                {k.decode(): tuple(v[c] for c in names) for k, v in _latest(e, "AGG").items()}
+            )
+    con = duckdb.connect()
+    con.execute("create table s (g varchar, b bigint, s varchar)")
+    con.executemany("insert into s values (?, ?, ?)", rows)
+    query = f"select g, {calls} from s where (b is null or b <> 4) and g is not null group by g"
+    expected = {r[0]: r[1:] for r in con.sql(query).fetchall()}
+    assert tables[0] == expected
+    assert tables[1] == expected

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from hispeed.functions.aggregates import hashable, unhashable
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import HEADERS_TYPE
+from hispeed.ops.aggregate_batch import add_values, batched, changes_by_group, group_runs
 from hispeed.ops.base import OperatorContext, Outputs
 from hispeed.ops.changes import Change, only_rows
 from hispeed.ops.decode import frame_headers
@@ -107,6 +108,15 @@ class Aggregator:
         self._key_records = self.store is None
         #: "S" records to delete at the next checkpoint (the states went back into columns)
         self._stale_keys: set[Any] = set()
+        #: a stream's unwindowed GROUP BY whose calls all add a group's values at once: a
+        #: batch per group (ops/aggregate_batch.py), not record by record
+        self.by_group = (
+            plan.source.kind == "STREAM"
+            and agg.window is None
+            and not self.final
+            and not self.per_record
+            and all(batched(call.logic) for call in self.calls)
+        )
         #: EMIT FINAL: no window closes before stream time reaches this (a lower bound of the
         #: open windows' end plus grace), so a record that closes none costs no scan
         self._next_close = -math.inf
@@ -145,6 +155,9 @@ class Aggregator:
             assert self.store is not None
             self.states = self.pickled.replace("S", self.store.take_dict())
             self.in_dict = True
+        if self.by_group:
+            self._process_by_group(frame, context)
+            return
         ctx = EvalContext()
         label = self.plan.label
         n = frame.num_rows
@@ -223,6 +236,45 @@ class Aggregator:
             changes = finals
         elif not self.per_record:
             changes = _coalesce(changes)
+        self.evict(times)
+        self._emit(changes, context.out)
+        self.checkpoint(context.out, times)
+
+    def _process_by_group(self, frame: pa.RecordBatch, context: OperatorContext) -> None:
+        """The reference path's changes, a group's records added at once (by_group)."""
+        ctx = EvalContext()
+        label = self.plan.label
+        keep = np.ones(frame.num_rows, bool)
+        if self.plan.where is not None:
+            passed = pc.fill_null(self.plan.where(frame, ctx), False)
+            keep = np.asarray(passed.to_numpy(zero_copy_only=False), bool)
+        groups = [g(frame, ctx) for g in self.agg.group_exprs]
+        order, keys, starts = group_runs(groups, keep)
+        rows = pa.array(order, pa.int64())
+        args = [[a(frame, ctx).take(rows).to_pylist() for a in call.args] for call in self.calls]
+        header_column = frame_headers(frame, label)
+        headers = header_column.to_pylist() if header_column is not None else None
+        context.report(ctx, frame, label)
+        partition = context.partition
+        stream_time = context.stream_time.get(partition, 0)
+        if len(order):
+            stamps = frame.column(field_name(label, "ROWTIME")).take(rows)
+            stream_time = max(stream_time, pc.max(stamps).as_py())
+
+        def change(i: int, group: tuple[Any, ...], start: int, end: int) -> Change:
+            key = (group, None)
+            states = self.states.get(key) or self._init()
+            states = [
+                add_values(call.logic, s, [c[start:end] for c in call_args], end - start)
+                for call, s, call_args in zip(self.calls, states, args, strict=True)
+            ]
+            self.states[key] = states
+            self.dirty.add(("S", key))
+            return self._change(group, None, states)
+
+        changes = changes_by_group(order, keys, starts, change, headers)
+        times = context.stream_time
+        times[partition] = max(times.get(partition, 0), stream_time)
         self.evict(times)
         self._emit(changes, context.out)
         self.checkpoint(context.out, times)
