@@ -99,8 +99,8 @@ class TopN:
         self.value_at = [where[id(c)] for c in plan.value]
         # a tombstone's computed columns: the key columns from the partition's values (in
         # PARTITION BY order, as the planner put the key), the rest None
-        parts = iter(range(len(plan.ranking.partition)))
-        keyed = {i: next(parts) for i in self.key_at if i != rank}
+        width = len(plan.ranking.partition)
+        keyed = {i: j for j, i in enumerate(self.key_at[:width])}
         self._tombstone_template = [keyed.get(i) for i in self.computed]
         #: the arrival counter (kept in the store at the end of each batch)
         self._sequence: int | None = None
@@ -177,7 +177,11 @@ class TopN:
         else:
             before: dict[Any, list[Any]] = {}
             self._rank_table(partitions, sorts, rows, stamps, keys, deleted, before, times)
-            changed = self._compared(before)
+            if ranking.function != "ROW_NUMBER":
+                self._emit_ties(self._compared_ties(before), times, context)
+                changed = []
+            else:
+                changed = self._compared(before)
         if self._sequence is not None:
             self.stores[SEQUENCE].put("next", self._sequence)
         if changed:
@@ -231,6 +235,8 @@ class TopN:
         out of the top N (updated or deleted) lets the next one in."""
         store, where = self.stores[RANKS], self.stores[ROWS]
         n = self.limit
+        # RANK and DENSE_RANK keep every row tied within the bound: the whole partition before
+        ties = None if self.ranking.function == "ROW_NUMBER" else True
         for i, (p, s, row, ts, key) in enumerate(
             zip(partitions, sorts, rows, stamps, keys, strict=True)
         ):
@@ -239,7 +245,7 @@ class TopN:
                 old_p, seq = old
                 entries = store.get(old_p, [])
                 if old_p not in before:
-                    before[old_p] = entries[:n]
+                    before[old_p] = entries[:n] if ties is None else list(entries)
                 entries = [e for e in entries if e[1] != seq]
                 if entries:
                     store.put(old_p, entries)
@@ -251,7 +257,7 @@ class TopN:
                 continue
             entries = store.get(p, [])
             if p not in before:
-                before[p] = entries[:n]
+                before[p] = entries[:n] if ties is None else list(entries)
             seq = self._next_sequence()
             bisect.insort(entries, (s, seq, row))
             store.put(p, entries)
@@ -271,6 +277,64 @@ class TopN:
                 elif r >= len(old) or old[r][1] != new[r][1]:
                     changed.append((p, r + 1, new[r][2]))
         return changed
+
+    def _ranked(self, entries: list[Any]) -> dict[Any, tuple[int, Any]]:
+        """RANK or DENSE_RANK: each row ranked within the bound, by its arrival number (a
+        table's row: one number while it stays) -> (rank, row)."""
+        dense = self.ranking.function == "DENSE_RANK"
+        out: dict[Any, tuple[int, Any]] = {}
+        rank, distinct, previous = 0, 0, object()
+        for at, (s, seq, row) in enumerate(entries):
+            if s != previous:
+                distinct += 1
+                rank = distinct if dense else at + 1
+                previous = s
+            if rank > self.limit:
+                break
+            out[seq] = (rank, row)
+        return out
+
+    def _compared_ties(self, before: dict[Any, list[Any]]) -> list[tuple[Any, int, Any, bool]]:
+        """RANK or DENSE_RANK: each touched partition's ranked rows compared with what they
+        were: (partition, rank, row, a tombstone?) for each row that entered, moved or left."""
+        store = self.stores[RANKS]
+        changed: list[tuple[Any, int, Any, bool]] = []
+        for p, old_entries in before.items():
+            old, new = self._ranked(old_entries), self._ranked(store.get(p, []))
+            changed += [(p, r, row, True) for seq, (r, row) in old.items() if seq not in new]
+            changed += [
+                (p, r, row, False) for seq, (r, row) in new.items() if old.get(seq) != (r, row)
+            ]
+        # a row updated in place leaves under its old arrival number and enters under a new
+        # one: its key is written once, as the upsert
+        at = [self.computed.index(i) for i in self.key_at if i in self.computed]
+        upserted = {tuple(row[i] for i in at) for _, _, row, gone in changed if not gone}
+        return [c for c in changed if not c[3] or tuple(c[2][i] for i in at) not in upserted]
+
+    def _emit_ties(
+        self, changed: list[tuple[Any, int, Any, bool]], times: dict[Any, int], ctx: OperatorContext
+    ) -> None:
+        """Write RANK's changes: keyed by the partition and the input's key (in each row)."""
+        if not changed:
+            return
+        outputs = self.plan.outputs
+        columns = (
+            list(zip(*[row for _, _, row, _ in changed], strict=True)) if self.computed else []
+        )
+        arrays: dict[int, pa.Array] = {
+            i: pa.array(data, outputs[i].type.to_arrow())
+            for i, data in zip(self.computed, columns, strict=True)
+        }
+        rank_at = self.ranking.rank_index
+        if rank_at is not None:
+            arrays[rank_at] = pa.array([r for _, r, _, _ in changed], pa.int64())
+        self.emitter.emit(
+            [arrays[i] for i in self.key_at],
+            [arrays[i] for i in self.value_at],
+            pa.array([times[p] for p, _, _, _ in changed], pa.int64()),
+            np.array([g for _, _, _, g in changed], bool),
+            ctx.out,
+        )
 
     def _emit(
         self, changed: list[tuple[Any, int, Any]], times: dict[Any, int], ctx: OperatorContext

@@ -12,6 +12,8 @@ shapes Flink SQL maintains incrementally over an unbounded input:
 
 The result is a table keyed by the PARTITION BY columns and the rank (ops/topn.py keeps it
 up to date: each change of a rank is an upsert of its key, a rank left empty a tombstone).
+RANK() and DENSE_RANK() rank a table's rows: tied rows share a rank, so their result is keyed
+by the PARTITION BY columns and the input table's key, the rank a value.
 Every other use of ROW_NUMBER is refused here with what is supported.
 """
 
@@ -157,7 +159,32 @@ def plan_subquery(
                 "outer query",
             )
         key_at.append(found)
-    if rank_index is not None:
+    if over.name != "ROW_NUMBER":
+        # tied rows share a rank: the rank is no key, the input table's key tells them apart
+        if source.kind != "TABLE" or join is not None:
+            raise error_at(
+                over,
+                f"{over.name}() ranks a table's rows: tied rows share a rank, so the result is "
+                "keyed by the PARTITION BY columns and the input table's key, which a stream's "
+                f"rows do not have; over a stream use ROW_NUMBER() (ties by arrival): {SHAPE}",
+            )
+        exprs = _exprs(select, sub, columns, order)
+        for c in source.key_columns:
+            e = ast.ColumnRef(c.name)
+            if any(exprs[i] == e for i in key_at):
+                continue  # a PARTITION BY column already
+            found = next(
+                (i for i, o in enumerate(exprs) if o == e and i not in key_at),
+                None,
+            )
+            if found is None:
+                raise error_at(
+                    over,
+                    f"{over.name}()'s result is keyed by the PARTITION BY columns and the "
+                    f"input table's key: select {sql(e)} in the outer query",
+                )
+            key_at.append(found)
+    elif rank_index is not None:
         key_at.append(rank_index)
     elif limit > 1:
         raise error_at(
@@ -227,22 +254,16 @@ def _the_over_call(sub: ast.Subquery) -> tuple[ast.OverCall, int]:
     if len(found) > 1:
         raise error_at(found[1][0], f"one ROW_NUMBER() per subquery is supported: {SHAPE}")
     over, at = found[0]
-    if over.name in ("RANK", "DENSE_RANK"):
-        raise error_at(
-            over,
-            f"{over.name}() is not supported yet (ties share a rank, so the rank is no key); "
-            f"ROW_NUMBER() is: {SHAPE}",
-        )
-    if over.name != "ROW_NUMBER":
+    if over.name not in RANKING:
         raise error_at(
             over,
             f"{over.name}(...) OVER (...) in a subquery is not supported; ROW_NUMBER() is: {SHAPE}",
         )
     if over.args:
-        raise error_at(over, "ROW_NUMBER() takes no arguments")
+        raise error_at(over, f"{over.name}() takes no arguments")
     if not over.order_by:
         raise error_at(
-            over, "ROW_NUMBER() OVER (...) needs ORDER BY: the order that ranks the rows"
+            over, f"{over.name}() OVER (...) needs ORDER BY: the order that ranks the rows"
         )
     item = inner.items[at]
     assert isinstance(item, ast.SelectItem)
