@@ -42,6 +42,7 @@ from hispeed.plan.scope import (
     source_scope,
     walk,
 )
+from hispeed.plan.semijoin import rewrite as semijoin
 from hispeed.plan.subquery import flatten
 from hispeed.plan.validate import (
     check_column_references,
@@ -82,6 +83,7 @@ def _plan_select(
     sink_name: str | None = None,
 ) -> QueryPlan:
     select = flatten(select)  # a subquery that filters and projects (plan/subquery.py)
+    select = semijoin(select, catalog, sink_kind)  # IN / EXISTS (SELECT ...): plan/semijoin.py
     if isinstance(select.from_, ast.Subquery):
         return plan_subquery(select, catalog, sink_kind, sink_name)
     refuse_over(select, lag=isinstance(select.from_, ast.SourceRef))

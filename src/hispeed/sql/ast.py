@@ -132,6 +132,26 @@ class InList(Expr):
 
 
 @dataclass(frozen=True)
+class InSubquery(Expr):
+    """`operand [NOT] IN (SELECT key FROM table ...)`: a semi-join (anti-join) against a
+    table, planned by plan/semijoin.py (past ksqlDB: docs/sql.md)."""
+
+    operand: Expr
+    query: Select
+    negated: bool = False
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
+class Exists(Expr):
+    """`EXISTS (SELECT ... FROM table WHERE table.key = outer.column ...)` (NOT EXISTS is
+    NOT over it): a semi-join against a table, planned by plan/semijoin.py."""
+
+    query: Select
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
 class Between(Expr):
     operand: Expr
     low: Expr

@@ -17,6 +17,7 @@ from hispeed.sql.aggregate_clauses import filter_ahead, filter_clause
 from hispeed.sql.joins import interval_literal
 from hispeed.sql.lexer import DECIMAL, EOF, FLOAT, IDENT, INTEGER, QUOTED, STRING, Token, tokenize
 from hispeed.sql.over import over_ahead, over_clause
+from hispeed.sql.subquery import exists, in_subquery
 
 _T = TypeVar("_T")
 _K = TypeVar("_K")
@@ -395,6 +396,8 @@ class ExpressionParser:
             high = self.value()
             return ast.Between(left, low, high, negated, pos=self.pos(tok))
         if self.accept_word("IN"):
+            if self.tok.is_op("(") and self.peek().is_word("SELECT"):
+                return in_subquery(self, left, negated, tok)
             self.expect_op("(")
             if self.tok.is_op(")"):
                 raise self.error("a value: IN needs at least one")
@@ -515,6 +518,8 @@ class ExpressionParser:
             return ast.Literal(None, None, pos=p)
         if word == "CASE":
             return self.case()
+        if word == "EXISTS" and self.peek().is_op("(") and self.peek(2).is_word("SELECT"):
+            return exists(self)
         if word == "INTERVAL" and self.peek().kind in (STRING, INTEGER):
             return interval_literal(self)
         if word == "CAST":
