@@ -12,6 +12,6 @@ CREATE TABLE q9 WITH (key_format='JSON') AS
           B.bidder AS bidder, B.price AS price, B.dateTime AS bid_dateTime,
           ROW_NUMBER() OVER (PARTITION BY A.id ORDER BY B.price DESC, B.dateTime ASC)
             AS rownum
-        FROM auction A JOIN bid B WITHIN (0 SECONDS, 1 MINUTE) ON A.id = B.auction
+        FROM auction A JOIN bid B WITHIN (0 SECONDS, 1 MINUTE) GRACE PERIOD 0 SECONDS ON A.id = B.auction
         WHERE B.dateTime BETWEEN A.dateTime AND A.expires)
   WHERE rownum <= 1 EMIT CHANGES;

@@ -132,7 +132,7 @@ class JoinRuntime:
             )
         #: a one-step stream-table join of plain keys runs whole runs of slices at once
         #: (ops/join_lookup.py)
-        self.runs: LookupJoin | None = None
+        self.runs: LookupJoin | ColumnarStreamJoin | None = self.columnar
         versioned = any(step.as_of is not None for step in join.steps)
         if not residual and not versioned and lookup_supported(join.steps, topics, windowed):
             self.runs = LookupJoin(
@@ -163,7 +163,7 @@ class JoinRuntime:
         one by one would give them, computed at once (a join with `runs` only)."""
         assert self.runs is not None
         sides = decode_run(self.decoding, self.topics, items, out.errors)
-        batch = self.runs.process(sides, self.stream_time)
+        batch = self.runs.process_run(sides, self.stream_time)
         if batch is None:
             return pa.RecordBatch.from_arrays([], names=[]), np.zeros(0, bool)
         return batch, np.zeros(batch.num_rows, bool)
@@ -180,10 +180,6 @@ class JoinRuntime:
                 continue
             if side == 0 and self.lookup is not None:
                 fast.append(self._look_up(self.lookup, frame))
-            elif self.columnar is not None:
-                step = self.join.steps[0]
-                key = (step.left_key if side == 0 else step.right_key)(frame, EvalContext())
-                fast.append(self.columnar.process(side, frame, key, self.stream_time))
             else:
                 events += self._side(side, frame, tombstones)
         if fast and not events:

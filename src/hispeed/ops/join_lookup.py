@@ -182,7 +182,7 @@ class LookupJoin:
         #: key -> its row as a dict (None: deleted) since the last checkpoint
         self.changed: dict[Any, dict[str, Any] | None] = {}
 
-    def process(self, sides: dict[int, SideRun], st: list[int]) -> pa.RecordBatch | None:
+    def process_run(self, sides: dict[int, SideRun], st: list[int]) -> pa.RecordBatch | None:
         """The joined rows of a run (None if it had no stream records): each stream record
         with the table as it stood at the record's place; the table's changes kept."""
         self._materialize()
