@@ -1,17 +1,23 @@
-"""A stream-stream join a whole batch at a time: the fast path for the common shape.
+"""A stream-stream join a run of slices at a time: the fast path for the common shape.
 
 `ops/join.py` walks records one by one through any join. For a query that is one
 stream-stream join of two different streams, keyed by a BIGINT, INTEGER or STRING
-expression, without GRACE PERIOD (INNER, LEFT, RIGHT or FULL), this module gives the same
-rows with columns: each side's records are kept as Arrow chunks, and a batch from one side is
-matched against the other side's chunks with one hash join (Polars) and filtered to the
-window. A batch of one side never sees its own records, so record-at-a-time order holds:
-each record's matches come in the other side's time order (ties: arrival order), and an
-unmatched record of an outer side is sent at once, joined to NULLs (ksqlDB's semantics
-without GRACE PERIOD).
+expression, without GRACE PERIOD (INNER, LEFT, RIGHT or FULL) or an INNER join with one, this
+module gives the same rows with columns. The task hands both sides out in timestamp order as
+slices (runtime/ordering.py); a run of them is taken at once (`process_run`, decoded by
+ops/join_lookup.py's `decode_run`): each record joins the other side's records kept before the
+run and those placed before it in the run (one hash join, Polars, filtered to the window and
+to what is still kept when the record comes: above its side's newest time less the window and
+grace), and the records that come later join it in turn, so each pair is sent once, by the
+later record, at its place. A record's matches come in the other side's time order (ties:
+arrival order); an unmatched record of an outer side is sent at once, joined to NULLs
+(ksqlDB's semantics without GRACE PERIOD; with one, an outer join's unmatched rows wait for
+their window to close: ops/join_stream_stream.py's work).
 
-Each batch's records are one chunk of state and one changelog entry; a chunk is forgotten
-(and deleted from the changelog) once all its records are past retention.
+Each side's records of a run are one chunk of state and one changelog entry; a chunk is
+forgotten (and deleted from the changelog) once all its records are past retention, so the
+state is bounded by the window and grace. An inner join with GRACE PERIOD that ran on the
+record path before takes over its committed state (`restore`).
 """
 
 from __future__ import annotations
