@@ -337,6 +337,12 @@ def test_table_joins_with_residuals_and_several_foreign_keys_match_duckdb(
             "a join needs an equality between a column",
             "AND b.ch",  # the ON condition, at its AND
         ),
+        (
+            "CREATE STREAM e6 AS SELECT * FROM bids b JOIN auctions a ON b.auction = a.id "
+            "AND b.ch > 5;",
+            "Cannot compare B.CH (STRING) to 5 (INTEGER)",  # ON's, though it runs as a filter
+            "> 5",
+        ),
     ],
 )
 def test_refused_join_conditions_say_where(

@@ -166,6 +166,10 @@ def plan_relation(
             (x for x in sides[:i] if left_field and left_field.startswith(x.label + ".")), None
         )
         if split.residual is not None:
+            # checked as ON's, whichever way it runs
+            conditions.check_boolean(
+                compile_(split.residual, scope, "JOIN ON"), split.residual, err
+            )
             later = [j.kind for j in ons[i:]]
             if step.kind == "INNER" and all(k in ("INNER", "LEFT") for k in later):
                 filters.append(split.residual)  # a filter over the joined rows: WHERE's
@@ -552,9 +556,7 @@ def _residual(
             "Invalid join condition: a FULL OUTER join of tables joins on its key alone; "
             f"move {sql(residual)} to WHERE, or join LEFT or RIGHT.",
         )
-    compiled = compile_(residual, scope, "JOIN ON")
-    conditions.check_boolean(compiled, residual, err)
-    return conditions.row_predicate(compiled, scope)
+    return conditions.row_predicate(compile_(residual, scope, "JOIN ON"), scope)
 
 
 def _labels_in(e: ast.Expr, scope: Scope) -> set[str]:
