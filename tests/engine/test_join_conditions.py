@@ -343,6 +343,13 @@ def test_table_joins_with_residuals_and_several_foreign_keys_match_duckdb(
             "Cannot compare B.CH (STRING) to 5 (INTEGER)",  # ON's, though it runs as a filter
             "> 5",
         ),
+        (
+            # one bound from the record times, the other from a column that is not one
+            "CREATE STREAM e7 AS SELECT * FROM bids b, asks s WHERE b.auction = s.auction "
+            "AND b.t BETWEEN s.t AND s.floor;",
+            "S.FLOOR is not the time of `S`'s records (ROWTIME or T)",
+            "s.floor;",
+        ),
     ],
 )
 def test_refused_join_conditions_say_where(

@@ -239,16 +239,17 @@ def time_bounds(
             found = True
         if found:
             used.append(term)
+    if (not used or lo is None or hi is None) and offending is not None:
+        # a window is needed, and this cannot give it
+        t = offending
+        shown = " or ".join(sorted(times[t.label]))
+        raise err(
+            t.ref,
+            f"Invalid interval join: {sql(t.ref)} is not the time of `{t.label}`'s "
+            f"records ({shown}), so it cannot bound the join's window. Compare the "
+            "sources' record times, or give WITHIN.",
+        )
     if not used:
-        if offending is not None:  # a window is needed, and this cannot give it
-            t = offending
-            shown = " or ".join(sorted(times[t.label]))
-            raise err(
-                t.ref,
-                f"Invalid interval join: {sql(t.ref)} is not the time of `{t.label}`'s "
-                f"records ({shown}), so it cannot bound the join's window. Compare the "
-                "sources' record times, or give WITHIN.",
-            )
         return None
     if lo is None or hi is None:
         raise err(
