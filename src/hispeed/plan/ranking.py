@@ -121,10 +121,6 @@ def plan_subquery(
         ref = inner.from_
         assert isinstance(ref, ast.SourceRef)
         source = catalog.get(ref.name, line=ref.pos[0] or 1, column=ref.pos[1] or 1)
-        if source.window is not None:
-            raise error_at(
-                ref, f"ROW_NUMBER() over the windowed table {source.name} is not supported"
-            )
         label = ref.label
         scope = source_scope(source, label)
         # the subquery's columns by name: their expressions over the source (None: the rank)
@@ -210,7 +206,10 @@ def plan_subquery(
         ],
         limit,
         rank_index,
-        [compile_clause(ast.ColumnRef(c.name), scope, "SELECT") for c in source.key_columns]
+        [
+            compile_clause(ast.ColumnRef(c), scope, "SELECT")
+            for c in [c.name for c in source.key_columns] + _window_key(source)
+        ]
         if source.kind == "TABLE"
         else None,
     )
@@ -228,6 +227,14 @@ def plan_subquery(
         notes=[f"{over.name} Top-{limit} per partition"],
         join=join,
     )
+
+
+def _window_key(source: Any) -> list[str]:
+    """A windowed table's rows are keyed by its key and their window (window Top-N: ranking
+    a window aggregation's rows, PARTITION BY window_start, window_end)."""
+    if source.window is None:
+        return []
+    return ["WINDOWSTART"] if source.window.kind != "SESSION" else ["WINDOWSTART", "WINDOWEND"]
 
 
 def _the_over_call(sub: ast.Subquery) -> tuple[ast.OverCall, int]:
