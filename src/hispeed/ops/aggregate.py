@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from hispeed.functions.aggregates import hashable, unhashable
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import HEADERS_TYPE
-from hispeed.ops.aggregate_batch import add_values, batched, changes_by_group, group_runs
+from hispeed.ops.aggregate_batch import batch_adder, batched, changes_by_group, group_runs
 from hispeed.ops.base import OperatorContext, Outputs
 from hispeed.ops.changes import Change, only_rows
 from hispeed.ops.decode import frame_headers
@@ -251,7 +251,11 @@ class Aggregator:
         groups = [g(frame, ctx) for g in self.agg.group_exprs]
         order, keys, starts = group_runs(groups, keep)
         rows = pa.array(order, pa.int64())
-        args = [[a(frame, ctx).take(rows).to_pylist() for a in call.args] for call in self.calls]
+        lengths = np.diff(np.append(starts, len(order)))
+        adders = [
+            batch_adder(call.logic, [a(frame, ctx).take(rows) for a in call.args], starts, lengths)
+            for call in self.calls
+        ]
         header_column = frame_headers(frame, label)
         headers = header_column.to_pylist() if header_column is not None else None
         context.report(ctx, frame, label)
@@ -260,15 +264,13 @@ class Aggregator:
         if len(order):
             stamps = frame.column(field_name(label, "ROWTIME")).take(rows)
             stream_time = max(stream_time, pc.max(stamps).as_py())
+        states_of = self.states
 
         def change(i: int, group: tuple[Any, ...], start: int, end: int) -> Change:
             key = (group, None)
-            states = self.states.get(key) or self._init()
-            states = [
-                add_values(call.logic, s, [c[start:end] for c in call_args], end - start)
-                for call, s, call_args in zip(self.calls, states, args, strict=True)
-            ]
-            self.states[key] = states
+            states = states_of.get(key) or self._init()
+            states = [add(s, i) for add, s in zip(adders, states, strict=True)]
+            states_of[key] = states
             self.dirty.add(("S", key))
             return self._change(group, None, states)
 

@@ -4,15 +4,14 @@ the aggregate calls the vectorized path has no kernel for (DISTINCT, FILTER, MAX
 The reference path adds a batch's records one by one and keeps each group's last change
 (when every record's change is not asked for); this path sorts the batch's records by group
 (stably, so each group keeps its records' order), hands each call all of a group's values at
-once (`add_values`: C-level loops over Python lists, no call per record) and makes the same
+once (`batch_adder`: Arrow and numpy over the batch, a few operations per group) and makes the same
 last change per group, in the order of the groups' last records, as `_coalesce` leaves them.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,39 +28,70 @@ _BATCHED = (Count, Max, Min, CountDistinct, Distinct, Filtered)
 
 
 def batched(logic: Aggregate) -> bool:
-    """Whether `add_values` adds for this logic (else the reference path runs)."""
+    """Whether `batch_adder` adds for this logic (else the reference path runs)."""
     if isinstance(logic, Filtered):
         return batched(logic.inner)
     return type(logic) in _BATCHED or (isinstance(logic, Max) and logic.undoable)
 
 
-def add_values(logic: Aggregate, state: Any, columns: Sequence[list[Any]], rows: int) -> Any:
-    """`logic.add` of each of `rows` rows of `columns` (one list per value argument) in turn."""
+Adder = Callable[[Any, int], Any]
+
+
+def batch_adder(
+    logic: Aggregate, columns: Sequence[pa.Array], starts: np.ndarray, lengths: np.ndarray
+) -> Adder:
+    """For one call and one batch (`columns`: its values, in group order; group `i` is rows
+    `starts[i]` .. + `lengths[i]`): `add(state, i)`, the state after group `i`'s values, as
+    `logic.add` of each in turn would leave it. The per-batch work (the filter, counts per
+    group) is done here at once, so that each group costs a few operations."""
+    mask = None
     if isinstance(logic, Filtered):
-        passed = [k is True for k in columns[0]]
-        rest = [list(itertools.compress(c, passed)) for c in columns[1:]]
-        return add_values(logic.inner, state, rest, sum(passed))
-    if isinstance(logic, Distinct):
-        values = columns[0]
-        counter: Counter[Any] = state
-        if values and isinstance(values[0], list | dict):
-            counter.update(hashable(v) for v in values if v is not None)
-        else:
-            counter.update(values)
-            counter.pop(None, None)
-        return state
+        mask = pc.fill_null(columns[0], False)
+        columns, logic = columns[1:], logic.inner
     if type(logic) is Count:
-        if not columns:  # COUNT(*): the rows
-            return state + rows
-        return state + len(columns[0]) - columns[0].count(None)
+        valid = columns[0].is_valid() if columns else None
+        if mask is not None:
+            valid = mask if valid is None else pc.and_(valid, mask)
+        if valid is None:
+            counts = lengths.tolist()
+        else:
+            flags = np.asarray(valid.to_numpy(zero_copy_only=False), np.int64)
+            counts = np.add.reduceat(flags, starts).tolist() if len(flags) else []
+        return lambda state, i: state + counts[i]
+    values = columns[0]
+    if mask is not None:  # a row the filter leaves out counts as a NULL: skipped
+        values = pc.if_else(mask, values, pa.nulls(len(values), values.type))
+    bounds = list(zip(starts.tolist(), (starts + lengths).tolist(), strict=True))
+    if isinstance(logic, Distinct):
+        listed = values.to_pylist()
+        if pa.types.is_nested(values.type):
+            listed = [None if v is None else hashable(v) for v in listed]
+
+        def distinct(state: Counter[Any], i: int) -> Counter[Any]:
+            start, end = bounds[i]
+            for v in listed[start:end]:  # a group's few values: no Counter.update call
+                if v is not None:
+                    state[v] += 1
+            return state
+
+        return distinct
     assert isinstance(logic, Min | Max)
-    present = [v for v in columns[0] if v is not None]
-    if not present:
-        return state
-    best = min(present) if logic.smallest else max(present)
-    if state is None:
-        return best
-    return min(state, best) if logic.smallest else max(state, best)
+    pick = min if logic.smallest else max
+    # each group's least or greatest value at once (NULLs skipped); groups are numbered in
+    # order, so Arrow's groups (in order of first appearance) are the runs' order
+    runs = np.repeat(np.arange(len(starts)), lengths)
+    how = "min" if logic.smallest else "max"
+    table = pa.table({"g": runs, "v": values})
+    best = table.group_by("g", use_threads=False).aggregate([("v", how)])
+    bests = best.column(f"v_{how}").to_pylist()
+
+    def extreme(state: Any, i: int) -> Any:
+        value = bests[i]
+        if value is None:
+            return state
+        return value if state is None else pick(state, value)
+
+    return extreme
 
 
 def group_runs(
