@@ -132,6 +132,9 @@ def test_order_by_is_refused_outside_pull_queries_over_tables(engine: Engine) ->
     assert (info.value.line, info.value.column) == (1, 26)
     with pytest.raises(SqlError, match="cannot sort") as info:
         engine.query("SELECT * FROM tq ORDER BY ARRAY[x];")
+    with pytest.raises(SqlError, match="EXPLAIN shows the plan of a query that runs on") as info:
+        engine.execute("EXPLAIN SELECT * FROM tq ORDER BY x LIMIT 1;")
+    assert (info.value.line, info.value.column) == (1, 35)
     with pytest.raises(SqlError, match="select list has 4 columns") as info:
         engine.query("SELECT * FROM tq ORDER BY 5;")
     assert (info.value.line, info.value.column) == (1, 27)

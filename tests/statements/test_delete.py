@@ -226,3 +226,18 @@ def test_delete_in_the_shell(server: RunningServer) -> None:
     assert "Deleted 2 keys from T" in done.stdout
     assert "X is a value column of T" in done.stderr
     server.wait_for(lambda: _pulled(server) == [])
+
+
+def test_delete_names_every_column_of_a_key_of_several(engine: Engine) -> None:
+    engine.execute(
+        "CREATE TABLE visits (u STRING PRIMARY KEY, page INT PRIMARY KEY, n INT) WITH "
+        "(kafka_topic='visits', key_format='JSON', value_format='JSON', partitions=1);"
+        "CREATE TABLE visits_now AS SELECT * FROM visits;"
+    )
+    engine.insert("visits", {"U": "a", "PAGE": 1, "N": 5})
+    engine.insert("visits", {"U": "a", "PAGE": 2, "N": 6})
+    with pytest.raises(SqlError, match="needs the whole key of VISITS: WHERE names no value for"):
+        engine.execute("DELETE FROM visits WHERE u = 'a';")
+    engine.execute("DELETE FROM visits WHERE page = 1 AND u = 'a';")
+    engine.drain()
+    assert engine.query("SELECT * FROM visits_now;") == [{"U": "a", "PAGE": 2, "N": 6}]

@@ -566,6 +566,10 @@ def refuse_order_by(select: ast.Select, sink_kind: str | None) -> None:
         f"a persistent query (CREATE {sink_kind} ... AS SELECT) writes its rows as they come"
         if sink_kind is not None
         else "a push query's rows (EMIT CHANGES) come as they happen and never end"
+        if select.emit is not None
+        # EXPLAIN: the plans it shows are of queries that run on (a pull query's ORDER BY
+        # sorts its answer after the plan; EXPLAIN the query without it)
+        else "EXPLAIN shows the plan of a query that runs on, whose rows come as they happen"
     )
     raise error_at(
         select.order_by[0],
