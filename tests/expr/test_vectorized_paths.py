@@ -7,15 +7,18 @@ slices of larger batches) and indexes (negative, zero, past either end), both ag
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hispeed.expr.compiler import compile_expr, element_at
 from hispeed.expr.scope import Scope, ScopeColumn
+from hispeed.functions import registry
 from hispeed.functions.registry import EvalContext
 from hispeed.sql import types as T
 from hispeed.sql.parser import parse_expression
@@ -89,3 +92,74 @@ def test_element_at_reads_the_offsets_of_a_slice() -> None:
     assert element_at(part, 3).to_pylist() == ["c", None, None, None]
     assert element_at(part, 0).to_pylist() == [None] * 4
     assert element_at(part, None).to_pylist() == [None] * 4
+
+
+def counting(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    """Count the evaluations of the scalar function `name` (one per column computed)."""
+    fn = registry.SCALAR_FUNCTIONS[name]
+    calls = [0]
+
+    def evaluate(*args: Any) -> Any:
+        calls[0] += 1
+        return fn.evaluate(*args)
+
+    monkeypatch.setitem(registry.SCALAR_FUNCTIONS, name, dataclasses.replace(fn, evaluate=evaluate))
+    return calls
+
+
+def test_a_sub_expression_written_twice_is_computed_once_per_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nexmark q22 splits the URL in three select items: one SPLIT per batch."""
+    calls = counting(monkeypatch, "SPLIT")
+    scope = Scope([ScopeColumn("U", T.STRING, "U")])
+    items = [compile_expr(parse_expression(f"SPLIT(U, '/')[{k}]"), scope) for k in (1, 2, 3)]
+    batch = pa.RecordBatch.from_arrays([pa.array(["a/b/c", None, "d"])], names=["U"])
+    ctx = EvalContext()
+    assert [c(batch, ctx).to_pylist() for c in items] == [
+        ["a", None, "d"],
+        ["b", None, None],
+        ["c", None, None],
+    ]
+    assert calls[0] == 1
+    other = batch.slice(1)  # another batch: computed again
+    assert [c(other, ctx).to_pylist() for c in items] == [[None, "d"], [None, None], [None, None]]
+    assert calls[0] == 2
+
+
+def test_shared_sub_expressions_report_their_errors_each_time() -> None:
+    """Each use of a failing expression reports its rows, as when each is computed."""
+    scope = Scope([ScopeColumn("S", T.STRING, "S")])
+    batch = pa.RecordBatch.from_arrays([pa.array(["1", "x"])], names=["S"])
+    twice = compile_expr(parse_expression("CAST(S AS INT) + CAST(S AS INT)"), scope)
+    ctx = EvalContext()
+    assert twice(batch, ctx).to_pylist() == [2, None]
+    assert [row for row, _ in ctx.errors] == [1, 1]
+
+
+def test_functions_that_are_not_deterministic_are_not_shared() -> None:
+    scope = Scope([ScopeColumn("S", T.STRING, "S")])
+    batch = pa.RecordBatch.from_arrays([pa.array(["a"] * 50)], names=["S"])
+    pair = compile_expr(parse_expression("RANDOM() = RANDOM()"), scope)
+    assert not any(pair(batch, EvalContext()).to_pylist())
+
+
+def test_a_case_reads_the_columns_of_its_branches_only() -> None:
+    """Each branch's rows are taken with the columns the CASE reads, lambdas' included."""
+    scope = Scope(
+        [
+            ScopeColumn("I", T.INTEGER, "I"),
+            ScopeColumn("A", T.array(T.INTEGER), "A"),
+            ScopeColumn("S", T.STRING, "S"),
+        ]
+    )
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([1, 2, 3, None]), pa.array([[1], [2, 3], None, [4]]), pa.array(list("abcd"))],
+        names=["I", "A", "S"],
+    )
+    text = (
+        "CASE WHEN I = 1 THEN 'one' WHEN I = 2 THEN CAST(TRANSFORM(A, x => x + I) AS STRING) "
+        "ELSE UCASE(S) END"
+    )
+    out = compile_expr(parse_expression(text), scope)(batch, EvalContext())
+    assert out.to_pylist() == ["one", "[4, 5]", "C", "D"]

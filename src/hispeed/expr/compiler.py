@@ -9,6 +9,7 @@ cast, an integer divided by zero) becomes NULL and its reason goes to `EvalConte
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 from collections.abc import Callable
 from typing import Any
@@ -85,21 +86,29 @@ def compile_expr(expr: ast.Expr, scope: Scope, replaced: Aggregates | None = Non
     `replaced` maps sub-expressions (aggregate calls, GROUP BY expressions) to columns that
     already hold their values.
     """
-    return _Compiler(scope, replaced or scope.replaced).compile(expr)
+    own = not replaced or replaced is scope.replaced  # else compiled apart from the scope's
+    return _Compiler(scope, replaced or scope.replaced, own).compile(expr)
 
 
 class _Compiler:
-    def __init__(self, scope: Scope, replaced: Aggregates) -> None:
+    def __init__(self, scope: Scope, replaced: Aggregates, share: bool = True) -> None:
         self.scope = scope
         self.replaced = replaced
+        self.share = share
 
     def compile(self, e: ast.Expr) -> Compiled:
         if e in self.replaced:
             return _column(self.replaced[e])
+        key = (self.scope.clause, e)
+        if self.share and key in self.scope.compiled:
+            return self.scope.compiled[key]
         method = getattr(self, "c_" + type(e).__name__, None)
         if method is None:
             raise error_at(e, f"{type(e).__name__} is not supported here")
         result: Compiled = method(e)
+        if self.share and isinstance(e, _SHARED) and _deterministic(e):
+            result = _shared(result)
+            self.scope.compiled[key] = result
         return result
 
     def c_StructStar(self, e: ast.StructStar) -> Compiled:
@@ -357,6 +366,8 @@ class _Compiler:
         if all(r.type is None for r in all_results):
             raise error_at(e, "Invalid Case expression. All case branches have NULL type")
         t = common_type([r.type for r in all_results], e, "CASE")
+        # the rows of each branch are taken with only the columns the CASE reads
+        needed = self._fields(e)
 
         def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
             # Lazily, as SQL promises: each WHEN sees only the rows no earlier WHEN took, and
@@ -369,7 +380,7 @@ class _Compiler:
                 rows = np.flatnonzero(remaining)
                 if not len(rows):
                     break
-                sub = _subset(b, rows)
+                sub = _subset(b, rows, needed)
                 hit = np.asarray(
                     pc.fill_null(
                         as_type(_on_rows(cond, sub, rows, ctx), T.BOOLEAN), False
@@ -378,16 +389,41 @@ class _Compiler:
                 )
                 taken = rows[hit]
                 if len(taken):
-                    value = _on_rows(res, _subset(b, taken), taken, ctx)
+                    value = _on_rows(res, _subset(b, taken, needed), taken, ctx)
                     pieces.append((taken, coerce(value, res.type, t, ctx)))
                 remaining[taken] = False
             rest = np.flatnonzero(remaining)
             if default is not None and len(rest):
-                value = _on_rows(default, _subset(b, rest), rest, ctx)
+                value = _on_rows(default, _subset(b, rest, needed), rest, ctx)
                 pieces.append((rest, coerce(value, default.type, t, ctx)))
             return _scatter(pieces, n, t)
 
         return Compiled(t, ev)
+
+    def _fields(self, e: ast.Expr) -> list[str] | None:
+        """The batch fields `e` reads, or None when that is not known here (a lambda, whose
+        body reads columns of batches of its own)."""
+        found: set[str] = set()
+
+        def walk(node: Any) -> bool:
+            if isinstance(node, tuple):
+                return all(walk(v) for v in node)
+            if not isinstance(node, ast.Expr):
+                return True
+            if node in self.replaced:
+                found.add(self.replaced[node].field)
+                return True
+            if isinstance(node, ast.Lambda):
+                return False
+            if isinstance(node, ast.ColumnRef):
+                try:
+                    found.add(self.scope.resolve(node).field)
+                except SqlError:
+                    return False
+                return True
+            return all(walk(getattr(node, f.name)) for f in dataclasses.fields(node))
+
+        return sorted(found) if walk(e) else None
 
     def c_Cast(self, e: ast.Cast) -> Compiled:
         inner = self.compile(e.operand)
@@ -699,9 +735,60 @@ def element_at(arr: pa.ListArray, i: int | None) -> pa.Array:
     return arr.values.take(pa.array(np.where(missing, 0, at), mask=missing))
 
 
-def _subset(b: pa.RecordBatch, rows: np.ndarray) -> pa.RecordBatch:
+#: the expressions worth computing once per batch when written more than once
+_SHARED = (
+    ast.FunctionCall,
+    ast.Cast,
+    ast.Case,
+    ast.Subscript,
+    ast.BinaryOp,
+    ast.Like,
+    ast.InList,
+)
+
+
+def _deterministic(e: Any) -> bool:
+    """Whether `e` gives the same column each time for the same batch: it calls no function
+    that is not deterministic (RANDOM, UUID) or that the registry does not know (an aggregate
+    or a lambda's own, whose values come from elsewhere)."""
+    if isinstance(e, ast.FunctionCall):
+        fn = lookup(e.name)
+        if e.name.upper() not in LAMBDA_FUNCTIONS and (fn is None or not fn.deterministic):
+            return False
+    if isinstance(e, ast.Lambda):
+        return False  # its parameters' columns are the caller's
+    if isinstance(e, tuple):
+        return all(_deterministic(v) for v in e)
+    if not isinstance(e, ast.Expr):
+        return True
+    return all(_deterministic(getattr(e, f.name)) for f in dataclasses.fields(e))
+
+
+def _shared(c: Compiled) -> Compiled:
+    """`c` computed once per batch and context: a second call for the same batch gives the
+    first result, and reports again the errors its rows gave (as computing it again would)."""
+    slot = id(c)
+
+    def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+        last = ctx.shared.get(slot)
+        if last is not None and last[0] is b:
+            ctx.errors.extend(last[2])
+            out: pa.Array = last[1]
+            return out
+        before = len(ctx.errors)
+        out = c(b, ctx)
+        ctx.shared[slot] = (b, out, ctx.errors[before:])
+        return out
+
+    return Compiled(c.type, ev, c.constant)
+
+
+def _subset(b: pa.RecordBatch, rows: np.ndarray, fields: list[str] | None) -> pa.RecordBatch:
+    """The rows of `b` (with only `fields`, when they are known)."""
     if len(rows) == b.num_rows:
         return b
+    if fields is not None:
+        b = b.select(fields)
     return b.take(pa.array(rows, pa.int64()))
 
 

@@ -41,6 +41,11 @@ class Scope:
     #: a join's columns, which ksqlDB's messages name as it flattens them (`I1.BAR` is
     #: `I1_BAR` past the join: in WHERE, SELECT and HAVING, not in the ON clause)
     flat_names: bool = False
+    #: the sub-expressions compiled so far, by clause: the same one written twice (SPLIT(url,
+    #: '/') in three select items) is one evaluator, computed once per batch
+    compiled: dict[tuple[str, ast.Expr], Compiled] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def shown(self, e: ast.Expr) -> str:
         """`e` as ksqlDB's messages write it in this scope."""

@@ -29,6 +29,9 @@ class EvalContext:
 
     #: (row index in the batch, message) for rows that could not be computed
     errors: list[tuple[int, str]] = field(default_factory=list)
+    #: a shared sub-expression's last result in this context, by its evaluator: (the batch,
+    #: the result, the errors its rows gave), so that it is computed once per batch
+    shared: dict[int, tuple[Any, Any, list[tuple[int, str]]]] = field(default_factory=dict)
 
     def error(self, row: int, message: str) -> None:
         self.errors.append((row, message))
