@@ -157,17 +157,22 @@ class JsonFormat(Format):
         null_rows: npt.NDArray[np.bool_] | None = None,
     ) -> pa.Array:
         n = batch.num_rows
-        texts = [_json_texts(a) for a in columns_of(batch, columns)]
+        arrays = columns_of(batch, columns)
         if self.unwrapped(columns):
-            out = texts[0]
+            out = _json_texts(arrays[0])
         else:
             pieces: list[pa.Array | pa.Scalar] = []
-            for j, c in enumerate(columns):
-                key = (b"{" if j == 0 else b",") + _ENCODER.encode(c.name) + b":"
-                pieces += [pa.scalar(key, pa.binary()), texts[j].fill_null(b"null")]
-            if not columns:
-                pieces.append(pa.scalar(b"{", pa.binary()))
-            pieces += [pa.scalar(b"}", pa.binary()), pa.scalar(b"", pa.binary())]
+            fixed = b"{"  # the text between two values: keys, separators, quotes
+            for j, (c, arr) in enumerate(zip(columns, arrays, strict=True)):
+                fixed += (b"," if j else b"") + _ENCODER.encode(c.name) + b":"
+                if _plain_text(arr):
+                    # its quotes go into the text around it: one join for the whole record
+                    pieces += [pa.scalar(fixed + b'"', pa.binary()), arr.cast(pa.binary())]
+                    fixed = b'"'
+                else:
+                    pieces += [pa.scalar(fixed, pa.binary()), _json_texts(arr).fill_null(b"null")]
+                    fixed = b""
+            pieces += [pa.scalar(fixed + b"}", pa.binary()), pa.scalar(b"", pa.binary())]
             out = pc.binary_join_element_wise(*pieces)
             if not isinstance(out, pa.Array):
                 out = pa.array([out.as_py()] * n, pa.binary())
@@ -727,6 +732,17 @@ def _needs_escaping(arr: pa.StringArray) -> bool:
         return False
     raw = np.frombuffer(data, np.uint8)[offsets[0] : offsets[-1]]
     return bool(raw.min() < 0x20 or (raw == ord('"')).any() or (raw == ord("\\")).any())
+
+
+def _plain_text(arr: pa.Array) -> bool:
+    """Whether a column is text with no NULL and nothing to escape: its JSON is each value
+    between quotes."""
+    return (
+        pa.types.is_string(arr.type)
+        and len(arr) > 0
+        and not arr.null_count
+        and not _needs_escaping(arr)
+    )
 
 
 def _json_texts(arr: pa.Array) -> pa.BinaryArray:
