@@ -17,6 +17,7 @@ import pytest
 
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError
+from hispeed.log.base import Record
 from tests.engine.test_joins import open_engine, send
 
 BIDS = (
@@ -361,3 +362,57 @@ def test_refused_join_conditions_say_where(
     assert message in str(err)
     where = (getattr(err, "line", None), getattr(err, "column", None))
     assert where == (1, statement.index(at) + 1)
+
+
+def test_joins_on_a_key_of_several_columns_match_duckdb(engine: Engine) -> None:
+    """`ON s.a = t.k1 AND s.b = t.k2` against a table keyed by (k1, k2): the join key is
+    the STRUCT of both, which keys the result (ROWKEY)."""
+    for ddl in (
+        "CREATE STREAM ev (a STRING KEY, b STRING, v INT) "
+        "WITH (kafka_topic='ev', format='JSON', partitions=1);",
+        "CREATE TABLE t2 (k1 STRING PRIMARY KEY, k2 STRING PRIMARY KEY, w INT) "
+        "WITH (kafka_topic='t2', format='JSON', partitions=1);",
+        "CREATE TABLE u2 (k1 STRING PRIMARY KEY, k2 STRING PRIMARY KEY, z INT) "
+        "WITH (kafka_topic='u2', format='JSON', partitions=1);",
+        "CREATE TABLE tu AS SELECT ROWKEY AS k, w, z FROM t2 LEFT JOIN u2 "
+        "ON t2.k2 = u2.k2 AND t2.k1 = u2.k1 AND t2.w < u2.z;",
+    ):
+        engine.execute(ddl)
+    rng = random.Random(9)
+    changes: dict[str, list[tuple[str, dict[str, Any] | None]]] = {"t2": [], "u2": []}
+    for i in range(150):
+        topic = rng.choice(["t2", "u2"])
+        key = {"K1": rng.choice("ab"), "K2": rng.choice("xyz")}
+        name = "W" if topic == "t2" else "Z"
+        value = None if rng.random() < 0.15 else {name: rng.randrange(10)}
+        raw = json.dumps(value).encode() if value is not None else None
+        engine.log.append(topic, [Record(raw, json.dumps(key).encode(), i + 1)], partition=0)
+        engine.drain()
+        changes[topic].append((json.dumps(key, sort_keys=True), value))
+    for name, col in (("t2", "w"), ("u2", "z")):
+        state = table_state(changes[name])
+        duckdb.sql(f"CREATE OR REPLACE TEMP TABLE {name} (k1 VARCHAR, k2 VARCHAR, {col} INT)")
+        if state:
+            duckdb.executemany(
+                f"INSERT INTO {name} VALUES (?, ?, ?)",
+                [[*json.loads(k).values(), *v.values()] for k, v in state.items()],
+            )
+    want = {
+        (k1, k2): {"W": w, "Z": z}
+        for k1, k2, w, z in duckdb.sql(
+            "SELECT t2.k1, t2.k2, w, z FROM t2 LEFT JOIN u2 "
+            "ON t2.k2 = u2.k2 AND t2.k1 = u2.k1 AND t2.w < u2.z"
+        ).fetchall()
+    }
+    got = {}
+    for key, value in final(engine, "TU").items():
+        assert key is not None
+        parts = json.loads(key)
+        got[(parts["K1"], parts["K2"])] = value
+    assert got == want
+    assert want
+    assert (
+        engine.catalog.get("TU")
+        .schema_text()
+        .startswith("`K` STRUCT<`K1` STRING, `K2` STRING> PRIMARY KEY")
+    )

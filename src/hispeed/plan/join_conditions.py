@@ -118,6 +118,14 @@ def split_conjunction(
             f"expression) of `{right_label}` and one of the sources before it, like "
             f"{sorted(left_labels)[0]}.ID = {right_label}.ID. Got {sql(on)}.",
         )
+    composite = _composite_key(keyed, right, right_label, scope, on)
+    if composite is not None:
+        return Split(
+            composite[0],
+            composite[1],
+            composite[2],
+            conjunction([t for t in terms if not any(t is k for k in composite[3])]),
+        )
     chosen = keyed[0]
     if right.kind == "TABLE" and len(right.key_columns) == 1:
         pk = right.key_columns[0].name
@@ -130,6 +138,37 @@ def split_conjunction(
                 break
     rest = [t for t in terms if t is not chosen[0]]
     return Split(chosen[1], chosen[2], chosen[0], conjunction(rest))
+
+
+def _composite_key(
+    keyed: list[tuple[ast.BinaryOp, ast.Expr, ast.Expr]],
+    right: Source,
+    right_label: str,
+    scope: Scope,
+    on: ast.Expr,
+) -> tuple[ast.Expr, ast.Expr, ast.BinaryOp, list[ast.Expr]] | None:
+    """A table with a key of several columns, each equal to an expression of the sources
+    before it: the join key is the STRUCT of those columns (in the key's order) and of what
+    they equal, and the equalities it is made of. None for any other join."""
+    names = [c.name for c in right.key_columns]
+    if right.kind != "TABLE" or len(names) < 2:
+        return None
+    found: dict[str, tuple[ast.BinaryOp, ast.Expr, ast.Expr]] = {}
+    for k in keyed:
+        ref = k[2]
+        if not isinstance(ref, ast.ColumnRef):
+            continue
+        field = scope.resolve(ref).field
+        for name in names:
+            if field == f"{right_label}.{name}" and name not in found:
+                found[name] = k
+    if len(found) != len(names):
+        return None
+    pos = getattr(on, "pos", (0, 0))
+    left = ast.StructConstructor(tuple((n, found[n][1]) for n in names), pos=pos)
+    right_e = ast.StructConstructor(tuple((n, found[n][2]) for n in names), pos=pos)
+    equality = ast.BinaryOp("=", left, right_e, pos=pos)
+    return left, right_e, equality, [found[n][0] for n in names]
 
 
 # -- time bounds -------------------------------------------------------------------------------

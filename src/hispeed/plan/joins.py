@@ -141,22 +141,21 @@ def plan_relation(
                     "https://github.com/confluentinc/ksql/issues/4385.",
                 )
         if step.left_kind == "TABLE":
-            if right_field is None or [right_field] != right_pk:
+            if not _is_key(right_e, right, scope):
                 raise err(
                     jn.on,
                     "Invalid join condition: table-table joins require to join on the primary "
                     f"key of the right input table. Got {shown}.",
                 )
             if i == 1:
-                left_pk = [f"{sides[0].label}.{c.name}" for c in sides[0].source.key_columns]
-                step.foreign_key = left_field is None or [left_field] != left_pk
+                step.foreign_key = not _is_key(left_e, sides[0], scope)
             else:
                 step.foreign_key = left_field is None or left_field not in equal
             if step.foreign_key:
                 _check_foreign_key(
                     jn, i, shown, left_label, right.label, err, right.source.window is not None
                 )
-        elif step.right_kind == "TABLE" and (right_field is None or [right_field] != right_pk):
+        elif step.right_kind == "TABLE" and not _is_key(right_e, right, scope):
             raise err(
                 jn.on,
                 "Invalid join condition: stream-table joins require to join on the table's "
@@ -637,6 +636,15 @@ def _column_field(e: ast.Expr, scope: Scope) -> str | None:
     if isinstance(e, ast.ColumnRef):
         return scope.resolve(e).field
     return None
+
+
+def _is_key(e: ast.Expr, side: JoinSide, scope: Scope) -> bool:
+    """Whether `e` is the side's primary key: its column, or the STRUCT of its columns in
+    their order that a join on a key of several columns compares (plan/join_conditions.py)."""
+    pk = [f"{side.label}.{c.name}" for c in side.source.key_columns]
+    if isinstance(e, ast.StructConstructor) and len(pk) > 1:
+        return [_column_field(x, scope) for _, x in e.fields] == pk
+    return [_column_field(e, scope)] == pk
 
 
 def expand_items(select: ast.Select, plan: JoinPlan, err: Any) -> list[ast.SelectItem]:
