@@ -342,3 +342,44 @@ def test_rank_over_a_table_keeps_ties_keyed_by_the_tables_key(
     assert len(expected) > 9  # ties: more than 3 rows in some partition
     assert _final(changes) == expected
     assert any(value is None for _, value in changes)  # rows left with tombstones
+
+
+def test_a_table_partitions_rows_are_bounded_by_a_setting(tmp_path: Path) -> None:
+    """query.topn.table.max.rows bounds the rows a table input's partition keeps: the rows
+    ranked below it are let go, and the processing log says so; the top N stays right."""
+    properties = {"query.topn.table.max.rows": 3}
+    with Engine(tmp_path / "data", properties=properties) as engine:
+        engine.execute(
+            "CREATE TABLE items (id STRING PRIMARY KEY, cat STRING, price BIGINT) WITH "
+            "(kafka_topic='items', partitions=1, value_format='JSON');"
+        )
+        engine.execute(
+            "CREATE TABLE best WITH (key_format='JSON') AS SELECT * FROM (SELECT cat, id, "
+            "price, ROW_NUMBER() OVER (PARTITION BY cat ORDER BY price DESC) AS rn FROM items) "
+            "WHERE rn <= 1 EMIT CHANGES;"
+        )
+        for i, price in enumerate([5, 9, 1, 7, 3, 8]):
+            body = json.dumps({"CAT": "x", "PRICE": price}).encode()
+            engine.log.append("items", [(f"i{i}".encode(), body)])
+        engine.drain()
+        engine.log.append("items", [(b"i1", None)])  # the best leaves: 8 comes up
+        engine.drain()
+        changes = _changes(engine, "BEST")
+        log = engine.log.read_table("hispeed_processing_log", 0).column("value").to_pylist()
+    assert _final(changes) == {(("CAT", "x"), ("ID", "i5"), ("PRICE", 8), ("RN", 1))}
+    messages = [json.loads(v)["message"] for v in log]
+    assert any("query.topn.table.max.rows" in m for m in messages), messages
+
+
+def test_a_bad_table_rows_setting_is_refused(tmp_path: Path) -> None:
+    with Engine(tmp_path / "data", properties={"query.topn.table.max.rows": "lots"}) as engine:
+        engine.execute(
+            "CREATE TABLE items (id STRING PRIMARY KEY, cat STRING, price BIGINT) WITH "
+            "(kafka_topic='items', partitions=1, value_format='JSON');"
+        )
+        with pytest.raises(HispeedError, match=r"query\.topn\.table\.max\.rows must be"):
+            engine.execute(
+                "CREATE TABLE best WITH (key_format='JSON') AS SELECT * FROM (SELECT cat, id, "
+                "price, ROW_NUMBER() OVER (PARTITION BY cat ORDER BY price DESC) AS rn FROM "
+                "items) WHERE rn <= 1 EMIT CHANGES;"
+            )

@@ -29,7 +29,7 @@ from hispeed.functions.registry import EvalContext
 from hispeed.ops.base import OperatorContext
 from hispeed.ops.emit import SinkEncoder
 from hispeed.ops.over_frames import aggregate
-from hispeed.ops.topn import NUMERIC, TopN, sort_column
+from hispeed.ops.topn import NUMERIC, TopN, sort_column, table_rows_limit
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.state.stores import ChangelogChanges, PickledStores
 
@@ -184,10 +184,12 @@ def _put(store: Any, p: Any, entries: list[Any]) -> None:
         store.delete(p)
 
 
-def ranking_operator(plan: QueryPlan, emitter: SinkEncoder) -> TopN | OverTable:
-    """The operator of a plan's ranking step: Top-N (ops/topn.py), or aggregates over frames
-    of a table's rows."""
+def ranking_operator(
+    plan: QueryPlan, emitter: SinkEncoder, properties: dict[str, Any]
+) -> TopN | OverTable:
+    """The operator of a plan's ranking step: Top-N (ops/topn.py, its table bound from the
+    engine's and query's `properties`), or aggregates over frames of a table's rows."""
     assert plan.ranking is not None
     if plan.ranking.function == "OVER":
         return OverTable(plan, emitter)
-    return TopN(plan, emitter)
+    return TopN(plan, emitter, table_rows_limit(properties))

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hispeed.errors import HispeedError
 from hispeed.functions.registry import EvalContext
 from hispeed.ops.base import OperatorContext
 from hispeed.ops.emit import SinkEncoder
@@ -74,6 +75,29 @@ def sort_column(values: pa.Array, descending: bool, numeric: bool) -> list[Any]:
     return [(1, 0) if v is None else (0, _Descending(v)) for v in values.to_pylist()]
 
 
+#: the property that bounds the rows a table input's partition keeps, and its default: a
+#: table's Top-N keeps every current row (a delete above the N-th lets the next one in), so
+#: a partition's rows would otherwise grow without bound
+TABLE_ROWS_PROPERTY = "query.topn.table.max.rows"
+DEFAULT_TABLE_ROWS = 100_000
+
+
+def table_rows_limit(properties: dict[str, Any]) -> int:
+    """`query.topn.table.max.rows` from an engine's or query's properties."""
+    value = properties.get(TABLE_ROWS_PROPERTY)
+    if value is None:
+        return DEFAULT_TABLE_ROWS
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise HispeedError(
+            f"{TABLE_ROWS_PROPERTY} must be a whole number of rows above 0, not {value!r}"
+        )
+    return number
+
+
 #: where a null number sorts: after every number
 _LAST = float("inf")
 #: the types whose values sort as numbers
@@ -83,8 +107,14 @@ NUMERIC = ("INTEGER", "BIGINT", "DOUBLE", "DECIMAL")
 class TopN:
     """Runs a plan's ranking over a query task's batches (see the module)."""
 
-    def __init__(self, plan: QueryPlan, emitter: SinkEncoder) -> None:
+    def __init__(
+        self, plan: QueryPlan, emitter: SinkEncoder, max_rows: int = DEFAULT_TABLE_ROWS
+    ) -> None:
         assert plan.ranking is not None
+        #: the most rows a table input's partition keeps (`TABLE_ROWS_PROPERTY`)
+        self.max_rows = max_rows
+        #: rows let go past `max_rows` in the batch being processed
+        self.dropped = 0
         self.plan = plan
         self.ranking = plan.ranking
         self.emitter = emitter
@@ -182,6 +212,8 @@ class TopN:
                 changed = []
             else:
                 changed = self._compared(before)
+        if self.dropped:
+            self._report_dropped(context)
         if self._sequence is not None:
             self.stores[SEQUENCE].put("next", self._sequence)
         if changed:
@@ -260,6 +292,15 @@ class TopN:
                 before[p] = entries[:n] if ties is None else list(entries)
             seq = self._next_sequence()
             bisect.insort(entries, (s, seq, row))
+            if len(entries) > self.max_rows:
+                # past the bound the worst row is let go (so a later delete above it may leave
+                # a rank empty that it would have filled): counted, and logged per batch
+                # (its key's entry in ROWS stays: a later change of it finds no row to take out)
+                worst = entries.pop()
+                self.dropped += 1
+                if worst[1] == seq:
+                    store.put(p, entries)
+                    continue
             store.put(p, entries)
             where.put(key, (p, seq))
             times[p] = ts
@@ -277,6 +318,21 @@ class TopN:
                 elif r >= len(old) or old[r][1] != new[r][1]:
                     changed.append((p, r + 1, new[r][2]))
         return changed
+
+    def _report_dropped(self, context: OperatorContext) -> None:
+        item = context.item
+        context.out.errors.append(
+            {
+                "type": "RECORD_PROCESSING_ERROR",
+                "query": context.query_id,
+                "message": f"Top-N over a table: {self.dropped} row(s) ranked below the "
+                f"{self.max_rows}-th of a partition were let go ({TABLE_ROWS_PROPERTY}); "
+                "a rank emptied by later deletes may stay empty",
+                "topic": item.partition.topic,
+                "partition": item.partition.partition,
+            }
+        )
+        self.dropped = 0
 
     def _ranked(self, entries: list[Any]) -> dict[Any, tuple[int, Any]]:
         """RANK or DENSE_RANK: each row ranked within the bound, by its arrival number (a

@@ -140,7 +140,13 @@ class QueryTask:
         if plan.aggregation is not None:
             self.aggregator = self._aggregator()
         #: ROW_NUMBER's Top-N and deduplication (ops/topn.py)
-        self.topn = ranking_operator(plan, self.emitter) if plan.ranking is not None else None
+        #: the engine's and the query's properties, for the ranking step's bound
+        self.ranking_properties = {**context.properties, **(properties or {})}
+        self.topn = (
+            ranking_operator(plan, self.emitter, self.ranking_properties)
+            if plan.ranking is not None
+            else None
+        )
         #: LAG(...) OVER columns, filled before the select list (ops/lag.py)
         self.lag = Lag(plan) if plan.lags else None
         if self.stateful:
@@ -260,7 +266,7 @@ class QueryTask:
         if self.processor is not None:
             self.processor = self._processor()
         if self.topn is not None:
-            self.topn = ranking_operator(self.plan, self.emitter)
+            self.topn = ranking_operator(self.plan, self.emitter, self.ranking_properties)
         if self.lag is not None:
             self.lag = Lag(self.plan)
         self.project = Project(self.plan, self.sink, self.emitter, self.join, self.processor)
