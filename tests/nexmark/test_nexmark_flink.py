@@ -21,7 +21,7 @@ EVENTS = 3_000
 #: the queries whose output is a stream: the same records, key and value, in any order
 STREAMS = ("q0", "q1", "q2", "q3", "q10", "q13", "q14", "q20", "q21", "q22")
 #: the queries whose output is a table: the same rows once their changes are applied
-TABLES = ("q4", "q15", "q16", "q17", "q18", "q19")
+TABLES = ("q4", "q11", "q15", "q16", "q17", "q18", "q19")
 #: rows a table has at least over EVENTS events (q4: its five categories; q15: one day)
 MIN_ROWS = {"q4": 5, "q15": 1}
 
@@ -72,7 +72,7 @@ def _key(key: bytes) -> tuple[Any, ...]:
     try:
         decoded = json.loads(key)
     except ValueError:
-        if len(key) == 8 and not key.isascii():
+        if len(key) == 8 and not key.decode("latin-1").isprintable():
             return (int.from_bytes(key, "big", signed=True),)
         return (key.decode(),)
     return tuple(decoded.values()) if isinstance(decoded, dict) else (decoded,)
@@ -101,6 +101,14 @@ def test_flink_table_query_matches_hispeed_dialect(tmp_path: Path, name: str) ->
         }
         assert len(want_rows) > 100
         assert got_rows == want_rows
+        return
+    if name == "q11":
+        # a session window's key: the bidder (KAFKA BIGINT; a Flink sink's JSON), then the
+        # session's start and end (8 bytes each)
+        want = _final(hispeed, lambda k, v: (_key(k[:-16]), k[-16:]))
+        got = _final(flink, lambda k, v: (_key(k[:-16]), k[-16:]))
+        assert len(want) > 50  # over 0.3 s of events: a session per bidder
+        assert got == want
         return
     want_rows = _final(hispeed, lambda k, v: _key(k))
     got_rows = _final(flink, lambda k, v: _key(k))

@@ -157,3 +157,25 @@ def test_names_in_use_are_refused(tmp_path: Path) -> None:
             "CREATE TABLE IF NOT EXISTS s (a INT) WITH ('connector' = 'print');"
         )
         assert "already exists" in str(result[0].message)
+
+
+def test_group_windows_are_ksqldb_windows() -> None:
+    view = parse_one(
+        "CREATE VIEW v AS SELECT k, COUNT(*) AS n, HOP_START(t, INTERVAL '1' SECOND, "
+        "INTERVAL '5' SECOND) AS s, HOP_END(t, INTERVAL '1' SECOND, INTERVAL '5' SECOND) AS e "
+        "FROM src GROUP BY HOP(t, INTERVAL '1' SECOND, INTERVAL '5' SECOND), k"
+    )
+    assert isinstance(view, FlinkView)
+    query = view.query
+    assert query.window is not None
+    assert (query.window.kind, query.window.size_ms, query.window.advance_ms) == (
+        "HOPPING",
+        5000,
+        1000,
+    )
+    assert [type(g).__name__ for g in query.group_by] == ["ColumnRef"]
+    assert "name='WINDOWSTART'" in repr(query.items[2])
+    assert "name='WINDOWEND'" in repr(query.items[3])
+    with pytest.raises(SqlError, match=r"TUMBLE\(time_col, INTERVAL ...\)") as info:
+        parse_one("CREATE VIEW v AS SELECT k FROM src\nGROUP BY k, TUMBLE(t)")
+    assert (info.value.line, info.value.column) == (2, 13)

@@ -311,7 +311,74 @@ def flink_query(query: ast.Select) -> ast.Select:
     """`query` as written in Flink SQL, in hispeed's terms (module docstring)."""
     result = _walk(query)
     assert isinstance(result, ast.Select)
-    return result
+    return _group_window(result)
+
+
+#: Flink's group window functions (in GROUP BY) and ksqlDB's windows they are
+_GROUP_WINDOWS = {"TUMBLE": "TUMBLING", "HOP": "HOPPING", "SESSION": "SESSION"}
+
+
+def _group_window(query: ast.Select) -> ast.Select:
+    """Flink's legacy group windows: `GROUP BY k, SESSION(t, INTERVAL '10' SECOND)` (or
+    TUMBLE(t, size), HOP(t, slide, size)) with `SESSION_START(...)`/`_END(...)` in the
+    select list are ksqlDB's `WINDOW SESSION (10 SECONDS) GROUP BY k` with WINDOWSTART and
+    WINDOWEND. The window runs on the stream's record time: `t` is its time column."""
+    windows = [
+        g for g in query.group_by if isinstance(g, ast.FunctionCall) and g.name in _GROUP_WINDOWS
+    ]
+    if not windows:
+        return query
+    call = windows[0]
+    sizes = [a.value for a in call.args[1:] if isinstance(a, ast.Literal)]
+    wanted = 2 if call.name == "HOP" else 1
+    if (
+        len(windows) > 1
+        or not call.args
+        or not isinstance(call.args[0], ast.ColumnRef)
+        or len(sizes) != wanted
+        or len(call.args) != wanted + 1
+        or not all(isinstance(v, int) and v > 0 for v in sizes)
+    ):
+        more = ", INTERVAL ..." * (wanted - 1)
+        raise SqlError(
+            f"a group window is {call.name}(time_col, INTERVAL ...{more}), one per GROUP BY",
+            *call.pos,
+        )
+    kind = _GROUP_WINDOWS[call.name]
+    spec = (
+        ast.WindowSpec(kind, sizes[1], advance_ms=sizes[0], pos=call.pos)
+        if call.name == "HOP"
+        else ast.WindowSpec(kind, sizes[0], pos=call.pos)
+    )
+
+    def bound(node: Any) -> Any:
+        if isinstance(node, ast.FunctionCall):
+            for prefix in _GROUP_WINDOWS:
+                if node.name in (f"{prefix}_START", f"{prefix}_END"):
+                    name = "WINDOWSTART" if node.name.endswith("_START") else "WINDOWEND"
+                    return ast.ColumnRef(name, pos=node.pos)
+        return node
+
+    items = tuple(
+        dataclasses.replace(i, expr=_map(i.expr, bound)) if isinstance(i, ast.SelectItem) else i
+        for i in query.items
+    )
+    group_by = tuple(g for g in query.group_by if g is not call)
+    return dataclasses.replace(query, items=items, group_by=group_by, window=spec)
+
+
+def _map(node: Any, fix: Callable[[Any], Any]) -> Any:
+    """`node` with `fix` applied bottom-up to every part of it."""
+    if isinstance(node, tuple):
+        return tuple(_map(n, fix) for n in node)
+    if not dataclasses.is_dataclass(node) or isinstance(node, type):
+        return node
+    changes = {
+        f.name: _map(getattr(node, f.name), fix)
+        for f in dataclasses.fields(node)
+        if f.name not in _LEAVES
+    }
+    return fix(dataclasses.replace(node, **changes))
 
 
 def flink_expr(expr: ast.Expr) -> ast.Expr:
@@ -326,16 +393,7 @@ _LEAVES = frozenset({"pos", "type", "time_pos", "value", "emit", "op", "kind"})
 
 
 def _walk(node: Any) -> Any:
-    if isinstance(node, tuple):
-        return tuple(_walk(n) for n in node)
-    if not dataclasses.is_dataclass(node) or isinstance(node, type):
-        return node
-    changes = {
-        f.name: _walk(getattr(node, f.name))
-        for f in dataclasses.fields(node)
-        if f.name not in _LEAVES
-    }
-    return _rename(dataclasses.replace(node, **changes))
+    return _map(node, _rename)
 
 
 def _upper(name: str | None) -> str | None:
