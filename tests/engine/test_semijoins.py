@@ -192,6 +192,11 @@ def test_an_aggregation_over_a_semi_join(engine: Engine) -> None:
             "match the key of VIP",
         ),
         (
+            "SELECT * FROM s WHERE x = (SELECT lvl FROM vip) EMIT CHANGES;",
+            27,
+            r"a subquery as a value, \(SELECT ...\), is not supported",
+        ),
+        (
             "SELECT * FROM s WHERE k IN (SELECT k FROM vip GROUP BY k) EMIT CHANGES;",
             25,
             "GROUP BY in the subquery",

@@ -161,6 +161,11 @@ def test_a_deleted_key_leaves_a_top_n(engine: Engine) -> None:
         ("DELETE FROM t WHERE id = 'a' OR id = 'b';", 30, "by their key"),
         ("DELETE FROM t WHERE id = NULL;", 26, "never NULL"),
         ("DELETE FROM t;", 1, "needs a WHERE clause"),
+        (
+            "DELETE FROM t WHERE id IN (SELECT id FROM t);",
+            24,
+            r"\(ID IN \(SELECT \.\.\.\)\) is not supported here",
+        ),
         ("DELETE FROM nope WHERE id = 'a';", 13, "NOPE does not exist"),
         ("DELETE t WHERE id = 'a';", 8, "expected FROM"),
     ],

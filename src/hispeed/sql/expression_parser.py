@@ -17,7 +17,7 @@ from hispeed.sql.aggregate_clauses import filter_ahead, filter_clause
 from hispeed.sql.joins import interval_literal
 from hispeed.sql.lexer import DECIMAL, EOF, FLOAT, IDENT, INTEGER, QUOTED, STRING, Token, tokenize
 from hispeed.sql.over import over_ahead, over_clause
-from hispeed.sql.subquery import exists, in_subquery
+from hispeed.sql.subquery import exists, in_subquery, scalar_subquery
 
 _T = TypeVar("_T")
 _K = TypeVar("_K")
@@ -501,6 +501,8 @@ class ExpressionParser:
             # a lambda with several parameters: (x, y) => ...
             if self._lambda_ahead():
                 return self.lambda_()
+            if self.peek().is_word("SELECT"):
+                raise scalar_subquery(self)
             self.advance()
             inner = self.expr()
             self.expect_op(")")

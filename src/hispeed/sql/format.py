@@ -111,6 +111,10 @@ class SqlWriter:
             return f"({w(e.operand)} {not_}BETWEEN {w(e.low)} AND {w(e.high)})"
         if isinstance(e, ast.Like):
             return self.like(e)
+        if isinstance(e, ast.InSubquery):  # the subquery's text is not kept: named only
+            return f"({w(e.operand)} {'NOT ' if e.negated else ''}IN (SELECT ...))"
+        if isinstance(e, ast.Exists):
+            return "(EXISTS (SELECT ...))"
         if isinstance(e, ast.Case):
             parts = ["(CASE"]
             if e.operand is not None:

@@ -40,3 +40,14 @@ def exists(p: Any) -> ast.Exists:
     """`EXISTS (SELECT ...)`."""
     at = p.expect_word("EXISTS")
     return ast.Exists(_query(p), pos=p.pos(at))
+
+
+def scalar_subquery(p: Any) -> SqlError:
+    """The error for `(SELECT ...)` where a value is expected: a scalar subquery has no
+    incremental answer here (its value would change every row that read it)."""
+    return SqlError(
+        "a subquery as a value, (SELECT ...), is not supported: use x IN (SELECT key FROM "
+        "table), EXISTS (SELECT ... FROM table WHERE table.key = x), or a join",
+        p.tok.line,
+        p.tok.column,
+    )
