@@ -20,6 +20,10 @@ from hispeed.errors import HispeedError
 from hispeed.log.base import Record
 from tests.engine.test_joins import open_engine, send
 
+# a database of this module's own: tables made on duckdb's process-wide default connection
+# (`s`, `a`, `b`) would shadow other test files' data frames of those names
+DB = duckdb.connect()
+
 BIDS = (
     "CREATE STREAM bids (auction STRING KEY, price INT, ch STRING, t BIGINT) "
     "WITH (kafka_topic='bids', value_format='JSON', partitions=1, timestamp='t');"
@@ -115,16 +119,16 @@ def test_stream_table_several_conditions_inner_and_left_match_duckdb(engine: Eng
         value = {"PRICE": bid["price"], "CH": bid["ch"], "T": 10 + i}
         send(engine, "bids", str(bid["auction"]), value, 10 + i)
     table = table_state(changes)
-    duckdb.sql("CREATE OR REPLACE TEMP TABLE b (auction VARCHAR, price INT, ch VARCHAR)")
-    duckdb.executemany("INSERT INTO b VALUES (?, ?, ?)", [list(x.values()) for x in bids])
-    duckdb.sql("CREATE OR REPLACE TEMP TABLE a (id VARCHAR, reserve INT, ch VARCHAR)")
-    duckdb.executemany(
+    DB.sql("CREATE OR REPLACE TEMP TABLE b (auction VARCHAR, price INT, ch VARCHAR)")
+    DB.executemany("INSERT INTO b VALUES (?, ?, ?)", [list(x.values()) for x in bids])
+    DB.sql("CREATE OR REPLACE TEMP TABLE a (id VARCHAR, reserve INT, ch VARCHAR)")
+    DB.executemany(
         "INSERT INTO a VALUES (?, ?, ?)", [[k, v["RESERVE"], v["CH"]] for k, v in table.items()]
     )
     on = "b.auction = a.id AND b.ch = a.ch AND b.price > a.reserve"
     for kind, topic in (("LEFT", "ST_LEFT"), ("INNER", "ST_INNER")):
         want = Counter(
-            duckdb.sql(
+            DB.sql(
                 f"SELECT b.auction, b.price, b.ch, a.reserve FROM b {kind} JOIN a ON {on}"
             ).fetchall()
         )
@@ -161,10 +165,10 @@ def _send_in_time_order(engine: Engine, bids: list[Any], asks: list[Any]) -> Non
 
 
 def _load_interval(bids: list[Any], asks: list[Any]) -> None:
-    duckdb.sql("CREATE OR REPLACE TEMP TABLE b (auction VARCHAR, price INT, t BIGINT)")
-    duckdb.executemany("INSERT INTO b VALUES (?, ?, ?)", [list(x.values()) for x in bids])
-    duckdb.sql("CREATE OR REPLACE TEMP TABLE s (auction VARCHAR, floor INT, t BIGINT)")
-    duckdb.executemany("INSERT INTO s VALUES (?, ?, ?)", [list(x.values()) for x in asks])
+    DB.sql("CREATE OR REPLACE TEMP TABLE b (auction VARCHAR, price INT, t BIGINT)")
+    DB.executemany("INSERT INTO b VALUES (?, ?, ?)", [list(x.values()) for x in bids])
+    DB.sql("CREATE OR REPLACE TEMP TABLE s (auction VARCHAR, floor INT, t BIGINT)")
+    DB.executemany("INSERT INTO s VALUES (?, ?, ?)", [list(x.values()) for x in asks])
 
 
 def test_interval_join_bounds_and_residual_match_duckdb_for_each_kind(engine: Engine) -> None:
@@ -189,7 +193,7 @@ def test_interval_join_bounds_and_residual_match_duckdb_for_each_kind(engine: En
     )
     for kind in ("INNER", "LEFT", "RIGHT", "FULL"):
         want = Counter(
-            duckdb.sql(f"SELECT b.price, s.floor FROM b {kind} JOIN s ON {in_duckdb}").fetchall()
+            DB.sql(f"SELECT b.price, s.floor FROM b {kind} JOIN s ON {in_duckdb}").fetchall()
         )
         got = Counter(
             (v["PRICE"], v["FLOOR"])
@@ -212,7 +216,7 @@ def test_comma_join_takes_keys_and_time_bounds_from_where(engine: Engine) -> Non
     _send_in_time_order(engine, bids, asks)
     _load_interval(bids, asks)
     want = Counter(
-        duckdb.sql(
+        DB.sql(
             "SELECT b.auction, b.price, s.floor FROM b, s WHERE b.auction = s.auction AND "
             "b.t >= s.t - 2000 AND b.t <= s.t AND b.price < s.floor"
         ).fetchall()
@@ -252,10 +256,10 @@ def _load_tables(changes: list[tuple[str, str, dict[str, Any] | None]]) -> None:
         ("products", "id VARCHAR, title VARCHAR, stock INT"),
     ):
         state = table_state([(k, v) for t, k, v in changes if t == name])
-        duckdb.sql(f"CREATE OR REPLACE TEMP TABLE {name} ({cols})")
+        DB.sql(f"CREATE OR REPLACE TEMP TABLE {name} ({cols})")
         width = cols.count(",") + 1
         if state:
-            duckdb.executemany(
+            DB.executemany(
                 f"INSERT INTO {name} VALUES ({', '.join('?' * width)})",
                 [[k, *v.values()] for k, v in state.items()],
             )
@@ -287,7 +291,7 @@ def test_table_joins_with_residuals_and_several_foreign_keys_match_duckdb(
     _load_tables(changes + extra)
     want = {
         r[0]: {"NAME": r[1], "TITLE": r[2], "QTY": r[3]}
-        for r in duckdb.sql(
+        for r in DB.sql(
             "SELECT o.id, c.name, p.title, o.qty FROM orders o "
             "JOIN customers c ON o.cust = c.id AND o.qty <= c.cap "
             "LEFT JOIN products p ON o.prod = p.id AND o.qty < p.stock"
@@ -297,7 +301,7 @@ def test_table_joins_with_residuals_and_several_foreign_keys_match_duckdb(
     assert want
     want_pk = {
         r[0]: {"NAME": r[1], "TITLE": r[2]}
-        for r in duckdb.sql(
+        for r in DB.sql(
             "SELECT c.id, c.name, p.title FROM customers c "
             "LEFT JOIN products p ON c.id = p.id AND c.cap > p.stock"
         ).fetchall()

@@ -25,6 +25,7 @@ from hispeed.bench.engine import (
     start_queries,
 )
 from hispeed.log.base import PolledBatch, TopicPartition
+from hispeed.log.records import RECORD_SCHEMA
 from hispeed.ops.base import Outputs
 from hispeed.plan.model import field_name
 from hispeed.runtime.task import QueryTask
@@ -89,8 +90,22 @@ def _feed(task: QueryTask, side: int, frame: pa.RecordBatch) -> None:
     decoder = join.decoders[side]
     saved = decoder.decode
     decoder.decode = lambda item, errors: (frame, np.zeros(frame.num_rows, bool))  # type: ignore[method-assign]
+    # the polled records as the log gives them (offsets first, as the join reads them), with
+    # no payload: the decoder above hands back the ready-made frame instead of decoding them
+    label = join.join.sides[side].label
+    n = frame.num_rows
+    raw = pa.RecordBatch.from_arrays(
+        [
+            frame.column(field_name(label, "ROWOFFSET")),
+            frame.column(field_name(label, "ROWTIME")),
+            pa.nulls(n, pa.binary()),
+            pa.nulls(n, pa.binary()),
+            pa.nulls(n, RECORD_SCHEMA.field("headers").type),
+        ],
+        schema=RECORD_SCHEMA,
+    )
     try:
-        task.process(PolledBatch(TopicPartition(topic, 0), frame), Outputs())
+        task.process(PolledBatch(TopicPartition(topic, 0), raw), Outputs())
     finally:
         decoder.decode = saved  # type: ignore[method-assign]
 
