@@ -65,7 +65,11 @@ def partition_local(plan: QueryPlan, partitions: Callable[[str], int]) -> bool:
     """Whether each input partition can be computed on its own: no state; an aggregation of
     a stream by exactly its key columns (records of one group share a partition); or a join
     of sources joined on their keys with as many partitions each (co-partitioned, as ksqlDB
-    requires), whose partition p meets only partition p of the others."""
+    requires), whose partition p meets only partition p of the others. A ranking (Top-N,
+    deduplication, OVER over a table) or LAG/LEAD/OVER over a stream keeps each PARTITION BY
+    partition's rows together, which input partitions split: it runs in one place."""
+    if plan.ranking is not None or plan.lags:
+        return False
     join = plan.join
     if join is not None:
         counts = {partitions(side.source.topic) for side in join.sides}
@@ -142,7 +146,12 @@ class DistributedTask:
         self._purged_at = time.monotonic()
         #: a poll failed: the next one first goes back to what the group committed
         self._resync = False
-        stateful = plan.aggregation is not None or plan.join is not None
+        stateful = (
+            plan.aggregation is not None
+            or plan.join is not None
+            or plan.ranking is not None
+            or bool(plan.lags)
+        )
         if stateful:
             count = len(self.log.describe_topic(plan.source.topic).partitions)
             split = not self.local and repartitions(plan) and count > 1
