@@ -111,11 +111,17 @@ class ColumnarStreamJoin:
         other_ts: np.ndarray,
     ) -> pa.RecordBatch:
         """`other`: the other side's rows, in pieces, that `other_g` numbers (-1: none)."""
+        # the common case: every record of the batch joined once, in order (no copy)
+        whole = len(this_i) == frame.num_rows and _sorted(this_i)
         mine = pa.array(this_i)
         found = other_g >= 0
+
+        def pick(column: pa.Array) -> pa.Array:
+            return column if whole else column.take(mine)
+
         columns: dict[str, pa.Array] = {}
         for f in self.fields[side]:
-            columns[f] = frame.column(f).take(mine)
+            columns[f] = pick(frame.column(f))
         schema = pa.schema([(f, self.types[f]) for f in self.fields[1 - side]])
         theirs = _take_rows(other, other_g, schema)
         for f in self.fields[1 - side]:
@@ -126,17 +132,17 @@ class ColumnarStreamJoin:
         arrays = [columns[f] for f in names]
         own = {
             "ROWTIME": pa.array(times, pa.int64()),
-            "ROWPARTITION": frame.column(field_name(label, "ROWPARTITION")).take(mine),
-            "ROWOFFSET": frame.column(field_name(label, "ROWOFFSET")).take(mine),
+            "ROWPARTITION": pick(frame.column(field_name(label, "ROWPARTITION"))),
+            "ROWOFFSET": pick(frame.column(field_name(label, "ROWOFFSET"))),
         }
         for name in PSEUDO_COLUMNS:
             arrays.append(own[name])
             names.append(field_name(LABEL, name))
-        arrays.append(keys.take(mine))
+        arrays.append(pick(keys))
         names.append(field_name(LABEL, ROWKEY))
         headers = frame_headers(frame, label)
         if headers is not None:  # a joined row carries the headers of this side's record
-            arrays.append(headers.take(mine))
+            arrays.append(pick(headers))
             names.append(headers_field(LABEL))
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
@@ -387,7 +393,8 @@ def _take_rows(parts: list[pa.RecordBatch], rows: np.ndarray, schema: pa.Schema)
 
 
 def _sorted(order: np.ndarray) -> bool:
-    return bool(np.all(order[1:] > order[:-1])) if len(order) > 1 else True
+    """Whether `order` is 0, 1, 2, ... (the rows as they are)."""
+    return bool(order[0] == 0 and np.all(order[1:] == order[:-1] + 1)) if len(order) else True
 
 
 def _typed(column: pa.Array, t: pa.DataType) -> pa.Array:

@@ -87,15 +87,26 @@ class DecodeCache:
         self, side: int, item: PolledBatch, errors: list[dict[str, Any]]
     ) -> tuple[pa.RecordBatch, np.ndarray]:
         """`SourceDecoder.decode` of side `side` (the errors of the slice's rows only)."""
-        n = item.batch.num_rows
-        if not n:
-            return self.decoders[side].decode(item, errors)
-        offsets = item.batch.column(0)
-        first, last = offsets[0].as_py(), offsets[n - 1].as_py()
-        done = self.last.get((side, item.partition))
+        return self.decode_slices(side, item.partition, [item.batch], errors)
+
+    def decode_slices(
+        self,
+        side: int,
+        tp: TopicPartition,
+        batches: list[pa.RecordBatch],
+        errors: list[dict[str, Any]],
+    ) -> tuple[pa.RecordBatch, np.ndarray]:
+        """`decode` of consecutive slices of one partition, as one frame."""
+        batches = [b for b in batches if b.num_rows]
+        if not batches:
+            return self.decoders[side].decode(PolledBatch(tp, pa.record_batch({})), errors)
+        first = batches[0].column(0)[0].as_py()
+        last = batches[-1].column(0)[batches[-1].num_rows - 1].as_py()
+        done = self.last.get((side, tp))
         if done is None or first < done.first or last > done.last:
+            raw = batches[0] if len(batches) == 1 else pa.concat_batches(batches)
             mine: list[dict[str, Any]] = []
-            frame, tombstones = self.decoders[side].decode(item, mine)
+            frame, tombstones = self.decoders[side].decode(PolledBatch(tp, raw), mine)
             read = frame.column(field_name(self.decoders[side].label, "ROWOFFSET"))
             done = _Decoded(
                 first,
@@ -105,7 +116,7 @@ class DecodeCache:
                 np.asarray(tombstones, bool),
                 mine,
             )
-            self.last[(side, item.partition)] = done
+            self.last[(side, tp)] = done
         lo = int(np.searchsorted(done.offsets, first))
         hi = int(np.searchsorted(done.offsets, last, side="right"))
         errors += [e for e in done.errors if first <= (e.get("offset") or -1) <= last]
@@ -123,21 +134,23 @@ def decode_run(
     """Each side's records of the slices `items` (in processing order), decoded a partition
     at a time; sides without records are left out."""
     parts: dict[TopicPartition, list[tuple[pa.RecordBatch, int]]] = {}
-    start = 0
-    for item in items:
-        parts.setdefault(item.partition, []).append((item.batch, start))
-        start += item.batch.num_rows
+    for j, item in enumerate(items):
+        parts.setdefault(item.partition, []).append((item.batch, j))
     runs: dict[int, list[SideRun]] = {}
     for tp, slices in parts.items():
-        raw = pa.concat_batches([b for b, _ in slices]) if len(slices) > 1 else slices[0][0]
-        places = np.concatenate([np.arange(s, s + b.num_rows) for b, s in slices])
-        offsets = np.asarray(raw.column(0).to_numpy(zero_copy_only=False), np.int64)
+        # a row's place: its slice's number in the run, then its offset in the slice (only
+        # the order of places counts)
+        firsts = np.array([b.column(0)[0].as_py() for b, _ in slices], np.int64)
+        numbers = np.array([j for _, j in slices], np.int64)
         for side in topics.get(tp.topic, []):
-            frame, tombstones = decoders.decode(side, PolledBatch(tp, raw), errors)
-            # rows that could not be read are dropped: find each kept row's place
+            frame, tombstones = decoders.decode_slices(side, tp, [b for b, _ in slices], errors)
             label = decoders.decoders[side].label
-            read = frame.column(field_name(label, "ROWOFFSET")).to_numpy()
-            where = places[np.searchsorted(offsets, read)]
+            read = np.asarray(
+                frame.column(field_name(label, "ROWOFFSET")).to_numpy(zero_copy_only=False),
+                np.int64,
+            )
+            which = np.searchsorted(firsts, read, side="right") - 1
+            where = (numbers[which] << 32) + (read - firsts[which])
             runs.setdefault(side, []).append(SideRun(frame, np.asarray(tombstones, bool), where))
     out: dict[int, SideRun] = {}
     for side, pieces in runs.items():
