@@ -162,3 +162,17 @@ def test_refused_with_place(tmp_path: Path, join: str, words: str, at: str) -> N
         with pytest.raises(SqlError, match=words) as info:
             engine.execute(text)
     assert (info.value.line, info.value.column) == (1, text.index(at) + 1)
+
+
+def test_a_subquery_joined_is_refused_at_its_place(tmp_path: Path) -> None:
+    """Nexmark's Flink q13 joins `(SELECT *, PROCTIME() ...) B`: refused with its line and
+    column (it was an AssertionError's traceback)."""
+    text = (
+        "CREATE STREAM x AS SELECT o.id AS id\n"
+        "  FROM (SELECT * FROM orders) o JOIN rates r ON o.currency = r.currency EMIT CHANGES;"
+    )
+    with Engine(tmp_path / "data") as engine:
+        engine.execute(SOURCES)
+        with pytest.raises(SqlError, match="subquery or a window table function") as info:
+            engine.execute(text)
+    assert (info.value.line, info.value.column) == (2, 8)

@@ -63,7 +63,15 @@ def plan_relation(
     while isinstance(node, ast.Join):
         refs.append((node.right, node))
         node = node.left
-    assert isinstance(node, ast.SourceRef)
+    if not isinstance(node, ast.SourceRef):
+        # a subquery or a window table function as a join's input: refused where it stands
+        # (it was an AssertionError's traceback)
+        raise err(
+            node,
+            "a join's first input is a stream or table by name: a subquery or a window "
+            "table function as a join's input is not supported (make it a stream or table of "
+            "its own with CREATE ... AS SELECT, then join that)",
+        )
     refs.append((node, None))
     refs.reverse()
     sides: list[JoinSide] = []
