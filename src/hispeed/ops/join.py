@@ -53,6 +53,7 @@ from hispeed.ops.join_stream_stream import StreamStreamJoin
 from hispeed.ops.join_stream_table import StreamTableJoin
 from hispeed.ops.join_table_table import TableTableJoin
 from hispeed.ops.join_temporal import VersionedTableJoin
+from hispeed.ops.join_windowed_table import StreamWindowedTableJoin
 from hispeed.plan.model import (
     LABEL,
     PSEUDO_COLUMNS,
@@ -108,6 +109,12 @@ class JoinRuntime:
                 self.steps.append(
                     VersionedTableJoin(step, left_fields, right_fields, temporal_retention_ms)
                 )
+            elif (w := join.sides[step.right].source.window) and not join.sides[0].source.window:
+                # an unwindowed stream meets the windows holding its record's time (#4736)
+                runner = StreamWindowedTableJoin(
+                    step, left_fields, right_fields, w.kind == "SESSION"
+                )
+                self.steps.append(runner)
             elif step.left_kind == "STREAM":
                 self.steps.append(StreamTableJoin(step, left_fields, right_fields))
             else:

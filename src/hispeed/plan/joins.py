@@ -35,6 +35,7 @@ from hispeed.plan.model import (
     JoinStep,
 )
 from hispeed.plan.scope import source_scope, walk
+from hispeed.plan.windowed_joins import stream_to_windowed_tables
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.format import sql
@@ -140,7 +141,7 @@ def plan_relation(
         right_field = _column_field(right_e, scope)
         left_field = _column_field(left_e, scope)
         right_pk = [f"{right.label}.{c.name}" for c in right.source.key_columns]
-        if right.source.window is not None and kind == "STREAM":
+        if right.source.window is not None and kind == "STREAM" and sides[0].source.window:
             keyed = [f"{s.label}.{c.name}" for s in sides for c in s.source.key_columns]
             if left_field not in keyed or right_field not in keyed:
                 raise err(
@@ -288,6 +289,8 @@ def _check_sources(join: ast.Join, sides: list[JoinSide], err: Any) -> None:
             f"Source(s) {', '.join(kafka)} are using the 'KAFKA' value format. This format "
             "does not yet support JOIN.",
         )
+    if stream_to_windowed_tables(sides):  # a stream meets its time's windows (#4736)
+        return
     windowed = [s for s in sides if s.source.window is not None]
     plain = [s for s in sides if s.source.window is None]
     kinds = {s.source.window.kind == "SESSION" for s in windowed if s.source.window is not None}
@@ -346,7 +349,7 @@ def _check_windowed_key_formats(join: ast.Join, sides: list[JoinSide], err: Any)
     format is re-keyed into it (PreJoinRepartitionNode), which its SchemaKStream.selectKey
     refuses for a windowed source."""
     first = sides[0].source
-    if first.key_format in _SCHEMA_INFERENCE_FORMATS:
+    if first.key_format in _SCHEMA_INFERENCE_FORMATS or stream_to_windowed_tables(sides):
         # a key format with schema inference always repartitions (PreJoinRepartitionNode's
         # forceRepartition): ksqlDB re-keys even a windowed side then
         return

@@ -122,6 +122,8 @@ def _at(item: ast.SelectItem) -> tuple[int, int]:
 def check_persistent_sources(select: ast.Select, sources: list[Source], persistent: bool) -> None:
     """Refuse a persistent query that reads a windowed table (ksqlDB's PushQueryValidator)."""
     if persistent and any(s.kind == "TABLE" and s.window is not None for s in sources):
+        if sources[0].kind == "STREAM" and sources[0].window is None and len(sources) > 1:
+            return  # a stream looks its time's windows up (plan/windowed_joins.py, #4736)
         line, column = select.pos
         raise SqlError(
             "KSQL does not support persistent queries on windowed tables.", line or 1, column or 1
