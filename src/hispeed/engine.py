@@ -82,7 +82,7 @@ HANDLERS: dict[type[ast.Statement], tuple[Handler, bool]] = {
     FlinkView: (flink.create_view, True),
     ast.InsertValues: (inserts.insert_values, False),
     ast.Delete: (delete.delete, False),
-    ast.Drop: (sources.drop, True),
+    ast.Drop: (flink.drop, True),  # ksqlDB's, or of a Flink table declared
     ast.AlterSource: (sources.alter_source, True),
     ast.CreateConnector: (settings.create_connector, True),
     ast.DropConnector: (settings.drop_connector, True),

@@ -179,3 +179,23 @@ def test_group_windows_are_ksqldb_windows() -> None:
     with pytest.raises(SqlError, match=r"TUMBLE\(time_col, INTERVAL ...\)") as info:
         parse_one("CREATE VIEW v AS SELECT k FROM src\nGROUP BY k, TUMBLE(t)")
     assert (info.value.line, info.value.column) == (2, 13)
+
+
+def test_drop_of_a_declared_sink_and_of_a_made_one(tmp_path: Path) -> None:
+    with Engine(tmp_path / "data") as engine:
+        engine.execute(
+            "CREATE TABLE s (a INT) WITH ('connector' = 'blackhole');"
+            "CREATE STREAM src (a INT) WITH (kafka_topic='src', value_format='JSON', "
+            "partitions=1);"
+        )
+        engine.execute("DROP TABLE s;")
+        # declared again, with other columns; made by its INSERT INTO, then dropped too
+        engine.execute("CREATE TABLE s (b INT) WITH ('connector' = 'print');")
+        engine.execute("INSERT INTO s SELECT a FROM src;")
+        assert [c.name for c in engine.catalog.sources["S"].value_columns] == ["B"]
+        engine.execute("DROP STREAM s;")
+        assert "S" not in engine.catalog.sources
+        assert "S" not in engine.catalog.flink
+    with Engine(tmp_path / "data") as engine:  # the same after a restart
+        assert "S" not in engine.catalog.sources
+        assert "S" not in engine.catalog.flink

@@ -252,4 +252,17 @@ def _by_position(query: ast.Select, sink: FlinkTable, stmt: ast.InsertInto) -> a
     return dataclasses.replace(query, items=items)
 
 
-__all__ = ["create_table", "create_view", "insert_into", "result_kind"]
+def drop(parts: EngineParts, stmt: ast.Drop, call: Call) -> Result:
+    """DROP TABLE of a Flink table: its declaration goes (and the stream or table its INSERT
+    INTO made, as ksqlDB's DROP); any other DROP is ksqlDB's (`sources.drop`)."""
+    declared = parts.catalog.flink.get(stmt.name) if stmt.kind != "TYPE" else None
+    if declared is None:
+        return sources.drop(parts, stmt, call)
+    del parts.catalog.flink[stmt.name]
+    call.undo.append(lambda: parts.catalog.flink.setdefault(stmt.name, declared))
+    if stmt.name in parts.catalog.sources:
+        return sources.drop(parts, stmt, call)
+    return Result("status", f"Table {stmt.name} dropped (a Flink table declared, never made)")
+
+
+__all__ = ["create_table", "create_view", "drop", "insert_into", "result_kind"]
