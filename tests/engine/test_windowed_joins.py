@@ -160,3 +160,27 @@ def test_other_mixes_stay_refused_with_their_place(
             engine.execute(query)
         assert "Can not join windowed source to non-windowed source" in str(caught.value)
         assert (caught.value.line, caught.value.column) == place
+
+
+def test_windows_past_the_retention_are_let_go(tmp_path: Path) -> None:
+    """The join keeps a window `query.temporal.retention.ms` past its end behind the stream's
+    time: a record later than that meets it no more (the state stays bounded)."""
+    with Engine(tmp_path / "data") as engine:
+        engine.execute(SOURCES)
+        engine.execute(
+            "CREATE TABLE per_user AS SELECT user, COUNT(*) AS n FROM clicks "
+            "WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY user EMIT CHANGES;"
+        )
+        engine.execute(
+            "CREATE STREAM enriched AS SELECT b.user AS user, b.id AS id, p.n AS n "
+            "FROM buys b LEFT JOIN per_user p ON b.user = p.user EMIT CHANGES;",
+            {"query.temporal.retention.ms": 60_000},
+        )
+        engine.insert("CLICKS", {"USER": "a", "PAGE": 1}, 1000)
+        engine.drain()
+        # 5,000: within the retention; then the stream's time passes 10,000 + 60,000
+        for i, t in enumerate((5000, 8000, 200_000, 9000)):
+            engine.insert("BUYS", {"ID": i, "USER": "a", "AMOUNT": 1}, t)
+            engine.drain()
+        got = sorted(_outputs(engine, "ENRICHED"))
+    assert got == [(0, 1), (1, 1), (2, None), (3, None)]

@@ -111,9 +111,8 @@ class JoinRuntime:
                 )
             elif (w := join.sides[step.right].source.window) and not join.sides[0].source.window:
                 # an unwindowed stream meets the windows holding its record's time (#4736)
-                runner = StreamWindowedTableJoin(
-                    step, left_fields, right_fields, w.kind == "SESSION"
-                )
+                session, keep = w.kind == "SESSION", temporal_retention_ms
+                runner = StreamWindowedTableJoin(step, left_fields, right_fields, session, keep)
                 self.steps.append(runner)
             elif step.left_kind == "STREAM":
                 self.steps.append(StreamTableJoin(step, left_fields, right_fields))

@@ -1,6 +1,10 @@
 """The stream to windowed table join step (plan/windowed_joins.py, confluentinc/ksql#4736): a
 stream record joins each row of its key whose window holds the record's time; the windowed
-table's changes (a window's new aggregate, its deletion) update the state and send nothing."""
+table's changes (a window's new aggregate, its deletion) update the state and send nothing.
+
+Windows that ended more than `query.temporal.retention.ms` (a day by default) behind the
+stream's time are let go: a stream record that much later than its window joins it no more,
+and the state stays bounded by the windows of that span."""
 
 from __future__ import annotations
 
@@ -14,9 +18,17 @@ class StreamWindowedTableJoin(JoinStepRunner):
     """State: each key's windows, (start, end) -> the window's current row."""
 
     def __init__(
-        self, step: JoinStep, left_fields: list[str], right_fields: list[str], session: bool
+        self,
+        step: JoinStep,
+        left_fields: list[str],
+        right_fields: list[str],
+        session: bool,
+        retention_ms: int,
     ) -> None:
         super().__init__(step, left_fields, right_fields)
+        self.retention_ms = retention_ms
+        #: the stream time of the last sweep for windows past the retention
+        self.swept = 0
         #: key -> {(window start, window end): row}
         self.windows: dict[Any, dict[tuple[int, int], dict[str, Any]]] = {}
         #: a session window's end is its last record's time, so it holds its end
@@ -53,7 +65,20 @@ class StreamWindowedTableJoin(JoinStepRunner):
             for row in rows_or_none:
                 joined_row = self.joined(e.row, row)
                 out.append(Event(joined_row, e.ts, k, False, e.partition, e.offset, e.headers))
+        self._expire(st[0])
         return out
+
+    def _expire(self, now: int) -> None:
+        """Let windows past the retention go; a sweep over all windows at most every eighth
+        of the retention of stream time, so it costs little per record."""
+        if now - self.swept < max(self.retention_ms // 8, 1):
+            return
+        self.swept = now
+        horizon = now - self.retention_ms
+        for key in list(self.windows):
+            for start, end in [w for w in self.windows[key] if w[1] < horizon]:
+                self._put((key, start, end), None)
+                self.dirty.add((key, start, end))
 
     def right(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
         # keys are (key, window start, window end), as the runtime gives a windowed side's
@@ -63,6 +88,7 @@ class StreamWindowedTableJoin(JoinStepRunner):
                 continue
             self._put(k, None if e.deleted else e.row)
             self.dirty.add(k)
+        self._expire(st[0])
         return []
 
     def _put(self, k: tuple[Any, int, int], row: dict[str, Any] | None) -> None:
