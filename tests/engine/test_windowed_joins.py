@@ -131,10 +131,10 @@ def test_windows_survive_a_restart(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("query", "place"),
     [
-        # a windowed table joined to a table: which of its windows would a change update?
+        # a windowed table joined to more than one table
         (
-            "CREATE TABLE j AS SELECT * FROM per_user p\n"
-            "  JOIN users u ON p.user = u.id EMIT CHANGES;",
+            "CREATE TABLE j AS SELECT * FROM per_user p JOIN users u ON p.user = u.id\n"
+            "  JOIN users v ON p.user = v.id EMIT CHANGES;",
             (2, 3),
         ),
         # the windowed side on the left: a table-stream join, refused for any table
@@ -184,3 +184,58 @@ def test_windows_past_the_retention_are_let_go(tmp_path: Path) -> None:
             engine.drain()
         got = sorted(_outputs(engine, "ENRICHED"))
     assert got == [(0, 1), (1, 1), (2, None), (3, None)]
+
+
+@pytest.mark.parametrize("kind", ["INNER", "LEFT"])
+def test_each_window_is_enriched_by_its_keys_row(tmp_path: Path, kind: str) -> None:
+    """A windowed table joined to a table: each window's row meets its key's row; a change
+    or deletion of that row sends every window of the key again (compared as the result's
+    last row per window, against DuckDB over the final rows)."""
+    rnd = random.Random(5)
+    users = ["a", "b", "c", "d", "e"]
+    con = duckdb.connect(":memory:")
+    con.execute("create table clicks_t (usr varchar, ts bigint)")
+    con.execute("create table users_t (id varchar, name varchar)")
+    with Engine(tmp_path / "data") as engine:
+        engine.execute(SOURCES)
+        engine.execute(
+            "CREATE TABLE users (id STRING PRIMARY KEY, name STRING) "
+            "WITH (kafka_topic='users', value_format='JSON', partitions=1);"
+            "CREATE TABLE per_user AS SELECT user, COUNT(*) AS n FROM clicks "
+            "WINDOW HOPPING (SIZE 10 SECONDS, ADVANCE BY 5 SECONDS) GROUP BY user EMIT CHANGES;"
+            "CREATE TABLE enriched AS SELECT p.user AS user, p.n AS n, u.name AS name, "
+            f"p.WINDOWSTART AS ws FROM per_user p {kind} JOIN users u ON p.user = u.id "
+            "EMIT CHANGES;"
+        )
+        names: dict[str, str] = {}
+        for r in range(4):  # clicks, then changes and deletions of users
+            clicks = [(rnd.choice(users), rnd.randint(0, 40_000)) for _ in range(40)]
+            engine.insert_many("CLICKS", [{"USER": u, "PAGE": 1, "ROWTIME": t} for u, t in clicks])
+            con.executemany("insert into clicks_t values (?, ?)", clicks)
+            engine.drain()
+            for u in rnd.sample(users, 3):
+                if u in names and rnd.random() < 0.4:
+                    engine.execute(f"DELETE FROM users WHERE id = '{u}';")
+                    del names[u]
+                else:
+                    names[u] = f"{u}{r}"
+                    engine.insert("USERS", {"ID": u, "NAME": names[u]}, 50_000 + r)
+                engine.drain()
+        last: dict[bytes, bytes | None] = {}
+        table = engine.log.read_table("ENRICHED", 0)
+        keys, values = table.column("key").to_pylist(), table.column("value").to_pylist()
+        for k, v in zip(keys, values, strict=True):
+            last[k] = v
+        got = Counter(tuple(json.loads(v).values()) for v in last.values() if v is not None)
+    con.executemany("insert into users_t values (?, ?)", list(names.items()))
+    join = "join" if kind == "INNER" else "left join"
+    expected = Counter(
+        con.sql(
+            "with w as (select c.usr, s.ws, count(*) as n from clicks_t c, "
+            "range(0, 50000, 5000) s(ws) where s.ws <= c.ts and c.ts < s.ws + 10000 "
+            f"group by all) select w.n, u.name, w.ws from w {join} users_t u on u.id = w.usr"
+        ).fetchall()
+    )
+    assert sum(expected.values()) > 15
+    assert any(name is None for _, name, _ in expected) == (kind == "LEFT")
+    assert got == expected

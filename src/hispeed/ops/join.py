@@ -34,7 +34,7 @@ stream-stream join a whole batch at a time.
 from __future__ import annotations
 
 import pickle
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -268,9 +268,16 @@ class JoinRuntime:
                 # side) joins by start, its window as long as the left side's
                 ends = [None if x is None else x + first.size_ms for x in starts]
             bounds = zip(starts, ends, strict=True)
-            keys = [
+            windows = [
                 (k, s, e) if k is not None else None for k, (s, e) in zip(keys, bounds, strict=True)
             ]
+            if from_left and self.steps[index].step.foreign_key:
+                # a windowed table's rows look their key's row up (#4736): keyed by window
+                for event, window in zip(events, windows, strict=True):
+                    event.key = window
+                cast(TableTableJoin, self.steps[index]).windowed = True
+            else:
+                keys = windows
         return self._through(index, events, from_left=from_left, keys=keys)
 
     def _through(

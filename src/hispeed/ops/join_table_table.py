@@ -30,6 +30,8 @@ class TableTableJoin(JoinStepRunner):
         kind = step.kind
         self.keep_left = kind in ("LEFT", "FULL")
         self.keep_right = kind in ("RIGHT", "FULL")
+        #: the left side's rows are a windowed table's, keyed by window (#4736)
+        self.windowed = False
 
     def _emit(
         self,
@@ -51,7 +53,9 @@ class TableTableJoin(JoinStepRunner):
             out.append(Event(self.joined(lrow, rrow), ts, key, False, *where))
         elif existed:
             row = self.joined(None, None)
-            parts = key if isinstance(key, tuple) and len(self.key_fields) > 1 else (key,)
+            # a windowed table's key is (key, window start, end): its key column is the key
+            plain = key[0] if self.windowed and isinstance(key, tuple) else key
+            parts = plain if isinstance(plain, tuple) and len(self.key_fields) > 1 else (plain,)
             for f, part in zip(self.key_fields, parts, strict=False):
                 row[f] = part
             out.append(Event(row, ts, key, True, *where))

@@ -35,7 +35,7 @@ from hispeed.plan.model import (
     JoinStep,
 )
 from hispeed.plan.scope import source_scope, walk
-from hispeed.plan.windowed_joins import stream_to_windowed_tables
+from hispeed.plan.windowed_joins import stream_to_windowed_tables, windowed_table_to_table
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.format import sql
@@ -156,8 +156,9 @@ def plan_relation(
                     "Invalid join condition: table-table joins require to join on the primary "
                     f"key of the right input table. Got {shown}.",
                 )
-            if i == 1:
-                step.foreign_key = not _is_key(left_e, sides[0], scope)
+            if i == 1:  # a windowed table's windows look one row up: a foreign key (#4736)
+                windows = windowed_table_to_table(sides)
+                step.foreign_key = windows or not _is_key(left_e, sides[0], scope)
             else:
                 step.foreign_key = left_field is None or left_field not in equal
             if step.foreign_key:
@@ -289,7 +290,7 @@ def _check_sources(join: ast.Join, sides: list[JoinSide], err: Any) -> None:
             f"Source(s) {', '.join(kafka)} are using the 'KAFKA' value format. This format "
             "does not yet support JOIN.",
         )
-    if stream_to_windowed_tables(sides):  # a stream meets its time's windows (#4736)
+    if stream_to_windowed_tables(sides) or windowed_table_to_table(sides):  # #4736
         return
     windowed = [s for s in sides if s.source.window is not None]
     plain = [s for s in sides if s.source.window is None]

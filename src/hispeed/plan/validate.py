@@ -122,7 +122,9 @@ def _at(item: ast.SelectItem) -> tuple[int, int]:
 def check_persistent_sources(select: ast.Select, sources: list[Source], persistent: bool) -> None:
     """Refuse a persistent query that reads a windowed table (ksqlDB's PushQueryValidator)."""
     if persistent and any(s.kind == "TABLE" and s.window is not None for s in sources):
-        if sources[0].kind == "STREAM" and sources[0].window is None and len(sources) > 1:
+        first, rest = sources[0], sources[1:]
+        stream = first.kind == "STREAM" and first.window is None
+        if rest and (stream or (first.window and all(s.window is None for s in rest))):
             return  # a stream looks its time's windows up (plan/windowed_joins.py, #4736)
         line, column = select.pos
         raise SqlError(

@@ -8,9 +8,14 @@ the time of its last record). A record in a hopping window's overlap meets each 
 falls in, one joined row each; a LEFT JOIN keeps a record no window holds, with NULLs. The
 result is an unwindowed stream stamped with the stream record's time, as a stream-table join.
 
+A windowed table joined to an unwindowed table (two sides) is the foreign-key join's shape:
+each window's row is enriched by the table's row of its key (or of any of its columns), and a
+change of that row sends every window of the key again; the result is the windowed table's
+windows (ops/join_table_table.py's foreign-key join, the window's key as the row's key).
+
 The other mixes stay refused with ksqlDB's message: a windowed stream or table on the left
-(its rows' windows would have to be matched against rows without one), and table-table joins
-of windowed with unwindowed tables.
+joined to a stream (its rows' windows would have to be matched against rows without one),
+and more than two sides when one is a windowed table joined to unwindowed ones.
 """
 
 from __future__ import annotations
@@ -27,3 +32,16 @@ def stream_to_windowed_tables(sides: list[JoinSide]) -> bool:
         return False
     windowed = [s for s in sides[1:] if s.source.window is not None]
     return bool(windowed) and all(s.source.kind == "TABLE" for s in windowed)
+
+
+def windowed_table_to_table(sides: list[JoinSide]) -> bool:
+    """Whether the join is a windowed table (the first side) joined to one unwindowed table,
+    planned as a foreign-key join keyed by the window's key."""
+    first = sides[0].source
+    return (
+        len(sides) == 2
+        and first.kind == "TABLE"
+        and first.window is not None
+        and sides[1].source.kind == "TABLE"
+        and sides[1].source.window is None
+    )
