@@ -239,3 +239,31 @@ def test_each_window_is_enriched_by_its_keys_row(tmp_path: Path, kind: str) -> N
     assert sum(expected.values()) > 15
     assert any(name is None for _, name, _ in expected) == (kind == "LEFT")
     assert got == expected
+
+
+def test_a_deletion_first_after_a_restart_deletes_every_window(tmp_path: Path) -> None:
+    """The windows are state: after a restart a table row's deletion, the first record the
+    query takes, still deletes each window of its key."""
+    with Engine(tmp_path / "data") as engine:
+        engine.execute(SOURCES)
+        engine.execute(
+            "CREATE TABLE users (id STRING PRIMARY KEY, name STRING) "
+            "WITH (kafka_topic='users', value_format='JSON', partitions=1);"
+            "CREATE TABLE per_user AS SELECT user, COUNT(*) AS n FROM clicks "
+            "WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY user EMIT CHANGES;"
+            "CREATE TABLE enriched AS SELECT p.user AS user, p.n AS n, u.name AS name "
+            "FROM per_user p JOIN users u ON p.user = u.id EMIT CHANGES;"
+        )
+        engine.insert("USERS", {"ID": "a", "NAME": "Ann"}, 1)
+        engine.drain()
+        for t in (1000, 2000, 15_000):
+            engine.insert("CLICKS", {"USER": "a", "PAGE": 1}, t)
+        engine.drain()
+    with Engine(tmp_path / "data") as engine:
+        engine.execute("DELETE FROM users WHERE id = 'a';")
+        engine.drain()
+        table = engine.log.read_table("ENRICHED", 0)
+        keys, values = table.column("key").to_pylist(), table.column("value").to_pylist()
+    last = dict(zip(keys, values, strict=True))
+    assert len(last) == 2  # two windows: [0, 10 s) and [10 s, 20 s)
+    assert list(last.values()) == [None, None]

@@ -34,7 +34,7 @@ stream-stream join a whole batch at a time.
 from __future__ import annotations
 
 import pickle
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -118,7 +118,10 @@ class JoinRuntime:
                 self.steps.append(StreamTableJoin(step, left_fields, right_fields))
             else:
                 key_fields = [f for f in join.key_fields if not f.startswith(LABEL)]
-                self.steps.append(TableTableJoin(step, left_fields, right_fields, key_fields))
+                table = TableTableJoin(step, left_fields, right_fields, key_fields)
+                # a windowed table's rows look their key's row up (#4736): keyed by window
+                table.windowed = step.foreign_key and join.sides[0].source.window is not None
+                self.steps.append(table)
         self.stream_time = [0]
         self.key_type = join.key_type.to_arrow()
         #: a one-step stream-table join runs whole stream batches at once
@@ -275,7 +278,6 @@ class JoinRuntime:
                 # a windowed table's rows look their key's row up (#4736): keyed by window
                 for event, window in zip(events, windows, strict=True):
                     event.key = window
-                cast(TableTableJoin, self.steps[index]).windowed = True
             else:
                 keys = windows
         return self._through(index, events, from_left=from_left, keys=keys)
