@@ -141,7 +141,13 @@ class SourceDecoder:
             # of its records (they are processed together)
             ts = pa.array(np.full(n, time.time_ns() // 1_000_000, np.int64))
         elif src.timestamp:
-            ts = self._extract_timestamp(value_result.batch, key_result.batch, item, errors, keep)
+            ts = self._extract_timestamp(
+                value_result.batch, key_result.batch, item, errors, keep, tombstones
+            )
+            if tombstones.any():
+                # a tombstone has no value, so no time column: it keeps the record's own time
+                # (DELETE FROM's, or the producer's) and still deletes its key
+                ts = pa.array(np.where(tombstones, batch.column("timestamp").to_numpy(), ts))
         pseudo = {
             "ROWTIME": ts,
             "ROWPARTITION": pa.array(np.full(n, item.partition.partition, np.int32)),
@@ -172,6 +178,7 @@ class SourceDecoder:
         item: PolledBatch,
         errors: list[dict[str, Any]],
         keep: np.ndarray,
+        tombstones: np.ndarray,
     ) -> pa.Array:
         src = self.source
         assert src.timestamp is not None
@@ -188,7 +195,7 @@ class SourceDecoder:
         bad = np.asarray(
             pc.fill_null(pc.less(result, 0), True).to_numpy(zero_copy_only=False), bool
         )
-        for row in np.nonzero(bad & keep)[0]:
+        for row in np.nonzero(bad & keep & ~tombstones)[0]:
             keep[row] = False
             self.error(errors, item, int(row), f"timestamp column {col.name} has no valid value")
         return pc.fill_null(result, 0)
