@@ -137,6 +137,38 @@ def test_a_deleted_key_leaves_stream_table_joins(engine: Engine) -> None:
     assert engine.query("SELECT * FROM joined;") == [{"ID": "a", "V": 1, "X": 3}]
 
 
+def test_a_delete_reaches_the_queries_over_a_table_whose_time_is_a_column(
+    engine: Engine,
+) -> None:
+    # a tombstone has no value, so no time column: it must still delete (it was dropped as a
+    # record "without a valid time", and every query over the table kept the row)
+    engine.execute(
+        "CREATE TABLE rates (cur STRING PRIMARY KEY, rate INT, ts BIGINT) WITH "
+        "(kafka_topic='rates', value_format='JSON', partitions=1, timestamp='ts');"
+        "CREATE TABLE rates_copy AS SELECT * FROM rates;"
+        "CREATE TABLE per_rate AS SELECT rate, COUNT(*) AS n FROM rates GROUP BY rate;"
+    )
+    engine.insert("rates", {"CUR": "eur", "RATE": 7, "TS": 100})
+    engine.insert("rates", {"CUR": "usd", "RATE": 8, "TS": 100})
+    engine.drain()
+    engine.execute("DELETE FROM rates WHERE cur = 'eur';")
+    engine.drain()
+    assert _pull(engine, "SELECT cur, rate, ts FROM rates_copy;") == [("usd", 8, 100)]
+    assert _pull(engine, "SELECT rate, n FROM per_rate;") == [(7, 0), (8, 1)]
+
+
+def test_a_key_named_twice_is_deleted_once(engine: Engine) -> None:
+    engine.insert("t", {"ID": "a", "REGION": "north", "X": 1})
+    result = engine.execute("DELETE FROM t WHERE id IN ('a', 'b', 'a', 'a');")[0]
+    assert result.message == "Deleted 2 keys from T"
+    printed = engine.execute("PRINT 't' FROM BEGINNING LIMIT 3;")[0].rows
+    assert [(r["key"], r["value"]) for r in printed] == [
+        (b"a", b'{"REGION":"north","X":1}'),
+        (b"a", None),
+        (b"b", None),
+    ]
+
+
 def test_a_deleted_key_leaves_a_top_n(engine: Engine) -> None:
     engine.execute(
         "CREATE TABLE top WITH (key_format='JSON') AS SELECT * FROM (SELECT region, id, x, "
@@ -160,6 +192,8 @@ def test_a_deleted_key_leaves_a_top_n(engine: Engine) -> None:
         ("DELETE FROM t WHERE id > 'a';", 24, "by their key"),
         ("DELETE FROM t WHERE id = 'a' OR id = 'b';", 30, "by their key"),
         ("DELETE FROM t WHERE id = NULL;", 26, "never NULL"),
+        ("DELETE FROM t WHERE id = CAST(NULL AS STRING);", 26, "never NULL"),
+        ("DELETE FROM t WHERE id IN ('a', NULL);", 33, "never NULL"),
         ("DELETE FROM t;", 1, "needs a WHERE clause"),
         (
             "DELETE FROM t WHERE id IN (SELECT id FROM t);",

@@ -12,6 +12,7 @@ would need a scan of the table's state the log does not keep, and is refused at 
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hispeed.catalog import Source
 from hispeed.errors import SqlError
@@ -142,6 +143,12 @@ def _keys(target: Source, where: ast.Expr, pos: ast.Pos) -> dict[str, pa.Array]:
         for value in named[col.name]:
             if isinstance(value, ast.Literal) and value.value is None:
                 raise _at(value, f"a key is never NULL: no row of {target.name} has it", pos)
-            arrays.append(insert_value(value, target.name, col.name, col.type, ctx))
+            array = insert_value(value, target.name, col.name, col.type, ctx)
+            if array.null_count:  # e.g. CAST(NULL AS BIGINT): a record with no key at all
+                raise _at(value, f"a key is never NULL: no row of {target.name} has it", pos)
+            arrays.append(array)
         out[col.name] = pa.concat_arrays(arrays)
+    if len(out) == 1:  # IN (1, 2, 2): each key deleted once, and counted once
+        name, array = next(iter(out.items()))
+        out[name] = pc.unique(array)
     return out
