@@ -72,6 +72,8 @@ def _duck(rows: dict[str, tuple[Any, ...]], query: str) -> list[tuple[Any, ...]]
         "SELECT id, x * 2 + y AS score FROM tq ORDER BY score DESC, id LIMIT 5",
         "SELECT id, region FROM tq ORDER BY 2 DESC, 1 LIMIT 6",
         "SELECT id FROM tq WHERE region = 'north' ORDER BY tq.y NULLS FIRST, x, id",
+        # a subquery without an alias: ORDER BY after it is no alias (docs/sql.md's example)
+        "SELECT id, score FROM (SELECT id, x * 2 AS score FROM tq) ORDER BY score DESC, id LIMIT 4",
     ],
 )
 def test_order_by_matches_duckdb_after_updates_and_deletes(engine: Engine, query: str) -> None:

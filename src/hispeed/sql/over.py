@@ -15,7 +15,7 @@ from typing import Any
 from hispeed.errors import SqlError
 from hispeed.sql import ast
 from hispeed.sql.intervals import interval
-from hispeed.sql.lexer import IDENT, INTEGER, QUOTED
+from hispeed.sql.lexer import INTEGER
 
 #: the window functions that take no frame: they rank rows or read another row
 _FRAMELESS = ("ROW_NUMBER", "RANK", "DENSE_RANK", "LAG", "LEAD")
@@ -108,8 +108,8 @@ def subquery_ahead(p: Any) -> bool:
     return bool(p.tok.is_op("(") and p.peek().is_word("SELECT"))
 
 
-def subquery(p: Any, reserved: set[str]) -> ast.Subquery:
-    """`(SELECT ...) [[AS] alias]` in FROM (`reserved`: the words that are no alias)."""
+def subquery(p: Any) -> ast.Subquery:
+    """`(SELECT ...) [[AS] alias]` in FROM."""
     start = p.expect_op("(")
     p.nested += 1
     try:
@@ -119,11 +119,5 @@ def subquery(p: Any, reserved: set[str]) -> ast.Subquery:
     if not p.tok.is_op(")"):
         raise p.error("')' closing the subquery")
     p.advance()
-    alias = None
-    if p.accept_word("AS"):
-        alias = p.identifier("an alias")
-    elif p.tok.kind == QUOTED or (
-        p.tok.kind == IDENT and p.tok.value not in reserved and not p.tok.is_word("EMIT")
-    ):
-        alias = p.identifier()
-    return ast.Subquery(query, alias, pos=p.pos(start))
+    # the alias as a source's (ORDER BY after the subquery is no alias)
+    return ast.Subquery(query, p.optional_alias(), pos=p.pos(start))

@@ -779,7 +779,7 @@ class StatementParser(ExpressionParser):
         left: ast.Relation = (
             window_tvf(self)
             if starts_window_tvf(self)
-            else subquery(self, RESERVED)
+            else subquery(self)
             if subquery_ahead(self)
             else self.source_ref()
         )
