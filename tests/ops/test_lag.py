@@ -141,6 +141,12 @@ ERRORS = [
         "whole number above 0",
     ),
     (
+        # a partition would wait for (LEAD) or keep (LAG) that many rows: the offset is bounded
+        "SELECT k, LEAD(v, 100000001) OVER (PARTITION BY g ORDER BY t) AS n FROM s EMIT CHANGES;",
+        "100000001)",
+        "at most 100000 rows",
+    ),
+    (
         "SELECT k FROM s WHERE LAG(v) OVER (PARTITION BY g ORDER BY t) > 1 EMIT CHANGES;",
         "LAG",
         "is not supported here",
