@@ -169,6 +169,37 @@ def test_foreign_key_join_follows_the_referenced_row(engine: Engine) -> None:
     ]
 
 
+def test_an_inner_foreign_key_join_retracts_a_row_whose_foreign_key_turns_null(
+    engine: Engine,
+) -> None:
+    """A left row whose foreign key becomes NULL joins nothing: an inner join's result for it
+    is deleted (it stayed, stale, before); a later change of the row it referred to sends
+    nothing for it, and a left join keeps the row with no match."""
+    engine.execute(
+        "CREATE TABLE located AS SELECT u.user_id, name, country FROM users u "
+        "JOIN countries c ON u.country_id = c.id;"
+    )
+    engine.execute(
+        "CREATE TABLE maybe_located AS SELECT u.user_id, name, country FROM users u "
+        "LEFT JOIN countries c ON u.country_id = c.id;"
+    )
+    send(engine, "countries", "ke", {"COUNTRY": "Kenya"}, 1)
+    send(engine, "users", "u1", {"NAME": "Ada", "COUNTRY_ID": "ke"}, 2)
+    send(engine, "users", "u1", {"NAME": "Ada", "COUNTRY_ID": None}, 3)
+    send(engine, "countries", "ke", {"COUNTRY": "Kenya!"}, 4)  # u1 no longer refers to it
+    send(engine, "users", "u1", {"NAME": "Ada", "COUNTRY_ID": "ke"}, 5)
+    assert out(engine, "LOCATED") == [
+        ("u1", {"NAME": "Ada", "COUNTRY": "Kenya"}, 2),
+        ("u1", None, 3),
+        ("u1", {"NAME": "Ada", "COUNTRY": "Kenya!"}, 5),
+    ]
+    assert out(engine, "MAYBE_LOCATED") == [
+        ("u1", {"NAME": "Ada", "COUNTRY": "Kenya"}, 2),
+        ("u1", {"NAME": "Ada", "COUNTRY": None}, 3),
+        ("u1", {"NAME": "Ada", "COUNTRY": "Kenya!"}, 5),
+    ]
+
+
 def test_n_way_join_and_self_join(engine: Engine) -> None:
     engine.execute(
         "CREATE STREAM three AS SELECT c.user_id, page, name, ms FROM clicks c "

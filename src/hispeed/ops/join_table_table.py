@@ -108,7 +108,11 @@ class TableTableJoin(JoinStepRunner):
                 self.refs.setdefault(k, set()).add(tkey)
             right = self.rights.get(k) if k is not None else None
             if fk and k is None and not self.keep_left:
-                continue  # an inner join leaves the old result for a NULL foreign key
+                # a NULL foreign key joins nothing: an inner join's old result for the row
+                # (if it joined) goes, or it would stay in the result, stale
+                if old is not None and old_right is not None:
+                    self._emit(tkey, None, None, e, out, True)
+                continue
             self._emit(tkey, entry, right, e, out, existed)
         return out
 

@@ -219,8 +219,8 @@ def _join(
     cond = _and(conds)
     if not negated:
         # a LEFT JOIN kept where the key was found, not an INNER one: a table row whose value
-        # turns NULL must leave the result, and the inner foreign-key join leaves the old row
-        # there (as ksqlDB's does); the left join sends it with no match, which WHERE drops
+        # turns NULL must leave the result; the left join sends it with no match, which WHERE
+        # drops
         matched = ast.IsNull(ast.ColumnRef(key, alias), True, pos=node.pos)
         return ast.Join(left, right, "LEFT", on, None, pos=node.pos), [matched, *conds]
     absent: ast.Expr = ast.IsNull(ast.ColumnRef(key, alias), False, pos=node.pos)
