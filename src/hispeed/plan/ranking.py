@@ -11,7 +11,9 @@ shapes Flink SQL maintains incrementally over an unbounded input:
     ... ORDER BY dateTime DESC) WHERE rn = 1          -- deduplication: the latest row
 
 The result is a table keyed by the PARTITION BY columns and the rank (ops/topn.py keeps it
-up to date: each change of a rank is an upsert of its key, a rank left empty a tombstone).
+up to date: each change of a rank is an upsert of its key, a rank left empty a tombstone);
+deduplication's (`rn = 1`) by the PARTITION BY columns alone, as Flink's unique key is: its
+rank, always 1, is a value where it is selected.
 RANK() and DENSE_RANK() rank a table's rows: tied rows share a rank, so their result is keyed
 by the PARTITION BY columns and the input table's key, the rank a value.
 Every other use of ROW_NUMBER is refused here with what is supported.
@@ -180,7 +182,7 @@ def plan_subquery(
                     f"input table's key: select {sql(e)} in the outer query",
                 )
             key_at.append(found)
-    elif rank_index is not None:
+    elif rank_index is not None and limit > 1:
         key_at.append(rank_index)
     elif limit > 1:
         raise error_at(

@@ -105,6 +105,16 @@ def create_as_select(parts: EngineParts, stmt: ast.CreateAsSelect, call: Call) -
         window=plan.window_info,
         statement=call.text,
     )
+    if plan.ranking is not None and len(plan.key_columns) > 1 and sink.key_format == "KAFKA":
+        # ksqlDB has no Top-N to keep its message for: say why the key has several columns
+        # and what holds them, at the query's place
+        names = ", ".join(c.name for c in plan.key_columns)
+        raise SqlError(
+            f"this Top-N or deduplication result's key has several columns ({names}: the "
+            "PARTITION BY columns, and the rank of a Top-N); the KAFKA key format holds one: "
+            "name a format that holds several, WITH (key_format='JSON')",
+            *stmt.query.pos,
+        )
     check_formats(
         sink,
         registry=parts.context.schema_registry,
