@@ -75,7 +75,8 @@ def test_a_top_n_key_the_kafka_format_cannot_hold_is_refused_at_its_place(
             assert (caught.value.line, caught.value.column) == (2, 3)
             message = str(caught.value)
             assert "key_format='JSON'" in message
-            assert "Persistence" not in message and "{" not in message
+            assert "Persistence" not in message
+            assert "{" not in message
         # named, the format that holds several columns runs it
         engine.execute(
             "CREATE TABLE y WITH (key_format='JSON') AS SELECT * FROM (SELECT g, v, ROW_NUMBER() "
