@@ -83,25 +83,3 @@ def test_q16_channel_statistics_match_duckdb(tmp_path: Path, events: Events) -> 
         got[(key["CHANNEL"], key["DAY"])] = {n: v[n] for n in ["MINUTE", *NAMES]}
     assert len({day for _, day in expected}) >= 3
     assert got == expected
-
-
-@pytest.mark.slow
-def test_bench_json_has_each_query_with_its_per_core_rate(tmp_path: Path) -> None:
-    """`hispeed bench nexmark --json`: an object by query name, each with events per
-    CPU-second (per core), from each query's subprocess."""
-    from click.testing import CliRunner
-
-    from hispeed.cli.main import cli
-
-    result = CliRunner().invoke(
-        cli,
-        ["bench", "nexmark", "--json", "--events", "2000", "--queries", "q15,q16"],
-        catch_exceptions=False,
-    )
-    assert result.exit_code == 0, result.output
-    figures = json.loads(result.output[result.output.index("{") :])
-    assert sorted(figures) == ["q15", "q16"]
-    for name in ("q15", "q16"):
-        assert figures[name]["events"] == 2000
-        assert figures[name]["events_per_cpu_s"] > 0
-        assert figures[name]["outputs"] > 0

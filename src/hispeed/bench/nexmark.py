@@ -9,6 +9,9 @@ RSS). `events_per_s` counts all the Nexmark events generated (persons, auctions 
 Nexmark's figures do) per wall second, `events_per_cpu_s` per CPU-second of the process
 (`time.process_time()`: the steadier figure on a busy machine); `records_read` is what the
 query read (only the topics it needs).
+
+`hispeed bench nexmark --json` prints `per_core(run(...))`, `{"q0": N, ...}` with N the
+events per CPU-second (per core) of each query; `--json-detail` prints every figure above.
 """
 
 from __future__ import annotations
@@ -146,6 +149,36 @@ def run(
             continue
         results[name] = json.loads(done.stdout.strip().splitlines()[-1])
     return results
+
+
+def per_core(results: dict[str, Any]) -> dict[str, int]:
+    """`{query: events per CPU-second}` of `run`'s results: the issue's `--json` shape.
+
+    A query that failed has no figure and is left out (the caller reports it). A run too
+    short for `time.process_time()` to tick gets the events over one tick, not a zero."""
+    shaped: dict[str, int] = {}
+    for name, figures in results.items():
+        if "error" in figures:
+            continue
+        # cpu_s is rounded to the millisecond; below that the rate is the events over 1 ms
+        rate = figures["events_per_cpu_s"] or round(figures["events"] / 0.001)
+        shaped[name] = int(rate)
+    return shaped
+
+
+def text_lines(results: dict[str, Any]) -> list[str]:
+    """One line per query for a terminal: rates, CPU seconds, peak RSS, or why it failed."""
+    lines = []
+    for name, figures in results.items():
+        if "error" in figures:
+            lines.append(f"{name:5s} failed: {figures['error']}")
+            continue
+        lines.append(
+            f"{name:5s} {figures['events_per_s']:>11,} events/s "
+            f"{figures['events_per_cpu_s'] or 0:>11,} events/CPU-s "
+            f"{figures['cpu_s']:>8.2f} CPU s  peak RSS {figures['peak_rss_mb']} MB"
+        )
+    return lines
 
 
 def main(argv: list[str]) -> None:
