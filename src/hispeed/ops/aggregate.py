@@ -25,6 +25,7 @@ from hispeed.ops.base import OperatorContext, Outputs
 from hispeed.ops.changes import Change, only_rows
 from hispeed.ops.decode import frame_headers
 from hispeed.ops.emit import SinkEncoder
+from hispeed.ops.gc_pause import gc_paused
 from hispeed.ops.vectorized import FastPath, VectorizedAggregator
 from hispeed.ops.vectorized_sessions import SessionAggregator
 from hispeed.ops.window import final_retained_from, window_starts
@@ -134,6 +135,7 @@ class Aggregator:
 
     # -- processing -------------------------------------------------------------------------
 
+    @gc_paused
     def process(
         self, frame: pa.RecordBatch, tombstones: np.ndarray, context: OperatorContext
     ) -> None:

@@ -22,19 +22,18 @@ no state and sets no timer; it goes to the processing log and the query goes on.
 
 from __future__ import annotations
 
-import functools
-import gc
 import heapq
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from hispeed.ops.base import OperatorContext
+from hispeed.ops.gc_pause import gc_paused
 from hispeed.ops.python_map import Mapped
 from hispeed.plan.model import QueryPlan
 from hispeed.state.stores import ChangelogChanges, PickledStores
@@ -116,30 +115,6 @@ class Timers:
         self._changes[(PROCESSING, int(at))] = False
 
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _gc_paused(method: Callable[_P, _R]) -> Callable[_P, _R]:
-    """`method` with the cyclic garbage collector paused while it runs. A batch's records,
-    the calls' results and their columns are many small objects made at once: the
-    collector, which their numbers set off again and again (each time walking every live
-    object of the process), would cost more than they do. A cycle the function makes is
-    collected after the batch."""
-
-    @functools.wraps(method)
-    def paused(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return method(*args, **kwargs)
-        finally:
-            if enabled:
-                gc.enable()
-
-    return paused
-
-
 class StatefulProcessor:
     """Runs a plan's PROCESS function over a query task's batches (see the module)."""
 
@@ -199,7 +174,7 @@ class StatefulProcessor:
 
     # -- running ----------------------------------------------------------------------------
 
-    @_gc_paused
+    @gc_paused
     def process(
         self,
         keys: list[pa.Array],
