@@ -296,7 +296,7 @@ def test_ws_produce_answers_each_bad_message_and_stays_open(
 def test_client_disconnects_are_not_internal_errors(
     strict: RunningServer, server_errors: list[logging.LogRecord], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="hispeed.server.app")
+    caplog.set_level(logging.INFO, logger="hispeed.server")
     port = int(strict.url.rsplit(":", 1)[1])
     # a body cut short: the client promised 1000 bytes and left after 6
     with socket.create_connection(("127.0.0.1", port)) as sock:
