@@ -11,7 +11,7 @@ from typing import Any
 
 from hispeed.errors import HispeedError, SqlError
 from hispeed.formats.base import Column
-from hispeed.sql.flink import FlinkTable
+from hispeed.sql.flink import FlinkTable, FlinkView
 from hispeed.sql.types import SqlType
 
 #: a Source's `timestamp` that is not a column but the processing time: the wall clock when the
@@ -95,6 +95,9 @@ class Catalog:
         #: Flink tables declared and not made (a Nexmark source, a sink its INSERT INTO makes:
         #: statements/flink.py)
         self.flink: dict[str, FlinkTable] = {}
+        #: Flink views inlined where they are read (a processing-time view:
+        #: statements/flink_views.py)
+        self.flink_views: dict[str, FlinkView] = {}
 
     def get(self, name: str, *, line: int = 1, column: int = 1) -> Source:
         source = self.sources.get(name)

@@ -13,6 +13,7 @@ from hispeed.expr.casts import coerce
 from hispeed.expr.scope import Compiled, Evaluator
 from hispeed.functions.registry import EvalContext, rowwise
 from hispeed.sql import types as T
+from hispeed.sql.joins import IntervalLiteral
 from hispeed.sql.types import SqlType
 
 
@@ -114,3 +115,18 @@ def _decimal_rows(
             return v.quantize(quant, rounding=decimal.ROUND_HALF_UP)
 
     return rowwise(ctx, [la, ra], result, one)
+
+
+def moved_timestamp(op: str, e: Any, left: Compiled) -> Compiled | None:
+    """`ts + INTERVAL ...` or `ts - INTERVAL ...` (Flink SQL's): the TIMESTAMP moved by the
+    interval's milliseconds; None for any other arithmetic (ksqlDB's rules)."""
+    right = getattr(e, "right", None)
+    if op not in ("+", "-") or left.type != T.TIMESTAMP or not isinstance(right, IntervalLiteral):
+        return None
+    millis = right.value if op == "+" else -right.value
+
+    def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+        ms = pc.cast(left(b, ctx), pa.int64())
+        return pc.cast(pc.add(ms, pa.scalar(millis, pa.int64())), pa.timestamp("ms"))
+
+    return Compiled(T.TIMESTAMP, ev)

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hispeed.errors import HispeedError, SqlError
-from hispeed.expr.arithmetic import arithmetic
+from hispeed.expr.arithmetic import arithmetic, moved_timestamp
 from hispeed.expr.casts import as_type, broadcast, cast_array, castable, coerce
 from hispeed.expr.lambdas import (
     LAMBDA_FUNCTIONS,
@@ -117,6 +117,8 @@ class _Compiler:
     def c_Literal(self, e: ast.Literal) -> Compiled:
         value, t = e.value, e.type
         return Compiled(t, lambda b, ctx: broadcast(value, t, b.num_rows), constant=True)
+
+    c_IntervalLiteral = c_Literal  # noqa: N815 (an INTERVAL: sql/joins.py)
 
     def c_ColumnRef(self, e: ast.ColumnRef) -> Compiled:
         return _column(self.scope.resolve(e))
@@ -221,6 +223,8 @@ class _Compiler:
                 f"{lt if lt is not None else 'null'} and {rt if rt is not None else 'null'} "
                 "are not supported.",
             )
+        if (moved := moved_timestamp(op, e, left)) is not None:
+            return moved
         result = arithmetic_type(op, lt, rt, e, sql(e))
         if result.name == "STRING":
             return Compiled(

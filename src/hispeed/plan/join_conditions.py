@@ -219,6 +219,9 @@ def _comparisons(term: ast.Expr) -> list[tuple[ast.Expr, str, ast.Expr]]:
         return [(term.operand, ">=", term.low), (term.operand, "<=", term.high)]
     if isinstance(term, ast.BinaryOp) and term.op in _FLIP:
         return [(term.left, term.op, term.right)]
+    if isinstance(term, ast.BinaryOp) and term.op == "=":
+        # equal record times (two window aggregations' rows of one window): a window of 0
+        return [(term.left, ">=", term.right), (term.left, "<=", term.right)]
     return []
 
 
@@ -262,7 +265,8 @@ def time_bounds(
                 continue
             untimed = [t for t in (ta, tb) if scope.resolve(t.ref).name not in times[t.label]]
             if untimed:
-                if offending is None and any(term is t for t in own):
+                equality = isinstance(term, ast.BinaryOp) and term.op == "="
+                if offending is None and not equality and any(term is t for t in own):
                     offending = untimed[0]
                 continue
             if ta.label == right[0]:  # as bounds on left - right

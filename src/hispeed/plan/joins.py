@@ -38,6 +38,7 @@ from hispeed.plan.scope import source_scope, walk
 from hispeed.plan.windowed_joins import stream_to_windowed_tables, windowed_table_to_table
 from hispeed.sql import ast
 from hispeed.sql import types as T
+from hispeed.sql.flink import JoinedSubquery
 from hispeed.sql.format import sql
 
 
@@ -75,6 +76,14 @@ def plan_relation(
         )
     refs.append((node, None))
     refs.reverse()
+    for ref, _ in refs:
+        if isinstance(ref, JoinedSubquery):
+            raise err(
+                ref,
+                "a subquery as a join's input is supported in Flink statements (INSERT INTO "
+                "a Flink table, CREATE VIEW), which make it a view of its own; here, make it a "
+                "stream or table with CREATE ... AS SELECT, then join that",
+            )
     sides: list[JoinSide] = []
     for ref, _ in refs:
         line, col = ref.pos
@@ -527,8 +536,10 @@ def _bounded(
         extra = [t for t in conditions.conjuncts(where) if t not in terms]
     left = [(s.label, s.source) for s in sides[:i]]
     right = (sides[i].label, sides[i].source)
+    # the key equality too: equal record times (two window aggregations joined on their
+    # windows' ends) are a window of 0, and stay the key
     bounds = conditions.time_bounds(
-        [*terms, *_over(extra, sides, i, scope)], left, right, scope, err, terms
+        [*terms, *_over(extra, sides, i, scope), split.equality], left, right, scope, err, terms
     )
     if bounds is None:
         return jn

@@ -289,10 +289,32 @@ def _check_table(table: FlinkTable, start: Token) -> None:
         )
 
 
+@dataclass(frozen=True)
+class JoinedSubquery(ast.SourceRef):
+    """A join's right side written as `(SELECT ...) [AS] alias`: Flink statements make it a
+    view of its own before the join is planned (statements/flink_views.py); elsewhere the
+    planner refuses it at its place."""
+
+    query: ast.Select | None = None
+
+
 def joined_table(p: ExpressionParser) -> tuple[ast.SourceRef, ast.Expr | None]:
     """A join's right side: `name [FOR SYSTEM_TIME AS OF expr] [[AS] alias]` (Flink's
-    temporal join: plan/temporal.py), and the AS OF time (None without it)."""
+    temporal join: plan/temporal.py), and the AS OF time (None without it); or a subquery,
+    `(SELECT ...) [AS] alias` (`JoinedSubquery`)."""
     tok = p.tok
+    if tok.is_op("(") and p.peek().is_word("SELECT"):
+        select = getattr(p, "select", None)
+        assert select is not None  # a join is parsed by the statement parser
+        p.advance()
+        p.nested += 1
+        try:
+            query = select()
+        finally:
+            p.nested -= 1
+        p.expect_op(")")
+        alias = p.optional_alias()
+        return JoinedSubquery(alias or "SUBQUERY", alias, pos=p.pos(tok), query=query), None
     name = p.identifier("a stream or table name")
     as_of = None
     if p.tok.is_word("FOR") and p.peek().is_word("SYSTEM_TIME"):
@@ -467,6 +489,7 @@ __all__ = [
     "FlinkColumn",
     "FlinkTable",
     "FlinkView",
+    "JoinedSubquery",
     "create",
     "flink_expr",
     "flink_query",

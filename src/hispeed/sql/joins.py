@@ -9,6 +9,7 @@ these their meaning.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from hispeed.sql import ast
@@ -25,8 +26,14 @@ def comma_join(p: Any, left: ast.Relation, comma: Token) -> ast.Join:
     return ast.Join(left, right, "INNER", on, None, pos=p.pos(comma), comma=True)
 
 
+@dataclass(frozen=True)
+class IntervalLiteral(ast.Literal):
+    """An INTERVAL literal: a BIGINT of milliseconds, which a TIMESTAMP may also be moved by
+    (`ts - INTERVAL '10' SECOND`, as in Flink SQL)."""
+
+
 def interval_literal(p: Any) -> ast.Literal:
     """`INTERVAL '10' SECOND` in an expression: its milliseconds, a BIGINT, the unit of
     ROWTIME and of the times it is added to or taken from."""
     millis, start = interval(p)
-    return ast.Literal(millis, T.BIGINT, pos=p.pos(start))
+    return IntervalLiteral(millis, T.BIGINT, pos=p.pos(start))

@@ -21,7 +21,7 @@ from hispeed.plan.query import plan_query
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.flink import FlinkTable, FlinkView, flink_query
-from hispeed.statements import queries, sources
+from hispeed.statements import flink_views, queries, sources
 from hispeed.statements.base import Call, EngineParts
 from hispeed.statements.result import Result
 
@@ -46,14 +46,20 @@ def _is_nexmark(table: FlinkTable) -> bool:
 def _exists(parts: EngineParts, name: str, if_not_exists: bool, kind: str) -> Result | None:
     """Refuse a name in use (a stream, a table, a Flink table declared), or say so (IF NOT
     EXISTS); None if it is free."""
-    if name not in parts.catalog.sources and name not in parts.catalog.flink:
+    catalog = parts.catalog
+    if (
+        name not in catalog.sources
+        and name not in catalog.flink
+        and name not in catalog.flink_views
+    ):
         return None
     if if_not_exists:
         return Result("status", f"{name} already exists")
     if name in parts.catalog.sources:
         raise sources.already_exists(parts, kind, name)
+    what = "table" if name in catalog.flink else "view"
     raise HispeedError(
-        f"Cannot add {kind.lower()} '{name}': a Flink table of that name is declared"
+        f"Cannot add {kind.lower()} '{name}': a Flink {what} of that name is declared"
     )
 
 
@@ -135,8 +141,22 @@ def create_view(parts: EngineParts, stmt: FlinkView, call: Call) -> Result:
                 *base.pos,
             )
         return sources.create_source(parts, _nexmark_view(stmt, table), call)
-    kind = result_kind(parts, query, stmt.name)
-    create = ast.CreateAsSelect(kind, stmt.name, query, _sink_props(kind, stmt.pos), pos=stmt.pos)
+    if flink_views.proctime_column(query) is not None:
+        # inlined where it is read, as Flink does (statements/flink_views.py)
+        catalog.flink_views[stmt.name] = stmt
+        call.undo.append(lambda: catalog.flink_views.pop(stmt.name, None))
+        return Result("status", f"View {stmt.name} declared: a processing-time view")
+    return make_view(parts, stmt.name, query, stmt.pos, call)
+
+
+def make_view(parts: EngineParts, name: str, query: ast.Select, pos: ast.Pos, call: Call) -> Result:
+    """A Flink view (or a subquery made one): its subqueries made views first, then a window
+    aggregation's stream, or CREATE STREAM (or TABLE) name AS its SELECT."""
+    query = flink_views.hoist(parts, query, name, call, make_view)
+    if flink_views.is_window_aggregation(query):
+        return flink_views.create_window_view(parts, name, query, pos, call)
+    kind, query, props = _keyed(parts, query, name, pos)
+    create = ast.CreateAsSelect(kind, name, query, props, pos=pos)
     return queries.create_as_select(parts, create, call)
 
 
@@ -204,9 +224,35 @@ def _nexmark_view(view: FlinkView, table: FlinkTable) -> ast.CreateSource:
 def result_kind(parts: EngineParts, query: ast.Select, name: str) -> str:
     """STREAM or TABLE: what `query` produces (an aggregation, a Top-N or a table's rows
     make a table), as CREATE ... AS SELECT checks it."""
+    return _planned(parts, query, name)[0]
+
+
+def _planned(parts: EngineParts, query: ast.Select, name: str) -> tuple[str, bool]:
+    """`result_kind`, and whether the key has a type the KAFKA key format cannot hold (a
+    TIMESTAMP: Flink's rows have no key, so the key's format is hispeed's to choose)."""
     plan = plan_query(query, parts.catalog, parts.log, "TABLE", name)
     table = plan.aggregation is not None or plan.source.kind == "TABLE" or plan.ranking
-    return "TABLE" if table else "STREAM"
+    kafka = ("INTEGER", "BIGINT", "DOUBLE", "STRING")
+    return "TABLE" if table else "STREAM", any(c.type.name not in kafka for c in plan.key)
+
+
+def _keyed(
+    parts: EngineParts, query: ast.Select, name: str, pos: ast.Pos
+) -> tuple[str, ast.Select, dict[str, ast.Property]]:
+    """What `query` produces, the query, and its sink's properties: a join of streams that
+    does not select its key (ksqlDB's rule: a stream's key is a column of it) is given none
+    (PARTITION BY NULL), as a Flink row has no key; a table's key, or a key KAFKA cannot
+    hold, is JSON."""
+    try:
+        kind, unkafka = _planned(parts, query, name)
+    except SqlError as e:
+        missing = str(e).split(": ", 1)[-1].startswith("Key missing from projection")
+        if not missing or not isinstance(query.from_, ast.Join) or query.partition_by:
+            raise
+        query = dataclasses.replace(query, partition_by=(ast.Literal(None, None, pos=query.pos),))
+        kind, unkafka = _planned(parts, query, name)
+    props = _sink_props("TABLE" if unkafka else kind, pos)
+    return kind, query, props
 
 
 def _sink_props(kind: str, pos: ast.Pos) -> dict[str, ast.Property]:
@@ -223,11 +269,12 @@ def insert_into(parts: EngineParts, stmt: ast.InsertInto, call: Call) -> Result:
     if _is_nexmark(declared):
         raise SqlError(f"{stmt.target} is a Nexmark source: it cannot be inserted into", *stmt.pos)
     query = _by_position(flink_query(stmt.query), declared, stmt)
+    query = flink_views.hoist(parts, query, stmt.target, call, make_view)
     if stmt.target in parts.catalog.sources:
         # a second INSERT INTO the same sink: ksqlDB's, into the stream the first one made
         return queries.insert_into(parts, ast.InsertInto(stmt.target, query, pos=stmt.pos), call)
-    kind = result_kind(parts, query, stmt.target)
-    props = {**_sink_props(kind, stmt.pos), **stmt.properties}
+    kind, query, props = _keyed(parts, query, stmt.target, stmt.pos)
+    props = {**props, **stmt.properties}
     create = ast.CreateAsSelect(kind, stmt.target, query, props, pos=stmt.pos)
     return queries.create_as_select(parts, create, call)
 
