@@ -30,6 +30,7 @@ from hispeed.ops.base import OperatorContext
 from hispeed.ops.emit import SinkEncoder
 from hispeed.ops.over_frames import aggregate
 from hispeed.ops.topn import NUMERIC, TopN, sort_column, table_rows_limit
+from hispeed.ops.window_rank import WindowRank
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.state.stores import ChangelogChanges, PickledStores
 
@@ -186,10 +187,12 @@ def _put(store: Any, p: Any, entries: list[Any]) -> None:
 
 def ranking_operator(
     plan: QueryPlan, emitter: SinkEncoder, properties: dict[str, Any]
-) -> TopN | OverTable:
+) -> TopN | OverTable | WindowRank:
     """The operator of a plan's ranking step: Top-N (ops/topn.py, its table bound from the
     engine's and query's `properties`), or aggregates over frames of a table's rows."""
     assert plan.ranking is not None
     if plan.ranking.function == "OVER":
         return OverTable(plan, emitter)
+    if plan.ranking.window_end is not None:
+        return WindowRank(plan, emitter)
     return TopN(plan, emitter, table_rows_limit(properties))

@@ -201,6 +201,10 @@ class RankingPlan:
     table_key: list[Compiled] | None = None
     #: function OVER: the aggregates over frames of a table's rows (ops/over_table.py)
     frames: list[LagCall] = field(default_factory=list)
+    #: window Top-N and deduplication over a window table function's rows: each row's
+    #: window end (epoch milliseconds); the ranks are output once, when it closes
+    #: (ops/window_rank.py)
+    window_end: Compiled | None = None
 
 
 @dataclass

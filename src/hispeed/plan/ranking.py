@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from hispeed.catalog import Catalog
+from hispeed.catalog import Catalog, Source
 from hispeed.errors import SqlError
 from hispeed.expr.scope import Compiled, Scope
 from hispeed.plan import joins
@@ -32,6 +32,7 @@ from hispeed.plan.columns import output_names
 from hispeed.plan.lag import ROW_BY_ROW
 from hispeed.plan.model import LABEL, JoinPlan, OutputColumn, QueryPlan, RankingPlan
 from hispeed.plan.scope import compile_clause, default_name, error_at, source_scope, walk
+from hispeed.plan.window_tvf import ranked_rows
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.format import sql
@@ -92,6 +93,12 @@ def plan_subquery(
     assert isinstance(sub, ast.Subquery)
     inner = sub.query
     over, at = _the_over_call(sub)
+    windowed: tuple[Source, ast.Expr] | None = None
+    if isinstance(inner.from_, ast.WindowTvf):
+        # window Top-N and deduplication over a window table function's rows
+        inner, tvf_source, window_end = ranked_rows(inner, over, catalog)
+        windowed = (tvf_source, window_end)
+        over, at = _the_over_call(dataclasses.replace(sub, query=inner))
     _check_clauses(select, inner, over, sink_kind is not None)
     if sink_kind == "STREAM":
         raise error_at(
@@ -122,7 +129,10 @@ def plan_subquery(
     else:
         ref = inner.from_
         assert isinstance(ref, ast.SourceRef)
-        source = catalog.get(ref.name, line=ref.pos[0] or 1, column=ref.pos[1] or 1)
+        if windowed is not None:
+            source = windowed[0]  # its event time the DESCRIPTOR's column
+        else:
+            source = catalog.get(ref.name, line=ref.pos[0] or 1, column=ref.pos[1] or 1)
         label = ref.label
         scope = source_scope(source, label)
         # the subquery's columns by name: their expressions over the source (None: the rank)
@@ -214,6 +224,7 @@ def plan_subquery(
         ]
         if source.kind == "TABLE"
         else None,
+        window_end=None if windowed is None else compile_clause(windowed[1], scope, "PARTITION BY"),
     )
     return QueryPlan(
         source,
@@ -226,7 +237,7 @@ def plan_subquery(
         emit=select.emit,
         outputs=outputs,
         ranking=ranking,
-        notes=[f"{over.name} Top-{limit} per partition"],
+        notes=[f"{over.name} Top-{limit} per partition" + (" per window" if windowed else "")],
         join=join,
     )
 

@@ -91,6 +91,44 @@ def rewrite(select: ast.Select, catalog: Catalog) -> Rewritten:
     return Rewritten(dataclasses.replace(plain, from_=ref), source, keyless=False)
 
 
+def ranked_rows(
+    inner: ast.Select, over: ast.OverCall, catalog: Catalog
+) -> tuple[ast.Select, Source, ast.Expr]:
+    """Window Top-N and deduplication over a window table function's rows (a ranking
+    subquery `SELECT ..., ROW_NUMBER() OVER (PARTITION BY window_start, window_end, ...)
+    FROM TUMBLE(...)`): the subquery over the source, as `rewrite` gives it; the source with
+    the DESCRIPTOR's column as its event time; and each row's window end, in epoch
+    milliseconds, that closes its ranks (ops/window_rank.py). An error at its place for
+    what Flink refuses or hispeed does not run yet."""
+    tvf = inner.from_
+    assert isinstance(tvf, ast.WindowTvf)
+    line, col = tvf.source.pos
+    known = catalog.get(tvf.source.name, line=line or 1, column=col or 1)
+    names = {_tvf_column(e, tvf.label, known) for e in over.partition_by}
+    if not {"WINDOW_START", "WINDOW_END"} <= names:
+        raise error_at(
+            over,
+            f"{over.name}() over a window table function's rows ranks each window's rows: "
+            "PARTITION BY window_start, window_end (and any other columns)",
+        )
+    if tvf.kind != "TUMBLE":
+        raise error_at(
+            tvf,
+            f"window Top-N and deduplication over {tvf.kind}'s rows are not supported yet: "
+            "over TUMBLE's rows they are, and over any window aggregation (rank its table)",
+        )
+    if inner.group_by or inner.having is not None:
+        at = inner.group_by[0] if inner.group_by else inner.having
+        raise error_at(
+            at,
+            "a window aggregation and its ranking are two statements: create the aggregation "
+            "as a table (CREATE TABLE ... AS SELECT ... GROUP BY window_start, window_end, "
+            "...), then rank its rows",
+        )
+    rewritten = rewrite(inner, catalog)
+    return rewritten.select, rewritten.source, _row_windows(tvf)["WINDOW_END"]
+
+
 def _row_windows(tvf: ast.WindowTvf) -> dict[str, ast.Expr]:
     """Each row's windows without aggregation: TUMBLE's one, computed from ROWTIME; HOP's and
     CUMULATE's several, a row out for each (EXPLODE over GENERATE_SERIES of their bounds)."""

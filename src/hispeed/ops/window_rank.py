@@ -1,0 +1,194 @@
+"""Window Top-N and window deduplication over a window table function's rows, as Flink's.
+
+`ROW_NUMBER() OVER (PARTITION BY window_start, window_end, k ORDER BY t) ... WHERE rn <= N`
+over `TUMBLE(TABLE s, ...)` (plan/ranking.py plans it): each window's rows are ranked once,
+when the window closes, and the best N of each partition are output then; nothing is output
+before, and nothing is taken back after (Flink's window Top-N and window deduplication emit
+final results at the window's end and purge the window's state).
+
+Flink closes a window when the watermark passes its end; hispeed's watermark is ksqlDB's
+stream time (the newest row time seen, here over all the input's partitions, since the ranks
+of one partition gather rows from every input partition) with no grace period, as the
+window aggregation of a window table function has: a window closes once stream time reaches
+its end, and a row whose window has closed is late and dropped, as ksqlDB's windowed
+aggregation drops one. Ties in the order go to the row that came first.
+
+Each open window's best rows are the operator's `PickledStores`, written to the query's
+changelog with the batch's outputs and stream time in one transaction (runtime/task.py) and
+restored from it at a restart.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hispeed.functions.registry import EvalContext
+from hispeed.ops.base import OperatorContext
+from hispeed.ops.emit import SinkEncoder
+from hispeed.ops.topn import NUMERIC, sort_column
+from hispeed.plan.model import QueryPlan, field_name
+from hispeed.state.changelog import write_stream_time
+from hispeed.state.stores import ChangelogChanges, PickledStores
+
+#: the store kinds: each open window's partitions' best rows, keyed by (window end,
+#: partition), and the arrival counter that breaks ties
+WINDOWS, SEQUENCE = "WR", "WS"
+#: the stream time before any row
+_NEVER = -(1 << 63)
+
+
+def _place(entry: tuple[Any, ...]) -> tuple[Any, Any]:
+    """Where an entry sorts: its ORDER BY values, then its arrival (unique)."""
+    return (entry[0], entry[1])
+
+
+class WindowRank:
+    """Runs a plan's window ranking over a query task's batches (see the module)."""
+
+    def __init__(self, plan: QueryPlan, emitter: SinkEncoder) -> None:
+        assert plan.ranking is not None
+        assert plan.ranking.window_end is not None
+        self.plan = plan
+        self.ranking = plan.ranking
+        self.window_end = plan.ranking.window_end
+        self.emitter = emitter
+        self.limit = plan.ranking.limit
+        self.stores = PickledStores([WINDOWS, SEQUENCE])
+        outputs = plan.outputs
+        rank = plan.ranking.rank_index
+        #: the outputs computed from the rows (all but the rank), in order
+        self.computed = [i for i in range(len(outputs)) if i != rank]
+        where = {id(o): i for i, o in enumerate(outputs)}
+        self.key_at = [where[id(c)] for c in plan.key]
+        self.value_at = [where[id(c)] for c in plan.value]
+        #: the open windows' store keys by window end (built from the store when first
+        #: needed, so also after a restore)
+        self._open: dict[int, set[Any]] | None = None
+
+    # -- state ------------------------------------------------------------------------------
+
+    def restore(self, name: Any, value: Any) -> None:
+        """Take back a changelog entry of this operator's stores."""
+        self.stores.restore(name, value)
+        self._open = None
+
+    def checkpoint(self, changelog: ChangelogChanges) -> None:
+        """Write what changed since the last checkpoint to the batch's changelog changes."""
+        self.stores.checkpoint(changelog)
+
+    def _windows(self) -> dict[int, set[Any]]:
+        if self._open is None:
+            self._open = {}
+            for key in self.stores[WINDOWS]:
+                self._open.setdefault(key[0], set()).add(key)
+        return self._open
+
+    # -- running ----------------------------------------------------------------------------
+
+    def process(
+        self, frame: pa.RecordBatch, tombstones: np.ndarray, context: OperatorContext
+    ) -> None:
+        """Rank a batch's rows into their windows; output the windows it closes."""
+        plan = self.plan
+        ctx = EvalContext()
+        times = context.stream_time
+        # stream time before each row: it advances with every record read (as Kafka Streams'
+        # does, before any filter), over all the input's partitions
+        stamps = frame.column(field_name(plan.label, "ROWTIME")).to_numpy(zero_copy_only=False)
+        start = max(times.values(), default=_NEVER)
+        seen = np.maximum.accumulate(np.concatenate([[start], stamps.astype(np.int64)]))
+        before, now = seen[:-1], int(seen[-1])
+        # a stream's rows: a tombstone (no value) is no row, nor is one failing the WHERE
+        keep = ~np.asarray(tombstones, bool)
+        if plan.where is not None:
+            keep &= np.asarray(pc.fill_null(plan.where(frame, ctx), False), bool)
+        if not keep.all():
+            frame = frame.filter(pa.array(keep))
+            before = before[keep]
+        if frame.num_rows:
+            self._rank(frame, ctx, before.tolist())
+        context.report(ctx, frame, plan.label)
+        if now > times.get(context.partition, _NEVER):
+            times[context.partition] = now
+            write_stream_time(context.out.changelog, times)
+        if now != _NEVER:
+            self._close(now, context)
+
+    def _rank(self, frame: pa.RecordBatch, ctx: EvalContext, before: list[int]) -> None:
+        """Put each row in its window's partition (its best N kept); a row whose window had
+        closed when it came (`before`: the stream time then) is late and dropped."""
+        ranking = self.ranking
+        parts = [c(frame, ctx).to_pylist() for c in ranking.partition]
+        partitions: list[Any] = parts[0] if len(parts) == 1 else list(zip(*parts, strict=True))
+        columns = [
+            sort_column(c(frame, ctx), descending, c.type is not None and c.type.name in NUMERIC)
+            for c, descending in ranking.order
+        ]
+        sorts = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
+        outputs = self.plan.outputs
+        values = [outputs[i].expr(frame, ctx).to_pylist() for i in self.computed]
+        rows = list(zip(*values, strict=True)) if values else [()] * frame.num_rows
+        stamps = frame.column(field_name(self.plan.label, "ROWTIME")).to_pylist()
+        ends = self.window_end(frame, ctx).to_pylist()
+        store = self.stores[WINDOWS]
+        windows = self._windows()
+        n = self.limit
+        sequence = int(self.stores[SEQUENCE].get("next", 0))
+        for p, s, row, ts, end, then in zip(
+            partitions, sorts, rows, stamps, ends, before, strict=True
+        ):
+            if end is None or end <= then:
+                continue  # its window has closed: a late row
+            key = (end, p)
+            entries = store.get(key)
+            if entries is None:
+                entries = []
+                windows.setdefault(end, set()).add(key)
+            elif len(entries) >= n and entries[-1][0] <= s:
+                continue  # ranks below the N-th (a tie goes to the row that came first)
+            # entries compare by their ORDER BY values, then their arrival (unique)
+            bisect.insort(entries, (s, sequence, row, ts), key=_place)
+            sequence += 1
+            if len(entries) > n:
+                entries.pop()
+            store.put(key, entries)
+        self.stores[SEQUENCE].put("next", sequence)
+
+    def _close(self, now: int, context: OperatorContext) -> None:
+        """Output and let go of every window stream time has reached the end of."""
+        windows = self._windows()
+        closed = sorted(end for end in windows if end <= now)
+        if not closed:
+            return
+        store = self.stores[WINDOWS]
+        out: list[tuple[int, Any, int]] = []  # (rank, row, time)
+        for end in closed:
+            for key in sorted(windows.pop(end), key=repr):
+                entries = store.get(key) or []
+                out += [(r + 1, e[2], e[3]) for r, e in enumerate(entries)]
+                store.delete(key)
+        self._emit(out, context)
+
+    def _emit(self, ranked: list[tuple[int, Any, int]], ctx: OperatorContext) -> None:
+        outputs = self.plan.outputs
+        rows = [row for _, row, _ in ranked]
+        columns = list(zip(*rows, strict=True)) if self.computed else []
+        arrays: dict[int, pa.Array] = {
+            i: pa.array(data, outputs[i].type.to_arrow())
+            for i, data in zip(self.computed, columns, strict=True)
+        }
+        rank_at = self.ranking.rank_index
+        if rank_at is not None:
+            arrays[rank_at] = pa.array([r for r, _, _ in ranked], pa.int64())
+        self.emitter.emit(
+            [arrays[i] for i in self.key_at],
+            [arrays[i] for i in self.value_at],
+            pa.array([t for _, _, t in ranked], pa.int64()),
+            np.zeros(len(ranked), bool),
+            ctx.out,
+        )
