@@ -104,6 +104,31 @@ _LAST = float("inf")
 NUMERIC = ("INTEGER", "BIGINT", "DOUBLE", "DECIMAL")
 
 
+def ranked_values(
+    plan: QueryPlan, computed: list[int], frame: pa.RecordBatch, ctx: EvalContext
+) -> tuple[list[Any], list[Any], list[Any]]:
+    """Each row of `frame` as a ranking sees it: its partition (a value, or a tuple of
+    several), where it sorts, and its `computed` outputs (a tuple)."""
+    ranking = plan.ranking
+    assert ranking is not None
+    parts = [c(frame, ctx).to_pylist() for c in ranking.partition]
+    partitions: list[Any] = (
+        parts[0] if len(parts) == 1 else list(zip(*parts, strict=True)) if parts else [()]
+    )
+    if not parts:
+        partitions = [()] * frame.num_rows
+    columns = [
+        sort_column(c(frame, ctx), descending, c.type is not None and c.type.name in NUMERIC)
+        for c, descending in ranking.order
+    ]
+    # one ORDER BY column sorts by its values themselves, several by tuples of them
+    sorts = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
+    outputs = plan.outputs
+    values = [outputs[i].expr(frame, ctx).to_pylist() for i in computed]
+    rows = list(zip(*values, strict=True)) if values else [()] * frame.num_rows
+    return partitions, sorts, rows
+
+
 class TopN:
     """Runs a plan's ranking over a query task's batches (see the module)."""
 
@@ -174,21 +199,7 @@ class TopN:
         if frame.num_rows == 0:
             context.report(ctx, frame, plan.label)
             return
-        parts = [c(frame, ctx).to_pylist() for c in ranking.partition]
-        partitions: list[Any] = (
-            parts[0] if len(parts) == 1 else list(zip(*parts, strict=True)) if parts else [()]
-        )
-        if not parts:
-            partitions = [()] * frame.num_rows
-        columns = [
-            sort_column(c(frame, ctx), descending, c.type is not None and c.type.name in NUMERIC)
-            for c, descending in ranking.order
-        ]
-        # one ORDER BY column sorts by its values themselves, several by tuples of them
-        sorts = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
-        outputs = self.plan.outputs
-        values = [outputs[i].expr(frame, ctx).to_pylist() for i in self.computed]
-        rows = list(zip(*values, strict=True)) if values else [()] * frame.num_rows
+        partitions, sorts, rows = ranked_values(plan, self.computed, frame, ctx)
         stamps = frame.column(field_name(plan.label, "ROWTIME")).to_pylist()
         keys = (
             list(zip(*[c(frame, ctx).to_pylist() for c in ranking.table_key], strict=True))

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from hispeed.functions.registry import EvalContext
 from hispeed.ops.base import OperatorContext
 from hispeed.ops.emit import SinkEncoder
-from hispeed.ops.topn import NUMERIC, sort_column
+from hispeed.ops.topn import ranked_values
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.state.changelog import write_stream_time
 from hispeed.state.stores import ChangelogChanges, PickledStores
@@ -122,17 +122,7 @@ class WindowRank:
     def _rank(self, frame: pa.RecordBatch, ctx: EvalContext, before: list[int]) -> None:
         """Put each row in its window's partition (its best N kept); a row whose window had
         closed when it came (`before`: the stream time then) is late and dropped."""
-        ranking = self.ranking
-        parts = [c(frame, ctx).to_pylist() for c in ranking.partition]
-        partitions: list[Any] = parts[0] if len(parts) == 1 else list(zip(*parts, strict=True))
-        columns = [
-            sort_column(c(frame, ctx), descending, c.type is not None and c.type.name in NUMERIC)
-            for c, descending in ranking.order
-        ]
-        sorts = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
-        outputs = self.plan.outputs
-        values = [outputs[i].expr(frame, ctx).to_pylist() for i in self.computed]
-        rows = list(zip(*values, strict=True)) if values else [()] * frame.num_rows
+        partitions, sorts, rows = ranked_values(self.plan, self.computed, frame, ctx)
         stamps = frame.column(field_name(self.plan.label, "ROWTIME")).to_pylist()
         ends = self.window_end(frame, ctx).to_pylist()
         store = self.stores[WINDOWS]
