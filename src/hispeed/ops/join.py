@@ -48,6 +48,7 @@ from hispeed.ops.decode import SourceDecoder, frame_headers, headers_field
 from hispeed.ops.join_columnar import ColumnarStreamJoin, supported
 from hispeed.ops.join_lookup import DecodeCache, LookupJoin, decode_run
 from hispeed.ops.join_lookup import supported as lookup_supported
+from hispeed.ops.join_nonkey import DEFAULT_MAX_ROWS, NonKeyTableJoin
 from hispeed.ops.join_steps import Event, JoinStepRunner, joined_batch
 from hispeed.ops.join_stream_stream import StreamStreamJoin
 from hispeed.ops.join_stream_table import StreamTableJoin
@@ -76,10 +77,12 @@ class JoinRuntime:
         query_id: str,
         registry: SchemaRegistry | None = None,
         temporal_retention_ms: int = DEFAULT_RETENTION_MS,
+        nonkey_max_rows: int = DEFAULT_MAX_ROWS,
     ) -> None:
         join = plan.join
         assert join is not None
         self.plan = plan
+        self.query_id = query_id
         self.join: JoinPlan = join
         self.decoders = [
             SourceDecoder(s.source, s.label, query_id, registry=registry) for s in join.sides
@@ -116,6 +119,8 @@ class JoinRuntime:
                 self.steps.append(runner)
             elif step.left_kind == "STREAM":
                 self.steps.append(StreamTableJoin(step, left_fields, right_fields))
+            elif step.pair_key is not None:  # many to many (#9352): ops/join_nonkey.py
+                self.steps.append(NonKeyTableJoin(step, left_fields, right_fields, nonkey_max_rows))
             else:
                 key_fields = [f for f in join.key_fields if not f.startswith(LABEL)]
                 table = TableTableJoin(step, left_fields, right_fields, key_fields)
@@ -191,6 +196,7 @@ class JoinRuntime:
                 fast.append(self._look_up(self.lookup, frame))
             else:
                 events += self._side(side, frame, tombstones)
+        self._refused(item, out)
         if fast and not events:
             batch = fast[0] if len(fast) == 1 else pa.concat_batches(_same_columns(fast))
             return batch, np.zeros(batch.num_rows, bool)
@@ -199,6 +205,23 @@ class JoinRuntime:
             batch = pa.concat_batches(_same_columns([*fast, batch]))
             deleted = np.concatenate([np.zeros(batch.num_rows - len(deleted), bool), deleted])
         return batch, deleted
+
+    def _refused(self, item: PolledBatch, out: Outputs) -> None:
+        """Send the rows a non-key join let go past its bound to the processing log."""
+        for runner in self.steps:
+            if isinstance(runner, NonKeyTableJoin) and runner.refused:
+                for message, partition, offset in runner.refused:
+                    out.errors.append(
+                        {
+                            "type": "RECORD_PROCESSING_ERROR",
+                            "query": self.query_id,
+                            "message": message,
+                            "topic": item.partition.topic,
+                            "partition": partition,
+                            "offset": offset,
+                        }
+                    )
+                runner.refused.clear()
 
     def _look_up(self, runner: StreamTableJoin, frame: pa.RecordBatch) -> pa.RecordBatch:
         """A stream batch joined to the table a whole batch at a time (a one-step
@@ -332,7 +355,10 @@ class JoinRuntime:
                 names.append(field_name(LABEL, bound))
             keys = [k[0] if k else None for k in keys]
         key_type = self.join.key_type
-        if key_type.name in ("ARRAY", "MAP", "STRUCT"):
+        if self.join.paired:  # both tables' key columns (ops/join_nonkey.py), as a STRUCT
+            parts = [n for n, _ in key_type.fields]
+            keys = [None if k is None else dict(zip(parts, k, strict=True)) for k in keys]
+        elif key_type.name in ("ARRAY", "MAP", "STRUCT"):
             keys = [unhashable(k, key_type) for k in keys]
         else:
             keys = [_plain(k) for k in keys]

@@ -23,6 +23,7 @@ from hispeed.expr.compiler import compile_expr
 from hispeed.expr.scope import Compiled, Scope, ScopeColumn
 from hispeed.formats.base import Column
 from hispeed.plan import join_conditions as conditions
+from hispeed.plan import nonkey_joins as nonkey
 from hispeed.plan import temporal
 from hispeed.plan.columns import key_more_than_once, synthetic_join_key
 from hispeed.plan.model import (
@@ -109,6 +110,7 @@ def plan_relation(
     equivalent: list[tuple[str, str | None]] = []  # (expression, its field if a column)
     synthetic = False
     key_type: T.SqlType | None = None
+    pair: list[str] | None = None  # the key fields after a join on non-key columns
     # every ON clause's sources are checked before any join's keys, as ksqlDB does
     splits = []
     ons: list[ast.Join] = []  # each join with its condition (a comma join's from WHERE)
@@ -158,13 +160,12 @@ def plan_relation(
                     "Implicit repartitioning of windowed sources is not supported. See "
                     "https://github.com/confluentinc/ksql/issues/4385.",
                 )
-        if step.left_kind == "TABLE":
-            if not _is_key(right_e, right, scope):
-                raise err(
-                    jn.on,
-                    "Invalid join condition: table-table joins require to join on the primary "
-                    f"key of the right input table. Got {shown}.",
-                )
+        if step.left_kind == "TABLE" and not _is_key(right_e, right, scope):
+            # many to many, keyed by both tables' keys (#9352: plan/nonkey_joins.py)
+            nonkey.check_step(jn, step, steps, right, shown, err)
+            step.pair_key = (nonkey.left_key(sides, pair), nonkey.right_key(right))
+            step.condition = shown
+        elif step.left_kind == "TABLE":
             if i == 1:  # a windowed table's windows look one row up: a foreign key (#4736)
                 windows = windowed_table_to_table(sides)
                 step.foreign_key = windows or not _is_key(left_e, sides[0], scope)
@@ -202,6 +203,12 @@ def plan_relation(
         ):
             step.copartitioned = (owner.source.name, right.source.name)
         steps.append(step)
+        if step.pair_key is not None:
+            pair = [*step.pair_key[0], *step.pair_key[1]]
+            equal = []  # the table joins after it look their rows up for each pair
+            continue
+        if pair is not None:
+            continue  # a foreign-key lookup for each pair: the pair stays the key
         if step.foreign_key and i > 1:
             # a later foreign-key step looks its right row up: the result stays keyed as
             # the rows it looks up for (issue 8576: several foreign keys in one query)
@@ -233,6 +240,8 @@ def plan_relation(
         key_type = lt
         kind = step.result
         equal = candidates
+    if pair is not None:
+        candidates, synthetic, key_type = pair, False, nonkey.key_type(pair, sides)
     assert key_type is not None
     # named apart from every joined source's columns, as ksqlDB's JoinNode names it
     key_name = synthetic_join_key(c.name for side in sides for c in side.source.columns)
@@ -729,7 +738,7 @@ def key_items(items: list[ast.SelectItem], plan: JoinPlan, scope: Scope) -> list
     key columns."""
     fields = [_item_field(item, scope) for item in items]
     first = plan.sides[0].source
-    if plan.steps[0].foreign_key and len(first.key_columns) > 1:
+    if plan.paired or (plan.steps[0].foreign_key and len(first.key_columns) > 1):
         return [fields.index(f) for f in plan.key_fields if f in fields]
     for f in plan.key_fields:
         if f in fields:
@@ -757,7 +766,11 @@ def check_key(
     """What is wrong with the key columns of a persistent query's select list, if anything."""
     built = f"`{sink}`" if sink else "the result"
     fields = [_item_field(item, scope) for item in items]
-    if plan.steps[-1].foreign_key:
+    if plan.paired:
+        problem = nonkey.missing_key(plan, fields)
+        if problem is not None:
+            return problem
+    elif plan.steps[-1].foreign_key:
         # the last join's key decides (ksqlDB's JoinNode.validateKeyPresent at the final
         # join): a foreign-key join needs the leftmost table's primary key columns
         first = plan.sides[0]

@@ -147,6 +147,12 @@ class JoinStep:
     #: a temporal join (FOR SYSTEM_TIME AS OF): the left field holding each stream record's
     #: time, whose version of the table row it joins (plan/temporal.py)
     as_of: str | None = None
+    #: a table-table join on a column other than the right table's key (#9352, many to many;
+    #: plan/nonkey_joins.py): the left input's key fields and the right table's, which
+    #: together key its result
+    pair_key: tuple[list[str], list[str]] | None = None
+    #: the join's condition as ksqlDB's messages show it (a non-key join's, for its errors)
+    condition: str = ""
 
     @property
     def result(self) -> str:
@@ -169,6 +175,11 @@ class JoinPlan:
     @property
     def kind(self) -> str:
         return self.steps[-1].result
+
+    @property
+    def paired(self) -> bool:
+        """Whether a join on non-key columns keys the result by both tables' keys."""
+        return any(step.pair_key is not None for step in self.steps)
 
 
 @dataclass

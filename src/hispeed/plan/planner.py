@@ -298,8 +298,10 @@ def _plan_join(
         problem = joins.check_key(items, names, at, join, scope, sink_name)
         if problem is not None:
             raise error_at(select, problem)
-        if join.steps[0].foreign_key and len(at) > 1:
-            key = [outputs[i] for i in at]  # a multi-column left key: its own columns
+        if (join.steps[0].foreign_key or join.paired) and len(at) > 1:
+            # a multi-column left key, or both tables' keys (plan/nonkey_joins.py): their
+            # own columns
+            key = [outputs[i] for i in at]
         else:
             # the key is the join's: the other side's when this side is missing from an
             # outer join

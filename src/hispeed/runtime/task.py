@@ -26,6 +26,7 @@ from hispeed.ops.base import OperatorContext, Outputs
 from hispeed.ops.decode import SourceDecoder
 from hispeed.ops.emit import SinkEncoder
 from hispeed.ops.join import JoinRuntime
+from hispeed.ops.join_nonkey import max_rows_limit
 from hispeed.ops.lag import KIND as LAG_KIND
 from hispeed.ops.lag import Lag
 from hispeed.ops.over_table import ranking_operator
@@ -88,9 +89,15 @@ class QueryTask:
         topics = [self.source.topic]
         #: how long a temporal join keeps superseded versions (plan/temporal.py)
         self.temporal_retention_ms = retention({**context.properties, **(properties or {})})
+        #: how many rows of one table with one join value a non-key join holds
+        self.nonkey_max_rows = max_rows_limit({**context.properties, **(properties or {})})
         if plan.join is not None:
             self.join = JoinRuntime(
-                plan, query_id, context.schema_registry, self.temporal_retention_ms
+                plan,
+                query_id,
+                context.schema_registry,
+                self.temporal_retention_ms,
+                self.nonkey_max_rows,
             )
             topics = list(self.join.topics)
         self.unit = unit
@@ -261,7 +268,11 @@ class QueryTask:
             self.aggregator = self._aggregator()
         if self.join is not None:
             self.join = JoinRuntime(
-                self.plan, self.id, self.context.schema_registry, self.temporal_retention_ms
+                self.plan,
+                self.id,
+                self.context.schema_registry,
+                self.temporal_retention_ms,
+                self.nonkey_max_rows,
             )
         if self.processor is not None:
             self.processor = self._processor()

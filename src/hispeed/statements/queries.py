@@ -13,6 +13,7 @@ from hispeed.errors import PREPARING, HispeedError, SqlError
 from hispeed.formats.base import KEY_SCHEMA_PROPERTIES, VALUE_SCHEMA_PROPERTIES, Column
 from hispeed.plan import python
 from hispeed.plan.model import QueryPlan
+from hispeed.plan.nonkey_joins import kafka_key_problem
 from hispeed.plan.query import plan_query
 from hispeed.runtime.trigger import TriggerSpec, trigger_of
 from hispeed.sql import ast
@@ -84,6 +85,10 @@ def create_as_select(parts: EngineParts, stmt: ast.CreateAsSelect, call: Call) -
         if explicit_key_format and str(explicit_key_format).upper() != "NONE":
             raise SqlError("Key format specified for stream without key columns.", *stmt.pos)
         key_format = "NONE"
+    if plan.join is not None:  # a join on non-key columns is keyed by several columns
+        problem = kafka_key_problem(plan.join, str(key_format))
+        if problem is not None:
+            raise SqlError(problem, *stmt.pos)
     # as ksqlDB's TopicCreateInjector: without KAFKA_TOPIC, the sink's name after the
     # ksql.output.topic.name.prefix setting (empty by default)
     prefix = str(call.props.get("ksql.output.topic.name.prefix") or "")
