@@ -162,7 +162,7 @@ def plan_relation(
                 )
         if step.left_kind == "TABLE" and not _is_key(right_e, right, scope):
             # many to many, keyed by both tables' keys (#9352: plan/nonkey_joins.py)
-            nonkey.check_step(jn, step, steps, right, shown, err)
+            nonkey.check_step(jn, steps, sides[: i + 1], shown, err)
             step.pair_key = (nonkey.left_key(sides, pair), nonkey.right_key(right))
             step.condition = shown
         elif step.left_kind == "TABLE":
@@ -241,7 +241,7 @@ def plan_relation(
         kind = step.result
         equal = candidates
     if pair is not None:
-        candidates, synthetic, key_type = pair, False, nonkey.key_type(pair, sides)
+        candidates, synthetic, key_type = pair, False, nonkey.key_type()
     assert key_type is not None
     # named apart from every joined source's columns, as ksqlDB's JoinNode names it
     key_name = synthetic_join_key(c.name for side in sides for c in side.source.columns)

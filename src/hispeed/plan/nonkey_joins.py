@@ -32,9 +32,10 @@ def refusal(shown: str) -> str:
 
 
 def check_step(
-    jn: ast.Join, step: JoinStep, before: list[JoinStep], right: JoinSide, shown: str, err: Any
+    jn: ast.Join, before: list[JoinStep], sides: list[JoinSide], shown: str, err: Any
 ) -> None:
-    """Refuse the non-key joins hispeed does not run, with ksqlDB's words first."""
+    """Refuse the non-key joins hispeed does not run, with ksqlDB's words first (`before`:
+    the join steps before it; `sides`: its sources and those before it)."""
     why = None
     if jn.kind == "FULL":
         why = "a FULL OUTER join on a non-key column is not supported (its unmatched right rows "
@@ -44,7 +45,7 @@ def check_step(
         why += "the tables swapped."
     elif any(s.kind not in ("INNER", "LEFT") for s in before):
         why = "a join on a non-key column may follow only INNER and LEFT joins."
-    elif right.source.window is not None or any(s.as_of for s in before):
+    elif any(side.source.window is not None for side in sides):
         why = "a join on a non-key column is not supported on windowed tables."
     if why is not None:
         raise err(jn, f"{refusal(shown)} hispeed joins on other columns too, but {why}")
@@ -64,10 +65,11 @@ def right_key(right: JoinSide) -> list[str]:
     return [f"{right.label}.{c.name}" for c in right.source.key_columns]
 
 
-def key_type(fields: list[str], sides: list[JoinSide]) -> T.SqlType:
-    """The result key's type: a STRUCT of the key columns (the frame's `$J.ROWKEY`)."""
-    types = {f"{s.label}.{c.name}": c.type for s in sides for c in s.source.key_columns}
-    return T.SqlType("STRUCT", fields=tuple((f.replace(".", "_", 1), types[f]) for f in fields))
+def key_type() -> T.SqlType:
+    """The type of the frame's `$J.ROWKEY` for a non-key join: the text of the pair of keys
+    (ops/join.py), one value a pair, which the operators after the join (a WHERE over the
+    table, an aggregation) tell rows apart by. The sink's key is the key columns selected."""
+    return T.STRING
 
 
 def missing_key(plan: JoinPlan, fields: list[str | None]) -> str | None:
