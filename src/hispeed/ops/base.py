@@ -10,15 +10,32 @@ the operators collected in one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 
+from hispeed.errors import HispeedError
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import HEADERS_TYPE, PolledBatch
 from hispeed.plan.model import field_name
+
+
+def rows_setting(properties: Mapping[str, Any], name: str, default: int) -> int:
+    """A bound on rows an operator keeps, from an engine's or query's properties: a whole
+    number above 0 (`default` when not given); anything else is refused, naming it."""
+    value = properties.get(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise HispeedError(f"{name} must be a whole number of rows above 0, not {value!r}")
+    return number
 
 
 @dataclass

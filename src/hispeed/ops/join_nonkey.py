@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from hispeed.errors import HispeedError
-from hispeed.ops.join_steps import Event, JoinStepRunner
+from hispeed.ops.base import rows_setting
+from hispeed.ops.join_steps import Event, TablesStepRunner, ordered
 from hispeed.plan.model import JoinStep
 
 #: the property that bounds the rows of one table with one join value, and its default
@@ -38,21 +38,10 @@ Entry = tuple[dict[str, Any], int, Any]
 
 def max_rows_limit(properties: Mapping[str, Any]) -> int:
     """`query.join.nonkey.max.rows` from an engine's or query's properties."""
-    value = properties.get(MAX_ROWS_PROPERTY)
-    if value is None:
-        return DEFAULT_MAX_ROWS
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number < 1:
-        raise HispeedError(
-            f"{MAX_ROWS_PROPERTY} must be a whole number of rows above 0, not {value!r}"
-        )
-    return number
+    return rows_setting(properties, MAX_ROWS_PROPERTY, DEFAULT_MAX_ROWS)
 
 
-class NonKeyTableJoin(JoinStepRunner):
+class NonKeyTableJoin(TablesStepRunner):
     """Both tables' rows by key, indexed by join value; every change sends its pairs."""
 
     def __init__(
@@ -89,7 +78,7 @@ class NonKeyTableJoin(JoinStepRunner):
 
     def _matching(self, left: Entry, rkeys: Iterable[Any]) -> list[Any]:
         """Those of `rkeys` whose rows match `left` (ON's other conditions, if any)."""
-        found = [k for k in _ordered(rkeys) if k in self.rights]
+        found = [k for k in ordered(rkeys) if k in self.rights]
         residual = self.step.residual
         if residual is None or not found:
             return found
@@ -177,7 +166,7 @@ class NonKeyTableJoin(JoinStepRunner):
             self.dirty.add(("L", lkey))
             after = self._pairs(entry)
             kept = {k for k, _, _ in after}
-            for key in _ordered(before - kept):
+            for key in ordered(before - kept):
                 self._retract(key, e, out)
             for key, left, right in after:
                 self._send(key, left, right, e, out)
@@ -202,10 +191,10 @@ class NonKeyTableJoin(JoinStepRunner):
             before = {lk: self._with(lk, rkey) for lk in lkeys}
             self._place(self.rights, self.right_index, rkey, entry)
             self.dirty.add(("R", rkey))
-            for lkey in _ordered(lkeys):
+            for lkey in ordered(lkeys):
                 left = self.lefts[lkey]
                 now = self._with(lkey, rkey)
-                for key in _ordered(set(before[lkey]) - set(now)):
+                for key in ordered(set(before[lkey]) - set(now)):
                     self._retract(key, e, out)
                 for key, right in now.items():
                     if right is None and key in before[lkey]:
@@ -226,24 +215,9 @@ class NonKeyTableJoin(JoinStepRunner):
 
     # -- changelog ---------------------------------------------------------------------------
 
-    def state(self) -> dict[Any, Any]:
-        changed: dict[Any, Any] = {}
-        for d in self.dirty:
-            changed[d] = self.lefts.get(d[1]) if d[0] == "L" else self.rights.get(d[1])
-        self.dirty.clear()
-        return changed
-
     def restore(self, name: Any, value: Any) -> None:
         side, key = name
         if side == "L":
             self._place(self.lefts, self.left_index, key, value)
         else:
             self._place(self.rights, self.right_index, key, value)
-
-
-def _ordered(keys: Iterable[Any]) -> list[Any]:
-    """Keys in a stable order (by value when they compare, else by text)."""
-    try:
-        return sorted(keys)
-    except TypeError:
-        return sorted(keys, key=repr)

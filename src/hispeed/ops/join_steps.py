@@ -9,6 +9,7 @@ ops/join_table_table.py (with foreign-key joins); ops/join.py runs them in order
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,29 @@ class JoinStepRunner(ABC):
     @abstractmethod
     def restore(self, name: Any, value: Any) -> None:
         """Take back one piece of state that `state` gave."""
+
+
+class TablesStepRunner(JoinStepRunner):
+    """A step that keeps both tables' rows (`lefts`, `rights`): its changelog entries are
+    ("L" or "R", key) -> the row kept, or None when it went."""
+
+    lefts: dict[Any, Any]
+    rights: dict[Any, Any]
+
+    def state(self) -> dict[Any, Any]:
+        changed: dict[Any, Any] = {}
+        for d in self.dirty:
+            changed[d] = self.lefts.get(d[1]) if d[0] == "L" else self.rights.get(d[1])
+        self.dirty.clear()
+        return changed
+
+
+def ordered(keys: Iterable[Any]) -> list[Any]:
+    """Table keys in a stable order (by value when they compare, else by text)."""
+    try:
+        return sorted(keys)
+    except TypeError:
+        return sorted(keys, key=repr)
 
 
 def joined_batch(

@@ -7,14 +7,13 @@ sends again for every left row that refers to a right row that changed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-from hispeed.ops.join_steps import Event, JoinStepRunner
+from hispeed.ops.join_steps import Event, TablesStepRunner, ordered
 from hispeed.plan.model import JoinStep
 
 
-class TableTableJoin(JoinStepRunner):
+class TableTableJoin(TablesStepRunner):
     """Both tables' current rows; a change on either side sends the join for its key."""
 
     def __init__(
@@ -131,7 +130,7 @@ class TableTableJoin(JoinStepRunner):
             else:
                 self.rights[k] = new
             if fk:
-                for tkey in _ordered(self.refs.get(k, ())):
+                for tkey in ordered(self.refs.get(k, ())):
                     referring = self.lefts[tkey]
                     # stamped with the right record's time
                     self._emit(tkey, (referring[0], e.ts, k), new, e, out, True)
@@ -141,13 +140,6 @@ class TableTableJoin(JoinStepRunner):
             self._emit(k, left, new, e, out, existed)
         return out
 
-    def state(self) -> dict[Any, Any]:
-        changed: dict[Any, Any] = {}
-        for d in self.dirty:
-            changed[d] = self.lefts.get(d[1]) if d[0] == "L" else self.rights.get(d[1])
-        self.dirty.clear()
-        return changed
-
     def restore(self, name: Any, value: Any) -> None:
         if name[0] == "L":
             self.lefts[name[1]] = value
@@ -155,11 +147,3 @@ class TableTableJoin(JoinStepRunner):
                 self.refs.setdefault(value[2], set()).add(name[1])
         else:
             self.rights[name[1]] = value
-
-
-def _ordered(keys: Iterable[Any]) -> list[Any]:
-    """Left table keys in a stable order (by value when they compare, else by text)."""
-    try:
-        return sorted(keys)
-    except TypeError:
-        return sorted(keys, key=repr)

@@ -26,9 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hispeed.errors import HispeedError
 from hispeed.functions.registry import EvalContext
-from hispeed.ops.base import OperatorContext
+from hispeed.ops.base import OperatorContext, rows_setting
 from hispeed.ops.emit import SinkEncoder
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.state.stores import ChangelogChanges, PickledStores
@@ -84,18 +83,7 @@ DEFAULT_TABLE_ROWS = 100_000
 
 def table_rows_limit(properties: dict[str, Any]) -> int:
     """`query.topn.table.max.rows` from an engine's or query's properties."""
-    value = properties.get(TABLE_ROWS_PROPERTY)
-    if value is None:
-        return DEFAULT_TABLE_ROWS
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number < 1:
-        raise HispeedError(
-            f"{TABLE_ROWS_PROPERTY} must be a whole number of rows above 0, not {value!r}"
-        )
-    return number
+    return rows_setting(properties, TABLE_ROWS_PROPERTY, DEFAULT_TABLE_ROWS)
 
 
 #: where a null number sorts: after every number
