@@ -28,7 +28,7 @@ from hispeed.expr.lambdas import (
     transform_evaluator,
 )
 from hispeed.expr.literals import coerce_literal, typed_texts
-from hispeed.expr.scope import Compiled, Scope, ScopeColumn, error_at
+from hispeed.expr.scope import Compiled, Scope, ScopeColumn, error_at, not_here
 from hispeed.expr.type_rules import (
     NULL_GUESSES,
     arithmetic_type,
@@ -104,7 +104,7 @@ class _Compiler:
             return self.scope.compiled[key]
         method = getattr(self, "c_" + type(e).__name__, None)
         if method is None:
-            raise error_at(e, f"{type(e).__name__} is not supported here")
+            raise error_at(e, not_here(e))
         result: Compiled = method(e)
         if self.share and isinstance(e, _SHARED) and _deterministic(e):
             result = _shared(result)

@@ -112,9 +112,19 @@ class Scope:
                 dict.fromkeys(
                     (f"{c.source}.{c.name}" if ref.source and c.source else c.name)
                     for c in self.columns
-                    if not c.name.startswith("$")
+                    # `$`: the engine's own columns and sources (a join's `$J`), not the user's
+                    if not c.name.startswith("$") and not (c.source or "").startswith("$")
                 )
             )
+            if not names:
+                # a VALUES list, DELETE's key values: no column is in reach, only values
+                raise SqlError(
+                    f"'{shown}' cannot be resolved: no column can be named here, only a value "
+                    f"(a literal such as 1 or 'text', or an expression of literals)",
+                    line,
+                    col,
+                    located=True,
+                )
             raise SqlError(
                 f"{self.clause} column '{shown}' cannot be resolved. The columns here are: {names}",
                 line,
@@ -150,3 +160,21 @@ def error_at(node: Any, message: str) -> SqlError:
     """A SqlError at the position of `node` (the start of the statement if it has none)."""
     line, col = getattr(node, "pos", (0, 0))
     return SqlError(message, line or 1, col or 1)
+
+
+def not_here(e: ast.Expr) -> str:
+    """Why an expression only some places take (a window function, a subquery) is refused
+    where it stands, in the user's words: their text, never the parser's class name."""
+    if isinstance(e, ast.OverCall):
+        return (
+            f"{sql(e)} is not supported here: a window function goes in the select list of a "
+            "query over one stream (LAG, LEAD, AVG, SUM, COUNT, MIN, MAX OVER (PARTITION BY "
+            "... ORDER BY ROWTIME ...)), or, as ROW_NUMBER, RANK or DENSE_RANK, in a subquery "
+            "whose rank the outer query bounds (Top-N, deduplication)"
+        )
+    if isinstance(e, ast.InSubquery | ast.Exists):
+        return (
+            f"{sql(e)} is not supported here: IN / EXISTS with a subquery is a condition of "
+            "its own, ANDed into the WHERE of a query over one stream or table"
+        )
+    return f"{sql(e)} is not supported here"

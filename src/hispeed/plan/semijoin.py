@@ -8,8 +8,13 @@ join's lookup), and over a table input the row is taken back when the key leaves
 same, and the join planner runs it:
 
     SELECT <outer items> FROM s WHERE s.x IN (SELECT k FROM t WHERE cond) AND rest
-    ->  SELECT <outer items, named as before> FROM s LEFT JOIN t AS SEMIJOIN_1_T
-          ON s.x = SEMIJOIN_1_T.k WHERE SEMIJOIN_1_T.k IS NOT NULL AND cond AND rest
+    ->  SELECT <outer items, named as before> FROM s LEFT JOIN t
+          ON s.x = t.k WHERE t.k IS NOT NULL AND cond AND rest
+
+The joined table keeps the label the user gave it (its alias or its name; `T_2` only when the
+outer source or an earlier subquery has that label), and the subquery's own conditions are
+checked against both sources before the rewrite: an error names the user's columns and shows
+the user's condition, never the rewritten WHERE.
 
 The table side has one row per key, so the join never repeats an outer row. A LEFT JOIN
 kept where the key was found (rather than an INNER one) makes a table row whose value turns
@@ -28,9 +33,20 @@ import dataclasses
 from typing import Any
 
 from hispeed.catalog import Catalog, Source
-from hispeed.plan.scope import default_name, error_at, is_aggregate, walk
+from hispeed.errors import SqlError
+from hispeed.expr.scope import Scope
+from hispeed.plan.model import PSEUDO_COLUMNS
+from hispeed.plan.scope import (
+    compile_clause,
+    default_name,
+    error_at,
+    is_aggregate,
+    source_scope,
+    walk,
+)
 from hispeed.sql import ast
 from hispeed.sql import types as T
+from hispeed.sql.format import sql
 
 SHAPE = (
     "x [NOT] IN (SELECT key FROM table [WHERE ...]) or [NOT] EXISTS (SELECT ... FROM table "
@@ -105,8 +121,9 @@ def rewrite(select: ast.Select, catalog: Catalog, sink_kind: str | None) -> ast.
     label = ref.label
     relation: ast.Relation = ref
     extra: list[ast.Expr] = []
+    taken = {label}
     for n, (node, negated) in enumerate(semis, 1):
-        relation, kept = _join(node, negated, n, relation, outer, label, catalog)
+        relation, kept = _join(node, negated, n, relation, outer, label, catalog, taken)
         extra += kept
     outer_names = {c.name for c in outer.columns}
     qualify = _qualifier(label, outer_names)
@@ -136,11 +153,25 @@ def _join(
     outer: Source,
     label: str,
     catalog: Catalog,
+    taken: set[str],
 ) -> tuple[ast.Join, list[ast.Expr]]:
-    """The join for one IN / EXISTS, and the conditions it adds to WHERE."""
+    """The join for one IN / EXISTS, and the conditions it adds to WHERE; `taken`: the
+    labels already in the query (the joined table's is added)."""
     assert isinstance(node, ast.InSubquery | ast.Exists)
     sub = node.query
     what = "IN" if isinstance(node, ast.InSubquery) else "EXISTS"
+    nested = [
+        x
+        for e in (sub.where, *(i.expr for i in sub.items if isinstance(i, ast.SelectItem)))
+        for x in _subqueries(e)
+    ]
+    if nested:
+        # checked before anything is rewritten: the rewritten query is not the user's text
+        raise error_at(
+            nested[0],
+            f"a subquery inside the subquery of {what} is not supported: {SHAPE}; join the "
+            "inner tables into one table first (CREATE TABLE ... AS SELECT ... JOIN ...)",
+        )
     if not isinstance(sub.from_, ast.SourceRef):
         raise error_at(node, f"the subquery of {what} reads one table: {SHAPE}")
     sref = sub.from_
@@ -168,14 +199,29 @@ def _join(
         if value:
             raise error_at(node, f"{clause} in the subquery of {what} is not supported: {SHAPE}")
     key = table.key_columns[0].name
-    alias = f"SEMIJOIN_{n}_{table.name}"
+    # the joined table goes by the user's label: errors from the join planner name it so
+    alias = sref.label if sref.label not in taken else f"{sref.label}_{n}"
+    taken.add(alias)
     inner_names = {c.name for c in table.columns}
     outer_names = {c.name for c in outer.columns}
 
     def resolve(e: ast.Expr) -> ast.Expr:
         return _resolved(e, sref.label, alias, inner_names, label, outer_names, frozenset())
 
-    conds = [resolve(c) for c in _conjuncts(sub.where)]
+    # checked under the user's own label for the table (the alias differs only when the
+    # outer source has that label too: then under the alias)
+    shown = sref.label if sref.label != label else alias
+    try:
+        conds = [resolve(c) for c in _conjuncts(sub.where)]
+        _check_conditions(
+            [
+                _resolved(c, sref.label, shown, inner_names, label, outer_names, frozenset())
+                for c in _conjuncts(sub.where)
+            ],
+            ((shown, table), (label, outer)),
+        )
+    except _UnresolvedError as e:
+        raise _unresolved_error(e.ref, ((shown, table), (label, outer))) from None
     if isinstance(node, ast.InSubquery):
         items = sub.items
         item = items[0] if len(items) == 1 else None
@@ -191,6 +237,7 @@ def _join(
                 f"and nothing else: {SHAPE}",
             )
         outer_value = _qualifier(label, outer_names)(node.operand)
+        _check_in_types(node, outer, label, table, key)
     else:
         found = None
         for c in conds:
@@ -238,6 +285,60 @@ def _join(
     return ast.Join(left, right, "LEFT", on, None, pos=node.pos), kept
 
 
+def _check_in_types(
+    node: ast.InSubquery, outer: Source, label: str, table: Source, key: str
+) -> None:
+    """`x IN (SELECT key ...)` compares x with the key as a join does, types equal; said of
+    the IN the user wrote, not of the join it becomes."""
+    # the user's own operand (one source here: its names need no qualifier)
+    got = compile_clause(node.operand, source_scope(outer, label), "WHERE").type
+    want = table.key_columns[0].type
+    if got is not None and got != want:
+        raise error_at(
+            node,
+            f"IN (SELECT {key} FROM {table.name}) compares {sql(node.operand)} ({got}) with "
+            f"the key {table.name}.{key} ({want}): the types must be the same; cast one to "
+            f"the other, like CAST({sql(node.operand)} AS {want})",
+        )
+
+
+class _UnresolvedError(Exception):
+    """A name of a subquery that is no column of its table nor of the outer source."""
+
+    def __init__(self, ref: ast.ColumnRef) -> None:
+        super().__init__(ref.name)
+        self.ref = ref
+
+
+def _columns_shown(sources: tuple[tuple[str, Source], ...]) -> str:
+    """The columns a subquery's condition may name, as `LABEL.COLUMN`, for messages."""
+    return ", ".join(
+        f"{label}.{name}"
+        for label, source in sources
+        for name in [*(c.name for c in source.columns), *PSEUDO_COLUMNS]
+    )
+
+
+def _unresolved_error(ref: ast.ColumnRef, sources: tuple[tuple[str, Source], ...]) -> SqlError:
+    """ksqlDB's message for a name no source has, listing the columns of both sources."""
+    shown = f"{ref.source}.{ref.name}" if ref.source else ref.name
+    return error_at(
+        ref,
+        f"WHERE column '{shown}' cannot be resolved. The columns here are: "
+        + _columns_shown(sources),
+        located=True,
+    )
+
+
+def _check_conditions(conds: list[ast.Expr], sources: tuple[tuple[str, Source], ...]) -> None:
+    """Type-check the subquery's conditions over its table and the outer source, each under
+    its label, before the rewrite: a mistake there is shown as the user wrote it (with the
+    names placed), not inside the rewritten WHERE."""
+    scope = Scope([c for label, source in sources for c in source_scope(source, label).columns])
+    for cond in conds:
+        compile_clause(cond, scope, "WHERE")
+
+
 def _resolved(
     e: ast.Expr,
     inner_label: str,
@@ -253,8 +354,12 @@ def _resolved(
         if e.source is None and e.name in bound:
             return e
         if e.source == inner_label or (e.source is None and e.name in inner_names):
+            if e.name not in inner_names and e.name not in PSEUDO_COLUMNS:
+                raise _UnresolvedError(e)
             return dataclasses.replace(e, source=alias)
         if e.source in (None, label):
+            if e.name not in outer_names and e.name not in PSEUDO_COLUMNS:
+                raise _UnresolvedError(e)
             return dataclasses.replace(e, source=label)
         raise error_at(e, f"'{e.source}' is neither the subquery's table nor the outer source")
     if isinstance(e, ast.Lambda):

@@ -77,8 +77,13 @@ def check_column_references(select: ast.Select, scope: Scope, names: tuple[str, 
                 f" '{shown}' must be a column in the source schema since PARTITION BY is "
                 "applied on the input."
             )
-        columns = (f"{ref.source}.{c.name}" if ref.source else c.name for c in scope.columns)
-        message += f" The columns here are: {', '.join(dict.fromkeys(columns))}"
+        columns = [
+            f"{ref.source}.{c.name}" if ref.source else c.name
+            for c in scope.columns
+            if not c.name.startswith("$") and not (c.source or "").startswith("$")
+        ]
+        if columns:  # never an empty list: without columns the message ends at the name
+            message += f" The columns here are: {', '.join(dict.fromkeys(columns))}"
         line, column = ref.pos
         raise SqlError(message, line or 1, column or 1, located=True)
 

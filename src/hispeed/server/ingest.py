@@ -133,7 +133,7 @@ def parse_body(
             if not isinstance(item, dict):
                 raise IngestError(
                     f"record {i}: key_field={key_field!r} needs a JSON object, "
-                    f"not {type(item).__name__}"
+                    f"not {json_kind(item)}"
                 )
             if key_field not in item:
                 raise IngestError(f"record {i} has no field {key_field!r} to use as its key")
@@ -181,11 +181,24 @@ def _ndjson(body: bytes) -> list[Any]:
     return items
 
 
+def json_kind(value: Any) -> str:
+    """What a decoded JSON value is, in JSON's words (a client sent JSON, not Python)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "an array"
+    return "an object" if isinstance(value, dict) else "null"
+
+
 def _base64(value: Any, what: str) -> bytes | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise IngestError(f"{what} must be base64 text (or null), not {type(value).__name__}")
+        raise IngestError(f"{what} must be base64 text (or null), not {json_kind(value)}")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
