@@ -35,7 +35,7 @@ from hispeed.ops.stateful import StatefulProcessor
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.plan.temporal import retention
 from hispeed.runtime.ordering import InputQueues, log_times
-from hispeed.state.changelog import changelog_topic, restore
+from hispeed.state.changelog import changelog_batch, changelog_topic, restore
 from hispeed.state.stores import Restorable
 
 if TYPE_CHECKING:
@@ -355,7 +355,9 @@ class QueryTask:
             self.errors += len(out.errors)
             txn.append(PROCESSING_LOG, [(None, msgspec.json.encode(e)) for e in out.errors])
         if out.changelog:
-            txn.append(self.changelog_topic, list(out.changelog.items()), partition=self.unit or 0)
+            txn.append(
+                self.changelog_topic, changelog_batch(out.changelog), partition=self.unit or 0
+            )
 
     def _append_windowed(self, txn: Transaction, batch: pa.RecordBatch) -> None:
         """A windowed key goes to the partition of its plain key (murmur2 of the key without

@@ -14,6 +14,8 @@ import pickle
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import pyarrow as pa
+
 from hispeed.log.base import Log
 from hispeed.state.stores import Restorable
 
@@ -24,6 +26,19 @@ STREAM_TIME_KEY = b"\x00stream-time"
 def changelog_topic(query_id: str) -> str:
     """The compacted topic that holds a query's state."""
     return f"_hispeed_{query_id}_changelog"
+
+
+def changelog_batch(changes: Mapping[bytes, bytes | None]) -> pa.RecordBatch:
+    """A batch's state changes as the records to append (key and value columns; the log
+    stamps them with its clock): built as two columns at once, where a list of pairs is
+    turned into records one by one (a cost that grows with the state changed per batch)."""
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array(list(changes.keys()), pa.binary()),
+            pa.array(list(changes.values()), pa.binary()),
+        ],
+        names=["key", "value"],
+    )
 
 
 def read_latest(log: Log, topic: str, partition: int) -> dict[bytes, bytes | None]:
