@@ -79,13 +79,21 @@ class SinkEncoder:
         )
         if key_batch is not None:
             # a key passed on whose columns are all NULL (a record without a key) is no key
-            # at all, in every format, as in ksqlDB; PARTITION BY makes its key of the columns
+            # at all, in every format, as in ksqlDB; PARTITION BY makes its key of the columns,
+            # and so does a ranking's PARTITION BY: SQL ranks the NULL partition as any other
+            made = plan.repartition or plan.ranking is not None
             empty = np.logical_and.reduce(
                 [np.asarray(k.is_null().to_numpy(zero_copy_only=False), bool) for k in keys]
-            ) & (not plan.repartition)
+            ) & (not made)
             key_bytes = self.key_format.encode(
                 key_batch, key_cols, null_rows=empty if empty.any() else None
             )
+            if plan.ranking is not None and key_bytes.null_count and self.sink.key_format == "JSON":
+                # a Top-N keyed by one PARTITION BY column (rn = 1, the rank left out) writes
+                # the NULL partition's key as JSON's null, which reads back as the NULL key
+                # column, where no key at all would be no row of the table (the KAFKA format
+                # has no null to write)
+                key_bytes = key_bytes.fill_null(b"null")
         else:
             key_bytes = pa.nulls(n, pa.binary())
         if window is not None:
