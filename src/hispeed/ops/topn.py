@@ -29,8 +29,9 @@ import pyarrow.compute as pc
 from hispeed.functions.registry import EvalContext
 from hispeed.ops.base import OperatorContext, rows_setting
 from hispeed.ops.emit import SinkEncoder
+from hispeed.ops.topn_batch import batch_eligible, rank_stream_batch
 from hispeed.plan.model import QueryPlan, field_name
-from hispeed.state.stores import ChangelogChanges, PickledStores
+from hispeed.state.stores import ChangelogChanges, KindStore, PickledStores
 
 #: the store kinds: each partition's ranked rows, a table input's rows by key (where each
 #: sits), and the arrival counter that breaks ties
@@ -147,6 +148,9 @@ class TopN:
         self._tombstone_template = [keyed.get(i) for i in self.computed]
         #: the arrival counter (kept in the store at the end of each batch)
         self._sequence: int | None = None
+        #: a stream's ranking over integer ORDER BY columns runs a batch at a time
+        #: (ops/topn_batch.py); the row path below is the reference it is tested against
+        self.batched = batch_eligible(plan.ranking)
 
     # -- state ------------------------------------------------------------------------------
 
@@ -165,6 +169,18 @@ class TopN:
         n = self._sequence
         self._sequence = n + 1
         return n
+
+    def reserve_sequences(self, n: int) -> int:
+        """The first of `n` arrival numbers taken in a row (ops/topn_batch.py numbers a
+        batch's rows by their place in it)."""
+        first = self._next_sequence()
+        self._sequence = first + n
+        return first
+
+    def ranks(self) -> KindStore:
+        """Each partition's kept entries: `(ORDER BY values, arrival number, row)` in rank
+        order."""
+        return self.stores[RANKS]
 
     # -- running ----------------------------------------------------------------------------
 
@@ -186,6 +202,10 @@ class TopN:
             deleted = deleted[~deleted]
         if frame.num_rows == 0:
             context.report(ctx, frame, plan.label)
+            return
+        if self.batched:
+            rank_stream_batch(self, frame, ctx, context)
+            self.stores[SEQUENCE].put("next", self._sequence)
             return
         partitions, sorts, rows = ranked_values(plan, self.computed, frame, ctx)
         stamps = frame.column(field_name(plan.label, "ROWTIME")).to_pylist()
@@ -216,7 +236,7 @@ class TopN:
         if self._sequence is not None:
             self.stores[SEQUENCE].put("next", self._sequence)
         if changed:
-            self._emit(changed, times, context)
+            self.emit_changes(changed, times, context)
 
     def _rank_stream(
         self,
@@ -391,7 +411,7 @@ class TopN:
             ctx.out,
         )
 
-    def _emit(
+    def emit_changes(
         self, changed: list[tuple[Any, int, Any]], times: dict[Any, int], ctx: OperatorContext
     ) -> None:
         """Write the changed ranks: upserts of their rows, tombstones of emptied ranks."""
