@@ -580,7 +580,7 @@ class StatementParser(ExpressionParser):
 
     def drop(self) -> ast.Statement:
         start = self.advance()
-        kind = self.expect_word("STREAM", "TABLE", "TYPE", "CONNECTOR").value
+        kind = self.expect_word("STREAM", "TABLE", "TYPE", "CONNECTOR", "VIEW").value
         if_exists = False
         if self.accept_word("IF"):
             self.expect_word("EXISTS")

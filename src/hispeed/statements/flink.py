@@ -21,7 +21,7 @@ from hispeed.plan.query import plan_query
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.flink import FlinkTable, FlinkView, flink_query
-from hispeed.statements import flink_views, queries, sources
+from hispeed.statements import flink_sink_types, flink_views, queries, sources
 from hispeed.statements.base import Call, EngineParts
 from hispeed.statements.result import Result
 
@@ -270,6 +270,7 @@ def insert_into(parts: EngineParts, stmt: ast.InsertInto, call: Call) -> Result:
         raise SqlError(f"{stmt.target} is a Nexmark source: it cannot be inserted into", *stmt.pos)
     query = _by_position(flink_query(stmt.query), declared, stmt)
     query = flink_views.hoist(parts, query, stmt.target, call, make_view)
+    query = flink_sink_types.checked(parts, query, declared)
     if stmt.target in parts.catalog.sources:
         # a second INSERT INTO the same sink: ksqlDB's, into the stream the first one made
         return queries.insert_into(parts, ast.InsertInto(stmt.target, query, pos=stmt.pos), call)
@@ -302,14 +303,39 @@ def _by_position(query: ast.Select, sink: FlinkTable, stmt: ast.InsertInto) -> a
 def drop(parts: EngineParts, stmt: ast.Drop, call: Call) -> Result:
     """DROP TABLE of a Flink table: its declaration goes (and the stream or table its INSERT
     INTO made, as ksqlDB's DROP); any other DROP is ksqlDB's (`sources.drop`)."""
-    declared = parts.catalog.flink.get(stmt.name) if stmt.kind != "TYPE" else None
+    catalog = parts.catalog
+    if stmt.kind == "VIEW":
+        return _drop_view(parts, stmt, call)
+    declared = catalog.flink.get(stmt.name) if stmt.kind != "TYPE" else None
     if declared is None:
         return sources.drop(parts, stmt, call)
-    del parts.catalog.flink[stmt.name]
-    call.undo.append(lambda: parts.catalog.flink.setdefault(stmt.name, declared))
-    if stmt.name in parts.catalog.sources:
-        return sources.drop(parts, stmt, call)
+    del catalog.flink[stmt.name]
+    call.undo.append(lambda: catalog.flink.setdefault(stmt.name, declared))
+    made = catalog.sources.get(stmt.name)
+    if made is not None:
+        # the stream or table its INSERT INTO made (a Flink table may be either here)
+        return sources.drop(parts, dataclasses.replace(stmt, kind=made.kind), call)
     return Result("status", f"Table {stmt.name} dropped (a Flink table declared, never made)")
+
+
+def _drop_view(parts: EngineParts, stmt: ast.Drop, call: Call) -> Result:
+    """Flink's DROP VIEW: a view inlined where read goes from the catalog; a view made a
+    stream or table is dropped as one (a window view with its windowed table)."""
+    catalog = parts.catalog
+    view = catalog.flink_views.pop(stmt.name, None)
+    if view is not None:
+        call.undo.append(lambda: catalog.flink_views.setdefault(stmt.name, view))
+        return Result("status", f"View {stmt.name} dropped")
+    made = catalog.sources.get(stmt.name)
+    if made is None:
+        if stmt.if_exists:
+            return Result("status", f"View {stmt.name} does not exist")
+        raise SqlError(f"View {stmt.name} does not exist.", *stmt.pos)
+    window = flink_views.is_window_view(parts, made)
+    result = sources.drop(parts, dataclasses.replace(stmt, kind=made.kind), call)
+    if window:
+        flink_views.drop_view_parts(parts, stmt.name, sources.drop, call)
+    return result
 
 
 __all__ = ["create_table", "create_view", "drop", "insert_into", "result_kind"]
