@@ -34,6 +34,9 @@ COLUMNS = [
     Column("N", T.BIGINT),  # in no record: all NULL
 ]
 KEYS = ["A", "I", "S", "tx"]
+#: fields of no column (ksqlDB ignores them): an integer one and a text one
+UNKNOWN_KEYS = ["X", "Y"]
+TEXT_KEYS = ("S", "tx", "Y")
 
 #: mostly integers of up to 16 digits (read eight at a time), sometimes longer ones
 ints64 = st.one_of(st.integers(-(10**16) + 1, 10**16 - 1), st.integers(-(2**63), 2**63 - 1))
@@ -49,7 +52,7 @@ odd_numbers = st.sampled_from(
 def value_text(draw: st.DrawFn, key: str) -> bytes:
     """A field's value as JSON text: usually of its column's kind, sometimes not."""
     kind = draw(st.sampled_from(["plain"] * 8 + ["null", "odd", "other"]))
-    text = key in ("S", "tx")
+    text = key in TEXT_KEYS
     if kind == "null":
         return b"null"
     if kind == "odd":
@@ -100,14 +103,14 @@ def record(draw: st.DrawFn, layout: list[str], plain: bool) -> bytes | None:
 
 
 def plain_value(draw: st.DrawFn, key: str) -> bytes:
-    if key in ("S", "tx"):
+    if key in TEXT_KEYS:
         return msgspec.json.encode(draw(texts))
     return str(draw(ints32 if key == "I" else ints64)).encode()
 
 
 @st.composite
 def batches(draw: st.DrawFn) -> list[bytes | None]:
-    layout = draw(st.lists(st.sampled_from(KEYS), unique=True, max_size=4))
+    layout = draw(st.lists(st.sampled_from(KEYS + UNKNOWN_KEYS), unique=True, max_size=5))
     plain = draw(st.booleans())  # one layout throughout, values of the columns' kinds
     values = draw(st.lists(record(layout, plain or draw(st.booleans())), min_size=1, max_size=12))
     if draw(st.booleans()):
@@ -176,8 +179,17 @@ def test_flat_decoding_matches_the_general_decoder(impl: str, values: list[bytes
         ([b'{"a":1,"s":"x","i":2}', b'{"a":-5,"s":"","i":0}'], True),  # lower-case keys
         ([b'{"a":1,"S":"x","tx":"y"}'], True),
         ([b'{"a":1,"A":2}'], False),  # two keys for one column: the exact one wins
-        ([b'{"TX":"y"}'], False),  # no column is TX (the column is tx)
+        ([b'{"TX":"y"}'], True),  # no column is TX (the column is tx): ignored
         ([b'{"A":1}', b'{"A":1,"X":2}'], False),  # an extra field
+        # a field of no column (a table's key repeated in its value) is read and ignored
+        ([b'{"id":7,"A":1,"tx":"a"}', b'{"id":-8,"A":2,"tx":"b"}'], True),
+        ([b'{"A":1,"X":"x y","I":2}', b'{"A":3,"X":"","I":4}'], True),
+        ([b'{"X":1,"A":1}', b'{"X":"1","A":2}'], False),  # its kind changes
+        ([b'{"X":1.5,"A":1}'], False),  # a fraction
+        ([b'{"X":null,"A":1}'], False),
+        ([b'{"X":[1],"A":1}'], False),
+        ([b'{"X":12345678901234567,"A":1}'], False),  # 17 digits
+        ([b'{"X":"a\\"b","A":1}'], False),  # an escape
         ([b'{"S":"a\\"b"}'], False),  # an escape
         ([b'{"A":1}', None], False),  # a tombstone
         ([b'{"S":"\xff"}'], False),  # not UTF-8: a row error

@@ -8,7 +8,8 @@ out of the records' bytes.
 
 `decode_flat` takes a batch only when every record matches the first record's layout exactly:
 no whitespace, the same keys in the same order (each the exact name of a declared column, or
-the name of one when upper-cased, `auction` for AUCTION, as ksqlDB matches fields), each value
+the name of one when upper-cased, `auction` for AUCTION, as ksqlDB matches fields; a key of no
+column, which ksqlDB ignores, is read and left out if it holds an integer or a string), each value
 of the same kind (an integer for a BIGINT or INTEGER column that holds it, a string for a
 STRING column, with the C version a number for a DOUBLE column), strings without backslashes or
 control characters and in valid UTF-8. Such a record is valid JSON whose values are exactly
@@ -28,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from hispeed.formats.base import Column
+from hispeed.sql import types as T
 
 _QUOTE, _COLON, _COMMA, _OPEN, _CLOSE = (ord(c) for c in '":,{}')
 _BACKSLASH, _MINUS, _ZERO = ord("\\"), ord("-"), ord("0")
@@ -71,6 +73,11 @@ def decode_flat(data: pa.BinaryArray, columns: Sequence[Column]) -> list[pa.Arra
 
 #: a field of the layout: its key as the records spell it, the column it fills, its kind
 Field = tuple[str, str, type]
+#: the prefix of the layout's name for a field that fills no column (no column's name can
+#: start with a NUL)
+_IGNORED = "\x00ignored:"
+#: how a field of no column holding an integer is read (any JSON integer that fits 64 bits)
+_IGNORED_INT = Column("\x00ignored", T.BIGINT)
 
 
 @functools.cache
@@ -96,8 +103,14 @@ def _decode_native(
     """The layout's columns by `_flatjson` (C): one pass over each record."""
     n = len(offsets32) - 1
     types = {c.name: c.type.name for c in columns}
-    kinds = [
-        2 if kind is str else 3 if kind is float else 1 if _INT_BITS[types[name]] == 32 else 0
+    kinds = [  # a field of no column holding an integer is read as a BIGINT
+        2
+        if kind is str
+        else 3
+        if kind is float
+        else 1
+        if _INT_BITS[types.get(name, "BIGINT")] == 32
+        else 0
         for _, name, kind in layout
     ]
     keys = [b'"' + key.encode() + b'":' for key, _, _ in layout]
@@ -169,7 +182,7 @@ def _decode_numpy(
             array = _text(data, key_open + len(fixed), value_close)
         else:
             after = ends - 1 if last else at[q] - 1
-            column = next(c for c in columns if c.name == name)
+            column = next((c for c in columns if c.name == name), _IGNORED_INT)
             array = _integers(windows, raw, key_open + len(fixed), after, column)
         if array is None:
             return None
@@ -204,6 +217,11 @@ def _layout(record: bytes, columns: Sequence[Column]) -> list[Field] | None:
             return None  # "a" fills both a column `a` and a column A: the general decoder
         target = types.get(name)
         kind = type(value)
+        if target is None and kind in (int, str):
+            # a field of no column (a table's key repeated in its value, say), which the
+            # general decoder ignores: read as what it holds and left out of the columns
+            layout.append((key, _IGNORED + key, kind))
+            continue
         if target == "DOUBLE" and kind in (int, float):
             layout.append((key, name, float))  # any JSON number (only the C version gets here)
             continue
