@@ -17,10 +17,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hispeed.functions.aggregate_modifiers import Distinct, Filtered
 from hispeed.functions.aggregates import hashable, unhashable
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import HEADERS_TYPE
-from hispeed.ops.aggregate_batch import batch_adder, batched, changes_by_group, group_runs
+from hispeed.ops.aggregate_batch import (
+    DistinctAdder,
+    batch_adder,
+    batched,
+    changes_by_group,
+    group_runs,
+)
 from hispeed.ops.base import OperatorContext, Outputs
 from hispeed.ops.changes import Change, only_rows
 from hispeed.ops.decode import frame_headers
@@ -33,6 +40,7 @@ from hispeed.plan.model import QueryPlan, field_name
 from hispeed.state.changelog import write_stream_time
 from hispeed.state.columns import CHANGELOG_KIND, ColumnarStateStore
 from hispeed.state.keyed import KeyedStateStore
+from hispeed.state.multisets import CHUNK_KIND, MultisetChunks
 from hispeed.state.stores import PickledStores
 
 #: the kinds of the reference path's pickled state (the changelog keys' first item)
@@ -118,6 +126,15 @@ class Aggregator:
             and not self.per_record
             and all(batched(call.logic) for call in self.calls)
         )
+        #: the places of the DISTINCT calls' multisets in a state list: their changelog's
+        #: chunks (state/multisets.py), read back by every path, written by the by-group
+        #: path (it notes every value a set takes; the others write the sets whole)
+        distinct = [i for i, c in enumerate(self.calls) if _is_distinct(c.logic)]
+        self.multisets = MultisetChunks(distinct) if distinct else None
+        #: chunks were restored: the states are assembled from them before they are used
+        self._assemble = False
+        if self.multisets is not None and self.by_group and self.store is None:
+            self.pickled.encoders["S"] = self.multisets.encode
         #: EMIT FINAL: no window closes before stream time reaches this (a lower bound of the
         #: open windows' end plus grace), so a record that closes none costs no scan
         self._next_close = -math.inf
@@ -125,6 +142,11 @@ class Aggregator:
     def restore(self, name: Any, value: Any) -> None:
         """Take back a state read from the changelog (`name`: its `(kind, ...)` key)."""
         kind = name[0]
+        if self.multisets is not None and kind in ("S", CHUNK_KIND):
+            self._assemble = True
+            if kind == CHUNK_KIND:
+                self.multisets.restore(name, value)
+                return
         if kind == CHANGELOG_KIND:
             if self.store is not None:
                 self.store.restore(name, value)
@@ -141,6 +163,7 @@ class Aggregator:
     ) -> None:
         """Aggregate a batch: its changes to the emit operator, its state changes and stream
         time to the changelog."""
+        self._assembled()
         if self.store is not None and self.in_dict:
             self._to_columns()
         fast = self.vectorized
@@ -148,6 +171,13 @@ class Aggregator:
         if fast is not None and ready and fast.process(self, frame, context):
             return  # else the fast path refused this batch, having changed nothing
         self.process_records(frame, tombstones, context)
+
+    def _assembled(self) -> None:
+        """The restored multisets put together from their chunks (once, after a restore)."""
+        if self._assemble:
+            assert self.multisets is not None
+            self.multisets.assemble(self.states)
+            self._assemble = False
 
     def process_records(
         self, frame: pa.RecordBatch, tombstones: np.ndarray, context: OperatorContext
@@ -267,13 +297,27 @@ class Aggregator:
             stamps = frame.column(field_name(label, "ROWTIME")).take(rows)
             stream_time = max(stream_time, pc.max(stamps).as_py())
         states_of = self.states
+        # each group's states (updated in place); the multisets a call at a time
+        group_states = [states_of.get((group, None)) or self._init() for group in keys]
+        others = []
+        chunks = self.multisets if "S" in self.pickled.encoders else None
+        for p, adder in enumerate(adders):
+            if not isinstance(adder, DistinctAdder):
+                others.append((p, adder))
+                continue
+            adder.add_all(group_states, p)
+            if chunks is not None:  # what each set took, for its changelog chunk
+                for i, values in adder.added():
+                    chunks.note_added((keys[i], None), p, values)
+        dirty = self.dirty
 
         def change(i: int, group: tuple[Any, ...], start: int, end: int) -> Change:
             key = (group, None)
-            states = states_of.get(key) or self._init()
-            states = [add(s, i) for add, s in zip(adders, states, strict=True)]
+            states = group_states[i]
+            for p, add in others:
+                states[p] = add(states[p], i)
             states_of[key] = states
-            self.dirty.add(("S", key))
+            dirty.add(("S", key))
             return self._change(group, None, states)
 
         changes = changes_by_group(order, keys, starts, change, headers)
@@ -287,6 +331,8 @@ class Aggregator:
         """Write stream time and every changed state to the changelog (it commits with the
         outputs and the input offsets)."""
         write_stream_time(out.changelog, stream_time)
+        if self.multisets is not None:
+            self.multisets.flush_stale(out.changelog)
         if self.store is not None:
             self._checkpoint_columns(out)
         self.pickled.checkpoint(out.changelog)
@@ -325,6 +371,7 @@ class Aggregator:
     def close_windows(self, stream_time: int) -> list[Change]:
         """EMIT FINAL: take out the windows (in `states`) whose end plus grace stream time
         has reached; their final changes, in output order."""
+        self._assembled()
         finals: list[Change] = []
         self._next_close = -math.inf  # the fast path changed the states without a bound
         self._close_windows(stream_time, finals)
@@ -617,6 +664,11 @@ class Aggregator:
                 headers = headers.filter(pa.array(emit))
         del n
         self.emitter.emit(keys, values, stamps, deleted, out, window=window, headers=headers)
+
+
+def _is_distinct(logic: Any) -> bool:
+    """Whether a call's state is a DISTINCT multiset (FILTER (WHERE ...) around it or not)."""
+    return isinstance(logic.inner if isinstance(logic, Filtered) else logic, Distinct)
 
 
 def _coalesce(changes: list[Change]) -> list[Change]:

@@ -10,8 +10,9 @@ last change per group, in the order of the groups' last records, as `_coalesce` 
 
 from __future__ import annotations
 
+import collections
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,12 @@ import pyarrow.compute as pc
 from hispeed.functions.aggregate_modifiers import CountDistinct, Distinct, Filtered
 from hispeed.functions.aggregates import Aggregate, Count, Max, Min, hashable
 from hispeed.ops.changes import Change
+
+#: counts an iterable's items into a mapping, in C: what `Counter.update` calls after a
+#: check of its argument that costs more than counting a group's few values
+_count_into: Callable[[Any, Any], None] = getattr(
+    collections, "_count_elements", lambda counter, values: counter.update(values)
+)
 
 #: the calls' logic this path adds a group's values at once for (exact types: a subclass
 #: may add differently)
@@ -59,22 +66,10 @@ def batch_adder(
             counts = np.add.reduceat(flags, starts).tolist() if len(flags) else []
         return lambda state, i: state + counts[i]
     values = columns[0]
+    if isinstance(logic, Distinct):
+        return DistinctAdder(values, mask, starts)
     if mask is not None:  # a row the filter leaves out counts as a NULL: skipped
         values = pc.if_else(mask, values, pa.nulls(len(values), values.type))
-    bounds = list(zip(starts.tolist(), (starts + lengths).tolist(), strict=True))
-    if isinstance(logic, Distinct):
-        listed = values.to_pylist()
-        if pa.types.is_nested(values.type):
-            listed = [None if v is None else hashable(v) for v in listed]
-
-        def distinct(state: Counter[Any], i: int) -> Counter[Any]:
-            start, end = bounds[i]
-            for v in listed[start:end]:  # a group's few values: no Counter.update call
-                if v is not None:
-                    state[v] += 1
-            return state
-
-        return distinct
     assert isinstance(logic, Min | Max)
     pick = min if logic.smallest else max
     # each group's least or greatest value at once (NULLs skipped); groups are numbered in
@@ -92,6 +87,47 @@ def batch_adder(
         return value if state is None else pick(state, value)
 
     return extreme
+
+
+class DistinctAdder:
+    """A DISTINCT call's adder for one batch: each group's non-NULL values (those the filter
+    lets in) as one list, counted into the group's multiset in C (`add_all`, a call at a
+    time over all the groups: a few operations a group); `added` tells the changelog what
+    each group added."""
+
+    def __init__(self, values: pa.Array, mask: pa.Array | None, starts: np.ndarray) -> None:
+        valid = values.is_valid()
+        if mask is not None:
+            valid = pc.and_(valid, mask)
+        listed = values.filter(valid).to_pylist()
+        if pa.types.is_nested(values.type):
+            listed = [hashable(v) for v in listed]
+        self.listed: list[Any] = listed
+        flags = np.asarray(valid.to_numpy(zero_copy_only=False), np.int64)
+        counts = np.add.reduceat(flags, starts) if len(flags) else np.zeros(0, np.int64)
+        ends = np.cumsum(counts)
+        self.bounds = list(zip((ends - counts).tolist(), ends.tolist(), strict=True))
+
+    def __call__(self, state: Counter[Any], i: int) -> Counter[Any]:
+        start, end = self.bounds[i]
+        if end > start:
+            _count_into(state, self.listed[start:end])
+        return state
+
+    def add_all(self, group_states: list[list[Any]], position: int) -> None:
+        """Count each group's values into its multiset, at `position` of its states."""
+        listed = self.listed
+        count = _count_into
+        for states, (start, end) in zip(group_states, self.bounds, strict=True):
+            if end > start:
+                count(states[position], listed[start:end])
+
+    def added(self) -> Iterator[tuple[int, list[Any]]]:
+        """(group, the values it added, each occurrence once) of each group that added any."""
+        listed = self.listed
+        for i, (start, end) in enumerate(self.bounds):
+            if end > start:
+                yield i, listed[start:end]
 
 
 def group_runs(

@@ -285,6 +285,7 @@ class QueryTask:
         if self.stateful:
             self._restore()
 
+    @gc_paused  # a batch's objects, and the changelog's and outputs' records made of them
     def _process_polled(self, polled: list[PolledBatch]) -> int:
         out, positions, n = self.run(polled)
         if positions or out.errors:

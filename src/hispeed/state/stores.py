@@ -21,7 +21,7 @@ writes.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, TypeVar
 
 K = TypeVar("K")
@@ -152,6 +152,10 @@ class PickledStores:
         #: pickled changelog keys of live entries, so an entry changed every batch is not
         #: pickled again each time
         self._key_bytes: dict[Any, bytes] = {}
+        #: kind -> what writes an entry's record instead of the value itself:
+        #: `encode(key, value or None, changelog)` -> the value to pickle (it may write
+        #: records of its own to `changelog`, as state/multisets.py's chunks)
+        self.encoders: dict[str, Callable[[Any, Any, ChangelogChanges], Any]] = {}
 
     def __getitem__(self, kind: str) -> KindStore:
         return self.kinds[kind]
@@ -174,8 +178,12 @@ class PickledStores:
         """Write every changed entry to `changelog` (a deleted one as None)."""
         names = self._key_bytes
         kinds = self.kinds
+        encoders = self.encoders
         for key in self.dirty:
             value = kinds[key[0]].get(key[1])
+            encode = encoders.get(key[0])
+            if encode is not None:
+                value = encode(key[1], value, changelog)
             name = names.get(key)
             if name is None:
                 name = names[key] = pickle.dumps(key)
