@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import math
 import pickle
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hispeed.functions.aggregate_modifiers import Distinct, Filtered
-from hispeed.functions.aggregates import hashable, unhashable
+from hispeed.functions.aggregate_modifiers import CountDistinct, Distinct, Filtered
+from hispeed.functions.aggregates import Aggregate, hashable, unhashable
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import HEADERS_TYPE
 from hispeed.ops.aggregate_batch import (
@@ -135,6 +135,9 @@ class Aggregator:
         self._assemble = False
         if self.multisets is not None and self.by_group and self.store is None:
             self.pickled.encoders["S"] = self.multisets.encode
+        #: each call's result of its state (None: the state itself), without the calls
+        #: through FILTER's wrapper, COUNT(DISTINCT)'s or the identity of most aggregates
+        self._result_of = [_result_of(call.logic) for call in self.calls]
         #: EMIT FINAL: no window closes before stream time reaches this (a lower bound of the
         #: open windows' end plus grace), so a record that closes none costs no scan
         self._next_close = -math.inf
@@ -434,7 +437,7 @@ class Aggregator:
         ]
 
     def _results(self, states: list[Any]) -> list[Any]:
-        return [call.logic.result(s) for call, s in zip(self.calls, states, strict=True)]
+        return [s if f is None else f(s) for f, s in zip(self._result_of, states, strict=True)]
 
     def _init(self) -> list[Any]:
         return [call.logic.init() for call in self.calls]
@@ -615,9 +618,15 @@ class Aggregator:
                 _array([unhashable(c.group[i], col.type) for c in changes], col.type.to_arrow())
             )
             names.append(col.field)
-        for j, call in enumerate(self.calls):
-            values = [c.results[j] if c.results is not None else None for c in changes]
-            arrays.append(_array(values, call.column.type.to_arrow()))
+        if all(c.results is not None for c in changes):  # a column a call, at once
+            columns = list(zip(*[c.results for c in changes], strict=True))
+        else:
+            columns = [
+                tuple(c.results[j] if c.results is not None else None for c in changes)
+                for j in range(len(self.calls))
+            ]
+        for call, column in zip(self.calls, columns, strict=True):
+            arrays.append(_array(list(column), call.column.type.to_arrow()))
             names.append(call.column.field)
         windowed = agg.window is not None
         if windowed:
@@ -664,6 +673,18 @@ class Aggregator:
                 headers = headers.filter(pa.array(emit))
         del n
         self.emitter.emit(keys, values, stamps, deleted, out, window=window, headers=headers)
+
+
+def _result_of(logic: Aggregate) -> Callable[[Any], Any] | None:
+    """What makes a call's result of its state, in fewest calls: None for the state itself
+    (the base class's result), `len` for COUNT(DISTINCT ...), FILTER's inner result."""
+    if isinstance(logic, Filtered):
+        return _result_of(logic.inner)
+    if type(logic) is CountDistinct:
+        return len
+    if type(logic).result is Aggregate.result:
+        return None
+    return logic.result
 
 
 def _is_distinct(logic: Any) -> bool:

@@ -160,7 +160,7 @@ class MultisetChunks:
         count = held[0] if held is not None else 0
         if held is not None and added is not None and count < MAX_CHUNKS:
             size = held[1] + sum(map(len, added.values()))
-            if size <= 2 * sum(len(state[p]) for p in positions) + SLACK:
+            if size <= 2 * sum(map(len, [state[p] for p in positions])) + SLACK:
                 changelog[pickle.dumps((CHUNK_KIND, key, count))] = pickle.dumps(added)
                 held[0] = count + 1
                 held[1] = size
