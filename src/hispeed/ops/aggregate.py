@@ -301,7 +301,8 @@ class Aggregator:
             stream_time = max(stream_time, pc.max(stamps).as_py())
         states_of = self.states
         # each group's states (updated in place); the multisets a call at a time
-        group_states = [states_of.get((group, None)) or self._init() for group in keys]
+        state_keys = [(group, None) for group in keys]
+        group_states = [states_of.get(key) or self._init() for key in state_keys]
         others = []
         chunks = self.multisets if "S" in self.pickled.encoders else None
         for p, adder in enumerate(adders):
@@ -310,8 +311,7 @@ class Aggregator:
                 continue
             adder.add_all(group_states, p)
             if chunks is not None:  # what each set took, for its changelog chunk
-                for i, values in adder.added():
-                    chunks.note_added((keys[i], None), p, values)
+                chunks.note_all(p, ((state_keys[i], values) for i, values in adder.added()))
         dirty = self.dirty
 
         def change(i: int, group: tuple[Any, ...], start: int, end: int) -> Change:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import pickle
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from hispeed.errors import HispeedError
@@ -93,6 +93,17 @@ class MultisetChunks:
             noted[position] = values
         else:
             noted[position] = held + values
+
+    def note_all(self, position: int, runs: Iterable[tuple[Any, list[Any]]]) -> None:
+        """`note_added` of each (state key, values) of `runs`, at `position`."""
+        added = self.added
+        for key, values in runs:
+            noted = added.get(key)
+            if noted is None:
+                added[key] = {position: values}
+            else:
+                held = noted.get(position)
+                noted[position] = values if held is None else held + values
 
     def restore(self, name: tuple[Any, ...], value: Any) -> None:
         """Take back a chunk record `("U", state_key, n)`."""
