@@ -38,7 +38,9 @@ T3 = (
 QUERIES = {
     "INNER_J": "SELECT t1.id, t2.id, x, y FROM t1 JOIN t2 ON t1.a = t2.b",
     "LEFT_J": "SELECT t1.id, t2.id, x, y FROM t1 LEFT JOIN t2 ON t1.a = t2.b",
-    # a condition past the equality decides which pairs match; unmatched left rows stay
+    # a condition past the equality: an inner join's is a filter that retracts pairs
+    "INNER_COND_J": ("SELECT t1.id, t2.id, x, y FROM t1 JOIN t2 ON t1.a = t2.b AND t2.y > t1.x"),
+    # ... an outer join's decides which pairs match; unmatched left rows stay
     "LEFT_COND_J": (
         "SELECT t1.id, t2.id, x, y FROM t1 LEFT JOIN t2 ON t1.a = t2.b AND t2.y > t1.x"
     ),
