@@ -279,6 +279,19 @@ def test_non_key_joins_it_does_not_run_say_why(
     assert message in text
 
 
+def test_a_non_key_join_of_a_windowed_table_is_refused(engine: Engine) -> None:
+    engine.execute(
+        "CREATE STREAM s (id STRING KEY, a STRING) "
+        "WITH (kafka_topic='s', format='JSON', partitions=1);"
+    )
+    engine.execute(
+        "CREATE TABLE w AS SELECT id, LATEST_BY_OFFSET(a) AS a FROM s "
+        "WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY id;"
+    )
+    with pytest.raises(HispeedError, match="not supported on windowed tables"):
+        engine.execute("CREATE TABLE x AS SELECT w.id, t2.id, y FROM w JOIN t2 ON w.a = t2.b;")
+
+
 def test_a_key_format_of_several_columns_named_in_with_is_taken(engine: Engine) -> None:
     engine.execute(
         "CREATE TABLE x WITH (KEY_FORMAT='JSON') AS SELECT t4.id, t2.id, y FROM t4 "
