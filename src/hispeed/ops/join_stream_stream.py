@@ -3,9 +3,15 @@
 Both sides are kept for the window (`WITHIN before, after` plus grace); a record joins every
 record of the other side with its key inside the window, stamped with the later of the two
 times. Without GRACE PERIOD an unmatched record of an outer side is sent at once, joined to
-NULLs (ksqlDB's old semantics); with GRACE PERIOD it waits until its window closes, and is sent
-only if nothing joined it meanwhile. (ops/join_columnar.py runs the common shape a whole batch
-at a time.)
+NULLs, and joined again when a match comes later (ksqlDB's old semantics, its "spurious"
+results). With GRACE PERIOD (and in an interval join of time bounds, grace 0) ksqlDB's docs
+say the grace "defines when the left/outer join result is emitted" and "events that arrive
+after the grace period has passed are dropped as late records and not joined": an unmatched
+outer record waits until its window and grace have passed (stream time past `ts + after +
+grace`), is sent NULL-padded only if nothing joined it, and from then on joins nothing; one
+that comes after that point is sent NULL-padded at once and joins nothing later either. So each
+outer record comes out either joined or NULL-padded, never both. (ops/join_columnar.py runs
+the common shape a whole batch at a time.)
 """
 
 from __future__ import annotations
@@ -69,9 +75,15 @@ class StreamStreamJoin(JoinStepRunner):
                     self.dirty.add(("P", ot, 1 - side, oseq))
                 out.append(self._out(self.joined(*pair), max(t, ot), k, e))
             if not matched and self.outer[side]:
-                if step.grace_ms is None or t + after < now:
+                if step.grace_ms is None or t + after + self.grace < now:
                     alone = self.joined(e.row, None) if side == 0 else self.joined(None, e.row)
                     out.append(self._out(alone, t, k, e))
+                    if step.grace_ms is not None:
+                        # its window and grace have passed: sent NULL-padded, it joins
+                        # nothing that comes later (no match after its NULL-padded row)
+                        self.seq += 1
+                        self.newest[side] = max(self.newest[side], t)
+                        continue
                 else:
                     self.pending[(t, side, self.seq + 1)] = (k, e.row)
                     self.dirty.add(("P", t, side, self.seq + 1))
@@ -96,7 +108,23 @@ class StreamStreamJoin(JoinStepRunner):
             self.dirty.add(("P", ts, side, seq))
             pair = (row, None) if side == 0 else (None, row)
             out.append(self._out(self.joined(*pair), ts, k, trigger))
+            self._forget(side, k, ts, seq)
         return out
+
+    def _forget(self, side: int, key: Any, ts: int, seq: int) -> None:
+        """Take a record sent NULL-padded out of what the other side's records join: a late
+        record of the other side must not join it after its NULL-padded row went out."""
+        kept = self.buffers[side].get(key)
+        if not kept:
+            return
+        left = [r for r in kept if (r[0], r[1]) != (ts, seq)]
+        if len(left) == len(kept):
+            return
+        if left:
+            self.buffers[side][key] = left
+        else:
+            del self.buffers[side][key]
+        self.dirty.add((side, key))
 
     def _evict(self) -> None:
         for side in (0, 1):
