@@ -12,6 +12,8 @@ import pytest
 
 from hispeed.engine import Engine
 from hispeed.errors import SqlError
+from hispeed.sql.flink import FlinkTable
+from hispeed.sql.parser import parse_one
 
 ORDERS = (
     "CREATE TABLE orders (id BIGINT, amount INT, note VARCHAR, `ts` TIMESTAMP(3), "
@@ -145,3 +147,116 @@ def test_timestamp_plus_or_minus_an_interval(tmp_path: Path) -> None:
         _order(engine, 1, 1, 10_000)
         engine.drain()
         assert _rows(engine, "SHIFTED") == [{"ID": 1, "BEFORE": 9_000, "AFTER": 130_000}]
+
+
+BIDS = (
+    "CREATE TABLE items (id BIGINT, cat BIGINT, opens TIMESTAMP(3), closes TIMESTAMP(3), "
+    "WATERMARK FOR opens AS opens) WITH ('connector' = 'kafka', 'topic' = 'items', "
+    "'format' = 'json', 'partitions' = '1');"
+    "CREATE TABLE offers (item BIGINT, price BIGINT, `at` TIMESTAMP(3), "
+    "WATERMARK FOR `at` AS `at`) WITH ('connector' = 'kafka', 'topic' = 'offers', "
+    "'format' = 'json', 'partitions' = '1');"
+)
+
+
+def _fill(engine: Engine) -> None:
+    for i, cat, opens, closes in [(1, 10, 1000, 5000), (2, 10, 2000, 9000), (3, 20, 3000, 4000)]:
+        engine.execute(
+            f"INSERT INTO items (id, cat, opens, closes) VALUES ({i}, {cat}, "
+            f"FROM_UNIXTIME({opens}), FROM_UNIXTIME({closes}));"
+        )
+    # item 1: 7 in time, 9 too late; item 2: 4 then 6; item 3: 8 before it opened
+    for item, price, at in [(1, 7, 1500), (2, 4, 2500), (3, 8, 2900), (2, 6, 8000), (1, 9, 6000)]:
+        engine.execute(
+            f"INSERT INTO offers (item, price, at) VALUES ({item}, {price}, FROM_UNIXTIME({at}));"
+        )
+
+
+def _keyed_rows(engine: Engine, topic: str) -> list[tuple[bytes, Any]]:
+    table = engine.log.read_table(topic, 0)
+    keys, values = table.column("key").to_pylist(), table.column("value").to_pylist()
+    return [(k, json.loads(v)) for k, v in zip(keys, values, strict=True)]
+
+
+def _bigint(key: bytes) -> int:
+    return int.from_bytes(key, "big", signed=True)
+
+
+def _final_rows(engine: Engine, topic: str) -> dict[bytes, Any]:
+    table = engine.log.read_table(topic, 0)
+    latest: dict[bytes, Any] = {}
+    keys, values = table.column("key").to_pylist(), table.column("value").to_pylist()
+    for k, v in zip(keys, values, strict=True):
+        latest[k] = None if v is None else json.loads(v)
+    return {k: v for k, v in latest.items() if v is not None}
+
+
+def test_a_regular_join_of_streams_keeps_its_state_for_the_ttl(tmp_path: Path) -> None:
+    """Flink's join of two streams without time bounds matches whatever their times (within
+    `table.exec.state.ttl`, 24 hours by default); `a.*` names a's columns as they are."""
+    with Engine(tmp_path / "data") as engine:
+        engine.execute(
+            BIDS + "CREATE TABLE pairs (id BIGINT, cat BIGINT, opens TIMESTAMP(3), "
+            "closes TIMESTAMP(3), price BIGINT) WITH ('connector' = 'blackhole');"
+            "INSERT INTO pairs SELECT I.*, O.price FROM items AS I JOIN offers AS O "
+            "ON I.id = O.item;"
+        )
+        _fill(engine)
+        engine.drain()
+        got = sorted((_bigint(k), v["PRICE"]) for k, v in _keyed_rows(engine, "PAIRS"))
+        assert got == [(1, 7), (1, 9), (2, 4), (2, 6), (3, 8)]
+        # the join key, ID, is the records' key (a KAFKA BIGINT); the rest their value
+        assert set(_rows(engine, "PAIRS")[0]) == {"CAT", "OPENS", "CLOSES", "PRICE"}
+        engine.execute("SET 'table.exec.state.ttl' = '1 s';")
+        engine.execute(
+            "CREATE TABLE near (id BIGINT, price BIGINT) WITH ('connector' = 'blackhole');"
+            "INSERT INTO near SELECT I.id, O.price FROM items AS I JOIN offers AS O "
+            "ON I.id = O.item;"
+        )
+        engine.drain()
+        # only the offers within a second of their item's time
+        near = sorted((_bigint(k), v["PRICE"]) for k, v in _keyed_rows(engine, "NEAR"))
+        assert near == [(1, 7), (2, 4), (3, 8)]
+        engine.execute("SET 'table.exec.state.ttl' = '0';")
+        with pytest.raises(SqlError, match="positive duration"):
+            engine.execute(
+                "CREATE TABLE never (id BIGINT) WITH ('connector' = 'blackhole');"
+                "INSERT INTO never SELECT I.id FROM items AS I JOIN offers AS O ON I.id = O.item;"
+            )
+
+
+def test_top_n_and_aggregation_over_a_join_bounded_by_a_column(tmp_path: Path) -> None:
+    """The best offer made while its item was open (a bound on a column that is no record
+    time: a regular join and a filter), then the average best per category (an aggregation
+    over an aggregating subquery)."""
+    with Engine(tmp_path / "data") as engine:
+        engine.execute(
+            BIDS + "CREATE TABLE best (id BIGINT, price BIGINT) WITH ('connector' = 'print');"
+            "INSERT INTO best SELECT id, price FROM (SELECT I.id, O.price, ROW_NUMBER() OVER "
+            "(PARTITION BY I.id ORDER BY O.price DESC) AS rownum FROM items I, offers O "
+            "WHERE I.id = O.item AND O.`at` BETWEEN I.opens AND I.closes) WHERE rownum <= 1;"
+            "CREATE TABLE per_cat (cat BIGINT, avg_best DOUBLE) WITH ('connector' = 'print');"
+            "INSERT INTO per_cat SELECT Q.cat, AVG(Q.final) FROM (SELECT MAX(O.price) AS final, "
+            "I.cat FROM items I, offers O WHERE I.id = O.item AND O.`at` BETWEEN I.opens AND "
+            "I.closes GROUP BY I.id, I.cat) Q GROUP BY Q.cat;"
+        )
+        _fill(engine)
+        engine.drain()
+        best = sorted((v["PRICE"]) for v in _final_rows(engine, "BEST").values())
+        assert best == [6, 7]  # item 1's 7 (9 came after it closed), item 2's 6
+        per_cat = {json.loads(k): v["AVG_BEST"] for k, v in _final_rows(engine, "PER_CAT").items()}
+        assert per_cat == {10: 6.5}
+
+
+def test_partitioned_by_is_accepted_and_create_function_refused() -> None:
+    stmt = parse_one(
+        "CREATE TABLE files (a BIGINT, dt VARCHAR) PARTITIONED BY (dt) "
+        "WITH ('connector' = 'filesystem', 'path' = '/tmp/x', 'format' = 'csv')"
+    )
+    assert isinstance(stmt, FlinkTable)
+    assert stmt.partitioned_by == ("DT",)
+    with pytest.raises(SqlError, match="no column of FILES"):
+        parse_one("CREATE TABLE files (a BIGINT) PARTITIONED BY (b) WITH ('connector' = 'print')")
+    with pytest.raises(SqlError, match="CREATE FUNCTION") as caught:
+        parse_one("CREATE TEMPORARY\n  FUNCTION f AS 'com.example.F'")
+    assert (caught.value.line, caught.value.column) == (2, 3)

@@ -547,10 +547,19 @@ def _bounded(
     right = (sides[i].label, sides[i].source)
     # the key equality too: equal record times (two window aggregations joined on their
     # windows' ends) are a window of 0, and stay the key
-    bounds = conditions.time_bounds(
-        [*terms, *_over(extra, sides, i, scope), split.equality], left, right, scope, err, terms
-    )
+    try:
+        bounds = conditions.time_bounds(
+            [*terms, *_over(extra, sides, i, scope), split.equality], left, right, scope, err, terms
+        )
+    except SqlError:
+        if jn.unbounded_ms is None or jn.kind != "INNER":
+            raise
+        bounds = None  # a regular join of Flink's: the comparisons stay a filter
     if bounds is None:
+        if jn.unbounded_ms is not None and jn.kind == "INNER":
+            # Flink's regular join of two streams: each side kept for the state's TTL
+            ms = jn.unbounded_ms
+            return dataclasses.replace(jn, within=ast.WithinSpec(ms, ms, ms))
         return jn
     rest = [t for t in terms if not any(t is u for u in bounds.terms)]
     split.residual = conditions.conjunction(rest)

@@ -287,6 +287,9 @@ class Join(Relation):
     comma: bool = False
     #: FOR SYSTEM_TIME AS OF's time: a temporal join with the right table's versions
     as_of: Expr | None = None
+    #: a Flink statement's join of streams: without time bounds, a regular join keeping each
+    #: side this many milliseconds (Flink's state TTL: statements/flink_views.py)
+    unbounded_ms: int | None = None
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,8 @@ class FlinkTable(ast.Statement):
     temporary: bool = False
     if_not_exists: bool = False
     pos: ast.Pos = ast.NOPOS
+    #: PARTITIONED BY's columns (accepted, not applied)
+    partitioned_by: tuple[str, ...] = ()
 
     @property
     def connector(self) -> str:
@@ -76,7 +78,7 @@ class FlinkView(ast.Statement):
 def is_flink_create(p: ExpressionParser) -> bool:
     """After CREATE: a Flink statement (TEMPORARY, VIEW, or a TABLE whose WITH names a
     'connector' or whose columns hold a WATERMARK or a PRIMARY KEY ... NOT ENFORCED)."""
-    if p.tok.is_word("TEMPORARY", "VIEW"):
+    if p.tok.is_word("TEMPORARY", "VIEW", "FUNCTION"):
         return True
     if not p.tok.is_word("TABLE"):
         return False
@@ -102,6 +104,15 @@ def create(p: ExpressionParser, start: Token, select: Callable[[], ast.Select]) 
     """A Flink CREATE statement, CREATE already read (`is_flink_create` said yes); `select`
     parses a query (the statement parser's, which imports this module)."""
     temporary = bool(p.accept_word("TEMPORARY"))
+    p.accept_word("SYSTEM")
+    if p.tok.is_word("FUNCTION"):
+        raise SqlError(
+            "Flink's CREATE FUNCTION (a Java class by name) is not supported: hispeed's "
+            "user-defined functions are Python functions decorated with @hispeed.udf, loaded "
+            'at start (README.md, "Python UDFs")',
+            p.tok.line,
+            p.tok.column,
+        )
     kind = p.expect_word("TABLE", "VIEW")
     if_not_exists = False
     if p.accept_word("IF"):
@@ -120,6 +131,13 @@ def create(p: ExpressionParser, start: Token, select: Callable[[], ast.Select]) 
         query = flink_query(select())
         return FlinkView(name, query, temporary, if_not_exists, pos=p.pos(start))
     columns, watermark, key = _table_elements(p)
+    partitioned: tuple[str, ...] = ()
+    if p.accept_word("PARTITIONED"):
+        # a filesystem sink's directories by these columns' values: accepted, not applied
+        # (a sink is one topic here)
+        p.expect_word("BY")
+        p.expect_op("(")
+        partitioned = tuple(n.upper() for n in p.items_until(")", p.identifier))
     options = _options(p)
     if p.tok.is_word("AS", "LIKE", "PARTITIONED", "COMMENT"):
         raise SqlError(
@@ -129,7 +147,15 @@ def create(p: ExpressionParser, start: Token, select: Callable[[], ast.Select]) 
             p.tok.column,
         )
     table = FlinkTable(
-        name, columns, watermark, key, options, temporary, if_not_exists, pos=p.pos(start)
+        name,
+        columns,
+        watermark,
+        key,
+        options,
+        temporary,
+        if_not_exists,
+        pos=p.pos(start),
+        partitioned_by=partitioned,
     )
     _check_table(table, start)
     return table
@@ -274,6 +300,13 @@ def _check_table(table: FlinkTable, start: Token) -> None:
             start.line,
             start.column,
         )
+    for col in table.partitioned_by:
+        if col not in names:
+            raise SqlError(
+                f"PARTITIONED BY names {col}, which is no column of {table.name}",
+                start.line,
+                start.column,
+            )
     for col in table.primary_key:
         if col not in names:
             raise SqlError(

@@ -21,6 +21,7 @@ from hispeed.plan.query import plan_query
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.flink import FlinkTable, FlinkView, flink_query
+from hispeed.sql.format import sql
 from hispeed.statements import flink_sink_types, flink_views, queries, sources
 from hispeed.statements.base import Call, EngineParts
 from hispeed.statements.result import Result
@@ -247,9 +248,19 @@ def _keyed(
         kind, unkafka = _planned(parts, query, name)
     except SqlError as e:
         missing = str(e).split(": ", 1)[-1].startswith("Key missing from projection")
-        if not missing or not isinstance(query.from_, ast.Join) or query.partition_by:
+        if not missing or query.partition_by:
             raise
-        query = dataclasses.replace(query, partition_by=(ast.Literal(None, None, pos=query.pos),))
+        if query.group_by:
+            # Flink need not select what it groups by; ksqlDB's key columns are selected
+            shown = {sql(i.expr) for i in query.items if isinstance(i, ast.SelectItem)}
+            keys = [g for g in query.group_by if sql(g) not in shown]
+            more = [ast.SelectItem(g, f"GROUP_KEY_{n}", pos=query.pos) for n, g in enumerate(keys)]
+            query = dataclasses.replace(query, items=(*query.items, *more))
+        elif isinstance(query.from_, ast.Join):
+            keyless = (ast.Literal(None, None, pos=query.pos),)
+            query = dataclasses.replace(query, partition_by=keyless)
+        else:
+            raise
         kind, unkafka = _planned(parts, query, name)
     props = _sink_props("TABLE" if unkafka else kind, pos)
     return kind, query, props
@@ -270,11 +281,12 @@ def insert_into(parts: EngineParts, stmt: ast.InsertInto, call: Call) -> Result:
         raise SqlError(f"{stmt.target} is a Nexmark source: it cannot be inserted into", *stmt.pos)
     query = _by_position(flink_query(stmt.query), declared, stmt)
     query = flink_views.hoist(parts, query, stmt.target, call, make_view)
-    query = flink_sink_types.checked(parts, query, declared)
     if stmt.target in parts.catalog.sources:
         # a second INSERT INTO the same sink: ksqlDB's, into the stream the first one made
+        query = flink_sink_types.checked(parts, query, declared)
         return queries.insert_into(parts, ast.InsertInto(stmt.target, query, pos=stmt.pos), call)
     kind, query, props = _keyed(parts, query, stmt.target, stmt.pos)
+    query = flink_sink_types.checked(parts, query, declared)
     props = {**props, **stmt.properties}
     create = ast.CreateAsSelect(kind, stmt.target, query, props, pos=stmt.pos)
     return queries.create_as_select(parts, create, call)

@@ -67,6 +67,8 @@ def hoist(
         make(parts, name, sub, pos, call)
         return ast.SourceRef(name, label, pos=pos)
 
+    ttl = state_ttl_ms(parts.properties.get(STATE_TTL), query.pos)
+
     def relation(rel: ast.Relation) -> ast.Relation:
         if isinstance(rel, ast.Join):
             right: ast.SourceRef = rel.right
@@ -75,9 +77,15 @@ def hoist(
             left = rel.left
             if isinstance(left, ast.Subquery):
                 left = view_of(left.query, left.alias, left.pos)
-            return dataclasses.replace(rel, left=relation(left), right=right)
+            return dataclasses.replace(rel, left=relation(left), right=right, unbounded_ms=ttl)
+        if isinstance(rel, ast.Subquery):  # its joins are Flink's too
+            inner = _named_stars(parts, rel.query)
+            return dataclasses.replace(
+                rel, query=dataclasses.replace(inner, from_=relation(inner.from_))
+            )
         return rel
 
+    query = _named_stars(parts, query)
     from_ = relation(query.from_)
     if isinstance(from_, ast.Subquery) and _ranks_or_aggregates(query):
         inner = from_.query
@@ -85,6 +93,64 @@ def hoist(
             from_ = view_of(inner, from_.alias, from_.pos)
     query = dataclasses.replace(query, from_=from_)
     return _propagated_window(parts, _proctime(parts, query))
+
+
+#: Flink's setting of how long a regular join keeps its state; hispeed's default bounds it
+STATE_TTL = "table.exec.state.ttl"
+DEFAULT_STATE_TTL_MS = 24 * 60 * 60 * 1000
+_UNITS = {
+    "ms": 1,
+    "s": 1000,
+    "sec": 1000,
+    "min": 60_000,
+    "h": 3_600_000,
+    "d": 86_400_000,
+}
+
+
+def state_ttl_ms(value: Any, pos: ast.Pos) -> int:
+    """`table.exec.state.ttl` in milliseconds: Flink's duration text ('1 h', '30 min',
+    '3600 s', '500 ms'; a bare number is milliseconds), 24 hours when not set. hispeed keeps
+    a join's state for a bounded time: 0 (Flink's "forever") is refused."""
+    if value is None:
+        return DEFAULT_STATE_TTL_MS
+    text = str(value).strip().lower()
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
+    unit = text[len(number) :].strip() or "ms"
+    if not number.isdigit() or unit not in _UNITS or int(number) <= 0:
+        raise SqlError(
+            f"'{STATE_TTL}' = '{value}': give how long a join keeps its rows, a positive "
+            "duration like '1 h', '30 min', '3600 s' or '500 ms' (hispeed keeps none forever)",
+            *pos,
+        )
+    return int(number) * _UNITS[unit]
+
+
+def _named_stars(parts: EngineParts, query: ast.Select) -> ast.Select:
+    """`a.*` over a join: a's columns under their own names, as in Flink (ksqlDB's `a.*` there
+    names them A_ID, ...)."""
+    if not isinstance(query.from_, ast.Join):
+        return query
+    labels: dict[str, str] = {}
+    node: ast.Relation = query.from_
+    while isinstance(node, ast.Join):
+        labels[node.right.label] = node.right.name
+        node = node.left
+    if isinstance(node, ast.SourceRef):
+        labels[node.label] = node.name
+    items: list[ast.SelectItem | ast.AllColumns] = []
+    for item in query.items:
+        if not isinstance(item, ast.AllColumns) or item.source is None:
+            items.append(item)
+            continue
+        source = parts.catalog.sources.get(labels.get(item.source, ""))
+        if source is None:
+            items.append(item)
+            continue
+        for column in [*source.key_columns, *source.value_columns]:
+            ref = ast.ColumnRef(column.name, item.source, pos=item.pos)
+            items.append(ast.SelectItem(ref, column.name, pos=item.pos))
+    return dataclasses.replace(query, items=tuple(items))
 
 
 def _proctime(parts: EngineParts, query: ast.Select) -> ast.Select:
