@@ -54,6 +54,7 @@ from hispeed.ops.join_stream_stream import StreamStreamJoin
 from hispeed.ops.join_stream_table import StreamTableJoin
 from hispeed.ops.join_table_table import TableTableJoin
 from hispeed.ops.join_temporal import VersionedTableJoin
+from hispeed.ops.join_window import WindowJoin
 from hispeed.ops.join_windowed_table import StreamWindowedTableJoin
 from hispeed.plan.model import (
     LABEL,
@@ -106,7 +107,9 @@ class JoinRuntime:
         for step in join.steps:
             left_fields = [f for s in range(step.right) for f in self.side_fields[s]]
             right_fields = self.side_fields[step.right]
-            if step.left_kind == "STREAM" and step.right_kind == "STREAM":
+            if step.window is not None:  # Flink's window join (ops/join_window.py)
+                self.steps.append(WindowJoin(step, left_fields, right_fields))
+            elif step.left_kind == "STREAM" and step.right_kind == "STREAM":
                 self.steps.append(StreamStreamJoin(step, left_fields, right_fields))
             elif step.as_of is not None:  # FOR SYSTEM_TIME AS OF (plan/temporal.py)
                 self.steps.append(

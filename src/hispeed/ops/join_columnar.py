@@ -46,7 +46,8 @@ def supported(steps: list[JoinStep], labels: list[str], topics: list[str]) -> bo
     step = steps[0]
     key = step.left_key.type
     return (
-        step.left_kind == "STREAM"
+        step.window is None
+        and step.left_kind == "STREAM"
         and step.right_kind == "STREAM"
         and (step.grace_ms is None or step.kind == "INNER")
         and key is not None

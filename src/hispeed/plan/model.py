@@ -153,6 +153,10 @@ class JoinStep:
     pair_key: tuple[list[str], list[str]] | None = None
     #: the join's condition as ksqlDB's messages show it (a non-key join's, for its errors)
     condition: str = ""
+    #: Flink's window join (plan/window_join.py): the TUMBLE window (size, offset in
+    #: milliseconds) each side's records are put in; joined when it closes
+    #: (ops/join_window.py)
+    window: tuple[int, int] | None = None
 
     @property
     def result(self) -> str:

@@ -51,6 +51,7 @@ from hispeed.plan.validate import (
     check_persistent_sources,
     check_reserved_names,
 )
+from hispeed.plan.window_join import rewrite as rewrite_window_join
 from hispeed.plan.window_tvf import rewrite as rewrite_window_tvf
 from hispeed.sql import ast
 from hispeed.sql import types as T
@@ -89,6 +90,9 @@ def _plan_select(
     refuse_over(select, lag=isinstance(select.from_, ast.SourceRef))
     if isinstance(select.from_, ast.Join):
         return _plan_join(select, catalog, sink_kind, sink_name)
+    if isinstance(select.from_, ast.WindowJoin):
+        select, window = rewrite_window_join(select, catalog)
+        return _plan_join(select, catalog, sink_kind, sink_name, window)
     tvf = rewrite_window_tvf(select, catalog) if isinstance(select.from_, ast.WindowTvf) else None
     select = select if tvf is None else tvf.select
     assert isinstance(select.from_, ast.SourceRef)
@@ -247,13 +251,20 @@ def _where(select: ast.Select, scope: Scope) -> Compiled | None:
 
 
 def _plan_join(
-    select: ast.Select, catalog: Catalog, sink_kind: str | None, sink_name: str | None
+    select: ast.Select,
+    catalog: Catalog,
+    sink_kind: str | None,
+    sink_name: str | None,
+    window: tuple[int, int] | None = None,
 ) -> QueryPlan:
-    """A query over a join: the clauses run over the joined rows (plan/joins.py)."""
+    """A query over a join: the clauses run over the joined rows (plan/joins.py); `window`:
+    a window join's (plan/window_join.py), which its one join step runs."""
     assert isinstance(select.from_, ast.Join)
     join, scope, source = joins.plan_relation(
         select.from_, catalog, compile_clause, error_at, select.where
     )
+    if window is not None:
+        join.steps[0] = dataclasses.replace(join.steps[0], window=window)
     select = joins.with_filter(select, join)
     joins.check_window_bounds(select, error_at)
     label = LABEL

@@ -177,6 +177,21 @@ def _row_windows(tvf: ast.WindowTvf) -> dict[str, ast.Expr]:
     }
 
 
+def window_columns(tvf: ast.WindowTvf, time: ast.Expr, source: Source) -> dict[str, ast.Expr]:
+    """TUMBLE's window columns of a row whose event time (epoch milliseconds) is `time`, in
+    the type of `source`'s event-time column (a window join's sides: plan/window_join.py)."""
+    at = tvf.pos
+    start = _floor(time, tvf.size_ms, tvf.offset_ms, at)
+    columns = {
+        "WINDOW_START": start,
+        "WINDOW_END": _plus(start, tvf.size_ms),
+        "WINDOW_TIME": _plus(start, tvf.size_ms - 1),
+    }
+    if _time_type(_with_event_time(tvf, source)).name == "TIMESTAMP":
+        return {k: ast.FunctionCall("FROM_UNIXTIME", (e,), pos=at) for k, e in columns.items()}
+    return columns
+
+
 def _aggregation(
     select: ast.Select, tvf: ast.WindowTvf, source: Source, label: str, timestamp_type: T.SqlType
 ) -> Rewritten:

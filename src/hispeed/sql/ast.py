@@ -260,6 +260,19 @@ class WindowTvf(Relation):
 
 
 @dataclass(frozen=True)
+class WindowJoin(Relation):
+    """Flink's window join: `L [LEFT|RIGHT|FULL] JOIN R ON L.window_start = R.window_start AND
+    L.window_end = R.window_end AND ...`, each side a window table function's rows (a
+    `WindowTvf`, or a `Subquery` selecting its rows); past ksqlDB: docs/sql.md."""
+
+    left: Relation
+    right: Relation
+    kind: str  # INNER LEFT RIGHT FULL
+    on: Expr
+    pos: Pos = _pos()
+
+
+@dataclass(frozen=True)
 class Subquery(Relation):
     """`FROM (SELECT ...) [alias]`: a query read as a relation (past ksqlDB: docs/sql.md)."""
 

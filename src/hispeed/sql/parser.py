@@ -17,6 +17,7 @@ from hispeed.sql.joins import comma_join
 from hispeed.sql.lexer import DECIMAL, EOF, FLOAT, IDENT, INTEGER, QUOTED, STRING, Token
 from hispeed.sql.order_by import order_by
 from hispeed.sql.over import subquery, subquery_ahead
+from hispeed.sql.window_join import join
 from hispeed.sql.window_tvf import starts_window_tvf, window_tvf
 from hispeed.sql.windows import MAX_DURATION_MS, window_properties
 
@@ -803,13 +804,7 @@ class StatementParser(ExpressionParser):
                 continue
             if kind is None:
                 return left
-            right, as_of = flink.joined_table(self)
-            within = None
-            if self.accept_word("WITHIN"):
-                within = self.within()
-            self.expect_word("ON")
-            on = self.expr()
-            left = ast.Join(left, right, kind, on, within, pos=self.pos(tok), as_of=as_of)
+            left = join(self, left, kind, tok)  # with Flink's window join (sql/window_join.py)
 
     def source_ref(self) -> ast.SourceRef:
         tok = self.tok
