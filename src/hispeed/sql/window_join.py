@@ -24,7 +24,7 @@ def join(p: Any, left: ast.Relation, kind: str, at: Any) -> ast.Relation:
     else:
         ref, as_of = flink.joined_table(p)
         query = ref.query if isinstance(ref, flink.JoinedSubquery) else None
-        if not (_windowed(left) or (query is not None and isinstance(query.from_, ast.WindowTvf))):
+        if not (_windowed(left) or (query is not None and _tvf_rows(query))):
             # ksqlDB's join (a subquery on the right: a Flink statement's view of its own)
             within = p.within() if p.accept_word("WITHIN") else None
             p.expect_word("ON")
@@ -43,7 +43,13 @@ def join(p: Any, left: ast.Relation, kind: str, at: Any) -> ast.Relation:
 
 
 def _windowed(relation: ast.Relation) -> bool:
-    """Whether `relation` is a window table function's rows, alone or selected whole."""
+    """Whether `relation` is a window table function's rows, alone or in a subquery."""
     if isinstance(relation, ast.Subquery):
-        return isinstance(relation.query.from_, ast.WindowTvf)
+        return _tvf_rows(relation.query)
     return isinstance(relation, ast.WindowTvf)
+
+
+def _tvf_rows(query: ast.Select) -> bool:
+    """Whether `query` selects a window table function's rows (a window aggregation's are no
+    window join's side: joined, they are a join of tables, as Nexmark q8's)."""
+    return isinstance(query.from_, ast.WindowTvf) and not query.group_by and query.having is None
