@@ -16,6 +16,7 @@ import pytest
 
 from hispeed.engine import Engine
 from hispeed.errors import SqlError
+from hispeed.testing.windows import kept_rows_sql
 
 SIZE = 100
 STREAMS = (
@@ -70,12 +71,7 @@ def _expected(batches: list[tuple[str, list[dict[str, Any]]]], kind: str) -> lis
     join = {"INNER": "join", "LEFT": "left join", "RIGHT": "right join", "FULL": "full join"}
     return con.execute(
         f"""
-        with timed as (
-          select *, t // {SIZE} * {SIZE} as ws,
-                 max(t) over (order by pos rows between unbounded preceding and 1 preceding)
-                   as before
-          from s),
-        kept as (select * from timed where before is null or ws + {SIZE} > before),
+        with {kept_rows_sql("s", SIZE)},
         l as (select * from kept where side = 'l'),
         r as (select * from kept where side = 'r')
         select coalesce(l.id, r.id), l.x, r.x, coalesce(l.ws, r.ws)

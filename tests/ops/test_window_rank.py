@@ -17,6 +17,7 @@ import pytest
 
 from hispeed.engine import Engine
 from hispeed.errors import SqlError
+from hispeed.testing.windows import kept_rows_sql
 
 STREAM = (
     "CREATE STREAM s (id STRING KEY, g STRING, v BIGINT, t BIGINT) WITH "
@@ -60,12 +61,7 @@ def _expected(rows: list[dict[str, Any]], direction: str, n: int) -> list[tuple[
     )
     return con.execute(
         f"""
-        with timed as (
-          select *, t // {SIZE} * {SIZE} as ws,
-                 max(t) over (order by pos rows between unbounded preceding and 1 preceding)
-                   as before
-          from s),
-        kept as (select * from timed where before is null or ws + {SIZE} > before),
+        with {kept_rows_sql("s", SIZE)},
         ranked as (
           select ws, ws + {SIZE} as we, g, v, t,
                  row_number() over (partition by ws, g order by v {direction}, pos) as rn

@@ -118,6 +118,38 @@ def ranked_values(
     return partitions, sorts, rows
 
 
+def output_places(plan: QueryPlan) -> tuple[list[int], list[int], list[int]]:
+    """The places among a ranking's outputs of those computed from its rows (all but the
+    rank), of its key columns and of its value columns."""
+    outputs = plan.outputs
+    assert plan.ranking is not None
+    rank = plan.ranking.rank_index
+    where = {id(o): i for i, o in enumerate(outputs)}
+    return (
+        [i for i in range(len(outputs)) if i != rank],
+        [where[id(c)] for c in plan.key],
+        [where[id(c)] for c in plan.value],
+    )
+
+
+def output_arrays(
+    plan: QueryPlan, computed: list[int], rows: list[Any], ranks: list[int]
+) -> dict[int, pa.Array]:
+    """The outputs of ranked rows as columns by output index: the `computed` ones from the
+    rows' values (tuples), the rank (where it is selected) from `ranks`."""
+    outputs = plan.outputs
+    columns = list(zip(*rows, strict=True)) if computed else []
+    arrays: dict[int, pa.Array] = {
+        i: pa.array(data, outputs[i].type.to_arrow())
+        for i, data in zip(computed, columns, strict=True)
+    }
+    assert plan.ranking is not None
+    rank_at = plan.ranking.rank_index
+    if rank_at is not None:
+        arrays[rank_at] = pa.array(ranks, pa.int64())
+    return arrays
+
+
 class TopN:
     """Runs a plan's ranking over a query task's batches (see the module)."""
 
@@ -134,13 +166,9 @@ class TopN:
         self.emitter = emitter
         self.limit = plan.ranking.limit
         self.stores = PickledStores([RANKS, ROWS, SEQUENCE])
-        outputs = plan.outputs
-        rank = plan.ranking.rank_index
-        #: the outputs computed from the rows (all but the rank), in order
-        self.computed = [i for i in range(len(outputs)) if i != rank]
-        where = {id(o): i for i, o in enumerate(outputs)}
-        self.key_at = [where[id(c)] for c in plan.key]
-        self.value_at = [where[id(c)] for c in plan.value]
+        #: the outputs computed from the rows (all but the rank), in order; the key's and
+        #: the value's places among the outputs
+        self.computed, self.key_at, self.value_at = output_places(plan)
         # a tombstone's computed columns: the key columns from the partition's values (in
         # PARTITION BY order, as the planner put the key), the rest None
         width = len(plan.ranking.partition)
@@ -425,15 +453,7 @@ class TopN:
             else tuple(None if at is None else ((p,) if width == 1 else p)[at] for at in blank)
             for p, _, row in changed
         ]
-        outputs = self.plan.outputs
-        columns = list(zip(*rows, strict=True)) if self.computed else []
-        arrays: dict[int, pa.Array] = {
-            i: pa.array(data, outputs[i].type.to_arrow())
-            for i, data in zip(self.computed, columns, strict=True)
-        }
-        rank_at = self.ranking.rank_index
-        if rank_at is not None:
-            arrays[rank_at] = pa.array([r for _, r, _ in changed], pa.int64())
+        arrays = output_arrays(self.plan, self.computed, rows, [r for _, r, _ in changed])
         keys = [arrays[i] for i in self.key_at]
         values = [arrays[i] for i in self.value_at]
         stamps = pa.array([times[p] for p, _, _ in changed], pa.int64())

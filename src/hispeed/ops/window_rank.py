@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from hispeed.functions.registry import EvalContext
 from hispeed.ops.base import OperatorContext
 from hispeed.ops.emit import SinkEncoder
-from hispeed.ops.topn import ranked_values
+from hispeed.ops.topn import output_arrays, output_places, ranked_values
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.state.changelog import write_stream_time
 from hispeed.state.stores import ChangelogChanges, PickledStores
@@ -59,13 +59,9 @@ class WindowRank:
         self.emitter = emitter
         self.limit = plan.ranking.limit
         self.stores = PickledStores([WINDOWS, SEQUENCE])
-        outputs = plan.outputs
-        rank = plan.ranking.rank_index
-        #: the outputs computed from the rows (all but the rank), in order
-        self.computed = [i for i in range(len(outputs)) if i != rank]
-        where = {id(o): i for i, o in enumerate(outputs)}
-        self.key_at = [where[id(c)] for c in plan.key]
-        self.value_at = [where[id(c)] for c in plan.value]
+        #: the outputs computed from the rows (all but the rank), in order; the key's and
+        #: the value's places among the outputs
+        self.computed, self.key_at, self.value_at = output_places(plan)
         #: the open windows' store keys by window end (built from the store when first
         #: needed, so also after a restore)
         self._open: dict[int, set[Any]] | None = None
@@ -165,16 +161,8 @@ class WindowRank:
         self._emit(out, context)
 
     def _emit(self, ranked: list[tuple[int, Any, int]], ctx: OperatorContext) -> None:
-        outputs = self.plan.outputs
         rows = [row for _, row, _ in ranked]
-        columns = list(zip(*rows, strict=True)) if self.computed else []
-        arrays: dict[int, pa.Array] = {
-            i: pa.array(data, outputs[i].type.to_arrow())
-            for i, data in zip(self.computed, columns, strict=True)
-        }
-        rank_at = self.ranking.rank_index
-        if rank_at is not None:
-            arrays[rank_at] = pa.array([r for r, _, _ in ranked], pa.int64())
+        arrays = output_arrays(self.plan, self.computed, rows, [r for r, _, _ in ranked])
         self.emitter.emit(
             [arrays[i] for i in self.key_at],
             [arrays[i] for i in self.value_at],

@@ -31,7 +31,14 @@ from hispeed.plan import joins
 from hispeed.plan.columns import output_names
 from hispeed.plan.lag import ROW_BY_ROW
 from hispeed.plan.model import LABEL, JoinPlan, OutputColumn, QueryPlan, RankingPlan
-from hispeed.plan.scope import compile_clause, default_name, error_at, source_scope, walk
+from hispeed.plan.scope import (
+    compile_clause,
+    default_name,
+    error_at,
+    leftmost,
+    source_scope,
+    walk,
+)
 from hispeed.plan.window_tvf import ranked_rows
 from hispeed.sql import ast
 from hispeed.sql import types as T
@@ -340,7 +347,7 @@ def _limit(where: ast.Expr | None, rank: str, alias: str | None, select: ast.Sel
             f"keep every row): {SHAPE}",
         )
     if not isinstance(where, ast.BinaryOp):
-        raise error_at(_leftmost(where), problem)
+        raise error_at(leftmost(where), problem)
     mirrored = {"<=": ">=", "<": ">", "=": "=", ">=": "<=", ">": "<"}
     op, left, right = where.op, where.left, where.right
     if isinstance(left, ast.Literal):
@@ -351,28 +358,20 @@ def _limit(where: ast.Expr | None, rank: str, alias: str | None, select: ast.Sel
         and (left.source is None or left.source == alias)
     )
     if not is_rank or not isinstance(right, ast.Literal) or type(right.value) is not int:
-        raise error_at(_leftmost(where), problem)
+        raise error_at(leftmost(where), problem)
     n = int(right.value)
     if op == "<":
         n -= 1
     elif op == "=" and n != 1:
         raise error_at(
-            _leftmost(where),
+            leftmost(where),
             f"{rank} = 1 keeps one row per partition; {rank} = {n} is not supported",
         )
     elif op not in ("<=", "="):
-        raise error_at(_leftmost(where), problem)
+        raise error_at(leftmost(where), problem)
     if n < 1:
-        raise error_at(_leftmost(where), f"the rank bound keeps no row: {rank} <= {n}")
+        raise error_at(leftmost(where), f"the rank bound keeps no row: {rank} <= {n}")
     return n
-
-
-def _leftmost(e: ast.Expr) -> ast.Expr:
-    """The node an error about `e` points at: where its text begins (a binary operation's
-    position is its operator's)."""
-    while isinstance(e, ast.BinaryOp):
-        e = e.left
-    return e
 
 
 def _expand(inner: ast.Select, source: Any, label: str, at: int) -> list[ast.SelectItem | None]:

@@ -96,3 +96,11 @@ def compile_clause(
         raise SqlError(reason, err.line, err.column) from None
     finally:
         scope.clause = saved
+
+
+def leftmost(e: ast.Expr) -> ast.Expr:
+    """The node an error about `e` points at: where its text begins (a binary operation's
+    position is its operator's)."""
+    while isinstance(e, ast.BinaryOp):
+        e = e.left
+    return e

@@ -20,7 +20,7 @@ import dataclasses
 from typing import Any
 
 from hispeed.catalog import Catalog, Source
-from hispeed.plan.scope import error_at
+from hispeed.plan.scope import error_at, leftmost
 from hispeed.plan.window_tvf import TVF_COLUMNS, window_columns
 from hispeed.sql import ast
 
@@ -136,7 +136,7 @@ def _window_equalities_out(on: ast.Expr, left: str, right: str) -> ast.Expr:
     for name in ("WINDOW_START", "WINDOW_END"):
         if name not in found:
             raise error_at(
-                _leftmost(on),
+                leftmost(on),
                 "a window join's ON says the two sides' windows are the same: "
                 f"{left}.window_start = {right}.window_start AND {left}.window_end = "
                 f"{right}.window_end AND ...; {left}.{name.lower()} = {right}.{name.lower()} "
@@ -144,20 +144,12 @@ def _window_equalities_out(on: ast.Expr, left: str, right: str) -> ast.Expr:
             )
     if not rest:
         raise error_at(
-            _leftmost(on), f"a window join also joins on a key: ... AND {left}.id = {right}.id"
+            leftmost(on), f"a window join also joins on a key: ... AND {left}.id = {right}.id"
         )
     out = rest[0]
     for term in rest[1:]:
         out = ast.BinaryOp("AND", out, term, pos=getattr(term, "pos", ast.NOPOS))
     return out
-
-
-def _leftmost(e: ast.Expr) -> ast.Expr:
-    """Where an error about `e` points: where its text begins (a binary operation's
-    position is its operator's)."""
-    while isinstance(e, ast.BinaryOp):
-        e = e.left
-    return e
 
 
 def _conjuncts(e: ast.Expr) -> list[ast.Expr]:
