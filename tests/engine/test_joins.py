@@ -200,6 +200,34 @@ def test_an_inner_foreign_key_join_retracts_a_row_whose_foreign_key_turns_null(
     ]
 
 
+def test_where_over_a_foreign_key_join_tells_left_keys_of_several_columns_apart(
+    engine: Engine,
+) -> None:
+    """Rows of a left table keyed by two columns that share the first: one failing WHERE
+    neither deletes the other (it never passed) nor keeps it when it fails later (before,
+    the filter knew rows by the first key column alone: the second row's failure sent a
+    tombstone for a row never sent and forgot the first, which then stayed, stale)."""
+    engine.execute(
+        "CREATE TABLE lines (k1 STRING PRIMARY KEY, k2 STRING PRIMARY KEY, cid STRING, q INT) "
+        "WITH (kafka_topic='lines', format='JSON', partitions=1);"
+    )
+    engine.execute(
+        "CREATE TABLE big AS SELECT l.k1, l.k2, country, q FROM lines l "
+        "JOIN countries c ON l.cid = c.id WHERE q > 0;"
+    )
+    send(engine, "countries", "ke", {"COUNTRY": "Kenya"}, 1)
+    for key, q, ts in (("1", 1, 2), ("2", 0, 3), ("1", 0, 4)):
+        raw = json.dumps({"CID": "ke", "Q": q}).encode()
+        engine.log.append(
+            "lines", [Record(raw, json.dumps({"K1": "a", "K2": key}).encode(), ts)], partition=0
+        )
+        engine.drain()
+    assert out(engine, "BIG") == [
+        ('{"K1":"a","K2":"1"}', {"COUNTRY": "Kenya", "Q": 1}, 2),
+        ('{"K1":"a","K2":"1"}', None, 4),
+    ]
+
+
 def test_n_way_join_and_self_join(engine: Engine) -> None:
     engine.execute(
         "CREATE STREAM three AS SELECT c.user_id, page, name, ms FROM clicks c "

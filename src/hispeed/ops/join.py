@@ -358,7 +358,7 @@ class JoinRuntime:
                 names.append(field_name(LABEL, bound))
             keys = [k[0] if k else None for k in keys]
         key_type = self.join.key_type
-        if self.join.paired:  # both tables' key columns (ops/join_nonkey.py): their text
+        if self.join.text_key:  # a key of several columns (both tables'): their text
             keys = [None if k is None else repr(k) for k in keys]
         elif key_type.name in ("ARRAY", "MAP", "STRUCT"):
             keys = [unhashable(k, key_type) for k in keys]

@@ -256,6 +256,8 @@ def plan_relation(
         )
     _check_windowed_key_formats(join, sides, err)
     plan = JoinPlan(sides, steps, key_type, candidates, synthetic, key_name)
+    if plan.text_key:  # a key of several columns: the frame's key is their text
+        plan.key_type = key_type = nonkey.key_type()
     plan.filter = conditions.conjunction(filters)
     scope.clause = "SELECT"
     scope.columns += [ScopeColumn(n, t, f"{LABEL}.{n}", LABEL) for n, t in PSEUDO_COLUMNS.items()]

@@ -185,6 +185,15 @@ class JoinPlan:
         """Whether a join on non-key columns keys the result by both tables' keys."""
         return any(step.pair_key is not None for step in self.steps)
 
+    @property
+    def text_key(self) -> bool:
+        """Whether the result's key has several columns (a non-key join's pair, a
+        foreign-key join's left key of several columns): the frame's `$J.ROWKEY` then holds
+        the text of all of them (ops/join.py), which WHERE and GROUP BY over the join tell
+        rows apart by."""
+        first = self.sides[0].source
+        return self.paired or (self.steps[0].foreign_key and len(first.key_columns) > 1)
+
 
 @dataclass
 class PythonStage:

@@ -66,9 +66,10 @@ def right_key(right: JoinSide) -> list[str]:
 
 
 def key_type() -> T.SqlType:
-    """The type of the frame's `$J.ROWKEY` for a non-key join: the text of the pair of keys
-    (ops/join.py), one value a pair, which the operators after the join (a WHERE over the
-    table, an aggregation) tell rows apart by. The sink's key is the key columns selected."""
+    """The type of the frame's `$J.ROWKEY` for a key of several columns (a non-key join's
+    pair): their text (ops/join.py), one value a row, which the operators after the join (a
+    WHERE over the table, an aggregation) tell rows apart by. The sink's key is the key
+    columns selected."""
     return T.STRING
 
 
