@@ -260,3 +260,22 @@ def test_partitioned_by_is_accepted_and_create_function_refused() -> None:
     with pytest.raises(SqlError, match="CREATE FUNCTION") as caught:
         parse_one("CREATE TEMPORARY\n  FUNCTION f AS 'com.example.F'")
     assert (caught.value.line, caught.value.column) == (2, 3)
+
+
+def test_proctime_outside_a_view_read_by_a_window_is_refused_at_its_place(
+    tmp_path: Path,
+) -> None:
+    with Engine(tmp_path / "data") as engine:
+        engine.execute(
+            ORDERS + "CREATE TABLE rates (id BIGINT, rate INT, PRIMARY KEY (id) NOT ENFORCED) "
+            "WITH ('connector' = 'upsert-kafka', 'topic' = 'rates', 'value.format' = 'json', "
+            "'partitions' = '1');"
+            "CREATE TABLE priced (id BIGINT, rate INT) WITH ('connector' = 'blackhole');"
+        )
+        with pytest.raises(SqlError, match="PROCTIME\\(\\) is Flink's processing-time") as e:
+            engine.execute(
+                "INSERT INTO priced SELECT O.id, R.rate FROM (SELECT *,\n"
+                "    PROCTIME() AS p FROM orders) O JOIN rates FOR SYSTEM_TIME AS OF O.p AS R "
+                "ON O.id = R.id;"
+            )
+        assert (e.value.line, e.value.column) == (2, 5)

@@ -300,20 +300,17 @@ def _check_table(table: FlinkTable, start: Token) -> None:
             start.line,
             start.column,
         )
-    for col in table.partitioned_by:
-        if col not in names:
-            raise SqlError(
-                f"PARTITIONED BY names {col}, which is no column of {table.name}",
-                start.line,
-                start.column,
-            )
-    for col in table.primary_key:
-        if col not in names:
-            raise SqlError(
-                f"PRIMARY KEY names {col}, which is no column of {table.name}",
-                start.line,
-                start.column,
-            )
+    for clause, cols in (
+        ("PARTITIONED BY", table.partitioned_by),
+        ("PRIMARY KEY", table.primary_key),
+    ):
+        for col in cols:
+            if col not in names:
+                raise SqlError(
+                    f"{clause} names {col}, which is no column of {table.name}",
+                    start.line,
+                    start.column,
+                )
     if table.watermark is not None and table.watermark[0] not in names:
         raise SqlError(
             f"WATERMARK FOR names {table.watermark[0]}, which is no column of {table.name}",

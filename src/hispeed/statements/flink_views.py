@@ -91,8 +91,17 @@ def hoist(
         inner = from_.query
         if _ranks_or_aggregates(inner) or isinstance(inner.from_, ast.Subquery):
             from_ = view_of(inner, from_.alias, from_.pos)
-    query = dataclasses.replace(query, from_=from_)
-    return _propagated_window(parts, _proctime(parts, query))
+    query = _propagated_window(parts, _proctime(parts, dataclasses.replace(query, from_=from_)))
+    for item in query.items:
+        for x in walk(item.expr) if isinstance(item, ast.SelectItem) else ():
+            if isinstance(x, ast.FunctionCall) and x.name.upper() == "PROCTIME":
+                raise SqlError(
+                    "PROCTIME() is Flink's processing-time attribute: hispeed takes it as a "
+                    "view's column (CREATE VIEW v AS SELECT *, PROCTIME() AS p FROM s) that a "
+                    "window table function's DESCRIPTOR(p) reads, or as DESCRIPTOR(PROCTIME())",
+                    *x.pos,
+                )
+    return query
 
 
 #: Flink's setting of how long a regular join keeps its state; hispeed's default bounds it
