@@ -379,7 +379,7 @@ class Engine:
         self.flush()
         with self.lock:
             select = parse_query(sql, self.catalog.types)
-            plan = plan_query(select, self.catalog, self.log)
+            plan = plan_query(select, self.catalog, self.log, properties=self.properties)
             reset = {"auto.offset.reset": "earliest"} if from_beginning else {}
             scalable = is_scalable_push(select, self.catalog, reset, self.properties)
             return PushQuery(

@@ -7,11 +7,15 @@ statements, pull queries, push queries and the conformance runner all plan throu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from hispeed.catalog import Catalog
 from hispeed.errors import SqlError
 from hispeed.log.base import Log
 from hispeed.plan.model import QueryPlan
 from hispeed.plan.planner import plan_select
+from hispeed.plan.window_limit import check_windows_per_row
 from hispeed.sql import ast
 
 
@@ -21,8 +25,12 @@ def plan_query(
     log: Log,
     sink_kind: str | None = None,
     sink_name: str | None = None,
+    properties: Mapping[str, Any] | None = None,
 ) -> QueryPlan:
-    """The plan of `select` (writing a `sink_kind` named `sink_name`, if it has a sink)."""
+    """The plan of `select` (writing a `sink_kind` named `sink_name`, if it has a sink);
+    `properties`: the engine's and the statement's, for the bounds a query is checked against
+    (the defaults when None)."""
+    check_windows_per_row(select, properties)
     plan = plan_select(select, catalog, sink_kind, sink_name)
     for step in plan.join.steps if plan.join is not None else []:
         if step.copartitioned is None:

@@ -268,7 +268,9 @@ class QuerySession:
         scalable = is_scalable_push(select, engine.catalog, self.properties, engine.properties)
         if scalable:
             select = scalable_rows_only(select, engine.catalog)
-        plan = plan_query(select, engine.catalog, engine.log)
+        plan = plan_query(
+            select, engine.catalog, engine.log, properties={**engine.properties, **self.properties}
+        )
         push = PushQuery(
             engine.runtime,
             plan,

@@ -231,7 +231,7 @@ def result_kind(parts: EngineParts, query: ast.Select, name: str) -> str:
 def _planned(parts: EngineParts, query: ast.Select, name: str) -> tuple[str, bool]:
     """`result_kind`, and whether the key has a type the KAFKA key format cannot hold (a
     TIMESTAMP: Flink's rows have no key, so the key's format is hispeed's to choose)."""
-    plan = plan_query(query, parts.catalog, parts.log, "TABLE", name)
+    plan = plan_query(query, parts.catalog, parts.log, "TABLE", name, parts.properties)
     table = plan.aggregation is not None or plan.source.kind == "TABLE" or plan.ranking
     kafka = ("INTEGER", "BIGINT", "DOUBLE", "STRING")
     return "TABLE" if table else "STREAM", any(c.type.name not in kafka for c in plan.key)

@@ -41,7 +41,7 @@ def create_as_select(parts: EngineParts, stmt: ast.CreateAsSelect, call: Call) -
         raise SqlError(
             f"CREATE {stmt.kind} AS SELECT statements don't support LIMIT clause.", *stmt.pos
         )
-    plan = plan_query(stmt.query, parts.catalog, parts.log, stmt.kind, stmt.name)
+    plan = plan_query(stmt.query, parts.catalog, parts.log, stmt.kind, stmt.name, call.props)
     with_props = {k: p.value for k, p in stmt.properties.items()}
     # the stream API's map() and map_batches(): a Python function named in the WITH clause
     plan = python.from_properties(plan, with_props)
@@ -181,7 +181,9 @@ def insert_into(parts: EngineParts, stmt: ast.InsertInto, call: Call) -> Result:
         )
     if target.source_table:
         raise HispeedError(f"Cannot insert into read-only {target.kind.lower()}: {target.name}")
-    plan = plan_query(stmt.query, parts.catalog, parts.log, target.kind, target.name)
+    plan = plan_query(
+        stmt.query, parts.catalog, parts.log, target.kind, target.name, call.props
+    )
     if plan.aggregation is not None or plan.source.kind == "TABLE":
         raise HispeedError(
             f"INSERT INTO can only be used to insert into a stream. {target.name} is a table."

@@ -1,0 +1,83 @@
+"""The bound on the windows one row falls in (`query.window.max.per.row`).
+
+A HOP or CUMULATE window table function, or ksqlDB's `WINDOW HOPPING`, puts each row in
+size / slide windows: `HOP(..., INTERVAL '1' MILLISECOND, INTERVAL '1' DAY)` is 86.4 million
+windows a row, which no query can hold. Size and slide are constants, so the query is
+refused when it is planned, at the call's (or the WINDOW clause's) place, rather than
+failing on its first row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from hispeed.errors import HispeedError
+from hispeed.plan.scope import error_at
+from hispeed.sql import ast
+
+#: the property that bounds the windows one row falls in, and its default
+MAX_PER_ROW_PROPERTY = "query.window.max.per.row"
+DEFAULT_MAX_PER_ROW = 10_000
+
+
+def windows_per_row(size_ms: int, step_ms: int) -> int:
+    """How many windows of `size_ms` starting every `step_ms` hold one instant."""
+    return -(-size_ms // step_ms)
+
+
+def check_windows_per_row(select: ast.Select, properties: Mapping[str, Any] | None) -> None:
+    """Refuse a HOP, CUMULATE or HOPPING window anywhere in `select` that puts one row in
+    more windows than `query.window.max.per.row` allows (engine or query property)."""
+    limit: int | None = None
+    for node in _nodes(select):
+        if isinstance(node, ast.WindowTvf) and node.step_ms:
+            size, step, what = node.size_ms, node.step_ms, f"{node.kind}"
+            slide = "slide" if node.kind == "HOP" else "step"
+        elif isinstance(node, ast.WindowSpec) and node.advance_ms:
+            size, step, what, slide = node.size_ms, node.advance_ms, "WINDOW HOPPING", "advance"
+        else:
+            continue
+        if limit is None:
+            limit = _limit(properties or {})
+        count = windows_per_row(size, step)
+        if count > limit:
+            raise error_at(
+                node,
+                f"{what} puts each row in {count:,} windows (size {size} ms, {slide} "
+                f"{step} ms); at most {limit:,} are allowed ({MAX_PER_ROW_PROPERTY}): "
+                f"make the {slide} longer or the size shorter, or raise the setting",
+            )
+
+
+def _limit(properties: Mapping[str, Any]) -> int:
+    """The setting's value: a whole number above 0, the default when not given."""
+    value = properties.get(MAX_PER_ROW_PROPERTY)
+    if value is None:
+        return DEFAULT_MAX_PER_ROW
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise HispeedError(
+            f"{MAX_PER_ROW_PROPERTY} must be a whole number of windows above 0, not {value!r}"
+        )
+    return number
+
+
+def _nodes(node: Any) -> list[Any]:
+    """`node` and every AST node inside it (subqueries, joins, the WINDOW clause)."""
+    out: list[Any] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list | tuple):
+            stack.extend(item)
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            out.append(item)
+            stack.extend(getattr(item, f.name) for f in dataclasses.fields(item))
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return out
