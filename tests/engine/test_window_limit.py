@@ -79,5 +79,5 @@ def test_the_setting_raises_and_lowers_the_bound(engine: Engine) -> None:
     engine.log.append("sc", [Record(json.dumps({"G": "a", "V": 1}).encode(), None, 5000)])
     engine.drain()
     assert engine.log.read_table("H", 0).num_rows == 1000
-    with pytest.raises(HispeedError, match="query.window.max.per.row must be a whole number"):
+    with pytest.raises(HispeedError, match=r"query\.window\.max\.per\.row must be a whole number"):
         engine.execute(hop.format("bad"), properties={"query.window.max.per.row": "0"})

@@ -181,9 +181,7 @@ def insert_into(parts: EngineParts, stmt: ast.InsertInto, call: Call) -> Result:
         )
     if target.source_table:
         raise HispeedError(f"Cannot insert into read-only {target.kind.lower()}: {target.name}")
-    plan = plan_query(
-        stmt.query, parts.catalog, parts.log, target.kind, target.name, call.props
-    )
+    plan = plan_query(stmt.query, parts.catalog, parts.log, target.kind, target.name, call.props)
     if plan.aggregation is not None or plan.source.kind == "TABLE":
         raise HispeedError(
             f"INSERT INTO can only be used to insert into a stream. {target.name} is a table."
