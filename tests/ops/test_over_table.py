@@ -70,12 +70,13 @@ def test_over_a_table_follows_duckdb_as_rows_move_and_leave(tmp_path: Path) -> N
     with Engine(tmp_path / "data") as engine:  # the rows come back from the changelog
         churn(engine, 100)
         got = _final(engine)
-    items = duckdb.sql(  # noqa: F841 (duckdb reads it by name)
+    db = duckdb.connect()  # its own connection: no table on the process-wide one
+    items = db.sql(  # noqa: F841 (duckdb reads it by name)
         "select * from (values "
         + ", ".join(f"('{k}', '{c}', {t}, {p})" for k, (c, t, p) in state.items())
         + ") as t(id, cat, t, price)"
     )
-    expected = duckdb.sql(
+    expected = db.sql(
         "select id, cat, avg(price) over (w rows between 2 preceding and current row), "
         "sum(price) over (w range between 20 preceding and current row), count(*) over w "
         "from items where price > 0 window w as (partition by cat order by t)"
@@ -86,3 +87,82 @@ def test_over_a_table_follows_duckdb_as_rows_move_and_leave(tmp_path: Path) -> N
         row = got[key]
         assert (row["CAT"], row["S"], row["N"]) == (cat, total, count), key
         assert row["A"] == pytest.approx(avg), key
+
+
+PEERS_QUERY = (
+    "CREATE TABLE o AS SELECT id, "
+    "SUM(price) OVER (PARTITION BY cat ORDER BY t) AS d, "
+    "COUNT(*) OVER (PARTITION BY cat ORDER BY t RANGE BETWEEN UNBOUNDED PRECEDING AND "
+    "CURRENT ROW) AS u, "
+    "MIN(price) OVER (PARTITION BY cat ORDER BY t RANGE BETWEEN UNBOUNDED PRECEDING AND "
+    "CURRENT ROW) AS m, "
+    "SUM(price) OVER (PARTITION BY cat ORDER BY t RANGE BETWEEN INTERVAL '20' MILLISECONDS "
+    "PRECEDING AND CURRENT ROW) AS r, "
+    "AVG(price) OVER (PARTITION BY cat ORDER BY t ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) "
+    "AS w FROM items EMIT CHANGES;"
+)
+#: the same over DuckDB: a RANGE frame holds the row's peers (equal t); ROWS ties go by key
+PEERS_EXPECTED = (
+    "select id, sum(price) over (partition by cat order by t), "
+    "count(*) over (partition by cat order by t range between unbounded preceding and "
+    "current row), min(price) over (partition by cat order by t range between unbounded "
+    "preceding and current row), sum(price) over (partition by cat order by t range between "
+    "20 preceding and current row), avg(price) over (partition by cat order by t, id rows "
+    "between 2 preceding and current row) from items"
+)
+
+
+def test_over_a_table_gives_peers_one_range_result_as_they_come_move_and_leave(
+    tmp_path: Path,
+) -> None:
+    """Rows of equal ORDER BY values (peers) are all inside each other's RANGE frames: when a
+    peer enters, moves or leaves, every peer's result (and the later rows') is written again.
+    The output table is compared with DuckDB's after every batch, across a restart."""
+    rng = random.Random(22)
+    state: dict[str, tuple[str, int | None, int | None]] = {}
+    db = duckdb.connect()
+    db.execute("create table items (id varchar, cat varchar, t bigint, price bigint)")
+    checked = 0
+
+    def check(engine: Engine) -> None:
+        nonlocal checked
+        engine.drain()
+        db.execute("delete from items")
+        if state:
+            db.executemany(
+                "insert into items values (?, ?, ?, ?)", [(k, *v) for k, v in state.items()]
+            )
+        expected = db.execute(PEERS_EXPECTED).fetchall()
+        got = _final(engine)
+        assert set(got) == {r[0] for r in expected}
+        for key, d, u, m, r, w in expected:
+            row = got[key]
+            assert (row["D"], row["U"], row["M"], row["R"]) == (d, u, m, r), key
+            assert row["W"] == pytest.approx(w), key
+        checked += 1
+
+    def churn(engine: Engine, count: int) -> None:
+        for _ in range(count):
+            key = f"i{rng.randrange(30)}"
+            if rng.random() < 0.2:
+                state.pop(key, None)
+                engine.log.append("items", [(key.encode(), None)])
+            else:
+                # few times 10 ms apart: many peers, and frames of 20 ms hold 3 times' rows
+                t = None if rng.random() < 0.05 else 10 * rng.randrange(8)
+                price = None if rng.random() < 0.05 else rng.randrange(1, 99)
+                state[key] = (f"c{rng.randrange(2)}", t, price)
+                body = {"CAT": state[key][0], "T": t, "PRICE": price}
+                engine.log.append("items", [(key.encode(), json.dumps(body).encode())])
+            if rng.random() < 0.3:
+                check(engine)
+        check(engine)
+
+    with Engine(tmp_path / "data") as engine:
+        engine.execute(TABLE)
+        engine.execute(PEERS_QUERY)
+        churn(engine, 120)
+    with Engine(tmp_path / "data") as engine:  # the rows come back from the changelog
+        churn(engine, 120)
+    assert checked > 40
+    assert len(state) > 15

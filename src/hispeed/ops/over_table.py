@@ -4,11 +4,14 @@ FROM winning_bids` where winning_bids is a table (plan/lag.py plans it; Nexmark 
 
 The result is a table keyed as its input: each input row's value is the aggregate over its
 frame among the partition's current rows, sorted by the ORDER BY (ties by the input's key,
-as `ORDER BY t, id`). A change of the input (an insert, an update that moves a row, a
-delete, or a row that stops matching WHERE) changes the results of the rows whose frame
-holds it: each partition keeps its rows in order with the result each had, and after a
-batch recomputes every row from the first position the batch changed, writing those whose
-result changed (upserts) and tombstones for the rows that left. Flink's OVER aggregation
+as `ORDER BY t, id`, for ROWS frames). A RANGE frame (and no frame: SQL's default, RANGE
+UNBOUNDED PRECEDING) ends at the row's last peer, the rows of equal ORDER BY values, so
+peers share one result as in SQL (every row is at hand over a table; a stream's rows are
+taken in arrival order, ops/over_frames.py). A change of the input (an insert, an update
+that moves a row, a delete, or a row that stops matching WHERE) changes the results of the
+rows whose frame holds it: each partition keeps its rows in order with the result each had,
+and after a batch recomputes every row from the first peer of the first position the batch
+changed, writing those whose result changed (upserts) and tombstones for the rows that left. Flink's OVER aggregation
 refuses a changing input (Nexmark's own q6 text says so); this keeps the result as a
 table, maintained.
 
@@ -28,7 +31,7 @@ import pyarrow.compute as pc
 from hispeed.functions.registry import EvalContext
 from hispeed.ops.base import OperatorContext
 from hispeed.ops.emit import SinkEncoder
-from hispeed.ops.over_frames import aggregate
+from hispeed.ops.over_frames import aggregate, initial, step
 from hispeed.ops.topn import NUMERIC, TopN, sort_column, table_rows_limit
 from hispeed.ops.window_rank import WindowRank
 from hispeed.plan.model import QueryPlan, field_name
@@ -102,7 +105,9 @@ class OverTable:
                 old_p, entry = old
                 entries = store.get(old_p, [])
                 at = bisect.bisect_left(entries, (entry[0], entry[1]), key=_place)
-                first[old_p] = min(first.get(old_p, at), at)
+                # its peers (equal ORDER BY values) before it lose it from their RANGE frames
+                peers = bisect.bisect_left(entries, entry[0], hi=at, key=_order)
+                first[old_p] = min(first.get(old_p, peers), peers)
                 del entries[at]
                 _put(store, old_p, entries)
                 places.delete(key)
@@ -114,7 +119,8 @@ class OverTable:
             entries = store.get(p, [])
             at = bisect.bisect_left(entries, (entry[0], entry[1]), key=_place)
             entries.insert(at, [*entry, None])
-            first[p] = min(first.get(p, at), at)
+            peers = bisect.bisect_left(entries, entry[0], hi=at, key=_order)
+            first[p] = min(first.get(p, peers), peers)
             store.put(p, entries)
             places.put(key, (p, entry[:3]))
             gone.pop(key, None)
@@ -123,8 +129,9 @@ class OverTable:
         changed: list[tuple[Any, Any, int]] = [(row, None, ts) for row, ts in gone.values()]
         for p, start in first.items():
             entries = store.get(p, [])
+            columns = [self._results(j, entries, start) for j in range(len(self.calls))]
             for r in range(start, len(entries)):
-                results = tuple(self._result(j, entries, r) for j in range(len(self.calls)))
+                results = tuple(column[r - start] for column in columns)
                 if entries[r][5] != results:
                     entries[r][5] = results
                     changed.append((entries[r][2], results, last[p]))
@@ -133,20 +140,35 @@ class OverTable:
         if changed:
             self._emit(frame.schema, changed, context)
 
-    def _result(self, j: int, entries: list[Any], r: int) -> Any:
-        """Call j's result for the r-th row of a partition: over its frame's rows."""
+    def _results(self, j: int, entries: list[Any], start: int) -> list[Any]:
+        """Call j's results for a partition's rows from position `start` on, each over its
+        frame: ROWS ends at the row itself, RANGE at its last peer (the rows of equal ORDER
+        BY values, as SQL says: every row is at hand over a table, so peers share one result).
+        """
         call = self.calls[j]
-        frame = call.frame
-        if frame is None or frame[1] is None:
-            start = 0
-        elif frame[0] == "ROWS":
-            start = max(0, r - frame[1])
-        else:  # RANGE: the rows whose time is within the interval before the row's own
-            edge = entries[r][4] - frame[1]
-            start = r
-            while start > 0 and entries[start - 1][4] >= edge:
-                start -= 1
-        return aggregate(call.function, [e[3][j] for e in entries[start : r + 1]])
+        frame, n = call.frame, len(entries)
+        ranged = frame is None or frame[0] == "RANGE"
+        ends = _peer_ends(entries, start) if ranged else range(start, n)
+        if frame is None or frame[1] is None:  # UNBOUNDED: running results, row by row
+            state = initial(call)
+            for r in range(start):
+                state = step(call, state, entries[r][3][j], 0)[1]
+            running = []
+            for r in range(start, n):
+                result, state = step(call, state, entries[r][3][j], 0)
+                running.append(result)
+            return [running[end - start] for end in ends]
+        size = frame[1]
+        results = []
+        for r, end in zip(range(start, n), ends, strict=True):
+            if frame[0] == "ROWS":
+                low = max(0, r - size)
+            elif entries[r][4] is None:  # a null time: its frame is its peers, the null rows
+                low = bisect.bisect_left(entries, entries[r][0], hi=r, key=_order)
+            else:  # the rows whose time is within the interval before the row's own
+                low = bisect.bisect_left(entries, entries[r][4] - size, hi=r, key=_time)
+            results.append(aggregate(call.function, [e[3][j] for e in entries[low : end + 1]]))
+        return results
 
     def _emit(
         self, schema: pa.Schema, changed: list[tuple[Any, Any, int]], ctx: OperatorContext
@@ -176,6 +198,27 @@ class OverTable:
 def _place(entry: Any) -> tuple[Any, Any]:
     """Where an entry sorts: its ORDER BY values, then its key (unique; ties go by it)."""
     return (entry[0], entry[1])
+
+
+def _order(entry: Any) -> Any:
+    """An entry's ORDER BY values: the rows of equal ones are peers."""
+    return entry[0]
+
+
+def _time(entry: Any) -> Any:
+    """An entry's time (a RANGE frame's ORDER BY column)."""
+    return entry[4]
+
+
+def _peer_ends(entries: list[Any], start: int) -> list[int]:
+    """For each position from `start` on, the last position of its peers."""
+    ends = [0] * (len(entries) - start)
+    end = len(entries) - 1
+    for r in range(len(entries) - 1, start - 1, -1):
+        if r < end and entries[r + 1][0] != entries[r][0]:
+            end = r
+        ends[r - start] = end
+    return ends
 
 
 def _put(store: Any, p: Any, entries: list[Any]) -> None:
