@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,19 @@ def _final(engine: Engine) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in latest.items() if v is not None}
 
 
+def _run_across_restart(
+    tmp_path: Path, query: str, churn: Callable[[Engine, int], None], count: int
+) -> dict[str, dict[str, Any]]:
+    """Run `query` over `count` changes, restart the engine, `count` more: the final table."""
+    with Engine(tmp_path / "data") as engine:
+        engine.execute(TABLE)
+        engine.execute(query)
+        churn(engine, count)
+    with Engine(tmp_path / "data") as engine:  # the rows come back from the changelog
+        churn(engine, count)
+        return _final(engine)
+
+
 def test_over_a_table_follows_duckdb_as_rows_move_and_leave(tmp_path: Path) -> None:
     rng = random.Random(8)
     state: dict[str, tuple[str, int, int]] = {}
@@ -63,13 +77,7 @@ def test_over_a_table_follows_duckdb_as_rows_move_and_leave(tmp_path: Path) -> N
                 engine.drain()
         engine.drain()
 
-    with Engine(tmp_path / "data") as engine:
-        engine.execute(TABLE)
-        engine.execute(QUERY)
-        churn(engine, 100)
-    with Engine(tmp_path / "data") as engine:  # the rows come back from the changelog
-        churn(engine, 100)
-        got = _final(engine)
+    got = _run_across_restart(tmp_path, QUERY, churn, 100)
     db = duckdb.connect()  # its own connection: no table on the process-wide one
     items = db.sql(  # noqa: F841 (duckdb reads it by name)
         "select * from (values "
@@ -158,11 +166,6 @@ def test_over_a_table_gives_peers_one_range_result_as_they_come_move_and_leave(
                 check(engine)
         check(engine)
 
-    with Engine(tmp_path / "data") as engine:
-        engine.execute(TABLE)
-        engine.execute(PEERS_QUERY)
-        churn(engine, 120)
-    with Engine(tmp_path / "data") as engine:  # the rows come back from the changelog
-        churn(engine, 120)
+    _run_across_restart(tmp_path, PEERS_QUERY, churn, 120)
     assert checked > 40
     assert len(state) > 15

@@ -11,9 +11,9 @@ taken in arrival order, ops/over_frames.py). A change of the input (an insert, a
 that moves a row, a delete, or a row that stops matching WHERE) changes the results of the
 rows whose frame holds it: each partition keeps its rows in order with the result each had,
 and after a batch recomputes every row from the first peer of the first position the batch
-changed, writing those whose result changed (upserts) and tombstones for the rows that left. Flink's OVER aggregation
-refuses a changing input (Nexmark's own q6 text says so); this keeps the result as a
-table, maintained.
+changed, writing those whose result changed (upserts) and tombstones for the rows that left.
+Flink's OVER aggregation refuses a changing input (Nexmark's own q6 text says so); this
+keeps the result as a table, maintained.
 
 The rows are the operator's `PickledStores`, in the query's changelog with each batch's
 outputs, restored at a restart.
