@@ -21,6 +21,7 @@ from hispeed.functions.aggregate_modifiers import CountDistinct, Distinct, Filte
 from hispeed.functions.aggregates import Aggregate, hashable, unhashable
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import HEADERS_TYPE
+from hispeed.ops import aggregate_table
 from hispeed.ops.aggregate_batch import (
     DistinctAdder,
     batch_adder,
@@ -138,6 +139,9 @@ class Aggregator:
         #: each call's result of its state (None: the state itself), without the calls
         #: through FILTER's wrapper, COUNT(DISTINCT)'s or the identity of most aggregates
         self._result_of = [_result_of(call.logic) for call in self.calls]
+        #: a table's records a batch at a time (ops/aggregate_table.py) when only the groups'
+        #: last changes are output; False: record by record (`_table_update`, the reference)
+        self.table_batches = aggregate_table.eligible(plan)
         #: EMIT FINAL: no window closes before stream time reaches this (a lower bound of the
         #: open windows' end plus grace), so a record that closes none costs no scan
         self._next_close = -math.inf
@@ -221,7 +225,31 @@ class Aggregator:
         stream_time = context.stream_time.get(partition, 0)
         finals: list[Change] = []
         self._next_close = -math.inf  # the states may have changed hands since: look again
-        for i in range(n):
+        batched = is_table and self.table_batches and not self.final and not self.per_record
+        if batched:
+            # only the groups' last changes are output: made once (ops/aggregate_table.py)
+            assert source_keys is not None
+            group_keys = (
+                list(zip(*([hashable(v) for v in g] for g in groups), strict=True))
+                if groups
+                else [()] * n
+            )
+            passed = [True] * n if where is None else np.asarray(where, bool).tolist()
+            deleted = np.asarray(tombstones, bool).tolist()
+            present = [passed[i] and not deleted[i] and None not in group_keys[i] for i in range(n)]
+            changes = aggregate_table.table_changes(
+                self.calls,
+                self._results,
+                self.table_rows,
+                self.states,
+                self.dirty,
+                source_keys,
+                group_keys,
+                args,
+                present,
+                headers,
+            )
+        for i in range(0 if batched else n):
             ts = stamps[i]
             group = tuple(hashable(g[i]) for g in groups)
             self._headers = headers[i] if headers is not None else None
