@@ -76,15 +76,9 @@ def _feed(engine: Engine, records: list[tuple[int, dict[str, Any] | None]], chun
 
 
 def _written(engine: Engine) -> list[tuple[Any, ...]]:
-    table = engine.log.read_table("AGG", 0)
-    return list(
-        zip(
-            table.column("key").to_pylist(),
-            table.column("value").to_pylist(),
-            table.column("timestamp").to_pylist(),
-            strict=True,
-        )
-    )
+    """The query's records as (key, value, time)."""
+    columns = engine.log.read_table("AGG", 0).select(["key", "value", "timestamp"])
+    return list(zip(*columns.to_pydict().values(), strict=True))
 
 
 def _run(
