@@ -148,11 +148,11 @@ def _close(a: dict[str, tuple[Any, ...]], b: dict[str, tuple[Any, ...]]) -> bool
     return all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9) for x, y in pairs)
 
 
-@pytest.mark.parametrize("chunk", [1, 9, 250])
+@pytest.mark.parametrize("chunk", [3, 9, 250])
 def test_the_batch_path_writes_what_the_row_path_writes(
     tmp_path: Path, chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    records = _records(700, 5)
+    records = _records(400, 5)
     by_row = _run(tmp_path / "row", records, chunk, [False], monkeypatch)
     batched = _run(tmp_path / "batch", records, chunk, [True], monkeypatch)
     assert batched == by_row
