@@ -101,6 +101,8 @@ def plan_subquery(
     inner = sub.query
     over, at = _the_over_call(sub)
     windowed: tuple[Source, ast.Expr] | None = None
+    #: PARTITION BY as the user wrote it, for messages (a window TVF's columns are rewritten)
+    written = over.partition_by
     if isinstance(inner.from_, ast.WindowTvf):
         # window Top-N and deduplication over a window table function's rows
         inner, tvf_source, window_end = ranked_rows(inner, over, catalog)
@@ -158,7 +160,7 @@ def plan_subquery(
     outputs, rank_index = _outputs(select, sub, columns, order, scope)
     partition = [_unqualified(e, label, source.name) for e in over.partition_by]
     key_at: list[int] = []
-    for e in partition:
+    for e, user in zip(partition, written, strict=True):
         found = next(
             (
                 i
@@ -169,8 +171,8 @@ def plan_subquery(
         )
         if found is None:
             raise error_at(
-                e,
-                f"the PARTITION BY expressions are the result's key: select {sql(e)} in the "
+                user,
+                f"the PARTITION BY expressions are the result's key: select {sql(user)} in the "
                 "outer query",
             )
         key_at.append(found)

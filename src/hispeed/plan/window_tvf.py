@@ -20,7 +20,9 @@ import dataclasses
 from typing import Any
 
 from hispeed.catalog import PROCESSING_TIME, Catalog, Source
-from hispeed.plan.scope import error_at, is_aggregate, walk
+from hispeed.expr.scope import Scope, ScopeColumn
+from hispeed.plan.model import field_name
+from hispeed.plan.scope import compile_clause, error_at, is_aggregate, source_scope, walk
 from hispeed.sql import ast
 from hispeed.sql import types as T
 
@@ -125,8 +127,25 @@ def ranked_rows(
             "as a table (CREATE TABLE ... AS SELECT ... GROUP BY window_start, window_end, "
             "...), then rank its rows",
         )
+    _resolve_order_by(over, tvf, known)
     rewritten = rewrite(inner, catalog)
     return rewritten.select, rewritten.source, _row_windows(tvf)["WINDOW_END"]
+
+
+def _resolve_order_by(over: ast.OverCall, tvf: ast.WindowTvf, known: Source) -> None:
+    """The ranking's ORDER BY resolved against the window table function's columns as the
+    user sees them (the source's, WINDOW_START, WINDOW_END, WINDOW_TIME), before `rewrite`
+    turns the window columns into expressions of ROWTIME: an unknown column's message lists
+    them."""
+    source = _with_event_time(tvf, known)
+    label = tvf.label
+    windows = [
+        ScopeColumn(n, _time_type(source), field_name(label, n), label)
+        for n in ("WINDOW_START", "WINDOW_END", "WINDOW_TIME")
+    ]
+    scope = Scope([*source_scope(source, label).columns, *windows])
+    for e, _ in over.order_by:
+        compile_clause(e, scope, "ORDER BY")
 
 
 def _row_windows(tvf: ast.WindowTvf) -> dict[str, ast.Expr]:
