@@ -393,17 +393,18 @@ def test_joins_on_a_key_of_several_columns_match_duckdb(engine: Engine) -> None:
         engine.log.append(topic, [Record(raw, json.dumps(key).encode(), i + 1)], partition=0)
         engine.drain()
         changes[topic].append((json.dumps(key, sort_keys=True), value))
+    db = duckdb.connect()  # its own: tables on the default connection hide other tests' frames
     for name, col in (("t2", "w"), ("u2", "z")):
         state = table_state(changes[name])
-        duckdb.sql(f"CREATE OR REPLACE TEMP TABLE {name} (k1 VARCHAR, k2 VARCHAR, {col} INT)")
+        db.sql(f"CREATE TABLE {name} (k1 VARCHAR, k2 VARCHAR, {col} INT)")
         if state:
-            duckdb.executemany(
+            db.executemany(
                 f"INSERT INTO {name} VALUES (?, ?, ?)",
                 [[*json.loads(k).values(), *v.values()] for k, v in state.items()],
             )
     want = {
         (k1, k2): {"W": w, "Z": z}
-        for k1, k2, w, z in duckdb.sql(
+        for k1, k2, w, z in db.sql(
             "SELECT t2.k1, t2.k2, w, z FROM t2 LEFT JOIN u2 "
             "ON t2.k2 = u2.k2 AND t2.k1 = u2.k1 AND t2.w < u2.z"
         ).fetchall()
