@@ -300,7 +300,9 @@ class QueryTask:
         The cyclic garbage collector is paused meanwhile (ops/gc_pause.py), for every
         operator: decoding, a join's runs and the changes they make are many small objects
         too, and a full collection walks all of a stateful query's live state (in Nexmark
-        q4, its join and its aggregation over a table, 15-40% of the CPU time)."""
+        q4, its join and its aggregation over a table, 15-40% of the CPU time). Here as well
+        as around `_process_polled`: Kafka mode's units (runtime/distributed.py) call this
+        directly."""
         out = Outputs()
         positions: dict[TopicPartition, int] = {}
         n = 0
