@@ -17,7 +17,6 @@ import pytest
 
 from hispeed.engine import Engine
 from hispeed.errors import SqlError
-from hispeed.testing.windows import kept_rows_sql
 
 STREAM = (
     "CREATE STREAM s (id STRING KEY, g STRING, v BIGINT, t BIGINT) WITH "
@@ -49,10 +48,42 @@ def _append(engine: Engine, rows: list[dict[str, Any]]) -> None:
     engine.drain()
 
 
-def _expected(rows: list[dict[str, Any]], direction: str, n: int) -> list[tuple[Any, ...]]:
-    """DuckDB's rows under Flink's window rules: a row counts unless stream time (the newest
-    time before it, in arrival order) had reached its window's end; a window is output once
-    stream time reaches its end; ties in the order go to the row that came first."""
+#: each kind's window table function (size 100 ms), and DuckDB's windows of each row `s`
+#: (its start `ws`, its end `we`), written from Flink's definitions: TUMBLE's one window;
+#: HOP's every 50 ms that hold the row; CUMULATE's ends every 25 ms of the 100 ms window
+#: holding the row, from the first after the row
+WINDOWS = {
+    "TUMBLE": (
+        f"TUMBLE(TABLE s, DESCRIPTOR(t), INTERVAL '{SIZE}' MILLISECONDS)",
+        f"select *, t // {SIZE} * {SIZE} as ws, t // {SIZE} * {SIZE} + {SIZE} as we from s",
+    ),
+    "HOP": (
+        f"HOP(TABLE s, DESCRIPTOR(t), INTERVAL '50' MILLISECONDS, INTERVAL '{SIZE}' MILLISECONDS)",
+        f"""select *, ws + {SIZE} as we from (
+              select *, unnest(generate_series(t // 50 * 50 - {SIZE}, t // 50 * 50, 50)) as ws
+              from s)
+            where ws <= t and ws + {SIZE} > t""",
+    ),
+    "CUMULATE": (
+        f"CUMULATE(TABLE s, DESCRIPTOR(t), INTERVAL '25' MILLISECONDS, INTERVAL '{SIZE}' "
+        "MILLISECONDS)",
+        f"""select * from (
+              select *, t // {SIZE} * {SIZE} as ws,
+                     unnest(generate_series(t // {SIZE} * {SIZE} + 25,
+                                            t // {SIZE} * {SIZE} + {SIZE}, 25)) as we
+              from s)
+            where we > t""",
+    ),
+}
+
+
+def _expected(
+    rows: list[dict[str, Any]], kind: str, direction: str, n: int
+) -> list[tuple[Any, ...]]:
+    """DuckDB's rows under Flink's window rules: a row counts in a window unless stream time
+    (the newest time before it, in arrival order) had reached the window's end; a window is
+    output once stream time reaches its end; ties in the order go to the row that came
+    first."""
     con = duckdb.connect()
     con.execute("create table s (pos int, g varchar, v bigint, t bigint)")
     con.executemany(
@@ -61,10 +92,17 @@ def _expected(rows: list[dict[str, Any]], direction: str, n: int) -> list[tuple[
     )
     return con.execute(
         f"""
-        with {kept_rows_sql("s", SIZE)},
+        with windows as ({WINDOWS[kind][1]}),
+        timed as (
+          select *, max(t) over (order by pos rows between unbounded preceding
+                                 and 1 preceding) as before
+          from s),
+        kept as (
+          select w.* from windows w join timed using (pos)
+          where timed.before is null or w.we > timed.before),
         ranked as (
-          select ws, ws + {SIZE} as we, g, v, t,
-                 row_number() over (partition by ws, g order by v {direction}, pos) as rn
+          select ws, we, g, v, t,
+                 row_number() over (partition by ws, we, g order by v {direction}, pos) as rn
           from kept)
         select ws, we, g, v, t, rn from ranked
         where rn <= {n} and we <= (select max(t) from s)
@@ -81,9 +119,20 @@ def _written(engine: Engine, topic: str) -> list[dict[str, Any]]:
     return out
 
 
-@pytest.mark.parametrize(("direction", "n"), [("ASC", 1), ("DESC", 1), ("DESC", 3)])
+@pytest.mark.parametrize(
+    ("kind", "direction", "n"),
+    [
+        ("TUMBLE", "ASC", 1),
+        ("TUMBLE", "DESC", 1),
+        ("TUMBLE", "DESC", 3),
+        ("HOP", "ASC", 1),
+        ("HOP", "DESC", 3),
+        ("CUMULATE", "DESC", 1),
+        ("CUMULATE", "ASC", 3),
+    ],
+)
 def test_window_ranks_of_tvf_rows_match_duckdb_across_a_restart(
-    tmp_path: Path, direction: str, n: int
+    tmp_path: Path, kind: str, direction: str, n: int
 ) -> None:
     rows = _rows(400, 7)
     bound = "rn = 1" if n == 1 else f"rn <= {n}"
@@ -91,8 +140,7 @@ def test_window_ranks_of_tvf_rows_match_duckdb_across_a_restart(
         "CREATE TABLE w WITH (key_format='JSON') AS SELECT * FROM ("
         "SELECT window_start, window_end, g, v, t, ROW_NUMBER() OVER (PARTITION BY "
         f"window_start, window_end, g ORDER BY v {direction}) AS rn "
-        f"FROM TABLE(TUMBLE(TABLE s, DESCRIPTOR(t), INTERVAL '{SIZE}' MILLISECONDS))) "
-        f"WHERE {bound};"
+        f"FROM TABLE({WINDOWS[kind][0]})) WHERE {bound};"
     )
     with Engine(tmp_path / "data") as engine:
         engine.execute(STREAM)
@@ -105,7 +153,7 @@ def test_window_ranks_of_tvf_rows_match_duckdb_across_a_restart(
             _append(engine, rows[start : start + 17])
         out = _written(engine, "W")
     got = [(r["WINDOW_START"], r["WINDOW_END"], r["G"], r["V"], r["T"], r["RN"]) for r in out]
-    expected = _expected(rows, direction, n)
+    expected = _expected(rows, kind, direction, n)
     assert len(expected) > 30
     # each window's ranks written once, when it closed: no row twice, none taken back
     assert len(got) == len(set(got))
@@ -152,10 +200,18 @@ def test_nothing_is_written_before_the_window_closes(tmp_path: Path) -> None:
         ),
         (
             "SELECT * FROM (SELECT g, v, ROW_NUMBER() OVER (PARTITION BY window_start, "
+            "window_end, g ORDER BY t) AS rn FROM SESSION(TABLE s, DESCRIPTOR(t), "
+            "INTERVAL '1' SECOND)) WHERE rn = 1",
+            "SESSION",
+            "over SESSION's rows are not supported",
+        ),
+        (
+            # each row would be copied into 100,000 windows: refused when planned
+            "SELECT * FROM (SELECT g, v, ROW_NUMBER() OVER (PARTITION BY window_start, "
             "window_end, g ORDER BY t) AS rn FROM HOP(TABLE s, DESCRIPTOR(t), "
-            "INTERVAL '1' SECOND, INTERVAL '2' SECONDS)) WHERE rn = 1",
+            "INTERVAL '1' MILLISECOND, INTERVAL '100' SECONDS)) WHERE rn = 1",
             "HOP",
-            "HOP's rows are not supported yet",
+            "puts each row in 100,000 windows",
         ),
     ],
 )

@@ -60,3 +60,27 @@ def final_retained_from(
     never output, in ksqlDB as here."""
     newest_start = stream_time - stream_time % advance
     return newest_start - (retention if retention else size + grace)
+
+
+def row_windows(
+    stamps: IntArray, kind: str, size: int, step: int, offset: int
+) -> tuple[IntArray, IntArray]:
+    """Each row's windows of a HOP or CUMULATE window table function (Flink's: starts at
+    `offset + k * step`, also before epoch 0), in ascending end order: (row index, window
+    end), for rows at `stamps`. HOP: the windows of `size` starting every `step` that hold
+    the row; CUMULATE: of the window of `size` starting at `offset + k * size` that holds the
+    row, the ones ending every `step` from its start, from the first ending after the row."""
+    if kind == "HOP":
+        shift = offset % step
+        # `open_windows` keeps ksqlDB's starts at 0 and later: lift the times by whole slides
+        # so that no window of a row holds a negative start, and lower the starts back
+        lift = (-(-size // step) + 1) * step
+        record, starts = open_windows(
+            stamps - shift + lift, np.zeros(len(stamps), np.int64), size, step, 0
+        )
+        return record, starts - lift + shift + size
+    start = stamps - (stamps - offset) % size  # numpy's % floors: also for negative times
+    first = start + ((stamps - start) // step + 1) * step
+    ends = first[:, None] + np.arange(-(-size // step), dtype=np.int64)[None, :] * step
+    record, j = np.nonzero(ends <= (start + size)[:, None])
+    return record.astype(np.int64), ends[record, j]

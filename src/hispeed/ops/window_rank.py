@@ -31,7 +31,8 @@ from hispeed.functions.registry import EvalContext
 from hispeed.ops.base import OperatorContext
 from hispeed.ops.emit import SinkEncoder
 from hispeed.ops.topn import output_arrays, output_places, ranked_values
-from hispeed.plan.model import QueryPlan, field_name
+from hispeed.ops.window import row_windows
+from hispeed.plan.model import ROW_WINDOW_END, QueryPlan, field_name
 from hispeed.state.changelog import write_stream_time
 from hispeed.state.stores import ChangelogChanges, PickledStores
 
@@ -65,6 +66,8 @@ class WindowRank:
         #: the open windows' store keys by window end (built from the store when first
         #: needed, so also after a restore)
         self._open: dict[int, set[Any]] | None = None
+        #: HOP, CUMULATE: the batch row each copy (one per window) is of
+        self._rows = np.zeros(0, np.int64)
 
     # -- state ------------------------------------------------------------------------------
 
@@ -99,6 +102,9 @@ class WindowRank:
         start = max(times.values(), default=_NEVER)
         seen = np.maximum.accumulate(np.concatenate([[start], stamps.astype(np.int64)]))
         before, now = seen[:-1], int(seen[-1])
+        if self.ranking.row_windows is not None:
+            frame, before = self._copies(frame, stamps, before)
+            tombstones = np.asarray(tombstones, bool)[self._rows]
         # a stream's rows: a tombstone (no value) is no row, nor is one failing the WHERE
         keep = ~np.asarray(tombstones, bool)
         if plan.where is not None:
@@ -114,6 +120,19 @@ class WindowRank:
             write_stream_time(context.out.changelog, times)
         if now != _NEVER:
             self._close(now, context)
+
+    def _copies(
+        self, frame: pa.RecordBatch, stamps: np.ndarray, before: np.ndarray
+    ) -> tuple[pa.RecordBatch, np.ndarray]:
+        """HOP's and CUMULATE's rows: a copy of each row per window holding it, the window's
+        end in the plan's `ROW_WINDOW_END` column (the row indexes kept in `_rows`)."""
+        w = self.ranking.row_windows
+        assert w is not None
+        rows, ends = row_windows(stamps.astype(np.int64), w.kind, w.size_ms, w.step_ms, w.offset_ms)
+        self._rows = rows
+        copies = frame.take(pa.array(rows))
+        column = field_name(self.plan.label, ROW_WINDOW_END)
+        return copies.append_column(column, pa.array(ends, pa.int64())), before[rows]
 
     def _rank(self, frame: pa.RecordBatch, ctx: EvalContext, before: list[int]) -> None:
         """Put each row in its window's partition (its best N kept); a row whose window had

@@ -209,6 +209,22 @@ class PythonStage:
     inputs: list[OutputColumn]
 
 
+#: the column a HOP's or CUMULATE's copy of a row carries its window's end in (window
+#: Top-N over their rows); no name a user can write
+ROW_WINDOW_END = "$WINDOW_END"
+
+
+@dataclass(frozen=True)
+class RowWindows:
+    """The windows of a HOP or CUMULATE table function (milliseconds; `step_ms` is HOP's
+    slide and CUMULATE's step, `size_ms` HOP's size and CUMULATE's max size)."""
+
+    kind: str  # HOP CUMULATE
+    size_ms: int
+    step_ms: int
+    offset_ms: int
+
+
 @dataclass
 class RankingPlan:
     """Top-N and deduplication: `ROW_NUMBER() OVER (PARTITION BY p ORDER BY o) AS rn` in a
@@ -229,6 +245,9 @@ class RankingPlan:
     #: window end (epoch milliseconds); the ranks are output once, when it closes
     #: (ops/window_rank.py)
     window_end: Compiled | None = None
+    #: over HOP's and CUMULATE's rows: the windows each row is put in, one copy of the row
+    #: per window with its end in the `ROW_WINDOW_END` column (None: TUMBLE's one window)
+    row_windows: RowWindows | None = None
 
 
 @dataclass

@@ -26,11 +26,20 @@ from typing import Any
 
 from hispeed.catalog import Catalog, Source
 from hispeed.errors import SqlError
-from hispeed.expr.scope import Compiled, Scope
+from hispeed.expr.scope import Compiled, Scope, ScopeColumn
 from hispeed.plan import joins
 from hispeed.plan.columns import output_names
 from hispeed.plan.lag import ROW_BY_ROW
-from hispeed.plan.model import LABEL, JoinPlan, OutputColumn, QueryPlan, RankingPlan
+from hispeed.plan.model import (
+    LABEL,
+    ROW_WINDOW_END,
+    JoinPlan,
+    OutputColumn,
+    QueryPlan,
+    RankingPlan,
+    RowWindows,
+    field_name,
+)
 from hispeed.plan.scope import (
     compile_clause,
     default_name,
@@ -101,11 +110,12 @@ def plan_subquery(
     inner = sub.query
     over, at = _the_over_call(sub)
     windowed: tuple[Source, ast.Expr] | None = None
+    row_windows: RowWindows | None = None
     #: PARTITION BY as the user wrote it, for messages (a window TVF's columns are rewritten)
     written = over.partition_by
     if isinstance(inner.from_, ast.WindowTvf):
         # window Top-N and deduplication over a window table function's rows
-        inner, tvf_source, window_end = ranked_rows(inner, over, catalog)
+        inner, tvf_source, window_end, row_windows = ranked_rows(inner, over, catalog)
         windowed = (tvf_source, window_end)
         over, at = _the_over_call(dataclasses.replace(sub, query=inner))
     _check_clauses(select, inner, over, sink_kind is not None)
@@ -144,6 +154,10 @@ def plan_subquery(
             source = catalog.get(ref.name, line=ref.pos[0] or 1, column=ref.pos[1] or 1)
         label = ref.label
         scope = source_scope(source, label)
+        if row_windows is not None:
+            # the window end the operator gives each copy of a HOP's or CUMULATE's row
+            end = ScopeColumn(ROW_WINDOW_END, T.BIGINT, field_name(label, ROW_WINDOW_END), label)
+            scope = Scope([*scope.columns, end])
         # the subquery's columns by name: their expressions over the source (None: the rank)
         items = _expand(inner, source, label, at)
     rank_name = inner.items[at].alias  # type: ignore[union-attr]
@@ -234,6 +248,7 @@ def plan_subquery(
         if source.kind == "TABLE"
         else None,
         window_end=None if windowed is None else compile_clause(windowed[1], scope, "PARTITION BY"),
+        row_windows=row_windows,
     )
     return QueryPlan(
         source,

@@ -21,7 +21,7 @@ from typing import Any
 
 from hispeed.catalog import PROCESSING_TIME, Catalog, Source
 from hispeed.expr.scope import Scope, ScopeColumn
-from hispeed.plan.model import field_name
+from hispeed.plan.model import ROW_WINDOW_END, RowWindows, field_name
 from hispeed.plan.scope import compile_clause, error_at, is_aggregate, source_scope, walk
 from hispeed.sql import ast
 from hispeed.sql import types as T
@@ -49,9 +49,12 @@ class Rewritten:
     keyless: bool
 
 
-def rewrite(select: ast.Select, catalog: Catalog) -> Rewritten:
+def rewrite(
+    select: ast.Select, catalog: Catalog, columns: dict[str, ast.Expr] | None = None
+) -> Rewritten:
     """The SELECT over `select.from_` (a window TVF) in the planner's dialect; an error for
-    what Flink's window TVFs refuse or hispeed does not run yet, at its place."""
+    what Flink's window TVFs refuse or hispeed does not run yet, at its place. `columns`: the
+    window columns' expressions when an operator assigns rows to their windows itself."""
     tvf = select.from_
     assert isinstance(tvf, ast.WindowTvf)
     if select.window is not None:
@@ -81,13 +84,14 @@ def rewrite(select: ast.Select, catalog: Catalog) -> Rewritten:
             "SESSION without a window aggregation (GROUP BY window_start, window_end) is not "
             "supported yet: a row's session is known only once the session closes",
         )
-    if tvf.kind != "TUMBLE" and timestamp_type.name == "TIMESTAMP":
+    if columns is None and tvf.kind != "TUMBLE" and timestamp_type.name == "TIMESTAMP":
         raise error_at(
             tvf,
             f"{tvf.kind} without a window aggregation windows a BIGINT time column only, for "
             "now; DESCRIBE gives the column's type",
         )
-    columns = _row_windows(tvf)
+    if columns is None:
+        columns = _row_windows(tvf)
     plain = _replace_columns(select, label, source, columns, timestamp_type)
     ref = ast.SourceRef(source.name, label, pos=tvf.pos)
     return Rewritten(dataclasses.replace(plain, from_=ref), source, keyless=False)
@@ -95,13 +99,14 @@ def rewrite(select: ast.Select, catalog: Catalog) -> Rewritten:
 
 def ranked_rows(
     inner: ast.Select, over: ast.OverCall, catalog: Catalog
-) -> tuple[ast.Select, Source, ast.Expr]:
+) -> tuple[ast.Select, Source, ast.Expr, RowWindows | None]:
     """Window Top-N and deduplication over a window table function's rows (a ranking
     subquery `SELECT ..., ROW_NUMBER() OVER (PARTITION BY window_start, window_end, ...)
     FROM TUMBLE(...)`): the subquery over the source, as `rewrite` gives it; the source with
     the DESCRIPTOR's column as its event time; and each row's window end, in epoch
-    milliseconds, that closes its ranks (ops/window_rank.py). An error at its place for
-    what Flink refuses or hispeed does not run yet."""
+    milliseconds, that closes its ranks (ops/window_rank.py); and HOP's or CUMULATE's windows,
+    which the operator puts each row in (a copy per window, its end in `ROW_WINDOW_END`).
+    An error at its place for what Flink refuses or hispeed does not run yet."""
     tvf = inner.from_
     assert isinstance(tvf, ast.WindowTvf)
     line, col = tvf.source.pos
@@ -113,11 +118,12 @@ def ranked_rows(
             f"{over.name}() over a window table function's rows ranks each window's rows: "
             "PARTITION BY window_start, window_end (and any other columns)",
         )
-    if tvf.kind != "TUMBLE":
+    if tvf.kind == "SESSION":
         raise error_at(
             tvf,
-            f"window Top-N and deduplication over {tvf.kind}'s rows are not supported yet: "
-            "over TUMBLE's rows they are, and over any window aggregation (rank its table)",
+            "window Top-N and deduplication over SESSION's rows are not supported: a row's "
+            "session is known only once the session closes; over TUMBLE's, HOP's and "
+            "CUMULATE's rows they are, and over any window aggregation (rank its table)",
         )
     if inner.group_by or inner.having is not None:
         at = inner.group_by[0] if inner.group_by else inner.having
@@ -128,8 +134,21 @@ def ranked_rows(
             "...), then rank its rows",
         )
     _resolve_order_by(over, tvf, known)
-    rewritten = rewrite(inner, catalog)
-    return rewritten.select, rewritten.source, _row_windows(tvf)["WINDOW_END"]
+    if tvf.kind == "TUMBLE":
+        rewritten = rewrite(inner, catalog)
+        return rewritten.select, rewritten.source, _row_windows(tvf)["WINDOW_END"], None
+    assert tvf.step_ms is not None  # HOP's slide, CUMULATE's step: the parser requires them
+    place = tvf.pos
+    end = ast.ColumnRef(ROW_WINDOW_END, pos=place)
+    start = (
+        _plus(end, -tvf.size_ms)
+        if tvf.kind == "HOP"
+        else _floor(ast.ColumnRef("ROWTIME", pos=place), tvf.size_ms, tvf.offset_ms, place)
+    )
+    columns = {"WINDOW_START": start, "WINDOW_END": end, "WINDOW_TIME": _plus(end, -1)}
+    rewritten = rewrite(inner, catalog, columns)
+    windows = RowWindows(tvf.kind, tvf.size_ms, tvf.step_ms, tvf.offset_ms)
+    return rewritten.select, rewritten.source, end, windows
 
 
 def _resolve_order_by(over: ast.OverCall, tvf: ast.WindowTvf, known: Source) -> None:
