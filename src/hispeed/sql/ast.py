@@ -395,6 +395,10 @@ class InsertInto(Statement):
     properties: dict[str, Property] = field(default_factory=dict)
     pos: Pos = _pos()
     target_pos: Pos = _pos()
+    #: Flink's `INSERT INTO sink (c1, c2) SELECT ...`: the sink's columns the query's fill,
+    #: in order (empty: all, by position), and the list's place
+    columns: tuple[str, ...] = ()
+    columns_pos: Pos = _pos()
 
 
 @dataclass(frozen=True)

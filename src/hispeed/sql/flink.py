@@ -359,6 +359,21 @@ def joined_table(p: ExpressionParser) -> tuple[ast.SourceRef, ast.Expr | None]:
 # -- Flink's words in a query, hispeed's after ---------------------------------------------
 
 
+def insert_select(
+    target: str, columns: list[str], query: ast.Select, start: Token, target_tok: Token, at: Token
+) -> ast.InsertInto:
+    """Flink's `INSERT INTO sink (c1, c2, ...) SELECT ...`: the query fills the listed
+    columns, in the list's order (statements/flink.py maps them onto the sink's)."""
+    return ast.InsertInto(
+        target,
+        query,
+        pos=(start.line, start.column),
+        target_pos=(target_tok.line, target_tok.column),
+        columns=tuple(columns),
+        columns_pos=(at.line, at.column),
+    )
+
+
 def flink_query(query: ast.Select) -> ast.Select:
     """`query` as written in Flink SQL, in hispeed's terms (module docstring)."""
     result = _walk(query)

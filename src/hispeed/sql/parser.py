@@ -550,8 +550,11 @@ class StatementParser(ExpressionParser):
         target = self.identifier("the stream or table to insert into")
         if self.tok.is_op("(") or self.tok.is_word("VALUES"):
             columns: list[str] = []
+            at = self.tok
             if self.accept_op("("):
                 columns = self.items_until(")", lambda: self.identifier("a column name"))
+            if columns and self.tok.is_word("SELECT"):  # Flink's (statements/flink.py)
+                return flink.insert_select(target, columns, self.select(), start, target_tok, at)
             self.expect_word("VALUES")
             self.expect_op("(")
             values = self.items_until(")", self.expr)

@@ -276,6 +276,13 @@ def insert_into(parts: EngineParts, stmt: ast.InsertInto, call: Call) -> Result:
     into anything else, ksqlDB's INSERT INTO (`queries.insert_into`)."""
     declared = parts.catalog.flink.get(stmt.target)
     if declared is None:
+        if stmt.columns:
+            raise SqlError(
+                f"INSERT INTO {stmt.target} (columns) SELECT is Flink's, for a sink declared "
+                "with CREATE TABLE ... WITH ('connector' = ...); ksqlDB's INSERT INTO ... "
+                "SELECT fills a stream's columns by name, without a column list",
+                *stmt.columns_pos,
+            )
         return queries.insert_into(parts, stmt, call)
     if _is_nexmark(declared):
         raise SqlError(f"{stmt.target} is a Nexmark source: it cannot be inserted into", *stmt.pos)
@@ -293,8 +300,11 @@ def insert_into(parts: EngineParts, stmt: ast.InsertInto, call: Call) -> Result:
 
 
 def _by_position(query: ast.Select, sink: FlinkTable, stmt: ast.InsertInto) -> ast.Select:
-    """Flink fills a sink's columns by position: each item takes its column's name."""
+    """Flink fills a sink's columns by position: each item takes its column's name (with a
+    column list, the listed column's; a column left out of it gets NULL)."""
     names = [c.name for c in sink.columns if c.type is not None]
+    if stmt.columns:
+        return _by_list(query, sink, stmt)
     if any(isinstance(i, ast.AllColumns) for i in query.items):
         return query  # the source's own names (checked by the plan)
     if len(query.items) != len(names):
@@ -310,6 +320,37 @@ def _by_position(query: ast.Select, sink: FlinkTable, stmt: ast.InsertInto) -> a
         if isinstance(i, ast.SelectItem)
     )
     return dataclasses.replace(query, items=items)
+
+
+def _by_list(query: ast.Select, sink: FlinkTable, stmt: ast.InsertInto) -> ast.Select:
+    """`INSERT INTO sink (c1, c2) SELECT a, b`: a fills c1, b fills c2, each column the list
+    leaves out is NULL; the items in the sink's order, as `_by_position` would take them."""
+    types = {c.name: c.type for c in sink.columns if c.type is not None}
+    for n, name in enumerate(stmt.columns):
+        if name not in types or name in stmt.columns[:n]:
+            what = "is listed twice" if name in types else "is not a column of the sink"
+            raise SqlError(
+                f"INSERT INTO {sink.name}: {name} {what} (its columns: {', '.join(types)})",
+                *stmt.columns_pos,
+            )
+    items = query.items
+    if any(isinstance(i, ast.AllColumns) for i in items) or len(items) != len(stmt.columns):
+        raise SqlError(
+            f"INSERT INTO {sink.name} lists {len(stmt.columns)} columns: the query must give "
+            f"as many, named one by one (it gives {len(items)}"
+            f"{', with *' if any(isinstance(i, ast.AllColumns) for i in items) else ''})",
+            *stmt.columns_pos,
+        )
+    given = dict(zip(stmt.columns, items, strict=True))
+    ordered: list[ast.SelectItem] = []
+    for name, sql_type in types.items():
+        item = given.get(name)
+        if isinstance(item, ast.SelectItem):
+            ordered.append(ast.SelectItem(item.expr, name, pos=item.pos))
+        else:  # left out of the list: NULL, as Flink fills it
+            null = ast.Cast(ast.Literal(None, None, pos=stmt.columns_pos), sql_type)
+            ordered.append(ast.SelectItem(null, name, pos=stmt.columns_pos))
+    return dataclasses.replace(query, items=tuple(ordered))
 
 
 def drop(parts: EngineParts, stmt: ast.Drop, call: Call) -> Result:
