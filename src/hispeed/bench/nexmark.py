@@ -131,7 +131,10 @@ def run(
 ) -> dict[str, Any]:
     """Each query's figures (see the module docstring), each in a subprocess."""
     known = query_names()
-    names = queries or known
+    names = known if queries is None else queries
+    if not names:
+        # an empty --queries ('' or ',') names nothing: refused, not read as every query
+        raise ValueError(f"--queries names no query; the queries are: {', '.join(known)}")
     unknown = [q for q in names if q not in known]
     if unknown:
         raise ValueError(f"unknown query {unknown[0]!r}; the queries are: {', '.join(known)}")
