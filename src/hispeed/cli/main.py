@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from hispeed.cli import history
+from hispeed.cli.bench_dir import bench_dir
 from hispeed.cli.connector import connector
 from hispeed.cli.demo import demo
 from hispeed.cli.shell import sql as sql_shell
@@ -577,18 +578,6 @@ def bench_analyze(as_json: bool, records: int) -> None:
     _bench_report(results, as_json, unit, width=36)
 
 
-def _bench_dir(directory: str | None) -> str | None:
-    """Where a benchmark puts its data directories: `--dir`, else the `--data-dir` given to
-    `hispeed` (made if missing), else None (the system temp directory)."""
-    if directory is not None:
-        return directory
-    given = click.get_current_context().find_root().params.get("data_dir")
-    if given is None:
-        return None
-    Path(given).mkdir(parents=True, exist_ok=True)
-    return str(given)
-
-
 @bench.command("nexmark")
 @click.option("--json", "as_json", is_flag=True, help='Print {"q0": events/CPU-s, ...}.')
 @click.option("--json-detail", is_flag=True, help="Print every figure of each query as JSON.")
@@ -603,8 +592,7 @@ def _bench_dir(directory: str | None) -> str | None:
     "directory",
     type=click.Path(file_okay=False),
     default=None,
-    help="Where to put the data directories (default: hispeed --data-dir if given, else the "
-    "system temp directory).",
+    help="Where to put the data directories (default: --data-dir, else the system temp dir).",
 )
 def bench_nexmark(
     as_json: bool, json_detail: bool, events: int, queries: str | None, directory: str | None
@@ -616,7 +604,7 @@ def bench_nexmark(
         raise click.UsageError("--json and --json-detail: choose one")
     names = None if queries is None else [q.strip() for q in queries.split(",") if q.strip()]
     try:
-        results = bench_nexmark_module.run(events, names, _bench_dir(directory), _bench_progress())
+        results = bench_nexmark_module.run(events, names, bench_dir(directory), _bench_progress())
     except ValueError as e:
         raise HispeedError(f"bench nexmark: {e}") from None
     shown = bench_nexmark_module.per_core(results) if as_json else results
@@ -651,8 +639,7 @@ def bench_nexmark(
     "directory",
     type=click.Path(file_okay=False),
     default=None,
-    help="Where to put the data directories (default: hispeed --data-dir if given, else the "
-    "system temp directory).",
+    help="Where to put the data directories (default: --data-dir, else the system temp dir).",
 )
 def bench_e2e(
     as_json: bool, events: int, keys: int, cases: tuple[str, ...], directory: str | None
@@ -662,7 +649,7 @@ def bench_e2e(
 
     try:
         results = bench_e2e_module.run(
-            events, keys, list(cases) or None, _bench_dir(directory), _bench_progress()
+            events, keys, list(cases) or None, bench_dir(directory), _bench_progress()
         )
     except ValueError as e:
         raise HispeedError(f"bench e2e: {e}") from None
