@@ -16,7 +16,7 @@ import pytest
 
 from hispeed.engine import Engine
 from hispeed.errors import SqlError
-from hispeed.testing.windows import kept_rows_sql
+from hispeed.testing.windows import TVF_CALLS, kept_windows_sql
 
 SIZE = 100
 STREAMS = (
@@ -31,6 +31,15 @@ SIDES = (
     f"(SELECT * FROM TABLE(TUMBLE(TABLE r, DESCRIPTOR(t), INTERVAL '{SIZE}' MILLISECONDS))) R "
     "ON L.window_start = R.window_start AND L.window_end = R.window_end AND L.id = R.id"
 )
+
+
+def _sides(tvf: str, kind: str) -> str:
+    """The window join of `tvf`'s rows (a key of TVF_CALLS) of both streams."""
+    left, right = (TVF_CALLS[tvf].format(s=s) for s in ("l", "r"))
+    return (
+        f"(SELECT * FROM TABLE({left})) L {kind} JOIN (SELECT * FROM TABLE({right})) R "
+        "ON L.window_start = R.window_start AND L.window_end = R.window_end AND L.id = R.id"
+    )
 
 
 def _feed() -> list[tuple[str, list[dict[str, Any]]]]:
@@ -57,10 +66,10 @@ def _append(engine: Engine, side: str, rows: list[dict[str, Any]]) -> None:
     engine.drain()
 
 
-def _expected(batches: list[tuple[str, list[dict[str, Any]]]], kind: str) -> list[Any]:
-    """DuckDB's window join under Flink's rules: a row counts unless stream time (the newest
-    time read before it, on either side) had reached its window's end; a window is output
-    once stream time reaches its end."""
+def _expected(batches: list[tuple[str, list[dict[str, Any]]]], kind: str, tvf: str) -> list[Any]:
+    """DuckDB's window join under Flink's rules: a row counts in a window unless stream time
+    (the newest time read before it, on either side) had reached the window's end; a window
+    is output once stream time reaches its end."""
     con = duckdb.connect()
     con.execute("create table s (pos int, side varchar, id varchar, x bigint, t bigint)")
     rows = [(r, side) for side, part in batches for r in part]
@@ -71,18 +80,30 @@ def _expected(batches: list[tuple[str, list[dict[str, Any]]]], kind: str) -> lis
     join = {"INNER": "join", "LEFT": "left join", "RIGHT": "right join", "FULL": "full join"}
     return con.execute(
         f"""
-        with {kept_rows_sql("s", SIZE)},
+        with {kept_windows_sql(tvf, "s")},
         l as (select * from kept where side = 'l'),
         r as (select * from kept where side = 'r')
-        select coalesce(l.id, r.id), l.x, r.x, coalesce(l.ws, r.ws)
-        from l {join[kind]} r on l.ws = r.ws and l.id = r.id
-        where coalesce(l.ws, r.ws) + {SIZE} <= (select max(t) from s)
+        select coalesce(l.id, r.id), l.x, r.x, coalesce(l.ws, r.ws), coalesce(l.we, r.we)
+        from l {join[kind]} r on l.ws = r.ws and l.we = r.we and l.id = r.id
+        where coalesce(l.we, r.we) <= (select max(t) from s)
         """
     ).fetchall()
 
 
-@pytest.mark.parametrize("kind", ["INNER", "LEFT", "RIGHT", "FULL"])
-def test_window_join_matches_duckdb_across_a_restart(tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize(
+    ("tvf", "kind"),
+    [
+        ("TUMBLE", "INNER"),
+        ("TUMBLE", "LEFT"),
+        ("TUMBLE", "RIGHT"),
+        ("TUMBLE", "FULL"),
+        ("HOP", "INNER"),
+        ("HOP", "FULL"),
+        ("CUMULATE", "LEFT"),
+        ("CUMULATE", "FULL"),
+    ],
+)
+def test_window_join_matches_duckdb_across_a_restart(tmp_path: Path, tvf: str, kind: str) -> None:
     batches = _feed()
     # the result's key as ksqlDB's joins have it: the left id, the right's for RIGHT, and
     # for FULL the synthetic ROWKEY (either side's)
@@ -91,7 +112,7 @@ def test_window_join_matches_duckdb_across_a_restart(tmp_path: Path, kind: str) 
         f"CREATE STREAM j AS SELECT {key} AS id, L.v, R.w, "
         "COALESCE(L.window_start, R.window_start) AS ws, "
         "COALESCE(L.window_end, R.window_end) AS we "
-        f"FROM {SIDES.format(kind='' if kind == 'INNER' else kind)};"
+        f"FROM {_sides(tvf, '' if kind == 'INNER' else kind)};"
     )
     with Engine(tmp_path / "data") as engine:
         engine.execute(STREAMS)
@@ -106,9 +127,8 @@ def test_window_join_matches_duckdb_across_a_restart(tmp_path: Path, kind: str) 
     got = []
     for r in table:
         value = json.loads(r["value"])
-        assert value["WE"] == value["WS"] + SIZE
-        got.append((r["key"].decode(), value["V"], value["W"], value["WS"]))
-    expected = _expected(batches, kind)
+        got.append((r["key"].decode(), value["V"], value["W"], value["WS"], value["WE"]))
+    expected = _expected(batches, kind, tvf)
     assert len(expected) > 20
     assert sorted(got, key=repr) == sorted(expected, key=repr)
     assert 0 < len(first) < len(table)
@@ -168,12 +188,20 @@ def test_windows_of_other_kinds_or_sizes_are_refused(tmp_path: Path) -> None:
         "TUMBLE(TABLE r, DESCRIPTOR(t), INTERVAL '100' MILLISECONDS)",
         "HOP(TABLE r, DESCRIPTOR(t), INTERVAL '50' MILLISECONDS, INTERVAL '100' MILLISECONDS)",
     ).format(kind="")
+    session = SIDES.replace(
+        "TUMBLE(TABLE r, DESCRIPTOR(t), INTERVAL '100' MILLISECONDS)",
+        "SESSION(TABLE r, DESCRIPTOR(t), INTERVAL '100' MILLISECONDS)",
+    ).format(kind="")
     other = SIDES.replace(
         "TABLE r, DESCRIPTOR(t), INTERVAL '100'", "TABLE r, DESCRIPTOR(t), INTERVAL '200'"
     ).format(kind="")
     with Engine(tmp_path / "data") as engine:
         engine.execute(STREAMS)
-        for relation, says in ((hop, "HOP's rows is not supported"), (other, "the same TUMBLE")):
+        for relation, says in (
+            (hop, "the same TUMBLE"),
+            (other, "the same TUMBLE"),
+            (session, "SESSION's rows is not supported"),
+        ):
             statement = f"CREATE STREAM j AS SELECT L.id, L.v, R.w FROM {relation};"
             with pytest.raises(SqlError) as caught:
                 engine.execute(statement)

@@ -17,6 +17,7 @@ import pytest
 
 from hispeed.engine import Engine
 from hispeed.errors import SqlError
+from hispeed.testing.windows import TVF_CALLS, kept_windows_sql
 
 STREAM = (
     "CREATE STREAM s (id STRING KEY, g STRING, v BIGINT, t BIGINT) WITH "
@@ -48,35 +49,6 @@ def _append(engine: Engine, rows: list[dict[str, Any]]) -> None:
     engine.drain()
 
 
-#: each kind's window table function (size 100 ms), and DuckDB's windows of each row `s`
-#: (its start `ws`, its end `we`), written from Flink's definitions: TUMBLE's one window;
-#: HOP's every 50 ms that hold the row; CUMULATE's ends every 25 ms of the 100 ms window
-#: holding the row, from the first after the row
-WINDOWS = {
-    "TUMBLE": (
-        f"TUMBLE(TABLE s, DESCRIPTOR(t), INTERVAL '{SIZE}' MILLISECONDS)",
-        f"select *, t // {SIZE} * {SIZE} as ws, t // {SIZE} * {SIZE} + {SIZE} as we from s",
-    ),
-    "HOP": (
-        f"HOP(TABLE s, DESCRIPTOR(t), INTERVAL '50' MILLISECONDS, INTERVAL '{SIZE}' MILLISECONDS)",
-        f"""select *, ws + {SIZE} as we from (
-              select *, unnest(generate_series(t // 50 * 50 - {SIZE}, t // 50 * 50, 50)) as ws
-              from s)
-            where ws <= t and ws + {SIZE} > t""",
-    ),
-    "CUMULATE": (
-        f"CUMULATE(TABLE s, DESCRIPTOR(t), INTERVAL '25' MILLISECONDS, INTERVAL '{SIZE}' "
-        "MILLISECONDS)",
-        f"""select * from (
-              select *, t // {SIZE} * {SIZE} as ws,
-                     unnest(generate_series(t // {SIZE} * {SIZE} + 25,
-                                            t // {SIZE} * {SIZE} + {SIZE}, 25)) as we
-              from s)
-            where we > t""",
-    ),
-}
-
-
 def _expected(
     rows: list[dict[str, Any]], kind: str, direction: str, n: int
 ) -> list[tuple[Any, ...]]:
@@ -92,14 +64,7 @@ def _expected(
     )
     return con.execute(
         f"""
-        with windows as ({WINDOWS[kind][1]}),
-        timed as (
-          select *, max(t) over (order by pos rows between unbounded preceding
-                                 and 1 preceding) as before
-          from s),
-        kept as (
-          select w.* from windows w join timed using (pos)
-          where timed.before is null or w.we > timed.before),
+        with {kept_windows_sql(kind, "s")},
         ranked as (
           select ws, we, g, v, t,
                  row_number() over (partition by ws, we, g order by v {direction}, pos) as rn
@@ -140,7 +105,7 @@ def test_window_ranks_of_tvf_rows_match_duckdb_across_a_restart(
         "CREATE TABLE w WITH (key_format='JSON') AS SELECT * FROM ("
         "SELECT window_start, window_end, g, v, t, ROW_NUMBER() OVER (PARTITION BY "
         f"window_start, window_end, g ORDER BY v {direction}) AS rn "
-        f"FROM TABLE({WINDOWS[kind][0]})) WHERE {bound};"
+        f"FROM TABLE({TVF_CALLS[kind].format(s='s')})) WHERE {bound};"
     )
     with Engine(tmp_path / "data") as engine:
         engine.execute(STREAM)

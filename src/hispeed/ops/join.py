@@ -59,6 +59,7 @@ from hispeed.ops.join_windowed_table import StreamWindowedTableJoin
 from hispeed.plan.model import (
     LABEL,
     PSEUDO_COLUMNS,
+    ROW_WINDOW_END,
     ROWKEY,
     JoinPlan,
     QueryPlan,
@@ -103,6 +104,11 @@ class JoinRuntime:
             self.side_fields.append([c.field for c in cols])
             for c in cols:
                 self.types[c.field] = c.type.to_arrow()
+        if join.steps and join.steps[0].row_windows is not None:
+            # a window join of HOP's or CUMULATE's rows: each copy's window end, per side
+            for fields, side in zip(self.side_fields, join.sides, strict=True):
+                fields.append(field_name(side.label, ROW_WINDOW_END))
+                self.types[fields[-1]] = pa.int64()
         self.steps: list[JoinStepRunner] = []
         for step in join.steps:
             left_fields = [f for s in range(step.right) for f in self.side_fields[s]]

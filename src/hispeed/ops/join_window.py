@@ -1,5 +1,6 @@
 """The window join step (Flink's window join of two window table functions' rows; planned by
-plan/window_join.py): each record is put in its TUMBLE window with its key, and when stream
+plan/window_join.py): each record is put in its TUMBLE window with its key (a copy in each of
+its HOP or CUMULATE windows, the window's end in the copy), and when stream
 time reaches a window's end the window is joined and let go: every pair of its left and right
 rows of one key (stamped with the later of their times), and for an outer join each row of an
 outer side that nothing joined, with NULLs for the other side. Nothing of a window is output
@@ -13,7 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from hispeed.ops.join_steps import Event, JoinStepRunner
+from hispeed.ops.window import row_windows
 from hispeed.plan.model import JoinStep
 
 #: the state entry of the arrival counter and the stream time
@@ -27,9 +31,14 @@ class WindowJoin(JoinStepRunner):
         super().__init__(step, left_fields, right_fields)
         assert step.window is not None
         self.size, self.offset = step.window
-        #: (side, window start, key) -> [(arrival, time, row)], in arrival order
+        self.windows = step.row_windows
+        #: HOP, CUMULATE: the field of each side's copies that holds their window's end
+        self.end_field = [
+            fields[-1] if self.windows is not None else "" for fields in (left_fields, right_fields)
+        ]
+        #: (side, window end, key) -> [(arrival, time, row)], in arrival order
         self.rows: dict[tuple[int, int, Any], list[tuple[int, int, dict[str, Any]]]] = {}
-        #: window start -> the keys with rows in it
+        #: window end -> the keys with rows in it
         self.open: dict[int, set[Any]] = {}
         self.seq = 0
         #: the stream time (kept here too: the join's own is not in the changelog)
@@ -43,40 +52,55 @@ class WindowJoin(JoinStepRunner):
         return self._side(1, events, keys, st)
 
     def _side(self, side: int, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
-        size, offset = self.size, self.offset
-        for e, k in zip(events, keys, strict=True):
+        ends = self._ends(events)
+        for e, k, windows in zip(events, keys, ends, strict=True):
             t = e.ts
             before = self.now
             if before is None or t > before:
                 self.now = t
-            start = t - (t - offset) % size
-            if before is not None and start + size <= before:
-                continue  # its window has closed: a late record
             if k is None:
                 continue  # a NULL key joins nothing
-            self.seq += 1
-            self.rows.setdefault((side, start, k), []).append((self.seq, t, e.row))
-            self.open.setdefault(start, set()).add(k)
-            self.dirty.add((side, start, k))
+            for end in windows:
+                if before is not None and end <= before:
+                    continue  # this window has closed: late for it
+                row = e.row
+                if self.windows is not None:
+                    row = {**row, self.end_field[side]: end}
+                self.seq += 1
+                self.rows.setdefault((side, end, k), []).append((self.seq, t, row))
+                self.open.setdefault(end, set()).add(k)
+                self.dirty.add((side, end, k))
         self.dirty.add(_CLOCK)
         if self.now is None or not events:
             return []
         st[0] = max(st[0], self.now)
         return self._close(self.now, events[-1])
 
+    def _ends(self, events: list[Event]) -> list[list[int]]:
+        """Each record's windows' ends: TUMBLE's one, HOP's or CUMULATE's several."""
+        stamps = np.array([e.ts for e in events], np.int64)
+        if self.windows is None:
+            return [[int(end)] for end in stamps - (stamps - self.offset) % self.size + self.size]
+        w = self.windows
+        rows, ends = row_windows(stamps, w.kind, w.size_ms, w.step_ms, w.offset_ms)
+        out: list[list[int]] = [[] for _ in events]
+        for i, end in zip(rows.tolist(), ends.tolist(), strict=True):
+            out[i].append(end)
+        return out
+
     def _close(self, now: int, trigger: Event) -> list[Event]:
         """Join and let go of every window stream time has reached the end of."""
         out: list[Event] = []
-        for start in sorted(s for s in self.open if s + self.size <= now):
-            for k in sorted(self.open.pop(start), key=repr):
-                lefts = self._take(0, start, k)
-                rights = self._take(1, start, k)
+        for end in sorted(e for e in self.open if e <= now):
+            for k in sorted(self.open.pop(end), key=repr):
+                lefts = self._take(0, end, k)
+                rights = self._take(1, end, k)
                 out += self._joined(lefts, rights, k, trigger)
         return out
 
-    def _take(self, side: int, start: int, key: Any) -> list[tuple[int, int, dict[str, Any]]]:
-        self.dirty.add((side, start, key))
-        return self.rows.pop((side, start, key), [])
+    def _take(self, side: int, end: int, key: Any) -> list[tuple[int, int, dict[str, Any]]]:
+        self.dirty.add((side, end, key))
+        return self.rows.pop((side, end, key), [])
 
     def _joined(
         self,

@@ -157,6 +157,9 @@ class JoinStep:
     #: milliseconds) each side's records are put in; joined when it closes
     #: (ops/join_window.py)
     window: tuple[int, int] | None = None
+    #: a window join of HOP's or CUMULATE's rows: the windows each record is put in, one copy
+    #: per window, its end in each side's `ROW_WINDOW_END` column (None: TUMBLE's one window)
+    row_windows: RowWindows | None = None
 
     @property
     def result(self) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from hispeed.catalog import Catalog, Source
 from hispeed.errors import SqlError
-from hispeed.expr.scope import Compiled, Scope
+from hispeed.expr.scope import Compiled, Scope, ScopeColumn
 from hispeed.functions.registry import FunctionTypeError
 from hispeed.functions.tables import lookup_table
 from hispeed.plan import joins
@@ -26,12 +26,15 @@ from hispeed.plan.columns import (
 from hispeed.plan.lag import plan_lags, table_frames
 from hispeed.plan.model import (
     LABEL,
+    ROW_WINDOW_END,
     WINDOW_COLUMNS,
     JoinPlan,
     LagCall,
     OutputColumn,
     QueryPlan,
+    RowWindows,
     TableCall,
+    field_name,
 )
 from hispeed.plan.pull import refuse_order_by
 from hispeed.plan.ranking import plan_subquery, refuse_over
@@ -91,8 +94,8 @@ def _plan_select(
     if isinstance(select.from_, ast.Join):
         return _plan_join(select, catalog, sink_kind, sink_name)
     if isinstance(select.from_, ast.WindowJoin):
-        select, window = rewrite_window_join(select, catalog)
-        return _plan_join(select, catalog, sink_kind, sink_name, window)
+        select, window, row_windows = rewrite_window_join(select, catalog)
+        return _plan_join(select, catalog, sink_kind, sink_name, window, row_windows)
     tvf = rewrite_window_tvf(select, catalog) if isinstance(select.from_, ast.WindowTvf) else None
     select = select if tvf is None else tvf.select
     assert isinstance(select.from_, ast.SourceRef)
@@ -256,6 +259,7 @@ def _plan_join(
     sink_kind: str | None,
     sink_name: str | None,
     window: tuple[int, int] | None = None,
+    row_windows: RowWindows | None = None,
 ) -> QueryPlan:
     """A query over a join: the clauses run over the joined rows (plan/joins.py); `window`:
     a window join's (plan/window_join.py), which its one join step runs."""
@@ -264,7 +268,13 @@ def _plan_join(
         select.from_, catalog, compile_clause, error_at, select.where
     )
     if window is not None:
-        join.steps[0] = dataclasses.replace(join.steps[0], window=window)
+        join.steps[0] = dataclasses.replace(join.steps[0], window=window, row_windows=row_windows)
+    if row_windows is not None:
+        # each side's copy of a record carries its HOP or CUMULATE window's end
+        scope.columns += [
+            ScopeColumn(ROW_WINDOW_END, T.BIGINT, field_name(s.label, ROW_WINDOW_END), s.label)
+            for s in join.sides
+        ]
     select = joins.with_filter(select, join)
     joins.check_window_bounds(select, error_at)
     label = LABEL

@@ -20,8 +20,9 @@ import dataclasses
 from typing import Any
 
 from hispeed.catalog import Catalog, Source
+from hispeed.plan.model import RowWindows
 from hispeed.plan.scope import error_at, leftmost
-from hispeed.plan.window_tvf import TVF_COLUMNS, window_columns
+from hispeed.plan.window_tvf import TVF_COLUMNS, assigned_columns, window_columns
 from hispeed.sql import ast
 
 #: what a window join's side may be
@@ -35,29 +36,43 @@ class _Side:
     source: Source
 
 
-def rewrite(select: ast.Select, catalog: Catalog) -> tuple[ast.Select, tuple[int, int]]:
-    """The query over a window join as a stream-stream join, and the window (size, offset
-    in milliseconds) its join step puts rows in; an error at its place for what is not run."""
+def rewrite(
+    select: ast.Select, catalog: Catalog
+) -> tuple[ast.Select, tuple[int, int], RowWindows | None]:
+    """The query over a window join as a stream-stream join, the window (size, offset in
+    milliseconds) its join step puts rows in, and for HOP's and CUMULATE's rows their windows
+    (the step puts a copy of a record in each, its end in `ROW_WINDOW_END`); an error at its
+    place for what is not run."""
     wj = select.from_
     assert isinstance(wj, ast.WindowJoin)
     left, right = _side(wj.left, catalog), _side(wj.right, catalog)
     if left.alias == right.alias:
         raise error_at(wj.right, f"both sides of the window join are named {left.alias}")
     for side in (left, right):
-        if side.tvf.kind != "TUMBLE":
+        if side.tvf.kind == "SESSION":
             raise error_at(
                 side.tvf,
-                f"a window join of {side.tvf.kind}'s rows is not supported yet; of TUMBLE's "
-                "rows it is",
+                "a window join of SESSION's rows is not supported: a row's session is known "
+                "only once it closes; of TUMBLE's, HOP's and CUMULATE's rows it is",
             )
     a, b = left.tvf, right.tvf
-    if (a.size_ms, a.offset_ms) != (b.size_ms, b.offset_ms):
+    if (a.kind, a.size_ms, a.step_ms, a.offset_ms) != (b.kind, b.size_ms, b.step_ms, b.offset_ms):
         raise error_at(
-            b, "a window join's two sides are windowed alike: the same TUMBLE size and offset"
+            b,
+            f"a window join's two sides are windowed alike: the same {a.kind} with the same "
+            "sizes and offset",
         )
     rest = _window_equalities_out(wj.on, left.alias, right.alias)
+    row_windows = None
+    if a.kind != "TUMBLE":
+        assert a.step_ms is not None  # HOP's slide, CUMULATE's step: the parser requires them
+        row_windows = RowWindows(a.kind, a.size_ms, a.step_ms, a.offset_ms)
     columns = {
-        alias: window_columns(tvf, ast.ColumnRef("ROWTIME", alias, pos=tvf.pos), side.source)
+        alias: (
+            window_columns(tvf, ast.ColumnRef("ROWTIME", alias, pos=tvf.pos), side.source)
+            if row_windows is None
+            else assigned_columns(tvf, alias, side.source)
+        )
         for alias, tvf, side in ((left.alias, a, left), (right.alias, b, right))
     }
     join = ast.Join(
@@ -78,7 +93,7 @@ def rewrite(select: ast.Select, catalog: Catalog) -> tuple[ast.Select, tuple[int
         partition_by=_placed(select.partition_by, columns),
         having=_placed(select.having, columns),
     )
-    return plain, (a.size_ms, a.offset_ms)
+    return plain, (a.size_ms, a.offset_ms), row_windows
 
 
 def _side(relation: ast.Relation, catalog: Catalog) -> _Side:

@@ -138,17 +138,33 @@ def ranked_rows(
         rewritten = rewrite(inner, catalog)
         return rewritten.select, rewritten.source, _row_windows(tvf)["WINDOW_END"], None
     assert tvf.step_ms is not None  # HOP's slide, CUMULATE's step: the parser requires them
+    columns = _assigned(tvf, None)
+    rewritten = rewrite(inner, catalog, columns)
+    windows = RowWindows(tvf.kind, tvf.size_ms, tvf.step_ms, tvf.offset_ms)
+    return rewritten.select, rewritten.source, columns["WINDOW_END"], windows
+
+
+def _assigned(tvf: ast.WindowTvf, label: str | None) -> dict[str, ast.Expr]:
+    """HOP's or CUMULATE's window columns of a copy of a row the operator put in one of its
+    windows, the window's end in `ROW_WINDOW_END` (epoch milliseconds), over `label`'s
+    columns."""
     place = tvf.pos
-    end = ast.ColumnRef(ROW_WINDOW_END, pos=place)
+    end = ast.ColumnRef(ROW_WINDOW_END, label, pos=place)
     start = (
         _plus(end, -tvf.size_ms)
         if tvf.kind == "HOP"
-        else _floor(ast.ColumnRef("ROWTIME", pos=place), tvf.size_ms, tvf.offset_ms, place)
+        else _floor(ast.ColumnRef("ROWTIME", label, pos=place), tvf.size_ms, tvf.offset_ms, place)
     )
-    columns = {"WINDOW_START": start, "WINDOW_END": end, "WINDOW_TIME": _plus(end, -1)}
-    rewritten = rewrite(inner, catalog, columns)
-    windows = RowWindows(tvf.kind, tvf.size_ms, tvf.step_ms, tvf.offset_ms)
-    return rewritten.select, rewritten.source, end, windows
+    return {"WINDOW_START": start, "WINDOW_END": end, "WINDOW_TIME": _plus(end, -1)}
+
+
+def assigned_columns(tvf: ast.WindowTvf, label: str, source: Source) -> dict[str, ast.Expr]:
+    """HOP's or CUMULATE's window columns of a window join's side `label` (plan/window_join.py),
+    in the type of `source`'s event-time column."""
+    columns = _assigned(tvf, label)
+    if _time_type(_with_event_time(tvf, source)).name == "TIMESTAMP":
+        return {k: ast.FunctionCall("FROM_UNIXTIME", (e,), pos=tvf.pos) for k, e in columns.items()}
+    return columns
 
 
 def _resolve_order_by(over: ast.OverCall, tvf: ast.WindowTvf, known: Source) -> None:
