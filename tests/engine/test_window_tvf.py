@@ -267,9 +267,10 @@ def test_the_descriptor_column_is_the_event_time(engine: Engine) -> None:
         ),
         (
             "SELECT COUNT(*) AS n FROM CUMULATE(TABLE bid, DESCRIPTOR(dateTime), "
-            "INTERVAL '1' SECOND, INTERVAL '1' MINUTE) GROUP BY window_start, window_end;",
+            "INTERVAL '1' SECOND, INTERVAL '1' MINUTE, INTERVAL '1' SECOND) "
+            "GROUP BY window_start, window_end;",
             (1, 27),
-            "CUMULATE window aggregation is not supported yet",
+            "CUMULATE with an offset is not supported yet",
         ),
     ],
 )

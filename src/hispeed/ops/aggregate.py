@@ -36,7 +36,7 @@ from hispeed.ops.emit import SinkEncoder
 from hispeed.ops.gc_pause import gc_paused
 from hispeed.ops.vectorized import FastPath, VectorizedAggregator
 from hispeed.ops.vectorized_sessions import SessionAggregator
-from hispeed.ops.window import final_retained_from, window_starts
+from hispeed.ops.window import final_retained_from, row_windows, window_starts
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.state.changelog import write_stream_time
 from hispeed.state.columns import CHANGELOG_KIND, ColumnarStateStore
@@ -500,8 +500,7 @@ class Aggregator:
             return
         size = window.size_ms
         advance = window.advance_ms or size
-        for start in window_starts(ts, size, advance):
-            end = start + size
+        for start, end in _windows(window.kind, ts, size, advance):
             if end + grace <= stream_time:
                 continue  # the window has closed: a late record
             wkey: tuple[Any, Any] = (group, (start, end))
@@ -701,6 +700,18 @@ class Aggregator:
                 headers = headers.filter(pa.array(emit))
         del n
         self.emitter.emit(keys, values, stamps, deleted, out, window=window, headers=headers)
+
+
+def _windows(kind: str, ts: int, size: int, advance: int) -> list[tuple[int, int]]:
+    """(start, end) of the windows that hold a record at `ts`, ascending: TUMBLING's and
+    HOPPING's of `size` starting every `advance`; CUMULATING's (a CUMULATE window table
+    function's aggregation) of the window of `size` holding it, ending every `advance` from
+    its start, from the first ending after the record."""
+    if kind != "CUMULATING":
+        return [(start, start + size) for start in window_starts(ts, size, advance)]
+    _, ends = row_windows(np.array([ts], np.int64), "CUMULATE", size, advance, 0)
+    start = ts - ts % size
+    return [(start, int(end)) for end in ends.tolist()]
 
 
 def _result_of(logic: Aggregate) -> Callable[[Any], Any] | None:

@@ -16,6 +16,7 @@ from hispeed.log.base import PolledBatch
 from hispeed.ops.timestamps import parse_timestamps
 from hispeed.plan.model import PSEUDO_COLUMNS, WINDOW_COLUMNS, field_name
 from hispeed.registry import SchemaRegistry
+from hispeed.sql.windows import ENDS_IN_KEY
 
 #: the hidden frame column (after the label's dot) that carries each input record's headers
 #: to the outputs it causes, as Kafka Streams forwards a record's headers; a name no SQL column
@@ -217,7 +218,7 @@ def split_window(
     before it starts, so a key whose first time is below its second is one of those and is read
     with its times swapped back (where both are equal the two layouts are the same bytes): tables
     written by an older hispeed still read right (docs/kafka.md, "Windowed keys")."""
-    suffix = 16 if kind == "SESSION" else 8
+    suffix = 16 if kind in ENDS_IN_KEY else 8
     raw = keys.to_pylist()
     plain: list[bytes | None] = []
     starts: list[int | None] = []

@@ -22,6 +22,7 @@ from hispeed.ops.base import Outputs
 from hispeed.ops.timestamps import parse_timestamps
 from hispeed.plan.model import QueryPlan
 from hispeed.registry import SchemaRegistry
+from hispeed.sql.windows import ENDS_IN_KEY
 
 
 def window_suffix(starts: Sequence[int], ends: Sequence[int] | None) -> list[bytes]:
@@ -100,7 +101,7 @@ class SinkEncoder:
             starts = window[0].to_pylist()
             ends = (
                 window[1].to_pylist()
-                if self.sink.window and self.sink.window.kind == "SESSION"
+                if self.sink.window and self.sink.window.kind in ENDS_IN_KEY
                 else None
             )
             suffix = window_suffix(starts, ends)
@@ -134,7 +135,7 @@ class SinkEncoder:
         if window is None or len(out.keys) == before:
             return
         sink_window = self.sink.window
-        ends = window[1] if sink_window is not None and sink_window.kind == "SESSION" else None
+        ends = window[1] if sink_window is not None and sink_window.kind in ENDS_IN_KEY else None
         out.keys[-1] = with_window_suffix(out.keys[-1], window[0], ends)
 
     def _sink_times(

@@ -52,6 +52,7 @@ from hispeed.plan.window_tvf import ranked_rows
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.format import sql
+from hispeed.sql.windows import ENDS_IN_KEY
 
 #: the shape that is supported, for the messages
 SHAPE = (
@@ -271,7 +272,9 @@ def _window_key(source: Any) -> list[str]:
     a window aggregation's rows, PARTITION BY window_start, window_end)."""
     if source.window is None:
         return []
-    return ["WINDOWSTART"] if source.window.kind != "SESSION" else ["WINDOWSTART", "WINDOWEND"]
+    return (
+        ["WINDOWSTART"] if source.window.kind not in ENDS_IN_KEY else ["WINDOWSTART", "WINDOWEND"]
+    )
 
 
 def _the_over_call(sub: ast.Subquery) -> tuple[ast.OverCall, int]:

@@ -35,7 +35,8 @@ TVF_COLUMNS = ("WINDOW_START", "WINDOW_END", "WINDOW_TIME")
 #: watermark passes, so the store keeps them all (a window leaves it once output anyway)
 KEEP_UNTIL_OUTPUT_MS = 36_500 * 86_400_000
 
-_KINDS = {"TUMBLE": "TUMBLING", "HOP": "HOPPING", "SESSION": "SESSION"}
+# CUMULATING: the aggregation's own kind for CUMULATE (ops/aggregate.py), never parsed
+_KINDS = {"TUMBLE": "TUMBLING", "HOP": "HOPPING", "SESSION": "SESSION", "CUMULATE": "CUMULATING"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,8 +260,6 @@ def _aggregation(
             f"window_end (GROUP BY window_start, window_end, ...); {missing[0].lower()} is "
             "missing",
         )
-    if tvf.kind == "CUMULATE":
-        raise error_at(tvf, "CUMULATE window aggregation is not supported yet")
     if tvf.offset_ms % tvf.size_ms if tvf.kind == "TUMBLE" else tvf.offset_ms:
         raise error_at(tvf, f"{tvf.kind} with an offset is not supported yet")
     # SESSION: Flink's session ends `gap` after its last row; ksqlDB's WINDOWEND is that row's
@@ -288,7 +287,7 @@ def _aggregation(
     window = ast.WindowSpec(
         _KINDS[tvf.kind],
         size,
-        tvf.step_ms if tvf.kind == "HOP" else None,
+        tvf.step_ms if tvf.kind in ("HOP", "CUMULATE") else None,
         grace_ms=1 if session else None,
         retention_ms=KEEP_UNTIL_OUTPUT_MS,
         pos=tvf.pos,

@@ -28,6 +28,7 @@ from hispeed.errors import HispeedError, SqlError
 from hispeed.log.embedded import EmbeddedLog
 from hispeed.runtime.context import QueryContext
 from hispeed.runtime.history import DELETED, CacheSettings, HistoryScan
+from hispeed.sql.windows import ENDS_IN_KEY
 
 #: engine properties (the server's settings of the same names, with `_` for `.`)
 CACHE_BYTES = "analyze.cache.bytes"
@@ -238,7 +239,7 @@ def _register(con: Any, scan: HistoryScan) -> None:
     keys = [_quote(c.name) for c in source.key_columns]
     if source.window is not None:
         keys.append('"WINDOWSTART"')
-        if source.window.kind == "SESSION":
+        if source.window.kind in ENDS_IN_KEY:
             keys.append('"WINDOWEND"')
     partition = f"PARTITION BY {', '.join(keys)} " if keys else ""
     con.execute(

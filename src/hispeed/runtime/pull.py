@@ -50,6 +50,7 @@ from hispeed.plan.subquery import flatten
 from hispeed.runtime.context import QueryContext
 from hispeed.sql import ast
 from hispeed.sql.parser import parse_query
+from hispeed.sql.windows import ENDS_IN_KEY
 
 #: pseudo columns a pull query cannot read, so a view does not keep them
 _NOT_KEPT = ("ROWPARTITION", "ROWOFFSET")
@@ -93,7 +94,7 @@ class TableView:
             n: t.to_arrow() for n, t in {**PSEUDO_COLUMNS, **WINDOW_COLUMNS}.items()
         }
         self._key_at = [self.index[c.name] for c in source.key_columns]
-        self._session = source.window is not None and source.window.kind == "SESSION"
+        self._session = source.window is not None and source.window.kind in ENDS_IN_KEY
         self._ordered: list[tuple[Any, ...]] | None = None
         #: ARRAY, MAP or STRUCT keys: held as nested tuples, which a dict can hash
         self._complex_key = any(

@@ -36,6 +36,7 @@ from hispeed.ops.stateful import StatefulProcessor
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.plan.temporal import retention
 from hispeed.runtime.ordering import InputQueues, log_times
+from hispeed.sql.windows import ENDS_IN_KEY
 from hispeed.state.changelog import changelog_batch, changelog_topic, restore
 from hispeed.state.stores import Restorable
 
@@ -378,7 +379,7 @@ class QueryTask:
             txn.append(self.sink.topic, batch, partition=0)
             return
         assert self.sink.window is not None
-        suffix = 16 if self.sink.window.kind == "SESSION" else 8
+        suffix = 16 if self.sink.window.kind in ENDS_IN_KEY else 8
         plain = pc.binary_slice(batch.column("key"), 0, -suffix)
         target = partitions_for_keys(plain, self._sink_partitions)
         for p in np.unique(target).tolist():

@@ -307,7 +307,7 @@ class Join(Relation):
 
 @dataclass(frozen=True)
 class WindowSpec:
-    kind: str  # TUMBLING HOPPING SESSION
+    kind: str  # TUMBLING HOPPING SESSION; CUMULATING: CUMULATE's, only planned (plan/window_tvf.py)
     size_ms: int
     advance_ms: int | None = None
     grace_ms: int | None = None

@@ -21,6 +21,12 @@ _DURATION_UNITS = {
 }
 
 
+#: the window kinds whose windowed keys hold each window's end as well as its start (Kafka
+#: Streams' session key layout): a session's end is not its start plus a size, and CUMULATE's
+#: windows (the planner's CUMULATING aggregation) share their start
+ENDS_IN_KEY = ("SESSION", "CUMULATING")
+
+
 def parse_duration(text: str, option: str) -> int:
     """Milliseconds of a duration like '10 SECONDS' (`option` names it in errors)."""
     parts = text.strip().split()
