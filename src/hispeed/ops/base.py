@@ -23,19 +23,24 @@ from hispeed.log.base import HEADERS_TYPE, PolledBatch
 from hispeed.plan.model import field_name
 
 
-def rows_setting(properties: Mapping[str, Any], name: str, default: int) -> int:
-    """A bound on rows an operator keeps, from an engine's or query's properties: a whole
-    number above 0 (`default` when not given); anything else is refused, naming it."""
-    value = properties.get(name)
+def positive_setting(name: str, value: Any, default: int, unit: str = "") -> int:
+    """A setting that is a whole number above 0 (`default` when None): anything else, a
+    fraction included, is refused naming it (`unit`, e.g. "rows", said in the message)."""
     if value is None:
         return default
     try:
         number = int(value)
     except (TypeError, ValueError):
         number = 0
-    if number < 1:
-        raise HispeedError(f"{name} must be a whole number of rows above 0, not {value!r}")
+    if number < 1 or (isinstance(value, float) and not value.is_integer()):
+        what = f"a whole number of {unit} above 0" if unit else "a whole number above 0"
+        raise HispeedError(f"{name} must be {what}, not {value!r}")
     return number
+
+
+def rows_setting(properties: Mapping[str, Any], name: str, default: int) -> int:
+    """A bound on rows an operator keeps, from an engine's or query's properties."""
+    return positive_setting(name, properties.get(name), default, "rows")
 
 
 @dataclass

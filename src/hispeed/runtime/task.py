@@ -18,11 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hispeed.catalog import Source
-from hispeed.errors import HispeedError
 from hispeed.log.base import PolledBatch, TopicPartition, Transaction
 from hispeed.log.murmur2 import partitions_for_keys
 from hispeed.ops.aggregate import Aggregator
-from hispeed.ops.base import OperatorContext, Outputs
+from hispeed.ops.base import OperatorContext, Outputs, positive_setting
 from hispeed.ops.decode import SourceDecoder
 from hispeed.ops.emit import SinkEncoder
 from hispeed.ops.gc_pause import gc_paused
@@ -137,7 +136,7 @@ class QueryTask:
         self.records_in = 0
         #: what the next poll takes at most (adaptive: see `poll`), and its largest
         given = {**context.properties, **(properties or {})}.get(MAX_POLL_RECORDS)
-        self.max_poll_records = _positive(MAX_POLL_RECORDS, given, POLL_RECORDS[1])
+        self.max_poll_records = positive_setting(MAX_POLL_RECORDS, given, POLL_RECORDS[1])
         self.poll_records = min(POLL_RECORDS[0], self.max_poll_records)
         self.records_out = 0
         self.errors = 0
@@ -457,16 +456,3 @@ def now_ms() -> int:
 
 
 __all__ = ["PROCESSING_LOG", "QueryTask", "query_group"]
-
-
-def _positive(name: str, value: Any, default: int) -> int:
-    """A whole number above 0 given as a property (None: `default`)."""
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number < 1 or (isinstance(value, float) and not value.is_integer()):
-        raise HispeedError(f"{name} must be a whole number above 0, not {value!r}")
-    return number
