@@ -41,9 +41,44 @@ def broadcast(value: Any, t: SqlType | None, n: int) -> pa.Array:
 
 
 def cast_array(
-    arr: pa.Array, source: SqlType | None, target: SqlType, ctx: EvalContext
+    arr: pa.Array,
+    source: SqlType | None,
+    target: SqlType,
+    ctx: EvalContext,
+    *,
+    expression: str = "",
+    column: str = "",
 ) -> pa.Array:
-    """CAST with ksqlDB's rules; rows that cannot convert become NULL and are reported."""
+    """CAST with ksqlDB's rules; rows that cannot convert become NULL and are reported.
+
+    A row's report names the value, its type and `column` (the cast's operand, when it is
+    a column), after the text of the CAST `expression`: a user's message, as ksqlDB's
+    processing log gives, not the Python exception the conversion raised."""
+    inner = EvalContext()
+    out = _convert(arr, source, target, inner)
+    if inner.errors:
+        assert source is not None  # a NULL column converts without errors
+        for row, message in inner.errors:
+            ctx.error(row, _failure(arr[row].as_py(), source, target, message, expression, column))
+    return out
+
+
+def _failure(
+    value: Any, source: SqlType, target: SqlType, cause: str, expression: str, column: str
+) -> str:
+    shown = f"'{value}'" if isinstance(value, str) else sql_text(value, source)
+    what = f"the {source} value {shown}" + (f" of column {column}" if column else "")
+    verdict = (
+        f"does not fit in {target}" if _OVERFLOW in cause else f"cannot be converted to {target}"
+    )
+    return (f"{expression} failed: " if expression else "") + f"{what} {verdict}"
+
+
+#: how a value too large for its DECIMAL is told (see `_rescale` and `_fitting_rows`)
+_OVERFLOW = "does not fit"
+
+
+def _convert(arr: pa.Array, source: SqlType | None, target: SqlType, ctx: EvalContext) -> pa.Array:
     arrow = target.to_arrow()
     if source is None or pa.types.is_null(arr.type):
         return pa.nulls(len(arr), arrow)
@@ -105,7 +140,7 @@ def _rescale(arr: pa.Array, target: SqlType, ctx: EvalContext) -> pa.Array:
         d = decimal.Decimal(str(v)) if not isinstance(v, decimal.Decimal) else v
         q = d.quantize(quant, rounding=decimal.ROUND_HALF_UP)
         if abs(q) >= limit:
-            raise ValueError(f"Numeric field overflow: {d} does not fit {target}")
+            raise ValueError(f"Numeric field overflow: {d} {_OVERFLOW} in {target}")
         return q
 
     return rowwise(ctx, [arr], target, one)
@@ -259,7 +294,7 @@ def _fitting_rows(arr: pa.Array, target: SqlType, ctx: EvalContext) -> pa.Array:
         try:
             out.append(pc.cast(arr.slice(i, 1), target.to_arrow())[0].as_py())
         except pa.ArrowInvalid:
-            ctx.error(i, f"the value {arr[i].as_py()} does not fit in {target}")
+            ctx.error(i, f"the value {arr[i].as_py()} {_OVERFLOW} in {target}")
             out.append(None)
     return pa.array(out, target.to_arrow())
 
@@ -291,3 +326,12 @@ def cast_compiled(c: Compiled, src: SqlType, dst: SqlType) -> Compiled:
         return coerce(c(b, ctx), src, dst, ctx)
 
     return Compiled(dst, ev, c.constant)
+
+
+def cast_of(c: Compiled, target: SqlType, expression: str, column: str) -> Compiled:
+    """The CAST `expression` of `c` to `target` (`column`: its operand, when a column)."""
+
+    def ev(b: pa.RecordBatch, ctx: EvalContext) -> pa.Array:
+        return cast_array(c(b, ctx), c.type, target, ctx, expression=expression, column=column)
+
+    return Compiled(target, ev)

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from hispeed.errors import HispeedError, SqlError
 from hispeed.expr.arithmetic import arithmetic, moved_timestamp
-from hispeed.expr.casts import as_type, broadcast, cast_array, castable, coerce
+from hispeed.expr.casts import as_type, broadcast, cast_of, castable, coerce
 from hispeed.expr.lambdas import (
     LAMBDA_FUNCTIONS,
     filter_evaluator,
@@ -434,7 +434,8 @@ class _Compiler:
         target = e.type
         if inner.type is not None and not castable(inner.type, target):
             raise error_at(e, f"Cast of {inner.type} to {target} is not supported")
-        return Compiled(target, lambda b, ctx: cast_array(inner(b, ctx), inner.type, target, ctx))
+        column = e.operand.name if isinstance(e.operand, ast.ColumnRef) else ""
+        return cast_of(inner, target, sql(e), column)
 
     def c_ArrayConstructor(self, e: ast.ArrayConstructor) -> Compiled:
         if not e.items:
