@@ -293,3 +293,17 @@ def test_text_properties_that_are_no_text(engine: Engine, prop: str) -> None:
 def test_like_with_a_pattern_that_is_no_text(engine: Engine) -> None:
     err = refused(engine, "CREATE STREAM o AS SELECT id, v FROM s WHERE 'x' LIKE -1;")
     assert "LIKE needs a STRING pattern, not INTEGER\nStatement: " in err.reason
+
+
+def test_insert_with_a_column_list_into_no_sink_says_the_sink_does_not_exist(
+    engine: Engine,
+) -> None:
+    # the sink's absence is the mistake, not the column list (Flink's form)
+    for columns in ("", " (id, v)"):
+        err = refused(engine, f"INSERT INTO nosink{columns} SELECT id, v FROM s;")
+        assert "Source `NOSINK` does not exist." in err.reason, err.reason
+        assert (err.line, err.column) == (1, 13)
+    # into a stream that exists, the column list is what is refused
+    engine.execute("CREATE STREAM t AS SELECT id, v FROM s;")
+    err = refused(engine, "INSERT INTO t (id, v) SELECT id, v FROM s;")
+    assert "(columns) SELECT is Flink's" in err.reason

@@ -276,7 +276,8 @@ def insert_into(parts: EngineParts, stmt: ast.InsertInto, call: Call) -> Result:
     into anything else, ksqlDB's INSERT INTO (`queries.insert_into`)."""
     declared = parts.catalog.flink.get(stmt.target)
     if declared is None:
-        if stmt.columns:
+        # a sink that does not exist is the mistake to report first (queries.insert_into)
+        if stmt.columns and stmt.target in parts.catalog.sources:
             raise SqlError(
                 f"INSERT INTO {stmt.target} (columns) SELECT is Flink's, for a sink declared "
                 "with CREATE TABLE ... WITH ('connector' = ...); ksqlDB's INSERT INTO ... "
