@@ -33,6 +33,12 @@ COUNTRIES = (
 )
 
 
+LOCATED = (
+    "CREATE TABLE located AS SELECT u.user_id, name, country FROM users u "
+    "JOIN countries c ON u.country_id = c.id;"
+)
+
+
 def open_engine(path: Path) -> Engine:
     return Engine(path, fsync="never", properties={"ksql.streams.cache.max.bytes.buffering": "0"})
 
@@ -197,6 +203,44 @@ def test_an_inner_foreign_key_join_retracts_a_row_whose_foreign_key_turns_null(
         ("u1", {"NAME": "Ada", "COUNTRY": "Kenya"}, 2),
         ("u1", {"NAME": "Ada", "COUNTRY": None}, 3),
         ("u1", {"NAME": "Ada", "COUNTRY": "Kenya!"}, 5),
+    ]
+
+
+def test_an_inner_foreign_key_join_sends_no_tombstone_for_a_key_it_never_sent(
+    tmp_path: Path,
+) -> None:
+    """A left row that never joined leaves nothing to delete: its changes (same or another
+    missing foreign key) and its deletion send nothing, before and after a restart. A key
+    that was sent a row gets its tombstones, as ksqlDB sends them (its fk-join.json: the left
+    row's deletion after the right row's deletion sends a second one)."""
+    path = tmp_path / "data"
+    with open_engine(path) as e:
+        for statement in (USERS, COUNTRIES, LOCATED):
+            e.execute(statement)
+        send(e, "countries", "ke", {"COUNTRY": "Kenya"}, 1)
+        send(e, "users", "u1", {"NAME": "Ada", "COUNTRY_ID": "zz"}, 2)  # no such country
+        send(e, "users", "u1", {"NAME": "Ada!", "COUNTRY_ID": "zz"}, 3)
+        send(e, "users", "u1", {"NAME": "Ada!", "COUNTRY_ID": "yy"}, 4)
+        send(e, "users", "u1", {"NAME": "Ada!", "COUNTRY_ID": None}, 5)
+        send(e, "users", "u2", {"NAME": "Bo", "COUNTRY_ID": "ke"}, 6)
+        send(e, "users", "u3", {"NAME": "Cy", "COUNTRY_ID": "ke"}, 7)
+        send(e, "users", "u4", {"NAME": "Di", "COUNTRY_ID": "zz"}, 8)
+        send(e, "countries", "ke", None, 9)  # u2 and u3 lose their rows
+        send(e, "users", "u2", None, 10)  # sent a row once: its tombstone again
+        send(e, "users", "u1", None, 11)
+    with open_engine(path) as e:
+        send(e, "users", "u3", {"NAME": "Cy!", "COUNTRY_ID": "zz"}, 12)
+        send(e, "users", "u4", None, 13)  # never sent, across the restart
+        send(e, "users", "u2", {"NAME": "Bo", "COUNTRY_ID": "zz"}, 14)  # deleted: new again
+        send(e, "users", "u2", None, 15)
+        rows = out(e, "LOCATED")
+    assert rows == [
+        ("u2", {"NAME": "Bo", "COUNTRY": "Kenya"}, 6),
+        ("u3", {"NAME": "Cy", "COUNTRY": "Kenya"}, 7),
+        ("u2", None, 9),
+        ("u3", None, 9),
+        ("u2", None, 10),
+        ("u3", None, 12),
     ]
 
 

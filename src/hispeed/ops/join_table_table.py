@@ -25,6 +25,10 @@ class TableTableJoin(TablesStepRunner):
         self.rights: dict[Any, tuple[dict[str, Any], int]] = {}
         #: foreign-key joins: right key -> the left table keys that refer to it
         self.refs: dict[Any, set[Any]] = {}
+        #: foreign-key joins: the left table keys not sent a joined row since their left row
+        #: came: a key never sent has nothing to delete (a key missing here was sent one, so
+        #: a changelog written before this set was kept deletes as it did)
+        self.unsent: set[Any] = set()
         self.key_fields = key_fields
         kind = step.kind
         self.keep_left = kind in ("LEFT", "FULL")
@@ -49,6 +53,7 @@ class TableTableJoin(TablesStepRunner):
         ts = max([trigger.ts, *(x[1] for x in (left, right) if x is not None)])
         where = (trigger.partition, trigger.offset, trigger.headers)
         if present:
+            self._unsent(key, False)
             out.append(Event(self.joined(lrow, rrow), ts, key, False, *where))
         elif existed:
             row = self.joined(None, None)
@@ -58,6 +63,12 @@ class TableTableJoin(TablesStepRunner):
             for f, part in zip(self.key_fields, parts, strict=False):
                 row[f] = part
             out.append(Event(row, ts, key, True, *where))
+
+    def _unsent(self, key: Any, unsent: bool) -> None:
+        """Mark a foreign-key join's left key as sent no row (or as sent one)."""
+        if self.step.foreign_key and (key in self.unsent) != unsent:
+            (self.unsent.add if unsent else self.unsent.discard)(key)
+            self.dirty.add(("U", key))
 
     def _matched(self, lrow: Any, rrow: Any) -> tuple[Any, Any]:
         """The rows that join: both, or (when ON's other conditions fail them) the one an
@@ -85,10 +96,15 @@ class TableTableJoin(TablesStepRunner):
                 continue
             old = self.lefts.get(tkey)
             old_right = self.rights.get(old[2]) if old is not None else None
-            # a foreign-key join sends a left row's change even when it joined nothing
+            # a foreign-key join deletes a key it sent a row for, even if the row is gone
+            # already (as ksqlDB does), and never one it did not
             existed = old is not None and (
-                fk or self._had(old[0], old_right[0] if old_right else None)
+                tkey not in self.unsent
+                if fk
+                else self._had(old[0], old_right[0] if old_right else None)
             )
+            if old is None:
+                self._unsent(tkey, True)
             if fk and old is not None and old[2] is not None:
                 self.refs.get(old[2], set()).discard(tkey)
             self.dirty.add(("L", tkey))
@@ -97,6 +113,7 @@ class TableTableJoin(TablesStepRunner):
                 if fk:
                     if existed:
                         self._emit(tkey, None, None, e, out, True)
+                    self._unsent(tkey, False)  # no left row, nothing kept for it
                     continue
                 right = self.rights.get(tkey)
                 self._emit(tkey, None, right, e, out, existed or right is not None)
@@ -109,8 +126,9 @@ class TableTableJoin(TablesStepRunner):
             if fk and k is None and not self.keep_left:
                 # a NULL foreign key joins nothing: an inner join's old result for the row
                 # (if it joined) goes, or it would stay in the result, stale
-                if old is not None and old_right is not None:
+                if existed:
                     self._emit(tkey, None, None, e, out, True)
+                self._unsent(tkey, True)  # as if it were new: nothing to delete
                 continue
             self._emit(tkey, entry, right, e, out, existed)
         return out
@@ -133,15 +151,23 @@ class TableTableJoin(TablesStepRunner):
                 for tkey in ordered(self.refs.get(k, ())):
                     referring = self.lefts[tkey]
                     # stamped with the right record's time
-                    self._emit(tkey, (referring[0], e.ts, k), new, e, out, True)
+                    sent = tkey not in self.unsent
+                    self._emit(tkey, (referring[0], e.ts, k), new, e, out, sent)
                 continue
             left = self.lefts.get(k)
             existed = self._had(left[0] if left else None, old[0] if old else None)
             self._emit(k, left, new, e, out, existed)
         return out
 
+    def state(self) -> dict[Any, Any]:
+        marks = {d for d in self.dirty if d[0] == "U"}
+        self.dirty -= marks
+        return {**super().state(), **{d: (True if d[1] in self.unsent else None) for d in marks}}
+
     def restore(self, name: Any, value: Any) -> None:
-        if name[0] == "L":
+        if name[0] == "U":
+            self.unsent.add(name[1])
+        elif name[0] == "L":
             self.lefts[name[1]] = value
             if self.step.foreign_key and value[2] is not None:
                 self.refs.setdefault(value[2], set()).add(name[1])
