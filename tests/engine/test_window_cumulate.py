@@ -8,17 +8,21 @@ late ones among them), decoded with `json` and `struct`, across batches and a re
 from __future__ import annotations
 
 import json
-import random
 import struct
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from hispeed.engine import Engine
 from hispeed.errors import SqlError
-from hispeed.testing.windows import TVF_CALLS, kept_windows_sql
+from hispeed.testing.windows import (
+    TVF_CALLS,
+    append_rows,
+    duckdb_rows,
+    jittered_batches,
+    kept_windows_sql,
+)
 
 STREAM = (
     "CREATE STREAM s (g STRING KEY, v BIGINT, t BIGINT) WITH "
@@ -30,37 +34,10 @@ QUERY = (
 )
 
 
-def _feed() -> list[list[dict[str, Any]]]:
-    """Batches of rows, times mostly rising, some up to 150 ms early (out of order, and
-    some late for their first windows or all of them)."""
-    rng = random.Random(5)
-    batches = []
-    clock = 1000
-    for _ in range(60):
-        rows = []
-        for _ in range(rng.randrange(1, 5)):
-            clock += rng.randrange(12)
-            back = rng.randrange(150) if rng.random() < 0.2 else 0
-            rows.append({"G": f"k{rng.randrange(3)}", "V": rng.randrange(1000), "T": clock - back})
-        batches.append(rows)
-    return batches
-
-
-def _append(engine: Engine, rows: list[dict[str, Any]]) -> None:
-    engine.log.append("s", [(r["G"].encode(), json.dumps(r).encode()) for r in rows])
-    engine.drain()
-
-
 def _expected(batches: list[list[dict[str, Any]]]) -> list[Any]:
     """DuckDB: each row in its CUMULATE windows still open when it was read, summed per
     window and group; the windows stream time (the newest time read) has reached."""
-    con = duckdb.connect()
-    con.execute("create table s (pos int, g varchar, v bigint, t bigint)")
-    rows = [r for part in batches for r in part]
-    con.executemany(
-        "insert into s values (?, ?, ?, ?)",
-        [(i, r["G"], r["V"], r["T"]) for i, r in enumerate(rows)],
-    )
+    con = duckdb_rows(batches)
     return con.execute(
         f"""
         with {kept_windows_sql("CUMULATE", "s")}
@@ -72,16 +49,16 @@ def _expected(batches: list[list[dict[str, Any]]]) -> list[Any]:
 
 
 def test_cumulate_window_aggregation_matches_duckdb_across_a_restart(tmp_path: Path) -> None:
-    batches = _feed()
+    batches = jittered_batches(5)
     with Engine(tmp_path / "data") as engine:
         engine.execute(STREAM)
         engine.execute(QUERY)
         for rows in batches[:30]:
-            _append(engine, rows)
+            append_rows(engine, rows)
         first = engine.log.read_table("C", 0).to_pylist()
     with Engine(tmp_path / "data") as engine:  # the open windows come back from the changelog
         for rows in batches[30:]:
-            _append(engine, rows)
+            append_rows(engine, rows)
         table = engine.log.read_table("C", 0).to_pylist()
     got = []
     for r in table:
@@ -103,14 +80,14 @@ def test_a_cumulate_window_is_written_when_stream_time_reaches_its_end(tmp_path:
     with Engine(tmp_path / "data") as engine:
         engine.execute(STREAM)
         engine.execute(QUERY)
-        _append(engine, [{"G": "a", "V": 1, "T": 1010}, {"G": "a", "V": 2, "T": 1030}])
-        _append(engine, [{"G": "a", "V": 4, "T": 1049}])
+        append_rows(engine, [{"G": "a", "V": 1, "T": 1010}, {"G": "a", "V": 2, "T": 1030}])
+        append_rows(engine, [{"G": "a", "V": 4, "T": 1049}])
         ends = [
             struct.unpack(">q", r["key"][-16:-8])[0]
             for r in engine.log.read_table("C", 0).to_pylist()
         ]
         assert ends == [1025]  # 1050's window is still open at 1049
-        _append(engine, [{"G": "a", "V": 8, "T": 1050}])
+        append_rows(engine, [{"G": "a", "V": 8, "T": 1050}])
         rows = [json.loads(r["value"]) for r in engine.log.read_table("C", 0).to_pylist()]
         assert [(r["WINDOW_END"], r["TOTAL"]) for r in rows] == [(1025, 1), (1050, 7)]
         # a pull query gives each window of the key: they share their start

@@ -265,13 +265,6 @@ def test_the_descriptor_column_is_the_event_time(engine: Engine) -> None:
             "SESSION without a window aggregation (GROUP BY window_start, window_end) is not "
             "supported yet",
         ),
-        (
-            "SELECT COUNT(*) AS n FROM CUMULATE(TABLE bid, DESCRIPTOR(dateTime), "
-            "INTERVAL '1' SECOND, INTERVAL '1' MINUTE, INTERVAL '1' SECOND) "
-            "GROUP BY window_start, window_end;",
-            (1, 27),
-            "CUMULATE with an offset is not supported yet",
-        ),
     ],
 )
 def test_mistakes_are_refused_at_their_place(

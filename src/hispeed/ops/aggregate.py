@@ -500,7 +500,7 @@ class Aggregator:
             return
         size = window.size_ms
         advance = window.advance_ms or size
-        for start, end in _windows(window.kind, ts, size, advance):
+        for start, end in _windows(window.kind, ts, size, advance, window.offset_ms):
             if end + grace <= stream_time:
                 continue  # the window has closed: a late record
             wkey: tuple[Any, Any] = (group, (start, end))
@@ -702,16 +702,19 @@ class Aggregator:
         self.emitter.emit(keys, values, stamps, deleted, out, window=window, headers=headers)
 
 
-def _windows(kind: str, ts: int, size: int, advance: int) -> list[tuple[int, int]]:
+def _windows(kind: str, ts: int, size: int, advance: int, offset: int) -> list[tuple[int, int]]:
     """(start, end) of the windows that hold a record at `ts`, ascending: TUMBLING's and
-    HOPPING's of `size` starting every `advance`; CUMULATING's (a CUMULATE window table
-    function's aggregation) of the window of `size` holding it, ending every `advance` from
-    its start, from the first ending after the record."""
+    HOPPING's of `size` starting every `advance` (from `offset`); CUMULATING's (a CUMULATE
+    window table function's aggregation) of the window of `size` holding it (starting at
+    `offset + k * size`), ending every `advance` from its start, from the first ending after
+    the record. No window starts before epoch 0, as in ksqlDB."""
     if kind != "CUMULATING":
-        return [(start, start + size) for start in window_starts(ts, size, advance)]
-    _, ends = row_windows(np.array([ts], np.int64), "CUMULATE", size, advance, 0)
-    start = ts - ts % size
-    return [(start, int(end)) for end in ends.tolist()]
+        shift = offset % advance
+        starts = [s + shift for s in window_starts(ts - shift, size, advance)]
+        return [(start, start + size) for start in starts]
+    _, ends = row_windows(np.array([ts], np.int64), "CUMULATE", size, advance, offset)
+    start = ts - (ts - offset) % size
+    return [] if start < 0 else [(start, int(end)) for end in ends.tolist()]
 
 
 def _result_of(logic: Aggregate) -> Callable[[Any], Any] | None:

@@ -500,7 +500,16 @@ class VectorizedAggregator(FastPath):
 
     def _windows(self, stamps: IntArray, stream_time: IntArray) -> tuple[IntArray, IntArray]:
         """Each record's open windows in ascending start order: (record index, start)."""
-        return open_windows(stamps, stream_time, self.size, self.advance, self.agg.grace_ms)
+        window = self.agg.window
+        shift = window.offset_ms % self.advance if window is not None else 0
+        if not shift:
+            return open_windows(stamps, stream_time, self.size, self.advance, self.agg.grace_ms)
+        # a window table function's offset: the windows of the times moved back by it
+        # (starts from 0, as ksqlDB's), moved forward again
+        rows, starts = open_windows(
+            stamps - shift, stream_time - shift, self.size, self.advance, self.agg.grace_ms
+        )
+        return rows, starts + shift
 
 
 def _having_emits(aggregator: ReferenceState, changes: Changes, passed: np.ndarray) -> np.ndarray:

@@ -260,8 +260,7 @@ def _aggregation(
             f"window_end (GROUP BY window_start, window_end, ...); {missing[0].lower()} is "
             "missing",
         )
-    if tvf.offset_ms % tvf.size_ms if tvf.kind == "TUMBLE" else tvf.offset_ms:
-        raise error_at(tvf, f"{tvf.kind} with an offset is not supported yet")
+    _check_partition_keys(tvf, source, select.group_by, names)
     # SESSION: Flink's session ends `gap` after its last row; ksqlDB's WINDOWEND is that row's
     end_shift = tvf.size_ms if tvf.kind == "SESSION" else 0
     window_start = ast.ColumnRef("WINDOWSTART", pos=tvf.pos)
@@ -291,12 +290,44 @@ def _aggregation(
         grace_ms=1 if session else None,
         retention_ms=KEEP_UNTIL_OUTPUT_MS,
         pos=tvf.pos,
+        # windows start at offset + k * slide (TUMBLE's slide is its size), CUMULATE's at
+        # offset + k * max size: only the offset's remainder matters
+        offset_ms=tvf.offset_ms % (tvf.size_ms if tvf.kind != "HOP" else (tvf.step_ms or 1)),
     )
     emit = select.emit or "FINAL"
     ref = ast.SourceRef(source.name, label, pos=tvf.pos)
     return Rewritten(
         dataclasses.replace(plain, from_=ref, window=window, emit=emit), source, keyless
     )
+
+
+def _check_partition_keys(
+    tvf: ast.WindowTvf,
+    source: Source,
+    group_by: tuple[ast.Expr, ...],
+    names: list[str | None],
+) -> None:
+    """SESSION's PARTITION BY under a window aggregation: its columns are the stream's, and
+    the aggregation's groups (the GROUP BY's keys besides the window) are its partitions,
+    whose sessions the aggregation keeps apart (as Flink's session window aggregation does)."""
+    for key in tvf.partition_by:
+        if source.column(key.name) is None:
+            known = ", ".join(c.name for c in source.columns)
+            raise error_at(
+                key, f"PARTITION BY {key.name}: {source.name} has no such column ({known})"
+            )
+    if not tvf.partition_by:
+        return
+    others = [g for g, n in zip(group_by, names, strict=True) if n is None]
+    grouped = {g.name for g in others if isinstance(g, ast.ColumnRef)}
+    keys = {k.name for k in tvf.partition_by}
+    if keys != grouped or len(others) != len(grouped):
+        raise error_at(
+            group_by[0],
+            "a SESSION window aggregation groups by its PARTITION BY columns and the window: "
+            f"GROUP BY {', '.join(k.name.lower() for k in tvf.partition_by)}, window_start, "
+            "window_end",
+        )
 
 
 def _counted(select: ast.Select) -> ast.Expr | None:

@@ -241,8 +241,9 @@ class WindowTvf(Relation):
     """A windowing table function in FROM, as Flink SQL writes it:
     `TUMBLE(TABLE src, DESCRIPTOR(t), size [, offset])`, `HOP(TABLE src, DESCRIPTOR(t),
     slide, size [, offset])`, `CUMULATE(TABLE src, DESCRIPTOR(t), step, max size [, offset])`
-    or `SESSION(TABLE src, DESCRIPTOR(t), gap)`, optionally inside `TABLE(...)`. Durations in
-    milliseconds; `step_ms` is HOP's slide and CUMULATE's step."""
+    or `SESSION(TABLE src [PARTITION BY k, ...], DESCRIPTOR(t), gap)`, optionally inside
+    `TABLE(...)`. Durations in milliseconds; `step_ms` is HOP's slide and CUMULATE's step;
+    `partition_by` SESSION's keys (each column's name and place), sessions kept per key."""
 
     kind: str  # TUMBLE HOP CUMULATE SESSION
     source: SourceRef
@@ -253,6 +254,7 @@ class WindowTvf(Relation):
     alias: str | None = None
     time_pos: Pos = _pos()
     pos: Pos = _pos()
+    partition_by: tuple[ColumnRef, ...] = ()
 
     @property
     def label(self) -> str:
@@ -313,6 +315,9 @@ class WindowSpec:
     grace_ms: int | None = None
     retention_ms: int | None = None
     pos: Pos = _pos()
+    #: a window table function's offset (plan/window_tvf.py): windows start at `offset_ms +
+    #: k * advance` (TUMBLING, HOPPING) or `offset_ms + k * size` (CUMULATING); never parsed
+    offset_ms: int = 0
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ def window_tvf(p: ExpressionParser) -> ast.WindowTvf:
         raise p.error(f"TABLE and the source to window, as in {kind}(TABLE bid, ...)")
     source_tok = p.tok
     source = ast.SourceRef(p.identifier("a stream name"), pos=p.pos(source_tok))
+    partition_by = _partition_by(p, kind)
     p.expect_op(",")
     _argument_name(p, "TIMECOL")
     if not p.accept_word("DESCRIPTOR"):
@@ -74,7 +75,7 @@ def window_tvf(p: ExpressionParser) -> ast.WindowTvf:
     if wrapped:
         p.expect_op(")")
     for arg, (millis, tok) in values.items():
-        if millis < 0 or (millis == 0 and arg != "OFFSET"):
+        if arg != "OFFSET" and millis <= 0:  # Flink's offset may be negative: earlier starts
             raise SqlError(
                 f"{kind}'s {arg.lower()} must be a positive interval, not {millis} ms",
                 tok.line,
@@ -108,7 +109,40 @@ def window_tvf(p: ExpressionParser) -> ast.WindowTvf:
         alias,
         time_pos=p.pos(time_tok),
         pos=p.pos(name_tok),
+        partition_by=partition_by,
     )
+
+
+def _partition_by(p: ExpressionParser, kind: str) -> tuple[ast.ColumnRef, ...]:
+    """SESSION's `PARTITION BY k [, k2 ...]` (or `PARTITION BY (k, k2)`) after its table, as
+    Flink 1.19 writes it: the columns whose values each keep their own sessions."""
+    at = p.accept_word("PARTITION")
+    if at is None:
+        return ()
+    if kind != "SESSION":
+        raise SqlError(
+            f"Syntax Error\n{kind} takes no PARTITION BY: only SESSION keeps its windows per key",
+            at.line,
+            at.column,
+        )
+    p.expect_word("BY")
+    wrapped = p.tok.is_op("(")
+    if wrapped:
+        p.advance()
+    keys = []
+    while True:
+        tok = p.tok
+        keys.append(ast.ColumnRef(p.identifier("a column to partition by"), pos=p.pos(tok)))
+        # a comma goes on to the next key, unless DESCRIPTOR (or TIMECOL =>) follows it
+        nxt = p.peek()
+        if not p.tok.is_op(",") or (
+            not wrapped and (nxt.is_word("DESCRIPTOR") or p.peek(2).is_op("=>"))
+        ):
+            break
+        p.advance()
+    if wrapped:
+        p.expect_op(")")
+    return tuple(keys)
 
 
 def _argument_name(p: ExpressionParser, name: str) -> None:

@@ -4,6 +4,59 @@ tests/engine/test_window_join.py)."""
 
 from __future__ import annotations
 
+import json
+import random
+from typing import Any, Protocol
+
+import duckdb
+
+
+class _Log(Protocol):
+    def append(self, topic: str, records: list[tuple[bytes, bytes]]) -> Any: ...
+
+
+class _Engine(Protocol):
+    @property
+    def log(self) -> _Log: ...
+
+    def drain(self) -> Any: ...
+
+
+def jittered_batches(seed: int) -> list[list[dict[str, Any]]]:
+    """Batches of rows of stream `s` (`G` key, `V`, `T` time), times mostly rising, some up
+    to 150 ms early (out of order, and some late for their first windows or all of them)."""
+    rng = random.Random(seed)
+    batches = []
+    clock = 1000
+    for _ in range(60):
+        rows = []
+        for _ in range(rng.randrange(1, 5)):
+            clock += rng.randrange(12)
+            back = rng.randrange(150) if rng.random() < 0.2 else 0
+            rows.append({"G": f"k{rng.randrange(3)}", "V": rng.randrange(1000), "T": clock - back})
+        batches.append(rows)
+    return batches
+
+
+def append_rows(engine: _Engine, rows: list[dict[str, Any]]) -> None:
+    """Write rows to topic `s` as JSON keyed by `G`, and let the queries read them."""
+    engine.log.append("s", [(r["G"].encode(), json.dumps(r).encode()) for r in rows])
+    engine.drain()
+
+
+def duckdb_rows(batches: list[list[dict[str, Any]]]) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection of its own with table `s` (`pos`, the order rows are read in,
+    `g`, `v`, `t`) holding the batches' rows."""
+    con = duckdb.connect()
+    con.execute("create table s (pos int, g varchar, v bigint, t bigint)")
+    rows = [r for part in batches for r in part]
+    con.executemany(
+        "insert into s values (?, ?, ?, ?)",
+        [(i, r["G"], r["V"], r["T"]) for i, r in enumerate(rows)],
+    )
+    return con
+
+
 #: the window table functions the DuckDB checks run (size 100 ms; HOP slides 50 ms,
 #: CUMULATE steps 25 ms), as a query over stream `s` writes them
 TVF_CALLS = {

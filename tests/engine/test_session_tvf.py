@@ -1,0 +1,166 @@
+"""Flink's SESSION window table function: `SESSION(TABLE s PARTITION BY k, DESCRIPTOR(t),
+gap)` (Flink 1.19's syntax, also with named arguments). A row joins its key's session while
+less than the gap after the session's last row, a session ends a gap after its last row and
+closes when stream time reaches that end; a row whose session had closed when it came is
+late and dropped. Checked against DuckDB's computation of those rules over the same rows
+(out of order, late, across a restart), decoded with `json` and `struct`, not hispeed."""
+
+from __future__ import annotations
+
+import json
+import random
+import struct
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from hispeed.engine import Engine
+from hispeed.errors import SqlError
+from hispeed.testing.windows import append_rows, duckdb_rows
+
+GAP = 10
+STREAM = (
+    "CREATE STREAM s (g STRING KEY, v BIGINT, t BIGINT) WITH "
+    "(kafka_topic='s', partitions=1, value_format='JSON', timestamp='t');"
+)
+
+
+def _feed(seed: int) -> list[list[dict[str, Any]]]:
+    """Batches of rows: each key's rows come in bursts (rows under 5 ms apart; bursts of a
+    key at least 30 ms apart), the keys' bursts interleaved, each row up to 3 ms early (out
+    of order, never late), and now and then a row 200 ms or more behind (late)."""
+    rng = random.Random(seed)
+    rows: list[tuple[int, dict[str, Any]]] = []
+    last = {f"k{i}": -1000 for i in range(4)}
+    clock = 1000
+    while len(rows) < 240:
+        clock += rng.randrange(1, 8)
+        key = rng.choice([k for k in last if clock - last[k] >= 30] or [None])
+        if key is None:
+            continue
+        t = clock
+        for _ in range(rng.randrange(1, 4)):
+            # read up to 3 ms early: out of order among the keys, never late
+            arrives = t + rng.randrange(4)
+            rows.append((arrives, {"G": key, "V": rng.randrange(1000), "T": t}))
+            last[key] = t
+            t += rng.randrange(1, 5)
+        if rng.random() < 0.1:
+            late = {"G": key, "V": rng.randrange(1000), "T": clock - 200 - rng.randrange(200)}
+            rows.append((clock, late))
+    arrived = [r for _, r in sorted(rows, key=lambda a: a[0])]
+    batches = []
+    while arrived:
+        n = rng.randrange(1, 6)
+        batches.append(arrived[:n])
+        arrived = arrived[n:]
+    return batches
+
+
+def sessions_sql(batches: list[list[dict[str, Any]]]) -> duckdb.DuckDBPyConnection:
+    """DuckDB: table `kept`, the rows not late (their time plus the gap past the newest time
+    read before them), each with its key's session (`ws`, `we`), sessions found as islands
+    of rows less than the gap apart; `now`, the stream time at the end."""
+    con = duckdb_rows(batches)
+    con.execute(
+        f"""
+        create table kept as
+        with ok as (
+          select * from s a
+          where coalesce(a.t + {GAP} > (select max(b.t) from s b where b.pos < a.pos), true)),
+        marked as (
+          select *, case when t - lag(t) over (partition by g order by t, pos) < {GAP}
+                         then 0 else 1 end as new from ok),
+        numbered as (
+          select *, sum(new) over (partition by g order by t, pos
+                                   rows unbounded preceding) as island from marked)
+        select pos, g, v, t,
+               min(t) over (partition by g, island) as ws,
+               max(t) over (partition by g, island) + {GAP} as we
+        from numbered
+        """
+    )
+    con.execute("create table now as select max(t) as now from s")
+    return con
+
+
+SESSION_CALLS = [
+    f"SESSION(TABLE s PARTITION BY g, DESCRIPTOR(t), INTERVAL '{GAP}' MILLISECONDS)",
+    f"SESSION(DATA => TABLE s PARTITION BY (g), TIMECOL => DESCRIPTOR(t), "
+    f"GAP => INTERVAL '{GAP}' MILLISECONDS)",
+]
+
+
+@pytest.mark.parametrize("call", SESSION_CALLS)
+def test_session_window_aggregation_per_partition_matches_duckdb_across_a_restart(
+    tmp_path: Path, call: str
+) -> None:
+    batches = _feed(3)
+    with Engine(tmp_path / "data") as engine:
+        engine.execute(STREAM)
+        engine.execute(
+            "CREATE TABLE a AS SELECT g, window_start, window_end, SUM(v) AS total, "
+            f"COUNT(*) AS n FROM TABLE({call}) GROUP BY g, window_start, window_end;"
+        )
+        for rows in batches[: len(batches) // 2]:
+            append_rows(engine, rows)
+        first = engine.log.read_table("A", 0).to_pylist()
+    with Engine(tmp_path / "data") as engine:  # the open sessions come back from the changelog
+        for rows in batches[len(batches) // 2 :]:
+            append_rows(engine, rows)
+        table = engine.log.read_table("A", 0).to_pylist()
+    got = []
+    for r in table:
+        value = json.loads(r["value"])
+        key = r["key"]
+        end, start = struct.unpack(">qq", key[-16:])  # session key: key, last row, first row
+        assert (value["WINDOW_START"], value["WINDOW_END"]) == (start, end + GAP)
+        got.append((key[:-16].decode(), start, end + GAP, value["TOTAL"], value["N"]))
+    con = sessions_sql(batches)
+    expected = con.execute(
+        "select g, ws, we, sum(v), count(*) from kept where we <= (select now from now) "
+        "group by g, ws, we"
+    ).fetchall()
+    late = con.execute("select count(*) from s where pos not in (select pos from kept)")
+    assert late.fetchone()[0] > 5  # type: ignore[index]
+    assert any(n > 1 for *_, n in expected)
+    assert len(expected) > 50
+    assert len(got) == len(set(got))  # a session's row is written once, when it closes
+    assert sorted(got) == sorted(expected)
+    assert 0 < len(first) < len(table)
+
+
+@pytest.mark.parametrize(
+    ("statement", "place", "words"),
+    [
+        (
+            "SELECT g, COUNT(*) AS n FROM TABLE(SESSION(TABLE s PARTITION BY g, DESCRIPTOR(t), "
+            "INTERVAL '1' SECOND)) GROUP BY window_start, window_end;",
+            (1, 114),
+            "groups by its PARTITION BY columns and the window: GROUP BY g, window_start",
+        ),
+        (
+            "SELECT COUNT(*) AS n FROM TABLE(SESSION(TABLE s PARTITION BY nope, DESCRIPTOR(t), "
+            "INTERVAL '1' SECOND)) GROUP BY window_start, window_end;",
+            (1, 62),
+            "PARTITION BY NOPE: S has no such column",
+        ),
+        (
+            "SELECT COUNT(*) AS n FROM TABLE(TUMBLE(TABLE s PARTITION BY g, DESCRIPTOR(t), "
+            "INTERVAL '1' SECOND)) GROUP BY window_start, window_end;",
+            (1, 48),
+            "TUMBLE takes no PARTITION BY",
+        ),
+    ],
+)
+def test_session_mistakes_are_refused_at_their_place(
+    tmp_path: Path, statement: str, place: tuple[int, int], words: str
+) -> None:
+    with Engine(tmp_path / "data") as engine:
+        engine.execute(STREAM)
+        with pytest.raises(SqlError) as err:
+            engine.execute(f"CREATE TABLE e AS\n{statement}")
+        assert (err.value.line - 1, err.value.column) == place
+        assert words in str(err.value)
