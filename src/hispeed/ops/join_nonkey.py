@@ -5,13 +5,17 @@ of either table joins every row of the other with the same value. Its result is 
 pair of the rows' keys (the left input's key columns, then the right table's), the only key
 under which each joined row has a place of its own: keyed by the left table's key alone (as
 ksqlDB's foreign-key join is), the rows of one left row with two right rows would overwrite
-each other, and the retraction of one would delete the other. A LEFT join's left row that
-joins nothing is keyed by its key and NULLs for the right table's.
+each other, and the retraction of one would delete the other. A LEFT (or FULL) join's left
+row that joins nothing is keyed by its key and NULLs for the right table's; a RIGHT (or
+FULL) join's right row that joins nothing by NULLs for the left key and its own key.
 
 Each change retracts what it takes away and sends what it makes: a left row's change deletes
 the pairs it no longer makes (its value moved, it was deleted) and sends the ones it makes
-now; a right row's change does the same for the left rows of its old and new values; a LEFT
-join's unmatched row goes when its first match comes and comes back when its last goes.
+now; a right row's change does the same for the left rows of its old and new values. An
+outer side's unmatched row goes when its first match comes and comes back when its last
+goes: a change computes the result rows it can touch (the changed row's, and the unmatched
+rows of the other side's rows it matched or matches) before and after, and sends the
+difference.
 
 Both tables are kept, by key, with an index of each by join value. The rows of one table
 with one join value are bounded (`query.join.nonkey.max.rows`): every change of a row on the
@@ -34,6 +38,8 @@ DEFAULT_MAX_ROWS = 10_000
 
 #: a kept row: its fields, its time and its join value
 Entry = tuple[dict[str, Any], int, Any]
+#: result rows by key: the left and right rows of each (None: the side it lacks)
+Rows = dict[tuple[Any, ...], tuple[Entry | None, Entry | None]]
 
 
 def max_rows_limit(properties: Mapping[str, Any]) -> int:
@@ -59,22 +65,23 @@ class NonKeyTableJoin(TablesStepRunner):
         #: join value -> the keys of the rows with it, each side
         self.left_index: dict[Any, set[Any]] = {}
         self.right_index: dict[Any, set[Any]] = {}
-        self.keep_left = step.kind == "LEFT"
+        self.keep_left = step.kind in ("LEFT", "FULL")
+        self.keep_right = step.kind in ("RIGHT", "FULL")
         self.max_rows = max_rows
         #: rows past `max_rows`, for the processing log: (message, partition, offset)
         self.refused: list[tuple[str, int, int]] = []
 
-    # -- the pairs ---------------------------------------------------------------------------
+    # -- the rows a change touches -----------------------------------------------------------
 
-    def _key(self, left: Entry, right: Entry | None) -> tuple[Any, ...]:
-        """The result key of a pair (or of an unmatched left row): both rows' key columns."""
-        lrow = left[0]
-        parts = [lrow.get(f) for f in self.left_key_fields]
-        if right is None:
-            parts += [None] * len(self.right_key_fields)
-        else:
-            parts += [right[0].get(f) for f in self.right_key_fields]
-        return tuple(parts)
+    def _key(self, left: Entry | None, right: Entry | None) -> tuple[Any, ...]:
+        """The result key of a pair, or of an unmatched row: both rows' key columns, NULLs
+        for the side it lacks."""
+        lrow = left[0] if left is not None else {}
+        rrow = right[0] if right is not None else {}
+        return (
+            *(lrow.get(f) for f in self.left_key_fields),
+            *(rrow.get(f) for f in self.right_key_fields),
+        )
 
     def _matching(self, left: Entry, rkeys: Iterable[Any]) -> list[Any]:
         """Those of `rkeys` whose rows match `left` (ON's other conditions, if any)."""
@@ -85,25 +92,70 @@ class NonKeyTableJoin(TablesStepRunner):
         passes = residual([self.joined(left[0], self.rights[k][0]) for k in found])
         return [k for k, ok in zip(found, passes, strict=True) if ok]
 
-    def _pairs(self, left: Entry | None) -> list[tuple[Any, Entry, Entry | None]]:
-        """What a left row gives: (result key, left, right) for each right row it matches,
-        or for a LEFT join's row that matches none, itself alone."""
+    def _any(self, left: Entry, rkeys: set[Any]) -> bool:
+        """Whether any of right rows `rkeys` (the rows of its value) matches `left`."""
+        return bool(rkeys) if self.step.residual is None else bool(self._matching(left, rkeys))
+
+    def _matched(self, right: Entry) -> bool:
+        """Whether any left row matches `right` (an outer right side's row is unmatched
+        when none does)."""
+        lkeys = self.left_index.get(right[2], ()) if right[2] is not None else ()
+        residual = self.step.residual
+        if residual is None or not lkeys:
+            return bool(lkeys)
+        passes = residual([self.joined(self.lefts[k][0], right[0]) for k in lkeys])
+        return any(passes)
+
+    def _of_left(self, lkey: Any, rkeys: Iterable[Any] | None) -> Rows:
+        """The rows of left row `lkey`: its pairs (with those of `rkeys` only, when given),
+        or, a LEFT or FULL join's row that matches nothing, itself alone."""
+        left = self.lefts.get(lkey)
         if left is None:
-            return []
-        rkeys = self.right_index.get(left[2], ()) if left[2] is not None else ()
-        out: list[tuple[Any, Entry, Entry | None]] = []
-        for rkey in self._matching(left, rkeys):
+            return {}
+        value = left[2]
+        among = self.right_index.get(value, set()) if value is not None else set()
+        matches = self._matching(left, among if rkeys is None else among & set(rkeys))
+        out: Rows = {}
+        for rkey in matches:
             right = self.rights[rkey]
-            out.append((self._key(left, right), left, right))
-        if not out and self.keep_left:
-            out.append((self._key(left, None), left, None))
+            out[self._key(left, right)] = (left, right)
+        if self.keep_left and not (matches if rkeys is None else self._any(left, among)):
+            out[self._key(left, None)] = (left, None)
         return out
 
+    def _unmatched_right(self, rkey: Any) -> Rows:
+        """A RIGHT or FULL join's right row `rkey` alone, if it matches nothing."""
+        right = self.rights.get(rkey)
+        if not self.keep_right or right is None or self._matched(right):
+            return {}
+        return {self._key(None, right): (None, right)}
+
+    def _touched(self, lkeys: set[Any], rkeys: set[Any], pairs_of: set[Any] | None) -> Rows:
+        """The result rows a change can alter: the rows of left rows `lkeys` (their pairs
+        with `pairs_of` only, when given) and the unmatched rows of right rows `rkeys`."""
+        rows: Rows = {}
+        for lkey in ordered(lkeys):
+            rows.update(self._of_left(lkey, pairs_of))
+        for rkey in ordered(rkeys):
+            rows.update(self._unmatched_right(rkey))
+        return rows
+
+    def _emit(self, before: Rows, after: Rows, trigger: Event, out: list[Event]) -> None:
+        """Retract what went, send what came or changed (a row of the same entries is the
+        same row: an unmatched row the change did not touch is not sent again)."""
+        for key in ordered(before.keys() - after.keys()):
+            self._retract(key, trigger, out)
+        for key, (left, right) in after.items():
+            old = before.get(key)
+            if old is not None and old[0] is left and old[1] is right:
+                continue
+            self._send(key, left, right, trigger, out)
+
     def _send(
-        self, key: Any, left: Entry, right: Entry | None, trigger: Event, out: list[Event]
+        self, key: Any, left: Entry | None, right: Entry | None, trigger: Event, out: list[Event]
     ) -> None:
-        ts = max(trigger.ts, left[1], right[1] if right is not None else 0)
-        row = self.joined(left[0], right[0] if right is not None else None)
+        ts = max(trigger.ts, *(x[1] for x in (left, right) if x is not None))
+        row = self.joined(left[0] if left is not None else None, right[0] if right else None)
         where = (trigger.partition, trigger.offset, trigger.headers)
         out.append(Event(row, ts, key, False, *where))
 
@@ -149,6 +201,14 @@ class NonKeyTableJoin(TablesStepRunner):
         )
         return False
 
+    def _near(self, old: Entry | None, new: Entry | None) -> set[Any]:
+        """The left rows under a right row's old and new join values."""
+        keys: set[Any] = set()
+        for x in (old, new):
+            if x is not None and x[2] is not None:
+                keys |= self.left_index.get(x[2], set())
+        return keys
+
     # -- the two inputs ----------------------------------------------------------------------
 
     def left(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
@@ -158,18 +218,21 @@ class NonKeyTableJoin(TablesStepRunner):
             lkey = e.key
             if lkey is None:
                 continue
-            before = {k for k, _, _ in self._pairs(self.lefts.get(lkey))}
+            old = self.lefts.get(lkey)
             entry: Entry | None = None
             if not e.deleted and self._admitted(self.left_index, lkey, value, e, "left"):
                 entry = (e.row, e.ts, value)
+            # the right rows it matched or matches: whether they match anything (a RIGHT
+            # or FULL join's unmatched rows) can change with this row
+            rkeys: set[Any] = set()
+            if self.keep_right:
+                for x in (old, entry):
+                    if x is not None and x[2] is not None:
+                        rkeys.update(self._matching(x, self.right_index.get(x[2], ())))
+            before = self._touched({lkey}, rkeys, None)
             self._place(self.lefts, self.left_index, lkey, entry)
             self.dirty.add(("L", lkey))
-            after = self._pairs(entry)
-            kept = {k for k, _, _ in after}
-            for key in ordered(before - kept):
-                self._retract(key, e, out)
-            for key, left, right in after:
-                self._send(key, left, right, e, out)
+            self._emit(before, self._touched({lkey}, rkeys, None), e, out)
         return out
 
     def right(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
@@ -184,34 +247,12 @@ class NonKeyTableJoin(TablesStepRunner):
             if not e.deleted and self._admitted(self.right_index, rkey, value, e, "right"):
                 entry = (e.row, e.ts, value)
             # the left rows of the old and the new value: their pairs with this row change
-            lkeys: set[Any] = set()
-            for x in (old, entry):
-                if x is not None and x[2] is not None:
-                    lkeys |= self.left_index.get(x[2], set())
-            before = {lk: self._with(lk, rkey) for lk in lkeys}
+            lkeys = self._near(old, entry)
+            before = self._touched(lkeys, {rkey}, {rkey})
             self._place(self.rights, self.right_index, rkey, entry)
             self.dirty.add(("R", rkey))
-            for lkey in ordered(lkeys):
-                left = self.lefts[lkey]
-                now = self._with(lkey, rkey)
-                for key in ordered(set(before[lkey]) - set(now)):
-                    self._retract(key, e, out)
-                for key, right in now.items():
-                    if right is None and key in before[lkey]:
-                        continue  # still unmatched: nothing of it changed
-                    self._send(key, left, right, e, out)
+            self._emit(before, self._touched(lkeys, {rkey}, {rkey}), e, out)
         return out
-
-    def _with(self, lkey: Any, rkey: Any) -> dict[Any, Entry | None]:
-        """The rows of left row `lkey` that a change of right row `rkey` can touch: its pair
-        with it, or (a LEFT join) the row alone when it matches nothing."""
-        left = self.lefts[lkey]
-        right = self.rights.get(rkey)
-        if right is not None and right[2] == left[2] and self._matching(left, [rkey]):
-            return {self._key(left, right): right}
-        if self.keep_left and not self._matching(left, self.right_index.get(left[2], ())):
-            return {self._key(left, None): None}
-        return {}
 
     # -- changelog ---------------------------------------------------------------------------
 

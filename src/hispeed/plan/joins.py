@@ -591,8 +591,9 @@ def _residual(
     residual: ast.Expr, step: JoinStep, right: JoinSide, scope: Scope, compile_: Any, err: Any
 ) -> Any:
     """The row predicate of an outer join's conditions past its key."""
-    if step.left_kind == "TABLE" and step.kind == "FULL":
-        # a pair that fails would be two rows of one key: a table cannot hold both
+    if step.left_kind == "TABLE" and step.kind == "FULL" and step.pair_key is None:
+        # a pair that fails would be two rows of one key: a table cannot hold both (a
+        # non-key join's unmatched rows have keys of their own)
         raise err(
             residual,
             "Invalid join condition: a FULL OUTER join of tables joins on its key alone; "

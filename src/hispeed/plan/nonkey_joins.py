@@ -7,11 +7,11 @@ both inputs' keys, the left input's key columns then the right table's, so a per
 query must select all of them (as ksqlDB's foreign-key join must select the left table's),
 in a key format of several columns.
 
-Only INNER and LEFT joins: a RIGHT join is a LEFT join with the tables swapped, and a FULL
-join's unmatched right rows would have no left key. The joins before it must be INNER or
-LEFT too, so that the left input is keyed by its first table's key (or by the pair of an
-earlier join on non-key columns); the table joins after it look their rows up for each pair,
-as foreign-key joins do.
+INNER, LEFT, RIGHT and FULL OUTER: a row of an outer side that matches nothing is keyed by
+its own key and NULLs for the other side's. The joins before it must be INNER or LEFT, or
+joins on non-key columns, so that the left input is keyed by its first table's key (or by
+the pair of an earlier join on non-key columns); the table joins after it look their rows up
+for each pair, as foreign-key joins do.
 """
 
 from __future__ import annotations
@@ -37,14 +37,9 @@ def check_step(
     """Refuse the non-key joins hispeed does not run, with ksqlDB's words first (`before`:
     the join steps before it; `sides`: its sources and those before it)."""
     why = None
-    if jn.kind == "FULL":
-        why = "a FULL OUTER join on a non-key column is not supported (its unmatched right rows "
-        why += "would have no key): join INNER or LEFT."
-    elif jn.kind == "RIGHT":
-        why = "a RIGHT join on a non-key column is not supported: write it as a LEFT join with "
-        why += "the tables swapped."
-    elif any(s.kind not in ("INNER", "LEFT") for s in before):
-        why = "a join on a non-key column may follow only INNER and LEFT joins."
+    if any(s.kind not in ("INNER", "LEFT") and s.pair_key is None for s in before):
+        why = "a join on a non-key column may follow only INNER and LEFT joins (and RIGHT "
+        why += "and FULL OUTER joins on non-key columns)."
     elif any(side.source.window is not None for side in sides):
         why = "a join on a non-key column is not supported on windowed tables."
     if why is not None:
