@@ -8,10 +8,13 @@ the changes at once.
 
 from __future__ import annotations
 
+import collections
 import math
 import pickle
 from collections.abc import Callable, Mapping
-from typing import Any
+from itertools import repeat
+from operator import itemgetter, setitem
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -328,35 +331,57 @@ class Aggregator:
             stamps = frame.column(field_name(label, "ROWTIME")).take(rows)
             stream_time = max(stream_time, pc.max(stamps).as_py())
         states_of = self.states
-        # each group's states (updated in place); the multisets a call at a time
+        # each group's states, updated a call at a time (a column of all groups' states)
         state_keys = [(group, None) for group in keys]
-        group_states = [states_of.get(key) or self._init() for key in state_keys]
-        others = []
-        chunks = self.multisets if "S" in self.pickled.encoders else None
-        for p, adder in enumerate(adders):
-            if not isinstance(adder, DistinctAdder):
-                others.append((p, adder))
-                continue
-            adder.add_all(group_states, p)
-            if chunks is not None:  # what each set took, for its changelog chunk
-                chunks.note_all(p, ((state_keys[i], values) for i, values in adder.added()))
-        dirty = self.dirty
-
-        def change(i: int, group: tuple[Any, ...], start: int, end: int) -> Change:
-            key = (group, None)
-            states = group_states[i]
-            for p, add in others:
-                states[p] = add(states[p], i)
-            states_of[key] = states
-            dirty.add(("S", key))
-            return self._change(group, None, states)
-
-        changes = changes_by_group(order, keys, starts, change, headers)
+        init = self._init
+        group_states: list[list[Any]] = [s or init() for s in map(states_of.get, state_keys)]
+        results: list[list[Any]] = []
+        distinct: list[tuple[int, DistinctAdder]] = []
+        for p, (add, result_of) in enumerate(zip(adders, self._result_of, strict=True)):
+            column = add(list(map(itemgetter(p), group_states)))
+            if isinstance(add, DistinctAdder):
+                distinct.append((p, add))  # its multisets were updated in place
+            else:
+                collections.deque(map(_put, group_states, repeat(p), column), maxlen=0)
+            results.append(column if result_of is None else list(map(result_of, column)))
+        states_of.update(zip(state_keys, group_states, strict=True))
+        if "S" in self.pickled.encoders:
+            self._write_chunked(state_keys, group_states, distinct, context.out)
+        else:
+            self.dirty.update(zip(repeat("S"), state_keys))
+        changes = changes_by_group(order, keys, starts, results, headers)
         times = context.stream_time
         times[partition] = max(times.get(partition, 0), stream_time)
         self.evict(times)
         self._emit(changes, context.out)
         self.checkpoint(context.out, times)
+
+    def _write_chunked(
+        self,
+        keys: list[Any],
+        states: list[list[Any]],
+        distinct: list[tuple[int, DistinctAdder]],
+        out: Outputs,
+    ) -> None:
+        """Write the by-group path's changed states now, their sets as chunks of what each
+        group added (state/multisets.py), all groups at once."""
+        chunks = self.multisets
+        assert chunks is not None
+        chunks.flush_stale(out.changelog)  # before this batch's chunks, which may reuse a name
+        positions = [p for p, _ in distinct]
+        sizes = np.zeros(len(keys), np.int64)
+        for _, add in distinct:
+            sizes += add.sizes
+        added: list[dict[int, list[Any]] | None] = list(
+            map(
+                dict,
+                map(zip, repeat(positions), zip(*(add.added for _, add in distinct), strict=True)),
+            )
+        )
+        for i in np.flatnonzero(sizes == 0).tolist():
+            added[i] = None  # its sets took nothing: its chunks stay as they are
+        records = chunks.encode_all(keys, states, added, sizes.tolist(), out.changelog)
+        self.pickled.write("S", zip(keys, records, strict=True), out.changelog)
 
     def checkpoint(self, out: Outputs, stream_time: dict[int, int]) -> None:
         """Write stream time and every changed state to the changelog (it commits with the
@@ -732,6 +757,10 @@ def _result_of(logic: Aggregate) -> Callable[[Any], Any] | None:
 def _is_distinct(logic: Any) -> bool:
     """Whether a call's state is a DISTINCT multiset (FILTER (WHERE ...) around it or not)."""
     return isinstance(logic.inner if isinstance(logic, Filtered) else logic, Distinct)
+
+
+#: `states[p] = value` as a function, for `map` over many groups' states
+_put = cast(Callable[[list[Any], int, Any], None], setitem)
 
 
 def _coalesce(changes: list[Change]) -> list[Change]:

@@ -11,8 +11,9 @@ last change per group, in the order of the groups' last records, as `_coalesce` 
 from __future__ import annotations
 
 import collections
+import operator
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,16 +42,19 @@ def batched(logic: Aggregate) -> bool:
     return type(logic) in _BATCHED or (isinstance(logic, Max) and logic.undoable)
 
 
-Adder = Callable[[Any, int], Any]
+#: a call's adder for one batch: each group's state (in group order) -> its state after
+#: the group's values (a multiset is updated in place and is its own new state)
+Adder = Callable[[list[Any]], list[Any]]
 
 
 def batch_adder(
     logic: Aggregate, columns: Sequence[pa.Array], starts: np.ndarray, lengths: np.ndarray
 ) -> Adder:
     """For one call and one batch (`columns`: its values, in group order; group `i` is rows
-    `starts[i]` .. + `lengths[i]`): `add(state, i)`, the state after group `i`'s values, as
+    `starts[i]` .. + `lengths[i]`): `add(states)`, every group's state after its values, as
     `logic.add` of each in turn would leave it. The per-batch work (the filter, counts per
-    group) is done here at once, so that each group costs a few operations."""
+    group) is done here at once, and `add` walks the groups in C (`map`): no Python
+    statement per group."""
     mask = None
     if isinstance(logic, Filtered):
         mask = pc.fill_null(columns[0], False)
@@ -64,7 +68,7 @@ def batch_adder(
         else:
             flags = np.asarray(valid.to_numpy(zero_copy_only=False), np.int64)
             counts = np.add.reduceat(flags, starts).tolist() if len(flags) else []
-        return lambda state, i: state + counts[i]
+        return lambda states: list(map(operator.add, states, counts))
     values = columns[0]
     if isinstance(logic, Distinct):
         return DistinctAdder(values, mask, starts)
@@ -80,20 +84,18 @@ def batch_adder(
     best = table.group_by("g", use_threads=False).aggregate([("v", how)])
     bests = best.column(f"v_{how}").to_pylist()
 
-    def extreme(state: Any, i: int) -> Any:
-        value = bests[i]
+    def extreme(state: Any, value: Any) -> Any:
         if value is None:
             return state
         return value if state is None else pick(state, value)
 
-    return extreme
+    return lambda states: list(map(extreme, states, bests))
 
 
 class DistinctAdder:
     """A DISTINCT call's adder for one batch: each group's non-NULL values (those the filter
-    lets in) as one list, counted into the group's multiset in C (`add_all`, a call at a
-    time over all the groups: a few operations a group); `added` tells the changelog what
-    each group added."""
+    lets in) as one list, counted into the group's multiset in C (a `map` over the groups);
+    `added` and `sizes` tell the changelog what each group added."""
 
     def __init__(self, values: pa.Array, mask: pa.Array | None, starts: np.ndarray) -> None:
         valid = values.is_valid()
@@ -102,32 +104,19 @@ class DistinctAdder:
         listed = values.filter(valid).to_pylist()
         if pa.types.is_nested(values.type):
             listed = [hashable(v) for v in listed]
-        self.listed: list[Any] = listed
         flags = np.asarray(valid.to_numpy(zero_copy_only=False), np.int64)
         counts = np.add.reduceat(flags, starts) if len(flags) else np.zeros(0, np.int64)
         ends = np.cumsum(counts)
-        self.bounds = list(zip((ends - counts).tolist(), ends.tolist(), strict=True))
+        #: how many values each group added (each occurrence once)
+        self.sizes: np.ndarray = counts
+        #: each group's values (an empty list for a group that added none)
+        self.added: list[list[Any]] = list(
+            map(listed.__getitem__, map(slice, (ends - counts).tolist(), ends.tolist()))
+        )
 
-    def __call__(self, state: Counter[Any], i: int) -> Counter[Any]:
-        start, end = self.bounds[i]
-        if end > start:
-            _count_into(state, self.listed[start:end])
-        return state
-
-    def add_all(self, group_states: list[list[Any]], position: int) -> None:
-        """Count each group's values into its multiset, at `position` of its states."""
-        listed = self.listed
-        count = _count_into
-        for states, (start, end) in zip(group_states, self.bounds, strict=True):
-            if end > start:
-                count(states[position], listed[start:end])
-
-    def added(self) -> Iterator[tuple[int, list[Any]]]:
-        """(group, the values it added, each occurrence once) of each group that added any."""
-        listed = self.listed
-        for i, (start, end) in enumerate(self.bounds):
-            if end > start:
-                yield i, listed[start:end]
+    def __call__(self, states: list[Counter[Any]]) -> list[Counter[Any]]:
+        collections.deque(map(_count_into, states, self.added), maxlen=0)
+        return states
 
 
 def group_runs(
@@ -154,15 +143,14 @@ def group_runs(
         if len(order)
         else np.zeros(0, np.int64)
     )
-    keys: list[tuple[Any, ...]] = []
-    sizes = [len(d) for d in dictionaries]
-    for code in sorted_codes[starts].tolist():
-        parts = []
-        for size in reversed(sizes):
-            code, i = divmod(code, max(size, 1))
-            parts.append(i)
-        parts.reverse()
-        keys.append(tuple(d[i] for d, i in zip(dictionaries, parts, strict=True)))
+    # each group's key from its code, a column at a time
+    rest = sorted_codes[starts]
+    parts = []
+    for d in reversed(dictionaries):
+        rest, at = np.divmod(rest, max(len(d), 1))
+        parts.append(list(map(d.__getitem__, at.tolist())))
+    parts.reverse()
+    keys: list[tuple[Any, ...]] = list(zip(*parts, strict=True)) if parts else [()] * len(starts)
     return order, keys, starts
 
 
@@ -170,18 +158,16 @@ def changes_by_group(
     order: np.ndarray,
     keys: list[tuple[Any, ...]],
     starts: np.ndarray,
-    make: Any,
+    results: list[list[Any]],
     headers: list[Any] | None,
 ) -> list[Change]:
-    """Each group's change (`make(run_index, rows_slice)`), in the order of the groups' last
-    records, with its last record's headers."""
+    """Each group's change (`results`: each call's result column, in group order; the row
+    time's last), in the order of the groups' last records, with its last record's headers."""
     ends = np.append(starts[1:], len(order))
     last = order[ends - 1] if len(order) else np.zeros(0, np.int64)
-    changes: list[tuple[int, Change]] = []
-    for i, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
-        change = make(i, keys[i], start, end)
-        at = int(last[i])
-        change.headers = headers[at] if headers is not None else None
-        changes.append((at, change))
-    changes.sort(key=lambda c: c[0])
-    return [c for _, c in changes]
+    rows = list(map(list, zip(*results, strict=True)))
+    at = last.tolist()
+    return [
+        Change(keys[i], None, rows[i], rows[i][-1], headers[at[i]] if headers is not None else None)
+        for i in np.argsort(last).tolist()
+    ]

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import pickle
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from itertools import repeat
 from typing import Any
 
 from hispeed.errors import HispeedError
@@ -94,17 +95,6 @@ class MultisetChunks:
         else:
             noted[position] = held + values
 
-    def note_all(self, position: int, runs: Iterable[tuple[Any, list[Any]]]) -> None:
-        """`note_added` of each (state key, values) of `runs`, at `position`."""
-        added = self.added
-        for key, values in runs:
-            noted = added.get(key)
-            if noted is None:
-                added[key] = {position: values}
-            else:
-                held = noted.get(position)
-                noted[position] = values if held is None else held + values
-
     def restore(self, name: tuple[Any, ...], value: Any) -> None:
         """Take back a chunk record `("U", state_key, n)`."""
         _, key, number = name
@@ -155,12 +145,46 @@ class MultisetChunks:
         whole sets when the group has no chunks yet or too many). A group with chunks and
         nothing noted since the last checkpoint is taken as unchanged."""
         added = self.added.pop(key, None)
-        held = self.chunks.get(key)
         if state is None:
-            self.chunks.pop(key, None)
+            held = self.chunks.pop(key, None)
             for n in range(held[0] if held else 0):
                 changelog[pickle.dumps((CHUNK_KIND, key, n))] = None
             return None
+        size = sum(map(len, added.values())) if added is not None else 0
+        return self._encoded(key, state, added, size, changelog)
+
+    def encode_all(
+        self,
+        keys: list[Any],
+        states: list[list[Any]],
+        added: list[dict[int, list[Any]] | None],
+        sizes: list[int],
+        changelog: ChangelogChanges,
+    ) -> list[list[Any]]:
+        """`encode` of many groups' states at once (none deleted): `added[i]`, the values
+        group `i`'s sets took since the last checkpoint (`{position: values}`, None:
+        none), `sizes[i]` how many those are."""
+        if self.added:  # values noted one by one (`note_added`) join these
+            added, sizes = list(added), list(sizes)
+            for i, key in enumerate(keys):
+                noted = self.added.pop(key, None)
+                if noted is not None:
+                    merged = dict(added[i] or {})
+                    for p, values in noted.items():
+                        merged[p] = merged.get(p, []) + values
+                    added[i], sizes[i] = merged, sizes[i] + sum(map(len, noted.values()))
+        return list(map(self._encoded, keys, states, added, sizes, repeat(changelog)))
+
+    def _encoded(
+        self,
+        key: Any,
+        state: list[Any],
+        added: dict[int, list[Any]] | None,
+        size: int,
+        changelog: ChangelogChanges,
+    ) -> list[Any]:
+        """The record of a group's state (`added`: what its sets took, `size` values)."""
+        held = self.chunks.get(key)
         record = list(state)
         positions = self.positions
         if held is not None and added is None:
@@ -169,9 +193,9 @@ class MultisetChunks:
                 record[p] = marker
             return record
         count = held[0] if held is not None else 0
-        if held is not None and added is not None and count < MAX_CHUNKS:
-            size = held[1] + sum(map(len, added.values()))
-            if size <= 2 * sum(map(len, [state[p] for p in positions])) + SLACK:
+        if held is not None and count < MAX_CHUNKS:
+            size += held[1]
+            if size <= 2 * sum([len(state[p]) for p in positions]) + SLACK:
                 changelog[pickle.dumps((CHUNK_KIND, key, count))] = pickle.dumps(added)
                 held[0] = count + 1
                 held[1] = size

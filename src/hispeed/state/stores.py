@@ -174,6 +174,19 @@ class PickledStores:
         if store is not None:
             store[name[1]] = value
 
+    def write(
+        self, kind: str, entries: Iterable[tuple[Any, Any]], changelog: ChangelogChanges
+    ) -> None:
+        """Write entries of `kind` to `changelog` now, each value pickled as it is (no
+        encoder; they are not marked changed: the caller writes them in place of that)."""
+        names = self._key_bytes
+        dumps = pickle.dumps
+        for key, value in entries:
+            name = names.get((kind, key))
+            if name is None:
+                name = names[(kind, key)] = dumps((kind, key))
+            changelog[name] = dumps(value)
+
     def checkpoint(self, changelog: ChangelogChanges) -> None:
         """Write every changed entry to `changelog` (a deleted one as None)."""
         names = self._key_bytes
