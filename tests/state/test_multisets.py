@@ -28,6 +28,10 @@ def _compacted(changelog: dict[bytes, bytes | None], batch: dict[bytes, bytes | 
             changelog[k] = v
 
 
+def _unpickled(records: dict[bytes, bytes | None]) -> dict[Any, Any]:
+    return {pickle.loads(k): None if v is None else pickle.loads(v) for k, v in records.items()}
+
+
 def _restored(changelog: dict[bytes, bytes | None], positions: list[int]) -> dict[Any, Any]:
     chunks = MultisetChunks(positions)
     states: dict[Any, Any] = {}
@@ -113,3 +117,43 @@ def test_sets_written_whole_restore_and_orphan_chunks_are_deleted() -> None:
     assert pickle.loads(records[pickle.dumps((CHUNK_KIND, key, 0))] or b"") == {
         0: {"new": 2, "more": 1}
     }
+
+
+def test_encoding_many_groups_at_once_writes_what_one_by_one_writes() -> None:
+    """`encode_all` (the by-group path's, every changed group at once) writes the records
+    and chunks `encode` writes group by group, also with values noted one by one before it
+    and a group whose sets took nothing; restored, they give the sets."""
+    one, many = MultisetChunks([0, 2]), MultisetChunks([0, 2])
+    by_one: dict[bytes, bytes | None] = {}
+    by_many: dict[bytes, bytes | None] = {}
+    keys = [(("a",), None), (("b",), None), (("c",), None)]
+    states_one = {k: [Counter(), 0, Counter()] for k in keys}
+    states_many = {k: [Counter(), 0, Counter()] for k in keys}
+    for batch in range(3 * MAX_CHUNKS):
+        added: list[dict[int, list[Any]] | None] = []
+        for i, key in enumerate(keys):
+            new = {0: [batch % 5, batch], 2: [batch % 3]} if (batch + i) % 4 else None
+            added.append(new)
+            for states in (states_one[key], states_many[key]):
+                states[1] += 1
+                for p, values in (new or {}).items():
+                    states[p].update(values)
+            for p, values in (new or {}).items():
+                one.note_added(key, p, values)
+        many.note_added(keys[0], 0, ["early"])  # noted one by one before: joins the batch's
+        one.note_added(keys[0], 0, ["early"])
+        states_one[keys[0]][0].update(["early"])
+        states_many[keys[0]][0].update(["early"])
+        records_one: dict[bytes, bytes | None] = {}
+        for key in keys:
+            record = one.encode(key, states_one[key], records_one)
+            records_one[pickle.dumps(key)] = pickle.dumps(record)
+        records_many: dict[bytes, bytes | None] = {}
+        sizes = [sum(map(len, a.values())) if a else 0 for a in added]
+        encoded = many.encode_all(keys, [states_many[k] for k in keys], added, sizes, records_many)
+        for key, record in zip(keys, encoded, strict=True):
+            records_many[pickle.dumps(key)] = pickle.dumps(record)
+        assert _unpickled(records_many) == _unpickled(records_one), f"batch {batch}"
+        _compacted(by_one, records_one)
+        _compacted(by_many, records_many)
+        assert _restored(by_many, [0, 2]) == states_many == states_one
