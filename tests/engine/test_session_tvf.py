@@ -59,10 +59,12 @@ def _feed(seed: int) -> list[list[dict[str, Any]]]:
     return batches
 
 
-def sessions_sql(batches: list[list[dict[str, Any]]]) -> duckdb.DuckDBPyConnection:
+def sessions_sql(
+    batches: list[list[dict[str, Any]]], partition: str = "g"
+) -> duckdb.DuckDBPyConnection:
     """DuckDB: table `kept`, the rows not late (their time plus the gap past the newest time
     read before them), each with its key's session (`ws`, `we`), sessions found as islands
-    of rows less than the gap apart; `now`, the stream time at the end."""
+    of rows less than the gap apart (per `partition`); `now`, the stream time at the end."""
     con = duckdb_rows(batches)
     con.execute(
         f"""
@@ -71,14 +73,14 @@ def sessions_sql(batches: list[list[dict[str, Any]]]) -> duckdb.DuckDBPyConnecti
           select * from s a
           where coalesce(a.t + {GAP} > (select max(b.t) from s b where b.pos < a.pos), true)),
         marked as (
-          select *, case when t - lag(t) over (partition by g order by t, pos) < {GAP}
+          select *, case when t - lag(t) over (partition by {partition} order by t, pos) < {GAP}
                          then 0 else 1 end as new from ok),
         numbered as (
-          select *, sum(new) over (partition by g order by t, pos
+          select *, sum(new) over (partition by {partition} order by t, pos
                                    rows unbounded preceding) as island from marked)
         select pos, g, v, t,
-               min(t) over (partition by g, island) as ws,
-               max(t) over (partition by g, island) + {GAP} as we
+               min(t) over (partition by {partition}, island) as ws,
+               max(t) over (partition by {partition}, island) + {GAP} as we
         from numbered
         """
     )
@@ -129,6 +131,49 @@ def test_session_window_aggregation_per_partition_matches_duckdb_across_a_restar
     assert len(expected) > 50
     assert len(got) == len(set(got))  # a session's row is written once, when it closes
     assert sorted(got) == sorted(expected)
+    assert 0 < len(first) < len(table)
+
+
+@pytest.mark.parametrize("partitioned", [True, False])
+def test_session_rows_come_out_when_their_session_closes_as_duckdb_says(
+    tmp_path: Path, partitioned: bool
+) -> None:
+    """Without aggregation, each row comes out once its session has closed, with the
+    session's bounds; without PARTITION BY the whole stream's rows make the sessions (here
+    one key's rows: the feed's bursts keep its keys' sessions apart, not the stream's)."""
+    batches = _feed(7)
+    if not partitioned:
+        batches = [b for b in ([r for r in rows if r["G"] == "k0"] for rows in batches) if b]
+    by = " PARTITION BY g" if partitioned else ""
+    with Engine(tmp_path / "data") as engine:
+        engine.execute(STREAM)
+        engine.execute(
+            f"CREATE STREAM r AS SELECT * FROM TABLE(SESSION(TABLE s{by}, DESCRIPTOR(t), "
+            f"INTERVAL '{GAP}' MILLISECONDS)) WHERE v >= 0;"
+        )
+        for rows in batches[: len(batches) // 2]:
+            append_rows(engine, rows)
+        first = engine.log.read_table("R", 0).to_pylist()
+    with Engine(tmp_path / "data") as engine:  # the open sessions come back from the changelog
+        for rows in batches[len(batches) // 2 :]:
+            append_rows(engine, rows)
+        table = engine.log.read_table("R", 0).to_pylist()
+    got = []
+    for r in table:
+        value = json.loads(r["value"])
+        assert value["WINDOW_TIME"] == value["WINDOW_END"] - 1
+        got.append(
+            (r["key"].decode(), value["V"], value["T"], value["WINDOW_START"], value["WINDOW_END"])
+        )
+    con = sessions_sql(batches, "g" if partitioned else "1")
+    expected = con.execute(
+        "select g, v, t, ws, we from kept where we <= (select now from now)"
+    ).fetchall()
+    assert len(expected) > 40
+    assert any(we - ws > GAP for *_, ws, we in expected)  # sessions of several rows
+    assert sorted(got) == sorted(expected)  # each row once, when its session has closed
+    ends = [we for *_, we in got]
+    assert ends == sorted(ends)  # sessions come out in the order they end
     assert 0 < len(first) < len(table)
 
 

@@ -259,12 +259,6 @@ def test_the_descriptor_column_is_the_event_time(engine: Engine) -> None:
             (1, 35),
             "TUMBLE windows a stream; PERSON is a table",
         ),
-        (
-            "SELECT * FROM SESSION(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '1' SECOND);",
-            (1, 15),
-            "SESSION without a window aggregation (GROUP BY window_start, window_end) is not "
-            "supported yet",
-        ),
     ],
 )
 def test_mistakes_are_refused_at_their_place(

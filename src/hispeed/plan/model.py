@@ -217,6 +217,20 @@ class PythonStage:
 ROW_WINDOW_END = "$WINDOW_END"
 
 
+#: the columns a SESSION row carries its session's start and end in, once the session closes
+#: (ops/session_rows.py); no names a user can write
+SESSION_START, SESSION_END = "$SESSION_START", "$SESSION_END"
+
+
+@dataclass
+class SessionRowsPlan:
+    """SESSION's rows without aggregation: each held until its session (of rows less than
+    `gap_ms` apart, per value of `partition`, SESSION's PARTITION BY) closes."""
+
+    gap_ms: int
+    partition: list[Compiled]
+
+
 @dataclass(frozen=True)
 class RowWindows:
     """The windows of a HOP or CUMULATE table function (milliseconds; `step_ms` is HOP's
@@ -286,6 +300,8 @@ class QueryPlan:
     ranking: RankingPlan | None = None
     #: LAG calls of the select list, computed over each partition's earlier rows
     lags: list[LagCall] = field(default_factory=list)
+    #: SESSION's rows without aggregation, held until their session closes
+    session_rows: SessionRowsPlan | None = None
 
     @property
     def key_columns(self) -> list[Column]:

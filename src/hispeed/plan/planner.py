@@ -56,6 +56,7 @@ from hispeed.plan.validate import (
 )
 from hispeed.plan.window_join import rewrite as rewrite_window_join
 from hispeed.plan.window_tvf import rewrite as rewrite_window_tvf
+from hispeed.plan.window_tvf import session_rows, session_scope
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.format import sql
@@ -73,6 +74,7 @@ def plan_select(
         raise error_at(select, f"LIMIT must be a number of rows, not {select.limit}")
     refuse_order_by(select, sink_kind)  # a pull query's ORDER BY is planned in plan/pull.py
     plan = _plan_select(select, catalog, sink_kind, sink_name)
+    session_rows(select, plan)  # SESSION's rows, held until their session closes
     replaced = plan.scope.replaced
     plan.table_functions = [c for c in replaced.values() if isinstance(c, TableCall)]
     plan.lags = [c for c in replaced.values() if isinstance(c, LagCall)]
@@ -97,13 +99,14 @@ def _plan_select(
         select, window, row_windows = rewrite_window_join(select, catalog)
         return _plan_join(select, catalog, sink_kind, sink_name, window, row_windows)
     tvf = rewrite_window_tvf(select, catalog) if isinstance(select.from_, ast.WindowTvf) else None
-    select = select if tvf is None else tvf.select
+    original, select = select, select if tvf is None else tvf.select
     assert isinstance(select.from_, ast.SourceRef)
     ref = select.from_
     line, col = ref.pos
     source = tvf.source if tvf else catalog.get(ref.name, line=line or 1, column=col or 1)
     label = ref.label
     scope = source_scope(source, label)
+    session_scope(original, scope, label)  # SESSION's bounds, once its sessions close
     written_group_by = select.group_by
     check_column_references(select, scope, (label, source.name))
     select = _unqualify(select, label, source)

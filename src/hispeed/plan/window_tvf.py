@@ -21,7 +21,15 @@ from typing import Any
 
 from hispeed.catalog import PROCESSING_TIME, Catalog, Source
 from hispeed.expr.scope import Scope, ScopeColumn
-from hispeed.plan.model import ROW_WINDOW_END, RowWindows, field_name
+from hispeed.plan.model import (
+    ROW_WINDOW_END,
+    SESSION_END,
+    SESSION_START,
+    QueryPlan,
+    RowWindows,
+    SessionRowsPlan,
+    field_name,
+)
 from hispeed.plan.scope import compile_clause, error_at, is_aggregate, source_scope, walk
 from hispeed.sql import ast
 from hispeed.sql import types as T
@@ -80,11 +88,7 @@ def rewrite(
     if aggregated:
         return _aggregation(select, tvf, source, label, timestamp_type)
     if tvf.kind == "SESSION":
-        raise error_at(
-            tvf,
-            "SESSION without a window aggregation (GROUP BY window_start, window_end) is not "
-            "supported yet: a row's session is known only once the session closes",
-        )
+        columns = _session_columns(tvf)
     if columns is None and tvf.kind != "TUMBLE" and timestamp_type.name == "TIMESTAMP":
         raise error_at(
             tvf,
@@ -96,6 +100,40 @@ def rewrite(
     plain = _replace_columns(select, label, source, columns, timestamp_type)
     ref = ast.SourceRef(source.name, label, pos=tvf.pos)
     return Rewritten(dataclasses.replace(plain, from_=ref), source, keyless=False)
+
+
+def _session_columns(tvf: ast.WindowTvf) -> dict[str, ast.Expr]:
+    """SESSION's window columns of a row whose session has closed: its bounds in the columns
+    the operator adds (ops/session_rows.py)."""
+    end = ast.ColumnRef(SESSION_END, tvf.label, pos=tvf.pos)
+    return {
+        "WINDOW_START": ast.ColumnRef(SESSION_START, tvf.label, pos=tvf.pos),
+        "WINDOW_END": end,
+        "WINDOW_TIME": _plus(end, -1),
+    }
+
+
+def session_scope(select: ast.Select, scope: Scope, label: str) -> None:
+    """Add SESSION's bounds to the scope of its rows' query (`select` as written), which
+    ops/session_rows.py fills when a session closes."""
+    tvf = select.from_
+    if not isinstance(tvf, ast.WindowTvf) or tvf.kind != "SESSION":
+        return
+    scope.columns += [
+        ScopeColumn(n, T.BIGINT, field_name(label, n), label) for n in (SESSION_START, SESSION_END)
+    ]
+
+
+def session_rows(select: ast.Select, plan: QueryPlan) -> None:
+    """SESSION's rows without aggregation (`select` as written): the plan holds each row
+    until its session closes, its partition SESSION's PARTITION BY columns."""
+    tvf = select.from_
+    if not isinstance(tvf, ast.WindowTvf) or tvf.kind != "SESSION" or plan.aggregation:
+        return
+    source = plan.source
+    _check_partition_columns(tvf, source)
+    partition = [compile_clause(k, plan.scope, "PARTITION BY") for k in tvf.partition_by]
+    plan.session_rows = SessionRowsPlan(tvf.size_ms, partition)
 
 
 def ranked_rows(
@@ -122,9 +160,9 @@ def ranked_rows(
     if tvf.kind == "SESSION":
         raise error_at(
             tvf,
-            "window Top-N and deduplication over SESSION's rows are not supported: a row's "
-            "session is known only once the session closes; over TUMBLE's, HOP's and "
-            "CUMULATE's rows they are, and over any window aggregation (rank its table)",
+            "window Top-N and deduplication over SESSION's rows are not supported (Flink's "
+            "follow TUMBLE, HOP or CUMULATE only); over TUMBLE's, HOP's and CUMULATE's rows "
+            "they are, and over any window aggregation, SESSION's too (rank its table)",
         )
     if inner.group_by or inner.having is not None:
         at = inner.group_by[0] if inner.group_by else inner.having
@@ -310,12 +348,7 @@ def _check_partition_keys(
     """SESSION's PARTITION BY under a window aggregation: its columns are the stream's, and
     the aggregation's groups (the GROUP BY's keys besides the window) are its partitions,
     whose sessions the aggregation keeps apart (as Flink's session window aggregation does)."""
-    for key in tvf.partition_by:
-        if source.column(key.name) is None:
-            known = ", ".join(c.name for c in source.columns)
-            raise error_at(
-                key, f"PARTITION BY {key.name}: {source.name} has no such column ({known})"
-            )
+    _check_partition_columns(tvf, source)
     if not tvf.partition_by:
         return
     others = [g for g, n in zip(group_by, names, strict=True) if n is None]
@@ -328,6 +361,16 @@ def _check_partition_keys(
             f"GROUP BY {', '.join(k.name.lower() for k in tvf.partition_by)}, window_start, "
             "window_end",
         )
+
+
+def _check_partition_columns(tvf: ast.WindowTvf, source: Source) -> None:
+    """SESSION's PARTITION BY names columns of its stream."""
+    for key in tvf.partition_by:
+        if source.column(key.name) is None:
+            known = ", ".join(c.name for c in source.columns)
+            raise error_at(
+                key, f"PARTITION BY {key.name}: {source.name} has no such column ({known})"
+            )
 
 
 def _counted(select: ast.Select) -> ast.Expr | None:

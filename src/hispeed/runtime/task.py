@@ -31,6 +31,9 @@ from hispeed.ops.lag import KIND as LAG_KIND
 from hispeed.ops.lag import Lag
 from hispeed.ops.over_table import ranking_operator
 from hispeed.ops.project import Project
+from hispeed.ops.session_rows import KIND as SESSION_KIND
+from hispeed.ops.session_rows import SEQUENCE as SESSION_SEQUENCE
+from hispeed.ops.session_rows import SessionRows
 from hispeed.ops.stateful import StatefulProcessor
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.plan.temporal import retention
@@ -157,6 +160,8 @@ class QueryTask:
         )
         #: LAG(...) OVER columns, filled before the select list (ops/lag.py)
         self.lag = Lag(plan) if plan.lags else None
+        #: SESSION's rows, held until their session closes (ops/session_rows.py)
+        self.sessions = SessionRows(plan) if plan.session_rows is not None else None
         if self.stateful:
             if unit is None:
                 self.log.create_topic(
@@ -202,7 +207,7 @@ class QueryTask:
 
     @property
     def stateful(self) -> bool:
-        parts = (self.aggregator, self.join, self.processor, self.topn, self.lag)
+        parts = (self.aggregator, self.join, self.processor, self.topn, self.lag, self.sessions)
         return any(x is not None for x in parts)
 
     # -- state ------------------------------------------------------------------------------
@@ -219,6 +224,8 @@ class QueryTask:
             stores[None] = self.topn
         if self.lag is not None:
             stores[LAG_KIND] = self.lag
+        if self.sessions is not None:
+            stores[SESSION_KIND] = stores[SESSION_SEQUENCE] = self.sessions
         self.stream_time = restore(self.log, self.changelog_topic, self.unit or 0, stores)
 
     # -- running ----------------------------------------------------------------------------
@@ -281,6 +288,8 @@ class QueryTask:
             self.topn = ranking_operator(self.plan, self.emitter, self.ranking_properties)
         if self.lag is not None:
             self.lag = Lag(self.plan)
+        if self.sessions is not None:
+            self.sessions = SessionRows(self.plan)
         self.project = Project(self.plan, self.sink, self.emitter, self.join, self.processor)
         if self.stateful:
             self._restore()
@@ -325,6 +334,8 @@ class QueryTask:
             self.topn.checkpoint(out.changelog)
         if self.lag is not None:
             self.lag.checkpoint(out.changelog)
+        if self.sessions is not None:
+            self.sessions.checkpoint(out.changelog)
         self.records_in += n
         return out, positions, n
 
@@ -437,6 +448,10 @@ class QueryTask:
             return
         if self.lag is not None:
             frame, tombstones = self.lag.process(frame, tombstones, context)
+        if self.sessions is not None:
+            frame, tombstones = self.sessions.process(frame, tombstones, context)
+            if frame.num_rows == 0:
+                return
         self.project.process(frame, tombstones, context)
 
 

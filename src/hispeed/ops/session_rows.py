@@ -1,0 +1,126 @@
+"""SESSION's rows without aggregation, as Flink's: `SELECT * FROM TABLE(SESSION(TABLE s
+PARTITION BY k, DESCRIPTOR(t), gap))` gives each row its session's window_start,
+window_end and window_time, known only once the session closes.
+
+Each PARTITION BY key (the whole stream without one) keeps its open sessions: a row joins
+the sessions it is less than the gap from (Flink's: the row's window `[t, t + gap)` merges
+with every session window it overlaps), merging them, and the session ends a gap after its
+last row. When stream time reaches a session's end, its rows go on to the select list
+(ops/project.py), each with the session's start and end in the plan's `SESSION_START` and
+`SESSION_END` columns, sessions in the order of their end, a session's rows in the order
+they came. A row whose session (after merging) had ended when it came is late and dropped,
+as the session window aggregation drops one (Flink drops it too). Stream time is the newest
+row time read, over all the input's partitions, as for the other window operators.
+
+The open sessions (their rows as Python values) are the operator's `PickledStores`, written
+to the query's changelog with the batch's outputs and stream time in one transaction, and
+restored from it at a restart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from hispeed.functions.registry import EvalContext
+from hispeed.ops.base import OperatorContext
+from hispeed.plan.model import SESSION_END, SESSION_START, QueryPlan, field_name
+from hispeed.state.changelog import write_stream_time
+from hispeed.state.stores import ChangelogChanges, PickledStores
+
+#: the store kinds: each partition's open sessions, [start, last row time, [rows]], and the
+#: arrival counter that orders a session's rows
+KIND, SEQUENCE = "SN", "SQ"
+#: the stream time before any row
+_NEVER = -(1 << 63)
+
+
+class SessionRows:
+    """Holds a stream's rows until their SESSION closes (see the module)."""
+
+    def __init__(self, plan: QueryPlan) -> None:
+        assert plan.session_rows is not None
+        self.plan = plan
+        self.gap = plan.session_rows.gap_ms
+        self.partition = plan.session_rows.partition
+        self.stores = PickledStores([KIND, SEQUENCE])
+
+    def restore(self, name: Any, value: Any) -> None:
+        """Take back a changelog entry of this operator's stores."""
+        self.stores.restore(name, value)
+
+    def checkpoint(self, changelog: ChangelogChanges) -> None:
+        """Write what changed since the last checkpoint to the batch's changelog changes."""
+        self.stores.checkpoint(changelog)
+
+    def process(
+        self, frame: pa.RecordBatch, tombstones: np.ndarray, context: OperatorContext
+    ) -> tuple[pa.RecordBatch, np.ndarray]:
+        """Put a batch's rows in their sessions; the rows of the sessions it closes, with
+        their session's bounds (no tombstones: a stream's null value is no row)."""
+        label = self.plan.label
+        times = context.stream_time
+        stamps = frame.column(field_name(label, "ROWTIME")).to_numpy(zero_copy_only=False)
+        start = max(times.values(), default=_NEVER)
+        seen = np.maximum.accumulate(np.concatenate([[start], stamps.astype(np.int64)]))
+        before, now = seen[:-1].tolist(), int(seen[-1])
+        live = ~np.asarray(tombstones, bool)
+        ctx = EvalContext()
+        keys = [c(frame, ctx).to_pylist() for c in self.partition]
+        context.report(ctx, frame, label)
+        rows = frame.to_pylist()
+        for i in np.flatnonzero(live).tolist():
+            partition = tuple(k[i] for k in keys)
+            self._add(partition, int(stamps[i]), rows[i], before[i])
+        if now > times.get(context.partition, _NEVER):
+            times[context.partition] = now
+            write_stream_time(context.out.changelog, times)
+        closed = self._close(now)
+        schema = frame.schema.append(pa.field(field_name(label, SESSION_START), pa.int64()))
+        schema = schema.append(pa.field(field_name(label, SESSION_END), pa.int64()))
+        out = pa.RecordBatch.from_pylist(closed, schema=schema)
+        return out, np.zeros(out.num_rows, bool)
+
+    def _add(self, partition: tuple[Any, ...], ts: int, row: dict[str, Any], then: int) -> None:
+        """Merge the row into its partition's sessions, unless its session had ended at
+        `then` (the stream time when it came): late."""
+        gap = self.gap
+        store = self.stores[KIND]
+        sessions: list[list[Any]] = store.get(partition) or []
+        # the open sessions the row's window [ts, ts + gap) overlaps (one that ended at
+        # `then` is closed, though written only at the batch's end)
+        near = [s for s in sessions if s[0] - gap < ts < s[1] + gap and s[1] + gap > then]
+        first = min([ts, *(s[0] for s in near)])
+        last = max([ts, *(s[1] for s in near)])
+        if last + gap <= then:
+            return  # the session had closed: a late row
+        sequence = int(self.stores[SEQUENCE].get("next", 0))
+        self.stores[SEQUENCE].put("next", sequence + 1)
+        held = [r for s in near for r in s[2]] + [(sequence, row)]
+        kept = [s for s in sessions if not any(s is n for n in near)]
+        store.put(partition, [*kept, [first, last, sorted(held, key=lambda r: r[0])]])
+
+    def _close(self, now: int) -> list[dict[str, Any]]:
+        """The rows of every session stream time has reached the end of, taken out."""
+        label = self.plan.label
+        store = self.stores[KIND]
+        gap = self.gap
+        closing: list[tuple[int, int, int, dict[str, Any]]] = []
+        for partition in list(store):
+            sessions = store.get(partition) or []
+            ended = [s for s in sessions if s[1] + gap <= now]
+            if not ended:
+                continue
+            rest = [s for s in sessions if s[1] + gap > now]
+            if rest:
+                store.put(partition, rest)
+            else:
+                store.delete(partition)
+            closing += [(s[1] + gap, s[0], seq, row) for s in ended for seq, row in s[2]]
+        closing.sort(key=lambda c: (c[0], c[1], c[2]))
+        return [
+            {**row, field_name(label, SESSION_START): first, field_name(label, SESSION_END): end}
+            for end, first, _, row in closing
+        ]
