@@ -180,3 +180,18 @@ def test_pull_queries_over_a_stream_answer_up_to_a_hundred_thousand_rows_by_defa
         with pytest.raises(HispeedError, match=r"at most 100,000 rows"):
             e.query("SELECT * FROM s;")
         assert len(e.query("SELECT * FROM s WHERE x = 1 LIMIT 100000;")) == 100_000
+
+
+def test_a_statements_own_properties_bound_its_pull_query(engine: Engine) -> None:
+    # the statement's properties, not only the engine's, decide what a pull query may do
+    # (ksqlDB reads ksql.query.pull.* from the request's properties over the server's)
+    scans_off = {"ksql.query.pull.table.scan.enabled": "false"}
+    for table, rows in (("counts", 5), ("peaks", 4)):  # windowed and not
+        with pytest.raises(HispeedError, match="requires table scan to be enabled"):
+            engine.execute(f"SELECT * FROM {table};", properties=scans_off)
+        assert len(engine.execute(f"SELECT * FROM {table};")[0].rows) == rows
+    windowed = "SELECT * FROM counts WHERE id = 'a' AND windowstart >= 10000;"
+    assert [r["N"] for r in engine.execute(windowed, properties=scans_off)[0].rows] == [1]
+    no_limit = {"ksql.query.pull.limit.clause.enabled": "false"}
+    with pytest.raises(HispeedError, match="LIMIT clause in pull queries is currently disabled"):
+        engine.execute("SELECT * FROM counts LIMIT 1;", properties=no_limit)

@@ -99,3 +99,24 @@ def test_a_push_query_over_a_table_sends_a_deletion_as_a_tombstone(
         {"row": {"columns": [1, 111]}},
         {"finalMessage": "Limit Reached"},
     ]
+
+
+def test_a_pull_query_reads_the_requests_properties(engine: Engine, client: TestClient) -> None:
+    engine.execute(
+        "CREATE STREAM s1 (mykey INT KEY, myvalue INT) "
+        "WITH (kafka_topic='s1', value_format='JSON', partitions=1);"
+        "CREATE TABLE w AS SELECT mykey, COUNT(*) AS n FROM s1 "
+        "WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY mykey;"
+    )
+    engine.insert("s1", {"MYKEY": 10, "MYVALUE": 1}, timestamp=1000)
+    engine.drain()
+    assert query(client, "SELECT * FROM w;") == [{"row": {"columns": [10, 0, 60000, 1]}}]
+    r = client.post(
+        "/query",
+        json={
+            "ksql": "SELECT * FROM w;",
+            "streamsProperties": {"ksql.query.pull.table.scan.enabled": False},
+        },
+    )
+    assert r.status_code == 400, r.text
+    assert "Query requires table scan to be enabled" in r.json()["message"]

@@ -16,7 +16,7 @@ import dataclasses
 import decimal
 import re
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -346,15 +346,21 @@ class PullViews:
         )
 
 
-def prepare(views: PullViews, select: ast.Select) -> PreparedPull:
-    """Check and plan a pull query (no EMIT), as ksqlDB would refuse or answer it."""
+def prepare(
+    views: PullViews, select: ast.Select, properties: Mapping[str, Any] | None = None
+) -> PreparedPull:
+    """Check and plan a pull query (no EMIT), as ksqlDB would refuse or answer it.
+
+    `properties`: the request's or the statement's (ksqlDB's `ksql.query.pull.*`, the
+    bounds a query is checked against) over the engine's."""
     if select.emit is not None:
         raise HispeedError("a push query (EMIT CHANGES) runs with Engine.stream()")
     context = views.context
-    select = check_pull(flatten(select), context.catalog, context.properties)
+    props = {**context.properties, **(properties or {})}
+    select = check_pull(flatten(select), context.catalog, props)
     order, select = select.order_by, dataclasses.replace(select, order_by=())
     try:
-        plan = plan_query(select, context.catalog, context.log)
+        plan = plan_query(select, context.catalog, context.log, properties=props)
     except HispeedError as e:
         # ksqlDB checks BETWEEN's types only once it has rewritten it into comparisons
         text = str(e)
@@ -372,7 +378,7 @@ def prepare(views: PullViews, select: ast.Select) -> PreparedPull:
         )
     if plan.table_functions:
         raise HispeedError("Pull queries don't support table functions.")
-    access = pull_access(select, plan.source, plan.label, context.properties)
+    access = pull_access(select, plan.source, plan.label, props)
     prepared = PreparedPull(plan, access, plan.source)
     if order:
         most = int(context.properties.get(PULL_MAX_ROWS, DEFAULT_PULL_MAX_ROWS))
@@ -411,9 +417,11 @@ def _projection(
     return out
 
 
-def run_select(views: PullViews, select: ast.Select) -> list[dict[str, Any]]:
-    """Rows of a parsed pull query."""
-    return prepare(views, select).run(views)
+def run_select(
+    views: PullViews, select: ast.Select, properties: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Rows of a parsed pull query (`properties`: the statement's, over the engine's)."""
+    return prepare(views, select, properties).run(views)
 
 
 # `SELECT <items> FROM <name> WHERE <column> = <literal>`: the shape of a key lookup

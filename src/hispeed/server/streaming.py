@@ -237,7 +237,7 @@ class QuerySession:
                         raise
 
     def _open_pull(self, select: ast.Select) -> None:
-        prepared = prepare(self.engine.runtime.views, select)
+        prepared = prepare(self.engine.runtime.views, select, self.properties)
         plan = prepared.plan
         keys: set[str] = set()
         if plan.source.kind == "TABLE":

@@ -195,7 +195,7 @@ def pull_query(parts: EngineParts, stmt: ast.QueryStatement, call: Call) -> Resu
         raise UnsupportedError(
             "push queries (EMIT CHANGES) run through Engine.stream() or the server's /query"
         )
-    return Result("rows", rows=run_select(parts.runtime.views, select))
+    return Result("rows", rows=run_select(parts.runtime.views, select, call.props))
 
 
 def describe_plan(plan: QueryPlan) -> str:
