@@ -45,14 +45,19 @@ def parse_duration(text: str, option: str) -> int:
     return millis
 
 
+#: the kinds of window a windowed topic's keys may have (WINDOW_TYPE, DESCRIBE's and the REST
+#: API's windowType): ksqlDB's, and CUMULATING, the windows of Flink's CUMULATE aggregated
+WINDOW_TYPES = ("TUMBLING", "HOPPING", "SESSION", "CUMULATING")
+
+
 def window_properties(props: Mapping[str, Any]) -> tuple[str, int | None] | None:
     """(WINDOW_TYPE, size in ms or None for sessions) of a WITH clause, None if it names no
     window; an error where ksqlDB refuses the pair."""
     if props.get("WINDOW_TYPE") is None:
         return None
     kind = str(props["WINDOW_TYPE"]).upper()
-    if kind not in ("TUMBLING", "HOPPING", "SESSION"):
-        raise HispeedError(f"WINDOW_TYPE must be TUMBLING, HOPPING or SESSION, not {kind}")
+    if kind not in WINDOW_TYPES:
+        raise HispeedError(f"WINDOW_TYPE must be {', '.join(WINDOW_TYPES)}, not {kind}")
     size = props.get("WINDOW_SIZE")
     if kind == "SESSION":
         if size is not None:
