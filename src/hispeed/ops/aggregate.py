@@ -29,8 +29,8 @@ from hispeed.ops.aggregate_batch import (
     DistinctAdder,
     batch_adder,
     batched,
-    changes_by_group,
     group_runs,
+    last_rows,
 )
 from hispeed.ops.base import OperatorContext, Outputs
 from hispeed.ops.changes import Change, only_rows
@@ -349,11 +349,10 @@ class Aggregator:
             self._write_chunked(state_keys, group_states, distinct, context.out)
         else:
             self.dirty.update(zip(repeat("S"), state_keys))
-        changes = changes_by_group(order, keys, starts, results, headers)
         times = context.stream_time
         times[partition] = max(times.get(partition, 0), stream_time)
         self.evict(times)
-        self._emit(changes, context.out)
+        self._emit_groups(keys, results, last_rows(order, starts), headers, context.out)
         self.checkpoint(context.out, times)
 
     def _write_chunked(
@@ -381,7 +380,7 @@ class Aggregator:
         for i in np.flatnonzero(sizes == 0).tolist():
             added[i] = None  # its sets took nothing: its chunks stay as they are
         records = chunks.encode_all(keys, states, added, sizes.tolist(), out.changelog)
-        self.pickled.write("S", zip(keys, records, strict=True), out.changelog)
+        self.pickled.write("S", keys, records, out.changelog)
 
     def checkpoint(self, out: Outputs, stream_time: dict[int, int]) -> None:
         """Write stream time and every changed state to the changelog (it commits with the
@@ -662,7 +661,6 @@ class Aggregator:
         if not changes:
             return
         agg = self.agg
-        n = len(changes)
         arrays: list[pa.Array] = []
         names: list[str] = []
         for i, col in enumerate(agg.group_columns):
@@ -690,40 +688,99 @@ class Aggregator:
             )
             names += ["$WINDOWSTART", "$WINDOWEND"]
         post = pa.RecordBatch.from_arrays(arrays, names=names)
+        headers = (
+            pa.array([c.headers for c in changes], HEADERS_TYPE)
+            if any(c.headers is not None for c in changes)
+            else None
+        )
+        self._emit_post(
+            post,
+            pa.array([c.timestamp for c in changes], pa.int64()),
+            np.array([c.results is None for c in changes]),
+            lambda: [(c.group, c.window) for c in changes],
+            headers,
+            out,
+        )
+
+    def _emit_groups(
+        self,
+        keys: list[tuple[Any, ...]],
+        results: list[list[Any]],
+        last: np.ndarray,
+        headers: list[Any] | None,
+        out: Outputs,
+    ) -> None:
+        """The by-group path's changes (no window, none deleted): group `i`'s key `keys[i]`,
+        each call's results a column in group order; output in the order of the groups'
+        last records (`last`: each group's), with their headers."""
+        if not keys:
+            return
+        agg = self.agg
+        order = np.argsort(last)
+        rows = pa.array(order)
+        arrays: list[pa.Array] = []
+        names: list[str] = []
+        for col, values in zip(agg.group_columns, zip(*keys, strict=True), strict=True):
+            hashed = list(map(unhashable, values, repeat(col.type)))
+            arrays.append(_array(hashed, col.type.to_arrow()).take(rows))
+            names.append(col.field)
+        for call, column in zip(self.calls, results, strict=True):
+            arrays.append(_array(column, call.column.type.to_arrow()).take(rows))
+            names.append(call.column.field)
+        post = pa.RecordBatch.from_arrays(arrays, names=names)
+        at = last[order].tolist()
+        changed = None
+        if headers is not None:
+            taken = [headers[i] for i in at]
+            if any(h is not None for h in taken):
+                changed = pa.array(taken, HEADERS_TYPE)
+        self._emit_post(
+            post,
+            pa.array(results[-1], pa.int64()).take(rows),  # the row time's
+            np.zeros(len(keys), bool),
+            lambda: [(keys[i], None) for i in order.tolist()],
+            changed,
+            out,
+        )
+
+    def _emit_post(
+        self,
+        post: pa.RecordBatch,
+        stamps: pa.Array,
+        deleted: np.ndarray,
+        keys_of: Callable[[], list[Any]],
+        headers: pa.Array | None,
+        out: Outputs,
+    ) -> None:
+        """Output changes (`post`: their groups, results and windows as columns; `keys_of`:
+        their (group, window) keys, which HAVING needs) through the select list, HAVING
+        and the emit operator."""
         ctx = EvalContext()
         keys = [c.expr(post, ctx) for c in self.plan.key]
         values = [c.expr(post, ctx) for c in self.plan.value]
-        deleted = np.array([c.results is None for c in changes])
-        emit = np.ones(len(changes), bool)
+        emit = np.ones(len(deleted), bool)
         if self.plan.having is not None:
             keep = np.asarray(
                 pc.fill_null(self.plan.having(post, ctx), False).to_numpy(zero_copy_only=False)
             )
             deleted |= ~keep
             # a row that fails HAVING deletes the key only if its last output passed
-            for i, c in enumerate(changes):
-                key = (c.group, c.window)
+            for i, key in enumerate(keys_of()):
                 if deleted[i]:
                     emit[i] = self.present.pop(key, False)
                 else:
                     self.present[key] = True
                 self.dirty.add(("P", key))
-        stamps = pa.array([c.timestamp for c in changes], pa.int64())
+        windowed = self.agg.window is not None
         window = (post.column("$WINDOWSTART"), post.column("$WINDOWEND")) if windowed else None
         if not emit.any():
             return
-        headers = (
-            pa.array([c.headers for c in changes], HEADERS_TYPE)
-            if any(c.headers is not None for c in changes)
-            else None
-        )
         if not emit.all():
             keys, values, stamps, deleted, window = only_rows(
                 emit, keys, values, stamps, deleted, window
             )
             if headers is not None:
                 headers = headers.filter(pa.array(emit))
-        del n
         self.emitter.emit(keys, values, stamps, deleted, out, window=window, headers=headers)
 
 

@@ -22,7 +22,6 @@ import pyarrow.compute as pc
 
 from hispeed.functions.aggregate_modifiers import CountDistinct, Distinct, Filtered
 from hispeed.functions.aggregates import Aggregate, Count, Max, Min, hashable
-from hispeed.ops.changes import Change
 
 #: counts an iterable's items into a mapping, in C: what `Counter.update` calls after a
 #: check of its argument that costs more than counting a group's few values
@@ -101,7 +100,11 @@ class DistinctAdder:
         valid = values.is_valid()
         if mask is not None:
             valid = pc.and_(valid, mask)
-        listed = values.filter(valid).to_pylist()
+        kept = values.filter(valid)
+        if pa.types.is_integer(kept.type):  # no NULL left: numpy's ints, made faster
+            listed = kept.to_numpy().tolist()
+        else:
+            listed = kept.to_pylist()
         if pa.types.is_nested(values.type):
             listed = [hashable(v) for v in listed]
         flags = np.asarray(valid.to_numpy(zero_copy_only=False), np.int64)
@@ -154,20 +157,9 @@ def group_runs(
     return order, keys, starts
 
 
-def changes_by_group(
-    order: np.ndarray,
-    keys: list[tuple[Any, ...]],
-    starts: np.ndarray,
-    results: list[list[Any]],
-    headers: list[Any] | None,
-) -> list[Change]:
-    """Each group's change (`results`: each call's result column, in group order; the row
-    time's last), in the order of the groups' last records, with its last record's headers."""
-    ends = np.append(starts[1:], len(order))
-    last = order[ends - 1] if len(order) else np.zeros(0, np.int64)
-    rows = list(map(list, zip(*results, strict=True)))
-    at = last.tolist()
-    return [
-        Change(keys[i], None, rows[i], rows[i][-1], headers[at[i]] if headers is not None else None)
-        for i in np.argsort(last).tolist()
-    ]
+def last_rows(order: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Each group's last record (its row of the batch), of `group_runs`' order and starts."""
+    if not len(order):
+        return np.zeros(0, np.int64)
+    last: np.ndarray = order[np.append(starts[1:], len(order)) - 1]
+    return last

@@ -22,6 +22,7 @@ refers to a chunk the changelog does not hold is refused with `ChunkMissingError
 
 from __future__ import annotations
 
+import operator
 import pickle
 from collections import Counter
 from collections.abc import Sequence
@@ -62,6 +63,10 @@ class Chunked:
 
     def __repr__(self) -> str:
         return f"Chunked({self.chunks})"
+
+
+#: the markers of 0 .. MAX_CHUNKS chunks, shared by the records that hold them
+_MARKERS = [Chunked(n) for n in range(MAX_CHUNKS + 1)]
 
 
 class ChunkMissingError(HispeedError):
@@ -151,7 +156,9 @@ class MultisetChunks:
                 changelog[pickle.dumps((CHUNK_KIND, key, n))] = None
             return None
         size = sum(map(len, added.values())) if added is not None else 0
-        return self._encoded(key, state, added, size, changelog)
+        whole = sum(len(state[p]) for p in self.positions)
+        count = self._chunk(key, state, self.chunks.get(key), added, size, whole, changelog)
+        return self._records([state], [count])[0]
 
     def encode_all(
         self,
@@ -173,43 +180,57 @@ class MultisetChunks:
                     for p, values in noted.items():
                         merged[p] = merged.get(p, []) + values
                     added[i], sizes[i] = merged, sizes[i] + sum(map(len, noted.values()))
-        return list(map(self._encoded, keys, states, added, sizes, repeat(changelog)))
+        if not states:
+            return []
+        columns = list(zip(*states, strict=True))
+        wholes = [0] * len(states)
+        for p in self.positions:  # each group's distinct values in all
+            wholes = list(map(operator.add, wholes, map(len, columns[p])))
+        helds = list(map(self.chunks.get, keys))
+        chunk, into = self._chunk, repeat(changelog)
+        counts = list(map(chunk, keys, states, helds, added, sizes, wholes, into))
+        return self._records(states, counts, columns)
 
-    def _encoded(
+    def _chunk(
         self,
         key: Any,
         state: list[Any],
+        held: list[int] | None,
         added: dict[int, list[Any]] | None,
         size: int,
+        whole: int,
         changelog: ChangelogChanges,
-    ) -> list[Any]:
-        """The record of a group's state (`added`: what its sets took, `size` values)."""
-        held = self.chunks.get(key)
-        record = list(state)
-        positions = self.positions
-        if held is not None and added is None:
-            marker = Chunked(held[0])
-            for p in positions:
-                record[p] = marker
-            return record
-        count = held[0] if held is not None else 0
-        if held is not None and count < MAX_CHUNKS:
-            size += held[1]
-            if size <= 2 * sum([len(state[p]) for p in positions]) + SLACK:
-                changelog[pickle.dumps((CHUNK_KIND, key, count))] = pickle.dumps(added)
-                held[0] = count + 1
-                held[1] = size
-                marker = Chunked(count + 1)
-                for p in positions:
-                    record[p] = marker
-                return record
+    ) -> int:
+        """Write a group's chunk (`added`: what its sets took, `size` values; `held`: its
+        chunks so far and their values, None: none; `whole`: its sets' distinct values);
+        how many chunks it has after."""
+        count = 0
+        if held is not None:
+            count = held[0]
+            if added is None:
+                return count
+            if count < MAX_CHUNKS:
+                size += held[1]
+                if size <= 2 * whole + SLACK:
+                    changelog[pickle.dumps((CHUNK_KIND, key, count))] = pickle.dumps(added)
+                    held[0] = count + 1
+                    held[1] = size
+                    return count + 1
         # the whole sets as chunk 0; the others go
-        whole = {p: dict(state[p]) for p in positions}
-        changelog[pickle.dumps((CHUNK_KIND, key, 0))] = pickle.dumps(whole)
+        sets = {p: dict(state[p]) for p in self.positions}
+        changelog[pickle.dumps((CHUNK_KIND, key, 0))] = pickle.dumps(sets)
         for n in range(1, count):
             changelog[pickle.dumps((CHUNK_KIND, key, n))] = None
-        self.chunks[key] = [1, sum(map(len, whole.values()))]
-        marker = Chunked(1)
-        for p in positions:
-            record[p] = marker
-        return record
+        self.chunks[key] = [1, sum(map(len, sets.values()))]
+        return 1
+
+    def _records(
+        self, states: list[list[Any]], counts: list[int], columns: list[Any] | None = None
+    ) -> list[list[Any]]:
+        """The states' records: each set replaced by `Chunked` of its group's chunk count
+        (`columns`: the states' as columns, if made already)."""
+        columns = list(zip(*states, strict=True)) if columns is None else list(columns)
+        markers = [_MARKERS[n] if n < len(_MARKERS) else Chunked(n) for n in counts]
+        for p in self.positions:
+            columns[p] = markers
+        return list(map(list, zip(*columns, strict=True)))

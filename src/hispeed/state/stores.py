@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable, Iterable, Iterator
+from itertools import repeat
 from typing import Any, Protocol, TypeVar
 
 K = TypeVar("K")
@@ -175,17 +176,17 @@ class PickledStores:
             store[name[1]] = value
 
     def write(
-        self, kind: str, entries: Iterable[tuple[Any, Any]], changelog: ChangelogChanges
+        self, kind: str, keys: list[Any], values: list[Any], changelog: ChangelogChanges
     ) -> None:
-        """Write entries of `kind` to `changelog` now, each value pickled as it is (no
-        encoder; they are not marked changed: the caller writes them in place of that)."""
-        names = self._key_bytes
-        dumps = pickle.dumps
-        for key, value in entries:
-            name = names.get((kind, key))
-            if name is None:
-                name = names[(kind, key)] = dumps((kind, key))
-            changelog[name] = dumps(value)
+        """Write entries of `kind` (`keys[i]` -> `values[i]`) to `changelog` now, each value
+        pickled as it is, no encoder (they are not marked changed: the caller writes them
+        in place of that), all at once."""
+        known = self._key_bytes
+        named = list(zip(repeat(kind), keys))
+        names: list[Any] = list(map(known.get, named))
+        for i in [i for i, name in enumerate(names) if name is None]:
+            names[i] = known[named[i]] = pickle.dumps(named[i])
+        changelog.update(zip(names, map(pickle.dumps, values), strict=True))
 
     def checkpoint(self, changelog: ChangelogChanges) -> None:
         """Write every changed entry to `changelog` (a deleted one as None)."""
