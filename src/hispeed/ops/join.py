@@ -55,6 +55,7 @@ from hispeed.ops.join_stream_table import StreamTableJoin
 from hispeed.ops.join_table_table import TableTableJoin
 from hispeed.ops.join_temporal import VersionedTableJoin
 from hispeed.ops.join_window import WindowJoin
+from hispeed.ops.join_windowed_stream import WindowedStreamTableJoin
 from hispeed.ops.join_windowed_table import StreamWindowedTableJoin
 from hispeed.plan.model import (
     LABEL,
@@ -126,6 +127,10 @@ class JoinRuntime:
                 session, keep = w.kind == "SESSION", temporal_retention_ms
                 runner = StreamWindowedTableJoin(step, left_fields, right_fields, session, keep)
                 self.steps.append(runner)
+            elif step.left_kind == "STREAM" and join.sides[0].source.window is not None:
+                # a windowed stream's records look their key's rows up (#4736)
+                first = step.right == 1
+                self.steps.append(WindowedStreamTableJoin(step, left_fields, right_fields, first))
             elif step.left_kind == "STREAM":
                 self.steps.append(StreamTableJoin(step, left_fields, right_fields))
             elif step.pair_key is not None:  # many to many (#9352): ops/join_nonkey.py
@@ -141,7 +146,9 @@ class JoinRuntime:
         #: a one-step stream-table join runs whole stream batches at once
         only = self.steps[0] if len(self.steps) == 1 else None
         self.lookup = (
-            only if isinstance(only, StreamTableJoin) and only.step.residual is None else None
+            only
+            if type(only) is StreamTableJoin and only.step.residual is None  # not windowed
+            else None
         )
         #: so does a one-step stream-stream join of the common shape (ops/join_columnar.py)
         self.columnar: ColumnarStreamJoin | None = None

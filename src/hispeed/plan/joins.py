@@ -36,7 +36,14 @@ from hispeed.plan.model import (
     JoinStep,
 )
 from hispeed.plan.scope import source_scope, walk
-from hispeed.plan.windowed_joins import stream_to_windowed_tables, windowed_table_to_table
+from hispeed.plan.windowed_joins import (
+    check_windowed_stream_key,
+    mixed_reason,
+    outer_reason,
+    stream_to_windowed_tables,
+    windowed_stream_to_tables,
+    windowed_table_to_tables,
+)
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.flink import JoinedSubquery
@@ -160,20 +167,29 @@ def plan_relation(
                     "Implicit repartitioning of windowed sources is not supported. See "
                     "https://github.com/confluentinc/ksql/issues/4385.",
                 )
+        check_windowed_stream_key(jn, sides, left_field, err)  # #4736
         if step.left_kind == "TABLE" and not _is_key(right_e, right, scope):
             # many to many, keyed by both tables' keys (#9352: plan/nonkey_joins.py)
             nonkey.check_step(jn, steps, sides[: i + 1], shown, err)
             step.pair_key = (nonkey.left_key(sides, pair), nonkey.right_key(right))
             step.condition = shown
         elif step.left_kind == "TABLE":
-            if i == 1:  # a windowed table's windows look one row up: a foreign key (#4736)
-                windows = windowed_table_to_table(sides)
-                step.foreign_key = windows or not _is_key(left_e, sides[0], scope)
+            if windowed_table_to_tables(sides):  # a window looks rows up: foreign keys (#4736)
+                step.foreign_key = True
+            elif i == 1:
+                step.foreign_key = not _is_key(left_e, sides[0], scope)
             else:
                 step.foreign_key = left_field is None or left_field not in equal
             if step.foreign_key:
                 _check_foreign_key(
-                    jn, i, shown, left_label, right.label, err, right.source.window is not None
+                    jn,
+                    i,
+                    shown,
+                    left_label,
+                    right.label,
+                    err,
+                    right.source.window is not None,
+                    outer_reason(jn, sides),
                 )
         elif step.right_kind == "TABLE" and not _is_key(right_e, right, scope):
             raise err(
@@ -310,7 +326,9 @@ def _check_sources(join: ast.Join, sides: list[JoinSide], err: Any) -> None:
             f"Source(s) {', '.join(kafka)} are using the 'KAFKA' value format. This format "
             "does not yet support JOIN.",
         )
-    if stream_to_windowed_tables(sides) or windowed_table_to_table(sides):  # #4736
+    if any(f(sides) for f in (stream_to_windowed_tables, windowed_table_to_tables)):  # #4736
+        return
+    if windowed_stream_to_tables(sides):
         return
     windowed = [s for s in sides if s.source.window is not None]
     plain = [s for s in sides if s.source.window is None]
@@ -333,7 +351,7 @@ def _check_sources(join: ast.Join, sides: list[JoinSide], err: Any) -> None:
             join,
             "Can not join windowed source to non-windowed source.\n"
             f"`{w.source.name}` is {w.source.window.kind} windowed\n"
-            f"`{p.source.name}` is not windowed",
+            f"`{p.source.name}` is not windowed\n{mixed_reason(sides)}",
         )
 
 
@@ -388,17 +406,25 @@ def _check_windowed_key_formats(join: ast.Join, sides: list[JoinSide], err: Any)
 
 
 def _check_foreign_key(
-    jn: ast.Join, i: int, shown: str, left: str, right: str, err: Any, windowed: bool = False
+    jn: ast.Join,
+    i: int,
+    shown: str,
+    left: str,
+    right: str,
+    err: Any,
+    windowed: bool = False,
+    why: str = "",
 ) -> None:
+    """Refuse the foreign-key joins not run, in ksqlDB's words (and `why`, hispeed's)."""
     if windowed:
         raise err(jn, "Foreign-key table-table joins are not supported on windowed tables.")
     if jn.kind == "RIGHT":
-        raise err(jn, "RIGHT OUTER JOIN on a foreign key is not supported")
+        raise err(jn, "RIGHT OUTER JOIN on a foreign key is not supported" + (why and f". {why}"))
     if jn.kind == "FULL":
         raise err(
             jn,
             "Invalid join type: full-outer join not supported for foreign-key table-table "
-            f"join. Got {left} [FULL] OUTER JOIN {right}.",
+            f"join. Got {left} [FULL] OUTER JOIN {right}." + (why and f" {why}"),
         )
 
 

@@ -41,7 +41,10 @@ def check_step(
         why = "a join on a non-key column may follow only INNER and LEFT joins (and RIGHT "
         why += "and FULL OUTER joins on non-key columns)."
     elif any(side.source.window is not None for side in sides):
-        why = "a join on a non-key column is not supported on windowed tables."
+        why = "a join on a non-key column is not supported on windowed tables (a window's "
+        why += "row would pair with every row of its value, windows and keys mixed in one "
+        why += "key): join a windowed table on the other table's primary key, which gives "
+        why += "each window its key's row."
     if why is not None:
         raise err(jn, f"{refusal(shown)} hispeed joins on other columns too, but {why}")
 
