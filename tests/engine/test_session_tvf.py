@@ -178,6 +178,55 @@ def test_session_rows_come_out_when_their_session_closes_as_duckdb_says(
 
 
 @pytest.mark.parametrize(
+    ("order", "bound", "sql_order", "n"),
+    [("v DESC", "rn <= 2", "v desc", 2), ("t DESC", "rn = 1", "t desc", 1)],
+)
+def test_session_window_top_n_and_dedup_match_duckdb_across_a_restart(
+    tmp_path: Path, order: str, bound: str, sql_order: str, n: int
+) -> None:
+    """Window Top-N (the 2 highest values of each key's session) and window deduplication
+    (each session's last row) over SESSION's rows: ranked once the session closes, ties to
+    the row that came first."""
+    batches = _feed(9)
+    query = (
+        "CREATE TABLE top WITH (key_format='JSON') AS SELECT * FROM (SELECT g, v, t, "
+        "window_start, window_end, ROW_NUMBER() OVER (PARTITION BY window_start, window_end, g "
+        f"ORDER BY {order}) AS rn FROM TABLE(SESSION(TABLE s PARTITION BY g, DESCRIPTOR(t), "
+        f"INTERVAL '{GAP}' MILLISECONDS))) WHERE {bound};"
+    )
+    with Engine(tmp_path / "data") as engine:
+        engine.execute(STREAM)
+        engine.execute(query)
+        for rows in batches[: len(batches) // 2]:
+            append_rows(engine, rows)
+        first = engine.log.read_table("TOP", 0).to_pylist()
+    with Engine(tmp_path / "data") as engine:  # the open sessions come back from the changelog
+        for rows in batches[len(batches) // 2 :]:
+            append_rows(engine, rows)
+        table = engine.log.read_table("TOP", 0).to_pylist()
+    got = []
+    for r in table:
+        key, value = json.loads(r["key"]), json.loads(r["value"])
+        rank = key.get("RN", value.get("RN"))
+        got.append((key["G"], key["WINDOW_START"], key["WINDOW_END"], rank, value["V"], value["T"]))
+    expected = (
+        sessions_sql(batches)
+        .execute(
+            f"""select * from (
+                  select g, ws, we, row_number() over (partition by g, ws, we
+                                                       order by {sql_order}, pos) as rn, v, t
+                  from kept where we <= (select now from now))
+                where rn <= {n}"""
+        )
+        .fetchall()
+    )
+    assert len(expected) > 50
+    assert len(got) == len(set(got))  # each rank written once, when its session closes
+    assert sorted(got) == sorted(expected)
+    assert 0 < len(first) < len(table)
+
+
+@pytest.mark.parametrize(
     ("statement", "place", "words"),
     [
         (

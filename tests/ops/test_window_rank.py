@@ -164,13 +164,6 @@ def test_nothing_is_written_before_the_window_closes(tmp_path: Path) -> None:
             "PARTITION BY window_start, window_end",
         ),
         (
-            "SELECT * FROM (SELECT g, v, ROW_NUMBER() OVER (PARTITION BY window_start, "
-            "window_end, g ORDER BY t) AS rn FROM SESSION(TABLE s, DESCRIPTOR(t), "
-            "INTERVAL '1' SECOND)) WHERE rn = 1",
-            "SESSION",
-            "over SESSION's rows are not supported",
-        ),
-        (
             # each row would be copied into 100,000 windows: refused when planned
             "SELECT * FROM (SELECT g, v, ROW_NUMBER() OVER (PARTITION BY window_start, "
             "window_end, g ORDER BY t) AS rn FROM HOP(TABLE s, DESCRIPTOR(t), "

@@ -102,6 +102,10 @@ class WindowRank:
         start = max(times.values(), default=_NEVER)
         seen = np.maximum.accumulate(np.concatenate([[start], stamps.astype(np.int64)]))
         before, now = seen[:-1], int(seen[-1])
+        if plan.session_rows is not None:
+            # SESSION's rows come from closed sessions (ops/session_rows.py dropped the late
+            # ones): each is ranked, and its session output, in this batch
+            before = np.full(len(before), _NEVER, np.int64)
         if self.ranking.row_windows is not None:
             frame, before = self._copies(frame, stamps, before)
             tombstones = np.asarray(tombstones, bool)[self._rows]

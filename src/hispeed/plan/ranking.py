@@ -48,7 +48,7 @@ from hispeed.plan.scope import (
     source_scope,
     walk,
 )
-from hispeed.plan.window_tvf import ranked_rows
+from hispeed.plan.window_tvf import ranked_rows, session_rows, session_scope
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.format import sql
@@ -114,6 +114,7 @@ def plan_subquery(
     row_windows: RowWindows | None = None
     #: PARTITION BY as the user wrote it, for messages (a window TVF's columns are rewritten)
     written = over.partition_by
+    tvf_select = inner  # SESSION's rows are held until their session closes
     if isinstance(inner.from_, ast.WindowTvf):
         # window Top-N and deduplication over a window table function's rows
         inner, tvf_source, window_end, row_windows = ranked_rows(inner, over, catalog)
@@ -159,6 +160,7 @@ def plan_subquery(
             # the window end the operator gives each copy of a HOP's or CUMULATE's row
             end = ScopeColumn(ROW_WINDOW_END, T.BIGINT, field_name(label, ROW_WINDOW_END), label)
             scope = Scope([*scope.columns, end])
+        session_scope(tvf_select, scope, label)
         # the subquery's columns by name: their expressions over the source (None: the rank)
         items = _expand(inner, source, label, at)
     rank_name = inner.items[at].alias  # type: ignore[union-attr]
@@ -251,7 +253,7 @@ def plan_subquery(
         window_end=None if windowed is None else compile_clause(windowed[1], scope, "PARTITION BY"),
         row_windows=row_windows,
     )
-    return QueryPlan(
+    plan = QueryPlan(
         source,
         label,
         scope,
@@ -265,6 +267,8 @@ def plan_subquery(
         notes=[f"{over.name} Top-{limit} per partition" + (" per window" if windowed else "")],
         join=join,
     )
+    session_rows(tvf_select, plan)  # over SESSION's rows: ranked once their session closes
+    return plan
 
 
 def _window_key(source: Any) -> list[str]:

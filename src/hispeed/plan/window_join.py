@@ -52,8 +52,8 @@ def rewrite(
         if side.tvf.kind == "SESSION":
             raise error_at(
                 side.tvf,
-                "a window join of SESSION's rows is not supported (Flink's follows TUMBLE, "
-                "HOP or CUMULATE only); of TUMBLE's, HOP's and CUMULATE's rows it is",
+                "a window join of SESSION's rows is not supported yet (Flink 1.19 has it, "
+                "as experimental); of TUMBLE's, HOP's and CUMULATE's rows it is",
             )
     a, b = left.tvf, right.tvf
     if (a.kind, a.size_ms, a.step_ms, a.offset_ms) != (b.kind, b.size_ms, b.step_ms, b.offset_ms):

@@ -157,13 +157,6 @@ def ranked_rows(
             f"{over.name}() over a window table function's rows ranks each window's rows: "
             "PARTITION BY window_start, window_end (and any other columns)",
         )
-    if tvf.kind == "SESSION":
-        raise error_at(
-            tvf,
-            "window Top-N and deduplication over SESSION's rows are not supported (Flink's "
-            "follow TUMBLE, HOP or CUMULATE only); over TUMBLE's, HOP's and CUMULATE's rows "
-            "they are, and over any window aggregation, SESSION's too (rank its table)",
-        )
     if inner.group_by or inner.having is not None:
         at = inner.group_by[0] if inner.group_by else inner.having
         raise error_at(
@@ -176,6 +169,9 @@ def ranked_rows(
     if tvf.kind == "TUMBLE":
         rewritten = rewrite(inner, catalog)
         return rewritten.select, rewritten.source, _row_windows(tvf)["WINDOW_END"], None
+    if tvf.kind == "SESSION":  # the rows of closed sessions (ops/session_rows.py)
+        rewritten = rewrite(inner, catalog)
+        return rewritten.select, rewritten.source, _session_columns(tvf)["WINDOW_END"], None
     assert tvf.step_ms is not None  # HOP's slide, CUMULATE's step: the parser requires them
     columns = _assigned(tvf, None)
     rewritten = rewrite(inner, catalog, columns)

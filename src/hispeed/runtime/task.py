@@ -443,15 +443,16 @@ class QueryTask:
             # stream time advances record by record inside the aggregation
             self.aggregator.process(frame, tombstones, context)
             return
+        if self.sessions is not None:
+            # SESSION's rows, once their session closes (then ranked or projected)
+            frame, tombstones = self.sessions.process(frame, tombstones, context)
+            if frame.num_rows == 0:
+                return
         if self.topn is not None:
             self.topn.process(frame, tombstones, context)
             return
         if self.lag is not None:
             frame, tombstones = self.lag.process(frame, tombstones, context)
-        if self.sessions is not None:
-            frame, tombstones = self.sessions.process(frame, tombstones, context)
-            if frame.num_rows == 0:
-                return
         self.project.process(frame, tombstones, context)
 
 
