@@ -318,6 +318,21 @@ _KIND_WORDS = {
 }
 
 
+#: the group of window kinds each kind joins (ksqlDB's JoinNode: SESSION with SESSION,
+#: HOPPING and TUMBLING with each other); CUMULATE's windows, keyed by end and start, with
+#: CUMULATE's only
+_JOINS_WITH = {
+    "SESSION": "SESSION",
+    "HOPPING": "HOPPING",
+    "TUMBLING": "HOPPING",
+    "CUMULATING": "CUMULATING",
+}
+
+
+def _joins_with(kind: str) -> str:
+    return _JOINS_WITH.get(kind, kind)
+
+
 def _check_sources(join: ast.Join, sides: list[JoinSide], err: Any) -> None:
     kafka = [s.source.name for s in sides if s.source.value_format == "KAFKA"]
     if kafka:
@@ -332,17 +347,24 @@ def _check_sources(join: ast.Join, sides: list[JoinSide], err: Any) -> None:
         return
     windowed = [s for s in sides if s.source.window is not None]
     plain = [s for s in sides if s.source.window is None]
-    kinds = {s.source.window.kind == "SESSION" for s in windowed if s.source.window is not None}
-    if len(kinds) > 1:
-        a, b = windowed[0].source.window, windowed[1].source.window
-        assert a is not None and b is not None
+    # ksqlDB's JoinNode: each kind joins the kinds of its group only (the first windowed
+    # source against each other one names the pair that does not match)
+    kinds = [s.source.window.kind for s in windowed if s.source.window is not None]
+    other = next((k for k in kinds if _joins_with(k) != _joins_with(kinds[0])), None)
+    if other is not None:
+        kinds = [kinds[0], other]
+        cumulating = (
+            "\nCumulating windowed sources can only be joined to other cumulating windowed sources"
+            if "CUMULATING" in kinds
+            else ""
+        )
         raise err(
             join,
-            f"Incompatible windowed sources.\nLeft source: {a.kind}\nRight source: {b.kind}\n"
+            f"Incompatible windowed sources.\nLeft source: {kinds[0]}\nRight source: {kinds[1]}\n"
             "Session windowed sources can only be joined to other session windowed sources, "
             "and may still not result in expected behaviour as session bounds must be an "
             "exact match for the join to work\nHopping and tumbling windowed sources can "
-            "only be joined to other hopping and tumbling windowed sources",
+            "only be joined to other hopping and tumbling windowed sources" + cumulating,
         )
     if windowed and plain:
         w, p = windowed[0], plain[0]
