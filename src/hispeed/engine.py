@@ -58,8 +58,19 @@ from hispeed.runtime.queries import PushQuery
 from hispeed.runtime.task import PROCESSING_LOG
 from hispeed.sql import ast
 from hispeed.sql.flink import FlinkTable, FlinkView
+from hispeed.sql.flink_function import FlinkFunction
 from hispeed.sql.parser import parse_iter, parse_query
-from hispeed.statements import analyze, delete, flink, info, inserts, queries, settings, sources
+from hispeed.statements import (
+    analyze,
+    delete,
+    flink,
+    flink_functions,
+    info,
+    inserts,
+    queries,
+    settings,
+    sources,
+)
 from hispeed.statements.base import Call, EngineParts, Handler
 from hispeed.statements.bulk import RowBuffer, insert_many
 from hispeed.statements.commands import CommandTopic
@@ -80,6 +91,7 @@ HANDLERS: dict[type[ast.Statement], tuple[Handler, bool]] = {
     ast.InsertInto: (flink.insert_into, True),  # ksqlDB's, or into a Flink sink
     FlinkTable: (flink.create_table, True),
     FlinkView: (flink.create_view, True),
+    FlinkFunction: (flink_functions.create_function, True),
     ast.InsertValues: (inserts.insert_values, False),
     ast.Delete: (delete.delete, False),
     ast.Drop: (flink.drop, True),  # ksqlDB's, or of a Flink table declared
@@ -150,7 +162,12 @@ class Engine:
                 ),
             )
         apply_serde_settings(schema_registry, props)
-        self.context = QueryContext(self.log, self.catalog, props, schema_registry=schema_registry)
+        self.context = QueryContext(
+            self.log,
+            self.catalog,
+            props,
+            schema_registry=schema_registry,
+        )
         if self.properties.get("redis.url"):  # what REDIS_HASH / REDIS_GET read by default
             set_default_url(str(self.properties["redis.url"]))
         # what MEMCACHED_GET reads by default, and its cache's bounds

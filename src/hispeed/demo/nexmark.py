@@ -372,6 +372,18 @@ def fill_side_input(log: Log, base_ms: int = DEFAULT_BASE_MS) -> int:
     return SIDE_INPUT_KEYS
 
 
+def count_char(s: str | None, character: str) -> int:
+    """How many bytes of `s` (UTF-8) are the first byte of `character`: Nexmark's own UDF
+    for q14 (`com.github.nexmark.flink.udf.CountChar`, which counts so); 0 for a NULL `s`.
+    Flink's CREATE FUNCTION of that class runs this (functions/udf/flink.py)."""
+    if s is None:
+        return 0
+    wanted = character.encode()[:1]
+    if not wanted:
+        raise ValueError("count_char needs a character to count, not ''")
+    return s.encode().count(wanted)
+
+
 def _bigint_keys(ids: np.ndarray[Any, Any]) -> pa.Array:
     """ids as the KAFKA key format's BIGINT: 8 bytes, big-endian."""
     raw = ids.astype(">i8")
@@ -416,6 +428,7 @@ __all__ = [
     "TOPICS",
     "Events",
     "NexmarkGenerator",
+    "count_char",
     "fill_log",
     "fill_side_input",
     "json_lines",

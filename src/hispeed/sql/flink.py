@@ -20,6 +20,7 @@ from hispeed.errors import SqlError
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.expression_parser import ExpressionParser
+from hispeed.sql.flink_function import create_function
 from hispeed.sql.intervals import interval
 from hispeed.sql.lexer import IDENT, STRING, Token
 
@@ -106,13 +107,7 @@ def create(p: ExpressionParser, start: Token, select: Callable[[], ast.Select]) 
     temporary = bool(p.accept_word("TEMPORARY"))
     p.accept_word("SYSTEM")
     if p.tok.is_word("FUNCTION"):
-        raise SqlError(
-            "Flink's CREATE FUNCTION (a Java class by name) is not supported: hispeed's "
-            "user-defined functions are Python functions decorated with @hispeed.udf, loaded "
-            'at start (README.md, "Python UDFs")',
-            p.tok.line,
-            p.tok.column,
-        )
+        return create_function(p, start, temporary)
     kind = p.expect_word("TABLE", "VIEW")
     if_not_exists = False
     if p.accept_word("IF"):

@@ -22,7 +22,7 @@ from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.flink import FlinkTable, FlinkView, flink_query
 from hispeed.sql.format import sql
-from hispeed.statements import flink_sink_types, flink_views, queries, sources
+from hispeed.statements import flink_files, flink_sink_types, flink_views, queries, sources
 from hispeed.statements.base import Call, EngineParts
 from hispeed.statements.result import Result
 
@@ -153,6 +153,7 @@ def create_view(parts: EngineParts, stmt: FlinkView, call: Call) -> Result:
 def make_view(parts: EngineParts, name: str, query: ast.Select, pos: ast.Pos, call: Call) -> Result:
     """A Flink view (or a subquery made one): its subqueries made views first, then a window
     aggregation's stream, or CREATE STREAM (or TABLE) name AS its SELECT."""
+    flink_files.read_sources(parts, query, call)
     query = flink_views.hoist(parts, query, name, call, make_view)
     if flink_views.is_window_aggregation(query):
         return flink_views.create_window_view(parts, name, query, pos, call)
@@ -288,6 +289,7 @@ def insert_into(parts: EngineParts, stmt: ast.InsertInto, call: Call) -> Result:
     if _is_nexmark(declared):
         raise SqlError(f"{stmt.target} is a Nexmark source: it cannot be inserted into", *stmt.pos)
     query = _by_position(flink_query(stmt.query), declared, stmt)
+    flink_files.read_sources(parts, query, call)
     query = flink_views.hoist(parts, query, stmt.target, call, make_view)
     if stmt.target in parts.catalog.sources:
         # a second INSERT INTO the same sink: ksqlDB's, into the stream the first one made

@@ -71,6 +71,7 @@ def hoist(
 
     def relation(rel: ast.Relation) -> ast.Relation:
         if isinstance(rel, ast.Join):
+            rel = _processing_time_lookup(parts, rel)
             right: ast.SourceRef = rel.right
             if isinstance(right, JoinedSubquery) and right.query is not None:
                 right = view_of(right.query, right.alias, right.pos)
@@ -178,6 +179,28 @@ def _proctime(parts: EngineParts, query: ast.Select) -> ast.Select:
     source = dataclasses.replace(base, alias=tvf.source.alias or tvf.source.name)
     new_tvf = dataclasses.replace(tvf, source=source, time_column="PROCTIME()")
     return dataclasses.replace(query, from_=new_tvf, emit=query.emit or "CHANGES")
+
+
+def _processing_time_lookup(parts: EngineParts, join: ast.Join) -> ast.Join:
+    """`s JOIN t FOR SYSTEM_TIME AS OF s.p`, where `s` is `(SELECT *, PROCTIME() AS p FROM
+    src)` (or a view of that shape): Flink's processing-time temporal join, a lookup of `t`
+    as it is when each record comes, which is hispeed's stream-table join of `src`."""
+    at, left = join.as_of, join.left
+    if not isinstance(at, ast.ColumnRef):
+        return join
+    if isinstance(left, ast.Subquery):
+        query, label = left.query, left.alias
+    elif isinstance(left, ast.SourceRef) and left.name in parts.catalog.flink_views:
+        query, label = parts.catalog.flink_views[left.name].query, left.label
+    else:
+        return join
+    column = proctime_column(query)
+    base = query.from_
+    if column is None or column != at.name or at.source not in (None, label):
+        return join
+    assert isinstance(base, ast.SourceRef)
+    source = ast.SourceRef(base.name, label or base.name, pos=left.pos)
+    return dataclasses.replace(join, left=source, as_of=None)
 
 
 def proctime_column(query: ast.Select) -> str | None:
