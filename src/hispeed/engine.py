@@ -22,7 +22,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +51,7 @@ from hispeed.registry import (
     registry_url,
 )
 from hispeed.runtime.analytic import ScanProgress, run_analysis
-from hispeed.runtime.context import QueryContext
+from hispeed.runtime.context import QueryContext, wall_clock_ms
 from hispeed.runtime.manager import QueryManager
 from hispeed.runtime.pull import run_sql
 from hispeed.runtime.queries import PushQuery
@@ -127,6 +127,7 @@ class Engine:
         schema_registry_url: str | None = None,
         schema_registry: SchemaRegistry | None = None,
         start_connectors: bool = True,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         """`worker_id`: this process's name among the workers of one application on Kafka
         (default: host and PID). `insert_linger_ms`: how long `insert` gathers rows before
@@ -138,7 +139,10 @@ class Engine:
         schema registry; without one the engine keeps its own (`schema_registry`, served by
         `hispeed server`). `schema_registry` gives it a registry object instead (tests).
         `start_connectors=False` opens the catalog without running its connectors (a
-        command that only reads the data directory: `hispeed topic export`)."""
+        command that only reads the data directory: `hispeed topic export`). `clock`: the
+        processing time that PROCTIME() reads, a function giving epoch milliseconds (the
+        wall clock by default); tests give one they move, as Kafka Streams' test driver
+        advances its wall-clock time."""
         if insert_linger_ms < 0:
             raise HispeedError(f"insert_linger_ms cannot be negative, not {insert_linger_ms}")
         load_modules(udf_modules)  # before the replay: restored queries may call them
@@ -167,6 +171,7 @@ class Engine:
             self.catalog,
             props,
             schema_registry=schema_registry,
+            clock=clock or wall_clock_ms,
         )
         if self.properties.get("redis.url"):  # what REDIS_HASH / REDIS_GET read by default
             set_default_url(str(self.properties["redis.url"]))

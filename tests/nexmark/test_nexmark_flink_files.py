@@ -1,7 +1,7 @@
 """Nexmark's own Flink files, unchanged: the texts of nexmark/nexmark's
 `nexmark-flink/src/main/resources/queries/` (kept in `nexmark_flink/`, with its `ddl_gen.sql`
 and `ddl_views.sql`), only their `${...}` placeholders filled as Nexmark's scripts fill them.
-22 of the 23 queries run (q6 is refused, as Flink refuses it); q13 and q14 are checked
+22 of the 23 queries run (q6 is refused, as Flink refuses it); q12, q13 and q14 are checked
 against DuckDB over the same generated events (decoded with `json`, not hispeed)."""
 
 from __future__ import annotations
@@ -168,4 +168,56 @@ def test_q14_count_char_matches_duckdb(tmp_path: Path) -> None:
     assert sum(expected.values()) > 500
     # the extra fields hold 'c's: the counts are not all 0
     assert any(row[-1] > 0 for row in expected)
+    assert got == expected
+
+
+class StoppedClock:
+    """A processing-time clock that moves only when told (epoch milliseconds)."""
+
+    def __init__(self, now_ms: int) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
+@pytest.mark.slow
+def test_q12_processing_time_windows_match_duckdb(tmp_path: Path) -> None:
+    """q12 under a clock held still: the first bids are read at a time in one 10-second
+    window, the next ones after the clock moves past its end, in the next window."""
+    first, second = 2_000, 3_000
+    start_ms = 1_800_000_003_000  # within the window [1_800_000_000_000, ... 010_000)
+    clock = StoppedClock(start_ms)
+    with Engine(tmp_path / "data", clock=clock) as engine:
+        fill_log(engine.log, first)
+        run_file(engine, "q12", tmp_path)
+        clock.now_ms = start_ms + 10_000
+        fill_log(engine.log, second, start=first)
+        engine.drain()
+        while not all(t.consumer.caught_up() for t in engine.tasks.values()):
+            engine.drain()
+        table = outputs(engine, "nexmark_q12")
+    latest: dict[bytes, dict[str, Any]] = {}
+    for key, value in zip(
+        table.column("key").to_pylist(), table.column("value").to_pylist(), strict=True
+    ):
+        latest[key] = json.loads(value)
+    got = Counter(
+        {
+            (json.loads(k[:-8]), v["STARTTIME"], v["ENDTIME"]): v["BID_COUNT"]
+            for k, v in latest.items()
+        }
+    )
+    read = pa.concat_tables([_bids(first), _bids(second, first)])
+    # DuckDB: each bid's window is the clock's reading when it was read
+    reading = pa.array(
+        [start_ms] * _bids(first).num_rows + [start_ms + 10_000] * _bids(second, first).num_rows
+    )
+    bid = read.append_column("p_time", reading)  # noqa: F841 (duckdb)
+    con = duckdb.connect()
+    rows = con.sql(
+        "select bidder, p_time // 10000 * 10000 as s, s + 10000, count(*) from bid group by all"
+    ).fetchall()
+    expected = Counter({(b, s, e): n for b, s, e, n in rows})
+    assert len({s for _, s, _ in expected}) == 2
     assert got == expected

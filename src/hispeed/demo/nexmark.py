@@ -393,11 +393,11 @@ def _bigint_keys(ids: np.ndarray[Any, Any]) -> pa.Array:
 
 
 def fill_log(
-    log: Log, count: int, seed: int = 42, gen: NexmarkGenerator | None = None
+    log: Log, count: int, seed: int = 42, gen: NexmarkGenerator | None = None, start: int = 0
 ) -> dict[str, int]:
-    """Append events 0 .. count - 1 to the topics `person`, `auction` and `bid` (partition 0,
-    created if missing) as JSON, keyed by id (bids by auction) in the KAFKA format's BIGINT,
-    record time = event time.
+    """Append events `start` .. `start` + count - 1 to the topics `person`, `auction` and
+    `bid` (partition 0, created if missing) as JSON, keyed by id (bids by auction) in the
+    KAFKA format's BIGINT, record time = event time.
     Returns the records appended per topic."""
     gen = gen or NexmarkGenerator(seed)
     appended = dict.fromkeys(TOPICS, 0)
@@ -405,7 +405,7 @@ def fill_log(
         # kept forever: the events' record times lie in the past (the default base is
         # 2026-01-01), where a 7-day retention would delete them while a query reads them
         log.create_topic(topic, 1, {"retention.ms": "-1"}, exist_ok=True)
-    for chunk in gen.chunks(count):
+    for chunk in gen.chunks(count, start):
         for topic, table in zip(TOPICS, (chunk.person, chunk.auction, chunk.bid), strict=True):
             if table.num_rows == 0:
                 continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,10 @@ def source_formats(source: Source, registry: SchemaRegistry | None) -> tuple[For
     return key, value
 
 
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 class SourceDecoder:
     """Decodes a source's records; rows that cannot be read go to `errors` and are dropped."""
 
@@ -55,9 +60,12 @@ class SourceDecoder:
         *,
         keep_tombstones: bool = False,
         registry: SchemaRegistry | None = None,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         """`registry`: where the schema-registry formats (AVRO, JSON_SR, PROTOBUF) find the
-        schemas of the records' ids."""
+        schemas of the records' ids; `clock`: the processing time in epoch milliseconds
+        (the wall clock by default)."""
+        self.clock = clock or _wall_clock_ms
         self.source = source
         #: PARTITION BY passes a stream's null values on (their new key from null columns)
         self.keep_tombstones = keep_tombstones
@@ -140,7 +148,7 @@ class SourceDecoder:
         if src.timestamp == PROCESSING_TIME:
             # the processing time: the wall clock as the batch is read, one reading for all
             # of its records (they are processed together)
-            ts = pa.array(np.full(n, time.time_ns() // 1_000_000, np.int64))
+            ts = pa.array(np.full(n, self.clock(), np.int64))
         elif src.timestamp:
             ts = self._extract_timestamp(
                 value_result.batch, key_result.batch, item, errors, keep, tombstones

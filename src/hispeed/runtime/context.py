@@ -9,6 +9,8 @@ itself (the engine is the facade above them: `docs/architecture.md`).
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +18,11 @@ from hispeed.catalog import Catalog
 from hispeed.errors import ConfigError
 from hispeed.log.base import Log
 from hispeed.registry import MemoryRegistry, SchemaRegistry
+
+
+def wall_clock_ms() -> int:
+    """The wall clock in epoch milliseconds: the processing time by default."""
+    return time.time_ns() // 1_000_000
 
 
 @dataclass
@@ -31,6 +38,9 @@ class QueryContext:
     #: the schemas of the AVRO, PROTOBUF and JSON_SR formats: an external registry at
     #: `ksql.schema.registry.url`, else the engine's own (`hispeed.registry`)
     schema_registry: SchemaRegistry = field(default_factory=MemoryRegistry)
+    #: the processing time that PROCTIME() reads, epoch milliseconds: the wall clock unless
+    #: the engine was given another (`Engine(clock=...)`: tests hold time still)
+    clock: Callable[[], int] = wall_clock_ms
 
     def offset_reset(self, properties: Any = None) -> str:
         """Where a new query starts: the statement's `auto.offset.reset`, else the engine's."""

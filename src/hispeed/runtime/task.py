@@ -114,6 +114,7 @@ class QueryTask:
             query_id,
             keep_tombstones=plan.aggregation is None,
             registry=context.schema_registry,
+            clock=context.clock,
         )
         if unit is None:
             self.consumer.assignment()  # fix the starting positions now, not at the first poll
