@@ -2,12 +2,14 @@
 time)` column of a stream query's frame before its select list is computed (plan/lag.py),
 and each aggregate over a ROWS or RANGE frame of the same OVER (ops/over_frames.py).
 
-Each partition keeps the time of its last row and the last `offset` values of each call, so
-a row's LAG is known as it arrives. Rows are taken in the order of their event time as they
-arrive: a row older than its partition's last row (out of order) cannot be placed without
-rewriting what was already sent, so, as Flink drops a row its event-time OVER window has
-passed, it is dropped and a processing-log entry says so. Rows that fail WHERE (which SQL
-applies before window functions) and null values leave the state as it is.
+Rows are taken in event-time order across the stream's input partitions, each once the
+watermark reaches it (ops/over_order.py; with one input partition, as it arrives). Each
+partition keeps the time of its last row and the last `offset` values of each call, so a
+row's LAG is known when it is taken. A row older than its partition's last row (it came after
+the watermark had passed it) cannot be placed without rewriting what was already sent, so,
+as Flink drops a row its event-time OVER window has passed, it is dropped and a
+processing-log entry says so. Rows that fail WHERE (which SQL applies before window
+functions) and null values leave the state as it is.
 
 The state is the operator's `PickledStores`, written to the query's changelog with each
 batch in the transaction that commits its outputs, and restored from it at a restart.
@@ -24,11 +26,14 @@ import pyarrow.compute as pc
 from hispeed.functions.registry import EvalContext
 from hispeed.ops.base import OperatorContext
 from hispeed.ops.over_frames import initial, step
+from hispeed.ops.over_order import WAITING, EventTimeOrder
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.state.stores import ChangelogChanges, PickledStores
 
 #: the store kind: partition -> (time of its last row, each call's last values)
 KIND = "LG"
+#: the operator's store kinds: its partitions' and the rows waiting for the watermark
+KINDS = (KIND, WAITING)
 
 
 class Lag:
@@ -37,7 +42,9 @@ class Lag:
     def __init__(self, plan: QueryPlan) -> None:
         self.plan = plan
         self.calls = plan.lags
-        self.stores = PickledStores([KIND])
+        self.stores = PickledStores(KINDS)
+        #: the rows in event-time order across the input partitions (ops/over_order.py)
+        self.order = EventTimeOrder(plan.label, self.stores)
 
     def restore(self, name: Any, value: Any) -> None:
         """Take back a changelog entry of this operator's store."""
@@ -50,7 +57,11 @@ class Lag:
     def process(
         self, frame: pa.RecordBatch, tombstones: np.ndarray, context: OperatorContext
     ) -> tuple[pa.RecordBatch, np.ndarray]:
-        """The frame with the LAG columns added (and late rows taken out)."""
+        """The frame's rows that are final, with those before that waited, in event-time
+        order, with the LAG columns added (and late rows taken out)."""
+        frame, tombstones = self.order.take(frame, tombstones, context)
+        if frame.num_rows == 0:
+            return frame, tombstones
         plan = self.plan
         ctx = EvalContext()
         n = frame.num_rows
@@ -150,16 +161,18 @@ class Lag:
         self, frame: pa.RecordBatch, late: np.ndarray, context: OperatorContext
     ) -> None:
         offsets = frame.column(field_name(self.plan.label, "ROWOFFSET")).to_pylist()
+        # the rows released together may come from several input partitions
+        partitions = frame.column(field_name(self.plan.label, "ROWPARTITION")).to_pylist()
         item = context.item
         for i in np.flatnonzero(late).tolist():
             context.out.errors.append(
                 {
                     "type": "RECORD_PROCESSING_ERROR",
                     "query": context.query_id,
-                    "message": f"{self.calls[0].function} OVER: a row older than its "
-                    "partition's last row (out of order) was dropped",
+                    "message": f"{self.calls[0].function} OVER: a row older than the last "
+                    "row of its PARTITION BY partition (out of order) was dropped",
                     "topic": item.partition.topic,
-                    "partition": item.partition.partition,
+                    "partition": partitions[i],
                     "offset": offsets[i],
                 }
             )

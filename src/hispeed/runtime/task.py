@@ -27,7 +27,7 @@ from hispeed.ops.emit import SinkEncoder
 from hispeed.ops.gc_pause import gc_paused
 from hispeed.ops.join import JoinRuntime
 from hispeed.ops.join_nonkey import max_rows_limit
-from hispeed.ops.lag import KIND as LAG_KIND
+from hispeed.ops.lag import KINDS as LAG_KINDS
 from hispeed.ops.lag import Lag
 from hispeed.ops.over_table import ranking_operator
 from hispeed.ops.project import Project
@@ -163,6 +163,11 @@ class QueryTask:
         self.lag = Lag(plan) if plan.lags else None
         #: SESSION's rows, held until their session closes (ops/session_rows.py)
         self.sessions = SessionRows(plan) if plan.session_rows is not None else None
+        if self.lag is not None:
+            # LAG's rows wait for the watermark over the partitions the task reads
+            self.lag.order.holding = self._input_partitions
+            if unit is None:
+                self.inputs = self.consumer.assignment
         if self.stateful:
             if unit is None:
                 self.log.create_topic(
@@ -206,6 +211,10 @@ class QueryTask:
         ).to_numpy(zero_copy_only=False)
         return times
 
+    def _input_partitions(self) -> list[int]:
+        """The source's partitions this task reads."""
+        return [tp.partition for tp in self.inputs() if tp.topic == self.source.topic]
+
     @property
     def stateful(self) -> bool:
         parts = (self.aggregator, self.join, self.processor, self.topn, self.lag, self.sessions)
@@ -224,7 +233,8 @@ class QueryTask:
         if self.topn is not None:
             stores[None] = self.topn
         if self.lag is not None:
-            stores[LAG_KIND] = self.lag
+            for kind in LAG_KINDS:
+                stores[kind] = self.lag
         if self.sessions is not None:
             stores[SESSION_KIND] = stores[SESSION_SEQUENCE] = self.sessions
         self.stream_time = restore(self.log, self.changelog_topic, self.unit or 0, stores)
@@ -289,6 +299,7 @@ class QueryTask:
             self.topn = ranking_operator(self.plan, self.emitter, self.ranking_properties)
         if self.lag is not None:
             self.lag = Lag(self.plan)
+            self.lag.order.holding = self._input_partitions
         if self.sessions is not None:
             self.sessions = SessionRows(self.plan)
         self.project = Project(self.plan, self.sink, self.emitter, self.join, self.processor)
