@@ -101,6 +101,12 @@ class Settings:
     #: backlog (it starts at 10,000 and doubles while polls come back full; the engine
     #: property `query.max.poll.records`)
     query_max_poll_records: int = 80_000
+    #: milliseconds an input partition of a window table function's query may have nothing
+    #: to read before it stops holding the watermark back (Flink's
+    #: `table.exec.source.idle-timeout`, the engine property of that name; 0: never, as
+    #: Flink's default). A partition with records waiting is never idle, so this only lets a
+    #: silent partition (an empty one, a quiet producer) stop holding every window open
+    query_source_idle_timeout_ms: int = 30_000
     embedded_redis: bool = True
     #: the largest request body (HTTP) or message (WebSocket, gRPC) accepted, in bytes
     max_request_bytes: int = 16 * 1024 * 1024

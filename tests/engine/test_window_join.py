@@ -1,8 +1,9 @@
 """Flink's window join of two window table functions' rows (TUMBLE), INNER, LEFT, RIGHT and
 FULL: each window's pairs of one key, and an outer join's unmatched rows, written once when
-stream time reaches the window's end; a row whose window has closed when it arrives is late
-and dropped. Checked against DuckDB's computation of those rules over the same rows (out of
-order and late ones among them), decoded with `json`, across batches and a restart."""
+the watermark (the least of both sides' newest times) reaches the window's end; a row whose
+window has closed when it arrives is late and dropped. Checked against DuckDB's computation
+of those rules over the same rows (out of order and late ones among them), decoded with
+`json`, across batches and a restart."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 
 from hispeed.engine import Engine
 from hispeed.errors import SqlError
-from hispeed.testing.windows import TVF_CALLS, kept_windows_sql
+from hispeed.testing.windows import TVF_CALLS, kept_windows_sql, watermark_sql
 
 SIZE = 100
 STREAMS = (
@@ -67,9 +68,9 @@ def _append(engine: Engine, side: str, rows: list[dict[str, Any]]) -> None:
 
 
 def _expected(batches: list[tuple[str, list[dict[str, Any]]]], kind: str, tvf: str) -> list[Any]:
-    """DuckDB's window join under Flink's rules: a row counts in a window unless stream time
-    (the newest time read before it, on either side) had reached the window's end; a window
-    is output once stream time reaches its end."""
+    """DuckDB's window join under Flink's rules: a row counts in a window unless the
+    watermark (the least of the two sides' newest times read before it) had reached the
+    window's end; a window is output once the watermark reaches its end."""
     con = duckdb.connect()
     con.execute("create table s (pos int, side varchar, id varchar, x bigint, t bigint)")
     rows = [(r, side) for side, part in batches for r in part]
@@ -80,12 +81,12 @@ def _expected(batches: list[tuple[str, list[dict[str, Any]]]], kind: str, tvf: s
     join = {"INNER": "join", "LEFT": "left join", "RIGHT": "right join", "FULL": "full join"}
     return con.execute(
         f"""
-        with {kept_windows_sql(tvf, "s")},
+        with {kept_windows_sql(tvf, "s", "side")},
         l as (select * from kept where side = 'l'),
         r as (select * from kept where side = 'r')
         select coalesce(l.id, r.id), l.x, r.x, coalesce(l.ws, r.ws), coalesce(l.we, r.we)
         from l {join[kind]} r on l.ws = r.ws and l.we = r.we and l.id = r.id
-        where coalesce(l.we, r.we) <= (select max(t) from s)
+        where coalesce(l.we, r.we) <= {watermark_sql("s", "side")}
         """
     ).fetchall()
 
@@ -146,8 +147,11 @@ def test_nothing_is_written_before_the_window_closes(tmp_path: Path) -> None:
         _append(engine, "r", [{"ID": "a", "W": 2, "T": 99}])
         _append(engine, "r", [{"ID": "b", "W": 3, "T": 50}])
         assert engine.log.read_table("J", 0).num_rows == 0
-        # stream time reaches 100: [0, 100) is joined; a row for it after that is late
+        # the left side reaches 100, the right is still at 99: the watermark (the least) too
         _append(engine, "l", [{"ID": "c", "V": 4, "T": 100}])
+        assert engine.log.read_table("J", 0).num_rows == 0
+        # both reach 100: [0, 100) is joined; a row for it after that is late
+        _append(engine, "r", [{"ID": "d", "W": 6, "T": 100}])
         _append(engine, "l", [{"ID": "b", "V": 5, "T": 60}])
         out = [
             (r["key"].decode(), json.loads(r["value"]), r["timestamp"])

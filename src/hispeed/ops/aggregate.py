@@ -39,6 +39,7 @@ from hispeed.ops.emit import SinkEncoder
 from hispeed.ops.gc_pause import gc_paused
 from hispeed.ops.vectorized import FastPath, VectorizedAggregator
 from hispeed.ops.vectorized_sessions import SessionAggregator
+from hispeed.ops.watermark import window_clock
 from hispeed.ops.window import final_retained_from, row_windows, window_starts
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.state.changelog import write_stream_time
@@ -224,8 +225,9 @@ class Aggregator:
                 if key_names
                 else [()] * n
             )
-        partition = context.partition
-        stream_time = context.stream_time.get(partition, 0)
+        # ksqlDB's stream time of the partition; a window table function's watermark
+        clock = window_clock(self.agg.window, context.stream_time, context.partition, context.idle)
+        stream_time = clock.seed
         finals: list[Change] = []
         self._next_close = -math.inf  # the states may have changed hands since: look again
         batched = is_table and self.table_batches and not self.final and not self.per_record
@@ -271,7 +273,7 @@ class Aggregator:
                 continue
             if not passes or None in group:
                 continue  # ksqlDB drops rows whose grouping key is NULL
-            stream_time = max(stream_time, ts)
+            stream_time = clock.row(ts, stream_time)
             if self.final:
                 self._close_windows(stream_time, finals)
                 before = len(changes)
@@ -296,7 +298,8 @@ class Aggregator:
             self._stream_update(group, row_args, ts, stream_time, changes)
         self._headers = None
         times = context.stream_time
-        times[partition] = max(times.get(partition, 0), stream_time)
+        clock.see(frame.column(field_name(label, "ROWTIME")))
+        stream_time = clock.done(stream_time)
         if self.final:
             self._close_windows(stream_time, finals)
             changes = finals

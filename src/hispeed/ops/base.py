@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +21,9 @@ from hispeed.errors import HispeedError
 from hispeed.functions.registry import EvalContext
 from hispeed.log.base import HEADERS_TYPE, PolledBatch
 from hispeed.plan.model import field_name
+
+if TYPE_CHECKING:
+    from hispeed.ops.watermark import Idleness
 
 
 def positive_setting(name: str, value: Any, default: int, unit: str = "") -> int:
@@ -99,6 +102,9 @@ class OperatorContext:
     out: Outputs
     #: the query's stream time per input partition, which the operator advances
     stream_time: dict[int, int]
+    #: which input partitions hold a window table function's watermark back
+    #: (ops/watermark.py); None: every partition read so far
+    idle: Idleness | None = None
 
     @property
     def partition(self) -> int:

@@ -57,6 +57,7 @@ from hispeed.ops.join_temporal import VersionedTableJoin
 from hispeed.ops.join_window import WindowJoin
 from hispeed.ops.join_windowed_stream import WindowedStreamTableJoin
 from hispeed.ops.join_windowed_table import StreamWindowedTableJoin
+from hispeed.ops.watermark import Idleness
 from hispeed.plan.model import (
     LABEL,
     PSEUDO_COLUMNS,
@@ -81,7 +82,9 @@ class JoinRuntime:
         registry: SchemaRegistry | None = None,
         temporal_retention_ms: int = DEFAULT_RETENTION_MS,
         nonkey_max_rows: int = DEFAULT_MAX_ROWS,
+        idle: Idleness | None = None,
     ) -> None:
+        """`idle`: which input partitions hold a window join's watermark back (the task's)."""
         join = plan.join
         assert join is not None
         self.plan = plan
@@ -115,7 +118,8 @@ class JoinRuntime:
             left_fields = [f for s in range(step.right) for f in self.side_fields[s]]
             right_fields = self.side_fields[step.right]
             if step.window is not None:  # Flink's window join (ops/join_window.py)
-                self.steps.append(WindowJoin(step, left_fields, right_fields))
+                pair = (join.sides[0].source.topic, join.sides[step.right].source.topic)
+                self.steps.append(WindowJoin(step, left_fields, right_fields, pair, idle))
             elif step.left_kind == "STREAM" and step.right_kind == "STREAM":
                 self.steps.append(StreamStreamJoin(step, left_fields, right_fields))
             elif step.as_of is not None:  # FOR SYSTEM_TIME AS OF (plan/temporal.py)

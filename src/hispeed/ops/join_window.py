@@ -1,13 +1,13 @@
 """The window join step (Flink's window join of two window table functions' rows; planned by
 plan/window_join.py): each record is put in its TUMBLE window with its key (a copy in each of
-its HOP or CUMULATE windows, the window's end in the copy), and when stream
-time reaches a window's end the window is joined and let go: every pair of its left and right
-rows of one key (stamped with the later of their times), and for an outer join each row of an
-outer side that nothing joined, with NULLs for the other side. Nothing of a window is output
+its HOP or CUMULATE windows, the window's end in the copy), and when the watermark reaches
+a window's end the window is joined and let go: every pair of its left and right rows of one
+key (stamped with the later of their times), and for an outer join each row of an outer side
+that nothing joined, with NULLs for the other side. Nothing of a window is output
 before it closes, and nothing after: a record whose window has closed when it arrives is late
-and dropped, as Flink drops one behind the watermark (hispeed's watermark is ksqlDB's stream
-time, the newest record time read on either side, with no grace period). A record with a NULL
-key joins nothing, as in ksqlDB's joins.
+and dropped, as Flink drops one behind the watermark (the least of both inputs' partitions'
+newest record times, ops/watermark.py, with no delay). A record with a NULL key joins
+nothing, as in ksqlDB's joins.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from hispeed.ops.join_steps import Event, JoinStepRunner
+from hispeed.ops.watermark import LEVEL, NEVER, BatchClock, Idleness
 from hispeed.ops.window import row_windows
 from hispeed.plan.model import JoinStep
 
@@ -27,8 +28,19 @@ _CLOCK = ("clock",)
 class WindowJoin(JoinStepRunner):
     """Both sides' records kept by window and key until the window closes."""
 
-    def __init__(self, step: JoinStep, left_fields: list[str], right_fields: list[str]) -> None:
+    def __init__(
+        self,
+        step: JoinStep,
+        left_fields: list[str],
+        right_fields: list[str],
+        topics: tuple[str, str] = ("", ""),
+        idle: Idleness | None = None,
+    ) -> None:
+        """`topics`: each side's input topic (the watermark is over their partitions);
+        `idle`: which of them hold it back (the task's)."""
         super().__init__(step, left_fields, right_fields)
+        self.topics = topics
+        self.idle = idle
         assert step.window is not None
         self.size, self.offset = step.window
         self.windows = step.row_windows
@@ -41,8 +53,9 @@ class WindowJoin(JoinStepRunner):
         #: window end -> the keys with rows in it
         self.open: dict[int, set[Any]] = {}
         self.seq = 0
-        #: the stream time (kept here too: the join's own is not in the changelog)
-        self.now: int | None = None
+        #: the newest record time of each input partition, (topic, partition), and the
+        #: watermark under `LEVEL` (ops/watermark.py)
+        self.times: dict[Any, int] = {}
         self.outer = [step.kind in ("LEFT", "FULL"), step.kind in ("RIGHT", "FULL")]
 
     def left(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
@@ -53,15 +66,22 @@ class WindowJoin(JoinStepRunner):
 
     def _side(self, side: int, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
         ends = self._ends(events)
+        topic = self.topics[side]
+        clock: BatchClock | None = None
+        now = NEVER
         for e, k, windows in zip(events, keys, ends, strict=True):
             t = e.ts
-            before = self.now
-            if before is None or t > before:
-                self.now = t
+            if clock is None or clock.partition != (topic, e.partition):
+                if clock is not None:
+                    clock.done(now)
+                clock = BatchClock(self.times, (topic, e.partition), self.idle, watermark=True)
+                now = clock.seed
+            before = now
+            now = clock.row(t, now)
             if k is None:
                 continue  # a NULL key joins nothing
             for end in windows:
-                if before is not None and end <= before:
+                if end <= before:
                     continue  # this window has closed: late for it
                 row = e.row
                 if self.windows is not None:
@@ -71,10 +91,11 @@ class WindowJoin(JoinStepRunner):
                 self.open.setdefault(end, set()).add(k)
                 self.dirty.add((side, end, k))
         self.dirty.add(_CLOCK)
-        if self.now is None or not events:
+        if clock is None:
             return []
-        st[0] = max(st[0], self.now)
-        return self._close(self.now, events[-1])
+        level = clock.done(now)
+        st[0] = max(st[0], clock.newest)
+        return self._close(level, events[-1]) if level > NEVER else []
 
     def _ends(self, events: list[Event]) -> list[list[int]]:
         """Each record's windows' ends: TUMBLE's one, HOP's or CUMULATE's several."""
@@ -139,13 +160,15 @@ class WindowJoin(JoinStepRunner):
     def state(self) -> dict[Any, Any]:
         changed: dict[Any, Any] = {}
         for d in self.dirty:
-            changed[d] = (self.seq, self.now) if d == _CLOCK else self.rows.get(d)
+            changed[d] = (self.seq, dict(self.times)) if d == _CLOCK else self.rows.get(d)
         self.dirty.clear()
         return changed
 
     def restore(self, name: Any, value: Any) -> None:
         if name == _CLOCK:
-            self.seq, self.now = value
+            self.seq, times = value
+            # a changelog written before the watermark held the stream time alone
+            self.times = times if isinstance(times, dict) else {LEVEL: times or NEVER}
             return
         if value is None:
             self.rows.pop(name, None)

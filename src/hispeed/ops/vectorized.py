@@ -48,6 +48,7 @@ from hispeed.ops.base import OperatorContext, Outputs
 from hispeed.ops.changes import Changes, only_rows
 from hispeed.ops.decode import frame_headers
 from hispeed.ops.emit import SinkEncoder
+from hispeed.ops.watermark import BatchClock, window_clock
 from hispeed.ops.window import final_retained_from, open_windows
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.state.columns import ColumnarStateStore
@@ -140,6 +141,8 @@ class FastPath(ABC):
         self.coalesce = coalesce or self.final
         #: one per state call: the query's calls', then the row time's
         self.kernels = [kernel_for(call) for call in agg.state_calls]
+        #: the batch's clock (set by `process`)
+        self._clock = BatchClock({}, 0, None, watermark=False, floor=0)
 
     @staticmethod
     def supports(plan: QueryPlan) -> bool:
@@ -164,9 +167,10 @@ class FastPath(ABC):
         """Do all that the aggregator's `process` does for this batch; False if it must do it
         itself (then nothing has changed)."""
         ctx = EvalContext()
-        partition = context.partition
         stream_time = context.stream_time
-        seed = stream_time.get(partition, 0)
+        clock = window_clock(self.agg.window, stream_time, context.partition, context.idle)
+        self._clock = clock
+        seed = clock.seed
         try:
             if self.final:
                 self._final_ready(aggregator, frame)
@@ -175,10 +179,11 @@ class FastPath(ABC):
             return False
         context.report(ctx, frame, self.plan.label)
         changes = batch.apply(aggregator) if batch is not None else None
-        stream_time[partition] = max(seed, batch.stream_time if batch is not None else seed)
+        clock.see(frame.column(field_name(self.plan.label, "ROWTIME")))
+        now = clock.done(batch.stream_time if batch is not None else seed)
         out = context.out
         if self.final:
-            self._emit_closed(aggregator, stream_time[partition], out)
+            self._emit_closed(aggregator, now, out)
             changes = None
         self._evict(aggregator, stream_time)
         if changes is not None and len(changes):
@@ -244,8 +249,9 @@ class FastPath(ABC):
             frame.column(field_name(plan.label, "ROWTIME")).to_numpy(zero_copy_only=False),
             np.int64,
         )[rows]
-        # stream time as each record sees it: it advances record by record
-        stream_time = np.maximum.accumulate(np.maximum(stamps, seed))
+        # stream time as each record sees it: it advances record by record (a window table
+        # function's: the watermark over the input's partitions, ops/watermark.py)
+        stream_time = self._clock.rows(stamps)
         if columns:
             local, distinct = _group_columns(groups, rows)
             return _Selection(groups, args, rows, stamps, stream_time, local, distinct)

@@ -6,12 +6,10 @@ when the window closes, and the best N of each partition are output then; nothin
 before, and nothing is taken back after (Flink's window Top-N and window deduplication emit
 final results at the window's end and purge the window's state).
 
-Flink closes a window when the watermark passes its end; hispeed's watermark is ksqlDB's
-stream time (the newest row time seen, here over all the input's partitions, since the ranks
-of one partition gather rows from every input partition) with no grace period, as the
-window aggregation of a window table function has: a window closes once stream time reaches
-its end, and a row whose window has closed is late and dropped, as ksqlDB's windowed
-aggregation drops one. Ties in the order go to the row that came first.
+A window closes when the watermark reaches its end, as in Flink: the least of the input
+partitions' newest row times (ops/watermark.py), with no delay, as the window aggregation of
+a window table function has; a row whose window has closed is late and dropped, as Flink
+drops one. Ties in the order go to the row that came first.
 
 Each open window's best rows are the operator's `PickledStores`, written to the query's
 changelog with the batch's outputs and stream time in one transaction (runtime/task.py) and
@@ -31,6 +29,7 @@ from hispeed.functions.registry import EvalContext
 from hispeed.ops.base import OperatorContext
 from hispeed.ops.emit import SinkEncoder
 from hispeed.ops.topn import output_arrays, output_places, ranked_values
+from hispeed.ops.watermark import LEVEL, NEVER, BatchClock
 from hispeed.ops.window import row_windows
 from hispeed.plan.model import ROW_WINDOW_END, QueryPlan, field_name
 from hispeed.state.changelog import write_stream_time
@@ -39,8 +38,6 @@ from hispeed.state.stores import ChangelogChanges, PickledStores
 #: the store kinds: each open window's partitions' best rows, keyed by (window end,
 #: partition), and the arrival counter that breaks ties
 WINDOWS, SEQUENCE = "WR", "WS"
-#: the stream time before any row
-_NEVER = -(1 << 63)
 
 
 def _place(entry: tuple[Any, ...]) -> tuple[Any, Any]:
@@ -96,11 +93,12 @@ class WindowRank:
         plan = self.plan
         ctx = EvalContext()
         times = context.stream_time
-        # stream time before each row: it advances with every record read (as Kafka Streams'
-        # does, before any filter), over all the input's partitions
+        # the watermark before each row: the least of the input partitions' newest times
+        # (ops/watermark.py), advanced by every record read (before any filter)
         stamps = frame.column(field_name(plan.label, "ROWTIME")).to_numpy(zero_copy_only=False)
-        start = max(times.values(), default=_NEVER)
-        seen = np.maximum.accumulate(np.concatenate([[start], stamps.astype(np.int64)]))
+        clock = BatchClock(times, context.partition, context.idle, watermark=True)
+        was = (times.get(context.partition), times.get(LEVEL))
+        seen = np.concatenate([[clock.seed], clock.rows(stamps)])
         before, now = seen[:-1], int(seen[-1])
         if plan.session_rows is not None:
             # SESSION's rows come from closed sessions (ops/session_rows.py dropped the late
@@ -119,10 +117,10 @@ class WindowRank:
         if frame.num_rows:
             self._rank(frame, ctx, before.tolist())
         context.report(ctx, frame, plan.label)
-        if now > times.get(context.partition, _NEVER):
-            times[context.partition] = now
+        now = clock.done(now)
+        if (times.get(context.partition), times.get(LEVEL)) != was:
             write_stream_time(context.out.changelog, times)
-        if now != _NEVER:
+        if now != NEVER:
             self._close(now, context)
 
     def _copies(

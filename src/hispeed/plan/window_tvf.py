@@ -327,6 +327,7 @@ def _aggregation(
         # windows start at offset + k * slide (TUMBLE's slide is its size), CUMULATE's at
         # offset + k * max size: only the offset's remainder matters
         offset_ms=tvf.offset_ms % (tvf.size_ms if tvf.kind != "HOP" else (tvf.step_ms or 1)),
+        watermark=True,
     )
     emit = select.emit or "FINAL"
     ref = ast.SourceRef(source.name, label, pos=tvf.pos)

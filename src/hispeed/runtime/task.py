@@ -35,6 +35,7 @@ from hispeed.ops.session_rows import KIND as SESSION_KIND
 from hispeed.ops.session_rows import SEQUENCE as SESSION_SEQUENCE
 from hispeed.ops.session_rows import SessionRows
 from hispeed.ops.stateful import StatefulProcessor
+from hispeed.ops.watermark import Idleness, idle_timeout, uses_watermark
 from hispeed.plan.model import QueryPlan, field_name
 from hispeed.plan.temporal import retention
 from hispeed.runtime.ordering import InputQueues, log_times
@@ -95,6 +96,12 @@ class QueryTask:
         self.temporal_retention_ms = retention({**context.properties, **(properties or {})})
         #: how many rows of one table with one join value a non-key join holds
         self.nonkey_max_rows = max_rows_limit({**context.properties, **(properties or {})})
+        #: a window table function's watermark: which input partitions hold it back
+        #: (ops/watermark.py); None for a query without one
+        self.idle: Idleness | None = None
+        if uses_watermark(plan):
+            settings = {**context.properties, **(properties or {})}
+            self.idle = Idleness(idle_timeout(settings))
         if plan.join is not None:
             self.join = JoinRuntime(
                 plan,
@@ -102,6 +109,7 @@ class QueryTask:
                 context.schema_registry,
                 self.temporal_retention_ms,
                 self.nonkey_max_rows,
+                self.idle,
             )
             topics = list(self.join.topics)
         self.unit = unit
@@ -126,9 +134,9 @@ class QueryTask:
         self.behind: Callable[[TopicPartition], bool] = lambda tp: False
         if self.join is not None:
             self.queues = InputQueues(self._rank, self._times)
-            if unit is None:
-                self.inputs = self.consumer.assignment
-                self.behind = self.consumer.behind
+        if (self.join is not None or self.idle is not None) and unit is None:
+            self.inputs = self.consumer.assignment
+            self.behind = self.consumer.behind
         if self.join is not None and tables_from_beginning:
             for topic in self.join.looked_up_tables():
                 for tp in self.consumer.assignment():
@@ -292,6 +300,7 @@ class QueryTask:
                 self.context.schema_registry,
                 self.temporal_retention_ms,
                 self.nonkey_max_rows,
+                self.idle,
             )
         if self.processor is not None:
             self.processor = self._processor()
@@ -327,6 +336,8 @@ class QueryTask:
         out = Outputs()
         positions: dict[TopicPartition, int] = {}
         n = 0
+        if self.idle is not None:
+            self._watch(polled)
         if self.queues is None:
             items = _merge_by_partition(polled)
         else:
@@ -350,6 +361,18 @@ class QueryTask:
             self.sessions.checkpoint(out.changelog)
         self.records_in += n
         return out, positions, n
+
+    def _watch(self, polled: list[PolledBatch]) -> None:
+        """Tell the watermark's idleness which input partitions read or have records waiting
+        (a join's are keyed by topic and partition, one input's by partition)."""
+        assert self.idle is not None
+        key: Callable[[TopicPartition], Any] = (
+            (lambda tp: tp) if self.join is not None else (lambda tp: tp.partition)
+        )
+        inputs = self.inputs()
+        active = {key(i.partition) for i in polled if i.batch.num_rows}
+        active.update(key(tp) for tp in inputs if self.behind(tp))
+        self.idle.watch([key(tp) for tp in inputs], active.__contains__)
 
     def _fire_timers(self) -> None:
         """Between batches: the `.process` function's processing-time timers that are due,
@@ -450,7 +473,7 @@ class QueryTask:
             # the joined rows are the stream's: errors name its first slice of the run
             tables = self.join.looked_up_tables()
             item = next((i for i in run if i.partition.topic not in tables), item)
-        context = OperatorContext(self.id, item, out, self.stream_time)
+        context = OperatorContext(self.id, item, out, self.stream_time, self.idle)
         if self.aggregator is not None:
             # stream time advances record by record inside the aggregation
             self.aggregator.process(frame, tombstones, context)

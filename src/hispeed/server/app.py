@@ -44,6 +44,7 @@ from hispeed.engine import Engine
 from hispeed.errors import HispeedError
 from hispeed.log.embedded import EmbeddedLog
 from hispeed.ops.aggregate import STATE_BUDGET, STATE_SPILL_DIR
+from hispeed.ops.watermark import IDLE_TIMEOUT_PROPERTY
 from hispeed.registry import MAX_SCHEMA_BYTES_PROPERTY, SCHEMA_REGISTRY_URL
 from hispeed.runtime.analytic import CACHE_BYTES as ANALYZE_CACHE_BYTES
 from hispeed.runtime.analytic import MEMORY_LIMIT as ANALYZE_MEMORY_LIMIT
@@ -603,6 +604,7 @@ def serve(settings: Settings) -> None:
     properties: dict[str, Any] = {"redis.url": redis_url} if redis_url else {}
     properties[STATE_BUDGET] = settings.state_memory_budget_bytes
     properties[MAX_POLL_RECORDS] = settings.query_max_poll_records
+    properties[IDLE_TIMEOUT_PROPERTY] = settings.query_source_idle_timeout_ms
     properties[PULL_MAX_ROWS] = settings.max_pull_rows
     properties[PRINT_MAX_RECORDS] = settings.print_max_records
     properties[ANALYZE_MAX_ROWS] = settings.analyze_max_rows

@@ -318,6 +318,9 @@ class WindowSpec:
     #: a window table function's offset (plan/window_tvf.py): windows start at `offset_ms +
     #: k * advance` (TUMBLING, HOPPING) or `offset_ms + k * size` (CUMULATING); never parsed
     offset_ms: int = 0
+    #: a window table function's (Flink's): its windows close on the watermark over the input's
+    #: partitions (ops/watermark.py), not on one partition's stream time
+    watermark: bool = False
 
 
 @dataclass(frozen=True)

@@ -86,11 +86,25 @@ def window_rows_sql(kind: str, table: str) -> str:
         where we > t"""
 
 
-def kept_windows_sql(kind: str, table: str) -> str:
+def kept_windows_sql(kind: str, table: str, partition: str | None = None) -> str:
     """DuckDB CTE `kept` over `table` (columns `pos`, the order rows are read in, and `t`):
-    each row in each of its windows (`window_rows_sql`) that had not closed when it was read
-    (stream time, the newest time read before it, had not reached the window's end)."""
+    each row in each of its windows (`window_rows_sql`) that had not closed when it was read:
+    the watermark then, the least over the input's partitions (`partition`: the column naming
+    a row's; None: one partition) of the newest time each had read before the row, had not
+    reached the window's end (a partition that had read nothing holds it back)."""
+    own = f"b.{partition}" if partition else "0"
+    parts = f"select distinct {partition} as part from {table}" if partition else "select 0 as part"
     return f"""
         kept as (
           select * from ({window_rows_sql(kind, table)}) w
-          where coalesce(w.we > (select max(b.t) from {table} b where b.pos < w.pos), true))"""
+          where w.we > (
+            select min(coalesce((select max(b.t) from {table} b
+                                 where b.pos < w.pos and {own} = p.part), -1))
+            from ({parts}) p))"""
+
+
+def watermark_sql(table: str, partition: str | None = None) -> str:
+    """DuckDB: the watermark once all of `table` is read: the least over its partitions
+    (`partition`, as for `kept_windows_sql`) of their newest times."""
+    group = f" group by {partition}" if partition else ""
+    return f"(select min(m) from (select max(t) as m from {table}{group}))"
