@@ -272,3 +272,29 @@ def test_a_bad_idle_timeout_is_refused_naming_the_setting(tmp_path: Path) -> Non
                 "CREATE TABLE c AS SELECT window_start, window_end, COUNT(*) AS n FROM "
                 f"TABLE({TVF_CALLS['TUMBLE'].format(s='s')}) GROUP BY window_start, window_end;"
             )
+
+
+@pytest.mark.parametrize("aggregated", [True, False])
+def test_sessions_close_on_the_least_partition_time(tmp_path: Path, aggregated: bool) -> None:
+    session = "SESSION(TABLE s, DESCRIPTOR(t), INTERVAL '100' MILLISECONDS)"
+    query = (
+        "CREATE TABLE c AS SELECT window_start, window_end, COUNT(*) AS n "
+        f"FROM TABLE({session}) GROUP BY window_start, window_end;"
+        if aggregated
+        else f"CREATE STREAM c AS SELECT id, window_start, window_end FROM TABLE({session});"
+    )
+    with Engine(tmp_path / "data", properties=NEVER_IDLE) as engine:
+        engine.execute(STREAM)
+        engine.execute(query)
+        _append(engine, "s", 0, _row(1000))
+        _append(engine, "s", 1, _row(1010))
+        _append(engine, "s", 0, _row(5000))  # partition 1 is still at 1010: the session is open
+        _append(engine, "s", 1, _row(1050))  # so this row joins it
+        assert _records(engine, "C") == []
+        _append(engine, "s", 1, _row(6000))  # the watermark is 5000: the session closes
+        values = [json.loads(r["value"]) for r in _records(engine, "C")]
+    windows = [(v["WINDOW_START"], v["WINDOW_END"]) for v in values]
+    if aggregated:
+        assert [(*w, v["N"]) for w, v in zip(windows, values, strict=True)] == [(1000, 1150, 3)]
+    else:
+        assert windows == [(1000, 1150)] * 3

@@ -5,12 +5,13 @@ window_end and window_time, known only once the session closes.
 Each PARTITION BY key (the whole stream without one) keeps its open sessions: a row joins
 the sessions it is less than the gap from (Flink's: the row's window `[t, t + gap)` merges
 with every session window it overlaps), merging them, and the session ends a gap after its
-last row. When stream time reaches a session's end, its rows go on to the select list
+last row. When the watermark reaches a session's end, its rows go on to the select list
 (ops/project.py), each with the session's start and end in the plan's `SESSION_START` and
 `SESSION_END` columns, sessions in the order of their end, a session's rows in the order
 they came. A row whose session (after merging) had ended when it came is late and dropped,
-as the session window aggregation drops one (Flink drops it too). Stream time is the newest
-row time read, over all the input's partitions, as for the other window operators.
+as the session window aggregation drops one (Flink drops it too). Sessions close on the
+watermark, the least of the input partitions' newest row times (ops/watermark.py), as the
+other window operators' windows do.
 
 The open sessions (their rows as Python values) are the operator's `PickledStores`, written
 to the query's changelog with the batch's outputs and stream time in one transaction, and
@@ -26,6 +27,7 @@ import pyarrow as pa
 
 from hispeed.functions.registry import EvalContext
 from hispeed.ops.base import OperatorContext
+from hispeed.ops.watermark import LEVEL, BatchClock
 from hispeed.plan.model import SESSION_END, SESSION_START, QueryPlan, field_name
 from hispeed.state.changelog import write_stream_time
 from hispeed.state.stores import ChangelogChanges, PickledStores
@@ -33,8 +35,6 @@ from hispeed.state.stores import ChangelogChanges, PickledStores
 #: the store kinds: each partition's open sessions, [start, last row time, [rows]], and the
 #: arrival counter that orders a session's rows
 KIND, SEQUENCE = "SN", "SQ"
-#: the stream time before any row
-_NEVER = -(1 << 63)
 
 
 class SessionRows:
@@ -63,8 +63,10 @@ class SessionRows:
         label = self.plan.label
         times = context.stream_time
         stamps = frame.column(field_name(label, "ROWTIME")).to_numpy(zero_copy_only=False)
-        start = max(times.values(), default=_NEVER)
-        seen = np.maximum.accumulate(np.concatenate([[start], stamps.astype(np.int64)]))
+        # the watermark before each row (ops/watermark.py), as the other window operators'
+        clock = BatchClock(times, context.partition, context.idle, watermark=True)
+        was = (times.get(context.partition), times.get(LEVEL))
+        seen = np.concatenate([[clock.seed], clock.rows(stamps)])
         before, now = seen[:-1].tolist(), int(seen[-1])
         live = ~np.asarray(tombstones, bool)
         ctx = EvalContext()
@@ -74,8 +76,8 @@ class SessionRows:
         for i in np.flatnonzero(live).tolist():
             partition = tuple(k[i] for k in keys)
             self._add(partition, int(stamps[i]), rows[i], before[i])
-        if now > times.get(context.partition, _NEVER):
-            times[context.partition] = now
+        now = clock.done(now)
+        if (times.get(context.partition), times.get(LEVEL)) != was:
             write_stream_time(context.out.changelog, times)
         closed = self._close(now)
         schema = frame.schema.append(pa.field(field_name(label, SESSION_START), pa.int64()))

@@ -64,11 +64,13 @@ def idle_timeout(properties: Mapping[str, Any]) -> int:
 
 def uses_watermark(plan: QueryPlan) -> bool:
     """Whether a plan closes windows on the watermark: a window table function's
-    aggregation, window Top-N or deduplication, or window join."""
+    aggregation, SESSION's rows, window Top-N or deduplication, or window join."""
     agg = plan.aggregation
     if agg is not None and agg.window is not None and agg.window.watermark:
         return True
     if plan.ranking is not None and plan.ranking.window_end is not None:
+        return True
+    if plan.session_rows is not None:
         return True
     return plan.join is not None and any(s.window is not None for s in plan.join.steps)
 

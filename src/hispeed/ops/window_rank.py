@@ -103,7 +103,7 @@ class WindowRank:
         if plan.session_rows is not None:
             # SESSION's rows come from closed sessions (ops/session_rows.py dropped the late
             # ones): each is ranked, and its session output, in this batch
-            before = np.full(len(before), _NEVER, np.int64)
+            before = np.full(len(before), NEVER, np.int64)
         if self.ranking.row_windows is not None:
             frame, before = self._copies(frame, stamps, before)
             tombstones = np.asarray(tombstones, bool)[self._rows]
