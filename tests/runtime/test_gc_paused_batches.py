@@ -1,4 +1,4 @@
-"""A query's batch runs with the cyclic garbage collector paused (ops/gc_pause.py, around
+"""A query's batch runs with the cyclic garbage collector paused (hispeed/gc_pause.py, around
 `QueryTask.run`): its many small objects would otherwise set the collector off again and
 again, each time walking every live object of the process (15-40% of Nexmark q4's CPU time).
 The collector is back on after the batch, and what the query computes is the same."""

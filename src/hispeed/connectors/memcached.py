@@ -29,7 +29,6 @@ retries the whole batch and commits offsets only after it was written.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,6 +40,7 @@ from hispeed.connectors.base import (
     SinkConnector,
     register,
 )
+from hispeed.gc_pause import gc_paused
 from hispeed.memcache.client import (
     DEFAULT_MAX_ITEM_BYTES,
     DEFAULT_SERVERS,
@@ -136,13 +136,8 @@ class MemcachedSink(SinkConnector):
         # a command (and its text) per record, none in a cycle: no collections while they
         # are made and sent (each would walk every live object of the engine; a third of the
         # bench's CPU time before)
-        paused = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused:
             self._write(batch)
-        finally:
-            if paused:
-                gc.enable()
 
     def _write(self, batch: SinkBatch) -> None:
         ops = self._ops(batch)

@@ -9,7 +9,6 @@ transaction as its records (the compacted topic `_hispeed_connector_offsets`).
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -32,6 +31,7 @@ from hispeed.connectors.base import (
     connector_class,
 )
 from hispeed.errors import HispeedError
+from hispeed.gc_pause import gc_paused
 from hispeed.log.base import PolledBatch, TopicPartition
 from hispeed.ops.decode import SourceDecoder
 from hispeed.runtime.context import QueryContext
@@ -192,13 +192,8 @@ class SinkRunner(_Runner):
         dicts made at once, none in a cycle, and the collections their numbers set off (each
         walking every live object of the engine) cost the memcached sink's bench a third of
         its CPU time."""
-        paused = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused:
             return self._batch(item, errors)
-        finally:
-            if paused:
-                gc.enable()
 
     def _batch(self, item: PolledBatch, errors: list[dict[str, Any]]) -> SinkBatch:
         tp = item.partition

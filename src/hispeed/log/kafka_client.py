@@ -9,19 +9,18 @@ fetcher (`_native.py`) makes the same batches without the message objects, where
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import operator
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from hispeed.errors import LogError
+from hispeed.gc_pause import gc_paused
 from hispeed.log._native import by_partition, headers_column
 from hispeed.log.base import RECORD_SCHEMA, TopicPartition
 
@@ -101,18 +100,6 @@ def kafka_error(err: Any) -> str:
     return err.str() if hasattr(err, "str") else str(err)
 
 
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """No collections while a batch of message objects (which hold no cycles) is alive."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def consume_some(client: Any, max_records: int, timeout: float) -> list[Any]:
     """The messages there within `timeout` s: waits for the first one only, then takes what
     has arrived (librdkafka's consume waits for all `max_records`, or the whole timeout)."""
@@ -140,7 +127,7 @@ def fetch_batches(
     eof: list[tuple[TopicPartition, int]] = []
     while max_records > 0:
         want = min(max_records, CHUNK)
-        with gc_paused():
+        with gc_paused:  # no collections while message objects (no cycles) are alive
             msgs = consume_some(client, want, timeout)
             got = len(msgs)
             more, ends = messages_to_batches(msgs, name)

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from hispeed.functions.aggregate_modifiers import CountDistinct, Distinct, Filtered
 from hispeed.functions.aggregates import Aggregate, hashable, unhashable
 from hispeed.functions.registry import EvalContext
+from hispeed.gc_pause import gc_paused
 from hispeed.log.base import HEADERS_TYPE
 from hispeed.ops import aggregate_table
 from hispeed.ops.aggregate_batch import (
@@ -36,7 +37,6 @@ from hispeed.ops.base import OperatorContext, Outputs
 from hispeed.ops.changes import Change, only_rows
 from hispeed.ops.decode import frame_headers
 from hispeed.ops.emit import SinkEncoder
-from hispeed.ops.gc_pause import gc_paused
 from hispeed.ops.vectorized import FastPath, VectorizedAggregator
 from hispeed.ops.vectorized_sessions import SessionAggregator
 from hispeed.ops.watermark import window_clock

@@ -12,7 +12,6 @@ to drop or add rows, for other rows with their key columns and ROWTIME.
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass
 from itertools import islice, repeat
 from operator import is_, itemgetter
@@ -22,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from hispeed.errors import HispeedError
+from hispeed.gc_pause import gc_paused
 from hispeed.ops.base import OperatorContext
 from hispeed.plan.model import QueryPlan
 
@@ -84,9 +84,7 @@ def _map(
     # a batch's rows are many small objects made at once, none of them in a cycle: the
     # cyclic collector, which their numbers set off again and again (each time walking every
     # live object of the process), would cost more than the rows themselves
-    paused = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused:
         columns = [_values(a) for a in [*keys, *values]]
         rows = zip(*columns, strict=True) if columns else iter([()] * n)
         # a chunk at a time: its dicts are freed before the next are made, so the rows
@@ -110,9 +108,6 @@ def _map(
                         f"{', '.join(c.name for c in plan.value)} (or None to drop the row): "
                         f"{type(e).__name__}: {e}"
                     ) from e
-    finally:
-        if paused:
-            gc.enable()
     out_values = []
     given = {
         c.name: (arrow, pylist)

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from hispeed.gc_pause import gc_paused
 from hispeed.ops.base import OperatorContext
-from hispeed.ops.gc_pause import gc_paused
 from hispeed.ops.python_map import Mapped
 from hispeed.plan.model import QueryPlan
 from hispeed.state.stores import ChangelogChanges, PickledStores

@@ -18,13 +18,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hispeed.catalog import Source
+from hispeed.gc_pause import gc_paused
 from hispeed.log.base import PolledBatch, TopicPartition, Transaction
 from hispeed.log.murmur2 import partitions_for_keys
 from hispeed.ops.aggregate import Aggregator
 from hispeed.ops.base import OperatorContext, Outputs, positive_setting
 from hispeed.ops.decode import SourceDecoder
 from hispeed.ops.emit import SinkEncoder
-from hispeed.ops.gc_pause import gc_paused
 from hispeed.ops.join import JoinRuntime
 from hispeed.ops.join_nonkey import max_rows_limit
 from hispeed.ops.lag import KINDS as LAG_KINDS
@@ -327,7 +327,7 @@ class QueryTask:
         """Compute a poll's batches: the outputs and state changes to commit, the positions
         to commit with them, and how many records were read.
 
-        The cyclic garbage collector is paused meanwhile (ops/gc_pause.py), for every
+        The cyclic garbage collector is paused meanwhile (gc_pause.py), for every
         operator: decoding, a join's runs and the changes they make are many small objects
         too, and a full collection walks all of a stateful query's live state (in Nexmark
         q4, its join and its aggregation over a table, 15-40% of the CPU time). Here as well
