@@ -18,7 +18,7 @@ import pytest
 
 from hispeed.engine import Engine
 from hispeed.errors import SqlError
-from hispeed.testing.windows import append_rows, duckdb_rows
+from hispeed.testing.windows import append_rows, duckdb_rows, session_bursts
 
 GAP = 10
 STREAM = (
@@ -28,29 +28,9 @@ STREAM = (
 
 
 def _feed(seed: int) -> list[list[dict[str, Any]]]:
-    """Batches of rows: each key's rows come in bursts (rows under 5 ms apart; bursts of a
-    key at least 30 ms apart), the keys' bursts interleaved, each row up to 3 ms early (out
-    of order, never late), and now and then a row 200 ms or more behind (late)."""
+    """`session_bursts`'s rows in batches of 1 to 5."""
     rng = random.Random(seed)
-    rows: list[tuple[int, dict[str, Any]]] = []
-    last = {f"k{i}": -1000 for i in range(4)}
-    clock = 1000
-    while len(rows) < 240:
-        clock += rng.randrange(1, 8)
-        key = rng.choice([k for k in last if clock - last[k] >= 30] or [None])
-        if key is None:
-            continue
-        t = clock
-        for _ in range(rng.randrange(1, 4)):
-            # read up to 3 ms early: out of order among the keys, never late
-            arrives = t + rng.randrange(4)
-            rows.append((arrives, {"G": key, "V": rng.randrange(1000), "T": t}))
-            last[key] = t
-            t += rng.randrange(1, 5)
-        if rng.random() < 0.1:
-            late = {"G": key, "V": rng.randrange(1000), "T": clock - 200 - rng.randrange(200)}
-            rows.append((clock, late))
-    arrived = [r for _, r in sorted(rows, key=lambda a: a[0])]
+    arrived = session_bursts(seed, 240)
     batches = []
     while arrived:
         n = rng.randrange(1, 6)

@@ -61,11 +61,11 @@ from hispeed.ops.watermark import Idleness
 from hispeed.plan.model import (
     LABEL,
     PSEUDO_COLUMNS,
-    ROW_WINDOW_END,
     ROWKEY,
     JoinPlan,
     QueryPlan,
     field_name,
+    window_fields,
 )
 from hispeed.plan.scope import source_scope
 from hispeed.plan.temporal import DEFAULT_RETENTION_MS
@@ -109,10 +109,12 @@ class JoinRuntime:
             for c in cols:
                 self.types[c.field] = c.type.to_arrow()
         if join.steps and join.steps[0].row_windows is not None:
-            # a window join of HOP's or CUMULATE's rows: each copy's window end, per side
+            # a window join of HOP's or CUMULATE's rows: each copy's window end, per side;
+            # of SESSION's: each row's session's start and end
             for fields, side in zip(self.side_fields, join.sides, strict=True):
-                fields.append(field_name(side.label, ROW_WINDOW_END))
-                self.types[fields[-1]] = pa.int64()
+                for name in window_fields(join.steps[0].row_windows):
+                    fields.append(field_name(side.label, name))
+                    self.types[fields[-1]] = pa.int64()
         self.steps: list[JoinStepRunner] = []
         for step in join.steps:
             left_fields = [f for s in range(step.right) for f in self.side_fields[s]]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from hispeed.ops.join_steps import Event, JoinStepRunner
+from hispeed.ops.session_rows import merge_session
 from hispeed.ops.watermark import LEVEL, NEVER, BatchClock, Idleness
 from hispeed.ops.window import row_windows
 from hispeed.plan.model import JoinStep
@@ -57,6 +58,13 @@ class WindowJoin(JoinStepRunner):
         #: watermark under `LEVEL` (ops/watermark.py)
         self.times: dict[Any, int] = {}
         self.outer = [step.kind in ("LEFT", "FULL"), step.kind in ("RIGHT", "FULL")]
+        #: SESSION: (side, key) -> its open sessions, [start, last row time, [(arrival,
+        #: time, row)]], each side's sessions per join key (its PARTITION BY)
+        self.session = self.windows is not None and self.windows.kind == "SESSION"
+        self.sessions: dict[tuple[int, Any], list[list[Any]]] = {}
+        self.start_field = [
+            fields[-2] if self.session else "" for fields in (left_fields, right_fields)
+        ]
 
     def left(self, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
         return self._side(0, events, keys, st)
@@ -65,19 +73,12 @@ class WindowJoin(JoinStepRunner):
         return self._side(1, events, keys, st)
 
     def _side(self, side: int, events: list[Event], keys: list[Any], st: list[int]) -> list[Event]:
+        befores, level, newest = self._clock(side, events)
+        if self.session:
+            return self._session_side(side, events, keys, st, (befores, level, newest))
         ends = self._ends(events)
-        topic = self.topics[side]
-        clock: BatchClock | None = None
-        now = NEVER
-        for e, k, windows in zip(events, keys, ends, strict=True):
+        for e, k, windows, before in zip(events, keys, ends, befores, strict=True):
             t = e.ts
-            if clock is None or clock.partition != (topic, e.partition):
-                if clock is not None:
-                    clock.done(now)
-                clock = BatchClock(self.times, (topic, e.partition), self.idle, watermark=True)
-                now = clock.seed
-            before = now
-            now = clock.row(t, now)
             if k is None:
                 continue  # a NULL key joins nothing
             for end in windows:
@@ -91,11 +92,85 @@ class WindowJoin(JoinStepRunner):
                 self.open.setdefault(end, set()).add(k)
                 self.dirty.add((side, end, k))
         self.dirty.add(_CLOCK)
-        if clock is None:
+        if level is None:
             return []
-        level = clock.done(now)
-        st[0] = max(st[0], clock.newest)
+        st[0] = max(st[0], newest)
         return self._close(level, events[-1]) if level > NEVER else []
+
+    def _clock(self, side: int, events: list[Event]) -> tuple[list[int], int | None, int]:
+        """The watermark before each record of a side's batch, the watermark after it (None:
+        no records) and its newest record time."""
+        topic = self.topics[side]
+        clock: BatchClock | None = None
+        now = NEVER
+        befores = []
+        for e in events:
+            if clock is None or clock.partition != (topic, e.partition):
+                if clock is not None:
+                    clock.done(now)
+                clock = BatchClock(self.times, (topic, e.partition), self.idle, watermark=True)
+                now = clock.seed
+            befores.append(now)
+            now = clock.row(e.ts, now)
+        if clock is None:
+            return befores, None, NEVER
+        return befores, clock.done(now), clock.newest
+
+    def _session_side(
+        self,
+        side: int,
+        events: list[Event],
+        keys: list[Any],
+        st: list[int],
+        clocked: tuple[list[int], int | None, int],
+    ) -> list[Event]:
+        """SESSION's rows: each merges the open sessions of its side and key less than the
+        gap from it (late, and dropped, if its session had ended when it came)."""
+        assert self.windows is not None
+        gap = self.windows.size_ms
+        befores, level, newest = clocked
+        for e, k, before in zip(events, keys, befores, strict=True):
+            if k is None:
+                continue  # a NULL key joins nothing
+            entry = (self.seq + 1, e.ts, e.row)
+            merged = merge_session(self.sessions.get((side, k), []), e.ts, before, gap, entry)
+            if merged is None:
+                continue  # its session had closed: late
+            self.seq += 1
+            self.sessions[(side, k)] = merged
+            self.dirty.add(("S", side, k))
+        self.dirty.add(_CLOCK)
+        if level is None:
+            return []
+        st[0] = max(st[0], newest)
+        return self._close_sessions(level, events[-1]) if level > NEVER else []
+
+    def _close_sessions(self, now: int, trigger: Event) -> list[Event]:
+        """Join the sessions the watermark has reached the end of: a key's left and right
+        sessions with the same bounds, in the order of their end."""
+        assert self.windows is not None
+        gap = self.windows.size_ms
+        # (end, start, key) -> each side's rows, the session's bounds in their fields
+        closing: dict[tuple[int, int, Any], tuple[list[Any], list[Any]]] = {}
+        for (side, k), sessions in list(self.sessions.items()):
+            ended = [s for s in sessions if s[1] + gap <= now]
+            if not ended:
+                continue
+            rest = [s for s in sessions if s[1] + gap > now]
+            if rest:
+                self.sessions[(side, k)] = rest
+            else:
+                del self.sessions[(side, k)]
+            self.dirty.add(("S", side, k))
+            for start, last, rows in ended:
+                bounds = {self.start_field[side]: start, self.end_field[side]: last + gap}
+                held = closing.setdefault((last + gap, start, k), ([], []))[side]
+                held += [(seq, t, {**row, **bounds}) for seq, t, row in rows]
+        out: list[Event] = []
+        for end, start, k in sorted(closing, key=lambda c: (c[0], c[1], repr(c[2]))):
+            lefts, rights = closing[(end, start, k)]
+            out += self._joined(lefts, rights, k, trigger)
+        return out
 
     def _ends(self, events: list[Event]) -> list[list[int]]:
         """Each record's windows' ends: TUMBLE's one, HOP's or CUMULATE's several."""
@@ -160,7 +235,12 @@ class WindowJoin(JoinStepRunner):
     def state(self) -> dict[Any, Any]:
         changed: dict[Any, Any] = {}
         for d in self.dirty:
-            changed[d] = (self.seq, dict(self.times)) if d == _CLOCK else self.rows.get(d)
+            if d == _CLOCK:
+                changed[d] = (self.seq, dict(self.times))
+            elif d[0] == "S":  # SESSION's open sessions of a side and key
+                changed[d] = self.sessions.get((d[1], d[2]))
+            else:
+                changed[d] = self.rows.get(d)
         self.dirty.clear()
         return changed
 
@@ -169,6 +249,12 @@ class WindowJoin(JoinStepRunner):
             self.seq, times = value
             # a changelog written before the watermark held the stream time alone
             self.times = times if isinstance(times, dict) else {LEVEL: times or NEVER}
+            return
+        if name[0] == "S":  # SESSION's open sessions of a side and key
+            if value is None:
+                self.sessions.pop((name[1], name[2]), None)
+            else:
+                self.sessions[(name[1], name[2])] = value
             return
         if value is None:
             self.rows.pop(name, None)

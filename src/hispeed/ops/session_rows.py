@@ -37,6 +37,24 @@ from hispeed.state.stores import ChangelogChanges, PickledStores
 KIND, SEQUENCE = "SN", "SQ"
 
 
+def merge_session(
+    sessions: list[list[Any]], ts: int, then: int, gap: int, entry: tuple[Any, ...]
+) -> list[list[Any]] | None:
+    """`sessions` ([start, last row time, [entries in arrival order]]) with a row at `ts`
+    (its `entry`, whose first item is its arrival number) merged in: with every open session
+    its window `[ts, ts + gap)` overlaps (one that ended at `then`, the stream time when the
+    row came, is closed, though output only at the batch's end). None if the row's session
+    had ended at `then`: late."""
+    near = [s for s in sessions if s[0] - gap < ts < s[1] + gap and s[1] + gap > then]
+    first = min([ts, *(s[0] for s in near)])
+    last = max([ts, *(s[1] for s in near)])
+    if last + gap <= then:
+        return None
+    held = sorted([e for s in near for e in s[2]] + [entry], key=lambda e: e[0])
+    kept = [s for s in sessions if not any(s is n for n in near)]
+    return [*kept, [first, last, held]]
+
+
 class SessionRows:
     """Holds a stream's rows until their SESSION closes (see the module)."""
 
@@ -88,21 +106,13 @@ class SessionRows:
     def _add(self, partition: tuple[Any, ...], ts: int, row: dict[str, Any], then: int) -> None:
         """Merge the row into its partition's sessions, unless its session had ended at
         `then` (the stream time when it came): late."""
-        gap = self.gap
         store = self.stores[KIND]
-        sessions: list[list[Any]] = store.get(partition) or []
-        # the open sessions the row's window [ts, ts + gap) overlaps (one that ended at
-        # `then` is closed, though written only at the batch's end)
-        near = [s for s in sessions if s[0] - gap < ts < s[1] + gap and s[1] + gap > then]
-        first = min([ts, *(s[0] for s in near)])
-        last = max([ts, *(s[1] for s in near)])
-        if last + gap <= then:
-            return  # the session had closed: a late row
         sequence = int(self.stores[SEQUENCE].get("next", 0))
+        merged = merge_session(store.get(partition) or [], ts, then, self.gap, (sequence, row))
+        if merged is None:
+            return  # the session had closed: a late row
         self.stores[SEQUENCE].put("next", sequence + 1)
-        held = [r for s in near for r in s[2]] + [(sequence, row)]
-        kept = [s for s in sessions if not any(s is n for n in near)]
-        store.put(partition, [*kept, [first, last, sorted(held, key=lambda r: r[0])]])
+        store.put(partition, merged)
 
     def _close(self, now: int) -> list[dict[str, Any]]:
         """The rows of every session stream time has reached the end of, taken out."""

@@ -234,12 +234,19 @@ class SessionRowsPlan:
 @dataclass(frozen=True)
 class RowWindows:
     """The windows of a HOP or CUMULATE table function (milliseconds; `step_ms` is HOP's
-    slide and CUMULATE's step, `size_ms` HOP's size and CUMULATE's max size)."""
+    slide and CUMULATE's step, `size_ms` HOP's size and CUMULATE's max size); SESSION's in a
+    window join (`size_ms` its gap)."""
 
-    kind: str  # HOP CUMULATE
+    kind: str  # HOP CUMULATE SESSION
     size_ms: int
     step_ms: int
     offset_ms: int
+
+
+def window_fields(windows: RowWindows) -> tuple[str, ...]:
+    """The columns a window join's side rows carry their window in: HOP's and CUMULATE's
+    copies their window's end, SESSION's rows their session's start and end."""
+    return (SESSION_START, SESSION_END) if windows.kind == "SESSION" else (ROW_WINDOW_END,)
 
 
 @dataclass

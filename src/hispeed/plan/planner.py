@@ -26,7 +26,6 @@ from hispeed.plan.columns import (
 from hispeed.plan.lag import plan_lags, table_frames
 from hispeed.plan.model import (
     LABEL,
-    ROW_WINDOW_END,
     WINDOW_COLUMNS,
     JoinPlan,
     LagCall,
@@ -35,6 +34,7 @@ from hispeed.plan.model import (
     RowWindows,
     TableCall,
     field_name,
+    window_fields,
 )
 from hispeed.plan.pull import refuse_order_by
 from hispeed.plan.ranking import plan_subquery, refuse_over
@@ -273,10 +273,12 @@ def _plan_join(
     if window is not None:
         join.steps[0] = dataclasses.replace(join.steps[0], window=window, row_windows=row_windows)
     if row_windows is not None:
-        # each side's copy of a record carries its HOP or CUMULATE window's end
+        # each side's copy of a record carries its HOP or CUMULATE window's end (SESSION's
+        # rows their session's start and end)
         scope.columns += [
-            ScopeColumn(ROW_WINDOW_END, T.BIGINT, field_name(s.label, ROW_WINDOW_END), s.label)
+            ScopeColumn(n, T.BIGINT, field_name(s.label, n), s.label)
             for s in join.sides
+            for n in window_fields(row_windows)
         ]
     select = joins.with_filter(select, join)
     joins.check_window_bounds(select, error_at)

@@ -22,7 +22,12 @@ from typing import Any
 from hispeed.catalog import Catalog, Source
 from hispeed.plan.model import RowWindows
 from hispeed.plan.scope import error_at, leftmost
-from hispeed.plan.window_tvf import TVF_COLUMNS, assigned_columns, window_columns
+from hispeed.plan.window_tvf import (
+    TVF_COLUMNS,
+    assigned_columns,
+    session_columns,
+    window_columns,
+)
 from hispeed.sql import ast
 
 #: what a window join's side may be
@@ -48,13 +53,6 @@ def rewrite(
     left, right = _side(wj.left, catalog), _side(wj.right, catalog)
     if left.alias == right.alias:
         raise error_at(wj.right, f"both sides of the window join are named {left.alias}")
-    for side in (left, right):
-        if side.tvf.kind == "SESSION":
-            raise error_at(
-                side.tvf,
-                "a window join of SESSION's rows is not supported yet (Flink 1.19 has it, "
-                "as experimental); of TUMBLE's, HOP's and CUMULATE's rows it is",
-            )
     a, b = left.tvf, right.tvf
     if (a.kind, a.size_ms, a.step_ms, a.offset_ms) != (b.kind, b.size_ms, b.step_ms, b.offset_ms):
         raise error_at(
@@ -64,13 +62,18 @@ def rewrite(
         )
     rest = _window_equalities_out(wj.on, left.alias, right.alias)
     row_windows = None
-    if a.kind != "TUMBLE":
+    if a.kind == "SESSION":
+        _session_keys(rest, left, right)
+        row_windows = RowWindows("SESSION", a.size_ms, 0, 0)
+    elif a.kind != "TUMBLE":
         assert a.step_ms is not None  # HOP's slide, CUMULATE's step: the parser requires them
         row_windows = RowWindows(a.kind, a.size_ms, a.step_ms, a.offset_ms)
     columns = {
         alias: (
             window_columns(tvf, ast.ColumnRef("ROWTIME", alias, pos=tvf.pos), side.source)
             if row_windows is None
+            else session_columns(tvf, alias, side.source)
+            if tvf.kind == "SESSION"
             else assigned_columns(tvf, alias, side.source)
         )
         for alias, tvf, side in ((left.alias, a, left), (right.alias, b, right))
@@ -134,6 +137,36 @@ def _side(relation: ast.Relation, catalog: Catalog) -> _Side:
             f"DESCRIPTOR({source.timestamp or 'ROWTIME'})",
         )
     return _Side(tvf, alias, source)
+
+
+def _session_keys(rest: ast.Expr, left: _Side, right: _Side) -> None:
+    """A window join of SESSION's rows: each side's sessions are its join key's, so ON's
+    other condition is one key equality and each side is PARTITION BY its key column."""
+    terms = _conjuncts(rest)
+    term = terms[0]
+    if (
+        len(terms) != 1
+        or not isinstance(term, ast.BinaryOp)
+        or term.op != "="
+        or not isinstance(term.left, ast.ColumnRef)
+        or not isinstance(term.right, ast.ColumnRef)
+    ):
+        raise error_at(
+            leftmost(rest),
+            "a window join of SESSION's rows joins on one key besides the windows "
+            f"(... AND {left.alias}.id = {right.alias}.id), each side's sessions partitioned "
+            "by it",
+        )
+    by_alias = {term.left.source: term.left.name, term.right.source: term.right.name}
+    for side in (left, right):
+        key = by_alias.get(side.alias)
+        if [k.name for k in side.tvf.partition_by] != [key]:
+            raise error_at(
+                side.tvf,
+                "a window join of SESSION's rows keeps each side's sessions per join key: "
+                f"SESSION(TABLE {side.source.name.lower()} PARTITION BY {str(key).lower()}, "
+                "...)",
+            )
 
 
 def _window_equalities_out(on: ast.Expr, left: str, right: str) -> ast.Expr:

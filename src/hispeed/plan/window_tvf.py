@@ -102,12 +102,22 @@ def rewrite(
     return Rewritten(dataclasses.replace(plain, from_=ref), source, keyless=False)
 
 
-def _session_columns(tvf: ast.WindowTvf) -> dict[str, ast.Expr]:
+def session_columns(tvf: ast.WindowTvf, label: str, source: Source) -> dict[str, ast.Expr]:
+    """SESSION's window columns of a window join's side `label` (plan/window_join.py), in
+    the type of `source`'s event-time column."""
+    columns = _session_columns(tvf, label)
+    if _time_type(_with_event_time(tvf, source)).name == "TIMESTAMP":
+        return {k: ast.FunctionCall("FROM_UNIXTIME", (e,), pos=tvf.pos) for k, e in columns.items()}
+    return columns
+
+
+def _session_columns(tvf: ast.WindowTvf, label: str | None = None) -> dict[str, ast.Expr]:
     """SESSION's window columns of a row whose session has closed: its bounds in the columns
-    the operator adds (ops/session_rows.py)."""
-    end = ast.ColumnRef(SESSION_END, tvf.label, pos=tvf.pos)
+    the operator adds (ops/session_rows.py, ops/join_window.py), over `label`'s columns."""
+    label = label or tvf.label
+    end = ast.ColumnRef(SESSION_END, label, pos=tvf.pos)
     return {
-        "WINDOW_START": ast.ColumnRef(SESSION_START, tvf.label, pos=tvf.pos),
+        "WINDOW_START": ast.ColumnRef(SESSION_START, label, pos=tvf.pos),
         "WINDOW_END": end,
         "WINDOW_TIME": _plus(end, -1),
     }

@@ -38,6 +38,32 @@ def jittered_batches(seed: int) -> list[list[dict[str, Any]]]:
     return batches
 
 
+def session_bursts(seed: int, count: int) -> list[dict[str, Any]]:
+    """About `count` rows (`G` key, `V`, `T` time) in the order they are read, for SESSION
+    checks: each key's rows come in bursts (under 5 ms apart; a key's bursts 30 ms or more
+    apart, so no row falls less than the gap of 10 ms from a session closed before it), the
+    keys' bursts interleaved, each row read up to 3 ms early (out of order, never late),
+    and now and then a row 200 ms or more behind (late)."""
+    rng = random.Random(seed)
+    rows: list[tuple[int, dict[str, Any]]] = []
+    last = {f"k{i}": -1000 for i in range(4)}
+    clock = 1000
+    while len(rows) < count:
+        clock += rng.randrange(1, 8)
+        key = rng.choice([k for k in last if clock - last[k] >= 30] or [None])
+        if key is None:
+            continue
+        t = clock
+        for _ in range(rng.randrange(1, 4)):
+            rows.append((t + rng.randrange(4), {"G": key, "V": rng.randrange(1000), "T": t}))
+            last[key] = t
+            t += rng.randrange(1, 5)
+        if rng.random() < 0.1:
+            late = {"G": key, "V": rng.randrange(1000), "T": clock - 200 - rng.randrange(200)}
+            rows.append((clock, late))
+    return [r for _, r in sorted(rows, key=lambda a: a[0])]
+
+
 def append_rows(engine: _Engine, rows: list[dict[str, Any]]) -> None:
     """Write rows to topic `s` as JSON keyed by `G`, and let the queries read them."""
     engine.log.append("s", [(r["G"].encode(), json.dumps(r).encode()) for r in rows])
