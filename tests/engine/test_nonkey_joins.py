@@ -456,3 +456,38 @@ def test_a_bound_that_is_not_a_number_of_rows_is_refused(tmp_path: Path) -> None
             e.execute(ddl)
         with pytest.raises(HispeedError, match=r"query\.join\.nonkey\.max\.rows must be a whole"):
             e.execute("CREATE TABLE j AS SELECT t1.id, t2.id, x, y FROM t1 JOIN t2 ON t1.a = t2.b;")
+
+
+def test_a_non_key_join_after_a_full_one_keys_by_all_three(tmp_path: Path) -> None:
+    """A FULL OUTER non-key join, then a LEFT non-key join of t2 again on another column:
+    the second join's left input is keyed by the first's pairs (NULLs where a side is
+    missing), and its result by all three keys; after every record it equals DuckDB's,
+    across a restart."""
+    query = (
+        "SELECT t1.id, t2.id, u.id, x, t2.y, u.y AS uy FROM t1 FULL JOIN t2 ON t1.a = t2.b "
+        "LEFT JOIN t2 AS u ON t2.c = u.c"
+    )
+    rnd = random.Random(5)
+    path = tmp_path / "data"
+    oracle = DuckDB()
+    log = Changelog("CHAIN3_J")
+    names = ["T1_ID", "T2_ID", "U_ID"]
+    engine = _started(path, {"CHAIN3_J": query})
+    try:
+        for ts in range(1, 81):
+            if ts == 40:
+                engine.close()
+                engine = open_engine(path)
+            topic, key, row = _random_change(rnd, ts, spread=True)
+            send(engine, topic, key, row, ts)
+            oracle.put(topic, key, row)
+            log.follow(engine, names)
+            got = {k: list(v.values()) for k, v in log.rows.items()}
+            want = {tuple(r[:3]): list(r[3:]) for r in oracle.con.execute(query).fetchall()}
+            assert got == want, ts
+    finally:
+        engine.close()
+        oracle.close()
+    assert any(k[0] is None for k in want), "a t2 row alone came out"
+    assert any(k[1] is None and k[2] is None for k in want), "a t1 row alone came out"
+    assert any(None not in k for k in want), "three rows joined"
