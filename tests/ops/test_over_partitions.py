@@ -17,6 +17,7 @@ import duckdb
 import pytest
 
 from hispeed.engine import Engine
+from hispeed.ops.watermark import IDLE_TIMEOUT_PROPERTY
 
 OVER = (
     "LAG(v) OVER (PARTITION BY g ORDER BY ROWTIME) AS prev, "
@@ -216,3 +217,26 @@ def test_one_partition_takes_each_row_at_once(tmp_path: Path) -> None:
         {"G": "b", "V": 2, "PREV": None},
         {"G": "a", "V": 3, "PREV": 1},
     ]
+
+
+def test_a_partition_that_reads_nothing_holds_rows_until_it_is_idle(tmp_path: Path) -> None:
+    """Partition 1 has read nothing: partition 0's rows wait until it has had nothing to read
+    for the idle timeout (decided by an injected clock), then go; a row it reads after that,
+    behind its group's last, is late."""
+    now = [0.0]
+    rows = [{"K": f"k{i}", "G": "a", "V": i, "T": 1000 * i} for i in (1, 2, 3)]
+    with Engine(tmp_path / "data", properties={IDLE_TIMEOUT_PROPERTY: 5000}) as engine:
+        _start(engine, 2)
+        [task] = engine.tasks.values()
+        assert task.idle is not None
+        task.idle.clock = lambda: now[0]  # milliseconds, as the test decides
+        _append(engine, 0, rows[:2])
+        assert _output(engine) == []
+        now[0] = 4999.0
+        assert _output(engine) == []  # not idle for the timeout yet
+        now[0] = 5000.0
+        _append(engine, 0, rows[2:])
+        assert _output(engine) == _expected(rows, 3000)
+        _append(engine, 1, [{"K": "k9", "G": "a", "V": 9, "T": 2500}])
+        assert _output(engine) == _expected(rows, 3000)
+        assert [(e["partition"], e["offset"]) for e in _processing_log(engine)] == [(1, 0)]

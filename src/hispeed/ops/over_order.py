@@ -15,49 +15,40 @@ it makes final are released. With one input partition the watermark is that part
 newest time, so every row is final as it comes and is taken at once, in the order it came:
 no row waits, whatever the batches.
 
-The watermark holds back while an input partition has read nothing; `holding` (given by the
-query task) says which partitions count, as the window table functions' watermark does
-(ops/watermark.py), so an idle one stops holding it back after the idle timeout.
+The watermark is the window table functions' (ops/watermark.py): an input partition that
+has read nothing holds it back, until it has had nothing to read for the idle timeout
+(`table.exec.source.idle-timeout`).
 
 The waiting rows are the operator's store `WAITING` (one entry: the rows as a record batch
 and which of them are tombstones), and the partitions' newest times and the watermark are
-the query's stream time (`LEVEL` for the watermark): both are written to the query's
-changelog in the transaction that commits the batch's outputs and input offsets, so a
-restart neither loses a waiting row nor sends one twice.
+the query's stream time (the watermark under ops/watermark.py's `LEVEL`): both are written
+to the query's changelog in the transaction that commits the batch's outputs and input
+offsets, so a restart neither loses a waiting row nor sends one twice.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable, Iterable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from hispeed.ops.base import OperatorContext
+from hispeed.ops.watermark import NEVER, BatchClock
 from hispeed.plan.model import field_name
 from hispeed.state.changelog import write_stream_time
 from hispeed.state.stores import PickledStores
 
 #: the store kind of the rows that wait for the watermark
 WAITING = "LW"
-#: the key of the watermark among the stream time's partitions
-LEVEL = -1
-#: the time before any record (far from int64's end: numpy arithmetic must not wrap)
-NEVER = -(1 << 62)
-#: no other partition holds the watermark back
-CEILING = 1 << 62
 
 
 class EventTimeOrder:
     """Releases a stream's rows in event-time order across its input partitions (see the
-    module); `holding` gives the input partitions that hold the watermark back (None: every
-    partition that has read)."""
+    module)."""
 
     def __init__(self, label: str, stores: PickledStores) -> None:
         self.stamp_field = field_name(label, "ROWTIME")
         self.stores = stores
-        self.holding: Callable[[], Iterable[int]] | None = None
 
     def take(
         self, frame: pa.RecordBatch, tombstones: np.ndarray, context: OperatorContext
@@ -65,18 +56,13 @@ class EventTimeOrder:
         """The rows that `frame` (a batch of one input partition) makes final, with those
         waiting before, in the order to compute them; the others wait."""
         times = context.stream_time
-        partition = context.partition
         n = frame.num_rows
         stamps = _stamps(frame.column(self.stamp_field))
-        holding = self.holding() if self.holding is not None else list(times)
-        others = [times.get(p, NEVER) for p in holding if p != partition and p != LEVEL]
-        cap = min(others, default=CEILING)
-        # the partition's newest time and the watermark after each record
-        newest = np.maximum.accumulate(np.maximum(stamps, times.get(partition, NEVER)))
-        marks = np.maximum(np.minimum(newest, cap), times.get(LEVEL, NEVER))
+        # the watermark after each record (ops/watermark.py)
+        clock = BatchClock(times, context.partition, context.idle, watermark=True)
+        marks = clock.rows(stamps)
         if n:
-            times[partition] = int(newest[-1])
-            times[LEVEL] = int(marks[-1])
+            clock.done(int(marks[-1]))
             write_stream_time(context.out.changelog, times)
         store = self.stores[WAITING]
         waiting = store.get(0)

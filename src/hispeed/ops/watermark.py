@@ -1,13 +1,16 @@
-"""Flink's watermark over a query's input partitions, for the window table functions.
+"""Flink's watermark over a query's input partitions, for the window table functions and
+the OVER functions over a stream.
 
 A window of TUMBLE, HOP, CUMULATE or SESSION (aggregated, ranked or joined) closes when the
-watermark reaches its end. As Flink's source watermark, it is the minimum over the input's
-partitions of each partition's newest event time (for a join, over both inputs' partitions),
-so a partition that is ahead never closes a window another partition still has rows for;
-it never goes back. A partition that has read nothing holds it back, as in Flink, until it
-has been idle for the idle timeout (`table.exec.source.idle-timeout`, `IDLE_TIMEOUT_PROPERTY`):
-no record to read and none read for that long. A partition with records waiting is never
-idle, however long it waits, so a query that is behind never drops its own rows as late.
+watermark reaches its end; a row of LAG, LEAD or an aggregate over a frame is computed when
+it reaches the row's time (ops/over_order.py). As Flink's source watermark, it is the
+minimum over the input's partitions of each partition's newest event time (for a join, over
+both inputs' partitions), so a partition that is ahead never closes a window another
+partition still has rows for; it never goes back. A partition that has read nothing holds
+it back, as in Flink, until it has been idle for the idle timeout
+(`table.exec.source.idle-timeout`, `IDLE_TIMEOUT_PROPERTY`): no record to read and none
+read for that long. A partition with records waiting is never idle, however long it waits,
+so a query that is behind never drops its own rows as late.
 An idle partition that reads again holds the watermark back from then on; the rows it
 brings for windows that closed meanwhile are late.
 
@@ -63,8 +66,12 @@ def idle_timeout(properties: Mapping[str, Any]) -> int:
 
 
 def uses_watermark(plan: QueryPlan) -> bool:
-    """Whether a plan closes windows on the watermark: a window table function's
-    aggregation, SESSION's rows, window Top-N or deduplication, or window join."""
+    """Whether a plan goes by the watermark: a window table function's aggregation,
+    SESSION's rows, window Top-N or deduplication, or window join (they close windows on
+    it), or LAG, LEAD or an aggregate over a frame over a stream (ops/over_order.py: rows
+    wait for it)."""
+    if plan.lags:
+        return True
     agg = plan.aggregation
     if agg is not None and agg.window is not None and agg.window.watermark:
         return True

@@ -171,11 +171,6 @@ class QueryTask:
         self.lag = Lag(plan) if plan.lags else None
         #: SESSION's rows, held until their session closes (ops/session_rows.py)
         self.sessions = SessionRows(plan) if plan.session_rows is not None else None
-        if self.lag is not None:
-            # LAG's rows wait for the watermark over the partitions the task reads
-            self.lag.order.holding = self._input_partitions
-            if unit is None:
-                self.inputs = self.consumer.assignment
         if self.stateful:
             if unit is None:
                 self.log.create_topic(
@@ -218,10 +213,6 @@ class QueryTask:
             field_name(decoder.label, "ROWTIME")
         ).to_numpy(zero_copy_only=False)
         return times
-
-    def _input_partitions(self) -> list[int]:
-        """The source's partitions this task reads."""
-        return [tp.partition for tp in self.inputs() if tp.topic == self.source.topic]
 
     @property
     def stateful(self) -> bool:
@@ -308,7 +299,6 @@ class QueryTask:
             self.topn = ranking_operator(self.plan, self.emitter, self.ranking_properties)
         if self.lag is not None:
             self.lag = Lag(self.plan)
-            self.lag.order.holding = self._input_partitions
         if self.sessions is not None:
             self.sessions = SessionRows(self.plan)
         self.project = Project(self.plan, self.sink, self.emitter, self.join, self.processor)
