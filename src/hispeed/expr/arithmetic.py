@@ -37,32 +37,33 @@ def arithmetic(
         if op == "*":
             return pc.multiply(la, ra)
         if result.is_integral:
-            zero = pc.fill_null(pc.equal(ra, 0), False)
-            if pc.any(zero).as_py():
-                for i in np.nonzero(np.asarray(zero))[0]:
-                    ctx.error(int(i), "/ by zero" if op == "/" else "% by zero")
-                ra = pc.if_else(zero, None, ra)
-            if op == "/":
-                # Java integer division truncates toward zero
-                q = pc.divide(pc.cast(la, pa.float64()), pc.cast(ra, pa.float64()))
-                return pc.cast(pc.trunc(q), result.to_arrow(), safe=False)
-            rem = pc.subtract(
-                la,
-                pc.multiply(
-                    pc.cast(
-                        pc.trunc(pc.divide(pc.cast(la, pa.float64()), pc.cast(ra, pa.float64()))),
-                        result.to_arrow(),
-                        safe=False,
-                    ),
-                    ra,
-                ),
-            )
-            return rem
+            return _java_integer_division(op, la, ra, result.to_arrow(), ctx)
         if op == "/":
             return pc.divide(la, ra)
         return rowwise(ctx, [la, ra], T.DOUBLE, lambda x, y: float(np.fmod(x, y)))
 
     return ev
+
+
+def _java_integer_division(
+    op: str, la: pa.Array, ra: pa.Array, arrow_type: pa.DataType, ctx: EvalContext
+) -> pa.Array:
+    """Java's `/` or `%` of two integer columns, exact over the whole range: the quotient
+    truncates toward zero, the remainder takes the dividend's sign, MIN / -1 wraps to MIN (as
+    Java's long arithmetic); a division by zero is NULL and reported on its row."""
+    zero = pc.fill_null(pc.equal(ra, 0), False)
+    if pc.any(zero).as_py():
+        for i in np.nonzero(np.asarray(zero))[0]:
+            ctx.error(int(i), "/ by zero" if op == "/" else "% by zero")
+    # NULL where either side is NULL or the divisor is 0; those rows divide 0 by 1
+    unset = pc.or_(pc.or_(pc.is_null(la), pc.is_null(ra)), zero)
+    a = np.asarray(pc.fill_null(la, 0)).astype(arrow_type.to_pandas_dtype(), copy=False)
+    d = np.asarray(pc.if_else(unset, 1, pc.fill_null(ra, 1))).astype(a.dtype, copy=False)
+    with np.errstate(all="ignore"):
+        rem = np.fmod(a, d)
+        out = rem if op == "%" else (a - rem) // d
+    mask = np.asarray(unset) if pc.any(unset).as_py() else None
+    return pa.array(out, type=arrow_type, mask=mask)
 
 
 def _as_decimal(arr: pa.Array) -> pa.Array:
