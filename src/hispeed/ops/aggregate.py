@@ -8,13 +8,11 @@ the changes at once.
 
 from __future__ import annotations
 
-import collections
 import math
 import pickle
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
-from operator import itemgetter, setitem
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -337,16 +335,16 @@ class Aggregator:
         # each group's states, updated a call at a time (a column of all groups' states)
         state_keys = [(group, None) for group in keys]
         init = self._init
-        group_states: list[list[Any]] = [s or init() for s in map(states_of.get, state_keys)]
-        results: list[list[Any]] = []
+        old = [s or init() for s in map(states_of.get, state_keys)]
+        columns: list[Sequence[Any]] = list(zip(*old, strict=True)) if old else [()] * len(adders)
+        results: list[Sequence[Any]] = []
         distinct: list[tuple[int, DistinctAdder]] = []
         for p, (add, result_of) in enumerate(zip(adders, self._result_of, strict=True)):
-            column = add(list(map(itemgetter(p), group_states)))
+            column = columns[p] = add(columns[p])
             if isinstance(add, DistinctAdder):
                 distinct.append((p, add))  # its multisets were updated in place
-            else:
-                collections.deque(map(_put, group_states, repeat(p), column), maxlen=0)
             results.append(column if result_of is None else list(map(result_of, column)))
+        group_states = list(map(list, zip(*columns, strict=True)))
         states_of.update(zip(state_keys, group_states, strict=True))
         if "S" in self.pickled.encoders:
             self._write_chunked(state_keys, group_states, distinct, context.out)
@@ -708,7 +706,7 @@ class Aggregator:
     def _emit_groups(
         self,
         keys: list[tuple[Any, ...]],
-        results: list[list[Any]],
+        results: list[Sequence[Any]],
         last: np.ndarray,
         headers: list[Any] | None,
         out: Outputs,
@@ -819,10 +817,6 @@ def _is_distinct(logic: Any) -> bool:
     return isinstance(logic.inner if isinstance(logic, Filtered) else logic, Distinct)
 
 
-#: `states[p] = value` as a function, for `map` over many groups' states
-_put = cast(Callable[[list[Any], int, Any], None], setitem)
-
-
 def _coalesce(changes: list[Change]) -> list[Change]:
     """The latest change of each group and window, in the order of those latest changes."""
     last: dict[Any, int] = {}
@@ -832,7 +826,7 @@ def _coalesce(changes: list[Change]) -> list[Change]:
     return [changes[i] for i in keep]
 
 
-def _array(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
+def _array(values: Sequence[Any], arrow_type: pa.DataType) -> pa.Array:
     if pa.types.is_map(arrow_type):
         values = [list(v.items()) if isinstance(v, dict) else v for v in values]
     return pa.array(values, arrow_type)

@@ -43,7 +43,7 @@ def batched(logic: Aggregate) -> bool:
 
 #: a call's adder for one batch: each group's state (in group order) -> its state after
 #: the group's values (a multiset is updated in place and is its own new state)
-Adder = Callable[[list[Any]], list[Any]]
+Adder = Callable[[Sequence[Any]], Sequence[Any]]
 
 
 def batch_adder(
@@ -117,7 +117,7 @@ class DistinctAdder:
             map(listed.__getitem__, map(slice, (ends - counts).tolist(), ends.tolist()))
         )
 
-    def __call__(self, states: list[Counter[Any]]) -> list[Counter[Any]]:
+    def __call__(self, states: Sequence[Counter[Any]]) -> Sequence[Counter[Any]]:
         collections.deque(map(_count_into, states, self.added), maxlen=0)
         return states
 
