@@ -40,8 +40,10 @@ TVF_COLUMNS = ("WINDOW_START", "WINDOW_END", "WINDOW_TIME")
 #: the window store's retention under a window TVF's aggregation: ksqlDB's EMIT FINAL
 #: never outputs a window its store no longer holds when stream time jumps past it by more
 #: than size + grace (ops/window.py, final_retained_from); Flink outputs every window the
-#: watermark passes, so the store keeps them all (a window leaves it once output anyway)
-KEEP_UNTIL_OUTPUT_MS = 36_500 * 86_400_000
+#: watermark passes, so the store keeps them all (a window leaves it once output anyway):
+#: a retention past any jump of a BIGINT time (2^62 ms, still clear of int64's overflow when
+#: subtracted from a stream time)
+KEEP_UNTIL_OUTPUT_MS = 2**62
 
 # CUMULATING: the aggregation's own kind for CUMULATE (ops/aggregate.py), never parsed
 _KINDS = {"TUMBLE": "TUMBLING", "HOP": "HOPPING", "SESSION": "SESSION", "CUMULATE": "CUMULATING"}
