@@ -60,16 +60,59 @@ class _Descending:
         return (_Descending, (self.value,))
 
 
+class _NaN:
+    """Where a DOUBLE NaN sorts: Java's Double.compare (Flink's Top-N comparator, ksqlDB) and
+    DuckDB make NaN the greatest value and equal to itself, so ascending it follows every
+    finite number (a NULL, as infinity, still after it) and descending (`first`) it precedes
+    every number. A float's comparison with it falls back to these methods."""
+
+    __slots__ = ("first",)
+
+    def __init__(self, first: bool) -> None:
+        self.first = first
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _NaN) and other.first == self.first
+
+    def __hash__(self) -> int:
+        return hash(("NaN", self.first))
+
+    def __lt__(self, other: Any) -> bool:
+        if isinstance(other, _NaN):
+            return False
+        return self.first or bool(other == _LAST)
+
+    def __le__(self, other: Any) -> bool:
+        return self == other or self.__lt__(other)
+
+    def __gt__(self, other: Any) -> bool:
+        return not self <= other
+
+    def __ge__(self, other: Any) -> bool:
+        return not self < other
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_NaN, (self.first,))
+
+
+def _numbers(values: list[Any], descending: bool) -> list[Any]:
+    """Numbers already negated for DESC, with NaN at its place and NULL last."""
+    nan = _NaN(descending)
+    return [_LAST if v is None else nan if v != v else v for v in values]
+
+
 def sort_column(values: pa.Array, descending: bool, numeric: bool) -> list[Any]:
     """One ORDER BY column's values as they sort, nulls last either way (as DuckDB and
     Flink's default put them for ascending order): a number as itself (negated for DESC,
-    a null as infinity), anything else as (0, value) or, for a null, (1, 0)."""
+    a null as infinity, NaN the greatest number), anything else as (0, value) or, for a
+    null, (1, 0)."""
     if numeric:
-        if values.null_count == 0:
-            return (pc.negate(values) if descending else values).to_pylist()  # type: ignore[no-any-return]
-        if descending:
-            return [_LAST if v is None else -v for v in values.to_pylist()]
-        return [_LAST if v is None else v for v in values.to_pylist()]
+        signed = pc.negate(values) if descending else values
+        if values.null_count == 0 and not (
+            pa.types.is_floating(values.type) and pc.any(pc.is_nan(values)).as_py()
+        ):
+            return signed.to_pylist()  # type: ignore[no-any-return]
+        return _numbers(signed.to_pylist(), descending)
     if not descending:
         return [(1, 0) if v is None else (0, v) for v in values.to_pylist()]
     return [(1, 0) if v is None else (0, _Descending(v)) for v in values.to_pylist()]
