@@ -113,10 +113,11 @@ def _duckdb(shape: str, rows: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
         "INSERT INTO s VALUES (?, ?, ?, ?, ?, ?, ?)",
         [(r["K"], r["G"], r["H"], r["V"], r["W"], r["T"], i) for i, r in enumerate(rows)],
     )
-    # NULLS LAST either way, as hispeed sorts them; equal values go to the first row
+    # NULLS LAST either way, as hispeed sorts them; equal values go to the first row, but
+    # in keep-last deduplication (by the stream's time, DESC) to the last, as Flink's
     order = ", ".join(f"{o} NULLS LAST" for o in order.split(", "))
     over = f"PARTITION BY {partition} " if partition else ""
-    over += f"ORDER BY {order}, pos"
+    over += f"ORDER BY {order}, pos" + (" DESC" if shape == "dedup last" else "")
     got = con.execute(
         f"SELECT g, h, k, v, w, t, rn FROM (SELECT *, ROW_NUMBER() OVER ({over}) AS rn FROM s) "
         f"WHERE rn <= {bound}"

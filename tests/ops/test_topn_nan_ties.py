@@ -95,3 +95,41 @@ def test_nan_is_the_greatest_double_in_top_n(
         f"v {direction} NULLS LAST, arrival) AS rn FROM s) WHERE rn <= 3",
     )
     _same(got, expected)
+
+
+@pytest.mark.parametrize("per_batch", [1, 2, 100])
+def test_keep_last_deduplication_keeps_the_later_of_rows_at_one_time(
+    engine: Engine, per_batch: int
+) -> None:
+    engine.execute(
+        "CREATE STREAM s (k STRING KEY, dev STRING, temp INT, ts BIGINT) WITH "
+        "(kafka_topic='s', value_format='JSON', partitions=1, timestamp='ts');"
+        "CREATE TABLE latest AS SELECT dev, temp, ts FROM (SELECT *, ROW_NUMBER() OVER "
+        "(PARTITION BY dev ORDER BY ts DESC) AS rn FROM s) WHERE rn = 1;"
+        "CREATE TABLE first_ AS SELECT dev, temp, ts FROM (SELECT *, ROW_NUMBER() OVER "
+        "(PARTITION BY dev ORDER BY ts ASC) AS rn FROM s) WHERE rn = 1;"
+    )
+    readings = [
+        ("d1", 20, 1000), ("d1", 25, 2000), ("d2", 7, 1500), ("d1", 30, 2000),
+        ("d2", 8, 1500), ("d1", 31, 1900), ("d2", 9, 1400), ("d1", 32, 2000), ("d2", 6, 1000),
+    ]  # fmt: skip
+    rows = [{"K": d, "DEV": d, "TEMP": t, "TS": ts} for d, t, ts in readings]
+    _feed(engine, rows, per_batch)
+    table = [(d, t, ts, i) for i, (d, t, ts) in enumerate(readings)]
+    columns = "dev VARCHAR, temp INTEGER, ts BIGINT, arrival INTEGER"
+    # Flink: keep-last replaces the kept row on a row at the same time or later; keep-first
+    # keeps the first row of the earliest time
+    last = _duckdb(
+        table,
+        columns,
+        "SELECT dev, temp, ts FROM (SELECT *, row_number() OVER (PARTITION BY dev "
+        "ORDER BY ts DESC, arrival DESC) AS rn FROM s) WHERE rn = 1",
+    )
+    first = _duckdb(
+        table,
+        columns,
+        "SELECT dev, temp, ts FROM (SELECT *, row_number() OVER (PARTITION BY dev "
+        "ORDER BY ts, arrival) AS rn FROM s) WHERE rn = 1",
+    )
+    assert sorted(tuple(r.values()) for r in engine.query("SELECT * FROM latest;")) == sorted(last)
+    assert sorted(tuple(r.values()) for r in engine.query("SELECT * FROM first_;")) == sorted(first)

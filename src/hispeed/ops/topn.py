@@ -10,7 +10,9 @@ deleted) a tombstone. Deduplication is the case N = 1: ordered by time ascending
 row stays (later ones rank below it and change nothing), descending each newer row replaces
 it.
 
-Ties in the order go to the row that came first (as Flink's Top-N keeps them). The kept
+Ties in the order go to the row that came first (as Flink's Top-N keeps them), except in
+keep-last deduplication (a stream's `ORDER BY <time> DESC`, N = 1), where, as in Flink's, a
+row at the kept row's time replaces it. The kept
 rows are the operator's `PickledStores`, written to the query's changelog with each batch in
 the transaction that commits the batch's outputs (runtime/task.py), and restored from it at
 a restart.
@@ -322,17 +324,22 @@ class TopN:
         another row (a stream's rows only push the rows below them down)."""
         store = self.stores[RANKS]
         n = self.limit
+        keep_last = self.ranking.keep_last
         first: dict[Any, int] = {}
         for p, s, row, ts in zip(partitions, sorts, rows, stamps, strict=True):
             entries = store.get(p)
             if entries is None:
                 entries = []
-            elif len(entries) >= n and entries[-1][0] <= s:
+            elif len(entries) >= n and (entries[-1][0] < s if keep_last else entries[-1][0] <= s):
                 continue  # ranks below the N-th (a tie goes to the row that came first)
             seq = self._next_sequence()
             # entries compare by their ORDER BY values, then their arrival (unique): never
-            # by the row itself
-            at = bisect.bisect_right(entries, (s, seq))
+            # by the row itself; keep-last deduplication puts a tie before the kept rows
+            at = (
+                bisect.bisect_left(entries, (s,))
+                if keep_last
+                else bisect.bisect_right(entries, (s, seq))
+            )
             entries.insert(at, (s, seq, row))
             if len(entries) > n:
                 entries.pop()

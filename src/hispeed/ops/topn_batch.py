@@ -169,7 +169,12 @@ def rank_stream_batch(
             }
         )
         rows = pl.concat([rows, old], how="vertical")
-    ranked = rows.sort(["g", *names, "i"], nulls_last=True)
+    # ties in arrival order; for keep-last deduplication the later row first
+    ranked = rows.sort(
+        ["g", *names, "i"],
+        descending=[False] * (1 + width) + [ranking.keep_last],
+        nulls_last=True,
+    )
     g = ranked["g"].to_numpy()
     i = ranked["i"].to_numpy()
     o = ranked["o"].to_numpy()

@@ -272,6 +272,9 @@ class RankingPlan:
     #: over HOP's and CUMULATE's rows: the windows each row is put in, one copy of the row
     #: per window with its end in the `ROW_WINDOW_END` column (None: TUMBLE's one window)
     row_windows: RowWindows | None = None
+    #: Flink's keep-last deduplication (a stream's rows, `ORDER BY <time> DESC`, rn = 1):
+    #: of rows at the same time the later one replaces the kept one, as Flink's does
+    keep_last: bool = False
 
 
 @dataclass

@@ -252,6 +252,10 @@ def plan_subquery(
         else None,
         window_end=None if windowed is None else compile_clause(windowed[1], scope, "PARTITION BY"),
         row_windows=row_windows,
+        keep_last=source.kind != "TABLE"
+        and windowed is None
+        and limit == 1
+        and _by_time_descending(over, source),
     )
     plan = QueryPlan(
         source,
@@ -515,3 +519,13 @@ def _outputs(
         compiled = compile_clause(expr, scope, "SELECT")
         outputs.append(OutputColumn(name, compiled.type or T.STRING, compiled))
     return outputs, rank_index
+
+
+def _by_time_descending(over: ast.OverCall, source: Source) -> bool:
+    """Whether `over` orders by the stream's time alone, latest first (Flink's keep-last
+    deduplication, where ties go to the later row)."""
+    if len(over.order_by) != 1:
+        return False
+    e, descending = over.order_by[0]
+    name = e.name.upper() if isinstance(e, ast.ColumnRef) else None
+    return descending and name is not None and name in ("ROWTIME", (source.timestamp or "").upper())
