@@ -249,15 +249,20 @@ def _keyed(
         kind, unkafka = _planned(parts, query, name)
     except SqlError as e:
         missing = str(e).split(": ", 1)[-1].startswith("Key missing from projection")
-        if not missing or query.partition_by:
+        rank = _unselected_rank(query)
+        if rank is not None and str(e).split(": ", 1)[-1].startswith("select the rank"):
+            # Flink's Top-N need not output its rank; hispeed's result is keyed by it
+            item = ast.SelectItem(ast.ColumnRef(rank, pos=query.pos), rank, pos=query.pos)
+            query = dataclasses.replace(query, items=(*query.items, item))
+        elif not missing or query.partition_by:
             raise
-        if query.group_by:
+        elif query.group_by:
             # Flink need not select what it groups by; ksqlDB's key columns are selected
             shown = {sql(i.expr) for i in query.items if isinstance(i, ast.SelectItem)}
             keys = [g for g in query.group_by if sql(g) not in shown]
             more = [ast.SelectItem(g, f"GROUP_KEY_{n}", pos=query.pos) for n, g in enumerate(keys)]
             query = dataclasses.replace(query, items=(*query.items, *more))
-        elif isinstance(query.from_, ast.Join):
+        elif isinstance(query.from_, ast.Join | ast.WindowJoin):
             keyless = (ast.Literal(None, None, pos=query.pos),)
             query = dataclasses.replace(query, partition_by=keyless)
         else:
@@ -265,6 +270,18 @@ def _keyed(
         kind, unkafka = _planned(parts, query, name)
     props = _sink_props("TABLE" if unkafka else kind, pos)
     return kind, query, props
+
+
+def _unselected_rank(query: ast.Select) -> str | None:
+    """The name of the rank (`ROW_NUMBER() OVER (...) AS rn`) of a Top-N subquery the outer
+    query reads but does not select (None: no such rank)."""
+    sub = query.from_
+    if not isinstance(sub, ast.Subquery):
+        return None
+    for item in sub.query.items:
+        if isinstance(item, ast.SelectItem) and isinstance(item.expr, ast.OverCall):
+            return item.alias
+    return None
 
 
 def _sink_props(kind: str, pos: ast.Pos) -> dict[str, ast.Property]:

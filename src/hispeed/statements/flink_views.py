@@ -88,6 +88,18 @@ def hoist(
 
     query = _named_stars(parts, query)
     from_ = relation(query.from_)
+    if isinstance(from_, ast.Subquery):
+        # a Top-N over an aggregation (Flink's window Top-N over a window aggregation): the
+        # ranking subquery reads the aggregation made a view
+        middle = from_.query
+        agg = middle.from_
+        if (
+            isinstance(agg, ast.Subquery)
+            and _ranks_or_aggregates(middle)
+            and _ranks_or_aggregates(agg.query)
+        ):
+            made = view_of(agg.query, agg.alias, agg.pos)
+            from_ = dataclasses.replace(from_, query=dataclasses.replace(middle, from_=made))
     if isinstance(from_, ast.Subquery) and _ranks_or_aggregates(query):
         inner = from_.query
         if _ranks_or_aggregates(inner) or isinstance(inner.from_, ast.Subquery):
