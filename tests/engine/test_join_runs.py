@@ -22,6 +22,9 @@ from hispeed.engine import Engine
 from hispeed.log.base import Record
 from hispeed.runtime.task import PROCESSING_LOG
 
+#: this file's own DuckDB database (the process-wide default one is shared by every test)
+DUCK = duckdb.connect()
+
 CLICKS = (
     "CREATE STREAM clicks (user_id STRING KEY, page STRING) "
     "WITH (kafka_topic='clicks', value_format='JSON', partitions=1);"
@@ -110,7 +113,7 @@ def _expected(table: list[Any], stream: list[Any], kind: str) -> list[Any]:
             "phase": [p for *_, p in stream],
         }
     )
-    rows = duckdb.sql(REFERENCE).fetchall()
+    rows = DUCK.sql(REFERENCE).fetchall()
     return [
         (k, {"PAGE": page, "NAME": name, "N": n}, ts)
         for k, page, name, n, ts, found in rows
@@ -297,7 +300,7 @@ def test_stream_stream_runs_match_duckdb_across_a_restart(
         .replace("$outer", outer)
     )
     expected = []
-    for _place, side, k, ax, bx, ts, _bts, _bplace in duckdb.sql(sql).fetchall():
+    for _place, side, k, ax, bx, ts, _bts, _bplace in DUCK.sql(sql).fetchall():
         v, w = (ax, bx) if side == 0 else (bx, ax)
         expected.append((k, {"V": v, "W": w}, ts))
     assert got == expected

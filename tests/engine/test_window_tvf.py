@@ -18,6 +18,9 @@ from hispeed.demo.nexmark import NexmarkGenerator, fill_log
 from hispeed.engine import Engine
 from hispeed.errors import HispeedError, SqlError
 
+#: this file's own DuckDB database (the process-wide default one is shared by every test)
+DUCK = duckdb.connect()
+
 EVENTS = 5_000
 
 
@@ -73,7 +76,7 @@ def _closed(bid: pa.Table, sql: str) -> set[tuple[Any, ...]]:
     """DuckDB's rows of `sql` whose window (its first two columns after the key: start, end)
     stream time, the newest bid's time, has passed."""
     now = max(bid.column("dateTime").to_pylist())
-    return {r for r in duckdb.sql(sql).fetchall() if r[2] <= now}
+    return {r for r in DUCK.sql(sql).fetchall() if r[2] <= now}
 
 
 def test_tumble_window_aggregation_matches_duckdb(engine: Engine, bid: pa.Table) -> None:
@@ -154,7 +157,7 @@ def test_tumble_without_aggregation_adds_each_rows_window(engine: Engine, bid: p
         "CREATE STREAM w AS SELECT * FROM TUMBLE(TABLE bid, DESCRIPTOR(dateTime), "
         "INTERVAL '100' MILLISECOND, INTERVAL '30' MILLISECOND) WHERE price > 1000;",
     )
-    expected = duckdb.sql(
+    expected = DUCK.sql(
         "select auction, bidder, price, dateTime, (dateTime - 30) // 100 * 100 + 30 "
         "as s, s + 100, s + 99 from bid where price > 1000"
     ).fetchall()
@@ -210,7 +213,7 @@ def test_hop_and_cumulate_without_aggregation_give_a_row_per_window(
         (r["AUCTION"], r["DATETIME"], r["WINDOW_START"], r["WINDOW_END"], r["WINDOW_TIME"])
         for r in got
     ]
-    assert sorted(rows) == sorted(duckdb.sql(windows).fetchall())
+    assert sorted(rows) == sorted(DUCK.sql(windows).fetchall())
     assert len(rows) > per_row * bid.num_rows
 
 

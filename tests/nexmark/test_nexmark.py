@@ -18,6 +18,9 @@ from hispeed.demo.generators import generator
 from hispeed.demo.nexmark import Events, NexmarkGenerator, fill_log, fill_side_input
 from hispeed.engine import Engine
 
+#: this file's own DuckDB database (the process-wide default one is shared by every test)
+DUCK = duckdb.connect()
+
 EVENTS = 10_000
 
 
@@ -151,7 +154,7 @@ def _run(tmp_path: Path, name: str) -> list[tuple[Any, ...]]:
 @pytest.mark.parametrize("name", sorted(STREAM_EXPECTED))
 def test_stream_query_matches_duckdb(tmp_path: Path, events: Events, name: str) -> None:
     bid, auction, person = events.bid, events.auction, events.person  # noqa: F841 (duckdb)
-    expected = Counter(_norm(r) for r in duckdb.sql(STREAM_EXPECTED[name]).fetchall())
+    expected = Counter(_norm(r) for r in DUCK.sql(STREAM_EXPECTED[name]).fetchall())
     # a join's key column (the seller, the auction) is the record's key (KAFKA BIGINT)
     got = Counter(
         _norm(((int.from_bytes(k, "big", signed=True),) if k else ()) + tuple(v.values()))
@@ -164,7 +167,7 @@ def test_stream_query_matches_duckdb(tmp_path: Path, events: Events, name: str) 
 @pytest.mark.slow
 def test_q17_matches_duckdb(tmp_path: Path, events: Events) -> None:
     bid = events.bid  # noqa: F841 (duckdb)
-    rows = duckdb.sql(
+    rows = DUCK.sql(
         "select auction, strftime(make_timestamp(dateTime // 86400000 * 86400000000), "
         "'%Y-%m-%d'), count(*), count(*) filter (where price < 10000), "
         "count(*) filter (where price >= 10000 and price < 1000000), "
@@ -182,7 +185,7 @@ def test_q17_matches_duckdb(tmp_path: Path, events: Events) -> None:
 def test_q11_sessions_match_duckdb(tmp_path: Path, events: Events) -> None:
     bid = events.bid  # noqa: F841 (duckdb)
     # a bidder's session goes on while bids come at most 10 s apart (ksqlDB's inactivity gap)
-    rows = duckdb.sql(
+    rows = DUCK.sql(
         "with marked as (select bidder, dateTime, case when dateTime - lag(dateTime) over "
         "(partition by bidder order by dateTime, position) > 10000 then 1 else 0 end as new "
         "from bid), numbered as (select *, sum(new) over (partition by bidder order by "
@@ -240,7 +243,7 @@ def test_top_n_and_dedup_match_duckdb(tmp_path: Path, events: Events, name: str,
     user writes them (examples/nexmark/flink/: Nexmark's table and views, a sink table and
     INSERT INTO, run unchanged)."""
     bid = events.bid  # noqa: F841 (duckdb)
-    result = duckdb.sql(TOPN_EXPECTED[name])
+    result = DUCK.sql(TOPN_EXPECTED[name])
     names = [c.upper() for c in result.columns]
     expected = {tuple(sorted(zip(names, r, strict=True))) for r in result.fetchall()}
     # batches of 1,000 records: the top N changes across batches, not within one
@@ -262,7 +265,7 @@ def test_top_n_and_dedup_match_duckdb(tmp_path: Path, events: Events, name: str,
 def test_q9_winning_bids_match_duckdb(tmp_path: Path, events: Events) -> None:
     """Each auction's highest bid while it was open: ROW_NUMBER() over an interval join."""
     bid, auction = events.bid, events.auction  # noqa: F841 (duckdb)
-    result = duckdb.sql(
+    result = DUCK.sql(
         "select id, itemName, description, initialBid, reserve, dateTime, expires, seller, "
         "category, bidder, price, bid_dateTime from (select a.*, b.bidder, b.price, "
         "b.dateTime as bid_dateTime, row_number() over (partition by a.id order by b.price "

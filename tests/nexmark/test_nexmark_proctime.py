@@ -19,6 +19,9 @@ from hispeed.engine import Engine
 from hispeed.errors import SqlError
 from hispeed.testing.wait import wait_for
 
+#: this file's own DuckDB database (the process-wide default one is shared by every test)
+DUCK = duckdb.connect()
+
 EVENTS = 10_000
 
 
@@ -30,7 +33,7 @@ def _now_ms() -> int:
 def test_q12_counts_each_bid_once_in_windows_of_processing_time(tmp_path: Path) -> None:
     events: Events = NexmarkGenerator(42).events(EVENTS)
     bid = events.bid  # noqa: F841 (duckdb)
-    expected = dict(duckdb.sql("select bidder, count(*) from bid group by bidder").fetchall())
+    expected = dict(DUCK.sql("select bidder, count(*) from bid group by bidder").fetchall())
     with Engine(tmp_path / "data", properties={"query.max.poll.records": 1000}) as engine:
         fill_log(engine.log, EVENTS)
         before = _now_ms()

@@ -15,6 +15,9 @@ from hispeed.bench.nexmark import run_query
 from hispeed.demo.nexmark import NexmarkGenerator, fill_log
 from hispeed.engine import Engine
 
+#: this file's own DuckDB database (the process-wide default one is shared by every test)
+DUCK = duckdb.connect()
+
 EVENTS = 20_000
 
 WINNERS = (
@@ -37,9 +40,9 @@ def _latest(engine: Engine, topic: str) -> tuple[dict[Any, Any], int]:
 def test_q4_average_winning_price_per_category_matches_duckdb(tmp_path: Path) -> None:
     events = NexmarkGenerator(42).events(EVENTS)
     bid, auction = events.bid, events.auction  # noqa: F841 (duckdb)
-    winners = {(r[0], r[1]): r[2] for r in duckdb.sql(WINNERS).fetchall()}
+    winners = {(r[0], r[1]): r[2] for r in DUCK.sql(WINNERS).fetchall()}
     averages = dict(
-        duckdb.sql(f"select category, avg(final) from ({WINNERS}) group by category").fetchall()
+        DUCK.sql(f"select category, avg(final) from ({WINNERS}) group by category").fetchall()
     )
     # batches of 500 records: an auction's maximum rises across batches, so the average
     # per category takes old maxima back

@@ -16,6 +16,9 @@ from hispeed.bench.nexmark import run_query
 from hispeed.demo.nexmark import NexmarkGenerator, fill_log
 from hispeed.engine import Engine
 
+#: this file's own DuckDB database (the process-wide default one is shared by every test)
+DUCK = duckdb.connect()
+
 EVENTS = 10_000
 
 
@@ -23,7 +26,7 @@ EVENTS = 10_000
 def test_q6_average_selling_price_by_seller_matches_duckdb(tmp_path: Path) -> None:
     events = NexmarkGenerator(42).events(EVENTS)
     bid, auction = events.bid, events.auction  # noqa: F841 (duckdb)
-    expected = duckdb.sql(
+    expected = DUCK.sql(
         "with winners as (select * from (select a.id, a.seller, a.expires, b.price, "
         "row_number() over (partition by a.id order by b.price desc, b.dateTime, b.position) "
         "as rn from auction a join bid b on a.id = b.auction and b.dateTime between "

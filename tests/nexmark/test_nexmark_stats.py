@@ -16,6 +16,9 @@ from hispeed.bench.nexmark import outputs, run_query
 from hispeed.demo.nexmark import Events, NexmarkGenerator, fill_log
 from hispeed.engine import Engine
 
+#: this file's own DuckDB database (the process-wide default one is shared by every test)
+DUCK = duckdb.connect()
+
 EVENTS = 10_000
 RATE = 0.04
 
@@ -60,7 +63,7 @@ def _final(tmp_path: Path, name: str) -> tuple[dict[Any, dict[str, Any]], int]:
 @pytest.mark.slow
 def test_q15_daily_statistics_match_duckdb(tmp_path: Path, events: Events) -> None:
     bid = events.bid  # noqa: F841 (duckdb)
-    rows = duckdb.sql(f"select {DAY}, {COUNTS} from bid group by all").fetchall()
+    rows = DUCK.sql(f"select {DAY}, {COUNTS} from bid group by all").fetchall()
     expected = {r[0]: dict(zip(NAMES, r[1:], strict=True)) for r in rows}
     final, changes = _final(tmp_path, "q15")
     # the key is the day's text (KAFKA STRING)
@@ -74,7 +77,7 @@ def test_q15_daily_statistics_match_duckdb(tmp_path: Path, events: Events) -> No
 def test_q16_channel_statistics_match_duckdb(tmp_path: Path, events: Events) -> None:
     bid = events.bid  # noqa: F841 (duckdb)
     minute = "max(strftime(make_timestamp(dateTime * 1000), '%H:%M'))"
-    rows = duckdb.sql(f"select channel, {DAY}, {minute}, {COUNTS} from bid group by all").fetchall()
+    rows = DUCK.sql(f"select channel, {DAY}, {minute}, {COUNTS} from bid group by all").fetchall()
     expected = {(r[0], r[1]): dict(zip(["MINUTE", *NAMES], r[2:], strict=True)) for r in rows}
     final, _ = _final(tmp_path, "q16")
     got = {}

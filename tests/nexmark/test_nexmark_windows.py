@@ -17,6 +17,9 @@ from hispeed.bench.nexmark import outputs, run_query
 from hispeed.demo.nexmark import Events, NexmarkGenerator, fill_log
 from hispeed.engine import Engine
 
+#: this file's own DuckDB database (the process-wide default one is shared by every test)
+DUCK = duckdb.connect()
+
 EVENTS = 10_000
 RATE = 200
 
@@ -52,7 +55,7 @@ def test_q5_hot_items_match_duckdb(tmp_path: Path, events: Events) -> None:
     # the next window's counts come (2 s later): the windows ending by then are complete
     now = max(events.bid.column("dateTime").to_pylist())
     last = now // 2000 * 2000 - 2000
-    rows = duckdb.sql(
+    rows = DUCK.sql(
         "with hops as (select auction, unnest(range(dateTime // 2000 * 2000 - 8000, "
         "dateTime // 2000 * 2000 + 1, 2000)) as s from bid), "
         "counts as (select auction, s, count(*) as num from hops group by all), "
@@ -71,7 +74,7 @@ def test_q5_hot_items_match_duckdb(tmp_path: Path, events: Events) -> None:
 def test_q7_highest_bid_matches_duckdb(tmp_path: Path, events: Events) -> None:
     bid = events.bid  # noqa: F841 (duckdb)
     now = max(events.bid.column("dateTime").to_pylist())
-    rows = duckdb.sql(
+    rows = DUCK.sql(
         "with w as (select *, dateTime // 10000 * 10000 as s from bid), "
         "top as (select s, max(price) as maxprice from w group by s) "
         "select w.price, w.auction, w.bidder, w.dateTime, w.extra from w join top "
@@ -94,8 +97,8 @@ def test_q8_new_users_match_duckdb(tmp_path: Path, events: Events) -> None:
         "on p.id = a.seller and p.dateTime // 10000 = a.dateTime // 10000"
     )
     # the window aggregation's stream time is the newest joined row's time
-    ((now,),) = duckdb.sql(f"select max(t) from ({pairs})").fetchall()
-    rows = duckdb.sql(
+    ((now,),) = DUCK.sql(f"select max(t) from ({pairs})").fetchall()
+    rows = DUCK.sql(
         f"select distinct id, name, s from ({pairs}) where s + 10000 <= {now}"
     ).fetchall()
     got: Counter[tuple[Any, ...]] = Counter()

@@ -16,6 +16,9 @@ import pytest
 from hispeed.engine import Engine
 from hispeed.errors import SqlError
 
+#: this file's own DuckDB database (the process-wide default one is shared by every test)
+DUCK = duckdb.connect()
+
 STREAM = (
     "CREATE STREAM s (k STRING KEY, g STRING, v BIGINT, t BIGINT) WITH (kafka_topic='s', "
     "partitions=1, value_format='JSON', timestamp='t');"
@@ -50,12 +53,12 @@ def test_lag_matches_duckdb_across_batches_and_a_restart(tmp_path: Path) -> None
         out = engine.log.read_table("O", 0).to_pylist()
     got = [(r["key"].decode(), *json.loads(r["value"]).values()) for r in out]
     data = [{**r, "POS": i} for i, r in enumerate(rows)]
-    s = duckdb.sql(  # noqa: F841 (duckdb reads it by name)
+    s = DUCK.sql(  # noqa: F841 (duckdb reads it by name)
         "select * from (values "
         + ", ".join(f"('{r['K']}', '{r['G']}', {r['V']}, {r['T']}, {r['POS']})" for r in data)
         + ") as t(k, g, v, t, pos)"
     )
-    expected = duckdb.sql(
+    expected = DUCK.sql(
         "select k, g, v, lag(v) over w, v - lag(v, 3, 0) over w from s where v % 5 <> 0 "
         "window w as (partition by g order by t, pos) order by pos"
     ).fetchall()
@@ -103,12 +106,12 @@ def test_lead_writes_each_row_when_its_successors_arrive(tmp_path: Path) -> None
         out = engine.log.read_table("O", 0).to_pylist()
     got = sorted((r["key"].decode(), *json.loads(r["value"]).values()) for r in out)
     data = [{**r, "POS": i} for i, r in enumerate(rows)]
-    s = duckdb.sql(  # noqa: F841 (duckdb reads it by name)
+    s = DUCK.sql(  # noqa: F841 (duckdb reads it by name)
         "select * from (values "
         + ", ".join(f"('{r['K']}', '{r['G']}', {r['V']}, {r['T']}, {r['POS']})" for r in data)
         + ") as t(k, g, v, t, pos)"
     )
-    expected = duckdb.sql(
+    expected = DUCK.sql(
         "select k, g, v, n1, n2, p1 from (select k, g, v, lead(v) over w as n1, "
         "lead(v, 2) over w as n2, lag(v) over w as p1, count(*) over (w rows between 1 "
         "following and unbounded following) as after from s where v % 5 <> 0 "

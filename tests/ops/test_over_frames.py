@@ -16,6 +16,9 @@ import pytest
 from hispeed.engine import Engine
 from hispeed.errors import SqlError
 
+#: this file's own DuckDB database (the process-wide default one is shared by every test)
+DUCK = duckdb.connect()
+
 STREAM = (
     "CREATE STREAM s (k STRING KEY, g STRING, v BIGINT, x DOUBLE, t BIGINT) WITH "
     "(kafka_topic='s', partitions=1, value_format='JSON', timestamp='t');"
@@ -59,7 +62,7 @@ def test_framed_aggregates_match_duckdb_across_batches_and_a_restart(tmp_path: P
             _append(engine, rows[start : start + 19])
         out = engine.log.read_table("O", 0).to_pylist()
     got = [(r["key"].decode(), *json.loads(r["value"]).values()) for r in out]
-    s = duckdb.sql(  # noqa: F841 (duckdb reads it by name)
+    s = DUCK.sql(  # noqa: F841 (duckdb reads it by name)
         "select * from (values "
         + ", ".join(
             f"('{r['K']}', '{r['G']}', {r['V']}, {'NULL' if r['X'] is None else r['X']}::DOUBLE, "
@@ -68,7 +71,7 @@ def test_framed_aggregates_match_duckdb_across_batches_and_a_restart(tmp_path: P
         )
         + ") as t(k, g, v, x, t)"
     )
-    expected = duckdb.sql(
+    expected = DUCK.sql(
         "select k, g, v, avg(v) over (w rows between 3 preceding and current row), "
         "sum(v) over (w rows between 2 preceding and current row), "
         "count(*) over (w range between 40 preceding and current row), "

@@ -17,6 +17,9 @@ from hispeed.engine import Engine
 from hispeed.errors import HispeedError, SqlError
 from hispeed.testing.wait import wait_for
 
+#: this file's own DuckDB database (the process-wide default one is shared by every test)
+DUCK = duckdb.connect()
+
 STREAM = (
     "CREATE STREAM s (k STRING KEY, g STRING, v BIGINT, t BIGINT) WITH (kafka_topic='s', "
     "partitions=1, value_format='JSON', timestamp='t');"
@@ -60,12 +63,12 @@ def _final(changes: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> set[t
 
 def _duckdb(rows: list[dict[str, Any]], sql: str) -> set[tuple[Any, ...]]:
     data = [{**r, "POS": i} for i, r in enumerate(rows)]
-    s = duckdb.sql(  # noqa: F841 (duckdb reads it by name)
+    s = DUCK.sql(  # noqa: F841 (duckdb reads it by name)
         "select * from (values "
         + ", ".join(f"('{r['K']}', '{r['G']}', {r['V']}, {r['T']}, {r['POS']})" for r in data)
         + ") as t(k, g, v, t, pos)"
     )
-    got = duckdb.sql(sql)
+    got = DUCK.sql(sql)
     names = [c.upper() for c in got.columns]
     return {tuple(sorted(zip(names, row, strict=True))) for row in got.fetchall()}
 
@@ -171,11 +174,11 @@ def test_a_table_input_retracts_rows_leaving_the_top_n(tmp_path: Path) -> None:
     assert ({"CAT": "y", "RN": 1}, None) in changes  # the tombstone of y's empty rank
     assert ({"CAT": "x", "RN": 1}, {"ID": "c", "PRICE": 5}) in changes
     table = [(k, c, p) for k, (c, p) in state.items()]
-    items = duckdb.sql(  # noqa: F841 (duckdb reads it by name)
+    items = DUCK.sql(  # noqa: F841 (duckdb reads it by name)
         "select * from (values " + ", ".join(f"('{k}', '{c}', {p})" for k, c, p in table) + ") "
         "as t(id, cat, price)"
     )
-    got = duckdb.sql(
+    got = DUCK.sql(
         "select * from (select cat, id, price, row_number() over (partition by cat order by "
         "price desc, id) as rn from items where price > 0) where rn <= 2"
     )
@@ -328,12 +331,12 @@ def test_rank_over_a_table_keeps_ties_keyed_by_the_tables_key(
                 engine.drain()
         engine.drain()
         changes = _changes(engine, "BEST")
-    items = duckdb.sql(  # noqa: F841 (duckdb reads it by name)
+    items = DUCK.sql(  # noqa: F841 (duckdb reads it by name)
         "select * from (values "
         + ", ".join(f"('{k}', '{c}', {p})" for k, (c, p) in state.items())
         + ") as t(id, cat, price)"
     )
-    got = duckdb.sql(
+    got = DUCK.sql(
         f"select * from (select cat, id, price, {function.lower()}() over (partition by cat "
         "order by price desc) as rk from items where price > 0) where rk <= 3"
     )

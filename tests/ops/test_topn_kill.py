@@ -14,6 +14,9 @@ import pytest
 from hispeed.log import EmbeddedLog
 from hispeed.testing import children
 
+#: this file's own DuckDB database (the process-wide default one is shared by every test)
+DUCK = duckdb.connect()
+
 CHILD = Path(__file__).with_name("_topn_child.py")
 ROOT = Path(__file__).parents[2]
 TOTAL = 700
@@ -48,12 +51,12 @@ def test_top_n_state_survives_kills(tmp_path: Path) -> None:
     for key, value in changes:
         final[key] = None if value is None else {**json.loads(key), **value}
     got = {tuple(sorted(v.items())) for v in final.values() if v is not None}
-    s = duckdb.sql(  # noqa: F841 (duckdb reads it by name)
+    s = DUCK.sql(  # noqa: F841 (duckdb reads it by name)
         "select * from (values "
         + ", ".join(f"('{r['K']}', '{r['G']}', {r['V']})" for r in rows)
         + ") as t(k, g, v)"
     )
-    result = duckdb.sql(
+    result = DUCK.sql(
         "select * from (select g, k, v, row_number() over (partition by g order by v desc) "
         "as rn from s) where rn <= 4"
     )

@@ -14,6 +14,9 @@ import duckdb
 
 from hispeed.engine import Engine
 
+#: this file's own DuckDB database (the process-wide default one is shared by every test)
+DUCK = duckdb.connect()
+
 
 def test_window_top_n_over_a_window_aggregation_matches_duckdb(tmp_path: Path) -> None:
     rng = random.Random(11)
@@ -48,12 +51,12 @@ def test_window_top_n_over_a_window_aggregation_matches_duckdb(tmp_path: Path) -
             None if r["value"] is None else {**json.loads(r["key"]), **json.loads(r["value"])}
         )
     got = {(v["WINDOW_START"], v["RN"], v["TOTAL"]) for v in latest.values() if v is not None}
-    bid = duckdb.sql(  # noqa: F841 (duckdb reads it by name)
+    bid = DUCK.sql(  # noqa: F841 (duckdb reads it by name)
         "select * from (values "
         + ", ".join(f"({b['AUCTION']}, {b['PRICE']}, {b['DATETIME']})" for b in bids)
         + ") as t(auction, price, t)"
     )
-    expected = duckdb.sql(
+    expected = DUCK.sql(
         "select ws, rn, total from (select ws, total, row_number() over (partition by ws "
         "order by total desc) as rn from (select t // 2000 * 2000 as ws, auction, "
         "sum(price) as total from bid group by ws, auction)) where rn <= 2"
