@@ -246,7 +246,7 @@ def _changes(engine: Engine, topic: str, key_names: list[str]) -> list[tuple[Any
     return out
 
 
-@pytest.mark.parametrize("seed", [11, 404])
+@pytest.mark.parametrize("seed", [11])
 def test_right_and_full_non_key_joins_match_duckdb_across_restarts(
     tmp_path: Path, seed: int
 ) -> None:
@@ -262,8 +262,8 @@ def test_right_and_full_non_key_joins_match_duckdb_across_restarts(
     key_names = ["T1_ID", "T2_ID"]
     engine = _started(path, OUTER_QUERIES)
     try:
-        for ts in range(1, 121):
-            if ts in (30, 60, 90):  # a restart from what was committed
+        for ts in range(1, 91):
+            if ts in (25, 50, 75):  # a restart from what was committed
                 engine.close()
                 engine = open_engine(path)
             _change_and_compare(engine, oracle, rnd, ts, OUTER_QUERIES, logs, spread=True)
