@@ -31,7 +31,7 @@ import pyarrow as pa
 from hispeed.functions.registry import EvalContext
 from hispeed.ops.decode import frame_headers, headers_field
 from hispeed.ops.join_lookup import SideRun
-from hispeed.ops.join_steps import LEGACY_GRACE_MS
+from hispeed.ops.join_steps import LEGACY_GRACE_MS, kept_for_ms
 from hispeed.plan.model import LABEL, PSEUDO_COLUMNS, ROWKEY, JoinStep, field_name
 
 _KEY_TYPES = ("INTEGER", "BIGINT", "STRING")
@@ -92,7 +92,7 @@ class ColumnarStreamJoin:
         self.types = types
         self.key_type = key_type
         grace = LEGACY_GRACE_MS if step.grace_ms is None else step.grace_ms
-        self.retention = step.before_ms + step.after_ms + grace
+        self.retention = kept_for_ms(step, grace)
         self.outer = [step.kind in ("LEFT", "FULL"), step.kind in ("RIGHT", "FULL")]
         self.chunks: list[list[_Chunk]] = [[], []]
         self.newest = [0, 0]

@@ -22,6 +22,20 @@ from hispeed.plan.model import LABEL, PSEUDO_COLUMNS, ROWKEY, JoinStep, field_na
 LEGACY_GRACE_MS = 24 * 3600 * 1000
 
 
+def kept_for_ms(step: JoinStep, grace: int) -> int:
+    """How long a stream-stream join keeps a side's records behind its newest time: until the
+    last window that can reach one has closed (its end plus grace). With WITHIN (before,
+    after) that is before + after + grace, Kafka Streams' store retention; a window that
+    lies after a record (an interval join's `b.t BETWEEN a.t + 2 s AND a.t + 4 s`, before
+    negative) ends `after` past it, later than before + after, and its record must be kept
+    that long, as Flink's interval join keeps it, or a match that comes inside it is lost:
+    visible while its side's newest time is at most its window's end plus grace."""
+    before, after = step.before_ms, step.after_ms
+    if min(before, after) >= 0:
+        return before + after + grace
+    return max(before, after) + 1 + grace
+
+
 @dataclass
 class Event:
     """A record on its way through the steps: a row of fields, or a table row's deletion."""

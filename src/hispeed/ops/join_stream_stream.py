@@ -19,7 +19,7 @@ from __future__ import annotations
 from bisect import insort
 from typing import Any
 
-from hispeed.ops.join_steps import LEGACY_GRACE_MS, Event, JoinStepRunner
+from hispeed.ops.join_steps import LEGACY_GRACE_MS, Event, JoinStepRunner, kept_for_ms
 from hispeed.plan.model import JoinStep
 
 
@@ -29,7 +29,7 @@ class StreamStreamJoin(JoinStepRunner):
     def __init__(self, step: JoinStep, left_fields: list[str], right_fields: list[str]) -> None:
         super().__init__(step, left_fields, right_fields)
         self.grace = step.grace_ms if step.grace_ms is not None else LEGACY_GRACE_MS
-        self.retention = step.before_ms + step.after_ms + self.grace
+        self.retention = kept_for_ms(step, self.grace)
         #: side (0 left, 1 right) -> key -> [(ts, seq, row)]
         self.buffers: list[dict[Any, list[tuple[int, int, dict[str, Any]]]]] = [{}, {}]
         #: unmatched rows of outer sides waiting for their window to close: (ts, side, seq)
