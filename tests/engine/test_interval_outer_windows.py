@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -57,13 +59,32 @@ def _send(e: Engine, side: str, key: str, value: int, t: int) -> None:
     e.drain()
 
 
-def _rows(e: Engine) -> list[tuple[int | None, int | None]]:
+def read_values(e: Engine, topic: str) -> list[dict[str, Any]]:
+    """The values of every partition of `topic`, decoded."""
     rows = []
-    for p in range(len(e.log.describe_topic("J").partitions)):
-        for r in e.log.read_table("J", p).to_pylist():
-            v = json.loads(r["value"])
-            rows.append((v["X"], v["Y"]))
+    for p in range(len(e.log.describe_topic(topic).partitions)):
+        rows += [json.loads(r["value"]) for r in e.log.read_table(topic, p).to_pylist()]
     return rows
+
+
+def joined_pairs(
+    e: Engine, path: Path, recs: list[Any], send: Callable[..., None]
+) -> list[tuple[int | None, int | None]]:
+    """Send `recs` (a restart half way: the join's state comes back from its changelog),
+    then a record of each side far later, which closes every window; the (X, Y) of J's rows
+    but the last two records'. Closes the engine."""
+    try:
+        for i, rec in enumerate(recs):
+            if i == len(recs) // 2:
+                e.close()
+                e = open_engine(path)
+            send(e, *rec)
+        send(e, "a", "end", -1, END)
+        send(e, "b", "end", -1, END)
+        pairs = [(v["X"], v["Y"]) for v in read_values(e, "J")]
+        return [p for p in pairs if -1 not in p]
+    finally:
+        e.close()
 
 
 @pytest.mark.parametrize("partitions", [1, 2])
@@ -80,17 +101,7 @@ def test_outer_interval_join_with_a_window_off_the_row_matches_duckdb(
     key = {"FULL": "ROWKEY", "RIGHT": "b.k"}.get(kind, "a.k")
     select = f"SELECT {key} AS jk, x, y FROM a {join} b ON a.k = b.k AND {cond}"
     e.execute(f"CREATE STREAM j AS {select};")
-    try:
-        for i, rec in enumerate(recs):
-            if i == len(recs) // 2:  # the join's state comes back from its changelog
-                e.close()
-                e = open_engine(tmp_path / "data")
-            _send(e, *rec)
-        _send(e, "a", "end", -1, END)
-        _send(e, "b", "end", -1, END)
-        got = [(x, y) for x, y in _rows(e) if -1 not in (x, y)]
-    finally:
-        e.close()
+    got = joined_pairs(e, tmp_path / "data", recs, _send)
     con = duckdb.connect()
     for side, col in (("a", "x"), ("b", "y")):
         con.execute(f"CREATE TABLE {side} (k VARCHAR, {col} INT, t BIGINT)")

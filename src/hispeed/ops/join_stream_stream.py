@@ -57,10 +57,15 @@ class StreamStreamJoin(JoinStepRunner):
             t = e.ts
             st[0] = max(st[0], t)
             now = st[0]
-            if k is None:
-                continue  # a NULL key joins nothing
+            if k is None and not (step.pad_null_keys and self.outer[side]):
+                continue  # a NULL key joins nothing (ksqlDB's WITHIN: the record is dropped)
             if t == now and self.pending:
                 out += self._expire(now, e)
+            if k is None:  # Flink's interval join: sent NULL-padded once its window closes
+                out += self._unmatched(side, e, t, after, now)
+                self.seq += 1
+                self.newest[side] = max(self.newest[side], t)
+                continue
             # a record is visible while it is within retention of its own side's newest time
             visible = self.newest[1 - side] - self.retention
             matched = False
@@ -95,6 +100,16 @@ class StreamStreamJoin(JoinStepRunner):
         # expired records are already invisible; forgetting them is memory upkeep, per batch
         self._evict()
         return out
+
+    def _unmatched(self, side: int, e: Event, t: int, after: int, now: int) -> list[Event]:
+        """A record of an outer side with a NULL key, which nothing joins: sent NULL-padded
+        at once if its window has closed, else when it closes (never kept to be joined)."""
+        if t + after + self.grace < now:
+            alone = self.joined(e.row, None) if side == 0 else self.joined(None, e.row)
+            return [self._out(alone, t, None, e)]
+        self.pending[(t, side, self.seq + 1)] = (None, e.row)
+        self.dirty.add(("P", t, side, self.seq + 1))
+        return []
 
     def _expire(self, now: int, trigger: Event) -> list[Event]:
         """Send the waiting outer rows whose window has closed, oldest first."""

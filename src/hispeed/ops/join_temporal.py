@@ -58,8 +58,8 @@ class VersionedTableJoin(JoinStepRunner):
                 and not residual([self.joined(e.row, row)])[0]
             ):
                 row = None  # ON's other conditions fail: no match (plan/join_conditions.py)
-            if k is None or (row is None and inner):
-                continue
+            if row is None and inner:
+                continue  # (a NULL key joins nothing: a LEFT join sends it NULL-padded, as Flink)
             joined = self.joined(e.row, row)
             out.append(Event(joined, e.ts, k, False, e.partition, e.offset, e.headers))
         return out

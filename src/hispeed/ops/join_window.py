@@ -7,7 +7,7 @@ that nothing joined, with NULLs for the other side. Nothing of a window is outpu
 before it closes, and nothing after: a record whose window has closed when it arrives is late
 and dropped, as Flink drops one behind the watermark (the least of both inputs' partitions'
 newest record times, ops/watermark.py, with no delay). A record with a NULL key joins
-nothing, as in ksqlDB's joins.
+nothing; an outer side's is sent NULL-padded when its window closes, as Flink sends it.
 """
 
 from __future__ import annotations
@@ -79,8 +79,8 @@ class WindowJoin(JoinStepRunner):
         ends = self._ends(events)
         for e, k, windows, before in zip(events, keys, ends, befores, strict=True):
             t = e.ts
-            if k is None:
-                continue  # a NULL key joins nothing
+            if k is None and not self.outer[side]:
+                continue  # a NULL key joins nothing (an outer side's is sent NULL-padded)
             for end in windows:
                 if end <= before:
                     continue  # this window has closed: late for it
@@ -210,7 +210,7 @@ class WindowJoin(JoinStepRunner):
         out: list[Event] = []
         matched_left: set[int] = set()
         matched_right: set[int] = set()
-        for lseq, lt, lrow in lefts:
+        for lseq, lt, lrow in lefts if key is not None else ():  # NULL keys join nothing
             for rseq, rt, rrow in rights:
                 row = self.joined(lrow, rrow)
                 if residual is not None and not residual([row])[0]:

@@ -512,6 +512,7 @@ def _step(
             within.before_ms,
             within.after_ms,
             within.grace_ms,
+            pad_null_keys=within.interval,
         )
     if within is not None:
         what = "Stream-Table" if left_kind == "STREAM" else "Table-Table"
@@ -618,7 +619,8 @@ def _bounded(
     # an inner join sends nothing unmatched, and keeps ksqlDB's default (24 hours' grace),
     # so that a side that lags behind the other still finds its matches
     grace = None if jn.kind == "INNER" else 0
-    return dataclasses.replace(jn, within=ast.WithinSpec(bounds.before_ms, bounds.after_ms, grace))
+    within = ast.WithinSpec(bounds.before_ms, bounds.after_ms, grace, interval=True)
+    return dataclasses.replace(jn, within=within)
 
 
 def _over(terms: list[ast.Expr], sides: list[JoinSide], i: int, scope: Scope) -> list[ast.Expr]:

@@ -160,6 +160,11 @@ class JoinStep:
     #: a window join of HOP's or CUMULATE's rows: the windows each record is put in, one copy
     #: per window, its end in each side's `ROW_WINDOW_END` column (None: TUMBLE's one window)
     row_windows: RowWindows | None = None
+    #: a stream-stream join in Flink's form (interval bounds): an outer side's record with a
+    #: NULL key joins nothing and is sent NULL-padded when its window closes, as Flink sends
+    #: it; in ksqlDB's (WITHIN) it is dropped, as Kafka Streams 3.4's KStreamKStreamJoin
+    #: (ksqlDB 0.29's) skips a record with a NULL key
+    pad_null_keys: bool = False
 
     @property
     def result(self) -> str:

@@ -288,6 +288,9 @@ class WithinSpec:
     before_ms: int
     after_ms: int
     grace_ms: int | None = None
+    #: from an interval join's time bounds (`b.t BETWEEN a.t - ... AND a.t + ...`), Flink's
+    #: form, not ksqlDB's WITHIN: an outer side's records with a NULL key are sent NULL-padded
+    interval: bool = False
 
 
 @dataclass(frozen=True)
