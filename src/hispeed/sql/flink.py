@@ -54,6 +54,8 @@ class FlinkTable(ast.Statement):
     pos: ast.Pos = ast.NOPOS
     #: PARTITIONED BY's columns (accepted, not applied)
     partitioned_by: tuple[str, ...] = ()
+    #: where each WITH option's value was written (its errors' line and column)
+    option_pos: dict[str, ast.Pos] = dataclasses.field(default_factory=dict)
 
     @property
     def connector(self) -> str:
@@ -133,7 +135,7 @@ def create(p: ExpressionParser, start: Token, select: Callable[[], ast.Select]) 
         p.expect_word("BY")
         p.expect_op("(")
         partitioned = tuple(n.upper() for n in p.items_until(")", p.identifier))
-    options = _options(p)
+    options, option_pos = _options(p)
     if p.tok.is_word("AS", "LIKE", "PARTITIONED", "COMMENT"):
         raise SqlError(
             f"Flink's CREATE TABLE ... {p.tok.value.upper()} is not supported by hispeed "
@@ -151,6 +153,7 @@ def create(p: ExpressionParser, start: Token, select: Callable[[], ast.Select]) 
         if_not_exists,
         pos=p.pos(start),
         partitioned_by=partitioned,
+        option_pos=option_pos,
     )
     _check_table(table, start)
     return table
@@ -269,18 +272,24 @@ def _field_type(p: ExpressionParser) -> T.SqlType:
     return result
 
 
-def _options(p: ExpressionParser) -> dict[str, str]:
-    """WITH ('key' = 'value', ...): Flink's options, keys and values quoted."""
+def _options(p: ExpressionParser) -> tuple[dict[str, str], dict[str, ast.Pos]]:
+    """WITH ('key' = 'value', ...): Flink's options, keys and values quoted, and where each
+    value was written; an option given twice is refused at the second, as Flink does."""
     if not p.accept_word("WITH"):
         raise p.error("WITH ('connector' = '...'): a Flink table names its connector")
     p.expect_op("(")
     options: dict[str, str] = {}
+    where: dict[str, ast.Pos] = {}
     while True:
+        at = p.tok
         key = p.string("an option's name in quotes, like 'connector'")
+        if key in options:
+            raise SqlError(f"Option '{key}' is given twice: give it once", at.line, at.column)
         p.expect_op("=")
+        where[key] = (p.tok.line, p.tok.column)
         options[key] = p.string(f"the value of '{key}' in quotes")
         if p.accept_op(")"):
-            return options
+            return options, where
         if not p.accept_op(","):
             raise p.error("',' or ')'")
 

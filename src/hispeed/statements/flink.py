@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from hispeed.errors import HispeedError, SqlError
 from hispeed.plan.query import plan_query
@@ -31,6 +32,9 @@ NEXMARK_KINDS = ("person", "auction", "bid")
 #: Flink's format names, hispeed's
 FORMATS = {"json": "JSON", "avro": "AVRO", "csv": "DELIMITED", "raw": "KAFKA"}
 SINKS = ("blackhole", "print", "filesystem")
+#: the engine property: partitions of a Flink 'kafka' table's missing topic without 'partitions'
+DEFAULT_PARTITIONS = "flink.kafka.partitions"
+MAX_PARTITIONS = 10_000
 
 
 def _prop(value: object, pos: ast.Pos) -> ast.Property:
@@ -72,7 +76,7 @@ def create_table(parts: EngineParts, stmt: FlinkTable, call: Call) -> Result:
         return exists
     connector = stmt.connector
     if connector in ("kafka", "upsert-kafka"):
-        return sources.create_source(parts, _kafka_source(stmt), call)
+        return sources.create_source(parts, _kafka_source(parts, stmt), call)
     if connector == "datagen" and not _is_nexmark(stmt):
         raise SqlError(
             "hispeed's Flink 'datagen' table has Nexmark's shape only (ROW columns person, "
@@ -86,7 +90,32 @@ def create_table(parts: EngineParts, stmt: FlinkTable, call: Call) -> Result:
     return Result("status", f"Table {stmt.name} declared: {what}")
 
 
-def _kafka_source(stmt: FlinkTable) -> ast.CreateSource:
+def _partitions(parts: EngineParts, stmt: FlinkTable, topic: str) -> int | None:
+    """hispeed's 'partitions' option: the count a missing topic is made with (a whole number
+    from 1 to 10000, refused at its place otherwise); without it, a missing topic is made with
+    `flink.kafka.partitions` partitions (1 by default), as Flink's Kafka leaves that to the
+    broker; None for a topic there (its own count)."""
+    text = stmt.options.get("partitions")
+    if text is None:
+        if topic in parts.log.list_topics(internal=True):
+            return None
+        text = str(parts.properties.get(DEFAULT_PARTITIONS, "1"))
+        pos = stmt.pos
+        what = f"the setting '{DEFAULT_PARTITIONS}'"
+    else:
+        pos = stmt.option_pos.get("partitions", stmt.pos)
+        what = "'partitions'"
+    count = int(text) if text.strip().isascii() and text.strip().isdigit() else 0
+    if not 1 <= count <= MAX_PARTITIONS:
+        raise SqlError(
+            f"{what} is the number of partitions of the topic '{topic}': a whole number from "
+            f"1 to {MAX_PARTITIONS}, not '{text}'",
+            *pos,
+        )
+    return count
+
+
+def _kafka_source(parts: EngineParts, stmt: FlinkTable) -> ast.CreateSource:
     for c in stmt.columns:
         if c.type is None:
             raise SqlError(
@@ -113,8 +142,9 @@ def _kafka_source(stmt: FlinkTable) -> ast.CreateSource:
         "VALUE_FORMAT": _prop(FORMATS[fmt], stmt.pos),
         "KEY_FORMAT": _prop(FORMATS.get(key_fmt, "KAFKA"), stmt.pos),
     }
-    if "partitions" in options:
-        props["PARTITIONS"] = _prop(int(options["partitions"]), stmt.pos)
+    partitions = _partitions(parts, stmt, topic)
+    if partitions is not None:
+        props["PARTITIONS"] = _prop(partitions, stmt.pos)
     if stmt.watermark is not None:
         props["TIMESTAMP"] = _prop(stmt.watermark[0], stmt.pos)
     columns = tuple(
@@ -302,13 +332,32 @@ def insert_into(parts: EngineParts, stmt: ast.InsertInto, call: Call) -> Result:
                 "SELECT fills a stream's columns by name, without a column list",
                 *stmt.columns_pos,
             )
+        target = parts.catalog.sources.get(stmt.target)
+        if target is not None and target.kind == "TABLE" and _flink_made(target.statement):
+            raise SqlError(
+                f"INSERT INTO {stmt.target}: it is a Flink '{_connector(target.statement)}' "
+                "table, which hispeed reads as a TABLE over its topic, and hispeed writes a "
+                "table from the one query that makes it: write the aggregation as CREATE "
+                f"TABLE name WITH (KAFKA_TOPIC='{target.topic}', KEY_FORMAT='JSON') AS "
+                "SELECT ... in place of this CREATE TABLE and INSERT INTO, or INSERT INTO a "
+                "'blackhole', 'print' or 'filesystem' sink",
+                *stmt.target_pos,
+            )
         return queries.insert_into(parts, stmt, call)
     if _is_nexmark(declared):
         raise SqlError(f"{stmt.target} is a Nexmark source: it cannot be inserted into", *stmt.pos)
     query = _by_position(flink_query(stmt.query), declared, stmt)
     flink_files.read_sources(parts, query, call)
     query = flink_views.hoist(parts, query, stmt.target, call, make_view)
-    if stmt.target in parts.catalog.sources:
+    made = parts.catalog.sources.get(stmt.target)
+    if made is not None and made.kind == "TABLE":
+        raise SqlError(
+            f"INSERT INTO {stmt.target}: its first INSERT INTO (an aggregation or a Top-N) made "
+            "it a table, which hispeed writes from that one query only; declare another sink "
+            "for this query (CREATE TABLE other (...) WITH ('connector' = ...))",
+            *stmt.target_pos,
+        )
+    if made is not None:
         # a second INSERT INTO the same sink: ksqlDB's, into the stream the first one made
         query = flink_sink_types.checked(parts, query, declared)
         return queries.insert_into(parts, ast.InsertInto(stmt.target, query, pos=stmt.pos), call)
@@ -317,6 +366,16 @@ def insert_into(parts: EngineParts, stmt: ast.InsertInto, call: Call) -> Result:
     props = {**props, **stmt.properties}
     create = ast.CreateAsSelect(kind, stmt.target, query, props, pos=stmt.pos)
     return queries.create_as_select(parts, create, call)
+
+
+def _flink_made(statement: str | None) -> bool:
+    """Whether a source was made by a Flink CREATE TABLE (its text names a 'connector')."""
+    return _connector(statement) != ""
+
+
+def _connector(statement: str | None) -> str:
+    found = re.search(r"'connector'\s*=\s*'([^']*)'", statement or "", re.IGNORECASE)
+    return found.group(1) if found else ""
 
 
 def _by_position(query: ast.Select, sink: FlinkTable, stmt: ast.InsertInto) -> ast.Select:
