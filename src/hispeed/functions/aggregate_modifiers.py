@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hispeed.functions.aggregates import Aggregate, Count, hashable, unhashable
+from hispeed.functions.aggregates import Aggregate, Count, distinct_key, unhashable
 from hispeed.sql import types as T
 from hispeed.sql.types import SqlType
 
@@ -73,12 +73,12 @@ class Distinct(Aggregate):
 
     def add(self, state: Counter[Any], args: Sequence[Any]) -> Counter[Any]:
         if args[0] is not None:
-            state[hashable(args[0])] += 1
+            state[distinct_key(args[0])] += 1
         return state
 
     def undo(self, state: Counter[Any], args: Sequence[Any]) -> Counter[Any]:
         if args[0] is not None:
-            value = hashable(args[0])
+            value = distinct_key(args[0])
             left = state[value] - 1
             if left > 0:
                 state[value] = left

@@ -350,8 +350,32 @@ def hashable(v: Any) -> Any:
     return v
 
 
+class _NaNKey:
+    """DOUBLE NaN as a DISTINCT set's key: NaN equals NaN there (Java's Double.equals, which
+    Flink's DISTINCT aggregates use, and DuckDB), while float NaNs never equal each other. One
+    object, pickled by its name, so a restored set holds the same one."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        return "NAN_KEY"
+
+    def __repr__(self) -> str:
+        return "NaN"
+
+
+NAN_KEY = _NaNKey()
+
+
+def distinct_key(v: Any) -> Any:
+    """`v` as a DISTINCT set's key: hashable, every NaN the one NAN_KEY."""
+    return NAN_KEY if v != v else hashable(v)
+
+
 def unhashable(v: Any, t: SqlType) -> Any:
-    """A value made by `hashable` back as a value of type `t`."""
+    """A value made by `hashable` (or `distinct_key`) back as a value of type `t`."""
+    if v is NAN_KEY:
+        return math.nan
     if t.name == "ARRAY" and isinstance(v, tuple):
         assert t.element is not None
         return [unhashable(x, t.element) for x in v]

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hispeed.functions.aggregate_modifiers import CountDistinct, Distinct, Filtered
-from hispeed.functions.aggregates import Aggregate, Count, Max, Min, hashable
+from hispeed.functions.aggregates import NAN_KEY, Aggregate, Count, Max, Min, hashable
 
 #: counts an iterable's items into a mapping, in C: what `Counter.update` calls after a
 #: check of its argument that costs more than counting a group's few values
@@ -107,6 +107,9 @@ class DistinctAdder:
             listed = kept.to_pylist()
         if pa.types.is_nested(values.type):
             listed = [hashable(v) for v in listed]
+        elif pa.types.is_floating(kept.type) and pc.any(pc.is_nan(kept)).as_py():
+            # NaN equals NaN in a DISTINCT set (functions/aggregates.py, distinct_key)
+            listed = [NAN_KEY if v != v else v for v in listed]
         flags = np.asarray(valid.to_numpy(zero_copy_only=False), np.int64)
         counts = np.add.reduceat(flags, starts) if len(flags) else np.zeros(0, np.int64)
         ends = np.cumsum(counts)

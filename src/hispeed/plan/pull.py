@@ -655,7 +655,13 @@ def sort_rows(
         columns[f"n{i}"] = pc.is_null(values)
         columns[f"v{i}"] = values
         sort_keys.append((f"n{i}", "descending" if key.nulls_first else "ascending"))
-        sort_keys.append((f"v{i}", "descending" if key.descending else "ascending"))
+        direction = "descending" if key.descending else "ascending"
+        if pa.types.is_floating(values.type):
+            # NaN is the greatest number (Java's Double.compare, DuckDB): Arrow puts it last
+            # either way, so it is placed by a key of its own too
+            columns[f"x{i}"] = pc.fill_null(pc.is_nan(values), False)
+            sort_keys.append((f"x{i}", direction))
+        sort_keys.append((f"v{i}", direction))
     order = pc.sort_indices(pa.table(columns), sort_keys=sort_keys)
     if limit is not None:
         order = order[:limit]
