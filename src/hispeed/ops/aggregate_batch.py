@@ -125,6 +125,10 @@ class DistinctAdder:
         return states
 
 
+#: a bound on the combined group codes: their products stay within int64
+_CODE_LIMIT = 2**62
+
+
 def group_runs(
     groups: list[pa.Array], keep: np.ndarray
 ) -> tuple[np.ndarray, list[tuple[Any, ...]], np.ndarray]:
@@ -132,15 +136,23 @@ def group_runs(
     each group's key (hashable values) and where its run starts in that order."""
     n = len(keep)
     codes = np.zeros(n, np.int64)
+    bound = 1  # codes are below this
     dictionaries: list[list[Any]] = []
+    indices_of: list[np.ndarray] = []
     for g in groups:
         encoded = pc.dictionary_encode(g.combine_chunks() if isinstance(g, pa.ChunkedArray) else g)
         indices = encoded.indices
         keep = keep & np.asarray(indices.is_valid().to_numpy(zero_copy_only=False), bool)
-        size = len(encoded.dictionary)
+        size = max(len(encoded.dictionary), 1)
         idx = np.asarray(pc.fill_null(indices, 0).to_numpy(zero_copy_only=False), np.int64)
-        codes = codes * max(size, 1) + idx
+        if bound * size >= _CODE_LIMIT:
+            # several wide columns: renumber the codes so far densely (same order) first
+            uniques, inverse = np.unique(codes, return_inverse=True)
+            codes, bound = inverse.astype(np.int64).reshape(-1), len(uniques)
+        codes = codes * size + idx
+        bound *= size
         dictionaries.append([hashable(v) for v in encoded.dictionary.to_pylist()])
+        indices_of.append(idx)
     rows = np.nonzero(keep)[0]
     order = rows[np.argsort(codes[rows], kind="stable")]
     sorted_codes = codes[order]
@@ -149,13 +161,12 @@ def group_runs(
         if len(order)
         else np.zeros(0, np.int64)
     )
-    # each group's key from its code, a column at a time
-    rest = sorted_codes[starts]
-    parts = []
-    for d in reversed(dictionaries):
-        rest, at = np.divmod(rest, max(len(d), 1))
-        parts.append(list(map(d.__getitem__, at.tolist())))
-    parts.reverse()
+    # each group's key from its first row, a column at a time
+    first = order[starts]
+    parts = [
+        list(map(d.__getitem__, idx[first].tolist()))
+        for d, idx in zip(dictionaries, indices_of, strict=True)
+    ]
     keys: list[tuple[Any, ...]] = list(zip(*parts, strict=True)) if parts else [()] * len(starts)
     return order, keys, starts
 
