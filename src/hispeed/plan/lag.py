@@ -18,7 +18,7 @@ from hispeed.catalog import Source
 from hispeed.expr.scope import Scope
 from hispeed.plan.model import MAX_ROWS_APART, LagCall, QueryPlan, RankingPlan
 from hispeed.plan.over_frames import FRAMED, framed_call
-from hispeed.plan.scope import compile_clause, error_at, is_aggregate, walk
+from hispeed.plan.scope import compile_clause, error_at, is_aggregate, ordered_clause, walk
 from hispeed.sql import ast
 from hispeed.sql import types as T
 from hispeed.sql.format import sql
@@ -84,7 +84,7 @@ def plan_lags(select: ast.Select, source: Source, scope: Scope) -> None:
             f"{first.name}(...) OVER orders a partition by the stream's event time, ascending: "
             f"ORDER BY {named} (what can be computed as rows arrive)",
         )
-    partition = tuple(compile_clause(e, scope, "PARTITION BY") for e in first.partition_by)
+    partition = tuple(ordered_clause(e, scope, "PARTITION BY") for e in first.partition_by)
     for n, call in enumerate(dict.fromkeys(calls)):
         if call.name in FRAMED:
             scope.replaced[call] = framed_call(call, n, partition, scope)
@@ -151,7 +151,7 @@ def _plan_table(select: ast.Select, calls: list[ast.OverCall], scope: Scope) -> 
             )
     if not first.order_by:
         raise error_at(first, f"{first.name}(...) OVER a table's rows needs ORDER BY: {SHAPE}")
-    order = tuple((compile_clause(e, scope, "ORDER BY"), desc) for e, desc in first.order_by)
+    order = tuple((ordered_clause(e, scope, "ORDER BY"), desc) for e, desc in first.order_by)
     ranged = next((c for c in calls if c.frame and c.frame[0] == "RANGE" and c.frame[1]), None)
     if ranged is not None:
         typ = order[0][0].type
@@ -161,7 +161,7 @@ def _plan_table(select: ast.Select, calls: list[ast.OverCall], scope: Scope) -> 
                 "a RANGE frame over a table's rows is ordered by one whole-number time column "
                 "(milliseconds), ascending",
             )
-    partition = tuple(compile_clause(e, scope, "PARTITION BY") for e in first.partition_by)
+    partition = tuple(ordered_clause(e, scope, "PARTITION BY") for e in first.partition_by)
     for n, call in enumerate(dict.fromkeys(calls)):
         made = framed_call(call, n, partition, scope)
         scope.replaced[call] = dataclasses.replace(made, order=order)

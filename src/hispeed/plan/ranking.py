@@ -45,6 +45,7 @@ from hispeed.plan.scope import (
     default_name,
     error_at,
     leftmost,
+    ordered_clause,
     source_scope,
     walk,
 )
@@ -237,9 +238,9 @@ def plan_subquery(
             raise error_at(inner.where, f"WHERE must be a condition, not a {where.type}")
     ranking = RankingPlan(
         over.name,
-        [compile_clause(e, scope, "PARTITION BY") for e in partition],
+        [ordered_clause(e, scope, "PARTITION BY") for e in partition],
         [
-            (compile_clause(_unqualified(e, label, source.name), scope, "ORDER BY"), desc)
+            (ordered_clause(_unqualified(e, label, source.name), scope, "ORDER BY"), desc)
             for e, desc in over.order_by
         ],
         limit,

@@ -18,6 +18,7 @@ from hispeed.functions.aggregates import AGGREGATES
 from hispeed.plan.model import PSEUDO_COLUMNS, WINDOW_COLUMNS, field_name
 from hispeed.plan.timestamps import magic_timestamps
 from hispeed.sql import ast
+from hispeed.sql.format import sql
 
 
 def source_scope(source: Source, label: str) -> Scope:
@@ -104,3 +105,23 @@ def leftmost(e: ast.Expr) -> ast.Expr:
     while isinstance(e, ast.BinaryOp):
         e = e.left
     return e
+
+
+#: the types a ranking's or OVER's ORDER BY and PARTITION BY take: ARRAY, MAP and STRUCT
+#: values have no order (the rows would be kept sorted or hashed by them)
+_NESTED = ("ARRAY", "MAP", "STRUCT")
+
+
+def ordered_clause(e: ast.Expr, scope: Scope, clause: str) -> Compiled:
+    """`compile_clause` for an OVER clause's ORDER BY or PARTITION BY (Top-N, LAG and LEAD,
+    OVER aggregates), refusing a nested value at its line and column, as a sorted pull
+    query's ORDER BY does."""
+    compiled = compile_clause(e, scope, clause)
+    if compiled.type is not None and compiled.type.name in _NESTED:
+        verb = "sort" if clause == "ORDER BY" else "partition by"
+        raise error_at(
+            e,
+            f"{clause} cannot {verb} {sql(e)}, of type {compiled.type}: it takes numbers, "
+            "text, bytes, booleans, dates and times",
+        )
+    return compiled
