@@ -31,7 +31,7 @@ def parse_duration(text: str, option: str) -> int:
     """Milliseconds of a duration like '10 SECONDS' (`option` names it in errors)."""
     parts = text.strip().split()
     bad = f"Configuration {option} is invalid: Invalid duration: '{text}'."
-    if len(parts) != 2 or not parts[0].isdigit():
+    if len(parts) != 2 or not (parts[0].isascii() and parts[0].isdigit()):
         raise HispeedError(f"{bad} Use an amount and a unit, like '10 SECONDS'")
     unit = parts[1].upper().rstrip("S")
     if unit not in _DURATION_UNITS:

@@ -139,7 +139,7 @@ def state_ttl_ms(value: Any, pos: ast.Pos) -> int:
     text = str(value).strip().lower()
     number = text.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
     unit = text[len(number) :].strip() or "ms"
-    if not number.isdigit() or unit not in _UNITS or int(number) <= 0:
+    if not (number.isascii() and number.isdigit()) or unit not in _UNITS or int(number) <= 0:
         raise SqlError(
             f"'{STATE_TTL}' = '{value}': give how long a join keeps its rows, a positive "
             "duration like '1 h', '30 min', '3600 s' or '500 ms' (hispeed keeps none forever)",
