@@ -123,6 +123,8 @@ class DelimitedFormat(Format):
             errors.setdefault(int(i), "No fields in record")
         wrong = np.flatnonzero((lengths != count) & ~nulls & ~empty_np)
         for i in wrong:
+            if int(i) in errors:  # a record csv refused has no field count
+                continue
             errors.setdefault(
                 int(i),
                 "Column count mismatch on deserialization. "
