@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from hispeed.engine import Engine
-from hispeed.errors import SqlError
+from hispeed.errors import HispeedError, SqlError
 
 VIEWS = (
     "CREATE TABLE pageviews (user_id BIGINT, user_region STRING) "
@@ -95,3 +95,17 @@ def test_a_bad_partitions_option_is_refused_at_its_place(
         column = 42 if "twice" in message else 37
         assert (caught.value.line, caught.value.column) == (2, column)
         assert "T" not in engine.catalog.sources
+
+
+def test_drop_table_of_a_kafka_source_table(tmp_path: Path) -> None:
+    """hispeed makes a Flink 'kafka' table without a key a stream: Flink's DROP TABLE drops it."""
+    with Engine(tmp_path / "data") as engine:
+        engine.execute(VIEWS)
+        assert engine.catalog.sources["PAGEVIEWS"].kind == "STREAM"
+        engine.execute("DROP TABLE pageviews;")
+        assert "PAGEVIEWS" not in engine.catalog.sources
+        engine.execute(
+            "CREATE STREAM s (a INT) WITH (kafka_topic='s', value_format='JSON', partitions=1);"
+        )
+        with pytest.raises(HispeedError, match="Incompatible data source type is stream"):
+            engine.execute("DROP TABLE s;")  # ksqlDB's own streams keep ksqlDB's rule

@@ -440,6 +440,10 @@ def drop(parts: EngineParts, stmt: ast.Drop, call: Call) -> Result:
         return _drop_view(parts, stmt, call)
     declared = catalog.flink.get(stmt.name) if stmt.kind != "TYPE" else None
     if declared is None:
+        made = catalog.sources.get(stmt.name)
+        if stmt.kind == "TABLE" and made is not None and _flink_made(made.statement):
+            # a Flink 'kafka' table is a stream here: Flink's DROP TABLE drops it all the same
+            stmt = dataclasses.replace(stmt, kind=made.kind)
         return sources.drop(parts, stmt, call)
     del catalog.flink[stmt.name]
     call.undo.append(lambda: catalog.flink.setdefault(stmt.name, declared))
