@@ -156,6 +156,12 @@ class ExpressionParser:
             tok.column,
         )
 
+    def refuse_distinct(self) -> None:
+        """After SELECT: DISTINCT (not a column of that name) is refused at its place."""
+        if self.tok.is_word("DISTINCT") and not self.peek().is_op(",", "."):
+            msg = "SELECT DISTINCT is not supported: GROUP BY the selected columns instead"
+            raise SqlError(msg, self.tok.line, self.tok.column)
+
     def accept_word(self, *words: str) -> Token | None:
         if self.tok.is_word(*words):
             return self.advance()

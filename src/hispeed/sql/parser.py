@@ -674,6 +674,7 @@ class StatementParser(ExpressionParser):
 
     def select(self) -> ast.Select:
         start = self.expect_word("SELECT")
+        self.refuse_distinct()
         items: list[ast.SelectItem | ast.AllColumns] = []
         while True:
             tok = self.tok
