@@ -70,6 +70,7 @@ from hispeed.plan.model import (
 from hispeed.plan.scope import source_scope
 from hispeed.plan.temporal import DEFAULT_RETENTION_MS
 from hispeed.registry import SchemaRegistry
+from hispeed.sql.windows import ENDS_IN_KEY
 
 
 class JoinRuntime:
@@ -310,8 +311,9 @@ class JoinRuntime:
             starts = frame.column(field_name(label, "WINDOWSTART")).to_pylist()
             ends = frame.column(field_name(label, "WINDOWEND")).to_pylist()
             first = self.join.sides[0].source.window
-            if first is not None and first.kind != "SESSION" and first.size_ms is not None:
-                # a time window's key holds only its start: a side in another window size
+            if first is not None and first.kind not in ENDS_IN_KEY and first.size_ms is not None:
+                # a time window's key holds only its start (a session's or cumulating
+                # window's holds its end too: each keeps its own): a side in another window size
                 # (re-keyed into the left side's key format, as ksqlDB re-keys an SR-format
                 # side) joins by start, its window as long as the left side's
                 ends = [None if x is None else x + first.size_ms for x in starts]
