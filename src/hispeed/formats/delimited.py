@@ -179,6 +179,9 @@ class DelimitedFormat(Format):
         line = pc.binary_join_element_wise(
             *texts, self.delimiter, null_handling="replace", null_replacement=""
         )
+        # a lone NULL column is written '""' as Commons CSV quotes an empty first field, not
+        # as empty bytes, which readers take for no record (a tombstone is a null value)
+        line = pc.if_else(pc.equal(line, ""), pa.scalar('""'), line)
         return apply_null_rows(line.cast(pa.binary()), null_rows)
 
     def _quote(self, texts: pa.Array, *, first: bool) -> pa.Array:
