@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from hispeed.engine import Engine
-from hispeed.errors import SqlError
+from hispeed.errors import HispeedError, SqlError
 
 #: this file's own DuckDB database (the process-wide default one is shared by every test)
 DUCK = duckdb.connect()
@@ -147,7 +147,7 @@ ERRORS = [
         # a partition would wait for (LEAD) or keep (LAG) that many rows: the offset is bounded
         "SELECT k, LEAD(v, 100000001) OVER (PARTITION BY g ORDER BY t) AS n FROM s EMIT CHANGES;",
         "100000001)",
-        "at most 100000 rows",
+        "at most 100,000 are allowed (query.over.max.rows)",
     ),
     (
         "SELECT k FROM s WHERE LAG(v) OVER (PARTITION BY g ORDER BY t) > 1 EMIT CHANGES;",
@@ -173,3 +173,25 @@ def test_unsupported_lag_shapes_are_refused_where_they_are(
             engine.stream(text)
     assert says in str(err.value)
     assert (err.value.line, err.value.column) == (1, text.index(marker) + 1), str(err.value)
+
+
+def test_how_far_back_a_partition_reaches_is_a_setting(tmp_path: Path) -> None:
+    """LAG/LEAD's offset and a ROWS frame are bounded by `query.over.max.rows` (100,000):
+    past it the query is refused at its place, naming the setting; raised, it runs."""
+    lead = "SELECT k, LEAD(v, 150000) OVER (PARTITION BY g ORDER BY t) AS n FROM s;"
+    frame = (
+        "SELECT k, SUM(v) OVER (PARTITION BY g ORDER BY t ROWS BETWEEN 200000 PRECEDING "
+        "AND CURRENT ROW) AS n FROM s;"
+    )
+    with Engine(tmp_path / "data") as engine:
+        engine.execute(STREAM)
+        for text, marker in ((lead, "150000)"), (frame, "SUM")):
+            with pytest.raises(SqlError, match=r"\(query\.over\.max\.rows\)") as err:
+                engine.execute(f"CREATE STREAM o AS {text}")
+            where = f"CREATE STREAM o AS {text}".index(marker) + 1
+            assert (err.value.line, err.value.column) == (1, where)
+        engine.execute("SET 'query.over.max.rows' = '250000';")
+        engine.execute(f"CREATE STREAM o1 AS {lead}")
+        engine.execute(f"CREATE STREAM o2 AS {frame}")
+        with pytest.raises(HispeedError, match=r"query\.over\.max\.rows must be a whole number"):
+            engine.execute("CREATE STREAM o3 AS " + lead, properties={"query.over.max.rows": "x"})

@@ -16,7 +16,7 @@ import dataclasses
 
 from hispeed.catalog import Source
 from hispeed.expr.scope import Scope
-from hispeed.plan.model import MAX_ROWS_APART, LagCall, QueryPlan, RankingPlan
+from hispeed.plan.model import LagCall, QueryPlan, RankingPlan
 from hispeed.plan.over_frames import FRAMED, framed_call
 from hispeed.plan.scope import compile_clause, error_at, is_aggregate, ordered_clause, walk
 from hispeed.sql import ast
@@ -109,11 +109,6 @@ def plan_lags(select: ast.Select, source: Source, scope: Scope) -> None:
                     arg, f"{call.name}'s offset is a whole number above 0, not {sql(arg)}"
                 )
             offset = int(arg.value)
-            if offset > MAX_ROWS_APART:
-                # a partition keeps (LAG) or waits for (LEAD) that many rows
-                raise error_at(
-                    arg, f"{call.name}'s offset is at most {MAX_ROWS_APART} rows, not {offset}"
-                )
         default = None
         if len(call.args) > 2:
             default = compile_clause(call.args[2], scope, "SELECT")

@@ -88,11 +88,6 @@ class TableCall(ScopeColumn):
     arg_types: tuple[T.SqlType, ...] = ()
 
 
-#: the most rows a LAG/LEAD offset or a ROWS frame reaches: each partition keeps (or waits
-#: for) that many rows, so the bound is one on memory and on each row's work
-MAX_ROWS_APART = 100_000
-
-
 @dataclass(frozen=True)
 class LagCall(ScopeColumn):
     """`LAG(value [, offset [, default]]) OVER (PARTITION BY ... ORDER BY time)` in the

@@ -13,7 +13,7 @@ compiles an aggregate call into a column of the frame that ops/lag.py fills
 from __future__ import annotations
 
 from hispeed.expr.scope import Compiled, Scope
-from hispeed.plan.model import MAX_ROWS_APART, LagCall
+from hispeed.plan.model import LagCall
 from hispeed.plan.scope import compile_clause, error_at
 from hispeed.sql import ast
 from hispeed.sql import types as T
@@ -50,13 +50,5 @@ def framed_call(
             raise error_at(call.args[0], f"{name} OVER takes an orderable value, not a {given}")
         typ = T.DOUBLE if name == "AVG" else given
     frame = call.frame
-    if (
-        frame is not None
-        and frame[0] == "ROWS"
-        and frame[1] is not None
-        and frame[1] > MAX_ROWS_APART
-    ):
-        # each row's result is computed over the rows it keeps: a bound on that work
-        raise error_at(call, f"ROWS BETWEEN {frame[1]} PRECEDING: at most {MAX_ROWS_APART} rows")
     field = f"$over{n}"
     return LagCall(field, typ, field, None, value, 1, None, partition, name, frame)

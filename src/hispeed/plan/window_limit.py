@@ -1,4 +1,6 @@
-"""The bound on the windows one row falls in (`query.window.max.per.row`).
+"""The bounds a query's text is checked against when it is planned: the windows one row
+falls in (`query.window.max.per.row`), and how many rows apart LAG/LEAD and OVER ... ROWS
+frames look (`query.over.max.rows`).
 
 A HOP or CUMULATE window table function, or ksqlDB's `WINDOW HOPPING`, puts each row in
 size / slide windows: `HOP(..., INTERVAL '1' MILLISECOND, INTERVAL '1' DAY)` is 86.4 million
@@ -51,19 +53,53 @@ def check_windows_per_row(select: ast.Select, properties: Mapping[str, Any] | No
             )
 
 
-def _limit(properties: Mapping[str, Any]) -> int:
+#: the property that bounds how many rows apart LAG/LEAD's offset and a ROWS frame reach (a
+#: partition keeps, or waits for, that many rows), and its default
+MAX_ROWS_APART_PROPERTY = "query.over.max.rows"
+DEFAULT_MAX_ROWS_APART = 100_000
+
+
+def check_rows_apart(select: ast.Select, properties: Mapping[str, Any] | None) -> None:
+    """Refuse a LAG/LEAD offset or an OVER (... ROWS BETWEEN n PRECEDING ...) frame anywhere
+    in `select` that reaches more rows back than `query.over.max.rows` allows."""
+    limit: int | None = None
+    for node in _nodes(select):
+        if not isinstance(node, ast.OverCall):
+            continue
+        reach: list[tuple[Any, int, str]] = []
+        if node.name in ("LAG", "LEAD") and len(node.args) > 1:
+            arg = node.args[1]
+            if isinstance(arg, ast.Literal) and type(arg.value) is int:
+                reach.append((arg, arg.value, f"{node.name}'s offset"))
+        if node.frame is not None and node.frame[0] == "ROWS" and node.frame[1] is not None:
+            reach.append((node, node.frame[1], f"ROWS BETWEEN {node.frame[1]} PRECEDING"))
+        for where, rows, what in reach:
+            if limit is None:
+                limit = _limit(properties or {}, MAX_ROWS_APART_PROPERTY, DEFAULT_MAX_ROWS_APART)
+            if rows > limit:
+                raise error_at(
+                    where,
+                    f"{what} reaches {rows:,} rows; at most {limit:,} are allowed "
+                    f"({MAX_ROWS_APART_PROPERTY}): each partition keeps that many rows, "
+                    "so raise the setting if they fit in memory",
+                )
+
+
+def _limit(
+    properties: Mapping[str, Any],
+    name: str = MAX_PER_ROW_PROPERTY,
+    default: int = DEFAULT_MAX_PER_ROW,
+) -> int:
     """The setting's value: a whole number above 0, the default when not given."""
-    value = properties.get(MAX_PER_ROW_PROPERTY)
+    value = properties.get(name)
     if value is None:
-        return DEFAULT_MAX_PER_ROW
+        return default
     try:
         number = int(value)
     except (TypeError, ValueError):
         number = 0
     if number < 1:
-        raise HispeedError(
-            f"{MAX_PER_ROW_PROPERTY} must be a whole number of windows above 0, not {value!r}"
-        )
+        raise HispeedError(f"{name} must be a whole number above 0, not {value!r}")
     return number
 
 
