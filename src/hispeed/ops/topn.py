@@ -33,6 +33,7 @@ from hispeed.ops.base import OperatorContext, rows_setting
 from hispeed.ops.emit import SinkEncoder
 from hispeed.ops.topn_batch import batch_eligible, rank_stream_batch
 from hispeed.plan.model import QueryPlan, field_name
+from hispeed.plan.window_limit import DEFAULT_TABLE_ROWS, TABLE_ROWS_PROPERTY
 from hispeed.state.stores import ChangelogChanges, KindStore, PickledStores
 
 #: the store kinds: each partition's ranked rows, a table input's rows by key (where each
@@ -118,13 +119,6 @@ def sort_column(values: pa.Array, descending: bool, numeric: bool) -> list[Any]:
     if not descending:
         return [(1, 0) if v is None else (0, v) for v in values.to_pylist()]
     return [(1, 0) if v is None else (0, _Descending(v)) for v in values.to_pylist()]
-
-
-#: the property that bounds the rows a table input's partition keeps, and its default: a
-#: table's Top-N keeps every current row (a delete above the N-th lets the next one in), so
-#: a partition's rows would otherwise grow without bound
-TABLE_ROWS_PROPERTY = "query.topn.table.max.rows"
-DEFAULT_TABLE_ROWS = 100_000
 
 
 def table_rows_limit(properties: dict[str, Any]) -> int:

@@ -15,7 +15,7 @@ from hispeed.errors import SqlError
 from hispeed.log.base import Log
 from hispeed.plan.model import QueryPlan
 from hispeed.plan.planner import plan_select
-from hispeed.plan.window_limit import check_rows_apart, check_windows_per_row
+from hispeed.plan.window_limit import check_ranks_kept, check_rows_apart, check_windows_per_row
 from hispeed.sql import ast
 
 
@@ -33,6 +33,7 @@ def plan_query(
     check_windows_per_row(select, properties)
     check_rows_apart(select, properties)
     plan = plan_select(select, catalog, sink_kind, sink_name)
+    check_ranks_kept(plan, select, properties)
     for step in plan.join.steps if plan.join is not None else []:
         if step.copartitioned is None:
             continue

@@ -15,7 +15,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from hispeed.errors import HispeedError
+from hispeed.errors import HispeedError, SqlError
+from hispeed.plan.model import QueryPlan
 from hispeed.plan.scope import error_at
 from hispeed.sql import ast
 
@@ -117,3 +118,28 @@ def _nodes(node: Any) -> list[Any]:
         elif isinstance(item, dict):
             stack.extend(item.values())
     return out
+
+
+#: the property that bounds the rows a table Top-N's partition keeps, and its default: a
+#: table's Top-N keeps every current row (a delete above the N-th lets the next one in), so
+#: a partition's rows would otherwise grow without bound (ops/topn.py)
+TABLE_ROWS_PROPERTY = "query.topn.table.max.rows"
+DEFAULT_TABLE_ROWS = 100_000
+
+
+def check_ranks_kept(
+    plan: QueryPlan, select: ast.Select, properties: Mapping[str, Any] | None
+) -> None:
+    """Refuse a Top-N over a table whose N is more than the rows a partition may keep
+    (`query.topn.table.max.rows`): it could not give N ranks once a partition is that big."""
+    ranking = plan.ranking
+    if ranking is None or ranking.function == "OVER" or ranking.table_key is None:
+        return
+    limit = _limit(properties or {}, TABLE_ROWS_PROPERTY, DEFAULT_TABLE_ROWS)
+    if ranking.limit > limit:
+        raise SqlError(
+            f"a Top-N over a table keeps at most {limit:,} rows a partition "
+            f"({TABLE_ROWS_PROPERTY}), fewer than its {ranking.limit:,} ranks: "
+            "lower N or raise the setting",
+            *select.pos,
+        )
