@@ -90,6 +90,24 @@ def describe(name: str) -> FunctionInfo:
     raise HispeedError(f"Can't find any functions with the name '{key}'")
 
 
+#: Flink's names of built-ins that sql/flink.py rewrites to hispeed's (UPPER to UCASE, ...)
+FLINK_BUILT_INS = frozenset(
+    [
+        "MOD",
+        "DATE_FORMAT",
+        "HOUR",
+        "MINUTE",
+        "SECOND",
+        "SPLIT_INDEX",
+        "REGEXP_EXTRACT",
+        "CHAR_LENGTH",
+        "CHARACTER_LENGTH",
+        "LOWER",
+        "UPPER",
+    ]
+)
+
+
 def claim(name: str, kind: str) -> FunctionInfo:
     """The registry entry for a user function `name` of `kind`, refusing built-in names."""
     key = name.upper()
@@ -102,7 +120,12 @@ def claim(name: str, kind: str) -> FunctionInfo:
             )
         return info
     lookup("ABS")
-    if key in SCALAR_FUNCTIONS or key in aggregates.AGGREGATES or key in tables.TABLE_FUNCTIONS:
+    if (
+        key in SCALAR_FUNCTIONS
+        or key in aggregates.AGGREGATES
+        or key in tables.TABLE_FUNCTIONS
+        or key in FLINK_BUILT_INS
+    ):
         raise UdfError(f"{key} is a built-in function: give the Python function another name")
     info = FunctionInfo(key, kind)
     USER_FUNCTIONS[key] = info
