@@ -25,6 +25,10 @@ STREAMS = (
 )
 SIZE = 5000
 TUMBLE = "(SELECT * FROM TABLE(TUMBLE(TABLE {s}, DESCRIPTOR(t), INTERVAL '5' SECOND))) {s}"
+SESSION = (
+    "(SELECT * FROM TABLE(SESSION(TABLE {s} PARTITION BY g, DESCRIPTOR(t), INTERVAL '2' SECOND)))"
+    " {s}"
+)
 #: name -> (query's FROM, DuckDB's join condition)
 JOINS = {
     "interval": (
@@ -38,6 +42,13 @@ JOINS = {
         + TUMBLE.format(s="b")
         + " ON a.window_start = b.window_start AND a.window_end = b.window_end AND a.g = b.g",
         f"a.g = b.g AND a.t // {SIZE} = b.t // {SIZE}",
+    ),
+    "session": (
+        SESSION.format(s="a")
+        + " {kind} JOIN "
+        + SESSION.format(s="b")
+        + " ON a.window_start = b.window_start AND a.window_end = b.window_end AND a.g = b.g",
+        "a.g = b.g AND a.ws = b.ws AND a.we = b.we",
     ),
     # ksqlDB's form: a NULL-key record is dropped, not padded
     "within": (
@@ -72,6 +83,16 @@ def _duck(recs: list[tuple[str, str | None, int, int]]) -> duckdb.DuckDBPyConnec
         con.execute(f"CREATE TABLE {side} (g VARCHAR, {col} INT, t BIGINT)")
         rows = [(g, v, t) for s, g, v, t in recs if s == side]
         con.executemany(f"INSERT INTO {side} VALUES (?, ?, ?)", rows)
+        # each row's session of its g (NULL's too): a new one where the gap (2 s) is reached
+        con.execute(
+            f"CREATE TABLE {side}_s AS SELECT *, min(t) OVER (PARTITION BY g, sid) AS ws, "
+            "max(t) OVER (PARTITION BY g, sid) + 2000 AS we FROM (SELECT *, sum(new) OVER "
+            "(PARTITION BY g ORDER BY t ROWS UNBOUNDED PRECEDING) AS sid FROM (SELECT *, "
+            "CASE WHEN t - lag(t) OVER (PARTITION BY g ORDER BY t) < 2000 THEN 0 ELSE 1 END "
+            f"AS new FROM {side}))"
+        )
+        con.execute(f"DROP TABLE {side}")
+        con.execute(f"ALTER TABLE {side}_s RENAME TO {side}")
     return con
 
 

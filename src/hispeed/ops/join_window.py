@@ -130,8 +130,8 @@ class WindowJoin(JoinStepRunner):
         gap = self.windows.size_ms
         befores, level, newest = clocked
         for e, k, before in zip(events, keys, befores, strict=True):
-            if k is None:
-                continue  # a NULL key joins nothing
+            if k is None and not self.outer[side]:
+                continue  # a NULL key joins nothing (an outer side's is sent NULL-padded)
             entry = (self.seq + 1, e.ts, e.row)
             merged = merge_session(self.sessions.get((side, k), []), e.ts, before, gap, entry)
             if merged is None:
