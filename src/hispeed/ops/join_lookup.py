@@ -119,7 +119,8 @@ class DecodeCache:
             self.last[(side, tp)] = done
         lo = int(np.searchsorted(done.offsets, first))
         hi = int(np.searchsorted(done.offsets, last, side="right"))
-        errors += [e for e in done.errors if first <= (e.get("offset") or -1) <= last]
+        # offset 0 is an offset: no truthiness test (it dropped the first record's error)
+        errors += [e for e in done.errors if _within(e.get("offset"), first, last)]
         if lo == 0 and hi == len(done.offsets):
             return done.frame, done.tombstones
         return done.frame.slice(lo, hi - lo), done.tombstones[lo:hi]
@@ -360,3 +361,7 @@ def _latest_change(
 
 
 __all__ = ["DecodeCache", "LookupJoin", "SideRun", "decode_run", "supported"]
+
+
+def _within(offset: int | None, first: int, last: int) -> bool:
+    return offset is not None and first <= offset <= last
