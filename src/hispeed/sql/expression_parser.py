@@ -259,7 +259,10 @@ class ExpressionParser:
     def integer(self, what: str) -> int:
         if self.tok.kind != INTEGER:
             raise self.error(what)
-        return int(self.advance().value)
+        tok = self.advance()
+        if int(tok.value) > 2**63 - 1:  # a LIMIT or PRINT INTERVAL past BIGINT's range
+            raise SqlError(f"Invalid numeric literal: {tok.value}", tok.line, tok.column)
+        return int(tok.value)
 
     # -- types -------------------------------------------------------------------------------
 
