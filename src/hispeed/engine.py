@@ -39,6 +39,7 @@ from hispeed.jupyter import Rows
 from hispeed.log.base import AppendResult, Log
 from hispeed.log.embedded import EmbeddedLog
 from hispeed.log.producer import Producer
+from hispeed.ops.watermark import idle_timeout
 from hispeed.plan.query import plan_query
 from hispeed.plan.scalable import is_scalable_push
 from hispeed.registry import (
@@ -145,6 +146,7 @@ class Engine:
         advances its wall-clock time."""
         if insert_linger_ms < 0:
             raise HispeedError(f"insert_linger_ms cannot be negative, not {insert_linger_ms}")
+        idle_timeout(properties or {})  # a bad table.exec.source.idle-timeout: refused at once
         load_modules(udf_modules)  # before the replay: restored queries may call them
         if log_ is None:
             if data_dir is None:

@@ -265,12 +265,16 @@ def test_an_idle_timeout_of_zero_never_lets_a_partition_go(tmp_path: Path) -> No
 
 
 def test_a_bad_idle_timeout_is_refused_naming_the_setting(tmp_path: Path) -> None:
-    with Engine(tmp_path / "data", properties={IDLE_TIMEOUT_PROPERTY: "soon"}) as engine:
+    # at once (not by each later window query), as tests/engine/test_idle_timeout_duration.py
+    with pytest.raises(HispeedError, match=IDLE_TIMEOUT_PROPERTY):
+        Engine(tmp_path / "data", properties={IDLE_TIMEOUT_PROPERTY: "soon"})
+    with Engine(tmp_path / "data") as engine:
         engine.execute(STREAM)
         with pytest.raises(HispeedError, match=IDLE_TIMEOUT_PROPERTY):
             engine.execute(
                 "CREATE TABLE c AS SELECT window_start, window_end, COUNT(*) AS n FROM "
-                f"TABLE({TVF_CALLS['TUMBLE'].format(s='s')}) GROUP BY window_start, window_end;"
+                f"TABLE({TVF_CALLS['TUMBLE'].format(s='s')}) GROUP BY window_start, window_end;",
+                properties={IDLE_TIMEOUT_PROPERTY: "soon"},
             )
 
 

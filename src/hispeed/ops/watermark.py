@@ -21,6 +21,7 @@ idleness is the task's (`Idleness`), counted from the task's start.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping, MutableMapping
 from typing import Any
@@ -48,21 +49,32 @@ CEILING = 1 << 62
 
 
 def idle_timeout(properties: Mapping[str, Any]) -> int:
-    """The idle timeout (ms) the properties give: a whole number of 0 or more, else the
-    default; a bad value is refused with what to give instead."""
+    """The idle timeout (ms) the properties give, a Flink Duration ('10 s', '1000ms',
+    '1 min', a plain number of ms) of 0 or more, else the default; a bad value is refused
+    with what to give instead."""
     given = properties.get(IDLE_TIMEOUT_PROPERTY)
     if given is None or given == "":
         return DEFAULT_IDLE_TIMEOUT_MS
-    try:
-        value = int(str(given).strip())
-    except ValueError:
-        value = -1
-    if value < 0:
+    found = re.fullmatch(r"\s*([0-9]+)\s*([a-zA-Z]*)\s*", str(given), re.ASCII)
+    unit = _IDLE_UNITS.get(found.group(2).lower()) if found else None
+    if found is None or unit is None:
         raise HispeedError(
-            f"{IDLE_TIMEOUT_PROPERTY} must be a whole number of milliseconds, 0 or more "
+            f"{IDLE_TIMEOUT_PROPERTY} must be a duration of 0 or more, like '10 s', "
+            f"'500 ms', '1 min' or a number of milliseconds "
             f"(0: a partition never stops holding the watermark back); got {given!r}"
         )
-    return value
+    return int(found.group(1)) * unit // 1000
+
+
+#: Flink's duration units (TimeUtils), as microseconds per unit; no unit is milliseconds
+_IDLE_UNITS = {
+    **dict.fromkeys(["", "ms", "milli", "millis", "millisecond", "milliseconds"], 1000),
+    **dict.fromkeys(["us", "micro", "micros", "microsecond", "microseconds"], 1),
+    **dict.fromkeys(["s", "sec", "secs", "second", "seconds"], 1_000_000),
+    **dict.fromkeys(["m", "min", "mins", "minute", "minutes"], 60_000_000),
+    **dict.fromkeys(["h", "hour", "hours"], 3_600_000_000),
+    **dict.fromkeys(["d", "day", "days"], 86_400_000_000),
+}
 
 
 def uses_watermark(plan: QueryPlan) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 from hispeed.connectors.runner import SourceRunner
+from hispeed.ops.watermark import IDLE_TIMEOUT_PROPERTY, idle_timeout
 from hispeed.runtime.context import check_offset_reset
 from hispeed.sql import ast
 from hispeed.statements import kafka_connect
@@ -17,6 +18,8 @@ def set_property(parts: EngineParts, stmt: ast.SetProperty, call: Call) -> Resul
     """SET a property for every statement and query after it."""
     if stmt.name.lower() in ("auto.offset.reset", "ksql.streams.auto.offset.reset"):
         check_offset_reset(stmt.value)  # refused now, not by the next query made with it
+    if stmt.name == IDLE_TIMEOUT_PROPERTY:
+        idle_timeout({IDLE_TIMEOUT_PROPERTY: stmt.value})  # refused now, as above
     parts.properties[stmt.name] = stmt.value
     return Result("status", f"Successfully set property '{stmt.name}'")
 
