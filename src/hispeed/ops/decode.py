@@ -119,8 +119,11 @@ class SourceDecoder:
                     f"{16 if src.window.kind == 'SESSION' else 8} bytes of window; "
                     f"got {'a null key' if batch.column('key')[row].as_py() is None else 'fewer'}",
                 )
+        # a source without key columns ignores its keys' bytes, as ksqlDB's key serde for an
+        # empty key schema does (a window aggregation grouped by the window alone writes the
+        # window's bytes after an empty key, whatever its key format)
         key_result = self.src_key_format.decode(key_bytes, src.key_columns)
-        for row, reason in key_result.errors:
+        for row, reason in key_result.errors if src.key_columns else []:
             keep[row] = False
             self.error(errors, item, row, f"Error deserializing key: {reason}")
         if src.kind == "TABLE" and src.key_columns and key_bytes.null_count:
