@@ -69,12 +69,19 @@ class PullAccess:
     exact: bool = False
 
 
-def _truthy(value: Any, default: bool) -> bool:
+def _truthy(properties: dict[str, Any], name: str, default: bool) -> bool:
+    """A BOOLEAN property as ksqlDB's ConfigDef reads it: true or false (any case, as text or
+    a boolean); anything else is refused naming the property, as ksqlDB refuses it."""
+    value = properties.get(name)
     if value is None:
         return default
-    if isinstance(value, str):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    return bool(value)
+    raise HispeedError(
+        f"Invalid value {value} for configuration {name}: Expected value to be either true or false"
+    )
 
 
 def check_pull(select: ast.Select, catalog: Catalog, properties: dict[str, Any]) -> ast.Select:
@@ -108,8 +115,8 @@ def pull_access(
     if source.kind != "TABLE":
         return PullAccess("scan")
     windowed = source.window is not None
-    table_scans = _truthy(properties.get(TABLE_SCAN_ENABLED), True)
-    range_scans = _truthy(properties.get(RANGE_SCAN_ENABLED), True)
+    table_scans = _truthy(properties, TABLE_SCAN_ENABLED, True)
+    range_scans = _truthy(properties, RANGE_SCAN_ENABLED, True)
     access = _access(select.where, source, label, table_scans, windowed)
     if not (source.writer or source.source_table):
         name = source.name
@@ -150,7 +157,7 @@ def _first_broken_rule(select: ast.Select, properties: dict[str, Any]) -> str:
     if select.having is not None:
         return "Pull queries don't support HAVING clauses."
     if select.limit is not None:
-        if not _truthy(properties.get(LIMIT_ENABLED), True):
+        if not _truthy(properties, LIMIT_ENABLED, True):
             return (
                 "LIMIT clause in pull queries is currently disabled. You can enable them by "
                 f"setting {LIMIT_ENABLED}=true."
