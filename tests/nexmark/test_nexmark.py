@@ -207,10 +207,12 @@ def test_q11_sessions_match_duckdb(tmp_path: Path, events: Events) -> None:
 # -- Top-N and deduplication (ROW_NUMBER() OVER): the table their changes leave ----------------
 
 TOPN_EXPECTED = {
-    # each bidder's latest bid per auction; equal times go to the bid that came first
+    # each bidder's latest bid per auction; of bids at the same time the later one, as
+    # Flink's keep-last deduplication keeps it (docs/sql.md, "Top-N and deduplication")
     "q18": (
         "select bidder, auction, price, channel, url, dateTime, extra from (select *, "
-        "row_number() over (partition by bidder, auction order by dateTime desc, position) "
+        "row_number() over (partition by bidder, auction order by dateTime desc, position "
+        "desc) "
         "as rn from bid) where rn = 1"
     ),
     # the 10 highest bids per auction; equal prices go to the bid that came first
